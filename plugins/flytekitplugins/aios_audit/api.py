@@ -1,0 +1,49 @@
+"""The audit trail as other plugins use it: ``audit_log().append(AuditEvent(...))``.
+
+One store per (process, URL). ``append`` is durable on return and raises ``AuditWriteError``
+otherwise; governance code turns that into a deny (fail closed).
+"""
+
+from __future__ import annotations
+
+import threading
+
+from flytekitplugins.aios_audit.stores import AuditStore, AuditWriteError, open_store
+from flytekitplugins.aios_core.settings import Settings, get_settings
+
+_lock = threading.Lock()
+_stores: dict[str, AuditStore] = {}
+
+
+def resolve_store_url(settings: Settings) -> str:
+    """The audit store URL, with ``env:VAR`` indirection (cluster secrets) resolved; fails closed."""
+    import os
+
+    url = settings.audit_store
+    if url.startswith("env:"):
+        var = url.removeprefix("env:")
+        value = os.environ.get(var, "")
+        if not value:
+            msg = f"audit store URL comes from ${var}, which is not set: mount the Flyte secret or set AIOS_AUDIT_STORE"
+            raise AuditWriteError(msg)
+        url = value
+    return url
+
+
+def audit_log(settings: Settings | None = None, url: str | None = None) -> AuditStore:
+    """The process-wide store for ``url`` (default: the configured ``AIOS_AUDIT_STORE``)."""
+    url = url or resolve_store_url(settings or get_settings())
+    with _lock:
+        store = _stores.get(url)
+        if store is None:
+            store = open_store(url)
+            _stores[url] = store
+        return store
+
+
+def close_all() -> None:
+    """Close every open store (tests; forked workers)."""
+    with _lock:
+        for s in _stores.values():
+            s.close()
+        _stores.clear()

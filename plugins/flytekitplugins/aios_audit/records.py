@@ -1,0 +1,112 @@
+"""Typed audit records and their canonical, hashable form.
+
+An :class:`AuditEvent` is what a caller submits; the store turns it into an :class:`AuditRecord` by
+assigning the next sequence number and time and chaining it to the previous record:
+
+* ``entry``      = canonical JSON of ``{"seq", "recorded_at", "event"}``
+* ``leaf_hash``  = SHA-256(0x00 || entry)                (RFC 9162 leaf hash; the record id)
+* ``chain_hash`` = SHA-256(prev_chain_hash || leaf_hash) (the hash chain; genesis prev = 32 zero bytes)
+
+Records hold digests and metadata only, never raw document text or secrets.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from flytekitplugins.aios_core.context import ExecutionRef
+from flytekitplugins.aios_core.digest import canonical_json
+
+GENESIS = "0" * 64
+
+# Kinds written by the pack. Other kinds are allowed (extensions), these are the ones the CLI knows.
+KINDS = (
+    "task",  # a governed task execution (success or failure)
+    "policy_decision",  # a policy gate decision (allow, deny, require_approval)
+    "approval_request",  # an approval was requested
+    "approval_decision",  # an authorized approve/reject was accepted
+    "approval_refused",  # an approve/reject attempt was refused (wrong role, self-approval, replay, ...)
+    "approval_verified",  # the step after a gate checked the decision
+    "catalog",  # model catalog change (registered, stage change)
+    "action",  # an action in a system of record
+    "quarantine",  # a document was quarantined
+    "evaluation",
+    "drift",
+)
+
+
+class ModelRef(BaseModel):
+    """A model used by a step: catalog name, version and artifact digest."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    version: str
+    digest: str
+
+
+class AuditEvent(BaseModel):
+    """What happened, submitted by a plugin or task. Serialized canonically for hashing."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: str
+    actor: str
+    status: str = ""
+    subject: str = Field(default="", description="what the event is about: a document digest, request id, model id")
+    execution: ExecutionRef | None = None
+    code_version: str = ""
+    started_at: dt.datetime | None = None
+    ended_at: dt.datetime | None = None
+    inputs: dict[str, str] = Field(default_factory=dict, description="input name -> content digest")
+    outputs: dict[str, str] = Field(default_factory=dict, description="output name -> content digest")
+    models: list[ModelRef] = Field(default_factory=list)
+    policy_decisions: list[dict[str, Any]] = Field(default_factory=list)
+    approvals: list[dict[str, Any]] = Field(default_factory=list)
+    parents: list[str] = Field(default_factory=list, description="record ids (leaf hashes) this derives from")
+    attributes: dict[str, Any] = Field(default_factory=dict, description="non-sensitive metadata")
+
+
+class AuditRecord(BaseModel):
+    """A stored, chained record."""
+
+    model_config = ConfigDict(frozen=True)
+
+    seq: int
+    recorded_at: dt.datetime
+    event: AuditEvent
+    leaf_hash: str
+    prev_hash: str
+    chain_hash: str
+
+    @property
+    def record_id(self) -> str:
+        """Stable id of the record: its RFC 9162 leaf hash (hex)."""
+        return self.leaf_hash
+
+
+def entry_bytes(seq: int, recorded_at: dt.datetime, event: AuditEvent) -> bytes:
+    """Canonical bytes of one log entry (what the leaf hash covers)."""
+    return canonical_json({"seq": seq, "recorded_at": recorded_at.isoformat(), "event": event.model_dump(mode="json")})
+
+
+def leaf_hash(entry: bytes) -> str:
+    """RFC 9162 leaf hash: SHA-256(0x00 || entry), hex."""
+    return hashlib.sha256(b"\x00" + entry).hexdigest()
+
+
+def chain_hash(prev: str, leaf: str) -> str:
+    """Next link of the hash chain: SHA-256(prev || leaf) over the raw 32-byte values, hex."""
+    return hashlib.sha256(bytes.fromhex(prev) + bytes.fromhex(leaf)).hexdigest()
+
+
+def seal(seq: int, recorded_at: dt.datetime, event: AuditEvent, prev: str) -> AuditRecord:
+    """Build the chained record for ``event`` at position ``seq`` after ``prev``."""
+    leaf = leaf_hash(entry_bytes(seq, recorded_at, event))
+    return AuditRecord(
+        seq=seq, recorded_at=recorded_at, event=event, leaf_hash=leaf, prev_hash=prev, chain_hash=chain_hash(prev, leaf)
+    )

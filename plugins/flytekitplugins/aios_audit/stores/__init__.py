@@ -1,0 +1,70 @@
+"""Audit stores: append-only, hash-chained logs.
+
+Contract for a store (implement every method of :class:`AuditStore`):
+
+* ``append``/``append_many`` are durable before they return (the caller may act on the record); on any
+  failure they raise :class:`AuditWriteError` and nothing is acknowledged. Governance callers treat that
+  as a deny.
+* Concurrent writers (threads, processes, pods) never fork the chain: the next ``seq`` and ``prev_hash``
+  are read and written under one exclusive lock.
+* Stores refuse in-place edits and deletes where the database can (triggers), but verification never
+  relies on that: ``aios audit verify`` recomputes every hash.
+
+Stores are chosen by URL (``AIOS_AUDIT_STORE``): ``sqlite:///path`` or ``postgresql://...``.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Sequence
+
+from flytekitplugins.aios_audit.records import AuditEvent, AuditRecord
+from flytekitplugins.aios_core.errors import AiosError
+
+
+class AuditWriteError(AiosError):
+    """An audit record could not be made durable. Governed actions must not proceed."""
+
+
+class AuditStore(abc.ABC):
+    """Append-only, hash-chained log of :class:`AuditRecord`."""
+
+    url: str
+
+    @abc.abstractmethod
+    def append(self, event: AuditEvent) -> AuditRecord:
+        """Append one event durably and return its chained record."""
+
+    @abc.abstractmethod
+    def append_many(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
+        """Append several events in one durable transaction (all or nothing)."""
+
+    @abc.abstractmethod
+    def scan(self, start: int = 1, end: int | None = None) -> Iterator[AuditRecord]:
+        """Yield records with ``start <= seq <= end`` in sequence order, parsed but NOT verified."""
+
+    @abc.abstractmethod
+    def size(self) -> int:
+        """Number of records (the highest sequence number)."""
+
+    @abc.abstractmethod
+    def get(self, record_id: str) -> AuditRecord | None:
+        """Record by id (leaf hash), or None."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections."""
+
+
+def open_store(url: str) -> AuditStore:
+    """Open the store a URL names; an unknown scheme is a clear error."""
+    if url.startswith("sqlite:///"):
+        from flytekitplugins.aios_audit.stores.sqlite import SQLiteAuditStore
+
+        return SQLiteAuditStore(url)
+    if url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+        from flytekitplugins.aios_audit.stores.postgres import PostgresAuditStore
+
+        return PostgresAuditStore(url)
+    msg = f"unsupported audit store URL {url!r}: use sqlite:///PATH or postgresql://USER@HOST:PORT/DB (AIOS_AUDIT_STORE)"
+    raise AuditWriteError(msg)

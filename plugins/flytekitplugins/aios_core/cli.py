@@ -1,0 +1,84 @@
+"""The ``aios`` command: one tool for people (data teams, ops, compliance).
+
+Command groups live beside the plugin that owns them (``flytekitplugins.aios_<x>.cli``) and are
+imported only when used, so ``aios --help`` stays fast and never loads torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from flytekitplugins.aios_core.errors import AiosError
+
+GROUPS: dict[str, tuple[str, str]] = {
+    "audit": ("flytekitplugins.aios_audit.cli:audit", "Verify, show, prove and checkpoint the audit trail."),
+    "lineage": ("flytekitplugins.aios_audit.lineage_cli:lineage", "Trace outputs to documents, models, policies."),
+    "policy": ("flytekitplugins.aios_policy.cli:policy", "Test, evaluate and validate policies."),
+    "approvals": ("flytekitplugins.aios_approvals.cli:approvals", "List, show, approve and reject requests."),
+    "models": ("flytekitplugins.aios_catalog.cli:models", "Model catalog: list, show, history."),
+    "demo": ("flytekitplugins.aios_core.demo:demo", "Run the pack's main job end to end on a generated corpus."),
+    "config": ("flytekitplugins.aios_core.config_cli:config", "Show the resolved settings and where each came from."),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose sub-groups are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(GROUPS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        spec = GROUPS.get(cmd_name)
+        if spec is None:
+            return None
+        module, _, attr = spec[0].partition(":")
+        try:
+            cmd = getattr(importlib.import_module(module), attr)
+        except (ImportError, AttributeError) as e:
+            msg = f"the '{cmd_name}' commands are not available in this install ({e})"
+            raise click.ClickException(msg) from e
+        if not isinstance(cmd, click.Command):
+            msg = f"{spec[0]} is not a click command"
+            raise click.ClickException(msg)
+        return cmd
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        with formatter.section("Command groups"):
+            formatter.write_dl([(name, GROUPS[name][1]) for name in sorted(GROUPS)])
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--profile", type=click.Choice(["local", "cluster"]), default=None, help="Overrides AIOS_PROFILE.")
+@click.option("--state-dir", default=None, help="Overrides AIOS_STATE_DIR.")
+@click.option("--store", "audit_store", default=None, help="Audit store URL; overrides AIOS_AUDIT_STORE.")
+@click.option("--policy-dir", default=None, help="Overrides AIOS_POLICY_DIR.")
+@click.version_option(package_name="flyte-aios")
+@click.pass_context
+def cli(ctx: click.Context, **overrides: Any) -> None:
+    """flyte-aios: governed, auditable AI automation on Flyte.
+
+    Settings precedence: these flags > AIOS_* environment > config/profiles/<profile>.yaml > defaults.
+    """
+    ctx.obj = {k: v for k, v in overrides.items() if v is not None}
+
+
+def settings_from(ctx: click.Context) -> Any:
+    """Settings with the root command's flags applied (used by every group)."""
+    from flytekitplugins.aios_core.settings import get_settings
+
+    root = ctx.find_root()
+    overrides = root.obj or {}
+    return get_settings(overrides=overrides or None)
+
+
+def main() -> None:
+    """Console-script entry point: clear one-line errors instead of tracebacks for known failures."""
+    try:
+        cli(standalone_mode=True)
+    except AiosError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)

@@ -1,0 +1,159 @@
+"""Typed settings for the pack, loaded from ``config/profiles/<profile>.yaml``.
+
+Precedence, highest first (documented once, here and in docs/configuration.md):
+
+1. explicit overrides (command-line flags; ``get_settings(overrides=...)``),
+2. environment variables (``AIOS_PROFILE``, ``AIOS_STATE_DIR``, ``AIOS_AUDIT_STORE``, ``AIOS_POLICY_DIR``,
+   ``AIOS_CONFIG_DIR``, ``AIOS_PRINCIPAL``, ``AIOS_SIGNING_KEY``, ``AIOS_LINEAGE_URL``, ``AIOS_OTEL_EXPORTER``),
+3. the profile file,
+4. the defaults below.
+
+Values may reference ``{state_dir}`` and ``{config_dir}``; relative paths are resolved against the
+working directory at load time so that a task running in-process sees the same files as the CLI.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import threading
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from flytekitplugins.aios_core.errors import ConfigError
+
+ENV_VARS: dict[str, str] = {
+    "AIOS_PROFILE": "profile",
+    "AIOS_STATE_DIR": "state_dir",
+    "AIOS_AUDIT_STORE": "audit_store",
+    "AIOS_POLICY_DIR": "policy_dir",
+    "AIOS_PRINCIPAL": "principal",
+    "AIOS_SIGNING_KEY": "signing_key",
+    "AIOS_LINEAGE_URL": "lineage_url",
+    "AIOS_OTEL_EXPORTER": "otel_exporter",
+    "AIOS_APPROVALS_BACKEND": "approvals_backend",
+}
+
+_REPO_CONFIG = Path(__file__).resolve().parents[3] / "config"
+
+
+class Settings(BaseModel):
+    """Resolved settings of one process."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    profile: Literal["local", "cluster"] = "local"
+    config_dir: Path = Field(description="folder holding profiles/, policies/, roles.yaml, models.yaml")
+    state_dir: Path = Field(default=Path(".aios"), description="local state: audit DB, keys, approvals, reports")
+    audit_store: str = Field(default="sqlite:///{state_dir}/audit.db", description="sqlite:///path or postgresql://")
+    policy_dir: Path = Field(default=Path("{config_dir}/policies"))
+    roles_file: Path = Field(default=Path("{config_dir}/roles.yaml"))
+    models_file: Path = Field(default=Path("{config_dir}/models.yaml"))
+    signing_key: str = Field(
+        default="file:{state_dir}/keys/checkpoint-ed25519.pem",
+        description="file:PATH (generated on first use locally) or env:VAR holding a PEM (cluster secret)",
+    )
+    principal: str = Field(default="", description="who this process acts as; empty means the OS user")
+    lineage_url: str = Field(default="file:{state_dir}/lineage/events.jsonl", description="file:PATH, http(s)://, none")
+    otel_exporter: Literal["none", "console", "memory", "otlp"] = "none"
+    approvals_backend: Literal["local", "flyteremote"] = "local"
+    approval_timeout_s: float = 3600.0
+    reports_dir: Path = Field(default=Path("{state_dir}/reports"))
+
+    @property
+    def actor(self) -> str:
+        """The principal this process acts as (``AIOS_PRINCIPAL`` or config, else the OS user)."""
+        return self.principal or f"user:{getpass.getuser()}"
+
+    def audit_url(self) -> str:
+        """Audit store URL with ``{state_dir}`` expanded."""
+        return self.audit_store
+
+
+_lock = threading.Lock()
+_cached: dict[tuple[tuple[str, str], ...], Settings] = {}
+
+
+def default_config_dir() -> Path:
+    """``AIOS_CONFIG_DIR``, else ``./config`` when it has profiles, else the repository's config/."""
+    env = os.environ.get("AIOS_CONFIG_DIR")
+    if env:
+        return Path(env).resolve()
+    cwd = Path.cwd() / "config"
+    if (cwd / "profiles").is_dir():
+        return cwd.resolve()
+    return _REPO_CONFIG
+
+
+def _read_profile(config_dir: Path, profile: str) -> dict[str, Any]:
+    path = config_dir / "profiles" / f"{profile}.yaml"
+    if not path.is_file():
+        msg = f"profile {profile!r} not found: expected {path}. Set AIOS_PROFILE to 'local' or 'cluster', or AIOS_CONFIG_DIR"
+        raise ConfigError(msg)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        msg = f"profile file {path} is not valid YAML: {e}"
+        raise ConfigError(msg) from e
+    if not isinstance(data, dict):
+        msg = f"profile file {path} must hold a mapping of settings, got {type(data).__name__}"
+        raise ConfigError(msg)
+    return data
+
+
+def _expand(values: dict[str, Any]) -> dict[str, Any]:
+    config_dir = Path(values["config_dir"])
+    state_dir = Path(str(values.get("state_dir", ".aios")).replace("{config_dir}", str(config_dir)))
+    state_dir = state_dir.expanduser().resolve()
+    out: dict[str, Any] = {}
+    for key, val in values.items():
+        if isinstance(val, str | Path):
+            val = str(val).replace("{state_dir}", str(state_dir)).replace("{config_dir}", str(config_dir))
+        out[key] = val
+    out["state_dir"] = state_dir
+    for key in ("policy_dir", "roles_file", "models_file", "reports_dir"):
+        if key in out:
+            out[key] = Path(out[key]).expanduser().resolve()
+    return out
+
+
+def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
+    """Build settings from defaults, profile file, environment and ``overrides`` (highest)."""
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    env = {field: os.environ[var] for var, field in ENV_VARS.items() if os.environ.get(var)}
+    config_dir = Path(overrides.get("config_dir") or default_config_dir())
+    profile = str(overrides.get("profile") or env.get("profile") or "local")
+    values: dict[str, Any] = {"config_dir": config_dir, "profile": profile}
+    file_values = _read_profile(config_dir, profile)
+    file_values.pop("profile", None)
+    values.update(file_values)
+    values.update(env)
+    values.update(overrides)
+    values["profile"] = profile
+    defaults = {k: f.default for k, f in Settings.model_fields.items() if k not in values and f.default is not None}
+    try:
+        return Settings(**_expand({**defaults, **values}))
+    except ValidationError as e:
+        msg = f"invalid settings for profile {profile!r} (from {config_dir}/profiles/{profile}.yaml and AIOS_* env): {e}"
+        raise ConfigError(msg) from e
+
+
+def get_settings(overrides: dict[str, Any] | None = None) -> Settings:
+    """Cached :func:`load_settings`; the cache key includes every ``AIOS_*`` variable and the cwd."""
+    key = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AIOS_")))
+    key += (("__cwd__", os.getcwd()),)
+    if overrides:
+        return load_settings(overrides)
+    with _lock:
+        if key not in _cached:
+            _cached[key] = load_settings()
+        return _cached[key]
+
+
+def reset_settings() -> None:
+    """Forget cached settings (tests, or after changing the environment)."""
+    with _lock:
+        _cached.clear()

@@ -1,0 +1,1 @@
+"""Model code shared by the document, evaluation and retraining tasks (MiniLM, loaded offline)."""
