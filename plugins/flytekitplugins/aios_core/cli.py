@@ -58,7 +58,7 @@ class LazyGroup(click.Group):
 @click.option("--policy-dir", default=None, help="Overrides AIOS_POLICY_DIR.")
 @click.version_option(package_name="flyte-aios")
 @click.pass_context
-def cli(ctx: click.Context, **overrides: Any) -> None:
+def cli(ctx: click.Context, /, **overrides: Any) -> None:
     """flyte-aios: governed, auditable AI automation on Flyte.
 
     Settings precedence: these flags > AIOS_* environment > config/profiles/<profile>.yaml > defaults.

@@ -77,7 +77,7 @@ def _local_context() -> dict[str, Any]:
             out["task_name"] = tid.name
             out["task_version"] = tid.version
         return out
-    except Exception:  # noqa: BLE001 - outside a task there is simply no context
+    except Exception:
         return {}
 
 

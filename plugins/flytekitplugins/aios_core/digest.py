@@ -36,7 +36,7 @@ def digest_file(path: str | os.PathLike[str]) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def _normalize(value: Any) -> Any:  # noqa: PLR0911 - one branch per kind of value
+def _normalize(value: Any) -> Any:
     if value is None or isinstance(value, bool | int | str):
         return value
     if isinstance(value, float):
@@ -84,7 +84,10 @@ def _normalize_special(value: Any) -> Any:
     path = getattr(value, "path", None)
     if isinstance(path, str) and cls.__name__ in {"FlyteFile", "FlyteDirectory"}:
         return _normalize_path(Path(path))
-    msg = f"cannot digest a value of type {cls.__module__}.{cls.__qualname__}; pass JSON-like data, a pydantic model, a dataclass, a file or a DataFrame"
+    msg = (
+        f"cannot digest a value of type {cls.__module__}.{cls.__qualname__}; "
+        "pass JSON-like data, a pydantic model, a dataclass, a file or a DataFrame"
+    )
     raise TypeError(msg)
 
 

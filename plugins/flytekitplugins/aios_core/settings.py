@@ -91,7 +91,10 @@ def default_config_dir() -> Path:
 def _read_profile(config_dir: Path, profile: str) -> dict[str, Any]:
     path = config_dir / "profiles" / f"{profile}.yaml"
     if not path.is_file():
-        msg = f"profile {profile!r} not found: expected {path}. Set AIOS_PROFILE to 'local' or 'cluster', or AIOS_CONFIG_DIR"
+        msg = (
+            f"profile {profile!r} not found: expected {path}. "
+            "Set AIOS_PROFILE to 'local' or 'cluster', or AIOS_CONFIG_DIR"
+        )
         raise ConfigError(msg)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -137,7 +140,9 @@ def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
     try:
         return Settings(**_expand({**defaults, **values}))
     except ValidationError as e:
-        msg = f"invalid settings for profile {profile!r} (from {config_dir}/profiles/{profile}.yaml and AIOS_* env): {e}"
+        msg = (
+            f"invalid settings for profile {profile!r} (from {config_dir}/profiles/{profile}.yaml and AIOS_* env): {e}"
+        )
         raise ConfigError(msg) from e
 
 

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Set up flyte-aios on a fresh machine of this kind (Debian 12, Python 3.11, root or sudo for apt):
+#   1. apt packages: tesseract (OCR), poppler (PDF rendering), chromium (HTML report tests), Python docs/testsuite
+#      (real HTML pages and RFC 822 e-mails used by the document tests);
+#   2. a virtual environment in .venv with the pack installed (editable) and its test tools;
+#   3. the real third-party test data under .data (scripts/fetch_data.sh).
+# Idempotent: a second run only checks. Set AIOS_SKIP_APT=1 to skip apt (then install those packages yourself).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-python3.11}"
+command -v "$PY" >/dev/null || PY=python3
+APT_PKGS="tesseract-ocr tesseract-ocr-eng poppler-utils chromium python3.11-doc libpython3.11-testsuite"
+
+if [ "${AIOS_SKIP_APT:-0}" != "1" ]; then
+  missing=""
+  for p in $APT_PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+  if [ -n "$missing" ]; then
+    echo "==> apt-get install$missing"
+    SUDO=""; [ "$(id -u)" = "0" ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+  fi
+fi
+
+stamp=".venv/.aios-installed-$(sha256sum pyproject.toml | cut -c1-16)"
+if [ ! -e "$stamp" ]; then
+  echo "==> creating .venv and installing the pack (about 2 minutes on a fresh machine)"
+  [ -x .venv/bin/python ] || "$PY" -m venv .venv
+  .venv/bin/python -m pip install -q --upgrade pip setuptools wheel
+  # torch first, exactly pinned: the registry serves a CPU build for this pin (a range pulls CUDA, several GB)
+  .venv/bin/python -m pip install -q "torch==2.13.0"
+  .venv/bin/python -m pip install -q -e ".[test]"
+  rm -f .venv/.aios-installed-*; touch "$stamp"
+fi
+PYTHON=.venv/bin/python ./scripts/fetch_data.sh
+echo "==> setup done: .venv/bin/aios, .venv/bin/pyflyte"
