@@ -1,0 +1,93 @@
+"""Typed approval requests, decisions and outcomes.
+
+An :class:`ApprovalRequest` is what a pipeline asks a person to sign off: what (a typed summary plus
+content digests of the evidence), why (the policy decision that asked for it), who may decide (roles
+from config/roles.yaml), how many (quorum per risk) and until when. Its id is a digest, so opening the
+same request twice gives the same id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from flytekitplugins.aios_core.digest import digest_value
+from flytekitplugins.aios_core.types import Risk
+
+Status = Literal["pending", "approved", "rejected", "timed_out", "refused"]
+Action = Literal["approve", "reject"]
+TERMINAL: frozenset[str] = frozenset({"approved", "rejected", "timed_out", "refused"})
+
+
+class ApprovalRequest(BaseModel):
+    """One sign-off request, as recorded in the ``approval_request`` audit record."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    request_id: str = Field(description="'apr-' + 20 hex chars of the digest of content_key and round")
+    content_key: str = Field(description="digest of gate, risk, subject, summary, evidence, requester")
+    round: int = Field(default=1, description="increments when the same content is asked again after a final use")
+    gate: str
+    risk: Risk
+    subject: str = Field(description="what is approved, usually a content digest")
+    summary: dict[str, Any] = Field(default_factory=dict, description="typed, non-secret facts shown to reviewers")
+    evidence: dict[str, str] = Field(default_factory=dict, description="name -> digest or audit record id")
+    requester: str
+    launcher: str = Field(default="", description="principal of the process that opened the request")
+    reason: str = ""
+    roles: list[str] = Field(default_factory=list, description="roles allowed to decide (from roles.yaml)")
+    quorum: int = 1
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    execution: str = Field(default="", description="project/domain/name of the Flyte execution that opened it")
+    signal_id: str = Field(default="", description="Flyte gate node that waits for it (= gate)")
+
+    def digest(self) -> str:
+        """Content digest of the request; every decision signature covers it."""
+        return digest_value(self.model_dump(mode="json"))
+
+
+class ApprovalDecision(BaseModel):
+    """An accepted, signed decision by one authorized principal."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    request_id: str
+    request_digest: str
+    approver: str
+    roles: list[str] = Field(default_factory=list)
+    action: Action
+    reason: str = ""
+    decided_at: dt.datetime
+    decision_key: str = Field(description="digest of (request id, approver): one decision per approver")
+    key_id: str = Field(default="", description="digest of the Ed25519 public key that signed it")
+    signature: str = Field(default="", description="base64 Ed25519 signature over signed_payload()")
+
+    def signed_payload(self) -> dict[str, Any]:
+        """The fields the signature covers (everything but the signature itself)."""
+        return self.model_dump(mode="json", exclude={"signature"})
+
+
+class ApprovalOutcome(BaseModel):
+    """Verified status of one request, as the step after a gate or :func:`outcome` sees it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    request_id: str
+    gate: str = ""
+    status: Status
+    subject: str = ""
+    approvers: list[str] = Field(default_factory=list)
+    rejected_by: list[str] = Field(default_factory=list)
+    quorum: int = 1
+    reason: str = ""
+    signatures: list[str] = Field(default_factory=list, description="base64 Ed25519 signatures of the decisions")
+    key_id: str = ""
+    decisions: list[ApprovalDecision] = Field(default_factory=list)
+
+    @property
+    def approved(self) -> bool:
+        """True only when an authorized quorum approved and nothing was refused."""
+        return self.status == "approved"

@@ -1,0 +1,232 @@
+"""Opening requests, deciding them and reading their verified status.
+
+Every attempt, accepted or refused, is appended to the audit trail before this module returns;
+a failed audit write raises (fail closed) and the decision does not count.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from flytekitplugins.aios_approvals.clock import get_clock
+from flytekitplugins.aios_approvals.evaluate import Env, evaluate, new_decision
+from flytekitplugins.aios_approvals.models import TERMINAL, Action, ApprovalOutcome, ApprovalRequest
+from flytekitplugins.aios_approvals.rules import RISKS, refusal_reason, validate_gate_name
+from flytekitplugins.aios_approvals.state import projection
+from flytekitplugins.aios_audit.records import AuditEvent
+from flytekitplugins.aios_core.digest import digest_value
+from flytekitplugins.aios_core.errors import AiosError
+
+
+class ApprovalNotFound(AiosError):
+    """No request with this id in the audit trail."""
+
+
+@dataclass(frozen=True)
+class DecideResult:
+    """What happened to one approve/reject attempt."""
+
+    accepted: bool
+    code: str
+    message: str
+    outcome: ApprovalOutcome | None
+    record_id: str
+
+
+_LOCAL_RUN = f"local-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def _execution_key() -> str:
+    """The Flyte execution this process works for: ``project/domain/name``.
+
+    flytekit names every local execution ``local/local/local``; approvals must tell runs apart (an
+    approval is used by one execution only), so a local run is named per process (one ``pyflyte run`` is
+    one process), or by ``AIOS_LOCAL_EXECUTION_ID`` when several runs share a process.
+    """
+    from flytekitplugins.aios_core.context import current_execution
+
+    ref = current_execution()
+    if ref.name != "local":
+        return ref.execution_key
+    return f"{ref.project}/{ref.domain}/{os.environ.get('AIOS_LOCAL_EXECUTION_ID') or _LOCAL_RUN}"
+
+
+def open_request(
+    gate: str,
+    risk: str,
+    subject: str,
+    summary: dict[str, Any] | None = None,
+    evidence: dict[str, str] | None = None,
+    requester: str = "",
+    reason: str = "",
+    timeout_s: float | None = None,
+) -> str:
+    """Open an approval request (idempotently) and return its id, without waiting.
+
+    The id is derived from the content (gate, risk, subject, summary, evidence, requester) and a round
+    number: opening the same content again returns the same id while it is pending, approved and not yet
+    used by another execution, or rejected; after a timeout or a use by another execution a new round opens.
+
+    Args:
+        gate: approval kind, kebab-case, a key of ``approvals:`` in roles.yaml (it is also the Flyte signal id).
+        risk: ``low``, ``medium`` or ``high``; sets the quorum from roles.yaml.
+        subject: what is approved, usually a content digest (``sha256:...``).
+        summary: typed, non-secret facts shown to reviewers (amount, vendor, ...).
+        evidence: name -> digest or audit record id (document, policy decision, ...).
+        requester: principal asking (``service:document-pipeline``); may not approve.
+        reason: why approval is needed (the policy's reason).
+        timeout_s: seconds until the request times out (default ``settings.approval_timeout_s``).
+
+    Returns:
+        The request id (``apr-<hex>``).
+
+    Raises:
+        ValueError: a malformed gate name or risk.
+        ConfigError: no rule for the gate in roles.yaml (fail closed).
+        AuditWriteError: the request could not be recorded.
+    """
+    validate_gate_name(gate)
+    if risk not in RISKS:
+        msg = f"risk {risk!r} is not one of {list(RISKS)}"
+        raise ValueError(msg)
+    if not requester:
+        msg = "open_request needs requester= (the principal asking, e.g. 'service:document-pipeline')"
+        raise ValueError(msg)
+    env = Env.load()
+    rule = env.book.rule(gate)
+    summary, evidence = dict(summary or {}), {k: str(v) for k, v in (evidence or {}).items()}
+    content: dict[str, Any] = {"gate": gate, "risk": risk, "subject": subject, "summary": summary, "evidence": evidence}
+    content_key = digest_value({**content, "requester": requester})
+    execution = _execution_key()
+    existing, round_ = _current_round(env, content_key, execution)
+    if existing:
+        return existing
+    now = get_clock().now()
+    timeout = timeout_s if timeout_s is not None else env.settings.approval_timeout_s
+    req = ApprovalRequest(
+        request_id="apr-" + digest_value({"content_key": content_key, "round": round_}).removeprefix("sha256:")[:20],
+        content_key=content_key,
+        round=round_,
+        **content,
+        requester=requester,
+        launcher=env.settings.actor,
+        reason=reason,
+        roles=list(rule.roles),
+        quorum=rule.quorum_for(risk),
+        created_at=now,
+        expires_at=now + dt.timedelta(seconds=timeout),
+        execution=execution,
+        signal_id=gate,
+    )
+    _append_request(env, req)
+    return req.request_id
+
+
+def _current_round(env: Env, content_key: str, execution: str) -> tuple[str, int]:
+    """(id to reuse or "", round number for a new request)."""
+    latest = projection(env.store).latest_for(content_key)
+    if latest is None:
+        return "", 1
+    status = evaluate(latest, env).status
+    reusable = not latest.consumed_by or latest.consumed_by == [execution]
+    if status in {"pending", "rejected"} or (status == "approved" and reusable):
+        return latest.request.request_id, latest.request.round
+    return "", latest.request.round + 1
+
+
+def _append_request(env: Env, req: ApprovalRequest) -> None:
+    parents = [v for v in req.evidence.values() if len(v) == 64 and all(c in "0123456789abcdef" for c in v)]
+    env.store.append(
+        AuditEvent(
+            kind="approval_request",
+            actor=env.settings.actor,
+            status="pending",
+            subject=req.request_id,
+            inputs=dict(req.evidence),
+            parents=parents,
+            attributes={"request": req.model_dump(mode="json"), "request_digest": req.digest()},
+        )
+    )
+
+
+def outcome(request_id: str) -> ApprovalOutcome:
+    """Verified status of one request, folded from the audit trail (signatures and roles re-checked).
+
+    Raises:
+        ApprovalNotFound: no such request.
+    """
+    env = Env.load()
+    st = projection(env.store).get(request_id)
+    if st is None:
+        msg = f"no approval request {request_id!r} in the audit store {env.store.url}; see `aios approvals list`"
+        raise ApprovalNotFound(msg)
+    return evaluate(st, env)
+
+
+def _refuse(env: Env, request_id: str, principal: str, action: str, code: str, why: str, source: str) -> DecideResult:
+    rec = env.store.append(
+        AuditEvent(
+            kind="approval_refused",
+            actor=principal,
+            status=code,
+            subject=request_id,
+            attributes={"action": action, "reason": why, "source": source},
+        )
+    )
+    st = projection(env.store).get(request_id)
+    return DecideResult(False, code, why, evaluate(st, env) if st else None, rec.record_id)
+
+
+def record_refusal(request_id: str, principal: str, action: str, code: str, why: str, source: str) -> DecideResult:
+    """Audit a refused attempt decided outside :func:`decide` (e.g. a CLI identity mismatch)."""
+    return _refuse(Env.load(), request_id, principal, action, code, why, source)
+
+
+def decide(request_id: str, principal: str, action: Action, reason: str = "", source: str = "cli") -> DecideResult:
+    """Apply one approve/reject by ``principal`` after every rule check; audit it either way.
+
+    Refusals (unknown request, reject without reason, request already final or expired, replay, unknown
+    principal, requester/launcher, missing role) are written as ``approval_refused`` and change nothing.
+    """
+    env = Env.load()
+    st = projection(env.store).get(request_id)
+    if st is None:
+        return _refuse(env, request_id, principal, action, "unknown_request", f"no request {request_id!r}", source)
+    current = evaluate(st, env)
+    req = st.request
+    checks: list[tuple[bool, str, str]] = [
+        (action == "reject" and not reason.strip(), "reason_required", "a rejection needs --reason TEXT"),
+        (current.status in TERMINAL, "already_decided", f"request is already {current.status}: {current.reason}"),
+        (
+            any(d.approver == principal for d in st.decisions),
+            "replay",
+            f"{principal} already decided this request; a decision is applied exactly once",
+        ),
+    ]
+    for failed, code, why in checks:
+        if failed:
+            return _refuse(env, request_id, principal, action, code, why, source)
+    problem = refusal_reason(env.book, req.gate, principal, req.requester, req.launcher)
+    if problem is not None:
+        code, _, why = problem.partition(": ")
+        return _refuse(env, request_id, principal, action, code, why, source)
+    dec = new_decision(env, req, principal, action, reason)
+    rec = env.store.append(
+        AuditEvent(
+            kind="approval_decision",
+            actor=principal,
+            status=action,
+            subject=request_id,
+            parents=[st.record_id],
+            approvals=[dec.model_dump(mode="json")],
+            attributes={"decision": dec.model_dump(mode="json"), "source": source},
+        )
+    )
+    after = evaluate(projection(env.store).get(request_id) or st, env)
+    return DecideResult(
+        True, "accepted", f"{action} by {principal} recorded; request is {after.status}", after, rec.record_id
+    )

@@ -1,0 +1,110 @@
+"""Ed25519 signatures on approval decisions, so a verifier needs the public key and nothing else.
+
+Key handling (documented in docs/approvals.md):
+
+* ``AIOS_APPROVALS_KEY`` names the private key: ``file:PATH`` (a PEM; generated with mode 0600 on first
+  use when missing) or ``env:VAR`` (a PEM in an environment variable: a Flyte secret on a cluster).
+  Default: ``file:{state_dir}/keys/approvals-ed25519.pem``. It is separate from the audit checkpoint key.
+* ``AIOS_APPROVALS_PUBLIC_KEY`` (optional, ``file:PATH`` or ``env:VAR``) lets a verifier check decisions
+  without holding the private key; without it the public key is derived from the private key.
+
+A signature covers the canonical JSON of the decision, which includes the digest of the request.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from flytekitplugins.aios_core.digest import canonical_json, digest_bytes
+from flytekitplugins.aios_core.errors import ConfigError
+from flytekitplugins.aios_core.settings import Settings
+
+DOMAIN = b"aios-approval-decision-v1\x00"  # domain separation: this key signs nothing else
+
+
+def _spec(settings: Settings, var: str, default: str | None) -> str | None:
+    value = os.environ.get(var) or default
+    return value.replace("{state_dir}", str(settings.state_dir)) if value else None
+
+
+def _read_pem(spec: str, *, generate: bool) -> bytes | None:
+    if spec.startswith("env:"):
+        var = spec.removeprefix("env:")
+        pem = os.environ.get(var, "")
+        if not pem:
+            msg = f"approvals signing key comes from ${var}, which is not set: mount the Flyte secret holding the PEM"
+            raise ConfigError(msg)
+        return pem.encode()
+    path = Path(spec.removeprefix("file:"))
+    if path.is_file():
+        return path.read_bytes()
+    if not generate:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fresh = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    fd = os.open(f"{path}.tmp{os.getpid()}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(fresh)
+    try:
+        os.link(f"{path}.tmp{os.getpid()}", path)  # first writer wins when processes race
+    except FileExistsError:
+        pass
+    finally:
+        os.unlink(f"{path}.tmp{os.getpid()}")
+    return path.read_bytes()
+
+
+def private_key(settings: Settings) -> Ed25519PrivateKey:
+    """The decision-signing key (generated locally on first use)."""
+    spec = _spec(settings, "AIOS_APPROVALS_KEY", "file:{state_dir}/keys/approvals-ed25519.pem")
+    assert spec is not None
+    pem = _read_pem(spec, generate=not spec.startswith("env:"))
+    key = serialization.load_pem_private_key(pem or b"", password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        msg = f"approvals signing key from {spec} is not an Ed25519 private key"
+        raise ConfigError(msg)
+    return key
+
+
+def public_key(settings: Settings) -> Ed25519PublicKey:
+    """The verification key: ``AIOS_APPROVALS_PUBLIC_KEY`` if set, else derived from the private key."""
+    spec = _spec(settings, "AIOS_APPROVALS_PUBLIC_KEY", None)
+    if spec is None:
+        return private_key(settings).public_key()
+    pem = _read_pem(spec, generate=False)
+    if pem is None:
+        msg = f"approvals public key {spec} does not exist"
+        raise ConfigError(msg)
+    key = serialization.load_pem_public_key(pem)
+    if not isinstance(key, Ed25519PublicKey):
+        msg = f"approvals public key from {spec} is not an Ed25519 public key"
+        raise ConfigError(msg)
+    return key
+
+
+def key_id(key: Ed25519PublicKey) -> str:
+    """Digest of the raw public key: names the key in every signed decision."""
+    return digest_bytes(key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw))
+
+
+def sign(key: Ed25519PrivateKey, payload: dict[str, Any]) -> str:
+    """Base64 Ed25519 signature over the canonical JSON of ``payload``."""
+    return base64.b64encode(key.sign(DOMAIN + canonical_json(payload))).decode()
+
+
+def verify(key: Ed25519PublicKey, payload: dict[str, Any], signature: str) -> bool:
+    """True when ``signature`` is a valid signature of ``payload`` under ``key``."""
+    try:
+        key.verify(base64.b64decode(signature, validate=True), DOMAIN + canonical_json(payload))
+    except (InvalidSignature, ValueError):
+        return False
+    return True

@@ -1,0 +1,113 @@
+"""Approval state as a fold over the audit trail (event sourcing).
+
+Requests, decisions, refusals and verifications are audit records (kinds ``approval_request``,
+``approval_decision``, ``approval_refused``, ``approval_verified``); the state of a request is a
+pure function of those records, so it is as tamper-evident as the hash-chained log, and shared across
+pods when the store is PostgreSQL. The projection is refreshed incrementally (records after the last
+seen sequence number), so polling costs one indexed range scan.
+
+Fold rules: the first ``approval_request`` for an id wins (re-opening is idempotent); the first
+decision per ``decision_key`` (request, approver) wins (replays change nothing).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from dataclasses import dataclass, field
+
+from pydantic import ValidationError
+
+from flytekitplugins.aios_approvals.models import ApprovalDecision, ApprovalRequest
+from flytekitplugins.aios_audit.records import AuditRecord
+from flytekitplugins.aios_audit.stores import AuditStore
+
+log = logging.getLogger(__name__)
+KINDS = frozenset({"approval_request", "approval_decision", "approval_refused", "approval_verified"})
+
+
+@dataclass
+class RequestState:
+    """Everything the log says about one request."""
+
+    request: ApprovalRequest
+    record_id: str
+    decisions: list[ApprovalDecision] = field(default_factory=list)
+    decision_records: list[str] = field(default_factory=list)
+    refusals: list[dict[str, str]] = field(default_factory=list)
+    consumed_by: list[str] = field(default_factory=list)
+    verified: list[str] = field(default_factory=list)
+
+
+class Projection:
+    """Incrementally folded view of every approval in one audit store."""
+
+    def __init__(self) -> None:
+        self.last_seq = 0
+        self.requests: dict[str, RequestState] = {}
+        self.by_content: dict[str, list[str]] = {}
+        self._keys: set[str] = set()
+        self._lock = threading.Lock()
+
+    def refresh(self, store: AuditStore) -> Projection:
+        """Fold the records of ``store`` appended since the last refresh."""
+        with self._lock:
+            for rec in store.scan(self.last_seq + 1):
+                try:
+                    self._apply(rec)
+                except (KeyError, TypeError, ValidationError) as e:
+                    # a malformed approval record counts for nothing (fail closed) but must not block reads
+                    log.warning("ignoring malformed %s record %s: %s", rec.event.kind, rec.record_id, e)
+                self.last_seq = rec.seq
+        return self
+
+    def _apply(self, rec: AuditRecord) -> None:
+        ev = rec.event
+        if ev.kind not in KINDS:
+            return
+        if ev.kind == "approval_request":
+            req = ApprovalRequest.model_validate(ev.attributes["request"])
+            if req.request_id not in self.requests:
+                self.requests[req.request_id] = RequestState(req, rec.record_id)
+                self.by_content.setdefault(req.content_key, []).append(req.request_id)
+            return
+        st = self.requests.get(ev.subject)
+        if st is None:
+            return
+        if ev.kind == "approval_decision":
+            dec = ApprovalDecision.model_validate(ev.attributes["decision"])
+            if dec.decision_key not in self._keys and dec.request_id == st.request.request_id:
+                self._keys.add(dec.decision_key)
+                st.decisions.append(dec)
+                st.decision_records.append(rec.record_id)
+        elif ev.kind == "approval_refused":
+            st.refusals.append({"actor": ev.actor, "code": ev.status, "reason": str(ev.attributes.get("reason", ""))})
+        else:
+            st.verified.append(ev.status)
+            consumer = str(ev.attributes.get("consumed_by", ""))
+            if consumer and consumer not in st.consumed_by:
+                st.consumed_by.append(consumer)
+
+    def get(self, request_id: str) -> RequestState | None:
+        """State of one request (after :meth:`refresh`)."""
+        return self.requests.get(request_id)
+
+    def latest_for(self, content_key: str) -> RequestState | None:
+        """The newest round of requests with this content."""
+        ids = self.by_content.get(content_key)
+        return self.requests[ids[-1]] if ids else None
+
+
+_lock = threading.Lock()
+_projections: weakref.WeakKeyDictionary[AuditStore, Projection] = weakref.WeakKeyDictionary()
+
+
+def projection(store: AuditStore) -> Projection:
+    """The refreshed projection of ``store`` (one per store object in this process)."""
+    with _lock:
+        p = _projections.get(store)
+        if p is None:
+            p = Projection()
+            _projections[store] = p
+    return p.refresh(store)

@@ -1,0 +1,159 @@
+"""The checks after a gate, and the fail-closed task-level check used by policy gates.
+
+A Flyte gate signal says only "go on". :func:`verify_requests` establishes, from the audit trail and
+the decision signatures, whether an authorized, audited, still-valid decision stands behind every
+request; a signal with nothing behind it (a console click by someone without the role, a hand-written
+API call) yields status ``refused`` and an ``approval_refused`` record. An approval is used once: the
+first execution that verifies it consumes it; another execution is refused.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from flytekitplugins.aios_approvals.evaluate import Env, evaluate
+from flytekitplugins.aios_approvals.models import ApprovalOutcome
+from flytekitplugins.aios_approvals.service import _execution_key, open_request
+from flytekitplugins.aios_approvals.state import projection
+from flytekitplugins.aios_audit.records import AuditEvent
+from flytekitplugins.aios_core.errors import GovernanceDenied
+from flytekitplugins.aios_core.types import PolicyDecision
+
+log = logging.getLogger(__name__)
+SIGNAL_ACTOR = "flyte-signal"
+
+
+def _verified_event(actor: str, out: ApprovalOutcome, execution: str, consumed: bool) -> AuditEvent:
+    return AuditEvent(
+        kind="approval_verified",
+        actor=actor,
+        status=out.status,
+        subject=out.request_id,
+        approvals=[d.model_dump(mode="json") for d in out.decisions],
+        attributes={"reason": out.reason, "consumed_by": execution if consumed else "", "key_id": out.key_id},
+    )
+
+
+def _refusal(actor: str, rid: str, code: str, why: str) -> AuditEvent:
+    return AuditEvent(
+        kind="approval_refused", actor=actor, status=code, subject=rid, attributes={"reason": why, "source": "verify"}
+    )
+
+
+def _check_one(
+    env: Env, gate: str, rid: str, execution: str, after_signal: bool
+) -> tuple[ApprovalOutcome, list[AuditEvent]]:
+    actor = SIGNAL_ACTOR if after_signal else env.settings.actor
+    st = projection(env.store).get(rid)
+    if st is None or st.request.gate != gate:
+        why = (
+            f"no request {rid!r}" if st is None else f"request {rid} belongs to gate {st.request.gate!r}, not {gate!r}"
+        )
+        out = ApprovalOutcome(request_id=rid, gate=gate, status="refused", reason=why)
+        return out, [
+            _refusal(actor, rid, "unknown_request", why),
+            _verified_event(env.settings.actor, out, execution, False),
+        ]
+    out = evaluate(st, env)
+    code, why = "", ""
+    if out.status == "pending" and after_signal:
+        code, why = "signal_without_decision", f"gate signal set without an authorized, audited decision ({out.reason})"
+    elif out.status == "approved" and any(c != execution for c in st.consumed_by):
+        code = "already_used"
+        why = f"approval already used by execution {st.consumed_by[0]}; an approval is applied exactly once"
+    events = [_refusal(actor, rid, code, why)] if code else []
+    if code:
+        out = out.model_copy(update={"status": "refused", "reason": why})
+    consumed = out.status == "approved" and execution not in st.consumed_by
+    events.append(_verified_event(env.settings.actor, out, execution, consumed))
+    return out, events
+
+
+def verify_requests(gate: str, request_ids: Sequence[str], *, after_signal: bool = True) -> list[ApprovalOutcome]:
+    """Verified outcome of every request after ``gate``; audits each check in one transaction.
+
+    Args:
+        gate: the gate (signal id) the requests were waited on.
+        request_ids: ids from :func:`open_request`.
+        after_signal: True after a gate (a pending request is then ``refused``: the signal had no decision behind it).
+
+    Returns:
+        One outcome per id, in order: ``approved`` only when an authorized quorum stands behind it.
+    """
+    env = Env.load()
+    execution = _execution_key()
+    outs: list[ApprovalOutcome] = []
+    events: list[AuditEvent] = []
+    for rid in request_ids:
+        out, evs = _check_one(env, gate, rid, execution, after_signal)
+        outs.append(out)
+        events.extend(evs)
+    if events:
+        env.store.append_many(events)
+    return outs
+
+
+def _command(rid: str) -> str:
+    return (
+        f"`aios approvals approve {rid} --as <principal>` "
+        f"(or `aios approvals reject {rid} --as <principal> --reason TEXT`)"
+    )
+
+
+def require_approval(
+    decision: PolicyDecision,
+    *,
+    subject: str,
+    summary: dict[str, Any] | None = None,
+    evidence: dict[str, str] | None = None,
+    requester: str,
+    timeout_s: float | None = None,
+) -> ApprovalOutcome:
+    """Fail-closed check for a policy decision of effect ``require_approval``.
+
+    Opens (or finds) the request for exactly this content and returns its verified outcome when an
+    authorized quorum approved it and no other execution used it yet; the approval is then consumed by
+    this execution and added to the current audit scope when one is active.
+
+    Args:
+        decision: the policy decision; its ``approval`` names the gate, risk and reason.
+        subject: what is approved (a content digest).
+        summary: facts for reviewers.
+        evidence: name -> digest; the decision's audit record id is added as ``policy_decision``.
+        requester: the principal asking.
+        timeout_s: request timeout (default from settings).
+
+    Raises:
+        GovernanceDenied: ``approval_required`` (pending), ``approval_rejected``, ``approval_timed_out``,
+            or ``denied`` for a decision that is not ``require_approval``; the message names the request id
+            and the command that decides it.
+    """
+    if decision.effect != "require_approval" or decision.approval is None:
+        msg = f"policy decision has effect {decision.effect!r}, not require_approval: {'; '.join(decision.reasons)}"
+        raise GovernanceDenied(msg, reason_code="denied", record_id=decision.audit_record_id or None)
+    req = decision.approval
+    ev = dict(evidence or {})
+    if decision.audit_record_id:
+        ev.setdefault("policy_decision", decision.audit_record_id)
+    rid = open_request(
+        req.gate, req.risk, subject, summary, ev, requester, req.reason or "; ".join(decision.reasons), timeout_s
+    )
+    out = verify_requests(req.gate, [rid], after_signal=False)[0]
+    if out.status == "approved":
+        _add_to_audit_scope(out)
+        return out
+    code = {"rejected": "approval_rejected", "timed_out": "approval_timed_out"}.get(out.status, "approval_required")
+    msg = f"{req.gate} approval {rid} is {out.status} ({out.reason}); decide it with {_command(rid)}"
+    raise GovernanceDenied(msg, reason_code=code, record_id=rid)
+
+
+def _add_to_audit_scope(out: ApprovalOutcome) -> None:
+    try:
+        from flytekitplugins.aios_audit import current_audit
+    except ImportError:
+        return
+    scope = current_audit()
+    if scope is not None:
+        scope.add_approval(out.model_dump(mode="json", exclude={"decisions"}))

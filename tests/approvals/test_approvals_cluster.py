@@ -1,0 +1,139 @@
+"""What a cluster sees: the serialized gate node, and the SignalSetRequest the CLI sends (no server contacted)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from flyteidl.admin import signal_pb2, task_pb2, workflow_pb2
+from flyteidl.service import identity_pb2
+from flytekit.configuration import Config
+from flytekit.remote import FlyteRemote
+
+from flytekitplugins.aios_approvals import open_request, outcome
+from flytekitplugins.aios_approvals import remote as remote_mod
+from flytekitplugins.aios_audit import audit_log
+from flytekitplugins.aios_core.cli import cli
+from flytekitplugins.aios_core.settings import reset_settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.slow
+def test_serialized_workflow_has_the_gate_node(tmp_path: Path) -> None:
+    out = tmp_path / "pb"
+    out.mkdir()
+    cmd = [
+        str(Path(sys.executable).parent / "pyflyte"),
+        "--pkgs",
+        "tests.approvals.approval_wf",
+        "serialize",
+        "--image",
+        "ghcr.io/example/aios:1",
+        "workflows",
+        "-f",
+        str(out),
+    ]
+    subprocess.run(cmd, cwd=REPO, check=True, capture_output=True, timeout=120)
+    spec = workflow_pb2.WorkflowSpec()
+    spec.ParseFromString(next(out.glob("*approval_wf.payment_wf_2.pb")).read_bytes())
+    nodes = {n.id: n for n in spec.template.nodes}
+    gates = [n for n in nodes.values() if n.HasField("gate_node")]
+    assert len(gates) == 1
+    gate = gates[0]
+    assert gate.gate_node.approve.signal_id == "payment-signoff"
+    assert gate.metadata.timeout.seconds == 600 and gate.metadata.name == "payment-signoff"
+    verify = [n for n in nodes.values() if n.task_node.reference_id.name.endswith("gate.verify_approvals")]
+    assert len(verify) == 1 and gate.id in verify[0].upstream_node_ids
+    gate_input = {b.var: b.binding.scalar.primitive.string_value for b in verify[0].inputs}["gate"]
+    assert gate_input == "payment-signoff"
+    pay_small = next(n for n in nodes.values() if n.task_node.reference_id.name.endswith("pay_small"))
+    assert gate.id not in pay_small.upstream_node_ids  # work that needs no approval does not wait
+    task = task_pb2.TaskSpec()
+    task.ParseFromString(next(out.glob("*verify_approvals_1.pb")).read_bytes())
+    assert task.template.metadata.generates_deck.value is True
+    short = workflow_pb2.WorkflowSpec()
+    short.ParseFromString(next(out.glob("*short_gate_wf_2.pb")).read_bytes())
+    assert [n.metadata.timeout.seconds for n in short.template.nodes if n.HasField("gate_node")] == [2]
+
+
+class _Channel:
+    """A gRPC channel stand-in answering IdentityService.UserInfo; nothing leaves the process."""
+
+    def __init__(self, user: str) -> None:
+        self.user = user
+
+    def unary_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        assert method == "/flyteidl.service.IdentityService/UserInfo"
+        return lambda req, **kw: identity_pb2.UserInfoResponse(preferred_username=self.user, subject="sub-" + self.user)
+
+
+class _Client:
+    def __init__(self, user: str) -> None:
+        self._channel = _Channel(user)
+        self.sent: list[signal_pb2.SignalSetRequest] = []
+
+    def set_signal(self, req: signal_pb2.SignalSetRequest) -> None:
+        self.sent.append(req)
+
+
+@pytest.fixture
+def cluster(monkeypatch: pytest.MonkeyPatch) -> dict[str, _Client]:
+    """Cluster execution identity for tasks, flyteremote backend for the CLI, a real FlyteRemote with a fake client."""
+    for var, val in {"PROJECT": "flytesnacks", "DOMAIN": "development", "ID": "f3a9c1b2"}.items():
+        monkeypatch.setenv(f"FLYTE_INTERNAL_EXECUTION_{var}", val)
+    monkeypatch.setenv("AIOS_PRINCIPAL", "service:document-pipeline")
+    reset_settings()
+    clients: dict[str, _Client] = {}
+
+    def fake_remote(execution: str = "") -> FlyteRemote:
+        r = FlyteRemote(Config.for_endpoint("flyte.example.com"))
+        r._client, r._client_initialized = clients["current"], True
+        return r
+
+    monkeypatch.setattr(remote_mod, "flyte_remote", fake_remote)
+    return clients
+
+
+def _cli(args: list[str], backend: str = "flyteremote") -> Any:
+    return CliRunner().invoke(cli, ["approvals", *args], env={"AIOS_APPROVALS_BACKEND": backend})
+
+
+def test_cli_sets_the_signal_once_the_last_request_is_decided(cluster: dict[str, _Client]) -> None:
+    ids = [
+        open_request("payment-signoff", "medium", f"sha256:{i}", {"amount": 20000 + i}, requester="service:x")
+        for i in range(2)
+    ]
+    cluster["current"] = _Client("carol")
+    first = _cli(["approve", ids[0]])
+    assert first.exit_code == 0, first.output
+    assert cluster["current"].sent == []  # one request of the gate is still pending
+    second = _cli(["reject", ids[1], "--reason", "duplicate invoice"])
+    assert second.exit_code == 0, second.output
+    assert "signal 'payment-signoff' set on flytesnacks/development/f3a9c1b2" in second.output
+    (req,) = cluster["current"].sent
+    assert isinstance(req, signal_pb2.SignalSetRequest)
+    assert req.id.signal_id == "payment-signoff"
+    ex = req.id.execution_id
+    assert (ex.project, ex.domain, ex.name) == ("flytesnacks", "development", "f3a9c1b2")
+    assert req.value.scalar.primitive.boolean is True
+    assert req == remote_mod.build_signal_request("payment-signoff", "flytesnacks/development/f3a9c1b2")
+    assert [outcome(i).status for i in ids] == ["approved", "rejected"]
+    decision = next(r.event for r in audit_log().scan() if r.event.kind == "approval_decision")
+    assert decision.actor == "user:carol"  # the identity came from the cluster, not from a flag
+
+
+def test_cluster_identity_wins_over_as(cluster: dict[str, _Client]) -> None:
+    rid = open_request("payment-signoff", "medium", "sha256:z", {"amount": 1}, requester="service:x")
+    cluster["current"] = _Client("alice")
+    res = _cli(["approve", rid, "--as", "user:carol"])
+    assert res.exit_code == 3 and "identity_mismatch" in res.output
+    assert cluster["current"].sent == [] and outcome(rid).status == "pending"
+    res = _cli(["approve", rid])
+    assert res.exit_code == 3 and "refused (role)" in res.output
+    refused = [(r.event.actor, r.event.status) for r in audit_log().scan() if r.event.kind == "approval_refused"]
+    assert refused == [("user:alice", "identity_mismatch"), ("user:alice", "role")]

@@ -1,0 +1,235 @@
+"""Authorization matrix: role x action x risk, separation of duties, quorum, replay, timeout, rejection.
+
+The gated action is ``governed_payment``: it runs only after ``require_approval`` returns. Every refused
+case must leave the ledger untouched and leave an ``approval_refused`` record naming the actor and reason;
+every allowed case must pay exactly once.
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+from pathlib import Path
+
+import pytest
+
+from flytekitplugins.aios_approvals import ManualClock, decide, open_request, outcome, require_approval, use_clock
+from flytekitplugins.aios_audit import AuditEvent, audit_log
+from flytekitplugins.aios_core.errors import ConfigError, GovernanceDenied
+from flytekitplugins.aios_core.settings import reset_settings
+from flytekitplugins.aios_core.types import ApprovalRequirement, PolicyDecision
+
+REQUESTER = "service:document-pipeline"
+PRINCIPALS = ["user:alice", "user:bob", "user:carol", "user:dave", "user:mallory"]
+AUTHORIZED = {"user:bob", "user:carol"}  # finance-approver in config/roles.yaml
+
+
+def _decision(risk: str) -> PolicyDecision:
+    req = ApprovalRequirement(gate="payment-signoff", risk=risk, reason="payment-over-10k")  # type: ignore[arg-type]
+    return PolicyDecision(
+        effect="require_approval", reasons=["amount > 10000"], approval=req, audit_record_id="ab" * 32
+    )
+
+
+def governed_payment(ledger: list[str], risk: str, amount: int = 12500, requester: str = REQUESTER) -> str:
+    appr = require_approval(
+        _decision(risk), subject=f"sha256:invoice-{amount}", summary={"amount": amount}, requester=requester
+    )
+    ledger.append(appr.request_id)
+    return appr.request_id
+
+
+def _request_id(risk: str, amount: int = 12500, requester: str = REQUESTER) -> str:
+    with pytest.raises(GovernanceDenied) as e:
+        governed_payment([], risk, amount, requester)
+    assert e.value.reason_code == "approval_required"
+    assert f"aios approvals approve {e.value.record_id} --as" in str(e.value)
+    return str(e.value.record_id)
+
+
+def _kinds(kind: str) -> list[AuditEvent]:
+    return [r.event for r in audit_log().scan() if r.event.kind == kind]
+
+
+@pytest.fixture(autouse=True)
+def launcher(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIOS_PRINCIPAL", "service:launcher")
+    reset_settings()
+
+
+MATRIX = list(itertools.product(PRINCIPALS, ["approve", "reject"], ["low", "medium", "high"]))
+
+
+@pytest.mark.parametrize(("principal", "action", "risk"), MATRIX)
+def test_matrix(principal: str, action: str, risk: str) -> None:
+    rid = _request_id(risk)
+    ledger: list[str] = []
+    res = decide(rid, principal, action, reason="checked invoice")  # type: ignore[arg-type]
+    assert res.accepted == (principal in AUTHORIZED)
+    if not res.accepted:
+        refused = _kinds("approval_refused")
+        assert refused[-1].actor == principal and refused[-1].subject == rid
+        assert refused[-1].status in {"role", "unknown_principal"}
+        assert refused[-1].attributes["reason"]
+        assert outcome(rid).status == "pending"
+    expect_paid = res.accepted and action == "approve" and risk != "high"
+    if expect_paid:
+        assert governed_payment(ledger, risk) == rid
+    else:
+        with pytest.raises(GovernanceDenied) as e:
+            governed_payment(ledger, risk)
+        want = "approval_rejected" if res.accepted and action == "reject" else "approval_required"
+        assert e.value.reason_code == want
+    assert ledger == ([rid] if expect_paid else [])
+
+
+@pytest.mark.parametrize("who", ["requester", "launcher"])
+def test_separation_of_duties(who: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    requester = "user:carol" if who == "requester" else REQUESTER
+    if who == "launcher":
+        monkeypatch.setenv("AIOS_PRINCIPAL", "user:carol")
+        reset_settings()
+    rid = _request_id("medium", requester=requester)
+    res = decide(rid, "user:carol", "approve")
+    assert not res.accepted and res.code == "separation_of_duties" and who in res.message
+    assert _kinds("approval_refused")[-1].actor == "user:carol"
+    with pytest.raises(GovernanceDenied):
+        governed_payment([], "medium", requester=requester)
+
+
+def test_high_risk_quorum_and_replay() -> None:
+    rid = _request_id("high")
+    assert decide(rid, "user:carol", "approve").accepted
+    assert outcome(rid).status == "pending"  # one of two
+    replay = decide(rid, "user:carol", "approve")
+    assert not replay.accepted and replay.code == "replay"
+    ledger: list[str] = []
+    with pytest.raises(GovernanceDenied):
+        governed_payment(ledger, "high")
+    assert decide(rid, "user:bob", "approve").accepted
+    out = outcome(rid)
+    assert out.status == "approved" and sorted(out.approvers) == ["user:bob", "user:carol"] and len(out.signatures) == 2
+    governed_payment(ledger, "high")
+    late = decide(rid, "user:bob", "reject", reason="changed my mind")
+    assert not late.accepted and late.code == "already_decided"
+    assert ledger == [rid]
+
+
+def test_duplicate_decision_record_changes_nothing() -> None:
+    """A decision record replayed into the log (e.g. a raced double submit) is folded once."""
+    rid = _request_id("high")
+    res = decide(rid, "user:carol", "approve")
+    record = audit_log().get(res.record_id)
+    assert record is not None
+    audit_log().append(record.event)  # the same signed decision, appended again
+    out = outcome(rid)
+    assert out.status == "pending" and out.approvers == ["user:carol"]
+
+
+def test_forged_decision_does_not_count() -> None:
+    rid = _request_id("high")
+    res = decide(rid, "user:carol", "approve")
+    ev = audit_log().get(res.record_id).event  # type: ignore[union-attr]
+    forged = dict(ev.attributes["decision"], approver="user:bob", decision_key="sha256:forged")
+    audit_log().append(ev.model_copy(update={"attributes": {"decision": forged}}))
+    out = outcome(rid)
+    assert out.status == "pending" and out.approvers == ["user:carol"] and "bad_signature" in out.reason
+
+
+def test_exactly_once_across_executions(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIOS_LOCAL_EXECUTION_ID", "run-1")
+    rid = _request_id("medium")
+    decide(rid, "user:carol", "approve")
+    ledger: list[str] = []
+    governed_payment(ledger, "medium")
+    governed_payment(ledger, "medium")  # a retry inside the same execution sees the same approval
+    monkeypatch.setenv("AIOS_LOCAL_EXECUTION_ID", "run-2")
+    with pytest.raises(GovernanceDenied) as e:
+        governed_payment(ledger, "medium")
+    assert e.value.reason_code == "approval_required" and e.value.record_id != rid  # a new round
+    assert ledger == [rid, rid]
+
+
+def test_timeout_with_fake_clock() -> None:
+    with use_clock(ManualClock()) as clock:
+        rid = open_request("payment-signoff", "medium", "sha256:x", {"amount": 1}, requester=REQUESTER, timeout_s=60)
+        clock.advance(59)
+        assert outcome(rid).status == "pending"
+        clock.advance(2)
+        assert outcome(rid).status == "timed_out"
+        late = decide(rid, "user:carol", "approve")
+        assert not late.accepted and late.code == "already_decided"
+        assert outcome(rid).status == "timed_out"
+
+
+def test_timeout_denies_the_action() -> None:
+    ledger: list[str] = []
+    with use_clock(ManualClock()) as clock:
+        with pytest.raises(GovernanceDenied):
+            require_approval(_decision("low"), subject="s", requester=REQUESTER, timeout_s=5)
+        clock.advance(10)
+        with pytest.raises(GovernanceDenied) as e:
+            appr = require_approval(_decision("low"), subject="s", requester=REQUESTER, timeout_s=5)
+            ledger.append(appr.request_id)
+    assert e.value.reason_code in {"approval_timed_out", "approval_required"}
+    assert ledger == []
+
+
+def test_rejection_is_final_and_needs_reason() -> None:
+    rid = _request_id("medium")
+    no_reason = decide(rid, "user:carol", "reject", reason="  ")
+    assert not no_reason.accepted and no_reason.code == "reason_required"
+    assert decide(rid, "user:carol", "reject", reason="vendor not on file").accepted
+    after = decide(rid, "user:bob", "approve")
+    assert not after.accepted and after.code == "already_decided"
+    with pytest.raises(GovernanceDenied) as e:
+        governed_payment([], "medium")
+    assert e.value.reason_code == "approval_rejected" and "vendor not on file" in str(e.value)
+
+
+def test_revoked_role_withdraws_the_approval(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rid = _request_id("medium")
+    assert decide(rid, "user:carol", "approve").accepted
+    assert outcome(rid).status == "approved"
+    cfg = tmp_path / "config"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "config", cfg)
+    roles = cfg / "roles.yaml"
+    roles.write_text(roles.read_text().replace("[finance-approver, risk-officer]", "[risk-officer]"))
+    monkeypatch.setenv("AIOS_CONFIG_DIR", str(cfg))
+    reset_settings()
+    out = outcome(rid)
+    assert out.status == "pending" and "role" in out.reason
+
+
+def test_every_attempt_is_audited() -> None:
+    rid = _request_id("medium")
+    for p in ["user:alice", "user:mallory", "user:carol", "user:carol"]:
+        decide(rid, p, "approve")
+    assert decide("apr-doesnotexist", "user:bob", "approve").code == "unknown_request"
+    refused = [(e.actor, e.status) for e in _kinds("approval_refused")]
+    assert refused == [
+        ("user:alice", "role"),
+        ("user:mallory", "unknown_principal"),
+        ("user:carol", "already_decided"),
+        ("user:bob", "unknown_request"),
+    ]
+    decisions = _kinds("approval_decision")
+    assert [(e.actor, e.status) for e in decisions] == [("user:carol", "approve")]
+    assert decisions[0].approvals[0]["signature"]
+
+
+def test_bad_gate_and_unknown_gate_fail_closed() -> None:
+    with pytest.raises(ValueError, match="kebab-case"):
+        open_request("Payment_Signoff", "low", "s", requester=REQUESTER)
+    with pytest.raises(ConfigError, match="no approval rule for gate 'wire-transfer'"):
+        open_request("wire-transfer", "low", "s", requester=REQUESTER)
+    with pytest.raises(ValueError, match="risk"):
+        open_request("payment-signoff", "extreme", "s", requester=REQUESTER)
+
+
+def test_open_is_idempotent() -> None:
+    a = open_request("payment-signoff", "low", "s", {"amount": 1}, requester=REQUESTER)
+    b = open_request("payment-signoff", "low", "s", {"amount": 1}, requester=REQUESTER)
+    c = open_request("payment-signoff", "low", "s", {"amount": 2}, requester=REQUESTER)
+    assert a == b != c
+    assert len(_kinds("approval_request")) == 2
