@@ -7,6 +7,7 @@ execution from flytekit's context (execution name ``local``-prefixed). flytekit 
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
@@ -82,10 +83,13 @@ def _local_context() -> dict[str, Any]:
 
 
 def code_version() -> str:
-    """Version of the code that runs: the task version on a cluster, else the pack version + git sha."""
+    """Version of the code that runs: the task version on a cluster, else the installed pack version."""
     v = _env("FLYTE_INTERNAL_TASK_VERSION", "_F_TK_V", "AIOS_CODE_VERSION")
-    if v:
-        return v
+    return v or _package_version()
+
+
+@functools.cache
+def _package_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     try:

@@ -37,6 +37,9 @@ ENV_VARS: dict[str, str] = {
     "AIOS_APPROVALS_BACKEND": "approvals_backend",
 }
 
+# variables that can change resolved settings: the cache key of get_settings()
+_KEY_VARS = (*ENV_VARS, "AIOS_CONFIG_DIR")
+
 _REPO_CONFIG = Path(__file__).resolve().parents[3] / "config"
 
 
@@ -148,8 +151,7 @@ def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
 
 def get_settings(overrides: dict[str, Any] | None = None) -> Settings:
     """Cached :func:`load_settings`; the cache key includes every ``AIOS_*`` variable and the cwd."""
-    key = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AIOS_")))
-    key += (("__cwd__", os.getcwd()),)
+    key = tuple((k, os.environ.get(k, "")) for k in _KEY_VARS) + (("__cwd__", os.getcwd()),)
     if overrides:
         return load_settings(overrides)
     with _lock:

@@ -1,0 +1,56 @@
+"""Policy gates: policy-as-code (Cedar) decided before a Flyte task acts. Fails closed.
+
+Public API:
+
+* :class:`PolicyRequest`, :func:`evaluate` (never raises; errors deny), :func:`evaluate_many` (batch),
+  :func:`enforce` (evaluate + durable audit record; deny raises ``GovernanceDenied``).
+* :func:`policy_gate` (decorator under ``@task``), :class:`PolicyGate` (task config),
+  :class:`Check` (a pre/post-condition spec), :func:`policy_check` (a task whose output is the decision).
+* :class:`PolicyEngine`, :func:`register_engine`, :func:`get_engine`: the engine interface (cedar default).
+
+Gate parts import flytekit and are loaded on first access, so the CLI and ``evaluate`` stay light.
+"""
+
+from typing import TYPE_CHECKING, Any
+
+from flytekitplugins.aios_policy.decide import enforce, evaluate, evaluate_many
+from flytekitplugins.aios_policy.engine import PolicyEngine, PolicyLoadError, PolicySource, get_engine, register_engine
+from flytekitplugins.aios_policy.request import PolicyRequest
+
+if TYPE_CHECKING:
+    from flytekitplugins.aios_policy.check import policy_check
+    from flytekitplugins.aios_policy.gate import Check, policy_gate
+    from flytekitplugins.aios_policy.task import PolicyGate
+
+__all__ = [
+    "Check",
+    "PolicyEngine",
+    "PolicyGate",
+    "PolicyLoadError",
+    "PolicyRequest",
+    "PolicySource",
+    "enforce",
+    "evaluate",
+    "evaluate_many",
+    "get_engine",
+    "policy_check",
+    "policy_gate",
+    "register_engine",
+]
+
+_LAZY = {
+    "Check": "flytekitplugins.aios_policy.gate",
+    "policy_gate": "flytekitplugins.aios_policy.gate",
+    "PolicyGate": "flytekitplugins.aios_policy.task",
+    "policy_check": "flytekitplugins.aios_policy.check",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        msg = f"module 'flytekitplugins.aios_policy' has no attribute {name!r}"
+        raise AttributeError(msg)
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

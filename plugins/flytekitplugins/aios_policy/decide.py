@@ -1,0 +1,203 @@
+"""``evaluate`` (never raises; every failure is a deny) and ``enforce`` (evaluate + durable audit record).
+
+Fail closed, always: a missing or unparseable policy set, an unknown principal, action or resource, a
+missing or ill-typed attribute, an engine error and an engine slower than its budget all give ``deny``
+with a reason. ``enforce`` writes the decision to the audit trail before it returns; if that write
+fails the decision is a deny.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from flytekitplugins.aios_core.errors import GovernanceDenied
+from flytekitplugins.aios_core.settings import Settings, get_settings
+from flytekitplugins.aios_core.types import PolicyDecision
+from flytekitplugins.aios_policy.engine import PolicyEngine, PolicySource, Verdict, get_engine
+from flytekitplugins.aios_policy.request import PolicyRequest, coerce_request
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BUDGET_MS = 200.0
+
+
+def budget_ms() -> float:
+    """Decision time budget: ``AIOS_POLICY_BUDGET_MS`` (default 200 ms); slower decisions deny."""
+    raw = os.environ.get("AIOS_POLICY_BUDGET_MS", "")
+    try:
+        value = float(raw) if raw else DEFAULT_BUDGET_MS
+    except ValueError:
+        log.warning("AIOS_POLICY_BUDGET_MS=%r is not a number; using %s ms", raw, DEFAULT_BUDGET_MS)
+        return DEFAULT_BUDGET_MS
+    return value if value > 0 else DEFAULT_BUDGET_MS
+
+
+_SOURCE_VARS = ("AIOS_POLICY_DIR", "AIOS_CONFIG_DIR", "AIOS_PROFILE")
+_sources: dict[tuple[str, ...], PolicySource] = {}
+
+
+def policy_source(settings: Settings | None = None, policy_dir: str | Path | None = None) -> PolicySource:
+    """Policy directory and roles file from settings (``AIOS_POLICY_DIR``), or an explicit directory.
+
+    Without explicit settings the result is memoized on the variables that decide it (and the cwd),
+    because resolving settings scans the whole environment.
+    """
+    key = (*(os.environ.get(v, "") for v in _SOURCE_VARS), os.getcwd(), str(policy_dir or ""))
+    if settings is None and key in _sources:
+        return _sources[key]
+    s = settings or get_settings()
+    source = PolicySource(Path(policy_dir).resolve() if policy_dir else s.policy_dir, s.roles_file)
+    if settings is None:
+        _sources[key] = source
+    return source
+
+
+def evaluate(
+    request: PolicyRequest | dict[str, Any],
+    *,
+    policy_dir: str | Path | None = None,
+    engine: PolicyEngine | None = None,
+    budget: float | None = None,
+) -> PolicyDecision:
+    """Decide one request. Never raises: every error becomes a deny whose reasons say what went wrong.
+
+    Args:
+        request: the request, or its dict form (validated; malformed input is a deny).
+        policy_dir: policies to use instead of the configured ``AIOS_POLICY_DIR``.
+        engine: engine to use instead of the configured one (``AIOS_POLICY_ENGINE``, default cedar).
+        budget: time budget in milliseconds (default ``AIOS_POLICY_BUDGET_MS`` or 200).
+
+    Returns:
+        The decision: ``allow``, ``deny`` or ``require_approval`` (with ``decision.approval`` set).
+    """
+    return evaluate_many([request], policy_dir=policy_dir, engine=engine, budget=budget)[0]
+
+
+def evaluate_many(
+    requests: Sequence[PolicyRequest | dict[str, Any]],
+    *,
+    policy_dir: str | Path | None = None,
+    engine: PolicyEngine | None = None,
+    budget: float | None = None,
+) -> list[PolicyDecision]:
+    """Decide a batch in one engine call (same semantics as :func:`evaluate`; budget is per request).
+
+    Loading and parsing the policy set (once per process) is not counted against the budget.
+    """
+    parsed: list[PolicyRequest | None] = []
+    verdicts: list[Verdict | None] = []
+    for raw in requests:
+        try:
+            parsed.append(coerce_request(raw))
+            verdicts.append(None)
+        except ValueError as e:
+            parsed.append(None)
+            verdicts.append(Verdict("deny", [f"malformed policy request: {_one_line(e)}"]))
+    todo = [(i, r) for i, r in enumerate(parsed) if r is not None]
+    kind = "unknown"
+    start = time.perf_counter()
+    try:
+        eng = engine or get_engine()
+        kind = eng.kind
+        if todo:
+            source = policy_source(policy_dir=policy_dir)
+            eng.policy_set_digest(source)  # load + validate once per process, outside the budget
+            start = time.perf_counter()
+            answers = eng.decide([r for _, r in todo], source)
+            if len(answers) != len(todo):
+                raise RuntimeError(f"engine returned {len(answers)} verdicts for {len(todo)} requests")
+            for (i, _), v in zip(todo, answers, strict=True):
+                verdicts[i] = v
+    except Exception as e:
+        log.warning("policy engine failed, denying: %s", e)
+        for i, _ in todo:
+            verdicts[i] = Verdict("deny", [f"policy engine error (fail closed): {type(e).__name__}: {_one_line(e)}"])
+    elapsed_us = (time.perf_counter() - start) * 1e6
+    limit_ms = (budget if budget is not None and budget > 0 else budget_ms()) * max(1, len(requests))
+    out = []
+    for req, maybe in zip(parsed, verdicts, strict=True):
+        v = maybe if maybe is not None else Verdict("deny", ["the engine gave no verdict (fail closed)"])
+        if elapsed_us > limit_ms * 1000 and v.effect != "deny":
+            over = f"policy engine exceeded its time budget ({elapsed_us / 1000:.1f} ms > {limit_ms:.1f} ms)"
+            v = Verdict("deny", [f"{over}: denied (fail closed)"], v.policy_ids, v.policy_set_digest)
+        out.append(_decision(req, v, kind, elapsed_us / max(1, len(requests))))
+    return out
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split())[:500]
+
+
+def _decision(req: PolicyRequest | None, v: Verdict, engine: str, duration_us: float) -> PolicyDecision:
+    attrs: dict[str, Any] = {}
+    digest = ""
+    if req is not None:
+        attrs = {"principal": req.principal, "action": req.action, "resource_type": req.resource["type"]}
+        attrs["resource_id"] = req.resource["id"]
+        digest = req.digest()
+    return PolicyDecision(
+        effect=v.effect,
+        reasons=list(v.reasons),
+        policy_ids=list(v.policy_ids),
+        policy_set_digest=v.policy_set_digest,
+        request_digest=digest,
+        engine=engine,
+        duration_us=duration_us,
+        approval=v.approval if v.effect == "require_approval" else None,
+        attributes=attrs,
+    )
+
+
+def enforce(
+    request: PolicyRequest | dict[str, Any],
+    *,
+    subject: str = "",
+    policy_dir: str | Path | None = None,
+    raise_on_deny: bool = True,
+    attributes: dict[str, Any] | None = None,
+) -> PolicyDecision:
+    """Evaluate, write the decision to the audit trail (durably), then act on it.
+
+    Args:
+        request: the policy request (or its dict form).
+        subject: what the decision is about in the audit trail (a document digest, a model id).
+            Defaults to ``<resource type>::<resource id>``.
+        policy_dir: policies to use instead of the configured ``AIOS_POLICY_DIR``.
+        raise_on_deny: raise :class:`GovernanceDenied` on deny (default). When False a deny is returned.
+        attributes: extra non-sensitive metadata for the audit record.
+
+    Returns:
+        The decision (``allow`` or ``require_approval``; ``deny`` only with ``raise_on_deny=False``),
+        with ``audit_record_id`` set to the record's id.
+
+    Raises:
+        GovernanceDenied: ``reason_code="policy_deny"`` naming the policy and reason, or
+            ``reason_code="audit_write_failed"`` when the decision could not be recorded.
+    """
+    from flytekitplugins.aios_policy.record import record_decision
+
+    decision = evaluate(request, policy_dir=policy_dir)
+    decision = record_decision(decision, subject=subject, attributes=attributes)
+    if decision.effect == "deny" and raise_on_deny:
+        raise GovernanceDenied(denial_message(decision), reason_code="policy_deny", record_id=decision.audit_record_id)
+    return decision
+
+
+def denial_message(decision: PolicyDecision) -> str:
+    """One message naming what was denied, by which policy, and why."""
+    a = decision.attributes
+    on = f"{a.get('resource_type', '?')}::{a.get('resource_id', '?')}"
+    what = f"{a.get('principal', '?')} {a.get('action', '?')} on {on}"
+    by = ", ".join(decision.policy_ids) or "default deny / fail closed"
+    return f"policy denied {what} [policies: {by}]: {'; '.join(decision.reasons)}"
+
+
+def failed_decision(reason: str, principal: str, action: str) -> PolicyDecision:
+    """A deny for a request that could not even be built (recorded like any other decision)."""
+    attrs = {"principal": principal, "action": action, "resource_type": "?", "resource_id": "?"}
+    return PolicyDecision(effect="deny", reasons=[reason], engine="none", attributes=attrs)
