@@ -56,3 +56,16 @@ def test_stable_across_processes() -> None:
 def test_unsupported_values_are_refused_with_a_clear_error() -> None:
     with pytest.raises(TypeError, match="cannot digest a value of type"):
         digest_value(object())
+
+
+def test_flyte_files_are_digested_by_content_not_path(tmp_path: Path) -> None:
+    from flytekit.types.directory import FlyteDirectory
+    from flytekit.types.file import FlyteFile
+
+    a, b = tmp_path / "a.txt", tmp_path / "sub" / "b.txt"
+    b.parent.mkdir()
+    a.write_text("same bytes")
+    b.write_text("same bytes")
+    assert digest_value(FlyteFile(str(a))) == digest_value(FlyteFile(str(b)))
+    assert digest_value(FlyteFile(str(a))) == digest_value(a)
+    assert digest_value(FlyteDirectory(str(b.parent))) != digest_value(FlyteDirectory(str(tmp_path)))

@@ -30,14 +30,26 @@ def resolve_store_url(settings: Settings) -> str:
     return url
 
 
-def audit_log(settings: Settings | None = None, url: str | None = None) -> AuditStore:
-    """The process-wide store for ``url`` (default: the configured ``AIOS_AUDIT_STORE``)."""
-    url = url or resolve_store_url(settings or get_settings())
+def audit_log(settings: Settings | None = None, url: str | None = None, *, emit: bool = True) -> AuditStore:
+    """The process-wide store for ``url`` (default: the configured ``AIOS_AUDIT_STORE``).
+
+    Args:
+        settings: Resolved settings (default: ``get_settings()``).
+        url: Store URL overriding the settings.
+        emit: Attach the OpenLineage / OpenTelemetry emitters the settings ask for.
+    """
+    settings = settings or get_settings()
+    url = url or resolve_store_url(settings)
+    key = f"{url}|{settings.lineage_url}|{settings.otel_exporter}" if emit else f"{url}|raw"
     with _lock:
-        store = _stores.get(url)
+        store = _stores.get(key)
         if store is None:
             store = open_store(url)
-            _stores[url] = store
+            if emit:
+                from flytekitplugins.aios_audit.emit import attach_emitters
+
+                attach_emitters(store, settings)
+            _stores[key] = store
         return store
 
 

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from flytekitplugins.aios_core.context import ExecutionRef
-from flytekitplugins.aios_core.digest import canonical_json
 
 GENESIS = "0" * 64
 
@@ -90,8 +90,16 @@ class AuditRecord(BaseModel):
 
 
 def entry_bytes(seq: int, recorded_at: dt.datetime, event: AuditEvent) -> bytes:
-    """Canonical bytes of one log entry (what the leaf hash covers)."""
-    return canonical_json({"seq": seq, "recorded_at": recorded_at.isoformat(), "event": event.model_dump(mode="json")})
+    """Canonical bytes of one log entry (what the leaf hash covers).
+
+    Same bytes as ``canonical_json`` (sorted keys, compact, UTF-8); ``model_dump(mode="json")`` already yields
+    JSON-native values, so the generic normalization pass is skipped on this hot path.
+    """
+    doc = {"seq": seq, "recorded_at": recorded_at.isoformat(), "event": event.model_dump(mode="json")}
+    return _dumps(doc).encode("utf-8")
+
+
+_dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
 
 def leaf_hash(entry: bytes) -> str:
@@ -106,7 +114,32 @@ def chain_hash(prev: str, leaf: str) -> str:
 
 def seal(seq: int, recorded_at: dt.datetime, event: AuditEvent, prev: str) -> AuditRecord:
     """Build the chained record for ``event`` at position ``seq`` after ``prev``."""
-    leaf = leaf_hash(entry_bytes(seq, recorded_at, event))
-    return AuditRecord(
+    return seal_entry(seq, recorded_at, event, prev)[0]
+
+
+def seal_entry(seq: int, recorded_at: dt.datetime, event: AuditEvent, prev: str) -> tuple[AuditRecord, bytes]:
+    """Like :func:`seal`, also returning the canonical entry bytes that the leaf hash covers (what stores keep)."""
+    entry = entry_bytes(seq, recorded_at, event)
+    leaf = leaf_hash(entry)
+    record = AuditRecord(
         seq=seq, recorded_at=recorded_at, event=event, leaf_hash=leaf, prev_hash=prev, chain_hash=chain_hash(prev, leaf)
     )
+    return record, entry
+
+
+def record_from_entry(entry: bytes, leaf: str, prev: str, chain: str) -> AuditRecord:
+    """Parse a stored entry back into a record (no verification: ``aios audit verify`` does that)."""
+    data = json.loads(entry)
+    return AuditRecord(
+        seq=data["seq"],
+        recorded_at=dt.datetime.fromisoformat(data["recorded_at"]),
+        event=AuditEvent.model_validate(data["event"]),
+        leaf_hash=leaf,
+        prev_hash=prev,
+        chain_hash=chain,
+    )
+
+
+def entry_seq_suffix(seq: int) -> bytes:
+    """The bytes a canonical entry of ``seq`` ends with (keys are sorted, so ``seq`` comes last)."""
+    return b',"seq":%d}' % seq

@@ -62,6 +62,8 @@ def _normalize(value: Any) -> Any:
     model_dump = getattr(value, "model_dump", None)
     if callable(model_dump):
         return _normalize(model_dump(mode="json"))
+    if type(value).__name__ in {"FlyteFile", "FlyteDirectory"}:
+        return _normalize_special(value)  # by content, not by their (temporary) local paths
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return _normalize({f.name: getattr(value, f.name) for f in dataclasses.fields(value)})
     return _normalize_special(value)
@@ -81,9 +83,10 @@ def _normalize_special(value: Any) -> Any:
         tolist = getattr(value, "tolist", None)
         if callable(tolist):
             return _normalize(tolist())
-    path = getattr(value, "path", None)
-    if isinstance(path, str) and cls.__name__ in {"FlyteFile", "FlyteDirectory"}:
-        return _normalize_path(Path(path))
+    if cls.__name__ in {"FlyteFile", "FlyteDirectory"}:
+        download = getattr(value, "download", None)
+        local = download() if callable(download) else getattr(value, "path", "")
+        return _normalize_path(Path(str(local)))
     msg = (
         f"cannot digest a value of type {cls.__module__}.{cls.__qualname__}; "
         "pass JSON-like data, a pydantic model, a dataclass, a file or a DataFrame"

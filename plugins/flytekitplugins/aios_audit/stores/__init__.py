@@ -10,16 +10,27 @@ Contract for a store (implement every method of :class:`AuditStore`):
 * Stores refuse in-place edits and deletes where the database can (triggers), but verification never
   relies on that: ``aios audit verify`` recomputes every hash.
 
+* ``scan_raw`` yields exactly the bytes that were hashed, so verification never re-serializes.
+* Listeners (OpenLineage / OpenTelemetry emitters, see ``emit.py``) run AFTER the commit and are
+  best-effort: their failures are logged, never raised, and never undo an acknowledged record.
+
 Stores are chosen by URL (``AIOS_AUDIT_STORE``): ``sqlite:///path`` or ``postgresql://...``.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Sequence
+import logging
+from collections.abc import Callable, Iterator, Sequence
 
 from flytekitplugins.aios_audit.records import AuditEvent, AuditRecord
 from flytekitplugins.aios_core.errors import AiosError
+
+log = logging.getLogger(__name__)
+
+RawRow = tuple[int, bytes, str, str, str]
+"""``(seq, entry bytes, leaf_hash, prev_hash, chain_hash)`` exactly as stored."""
+Listener = Callable[[Sequence[AuditRecord]], None]
 
 
 class AuditWriteError(AiosError):
@@ -44,6 +55,10 @@ class AuditStore(abc.ABC):
         """Yield records with ``start <= seq <= end`` in sequence order, parsed but NOT verified."""
 
     @abc.abstractmethod
+    def scan_raw(self, start: int = 1, end: int | None = None) -> Iterator[RawRow]:
+        """Yield stored rows ``(seq, entry, leaf, prev, chain)`` in sequence order, unparsed (fast verify)."""
+
+    @abc.abstractmethod
     def size(self) -> int:
         """Number of records (the highest sequence number)."""
 
@@ -54,6 +69,19 @@ class AuditStore(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Release connections."""
+
+    def add_listener(self, listener: Listener) -> None:
+        """Call ``listener(records)`` after every durable append (best-effort; errors are logged)."""
+        listeners: list[Listener] = self.__dict__.setdefault("_listeners", [])
+        if listener not in listeners:
+            listeners.append(listener)
+
+    def _notify(self, records: Sequence[AuditRecord]) -> None:
+        for listener in self.__dict__.get("_listeners", ()):
+            try:
+                listener(records)
+            except Exception as e:
+                log.warning("audit: emitter %r failed for %d record(s): %s", listener, len(records), e)
 
 
 def open_store(url: str) -> AuditStore:
@@ -66,5 +94,7 @@ def open_store(url: str) -> AuditStore:
         from flytekitplugins.aios_audit.stores.postgres import PostgresAuditStore
 
         return PostgresAuditStore(url)
-    msg = f"unsupported audit store URL {url!r}: use sqlite:///PATH or postgresql://USER@HOST:PORT/DB (AIOS_AUDIT_STORE)"
+    msg = (
+        f"unsupported audit store URL {url!r}: use sqlite:///PATH or postgresql://USER@HOST:PORT/DB (AIOS_AUDIT_STORE)"
+    )
     raise AuditWriteError(msg)

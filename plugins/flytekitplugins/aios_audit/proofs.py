@@ -1,0 +1,125 @@
+"""Checkpoints and proofs over a store: what ``aios audit checkpoint|prove|verify-proof`` do.
+
+A checkpoint is only signed after a full verification (signing a tampered log would bless it). Proof
+documents are JSON and verifiable offline with the checkpoint alone:
+
+* inclusion: ``{"type": "inclusion", "leaf_index", "tree_size", "leaf_hash", "path": [hex...], "entry"}``
+  (``entry`` is the canonical record, so the verifier can recompute the leaf hash from content);
+* consistency: ``{"type": "consistency", "old_size", "new_size", "old_root", "new_root", "path"}``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from flytekitplugins.aios_audit.checkpoint import Checkpoint, load_signing_key, sign_checkpoint
+from flytekitplugins.aios_audit.merkle import MerkleTree, leaf_hash, verify_consistency, verify_inclusion
+from flytekitplugins.aios_audit.stores import AuditStore
+from flytekitplugins.aios_audit.verify import verify_store
+from flytekitplugins.aios_core.errors import AiosError
+
+
+class ProofError(AiosError):
+    """A proof could not be produced (unknown record, log fails verification, size mismatch)."""
+
+
+def origin_of(store: AuditStore) -> str:
+    """Log identity used in checkpoints: bound to the first record so two logs never share checkpoints."""
+    first = next(store.scan_raw(1, 1), None)
+    return f"aios-audit/{first[2][:16]}" if first else "aios-audit/empty"
+
+
+def make_checkpoint(store: AuditStore, signing_key: str) -> Checkpoint:
+    """Verify the whole log, then sign its current tree head."""
+    result = verify_store(store)
+    if not result.ok:
+        msg = f"refusing to sign a checkpoint of a log that fails verification: {result.summary()}"
+        raise ProofError(msg)
+    return sign_checkpoint(
+        origin_of(store), result.size, bytes.fromhex(result.root_hash), load_signing_key(signing_key)
+    )
+
+
+def _tree(store: AuditStore, size: int) -> tuple[MerkleTree, dict[str, int], list[bytes]]:
+    leaves: list[bytes] = []
+    index: dict[str, int] = {}
+    entries: list[bytes] = []
+    for seq, entry, leaf, _prev, _chain in store.scan_raw(1, size):
+        leaves.append(leaf_hash(entry))
+        index[leaf] = seq - 1
+        entries.append(entry)
+    if len(leaves) != size:
+        msg = f"the log has {len(leaves)} records, fewer than the requested tree size {size}"
+        raise ProofError(msg)
+    return MerkleTree(leaves), index, entries
+
+
+def prove_inclusion(store: AuditStore, ref: str, checkpoint: Checkpoint) -> dict[str, Any]:
+    """Inclusion proof of a record (id, or ``#seq``) in the tree of ``checkpoint``."""
+    tree, index, entries = _tree(store, checkpoint.tree_size)
+    if tree.root().hex() != checkpoint.root_hash:
+        msg = "the log's first records no longer match the checkpoint root: run `aios audit verify --checkpoint`"
+        raise ProofError(msg)
+    i = int(ref.lstrip("#")) - 1 if ref.lstrip("#").isdigit() else index.get(ref, -1)
+    if not 0 <= i < checkpoint.tree_size:
+        msg = f"record {ref!r} is not among the {checkpoint.tree_size} records covered by the checkpoint"
+        raise ProofError(msg)
+    return {
+        "type": "inclusion",
+        "leaf_index": i,
+        "tree_size": checkpoint.tree_size,
+        "leaf_hash": tree.levels[0][i].hex(),
+        "path": [p.hex() for p in tree.inclusion_proof(i)],
+        "entry": entries[i].decode("utf-8"),
+        "checkpoint": checkpoint.model_dump(),
+    }
+
+
+def prove_consistency(store: AuditStore, old: Checkpoint, new: Checkpoint) -> dict[str, Any]:
+    """Consistency proof that the tree of ``new`` extends the tree of ``old``."""
+    tree, _, _ = _tree(store, new.tree_size)
+    return {
+        "type": "consistency",
+        "old_size": old.tree_size,
+        "new_size": new.tree_size,
+        "old_root": old.root_hash,
+        "new_root": new.root_hash,
+        "path": [p.hex() for p in tree.consistency_proof(old.tree_size, new.tree_size)],
+        "old_checkpoint": old.model_dump(),
+        "checkpoint": new.model_dump(),
+    }
+
+
+def check_proof(doc: dict[str, Any], checkpoint: Checkpoint, trusted_key: str | None = None) -> tuple[bool, str]:
+    """Verify a proof document offline against ``checkpoint``; returns (ok, one-line reason)."""
+    if not checkpoint.verify_signature(trusted_key):
+        return False, "checkpoint signature does not verify"
+    try:
+        path = [bytes.fromhex(p) for p in doc["path"]]
+        root = bytes.fromhex(checkpoint.root_hash)
+        if doc.get("type") == "inclusion":
+            return _check_inclusion(doc, path, root, checkpoint)
+        if doc.get("type") == "consistency":
+            old = Checkpoint.model_validate(doc["old_checkpoint"])
+            if not old.verify_signature(trusted_key):
+                return False, "old checkpoint signature does not verify"
+            ok = verify_consistency(old.tree_size, checkpoint.tree_size, bytes.fromhex(old.root_hash), root, path)
+            return (
+                ok,
+                f"tree of {checkpoint.tree_size} {'extends' if ok else 'does NOT extend'} tree of {old.tree_size}",
+            )
+    except (KeyError, ValueError, TypeError) as e:
+        return False, f"malformed proof document: {e}"
+    return False, f"unknown proof type {doc.get('type')!r}"
+
+
+def _check_inclusion(doc: dict[str, Any], path: list[bytes], root: bytes, cp: Checkpoint) -> tuple[bool, str]:
+    leaf = bytes.fromhex(doc["leaf_hash"])
+    if "entry" in doc and hashlib.sha256(b"\x00" + doc["entry"].encode("utf-8")).digest() != leaf:
+        return False, "entry content does not match the leaf hash"
+    if int(doc["tree_size"]) != cp.tree_size:
+        return False, f"proof is for tree size {doc['tree_size']}, checkpoint is for {cp.tree_size}"
+    ok = verify_inclusion(leaf, int(doc["leaf_index"]), cp.tree_size, path, root)
+    seq = int(doc["leaf_index"]) + 1
+    return ok, f"record seq {seq} {'is' if ok else 'is NOT'} included in the checkpointed tree of {cp.tree_size}"
