@@ -1,0 +1,24 @@
+"""Typed conversion between Flyte literal maps and Python values, for connectors (async, no event-loop nesting)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flytekit import FlyteContextManager
+from flytekit.core.type_engine import TypeEngine
+from flytekit.models.literals import LiteralMap
+
+
+async def to_python(inputs: LiteralMap | None, types: dict[str, type]) -> dict[str, Any]:
+    """Python values of the inputs present in ``inputs`` (absent optional inputs are left out)."""
+    if inputs is None or not inputs.literals:
+        return {}
+    ctx = FlyteContextManager.current_context()
+    present = {k: t for k, t in types.items() if k in inputs.literals}
+    return await TypeEngine._literal_map_to_kwargs(ctx, inputs, python_types=present)
+
+
+async def to_literals(values: dict[str, Any], types: dict[str, type]) -> LiteralMap:
+    """A literal map of ``values`` typed by ``types`` (so empty lists keep their element type)."""
+    ctx = FlyteContextManager.current_context()
+    return await TypeEngine._dict_to_literal_map(ctx, values, type_hints=types)

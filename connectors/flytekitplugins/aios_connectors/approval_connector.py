@@ -1,0 +1,171 @@
+"""The approval notification connector: tells people a request waits, then follows the approval plugin.
+
+Asynchronous, so no pod sits waiting for a person:
+
+* ``create`` reads the request from the audit trail (``flytekitplugins.aios_approvals``), posts a signed
+  ``approval.requested`` notification to the webhook (retried with backoff and jitter, bounded), and
+  returns the request id, the deadline and the ticket link as resource metadata;
+* ``get`` reads the verified outcome (signatures, roles and quorum re-checked by the approval plugin):
+  ``approved`` succeeds; ``rejected``, ``refused``, ``timed_out`` or no decision by the deadline fails;
+* ``delete`` (execution aborted) posts ``approval.cancelled`` so the ticket can be closed.
+
+The webhook never decides anything: approvals are made with ``aios approvals approve|reject``, which
+check identity, roles and separation of duties and sign the decision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from flyteidl.core.execution_pb2 import TaskExecution, TaskLog
+from flytekit.extend.backend.base_connector import AsyncConnectorBase, ConnectorRegistry, Resource, ResourceMeta
+from flytekit.models.literals import LiteralMap
+from flytekit.models.task import TaskExecutionMetadata, TaskTemplate
+
+from flytekitplugins.aios_connectors._literals import to_literals, to_python
+from flytekitplugins.aios_connectors.approval_task import APPROVAL_INPUTS, APPROVAL_OUTPUTS, ApprovalNotificationConfig
+from flytekitplugins.aios_connectors.constants import APPROVAL_NOTIFICATION_TASK_TYPE
+from flytekitplugins.aios_connectors.webhook import RetryPolicy, load_target, post_json
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ApprovalNotificationMetadata(ResourceMeta):
+    """What ``get``/``delete`` need: no secret, no payload (it is stored by Flyte)."""
+
+    request_id: str
+    gate: str
+    deadline: float
+    ticket_url: str = ""
+    external_id: str = ""
+    attempts: int = 4
+
+
+def _request_details(request_id: str) -> dict[str, Any]:
+    """Gate, risk, summary and expiry of a request from the audit trail; raises ApprovalNotFound."""
+    from flytekitplugins.aios_approvals import ApprovalNotFound
+    from flytekitplugins.aios_approvals.evaluate import Env
+    from flytekitplugins.aios_approvals.state import projection
+
+    env = Env.load()
+    st = projection(env.store).get(request_id)
+    if st is None:
+        msg = f"no approval request {request_id!r} in the audit store; open it with open_request() first"
+        raise ApprovalNotFound(msg)
+    return st.request.model_dump(mode="json")
+
+
+def _payload(
+    req: dict[str, Any], cfg: ApprovalNotificationConfig, meta: TaskExecutionMetadata | None
+) -> dict[str, Any]:
+    execution = ""
+    wf = meta.task_execution_id.node_execution_id.execution_id if meta and meta.task_execution_id else None
+    if wf is not None and wf.name:
+        execution = f"{wf.project}/{wf.domain}/{wf.name}"
+    rid = req["request_id"]
+    return {
+        "event": "approval.requested",
+        "request_id": rid,
+        "gate": req["gate"],
+        "risk": req["risk"],
+        "subject": req["subject"],
+        "summary": req.get("summary", {}),
+        "reason": req.get("reason", ""),
+        "requester": req["requester"],
+        "roles": list(req.get("roles", [])),
+        "quorum": req.get("quorum", 1),
+        "expires_at": req["expires_at"],
+        "channel": cfg.channel,
+        "execution": execution or req.get("execution", ""),
+        "decide_with": [
+            f"aios approvals approve {rid} --as <principal>",
+            f"aios approvals reject {rid} --as <principal> --reason TEXT",
+        ],
+    }
+
+
+def _expiry_epoch(iso: str) -> float:
+    import datetime as dt
+
+    return dt.datetime.fromisoformat(iso).timestamp()
+
+
+class ApprovalNotificationConnector(AsyncConnectorBase):
+    """Serves task type ``aios_approval_notification``."""
+
+    name = "AIOS Approval Notification Connector"
+
+    def __init__(self) -> None:
+        super().__init__(task_type_name=APPROVAL_NOTIFICATION_TASK_TYPE, metadata_type=ApprovalNotificationMetadata)
+
+    async def create(
+        self,
+        task_template: TaskTemplate,
+        output_prefix: str,
+        inputs: LiteralMap | None = None,
+        task_execution_metadata: TaskExecutionMetadata | None = None,
+        **kwargs: Any,
+    ) -> ApprovalNotificationMetadata:
+        """Post the notification (retried, bounded) and return where to follow the request.
+
+        Raises:
+            ConfigError: webhook URL or secret missing. ApprovalNotFound: unknown request id.
+            WebhookError: delivery failed after the allowed attempts (status and attempts named).
+        """
+        cfg = ApprovalNotificationConfig.from_custom(task_template.custom)
+        request_id = str((await to_python(inputs, APPROVAL_INPUTS)).get("request_id", ""))
+        if not request_id:
+            msg = "input request_id is empty: pass the id returned by open_request()"
+            raise ValueError(msg)
+        target = load_target()
+        req = await asyncio.to_thread(_request_details, request_id)
+        answer = await post_json(
+            target, _payload(req, cfg, task_execution_metadata), idempotency_key=request_id, policy=cfg.retry_policy()
+        )
+        deadline = min(time.time() + cfg.wait_timeout_s, _expiry_epoch(req["expires_at"]))
+        log.info("approval %s (%s) notified via %s", request_id, req["gate"], target.origin)
+        return ApprovalNotificationMetadata(
+            request_id=request_id,
+            gate=req["gate"],
+            deadline=deadline,
+            ticket_url=str(answer.get("url", "")),
+            external_id=str(answer.get("id", "")),
+            attempts=cfg.attempts,
+        )
+
+    async def get(self, resource_meta: ApprovalNotificationMetadata, **kwargs: Any) -> Resource:
+        """The verified outcome: SUCCEEDED when approved, FAILED when refused or out of time, else RUNNING."""
+        from flytekitplugins.aios_approvals import outcome
+
+        out = await asyncio.to_thread(outcome, resource_meta.request_id)
+        links = [TaskLog(name="Approval ticket", uri=resource_meta.ticket_url)] if resource_meta.ticket_url else None
+        rid, gate = resource_meta.request_id, resource_meta.gate
+        if out.status == "approved":
+            values = {"request_id": rid, "status": out.status, "approvers": list(out.approvers), "reason": out.reason}
+            outputs = await to_literals(values, APPROVAL_OUTPUTS)
+            msg = f"{gate} {rid} approved by {', '.join(out.approvers)}"
+            return Resource(phase=TaskExecution.SUCCEEDED, message=msg, outputs=outputs, log_links=links)
+        if out.status != "pending":
+            who = f" by {', '.join(out.rejected_by)}" if out.rejected_by else ""
+            msg = f"approval {rid} ({gate}) is {out.status}{who}: {out.reason or 'no reason given'}"
+            return Resource(phase=TaskExecution.FAILED, message=msg, log_links=links)
+        if time.time() > resource_meta.deadline:
+            msg = f"approval {rid} ({gate}) got no decision before the wait deadline: timed out (timeout = deny)"
+            return Resource(phase=TaskExecution.FAILED, message=msg, log_links=links)
+        msg = f"waiting for {gate} {rid}: {len(out.approvers)}/{out.quorum} approval(s)"
+        return Resource(phase=TaskExecution.RUNNING, message=msg, log_links=links)
+
+    async def delete(self, resource_meta: ApprovalNotificationMetadata, **kwargs: Any) -> None:
+        """Tell the receiver the wait was cancelled (idempotent on its side: same Idempotency-Key suffix)."""
+        rid = resource_meta.request_id
+        payload = {"event": "approval.cancelled", "request_id": rid, "id": resource_meta.external_id}
+        policy = RetryPolicy(attempts=resource_meta.attempts)
+        await post_json(load_target(), payload, idempotency_key=f"{resource_meta.request_id}:cancel", policy=policy)
+
+
+ConnectorRegistry.register(ApprovalNotificationConnector())

@@ -1,0 +1,51 @@
+"""Launch plans read well in the console and run locally with their defaults."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import re
+
+import pytest
+
+from tests.cluster.package_check import EXPECTED
+
+
+def _launch_plans() -> dict[str, object]:
+    from flytekit.core.launch_plan import LaunchPlan
+
+    import workflows
+
+    found: dict[str, object] = {}
+    for mod in pkgutil.walk_packages(workflows.__path__, "workflows."):
+        for obj in vars(importlib.import_module(mod.name)).values():
+            if isinstance(obj, LaunchPlan) and not obj.name.startswith("workflows."):
+                found[obj.name] = obj
+    return found
+
+
+def test_named_launch_plans_are_stable_public_names_listed_in_the_manifest_and_runbook() -> None:
+    from pathlib import Path
+
+    runbook = (Path(__file__).resolve().parents[2] / "docs" / "runbook.md").read_text()
+    named = _launch_plans()
+    assert named, "no named launch plan in workflows/"
+    expected = {lp.name for lp in EXPECTED.launch_plans}
+    for name in named:
+        assert re.fullmatch(r"[a-z][a-z0-9_]*", name), f"{name}: launch plan names are snake_case"
+        assert name in expected, f"{name}: add it to EXPECTED in tests/cluster/package_check.py"
+        assert f"`{name}`" in runbook, f"{name}: document it in docs/runbook.md section 8"
+
+
+def test_every_launch_plan_input_has_a_description_for_the_console() -> None:
+    for name, lp in _launch_plans().items():
+        for var, v in lp.workflow.interface.inputs.items():  # type: ignore[attr-defined]
+            assert v.description and v.description != var, f"{name}: input {var!r} has no docstring description"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["drift_check_hourly"])
+def test_scheduled_launch_plan_runs_locally_with_its_defaults(name: str) -> None:
+    lp = _launch_plans()[name]
+    result = lp()  # type: ignore[operator]
+    assert isinstance(result, str)

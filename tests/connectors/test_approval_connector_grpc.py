@@ -1,0 +1,137 @@
+"""Approval notifications over gRPC: create (signed webhook) -> get (follows `aios approvals`) -> delete."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+
+import grpc
+import pytest
+from flyteidl.admin import agent_pb2
+from flyteidl.core.execution_pb2 import TaskExecution
+from flyteidl.service import agent_pb2_grpc
+
+from flytekitplugins.aios_connectors import ApprovalNotificationConfig, ApprovalNotificationTask
+from flytekitplugins.aios_connectors.approval_task import APPROVAL_INPUTS, APPROVAL_OUTPUTS
+from flytekitplugins.aios_connectors.constants import APPROVAL_NOTIFICATION_TASK_TYPE
+from tests.connectors.conftest import WEBHOOK_SECRET
+from tests.connectors.harness import Hook
+from tests.connectors.protos import literal_map, python_values, template_of
+
+pytestmark = pytest.mark.slow
+
+FAST = ApprovalNotificationConfig(channel="#finance", attempts=3, base_delay_s=0.05, max_delay_s=0.2, http_timeout_s=2)
+NOTIFY = ApprovalNotificationTask(name="grpc_notify", config=FAST)
+
+
+def _open(subject: str, risk: str = "low") -> str:
+    from flytekitplugins.aios_approvals import open_request
+
+    return open_request(
+        gate="payment-signoff",
+        risk=risk,
+        subject=subject,
+        summary={"amount": 12500.0, "vendor": "ACME"},
+        requester="service:document-pipeline",
+        reason="invoice over 10,000",
+    )
+
+
+def _create(channel: grpc.Channel, rid: str, task: ApprovalNotificationTask = NOTIFY, timeout: float = 20) -> bytes:
+    req = agent_pb2.CreateTaskRequest(
+        template=template_of(task), inputs=literal_map({"request_id": rid}, APPROVAL_INPUTS), output_prefix="/tmp/o"
+    )
+    return agent_pb2_grpc.AsyncAgentServiceStub(channel).CreateTask(req, timeout=timeout).resource_meta
+
+
+def _get(channel: grpc.Channel, meta: bytes):
+    category = agent_pb2.TaskCategory(name=APPROVAL_NOTIFICATION_TASK_TYPE, version=0)
+    req = agent_pb2.GetTaskRequest(task_category=category, resource_meta=meta)
+    return agent_pb2_grpc.AsyncAgentServiceStub(channel).GetTask(req, timeout=20).resource
+
+
+def test_notify_then_follow_the_approval_to_success(channel, hook: Hook, shared_state) -> None:
+    from flytekitplugins.aios_approvals import decide
+
+    hook.reset("ok")
+    rid = _open("sha256:" + "a" * 64)
+    meta = _create(channel, rid)
+    assert json.loads(meta)["request_id"] == rid and json.loads(meta)["ticket_url"].endswith("/tickets/1")
+    # exactly one signed delivery, verifiable with the shared secret; the body names how to decide
+    (delivery,) = hook.received
+    h, body = delivery["headers"], delivery["body"]
+    expected = hmac.new(WEBHOOK_SECRET.encode(), h["X-AIOS-Timestamp"].encode() + b"." + body, hashlib.sha256)
+    assert h["X-AIOS-Signature"] == "sha256=" + expected.hexdigest()
+    assert h["Idempotency-Key"] == rid
+    payload = json.loads(body)
+    assert (payload["event"], payload["gate"], payload["channel"]) == (
+        "approval.requested",
+        "payment-signoff",
+        "#finance",
+    )
+    assert f"aios approvals approve {rid} --as <principal>" in payload["decide_with"]
+
+    pending = _get(channel, meta)
+    assert pending.phase == TaskExecution.RUNNING and "0/1" in pending.message
+    assert pending.log_links[0].uri.endswith("/tickets/1")
+
+    assert decide(rid, "user:bob", "approve", reason="checked").accepted
+    done = _get(channel, meta)
+    assert done.phase == TaskExecution.SUCCEEDED, done.message
+    out = python_values(done.outputs, APPROVAL_OUTPUTS)
+    assert (out["request_id"], out["status"], out["approvers"]) == (rid, "approved", ["user:bob"])
+
+
+def test_a_rejection_fails_the_task_with_who_and_why(channel, hook: Hook, shared_state) -> None:
+    from flytekitplugins.aios_approvals import decide
+
+    hook.reset("ok")
+    rid = _open("sha256:" + "b" * 64)
+    meta = _create(channel, rid)
+    assert decide(rid, "user:carol", "reject", reason="vendor not on file").accepted
+    res = _get(channel, meta)
+    assert res.phase == TaskExecution.FAILED
+    assert "rejected" in res.message and "user:carol" in res.message
+
+
+def test_an_unauthorized_approval_does_not_count(channel, hook: Hook, shared_state) -> None:
+    from flytekitplugins.aios_approvals import decide
+
+    hook.reset("ok")
+    rid = _open("sha256:" + "c" * 64)
+    meta = _create(channel, rid)
+    assert not decide(rid, "user:alice", "approve").accepted  # ops-analyst may not sign off payments
+    assert _get(channel, meta).phase == TaskExecution.RUNNING
+
+
+def test_no_decision_before_the_wait_deadline_is_a_failure(channel, hook: Hook, shared_state) -> None:
+    hook.reset("ok")
+    short = ApprovalNotificationTask(name="grpc_notify_short", config=ApprovalNotificationConfig(wait_timeout_s=0.5))
+    rid = _open("sha256:" + "d" * 64)
+    meta = _create(channel, rid, task=short)
+    time.sleep(0.7)
+    res = _get(channel, meta)
+    assert res.phase == TaskExecution.FAILED and "timed out" in res.message
+
+
+def test_delete_posts_a_cancellation(channel, hook: Hook, shared_state) -> None:
+    hook.reset("ok")
+    rid = _open("sha256:" + "e" * 64)
+    meta = _create(channel, rid)
+    category = agent_pb2.TaskCategory(name=APPROVAL_NOTIFICATION_TASK_TYPE, version=0)
+    req = agent_pb2.DeleteTaskRequest(task_category=category, resource_meta=meta)
+    agent_pb2_grpc.AsyncAgentServiceStub(channel).DeleteTask(req, timeout=20)
+    events = [json.loads(r["body"])["event"] for r in hook.received]
+    assert events == ["approval.requested", "approval.cancelled"]
+    assert hook.received[1]["headers"]["Idempotency-Key"] == f"{rid}:cancel"
+
+
+def test_unknown_request_id_fails_create_clearly(channel, hook: Hook, shared_state) -> None:
+    hook.reset("ok")
+    with pytest.raises(grpc.RpcError) as e:
+        _create(channel, "apr-00000000000000000000")
+    assert e.value.code() == grpc.StatusCode.INTERNAL
+    assert "no approval request 'apr-00000000000000000000'" in e.value.details()
+    assert hook.received == []  # nothing was announced for a request that does not exist
