@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from flytekitplugins.aios_core.errors import AiosError
+
+if TYPE_CHECKING:
+    from flytekitplugins.aios_core.settings import Settings
 
 GROUPS: dict[str, tuple[str, str]] = {
     "audit": ("flytekitplugins.aios_audit.cli:audit", "Verify, show, prove and checkpoint the audit trail."),
@@ -66,7 +69,7 @@ def cli(ctx: click.Context, /, **overrides: Any) -> None:
     ctx.obj = {k: v for k, v in overrides.items() if v is not None}
 
 
-def settings_from(ctx: click.Context) -> Any:
+def settings_from(ctx: click.Context) -> Settings:
     """Settings with the root command's flags applied (used by every group)."""
     from flytekitplugins.aios_core.settings import get_settings
 

@@ -151,7 +151,7 @@ def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
 
 def get_settings(overrides: dict[str, Any] | None = None) -> Settings:
     """Cached :func:`load_settings`; the cache key includes every ``AIOS_*`` variable and the cwd."""
-    key = tuple((k, os.environ.get(k, "")) for k in _KEY_VARS) + (("__cwd__", os.getcwd()),)
+    key = (*((k, os.environ.get(k, "")) for k in _KEY_VARS), ("__cwd__", os.getcwd()))
     if overrides:
         return load_settings(overrides)
     with _lock:

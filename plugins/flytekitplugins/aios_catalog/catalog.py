@@ -1,0 +1,262 @@
+"""The model catalog: reads fold the audit trail, writes are governed audit records.
+
+Every change is an ``AuditEvent(kind="catalog")`` appended durably (or the change did not happen):
+``register`` needs policy ``write_catalog`` to allow the actor; ``promote`` needs policy
+``promote_model`` to allow it, or, where the policy asks for approval, a verified approved request of
+the policy's gate for exactly this model. Nothing here edits a file.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from flytekitplugins.aios_audit import AuditEvent, AuditStore, ModelRef, audit_log
+from flytekitplugins.aios_catalog.entries import CatalogChange, ModelEntry, Stage
+from flytekitplugins.aios_catalog.errors import ApprovalRequired, CatalogError, read_seed
+from flytekitplugins.aios_catalog.fold import CatalogState
+from flytekitplugins.aios_catalog.governance import CheckApproval, Decide, approval_outcome, policy_decision
+from flytekitplugins.aios_core.context import code_version, current_execution
+from flytekitplugins.aios_core.digest import digest_value
+from flytekitplugins.aios_core.errors import GovernanceDenied
+from flytekitplugins.aios_core.settings import get_settings
+from flytekitplugins.aios_core.types import PolicyDecision
+
+_Entries = list[ModelEntry]
+_Changes = list[CatalogChange]
+_Records = list[dict[str, Any]]
+
+
+class Catalog:
+    """Model catalog over one audit store (see module docstring)."""
+
+    def __init__(
+        self,
+        store_url: str,
+        models_file: Path,
+        *,
+        decide: Decide | None = None,
+        check_approval: CheckApproval | None = None,
+    ) -> None:
+        self.store_url = store_url
+        self.models_file = models_file
+        self._decide: Decide = decide or policy_decision
+        self._check_approval: CheckApproval = check_approval or approval_outcome
+        self._state = CatalogState()
+        self._lock = threading.RLock()
+        self._seed_checked = False
+
+    @property
+    def store(self) -> AuditStore:
+        return audit_log(url=self.store_url)
+
+    def _refresh(self) -> CatalogState:
+        with self._lock:
+            store = self.store
+            if store.size() < self._state.last_seq:  # a different log at the same URL: start over
+                self._state, self._seed_checked = CatalogState(), False
+            for record in store.scan(self._state.last_seq + 1):
+                self._state.apply(record)
+            if not self._seed_checked:
+                self._seed_checked = True
+                self._seed_if_new()
+            return self._state
+
+    def _seed_if_new(self) -> None:
+        entries = read_seed(self.models_file)
+        source_digest = digest_value([e.model_dump(mode="json") for e in entries])
+        if not entries or source_digest in self._state.seed_digests:
+            return
+        attrs = {
+            "op": "seed",
+            "source": str(self.models_file),
+            "source_digest": source_digest,
+            "entries": [e.model_dump(mode="json") for e in entries],
+        }
+        self._append(get_settings().actor, "seed", f"seed:{source_digest}", attrs, [])
+
+    def _append(
+        self,
+        actor: str,
+        op: str,
+        subject: str,
+        attrs: dict[str, Any],
+        models: list[ModelRef],
+        decisions: list[PolicyDecision] | None = None,
+        approvals: list[dict[str, Any]] | None = None,
+    ) -> str:
+        event = AuditEvent(
+            kind="catalog",
+            actor=actor,
+            status=op,
+            subject=subject,
+            execution=current_execution(),
+            code_version=code_version(),
+            models=models,
+            attributes=attrs,
+            policy_decisions=[d.model_dump(mode="json") for d in decisions or []],
+            approvals=approvals or [],
+            parents=[d.audit_record_id for d in decisions or [] if d.audit_record_id],
+        )
+        record = self.store.append(event)  # raises AuditWriteError: then nothing changed
+        with self._lock:
+            for r in self.store.scan(self._state.last_seq + 1):
+                self._state.apply(r)
+        return record.record_id
+
+    # ---- reads -------------------------------------------------------------------------------
+    def find(self, name: str, version: str) -> ModelEntry | None:
+        """The entry ``name@version``, or None."""
+        return self._refresh().entries.get((name, version))
+
+    def get(self, name: str, version: str) -> ModelEntry:
+        """The entry ``name@version``; raises CatalogError naming the known versions if absent."""
+        entry = self.find(name, version)
+        if entry is None:
+            known = [e.version for e in self.list(name)]
+            msg = f"model {name}@{version} is not in the catalog (known versions of {name!r}: {known or 'none'})"
+            raise CatalogError(msg)
+        return entry
+
+    def champion(self, name: str) -> ModelEntry | None:
+        """The current champion of ``name``, or None."""
+        return self._refresh().champion(name)
+
+    def list(self, name: str | None = None, stage: Stage | None = None) -> _Entries:
+        """Entries, optionally of one name and/or stage, sorted by name then registration order."""
+        entries = self._refresh().entries.values()
+        return [e for e in entries if (name is None or e.name == name) and (stage is None or e.stage == stage)]
+
+    def history(self, name: str, version: str | None = None) -> _Changes:
+        """Every recorded change of ``name`` (or of ``name@version``), oldest first."""
+        changes = self._refresh().changes
+        if version is not None:
+            return [c for c in changes if c.model_id == f"{name}@{version}"]
+        return [c for c in changes if c.model_id.split("@", 1)[0] == name]
+
+    # ---- governed writes ---------------------------------------------------------------------
+    def _require_allow(self, action: str, actor: str, entry: ModelEntry, context: dict[str, Any]) -> PolicyDecision:
+        decision = self._decide(action, actor, {"type": "Model", "id": entry.model_id}, context)
+        if decision.effect != "allow":
+            reasons = "; ".join(decision.reasons) or "no reason"
+            msg = f"{action} on {entry.model_id} by {actor}: {decision.effect} ({reasons})"
+            raise GovernanceDenied(msg, reason_code=decision.effect, record_id=decision.audit_record_id or None)
+        return decision
+
+    def register(self, entry: ModelEntry, actor: str) -> ModelEntry:
+        """Add a new model version as ``candidate`` (policy ``write_catalog`` must allow ``actor``).
+
+        Args:
+            entry: the version to add; its stage is forced to ``candidate``.
+            actor: principal registering it, e.g. ``service:retraining``.
+
+        Raises:
+            CatalogError: ``name@version`` is already registered.
+            GovernanceDenied: policy denied, or the audit write failed (nothing registered).
+        """
+        entry = entry.with_stage("candidate")
+        if self.find(entry.name, entry.version) is not None:
+            msg = f"model {entry.model_id} is already registered; register a new version instead"
+            raise CatalogError(msg)
+        decision = self._require_allow("write_catalog", actor, entry, {"op": "register"})
+        ref = ModelRef(name=entry.name, version=entry.version, digest=entry.digest)
+        self._append(
+            actor,
+            "register",
+            entry.model_id,
+            {"op": "register", "entry": entry.model_dump(mode="json")},
+            [ref],
+            [decision],
+        )
+        return self.get(entry.name, entry.version)
+
+    def promote(
+        self, name: str, version: str, *, actor: str, evidence: dict[str, Any], approval_request_id: str | None = None
+    ) -> ModelEntry:
+        """Make ``name@version`` the champion, under policy ``promote_model`` (and its approval).
+
+        Args:
+            name: model name.
+            version: candidate version to promote.
+            actor: who asks, e.g. ``service:retraining``.
+            evidence: the figures the policy reads (``accuracy_delta``, ``macro_f1_delta``, ``significant``,
+                ``drift_passed``, ``evaluation_record``, ...); kept in the catalog record.
+            approval_request_id: an approved request of the gate the policy named, when it asked for one.
+
+        Returns:
+            The promoted entry (stage ``champion``); the previous champion is retired in the same record.
+
+        Raises:
+            ApprovalRequired: the policy asks for approval and none (approved, for this model) was given.
+            GovernanceDenied: policy denied, the approval is not valid, or the audit write failed.
+        """
+        entry = self.get(name, version)
+        if entry.stage != "candidate":
+            msg = f"only a candidate can be promoted; {entry.model_id} is {entry.stage}"
+            raise CatalogError(msg)
+        decision = self._decide("promote_model", actor, {"type": "Model", "id": entry.model_id}, dict(evidence))
+        approvals = self._check_promotion(entry, decision, approval_request_id)
+        previous = self.champion(name)
+        attrs = {
+            "op": "promote",
+            "name": name,
+            "version": version,
+            "evidence": dict(evidence),
+            "previous": previous.version if previous else None,
+        }
+        ref = ModelRef(name=name, version=version, digest=entry.digest)
+        self._append(actor, "promote", entry.model_id, attrs, [ref], [decision], approvals)
+        return self.get(name, version)
+
+    def _check_promotion(self, entry: ModelEntry, decision: PolicyDecision, request_id: str | None) -> _Records:
+        if decision.effect == "allow":
+            return []
+        if decision.effect != "require_approval" or decision.approval is None:
+            msg = f"promote_model {entry.model_id}: {decision.effect} ({'; '.join(decision.reasons) or 'no reason'})"
+            raise GovernanceDenied(msg, reason_code="denied", record_id=decision.audit_record_id or None)
+        gate = decision.approval.gate
+        if request_id is None:
+            msg = f"promote_model {entry.model_id} needs an approved '{gate}' request ({decision.approval.risk} risk)"
+            raise ApprovalRequired(msg, decision)
+        out = self._check_approval(request_id)
+        ok = out is not None and bool(getattr(out, "approved", False))
+        ok = ok and getattr(out, "gate", gate) == gate and getattr(out, "subject", "") == entry.model_id
+        if not ok:
+            status = getattr(out, "status", "unreadable")
+            msg = f"approval {request_id} does not approve '{gate}' for {entry.model_id} (status: {status})"
+            raise GovernanceDenied(msg, reason_code="approval_invalid")
+        dump = getattr(out, "model_dump", None)
+        return [dump(mode="json") if callable(dump) else {"request_id": request_id, "status": "approved"}]
+
+    def retire(self, name: str, version: str, *, actor: str, reason: str) -> ModelEntry:
+        """Retire ``name@version`` (policy ``write_catalog`` must allow ``actor``).
+
+        Args:
+            name: model name.
+            version: version to retire.
+            actor: who asks.
+            reason: why, kept in the audit record.
+        """
+        entry = self.get(name, version)
+        decision = self._require_allow("write_catalog", actor, entry, {"op": "retire"})
+        ref = ModelRef(name=name, version=version, digest=entry.digest)
+        attrs = {"op": "retire", "name": name, "version": version, "reason": reason}
+        self._append(actor, "retire", entry.model_id, attrs, [ref], [decision])
+        return self.get(name, version)
+
+
+_catalogs: dict[tuple[str, str], Catalog] = {}
+_catalogs_lock = threading.Lock()
+
+
+def catalog() -> Catalog:
+    """The catalog of the configured audit store, seeded from the configured models.yaml."""
+    from flytekitplugins.aios_audit.api import resolve_store_url
+
+    settings = get_settings()
+    key = (resolve_store_url(settings), str(settings.models_file))
+    with _catalogs_lock:
+        if key not in _catalogs:
+            _catalogs[key] = Catalog(key[0], Path(key[1]))
+        return _catalogs[key]

@@ -1,0 +1,109 @@
+"""The catalog's state as a fold over kind="catalog" audit records.
+
+Record shapes (``AuditEvent.attributes``; ``status`` repeats ``op``, ``subject`` is ``name@version``):
+
+* ``{"op": "seed", "source": path, "source_digest": d, "entries": [ModelEntry...]}``: entries of
+  config/models.yaml. A seed entry never replaces a known entry, and a seeded champion only counts for a
+  name without a champion, so editing the file cannot promote a model.
+* ``{"op": "register", "entry": ModelEntry}``: a new version, always as ``candidate``.
+* ``{"op": "promote", "name", "version", "previous": version | None, "evidence": {...}}``: the version
+  becomes champion; the previous champion of the name is retired in the same record.
+* ``{"op": "retire", "name", "version", "reason"}``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from flytekitplugins.aios_audit.records import AuditRecord
+from flytekitplugins.aios_catalog.entries import CatalogChange, ModelEntry, Stage
+
+
+@dataclass
+class CatalogState:
+    """Entries by (name, version), their changes, and the seeds already applied."""
+
+    entries: dict[tuple[str, str], ModelEntry] = field(default_factory=dict)
+    changes: list[CatalogChange] = field(default_factory=list)
+    seed_digests: set[str] = field(default_factory=set)
+    last_seq: int = 0
+
+    def champion(self, name: str) -> ModelEntry | None:
+        """The champion of ``name``, if any."""
+        for e in self.entries.values():
+            if e.name == name and e.stage == "champion":
+                return e
+        return None
+
+    def apply(self, record: AuditRecord) -> None:
+        """Fold one record in (records of other kinds only advance ``last_seq``)."""
+        self.last_seq = record.seq
+        ev = record.event
+        if ev.kind != "catalog":
+            return
+        attrs = ev.attributes
+        op = attrs.get("op")
+        if op == "seed":
+            self._seed(record, attrs)
+        elif op == "register":
+            entry = ModelEntry.model_validate(attrs["entry"])
+            self.entries[(entry.name, entry.version)] = entry
+            self._change(record, "register", entry.model_id, None, entry.stage)
+        elif op == "promote":
+            self._promote(record, attrs)
+        elif op == "retire":
+            self._set_stage(record, "retire", attrs["name"], attrs["version"], "retired", str(attrs.get("reason", "")))
+
+    def _seed(self, record: AuditRecord, attrs: dict[str, Any]) -> None:
+        self.seed_digests.add(str(attrs.get("source_digest", "")))
+        for raw in attrs.get("entries", []):
+            entry = ModelEntry.model_validate(raw)
+            if (entry.name, entry.version) in self.entries:
+                continue
+            if entry.stage == "champion" and self.champion(entry.name) is not None:
+                entry = entry.with_stage("candidate")
+            self.entries[(entry.name, entry.version)] = entry
+            self._change(record, "seed", entry.model_id, None, entry.stage, f"seeded from {attrs.get('source', '')}")
+
+    def _promote(self, record: AuditRecord, attrs: dict[str, Any]) -> None:
+        name, version = str(attrs["name"]), str(attrs["version"])
+        previous = self.champion(name)
+        if previous is not None and previous.version != version:
+            self._set_stage(record, "promote", name, previous.version, "retired", f"replaced by {name}@{version}")
+        self._set_stage(record, "promote", name, version, "champion", str(attrs.get("reason", "")))
+
+    def _set_stage(self, record: AuditRecord, op: str, name: str, version: str, stage: Stage, reason: str) -> None:
+        entry = self.entries.get((name, version))
+        if entry is None:  # a record about an unknown model: keep it in history, change nothing
+            self._change(record, op, f"{name}@{version}", None, None, reason)
+            return
+        self.entries[(name, version)] = entry.with_stage(stage)
+        self._change(record, op, entry.model_id, entry.stage, stage, reason)
+
+    def _change(
+        self,
+        record: AuditRecord,
+        op: str,
+        model_id: str,
+        from_stage: Stage | None,
+        to_stage: Stage | None,
+        reason: str = "",
+    ) -> None:
+        ev = record.event
+        self.changes.append(
+            CatalogChange(
+                seq=record.seq,
+                record_id=record.record_id,
+                recorded_at=record.recorded_at,
+                actor=ev.actor,
+                op=op,  # type: ignore[arg-type]
+                model_id=model_id,
+                from_stage=from_stage,
+                to_stage=to_stage,
+                reason=reason or str(ev.attributes.get("reason", "")),
+                evidence=dict(ev.attributes.get("evidence", {})),
+                policy_decisions=list(ev.policy_decisions),
+                approvals=list(ev.approvals),
+            )
+        )

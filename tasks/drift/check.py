@@ -1,0 +1,154 @@
+"""Flyte tasks of the drift check: data quality first (fails loudly), then drift by effect size.
+
+Every check writes one ``kind="drift"`` audit record (the figures, the input digests, the models used);
+a quality failure is recorded too, then raised.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+from flytekit import Deck, task
+
+from flytekitplugins.aios_audit import AuditEvent, ModelRef, audit_log
+from flytekitplugins.aios_core.context import code_version, current_execution
+from flytekitplugins.aios_core.digest import digest_value
+from flytekitplugins.aios_core.settings import get_settings
+from tasks.drift.effect_size import Thresholds, effect_sizes, profile_reference
+from tasks.drift.report import DriftReport, QualityReport, feature_drifts
+
+
+def record_drift(status: str, subject: str, attributes: dict[str, object], **kw: object) -> str:
+    """Append one kind="drift" audit record (durable or raise) and return its id."""
+    event = AuditEvent(
+        kind="drift",
+        actor=get_settings().actor,
+        status=status,
+        subject=subject,
+        execution=current_execution(),
+        code_version=code_version(),
+        attributes=attributes,
+        **kw,  # type: ignore[arg-type]
+    )
+    return audit_log().append(event).record_id
+
+
+@task(enable_deck=True)
+def check_quality(reference: pd.DataFrame, current: pd.DataFrame, suite: str, dataset: str) -> list[QualityReport]:
+    """Validate both batches with a Great Expectations suite; any failure fails the check loudly.
+
+    Args:
+        reference: reference batch.
+        current: current batch.
+        suite: suite name, a file under config/expectations/.
+        dataset: dataset label for the audit record.
+    """
+    from tasks.drift.quality import require_quality, validate
+
+    reports = [validate(reference, suite, "reference"), validate(current, suite, "current")]
+    rows = "".join(f"<li>{r.batch}: {'passed' if r.success else 'FAILED'} {r.failed}</li>" for r in reports)
+    Deck("quality", f"<h3>suite {suite}</h3><ul>{rows}</ul>")
+    if not all(r.success for r in reports):
+        attrs = {"suite": suite, "failed": {r.batch: r.failed for r in reports if not r.success}}
+        record_drift("quality_failed", f"dataset:{dataset}", attrs)
+        require_quality(reports)
+    return reports
+
+
+def _text_drift(
+    report: DriftReport, reference: pd.DataFrame, current: pd.DataFrame, text_column: str, model_dir: str, n: int
+) -> list[ModelRef]:
+    from tasks.drift.text import embed_cached, embedding_drift, prediction_drift
+    from tasks.ml.minilm import base_model_ref
+
+    ref_txt = reference[text_column].astype(str).head(n).tolist()
+    cur_txt = current[text_column].astype(str).head(n).tolist()
+    e_ref, e_cur = embed_cached(ref_txt), embed_cached(cur_txt)
+    report.embedding = embedding_drift(e_ref, e_cur)
+    models = [base_model_ref()]
+    if model_dir:
+        from pathlib import Path
+
+        from tasks.ml.classifier import TextClassifier
+
+        clf = TextClassifier.load(Path(model_dir))
+        shared = not (Path(model_dir) / "model.safetensors").is_file()
+        p_ref = clf.predict_proba_embeddings(e_ref) if shared else clf.predict_proba(ref_txt)
+        p_cur = clf.predict_proba_embeddings(e_cur) if shared else clf.predict_proba(cur_txt)
+        th = report.thresholds
+        report.prediction = prediction_drift(
+            f"{clf.card.name}@{clf.card.version}", p_ref, p_cur, psi_threshold=th["psi"], js_threshold=th["js"]
+        )
+        models.append(clf.ref)
+    return models
+
+
+@task(enable_deck=True)
+def measure_drift(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    quality: list[QualityReport],
+    dataset: str,
+    columns: list[str],
+    text_column: str,
+    model_dir: str,
+    psi_threshold: float,
+    js_threshold: float,
+    wasserstein_threshold: float,
+    text_sample: int,
+) -> DriftReport:
+    """Per-feature drift by effect size, text embedding drift and prediction drift; Deck + audit record.
+
+    Args:
+        reference: reference batch.
+        current: current batch.
+        quality: the passed quality reports (kept in the report).
+        dataset: dataset label.
+        columns: feature columns (empty: every column except ``text_column``).
+        text_column: column with text for embedding drift (empty: none).
+        model_dir: artifact folder of a classifier for prediction drift (empty: none).
+        psi_threshold: PSI alert threshold.
+        js_threshold: Jensen-Shannon distance alert threshold.
+        wasserstein_threshold: normalized Wasserstein alert threshold.
+        text_sample: texts per batch to embed (CPU cost grows linearly).
+    """
+    from tasks.drift.plots import effect_size_chart, feature_histograms, report_table
+
+    th = Thresholds(psi=psi_threshold, js=js_threshold, wasserstein=wasserstein_threshold)
+    cols = columns or [str(c) for c in reference.columns if c != text_column]
+    start = time.perf_counter()
+    es = effect_sizes(profile_reference(reference, cols), current)
+    elapsed = (time.perf_counter() - start) * 1000
+    report = DriftReport(
+        dataset=dataset,
+        n_ref=len(reference),
+        n_cur=len(current),
+        thresholds=vars(th),
+        features=feature_drifts(es, th),
+        quality=quality,
+        effect_size_ms=round(elapsed, 2),
+    )
+    models = _text_drift(report, reference, current, text_column, model_dir, text_sample) if text_column else []
+    Deck("drift", report_table(report) + effect_size_chart(report))
+    Deck("features", feature_histograms(es, report))
+    if report.embedding is not None:
+        Deck("text", f"<pre>{report.embedding.model_dump_json(indent=2)}</pre>")
+    attrs = {
+        **report.summary(),
+        "thresholds": report.thresholds,
+        "effect_size_ms": report.effect_size_ms,
+        "features": [f.model_dump(include={"name", "psi", "js", "wasserstein", "drifted"}) for f in report.features],
+        "embedding": report.embedding.model_dump() if report.embedding else None,
+        "prediction": report.prediction.model_dump() if report.prediction else None,
+    }
+    digests = {"reference": digest_value(reference), "current": digest_value(current)}
+    report.audit_record_id = record_drift(
+        "drift" if report.drifted else "no_drift",
+        f"dataset:{dataset}",
+        attrs,
+        inputs=digests,
+        outputs={"report": digest_value(report)},
+        models=models,
+    )
+    return report

@@ -1,0 +1,107 @@
+"""Data quality with Great Expectations, against suites kept in ``config/expectations/<suite>.json``.
+
+A failed expectation fails the drift check loudly: :func:`require_quality` raises
+:class:`DataQualityError` naming every failing expectation, its column and what was observed. A suite
+file that is missing or invalid is an error too (never a silent pass).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from flytekitplugins.aios_core.errors import AiosError
+from flytekitplugins.aios_core.settings import get_settings
+from tasks.drift.report import QualityReport
+
+# Great Expectations sends usage analytics by default; this pack never talks to the network at run time.
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+
+
+class DataQualityError(AiosError):
+    """A batch failed its expectation suite; the message names every failing expectation."""
+
+    def __init__(self, reports: list[QualityReport]) -> None:
+        lines = [f"{r.batch} batch failed suite '{r.suite}': " + "; ".join(r.failed) for r in reports if not r.success]
+        super().__init__("data quality check failed: " + " | ".join(lines))
+        self.reports = reports
+
+
+def suite_path(suite: str) -> Path:
+    """``config/expectations/<suite>.json`` of the configured config dir."""
+    return get_settings().config_dir / "expectations" / f"{suite}.json"
+
+
+def load_suite(suite: str) -> Any:
+    """The suite as a ``great_expectations.ExpectationSuite``; raises FileNotFoundError/ValueError clearly."""
+    import great_expectations as gx
+
+    path = suite_path(suite)
+    if not path.is_file():
+        known = sorted(p.stem for p in path.parent.glob("*.json"))
+        msg = f"expectation suite {suite!r} not found at {path}; known suites: {known}"
+        raise FileNotFoundError(msg)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        return gx.ExpectationSuite(name=data.get("name", suite), expectations=data["expectations"])
+    except Exception as e:
+        msg = f"expectation suite {path} is invalid: {e}"
+        raise ValueError(msg) from e
+
+
+def _exception_message(info: Any) -> str:
+    """GE nests exception info per metric; find the first message (e.g. a missing column)."""
+    if isinstance(info, dict):
+        if info.get("exception_message"):
+            return str(info["exception_message"]).splitlines()[0]
+        for v in info.values():
+            found = _exception_message(v)
+            if found:
+                return found
+    return ""
+
+
+def _describe(result: Any) -> str:
+    cfg = result.expectation_config
+    col = cfg.kwargs.get("column", "")
+    r = result.result or {}
+    if "unexpected_count" in r:
+        observed = f"{r['unexpected_count']} unexpected ({r.get('unexpected_percent', 0):.2f}%)"
+        sample = r.get("partial_unexpected_list") or []
+        observed += f", e.g. {sample[:3]}" if sample else ""
+    elif "observed_value" in r:
+        observed = f"observed {r['observed_value']}"
+    else:
+        observed = _exception_message(result.exception_info) or "failed"
+    return f"{cfg.type}({col}): {observed}" if col else f"{cfg.type}: {observed}"
+
+
+def validate(df: pd.DataFrame, suite: str, batch: str) -> QualityReport:
+    """Validate ``df`` against ``suite``.
+
+    Args:
+        df: the batch.
+        suite: suite name (file stem under config/expectations/).
+        batch: label for messages, e.g. ``reference`` or ``current``.
+    """
+    import great_expectations as gx
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = {"globally": False}
+    asset = context.data_sources.add_pandas("aios").add_dataframe_asset(batch)
+    gx_batch = asset.add_batch_definition_whole_dataframe(batch).get_batch(batch_parameters={"dataframe": df})
+    result = gx_batch.validate(load_suite(suite))
+    failed = [_describe(r) for r in result.results if not r.success]
+    return QualityReport(
+        suite=suite, batch=batch, success=bool(result.success), evaluated=len(result.results), failed=failed
+    )
+
+
+def require_quality(reports: list[QualityReport]) -> None:
+    """Raise :class:`DataQualityError` when any report failed."""
+    if any(not r.success for r in reports):
+        raise DataQualityError(reports)

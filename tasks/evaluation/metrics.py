@@ -1,0 +1,104 @@
+"""Evaluation figures: quality, calibration, paired significance, latency and cost (numpy/scipy only).
+
+Cost model (documented in docs/evaluation.md): cost per 1k documents = CPU-seconds per document, as
+measured with ``time.process_time`` around prediction (all threads of the process), x 1000 x the price
+of one CPU-second (``cpu_price_per_hour / 3600``, default 0.048 USD per vCPU-hour, an on-demand x86 rate).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+
+class ClassFigures(BaseModel):
+    """Precision, recall and support of one class."""
+
+    precision: float
+    recall: float
+    support: int
+
+
+class ModelFigures(BaseModel):
+    """Figures of one model on the held-out set."""
+
+    model: str = Field(description="name@version")
+    digest: str
+    accuracy: float
+    macro_f1: float
+    per_class: dict[str, ClassFigures]
+    confusion: list[list[int]] = Field(description="rows: true label, columns: predicted, in `labels` order")
+    labels: list[str]
+    ece: float = Field(description="expected calibration error, 10 equal-width confidence bins")
+    reliability: list[list[float]] = Field(description="[bin mean confidence, bin accuracy, bin share] per bin")
+    latency_ms_p50: float
+    latency_ms_p95: float
+    latency_ms_p99: float
+    cpu_s_per_doc: float
+    cost_per_1k_docs_usd: float
+
+
+def classification(y: np.ndarray, pred: np.ndarray, k: int) -> tuple[float, float, list[list[int]], np.ndarray]:
+    """Accuracy, macro-F1, confusion matrix and (k x 3) precision/recall/support."""
+    cm = np.bincount(y * k + pred, minlength=k * k).reshape(k, k)
+    tp = np.diag(cm).astype(float)
+    precision = np.divide(tp, cm.sum(axis=0), out=np.zeros(k), where=cm.sum(axis=0) > 0)
+    recall = np.divide(tp, cm.sum(axis=1), out=np.zeros(k), where=cm.sum(axis=1) > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(k), where=(precision + recall) > 0)
+    per = np.stack([precision, recall, cm.sum(axis=1)], axis=1)
+    return float(tp.sum() / max(len(y), 1)), float(f1.mean()), cm.tolist(), per
+
+
+def calibration(y: np.ndarray, proba: np.ndarray, bins: int = 10) -> tuple[float, list[list[float]]]:
+    """Expected calibration error and reliability-diagram points (equal-width bins over top confidence)."""
+    conf = proba.max(axis=1)
+    correct = (proba.argmax(axis=1) == y).astype(float)
+    idx = np.minimum((conf * bins).astype(int), bins - 1)
+    n = np.bincount(idx, minlength=bins).astype(float)
+    mean_conf = np.divide(np.bincount(idx, conf, bins), n, out=np.zeros(bins), where=n > 0)
+    acc = np.divide(np.bincount(idx, correct, bins), n, out=np.zeros(bins), where=n > 0)
+    share = n / max(len(y), 1)
+    ece = float((share * np.abs(acc - mean_conf)).sum())
+    return ece, [[float(c), float(a), float(s)] for c, a, s in zip(mean_conf, acc, share, strict=True) if s > 0]
+
+
+def mcnemar_exact(y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray) -> tuple[int, int, float]:
+    """Discordant counts (a right & b wrong, b right & a wrong) and the exact two-sided McNemar p-value."""
+    from scipy.stats import binomtest
+
+    a_ok, b_ok = pred_a == y, pred_b == y
+    n01, n10 = int((a_ok & ~b_ok).sum()), int((~a_ok & b_ok).sum())
+    p = 1.0 if n01 + n10 == 0 else float(binomtest(min(n01, n10), n01 + n10, 0.5).pvalue)
+    return n01, n10, p
+
+
+def paired_bootstrap(
+    y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, n: int = 2000, seed: int = 0
+) -> tuple[float, float]:
+    """95% paired-bootstrap interval of accuracy(b) - accuracy(a) (all resamples at once)."""
+    diff = (pred_b == y).astype(float) - (pred_a == y).astype(float)
+    idx = np.random.default_rng(seed).integers(0, len(y), size=(n, len(y)))
+    means = diff[idx].mean(axis=1)
+    return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
+
+
+def latency(
+    predict: Callable[[list[str]], object], texts: list[str], batch: int, cpu_price_per_hour: float
+) -> tuple[list[float], float, float]:
+    """Per-document latency (ms; batch wall time / batch size), CPU-seconds per document and cost per 1k.
+
+    One untimed warm-up batch runs first, so neither model pays for lazy initialisation.
+    """
+    per_doc: list[float] = []
+    predict(texts[:batch])  # warm-up (lazy init, caches): not timed
+    cpu0 = time.process_time()
+    for start in range(0, len(texts), batch):
+        chunk = texts[start : start + batch]
+        t0 = time.perf_counter()
+        predict(chunk)
+        per_doc += [(time.perf_counter() - t0) * 1000 / len(chunk)] * len(chunk)
+    cpu_per_doc = (time.process_time() - cpu0) / max(len(texts), 1)
+    return per_doc, cpu_per_doc, cpu_per_doc * 1000 * cpu_price_per_hour / 3600

@@ -1,0 +1,187 @@
+"""Flyte tasks of the champion/challenger evaluation and of the governed promotion that follows it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from flytekit import Deck, task
+from flytekit.types.directory import FlyteDirectory
+
+from flytekitplugins.aios_audit import AuditEvent, audit_log
+from flytekitplugins.aios_core.context import code_version, current_execution
+from flytekitplugins.aios_core.digest import digest_value
+from flytekitplugins.aios_core.errors import GovernanceDenied
+from flytekitplugins.aios_core.settings import get_settings
+from tasks.evaluation.metrics import mcnemar_exact, paired_bootstrap
+from tasks.evaluation.report import Comparison, EvaluationReport, model_figures
+from tasks.ml.classifier import TextClassifier
+
+
+def _load(d: FlyteDirectory) -> TextClassifier:
+    return TextClassifier.load(Path(d.download()))
+
+
+def _proba(clf: TextClassifier, texts: list[str]) -> np.ndarray:
+    from tasks.drift.text import embed_cached
+
+    if clf.card.kind == "minilm-head":  # frozen base encoder: reuse the (cached) base embeddings
+        return clf.predict_proba_embeddings(embed_cached(texts))
+    return clf.predict_proba(texts)
+
+
+def drift_passed_from(record_id: str) -> bool:
+    """True only when ``record_id`` is a recorded drift check that found no drift (fail closed)."""
+    if not record_id:
+        return False
+    rec = audit_log().get(record_id)
+    return rec is not None and rec.event.kind == "drift" and rec.event.status == "no_drift"
+
+
+@task(enable_deck=True)
+def evaluate_pair(
+    candidate: FlyteDirectory,
+    champion: FlyteDirectory,
+    test: pd.DataFrame,
+    dataset: str,
+    drift_record: str,
+    alpha: float,
+    latency_sample: int,
+    cpu_price_per_hour: float,
+) -> EvaluationReport:
+    """Score candidate and champion on the same held-out rows; Deck with plots; kind="evaluation" record.
+
+    Args:
+        candidate: artifact folder of the challenger.
+        champion: artifact folder of the current champion.
+        test: held-out labelled rows (columns ``text``, ``label``).
+        dataset: dataset label.
+        drift_record: audit record id of the candidate's drift check ("no_drift" passes; empty fails).
+        alpha: significance level of the McNemar test.
+        latency_sample: documents timed per model for latency and cost.
+        cpu_price_per_hour: USD per vCPU-hour for the cost model.
+    """
+    from tasks.evaluation.plots import confusion_matrices, reliability_diagram, summary_table
+
+    cand, champ = _load(candidate), _load(champion)
+    texts = test["text"].astype(str).tolist()
+    labels = champ.labels
+    if cand.labels != labels:
+        msg = f"candidate labels {cand.labels} differ from champion labels {labels}"
+        raise ValueError(msg)
+    y = np.array([labels.index(v) for v in test["label"]])
+    p_cand, p_champ = _proba(cand, texts), _proba(champ, texts)
+    timed = texts[:latency_sample]
+    f_cand = model_figures(cand, p_cand, y, timed, cpu_price_per_hour)
+    f_champ = model_figures(champ, p_champ, y, timed, cpu_price_per_hour)
+    a, b = p_champ.argmax(axis=1), p_cand.argmax(axis=1)
+    n01, n10, p = mcnemar_exact(y, a, b)
+    comp = Comparison(
+        accuracy_delta=round(f_cand.accuracy - f_champ.accuracy, 6),
+        macro_f1_delta=round(f_cand.macro_f1 - f_champ.macro_f1, 6),
+        ece_delta=round(f_cand.ece - f_champ.ece, 6),
+        champion_only_correct=n01,
+        candidate_only_correct=n10,
+        mcnemar_p=p,
+        bootstrap_ci=[round(v, 6) for v in paired_bootstrap(y, a, b)],
+        significant=p < alpha,
+    )
+    report = EvaluationReport(
+        dataset=dataset,
+        n_test=len(test),
+        test_digest=digest_value(test),
+        candidate=f_cand,
+        champion=f_champ,
+        comparison=comp,
+        drift_passed=drift_passed_from(drift_record),
+    )
+    event = AuditEvent(
+        kind="evaluation",
+        actor=get_settings().actor,
+        status="evaluated",
+        subject=f_cand.model,
+        execution=current_execution(),
+        code_version=code_version(),
+        models=[cand.ref, champ.ref],
+        inputs={"test": report.test_digest},
+        parents=[drift_record] if drift_record else [],
+        attributes={
+            "candidate": f_cand.model_dump(),
+            "champion": f_champ.model_dump(),
+            "comparison": comp.model_dump(),
+            "drift_passed": report.drift_passed,
+            "dataset": dataset,
+        },
+    )
+    report.audit_record_id = audit_log().append(event).record_id
+    Deck("evaluation", summary_table(report) + reliability_diagram(report) + confusion_matrices(report))
+    return report
+
+
+@task
+def decide_promotion(report: EvaluationReport) -> EvaluationReport:
+    """Ask the catalog to promote the candidate under policy promote_model; open the approval it asks for.
+
+    Args:
+        report: the evaluation; its figures are the policy's evidence.
+    """
+    from flytekitplugins.aios_approvals import open_request
+    from flytekitplugins.aios_catalog import ApprovalRequired, catalog
+
+    name, _, version = report.candidate.model.partition("@")
+    actor = get_settings().actor
+    current = catalog().champion(name)
+    if current is not None and current.digest != report.champion.digest:
+        report.decision = "keep"
+        report.reasons = [f"evaluated against {report.champion.model}, but the champion is {current.model_id}"]
+        return report
+    try:
+        catalog().promote(name, version, actor=actor, evidence=report.evidence())
+        report.decision, report.reasons = "promote", ["policy allowed the promotion"]
+    except ApprovalRequired as e:
+        req = e.decision.approval
+        assert req is not None
+        report.approval_request_id = open_request(
+            req.gate,
+            req.risk,
+            report.candidate.model,
+            summary=report.evidence(),
+            requester=actor,
+            reason=req.reason,
+            evidence={"evaluation": report.audit_record_id, "policy_decision": e.decision.audit_record_id},
+        )
+        report.decision, report.reasons = "needs_approval", list(e.decision.reasons)
+    except GovernanceDenied as e:
+        report.decision, report.reasons = "keep", [str(e)]
+    return report
+
+
+@task
+def promote_approved(evaluation_record: str, approval_request_id: str) -> str:
+    """Promote the evaluated candidate once its approval request is approved (evidence read from the trail).
+
+    Args:
+        evaluation_record: audit record id of the evaluation (its figures are the evidence).
+        approval_request_id: the approved request (``apr-...``).
+    """
+    from flytekitplugins.aios_catalog import catalog
+
+    rec = audit_log().get(evaluation_record)
+    if rec is None or rec.event.kind != "evaluation":
+        msg = f"{evaluation_record!r} is not an evaluation record in the audit trail"
+        raise GovernanceDenied(msg, reason_code="no_evidence")
+    a = rec.event.attributes
+    comp = a["comparison"]
+    evidence = {
+        "accuracy_delta": comp["accuracy_delta"],
+        "macro_f1_delta": comp["macro_f1_delta"],
+        "significant": comp["significant"],
+        "drift_passed": a["drift_passed"],
+        "evaluation_record": rec.record_id,
+    }
+    name, _, version = rec.event.subject.partition("@")
+    entry = catalog().promote(
+        name, version, actor=get_settings().actor, evidence=evidence, approval_request_id=approval_request_id
+    )
+    return entry.model_id

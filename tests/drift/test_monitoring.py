@@ -1,0 +1,76 @@
+"""Scheduled monitoring: a real drift alarm starts the retraining chain, and the audit trail says why."""
+
+from __future__ import annotations
+
+import pytest
+
+from flytekitplugins.aios_audit import audit_log
+from tasks.drift.monitor import resolve_target
+
+STANDIN = "tests.evaluation.standin_retrain.retrain"
+
+
+@pytest.fixture(autouse=True)
+def as_monitoring(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIOS_PRINCIPAL", "service:monitoring")
+
+
+def records(kind: str) -> list:
+    return [r for r in audit_log().scan() if r.event.kind == kind]
+
+
+@pytest.mark.slow
+def test_seasonal_drift_starts_retraining_and_the_trail_says_why() -> None:
+    from workflows.monitoring import monitor_flights
+
+    out = monitor_flights(n=20000, retrain_target=STANDIN)
+    assert out == STANDIN
+    drift = records("drift")
+    assert [r.event.status for r in drift] == ["drift", "retrain_triggered"]
+    check, decision = drift
+    assert "month" in check.event.attributes["drifted_features"]
+    assert decision.event.parents[0] == check.record_id  # the decision derives from the drift check
+    assert "month" in decision.event.attributes["reason"] and decision.event.attributes["target"] == STANDIN
+    policy = audit_log().get(decision.event.parents[1])
+    assert policy.event.kind == "policy_decision"
+    started = [r for r in records("task") if r.event.status == "retrain_started"]
+    assert len(started) == 1 and started[0].event.parents == [decision.record_id]
+    assert "month" in started[0].event.attributes["trigger_reason"]
+
+
+@pytest.mark.slow
+def test_same_period_does_not_start_retraining() -> None:
+    from workflows.monitoring import monitor_flights
+
+    assert monitor_flights(reference_months=[1, 2], current_months=[1, 2], n=20000, retrain_target=STANDIN) == ""
+    assert [r.event.status for r in records("drift")] == ["no_drift", "retrain_skipped"]
+    assert not [r for r in records("task") if r.event.status == "retrain_started"]
+
+
+@pytest.mark.slow
+def test_policy_can_refuse_retraining(monkeypatch: pytest.MonkeyPatch) -> None:
+    from workflows.monitoring import monitor_flights
+
+    monkeypatch.setenv("AIOS_PRINCIPAL", "user:dave")  # compliance reviewer: may not run tasks
+    assert monitor_flights(n=20000, retrain_target=STANDIN) == ""
+    assert [r.event.status for r in records("drift")] == ["drift", "retrain_denied"]
+    assert not [r for r in records("task") if r.event.status == "retrain_started"]
+
+
+def test_target_resolution_fails_loudly() -> None:
+    assert resolve_target(STANDIN).name.endswith("retrain")
+    assert resolve_target("tests.evaluation.standin_retrain:retrain") is resolve_target(STANDIN)
+    with pytest.raises(ImportError, match="retrain_target"):
+        resolve_target("workflows.nope.retrain")
+    with pytest.raises(TypeError, match="not a Flyte"):
+        resolve_target("tasks.drift.monitor.resolve_target")
+
+
+def test_launch_plans_have_stable_names_and_cron_schedules() -> None:
+    from workflows.monitoring import drift_check_hourly, text_drift_check_daily
+
+    assert drift_check_hourly.name == "drift_check_hourly"
+    assert drift_check_hourly.schedule.cron_schedule.schedule == "0 * * * *"
+    assert text_drift_check_daily.name == "text_drift_check_daily"
+    assert text_drift_check_daily.schedule.cron_schedule.schedule == "0 6 * * *"
+    assert "retrain_target" in drift_check_hourly.parameters.parameters

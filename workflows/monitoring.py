@@ -1,0 +1,133 @@
+"""Scheduled monitoring: drift checks on a schedule; drift past the threshold starts retraining.
+
+Launch plans (stable names, public API): ``drift_check_hourly`` (flights, cron ``0 * * * *``) and
+``text_drift_check_daily`` (VADER text, cron ``0 6 * * *``). The chain: load batches -> check_drift
+(quality + effect sizes) -> decide_retraining (thresholds + policy run_task, audited) -> conditional
+``retrain_on_drift``: start_retraining (dynamic node launching ``retrain_target``) or skip_retraining.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+from flytekit import CronSchedule, LaunchPlan, conditional, task, workflow
+
+from tasks.drift.monitor import DEFAULT_TARGET, decide_retraining, skip_retraining, start_retraining
+from workflows.drift import check_drift, load_flight_batches
+
+
+@task
+def load_text_batches(
+    reference_source: str, current_source: str, n: int, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Reference and current samples of VADER snippets (disjoint when the sources are the same).
+
+    Args:
+        reference_source: VADER source of the reference batch.
+        current_source: VADER source of the current batch.
+        n: rows per batch.
+        seed: sampling seed.
+    """
+    from tasks.evaluation.data import load_vader, split
+
+    if reference_source == current_source:
+        ref, cur = split(load_vader(reference_source), (n, n), seed)
+        return ref, cur
+    return split(load_vader(reference_source), (n,), seed)[0], split(load_vader(current_source), (n,), seed + 1)[0]
+
+
+@workflow
+def monitor_flights(
+    reference_months: list[int] = [1, 2, 3, 4],  # noqa: B006
+    current_months: list[int] = [9, 10, 11, 12],  # noqa: B006
+    n: int = 50000,
+    seed: int = 0,
+    psi_threshold: float = 0.2,
+    js_threshold: float = 0.1,
+    wasserstein_threshold: float = 0.1,
+    retrain_target: str = DEFAULT_TARGET,
+) -> str:
+    """Drift check on flights; starts ``retrain_target`` when drift crosses the thresholds and policy allows.
+
+    Args:
+        reference_months: months of the reference batch.
+        current_months: months of the current batch.
+        n: rows per batch (0 = all).
+        seed: sampling seed.
+        psi_threshold: PSI alert threshold.
+        js_threshold: Jensen-Shannon alert threshold.
+        wasserstein_threshold: normalized Wasserstein alert threshold.
+        retrain_target: workflow to launch on drift (``module.workflow``).
+    """
+    ref, cur = load_flight_batches(reference_months=reference_months, current_months=current_months, n=n, seed=seed)
+    report = check_drift(
+        reference=ref,
+        current=cur,
+        dataset="flights",
+        suite="flights",
+        psi_threshold=psi_threshold,
+        js_threshold=js_threshold,
+        wasserstein_threshold=wasserstein_threshold,
+    )
+    d = decide_retraining(report=report, target=retrain_target)
+    return (
+        conditional("retrain_on_drift")
+        .if_(d.trigger.is_true())
+        .then(start_retraining(target=retrain_target, reason=d.reason, drift_record=d.record_id))
+        .else_()
+        .then(skip_retraining(reason=d.reason))
+    )
+
+
+@workflow
+def monitor_text(
+    reference_source: str = "tweets",
+    current_source: str = "movieReviewSnippets",
+    n: int = 300,
+    seed: int = 0,
+    model_dir: str = "",
+    retrain_target: str = DEFAULT_TARGET,
+) -> str:
+    """Text drift check (MiniLM embeddings, score distribution, predictions); starts retraining on drift.
+
+    Args:
+        reference_source: VADER source the model was trained on.
+        current_source: VADER source of the current batch.
+        n: texts per batch.
+        seed: sampling seed.
+        model_dir: classifier artifact for prediction/confidence drift (empty: none).
+        retrain_target: workflow to launch on drift (``module.workflow``).
+    """
+    ref, cur = load_text_batches(reference_source=reference_source, current_source=current_source, n=n, seed=seed)
+    report = check_drift(
+        reference=ref,
+        current=cur,
+        dataset="vader-text",
+        suite="vader_text",
+        columns=["score"],
+        text_column="text",
+        model_dir=model_dir,
+        text_sample=n,
+    )
+    d = decide_retraining(report=report, target=retrain_target)
+    return (
+        conditional("retrain_on_text_drift")
+        .if_(d.trigger.is_true())
+        .then(start_retraining(target=retrain_target, reason=d.reason, drift_record=d.record_id))
+        .else_()
+        .then(skip_retraining(reason=d.reason))
+    )
+
+
+drift_check_hourly = LaunchPlan.get_or_create(
+    workflow=monitor_flights,
+    name="drift_check_hourly",
+    schedule=CronSchedule(schedule="0 * * * *"),
+    default_inputs={"n": 50000},
+)
+
+text_drift_check_daily = LaunchPlan.get_or_create(
+    workflow=monitor_text,
+    name="text_drift_check_daily",
+    schedule=CronSchedule(schedule="0 6 * * *"),
+    default_inputs={"n": 300},
+)
