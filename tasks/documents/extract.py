@@ -1,0 +1,126 @@
+"""Typed field extraction from redacted text: amounts, currency, dates, parties, references.
+
+Decisions downstream are made from these typed fields only, never from free text, so instructions
+written inside a document cannot steer a decision. Prompt-injection phrases are detected and flagged
+(for the reviewer and the audit trail), but the flag changes nothing either.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+
+_CUR = r"(?P<cur>EUR|USD|GBP|CHF|€|\$|£)"
+_NUM = r"(?P<num>\d{1,3}(?:[,']\d{3})*(?:\.\d{2})?|\d+(?:\.\d{2})?)"
+_AMOUNT_RE = re.compile(
+    rf"{_CUR}\s?{_NUM}(?![\d,])|(?<![\w.,]){_NUM.replace('num', 'num2')}\s?(?P<cur2>EUR|USD|GBP|CHF)\b"
+)
+_SYMBOL = {"€": "EUR", "$": "USD", "£": "GBP"}
+_TOTAL_HINT = re.compile(r"(?i)(total|amount due|claim amount|balance due|contract value|sum of|fees?)\W")
+_MONTHS = {
+    m: i + 1 for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"))
+}
+_DATE_RES = (
+    (re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b"), "ymd"),
+    (
+        re.compile(
+            r"\b(\d{1,2}) (January|February|March|April|May|June|July|August|September|October|November|December)"
+            r",? (\d{4})\b",
+            re.I,
+        ),
+        "dMy",
+    ),
+    (re.compile(r"\b(\d{2})/(\d{2})/(\d{4})\b"), "dmy"),
+)
+_PARTY_RE = re.compile(
+    r"\b((?:[A-Z][A-Za-z&]+ ){1,3}(?:Ltd|GmbH|Inc|LLC|plc|B\.V\.|S\.A\.|AG|Corp|Limited|SE)\.?)(?=\W|$)"
+)
+_PARTY_LINE = re.compile(
+    r"(?im)^(?:issued by|bill to|claimant|insurer|from|to|between|supplier|customer)\s*:\s*(.{2,80})$"
+)
+_REF_RE = re.compile(r"\b(?:INV|BILL|RE|CLM|PO|REF)-\d{3,10}\b")
+_INJECTION_RE = re.compile(
+    r"(?i)\b(ignore|disregard|forget|override)\b.{0,40}\b(previous|prior|above|earlier|all|system)\b.{0,20}"
+    r"\b(instructions?|prompts?|rules?|polic(y|ies))\b"
+    r"|\byou are now\b|\bsystem prompt\b|\bact as (an? )?(admin|administrator|approver)\b"
+    r"|\b(auto-?)?approve (this|the) (payment|invoice|claim|request)\b|\bdo not (flag|escalate|review)\b"
+)
+
+
+@dataclass
+class Fields:
+    """Typed fields of one document."""
+
+    amount: float | None = None
+    currency: str | None = None
+    dates: list[str] = field(default_factory=list)
+    parties: list[str] = field(default_factory=list)
+    references: list[str] = field(default_factory=list)
+    injection: bool = False
+
+
+def _amounts(text: str) -> list[tuple[float, str, int]]:
+    found = []
+    for m in _AMOUNT_RE.finditer(text):
+        cur = m.group("cur") or m.group("cur2")
+        num = m.group("num") or m.group("num2")
+        try:
+            value = float(num.replace(",", "").replace("'", ""))
+        except ValueError:
+            continue
+        found.append((value, _SYMBOL.get(cur, cur), m.start()))
+    return found
+
+
+def _pick_total(text: str, amounts: list[tuple[float, str, int]]) -> tuple[float | None, str | None]:
+    if not amounts:
+        return None, None
+    hinted = [a for a in amounts if _TOTAL_HINT.search(text[max(0, a[2] - 40) : a[2]])]
+    value, cur, _ = max(hinted or amounts, key=lambda a: a[0])
+    return value, cur
+
+
+def _dates(text: str) -> list[str]:
+    out: list[str] = []
+    for pattern, kind in _DATE_RES:
+        for m in pattern.finditer(text):
+            g = m.groups()
+            try:
+                if kind == "ymd":
+                    d = dt.date(int(g[0]), int(g[1]), int(g[2]))
+                elif kind == "dMy":
+                    d = dt.date(int(g[2]), _MONTHS[g[1][:3].lower()], int(g[0]))
+                else:
+                    d = dt.date(int(g[2]), int(g[1]), int(g[0]))
+            except ValueError:
+                continue
+            out.append(d.isoformat())
+    return list(dict.fromkeys(out))
+
+
+def _parties(text: str) -> list[str]:
+    names = [m.group(1).strip() for m in _PARTY_RE.finditer(text)]
+    for m in _PARTY_LINE.finditer(text):
+        line = m.group(1).strip()
+        if "[" not in line:  # a redacted placeholder is not a party name
+            names.append(line)
+    return list(dict.fromkeys(n.rstrip(".") + ("." if n.endswith(("B.V.", "S.A.")) else "") for n in names))[:8]
+
+
+def injection_flag(text: str) -> bool:
+    """True when the text carries a known prompt-injection phrase (a flag for people, never a decision input)."""
+    return bool(_INJECTION_RE.search(text))
+
+
+def extract(text: str) -> Fields:
+    """Typed fields of a redacted document text."""
+    amount, currency = _pick_total(text, _amounts(text))
+    return Fields(
+        amount=amount,
+        currency=currency,
+        dates=_dates(text)[:8],
+        parties=_parties(text),
+        references=list(dict.fromkeys(_REF_RE.findall(text)))[:8],
+        injection=bool(_INJECTION_RE.search(text)),
+    )

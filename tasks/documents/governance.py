@@ -1,0 +1,174 @@
+"""The governed part of the pipeline: model catalog checks, policy decisions, approval requests, action rows.
+
+A decision is built from typed fields only (document type, confidence, amount, currency, data class):
+no document text reaches a policy or an approval request, so instructions written into a document
+cannot change what happens to it. Every step is recorded in the audit trail by the plugin that owns it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flytekitplugins.aios_core.digest import digest_value
+from flytekitplugins.aios_core.errors import GovernanceDenied
+
+log = logging.getLogger(__name__)
+
+PAYMENT_ACTIONS = {"invoice": "pay_invoice", "claim": "settle_claim"}
+OTHER_ACTIONS = {"contract": "register_contract", "correspondence": "file_correspondence"}
+# The policy set's document vocabulary (config/policies/documents.cedar).
+POLICY_DOC_TYPE = {
+    "invoice": "invoice",
+    "claim": "payment_instruction",
+    "contract": "contract",
+    "correspondence": "letter",
+}
+REVIEW_GATE = "document-review"
+TRAINER = "service:retraining"  # the principal allowed to write the model catalog (role catalog-writer)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What the pipeline decided for one document (before the action is posted)."""
+
+    action: str
+    effect: str
+    gate: str = ""
+    request_id: str = ""
+    policy_record: str = ""
+    reason: str = ""
+
+    def digest(self, doc_digest: str, fields: dict[str, Any]) -> str:
+        """Digest of the decision content (part of the system-of-record idempotency key)."""
+        return digest_value({"doc": doc_digest, "action": self.action, "effect": self.effect, "fields": fields})
+
+
+def ensure_catalogued(folder: Path, names: list[str], metrics: dict[str, float] | None = None) -> None:
+    """Register the document models in the catalog (once) and refuse models whose digest differs.
+
+    Raises:
+        GovernanceDenied: the catalog holds another digest for the same name and version (fail closed).
+    """
+    from flytekitplugins.aios_catalog import ModelEntry, catalog
+    from tasks.ml.classifier import ModelCard, artifact_digest
+
+    cat = catalog()
+    for name in names:
+        card = ModelCard.model_validate_json((folder / name / "aios_model.json").read_text(encoding="utf-8"))
+        digest = artifact_digest(folder / name)
+        found = cat.find(card.name, card.version)
+        if found is None:
+            entry = ModelEntry(
+                name=card.name,
+                version=card.version,
+                digest=digest,
+                training_data_digests=card.training_data_digests,
+                metrics=metrics or card.metrics,
+                allowed_data_classes=["public", "internal"],
+                owner="team:document-automation",
+                artifact_uri=str(folder / name),
+                description=f"document-type head on frozen all-MiniLM-L6-v2 ({card.params.get('features', '')})",
+            )
+            cat.register(entry, actor=TRAINER)
+        elif found.digest != digest:
+            msg = (
+                f"model {card.name}@{card.version} in {folder / name} has digest {digest}; the catalog pins "
+                f"{found.digest}: retrain under a new version or restore the catalogued artifact"
+            )
+            raise GovernanceDenied(msg, reason_code="model_digest_mismatch")
+
+
+def check_model_use(principal: str, model_ids: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Policy ``use_model`` for redacted text (data class ``internal``); deny raises GovernanceDenied."""
+    from flytekitplugins.aios_catalog import catalog
+    from flytekitplugins.aios_policy import PolicyRequest, enforce
+
+    out = []
+    for name, version in model_ids:
+        entry = catalog().get(name, version)
+        resource = {"type": "Model", "id": entry.model_id, "approved_data_classes": list(entry.allowed_data_classes)}
+        req = PolicyRequest(
+            principal=principal, action="use_model", resource=resource, context={"data_class": "internal"}
+        )
+        out.append(enforce(req, subject=entry.model_id).model_dump(mode="json"))
+    return out
+
+
+def policy_context(
+    label: str, confidence: float, amount: float | None, currency: str, personal: bool
+) -> dict[str, Any]:
+    """Typed context of ``act_on_document``: money moves only for payment actions (else amount 0)."""
+    pays = label in PAYMENT_ACTIONS
+    return {
+        "amount": float(amount) if pays and amount is not None else 0.0,
+        "currency": currency if pays and currency else "EUR",
+        "data_class": "personal" if personal else "internal",
+        "doc_type": POLICY_DOC_TYPE.get(label, "other"),
+        "confidence": round(float(confidence), 4),
+    }
+
+
+def decide(row: dict[str, Any], principal: str, timeout_s: float) -> Decision:
+    """Policy decision (audited) and, where needed, an approval request for one classified document."""
+    from flytekitplugins.aios_approvals import open_request
+    from flytekitplugins.aios_policy import PolicyRequest, enforce
+
+    label = row["label"]
+    action = PAYMENT_ACTIONS.get(label) or OTHER_ACTIONS.get(label, "")
+    if label in PAYMENT_ACTIONS and (row["amount"] is None or not row["currency"]):
+        return Decision(action="", effect="none", reason="missing_amount")
+    ctx = policy_context(label, row["confidence"], row["amount"], row["currency"], bool(row["personal"]))
+    req = PolicyRequest(
+        principal=principal, action="act_on_document", resource={"type": "Document", "id": row["digest"]}, context=ctx
+    )
+    try:
+        d = enforce(req, subject=row["digest"], attributes={"action": action, "route": row["route"]})
+    except GovernanceDenied as e:
+        return Decision(action=action, effect="deny", policy_record=e.record_id or "", reason=e.reason_code)
+    gate, risk, why = "", "low", ""
+    if d.effect == "require_approval" and d.approval is not None:
+        gate, risk, why = d.approval.gate, d.approval.risk, d.approval.reason or "; ".join(d.reasons)
+    elif row["route"] == "review":
+        gate, why = REVIEW_GATE, "both document-type models are unsure"
+    if not gate:
+        return Decision(action=action, effect="allow", policy_record=d.audit_record_id)
+    summary = {**ctx, "action": action, "route": row["route"], "injection_flag": bool(row["injection"])}
+    rid = open_request(
+        gate=gate,
+        risk=risk,
+        subject=row["digest"],
+        summary=summary,
+        evidence={"document": row["digest"], "policy_decision": d.audit_record_id},
+        requester=principal,
+        reason=why,
+        timeout_s=timeout_s,
+    )
+    return Decision(
+        action=action, effect="require_approval", gate=gate, request_id=rid, policy_record=d.audit_record_id
+    )
+
+
+def quarantine_events(rows: list[dict[str, Any]], actor: str) -> None:
+    """One ``quarantine`` audit record per quarantined document (reason code and digests only)."""
+    from flytekitplugins.aios_audit import AuditEvent, audit_log
+    from flytekitplugins.aios_core.context import current_execution
+
+    if not rows:
+        return
+    execution = current_execution()
+    events = [
+        AuditEvent(
+            kind="quarantine",
+            actor=actor,
+            status=r["reason"],
+            subject=r["digest"],
+            execution=execution,
+            inputs={"document": r["digest"]},
+            attributes={"reason": r["reason"], "format": r.get("fmt", ""), "doc_id": r["doc_id"]},
+        )
+        for r in rows
+    ]
+    audit_log().append_many(events)

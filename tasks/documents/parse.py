@@ -1,0 +1,226 @@
+"""Parse one document into plain text: sniff the real format, decode, extract, or quarantine.
+
+Formats: PDF (pypdf; scanned pages through pdftoppm + tesseract), DOCX, e-mail (stdlib ``email``,
+attachments parsed one level deep), HTML, plain text in any encoding (charset-normalizer), images
+(OCR). The format is sniffed from the bytes, not trusted from the extension, so binary garbage named
+``.txt`` is caught. ZIP archives other than DOCX are quarantined (``archive``), not expanded:
+expanding untrusted archives invites zip bombs and path tricks, and a batch should name its files.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import html.parser
+import re
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+
+from tasks.documents.readers import Quarantined, ocr_image, read_docx, read_pdf
+
+IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"II*\x00", b"MM\x00*", b"BM")
+TEXT_EXT = {".txt", ".md", ".csv", ".json", ".xml", ".log", ".text", ""}
+EMAIL_EXT = {".eml", ".msg", ".mbox"}
+HTML_EXT = {".html", ".htm", ".xhtml"}
+
+
+@dataclass
+class Parsed:
+    """Plain text of a document and how it was obtained."""
+
+    text: str
+    fmt: str
+    pages: int = 1
+    ocr: bool = False
+    encoding: str = "utf-8"
+    attachments: int = 0
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Parser limits (from the workflow options)."""
+
+    max_pages: int = 50
+    ocr_pages: int = 3
+    min_chars: int = 20
+    max_chars: int = 200_000
+
+
+def sniff(head: bytes, suffix: str) -> str:
+    """Real format of a document from its first bytes, then its extension."""
+    if head.startswith(b"%PDF") or b"%PDF-" in head[:1024]:
+        return "pdf"
+    if head.startswith(b"PK\x03\x04") or head.startswith(b"PK\x05\x06"):
+        return "docx" if suffix in {".docx", ".docm", ".dotx"} else "zip"
+    if head.startswith(IMAGE_MAGIC):
+        return "image"
+    if head.startswith((b"\x1f\x8b", b"7z\xbc\xaf", b"Rar!", b"BZh")):
+        return "zip"
+    if head.startswith(b"\xd0\xcf\x11\xe0"):  # OLE2 (Outlook .msg, legacy .doc/.xls)
+        return "unsupported"
+    if suffix in EMAIL_EXT or _looks_like_mail(head):
+        return "email"
+    if suffix in HTML_EXT or re.match(rb"(?is)^\s*(<!doctype html|<html)", head[:512]):
+        return "html"
+    return "text"
+
+
+_HEADER_LINE = re.compile(rb"^[!-9;-~]+:[ \t]")
+_MAIL_FIELD = re.compile(rb"(?im)^(from|to|subject|date|message-id|received|delivered-to|return-path|mime-version):")
+
+
+def _looks_like_mail(head: bytes) -> bool:
+    """RFC 822: the first line is a header field and well-known mail fields follow."""
+    return bool(_HEADER_LINE.match(head) or head.startswith(b"From ")) and len(_MAIL_FIELD.findall(head[:4096])) >= 2
+
+
+def decode(data: bytes) -> tuple[str, str]:
+    """Decode bytes of unknown encoding; binary content is quarantined (``binary_content``)."""
+    if not data.strip():
+        raise Quarantined("empty", "no content")
+    if data.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")) or b"\x00" not in data[:4096]:
+        try:
+            return data.decode("utf-8-sig"), "utf-8"
+        except UnicodeDecodeError:
+            pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data[:1_000_000]).best()
+    if best is None or best.encoding is None:
+        raise Quarantined("binary_content", "no text encoding fits")
+    text = data.decode(best.encoding, errors="replace")
+    if _printable_share(text) < 0.85:
+        raise Quarantined("binary_content", f"mostly non-printable as {best.encoding}")
+    return text, str(best.encoding)
+
+
+def _printable_share(text: str) -> float:
+    sample = text[:20_000]
+    if not sample:
+        return 0.0
+    ok = sum(1 for ch in sample if ch.isprintable() or ch in "\r\n\t")
+    return ok / len(sample)
+
+
+class _HTMLText(html.parser.HTMLParser):
+    SKIP = frozenset({"script", "style", "noscript", "template", "head"})
+    BLOCK = frozenset({"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "section", "article", "td"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self.SKIP:
+            self._skip += 1
+        elif tag in self.BLOCK:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.SKIP and self._skip:
+            self._skip -= 1
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.parts.append(data)
+
+
+def html_to_text(markup: str) -> str:
+    """Visible text of an HTML page (scripts, styles and head dropped)."""
+    p = _HTMLText()
+    p.feed(markup)
+    p.close()
+    return re.sub(r"[ \t]+", " ", re.sub(r"\n\s*\n+", "\n\n", "".join(p.parts))).strip()
+
+
+def _email(data: bytes, limits: Limits, depth: int) -> Parsed:
+    msg = email.message_from_bytes(data, policy=email.policy.default)
+    if not isinstance(msg, EmailMessage):  # pragma: no cover - policy.default always builds EmailMessage
+        raise Quarantined("corrupt", "not an e-mail message")
+    parts = [f"Subject: {msg.get('subject', '')}", f"From: {msg.get('from', '')}", f"To: {msg.get('to', '')}"]
+    body = msg.get_body(preferencelist=("plain", "html"))
+    if body is not None:
+        content = _part_text(body)
+        parts.append(html_to_text(content) if body.get_content_type() == "text/html" else content)
+    n_att = 0
+    for att in msg.iter_attachments():
+        n_att += 1
+        payload = att.get_payload(decode=True)
+        if not isinstance(payload, bytes) or depth >= 1:
+            continue
+        name = att.get_filename() or "attachment"
+        try:
+            sub = parse_bytes(payload, Path(name).suffix.lower(), limits, depth=depth + 1)
+            parts.append(f"\n[attachment {Path(name).suffix.lower() or 'file'}]\n{sub.text}")
+        except Quarantined:
+            parts.append("\n[attachment not readable]")
+    return Parsed(text="\n".join(parts), fmt="email", attachments=n_att)
+
+
+def _part_text(part: EmailMessage) -> str:
+    try:
+        return str(part.get_content())
+    except (LookupError, UnicodeError, AssertionError, ValueError):
+        raw = part.get_payload(decode=True)
+        return decode(raw)[0] if isinstance(raw, bytes) else ""
+
+
+def parse_bytes(data: bytes, suffix: str, limits: Limits, depth: int = 0) -> Parsed:
+    """Parse in-memory bytes (attachments, SQL rows). PDFs and DOCX go through a temporary file."""
+    if not data.strip():
+        raise Quarantined("empty", "no content")
+    fmt = sniff(data[:4096], suffix)
+    if fmt in {"pdf", "docx"}:
+        import tempfile
+
+        with tempfile.NamedTemporaryFile(suffix=f".{fmt}") as tmp:
+            tmp.write(data)
+            tmp.flush()
+            return parse_file(Path(tmp.name), limits, depth=depth)
+    return _parse_sniffed(fmt, data, limits, depth)
+
+
+def _parse_sniffed(fmt: str, data: bytes, limits: Limits, depth: int) -> Parsed:
+    if fmt == "zip":
+        raise Quarantined("archive", "archives are not expanded")
+    if fmt == "unsupported":
+        raise Quarantined("unsupported_format", "OLE2 container")
+    if fmt == "image":
+        return Parsed(text=ocr_image(data), fmt="image", ocr=True)
+    if fmt == "email":
+        return _email(data, limits, depth)
+    text, enc = decode(data)
+    if fmt == "html":
+        return Parsed(text=html_to_text(text), fmt="html", encoding=enc)
+    return Parsed(text=text, fmt="text", encoding=enc)
+
+
+def parse_file(path: Path, limits: Limits, depth: int = 0) -> Parsed:
+    """Parse a local file; raises :class:`Quarantined` with a reason code when it cannot be used."""
+    with path.open("rb") as f:
+        head = f.read(4096)
+    if not head.strip():
+        raise Quarantined("empty", "no content")
+    fmt = sniff(head, path.suffix.lower())
+    if fmt == "pdf":
+        text, pages, ocr = read_pdf(
+            path, max_pages=limits.max_pages, ocr_pages=limits.ocr_pages, min_chars=limits.min_chars
+        )
+        parsed = Parsed(text=text, fmt="pdf", pages=pages, ocr=ocr)
+    elif fmt == "docx":
+        parsed = Parsed(text=read_docx(path), fmt="docx")
+    else:
+        parsed = _parse_sniffed(fmt, path.read_bytes(), limits, depth)
+    return finish(parsed, limits)
+
+
+def finish(parsed: Parsed, limits: Limits) -> Parsed:
+    """Normalize whitespace, cap the length and refuse documents with no usable text."""
+    text = re.sub(r"[ \t\x0b\x0c\r]+", " ", parsed.text.replace("\x00", " "))
+    text = re.sub(r"\n\s*\n+", "\n\n", text).strip()[: limits.max_chars]
+    if len(text) < limits.min_chars:
+        raise Quarantined("no_text", f"{len(text)} characters of text")
+    parsed.text = text
+    return parsed

@@ -1,0 +1,166 @@
+"""The stages of the document pipeline as plain functions on tables (the Flyte tasks in ``stages`` wrap them).
+
+Rows are never dropped: a document that cannot go on keeps its row with ``status`` ``quarantine`` or
+``duplicate`` and an empty text, so every table of a chunk has exactly the chunk's documents.
+Error details never include exception messages (parsers quote document bytes in them).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pandas as pd
+
+from tasks.documents import progress
+from tasks.documents.schemas import ProcessingOptions
+
+log = logging.getLogger(__name__)
+
+
+def _ref_row(i: int, uri: str, name: str, size: int, digest: str, status: str, reason: str) -> dict[str, Any]:
+    return {
+        "doc_id": f"d{i:08d}",
+        "uri": uri,
+        "name": name,
+        "size": size,
+        "digest": digest,
+        "status": status,
+        "reason": reason,
+    }
+
+
+def iter_refs(source: str, options: ProcessingOptions) -> Iterator[dict[str, Any]]:
+    """Stream reference rows: digest, de-duplicate (first copy wins), flag oversize files unread."""
+    from flytekitplugins.aios_core.digest import digest_value
+    from tasks.documents.protect import redact
+    from tasks.documents.sources import content_digest, list_documents
+
+    seen: set[str] = set()
+    limit = int(options.max_file_mb * 1024 * 1024)
+    for i, doc in enumerate(list_documents(source, options.sql_table)):
+        name = redact(doc.name).text  # file names can carry personal data too
+        if doc.size > limit:
+            digest = digest_value({"uri": doc.uri, "size": doc.size})
+            yield _ref_row(i, doc.uri, name, doc.size, digest, "quarantine", "too_large")
+            continue
+        try:
+            digest = content_digest(doc.uri)
+        except OSError as e:
+            yield _ref_row(i, doc.uri, name, doc.size, digest_value({"uri": doc.uri}), "quarantine", "unreadable")
+            log.warning("document %s is unreadable: %s", i, type(e).__name__)
+            continue
+        status = "duplicate" if digest in seen else "ok"
+        seen.add(digest)
+        yield _ref_row(i, doc.uri, name, doc.size, digest, status, "duplicate" if status == "duplicate" else "")
+
+
+def ingest_chunks(source: str, options: ProcessingOptions) -> list[pd.DataFrame]:
+    """Reference tables of ``options.chunk_size`` documents each."""
+    rows = list(iter_refs(source, options))
+    progress.start(len(rows), options.progress)
+    progress.advance("ingest", len(rows))
+    return [pd.DataFrame(rows[i : i + options.chunk_size]) for i in range(0, len(rows), options.chunk_size)]
+
+
+def _protect_one(ref: dict[str, Any], options: ProcessingOptions) -> dict[str, Any]:
+    from tasks.documents.extract import injection_flag
+    from tasks.documents.parse import Limits, parse_file
+    from tasks.documents.protect import PERSONAL_KINDS, redact
+    from tasks.documents.readers import Quarantined
+    from tasks.documents.sources import local_copy
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    out = {k: ref[k] for k in ("doc_id", "name", "digest", "status", "reason")}
+    out.update(fmt="", ocr=False, pii=0, secrets=0, personal=False, injection=False, text="")
+    if ref["status"] == "ok":
+        limits = Limits(options.max_pages, options.ocr_pages, 20, options.max_chars)
+        try:
+            with local_copy(ref["uri"]) as path:
+                parsed = parse_file(path, limits)
+            red = redact(parsed.text)
+            personal = sum(red.counts.get(k, 0) for k in PERSONAL_KINDS)
+            out.update(fmt=parsed.fmt, ocr=parsed.ocr, pii=personal, secrets=red.secrets, personal=red.personal)
+            out.update(injection=injection_flag(red.text), text=red.text)
+        except Quarantined as q:
+            out.update(status="quarantine", reason=q.reason)
+        except Exception as e:  # any parser failure quarantines this document, never the batch
+            log.warning("document %s: parser failed with %s; quarantined", ref["doc_id"], type(e).__name__)
+            out.update(status="quarantine", reason="parse_error")
+    out.update(latency_ms=(time.perf_counter() - t0) * 1000, cpu_s=time.process_time() - c0)
+    return out
+
+
+def parse_protect(chunk: pd.DataFrame, options: ProcessingOptions) -> pd.DataFrame:
+    """Parse and redact every document of a chunk; quarantine what cannot be read (audited)."""
+    from tasks.documents.governance import quarantine_events
+
+    rows = [_protect_one(ref, options) for ref in chunk.to_dict(orient="records")]
+    quarantine_events([r for r in rows if r["status"] == "quarantine"], options.principal)
+    progress.advance("parse + protect", len(rows))
+    return pd.DataFrame(rows, columns=_PROTECTED_COLUMNS)
+
+
+_PROTECTED_COLUMNS = [
+    "doc_id", "name", "digest", "status", "reason", "fmt", "ocr", "pii", "secrets", "personal", "injection",
+    "latency_ms", "cpu_s", "text",
+]  # fmt: skip
+
+
+def _spread(df: pd.DataFrame, mask: pd.Series, seconds: float, cpu: float) -> pd.DataFrame:
+    """Add a batched stage's wall and CPU time to its documents, evenly."""
+    n = int(mask.sum())
+    if n:
+        df.loc[mask, "latency_ms"] += seconds * 1000 / n
+        df.loc[mask, "cpu_s"] += cpu / n
+    return df
+
+
+def classify(docs: pd.DataFrame, options: ProcessingOptions, router: Any, cache: Any) -> pd.DataFrame:
+    """Document type per ``ok`` row through the router (cheap, then strong, then review)."""
+    df = docs.copy()
+    df["label"], df["confidence"], df["route"], df["cached"] = "", 0.0, "none", False
+    ok = df["status"] == "ok"
+    t0, c0 = time.perf_counter(), time.process_time()
+    answers = router.route_cached(list(df.loc[ok, "digest"]), list(df.loc[ok, "text"]), cache, options.batch_size)
+    if answers:
+        df.loc[ok, "label"] = [a.label for a in answers]
+        df.loc[ok, "confidence"] = [min(1.0, max(0.0, a.confidence)) for a in answers]
+        df.loc[ok, "route"] = [a.route for a in answers]
+        df.loc[ok, "cached"] = [a.cached for a in answers]
+    progress.advance("classify", len(df))
+    return _spread(df, ok, time.perf_counter() - t0, time.process_time() - c0)
+
+
+def _decide_one(row: dict[str, Any], options: ProcessingOptions) -> dict[str, Any]:
+    from tasks.documents.extract import extract
+    from tasks.documents.governance import Decision, decide
+
+    t0, c0 = time.perf_counter(), time.process_time()
+    out = {k: v for k, v in row.items() if k != "text"}
+    out.update(amount=None, currency="", parties="[]", dates="[]", action="", effect="none")
+    out.update(gate="", request_id="", policy_record="", decision_digest="")
+    if row["status"] == "ok":
+        f = extract(row["text"])
+        out.update(amount=f.amount, currency=f.currency or "", parties=json.dumps(f.parties), dates=json.dumps(f.dates))
+        d: Decision = decide(out, options.principal, options.approval_timeout_s)
+        fields = {"label": row["label"], "amount": f.amount, "currency": f.currency or ""}
+        out.update(
+            action=d.action, effect=d.effect, gate=d.gate, request_id=d.request_id, policy_record=d.policy_record
+        )
+        out.update(decision_digest=d.digest(row["digest"], fields), reason=d.reason)
+    out["latency_ms"] += (time.perf_counter() - t0) * 1000
+    out["cpu_s"] += time.process_time() - c0
+    return out
+
+
+def decide_chunk(docs: pd.DataFrame, options: ProcessingOptions) -> pd.DataFrame:
+    """Extract typed fields, decide, ask policy and open approval requests; the text is dropped here."""
+    rows = [_decide_one(r, options) for r in docs.to_dict(orient="records")]
+    progress.advance("decide + policy", len(rows))
+    df = pd.DataFrame(rows)
+    df["amount"] = df["amount"].astype("float64")
+    return df

@@ -1,0 +1,139 @@
+"""Acting and reporting: action rows for the system of record, outcomes, the batch summary and its Deck."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from flytekitplugins.aios_core.digest import digest_value
+from tasks.documents.schemas import BatchSummary, ProcessingOptions
+
+ACTION_COLUMNS = [
+    "action_key", "doc_digest", "decision_digest", "action", "doc_type",
+    "amount", "currency", "request_id", "principal",
+]  # fmt: skip
+
+
+def action_rows(decided: pd.DataFrame, principal: str, approved: set[str] | None = None) -> pd.DataFrame:
+    """Rows to post: auto-allowed decisions (``approved is None``) or the approved requests' decisions."""
+    d = decided[(decided["status"] == "ok") & (decided["action"] != "")]
+    d = d[d["effect"] == "allow"] if approved is None else d[d["request_id"].isin(approved)]
+    out = pd.DataFrame(
+        {
+            "action_key": [
+                digest_value({"doc": a, "decision": b}) for a, b in zip(d["digest"], d["decision_digest"], strict=True)
+            ],
+            "doc_digest": d["digest"],
+            "decision_digest": d["decision_digest"],
+            "action": d["action"],
+            "doc_type": d["label"],
+            "amount": d["amount"].astype("float64"),
+            "currency": d["currency"],
+            "request_id": d["request_id"],
+            "principal": principal,
+        },
+        columns=ACTION_COLUMNS,
+    )
+    text_cols = [c for c in ACTION_COLUMNS if c != "amount"]
+    out = out.astype({c: "str" for c in text_cols})
+    return out.drop_duplicates("action_key").reset_index(drop=True)
+
+
+def outcome_of(row: dict[str, Any], approvals: dict[str, str]) -> str:
+    """Final outcome of one processed row."""
+    if row["status"] == "duplicate":
+        return "duplicate"
+    if row["effect"] == "deny":
+        return "denied"
+    if row["effect"] == "allow" and row["action"]:
+        return "acted"
+    if row["effect"] == "require_approval":
+        status = approvals.get(row["request_id"], "pending")
+        return {"approved": "acted_after_approval"}.get(status, f"approval_{status}")
+    return "review_missing_fields" if row["reason"] == "missing_amount" else "no_action"
+
+
+def read_labels(source: str) -> dict[str, str]:
+    """Ground truth (``name -> label``) from ``<source>/.aios-labels.csv`` when the source is a labelled corpus."""
+    path = Path(source.removeprefix("file://")) / ".aios-labels.csv"
+    if "://" in source.removeprefix("file://") or not path.is_file():
+        return {}
+    labels = pd.read_csv(path, dtype=str, keep_default_na=False)
+    return {n: lab for n, lab in zip(labels["name"], labels["label"], strict=True) if lab}
+
+
+def results_tables(
+    decided: pd.DataFrame, approvals: dict[str, str], labels: dict[str, str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(results, quarantine) tables; together they hold every document exactly once."""
+    q = decided["status"] == "quarantine"
+    results = decided[~q].copy()
+    results["outcome"] = [outcome_of(r, approvals) for r in results.to_dict(orient="records")]
+    results["true_label"] = [labels.get(n, "") for n in results["name"]]
+    quarantine = decided.loc[q, ["doc_id", "name", "digest", "reason", "fmt"]].reset_index(drop=True)
+    return results.reset_index(drop=True), quarantine
+
+
+def summarize(
+    results: pd.DataFrame, quarantine: pd.DataFrame, posted: tuple[int, int], source: str, options: ProcessingOptions
+) -> BatchSummary:
+    """The batch summary; raises when documents in != processed + quarantined (nothing may be lost)."""
+    lat = np.concatenate([results["latency_ms"].to_numpy(float), np.zeros(0)])
+    cpu = float(results["cpu_s"].sum())
+    n_in = len(results) + len(quarantine)
+    ok = results[results["status"] == "ok"]
+    labelled = ok[ok["true_label"] != ""]
+    s = BatchSummary(
+        documents_in=n_in,
+        processed=len(results),
+        quarantined=len(quarantine),
+        outcomes={str(k): int(v) for k, v in results["outcome"].value_counts().sort_index().items()},
+        quarantine_reasons={str(k): int(v) for k, v in quarantine["reason"].value_counts().sort_index().items()},
+        routes={str(k): int(v) for k, v in ok["route"].value_counts().sort_index().items()},
+        routed_to_review=int((ok["route"] == "review").sum() + (results["outcome"] == "review_missing_fields").sum()),
+        approvals={
+            str(k): int(v) for k, v in results.loc[results["request_id"] != "", "outcome"].value_counts().items()
+        },
+        posted=posted[0],
+        already_posted=posted[1],
+        latency_ms_p50=float(np.percentile(lat, 50)) if len(lat) else 0.0,
+        latency_ms_p95=float(np.percentile(lat, 95)) if len(lat) else 0.0,
+        latency_ms_p99=float(np.percentile(lat, 99)) if len(lat) else 0.0,
+        cpu_seconds=cpu,
+        cost_per_document_usd=cpu / 3600 * options.cost_per_cpu_hour / max(1, n_in),
+        accuracy=float((labelled["label"] == labelled["true_label"]).mean()) if len(labelled) else -1.0,
+        labelled=len(labelled),
+        source=source,
+    )
+    if s.documents_in != s.processed + s.quarantined or s.documents_in != sum(s.outcomes.values()) + s.quarantined:
+        msg = f"row conservation violated: {s.documents_in} in, {s.processed} processed, {s.quarantined} quarantined"
+        raise AssertionError(msg)
+    return s
+
+
+def _table(df: pd.DataFrame, limit: int = 200) -> str:
+    return df.head(limit).to_html(index=False, border=0, classes="aios", escape=True)
+
+
+def deck_html(summary: BatchSummary, results: pd.DataFrame, quarantine: pd.DataFrame) -> str:
+    """HTML of the batch Deck: summary, confusion matrix (labelled runs) and the quarantine table."""
+    parts = ["<h2>Batch summary</h2>", "<pre>", html.escape(_pretty(summary)), "</pre>"]
+    lab = results[(results["true_label"] != "") & (results["status"] == "ok")]
+    if len(lab):
+        cm = pd.crosstab(lab["true_label"], lab["label"], rownames=["true"], colnames=["predicted"])
+        parts += [f"<h2>Confusion (accuracy {summary.accuracy:.3f} on {len(lab)} labelled)</h2>", cm.to_html(border=0)]
+    parts += [f"<h2>Quarantine ({len(quarantine)})</h2>", _table(quarantine)]
+    cols = ["doc_id", "name", "label", "confidence", "route", "amount", "currency", "action", "effect", "outcome"]
+    parts += [f"<h2>Results ({len(results)}, first 200)</h2>", _table(results[cols])]
+    return "\n".join(parts)
+
+
+def _pretty(summary: BatchSummary) -> str:
+    import dataclasses
+    import json
+
+    return json.dumps(dataclasses.asdict(summary), indent=2, sort_keys=True)

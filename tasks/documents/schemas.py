@@ -1,0 +1,197 @@
+"""Typed boundaries of the document pipeline: options, batch summary and pandera table schemas.
+
+Every stage reads and writes one of these tables; pandera validates them at each task boundary
+(flytekitplugins-pandera), so a stage that drops a column or a row's status fails loudly.
+Redacted text travels only between parse/protect, classify and extract; later tables hold typed fields.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandera.pandas as pa
+from pandera.typing import Series
+
+STATUSES = ("ok", "duplicate", "quarantine")
+
+
+@dataclass
+class ProcessingOptions:
+    """Options of one batch (typed defaults; every field shows in the Flyte launch form).
+
+    Attributes:
+        chunk_size: documents per mapped task (the unit of fan-out; memory per task scales with it).
+        max_file_mb: larger files are quarantined (``too_large``) without being read.
+        max_pages: PDF pages read per document.
+        ocr_pages: pages rendered for OCR when a PDF has no text layer.
+        max_chars: characters of text kept per document.
+        fast_threshold: confidence at which the cheap model's label is accepted.
+        strong_threshold: confidence at which the stronger model's label is accepted; below: human review.
+        approval_timeout_s: seconds an approval request stays open (then it times out: no action).
+        batch_size: model batch size.
+        cost_per_cpu_hour: price of one CPU hour (USD), for the cost-per-document figure.
+        principal: the service principal the pipeline acts as.
+        sql_table: table to read when the source is a database URL (columns id, name, content).
+        progress: show a progress bar on local runs (auto: when stderr is a terminal).
+    """
+
+    chunk_size: int = 256
+    max_file_mb: float = 25.0
+    max_pages: int = 50
+    ocr_pages: int = 3
+    max_chars: int = 200_000
+    fast_threshold: float = 0.8
+    strong_threshold: float = 0.7
+    approval_timeout_s: float = 3600.0
+    batch_size: int = 32
+    cost_per_cpu_hour: float = 0.05
+    principal: str = "service:document-pipeline"
+    sql_table: str = "documents"
+    progress: str = "auto"
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.chunk_size >= 1, "chunk_size", "use a positive number of documents per chunk"),
+            (self.max_file_mb > 0, "max_file_mb", "use a positive size in MiB"),
+            (0.0 < self.fast_threshold <= 1.0, "fast_threshold", "use a confidence in (0, 1]"),
+            (0.0 < self.strong_threshold <= 1.0, "strong_threshold", "use a confidence in (0, 1]"),
+            (0 < self.approval_timeout_s <= 86_400, "approval_timeout_s", "use 1 s .. 24 h (the gate waits 25 h)"),
+            (self.principal.startswith("service:"), "principal", "use 'service:<name>' from config/roles.yaml"),
+            (self.progress in {"auto", "on", "off"}, "progress", "use auto, on or off"),
+        ]
+        for ok, name, fix in checks:
+            if not ok:
+                msg = f"ProcessingOptions.{name}={getattr(self, name)!r} is invalid: {fix}"
+                raise ValueError(msg)
+
+
+@dataclass
+class BatchSummary:
+    """What happened to a batch: every document is either processed or quarantined."""
+
+    documents_in: int = 0
+    processed: int = 0
+    quarantined: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    routes: dict[str, int] = field(default_factory=dict)
+    routed_to_review: int = 0
+    approvals: dict[str, int] = field(default_factory=dict)
+    posted: int = 0
+    already_posted: int = 0
+    latency_ms_p50: float = 0.0
+    latency_ms_p95: float = 0.0
+    latency_ms_p99: float = 0.0
+    cpu_seconds: float = 0.0
+    cost_per_document_usd: float = 0.0
+    accuracy: float = -1.0
+    labelled: int = 0
+    source: str = ""
+
+
+class DocumentRef(pa.DataFrameModel):
+    """One document to process: a reference, never the content."""
+
+    doc_id: Series[str] = pa.Field(unique=True)
+    uri: Series[str]
+    name: Series[str]
+    size: Series[int] = pa.Field(ge=0)
+    digest: Series[str]
+    status: Series[str] = pa.Field(isin=STATUSES)
+    reason: Series[str]
+
+    class Config:
+        strict = True
+
+
+class _Common(pa.DataFrameModel):
+    doc_id: Series[str] = pa.Field(unique=True)
+    name: Series[str]
+    digest: Series[str]
+    status: Series[str] = pa.Field(isin=STATUSES)
+    reason: Series[str]
+    fmt: Series[str]
+    ocr: Series[bool]
+    pii: Series[int] = pa.Field(ge=0)
+    secrets: Series[int] = pa.Field(ge=0)
+    personal: Series[bool]
+    injection: Series[bool]
+    latency_ms: Series[float] = pa.Field(ge=0)
+    cpu_s: Series[float] = pa.Field(ge=0)
+
+
+class ProtectedDoc(_Common):
+    """After parse + protect: redacted text (``text`` is empty unless ``status == 'ok'``)."""
+
+    text: Series[str]
+
+    class Config:
+        strict = True
+
+
+class ClassifiedDoc(ProtectedDoc):
+    """After classification: label, confidence and the route that produced them."""
+
+    label: Series[str]
+    confidence: Series[float] = pa.Field(ge=0, le=1)
+    route: Series[str] = pa.Field(isin=("fast", "strong", "review", "none"))
+    cached: Series[bool]
+
+
+class DecidedDoc(_Common):
+    """After extraction, decision and policy: typed fields only, text dropped."""
+
+    label: Series[str]
+    confidence: Series[float] = pa.Field(ge=0, le=1)
+    route: Series[str] = pa.Field(isin=("fast", "strong", "review", "none"))
+    cached: Series[bool]
+    amount: Series[float] = pa.Field(nullable=True)
+    currency: Series[str]
+    parties: Series[str]
+    dates: Series[str]
+    action: Series[str]
+    effect: Series[str] = pa.Field(isin=("allow", "require_approval", "deny", "none"))
+    gate: Series[str]
+    request_id: Series[str]
+    policy_record: Series[str]
+    decision_digest: Series[str]
+
+    class Config:
+        strict = True
+
+
+class ActionRow(pa.DataFrameModel):
+    """One decision to post to the system of record (see ``aios_connectors.system_of_record.COLUMNS``)."""
+
+    action_key: Series[str] = pa.Field(unique=True)
+    doc_digest: Series[str]
+    decision_digest: Series[str]
+    action: Series[str]
+    doc_type: Series[str]
+    amount: Series[float] = pa.Field(nullable=True)
+    currency: Series[str]
+    request_id: Series[str]
+    principal: Series[str]
+
+    class Config:
+        strict = True
+
+
+class ResultRow(DecidedDoc):
+    """Final row of a processed document: the decided fields plus the outcome."""
+
+    outcome: Series[str]
+    true_label: Series[str]
+
+
+class QuarantineRow(pa.DataFrameModel):
+    """A document that could not be processed, with its reason code."""
+
+    doc_id: Series[str] = pa.Field(unique=True)
+    name: Series[str]
+    digest: Series[str]
+    reason: Series[str] = pa.Field(str_length={"min_value": 1})
+    fmt: Series[str]
+
+    class Config:
+        strict = True

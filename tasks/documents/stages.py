@@ -1,0 +1,211 @@
+"""The Flyte tasks of ``process_documents``: thin, typed, audited wrappers around ``pipeline`` and ``report``.
+
+Each task validates its tables with pandera at the boundary and appends one ``task`` audit record
+(``@audited``) with input and output digests; policy decisions, approvals, models and quarantines
+attach their own records. Raw document text never crosses a task boundary: parse and protect run in
+one task, so only redacted text is ever written to Flyte's blob store.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+
+import pandas as pd
+from flytekit import Deck, Resources, task
+from pandera.typing import DataFrame
+
+from flytekitplugins.aios_approvals import ApprovalOutcome
+from flytekitplugins.aios_audit import audited, current_audit
+from tasks.documents import pipeline, progress, report
+from tasks.documents.schemas import (
+    ActionRow,
+    BatchSummary,
+    ClassifiedDoc,
+    DecidedDoc,
+    DocumentRef,
+    ProcessingOptions,
+    ProtectedDoc,
+    QuarantineRow,
+    ResultRow,
+)
+
+log = logging.getLogger(__name__)
+
+
+@task
+@audited(attributes={"stage": "ingest"})
+def ingest(source: str, options: ProcessingOptions) -> list[DataFrame[DocumentRef]]:
+    """List, digest and de-duplicate the documents of a source, in chunks of references (no content).
+
+    Args:
+        source: local folder, fsspec URL (s3://bucket/prefix) or database URL (sqlite:///db, postgresql://...).
+        options: batch options (chunk size, size limit, ...).
+    """
+    chunks = pipeline.ingest_chunks(source, options)
+    scope = current_audit()
+    if scope is not None:
+        scope.set_attribute("documents", int(sum(len(c) for c in chunks)))
+    return chunks
+
+
+@task(retries=2, requests=Resources(cpu="1", mem="1Gi"))
+@audited(attributes={"stage": "parse_protect"})
+def parse_protect(chunk: DataFrame[DocumentRef], options: ProcessingOptions) -> DataFrame[ProtectedDoc]:
+    """Parse (PDF, DOCX, e-mail, HTML, text, OCR) and redact personal data and secrets; quarantine bad input.
+
+    Args:
+        chunk: document references of one chunk.
+        options: batch options (page and size limits).
+    """
+    return pipeline.parse_protect(chunk, options)
+
+
+@task(retries=2, requests=Resources(cpu="2", mem="3Gi"))
+@audited(attributes={"stage": "classify"})
+def classify(docs: DataFrame[ProtectedDoc], options: ProcessingOptions) -> DataFrame[ClassifiedDoc]:
+    """Classify the document type: cheap model first, stronger model when unsure, human review when both are.
+
+    Args:
+        docs: redacted documents of one chunk.
+        options: batch options (thresholds, batch size).
+    """
+    from flytekitplugins.aios_core.settings import get_settings
+    from tasks.documents.governance import check_model_use, ensure_catalogued
+    from tasks.documents.models import FAST, STRONG, load_or_train, models_dir
+    from tasks.documents.router import ResultCache, Router
+
+    models = load_or_train()
+    ensure_catalogued(models_dir(), [FAST, STRONG])
+    ids = [(m.name, m.version) for m in (models.fast.encoder.ref, models.fast.ref, models.strong.ref)]
+    decisions = check_model_use(options.principal, ids)
+    router = Router(models, options.fast_threshold, options.strong_threshold)
+    scope = current_audit()
+    if scope is not None:
+        for ref in router.refs:
+            scope.add_model(ref)
+        scope.set_attribute("use_model_decisions", [d.get("audit_record_id", "") for d in decisions])
+    cache = ResultCache(get_settings().state_dir / "cache" / "documents.db")
+    try:
+        return pipeline.classify(docs, options, router, cache)
+    finally:
+        cache.close()
+
+
+@task(retries=2)
+@audited(attributes={"stage": "decide"})
+def decide(docs: DataFrame[ClassifiedDoc], options: ProcessingOptions) -> DataFrame[DecidedDoc]:
+    """Extract typed fields, decide the action, ask policy, open approval requests where policy asks.
+
+    Args:
+        docs: classified documents of one chunk.
+        options: batch options (principal, approval timeout).
+    """
+    return pipeline.decide_chunk(docs, options)
+
+
+@task
+def gather(parts: list[DataFrame[DecidedDoc]]) -> DataFrame[DecidedDoc]:
+    """Join the decided chunks into one table (typed fields only, no text).
+
+    Args:
+        parts: decided tables, one per chunk.
+    """
+    frames = [p for p in parts if len(p)]
+    return (
+        pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(DecidedDoc.to_schema().columns))
+    )
+
+
+@task
+@audited(attributes={"stage": "plan_auto_actions"})
+def auto_actions(decided: DataFrame[DecidedDoc], options: ProcessingOptions) -> DataFrame[ActionRow]:
+    """Decisions the policy allowed outright: they are acted on now, before any approval gate.
+
+    Args:
+        decided: every decided document of the batch.
+        options: batch options (principal).
+    """
+    return report.action_rows(decided, options.principal)
+
+
+@task
+def requests_for(decided: DataFrame[DecidedDoc], gate: str, posted_before: int) -> list[str]:
+    """Approval request ids of one gate, released once the auto-allowed actions are posted.
+
+    Args:
+        decided: every decided document of the batch.
+        gate: the approval gate (payment-signoff or document-review).
+        posted_before: number of auto actions posted (orders this step after them).
+    """
+    log.info("%s auto actions posted; releasing the %s requests", posted_before, gate)
+    ids = decided.loc[decided["gate"] == gate, "request_id"]
+    return sorted({str(i) for i in ids if i})
+
+
+@task
+@audited(attributes={"stage": "plan_approved_actions"})
+def approved_actions(
+    decided: DataFrame[DecidedDoc],
+    payment: list[ApprovalOutcome],
+    review: list[ApprovalOutcome],
+    options: ProcessingOptions,
+) -> DataFrame[ActionRow]:
+    """Decisions whose approval request was verified as approved (after the gates).
+
+    Args:
+        decided: every decided document of the batch.
+        payment: verified outcomes of the payment-signoff gate.
+        review: verified outcomes of the document-review gate.
+        options: batch options (principal).
+    """
+    approved = {o.request_id for o in [*payment, *review] if o.approved}
+    scope = current_audit()
+    if scope is not None:
+        for o in [*payment, *review]:
+            scope.add_approval({"request_id": o.request_id, "status": o.status, "approvers": o.approvers})
+    return report.action_rows(decided, options.principal, approved)
+
+
+@task(enable_deck=True)
+@audited(attributes={"stage": "summarize"})
+def summarize(
+    decided: DataFrame[DecidedDoc],
+    payment: list[ApprovalOutcome],
+    review: list[ApprovalOutcome],
+    posted: list[int],
+    source: str,
+    options: ProcessingOptions,
+) -> tuple[BatchSummary, DataFrame[ResultRow], DataFrame[QuarantineRow]]:
+    """Outcomes per document, the batch summary (row conservation asserted) and the Deck.
+
+    Args:
+        decided: every decided document of the batch.
+        payment: verified outcomes of the payment-signoff gate.
+        review: verified outcomes of the document-review gate.
+        posted: [posted, already posted] for auto actions, then for approved actions.
+        source: the batch's source (labels are read from it when present).
+        options: batch options (cost per CPU hour).
+    """
+    approvals = {o.request_id: o.status for o in [*payment, *review]}
+    results, quarantine = report.results_tables(decided, approvals, report.read_labels(source))
+    counts = (posted[0] + posted[2], posted[1] + posted[3])
+    summary = report.summarize(results, quarantine, counts, source, options)
+    Deck("batch summary", report.deck_html(summary, results, quarantine))
+    progress.stop()
+    print("AIOS_BATCH_SUMMARY " + json.dumps(dataclasses.asdict(summary), sort_keys=True), flush=True)
+    return summary, results, quarantine
+
+
+@task
+def counts(posted: int, already_posted: int, more_posted: int, more_already: int) -> list[int]:
+    """Pack the system-of-record counts of both posting steps.
+
+    Args:
+        posted: auto actions newly posted.
+        already_posted: auto actions an earlier attempt had posted.
+        more_posted: approved actions newly posted.
+        more_already: approved actions an earlier attempt had posted.
+    """
+    return [posted, already_posted, more_posted, more_already]

@@ -1,0 +1,97 @@
+"""``process_documents`` end to end: real local Flyte execution, real MiniLM, real policy, approvals and audit."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flytekitplugins.aios_approvals import decide
+from flytekitplugins.aios_audit import audit_log
+from tests.documents.conftest import options
+
+pytestmark = pytest.mark.slow
+
+
+def _approve_when_open(gate: str, approver: str, stop: threading.Event, picked: list[str]) -> None:
+    """A second 'person': approve the first request of ``gate`` as soon as it is open."""
+    while not stop.is_set():
+        ids = [
+            r.event.subject
+            for r in audit_log().scan()
+            if r.event.kind == "approval_request"
+            and r.event.attributes["request"]["gate"] == gate
+            and r.event.attributes["request"]["risk"] == "medium"  # high risk needs a quorum of two
+        ]
+        if ids:
+            picked.append(ids[0])
+            assert decide(ids[0], approver, "approve", reason="checked").accepted
+            return
+        time.sleep(0.2)
+
+
+def run(source: Path, approve: bool = True, **kw: Any) -> tuple[Any, Any, Any, list[str]]:
+    from workflows.document_processing import process_documents
+
+    stop, picked = threading.Event(), []
+    t = threading.Thread(target=_approve_when_open, args=("payment-signoff", "user:bob", stop, picked), daemon=True)
+    if approve:
+        t.start()
+    try:
+        summary, results, quarantine = process_documents(source=str(source), options=options(**kw))
+    finally:
+        stop.set()
+    return summary, results, quarantine, picked
+
+
+def test_corpus_end_to_end_with_one_human_approval(corpus: Path, aios_env: Path) -> None:
+    summary, results, quarantine, picked = run(corpus, approval_timeout_s=15)
+    n_files = sum(1 for p in corpus.iterdir() if not p.name.startswith("."))
+    # row conservation: every document is processed or quarantined, exactly once
+    assert summary.documents_in == n_files == len(results) + len(quarantine)
+    assert summary.processed + summary.quarantined == summary.documents_in
+    assert set(results["doc_id"]).isdisjoint(quarantine["doc_id"])
+    assert (quarantine["reason"].str.len() > 0).all()
+    assert set(summary.quarantine_reasons) == {
+        "archive",
+        "binary_content",
+        "corrupt",
+        "empty",
+        "encrypted",
+        "too_large",
+    }
+    kinds = [r.event for r in audit_log().scan()]
+    assert sorted(e.subject for e in kinds if e.kind == "quarantine") == sorted(quarantine["digest"])
+    assert summary.outcomes["duplicate"] == 1
+    # classification on the labelled corpus, through the routed models
+    assert summary.labelled >= 24 and summary.accuracy >= 0.9
+    # the approved request was acted on after the gate; auto-allowed ones before it
+    assert picked and summary.outcomes.get("acted_after_approval") == 1
+    approved = results[results["request_id"] == picked[0]]
+    assert list(approved["outcome"]) == ["acted_after_approval"]
+    acted = results["outcome"].isin(["acted", "acted_after_approval"]).sum()
+    assert summary.posted == acted
+    with sqlite3.connect(aios_env / "system_of_record.db") as conn:
+        assert conn.execute("SELECT count(*) FROM document_actions").fetchone()[0] == acted
+    assert sum(1 for e in kinds if e.kind == "action") == acted
+    assert {e.attributes.get("stage") for e in kinds if e.kind == "task"} >= {
+        "ingest",
+        "parse_protect",
+        "classify",
+        "decide",
+    }
+
+
+def test_injected_instructions_never_change_the_decision(corpus: Path) -> None:
+    _, results, _, _ = run(corpus, approve=False, approval_timeout_s=2)
+    inj = results[results["name"] == "inj-7-txt.txt"].iloc[0]
+    assert bool(inj["injection"]) and inj["label"] == "invoice" and inj["amount"] > 10_000
+    assert inj["effect"] == "require_approval" and inj["gate"] == "payment-signoff"
+    assert inj["outcome"] == "approval_timed_out"  # nobody signed off: nothing was paid
+    with sqlite3.connect(Path(audit_log().url.removeprefix("sqlite:///")).parent / "system_of_record.db") as conn:
+        keys = [r[0] for r in conn.execute("SELECT doc_digest FROM document_actions")]
+    assert inj["digest"] not in keys
