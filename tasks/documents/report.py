@@ -137,3 +137,27 @@ def _pretty(summary: BatchSummary) -> str:
     import json
 
     return json.dumps(dataclasses.asdict(summary), indent=2, sort_keys=True)
+
+
+RESULTS_DIR_ENV = "AIOS_RESULTS_DIR"
+
+
+def export_tables(summary: BatchSummary, results: pd.DataFrame, quarantine: pd.DataFrame) -> Path | None:
+    """Copy the batch's tables to ``$AIOS_RESULTS_DIR`` (local convenience; on a cluster they are workflow outputs).
+
+    Writes ``results.csv``, ``quarantine.csv`` and ``summary.json``. The tables hold redacted fields and
+    digests only, like the workflow outputs.
+    """
+    import dataclasses
+    import json
+    import os
+
+    target = os.environ.get(RESULTS_DIR_ENV)
+    if not target:
+        return None
+    out = Path(target)
+    out.mkdir(parents=True, exist_ok=True)
+    results.to_csv(out / "results.csv", index=False)
+    quarantine.to_csv(out / "quarantine.csv", index=False)
+    (out / "summary.json").write_text(json.dumps(dataclasses.asdict(summary), indent=2, sort_keys=True))
+    return out

@@ -194,6 +194,7 @@ def summarize(
     summary = report.summarize(results, quarantine, counts, source, options)
     Deck("batch summary", report.deck_html(summary, results, quarantine))
     progress.stop()
+    report.export_tables(summary, results, quarantine)
     print("AIOS_BATCH_SUMMARY " + json.dumps(dataclasses.asdict(summary), sort_keys=True), flush=True)
     return summary, results, quarantine
 

@@ -116,8 +116,10 @@ def demo(ctx: click.Context, out: Path | None, n_docs: int, seed: int, timeout: 
     _run(gen, env, repo)
     click.echo(f"2/4 running process_documents as {LAUNCHER} (local Flyte execution)")
     log_path = out / "workflow.log"
-    wf_env = {**env, "AIOS_PRINCIPAL": LAUNCHER}
+    wf_env = {**env, "AIOS_PRINCIPAL": LAUNCHER, "AIOS_RESULTS_DIR": str(out / "results")}
+    options = json.dumps({"approval_timeout_s": 600})  # bounded: an undecided request times out, it never hangs
     cmd = [_bin("pyflyte"), "run", "workflows/document_processing.py", "process_documents", "--source", str(corpus)]
+    cmd += ["--options", options]
     with log_path.open("w") as log_file:
         proc = subprocess.Popen(cmd, env=wf_env, cwd=repo, stdout=log_file, stderr=subprocess.STDOUT, text=True)
         click.echo("3/4 deciding approvals through `aios approvals` (a second process, as the approvers)")
@@ -126,11 +128,15 @@ def demo(ctx: click.Context, out: Path | None, n_docs: int, seed: int, timeout: 
     if proc.returncode != 0:
         msg = f"the workflow failed (exit {proc.returncode}); its log is {log_path}:\n{output[-3000:]}"
         raise click.ClickException(msg)
-    _report(_summary_from(output), out, env, repo, s.audit_store, log_path)
+    sor = os.environ.get("AIOS_SYSTEM_OF_RECORD_URL") or f"sqlite:///{s.state_dir}/system_of_record.db"
+    _report(_summary_from(output), out, env, repo, (s.audit_store, sor), log_path)
 
 
-def _report(summary: dict[str, Any], out: Path, env: dict[str, str], repo: Path, store: str, log: Path) -> None:
+def _report(
+    summary: dict[str, Any], out: Path, env: dict[str, str], repo: Path, stores: tuple[str, str], log: Path
+) -> None:
     click.echo("4/4 verifying the audit trail and writing the reports")
+    store, sor = stores
     verify = _run([_bin("aios"), "audit", "verify"], env, repo, check=False)
     checkpoint, report = out / "checkpoint.json", out / "lineage-report.html"
     _run([_bin("aios"), "audit", "checkpoint", "--out", str(checkpoint)], env, repo)
@@ -139,8 +145,9 @@ def _report(summary: dict[str, Any], out: Path, env: dict[str, str], repo: Path,
     click.echo("batch summary:")
     click.echo(json.dumps(summary, indent=2, sort_keys=True) if summary else "  (no summary line found)")
     click.echo("")
-    click.echo(f"results:        {summary.get('results_path', '(in the workflow outputs, see the log)')}")
-    click.echo(f"quarantine:     {summary.get('quarantine_path', '(in the workflow outputs, see the log)')}")
+    click.echo(f"results:        {out / 'results' / 'results.csv'}")
+    click.echo(f"quarantine:     {out / 'results' / 'quarantine.csv'}")
+    click.echo(f"actions posted: {sor} (table document_actions)")
     click.echo(f"workflow log:   {log}")
     click.echo(f"audit store:    {store}")
     click.echo(f"audit verify:   {(verify.stdout or verify.stderr).strip()}")
