@@ -53,7 +53,7 @@ class Projection:
     def refresh(self, store: AuditStore) -> Projection:
         """Fold the records of ``store`` appended since the last refresh."""
         with self._lock:
-            for rec in store.scan(self.last_seq + 1):
+            for rec in store.scan_kinds(KINDS, self.last_seq + 1):
                 try:
                     self._apply(rec)
                 except (KeyError, TypeError, ValidationError) as e:

@@ -56,7 +56,7 @@ class Catalog:
             store = self.store
             if store.size() < self._state.last_seq:  # a different log at the same URL: start over
                 self._state, self._seed_checked = CatalogState(), False
-            for record in store.scan(self._state.last_seq + 1):
+            for record in store.scan_kinds(("catalog",), self._state.last_seq + 1):
                 self._state.apply(record)
             if not self._seed_checked:
                 self._seed_checked = True
@@ -101,7 +101,7 @@ class Catalog:
         )
         record = self.store.append(event)  # raises AuditWriteError: then nothing changed
         with self._lock:
-            for r in self.store.scan(self._state.last_seq + 1):
+            for r in self.store.scan_kinds(("catalog",), self._state.last_seq + 1):
                 self._state.apply(r)
         return record.record_id
 

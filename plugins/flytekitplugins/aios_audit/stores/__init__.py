@@ -20,10 +20,11 @@ Stores are chosen by URL (``AIOS_AUDIT_STORE``): ``sqlite:///path`` or ``postgre
 from __future__ import annotations
 
 import abc
+import json
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 
-from flytekitplugins.aios_audit.records import AuditEvent, AuditRecord
+from flytekitplugins.aios_audit.records import AuditEvent, AuditRecord, record_from_entry
 from flytekitplugins.aios_core.errors import AiosError
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,20 @@ class AuditStore(abc.ABC):
     @abc.abstractmethod
     def scan_raw(self, start: int = 1, end: int | None = None) -> Iterator[RawRow]:
         """Yield stored rows ``(seq, entry, leaf, prev, chain)`` in sequence order, unparsed (fast verify)."""
+
+    def scan_kinds(self, kinds: Collection[str], start: int = 1) -> Iterator[AuditRecord]:
+        """Records of the given event kinds from ``start`` on, parsing only those (projections use this).
+
+        The filter reads the hashed entry bytes (canonical JSON always holds ``"kind":"<kind>"``), never
+        the unverified index columns, so an edited index cannot hide a record from a projection.
+        """
+        needles = tuple(b'"kind":' + json.dumps(k).encode() for k in kinds)
+        wanted = frozenset(kinds)
+        for _seq, entry, leaf, prev, chain in self.scan_raw(start):
+            if any(n in entry for n in needles):
+                rec = record_from_entry(entry, leaf, prev, chain)
+                if rec.event.kind in wanted:
+                    yield rec
 
     @abc.abstractmethod
     def size(self) -> int:
