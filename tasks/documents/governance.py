@@ -113,21 +113,59 @@ def policy_context(
 
 def decide(row: dict[str, Any], principal: str, timeout_s: float) -> Decision:
     """Policy decision (audited) and, where needed, an approval request for one classified document."""
-    from flytekitplugins.aios_approvals import open_request
-    from flytekitplugins.aios_policy import PolicyRequest, enforce
+    return decide_many([row], principal, timeout_s)[0]
+
+
+def _policy_request(row: dict[str, Any], principal: str) -> tuple[str, dict[str, Any], Any] | None:
+    """(action, context, request) for a row, or None when a payment lacks an amount or currency."""
+    from flytekitplugins.aios_policy import PolicyRequest
 
     label = row["label"]
     action = PAYMENT_ACTIONS.get(label) or OTHER_ACTIONS.get(label, "")
     if label in PAYMENT_ACTIONS and (row["amount"] is None or not row["currency"]):
-        return Decision(action="", effect="none", reason="missing_amount")
+        return None
     ctx = policy_context(label, row["confidence"], row["amount"], row["currency"], bool(row["personal"]))
     req = PolicyRequest(
         principal=principal, action="act_on_document", resource={"type": "Document", "id": row["digest"]}, context=ctx
     )
+    return action, ctx, req
+
+
+def decide_many(rows: list[dict[str, Any]], principal: str, timeout_s: float) -> list[Decision]:
+    """Decide a chunk: one policy evaluation and ONE durable audit transaction for every decision,
+    then an approval request (non-blocking) per document that needs a human.
+
+    If the decisions cannot be recorded, every document of the chunk is denied (fail closed).
+    """
+    from flytekitplugins.aios_policy import enforce_many
+
+    built = [_policy_request(r, principal) for r in rows]
+    todo = [(i, b) for i, b in enumerate(built) if b is not None]
+    out = [Decision(action="", effect="none", reason="missing_amount") for _ in rows]
+    if not todo:
+        return out
     try:
-        d = enforce(req, subject=row["digest"], attributes={"action": action, "route": row["route"]})
+        decisions = enforce_many(
+            [b[2] for _, b in todo],
+            subjects=[rows[i]["digest"] for i, _ in todo],
+            attributes=[{"action": b[0], "route": rows[i]["route"]} for i, b in todo],
+        )
     except GovernanceDenied as e:
-        return Decision(action=action, effect="deny", policy_record=e.record_id or "", reason=e.reason_code)
+        for i, b in todo:
+            out[i] = Decision(action=b[0], effect="deny", reason=e.reason_code)
+        return out
+    for (i, (action, ctx, _req)), d in zip(todo, decisions, strict=True):
+        out[i] = _after_policy(rows[i], action, ctx, d, principal, timeout_s)
+    return out
+
+
+def _after_policy(
+    row: dict[str, Any], action: str, ctx: dict[str, Any], d: Any, principal: str, timeout_s: float
+) -> Decision:
+    from flytekitplugins.aios_approvals import open_request
+
+    if d.effect == "deny":
+        return Decision(action=action, effect="deny", policy_record=d.audit_record_id, reason="policy_deny")
     gate, risk, why = "", "low", ""
     if d.effect == "require_approval" and d.approval is not None:
         gate, risk, why = d.approval.gate, d.approval.risk, d.approval.reason or "; ".join(d.reasons)

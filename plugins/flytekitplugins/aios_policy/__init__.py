@@ -3,7 +3,8 @@
 Public API:
 
 * :class:`PolicyRequest`, :func:`evaluate` (never raises; errors deny), :func:`evaluate_many` (batch),
-  :func:`enforce` (evaluate + durable audit record; deny raises ``GovernanceDenied``).
+  :func:`enforce` (evaluate + durable audit record; deny raises ``GovernanceDenied``),
+  :func:`enforce_many` (a batch: one engine call, one durable audit transaction; denies returned).
 * :func:`policy_gate` (decorator under ``@task``), :class:`PolicyGate` (task config),
   :class:`Check` (a pre/post-condition spec), :func:`policy_check` (a task whose output is the decision).
 * :class:`PolicyEngine`, :func:`register_engine`, :func:`get_engine`: the engine interface (cedar default).
@@ -13,7 +14,7 @@ Gate parts import flytekit and are loaded on first access, so the CLI and ``eval
 
 from typing import TYPE_CHECKING, Any
 
-from flytekitplugins.aios_policy.decide import enforce, evaluate, evaluate_many
+from flytekitplugins.aios_policy.decide import enforce, enforce_many, evaluate, evaluate_many
 from flytekitplugins.aios_policy.engine import PolicyEngine, PolicyLoadError, PolicySource, get_engine, register_engine
 from flytekitplugins.aios_policy.request import PolicyRequest
 
@@ -30,6 +31,7 @@ __all__ = [
     "PolicyRequest",
     "PolicySource",
     "enforce",
+    "enforce_many",
     "evaluate",
     "evaluate_many",
     "get_engine",

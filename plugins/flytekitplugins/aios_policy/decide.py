@@ -188,6 +188,29 @@ def enforce(
     return decision
 
 
+def enforce_many(
+    requests: Sequence[PolicyRequest | dict[str, Any]],
+    *,
+    subjects: Sequence[str],
+    attributes: Sequence[dict[str, Any] | None] | None = None,
+    policy_dir: str | Path | None = None,
+) -> list[PolicyDecision]:
+    """:func:`enforce` for a batch: one engine call and ONE durable audit transaction for all decisions.
+
+    Denies are returned, not raised (each item of a batch is handled on its own); callers must check
+    ``effect``. Every decision, allow and deny, is recorded before this returns.
+
+    Raises:
+        GovernanceDenied: ``reason_code="audit_write_failed"`` when the batch could not be recorded; then
+            nothing in it may be acted on.
+    """
+    from flytekitplugins.aios_policy.record import record_decisions
+
+    decisions = evaluate_many(requests, policy_dir=policy_dir)
+    extra = list(attributes) if attributes is not None else [None] * len(decisions)
+    return record_decisions(decisions, subjects=subjects, attributes=extra)
+
+
 def denial_message(decision: PolicyDecision) -> str:
     """One message naming what was denied, by which policy, and why."""
     a = decision.attributes

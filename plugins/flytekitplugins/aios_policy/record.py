@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from typing import Any
 
 from flytekitplugins.aios_core.errors import GovernanceDenied
@@ -21,30 +22,57 @@ def record_decision(
         GovernanceDenied: ``reason_code="audit_write_failed"`` if the record could not be made durable
             (the governed action must not proceed: fail closed).
     """
+    return record_decisions([decision], subjects=[subject], attributes=[attributes])[0]
+
+
+def record_decisions(
+    decisions: Sequence[PolicyDecision],
+    *,
+    subjects: Sequence[str],
+    attributes: Sequence[dict[str, Any] | None],
+) -> list[PolicyDecision]:
+    """Append one ``policy_decision`` record per decision in ONE durable transaction (all or nothing).
+
+    Raises:
+        GovernanceDenied: ``reason_code="audit_write_failed"`` if the records could not be made durable;
+            then none of the decisions may be acted on (fail closed).
+    """
     from flytekitplugins.aios_audit import AuditEvent, audit_log
     from flytekitplugins.aios_core.context import current_execution
 
-    a = decision.attributes
-    subject = subject or f"{a.get('resource_type', '?')}::{a.get('resource_id', '?')}"
+    execution, version = current_execution(), _code_version()
+    events, names = [], []
     try:
-        event = AuditEvent(
-            kind="policy_decision",
-            actor=str(a.get("principal", "unknown")),
-            status=decision.effect,
-            subject=subject,
-            execution=current_execution(),
-            code_version=_code_version(),
-            policy_decisions=[_summary(decision)],
-            attributes={**(attributes or {}), "action": a.get("action", ""), "resource_type": a.get("resource_type")},
-        )
-        record = audit_log().append(event)
+        for decision, subject, extra in zip(decisions, subjects, attributes, strict=True):
+            a = decision.attributes
+            name = subject or f"{a.get('resource_type', '?')}::{a.get('resource_id', '?')}"
+            names.append(name)
+            events.append(
+                AuditEvent(
+                    kind="policy_decision",
+                    actor=str(a.get("principal", "unknown")),
+                    status=decision.effect,
+                    subject=name,
+                    execution=execution,
+                    code_version=version,
+                    policy_decisions=[_summary(decision)],
+                    attributes={
+                        **(extra or {}),
+                        "action": a.get("action", ""),
+                        "resource_type": a.get("resource_type"),
+                    },
+                )
+            )
+        records = audit_log().append_many(events)
     except Exception as e:
-        log.error("policy decision could not be audited, denying: %s", e)
-        msg = f"policy decision for {subject} could not be written to the audit trail, so it is denied: {e}"
+        log.error("policy decisions could not be audited, denying: %s", e)
+        what = names[0] if len(names) == 1 else f"{len(decisions)} requests"
+        msg = f"policy decision for {what} could not be written to the audit trail, so it is denied: {e}"
         raise GovernanceDenied(msg, reason_code="audit_write_failed") from e
-    decision = decision.model_copy(update={"audit_record_id": record.record_id})
-    _add_to_scope(decision)
-    return decision
+    out = [d.model_copy(update={"audit_record_id": r.record_id}) for d, r in zip(decisions, records, strict=True)]
+    for d in out:
+        _add_to_scope(d)
+    return out
 
 
 _VERSION_VARS = ("FLYTE_INTERNAL_TASK_VERSION", "_F_TK_V", "AIOS_CODE_VERSION")
