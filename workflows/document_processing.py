@@ -24,6 +24,7 @@ from flytekitplugins.aios_approvals import approval_gate
 from flytekitplugins.aios_connectors.system_of_record import SystemOfRecordConfig, SystemOfRecordTask
 from tasks.documents import stages
 from tasks.documents.schemas import BatchSummary, ProcessingOptions, QuarantineRow, ResultRow
+from workflows.notifications import on_failure
 
 # Longer than the longest request timeout (24 h, see ProcessingOptions): requests expire first, so an
 # unanswered request ends as "approval_timed_out" for its document instead of failing the batch.
@@ -71,4 +72,5 @@ process_documents_nightly = LaunchPlan.get_or_create(
     name="process_documents_nightly",
     schedule=CronSchedule(schedule="0 2 * * *"),
     default_inputs={"source": "s3://aios-documents/inbox/", "options": ProcessingOptions(approval_timeout_s=8 * 3600)},
+    notifications=on_failure(),
 )

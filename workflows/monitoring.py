@@ -13,6 +13,7 @@ from flytekit import CronSchedule, LaunchPlan, conditional, task, workflow
 
 from tasks.drift.monitor import DEFAULT_TARGET, decide_retraining, skip_retraining, start_retraining
 from workflows.drift import check_drift, load_flight_batches
+from workflows.notifications import on_failure
 
 
 @task
@@ -123,6 +124,7 @@ drift_check_hourly = LaunchPlan.get_or_create(
     name="drift_check_hourly",
     schedule=CronSchedule(schedule="0 * * * *"),
     default_inputs={"n": 50000},
+    notifications=on_failure(),
 )
 
 text_drift_check_daily = LaunchPlan.get_or_create(
@@ -130,4 +132,5 @@ text_drift_check_daily = LaunchPlan.get_or_create(
     name="text_drift_check_daily",
     schedule=CronSchedule(schedule="0 6 * * *"),
     default_inputs={"n": 300},
+    notifications=on_failure(),
 )

@@ -208,18 +208,21 @@ EXPECTED = Manifest(
             "workflows.document_processing.process_documents",
             schedule="0 2 * * *",
             default_inputs=("source", "options"),
+            notify_on_failure=True,
         ),
         LaunchPlanSpec(
             "drift_check_hourly",
             "workflows.monitoring.monitor_flights",
             schedule="0 * * * *",
             default_inputs=("n", "psi_threshold", "js_threshold", "retrain_target"),
+            notify_on_failure=True,
         ),
         LaunchPlanSpec(
             "text_drift_check_daily",
             "workflows.monitoring.monitor_text",
             schedule="0 6 * * *",
             default_inputs=("n", "reference_source", "current_source"),
+            notify_on_failure=True,
         ),
     ),
     tasks=(
@@ -234,7 +237,6 @@ EXPECTED = Manifest(
 
 PENDING: tuple[str, ...] = (
     "workflows.retraining.retrain with a GPU resource request on its training task",
-    "failure notifications (Email/Slack) on drift_check_hourly, text_drift_check_daily and the nightly plan",
     "a model-promotion gate node (evaluation completes promotions in a separate workflow today)",
 )
 """Designed but not in workflows/ when this manifest was last updated: add each to EXPECTED as it lands."""

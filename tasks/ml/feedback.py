@@ -1,0 +1,131 @@
+"""Human-review corrections: the feedback loop from the document workflow back into retraining.
+
+Format (one JSON object per line, UTF-8) in ``{state_dir}/feedback/corrections.jsonl``::
+
+    {"text_digest": "sha256:...", "text": "...", "label": "negative", "reviewer": "user:alice",
+     "source": "doc:sha256:...", "reviewed_at": "2025-01-01T10:00:00+00:00"}
+
+* ``text_digest`` is ``digest_value(text)``: a line whose digest does not match its text is rejected
+  (it was edited after review), as is a line that is not valid JSON, lacks a field or names a label the
+  model does not have. Rejected lines are counted and their line numbers reported, never silently used.
+* The newest line for a ``text_digest`` wins (a reviewer may correct a correction).
+* Writers append with :func:`append_correction` (one ``O_APPEND`` write per line, so concurrent writers
+  do not interleave); the retraining workflow reads with :func:`read_corrections`.
+
+The file holds review text by design (it is training data); the audit trail only ever holds its digest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from flytekitplugins.aios_core.digest import digest_value
+from flytekitplugins.aios_core.settings import get_settings
+
+FEEDBACK_FILE = "feedback/corrections.jsonl"
+
+
+class Correction(BaseModel):
+    """One human-reviewed label for one text."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    text_digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+    text: str = Field(min_length=1)
+    label: str = Field(min_length=1)
+    reviewer: str = Field(min_length=1, description="principal who reviewed, e.g. user:alice")
+    source: str = ""
+    reviewed_at: dt.datetime | None = None
+
+
+@dataclass
+class FeedbackBatch:
+    """Valid corrections (newest per text) and what was rejected."""
+
+    corrections: list[Correction] = field(default_factory=list)
+    rejected: dict[int, str] = field(default_factory=dict)  # line number -> why
+    path: str = ""
+
+    @property
+    def digest(self) -> str:
+        """Content digest of the accepted corrections (training-data lineage)."""
+        return digest_value([c.model_dump(mode="json") for c in self.corrections])
+
+
+def feedback_path() -> Path:
+    """Where corrections are kept for this deployment (under the configured state dir)."""
+    return get_settings().state_dir / FEEDBACK_FILE
+
+
+def append_correction(text: str, label: str, reviewer: str, source: str = "", path: Path | None = None) -> Correction:
+    """Append one correction durably (fsync) and return it.
+
+    Args:
+        text: the reviewed text.
+        label: the label the reviewer chose.
+        reviewer: the reviewing principal (``user:alice``).
+        source: where the text came from (document digest, request id).
+        path: file to append to (default :func:`feedback_path`).
+    """
+    c = Correction(
+        text_digest=digest_value(text),
+        text=text,
+        label=label,
+        reviewer=reviewer,
+        source=source,
+        reviewed_at=dt.datetime.now(dt.UTC),
+    )
+    target = Path(path or feedback_path())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    line = (c.model_dump_json() + "\n").encode("utf-8")
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+    try:
+        os.write(fd, line)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return c
+
+
+def _parse(line: str, labels: set[str] | None) -> tuple[Correction | None, str]:
+    try:
+        c = Correction.model_validate(json.loads(line))
+    except (json.JSONDecodeError, ValidationError) as e:
+        return None, f"not a valid correction: {str(e).splitlines()[0]}"
+    if digest_value(c.text) != c.text_digest:
+        return None, "text_digest does not match text (edited after review?)"
+    if labels is not None and c.label not in labels:
+        return None, f"label {c.label!r} is not one of {sorted(labels)}"
+    return c, ""
+
+
+def read_corrections(path: Path | None = None, labels: list[str] | None = None) -> FeedbackBatch:
+    """Read and validate the corrections file; a missing file is an empty batch.
+
+    Args:
+        path: the JSONL file (default :func:`feedback_path`).
+        labels: allowed labels (None: any).
+    """
+    target = Path(path or feedback_path())
+    batch = FeedbackBatch(path=str(target))
+    if not target.is_file():
+        return batch
+    allowed = set(labels) if labels is not None else None
+    newest: dict[str, Correction] = {}
+    for n, raw in enumerate(target.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+        if not raw.strip():
+            continue
+        c, why = _parse(raw, allowed)
+        if c is None:
+            batch.rejected[n] = why
+            continue
+        newest.pop(c.text_digest, None)  # re-insert so order follows the newest line
+        newest[c.text_digest] = c
+    batch.corrections = list(newest.values())
+    return batch

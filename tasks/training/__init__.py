@@ -1,0 +1,1 @@
+"""Retraining tasks: data with review corrections, Elastic DDP fine-tuning with checkpoints, governed promotion."""

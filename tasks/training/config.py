@@ -1,0 +1,105 @@
+"""Typed training configuration and result of the retraining workflow (shown in the Flyte console).
+
+Batching: ``batch_size`` is per worker and micro-step; one optimizer step consumes
+``batch_size * grad_accum * world_size`` examples (the global batch). The data order is a pure function
+of ``(seed, step)``, so a run resumed from a checkpoint sees exactly the batches it would have seen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+from flytekit.types.directory import FlyteDirectory
+
+from flytekitplugins.aios_core.digest import digest_value
+
+Precision = Literal["auto", "bf16", "fp32"]
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of one fine-tuning run.
+
+    Args:
+        max_steps: optimizer steps to run (the run's length; resumes continue up to it).
+        batch_size: examples per worker per micro-step.
+        grad_accum: micro-steps accumulated per optimizer step.
+        lr: learning rate of the encoder.
+        head_lr: learning rate of the classification head.
+        weight_decay: AdamW weight decay.
+        warmup_steps: linear warm-up steps, then linear decay to zero at max_steps.
+        max_length: tokens per text (truncation).
+        trainable_layers: top encoder layers to fine-tune (-1: all, embeddings included).
+        precision: ``auto`` (bf16 autocast where the hardware has it), ``bf16`` or ``fp32``.
+        seed: seed of initialization, data order and dropout.
+        checkpoint_every: save a checkpoint every this many optimizer steps (0: never).
+    """
+
+    max_steps: int = 60
+    batch_size: int = 16
+    grad_accum: int = 1
+    lr: float = 5e-5
+    head_lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 4
+    max_length: int = 64
+    trainable_layers: int = -1
+    precision: str = "auto"
+    seed: int = 0
+    checkpoint_every: int = 10
+
+    def __post_init__(self) -> None:
+        for name in ("max_steps", "batch_size", "grad_accum", "max_length"):
+            if getattr(self, name) < 1:
+                msg = f"TrainConfig.{name}={getattr(self, name)} must be >= 1"
+                raise ValueError(msg)
+        if self.precision not in ("auto", "bf16", "fp32"):
+            msg = f"TrainConfig.precision={self.precision!r}: use 'auto', 'bf16' or 'fp32'"
+            raise ValueError(msg)
+        if self.checkpoint_every < 0 or self.warmup_steps < 0 or self.lr <= 0 or self.head_lr <= 0:
+            msg = "TrainConfig: checkpoint_every and warmup_steps must be >= 0, lr and head_lr > 0"
+            raise ValueError(msg)
+
+    def digest(self) -> str:
+        """Content digest of the configuration (lineage; a checkpoint only resumes the same config)."""
+        return digest_value(asdict(self))
+
+
+@dataclass
+class TrainResult:
+    """What rank 0 of a fine-tuning run returns.
+
+    Args:
+        model: the ``minilm-finetuned`` artifact folder.
+        digest: its artifact digest.
+        losses: mean training loss per optimizer step (averaged over workers), steps 1..max_steps.
+        steps: optimizer steps completed.
+        resumed_from_step: step of the checkpoint this run resumed from (0: started fresh).
+        restarts: worker-group restarts torch elastic made during this run.
+        world_size: workers (nnodes * nproc_per_node).
+        samples: examples processed by this run (all workers, resumed part only).
+        tokens: non-padding tokens processed by this run (all workers).
+        seconds: wall time of the training loop.
+        precision: ``bf16`` or ``fp32`` as actually used.
+        device: ``cpu`` or ``cuda``.
+        config_digest: digest of the TrainConfig.
+        data_digest: digest of the training rows.
+        trainable_params: parameters updated by the optimizer.
+    """
+
+    model: FlyteDirectory
+    digest: str
+    losses: list[float] = field(default_factory=list)
+    steps: int = 0
+    resumed_from_step: int = 0
+    restarts: int = 0
+    world_size: int = 1
+    samples: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+    precision: str = "fp32"
+    device: str = "cpu"
+    config_digest: str = ""
+    data_digest: str = ""
+    trainable_params: int = 0

@@ -1,0 +1,71 @@
+"""Unit level: feedback file format, deterministic data stream, config validation, fine-tuned artifact format."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tasks.ml.feedback import append_correction, feedback_path, read_corrections
+from tasks.training.config import TrainConfig
+from tasks.training.elastic import TrainingSpec
+from tasks.training.loop import stream_indices
+
+
+def test_feedback_validates_digest_label_and_keeps_newest(aios_env: Path) -> None:
+    append_correction("great film", "positive", "user:alice")
+    append_correction("great film", "negative", "user:bob")  # a correction of the correction: newest wins
+    append_correction("awful", "neutral", "user:alice")  # unknown label
+    with open(feedback_path(), "a", encoding="utf-8") as f:
+        good = json.loads(feedback_path().read_text().splitlines()[0])
+        f.write(json.dumps({**good, "text": "edited after review"}) + "\n")
+        f.write("not json\n")
+    batch = read_corrections(labels=["negative", "positive"])
+    assert [(c.text, c.label, c.reviewer) for c in batch.corrections] == [("great film", "negative", "user:bob")]
+    assert sorted(batch.rejected) == [3, 4, 5]
+    assert "text_digest does not match" in batch.rejected[4] and "label 'neutral'" in batch.rejected[3]
+    assert batch.digest.startswith("sha256:")
+    assert read_corrections(aios_env / "missing.jsonl").corrections == []
+
+
+def test_stream_is_a_pure_function_of_position() -> None:
+    whole = stream_indices(10, seed=3, start=0, count=25)
+    assert np.array_equal(np.concatenate([stream_indices(10, 3, 0, 7), stream_indices(10, 3, 7, 18)]), whole)
+    assert sorted(whole[:10]) == list(range(10)) and sorted(whole[10:20]) == list(range(10))  # epochs are permutations
+    assert not np.array_equal(whole[:10], whole[10:20])
+
+
+def test_config_and_spec_validation() -> None:
+    with pytest.raises(ValueError, match="batch_size"):
+        TrainConfig(batch_size=0)
+    with pytest.raises(ValueError, match="precision"):
+        TrainConfig(precision="fp8")
+    assert TrainConfig().digest() == TrainConfig().digest() != TrainConfig(seed=1).digest()
+    with pytest.raises(ValueError, match="accelerator"):
+        TrainingSpec(accelerator="tpu-v9")
+    spec = TrainingSpec(nnodes=3, nproc_per_node=4, gpu=False, accelerator="")
+    assert TrainingSpec.from_args(spec.to_args()) == spec
+
+
+def test_finetuned_artifact_loads_as_text_classifier(tmp_path: Path) -> None:
+    import torch
+
+    from tasks.ml.classifier import ModelCard, TextClassifier, artifact_digest
+    from tasks.ml.finetune import build_classifier, freeze_lower_layers, save_finetuned
+
+    w = np.random.default_rng(0).normal(size=(2, 384)).astype(np.float32)
+    module, tok = build_classifier(w, np.zeros(2, np.float32), 2)
+    assert freeze_lower_layers(module, 1) < freeze_lower_layers(module, -1)
+    card = ModelCard(name="m", version="1", labels=["negative", "positive"])
+    digest = save_finetuned(module, tok, card, tmp_path / "a")
+    clf = TextClassifier.load(tmp_path / "a", bf16=False)
+    assert clf.card.kind == "minilm-finetuned" and clf.digest == digest == artifact_digest(tmp_path / "a")
+    texts = ["a wonderful surprise", "dull and far too long"]
+    module.eval()
+    with torch.no_grad():
+        ref = torch.softmax(module(**tok(texts, padding=True, return_tensors="pt")), -1).numpy()
+    assert np.allclose(clf.predict_proba(texts), ref, atol=1e-4)
+    with pytest.raises(FileExistsError):
+        save_finetuned(module, tok, card, tmp_path / "a")
