@@ -131,3 +131,13 @@ GOVERNED_TASK_SECRETS: list[Secret] = [AUDIT_STORE_SECRET, CHECKPOINT_KEY_SECRET
 
 CONNECTOR_SECRETS: list[Secret] = [AUDIT_STORE_SECRET, CHECKPOINT_KEY_SECRET, WEBHOOK_URL_SECRET, WEBHOOK_SECRET_SECRET]
 """What the connector deployment mounts (as plain env vars from the same Kubernetes secret; see deploy/)."""
+
+GOVERNED: dict[str, object] = {"container_image": cpu_image, "secret_requests": GOVERNED_TASK_SECRETS}
+"""Keyword arguments every governed task of the project takes: ``@task(**GOVERNED, ...)`` (same for ``@dynamic``).
+
+On a cluster the task then runs in the pack's image with the audit store URL and the signing key mounted from
+the ``aios`` secret; locally neither changes anything (local execution ignores images and secret requests).
+"""
+
+TRAINING: dict[str, object] = {"container_image": gpu_image, "secret_requests": GOVERNED_TASK_SECRETS}
+"""The same for the GPU training tasks (CUDA image, GPU node pool)."""

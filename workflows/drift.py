@@ -13,6 +13,7 @@ from flytekit import task, workflow
 
 from tasks.drift.check import check_quality, measure_drift
 from tasks.drift.report import DriftReport
+from tasks.images import GOVERNED
 
 
 @workflow
@@ -60,7 +61,7 @@ def check_drift(
     )
 
 
-@task
+@task(**GOVERNED)
 def load_flight_batches(
     reference_months: list[int], current_months: list[int], n: int, seed: int
 ) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -12,11 +12,12 @@ import pandas as pd
 from flytekit import CronSchedule, LaunchPlan, conditional, task, workflow
 
 from tasks.drift.monitor import DEFAULT_TARGET, decide_retraining, skip_retraining, start_retraining
+from tasks.images import GOVERNED
 from workflows.drift import check_drift, load_flight_batches
 from workflows.notifications import on_failure
 
 
-@task
+@task(**GOVERNED)
 def load_text_batches(
     reference_source: str, current_source: str, n: int, seed: int
 ) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -24,14 +24,16 @@ from flytekit.types.directory import FlyteDirectory
 from flytekitplugins.aios_approvals import approval_gate
 from tasks.drift.report import DriftReport
 from tasks.evaluation.tasks import decide_promotion, evaluate_pair
+from tasks.images import GOVERNED
 from tasks.training.config import TrainConfig, TrainResult
 from tasks.training.data import prepare_data, start_model
 from tasks.training.elastic import TrainingSpec, training_task
 from tasks.training.promotion import GATE, RetrainSummary, finish_promotion, promotion_requests, register_candidate
 from workflows.drift import check_drift
+from workflows.notifications import on_failure
 
 
-@dynamic
+@dynamic(**GOVERNED)
 def train_distributed(
     train: pd.DataFrame,
     start: FlyteDirectory,
@@ -64,7 +66,7 @@ def train_distributed(
     return training_task(spec)(train=train, start_model=start, config=config, name=name, version=version)
 
 
-@task
+@task(**GOVERNED)
 def drift_record_of(report: DriftReport) -> str:
     """The audit record id of a drift check (the evaluation reads drift_passed from it).
 
@@ -142,4 +144,5 @@ retrain_on_demand = LaunchPlan.get_or_create(
     workflow=retrain,
     name="retrain_on_demand",
     default_inputs={"source": "movieReviewSnippets", "n_train": 2000, "nnodes": 1, "nproc_per_node": 2},
+    notifications=on_failure(),
 )

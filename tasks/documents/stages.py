@@ -30,11 +30,12 @@ from tasks.documents.schemas import (
     QuarantineRow,
     ResultRow,
 )
+from tasks.images import GOVERNED
 
 log = logging.getLogger(__name__)
 
 
-@task
+@task(**GOVERNED)
 @audited(attributes={"stage": "ingest"})
 def ingest(source: str, options: ProcessingOptions) -> list[DataFrame[DocumentRef]]:
     """List, digest and de-duplicate the documents of a source, in chunks of references (no content).
@@ -50,7 +51,7 @@ def ingest(source: str, options: ProcessingOptions) -> list[DataFrame[DocumentRe
     return chunks
 
 
-@task(retries=2, requests=Resources(cpu="1", mem="1Gi"))
+@task(**GOVERNED, retries=2, requests=Resources(cpu="1", mem="1Gi"))
 @audited(attributes={"stage": "parse_protect"})
 def parse_protect(chunk: DataFrame[DocumentRef], options: ProcessingOptions) -> DataFrame[ProtectedDoc]:
     """Parse (PDF, DOCX, e-mail, HTML, text, OCR) and redact personal data and secrets; quarantine bad input.
@@ -62,7 +63,7 @@ def parse_protect(chunk: DataFrame[DocumentRef], options: ProcessingOptions) -> 
     return pipeline.parse_protect(chunk, options)
 
 
-@task(retries=2, requests=Resources(cpu="2", mem="3Gi"))
+@task(**GOVERNED, retries=2, requests=Resources(cpu="2", mem="3Gi"))
 @audited(attributes={"stage": "classify"})
 def classify(docs: DataFrame[ProtectedDoc], options: ProcessingOptions) -> DataFrame[ClassifiedDoc]:
     """Classify the document type: cheap model first, stronger model when unsure, human review when both are.
@@ -93,7 +94,7 @@ def classify(docs: DataFrame[ProtectedDoc], options: ProcessingOptions) -> DataF
         cache.close()
 
 
-@task(retries=2)
+@task(**GOVERNED, retries=2)
 @audited(attributes={"stage": "decide"})
 def decide(docs: DataFrame[ClassifiedDoc], options: ProcessingOptions) -> DataFrame[DecidedDoc]:
     """Extract typed fields, decide the action, ask policy, open approval requests where policy asks.
@@ -105,7 +106,7 @@ def decide(docs: DataFrame[ClassifiedDoc], options: ProcessingOptions) -> DataFr
     return pipeline.decide_chunk(docs, options)
 
 
-@task
+@task(**GOVERNED)
 def gather(parts: list[DataFrame[DecidedDoc]]) -> DataFrame[DecidedDoc]:
     """Join the decided chunks into one table (typed fields only, no text).
 
@@ -118,7 +119,7 @@ def gather(parts: list[DataFrame[DecidedDoc]]) -> DataFrame[DecidedDoc]:
     )
 
 
-@task
+@task(**GOVERNED)
 @audited(attributes={"stage": "plan_auto_actions"})
 def auto_actions(decided: DataFrame[DecidedDoc], options: ProcessingOptions) -> DataFrame[ActionRow]:
     """Decisions the policy allowed outright: they are acted on now, before any approval gate.
@@ -130,7 +131,7 @@ def auto_actions(decided: DataFrame[DecidedDoc], options: ProcessingOptions) -> 
     return report.action_rows(decided, options.principal)
 
 
-@task
+@task(**GOVERNED)
 def requests_for(decided: DataFrame[DecidedDoc], gate: str, posted_before: int) -> list[str]:
     """Approval request ids of one gate, released once the auto-allowed actions are posted.
 
@@ -144,7 +145,7 @@ def requests_for(decided: DataFrame[DecidedDoc], gate: str, posted_before: int) 
     return sorted({str(i) for i in ids if i})
 
 
-@task
+@task(**GOVERNED)
 @audited(attributes={"stage": "plan_approved_actions"})
 def approved_actions(
     decided: DataFrame[DecidedDoc],
@@ -168,7 +169,7 @@ def approved_actions(
     return report.action_rows(decided, options.principal, approved)
 
 
-@task(enable_deck=True)
+@task(**GOVERNED, enable_deck=True)
 @audited(attributes={"stage": "summarize"})
 def summarize(
     decided: DataFrame[DecidedDoc],
@@ -199,7 +200,7 @@ def summarize(
     return summary, results, quarantine
 
 
-@task
+@task(**GOVERNED)
 def counts(posted: int, already_posted: int, more_posted: int, more_already: int) -> list[int]:
     """Pack the system-of-record counts of both posting steps.
 

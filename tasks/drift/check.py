@@ -17,6 +17,7 @@ from flytekitplugins.aios_core.digest import digest_value
 from flytekitplugins.aios_core.settings import get_settings
 from tasks.drift.effect_size import Thresholds, effect_sizes, profile_reference
 from tasks.drift.report import DriftReport, QualityReport, feature_drifts
+from tasks.images import GOVERNED
 
 
 def record_drift(status: str, subject: str, attributes: dict[str, object], **kw: object) -> str:
@@ -34,7 +35,7 @@ def record_drift(status: str, subject: str, attributes: dict[str, object], **kw:
     return audit_log().append(event).record_id
 
 
-@task(enable_deck=True)
+@task(**GOVERNED, enable_deck=True)
 def check_quality(reference: pd.DataFrame, current: pd.DataFrame, suite: str, dataset: str) -> list[QualityReport]:
     """Validate both batches with a Great Expectations suite; any failure fails the check loudly.
 
@@ -84,7 +85,7 @@ def _text_drift(
     return models
 
 
-@task(enable_deck=True)
+@task(**GOVERNED, enable_deck=True)
 def measure_drift(
     reference: pd.DataFrame,
     current: pd.DataFrame,

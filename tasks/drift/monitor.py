@@ -22,6 +22,7 @@ from flytekitplugins.aios_core.errors import GovernanceDenied
 from flytekitplugins.aios_core.settings import get_settings
 from tasks.drift.check import record_drift
 from tasks.drift.report import DriftReport
+from tasks.images import GOVERNED
 
 DEFAULT_TARGET = "workflows.retraining.retrain"
 
@@ -64,7 +65,7 @@ def _policy_allows(actor: str, target: str) -> tuple[bool, str, str]:
     return decision.effect == "allow", "; ".join(decision.reasons), decision.audit_record_id
 
 
-@task
+@task(**GOVERNED)
 def decide_retraining(report: DriftReport, target: str) -> RetrainDecision:
     """Decide whether drift starts retraining (effect-size thresholds, then policy run_task); audit why.
 
@@ -93,7 +94,7 @@ def decide_retraining(report: DriftReport, target: str) -> RetrainDecision:
     return RetrainDecision(allowed, reason if allowed else f"{reason}; retraining denied: {why}", rid)
 
 
-@dynamic
+@dynamic(**GOVERNED)
 def start_retraining(target: str, reason: str, drift_record: str) -> str:
     """Launch the retraining workflow named by ``target`` (a real node of this execution).
 
@@ -109,7 +110,7 @@ def start_retraining(target: str, reason: str, drift_record: str) -> str:
     return target
 
 
-@task
+@task(**GOVERNED)
 def skip_retraining(reason: str) -> str:
     """No retraining: return an empty target (the reason is in the audit trail).
 

@@ -16,6 +16,7 @@ from flytekitplugins.aios_core.errors import GovernanceDenied
 from flytekitplugins.aios_core.settings import get_settings
 from tasks.evaluation.metrics import mcnemar_exact, paired_bootstrap
 from tasks.evaluation.report import Comparison, EvaluationReport, model_figures
+from tasks.images import GOVERNED
 from tasks.ml.classifier import TextClassifier
 
 
@@ -39,7 +40,7 @@ def drift_passed_from(record_id: str) -> bool:
     return rec is not None and rec.event.kind == "drift" and rec.event.status == "no_drift"
 
 
-@task(enable_deck=True)
+@task(**GOVERNED, enable_deck=True)
 def evaluate_pair(
     candidate: FlyteDirectory,
     champion: FlyteDirectory,
@@ -119,7 +120,7 @@ def evaluate_pair(
     return report
 
 
-@task
+@task(**GOVERNED)
 def decide_promotion(report: EvaluationReport) -> EvaluationReport:
     """Ask the catalog to promote the candidate under policy promote_model; open the approval it asks for.
 
@@ -157,7 +158,7 @@ def decide_promotion(report: EvaluationReport) -> EvaluationReport:
     return report
 
 
-@task
+@task(**GOVERNED)
 def promote_approved(evaluation_record: str, approval_request_id: str) -> str:
     """Promote the evaluated candidate once its approval request is approved (evidence read from the trail).
 

@@ -14,6 +14,7 @@ from flytekit.types.directory import FlyteDirectory
 from flytekitplugins.aios_core.errors import AiosError
 from flytekitplugins.aios_core.settings import get_settings
 from tasks.evaluation.data import binarize, load_vader, split
+from tasks.images import GOVERNED
 from tasks.ml.classifier import ModelCard, TextClassifier, train_head
 
 
@@ -40,7 +41,7 @@ def baseline_model(labels: list[str], train_labels: list[str], name: str, versio
     return TextClassifier(card, np.zeros((len(labels), 384)), np.log(priors / priors.sum()), shared_encoder())
 
 
-@task
+@task(**GOVERNED)
 def train_vader_models(source: str, name: str, n_weak: int, n_strong: int, n_test: int, seed: int) -> VaderSplits:
     """Train a weak (few examples) and a strong head on one VADER source, plus a majority baseline.
 
@@ -67,7 +68,7 @@ def train_vader_models(source: str, name: str, n_weak: int, n_strong: int, n_tes
     return VaderSplits(_save(models[0]), _save(models[1]), _save(base), test[cols], train[cols])
 
 
-@task
+@task(**GOVERNED)
 def register_models(models: list[FlyteDirectory], owner: str) -> list[str]:
     """Register artifacts in the catalog as candidates (idempotent for identical bytes).
 

@@ -18,6 +18,7 @@ from flytekit import task
 from flytekit.types.directory import FlyteDirectory
 
 from flytekitplugins.aios_core.digest import digest_value
+from tasks.images import GOVERNED
 
 LABELS = ["negative", "positive"]
 
@@ -73,7 +74,7 @@ def _with_feedback(train: pd.DataFrame, use_feedback: bool) -> tuple[pd.DataFram
     return pd.concat([kept, fb], ignore_index=True), len(fb), batch.digest, rejected
 
 
-@task
+@task(**GOVERNED)
 def prepare_data(
     source: str, n_train: int, n_test: int, seed: int, use_feedback: bool, min_abs_score: float
 ) -> Prepared:
@@ -113,7 +114,7 @@ def _champion_dir(name: str) -> Path | None:
     return folder if (folder / "aios_model.json").is_file() else None
 
 
-@task
+@task(**GOVERNED)
 def start_model(train: pd.DataFrame, name: str, seed: int) -> FlyteDirectory:
     """The model retraining starts from and is compared with: the catalog champion, else a frozen baseline.
 

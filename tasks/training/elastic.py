@@ -29,6 +29,7 @@ from flytekit.types.directory import FlyteDirectory
 
 from flytekitplugins.aios_audit import audited
 from flytekitplugins.kfpytorch import Elastic
+from tasks.images import TRAINING
 from tasks.training.config import TrainConfig, TrainResult
 
 ACCELERATORS: dict[str, Any] = {
@@ -132,6 +133,7 @@ def training_task(spec: TrainingSpec) -> PythonTask:
         increase_shared_mem=False,
     )
     t = task(
+        **TRAINING,
         task_config=elastic,
         requests=requests,
         limits=limits,

@@ -21,6 +21,7 @@ from flytekitplugins.aios_audit import AuditEvent, ModelRef, audit_log
 from flytekitplugins.aios_core.context import code_version, current_execution
 from flytekitplugins.aios_core.settings import get_settings
 from tasks.evaluation.report import EvaluationReport
+from tasks.images import GOVERNED
 from tasks.training.config import TrainConfig, TrainResult
 from tasks.training.data import DataLineage
 from tasks.training.report import loss_curve_html, summary_html
@@ -70,7 +71,7 @@ def _persist(model: FlyteDirectory, name: str, version: str) -> str:
     return str(target)
 
 
-@task
+@task(**GOVERNED)
 def register_candidate(
     result: TrainResult,
     lineage: DataLineage,
@@ -118,7 +119,7 @@ def register_candidate(
     return Registered(FlyteDirectory(uri), record.record_id)
 
 
-@task
+@task(**GOVERNED)
 def promotion_requests(report: EvaluationReport) -> list[str]:
     """The approval requests the promotion waits for (none when the policy allowed or kept the champion).
 
@@ -148,7 +149,7 @@ def _decide(report: EvaluationReport, outcomes: list[ApprovalOutcome]) -> tuple[
     return "promoted", [f"approved by {', '.join(approved[0].approvers)}"]
 
 
-@task(enable_deck=True)
+@task(**GOVERNED, enable_deck=True)
 def finish_promotion(
     report: EvaluationReport, outcomes: list[ApprovalOutcome], result: TrainResult, training_record: str
 ) -> RetrainSummary:

@@ -18,6 +18,7 @@ from flytekitplugins.aios_approvals import open_request, outcome
 from flytekitplugins.aios_approvals import remote as remote_mod
 from flytekitplugins.aios_audit import audit_log
 from flytekitplugins.aios_core.cli import cli
+from flytekitplugins.aios_core.errors import ConfigError
 from flytekitplugins.aios_core.settings import reset_settings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -137,3 +138,30 @@ def test_cluster_identity_wins_over_as(cluster: dict[str, _Client]) -> None:
     assert res.exit_code == 3 and "refused (role)" in res.output
     refused = [(r.event.actor, r.event.status) for r in audit_log().scan() if r.event.kind == "approval_refused"]
     assert refused == [("user:alice", "identity_mismatch"), ("user:alice", "role")]
+
+
+def test_cluster_profile_signs_with_the_mounted_secret_not_a_per_pod_key(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Two pods (two state dirs) with the cluster profile sign with the same key: the Flyte secret."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from flytekitplugins.aios_approvals.signing import private_key
+    from flytekitplugins.aios_core.settings import load_settings
+
+    pem = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    monkeypatch.setenv("AIOS_CHECKPOINT_KEY_PEM", pem.decode())
+    monkeypatch.delenv("AIOS_APPROVALS_KEY", raising=False)
+    raw = serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    keys = [
+        private_key(load_settings({"profile": "cluster", "state_dir": str(tmp_path / f"pod{i}")})).public_key()
+        for i in range(2)
+    ]
+    assert keys[0].public_bytes(*raw) == keys[1].public_bytes(*raw)
+    assert not (tmp_path / "pod0" / "keys").exists()  # nothing generated inside the pod
+    monkeypatch.delenv("AIOS_CHECKPOINT_KEY_PEM")
+    with pytest.raises(ConfigError, match="AIOS_CHECKPOINT_KEY_PEM"):
+        private_key(load_settings({"profile": "cluster", "state_dir": str(tmp_path / "pod2")}))

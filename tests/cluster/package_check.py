@@ -175,6 +175,10 @@ def check_package(pkg: Package, expected: Manifest) -> list[str]:
     return problems
 
 
+AUDIT_KEY = "audit-store-url"
+SIGNING_KEY = "checkpoint-signing-key"
+
+
 def _default_lp(workflow: str, *defaults: str) -> LaunchPlanSpec:
     return LaunchPlanSpec(workflow, workflow, default_inputs=defaults)
 
@@ -188,6 +192,7 @@ EXPECTED = Manifest(
         WorkflowSpec("workflows.evaluation.vader_models"),
         WorkflowSpec("workflows.monitoring.monitor_flights"),
         WorkflowSpec("workflows.monitoring.monitor_text"),
+        WorkflowSpec("workflows.retraining.retrain", gates=("model-promotion",)),
         WorkflowSpec(
             "workflows.document_processing.process_documents",
             gates=("payment-signoff", "document-review"),
@@ -208,6 +213,13 @@ EXPECTED = Manifest(
             "workflows.document_processing.process_documents",
             schedule="0 2 * * *",
             default_inputs=("source", "options"),
+            notify_on_failure=True,
+        ),
+        _default_lp("workflows.retraining.retrain", "source", "n_train", "nnodes", "nproc_per_node"),
+        LaunchPlanSpec(
+            "retrain_on_demand",
+            "workflows.retraining.retrain",
+            default_inputs=("source", "n_train", "nnodes", "nproc_per_node", "trigger_reason"),
             notify_on_failure=True,
         ),
         LaunchPlanSpec(
@@ -231,12 +243,31 @@ EXPECTED = Manifest(
         TaskSpec("tasks.evaluation.tasks.evaluate_pair", task_type="python-task"),
         TaskSpec("tasks.evaluation.tasks.promote_approved", task_type="python-task"),
         TaskSpec("post_document_actions", task_type="aios_system_of_record"),
+        TaskSpec(
+            "tasks.training.elastic.fine_tune_2x8",
+            task_type="pytorch",
+            requests={"gpu": "8"},
+            image_prefix="ghcr.io/flyte-aios/flyte-aios-gpu:",
+            secret_keys=(AUDIT_KEY, SIGNING_KEY),
+        ),
+        TaskSpec(
+            "tasks.training.elastic.fine_tune_1x2",
+            task_type="python-task",
+            requests={"gpu": "2"},
+            image_prefix="ghcr.io/flyte-aios/flyte-aios-gpu:",
+        ),
+        TaskSpec(
+            "tasks.documents.stages.decide",
+            image_prefix="ghcr.io/flyte-aios/flyte-aios:",
+            secret_keys=(AUDIT_KEY, SIGNING_KEY),
+        ),
+        TaskSpec("tasks.training.promotion.finish_promotion", secret_keys=(AUDIT_KEY, SIGNING_KEY)),
     ),
 )
 """What the registered project holds today (kept in step with workflows/ and docs/runbook.md section 8)."""
 
 PENDING: tuple[str, ...] = (
-    "workflows.retraining.retrain with a GPU resource request on its training task",
-    "a model-promotion gate node (evaluation completes promotions in a separate workflow today)",
+    "a model-promotion gate node inside evaluate_model (retrain has one; evaluate_model opens the request and "
+    "promote_after_approval completes it)",
 )
 """Designed but not in workflows/ when this manifest was last updated: add each to EXPECTED as it lands."""

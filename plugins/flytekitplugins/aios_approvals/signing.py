@@ -4,7 +4,10 @@ Key handling (documented in docs/approvals.md):
 
 * ``AIOS_APPROVALS_KEY`` names the private key: ``file:PATH`` (a PEM; generated with mode 0600 on first
   use when missing) or ``env:VAR`` (a PEM in an environment variable: a Flyte secret on a cluster).
-  Default: ``file:{state_dir}/keys/approvals-ed25519.pem``. It is separate from the audit checkpoint key.
+  Default locally: ``file:{state_dir}/keys/approvals-ed25519.pem``, separate from the checkpoint key. Default
+  with the ``cluster`` profile: the configured ``signing_key`` (the Flyte secret ``aios/checkpoint-signing-key``),
+  because a key generated inside a pod would differ in every pod and no decision would ever verify. The
+  domain prefix below keeps the two uses of one key apart.
 * ``AIOS_APPROVALS_PUBLIC_KEY`` (optional, ``file:PATH`` or ``env:VAR``) lets a verifier check decisions
   without holding the private key; without it the public key is derived from the private key.
 
@@ -65,7 +68,8 @@ def _read_pem(spec: str, *, generate: bool) -> bytes | None:
 
 def private_key(settings: Settings) -> Ed25519PrivateKey:
     """The decision-signing key (generated locally on first use)."""
-    spec = _spec(settings, "AIOS_APPROVALS_KEY", "file:{state_dir}/keys/approvals-ed25519.pem")
+    default = settings.signing_key if settings.profile == "cluster" else "file:{state_dir}/keys/approvals-ed25519.pem"
+    spec = _spec(settings, "AIOS_APPROVALS_KEY", default)
     assert spec is not None
     pem = _read_pem(spec, generate=not spec.startswith("env:"))
     key = serialization.load_pem_private_key(pem or b"", password=None)
