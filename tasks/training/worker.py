@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
@@ -91,9 +92,13 @@ def fine_tune_rank(
     ident = {"config_digest": config.digest(), "data_digest": data_digest}
     out = train_loop(run, CheckpointStore.from_flyte_context(), ident)
     out.trainable_params = trainable
-    folder = Path(flytekit.current_context().working_directory) / f"model-{name}-{version}"
+    # A fresh folder per attempt: a retried task or a second run in the same sandbox never collides with an
+    # earlier artifact. Only rank 0 writes (and only its return value is used).
+    work = Path(flytekit.current_context().working_directory)
+    folder = work / f"model-{name}-{version}-rank{run.rank}"
     digest = ""
     if run.rank == 0:
+        folder = Path(tempfile.mkdtemp(prefix=f"model-{name}-{version}-", dir=work))
         card = _card(name, version, labels, start_dir, config, out)
         card = card.model_copy(update={"training_data_digests": [data_digest]})
         digest = save_finetuned(run.module, run.tokenizer, card, folder)
