@@ -31,6 +31,7 @@ import os
 from importlib import metadata
 
 from flytekit import ImageSpec, Secret
+from flytekit.deck import DeckField
 
 from flytekitplugins.aios_connectors.constants import (
     AUDIT_STORE_ENV,
@@ -132,12 +133,24 @@ GOVERNED_TASK_SECRETS: list[Secret] = [AUDIT_STORE_SECRET, CHECKPOINT_KEY_SECRET
 CONNECTOR_SECRETS: list[Secret] = [AUDIT_STORE_SECRET, CHECKPOINT_KEY_SECRET, WEBHOOK_URL_SECRET, WEBHOOK_SECRET_SECRET]
 """What the connector deployment mounts (as plain env vars from the same Kubernetes secret; see deploy/)."""
 
-GOVERNED: dict[str, object] = {"container_image": cpu_image, "secret_requests": GOVERNED_TASK_SECRETS}
+# flytekit's default deck fields include DEPENDENCIES, which runs pip in a subprocess (about 0.5 s per task
+# run); the pack's decks show their own content plus these. Ignored by tasks without enable_deck.
+DECK_FIELDS = (DeckField.SOURCE_CODE, DeckField.TIMELINE, DeckField.INPUT, DeckField.OUTPUT)
+
+GOVERNED: dict[str, object] = {
+    "container_image": cpu_image,
+    "secret_requests": GOVERNED_TASK_SECRETS,
+    "deck_fields": DECK_FIELDS,
+}
 """Keyword arguments every governed task of the project takes: ``@task(**GOVERNED, ...)`` (same for ``@dynamic``).
 
 On a cluster the task then runs in the pack's image with the audit store URL and the signing key mounted from
 the ``aios`` secret; locally neither changes anything (local execution ignores images and secret requests).
 """
 
-TRAINING: dict[str, object] = {"container_image": gpu_image, "secret_requests": GOVERNED_TASK_SECRETS}
+TRAINING: dict[str, object] = {
+    "container_image": gpu_image,
+    "secret_requests": GOVERNED_TASK_SECRETS,
+    "deck_fields": DECK_FIELDS,
+}
 """The same for the GPU training tasks (CUDA image, GPU node pool)."""

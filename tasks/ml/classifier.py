@@ -98,17 +98,28 @@ class TextClassifier:
     @classmethod
     def load(cls, folder: Path, *, bf16: bool | None = None) -> TextClassifier:
         """Load an artifact folder (head-only artifacts use the shared base encoder)."""
-        from safetensors.numpy import load_file
-
         folder = Path(folder)
-        if not (folder / MANIFEST).is_file():
-            msg = f"{folder} is not a model artifact: {MANIFEST} is missing"
-            raise FileNotFoundError(msg)
-        card = ModelCard.model_validate_json((folder / MANIFEST).read_text(encoding="utf-8"))
-        tensors = load_file(str(folder / HEAD))
+        card, weight, bias = _read_head(folder)
         enc_dir = str(folder) if (folder / "model.safetensors").is_file() else ""
         encoder = shared_encoder(enc_dir, bf16)
-        return cls(card, tensors["weight"], tensors["bias"], encoder, digest=artifact_digest(folder))
+        return cls(card, weight, bias, encoder, digest=artifact_digest(folder))
+
+
+def _read_head(folder: Path) -> tuple[ModelCard, np.ndarray, np.ndarray]:
+    from safetensors.numpy import load_file
+
+    if not (folder / MANIFEST).is_file():
+        msg = f"{folder} is not a model artifact: {MANIFEST} is missing"
+        raise FileNotFoundError(msg)
+    card = ModelCard.model_validate_json((folder / MANIFEST).read_text(encoding="utf-8"))
+    tensors = load_file(str(folder / HEAD))
+    return card, tensors["weight"], tensors["bias"]
+
+
+def load_head(folder: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Head weight, bias and labels of any artifact (``minilm-head`` or ``minilm-finetuned``)."""
+    card, weight, bias = _read_head(Path(folder))
+    return weight, bias, list(card.labels)
 
 
 def train_head(

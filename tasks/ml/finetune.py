@@ -131,16 +131,3 @@ def save_finetuned(module: PooledClassifier, tokenizer: PreTrainedTokenizerBase,
     card = card.model_copy(update={"kind": FINETUNED_KIND})
     (folder / MANIFEST).write_text(card.model_dump_json(indent=2), encoding="utf-8")
     return artifact_digest(folder)
-
-
-def load_head(folder: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Head weight, bias and labels of any artifact (``minilm-head`` or ``minilm-finetuned``)."""
-    from safetensors.numpy import load_file
-
-    folder = Path(folder)
-    if not (folder / MANIFEST).is_file():
-        msg = f"{folder} is not a model artifact: {MANIFEST} is missing"
-        raise FileNotFoundError(msg)
-    card = ModelCard.model_validate_json((folder / MANIFEST).read_text(encoding="utf-8"))
-    tensors = load_file(str(folder / HEAD))
-    return tensors["weight"], tensors["bias"], list(card.labels)

@@ -13,8 +13,8 @@ import pandas as pd
 from flytekit.types.directory import FlyteDirectory
 
 from flytekitplugins.aios_core.digest import digest_value
-from tasks.ml.classifier import ModelCard
-from tasks.ml.finetune import build_classifier, freeze_lower_layers, load_head, save_finetuned
+from tasks.ml.classifier import ModelCard, load_head
+from tasks.ml.finetune import build_classifier, freeze_lower_layers, save_finetuned
 from tasks.ml.minilm import base_model_dir, model_digest
 from tasks.training.checkpoint import CheckpointStore
 from tasks.training.config import TrainConfig, TrainResult

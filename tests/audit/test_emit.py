@@ -11,6 +11,7 @@ import jsonschema
 import pytest
 
 from flytekitplugins.aios_audit import AuditEvent, ModelRef, audit_log
+from flytekitplugins.aios_audit.emit import flush
 from flytekitplugins.aios_audit.otel import memory_exporter, trace_id_for
 from flytekitplugins.aios_core.context import ExecutionRef
 from flytekitplugins.aios_core.settings import reset_settings
@@ -20,6 +21,7 @@ SCHEMA = json.loads(Path(__file__).with_name("openlineage-2-0-2-runevent.schema.
 
 
 def _events(state: Path) -> list[dict]:
+    flush()  # events are written by a background thread, off the task's critical path
     lines = (state / "lineage" / "events.jsonl").read_text().splitlines()
     return [json.loads(x) for x in lines if x.strip()]
 
@@ -66,6 +68,7 @@ def test_emitter_failure_keeps_the_record(
     reset_settings()
     with caplog.at_level(logging.WARNING):
         rec = audit_log().append(AuditEvent(kind="task", actor="a"))
+        flush()
     assert audit_log().get(rec.record_id) is not None
     assert any("OpenLineage emit" in m for m in caplog.messages)
 

@@ -19,6 +19,7 @@ from flytekitplugins.aios_connectors.system_of_record import (
     SystemOfRecordTask,
     act,
 )
+from flytekitplugins.aios_core.errors import ConfigError
 
 post = SystemOfRecordTask(name="test_post_actions", config=SystemOfRecordConfig(table="test_actions"))
 
@@ -70,7 +71,7 @@ def test_local_workflow_posts_once_on_sqlite(aios_env: Path, monkeypatch: pytest
 
 def test_env_indirection_fails_closed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AIOS_SOR_SECRET", raising=False)
-    with pytest.raises(RuntimeError, match="AIOS_SOR_SECRET"):
+    with pytest.raises(ConfigError, match="AIOS_SOR_SECRET"):
         act(SystemOfRecordConfig(url="env:AIOS_SOR_SECRET"), _rows(1))
 
 

@@ -75,14 +75,11 @@ class SystemOfRecordConfig:
 
 
 def resolve_url(config_url: str) -> str:
-    """The database URL (see module docstring); an unset ``env:VAR`` is an error (fail closed)."""
+    """The database URL (see module docstring); an unset ``env:VAR`` is a ``ConfigError`` (fail closed)."""
+    from flytekitplugins.aios_core.keys import resolve_env_ref
+
     url = config_url or os.environ.get(URL_ENV, "")
-    if url.startswith("env:"):
-        var = url.removeprefix("env:")
-        url = os.environ.get(var, "")
-        if not url:
-            msg = f"system-of-record URL comes from ${var}, which is not set: mount the secret or set {URL_ENV}"
-            raise RuntimeError(msg)
+    url = resolve_env_ref(url, what="system-of-record URL", fix=f"mount the secret or set {URL_ENV}")
     if not url:
         from flytekitplugins.aios_core.settings import get_settings
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import os
-from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -27,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from flytekitplugins.aios_core.digest import canonical_json, digest_bytes
 from flytekitplugins.aios_core.errors import ConfigError
+from flytekitplugins.aios_core.keys import ed25519_pem
 from flytekitplugins.aios_core.settings import Settings
 
 DOMAIN = b"aios-approval-decision-v1\x00"  # domain separation: this key signs nothing else
@@ -38,32 +38,7 @@ def _spec(settings: Settings, var: str, default: str | None) -> str | None:
 
 
 def _read_pem(spec: str, *, generate: bool) -> bytes | None:
-    if spec.startswith("env:"):
-        var = spec.removeprefix("env:")
-        pem = os.environ.get(var, "")
-        if not pem:
-            msg = f"approvals signing key comes from ${var}, which is not set: mount the Flyte secret holding the PEM"
-            raise ConfigError(msg)
-        return pem.encode()
-    path = Path(spec.removeprefix("file:"))
-    if path.is_file():
-        return path.read_bytes()
-    if not generate:
-        return None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fresh = Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    fd = os.open(f"{path}.tmp{os.getpid()}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(fresh)
-    try:
-        os.link(f"{path}.tmp{os.getpid()}", path)  # first writer wins when processes race
-    except FileExistsError:
-        pass
-    finally:
-        os.unlink(f"{path}.tmp{os.getpid()}")
-    return path.read_bytes()
+    return ed25519_pem(spec, what="approvals signing key", generate=generate)
 
 
 def private_key(settings: Settings) -> Ed25519PrivateKey:

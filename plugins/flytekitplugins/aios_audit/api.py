@@ -17,17 +17,14 @@ _stores: dict[str, AuditStore] = {}
 
 def resolve_store_url(settings: Settings) -> str:
     """The audit store URL, with ``env:VAR`` indirection (cluster secrets) resolved; fails closed."""
-    import os
+    from flytekitplugins.aios_core.errors import ConfigError
+    from flytekitplugins.aios_core.keys import resolve_env_ref
 
-    url = settings.audit_store
-    if url.startswith("env:"):
-        var = url.removeprefix("env:")
-        value = os.environ.get(var, "")
-        if not value:
-            msg = f"audit store URL comes from ${var}, which is not set: mount the Flyte secret or set AIOS_AUDIT_STORE"
-            raise AuditWriteError(msg)
-        url = value
-    return url
+    fix = "mount the Flyte secret or set AIOS_AUDIT_STORE"
+    try:
+        return resolve_env_ref(settings.audit_store, what="audit store URL", fix=fix)
+    except ConfigError as e:
+        raise AuditWriteError(str(e)) from e
 
 
 def audit_log(settings: Settings | None = None, url: str | None = None, *, emit: bool = True) -> AuditStore:
@@ -54,7 +51,10 @@ def audit_log(settings: Settings | None = None, url: str | None = None, *, emit:
 
 
 def close_all() -> None:
-    """Close every open store (tests; forked workers)."""
+    """Flush pending lineage events, then close every open store (tests; forked workers)."""
+    from flytekitplugins.aios_audit.emit import flush
+
+    flush()
     with _lock:
         for s in _stores.values():
             s.close()

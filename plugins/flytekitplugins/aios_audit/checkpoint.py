@@ -95,38 +95,12 @@ def load_signing_key(spec: str) -> Any:
     """The Ed25519 private key named by ``file:PATH`` (created 0600 if missing) or ``env:VAR`` (PEM)."""
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-    if spec.startswith("env:"):
-        var = spec.removeprefix("env:")
-        pem = os.environ.get(var, "")
-        if not pem:
-            msg = f"signing key comes from ${var}, which is not set: mount the Flyte secret or set AIOS_SIGNING_KEY"
-            raise ConfigError(msg)
-        return load_pem_private_key(pem.encode(), password=None)
-    if spec.startswith("file:"):
-        path = Path(spec.removeprefix("file:"))
-        if not path.exists():
-            _generate_key_file(path)
-        return load_pem_private_key(path.read_bytes(), password=None)
-    msg = f"signing_key {spec!r} is invalid: use file:PATH or env:VAR (AIOS_SIGNING_KEY)"
-    raise ConfigError(msg)
+    from flytekitplugins.aios_core.keys import ed25519_pem
 
-
-def _generate_key_file(path: Path) -> None:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    pem = Ed25519PrivateKey.generate().private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return  # another process created it first: use theirs
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
-        f.flush()
-        os.fsync(f.fileno())
+    if not spec.startswith(("env:", "file:")):
+        msg = f"signing_key {spec!r} is invalid: use file:PATH or env:VAR (AIOS_SIGNING_KEY)"
+        raise ConfigError(msg)
+    return load_pem_private_key(ed25519_pem(spec, what="signing key") or b"", password=None)
 
 
 def public_pem(private_key: Any) -> str:

@@ -2,12 +2,23 @@
 
 The audit record is the source of truth: emitters run after the durable commit, and a failing emitter
 logs a warning and loses nothing (``aios lineage`` can always rebuild lineage from the log).
+
+OpenLineage events are built and written off the task's critical path, by one background thread per
+process (:class:`BackgroundEmitter`): an append returns once the record is durable, not once its event is
+serialized. :func:`flush` waits for the queue (tests, CLI); it also runs at interpreter exit, so a
+short-lived ``pyflyte run`` process still writes every event. The queue is bounded: when it is full the
+caller emits synchronously instead of dropping events.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
-from collections.abc import Sequence
+import os
+import queue
+import threading
+import weakref
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from flytekitplugins.aios_audit.records import AuditRecord
@@ -39,6 +50,64 @@ class OpenLineageEmitter:
         return f"OpenLineageEmitter({self.url!r})"
 
 
+class BackgroundEmitter:
+    """Runs a listener on a daemon thread; records are handed over through a bounded queue."""
+
+    def __init__(self, inner: Callable[[Sequence[AuditRecord]], None], maxsize: int = 10_000) -> None:
+        self.inner = inner
+        self.maxsize = maxsize
+        self._pid = -1
+        self._queue: queue.Queue[Sequence[AuditRecord]] = queue.Queue(maxsize)
+        self._lock = threading.Lock()
+        _live.add(self)
+
+    def _ensure_thread(self) -> None:
+        # after fork() the child has the queue object but not the thread: start its own
+        if self._pid == os.getpid():
+            return
+        with self._lock:
+            if self._pid != os.getpid():
+                self._queue = queue.Queue(self.maxsize)
+                threading.Thread(target=self._run, name="aios-lineage-emitter", daemon=True).start()
+                self._pid = os.getpid()
+
+    def _run(self) -> None:
+        q = self._queue
+        while True:
+            records = q.get()
+            try:
+                self.inner(records)
+            finally:
+                q.task_done()
+
+    def __call__(self, records: Sequence[AuditRecord]) -> None:
+        self._ensure_thread()
+        try:
+            self._queue.put_nowait(list(records))
+        except queue.Full:
+            self.inner(records)
+
+    def flush(self) -> None:
+        """Block until every handed-over record was emitted (or failed with a warning)."""
+        if self._pid == os.getpid():
+            self._queue.join()
+
+    def __repr__(self) -> str:
+        return f"BackgroundEmitter({self.inner!r})"
+
+
+_live: weakref.WeakSet[BackgroundEmitter] = weakref.WeakSet()
+
+
+def flush() -> None:
+    """Wait until every background emitter of this process has emitted what it was given."""
+    for emitter in list(_live):
+        emitter.flush()
+
+
+atexit.register(flush)
+
+
 class SpanEmitter:
     """Exports each record as an OpenTelemetry span (one trace per Flyte execution)."""
 
@@ -62,7 +131,7 @@ def attach_emitters(store: AuditStore, settings: Settings) -> None:
     """Attach the emitters ``settings`` ask for (``lineage_url``, ``otel_exporter``); a bad URL only warns."""
     if settings.lineage_url not in ("", "none"):
         try:
-            store.add_listener(OpenLineageEmitter(settings.lineage_url))
+            store.add_listener(BackgroundEmitter(OpenLineageEmitter(settings.lineage_url)))
         except Exception as e:
             log.warning("audit: OpenLineage emitter disabled: %s", e)
     if settings.otel_exporter != "none":

@@ -1,0 +1,69 @@
+"""Secret references and Ed25519 key material, shared by the audit, approval and connector code.
+
+* ``env:VAR``: the value is in the environment variable ``VAR`` (on a cluster, a Flyte secret mounted as an
+  environment variable). An unset or empty variable is an error naming it: governance fails closed.
+* ``file:PATH`` (or a plain path): a file. Key files are generated on first use, mode 0600, written to a
+  temporary file, flushed and linked into place, so concurrent processes never read a partial key and the
+  first writer wins.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from flytekitplugins.aios_core.errors import ConfigError
+
+
+def resolve_env_ref(value: str, *, what: str, fix: str) -> str:
+    """``value`` itself, or the content of ``$VAR`` when ``value`` is ``env:VAR``.
+
+    Raises:
+        ConfigError: the variable is unset or empty; the message names it, ``what`` and the ``fix``.
+    """
+    if not value.startswith("env:"):
+        return value
+    var = value.removeprefix("env:")
+    resolved = os.environ.get(var, "")
+    if not resolved:
+        msg = f"{what} comes from ${var}, which is not set: {fix}"
+        raise ConfigError(msg)
+    return resolved
+
+
+def ed25519_pem(spec: str, *, what: str, generate: bool = True) -> bytes | None:
+    """PEM bytes of the private key ``spec`` names; a missing key file is generated when ``generate``.
+
+    Returns None only for a missing file with ``generate=False``.
+    """
+    if spec.startswith("env:"):
+        return resolve_env_ref(spec, what=what, fix="mount the Flyte secret holding the PEM").encode()
+    path = Path(spec.removeprefix("file:"))
+    if path.is_file():
+        return path.read_bytes()
+    if not generate:
+        return None
+    _create_key_file(path)
+    return path.read_bytes()
+
+
+def _create_key_file(path: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    pem = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
+        f.flush()
+        os.fsync(f.fileno())
+    try:
+        os.link(tmp, path)  # atomic: the first writer wins when processes race
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
