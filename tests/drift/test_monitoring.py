@@ -74,3 +74,19 @@ def test_launch_plans_have_stable_names_and_cron_schedules() -> None:
     assert text_drift_check_daily.name == "text_drift_check_daily"
     assert text_drift_check_daily.schedule.cron_schedule.schedule == "0 6 * * *"
     assert "retrain_target" in drift_check_hourly.parameters.parameters
+
+
+def test_default_target_is_the_real_retraining_workflow() -> None:
+    """The chain's default target resolves to workflows.retraining.retrain, which takes the reason and the drift
+    record and has a default for every other input (so the dynamic node can launch it with just those two)."""
+    from flytekit.core.workflow import WorkflowBase
+
+    from tasks.drift.monitor import DEFAULT_TARGET
+    from workflows.retraining import retrain
+
+    entity = resolve_target(DEFAULT_TARGET)
+    assert entity is retrain and isinstance(entity, WorkflowBase)
+    declared = entity.python_interface.inputs
+    assert {"trigger_reason", "drift_record"} <= set(declared)
+    required = [k for k in declared if k not in entity.python_interface.default_inputs_as_kwargs]
+    assert required == [], f"retrain inputs without defaults cannot be launched by the monitor: {required}"
