@@ -40,12 +40,13 @@ class RootAccumulator:
 
     def push(self, leaf: bytes) -> None:
         """Append one leaf hash."""
-        self._stack.append(leaf)
+        stack = self._stack
+        stack.append(leaf)
         self.size += 1
         n = self.size
-        while n & 1 == 0:
-            right = self._stack.pop()
-            self._stack[-1] = node_hash(self._stack[-1], right)
+        while n & 1 == 0:  # node_hash inlined: this runs once per leaf during verification
+            right = stack.pop()
+            stack[-1] = _sha(b"\x01" + stack[-1] + right).digest()
             n >>= 1
 
     def root(self) -> bytes:

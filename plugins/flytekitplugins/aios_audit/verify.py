@@ -94,6 +94,7 @@ def _walk(store: AuditStore, rows: Iterable[RawRow], acc: RootAccumulator, cp: C
     sha, fromhex = hashlib.sha256, bytes.fromhex
     cp_size = cp.tree_size if cp is not None else -1
     expected, prev = 1, GENESIS
+    push = acc.push
     for seq, entry, leaf, prev_hash, chain in rows:
         if seq != expected:
             raise _Bad(expected, "deleted", f"records {expected}..{seq - 1} are missing (next stored seq is {seq})")
@@ -106,7 +107,7 @@ def _walk(store: AuditStore, rows: Iterable[RawRow], acc: RootAccumulator, cp: C
             _bad_link(store, seq, prev_hash)
         if sha(fromhex(prev_hash) + lb).hexdigest() != chain:
             raise _Bad(seq, "edited", f"chain hash of seq {seq} is not H(prev || leaf)")
-        acc.push(lb)
+        push(lb)
         if seq == cp_size and cp is not None and acc.root().hex() != cp.root_hash:
             raise _Bad(
                 None,
