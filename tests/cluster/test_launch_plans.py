@@ -44,8 +44,22 @@ def test_every_launch_plan_input_has_a_description_for_the_console() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["drift_check_hourly"])
+@pytest.mark.parametrize("name", ["drift_check_hourly", "text_drift_check_daily"])
 def test_scheduled_launch_plan_runs_locally_with_its_defaults(name: str) -> None:
     lp = _launch_plans()[name]
     result = lp()  # type: ignore[operator]
     assert isinstance(result, str)
+
+
+def test_default_launch_plan_of_flights_drift_runs_locally() -> None:
+    """A workflow's default launch plan (what the console launches) runs with nothing but its defaults."""
+    from flytekit import LaunchPlan
+
+    from workflows.drift import flights_drift
+
+    lp = LaunchPlan.get_or_create(flights_drift)
+    assert lp.name == "workflows.drift.flights_drift"
+    assert set(lp.parameters.parameters) == set(flights_drift.python_interface.inputs)
+    report = lp()
+    assert report.drifted, "Jan-Apr vs Sep-Dec (the defaults) is a real seasonal drift"
+    assert "month" in report.drifted_features and report.audit_record_id
