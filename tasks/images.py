@@ -148,9 +148,5 @@ On a cluster the task then runs in the pack's image with the audit store URL and
 the ``aios`` secret; locally neither changes anything (local execution ignores images and secret requests).
 """
 
-TRAINING: dict[str, object] = {
-    "container_image": gpu_image,
-    "secret_requests": GOVERNED_TASK_SECRETS,
-    "deck_fields": DECK_FIELDS,
-}
+TRAINING: dict[str, object] = {**GOVERNED, "container_image": gpu_image}
 """The same for the GPU training tasks (CUDA image, GPU node pool)."""

@@ -20,11 +20,12 @@ Stores are chosen by URL (``AIOS_AUDIT_STORE``): ``sqlite:///path`` or ``postgre
 from __future__ import annotations
 
 import abc
+import datetime as dt
 import json
 import logging
 from collections.abc import Callable, Collection, Iterator, Sequence
 
-from flytekitplugins.aios_audit.records import AuditEvent, AuditRecord, record_from_entry
+from flytekitplugins.aios_audit.records import GENESIS, AuditEvent, AuditRecord, record_from_entry, seal_entry
 from flytekitplugins.aios_core.errors import AiosError
 
 log = logging.getLogger(__name__)
@@ -43,17 +44,18 @@ class AuditStore(abc.ABC):
 
     url: str
 
-    @abc.abstractmethod
     def append(self, event: AuditEvent) -> AuditRecord:
         """Append one event durably and return its chained record."""
+        return self.append_many([event])[0]
 
     @abc.abstractmethod
     def append_many(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
         """Append several events in one durable transaction (all or nothing)."""
 
-    @abc.abstractmethod
     def scan(self, start: int = 1, end: int | None = None) -> Iterator[AuditRecord]:
         """Yield records with ``start <= seq <= end`` in sequence order, parsed but NOT verified."""
+        for _seq, entry, leaf, prev, chain in self.scan_raw(start, end):
+            yield record_from_entry(entry, leaf, prev, chain)
 
     @abc.abstractmethod
     def scan_raw(self, start: int = 1, end: int | None = None) -> Iterator[RawRow]:
@@ -97,6 +99,29 @@ class AuditStore(abc.ABC):
                 listener(records)
             except Exception as e:
                 log.warning("audit: emitter %r failed for %d record(s): %s", listener, len(records), e)
+
+
+def seal_rows(
+    head: tuple[int, str] | None, events: Sequence[AuditEvent], now: dt.datetime, recorded: object
+) -> tuple[list[AuditRecord], list[tuple[object, ...]]]:
+    """Chain ``events`` after the log head ``(seq, chain_hash)`` (None for an empty log).
+
+    Returns the records and the ``audit_log`` rows to insert, in column order; ``recorded`` is the
+    ``recorded_at`` column value for ``now`` in the database's own type (text for SQLite).
+    Called by every store inside its exclusive write lock, so the chain never forks.
+    """
+    seq, prev = head if head else (0, GENESIS)
+    records: list[AuditRecord] = []
+    rows: list[tuple[object, ...]] = []
+    for ev in events:
+        seq += 1
+        rec, entry = seal_entry(seq, now, ev, prev)
+        ex = ev.execution
+        key, task = (ex.execution_key, ex.task_name) if ex else ("", "")
+        rows.append((seq, recorded, ev.kind, ev.subject, key, task, entry, rec.leaf_hash, prev, rec.chain_hash))
+        prev = rec.chain_hash
+        records.append(rec)
+    return records, rows
 
 
 def open_store(url: str) -> AuditStore:

@@ -15,8 +15,8 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from flytekitplugins.aios_audit.records import GENESIS, AuditEvent, AuditRecord, record_from_entry, seal_entry
-from flytekitplugins.aios_audit.stores import AuditStore, AuditWriteError, RawRow
+from flytekitplugins.aios_audit.records import GENESIS, AuditEvent, AuditRecord, record_from_entry
+from flytekitplugins.aios_audit.stores import AuditStore, AuditWriteError, RawRow, seal_rows
 
 _LOCK = "hashtext(current_schema() || '.aios_audit_log')"
 
@@ -87,9 +87,6 @@ class PostgresAuditStore(AuditStore):
             self._local.pid = os.getpid()
         return conn
 
-    def append(self, event: AuditEvent) -> AuditRecord:
-        return self.append_many([event])[0]
-
     def append_many(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
         if not events:
             return []
@@ -107,19 +104,9 @@ class PostgresAuditStore(AuditStore):
 
     @staticmethod
     def _insert(conn: Any, events: Sequence[AuditEvent]) -> list[AuditRecord]:
-        row = conn.execute("SELECT seq, chain_hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
-        seq, prev = (row[0], row[1]) if row else (0, GENESIS)
+        head = conn.execute("SELECT seq, chain_hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
         now = dt.datetime.now(dt.UTC)
-        out: list[AuditRecord] = []
-        rows = []
-        for ev in events:
-            seq += 1
-            rec, entry = seal_entry(seq, now, ev, prev)
-            ex = ev.execution
-            key, task = (ex.execution_key, ex.task_name) if ex else ("", "")
-            rows.append((seq, now, ev.kind, ev.subject, key, task, entry, rec.leaf_hash, prev, rec.chain_hash))
-            prev = rec.chain_hash
-            out.append(rec)
+        out, rows = seal_rows(head, events, now, now)
         with conn.cursor() as cur:
             cur.executemany("INSERT INTO audit_log VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", rows)
         return out
@@ -131,10 +118,6 @@ class PostgresAuditStore(AuditStore):
             while batch := cur.fetchmany(4096):
                 for seq, entry, leaf, prev, chain in batch:
                     yield seq, bytes(entry), leaf, prev, chain
-
-    def scan(self, start: int = 1, end: int | None = None) -> Iterator[AuditRecord]:
-        for _seq, entry, leaf, prev, chain in self.scan_raw(start, end):
-            yield record_from_entry(entry, leaf, prev, chain)
 
     def size(self) -> int:
         row = self._conn().execute("SELECT COALESCE(MAX(seq), 0) FROM audit_log").fetchone()

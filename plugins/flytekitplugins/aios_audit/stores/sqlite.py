@@ -16,8 +16,8 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from flytekitplugins.aios_audit.records import GENESIS, AuditEvent, AuditRecord, record_from_entry, seal_entry
-from flytekitplugins.aios_audit.stores import AuditStore, AuditWriteError, RawRow
+from flytekitplugins.aios_audit.records import GENESIS, AuditEvent, AuditRecord, record_from_entry
+from flytekitplugins.aios_audit.stores import AuditStore, AuditWriteError, RawRow, seal_rows
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS audit_log (
@@ -73,9 +73,6 @@ class SQLiteAuditStore(AuditStore):
             self._local.pid = os.getpid()
         return conn
 
-    def append(self, event: AuditEvent) -> AuditRecord:
-        return self.append_many([event])[0]
-
     def append_many(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
         if not events:
             return []
@@ -96,31 +93,9 @@ class SQLiteAuditStore(AuditStore):
 
     @staticmethod
     def _insert(conn: sqlite3.Connection, events: Sequence[AuditEvent]) -> list[AuditRecord]:
-        row = conn.execute("SELECT seq, chain_hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
-        seq, prev = (row[0], row[1]) if row else (0, GENESIS)
+        head = conn.execute("SELECT seq, chain_hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
         now = dt.datetime.now(dt.UTC)
-        out: list[AuditRecord] = []
-        rows = []
-        for ev in events:
-            seq += 1
-            rec, entry = seal_entry(seq, now, ev, prev)
-            ex = ev.execution
-            rows.append(
-                (
-                    seq,
-                    now.isoformat(),
-                    ev.kind,
-                    ev.subject,
-                    ex.execution_key if ex else "",
-                    ex.task_name if ex else "",
-                    entry,
-                    rec.leaf_hash,
-                    prev,
-                    rec.chain_hash,
-                )
-            )
-            prev = rec.chain_hash
-            out.append(rec)
+        out, rows = seal_rows(head, events, now, now.isoformat())
         conn.executemany("INSERT INTO audit_log VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
         return out
 
@@ -129,10 +104,6 @@ class SQLiteAuditStore(AuditStore):
         cur = self._conn().execute(q, (start, end if end is not None else 2**62))
         while batch := cur.fetchmany(4096):
             yield from batch
-
-    def scan(self, start: int = 1, end: int | None = None) -> Iterator[AuditRecord]:
-        for _seq, entry, leaf, prev, chain in self.scan_raw(start, end):
-            yield record_from_entry(entry, leaf, prev, chain)
 
     def size(self) -> int:
         row = self._conn().execute("SELECT COALESCE(MAX(seq), 0) FROM audit_log").fetchone()
