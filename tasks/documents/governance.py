@@ -111,11 +111,6 @@ def policy_context(
     }
 
 
-def decide(row: dict[str, Any], principal: str, timeout_s: float) -> Decision:
-    """Policy decision (audited) and, where needed, an approval request for one classified document."""
-    return decide_many([row], principal, timeout_s)[0]
-
-
 def _policy_request(row: dict[str, Any], principal: str) -> tuple[str, dict[str, Any], Any] | None:
     """(action, context, request) for a row, or None when a payment lacks an amount or currency."""
     from flytekitplugins.aios_policy import PolicyRequest
