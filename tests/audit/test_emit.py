@@ -99,3 +99,34 @@ def test_spans_share_one_trace_per_execution(monkeypatch: pytest.MonkeyPatch) ->
     assert spans[0].parent is not None and spans[0].parent.span_id == spans[1].parent.span_id
     assert spans[1].status.status_code.name == "ERROR"
     assert spans[2].attributes["aios.model.m"] == "1@d"
+
+
+@pytest.mark.parametrize("with_execution", [True, False])
+def test_direct_event_json_equals_the_openlineage_client_model(with_execution: bool) -> None:
+    """The hot-path dict builder must stay identical to openlineage-python's own RunEvent + Serde output."""
+    from openlineage.client.serde import Serde
+
+    from flytekitplugins.aios_audit.lineage_events import run_event_dict, to_run_event
+    from flytekitplugins.aios_audit.records import GENESIS, seal
+
+    now = dt.datetime(2026, 11, 21, 12, 0, tzinfo=dt.UTC)
+    ex = ExecutionRef(project="p", domain="d", name="e1", task_name="wf.t", node_id="n1", workflow="wf.w")
+    events = [
+        AuditEvent(kind="task", actor="a", status="failed", execution=ex if with_execution else None),
+        AuditEvent(
+            kind="policy_decision",
+            actor="service:x",
+            status="allow",
+            subject="sha256:" + "ab" * 32,
+            execution=ex if with_execution else None,
+            ended_at=now,
+            inputs={"doc": "sha256:" + "cd" * 32, "again": "sha256:" + "cd" * 32},
+            outputs={"o0": "sha256:" + "ef" * 32},
+            models=[ModelRef(name="m", version="1", digest="sha256:00")],
+            policy_decisions=[{"effect": "allow", "policies": ["p1"], "reason": None, "empty": {}}],
+            approvals=[{"request_id": "r1", "approver": "user:ann", "nested": [None, {}, {"k": 1}]}],
+        ),
+    ]
+    for i, ev in enumerate(events, 1):
+        record = seal(i, now, ev, GENESIS)
+        assert run_event_dict(record) == Serde.to_dict(to_run_event(record))

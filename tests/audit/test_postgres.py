@@ -74,3 +74,16 @@ def test_tamper_with_triggers_disabled_is_detected(pg_url: str) -> None:
 def test_bad_url_fails_closed() -> None:
     with pytest.raises(AuditWriteError, match="cannot open the PostgreSQL audit store"):
         open_store("postgresql://nobody@127.0.0.1:1/none")
+
+
+def test_two_process_verify_keeps_the_parents_session(pg_url: str) -> None:
+    """The forked verifier opens its own connection and leaves the parent's session alone."""
+    store = open_store(pg_url)
+    store.append_many([AuditEvent(kind="task", actor=f"a{i}") for i in range(40)])
+    serial = verify_store(store, workers=1)
+    parallel = verify_store(store, workers=2, block=4)
+    assert serial.ok and parallel.ok and parallel.workers == 2
+    assert (parallel.size, parallel.root_hash, parallel.head_hash) == (40, serial.root_hash, serial.head_hash)
+    assert store.append(AuditEvent(kind="task", actor="after")).seq == 41  # the parent's connection still works
+    assert verify_store(store, workers=2, block=4).ok
+    store.close()

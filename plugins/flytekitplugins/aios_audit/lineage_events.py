@@ -12,12 +12,18 @@ Task records map to COMPLETE/FAIL; other kinds (policy decisions, approvals, ...
 
 from __future__ import annotations
 
+import functools
+import os
 import uuid
+from pathlib import Path
 from typing import Any, ClassVar
 
 import attr
+import orjson
 from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
 from openlineage.client.facet_v2 import RunFacet, parent_run
+from openlineage.client.serde import Serde
+from openlineage.client.transport.transport import Transport
 
 from flytekitplugins.aios_audit.records import AuditRecord
 
@@ -83,8 +89,26 @@ def run_id(record: AuditRecord) -> str:
     """Deterministic OpenLineage run id of the task execution a record belongs to."""
     ex = record.event.execution
     if ex is None:
-        return str(uuid.uuid5(_NS, f"record/{record.record_id}"))
-    return str(uuid.uuid5(_NS, f"{ex.execution_key}/{ex.node_id}/{ex.task_name}/{ex.retry_attempt}"))
+        return _uuid5(f"record/{record.record_id}")
+    return _uuid5(f"{ex.execution_key}/{ex.node_id}/{ex.task_name}/{ex.retry_attempt}")
+
+
+@functools.lru_cache(maxsize=4096)
+def _uuid5(name: str) -> str:
+    """UUIDv5 in the pack's namespace (cached: every record of a task execution asks for the same ids)."""
+    return str(uuid.uuid5(_NS, name))
+
+
+def _clean(obj: Any) -> Any:
+    """``Serde.remove_nulls_and_enums`` for JSON-native values (what audit records hold), without its lambdas."""
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items() if v is not None}
+    if isinstance(obj, list):
+        out = [_clean(v) for v in obj if v is not None]
+        return [v for v in out if v is not None and v != {}]
+    if isinstance(obj, str | int | float | bool):
+        return obj
+    return Serde.remove_nulls_and_enums(obj)
 
 
 def _state(record: AuditRecord) -> RunState:
@@ -142,18 +166,119 @@ def to_run_event(record: AuditRecord) -> RunEvent:
     )
 
 
+def run_event_dict(record: AuditRecord) -> dict[str, Any]:
+    """The JSON form of :func:`to_run_event`, built directly: what ``Serde.to_dict(to_run_event(record))`` gives.
+
+    This is the per-record hot path of lineage emission (about 10x cheaper than building the attrs objects and
+    serializing them with ``Serde``); a test keeps the two forms equal for every facet.
+    """
+    ev, ex = record.event, record.event.execution
+    namespace = f"flyte://{ex.project}/{ex.domain}" if ex else "aios"
+    audit = {
+        "_producer": PRODUCER,
+        "_schemaURL": _AUDIT_SCHEMA,
+        "recordId": record.leaf_hash,
+        "seq": record.seq,
+        "chainHash": record.chain_hash,
+        "kind": ev.kind,
+        "status": ev.status,
+        "actor": ev.actor,
+        "codeVersion": ev.code_version,
+        "retryAttempt": ex.retry_attempt if ex else 0,
+    }
+    facets: dict[str, Any] = {"aios_audit": audit}
+    if ex is not None:
+        facets["parent"] = {
+            "_producer": PRODUCER,
+            "_schemaURL": _PARENT_SCHEMA,
+            "run": {"runId": _uuid5(ex.execution_key), "facets": {}},
+            "job": {"namespace": namespace, "name": ex.workflow or ex.launch_plan or "workflow", "facets": {}},
+        }
+    if ev.policy_decisions:
+        facets["aios_policy_decisions"] = {
+            "_producer": PRODUCER,
+            "_schemaURL": FACET_SCHEMA + "-aios_policy_decisions",
+            "decisions": _clean(ev.policy_decisions),
+        }
+    if ev.approvals:
+        facets["aios_approvals"] = {
+            "_producer": PRODUCER,
+            "_schemaURL": FACET_SCHEMA + "-aios_approvals",
+            "approvals": _clean(ev.approvals),
+        }
+    if ev.models:
+        facets["aios_models"] = {
+            "_producer": PRODUCER,
+            "_schemaURL": FACET_SCHEMA + "-aios_models",
+            "models": [{"name": m.name, "version": m.version, "digest": m.digest} for m in ev.models],
+        }
+    consumed = dict(ev.inputs)
+    if ev.subject.startswith("sha256:") and ev.subject not in consumed.values():
+        consumed["subject"] = ev.subject
+    return {
+        "eventTime": (ev.ended_at or record.recorded_at).isoformat(),
+        "producer": PRODUCER,
+        "schemaURL": _EVENT_SCHEMA,
+        "run": {"runId": run_id(record), "facets": facets},
+        "job": {
+            "namespace": namespace,
+            "name": (ex.task_name if ex and ex.task_name else "") or f"aios.{ev.kind}",
+            "facets": {},
+        },
+        "eventType": _state(record).value,
+        "inputs": [_dataset(d, "inputFacets") for d in dict.fromkeys(consumed.values())],
+        "outputs": [_dataset(d, "outputFacets") for d in dict.fromkeys(ev.outputs.values())],
+    }
+
+
+def _dataset(name: str, io_facets: str) -> dict[str, Any]:
+    return {"namespace": DATASET_NAMESPACE, "name": name, "facets": {}, io_facets: {}}
+
+
+_EVENT_SCHEMA = RunEvent._get_schema()
+_PARENT_SCHEMA = parent_run.ParentRunFacet._get_schema()
+_AUDIT_SCHEMA = AiosAuditRunFacet._get_schema()
+
+
+class JsonLinesTransport(Transport):
+    """An openlineage-python transport appending one JSON event per line to a local file.
+
+    Same file format as openlineage's ``FileTransport`` in append mode, without its per-event fsspec open and
+    ``Serde`` pass: events are serialized with orjson and appended with one ``write(2)`` on an ``O_APPEND``
+    descriptor, so lines from several processes never interleave. Accepts a RunEvent or its JSON dict.
+    """
+
+    kind = "aios_jsonl"
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = -1
+        self._pid = -1
+
+    def emit(self, event: Any) -> None:
+        """Append ``event`` (a RunEvent or a dict) as one line."""
+        data = event if isinstance(event, dict) else Serde.to_dict(event)
+        line = orjson.dumps(data, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
+        if self._pid != os.getpid():  # a descriptor must not be shared across fork()
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            self._pid = os.getpid()
+        os.write(self._fd, line)
+
+    def close(self, timeout: float = -1) -> bool:
+        """Close the descriptor (a later emit reopens it)."""
+        if self._fd >= 0 and self._pid == os.getpid():
+            os.close(self._fd)
+        self._fd, self._pid = -1, -1
+        return True
+
+
 def make_transport(url: str) -> Any:
     """An openlineage-python transport for ``file:PATH`` (JSON lines), ``http(s)://`` (Marquez) or ``none``."""
     if url in ("", "none"):
         return None
     if url.startswith("file:"):
-        from pathlib import Path
-
-        from openlineage.client.transport.file import FileConfig, FileTransport
-
-        path = Path(url.removeprefix("file:"))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return FileTransport(FileConfig(log_file_path=str(path), append=True))
+        return JsonLinesTransport(url.removeprefix("file:"))
     if url.startswith(("http://", "https://")):
         from openlineage.client.transport.http import HttpConfig, HttpTransport
 

@@ -49,6 +49,23 @@ class RootAccumulator:
             stack[-1] = _sha(b"\x01" + stack[-1] + right).digest()
             n >>= 1
 
+    def push_subtree(self, node: bytes, size: int) -> None:
+        """Append the root of a perfect subtree of ``size`` leaves (a power of two) at a multiple of ``size``.
+
+        Lets a verifier hash blocks of the log in other processes and merge their roots here.
+        """
+        if size < 1 or size & (size - 1) or self.size % size:
+            msg = f"push_subtree: {size} leaves at position {self.size} is not an aligned power-of-two block"
+            raise ValueError(msg)
+        stack = self._stack
+        stack.append(node)
+        self.size += size
+        n = self.size // size
+        while n & 1 == 0:
+            right = stack.pop()
+            stack[-1] = _sha(b"\x01" + stack[-1] + right).digest()
+            n >>= 1
+
     def root(self) -> bytes:
         """Root hash of the leaves pushed so far (RFC 9162 MTH)."""
         if not self._stack:

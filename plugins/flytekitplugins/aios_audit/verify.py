@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import multiprocessing as mp
+import os
 import time
-from collections.abc import Iterable
+from typing import Any
 
 from flytekitplugins.aios_audit.checkpoint import Checkpoint
-from flytekitplugins.aios_audit.merkle import RootAccumulator
+from flytekitplugins.aios_audit.merkle import RootAccumulator, root
 from flytekitplugins.aios_audit.records import GENESIS
-from flytekitplugins.aios_audit.stores import AuditStore, RawRow
+from flytekitplugins.aios_audit.stores import AuditStore
 
 
 @dataclasses.dataclass
@@ -38,6 +40,8 @@ class VerifyResult:
     detail: str = ""
     seconds: float = 0.0
     checkpoint_size: int | None = None
+    workers: int = 1
+    """Processes that verified the log (2 when the two-process walk ran to the end)."""
 
     def summary(self) -> str:
         """One line for people and logs."""
@@ -60,17 +64,46 @@ def _embedded_seq(entry: bytes) -> int:
         return -1
 
 
+BLOCK = 1 << 14
+"""Leaves per block when a second process verifies the upper part of the log (a power of two)."""
+
+
+def verify_workers() -> int:
+    """Processes to verify with: ``AIOS_VERIFY_WORKERS`` (1 or 2), else 2 when the machine has 2+ CPUs."""
+    raw = os.environ.get("AIOS_VERIFY_WORKERS", "")
+    if raw.isdigit() and int(raw) >= 1:
+        return min(2, int(raw))
+    return 2 if (os.cpu_count() or 1) >= 2 else 1
+
+
 def verify_store(
-    store: AuditStore, checkpoint: Checkpoint | None = None, trusted_key: str | None = None
+    store: AuditStore,
+    checkpoint: Checkpoint | None = None,
+    trusted_key: str | None = None,
+    *,
+    workers: int | None = None,
+    block: int = BLOCK,
 ) -> VerifyResult:
-    """Recompute everything in ``store``; compare with ``checkpoint`` (signature checked first) if given."""
+    """Recompute everything in ``store``; compare with ``checkpoint`` (signature checked first) if given.
+
+    Logs of at least four blocks are verified by two processes (``workers``, default
+    :func:`verify_workers`): this one walks the lower half while a forked child walks the upper half and
+    returns the Merkle roots of its blocks. If the child finds anything wrong, the whole log is walked again
+    in this process, so a failure is always reported exactly as the one-process walk reports it.
+    """
     t0 = time.perf_counter()
     if checkpoint is not None and not checkpoint.verify_signature(trusted_key):
         return VerifyResult(False, 0, "", problem="bad checkpoint", detail="checkpoint signature does not verify")
     acc = RootAccumulator()
     head = GENESIS
     try:
-        head = _walk(store, store.scan_raw(), acc, checkpoint)
+        n = workers if workers is not None else verify_workers()
+        got = _parallel(store, acc, checkpoint, block) if n >= 2 else None
+        used = 1 if got is None else 2
+        if got is None:
+            acc = RootAccumulator()
+            got = _walk(store, acc, checkpoint, 1, None, GENESIS, bytes(32))[0]
+        head = got
         if checkpoint is not None and acc.size < checkpoint.tree_size:
             raise _Bad(
                 acc.size + 1,
@@ -87,37 +120,149 @@ def verify_store(
         head,
         seconds=time.perf_counter() - t0,
         checkpoint_size=checkpoint.tree_size if checkpoint else None,
+        workers=used,
     )
 
 
-def _walk(store: AuditStore, rows: Iterable[RawRow], acc: RootAccumulator, cp: Checkpoint | None) -> str:
-    sha, fromhex = hashlib.sha256, bytes.fromhex
+def _walk(
+    store: AuditStore,
+    acc: RootAccumulator,
+    cp: Checkpoint | None,
+    start: int,
+    end: int | None,
+    prev: str,
+    prev_b: bytes,
+) -> tuple[str, bytes]:
+    """Walk rows ``start..end``; the common case (row intact) costs two hashes and one string comparison."""
+    sha = hashlib.sha256
     cp_size = cp.tree_size if cp is not None else -1
-    expected, prev = 1, GENESIS
+    expected = start
     push = acc.push
-    for seq, entry, leaf, prev_hash, chain in rows:
-        if seq != expected:
-            raise _Bad(expected, "deleted", f"records {expected}..{seq - 1} are missing (next stored seq is {seq})")
+    for seq, entry, hashes in store.scan_hashes(start, end):
         lb = sha(b"\x00" + entry).digest()
-        if not entry.endswith(b',"seq":%d}' % seq):
-            _moved(store, seq, entry, lb.hex() == leaf, prev)
-        if lb.hex() != leaf:
-            raise _Bad(seq, "edited", f"entry bytes of seq {seq} do not match its record id (leaf hash)")
-        if prev_hash != prev:
-            _bad_link(store, seq, prev_hash)
-        if sha(fromhex(prev_hash) + lb).hexdigest() != chain:
-            raise _Bad(seq, "edited", f"chain hash of seq {seq} is not H(prev || leaf)")
+        cb = sha(prev_b + lb).digest()
+        chain = cb.hex()
+        if seq != expected or hashes != lb.hex() + prev + chain or not entry.endswith(b',"seq":%d}' % seq):
+            _diagnose(store, seq, expected, lb, prev)
         push(lb)
-        if seq == cp_size and cp is not None and acc.root().hex() != cp.root_hash:
-            raise _Bad(
-                None,
-                "forked",
-                f"records 1..{seq} no longer match the checkpoint root of {cp.timestamp}: history was rewritten "
-                "with fresh hashes (compare with earlier checkpoints to narrow it down)",
-            )
-        prev = chain
+        if seq == cp_size and cp is not None:
+            _check_checkpoint(acc, cp)
+        prev, prev_b = chain, cb
         expected += 1
-    return prev
+    return prev, prev_b
+
+
+def _check_checkpoint(acc: RootAccumulator, cp: Checkpoint) -> None:
+    if acc.root().hex() != cp.root_hash:
+        raise _Bad(
+            None,
+            "forked",
+            f"records 1..{acc.size} no longer match the checkpoint root of {cp.timestamp}: history was rewritten "
+            "with fresh hashes (compare with earlier checkpoints to narrow it down)",
+        )
+
+
+class _BlockAccumulator(RootAccumulator):
+    """Collects a child's leaves as block roots (or raw leaves for the block a checkpoint ends in)."""
+
+    def __init__(self, first: int, block: int, cp_size: int) -> None:
+        super().__init__()
+        self.first, self.block, self.cp_size = first, block, cp_size
+        self.leaves: list[bytes] = []
+        self.out: list[tuple[str, Any]] = []
+
+    def push(self, leaf: bytes) -> None:
+        self.leaves.append(leaf)
+        if len(self.leaves) == self.block:
+            self._close()
+
+    def _close(self) -> None:
+        lo = self.first + len(self.out) * self.block  # seq of the block's first leaf
+        if lo <= self.cp_size < lo + len(self.leaves):
+            self.out.append(("leaves", self.leaves))
+        elif len(self.leaves) == self.block:
+            self.out.append(("root", root(self.leaves)))
+        else:
+            self.out.append(("leaves", self.leaves))
+        self.leaves = []
+
+    def finish(self) -> list[tuple[str, Any]]:
+        if self.leaves:
+            self._close()
+        return self.out
+
+
+def _child(store: AuditStore, first: int, prev: str, block: int, cp_size: int, conn: Any) -> None:
+    """Forked worker: verify rows ``first..`` (the chain continuing from ``prev``), send block roots or 'bad'."""
+    try:
+        acc = _BlockAccumulator(first, block, cp_size)
+        head = _walk(store, acc, None, first, None, prev, bytes.fromhex(prev))[0]
+        conn.send(("ok", acc.finish(), head))
+    except _Bad:
+        conn.send(("bad", None, ""))
+    except BaseException as e:  # the parent walks the whole log itself
+        conn.send(("error", repr(e), ""))
+    finally:
+        conn.close()
+
+
+def _parallel(store: AuditStore, acc: RootAccumulator, cp: Checkpoint | None, block: int) -> str | None:
+    """Two-process walk; None when it does not apply or the child found a problem (then walk serially)."""
+    if block < 1 or block & (block - 1) or "fork" not in mp.get_all_start_methods():
+        return None
+    size = store.size()
+    if size < 4 * block:
+        return None
+    split = size // 2 // block * block  # this process: 1..split; the child: split+1.. (block-aligned)
+    boundary = next(store.scan_raw(split, split), None)
+    if boundary is None or not isinstance(boundary[4], str) or len(boundary[4]) != 64:
+        return None
+    ctx = mp.get_context("fork")
+    recv, send = ctx.Pipe(duplex=False)
+    cp_size = cp.tree_size if cp is not None else -1
+    proc = ctx.Process(target=_child, args=(store, split + 1, boundary[4], block, cp_size, send), daemon=True)
+    try:
+        proc.start()
+    except Exception:  # e.g. inside a daemonic worker, which may not have children
+        return None
+    finally:
+        send.close()
+    status = "error"
+    try:
+        prev, _ = _walk(store, acc, cp, 1, split, GENESIS, bytes(32))  # a problem here raises: it comes first
+        status, blocks, head = recv.recv()
+    except EOFError:
+        status = "error"
+    finally:
+        recv.close()
+        if status == "error" and proc.is_alive():
+            proc.terminate()
+        proc.join()
+    if status != "ok" or prev != boundary[4]:
+        return None  # the serial walk names the first bad record exactly
+    for kind, value in blocks:
+        if kind == "root":
+            acc.push_subtree(value, block)
+            continue
+        for leaf in value:
+            acc.push(leaf)
+            if acc.size == cp_size and cp is not None:
+                _check_checkpoint(acc, cp)
+    return str(head)
+
+
+def _diagnose(store: AuditStore, seq: int, expected: int, lb: bytes, prev: str) -> None:
+    """Name what is wrong with the row the fast path rejected (always raises :class:`_Bad`)."""
+    if seq != expected:
+        raise _Bad(expected, "deleted", f"records {expected}..{seq - 1} are missing (next stored seq is {seq})")
+    _seq, entry, leaf, prev_hash, _chain = next(store.scan_raw(seq, seq))
+    if not entry.endswith(b',"seq":%d}' % seq):
+        _moved(store, seq, entry, lb.hex() == leaf, prev)
+    if lb.hex() != leaf:
+        raise _Bad(seq, "edited", f"entry bytes of seq {seq} do not match its record id (leaf hash)")
+    if prev_hash != prev:
+        _bad_link(store, seq, prev_hash)
+    raise _Bad(seq, "edited", f"chain hash of seq {seq} is not H(prev || leaf)")
 
 
 def _moved(store: AuditStore, seq: int, entry: bytes, intact: bool, prev: str) -> None:

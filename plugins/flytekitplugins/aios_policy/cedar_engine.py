@@ -111,7 +111,12 @@ def _decide_chunk(prepared: list[_Prepared], ps: CedarPolicySet) -> list[Verdict
     reqs = [r for r, _ in prepared]
     first = cedarpy.is_authorized_batch(reqs, ps.access, entities, schema=ps.schema)
     verdicts = [_access_verdict(res, req, ps) for res, req in zip(first, reqs, strict=True)]
-    allowed = [i for i, v in enumerate(verdicts) if v.effect == "allow"]
+    scoped = ps.approval_actions
+    allowed = [
+        i
+        for i, v in enumerate(verdicts)
+        if v.effect == "allow" and (scoped is None or reqs[i]["action"]["id"] in scoped)
+    ]
     if ps.approval is not None and allowed:
         second = cedarpy.is_authorized_batch([reqs[i] for i in allowed], ps.approval, entities, schema=ps.schema)
         for i, res in zip(allowed, second, strict=True):

@@ -19,6 +19,7 @@ import json
 import os
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,8 @@ class CedarPolicySet:
     principals: dict[str, tuple[str, ...]]
     annotations: dict[str, dict[str, str]]
     rule_ids: tuple[str, ...]
+    approval_actions: frozenset[str] | None = None
+    """Actions some approval policy can match (all of them scoped ``action == Action::"x"``); None: any."""
 
 
 _lock = threading.Lock()
@@ -165,7 +168,24 @@ def _build(texts: dict[str, Any], digest: str, source: PolicySource) -> CedarPol
         principals=principals,
         annotations={k: dict(v.get("annotations", {})) for k, v in policies.items()},
         rule_ids=tuple(policies),
+        approval_actions=_scoped_actions(approval.values()),
     )
+
+
+def _scoped_actions(policies: Iterable[dict[str, Any]]) -> frozenset[str] | None:
+    """The actions these policies can match, when every one is scoped to a single action; else None.
+
+    A request whose action is not in the set cannot match any of them, so the approval pass is skipped for
+    it. Any other scope (``action in [...]``, action groups, unscoped) gives None: always evaluate.
+    """
+    out: set[str] = set()
+    for pol in policies:
+        scope = pol.get("action", {})
+        entity = scope.get("entity", {}) if scope.get("op") == "==" else {}
+        if entity.get("type") != "Action" or not isinstance(entity.get("id"), str):
+            return None
+        out.add(entity["id"])
+    return frozenset(out)
 
 
 def _parse_schema(text: str) -> dict[str, Any]:

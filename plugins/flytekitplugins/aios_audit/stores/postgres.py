@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from flytekitplugins.aios_audit.records import GENESIS, AuditEvent, AuditRecord, record_from_entry
-from flytekitplugins.aios_audit.stores import AuditStore, AuditWriteError, RawRow, seal_rows
+from flytekitplugins.aios_audit.stores import AuditStore, AuditWriteError, RawRow, keep_inherited, seal_rows
 
 _LOCK = "hashtext(current_schema() || '.aios_audit_log')"
 
@@ -82,6 +82,8 @@ class PostgresAuditStore(AuditStore):
 
         conn = getattr(self._local, "conn", None)
         if conn is None or conn.closed or getattr(self._local, "pid", None) != os.getpid():
+            if conn is not None and getattr(self._local, "pid", None) != os.getpid():
+                keep_inherited(conn)  # freeing it here would end the parent's session (libpq sends Terminate)
             conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=10)
             self._local.conn = conn
             self._local.pid = os.getpid()
@@ -118,6 +120,15 @@ class PostgresAuditStore(AuditStore):
             while batch := cur.fetchmany(4096):
                 for seq, entry, leaf, prev, chain in batch:
                     yield seq, bytes(entry), leaf, prev, chain
+
+    def scan_hashes(self, start: int = 1, end: int | None = None) -> Iterator[tuple[int, bytes, str]]:
+        q = "SELECT seq, entry, leaf_hash || prev_hash || chain_hash FROM audit_log WHERE seq >= %s AND seq <= %s"
+        q += " ORDER BY seq"
+        with self._conn().cursor() as cur:
+            cur.execute(q, (start, end if end is not None else 2**62))
+            while batch := cur.fetchmany(4096):
+                for seq, entry, hashes in batch:
+                    yield seq, bytes(entry), hashes
 
     def size(self) -> int:
         row = self._conn().execute("SELECT COALESCE(MAX(seq), 0) FROM audit_log").fetchone()

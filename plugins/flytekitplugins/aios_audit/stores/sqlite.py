@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from flytekitplugins.aios_audit.records import GENESIS, AuditEvent, AuditRecord, record_from_entry
-from flytekitplugins.aios_audit.stores import AuditStore, AuditWriteError, RawRow, seal_rows
+from flytekitplugins.aios_audit.stores import AuditStore, AuditWriteError, RawRow, keep_inherited, seal_rows
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS audit_log (
@@ -64,7 +64,8 @@ class SQLiteAuditStore(AuditStore):
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None or getattr(self._local, "pid", None) != os.getpid():
-            # A connection must not cross fork(): a child opens its own.
+            # A connection must not cross fork(): a child opens its own, and never closes the parent's.
+            keep_inherited(conn)
             conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
@@ -104,6 +105,11 @@ class SQLiteAuditStore(AuditStore):
         cur = self._conn().execute(q, (start, end if end is not None else 2**62))
         while batch := cur.fetchmany(4096):
             yield from batch
+
+    def scan_hashes(self, start: int = 1, end: int | None = None) -> Iterator[tuple[int, bytes, str]]:
+        q = "SELECT seq, entry, leaf_hash || prev_hash || chain_hash FROM audit_log WHERE seq >= ? AND seq <= ?"
+        q += " ORDER BY seq"
+        yield from self._conn().execute(q, (start, end if end is not None else 2**62))
 
     def size(self) -> int:
         row = self._conn().execute("SELECT COALESCE(MAX(seq), 0) FROM audit_log").fetchone()
