@@ -99,6 +99,15 @@ def _uuid5(name: str) -> str:
     return str(uuid.uuid5(_NS, name))
 
 
+def _clean_facet(obj: Any) -> Any:
+    """:func:`_clean`, skipped when the value has no null and no empty object to drop (one orjson pass)."""
+    try:
+        raw = orjson.dumps(obj)
+    except TypeError:
+        return _clean(obj)
+    return _clean(obj) if b"null" in raw or b"{}" in raw else obj
+
+
 def _clean(obj: Any) -> Any:
     """``Serde.remove_nulls_and_enums`` for JSON-native values (what audit records hold), without its lambdas."""
     if isinstance(obj, dict):
@@ -198,13 +207,13 @@ def run_event_dict(record: AuditRecord) -> dict[str, Any]:
         facets["aios_policy_decisions"] = {
             "_producer": PRODUCER,
             "_schemaURL": FACET_SCHEMA + "-aios_policy_decisions",
-            "decisions": _clean(ev.policy_decisions),
+            "decisions": _clean_facet(ev.policy_decisions),
         }
     if ev.approvals:
         facets["aios_approvals"] = {
             "_producer": PRODUCER,
             "_schemaURL": FACET_SCHEMA + "-aios_approvals",
-            "approvals": _clean(ev.approvals),
+            "approvals": _clean_facet(ev.approvals),
         }
     if ev.models:
         facets["aios_models"] = {

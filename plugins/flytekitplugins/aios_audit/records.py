@@ -17,8 +17,7 @@ import hashlib
 import json
 from typing import Any
 
-import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from flytekitplugins.aios_core.context import ExecutionRef
 
@@ -45,31 +44,49 @@ class ModelRef(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
+    digest: str
     name: str
     version: str
-    digest: str
+
+
+def _sorted(value: Any) -> Any:
+    """Dicts with their keys sorted, recursively (lists keep their order)."""
+    if isinstance(value, dict):
+        return {k: _sorted(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(v) for v in value]
+    return value
 
 
 class AuditEvent(BaseModel):
-    """What happened, submitted by a plugin or task. Serialized canonically for hashing."""
+    """What happened, submitted by a plugin or task. Serialized canonically for hashing.
+
+    Fields are declared in alphabetical order and nested dicts are key-sorted on validation, so pydantic's
+    own compact JSON of an event is already canonical (sorted keys at every level): see :func:`entry_bytes`.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    kind: str
     actor: str
+    approvals: list[dict[str, Any]] = Field(default_factory=list)
+    attributes: dict[str, Any] = Field(default_factory=dict, description="non-sensitive metadata")
+    code_version: str = ""
+    ended_at: dt.datetime | None = None
+    execution: ExecutionRef | None = None
+    inputs: dict[str, str] = Field(default_factory=dict, description="input name -> content digest")
+    kind: str
+    models: list[ModelRef] = Field(default_factory=list)
+    outputs: dict[str, str] = Field(default_factory=dict, description="output name -> content digest")
+    parents: list[str] = Field(default_factory=list, description="record ids (leaf hashes) this derives from")
+    policy_decisions: list[dict[str, Any]] = Field(default_factory=list)
+    started_at: dt.datetime | None = None
     status: str = ""
     subject: str = Field(default="", description="what the event is about: a document digest, request id, model id")
-    execution: ExecutionRef | None = None
-    code_version: str = ""
-    started_at: dt.datetime | None = None
-    ended_at: dt.datetime | None = None
-    inputs: dict[str, str] = Field(default_factory=dict, description="input name -> content digest")
-    outputs: dict[str, str] = Field(default_factory=dict, description="output name -> content digest")
-    models: list[ModelRef] = Field(default_factory=list)
-    policy_decisions: list[dict[str, Any]] = Field(default_factory=list)
-    approvals: list[dict[str, Any]] = Field(default_factory=list)
-    parents: list[str] = Field(default_factory=list, description="record ids (leaf hashes) this derives from")
-    attributes: dict[str, Any] = Field(default_factory=dict, description="non-sensitive metadata")
+
+    @field_validator("approvals", "attributes", "inputs", "outputs", "policy_decisions")
+    @classmethod
+    def _sort_keys(cls, value: Any) -> Any:
+        return _sorted(value) if value else value
 
 
 class AuditRecord(BaseModel):
@@ -93,16 +110,21 @@ class AuditRecord(BaseModel):
 def entry_bytes(seq: int, recorded_at: dt.datetime, event: AuditEvent) -> bytes:
     """Canonical bytes of one log entry (what the leaf hash covers): sorted keys, compact, UTF-8.
 
-    ``model_dump(mode="json")`` already yields JSON-native values; orjson sorts and encodes them about 7x faster
-    than the standard library. Integers beyond 64 bits (which orjson refuses) fall back to the standard encoder,
-    so one event always takes the same path and its bytes are deterministic. Stores keep these bytes as hashed,
-    so verification never depends on re-serializing.
+    ``{"event":<event>,"recorded_at":"<iso>","seq":<n>}`` where ``<event>`` is pydantic's compact JSON of
+    the event (Rust, no intermediate dict): canonical because :class:`AuditEvent` and its nested models
+    declare their fields alphabetically and key-sort nested dicts. Stores keep these bytes as hashed, so
+    verification never depends on re-serializing.
     """
-    doc = {"seq": seq, "recorded_at": recorded_at.isoformat(), "event": event.model_dump(mode="json")}
-    try:
-        return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
-    except orjson.JSONEncodeError:
-        return _dumps(doc).encode("utf-8")
+    return ENTRY % (event.__pydantic_serializer__.to_json(event), json_time(recorded_at), seq)
+
+
+ENTRY = b'{"event":%b,"recorded_at":%b,"seq":%d}'
+"""Template of an entry: event JSON, recorded_at as a JSON string (:func:`json_time`), seq."""
+
+
+def json_time(t: dt.datetime) -> bytes:
+    """``t`` as the JSON string an entry stores in ``recorded_at`` (ISO 8601 from ``isoformat()``)."""
+    return _dumps(t.isoformat()).encode()
 
 
 _dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode

@@ -19,16 +19,17 @@ class ExecutionRef(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    project: str = "local"
+    # Fields in alphabetical order: audit entries serialize them in declaration order as canonical JSON.
     domain: str = "development"
-    name: str = "local"
-    workflow: str = ""
+    image: str = ""
     launch_plan: str = ""
+    name: str = "local"
     node_id: str = ""
+    project: str = "local"
+    retry_attempt: int = 0
     task_name: str = ""
     task_version: str = ""
-    retry_attempt: int = 0
-    image: str = ""
+    workflow: str = ""
 
     @property
     def execution_key(self) -> str:

@@ -160,6 +160,7 @@ def enforce(
     policy_dir: str | Path | None = None,
     raise_on_deny: bool = True,
     attributes: dict[str, Any] | None = None,
+    settings: Settings | None = None,
 ) -> PolicyDecision:
     """Evaluate, write the decision to the audit trail (durably), then act on it.
 
@@ -170,6 +171,7 @@ def enforce(
         policy_dir: policies to use instead of the configured ``AIOS_POLICY_DIR``.
         raise_on_deny: raise :class:`GovernanceDenied` on deny (default). When False a deny is returned.
         attributes: extra non-sensitive metadata for the audit record.
+        settings: resolved settings naming the audit store (default: ``get_settings()``).
 
     Returns:
         The decision (``allow`` or ``require_approval``; ``deny`` only with ``raise_on_deny=False``),
@@ -182,7 +184,7 @@ def enforce(
     from flytekitplugins.aios_policy.record import record_decision
 
     decision = evaluate(request, policy_dir=policy_dir)
-    decision = record_decision(decision, subject=subject, attributes=attributes)
+    decision = record_decision(decision, subject=subject, attributes=attributes, settings=settings)
     if decision.effect == "deny" and raise_on_deny:
         raise GovernanceDenied(denial_message(decision), reason_code="policy_deny", record_id=decision.audit_record_id)
     return decision

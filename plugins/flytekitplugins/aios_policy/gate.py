@@ -65,7 +65,8 @@ def gate_check(
     check: Check, namespace: dict[str, Any], *, stage: Stage, task_name: str, subject: Any = None
 ) -> PolicyDecision:
     """Build the request, enforce it (audited), hand ``require_approval`` over; raise unless allowed."""
-    principal = get_settings().actor
+    settings = get_settings()
+    principal = settings.actor
     attrs = {"task": task_name, "stage": stage}
     try:
         resource, context = check.build(namespace)
@@ -76,7 +77,7 @@ def gate_check(
         rid = decision.audit_record_id
         raise GovernanceDenied(denial_message(decision), reason_code="policy_deny", record_id=rid) from e
     request = {"principal": principal, "action": check.action, "resource": resource, "context": context}
-    decision = enforce(request, subject=subj, attributes=attrs)
+    decision = enforce(request, subject=subj, attributes=attrs, settings=settings)
     if decision.effect == "require_approval":
         _hand_over(decision, subj, principal, request, task_name)
     return decision

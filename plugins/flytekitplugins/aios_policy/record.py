@@ -8,13 +8,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from flytekitplugins.aios_core.errors import GovernanceDenied
+from flytekitplugins.aios_core.settings import Settings
 from flytekitplugins.aios_core.types import PolicyDecision
 
 log = logging.getLogger(__name__)
 
 
 def record_decision(
-    decision: PolicyDecision, *, subject: str = "", attributes: dict[str, Any] | None = None
+    decision: PolicyDecision,
+    *,
+    subject: str = "",
+    attributes: dict[str, Any] | None = None,
+    settings: Settings | None = None,
 ) -> PolicyDecision:
     """Append a ``policy_decision`` record durably; return the decision with ``audit_record_id`` set.
 
@@ -22,7 +27,7 @@ def record_decision(
         GovernanceDenied: ``reason_code="audit_write_failed"`` if the record could not be made durable
             (the governed action must not proceed: fail closed).
     """
-    return record_decisions([decision], subjects=[subject], attributes=[attributes])[0]
+    return record_decisions([decision], subjects=[subject], attributes=[attributes], settings=settings)[0]
 
 
 def record_decisions(
@@ -30,6 +35,7 @@ def record_decisions(
     *,
     subjects: Sequence[str],
     attributes: Sequence[dict[str, Any] | None],
+    settings: Settings | None = None,
 ) -> list[PolicyDecision]:
     """Append one ``policy_decision`` record per decision in ONE durable transaction (all or nothing).
 
@@ -63,7 +69,7 @@ def record_decisions(
                     },
                 )
             )
-        records = audit_log().append_many(events)
+        records = audit_log(settings).append_many(events)
     except Exception as e:
         log.error("policy decisions could not be audited, denying: %s", e)
         what = names[0] if len(names) == 1 else f"{len(decisions)} requests"

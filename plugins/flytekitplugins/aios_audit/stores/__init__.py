@@ -26,7 +26,14 @@ import json
 import logging
 from collections.abc import Callable, Collection, Iterator, Sequence
 
-from flytekitplugins.aios_audit.records import GENESIS, AuditEvent, AuditRecord, entry_bytes, record_from_entry
+from flytekitplugins.aios_audit.records import (
+    ENTRY,
+    GENESIS,
+    AuditEvent,
+    AuditRecord,
+    json_time,
+    record_from_entry,
+)
 from flytekitplugins.aios_core.errors import AiosError
 
 log = logging.getLogger(__name__)
@@ -124,11 +131,13 @@ def seal_rows(
     seq, prev = head if head else (0, GENESIS)
     prev_b = bytes.fromhex(prev)
     sha = hashlib.sha256
+    to_json = AuditEvent.__pydantic_serializer__.to_json
+    when = json_time(now)
     records: list[AuditRecord] = []
     rows: list[tuple[object, ...]] = []
-    for ev in events:  # seal_entry inlined (hot path of batched appends): hashes kept as bytes between links
+    for ev in events:  # entry_bytes and seal_entry inlined (hot path of batched appends)
         seq += 1
-        entry = entry_bytes(seq, now, ev)
+        entry = ENTRY % (to_json(ev), when, seq)
         leaf_b = sha(b"\x00" + entry).digest()
         chain_b = sha(prev_b + leaf_b).digest()
         leaf, chain = leaf_b.hex(), chain_b.hex()

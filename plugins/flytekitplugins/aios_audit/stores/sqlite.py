@@ -28,21 +28,29 @@ CREATE TABLE IF NOT EXISTS audit_log (
     execution   TEXT NOT NULL,
     task        TEXT NOT NULL,
     entry       BLOB NOT NULL,
-    leaf_hash   TEXT NOT NULL UNIQUE,
+    leaf_hash   TEXT NOT NULL,
     prev_hash   TEXT NOT NULL,
     chain_hash  TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS audit_log_kind ON audit_log(kind);
-CREATE INDEX IF NOT EXISTS audit_log_execution ON audit_log(execution);
 CREATE TRIGGER IF NOT EXISTS audit_log_no_update BEFORE UPDATE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: UPDATE refused'); END;
 CREATE TRIGGER IF NOT EXISTS audit_log_no_delete BEFORE DELETE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'audit_log is append-only: DELETE refused'); END;
 CREATE TRIGGER IF NOT EXISTS audit_log_no_fork BEFORE INSERT ON audit_log
-WHEN NEW.seq <> (SELECT COALESCE(MAX(seq), 0) + 1 FROM audit_log)
-  OR NEW.prev_hash <> COALESCE((SELECT chain_hash FROM audit_log ORDER BY seq DESC LIMIT 1), '{GENESIS}')
+WHEN NOT (NEW.seq = 1 AND NEW.prev_hash = '{GENESIS}' AND NOT EXISTS (SELECT 1 FROM audit_log))
+  AND NOT EXISTS (SELECT 1 FROM audit_log WHERE seq = NEW.seq - 1 AND chain_hash = NEW.prev_hash)
 BEGIN SELECT RAISE(ABORT, 'audit_log refuses a gap or fork: seq and prev_hash must continue the chain head'); END;
+CREATE TABLE IF NOT EXISTS audit_ids (seq INTEGER PRIMARY KEY, leaf_hash TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_ids_leaf ON audit_ids(leaf_hash);
 """
+# Appends touch only the tail of the log: the fork trigger is one primary-key lookup per row (the
+# predecessor must exist and end in prev_hash; with seq as PRIMARY KEY and DELETE refused, every insert is
+# the next link of the head), and the log has no index keyed on the random record id. Look-ups by record
+# id go through ``audit_ids``, brought up to date in bulk by ``get`` (one sequential pass over the new
+# rows), so the cost of a random-order index is paid once per read, not once per append. ``audit_ids`` is
+# derived data: ``get`` re-checks the log row it points to, and verification never reads it.
+# (Logs created before this version keep their UNIQUE record-id index, their equivalent MAX(seq)-based
+# trigger and their kind/execution indexes, which no query of the pack uses.)
 
 _COLS = "seq, entry, leaf_hash, prev_hash, chain_hash"
 
@@ -116,9 +124,32 @@ class SQLiteAuditStore(AuditStore):
         return int(row[0])
 
     def get(self, record_id: str) -> AuditRecord | None:
-        q = f"SELECT {_COLS} FROM audit_log WHERE leaf_hash = ?"
-        row = self._conn().execute(q, (record_id,)).fetchone()
+        conn = self._conn()
+        row = None
+        if self._index_ids(conn):
+            q = f"SELECT {_COLS} FROM audit_log WHERE seq IN (SELECT seq FROM audit_ids WHERE leaf_hash = ?)"
+            row = next((r for r in conn.execute(q, (record_id,)) if r[2] == record_id), None)
+        else:  # read-only database: look in the log itself (a full scan unless the log has the old index)
+            row = conn.execute(f"SELECT {_COLS} FROM audit_log WHERE leaf_hash = ?", (record_id,)).fetchone()
         return record_from_entry(row[1], row[2], row[3], row[4]) if row else None
+
+    @staticmethod
+    def _index_ids(conn: sqlite3.Connection) -> bool:
+        """Add the records appended since the last look-up to ``audit_ids``; False if that cannot be done."""
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.execute(
+                    "INSERT OR IGNORE INTO audit_ids (seq, leaf_hash) SELECT seq, leaf_hash FROM audit_log "
+                    "WHERE seq > (SELECT COALESCE(MAX(seq), 0) FROM audit_ids) ORDER BY seq"
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error:
+            return False
+        return True
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
