@@ -113,8 +113,14 @@ def injection_flag(text: str) -> bool:
     return bool(_INJECTION_RE.search(text))
 
 
-def extract(text: str) -> Fields:
-    """Typed fields of a redacted document text."""
+def extract(text: str, injection: bool | None = None) -> Fields:
+    """Typed fields of a redacted document text.
+
+    Args:
+        text: the redacted text.
+        injection: the text's :func:`injection_flag` when the caller already has it (the pipeline computes it
+            right after redaction), so the pattern is not run over the text a second time.
+    """
     amount, currency = _pick_total(text, _amounts(text))
     return Fields(
         amount=amount,
@@ -122,5 +128,5 @@ def extract(text: str) -> Fields:
         dates=_dates(text)[:8],
         parties=_parties(text),
         references=list(dict.fromkeys(_REF_RE.findall(text)))[:8],
-        injection=bool(_INJECTION_RE.search(text)),
+        injection=injection_flag(text) if injection is None else injection,
     )

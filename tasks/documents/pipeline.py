@@ -143,7 +143,7 @@ def _extract_one(row: dict[str, Any]) -> dict[str, Any]:
     out.update(amount=None, currency="", parties="[]", dates="[]", action="", effect="none")
     out.update(gate="", request_id="", policy_record="", decision_digest="")
     if row["status"] == "ok":
-        f = extract(row["text"])
+        f = extract(row["text"], injection=bool(row["injection"]))
         out.update(amount=f.amount, currency=f.currency or "", parties=json.dumps(f.parties), dates=json.dumps(f.dates))
     out["latency_ms"] += (time.perf_counter() - t0) * 1000
     out["cpu_s"] += time.process_time() - c0

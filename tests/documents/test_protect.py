@@ -107,3 +107,49 @@ def test_secrets_redacted() -> None:
     )
     red = redact(text)
     assert red.secrets == 4 and "AKIA" not in red.text and "supersecret" not in red.text and "eyJ" not in red.text
+
+
+_SECRET_SAMPLES = [
+    "-----BEGIN RSA PRIVATE KEY-----\nMIIEow\n-----END RSA PRIVATE KEY-----",
+    "AKIAIOSFODNN7EXAMPLE",
+    "ghp_" + "a" * 36,
+    "github_pat_" + "b" * 30,
+    "xoxb-1234567890-abc",
+    "sk-proj-" + "c" * 24,
+    "rk_live_" + "d" * 20,
+    "AIza" + "e" * 35,
+    "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+    "Bearer abcdefghijklmnop1234",
+    "BEARER abcdefghijklmnop1234",
+    "api_key=supersecretvalue",
+    "API-KEY: 'supersecretvalue'",
+    "ApiKey=supersecretvalue",
+    "Password = hunter2hunter2",
+    "passwd:abcdefgh",
+    "SECRET=abcdefgh",
+    "Token: abcdefghij",
+    "access_key=abcdefgh",
+    "Access-Key: abcdefgh",
+    # characters re.IGNORECASE matches to ASCII letters: dotless/dotted i, long s, Kelvin sign
+    "ap\u0131_key=supersecretvalue",
+    "AP\u0130_KEY=supersecretvalue",
+    "\u017fecret=abcdefgh",
+    "api_\u212aey=abcdefgh",
+    "pa\u017f\u017fword=abcdefgh",
+    "tO\u212aen=abcdefgh",
+]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_secret_gate_never_changes_the_result(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``redact`` skips the secret patterns when no hint occurs; with the gate forced open it must agree."""
+    from tasks.documents import protect
+
+    r = random.Random(seed)
+    filler = ["Invoice", "total", "EUR 1,200.00", "capital", "high", "task-force", "€", "Straße", "tokens", "\n"]
+    texts = [" ".join(r.choice(filler + [r.choice(_SECRET_SAMPLES)] * (i % 2)) for _ in range(12)) for i in range(40)]
+    texts += [s.swapcase() for s in _SECRET_SAMPLES] + _SECRET_SAMPLES
+    gated = [redact(t) for t in texts]
+    monkeypatch.setattr(protect, "_may_hold_secret", lambda text: True)
+    assert gated == [redact(t) for t in texts]
+    assert sum(g.secrets for g in gated) >= len(_SECRET_SAMPLES)  # the samples are found at all
