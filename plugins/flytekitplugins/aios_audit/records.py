@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -115,29 +116,42 @@ def entry_bytes(seq: int, recorded_at: dt.datetime, event: AuditEvent) -> bytes:
     declare their fields alphabetically and key-sort nested dicts. Stores keep these bytes as hashed, so
     verification never depends on re-serializing.
     """
-    return ENTRY % (event.__pydantic_serializer__.to_json(event), json_time(recorded_at), seq)
+    return _ENTRY % (_to_json(event), _json_time(recorded_at), seq)
 
 
-ENTRY = b'{"event":%b,"recorded_at":%b,"seq":%d}'
-"""Template of an entry: event JSON, recorded_at as a JSON string (:func:`json_time`), seq."""
+_ENTRY = b'{"event":%b,"recorded_at":%b,"seq":%d}'
+_to_json = AuditEvent.__pydantic_serializer__.to_json
+_dumps = json.JSONEncoder(ensure_ascii=False).encode
 
 
-def json_time(t: dt.datetime) -> bytes:
-    """``t`` as the JSON string an entry stores in ``recorded_at`` (ISO 8601 from ``isoformat()``)."""
+def _json_time(t: dt.datetime) -> bytes:
     return _dumps(t.isoformat()).encode()
 
 
-_dumps = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+def seal_many(
+    seq: int, prev: str, events: Sequence[AuditEvent], recorded_at: dt.datetime
+) -> list[tuple[AuditRecord, bytes]]:
+    """Chain ``events`` after record ``seq`` whose chain hash is ``prev``: each record and its entry bytes.
 
-
-def leaf_hash(entry: bytes) -> str:
-    """RFC 9162 leaf hash: SHA-256(0x00 || entry), hex."""
-    return hashlib.sha256(b"\x00" + entry).hexdigest()
-
-
-def chain_hash(prev: str, leaf: str) -> str:
-    """Next link of the hash chain: SHA-256(prev || leaf) over the raw 32-byte values, hex."""
-    return hashlib.sha256(bytes.fromhex(prev) + bytes.fromhex(leaf)).hexdigest()
+    ``leaf_hash = SHA-256(0x00 || entry)`` and ``chain_hash = SHA-256(prev || leaf)`` over raw 32-byte values;
+    the hashes stay bytes from one link to the next (this is the hot path of batched appends).
+    """
+    sha = hashlib.sha256
+    when = _json_time(recorded_at)
+    prev_b = bytes.fromhex(prev)
+    out: list[tuple[AuditRecord, bytes]] = []
+    for event in events:
+        seq += 1
+        entry = _ENTRY % (_to_json(event), when, seq)
+        leaf_b = sha(b"\x00" + entry).digest()
+        chain_b = sha(prev_b + leaf_b).digest()
+        chain = chain_b.hex()
+        record = AuditRecord(
+            seq=seq, recorded_at=recorded_at, event=event, leaf_hash=leaf_b.hex(), prev_hash=prev, chain_hash=chain
+        )
+        out.append((record, entry))
+        prev, prev_b = chain, chain_b
+    return out
 
 
 def seal(seq: int, recorded_at: dt.datetime, event: AuditEvent, prev: str) -> AuditRecord:
@@ -147,12 +161,7 @@ def seal(seq: int, recorded_at: dt.datetime, event: AuditEvent, prev: str) -> Au
 
 def seal_entry(seq: int, recorded_at: dt.datetime, event: AuditEvent, prev: str) -> tuple[AuditRecord, bytes]:
     """Like :func:`seal`, also returning the canonical entry bytes that the leaf hash covers (what stores keep)."""
-    entry = entry_bytes(seq, recorded_at, event)
-    leaf = leaf_hash(entry)
-    record = AuditRecord(
-        seq=seq, recorded_at=recorded_at, event=event, leaf_hash=leaf, prev_hash=prev, chain_hash=chain_hash(prev, leaf)
-    )
-    return record, entry
+    return seal_many(seq - 1, prev, [event], recorded_at)[0]
 
 
 def record_from_entry(entry: bytes, leaf: str, prev: str, chain: str) -> AuditRecord:

@@ -21,19 +21,11 @@ from __future__ import annotations
 
 import abc
 import datetime as dt
-import hashlib
 import json
 import logging
 from collections.abc import Callable, Collection, Iterator, Sequence
 
-from flytekitplugins.aios_audit.records import (
-    ENTRY,
-    GENESIS,
-    AuditEvent,
-    AuditRecord,
-    json_time,
-    record_from_entry,
-)
+from flytekitplugins.aios_audit.records import GENESIS, AuditEvent, AuditRecord, record_from_entry, seal_many
 from flytekitplugins.aios_core.errors import AiosError
 
 log = logging.getLogger(__name__)
@@ -129,26 +121,14 @@ def seal_rows(
     Called by every store inside its exclusive write lock, so the chain never forks.
     """
     seq, prev = head if head else (0, GENESIS)
-    prev_b = bytes.fromhex(prev)
-    sha = hashlib.sha256
-    to_json = AuditEvent.__pydantic_serializer__.to_json
-    when = json_time(now)
-    records: list[AuditRecord] = []
+    sealed = seal_many(seq, prev, events, now)
     rows: list[tuple[object, ...]] = []
-    for ev in events:  # entry_bytes and seal_entry inlined (hot path of batched appends)
-        seq += 1
-        entry = ENTRY % (to_json(ev), when, seq)
-        leaf_b = sha(b"\x00" + entry).digest()
-        chain_b = sha(prev_b + leaf_b).digest()
-        leaf, chain = leaf_b.hex(), chain_b.hex()
-        ex = ev.execution
+    for rec, entry in sealed:
+        ev, ex = rec.event, rec.event.execution
         key, task = (ex.execution_key, ex.task_name) if ex else ("", "")
-        rows.append((seq, recorded, ev.kind, ev.subject, key, task, entry, leaf, prev, chain))
-        records.append(
-            AuditRecord(seq=seq, recorded_at=now, event=ev, leaf_hash=leaf, prev_hash=prev, chain_hash=chain)
-        )
-        prev, prev_b = chain, chain_b
-    return records, rows
+        hashes = (rec.leaf_hash, rec.prev_hash, rec.chain_hash)
+        rows.append((rec.seq, recorded, ev.kind, ev.subject, key, task, entry, *hashes))
+    return [rec for rec, _ in sealed], rows
 
 
 _inherited: list[object] = []

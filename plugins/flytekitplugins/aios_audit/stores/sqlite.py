@@ -9,6 +9,7 @@ exactly those bytes.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import sqlite3
@@ -55,6 +56,18 @@ CREATE INDEX IF NOT EXISTS audit_ids_leaf ON audit_ids(leaf_hash);
 _COLS = "seq, entry, leaf_hash, prev_hash, chain_hash"
 
 
+@contextlib.contextmanager
+def _write(conn: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction holding SQLite's write lock from the start (``BEGIN IMMEDIATE``): commit or roll back."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+        conn.execute("COMMIT")  # a failed COMMIT leaves the transaction open: roll it back too
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
 class SQLiteAuditStore(AuditStore):
     """Hash-chained log in one SQLite file; safe for several threads and processes."""
 
@@ -87,13 +100,8 @@ class SQLiteAuditStore(AuditStore):
             return []
         conn = self._conn()
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _write(conn):
                 out = self._insert(conn, events)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
         except sqlite3.Error as e:
             msg = f"audit append to {self.path} failed: {e}. The action was not recorded; do not proceed"
             raise AuditWriteError(msg) from e
@@ -137,16 +145,11 @@ class SQLiteAuditStore(AuditStore):
     def _index_ids(conn: sqlite3.Connection) -> bool:
         """Add the records appended since the last look-up to ``audit_ids``; False if that cannot be done."""
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _write(conn):
                 conn.execute(
                     "INSERT OR IGNORE INTO audit_ids (seq, leaf_hash) SELECT seq, leaf_hash FROM audit_log "
                     "WHERE seq > (SELECT COALESCE(MAX(seq), 0) FROM audit_ids) ORDER BY seq"
                 )
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
         except sqlite3.Error:
             return False
         return True
