@@ -103,9 +103,11 @@ def main() -> None:
     decider = threading.Thread(target=_approve_from_second_process, args=(stop,), daemon=True)
     decider.start()
     wall = time.perf_counter()
+    from flytekitplugins.aios_core.context import local_run
+
     for i in range(args.runs):
-        os.environ["AIOS_LOCAL_EXECUTION_ID"] = f"bench-{i}"
-        assert approval_wf.payment_wf(amounts=[20_000 + i]) == (0, 1)
+        with local_run(f"bench-{i}"):
+            assert approval_wf.payment_wf(amounts=[20_000 + i]) == (0, 1)
     wall = time.perf_counter() - wall
     stop.set()
     lat = _latencies()

@@ -8,7 +8,8 @@
 2. the same on PostgreSQL vs a plain insert (if the server answers);
 3. full verification rows/s (leaf + chain + Merkle root) over 100k records vs a bare hashlib loop;
 4. RFC 9162 inclusion proof size, generation and verification time at 100k leaves;
-5. per-task overhead of ``@audited`` on a trivial flytekit task vs the same task without it (p50/p99).
+5. per-task overhead of ``@audited`` on a trivial flytekit task vs the same task without it (p50/p99): store
+   only, + OpenLineage file, + OpenLineage HTTP and OTLP traces/metrics to a receiver in another process.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import platform
 import shutil
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -177,8 +179,32 @@ def bench_verify(size: int) -> dict[str, float]:
     }
 
 
-def bench_overhead(n: int, lineage: str) -> dict[str, float]:
+_RECEIVER = """
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.send_response(200); self.send_header("Content-Length", "2"); self.end_headers(); self.wfile.write(b"{}")
+    def log_message(self, *a): pass
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"""
+
+
+def _receiver() -> tuple[subprocess.Popen[str], str]:
+    """An OpenLineage / OTLP-HTTP receiver in a process of its own (it must not compete for this GIL)."""
+    proc = subprocess.Popen([sys.executable, "-c", _RECEIVER], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    return proc, f"http://127.0.0.1:{proc.stdout.readline().strip()}"
+
+
+def bench_overhead(n: int, lineage: str, env: dict[str, str] | None = None) -> dict[str, float]:
+    """Per-task time of a trivial task with and without ``@audited``; ``env`` adds standard OPENLINEAGE/OTEL vars."""
     os.environ["AIOS_LINEAGE_URL"] = lineage
+    for key in [k for k in os.environ if k.startswith(("OPENLINEAGE", "OTEL_"))]:
+        del os.environ[key]
+    os.environ.update(env or {})
     from flytekitplugins.aios_core.settings import reset_settings
 
     reset_settings()
@@ -196,6 +222,9 @@ def bench_overhead(n: int, lineage: str) -> dict[str, float]:
         t = time.perf_counter()
         tasks.governed(x=i)
         b.append(time.perf_counter() - t)
+    from flytekitplugins.aios_audit.emit import flush
+
+    flush()  # outside the timings: what one configuration queued is not sent during the next
     q = statistics.quantiles
     pa, pb = q(a, n=100), q(b, n=100)
     return {
@@ -254,16 +283,23 @@ def main() -> None:
         "| per-task overhead, trivial task, in-process | p50 | p99 | added p50 | added p99 |",
         "|---|---|---|---|---|",
     ]
-    for label, lineage in (
-        ("store only (lineage none)", "none"),
-        ("store + OpenLineage file", f"file:{STATE}/ol.jsonl"),
+    receiver, url = _receiver()
+    standard = {"OPENLINEAGE_URL": url, "OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_ENDPOINT": url}
+    for label, lineage, env in (
+        ("store only (lineage none)", "none", {}),
+        ("store + OpenLineage file (START + COMPLETE)", f"file:{STATE}/ol.jsonl", {}),
+        ("store + OpenLineage HTTP + OTLP traces and metrics", "none", standard),
     ):
-        o = bench_overhead(n, lineage)
+        o = bench_overhead(n, lineage, env)
         lines.append(f"| plain @task ({label} run) | {o['plain_p50_ms']:.2f} ms | {o['plain_p99_ms']:.2f} ms | | |")
         lines.append(
             f"| @task @audited, {label} | {o['audited_p50_ms']:.2f} ms | {o['audited_p99_ms']:.2f} ms | "
             f"{o['audited_p50_ms'] - o['plain_p50_ms']:.2f} ms | {o['audited_p99_ms'] - o['plain_p99_ms']:.2f} ms |"
         )
+    from flytekitplugins.aios_audit.emit import shutdown
+
+    shutdown()  # the last spans and metrics, while the receiver still listens
+    receiver.kill()
     text = "\n".join(lines)
     print(text)
     if args.write:

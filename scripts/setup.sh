@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up flyte-aios on a fresh machine of this kind (Debian 12, Python 3.11, root or sudo for apt):
-#   1. apt packages: tesseract (OCR), poppler (PDF rendering), chromium (HTML report tests), Python docs/testsuite
+#   1. apt packages: tesseract (OCR), poppler (PDF rendering), chromium (HTML report tests), graphviz (lineage
+#      graph layout in the review report), Python docs/testsuite
 #      (real HTML pages and RFC 822 e-mails used by the document tests);
 #   2. a virtual environment in .venv with the pack installed (editable) and its test tools;
 #   3. the real third-party test data under .data (scripts/fetch_data.sh).
@@ -9,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3.11}"
 command -v "$PY" >/dev/null || PY=python3
-APT_PKGS="tesseract-ocr tesseract-ocr-eng poppler-utils chromium python3.11-doc libpython3.11-testsuite"
+APT_PKGS="tesseract-ocr tesseract-ocr-eng poppler-utils chromium graphviz python3.11-doc libpython3.11-testsuite"
 
 if [ "${AIOS_SKIP_APT:-0}" != "1" ]; then
   missing=""
@@ -22,14 +23,20 @@ if [ "${AIOS_SKIP_APT:-0}" != "1" ]; then
   fi
 fi
 
+# pip -q still prints one "Location '...' is ignored" warning per package when a machine-wide pip config lists
+# index folders that do not exist; drop exactly those lines, keep every other message (errors included).
+pip_install() {
+  .venv/bin/python -m pip install -q "$@" 2> >(grep -v -E "^WARNING: Location '[^']*' is ignored: it is neither a file nor a directory\.$" >&2)
+}
+
 stamp=".venv/.aios-installed-$(sha256sum pyproject.toml | cut -c1-16)"
 if [ ! -e "$stamp" ]; then
   echo "==> creating .venv and installing the pack (about 2 minutes on a fresh machine)"
   [ -x .venv/bin/python ] || "$PY" -m venv .venv
-  .venv/bin/python -m pip install -q --upgrade pip setuptools wheel
+  pip_install --upgrade pip setuptools wheel
   # torch first, exactly pinned: the registry serves a CPU build for this pin (a range pulls CUDA, several GB)
-  .venv/bin/python -m pip install -q "torch==2.13.0"
-  .venv/bin/python -m pip install -q -e ".[test]"
+  pip_install "torch==2.13.0"
+  pip_install -e ".[test]"
   rm -f .venv/.aios-installed-*; touch "$stamp"
 fi
 PYTHON=.venv/bin/python ./scripts/fetch_data.sh

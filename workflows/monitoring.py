@@ -4,16 +4,25 @@ Launch plans (stable names, public API): ``drift_check_hourly`` (flights, cron `
 ``text_drift_check_daily`` (VADER text, cron ``0 6 * * *``). The chain: load batches -> check_drift
 (quality + effect sizes) -> decide_retraining (thresholds + policy run_task, audited) -> conditional
 ``retrain_on_drift``: start_retraining (dynamic node launching ``retrain_target``) or skip_retraining.
+The run acts as its ``principal`` input (default ``service:monitoring``) and returns one line saying
+what happened: ``retraining not started: <why>`` or ``retraining ran: ... PROMOTED/KEPT/REJECTED (<why>)``.
 """
 
 from __future__ import annotations
 
 import pandas as pd
-from flytekit import CronSchedule, LaunchPlan, conditional, task, workflow
+from flytekit import CronSchedule, conditional, task, workflow
 
-from tasks.drift.monitor import DEFAULT_TARGET, decide_retraining, skip_retraining, start_retraining
+from tasks.drift.monitor import (
+    DEFAULT_TARGET,
+    acting_principal,
+    decide_retraining,
+    skip_retraining,
+    start_retraining,
+)
 from tasks.images import GOVERNED
 from workflows.drift import check_drift, load_flight_batches
+from workflows.launch_plans import described_launch_plan
 from workflows.notifications import on_failure
 
 
@@ -43,10 +52,11 @@ def monitor_flights(
     current_months: list[int] = [9, 10, 11, 12],  # noqa: B006
     n: int = 50000,
     seed: int = 0,
-    psi_threshold: float = 0.2,
+    psi_threshold: float = 0.03,
     js_threshold: float = 0.1,
-    wasserstein_threshold: float = 0.1,
+    wasserstein_threshold: float = 0.2,
     retrain_target: str = DEFAULT_TARGET,
+    principal: str = "service:monitoring",
 ) -> str:
     """Drift check on flights; starts ``retrain_target`` when drift crosses the thresholds and policy allows.
 
@@ -55,12 +65,15 @@ def monitor_flights(
         current_months: months of the current batch.
         n: rows per batch (0 = all).
         seed: sampling seed.
-        psi_threshold: PSI alert threshold.
-        js_threshold: Jensen-Shannon alert threshold.
-        wasserstein_threshold: normalized Wasserstein alert threshold.
+        psi_threshold: PSI materiality threshold (rule: docs/drift.md).
+        js_threshold: Jensen-Shannon materiality threshold.
+        wasserstein_threshold: normalized Wasserstein materiality threshold.
         retrain_target: workflow to launch on drift (``module.workflow``).
+        principal: service identity the check acts as (policy run_task decides whether it may start retraining).
     """
+    acting = acting_principal(principal=principal)
     ref, cur = load_flight_batches(reference_months=reference_months, current_months=current_months, n=n, seed=seed)
+    acting >> ref
     report = check_drift(
         reference=ref,
         current=cur,
@@ -88,6 +101,7 @@ def monitor_text(
     seed: int = 0,
     model_dir: str = "",
     retrain_target: str = DEFAULT_TARGET,
+    principal: str = "service:monitoring",
 ) -> str:
     """Text drift check (MiniLM embeddings, score distribution, predictions); starts retraining on drift.
 
@@ -98,8 +112,11 @@ def monitor_text(
         seed: sampling seed.
         model_dir: classifier artifact for prediction/confidence drift (empty: none).
         retrain_target: workflow to launch on drift (``module.workflow``).
+        principal: service identity the check acts as (policy run_task decides whether it may start retraining).
     """
+    acting = acting_principal(principal=principal)
     ref, cur = load_text_batches(reference_source=reference_source, current_source=current_source, n=n, seed=seed)
+    acting >> ref
     report = check_drift(
         reference=ref,
         current=cur,
@@ -120,17 +137,17 @@ def monitor_text(
     )
 
 
-drift_check_hourly = LaunchPlan.get_or_create(
-    workflow=monitor_flights,
-    name="drift_check_hourly",
+drift_check_hourly = described_launch_plan(
+    monitor_flights,
+    "drift_check_hourly",
     schedule=CronSchedule(schedule="0 * * * *"),
     default_inputs={"n": 50000},
     notifications=on_failure(),
 )
 
-text_drift_check_daily = LaunchPlan.get_or_create(
-    workflow=monitor_text,
-    name="text_drift_check_daily",
+text_drift_check_daily = described_launch_plan(
+    monitor_text,
+    "text_drift_check_daily",
     schedule=CronSchedule(schedule="0 6 * * *"),
     default_inputs={"n": 300},
     notifications=on_failure(),

@@ -9,16 +9,20 @@ Public names (stable API): workflow :func:`retrain` (the monitoring chain starts
     -> check_drift (held-out vs training rows) -> evaluate_pair + decide_promotion (policy promote_model)
     -> approval gate "model-promotion" -> finish_promotion (promotes only with a verified approval)
 
+The run acts as its ``principal`` input (default ``service:retraining``), and its first step asks policy
+whether that principal could ever register and promote the model: when it could not, the run fails in
+seconds with the reason, before any data is loaded or any step trained.
+
 Run locally (2 CPU workers, gloo)::
 
-    AIOS_PRINCIPAL=service:retraining pyflyte run workflows/retraining.py retrain --n_train 512 \\
+    pyflyte run workflows/retraining.py retrain --n_train 512 \\
         --config '{"max_steps": 48, "batch_size": 8, "lr": 1e-4}'
 """
 
 from __future__ import annotations
 
 import pandas as pd
-from flytekit import LaunchPlan, dynamic, task, workflow
+from flytekit import dynamic, task, workflow
 from flytekit.types.directory import FlyteDirectory
 
 from flytekitplugins.aios_approvals import approval_gate
@@ -28,8 +32,16 @@ from tasks.images import GOVERNED
 from tasks.training.config import TrainConfig, TrainResult
 from tasks.training.data import prepare_data, start_model
 from tasks.training.elastic import TrainingSpec, training_task
-from tasks.training.promotion import GATE, RetrainSummary, finish_promotion, promotion_requests, register_candidate
+from tasks.training.promotion import (
+    GATE,
+    RetrainSummary,
+    authorize_retraining,
+    finish_promotion,
+    promotion_requests,
+    register_candidate,
+)
 from workflows.drift import check_drift
+from workflows.launch_plans import described_launch_plan
 from workflows.notifications import on_failure
 
 
@@ -76,6 +88,16 @@ def drift_record_of(report: DriftReport) -> str:
     return report.audit_record_id
 
 
+@task(**GOVERNED)
+def dataset_label(source: str) -> str:
+    """The dataset label of a VADER source in reports and audit records (``vader-<source>``).
+
+    Args:
+        source: VADER source.
+    """
+    return f"vader-{source}"
+
+
 @workflow
 def retrain(
     trigger_reason: str = "on demand",
@@ -94,6 +116,7 @@ def retrain(
     max_restarts: int = 1,
     gpu: bool = True,
     accelerator: str = "nvidia-h100",
+    principal: str = "service:retraining",
 ) -> RetrainSummary:
     """Fine-tune on real labelled text + review corrections; promote only under policy and an authorized approval.
 
@@ -114,10 +137,14 @@ def retrain(
         max_restarts: torch elastic worker-group restarts (each resumes from the last checkpoint).
         gpu: request one GPU per worker on the cluster.
         accelerator: GPU type (nvidia-h100, nvidia-tesla-a100, ...; "" = any).
+        principal: service identity the run acts as; checked against policy before any training.
     """
+    allowed = authorize_retraining(principal=principal, name=model_name)
     data = prepare_data(
         source=source, n_train=n_train, n_test=n_test, seed=seed, use_feedback=use_feedback, min_abs_score=min_abs_score
     )
+    allowed >> data.train  # nothing loads or trains before the policy check passed
+    label = dataset_label(source=source)
     start = start_model(train=data.train, name=model_name, seed=seed)
     result = train_distributed(
         train=data.train, start=start, config=config, name=model_name, version=data.lineage.version,
@@ -128,11 +155,11 @@ def retrain(
         trigger=trigger_reason, drift_record=drift_record,
     )  # fmt: skip
     drift = check_drift(
-        reference=data.reference, current=data.test, dataset=f"vader-{source}", suite="vader_text",
+        reference=data.reference, current=data.test, dataset=label, suite="vader_text",
         columns=["score"], text_column="text", model_dir="", text_sample=200,
     )  # fmt: skip
     evaluated = evaluate_pair(
-        candidate=registered.candidate, champion=start, test=data.test, dataset=f"vader-{source}",
+        candidate=registered.candidate, champion=start, test=data.test, dataset=label,
         drift_record=drift_record_of(report=drift), alpha=0.05, latency_sample=32, cpu_price_per_hour=0.048,
     )  # fmt: skip
     report = decide_promotion(report=evaluated)
@@ -140,9 +167,9 @@ def retrain(
     return finish_promotion(report=report, outcomes=outcomes, result=result, training_record=registered.training_record)
 
 
-retrain_on_demand = LaunchPlan.get_or_create(
-    workflow=retrain,
-    name="retrain_on_demand",
+retrain_on_demand = described_launch_plan(
+    retrain,
+    "retrain_on_demand",
     default_inputs={"source": "movieReviewSnippets", "n_train": 2000, "nnodes": 1, "nproc_per_node": 2},
     notifications=on_failure(),
 )

@@ -126,6 +126,59 @@ def _policy_request(row: dict[str, Any], principal: str) -> tuple[str, dict[str,
     return action, ctx, req
 
 
+def _sealed(row: dict[str, Any], action: str, ctx: dict[str, Any], models: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """What the policy decision record seals for the acting point: the route, the policy context (which
+    re-digests to the decision's request digest) and the exact action, amount and currency that may be posted."""
+    amount = row["amount"]
+    money = None if amount is None or amount != amount else float(amount)
+    return {
+        "route": row["route"],
+        "context": ctx,
+        "posted": {"action": action, "amount": money, "currency": row["currency"]},
+        "lineage": _lineage(row, models),
+    }
+
+
+def _lineage(row: dict[str, Any], models: dict[str, dict[str, str]]) -> dict[str, Any]:
+    """The typed lineage edges the decision seals (see flytekitplugins.aios_audit.edges): the classification
+    (model name, version, digest, route, confidence), the protected text and the source document."""
+    from tasks.documents.models import FAST, STRONG
+
+    used = [models[FAST if row["route"] == "fast" else STRONG]] if models else []
+    return {
+        "classification": {
+            "label": row["label"],
+            "confidence": round(float(row["confidence"]), 4),
+            "route": row["route"],
+            "models": [m for m in used if m],
+        },
+        "protected_text": row.get("text_digest", ""),
+        "source": {"document": row["digest"], "name": row["name"], "doc_id": row["doc_id"]},
+    }
+
+
+def _classifier_models() -> dict[str, dict[str, str]]:
+    """name -> {name, version, digest} of the document-type models in use, as the catalog pins them."""
+    import json
+
+    from flytekitplugins.aios_catalog import catalog
+    from tasks.documents.models import FAST, STRONG, models_dir
+
+    out: dict[str, dict[str, str]] = {}
+    for name in (FAST, STRONG):
+        try:
+            card = json.loads((models_dir() / name / "aios_model.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        entry = catalog().find(str(card["name"]), str(card["version"]))
+        out[name] = {
+            "name": str(card["name"]),
+            "version": str(card["version"]),
+            "digest": entry.digest if entry else "",
+        }
+    return out
+
+
 def decide_many(rows: list[dict[str, Any]], principal: str, timeout_s: float) -> list[Decision]:
     """Decide a chunk: one policy evaluation and ONE durable audit transaction for every decision,
     then an approval request (non-blocking) per document that needs a human.
@@ -139,11 +192,12 @@ def decide_many(rows: list[dict[str, Any]], principal: str, timeout_s: float) ->
     out = [Decision(action="", effect="none", reason="missing_amount") for _ in rows]
     if not todo:
         return out
+    models = _classifier_models()
     try:
         decisions = enforce_many(
             [b[2] for _, b in todo],
             subjects=[rows[i]["digest"] for i, _ in todo],
-            attributes=[{"action": b[0], "route": rows[i]["route"]} for i, b in todo],
+            attributes=[_sealed(rows[i], b[0], b[1], models) for i, b in todo],
         )
     except GovernanceDenied as e:
         for i, b in todo:
@@ -186,12 +240,13 @@ def _after_policy(
 
 def quarantine_events(rows: list[dict[str, Any]], actor: str) -> None:
     """One ``quarantine`` audit record per quarantined document (reason code and digests only)."""
-    from flytekitplugins.aios_audit import AuditEvent, audit_log
-    from flytekitplugins.aios_core.context import current_execution
+    from flytekitplugins.aios_audit import AuditEvent, audit_log, current_audit
+    from flytekitplugins.aios_audit.recorder import execution_ref
 
     if not rows:
         return
-    execution = current_execution()
+    scope = current_audit()
+    execution = execution_ref(scope.task_name if scope is not None else "tasks.documents.stages.parse_protect")
     events = [
         AuditEvent(
             kind="quarantine",

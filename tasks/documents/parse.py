@@ -5,6 +5,8 @@ attachments parsed one level deep), HTML, plain text in any encoding (charset-no
 (OCR). The format is sniffed from the bytes, not trusted from the extension, so binary garbage named
 ``.txt`` is caught. ZIP archives other than DOCX are quarantined (``archive``), not expanded:
 expanding untrusted archives invites zip bombs and path tricks, and a batch should name its files.
+What is expanded (DOCX members, PDF streams, image pixels, attachments of an e-mail) is checked against
+the decompression budget of :class:`Limits` first (``decompression_bomb``, see ``containers``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 
+from tasks.documents.containers import BOMB, Budget
 from tasks.documents.readers import Quarantined, ocr_image, read_docx, read_pdf
 
 IMAGE_MAGIC = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"II*\x00", b"MM\x00*", b"BM")
@@ -45,6 +48,13 @@ class Limits:
     ocr_pages: int = 3
     min_chars: int = 20
     max_chars: int = 200_000
+    max_expanded: int = 50 << 20
+    max_ratio: float = 100.0
+
+    @property
+    def budget(self) -> Budget:
+        """The decompression budget of one document."""
+        return Budget(self.max_expanded, self.max_ratio)
 
 
 def sniff(head: bytes, suffix: str) -> str:
@@ -154,7 +164,9 @@ def _email(data: bytes, limits: Limits, depth: int) -> Parsed:
         try:
             sub = parse_bytes(payload, Path(name).suffix.lower(), limits, depth=depth + 1)
             parts.append(f"\n[attachment {Path(name).suffix.lower() or 'file'}]\n{sub.text}")
-        except Quarantined:
+        except Quarantined as q:
+            if q.reason == BOMB:  # a bomb inside a mail quarantines the mail, not just the attachment
+                raise
             parts.append("\n[attachment not readable]")
     return Parsed(text="\n".join(parts), fmt="email", attachments=n_att)
 
@@ -188,7 +200,7 @@ def _parse_sniffed(fmt: str, data: bytes, limits: Limits, depth: int) -> Parsed:
     if fmt == "unsupported":
         raise Quarantined("unsupported_format", "OLE2 container")
     if fmt == "image":
-        return Parsed(text=ocr_image(data), fmt="image", ocr=True)
+        return Parsed(text=ocr_image(data, limits.budget), fmt="image", ocr=True)
     if fmt == "email":
         return _email(data, limits, depth)
     text, enc = decode(data)
@@ -206,11 +218,15 @@ def parse_file(path: Path, limits: Limits, depth: int = 0) -> Parsed:
     fmt = sniff(head, path.suffix.lower())
     if fmt == "pdf":
         text, pages, ocr = read_pdf(
-            path, max_pages=limits.max_pages, ocr_pages=limits.ocr_pages, min_chars=limits.min_chars
+            path,
+            max_pages=limits.max_pages,
+            ocr_pages=limits.ocr_pages,
+            min_chars=limits.min_chars,
+            budget=limits.budget,
         )
         parsed = Parsed(text=text, fmt="pdf", pages=pages, ocr=ocr)
     elif fmt == "docx":
-        parsed = Parsed(text=read_docx(path), fmt="docx")
+        parsed = Parsed(text=read_docx(path, limits.budget), fmt="docx")
     else:
         parsed = _parse_sniffed(fmt, path.read_bytes(), limits, depth)
     return finish(parsed, limits)

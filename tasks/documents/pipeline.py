@@ -34,21 +34,30 @@ def _ref_row(i: int, uri: str, name: str, size: int, digest: str, status: str, r
 
 
 def iter_refs(source: str, options: ProcessingOptions) -> Iterator[dict[str, Any]]:
-    """Stream reference rows: digest, de-duplicate (first copy wins), flag oversize files unread."""
+    """Stream reference rows: digest, de-duplicate (first copy wins), flag oversize files unread.
+
+    Entries the source lists with a reason (symlinks leaving the source, FIFOs, hidden files, ...) are
+    quarantined here unopened; their digest is of uri + reason.
+    """
     from flytekitplugins.aios_core.digest import digest_value
     from tasks.documents.protect import redact
+    from tasks.documents.readers import Quarantined
     from tasks.documents.sources import content_digest, list_documents
 
     seen: set[str] = set()
     limit = int(options.max_file_mb * 1024 * 1024)
     for i, doc in enumerate(list_documents(source, options.sql_table)):
         name = redact(doc.name).text  # file names can carry personal data too
-        if doc.size > limit:
-            digest = digest_value({"uri": doc.uri, "size": doc.size})
-            yield _ref_row(i, doc.uri, name, doc.size, digest, "quarantine", "too_large")
+        if doc.reason or doc.size > limit:
+            reason = doc.reason or "too_large"
+            digest = digest_value({"uri": doc.uri, "size": doc.size, "reason": reason})
+            yield _ref_row(i, doc.uri, name, doc.size, digest, "quarantine", reason)
             continue
         try:
-            digest = content_digest(doc.uri)
+            digest = content_digest(doc.uri, limit)
+        except Quarantined as q:
+            yield _ref_row(i, doc.uri, name, doc.size, digest_value({"uri": doc.uri}), "quarantine", q.reason)
+            continue
         except OSError as e:
             yield _ref_row(i, doc.uri, name, doc.size, digest_value({"uri": doc.uri}), "quarantine", "unreadable")
             log.warning("document %s is unreadable: %s", i, type(e).__name__)
@@ -77,9 +86,12 @@ def _protect_one(ref: dict[str, Any], options: ProcessingOptions) -> dict[str, A
     out = {k: ref[k] for k in ("doc_id", "name", "digest", "status", "reason")}
     out.update(fmt="", ocr=False, pii=0, secrets=0, personal=False, injection=False, text="")
     if ref["status"] == "ok":
-        limits = Limits(options.max_pages, options.ocr_pages, 20, options.max_chars)
+        expanded = int(options.max_expanded_mb * 1024 * 1024)
+        limits = Limits(
+            options.max_pages, options.ocr_pages, 20, options.max_chars, expanded, options.max_compression_ratio
+        )
         try:
-            with local_copy(ref["uri"]) as path:
+            with local_copy(ref["uri"], int(options.max_file_mb * 1024 * 1024)) as path:
                 parsed = parse_file(path, limits)
             red = redact(parsed.text)
             personal = sum(red.counts.get(k, 0) for k in PERSONAL_KINDS)
@@ -136,10 +148,12 @@ def classify(docs: pd.DataFrame, options: ProcessingOptions, router: Any, cache:
 
 
 def _extract_one(row: dict[str, Any]) -> dict[str, Any]:
+    from flytekitplugins.aios_core.digest import digest_bytes
     from tasks.documents.extract import extract
 
     t0, c0 = time.perf_counter(), time.process_time()
     out = {k: v for k, v in row.items() if k != "text"}
+    out["text_digest"] = digest_bytes(row["text"].encode("utf-8")) if row["text"] else ""  # sealed by the decision
     out.update(amount=None, currency="", parties="[]", dates="[]", action="", effect="none")
     out.update(gate="", request_id="", policy_record="", decision_digest="")
     if row["status"] == "ok":
@@ -173,6 +187,6 @@ def decide_chunk(docs: pd.DataFrame, options: ProcessingOptions) -> pd.DataFrame
     rows = [_extract_one(r) for r in docs.to_dict(orient="records")]
     _decide_rows(rows, options)
     progress.advance("decide + policy", len(rows))
-    df = pd.DataFrame(rows)
+    df = pd.DataFrame(rows).drop(columns=["text_digest"])
     df["amount"] = df["amount"].astype("float64")
     return df

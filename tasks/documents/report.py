@@ -14,7 +14,7 @@ from tasks.documents.schemas import BatchSummary, ProcessingOptions
 
 ACTION_COLUMNS = [
     "action_key", "doc_digest", "decision_digest", "action", "doc_type",
-    "amount", "currency", "request_id", "principal",
+    "amount", "currency", "request_id", "principal", "policy_record",
 ]  # fmt: skip
 
 
@@ -35,6 +35,7 @@ def action_rows(decided: pd.DataFrame, principal: str, approved: set[str] | None
             "currency": d["currency"],
             "request_id": d["request_id"],
             "principal": principal,
+            "policy_record": d["policy_record"],
         },
         columns=ACTION_COLUMNS,
     )
@@ -60,10 +61,13 @@ def outcome_of(row: dict[str, Any], approvals: dict[str, str]) -> str:
 def read_labels(source: str) -> dict[str, str]:
     """Ground truth (``name -> label``) from ``<source>/.aios-labels.csv`` when the source is a labelled corpus."""
     path = Path(source.removeprefix("file://")) / ".aios-labels.csv"
-    if "://" in source.removeprefix("file://") or not path.is_file():
+    if "://" in source.removeprefix("file://") or path.is_symlink() or not path.is_file():
+        return {}  # a link is not followed (it could point outside the source); a FIFO is not opened
+    try:
+        labels = pd.read_csv(path, dtype=str, keep_default_na=False)
+        return {n: lab for n, lab in zip(labels["name"], labels["label"], strict=True) if lab}
+    except (ValueError, KeyError, UnicodeDecodeError):  # not a labels file: no ground truth, the batch goes on
         return {}
-    labels = pd.read_csv(path, dtype=str, keep_default_na=False)
-    return {n: lab for n, lab in zip(labels["name"], labels["label"], strict=True) if lab}
 
 
 def results_tables(
@@ -79,7 +83,11 @@ def results_tables(
 
 
 def summarize(
-    results: pd.DataFrame, quarantine: pd.DataFrame, posted: tuple[int, int], source: str, options: ProcessingOptions
+    results: pd.DataFrame,
+    quarantine: pd.DataFrame,
+    posted: tuple[int, ...],
+    source: str,
+    options: ProcessingOptions,
 ) -> BatchSummary:
     """The batch summary; raises when documents in != processed + quarantined (nothing may be lost)."""
     lat = np.concatenate([results["latency_ms"].to_numpy(float), np.zeros(0)])
@@ -100,6 +108,7 @@ def summarize(
         },
         posted=posted[0],
         already_posted=posted[1],
+        refused_at_acting_point=posted[2] if len(posted) > 2 else 0,
         latency_ms_p50=float(np.percentile(lat, 50)) if len(lat) else 0.0,
         latency_ms_p95=float(np.percentile(lat, 95)) if len(lat) else 0.0,
         latency_ms_p99=float(np.percentile(lat, 99)) if len(lat) else 0.0,

@@ -20,10 +20,12 @@ from pandera.errors import SchemaError, SchemaErrors
 from pandera.typing import DataFrame, Series
 
 from flytekitplugins.pandera.pandas_transformer import PanderaPandasTransformer
+from tasks.described import describe_fields
 
 STATUSES = ("ok", "duplicate", "quarantine")
 
 
+@describe_fields
 @dataclass
 class ProcessingOptions:
     """Options of one batch (typed defaults; every field shows in the Flyte launch form).
@@ -31,6 +33,10 @@ class ProcessingOptions:
     Attributes:
         chunk_size: documents per mapped task (the unit of fan-out; memory per task scales with it).
         max_file_mb: larger files are quarantined (``too_large``) without being read.
+        max_expanded_mb: bytes one document may expand to (DOCX members, PDF content streams, image pixels),
+            checked before anything is expanded; more is quarantined (``decompression_bomb``).
+        max_compression_ratio: largest decompressed/compressed ratio of one DOCX member or PDF stream over
+            1 MiB; higher is quarantined (``decompression_bomb``).
         max_pages: PDF pages read per document.
         ocr_pages: pages rendered for OCR when a PDF has no text layer.
         max_chars: characters of text kept per document.
@@ -46,6 +52,8 @@ class ProcessingOptions:
 
     chunk_size: int = 256
     max_file_mb: float = 25.0
+    max_expanded_mb: float = 50.0
+    max_compression_ratio: float = 100.0
     max_pages: int = 50
     ocr_pages: int = 3
     max_chars: int = 200_000
@@ -62,6 +70,8 @@ class ProcessingOptions:
         checks = [
             (self.chunk_size >= 1, "chunk_size", "use a positive number of documents per chunk"),
             (self.max_file_mb > 0, "max_file_mb", "use a positive size in MiB"),
+            (self.max_expanded_mb > 0, "max_expanded_mb", "use a positive size in MiB"),
+            (self.max_compression_ratio >= 1, "max_compression_ratio", "use a ratio of at least 1"),
             (0.0 < self.fast_threshold <= 1.0, "fast_threshold", "use a confidence in (0, 1]"),
             (0.0 < self.strong_threshold <= 1.0, "strong_threshold", "use a confidence in (0, 1]"),
             (0 < self.approval_timeout_s <= 86_400, "approval_timeout_s", "use 1 s .. 24 h (the gate waits 25 h)"),
@@ -88,6 +98,7 @@ class BatchSummary:
     approvals: dict[str, int] = field(default_factory=dict)
     posted: int = 0
     already_posted: int = 0
+    refused_at_acting_point: int = 0
     latency_ms_p50: float = 0.0
     latency_ms_p95: float = 0.0
     latency_ms_p99: float = 0.0
@@ -181,6 +192,7 @@ class ActionRow(pa.DataFrameModel):
     currency: Series[str]
     request_id: Series[str]
     principal: Series[str]
+    policy_record: Series[str] = pa.Field(description="audit record id of the policy decision the acting point checks")
 
     class Config:
         strict = True

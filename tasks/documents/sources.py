@@ -1,10 +1,17 @@
 """Where documents come from: a local folder, any fsspec URL (``s3://``, ``gs://``, ``file://``), or a SQL table.
 
 Listing streams (one document at a time) and yields references; content is fetched by the stage that
-parses it, one document at a time, so no task ever holds a batch's contents. Dotfiles and dot-folders
-are skipped (``.aios-labels.csv`` is ground truth, not a document). A SQL source is a database URL
-(``sqlite:///PATH`` or ``postgresql://...``); rows of ``options.sql_table`` with columns
-``id``, ``name``, ``content`` (bytes or text) are documents.
+parses it, one document at a time, so no task ever holds a batch's contents. A SQL source is a database URL
+(``sqlite:///PATH`` or ``postgresql://...``); rows of ``options.sql_table`` with columns ``id``, ``name``,
+``content`` (bytes or text) are documents.
+
+Ingest stays inside its source (``source_local`` for folders). What must not be read is listed with a
+quarantine ``reason`` and never opened: hidden files and folders (``hidden_file``; the corpus's own
+``.aios-labels.csv`` at the top is ground truth, not a document, and is not listed), symlinks that leave
+the source (``symlink_outside_source``), FIFOs, sockets, devices and links to folders
+(``not_a_regular_file``), dangling or looping links (``unreadable``), and object keys outside the listed
+prefix or with ``.``/``..`` segments (``outside_source``). Names are listed whatever their bytes; the
+``name`` shown is escaped (control characters, non-UTF-8 bytes), the locator keeps the real path.
 """
 
 from __future__ import annotations
@@ -12,21 +19,20 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from tasks.documents.readers import Quarantined
+from tasks.documents.source_local import LABELS_FILE, Listed, display_name, list_local, local_path, pinned
 
 SQL_PREFIXES = ("sqlite:///", "postgresql://", "postgres://")
+_SAFE_SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,10}")
+_CHUNK = 1 << 20
 
-
-@dataclass(frozen=True)
-class Listed:
-    """One listed document: where it is, its name and size."""
-
-    uri: str
-    name: str
-    size: int
+__all__ = ["Listed", "content_digest", "is_sql", "list_documents", "local_copy"]
 
 
 def is_sql(source: str) -> bool:
@@ -34,34 +40,49 @@ def is_sql(source: str) -> bool:
     return source.startswith(SQL_PREFIXES)
 
 
-def _visible(rel: str) -> bool:
-    return not any(part.startswith(".") for part in Path(rel).parts)
+def _is_local(source: str) -> bool:
+    return "://" not in source or source.startswith("file://")
 
 
 def list_documents(source: str, table: str = "documents") -> Iterator[Listed]:
-    """Yield the documents of ``source`` in a stable order."""
+    """Yield the documents of ``source`` in a stable order (quarantined entries carry their ``reason``)."""
     if is_sql(source):
         yield from _list_sql(source, table)
         return
-    if "://" not in source or source.startswith("file://"):
-        root = Path(source.removeprefix("file://")).expanduser()
-        if not root.exists():
-            msg = f"document source {source!r} does not exist: pass a folder, an fsspec URL or a database URL"
-            raise FileNotFoundError(msg)
-        paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-        for p in paths:
-            rel = p.name if root.is_file() else str(p.relative_to(root))
-            if _visible(rel):
-                yield Listed(str(p.resolve()), rel, p.stat().st_size)
+    if _is_local(source):
+        yield from list_local(Path(source.removeprefix("file://")).expanduser(), source)
         return
     import fsspec
+    from fsspec.implementations.local import LocalFileSystem
 
     fs, path = fsspec.core.url_to_fs(source)
-    proto = source.split("://", 1)[0]
+    if isinstance(fs, LocalFileSystem) or isinstance(getattr(fs, "fs", None), LocalFileSystem):
+        # local://, simplecache::file://...: fsspec's find() follows symlinks; walk it as a folder instead
+        yield from list_local(Path(path), source)
+        return
+    yield from _list_fsspec(fs, path, source.split("://", 1)[0])
+
+
+def _list_fsspec(fs: Any, path: str, proto: str) -> Iterator[Listed]:
+    base = path.rstrip("/")
     for name, info in sorted(fs.find(path, detail=True).items()):
-        rel = name[len(path.rstrip("/")) + 1 :] if name.startswith(path.rstrip("/")) else name
-        if info.get("type") == "file" and _visible(rel):
-            yield Listed(f"{proto}://{name}", rel, int(info.get("size") or 0))
+        kind = info.get("type")
+        if kind == "directory":
+            continue
+        inside = name.startswith(base + "/")
+        rel = name[len(base) + 1 :] if inside else name
+        parts = rel.split("/")
+        uri, size = f"{proto}://{name}", int(info.get("size") or 0)
+        if rel == LABELS_FILE:
+            continue
+        if not inside or any(p in {"", ".", ".."} for p in parts):
+            yield Listed(uri, display_name(rel), 0, "outside_source")
+        elif any(p.startswith(".") for p in parts):
+            yield Listed(uri, display_name(rel), 0, "hidden_file")
+        elif kind != "file":
+            yield Listed(uri, display_name(rel), 0, "not_a_regular_file")
+        else:
+            yield Listed(uri, display_name(rel), size)
 
 
 def _sql_conn(url: str):  # type: ignore[no-untyped-def]
@@ -87,12 +108,28 @@ def _list_sql(url: str, table: str) -> Iterator[Listed]:
         cur = conn.cursor()
         cur.execute(f"SELECT id, name, length(content) FROM {t} ORDER BY id")
         for row_id, name, size in cur.fetchall():
-            yield Listed(f"{url}#{t}/{row_id}", str(name), int(size or 0))
+            yield Listed(f"{url}#{t}/{row_id}", display_name(str(name)), int(size or 0))
+
+
+def _suffix(name: str) -> str:
+    """A temporary file's suffix from an untrusted name: letters and digits only, else none."""
+    suffix = Path(name).suffix
+    return suffix if _SAFE_SUFFIX.fullmatch(suffix) else ""
+
+
+def _too_large(n: int, max_bytes: int | None) -> None:
+    if max_bytes is not None and n > max_bytes:
+        raise Quarantined("too_large", f"over {max_bytes} bytes when fetched")
 
 
 @contextlib.contextmanager
-def local_copy(uri: str) -> Iterator[Path]:
-    """A local file holding the document's bytes (the file itself when it is local)."""
+def local_copy(uri: str, max_bytes: int | None = None) -> Iterator[Path]:
+    """A local file holding the document's bytes (a local file itself, pinned: it is never followed or swapped).
+
+    Raises:
+        Quarantined: ``not_a_regular_file`` when a local path is no longer a regular file (a symlink or FIFO
+            put there after listing), ``too_large`` when more than ``max_bytes`` arrive.
+    """
     if "#" in uri and is_sql(uri):
         url, _, ref = uri.partition("#")
         table, _, row_id = ref.partition("/")
@@ -101,33 +138,43 @@ def local_copy(uri: str) -> Iterator[Path]:
             ph = "?" if url.startswith("sqlite") else "%s"
             cur.execute(f"SELECT name, content FROM {_check_table(table)} WHERE id = {ph}", (row_id,))
             name, content = cur.fetchone()
-        data = content.encode("utf-8") if isinstance(content, str) else bytes(content)
-        yield from _temp(data, Path(str(name)).suffix)
+        data = b"" if content is None else content.encode("utf-8") if isinstance(content, str) else bytes(content)
+        _too_large(len(data), max_bytes)
+        yield from _temp([data], _suffix(str(name)))
         return
-    if "://" not in uri or uri.startswith("file://"):
-        yield Path(uri.removeprefix("file://"))
+    if _is_local(uri):
+        with pinned(local_path(uri)) as path:
+            yield path
         return
     import fsspec
 
     with fsspec.open(uri, "rb") as f:
-        data = f.read()
-    yield from _temp(data, Path(uri).suffix)
+        yield from _temp(_capped(f, max_bytes), _suffix(uri))
 
 
-def _temp(data: bytes, suffix: str) -> Iterator[Path]:
+def _capped(f: Any, max_bytes: int | None) -> Iterator[bytes]:
+    n = 0
+    while chunk := f.read(_CHUNK):
+        n += len(chunk)
+        _too_large(n, max_bytes)
+        yield chunk
+
+
+def _temp(chunks: Any, suffix: str) -> Iterator[Path]:
     fd, name = tempfile.mkstemp(prefix="aios-doc-", suffix=suffix)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            for chunk in chunks:
+                f.write(chunk)
         yield Path(name)
     finally:
         Path(name).unlink(missing_ok=True)
 
 
-def content_digest(uri: str) -> str:
+def content_digest(uri: str, max_bytes: int | None = None) -> str:
     """``sha256:<hex>`` of a document's bytes, streamed."""
     h = hashlib.sha256()
-    with local_copy(uri) as p, p.open("rb") as f:
-        while chunk := f.read(1 << 20):
+    with local_copy(uri, max_bytes) as p, p.open("rb") as f:
+        while chunk := f.read(_CHUNK):
             h.update(chunk)
     return "sha256:" + h.hexdigest()

@@ -215,13 +215,13 @@ def summarize(
         decided: every decided document of the batch.
         payment: verified outcomes of the payment-signoff gate.
         review: verified outcomes of the document-review gate.
-        posted: [posted, already posted] for auto actions, then for approved actions.
+        posted: [posted, already posted] for auto actions, then for approved actions, then refused counts.
         source: the batch's source (labels are read from it when present).
         options: batch options (cost per CPU hour).
     """
     approvals = {o.request_id: o.status for o in [*payment, *review]}
     results, quarantine = report.results_tables(decided, approvals, report.read_labels(source))
-    counts = (posted[0] + posted[2], posted[1] + posted[3])
+    counts = (posted[0] + posted[2], posted[1] + posted[3], posted[4] + posted[5])
     summary = report.summarize(results, quarantine, counts, source, options)
     Deck("batch summary", report.deck_html(summary, results, quarantine))
     progress.stop()
@@ -231,7 +231,9 @@ def summarize(
 
 
 @task(**GOVERNED)
-def counts(posted: int, already_posted: int, more_posted: int, more_already: int) -> list[int]:
+def counts(
+    posted: int, already_posted: int, more_posted: int, more_already: int, refused: int, more_refused: int
+) -> list[int]:
     """Pack the system-of-record counts of both posting steps.
 
     Args:
@@ -239,5 +241,7 @@ def counts(posted: int, already_posted: int, more_posted: int, more_already: int
         already_posted: auto actions an earlier attempt had posted.
         more_posted: approved actions newly posted.
         more_already: approved actions an earlier attempt had posted.
+        refused: auto actions the acting point refused (no policy decision stands behind them).
+        more_refused: approved actions the acting point refused (no verified, unused approval behind them).
     """
-    return [posted, already_posted, more_posted, more_already]
+    return [posted, already_posted, more_posted, more_already, refused, more_refused]

@@ -1,4 +1,4 @@
-"""Flyte tasks of the drift check: data quality first (fails loudly), then drift by effect size.
+"""Flyte tasks of the drift check: data quality first (fails loudly), then drift (significant AND material).
 
 Every check writes one ``kind="drift"`` audit record (the figures, the input digests, the models used);
 a quality failure is recorded too, then raised.
@@ -45,11 +45,11 @@ def check_quality(reference: pd.DataFrame, current: pd.DataFrame, suite: str, da
         suite: suite name, a file under config/expectations/.
         dataset: dataset label for the audit record.
     """
+    from tasks.drift.deck_pages import quality_html
     from tasks.drift.quality import require_quality, validate
 
     reports = [validate(reference, suite, "reference"), validate(current, suite, "current")]
-    rows = "".join(f"<li>{r.batch}: {'passed' if r.success else 'FAILED'} {r.failed}</li>" for r in reports)
-    Deck("quality", f"<h3>suite {suite}</h3><ul>{rows}</ul>")
+    Deck("quality", quality_html(suite, reports))
     if not all(r.success for r in reports):
         attrs = {"suite": suite, "failed": {r.batch: r.failed for r in reports if not r.success}}
         record_drift("quality_failed", f"dataset:{dataset}", attrs)
@@ -79,7 +79,12 @@ def _text_drift(
         p_cur = clf.predict_proba_embeddings(e_cur) if shared else clf.predict_proba(cur_txt)
         th = report.thresholds
         report.prediction = prediction_drift(
-            f"{clf.card.name}@{clf.card.version}", p_ref, p_cur, psi_threshold=th["psi"], js_threshold=th["js"]
+            f"{clf.card.name}@{clf.card.version}",
+            p_ref,
+            p_cur,
+            psi_threshold=th["psi"],
+            js_threshold=th["js"],
+            alpha=th["alpha"],
         )
         models.append(clf.ref)
     return models
@@ -99,7 +104,10 @@ def measure_drift(
     wasserstein_threshold: float,
     text_sample: int,
 ) -> DriftReport:
-    """Per-feature drift by effect size, text embedding drift and prediction drift; Deck + audit record.
+    """Per-feature drift (significant and material), text embedding and prediction drift; Deck + audit record.
+
+    A feature drifts when its p-value is below 0.01 / features (Bonferroni) and PSI, JS or W1/std reaches its
+    materiality threshold; docs/drift.md defines each figure and gives the measured error rates.
 
     Args:
         reference: reference batch.
@@ -109,9 +117,9 @@ def measure_drift(
         columns: feature columns (empty: every column except ``text_column``).
         text_column: column with text for embedding drift (empty: none).
         model_dir: artifact folder of a classifier for prediction drift (empty: none).
-        psi_threshold: PSI alert threshold.
-        js_threshold: Jensen-Shannon distance alert threshold.
-        wasserstein_threshold: normalized Wasserstein alert threshold.
+        psi_threshold: PSI materiality threshold (natural log, deciles or categories; default 0.03).
+        js_threshold: Jensen-Shannon distance (base 2) materiality threshold (default 0.1).
+        wasserstein_threshold: exact W1 / reference std materiality threshold (default 0.2).
         text_sample: texts per batch to embed (CPU cost grows linearly).
     """
     from tasks.drift.plots import effect_size_chart, feature_histograms, report_table
@@ -134,12 +142,17 @@ def measure_drift(
     Deck("drift", report_table(report) + effect_size_chart(report))
     Deck("features", feature_histograms(es, report))
     if report.embedding is not None:
-        Deck("text", f"<pre>{report.embedding.model_dump_json(indent=2)}</pre>")
+        from tasks.drift.deck_pages import text_drift_html
+
+        Deck("text", text_drift_html(report))
     attrs = {
         **report.summary(),
         "thresholds": report.thresholds,
         "effect_size_ms": report.effect_size_ms,
-        "features": [f.model_dump(include={"name", "psi", "js", "wasserstein", "drifted"}) for f in report.features],
+        "features": [
+            f.model_dump(include={"name", "psi", "js", "wasserstein", "ks", "p_value", "drifted"})
+            for f in report.features
+        ],
         "embedding": report.embedding.model_dump() if report.embedding else None,
         "prediction": report.prediction.model_dump() if report.prediction else None,
     }

@@ -1,23 +1,34 @@
-"""Per-feature drift by effect size, vectorized over all columns at once.
+"""Per-feature drift: effect sizes and significance, vectorized over all columns at once.
 
-NOTE: alerts are on effect size (PSI, Jensen-Shannon distance, normalized Wasserstein), never on
-p-values alone: at n = 100k a chi-square test flags almost every column. The test's p-value only guards
-small samples, where binned effect sizes are biased upward by noise (for two samples of n from one
-distribution E[JS divergence] is about (bins - 1) / (4 n ln 2) bits: JS distance ~0.15 at n = 150):
-a feature drifts when an effect size crosses its threshold AND the chi-square p-value is below alpha.
+NOTE: the decision rule (:func:`tasks.drift.report.feature_drifts`) flags a feature when its shift is both
+**significant** and **material**. Significant: the feature's p-value is below ``alpha / k`` for k features
+tested (Bonferroni, so the chance that any feature of a same-distribution batch alarms is at most
+``alpha``); a numeric feature's p-value is ``min(1, 2 min(p_chi2, p_ks))`` (Bonferroni over its two tests),
+a categorical one's is ``p_chi2``. Material: PSI, JS distance or W1/std at or above its materiality
+threshold. Significance alone flags trivial shifts at n = 100k; effect size alone flags noise at small n
+(two samples of 150 from one distribution give JS about 0.15 over 10 bins). Measured error rates:
+``benchmarks/drift_error_rates.py`` and docs/drift.md.
 
-How one pass works (numeric columns):
+Definitions (what every report states):
 
-1. The reference is profiled once: its columns are sorted together (``np.sort(axis=0)``; NaN sorts
-   last), bin edges are its deciles (duplicates dropped for discrete columns), plus a quantile grid for
-   Wasserstein and its standard deviation.
-2. The current batch is sorted the same way; bin counts are differences of ``np.searchsorted`` of the
-   few edges into each sorted column, so counting costs O(bins log n) per column after one sort.
-   Missing values get their own bin, so a jump in the null rate is drift too.
-3. PSI, JS and chi-square are computed on one padded (columns x bins) count matrix; Wasserstein-1 from
-   the two quantile functions on a shared grid, divided by the reference's standard deviation.
+* bins: numeric columns use the reference's deciles (interior edges; duplicates dropped for discrete
+  columns; a value equal to an edge falls in the bin to its left, ``(lo, hi]``) plus a missing bin;
+  categorical columns the 50 categories most frequent in both batches together + "other" + missing (chosen
+  on both: chosen on the reference alone they favour its chance-frequent categories); then the bins whose
+  expected count in the smaller batch is below 5 are pooled into one (Cochran's rule; ``binned.py``);
+* PSI = sum (q - p) ln(q / p) over bins, natural log, shares floored at ``EPS`` = 1e-4 (a divergence);
+* JS = Jensen-Shannon **distance** (square root of the divergence), log base 2, in [0, 1];
+* W1/std = exact Wasserstein-1 of the two empirical distributions of the non-missing values
+  (``scipy.stats.wasserstein_distance``) divided by the reference's population std (ddof 0; by 1 when that
+  std is 0, so a constant reference reports W1 in data units);
+* p_chi2 = Pearson chi-square test of homogeneity on the bins (no continuity correction, empty bins
+  dropped); p_ks = two-sided asymptotic two-sample Kolmogorov-Smirnov test on the non-missing values.
 
-Categorical columns use the reference's most frequent categories (+ "other" + missing) as bins.
+How one pass works (numeric columns): the reference is sorted once (``np.sort(axis=0)``; NaN sorts last)
+and its distinct values are kept with their cumulative counts; bin counts of a batch are differences of
+``np.searchsorted`` of the few edges into each sorted column; W1 and KS come from one linear merge of the
+distinct values of the two columns (``tasks/drift/ecdf.py``); PSI, JS and chi-square run on one padded
+(columns x bins) count matrix.
 """
 
 from __future__ import annotations
@@ -27,24 +38,43 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-EPS = 1e-4
-GRID = (np.arange(400) + 0.5) / 400  # midpoints: W1 = integral of |Q_ref(u) - Q_cur(u)| du over (0, 1)
+from tasks.drift.binned import EPS, chi2_pvalue, js_distance, pool_sparse, psi
+from tasks.drift.ecdf import Runs, ks_pvalue, runs, w1_ks_runs
+
+__all__ = [
+    "EPS",
+    "EffectSizes",
+    "ReferenceProfile",
+    "Thresholds",
+    "chi2_pvalue",
+    "effect_sizes",
+    "js_distance",
+    "profile_reference",
+    "psi",
+    "split_columns",
+]
 
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Effect sizes at or above which a feature counts as drifted.
+    """Materiality thresholds and the family-wise significance level of the decision rule (see NOTE).
+
+    A feature drifts when its p-value is below ``alpha / k`` (k features tested) AND one effect size is at or
+    above its threshold. The defaults sit near a small effect (Cohen's d = 0.2): for a normal feature shifted
+    by d standard deviations, W1/std = d, and over deciles PSI is 0.031 at d = 0.18 (0.038 at 0.2) and the
+    JS distance 0.10 at d = 0.24; a 10-point shift of a category's share (0.5/0.3/0.2 -> 0.4/0.4/0.2) has
+    PSI 0.051 and JS 0.096. Below these, a shift counts as immaterial however significant.
 
     Args:
-        psi: population stability index (0.1 moderate, 0.2 significant, the industry convention).
-        js: Jensen-Shannon distance, base 2, in [0, 1].
-        wasserstein: Wasserstein-1 distance divided by the reference's standard deviation (numeric only).
-        alpha: the chi-square p-value must also be below this (guards small samples only; see NOTE).
+        psi: PSI materiality threshold (the industry bands 0.1 / 0.25 would miss that 10-point shift).
+        js: Jensen-Shannon distance (base 2, in [0, 1]) materiality threshold.
+        wasserstein: W1 / reference std materiality threshold (numeric only).
+        alpha: family-wise false-alarm level over the features of one check (Bonferroni).
     """
 
-    psi: float = 0.2
+    psi: float = 0.03
     js: float = 0.1
-    wasserstein: float = 0.1
+    wasserstein: float = 0.2
     alpha: float = 0.01
 
 
@@ -56,10 +86,12 @@ class ReferenceProfile:
     categorical: list[str]
     edges: list[np.ndarray]  # per numeric column, interior bin edges
     num_counts: np.ndarray  # (n_numeric, max_bins + 1); last bin = missing
-    quantiles: np.ndarray  # (len(GRID), n_numeric)
+    runs: list[Runs]  # per numeric column: distinct non-missing values and cumulative counts (for W1, KS)
+    valid: np.ndarray  # (n_numeric,) non-missing values per column
     std: np.ndarray  # (n_numeric,)
-    categories: list[pd.Index] = field(default_factory=list)
-    cat_counts: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))  # (n_cat, max_k + 2): other, missing
+    categories: list[pd.Series] = field(default_factory=list)  # per categorical column: count of every category
+    cat_missing: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (n_cat,) missing values
+    max_categories: int = 50
     n_rows: int = 0
 
 
@@ -75,11 +107,6 @@ def _sorted_numeric(df: pd.DataFrame, cols: list[str]) -> tuple[np.ndarray, np.n
     return x, (~np.isnan(x)).sum(axis=0)
 
 
-def _quantile_grid(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    idx = np.floor(GRID[:, None] * np.maximum(valid - 1, 0)[None, :]).astype(np.int64)
-    return np.take_along_axis(x, idx, axis=0) if len(x) else np.zeros((len(GRID), x.shape[1]))
-
-
 def _bin_counts(x: np.ndarray, valid: np.ndarray, edges: list[np.ndarray], width: int) -> np.ndarray:
     counts = np.zeros((len(edges), width + 1), dtype=np.float64)
     for j, e in enumerate(edges):  # a few searchsorted of ~10 edges per column: microseconds
@@ -89,15 +116,23 @@ def _bin_counts(x: np.ndarray, valid: np.ndarray, edges: list[np.ndarray], width
     return counts
 
 
-def _cat_codes(df: pd.DataFrame, cols: list[str], cats: list[pd.Index], width: int) -> np.ndarray:
-    counts = np.zeros((len(cols), width + 2), dtype=np.float64)  # bins: categories, other, missing
-    for j, (c, idx) in enumerate(zip(cols, cats, strict=True)):
+def _cat_counts(profile: ReferenceProfile, df: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Reference and current counts over the categories most frequent in BOTH batches + "other" + missing.
+
+    Choosing the bins from the reference alone would pick the categories that are frequent in the reference
+    by chance (a winner's curse), and a same-distribution batch would look drifted on high-cardinality columns.
+    """
+    k = profile.max_categories
+    ref, cur = np.zeros((len(profile.categorical), k + 2)), np.zeros((len(profile.categorical), k + 2))
+    for j, (c, ref_vc) in enumerate(zip(profile.categorical, profile.categories, strict=True)):
         col = df[c]
-        codes = idx.get_indexer(col.astype("object"))
-        missing = col.isna().to_numpy()
-        codes = np.where(missing, width + 1, np.where(codes < 0, width, codes))
-        counts[j] = np.bincount(codes, minlength=width + 2)
-    return counts
+        cur_vc = col.astype("object").value_counts(dropna=True)
+        top = ref_vc.add(cur_vc, fill_value=0).sort_values(ascending=False, kind="stable").index[:k]
+        for out, vc, missing in ((ref, ref_vc, profile.cat_missing[j]), (cur, cur_vc, col.isna().sum())):
+            kept = vc.reindex(top, fill_value=0).to_numpy(dtype=np.float64)
+            out[j, : len(kept)] = kept
+            out[j, k], out[j, k + 1] = vc.sum() - kept.sum(), missing
+    return ref, cur
 
 
 def profile_reference(
@@ -112,53 +147,20 @@ def profile_reference(
         col = x[: valid[j], j]
         edges.append(np.unique(col[np.floor(qs * max(len(col) - 1, 0)).astype(np.int64)]) if len(col) else qs[:0])
     std = np.array([np.std(x[: valid[j], j]) if valid[j] else 0.0 for j in range(len(numeric))])
-    cats = [pd.Index(df[c].value_counts(dropna=True).index[:max_categories]).astype("object") for c in categorical]
+    cats = [df[c].astype("object").value_counts(dropna=True) for c in categorical]
     return ReferenceProfile(
         numeric=numeric,
         categorical=categorical,
         edges=edges,
         num_counts=_bin_counts(x, valid, edges, bins),
-        quantiles=_quantile_grid(x, valid),
+        runs=[runs(x[: valid[j], j]) for j in range(len(numeric))],
+        valid=valid,
         std=std,
         categories=cats,
-        cat_counts=_cat_codes(df, categorical, cats, max_categories),
+        cat_missing=np.array([float(df[c].isna().sum()) for c in categorical]),
+        max_categories=max_categories,
         n_rows=len(df),
     )
-
-
-def psi(ref: np.ndarray, cur: np.ndarray) -> np.ndarray:
-    """Population stability index per row of two count matrices (empty bins smoothed by EPS)."""
-    p = np.maximum(ref / np.maximum(ref.sum(axis=1, keepdims=True), 1), EPS)
-    q = np.maximum(cur / np.maximum(cur.sum(axis=1, keepdims=True), 1), EPS)
-    return np.asarray(((q - p) * np.log(q / p)).sum(axis=1))
-
-
-def js_distance(ref: np.ndarray, cur: np.ndarray) -> np.ndarray:
-    """Jensen-Shannon distance (base 2, in [0, 1]) per row of two count matrices."""
-    p = ref / np.maximum(ref.sum(axis=1, keepdims=True), 1)
-    q = cur / np.maximum(cur.sum(axis=1, keepdims=True), 1)
-    m = (p + q) / 2
-    with np.errstate(divide="ignore", invalid="ignore"):
-        kl_p = np.where(p > 0, p * np.log2(p / m), 0.0).sum(axis=1)
-        kl_q = np.where(q > 0, q * np.log2(q / m), 0.0).sum(axis=1)
-    return np.asarray(np.sqrt(np.clip((kl_p + kl_q) / 2, 0.0, 1.0)))
-
-
-def chi2_pvalue(ref: np.ndarray, cur: np.ndarray) -> np.ndarray:
-    """p-value of a chi-square test of homogeneity per row (information only; see NOTE above)."""
-    from scipy.stats import chi2
-
-    table = np.stack([ref, cur], axis=1)  # (rows, 2, bins)
-    keep = table.sum(axis=1) > 0
-    expected = (
-        table.sum(axis=2, keepdims=True)
-        * table.sum(axis=1, keepdims=True)
-        / np.maximum(table.sum(axis=(1, 2), keepdims=True), 1)
-    )
-    with np.errstate(divide="ignore", invalid="ignore"):
-        stat = np.where(keep[:, None, :], (table - expected) ** 2 / np.where(expected > 0, expected, 1), 0.0)
-    dof = np.maximum(keep.sum(axis=1) - 1, 1)
-    return np.asarray(chi2.sf(stat.sum(axis=(1, 2)), dof))
 
 
 @dataclass
@@ -169,11 +171,14 @@ class EffectSizes:
     kinds: list[str]
     psi: np.ndarray
     js: np.ndarray
-    wasserstein: np.ndarray  # NaN for categorical
-    p_value: np.ndarray
+    wasserstein: np.ndarray  # W1 / reference std; NaN for categorical
+    ks: np.ndarray  # KS statistic; NaN for categorical
+    p_chi2: np.ndarray
+    p_ks: np.ndarray  # 1.0 for categorical
+    p_value: np.ndarray  # per feature: numeric min(1, 2 min(p_chi2, p_ks)), categorical p_chi2
     missing_ref: np.ndarray
     missing_cur: np.ndarray
-    ref_counts: np.ndarray  # (columns, bins) as compared, for plots
+    ref_counts: np.ndarray  # (columns, bins) as compared (sparse bins pooled into the last), for plots
     cur_counts: np.ndarray
 
 
@@ -186,26 +191,39 @@ def effect_sizes(profile: ReferenceProfile, df: pd.DataFrame) -> EffectSizes:
     width = profile.num_counts.shape[1] - 1
     x, valid = _sorted_numeric(df, profile.numeric)
     cur_num = _bin_counts(x, valid, profile.edges, width)
-    w1 = np.abs(profile.quantiles - _quantile_grid(x, valid)).mean(axis=0) / np.where(profile.std > 0, profile.std, 1)
-    w1 = np.where(valid > 0, w1, np.nan)
-    k = profile.cat_counts.shape[1] - 2
-    cur_cat = _cat_codes(df, profile.categorical, profile.categories, k)
-    ref_all, cur_all = _stack(profile.num_counts, profile.cat_counts), _stack(cur_num, cur_cat)
+    w1, ks = _w1_ks(profile, x, valid)
+    ref_cat, cur_cat = _cat_counts(profile, df)
+    ref_all, cur_all = pool_sparse(_stack(profile.num_counts, ref_cat), _stack(cur_num, cur_cat))
     n_ref, n_cur = max(profile.n_rows, 1), max(len(df), 1)
-    miss_ref = np.concatenate([profile.num_counts[:, -1], profile.cat_counts[:, -1]]) / n_ref
+    miss_ref = np.concatenate([profile.num_counts[:, -1], ref_cat[:, -1]]) / n_ref
     miss_cur = np.concatenate([cur_num[:, -1], cur_cat[:, -1]]) / n_cur
+    n_cat = len(profile.categorical)
+    p_chi2 = chi2_pvalue(ref_all, cur_all)
+    p_ks = np.concatenate([ks_pvalue(ks, profile.valid, valid), np.ones(n_cat)])
+    p_num = np.minimum(1.0, 2 * np.minimum(p_chi2, p_ks))
     return EffectSizes(
         columns=profile.numeric + profile.categorical,
         kinds=["numeric"] * len(profile.numeric) + ["categorical"] * len(profile.categorical),
         psi=psi(ref_all, cur_all),
         js=js_distance(ref_all, cur_all),
-        wasserstein=np.concatenate([w1, np.full(len(profile.categorical), np.nan)]),
-        p_value=chi2_pvalue(ref_all, cur_all),
+        wasserstein=np.concatenate([w1, np.full(n_cat, np.nan)]),
+        ks=np.concatenate([ks, np.full(n_cat, np.nan)]),
+        p_chi2=p_chi2,
+        p_ks=p_ks,
+        p_value=np.where(np.arange(len(p_chi2)) < len(profile.numeric), p_num, p_chi2),
         missing_ref=miss_ref,
         missing_cur=miss_cur,
         ref_counts=ref_all,
         cur_counts=cur_all,
     )
+
+
+def _w1_ks(profile: ReferenceProfile, x: np.ndarray, valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact W1 / reference std and the KS statistic per numeric column (NaN where a side has no values)."""
+    w1, ks = np.full(len(valid), np.nan), np.full(len(valid), np.nan)
+    for j in range(len(valid)):
+        w1[j], ks[j] = w1_ks_runs(profile.runs[j], runs(x[: valid[j], j]))
+    return w1 / np.where(profile.std > 0, profile.std, 1.0), ks
 
 
 def _stack(a: np.ndarray, b: np.ndarray) -> np.ndarray:

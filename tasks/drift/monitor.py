@@ -9,6 +9,9 @@
   ``module:attr``: a workflow, launch plan or task; default ``workflows.retraining.retrain``) and calls it
   with the inputs it declares among ``trigger_reason`` and ``drift_record``. A target
   that cannot be imported fails the node loudly.
+* The chain's output is one line a person reads: ``retraining not started: ...`` (no drift, or policy
+  refused) from :func:`skip_retraining`, or ``retraining ran: ...`` with the retraining's own decision
+  (promoted / kept / rejected, and why) from :func:`retraining_outcome`.
 """
 
 from __future__ import annotations
@@ -20,9 +23,11 @@ from flytekit import dynamic, task
 
 from flytekitplugins.aios_core.errors import GovernanceDenied
 from flytekitplugins.aios_core.settings import get_settings
+from tasks.acting import act_as
 from tasks.drift.check import record_drift
 from tasks.drift.report import DriftReport
 from tasks.images import GOVERNED
+from tasks.training.promotion import RetrainSummary
 
 DEFAULT_TARGET = "workflows.retraining.retrain"
 
@@ -66,6 +71,16 @@ def _policy_allows(actor: str, target: str) -> tuple[bool, str, str]:
 
 
 @task(**GOVERNED)
+def acting_principal(principal: str) -> str:
+    """Act as the launch plan's service identity for the rest of the run; returns it.
+
+    Args:
+        principal: e.g. ``service:monitoring`` (may run tasks and start retraining under policy run_task).
+    """
+    return act_as(principal)
+
+
+@task(**GOVERNED)
 def decide_retraining(report: DriftReport, target: str) -> RetrainDecision:
     """Decide whether drift starts retraining (effect-size thresholds, then policy run_task); audit why.
 
@@ -106,15 +121,30 @@ def start_retraining(target: str, reason: str, drift_record: str) -> str:
     entity = resolve_target(target)
     offered = {"trigger_reason": reason, "drift_record": drift_record}
     declared = entity.python_interface.inputs
-    entity(**{k: v for k, v in offered.items() if k in declared})
-    return target
+    out = entity(**{k: v for k, v in offered.items() if k in declared})
+    if list(entity.python_interface.outputs.values()) == [RetrainSummary]:
+        return retraining_outcome(target=target, reason=reason, summary=out)
+    return f"retraining ran: {target} for {reason}"
+
+
+@task(**GOVERNED)
+def retraining_outcome(target: str, reason: str, summary: RetrainSummary) -> str:
+    """One line for the person watching: what the retraining the drift started decided, and why.
+
+    Args:
+        target: the retraining workflow that ran.
+        reason: the drift that started it.
+        summary: the retraining's result.
+    """
+    why = "; ".join(summary.reasons) or "no reason recorded"
+    return f"retraining ran: {target} for {reason}: {summary.model_id} {summary.decision.upper()} ({why})"
 
 
 @task(**GOVERNED)
 def skip_retraining(reason: str) -> str:
-    """No retraining: return an empty target (the reason is in the audit trail).
+    """No retraining: say why (no drift, or policy refused it); the audit trail has the same reason.
 
     Args:
         reason: why retraining was not started.
     """
-    return ""
+    return f"retraining not started: {reason}"

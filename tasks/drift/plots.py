@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import io
 from typing import Any
 
@@ -71,13 +72,40 @@ def feature_histograms(es: EffectSizes, report: DriftReport, limit: int = 12) ->
     return fig_html(fig)
 
 
+DEFINITIONS = (
+    "<p><b>Rule</b>: a feature drifts when its shift is significant (p below alpha / features, Bonferroni) "
+    "and material (PSI, JS or W1/std at or above its threshold). <b>Bins</b>: numeric, the reference's deciles "
+    "as (lo, hi] + a missing bin; categorical, the 50 categories most frequent in both batches + other + "
+    "missing; bins with an expected count under 5 in the smaller batch pooled into one. <b>PSI</b>: "
+    "sum (q - p) ln(q / p), natural log, shares floored at 1e-4 (a divergence). <b>JS</b>: Jensen-Shannon "
+    "distance (square root of the divergence), log base 2, in [0, 1]. <b>W1/std</b>: exact Wasserstein-1 "
+    "of the non-missing values divided by the reference's std (ddof 0). <b>KS</b>: two-sample "
+    "Kolmogorov-Smirnov statistic. <b>p</b>: numeric min(1, 2 min(p chi-square, p KS)), categorical "
+    "p chi-square (Pearson, no continuity correction).</p>"
+)
+
+
 def report_table(report: DriftReport) -> str:
-    """HTML table of per-feature figures."""
-    head = "<tr><th>feature</th><th>kind</th><th>PSI</th><th>JS</th><th>W1/std</th><th>p (info)</th><th>drift</th></tr>"
+    """What the check means, the thresholds, per-feature figures with a plain reading each, then the definitions."""
+    from tasks.drift.deck_pages import feature_meaning, overall_meaning
+
+    th = report.thresholds
+    rule = (
+        f"<p>thresholds: PSI {th.get('psi')}, JS {th.get('js')}, W1/std {th.get('wasserstein')}; "
+        f"alpha {th.get('alpha')} over {len(report.features)} features</p>"
+    )
+    head = (
+        "<tr><th>feature</th><th>kind</th><th>PSI</th><th>JS</th><th>W1/std</th><th>KS</th><th>p</th>"
+        "<th>significant</th><th>material</th><th>drift</th><th>what this means</th></tr>"
+    )
     rows = "".join(
-        f"<tr><td>{f.name}</td><td>{f.kind}</td><td>{f.psi:.4f}</td><td>{f.js:.4f}</td>"
-        f"<td>{'' if f.wasserstein is None else f'{f.wasserstein:.4f}'}</td><td>{f.p_value:.2g}</td>"
-        f"<td>{'<b>yes</b>' if f.drifted else 'no'}</td></tr>"
+        f"<tr><td>{html.escape(f.name)}</td><td>{f.kind}</td><td>{f.psi:.4f}</td><td>{f.js:.4f}</td>"
+        f"<td>{'' if f.wasserstein is None else f'{f.wasserstein:.4f}'}</td>"
+        f"<td>{'' if f.ks is None else f'{f.ks:.4f}'}</td><td>{f.p_value:.2g}</td>"
+        f"<td>{'yes' if f.significant else 'no'}</td><td>{'yes' if f.material else 'no'}</td>"
+        f"<td>{'<b>yes</b>' if f.drifted else 'no'}</td><td>{html.escape(feature_meaning(f))}</td></tr>"
         for f in report.features
     )
-    return f"<table>{head}{rows}</table>"
+    rows_seen = f"{report.n_ref} reference vs {report.n_cur} current rows"
+    title = f"<h3>drift check: {html.escape(report.dataset)} ({rows_seen})</h3>"
+    return f"{title}{overall_meaning(report)}{rule}<table>{head}{rows}</table>{DEFINITIONS}"

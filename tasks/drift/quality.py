@@ -16,7 +16,7 @@ import pandas as pd
 
 from flytekitplugins.aios_core.errors import AiosError
 from flytekitplugins.aios_core.settings import get_settings
-from tasks.drift.report import QualityReport
+from tasks.drift.report import ExpectationResult, QualityReport
 
 # Great Expectations sends usage analytics by default; this pack never talks to the network at run time.
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
@@ -80,6 +80,17 @@ def _describe(result: Any) -> str:
     return f"{cfg.type}({col}): {observed}" if col else f"{cfg.type}: {observed}"
 
 
+def expectation_result(result: Any) -> ExpectationResult:
+    """What one GE expectation result says, for the quality Deck (which ran, which failed, on how many rows)."""
+    cfg, r = result.expectation_config, result.result or {}
+    unexpected = r.get("unexpected_count")
+    observed = _describe(result).split(": ", 1)[-1] if not result.success else str(r.get("observed_value", ""))
+    return ExpectationResult(
+        expectation=cfg.type, column=str(cfg.kwargs.get("column", "")), success=bool(result.success),
+        unexpected=None if unexpected is None else int(unexpected), observed=observed,
+    )  # fmt: skip
+
+
 def validate(df: pd.DataFrame, suite: str, batch: str) -> QualityReport:
     """Validate ``df`` against ``suite``.
 
@@ -97,8 +108,9 @@ def validate(df: pd.DataFrame, suite: str, batch: str) -> QualityReport:
     result = gx_batch.validate(load_suite(suite))
     failed = [_describe(r) for r in result.results if not r.success]
     return QualityReport(
-        suite=suite, batch=batch, success=bool(result.success), evaluated=len(result.results), failed=failed
-    )
+        suite=suite, batch=batch, success=bool(result.success), evaluated=len(result.results), failed=failed,
+        rows=len(df), expectations=[expectation_result(r) for r in result.results],
+    )  # fmt: skip
 
 
 def require_quality(reports: list[QualityReport]) -> None:

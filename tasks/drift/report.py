@@ -15,18 +15,36 @@ def _f(x: float) -> float | None:
 
 
 class FeatureDrift(BaseModel):
-    """Effect sizes of one feature, reference vs current."""
+    """Effect sizes and significance of one feature, reference vs current (definitions: docs/drift.md)."""
 
     name: str
     kind: Literal["numeric", "categorical"]
-    psi: float
-    js: float = Field(description="Jensen-Shannon distance, base 2, in [0, 1]")
-    wasserstein: float | None = Field(default=None, description="Wasserstein-1 / reference std (numeric only)")
-    p_value: float = Field(description="chi-square homogeneity p-value on the bins (small-sample guard only)")
+    psi: float = Field(description="population stability index, natural log, over the bins (a divergence)")
+    js: float = Field(description="Jensen-Shannon distance (sqrt of the divergence), log base 2, in [0, 1]")
+    wasserstein: float | None = Field(
+        default=None, description="exact Wasserstein-1 / reference std (ddof 0), non-missing values (numeric only)"
+    )
+    ks: float | None = Field(default=None, description="two-sample Kolmogorov-Smirnov statistic (numeric only)")
+    p_value: float = Field(
+        description="feature p-value: numeric min(1, 2 min(chi-square, KS)), categorical chi-square on the bins"
+    )
+    p_threshold: float = Field(default=0.0, description="alpha / features tested (Bonferroni)")
+    significant: bool = False
+    material: bool = False
     missing_ref: float
     missing_cur: float
-    drifted: bool
-    reasons: list[str] = Field(default_factory=list, description="which effect sizes crossed their threshold")
+    drifted: bool = Field(description="significant AND material")
+    reasons: list[str] = Field(default_factory=list, description="the test and the effect sizes that crossed")
+
+
+class ExpectationResult(BaseModel):
+    """One expectation of a suite on one batch: what it checked and how many rows broke it."""
+
+    expectation: str = Field(description="Great Expectations type, e.g. expect_column_values_to_not_be_null")
+    column: str = ""
+    success: bool
+    unexpected: int | None = Field(default=None, description="rows that broke it (None: a whole-table check)")
+    observed: str = Field(default="", description="what was observed, as GE reports it")
 
 
 class QualityReport(BaseModel):
@@ -37,6 +55,8 @@ class QualityReport(BaseModel):
     success: bool
     evaluated: int
     failed: list[str] = Field(default_factory=list, description="'expectation_type(column): observed' per failure")
+    rows: int = Field(default=0, description="rows of the batch")
+    expectations: list[ExpectationResult] = Field(default_factory=list, description="every expectation that ran")
 
 
 class EmbeddingDrift(BaseModel):
@@ -58,6 +78,8 @@ class PredictionDrift(BaseModel):
     label_js: float
     label_psi: float
     confidence_psi: float
+    label_p_value: float = Field(default=1.0, description="chi-square p-value of the predicted-label mix")
+    confidence_p_value: float = Field(default=1.0, description="chi-square p-value of the confidence bins")
     mean_confidence_ref: float
     mean_confidence_cur: float
     drifted: bool
@@ -113,31 +135,47 @@ class DriftReport(BaseModel):
         }
 
 
+def _material(es: EffectSizes, i: int, th: Thresholds) -> list[str]:
+    crossed = []
+    if es.psi[i] >= th.psi:
+        crossed.append(f"psi {es.psi[i]:.3f} >= {th.psi}")
+    if es.js[i] >= th.js:
+        crossed.append(f"js {es.js[i]:.3f} >= {th.js}")
+    w = es.wasserstein[i]
+    if not math.isnan(w) and w >= th.wasserstein:
+        crossed.append(f"wasserstein {w:.3f} >= {th.wasserstein}")
+    return crossed
+
+
 def feature_drifts(es: EffectSizes, th: Thresholds) -> list[FeatureDrift]:
-    """Turn raw effect sizes into typed, thresholded per-feature results."""
+    """Apply the decision rule: a feature drifts when its shift is significant AND material.
+
+    Significant: p-value < ``th.alpha / k`` for the k features of this check (Bonferroni: a same-distribution
+    batch alarms on any feature with probability at most ``th.alpha``). Material: PSI, JS or W1/std at or
+    above its threshold in ``th``.
+    """
     out = []
+    cut = th.alpha / max(len(es.columns), 1)
     for i, name in enumerate(es.columns):
-        reasons = []
-        if es.psi[i] >= th.psi:
-            reasons.append(f"psi {es.psi[i]:.3f} >= {th.psi}")
-        if es.js[i] >= th.js:
-            reasons.append(f"js {es.js[i]:.3f} >= {th.js}")
-        w = es.wasserstein[i]
-        if not math.isnan(w) and w >= th.wasserstein:
-            reasons.append(f"wasserstein {w:.3f} >= {th.wasserstein}")
-        if es.p_value[i] >= th.alpha:  # indistinguishable from sampling noise at this sample size
-            reasons = []
+        crossed = _material(es, i, th)
+        significant = bool(es.p_value[i] < cut)
+        drifted = significant and bool(crossed)
+        reasons = [f"p {es.p_value[i]:.2g} < {cut:.2g}", *crossed] if drifted else []
         out.append(
             FeatureDrift(
                 name=name,
                 kind="numeric" if es.kinds[i] == "numeric" else "categorical",
                 psi=round(float(es.psi[i]), 6),
                 js=round(float(es.js[i]), 6),
-                wasserstein=_f(w),
+                wasserstein=_f(es.wasserstein[i]),
+                ks=_f(es.ks[i]),
                 p_value=float(es.p_value[i]),
+                p_threshold=cut,
+                significant=significant,
+                material=bool(crossed),
                 missing_ref=round(float(es.missing_ref[i]), 6),
                 missing_cur=round(float(es.missing_cur[i]), 6),
-                drifted=bool(reasons),
+                drifted=drifted,
                 reasons=reasons,
             )
         )

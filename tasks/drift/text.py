@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tasks.drift.effect_size import js_distance, psi
+from tasks.drift.binned import chi2_pvalue, js_distance, pool_sparse, psi
 from tasks.drift.report import EmbeddingDrift, PredictionDrift
 
 CONF_EDGES = np.linspace(0.5, 1.0, 11)[1:-1]
@@ -96,29 +96,44 @@ def embedding_drift(
 
 
 def prediction_drift(
-    model: str, proba_ref: np.ndarray, proba_cur: np.ndarray, *, psi_threshold: float = 0.2, js_threshold: float = 0.1
+    model: str,
+    proba_ref: np.ndarray,
+    proba_cur: np.ndarray,
+    *,
+    psi_threshold: float = 0.03,
+    js_threshold: float = 0.1,
+    alpha: float = 0.01,
 ) -> PredictionDrift:
-    """Drift of predicted labels (JS, PSI) and of top-class confidence (PSI on 10 bins over [0.5, 1]).
+    """Drift of predicted labels (JS, PSI) and of top-class confidence (PSI on 10 bins (lo, hi] over [0.5, 1]).
+
+    The feature rule applies to each of the two: drifted when its chi-square p-value is below ``alpha / 2``
+    (Bonferroni over the two) AND an effect size reaches its threshold; sparse bins are pooled first.
 
     Args:
         model: ``name@version`` of the model whose outputs are compared.
         proba_ref: class probabilities on the reference batch (n x k).
         proba_cur: class probabilities on the current batch (m x k).
-        psi_threshold: PSI at or above which label or confidence drift alerts.
-        js_threshold: JS distance at or above which the label mix alerts.
+        psi_threshold: PSI at or above which a significant label or confidence shift is material.
+        js_threshold: JS distance at or above which a significant shift of the label mix is material.
+        alpha: family-wise significance level over the two tests.
     """
     k = proba_ref.shape[1]
-    labels = np.stack([np.bincount(p.argmax(axis=1), minlength=k) for p in (proba_ref, proba_cur)]).astype(float)
-    conf = [np.bincount(np.searchsorted(CONF_EDGES, p.max(axis=1)), minlength=10) for p in (proba_ref, proba_cur)]
-    label_js = float(js_distance(labels[:1], labels[1:])[0])
-    label_psi = float(psi(labels[:1], labels[1:])[0])
-    conf_psi = float(psi(np.asarray(conf[:1], float), np.asarray(conf[1:], float))[0])
+    counts = [np.bincount(p.argmax(axis=1), minlength=k) for p in (proba_ref, proba_cur)]
+    lab_r, lab_c = pool_sparse(np.asarray(counts[:1], float), np.asarray(counts[1:], float))
+    counts = [np.bincount(np.searchsorted(CONF_EDGES, p.max(axis=1)), minlength=10) for p in (proba_ref, proba_cur)]
+    conf_r, conf_c = pool_sparse(np.asarray(counts[:1], float), np.asarray(counts[1:], float))
+    label_js, label_psi = float(js_distance(lab_r, lab_c)[0]), float(psi(lab_r, lab_c)[0])
+    conf_psi = float(psi(conf_r, conf_c)[0])
+    label_p, conf_p = float(chi2_pvalue(lab_r, lab_c)[0]), float(chi2_pvalue(conf_r, conf_c)[0])
+    label_drift = label_p < alpha / 2 and (label_js >= js_threshold or label_psi >= psi_threshold)
     return PredictionDrift(
         model=model,
         label_js=round(label_js, 6),
         label_psi=round(label_psi, 6),
         confidence_psi=round(conf_psi, 6),
+        label_p_value=label_p,
+        confidence_p_value=conf_p,
         mean_confidence_ref=round(float(proba_ref.max(axis=1).mean()), 4),
         mean_confidence_cur=round(float(proba_cur.max(axis=1).mean()), 4),
-        drifted=bool(label_js >= js_threshold or label_psi >= psi_threshold or conf_psi >= psi_threshold),
+        drifted=bool(label_drift or (conf_p < alpha / 2 and conf_psi >= psi_threshold)),
     )

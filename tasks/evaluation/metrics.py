@@ -3,6 +3,17 @@
 Cost model (documented in docs/evaluation.md): cost per 1k documents = CPU-seconds per document, as
 measured with ``time.process_time`` around prediction (all threads of the process), x 1000 x the price
 of one CPU-second (``cpu_price_per_hour / 3600``, default 0.048 USD per vCPU-hour, an on-demand x86 rate).
+
+Definitions (scikit-learn's, checked against it in tests/references/test_metrics_differential.py):
+
+* macro-F1: the unweighted mean of per-label F1 over ``labels`` (default: every label of the model,
+  0..k-1), as ``f1_score(y, pred, labels=labels, average="macro", zero_division=0)``: a label that is
+  absent from both the true and the predicted labels counts with F1 = 0, so two models scored on the same
+  rows are averaged over the same labels; a label with no predictions has precision 0, one with no true
+  rows recall 0 (``zero_division=0``);
+* ECE: top-label expected calibration error over ``bins`` equal-width bins of the top-class confidence,
+  each bin ``(lo, hi]`` (the first ``[0, hi]``), as ``sklearn.calibration.calibration_curve``'s uniform bins:
+  sum over bins of (rows in bin / rows) x |accuracy in bin - mean confidence in bin|.
 """
 
 from __future__ import annotations
@@ -28,11 +39,11 @@ class ModelFigures(BaseModel):
     model: str = Field(description="name@version")
     digest: str
     accuracy: float
-    macro_f1: float
+    macro_f1: float = Field(description="mean F1 over every model label, absent labels count 0 (sklearn labels=)")
     per_class: dict[str, ClassFigures]
     confusion: list[list[int]] = Field(description="rows: true label, columns: predicted, in `labels` order")
     labels: list[str]
-    ece: float = Field(description="expected calibration error, 10 equal-width confidence bins")
+    ece: float = Field(description="expected calibration error, 10 equal-width top-confidence bins (lo, hi]")
     reliability: list[list[float]] = Field(description="[bin mean confidence, bin accuracy, bin share] per bin")
     latency_ms_p50: float
     latency_ms_p95: float
@@ -41,22 +52,33 @@ class ModelFigures(BaseModel):
     cost_per_1k_docs_usd: float
 
 
-def classification(y: np.ndarray, pred: np.ndarray, k: int) -> tuple[float, float, list[list[int]], np.ndarray]:
-    """Accuracy, macro-F1, confusion matrix and (k x 3) precision/recall/support."""
+def classification(
+    y: np.ndarray, pred: np.ndarray, k: int, labels: np.ndarray | None = None
+) -> tuple[float, float, list[list[int]], np.ndarray]:
+    """Accuracy, macro-F1, confusion matrix and (k x 3) precision/recall/support (definitions: module docstring).
+
+    Args:
+        y: true label indices in [0, k).
+        pred: predicted label indices in [0, k).
+        k: number of labels of the model.
+        labels: label indices the macro-F1 averages over (default: all k).
+    """
     cm = np.bincount(y * k + pred, minlength=k * k).reshape(k, k)
     tp = np.diag(cm).astype(float)
     precision = np.divide(tp, cm.sum(axis=0), out=np.zeros(k), where=cm.sum(axis=0) > 0)
     recall = np.divide(tp, cm.sum(axis=1), out=np.zeros(k), where=cm.sum(axis=1) > 0)
     f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(k), where=(precision + recall) > 0)
     per = np.stack([precision, recall, cm.sum(axis=1)], axis=1)
-    return float(tp.sum() / max(len(y), 1)), float(f1.mean()), cm.tolist(), per
+    over = np.arange(k) if labels is None else np.asarray(labels, dtype=np.int64)
+    macro = float(f1[over].mean()) if len(over) else 0.0
+    return float(tp.sum() / max(len(y), 1)), macro, cm.tolist(), per
 
 
 def calibration(y: np.ndarray, proba: np.ndarray, bins: int = 10) -> tuple[float, list[list[float]]]:
-    """Expected calibration error and reliability-diagram points (equal-width bins over top confidence)."""
+    """Expected calibration error and reliability-diagram points (equal-width (lo, hi] bins of top confidence)."""
     conf = proba.max(axis=1)
     correct = (proba.argmax(axis=1) == y).astype(float)
-    idx = np.minimum((conf * bins).astype(int), bins - 1)
+    idx = np.searchsorted(np.linspace(0.0, 1.0, bins + 1)[1:-1], conf, side="left")  # (lo, hi], as sklearn
     n = np.bincount(idx, minlength=bins).astype(float)
     mean_conf = np.divide(np.bincount(idx, conf, bins), n, out=np.zeros(bins), where=n > 0)
     acc = np.divide(np.bincount(idx, correct, bins), n, out=np.zeros(bins), where=n > 0)

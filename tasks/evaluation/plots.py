@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 from tasks.drift.plots import _pyplot, fig_html
 from tasks.evaluation.report import EvaluationReport
 
@@ -26,16 +28,37 @@ def reliability_diagram(report: EvaluationReport) -> str:
 def confusion_matrices(report: EvaluationReport) -> str:
     """Side-by-side confusion matrices (rows true, columns predicted)."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.6))
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8), gridspec_kw={"wspace": 0.45})
     for ax, m in zip(axes, (report.champion, report.candidate), strict=True):
-        ax.imshow(m.confusion, cmap="Blues")
+        ax.imshow(m.confusion, cmap="Blues", vmin=0)
+        dark = max((max(row) for row in m.confusion), default=0) / 2
         for i, row in enumerate(m.confusion):
             for j, v in enumerate(row):
-                ax.text(j, i, str(v), ha="center", va="center")
+                ax.text(j, i, str(v), ha="center", va="center", color="white" if v > dark else "black", fontsize=11)
         ax.set_xticks(range(len(m.labels)), m.labels)
         ax.set_yticks(range(len(m.labels)), m.labels)
+        ax.set_xlabel("predicted label")
+        if ax is axes[0]:
+            ax.set_ylabel("true label")
         ax.set_title(f"{m.model}\nacc {m.accuracy:.3f}  macro-F1 {m.macro_f1:.3f}", fontsize=9)
     return fig_html(fig)
+
+
+MEANING = {
+    "pending": "the figures are in; policy promote_model decides in the next step (see its Deck and the run output)",
+    "promote": "policy allowed it: the candidate is now the champion",
+    "needs_approval": "the candidate may replace the champion once a model approver signs off (request {rid})",
+    "keep": "the champion stays: the candidate did not meet the promotion policy",
+}
+
+
+def decision_html(report: EvaluationReport) -> str:
+    """The decision with a plain reading of it and the policy's reasons."""
+    says = MEANING[report.decision].format(rid=report.approval_request_id or "-")
+    reasons = "".join(f"<li>{html.escape(r)}</li>" for r in report.reasons)
+    return f"<h3>decision: {report.decision}</h3><p class='meaning'><b>What this means</b>: {says}.</p>" + (
+        f"<ul>{reasons}</ul>" if reasons else ""
+    )
 
 
 def summary_table(report: EvaluationReport) -> str:
@@ -55,8 +78,7 @@ def summary_table(report: EvaluationReport) -> str:
         )
     c = report.comparison
     return (
-        f"<h3>decision: {report.decision}</h3><p>{'; '.join(report.reasons)}</p>"
-        f"<p>accuracy delta {c.accuracy_delta:+.4f} (95% paired bootstrap {c.bootstrap_ci}), "
+        decision_html(report) + f"<p>accuracy delta {c.accuracy_delta:+.4f} (95% paired bootstrap {c.bootstrap_ci}), "
         f"McNemar exact p = {c.mcnemar_p:.3g}, n = {report.n_test}</p>"
         f"<table><tr><th></th><th>champion {report.champion.model}</th><th>candidate {report.candidate.model}</th></tr>"
         + "".join(rows)

@@ -34,7 +34,9 @@ class EvaluationReport(BaseModel):
     champion: ModelFigures
     comparison: Comparison
     drift_passed: bool
-    decision: Literal["promote", "keep", "needs_approval"] = "keep"
+    decision: Literal["pending", "promote", "keep", "needs_approval"] = Field(
+        default="pending", description="pending until decide_promotion asks policy promote_model"
+    )
     reasons: list[str] = Field(default_factory=list)
     approval_request_id: str = ""
     audit_record_id: str = ""

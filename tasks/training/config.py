@@ -13,10 +13,12 @@ from typing import Literal
 from flytekit.types.directory import FlyteDirectory
 
 from flytekitplugins.aios_core.digest import digest_value
+from tasks.described import describe_fields
 
 Precision = Literal["auto", "bf16", "fp32"]
 
 
+@describe_fields
 @dataclass
 class TrainConfig:
     """Hyper-parameters of one fine-tuning run.

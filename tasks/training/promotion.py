@@ -119,6 +119,46 @@ def register_candidate(
     return Registered(FlyteDirectory(uri), record.record_id)
 
 
+def _best_case_denials(principal: str, name: str) -> list[str]:
+    """Why ``principal`` could never register or promote ``name``, even with the best evaluation (empty: it may)."""
+    from flytekitplugins.aios_catalog.governance import policy_decision
+
+    resource = {"type": "Model", "id": f"{name}@pre-training-check"}
+    best = {"accuracy_delta": 1.0, "drift_passed": True}
+    denials = []
+    for action, context in (("write_catalog", {}), ("promote_model", best)):
+        decision = policy_decision(action, principal, resource, context)
+        if decision.effect == "deny":
+            denials.append(f"{action}: {'; '.join(decision.reasons) or 'denied'}")
+    return denials
+
+
+@task(**GOVERNED)
+def authorize_retraining(principal: str, name: str) -> str:
+    """Before any training: act as ``principal`` and fail fast when policy could never let it promote ``name``.
+
+    Asks policy ``write_catalog`` and ``promote_model`` (with the best possible evaluation: the candidate
+    beats the champion and passed its drift check); a deny there would deny the real promotion too, so
+    minutes of training would be wasted.
+
+    Args:
+        principal: the service identity of the run (the launch plan's input, default ``service:retraining``).
+        name: catalog name of the model to retrain.
+    """
+    from flytekitplugins.aios_core.errors import GovernanceDenied
+    from tasks.acting import act_as
+
+    actor = act_as(principal)
+    denials = _best_case_denials(actor, name)
+    if denials:
+        msg = (
+            f"retraining not started: {actor} may not register or promote {name} ({' | '.join(denials)}); "
+            f"launch it as a principal with role catalog-writer or ml-engineer, e.g. --principal service:retraining"
+        )
+        raise GovernanceDenied(msg, reason_code="retraining_not_allowed")
+    return actor
+
+
 @task(**GOVERNED)
 def promotion_requests(report: EvaluationReport) -> list[str]:
     """The approval requests the promotion waits for (none when the policy allowed or kept the champion).

@@ -15,6 +15,7 @@ import pytest
 
 from flytekitplugins.aios_approvals import ManualClock, decide, open_request, outcome, require_approval, use_clock
 from flytekitplugins.aios_audit import AuditEvent, audit_log
+from flytekitplugins.aios_core.context import local_run
 from flytekitplugins.aios_core.errors import ConfigError, GovernanceDenied
 from flytekitplugins.aios_core.settings import reset_settings
 from flytekitplugins.aios_core.types import ApprovalRequirement, PolicyDecision
@@ -136,15 +137,14 @@ def test_forged_decision_does_not_count() -> None:
     assert out.status == "pending" and out.approvers == ["user:carol"] and "bad_signature" in out.reason
 
 
-def test_exactly_once_across_executions(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("AIOS_LOCAL_EXECUTION_ID", "run-1")
-    rid = _request_id("medium")
-    decide(rid, "user:carol", "approve")
+def test_exactly_once_across_executions() -> None:
     ledger: list[str] = []
-    governed_payment(ledger, "medium")
-    governed_payment(ledger, "medium")  # a retry inside the same execution sees the same approval
-    monkeypatch.setenv("AIOS_LOCAL_EXECUTION_ID", "run-2")
-    with pytest.raises(GovernanceDenied) as e:
+    with local_run("run-1"):
+        rid = _request_id("medium")
+        decide(rid, "user:carol", "approve")
+        governed_payment(ledger, "medium")
+        governed_payment(ledger, "medium")  # a retry inside the same execution sees the same approval
+    with local_run("run-2"), pytest.raises(GovernanceDenied) as e:
         governed_payment(ledger, "medium")
     assert e.value.reason_code == "approval_required" and e.value.record_id != rid  # a new round
     assert ledger == [rid, rid]

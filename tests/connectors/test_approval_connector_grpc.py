@@ -18,7 +18,7 @@ from flytekitplugins.aios_connectors.approval_task import APPROVAL_INPUTS, APPRO
 from flytekitplugins.aios_connectors.constants import APPROVAL_NOTIFICATION_TASK_TYPE
 from tests.connectors.conftest import WEBHOOK_SECRET
 from tests.connectors.harness import Hook
-from tests.connectors.protos import literal_map, python_values, template_of
+from tests.connectors.protos import execution_metadata, literal_map, python_values, template_of
 
 pytestmark = pytest.mark.slow
 
@@ -41,7 +41,10 @@ def _open(subject: str, risk: str = "low") -> str:
 
 def _create(channel: grpc.Channel, rid: str, task: ApprovalNotificationTask = NOTIFY, timeout: float = 20) -> bytes:
     req = agent_pb2.CreateTaskRequest(
-        template=template_of(task), inputs=literal_map({"request_id": rid}, APPROVAL_INPUTS), output_prefix="/tmp/o"
+        template=template_of(task),
+        inputs=literal_map({"request_id": rid}, APPROVAL_INPUTS),
+        output_prefix="/tmp/o",
+        task_execution_metadata=execution_metadata(),
     )
     return agent_pb2_grpc.AsyncAgentServiceStub(channel).CreateTask(req, timeout=timeout).resource_meta
 
@@ -135,3 +138,24 @@ def test_unknown_request_id_fails_create_clearly(channel, hook: Hook, shared_sta
     assert e.value.code() == grpc.StatusCode.INTERNAL
     assert "no approval request 'apr-00000000000000000000'" in e.value.details()
     assert hook.received == []  # nothing was announced for a request that does not exist
+
+
+def test_the_status_call_uses_an_approval_once(channel, hook: Hook, shared_state) -> None:
+    """Issue 13, item 2: the connector's status call honours consumption (a second execution is refused)."""
+    from flytekitplugins.aios_approvals import decide
+
+    hook.reset("ok")
+    rid = _open("sha256:" + "c" * 64)
+    first = _create(channel, rid)
+    assert decide(rid, "user:bob", "approve", reason="checked").accepted
+    assert _get(channel, first).phase == TaskExecution.SUCCEEDED
+    assert _get(channel, first).phase == TaskExecution.SUCCEEDED  # the same execution polling again
+    req = agent_pb2.CreateTaskRequest(
+        template=template_of(NOTIFY),
+        inputs=literal_map({"request_id": rid}, APPROVAL_INPUTS),
+        output_prefix="/tmp/o",
+        task_execution_metadata=execution_metadata(execution="another-run"),
+    )
+    second = agent_pb2_grpc.AsyncAgentServiceStub(channel).CreateTask(req, timeout=20).resource_meta
+    refused = _get(channel, second)
+    assert refused.phase == TaskExecution.FAILED and "already used" in refused.message, refused.message

@@ -12,7 +12,7 @@ from flyteidl.service import agent_pb2_grpc
 
 from flytekitplugins.aios_connectors import PolicyDecisionConfig, PolicyDecisionTask
 from flytekitplugins.aios_connectors.policy_task import POLICY_INPUTS, POLICY_OUTPUTS
-from tests.connectors.protos import literal_map, python_values, template_of
+from tests.connectors.protos import execution_metadata, literal_map, python_values, template_of
 
 pytestmark = pytest.mark.slow
 
@@ -22,13 +22,17 @@ STRICT = PolicyDecisionTask(name="grpc_policy_gate")
 SOFT = PolicyDecisionTask(name="grpc_policy_gate_soft", config=PolicyDecisionConfig(fail_on_deny=False))
 
 
-def _execute(channel: grpc.Channel, task: PolicyDecisionTask, principal: str, ctx: dict[str, Any]) -> Any:
+def _execute(
+    channel: grpc.Channel, task: PolicyDecisionTask, principal: str, ctx: dict[str, Any], resource: dict = DOC
+) -> Any:
     inputs = literal_map(
-        {"principal": principal, "action": "act_on_document", "resource": DOC, "context": ctx}, POLICY_INPUTS
+        {"principal": principal, "action": "act_on_document", "resource": resource, "context": ctx}, POLICY_INPUTS
     )
 
     def stream():
-        header = agent_pb2.CreateRequestHeader(template=template_of(task), output_prefix="/tmp/aios-test-out")
+        header = agent_pb2.CreateRequestHeader(
+            template=template_of(task), output_prefix="/tmp/aios-test-out", task_execution_metadata=execution_metadata()
+        )
         yield agent_pb2.ExecuteTaskSyncRequest(header=header)
         yield agent_pb2.ExecuteTaskSyncRequest(inputs=inputs)
 
@@ -60,21 +64,21 @@ def test_require_approval_names_the_gate(channel: grpc.Channel) -> None:
 
 
 def test_deny_fails_the_task_naming_the_reason(channel: grpc.Channel) -> None:
-    res = _execute(channel, STRICT, "user:bob", CTX)
+    res = _execute(channel, STRICT, "service:document-pipeline", {**CTX, "currency": "XYZ"})
     assert res.phase == TaskExecution.FAILED
-    assert "policy denied user:bob act_on_document" in res.message
-    assert "default deny" in res.message
+    assert "policy denied service:document-pipeline act_on_document" in res.message
+    assert "doc-known-currency" in res.message
 
 
 def test_deny_is_an_output_when_the_workflow_branches_itself(channel: grpc.Channel) -> None:
-    res = _execute(channel, SOFT, "user:bob", CTX)
+    res = _execute(channel, SOFT, "service:document-pipeline", {**CTX, "currency": "XYZ"})
     assert res.phase == TaskExecution.SUCCEEDED
     out = python_values(res.outputs, POLICY_OUTPUTS)
     assert out["effect"] == "deny" and out["reasons"]
 
 
 def test_malformed_request_is_a_deny_not_an_error(channel: grpc.Channel) -> None:
-    res = _execute(channel, SOFT, "bob-without-kind", CTX)
+    res = _execute(channel, SOFT, "service:document-pipeline", CTX, resource={"type": "Document"})
     assert res.phase == TaskExecution.SUCCEEDED
     out = python_values(res.outputs, POLICY_OUTPUTS)
     assert out["effect"] == "deny"

@@ -1,15 +1,23 @@
-"""Fixtures of the document tests: one trained model pair per machine, generated corpora."""
+"""Fixtures of the document tests: one trained model pair per session, generated corpora."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-# Train the document models once per machine (about a minute), not once per test.
-os.environ.setdefault("AIOS_DOCUMENT_MODELS_DIR", str(REPO / ".aios" / "cache" / "document-models"))
+
+
+@pytest.fixture(scope="session")
+def document_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where this session's document models live: trained once (about a minute) by the first test needing them."""
+    return tmp_path_factory.mktemp("document-models")
+
+
+@pytest.fixture(autouse=True)
+def _session_document_models(document_models_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIOS_DOCUMENT_MODELS_DIR", str(document_models_dir))
 
 
 @pytest.fixture(scope="session")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import random
 
 import pytest
+from stdnum import iban as stdnum_iban
 
-from tasks.documents.protect import find, iban_ok, luhn_ok, redact
+from tasks.documents.pii import normalize
+from tasks.documents.protect import find, iban_ok, luhn_ok, redact, spans
 
 
 def _card(r: random.Random, prefix: str, length: int) -> str:
@@ -15,11 +17,13 @@ def _card(r: random.Random, prefix: str, length: int) -> str:
     return body + check
 
 
-def _iban(r: random.Random, country: str, length: int) -> str:
-    bban = "".join(r.choice("0123456789") for _ in range(length - 4))
-    moved = bban + country + "00"
-    check = 98 - int("".join(str(int(c, 36)) for c in moved)) % 97
-    return f"{country}{check:02d}{bban}"
+# BBAN layouts of the SWIFT IBAN registry (n: digit, a: upper-case letter): an IBAN must fit its country's.
+_BBAN = {"DE": "n" * 18, "GB": "a" * 4 + "n" * 14, "FR": "n" * 23, "NL": "a" * 4 + "n" * 10}
+
+
+def _iban(r: random.Random, country: str) -> str:
+    bban = "".join(r.choice("0123456789" if c == "n" else "ABCDEFGHIJKLMNOPQRSTUVWXYZ") for c in _BBAN[country])
+    return f"{country}{stdnum_iban.calc_check_digits(country + '00' + bban)}{bban}"
 
 
 def _sample(n: int, seed: int = 5) -> list[tuple[str, str]]:
@@ -41,7 +45,7 @@ def _sample(n: int, seed: int = 5) -> list[tuple[str, str]]:
         num = _card(r, r.choice(["4", "51", "37", "6011"]), r.choice([16, 16, 15]) if True else 16)
         groups = " ".join(num[i : i + 4] for i in range(0, len(num), 4))
         out.append(("CARD", r.choice([num, groups, groups.replace(" ", "-")])))
-        iban = _iban(r, r.choice(["DE", "GB", "FR", "NL"]), r.choice([22, 22, 27, 18]))
+        iban = _iban(r, r.choice(["DE", "GB", "FR", "NL"]))
         out.append(("IBAN", r.choice([iban, " ".join(iban[i : i + 4] for i in range(0, len(iban), 4))])))
         out.append(("SSN", f"{r.randint(100, 665)}-{r.randint(10, 99)}-{r.randint(1000, 9999)}"))
         out.append(
@@ -94,10 +98,33 @@ def test_checksums() -> None:
         "Total amount due: EUR 12,500.00 (12500.00) for 40 units",
         "Card-like number failing Luhn 4111 1111 1111 1112",
         "Order 123456 shipped",
+        "Created: 2004-06-02 17:00:40, updated 2004-06-03 09:12:01",  # timestamps are not phone numbers
+        "Newtown, PA 18940-3204 via [199.164.235.226]",  # nor ZIP+4 codes or IP addresses
+        "313000001 179.48\n4\n310040002 2.91",  # nor a code and an amount, or figures on two lines
+        "Visit us at www.contoso.com; we at Contoso Trading Ltd reply at 10.30",  # "at" is not an e-mail
+        "Lessons 523456789 and items 12/25; 2700463 340010017 5",  # no SSN label; a column of figures
     ],
 )
 def test_no_false_positives_on_business_numbers(text: str) -> None:
     assert find(text) == []
+
+
+def test_normalization_defeats_invisible_and_full_width_characters() -> None:
+    assert normalize("a\u200bb\u00adc\ufeff\u2060d") == "abcd"
+    assert normalize("\uff14\uff11\uff11\uff11 \uff20 \u00a0x") == "4111 @  x"
+    text = "Karte \uff14\uff11\uff11\uff11\u200b1111 1111 1111, mail jane\u200d.doe\uff20example.com"
+    red = redact(text)
+    assert red.text == "Karte [CARD], mail [EMAIL]" and red.counts == {"CARD": 1, "EMAIL": 1}
+
+
+def test_spans_do_not_overlap_and_leave_neighbours() -> None:
+    text = "IBAN DE89 3704 0044 0532 0130 00 BIC COBADEFFXXX, card 4111 1111 1111 1111 12/25, SSN 523456789"
+    found = spans(text)
+    assert [(k, text[a:b]) for k, a, b in found] == [
+        ("IBAN", "DE89 3704 0044 0532 0130 00"),
+        ("CARD", "4111 1111 1111 1111"),
+        ("SSN", "523456789"),
+    ]
 
 
 def test_secrets_redacted() -> None:

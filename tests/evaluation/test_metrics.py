@@ -55,3 +55,18 @@ def test_latency_and_cost_model() -> None:
     per_doc, cpu, cost = latency(lambda xs: calls.append(len(xs)), ["x"] * 10, 4, cpu_price_per_hour=3600.0)
     assert calls == [4, 4, 4, 2] and len(per_doc) == 10  # warm-up batch, then 10 documents timed
     assert cost == pytest.approx(cpu * 1000)  # 3600 USD/h = 1 USD per CPU-second
+
+
+def test_calibration_bins_are_left_open_like_sklearn() -> None:
+    # 0.7 falls in (0.6, 0.7], 0.75 in (0.7, 0.8]: two bins, not one [0.7, 0.8)
+    y = np.array([0, 1])
+    ece, rel = calibration(y, np.array([[0.7, 0.3], [0.75, 0.25]]))
+    assert ece == pytest.approx(0.5 * 0.3 + 0.5 * 0.75)
+    assert [r[0] for r in rel] == [pytest.approx(0.7), pytest.approx(0.75)]
+
+
+def test_macro_f1_counts_labels_absent_from_both_sides_as_zero() -> None:
+    y, pred = np.array([0, 1, 1]), np.array([0, 1, 1])
+    assert classification(y, pred, 2)[1] == pytest.approx(1.0)
+    assert classification(y, pred, 4)[1] == pytest.approx(0.5)  # labels 2, 3: never true, never predicted
+    assert classification(y, pred, 4, labels=np.array([0, 1]))[1] == pytest.approx(1.0)

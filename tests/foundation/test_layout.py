@@ -4,6 +4,7 @@ namespaced root `flytekitplugins.aios_*`, and no bare `plugins`/`connectors`/`ta
 from __future__ import annotations
 
 import importlib
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -44,6 +45,13 @@ def test_no_bare_top_level_package_is_importable_from_site_packages(tmp_path: Pa
 
 
 def test_the_wheel_holds_only_the_namespaced_libraries(tmp_path: Path) -> None:
+    # built from a copy: setuptools writes build/ and *.egg-info next to the sources it builds
+    src = tmp_path / "src"
+    skip = shutil.ignore_patterns("__pycache__", "*.egg-info", "build", ".aios", ".mypy_cache")
+    for name in ("plugins", "connectors"):
+        shutil.copytree(REPO / name, src / name, ignore=skip)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(REPO / name, src / name)
     subprocess.run(
         [
             sys.executable,
@@ -55,7 +63,7 @@ def test_the_wheel_holds_only_the_namespaced_libraries(tmp_path: Path) -> None:
             "-q",
             "-w",
             str(tmp_path),
-            str(REPO),
+            str(src),
         ],
         check=True,
         capture_output=True,

@@ -52,7 +52,8 @@ def _typed(value: Any, kind: str) -> bool:
             return False
         if isinstance(value, float) and not math.isfinite(value):
             return False
-        return abs(Decimal(repr(value) if isinstance(value, float) else value)) < Decimal("922337203685477")
+        d = Decimal(repr(value) if isinstance(value, float) else value)
+        return abs(d) < Decimal("922337203685477") and d == q(value)  # more than 4 places: refused
     if kind == STR:
         return isinstance(value, str)
     return isinstance(value, bool)

@@ -32,7 +32,7 @@ def test_batch_decisions_match_single_ones_and_are_all_recorded() -> None:
         assert (single.effect, single.policy_ids) == (d.effect, d.policy_ids)
 
 
-def test_an_audit_failure_denies_the_whole_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_audit_failure_denies_the_whole_batch() -> None:
     from flytekitplugins.aios_audit import AuditWriteError, audit_log
 
     store = audit_log()
@@ -40,10 +40,15 @@ def test_an_audit_failure_denies_the_whole_batch(monkeypatch: pytest.MonkeyPatch
     def broken(events: object) -> None:
         raise AuditWriteError("disk full")
 
-    monkeypatch.setattr(store, "append_many", broken)
-    with pytest.raises(GovernanceDenied) as exc:
-        enforce_many([doc_request(), doc_request()], subjects=["a", "b"])
+    # only the store's append is patched (and restored): the test's own state dir stays in place
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(store, "append_many", broken)
+        with pytest.raises(GovernanceDenied) as exc:
+            enforce_many([doc_request(), doc_request()], subjects=["a", "b"])
     assert exc.value.reason_code == "audit_write_failed"
     assert "2 requests" in str(exc.value)
-    monkeypatch.undo()
+    assert audit_log() is store
     assert policy_records() == []  # nothing was acknowledged
+    # the same reader sees a batch that is written: the assertion above reads the store enforce_many writes to
+    enforce_many([doc_request(), doc_request()], subjects=["c", "d"])
+    assert [r.event.subject for r in policy_records()] == ["c", "d"]

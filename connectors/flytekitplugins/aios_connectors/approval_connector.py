@@ -11,6 +11,10 @@ Asynchronous, so no pod sits waiting for a person:
 
 The webhook never decides anything: approvals are made with ``aios approvals approve|reject``, which
 check identity, roles and separation of duties and sign the decision.
+
+A served ``create`` notifies only for the caller's own requests: the caller's identity comes from the
+propagated task execution metadata (:mod:`flytekitplugins.aios_connectors.identity`) and must be the
+request's requester or launcher; otherwise the call is refused, audited, and ``get`` reports FAILED.
 """
 
 from __future__ import annotations
@@ -26,9 +30,11 @@ from flytekit.extend.backend.base_connector import AsyncConnectorBase, Connector
 from flytekit.models.literals import LiteralMap
 from flytekit.models.task import TaskExecutionMetadata, TaskTemplate
 
+from flytekitplugins.aios_connectors import _flytekit_compat
 from flytekitplugins.aios_connectors._literals import to_literals, to_python
 from flytekitplugins.aios_connectors.approval_task import APPROVAL_INPUTS, APPROVAL_OUTPUTS, ApprovalNotificationConfig
 from flytekitplugins.aios_connectors.constants import APPROVAL_NOTIFICATION_TASK_TYPE
+from flytekitplugins.aios_connectors.identity import Caller, IdentityRefused, establish, refuse
 from flytekitplugins.aios_connectors.webhook import RetryPolicy, load_target, post_json
 
 log = logging.getLogger(__name__)
@@ -44,6 +50,22 @@ class ApprovalNotificationMetadata(ResourceMeta):
     ticket_url: str = ""
     external_id: str = ""
     attempts: int = 4
+    refused: str = ""
+    execution: str = ""
+    """``project/domain/name`` of the execution that waits (it uses the approval once it is approved)."""
+
+
+def _use(meta: ApprovalNotificationMetadata) -> Any:
+    """Use the approved request for the waiting execution (``verify_requests``: its unique use claim)."""
+    import contextlib
+
+    from flytekitplugins.aios_approvals import verify_requests
+    from flytekitplugins.aios_core.context import ExecutionRef, serving
+
+    project, domain, name = [*meta.execution.split("/", 2), "", "", ""][:3] if meta.execution else ("", "", "")
+    scope = serving(ExecutionRef(project=project, domain=domain, name=name)) if name else contextlib.nullcontext()
+    with scope:
+        return verify_requests(meta.gate, [meta.request_id], after_signal=False)[0]
 
 
 def _request_details(request_id: str) -> dict[str, Any]:
@@ -58,6 +80,17 @@ def _request_details(request_id: str) -> dict[str, Any]:
         msg = f"no approval request {request_id!r} in the audit store; open it with open_request() first"
         raise ApprovalNotFound(msg)
     return st.request.model_dump(mode="json")
+
+
+def _check_owner(caller: Caller, req: dict[str, Any]) -> None:
+    """A served caller may notify only for requests it opened (requester or launcher)."""
+    if caller.source != "propagated" or caller.principal in {req.get("requester"), req.get("launcher")}:
+        return
+    msg = (
+        f"connector call refused: {caller.principal} ({caller.service_account}) did not open approval request "
+        f"{req['request_id']} (requester {req.get('requester')})"
+    )
+    raise IdentityRefused(msg, code="identity_mismatch", actor=caller.principal)
 
 
 def _payload(
@@ -122,13 +155,22 @@ class ApprovalNotificationConnector(AsyncConnectorBase):
         if not request_id:
             msg = "input request_id is empty: pass the id returned by open_request()"
             raise ValueError(msg)
+        task_name = task_template.id.name if task_template.id else "?"
+        try:
+            caller = await asyncio.to_thread(establish, task_execution_metadata)
+            req = await asyncio.to_thread(_request_details, request_id)
+            _check_owner(caller, req)
+        except IdentityRefused as e:
+            message = await asyncio.to_thread(
+                refuse, e, connector=self.name, task_name=task_name, claimed="", meta=task_execution_metadata
+            )
+            return ApprovalNotificationMetadata(request_id=request_id, gate="", deadline=0.0, refused=message)
         target = load_target()
-        req = await asyncio.to_thread(_request_details, request_id)
         answer = await post_json(
             target, _payload(req, cfg, task_execution_metadata), idempotency_key=request_id, policy=cfg.retry_policy()
         )
         deadline = min(time.time() + cfg.wait_timeout_s, _expiry_epoch(req["expires_at"]))
-        log.info("approval %s (%s) notified via %s", request_id, req["gate"], target.origin)
+        log.info("approval %s (%s) notified via %s for %s", request_id, req["gate"], target.origin, caller.principal)
         return ApprovalNotificationMetadata(
             request_id=request_id,
             gate=req["gate"],
@@ -136,13 +178,18 @@ class ApprovalNotificationConnector(AsyncConnectorBase):
             ticket_url=str(answer.get("url", "")),
             external_id=str(answer.get("id", "")),
             attempts=cfg.attempts,
+            execution=caller.execution.execution_key if caller.execution is not None else "",
         )
 
     async def get(self, resource_meta: ApprovalNotificationMetadata, **kwargs: Any) -> Resource:
         """The verified outcome: SUCCEEDED when approved, FAILED when refused or out of time, else RUNNING."""
         from flytekitplugins.aios_approvals import outcome
 
+        if resource_meta.refused:
+            return Resource(phase=TaskExecution.FAILED, message=resource_meta.refused)
         out = await asyncio.to_thread(outcome, resource_meta.request_id)
+        if out.status == "approved":  # using it is atomic and once: another execution that used it wins
+            out = await asyncio.to_thread(_use, resource_meta)
         links = [TaskLog(name="Approval ticket", uri=resource_meta.ticket_url)] if resource_meta.ticket_url else None
         rid, gate = resource_meta.request_id, resource_meta.gate
         if out.status == "approved":
@@ -162,10 +209,13 @@ class ApprovalNotificationConnector(AsyncConnectorBase):
 
     async def delete(self, resource_meta: ApprovalNotificationMetadata, **kwargs: Any) -> None:
         """Tell the receiver the wait was cancelled (idempotent on its side: same Idempotency-Key suffix)."""
+        if resource_meta.refused:
+            return  # nothing was sent for a refused call
         rid = resource_meta.request_id
         payload = {"event": "approval.cancelled", "request_id": rid, "id": resource_meta.external_id}
         policy = RetryPolicy(attempts=resource_meta.attempts)
         await post_json(load_target(), payload, idempotency_key=f"{resource_meta.request_id}:cancel", policy=policy)
 
 
+_flytekit_compat.install()
 ConnectorRegistry.register(ApprovalNotificationConnector())

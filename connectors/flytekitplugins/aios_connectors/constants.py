@@ -25,6 +25,9 @@ WEBHOOK_SECRET_SECRET_KEY: Final = "approval-webhook-secret"
 WEBHOOK_SECRET_ENV: Final = "AIOS_APPROVAL_WEBHOOK_SECRET"
 WEBHOOK_ALLOW_HTTP_ENV: Final = "AIOS_APPROVAL_WEBHOOK_ALLOW_HTTP"
 
+CONNECTOR_IDENTITIES_FILE: Final = "connector_identities.yaml"
+"""In the config dir: which (namespace, service account) of a Flyte task execution acts as which principal."""
+
 SIGNATURE_HEADER: Final = "X-AIOS-Signature"
 TIMESTAMP_HEADER: Final = "X-AIOS-Timestamp"
 IDEMPOTENCY_HEADER: Final = "Idempotency-Key"

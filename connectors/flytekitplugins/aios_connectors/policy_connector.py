@@ -5,6 +5,10 @@ and no pod is started. The decision is written to the audit trail before it is r
 (``flytekitplugins.aios_policy.enforce``); a failed audit write or any error is a failed task, never an
 allow (fail closed). With ``fail_on_deny`` (default) a deny fails the task too, naming the policies and
 reasons; otherwise the deny is returned as outputs for the workflow to branch on.
+
+The input ``principal`` is a claim: the decision is made for the caller's established identity
+(:mod:`flytekitplugins.aios_connectors.identity`), and a claim that disagrees with it is refused and audited.
+Errors come back as one masked line (:func:`flytekitplugins.aios_core.redact.one_line_error`).
 """
 
 from __future__ import annotations
@@ -16,20 +20,35 @@ from typing import Any
 from flyteidl.core.execution_pb2 import TaskExecution
 from flytekit.extend.backend.base_connector import ConnectorRegistry, Resource, SyncConnectorBase
 from flytekit.models.literals import LiteralMap
-from flytekit.models.task import TaskTemplate
+from flytekit.models.task import TaskExecutionMetadata, TaskTemplate
 
+from flytekitplugins.aios_connectors import _flytekit_compat
 from flytekitplugins.aios_connectors._literals import to_literals, to_python
 from flytekitplugins.aios_connectors.constants import POLICY_DECISION_TASK_TYPE
+from flytekitplugins.aios_connectors.identity import Caller, IdentityRefused, establish, refuse
 from flytekitplugins.aios_connectors.policy_task import POLICY_INPUTS, POLICY_OUTPUTS, PolicyDecisionConfig
+from flytekitplugins.aios_core.redact import one_line_error
 from flytekitplugins.aios_core.types import PolicyDecision
 
 log = logging.getLogger(__name__)
 
 
-def _enforce(request: dict[str, Any], task_name: str) -> PolicyDecision:
+def _enforce(request: dict[str, Any], task_name: str, caller: Caller) -> PolicyDecision:
+    """Decide and audit as ``caller``, the record naming the Flyte execution served (when propagated)."""
+    import contextlib
+
+    from flytekitplugins.aios_core.context import serving
     from flytekitplugins.aios_policy import enforce
 
-    return enforce(request, raise_on_deny=False, attributes={"via": "connector", "task": task_name})
+    attributes = {"via": "connector", "task": task_name, **caller.audit_attributes()}
+    scope = serving(caller.execution) if caller.execution is not None else contextlib.nullcontext()
+    with scope:
+        return enforce({**request, "principal": caller.principal}, raise_on_deny=False, attributes=attributes)
+
+
+def _failed(task_name: str, message: str) -> Resource:
+    log.warning("policy decision for task %s failed: %s", task_name, message)
+    return Resource(phase=TaskExecution.FAILED, message=message)
 
 
 def decision_outputs(decision: PolicyDecision) -> dict[str, Any]:
@@ -53,19 +72,38 @@ class PolicyDecisionConnector(SyncConnectorBase):
         super().__init__(task_type_name=POLICY_DECISION_TASK_TYPE)
 
     async def do(
-        self, task_template: TaskTemplate, output_prefix: str, inputs: LiteralMap | None = None, **kwargs: Any
+        self,
+        task_template: TaskTemplate,
+        output_prefix: str,
+        inputs: LiteralMap | None = None,
+        task_execution_metadata: TaskExecutionMetadata | None = None,
+        **kwargs: Any,
     ) -> Resource:
-        """Evaluate and audit the request in ``inputs``; SUCCEEDED with the decision, or FAILED naming why."""
+        """Evaluate and audit the request in ``inputs`` for the established caller.
+
+        Returns:
+            SUCCEEDED with the decision; FAILED naming why (one line, secrets masked) on a deny with
+            ``fail_on_deny``, an error (fail closed) or a refused identity (audited as ``connector_refused``).
+        """
         task_name = task_template.id.name if task_template.id else "?"
         try:
             cfg = PolicyDecisionConfig.from_custom(task_template.custom)
             values = await to_python(inputs, POLICY_INPUTS)
-            request = {k: v for k, v in values.items() if v is not None}
-            request.setdefault("context", {})
-            decision = await asyncio.to_thread(_enforce, request, task_name)
-        except Exception as e:  # every failure is a failed task (fail closed), with its reason
-            log.warning("policy decision for task %s failed: %s", task_name, e)
-            return Resource(phase=TaskExecution.FAILED, message=f"policy decision failed (fail closed): {e}")
+            claimed = str(values.get("principal") or "")
+            caller = await asyncio.to_thread(establish, task_execution_metadata, claimed)
+        except IdentityRefused as e:
+            why = await asyncio.to_thread(
+                refuse, e, connector=self.name, task_name=task_name, claimed=claimed, meta=task_execution_metadata
+            )
+            return _failed(task_name, why)
+        except Exception as e:  # every failure is a failed task (fail closed), in one masked line
+            return _failed(task_name, f"policy decision failed (fail closed): {one_line_error(e)}")
+        request = {k: v for k, v in values.items() if v is not None}
+        request.setdefault("context", {})
+        try:
+            decision = await asyncio.to_thread(_enforce, request, task_name, caller)
+        except Exception as e:
+            return _failed(task_name, f"policy decision failed (fail closed): {one_line_error(e)}")
         outputs = await to_literals(decision_outputs(decision), POLICY_OUTPUTS)
         if decision.effect == "deny" and cfg.fail_on_deny:
             from flytekitplugins.aios_policy.decide import denial_message
@@ -75,4 +113,5 @@ class PolicyDecisionConnector(SyncConnectorBase):
         return Resource(phase=TaskExecution.SUCCEEDED, message=message, outputs=outputs)
 
 
+_flytekit_compat.install()
 ConnectorRegistry.register(PolicyDecisionConnector())

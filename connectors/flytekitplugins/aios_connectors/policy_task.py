@@ -54,7 +54,8 @@ class PolicyDecisionConfig:
 class PolicyDecisionTask(SyncConnectorExecutorMixin, PythonTask[PolicyDecisionConfig]):
     """Evaluates one policy request in the connector service and returns the decision.
 
-    Inputs: ``principal`` (``user:<name>``/``service:<name>``), ``action``, ``resource``
+    Inputs: ``principal`` (``user:<name>``/``service:<name>``; a claim, checked against the caller's identity
+    established from Flyte's propagated execution metadata, see docs/connectors.md), ``action``, ``resource``
     (``{"type": ..., "id": ..., attributes...}``) and ``context`` (typed attributes).
     Outputs: ``effect`` (allow, deny, require_approval), ``reasons``, ``policy_ids``,
     ``policy_set_digest``, ``approval_gate`` (the gate to open when approval is required, else empty)

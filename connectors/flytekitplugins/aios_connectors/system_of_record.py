@@ -4,6 +4,12 @@ One module holds both halves, joined by :data:`SYSTEM_OF_RECORD_TASK_TYPE`: :cla
 (what is serialized: task type plus the table and URL *source*) and :class:`SystemOfRecordConnector`
 (what executes, in-process locally or in ``pyflyte serve connector`` on a cluster).
 
+The place that acts verifies. A row is a claim, never proof: before anything is posted, every row goes through
+``flytekitplugins.aios_approvals.acting.authorize``, which re-establishes from the audit trail the policy decision
+the row names (for exactly this document, action, principal, amount and currency) and, where it required one, the
+verified approval, and claims both atomically. Refused rows are audited as ``action_refused`` and not posted; the
+task reports how many (``refused``). A hand-made row (pay USD 250,000, a made-up request id) posts nothing.
+
 Idempotency: every row carries ``action_key`` = digest(document digest, decision digest), the table's
 primary key, and rows are written with ``INSERT ... ON CONFLICT (action_key) DO NOTHING``. A retried
 task, a re-run batch or a second connector replica never posts a decision twice. Each newly posted row
@@ -40,7 +46,7 @@ from flytekit.extend.backend.base_connector import (
     SyncConnectorExecutorMixin,
 )
 from flytekit.models.literals import LiteralMap
-from flytekit.models.task import TaskTemplate
+from flytekit.models.task import TaskExecutionMetadata, TaskTemplate
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +86,11 @@ def resolve_url(config_url: str) -> str:
 
     url = config_url or os.environ.get(URL_ENV, "")
     url = resolve_env_ref(url, what="system-of-record URL", fix=f"mount the secret or set {URL_ENV}")
-    if not url:
+    if url:
+        from flytekitplugins.aios_core.redact import remember
+
+        remember(url)  # its password is masked wherever a driver error quotes it later
+    else:
         from flytekitplugins.aios_core.settings import get_settings
 
         url = f"sqlite:///{get_settings().state_dir}/system_of_record.db"
@@ -104,7 +114,13 @@ def _connect(url: str) -> Iterator[Any]:
     elif url.startswith(("postgresql://", "postgres://")):
         import psycopg
 
-        conn = psycopg.connect(url)
+        try:
+            conn = psycopg.connect(url)
+        except psycopg.Error as e:
+            from flytekitplugins.aios_core.redact import mask_text, mask_url
+
+            msg = f"cannot connect to the system of record {mask_url(url)}: {mask_text(e)}"
+            raise ConnectionError(msg) from None
     else:
         msg = f"unsupported system-of-record URL scheme in {url.split(':', 1)[0]!r}: use sqlite:/// or postgresql://"
         raise ValueError(msg)
@@ -155,38 +171,58 @@ def post_rows(url: str, table: str, rows: Sequence[dict[str, Any]]) -> list[str]
     return posted
 
 
-def _audit(rows: Sequence[dict[str, Any]], posted: set[str], table: str) -> None:
+def _audit(rows: Sequence[dict[str, Any]], posted: set[str], table: str, verdicts: dict[str, Any]) -> None:
     from flytekitplugins.aios_audit import AuditEvent, audit_log
     from flytekitplugins.aios_core.context import code_version, current_execution
 
-    events = [
-        AuditEvent(
-            kind="action",
-            actor=str(r.get("principal") or "service:document-pipeline"),
-            status="posted",
-            subject=str(r["doc_digest"]),
-            execution=current_execution(),
-            code_version=code_version(),
-            inputs={"document": str(r["doc_digest"]), "decision": str(r["decision_digest"])},
-            outputs={"action_key": str(r["action_key"])},
-            attributes={"system_of_record": table, "action": r["action"], "request_id": r.get("request_id", "")},
+    events = []
+    for r in rows:
+        if r["action_key"] not in posted:
+            continue
+        v = verdicts[r["action_key"]]
+        events.append(
+            AuditEvent(
+                kind="action",
+                actor=v.principal,
+                status="posted",
+                subject=str(r["doc_digest"]),
+                execution=current_execution(),
+                code_version=code_version(),
+                inputs={"document": str(r["doc_digest"]), "decision": str(r["decision_digest"])},
+                outputs={"action_key": str(r["action_key"])},
+                parents=[p for p in (v.record_id, str(r.get("policy_record") or "")) if p],
+                attributes={
+                    "system_of_record": table,
+                    "action": r["action"],
+                    "request_id": r.get("request_id", ""),
+                    "policy_record": str(r.get("policy_record") or ""),
+                    "amount": r.get("amount") if r.get("amount") == r.get("amount") else None,
+                    "currency": r.get("currency", ""),
+                },
+            )
         )
-        for r in rows
-        if r["action_key"] in posted
-    ]
     if events:
         audit_log().append_many(events)
 
 
-def act(config: SystemOfRecordConfig, rows: Sequence[dict[str, Any]]) -> tuple[int, int]:
-    """Post rows and audit the new ones; returns (posted, already_posted)."""
-    posted = post_rows(resolve_url(config.url), config.table, rows)
-    _audit(rows, set(posted), config.table)
-    return len(posted), len(rows) - len(posted)
+def act(config: SystemOfRecordConfig, rows: Sequence[dict[str, Any]], actor: str = "") -> tuple[int, int, int]:
+    """Verify every row at the acting point, post the authorized ones, audit them; (posted, already, refused)."""
+    from flytekitplugins.aios_approvals.acting import ActionClaim, authorize
+    from flytekitplugins.aios_core.settings import get_settings
+
+    verdicts = authorize([ActionClaim.from_row(dict(r)) for r in rows], actor=actor or get_settings().actor)
+    by_key = {v.action_key: v for v in verdicts if v.allowed}
+    allowed = [r for r, v in zip(rows, verdicts, strict=True) if v.allowed]
+    for v in verdicts:
+        if not v.allowed:
+            log.warning("system of record: refused action %s: %s (%s)", v.action_key[:19], v.code, v.reason)
+    posted = post_rows(resolve_url(config.url), config.table, allowed)
+    _audit(allowed, set(posted), config.table, by_key)
+    return len(posted), len(allowed) - len(posted), len(rows) - len(allowed)
 
 
 INPUTS: dict[str, type] = {"actions": Any}
-OUTPUTS: dict[str, type] = {"posted": int, "already_posted": int}
+OUTPUTS: dict[str, type] = {"posted": int, "already_posted": int, "refused": int}
 
 
 def _interface_types() -> tuple[dict[str, type], dict[str, type]]:
@@ -198,8 +234,9 @@ def _interface_types() -> tuple[dict[str, type], dict[str, type]]:
 class SystemOfRecordTask(SyncConnectorExecutorMixin, PythonTask[SystemOfRecordConfig]):
     """Posts a table of decisions (columns :data:`COLUMNS`) to the system of record; no pod is started.
 
-    Inputs: ``actions`` (a DataFrame). Outputs: ``posted`` (rows newly written) and ``already_posted``
-    (rows skipped because an earlier attempt wrote them).
+    Inputs: ``actions`` (a DataFrame). Outputs: ``posted`` (rows newly written), ``already_posted``
+    (rows skipped because an earlier attempt wrote them) and ``refused`` (rows the acting point refused:
+    no policy decision or verified approval stands behind them; audited as ``action_refused``).
     """
 
     _TASK_TYPE = SYSTEM_OF_RECORD_TASK_TYPE
@@ -229,25 +266,60 @@ class SystemOfRecordConnector(SyncConnectorBase):
         super().__init__(task_type_name=SYSTEM_OF_RECORD_TASK_TYPE)
 
     async def do(
-        self, task_template: TaskTemplate, output_prefix: str, inputs: LiteralMap | None = None, **kwargs: Any
+        self,
+        task_template: TaskTemplate,
+        output_prefix: str,
+        inputs: LiteralMap | None = None,
+        task_execution_metadata: TaskExecutionMetadata | None = None,
+        **kwargs: Any,
     ) -> Resource:
-        """Post the rows in ``inputs``; SUCCEEDED with counts, or FAILED naming the error type (never row data)."""
+        """Post the rows in ``inputs``; SUCCEEDED with counts, or FAILED naming the error type (never row data).
+
+        A served call acts for the caller established from flytepropeller's metadata (``identity.establish``): rows
+        naming another principal refuse the whole call, audited as ``connector_refused``. In-process local runs have
+        no metadata; the acting point then checks each row's principal against its policy decision record.
+        """
         from flytekitplugins.aios_connectors._literals import to_literals, to_python
+        from flytekitplugins.aios_connectors.identity import IdentityRefused, establish, refuse
+        from flytekitplugins.aios_core.redact import one_line_error
 
         task_name = task_template.id.name if task_template.id else "?"
+        claimed = ""
         try:
             config = SystemOfRecordConfig.from_custom(task_template.custom)
             values = await to_python(inputs, _interface_types()[0])
             frame = values.get("actions")
             rows: list[dict[str, Any]] = [] if frame is None else frame.to_dict(orient="records")
-            posted, skipped = await asyncio.to_thread(act, config, rows)
-        except Exception as e:  # fail the task, naming the error type only: rows may hold business data
-            log.warning("system-of-record task %s failed: %s", task_name, type(e).__name__)
-            return Resource(phase=TaskExecution.FAILED, message=f"system of record write failed: {type(e).__name__}")
-        outputs = await to_literals({"posted": posted, "already_posted": skipped}, OUTPUTS)
-        return Resource(
-            phase=TaskExecution.SUCCEEDED, message=f"posted {posted}, already posted {skipped}", outputs=outputs
-        )
+            principals = sorted({str(r.get("principal") or "") for r in rows})
+            claimed = ",".join(principals)
+            caller = None
+            if task_execution_metadata is not None:
+                caller = await asyncio.to_thread(establish, task_execution_metadata, claimed)
+            posted, skipped, refused = await asyncio.to_thread(_act_for, caller, config, rows)
+        except IdentityRefused as e:
+            why = await asyncio.to_thread(
+                refuse, e, connector=self.name, task_name=task_name, claimed=claimed, meta=task_execution_metadata
+            )
+            return Resource(phase=TaskExecution.FAILED, message=f"system of record: {why}")
+        except Exception as e:  # fail the task in one masked line: no row data, no traceback, no secret
+            log.warning("system-of-record task %s failed: %s", task_name, one_line_error(e))
+            return Resource(phase=TaskExecution.FAILED, message=f"system of record write failed: {one_line_error(e)}")
+        outputs = await to_literals({"posted": posted, "already_posted": skipped, "refused": refused}, OUTPUTS)
+        message = f"posted {posted}, already posted {skipped}, refused {refused}"
+        return Resource(phase=TaskExecution.SUCCEEDED, message=message, outputs=outputs)
+
+
+def _act_for(caller: Any, config: SystemOfRecordConfig, rows: list[dict[str, Any]]) -> tuple[int, int, int]:
+    """:func:`act` for an established caller, with its records attributed to the execution it serves."""
+    import contextlib
+
+    from flytekitplugins.aios_core.context import serving
+
+    if caller is None:
+        return act(config, rows)
+    scope = serving(caller.execution) if caller.execution is not None else contextlib.nullcontext()
+    with scope:
+        return act(config, rows, actor=caller.principal)
 
 
 ConnectorRegistry.register(SystemOfRecordConnector())

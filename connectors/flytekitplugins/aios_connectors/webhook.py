@@ -103,10 +103,13 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class WebhookTarget:
-    """Where notifications go and the shared secret that signs them (never printed)."""
+    """Where notifications go and the shared secret that signs them (neither printed: a Slack URL's path is a token)."""
 
-    url: str
+    url: str = field(repr=False)
     secret: str = field(repr=False)
+
+    def __repr__(self) -> str:
+        return f"WebhookTarget(origin={self.origin!r})"
 
     @property
     def origin(self) -> str:

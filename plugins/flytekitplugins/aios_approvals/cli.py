@@ -8,7 +8,6 @@ request of that gate in that execution is decided. Exit status: 0 accepted, 3 re
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 import click
@@ -19,8 +18,11 @@ from flytekitplugins.aios_approvals.models import Action
 from flytekitplugins.aios_approvals.service import ApprovalNotFound, DecideResult, decide, record_refusal
 from flytekitplugins.aios_approvals.state import RequestState, projection
 from flytekitplugins.aios_core.cli import settings_from
+from flytekitplugins.aios_core.cli_output import UserError, echo_json, print_table
+from flytekitplugins.aios_core.redact import mask_url
 
 REFUSED_EXIT = 3
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 
 
 def _row(st: RequestState, env: Env) -> dict[str, Any]:
@@ -60,48 +62,54 @@ def list_cmd(ctx: click.Context, show_all: bool, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"approval requests ({'all' if show_all else 'pending'}): {len(rows)}")
-    for col in ("id", "gate/risk", "what", "why", "who may decide", "approvals", "time left", "status"):
-        table.add_column(col, overflow="fold")
-    for r in rows:
-        what = ", ".join(f"{k}={v}" for k, v in r["summary"].items()) or r["subject"]
-        left = f"{r['seconds_left'] // 60}m{r['seconds_left'] % 60:02d}s"
-        table.add_row(
+    cells = [
+        [
             r["request_id"],
             f"{r['gate']}/{r['risk']}",
-            what,
+            ", ".join(f"{k}={v}" for k, v in r["summary"].items()) or r["subject"],
             r["reason"],
             ", ".join(r["may_decide"]),
             r["approvals"],
-            left,
+            f"{r['seconds_left'] // 60}m{r['seconds_left'] % 60:02d}s",
             r["status"],
-        )
-    Console(width=None if sys.stdout.isatty() else 200).print(table)
+        ]
+        for r in rows
+    ]
+    columns = ["id", "gate/risk", "what", "why", "who may decide", "approvals", "time left", "status"]
+    print_table(f"approval requests ({'all' if show_all else 'pending'})", columns, cells)
 
 
 @approvals.command("show")
 @click.argument("request_id")
+@click.option("--json", "as_json", is_flag=True, help="Accepted for scripts: `show` always prints JSON.")
 @click.pass_context
-def show_cmd(ctx: click.Context, request_id: str) -> None:
+def show_cmd(ctx: click.Context, request_id: str, as_json: bool) -> None:
     """The request, its evidence digests, its verified status and the decision trail (JSON)."""
     env = Env.load(settings_from(ctx))
     st = projection(env.store).get(request_id)
     if st is None:
-        msg = f"no approval request {request_id!r} in {env.store.url}; see `aios approvals list --all`"
+        msg = f"no approval request {request_id!r} in {mask_url(env.store.url)}; see `aios approvals list --all`"
         raise ApprovalNotFound(msg)
+    out = evaluate(st, env)
     doc = {
         "request": st.request.model_dump(mode="json"),
         "request_digest": st.request.digest(),
         "request_record": st.record_id,
-        "outcome": evaluate(st, env).model_dump(mode="json", exclude={"decisions"}),
-        "decisions": [d.model_dump(mode="json") for d in st.decisions],
+        "outcome": out.model_dump(mode="json", exclude={"decisions"}),
+        "decisions": [_decision_row(d, st.request, env, out) for d in st.decisions],
         "refusals": st.refusals,
         "consumed_by": st.consumed_by,
     }
     click.echo(json.dumps(doc, indent=2, default=str))
+
+
+def _decision_row(d: Any, req: Any, env: Env, out: Any) -> dict[str, Any]:
+    """One recorded decision, with whether it counts and, if not, why it is ignored."""
+    from flytekitplugins.aios_approvals.evaluate import decision_problem
+
+    counts = any(d == c for c in out.decisions)
+    why = "" if counts else decision_problem(d, req, env) or "replay, or recorded after the outcome was final"
+    return {**d.model_dump(mode="json"), "counts": counts, "ignored_because": why}
 
 
 def _identity(env: Env, as_: str | None) -> tuple[str, Any, str]:
@@ -110,6 +118,7 @@ def _identity(env: Env, as_: str | None) -> tuple[str, Any, str]:
         principal = as_ or env.settings.principal
         if not principal:
             raise click.UsageError("say who decides: --as <principal from roles.yaml> (or AIOS_PRINCIPAL)")
+        _suggest_principal(env, principal)
         return principal, None, ""
     from flytekitplugins.aios_approvals.remote import cluster_principal, flyte_remote
 
@@ -120,9 +129,33 @@ def _identity(env: Env, as_: str | None) -> tuple[str, Any, str]:
     return principal, remote, ""
 
 
-def _finish(env: Env, res: DecideResult, remote: Any, request_id: str) -> None:
-    click.echo(("accepted: " if res.accepted else f"refused ({res.code}): ") + res.message)
-    click.echo(f"audit record {res.record_id}")
+def _suggest_principal(env: Env, principal: str) -> None:
+    """``--as bob`` where roles.yaml knows ``user:bob``: a usage error naming it (nothing is recorded)."""
+    known = env.book.principals
+    if principal in known or ":" in principal:
+        return
+    close = sorted(p for p in known if p.partition(":")[2] == principal)
+    if close:
+        msg = f"unknown principal {principal!r}; did you mean --as {close[0]}? (principals are kind:name)"
+        raise UserError(msg)
+
+
+def _finish(env: Env, res: DecideResult, remote: Any, request_id: str, as_json: bool = False) -> None:
+    if as_json:
+        out = res.outcome.model_dump(mode="json") if res.outcome is not None else None
+        echo_json(
+            {
+                "request_id": request_id,
+                "accepted": res.accepted,
+                "code": res.code,
+                "message": res.message,
+                "record_id": res.record_id,
+                "outcome": out,
+            }
+        )
+    else:
+        click.echo(("accepted: " if res.accepted else f"refused ({res.code}): ") + res.message)
+        click.echo(f"audit record {res.record_id}")
     if not res.accepted:
         raise SystemExit(REFUSED_EXIT)
     if remote is None:
@@ -135,31 +168,35 @@ def _finish(env: Env, res: DecideResult, remote: Any, request_id: str) -> None:
         click.echo(f"signal {sent.id.signal_id!r} set on {st.request.execution}")
 
 
-def _decide(ctx: click.Context, request_id: str, as_: str | None, action: Action, reason: str) -> None:
+def _decide(
+    ctx: click.Context, request_id: str, as_: str | None, action: Action, reason: str, as_json: bool = False
+) -> None:
     env = Env.load(settings_from(ctx))
     principal, remote, mismatch = _identity(env, as_)
     if mismatch:
-        res = record_refusal(request_id, principal, action, "identity_mismatch", mismatch, "cli")
+        res = record_refusal(request_id, principal, action, "identity_mismatch", mismatch, "cli", env=env)
     else:
-        res = decide(request_id, principal, action, reason)
-    _finish(env, res, remote, request_id)
+        res = decide(request_id, principal, action, reason, env=env)
+    _finish(env, res, remote, request_id, as_json)
 
 
 @approvals.command("approve")
 @click.argument("request_id")
 @click.option("--as", "as_", default=None, help="Principal from roles.yaml (local); on a cluster your OAuth identity.")
 @click.option("--reason", default="", help="Why you approve (recorded and signed).")
+@_JSON
 @click.pass_context
-def approve_cmd(ctx: click.Context, request_id: str, as_: str | None, reason: str) -> None:
+def approve_cmd(ctx: click.Context, request_id: str, as_: str | None, reason: str, as_json: bool) -> None:
     """Approve a request (refused and audited unless you hold an allowed role and did not ask for it)."""
-    _decide(ctx, request_id, as_, "approve", reason)
+    _decide(ctx, request_id, as_, "approve", reason, as_json)
 
 
 @approvals.command("reject")
 @click.argument("request_id")
 @click.option("--as", "as_", default=None, help="Principal from roles.yaml (local); on a cluster your OAuth identity.")
 @click.option("--reason", required=True, help="Why you reject (required; recorded and signed).")
+@_JSON
 @click.pass_context
-def reject_cmd(ctx: click.Context, request_id: str, as_: str | None, reason: str) -> None:
+def reject_cmd(ctx: click.Context, request_id: str, as_: str | None, reason: str, as_json: bool) -> None:
     """Reject a request; one authorized rejection is final and the gated action does not run."""
-    _decide(ctx, request_id, as_, "reject", reason)
+    _decide(ctx, request_id, as_, "reject", reason, as_json)

@@ -68,6 +68,16 @@ def new_decision(env: Env, req: ApprovalRequest, principal: str, action: Action,
     return unsigned.model_copy(update={"signature": signing.sign(key, unsigned.signed_payload())})
 
 
+def decision_stands(d: ApprovalDecision, req: ApprovalRequest, env: Env) -> bool:
+    """True when ``d`` is a real decision on ``req`` (valid signature over this request's digest).
+
+    Such a decision is final for its approver even when it no longer counts (a revoked role, a late decision):
+    it makes a second decision by the same approver a replay. A decision that does not stand is junk and is
+    ignored everywhere.
+    """
+    return d.request_digest == req.digest() and signing.verify(env.public_key, d.signed_payload(), d.signature)
+
+
 def decision_problem(d: ApprovalDecision, req: ApprovalRequest, env: Env) -> str | None:
     """Why a recorded decision does not count, or None when it does."""
     if not signing.verify(env.public_key, d.signed_payload(), d.signature):
@@ -87,12 +97,16 @@ def evaluate(st: RequestState, env: Env) -> ApprovalOutcome:
     approvers: list[str] = []
     counted: list[ApprovalDecision] = []
     ignored: list[str] = []
+    decided: set[str] = set()
     status, reason = "pending", ""
     for d in st.decisions:
         problem = decision_problem(d, req, env)
+        if problem is None and d.approver in decided:
+            problem = f"replay: {d.approver} already decided; only the first verified decision counts"
         if problem is not None:
             ignored.append(problem)
             continue
+        decided.add(d.approver)
         counted.append(d)
         if d.action == "reject":
             status, reason = "rejected", f"rejected by {d.approver}: {d.reason}"
@@ -120,4 +134,5 @@ def evaluate(st: RequestState, env: Env) -> ApprovalOutcome:
         signatures=[d.signature for d in counted],
         key_id=signing.key_id(env.public_key),
         decisions=counted,
+        ignored=ignored,
     )

@@ -86,6 +86,9 @@ class ApprovalOutcome(BaseModel):
     signatures: list[str] = Field(default_factory=list, description="base64 Ed25519 signatures of the decisions")
     key_id: str = ""
     decisions: list[ApprovalDecision] = Field(default_factory=list)
+    ignored: list[str] = Field(
+        default_factory=list, description="decisions that do not count, each with its reason (bad signature, replay)"
+    )
 
     @property
     def approved(self) -> bool:

@@ -7,17 +7,16 @@ a failed audit write raises (fail closed) and the decision does not count.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from flytekitplugins.aios_approvals.clock import get_clock
-from flytekitplugins.aios_approvals.evaluate import Env, evaluate, new_decision
+from flytekitplugins.aios_approvals.evaluate import Env, decision_stands, evaluate, new_decision
 from flytekitplugins.aios_approvals.models import TERMINAL, Action, ApprovalOutcome, ApprovalRequest
 from flytekitplugins.aios_approvals.rules import RISKS, refusal_reason, validate_gate_name
 from flytekitplugins.aios_approvals.state import projection
 from flytekitplugins.aios_audit.records import AuditEvent
+from flytekitplugins.aios_audit.stores import PreconditionFailed
 from flytekitplugins.aios_core.digest import digest_value
 from flytekitplugins.aios_core.errors import AiosError
 
@@ -37,22 +36,16 @@ class DecideResult:
     record_id: str
 
 
-_LOCAL_RUN = f"local-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-
-
 def _execution_key() -> str:
     """The Flyte execution this process works for: ``project/domain/name``.
 
-    flytekit names every local execution ``local/local/local``; approvals must tell runs apart (an
-    approval is used by one execution only), so a local run is named per process (one ``pyflyte run`` is
-    one process), or by ``AIOS_LOCAL_EXECUTION_ID`` when several runs share a process.
+    flytekit names every local execution ``local/local/local``; ``current_execution`` gives a local run the
+    process's own run id instead (made in the process, never read from the environment), so approvals tell runs
+    apart and no run can borrow another's identity to reuse its approval.
     """
     from flytekitplugins.aios_core.context import current_execution
 
-    ref = current_execution()
-    if ref.name != "local":
-        return ref.execution_key
-    return f"{ref.project}/{ref.domain}/{os.environ.get('AIOS_LOCAL_EXECUTION_ID') or _LOCAL_RUN}"
+    return current_execution().execution_key
 
 
 def open_request(
@@ -64,6 +57,7 @@ def open_request(
     requester: str = "",
     reason: str = "",
     timeout_s: float | None = None,
+    env: Env | None = None,
 ) -> str:
     """Open an approval request (idempotently) and return its id, without waiting.
 
@@ -80,6 +74,7 @@ def open_request(
         requester: principal asking (``service:document-pipeline``); may not approve.
         reason: why approval is needed (the policy's reason).
         timeout_s: seconds until the request times out (default ``settings.approval_timeout_s``).
+        env: settings, store and keys to use (default: ``Env.load()`` from the process settings).
 
     Returns:
         The request id (``apr-<hex>``).
@@ -96,7 +91,7 @@ def open_request(
     if not requester:
         msg = "open_request needs requester= (the principal asking, e.g. 'service:document-pipeline')"
         raise ValueError(msg)
-    env = Env.load()
+    env = env or Env.load()
     rule = env.book.rule(gate)
     summary, evidence = dict(summary or {}), {k: str(v) for k, v in (evidence or {}).items()}
     content: dict[str, Any] = {"gate": gate, "risk": risk, "subject": subject, "summary": summary, "evidence": evidence}
@@ -146,6 +141,7 @@ def _append_request(env: Env, req: ApprovalRequest) -> None:
             actor=env.settings.actor,
             status="pending",
             subject=req.request_id,
+            execution=_cli_execution(),
             inputs=dict(req.evidence),
             parents=parents,
             attributes={"request": req.model_dump(mode="json"), "request_digest": req.digest()},
@@ -153,16 +149,19 @@ def _append_request(env: Env, req: ApprovalRequest) -> None:
     )
 
 
-def outcome(request_id: str) -> ApprovalOutcome:
+def outcome(request_id: str, env: Env | None = None) -> ApprovalOutcome:
     """Verified status of one request, folded from the audit trail (signatures and roles re-checked).
 
     Raises:
         ApprovalNotFound: no such request.
     """
-    env = Env.load()
+    env = env or Env.load()
     st = projection(env.store).get(request_id)
     if st is None:
-        msg = f"no approval request {request_id!r} in the audit store {env.store.url}; see `aios approvals list`"
+        from flytekitplugins.aios_core.redact import mask_url
+
+        where = mask_url(env.store.url)
+        msg = f"no approval request {request_id!r} in the audit store {where}; see `aios approvals list`"
         raise ApprovalNotFound(msg)
     return evaluate(st, env)
 
@@ -174,6 +173,7 @@ def _refuse(env: Env, request_id: str, principal: str, action: str, code: str, w
             actor=principal,
             status=code,
             subject=request_id,
+            execution=_cli_execution(),
             attributes={"action": action, "reason": why, "source": source},
         )
     )
@@ -181,51 +181,95 @@ def _refuse(env: Env, request_id: str, principal: str, action: str, code: str, w
     return DecideResult(False, code, why, evaluate(st, env) if st else None, rec.record_id)
 
 
-def record_refusal(request_id: str, principal: str, action: str, code: str, why: str, source: str) -> DecideResult:
+def _cli_execution() -> Any:
+    from flytekitplugins.aios_core.context import current_execution
+
+    return current_execution()
+
+
+def record_refusal(
+    request_id: str, principal: str, action: str, code: str, why: str, source: str, env: Env | None = None
+) -> DecideResult:
     """Audit a refused attempt decided outside :func:`decide` (e.g. a CLI identity mismatch)."""
-    return _refuse(Env.load(), request_id, principal, action, code, why, source)
+    return _refuse(env or Env.load(), request_id, principal, action, code, why, source)
 
 
-def decide(request_id: str, principal: str, action: Action, reason: str = "", source: str = "cli") -> DecideResult:
-    """Apply one approve/reject by ``principal`` after every rule check; audit it either way.
+class _Refused(PreconditionFailed):
+    def __init__(self, code: str, why: str) -> None:
+        super().__init__(why)
+        self.code, self.why = code, why
 
-    Refusals (unknown request, reject without reason, request already final or expired, replay, unknown
-    principal, requester/launcher, missing role) are written as ``approval_refused`` and change nothing.
-    """
-    env = Env.load()
+
+def _problem(env: Env, request_id: str, principal: str, action: Action, reason: str) -> tuple[str, str] | None:
+    """Why ``principal`` may not decide ``request_id`` now, as (code, message), or None."""
     st = projection(env.store).get(request_id)
     if st is None:
-        return _refuse(env, request_id, principal, action, "unknown_request", f"no request {request_id!r}", source)
+        return "unknown_request", f"no request {request_id!r}"
     current = evaluate(st, env)
     req = st.request
     checks: list[tuple[bool, str, str]] = [
         (action == "reject" and not reason.strip(), "reason_required", "a rejection needs --reason TEXT"),
         (current.status in TERMINAL, "already_decided", f"request is already {current.status}: {current.reason}"),
         (
-            any(d.approver == principal for d in st.decisions),
+            any(d.approver == principal and decision_stands(d, req, env) for d in st.decisions),
             "replay",
             f"{principal} already decided this request; a decision is applied exactly once",
         ),
     ]
     for failed, code, why in checks:
         if failed:
-            return _refuse(env, request_id, principal, action, code, why, source)
+            return code, why
     problem = refusal_reason(env.book, req.gate, principal, req.requester, req.launcher)
     if problem is not None:
         code, _, why = problem.partition(": ")
-        return _refuse(env, request_id, principal, action, code, why, source)
-    dec = new_decision(env, req, principal, action, reason)
-    rec = env.store.append(
-        AuditEvent(
-            kind="approval_decision",
-            actor=principal,
-            status=action,
-            subject=request_id,
-            parents=[st.record_id],
-            approvals=[dec.model_dump(mode="json")],
-            attributes={"decision": dec.model_dump(mode="json"), "source": source},
-        )
+        return code, why
+    return None
+
+
+def decide(
+    request_id: str,
+    principal: str,
+    action: Action,
+    reason: str = "",
+    source: str = "cli",
+    env: Env | None = None,
+) -> DecideResult:
+    """Apply one approve/reject by ``principal`` after every rule check; audit it either way.
+
+    Refusals (unknown request, reject without reason, request already final or expired, replay, unknown
+    principal, requester/launcher, missing role) are written as ``approval_refused`` and change nothing.
+    The checks run again inside the store's write transaction, under its exclusive lock, right before the
+    decision is appended: of two concurrent attempts by one approver exactly one is accepted, and a request
+    that became final in between is not decided again. Only decisions whose signature verifies count as earlier
+    decisions, so a junk record cannot turn a real decision into a "replay".
+    """
+    env = env or Env.load()
+    problem = _problem(env, request_id, principal, action, reason)
+    if problem is not None:
+        return _refuse(env, request_id, principal, action, *problem, source)
+    st = projection(env.store).get(request_id)
+    assert st is not None  # _problem found it
+    dec = new_decision(env, st.request, principal, action, reason)
+    event = AuditEvent(
+        kind="approval_decision",
+        actor=principal,
+        status=action,
+        subject=request_id,
+        execution=_cli_execution(),
+        parents=[st.record_id],
+        approvals=[dec.model_dump(mode="json")],
+        attributes={"decision": dec.model_dump(mode="json"), "source": source, "execution": st.request.execution},
     )
+
+    def still_allowed() -> None:
+        again = _problem(env, request_id, principal, action, reason)
+        if again is not None:
+            raise _Refused(*again)
+
+    try:
+        rec = env.store.append_many([event], precondition=still_allowed)[0]
+    except _Refused as r:
+        return _refuse(env, request_id, principal, action, r.code, r.why, source)
     after = evaluate(projection(env.store).get(request_id) or st, env)
     return DecideResult(
         True, "accepted", f"{action} by {principal} recorded; request is {after.status}", after, rec.record_id

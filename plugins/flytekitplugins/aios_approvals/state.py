@@ -6,8 +6,12 @@ pure function of those records, so it is as tamper-evident as the hash-chained l
 pods when the store is PostgreSQL. The projection is refreshed incrementally (records after the last
 seen sequence number), so polling costs one indexed range scan.
 
-Fold rules: the first ``approval_request`` for an id wins (re-opening is idempotent); the first
-decision per ``decision_key`` (request, approver) wins (replays change nothing).
+Fold rules: the first ``approval_request`` for an id wins (re-opening is idempotent). Every
+``approval_decision`` for a request is kept, in log order: which of them count is decided by
+``evaluate.evaluate`` with the approvals key (only decisions whose signature verifies count, and only the first
+verified one per approver), so a junk record appended by anyone with write access to the store can neither
+count nor block a real decision. A request is consumed by the ``approval_verified`` record that holds its unique
+claim ``approval-use:<request id>`` (see ``verify.py``); a record without that claim consumes nothing.
 """
 
 from __future__ import annotations
@@ -25,6 +29,16 @@ from flytekitplugins.aios_audit.stores import AuditStore
 
 log = logging.getLogger(__name__)
 KINDS = frozenset({"approval_request", "approval_decision", "approval_refused", "approval_verified"})
+
+
+def use_claim(request_id: str) -> str:
+    """The unique claim an execution takes when it uses an approved request (one execution per request)."""
+    return f"approval-use:{request_id}"
+
+
+def act_claim(request_id: str) -> str:
+    """The unique claim the acting point takes when it acts on an approved request (one action per request)."""
+    return f"approval-act:{request_id}"
 
 
 @dataclass
@@ -47,7 +61,6 @@ class Projection:
         self.last_seq = 0
         self.requests: dict[str, RequestState] = {}
         self.by_content: dict[str, list[str]] = {}
-        self._keys: set[str] = set()
         self._lock = threading.Lock()
 
     def refresh(self, store: AuditStore) -> Projection:
@@ -77,8 +90,7 @@ class Projection:
             return
         if ev.kind == "approval_decision":
             dec = ApprovalDecision.model_validate(ev.attributes["decision"])
-            if dec.decision_key not in self._keys and dec.request_id == st.request.request_id:
-                self._keys.add(dec.decision_key)
+            if dec.request_id == st.request.request_id:
                 st.decisions.append(dec)
                 st.decision_records.append(rec.record_id)
         elif ev.kind == "approval_refused":
@@ -86,7 +98,8 @@ class Projection:
         else:
             st.verified.append(ev.status)
             consumer = str(ev.attributes.get("consumed_by", ""))
-            if consumer and consumer not in st.consumed_by:
+            held = {str(c.get("key")) for c in ev.attributes.get("claims") or ()}
+            if consumer and use_claim(st.request.request_id) in held and consumer not in st.consumed_by:
                 st.consumed_by.append(consumer)
 
     def get(self, request_id: str) -> RequestState | None:

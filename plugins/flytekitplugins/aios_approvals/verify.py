@@ -16,8 +16,10 @@ from typing import Any
 from flytekitplugins.aios_approvals.evaluate import Env, evaluate
 from flytekitplugins.aios_approvals.models import ApprovalOutcome
 from flytekitplugins.aios_approvals.service import _execution_key, open_request
-from flytekitplugins.aios_approvals.state import projection
+from flytekitplugins.aios_approvals.state import projection, use_claim
 from flytekitplugins.aios_audit.records import AuditEvent
+from flytekitplugins.aios_audit.stores import CLAIMS_ATTR, ClaimTaken, claim
+from flytekitplugins.aios_core.context import current_execution
 from flytekitplugins.aios_core.errors import GovernanceDenied
 from flytekitplugins.aios_core.types import PolicyDecision
 
@@ -26,25 +28,40 @@ SIGNAL_ACTOR = "flyte-signal"
 
 
 def _verified_event(actor: str, out: ApprovalOutcome, execution: str, consumed: bool) -> AuditEvent:
+    attributes: dict[str, Any] = {
+        "reason": out.reason,
+        "consumed_by": execution if consumed else "",
+        "key_id": out.key_id,
+        "execution": execution,
+    }
+    if consumed:  # the unique claim makes the use atomic: a second execution's append fails as a whole
+        attributes[CLAIMS_ATTR] = [claim(use_claim(out.request_id), execution)]
     return AuditEvent(
         kind="approval_verified",
         actor=actor,
         status=out.status,
         subject=out.request_id,
+        execution=current_execution(),
         approvals=[d.model_dump(mode="json") for d in out.decisions],
-        attributes={"reason": out.reason, "consumed_by": execution if consumed else "", "key_id": out.key_id},
+        attributes=attributes,
     )
 
 
 def _refusal(actor: str, rid: str, code: str, why: str) -> AuditEvent:
     return AuditEvent(
-        kind="approval_refused", actor=actor, status=code, subject=rid, attributes={"reason": why, "source": "verify"}
+        kind="approval_refused",
+        actor=actor,
+        status=code,
+        subject=rid,
+        execution=current_execution(),
+        attributes={"reason": why, "source": "verify"},
     )
 
 
 def _check_one(
-    env: Env, gate: str, rid: str, execution: str, after_signal: bool
+    env: Env, gate: str, rid: str, execution: str, after_signal: bool, holder: str | None
 ) -> tuple[ApprovalOutcome, list[AuditEvent]]:
+    """The outcome for this execution and the records to append; ``holder`` is who holds the use claim now."""
     actor = SIGNAL_ACTOR if after_signal else env.settings.actor
     st = projection(env.store).get(rid)
     if st is None or st.request.gate != gate:
@@ -60,39 +77,57 @@ def _check_one(
     code, why = "", ""
     if out.status == "pending" and after_signal:
         code, why = "signal_without_decision", f"gate signal set without an authorized, audited decision ({out.reason})"
-    elif out.status == "approved" and any(c != execution for c in st.consumed_by):
+    elif out.status == "approved" and holder is not None and holder != execution:
         code = "already_used"
-        why = f"approval already used by execution {st.consumed_by[0]}; an approval is applied exactly once"
+        why = f"approval already used by execution {holder}; an approval is applied exactly once"
     events = [_refusal(actor, rid, code, why)] if code else []
     if code:
         out = out.model_copy(update={"status": "refused", "reason": why})
-    consumed = out.status == "approved" and execution not in st.consumed_by
+    consumed = out.status == "approved" and holder is None
     events.append(_verified_event(env.settings.actor, out, execution, consumed))
     return out, events
 
 
-def verify_requests(gate: str, request_ids: Sequence[str], *, after_signal: bool = True) -> list[ApprovalOutcome]:
+def verify_requests(
+    gate: str, request_ids: Sequence[str], *, after_signal: bool = True, env: Env | None = None
+) -> list[ApprovalOutcome]:
     """Verified outcome of every request after ``gate``; audits each check in one transaction.
+
+    Using an approval is atomic: the execution that verifies an approved request first takes its unique claim
+    ``approval-use:<id>`` in the same transaction as its ``approval_verified`` record. When two executions race,
+    the loser's transaction fails as a whole and it re-reads the claims: it then sees ``already_used``.
 
     Args:
         gate: the gate (signal id) the requests were waited on.
         request_ids: ids from :func:`open_request`.
         after_signal: True after a gate (a pending request is then ``refused``: the signal had no decision behind it).
+        env: settings, store and keys (default ``Env.load()``).
 
     Returns:
         One outcome per id, in order: ``approved`` only when an authorized quorum stands behind it.
     """
-    env = Env.load()
+    env = env or Env.load()
     execution = _execution_key()
-    outs: list[ApprovalOutcome] = []
-    events: list[AuditEvent] = []
-    for rid in request_ids:
-        out, evs = _check_one(env, gate, rid, execution, after_signal)
-        outs.append(out)
-        events.extend(evs)
-    if events:
-        env.store.append_many(events)
-    return outs
+    for _attempt in range(8):
+        holders = env.store.claim_holders([use_claim(r) for r in request_ids])
+        outs: list[ApprovalOutcome] = []
+        events: list[AuditEvent] = []
+        for rid in request_ids:
+            held = holders.get(use_claim(rid))
+            out, evs = _check_one(env, gate, rid, execution, after_signal, held[0] if held else None)
+            if out.status == "approved":  # the same id twice in one call: the first check takes the claim
+                holders[use_claim(rid)] = (execution, 0)
+            outs.append(out)
+            events.extend(evs)
+        try:
+            if events:
+                env.store.append_many(events)
+        except ClaimTaken as e:  # another execution used one of them in between: read the claims again
+            log.info("approval use raced with another execution (%s); checking again", e.key)
+            continue
+        return outs
+    msg = f"could not record the use of approvals {list(request_ids)} after 8 attempts (constant races)"
+    raise GovernanceDenied(msg, reason_code="approval_use_contended")
 
 
 def _command(rid: str) -> str:

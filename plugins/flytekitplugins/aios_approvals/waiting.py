@@ -60,6 +60,36 @@ def _fail_timeout(gate: str, pending: list[str], timeout: dt.timedelta) -> None:
     raise ApprovalGateTimeout(msg, reason_code="approval_timed_out", record_id=pending[0])
 
 
+def _left(until: dt.datetime, now: dt.datetime) -> str:
+    """``59m 58s`` / ``1h 0m`` / ``2d 3h``: the time from ``now`` to ``until`` (never negative)."""
+    s = max(int((until - now).total_seconds()), 0)
+    days, hours, minutes = s // 86400, s % 86400 // 3600, s % 3600 // 60
+    if days:
+        return f"{days}d {hours}h"
+    return f"{hours}h {minutes}m" if hours else f"{minutes}m {s % 60}s"
+
+
+def waiting_message(gate: str, pending: Sequence[str], deadline: dt.datetime) -> str:
+    """What the gate prints while it waits: the real time left (the requests' expiry, capped by the gate).
+
+    Args:
+        gate: gate name.
+        pending: undecided request ids.
+        deadline: when the gate itself gives up.
+    """
+    proj, now = projection(Env.load().store), get_clock().now()
+    expiries = [st.request.expires_at for rid in pending if (st := proj.get(rid)) is not None]
+    ends = max(expiries) if expiries else deadline
+    if ends < deadline:
+        until = f"they expire in {_left(ends, now)} (at {ends.isoformat(timespec='seconds')})"
+    else:
+        until = f"the gate gives up in {_left(deadline, now)} (at {deadline.isoformat(timespec='seconds')})"
+    return (
+        f"[approval gate {gate}] waiting for {len(pending)} request(s): {', '.join(pending)}; {until}; "
+        f"decide with `aios approvals approve <id> --as <principal>` (stdin is never read)"
+    )
+
+
 def wait_for_decisions(gate: str, request_ids: Sequence[str], timeout: dt.timedelta, poll_s: float = POLL_S) -> None:
     """Block until no request is pending (decided or expired), or raise when ``timeout`` passes.
 
@@ -75,11 +105,6 @@ def wait_for_decisions(gate: str, request_ids: Sequence[str], timeout: dt.timede
         if clock.now() >= deadline:
             _fail_timeout(gate, pending, timeout)
         if not announced:
-            print(
-                f"[approval gate {gate}] waiting up to {timeout} for {len(pending)} request(s): {', '.join(pending)}; "
-                f"decide with `aios approvals approve <id> --as <principal>` (stdin is never read)",
-                file=sys.stderr,
-                flush=True,
-            )
+            print(waiting_message(gate, pending, deadline), file=sys.stderr, flush=True)
             announced = True
         clock.sleep(poll_s)

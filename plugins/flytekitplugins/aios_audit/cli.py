@@ -5,6 +5,7 @@ Exit codes: 0 intact / proof valid, 1 tampering found / proof invalid, 2 usage o
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import sys
@@ -27,22 +28,105 @@ def audit() -> None:
     """Verify, show, prove and checkpoint the tamper-evident audit trail."""
 
 
+class _Refused(click.ClickException):
+    """A usage or configuration problem: exit 2 (1 means tampering found)."""
+
+    exit_code = 2
+
+
+_PUBLIC_KEY = click.option(
+    "--public-key",
+    "public_keys",
+    type=click.Path(exists=True, dir_okay=False),
+    multiple=True,
+    help="Trust exactly this PEM key (repeatable) instead of trusted_checkpoint_keys.",
+)
+
+
+def _trusted(ctx: click.Context, public_keys: tuple[str, ...]) -> Any:
+    from flytekitplugins.aios_audit.trust import TrustedKeys
+
+    if public_keys:
+        return TrustedKeys.from_files(public_keys)
+    return TrustedKeys.from_settings(settings_from(ctx))
+
+
 @audit.command()
 @click.option("--store", "url", default=None, help="Audit store URL (default: AIOS_AUDIT_STORE).")
 @click.option("--checkpoint", "checkpoint_file", type=click.Path(exists=True, dir_okay=False), default=None)
-@click.option("--public-key", type=click.Path(exists=True, dir_okay=False), default=None, help="Trusted PEM.")
+@_PUBLIC_KEY
+@click.option(
+    "--deep", is_flag=True, help="With --checkpoint: walk the whole log (default: only the records after it)."
+)
+@click.option("--allow-empty", is_flag=True, help="A missing or empty store verifies (as 0 records).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 @click.pass_context
-def verify(ctx: click.Context, url: str | None, checkpoint_file: str | None, public_key: str | None) -> None:
-    """Recompute every hash; with --checkpoint also check the log still extends that signed tree head."""
+def verify(
+    ctx: click.Context,
+    url: str | None,
+    checkpoint_file: str | None,
+    public_keys: tuple[str, ...],
+    deep: bool,
+    allow_empty: bool,
+    as_json: bool,
+) -> None:
+    """Recompute every hash; with --checkpoint check only the records after that signed tree head.
+
+    --deep (or no checkpoint) walks every record, and with a checkpoint also checks that the first records
+    still produce its root: run it on a schedule.
+    """
     from flytekitplugins.aios_audit.checkpoint import Checkpoint
+    from flytekitplugins.aios_audit.existing import StoreMissing, open_existing
+    from flytekitplugins.aios_audit.incremental import verify_from
     from flytekitplugins.aios_audit.verify import verify_store
 
     cp = Checkpoint.load(checkpoint_file) if checkpoint_file else None
-    trusted = Path(public_key).read_text(encoding="utf-8") if public_key else None
-    result = verify_store(_store(ctx, url), cp, trusted)
-    click.echo(result.summary())
-    if not result.ok:
+    trusted = _trusted(ctx, public_keys) if cp is not None else None
+    try:
+        store = open_existing(settings_from(ctx), url, allow_empty=allow_empty)
+    except StoreMissing as e:
+        raise _Refused(str(e)) from None
+    if store is not None and store.size() == 0 and not allow_empty:
+        raise _Refused(
+            "the audit log is empty: there is nothing to verify. Check --store / AIOS_AUDIT_STORE, or pass "
+            "--allow-empty if an empty log is expected"
+        )
+    if store is None:  # missing, and --allow-empty: nothing was created
+        click.echo("OK: 0 records (no audit log there; --allow-empty)")
+        return
+    result = verify_store(store, cp, trusted) if cp is None or deep else verify_from(store, cp, trusted)
+    incremental = result.mode == "incremental"
+    claims = _claims_problems(store, result.checkpoint_size if incremental else None) if result.ok else []
+    junk = _junk_decisions(ctx, store) if result.ok and not incremental else []  # a full-walk check
+    if as_json:
+        doc = {**dataclasses.asdict(result), "claims_problems": claims, "ignored_approval_decisions": junk}
+        click.echo(json.dumps({**doc, "ok": result.ok and not claims}, default=str))
+    else:
+        click.echo(result.summary())
+        for line in claims:
+            click.echo(f"FAILED: claims table differs from the sealed log: {line}")
+        for line in junk:
+            click.echo(f"warning: ignored approval decision (counts for nothing): {line}")
+    if not result.ok or claims:
         sys.exit(1)
+
+
+def _claims_problems(store: Any, since: int | None) -> list[str]:
+    """The claims table against the sealed log: all of it, or only the records after ``since``."""
+    from flytekitplugins.aios_audit.claims import verify_claims
+    from flytekitplugins.aios_audit.incremental import claims_since
+
+    return [p.line() for p in (verify_claims(store) if since is None else claims_since(store, since))]
+
+
+def _junk_decisions(ctx: click.Context, store: Any) -> list[str]:
+    """Decision records whose signature does not verify (reported, never counted); empty without approvals."""
+    try:
+        from flytekitplugins.aios_approvals.audit_check import junk_decisions
+        from flytekitplugins.aios_approvals.evaluate import Env
+    except ImportError:
+        return []
+    return junk_decisions(dataclasses.replace(Env.load(settings_from(ctx)), store=store))
 
 
 @audit.command()
@@ -100,52 +184,77 @@ def _match(r: Any, execution: str | None, task: str | None, kind: str | None, si
 
 @audit.command()
 @click.option("--out", "out", type=click.Path(dir_okay=False), required=True, help="Where to write the checkpoint.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 @click.pass_context
-def checkpoint(ctx: click.Context, out: str) -> None:
+def checkpoint(ctx: click.Context, out: str, as_json: bool) -> None:
     """Verify the log and write a signed checkpoint (keep it outside the store's reach)."""
     from flytekitplugins.aios_audit.proofs import make_checkpoint
+    from flytekitplugins.aios_audit.trust import HOW_TO_TRUST, TrustedKeys
 
     settings = settings_from(ctx)
     cp = make_checkpoint(_store(ctx, None), settings.signing_key)
     cp.save(out)
     cp.save(settings.state_dir / "checkpoints" / f"{cp.tree_size:012d}.json")
-    click.echo(f"checkpoint: {cp.tree_size} records, root {cp.root_hash}, key {cp.key_id} -> {out}")
+    untrusted = bool(TrustedKeys.from_settings(settings).check(cp))
+    if as_json:
+        doc = {"tree_size": cp.tree_size, "root_hash": cp.root_hash, "key_id": cp.key_id, "out": out}
+        click.echo(json.dumps({**doc, "key_trusted": not untrusted}, sort_keys=True))
+        return
+    click.echo(f"checkpoint: {cp.tree_size} records, root {cp.root_hash}, key {cp.key_name}+{cp.key_id} -> {out}")
+    click.echo(f"verifier key (C2SP): {_vkey(settings.signing_key)}")
+    if untrusted:
+        click.echo(
+            f"note: key {cp.key_id} is not in trusted_checkpoint_keys, so verifiers will refuse it: {HOW_TO_TRUST}"
+        )
+
+
+def _vkey(signing_key: str) -> str:
+    from flytekitplugins.aios_audit.checkpoint import KEY_NAME, load_signing_key
+    from flytekitplugins.aios_audit.note import raw_public, vkey
+
+    return vkey(KEY_NAME, raw_public(load_signing_key(signing_key).public_key()))
 
 
 @audit.command()
 @click.argument("record")
 @click.option("--checkpoint", "checkpoint_file", type=click.Path(exists=True, dir_okay=False), default=None)
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the proof here (default stdout).")
+@click.option("--json", "as_json", is_flag=True, help="With --out: print {out, proof} as JSON, not a sentence.")
 @click.pass_context
-def prove(ctx: click.Context, record: str, checkpoint_file: str | None, out: str | None) -> None:
+def prove(ctx: click.Context, record: str, checkpoint_file: str | None, out: str | None, as_json: bool) -> None:
     """Inclusion proof of RECORD (record id or #seq) against a checkpoint (default: a fresh one)."""
     from flytekitplugins.aios_audit.checkpoint import Checkpoint
     from flytekitplugins.aios_audit.proofs import make_checkpoint, prove_inclusion
 
     store = _store(ctx, None)
     cp = Checkpoint.load(checkpoint_file) if checkpoint_file else make_checkpoint(store, settings_from(ctx).signing_key)
-    _write(prove_inclusion(store, record, cp), out)
+    _write(prove_inclusion(store, record, cp), out, as_json)
 
 
 @audit.command()
 @click.option("--from", "old_file", type=click.Path(exists=True, dir_okay=False), required=True)
 @click.option("--out", type=click.Path(dir_okay=False), default=None)
+@click.option("--json", "as_json", is_flag=True, help="With --out: print {out, proof} as JSON, not a sentence.")
 @click.pass_context
-def consistency(ctx: click.Context, old_file: str, out: str | None) -> None:
+def consistency(ctx: click.Context, old_file: str, out: str | None, as_json: bool) -> None:
     """Consistency proof from an old checkpoint to a fresh checkpoint of the current log."""
     from flytekitplugins.aios_audit.checkpoint import Checkpoint
     from flytekitplugins.aios_audit.proofs import make_checkpoint, prove_consistency
 
     store = _store(ctx, None)
     new = make_checkpoint(store, settings_from(ctx).signing_key)
-    _write(prove_consistency(store, Checkpoint.load(old_file), new), out)
+    _write(prove_consistency(store, Checkpoint.load(old_file), new), out, as_json)
 
 
 @audit.command("verify-proof")
 @click.argument("proof_file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--checkpoint", "checkpoint_file", type=click.Path(exists=True, dir_okay=False), required=True)
-@click.option("--public-key", type=click.Path(exists=True, dir_okay=False), default=None, help="Trusted PEM.")
-def verify_proof(proof_file: str, checkpoint_file: str, public_key: str | None) -> None:
+@_PUBLIC_KEY
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+@click.pass_context
+def verify_proof(
+    ctx: click.Context, proof_file: str, checkpoint_file: str, public_keys: tuple[str, ...], as_json: bool
+) -> None:
     """Verify a proof offline against a checkpoint (no store needed)."""
     from flytekitplugins.aios_audit.checkpoint import Checkpoint
     from flytekitplugins.aios_audit.proofs import check_proof
@@ -154,17 +263,38 @@ def verify_proof(proof_file: str, checkpoint_file: str, public_key: str | None) 
         doc = json.loads(Path(proof_file).read_text(encoding="utf-8"))
     except ValueError as e:
         raise click.ClickException(f"{proof_file} is not JSON: {e}") from e
-    trusted = Path(public_key).read_text(encoding="utf-8") if public_key else None
-    ok, reason = check_proof(doc, Checkpoint.load(checkpoint_file), trusted)
-    click.echo(("VALID: " if ok else "INVALID: ") + reason)
+    ok, reason = check_proof(doc, Checkpoint.load(checkpoint_file), _trusted(ctx, public_keys))
+    if as_json:
+        click.echo(json.dumps({"ok": ok, "reason": reason, "proof": proof_file, "checkpoint": checkpoint_file}))
+    else:
+        click.echo(("VALID: " if ok else "INVALID: ") + reason)
     if not ok:
         sys.exit(1)
 
 
-def _write(doc: dict[str, Any], out: str | None) -> None:
+def _write(doc: dict[str, Any], out: str | None, as_json: bool = False) -> None:
     text = json.dumps(doc, indent=2, sort_keys=True)
     if out:
-        Path(out).write_text(text + "\n", encoding="utf-8")
-        click.echo(f"proof written to {out}")
+        from flytekitplugins.aios_audit.private_files import write_private
+
+        write_private(out, text + "\n")
+        click.echo(json.dumps({"out": out, "proof": doc}, sort_keys=True) if as_json else f"proof written to {out}")
     else:
         click.echo(text)
+
+
+@audit.command("public-key")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the PEM here (default stdout).")
+@click.pass_context
+def public_key(ctx: click.Context, out: str | None) -> None:
+    """The public key of the checkpoint signing key: what verifiers list in trusted_checkpoint_keys."""
+    from flytekitplugins.aios_audit.checkpoint import key_id, load_signing_key, public_pem
+
+    pem = public_pem(load_signing_key(settings_from(ctx).signing_key))
+    if out:
+        from flytekitplugins.aios_audit.private_files import write_private
+
+        write_private(out, pem)
+        click.echo(f"public key {key_id(pem)} written to {out}")
+    else:
+        click.echo(pem, nl=False)

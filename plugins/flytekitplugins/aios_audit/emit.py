@@ -1,14 +1,18 @@
-"""Best-effort emitters attached to the store returned by ``audit_log()``.
+"""Lineage, traces and metrics of governed tasks, off the task's critical path.
 
-The audit record is the source of truth: emitters run after the durable commit, and a failing emitter
-logs a warning and loses nothing (``aios lineage`` can always rebuild lineage from the log).
+The audit record is the source of truth: emission is best-effort and never fails a task or loses a record
+(``aios lineage`` can always rebuild lineage from the log).
 
-OpenLineage events for a local file (``file:PATH``, the default) are built directly as JSON and appended
-inline: tens of microseconds, and no thread competing with the task for the GIL. Network transports (HTTP
-to Marquez) run on one background thread per process (:class:`BackgroundEmitter`): an append returns once
-the record is durable, not once its event is posted. :func:`flush` waits for that queue (tests, CLI); it also
-runs at interpreter exit, so a short-lived ``pyflyte run`` process still sends every event. The queue is
-bounded: when it is full the caller emits synchronously instead of dropping events.
+* OpenLineage goes through openlineage-python's own ``OpenLineageClient`` and transport factory, so
+  ``OPENLINEAGE_URL`` (+ ``OPENLINEAGE_API_KEY``, ``OPENLINEAGE_ENDPOINT``), ``OPENLINEAGE_CONFIG`` /
+  ``openlineage.yml``, ``OPENLINEAGE__TRANSPORT__*`` and ``OPENLINEAGE_DISABLED`` work as everywhere else
+  (http with auth, kafka, console, file, composite...). Without any of them the ``lineage_url`` setting
+  applies (``file:PATH``, ``http(s)://`` or ``none``).
+* The task thread only queues a small description of the attempt; one daemon thread per process builds the
+  events and sends them. The queue is bounded (``lineage_queue_size``): when it is full the event is dropped,
+  counted (:func:`dropped`, metric ``aios.lineage.events.dropped``) and logged, never blocking the task.
+  :func:`flush` waits for the queue; it runs at exit and in ``close_all()``.
+* Spans and metrics: see ``otel.py`` and ``metrics.py``.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import logging
 import os
 import queue
 import threading
-import weakref
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -27,117 +31,203 @@ from flytekitplugins.aios_audit.stores import AuditStore
 from flytekitplugins.aios_core.settings import Settings
 
 log = logging.getLogger(__name__)
+_STANDARD_VARS = ("OPENLINEAGE_URL", "OPENLINEAGE_CONFIG", "OPENLINEAGE_DISABLED")
 
 
-class OpenLineageEmitter:
-    """Sends each record as a RunEvent through an openlineage-python transport."""
+class _Worker:
+    """One daemon thread per process running queued jobs; a full queue drops (and counts) instead of blocking."""
 
-    def __init__(self, url: str) -> None:
-        from flytekitplugins.aios_audit.lineage_events import make_transport
-
-        self.url = url
-        self.transport: Any = make_transport(url)
-
-    def __call__(self, records: Sequence[AuditRecord]) -> None:
-        from flytekitplugins.aios_audit.lineage_events import run_event_dict
-
-        for record in records:
-            try:
-                self.transport.emit(run_event_dict(record))
-            except Exception as e:
-                log.warning("audit: OpenLineage emit of record %s to %s failed: %s", record.seq, self.url, e)
-
-    def __repr__(self) -> str:
-        return f"OpenLineageEmitter({self.url!r})"
-
-
-class BackgroundEmitter:
-    """Runs a listener on a daemon thread; records are handed over through a bounded queue."""
-
-    def __init__(self, inner: Callable[[Sequence[AuditRecord]], None], maxsize: int = 10_000) -> None:
-        self.inner = inner
-        self.maxsize = maxsize
+    def __init__(self) -> None:
+        self.maxsize = 10_000
+        self.dropped = 0
+        self.failed = 0
         self._pid = -1
-        self._queue: queue.Queue[Sequence[AuditRecord]] = queue.Queue(maxsize)
+        self._queue: queue.Queue[Callable[[], None]] = queue.Queue(self.maxsize)
         self._lock = threading.Lock()
-        _live.add(self)
 
-    def _ensure_thread(self) -> None:
-        # after fork() the child has the queue object but not the thread: start its own
-        if self._pid == os.getpid():
+    def _ensure_thread(self, maxsize: int) -> None:
+        if self._pid == os.getpid():  # after fork() the child has the queue but not the thread
             return
         with self._lock:
             if self._pid != os.getpid():
-                self._queue = queue.Queue(self.maxsize)
+                self.maxsize = maxsize
+                self._queue = queue.Queue(maxsize)
                 threading.Thread(target=self._run, name="aios-lineage-emitter", daemon=True).start()
                 self._pid = os.getpid()
 
     def _run(self) -> None:
         q = self._queue
         while True:
-            records = q.get()
+            job = q.get()
+            time.sleep(0)  # let the task thread run first if it is waiting for the GIL
             try:
-                self.inner(records)
+                job()
+            except Exception as e:  # a job logs its own failures; this is the last guard of the thread
+                self.failed += 1
+                log.warning("audit: lineage emission failed: %s", e)
             finally:
                 q.task_done()
 
-    def __call__(self, records: Sequence[AuditRecord]) -> None:
-        self._ensure_thread()
+    def submit(self, job: Callable[[], None], maxsize: int) -> bool:
+        self._ensure_thread(maxsize)
         try:
-            self._queue.put_nowait(list(records))
+            self._queue.put_nowait(job)
         except queue.Full:
-            self.inner(records)
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                log.warning(
+                    "audit: OpenLineage queue full (%d events): %d event(s) dropped so far; the audit log keeps "
+                    "every record (aios lineage). Raise lineage_queue_size or check the lineage backend",
+                    self.maxsize,
+                    self.dropped,
+                )
+            return False
+        return True
 
     def flush(self) -> None:
-        """Block until every handed-over record was emitted (or failed with a warning)."""
         if self._pid == os.getpid():
             self._queue.join()
 
-    def __repr__(self) -> str:
-        return f"BackgroundEmitter({self.inner!r})"
+
+_worker = _Worker()
 
 
-_live: weakref.WeakSet[BackgroundEmitter] = weakref.WeakSet()
+def dropped() -> int:
+    """OpenLineage events dropped in this process because the emission queue was full."""
+    return _worker.dropped
 
 
 def flush() -> None:
-    """Wait until every background emitter of this process has emitted what it was given."""
-    for emitter in list(_live):
-        emitter.flush()
+    """Wait until every queued OpenLineage event of this process was sent (or failed with a warning)."""
+    _worker.flush()
 
 
-atexit.register(flush)
+def standard_lineage_config() -> bool:
+    """Whether OpenLineage is configured the standard way (env, ``openlineage.yml``), not by the pack setting."""
+    if any(os.environ.get(v) for v in _STANDARD_VARS) or any(k.startswith("OPENLINEAGE__") for k in os.environ):
+        return True
+    home = os.path.expanduser("~/.openlineage/openlineage.yml")
+    return os.path.isfile("openlineage.yml") or os.path.isfile(home)
 
 
-class SpanEmitter:
-    """Exports each record as an OpenTelemetry span (one trace per Flyte execution)."""
+_clients: dict[tuple[Any, ...], Any] = {}
+_clients_lock = threading.Lock()
 
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
+
+def _client_key(settings: Settings) -> tuple[Any, ...]:
+    standard = tuple((k, v) for k, v in os.environ.items() if k.startswith("OPENLINEAGE"))
+    return (settings.lineage_url, standard, os.getcwd())
+
+
+def _make_client(url: str) -> Any | None:
+    from openlineage.client import OpenLineageClient
+
+    if os.environ.get("OPENLINEAGE_DISABLED", "").strip().lower() == "true":
+        return None
+    if standard_lineage_config():
+        from flytekitplugins.aios_core.redact import remember
+
+        if os.environ.get("OPENLINEAGE_API_KEY"):  # masked in every message of this process from now on
+            remember(f"api_key={os.environ['OPENLINEAGE_API_KEY']}")
+        client = OpenLineageClient()
+        return None if client.transport.kind == "noop" else client
+    if url in ("", "none"):
+        return None
+    if url.startswith("file:"):
+        from flytekitplugins.aios_audit.lineage_events import JsonLinesTransport
+
+        return OpenLineageClient(transport=JsonLinesTransport(url.removeprefix("file:")))
+    if url.startswith(("http://", "https://")):
+        return OpenLineageClient(config={"transport": {"type": "http", "url": url, "timeout": 5.0}})
+    from flytekitplugins.aios_core.errors import ConfigError
+    from flytekitplugins.aios_core.redact import mask_url
+
+    fix = "use file:PATH, http(s)://HOST (Marquez) or none (AIOS_LINEAGE_URL)"
+    msg = f"lineage_url {mask_url(url)!r} is invalid: {fix}"
+    raise ConfigError(msg)
+
+
+def lineage_client(settings: Settings) -> Any | None:
+    """The process's OpenLineageClient for these settings and ``OPENLINEAGE*`` environment, or ``None`` (off)."""
+    key = _client_key(settings)
+    found = _clients.get(key, False)
+    if found is not False:
+        return found
+    with _clients_lock:
+        if key not in _clients:
+            if len(_clients) >= 64:  # settings changing in one long process (tests): forget the oldest
+                del _clients[next(iter(_clients))]
+            try:
+                _clients[key] = _make_client(settings.lineage_url)
+            except Exception as e:
+                from flytekitplugins.aios_core.redact import mask_text
+
+                log.warning("audit: OpenLineage emission disabled: %s", mask_text(e))
+                _clients[key] = None
+        return _clients[key]
+
+
+def _send(client: Any, build: Callable[[], Any]) -> None:
+    try:
+        event = build()
+        time.sleep(0)  # hand the GIL to a waiting task thread between building and serializing (its p99)
+        client.emit(event)
+    except Exception as e:
+        from flytekitplugins.aios_core.redact import mask_text
+
+        _worker.failed += 1
+        log.warning("audit: OpenLineage emit through %s failed: %s", client.transport.kind, mask_text(e))
+
+
+def submit(client: Any, build: Callable[[], Any], settings: Settings) -> None:
+    """Queue ``client.emit(build())`` for the emitter thread; count and log it when the queue is full."""
+    if not _worker.submit(lambda: _send(client, build), settings.lineage_queue_size):
+        from flytekitplugins.aios_audit.metrics import lineage_dropped
+        from flytekitplugins.aios_audit.otel import exporter_kind
+
+        lineage_dropped(exporter_kind(settings.otel_exporter))
+
+
+class RecordObserver:
+    """Store listener: metrics from every record, a span for records that are not a task attempt's own."""
+
+    def __init__(self, otel_exporter: str) -> None:
+        self.otel_exporter = otel_exporter
 
     def __call__(self, records: Sequence[AuditRecord]) -> None:
-        from flytekitplugins.aios_audit.otel import emit_span
+        from flytekitplugins.aios_audit import metrics, otel
+        from flytekitplugins.aios_audit.observe import finishing
 
+        kind = otel.exporter_kind(self.otel_exporter)
+        metrics.observe_records(kind, records)
+        tr = otel.tracer(self.otel_exporter)
+        if tr is None or finishing():  # a task attempt's own record: its span is the task span
+            return
         for record in records:
-            try:
-                emit_span(record, self.kind)
-            except Exception as e:
-                log.warning("audit: OpenTelemetry span for record %s failed: %s", record.seq, e)
+            otel.record_span(tr, record)
 
     def __repr__(self) -> str:
-        return f"SpanEmitter({self.kind!r})"
+        return f"RecordObserver({self.otel_exporter!r})"
 
 
 def attach_emitters(store: AuditStore, settings: Settings) -> None:
-    """Attach the emitters ``settings`` ask for (``lineage_url``, ``otel_exporter``); a bad URL only warns."""
-    if settings.lineage_url not in ("", "none"):
-        try:
-            emitter = OpenLineageEmitter(settings.lineage_url)
-            # a local file append costs tens of microseconds: done inline, no thread to compete with the task for
-            # the GIL; network transports (Marquez) run on the background thread, off the critical path
-            remote = not settings.lineage_url.startswith("file:")
-            store.add_listener(BackgroundEmitter(emitter) if remote else emitter)
-        except Exception as e:
-            log.warning("audit: OpenLineage emitter disabled: %s", e)
-    if settings.otel_exporter != "none":
-        store.add_listener(SpanEmitter(settings.otel_exporter))
+    """Attach the per-record observer (metrics, spans); task attempts are observed by ``observe.py``."""
+    store.add_listener(RecordObserver(settings.otel_exporter))
+
+
+def shutdown() -> None:
+    """At exit: end local executions, send every queued event, flush and shut down the OTel providers."""
+    from flytekitplugins.aios_audit import metrics, otel
+    from flytekitplugins.aios_audit.observe import end_local_executions
+
+    try:
+        flush()  # the tasks' events first, then the executions' own COMPLETE
+        end_local_executions()
+        for client in {id(c): c for c in _clients.values() if c is not None}.values():
+            client.close(5.0)
+    finally:
+        otel.shutdown()
+        metrics.shutdown()
+
+
+atexit.register(shutdown)

@@ -1,143 +1,193 @@
-"""Lineage edges between audit records, rebuilt from the log (the log is the source of truth).
+"""Trace lineage through the typed edges of the evidence model (:mod:`.edges`), upstream and downstream.
 
-Two kinds of edge point from an earlier record to a later one:
-
-* ``parent``: the later record names the earlier record id in ``parents`` (explicit, e.g. a policy decision
-  record that gated the step, or an approval);
-* ``data``: the later record consumed a digest (an input, or a ``sha256:`` subject) that the earlier record
-  produced as an output. When several records produced the same digest, the producer in the same Flyte
-  execution wins, else the most recent earlier producer.
-
-Digests consumed but never produced by any record are *sources* (documents, data sets read from outside).
+A reference names one or more start nodes: a record id (or a unique prefix of 8+ hex), ``#seq``, an approval
+request id (``apr-...``), a content digest (``sha256:...``: a document, protected text, data set; a plain
+``sha256sum`` of a file also works), ``model:name[@version]`` (or ``name@version``), ``policy:<id>`` or
+``principal:<name>`` (``approver:<name>``). Upstream follows ``child -> parent`` edges (why did this happen);
+downstream follows them backwards (what happened because of it). Models, policies and principals are shared by
+many decisions: they are walked downstream only when the trace starts at them, and then every decision they
+touch is traced in full, so "what did model X@3 decide" and "which actions did policy P allow" both work.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections import deque
 from collections.abc import Iterable
 
+from flytekitplugins.aios_audit.edges import HUBS, EdgeIndex
 from flytekitplugins.aios_audit.records import AuditRecord
+from flytekitplugins.aios_audit.stores import AuditStore
 from flytekitplugins.aios_core.digest import digest_value
 
-
-@dataclasses.dataclass(frozen=True)
-class Edge:
-    """``src`` -> ``dst`` (record ids); ``label`` is ``parent`` or the digest that flowed."""
-
-    src: str
-    dst: str
-    kind: str
-    label: str = ""
-
-
-def consumed(record: AuditRecord) -> dict[str, str]:
-    """Digests a record consumed (name -> digest), the subject included when it is a digest."""
-    ev = record.event
-    out = dict(ev.inputs)
-    if ev.subject.startswith("sha256:") and ev.subject not in out.values():
-        out["subject"] = ev.subject
-    return out
-
-
-def _key(record: AuditRecord) -> str:
-    return record.event.execution.execution_key if record.event.execution else ""
+_HEX = re.compile(r"^[0-9a-f]+$")
+MAX_NODES = 20000
 
 
 @dataclasses.dataclass
-class LineageGraph:
-    """Records and the edges between them."""
+class Trace:
+    """What a trace reached: start nodes, upstream and downstream nodes, the typed edges and the records."""
 
+    ref: str
+    start: list[str]
+    upstream: list[str] = dataclasses.field(default_factory=list)
+    downstream: list[str] = dataclasses.field(default_factory=list)
+    context: list[str] = dataclasses.field(default_factory=list)
+    edges: list[tuple[str, str, str, int]] = dataclasses.field(default_factory=list)
     records: dict[str, AuditRecord] = dataclasses.field(default_factory=dict)
-    edges: list[Edge] = dataclasses.field(default_factory=list)
-    producers: dict[str, list[str]] = dataclasses.field(default_factory=dict)
-    consumers: dict[str, list[str]] = dataclasses.field(default_factory=dict)
-    by_seq: dict[int, str] = dataclasses.field(default_factory=dict)
-    _in: dict[str, list[Edge]] = dataclasses.field(default_factory=dict)
-    _out: dict[str, list[Edge]] = dataclasses.field(default_factory=dict)
+    truncated: bool = False
 
-    def add(self, edge: Edge) -> None:
-        """Add an edge."""
-        self.edges.append(edge)
-        self._in.setdefault(edge.dst, []).append(edge)
-        self._out.setdefault(edge.src, []).append(edge)
-
-    def incoming(self, rid: str) -> list[Edge]:
-        """Edges into ``rid``."""
-        return self._in.get(rid, [])
-
-    def outgoing(self, rid: str) -> list[Edge]:
-        """Edges out of ``rid``."""
-        return self._out.get(rid, [])
+    def nodes(self) -> list[str]:
+        """Every node reached, start first."""
+        return list(dict.fromkeys([*self.start, *self.upstream, *self.downstream, *self.context]))
 
 
-def build_graph(records: Iterable[AuditRecord]) -> LineageGraph:
-    """Rebuild lineage from records in sequence order."""
-    g = LineageGraph()
-    for rec in records:
-        rid = rec.record_id
-        g.records[rid] = rec
-        g.by_seq[rec.seq] = rid
-        for digest in dict.fromkeys(consumed(rec).values()):
-            g.consumers.setdefault(digest, []).append(rid)
-            src = _producer(g, digest, _key(rec))
-            if src is not None:
-                g.add(Edge(src, rid, "data", digest))
-        for parent in rec.event.parents:
-            if parent in g.records:
-                g.add(Edge(parent, rid, "parent"))
-        for digest in dict.fromkeys(rec.event.outputs.values()):
-            g.producers.setdefault(digest, []).append(rid)
-    return g
+def is_record(node: str) -> bool:
+    """True for a record id node (64 hex)."""
+    return len(node) == 64 and bool(_HEX.match(node))
 
 
-def _producer(g: LineageGraph, digest: str, execution: str) -> str | None:
-    candidates = g.producers.get(digest, [])
-    same = [c for c in candidates if _key(g.records[c]) == execution]
-    pick = same or candidates
-    return pick[-1] if pick else None
+class Tracer:
+    """Traces over one store and its edge index (caught up when the tracer is made)."""
 
+    def __init__(self, store: AuditStore, index: EdgeIndex) -> None:
+        self.store = store
+        self.index = index
+        index.catch_up(store)
 
-def resolve(g: LineageGraph, ref: str) -> list[str]:
-    """Record ids a reference names: a record id (or unique prefix), ``#seq``/a number, or a content digest."""
-    ref = ref.strip()
-    if ref.lstrip("#").isdigit():
-        rid = g.by_seq.get(int(ref.lstrip("#")))
-        return [rid] if rid else []
-    if ref in g.records:
-        return [ref]
-    if ref.startswith("sha256:"):
-        found = list(dict.fromkeys(g.producers.get(ref, []) + g.consumers.get(ref, [])))
-        if not found:  # a plain file hash (sha256sum): files are recorded as digests of {"$file": ...}
-            wrapped = digest_value({"$file": ref})
-            found = list(dict.fromkeys(g.producers.get(wrapped, []) + g.consumers.get(wrapped, [])))
+    def record(self, rid: str) -> AuditRecord | None:
+        """The record ``rid``, read from the store (the index is only used to find its position)."""
+        seq = self.index.seq_of(rid)
+        rec = next(self.store.scan(seq, seq), None) if seq else None
+        return rec if rec is not None and rec.record_id == rid else None
+
+    def resolve(self, ref: str) -> list[str]:
+        """Start nodes ``ref`` names (empty when none)."""
+        ref = ref.strip()
+        idx = self.index
+        if ref.lstrip("#").isdigit():
+            rid = idx.id_of_seq(int(ref.lstrip("#")))
+            return [rid] if rid else []
+        if ref.startswith("apr-"):
+            rid = idx.alias(ref)
+            return [rid] if rid else []
+        if ref.startswith("sha256:"):
+            for node in (ref, digest_value({"$file": ref})):
+                if idx.parents(node) or idx.children(node):
+                    return [node]
+            return []
+        if ref.startswith("approver:"):
+            ref = "principal:" + ref.removeprefix("approver:")
+        if ref.startswith(("policy:", "principal:")):
+            return [ref] if idx.children(ref) else []
+        if is_record(ref):
+            return [ref] if idx.seq_of(ref) else []
+        if len(ref) >= 8 and _HEX.match(ref):
+            found = idx.by_prefix(ref)
+            return found if len(found) == 1 else []
+        name = ref.removeprefix("model:")
+        return idx.nodes_like(f"model:{name}" if "@" in name else f"model:{name}@%")
+
+    def trace(self, ref: str, max_nodes: int = MAX_NODES) -> Trace:
+        """Walk from the nodes ``ref`` names; records reached are read from the store."""
+        start = self.resolve(ref)
+        tr = Trace(ref, start)
+        seeds = list(start)
+        for node in start:
+            if node.startswith(HUBS):  # what the model/policy/principal decided, each traced in full
+                for child, rel, seq in self.index.children(node):
+                    tr.edges.append((child, node, rel, seq))
+                    (tr.context if rel == "used_model" else seeds).append(child)  # tasks: listed, not walked
+        tr.upstream = self._walk(seeds, tr, up=True, max_nodes=max_nodes)
+        tr.downstream = self._walk(seeds, tr, up=False, max_nodes=max_nodes)
+        tr.upstream = [n for n in tr.upstream if n not in start]
+        tr.downstream = [n for n in tr.downstream if n not in start and n not in tr.upstream]
+        self._context(tr)
+        for node in tr.nodes():
+            if is_record(node) and (rec := self.record(node)) is not None:
+                tr.records[node] = rec
+        return tr
+
+    def closure(self, seeds: list[str]) -> Trace:
+        """``seeds`` and everything upstream of them, with their records (what an evidence bundle holds)."""
+        tr = Trace(f"{len(seeds)} records", list(seeds))
+        tr.upstream = [n for n in self._walk(seeds, tr, up=True, max_nodes=10**7) if n not in seeds]
+        for node in tr.nodes():
+            if is_record(node) and (rec := self.record(node)) is not None:
+                tr.records[node] = rec
+        return tr
+
+    def _context(self, tr: Trace) -> None:
+        """The direct parents of every record reached downstream (its model, policies, request, approvers)."""
+        known = set(tr.nodes())
+        for node in tr.downstream:
+            if not is_record(node) or self.index.kind(node) == "task":  # a task's parents are a whole chunk's
+                continue
+            for parent, rel, seq in self.index.parents(node):
+                tr.edges.append((node, parent, rel, seq))
+                if parent not in known:
+                    known.add(parent)
+                    tr.context.append(parent)
+
+    def _walk(self, seeds: Iterable[str], tr: Trace, *, up: bool, max_nodes: int) -> list[str]:
+        seen: dict[str, str] = dict.fromkeys(seeds, "")  # node -> rel it was reached by
+        queue = deque(seen)
+        found: list[str] = [s for s in seen if s not in tr.start]
+        while queue:
+            node = queue.popleft()
+            if not up and not self._expands_down(node, tr.start, seen[node]):
+                continue
+            hops = self.index.parents(node) if up else self.index.children(node)
+            for other, rel, seq in hops:
+                tr.edges.append((node, other, rel, seq) if up else (other, node, rel, seq))
+                if other in seen:
+                    continue
+                if len(seen) >= max_nodes:
+                    tr.truncated = True
+                    continue
+                seen[other] = rel
+                found.append(other)
+                queue.append(other)
         return found
-    matches = [rid for rid in g.records if rid.startswith(ref)] if len(ref) >= 8 else []
-    return matches if len(matches) == 1 else []
+
+    def _expands_down(self, node: str, start: list[str], reached_by: str) -> bool:
+        if node in start:
+            return True
+        if node.startswith(HUBS):
+            return False
+        # a task gated by a chunk's policy decisions is downstream of all of them: do not fan out through it
+        return not (reached_by == "policy_decision" and is_record(node) and self.index.kind(node) == "task")
 
 
-def walk(g: LineageGraph, start: Iterable[str], forward: bool) -> list[str]:
-    """Record ids reachable from ``start`` (breadth-first, excluding the start), oldest first."""
-    seen: set[str] = set(start)
-    queue = deque(seen)
-    found: list[str] = []
-    while queue:
-        rid = queue.popleft()
-        for e in g.outgoing(rid) if forward else g.incoming(rid):
-            nxt = e.dst if forward else e.src
-            if nxt not in seen:
-                seen.add(nxt)
-                found.append(nxt)
-                queue.append(nxt)
-    return sorted(found, key=lambda r: g.records[r].seq)
+def record_edges(tr: Trace) -> list[tuple[int, int, str, str]]:
+    """Edges between records as ``(from seq, to seq, rel, via digest)``: parent first, data hops collapsed."""
+    seq = {rid: r.seq for rid, r in tr.records.items()}
+    out: dict[tuple[int, int, str, str], None] = {}
+    producers: dict[str, list[int]] = {}
+    consumers: dict[str, list[tuple[int, str]]] = {}
+    for child, parent, rel, _via in dict.fromkeys(tr.edges):
+        if child in seq and parent in seq:
+            out[(seq[parent], seq[child], rel, "")] = None
+        elif rel == "output_of" and parent in seq:
+            producers.setdefault(child, []).append(seq[parent])
+        elif child in seq and parent.startswith("sha256:"):
+            consumers.setdefault(parent, []).append((seq[child], rel))
+    for digest, made in producers.items():
+        for p in made:
+            for c, _rel in consumers.get(digest, []):
+                if p < c:
+                    out[(p, c, "data", digest)] = None
+    return sorted(out)
 
 
-def sources(g: LineageGraph, rids: Iterable[str]) -> dict[str, list[int]]:
-    """Source digests (consumed, never produced) of ``rids`` -> the seqs that consumed them."""
+def sources(tr: Trace) -> dict[str, list[int]]:
+    """Digests reached that no record produced (documents, data read from outside) -> seqs that used them."""
+    produced = {child for child, _p, _rel, _s in tr.edges if child.startswith("sha256:")}  # made or derived
     out: dict[str, list[int]] = {}
-    for rid in rids:
-        rec = g.records[rid]
-        for digest in consumed(rec).values():
-            if digest.startswith("sha256:") and not g.producers.get(digest):
-                out.setdefault(digest, []).append(rec.seq)
-    return out
+    for child, parent, _rel, _seq in dict.fromkeys(tr.edges):
+        if parent.startswith("sha256:") and parent not in produced and child in tr.records:
+            seqs = out.setdefault(parent, [])
+            if tr.records[child].seq not in seqs:
+                seqs.append(tr.records[child].seq)
+    return {d: sorted(s) for d, s in out.items()}

@@ -1,4 +1,4 @@
-"""``aios lineage``: trace an output back to its sources and forward to the actions taken; HTML report."""
+"""``aios lineage``: trace a decision to its document, model, policy and approvers (and what it caused); report."""
 
 from __future__ import annotations
 
@@ -11,18 +11,26 @@ import click
 
 from flytekitplugins.aios_core.cli import settings_from
 
+REF_HELP = (
+    "record id (or 8+ hex prefix), #seq, approval request id (apr-...), sha256: digest of a document or output, "
+    "model:name[@version], policy:<id> or principal:<name>"
+)
 
-def _graph(ctx: click.Context, url: str | None) -> tuple[Any, Any]:
+
+def tracer_for(ctx: click.Context, url: str | None) -> Any:
+    """A :class:`~flytekitplugins.aios_audit.lineage.Tracer` over the configured (or given) store."""
     from flytekitplugins.aios_audit.api import audit_log
-    from flytekitplugins.aios_audit.lineage import build_graph
+    from flytekitplugins.aios_audit.edges import EdgeIndex
+    from flytekitplugins.aios_audit.lineage import Tracer
 
-    store = audit_log(settings_from(ctx), url=url, emit=False)
-    return store, build_graph(store.scan())
+    s = settings_from(ctx)
+    store = audit_log(s, url=url, emit=False)
+    return Tracer(store, EdgeIndex.for_store(store, s.state_dir))
 
 
 @click.group()
 def lineage() -> None:
-    """Trace outputs to documents, models, policies and approvers; render a report."""
+    """Trace decisions to documents, models, policies and approvers; write the review report."""
 
 
 def _describe(rec: Any) -> dict[str, Any]:
@@ -32,92 +40,87 @@ def _describe(rec: Any) -> dict[str, Any]:
         "record_id": rec.record_id,
         "kind": ev.kind,
         "status": ev.status,
+        "actor": ev.actor,
+        "subject": ev.subject,
         "task": ex.task_name if ex else "",
         "execution": ex.execution_key if ex else "",
-        "inputs": ev.inputs,
-        "outputs": ev.outputs,
         "models": [m.model_dump() for m in ev.models],
-        "policy_decisions": len(ev.policy_decisions),
-        "approvals": len(ev.approvals),
     }
 
 
-def trace_doc(g: Any, ref: str) -> dict[str, Any]:
-    """Upstream records, source digests, downstream records and actions for ``ref``."""
-    from flytekitplugins.aios_audit.lineage import resolve, sources, walk
+def trace_doc(tracer: Any, ref: str) -> dict[str, Any]:
+    """The JSON document of ``aios lineage trace REF``."""
+    from flytekitplugins.aios_audit.lineage import record_edges, sources
+    from flytekitplugins.aios_audit.lineage_cases import cases, models
 
-    start = resolve(g, ref)
-    if not start:
-        msg = f"{ref!r} names no record: pass a record id (or a unique prefix of 8+ chars), #seq, or a sha256: digest"
+    tr = tracer.trace(ref)
+    if not tr.start:
+        msg = f"{ref!r} names nothing in the audit trail: pass a {REF_HELP}"
         raise click.ClickException(msg)
-    up = walk(g, start, forward=False)
-    down = walk(g, start, forward=True)
+
+    def records(nodes: list[str]) -> list[dict[str, Any]]:
+        found = [tr.records[n] for n in nodes if n in tr.records]
+        return [_describe(r) for r in sorted(found, key=lambda r: r.seq)]
+
     return {
         "ref": ref,
-        "start": [_describe(g.records[r]) for r in start],
-        "upstream": [_describe(g.records[r]) for r in up],
-        "sources": sources(g, [*up, *start]),
-        "downstream": [_describe(g.records[r]) for r in down],
-        "actions": [g.records[r].seq for r in down if g.records[r].event.kind == "action"],
-        "edges": [
-            {"from": g.records[e.src].seq, "to": g.records[e.dst].seq, "kind": e.kind, "digest": e.label}
-            for e in g.edges
-            if {e.src, e.dst} <= {*up, *start, *down}
+        "resolved": tr.start,
+        "start": records(tr.start),
+        "upstream": records(tr.upstream),
+        "downstream": records(tr.downstream),
+        "sources": sources(tr),
+        "actions": sorted(r.seq for r in tr.records.values() if r.event.kind == "action"),
+        "cases": cases(sorted(tr.records.values(), key=lambda r: r.seq)),
+        "models": models(tracer, tr),
+        "edges": [{"from": a, "to": b, "rel": rel, "digest": via} for a, b, rel, via in record_edges(tr)],
+        "typed_edges": [
+            {"child": c, "parent": p, "rel": rel, "sealed_in": seq} for c, p, rel, seq in dict.fromkeys(tr.edges)
         ],
+        "truncated": tr.truncated,
     }
 
 
 @lineage.command()
 @click.argument("ref")
 @click.option("--store", "url", default=None, help="Audit store URL (default: AIOS_AUDIT_STORE).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (the same facts as the text).")
+@click.option(
+    "--system-of-record", "sor", default=None, help="Where actions are posted (default: the connector's database)."
+)
 @click.pass_context
-def trace(ctx: click.Context, ref: str, url: str | None, as_json: bool) -> None:
-    """Walk lineage edges from REF (record id, #seq or sha256: digest) back to sources and forward to actions."""
-    _, g = _graph(ctx, url)
-    doc = trace_doc(g, ref)
-    if as_json:
-        click.echo(json.dumps(doc, indent=2, sort_keys=True))
-        return
-    from rich.console import Console
-    from rich.tree import Tree
+def trace(ctx: click.Context, ref: str, url: str | None, as_json: bool, sor: str | None) -> None:
+    """Why did REF happen and what did it cause: document, model, policy, approvers, action.
 
-    def line(d: dict[str, Any]) -> str:
-        return f"#{d['seq']} {d['kind']} {d['task']} ({d['status']}) {d['record_id'][:12]}"
+    REF is a record id (or 8+ hex prefix), #seq, an approval request id (apr-...), a sha256: digest of a
+    document or output, model:name[@version], policy:<id> or principal:<name>.
+    """
+    from flytekitplugins.aios_audit.lineage_sor import attach_rows, default_url
+    from flytekitplugins.aios_audit.lineage_text import render_text
 
-    root = Tree(f"[bold]lineage of {ref}[/bold]")
-    for name, key in (("start", "start"), ("upstream (derives from)", "upstream"), ("downstream", "downstream")):
-        branch = root.add(f"{name}: {len(doc[key])}")
-        for d in doc[key]:
-            branch.add(line(d))
-    src = root.add(f"sources (never produced by a governed step): {len(doc['sources'])}")
-    for digest, seqs in doc["sources"].items():
-        src.add(f"{digest} consumed by {', '.join(f'#{s}' for s in seqs)}")
-    root.add(f"actions taken: {', '.join(f'#{s}' for s in doc['actions']) or 'none'}")
-    Console().print(root)
+    doc = trace_doc(tracer_for(ctx, url), ref)
+    attach_rows(doc["cases"], sor if sor is not None else default_url())
+    click.echo(json.dumps(doc, indent=2, sort_keys=True, default=str) if as_json else render_text(doc))
 
 
 @lineage.command()
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="HTML file to write.")
 @click.option("--store", "url", default=None, help="Audit store URL (default: AIOS_AUDIT_STORE).")
-@click.option("--execution", default=None, help="Only records of this execution (name or project/domain/name).")
-@click.option("--limit", type=int, default=500, show_default=True, help="At most the last N records.")
+@click.option("--execution", default=None, help="Only this execution (name or project/domain/name); drawn as a graph.")
+@click.option("--document", default=None, help="Draw the lineage graph of this document (sha256: digest).")
+@click.option("--limit", type=int, default=100000, show_default=True, help="At most the last N records.")
 @click.pass_context
-def report(ctx: click.Context, out: str, url: str | None, execution: str | None, limit: int) -> None:
-    """Write a self-contained HTML report: lineage graph (inline SVG), records, verification status."""
-    from flytekitplugins.aios_audit.report import render_report
+def report(
+    ctx: click.Context, out: str, url: str | None, execution: str | None, document: str | None, limit: int
+) -> None:
+    """Write the self-contained review report: verification, executions, documents, records, lineage graphs."""
+    from flytekitplugins.aios_audit.report import build_report
     from flytekitplugins.aios_audit.verify import verify_store
 
-    store, g = _graph(ctx, url)
-    ids = [rid for rid, r in g.records.items() if _in_execution(r, execution)][-limit:]
-    result = verify_store(store)
+    tracer = tracer_for(ctx, url)
+    result = verify_store(tracer.store)
+    page, n = build_report(tracer, result, execution=execution, document=document, limit=limit)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    Path(out).write_text(render_report(g, ids, result), encoding="utf-8")
-    click.echo(f"report: {len(ids)} records, verification {'OK' if result.ok else 'FAILED'} -> {out}")
+    Path(out).write_text(page, encoding="utf-8")
+    click.echo(f"report: {n} records, verification {'OK' if result.ok else 'FAILED'} -> {out}")
     if not result.ok:
         sys.exit(1)
-
-
-def _in_execution(rec: Any, execution: str | None) -> bool:
-    ex = rec.event.execution
-    return execution is None or (ex is not None and execution in (ex.name, ex.execution_key))

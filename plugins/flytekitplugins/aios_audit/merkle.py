@@ -66,6 +66,20 @@ class RootAccumulator:
             stack[-1] = _sha(b"\x01" + stack[-1] + right).digest()
             n >>= 1
 
+    def frontier(self) -> list[bytes]:
+        """The compact range [0, size): roots of the perfect subtrees covering the leaves, largest first."""
+        return list(self._stack)
+
+    @classmethod
+    def from_frontier(cls, size: int, frontier: Sequence[bytes]) -> RootAccumulator:
+        """Resume from a compact range (see :meth:`frontier`); it must hold one hash per set bit of ``size``."""
+        if size < 0 or len(frontier) != size.bit_count() or not all(_is_hash(h) for h in frontier):
+            msg = f"a frontier of a tree of {size} leaves holds {size.bit_count()} hashes of 32 bytes"
+            raise ValueError(msg)
+        acc = cls()
+        acc.size, acc._stack = size, list(frontier)
+        return acc
+
     def root(self) -> bytes:
         """Root hash of the leaves pushed so far (RFC 9162 MTH)."""
         if not self._stack:
@@ -149,12 +163,62 @@ class MerkleTree:
         return [*self._subproof(m - k, lo + k, hi, False), self.subtree(lo, lo + k)]
 
 
+HASH_SIZE = 32  # bytes of every hash a verifier accepts (SHA-256)
+MAX_TREE_SIZE = 1 << 64  # exclusive bound on tree sizes and leaf indices: RFC 9162 carries them as uint64
+
+
+def _is_hash(value: object) -> bool:
+    return isinstance(value, bytes) and len(value) == HASH_SIZE
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < MAX_TREE_SIZE
+
+
+def _hashes(proof: object) -> list[bytes] | None:
+    """The proof as a list when it is a sequence of HASH_SIZE-byte values, else None."""
+    if not isinstance(proof, Sequence) or isinstance(proof, str | bytes | bytearray):
+        return None
+    path = list(proof)
+    return path if all(isinstance(p, bytes) and len(p) == HASH_SIZE for p in path) else None
+
+
+def inclusion_proof_size(index: int, size: int) -> int:
+    """Number of hashes in PATH(index, D[0:size]) for ``0 <= index < size`` (RFC 9162 section 2.1.3.1).
+
+    The paths of leaves ``index`` and ``size - 1`` share every level above ``inner``; below it the proof holds
+    one sibling per level, above it one left sibling per set bit of the remaining index.
+    """
+    inner = (index ^ (size - 1)).bit_length()
+    return inner + (index >> inner).bit_count()
+
+
+def consistency_proof_size(old: int, new: int) -> int:
+    """Number of hashes in PROOF(old, D[0:new]) for ``0 < old < new`` (RFC 9162 section 2.1.4.1).
+
+    The proof is the inclusion path of leaf ``old - 1`` in the tree of ``new`` leaves, started at the root of
+    the largest perfect subtree that ends at ``old`` (whose hash comes first unless that subtree is the whole
+    old tree, which the verifier already holds).
+    """
+    shift = (old & -old).bit_length() - 1
+    seed = 0 if old == 1 << shift else 1
+    return seed + inclusion_proof_size(old - 1, new) - shift
+
+
 def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes], root_hash: bytes) -> bool:
-    """RFC 9162 section 2.1.3.2: does ``proof`` put ``leaf`` at ``index`` in the tree (``size``, ``root_hash``)?"""
-    if index < 0 or index >= size or any(len(p) != 32 for p in proof):
+    """RFC 9162 section 2.1.3.2: does ``proof`` put ``leaf`` at ``index`` in the tree (``size``, ``root_hash``)?
+
+    Malformed input is a plain False, never an exception: hashes that are not exactly HASH_SIZE bytes,
+    indices or sizes that are not integers in ``[0, 2**64)``, ``index >= size``, and a proof whose length is
+    not exactly the RFC's for (``index``, ``size``).
+    """
+    path = _hashes(proof)
+    if path is None or not (_is_hash(leaf) and _is_hash(root_hash) and _is_count(index) and _is_count(size)):
+        return False
+    if index >= size or len(path) != inclusion_proof_size(index, size):
         return False
     fn, sn, r = index, size - 1, leaf
-    for p in proof:
+    for p in path:
         if sn == 0:
             return False
         if fn & 1 or fn == sn:
@@ -170,16 +234,28 @@ def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes],
 
 
 def verify_consistency(old: int, new: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]) -> bool:
-    """RFC 9162 section 2.1.4.2: does tree (``new``, ``new_root``) extend tree (``old``, ``old_root``) append-only?"""
-    if old < 1 or new < old or any(len(p) != 32 for p in proof):
+    """RFC 9162 section 2.1.4.2: does tree (``new``, ``new_root``) extend tree (``old``, ``old_root``) append-only?
+
+    Malformed input is a plain False, never an exception: hashes that are not exactly HASH_SIZE bytes, sizes
+    that are not integers in ``[1, 2**64)`` with ``old <= new``, a non-empty proof for equal sizes, and a proof
+    whose length is not exactly the RFC's for (``old``, ``new``).
+    """
+    path = _hashes(proof)
+    if path is None or not (_is_hash(old_root) and _is_hash(new_root) and _is_count(old) and _is_count(new)):
+        return False
+    if old < 1 or new < old:
         return False
     if old == new:
-        return not proof and old_root == new_root
-    if not proof:
+        return not path and old_root == new_root
+    if len(path) != consistency_proof_size(old, new):
         return False
-    path = list(proof)
     if old & (old - 1) == 0:
         path.insert(0, old_root)
+    return _consistency_roots(old, new, path) == (old_root, new_root)
+
+
+def _consistency_roots(old: int, new: int, path: list[bytes]) -> tuple[bytes, bytes] | None:
+    """RFC 9162 section 2.1.4.2 steps 4-7: the (old, new) roots ``path`` leads to, None if it does not fit."""
     fn, sn = old - 1, new - 1
     while fn & 1:
         fn >>= 1
@@ -187,7 +263,7 @@ def verify_consistency(old: int, new: int, old_root: bytes, new_root: bytes, pro
     fr = sr = path[0]
     for c in path[1:]:
         if sn == 0:
-            return False
+            return None
         if fn & 1 or fn == sn:
             fr = node_hash(c, fr)
             sr = node_hash(c, sr)
@@ -198,4 +274,4 @@ def verify_consistency(old: int, new: int, old_root: bytes, new_root: bytes, pro
             sr = node_hash(sr, c)
         fn >>= 1
         sn >>= 1
-    return sn == 0 and fr == old_root and sr == new_root
+    return (fr, sr) if sn == 0 else None

@@ -6,6 +6,9 @@ documents are JSON and verifiable offline with the checkpoint alone:
 * inclusion: ``{"type": "inclusion", "leaf_index", "tree_size", "leaf_hash", "path": [hex...], "entry"}``
   (``entry`` is the canonical record, so the verifier can recompute the leaf hash from content);
 * consistency: ``{"type": "consistency", "old_size", "new_size", "old_root", "new_root", "path"}``.
+
+Proofs read O(log n) stored tree nodes (:mod:`.nodes`) and are verified against the signed checkpoint before
+they are returned; if the stored nodes are missing or disagree, the tree is rebuilt from every leaf as before.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 from flytekitplugins.aios_audit.checkpoint import Checkpoint, load_signing_key, sign_checkpoint
 from flytekitplugins.aios_audit.merkle import MerkleTree, leaf_hash, verify_consistency, verify_inclusion
 from flytekitplugins.aios_audit.stores import AuditStore
+from flytekitplugins.aios_audit.trust import TrustedKeys, trusted_keys
 from flytekitplugins.aios_audit.verify import verify_store
 from flytekitplugins.aios_core.errors import AiosError
 
@@ -37,7 +41,12 @@ def make_checkpoint(store: AuditStore, signing_key: str) -> Checkpoint:
         msg = f"refusing to sign a checkpoint of a log that fails verification: {result.summary()}"
         raise ProofError(msg)
     return sign_checkpoint(
-        origin_of(store), result.size, bytes.fromhex(result.root_hash), load_signing_key(signing_key)
+        origin_of(store),
+        result.size,
+        bytes.fromhex(result.root_hash),
+        load_signing_key(signing_key),
+        chain_head=bytes.fromhex(result.head_hash) if result.size else None,
+        frontier=[bytes.fromhex(h) for h in result.frontier],
     )
 
 
@@ -55,8 +64,47 @@ def _tree(store: AuditStore, size: int) -> tuple[MerkleTree, dict[str, int], lis
     return MerkleTree(leaves), index, entries
 
 
+def _fast_inclusion(store: AuditStore, ref: str, cp: Checkpoint) -> dict[str, Any] | None:
+    """The inclusion proof from stored nodes, checked against ``cp``; None to fall back to the full rebuild."""
+    from flytekitplugins.aios_audit.nodes import stored_tree
+
+    tree = stored_tree(store, cp.tree_size)
+    if tree is None:
+        return None
+    rec = store.get(ref) if not ref.lstrip("#").isdigit() else None
+    seq = int(ref.lstrip("#")) if ref.lstrip("#").isdigit() else (rec.seq if rec is not None else 0)
+    if not 1 <= seq <= cp.tree_size:
+        msg = f"record {ref!r} is not among the {cp.tree_size} records covered by the checkpoint"
+        raise ProofError(msg)
+    row = next(store.scan_raw(seq, seq), None)
+    if row is None or (rec is not None and row[2] != ref):
+        return None
+    try:
+        path = tree.inclusion_proof(seq - 1)
+    except KeyError:
+        return None
+    leaf = leaf_hash(row[1])
+    if not verify_inclusion(leaf, seq - 1, cp.tree_size, path, bytes.fromhex(cp.root_hash)):
+        return None
+    return _inclusion_doc(seq - 1, leaf, path, row[1], cp)
+
+
+def _inclusion_doc(i: int, leaf: bytes, path: list[bytes], entry: bytes, cp: Checkpoint) -> dict[str, Any]:
+    return {
+        "type": "inclusion",
+        "leaf_index": i,
+        "tree_size": cp.tree_size,
+        "leaf_hash": leaf.hex(),
+        "path": [p.hex() for p in path],
+        "entry": entry.decode("utf-8"),
+        "checkpoint": cp.model_dump(),
+    }
+
+
 def prove_inclusion(store: AuditStore, ref: str, checkpoint: Checkpoint) -> dict[str, Any]:
     """Inclusion proof of a record (id, or ``#seq``) in the tree of ``checkpoint``."""
+    if (fast := _fast_inclusion(store, ref, checkpoint)) is not None:
+        return fast
     tree, index, entries = _tree(store, checkpoint.tree_size)
     if tree.root().hex() != checkpoint.root_hash:
         msg = "the log's first records no longer match the checkpoint root: run `aios audit verify --checkpoint`"
@@ -65,53 +113,85 @@ def prove_inclusion(store: AuditStore, ref: str, checkpoint: Checkpoint) -> dict
     if not 0 <= i < checkpoint.tree_size:
         msg = f"record {ref!r} is not among the {checkpoint.tree_size} records covered by the checkpoint"
         raise ProofError(msg)
-    return {
-        "type": "inclusion",
-        "leaf_index": i,
-        "tree_size": checkpoint.tree_size,
-        "leaf_hash": tree.levels[0][i].hex(),
-        "path": [p.hex() for p in tree.inclusion_proof(i)],
-        "entry": entries[i].decode("utf-8"),
-        "checkpoint": checkpoint.model_dump(),
-    }
+    return _inclusion_doc(i, tree.levels[0][i], tree.inclusion_proof(i), entries[i], checkpoint)
 
 
 def prove_consistency(store: AuditStore, old: Checkpoint, new: Checkpoint) -> dict[str, Any]:
     """Consistency proof that the tree of ``new`` extends the tree of ``old``."""
-    tree, _, _ = _tree(store, new.tree_size)
+    from flytekitplugins.aios_audit.nodes import stored_tree
+
+    path: list[bytes] | None = None
+    stored = stored_tree(store, new.tree_size)
+    if stored is not None and 0 < old.tree_size <= new.tree_size:
+        try:
+            path = stored.consistency_proof(old.tree_size, new.tree_size)
+        except KeyError:
+            path = None
+        old_root, new_root = bytes.fromhex(old.root_hash), bytes.fromhex(new.root_hash)
+        if path is not None and not verify_consistency(old.tree_size, new.tree_size, old_root, new_root, path):
+            path = None
+    if path is None:
+        path = _tree(store, new.tree_size)[0].consistency_proof(old.tree_size, new.tree_size)
     return {
         "type": "consistency",
         "old_size": old.tree_size,
         "new_size": new.tree_size,
         "old_root": old.root_hash,
         "new_root": new.root_hash,
-        "path": [p.hex() for p in tree.consistency_proof(old.tree_size, new.tree_size)],
+        "path": [p.hex() for p in path],
         "old_checkpoint": old.model_dump(),
         "checkpoint": new.model_dump(),
     }
 
 
-def check_proof(doc: dict[str, Any], checkpoint: Checkpoint, trusted_key: str | None = None) -> tuple[bool, str]:
-    """Verify a proof document offline against ``checkpoint``; returns (ok, one-line reason)."""
-    if not checkpoint.verify_signature(trusted_key):
-        return False, "checkpoint signature does not verify"
+def check_proof(
+    doc: dict[str, Any], checkpoint: Checkpoint, trusted: TrustedKeys | str | None = None
+) -> tuple[bool, str]:
+    """Verify a proof document offline against ``checkpoint``; returns (ok, one-line reason).
+
+    Checkpoints must be signed by a ``trusted`` key (see :func:`verify_store`). Every field the document shows
+    is checked against the checkpoints, so an edited number or root never reads VALID.
+    """
+    keys = trusted_keys(trusted)
+    if why := keys.check(checkpoint):
+        return False, why
     try:
         path = [bytes.fromhex(p) for p in doc["path"]]
         root = bytes.fromhex(checkpoint.root_hash)
+        if "checkpoint" in doc and Checkpoint.model_validate(doc["checkpoint"]) != checkpoint:
+            return False, "field checkpoint: the proof was made for another checkpoint than --checkpoint"
         if doc.get("type") == "inclusion":
             return _check_inclusion(doc, path, root, checkpoint)
         if doc.get("type") == "consistency":
             old = Checkpoint.model_validate(doc["old_checkpoint"])
-            if not old.verify_signature(trusted_key):
-                return False, "old checkpoint signature does not verify"
+            if why := keys.check(old):
+                return False, f"old checkpoint: {why}"
+            if why := _consistency_fields(doc, old, checkpoint):
+                return False, why
             ok = verify_consistency(old.tree_size, checkpoint.tree_size, bytes.fromhex(old.root_hash), root, path)
             return (
                 ok,
                 f"tree of {checkpoint.tree_size} {'extends' if ok else 'does NOT extend'} tree of {old.tree_size}",
             )
     except (KeyError, ValueError, TypeError) as e:
-        return False, f"malformed proof document: {e}"
+        return False, f"malformed proof document: {type(e).__name__}: {e}"
     return False, f"unknown proof type {doc.get('type')!r}"
+
+
+def _consistency_fields(doc: dict[str, Any], old: Checkpoint, new: Checkpoint) -> str:
+    """The first visible field of a consistency proof that disagrees with the signed checkpoints ("" if none)."""
+    if old.origin != new.origin:
+        return f"field old_checkpoint: its log ({old.origin}) is not the log of --checkpoint ({new.origin})"
+    expected = {
+        "old_size": old.tree_size,
+        "new_size": new.tree_size,
+        "old_root": old.root_hash,
+        "new_root": new.root_hash,
+    }
+    for field, value in expected.items():
+        if field in doc and doc[field] != value:
+            return f"field {field} is {doc[field]!r} but the signed checkpoint says {value!r}"
+    return ""
 
 
 def _check_inclusion(doc: dict[str, Any], path: list[bytes], root: bytes, cp: Checkpoint) -> tuple[bool, str]:

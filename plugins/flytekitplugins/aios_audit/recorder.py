@@ -8,7 +8,6 @@ import hashlib
 import html
 import inspect
 import logging
-import os
 import typing
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -73,21 +72,12 @@ def _code_version() -> str:
     return code_version()
 
 
-_LOCAL_RUN = f"local-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{os.getpid()}"
-
-
 def execution_ref(task_name: str) -> ExecutionRef:
-    """Flyte identity of the running task; local runs (all named ``local`` by flytekit) get a per-process id.
-
-    ``AIOS_EXECUTION_ID`` overrides the local execution name (e.g. one id per test or per CLI run).
-    """
+    """Flyte identity of the running task; local runs get the process's run id (see ``context.local_run_id``)."""
     ex = current_execution(task_name)
-    update: dict[str, Any] = {}
-    if ex.name == "local":
-        update["name"] = os.environ.get("AIOS_EXECUTION_ID") or _LOCAL_RUN
     if ex.task_name in ("", "local"):
-        update["task_name"] = task_name
-    return ex.model_copy(update=update) if update else ex
+        return ex.model_copy(update={"task_name": task_name})
+    return ex
 
 
 @functools.lru_cache(maxsize=1024)

@@ -1,111 +1,186 @@
-"""Self-contained HTML lineage report: inline SVG graph, records table, verification status. No CDN, no JS."""
+"""The review report: one self-contained HTML page a compliance reviewer works with, offline.
+
+Verification status first (the first bad record is linked and highlighted in place), then a per-execution view,
+a per-document view (outcome; model, version and digest; policy ids and reasons; approvers with roles, reasons
+and signature status; the action and where it was posted), every record, search and filters, and lineage graphs
+of one execution and of documents laid out by Graphviz. Records are embedded once as compact JSON (strings
+interned) and the tables are drawn by a small inline script a page at a time, so 100,000 records stay a few MB.
+"""
 
 from __future__ import annotations
 
-import html
-from collections.abc import Sequence
+from collections.abc import Iterator
+from typing import Any
 
-from flytekitplugins.aios_audit.lineage import LineageGraph, sources
+import orjson
+
+from flytekitplugins.aios_audit.edges import document_of, execution_of
+from flytekitplugins.aios_audit.lineage import Tracer
+from flytekitplugins.aios_audit.lineage_cases import cases
+from flytekitplugins.aios_audit.lite import lite_record
 from flytekitplugins.aios_audit.records import AuditRecord
+from flytekitplugins.aios_audit.report_graph import execution_dot, render_svgs, trace_dot
+from flytekitplugins.aios_audit.report_page import page
 from flytekitplugins.aios_audit.verify import VerifyResult
 
-_W, _H, _GX, _GY = 190, 44, 70, 22
-_COLORS = {"succeeded": "#2e7d32", "failed": "#c62828", "allow": "#2e7d32", "deny": "#c62828"}
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:24px;color:#222}
-.ok{background:#e8f5e9;border:1px solid #2e7d32;padding:8px}
-.bad{background:#ffebee;border:1px solid #c62828;padding:8px}
-table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;padding:3px 6px;text-align:left}
-code{font-size:11px}svg text{font-size:11px;font-family:monospace}
-"""
+GRAPHED_DOCUMENTS = 8
 
 
-def _depths(g: LineageGraph, ids: Sequence[str]) -> dict[str, int]:
-    depth: dict[str, int] = {}
-    for rid in ids:  # sequence order: every edge goes from a lower seq to a higher one
-        parents = [depth[e.src] for e in g.incoming(rid) if e.src in depth]
-        depth[rid] = max(parents) + 1 if parents else 0
-    return depth
+class _Strings:
+    def __init__(self) -> None:
+        self.index: dict[str, int] = {}
+
+    def __call__(self, s: str) -> int:
+        return self.index.setdefault(s, len(self.index))
 
 
-def _label(rec: AuditRecord) -> str:
-    ex = rec.event.execution
-    task = (ex.task_name.rsplit(".", 1)[-1] if ex and ex.task_name else "") or rec.event.kind
-    return f"#{rec.seq} {task}"[:26]
+def _info(rec: AuditRecord) -> str:
+    """What the record says, short (request ids and documents have columns of their own)."""
+    ev, a = rec.event, rec.event.attributes
+    if ev.kind == "policy_decision":
+        pd = ev.policy_decisions[0] if ev.policy_decisions else {}
+        return f"{a.get('action', '')}: {', '.join(pd.get('policy_ids', []))} {'; '.join(pd.get('reasons', []))}"
+    if ev.kind == "approval_decision":
+        d = a.get("decision", {})
+        return f"{d.get('action')} by {d.get('approver')} [{', '.join(d.get('roles', []))}] {d.get('reason', '')}"
+    if ev.kind in ("action", "action_refused", "action_authorized"):
+        money = f"{a.get('amount') or ''} {a.get('currency') or ''}".strip()
+        return f"{a.get('action', '')} {money} {a.get('system_of_record') or a.get('reason') or ''}".strip()
+    if ev.kind == "approval_request":
+        req = a.get("request", {})
+        return f"{req.get('gate', '')} risk {req.get('risk', '')} quorum {req.get('quorum', '')}"
+    if ev.kind.startswith("approval_"):
+        return str(a.get("reason", "") or ev.status)
+    models = ", ".join(f"{m.name}@{m.version}" for m in ev.models)
+    return f"{ev.subject[:40]} {models}".strip()
 
 
-def svg_graph(g: LineageGraph, ids: Sequence[str]) -> str:
-    """Layered SVG of the records ``ids`` (in seq order) and the edges among them."""
-    depth = _depths(g, ids)
-    rows: dict[int, int] = {}
-    pos: dict[str, tuple[int, int]] = {}
-    for rid in ids:
-        d = depth[rid]
-        r = rows.get(d, 0)
-        rows[d] = r + 1
-        pos[rid] = (10 + d * (_W + _GX), 10 + r * (_H + _GY))
-    width = 20 + (max(depth.values(), default=0) + 1) * (_W + _GX)
-    height = 20 + max(rows.values(), default=1) * (_H + _GY)
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" id="lineage-graph" width="{width}" height="{height}">',
-        '<defs><marker id="arrow" markerWidth="8" markerHeight="8" refX="8" refY="4" orient="auto">'
-        '<path d="M0,0 L8,4 L0,8 z" fill="#555"/></marker></defs>',
-    ]
-    for e in g.edges:
-        if e.src in pos and e.dst in pos:
-            (x1, y1), (x2, y2) = pos[e.src], pos[e.dst]
-            dash = ' stroke-dasharray="4 3"' if e.kind == "parent" else ""
-            parts.append(
-                f'<line class="edge" x1="{x1 + _W}" y1="{y1 + _H // 2}" x2="{x2}" y2="{y2 + _H // 2}" '
-                f'stroke="#555"{dash} marker-end="url(#arrow)">'
-                f"<title>{html.escape(e.kind + ' ' + e.label)}</title></line>"
-            )
-    for rid in ids:
-        rec, (x, y) = g.records[rid], pos[rid]
-        color = _COLORS.get(rec.event.status, "#1565c0")
-        parts.append(
-            f'<g class="node" data-record="{rid}"><rect x="{x}" y="{y}" width="{_W}" height="{_H}" rx="6" '
-            f'fill="#fff" stroke="{color}" stroke-width="2"/>'
-            f'<text x="{x + 8}" y="{y + 18}">{html.escape(_label(rec))}</text>'
-            f'<text x="{x + 8}" y="{y + 34}" fill="{color}">'
-            f"{html.escape(rec.event.kind)} {html.escape(rec.event.status)}</text>"
-            f"<title>{rid}</title></g>"
-        )
-    parts.append("</svg>")
-    return "".join(parts)
+def _request_id(rec: AuditRecord) -> str:
+    ev = rec.event
+    return ev.subject if ev.kind.startswith("approval_") else str(ev.attributes.get("request_id") or "")
 
 
-def _records_table(g: LineageGraph, ids: Sequence[str]) -> str:
-    cols = ("seq", "kind", "status", "task", "execution", "inputs", "outputs", "record id")
-    head = "<tr>" + "".join(f"<th>{c}</th>" for c in cols) + "</tr>"
-    body = []
-    for rid in ids:
-        rec = g.records[rid]
-        ev, ex = rec.event, rec.event.execution
-        ins = "<br>".join(f"{html.escape(k)}: <code>{v[:23]}</code>" for k, v in ev.inputs.items())
-        outs = "<br>".join(f"{html.escape(k)}: <code>{v[:23]}</code>" for k, v in ev.outputs.items())
-        body.append(
-            f'<tr class="record"><td>{rec.seq}</td><td>{html.escape(ev.kind)}</td><td>{html.escape(ev.status)}</td>'
-            f"<td>{html.escape(ex.task_name if ex else '')}</td><td>{html.escape(ex.execution_key if ex else '')}</td>"
-            f"<td>{ins}</td><td>{outs}</td><td><code>{rid}</code></td></tr>"
-        )
-    return f'<table id="records">{head}{"".join(body)}</table>'
+def _scan(tracer: Tracer, start: int, end: int, bad: int | None) -> Iterator[AuditRecord | tuple[int, str]]:
+    for seq, entry, leaf, _prev, _chain in tracer.store.scan_raw(start, end):
+        try:
+            yield lite_record(entry, leaf)
+        except Exception as e:  # an edited entry may not parse: keep its place, say why
+            yield seq, f"unreadable record ({type(e).__name__}){' - first bad record' if seq == bad else ''}"
 
 
-def render_report(g: LineageGraph, ids: Sequence[str], result: VerifyResult, title: str = "Audit lineage") -> str:
-    """The full HTML page."""
-    status_cls = "ok" if result.ok else "bad"
-    srcs = sources(g, ids)
-    src_rows = "".join(
-        f"<tr><td><code>{html.escape(d)}</code></td><td>{', '.join(f'#{s}' for s in seqs)}</td></tr>"
-        for d, seqs in srcs.items()
+class _Collect:
+    """Streams records into compact rows, executions and (through :func:`cases`) documents."""
+
+    def __init__(self, execution: str | None) -> None:
+        self.s = _Strings()
+        self.rows: list[list[Any]] = []
+        self.execs: dict[str, dict[str, Any]] = {}
+        self.doc_exec: dict[str, str] = {}
+        self.request_doc: dict[str, str] = {}
+        self.execution = execution
+        self.last_action_exec = ""
+
+    def feed(self, items: Iterator[AuditRecord | tuple[int, str]]) -> Iterator[AuditRecord]:
+        s = self.s
+        for item in items:
+            if isinstance(item, tuple):
+                self.rows.append([item[0], "", s("unreadable"), s(""), s(""), s(""), s(""), s(""), s(item[1]), s("")])
+                continue
+            rec, ex = item, execution_of(item)
+            if self.execution and self.execution not in (ex, ex.rsplit("/", 1)[-1]):
+                continue
+            ev, rid = rec.event, _request_id(rec)
+            doc = document_of(rec) or self.request_doc.get(rid, "")
+            if ev.kind == "approval_request":
+                self.request_doc.setdefault(rid, doc)
+            task = ev.execution.task_name.rsplit(".", 1)[-1] if ev.execution and ev.execution.task_name else ""
+            row = [rec.seq, rec.record_id[:12], s(ev.kind), s(ev.status), s(ev.actor), s(ex), s(task), s(doc)]
+            row += [s(_info(rec)), s(rid)]
+            self.rows.append(row)
+            when = str(rec.recorded_at)
+            e = self.execs.setdefault(ex, {"records": 0, "first": when, "kinds": {}})
+            e["records"] += 1
+            e["last"] = when
+            e["kinds"][ev.kind] = e["kinds"].get(ev.kind, 0) + 1
+            if doc:
+                self.doc_exec.setdefault(doc, ex)
+            if ev.kind == "action":
+                self.last_action_exec = ex
+            yield rec
+
+
+def _doc_row(c: dict[str, Any], execution: str, s: _Strings) -> list[Any]:
+    """``[doc, name, outcome, model, policy, approvals, action, execution]``; repeated texts interned."""
+    cl = c["classification"]
+    models = ", ".join(f"{m.get('name')}@{m.get('version')} {m.get('digest', '')[:19]}" for m in cl.get("models", []))
+    model = (
+        f"{cl.get('label') or cl.get('doc_type') or ''} by {models or '?'} route {cl.get('route', '')} "
+        f"confidence {cl.get('confidence')}"
+        if cl
+        else ""
     )
-    return (
-        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
-        f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>"
-        f'<p id="verification" class="{status_cls}">Verification: {html.escape(result.summary())}</p>'
-        f"<h2>Lineage graph ({len(ids)} records, {len(g.edges)} edges)</h2>{svg_graph(g, ids)}"
-        '<h2>Source documents and data</h2><table id="sources"><tr><th>digest</th><th>consumed by</th></tr>'
-        f"{src_rows}</table>"
-        f"<h2>Records</h2>{_records_table(g, ids)}</body></html>"
+    policy = " | ".join(
+        f"{p['effect']}: {', '.join(p['policy_ids'])} ({'; '.join(p['reasons'])})" for p in c["policy_decisions"]
     )
+    approvals = " | ".join(
+        f"{a['decision']} {a['approver']} [{', '.join(a['roles'])}] {a['reason']!r} {a['signature']}"
+        for a in c["approvals"]
+    )
+    action = " | ".join(
+        f"#{a['seq']} {a['status']} {a['action']} {a.get('amount') or ''} {a.get('currency') or ''} -> "
+        f"{a.get('system_of_record') or '-'}"
+        for a in c["actions"]
+    )
+    name = (c.get("source") or {}).get("name", "")
+    return [s(c["document"]), name, s(c["outcome"]), s(model), s(policy), approvals, action, s(execution)]
+
+
+def build_report(
+    tracer: Tracer,
+    result: VerifyResult,
+    *,
+    execution: str | None = None,
+    document: str | None = None,
+    limit: int = 100000,
+) -> tuple[str, int]:
+    """The HTML page and the number of records in it."""
+    size = tracer.store.size()
+    col = _Collect(execution)
+    docs = cases(col.feed(_scan(tracer, max(1, size - limit + 1), size, result.first_bad_seq)))
+    graphs = _graphs(tracer, col, docs, execution, document)
+    rows = [_doc_row(c, col.doc_exec.get(c["document"], ""), col.s) for c in docs]
+    data = {
+        "strings": list(col.s.index),
+        "records": col.rows,
+        "documents": rows,
+        "executions": [{"execution": k, **v} for k, v in col.execs.items()],
+        "verification": {"ok": result.ok, "summary": result.summary(), "bad": result.first_bad_seq},
+    }
+    svgs = render_svgs(src for _, _, src in graphs)
+    titles = [(t, d) for t, d, _ in graphs]
+    return page(orjson.dumps(data, default=str).decode(), svgs, result, titles), len(col.rows)
+
+
+def _graphs(
+    tracer: Tracer, col: _Collect, docs: list[dict[str, Any]], execution: str | None, document: str | None
+) -> list[tuple[str, str, str]]:
+    """(title, document or "", DOT source) of each graph to draw."""
+    chosen = execution or col.last_action_exec or (next(reversed(col.execs), "") if col.execs else "")
+    out: list[tuple[str, str, str]] = []
+    if chosen:
+        seqs = [s for s, _ in tracer.index.execution_records(chosen)][-20000:]
+        recs = [lite_record(e, leaf) for s in seqs for _s, e, leaf, _p, _c in tracer.store.scan_raw(s, s)]
+        if recs:
+            out.append((f"execution {chosen}", "", execution_dot(recs, chosen)))
+    picks = [document] if document else _pick_documents(docs, chosen, col)
+    for doc in picks:
+        tr = tracer.trace(doc)
+        if tr.start:
+            out.append((f"document {doc}", doc, trace_dot(tr, doc)))
+    return out
+
+
+def _pick_documents(docs: list[dict[str, Any]], execution: str, col: _Collect) -> list[str]:
+    mine = [c for c in docs if col.doc_exec.get(c["document"]) == execution] or docs
+    ranked = sorted(mine, key=lambda c: (c["outcome"] != "posted", not c["approvals"], -len(c["actions"])))
+    return [c["document"] for c in ranked[:GRAPHED_DOCUMENTS]]

@@ -32,6 +32,7 @@ from typing import Any, TypeVar, cast
 from flytekit.core.python_function_task import PythonFunctionTask
 from flytekit.extend import TaskPlugins
 
+from flytekitplugins.aios_audit.observe import Observation, appending_own_record, observe_task
 from flytekitplugins.aios_audit.recorder import digest_io, finish_scope, output_names
 from flytekitplugins.aios_audit.scope import AuditScope
 
@@ -99,15 +100,29 @@ def run_audited(
         if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
             scope.set_attribute("rank", int(os.environ["RANK"]))
             scope.set_attribute("world_size", int(os.environ["WORLD_SIZE"]))
-        try:
-            result = fn(**kwargs)
-        except BaseException as e:
-            finish_scope(scope, config.kind, "failed", error=e, deck=config.deck)
-            raise
-        if config.digest_outputs:
-            scope.outputs.update(digest_io(_outputs_dict(outputs, result)))
-        finish_scope(scope, config.kind, "succeeded", deck=config.deck)
+        with observe_task(scope, kwargs, inspect.getdoc(fn) or "") as obs:
+            try:
+                result = fn(**kwargs)
+            except BaseException as e:
+                _finish(scope, config, obs, "failed", e)
+                raise
+            named = _outputs_dict(outputs, result) if config.digest_outputs or obs is not None else {}
+            if config.digest_outputs:
+                scope.outputs.update(digest_io(named))
+            if obs is not None:
+                obs.outputs = named
+            _finish(scope, config, obs, "succeeded")
     return result
+
+
+def _finish(
+    scope: AuditScope, config: Audited, obs: Observation | None, status: str, error: BaseException | None = None
+) -> None:
+    """Append the attempt's record (its own: no separate span) and hand it to the observation."""
+    with appending_own_record():
+        record = finish_scope(scope, config.kind, status, error=error, deck=config.deck)
+    if obs is not None:
+        obs.record = record
 
 
 def _outputs_dict(names: Sequence[str], result: Any) -> dict[str, Any]:

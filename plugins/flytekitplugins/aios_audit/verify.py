@@ -3,7 +3,8 @@
 Verification reads the stored canonical entry bytes (exactly what was hashed) and never trusts the
 database's constraints. It stops at the first bad sequence number and names what is wrong:
 
-* ``edited``    entry bytes no longer match the record id (leaf hash), or a chain hash was rewritten;
+* ``edited``    entry bytes no longer match the record id (leaf hash), a chain hash was rewritten, or a plain
+  column (``kind``, ``subject``, ``execution``, ``task``, ``recorded_at``) differs from what the sealed entry says;
 * ``deleted``   a sequence number is missing, or later records were renumbered to close the gap;
 * ``inserted``  a record appears that was not there (later records carry lower original numbers);
 * ``reordered`` records were moved (a record's original position is elsewhere in the log);
@@ -19,12 +20,16 @@ import hashlib
 import multiprocessing as mp
 import os
 import time
+from itertools import islice
 from typing import Any
 
 from flytekitplugins.aios_audit.checkpoint import Checkpoint
+from flytekitplugins.aios_audit.columns import batch_match, column_mismatch, columns_match
+from flytekitplugins.aios_audit.diagnose import Bad, diagnose
 from flytekitplugins.aios_audit.merkle import RootAccumulator, root
-from flytekitplugins.aios_audit.records import GENESIS
+from flytekitplugins.aios_audit.records import GENESIS, entry_seq_suffix
 from flytekitplugins.aios_audit.stores import AuditStore
+from flytekitplugins.aios_audit.trust import TrustedKeys, trusted_keys
 
 
 @dataclasses.dataclass
@@ -42,26 +47,21 @@ class VerifyResult:
     checkpoint_size: int | None = None
     workers: int = 1
     """Processes that verified the log (2 when the two-process walk ran to the end)."""
+    frontier: list[str] = dataclasses.field(default_factory=list)
+    """Compact range of the verified tree (hex), largest subtree first: what a checkpoint signs."""
+    mode: str = "full"
+    """``full`` (every record walked) or ``incremental`` (only the records after a trusted checkpoint)."""
 
     def summary(self) -> str:
         """One line for people and logs."""
         if self.ok:
             cp = f"; consistent with checkpoint of {self.checkpoint_size}" if self.checkpoint_size else ""
+            if self.mode == "incremental":
+                after = (self.checkpoint_size or 0) + 1
+                walked = f"records {after}..{self.size}" if after <= self.size else "no records after it"
+                cp += f" (incremental: {walked} checked from the checkpoint; --deep walks the whole log)"
             return f"OK: {self.size} records, chain intact, root {self.root_hash[:16]}...{cp}"
         return f"FAILED at seq {self.first_bad_seq}: {self.problem}: {self.detail}"
-
-
-class _Bad(Exception):
-    def __init__(self, seq: int | None, problem: str, detail: str) -> None:
-        super().__init__(detail)
-        self.seq, self.problem, self.detail = seq, problem, detail
-
-
-def _embedded_seq(entry: bytes) -> int:
-    try:
-        return int(entry[entry.rindex(b":") + 1 : -1])
-    except ValueError:
-        return -1
 
 
 BLOCK = 1 << 14
@@ -79,12 +79,15 @@ def verify_workers() -> int:
 def verify_store(
     store: AuditStore,
     checkpoint: Checkpoint | None = None,
-    trusted_key: str | None = None,
+    trusted: TrustedKeys | str | None = None,
     *,
     workers: int | None = None,
     block: int = BLOCK,
 ) -> VerifyResult:
     """Recompute everything in ``store``; compare with ``checkpoint`` (signature checked first) if given.
+
+    The checkpoint must be signed by a ``trusted`` key (a PEM string trusts exactly that key; default: the
+    configured ``trusted_checkpoint_keys``), never merely by the key it embeds.
 
     Logs of at least four blocks are verified by two processes (``workers``, default
     :func:`verify_workers`): this one walks the lower half while a forked child walks the upper half and
@@ -92,8 +95,8 @@ def verify_store(
     in this process, so a failure is always reported exactly as the one-process walk reports it.
     """
     t0 = time.perf_counter()
-    if checkpoint is not None and not checkpoint.verify_signature(trusted_key):
-        return VerifyResult(False, 0, "", problem="bad checkpoint", detail="checkpoint signature does not verify")
+    if checkpoint is not None and (why := trusted_keys(trusted).check(checkpoint)):
+        return VerifyResult(False, 0, "", problem="bad checkpoint", detail=why)
     acc = RootAccumulator()
     head = GENESIS
     try:
@@ -105,13 +108,13 @@ def verify_store(
             got = _walk(store, acc, checkpoint, 1, None, GENESIS, bytes(32))[0]
         head = got
         if checkpoint is not None and acc.size < checkpoint.tree_size:
-            raise _Bad(
+            raise Bad(
                 acc.size + 1,
                 "truncated",
                 f"log has {acc.size} records but the checkpoint of {checkpoint.timestamp} commits to "
                 f"{checkpoint.tree_size}: records {acc.size + 1}..{checkpoint.tree_size} are gone",
             )
-    except _Bad as bad:
+    except Bad as bad:
         return VerifyResult(False, acc.size, acc.root().hex(), head, bad.seq, bad.problem, bad.detail)
     return VerifyResult(
         True,
@@ -121,6 +124,7 @@ def verify_store(
         seconds=time.perf_counter() - t0,
         checkpoint_size=checkpoint.tree_size if checkpoint else None,
         workers=used,
+        frontier=[h.hex() for h in acc.frontier()],
     )
 
 
@@ -133,28 +137,41 @@ def _walk(
     prev: str,
     prev_b: bytes,
 ) -> tuple[str, bytes]:
-    """Walk rows ``start..end``; the common case (row intact) costs two hashes and one string comparison."""
+    """Walk rows ``start..end``; the common case (row intact) costs two hashes and a few byte comparisons.
+
+    Every row's plain columns are compared with what its sealed entry says (:mod:`.columns`), in this
+    process and in the child alike.
+    """
     sha = hashlib.sha256
     cp_size = cp.tree_size if cp is not None else -1
     expected = start
     push = acc.push
-    for seq, entry, hashes in store.scan_hashes(start, end):
-        lb = sha(b"\x00" + entry).digest()
-        cb = sha(prev_b + lb).digest()
-        chain = cb.hex()
-        if seq != expected or hashes != lb.hex() + prev + chain or not entry.endswith(b',"seq":%d}' % seq):
-            _diagnose(store, seq, expected, lb, prev)
-        push(lb)
-        if seq == cp_size and cp is not None:
-            _check_checkpoint(acc, cp)
-        prev, prev_b = chain, cb
-        expected += 1
+    rows = store.scan_sealed(start, end)
+    while batch := list(islice(rows, 1024)):
+        _seqs, entries, _hashes, tails, kinds, pairs = zip(*batch, strict=True)
+        certain = batch_match(entries, tails, kinds, pairs)
+        for seq, entry, hashes, tail, kind, pair in batch:
+            lb = sha(b"\x00" + entry).digest()
+            cb = sha(prev_b + lb).digest()
+            chain = cb.hex()
+            if seq != expected or hashes != lb.hex() + prev + chain:
+                diagnose(store, seq, expected, lb, prev)
+            if not certain and not columns_match(entry, tail, kind, pair):
+                if not entry.endswith(entry_seq_suffix(seq)):  # the tail also holds the seq: a moved record
+                    diagnose(store, seq, expected, lb, prev)
+                if why := column_mismatch(entry, seq, tail, kind, pair):
+                    raise Bad(seq, "edited", f"seq {seq}: {why}")
+            push(lb)
+            if seq == cp_size and cp is not None:
+                _check_checkpoint(acc, cp)
+            prev, prev_b = chain, cb
+            expected += 1
     return prev, prev_b
 
 
 def _check_checkpoint(acc: RootAccumulator, cp: Checkpoint) -> None:
     if acc.root().hex() != cp.root_hash:
-        raise _Bad(
+        raise Bad(
             None,
             "forked",
             f"records 1..{acc.size} no longer match the checkpoint root of {cp.timestamp}: history was rewritten "
@@ -198,7 +215,7 @@ def _child(store: AuditStore, first: int, prev: str, block: int, cp_size: int, c
         acc = _BlockAccumulator(first, block, cp_size)
         head = _walk(store, acc, None, first, None, prev, bytes.fromhex(prev))[0]
         conn.send(("ok", acc.finish(), head))
-    except _Bad:
+    except Bad:
         conn.send(("bad", None, ""))
     except BaseException as e:  # the parent walks the whole log itself
         conn.send(("error", repr(e), ""))
@@ -249,36 +266,3 @@ def _parallel(store: AuditStore, acc: RootAccumulator, cp: Checkpoint | None, bl
             if acc.size == cp_size and cp is not None:
                 _check_checkpoint(acc, cp)
     return str(head)
-
-
-def _diagnose(store: AuditStore, seq: int, expected: int, lb: bytes, prev: str) -> None:
-    """Name what is wrong with the row the fast path rejected (always raises :class:`_Bad`)."""
-    if seq != expected:
-        raise _Bad(expected, "deleted", f"records {expected}..{seq - 1} are missing (next stored seq is {seq})")
-    _seq, entry, leaf, prev_hash, _chain = next(store.scan_raw(seq, seq))
-    if not entry.endswith(b',"seq":%d}' % seq):
-        _moved(store, seq, entry, lb.hex() == leaf, prev)
-    if lb.hex() != leaf:
-        raise _Bad(seq, "edited", f"entry bytes of seq {seq} do not match its record id (leaf hash)")
-    if prev_hash != prev:
-        _bad_link(store, seq, prev_hash)
-    raise _Bad(seq, "edited", f"chain hash of seq {seq} is not H(prev || leaf)")
-
-
-def _moved(store: AuditStore, seq: int, entry: bytes, intact: bool, prev: str) -> None:
-    k = _embedded_seq(entry)
-    if not intact or k < 0:
-        raise _Bad(seq, "edited", f"entry of seq {seq} was altered (its embedded sequence number is {k})")
-    if k < seq:
-        raise _Bad(k, "inserted", f"{seq - k} record(s) inserted at seq {k}..{seq - 1}: seq {seq} was written as {k}")
-    home = next((r[0] for r in store.scan_raw() if r[3] == prev and r[0] != seq), None)
-    if home is not None:
-        raise _Bad(seq, "reordered", f"seq {seq} holds the record written as {k}; the record of seq {seq} is at {home}")
-    raise _Bad(seq, "deleted", f"records {seq}..{k - 1} were removed and later records renumbered")
-
-
-def _bad_link(store: AuditStore, seq: int, prev_hash: str) -> None:
-    parent = next((r[0] for r in store.scan_raw(1, seq - 1) if r[4] == prev_hash), None)
-    if parent is not None:
-        raise _Bad(seq, "forked", f"seq {seq} links to seq {parent} like seq {parent + 1} does (a fork of the chain)")
-    raise _Bad(seq, "edited", f"prev hash of seq {seq} does not match the chain hash of seq {seq - 1}")

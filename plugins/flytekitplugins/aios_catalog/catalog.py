@@ -8,11 +8,14 @@ the policy's gate for exactly this model. Nothing here edits a file.
 
 from __future__ import annotations
 
+import decimal
+import math
 import threading
 from pathlib import Path
 from typing import Any
 
 from flytekitplugins.aios_audit import AuditEvent, AuditStore, ModelRef, audit_log
+from flytekitplugins.aios_audit.stores import CLAIMS_ATTR, ClaimTaken, claim
 from flytekitplugins.aios_catalog.entries import CatalogChange, ModelEntry, Stage
 from flytekitplugins.aios_catalog.errors import ApprovalRequired, CatalogError, read_seed
 from flytekitplugins.aios_catalog.fold import CatalogState
@@ -99,7 +102,11 @@ class Catalog:
             approvals=approvals or [],
             parents=[d.audit_record_id for d in decisions or [] if d.audit_record_id],
         )
-        record = self.store.append(event)  # raises AuditWriteError: then nothing changed
+        try:
+            record = self.store.append(event)  # raises AuditWriteError: then nothing changed
+        except ClaimTaken as e:
+            msg = f"{op} {subject}: the approval it names was already used ({e.holder}); an approval is used once"
+            raise GovernanceDenied(msg, reason_code="already_used") from e
         with self._lock:
             for r in self.store.scan_kinds(("catalog",), self._state.last_seq + 1):
                 self._state.apply(r)
@@ -195,16 +202,18 @@ class Catalog:
         if entry.stage != "candidate":
             msg = f"only a candidate can be promoted; {entry.model_id} is {entry.stage}"
             raise CatalogError(msg)
-        decision = self._decide("promote_model", actor, {"type": "Model", "id": entry.model_id}, dict(evidence))
+        decision = self._decide("promote_model", actor, {"type": "Model", "id": entry.model_id}, _for_policy(evidence))
         approvals = self._check_promotion(entry, decision, approval_request_id)
         previous = self.champion(name)
-        attrs = {
+        attrs: dict[str, Any] = {
             "op": "promote",
             "name": name,
             "version": version,
             "evidence": dict(evidence),
             "previous": previous.version if previous else None,
         }
+        if approvals and approval_request_id:  # the approval is used once: a second promotion on it is refused
+            attrs[CLAIMS_ATTR] = [claim(f"approval-act:{approval_request_id}", f"promote:{entry.model_id}")]
         ref = ModelRef(name=name, version=version, digest=entry.digest)
         self._append(actor, "promote", entry.model_id, attrs, [ref], [decision], approvals)
         return self.get(name, version)
@@ -244,6 +253,18 @@ class Catalog:
         attrs = {"op": "retire", "name": name, "version": version, "reason": reason}
         self._append(actor, "retire", entry.model_id, attrs, [ref], [decision])
         return self.get(name, version)
+
+
+def _for_policy(evidence: dict[str, Any]) -> dict[str, Any]:
+    """The evidence as the policy reads it: a measured ``accuracy_delta`` floored to the 4 decimal places a Cedar
+    decimal holds (the policy refuses more; flooring never rounds in the candidate's favour)."""
+    out = dict(evidence)
+    delta = out.get("accuracy_delta")
+    if isinstance(delta, float) and math.isfinite(delta):
+        out["accuracy_delta"] = float(
+            decimal.Decimal(repr(delta)).quantize(decimal.Decimal("0.0001"), decimal.ROUND_FLOOR)
+        )
+    return out
 
 
 _catalogs: dict[tuple[str, str], Catalog] = {}

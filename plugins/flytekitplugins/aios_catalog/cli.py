@@ -11,6 +11,7 @@ from flytekitplugins.aios_catalog.catalog import Catalog
 from flytekitplugins.aios_catalog.entries import STAGES
 from flytekitplugins.aios_catalog.errors import CatalogError
 from flytekitplugins.aios_core.cli import settings_from
+from flytekitplugins.aios_core.cli_output import UserError, print_table
 from flytekitplugins.aios_core.errors import AiosError
 
 
@@ -27,18 +28,16 @@ def _split(model: str) -> tuple[str, str | None]:
 
 
 def _print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    print_table(title, columns, rows)  # cells are escaped there: approvers' roles are written [role]
 
-    table = Table(title=title)
-    for c in columns:
-        table.add_column(c, overflow="fold")
-    for r in rows:
-        table.add_row(*r)
-    console = Console()
-    if not console.is_terminal:  # pipes and logs get whole lines, not an 80-column wrap
-        console = Console(width=200)
-    console.print(table)
+
+def _unknown(cat: Catalog, name: str, version: str | None) -> UserError:
+    """No such model (or version): name what the catalog holds and what to run."""
+    names = sorted({e.name for e in cat.list()})
+    if version and name in names:
+        known = ", ".join(e.version for e in cat.list(name))
+        return UserError(f"{name} has no version {version!r} (known: {known}); see `aios models list --name {name}`")
+    return UserError(f"no model {name!r} in the catalog (known: {', '.join(names) or 'none'}); see `aios models list`")
 
 
 @click.group()
@@ -57,22 +56,45 @@ def list_models(ctx: click.Context, name: str | None, stage: Any, as_json: bool)
     if as_json:
         click.echo(json.dumps([e.model_dump(mode="json") for e in entries], indent=2))
         return
-    rows = [[e.name, e.version, e.stage, e.owner, e.digest[:19], ",".join(e.allowed_data_classes)] for e in entries]
+    rows = [[e.name, e.version, e.stage, e.owner, e.digest[:19], ", ".join(e.allowed_data_classes)] for e in entries]
     _print_table("model catalog", ["name", "version", "stage", "owner", "digest", "data classes"], rows)
 
 
 @models.command("show")
 @click.argument("model")
+@click.option("--json", "as_json", is_flag=True, help="Accepted for scripts: `show` always prints JSON.")
 @click.pass_context
-def show(ctx: click.Context, model: str) -> None:
+def show(ctx: click.Context, model: str, as_json: bool) -> None:
     """Show MODEL (``name@version``, or ``name`` for its champion) as JSON."""
     cat = _catalog(ctx)
     name, version = _split(model)
     entry = cat.get(name, version) if version else cat.champion(name)
+    if entry is None and (version or not cat.list(name)):
+        raise _unknown(cat, name, version)
     if entry is None:
         msg = f"{name} has no champion; name a version (name@version). Known: {[e.version for e in cat.list(name)]}"
         raise click.ClickException(msg)
     click.echo(entry.model_dump_json(indent=2))
+
+
+def _approvers(change: Any) -> str:
+    """Who approved a stage change: approver [roles] "reason" per counted decision of its approvals."""
+    out = [
+        f"{d.get('approver', '?')} [{', '.join(d.get('roles', [])) or 'no role'}] {d.get('reason', '')!r}"
+        for a in change.approvals
+        for d in a.get("decisions", [])
+        if d.get("action", "approve") == "approve"
+    ]
+    return "; ".join(out) or ("policy allowed, no approval needed" if change.op == "promote" else "-")
+
+
+def _lineage(ctx: click.Context, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """model id -> training data, training record, evaluations and drift triggers (from the lineage index)."""
+    from flytekitplugins.aios_audit.lineage_cases import model_summary
+    from flytekitplugins.aios_audit.lineage_cli import tracer_for
+
+    tracer = tracer_for(ctx, None)
+    return {m: model_summary(tracer, f"model:{m}") for m in ids}
 
 
 @models.command("history")
@@ -80,11 +102,19 @@ def show(ctx: click.Context, model: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
 def history(ctx: click.Context, model: str, as_json: bool) -> None:
-    """Show every recorded change of MODEL (``name`` or ``name@version``): who, what, why."""
+    """Show every recorded change of MODEL (``name`` or ``name@version``): who, approved by whom, why, lineage."""
     name, version = _split(model)
-    changes = _catalog(ctx).history(name, version)
+    cat = _catalog(ctx)
+    changes = cat.history(name, version)
+    if not changes:
+        raise _unknown(cat, name, version)
+    lineage = _lineage(ctx, list(dict.fromkeys(c.model_id for c in changes)))
     if as_json:
-        click.echo(json.dumps([c.model_dump(mode="json") for c in changes], indent=2))
+        out = [
+            {**c.model_dump(mode="json"), "approved_by": _approvers(c), "lineage": lineage.get(c.model_id, {})}
+            for c in changes
+        ]
+        click.echo(json.dumps(out, indent=2, default=str))
         return
     rows = [
         [
@@ -94,12 +124,26 @@ def history(ctx: click.Context, model: str, as_json: bool) -> None:
             c.op,
             c.model_id,
             f"{c.from_stage or '-'} -> {c.to_stage or '-'}",
+            _approvers(c),
             c.reason,
             c.record_id[:12],
         ]
         for c in changes
     ]
-    _print_table(f"history of {model}", ["seq", "at (UTC)", "actor", "op", "model", "stage", "reason", "record"], rows)
+    cols = ["seq", "at (UTC)", "actor", "op", "model", "stage", "approved by [role] reason", "reason", "record"]
+    _print_table(f"history of {model}", cols, rows)
+    cols = ["model", "digest", "training data", "training", "evaluation", "drift trigger"]
+    _print_table(f"lineage of {model}", cols, [
+        [
+            m,
+            s["digest"][:23],
+            "\n".join(s["training_data"]) or "-",
+            ", ".join(f"#{t['seq']} ({t['trigger'] or 'on demand'})" for t in s["training"]) or "-",
+            ", ".join(f"#{e['seq']}" for e in s["evaluations"]) or "-",
+            ", ".join(f"#{d['seq']} {d['status']}" for d in s["drift_triggers"]) or "-",
+        ]
+        for m, s in lineage.items()
+    ])  # fmt: skip
 
 
 @models.command("promote")
@@ -118,5 +162,5 @@ def promote(ctx: click.Context, model: str, evidence_json: str, approval_id: str
             name, version, actor=settings_from(ctx).actor, evidence=json.loads(raw), approval_request_id=approval_id
         )
     except (AiosError, CatalogError, json.JSONDecodeError) as e:
-        raise click.ClickException(str(e)) from e
+        raise UserError(str(e)) from e
     click.echo(f"{entry.model_id} is now champion")

@@ -15,8 +15,9 @@ def config() -> None:
 
 
 @config.command("show")
+@click.option("--json", "as_json", is_flag=True, help="Accepted for scripts: `config show` always prints JSON.")
 @click.pass_context
-def show(ctx: click.Context) -> None:
-    """Print the resolved settings as JSON."""
+def show(ctx: click.Context, as_json: bool) -> None:
+    """Print the resolved settings as JSON (passwords, tokens and keys in URLs masked)."""
     s = settings_from(ctx)
-    click.echo(json.dumps(s.model_dump(mode="json"), indent=2, sort_keys=True))
+    click.echo(json.dumps(s.masked(), indent=2, sort_keys=True))

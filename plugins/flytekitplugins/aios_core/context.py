@@ -7,8 +7,13 @@ execution from flytekit's context (execution name ``local``-prefixed). flytekit 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import datetime as dt
 import functools
 import os
+import secrets
+from collections.abc import Iterator
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -45,8 +50,25 @@ def _env(*names: str) -> str:
     return ""
 
 
+# The Flyte task execution a connector serves (set from the propagated task_execution_metadata, per call).
+_served: contextvars.ContextVar[ExecutionRef | None] = contextvars.ContextVar("aios_served_execution", default=None)
+
+
+@contextlib.contextmanager
+def serving(execution: ExecutionRef) -> Iterator[ExecutionRef]:
+    """Attribute what the body records to ``execution``: a connector acting for a Flyte task, in its own process."""
+    token = _served.set(execution)
+    try:
+        yield execution
+    finally:
+        _served.reset(token)
+
+
 def current_execution(task_name: str = "") -> ExecutionRef:
-    """Identity of the task execution in progress (cluster env first, then flytekit's local context)."""
+    """Identity of the task execution in progress (served call, cluster env, then flytekit's local context)."""
+    served = _served.get()
+    if served is not None:
+        return served
     fields: dict[str, Any] = {
         "project": _env("FLYTE_INTERNAL_EXECUTION_PROJECT", "_F_PRJ"),
         "domain": _env("FLYTE_INTERNAL_EXECUTION_DOMAIN", "_F_DM"),
@@ -67,20 +89,56 @@ def current_execution(task_name: str = "") -> ExecutionRef:
     return ExecutionRef(**{k: v for k, v in fields.items() if v not in ("", None)})
 
 
+LOCAL_RUN_PREFIX = "aios-run-"
+
+
+def is_local_run(name: str) -> bool:
+    """True for the execution name of a local run (never a Flyte cluster's execution name)."""
+    return name.startswith(LOCAL_RUN_PREFIX)
+
+
+# One id per local process (one ``pyflyte run`` or ``python -m`` run is one process): every record the run writes
+# carries it, as every record of a cluster execution carries the Flyte execution name. It is made here, never read
+# from the environment, so another process cannot borrow a run's identity (and with it the run's approvals).
+_PROCESS_RUN = f"{LOCAL_RUN_PREFIX}{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{os.getpid()}-{secrets.token_hex(3)}"
+_run_override: list[str] = []  # a stack, process-wide: flytekit's local map tasks run in worker threads
+
+
+def local_run_id() -> str:
+    """The execution name of local runs in this process (``aios-run-<utc time>-<pid>-<random>``)."""
+    return _run_override[-1] if _run_override else _PROCESS_RUN
+
+
+@contextlib.contextmanager
+def local_run(name: str = "") -> Iterator[str]:
+    """Run the body as a separate local execution (in-process only: tests, benchmarks, notebooks).
+
+    Args:
+        name: a label for the run; a random suffix is always added so the id cannot name another run.
+    """
+    run = f"{LOCAL_RUN_PREFIX}{name or 'local'}-{secrets.token_hex(4)}"
+    _run_override.append(run)
+    try:
+        yield run
+    finally:
+        _run_override.remove(run)
+
+
 def _local_context() -> dict[str, Any]:
     try:
         import flytekit
 
         params = flytekit.current_context()
         eid = params.execution_id
-        out: dict[str, Any] = {"project": eid.project, "domain": eid.domain, "name": eid.name}
+        name = eid.name if eid.name and not eid.name.startswith("local") else local_run_id()
+        out: dict[str, Any] = {"project": eid.project, "domain": eid.domain, "name": name}
         tid = params.task_id
-        if tid is not None:
+        if tid is not None and tid.name not in ("", "local"):
             out["task_name"] = tid.name
             out["task_version"] = tid.version
         return out
     except Exception:
-        return {}
+        return {"name": local_run_id()}
 
 
 def code_version() -> str:

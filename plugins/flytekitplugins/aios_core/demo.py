@@ -24,6 +24,7 @@ from typing import Any
 import click
 
 from flytekitplugins.aios_core.cli import settings_from
+from flytekitplugins.aios_core.redact import mask_text, mask_url
 
 LAUNCHER = "service:document-pipeline"
 SUMMARY_TAG = "AIOS_BATCH_SUMMARY "
@@ -37,7 +38,7 @@ def _run(cmd: list[str], env: dict[str, str], cwd: Path, check: bool = True) -> 
     proc = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, check=False)
     if check and proc.returncode != 0:
         msg = f"`{' '.join(cmd)}` failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
-        raise click.ClickException(msg)
+        raise click.ClickException(mask_text(msg))
     return proc
 
 
@@ -123,13 +124,16 @@ def demo(ctx: click.Context, out: Path | None, n_docs: int, seed: int, timeout: 
     with log_path.open("w") as log_file:
         proc = subprocess.Popen(cmd, env=wf_env, cwd=repo, stdout=log_file, stderr=subprocess.STDOUT, text=True)
         click.echo("3/4 deciding approvals through `aios approvals` (a second process, as the approvers)")
-        _drive_approvals(proc, env, repo, timeout)
+        decided = _drive_approvals(proc, env, repo, timeout)
     output = log_path.read_text()
     if proc.returncode != 0:
         msg = f"the workflow failed (exit {proc.returncode}); its log is {log_path}:\n{output[-3000:]}"
         raise click.ClickException(msg)
     sor = os.environ.get("AIOS_SYSTEM_OF_RECORD_URL") or f"sqlite:///{s.state_dir}/system_of_record.db"
     _report(_summary_from(output), out, env, repo, (s.audit_store, sor), log_path)
+    from flytekitplugins.aios_audit.demo_evidence import show_evidence  # lineage and evidence, as a reviewer sees them
+
+    show_evidence(decided, out, env, repo)
 
 
 def _report(
@@ -147,9 +151,9 @@ def _report(
     click.echo("")
     click.echo(f"results:        {out / 'results' / 'results.csv'}")
     click.echo(f"quarantine:     {out / 'results' / 'quarantine.csv'}")
-    click.echo(f"actions posted: {sor} (table document_actions)")
+    click.echo(f"actions posted: {mask_url(sor)} (table document_actions)")
     click.echo(f"workflow log:   {log}")
-    click.echo(f"audit store:    {store}")
+    click.echo(f"audit store:    {mask_url(store)}")
     click.echo(f"audit verify:   {(verify.stdout or verify.stderr).strip()}")
     click.echo(f"checkpoint:     {checkpoint}")
     click.echo(f"lineage report: {report}")

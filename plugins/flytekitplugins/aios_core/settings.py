@@ -14,6 +14,7 @@ working directory at load time so that a task running in-process sees the same f
 
 from __future__ import annotations
 
+import datetime as dt
 import getpass
 import os
 import threading
@@ -43,6 +44,15 @@ _KEY_VARS = (*ENV_VARS, "AIOS_CONFIG_DIR")
 _REPO_CONFIG = Path(__file__).resolve().parents[3] / "config"
 
 
+class TrustedKeySetting(BaseModel):
+    """A trusted checkpoint key with a validity end (key rotation): see docs/audit.md, 'Trusted keys'."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: str = Field(description="inline PEM, file:PATH (public or private PEM) or env:VAR")
+    not_after: dt.datetime | None = Field(default=None, description="refuse checkpoints this key signed later")
+
+
 class Settings(BaseModel):
     """Resolved settings of one process."""
 
@@ -59,9 +69,22 @@ class Settings(BaseModel):
         default="file:{state_dir}/keys/checkpoint-ed25519.pem",
         description="file:PATH (generated on first use locally) or env:VAR holding a PEM (cluster secret)",
     )
+    trusted_checkpoint_keys: tuple[str | TrustedKeySetting, ...] = Field(
+        default=(),
+        description="keys whose checkpoint signatures verification accepts (PEM, file:PATH, env:VAR); the key a "
+        "checkpoint embeds is never trusted by itself",
+    )
     principal: str = Field(default="", description="who this process acts as; empty means the OS user")
-    lineage_url: str = Field(default="file:{state_dir}/lineage/events.jsonl", description="file:PATH, http(s)://, none")
-    otel_exporter: Literal["none", "console", "memory", "otlp"] = "none"
+    lineage_url: str = Field(
+        default="file:{state_dir}/lineage/events.jsonl",
+        description="file:PATH, http(s)://, none; used only when OpenLineage is not configured the standard way "
+        "(OPENLINEAGE_URL, OPENLINEAGE_CONFIG, openlineage.yml, OPENLINEAGE__*)",
+    )
+    lineage_queue_size: int = Field(default=10_000, ge=1, description="OpenLineage events queued before dropping")
+    otel_exporter: Literal["none", "console", "memory", "otlp"] = Field(
+        default="none",
+        description="traces/metrics exporter when OTEL_TRACES_EXPORTER / OTEL_METRICS_EXPORTER are unset",
+    )
     approvals_backend: Literal["local", "flyteremote"] = "local"
     approval_timeout_s: float = 3600.0
     reports_dir: Path = Field(default=Path("{state_dir}/reports"))
@@ -74,6 +97,17 @@ class Settings(BaseModel):
     def audit_url(self) -> str:
         """Audit store URL with ``{state_dir}`` expanded."""
         return self.audit_store
+
+    def masked(self) -> dict[str, Any]:
+        """The settings as JSON values, every credential masked: what may be printed or logged."""
+        from flytekitplugins.aios_core.redact import mask_text
+
+        return {k: mask_text(v) if isinstance(v, str) else v for k, v in self.model_dump(mode="json").items()}
+
+    def __repr_args__(self) -> Any:
+        from flytekitplugins.aios_core.redact import mask_text
+
+        return [(k, mask_text(v) if isinstance(v, str) else v) for k, v in super().__repr_args__()]
 
 
 _lock = threading.Lock()
@@ -115,10 +149,18 @@ def _expand(values: dict[str, Any]) -> dict[str, Any]:
     state_dir = Path(str(values.get("state_dir", ".aios")).replace("{config_dir}", str(config_dir)))
     state_dir = state_dir.expanduser().resolve()
     out: dict[str, Any] = {}
-    for key, val in values.items():
+
+    def sub(val: Any) -> Any:
         if isinstance(val, str | Path):
-            val = str(val).replace("{state_dir}", str(state_dir)).replace("{config_dir}", str(config_dir))
-        out[key] = val
+            return str(val).replace("{state_dir}", str(state_dir)).replace("{config_dir}", str(config_dir))
+        if isinstance(val, dict) and "key" in val:  # a trusted key entry with not_after
+            return {**val, "key": sub(val["key"])}
+        return val
+
+    for key, val in values.items():
+        out[key] = (
+            [sub(v) for v in val] if key == "trusted_checkpoint_keys" and isinstance(val, list | tuple) else sub(val)
+        )
     out["state_dir"] = state_dir
     for key in ("policy_dir", "roles_file", "models_file", "reports_dir"):
         if key in out:
@@ -141,12 +183,24 @@ def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
     values["profile"] = profile
     defaults = {k: f.default for k, f in Settings.model_fields.items() if k not in values and f.default is not None}
     try:
-        return Settings(**_expand({**defaults, **values}))
+        settings = Settings(**_expand({**defaults, **values}))
     except ValidationError as e:
-        msg = (
-            f"invalid settings for profile {profile!r} (from {config_dir}/profiles/{profile}.yaml and AIOS_* env): {e}"
-        )
+        from flytekitplugins.aios_core.redact import mask_text
+
+        where = f"{config_dir}/profiles/{profile}.yaml and AIOS_* env"
+        msg = f"invalid settings for profile {profile!r} (from {where}): {mask_text(e)}"
         raise ConfigError(msg) from e
+    _remember_secrets(settings)
+    return settings
+
+
+def _remember_secrets(settings: Settings) -> None:
+    """Have every message of this process mask the credentials of the configured URLs (redact.remember)."""
+    from flytekitplugins.aios_core.redact import mask_logs, remember
+
+    mask_logs()
+    for value in (settings.audit_store, settings.lineage_url):
+        remember(os.environ.get(value.removeprefix("env:"), "") if value.startswith("env:") else value)
 
 
 def get_settings(overrides: dict[str, Any] | None = None) -> Settings:

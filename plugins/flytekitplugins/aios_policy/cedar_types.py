@@ -4,15 +4,17 @@ Typing is strict and happens before Cedar sees the request, so that every ill-ty
 deny with a reason naming the attribute: ``bool`` is not a number, a string is not a decimal (Cedar
 itself would accept ``"12.5"`` for a decimal), NaN and infinities are refused.
 
-Decimals: Cedar's ``decimal`` has four fractional digits. Floats are converted through their shortest
-``repr`` and rounded half-to-even to four places (``10000.00004`` -> ``10000.0000``); values beyond
-Cedar's range (|x| >= 922337203685477) are refused.
+Decimals: Cedar's ``decimal`` has four fractional digits. Floats are read through their shortest ``repr``
+(the number the caller wrote); a value with more than four fractional digits is refused, never rounded:
+no rounding direction is safe for every policy (rounding ``10000.00005`` down escapes the ``> 10000``
+sign-off, rounding ``-0.00005`` up escapes the ``< 0`` forbid). Values beyond Cedar's range
+(|x| >= 922337203685477) are refused; ``-0.0`` is zero and is sent as ``0.0000``.
 """
 
 from __future__ import annotations
 
 import math
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 _Q = Decimal("0.0001")
@@ -24,7 +26,7 @@ class RequestError(ValueError):
 
 
 def to_decimal_str(value: Any, where: str) -> str:
-    """Cedar decimal literal (4 places) for an int/float/Decimal; raise RequestError otherwise."""
+    """Cedar decimal literal (4 places) for an int/float/Decimal it represents exactly; raise RequestError otherwise."""
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         msg = f"{where} must be a number (decimal), got {type(value).__name__} {value!r}"
         raise RequestError(msg)
@@ -36,11 +38,17 @@ def to_decimal_str(value: Any, where: str) -> str:
         msg = f"{where} is out of range for a Cedar decimal (finite, |x| < {_DECIMAL_MAX}): {value!r}"
         raise RequestError(msg)
     try:
-        q = d.quantize(_Q, rounding=ROUND_HALF_EVEN)
+        q = d.quantize(_Q)
     except InvalidOperation as e:
         msg = f"{where} is not a usable number: {value!r}"
         raise RequestError(msg) from e
-    return f"{q:.4f}"
+    if q != d:
+        msg = (
+            f"{where} = {value!r} has more than 4 decimal places, which a Cedar decimal cannot hold; it is refused, "
+            "not rounded (rounding could move it across a policy threshold): round it to 4 places before asking"
+        )
+        raise RequestError(msg)
+    return f"{q.copy_abs() if q.is_zero() else q:.4f}"
 
 
 def to_cedar(value: Any, typ: dict[str, Any], where: str) -> Any:

@@ -11,6 +11,11 @@ Contract for a store (implement every method of :class:`AuditStore`):
   relies on that: ``aios audit verify`` recomputes every hash.
 
 * ``scan_raw`` yields exactly the bytes that were hashed, so verification never re-serializes.
+* Claims make exactly-once rules structural. An event may carry ``attributes["claims"]`` (a list of
+  ``{"key": ..., "holder": ...}``); the store writes each key into its ``audit_claims`` table (primary key
+  ``claim``) in the SAME transaction as the record. A key that is already held aborts the whole append with
+  :class:`ClaimTaken` (nothing is written). The claim is also sealed in the record, so the verifier re-derives
+  the table from the log (``claims.verify_claims``) and reports any difference or duplicate as tampering.
 * Listeners (OpenLineage / OpenTelemetry emitters, see ``emit.py``) run AFTER the commit and are
   best-effort: their failures are logged, never raised, and never undo an acknowledged record.
 
@@ -39,6 +44,35 @@ class AuditWriteError(AiosError):
     """An audit record could not be made durable. Governed actions must not proceed."""
 
 
+class ClaimTaken(AiosError):
+    """A unique claim (one use of an approval, one decision per approver, ...) is already held by someone."""
+
+    def __init__(self, key: str, holder: str, seq: int) -> None:
+        super().__init__(f"claim {key!r} is already held by {holder!r} (audit record seq {seq})")
+        self.key, self.holder, self.seq = key, holder, seq
+
+
+class PreconditionFailed(AiosError):
+    """Raised by an ``append_many`` precondition to abort the append (stores re-raise it unchanged)."""
+
+
+CLAIMS_ATTR = "claims"
+
+
+def claim(key: str, holder: str) -> dict[str, str]:
+    """One claim for ``AuditEvent.attributes["claims"]``."""
+    return {"key": key, "holder": holder}
+
+
+def event_claims(events: Sequence[AuditEvent]) -> list[tuple[int, str, str]]:
+    """``(index of the event, key, holder)`` for every claim the events carry."""
+    out: list[tuple[int, str, str]] = []
+    for i, ev in enumerate(events):
+        for c in ev.attributes.get(CLAIMS_ATTR) or ():
+            out.append((i, str(c["key"]), str(c["holder"])))
+    return out
+
+
 class AuditStore(abc.ABC):
     """Append-only, hash-chained log of :class:`AuditRecord`."""
 
@@ -49,8 +83,18 @@ class AuditStore(abc.ABC):
         return self.append_many([event])[0]
 
     @abc.abstractmethod
-    def append_many(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
-        """Append several events in one durable transaction (all or nothing)."""
+    def append_many(
+        self, events: Sequence[AuditEvent], precondition: Callable[[], None] | None = None
+    ) -> list[AuditRecord]:
+        """Append several events in one durable transaction (all or nothing).
+
+        Args:
+            events: what to append.
+            precondition: called inside the write transaction, under the store's exclusive write lock, before
+                anything is written; reads of this store made by the calling thread see every committed record and
+                no other writer can append until the transaction ends. Raising aborts the append (the exception
+                propagates unchanged). This is how check-then-append rules (one decision per approver) stay atomic.
+        """
 
     def scan(self, start: int = 1, end: int | None = None) -> Iterator[AuditRecord]:
         """Yield records with ``start <= seq <= end`` in sequence order, parsed but NOT verified."""
@@ -71,6 +115,17 @@ class AuditStore(abc.ABC):
             ok = isinstance(leaf, str) and isinstance(prev, str) and isinstance(chain, str)
             yield seq, entry, leaf + prev + chain if ok else ""
 
+    def scan_sealed(
+        self, start: int = 1, end: int | None = None
+    ) -> Iterator[tuple[int, bytes, str, bytes, bytes | None, bytes]]:
+        """Like :meth:`scan_hashes`, plus the row's plain columns as ``columns.select_sql`` shapes them (the verifier).
+
+        The columns (``kind``, ``subject``, ``execution``, ``task``, ``recorded_at``) are what SQL readers see;
+        the verifier checks them against the sealed entry. Any NULL column makes ``kind`` None.
+        """
+        msg = f"{type(self).__name__} must implement scan_sealed so that `aios audit verify` can check its columns"
+        raise NotImplementedError(msg)
+
     def scan_kinds(self, kinds: Collection[str], start: int = 1) -> Iterator[AuditRecord]:
         """Records of the given event kinds from ``start`` on, parsing only those (projections use this).
 
@@ -84,6 +139,14 @@ class AuditStore(abc.ABC):
                 rec = record_from_entry(entry, leaf, prev, chain)
                 if rec.event.kind in wanted:
                     yield rec
+
+    @abc.abstractmethod
+    def claim_holders(self, keys: Collection[str]) -> dict[str, tuple[str, int]]:
+        """``key -> (holder, seq)`` for the keys that are held (a read; the append is what decides)."""
+
+    @abc.abstractmethod
+    def scan_claims(self) -> Iterator[tuple[str, str, int]]:
+        """Every row of the claims table ``(key, holder, seq)`` (verification compares it with the log)."""
 
     @abc.abstractmethod
     def size(self) -> int:
@@ -153,7 +216,7 @@ def open_store(url: str) -> AuditStore:
         from flytekitplugins.aios_audit.stores.postgres import PostgresAuditStore
 
         return PostgresAuditStore(url)
-    msg = (
-        f"unsupported audit store URL {url!r}: use sqlite:///PATH or postgresql://USER@HOST:PORT/DB (AIOS_AUDIT_STORE)"
-    )
+    from flytekitplugins.aios_core.redact import mask_url
+
+    msg = f"unsupported audit store URL {mask_url(url)!r}: use sqlite:///PATH or postgresql://USER@HOST:PORT/DB"
     raise AuditWriteError(msg)

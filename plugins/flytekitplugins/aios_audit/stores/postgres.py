@@ -1,10 +1,13 @@
 """PostgreSQL audit store: many pods appending at once.
 
-Each append runs in one transaction that first takes a transaction-scoped advisory lock keyed on the
-schema (``pg_advisory_xact_lock``), then reads the chain head and inserts the next links. The lock
-serializes writers, so the chain never forks; it is released by COMMIT, ROLLBACK or a dead client.
-``synchronous_commit`` stays on: an acknowledged record survives a server crash. Triggers refuse UPDATE,
-DELETE, TRUNCATE and any insert that does not continue the head, but verification never relies on them.
+Plain appends are sequenced in batches (group commit, see ``pg_integrate``): a writer durably stages its events,
+and whichever writer wins the log's advisory lock integrates every staged row in one transaction (sequence
+numbers, ``recorded_at``, hash chain, ``audit_log`` insert); the call returns once its records are sealed.
+Appends with a precondition or claims take the lock with ``pg_advisory_xact_lock``, integrate what is staged,
+then run the precondition and insert in the same transaction. The lock serializes integrators, so the chain
+never forks; it is released by COMMIT, ROLLBACK, unlock or a dead client. ``synchronous_commit`` stays on: an
+acknowledged record survives a server crash. Triggers refuse UPDATE, DELETE, TRUNCATE and any insert that does
+not continue the head, but verification never relies on them.
 """
 
 from __future__ import annotations
@@ -12,13 +15,24 @@ from __future__ import annotations
 import datetime as dt
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any
 
-from flytekitplugins.aios_audit.records import GENESIS, AuditEvent, AuditRecord, record_from_entry
-from flytekitplugins.aios_audit.stores import AuditStore, AuditWriteError, RawRow, keep_inherited, seal_rows
+from flytekitplugins.aios_audit.records import GENESIS, AuditEvent, AuditRecord, record_from_entry, seal_many
+from flytekitplugins.aios_audit.stores import (
+    AuditStore,
+    AuditWriteError,
+    ClaimTaken,
+    PreconditionFailed,
+    RawRow,
+    event_claims,
+    keep_inherited,
+    seal_rows,
+)
+from flytekitplugins.aios_audit.stores import pg_integrate as pgi
+from flytekitplugins.aios_core.redact import mask_text
 
-_LOCK = "hashtext(current_schema() || '.aios_audit_log')"
+_LOCK = pgi.LOCK
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS audit_log (
@@ -52,6 +66,9 @@ CREATE OR REPLACE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
   FOR EACH STATEMENT EXECUTE FUNCTION aios_audit_refuse();
 CREATE OR REPLACE TRIGGER audit_log_no_fork BEFORE INSERT ON audit_log
   FOR EACH ROW EXECUTE FUNCTION aios_audit_check_head();
+CREATE TABLE IF NOT EXISTS audit_claims (claim TEXT PRIMARY KEY, holder TEXT NOT NULL, seq BIGINT NOT NULL);
+CREATE OR REPLACE TRIGGER audit_claims_no_update BEFORE UPDATE OR DELETE ON audit_claims
+  FOR EACH ROW EXECUTE FUNCTION aios_audit_refuse();
 """
 
 _COLS = "seq, entry, leaf_hash, prev_hash, chain_hash"
@@ -69,13 +86,15 @@ class PostgresAuditStore(AuditStore):
             with conn.transaction():
                 conn.execute(f"SELECT pg_advisory_xact_lock({_LOCK})")
                 conn.execute(SCHEMA)
+                conn.execute(pgi.STAGING)
         except Exception as e:
-            msg = f"cannot open the PostgreSQL audit store ({self._redacted()}): {e}. Check AIOS_AUDIT_STORE"
+            msg = f"cannot open the PostgreSQL audit store ({self._redacted()}): {mask_text(e)}. Check AIOS_AUDIT_STORE"
             raise AuditWriteError(msg) from e
 
     def _redacted(self) -> str:
-        head, sep, tail = self._dsn.partition("@")
-        return f"postgresql://***@{tail}" if sep else head
+        from flytekitplugins.aios_core.redact import mask_url
+
+        return mask_url(self._dsn)
 
     def _conn(self) -> Any:
         import psycopg
@@ -89,20 +108,66 @@ class PostgresAuditStore(AuditStore):
             self._local.pid = os.getpid()
         return conn
 
-    def append_many(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
+    def append_many(
+        self, events: Sequence[AuditEvent], precondition: Callable[[], None] | None = None
+    ) -> list[AuditRecord]:
         if not events:
             return []
+        conn = None
         try:
             conn = self._conn()
-            with conn.transaction():
-                conn.execute(f"SELECT pg_advisory_xact_lock({_LOCK})")
-                out = self._insert(conn, events)
+            if precondition is None and not event_claims(events):
+                out = self._append_batched(conn, events)
+            else:
+                out = self._append_locked(conn, events, precondition)
+        except (ClaimTaken, PreconditionFailed):
+            raise
         except Exception as e:
-            self._local.conn = None
-            msg = f"audit append to {self._redacted()} failed: {e}. The action was not recorded; do not proceed"
+            self._drop(conn)
+            why = mask_text(e)
+            msg = f"audit append to {self._redacted()} failed: {why}. The action was not recorded; do not proceed"
             raise AuditWriteError(msg) from e
         self._notify(out)
         return out
+
+    @staticmethod
+    def _append_batched(conn: Any, events: Sequence[AuditEvent]) -> list[AuditRecord]:
+        """Stage, then integrate or wait for the integrator; seal this call's records from its receipt."""
+        when, first, prev = pgi.append(conn, events)
+        return [rec for rec, _entry in seal_many(first - 1, prev, events, when)]
+
+    def _append_locked(
+        self, conn: Any, events: Sequence[AuditEvent], precondition: Callable[[], None] | None
+    ) -> list[AuditRecord]:
+        """Exclusive path: integrate what is staged, then run the precondition and insert, in one transaction.
+
+        The precondition and the insert run in a savepoint: if they raise, the integrated batch still commits
+        (other writers are waiting for it) and the exception propagates.
+        """
+        failure: Exception | None = None
+        out: list[AuditRecord] = []
+        with conn.transaction():
+            conn.execute(f"SELECT pg_advisory_xact_lock({_LOCK})")
+            pgi.integrate(conn)
+            try:
+                with conn.transaction():
+                    if precondition is not None:
+                        precondition()
+                    out = self._insert(conn, events)
+            except Exception as e:
+                failure = e
+        if failure is not None:
+            raise failure
+        return out
+
+    def _drop(self, conn: Any) -> None:
+        """Forget (and close) a connection after a failed append: it may hold the session lock or be broken."""
+        self._local.conn = None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:  # noqa: S110 - best effort, the server ends the session when the socket closes
+                pass
 
     @staticmethod
     def _insert(conn: Any, events: Sequence[AuditEvent]) -> list[AuditRecord]:
@@ -111,7 +176,24 @@ class PostgresAuditStore(AuditStore):
         out, rows = seal_rows(head, events, now, now)
         with conn.cursor() as cur:
             cur.executemany("INSERT INTO audit_log VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", rows)
+            for i, key, holder in event_claims(events):
+                cur.execute(
+                    "INSERT INTO audit_claims VALUES (%s,%s,%s) ON CONFLICT (claim) DO NOTHING RETURNING claim",
+                    (key, holder, out[i].seq),
+                )
+                if cur.fetchone() is None:
+                    row = cur.execute("SELECT holder, seq FROM audit_claims WHERE claim = %s", (key,)).fetchone()
+                    raise ClaimTaken(key, *(row or (holder, out[i].seq)))
         return out
+
+    def claim_holders(self, keys: Collection[str]) -> dict[str, tuple[str, int]]:
+        q = "SELECT claim, holder, seq FROM audit_claims WHERE claim = ANY(%s)"
+        return {k: (h, int(s)) for k, h, s in self._conn().execute(q, (list(keys),))}
+
+    def scan_claims(self) -> Iterator[tuple[str, str, int]]:
+        with self._conn().cursor() as cur:
+            cur.execute("SELECT claim, holder, seq FROM audit_claims ORDER BY seq, claim")
+            yield from cur
 
     def scan_raw(self, start: int = 1, end: int | None = None) -> Iterator[RawRow]:
         q = f"SELECT {_COLS} FROM audit_log WHERE seq >= %s AND seq <= %s ORDER BY seq"
@@ -129,6 +211,19 @@ class PostgresAuditStore(AuditStore):
             while batch := cur.fetchmany(4096):
                 for seq, entry, hashes in batch:
                     yield seq, bytes(entry), hashes
+
+    def scan_sealed(
+        self, start: int = 1, end: int | None = None
+    ) -> Iterator[tuple[int, bytes, str, bytes, bytes | None, bytes]]:
+        from flytekitplugins.aios_audit.columns import select_sql
+
+        q = f"SELECT seq, entry, leaf_hash || prev_hash || chain_hash, {select_sql('postgresql')} FROM audit_log"
+        q += " WHERE seq >= %s AND seq <= %s ORDER BY seq"
+        with self._conn().cursor() as cur:
+            cur.execute(q, (start, end if end is not None else 2**62))
+            while batch := cur.fetchmany(4096):
+                for seq, entry, hashes, tail, kind, pair in batch:
+                    yield seq, bytes(entry), hashes, bytes(tail), kind and bytes(kind), bytes(pair)
 
     def size(self) -> int:
         row = self._conn().execute("SELECT COALESCE(MAX(seq), 0) FROM audit_log").fetchone()

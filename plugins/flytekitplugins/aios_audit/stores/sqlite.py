@@ -11,14 +11,25 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import fcntl
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+import weakref
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 
+from flytekitplugins.aios_audit.private_files import touch_private
 from flytekitplugins.aios_audit.records import GENESIS, AuditEvent, AuditRecord, record_from_entry
-from flytekitplugins.aios_audit.stores import AuditStore, AuditWriteError, RawRow, keep_inherited, seal_rows
+from flytekitplugins.aios_audit.stores import (
+    AuditStore,
+    AuditWriteError,
+    ClaimTaken,
+    RawRow,
+    event_claims,
+    keep_inherited,
+    seal_rows,
+)
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS audit_log (
@@ -43,6 +54,11 @@ WHEN NOT (NEW.seq = 1 AND NEW.prev_hash = '{GENESIS}' AND NOT EXISTS (SELECT 1 F
 BEGIN SELECT RAISE(ABORT, 'audit_log refuses a gap or fork: seq and prev_hash must continue the chain head'); END;
 CREATE TABLE IF NOT EXISTS audit_ids (seq INTEGER PRIMARY KEY, leaf_hash TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS audit_ids_leaf ON audit_ids(leaf_hash);
+CREATE TABLE IF NOT EXISTS audit_claims (claim TEXT PRIMARY KEY, holder TEXT NOT NULL, seq INTEGER NOT NULL);
+CREATE TRIGGER IF NOT EXISTS audit_claims_no_update BEFORE UPDATE ON audit_claims
+BEGIN SELECT RAISE(ABORT, 'audit_claims is append-only: UPDATE refused'); END;
+CREATE TRIGGER IF NOT EXISTS audit_claims_no_delete BEFORE DELETE ON audit_claims
+BEGIN SELECT RAISE(ABORT, 'audit_claims is append-only: DELETE refused'); END;
 """
 # Appends touch only the tail of the log: the fork trigger is one primary-key lookup per row (the
 # predecessor must exist and end in prev_hash; with seq as PRIMARY KEY and DELETE refused, every insert is
@@ -56,16 +72,41 @@ CREATE INDEX IF NOT EXISTS audit_ids_leaf ON audit_ids(leaf_hash);
 _COLS = "seq, entry, leaf_hash, prev_hash, chain_hash"
 
 
+class _Connection(sqlite3.Connection):
+    """A connection with its own descriptor on the store's lock file (see :func:`_write`)."""
+
+    lock_fd: int = -1
+    lock_depth: int = 0
+
+
 @contextlib.contextmanager
 def _write(conn: sqlite3.Connection) -> Iterator[None]:
-    """One write transaction holding SQLite's write lock from the start (``BEGIN IMMEDIATE``): commit or roll back."""
-    conn.execute("BEGIN IMMEDIATE")
+    """One write transaction holding SQLite's write lock from the start (``BEGIN IMMEDIATE``): commit or roll back.
+
+    Writers first queue on an exclusive ``flock`` of ``<db>.lock``, taken before ``BEGIN IMMEDIATE`` and
+    released after ``COMMIT``: the kernel hands it to a waiting writer, so one writer cannot starve another
+    (SQLite's busy handler sleeps and retries, and a writer that just committed would usually win again).
+    SQLite's own lock still serializes writers that do not take it; a writer that dies releases it.
+    """
+    fd = getattr(conn, "lock_fd", -1)
+    outer = fd >= 0 and getattr(conn, "lock_depth", 0) == 0
+    if outer:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    if fd >= 0:
+        conn.lock_depth += 1  # type: ignore[attr-defined]
     try:
-        yield
-        conn.execute("COMMIT")  # a failed COMMIT leaves the transaction open: roll it back too
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            conn.execute("COMMIT")  # a failed COMMIT leaves the transaction open: roll it back too
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    finally:
+        if fd >= 0:
+            conn.lock_depth -= 1  # type: ignore[attr-defined]
+        if outer:
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 class SQLiteAuditStore(AuditStore):
@@ -76,7 +117,7 @@ class SQLiteAuditStore(AuditStore):
         self.path = Path(url.removeprefix("sqlite:///"))
         self._local = threading.local()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            touch_private(self.path)  # mode 0600 (SQLite gives -wal and -shm the database's mode), folders 0700
             self._conn().executescript(SCHEMA)
         except (OSError, sqlite3.Error) as e:
             msg = f"cannot open the SQLite audit store at {self.path}: {e}. Check AIOS_AUDIT_STORE / AIOS_STATE_DIR"
@@ -87,7 +128,13 @@ class SQLiteAuditStore(AuditStore):
         if conn is None or getattr(self._local, "pid", None) != os.getpid():
             # A connection must not cross fork(): a child opens its own, and never closes the parent's.
             keep_inherited(conn)
-            conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None, check_same_thread=False)
+            conn = sqlite3.connect(
+                self.path, timeout=60.0, isolation_level=None, check_same_thread=False, factory=_Connection
+            )
+            with contextlib.suppress(OSError):  # a read-only folder: no writer queue (SQLite still serializes)
+                lock = touch_private(self.path.with_name(self.path.name + ".lock"))
+                conn.lock_fd = os.open(lock, os.O_RDWR | os.O_CLOEXEC)
+                weakref.finalize(conn, os.close, conn.lock_fd)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA busy_timeout=60000")
@@ -95,12 +142,16 @@ class SQLiteAuditStore(AuditStore):
             self._local.pid = os.getpid()
         return conn
 
-    def append_many(self, events: Sequence[AuditEvent]) -> list[AuditRecord]:
+    def append_many(
+        self, events: Sequence[AuditEvent], precondition: Callable[[], None] | None = None
+    ) -> list[AuditRecord]:
         if not events:
             return []
         conn = self._conn()
         try:
             with _write(conn):
+                if precondition is not None:
+                    precondition()
                 out = self._insert(conn, events)
         except sqlite3.Error as e:
             msg = f"audit append to {self.path} failed: {e}. The action was not recorded; do not proceed"
@@ -114,7 +165,25 @@ class SQLiteAuditStore(AuditStore):
         now = dt.datetime.now(dt.UTC)
         out, rows = seal_rows(head, events, now, now.isoformat())
         conn.executemany("INSERT INTO audit_log VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+        for i, key, holder in event_claims(events):
+            try:
+                conn.execute("INSERT INTO audit_claims VALUES (?,?,?)", (key, holder, out[i].seq))
+            except sqlite3.IntegrityError:
+                row = conn.execute("SELECT holder, seq FROM audit_claims WHERE claim = ?", (key,)).fetchone()
+                raise ClaimTaken(key, *(row or (holder, out[i].seq))) from None
         return out
+
+    def claim_holders(self, keys: Collection[str]) -> dict[str, tuple[str, int]]:
+        out: dict[str, tuple[str, int]] = {}
+        keys = list(keys)
+        for i in range(0, len(keys), 500):
+            part = keys[i : i + 500]
+            q = f"SELECT claim, holder, seq FROM audit_claims WHERE claim IN ({','.join('?' * len(part))})"
+            out.update({k: (h, int(s)) for k, h, s in self._conn().execute(q, part)})
+        return out
+
+    def scan_claims(self) -> Iterator[tuple[str, str, int]]:
+        yield from self._conn().execute("SELECT claim, holder, seq FROM audit_claims ORDER BY seq, claim")
 
     def scan_raw(self, start: int = 1, end: int | None = None) -> Iterator[RawRow]:
         q = f"SELECT {_COLS} FROM audit_log WHERE seq >= ? AND seq <= ? ORDER BY seq"
@@ -125,6 +194,15 @@ class SQLiteAuditStore(AuditStore):
     def scan_hashes(self, start: int = 1, end: int | None = None) -> Iterator[tuple[int, bytes, str]]:
         q = "SELECT seq, entry, leaf_hash || prev_hash || chain_hash FROM audit_log WHERE seq >= ? AND seq <= ?"
         q += " ORDER BY seq"
+        yield from self._conn().execute(q, (start, end if end is not None else 2**62))
+
+    def scan_sealed(
+        self, start: int = 1, end: int | None = None
+    ) -> Iterator[tuple[int, bytes, str, bytes, bytes | None, bytes]]:
+        from flytekitplugins.aios_audit.columns import select_sql
+
+        q = f"SELECT seq, entry, leaf_hash || prev_hash || chain_hash, {select_sql('sqlite')} FROM audit_log"
+        q += " WHERE seq >= ? AND seq <= ? ORDER BY seq"
         yield from self._conn().execute(q, (start, end if end is not None else 2**62))
 
     def size(self) -> int:

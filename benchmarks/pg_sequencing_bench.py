@@ -1,0 +1,137 @@
+"""PostgreSQL batched sequencing: durable appends/s and acknowledgement latency vs a plain insert, same run.
+
+    .venv/bin/python benchmarks/pg_sequencing_bench.py [--seconds 3] [--writers 1,4,16] [--write FILE.md]
+
+For each writer count, N writer PROCESSES run for ``--seconds`` each, released together:
+
+* ``plain``: one autocommit ``INSERT`` per append of the same event's JSON bytes into a BIGSERIAL table (durable,
+  ``synchronous_commit`` on, no chain): the floor the audit store is measured against;
+* ``audit``: ``store.append(event)`` on the audit store (stage, integrate or wait, sealed records returned).
+
+Rounds alternate plain/audit per writer count. Reported: appends/s over the round, p50/p99 of each call's
+latency (the acknowledgement), the ratio audit/plain. Afterwards the audit log must verify, be gap-free, hold
+exactly the acknowledged records and leave nothing staged. Needs the server at AIOS_TEST_PG_URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "plugins"), str(REPO / "connectors"), str(REPO)]
+
+import psycopg  # noqa: E402
+
+from flytekitplugins.aios_audit import AuditEvent  # noqa: E402
+from flytekitplugins.aios_audit.stores import open_store  # noqa: E402
+from flytekitplugins.aios_audit.verify import verify_store  # noqa: E402
+from flytekitplugins.aios_core.context import ExecutionRef  # noqa: E402
+
+URL = os.environ.get("AIOS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+EX = ExecutionRef(project="bench", domain="development", execution_id="pgseq", task_name="t", node_id="n0")
+
+
+def _event(w: int, i: int) -> AuditEvent:
+    return AuditEvent(
+        kind="task", actor=f"service:bench-{w}", status="succeeded", execution=EX, inputs={"x": f"sha256:{i:064x}"}
+    )
+
+
+def _worker(kind: str, url: str, w: int, seconds: float, barrier: Any, out: Any) -> None:
+    lat: list[float] = []
+    if kind == "audit":
+        store = open_store(url)
+        barrier.wait()
+        end = time.perf_counter() + seconds
+        while (t := time.perf_counter()) < end:
+            store.append(_event(w, len(lat)))
+            lat.append(time.perf_counter() - t)
+        store.close()
+    else:
+        conn = psycopg.connect(url, autocommit=True)
+        barrier.wait()
+        end = time.perf_counter() + seconds
+        while (t := time.perf_counter()) < end:
+            conn.execute("INSERT INTO plain (entry) VALUES (%s)", (_event(w, len(lat)).model_dump_json().encode(),))
+            lat.append(time.perf_counter() - t)
+        conn.close()
+    out.put(lat)
+
+
+def _round(kind: str, url: str, writers: int, seconds: float) -> dict[str, float]:
+    ctx = mp.get_context("fork")
+    barrier, out = ctx.Barrier(writers + 1), ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(kind, url, w, seconds, barrier, out)) for w in range(writers)]
+    for p in procs:
+        p.start()
+    barrier.wait()
+    t = time.perf_counter()
+    lats = [x for _ in procs for x in out.get(timeout=seconds + 120)]
+    wall = time.perf_counter() - t
+    for p in procs:
+        p.join(timeout=30)
+        assert p.exitcode == 0, f"{kind} writer failed"
+    q = statistics.quantiles(lats, n=100)
+    return {"n": len(lats), "rate": len(lats) / wall, "p50_ms": q[49] * 1e3, "p99_ms": q[98] * 1e3}
+
+
+def _check(url: str, acknowledged: int) -> str:
+    store = open_store(url)
+    result = verify_store(store)
+    with psycopg.connect(url, autocommit=True) as conn:
+        staged = conn.execute("SELECT count(*) FROM audit_staged").fetchone()[0]
+        batches = conn.execute("SELECT count(DISTINCT recorded_at) FROM audit_log").fetchone()[0]
+    store.close()
+    assert result.ok, result.summary()
+    assert result.size == acknowledged and staged == 0, (result.size, acknowledged, staged)
+    mean = result.size / max(batches, 1)
+    return (
+        f"log verified: {result.size} records, seq 1..{result.size} gap-free, every acknowledged record present,"
+        f" none left staged; {batches} integrate batches (mean {mean:.1f} records)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--writers", default="1,4,16")
+    parser.add_argument("--write", type=Path)
+    args = parser.parse_args()
+    schema = f"aios_pgseq_{os.getpid()}"
+    admin = psycopg.connect(URL, autocommit=True, connect_timeout=5)
+    admin.execute(f'CREATE SCHEMA "{schema}"')
+    url = f"{URL}{'&' if '?' in URL else '?'}options=-csearch_path%3D{schema}"
+    try:
+        open_store(url).close()
+        admin.execute(f'CREATE TABLE "{schema}".plain (seq BIGSERIAL PRIMARY KEY, entry BYTEA NOT NULL)')
+        lines = ["| writer processes | plain insert /s (p50 / p99 ms) | audit append /s (p50 / p99 ms) | ratio |"]
+        lines.append("|---|---|---|---|")
+        acknowledged = 0
+        for writers in (int(w) for w in args.writers.split(",")):
+            plain = _round("plain", url, writers, args.seconds)
+            audit = _round("audit", url, writers, args.seconds)
+            acknowledged += int(audit["n"])
+            cell = "{rate:,.0f} ({p50_ms:.1f} / {p99_ms:.1f})"
+            ratio = audit["rate"] / plain["rate"]
+            lines.append(f"| {writers} | {cell.format(**plain)} | {cell.format(**audit)} | {ratio:.2f}x |")
+            print(lines[-1], flush=True)
+        lines.append("")
+        lines.append(_check(url, acknowledged))
+    finally:
+        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.close()
+    text = "\n".join(lines)
+    print(text)
+    if args.write:
+        args.write.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,233 @@
+"""The place that acts verifies: re-establish from the audit trail what stands behind an action, then claim it.
+
+A row handed to an acting task or connector (pay USD 250,000 for document D) is a claim, not proof: anyone with
+launch rights can hand in any row, and an ``ApprovalOutcome`` typed by hand says ``approved`` as easily as a real
+one. Before any side effect, :func:`authorize` establishes for every row, from the audit trail alone:
+
+1. the policy decision record the row names exists, is intact (its entry re-hashes to its record id), is a
+   decision of ``act_on_document`` for exactly this document, action and principal, with effect ``allow`` or
+   ``require_approval``; the policy context it sealed re-digests to the request digest the engine decided on, and
+   the amount and currency it sealed for posting equal the row's, exactly;
+2. where the decision required approval (or sent the document to review), the row names the approval request
+   opened for exactly that decision and document, and its verified outcome (signatures, roles, separation of
+   duties, quorum, expiry, all re-checked by ``evaluate``) is ``approved``;
+3. the action key is the digest of the document and the decision content (the system of record's idempotency key).
+
+It then claims, atomically and in the same transaction as an ``action_authorized`` record, ``act:<policy record>``
+and, for approved requests, ``approval-act:<request id>``, both held by the action key: a second, different action
+on the same decision or approval is refused (``already_used``), while a retry of the same action finds its own
+claims and goes on (the system of record's insert is idempotent). Anything else is refused with a reason code,
+audited as ``action_refused``, and must not be acted on.
+
+Out of scope (docs/security.md): someone who can append arbitrary records to the audit store can forge a policy
+decision record; the trail then shows it, but nothing here can tell it from a real one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from flytekitplugins.aios_approvals.evaluate import Env, evaluate
+from flytekitplugins.aios_approvals.state import act_claim, projection
+from flytekitplugins.aios_audit.records import AuditEvent, AuditRecord, entry_bytes
+from flytekitplugins.aios_audit.stores import CLAIMS_ATTR, ClaimTaken, claim
+from flytekitplugins.aios_core.context import current_execution
+from flytekitplugins.aios_core.digest import digest_value
+from flytekitplugins.aios_core.errors import GovernanceDenied
+
+log = logging.getLogger(__name__)
+POLICY_ACTION = "act_on_document"
+
+
+@dataclass(frozen=True)
+class ActionClaim:
+    """What a caller asks the acting point to do. Nothing in it is trusted."""
+
+    action_key: str
+    subject: str
+    action: str
+    amount: float | None
+    currency: str
+    policy_record: str
+    decision_digest: str
+    request_id: str = ""
+    principal: str = ""
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> ActionClaim:
+        """Read a system-of-record row (``aios_connectors.system_of_record.COLUMNS`` plus ``policy_record``)."""
+        amount = row.get("amount")
+        return cls(
+            action_key=str(row.get("action_key") or ""),
+            subject=str(row.get("doc_digest") or ""),
+            action=str(row.get("action") or ""),
+            amount=None if amount is None or (isinstance(amount, float) and math.isnan(amount)) else float(amount),
+            currency=str(row.get("currency") or ""),
+            policy_record=str(row.get("policy_record") or ""),
+            decision_digest=str(row.get("decision_digest") or ""),
+            request_id=str(row.get("request_id") or ""),
+            principal=str(row.get("principal") or ""),
+        )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the acting point found for one claim."""
+
+    action_key: str
+    allowed: bool
+    code: str
+    reason: str
+    principal: str = ""
+    record_id: str = ""
+
+
+@dataclass(frozen=True)
+class _Found:
+    problem: tuple[str, str] | None
+    keys: tuple[str, ...] = ()
+    principal: str = ""
+    parents: tuple[str, ...] = ()
+
+
+def _intact(rec: AuditRecord) -> bool:
+    """True when the record's entry re-hashes to its id (nothing in it was edited since it was sealed)."""
+    entry = entry_bytes(rec.seq, rec.recorded_at, rec.event)
+    return hashlib.sha256(b"\x00" + entry).hexdigest() == rec.leaf_hash
+
+
+def _same_money(a: float | None, b: Any) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return isinstance(b, int | float) and float(b) == a
+
+
+def _policy_problem(c: ActionClaim, rec: AuditRecord | None) -> tuple[str, str] | None:
+    from flytekitplugins.aios_policy.request import PolicyRequest
+
+    if rec is None:
+        return "no_policy_decision", f"no policy decision record {c.policy_record or '(none given)'} in the trail"
+    ev = rec.event
+    if rec.record_id != c.policy_record or not _intact(rec):
+        return "policy_record_altered", f"record {c.policy_record} does not re-hash to its id"
+    pd = ev.policy_decisions[0] if ev.kind == "policy_decision" and ev.policy_decisions else {}
+    ctx, posted = ev.attributes.get("context"), ev.attributes.get("posted")
+    if not isinstance(ctx, dict) or not isinstance(posted, dict):
+        return "policy_record_mismatch", f"record {c.policy_record} seals no policy context for an action"
+    if pd.get("action") != POLICY_ACTION or ev.subject != c.subject or posted.get("action") != c.action:
+        return "policy_record_mismatch", f"record {c.policy_record} decided another action or document"
+    if ev.status not in ("allow", "require_approval"):
+        return "policy_denied", f"the policy decision {c.policy_record} is {ev.status!r}"
+    resource = {"type": "Document", "id": c.subject}
+    request = PolicyRequest(principal=ev.actor, action=POLICY_ACTION, resource=resource, context=ctx)
+    if request.digest() != pd.get("request_digest"):
+        return "policy_record_mismatch", f"the context sealed in {c.policy_record} is not what the policy decided on"
+    if not _same_money(c.amount, posted.get("amount")) or c.currency != str(posted.get("currency") or ""):
+        return "amount_mismatch", f"amount/currency differ from what policy decision {c.policy_record} allowed"
+    if c.principal and c.principal != ev.actor:
+        return "principal_mismatch", f"{c.principal} is not the principal the policy decided for ({ev.actor})"
+    return None
+
+
+def _find(env: Env, c: ActionClaim) -> _Found:
+    if c.action_key != digest_value({"doc": c.subject, "decision": c.decision_digest}):
+        return _Found(("action_key_mismatch", "the action key is not the digest of the document and decision"))
+    rec = env.store.get(c.policy_record) if c.policy_record else None
+    problem = _policy_problem(c, rec)
+    if problem is not None or rec is None:
+        return _Found(problem)
+    ev, keys, parents = rec.event, [f"act:{c.policy_record}"], [rec.record_id]
+    if ev.status == "require_approval" or ev.attributes.get("route") == "review":
+        st = projection(env.store).get(c.request_id) if c.request_id else None
+        if st is None:
+            return _Found(("approval_missing", f"policy decision {c.policy_record} requires an approved request"))
+        req = st.request
+        if req.evidence.get("policy_decision") != c.policy_record or req.subject != c.subject:
+            return _Found(("approval_for_other_action", f"request {c.request_id} was opened for another decision"))
+        out = evaluate(st, env)
+        if out.status != "approved":
+            return _Found((f"approval_{out.status}", f"request {c.request_id} is {out.status}: {out.reason}"))
+        keys.append(act_claim(c.request_id))
+        parents.append(st.record_id)
+    elif c.request_id:
+        return _Found(("unexpected_request", f"policy decision {c.policy_record} needed no approval"))
+    return _Found(None, tuple(keys), ev.actor, tuple(parents))
+
+
+def _event(kind: str, actor: str, status: str, c: ActionClaim, parents: Sequence[str] = (), **extra: Any) -> AuditEvent:
+    attributes = {"action": c.action, "action_key": c.action_key, "request_id": c.request_id, **extra}
+    return AuditEvent(
+        kind=kind,
+        actor=actor,
+        status=status,
+        subject=c.subject,
+        execution=current_execution(),
+        inputs={"document": c.subject},
+        attributes=attributes,
+        parents=list(parents),
+    )
+
+
+def _one_pass(
+    env: Env, claims: Sequence[ActionClaim], found: list[_Found], actor: str
+) -> tuple[list[Verdict], list[AuditEvent]]:
+    keys = [k for f in found for k in f.keys]
+    holders = env.store.claim_holders(keys) if keys else {}
+    verdicts: list[Verdict] = []
+    events: list[AuditEvent] = []
+    for c, f in zip(claims, found, strict=True):
+        problem = f.problem
+        taken = [k for k in f.keys if k in holders]
+        if problem is None and any(holders[k][0] != c.action_key for k in taken):
+            other = next(holders[k][0] for k in taken if holders[k][0] != c.action_key)
+            problem = ("already_used", f"already used by another action ({other}); each is used exactly once")
+        if problem is not None:
+            verdicts.append(Verdict(c.action_key, False, *problem))
+            events.append(_event("action_refused", f.principal or actor, problem[0], c, reason=problem[1]))
+            continue
+        free = [k for k in f.keys if k not in holders]
+        for k in free:  # the same key twice in one call: the first claim wins, the second row is a retry of it
+            holders[k] = (c.action_key, 0)
+        code = "authorized" if free else "already_authorized"
+        verdicts.append(Verdict(c.action_key, True, code, "", f.principal))
+        if free:
+            extra = {CLAIMS_ATTR: [claim(k, c.action_key) for k in free], "policy_record": c.policy_record}
+            events.append(_event("action_authorized", f.principal, "authorized", c, parents=f.parents, **extra))
+    return verdicts, events
+
+
+def authorize(claims: Sequence[ActionClaim], *, actor: str, env: Env | None = None) -> list[Verdict]:
+    """Verify every claim against the audit trail and claim what it uses; one verdict per claim, in order.
+
+    Args:
+        claims: the actions asked for (rows handed to the acting task).
+        actor: the acting service, named in refusal records that name no policy principal.
+        env: settings, store, roles and keys (default ``Env.load()``).
+
+    Raises:
+        GovernanceDenied: the verdicts could not be recorded (fail closed: act on nothing).
+    """
+    env = env or Env.load()
+    found = [_find(env, c) for c in claims]
+    for _attempt in range(8):
+        verdicts, events = _one_pass(env, claims, found, actor)
+        try:
+            records = env.store.append_many(events) if events else []
+        except ClaimTaken as e:
+            log.info("acting point raced on claim %s; reading the claims again", e.key)
+            continue
+        except Exception as e:
+            msg = f"the acting point could not record its verdicts, so nothing is acted on: {type(e).__name__}"
+            raise GovernanceDenied(msg, reason_code="audit_write_failed") from e
+        by_key = {r.event.attributes.get("action_key"): r.record_id for r in records}
+        return [
+            Verdict(v.action_key, v.allowed, v.code, v.reason, v.principal, by_key.get(v.action_key, ""))
+            for v in verdicts
+        ]
+    msg = "the acting point could not claim its actions after 8 attempts (constant races); nothing is acted on"
+    raise GovernanceDenied(msg, reason_code="action_claim_contended")

@@ -1,0 +1,162 @@
+"""The plain columns of a log row, checked against its sealed entry (what ``aios audit verify`` proves).
+
+Stores keep, next to each entry, the columns ``kind``, ``subject``, ``execution``, ``task`` and ``recorded_at``
+that ``seal_rows`` derives from the event: what anyone reading the table with SQL sees. A store's
+``scan_sealed`` selects :func:`select_sql` for each row: three byte strings the database builds from the
+columns (``recorded_at`` as ISO 8601 text in UTC, as the entry writes it):
+
+* ``tail``  ``,"subject":"<subject>"},"recorded_at":"<recorded_at>","seq":<seq>}``;
+* ``kind``  ``<kind>"`` (NULL when any of the five columns is NULL);
+* ``pair``  ``<execution> US <task>`` (US = 0x1F).
+
+Why byte checks are exact for sealed entries (canonical JSON, fields in declaration order): JSON escapes every
+``"`` inside a string, so ``"execution":`` can only end a key, and when it occurs once it is the event's own
+``execution`` key (checked: no second one after the first). That object is flat and ``inputs``
+(next) is a flat map of strings, so the first ``},"kind":"`` after ``,"inputs":{`` starts the event's
+``kind``. ``subject`` is the event's last field, so the entry ends with ``tail``. Column values holding ``"``
+or a backslash never pass, so raw bytes equal the decoded text; a US never passes either (JSON escapes control
+characters). :func:`batch_match` runs these checks over a batch of rows with C-level ``map`` calls; a batch
+with anything unusual is checked row by row (:func:`columns_match`), and a row that fails goes to
+:func:`column_mismatch`, which parses the entry fully and names the column that differs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from itertools import repeat
+from operator import add, eq
+from typing import Literal
+
+SEP = b"\x1f"
+_EX = b'"execution":'
+_INPUTS = b',"inputs":{'
+_KIND = b'},"kind":"'
+_TAIL = b',"subject":"%b"},"recorded_at":"%b","seq":%d}'
+_executions: dict[bytes, bytes] = {}  # execution object bytes -> b"project/domain/name US task_name" (or b"")
+_CACHE = 65536  # execution objects remembered (cleared when full; a batch refills what it needs)
+
+
+def select_sql(dialect: Literal["sqlite", "postgresql"]) -> str:
+    """The select-list expressions ``tail, kind, pair`` over ``audit_log`` (see the module docstring)."""
+    cols = ("kind", "subject", "recorded_at", "execution", "task")
+    if dialect == "sqlite":
+        ts, blob, fmt, us = "recorded_at", "CAST({} AS BLOB)", "printf", "char(31)"
+    else:
+        utc = "(recorded_at AT TIME ZONE 'UTC')"  # ISO 8601 as Python writes it: no fraction when it is zero
+        ts = (
+            f"(to_char({utc}, 'YYYY-MM-DD\"T\"HH24:MI:SS') || CASE WHEN to_char({utc}, 'US') = '000000' THEN '' "
+            f"ELSE '.' || to_char({utc}, 'US') END || '+00:00')"
+        )
+        blob, fmt, us = "convert_to({}, 'UTF8')", "format", "chr(31)"
+    tail = f"""{fmt}(',"subject":"%s"}},"recorded_at":"%s","seq":%s}}', subject, {ts}, seq)"""
+    kind = f"CASE WHEN {' OR '.join(f'{c} IS NULL' for c in cols)} THEN NULL ELSE {fmt}('%s\"', kind) END"
+    pair = f"{fmt}('%s%s%s', execution, {us}, task)"  # NULLs print as '': kind is NULL then
+    sql = ", ".join(blob.format(x) for x in (tail, kind, pair))
+    return sql if dialect == "sqlite" else sql.replace("%", "%%")  # psycopg reads % as a placeholder
+
+
+def batch_match(
+    entries: Sequence[bytes], tails: Sequence[bytes], kinds: Sequence[bytes | None], pairs: Sequence[bytes]
+) -> bool:
+    """True when every row of the batch certainly holds the columns its entry says (else check row by row)."""
+    n = len(entries)
+    if None in kinds:
+        return False
+    ks: Sequence[bytes] = kinds  # type: ignore[assignment]
+    joined_tails, joined_kinds = b"".join(tails), b"".join(ks)
+    if (
+        joined_tails.count(b'"') != 10 * n
+        or b"\\" in joined_tails
+        or joined_kinds.count(b'"') != n
+        or b"\\" in joined_kinds
+    ):
+        return False
+    if not all(map(bytes.endswith, entries, tails)):
+        return False
+    i = list(map(bytes.find, entries, repeat(_EX)))
+    if -1 in i or max(map(bytes.find, entries, repeat(_EX), map(add, i, repeat(12)))) != -1:  # exactly once each
+        return False
+    j = list(map(bytes.find, entries, repeat(_INPUTS), i))
+    if -1 in j:
+        return False
+    objects = list(map(bytes.__getitem__, entries, map(slice, map(add, i, repeat(12)), j)))
+    if len(_executions) > _CACHE:
+        _executions.clear()
+    for o in set(objects).difference(_executions):
+        _execution_columns(o)
+    if not all(map(eq, map(_executions.get, objects), pairs)):  # .get: another thread may clear the cache
+        return False
+    at = map(add, map(bytes.find, entries, repeat(_KIND), j), repeat(10))
+    return all(map(bytes.startswith, entries, ks, at))  # the kind and its closing quote
+
+
+def columns_match(entry: bytes, tail: bytes, kind: bytes | None, pair: bytes) -> bool:
+    """One row of :func:`batch_match`: True when certain, False to ask :func:`column_mismatch`."""
+    return kind is not None and batch_match([entry], [tail], [kind], [pair])
+
+
+def _execution_columns(execution: bytes) -> bytes:
+    """``execution US task`` for a flat execution object's bytes (cached); b"" when not flat."""
+    derived = b""
+    if execution == b"null":
+        derived = SEP
+    elif execution.startswith(b"{") and b"{" not in execution[1:] and b"\\" not in execution:
+        from flytekitplugins.aios_core.context import ExecutionRef
+
+        try:
+            ex = ExecutionRef.model_validate_json(execution)
+        except ValueError:
+            return b""
+        derived = ex.execution_key.encode() + SEP + ex.task_name.encode()
+    _executions[execution] = derived
+    return derived
+
+
+def sealed_values(entry: bytes) -> list[str] | None:
+    """``kind, subject, execution, task, recorded_at`` by a full parse, as ``seal_rows`` derives them."""
+    from pydantic import ValidationError
+
+    from flytekitplugins.aios_audit.records import AuditEvent
+
+    try:
+        data = json.loads(entry)
+        event = AuditEvent.model_validate(data["event"])
+        recorded = data["recorded_at"]
+    except (ValueError, TypeError, KeyError, ValidationError):
+        return None
+    if not isinstance(recorded, str):
+        return None
+    ex = event.execution
+    return [event.kind, event.subject, ex.execution_key if ex else "", ex.task_name if ex else "", recorded]
+
+
+def column_mismatch(entry: bytes, seq: int, tail: bytes, kind: bytes | None, pair: bytes) -> str:
+    """Which column differs from the sealed entry, and how; "" when they agree (the byte checks were unsure)."""
+    values = sealed_values(entry)
+    if values is None:
+        return "its entry is not a sealed audit entry, so its columns cannot be checked"
+    if kind is None:
+        return "a column is NULL (kind, subject, execution, task or recorded_at)"
+    want_kind, subject, key, task, recorded = (v.encode() for v in values)
+    head = b',"subject":"' + subject + b'"},"recorded_at":"'
+    got_subject, _, rest = tail[12:].rpartition(b'"},"recorded_at":"')
+    if not tail.startswith(head):
+        return _differs("subject", got_subject, subject)
+    if tail != _TAIL % (subject, recorded, seq):
+        return _differs("recorded_at", rest.rpartition(b'","seq":')[0], recorded)
+    if kind != want_kind + b'"':
+        return _differs("kind", kind[:-1], want_kind)
+    if not pair.startswith(key + SEP):
+        return _differs("execution", pair.rpartition(SEP)[0], key)
+    if pair != key + SEP + task:
+        return _differs("task", pair[len(key) + 1 :], task)
+    return ""
+
+
+def _differs(column: str, stored: bytes, sealed: bytes) -> str:
+    def short(raw: bytes) -> str:
+        text = raw.decode("utf-8", "replace")
+        return repr(text if len(text) <= 48 else text[:45] + "...")
+
+    return f"column {column} holds {short(stored)} but the sealed entry says {short(sealed)}"

@@ -1,0 +1,202 @@
+"""Typed lineage edges of the evidence model, read from sealed record fields, and their derived index.
+
+Every edge is ``child -> parent`` ("the child is explained by the parent") and is read from fields of ONE
+sealed record (its ``seq`` is kept with the edge), so editing an edge means editing a hashed record, which
+``aios audit verify`` reports. One edge is derived from two sealed facts: ``action_authorized -approved_by->
+approval_decision`` joins the request the authorization names with the decisions that name that request
+(sealed before it); its ``seq`` is the authorization's. Nodes are record ids (64 hex), content digests
+(``sha256:...``: documents, protected text, data sets), ``model:<name>@<version>``, ``policy:<policy id>``
+and ``principal:<name>``.
+
+The chain of a document decision, from the action back to its source::
+
+    action -authorized_by-> action_authorized -approved_by-> approval_decision -decided_by-> principal
+           -policy_decision-> policy_decision -classified_by-> model -trained_by-> training -triggered_by-> drift
+                              policy_decision -determined_by-> policy   -protected_text-> text -redacted_from-> doc
+    action_authorized -approval_request-> approval_request -policy_decision-> ...   approval_decision -decides-> request
+
+The index (``lineage_edges(child, parent, rel, seq)`` and ``lineage_records``) is derived data, like SQLite's
+``audit_ids``: a separate SQLite file brought up to date in bulk on read (records appended since the last
+look-up), rebuilt when the log's record at the last indexed position is no longer the one indexed. It is
+never trusted for content: callers read the records themselves from the store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+from flytekitplugins.aios_audit.edge_rules import Edge, document_of, execution_of, kind_edges
+from flytekitplugins.aios_audit.private_files import touch_private
+from flytekitplugins.aios_audit.records import AuditRecord
+from flytekitplugins.aios_audit.stores import AuditStore
+
+__all__ = ["HUBS", "VERSION", "EdgeIndex", "document_of", "execution_of"]
+
+VERSION = "1"  # of the edge rules below: an index built by other rules is rebuilt
+HUBS = ("model:", "policy:", "principal:")  # shared by many decisions: walked downstream only from a trace start
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS lineage_records (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, kind TEXT NOT NULL,
+    execution TEXT NOT NULL, subject TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS lineage_records_id ON lineage_records(id);
+CREATE INDEX IF NOT EXISTS lineage_records_execution ON lineage_records(execution);
+CREATE TABLE IF NOT EXISTS lineage_edges (child TEXT NOT NULL, parent TEXT NOT NULL, rel TEXT NOT NULL,
+    seq INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS lineage_edges_child ON lineage_edges(child);
+CREATE INDEX IF NOT EXISTS lineage_edges_parent ON lineage_edges(parent);
+CREATE TABLE IF NOT EXISTS lineage_alias (alias TEXT PRIMARY KEY, id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS lineage_meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+"""
+_PARENT_REL = {
+    "policy_decision": "policy_decision",
+    "approval_request": "approval_request",
+    "approval_decision": "approval_decision",
+    "action_authorized": "authorized_by",
+    "drift": "triggered_by",
+    "evaluation": "evaluated_by",
+    "training": "trained_by",
+}
+
+
+class EdgeIndex:
+    """The derived edge index of one audit store, in a SQLite file of its own."""
+
+    def __init__(self, path: Path | None) -> None:
+        """Open (or create) the index at ``path``; None keeps it in memory (evidence bundles)."""
+        if path is not None:  # 0600 in a 0700 folder, like every state file (docs/security.md)
+            touch_private(path)
+        self.path = path or Path(":memory:")
+        self.conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=60.0)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.executescript(_SCHEMA)
+
+    @classmethod
+    def for_store(cls, store: AuditStore, state_dir: Path) -> EdgeIndex:
+        """The index file of ``store`` under ``state_dir/lineage`` (one per store URL)."""
+        url = str(getattr(store, "url", type(store).__name__))
+        return cls(state_dir / "lineage" / f"edges-{hashlib.sha256(url.encode()).hexdigest()[:16]}.db")
+
+    def close(self) -> None:
+        """Close the index file."""
+        self.conn.close()
+
+    # ---- catching up ---------------------------------------------------------------------------
+    def _meta(self) -> tuple[int, str]:
+        rows = dict(self.conn.execute("SELECT k, v FROM lineage_meta").fetchall())
+        return int(rows.get("last_seq", 0)), str(rows.get("last_leaf", ""))
+
+    def catch_up(self, store: AuditStore) -> int:
+        """Index the records appended since the last call, in one transaction; returns how many were indexed."""
+        from flytekitplugins.aios_audit.lite import lite_record
+
+        self.conn.execute("BEGIN IMMEDIATE")  # read the position under the lock: concurrent readers never both add
+        try:
+            last, leaf = self._meta()
+            version = self.conn.execute("SELECT v FROM lineage_meta WHERE k = 'version'").fetchone()
+            row = next(store.scan_raw(last, last), None) if last else None
+            if last and (row is None or row[2] != leaf or version is None or version[0] != VERSION):
+                for table in ("lineage_records", "lineage_edges", "lineage_alias", "lineage_meta"):
+                    self.conn.execute(f"DELETE FROM {table}")
+                last = 0
+            n = 0
+            for seq, entry, rid, _prev, _chain in store.scan_raw(last + 1):
+                try:
+                    self.add(lite_record(entry, rid))
+                except (ValueError, TypeError, KeyError, AttributeError):  # an edited entry: no edges from it
+                    self.conn.execute(
+                        "INSERT OR REPLACE INTO lineage_records VALUES (?,?,?,?,?)", (seq, rid, "", "", "")
+                    )
+                n += 1
+                last, leaf = seq, rid
+            self._save(last, leaf)
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        return n
+
+    def _save(self, last: int, leaf: str) -> None:
+        self.conn.executemany(
+            "INSERT OR REPLACE INTO lineage_meta VALUES (?, ?)",
+            [("last_seq", str(last)), ("last_leaf", leaf), ("version", VERSION)],
+        )
+
+    def add(self, rec: AuditRecord) -> None:
+        """Index one record (records must come in sequence order)."""
+        ev = rec.event
+        self.conn.execute(
+            "INSERT OR REPLACE INTO lineage_records VALUES (?,?,?,?,?)",
+            (rec.seq, rec.record_id, ev.kind, execution_of(rec), ev.subject[:200]),
+        )
+        if ev.kind == "approval_request":
+            self.conn.execute("INSERT OR IGNORE INTO lineage_alias VALUES (?, ?)", (ev.subject, rec.record_id))
+        edges = list(dict.fromkeys(self.edges_of(rec)))
+        self.conn.executemany("INSERT INTO lineage_edges VALUES (?,?,?,?)", [(*e, rec.seq) for e in edges])
+
+    # ---- reading sealed fields -----------------------------------------------------------------
+    def edges_of(self, rec: AuditRecord) -> Iterator[Edge]:
+        """The typed edges sealed in ``rec`` (looks up earlier records for the kinds of parents)."""
+        ev, rid = rec.event, rec.record_id
+        for parent in ev.parents:
+            rel = "decides" if ev.kind == "approval_decision" else _PARENT_REL.get(self.kind(parent), "parent")
+            yield rid, parent, rel
+        for name, digest in ev.inputs.items():
+            if not (ev.kind == "action" and name == "decision"):  # the decision's content digest, not data
+                yield rid, digest, "document" if name == "document" else f"input:{name}"
+        for digest in ev.outputs.values():
+            yield digest, rid, "output_of"
+        yield from kind_edges(self, rec)
+
+    def all_edges(self) -> list[tuple[str, str, str, int]]:
+        """Every indexed edge ``(child, parent, rel, seq)`` in the order indexed."""
+        q = "SELECT child, parent, rel, seq FROM lineage_edges ORDER BY rowid"
+        return [(str(c), str(p), str(r), int(s)) for c, p, r, s in self.conn.execute(q)]
+
+    def kind(self, rid: str) -> str:
+        """Kind of an indexed record ("" if unknown)."""
+        row = self.conn.execute("SELECT kind FROM lineage_records WHERE id = ?", (rid,)).fetchone()
+        return str(row[0]) if row else ""
+
+    # ---- queries -------------------------------------------------------------------------------
+    def alias(self, name: str) -> str:
+        """Record id of an approval request id (``apr-...``), or ""."""
+        row = self.conn.execute("SELECT id FROM lineage_alias WHERE alias = ?", (name,)).fetchone()
+        return str(row[0]) if row else ""
+
+    def parents(self, node: str) -> list[tuple[str, str, int]]:
+        """``(parent, rel, seq)`` of the edges out of ``node``."""
+        q = "SELECT parent, rel, seq FROM lineage_edges WHERE child = ?"
+        return [(str(p), str(r), int(s)) for p, r, s in self.conn.execute(q, (node,))]
+
+    def children(self, node: str) -> list[tuple[str, str, int]]:
+        """``(child, rel, seq)`` of the edges into ``node``."""
+        q = "SELECT child, rel, seq FROM lineage_edges WHERE parent = ?"
+        return [(str(c), str(r), int(s)) for c, r, s in self.conn.execute(q, (node,))]
+
+    def seq_of(self, rid: str) -> int:
+        """Sequence number of an indexed record id (0 if unknown)."""
+        row = self.conn.execute("SELECT seq FROM lineage_records WHERE id = ?", (rid,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def id_of_seq(self, seq: int) -> str:
+        """Record id at ``seq`` ("" if not indexed)."""
+        row = self.conn.execute("SELECT id FROM lineage_records WHERE seq = ?", (seq,)).fetchone()
+        return str(row[0]) if row else ""
+
+    def by_prefix(self, prefix: str) -> list[str]:
+        """Record ids starting with ``prefix`` (at most two: enough to tell unique from ambiguous)."""
+        q = "SELECT id FROM lineage_records WHERE id >= ? AND id < ? LIMIT 2"
+        return [str(r[0]) for r in self.conn.execute(q, (prefix, prefix + "g"))]
+
+    def nodes_like(self, pattern: str) -> list[str]:
+        """Parent nodes matching a LIKE pattern (e.g. every version of a model: ``model:name@%``)."""
+        q = "SELECT DISTINCT parent FROM lineage_edges WHERE parent LIKE ? UNION SELECT DISTINCT child FROM "
+        q += "lineage_edges WHERE child LIKE ?"
+        return sorted(str(r[0]) for r in self.conn.execute(q, (pattern, pattern)))
+
+    def execution_records(self, execution: str) -> list[tuple[int, str]]:
+        """``(seq, id)`` of the records of an execution (its name or ``project/domain/name``)."""
+        q = "SELECT seq, id FROM lineage_records WHERE execution = ? OR execution LIKE ? ORDER BY seq"
+        return [(int(s), str(i)) for s, i in self.conn.execute(q, (execution, f"%/{execution}"))]

@@ -1,0 +1,113 @@
+"""Offline verification of an evidence bundle (see :mod:`.evidence`): needs the pack, no store and no settings."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from flytekitplugins.aios_audit.checkpoint import Checkpoint
+from flytekitplugins.aios_audit.evidence import FORMAT, BundleCheck, sealed_edges
+from flytekitplugins.aios_audit.proofs import check_proof
+from flytekitplugins.aios_audit.trust import TrustedKeys
+
+_RECORD_FILE = re.compile(r"records/0*(\d+)\.json")
+
+
+def _who(name: str, manifest: dict[str, Any] | None = None) -> str:
+    """A file name as a person reads it: ``record #12 (approval_decision 3f2a...)`` for record files."""
+    m = _RECORD_FILE.search(name)
+    if not m:
+        return f"file {name}"
+    seq = int(m.group(1))
+    found = next((r for r in (manifest or {}).get("records", []) if r.get("seq") == seq), None)
+    return f"record #{seq}" + (f" ({found['kind']} {found['record_id']})" if found else "")
+
+
+def _read_all(path: Path) -> tuple[dict[str, bytes] | None, BundleCheck | None]:
+    files: dict[str, bytes] = {}
+    try:
+        with zipfile.ZipFile(path) as z:
+            for name in z.namelist():
+                try:
+                    files[name] = z.read(name)
+                except Exception as e:  # CRC, inflate (zlib.error) or header errors: the bytes changed
+                    return None, BundleCheck(False, f"{_who(name)} is damaged in the zip ({e})", name)
+    except (zipfile.BadZipFile, OSError) as e:
+        return None, BundleCheck(False, f"{path} is not a readable evidence bundle: {e}")
+    return files, None
+
+
+def _trust(files: dict[str, bytes], manifest: dict[str, Any], public_keys: Sequence[str]) -> tuple[TrustedKeys, str]:
+    if public_keys:
+        return TrustedKeys.from_files(public_keys), "the --public-key files"
+    specs = [files[k["file"]].decode() for k in manifest.get("keys", []) if k.get("file") in files]
+    ids = ", ".join(k.get("key_id", "") for k in manifest.get("keys", []))
+    return TrustedKeys.from_specs(specs, "keys in the bundle"), f"the keys shipped in the bundle ({ids}): compare them"
+
+
+def _check_records(files: dict[str, bytes], manifest: dict[str, Any], cp: Checkpoint, keys: TrustedKeys) -> BundleCheck:
+    for r in manifest.get("records", []):
+        name, who = r.get("file", ""), _who(r.get("file", ""), manifest)
+        try:
+            doc = json.loads(files[name])
+            entry = json.loads(doc["entry"])
+        except (KeyError, ValueError) as e:
+            return BundleCheck(False, f"{who}: unreadable ({type(e).__name__})", name)
+        ok, why = check_proof(doc, cp, keys)
+        if not ok:
+            return BundleCheck(False, f"{who}: {why}", name)
+        if entry.get("seq") != r.get("seq") or doc.get("leaf_hash") != r.get("record_id"):
+            return BundleCheck(False, f"{who}: the manifest names another record than the proof holds", name)
+        if int(doc.get("leaf_index", -1)) + 1 != entry.get("seq"):
+            return BundleCheck(
+                False, f"{who}: its entry says seq {entry.get('seq')} but its proof is for another", name
+            )
+    return BundleCheck(True, "")
+
+
+def _check_edges(files: dict[str, bytes], manifest: dict[str, Any]) -> BundleCheck:
+    """lineage.json must be exactly the edges recomputed from the (already verified) entries."""
+    entries = {}
+    for r in manifest.get("records", []):
+        entries[int(r["seq"])] = (json.loads(files[r["file"]])["entry"].encode(), str(r["record_id"]))
+    expected = sealed_edges(entries)
+    shipped = json.loads(files.get("lineage.json", b"[]"))
+    if shipped != expected:
+        wrong = next((e for e in shipped if e not in expected), None) or next(e for e in expected if e not in shipped)
+        return BundleCheck(False, f"lineage.json does not match the sealed records (first difference: {wrong})")
+    return BundleCheck(True, "")
+
+
+def verify_bundle(path: Path, public_keys: Sequence[str] = ()) -> BundleCheck:
+    """Check every file, record, proof, the checkpoint signature and the lineage edges of a bundle."""
+    files, failed = _read_all(path)
+    if failed is not None or files is None:
+        return failed or BundleCheck(False, "unreadable bundle")
+    try:
+        manifest = json.loads(files["manifest.json"])
+        cp = Checkpoint.model_validate_json(files["checkpoint.json"])
+    except (KeyError, ValueError) as e:
+        return BundleCheck(False, f"manifest.json or checkpoint.json missing or unreadable ({type(e).__name__})")
+    if manifest.get("format") != FORMAT:
+        return BundleCheck(False, f"not an {FORMAT} bundle (format {manifest.get('format')!r})")
+    for name, digest in manifest.get("files", {}).items():
+        if name not in files or hashlib.sha256(files[name]).hexdigest() != digest:
+            return BundleCheck(False, f"{_who(name, manifest)} does not match the manifest (changed or missing)", name)
+    extra = set(files) - set(manifest.get("files", {})) - {"manifest.json"}
+    if extra:
+        return BundleCheck(False, f"files not in the manifest: {', '.join(sorted(extra))}")
+    keys, trusted_from = _trust(files, manifest, public_keys)
+    for check in (_check_records(files, manifest, cp, keys), _check_edges(files, manifest)):
+        if not check.ok:
+            return check
+    n = len(manifest.get("records", []))
+    summary = (
+        f"OK: {n} records ({manifest.get('scope')}) are included in the signed tree of {cp.tree_size} of "
+        f"{cp.origin}; checkpoint key {cp.key_id[:16]} trusted from {trusted_from}"
+    )
+    return BundleCheck(True, summary)

@@ -1,0 +1,70 @@
+"""Open an audit store only if it exists: verification must never create the log it is asked to check.
+
+``audit_log()`` creates a missing store (appends need one), so ``aios audit verify`` on a mistyped path used to
+create an empty database and print OK. Here a missing SQLite file, or a database without the ``audit_log``
+table, is an error naming the store and what to check, and nothing is created; with ``allow_empty`` it reads as
+an empty log instead (``None``: there is no store to open).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from flytekitplugins.aios_audit.api import audit_log, resolve_store_url
+from flytekitplugins.aios_audit.stores import AuditStore
+from flytekitplugins.aios_core.errors import ConfigError
+from flytekitplugins.aios_core.redact import mask_text
+from flytekitplugins.aios_core.settings import Settings
+
+
+class StoreMissing(ConfigError):
+    """The store to verify does not exist (or holds no audit log)."""
+
+
+def open_existing(settings: Settings, url: str | None = None, *, allow_empty: bool = False) -> AuditStore | None:
+    """The store ``url`` (default: the configured one) if it has an audit log; None if not and ``allow_empty``.
+
+    Raises:
+        StoreMissing: no such store and not ``allow_empty``; nothing was created.
+    """
+    url = url or resolve_store_url(settings)
+    if not _has_log(url):
+        if allow_empty:
+            return None
+        msg = (
+            f"no audit log at {mask_text(url)} (nothing was created): check --store / AIOS_AUDIT_STORE / "
+            "AIOS_STATE_DIR, or pass --allow-empty if an empty log is expected"
+        )
+        raise StoreMissing(msg)
+    return audit_log(settings, url=url, emit=False)
+
+
+def _has_log(url: str) -> bool:
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        if not path.is_file():
+            return False
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            return (
+                conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='audit_log'").fetchone()
+                is not None
+            )
+        except sqlite3.Error as e:
+            msg = f"cannot read the SQLite audit store at {path}: {e}"
+            raise ConfigError(msg) from None
+        finally:
+            conn.close()
+    if url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+        import psycopg
+
+        dsn = url.replace("postgresql+psycopg://", "postgresql://", 1)
+        try:
+            with psycopg.connect(dsn, connect_timeout=10) as pg:
+                row = pg.execute("SELECT to_regclass('audit_log') IS NOT NULL").fetchone()
+        except psycopg.Error as e:
+            msg = f"cannot reach the PostgreSQL audit store {mask_text(url)}: {mask_text(e)}"
+            raise ConfigError(msg) from None
+        return bool(row and row[0])
+    return True  # another scheme: open_store names the problem

@@ -1,0 +1,177 @@
+"""Stored Merkle tree levels, so proofs read O(log n) hashes instead of every leaf.
+
+``audit_merkle_nodes(level, idx, hash)`` holds the root of every complete perfect subtree of the log above the
+leaves (level ``h``, index ``i`` covers leaves ``[i * 2**h, (i + 1) * 2**h)``: the content of tlog-tiles);
+leaves are the log's own ``leaf_hash`` column. Like ``audit_ids`` the table is derived data, brought up to
+date in bulk when a proof is asked for (one sequential pass over the records appended since), in batches that
+each commit their nodes with the integrated size. It is never trusted: :mod:`.proofs` verifies every proof
+it builds from it against the signed checkpoint, and rebuilds the tree from the leaves if that fails.
+
+SQLite (through the store's connection and write lock) and PostgreSQL (the store's connection, a transaction
+holding an advisory lock of its own, so appends are not held up); other stores return None and proofs
+rebuild the tree from all leaves as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from flytekitplugins.aios_audit.merkle import MerkleTree, _split
+from flytekitplugins.aios_audit.stores import AuditStore
+
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS audit_merkle_nodes (level INTEGER NOT NULL, idx BIGINT NOT NULL, "
+    "hash {blob} NOT NULL, PRIMARY KEY (level, idx)){without_rowid}",
+    "CREATE TABLE IF NOT EXISTS audit_merkle_size (id INTEGER PRIMARY KEY CHECK (id = 1), size BIGINT NOT NULL)",
+)
+_PG_LOCK = "hashtext(current_schema() || '.aios_audit_merkle_nodes')"
+BATCH = 1 << 15
+"""Leaves integrated per write transaction."""
+_EMPTY = hashlib.sha256(b"").digest()
+
+
+class StoredTree(MerkleTree):
+    """The tree of the first ``size`` leaves, read node by node from the store (proofs as :class:`MerkleTree`)."""
+
+    def __init__(self, conn: Any, size: int, ph: str = "?") -> None:  # no super().__init__: nothing loaded up front
+        self.size, self.levels, self._conn, self._ph = size, [], conn, ph
+        self._memo: dict[tuple[int, int], bytes] = {}
+
+    def subtree(self, lo: int, hi: int) -> bytes:
+        """MTH of leaves ``[lo, hi)``: one stored node for an aligned perfect subtree, else composed."""
+        n = hi - lo
+        if n == 0:
+            return _EMPTY
+        key = (lo, hi)
+        if key not in self._memo:
+            height = n.bit_length() - 1
+            if n == 1 << height and lo % n == 0:
+                self._memo[key] = self.node(height, lo >> height)
+            else:
+                k = _split(n)
+                self._memo[key] = hashlib.sha256(b"\x01" + self.subtree(lo, lo + k) + self.subtree(lo + k, hi)).digest()
+        return self._memo[key]
+
+    def node(self, level: int, idx: int) -> bytes:
+        """A stored node (level 0: the log's leaf hash of seq ``idx + 1``); KeyError if it is not there."""
+        if level == 0:
+            q = f"SELECT leaf_hash FROM audit_log WHERE seq = {self._ph}"
+            row = self._conn.execute(q, (idx + 1,)).fetchone()
+            return bytes.fromhex(row[0]) if row and isinstance(row[0], str) else _missing(level, idx)
+        q = f"SELECT hash FROM audit_merkle_nodes WHERE level = {self._ph} AND idx = {self._ph}"
+        row = self._conn.execute(q, (level, idx)).fetchone()
+        return bytes(row[0]) if row else _missing(level, idx)
+
+
+def _missing(level: int, idx: int) -> bytes:
+    raise KeyError(f"tree node ({level}, {idx}) is not stored")
+
+
+class _Db:
+    """The store's connection, its placeholder and a write transaction that serializes integrators."""
+
+    def __init__(self, conn: Any, ph: str, tx: Callable[[], contextlib.AbstractContextManager[Any]]) -> None:
+        self.conn, self.ph, self.tx = conn, ph, tx
+
+    @classmethod
+    def of(cls, store: AuditStore) -> _Db | None:
+        from flytekitplugins.aios_audit.stores.sqlite import SQLiteAuditStore, _write
+
+        if isinstance(store, SQLiteAuditStore):
+            conn = store._conn()
+            for stmt in SCHEMA:
+                conn.execute(stmt.format(blob="BLOB", without_rowid=" WITHOUT ROWID"))
+            return cls(conn, "?", lambda: _write(conn))
+        if type(store).__name__ == "PostgresAuditStore":
+            pg = store._conn()  # type: ignore[attr-defined]
+
+            @contextlib.contextmanager
+            def tx() -> Iterator[None]:
+                with pg.transaction():
+                    pg.execute(f"SELECT pg_advisory_xact_lock({_PG_LOCK})")
+                    yield
+
+            with tx():
+                for stmt in SCHEMA:
+                    pg.execute(stmt.format(blob="BYTEA", without_rowid=""))
+            return cls(pg, "%s", tx)
+        return None
+
+
+def stored_tree(store: AuditStore, size: int) -> StoredTree | None:
+    """A :class:`StoredTree` of ``size`` leaves, integrating what is missing first; None where not supported."""
+    try:
+        db = _Db.of(store)
+        if db is None:
+            return None
+        while integrated(db.conn) < size:
+            if not _integrate_batch(db, size):
+                return None
+    except (sqlite3.Error, ValueError, KeyError):
+        return None
+    except Exception as e:  # psycopg errors, without importing psycopg where it is not installed
+        if type(e).__module__.startswith("psycopg"):
+            return None
+        raise
+    return StoredTree(db.conn, size, db.ph)
+
+
+def integrated(conn: Any) -> int:
+    """Leaves whose nodes are stored."""
+    row = conn.execute("SELECT size FROM audit_merkle_size WHERE id = 1").fetchone()
+    return int(row[0]) if row else 0
+
+
+def _integrate_batch(db: _Db, want: int) -> bool:
+    """Store the nodes completed by the next batch of leaves (one transaction); False if the log has a gap."""
+    conn, ph = db.conn, db.ph
+    with db.tx():
+        done = integrated(conn)  # re-read under the lock: another process may have caught up
+        if done >= want:
+            return True
+        end = min(want, done + BATCH)
+        tree = StoredTree(conn, done, ph)
+        stack, start = [], 0
+        for bit in reversed(range(done.bit_length())):  # the frontier of `done`: one node per set bit
+            if done >> bit & 1:
+                stack.append(tree.node(bit, start >> bit))
+                start += 1 << bit
+        q = f"SELECT seq, leaf_hash FROM audit_log WHERE seq > {ph} AND seq <= {ph} ORDER BY seq"
+        out: list[tuple[int, int, bytes]] = []
+        size = _push(stack, done, _leaves(conn.execute(q, (done, end)).fetchall(), done), out)
+        upsert = " ON CONFLICT ({}) DO UPDATE SET {} = EXCLUDED.{}"
+        with contextlib.closing(conn.cursor()) as cur:
+            q = f"INSERT INTO audit_merkle_nodes (level, idx, hash) VALUES ({ph}, {ph}, {ph})"
+            cur.executemany(q + upsert.format("level, idx", "hash", "hash"), out)
+        q = f"INSERT INTO audit_merkle_size (id, size) VALUES (1, {ph})" + upsert.format("id", "size", "size")
+        conn.execute(q, (size,))
+    return size == end
+
+
+def _leaves(rows: Iterable[tuple[int, str]], done: int) -> Iterable[bytes]:
+    """Leaf hashes of consecutive rows after ``done``; stops at a gap or a malformed hash."""
+    expected = done + 1
+    for seq, leaf in rows:
+        if seq != expected or not isinstance(leaf, str) or len(leaf) != 64:
+            return
+        yield bytes.fromhex(leaf)
+        expected += 1
+
+
+def _push(stack: list[bytes], size: int, leaves: Iterable[bytes], out: list[tuple[int, int, bytes]]) -> int:
+    """Append leaves to the frontier ``stack`` of a tree of ``size``, collecting every completed node."""
+    sha = hashlib.sha256
+    for node in leaves:
+        size += 1
+        level, m = 0, size
+        while m & 1 == 0:
+            node = sha(b"\x01" + stack.pop() + node).digest()
+            level += 1
+            out.append((level, (size >> level) - 1, node))
+            m >>= 1
+        stack.append(node)
+    return size

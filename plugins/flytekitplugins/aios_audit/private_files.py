@@ -1,0 +1,59 @@
+"""Audit state files readable by their owner only: mode 0600 files in 0700 folders, whatever the umask.
+
+The audit database (and SQLite's ``-wal``/``-shm``, which SQLite creates with the database's mode), its lock
+file, checkpoints, proofs and keys are created through these helpers. Existing folders keep their mode (a
+shared parent such as ``/tmp`` is not ours to change); files this pack writes are always set to 0600.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+
+
+def private_dir(path: str | os.PathLike[str]) -> Path:
+    """Create ``path`` and any missing parents with mode 0700 (``mkdir -p`` would give parents 0755)."""
+    p = Path(path)
+    missing = [d for d in (p, *p.parents) if not d.exists()]
+    for d in reversed(missing):
+        try:
+            d.mkdir(mode=DIR_MODE)
+        except FileExistsError:
+            continue  # created meanwhile by another process
+        os.chmod(d, DIR_MODE)  # mkdir's mode is filtered by the umask; chmod is not
+    return p
+
+
+def touch_private(path: str | os.PathLike[str]) -> Path:
+    """Create an empty file with mode 0600 if it does not exist (its folder 0700); an existing one is kept."""
+    p = Path(path)
+    private_dir(p.parent)
+    try:
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    except FileExistsError:
+        return p
+    os.fchmod(fd, FILE_MODE)
+    os.close(fd)
+    return p
+
+
+def write_private(path: str | os.PathLike[str], data: str | bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temporary file, fsync, rename) with mode 0600."""
+    p = Path(path)
+    private_dir(p.parent)
+    tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    try:
+        os.fchmod(fd, FILE_MODE)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return p

@@ -1,0 +1,163 @@
+"""Batched sequencing for the PostgreSQL audit store: group commit in the style of Tessera's integrate step.
+
+A plain append (no precondition, no claims) is ONE statement and one network round trip,
+``CALL aios_audit_append(...)``, a server-side procedure:
+
+* if the log's advisory lock is free (``pg_try_advisory_xact_lock``), it sequences every staged row and its own
+  events in one transaction: one durable commit, as cheap as the old single-writer path;
+* otherwise it **stages** the events' canonical bytes as one row of ``audit_staged`` and COMMITs (durable: from
+  here on a writer that dies still has them sequenced, exactly once, later), then **waits or integrates**: whoever
+  wins the lock consumes EVERY staged row (``DELETE ... RETURNING``), gives them the next sequence numbers and one
+  ``recorded_at``, seals them into the hash chain exactly as ``records.seal_many`` does (``sha256`` over the same
+  bytes), inserts them into ``audit_log``, leaves a receipt (``first seq, prev chain hash``) in ``audit_receipts``
+  for every other writer's row and commits durably. Writers that lost wait on a companion lock in SHARED mode,
+  which the integrator's commit releases all at once (no client round trip), then take their receipt, or
+  integrate the next batch if their row is still staged.
+
+The call returns the receipt; the client seals its own events from it with ``records.seal_many`` (same function,
+same bytes, same hashes), so every call still returns sealed, durable records. A staged row is consumed in the same
+transaction as its ``audit_log`` rows: an integrator killed mid-batch rolls back and leaves its rows staged for the
+next one, and a row is deleted (so sequenced) at most once. The lock is held for one server-side statement and
+its commit, never across client round trips.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from flytekitplugins.aios_audit.records import GENESIS, AuditEvent, _json_time, _to_json
+
+LOCK = "hashtext(current_schema() || '.aios_audit_log')"
+BARRIER = "hashtext(current_schema() || '.aios_audit_log.integrating')"
+"""Taken by the integrator after ``LOCK`` if it is free; waiters queue on it in SHARED mode, so the integrator's commit
+releases them all at once. Waiting on ``LOCK`` itself would starve the next integrator's try; an integrator never
+waits for the barrier (woken waiters hold it until they run), and while none holds it waiters poll every 0.5 ms."""
+_INTEGRATE_SQL = f"""
+CREATE OR REPLACE FUNCTION aios_audit_integrate(p_now TIMESTAMPTZ, p_when BYTEA, p_batch INT, p_sid BIGINT)
+RETURNS TEXT LANGUAGE plpgsql AS $$
+DECLARE
+  head BIGINT; prev BYTEA; chain BYTEA; leaf BYTEA; entry BYTEA; r RECORD; i INT; one TEXT; mine TEXT := '';
+  when_text TEXT := convert_from(p_when, 'UTF8') || '|';
+BEGIN
+  IF NOT pg_try_advisory_xact_lock({LOCK}) THEN RETURN NULL; END IF;
+  PERFORM pg_try_advisory_xact_lock({BARRIER});  -- never waits for waiters (they may not have run yet)
+  SELECT seq, decode(chain_hash, 'hex') INTO head, prev FROM audit_log ORDER BY seq DESC LIMIT 1;
+  head := COALESCE(head, 0); prev := COALESCE(prev, decode('{GENESIS}', 'hex'));
+  FOR r IN WITH d AS (DELETE FROM audit_staged WHERE id IN (SELECT id FROM audit_staged ORDER BY id LIMIT p_batch)
+                      RETURNING id, events, cols) SELECT * FROM d ORDER BY id LOOP
+    one := when_text || r.id || ':' || (head + 1) || ':' || encode(prev, 'hex');
+    IF r.id = p_sid THEN mine := one; ELSE INSERT INTO audit_receipts VALUES (r.id, one); END IF;
+    FOR i IN 1 .. cardinality(r.events) LOOP
+      head := head + 1;
+      entry := '\\x7b226576656e74223a'::bytea || r.events[i] || '\\x2c227265636f726465645f6174223a'::bytea || p_when
+               || convert_to(',"seq":' || head || '}}', 'UTF8');
+      leaf := sha256('\\x00'::bytea || entry);
+      chain := sha256(prev || leaf);
+      INSERT INTO audit_log VALUES (head, p_now, r.cols[4 * i - 3], r.cols[4 * i - 2], r.cols[4 * i - 1],
+        r.cols[4 * i], entry, encode(leaf, 'hex'), encode(prev, 'hex'), encode(chain, 'hex'));
+      prev := chain;
+    END LOOP;
+  END LOOP;
+  RETURN mine;
+END $$;
+"""
+_AWAIT_SQL = f"""
+CREATE OR REPLACE FUNCTION aios_audit_await(p_sid BIGINT, p_now TIMESTAMPTZ, p_when BYTEA, p_batch INT)
+RETURNS TEXT LANGUAGE plpgsql AS $$
+DECLARE got TEXT; deadline TIMESTAMPTZ := clock_timestamp() + interval '60 seconds';
+BEGIN
+  PERFORM set_config('lock_timeout', '60s', true);
+  LOOP
+    DELETE FROM audit_receipts WHERE id = p_sid RETURNING receipt INTO got;
+    IF got IS NOT NULL THEN
+      PERFORM set_config('synchronous_commit', 'off', true);  -- this transaction only deleted a receipt
+      RETURN got;
+    END IF;
+    got := aios_audit_integrate(p_now, p_when, p_batch, p_sid);
+    IF got <> '' THEN RETURN got; END IF;
+    IF got IS NULL THEN  -- an integrator is at work: wait for its commit (on the barrier if it holds it)
+      IF pg_try_advisory_lock_shared({BARRIER}) THEN
+        PERFORM pg_advisory_unlock_shared({BARRIER});
+        PERFORM pg_sleep(0.0005);
+      ELSE
+        PERFORM pg_advisory_lock_shared({BARRIER});
+        PERFORM pg_advisory_unlock_shared({BARRIER});
+      END IF;
+    END IF;
+    IF clock_timestamp() > deadline THEN
+      RAISE EXCEPTION 'staged audit row % was not sequenced within 60 s (is an integrator stuck?)', p_sid;
+    END IF;
+  END LOOP;
+END $$;
+CREATE OR REPLACE PROCEDURE aios_audit_append(p_events BYTEA[], p_cols TEXT[], p_now TIMESTAMPTZ, p_when BYTEA,
+  p_batch INT, INOUT receipt TEXT DEFAULT NULL)
+LANGUAGE plpgsql AS $$
+DECLARE sid BIGINT; free BOOLEAN := pg_try_advisory_xact_lock({LOCK});
+BEGIN
+  INSERT INTO audit_staged (events, cols) VALUES (p_events, p_cols) RETURNING id INTO sid;
+  IF free THEN  -- nobody integrating: sequence what is staged and these events in one transaction (one commit)
+    LOOP
+      receipt := aios_audit_integrate(p_now, p_when, p_batch, sid);
+      EXIT WHEN receipt <> '';  -- more than p_batch rows were staged before these: the next batch has them
+    END LOOP;
+    RETURN;
+  END IF;
+  COMMIT;
+  receipt := aios_audit_await(sid, p_now, p_when, p_batch);
+END $$;
+"""
+STAGING = (
+    "CREATE TABLE IF NOT EXISTS audit_staged (id BIGSERIAL PRIMARY KEY, events BYTEA[] NOT NULL, cols TEXT[] NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS audit_receipts (id BIGINT PRIMARY KEY, receipt TEXT NOT NULL);"
+    + _INTEGRATE_SQL
+    + _AWAIT_SQL
+)
+"""Tables and functions of batched sequencing (created in place on existing logs: nothing to migrate)."""
+PAUSE_ENV = "AIOS_TEST_PG_INTEGRATE_PAUSE"
+"""Test hook: a file path; a writer creates it after its integrate, then sleeps before COMMIT (tests kill it)."""
+BATCH = 4096  # staged rows (append calls) per integrate transaction
+_APPEND = "CALL aios_audit_append(%s, %s, %s, %s, %s, NULL)"
+
+
+def append(conn: Any, events: Sequence[AuditEvent]) -> tuple[dt.datetime, int, str]:
+    """Stage ``events``, integrate or wait: ``(recorded_at, first seq, prev chain hash)`` of the first event."""
+    cols: list[str] = []
+    for ev in events:
+        ex = ev.execution
+        cols += [ev.kind, ev.subject, ex.execution_key if ex else "", ex.task_name if ex else ""]
+    blobs = [_to_json(ev) for ev in events]
+    now = dt.datetime.now(dt.UTC)
+    if os.environ.get(PAUSE_ENV):
+        return _append_pausing(conn, blobs, cols, now)
+    receipt = conn.execute(_APPEND, (blobs, cols, now, _json_time(now), BATCH)).fetchone()[0]
+    return _parse(receipt)
+
+
+def _parse(receipt: str) -> tuple[dt.datetime, int, str]:
+    """``"<recorded_at as JSON>"|id:first seq:prev chain hash`` -> its parts."""
+    when, _, rest = receipt.partition("|")
+    _sid, first, prev = rest.split(":")
+    return dt.datetime.fromisoformat(json.loads(when)), int(first), prev
+
+
+def _append_pausing(conn: Any, blobs: list[bytes], cols: list[str], now: dt.datetime) -> tuple[dt.datetime, int, str]:
+    """The same steps as the procedure, with the integrate's transaction held open at the test's pause."""
+    sid = conn.execute("INSERT INTO audit_staged (events, cols) VALUES (%s, %s) RETURNING id", (blobs, cols))
+    args = (sid.fetchone()[0], now, _json_time(now), BATCH)
+    with conn.transaction():
+        receipt = conn.execute("SELECT aios_audit_await(%s, %s, %s, %s)", args).fetchone()[0]
+        Path(os.environ[PAUSE_ENV]).touch()
+        time.sleep(30)
+    return _parse(receipt)
+
+
+def integrate(conn: Any) -> None:
+    """Integrate every staged row inside the caller's transaction, which already holds the log's lock."""
+    now = dt.datetime.now(dt.UTC)
+    conn.execute("SELECT aios_audit_integrate(%s, %s, %s, NULL)", (now, _json_time(now), BATCH))

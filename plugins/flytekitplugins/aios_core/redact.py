@@ -1,0 +1,169 @@
+"""The one masking helper: credentials never reach a message, a log line, an exception or CLI output.
+
+Everything that can print a URL, a DSN or an error from a database or HTTP client passes it through
+:func:`mask_text` (free text) or :func:`mask_url` (one URL or libpq DSN). What is masked:
+
+* the password of a URL's userinfo (``postgresql://user:***@host/db``); for web URLs
+  (``http``, ``https``, ``ws``, ``wss``) the whole userinfo, since a lone user name there is often a token;
+* ``name=value`` and ``name: value`` pairs whose name says secret (``password``, ``sslpassword``, ``passwd``,
+  ``pwd``, ``secret``, ``client_secret``, ``token``, ``access_token``, ``api_key``, ``apikey``, ``X-API-Key``,
+  ``private_key``, ``credential``, ``signature``...): URL query parameters, libpq keyword DSNs
+  (quoted values included) and dict or header dumps;
+* ``Authorization``/``Proxy-Authorization`` header values and bare ``Bearer <token>`` strings;
+* every secret of a URL this process has masked or :func:`remember`-ed before, wherever it appears: a
+  driver may quote a bare token of the DSN (libpq: ``invalid percent-encoded token: "<password>"``).
+
+:func:`mask_logs` applies :func:`mask_text` to every log record of the process (any logger, any handler);
+settings loading and the connector server install it.
+
+NOTE: masking is a last line of defence. Code should not put secrets into messages in the first place
+(the webhook client, for instance, shows only a URL's origin); this module catches what slips through,
+such as a driver's exception that quotes the DSN it was given.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from urllib.parse import unquote
+
+MASK = "***"
+_MIN_KNOWN = 4  # shorter values would mask ordinary words; URL-shaped occurrences are masked anyway
+_known: set[str] = set()
+_known_lock = threading.Lock()
+
+_WEB_SCHEMES = frozenset({"http", "https", "ws", "wss"})
+
+# scheme://userinfo@ : userinfo runs to the LAST "@" before the authority ends ("/", "?", "#", blanks, quotes),
+# as libpq and urllib split it, so an unencoded "@" in a password is still covered.
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*)://([^\s/?#'\"<>@]*(?:@[^\s/?#'\"<>@]*)*)@")
+
+_SENSITIVE_NAME = (
+    r"[\w.\-]*?(?:pass(?:word|wd)?|pwd|secret|token|api[_\-]?key|access[_\-]?key|private[_\-]?key"
+    r"|credentials?|signature)[\w\-]*"
+)
+# name=value or "name": "value" (quoted or bare value), in query strings, DSNs, reprs and header dumps
+_PAIR = re.compile(
+    rf"""(?ix)
+    (?P<name>['"]?\b{_SENSITIVE_NAME}['"]?)
+    (?P<sep>\s*(?:=|:\s)\s*)
+    (?P<value>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^\s&;,'"}}\]\)]+)
+    """
+)
+_AUTH_HEADER = re.compile(
+    r"""(?i)(['"]?\b(?:proxy-)?authorization['"]?\s*[:=]\s*['"]?)(?:(basic|bearer|token|digest|negotiate)\s+)?"""
+    r"""[^\s'",;}\]]+"""
+)
+_BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9\-._~+/]+=*")
+
+
+def _userinfo(m: re.Match[str]) -> str:
+    scheme, info = m.group(1), m.group(2)
+    if scheme.lower() in _WEB_SCHEMES:
+        return f"{scheme}://{MASK}@"
+    user, colon, _ = info.partition(":")
+    return f"{scheme}://{user}:{MASK}@" if colon else m.group(0)
+
+
+def _pair(m: re.Match[str]) -> str:
+    value = m.group("value")
+    quote = value[0] if value[:1] in {"'", '"'} else ""
+    return f"{m.group('name')}{m.group('sep')}{quote}{MASK}{quote}"
+
+
+def _auth(m: re.Match[str]) -> str:
+    scheme = f"{m.group(2)} " if m.group(2) else ""
+    return f"{m.group(1)}{scheme}{MASK}"
+
+
+def _secrets_of(url: str) -> set[str]:
+    found: set[str] = set()
+    for m in _USERINFO.finditer(url):
+        user, colon, password = m.group(2).partition(":")
+        found.update({password} if colon else ({user} if m.group(1).lower() in _WEB_SCHEMES else set()))
+    for m in _PAIR.finditer(url):
+        value = m.group("value")
+        found.add(value[1:-1] if value[:1] in {"'", '"'} else value)
+    return {v for s in found for v in (s, unquote(s)) if len(v) >= _MIN_KNOWN and v != MASK}
+
+
+def remember(url: str) -> None:
+    """Mask the secrets of ``url`` (password, secret parameters) wherever they appear from now on, in this process.
+
+    Call it where a credential-bearing URL enters the process (settings, store URLs); :func:`mask_url` does.
+    """
+    found = _secrets_of(url)
+    if found - _known:
+        with _known_lock:
+            _known.update(found)
+
+
+def mask_text(text: object) -> str:
+    """``str(text)`` with every credential masked (see the module docstring for what counts).
+
+    Args:
+        text: any message: an exception's text, a log line, a rendered setting.
+
+    Returns:
+        The same text, each secret replaced by ``***``; text without secrets is returned unchanged.
+    """
+    s = str(text)
+    if not s:
+        return s
+    for secret in sorted(_known, key=len, reverse=True):  # longest first: one may contain another
+        s = s.replace(secret, MASK)
+    s = _USERINFO.sub(_userinfo, s)
+    s = _AUTH_HEADER.sub(_auth, s)
+    s = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", s)
+    return _PAIR.sub(_pair, s)
+
+
+def mask_url(url: str) -> str:
+    """A URL or libpq keyword DSN with its password, secret parameters and tokens masked.
+
+    ``postgresql://app:pw@db:5432/aios?sslpassword=x`` -> ``postgresql://app:***@db:5432/aios?sslpassword=***``;
+    ``host=db user=app password='p w'`` -> ``host=db user=app password='***'``. The secrets found are
+    remembered (:func:`remember`), so a later message quoting one of them bare is masked too.
+    """
+    remember(url)
+    return mask_text(url)
+
+
+def one_line_error(e: BaseException, limit: int = 500) -> str:
+    """``<ErrorType>: <masked message>`` on one line: how errors reach users, logs and gRPC callers.
+
+    Args:
+        e: the exception.
+        limit: longest message kept (characters, after masking).
+    """
+    text = " ".join(mask_text(e).split())
+    if len(text) > limit:
+        text = text[: limit - 3] + "..."
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
+_logs_masked = False
+
+
+def mask_logs() -> None:
+    """Mask every log record this process creates from now on, message and exception text (idempotent)."""
+    global _logs_masked
+    with _known_lock:
+        if _logs_masked:
+            return
+        _logs_masked = True
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args: object, **kwargs: object) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record is the logging module's to report, unchanged
+            return record
+        record.msg, record.args = mask_text(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = mask_text(logging.Formatter().formatException(record.exc_info))
+        return record
+
+    logging.setLogRecordFactory(factory)

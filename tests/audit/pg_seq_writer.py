@@ -1,0 +1,28 @@
+"""Child process of the PostgreSQL sequencing tests: appends and prints ``<seq> <record id>`` per durable record.
+
+``pg_seq_writer.py URL NAME COUNT``: COUNT appends (batches of 1-3 events) then exits; COUNT 0 appends forever.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+
+from flytekitplugins.aios_audit import AuditEvent
+from flytekitplugins.aios_audit.stores import open_store
+
+
+def main(url: str, writer: str, count: int) -> None:
+    store = open_store(url)
+    for i in itertools.count(1) if count == 0 else range(1, count + 1):
+        batch = [
+            AuditEvent(kind="task", actor=f"service:{writer}", subject=f"{writer}-{i}-{k}") for k in range(1 + i % 3)
+        ]
+        records = store.append_many(batch) if len(batch) > 1 else [store.append(batch[0])]
+        sys.stdout.write("".join(f"{r.seq} {r.record_id}\n" for r in records))
+        sys.stdout.flush()
+    store.close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], int(sys.argv[3]))

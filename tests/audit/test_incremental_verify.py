@@ -1,0 +1,149 @@
+"""`aios audit verify --checkpoint` checks only the records after the checkpoint; --deep walks everything."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from flytekitplugins.aios_audit import AuditEvent, audit_log
+from flytekitplugins.aios_audit.checkpoint import load_signing_key, sign_checkpoint
+from flytekitplugins.aios_audit.incremental import verify_from
+from flytekitplugins.aios_audit.proofs import make_checkpoint
+from flytekitplugins.aios_audit.records import record_from_entry, seal_entry
+from flytekitplugins.aios_audit.stores.sqlite import SQLiteAuditStore
+from flytekitplugins.aios_audit.verify import verify_store
+from flytekitplugins.aios_core.cli import cli
+from flytekitplugins.aios_core.settings import get_settings
+
+
+def _run(*args: str) -> tuple[int, str]:
+    res = CliRunner().invoke(cli, list(args))
+    return res.exit_code, res.output
+
+
+def _fill(n: int) -> None:
+    audit_log().append_many([AuditEvent(kind="task", actor=f"user:a{i}", subject=f"d{i}") for i in range(n)])
+
+
+def _db(aios_env: Path) -> sqlite3.Connection:
+    c = sqlite3.connect(aios_env / "audit.db", isolation_level=None)
+    for trig in ("audit_log_no_update", "audit_log_no_delete", "audit_log_no_fork"):
+        c.execute(f"DROP TRIGGER IF EXISTS {trig}")
+    return c
+
+
+@pytest.fixture
+def checkpointed(aios_env: Path, tmp_path: Path) -> Path:
+    """21 records, a checkpoint of them, then 12 more."""
+    _fill(21)
+    cp = tmp_path / "cp"
+    assert _run("audit", "checkpoint", "--out", str(cp))[0] == 0
+    _fill(12)
+    return cp
+
+
+def test_walks_only_the_records_after_the_checkpoint(
+    checkpointed: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    starts: list[Any] = []
+    original = SQLiteAuditStore.scan_sealed
+
+    def spy(self: SQLiteAuditStore, start: int = 1, end: int | None = None) -> Any:
+        starts.append((start, end))
+        return original(self, start, end)
+
+    monkeypatch.setattr(SQLiteAuditStore, "scan_sealed", spy)
+    code, out = _run("audit", "verify", "--checkpoint", str(checkpointed))
+    assert code == 0 and out.startswith("OK: 33 records") and "incremental: records 22..33" in out, out
+    assert starts == [(22, None)]
+    full = verify_store(audit_log(), workers=1)
+    from flytekitplugins.aios_audit.checkpoint import Checkpoint
+
+    inc = verify_from(audit_log(), Checkpoint.load(checkpointed))
+    assert (inc.root_hash, inc.head_hash, inc.frontier) == (full.root_hash, full.head_hash, full.frontier)
+    starts.clear()
+    code, out = _run("audit", "verify", "--checkpoint", str(checkpointed), "--deep")
+    assert code == 0 and "incremental" not in out and "checkpoint of 21" in out and starts[0][0] == 1
+
+
+def test_edit_after_the_checkpoint_is_found(checkpointed: Path, aios_env: Path) -> None:
+    c = _db(aios_env)
+    entry = c.execute("SELECT entry FROM audit_log WHERE seq = 27").fetchone()[0]
+    c.execute("UPDATE audit_log SET entry = ? WHERE seq = 27", (entry.replace(b"user:a5", b"user:a6"),))
+    code, out = _run("audit", "verify", "--checkpoint", str(checkpointed))
+    assert code == 1 and "FAILED at seq 27: edited" in out, out
+
+
+def test_edit_before_the_checkpoint_needs_the_deep_walk(checkpointed: Path, aios_env: Path) -> None:
+    """The trade-off, stated: an edit of the signed prefix that leaves its hashes alone is the deep walk's job."""
+    c = _db(aios_env)
+    entry = c.execute("SELECT entry FROM audit_log WHERE seq = 4").fetchone()[0]
+    c.execute("UPDATE audit_log SET entry = ? WHERE seq = 4", (entry.replace(b"user:a3", b"user:a9"),))
+    assert _run("audit", "verify", "--checkpoint", str(checkpointed))[0] == 0
+    code, out = _run("audit", "verify", "--checkpoint", str(checkpointed), "--deep")
+    assert code == 1 and "FAILED at seq 4: edited" in out, out
+
+
+def test_rewritten_history_is_forked(checkpointed: Path, aios_env: Path) -> None:
+    c = _db(aios_env)
+    prev = c.execute("SELECT chain_hash FROM audit_log WHERE seq = 2").fetchone()[0]
+    for (seq,) in c.execute("SELECT seq FROM audit_log WHERE seq >= 3 ORDER BY seq").fetchall():
+        rec = record_from_entry(
+            c.execute("SELECT entry FROM audit_log WHERE seq = ?", (seq,)).fetchone()[0], "", "", ""
+        )
+        new, entry = seal_entry(seq, rec.recorded_at, rec.event.model_copy(update={"actor": "user:mallory"}), prev)
+        c.execute(
+            "UPDATE audit_log SET entry = ?, leaf_hash = ?, prev_hash = ?, chain_hash = ? WHERE seq = ?",
+            (entry, new.leaf_hash, prev, new.chain_hash, seq),
+        )
+        prev = new.chain_hash
+    assert verify_store(audit_log()).ok  # internally consistent
+    code, out = _run("audit", "verify", "--checkpoint", str(checkpointed))
+    assert code == 1 and "forked" in out and "record 21" in out, out
+
+
+def test_truncated_log(checkpointed: Path, aios_env: Path) -> None:
+    _db(aios_env).execute("DELETE FROM audit_log WHERE seq >= 15")
+    code, out = _run("audit", "verify", "--checkpoint", str(checkpointed))
+    assert code == 1 and "FAILED at seq 15: truncated" in out, out
+
+
+def test_frontier_that_does_not_match_the_root_is_refused(aios_env: Path) -> None:
+    _fill(6)
+    good = make_checkpoint(audit_log(), get_settings().signing_key)
+    key = load_signing_key(get_settings().signing_key)
+    frontier = [bytes.fromhex(h) for h in good.frontier]
+    bad = sign_checkpoint(
+        good.origin, 6, bytes.fromhex(good.root_hash), key, bytes.fromhex(good.chain_head), frontier[::-1]
+    )
+    r = verify_from(audit_log(), bad)
+    assert not r.ok and r.problem == "bad checkpoint" and "frontier" in r.detail
+    assert verify_from(audit_log(), good).ok
+
+
+def test_claims_after_the_checkpoint_are_checked(aios_env: Path, tmp_path: Path) -> None:
+    from flytekitplugins.aios_audit.stores import claim
+
+    def _claiming(keys: list[str]) -> None:
+        audit_log().append_many(
+            [AuditEvent(kind="action", actor="u", attributes={"claims": [claim(k, "h")]}) for k in keys]
+        )
+
+    _claiming(["old-1", "old-2"])
+    cp = tmp_path / "cp"
+    assert _run("audit", "checkpoint", "--out", str(cp))[0] == 0
+    _claiming(["new-1", "new-2"])
+    assert _run("audit", "verify", "--checkpoint", str(cp))[0] == 0
+    c = _db(aios_env)
+    c.execute("DROP TRIGGER IF EXISTS audit_claims_no_delete")
+    c.execute("DELETE FROM audit_claims WHERE claim IN ('new-2', 'old-1')")
+    c.execute("INSERT INTO audit_claims (claim, holder, seq) VALUES ('forged', 'x', 3)")
+    code, out = _run("audit", "verify", "--checkpoint", str(cp))
+    assert code == 1 and "claim_missing at seq 4: new-2" in out and "claim_extra at seq 3: forged" in out, out
+    assert "old-1" not in out  # a row of a checkpointed record: the full walk's job
+    code, out = _run("audit", "verify", "--checkpoint", str(cp), "--deep")
+    assert code == 1 and "claim_missing at seq 1: old-1" in out, out

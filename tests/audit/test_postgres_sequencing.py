@@ -1,0 +1,224 @@
+"""Batched sequencing on PostgreSQL (issue 15, item 5): staged appends, one integrator at a time, nothing lost.
+
+Writers are separate processes (``pg_seq_writer.py``) that print a record only after ``append_many`` returned it;
+every printed record must be in the log exactly once, the sequence gap-free and the log must verify, also when
+writers and an integrator paused in the middle of its transaction are killed with SIGKILL.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from flytekitplugins.aios_audit import AuditEvent, AuditRecord
+from flytekitplugins.aios_audit.claims import verify_claims
+from flytekitplugins.aios_audit.stores import ClaimTaken, PreconditionFailed, claim, open_store
+from flytekitplugins.aios_audit.stores import pg_integrate as pgi
+from flytekitplugins.aios_audit.verify import verify_store
+from tests.audit.test_crash import _read_acks
+
+pytestmark = pytest.mark.postgres
+
+WRITER = Path(__file__).with_name("pg_seq_writer.py")
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _spawn(url: str, name: str, count: int, **env: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), **env}
+    return subprocess.Popen([sys.executable, str(WRITER), url, name, str(count)], stdout=subprocess.PIPE, env=env)
+
+
+def _acks(out: bytes) -> dict[int, str]:
+    acks: dict[int, str] = {}
+    for line in out.decode().splitlines():
+        if line.count(" ") == 1:  # a line cut by SIGKILL has no record id
+            seq, rid = line.split()
+            assert int(seq) not in acks, f"seq {seq} acknowledged twice"
+            acks[int(seq)] = rid
+    return acks
+
+
+def _check_log(url: str, acks: dict[int, str]) -> list[str]:
+    """The log verifies, is gap-free, holds every acknowledged record exactly once; returns its subjects."""
+    store = open_store(url)
+    try:
+        result = verify_store(store)
+        assert result.ok, result.summary()
+        assert verify_claims(store) == []
+        records = list(store.scan())
+        assert [r.seq for r in records] == list(range(1, len(records) + 1))
+        by_seq = {r.seq: r.record_id for r in records}
+        lost = {s: rid for s, rid in acks.items() if by_seq.get(s) != rid}
+        assert not lost, f"acknowledged records lost or changed: {sorted(lost)[:5]}"
+        subjects = [r.event.subject for r in records]
+        assert [s for s, n in Counter(subjects).items() if n > 1] == [], "a staged append was sequenced twice"
+        with psycopg.connect(url, autocommit=True) as conn:
+            assert conn.execute("SELECT count(*) FROM audit_staged").fetchone() == (0,)
+        return subjects
+    finally:
+        store.close()
+
+
+def test_many_writer_processes_gap_free_and_verified(pg_url: str) -> None:
+    procs = [_spawn(pg_url, f"w{i}", 40) for i in range(8)]
+    acks: dict[int, str] = {}
+    for p in procs:
+        out, _ = p.communicate(timeout=120)
+        assert p.returncode == 0
+        for seq, rid in _acks(out).items():
+            assert seq not in acks, f"seq {seq} returned to two writers"
+            acks[seq] = rid
+    subjects = _check_log(pg_url, acks)
+    assert len(acks) == len(subjects) == 8 * sum(1 + i % 3 for i in range(1, 41))
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # every receipt was collected by its writer
+        assert conn.execute("SELECT count(*) FROM audit_receipts").fetchone() == (0,)
+
+
+def test_writers_killed_at_random_lose_nothing(pg_url: str) -> None:
+    acks: dict[int, str] = {}
+    for round_ in range(2):  # the second round starts on a log whose writers died mid-append
+        procs = [_spawn(pg_url, f"k{round_}{i}", 0) for i in range(6)]
+        for seq, rid in _read_acks(list(procs), 1.5).items():  # each killed at random after its first record
+            assert seq not in acks, f"seq {seq} acknowledged twice"
+            acks[seq] = rid
+        for p in procs:
+            p.wait(timeout=10)
+    open_store(pg_url).append(AuditEvent(kind="task", actor="after"))  # integrates whatever the dead left staged
+    _check_log(pg_url, acks)
+    assert len(acks) > 20, "writers acknowledged too few records to make the test meaningful"
+
+
+def test_integrator_killed_mid_batch_loses_nothing(pg_url: str, tmp_path: Path) -> None:
+    store = open_store(pg_url)
+    first = store.append(AuditEvent(kind="task", actor="before", subject="before"))
+    marker = tmp_path / "integrating"
+    victim = _spawn(pg_url, "victim", 1, **{pgi.PAUSE_ENV: str(marker)})
+    deadline = time.monotonic() + 60
+    while not marker.exists():
+        assert victim.poll() is None and time.monotonic() < deadline, "the integrator never reached its pause"
+        time.sleep(0.02)
+    assert store.size() == 1  # its batch is inserted but not committed
+    got: list[AuditRecord] = []
+    waiter = threading.Thread(target=lambda: got.append(store.append(AuditEvent(kind="task", actor="w", subject="w"))))
+    waiter.start()
+    time.sleep(0.3)
+    assert not got, "a writer returned while the integrator held the lock"
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=10)
+    waiter.join(timeout=30)
+    assert got and store.get(got[0].record_id) == got[0]
+    subjects = _check_log(pg_url, {first.seq: first.record_id, got[0].seq: got[0].record_id})
+    assert sorted(subjects) == ["before", "victim-1-0", "victim-1-1", "w"]  # the victim's staged batch, once
+    store.close()
+
+
+def _stage_directly(url: str, subject: str) -> None:
+    """A staged row nobody integrated yet (its writer died right after staging)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        ev = AuditEvent(kind="task", actor="dead", subject=subject)
+        blob = AuditEvent.__pydantic_serializer__.to_json(ev)
+        conn.execute("INSERT INTO audit_staged (events, cols) VALUES (%s, %s)", ([blob], ["task", subject, "", ""]))
+
+
+def test_precondition_runs_after_staged_rows_are_integrated_and_aborts_cleanly(pg_url: str) -> None:
+    store = open_store(pg_url)
+    _stage_directly(pg_url, "staged-1")
+    seen: list[int] = []
+    rec = store.append_many(
+        [AuditEvent(kind="task", actor="a", subject="p")], precondition=lambda: seen.append(store.size())
+    )
+    assert seen == [1] and rec[0].seq == 2
+    _stage_directly(pg_url, "staged-2")
+
+    def refuse() -> None:
+        raise PreconditionFailed("no")
+
+    with pytest.raises(PreconditionFailed):
+        store.append_many([AuditEvent(kind="task", actor="a", subject="refused")], precondition=refuse)
+    assert _check_log(pg_url, {}) == ["staged-1", "p", "staged-2"]  # the staged row still committed, nothing else
+    store.close()
+
+
+def test_claims_stay_atomic_beside_batched_appends(pg_url: str) -> None:
+    store = open_store(pg_url)
+    stop = threading.Event()
+
+    def churn(n: int) -> None:
+        s, i = open_store(pg_url), 0
+        while not stop.is_set():
+            i += 1
+            s.append(AuditEvent(kind="task", actor="churn", subject=f"churn-{n}-{i}"))
+        s.close()
+
+    threads = [threading.Thread(target=churn, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        won = store.append(
+            AuditEvent(kind="action", actor="a", subject="a", attributes={"claims": [claim("use:1", "run-a")]})
+        )
+        with pytest.raises(ClaimTaken) as taken:
+            store.append_many(
+                [
+                    AuditEvent(kind="action", actor="b", subject="never"),
+                    AuditEvent(kind="action", actor="b", subject="b", attributes={"claims": [claim("use:1", "run-b")]}),
+                ]
+            )
+        assert (taken.value.holder, taken.value.seq) == ("run-a", won.seq)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    subjects = _check_log(pg_url, {won.seq: won.record_id})
+    assert "never" not in subjects and store.claim_holders(["use:1"]) == {"use:1": ("run-a", won.seq)}
+    store.close()
+
+
+def test_a_large_batch_is_sealed_on_the_server_as_seal_many_seals_it(pg_url: str) -> None:
+    """Server-side sealing gives the bytes ``records.seal_many`` gives, also for non-ASCII text and JSON escapes."""
+    store = open_store(pg_url)
+    store.append(AuditEvent(kind="task", actor="first"))
+    subjects = [f'bulk-{i}-\u00e9\u4e2d"q\\' for i in range(150)]
+    for subject in subjects:
+        _stage_directly(pg_url, subject)
+    last = store.append(AuditEvent(kind="task", actor="last", subject="last"))
+    assert last.seq == 152 and store.get(last.record_id) == last
+    assert _check_log(pg_url, {last.seq: last.record_id})[1:151] == subjects
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # the dead writers' receipts wait for nobody
+        assert conn.execute("SELECT count(*) FROM audit_receipts").fetchone() == (150,)
+    store.close()
+
+
+def test_a_log_made_before_batched_sequencing_upgrades_in_place(pg_url: str) -> None:
+    store = open_store(pg_url)
+    old = store.append_many([AuditEvent(kind="task", actor="old", subject=f"old-{i}") for i in range(3)])
+    store.close()
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # what a log written by the previous version holds
+        conn.execute("DROP PROCEDURE aios_audit_append")
+        conn.execute("DROP FUNCTION aios_audit_await, aios_audit_integrate")
+        conn.execute("DROP TABLE audit_staged, audit_receipts")
+    store = open_store(pg_url)
+    new = store.append(AuditEvent(kind="task", actor="new", subject="new"))
+    assert new.seq == 4 and new.prev_hash == old[-1].chain_hash
+    assert _check_log(pg_url, {r.seq: r.record_id for r in [*old, new]}) == ["old-0", "old-1", "old-2", "new"]
+    store.close()
+
+
+def test_a_backlog_longer_than_one_batch_is_integrated_in_order(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pgi, "BATCH", 2)
+    store = open_store(pg_url)
+    for i in range(5):
+        _stage_directly(pg_url, f"backlog-{i}")
+    rec = store.append(AuditEvent(kind="task", actor="late", subject="late"))
+    assert rec.seq == 6 and store.get(rec.record_id) == rec
+    assert _check_log(pg_url, {6: rec.record_id}) == [*(f"backlog-{i}" for i in range(5)), "late"]
+    store.close()

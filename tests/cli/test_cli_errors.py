@@ -1,0 +1,96 @@
+"""Every ``aios`` command answers a bad input with one ``error: ...`` line and exit 2, never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from flytekitplugins.aios_audit import AuditEvent, audit_log
+from flytekitplugins.aios_core.cli import cli
+
+BAD_INPUTS: list[list[str]] = [
+    ["policy", "eval", "--request", "missing.json"],
+    ["policy", "eval", "--request", "bad.yaml"],
+    ["policy", "eval", "--request", "bad.json"],
+    ["policy", "eval", "--request", "list.yaml"],
+    ["policy", "test", "--cases", "no-such-dir"],
+    ["policy", "validate", "--dir", "no-such-dir"],
+    ["policy", "test", "--dir", "no-such-dir"],
+    ["models", "history", "nope"],
+    ["models", "history", "nope", "--json"],
+    ["models", "show", "nope"],
+    ["models", "show", "all-MiniLM-L6-v2@no-such-version"],
+    ["models", "promote", "nope@1", "--evidence", "{not json"],
+    ["models", "promote", "nope@1", "--evidence", "@missing.json"],
+    ["models", "promote", "nope", "--evidence", "{}"],
+    ["approvals", "show", "apr-nope"],
+    ["approvals", "approve", "apr-nope", "--as", "bob"],
+    ["approvals", "reject", "apr-nope", "--as", "bob", "--reason", "x"],
+    ["audit", "verify-proof", "bad.json", "--checkpoint", "bad.json"],
+    ["audit", "verify-proof", "missing.json", "--checkpoint", "missing.json"],
+    ["audit", "verify", "--checkpoint", "bad.json"],
+    ["audit", "consistency", "--from", "bad.json"],
+    ["audit", "prove", "#99999"],
+    ["audit", "checkpoint"],
+    ["audit", "verfy"],
+    ["lineage", "trace", "apr-nope"],
+    ["--profile", "nope", "config", "show"],
+    ["nope"],
+]
+
+
+@pytest.fixture
+def bad_files(tmp_path: Path) -> Path:
+    (tmp_path / "bad.yaml").write_text("a: [b\n")
+    (tmp_path / "bad.json").write_text('{"principal": ')
+    (tmp_path / "list.yaml").write_text("- principal\n- action\n")
+    audit_log().append(AuditEvent(kind="task", actor="service:test"))  # a store with one record
+    return tmp_path
+
+
+@pytest.mark.parametrize("args", BAD_INPUTS, ids=lambda a: " ".join(a))
+def test_a_bad_input_is_one_error_line_and_exit_2(bad_files: Path, args: list[str]) -> None:
+    res = CliRunner().invoke(cli, args)
+    assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
+    assert "Traceback" not in res.output
+    assert res.exit_code == 2, res.output
+    lines = [line for line in res.output.splitlines() if line.strip()]
+    assert any(line.lower().startswith("error:") for line in lines), res.output
+    if lines[0].startswith("error: "):  # ours (click's usage errors print a Usage: block first)
+        assert len(lines) == 1, res.output
+
+
+def test_the_console_script_prints_no_traceback(bad_files: Path) -> None:
+    aios = Path(sys.executable).parent / "aios"
+    for args in (["policy", "eval", "--request", "missing.json"], ["policy", "eval", "--request", "bad.yaml"]):
+        res = subprocess.run([str(aios), *args], capture_output=True, text=True, timeout=120, cwd=bad_files)
+        assert res.returncode == 2 and "Traceback" not in res.stderr + res.stdout, res.stderr
+        assert res.stderr.strip().count("\n") == 0 and res.stderr.startswith("error: "), res.stderr
+
+
+def test_as_bob_suggests_user_bob_and_records_nothing(bad_files: Path) -> None:
+    before = audit_log().size()
+    res = CliRunner().invoke(cli, ["approvals", "approve", "apr-any", "--as", "bob"])
+    assert res.exit_code == 2 and "did you mean --as user:bob" in res.output, res.output
+    assert audit_log().size() == before
+
+
+def test_models_history_of_an_unknown_model_names_the_known_ones(bad_files: Path) -> None:
+    res = CliRunner().invoke(cli, ["models", "history", "nope"])
+    assert res.exit_code == 2
+    assert "no model 'nope' in the catalog" in res.output and "aios models list" in res.output
+
+
+def test_an_unexpected_exception_is_one_line_exit_4(monkeypatch: pytest.MonkeyPatch) -> None:
+    import flytekitplugins.aios_core.config_cli as config_cli
+
+    def boom(ctx: object) -> None:
+        raise RuntimeError("kaputt")
+
+    monkeypatch.setattr(config_cli, "settings_from", boom)
+    res = CliRunner().invoke(cli, ["config", "show"])
+    assert res.exit_code == 4 and "unexpected RuntimeError: kaputt" in res.output and "AIOS_DEBUG=1" in res.output

@@ -1,0 +1,55 @@
+"""The Flyte 2 document pipeline end to end in local mode (a separate process), decided with the aios CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from flytekitplugins.aios_audit import audit_log
+
+REPO = Path(__file__).resolve().parents[3]
+AIOS = str(Path(sys.executable).parent / "aios")
+DOCS = {
+    "a-small.txt": "type: invoice\namount: 1200.50\ncurrency: EUR\n",
+    "b-yen.txt": "type: invoice\namount: 900\ncurrency: JPY\n",
+    "c-large.txt": "type: payment_instruction\namount: 15000\ncurrency: EUR\n",
+    "d-letter.txt": "type: letter\npersonal: yes\n",
+}
+
+
+def test_document_pipeline_runs_in_local_mode_with_its_gates(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name, text in DOCS.items():
+        (docs / name).write_text(text, encoding="utf-8")
+    cmd = [sys.executable, "-m", "workflows_flyte2.documents", str(docs), "--approval-timeout", "60"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=dict(os.environ), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        rid = ""
+        while not rid and time.monotonic() < deadline and proc.poll() is None:
+            found = [r.event.subject for r in audit_log().scan() if r.event.kind == "approval_request"]
+            rid = found[0] if found else ""
+            time.sleep(0.2)
+        assert rid, "the run opened no payment-signoff request"
+        assert subprocess.run([AIOS, "approvals", "approve", rid, "--as", "user:dave"], timeout=60).returncode != 0
+        assert subprocess.run([AIOS, "approvals", "approve", rid, "--as", "user:bob"], timeout=60).returncode == 0
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err.decode()[-2000:]
+    summary = json.loads(out.decode().strip().splitlines()[-1])
+    outcomes = [(d["outcome"], d.get("reason", "")) for d in summary["documents"]]
+    assert outcomes == [("acted", ""), ("not_acted", "policy_deny"), ("acted", ""), ("acted", "")]
+    evs = [r.event for r in audit_log().scan()]
+    assert {e.execution.name for e in evs if e.execution and e.kind == "task"} == {summary["run"]}
+    requests = [e for e in evs if e.kind == "approval_request"]
+    assert len(requests) == 1 and requests[0].attributes["request"]["gate"] == "payment-signoff"
+    assert [e.status for e in evs if e.kind == "approval_verified"] == ["approved"]
+    verify = subprocess.run([AIOS, "audit", "verify"], capture_output=True, text=True, timeout=120)
+    assert verify.returncode == 0 and "chain intact" in verify.stdout

@@ -1,0 +1,107 @@
+"""The review report in headless Chromium at 10 and 10,000 records: loads cleanly, search works, screenshots kept."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from flytekitplugins.aios_audit import AuditEvent, audit_log
+from flytekitplugins.aios_core.cli import cli
+from tests.lineage.chromium import open_page, screenshot
+from tests.lineage.synthetic import write_documents, write_trail
+
+
+def _report(tmp_path: Path, *extra: str) -> tuple[Path, str]:
+    out = tmp_path / "report.html"
+    res = CliRunner().invoke(cli, ["lineage", "report", "--out", str(out), *extra])
+    return out, res.output
+
+
+def _count(dom: str, element: str) -> str:
+    m = re.search(rf'id="{element}">([^<]*)<', dom)
+    assert m, f"{element} not rendered"
+    return m.group(1)
+
+
+def _offline(html: str) -> None:
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html), "the report must not load anything remote"
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz dot not installed (scripts/setup.sh installs it)")
+def test_report_at_10_records(aios_env: Path, tmp_path: Path) -> None:
+    store = audit_log(emit=False)
+    docs = write_documents(store, 1, 2)  # one approved payment (6 records), one rejected (3)
+    store.append(AuditEvent(kind="task", actor="service:x", status="succeeded"))
+    assert store.size() == 10
+    report, output = _report(tmp_path)
+    assert "report: 10 records, verification OK" in output, output
+    html = report.read_text(encoding="utf-8")
+    _offline(html)
+    assert html.count("<svg") >= 3  # the execution and both documents, laid out by dot
+    dom, errors = open_page(report)
+    assert errors == [] and 'id="js-errors" class="bad" hidden' in dom
+    assert 'id="verification" class="ok"' in dom and "Verification: OK: 10 records" in dom
+    assert _count(dom, "records-count").startswith("10 of 10 records")
+    assert _count(dom, "documents-count") == "2 of 2 documents match"
+    assert "rejected by user:alice: nothing was posted" in dom and "user:carol [finance-manager]" in dom
+    assert "payment-signoff risk high quorum 2" in dom  # the records table says what each record is
+    dom, errors = open_page(report, "q=invoice-000002.pdf")
+    assert errors == [] and _count(dom, "documents-count") == "1 of 2 documents match"
+    assert docs[1]["document"][:23] in dom
+    screenshot(report, tmp_path / "report-10.png")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz dot not installed (scripts/setup.sh installs it)")
+def test_report_at_10000_records_with_a_tampered_record(aios_env: Path, tmp_path: Path) -> None:
+    store = audit_log(emit=False)
+    docs = write_trail(store, 2000)
+    assert store.size() >= 10000
+    report, output = _report(tmp_path)
+    assert f"report: {store.size()} records, verification OK" in output, output
+    assert report.stat().st_size < 5_000_000
+    dom, errors = open_page(report, f"q={docs[1234]['request_id']}")
+    assert errors == []
+    assert _count(dom, "records-count").startswith(
+        f"5 of {store.size()} records match"
+    )  # request, 2 decisions, authorization, action
+    dom, errors = open_page(report, "q=invoice-001999.pdf")
+    assert errors == [] and _count(dom, "documents-count") == "1 of 2000 documents match"
+    screenshot(report, tmp_path / "report-10000.png", "q=invoice-001999.pdf")
+    # edit one record behind the store's back: the report says FAILED and highlights that record in place
+    store.close()
+    conn = sqlite3.connect(aios_env / "audit.db")
+    conn.execute("DROP TRIGGER audit_log_no_update")
+    edit = 'UPDATE audit_log SET entry = CAST(replace(CAST(entry AS TEXT), \'"kind":"\', \'"kind":"X\') AS BLOB)'
+    conn.execute(f"{edit} WHERE seq = 405")
+    conn.commit()
+    conn.close()
+    report, output = _report(tmp_path)
+    assert "verification FAILED" in output
+    dom, errors = open_page(report, "bad")
+    assert errors == [] and 'id="verification" class="bad"' in dom and "FAILED at seq" in dom
+    bad = re.search(r"FAILED at seq (\d+)", dom)
+    assert bad and f'id="seq-{bad.group(1)}" class="record badrow"' in dom
+    screenshot(report, tmp_path / "report-10000-tampered.png")  # the FAILED banner, first thing on the page
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz dot not installed (scripts/setup.sh installs it)")
+def test_hostile_text_in_records_stays_text(aios_env: Path, tmp_path: Path) -> None:
+    """Reasons, names and actors are written by people and documents: the report must never run them."""
+    store = audit_log(emit=False)
+    write_documents(store, 1, 1)
+    hostile = "</script><img src=x onerror=\"document.title='pwned'\"><!--<script>"
+    store.append(
+        AuditEvent(kind="task", actor=hostile, status=hostile, subject=hostile, attributes={"reason": hostile})
+    )
+    report, output = _report(tmp_path)
+    assert "verification OK" in output, output
+    dom, errors = open_page(report, "q=onerror")
+    assert errors == [] and "pwned" not in dom.split("<body", 1)[0]
+    assert "<img src=" not in dom and "&lt;img src=x" in dom
+    assert _count(dom, "records-count").startswith("1 of 7 records match")

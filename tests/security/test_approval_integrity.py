@@ -1,0 +1,160 @@
+"""Approvals cannot be forged, reused or blocked (issue 13, items 2-4).
+
+* Using an approval is atomic: of several executions verifying one approved request at the same moment, exactly
+  one gets ``approved`` (SQLite and PostgreSQL, separate processes released by one barrier).
+* A local run's identity cannot be borrowed through the environment.
+* A junk ``approval_decision`` record (bad signature) counts for nothing and blocks nothing.
+* Of two concurrent decisions by one approver exactly one is accepted.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from flytekitplugins.aios_approvals import decide, open_request, outcome, verify_requests
+from flytekitplugins.aios_audit import AuditEvent, audit_log, close_all
+from flytekitplugins.aios_core.cli import cli as aios
+from flytekitplugins.aios_core.context import local_run
+from flytekitplugins.aios_core.settings import reset_settings
+
+REQUESTER = "service:document-pipeline"
+
+
+def _approved_request(tag: str) -> str:
+    rid = open_request("payment-signoff", "medium", f"sha256:{tag}", {"amount": 20_000}, requester=REQUESTER)
+    assert decide(rid, "user:bob", "approve", "checked").accepted
+    return rid
+
+
+def _race_verify(barrier: Any, rid: str, i: int, out: Any) -> None:
+    close_all()
+    reset_settings()
+    with local_run(f"racer-{i}"):
+        barrier.wait()
+        out.put(verify_requests("payment-signoff", [rid], after_signal=False)[0].status)
+
+
+def _race(target: Any, args_of: Any, n: int) -> list[Any]:
+    ctx = mp.get_context("fork")
+    barrier, out = ctx.Barrier(n), ctx.Queue()
+    procs = [ctx.Process(target=target, args=(barrier, *args_of(i), out)) for i in range(n)]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    return results
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_one_approval_is_used_by_exactly_one_of_racing_executions(
+    backend: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if backend == "postgres":
+        monkeypatch.setenv("AIOS_AUDIT_STORE", request.getfixturevalue("pg_url"))
+        reset_settings()
+        close_all()
+    for round_ in range(6):
+        rid = _approved_request(f"race-{backend}-{round_}")
+        close_all()
+        results = _race(_race_verify, lambda i, rid=rid: (rid, i), 4)
+        assert sorted(results) == ["approved", "refused", "refused", "refused"], (round_, results)
+    assert audit_log().size() > 0
+
+
+def test_a_local_run_id_cannot_be_borrowed_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    rid = _approved_request("borrow")
+    with local_run("victim"):
+        assert verify_requests("payment-signoff", [rid], after_signal=False)[0].status == "approved"
+    for var in ("AIOS_LOCAL_EXECUTION_ID", "AIOS_EXECUTION_ID"):
+        monkeypatch.setenv(var, "victim")
+    # the attacker's run: whatever it puts in its environment, it is another execution
+    assert verify_requests("payment-signoff", [rid], after_signal=False)[0].status == "refused"
+
+
+def _junk_decision(rid: str, approver: str, action: str) -> None:
+    """What anyone with write access to the store can append: a decision with a bad signature."""
+    real = audit_log().scan_kinds({"approval_request"})
+    req = next(r for r in real if r.event.subject == rid)
+    decision = {
+        "request_id": rid,
+        "request_digest": req.event.attributes["request_digest"],
+        "approver": approver,
+        "roles": ["finance-approver"],
+        "action": action,
+        "reason": "junk",
+        "decided_at": "2026-01-01T00:00:00+00:00",
+        "decision_key": "sha256:junk",
+        "key_id": "",
+        "signature": "AAAA",
+    }
+    audit_log().append(
+        AuditEvent(
+            kind="approval_decision", actor=approver, status=action, subject=rid, attributes={"decision": decision}
+        )
+    )
+
+
+def test_a_junk_decision_neither_counts_nor_blocks_the_real_one() -> None:
+    rid = open_request("payment-signoff", "medium", "sha256:junk", {"amount": 20_000}, requester=REQUESTER)
+    _junk_decision(rid, "user:carol", "approve")
+    assert outcome(rid).status == "pending"
+    res = decide(rid, "user:carol", "reject", "vendor unknown")
+    assert res.accepted, res.message  # not a "replay" of the junk record
+    assert outcome(rid).status == "rejected"
+    assert not decide(rid, "user:bob", "approve", "looks fine").accepted  # the rejection is final
+    out = outcome(rid)
+    assert out.status == "rejected" and any("bad_signature" in i for i in out.ignored)
+
+
+def test_approvals_show_lists_the_ignored_decision_with_its_reason(aios_env: Path) -> None:
+    rid = open_request("payment-signoff", "medium", "sha256:show", {"amount": 20_000}, requester=REQUESTER)
+    _junk_decision(rid, "user:bob", "approve")
+    close_all()
+    res = CliRunner().invoke(aios, ["approvals", "show", rid])
+    assert res.exit_code == 0, res.output
+    (junk,) = json.loads(res.output)["decisions"]
+    assert junk["counts"] is False and junk["ignored_because"].startswith("bad_signature")
+
+
+def _race_decide(barrier: Any, rid: str, out: Any) -> None:
+    close_all()
+    reset_settings()
+    barrier.wait()
+    out.put(decide(rid, "user:carol", "approve", "same approver twice").code)
+
+
+def test_two_concurrent_decisions_by_one_approver_accept_exactly_one() -> None:
+    for round_ in range(6):
+        rid = open_request("payment-signoff", "high", f"sha256:dup-{round_}", {"amount": 90_000}, requester=REQUESTER)
+        close_all()
+        codes = _race(_race_decide, lambda i, rid=rid: (rid,), 2)
+        assert sorted(codes) == ["accepted", "replay"], (round_, codes)
+        assert outcome(rid).approvers == ["user:carol"]  # high risk: quorum 2, one approver counted once
+
+
+def test_audit_verify_reports_the_junk_decision_and_a_tampered_claims_table(aios_env: Path) -> None:
+    import sqlite3
+
+    rid = _approved_request("verify")
+    _junk_decision(rid, "user:carol", "approve")
+    with local_run("user-of-it"):
+        assert verify_requests("payment-signoff", [rid], after_signal=False)[0].status == "approved"
+    close_all()
+    res = CliRunner().invoke(aios, ["audit", "verify"])
+    assert res.exit_code == 0, res.output
+    assert "ignored approval decision" in res.output and "user:carol" in res.output
+    with sqlite3.connect(aios_env / "audit.db") as conn:  # a store writer frees the approval for reuse
+        conn.execute("DROP TRIGGER audit_claims_no_delete")
+        conn.execute("DELETE FROM audit_claims")
+    res = CliRunner().invoke(aios, ["audit", "verify", "--json"])
+    assert res.exit_code == 1, res.output
+    doc = json.loads(res.output)
+    assert doc["ok"] is False and any(p.startswith("claim_missing") for p in doc["claims_problems"])

@@ -1,0 +1,56 @@
+"""One SQLite writer does not starve another: two processes appending for the same time get similar shares.
+
+Without a queue, SQLite's busy handler sleeps and retries, so the writer that just committed usually wins the
+lock again (measured on the old code: 2 vs 507 appends, ratios 0.0-0.4; with the queue 0.88-1.0). Each writer
+here appends one record per transaction for about 3 seconds, both starting together.
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing as mp
+import time
+from pathlib import Path
+from typing import Any
+
+from flytekitplugins.aios_audit import AuditEvent
+from flytekitplugins.aios_audit.stores import open_store
+from flytekitplugins.aios_audit.verify import verify_store
+
+SECONDS = 3.0
+
+
+def _writer(url: str, name: str, ready: Any, start: Any, out: Any) -> None:
+    store = open_store(url)
+    ready.put(name)
+    start.wait()
+    n, end = 0, time.monotonic() + SECONDS
+    while time.monotonic() < end:
+        store.append(AuditEvent(kind="task", actor=f"user:{name}", subject=str(n)))
+        n += 1
+    out.put((name, n))
+
+
+def test_two_writers_share_the_log(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/audit.db"
+    open_store(url).close()
+    ctx = mp.get_context("spawn")
+    ready, start, out = ctx.Queue(), ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_writer, args=(url, f"w{i}", ready, start, out)) for i in range(2)]
+    for p in procs:
+        p.start()
+    for _ in procs:  # both imported and connected before the start
+        ready.get(timeout=120)
+    start.set()
+    counts = dict(out.get(timeout=120) for _ in procs)
+    for p in procs:
+        p.join(timeout=60)
+    assert all(p.exitcode == 0 for p in procs)
+    low, high = min(counts.values()), max(counts.values())
+    assert high > 0 and low >= high / 2, counts  # queued writers measured 0.88-1.0; the old code 0.0-0.4
+    result = verify_store(open_store(url))
+    assert result.ok and result.size == sum(counts.values()), result.summary()
+    # and they take turns: the longest run of one writer's records while both write (old code: 164-428)
+    actors = [r.event.actor for r in open_store(url).scan()]
+    middle = actors[len(actors) // 10 : len(actors) * 9 // 10]
+    assert max(len(list(run)) for _, run in itertools.groupby(middle)) <= 50
