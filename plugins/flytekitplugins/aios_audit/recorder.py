@@ -103,17 +103,27 @@ def _error_attributes(error: BaseException) -> dict[str, Any]:
     }
 
 
-def build_event(scope: AuditScope, kind: str, status: str, error: BaseException | None = None) -> AuditEvent:
-    """The record of a finished scope."""
-    attributes = dict(scope.attributes)
+def build_event(
+    scope: AuditScope,
+    kind: str,
+    status: str,
+    error: BaseException | None = None,
+    execution: ExecutionRef | None = None,
+    extra: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """The record of a finished scope (``execution``: default the running Flyte task's identity)."""
+    attributes = {**scope.attributes, **(extra or {})}
     if error is not None:
         attributes.update(_error_attributes(error))
+        reason = getattr(error, "reason_code", "")
+        if reason:
+            attributes["reason_code"] = reason
     return AuditEvent(
         kind=kind,
         actor=get_settings().actor,
         status=status,
         subject=scope.subject,
-        execution=execution_ref(scope.task_name),
+        execution=execution or execution_ref(scope.task_name),
         code_version=_code_version(),
         started_at=scope.started_at,
         ended_at=dt.datetime.now(dt.UTC),

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
-import hashlib
 import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
 
 from flytekitplugins.aios_audit import AuditEvent, AuditRecord, AuditScope, audit_log
-from flytekitplugins.aios_core.context import ExecutionRef, code_version
+from flytekitplugins.aios_audit.recorder import build_event
+from flytekitplugins.aios_core.context import ExecutionRef
 from flytekitplugins.aios_core.digest import digest_value
 from flytekitplugins.aios_core.errors import GovernanceDenied
-from flytekitplugins.aios_core.settings import get_settings
 from flytekitplugins.aios_flyte2.identity import acting_as, flyte_execution, run_parts
 from flytekitplugins.aios_flyte2.spans import finish_span, task_span
 
@@ -61,30 +59,7 @@ class Attempt:
 
 
 def _event(ex: ExecutionRef, scope: AuditScope, status: str, error: BaseException | None) -> AuditEvent:
-    attributes = {**scope.attributes, "runtime": RUNTIME}
-    if error is not None:  # the message may quote input data: its digest only
-        attributes["error_type"] = f"{type(error).__module__}.{type(error).__qualname__}"
-        attributes["error_digest"] = "sha256:" + hashlib.sha256(str(error).encode("utf-8", "replace")).hexdigest()
-        reason = getattr(error, "reason_code", "")
-        if reason:
-            attributes["reason_code"] = reason
-    return AuditEvent(
-        kind="task",
-        actor=get_settings().actor,
-        status=status,
-        subject=scope.subject,
-        execution=ex,
-        code_version=code_version(),
-        started_at=scope.started_at,
-        ended_at=dt.datetime.now(dt.UTC),
-        inputs=dict(scope.inputs),
-        outputs=dict(scope.outputs),
-        models=list(scope.models),
-        policy_decisions=list(scope.policy_decisions),
-        approvals=list(scope.approvals),
-        parents=list(scope.parents),
-        attributes=attributes,
-    )
+    return build_event(scope, "task", status, error, execution=ex, extra={"runtime": RUNTIME})
 
 
 def _append(ex: ExecutionRef, scope: AuditScope, status: str, error: BaseException | None) -> AuditRecord:
