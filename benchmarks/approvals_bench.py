@@ -20,6 +20,9 @@ import threading
 import time
 from pathlib import Path
 
+from flytekitplugins.aios_approvals.evaluate import Env
+from flytekitplugins.aios_core.settings import get_settings
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -40,7 +43,7 @@ def _approve_from_second_process(stop: threading.Event) -> None:
 
     seen: set[str] = set()
     while not stop.is_set():
-        for rid, st in list(projection(audit_log()).requests.items()):
+        for rid, st in list(projection(audit_log(get_settings())).requests.items()):
             if rid not in seen and not st.decisions:
                 seen.add(rid)
                 env = dict(os.environ, AIOS_PRINCIPAL="")
@@ -58,7 +61,7 @@ def _latencies() -> list[float]:
 
     decided: dict[str, float] = {}
     out: list[float] = []
-    for rec in audit_log().scan():
+    for rec in audit_log(get_settings()).scan():
         if rec.event.kind == "approval_decision":
             decided[rec.event.subject] = rec.recorded_at.timestamp()
         elif rec.event.kind == "approval_verified" and rec.event.subject in decided and rec.event.status == "approved":
@@ -71,17 +74,24 @@ def _ops(n: int) -> dict[str, float]:
 
     t = time.perf_counter()
     ids = [
-        open_request("payment-signoff", "medium", f"sha256:op{i}", {"amount": i}, requester="service:b")
+        open_request(
+            "payment-signoff",
+            "medium",
+            f"sha256:op{i}",
+            {"amount": i},
+            requester="service:b",
+            env=Env.load(get_settings()),
+        )
         for i in range(n)
     ]
     t_open = (time.perf_counter() - t) / n
     t = time.perf_counter()
     for rid in ids:
-        decide(rid, "user:carol", "approve")
+        decide(rid, "user:carol", "approve", env=Env.load(get_settings()))
     t_decide = (time.perf_counter() - t) / n
     t = time.perf_counter()
     for rid in ids:
-        outcome(rid)
+        outcome(rid, env=Env.load(get_settings()))
     t_outcome = (time.perf_counter() - t) / n
     return {"open_request": t_open, "decide": t_decide, "outcome": t_outcome}
 

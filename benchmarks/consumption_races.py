@@ -22,6 +22,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from flytekitplugins.aios_approvals.evaluate import Env
+from flytekitplugins.aios_core.settings import get_settings
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 PG_URL = os.environ.get("AIOS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -38,9 +41,14 @@ def _approved(n: int) -> list[str]:
     ids = []
     for i in range(n):
         rid = open_request(
-            "payment-signoff", "medium", f"sha256:race-{i}", {"amount": 20_000 + i}, requester="service:bench"
+            "payment-signoff",
+            "medium",
+            f"sha256:race-{i}",
+            {"amount": 20_000 + i},
+            requester="service:bench",
+            env=Env.load(get_settings()),
         )
-        assert decide(rid, "user:bob", "approve", "benchmark").accepted
+        assert decide(rid, "user:bob", "approve", "benchmark", env=Env.load(get_settings())).accepted
         ids.append(rid)
     return ids
 
@@ -57,7 +65,9 @@ def _worker(i: int, ids: list[str], barrier: Any, out: Any) -> None:
     with local_run(f"racer-{i}"):
         for rid in ids:
             barrier.wait(timeout=120)
-            results.append(verify_requests("payment-signoff", [rid], after_signal=False)[0].status)
+            results.append(
+                verify_requests("payment-signoff", [rid], after_signal=False, env=Env.load(get_settings()))[0].status
+            )
     out.put((i, results))
 
 
@@ -82,7 +92,7 @@ def _run(store: str, races: int, workers: int) -> dict[str, Any]:
         p.join()
     seconds = time.perf_counter() - t0
     winners = collections.Counter(sum(got[w][k] == "approved" for w in got) for k in range(races))
-    store_obj = audit_log()
+    store_obj = audit_log(get_settings())
     result = verify_store(store_obj)
     claims = verify_claims(store_obj)
     return {

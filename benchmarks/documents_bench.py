@@ -26,6 +26,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from flytekitplugins.aios_core.settings import get_settings
+from tasks.documents.models import models_dir
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 # Models are trained once (same folder as the tests) and shared by every run: training is not benchmarked.
@@ -77,7 +80,7 @@ def raw_model(texts: list[str], bf16: bool) -> dict[str, float]:
     from tasks.ml.classifier import TextClassifier
     from tasks.ml.minilm import Encoder
 
-    base = load_or_train()
+    base = load_or_train(models_dir(get_settings()))
     enc = Encoder(bf16=bf16)
     models = DocumentModels(
         *(TextClassifier(m.card, m.weight, m.bias, enc, m.digest) for m in (base.fast, base.strong))

@@ -18,6 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
+from flytekitplugins.aios_core.settings import get_settings
+from tasks.documents.models import models_dir
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("AIOS_DOCUMENT_MODELS_DIR", str(REPO / ".aios" / "cache" / "document-models"))
@@ -32,7 +35,7 @@ def main() -> None:
     from tasks.documents.models import load_or_train, strong_features
     from tasks.documents.protect import redact
 
-    models = load_or_train()
+    models = load_or_train(models_dir(get_settings()))
     docs = generate(args.n, args.seed)
     texts = [redact(d.text).text for d in docs]
     y = np.array([d.label for d in docs])

@@ -10,21 +10,28 @@
 4. Precision on the real e-mails, PDFs and DOCX files the parse tests use (``scripts/fetch_data.sh``, under
    ``--data``): a finding counts as right only when it was judged personal data by hand (SHA-256 fingerprints of
    file, kind and value in ``pii_real_judged.txt``; new findings count as wrong until judged).
+5. With ``--compare REV``: ``redact`` time of the working tree against git revision REV's (its ``pii.py`` and
+   ``protect.py`` loaded beside the working tree's), interleaved round by round in one process, on the demo
+   corpus and on the parsed real documents. Run it on a quiet machine; a loaded one only shows the ratio.
 
-    .venv/bin/python benchmarks/pii_bench.py --n 300 --docs 400 --data .data
+    .venv/bin/python benchmarks/pii_bench.py --n 300 --docs 400 --data .data [--compare 506b54e]
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import random
 import re
 import string
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -33,6 +40,7 @@ from stdnum import iban as stdnum_iban  # noqa: E402
 from stdnum import luhn as stdnum_luhn  # noqa: E402
 from stdnum import numdb  # noqa: E402
 
+from tasks.documents import pii  # noqa: E402
 from tasks.documents.pii import iban_lengths, normalize  # noqa: E402
 from tasks.documents.protect import redact, spans  # noqa: E402
 from tests.references.test_pii_vectors import CARD_LIST, CONTEXTS, IBANS, card_forms, iban_forms, misses  # noqa: E402
@@ -178,23 +186,72 @@ def fingerprint(file: Path, kind: str, value: str) -> str:
     return hashlib.sha256(f"{file.name}\0{kind}\0{value}".encode()).hexdigest()[:16]
 
 
-def real_precision(data: Path) -> tuple[dict[str, tuple[int, int]], int]:
-    """{kind: (judged personal data, findings)} over the real documents, and the number of documents read."""
+def _real_texts(data: Path) -> list[tuple[Path, str]]:
+    """(file, normalized text) of every real document that parses (quarantined ones are not part of the measure)."""
     from tasks.documents.parse import Limits, parse_file
 
-    judged = set(JUDGED.read_text().split()) if JUDGED.exists() else set()
-    out: dict[str, tuple[int, int]] = {}
-    docs = 0
+    out = []
     for f in _real_files(data):
         try:
-            text = normalize(parse_file(f, Limits(ocr_pages=0)).text)
-        except Exception:  # quarantined or unreadable: not part of the measure
+            out.append((f, normalize(parse_file(f, Limits(ocr_pages=0)).text)))
+        except Exception:  # quarantined or unreadable
             continue
-        docs += 1
+    return out
+
+
+def real_precision(data: Path) -> tuple[dict[str, tuple[int, int]], int]:
+    """{kind: (judged personal data, findings)} over the real documents, and the number of documents read."""
+    judged = set(JUDGED.read_text().split()) if JUDGED.exists() else set()
+    out: dict[str, tuple[int, int]] = {}
+    texts = _real_texts(data)
+    for f, text in texts:
         for kind, a, b in spans(text):
             ok, total = out.get(kind, (0, 0))
             out[kind] = (ok + (fingerprint(f, kind, text[a:b]) in judged), total + 1)
-    return out, docs
+    return out, len(texts)
+
+
+def redact_of(rev: str) -> Callable[[str], object]:
+    """``redact`` of git revision ``rev``: its ``pii.py`` and ``protect.py``, loaded beside the working tree's."""
+    import tasks.documents
+
+    names = ("pii", "protect")
+    saved = {n: sys.modules.pop(f"tasks.documents.{n}") for n in names}
+    folder, loaded = Path(tempfile.mkdtemp(prefix="pii-bench-")), {}
+    try:
+        for n in names:  # pii first: protect's "from tasks.documents import pii" then finds rev's
+            show = ["git", "-C", str(REPO), "show", f"{rev}:tasks/documents/{n}.py"]
+            (folder / f"{n}.py").write_text(subprocess.run(show, capture_output=True, text=True, check=True).stdout)
+            spec = importlib.util.spec_from_file_location(f"tasks.documents.{n}", folder / f"{n}.py")
+            assert spec is not None and spec.loader is not None
+            module: ModuleType = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module
+            setattr(tasks.documents, n, module)
+            spec.loader.exec_module(module)
+            loaded[n] = module
+    finally:
+        for n, module in saved.items():
+            sys.modules[f"tasks.documents.{n}"] = module
+            setattr(tasks.documents, n, module)
+    return loaded["protect"].redact  # type: ignore[no-any-return]
+
+
+def compare_time(rev: str, texts: dict[str, list[str]], rounds: int = 11) -> dict[str, tuple[float, float]]:
+    """{set: (microseconds per text now, at ``rev``)}: the median of ``rounds`` rounds, now and ``rev`` alternating."""
+    funcs = {"now": redact, rev: redact_of(rev)}
+    out = {}
+    for name, docs in texts.items():
+        times: dict[str, list[float]] = {k: [] for k in funcs}
+        for r in range(rounds):
+            for key in list(funcs)[:: 1 if r % 2 else -1]:  # alternate which goes first
+                pii._possible_international.cache_clear()  # every round meets the numbers for the first time
+                pii._valid_national.cache_clear()
+                t0 = time.perf_counter()
+                for text in docs:
+                    funcs[key](text)
+                times[key].append((time.perf_counter() - t0) / len(docs) * 1e6)
+        out[name] = (sorted(times["now"])[rounds // 2], sorted(times[rev])[rounds // 2])
+    return out
 
 
 def main() -> None:
@@ -203,6 +260,7 @@ def main() -> None:
     p.add_argument("--docs", type=int, default=400, help="demo corpus documents")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--data", type=Path, default=REPO / ".data", help="scripts/fetch_data.sh output")
+    p.add_argument("--compare", metavar="REV", help="also time redact against git revision REV's (interleaved)")
     args = p.parse_args()
     rows = [("measure", "value", "cases", "goal")]
     for kind, (removed, exact, total) in obfuscation_recall(args.n, args.seed).items():
@@ -216,6 +274,14 @@ def main() -> None:
     real, docs = real_precision(args.data)
     for kind, (ok, total) in sorted(real.items()):
         rows.append((f"real documents: precision {kind}", f"{ok / total:.4f}", f"{total} in {docs} docs", "-"))
+    if args.compare:
+        from tasks.documents.corpus_text import generate
+
+        texts = {"demo corpus": [d.text for d in generate(args.docs, args.seed)]}
+        texts["real documents"] = [t for _, t in _real_texts(args.data)]
+        for name, (now, then) in compare_time(args.compare, texts).items():
+            ratio = f"{now:.0f} vs {then:.0f} us = {now / then:.2f}"
+            rows.append((f"{name}: redact time per text, now vs {args.compare}", ratio, str(len(texts[name])), "-"))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for row in rows:
         print(" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))

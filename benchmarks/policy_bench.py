@@ -22,6 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from flytekitplugins.aios_core.settings import get_settings
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -66,7 +68,7 @@ def _naive_call() -> Callable[[], Any]:
     from flytekitplugins.aios_policy.cedar_load import load_policy_set
     from flytekitplugins.aios_policy.decide import policy_source
 
-    src = policy_source()
+    src = policy_source(get_settings())
     ps = load_policy_set(src)
     text = "\n".join(f.read_text() for f in sorted(src.policy_dir.glob("*.cedar")) if "require_approval" not in f.name)
     schema = (src.policy_dir / "schema.cedarschema.json").read_text()
@@ -90,12 +92,12 @@ def _naive_call() -> Callable[[], Any]:
 def bench_decisions(n: int) -> list[str]:
     from flytekitplugins.aios_policy import evaluate
 
-    assert evaluate(REQ).effect == "require_approval"
+    assert evaluate(REQ, settings=get_settings()).effect == "require_approval"
     naive = _naive_call()
     assert naive().decision.value == "Allow"
     rows = {"evaluate() cached set, 2 passes, full path": [], "cedarpy naive (re-parse per call), 1 pass": [],
             "cedarpy floor (pre-parsed handles), 1 pass": []}  # type: dict[str, list[float]]  # fmt: skip
-    fns = [lambda: evaluate(REQ), naive, naive.floor]  # type: ignore[attr-defined]
+    fns = [lambda: evaluate(REQ, settings=get_settings()), naive, naive.floor]  # type: ignore[attr-defined]
     for _ in range(10):  # interleave rounds so load on the machine hits all three alike
         for xs, fn in zip(rows.values(), fns, strict=True):
             _timed(fn, n // 10, xs)

@@ -19,14 +19,20 @@ if [ "${AIOS_SKIP_APT:-0}" != "1" ]; then
     echo "==> apt-get install$missing"
     SUDO=""; [ "$(id -u)" = "0" ] || SUDO="sudo"
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+    # -qq still has debconf say it delays configuration without apt-utils: drop that one line, keep real errors
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null \
+      2> >(grep -v -E "^debconf: delaying package configuration, since apt-utils is not installed$" >&2)
   fi
 fi
 
 # pip -q still prints one "Location '...' is ignored" warning per package when a machine-wide pip config lists
 # index folders that do not exist; drop exactly those lines, keep every other message (errors included).
+# setuptools' build backend also prints an "Editable installation." notice (a 10-line box) for `-e .`: that
+# one is silenced at its source with a warnings filter on its message, which the build subprocess inherits.
 pip_install() {
-  .venv/bin/python -m pip install -q "$@" 2> >(grep -v -E "^WARNING: Location '[^']*' is ignored: it is neither a file nor a directory\.$" >&2)
+  PYTHONWARNINGS="${PYTHONWARNINGS:+$PYTHONWARNINGS,}ignore:Editable installation" \
+    .venv/bin/python -m pip install -q "$@" \
+    2> >(grep -v -E "^WARNING: Location '[^']*' is ignored: it is neither a file nor a directory\.$" >&2)
 }
 
 stamp=".venv/.aios-installed-$(sha256sum pyproject.toml | cut -c1-16)"

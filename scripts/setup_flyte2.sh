@@ -16,12 +16,19 @@ DEPS=(
   "psycopg[binary]>=3.2" "sqlalchemy>=2.0" "click>=8.1" "rich>=13" "opentelemetry-sdk==1.45.2"
   "openlineage-python>=1.30" "pytest>=8" "pytest-timeout>=2.3"
 )
+# pip -q as scripts/setup.sh runs it: without the machine-wide config's "Location '...' is ignored" line per package
+# and setuptools' "Editable installation." notice; every other message (errors included) is kept.
+pip_q() {
+  PYTHONWARNINGS="${PYTHONWARNINGS:+$PYTHONWARNINGS,}ignore:Editable installation" \
+    "$VENV/bin/python" -m pip "$@" \
+    2> >(grep -v -E "^WARNING: Location '[^']*' is ignored: it is neither a file nor a directory\.$" >&2)
+}
 stamp="$VENV/.aios-flyte2-$(printf '%s\n' "${DEPS[@]}" | cat - pyproject.toml "$0" | sha256sum | cut -c1-16)"
 [ -e "$stamp" ] && exit 0
 echo "==> creating $VENV (flyte SDK 2.x + the governance core, no flytekit, no torch)"
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
-if ! "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${DEPS[@]}"; then
-  if ! "$VENV/bin/python" -m pip download -q --no-deps -d "$VENV/.probe" "pyyaml>=6" >/dev/null 2>&1; then
+if ! pip_q install -q --disable-pip-version-check "${DEPS[@]}"; then
+  if ! pip_q download -q --no-deps -d "$VENV/.probe" "pyyaml>=6" >/dev/null 2>&1; then
     echo "setup_flyte2: the package index is unreachable; $VENV was not created" >&2
     exit 3
   fi
@@ -31,7 +38,7 @@ fi
 # The pack itself, editable and without its dependencies (flytekit, torch, ...): only the core is imported here.
 # Compat mode puts the checkout on sys.path (workflows_flyte2, the `aios` CLI); the .pth adds the namespace roots
 # so every flytekitplugins.aios_* package of the checkout imports, including ones added after this install.
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps -e . --config-settings editable_mode=compat
+pip_q install -q --disable-pip-version-check --no-deps -e . --config-settings editable_mode=compat
 site="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 printf '%s\n' "$PWD/plugins" "$PWD/connectors" >"$site/aios-flyte2-paths.pth"
 rm -f "$VENV"/.aios-flyte2-*; touch "$stamp"

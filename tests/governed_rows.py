@@ -11,6 +11,8 @@ from typing import Any
 
 import pandas as pd
 
+from flytekitplugins.aios_core.settings import get_settings
+
 PRINCIPAL = "service:document-pipeline"
 
 
@@ -38,7 +40,7 @@ def decided_docs(
         for i in range(n)
     ]
     fields = ("label", "amount", "currency")
-    for doc, d in zip(docs, decide_many(docs, PRINCIPAL, 3600.0), strict=True):
+    for doc, d in zip(docs, decide_many(docs, PRINCIPAL, 3600.0, get_settings()), strict=True):
         doc.update(action=d.action, effect=d.effect, gate=d.gate, request_id=d.request_id)
         doc.update(policy_record=d.policy_record, reason=d.reason)
         doc["decision_digest"] = d.digest(doc["digest"], {k: doc[k] for k in fields})

@@ -38,12 +38,15 @@ def load_text_batches(
         n: rows per batch.
         seed: sampling seed.
     """
+    from flytekitplugins.aios_core.settings import get_settings
     from tasks.evaluation.data import load_vader, split
 
+    data_dir = get_settings().data_dir  # this task's entry point
     if reference_source == current_source:
-        ref, cur = split(load_vader(reference_source), (n, n), seed)
+        ref, cur = split(load_vader(reference_source, data_dir), (n, n), seed)
         return ref, cur
-    return split(load_vader(reference_source), (n,), seed)[0], split(load_vader(current_source), (n,), seed + 1)[0]
+    ref_rows, cur_rows = load_vader(reference_source, data_dir), load_vader(current_source, data_dir)
+    return split(ref_rows, (n,), seed)[0], split(cur_rows, (n,), seed + 1)[0]
 
 
 @workflow

@@ -14,6 +14,7 @@ from typing import Any
 
 from flytekitplugins.aios_core.digest import digest_value
 from flytekitplugins.aios_core.errors import GovernanceDenied
+from flytekitplugins.aios_core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,9 @@ class Decision:
         return digest_value({"doc": doc_digest, "action": self.action, "effect": self.effect, "fields": fields})
 
 
-def ensure_catalogued(folder: Path, names: list[str], metrics: dict[str, float] | None = None) -> None:
+def ensure_catalogued(
+    folder: Path, names: list[str], settings: Settings, metrics: dict[str, float] | None = None
+) -> None:
     """Register the document models in the catalog (once) and refuse models whose digest differs.
 
     Raises:
@@ -55,7 +58,7 @@ def ensure_catalogued(folder: Path, names: list[str], metrics: dict[str, float] 
     from flytekitplugins.aios_catalog import ModelEntry, catalog
     from tasks.ml.classifier import ModelCard, artifact_digest
 
-    cat = catalog()
+    cat = catalog(settings)
     for name in names:
         card = ModelCard.model_validate_json((folder / name / "aios_model.json").read_text(encoding="utf-8"))
         digest = artifact_digest(folder / name)
@@ -81,19 +84,19 @@ def ensure_catalogued(folder: Path, names: list[str], metrics: dict[str, float] 
             raise GovernanceDenied(msg, reason_code="model_digest_mismatch")
 
 
-def check_model_use(principal: str, model_ids: list[tuple[str, str]]) -> list[dict[str, Any]]:
+def check_model_use(principal: str, model_ids: list[tuple[str, str]], settings: Settings) -> list[dict[str, Any]]:
     """Policy ``use_model`` for redacted text (data class ``internal``); deny raises GovernanceDenied."""
     from flytekitplugins.aios_catalog import catalog
     from flytekitplugins.aios_policy import PolicyRequest, enforce
 
     out = []
     for name, version in model_ids:
-        entry = catalog().get(name, version)
+        entry = catalog(settings).get(name, version)
         resource = {"type": "Model", "id": entry.model_id, "approved_data_classes": list(entry.allowed_data_classes)}
         req = PolicyRequest(
             principal=principal, action="use_model", resource=resource, context={"data_class": "internal"}
         )
-        out.append(enforce(req, subject=entry.model_id).model_dump(mode="json"))
+        out.append(enforce(req, subject=entry.model_id, settings=settings).model_dump(mode="json"))
     return out
 
 
@@ -157,7 +160,7 @@ def _lineage(row: dict[str, Any], models: dict[str, dict[str, str]]) -> dict[str
     }
 
 
-def _classifier_models() -> dict[str, dict[str, str]]:
+def _classifier_models(settings: Settings) -> dict[str, dict[str, str]]:
     """name -> {name, version, digest} of the document-type models in use, as the catalog pins them."""
     import json
 
@@ -167,10 +170,10 @@ def _classifier_models() -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {}
     for name in (FAST, STRONG):
         try:
-            card = json.loads((models_dir() / name / "aios_model.json").read_text(encoding="utf-8"))
+            card = json.loads((models_dir(settings) / name / "aios_model.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        entry = catalog().find(str(card["name"]), str(card["version"]))
+        entry = catalog(settings).find(str(card["name"]), str(card["version"]))
         out[name] = {
             "name": str(card["name"]),
             "version": str(card["version"]),
@@ -179,12 +182,13 @@ def _classifier_models() -> dict[str, dict[str, str]]:
     return out
 
 
-def decide_many(rows: list[dict[str, Any]], principal: str, timeout_s: float) -> list[Decision]:
+def decide_many(rows: list[dict[str, Any]], principal: str, timeout_s: float, settings: Settings) -> list[Decision]:
     """Decide a chunk: one policy evaluation and ONE durable audit transaction for every decision,
     then an approval request (non-blocking) per document that needs a human.
 
     If the decisions cannot be recorded, every document of the chunk is denied (fail closed).
     """
+    from flytekitplugins.aios_approvals.evaluate import Env
     from flytekitplugins.aios_policy import enforce_many
 
     built = [_policy_request(r, principal) for r in rows]
@@ -192,24 +196,26 @@ def decide_many(rows: list[dict[str, Any]], principal: str, timeout_s: float) ->
     out = [Decision(action="", effect="none", reason="missing_amount") for _ in rows]
     if not todo:
         return out
-    models = _classifier_models()
+    models = _classifier_models(settings)
     try:
         decisions = enforce_many(
             [b[2] for _, b in todo],
             subjects=[rows[i]["digest"] for i, _ in todo],
             attributes=[_sealed(rows[i], b[0], b[1], models) for i, b in todo],
+            settings=settings,
         )
     except GovernanceDenied as e:
         for i, b in todo:
             out[i] = Decision(action=b[0], effect="deny", reason=e.reason_code)
         return out
+    env = Env.load(settings)
     for (i, (action, ctx, _req)), d in zip(todo, decisions, strict=True):
-        out[i] = _after_policy(rows[i], action, ctx, d, principal, timeout_s)
+        out[i] = _after_policy(rows[i], action, ctx, d, principal, timeout_s, env)
     return out
 
 
 def _after_policy(
-    row: dict[str, Any], action: str, ctx: dict[str, Any], d: Any, principal: str, timeout_s: float
+    row: dict[str, Any], action: str, ctx: dict[str, Any], d: Any, principal: str, timeout_s: float, env: Any
 ) -> Decision:
     from flytekitplugins.aios_approvals import open_request
 
@@ -232,13 +238,14 @@ def _after_policy(
         requester=principal,
         reason=why,
         timeout_s=timeout_s,
+        env=env,
     )
     return Decision(
         action=action, effect="require_approval", gate=gate, request_id=rid, policy_record=d.audit_record_id
     )
 
 
-def quarantine_events(rows: list[dict[str, Any]], actor: str) -> None:
+def quarantine_events(rows: list[dict[str, Any]], actor: str, settings: Settings) -> None:
     """One ``quarantine`` audit record per quarantined document (reason code and digests only)."""
     from flytekitplugins.aios_audit import AuditEvent, audit_log, current_audit
     from flytekitplugins.aios_audit.recorder import execution_ref
@@ -259,4 +266,4 @@ def quarantine_events(rows: list[dict[str, Any]], actor: str) -> None:
         )
         for r in rows
     ]
-    audit_log().append_many(events)
+    audit_log(settings).append_many(events)

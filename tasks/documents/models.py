@@ -11,13 +11,13 @@ redacted exactly as production text is, and saved as ``tasks.ml.classifier`` art
 from __future__ import annotations
 
 import logging
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from flytekitplugins.aios_core.settings import Settings
 from tasks.ml.classifier import TextClassifier, train_head
 from tasks.ml.minilm import Encoder, shared_encoder
 
@@ -47,14 +47,10 @@ def strong_features(encoder: Encoder, texts: list[str], batch_size: int = 32) ->
     return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-9)
 
 
-def models_dir() -> Path:
-    """Where the artifacts live: ``AIOS_DOCUMENT_MODELS_DIR`` or ``<state_dir>/models/documents``."""
-    env = os.environ.get("AIOS_DOCUMENT_MODELS_DIR")
-    if env:
-        return Path(env)
-    from flytekitplugins.aios_core.settings import get_settings
-
-    return get_settings().state_dir / "models" / "documents"
+def models_dir(settings: Settings) -> Path:
+    """Where the artifacts live: ``settings.document_models_dir`` (``AIOS_DOCUMENT_MODELS_DIR``; default
+    ``<state_dir>/models/documents``)."""
+    return Path(settings.document_models_dir)
 
 
 def training_texts(n: int = N_TRAIN, seed: int = TRAIN_SEED) -> tuple[list[str], list[str]]:
@@ -92,14 +88,17 @@ def train(folder: Path, encoder: Encoder | None = None) -> DocumentModels:
     return DocumentModels(fast, strong)
 
 
-def load_or_train(folder: Path | None = None) -> DocumentModels:
-    """Load the artifacts, training them first when they are missing (a file lock keeps it single)."""
+def load_or_train(folder: Path) -> DocumentModels:
+    """Load the artifacts in ``folder`` (``models_dir(settings)``), training them first when they are missing (a
+    file lock keeps it single)."""
     import fcntl
 
-    folder = folder or models_dir()
     folder.mkdir(parents=True, exist_ok=True)
     with (folder / ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not all((folder / n / "aios_model.json").is_file() for n in (FAST, STRONG)):
-            train(folder)
+            from tasks.documents import progress
+
+            with progress.step("train models"):  # the first run only: shown, not a silent minute
+                train(folder)
         return DocumentModels(TextClassifier.load(folder / FAST), TextClassifier.load(folder / STRONG))

@@ -5,7 +5,9 @@ IBANs are found token-aware: a run of digit groups, or of alphanumeric tokens af
 candidate spans, and only a span that passes its check is reported, so the words around a value ("BIC
 COBADEFFXXX", "EUR 500", "12/25", "ref 12") are never consumed and never hide it. Checks come from
 python-stdnum: ``stdnum.luhn`` for cards; ``stdnum.iban`` (ISO 13616 mod-97, the SWIFT registry's length and
-BBAN format per country, national checks) for IBANs; ``stdnum.us.ssn`` for US social security numbers.
+BBAN format per country, national checks) for IBANs; ``stdnum.us.ssn`` for US social security numbers. Phone
+numbers are checked against Google's libphonenumber (``phonenumbers``): numbering-plan lengths for +CC numbers,
+assigned ranges for national ones (``phones``). E-mail addresses skip message ids (``_message_id``).
 
 ``normalize`` runs first: NFKC (full-width ``＠`` and digits become ASCII) and Unicode format characters
 (category Cf: zero-width spaces and joiners, bidi marks, soft hyphens) removed, so they cannot split a value.
@@ -19,6 +21,7 @@ import string
 import unicodedata
 from collections.abc import Iterator
 
+import phonenumbers
 from stdnum import iban as _iban
 from stdnum import luhn as _luhn
 from stdnum import numdb
@@ -240,8 +243,32 @@ def _email_at(text: str, at: int) -> Span | None:
     return start, right.end()
 
 
+# Header fields that hold only message identifiers (RFC 5322 3.6.4, RFC 2045 7, RFC 5322 3.6.6), at the start of
+# a line; a folded field goes on in lines that start with a space or a tab.
+_ID_FIELD = re.compile(r"(?i:(?:resent-)?message-id|content-id|in-reply-to|references)[ \t]*:")
+
+
+def _message_id(text: str, start: int, end: int) -> bool:
+    """True for an id like ``<20592.1022586929.1@example.com>`` in a Message-ID, Content-ID, In-Reply-To or
+    References field: inside angle brackets, with a local part of digits and punctuation only (the counters,
+    timestamps and process ids mailers generate), so that no name or word, and no address written anywhere else
+    (From, To, Cc, a signature, the body), is ever taken for an id."""
+    if text[start - 1 : start] != "<" or text[end : end + 1] != ">":
+        return False
+    local = text[start : text.index("@", start, end)] if "@" in text[start:end] else ""
+    if not local or any(c.isalpha() or c.isspace() for c in local):
+        return False
+    line = text.rfind("\n", 0, start) + 1
+    while line > 0 and text[line : line + 1] in {" ", "\t"}:  # a folded field: back to its first line
+        line = text.rfind("\n", 0, line - 1) + 1
+    return _ID_FIELD.match(text, line) is not None
+
+
 def emails(text: str) -> Iterator[Span]:
-    """E-mail addresses, also written ``name (at) domain [dot] tld``, ``name at domain dot tld`` or ``&#64;``."""
+    """E-mail addresses, also written ``name (at) domain [dot] tld``, ``name at domain dot tld`` or ``&#64;``.
+
+    Message identifiers (``_message_id``) are address-shaped but name no one, and are left alone.
+    """
     done = 0
     for hint in _HINT.finditer(text):
         if hint.start() < done:
@@ -249,4 +276,144 @@ def emails(text: str) -> Iterator[Span]:
         found = _email_at(text, hint.start())
         if found is not None and found[0] >= done:
             done = found[1]
-            yield found
+            if not _message_id(text, *found):
+                yield found
+
+
+# --- phone numbers --------------------------------------------------------------------------------------------
+
+# Candidates: an area code with its leading 0, a slash and the subscriber's number (0423/972429, 089 / 1234567);
+# or an optional +CC / 00CC prefix, an optional (area code), then two to six groups of digits. (The lookahead
+# for the first character first makes the scan faster than the lookbehind alone.)
+_PHONE_RE = re.compile(
+    r"(?=[\d+(])(?<![\w+/-])(?:0\d{1,5}[ \t]?/[ \t]?\d{3,10}"
+    r"|(?:(?:\+|00)\d{1,3}[\s.-]?)?(?:\(\d{1,5}\)[\s.-]?)?\d{1,5}(?:[\s.-]?\d{2,5}){1,5})(?![\w/-])"
+)
+_DIGITS = re.compile(r"\d+")
+_NON_DIGITS = re.compile(r"\D+")
+_DATE_LIKE = re.compile(r"(?:\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{2,4})\Z")
+# Numbers shaped like a phone number that are not: a timestamp (2004-06-02 17:00), a US ZIP+4 code, an IPv4
+# address, figures on two lines, a code followed by an amount (313000001 179.48).
+_NOT_PHONE = re.compile(r"\d{4}-\d{2}-\d{2}\b|\d{5}-\d{4}\Z|\d{1,3}(?:\.\d{1,3}){3}\Z|.*\n|.*\s.*\.\d{2}\Z")
+# A phone label right before the number (English, French, German, Italian, Spanish, Dutch), e.g. "Tel.:",
+# "Mobile:", "Fax", "Téléphone :", "risponditore telefonico", "T." / "F." (capital letter and a dot or colon).
+_PHONE_LABEL = re.compile(
+    r"(?:(?<![^\W\d_])(?i:t[eé]l(?:[eé](?:phone|fon[eo]?|fonico|foon|copieur))?|phone|ph|fax|mobile?|mob"
+    r"|cell(?:ulare|phone)?|handy|portable|m[oó]vil|call|rufnummer)[ \t]*\.?"
+    r"|(?<![\w.])[TFMP][.:])[ \t]*(?:\([^()\n]{0,20}\)[ \t]*)?[:=-]?[ \t]*\n?[ \t]*\Z"
+)
+# Regions whose national formats count without a label, written with their leading 0 (a trunk prefix, or part
+# of an Italian fixed-line number): libphonenumber's is_valid_number, the number lies in a range the country's
+# numbering plan assigns. Without the 0, nine or ten digits are as often a code or a figure as a phone number (an
+# Italian mobile number is any 3xx xxxxxxx), so they count only after a label. North American numbers count in
+# their printed shape (``_north_american``), so that unassigned area codes are not missed.
+PHONE_REGIONS = ("GB", "IE", "DE", "AT", "CH", "FR", "BE", "NL", "IT")
+# Where a label may end: a letter, or the dot, colon, bracket, equals sign or dash after it.
+_LABEL_END = frozenset(".:)=-")
+
+
+def _number(country_code: int, national: str) -> phonenumbers.PhoneNumber:
+    """libphonenumber's number for a country code and the national digits, leading zeros kept (Italy)."""
+    zeros = len(national) - len(national.lstrip("0"))
+    if not zeros:
+        return phonenumbers.PhoneNumber(country_code=country_code, national_number=int(national))
+    return phonenumbers.PhoneNumber(
+        country_code=country_code,
+        national_number=int(national),
+        italian_leading_zero=True,
+        number_of_leading_zeros=zeros,
+    )
+
+
+@functools.lru_cache(maxsize=4096)
+def _possible_international(digits: str) -> bool:
+    """A number written with +CC (or 00CC) that fits its country's numbering plan in length.
+
+    The country code is the prefix of ``digits`` that libphonenumber knows (country codes are prefix-free); the
+    national part is tried as written and, as ``phonenumbers.parse`` does, without the country's trunk prefix
+    (``+44 (0)20 7946 0321``). Building the number from its parts costs a tenth of parsing the text.
+    """
+    codes = phonenumbers.COUNTRY_CODE_TO_REGION_CODE
+    size = next((n for n in (1, 2, 3) if digits[:1] != "0" and int(digits[:n]) in codes), 0)
+    national = digits[size:]
+    if not size or not national.strip("0"):
+        return False
+    code = int(digits[:size])
+    meta = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(code, codes[code][0])
+    trunk = (meta.national_prefix or "") if meta is not None else ""
+    tries = [national] + ([national[len(trunk) :]] if trunk and national.startswith(trunk) else [])
+    possible = phonenumbers.ValidationResult.IS_POSSIBLE
+    return any(phonenumbers.is_possible_number_with_reason(_number(code, n)) == possible for n in tries if n.strip("0"))
+
+
+@functools.lru_cache(maxsize=4096)
+def _valid_national(digits: str) -> bool:
+    """A number written with its leading 0 that a numbering plan of ``PHONE_REGIONS`` assigns."""
+    for region in PHONE_REGIONS:
+        # the 0 is part of an Italian fixed-line number, elsewhere the trunk prefix
+        number = _number(phonenumbers.country_code_for_region(region), digits if region == "IT" else digits[1:])
+        if phonenumbers.is_valid_number_for_region(number, region):
+            return True
+    return False
+
+
+def _north_american(lengths: list[int], digits: str) -> bool:
+    """``(201) 555-0123``, ``201-555-0123``, ``201.555.0123``, ``1-800-661-2638``: 3-3-4 digits, NANP rules."""
+    if lengths[:1] == [1] and digits[0] == "1":
+        lengths, digits = lengths[1:], digits[1:]
+    return lengths == [3, 3, 4] and digits[0] in "23456789" and digits[3] in "23456789"
+
+
+def _labelled(text: str, start: int) -> bool:
+    """A phone label (``_PHONE_LABEL``) ends right before ``start``."""
+    before = text[max(0, start - 40) : start].rstrip()
+    if not before or not (before[-1].isalpha() or before[-1] in _LABEL_END):
+        return False
+    return _PHONE_LABEL.search(before) is not None
+
+
+def _phone_at(text: str, start: int, end: int, lengths: list[int]) -> bool:
+    """Whether ``text[start:end]``, digit groups of ``lengths``, is a phone number (see ``phones``)."""
+    value = text[start:end]
+    if _DATE_LIKE.match(value) or _NOT_PHONE.match(value):
+        return False
+    # a part of a larger figure: 347.256.998,80 or 83,190,5562
+    if (text[end : end + 1] in {".", ","} and text[end + 1 : end + 2].isdigit()) or (
+        start >= 2 and text[start - 1] in ".," and text[start - 2].isdigit()
+    ):
+        return False
+    digits = _NON_DIGITS.sub("", value)
+    if value.startswith(("+", "00")):
+        if _possible_international(digits[2:] if value[0] == "0" else digits):
+            return True
+    elif len(lengths) > 1 and len(digits) >= 9:
+        if _north_american(lengths, digits) or (digits[0] == "0" != digits[1] and _valid_national(digits)):
+            return True
+    return _labelled(text, start) and (len(lengths) > 1 or value[0] == "+")
+
+
+def phones(text: str) -> Iterator[Span]:
+    """Phone numbers of 7-15 digits: international, after a label, or national; never dates, codes or figures.
+
+    Written with +CC or 00CC, the number must be possible for its country (libphonenumber: its numbering plan's
+    lengths); right after a phone label (``Tel.``, ``Fax``, ``Mobile:``, ``Téléphone :``), any grouped number
+    counts; otherwise a national number counts when it has a North American shape or, with its leading 0, is
+    valid in one of ``PHONE_REGIONS``. A run of digit groups is tried whole, then without its leading groups
+    (``ref 12 645.628.2144``: the number is the last three groups), so that a figure in front is kept.
+    """
+    for m in _PHONE_RE.finditer(text):
+        value = m.group()
+        if len(value) < 7 or len(_NON_DIGITS.sub("", value)) < 7:  # most candidates: amounts, dates, references
+            continue
+        groups = [(g.start(), g.end() - g.start()) for g in _DIGITS.finditer(value)]
+        for i, (start, _) in enumerate(groups):
+            if not i:
+                start = 0  # the whole run, with its + or bracket
+            else:  # split only where a space separates groups; an area code keeps its bracket
+                start -= 1 if value[start - 1] == "(" else 0
+                if not value[start - 1].isspace():
+                    continue
+            lengths = [n for _, n in groups[i:]]
+            if 7 <= sum(lengths) <= 15 and _phone_at(text, m.start() + start, m.end(), lengths):
+                yield m.start() + start, m.end()
+                break

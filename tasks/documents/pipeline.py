@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from flytekitplugins.aios_core.settings import Settings
 from tasks.documents import progress
 from tasks.documents.schemas import ProcessingOptions
 
@@ -69,9 +70,11 @@ def iter_refs(source: str, options: ProcessingOptions) -> Iterator[dict[str, Any
 
 def ingest_chunks(source: str, options: ProcessingOptions) -> list[pd.DataFrame]:
     """Reference tables of ``options.chunk_size`` documents each."""
+    progress.begin("ingest", options.progress)
     rows = list(iter_refs(source, options))
     progress.start(len(rows), options.progress)
-    progress.advance("ingest", len(rows))
+    progress.advance("ingest", len(rows), options.progress)
+    progress.chunk_done("ingest")
     return [pd.DataFrame(rows[i : i + options.chunk_size]) for i in range(0, len(rows), options.chunk_size)]
 
 
@@ -106,13 +109,17 @@ def _protect_one(ref: dict[str, Any], options: ProcessingOptions) -> dict[str, A
     return out
 
 
-def parse_protect(chunk: pd.DataFrame, options: ProcessingOptions) -> pd.DataFrame:
-    """Parse and redact every document of a chunk; quarantine what cannot be read (audited)."""
+def parse_protect(chunk: pd.DataFrame, options: ProcessingOptions, settings: Settings) -> pd.DataFrame:
+    """Parse and redact every document of a chunk; quarantine what cannot be read (audited in ``settings``' store)."""
     from tasks.documents.governance import quarantine_events
 
-    rows = [_protect_one(ref, options) for ref in chunk.to_dict(orient="records")]
-    quarantine_events([r for r in rows if r["status"] == "quarantine"], options.principal)
-    progress.advance("parse + protect", len(rows))
+    progress.begin("parse + protect", options.progress)
+    rows = []
+    for ref in chunk.to_dict(orient="records"):  # one document at a time: the slow stage (OCR), counted per file
+        rows.append(_protect_one(ref, options))
+        progress.advance("parse + protect", 1, options.progress)
+    quarantine_events([r for r in rows if r["status"] == "quarantine"], options.principal, settings)
+    progress.chunk_done("parse + protect")
     return pd.DataFrame(rows, columns=_PROTECTED_COLUMNS)
 
 
@@ -133,6 +140,7 @@ def _spread(df: pd.DataFrame, mask: pd.Series, seconds: float, cpu: float) -> pd
 
 def classify(docs: pd.DataFrame, options: ProcessingOptions, router: Any, cache: Any) -> pd.DataFrame:
     """Document type per ``ok`` row through the router (cheap, then strong, then review)."""
+    progress.begin("classify", options.progress)
     df = docs.copy()
     df["label"], df["confidence"], df["route"], df["cached"] = "", 0.0, "none", False
     ok = df["status"] == "ok"
@@ -143,7 +151,8 @@ def classify(docs: pd.DataFrame, options: ProcessingOptions, router: Any, cache:
         df.loc[ok, "confidence"] = [min(1.0, max(0.0, a.confidence)) for a in answers]
         df.loc[ok, "route"] = [a.route for a in answers]
         df.loc[ok, "cached"] = [a.cached for a in answers]
-    progress.advance("classify", len(df))
+    progress.advance("classify", len(df), options.progress)
+    progress.chunk_done("classify")
     return _spread(df, ok, time.perf_counter() - t0, time.process_time() - c0)
 
 
@@ -164,7 +173,7 @@ def _extract_one(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _decide_rows(rows: list[dict[str, Any]], options: ProcessingOptions) -> None:
+def _decide_rows(rows: list[dict[str, Any]], options: ProcessingOptions, settings: Settings) -> None:
     """Policy for every parsed row of a chunk in one batch; the time is shared out per row."""
     from tasks.documents.governance import decide_many
 
@@ -172,7 +181,7 @@ def _decide_rows(rows: list[dict[str, Any]], options: ProcessingOptions) -> None
     if not ok:
         return
     t0, c0 = time.perf_counter(), time.process_time()
-    decisions = decide_many(ok, options.principal, options.approval_timeout_s)
+    decisions = decide_many(ok, options.principal, options.approval_timeout_s, settings)
     wall, cpu = (time.perf_counter() - t0) * 1000 / len(ok), (time.process_time() - c0) / len(ok)
     for out, d in zip(ok, decisions, strict=True):
         fields = {"label": out["label"], "amount": out["amount"], "currency": out["currency"]}
@@ -182,11 +191,13 @@ def _decide_rows(rows: list[dict[str, Any]], options: ProcessingOptions) -> None
         out["cpu_s"] += cpu
 
 
-def decide_chunk(docs: pd.DataFrame, options: ProcessingOptions) -> pd.DataFrame:
+def decide_chunk(docs: pd.DataFrame, options: ProcessingOptions, settings: Settings) -> pd.DataFrame:
     """Extract typed fields, decide, ask policy and open approval requests; the text is dropped here."""
+    progress.begin("decide + policy", options.progress)
     rows = [_extract_one(r) for r in docs.to_dict(orient="records")]
-    _decide_rows(rows, options)
-    progress.advance("decide + policy", len(rows))
+    _decide_rows(rows, options, settings)
+    progress.advance("decide + policy", len(rows), options.progress)
+    progress.chunk_done("decide + policy")
     df = pd.DataFrame(rows).drop(columns=["text_digest"])
     df["amount"] = df["amount"].astype("float64")
     return df

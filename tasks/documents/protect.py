@@ -4,8 +4,9 @@ The text is NFKC-normalized and stripped of Unicode format characters first (``p
 full-width or zero-width characters cannot hide a value. Detectors run in a fixed order (secrets, then
 structured identifiers with checksums, then e-mail and phone numbers) and each finding is replaced by a typed
 placeholder such as ``[EMAIL]``; later detectors never see (or double-count) an earlier finding. Checksums
-from python-stdnum keep false positives down (IBAN mod-97 and country format, card Luhn, SSN ranges), and the
-structured finders in ``pii`` look for the valid value inside a longer run of characters.
+from python-stdnum (IBAN mod-97 and country format, card Luhn, SSN ranges) and libphonenumber's numbering plans
+(phones) keep false positives down, and the structured finders in ``pii`` look for the valid value inside a
+longer run of characters.
 
 Only counts per kind leave this module; the matched values never do.
 """
@@ -55,13 +56,6 @@ _SECRET_HINTS_NOCASE = (
 # U+0130 and U+0131 (i), U+017F (s), U+212A (k). Folded before lowercasing, so that the hint test stays exact.
 _ASCII_FOLD = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"})
 _NINO_RE = re.compile(r"\b(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D]\b")
-_PHONE_RE = re.compile(
-    r"(?<![\w+/-])(?:(?:\+|00)\d{1,3}[\s.-]?)?(?:\(\d{1,5}\)[\s.-]?)?\d{1,5}(?:[\s.-]?\d{2,5}){1,5}(?![\w/-])"
-)
-_DATE_LIKE = re.compile(r"^(?:\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{2,4})$")
-# Numbers shaped like a phone number that are not: a timestamp (2004-06-02 17:00), a US ZIP+4 code, an IPv4
-# address, figures on two lines, a code followed by an amount (313000001 179.48).
-_NOT_PHONE = re.compile(r"\d{4}-\d{2}-\d{2}\b|\d{5}-\d{4}$|\d{1,3}(?:\.\d{1,3}){3}$|.*\n|.*\s.*\.\d{2}$")
 
 
 def _may_hold_secret(text: str) -> bool:
@@ -82,15 +76,6 @@ def iban_ok(candidate: str) -> bool:
     return bool(_iban.is_valid(candidate))
 
 
-def _phone(text: str) -> bool:
-    digits = re.sub(r"\D", "", text)
-    if _DATE_LIKE.match(text.strip()) or _NOT_PHONE.match(text):
-        return False
-    has_plus = text.startswith(("+", "00"))
-    has_sep = bool(re.search(r"[\s().-]", text))
-    return (9 <= len(digits) <= 15 and (has_sep or has_plus)) or (has_plus and 7 <= len(digits) <= 15)
-
-
 def _secrets(text: str) -> Iterator[Span]:
     if _may_hold_secret(text):  # looked up at call time: a test forces the gate open
         yield from (m.span() for m in _SECRET_RE.finditer(text))
@@ -100,10 +85,6 @@ def _nino(text: str) -> Iterator[Span]:
     return (m.span() for m in _NINO_RE.finditer(text))
 
 
-def _phones(text: str) -> Iterator[Span]:
-    return (m.span() for m in _PHONE_RE.finditer(text) if _phone(m.group()))
-
-
 _DETECTORS: list[tuple[str, Callable[[str], Iterable[Span]]]] = [
     ("SECRET", _secrets),
     ("IBAN", pii.ibans),
@@ -111,7 +92,7 @@ _DETECTORS: list[tuple[str, Callable[[str], Iterable[Span]]]] = [
     ("SSN", pii.ssns),
     ("NINO", _nino),
     ("EMAIL", pii.emails),
-    ("PHONE", _phones),
+    ("PHONE", pii.phones),
 ]
 
 

@@ -151,17 +151,19 @@ def _pretty(summary: BatchSummary) -> str:
 RESULTS_DIR_ENV = "AIOS_RESULTS_DIR"
 
 
-def export_tables(summary: BatchSummary, results: pd.DataFrame, quarantine: pd.DataFrame) -> Path | None:
-    """Copy the batch's tables to ``$AIOS_RESULTS_DIR`` (local convenience; on a cluster they are workflow outputs).
+def export_tables(
+    summary: BatchSummary, results: pd.DataFrame, quarantine: pd.DataFrame, results_dir: str
+) -> Path | None:
+    """Copy the batch's tables to ``results_dir`` (the ``results_dir`` setting, ``AIOS_RESULTS_DIR``; empty: do
+    nothing). A local convenience: on a cluster they are workflow outputs.
 
     Writes ``results.csv``, ``quarantine.csv`` and ``summary.json``. The tables hold redacted fields and
     digests only, like the workflow outputs.
     """
     import dataclasses
     import json
-    import os
 
-    target = os.environ.get(RESULTS_DIR_ENV)
+    target = results_dir
     if not target:
         return None
     out = Path(target)

@@ -83,8 +83,10 @@ def parse_protect(chunk: DataFrame[DocumentRef], options: ProcessingOptions) -> 
         chunk: document references of one chunk.
         options: batch options (page and size limits).
     """
+    from flytekitplugins.aios_core.settings import get_settings
+
     try:
-        return pipeline.parse_protect(chunk, options)
+        return pipeline.parse_protect(chunk, options, get_settings())  # this task's settings, passed down
     finally:
         release_memory()
 
@@ -103,17 +105,18 @@ def classify(docs: DataFrame[ProtectedDoc], options: ProcessingOptions) -> DataF
     from tasks.documents.models import FAST, STRONG, load_or_train, models_dir
     from tasks.documents.router import ResultCache, Router
 
-    models = load_or_train()
-    ensure_catalogued(models_dir(), [FAST, STRONG])
+    settings = get_settings()  # this task's entry point: resolved once, passed down
+    models = load_or_train(models_dir(settings))
+    ensure_catalogued(models_dir(settings), [FAST, STRONG], settings)
     ids = [(m.name, m.version) for m in (models.fast.encoder.ref, models.fast.ref, models.strong.ref)]
-    decisions = check_model_use(options.principal, ids)
+    decisions = check_model_use(options.principal, ids, settings)
     router = Router(models, options.fast_threshold, options.strong_threshold)
     scope = current_audit()
     if scope is not None:
         for ref in router.refs:
             scope.add_model(ref)
         scope.set_attribute("use_model_decisions", [d.get("audit_record_id", "") for d in decisions])
-    cache = ResultCache(get_settings().state_dir / "cache" / "documents.db")
+    cache = ResultCache(settings.state_dir / "cache" / "documents.db")
     try:
         return pipeline.classify(docs, options, router, cache)
     finally:
@@ -130,8 +133,10 @@ def decide(docs: DataFrame[ClassifiedDoc], options: ProcessingOptions) -> DataFr
         docs: classified documents of one chunk.
         options: batch options (principal, approval timeout).
     """
+    from flytekitplugins.aios_core.settings import get_settings
+
     try:
-        return pipeline.decide_chunk(docs, options)
+        return pipeline.decide_chunk(docs, options, get_settings())  # this task's settings, passed down
     finally:
         release_memory()
 
@@ -225,7 +230,13 @@ def summarize(
     summary = report.summarize(results, quarantine, counts, source, options)
     Deck("batch summary", report.deck_html(summary, results, quarantine))
     progress.stop()
-    report.export_tables(summary, results, quarantine)
+    from flytekitplugins.aios_audit.metrics import record_cost
+    from flytekitplugins.aios_core.settings import get_settings
+
+    settings = get_settings()  # this task's entry point: resolved once, passed down
+    report.export_tables(summary, results, quarantine, settings.results_dir)
+    # metrics aios.document.cost (one sample per document) and aios.workflow.cost (the batch's total)
+    record_cost(summary.cost_per_document_usd, summary.documents_in, None, settings)
     print("AIOS_BATCH_SUMMARY " + json.dumps(dataclasses.asdict(summary), sort_keys=True), flush=True)
     return summary, results, quarantine
 

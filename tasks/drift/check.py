@@ -14,25 +14,25 @@ from flytekit import Deck, task
 from flytekitplugins.aios_audit import AuditEvent, ModelRef, audit_log
 from flytekitplugins.aios_core.context import code_version, current_execution
 from flytekitplugins.aios_core.digest import digest_value
-from flytekitplugins.aios_core.settings import get_settings
+from flytekitplugins.aios_core.settings import Settings, get_settings
 from tasks.drift.effect_size import Thresholds, effect_sizes, profile_reference
 from tasks.drift.report import DriftReport, QualityReport, feature_drifts
 from tasks.images import GOVERNED
 
 
-def record_drift(status: str, subject: str, attributes: dict[str, object], **kw: object) -> str:
-    """Append one kind="drift" audit record (durable or raise) and return its id."""
+def record_drift(status: str, subject: str, attributes: dict[str, object], settings: Settings, **kw: object) -> str:
+    """Append one kind="drift" audit record to ``settings``' store (durable or raise) and return its id."""
     event = AuditEvent(
         kind="drift",
-        actor=get_settings().actor,
+        actor=settings.actor,
         status=status,
         subject=subject,
         execution=current_execution(),
-        code_version=code_version(),
+        code_version=code_version(settings.code_version),
         attributes=attributes,
         **kw,  # type: ignore[arg-type]
     )
-    return audit_log().append(event).record_id
+    return audit_log(settings).append(event).record_id
 
 
 @task(**GOVERNED, enable_deck=True)
@@ -48,11 +48,12 @@ def check_quality(reference: pd.DataFrame, current: pd.DataFrame, suite: str, da
     from tasks.drift.deck_pages import quality_html
     from tasks.drift.quality import require_quality, validate
 
-    reports = [validate(reference, suite, "reference"), validate(current, suite, "current")]
+    settings = get_settings()  # this task's entry point: resolved once, passed down
+    reports = [validate(reference, suite, "reference", settings), validate(current, suite, "current", settings)]
     Deck("quality", quality_html(suite, reports))
     if not all(r.success for r in reports):
         attrs = {"suite": suite, "failed": {r.batch: r.failed for r in reports if not r.success}}
-        record_drift("quality_failed", f"dataset:{dataset}", attrs)
+        record_drift("quality_failed", f"dataset:{dataset}", attrs, settings)
         require_quality(reports)
     return reports
 
@@ -161,6 +162,7 @@ def measure_drift(
         "drift" if report.drifted else "no_drift",
         f"dataset:{dataset}",
         attrs,
+        get_settings(),  # this task's settings
         inputs=digests,
         outputs={"report": digest_value(report)},
         models=models,

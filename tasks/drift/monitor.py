@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 from flytekit import dynamic, task
 
 from flytekitplugins.aios_core.errors import GovernanceDenied
-from flytekitplugins.aios_core.settings import get_settings
+from flytekitplugins.aios_core.settings import Settings, get_settings
 from tasks.acting import act_as
 from tasks.drift.check import record_drift
 from tasks.drift.report import DriftReport
@@ -59,12 +59,13 @@ def resolve_target(target: str) -> Any:
     return entity
 
 
-def _policy_allows(actor: str, target: str) -> tuple[bool, str, str]:
+def _policy_allows(target: str, settings: Settings) -> tuple[bool, str, str]:
     from flytekitplugins.aios_policy import PolicyRequest, enforce
 
     try:
-        request = PolicyRequest(principal=actor, action="run_task", resource={"type": "Workflow", "id": target})
-        decision = enforce(request, subject=f"Workflow::{target}", raise_on_deny=False)
+        resource = {"type": "Workflow", "id": target}
+        request = PolicyRequest(principal=settings.actor, action="run_task", resource=resource)
+        decision = enforce(request, subject=f"Workflow::{target}", raise_on_deny=False, settings=settings)
     except (GovernanceDenied, ValueError) as e:
         return False, f"policy check failed: {e}", ""
     return decision.effect == "allow", "; ".join(decision.reasons), decision.audit_record_id
@@ -88,23 +89,24 @@ def decide_retraining(report: DriftReport, target: str) -> RetrainDecision:
         report: the drift report (its thresholds are the monitoring thresholds).
         target: the retraining workflow that would be started.
     """
+    settings = get_settings()  # this task's entry point: resolved once, passed down
     summary = report.summary()
     parents = [report.audit_record_id] if report.audit_record_id else []
     if not report.drifted:
         reason = f"no drift on {report.dataset} at thresholds {report.thresholds}"
         rid = record_drift(
-            "retrain_skipped", f"dataset:{report.dataset}", {"reason": reason, **summary}, parents=parents
+            "retrain_skipped", f"dataset:{report.dataset}", {"reason": reason, **summary}, settings, parents=parents
         )
         return RetrainDecision(False, reason, rid)
     what = report.drifted_features or [
         "text embedding" if report.embedding and report.embedding.drifted else "predictions"
     ]
     reason = f"drift on {report.dataset}: {', '.join(what)} crossed {report.thresholds}"
-    allowed, why, policy_record = _policy_allows(get_settings().actor, target)
+    allowed, why, policy_record = _policy_allows(target, settings)
     status = "retrain_triggered" if allowed else "retrain_denied"
     attrs = {"reason": reason, "target": target, "policy": why, **summary}
     rid = record_drift(
-        status, f"dataset:{report.dataset}", attrs, parents=parents + [policy_record] * bool(policy_record)
+        status, f"dataset:{report.dataset}", attrs, settings, parents=parents + [policy_record] * bool(policy_record)
     )
     return RetrainDecision(allowed, reason if allowed else f"{reason}; retraining denied: {why}", rid)
 

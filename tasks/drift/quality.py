@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from flytekitplugins.aios_core.errors import AiosError
-from flytekitplugins.aios_core.settings import get_settings
+from flytekitplugins.aios_core.settings import Settings
 from tasks.drift.report import ExpectationResult, QualityReport
 
 # Great Expectations sends usage analytics by default; this pack never talks to the network at run time.
@@ -31,16 +31,16 @@ class DataQualityError(AiosError):
         self.reports = reports
 
 
-def suite_path(suite: str) -> Path:
-    """``config/expectations/<suite>.json`` of the configured config dir."""
-    return get_settings().config_dir / "expectations" / f"{suite}.json"
+def suite_path(suite: str, settings: Settings) -> Path:
+    """``config/expectations/<suite>.json`` of ``settings.config_dir``."""
+    return settings.config_dir / "expectations" / f"{suite}.json"
 
 
-def load_suite(suite: str) -> Any:
+def load_suite(suite: str, settings: Settings) -> Any:
     """The suite as a ``great_expectations.ExpectationSuite``; raises FileNotFoundError/ValueError clearly."""
     import great_expectations as gx
 
-    path = suite_path(suite)
+    path = suite_path(suite, settings)
     if not path.is_file():
         known = sorted(p.stem for p in path.parent.glob("*.json"))
         msg = f"expectation suite {suite!r} not found at {path}; known suites: {known}"
@@ -91,13 +91,14 @@ def expectation_result(result: Any) -> ExpectationResult:
     )  # fmt: skip
 
 
-def validate(df: pd.DataFrame, suite: str, batch: str) -> QualityReport:
+def validate(df: pd.DataFrame, suite: str, batch: str, settings: Settings) -> QualityReport:
     """Validate ``df`` against ``suite``.
 
     Args:
         df: the batch.
         suite: suite name (file stem under config/expectations/).
         batch: label for messages, e.g. ``reference`` or ``current``.
+        settings: the caller's settings (the suite is read from their config dir).
     """
     import great_expectations as gx
 
@@ -105,7 +106,7 @@ def validate(df: pd.DataFrame, suite: str, batch: str) -> QualityReport:
     context.variables.progress_bars = {"globally": False}
     asset = context.data_sources.add_pandas("aios").add_dataframe_asset(batch)
     gx_batch = asset.add_batch_definition_whole_dataframe(batch).get_batch(batch_parameters={"dataframe": df})
-    result = gx_batch.validate(load_suite(suite))
+    result = gx_batch.validate(load_suite(suite, settings))
     failed = [_describe(r) for r in result.results if not r.success]
     return QualityReport(
         suite=suite, batch=batch, success=bool(result.success), evaluated=len(result.results), failed=failed,

@@ -8,7 +8,6 @@ install time by ``scripts/fetch_data.sh`` into ``$AIOS_DATA_DIR`` (default ``.da
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -18,22 +17,24 @@ SOURCES = ("tweets", "movieReviewSnippets", "nytEditorialSnippets", "amazonRevie
 _REPO = Path(__file__).resolve().parents[2]
 
 
-def vader_dir() -> Path:
-    """Folder holding ``*_GroundTruth.txt`` (under ``$AIOS_DATA_DIR``, else the repo's ``.data``)."""
-    base = Path(os.environ.get("AIOS_DATA_DIR") or _REPO / ".data")
+def vader_dir(data_dir: str = "") -> Path:
+    """Folder holding ``*_GroundTruth.txt`` under ``data_dir`` (the ``data_dir`` setting; empty: the repo's
+    ``.data``, where scripts/fetch_data.sh puts it)."""
+    base = Path(data_dir) if data_dir else _REPO / ".data"
     return base / "vader" / "corpus" / "hutto_ICWSM_2014"
 
 
-def load_vader(source: str) -> pd.DataFrame:
+def load_vader(source: str, data_dir: str = "") -> pd.DataFrame:
     """All snippets of one source: columns ``id``, ``score``, ``text``, ``source``.
 
     Args:
         source: one of :data:`SOURCES`.
+        data_dir: the caller's ``settings.data_dir`` (empty: the repository's ``.data``).
     """
     if source not in SOURCES:
         msg = f"unknown VADER source {source!r}; use one of {SOURCES}"
         raise ValueError(msg)
-    path = vader_dir() / f"{source}_GroundTruth.txt"
+    path = vader_dir(data_dir) / f"{source}_GroundTruth.txt"
     if not path.is_file():
         msg = f"VADER data not found at {path}: run scripts/fetch_data.sh (or set AIOS_DATA_DIR)"
         raise FileNotFoundError(msg)

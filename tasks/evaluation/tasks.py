@@ -13,7 +13,7 @@ from flytekitplugins.aios_audit import AuditEvent, audit_log
 from flytekitplugins.aios_core.context import code_version, current_execution
 from flytekitplugins.aios_core.digest import digest_value
 from flytekitplugins.aios_core.errors import GovernanceDenied
-from flytekitplugins.aios_core.settings import get_settings
+from flytekitplugins.aios_core.settings import Settings, get_settings
 from tasks.evaluation.metrics import mcnemar_exact, paired_bootstrap
 from tasks.evaluation.report import Comparison, EvaluationReport, model_figures
 from tasks.images import GOVERNED
@@ -32,11 +32,11 @@ def _proba(clf: TextClassifier, texts: list[str]) -> np.ndarray:
     return clf.predict_proba(texts)
 
 
-def drift_passed_from(record_id: str) -> bool:
+def drift_passed_from(record_id: str, settings: Settings) -> bool:
     """True only when ``record_id`` is a recorded drift check that found no drift (fail closed)."""
     if not record_id:
         return False
-    rec = audit_log().get(record_id)
+    rec = audit_log(settings).get(record_id)
     return rec is not None and rec.event.kind == "drift" and rec.event.status == "no_drift"
 
 
@@ -65,6 +65,7 @@ def evaluate_pair(
     """
     from tasks.evaluation.plots import confusion_matrices, reliability_diagram, summary_table
 
+    settings = get_settings()  # this task's entry point: resolved once, passed down
     cand, champ = _load(candidate), _load(champion)
     texts = test["text"].astype(str).tolist()
     labels = champ.labels
@@ -95,15 +96,15 @@ def evaluate_pair(
         candidate=f_cand,
         champion=f_champ,
         comparison=comp,
-        drift_passed=drift_passed_from(drift_record),
+        drift_passed=drift_passed_from(drift_record, settings),
     )
     event = AuditEvent(
         kind="evaluation",
-        actor=get_settings().actor,
+        actor=settings.actor,
         status="evaluated",
         subject=f_cand.model,
         execution=current_execution(),
-        code_version=code_version(),
+        code_version=code_version(settings.code_version),
         models=[cand.ref, champ.ref],
         inputs={"test": report.test_digest},
         parents=[drift_record] if drift_record else [],
@@ -115,7 +116,7 @@ def evaluate_pair(
             "dataset": dataset,
         },
     )
-    report.audit_record_id = audit_log().append(event).record_id
+    report.audit_record_id = audit_log(settings).append(event).record_id
     Deck("evaluation", summary_table(report) + reliability_diagram(report) + confusion_matrices(report))
     return report
 
@@ -128,17 +129,19 @@ def decide_promotion(report: EvaluationReport) -> EvaluationReport:
         report: the evaluation; its figures are the policy's evidence.
     """
     from flytekitplugins.aios_approvals import open_request
+    from flytekitplugins.aios_approvals.evaluate import Env
     from flytekitplugins.aios_catalog import ApprovalRequired, catalog
 
+    settings = get_settings()  # this task's entry point: resolved once, passed down
     name, _, version = report.candidate.model.partition("@")
-    actor = get_settings().actor
-    current = catalog().champion(name)
+    actor = settings.actor
+    current = catalog(settings).champion(name)
     if current is not None and current.digest != report.champion.digest:
         report.decision = "keep"
         report.reasons = [f"evaluated against {report.champion.model}, but the champion is {current.model_id}"]
         return report
     try:
-        catalog().promote(name, version, actor=actor, evidence=report.evidence())
+        catalog(settings).promote(name, version, actor=actor, evidence=report.evidence())
         report.decision, report.reasons = "promote", ["policy allowed the promotion"]
     except ApprovalRequired as e:
         req = e.decision.approval
@@ -151,6 +154,7 @@ def decide_promotion(report: EvaluationReport) -> EvaluationReport:
             requester=actor,
             reason=req.reason,
             evidence={"evaluation": report.audit_record_id, "policy_decision": e.decision.audit_record_id},
+            env=Env.load(settings),
         )
         report.decision, report.reasons = "needs_approval", list(e.decision.reasons)
     except GovernanceDenied as e:
@@ -168,7 +172,8 @@ def promote_approved(evaluation_record: str, approval_request_id: str) -> str:
     """
     from flytekitplugins.aios_catalog import catalog
 
-    rec = audit_log().get(evaluation_record)
+    settings = get_settings()  # this task's entry point: resolved once, passed down
+    rec = audit_log(settings).get(evaluation_record)
     if rec is None or rec.event.kind != "evaluation":
         msg = f"{evaluation_record!r} is not an evaluation record in the audit trail"
         raise GovernanceDenied(msg, reason_code="no_evidence")
@@ -182,7 +187,7 @@ def promote_approved(evaluation_record: str, approval_request_id: str) -> str:
         "evaluation_record": rec.record_id,
     }
     name, _, version = rec.event.subject.partition("@")
-    entry = catalog().promote(
-        name, version, actor=get_settings().actor, evidence=evidence, approval_request_id=approval_request_id
+    entry = catalog(settings).promote(
+        name, version, actor=settings.actor, evidence=evidence, approval_request_id=approval_request_id
     )
     return entry.model_id

@@ -55,7 +55,7 @@ def train_vader_models(source: str, name: str, n_weak: int, n_strong: int, n_tes
     """
     from tasks.drift.text import embed_cached
 
-    data = binarize(load_vader(source))
+    data = binarize(load_vader(source, get_settings().data_dir))  # this task's settings
     test, train = split(data, (n_test, n_strong), seed)
     weak_rows = train.head(n_weak)
     models = []
@@ -78,7 +78,8 @@ def register_models(models: list[FlyteDirectory], owner: str) -> list[str]:
     """
     from flytekitplugins.aios_catalog import ModelEntry, catalog
 
-    cat, out = catalog(), []
+    settings = get_settings()  # this task's entry point: resolved once, passed down
+    cat, out = catalog(settings), []
     for d in models:
         clf = TextClassifier.load(Path(d.download()))
         known = cat.find(clf.card.name, clf.card.version)
@@ -96,6 +97,6 @@ def register_models(models: list[FlyteDirectory], owner: str) -> list[str]:
                 artifact_uri=str(d.path),
                 description=f"MiniLM head, {clf.card.params}",
             )
-            cat.register(entry, actor=get_settings().actor)
+            cat.register(entry, actor=settings.actor)
         out.append(f"{clf.card.name}@{clf.card.version}")
     return out

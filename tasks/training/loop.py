@@ -51,8 +51,9 @@ def dist_env() -> tuple[int, int, int]:
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
 
 
-def setup_device(local_rank: int, world: int) -> torch.device:
-    """Pick the device, pin CPU threads, and join the process group (nccl on GPU, gloo on CPU)."""
+def setup_device(local_rank: int, world: int, timeout_s: float = 600.0) -> torch.device:
+    """Pick the device, pin CPU threads, and join the process group (nccl on GPU, gloo on CPU) within
+    ``timeout_s`` (the ``dist_timeout_s`` setting)."""
     import torch.distributed as dist
 
     if torch.cuda.is_available():
@@ -62,11 +63,11 @@ def setup_device(local_rank: int, world: int) -> torch.device:
         torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
         device = torch.device("cpu")
     if world > 1 and not dist.is_initialized():
-        _init_process_group(device, world)
+        _init_process_group(device, world, timeout_s)
     return device
 
 
-def _init_process_group(device: torch.device, world: int) -> None:
+def _init_process_group(device: torch.device, world: int, timeout_s: float) -> None:
     """Join the group through the agent's store under a per-restart key prefix.
 
     After an elastic restart the agent's TCPStore still holds the previous group's addresses under the
@@ -77,7 +78,7 @@ def _init_process_group(device: torch.device, world: int) -> None:
     import torch.distributed as dist
 
     restart = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
-    timeout = dt.timedelta(seconds=int(os.environ.get("AIOS_DIST_TIMEOUT_S", "600")))
+    timeout = dt.timedelta(seconds=timeout_s)
     store = dist.TCPStore(
         os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), world, is_master=False, timeout=timeout
     )
@@ -226,12 +227,17 @@ def _resume(
 def train_loop(run: _Run, store: CheckpointStore, ident: dict[str, str]) -> LoopOutput:
     """Run (or resume) the optimizer steps up to ``cfg.max_steps``, checkpointing on rank 0.
 
+    Rank 0 shows the steps: a rich bar when its stderr is a terminal (a local run), otherwise a
+    ``progress: training: <step>/<max> steps ... (loss x)`` line per quarter and every 30 s (a pod's log).
+
     Args:
         run: model, data and place of this rank.
         store: where checkpoints are read and written.
         ident: ``config_digest`` and ``data_digest``; a checkpoint of anything else is not resumed.
     """
     import torch.distributed as dist
+
+    from flytekitplugins.aios_core.progress import Reporter
 
     cfg = run.cfg
     opt, sched = _optimizer(run.module, cfg)
@@ -240,19 +246,22 @@ def train_loop(run: _Run, store: CheckpointStore, ident: dict[str, str]) -> Loop
     global_batch = cfg.batch_size * cfg.grad_accum * run.world
     run.model.train()
     start = time.perf_counter()
-    while step < cfg.max_steps:
-        torch.manual_seed(cfg.seed * 1_000_003 + step * 1009 + run.rank)  # dropout independent of resumes
-        loss, tokens = _optimizer_step(run, opt, sched, pos)
-        step, pos = step + 1, pos + global_batch
-        losses.append(round(loss, 6))
-        out.samples += global_batch
-        out.tokens += int(_mean_over_ranks(float(tokens), run) * run.world)
-        if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.max_steps:
-            if run.rank == 0 and store.dest:
-                store.save({**_state(run.module, opt, sched, step, pos, losses), **ident})
-            if run.world > 1:
-                dist.barrier()  # a rank killed after this line resumes from this step
-        _maybe_fail(run.rank, step)
+    with Reporter("steps", mode="auto" if run.rank == 0 else "off") as bars:
+        bars.stage("training", cfg.max_steps, done=step)
+        while step < cfg.max_steps:
+            torch.manual_seed(cfg.seed * 1_000_003 + step * 1009 + run.rank)  # dropout independent of resumes
+            loss, tokens = _optimizer_step(run, opt, sched, pos)
+            step, pos = step + 1, pos + global_batch
+            losses.append(round(loss, 6))
+            out.samples += global_batch
+            out.tokens += int(_mean_over_ranks(float(tokens), run) * run.world)
+            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < cfg.max_steps:
+                if run.rank == 0 and store.dest:
+                    store.save({**_state(run.module, opt, sched, step, pos, losses), **ident})
+                if run.world > 1:
+                    dist.barrier()  # a rank killed after this line resumes from this step
+            bars.update("training", step, info=f"loss {loss:.4f}")
+            _maybe_fail(run.rank, step)
     out.seconds = time.perf_counter() - start
     out.losses = losses
     return out

@@ -19,7 +19,7 @@ from flytekit.types.directory import FlyteDirectory
 from flytekitplugins.aios_approvals import ApprovalOutcome
 from flytekitplugins.aios_audit import AuditEvent, ModelRef, audit_log
 from flytekitplugins.aios_core.context import code_version, current_execution
-from flytekitplugins.aios_core.settings import get_settings
+from flytekitplugins.aios_core.settings import Settings, get_settings
 from tasks.evaluation.report import EvaluationReport
 from tasks.images import GOVERNED
 from tasks.training.config import TrainConfig, TrainResult
@@ -61,11 +61,11 @@ class RetrainSummary:
     approval_request_id: str = ""
 
 
-def _persist(model: FlyteDirectory, name: str, version: str) -> str:
+def _persist(model: FlyteDirectory, name: str, version: str, settings: Settings) -> str:
     """Where the catalog points: a copy under the state dir locally, the blob-store URI on a cluster."""
     if model.remote_source and "://" in str(model.remote_source):
         return str(model.remote_source)
-    target = get_settings().state_dir / "models" / name / version
+    target = settings.state_dir / "models" / name / version
     if not target.exists():
         shutil.copytree(Path(model.download()), target)
     return str(target)
@@ -94,12 +94,13 @@ def register_candidate(
     """
     from flytekitplugins.aios_catalog import ModelEntry, catalog
 
-    actor = get_settings().actor
-    uri = _persist(result.model, name, lineage.version)
+    settings = get_settings()  # this task's entry point: resolved once, passed down
+    actor = settings.actor
+    uri = _persist(result.model, name, lineage.version, settings)
     figures = {k: v for k, v in asdict(result).items() if k not in ("model", "losses")}
     event = AuditEvent(
         kind="training", actor=actor, status="trained", subject=f"{name}@{lineage.version}",
-        execution=current_execution(), code_version=code_version(),
+        execution=current_execution(), code_version=code_version(settings.code_version),
         models=[ModelRef(name=name, version=lineage.version, digest=result.digest)],
         inputs={"train": lineage.train_digest, "test": lineage.test_digest, "feedback": lineage.feedback_digest,
                 "config": config.digest()},
@@ -108,18 +109,18 @@ def register_candidate(
                     "data": {k: v for k, v in asdict(lineage).items() if k != "feedback_rejected"},
                     "feedback_rejected_lines": len(lineage.feedback_rejected), "artifact_uri": uri},
     )  # fmt: skip
-    record = audit_log().append(event)
+    record = audit_log(settings).append(event)
     digests = [d for d in (lineage.train_digest, lineage.feedback_digest) if d]
     entry = ModelEntry(
         name=name, version=lineage.version, digest=result.digest, training_data_digests=digests,
         metrics={"final_train_loss": result.losses[-1]} if result.losses else {}, owner=owner, artifact_uri=uri,
         description=f"MiniLM fine-tuned by retraining; training_record={record.record_id}; trigger={trigger}",
     )  # fmt: skip
-    catalog().register(entry, actor=actor)
+    catalog(settings).register(entry, actor=actor)
     return Registered(FlyteDirectory(uri), record.record_id)
 
 
-def _best_case_denials(principal: str, name: str) -> list[str]:
+def _best_case_denials(principal: str, name: str, settings: Settings) -> list[str]:
     """Why ``principal`` could never register or promote ``name``, even with the best evaluation (empty: it may)."""
     from flytekitplugins.aios_catalog.governance import policy_decision
 
@@ -127,7 +128,7 @@ def _best_case_denials(principal: str, name: str) -> list[str]:
     best = {"accuracy_delta": 1.0, "drift_passed": True}
     denials = []
     for action, context in (("write_catalog", {}), ("promote_model", best)):
-        decision = policy_decision(action, principal, resource, context)
+        decision = policy_decision(action, principal, resource, context, settings=settings)
         if decision.effect == "deny":
             denials.append(f"{action}: {'; '.join(decision.reasons) or 'denied'}")
     return denials
@@ -149,7 +150,7 @@ def authorize_retraining(principal: str, name: str) -> str:
     from tasks.acting import act_as
 
     actor = act_as(principal)
-    denials = _best_case_denials(actor, name)
+    denials = _best_case_denials(actor, name, get_settings())
     if denials:
         msg = (
             f"retraining not started: {actor} may not register or promote {name} ({' | '.join(denials)}); "
@@ -169,7 +170,7 @@ def promotion_requests(report: EvaluationReport) -> list[str]:
     return [report.approval_request_id] if report.decision == "needs_approval" else []
 
 
-def _decide(report: EvaluationReport, outcomes: list[ApprovalOutcome]) -> tuple[str, list[str]]:
+def _decide(report: EvaluationReport, outcomes: list[ApprovalOutcome], settings: Settings) -> tuple[str, list[str]]:
     from flytekitplugins.aios_catalog import catalog
     from flytekitplugins.aios_core.errors import GovernanceDenied
 
@@ -182,8 +183,8 @@ def _decide(report: EvaluationReport, outcomes: list[ApprovalOutcome]) -> tuple[
         return "rejected", [f"{o.request_id}: {o.status} {o.reason}".strip() for o in outcomes] or ["no decision"]
     name, _, version = report.candidate.model.partition("@")
     try:
-        rid, actor = approved[0].request_id, get_settings().actor
-        catalog().promote(name, version, actor=actor, evidence=report.evidence(), approval_request_id=rid)
+        rid, actor = approved[0].request_id, settings.actor
+        catalog(settings).promote(name, version, actor=actor, evidence=report.evidence(), approval_request_id=rid)
     except GovernanceDenied as e:
         return "rejected", [str(e)]
     return "promoted", [f"approved by {', '.join(approved[0].approvers)}"]
@@ -201,7 +202,7 @@ def finish_promotion(
         result: the fine-tuning result (for the loss curve).
         training_record: audit record id of the training lineage record.
     """
-    decision, reasons = _decide(report, outcomes)
+    decision, reasons = _decide(report, outcomes, get_settings())  # this task's settings, passed down
     c = report.comparison
     summary = RetrainSummary(
         model_id=report.candidate.model, digest=report.candidate.digest, decision=decision, reasons=reasons,

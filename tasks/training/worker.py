@@ -38,9 +38,11 @@ def training_rows(train: pd.DataFrame, labels: list[str]) -> tuple[list[str], np
     return texts, y, digest_value({"texts": texts, "labels": train["label"].tolist()})
 
 
-def _build_run(train: pd.DataFrame, start_dir: Path, cfg: TrainConfig) -> tuple[_Run, list[str], str, int]:
+def _build_run(
+    train: pd.DataFrame, start_dir: Path, cfg: TrainConfig, dist_timeout_s: float
+) -> tuple[_Run, list[str], str, int]:
     rank, world, local_rank = dist_env()
-    device = setup_device(local_rank, world)
+    device = setup_device(local_rank, world, dist_timeout_s)
     import torch
 
     torch.manual_seed(cfg.seed)
@@ -87,8 +89,11 @@ def fine_tune_rank(
     import flytekit
     import torch.distributed as dist
 
+    from flytekitplugins.aios_core.settings import get_settings
+
+    settings = get_settings()  # every rank's entry point: settings resolved once, passed down
     start_dir = Path(start_model.download())
-    run, labels, data_digest, trainable = _build_run(train, start_dir, config)
+    run, labels, data_digest, trainable = _build_run(train, start_dir, config, settings.dist_timeout_s)
     ident = {"config_digest": config.digest(), "data_digest": data_digest}
     out = train_loop(run, CheckpointStore.from_flyte_context(), ident)
     out.trainable_params = trainable

@@ -12,6 +12,7 @@ from pathlib import Path
 from flytekit import task, workflow
 
 from flytekitplugins.aios_approvals import ApprovalOutcome, approval_gate, open_request
+from flytekitplugins.aios_approvals.evaluate import Env
 from flytekitplugins.aios_core.digest import digest_value
 from flytekitplugins.aios_core.settings import get_settings
 
@@ -45,6 +46,7 @@ def request_signoffs(amounts: list[int], timeout_s: float) -> list[str]:
                     requester="service:document-pipeline",
                     reason=f"policy payment-over-10k: {amount} > {LIMIT}",
                     timeout_s=timeout_s,
+                    env=Env.load(get_settings()),
                 )
             )
     return ids

@@ -16,10 +16,11 @@ from flytekit.remote import FlyteRemote
 
 from flytekitplugins.aios_approvals import open_request, outcome
 from flytekitplugins.aios_approvals import remote as remote_mod
+from flytekitplugins.aios_approvals.evaluate import Env
 from flytekitplugins.aios_audit import audit_log
 from flytekitplugins.aios_core.cli import cli
 from flytekitplugins.aios_core.errors import ConfigError
-from flytekitplugins.aios_core.settings import reset_settings
+from flytekitplugins.aios_core.settings import get_settings, reset_settings
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -106,7 +107,14 @@ def _cli(args: list[str], backend: str = "flyteremote") -> Any:
 
 def test_cli_sets_the_signal_once_the_last_request_is_decided(cluster: dict[str, _Client]) -> None:
     ids = [
-        open_request("payment-signoff", "medium", f"sha256:{i}", {"amount": 20000 + i}, requester="service:x")
+        open_request(
+            "payment-signoff",
+            "medium",
+            f"sha256:{i}",
+            {"amount": 20000 + i},
+            requester="service:x",
+            env=Env.load(get_settings()),
+        )
         for i in range(2)
     ]
     cluster["current"] = _Client("carol")
@@ -123,20 +131,24 @@ def test_cli_sets_the_signal_once_the_last_request_is_decided(cluster: dict[str,
     assert (ex.project, ex.domain, ex.name) == ("flytesnacks", "development", "f3a9c1b2")
     assert req.value.scalar.primitive.boolean is True
     assert req == remote_mod.build_signal_request("payment-signoff", "flytesnacks/development/f3a9c1b2")
-    assert [outcome(i).status for i in ids] == ["approved", "rejected"]
-    decision = next(r.event for r in audit_log().scan() if r.event.kind == "approval_decision")
+    assert [outcome(i, env=Env.load(get_settings())).status for i in ids] == ["approved", "rejected"]
+    decision = next(r.event for r in audit_log(get_settings()).scan() if r.event.kind == "approval_decision")
     assert decision.actor == "user:carol"  # the identity came from the cluster, not from a flag
 
 
 def test_cluster_identity_wins_over_as(cluster: dict[str, _Client]) -> None:
-    rid = open_request("payment-signoff", "medium", "sha256:z", {"amount": 1}, requester="service:x")
+    rid = open_request(
+        "payment-signoff", "medium", "sha256:z", {"amount": 1}, requester="service:x", env=Env.load(get_settings())
+    )
     cluster["current"] = _Client("alice")
     res = _cli(["approve", rid, "--as", "user:carol"])
     assert res.exit_code == 3 and "identity_mismatch" in res.output
-    assert cluster["current"].sent == [] and outcome(rid).status == "pending"
+    assert cluster["current"].sent == [] and outcome(rid, env=Env.load(get_settings())).status == "pending"
     res = _cli(["approve", rid])
     assert res.exit_code == 3 and "refused (role)" in res.output
-    refused = [(r.event.actor, r.event.status) for r in audit_log().scan() if r.event.kind == "approval_refused"]
+    refused = [
+        (r.event.actor, r.event.status) for r in audit_log(get_settings()).scan() if r.event.kind == "approval_refused"
+    ]
     assert refused == [("user:alice", "identity_mismatch"), ("user:alice", "role")]
 
 

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from flytekitplugins.aios_approvals.evaluate import Env
+from flytekitplugins.aios_core.settings import get_settings
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 WF = "tests/approvals/approval_wf.py"
@@ -71,7 +74,11 @@ def _wait_pending(deadline_s: float = 60) -> str:
 
     end = time.time() + deadline_s
     while time.time() < end:
-        ids = [rid for rid in projection(audit_log()).requests if outcome(rid).status == "pending"]
+        ids = [
+            rid
+            for rid in projection(audit_log(get_settings())).requests
+            if outcome(rid, env=Env.load(get_settings())).status == "pending"
+        ]
         if ids:
             return ids[0]
         time.sleep(0.1)

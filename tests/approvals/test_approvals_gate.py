@@ -13,8 +13,10 @@ from flytekit import task, workflow
 from flytekit.core.context_manager import FlyteContextManager
 
 from flytekitplugins.aios_approvals import ManualClock, decide, use_clock, verify_approvals
+from flytekitplugins.aios_approvals.evaluate import Env
 from flytekitplugins.aios_approvals.state import projection
 from flytekitplugins.aios_audit import audit_log
+from flytekitplugins.aios_core.settings import get_settings
 from tests.approvals import approval_wf
 
 
@@ -26,10 +28,16 @@ def _payments(state: Path) -> list[str]:
 def _decide_when_pending(principals: list[str], stop: threading.Event) -> None:
     """Act as the second terminal: wait for the request, then let each principal try to approve it."""
     while not stop.is_set():
-        pending = [r for r in projection(audit_log()).requests.values()]
+        pending = [r for r in projection(audit_log(get_settings())).requests.values()]
         if pending:
             for p in principals:
-                decide(pending[0].request.request_id, p, "approve", reason="looked at the invoice")
+                decide(
+                    pending[0].request.request_id,
+                    p,
+                    "approve",
+                    reason="looked at the invoice",
+                    env=Env.load(get_settings()),
+                )
             return
         time.sleep(0.05)
 
@@ -52,7 +60,7 @@ def test_gate_waits_for_an_authorized_decision(aios_env: Path, monkeypatch: pyte
     assert (auto, paid) == (1, 1)
     pays = _payments(aios_env)
     assert pays[0] == "auto 500" and pays[1].startswith("approved apr-") and len(pays) == 2
-    kinds = [(r.event.kind, r.event.actor, r.event.status) for r in audit_log().scan()]
+    kinds = [(r.event.kind, r.event.actor, r.event.status) for r in audit_log(get_settings()).scan()]
     assert ("approval_refused", "user:bob", "separation_of_duties") in kinds
     assert ("approval_refused", "user:alice", "role") in kinds
     assert ("approval_decision", "user:carol", "approve") in kinds
@@ -68,7 +76,9 @@ def test_gate_timeout_is_enforced_with_a_fake_clock(aios_env: Path) -> None:
         approval_wf.short_gate_wf(amounts=[12500])
     assert "did not run" in str(e.value)
     assert not any(p.startswith("approved") for p in _payments(aios_env))
-    assert [r.event.status for r in audit_log().scan() if r.event.kind == "approval_verified"] == ["timed_out"]
+    assert [r.event.status for r in audit_log(get_settings()).scan() if r.event.kind == "approval_verified"] == [
+        "timed_out"
+    ]
 
 
 def test_request_timeout_means_no_payment(aios_env: Path) -> None:
@@ -76,17 +86,19 @@ def test_request_timeout_means_no_payment(aios_env: Path) -> None:
         auto, paid = approval_wf.payment_wf(amounts=[12500, 20000], timeout_s=5.0)
     assert (auto, paid) == (0, 0)
     assert _payments(aios_env) == []
-    assert [r.event.status for r in audit_log().scan() if r.event.kind == "approval_verified"] == ["timed_out"] * 2
+    assert [r.event.status for r in audit_log(get_settings()).scan() if r.event.kind == "approval_verified"] == [
+        "timed_out"
+    ] * 2
 
 
 def test_signal_without_decision_is_refused(aios_env: Path) -> None:
     """What a console click by someone without the role amounts to: the gate opens, nobody authorized decided."""
     ids = approval_wf.request_signoffs(amounts=[12500], timeout_s=600.0)
-    decide(ids[0], "user:alice", "approve")  # refused: wrong role
+    decide(ids[0], "user:alice", "approve", env=Env.load(get_settings()))  # refused: wrong role
     outcomes = verify_approvals(gate="payment-signoff", request_ids=ids)
     assert outcomes[0].status == "refused" and "without an authorized" in outcomes[0].reason
     assert approval_wf.pay_approved(outcomes=outcomes) == 0
-    refused = [r.event for r in audit_log().scan() if r.event.kind == "approval_refused"]
+    refused = [r.event for r in audit_log(get_settings()).scan() if r.event.kind == "approval_refused"]
     want = [("user:alice", "role"), ("flyte-signal", "signal_without_decision")]
     assert [(e.actor, e.status) for e in refused] == want
     wrong_gate = verify_approvals(gate="model-promotion", request_ids=ids)

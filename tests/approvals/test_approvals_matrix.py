@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 
 from flytekitplugins.aios_approvals import ManualClock, decide, open_request, outcome, require_approval, use_clock
+from flytekitplugins.aios_approvals.evaluate import Env
 from flytekitplugins.aios_audit import AuditEvent, audit_log
 from flytekitplugins.aios_core.context import local_run
 from flytekitplugins.aios_core.errors import ConfigError, GovernanceDenied
-from flytekitplugins.aios_core.settings import reset_settings
+from flytekitplugins.aios_core.settings import get_settings, reset_settings
 from flytekitplugins.aios_core.types import ApprovalRequirement, PolicyDecision
 
 REQUESTER = "service:document-pipeline"
@@ -34,7 +35,11 @@ def _decision(risk: str) -> PolicyDecision:
 
 def governed_payment(ledger: list[str], risk: str, amount: int = 12500, requester: str = REQUESTER) -> str:
     appr = require_approval(
-        _decision(risk), subject=f"sha256:invoice-{amount}", summary={"amount": amount}, requester=requester
+        _decision(risk),
+        subject=f"sha256:invoice-{amount}",
+        summary={"amount": amount},
+        requester=requester,
+        settings=get_settings(),
     )
     ledger.append(appr.request_id)
     return appr.request_id
@@ -49,7 +54,7 @@ def _request_id(risk: str, amount: int = 12500, requester: str = REQUESTER) -> s
 
 
 def _kinds(kind: str) -> list[AuditEvent]:
-    return [r.event for r in audit_log().scan() if r.event.kind == kind]
+    return [r.event for r in audit_log(get_settings()).scan() if r.event.kind == kind]
 
 
 @pytest.fixture(autouse=True)
@@ -65,14 +70,14 @@ MATRIX = list(itertools.product(PRINCIPALS, ["approve", "reject"], ["low", "medi
 def test_matrix(principal: str, action: str, risk: str) -> None:
     rid = _request_id(risk)
     ledger: list[str] = []
-    res = decide(rid, principal, action, reason="checked invoice")  # type: ignore[arg-type]
+    res = decide(rid, principal, action, reason="checked invoice", env=Env.load(get_settings()))  # type: ignore[arg-type]
     assert res.accepted == (principal in AUTHORIZED)
     if not res.accepted:
         refused = _kinds("approval_refused")
         assert refused[-1].actor == principal and refused[-1].subject == rid
         assert refused[-1].status in {"role", "unknown_principal"}
         assert refused[-1].attributes["reason"]
-        assert outcome(rid).status == "pending"
+        assert outcome(rid, env=Env.load(get_settings())).status == "pending"
     expect_paid = res.accepted and action == "approve" and risk != "high"
     if expect_paid:
         assert governed_payment(ledger, risk) == rid
@@ -91,7 +96,7 @@ def test_separation_of_duties(who: str, monkeypatch: pytest.MonkeyPatch) -> None
         monkeypatch.setenv("AIOS_PRINCIPAL", "user:carol")
         reset_settings()
     rid = _request_id("medium", requester=requester)
-    res = decide(rid, "user:carol", "approve")
+    res = decide(rid, "user:carol", "approve", env=Env.load(get_settings()))
     assert not res.accepted and res.code == "separation_of_duties" and who in res.message
     assert _kinds("approval_refused")[-1].actor == "user:carol"
     with pytest.raises(GovernanceDenied):
@@ -100,18 +105,18 @@ def test_separation_of_duties(who: str, monkeypatch: pytest.MonkeyPatch) -> None
 
 def test_high_risk_quorum_and_replay() -> None:
     rid = _request_id("high")
-    assert decide(rid, "user:carol", "approve").accepted
-    assert outcome(rid).status == "pending"  # one of two
-    replay = decide(rid, "user:carol", "approve")
+    assert decide(rid, "user:carol", "approve", env=Env.load(get_settings())).accepted
+    assert outcome(rid, env=Env.load(get_settings())).status == "pending"  # one of two
+    replay = decide(rid, "user:carol", "approve", env=Env.load(get_settings()))
     assert not replay.accepted and replay.code == "replay"
     ledger: list[str] = []
     with pytest.raises(GovernanceDenied):
         governed_payment(ledger, "high")
-    assert decide(rid, "user:bob", "approve").accepted
-    out = outcome(rid)
+    assert decide(rid, "user:bob", "approve", env=Env.load(get_settings())).accepted
+    out = outcome(rid, env=Env.load(get_settings()))
     assert out.status == "approved" and sorted(out.approvers) == ["user:bob", "user:carol"] and len(out.signatures) == 2
     governed_payment(ledger, "high")
-    late = decide(rid, "user:bob", "reject", reason="changed my mind")
+    late = decide(rid, "user:bob", "reject", reason="changed my mind", env=Env.load(get_settings()))
     assert not late.accepted and late.code == "already_decided"
     assert ledger == [rid]
 
@@ -119,21 +124,21 @@ def test_high_risk_quorum_and_replay() -> None:
 def test_duplicate_decision_record_changes_nothing() -> None:
     """A decision record replayed into the log (e.g. a raced double submit) is folded once."""
     rid = _request_id("high")
-    res = decide(rid, "user:carol", "approve")
-    record = audit_log().get(res.record_id)
+    res = decide(rid, "user:carol", "approve", env=Env.load(get_settings()))
+    record = audit_log(get_settings()).get(res.record_id)
     assert record is not None
-    audit_log().append(record.event)  # the same signed decision, appended again
-    out = outcome(rid)
+    audit_log(get_settings()).append(record.event)  # the same signed decision, appended again
+    out = outcome(rid, env=Env.load(get_settings()))
     assert out.status == "pending" and out.approvers == ["user:carol"]
 
 
 def test_forged_decision_does_not_count() -> None:
     rid = _request_id("high")
-    res = decide(rid, "user:carol", "approve")
-    ev = audit_log().get(res.record_id).event  # type: ignore[union-attr]
+    res = decide(rid, "user:carol", "approve", env=Env.load(get_settings()))
+    ev = audit_log(get_settings()).get(res.record_id).event  # type: ignore[union-attr]
     forged = dict(ev.attributes["decision"], approver="user:bob", decision_key="sha256:forged")
-    audit_log().append(ev.model_copy(update={"attributes": {"decision": forged}}))
-    out = outcome(rid)
+    audit_log(get_settings()).append(ev.model_copy(update={"attributes": {"decision": forged}}))
+    out = outcome(rid, env=Env.load(get_settings()))
     assert out.status == "pending" and out.approvers == ["user:carol"] and "bad_signature" in out.reason
 
 
@@ -141,7 +146,7 @@ def test_exactly_once_across_executions() -> None:
     ledger: list[str] = []
     with local_run("run-1"):
         rid = _request_id("medium")
-        decide(rid, "user:carol", "approve")
+        decide(rid, "user:carol", "approve", env=Env.load(get_settings()))
         governed_payment(ledger, "medium")
         governed_payment(ledger, "medium")  # a retry inside the same execution sees the same approval
     with local_run("run-2"), pytest.raises(GovernanceDenied) as e:
@@ -152,24 +157,34 @@ def test_exactly_once_across_executions() -> None:
 
 def test_timeout_with_fake_clock() -> None:
     with use_clock(ManualClock()) as clock:
-        rid = open_request("payment-signoff", "medium", "sha256:x", {"amount": 1}, requester=REQUESTER, timeout_s=60)
+        rid = open_request(
+            "payment-signoff",
+            "medium",
+            "sha256:x",
+            {"amount": 1},
+            requester=REQUESTER,
+            timeout_s=60,
+            env=Env.load(get_settings()),
+        )
         clock.advance(59)
-        assert outcome(rid).status == "pending"
+        assert outcome(rid, env=Env.load(get_settings())).status == "pending"
         clock.advance(2)
-        assert outcome(rid).status == "timed_out"
-        late = decide(rid, "user:carol", "approve")
+        assert outcome(rid, env=Env.load(get_settings())).status == "timed_out"
+        late = decide(rid, "user:carol", "approve", env=Env.load(get_settings()))
         assert not late.accepted and late.code == "already_decided"
-        assert outcome(rid).status == "timed_out"
+        assert outcome(rid, env=Env.load(get_settings())).status == "timed_out"
 
 
 def test_timeout_denies_the_action() -> None:
     ledger: list[str] = []
     with use_clock(ManualClock()) as clock:
         with pytest.raises(GovernanceDenied):
-            require_approval(_decision("low"), subject="s", requester=REQUESTER, timeout_s=5)
+            require_approval(_decision("low"), subject="s", requester=REQUESTER, timeout_s=5, settings=get_settings())
         clock.advance(10)
         with pytest.raises(GovernanceDenied) as e:
-            appr = require_approval(_decision("low"), subject="s", requester=REQUESTER, timeout_s=5)
+            appr = require_approval(
+                _decision("low"), subject="s", requester=REQUESTER, timeout_s=5, settings=get_settings()
+            )
             ledger.append(appr.request_id)
     assert e.value.reason_code in {"approval_timed_out", "approval_required"}
     assert ledger == []
@@ -177,10 +192,10 @@ def test_timeout_denies_the_action() -> None:
 
 def test_rejection_is_final_and_needs_reason() -> None:
     rid = _request_id("medium")
-    no_reason = decide(rid, "user:carol", "reject", reason="  ")
+    no_reason = decide(rid, "user:carol", "reject", reason="  ", env=Env.load(get_settings()))
     assert not no_reason.accepted and no_reason.code == "reason_required"
-    assert decide(rid, "user:carol", "reject", reason="vendor not on file").accepted
-    after = decide(rid, "user:bob", "approve")
+    assert decide(rid, "user:carol", "reject", reason="vendor not on file", env=Env.load(get_settings())).accepted
+    after = decide(rid, "user:bob", "approve", env=Env.load(get_settings()))
     assert not after.accepted and after.code == "already_decided"
     with pytest.raises(GovernanceDenied) as e:
         governed_payment([], "medium")
@@ -189,23 +204,23 @@ def test_rejection_is_final_and_needs_reason() -> None:
 
 def test_revoked_role_withdraws_the_approval(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     rid = _request_id("medium")
-    assert decide(rid, "user:carol", "approve").accepted
-    assert outcome(rid).status == "approved"
+    assert decide(rid, "user:carol", "approve", env=Env.load(get_settings())).accepted
+    assert outcome(rid, env=Env.load(get_settings())).status == "approved"
     cfg = tmp_path / "config"
     shutil.copytree(Path(__file__).resolve().parents[2] / "config", cfg)
     roles = cfg / "roles.yaml"
     roles.write_text(roles.read_text().replace("[finance-approver, risk-officer]", "[risk-officer]"))
     monkeypatch.setenv("AIOS_CONFIG_DIR", str(cfg))
     reset_settings()
-    out = outcome(rid)
+    out = outcome(rid, env=Env.load(get_settings()))
     assert out.status == "pending" and "role" in out.reason
 
 
 def test_every_attempt_is_audited() -> None:
     rid = _request_id("medium")
     for p in ["user:alice", "user:mallory", "user:carol", "user:carol"]:
-        decide(rid, p, "approve")
-    assert decide("apr-doesnotexist", "user:bob", "approve").code == "unknown_request"
+        decide(rid, p, "approve", env=Env.load(get_settings()))
+    assert decide("apr-doesnotexist", "user:bob", "approve", env=Env.load(get_settings())).code == "unknown_request"
     refused = [(e.actor, e.status) for e in _kinds("approval_refused")]
     assert refused == [
         ("user:alice", "role"),
@@ -220,16 +235,16 @@ def test_every_attempt_is_audited() -> None:
 
 def test_bad_gate_and_unknown_gate_fail_closed() -> None:
     with pytest.raises(ValueError, match="kebab-case"):
-        open_request("Payment_Signoff", "low", "s", requester=REQUESTER)
+        open_request("Payment_Signoff", "low", "s", requester=REQUESTER, env=Env.load(get_settings()))
     with pytest.raises(ConfigError, match="no approval rule for gate 'wire-transfer'"):
-        open_request("wire-transfer", "low", "s", requester=REQUESTER)
+        open_request("wire-transfer", "low", "s", requester=REQUESTER, env=Env.load(get_settings()))
     with pytest.raises(ValueError, match="risk"):
-        open_request("payment-signoff", "extreme", "s", requester=REQUESTER)
+        open_request("payment-signoff", "extreme", "s", requester=REQUESTER, env=Env.load(get_settings()))
 
 
 def test_open_is_idempotent() -> None:
-    a = open_request("payment-signoff", "low", "s", {"amount": 1}, requester=REQUESTER)
-    b = open_request("payment-signoff", "low", "s", {"amount": 1}, requester=REQUESTER)
-    c = open_request("payment-signoff", "low", "s", {"amount": 2}, requester=REQUESTER)
+    a = open_request("payment-signoff", "low", "s", {"amount": 1}, requester=REQUESTER, env=Env.load(get_settings()))
+    b = open_request("payment-signoff", "low", "s", {"amount": 1}, requester=REQUESTER, env=Env.load(get_settings()))
+    c = open_request("payment-signoff", "low", "s", {"amount": 2}, requester=REQUESTER, env=Env.load(get_settings()))
     assert a == b != c
     assert len(_kinds("approval_request")) == 2

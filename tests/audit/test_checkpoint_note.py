@@ -59,8 +59,8 @@ def test_vector_key_trusted_as_verifier_key() -> None:
 
 
 def test_checkpoint_is_a_c2sp_note(aios_env: Path, tmp_path: Path) -> None:
-    audit_log().append_many([AuditEvent(kind="task", actor=f"a{i}") for i in range(11)])
-    cp = make_checkpoint(audit_log(), get_settings().signing_key)
+    audit_log(get_settings()).append_many([AuditEvent(kind="task", actor=f"a{i}") for i in range(11)])
+    cp = make_checkpoint(audit_log(get_settings()), get_settings().signing_key)
     path = cp.save(tmp_path / "cp")
     text = path.read_text()
     body, sigs = note.parse(text)
@@ -81,8 +81,8 @@ def test_checkpoint_is_a_c2sp_note(aios_env: Path, tmp_path: Path) -> None:
 
 
 def test_edited_note_is_refused(aios_env: Path, tmp_path: Path) -> None:
-    audit_log().append_many([AuditEvent(kind="task", actor=f"a{i}") for i in range(5)])
-    cp = make_checkpoint(audit_log(), get_settings().signing_key)
+    audit_log(get_settings()).append_many([AuditEvent(kind="task", actor=f"a{i}") for i in range(5)])
+    cp = make_checkpoint(audit_log(get_settings()), get_settings().signing_key)
     trusted = TrustedKeys.from_settings(get_settings())
     assert trusted.check(cp) == ""
     for field, value in {"tree_size": 4, "chain_head": "00" * 32, "frontier": ("11" * 32, "22" * 32)}.items():
@@ -94,8 +94,8 @@ def test_edited_note_is_refused(aios_env: Path, tmp_path: Path) -> None:
 
 def test_old_json_checkpoint_still_verifies(aios_env: Path, tmp_path: Path) -> None:
     """A checkpoint written before the note format (JSON, v1 body) is read and checked by the full walk."""
-    audit_log().append_many([AuditEvent(kind="task", actor=f"a{i}") for i in range(6)])
-    new = make_checkpoint(audit_log(), get_settings().signing_key)
+    audit_log(get_settings()).append_many([AuditEvent(kind="task", actor=f"a{i}") for i in range(6)])
+    new = make_checkpoint(audit_log(get_settings()), get_settings().signing_key)
     key = load_signing_key(get_settings().signing_key)
     ts = "2026-01-01T00:00:00+00:00"
     sig = key.sign(note_body(new.origin, 6, bytes.fromhex(new.root_hash), ts))
@@ -105,7 +105,7 @@ def test_old_json_checkpoint_still_verifies(aios_env: Path, tmp_path: Path) -> N
     }  # fmt: skip
     path = tmp_path / "old.json"
     path.write_text(json.dumps(old))
-    audit_log().append(AuditEvent(kind="task", actor="later"))
+    audit_log(get_settings()).append(AuditEvent(kind="task", actor="later"))
     code, out = _run("audit", "verify", "--checkpoint", str(path))
     assert code == 0 and out.startswith("OK: 7 records") and "checkpoint of 6" in out, out
     assert "incremental" not in out  # no frontier: the full walk

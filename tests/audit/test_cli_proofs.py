@@ -13,6 +13,7 @@ from flytekitplugins.aios_audit import AuditEvent, audit_log
 from flytekitplugins.aios_audit.checkpoint import Checkpoint, load_signing_key, public_pem
 from flytekitplugins.aios_core.cli import cli
 from flytekitplugins.aios_core.errors import ConfigError
+from flytekitplugins.aios_core.settings import get_settings
 
 
 def _run(*args: str) -> tuple[int, str]:
@@ -21,7 +22,7 @@ def _run(*args: str) -> tuple[int, str]:
 
 
 def _fill(n: int) -> list[str]:
-    return [audit_log().append(AuditEvent(kind="task", actor=f"a{i}")).record_id for i in range(n)]
+    return [audit_log(get_settings()).append(AuditEvent(kind="task", actor=f"a{i}")).record_id for i in range(n)]
 
 
 def test_checkpoint_prove_and_verify_offline(aios_env: Path, tmp_path: Path) -> None:
@@ -93,7 +94,7 @@ def test_env_signing_key_and_missing_env(monkeypatch: pytest.MonkeyPatch, tmp_pa
 
 def test_show_filters(aios_env: Path) -> None:
     _fill(3)
-    audit_log().append(AuditEvent(kind="action", actor="b"))
+    audit_log(get_settings()).append(AuditEvent(kind="action", actor="b"))
     code, out = _run("audit", "show", "--kind", "action", "--json")
     assert code == 0
     rows = [json.loads(x) for x in out.splitlines()]

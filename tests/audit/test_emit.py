@@ -16,7 +16,7 @@ from flytekitplugins.aios_audit.lineage_events import SCHEMA_DIR, parent_run_id
 from flytekitplugins.aios_audit.observe import end_local_executions
 from flytekitplugins.aios_audit.otel import memory_exporter, trace_id_for
 from flytekitplugins.aios_core.context import ExecutionRef, local_run
-from flytekitplugins.aios_core.settings import reset_settings
+from flytekitplugins.aios_core.settings import get_settings, reset_settings
 from tests.audit import governed_tasks as gt
 from tests.observability.schemas import facet_schema_file, validate_event
 
@@ -36,7 +36,7 @@ def test_runevents_validate_and_carry_facets(aios_env: Path) -> None:
     for e in events:
         validate_event(e)
     assert (aios_env / "lineage" / "events.jsonl").stat().st_mode & 0o077 == 0  # owner only, like all state
-    records = list(audit_log().scan())
+    records = list(audit_log(get_settings()).scan())
     parent = parent_run_id(records[0].event.execution.execution_key)
     assert events[0]["eventType"] == "START" and events[0]["run"]["runId"] == parent  # the local execution's run
     tasks = events[1:]
@@ -84,7 +84,7 @@ def test_emitter_failure_keeps_the_record(
     with caplog.at_level(logging.WARNING):
         assert gt.tokenize(text="a b") == ["a", "b"]
         flush()
-    assert len(list(audit_log().scan())) == 1
+    assert len(list(audit_log(get_settings()).scan())) == 1
     assert any("OpenLineage emit" in m for m in caplog.messages)
     with caplog.at_level(logging.WARNING):
         end_local_executions()  # its COMPLETE fails the same way, here rather than at exit
@@ -145,7 +145,7 @@ def test_record_spans_share_one_trace_per_execution(monkeypatch: pytest.MonkeyPa
     exporter.clear()
     ex1 = ExecutionRef(project="p", domain="d", name="exec-1", task_name="t1")
     ex2 = ExecutionRef(project="p", domain="d", name="exec-2", task_name="t1")
-    store = audit_log()
+    store = audit_log(get_settings())
     recs = [
         store.append(AuditEvent(kind="task", actor="a", status="succeeded", execution=ex1)),
         store.append(
@@ -175,7 +175,7 @@ def test_task_span_has_real_times_status_and_exception(monkeypatch: pytest.Monke
         gt.boom(x=3)
     tok, boom = exporter.get_finished_spans()
     assert tok.end_time > tok.start_time and tok.status.status_code.name == "OK"
-    assert tok.attributes["aios.record_id"] == next(iter(audit_log().scan())).record_id
+    assert tok.attributes["aios.record_id"] == next(iter(audit_log(get_settings()).scan())).record_id
     assert boom.status.status_code.name == "ERROR" and boom.events[0].name == "exception"
     assert boom.events[0].attributes["exception.type"] == "ValueError"
     assert "secret value 3" not in json.dumps(dict(boom.events[0].attributes))  # code lines yes, data no

@@ -15,6 +15,7 @@ from flytekitplugins.aios_audit.incremental import verify_from
 from flytekitplugins.aios_audit.proofs import make_checkpoint
 from flytekitplugins.aios_audit.records import record_from_entry, seal_entry
 from flytekitplugins.aios_audit.stores.sqlite import SQLiteAuditStore
+from flytekitplugins.aios_audit.trust import TrustedKeys
 from flytekitplugins.aios_audit.verify import verify_store
 from flytekitplugins.aios_core.cli import cli
 from flytekitplugins.aios_core.settings import get_settings
@@ -26,7 +27,9 @@ def _run(*args: str) -> tuple[int, str]:
 
 
 def _fill(n: int) -> None:
-    audit_log().append_many([AuditEvent(kind="task", actor=f"user:a{i}", subject=f"d{i}") for i in range(n)])
+    audit_log(get_settings()).append_many(
+        [AuditEvent(kind="task", actor=f"user:a{i}", subject=f"d{i}") for i in range(n)]
+    )
 
 
 def _db(aios_env: Path) -> sqlite3.Connection:
@@ -60,10 +63,12 @@ def test_walks_only_the_records_after_the_checkpoint(
     code, out = _run("audit", "verify", "--checkpoint", str(checkpointed))
     assert code == 0 and out.startswith("OK: 33 records") and "incremental: records 22..33" in out, out
     assert starts == [(22, None)]
-    full = verify_store(audit_log(), workers=1)
+    full = verify_store(audit_log(get_settings()), workers=1)
     from flytekitplugins.aios_audit.checkpoint import Checkpoint
 
-    inc = verify_from(audit_log(), Checkpoint.load(checkpointed))
+    inc = verify_from(
+        audit_log(get_settings()), Checkpoint.load(checkpointed), TrustedKeys.from_settings(get_settings())
+    )
     assert (inc.root_hash, inc.head_hash, inc.frontier) == (full.root_hash, full.head_hash, full.frontier)
     starts.clear()
     code, out = _run("audit", "verify", "--checkpoint", str(checkpointed), "--deep")
@@ -101,7 +106,7 @@ def test_rewritten_history_is_forked(checkpointed: Path, aios_env: Path) -> None
             (entry, new.leaf_hash, prev, new.chain_hash, seq),
         )
         prev = new.chain_hash
-    assert verify_store(audit_log()).ok  # internally consistent
+    assert verify_store(audit_log(get_settings())).ok  # internally consistent
     code, out = _run("audit", "verify", "--checkpoint", str(checkpointed))
     assert code == 1 and "forked" in out and "record 21" in out, out
 
@@ -114,22 +119,22 @@ def test_truncated_log(checkpointed: Path, aios_env: Path) -> None:
 
 def test_frontier_that_does_not_match_the_root_is_refused(aios_env: Path) -> None:
     _fill(6)
-    good = make_checkpoint(audit_log(), get_settings().signing_key)
+    good = make_checkpoint(audit_log(get_settings()), get_settings().signing_key)
     key = load_signing_key(get_settings().signing_key)
     frontier = [bytes.fromhex(h) for h in good.frontier]
     bad = sign_checkpoint(
         good.origin, 6, bytes.fromhex(good.root_hash), key, bytes.fromhex(good.chain_head), frontier[::-1]
     )
-    r = verify_from(audit_log(), bad)
+    r = verify_from(audit_log(get_settings()), bad, TrustedKeys.from_settings(get_settings()))
     assert not r.ok and r.problem == "bad checkpoint" and "frontier" in r.detail
-    assert verify_from(audit_log(), good).ok
+    assert verify_from(audit_log(get_settings()), good, TrustedKeys.from_settings(get_settings())).ok
 
 
 def test_claims_after_the_checkpoint_are_checked(aios_env: Path, tmp_path: Path) -> None:
     from flytekitplugins.aios_audit.stores import claim
 
     def _claiming(keys: list[str]) -> None:
-        audit_log().append_many(
+        audit_log(get_settings()).append_many(
             [AuditEvent(kind="action", actor="u", attributes={"claims": [claim(k, "h")]}) for k in keys]
         )
 

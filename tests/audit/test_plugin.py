@@ -12,11 +12,12 @@ from flytekit.configuration import ImageConfig, SerializationSettings
 from flytekitplugins.aios_audit import AuditWriteError, audit_log, current_audit
 from flytekitplugins.aios_audit.task import Audited, AuditedPythonFunctionTask
 from flytekitplugins.aios_core.digest import digest_value
+from flytekitplugins.aios_core.settings import get_settings
 from tests.audit import governed_tasks as gt
 
 
 def _records() -> list:
-    return list(audit_log().scan())
+    return list(audit_log(get_settings()).scan())
 
 
 def test_decorator_records_digests_policy_and_redacts_secrets() -> None:

@@ -7,10 +7,11 @@ import sqlite3
 from pathlib import Path
 
 from flytekitplugins.aios_audit import AuditEvent, audit_log
+from flytekitplugins.aios_core.settings import get_settings
 
 
 def _fill() -> list[str]:
-    store = audit_log()
+    store = audit_log(get_settings())
     ids = []
     for i in range(30):
         kind = "approval_decision" if i % 10 == 3 else "task"
@@ -22,10 +23,10 @@ def _fill() -> list[str]:
 
 def test_only_the_requested_kinds_come_back_in_order() -> None:
     ids = _fill()
-    got = list(audit_log().scan_kinds(("approval_decision",)))
+    got = list(audit_log(get_settings()).scan_kinds(("approval_decision",)))
     assert [r.event.subject for r in got] == ["s3", "s13", "s23"]
     assert [r.record_id for r in got] == [ids[3], ids[13], ids[23]]
-    assert [r.event.subject for r in audit_log().scan_kinds(("approval_decision",), start=15)] == ["s23"]
+    assert [r.event.subject for r in audit_log(get_settings()).scan_kinds(("approval_decision",), start=15)] == ["s23"]
 
 
 def test_an_edited_index_column_does_not_hide_a_record(aios_env: Path) -> None:
@@ -35,5 +36,5 @@ def test_an_edited_index_column_does_not_hide_a_record(aios_env: Path) -> None:
     conn.execute("UPDATE audit_log SET kind = 'task' WHERE kind = 'approval_decision'")
     conn.commit()
     conn.close()
-    got = [r.event.subject for r in audit_log().scan_kinds(("approval_decision",))]
+    got = [r.event.subject for r in audit_log(get_settings()).scan_kinds(("approval_decision",))]
     assert got == ["s3", "s13", "s23"]

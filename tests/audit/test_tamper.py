@@ -17,6 +17,7 @@ from flytekitplugins.aios_audit import AuditEvent, audit_log
 from flytekitplugins.aios_audit.checkpoint import Checkpoint
 from flytekitplugins.aios_audit.proofs import make_checkpoint
 from flytekitplugins.aios_audit.records import record_from_entry, seal_entry
+from flytekitplugins.aios_audit.trust import TrustedKeys
 from flytekitplugins.aios_audit.verify import verify_store
 from flytekitplugins.aios_core.cli import cli
 from flytekitplugins.aios_core.settings import get_settings
@@ -26,7 +27,7 @@ N = 10
 
 @pytest.fixture
 def log(aios_env: Path) -> tuple[Path, sqlite3.Connection]:
-    store = audit_log()
+    store = audit_log(get_settings())
     for i in range(1, N + 1):
         store.append(AuditEvent(kind="task", actor=f"user:actor-{i}", status="succeeded", subject=f"doc-{i}"))
     assert verify_store(store).ok
@@ -53,13 +54,13 @@ def _unconstrain(conn: sqlite3.Connection) -> None:
 
 
 def _verify(cp: Checkpoint | None = None) -> tuple[int | None, str]:
-    r = verify_store(audit_log(), cp)
+    r = verify_store(audit_log(get_settings()), cp, TrustedKeys.from_settings(get_settings()))
     assert not r.ok
     return r.first_bad_seq, r.problem
 
 
 def test_triggers_refuse_edits_and_forks(aios_env: Path) -> None:
-    audit_log().append(AuditEvent(kind="task", actor="a"))
+    audit_log(get_settings()).append(AuditEvent(kind="task", actor="a"))
     conn = sqlite3.connect(aios_env / "audit.db", isolation_level=None)
     for sql in (
         "UPDATE audit_log SET kind = 'x'",
@@ -140,9 +141,9 @@ def test_forked_chain(log: tuple[Path, sqlite3.Connection]) -> None:
 
 def test_truncated_against_checkpoint(log: tuple[Path, sqlite3.Connection], tmp_path: Path) -> None:
     _, conn = log
-    cp = make_checkpoint(audit_log(), get_settings().signing_key)
+    cp = make_checkpoint(audit_log(get_settings()), get_settings().signing_key)
     conn.execute("DELETE FROM audit_log WHERE seq >= 8")
-    assert verify_store(audit_log()).ok  # a clean cut of the tail is invisible without a checkpoint...
+    assert verify_store(audit_log(get_settings())).ok  # a clean cut of the tail is invisible without a checkpoint...
     assert _verify(cp) == (8, "truncated")  # ...and caught with one
     cp_file = cp.save(tmp_path / "cp.json")
     res = CliRunner().invoke(cli, ["audit", "verify", "--checkpoint", str(cp_file)])
@@ -152,7 +153,7 @@ def test_truncated_against_checkpoint(log: tuple[Path, sqlite3.Connection], tmp_
 
 def test_history_rewritten_against_checkpoint(log: tuple[Path, sqlite3.Connection]) -> None:
     _, conn = log
-    cp = make_checkpoint(audit_log(), get_settings().signing_key)
+    cp = make_checkpoint(audit_log(get_settings()), get_settings().signing_key)
     prev = _chain(conn, 4)
     _unconstrain(conn)
     for seq in range(5, N + 1):
@@ -163,16 +164,18 @@ def test_history_rewritten_against_checkpoint(log: tuple[Path, sqlite3.Connectio
             (entry, new.leaf_hash, prev, new.chain_hash, seq),
         )
         prev = new.chain_hash
-    assert verify_store(audit_log()).ok  # internally consistent...
-    r = verify_store(audit_log(), cp)  # ...but not the history the checkpoint signed
+    assert verify_store(audit_log(get_settings())).ok  # internally consistent...
+    r = verify_store(
+        audit_log(get_settings()), cp, TrustedKeys.from_settings(get_settings())
+    )  # ...but not the history the checkpoint signed
     assert not r.ok
     assert r.problem == "forked"
 
 
 def test_forged_checkpoint_is_rejected(log: tuple[Path, sqlite3.Connection]) -> None:
-    cp = make_checkpoint(audit_log(), get_settings().signing_key)
+    cp = make_checkpoint(audit_log(get_settings()), get_settings().signing_key)
     forged = cp.model_copy(update={"tree_size": cp.tree_size - 1})
-    r = verify_store(audit_log(), forged)
+    r = verify_store(audit_log(get_settings()), forged, TrustedKeys.from_settings(get_settings()))
     assert not r.ok and r.problem == "bad checkpoint"
 
 

@@ -12,6 +12,7 @@ from flytekitplugins.aios_audit import AuditEvent, audit_log
 from flytekitplugins.aios_audit.merkle import RootAccumulator, root
 from flytekitplugins.aios_audit.proofs import make_checkpoint
 from flytekitplugins.aios_audit.records import record_from_entry, seal_entry
+from flytekitplugins.aios_audit.trust import TrustedKeys
 from flytekitplugins.aios_audit.verify import VerifyResult, verify_store
 from flytekitplugins.aios_core.settings import get_settings
 
@@ -19,9 +20,9 @@ N, BLOCK = 45, 4  # parallel from 4 blocks on; the child verifies seq 21..45 (sp
 
 
 def _both(cp=None) -> tuple[VerifyResult, VerifyResult]:  # type: ignore[no-untyped-def]
-    store = audit_log()
-    serial = verify_store(store, cp, workers=1)
-    parallel = verify_store(store, cp, workers=2, block=BLOCK)
+    store = audit_log(get_settings())
+    serial = verify_store(store, cp, TrustedKeys.from_settings(get_settings()), workers=1)
+    parallel = verify_store(store, cp, TrustedKeys.from_settings(get_settings()), workers=2, block=BLOCK)
     return serial, parallel
 
 
@@ -39,7 +40,7 @@ def _same(a: VerifyResult, b: VerifyResult) -> None:
 
 @pytest.fixture
 def conn(aios_env: Path) -> sqlite3.Connection:
-    store = audit_log()
+    store = audit_log(get_settings())
     store.append_many(
         [AuditEvent(kind="task", actor=f"user:a{i}", status="succeeded", subject=f"d{i}") for i in range(1, N + 1)]
     )
@@ -70,12 +71,12 @@ def test_clean_log_same_result(conn: sqlite3.Connection) -> None:
 
 @pytest.mark.parametrize("cp_size", [7, 20, 21, 27, 44, N])
 def test_checkpoints_anywhere(conn: sqlite3.Connection, cp_size: int) -> None:
-    store = audit_log()
+    store = audit_log(get_settings())
     full = make_checkpoint(store, get_settings().signing_key)
     assert full.tree_size == N
     conn.execute("CREATE TABLE keep AS SELECT * FROM audit_log")
     conn.execute("DELETE FROM audit_log WHERE seq > ?", (cp_size,))
-    cp = make_checkpoint(audit_log(), get_settings().signing_key)
+    cp = make_checkpoint(audit_log(get_settings()), get_settings().signing_key)
     conn.execute("INSERT INTO audit_log SELECT * FROM keep WHERE seq > ?", (cp_size,))
     serial, parallel = _both(cp)
     assert serial.ok and serial.checkpoint_size == cp_size and parallel.workers == 2
@@ -136,6 +137,6 @@ def test_tampering_in_either_half(
 
 
 def test_small_logs_and_one_worker_stay_serial(conn: sqlite3.Connection) -> None:
-    r = verify_store(audit_log(), workers=2, block=16)  # 45 < 4 * 16: one process
+    r = verify_store(audit_log(get_settings()), workers=2, block=16)  # 45 < 4 * 16: one process
     assert r.ok and r.size == N and r.workers == 1
-    assert verify_store(audit_log(), workers=1, block=BLOCK).workers == 1
+    assert verify_store(audit_log(get_settings()), workers=1, block=BLOCK).workers == 1

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from flytekitplugins.aios_audit import audit_log
 from flytekitplugins.aios_core.cli import cli
 from flytekitplugins.aios_core.digest import digest_file, digest_value
+from flytekitplugins.aios_core.settings import get_settings
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -41,7 +42,7 @@ def test_pyflyte_run_trace_and_report(aios_env: Path, doc: Path, tmp_path: Path)
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert "ticket:finance:" in out.stdout
-    records = list(audit_log().scan())
+    records = list(audit_log(get_settings()).scan())
     assert [r.event.kind for r in records] == ["task", "task", "action"]
     act = records[-1]
 
@@ -93,5 +94,5 @@ def test_deck_is_published_for_enable_deck(aios_env: Path, doc: Path) -> None:
     decks = [d for r in roots for d in r.rglob("deck.html") if d.stat().st_mtime >= start - 1]
     assert decks, "no deck.html written"
     text = "".join(d.read_text(encoding="utf-8") for d in decks)
-    ids = [r.record_id for r in audit_log().scan()]
+    ids = [r.record_id for r in audit_log(get_settings()).scan()]
     assert all(rid in text for rid in ids)

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from flytekitplugins.aios_approvals.evaluate import Env
 from flytekitplugins.aios_audit import audit_log
 from flytekitplugins.aios_catalog import ApprovalRequired, Catalog, CatalogError, ModelEntry, catalog
 from flytekitplugins.aios_core.errors import GovernanceDenied
@@ -43,7 +44,7 @@ def rules(action: str, actor: str, resource: dict[str, Any], context: dict[str, 
 
 def make(check: Any = None) -> Catalog:
     s = get_settings()
-    return Catalog(s.audit_store, s.models_file, decide=rules, check_approval=check or (lambda _id: None))
+    return Catalog(s, decide=rules, check_approval=check or (lambda _id: None))
 
 
 def test_seed_from_models_yaml_is_recorded_once() -> None:
@@ -54,7 +55,7 @@ def test_seed_from_models_yaml_is_recorded_once() -> None:
 
     assert base.digest == base_model_ref().digest  # the seed pins the bytes that are really loaded
     make().list()  # a second reader does not seed again
-    kinds = [r.event.attributes["op"] for r in audit_log().scan() if r.event.kind == "catalog"]
+    kinds = [r.event.attributes["op"] for r in audit_log(get_settings()).scan() if r.event.kind == "catalog"]
     assert kinds == ["seed"]
 
 
@@ -120,7 +121,7 @@ def test_default_hooks_deny_without_a_policy_engine(monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(gov.importlib, "import_module", boom)
     with pytest.raises(GovernanceDenied, match="policy engine unavailable"):
-        catalog().register(entry("v9"), actor="service:retraining")
+        catalog(get_settings()).register(entry("v9"), actor="service:retraining")
 
 
 def test_editing_models_yaml_cannot_promote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -132,10 +133,10 @@ def test_editing_models_yaml_cannot_promote(tmp_path: Path, monkeypatch: pytest.
     (cfg / "models.yaml").write_text(json.dumps(seed))
     monkeypatch.setenv("AIOS_CONFIG_DIR", str(cfg))
     s = get_settings()
-    assert Catalog(s.audit_store, s.models_file).champion("m").version == "1"
+    assert Catalog(s).champion("m").version == "1"
     seed["models"].append({"name": "m", "version": "2", "digest": DIGEST, "owner": "o", "stage": "champion"})
     (cfg / "models.yaml").write_text(json.dumps(seed))
-    cat = Catalog(s.audit_store, s.models_file)
+    cat = Catalog(s)
     assert cat.champion("m").version == "1"
     assert cat.get("m", "2").stage == "candidate"
 
@@ -162,7 +163,7 @@ def test_promotion_under_real_policy_and_approval() -> None:
     """The pack's Cedar policy asks for a model-promotion sign-off; a model approver gives it."""
     from flytekitplugins.aios_approvals import decide, open_request
 
-    cat = catalog()
+    cat = catalog(get_settings())
     cat.register(entry("v1"), actor="service:retraining")
     with pytest.raises(GovernanceDenied, match="beats the champion"):
         cat.promote(
@@ -172,15 +173,22 @@ def test_promotion_under_real_policy_and_approval() -> None:
     with pytest.raises(ApprovalRequired) as info:
         cat.promote("sentiment", "v1", actor="service:retraining", evidence=ev)
     req = info.value.decision.approval
-    rid = open_request(req.gate, req.risk, "sentiment@v1", requester="service:retraining", reason=req.reason)
+    rid = open_request(
+        req.gate,
+        req.risk,
+        "sentiment@v1",
+        requester="service:retraining",
+        reason=req.reason,
+        env=Env.load(get_settings()),
+    )
     with pytest.raises(GovernanceDenied):  # pending is not approved
         cat.promote("sentiment", "v1", actor="service:retraining", evidence=ev, approval_request_id=rid)
-    assert decide(rid, "user:frank", "approve", reason="figures reviewed").accepted
+    assert decide(rid, "user:frank", "approve", reason="figures reviewed", env=Env.load(get_settings())).accepted
     promoted = cat.promote("sentiment", "v1", actor="service:retraining", evidence=ev, approval_request_id=rid)
     assert promoted.stage == "champion"
     last = cat.history("sentiment")[-1]
     assert last.policy_decisions[0]["effect"] == "require_approval"
     assert last.approvals[0]["approvers"] == ["user:frank"]
-    rec = audit_log().get(last.record_id)
+    rec = audit_log(get_settings()).get(last.record_id)
     assert rec is not None and rec.event.parents  # lineage edge to the recorded policy decision
-    assert audit_log().get(rec.event.parents[0]).event.kind == "policy_decision"
+    assert audit_log(get_settings()).get(rec.event.parents[0]).event.kind == "policy_decision"

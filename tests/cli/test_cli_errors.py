@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from flytekitplugins.aios_audit import AuditEvent, audit_log
 from flytekitplugins.aios_core.cli import cli
+from flytekitplugins.aios_core.settings import get_settings
 
 BAD_INPUTS: list[list[str]] = [
     ["policy", "eval", "--request", "missing.json"],
@@ -48,7 +49,7 @@ def bad_files(tmp_path: Path) -> Path:
     (tmp_path / "bad.yaml").write_text("a: [b\n")
     (tmp_path / "bad.json").write_text('{"principal": ')
     (tmp_path / "list.yaml").write_text("- principal\n- action\n")
-    audit_log().append(AuditEvent(kind="task", actor="service:test"))  # a store with one record
+    audit_log(get_settings()).append(AuditEvent(kind="task", actor="service:test"))  # a store with one record
     return tmp_path
 
 
@@ -73,10 +74,10 @@ def test_the_console_script_prints_no_traceback(bad_files: Path) -> None:
 
 
 def test_as_bob_suggests_user_bob_and_records_nothing(bad_files: Path) -> None:
-    before = audit_log().size()
+    before = audit_log(get_settings()).size()
     res = CliRunner().invoke(cli, ["approvals", "approve", "apr-any", "--as", "bob"])
     assert res.exit_code == 2 and "did you mean --as user:bob" in res.output, res.output
-    assert audit_log().size() == before
+    assert audit_log(get_settings()).size() == before
 
 
 def test_models_history_of_an_unknown_model_names_the_known_ones(bad_files: Path) -> None:

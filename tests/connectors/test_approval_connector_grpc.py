@@ -13,9 +13,11 @@ from flyteidl.admin import agent_pb2
 from flyteidl.core.execution_pb2 import TaskExecution
 from flyteidl.service import agent_pb2_grpc
 
+from flytekitplugins.aios_approvals.evaluate import Env
 from flytekitplugins.aios_connectors import ApprovalNotificationConfig, ApprovalNotificationTask
 from flytekitplugins.aios_connectors.approval_task import APPROVAL_INPUTS, APPROVAL_OUTPUTS
 from flytekitplugins.aios_connectors.constants import APPROVAL_NOTIFICATION_TASK_TYPE
+from flytekitplugins.aios_core.settings import get_settings
 from tests.connectors.conftest import WEBHOOK_SECRET
 from tests.connectors.harness import Hook
 from tests.connectors.protos import execution_metadata, literal_map, python_values, template_of
@@ -36,6 +38,7 @@ def _open(subject: str, risk: str = "low") -> str:
         summary={"amount": 12500.0, "vendor": "ACME"},
         requester="service:document-pipeline",
         reason="invoice over 10,000",
+        env=Env.load(get_settings()),
     )
 
 
@@ -80,7 +83,7 @@ def test_notify_then_follow_the_approval_to_success(channel, hook: Hook, shared_
     assert pending.phase == TaskExecution.RUNNING and "0/1" in pending.message
     assert pending.log_links[0].uri.endswith("/tickets/1")
 
-    assert decide(rid, "user:bob", "approve", reason="checked").accepted
+    assert decide(rid, "user:bob", "approve", reason="checked", env=Env.load(get_settings())).accepted
     done = _get(channel, meta)
     assert done.phase == TaskExecution.SUCCEEDED, done.message
     out = python_values(done.outputs, APPROVAL_OUTPUTS)
@@ -93,7 +96,7 @@ def test_a_rejection_fails_the_task_with_who_and_why(channel, hook: Hook, shared
     hook.reset("ok")
     rid = _open("sha256:" + "b" * 64)
     meta = _create(channel, rid)
-    assert decide(rid, "user:carol", "reject", reason="vendor not on file").accepted
+    assert decide(rid, "user:carol", "reject", reason="vendor not on file", env=Env.load(get_settings())).accepted
     res = _get(channel, meta)
     assert res.phase == TaskExecution.FAILED
     assert "rejected" in res.message and "user:carol" in res.message
@@ -105,7 +108,9 @@ def test_an_unauthorized_approval_does_not_count(channel, hook: Hook, shared_sta
     hook.reset("ok")
     rid = _open("sha256:" + "c" * 64)
     meta = _create(channel, rid)
-    assert not decide(rid, "user:alice", "approve").accepted  # ops-analyst may not sign off payments
+    assert not decide(
+        rid, "user:alice", "approve", env=Env.load(get_settings())
+    ).accepted  # ops-analyst may not sign off payments
     assert _get(channel, meta).phase == TaskExecution.RUNNING
 
 
@@ -147,7 +152,7 @@ def test_the_status_call_uses_an_approval_once(channel, hook: Hook, shared_state
     hook.reset("ok")
     rid = _open("sha256:" + "c" * 64)
     first = _create(channel, rid)
-    assert decide(rid, "user:bob", "approve", reason="checked").accepted
+    assert decide(rid, "user:bob", "approve", reason="checked", env=Env.load(get_settings())).accepted
     assert _get(channel, first).phase == TaskExecution.SUCCEEDED
     assert _get(channel, first).phase == TaskExecution.SUCCEEDED  # the same execution polling again
     req = agent_pb2.CreateTaskRequest(

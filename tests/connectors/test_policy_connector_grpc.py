@@ -12,6 +12,7 @@ from flyteidl.service import agent_pb2_grpc
 
 from flytekitplugins.aios_connectors import PolicyDecisionConfig, PolicyDecisionTask
 from flytekitplugins.aios_connectors.policy_task import POLICY_INPUTS, POLICY_OUTPUTS
+from flytekitplugins.aios_core.settings import get_settings
 from tests.connectors.protos import execution_metadata, literal_map, python_values, template_of
 
 pytestmark = pytest.mark.slow
@@ -52,7 +53,7 @@ def test_allow_returns_the_decision_as_typed_outputs(channel: grpc.Channel, shar
     # the decision was written to the audit trail before it was returned
     from flytekitplugins.aios_audit import audit_log
 
-    kinds = {r.record_id: r.event.kind for r in audit_log().scan(1)}
+    kinds = {r.record_id: r.event.kind for r in audit_log(get_settings()).scan(1)}
     assert kinds.get(out["audit_record_id"]) == "policy_decision"
 
 

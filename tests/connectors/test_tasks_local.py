@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from flytekit import workflow
 
+from flytekitplugins.aios_approvals.evaluate import Env
 from flytekitplugins.aios_connectors import (
     APPROVAL_NOTIFICATION_TASK_TYPE,
     POLICY_DECISION_TASK_TYPE,
@@ -13,6 +14,7 @@ from flytekitplugins.aios_connectors import (
     PolicyDecisionConfig,
     PolicyDecisionTask,
 )
+from flytekitplugins.aios_core.settings import get_settings
 from tests.connectors.protos import SETTINGS, template_of
 
 GATE = PolicyDecisionTask(name="local_policy_gate")
@@ -63,9 +65,15 @@ def test_approval_notification_runs_locally_end_to_end(monkeypatch, hook) -> Non
     monkeypatch.setenv("AIOS_APPROVAL_WEBHOOK_SECRET", "local-secret")
     hook.reset("ok")
     rid = open_request(
-        gate="payment-signoff", risk="low", subject="sha256:" + "f" * 64, requester="service:document-pipeline"
+        gate="payment-signoff",
+        risk="low",
+        subject="sha256:" + "f" * 64,
+        requester="service:document-pipeline",
+        env=Env.load(get_settings()),
     )
-    assert decide(rid, "user:bob", "approve").accepted  # decided before the wait starts: the first poll sees it
+    assert decide(
+        rid, "user:bob", "approve", env=Env.load(get_settings())
+    ).accepted  # decided before the wait starts: the first poll sees it
     notify = ApprovalNotificationTask(name="local_notify", config=ApprovalNotificationConfig())
     out = notify(request_id=rid)
     assert (out.status, out.approvers) == ("approved", ["user:bob"])

@@ -20,6 +20,7 @@ from flytekitplugins.aios_connectors.system_of_record import (
     act,
 )
 from flytekitplugins.aios_core.errors import ConfigError
+from flytekitplugins.aios_core.settings import get_settings
 from tests.governed_rows import governed_rows
 
 post = SystemOfRecordTask(name="test_post_actions", config=SystemOfRecordConfig(table="test_actions"))
@@ -38,7 +39,7 @@ def _rows(n: int, tag: str = "") -> list[dict[str, object]]:
 
 
 def _action_records() -> int:
-    return sum(1 for r in audit_log().scan() if r.event.kind == "action")
+    return sum(1 for r in audit_log(get_settings()).scan() if r.event.kind == "action")
 
 
 def test_task_and_connector_share_one_task_type() -> None:
@@ -60,7 +61,7 @@ def test_local_workflow_posts_once_on_sqlite(aios_env: Path, monkeypatch: pytest
 def test_env_indirection_fails_closed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AIOS_SOR_SECRET", raising=False)
     with pytest.raises(ConfigError, match="AIOS_SOR_SECRET"):
-        act(SystemOfRecordConfig(url="env:AIOS_SOR_SECRET"), _rows(1))
+        act(SystemOfRecordConfig(url="env:AIOS_SOR_SECRET"), _rows(1), get_settings())
 
 
 @pytest.mark.postgres
@@ -68,7 +69,8 @@ def test_postgres_concurrent_retries_never_post_twice(pg_url: str) -> None:
     cfg = SystemOfRecordConfig(url=pg_url, table="document_actions")
     rows = _rows(40, "pg")
     results: list[tuple[int, int, int]] = []
-    threads = [threading.Thread(target=lambda: results.append(act(cfg, rows))) for _ in range(4)]
+    settings = get_settings()
+    threads = [threading.Thread(target=lambda: results.append(act(cfg, rows, settings))) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:

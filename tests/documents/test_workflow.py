@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 
 from flytekitplugins.aios_approvals import decide
+from flytekitplugins.aios_approvals.evaluate import Env
 from flytekitplugins.aios_audit import audit_log
+from flytekitplugins.aios_core.settings import get_settings
 from tests.documents.conftest import options
 
 pytestmark = pytest.mark.slow
@@ -22,14 +24,14 @@ def _approve_when_open(gate: str, approver: str, stop: threading.Event, picked: 
     while not stop.is_set():
         ids = [
             r.event.subject
-            for r in audit_log().scan()
+            for r in audit_log(get_settings()).scan()
             if r.event.kind == "approval_request"
             and r.event.attributes["request"]["gate"] == gate
             and r.event.attributes["request"]["risk"] == "medium"  # high risk needs a quorum of two
         ]
         if ids:
             picked.append(ids[0])
-            assert decide(ids[0], approver, "approve", reason="checked").accepted
+            assert decide(ids[0], approver, "approve", reason="checked", env=Env.load(get_settings())).accepted
             return
         time.sleep(0.2)
 
@@ -64,7 +66,7 @@ def test_corpus_end_to_end_with_one_human_approval(corpus: Path, aios_env: Path)
         "encrypted",
         "too_large",
     }
-    kinds = [r.event for r in audit_log().scan()]
+    kinds = [r.event for r in audit_log(get_settings()).scan()]
     assert sorted(e.subject for e in kinds if e.kind == "quarantine") == sorted(quarantine["digest"])
     assert summary.outcomes["duplicate"] == 1
     # classification on the labelled corpus, through the routed models
@@ -92,6 +94,8 @@ def test_injected_instructions_never_change_the_decision(corpus: Path) -> None:
     assert bool(inj["injection"]) and inj["label"] == "invoice" and inj["amount"] > 10_000
     assert inj["effect"] == "require_approval" and inj["gate"] == "payment-signoff"
     assert inj["outcome"] == "approval_timed_out"  # nobody signed off: nothing was paid
-    with sqlite3.connect(Path(audit_log().url.removeprefix("sqlite:///")).parent / "system_of_record.db") as conn:
+    with sqlite3.connect(
+        Path(audit_log(get_settings()).url.removeprefix("sqlite:///")).parent / "system_of_record.db"
+    ) as conn:
         keys = [r[0] for r in conn.execute("SELECT doc_digest FROM document_actions")]
     assert inj["digest"] not in keys

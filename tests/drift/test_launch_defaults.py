@@ -6,6 +6,8 @@ import pytest
 from flytekit import LaunchPlan
 from flytekit.core.context_manager import FlyteContextManager
 
+from flytekitplugins.aios_core.settings import get_settings
+
 pytestmark = pytest.mark.slow
 
 
@@ -19,6 +21,6 @@ def test_check_drift_runs_from_its_default_launch_plan_with_no_inputs() -> None:
     report = lp()
     assert report.dataset == "flights" and report.drifted  # January-April vs September-December is seasonal drift
     assert "month" in report.drifted_features
-    record = audit_log().get(report.audit_record_id)
+    record = audit_log(get_settings()).get(report.audit_record_id)
     assert record is not None and record.event.kind == "drift"
     assert {q.rows for q in report.quality} == {DEFAULT_ROWS}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from flytekitplugins.aios_audit import audit_log
+from flytekitplugins.aios_core.settings import get_settings
 from tasks.drift.monitor import resolve_target
 
 STANDIN = "tests.evaluation.standin_retrain.retrain"
@@ -16,7 +17,7 @@ def as_monitoring(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def records(kind: str) -> list:
-    return [r for r in audit_log().scan() if r.event.kind == kind]
+    return [r for r in audit_log(get_settings()).scan() if r.event.kind == kind]
 
 
 @pytest.mark.slow
@@ -31,7 +32,7 @@ def test_seasonal_drift_starts_retraining_and_the_trail_says_why() -> None:
     assert "month" in check.event.attributes["drifted_features"]
     assert decision.event.parents[0] == check.record_id  # the decision derives from the drift check
     assert "month" in decision.event.attributes["reason"] and decision.event.attributes["target"] == STANDIN
-    policy = audit_log().get(decision.event.parents[1])
+    policy = audit_log(get_settings()).get(decision.event.parents[1])
     assert policy.event.kind == "policy_decision"
     started = [r for r in records("task") if r.event.status == "retrain_started"]
     assert len(started) == 1 and started[0].event.parents == [decision.record_id]

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from flytekitplugins.aios_audit import audit_log
+from flytekitplugins.aios_core.settings import get_settings
 from tasks.evaluation.data import binarize, load_vader, split
 
 N = 150
@@ -47,7 +48,7 @@ def test_cross_source_alarm_and_same_source_quiet(model_dir: str) -> None:
     assert cross.embedding.domain_auc > 0.9 and cross.embedding.p_value < 0.01
     assert cross.prediction is not None and cross.prediction.model == "tweets-head@t1"
     assert cross.prediction.mean_confidence_cur < cross.prediction.mean_confidence_ref  # less sure off-domain
-    rec = audit_log().get(cross.audit_record_id)
+    rec = audit_log(get_settings()).get(cross.audit_record_id)
     assert rec.event.status == "drift" and rec.event.attributes["embedding_auc"] == cross.embedding.domain_auc
     assert {m.name for m in rec.event.models} == {"all-MiniLM-L6-v2", "tweets-head"}
 
@@ -59,5 +60,5 @@ def test_text_monitoring_starts_retraining(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("AIOS_PRINCIPAL", "service:monitoring")
     out = monitor_text(n=N, retrain_target="tests.evaluation.standin_retrain.retrain")
     assert out.startswith("retraining ran: tests.evaluation.standin_retrain.retrain for drift on vader-text"), out
-    statuses = [r.event.status for r in audit_log().scan() if r.event.kind in ("drift", "task")]
+    statuses = [r.event.status for r in audit_log(get_settings()).scan() if r.event.kind in ("drift", "task")]
     assert statuses == ["drift", "retrain_triggered", "retrain_started"]

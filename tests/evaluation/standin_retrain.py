@@ -24,7 +24,7 @@ def record_start(trigger_reason: str, drift_record: str) -> str:
         parents=[drift_record],
         attributes={"trigger_reason": trigger_reason},
     )
-    return audit_log().append(event).record_id
+    return audit_log(get_settings()).append(event).record_id
 
 
 @workflow

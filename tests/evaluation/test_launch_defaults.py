@@ -9,6 +9,7 @@ from flytekit import LaunchPlan
 from flytekit.core.context_manager import FlyteContextManager
 
 from flytekitplugins.aios_audit import audit_log
+from flytekitplugins.aios_core.settings import get_settings
 
 
 def _default_launch_plan(workflow):
@@ -27,7 +28,7 @@ def test_evaluate_model_runs_from_its_launch_plan_with_no_inputs() -> None:
     assert report.champion.model.startswith("vader-sentiment@tweets-weak")
     assert report.drift_passed  # held-out rows vs training rows of the same source: the check ran and passed
     assert report.decision in {"promote", "needs_approval"}, report.reasons  # strong beats weak
-    record = audit_log().get(report.audit_record_id)
+    record = audit_log(get_settings()).get(report.audit_record_id)
     assert record is not None and record.event.actor == "service:retraining"  # not the launching shell's user
 
 
@@ -39,7 +40,7 @@ def test_retraining_is_refused_before_any_training_for_a_principal_that_may_not_
     with pytest.raises(Exception, match=r"retraining not started: user:dave may not register or promote"):
         retrain(principal="user:dave", gpu=False, accelerator="")
     assert time.monotonic() - start < 60  # the training alone takes minutes on this data
-    records = list(audit_log().scan())
+    records = list(audit_log(get_settings()).scan())
     kinds = {r.event.kind for r in records}
     assert "training" not in kinds and "evaluation" not in kinds and "drift" not in kinds
     denials = [r for r in records if r.event.kind == "policy_decision" and r.event.actor == "user:dave"]

@@ -26,6 +26,10 @@ def test_aios_demo_end_to_end(tmp_path: Path) -> None:
     # a human decision came through the CLI, from another process than the workflow
     assert "approved apr-" in out and "(payment-signoff" in out
     assert "audit verify:   OK:" in out
+    # off a terminal the workflow's stages come through as a few plain lines on stderr (bars on a terminal)
+    ended = [ln for ln in proc.stderr.splitlines() if ln.startswith("progress: ") and " done in " in ln]
+    stages = [ln.split(":")[1].strip() for ln in ended]  # a first run also trains the models ("train models")
+    assert {"ingest", "parse + protect", "classify", "decide + policy"} <= set(stages) and len(ended) <= 6
     demo = state / "demo"
     for name in ("results/results.csv", "results/quarantine.csv", "checkpoint.json", "lineage-report.html"):
         assert (demo / name).is_file(), name

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from flytekitplugins.aios_audit import audit_log
 from flytekitplugins.aios_core.cli import cli
+from flytekitplugins.aios_core.settings import get_settings
 from tests.lineage.synthetic import MODEL, write_trail
 
 
@@ -30,7 +31,7 @@ def _rewrite(src: Path, dst: Path, name: str, old: bytes, new: bytes) -> None:
 
 
 def _export_execution(aios_env: Path, tmp_path: Path) -> tuple[Path, dict[str, object]]:
-    docs = write_trail(audit_log(emit=False), 6, per_execution=3)
+    docs = write_trail(audit_log(get_settings(), emit=False), 6, per_execution=3)
     bundle = tmp_path / "run-0.zip"
     code, out = _aios("evidence", "export", "--execution", "run-0", "-o", str(bundle))
     assert code == 0, out
@@ -100,7 +101,7 @@ def test_pinned_key_that_did_not_sign_is_refused(aios_env: Path, tmp_path: Path)
 
 
 def test_document_and_model_bundles(aios_env: Path, tmp_path: Path) -> None:
-    docs = write_trail(audit_log(emit=False), 4)
+    docs = write_trail(audit_log(get_settings(), emit=False), 4)
     for flag, value in (("--document", docs[0]["document"]), ("--model", f"{MODEL.name}@{MODEL.version}")):
         out_zip = tmp_path / f"{flag.strip('-')}.zip"
         code, out = _aios("evidence", "export", flag, value, "-o", str(out_zip))

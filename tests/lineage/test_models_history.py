@@ -9,11 +9,12 @@ from click.testing import CliRunner
 
 from flytekitplugins.aios_audit import audit_log
 from flytekitplugins.aios_core.cli import cli
+from flytekitplugins.aios_core.settings import get_settings
 from tests.lineage.synthetic import MODEL, TRAIN, write_model
 
 
 def test_history_names_approvers_and_links_training_evaluation_and_drift(aios_env: Path) -> None:
-    write_model(audit_log(emit=False))
+    write_model(audit_log(get_settings(), emit=False))
     res = CliRunner().invoke(cli, ["models", "history", f"{MODEL.name}@{MODEL.version}", "--json"])
     assert res.exit_code == 0, res.output
     changes = json.loads(res.output)

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from flytekitplugins.aios_audit import AuditEvent, audit_log
 from flytekitplugins.aios_core.cli import cli
+from flytekitplugins.aios_core.settings import get_settings
 from tests.lineage.chromium import open_page, screenshot
 from tests.lineage.synthetic import write_documents, write_trail
 
@@ -34,7 +35,7 @@ def _offline(html: str) -> None:
 
 @pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz dot not installed (scripts/setup.sh installs it)")
 def test_report_at_10_records(aios_env: Path, tmp_path: Path) -> None:
-    store = audit_log(emit=False)
+    store = audit_log(get_settings(), emit=False)
     docs = write_documents(store, 1, 2)  # one approved payment (6 records), one rejected (3)
     store.append(AuditEvent(kind="task", actor="service:x", status="succeeded"))
     assert store.size() == 10
@@ -59,7 +60,7 @@ def test_report_at_10_records(aios_env: Path, tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz dot not installed (scripts/setup.sh installs it)")
 def test_report_at_10000_records_with_a_tampered_record(aios_env: Path, tmp_path: Path) -> None:
-    store = audit_log(emit=False)
+    store = audit_log(get_settings(), emit=False)
     docs = write_trail(store, 2000)
     assert store.size() >= 10000
     report, output = _report(tmp_path)
@@ -93,7 +94,7 @@ def test_report_at_10000_records_with_a_tampered_record(aios_env: Path, tmp_path
 @pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz dot not installed (scripts/setup.sh installs it)")
 def test_hostile_text_in_records_stays_text(aios_env: Path, tmp_path: Path) -> None:
     """Reasons, names and actors are written by people and documents: the report must never run them."""
-    store = audit_log(emit=False)
+    store = audit_log(get_settings(), emit=False)
     write_documents(store, 1, 1)
     hostile = "</script><img src=x onerror=\"document.title='pwned'\"><!--<script>"
     store.append(

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from flytekitplugins.aios_audit import AuditEvent, audit_log
 from flytekitplugins.aios_audit.edges import EdgeIndex
 from flytekitplugins.aios_core.cli import cli
+from flytekitplugins.aios_core.settings import get_settings
 from tests.lineage.synthetic import MODEL, TRAIN, write_trail
 
 
@@ -28,7 +29,7 @@ def _text(ref: str) -> str:
 
 
 def test_why_was_this_paid_from_request_and_from_action(aios_env: Path) -> None:
-    docs = write_trail(audit_log(emit=False), 6)
+    docs = write_trail(audit_log(get_settings(), emit=False), 6)
     paid = docs[0]
     for ref in (paid["request_id"], paid["action"]):
         t = _trace(ref)
@@ -60,7 +61,7 @@ def test_why_was_this_paid_from_request_and_from_action(aios_env: Path) -> None:
 
 
 def test_rejected_payment_says_who_and_that_nothing_was_posted(aios_env: Path) -> None:
-    docs = write_trail(audit_log(emit=False), 6)
+    docs = write_trail(audit_log(get_settings(), emit=False), 6)
     rejected = docs[2]
     t = _trace(rejected["request_id"])
     [case] = t["cases"]
@@ -70,7 +71,7 @@ def test_rejected_payment_says_who_and_that_nothing_was_posted(aios_env: Path) -
 
 
 def test_model_approver_and_policy_questions(aios_env: Path) -> None:
-    docs = write_trail(audit_log(emit=False), 6)
+    docs = write_trail(audit_log(get_settings(), emit=False), 6)
     by_model = _trace(f"{MODEL.name}@{MODEL.version}")
     assert {c["document"] for c in by_model["cases"]} == {d["document"] for d in docs}
     outcomes = sorted(c["outcome"].split(":")[0] for c in by_model["cases"])
@@ -87,7 +88,7 @@ def test_model_approver_and_policy_questions(aios_env: Path) -> None:
 def test_index_catches_up_and_is_rebuilt_for_another_log(aios_env: Path, tmp_path: Path) -> None:
     from flytekitplugins.aios_audit.stores import open_store
 
-    store = audit_log(emit=False)
+    store = audit_log(get_settings(), emit=False)
     docs = write_trail(store, 3)
     index = EdgeIndex(tmp_path / "edges.db")
     assert index.catch_up(store) == store.size()
@@ -106,7 +107,7 @@ def test_index_catches_up_and_is_rebuilt_for_another_log(aios_env: Path, tmp_pat
 
 
 def test_unknown_reference_is_a_clear_error(aios_env: Path) -> None:
-    write_trail(audit_log(emit=False), 1)
+    write_trail(audit_log(get_settings(), emit=False), 1)
     res = CliRunner().invoke(cli, ["lineage", "trace", "apr-doesnotexist"])
     assert res.exit_code != 0
     assert "names nothing in the audit trail" in res.output and "Traceback" not in res.output

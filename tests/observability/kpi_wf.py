@@ -10,11 +10,12 @@ from flytekit.types.file import FlyteFile
 from flytekitplugins.aios_audit import AuditEvent, audit_log, audited, current_audit
 from flytekitplugins.aios_audit.metrics import record_cost
 from flytekitplugins.aios_core.context import current_execution
+from flytekitplugins.aios_core.settings import get_settings
 
 
 def _append(kind: str, status: str, **fields: object) -> None:
     event = AuditEvent(kind=kind, actor="service:kpi", status=status, execution=current_execution(), **fields)
-    audit_log().append(event)
+    audit_log(get_settings()).append(event)
 
 
 @task
@@ -59,7 +60,7 @@ def act(n: int) -> int:
     """
     for _ in range(2):
         _append("action", "posted", attributes={"action": "create_ticket"})
-    record_cost(0.002, 4, "tests.observability.kpi_wf.batch")
+    record_cost(0.002, 4, "tests.observability.kpi_wf.batch", get_settings())
     return 2
 
 

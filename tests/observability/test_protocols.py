@@ -18,6 +18,7 @@ import pytest
 from flytekitplugins.aios_audit import audit_log
 from flytekitplugins.aios_audit.lineage_events import parent_run_id
 from flytekitplugins.aios_audit.otel import root_span_id_for, trace_id_for
+from flytekitplugins.aios_core.settings import get_settings
 from tests.observability.receivers import Receiver, attrs
 from tests.observability.schemas import validate_event
 
@@ -55,7 +56,7 @@ def test_standard_variables_only(aios_env: Path, doc: Path) -> None:
             "OTEL_SERVICE_NAME": "x",
         }
         _run(env, doc, "--fail")
-    records = list(audit_log().scan())
+    records = list(audit_log(get_settings()).scan())
     key = records[0].event.execution.execution_key
     assert {r.event.execution.execution_key for r in records} == {key}
     _check_lineage(lineage, key, doc)

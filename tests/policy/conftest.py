@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from flytekitplugins.aios_core.settings import get_settings
+
 REPO = Path(__file__).resolve().parents[2]
 POLICIES = REPO / "config" / "policies"
 
@@ -29,7 +31,7 @@ def policy_records() -> list[Any]:
     """Every policy_decision record in this test's audit store, in order."""
     from flytekitplugins.aios_audit import audit_log
 
-    return [r for r in audit_log().scan() if r.event.kind == "policy_decision"]
+    return [r for r in audit_log(get_settings()).scan() if r.event.kind == "policy_decision"]
 
 
 @pytest.fixture(autouse=True)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from flytekitplugins.aios_core.settings import get_settings
 from flytekitplugins.aios_policy import evaluate
 from flytekitplugins.aios_policy.cedar_load import _scoped_actions, load_policy_set
 from flytekitplugins.aios_policy.engine import PolicySource
@@ -38,7 +39,7 @@ def test_shipped_policies_scope_approvals_to_their_actions() -> None:
     ['action == Action::"run_task"', 'action in [Action::"run_task", Action::"act_on_document"]', "action"],
 )
 def test_an_approval_policy_on_run_task_is_always_evaluated(policy_copy: Path, scope: str) -> None:
-    assert evaluate(RUN, policy_dir=policy_copy).effect == "allow"
+    assert evaluate(RUN, policy_dir=policy_copy, settings=get_settings()).effect == "allow"
     (policy_copy / "zz_run_task.cedar").write_text(
         '@id("run-task-signoff")\n@effect("require_approval")\n@gate("run-signoff")\n@risk("low")\n'
         f"permit (principal, {scope}, resource);\n"
@@ -46,5 +47,5 @@ def test_an_approval_policy_on_run_task_is_always_evaluated(policy_copy: Path, s
     from flytekitplugins.aios_policy.cedar_load import clear_cache
 
     clear_cache()
-    d = evaluate(RUN, policy_dir=policy_copy)
+    d = evaluate(RUN, policy_dir=policy_copy, settings=get_settings())
     assert d.effect == "require_approval" and d.approval is not None and d.approval.gate == "run-signoff"

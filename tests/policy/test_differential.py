@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from flytekitplugins.aios_core.settings import get_settings
 from flytekitplugins.aios_policy import evaluate_many
 
 from .reference import PRINCIPALS, reference_decision
@@ -100,7 +101,7 @@ def _effect(d: Any) -> tuple[str, str | None, str | None]:
 def _check_batch(seed: int, p_bad: float) -> None:
     rng = random.Random(seed)
     batch = [_request(rng, i, p_bad) for i in range(BATCH)]
-    decisions = evaluate_many(batch, budget=1000.0)
+    decisions = evaluate_many(batch, budget=1000.0, settings=get_settings())
     for req, d in zip(batch, decisions, strict=True):
         expected = reference_decision(req)
         assert _effect(d) == expected, f"disagreement on {req}: cedar {_effect(d)} {d.reasons}, reference {expected}"
@@ -131,7 +132,7 @@ def test_injected_text_never_changes_a_decision_beyond_the_rules(text: str, wher
         req["resource"] = {"type": "Document", "id": text or "x"}
     else:
         req["context"] = {**ctx, where: text}
-    (d,) = evaluate_many([req])
+    (d,) = evaluate_many([req], settings=get_settings())
     assert _effect(d) == reference_decision(req)
     if where != "resource_id" and text not in {"EUR", "USD", "GBP", "CHF", "internal", "public", "personal"}:
         assert d.effect == "deny" or text in WORDS["doc_type"]

@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 from flytekit import task, workflow
 
+from flytekitplugins.aios_approvals.evaluate import Env
 from flytekitplugins.aios_core.errors import GovernanceDenied
+from flytekitplugins.aios_core.settings import get_settings
 from flytekitplugins.aios_core.types import PolicyDecision
 from flytekitplugins.aios_policy import Check, PolicyGate, policy_check, policy_gate
 
@@ -92,7 +94,7 @@ def test_require_approval_runs_once_approved(aios_env: Path) -> None:
         g.pay(doc_id="big2", amount=20000.0, **DOC)
 
     request_id = re.search(r"apr-[0-9a-f]+", str(exc.value)).group(0)  # type: ignore[union-attr]
-    decide(request_id, "user:bob", "approve", reason="checked the invoice")
+    decide(request_id, "user:bob", "approve", reason="checked the invoice", env=Env.load(get_settings()))
     assert g.pay(doc_id="big2", amount=20000.0, **DOC) == "paid 20000.0 EUR"
     assert (aios_env / "pay-big2.acted").exists()
 
@@ -185,7 +187,7 @@ def test_gate_inside_audited_lands_in_the_task_record(aios_env: Path) -> None:
         return doc_id
 
     assert step(doc_id="abc") == "abc"
-    task_rec = [r for r in audit_log().scan() if r.event.kind == "task"][-1]
+    task_rec = [r for r in audit_log(get_settings()).scan() if r.event.kind == "task"][-1]
     (decision,) = policy_records()
     assert task_rec.event.policy_decisions[0]["record_id"] == decision.record_id
     assert decision.record_id in task_rec.event.parents

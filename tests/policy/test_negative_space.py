@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from flytekitplugins.aios_core.errors import GovernanceDenied
+from flytekitplugins.aios_core.settings import get_settings
 from flytekitplugins.aios_policy import PolicyRequest, enforce, evaluate, register_engine
 from flytekitplugins.aios_policy.cedar_engine import CedarEngine
 from flytekitplugins.aios_policy.engine import PolicySource, Verdict
@@ -21,7 +22,7 @@ def assert_denied_and_audited(request: Any, reason_part: str, **kw: Any) -> None
     """enforce() raises GovernanceDenied (policy_deny) and the last audit record is that denial."""
     before = len(policy_records())
     with pytest.raises(GovernanceDenied) as exc:
-        enforce(request, **kw)
+        enforce(request, **kw, settings=get_settings())
     assert exc.value.reason_code == "policy_deny"
     assert reason_part.lower() in str(exc.value).lower()
     records = policy_records()
@@ -33,7 +34,7 @@ def assert_denied_and_audited(request: Any, reason_part: str, **kw: Any) -> None
 
 
 def test_valid_request_is_allowed_and_audited_with_digests() -> None:
-    d = enforce(doc_request())
+    d = enforce(doc_request(), settings=get_settings())
     assert d.effect == "allow"
     rec = policy_records()[-1]
     summary = rec.event.policy_decisions[0]
@@ -80,7 +81,7 @@ def test_missing_and_ill_typed_attributes_deny(context: dict[str, Any], reason: 
 
 @pytest.mark.parametrize("bad", [None, "allow", 42, [], {"principal": "user:alice"}, {"context": {}}])
 def test_malformed_input_denies(bad: Any) -> None:
-    d = evaluate(bad)
+    d = evaluate(bad, settings=get_settings())
     assert d.effect == "deny" and "malformed" in d.reasons[0]
     assert_denied_and_audited(bad, "malformed")
 
@@ -168,7 +169,7 @@ def test_slow_engine_within_budget_still_decides(monkeypatch: pytest.MonkeyPatch
     register_engine("slow", _SlowEngine)
     monkeypatch.setenv("AIOS_POLICY_ENGINE", "slow")
     monkeypatch.setenv("AIOS_POLICY_BUDGET_MS", "5000")
-    assert enforce(doc_request()).effect == "allow"
+    assert enforce(doc_request(), settings=get_settings()).effect == "allow"
 
 
 def test_unknown_engine_kind_denies(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -182,18 +183,18 @@ def test_audit_failure_is_a_deny(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AIOS_AUDIT_STORE", "bogus://nowhere")
     reset_settings()
     with pytest.raises(GovernanceDenied) as exc:
-        enforce(doc_request())  # an allow that cannot be recorded
+        enforce(doc_request(), settings=get_settings())  # an allow that cannot be recorded
     assert exc.value.reason_code == "audit_write_failed"
     assert "audit trail" in str(exc.value)
 
 
 def test_edited_policy_is_picked_up_and_digest_changes(policy_copy: Path) -> None:
-    first = evaluate(doc_request(), policy_dir=policy_copy)
+    first = evaluate(doc_request(), policy_dir=policy_copy, settings=get_settings())
     path = policy_copy / "documents.cedar"
     path.write_text(path.read_text().replace('"EUR", ', ""))
     from flytekitplugins.aios_policy.cedar_load import RECHECK_S
 
     time.sleep(RECHECK_S + 0.05)  # the stat fingerprint is re-checked at most every RECHECK_S seconds
-    second = evaluate(doc_request(), policy_dir=policy_copy)
+    second = evaluate(doc_request(), policy_dir=policy_copy, settings=get_settings())
     assert first.effect == "allow" and second.effect == "deny"
     assert second.policy_ids == ["doc-known-currency"] and first.policy_set_digest != second.policy_set_digest

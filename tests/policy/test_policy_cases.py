@@ -10,13 +10,14 @@ import pytest
 from click.testing import CliRunner
 
 from flytekitplugins.aios_core.cli import cli
+from flytekitplugins.aios_core.settings import get_settings
 from flytekitplugins.aios_policy.testing import run_cases
 
 from .conftest import POLICIES
 
 
 def test_cases_pass_and_cover_every_rule() -> None:
-    report = run_cases()
+    report = run_cases(get_settings())
     assert len(report.results) >= 40
     assert report.failed == []
     assert len(report.rule_ids) >= 20 and report.uncovered == []
@@ -52,7 +53,7 @@ def test_removing_any_single_rule_fails_a_case(tmp_path: Path) -> None:
     for n, (file, pid) in enumerate(rules):
         mutant = tmp_path / f"mutant-{n}"
         rule_id = _without(POLICIES, mutant, file, pid)
-        report = run_cases(mutant, POLICIES / "tests")
+        report = run_cases(get_settings(), mutant, POLICIES / "tests")
         assert rule_id not in report.rule_ids
         if not report.failed:
             survivors.append(rule_id)

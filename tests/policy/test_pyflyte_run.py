@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from flytekitplugins.aios_core.settings import get_settings
+
 from .conftest import REPO
 
 
@@ -21,7 +23,7 @@ def _pyflyte(state: Path, *args: str, principal: str = "service:document-pipelin
 def _audit_statuses(state: Path) -> list[tuple[str, str, list[str]]]:
     from flytekitplugins.aios_audit import audit_log
 
-    recs = [r for r in audit_log().scan() if r.event.kind == "policy_decision"]
+    recs = [r for r in audit_log(get_settings()).scan() if r.event.kind == "policy_decision"]
     return [(r.event.status, r.event.subject, r.event.policy_decisions[0]["policy_ids"]) for r in recs]
 
 

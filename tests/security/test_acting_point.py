@@ -15,9 +15,11 @@ import pandas as pd
 import pytest
 
 from flytekitplugins.aios_approvals import decide
+from flytekitplugins.aios_approvals.evaluate import Env
 from flytekitplugins.aios_audit import AuditEvent, audit_log
 from flytekitplugins.aios_connectors.system_of_record import SystemOfRecordConfig, SystemOfRecordTask
 from flytekitplugins.aios_core.digest import digest_value
+from flytekitplugins.aios_core.settings import get_settings
 from tests.governed_rows import PRINCIPAL, action_rows, decided_docs
 
 post = SystemOfRecordTask(name="post_document_actions", config=SystemOfRecordConfig(table="document_actions"))
@@ -43,7 +45,7 @@ def _post(rows: list[dict[str, Any]]) -> tuple[int, int, int]:
 
 
 def _refusals() -> list[str]:
-    return [r.event.status for r in audit_log().scan() if r.event.kind == "action_refused"]
+    return [r.event.status for r in audit_log(get_settings()).scan() if r.event.kind == "action_refused"]
 
 
 def _hand_made(**over: Any) -> dict[str, Any]:
@@ -67,7 +69,7 @@ def test_a_hand_made_payment_posts_nothing(sor: Path) -> None:
     assert _post([_hand_made()]) == (0, 0, 1)
     assert _posted(sor) == []
     assert _refusals() == ["no_policy_decision"]
-    assert not [r for r in audit_log().scan() if r.event.kind == "action"]
+    assert not [r for r in audit_log(get_settings()).scan() if r.event.kind == "action"]
 
 
 def test_a_row_naming_a_real_decision_for_another_amount_is_refused(sor: Path) -> None:
@@ -83,7 +85,9 @@ def test_a_row_naming_a_real_decision_for_another_amount_is_refused(sor: Path) -
 def test_a_decision_for_another_document_or_a_task_record_is_refused(sor: Path) -> None:
     a, b = action_rows(decided_docs(2, "doc"))
     swapped = dict(a, policy_record=b["policy_record"])
-    task_record = audit_log().append(AuditEvent(kind="task", actor=PRINCIPAL, subject=a["doc_digest"])).record_id
+    task_record = (
+        audit_log(get_settings()).append(AuditEvent(kind="task", actor=PRINCIPAL, subject=a["doc_digest"])).record_id
+    )
     wrong_kind = dict(a, policy_record=task_record)
     assert _post([swapped, wrong_kind]) == (0, 0, 2)
     assert sorted(_refusals()) == ["policy_record_mismatch", "policy_record_mismatch"]
@@ -97,7 +101,7 @@ def test_a_forged_approved_outcome_posts_nothing_until_a_real_approval(sor: Path
     rows = action_rows(docs, approved={rid})
     assert _post(rows) == (0, 0, 1)
     assert _refusals() == ["approval_pending"]
-    assert decide(rid, "user:bob", "approve", "checked against PO").accepted
+    assert decide(rid, "user:bob", "approve", "checked against PO", env=Env.load(get_settings())).accepted
     assert _post(rows) == (1, 0, 0)
     assert _post(rows) == (0, 1, 0)  # a retry of the same action finds its own claims
     assert len(_posted(sor)) == 1
@@ -106,7 +110,7 @@ def test_a_forged_approved_outcome_posts_nothing_until_a_real_approval(sor: Path
 def test_an_approval_is_acted_on_once_and_only_for_its_decision(sor: Path) -> None:
     first, second = decided_docs(2, "pair", amount=30_000.0)
     rid = first["request_id"]
-    assert decide(rid, "user:carol", "approve", "ok").accepted
+    assert decide(rid, "user:carol", "approve", "ok", env=Env.load(get_settings())).accepted
     borrowed = action_rows([dict(second, request_id=rid)], approved={rid})
     assert _post(borrowed) == (0, 0, 1)
     assert _refusals() == ["approval_for_other_action"]
@@ -121,7 +125,7 @@ def test_an_approval_is_acted_on_once_and_only_for_its_decision(sor: Path) -> No
 def test_a_rejected_request_is_never_acted_on(sor: Path) -> None:
     (doc,) = decided_docs(1, "rej", amount=40_000.0)
     rid = doc["request_id"]
-    assert decide(rid, "user:bob", "reject", "duplicate invoice").accepted
+    assert decide(rid, "user:bob", "reject", "duplicate invoice", env=Env.load(get_settings())).accepted
     assert _post(action_rows([doc], approved={rid})) == (0, 0, 1)
     assert _refusals() == ["approval_rejected"]
     assert _posted(sor) == []

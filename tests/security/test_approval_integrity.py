@@ -18,17 +18,25 @@ import pytest
 from click.testing import CliRunner
 
 from flytekitplugins.aios_approvals import decide, open_request, outcome, verify_requests
+from flytekitplugins.aios_approvals.evaluate import Env
 from flytekitplugins.aios_audit import AuditEvent, audit_log, close_all
 from flytekitplugins.aios_core.cli import cli as aios
 from flytekitplugins.aios_core.context import local_run
-from flytekitplugins.aios_core.settings import reset_settings
+from flytekitplugins.aios_core.settings import get_settings, reset_settings
 
 REQUESTER = "service:document-pipeline"
 
 
 def _approved_request(tag: str) -> str:
-    rid = open_request("payment-signoff", "medium", f"sha256:{tag}", {"amount": 20_000}, requester=REQUESTER)
-    assert decide(rid, "user:bob", "approve", "checked").accepted
+    rid = open_request(
+        "payment-signoff",
+        "medium",
+        f"sha256:{tag}",
+        {"amount": 20_000},
+        requester=REQUESTER,
+        env=Env.load(get_settings()),
+    )
+    assert decide(rid, "user:bob", "approve", "checked", env=Env.load(get_settings())).accepted
     return rid
 
 
@@ -37,7 +45,7 @@ def _race_verify(barrier: Any, rid: str, i: int, out: Any) -> None:
     reset_settings()
     with local_run(f"racer-{i}"):
         barrier.wait()
-        out.put(verify_requests("payment-signoff", [rid], after_signal=False)[0].status)
+        out.put(verify_requests("payment-signoff", [rid], after_signal=False, env=Env.load(get_settings()))[0].status)
 
 
 def _race(target: Any, args_of: Any, n: int) -> list[Any]:
@@ -66,22 +74,28 @@ def test_one_approval_is_used_by_exactly_one_of_racing_executions(
         close_all()
         results = _race(_race_verify, lambda i, rid=rid: (rid, i), 4)
         assert sorted(results) == ["approved", "refused", "refused", "refused"], (round_, results)
-    assert audit_log().size() > 0
+    assert audit_log(get_settings()).size() > 0
 
 
 def test_a_local_run_id_cannot_be_borrowed_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     rid = _approved_request("borrow")
     with local_run("victim"):
-        assert verify_requests("payment-signoff", [rid], after_signal=False)[0].status == "approved"
+        assert (
+            verify_requests("payment-signoff", [rid], after_signal=False, env=Env.load(get_settings()))[0].status
+            == "approved"
+        )
     for var in ("AIOS_LOCAL_EXECUTION_ID", "AIOS_EXECUTION_ID"):
         monkeypatch.setenv(var, "victim")
     # the attacker's run: whatever it puts in its environment, it is another execution
-    assert verify_requests("payment-signoff", [rid], after_signal=False)[0].status == "refused"
+    assert (
+        verify_requests("payment-signoff", [rid], after_signal=False, env=Env.load(get_settings()))[0].status
+        == "refused"
+    )
 
 
 def _junk_decision(rid: str, approver: str, action: str) -> None:
     """What anyone with write access to the store can append: a decision with a bad signature."""
-    real = audit_log().scan_kinds({"approval_request"})
+    real = audit_log(get_settings()).scan_kinds({"approval_request"})
     req = next(r for r in real if r.event.subject == rid)
     decision = {
         "request_id": rid,
@@ -95,7 +109,7 @@ def _junk_decision(rid: str, approver: str, action: str) -> None:
         "key_id": "",
         "signature": "AAAA",
     }
-    audit_log().append(
+    audit_log(get_settings()).append(
         AuditEvent(
             kind="approval_decision", actor=approver, status=action, subject=rid, attributes={"decision": decision}
         )
@@ -103,19 +117,35 @@ def _junk_decision(rid: str, approver: str, action: str) -> None:
 
 
 def test_a_junk_decision_neither_counts_nor_blocks_the_real_one() -> None:
-    rid = open_request("payment-signoff", "medium", "sha256:junk", {"amount": 20_000}, requester=REQUESTER)
+    rid = open_request(
+        "payment-signoff",
+        "medium",
+        "sha256:junk",
+        {"amount": 20_000},
+        requester=REQUESTER,
+        env=Env.load(get_settings()),
+    )
     _junk_decision(rid, "user:carol", "approve")
-    assert outcome(rid).status == "pending"
-    res = decide(rid, "user:carol", "reject", "vendor unknown")
+    assert outcome(rid, env=Env.load(get_settings())).status == "pending"
+    res = decide(rid, "user:carol", "reject", "vendor unknown", env=Env.load(get_settings()))
     assert res.accepted, res.message  # not a "replay" of the junk record
-    assert outcome(rid).status == "rejected"
-    assert not decide(rid, "user:bob", "approve", "looks fine").accepted  # the rejection is final
-    out = outcome(rid)
+    assert outcome(rid, env=Env.load(get_settings())).status == "rejected"
+    assert not decide(
+        rid, "user:bob", "approve", "looks fine", env=Env.load(get_settings())
+    ).accepted  # the rejection is final
+    out = outcome(rid, env=Env.load(get_settings()))
     assert out.status == "rejected" and any("bad_signature" in i for i in out.ignored)
 
 
 def test_approvals_show_lists_the_ignored_decision_with_its_reason(aios_env: Path) -> None:
-    rid = open_request("payment-signoff", "medium", "sha256:show", {"amount": 20_000}, requester=REQUESTER)
+    rid = open_request(
+        "payment-signoff",
+        "medium",
+        "sha256:show",
+        {"amount": 20_000},
+        requester=REQUESTER,
+        env=Env.load(get_settings()),
+    )
     _junk_decision(rid, "user:bob", "approve")
     close_all()
     res = CliRunner().invoke(aios, ["approvals", "show", rid])
@@ -128,16 +158,25 @@ def _race_decide(barrier: Any, rid: str, out: Any) -> None:
     close_all()
     reset_settings()
     barrier.wait()
-    out.put(decide(rid, "user:carol", "approve", "same approver twice").code)
+    out.put(decide(rid, "user:carol", "approve", "same approver twice", env=Env.load(get_settings())).code)
 
 
 def test_two_concurrent_decisions_by_one_approver_accept_exactly_one() -> None:
     for round_ in range(6):
-        rid = open_request("payment-signoff", "high", f"sha256:dup-{round_}", {"amount": 90_000}, requester=REQUESTER)
+        rid = open_request(
+            "payment-signoff",
+            "high",
+            f"sha256:dup-{round_}",
+            {"amount": 90_000},
+            requester=REQUESTER,
+            env=Env.load(get_settings()),
+        )
         close_all()
         codes = _race(_race_decide, lambda i, rid=rid: (rid,), 2)
         assert sorted(codes) == ["accepted", "replay"], (round_, codes)
-        assert outcome(rid).approvers == ["user:carol"]  # high risk: quorum 2, one approver counted once
+        assert outcome(rid, env=Env.load(get_settings())).approvers == [
+            "user:carol"
+        ]  # high risk: quorum 2, one approver counted once
 
 
 def test_audit_verify_reports_the_junk_decision_and_a_tampered_claims_table(aios_env: Path) -> None:
@@ -146,7 +185,10 @@ def test_audit_verify_reports_the_junk_decision_and_a_tampered_claims_table(aios
     rid = _approved_request("verify")
     _junk_decision(rid, "user:carol", "approve")
     with local_run("user-of-it"):
-        assert verify_requests("payment-signoff", [rid], after_signal=False)[0].status == "approved"
+        assert (
+            verify_requests("payment-signoff", [rid], after_signal=False, env=Env.load(get_settings()))[0].status
+            == "approved"
+        )
     close_all()
     res = CliRunner().invoke(aios, ["audit", "verify"])
     assert res.exit_code == 0, res.output

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from flytekitplugins.aios_core.errors import GovernanceDenied
+from flytekitplugins.aios_core.settings import get_settings
 from flytekitplugins.aios_policy import enforce, evaluate
 from flytekitplugins.aios_policy.cedar_types import RequestError, to_decimal_str
 
@@ -22,7 +23,7 @@ TOO_PRECISE = "more than 4 decimal places"
 
 
 def _decide(**context: Any) -> Any:
-    return evaluate(doc_request(**context), policy_dir=POLICIES)
+    return evaluate(doc_request(**context), policy_dir=POLICIES, settings=get_settings())
 
 
 @pytest.mark.parametrize(
@@ -87,13 +88,13 @@ def test_inexact_accuracy_delta_is_denied() -> None:
         "resource": {"type": "Model", "id": "m"},
         "context": {"accuracy_delta": 0.00004, "drift_passed": True},
     }
-    d = evaluate(req, policy_dir=POLICIES)
+    d = evaluate(req, policy_dir=POLICIES, settings=get_settings())
     assert d.effect == "deny" and any("context.accuracy_delta" in r and TOO_PRECISE in r for r in d.reasons)
 
 
 def test_enforce_denies_and_audits_the_inexact_amount() -> None:
     with pytest.raises(GovernanceDenied) as exc:
-        enforce(doc_request(amount=10000.00005), policy_dir=POLICIES)
+        enforce(doc_request(amount=10000.00005), policy_dir=POLICIES, settings=get_settings())
     assert exc.value.reason_code == "policy_deny" and TOO_PRECISE in str(exc.value)
     rec = policy_records()[-1]
     assert rec.event.status == "deny" and rec.record_id == exc.value.record_id

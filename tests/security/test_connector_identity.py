@@ -18,10 +18,12 @@ from flyteidl.admin import agent_pb2
 from flyteidl.core.execution_pb2 import TaskExecution
 from flyteidl.service import agent_pb2_grpc
 
+from flytekitplugins.aios_approvals.evaluate import Env
 from flytekitplugins.aios_connectors import ApprovalNotificationTask, PolicyDecisionTask
 from flytekitplugins.aios_connectors.approval_task import APPROVAL_INPUTS
 from flytekitplugins.aios_connectors.constants import APPROVAL_NOTIFICATION_TASK_TYPE
 from flytekitplugins.aios_connectors.policy_task import POLICY_INPUTS
+from flytekitplugins.aios_core.settings import get_settings
 from tests.connectors.harness import REPO, ConnectorServer, Hook, connector_server, webhook_server
 from tests.connectors.protos import execution_metadata, literal_map, template_of
 
@@ -71,7 +73,7 @@ def trail(server: tuple[ConnectorServer, Path], monkeypatch: pytest.MonkeyPatch)
 def _records(kind: str | None = None) -> list[Any]:
     from flytekitplugins.aios_audit import audit_log
 
-    return [r for r in audit_log().scan(1) if kind is None or r.event.kind == kind]
+    return [r for r in audit_log(get_settings()).scan(1) if kind is None or r.event.kind == kind]
 
 
 def _decide(srv: ConnectorServer, principal: str, meta: agent_pb2.TaskExecutionMetadata | None) -> Any:
@@ -160,7 +162,9 @@ def test_approval_notifications_only_for_the_caller_s_own_requests(
 
     hook.reset("ok")
     subject = "sha256:" + ("7" if meta is None else "8") * 64
-    rid = open_request(gate="payment-signoff", risk="low", subject=subject, requester=CLAIMED)
+    rid = open_request(
+        gate="payment-signoff", risk="low", subject=subject, requester=CLAIMED, env=Env.load(get_settings())
+    )
     _, resource = _notify(server[0], rid, meta)
     assert resource.phase == TaskExecution.FAILED and "connector call refused" in resource.message
     assert hook.received == []  # nothing was sent
@@ -197,11 +201,11 @@ def test_identities_file_is_validated_and_a_missing_one_maps_nobody(tmp_path: Pa
     settings = load_settings({"config_dir": config})
     meta = TaskExecutionMetadata.from_flyte_idl(execution_metadata())
     with pytest.raises(IdentityRefused, match="is not mapped to a principal") as e:
-        establish(meta, CLAIMED, settings)  # no file: fail closed
+        establish(meta, settings, CLAIMED)  # no file: fail closed
     assert e.value.code == "unknown_identity"
     (config / "connector_identities.yaml").write_text("identities:\n  - {namespace: ns, principal: service:x}\n")
     with pytest.raises(ConfigError, match=r"identities\[0\] needs string namespace, service_account and principal"):
-        establish(meta, CLAIMED, settings)
+        establish(meta, settings, CLAIMED)
 
 
 def test_flytekit_internals_the_server_relies_on_are_still_there() -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import fsspec
 import pytest
 
+from flytekitplugins.aios_core.settings import get_settings
 from tasks.documents.pipeline import iter_refs, parse_protect
 from tasks.documents.schemas import ProcessingOptions
 
@@ -92,7 +93,7 @@ def test_nothing_outside_the_source_reaches_the_parsed_tables(hostile: Path) -> 
     import pandas as pd
 
     refs = pd.DataFrame(list(_refs(str(hostile)).values()))
-    parsed = parse_protect(refs, _opts())
+    parsed = parse_protect(refs, _opts(), get_settings())
     assert len(parsed) == len(refs)  # every row kept: processed or quarantined
     text = parsed.astype(str).to_csv()
     assert CANARY not in text and "root:x:0:0" not in text
@@ -140,7 +141,7 @@ def test_a_file_swapped_for_a_link_or_fifo_after_listing_is_not_read(hostile: Pa
     (hostile / "later2.txt").unlink()
     os.mkfifo(hostile / "later2.txt")
     out: list[Any] = []
-    t = threading.Thread(target=lambda: out.append(parse_protect(refs, _opts())), daemon=True)
+    t = threading.Thread(target=lambda: out.append(parse_protect(refs, _opts(), get_settings())), daemon=True)
     t.start()
     t.join(60)
     assert not t.is_alive(), "parse blocked on a FIFO"
@@ -183,7 +184,7 @@ def test_sql_rows_with_hostile_names_or_null_content_do_not_stop_the_batch(tmp_p
     assert refs[2]["name"] == "../../etc/x.txt\\n"
     import pandas as pd
 
-    parsed = parse_protect(pd.DataFrame(refs), _opts())
+    parsed = parse_protect(pd.DataFrame(refs), _opts(), get_settings())
     assert list(parsed["status"]) == ["ok", "quarantine", "ok"]
     assert list(parsed["reason"])[1] == "empty"
 

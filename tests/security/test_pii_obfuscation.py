@@ -58,6 +58,7 @@ def test_business_text_around_them_is_left_alone() -> None:
 
 def test_pipeline_parse_protect_redacts_them(tmp_path: Path) -> None:
     """Through the functions the pipeline runs (ingest, then parse + protect): nothing reaches the text."""
+    from flytekitplugins.aios_core.settings import get_settings
     from tasks.documents.pipeline import ingest_chunks, parse_protect
     from tasks.documents.schemas import ProcessingOptions
 
@@ -68,7 +69,7 @@ def test_pipeline_parse_protect_redacts_them(tmp_path: Path) -> None:
     named.write_text(CASES[0][0] + "\n" + CASES[6][0], encoding="utf-8")
     options = ProcessingOptions(chunk_size=8, progress="off")
     [chunk] = ingest_chunks(str(src), options)
-    out = parse_protect(chunk, options).set_index("name")
+    out = parse_protect(chunk, options, get_settings()).set_index("name")
     assert sorted(out.index) == ["[EMAIL] - letter.txt", "letter.txt"]
     assert out.loc["letter.txt", "text"] == "\n".join(e for _, e in CASES)
     assert out.loc["[EMAIL] - letter.txt", "text"] == "IBAN [IBAN] BIC COBADEFFXXX\nCard [CARD] 12/25"

@@ -93,8 +93,10 @@ def _aios(*args: str, store: str, cwd: Path) -> str:
 
 def test_the_cli_never_prints_the_store_password(pg_url: str, tmp_path: Path) -> None:
     store = _with_password(pg_url)
-    shown = _aios("config", "show", store=store, cwd=tmp_path)
-    assert json.loads(shown)["audit_store"].startswith(f"postgresql://postgres:{MASK}@127.0.0.1")
+    table = _aios("config", "show", store=store, cwd=tmp_path)
+    assert f"postgres:{MASK}@127.0.0.1" in table and CANARY not in table
+    shown = _aios("config", "show", "--json", store=store, cwd=tmp_path)
+    assert json.loads(shown)["settings"]["audit_store"].startswith(f"postgresql://postgres:{MASK}@127.0.0.1")
     missing = _aios("approvals", "show", "no-such-request", store=store, cwd=tmp_path)
     assert "no approval request 'no-such-request'" in missing and f"postgres:{MASK}@" in missing
     flag = _aios("--store", store, "approvals", "show", "no-such-request", store="sqlite:///unused.db", cwd=tmp_path)

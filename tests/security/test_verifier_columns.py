@@ -16,6 +16,7 @@ from flytekitplugins.aios_audit import AuditEvent, audit_log
 from flytekitplugins.aios_audit.verify import verify_store
 from flytekitplugins.aios_core.cli import cli
 from flytekitplugins.aios_core.context import ExecutionRef
+from flytekitplugins.aios_core.settings import get_settings
 
 N = 45  # with block=4 the child process verifies seq 21..45
 EX = ExecutionRef(project="proj", domain="development", name="exec-7", task_name="wf.classify", node_id="n1")
@@ -46,20 +47,20 @@ def _events() -> list[AuditEvent]:
 
 @pytest.fixture
 def conn(aios_env: Path) -> sqlite3.Connection:
-    audit_log().append_many(_events())
+    audit_log(get_settings()).append_many(_events())
     c = sqlite3.connect(aios_env / "audit.db", isolation_level=None)
     c.execute("DROP TRIGGER audit_log_no_update")
     return c
 
 
 def _both() -> list[tuple[int | None, str, str]]:
-    store = audit_log()
+    store = audit_log(get_settings())
     results = [verify_store(store, workers=1), verify_store(store, workers=2, block=4)]
     return [(r.first_bad_seq, r.problem, r.detail) for r in results]
 
 
 def test_intact_log_with_odd_values_verifies(conn: sqlite3.Connection) -> None:
-    store = audit_log()
+    store = audit_log(get_settings())
     assert verify_store(store, workers=1).ok
     parallel = verify_store(store, workers=2, block=4)
     assert parallel.ok and parallel.workers == 2
@@ -96,7 +97,7 @@ def test_null_column_is_found(conn: sqlite3.Connection) -> None:
 def test_postgres_columns(pg_url: str) -> None:
     import psycopg
 
-    store = audit_log(url=pg_url, emit=False)
+    store = audit_log(get_settings(), url=pg_url, emit=False)
     store.append_many(_events())
     assert verify_store(store, workers=1).ok
     with psycopg.connect(pg_url, autocommit=True) as c:
@@ -115,10 +116,10 @@ def test_postgres_columns(pg_url: str) -> None:
 @pytest.mark.parametrize("column", list(EDITS))
 def test_edited_column_in_a_plain_log(aios_env: Path, column: str) -> None:
     """No odd values: whole batches take the fast check, which must still see one edited row."""
-    audit_log().append_many(
+    audit_log(get_settings()).append_many(
         [AuditEvent(kind="task", actor="user:a", subject=f"doc-{i}", execution=EX) for i in range(1, N + 1)]
     )
-    assert verify_store(audit_log(), workers=1).ok
+    assert verify_store(audit_log(get_settings()), workers=1).ok
     c = sqlite3.connect(aios_env / "audit.db", isolation_level=None)
     c.execute("DROP TRIGGER audit_log_no_update")
     c.execute(f"UPDATE audit_log SET {column} = {EDITS[column]} WHERE seq = 40")

@@ -9,6 +9,7 @@ from click.testing import CliRunner
 
 from flytekitplugins.aios_audit import AuditEvent, audit_log
 from flytekitplugins.aios_core.cli import cli
+from flytekitplugins.aios_core.settings import get_settings
 
 
 def _verify(*args: str) -> tuple[int, str]:
@@ -38,11 +39,11 @@ def test_configured_store_missing(aios_env: Path) -> None:
 
 
 def test_empty_sqlite_store(aios_env: Path) -> None:
-    audit_log()  # opens (creates) the store without appending
+    audit_log(get_settings())  # opens (creates) the store without appending
     code, out = _verify()
     assert code != 0 and "empty" in out, out
     assert _verify("--allow-empty")[0] == 0
-    audit_log().append(AuditEvent(kind="task", actor="a"))
+    audit_log(get_settings()).append(AuditEvent(kind="task", actor="a"))
     code, out = _verify()
     assert code == 0 and out.startswith("OK: 1 records"), out
 
@@ -52,7 +53,7 @@ def test_empty_postgres_database(pg_url: str) -> None:
     assert code != 0 and "no audit log" in out, out
     with psycopg.connect(pg_url) as c:  # nothing was created in the schema
         assert c.execute("SELECT to_regclass('audit_log')").fetchone() == (None,)
-    audit_log(url=pg_url, emit=False)  # schema created, no records
+    audit_log(get_settings(), url=pg_url, emit=False)  # schema created, no records
     code, out = _verify("--store", pg_url)
     assert code != 0 and "empty" in out, out
     assert _verify("--store", pg_url, "--allow-empty")[0] == 0

@@ -10,6 +10,7 @@ import pytest
 from flytekitplugins.aios_audit import AuditEvent, audit_log
 from flytekitplugins.aios_audit.records import record_from_entry, seal_entry
 from flytekitplugins.aios_audit.verify import verify_store
+from flytekitplugins.aios_core.settings import get_settings
 
 N = 10
 
@@ -17,7 +18,7 @@ N = 10
 @pytest.fixture
 def conn(aios_env: Path) -> sqlite3.Connection:
     for i in range(1, N + 1):
-        audit_log().append(AuditEvent(kind="task", actor=f"user:a{i}", subject=f"doc-{i}"))
+        audit_log(get_settings()).append(AuditEvent(kind="task", actor=f"user:a{i}", subject=f"doc-{i}"))
     c = sqlite3.connect(aios_env / "audit.db", isolation_level=None)
     c.execute("CREATE TABLE t AS SELECT * FROM audit_log")  # no PRIMARY KEY, no triggers: rows can be shifted
     c.execute("DROP TABLE audit_log")
@@ -30,7 +31,7 @@ def _shift_from(c: sqlite3.Connection, seq: int, by: int) -> None:
 
 
 def _result() -> tuple[int | None, str, str]:
-    r = verify_store(audit_log(), workers=1)
+    r = verify_store(audit_log(get_settings()), workers=1)
     assert not r.ok
     return r.first_bad_seq, r.problem, r.detail
 

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from flytekitplugins.aios_audit import AuditEvent, audit_log
 from flytekitplugins.aios_core.cli import cli
+from flytekitplugins.aios_core.settings import get_settings
 
 
 @pytest.fixture(autouse=True)
@@ -28,7 +29,7 @@ def _mode(p: Path) -> int:
 
 def test_database_wal_shm_and_lock_are_private(tmp_path: Path) -> None:
     db = tmp_path / "fresh" / "state" / "audit.db"
-    store = audit_log(url=f"sqlite:///{db}", emit=False)
+    store = audit_log(get_settings(), url=f"sqlite:///{db}", emit=False)
     store.append(AuditEvent(kind="task", actor="a"))
     reader = sqlite3.connect(db)  # keeps -wal and -shm in place while we look
     reader.execute("SELECT COUNT(*) FROM audit_log").fetchone()
@@ -40,7 +41,7 @@ def test_database_wal_shm_and_lock_are_private(tmp_path: Path) -> None:
 
 
 def test_checkpoints_proofs_and_keys_are_private(aios_env: Path, tmp_path: Path) -> None:
-    audit_log().append_many([AuditEvent(kind="task", actor=f"a{i}") for i in range(5)])
+    audit_log(get_settings()).append_many([AuditEvent(kind="task", actor=f"a{i}") for i in range(5)])
     out = tmp_path / "exports"
     out.mkdir()
     run = CliRunner().invoke

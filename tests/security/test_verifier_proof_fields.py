@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from flytekitplugins.aios_audit import AuditEvent, audit_log
 from flytekitplugins.aios_audit.checkpoint import Checkpoint
 from flytekitplugins.aios_core.cli import cli
+from flytekitplugins.aios_core.settings import get_settings
 
 
 def _run(*args: str) -> tuple[int, str]:
@@ -19,7 +20,7 @@ def _run(*args: str) -> tuple[int, str]:
 
 
 def _fill(n: int) -> None:
-    audit_log().append_many([AuditEvent(kind="task", actor=f"a{i}") for i in range(n)])
+    audit_log(get_settings()).append_many([AuditEvent(kind="task", actor=f"a{i}") for i in range(n)])
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from flytekitplugins.aios_audit import AuditEvent, audit_log
 from flytekitplugins.aios_audit.checkpoint import Checkpoint, key_id, load_signing_key, public_pem
 from flytekitplugins.aios_audit.records import record_from_entry, seal_entry
 from flytekitplugins.aios_core.cli import cli
-from flytekitplugins.aios_core.settings import reset_settings
+from flytekitplugins.aios_core.settings import get_settings, reset_settings
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -29,7 +29,9 @@ def _run(*args: str) -> tuple[int, str]:
 
 
 def _fill(n: int) -> None:
-    audit_log().append_many([AuditEvent(kind="task", actor=f"user:a{i}", subject=f"d{i}") for i in range(n)])
+    audit_log(get_settings()).append_many(
+        [AuditEvent(kind="task", actor=f"user:a{i}", subject=f"d{i}") for i in range(n)]
+    )
 
 
 def _rewrite_from(db: Path, start: int) -> None:

@@ -11,6 +11,9 @@ from __future__ import annotations
 import sys
 import time
 
+from flytekitplugins.aios_approvals.evaluate import Env
+from flytekitplugins.aios_core.settings import get_settings
+
 DEADLINE_S = 600
 
 
@@ -19,8 +22,8 @@ def _pending() -> str:
     from flytekitplugins.aios_approvals.state import projection
     from flytekitplugins.aios_audit import audit_log
 
-    for rid, st in projection(audit_log()).requests.items():
-        if st.request.gate == "model-promotion" and outcome(rid).status == "pending":
+    for rid, st in projection(audit_log(get_settings())).requests.items():
+        if st.request.gate == "model-promotion" and outcome(rid, env=Env.load(get_settings())).status == "pending":
             return rid
     return ""
 
@@ -38,11 +41,11 @@ def main() -> int:
     if not rid:
         print("no pending model-promotion request", flush=True)
         return 2
-    champ = catalog().champion("vader-sentiment")
+    champ = catalog(get_settings()).champion("vader-sentiment")
     print(f"champion_before={champ.version if champ else 'none'}", flush=True)
     accepted = False
     for who in principals:
-        res = decide(rid, who, action, reason="held-out figures reviewed")  # type: ignore[arg-type]
+        res = decide(rid, who, action, reason="held-out figures reviewed", env=Env.load(get_settings()))  # type: ignore[arg-type]
         print(rid, res.code, res.accepted, flush=True)
         accepted = res.accepted
     return 0 if accepted else 1

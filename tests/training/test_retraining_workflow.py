@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from flytekitplugins.aios_core.settings import get_settings
+
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
@@ -19,9 +21,21 @@ pytestmark = pytest.mark.slow
 def _corrections(state: Path) -> None:
     from tasks.ml.feedback import append_correction, feedback_path
 
-    append_correction("What a dreary, joyless slog of a film.", "negative", "user:alice", source="doc:1")
-    append_correction("A warm, funny and quietly moving story.", "positive", "user:alice", source="doc:2")
-    with open(feedback_path(), "a", encoding="utf-8") as f:  # edited after review: must be refused
+    append_correction(
+        "What a dreary, joyless slog of a film.",
+        "negative",
+        "user:alice",
+        path=feedback_path(get_settings()),
+        source="doc:1",
+    )
+    append_correction(
+        "A warm, funny and quietly moving story.",
+        "positive",
+        "user:alice",
+        path=feedback_path(get_settings()),
+        source="doc:2",
+    )
+    with open(feedback_path(get_settings()), "a", encoding="utf-8") as f:  # edited after review: must be refused
         f.write('{"text_digest": "sha256:' + "0" * 64 + '", "text": "x", "label": "positive", "reviewer": "u"}\n')
 
 
@@ -59,7 +73,7 @@ def test_retrain_promotes_only_after_policy_and_authorized_approval(aios_env: Pa
     assert lines[2].endswith("True"), out
     assert summary.accuracy_delta > 0, summary  # fine-tuned beats the frozen-embedding start model
 
-    entry = catalog().champion("vader-sentiment")
+    entry = catalog(get_settings()).champion("vader-sentiment")
     assert entry is not None and entry.model_id == summary.model_id and entry.digest == summary.digest
     folder = Path(entry.artifact_uri)
     assert artifact_digest(folder) == entry.digest
@@ -67,7 +81,7 @@ def test_retrain_promotes_only_after_policy_and_authorized_approval(aios_env: Pa
     assert clf.card.kind == "minilm-finetuned" and (folder / "tokenizer.json").is_file()
     assert clf.card.labels == ["negative", "positive"]
 
-    log = audit_log()
+    log = audit_log(get_settings())
     training = log.get(summary.training_record)
     assert training is not None and training.event.kind == "training"
     ev = training.event
@@ -76,5 +90,5 @@ def test_retrain_promotes_only_after_policy_and_authorized_approval(aios_env: Pa
     assert ev.attributes["result"]["world_size"] == 2 and len(ev.attributes["losses"]) == 48
     kinds = [r.event.kind for r in log.scan(1)]
     assert "approval_refused" in kinds and "evaluation" in kinds and "policy_decision" in kinds
-    promote = [c for c in catalog().history("vader-sentiment") if c.op == "promote"]
+    promote = [c for c in catalog(get_settings()).history("vader-sentiment") if c.op == "promote"]
     assert len(promote) == 1 and promote[0].approvals and promote[0].approvals[0]["approvers"] == ["user:frank"]

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from flytekitplugins.aios_core.settings import get_settings
 from tasks.ml.feedback import append_correction, feedback_path, read_corrections
 from tasks.training.config import TrainConfig
 from tasks.training.elastic import TrainingSpec
@@ -15,14 +16,16 @@ from tasks.training.loop import stream_indices
 
 
 def test_feedback_validates_digest_label_and_keeps_newest(aios_env: Path) -> None:
-    append_correction("great film", "positive", "user:alice")
-    append_correction("great film", "negative", "user:bob")  # a correction of the correction: newest wins
-    append_correction("awful", "neutral", "user:alice")  # unknown label
-    with open(feedback_path(), "a", encoding="utf-8") as f:
-        good = json.loads(feedback_path().read_text().splitlines()[0])
+    append_correction("great film", "positive", "user:alice", path=feedback_path(get_settings()))
+    append_correction(
+        "great film", "negative", "user:bob", path=feedback_path(get_settings())
+    )  # a correction of the correction: newest wins
+    append_correction("awful", "neutral", "user:alice", path=feedback_path(get_settings()))  # unknown label
+    with open(feedback_path(get_settings()), "a", encoding="utf-8") as f:
+        good = json.loads(feedback_path(get_settings()).read_text().splitlines()[0])
         f.write(json.dumps({**good, "text": "edited after review"}) + "\n")
         f.write("not json\n")
-    batch = read_corrections(labels=["negative", "positive"])
+    batch = read_corrections(feedback_path(get_settings()), labels=["negative", "positive"])
     assert [(c.text, c.label, c.reviewer) for c in batch.corrections] == [("great film", "negative", "user:bob")]
     assert sorted(batch.rejected) == [3, 4, 5]
     assert "text_digest does not match" in batch.rejected[4] and "label 'neutral'" in batch.rejected[3]

@@ -36,6 +36,7 @@ from flytekitplugins.aios_connectors.approval_task import APPROVAL_INPUTS, APPRO
 from flytekitplugins.aios_connectors.constants import APPROVAL_NOTIFICATION_TASK_TYPE
 from flytekitplugins.aios_connectors.identity import Caller, IdentityRefused, establish, refuse
 from flytekitplugins.aios_connectors.webhook import RetryPolicy, load_target, post_json
+from flytekitplugins.aios_core.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ class ApprovalNotificationMetadata(ResourceMeta):
     """``project/domain/name`` of the execution that waits (it uses the approval once it is approved)."""
 
 
-def _use(meta: ApprovalNotificationMetadata) -> Any:
+def _use(meta: ApprovalNotificationMetadata, env: Any) -> Any:
     """Use the approved request for the waiting execution (``verify_requests``: its unique use claim)."""
     import contextlib
 
@@ -65,16 +66,14 @@ def _use(meta: ApprovalNotificationMetadata) -> Any:
     project, domain, name = [*meta.execution.split("/", 2), "", "", ""][:3] if meta.execution else ("", "", "")
     scope = serving(ExecutionRef(project=project, domain=domain, name=name)) if name else contextlib.nullcontext()
     with scope:
-        return verify_requests(meta.gate, [meta.request_id], after_signal=False)[0]
+        return verify_requests(meta.gate, [meta.request_id], env=env, after_signal=False)[0]
 
 
-def _request_details(request_id: str) -> dict[str, Any]:
+def _request_details(request_id: str, env: Any) -> dict[str, Any]:
     """Gate, risk, summary and expiry of a request from the audit trail; raises ApprovalNotFound."""
     from flytekitplugins.aios_approvals import ApprovalNotFound
-    from flytekitplugins.aios_approvals.evaluate import Env
     from flytekitplugins.aios_approvals.state import projection
 
-    env = Env.load()
     st = projection(env.store).get(request_id)
     if st is None:
         msg = f"no approval request {request_id!r} in the audit store; open it with open_request() first"
@@ -156,13 +155,23 @@ class ApprovalNotificationConnector(AsyncConnectorBase):
             msg = "input request_id is empty: pass the id returned by open_request()"
             raise ValueError(msg)
         task_name = task_template.id.name if task_template.id else "?"
+        from flytekitplugins.aios_approvals.evaluate import Env
+
+        settings = get_settings()  # the connector call is an entry point: settings resolved once, passed down
         try:
-            caller = await asyncio.to_thread(establish, task_execution_metadata)
-            req = await asyncio.to_thread(_request_details, request_id)
+            caller = await asyncio.to_thread(establish, task_execution_metadata, settings)
+            env = await asyncio.to_thread(Env.load, settings)
+            req = await asyncio.to_thread(_request_details, request_id, env)
             _check_owner(caller, req)
         except IdentityRefused as e:
             message = await asyncio.to_thread(
-                refuse, e, connector=self.name, task_name=task_name, claimed="", meta=task_execution_metadata
+                refuse,
+                e,
+                connector=self.name,
+                task_name=task_name,
+                claimed="",
+                meta=task_execution_metadata,
+                settings=settings,
             )
             return ApprovalNotificationMetadata(request_id=request_id, gate="", deadline=0.0, refused=message)
         target = load_target()
@@ -184,12 +193,14 @@ class ApprovalNotificationConnector(AsyncConnectorBase):
     async def get(self, resource_meta: ApprovalNotificationMetadata, **kwargs: Any) -> Resource:
         """The verified outcome: SUCCEEDED when approved, FAILED when refused or out of time, else RUNNING."""
         from flytekitplugins.aios_approvals import outcome
+        from flytekitplugins.aios_approvals.evaluate import Env
 
         if resource_meta.refused:
             return Resource(phase=TaskExecution.FAILED, message=resource_meta.refused)
-        out = await asyncio.to_thread(outcome, resource_meta.request_id)
+        env = await asyncio.to_thread(Env.load, get_settings())  # entry point: this call's settings
+        out = await asyncio.to_thread(outcome, resource_meta.request_id, env)
         if out.status == "approved":  # using it is atomic and once: another execution that used it wins
-            out = await asyncio.to_thread(_use, resource_meta)
+            out = await asyncio.to_thread(_use, resource_meta, env)
         links = [TaskLog(name="Approval ticket", uri=resource_meta.ticket_url)] if resource_meta.ticket_url else None
         rid, gate = resource_meta.request_id, resource_meta.gate
         if out.status == "approved":

@@ -136,21 +136,18 @@ def _local(claimed: str, settings: Settings) -> Caller:
     return Caller(principal=claimed, source="local-claimed")
 
 
-def establish(meta: TaskExecutionMetadata | None, claimed: str = "", settings: Settings | None = None) -> Caller:
+def establish(meta: TaskExecutionMetadata | None, settings: Settings, claimed: str = "") -> Caller:
     """The caller's identity: from propagated metadata when served, from configuration when local.
 
     Args:
         meta: ``task_execution_metadata`` as flytekit passes it (None: in-process local execution).
         claimed: the principal the task's inputs name (empty when the task has none).
-        settings: resolved settings (default ``get_settings()``).
+        settings: the connector call's settings (identities file, configured principal).
 
     Raises:
         IdentityRefused: ``no_identity`` (served call without namespace/service account),
             ``unknown_identity`` (not in connector_identities.yaml) or ``identity_mismatch``.
     """
-    from flytekitplugins.aios_core.settings import get_settings
-
-    settings = settings or get_settings()
     if meta is None:
         return _local(claimed, settings)
     ns, sa = meta.namespace or "", meta.k8s_service_account or ""
@@ -174,7 +171,13 @@ def establish(meta: TaskExecutionMetadata | None, claimed: str = "", settings: S
 
 
 def audit_refusal(
-    err: IdentityRefused, *, connector: str, task_name: str, claimed: str, meta: TaskExecutionMetadata | None
+    err: IdentityRefused,
+    *,
+    connector: str,
+    task_name: str,
+    claimed: str,
+    meta: TaskExecutionMetadata | None,
+    settings: Settings,
 ) -> str:
     """Append a ``connector_refused`` record under the caller's own identity; returns its record id.
 
@@ -195,21 +198,29 @@ def audit_refusal(
         actor=err.actor,
         status=err.code,
         subject=task_name,
-        code_version=code_version(),
+        code_version=code_version(settings.code_version),
         attributes=attrs,
     )
-    return audit_log().append(event).record_id
+    return audit_log(settings).append(event).record_id
 
 
 def refuse(
-    err: IdentityRefused, *, connector: str, task_name: str, claimed: str, meta: TaskExecutionMetadata | None
+    err: IdentityRefused,
+    *,
+    connector: str,
+    task_name: str,
+    claimed: str,
+    meta: TaskExecutionMetadata | None,
+    settings: Settings,
 ) -> str:
     """Audit a refusal (:func:`audit_refusal`) and return the one-line message the failed task carries."""
     from flytekitplugins.aios_core.redact import one_line_error
 
     log.warning("%s refused task %s: %s", connector, task_name, err)
     try:
-        record = audit_refusal(err, connector=connector, task_name=task_name, claimed=claimed, meta=meta)
+        record = audit_refusal(
+            err, connector=connector, task_name=task_name, claimed=claimed, meta=meta, settings=settings
+        )
     except Exception as e:  # the call stays refused; say that the trail misses it
         log.error("the refusal of task %s could not be audited: %s", task_name, one_line_error(e))
         return f"{err} (the refusal could not be written to the audit trail: {one_line_error(e)})"

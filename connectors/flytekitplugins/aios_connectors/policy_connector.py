@@ -28,12 +28,13 @@ from flytekitplugins.aios_connectors.constants import POLICY_DECISION_TASK_TYPE
 from flytekitplugins.aios_connectors.identity import Caller, IdentityRefused, establish, refuse
 from flytekitplugins.aios_connectors.policy_task import POLICY_INPUTS, POLICY_OUTPUTS, PolicyDecisionConfig
 from flytekitplugins.aios_core.redact import one_line_error
+from flytekitplugins.aios_core.settings import Settings, get_settings
 from flytekitplugins.aios_core.types import PolicyDecision
 
 log = logging.getLogger(__name__)
 
 
-def _enforce(request: dict[str, Any], task_name: str, caller: Caller) -> PolicyDecision:
+def _enforce(request: dict[str, Any], task_name: str, caller: Caller, settings: Settings) -> PolicyDecision:
     """Decide and audit as ``caller``, the record naming the Flyte execution served (when propagated)."""
     import contextlib
 
@@ -43,7 +44,8 @@ def _enforce(request: dict[str, Any], task_name: str, caller: Caller) -> PolicyD
     attributes = {"via": "connector", "task": task_name, **caller.audit_attributes()}
     scope = serving(caller.execution) if caller.execution is not None else contextlib.nullcontext()
     with scope:
-        return enforce({**request, "principal": caller.principal}, raise_on_deny=False, attributes=attributes)
+        request = {**request, "principal": caller.principal}
+        return enforce(request, raise_on_deny=False, attributes=attributes, settings=settings)
 
 
 def _failed(task_name: str, message: str) -> Resource:
@@ -86,14 +88,22 @@ class PolicyDecisionConnector(SyncConnectorBase):
             ``fail_on_deny``, an error (fail closed) or a refused identity (audited as ``connector_refused``).
         """
         task_name = task_template.id.name if task_template.id else "?"
+        settings = get_settings()  # the connector call is an entry point: settings resolved once, passed down
+        claimed = ""
         try:
             cfg = PolicyDecisionConfig.from_custom(task_template.custom)
             values = await to_python(inputs, POLICY_INPUTS)
             claimed = str(values.get("principal") or "")
-            caller = await asyncio.to_thread(establish, task_execution_metadata, claimed)
+            caller = await asyncio.to_thread(establish, task_execution_metadata, settings, claimed)
         except IdentityRefused as e:
             why = await asyncio.to_thread(
-                refuse, e, connector=self.name, task_name=task_name, claimed=claimed, meta=task_execution_metadata
+                refuse,
+                e,
+                connector=self.name,
+                task_name=task_name,
+                claimed=claimed,
+                meta=task_execution_metadata,
+                settings=settings,
             )
             return _failed(task_name, why)
         except Exception as e:  # every failure is a failed task (fail closed), in one masked line
@@ -101,7 +111,7 @@ class PolicyDecisionConnector(SyncConnectorBase):
         request = {k: v for k, v in values.items() if v is not None}
         request.setdefault("context", {})
         try:
-            decision = await asyncio.to_thread(_enforce, request, task_name, caller)
+            decision = await asyncio.to_thread(_enforce, request, task_name, caller, settings)
         except Exception as e:
             return _failed(task_name, f"policy decision failed (fail closed): {one_line_error(e)}")
         outputs = await to_literals(decision_outputs(decision), POLICY_OUTPUTS)

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -47,6 +46,8 @@ from flytekit.extend.backend.base_connector import (
 )
 from flytekit.models.literals import LiteralMap
 from flytekit.models.task import TaskExecutionMetadata, TaskTemplate
+
+from flytekitplugins.aios_core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -80,20 +81,15 @@ class SystemOfRecordConfig:
         return cls(table=str(data.get("table", "document_actions")), url=str(data.get("url", "")))
 
 
-def resolve_url(config_url: str) -> str:
-    """The database URL (see module docstring); an unset ``env:VAR`` is a ``ConfigError`` (fail closed)."""
+def resolve_url(config_url: str, settings: Settings) -> str:
+    """The database URL: the task's ``url``, else ``settings.system_of_record_url`` (``AIOS_SYSTEM_OF_RECORD_URL``);
+    an unset ``env:VAR`` is a ``ConfigError`` (fail closed)."""
     from flytekitplugins.aios_core.keys import resolve_env_ref
+    from flytekitplugins.aios_core.redact import remember
 
-    url = config_url or os.environ.get(URL_ENV, "")
+    url = config_url or settings.system_of_record_url
     url = resolve_env_ref(url, what="system-of-record URL", fix=f"mount the secret or set {URL_ENV}")
-    if url:
-        from flytekitplugins.aios_core.redact import remember
-
-        remember(url)  # its password is masked wherever a driver error quotes it later
-    else:
-        from flytekitplugins.aios_core.settings import get_settings
-
-        url = f"sqlite:///{get_settings().state_dir}/system_of_record.db"
+    remember(url)  # its password is masked wherever a driver error quotes it later
     return url
 
 
@@ -171,7 +167,9 @@ def post_rows(url: str, table: str, rows: Sequence[dict[str, Any]]) -> list[str]
     return posted
 
 
-def _audit(rows: Sequence[dict[str, Any]], posted: set[str], table: str, verdicts: dict[str, Any]) -> None:
+def _audit(
+    rows: Sequence[dict[str, Any]], posted: set[str], table: str, verdicts: dict[str, Any], settings: Settings
+) -> None:
     from flytekitplugins.aios_audit import AuditEvent, audit_log
     from flytekitplugins.aios_core.context import code_version, current_execution
 
@@ -187,7 +185,7 @@ def _audit(rows: Sequence[dict[str, Any]], posted: set[str], table: str, verdict
                 status="posted",
                 subject=str(r["doc_digest"]),
                 execution=current_execution(),
-                code_version=code_version(),
+                code_version=code_version(settings.code_version),
                 inputs={"document": str(r["doc_digest"]), "decision": str(r["decision_digest"])},
                 outputs={"action_key": str(r["action_key"])},
                 parents=[p for p in (v.record_id, str(r.get("policy_record") or "")) if p],
@@ -202,22 +200,28 @@ def _audit(rows: Sequence[dict[str, Any]], posted: set[str], table: str, verdict
             )
         )
     if events:
-        audit_log().append_many(events)
+        audit_log(settings).append_many(events)
 
 
-def act(config: SystemOfRecordConfig, rows: Sequence[dict[str, Any]], actor: str = "") -> tuple[int, int, int]:
-    """Verify every row at the acting point, post the authorized ones, audit them; (posted, already, refused)."""
+def act(
+    config: SystemOfRecordConfig, rows: Sequence[dict[str, Any]], settings: Settings, actor: str = ""
+) -> tuple[int, int, int]:
+    """Verify every row at the acting point, post the authorized ones, audit them; (posted, already, refused).
+
+    ``settings`` are the connector call's (its audit store, keys, roles and system-of-record URL); ``actor`` the
+    caller established from propagated identity (default: the configured principal)."""
     from flytekitplugins.aios_approvals.acting import ActionClaim, authorize
-    from flytekitplugins.aios_core.settings import get_settings
+    from flytekitplugins.aios_approvals.evaluate import Env
 
-    verdicts = authorize([ActionClaim.from_row(dict(r)) for r in rows], actor=actor or get_settings().actor)
+    claims = [ActionClaim.from_row(dict(r)) for r in rows]
+    verdicts = authorize(claims, actor=actor or settings.actor, env=Env.load(settings))
     by_key = {v.action_key: v for v in verdicts if v.allowed}
     allowed = [r for r, v in zip(rows, verdicts, strict=True) if v.allowed]
     for v in verdicts:
         if not v.allowed:
             log.warning("system of record: refused action %s: %s (%s)", v.action_key[:19], v.code, v.reason)
-    posted = post_rows(resolve_url(config.url), config.table, allowed)
-    _audit(allowed, set(posted), config.table, by_key)
+    posted = post_rows(resolve_url(config.url, settings), config.table, allowed)
+    _audit(allowed, set(posted), config.table, by_key, settings)
     return len(posted), len(allowed) - len(posted), len(rows) - len(allowed)
 
 
@@ -282,9 +286,11 @@ class SystemOfRecordConnector(SyncConnectorBase):
         from flytekitplugins.aios_connectors._literals import to_literals, to_python
         from flytekitplugins.aios_connectors.identity import IdentityRefused, establish, refuse
         from flytekitplugins.aios_core.redact import one_line_error
+        from flytekitplugins.aios_core.settings import get_settings
 
         task_name = task_template.id.name if task_template.id else "?"
         claimed = ""
+        settings = get_settings()  # the connector call is an entry point: settings resolved once, passed down
         try:
             config = SystemOfRecordConfig.from_custom(task_template.custom)
             values = await to_python(inputs, _interface_types()[0])
@@ -294,11 +300,17 @@ class SystemOfRecordConnector(SyncConnectorBase):
             claimed = ",".join(principals)
             caller = None
             if task_execution_metadata is not None:
-                caller = await asyncio.to_thread(establish, task_execution_metadata, claimed)
-            posted, skipped, refused = await asyncio.to_thread(_act_for, caller, config, rows)
+                caller = await asyncio.to_thread(establish, task_execution_metadata, settings, claimed)
+            posted, skipped, refused = await asyncio.to_thread(_act_for, caller, config, rows, settings)
         except IdentityRefused as e:
             why = await asyncio.to_thread(
-                refuse, e, connector=self.name, task_name=task_name, claimed=claimed, meta=task_execution_metadata
+                refuse,
+                e,
+                connector=self.name,
+                task_name=task_name,
+                claimed=claimed,
+                meta=task_execution_metadata,
+                settings=settings,
             )
             return Resource(phase=TaskExecution.FAILED, message=f"system of record: {why}")
         except Exception as e:  # fail the task in one masked line: no row data, no traceback, no secret
@@ -309,17 +321,19 @@ class SystemOfRecordConnector(SyncConnectorBase):
         return Resource(phase=TaskExecution.SUCCEEDED, message=message, outputs=outputs)
 
 
-def _act_for(caller: Any, config: SystemOfRecordConfig, rows: list[dict[str, Any]]) -> tuple[int, int, int]:
+def _act_for(
+    caller: Any, config: SystemOfRecordConfig, rows: list[dict[str, Any]], settings: Settings
+) -> tuple[int, int, int]:
     """:func:`act` for an established caller, with its records attributed to the execution it serves."""
     import contextlib
 
     from flytekitplugins.aios_core.context import serving
 
     if caller is None:
-        return act(config, rows)
+        return act(config, rows, settings)
     scope = serving(caller.execution) if caller.execution is not None else contextlib.nullcontext()
     with scope:
-        return act(config, rows, actor=caller.principal)
+        return act(config, rows, settings, actor=caller.principal)
 
 
 ConnectorRegistry.register(SystemOfRecordConnector())

@@ -201,18 +201,17 @@ def _one_pass(
     return verdicts, events
 
 
-def authorize(claims: Sequence[ActionClaim], *, actor: str, env: Env | None = None) -> list[Verdict]:
+def authorize(claims: Sequence[ActionClaim], *, actor: str, env: Env) -> list[Verdict]:
     """Verify every claim against the audit trail and claim what it uses; one verdict per claim, in order.
 
     Args:
         claims: the actions asked for (rows handed to the acting task).
         actor: the acting service, named in refusal records that name no policy principal.
-        env: settings, store, roles and keys (default ``Env.load()``).
+        env: settings, store, roles and keys of the acting point (``Env.load(settings)``).
 
     Raises:
         GovernanceDenied: the verdicts could not be recorded (fail closed: act on nothing).
     """
-    env = env or Env.load()
     found = [_find(env, c) for c in claims]
     for _attempt in range(8):
         verdicts, events = _one_pass(env, claims, found, actor)

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from flytekitplugins.aios_approvals import signing
 from flytekitplugins.aios_approvals.evaluate import Env
-from flytekitplugins.aios_approvals.state import projection
+from flytekitplugins.aios_approvals.state import folded
 
 
 def junk_decisions(env: Env) -> list[str]:
     """One line per recorded decision that does not stand (bad signature, another request's digest)."""
     out: list[str] = []
-    proj = projection(env.store)
+    proj = folded(env.store)  # the sealed log itself (verification never reads the projection tables)
     for rid, st in proj.requests.items():
         digest = st.request.digest()
         for d, record in zip(st.decisions, st.decision_records, strict=True):

@@ -18,7 +18,7 @@ from flytekitplugins.aios_approvals.models import Action
 from flytekitplugins.aios_approvals.service import ApprovalNotFound, DecideResult, decide, record_refusal
 from flytekitplugins.aios_approvals.state import RequestState, projection
 from flytekitplugins.aios_core.cli import settings_from
-from flytekitplugins.aios_core.cli_output import UserError, echo_json, print_table
+from flytekitplugins.aios_core.cli_output import Column, UserError, echo_json, print_table
 from flytekitplugins.aios_core.redact import mask_url
 
 REFUSED_EXIT = 3
@@ -57,7 +57,9 @@ def approvals() -> None:
 def list_cmd(ctx: click.Context, show_all: bool, as_json: bool) -> None:
     """Pending requests: what, why, who may decide, time left."""
     env = Env.load(settings_from(ctx))
-    rows = [_row(st, env) for st in projection(env.store).requests.values()]
+    view = projection(env.store)  # pending requests have not expired: the expiry index finds them
+    states = view.requests.values() if show_all else view.open_requests(get_clock().now())
+    rows = [_row(st, env) for st in states]
     rows = [r for r in rows if show_all or r["status"] == "pending"]
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
@@ -70,13 +72,45 @@ def list_cmd(ctx: click.Context, show_all: bool, as_json: bool) -> None:
             r["reason"],
             ", ".join(r["may_decide"]),
             r["approvals"],
-            f"{r['seconds_left'] // 60}m{r['seconds_left'] % 60:02d}s",
+            _left(r["seconds_left"]),
             r["status"],
         ]
         for r in rows
     ]
-    columns = ["id", "gate/risk", "what", "why", "who may decide", "approvals", "time left", "status"]
-    print_table(f"approval requests ({'all' if show_all else 'pending'})", columns, cells)
+    # pending: the time left counts, the status says nothing; --all: decided requests have no time left
+    left = Column("left", key=True, drop=4 if show_all else 0)
+    columns = [*LIST_COLUMNS, left, Column("status", key=True)] if show_all else [*LIST_COLUMNS, left]
+    more = "`aios approvals show <id>` has every field"
+    print_table(
+        f"approval requests ({'all' if show_all else 'pending'})",
+        columns,
+        [c[: len(columns)] for c in cells],
+        more=more,
+    )
+
+
+def _left(seconds: int) -> str:
+    """Time left, compact: ``59m12s``, ``23h59m``."""
+    h, m, s = seconds // 3600, seconds % 3600 // 60, seconds % 60
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s"
+
+
+def _gate_short(text: str) -> str:
+    """``payment-signoff/high`` -> ``payment/high`` (the gate's first word and the risk)."""
+    gate, _, risk = text.rpartition("/")
+    return f"{gate.split('-')[0]}/{risk}"
+
+
+LIST_COLUMNS = [
+    Column("id", key=True),
+    Column("gate/risk", min_width=15, short=_gate_short),
+    Column("what", min_width=12),
+    Column("why", min_width=16, drop=2),
+    Column("may decide", min_width=14, drop=1),
+    Column("quorum", key=True),
+]
+"""``aios approvals list``: at 80 columns the id, gate/risk, what, quorum (approved/needed) and time left stay; why
+and who may decide give way (``aios approvals show <id>`` has them)."""
 
 
 @approvals.command("show")

@@ -70,9 +70,8 @@ def _request_section(env: Env, st: RequestState, out: ApprovalOutcome) -> str:
     )
 
 
-def render_deck(gate: str, outcomes: Sequence[ApprovalOutcome]) -> str:
+def render_deck(gate: str, outcomes: Sequence[ApprovalOutcome], env: Env) -> str:
     """Self-contained HTML for the verification step's Deck."""
-    env = Env.load()
     proj = projection(env.store)
     parts = [_STYLE, f"<h2>Approval gate <code>{_e(gate)}</code>: {len(outcomes)} request(s)</h2>"]
     parts.append(

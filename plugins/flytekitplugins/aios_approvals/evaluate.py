@@ -21,7 +21,7 @@ from flytekitplugins.aios_approvals.rules import RoleBook, load_rolebook, refusa
 from flytekitplugins.aios_approvals.state import RequestState
 from flytekitplugins.aios_audit import AuditStore, audit_log
 from flytekitplugins.aios_core.digest import digest_value
-from flytekitplugins.aios_core.settings import Settings, get_settings
+from flytekitplugins.aios_core.settings import Settings
 
 
 @functools.lru_cache(maxsize=8)
@@ -39,9 +39,9 @@ class Env:
     public_key: Ed25519PublicKey
 
     @classmethod
-    def load(cls, settings: Settings | None = None) -> Env:
-        """Resolve everything from settings (``get_settings()`` by default)."""
-        s = settings or get_settings()
+    def load(cls, settings: Settings) -> Env:
+        """Resolve store, roles and verification key from the caller's ``settings``."""
+        s = settings
         path = Path(s.roles_file)
         mtime = path.stat().st_mtime_ns if path.exists() else 0
         return cls(s, audit_log(s), _book(str(path), mtime), signing.public_key(s))

@@ -38,9 +38,13 @@ class ApprovalGate(Gate):
 
     def local_execute(self, ctx: FlyteContext, **kwargs: Any) -> Any:
         """Wait until every request is decided or expired; the timeout is enforced (the node fails)."""
+        from flytekitplugins.aios_approvals.evaluate import Env
+        from flytekitplugins.aios_core.settings import get_settings
+
         promise = next(iter(kwargs.values()))
         ids = TypeEngine.to_python_value(ctx, promise.val, list[str])
-        wait_for_decisions(self.name, ids, self.approval_timeout)
+        env = Env.load(get_settings())  # the local gate node is an entry point: settings resolved once
+        wait_for_decisions(self.name, ids, self.approval_timeout, env=env)
         return promise
 
 
@@ -56,9 +60,12 @@ def verify_approvals(gate: str, request_ids: list[str]) -> list[ApprovalOutcome]
         request_ids: ids returned by ``open_request``.
     """
     from flytekitplugins.aios_approvals.deck import render_deck
+    from flytekitplugins.aios_approvals.evaluate import Env
+    from flytekitplugins.aios_core.settings import get_settings
 
-    outcomes = verify_requests(gate, request_ids)
-    Deck("approvals", render_deck(gate, outcomes))
+    env = Env.load(get_settings())  # this task's entry point: settings resolved once, passed down
+    outcomes = verify_requests(gate, request_ids, env=env)
+    Deck("approvals", render_deck(gate, outcomes, env))
     return outcomes
 
 

@@ -57,7 +57,8 @@ def open_request(
     requester: str = "",
     reason: str = "",
     timeout_s: float | None = None,
-    env: Env | None = None,
+    *,
+    env: Env,
 ) -> str:
     """Open an approval request (idempotently) and return its id, without waiting.
 
@@ -74,7 +75,7 @@ def open_request(
         requester: principal asking (``service:document-pipeline``); may not approve.
         reason: why approval is needed (the policy's reason).
         timeout_s: seconds until the request times out (default ``settings.approval_timeout_s``).
-        env: settings, store and keys to use (default: ``Env.load()`` from the process settings).
+        env: settings, store and keys of the caller (``Env.load(settings)``).
 
     Returns:
         The request id (``apr-<hex>``).
@@ -91,7 +92,6 @@ def open_request(
     if not requester:
         msg = "open_request needs requester= (the principal asking, e.g. 'service:document-pipeline')"
         raise ValueError(msg)
-    env = env or Env.load()
     rule = env.book.rule(gate)
     summary, evidence = dict(summary or {}), {k: str(v) for k, v in (evidence or {}).items()}
     content: dict[str, Any] = {"gate": gate, "risk": risk, "subject": subject, "summary": summary, "evidence": evidence}
@@ -149,13 +149,12 @@ def _append_request(env: Env, req: ApprovalRequest) -> None:
     )
 
 
-def outcome(request_id: str, env: Env | None = None) -> ApprovalOutcome:
+def outcome(request_id: str, env: Env) -> ApprovalOutcome:
     """Verified status of one request, folded from the audit trail (signatures and roles re-checked).
 
     Raises:
         ApprovalNotFound: no such request.
     """
-    env = env or Env.load()
     st = projection(env.store).get(request_id)
     if st is None:
         from flytekitplugins.aios_core.redact import mask_url
@@ -188,10 +187,10 @@ def _cli_execution() -> Any:
 
 
 def record_refusal(
-    request_id: str, principal: str, action: str, code: str, why: str, source: str, env: Env | None = None
+    request_id: str, principal: str, action: str, code: str, why: str, source: str, env: Env
 ) -> DecideResult:
     """Audit a refused attempt decided outside :func:`decide` (e.g. a CLI identity mismatch)."""
-    return _refuse(env or Env.load(), request_id, principal, action, code, why, source)
+    return _refuse(env, request_id, principal, action, code, why, source)
 
 
 class _Refused(PreconditionFailed):
@@ -232,7 +231,8 @@ def decide(
     action: Action,
     reason: str = "",
     source: str = "cli",
-    env: Env | None = None,
+    *,
+    env: Env,
 ) -> DecideResult:
     """Apply one approve/reject by ``principal`` after every rule check; audit it either way.
 
@@ -243,7 +243,6 @@ def decide(
     that became final in between is not decided again. Only decisions whose signature verifies count as earlier
     decisions, so a junk record cannot turn a real decision into a "replay".
     """
-    env = env or Env.load()
     problem = _problem(env, request_id, principal, action, reason)
     if problem is not None:
         return _refuse(env, request_id, principal, action, *problem, source)

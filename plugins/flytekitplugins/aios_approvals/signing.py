@@ -17,7 +17,6 @@ A signature covers the canonical JSON of the decision, which includes the digest
 from __future__ import annotations
 
 import base64
-import os
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -32,8 +31,7 @@ from flytekitplugins.aios_core.settings import Settings
 DOMAIN = b"aios-approval-decision-v1\x00"  # domain separation: this key signs nothing else
 
 
-def _spec(settings: Settings, var: str, default: str | None) -> str | None:
-    value = os.environ.get(var) or default
+def _spec(settings: Settings, value: str) -> str | None:
     return value.replace("{state_dir}", str(settings.state_dir)) if value else None
 
 
@@ -42,9 +40,8 @@ def _read_pem(spec: str, *, generate: bool) -> bytes | None:
 
 
 def private_key(settings: Settings) -> Ed25519PrivateKey:
-    """The decision-signing key (generated locally on first use)."""
-    default = settings.signing_key if settings.profile == "cluster" else "file:{state_dir}/keys/approvals-ed25519.pem"
-    spec = _spec(settings, "AIOS_APPROVALS_KEY", default)
+    """The decision-signing key, ``settings.approvals_key`` (``AIOS_APPROVALS_KEY``; generated locally on first use)."""
+    spec = _spec(settings, settings.approvals_key)
     assert spec is not None
     pem = _read_pem(spec, generate=not spec.startswith("env:"))
     key = serialization.load_pem_private_key(pem or b"", password=None)
@@ -55,8 +52,9 @@ def private_key(settings: Settings) -> Ed25519PrivateKey:
 
 
 def public_key(settings: Settings) -> Ed25519PublicKey:
-    """The verification key: ``AIOS_APPROVALS_PUBLIC_KEY`` if set, else derived from the private key."""
-    spec = _spec(settings, "AIOS_APPROVALS_PUBLIC_KEY", None)
+    """The verification key: ``settings.approvals_public_key`` (``AIOS_APPROVALS_PUBLIC_KEY``) if set, else derived
+    from the private key."""
+    spec = _spec(settings, settings.approvals_public_key)
     if spec is None:
         return private_key(settings).public_key()
     pem = _read_pem(spec, generate=False)

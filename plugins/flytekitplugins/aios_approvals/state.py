@@ -12,18 +12,28 @@ Fold rules: the first ``approval_request`` for an id wins (re-opening is idempot
 verified one per approver), so a junk record appended by anyone with write access to the store can neither
 count nor block a real decision. A request is consumed by the ``approval_verified`` record that holds its unique
 claim ``approval-use:<request id>`` (see ``verify.py``); a record without that claim consumes nothing.
+
+Reads go through the store's projection tables (``aios_audit.projections``) when it has complete ones: the
+rows of one request (or one content key, or the requests still open) are found by index, every record they
+name is fetched by ``seq`` and re-hashed, each row is re-derived from its sealed record (an edited row is
+refused with ``ProjectionTampered``), and those sealed records are folded by the same rules as below. A store
+whose projections are not built yet (``aios audit rebuild-projections``) is folded from the whole log.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
 import weakref
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from pydantic import ValidationError
 
 from flytekitplugins.aios_approvals.models import ApprovalDecision, ApprovalRequest
+from flytekitplugins.aios_audit import projections as pj
 from flytekitplugins.aios_audit.records import AuditRecord
 from flytekitplugins.aios_audit.stores import AuditStore
 
@@ -66,14 +76,18 @@ class Projection:
     def refresh(self, store: AuditStore) -> Projection:
         """Fold the records of ``store`` appended since the last refresh."""
         with self._lock:
-            for rec in store.scan_kinds(KINDS, self.last_seq + 1):
-                try:
-                    self._apply(rec)
-                except (KeyError, TypeError, ValidationError) as e:
-                    # a malformed approval record counts for nothing (fail closed) but must not block reads
-                    log.warning("ignoring malformed %s record %s: %s", rec.event.kind, rec.record_id, e)
-                self.last_seq = rec.seq
+            self.fold(store.scan_kinds(KINDS, self.last_seq + 1))
         return self
+
+    def fold(self, records: Iterable[AuditRecord]) -> None:
+        """Apply records in log order."""
+        for rec in records:
+            try:
+                self._apply(rec)
+            except (KeyError, TypeError, ValidationError) as e:
+                # a malformed approval record counts for nothing (fail closed) but must not block reads
+                log.warning("ignoring malformed %s record %s: %s", rec.event.kind, rec.record_id, e)
+            self.last_seq = rec.seq
 
     def _apply(self, rec: AuditRecord) -> None:
         ev = rec.event
@@ -111,13 +125,73 @@ class Projection:
         ids = self.by_content.get(content_key)
         return self.requests[ids[-1]] if ids else None
 
+    def open_requests(self, now: dt.datetime) -> list[RequestState]:
+        """Requests that have not expired at ``now`` (every pending one is among them), oldest first."""
+        return [st for st in self.requests.values() if st.request.expires_at > now]
+
+
+class IndexedProjection:
+    """The same view as :class:`Projection`, read per request through the projection tables' indexes.
+
+    Each read finds the rows it needs by index, checks them and the records they name against the sealed log
+    (``projections.sealed_records``) and folds those records with :class:`Projection`'s rules.
+    """
+
+    def __init__(self, store: AuditStore) -> None:
+        self.store = store
+
+    def _fold(self, found: list[tuple[pj.Table, list[Any]]]) -> Projection:
+        p = Projection()
+        p.fold(pj.sealed_records(self.store, found))
+        return p
+
+    def _rows(self, request_ids: list[str]) -> list[tuple[pj.Table, list[Any]]]:
+        found: list[tuple[pj.Table, list[Any]]] = []
+        for i in range(0, len(request_ids), 500):
+            part = request_ids[i : i + 500]
+            where = f"request_id IN ({','.join('?' * len(part))})"
+            found += [
+                (t, pj.select(self.store, t, where, part)) for t in (pj.REQUESTS, pj.DECISIONS, pj.APPROVAL_EVENTS)
+            ]
+        return found
+
+    def get(self, request_id: str) -> RequestState | None:
+        """State of one request: its request, decision, refusal and verification records only."""
+        return self._fold(self._rows([request_id])).get(request_id)
+
+    def latest_for(self, content_key: str) -> RequestState | None:
+        """The newest round of requests with this content."""
+        rounds = self._fold([(pj.REQUESTS, pj.select(self.store, pj.REQUESTS, "content_key = ?", [content_key]))])
+        latest = rounds.latest_for(content_key)
+        return self.get(latest.request.request_id) if latest is not None else None
+
+    def open_requests(self, now: dt.datetime) -> list[RequestState]:
+        """Requests that have not expired at ``now``, found through the expiry index, oldest first."""
+        rows = pj.select(self.store, pj.REQUESTS, "expires_at > ?", [pj.utc_text(now)])
+        ids = list(dict.fromkeys(str(r[1]) for r in rows))
+        p = self._fold(self._rows(ids))
+        return [st for st in p.requests.values() if st.request.expires_at > now]
+
+    @property
+    def requests(self) -> dict[str, RequestState]:
+        """Every request (reads every approval row: for listings of all requests)."""
+        found = [(t, pj.select(self.store, t, "1 = 1", [])) for t in (pj.REQUESTS, pj.DECISIONS, pj.APPROVAL_EVENTS)]
+        return self._fold(found).requests
+
 
 _lock = threading.Lock()
 _projections: weakref.WeakKeyDictionary[AuditStore, Projection] = weakref.WeakKeyDictionary()
 
 
-def projection(store: AuditStore) -> Projection:
-    """The refreshed projection of ``store`` (one per store object in this process)."""
+def projection(store: AuditStore) -> Projection | IndexedProjection:
+    """The approvals view of ``store``: indexed when its projection tables are complete, else the refreshed fold."""
+    if pj.available(store):
+        return IndexedProjection(store)
+    return folded(store)
+
+
+def folded(store: AuditStore) -> Projection:
+    """The fold of the whole log (one per store object in this process, refreshed incrementally): the old path."""
     with _lock:
         p = _projections.get(store)
         if p is None:

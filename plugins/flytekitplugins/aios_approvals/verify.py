@@ -21,6 +21,7 @@ from flytekitplugins.aios_audit.records import AuditEvent
 from flytekitplugins.aios_audit.stores import CLAIMS_ATTR, ClaimTaken, claim
 from flytekitplugins.aios_core.context import current_execution
 from flytekitplugins.aios_core.errors import GovernanceDenied
+from flytekitplugins.aios_core.settings import Settings
 from flytekitplugins.aios_core.types import PolicyDecision
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,7 @@ def _check_one(
 
 
 def verify_requests(
-    gate: str, request_ids: Sequence[str], *, after_signal: bool = True, env: Env | None = None
+    gate: str, request_ids: Sequence[str], *, env: Env, after_signal: bool = True
 ) -> list[ApprovalOutcome]:
     """Verified outcome of every request after ``gate``; audits each check in one transaction.
 
@@ -101,12 +102,11 @@ def verify_requests(
         gate: the gate (signal id) the requests were waited on.
         request_ids: ids from :func:`open_request`.
         after_signal: True after a gate (a pending request is then ``refused``: the signal had no decision behind it).
-        env: settings, store and keys (default ``Env.load()``).
+        env: settings, store and keys of the caller (``Env.load(settings)``).
 
     Returns:
         One outcome per id, in order: ``approved`` only when an authorized quorum stands behind it.
     """
-    env = env or Env.load()
     execution = _execution_key()
     for _attempt in range(8):
         holders = env.store.claim_holders([use_claim(r) for r in request_ids])
@@ -144,6 +144,7 @@ def require_approval(
     summary: dict[str, Any] | None = None,
     evidence: dict[str, str] | None = None,
     requester: str,
+    settings: Settings,
     timeout_s: float | None = None,
 ) -> ApprovalOutcome:
     """Fail-closed check for a policy decision of effect ``require_approval``.
@@ -158,7 +159,8 @@ def require_approval(
         summary: facts for reviewers.
         evidence: name -> digest; the decision's audit record id is added as ``policy_decision``.
         requester: the principal asking.
-        timeout_s: request timeout (default from settings).
+        settings: the caller's settings (audit store, roles, keys).
+        timeout_s: request timeout (default ``settings.approval_timeout_s``).
 
     Raises:
         GovernanceDenied: ``approval_required`` (pending), ``approval_rejected``, ``approval_timed_out``,
@@ -172,10 +174,10 @@ def require_approval(
     ev = dict(evidence or {})
     if decision.audit_record_id:
         ev.setdefault("policy_decision", decision.audit_record_id)
-    rid = open_request(
-        req.gate, req.risk, subject, summary, ev, requester, req.reason or "; ".join(decision.reasons), timeout_s
-    )
-    out = verify_requests(req.gate, [rid], after_signal=False)[0]
+    env = Env.load(settings)
+    reason = req.reason or "; ".join(decision.reasons)
+    rid = open_request(req.gate, req.risk, subject, summary, ev, requester, reason, timeout_s, env=env)
+    out = verify_requests(req.gate, [rid], env=env, after_signal=False)[0]
     if out.status == "approved":
         _add_to_audit_scope(out)
         return out

@@ -28,9 +28,8 @@ class ApprovalGateTimeout(GovernanceDenied):
     """The gate's timeout passed with requests still undecided; like Flyte on a cluster, the node fails."""
 
 
-def snapshot(request_ids: Sequence[str]) -> dict[str, ApprovalOutcome | None]:
+def snapshot(request_ids: Sequence[str], env: Env) -> dict[str, ApprovalOutcome | None]:
     """Current verified outcome of each request (None for an unknown id)."""
-    env = Env.load()
     proj = projection(env.store)
     out: dict[str, ApprovalOutcome | None] = {}
     for rid in request_ids:
@@ -39,8 +38,7 @@ def snapshot(request_ids: Sequence[str]) -> dict[str, ApprovalOutcome | None]:
     return out
 
 
-def _fail_timeout(gate: str, pending: list[str], timeout: dt.timedelta) -> None:
-    env = Env.load()
+def _fail_timeout(gate: str, pending: list[str], timeout: dt.timedelta, env: Env) -> None:
     env.store.append_many(
         [
             AuditEvent(
@@ -69,15 +67,16 @@ def _left(until: dt.datetime, now: dt.datetime) -> str:
     return f"{hours}h {minutes}m" if hours else f"{minutes}m {s % 60}s"
 
 
-def waiting_message(gate: str, pending: Sequence[str], deadline: dt.datetime) -> str:
+def waiting_message(gate: str, pending: Sequence[str], deadline: dt.datetime, env: Env) -> str:
     """What the gate prints while it waits: the real time left (the requests' expiry, capped by the gate).
 
     Args:
         gate: gate name.
         pending: undecided request ids.
         deadline: when the gate itself gives up.
+        env: the caller's settings and store.
     """
-    proj, now = projection(Env.load().store), get_clock().now()
+    proj, now = projection(env.store), get_clock().now()
     expiries = [st.request.expires_at for rid in pending if (st := proj.get(rid)) is not None]
     ends = max(expiries) if expiries else deadline
     if ends < deadline:
@@ -90,7 +89,9 @@ def waiting_message(gate: str, pending: Sequence[str], deadline: dt.datetime) ->
     )
 
 
-def wait_for_decisions(gate: str, request_ids: Sequence[str], timeout: dt.timedelta, poll_s: float = POLL_S) -> None:
+def wait_for_decisions(
+    gate: str, request_ids: Sequence[str], timeout: dt.timedelta, *, env: Env, poll_s: float = POLL_S
+) -> None:
     """Block until no request is pending (decided or expired), or raise when ``timeout`` passes.
 
     Unknown ids do not block: the verification step after the gate refuses them.
@@ -99,12 +100,12 @@ def wait_for_decisions(gate: str, request_ids: Sequence[str], timeout: dt.timede
     deadline = clock.now() + timeout
     announced = False
     while True:
-        pending = [rid for rid, o in snapshot(request_ids).items() if o is not None and o.status == "pending"]
+        pending = [rid for rid, o in snapshot(request_ids, env).items() if o is not None and o.status == "pending"]
         if not pending:
             return
         if clock.now() >= deadline:
-            _fail_timeout(gate, pending, timeout)
+            _fail_timeout(gate, pending, timeout, env)
         if not announced:
-            print(waiting_message(gate, pending, deadline), file=sys.stderr, flush=True)
+            print(waiting_message(gate, pending, deadline, env), file=sys.stderr, flush=True)
             announced = True
         clock.sleep(poll_s)

@@ -1,4 +1,4 @@
-"""The audit trail as other plugins use it: ``audit_log().append(AuditEvent(...))``.
+"""The audit trail as other plugins use it: ``audit_log(settings).append(AuditEvent(...))``.
 
 One store per (process, URL). ``append`` is durable on return and raises ``AuditWriteError``
 otherwise; governance code turns that into a deny (fail closed).
@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 
 from flytekitplugins.aios_audit.stores import AuditStore, AuditWriteError, open_store
-from flytekitplugins.aios_core.settings import Settings, get_settings
+from flytekitplugins.aios_core.settings import Settings
 
 _lock = threading.Lock()
 _stores: dict[str, AuditStore] = {}
@@ -27,15 +27,14 @@ def resolve_store_url(settings: Settings) -> str:
         raise AuditWriteError(str(e)) from e
 
 
-def audit_log(settings: Settings | None = None, url: str | None = None, *, emit: bool = True) -> AuditStore:
-    """The process-wide store for ``url`` (default: the configured ``AIOS_AUDIT_STORE``).
+def audit_log(settings: Settings, url: str | None = None, *, emit: bool = True) -> AuditStore:
+    """The process-wide store for ``url`` (default: ``settings.audit_store``).
 
     Args:
-        settings: Resolved settings (default: ``get_settings()``).
+        settings: The caller's resolved settings (built once by the command or task and passed down).
         url: Store URL overriding the settings.
         emit: Attach the OpenLineage / OpenTelemetry emitters the settings ask for.
     """
-    settings = settings or get_settings()
     url = url or resolve_store_url(settings)
     key = f"{url}|{settings.lineage_url}|{settings.otel_exporter}" if emit else f"{url}|raw"
     with _lock:

@@ -6,7 +6,6 @@ Exit codes: 0 intact / proof valid, 1 tampering found / proof invalid, 2 usage o
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import json
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 import click
 
 from flytekitplugins.aios_core.cli import settings_from
+from flytekitplugins.aios_core.cli_output import Column, compact_time
 
 
 def _store(ctx: click.Context, url: str | None) -> Any:
@@ -78,7 +78,7 @@ def verify(
     from flytekitplugins.aios_audit.checkpoint import Checkpoint
     from flytekitplugins.aios_audit.existing import StoreMissing, open_existing
     from flytekitplugins.aios_audit.incremental import verify_from
-    from flytekitplugins.aios_audit.verify import verify_store
+    from flytekitplugins.aios_audit.verify import verify_store, verify_workers
 
     cp = Checkpoint.load(checkpoint_file) if checkpoint_file else None
     trusted = _trusted(ctx, public_keys) if cp is not None else None
@@ -94,21 +94,48 @@ def verify(
     if store is None:  # missing, and --allow-empty: nothing was created
         click.echo("OK: 0 records (no audit log there; --allow-empty)")
         return
-    result = verify_store(store, cp, trusted) if cp is None or deep else verify_from(store, cp, trusted)
+    from flytekitplugins.aios_core.cli_output import working
+
+    full = cp is None or deep or not cp.is_note or bool(cp.tree_size and not cp.chain_head)  # what verify_from does
+    todo = store.size() - (0 if full or cp is None else min(cp.tree_size, store.size()))
+    workers = verify_workers(settings_from(ctx).verify_workers)
+    with working("verifying", todo, unit="records", json_mode=as_json) as progress:
+        if cp is None or deep:
+            result = verify_store(store, cp, trusted, progress=progress, workers=workers)
+        else:
+            result = verify_from(store, cp, trusted, progress=progress, workers=workers)
     incremental = result.mode == "incremental"
-    claims = _claims_problems(store, result.checkpoint_size if incremental else None) if result.ok else []
-    junk = _junk_decisions(ctx, store) if result.ok and not incremental else []  # a full-walk check
+    since = result.checkpoint_size if incremental else None
+    with working("claims, projections", None, unit="records", json_mode=as_json):  # the checks after the walk
+        claims = _claims_problems(store, since) if result.ok else []
+        projected, note = _projection_problems(store, since) if result.ok else ([], "")
+        junk = _junk_decisions(ctx, store) if result.ok and not incremental else []  # a full-walk check
     if as_json:
         doc = {**dataclasses.asdict(result), "claims_problems": claims, "ignored_approval_decisions": junk}
-        click.echo(json.dumps({**doc, "ok": result.ok and not claims}, default=str))
+        doc |= {"projection_problems": projected, "projection_note": note}
+        click.echo(json.dumps({**doc, "ok": result.ok and not claims and not projected}, default=str))
     else:
         click.echo(result.summary())
         for line in claims:
             click.echo(f"FAILED: claims table differs from the sealed log: {line}")
+        for line in projected:
+            click.echo(f"FAILED: projection differs from the sealed log (tampering): {line}")
+        if note:
+            click.echo(f"note: {note}")
         for line in junk:
             click.echo(f"warning: ignored approval decision (counts for nothing): {line}")
-    if not result.ok or claims:
+    if not result.ok or claims or projected:
         sys.exit(1)
+
+
+def _projection_problems(store: Any, since: int | None) -> tuple[list[str], str]:
+    """Every projection row re-derived from the sealed log (or those of the records after ``since``)."""
+    from flytekitplugins.aios_audit.projections import verify_projections
+
+    if not getattr(store, "dialect", ""):
+        return [], "this store keeps no projection tables"
+    problems, note = verify_projections(store, since or 0)
+    return [p.line() for p in problems], note
 
 
 def _claims_problems(store: Any, since: int | None) -> list[str]:
@@ -129,57 +156,107 @@ def _junk_decisions(ctx: click.Context, store: Any) -> list[str]:
     return junk_decisions(dataclasses.replace(Env.load(settings_from(ctx)), store=store))
 
 
+@audit.command("rebuild-projections")
+@click.option("--store", "url", default=None, help="Audit store URL (default: AIOS_AUDIT_STORE).")
+@click.option("--full", is_flag=True, help="Drop the projection tables and rebuild them from every record.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+@click.pass_context
+def rebuild_projections(ctx: click.Context, url: str | None, full: bool, as_json: bool) -> None:
+    """Build the projection tables from the log (upgrading an existing store in place), verifying as it goes.
+
+    Without --full, fills the rows of the records written before this version (resumable; appends go on). With
+    --full, drops the tables and re-derives every row (after `aios audit verify` reported projection tampering).
+    """
+    from flytekitplugins.aios_audit.existing import StoreMissing, open_existing
+    from flytekitplugins.aios_audit.projections import ProjectionTampered, rebuild, verify_projections
+
+    try:
+        store = open_existing(settings_from(ctx), url)
+    except StoreMissing as e:
+        raise _Refused(str(e)) from None
+    if store is None or not getattr(store, "dialect", ""):
+        raise _Refused("this store keeps no projection tables")
+
+    def progress(done: int, total: int) -> None:
+        if not as_json:
+            click.echo(f"projections: {done}/{total} records re-derived and verified", err=True)
+
+    try:
+        rows = rebuild(store, full=full, progress=progress)
+    except ProjectionTampered as e:
+        click.echo(json.dumps({"ok": False, "error": str(e)}) if as_json else f"FAILED: {e}")
+        sys.exit(1)
+    problems, note = verify_projections(store)
+    doc: dict[str, Any] = {"ok": not problems, "rows_written": rows, "records": store.size(), "full": full}
+    doc |= {"projection_problems": [p.line() for p in problems], "projection_note": note}
+    if as_json:
+        click.echo(json.dumps(doc))
+    else:
+        click.echo(f"projections rebuilt: {rows} rows written for {doc['records']} records")
+        for p in problems:
+            click.echo(f"FAILED: {p.line()}")
+    if problems:
+        sys.exit(1)
+
+
 @audit.command()
-@click.option("--execution", default=None, help="Flyte execution (project/domain/name or just name).")
+@click.option("--execution", "--run", "execution", default=None, help="Flyte execution (project/domain/name or name).")
 @click.option("--task", default=None, help="Task name (substring).")
 @click.option("--kind", default=None, help="Record kind (task, policy_decision, approval_decision, ...).")
+@click.option("--actor", default=None, help="Who acted (exact principal, e.g. service:document-pipeline).")
 @click.option("--since", type=click.DateTime(), default=None, help="Recorded at or after (UTC).")
 @click.option("--until", type=click.DateTime(), default=None, help="Recorded before (UTC).")
 @click.option("--limit", type=int, default=50, show_default=True, help="Show the last N matches.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
 @click.pass_context
 def show(ctx: click.Context, /, as_json: bool, limit: int, **filters: Any) -> None:
-    """List records with filters, newest last."""
-    rows = [r for r in _store(ctx, None).scan() if _match(r, **filters)][-limit:] if limit > 0 else []
+    """List records with filters, newest last (filtered, ordered and limited in the database)."""
+    from flytekitplugins.aios_audit.projections_show import ShowFilter, select_records
+
+    store, want = _store(ctx, None), ShowFilter(**filters)
+    if getattr(store, "dialect", ""):
+        rows = select_records(store, want, limit)
+    else:  # a store without SQL: filter a scan
+        rows = [r for r in store.scan() if want.matches(r)][-limit:] if limit > 0 else []
     if as_json:
         for r in rows:
             click.echo(r.model_dump_json())
         return
-    from rich.console import Console
-    from rich.table import Table
+    from flytekitplugins.aios_core.cli_output import print_table
 
-    table = Table(title=f"audit records ({len(rows)} shown)")
-    for col in ("seq", "recorded (UTC)", "kind", "status", "task", "execution", "actor", "record id"):
-        table.add_column(col, overflow="fold")
-    for r in rows:
-        ex = r.event.execution
-        table.add_row(
-            str(r.seq),
-            r.recorded_at.strftime("%Y-%m-%d %H:%M:%S"),
-            r.event.kind,
-            r.event.status,
-            ex.task_name if ex else "",
-            ex.execution_key if ex else "",
-            r.event.actor,
-            r.record_id[:16],
-        )
-    Console().print(table)
+    print_table(f"audit records ({len(rows)} shown)", SHOW_COLUMNS, [_show_row(r) for r in rows], more=_MORE)
 
 
-def _utc(value: dt.datetime | None) -> dt.datetime | None:
-    return value.replace(tzinfo=dt.UTC) if value is not None and value.tzinfo is None else value
+def _short_record(text: str) -> str:
+    return text[:8]
 
 
-def _match(r: Any, execution: str | None, task: str | None, kind: str | None, since: Any, until: Any) -> bool:
+SHOW_COLUMNS = [
+    Column("seq", key=True),
+    Column("recorded (UTC)", short=compact_time),
+    Column("kind", min_width=14),
+    Column("status", min_width=7, drop=1),
+    Column("task", min_width=16, drop=2),
+    Column("execution", min_width=12, drop=3),
+    Column("actor", min_width=16),
+    Column("record id", short=_short_record, drop=4),
+]
+"""``aios audit show``: at 80 columns the execution, task and record id give way (``--json`` has them)."""
+_MORE = "--json has whole records"
+
+
+def _show_row(r: Any) -> list[str]:
     ex = r.event.execution
-    if kind and r.event.kind != kind:
-        return False
-    if execution and not (ex and execution in (ex.execution_key, ex.name)):
-        return False
-    if task and not (ex and task in ex.task_name):
-        return False
-    since, until = _utc(since), _utc(until)
-    return not ((since and r.recorded_at < since) or (until and r.recorded_at >= until))
+    return [
+        str(r.seq),
+        r.recorded_at.strftime("%Y-%m-%d %H:%M:%S"),
+        r.event.kind,
+        r.event.status,
+        ex.task_name if ex else "",
+        ex.execution_key if ex else "",
+        r.event.actor,
+        r.record_id[:16],
+    ]
 
 
 @audit.command()

@@ -8,10 +8,13 @@ The audit record is the source of truth: emission is best-effort and never fails
   ``openlineage.yml``, ``OPENLINEAGE__TRANSPORT__*`` and ``OPENLINEAGE_DISABLED`` work as everywhere else
   (http with auth, kafka, console, file, composite...). Without any of them the ``lineage_url`` setting
   applies (``file:PATH``, ``http(s)://`` or ``none``).
-* The task thread only queues a small description of the attempt; one daemon thread per process builds the
-  events and sends them. The queue is bounded (``lineage_queue_size``): when it is full the event is dropped,
-  counted (:func:`dropped`, metric ``aios.lineage.events.dropped``) and logged, never blocking the task.
-  :func:`flush` waits for the queue; it runs at exit and in ``close_all()``.
+* The task thread only writes a small description of the attempt (a JSON array) to the pipe of an emitter
+  process (``emit_process.py``), which builds the events and sends them through its own ``OpenLineageClient``
+  made from the same configuration: their Python work never holds the task's GIL. Should that process not
+  start, a daemon thread of the task's process does the same. Either queue is bounded
+  (``lineage_queue_size``): when it is full the event is dropped, counted (:func:`dropped`, metric
+  ``aios.lineage.events.dropped``) and logged, never blocking the task. :func:`flush` waits for both; it
+  runs at exit and in ``close_all()``.
 * Spans and metrics: see ``otel.py`` and ``metrics.py``.
 """
 
@@ -26,12 +29,14 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from flytekitplugins.aios_audit.emit_process import EmitterProcess
 from flytekitplugins.aios_audit.records import AuditRecord
 from flytekitplugins.aios_audit.stores import AuditStore
 from flytekitplugins.aios_core.settings import Settings
 
 log = logging.getLogger(__name__)
 _STANDARD_VARS = ("OPENLINEAGE_URL", "OPENLINEAGE_CONFIG", "OPENLINEAGE_DISABLED")
+_SPAN_QUEUE = 10_000  # spans in flight to the emitter process before they are dropped (counted, logged)
 
 
 class _Worker:
@@ -74,13 +79,7 @@ class _Worker:
             self._queue.put_nowait(job)
         except queue.Full:
             self.dropped += 1
-            if self.dropped == 1 or self.dropped % 1000 == 0:
-                log.warning(
-                    "audit: OpenLineage queue full (%d events): %d event(s) dropped so far; the audit log keeps "
-                    "every record (aios lineage). Raise lineage_queue_size or check the lineage backend",
-                    self.maxsize,
-                    self.dropped,
-                )
+            _warn_dropped(maxsize)
             return False
         return True
 
@@ -89,16 +88,29 @@ class _Worker:
             self._queue.join()
 
 
+def _warn_dropped(maxsize: int) -> None:
+    n = dropped()
+    if n == 1 or n % 1000 == 0:
+        log.warning(
+            "audit: OpenLineage queue full (%d events): %d event(s) dropped so far; the audit log keeps "
+            "every record (aios lineage). Raise lineage_queue_size or check the lineage backend",
+            maxsize,
+            n,
+        )
+
+
 _worker = _Worker()
+_process = EmitterProcess()
 
 
 def dropped() -> int:
     """OpenLineage events dropped in this process because the emission queue was full."""
-    return _worker.dropped
+    return _worker.dropped + _process.dropped
 
 
 def flush() -> None:
     """Wait until every queued OpenLineage event of this process was sent (or failed with a warning)."""
+    _process.flush()
     _worker.flush()
 
 
@@ -179,13 +191,44 @@ def _send(client: Any, build: Callable[[], Any]) -> None:
         log.warning("audit: OpenLineage emit through %s failed: %s", client.transport.kind, mask_text(e))
 
 
+def forward_span(processor: Any, message: list[Any]) -> bool | None:
+    """Hand an ended span to the emitter process: True queued, False dropped (queue full), None no process."""
+    if _process.broken:
+        return None
+    ok = _process.send(processor, f"otel:{processor.kind}", message, _SPAN_QUEUE, processor.resource_attributes)
+    return None if _process.broken else ok
+
+
+def _count_dropped(settings: Settings) -> None:
+    from flytekitplugins.aios_audit.metrics import lineage_dropped
+    from flytekitplugins.aios_audit.otel import exporter_kind
+
+    lineage_dropped(exporter_kind(settings.otel_exporter))
+
+
 def submit(client: Any, build: Callable[[], Any], settings: Settings) -> None:
     """Queue ``client.emit(build())`` for the emitter thread; count and log it when the queue is full."""
     if not _worker.submit(lambda: _send(client, build), settings.lineage_queue_size):
-        from flytekitplugins.aios_audit.metrics import lineage_dropped
-        from flytekitplugins.aios_audit.otel import exporter_kind
+        _count_dropped(settings)
 
-        lineage_dropped(exporter_kind(settings.otel_exporter))
+
+def send(client: Any, message: list[Any], settings: Settings) -> None:
+    """Queue the event a ``lineage_events`` message describes for ``client`` (emitter process, else thread).
+
+    The task thread's whole cost: one JSON array written to a pipe. Dropped (counted, logged, metric) when
+    ``lineage_queue_size`` events are in flight; never blocks.
+    """
+    if _process.broken:
+        from flytekitplugins.aios_audit.lineage_events import event_from_message
+
+        submit(client, lambda: event_from_message(message), settings)
+    elif not _process.send(client, settings.lineage_url, message, settings.lineage_queue_size):
+        if _process.broken:  # it could not start: this event goes by the thread, like the next ones
+            send(client, message, settings)
+            return
+        _process.dropped += 1
+        _warn_dropped(settings.lineage_queue_size)
+        _count_dropped(settings)
 
 
 class RecordObserver:
@@ -221,8 +264,10 @@ def shutdown() -> None:
     from flytekitplugins.aios_audit.observe import end_local_executions
 
     try:
-        flush()  # the tasks' events first, then the executions' own COMPLETE
-        end_local_executions()
+        _process.flush(60.0)  # the tasks' events first; bounded: an unreachable backend must not hold the pod
+        _worker.flush()
+        end_local_executions()  # then the executions' own COMPLETE (and execution spans)
+        _process.close(30.0)  # the emitter process sends what it was handed, then ends
         for client in {id(c): c for c in _clients.values() if c is not None}.values():
             client.close(5.0)
     finally:

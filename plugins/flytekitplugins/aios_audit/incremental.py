@@ -21,19 +21,27 @@ from flytekitplugins.aios_audit.diagnose import Bad
 from flytekitplugins.aios_audit.merkle import RootAccumulator, leaf_hash
 from flytekitplugins.aios_audit.stores import CLAIMS_ATTR, AuditStore
 from flytekitplugins.aios_audit.trust import TrustedKeys, trusted_keys
-from flytekitplugins.aios_audit.verify import VerifyResult, _walk, verify_store
+from flytekitplugins.aios_audit.verify import Progress, VerifyResult, _counter, _walk, verify_store
 
 
-def verify_from(store: AuditStore, checkpoint: Checkpoint, trusted: TrustedKeys | str | None = None) -> VerifyResult:
+def verify_from(
+    store: AuditStore,
+    checkpoint: Checkpoint,
+    trusted: TrustedKeys | str | None = None,
+    *,
+    progress: Progress | None = None,
+    workers: int | None = None,
+) -> VerifyResult:
     """Verify the records after ``checkpoint`` (signed by a ``trusted`` key); see the module docstring.
 
     Old-format checkpoints carry no chain head or frontier: those fall back to the full walk.
+    ``progress(done)`` is told how many records after the checkpoint are checked (the full walk: all of them).
     """
     t0 = time.perf_counter()
     if why := trusted_keys(trusted).check(checkpoint):
         return VerifyResult(False, 0, "", problem="bad checkpoint", detail=why)
     if not checkpoint.is_note or (checkpoint.tree_size and not checkpoint.chain_head):
-        return verify_store(store, checkpoint, trusted)
+        return verify_store(store, checkpoint, trusted, progress=progress, workers=workers)
     size = checkpoint.tree_size
     try:
         acc = RootAccumulator.from_frontier(size, [bytes.fromhex(h) for h in checkpoint.frontier])
@@ -45,7 +53,7 @@ def verify_from(store: AuditStore, checkpoint: Checkpoint, trusted: TrustedKeys 
     head = checkpoint.chain_head if size else _genesis()
     try:
         _anchor(store, checkpoint)
-        head = _walk(store, acc, None, size + 1, None, head, bytes.fromhex(head))[0]
+        head = _walk(store, acc, None, size + 1, None, head, bytes.fromhex(head), _counter(progress))[0]
     except Bad as bad:
         return VerifyResult(False, acc.size, acc.root().hex(), head, bad.seq, bad.problem, bad.detail)
     return VerifyResult(

@@ -13,6 +13,7 @@ from typing import Any
 from flytekitplugins.aios_audit.edges import document_of
 from flytekitplugins.aios_audit.lineage import Trace, Tracer, is_record
 from flytekitplugins.aios_audit.records import AuditRecord
+from flytekitplugins.aios_core.settings import Settings
 
 
 def _ref(rec: AuditRecord) -> dict[str, Any]:
@@ -56,7 +57,8 @@ def _request(rec: AuditRecord) -> dict[str, Any]:
 class _Signatures:
     """Re-checks approval decisions with the approvals key (once loaded); ``unchecked`` when it is unavailable."""
 
-    def __init__(self) -> None:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
         self.env: Any = None
         self.error = ""
         self.requests: dict[str, Any] = {}
@@ -70,7 +72,7 @@ class _Signatures:
             from flytekitplugins.aios_approvals.evaluate import Env, decision_problem
             from flytekitplugins.aios_approvals.models import ApprovalDecision, ApprovalRequest
 
-            self.env = self.env or Env.load()
+            self.env = self.env or Env.load(self.settings)
         except Exception as e:  # no key, no roles file: say so, never fail the trace
             self.error = type(e).__name__
             return f"unchecked ({self.error})"
@@ -123,12 +125,14 @@ def _outcome(case: dict[str, Any]) -> str:
     return "decided, no action recorded"
 
 
-def cases(records: Iterable[AuditRecord]) -> list[dict[str, Any]]:
-    """One case per document among ``records`` (given in sequence order), in order of first appearance."""
+def cases(records: Iterable[AuditRecord], settings: Settings) -> list[dict[str, Any]]:
+    """One case per document among ``records`` (given in sequence order), in order of first appearance.
+
+    ``settings`` name the roles and approval keys that decisions' signatures are re-checked with."""
     by_alias: dict[str, AuditRecord] = {}
     by_id: dict[str, AuditRecord] = {}
     out: dict[str, dict[str, Any]] = {}
-    sigs = _Signatures()
+    sigs = _Signatures(settings)
     for rec in records:
         kind = rec.event.kind
         if kind == "approval_request":

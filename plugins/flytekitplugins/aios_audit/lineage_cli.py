@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from flytekitplugins.aios_core.cli import settings_from
+from flytekitplugins.aios_core.settings import Settings
 
 REF_HELP = (
     "record id (or 8+ hex prefix), #seq, approval request id (apr-...), sha256: digest of a document or output, "
@@ -48,8 +49,8 @@ def _describe(rec: Any) -> dict[str, Any]:
     }
 
 
-def trace_doc(tracer: Any, ref: str) -> dict[str, Any]:
-    """The JSON document of ``aios lineage trace REF``."""
+def trace_doc(tracer: Any, ref: str, settings: Settings) -> dict[str, Any]:
+    """The JSON document of ``aios lineage trace REF`` (``settings``: roles and keys signatures are checked with)."""
     from flytekitplugins.aios_audit.lineage import record_edges, sources
     from flytekitplugins.aios_audit.lineage_cases import cases, models
 
@@ -70,7 +71,7 @@ def trace_doc(tracer: Any, ref: str) -> dict[str, Any]:
         "downstream": records(tr.downstream),
         "sources": sources(tr),
         "actions": sorted(r.seq for r in tr.records.values() if r.event.kind == "action"),
-        "cases": cases(sorted(tr.records.values(), key=lambda r: r.seq)),
+        "cases": cases(sorted(tr.records.values(), key=lambda r: r.seq), settings),
         "models": models(tracer, tr),
         "edges": [{"from": a, "to": b, "rel": rel, "digest": via} for a, b, rel, via in record_edges(tr)],
         "typed_edges": [
@@ -97,8 +98,9 @@ def trace(ctx: click.Context, ref: str, url: str | None, as_json: bool, sor: str
     from flytekitplugins.aios_audit.lineage_sor import attach_rows, default_url
     from flytekitplugins.aios_audit.lineage_text import render_text
 
-    doc = trace_doc(tracer_for(ctx, url), ref)
-    attach_rows(doc["cases"], sor if sor is not None else default_url())
+    settings = settings_from(ctx)
+    doc = trace_doc(tracer_for(ctx, url), ref, settings)
+    attach_rows(doc["cases"], sor if sor is not None else default_url(settings))
     click.echo(json.dumps(doc, indent=2, sort_keys=True, default=str) if as_json else render_text(doc))
 
 
@@ -114,11 +116,15 @@ def report(
 ) -> None:
     """Write the self-contained review report: verification, executions, documents, records, lineage graphs."""
     from flytekitplugins.aios_audit.report import build_report
-    from flytekitplugins.aios_audit.verify import verify_store
+    from flytekitplugins.aios_audit.verify import verify_store, verify_workers
+    from flytekitplugins.aios_core.cli_output import working
 
+    settings = settings_from(ctx)
     tracer = tracer_for(ctx, url)
-    result = verify_store(tracer.store)
-    page, n = build_report(tracer, result, execution=execution, document=document, limit=limit)
+    with working("verifying", tracer.store.size()) as progress:
+        result = verify_store(tracer.store, progress=progress, workers=verify_workers(settings.verify_workers))
+    with working("writing the report", None):
+        page, n = build_report(tracer, result, settings, execution=execution, document=document, limit=limit)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(page, encoding="utf-8")
     click.echo(f"report: {n} records, verification {'OK' if result.ok else 'FAILED'} -> {out}")

@@ -107,15 +107,50 @@ class AiosModelsRunFacet(RunFacet):
 
 @dataclasses.dataclass
 class TaskAttempt:
-    """One attempt of a governed task: what its START and COMPLETE/FAIL events say."""
+    """One attempt of a governed task: what its START and COMPLETE/FAIL events say (plain values only).
 
-    execution: ExecutionRef
+    Built on the task thread from what the task knows, sent to the emitter process as :meth:`to_message`
+    (a JSON array) and rebuilt there with :meth:`from_message`; the events are made and serialized there.
+    """
+
+    execution_key: str
+    namespace: str
+    task_name: str
     workflow: str
-    started_at: dt.datetime
+    started_at: str  # ISO 8601
     doc: str = ""
     run_id: str = dataclasses.field(default_factory=lambda: str(generate_new_uuid()))
     inputs: list[DatasetRef] = dataclasses.field(default_factory=list)
     outputs: list[DatasetRef] = dataclasses.field(default_factory=list)
+
+    @classmethod
+    def of(cls, ex: ExecutionRef, workflow: str, started_at: dt.datetime, doc: str = "", **kw: Any) -> TaskAttempt:
+        """The attempt of the task named by ``ex`` (job namespace from the Flyte project and domain)."""
+        return cls(ex.execution_key, job_namespace(ex), ex.task_name, workflow, started_at.isoformat(), doc, **kw)
+
+    def to_message(self) -> list[Any]:
+        """The attempt as a JSON array (datasets as arrays)."""
+        return [
+            self.execution_key,
+            self.namespace,
+            self.task_name,
+            self.workflow,
+            self.started_at,
+            self.doc,
+            self.run_id,
+            [[d.namespace, d.name, d.fields, d.digest] for d in self.inputs],
+            [[d.namespace, d.name, d.fields, d.digest] for d in self.outputs],
+        ]
+
+    @classmethod
+    def from_message(cls, m: list[Any]) -> TaskAttempt:
+        """Inverse of :meth:`to_message`."""
+        ins, outs = ([_dataset(d) for d in ds] for ds in (m[7], m[8]))
+        return cls(m[0], m[1], m[2], m[3], m[4], m[5], m[6], ins, outs)
+
+
+def _dataset(d: list[Any]) -> DatasetRef:
+    return DatasetRef(d[0], d[1], tuple((str(n), str(t)) for n, t in d[2]), d[3])
 
 
 def job_namespace(ex: ExecutionRef) -> str:
@@ -130,8 +165,7 @@ def parent_run_id(execution_key: str) -> str:
 
 
 def _parent(attempt: TaskAttempt) -> parent_run.ParentRunFacet:
-    ex = attempt.execution
-    return _parent_facet(ex.execution_key, job_namespace(ex), attempt.workflow)
+    return _parent_facet(attempt.execution_key, attempt.namespace, attempt.workflow)
 
 
 @functools.lru_cache(maxsize=256)
@@ -162,11 +196,7 @@ def _engine() -> processing_engine_run.ProcessingEngineRunFacet:
 
 
 def _job(attempt: TaskAttempt) -> Job:
-    return Job(
-        namespace=job_namespace(attempt.execution),
-        name=attempt.execution.task_name,
-        facets=dict(_job_facets(attempt.doc)),
-    )
+    return Job(namespace=attempt.namespace, name=attempt.task_name, facets=dict(_job_facets(attempt.doc)))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -190,7 +220,7 @@ def start_event(attempt: TaskAttempt) -> RunEvent:
     facets: dict[str, RunFacet] = {"parent": _parent(attempt), "processing_engine": _engine()}
     return RunEvent(
         eventType=RunState.START,
-        eventTime=attempt.started_at.isoformat(),
+        eventTime=attempt.started_at,
         run=Run(runId=attempt.run_id, facets=facets),
         job=_job(attempt),
         inputs=[InputDataset(namespace=d.namespace, name=d.name, facets=dataset_facets(d)) for d in attempt.inputs],
@@ -198,29 +228,48 @@ def start_event(attempt: TaskAttempt) -> RunEvent:
     )
 
 
-def _audit_facets(record: AuditRecord) -> dict[str, RunFacet]:
+def record_facts(record: AuditRecord) -> list[Any]:
+    """What the COMPLETE / FAIL event says of the attempt's audit record, as a JSON array (cheap: task thread)."""
     ev, ex = record.event, record.event.execution
+    return [
+        record.record_id,
+        record.seq,
+        record.chain_hash,
+        ev.kind,
+        ev.status,
+        ev.actor,
+        ev.code_version,
+        ex.retry_attempt if ex else 0,
+        ev.policy_decisions,
+        ev.approvals,
+        [[m.name, m.version, m.digest] for m in ev.models],
+        ev.ended_at.isoformat() if ev.ended_at else None,
+    ]
+
+
+def _audit_facets(facts: list[Any]) -> dict[str, RunFacet]:
+    record_id, seq, chain_hash, kind, status, actor, code_version, retry, decisions, approvals, models = facts[:11]
     facets: dict[str, RunFacet] = {
         "aios_audit": AiosAuditRunFacet(
-            recordId=record.record_id,
-            seq=record.seq,
-            chainHash=record.chain_hash,
-            kind=ev.kind,
-            status=ev.status,
-            actor=ev.actor,
-            codeVersion=ev.code_version,
-            retryAttempt=ex.retry_attempt if ex else 0,
+            recordId=record_id,
+            seq=seq,
+            chainHash=chain_hash,
+            kind=kind,
+            status=status,
+            actor=actor,
+            codeVersion=code_version,
+            retryAttempt=retry,
             producer=PRODUCER,
         )
     }
-    if ev.policy_decisions:
-        facets["aios_policy_decisions"] = AiosPolicyDecisionsRunFacet(
-            decisions=_clean(ev.policy_decisions), producer=PRODUCER
+    if decisions:
+        facets["aios_policy_decisions"] = AiosPolicyDecisionsRunFacet(decisions=_clean(decisions), producer=PRODUCER)
+    if approvals:
+        facets["aios_approvals"] = AiosApprovalsRunFacet(approvals=_clean(approvals), producer=PRODUCER)
+    if models:
+        facets["aios_models"] = AiosModelsRunFacet(
+            models=[{"digest": d, "name": n, "version": v} for n, v, d in models], producer=PRODUCER
         )
-    if ev.approvals:
-        facets["aios_approvals"] = AiosApprovalsRunFacet(approvals=_clean(ev.approvals), producer=PRODUCER)
-    if ev.models:
-        facets["aios_models"] = AiosModelsRunFacet(models=[m.model_dump() for m in ev.models], producer=PRODUCER)
     return facets
 
 
@@ -233,24 +282,35 @@ def _clean(obj: Any) -> Any:
     return obj
 
 
-def error_facet(error_type: str, message: str) -> error_message_run.ErrorMessageRunFacet:
-    """The errorMessage facet: the error type and the digest of its message (it may quote input data)."""
-    digest = "sha256:" + hashlib.sha256(message.encode("utf-8", "replace")).hexdigest()
+def error_digest(message: str) -> str:
+    """Digest of an error message (the message itself may quote input data: it never leaves the task)."""
+    return "sha256:" + hashlib.sha256(message.encode("utf-8", "replace")).hexdigest()
+
+
+def error_facet(error_type: str, digest: str) -> error_message_run.ErrorMessageRunFacet:
+    """The errorMessage facet: the error type and the digest of its message (:func:`error_digest`)."""
     text = f"{error_type} (message withheld: it may quote input data; {digest})"
     return error_message_run.ErrorMessageRunFacet(message=text, programmingLanguage="python", producer=PRODUCER)
 
 
-def end_event(attempt: TaskAttempt, record: AuditRecord | None, error: tuple[str, str] | None) -> RunEvent:
-    """The ``COMPLETE`` or ``FAIL`` event of a task attempt (``error`` = (type, message) when it failed)."""
+def end_event(attempt: TaskAttempt, facts: list[Any] | None, error: list[str] | None, ended_at: str) -> RunEvent:
+    """The ``COMPLETE`` or ``FAIL`` event of a task attempt.
+
+    Args:
+        attempt: The attempt (its START named the same run).
+        facts: :func:`record_facts` of its audit record, ``None`` when it has none.
+        error: ``[type, digest of the message]`` when the attempt failed.
+        ended_at: When it ended (ISO 8601); the record's own end time wins.
+    """
     facets: dict[str, RunFacet] = {"parent": _parent(attempt), "processing_engine": _engine()}
-    if record is not None:
-        facets.update(_audit_facets(record))
+    if facts is not None:
+        facets.update(_audit_facets(facts))
+        ended_at = facts[11] or ended_at
     if error is not None:
-        facets["errorMessage"] = error_facet(*error)
-    ended = record.event.ended_at if record is not None and record.event.ended_at else dt.datetime.now(dt.UTC)
+        facets["errorMessage"] = error_facet(error[0], error[1])
     return RunEvent(
         eventType=RunState.FAIL if error is not None else RunState.COMPLETE,
-        eventTime=ended.isoformat(),
+        eventTime=ended_at,
         run=Run(runId=attempt.run_id, facets=facets),
         job=_job(attempt),
         inputs=[InputDataset(namespace=d.namespace, name=d.name, facets=dataset_facets(d)) for d in attempt.inputs],
@@ -259,7 +319,7 @@ def end_event(attempt: TaskAttempt, record: AuditRecord | None, error: tuple[str
     )
 
 
-def workflow_event(ex: ExecutionRef, workflow: str, state: RunState, when: dt.datetime) -> RunEvent:
+def workflow_event(execution_key: str, namespace: str, workflow: str, state: str, when: str) -> RunEvent:
     """A START / COMPLETE / FAIL event of the workflow execution itself (local runs see the whole execution)."""
     job_facets: dict[str, Any] = {
         "jobType": job_type_job.JobTypeJobFacet(
@@ -267,12 +327,44 @@ def workflow_event(ex: ExecutionRef, workflow: str, state: RunState, when: dt.da
         )
     }
     return RunEvent(
-        eventType=state,
-        eventTime=when.isoformat(),
-        run=Run(runId=parent_run_id(ex.execution_key), facets={"processing_engine": _engine()}),
-        job=Job(namespace=job_namespace(ex), name=workflow, facets=job_facets),
+        eventType=RunState(state),
+        eventTime=when,
+        run=Run(runId=parent_run_id(execution_key), facets={"processing_engine": _engine()}),
+        job=Job(namespace=namespace, name=workflow, facets=job_facets),
         producer=PRODUCER,
     )
+
+
+# Messages from the task thread to the emitter (emit_process.py), JSON arrays of plain values:
+#   ["s", attempt]                                 START of a task attempt
+#   ["e", attempt, facts | null, error | null, t]  its COMPLETE / FAIL
+#   ["w", execution_key, namespace, workflow, state, t]  the local execution's own run
+def start_message(attempt: TaskAttempt) -> list[Any]:
+    """The message of an attempt's START."""
+    return ["s", attempt.to_message()]
+
+
+def end_message(attempt: TaskAttempt, facts: list[Any] | None, error: list[str] | None, ended_at: str) -> list[Any]:
+    """The message of an attempt's COMPLETE / FAIL (arguments as :func:`end_event`)."""
+    return ["e", attempt.to_message(), facts, error, ended_at]
+
+
+def workflow_message(ex: ExecutionRef, workflow: str, state: str, when: dt.datetime) -> list[Any]:
+    """The message of a START / COMPLETE / FAIL of the execution itself."""
+    return ["w", ex.execution_key, job_namespace(ex), workflow, state, when.isoformat()]
+
+
+def event_from_message(m: list[Any]) -> RunEvent:
+    """The RunEvent a message describes (built where it is sent: the emitter process, or the emitter thread)."""
+    kind = m[0]
+    if kind == "s":
+        return start_event(TaskAttempt.from_message(m[1]))
+    if kind == "e":
+        return end_event(TaskAttempt.from_message(m[1]), m[2], m[3], m[4])
+    if kind == "w":
+        return workflow_event(m[1], m[2], m[3], m[4], m[5])
+    msg = f"unknown lineage message kind {kind!r}"
+    raise ValueError(msg)
 
 
 __all__ = [
@@ -283,6 +375,11 @@ __all__ = [
     "TaskAttempt",
     "datasets",
     "end_event",
+    "end_message",
+    "event_from_message",
+    "record_facts",
     "start_event",
+    "start_message",
     "workflow_event",
+    "workflow_message",
 ]

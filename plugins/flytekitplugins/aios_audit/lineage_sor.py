@@ -7,15 +7,17 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+from flytekitplugins.aios_core.settings import Settings
+
 _TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
-def default_url() -> str:
-    """The URL the system-of-record connector posts to (``AIOS_SYSTEM_OF_RECORD_URL`` or the state dir's file)."""
+def default_url(settings: Settings) -> str:
+    """The URL the system-of-record connector posts to (``settings.system_of_record_url``)."""
     try:
         from flytekitplugins.aios_connectors.system_of_record import resolve_url
 
-        return resolve_url("")
+        return resolve_url("", settings)
     except Exception:
         return ""
 

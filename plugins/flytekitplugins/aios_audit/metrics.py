@@ -7,7 +7,8 @@ on (``OTEL_METRICS_EXPORTER`` = ``otlp``/``console``, else the traces exporter i
 Most figures are derived from the audit records as they are appended (:func:`observe_records`), so the
 plugins that write them need no metrics code: quarantine, action, approval request and decision, policy
 decision records, and the ``documents`` attribute of a batch's ingest step. Task latency comes from the task
-attempts (:func:`task_finished`); cost from :func:`record_cost`.
+attempts (:func:`task_finished`); cost from :func:`record_cost`, which the document pipeline's ``summarize``
+task calls with its batch summary.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from flytekitplugins.aios_audit.records import AuditRecord
+from flytekitplugins.aios_core.settings import Settings
 
 PREFIX = "aios"
 _SECONDS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600]
@@ -146,33 +148,40 @@ def lineage_dropped(traces_kind: str) -> None:
         inst["dropped"].add(1)
 
 
-def _settings_kind() -> str:
-    from flytekitplugins.aios_audit.otel import exporter_kind
-    from flytekitplugins.aios_core.settings import get_settings
-
-    return exporter_kind(get_settings().otel_exporter)
-
-
-def record_cost(per_document_usd: float, documents: int, workflow: str) -> None:
+def record_cost(per_document_usd: float, documents: int, workflow: str | None, settings: Settings) -> None:
     """Record a batch's cost: the per-document cost (one sample per document) and the workflow's total.
+
+    Cost model (the document pipeline's, ``tasks/documents/report.summarize``): CPU seconds measured per
+    document (parse, protect, classify, decide) x ``ProcessingOptions.cost_per_cpu_hour`` / 3600, spread over
+    every document of the batch (quarantined ones included): ``BatchSummary.cost_per_document_usd``.
 
     Args:
         per_document_usd: Cost of one document (USD), e.g. the batch summary's ``cost_per_document_usd``.
         documents: Documents in the batch.
-        workflow: Flyte workflow name (the ``flyte.workflow_name`` attribute).
+        workflow: Flyte workflow name (the ``flyte.workflow_name`` attribute); ``None``: the running one.
+        settings: The caller's settings (their ``otel_exporter`` when no standard OTEL_* variable says).
     """
-    inst = instruments(_settings_kind())
+    from flytekitplugins.aios_audit.otel import exporter_kind
+
+    inst = instruments(exporter_kind(settings.otel_exporter))
     if inst is None or documents <= 0:
         return
+    if workflow is None:
+        from flytekitplugins.aios_audit.observe import workflow_name
+        from flytekitplugins.aios_core.context import current_execution
+
+        workflow = workflow_name(current_execution())
     attrs = {"flyte.workflow_name": workflow}
     for _ in range(min(documents, 10_000)):
         inst["doc_cost"].record(per_document_usd, attrs)
     inst["workflow_cost"].add(per_document_usd * documents, attrs)
 
 
-def record_approval_wait(seconds: float, decision: str) -> None:
+def record_approval_wait(seconds: float, decision: str, settings: Settings) -> None:
     """Record one approval's wait (request to decision) measured elsewhere (e.g. across processes)."""
-    inst = instruments(_settings_kind())
+    from flytekitplugins.aios_audit.otel import exporter_kind
+
+    inst = instruments(exporter_kind(settings.otel_exporter))
     if inst is not None:
         inst["approval_wait"].record(max(0.0, seconds), {"decision": decision})
 

@@ -1,7 +1,8 @@
 """Observation of one governed task attempt: OpenLineage START and COMPLETE/FAIL, the task span, its latency.
 
 ``task.run_audited`` wraps the body in :func:`observe_task`. On the task thread this costs a few tens of
-microseconds (a span start, a queue put); OpenLineage events are built and sent by the emitter thread.
+microseconds (a span start, a JSON array written to a pipe); OpenLineage events are built and sent by the
+emitter process (``emit_process.py``).
 Nothing here can fail the task: an observation error is logged and the task goes on.
 """
 
@@ -23,7 +24,7 @@ from typing import Any
 from flytekitplugins.aios_audit.records import AuditRecord
 from flytekitplugins.aios_audit.scope import AuditScope
 from flytekitplugins.aios_core.context import ExecutionRef, is_local_run
-from flytekitplugins.aios_core.settings import Settings, get_settings
+from flytekitplugins.aios_core.settings import Settings
 
 log = logging.getLogger(__name__)
 _finishing: contextvars.ContextVar[bool] = contextvars.ContextVar("aios_finishing", default=False)
@@ -62,6 +63,7 @@ class Observation:
     t0: float = 0.0
     record: AuditRecord | None = None
     outputs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    metrics_on: bool = True
 
 
 def _local_workflow() -> str:
@@ -134,9 +136,10 @@ def _start(scope: AuditScope, values: Mapping[str, Any], doc: str, settings: Set
     if client is not None:
         from flytekitplugins.aios_audit import lineage_events as le
 
-        attempt = le.TaskAttempt(ex, workflow, scope.started_at, doc, inputs=le.datasets(values, scope.inputs))
-        emit.submit(client, lambda: le.start_event(attempt), settings)
-    obs = Observation(settings, client, tr, kind, attempt, ex, workflow, t0=time.perf_counter())
+        attempt = le.TaskAttempt.of(ex, workflow, scope.started_at, doc, inputs=le.datasets(values, scope.inputs))
+        emit.send(client, le.start_message(attempt), settings)
+    obs = Observation(settings, client, tr, kind, attempt, ex, workflow, metrics_on=metrics_on)
+    obs.t0 = time.perf_counter()
     if tr is not None:
         obs.span = otel.start_task_span(tr, ex, workflow, scope.started_at)
     return obs
@@ -157,12 +160,10 @@ def _local_started(
         # the execution span needs the derived ids only a provider of ours hands out: not the application's
         _local[key] = [ex, workflow, started, started, False, client, tr if owns(tr) else None]
     if client is not None:
-        from openlineage.client.event_v2 import RunState
-
         from flytekitplugins.aios_audit import emit
-        from flytekitplugins.aios_audit.lineage_events import workflow_event
+        from flytekitplugins.aios_audit.lineage_events import workflow_message
 
-        emit.submit(client, lambda: workflow_event(ex, workflow, RunState.START, started), settings)
+        emit.send(client, workflow_message(ex, workflow, "START", started), settings)
 
 
 def _finish(obs: Observation, error: BaseException | None) -> None:
@@ -173,21 +174,25 @@ def _finish(obs: Observation, error: BaseException | None) -> None:
     if attempt is not None:
         from flytekitplugins.aios_audit import lineage_events as le
 
-        digests = obs.record.event.outputs if obs.record is not None else {}
-        attempt.outputs = le.datasets(obs.outputs, digests)
-        why = (f"{type(error).__module__}.{type(error).__qualname__}", str(error)) if error is not None else None
         record = obs.record
-        emit.submit(obs.client, lambda: le.end_event(attempt, record, why), obs.settings)
+        attempt.outputs = le.datasets(obs.outputs, record.event.outputs if record is not None else {})
+        why = None
+        if error is not None:  # the message may quote input data: only its digest leaves the task
+            why = [f"{type(error).__module__}.{type(error).__qualname__}", le.error_digest(str(error))]
+        facts = le.record_facts(record) if record is not None else None
+        ended = dt.datetime.now(dt.UTC).isoformat()
+        emit.send(obs.client, le.end_message(attempt, facts, why, ended), obs.settings)
     entry = _local.get(f"{obs.execution.execution_key}|{id(obs.client)}|{id(obs.tracer)}")
     if entry is not None:
         entry[3] = dt.datetime.now(dt.UTC)
         entry[4] = entry[4] or error is not None
     if obs.span is not None:
         otel.end_task_span(obs.span, obs.record, error)
-    ex = obs.execution
-    attrs = {"flyte.task_name": ex.task_name, "flyte.workflow_name": obs.workflow}
-    attrs.update({"flyte.project": ex.project, "flyte.domain": ex.domain})
-    metrics.task_finished(obs.kind, attrs, seconds, error is None)
+    if obs.metrics_on:
+        ex = obs.execution
+        attrs = {"flyte.task_name": ex.task_name, "flyte.workflow_name": obs.workflow}
+        attrs.update({"flyte.project": ex.project, "flyte.domain": ex.domain})
+        metrics.task_finished(obs.kind, attrs, seconds, error is None)
 
 
 @contextlib.contextmanager
@@ -199,7 +204,7 @@ def observe_task(scope: AuditScope, values: Mapping[str, Any], doc: str = "") ->
         values: The native inputs (datasets are named from those that have a storage location).
         doc: The task's docstring (the job's documentation facet).
     """
-    settings = get_settings()
+    settings = scope.settings  # resolved once by the task's entry point
     try:
         obs = _start(scope, values, doc, settings)
     except Exception as e:
@@ -237,16 +242,13 @@ def end_local_executions() -> None:
         _local.clear()
     if not entries:  # nothing to end: import nothing (this runs at interpreter exit)
         return
-    from openlineage.client.event_v2 import RunState
-
     from flytekitplugins.aios_audit import otel
-    from flytekitplugins.aios_audit.lineage_events import workflow_event
+    from flytekitplugins.aios_audit.lineage_events import event_from_message, workflow_message
 
     for ex, workflow, start, end, failed, client, tr in entries:
         try:
             if client is not None:
-                state = RunState.FAIL if failed else RunState.COMPLETE
-                client.emit(workflow_event(ex, workflow, state, end))
+                client.emit(event_from_message(workflow_message(ex, workflow, "FAIL" if failed else "COMPLETE", end)))
             if tr is not None:
                 otel.end_execution_span(tr, ex, workflow, start, end)
         except FileNotFoundError as e:  # the lineage file's folder is gone (a removed temp dir): nowhere to write

@@ -6,6 +6,9 @@ the standard environment (``OTEL_SDK_DISABLED``, ``OTEL_TRACES_EXPORTER`` = ``ot
 endpoint and headers read by the exporter itself, ``OTEL_SERVICE_NAME`` and ``OTEL_RESOURCE_ATTRIBUTES``),
 falling back to the ``otel_exporter`` setting (``AIOS_OTEL_EXPORTER``; ``memory`` is for tests).
 
+With the ``otlp`` exporter our provider hands each ended span to the emitter process (``emit_process.py``),
+which encodes and exports it: the OTLP encoding never holds the task's GIL.
+
 Each task attempt is a span with its real start and end, status OK or ERROR and the exception recorded (its
 message replaced by a digest: it may quote input data). Its parent is the execution span, whose trace id and
 span id derive from ``project/domain/name``, so every pod of one execution lands in the same trace without
@@ -18,16 +21,22 @@ from __future__ import annotations
 
 import contextvars
 import datetime as dt
+import functools
 import hashlib
+import logging
 import os
 import threading
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from flytekitplugins.aios_audit.records import AuditRecord
 from flytekitplugins.aios_core.context import ExecutionRef
 
+if TYPE_CHECKING:
+    from opentelemetry.sdk.trace import SpanProcessor
+
 TRACER_NAME = "flytekitplugins.aios_audit"
+log = logging.getLogger(__name__)
 _forced_ids: contextvars.ContextVar[tuple[int, int] | None] = contextvars.ContextVar("aios_ids", default=None)
 _providers: dict[str, Any] = {}
 _lock = threading.Lock()
@@ -133,12 +142,129 @@ def _own_provider(kinds: str) -> Any:
                 return forced[0] if forced is not None else super().generate_trace_id()
 
         # shut down by emit.shutdown() at exit, after the last spans (local execution spans) are ended
-        provider = TracerProvider(resource=resource(), id_generator=_Ids(), shutdown_on_exit=False)
+        res = resource()
+        provider = TracerProvider(resource=res, id_generator=_Ids(), shutdown_on_exit=False)
         for kind in kinds.split(","):
+            if kind == "otlp":  # encoded and sent by the emitter process, off this process's GIL
+                _span_exporter(kind)  # fails here, in the task's process, when the exporter cannot be made
+                forwarding = ForwardingSpanProcessor(kind, dict(res.attributes))  # duck-typed: no SDK import here
+                provider.add_span_processor(cast("SpanProcessor", forwarding))
+                continue
             exporter, sync = _span_exporter(kind)
             provider.add_span_processor(SimpleSpanProcessor(exporter) if sync else BatchSpanProcessor(exporter))
         _providers[kinds] = provider
         return provider
+
+
+def span_message(span: Any) -> list[Any]:
+    """An ended span as a JSON array (ids as hex: JSON numbers stop at 64 bits); :func:`span_from_message`."""
+    ctx, parent, status, scope = span.context, span.parent, span.status, span.instrumentation_scope
+    return [
+        "t",
+        span.name,
+        f"{ctx.trace_id:032x}",
+        f"{ctx.span_id:016x}",
+        int(ctx.trace_flags),
+        f"{parent.span_id:016x}" if parent is not None else None,
+        bool(parent.is_remote) if parent is not None else False,
+        span.kind.value,
+        span.start_time,
+        span.end_time,
+        dict(span.attributes or {}),
+        status.status_code.value,
+        status.description,
+        [[e.name, e.timestamp, dict(e.attributes or {})] for e in span.events],
+        scope.name if scope is not None else TRACER_NAME,
+        scope.version if scope is not None else None,
+    ]
+
+
+def span_from_message(m: list[Any], res: Any) -> Any:
+    """The ReadableSpan a :func:`span_message` describes, with the resource ``res`` (in the emitter process)."""
+    from opentelemetry.sdk.trace import Event, ReadableSpan
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+    from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+    _, name, tid, sid, flags, psid, remote, kind, start, end, attrs, code, desc, events, scope, version = m
+    trace_id = int(tid, 16)
+    ctx = SpanContext(trace_id, int(sid, 16), is_remote=False, trace_flags=TraceFlags(flags))
+    parent = SpanContext(trace_id, int(psid, 16), is_remote=remote, trace_flags=TraceFlags(flags)) if psid else None
+    return ReadableSpan(
+        name=name,
+        context=ctx,
+        parent=parent,
+        resource=res,
+        attributes=attrs,
+        events=[Event(n, a, timestamp=ts) for n, ts, a in events],
+        kind=SpanKind(kind),
+        status=Status(StatusCode(code), desc),
+        start_time=start,
+        end_time=end,
+        instrumentation_scope=InstrumentationScope(scope, version),
+    )
+
+
+def exporting_processor(kind: str, attributes: dict[str, Any]) -> Any:
+    """The emitter process's side: a batch processor exporting forwarded spans with the task's resource."""
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    processor = BatchSpanProcessor(_span_exporter(kind)[0])
+    processor.aios_resource = Resource(attributes)  # type: ignore[attr-defined]
+    return processor
+
+
+class ForwardingSpanProcessor:
+    """Span processor of our own provider: each ended span goes to the emitter process as a JSON array.
+
+    Encoding spans to OTLP protobuf and posting them costs a few hundred microseconds of Python per span; in a
+    ``BatchSpanProcessor`` thread of the task's process that work holds the task's GIL in bursts of hundreds of
+    spans. The emitter process (``emit_process.py``) exports them through the same exporter, configured by
+    the same ``OTEL_*`` environment, with this provider's resource. Should it not run, a batch processor of
+    this process takes over.
+    """
+
+    def __init__(self, kind: str, resource_attributes: dict[str, Any]) -> None:
+        self.kind = kind
+        self.resource_attributes = resource_attributes
+        self.dropped = 0
+        self._fallback: Any = None
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        """Nothing to do when a span starts."""
+
+    def _on_ending(self, span: Any) -> None:
+        """Nothing to do while a span ends (the SDK calls this on every processor)."""
+
+    def on_end(self, span: Any) -> None:
+        """Forward the ended span (counted and logged when the emitter's queue is full)."""
+        from flytekitplugins.aios_audit import emit
+
+        if self._fallback is None:
+            sent = emit.forward_span(self, span_message(span))
+            if sent is not None:
+                if not sent:
+                    self.dropped += 1
+                    if self.dropped == 1 or self.dropped % 1000 == 0:
+                        log.warning("audit: %d span(s) dropped: the emitter's queue is full", self.dropped)
+                return
+            from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+            self._fallback = BatchSpanProcessor(_span_exporter(self.kind)[0])
+        self._fallback.on_end(span)
+
+    def shutdown(self) -> None:
+        """Shut the fallback processor down (the emitter process exports what it was handed before it ends)."""
+        if self._fallback is not None:
+            self._fallback.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Wait until the emitter process has exported every span handed to it."""
+        from flytekitplugins.aios_audit import emit
+
+        if emit.forward_span(self, ["f"]):
+            emit.flush()
+        return self._fallback.force_flush(timeout_millis) if self._fallback is not None else True
 
 
 _tracers: dict[int, tuple[Any, Any]] = {}
@@ -189,8 +315,9 @@ def flyte_attributes(ex: ExecutionRef, workflow: str) -> dict[str, Any]:
     return attrs
 
 
+@functools.lru_cache(maxsize=256)
 def execution_context(execution_key: str) -> Any:
-    """OpenTelemetry context whose current span is the (remote) execution span."""
+    """OpenTelemetry context whose current span is the (remote) execution span (immutable: built once)."""
     from opentelemetry import trace
     from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 

@@ -18,7 +18,6 @@ from flytekitplugins.aios_audit.records import AuditEvent, AuditRecord
 from flytekitplugins.aios_audit.scope import AuditScope
 from flytekitplugins.aios_core.context import ExecutionRef, code_version, current_execution
 from flytekitplugins.aios_core.digest import digest_file, digest_value
-from flytekitplugins.aios_core.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +67,8 @@ def digest_io(values: Mapping[str, Any]) -> dict[str, str]:
 
 
 @functools.cache
-def _code_version() -> str:
-    return code_version()
+def _code_version(configured: str) -> str:
+    return code_version(configured)
 
 
 def execution_ref(task_name: str) -> ExecutionRef:
@@ -120,11 +119,11 @@ def build_event(
             attributes["reason_code"] = reason
     return AuditEvent(
         kind=kind,
-        actor=get_settings().actor,
+        actor=scope.settings.actor,
         status=status,
         subject=scope.subject,
         execution=execution or execution_ref(scope.task_name),
-        code_version=_code_version(),
+        code_version=_code_version(scope.settings.code_version),
         started_at=scope.started_at,
         ended_at=dt.datetime.now(dt.UTC),
         inputs=dict(scope.inputs),
@@ -141,7 +140,7 @@ def finish_scope(
     scope: AuditScope, kind: str, status: str, *, error: BaseException | None = None, deck: bool = True
 ) -> AuditRecord:
     """Append the scope's record durably (raises ``AuditWriteError`` on failure) and publish its deck."""
-    record = audit_log().append(build_event(scope, kind, status, error))
+    record = audit_log(scope.settings).append(build_event(scope, kind, status, error))
     scope.record_id = record.record_id
     if deck:
         _publish_deck(record)

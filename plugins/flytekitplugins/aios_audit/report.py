@@ -22,6 +22,7 @@ from flytekitplugins.aios_audit.records import AuditRecord
 from flytekitplugins.aios_audit.report_graph import execution_dot, render_svgs, trace_dot
 from flytekitplugins.aios_audit.report_page import page
 from flytekitplugins.aios_audit.verify import VerifyResult
+from flytekitplugins.aios_core.settings import Settings
 
 GRAPHED_DOCUMENTS = 8
 
@@ -138,15 +139,16 @@ def _doc_row(c: dict[str, Any], execution: str, s: _Strings) -> list[Any]:
 def build_report(
     tracer: Tracer,
     result: VerifyResult,
+    settings: Settings,
     *,
     execution: str | None = None,
     document: str | None = None,
     limit: int = 100000,
 ) -> tuple[str, int]:
-    """The HTML page and the number of records in it."""
+    """The HTML page and the number of records in it (``settings``: roles and keys signatures are checked with)."""
     size = tracer.store.size()
     col = _Collect(execution)
-    docs = cases(col.feed(_scan(tracer, max(1, size - limit + 1), size, result.first_bad_seq)))
+    docs = cases(col.feed(_scan(tracer, max(1, size - limit + 1), size, result.first_bad_seq)), settings)
     graphs = _graphs(tracer, col, docs, execution, document)
     rows = [_doc_row(c, col.doc_exec.get(c["document"], ""), col.s) for c in docs]
     data = {

@@ -22,6 +22,7 @@ from typing import Any
 
 from flytekitplugins.aios_audit.records import ModelRef
 from flytekitplugins.aios_core.digest import digest_value
+from flytekitplugins.aios_core.settings import Settings
 
 MAX_TEXT = 256
 _SECRET_WORDS = ("password", "passwd", "secret", "token", "api_key", "apikey", "credential", "private_key")
@@ -67,10 +68,12 @@ class AuditScope:
 
     Args:
         task_name: The Flyte task name (module.function).
+        settings: The settings the task's entry point resolved; the record goes to their store, as their actor.
     """
 
-    def __init__(self, task_name: str) -> None:
+    def __init__(self, task_name: str, settings: Settings) -> None:
         self.task_name = task_name
+        self.settings = settings
         self.started_at = dt.datetime.now(dt.UTC)
         self.policy_decisions: list[dict[str, Any]] = []
         self.approvals: list[dict[str, Any]] = []

@@ -89,7 +89,9 @@ def run_audited(
     Raises:
         AuditWriteError: The record could not be made durable (the task must not count as done).
     """
-    scope = AuditScope(task_name)
+    from flytekitplugins.aios_core.settings import get_settings
+
+    scope = AuditScope(task_name, get_settings())  # the task's entry point: settings resolved once, passed down
     with scope:
         if config.digest_inputs:
             scope.inputs.update(digest_io(kwargs))

@@ -225,11 +225,14 @@ def _utc(value: Any) -> dt.datetime | None:
 
 
 def trusted_keys(trusted: TrustedKeys | str | None) -> TrustedKeys:
-    """``trusted`` itself; a PEM string trusts exactly that key; None: the configured keys (``get_settings()``)."""
+    """``trusted`` itself; a PEM string trusts exactly that key; None is refused (fail closed).
+
+    Callers pass the keys they trust (``TrustedKeys.from_settings(settings)`` for the configured ones): a
+    checkpoint is never checked against keys picked up from the process environment behind the caller's back.
+    """
     if isinstance(trusted, TrustedKeys):
         return trusted
     if isinstance(trusted, str):
         return TrustedKeys.from_specs([trusted], "the key given")
-    from flytekitplugins.aios_core.settings import get_settings
-
-    return TrustedKeys.from_settings(get_settings())
+    msg = "no trusted checkpoint keys were given: pass TrustedKeys.from_settings(settings) or a PEM"
+    raise ConfigError(msg)

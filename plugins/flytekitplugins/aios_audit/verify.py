@@ -20,6 +20,7 @@ import hashlib
 import multiprocessing as mp
 import os
 import time
+from collections.abc import Callable
 from itertools import islice
 from typing import Any
 
@@ -64,15 +65,19 @@ class VerifyResult:
         return f"FAILED at seq {self.first_bad_seq}: {self.problem}: {self.detail}"
 
 
+Progress = Callable[[int], None]
+"""``progress(done)``: records checked so far (an absolute count; it may start again from 0 when a failed
+two-process walk is redone in one process). Called every 1,024 records, never from a child process."""
+
 BLOCK = 1 << 14
 """Leaves per block when a second process verifies the upper part of the log (a power of two)."""
 
 
-def verify_workers() -> int:
-    """Processes to verify with: ``AIOS_VERIFY_WORKERS`` (1 or 2), else 2 when the machine has 2+ CPUs."""
-    raw = os.environ.get("AIOS_VERIFY_WORKERS", "")
-    if raw.isdigit() and int(raw) >= 1:
-        return min(2, int(raw))
+def verify_workers(configured: int = 0) -> int:
+    """Processes to verify with: ``configured`` (the ``verify_workers`` setting, ``AIOS_VERIFY_WORKERS``: 1 or 2),
+    else (0) 2 when the machine has 2+ CPUs."""
+    if configured >= 1:
+        return min(2, configured)
     return 2 if (os.cpu_count() or 1) >= 2 else 1
 
 
@@ -83,16 +88,19 @@ def verify_store(
     *,
     workers: int | None = None,
     block: int = BLOCK,
+    progress: Progress | None = None,
 ) -> VerifyResult:
     """Recompute everything in ``store``; compare with ``checkpoint`` (signature checked first) if given.
 
-    The checkpoint must be signed by a ``trusted`` key (a PEM string trusts exactly that key; default: the
-    configured ``trusted_checkpoint_keys``), never merely by the key it embeds.
+    The checkpoint must be signed by a ``trusted`` key (a PEM string trusts exactly that key; callers pass
+    ``TrustedKeys.from_settings(settings)`` for the configured ones), never merely by the key it embeds.
 
     Logs of at least four blocks are verified by two processes (``workers``, default
     :func:`verify_workers`): this one walks the lower half while a forked child walks the upper half and
     returns the Merkle roots of its blocks. If the child finds anything wrong, the whole log is walked again
     in this process, so a failure is always reported exactly as the one-process walk reports it.
+
+    ``progress`` (see :data:`Progress`) is told how many records are checked, both processes counted.
     """
     t0 = time.perf_counter()
     if checkpoint is not None and (why := trusted_keys(trusted).check(checkpoint)):
@@ -101,11 +109,11 @@ def verify_store(
     head = GENESIS
     try:
         n = workers if workers is not None else verify_workers()
-        got = _parallel(store, acc, checkpoint, block) if n >= 2 else None
+        got = _parallel(store, acc, checkpoint, block, progress) if n >= 2 else None
         used = 1 if got is None else 2
         if got is None:
             acc = RootAccumulator()
-            got = _walk(store, acc, checkpoint, 1, None, GENESIS, bytes(32))[0]
+            got = _walk(store, acc, checkpoint, 1, None, GENESIS, bytes(32), _counter(progress))[0]
         head = got
         if checkpoint is not None and acc.size < checkpoint.tree_size:
             raise Bad(
@@ -136,11 +144,12 @@ def _walk(
     end: int | None,
     prev: str,
     prev_b: bytes,
+    tick: Progress | None = None,
 ) -> tuple[str, bytes]:
     """Walk rows ``start..end``; the common case (row intact) costs two hashes and a few byte comparisons.
 
     Every row's plain columns are compared with what its sealed entry says (:mod:`.columns`), in this
-    process and in the child alike.
+    process and in the child alike. ``tick(n)`` is called after each batch of ``n`` rows.
     """
     sha = hashlib.sha256
     cp_size = cp.tree_size if cp is not None else -1
@@ -166,7 +175,23 @@ def _walk(
                 _check_checkpoint(acc, cp)
             prev, prev_b = chain, cb
             expected += 1
+        if tick is not None:
+            tick(len(batch))
     return prev, prev_b
+
+
+def _counter(progress: Progress | None, base: Callable[[], int] = lambda: 0) -> Progress | None:
+    """A ``tick(n)`` that adds ``n`` to a running count and reports ``count + base()`` to ``progress``."""
+    if progress is None:
+        return None
+    done = 0
+
+    def tick(n: int) -> None:
+        nonlocal done
+        done += n
+        progress(done + base())
+
+    return tick
 
 
 def _check_checkpoint(acc: RootAccumulator, cp: Checkpoint) -> None:
@@ -209,11 +234,18 @@ class _BlockAccumulator(RootAccumulator):
         return self.out
 
 
-def _child(store: AuditStore, first: int, prev: str, block: int, cp_size: int, conn: Any) -> None:
-    """Forked worker: verify rows ``first..`` (the chain continuing from ``prev``), send block roots or 'bad'."""
+def _child(store: AuditStore, first: int, prev: str, block: int, cp_size: int, conn: Any, done: Any = None) -> None:
+    """Forked worker: verify rows ``first..`` (the chain continuing from ``prev``), send block roots or 'bad'.
+
+    ``done`` (a shared integer, or None) counts the rows checked, for the parent's progress report.
+    """
+
+    def tick(n: int) -> None:
+        done.value += n
+
     try:
         acc = _BlockAccumulator(first, block, cp_size)
-        head = _walk(store, acc, None, first, None, prev, bytes.fromhex(prev))[0]
+        head = _walk(store, acc, None, first, None, prev, bytes.fromhex(prev), tick if done is not None else None)[0]
         conn.send(("ok", acc.finish(), head))
     except Bad:
         conn.send(("bad", None, ""))
@@ -223,7 +255,9 @@ def _child(store: AuditStore, first: int, prev: str, block: int, cp_size: int, c
         conn.close()
 
 
-def _parallel(store: AuditStore, acc: RootAccumulator, cp: Checkpoint | None, block: int) -> str | None:
+def _parallel(
+    store: AuditStore, acc: RootAccumulator, cp: Checkpoint | None, block: int, progress: Progress | None = None
+) -> str | None:
     """Two-process walk; None when it does not apply or the child found a problem (then walk serially)."""
     if block < 1 or block & (block - 1) or "fork" not in mp.get_all_start_methods():
         return None
@@ -237,7 +271,9 @@ def _parallel(store: AuditStore, acc: RootAccumulator, cp: Checkpoint | None, bl
     ctx = mp.get_context("fork")
     recv, send = ctx.Pipe(duplex=False)
     cp_size = cp.tree_size if cp is not None else -1
-    proc = ctx.Process(target=_child, args=(store, split + 1, boundary[4], block, cp_size, send), daemon=True)
+    child_done = ctx.Value("q", 0, lock=False) if progress is not None else None  # rows the child has checked
+    args = (store, split + 1, boundary[4], block, cp_size, send, child_done)
+    proc = ctx.Process(target=_child, args=args, daemon=True)
     try:
         proc.start()
     except Exception:  # e.g. inside a daemonic worker, which may not have children
@@ -246,8 +282,16 @@ def _parallel(store: AuditStore, acc: RootAccumulator, cp: Checkpoint | None, bl
         send.close()
     status = "error"
     try:
-        prev, _ = _walk(store, acc, cp, 1, split, GENESIS, bytes(32))  # a problem here raises: it comes first
+
+        def base() -> int:
+            return int(child_done.value) if child_done is not None else 0
+
+        prev, _ = _walk(store, acc, cp, 1, split, GENESIS, bytes(32), _counter(progress, base))  # raises first
+        while progress is not None and not recv.poll(0.25):  # the child's part, while this one waits for it
+            progress(split + base())
         status, blocks, head = recv.recv()
+        if progress is not None:
+            progress(split + base())
     except EOFError:
         status = "error"
     finally:

@@ -18,12 +18,12 @@ from flytekitplugins.aios_audit import AuditEvent, AuditStore, ModelRef, audit_l
 from flytekitplugins.aios_audit.stores import CLAIMS_ATTR, ClaimTaken, claim
 from flytekitplugins.aios_catalog.entries import CatalogChange, ModelEntry, Stage
 from flytekitplugins.aios_catalog.errors import ApprovalRequired, CatalogError, read_seed
-from flytekitplugins.aios_catalog.fold import CatalogState
+from flytekitplugins.aios_catalog.fold import CatalogState, indexed, indexed_state, seed_applied
 from flytekitplugins.aios_catalog.governance import CheckApproval, Decide, approval_outcome, policy_decision
 from flytekitplugins.aios_core.context import code_version, current_execution
 from flytekitplugins.aios_core.digest import digest_value
 from flytekitplugins.aios_core.errors import GovernanceDenied
-from flytekitplugins.aios_core.settings import get_settings
+from flytekitplugins.aios_core.settings import Settings
 from flytekitplugins.aios_core.types import PolicyDecision
 
 _Entries = list[ModelEntry]
@@ -32,27 +32,35 @@ _Records = list[dict[str, Any]]
 
 
 class Catalog:
-    """Model catalog over one audit store (see module docstring)."""
+    """Model catalog over one audit store (see module docstring).
+
+    Args:
+        settings: the caller's settings: audit store, models.yaml seed, policies, approval keys, actor.
+        decide: policy hook (default: the pack's policy engine with ``settings``).
+        check_approval: approval hook (default: the pack's verified outcome with ``settings``).
+    """
 
     def __init__(
         self,
-        store_url: str,
-        models_file: Path,
+        settings: Settings,
         *,
         decide: Decide | None = None,
         check_approval: CheckApproval | None = None,
     ) -> None:
-        self.store_url = store_url
-        self.models_file = models_file
-        self._decide: Decide = decide or policy_decision
-        self._check_approval: CheckApproval = check_approval or approval_outcome
+        from flytekitplugins.aios_audit.api import resolve_store_url
+
+        self.settings = settings
+        self.store_url = resolve_store_url(settings)
+        self.models_file = Path(settings.models_file)
+        self._decide: Decide = decide or (lambda a, who, res, ctx: policy_decision(a, who, res, ctx, settings=settings))
+        self._check_approval: CheckApproval = check_approval or (lambda rid: approval_outcome(rid, settings=settings))
         self._state = CatalogState()
         self._lock = threading.RLock()
         self._seed_checked = False
 
     @property
     def store(self) -> AuditStore:
-        return audit_log(url=self.store_url)
+        return audit_log(self.settings, url=self.store_url)
 
     def _refresh(self) -> CatalogState:
         with self._lock:
@@ -66,10 +74,23 @@ class Catalog:
                 self._seed_if_new()
             return self._state
 
+    def _view(self, name: str | None) -> CatalogState:
+        """What reads of ``name`` (None: every name) see: the indexed projection when complete, else the fold."""
+        with self._lock:
+            state = indexed_state(self.store, name)
+            if state is None:
+                return self._refresh()
+            if not self._seed_checked:
+                self._seed_checked = True
+                self._seed_if_new()
+                state = indexed_state(self.store, name) or state
+            return state
+
     def _seed_if_new(self) -> None:
         entries = read_seed(self.models_file)
         source_digest = digest_value([e.model_dump(mode="json") for e in entries])
-        if not entries or source_digest in self._state.seed_digests:
+        applied = seed_applied(self.store, source_digest)
+        if not entries or (source_digest in self._state.seed_digests if applied is None else applied):
             return
         attrs = {
             "op": "seed",
@@ -77,7 +98,7 @@ class Catalog:
             "source_digest": source_digest,
             "entries": [e.model_dump(mode="json") for e in entries],
         }
-        self._append(get_settings().actor, "seed", f"seed:{source_digest}", attrs, [])
+        self._append(self.settings.actor, "seed", f"seed:{source_digest}", attrs, [])
 
     def _append(
         self,
@@ -95,7 +116,7 @@ class Catalog:
             status=op,
             subject=subject,
             execution=current_execution(),
-            code_version=code_version(),
+            code_version=code_version(self.settings.code_version),
             models=models,
             attributes=attrs,
             policy_decisions=[d.model_dump(mode="json") for d in decisions or []],
@@ -108,14 +129,15 @@ class Catalog:
             msg = f"{op} {subject}: the approval it names was already used ({e.holder}); an approval is used once"
             raise GovernanceDenied(msg, reason_code="already_used") from e
         with self._lock:
-            for r in self.store.scan_kinds(("catalog",), self._state.last_seq + 1):
-                self._state.apply(r)
+            if not indexed(self.store):  # folding the log (no complete projection): catch up
+                for r in self.store.scan_kinds(("catalog",), self._state.last_seq + 1):
+                    self._state.apply(r)
         return record.record_id
 
     # ---- reads -------------------------------------------------------------------------------
     def find(self, name: str, version: str) -> ModelEntry | None:
         """The entry ``name@version``, or None."""
-        return self._refresh().entries.get((name, version))
+        return self._view(name).entries.get((name, version))
 
     def get(self, name: str, version: str) -> ModelEntry:
         """The entry ``name@version``; raises CatalogError naming the known versions if absent."""
@@ -128,16 +150,16 @@ class Catalog:
 
     def champion(self, name: str) -> ModelEntry | None:
         """The current champion of ``name``, or None."""
-        return self._refresh().champion(name)
+        return self._view(name).champion(name)
 
     def list(self, name: str | None = None, stage: Stage | None = None) -> _Entries:
         """Entries, optionally of one name and/or stage, sorted by name then registration order."""
-        entries = self._refresh().entries.values()
+        entries = self._view(name).entries.values()
         return [e for e in entries if (name is None or e.name == name) and (stage is None or e.stage == stage)]
 
     def history(self, name: str, version: str | None = None) -> _Changes:
         """Every recorded change of ``name`` (or of ``name@version``), oldest first."""
-        changes = self._refresh().changes
+        changes = self._view(name).changes
         if version is not None:
             return [c for c in changes if c.model_id == f"{name}@{version}"]
         return [c for c in changes if c.model_id.split("@", 1)[0] == name]
@@ -267,17 +289,14 @@ def _for_policy(evidence: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-_catalogs: dict[tuple[str, str], Catalog] = {}
+_catalogs: dict[str, Catalog] = {}
 _catalogs_lock = threading.Lock()
 
 
-def catalog() -> Catalog:
-    """The catalog of the configured audit store, seeded from the configured models.yaml."""
-    from flytekitplugins.aios_audit.api import resolve_store_url
-
-    settings = get_settings()
-    key = (resolve_store_url(settings), str(settings.models_file))
+def catalog(settings: Settings) -> Catalog:
+    """The catalog of ``settings``' audit store, seeded from their models.yaml (one per process and settings)."""
+    key = settings.model_dump_json()
     with _catalogs_lock:
         if key not in _catalogs:
-            _catalogs[key] = Catalog(key[0], Path(key[1]))
+            _catalogs[key] = Catalog(settings)
         return _catalogs[key]

@@ -11,15 +11,12 @@ from flytekitplugins.aios_catalog.catalog import Catalog
 from flytekitplugins.aios_catalog.entries import STAGES
 from flytekitplugins.aios_catalog.errors import CatalogError
 from flytekitplugins.aios_core.cli import settings_from
-from flytekitplugins.aios_core.cli_output import UserError, print_table
+from flytekitplugins.aios_core.cli_output import Column, UserError, compact_time, print_table, short_digest
 from flytekitplugins.aios_core.errors import AiosError
 
 
 def _catalog(ctx: click.Context) -> Catalog:
-    from flytekitplugins.aios_audit.api import resolve_store_url
-
-    s = settings_from(ctx)
-    return Catalog(resolve_store_url(s), s.models_file)
+    return Catalog(settings_from(ctx))
 
 
 def _split(model: str) -> tuple[str, str | None]:
@@ -27,8 +24,38 @@ def _split(model: str) -> tuple[str, str | None]:
     return name, version or None
 
 
-def _print_table(title: str, columns: list[str], rows: list[list[str]]) -> None:
+def _print_table(title: str, columns: list[Column], rows: list[list[str]]) -> None:
     print_table(title, columns, rows)  # cells are escaped there: approvers' roles are written [role]
+
+
+# What gives way at 80 columns (``drop``: highest first; ``--json`` prints everything):
+CATALOG_COLUMNS = [
+    Column("name", key=True),
+    Column("version", key=True),
+    Column("stage", min_width=10),
+    Column("owner", min_width=12, drop=2),
+    Column("digest", short=short_digest, drop=3),
+    Column("data classes", min_width=16, drop=1),
+]
+HISTORY_COLUMNS = [
+    Column("seq", key=True),
+    Column("at (UTC)", short=compact_time),
+    Column("actor", min_width=14, drop=3),
+    Column("op", min_width=8, drop=2),
+    Column("model", min_width=12, short=lambda m: "@" + m.partition("@")[2]),  # the title names the model
+    Column("stage", min_width=11, short=lambda s: "-> " + s.rpartition("-> ")[2]),
+    Column("approved by [role] reason", min_width=20, drop=1),
+    Column("reason", min_width=12, drop=4),
+    Column("record", short=lambda r: r[:8], drop=5),
+]
+LINEAGE_COLUMNS = [
+    Column("model", min_width=18),
+    Column("digest", short=short_digest, drop=5),
+    Column("training data", min_width=16, drop=1, short=lambda d: ", ".join(map(short_digest, d.split(", ")))),
+    Column("training", min_width=12, drop=2),
+    Column("evaluation", min_width=10, drop=3),
+    Column("drift trigger", min_width=13, drop=4),
+]
 
 
 def _unknown(cat: Catalog, name: str, version: str | None) -> UserError:
@@ -56,8 +83,8 @@ def list_models(ctx: click.Context, name: str | None, stage: Any, as_json: bool)
     if as_json:
         click.echo(json.dumps([e.model_dump(mode="json") for e in entries], indent=2))
         return
-    rows = [[e.name, e.version, e.stage, e.owner, e.digest[:19], ", ".join(e.allowed_data_classes)] for e in entries]
-    _print_table("model catalog", ["name", "version", "stage", "owner", "digest", "data classes"], rows)
+    rows = [[e.name, e.version, e.stage, e.owner, e.digest, ", ".join(e.allowed_data_classes)] for e in entries]
+    _print_table("model catalog", CATALOG_COLUMNS, rows)
 
 
 @models.command("show")
@@ -130,10 +157,8 @@ def history(ctx: click.Context, model: str, as_json: bool) -> None:
         ]
         for c in changes
     ]
-    cols = ["seq", "at (UTC)", "actor", "op", "model", "stage", "approved by [role] reason", "reason", "record"]
-    _print_table(f"history of {model}", cols, rows)
-    cols = ["model", "digest", "training data", "training", "evaluation", "drift trigger"]
-    _print_table(f"lineage of {model}", cols, [
+    _print_table(f"history of {model}", HISTORY_COLUMNS, rows)
+    _print_table(f"lineage of {model}", LINEAGE_COLUMNS, [
         [
             m,
             s["digest"][:23],

@@ -107,3 +107,42 @@ class CatalogState:
                 approvals=list(ev.approvals),
             )
         )
+
+
+def indexed(store: Any) -> bool:
+    """True when reads go through the store's projection tables (complete); else the log is folded."""
+    from flytekitplugins.aios_audit import projections as pj
+
+    return pj.available(store)
+
+
+def indexed_state(store: Any, name: str | None) -> CatalogState | None:
+    """The catalog as far as ``name`` is concerned (every name when None), from the projection tables.
+
+    Folds only the catalog records that touch ``name`` (found by index; a model's stage depends only on records
+    about its own name), each checked against the sealed log first (``projections.sealed_records``: an edited
+    row raises ``ProjectionTampered``). Entries and changes of other names in the result are partial: read only
+    ``name``'s. None when the store's projections are not complete (then fold the whole log).
+    """
+    from flytekitplugins.aios_audit import projections as pj
+
+    if not pj.available(store):
+        return None
+    where, params = ("name = ?", [name]) if name is not None else ("1 = 1", [])
+    state = CatalogState()
+    for record in pj.sealed_records(store, [(pj.CATALOG, pj.select(store, pj.CATALOG, where, params))]):
+        state.apply(record)
+    return state
+
+
+def seed_applied(store: Any, source_digest: str) -> bool | None:
+    """Whether a seed of ``source_digest`` is in the log (checked against its sealed record); None if not indexed."""
+    from flytekitplugins.aios_audit import projections as pj
+
+    if not pj.available(store):
+        return None
+    rows = pj.select(store, pj.CATALOG, "source_digest = ? AND op = ?", [source_digest, "seed"])
+    return any(
+        str(r.event.attributes.get("source_digest", "")) == source_digest
+        for r in pj.sealed_records(store, [(pj.CATALOG, rows[:1])])
+    )

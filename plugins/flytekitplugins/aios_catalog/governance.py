@@ -21,6 +21,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from flytekitplugins.aios_core.settings import Settings
 from flytekitplugins.aios_core.types import PolicyDecision
 
 log = logging.getLogger(__name__)
@@ -39,8 +40,10 @@ def _deny(reason: str) -> PolicyDecision:
     return PolicyDecision(effect="deny", reasons=[reason], engine="aios_catalog:fail-closed")
 
 
-def policy_decision(action: str, actor: str, resource: dict[str, Any], context: dict[str, Any]) -> PolicyDecision:
-    """Ask the pack's policy engine; every failure is a deny.
+def policy_decision(
+    action: str, actor: str, resource: dict[str, Any], context: dict[str, Any], *, settings: Settings
+) -> PolicyDecision:
+    """Ask the pack's policy engine (recorded in ``settings``' audit store); every failure is a deny.
 
     Args:
         action: policy action, e.g. ``promote_model`` or ``write_catalog``.
@@ -62,7 +65,7 @@ def policy_decision(action: str, actor: str, resource: dict[str, Any], context: 
         keys = POLICY_CONTEXT.get(action)
         ctx = {k: v for k, v in context.items() if k in keys} if keys is not None else dict(context)
         request = request_type(principal=actor, action=action, resource=resource, context=ctx)
-        decision = enforce(request, subject=str(resource.get("id", "")), raise_on_deny=False)
+        decision = enforce(request, subject=str(resource.get("id", "")), raise_on_deny=False, settings=settings)
     except Exception as e:  # fail closed on any engine error
         log.warning("policy evaluation for %s by %s failed: %s", action, actor, e)
         return _deny(f"policy evaluation failed: {type(e).__name__}: {e}")
@@ -71,7 +74,7 @@ def policy_decision(action: str, actor: str, resource: dict[str, Any], context: 
     return decision
 
 
-def approval_outcome(request_id: str) -> Any:
+def approval_outcome(request_id: str, *, settings: Settings) -> Any:
     """Verified outcome of an approval request, or None when it cannot be read.
 
     Args:
@@ -83,7 +86,9 @@ def approval_outcome(request_id: str) -> Any:
         log.warning("approvals plugin unavailable (%s): approval %s counts as not approved", e, request_id)
         return None
     try:
-        return outcome(request_id)
+        from flytekitplugins.aios_approvals.evaluate import Env
+
+        return outcome(request_id, env=Env.load(settings))
     except Exception as e:  # unreadable means not approved
         log.warning("reading approval %s failed: %s", request_id, e)
         return None

@@ -12,6 +12,7 @@ Exit codes (the contract scripts rely on; the table is in docs/cli.md):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import sys
@@ -21,7 +22,6 @@ from typing import IO, Any
 import click
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED, EXIT_INTERNAL = 0, 1, 2, 3, 4
-WORD = 24  # words up to this long are never cut: a column is at least this wide or as wide as its longest word
 
 
 class UserError(click.ClickException):
@@ -54,66 +54,241 @@ def make_console(width: int | None = None) -> Any:
     return Console(width=width, soft_wrap=False)
 
 
-def _min_width(header: str, cells: Sequence[str]) -> int:
-    words = header.split() + [w for c in cells for w in c.split()]
-    return max([min(len(w), WORD) for w in words] + [1])
-
-
-def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]], console: Any = None) -> None:
-    """Print a table that never cuts a word of up to ``WORD`` characters.
-
-    When the columns fit the console at their minimum widths (each as wide as its longest word, up to
-    ``WORD``) this is one table; when they do not (80 columns, many fields) each row is printed as a
-    ``field  value`` block instead of squeezing every column to a character or two.
+@dataclasses.dataclass(frozen=True)
+class Column:
+    """One table column: how narrow it may get, and what gives way first when the table does not fit.
 
     Args:
-        title: The table's title.
-        columns: Header of each column.
-        rows: Cell text (plain, not rich markup) per row.
-        console: A rich console (default: ``make_console()``).
+        header: the column's title (never cut: keep it short).
+        min_width: never narrower than this, unless every cell is shorter (default: ``MIN_TEXT``; never narrower
+            than the header).
+        max_width: never wider than this (free text is cut with an ellipsis beyond it).
+        drop: 0 keeps the column at every width; at narrow widths the highest ``drop`` goes first.
+        short: the compact form of a cell, used once the full table does not fit (a short digest, a compact
+            timestamp).
+        key: an id or a short fixed-form value (``apr-...``, ``seq``, ``0/2``): never cut (and, with ``drop`` 0,
+            never hidden).
     """
+
+    header: str
+    min_width: int = 0
+    max_width: int | None = None
+    drop: int = 0
+    short: Callable[[str], str] | None = None
+    key: bool = False
+
+
+@dataclasses.dataclass
+class Layout:
+    """How a table was printed: each shown column's width, the hidden columns, and whether cells were cut."""
+
+    widths: dict[str, int]
+    hidden: list[str]
+    compact: bool = False
+    cut: bool = False
+    cards: bool = False
+
+
+MIN_TEXT = 10
+"""A text column is at least this wide (or as wide as its longest cell, when that is shorter)."""
+COMFORT = 24
+"""Spare width goes first to the columns kept longest, up to this many characters each, then to whole cells."""
+GAP = 3
+"""Characters between two columns (padding, rule, padding)."""
+
+
+def short_digest(text: str, n: int = 12) -> str:
+    """``sha256:3f9a...`` -> its first ``n`` hex characters (enough to tell records apart by eye)."""
+    return text.partition(":")[2][:n] if ":" in text else text[:n]
+
+
+def compact_time(text: str) -> str:
+    """``2026-11-21 10:02:13`` -> ``11-21 10:02`` (the year and the seconds go at narrow widths)."""
+    return text[5:16] if len(text) >= 16 and text[4] == "-" and text[10] == " " else text
+
+
+def _plan(
+    columns: Sequence[Column], rows: Sequence[Sequence[str]], width: int, compact: bool = False
+) -> tuple[list[int], list[int]]:
+    """(shown column indexes, their widths) for ``width`` characters, or ([], []) when even the minimums do not fit.
+
+    Columns go in ``drop`` order (highest first) while the minimum widths do not fit. Then, while a cell is cut,
+    less important whole columns (higher ``drop``) go, one by one, if that leaves every column more important than
+    the last one gone whole: a record id gives way to the approver it would otherwise cut, never the other way
+    round. With ``compact`` the rows hold the compact forms, which are never cut (they are the short version).
+    """
+    natural, minimum = [], []
+    for i, c in enumerate(columns):
+        whole = c.key or (compact and c.short is not None)
+        longest = max([len(c.header), *(len(r[i]) for r in rows)])
+        nat = longest if whole or c.max_width is None else max(len(c.header), min(longest, c.max_width))
+        natural.append(nat)
+        minimum.append(nat if whole else min(nat, max(len(c.header), c.min_width or MIN_TEXT)))
+
+    def room(idx: list[int]) -> int:
+        return width - GAP * (len(idx) - 1)
+
+    def allocate(idx: list[int]) -> list[int]:
+        widths = {i: minimum[i] for i in idx}
+        spare = room(idx) - sum(widths.values())
+        # the kept-longest columns (lowest ``drop``) first: up to COMFORT characters each, then whole
+        tiers = sorted({columns[i].drop for i in idx})
+        comfort = {i: min(natural[i], max(minimum[i], COMFORT)) for i in idx}
+        for cap in (comfort, natural):
+            for tier in tiers:
+                spare = _fill(widths, cap, [i for i in idx if columns[i].drop == tier], spare)
+        return [widths[i] for i in idx]
+
+    def by_drop(idx: list[int]) -> list[int]:
+        return sorted((i for i in idx if columns[i].drop > 0), key=lambda i: (-columns[i].drop, -i))
+
+    shown = list(range(len(columns)))
+    droppable = by_drop(shown)
+    while sum(minimum[i] for i in shown) > room(shown) and droppable:
+        shown.remove(droppable.pop(0))
+    if sum(minimum[i] for i in shown) > room(shown):
+        return [], []
+    widths = allocate(shown)
+    while cut := [columns[i].drop for i, w in zip(shown, widths, strict=True) if w < natural[i]]:
+        uncut = {i for i, w in zip(shown, widths, strict=True) if w >= natural[i]}
+        trial, better = list(shown), None
+        for j in (j for j in by_drop(shown) if j in uncut and columns[j].drop > min(cut)):
+            trial.remove(j)  # less important whole columns go, one by one, while that helps
+            got = allocate(trial)
+            if all(w >= natural[i] for i, w in zip(trial, got, strict=True) if columns[i].drop < columns[j].drop):
+                better = (trial, got)
+                break
+        if better is None:
+            break
+        shown, widths = better
+    return shown, widths
+
+
+def _fill(widths: dict[int, int], cap: Sequence[int] | dict[int, int], idx: list[int], spare: int) -> int:
+    """Share ``spare`` characters evenly among ``idx`` up to ``cap`` each; returns what is left."""
+    while spare > 0:
+        hungry = [i for i in idx if widths[i] < cap[i]]
+        if not hungry:
+            break
+        share = max(1, spare // len(hungry))
+        for i in hungry:
+            give = min(share, cap[i] - widths[i], spare)
+            widths[i] += give
+            spare -= give
+    return spare
+
+
+def _whole(cols: Sequence[Column], rows: Sequence[Sequence[str]], shown: list[int], widths: list[int]) -> bool:
+    """Every column shown and no cell cut."""
+    return len(shown) == len(cols) and all(len(r[i]) <= w for r in rows for i, w in zip(shown, widths, strict=True))
+
+
+def print_table(
+    title: str,
+    columns: Sequence[str | Column],
+    rows: Sequence[Sequence[str]],
+    console: Any = None,
+    *,
+    more: str = "--json has every field",
+) -> Layout:
+    """Print a table with one line per row that fits the console's width.
+
+    It tries, in order: every column in full; the compact forms (``Column.short``); then, while the
+    minimum widths do not fit, it hides the columns with the highest ``Column.drop``. Text wider than its
+    column is cut with an ellipsis, never wrapped; ids (``Column.key``) are never cut. A dim note under the
+    table says what was hidden or cut and where to see it (``more``). Only when even the kept columns do not
+    fit at their minimum widths (a very narrow terminal) is each row printed as a ``field  value`` block.
+
+    Args:
+        title: the table's title.
+        columns: header (or :class:`Column`) of each column.
+        rows: cell text (plain, not rich markup) per row.
+        console: a rich console (default: ``make_console()``).
+        more: what the note under a cut table points to.
+
+    Returns:
+        The :class:`Layout` it printed (tests check the widths).
+    """
+    from rich import box
     from rich.markup import escape
     from rich.table import Table
 
     console = console or make_console()
-    widths = [_min_width(c, [r[i] for r in rows]) for i, c in enumerate(columns)]
-    if sum(widths) + 3 * len(columns) + 1 <= console.width:
-        table = Table(title=escape(title))
-        for c, w in zip(columns, widths, strict=True):
-            table.add_column(escape(c), overflow="fold", min_width=w)
-        for r in rows:
-            table.add_row(*(escape(c) for c in r))
-        console.print(table)
-        return
+    cols = [c if isinstance(c, Column) else Column(c) for c in columns]
+    full = [[", ".join(cell.splitlines()) if "\n" in cell else cell for cell in r] for r in rows]
+    if not full:
+        console.print(escape(f"{title}: none"))
+        return Layout({}, [])
+    width = console.width
+    shown, widths = _plan(cols, full, width)
+    cells, compact = full, False
+    if not _whole(cols, full, shown, widths) and any(c.short for c in cols):
+        short = [[c.short(v) if c.short else v for c, v in zip(cols, r, strict=True)] for r in full]
+        s_shown, s_widths = _plan(cols, short, width, compact=True)
+        if s_shown:
+            shown, widths, cells, compact = s_shown, s_widths, short, True
+    if not shown:
+        _cards(title, [c.header for c in cols], full, console)
+        return Layout({}, [], cards=True)
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1))
+    for i, w in zip(shown, widths, strict=True):
+        table.add_column(escape(cols[i].header), width=w, no_wrap=True, overflow="ellipsis")
+    cut = False
+    for r in cells:
+        table.add_row(*(escape(r[i]) for i in shown))
+        cut = cut or any(len(r[i]) > w for i, w in zip(shown, widths, strict=True))
+    console.print(escape(title), style="bold", overflow="fold")
+    console.print(table)
+    hidden = [c.header for i, c in enumerate(cols) if i not in shown]
+    notes = [f"not shown at {width} columns: {', '.join(hidden)}"] if hidden else []
+    notes += ["… = cut"] if cut else []
+    if notes:
+        console.print(escape(f"({'; '.join(notes)}; {more})"), style="dim", overflow="fold")
+    return Layout({cols[i].header: w for i, w in zip(shown, widths, strict=True)}, hidden, compact, cut)
+
+
+def _cards(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]], console: Any) -> None:
+    """Each row as a ``field  value`` block (for terminals too narrow for any table)."""
+    from rich.markup import escape
+    from rich.table import Table
+
     console.print(escape(f"{title}: {len(rows)}"), style="bold")
     for r in rows:
         card = Table(show_header=False, box=None, padding=(0, 1))
         card.add_column(style="bold", no_wrap=True)
         card.add_column(overflow="fold")
-        for c, v in zip(columns, r, strict=True):
+        for c, v in zip(headers, r, strict=True):
             card.add_row(escape(c), escape(v))
         console.rule(style="dim")
         console.print(card)
 
 
 @contextlib.contextmanager
-def working(message: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar on stderr while long work runs, only when stdout is a terminal.
+def working(
+    message: str, total: int | None = None, *, unit: str = "records", json_mode: bool = False
+) -> Iterator[Callable[[int], None]]:
+    """Progress of one long step: a rich bar on stderr when stderr is a terminal, a few lines in logs.
+
+    Off a terminal it prints a ``progress: ...`` line only when the step runs longer than ``QUIET_S`` (then
+    one every 30 s and one at the end), so short commands print exactly what they always did. Nothing at
+    all with ``json_mode`` (``--json``): stdout is one JSON document and stderr stays clean.
 
     Args:
-        message: What is being done ("verifying 1,200,000 records").
-        total: Units of work, for a bar with an ETA; None shows a spinner.
+        message: what is being done ("verifying"), the stage's name.
+        total: units of work, for a bar with an ETA; None shows elapsed time only.
+        unit: what is counted, plural.
+        json_mode: the command prints JSON: no progress at all.
 
     Yields:
-        ``advance(n)``: report ``n`` more units done (a no-op off a terminal, so scripts and logs stay clean).
+        ``update(done)``: report ``done`` units done so far (an absolute count, as library hooks report it).
     """
-    if not sys.stdout.isatty():
-        yield lambda n: None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeRemainingColumn
+    from flytekitplugins.aios_core.progress import Reporter
 
-    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
-        task = bar.add_task(message, total=total)
-        yield lambda n: bar.advance(task, n)
+    with Reporter(unit, mode="off" if json_mode else "auto", quiet_s=QUIET_S, transient=True) as rep:
+        rep.stage(message, total)
+        yield rep.callback(message)
+        rep.end(message)
+
+
+QUIET_S = 5.0
+"""Off a terminal, a step that ends within this many seconds prints no progress line."""

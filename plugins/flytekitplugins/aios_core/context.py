@@ -141,10 +141,11 @@ def _local_context() -> dict[str, Any]:
         return {"name": local_run_id()}
 
 
-def code_version() -> str:
-    """Version of the code that runs: the task version on a cluster, else the installed pack version."""
-    v = _env("FLYTE_INTERNAL_TASK_VERSION", "_F_TK_V", "AIOS_CODE_VERSION")
-    return v or _package_version()
+def code_version(configured: str = "") -> str:
+    """Version of the code that runs: the Flyte task version on a cluster, else ``configured`` (the
+    ``code_version`` setting), else the installed pack version."""
+    v = _env("FLYTE_INTERNAL_TASK_VERSION", "_F_TK_V")
+    return v or configured or _package_version()
 
 
 @functools.cache

@@ -61,8 +61,10 @@ def _decide(row: dict[str, Any], first_payment: bool, env: dict[str, str], cwd: 
     return f"approved {rid} ({gate}, {row['risk']}) as {', '.join(approvers)}"
 
 
-def _drive_approvals(proc: subprocess.Popen[str], env: dict[str, str], cwd: Path, timeout: float) -> list[str]:
-    """Poll pending requests while the workflow runs and decide each once."""
+def _drive_approvals(
+    proc: subprocess.Popen[str], env: dict[str, str], cwd: Path, timeout: float, follow: Any = None
+) -> list[str]:
+    """Poll pending requests while the workflow runs and decide each once; ``follow`` shows its progress lines."""
     decided: set[str] = set()
     log: list[str] = []
     payment_done = False
@@ -78,10 +80,14 @@ def _drive_approvals(proc: subprocess.Popen[str], env: dict[str, str], cwd: Path
                 continue
             first_payment = row["gate"] == "payment-signoff" and not payment_done
             log.append(_decide(row, first_payment, env, cwd))
-            click.echo(f"  {log[-1]}")
+            (follow.reporter.echo if follow is not None else click.echo)(f"  {log[-1]}")  # above the bars
             payment_done = payment_done or first_payment
             decided.add(row["request_id"])
         time.sleep(1.0)
+        if follow is not None:
+            follow.poll()
+    if follow is not None:
+        follow.poll()
     return log
 
 
@@ -108,7 +114,7 @@ def demo(ctx: click.Context, out: Path | None, n_docs: int, seed: int, timeout: 
     s = settings_from(ctx)
     out = (out or s.state_dir / "demo").resolve()
     out.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "AIOS_STATE_DIR": str(s.state_dir), "AIOS_AUDIT_STORE": s.audit_store}
+    env = {**os.environ, **s.as_env()}  # the children (pyflyte, aios) resolve exactly this command's settings
     env["PYTHONPATH"] = f"{repo}{os.pathsep}{env.get('PYTHONPATH', '')}"
     corpus = out / "corpus"
     click.echo(f"1/4 generating {n_docs} documents (seed {seed}) in {corpus}")
@@ -124,12 +130,16 @@ def demo(ctx: click.Context, out: Path | None, n_docs: int, seed: int, timeout: 
     with log_path.open("w") as log_file:
         proc = subprocess.Popen(cmd, env=wf_env, cwd=repo, stdout=log_file, stderr=subprocess.STDOUT, text=True)
         click.echo("3/4 deciding approvals through `aios approvals` (a second process, as the approvers)")
-        decided = _drive_approvals(proc, env, repo, timeout)
+        from flytekitplugins.aios_core.progress import LogFollower, Reporter
+
+        # the workflow's `progress:` lines (its stderr is the log) as bars on a terminal, as lines in a CI log
+        with Reporter("documents", every_s=60.0) as bars:
+            decided = _drive_approvals(proc, env, repo, timeout, LogFollower(log_path, bars))
     output = log_path.read_text()
     if proc.returncode != 0:
         msg = f"the workflow failed (exit {proc.returncode}); its log is {log_path}:\n{output[-3000:]}"
         raise click.ClickException(msg)
-    sor = os.environ.get("AIOS_SYSTEM_OF_RECORD_URL") or f"sqlite:///{s.state_dir}/system_of_record.db"
+    sor = s.system_of_record_url
     _report(_summary_from(output), out, env, repo, (s.audit_store, sor), log_path)
     from flytekitplugins.aios_audit.demo_evidence import show_evidence  # lineage and evidence, as a reviewer sees them
 

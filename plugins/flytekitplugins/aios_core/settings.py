@@ -3,10 +3,18 @@
 Precedence, highest first (documented once, here and in docs/configuration.md):
 
 1. explicit overrides (command-line flags; ``get_settings(overrides=...)``),
-2. environment variables (``AIOS_PROFILE``, ``AIOS_STATE_DIR``, ``AIOS_AUDIT_STORE``, ``AIOS_POLICY_DIR``,
-   ``AIOS_CONFIG_DIR``, ``AIOS_PRINCIPAL``, ``AIOS_SIGNING_KEY``, ``AIOS_LINEAGE_URL``, ``AIOS_OTEL_EXPORTER``),
+2. environment variables (``ENV_VARS`` below: one ``AIOS_*`` variable per setting, plus ``AIOS_CONFIG_DIR``),
 3. the profile file,
 4. the defaults below.
+
+Settings are built once per command (the CLI's root flags), per task body or per connector call, and passed
+down the call chain: library functions take ``settings`` as a parameter and never resolve a process-wide
+default themselves (``tests/config/test_settings_explicit.py`` holds the list of the entry points that may).
+Each resolved value remembers where it came from (:meth:`Settings.sources`; ``aios config show``).
+
+Variables that are not settings, because they are read before any settings exist or only by tests:
+``BUILD_TIME_VARS`` (container images and notification recipients, read when workflow modules are imported for
+``pyflyte register``/``package``) and ``DEBUG_VARS``.
 
 Values may reference ``{state_dir}`` and ``{config_dir}``; relative paths are resolved against the
 working directory at load time so that a task running in-process sees the same files as the CLI.
@@ -22,7 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from flytekitplugins.aios_core.errors import ConfigError
 
@@ -36,6 +44,46 @@ ENV_VARS: dict[str, str] = {
     "AIOS_LINEAGE_URL": "lineage_url",
     "AIOS_OTEL_EXPORTER": "otel_exporter",
     "AIOS_APPROVALS_BACKEND": "approvals_backend",
+    "AIOS_APPROVALS_KEY": "approvals_key",
+    "AIOS_APPROVALS_PUBLIC_KEY": "approvals_public_key",
+    "AIOS_POLICY_ENGINE": "policy_engine",
+    "AIOS_POLICY_BUDGET_MS": "policy_budget_ms",
+    "AIOS_SYSTEM_OF_RECORD_URL": "system_of_record_url",
+    "AIOS_DATA_DIR": "data_dir",
+    "AIOS_DOCUMENT_MODELS_DIR": "document_models_dir",
+    "AIOS_RESULTS_DIR": "results_dir",
+    "AIOS_VERIFY_WORKERS": "verify_workers",
+    "AIOS_CODE_VERSION": "code_version",
+    "AIOS_DIST_TIMEOUT_S": "dist_timeout_s",
+}
+"""Each setting's environment variable (precedence 2)."""
+
+BUILD_TIME_VARS: dict[str, str] = {
+    "AIOS_IMAGE": "one image for every task (tasks/images.py)",
+    "AIOS_IMAGE_REGISTRY": "registry of the images ImageSpec builds",
+    "AIOS_IMAGE_TAG": "tag of those images (default: the package version)",
+    "AIOS_IMAGE_BUILDER": "ImageSpec builder (`noop` keeps pre-built images)",
+    "AIOS_GPU_BASE_IMAGE": "base image of the GPU training image",
+    "AIOS_PIP_INDEX": "package index the image build installs from",
+    "AIOS_FAILURE_EMAILS": "who the launch plans notify on failure",
+}
+"""Read when workflow modules are imported (registration, packaging), before any settings exist."""
+
+SECRET_VARS: dict[str, str] = {
+    "AIOS_CHECKPOINT_KEY_PEM": "Flyte secret the cluster profile names (`signing_key: env:AIOS_CHECKPOINT_KEY_PEM`)",
+    "AIOS_APPROVAL_WEBHOOK_URL": "approval connector's webhook URL (Flyte secret, connector service only)",
+    "AIOS_APPROVAL_WEBHOOK_SECRET": "HMAC key of that webhook (Flyte secret, connector service only)",
+    "AIOS_APPROVAL_WEBHOOK_ALLOW_HTTP": "connector service only: allow a plain-http webhook (an in-cluster bridge)",
+}
+"""Secret material mounted by Flyte into the process that uses it: never a setting, never printed."""
+
+DEBUG_VARS: dict[str, str] = {
+    "AIOS_DEBUG": "print the traceback behind an `aios` error",
+    "AIOS_TRAIN_FAULT": "tests: make a training worker fail at a given step",
+    "AIOS_TEST_PG_INTEGRATE_PAUSE": "tests: pause the PostgreSQL integrator (crash tests)",
+    "AIOS_TEST_PG_URL": "tests: the PostgreSQL server the suite uses",
+    "AIOS_TEST_SEED": "tests: repeat a random test order",
+    "AIOS_SKIP_APT": "scripts/setup.sh: skip the apt packages",
 }
 
 # variables that can change resolved settings: the cache key of get_settings()
@@ -87,7 +135,51 @@ class Settings(BaseModel):
     )
     approvals_backend: Literal["local", "flyteremote"] = "local"
     approval_timeout_s: float = 3600.0
+    approvals_key: str = Field(
+        default="file:{state_dir}/keys/approvals-ed25519.pem",
+        description="approval-decision signing key: file:PATH (generated on first use locally) or env:VAR",
+    )
+    approvals_public_key: str = Field(
+        default="", description="file:PATH or env:VAR of the public key only (pods that verify, never decide)"
+    )
     reports_dir: Path = Field(default=Path("{state_dir}/reports"))
+    policy_engine: str = Field(default="cedar", description="policy engine kind (cedar, or one registered in code)")
+    policy_budget_ms: float = Field(default=200.0, gt=0, description="slower policy decisions deny (fail closed)")
+    system_of_record_url: str = Field(
+        default="sqlite:///{state_dir}/system_of_record.db",
+        description="where the system-of-record connector posts (sqlite:///, postgresql://, env:VAR)",
+    )
+    data_dir: str = Field(
+        default="", description="third-party data (.data of scripts/fetch_data.sh); empty: the repo's"
+    )
+    document_models_dir: str = Field(
+        default="{state_dir}/models/documents", description="trained document classifier and extractor artifacts"
+    )
+    results_dir: str = Field(default="", description="copy each batch's result tables here (local); empty: don't")
+    verify_workers: int = Field(default=0, ge=0, le=2, description="processes `audit verify` uses; 0: 2 on 2+ CPUs")
+    code_version: str = Field(default="", description="code version stamped on records; empty: package version")
+    dist_timeout_s: float = Field(default=600.0, gt=0, description="torch.distributed rendezvous timeout")
+
+    _sources: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    def sources(self) -> dict[str, str]:
+        """Where each value came from: ``flag``, ``env AIOS_*``, ``profile <file>`` or ``default``."""
+        return dict(self._sources)
+
+    def as_env(self) -> dict[str, str]:
+        """These settings as ``AIOS_*`` variables, for a child process (``aios demo`` starts pyflyte and aios):
+        every value that came from a flag or the environment, plus the profile, config dir, state dir and store,
+        so the child resolves exactly these settings (its own profile file fills in the rest)."""
+        field_vars = {field: var for var, field in ENV_VARS.items()}
+        fields = {"profile", "state_dir", "audit_store"}
+        given = {f for f, src in self._sources.items() if src == "flag" or src.startswith("env ")}
+        fields |= given & set(field_vars)
+        out = {"AIOS_CONFIG_DIR": str(self.config_dir)}
+        for field in sorted(fields):
+            value = str(getattr(self, field))
+            if not value.startswith("env:"):  # a secret reference: the child inherits the variable it names
+                out[field_vars[field]] = value
+        return out
 
     @property
     def actor(self) -> str:
@@ -182,6 +274,20 @@ def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
     values.update(overrides)
     values["profile"] = profile
     defaults = {k: f.default for k, f in Settings.model_fields.items() if k not in values and f.default is not None}
+    profile_file = f"profile {config_dir / 'profiles' / f'{profile}.yaml'}"
+    field_vars = {field: var for var, field in ENV_VARS.items()}
+    sources = {k: "default" for k in defaults}
+    sources.update({k: profile_file for k in file_values})
+    sources.update({k: f"env {field_vars[k]}" for k in env})
+    sources.update({k: "flag" for k in overrides})
+    sources["config_dir"] = (
+        "flag"
+        if "config_dir" in overrides
+        else "env AIOS_CONFIG_DIR"
+        if os.environ.get("AIOS_CONFIG_DIR")
+        else "default"
+    )
+    sources["profile"] = "flag" if "profile" in overrides else sources.get("profile", "default")
     try:
         settings = Settings(**_expand({**defaults, **values}))
     except ValidationError as e:
@@ -190,6 +296,7 @@ def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
         where = f"{config_dir}/profiles/{profile}.yaml and AIOS_* env"
         msg = f"invalid settings for profile {profile!r} (from {where}): {mask_text(e)}"
         raise ConfigError(msg) from e
+    settings._sources.update({k: sources.get(k, "default") for k in Settings.model_fields})
     _remember_secrets(settings)
     return settings
 
@@ -199,7 +306,7 @@ def _remember_secrets(settings: Settings) -> None:
     from flytekitplugins.aios_core.redact import mask_logs, remember
 
     mask_logs()
-    for value in (settings.audit_store, settings.lineage_url):
+    for value in (settings.audit_store, settings.lineage_url, settings.system_of_record_url):
         remember(os.environ.get(value.removeprefix("env:"), "") if value.startswith("env:") else value)
 
 

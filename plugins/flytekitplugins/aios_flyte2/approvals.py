@@ -24,7 +24,7 @@ from flytekitplugins.aios_audit import AuditEvent, audit_log, current_audit
 from flytekitplugins.aios_core.context import current_execution
 from flytekitplugins.aios_core.digest import digest_value
 from flytekitplugins.aios_core.errors import GovernanceDenied
-from flytekitplugins.aios_core.settings import get_settings
+from flytekitplugins.aios_core.settings import Settings
 from flytekitplugins.aios_core.types import PolicyDecision
 from flytekitplugins.aios_flyte2.identity import is_local, task_context
 
@@ -78,14 +78,14 @@ def _condition_value(condition: Any) -> bool:
         raise GovernanceDenied(msg, reason_code="approval_unavailable") from e
 
 
-def _declined(gate: str, request_ids: Sequence[str]) -> list[ApprovalOutcome]:
+def _declined(gate: str, request_ids: Sequence[str], settings: Settings) -> list[ApprovalOutcome]:
     """The condition was answered "no": audited, nothing is consumed, every request counts as rejected."""
     why = "the approval condition was answered no; the gated action did not run"
-    audit_log().append_many(
+    audit_log(settings).append_many(
         [
             AuditEvent(
                 kind="approval_refused",
-                actor=get_settings().actor,
+                actor=settings.actor,
                 status="condition_declined",
                 subject=rid,
                 execution=current_execution(),
@@ -98,13 +98,19 @@ def _declined(gate: str, request_ids: Sequence[str]) -> list[ApprovalOutcome]:
 
 
 def wait_approvals(
-    gate: str, request_ids: Sequence[str], *, timeout_s: float | None = None, waiter: Waiter = "auto"
+    gate: str,
+    request_ids: Sequence[str],
+    *,
+    settings: Settings,
+    timeout_s: float | None = None,
+    waiter: Waiter = "auto",
 ) -> list[ApprovalOutcome]:
     """Pause on a Flyte 2 condition for ``request_ids``, then verify them (sync; use in sync tasks).
 
     Args:
         gate: the approval gate (a key of ``approvals:`` in roles.yaml), e.g. ``payment-signoff``.
         request_ids: ids from ``open_request``.
+        settings: the task's settings (``get_settings()`` once at the top of the task body); audit store, keys.
         timeout_s: how long to wait (default ``settings.approval_timeout_s``); then the requests time out.
         waiter: ``trail`` (poll the audit trail; local default), ``condition`` (wait for the condition's value;
             cluster default; in local mode flyte prompts on the console) or ``auto``.
@@ -115,28 +121,36 @@ def wait_approvals(
     Raises:
         GovernanceDenied: the wait timed out (``approval_timed_out``) or the condition failed.
     """
+    from flytekitplugins.aios_approvals.evaluate import Env
     from flytekitplugins.aios_approvals.waiting import wait_for_decisions
 
-    timeout = timeout_s if timeout_s is not None else get_settings().approval_timeout_s
+    env = Env.load(settings)
+    timeout = timeout_s if timeout_s is not None else settings.approval_timeout_s
     mode = _mode(waiter)
     # locally the condition is only registered (it shows in the run); on a cluster an unwaited one would stay open
     wanted = task_context() is not None and (mode == "condition" or is_local())
     condition = _new_condition(gate, request_ids, timeout) if wanted else None
     if mode == "trail":
-        wait_for_decisions(gate, list(request_ids), dt.timedelta(seconds=timeout))
+        wait_for_decisions(gate, list(request_ids), dt.timedelta(seconds=timeout), env=env)
     elif condition is None:
         msg = f"approval gate {gate!r} waits on a Flyte 2 condition, which needs a running task; denied"
         raise GovernanceDenied(msg, reason_code="approval_unavailable")
     elif not _condition_value(condition):
-        return _declined(gate, request_ids)
-    return verify_requests(gate, list(request_ids), after_signal=True)
+        return _declined(gate, request_ids, settings)
+    return verify_requests(gate, list(request_ids), env=env, after_signal=True)
 
 
 async def await_approvals(
-    gate: str, request_ids: Sequence[str], *, timeout_s: float | None = None, waiter: Waiter = "auto"
+    gate: str,
+    request_ids: Sequence[str],
+    *,
+    settings: Settings,
+    timeout_s: float | None = None,
+    waiter: Waiter = "auto",
 ) -> list[ApprovalOutcome]:
     """:func:`wait_approvals` for async tasks (the wait runs in a worker thread, the event loop stays free)."""
-    return await asyncio.to_thread(wait_approvals, gate, request_ids, timeout_s=timeout_s, waiter=waiter)
+    kw: dict[str, Any] = {"settings": settings, "timeout_s": timeout_s, "waiter": waiter}
+    return await asyncio.to_thread(wait_approvals, gate, request_ids, **kw)
 
 
 def _command(rid: str) -> str:
@@ -144,7 +158,13 @@ def _command(rid: str) -> str:
 
 
 def open_for(
-    decision: PolicyDecision, *, subject: str, summary: dict[str, Any], requester: str, timeout_s: float | None
+    decision: PolicyDecision,
+    *,
+    subject: str,
+    summary: dict[str, Any],
+    requester: str,
+    timeout_s: float | None,
+    settings: Settings,
 ) -> str:
     """Open (or find) the approval request a ``require_approval`` decision asks for; return its id."""
     if decision.effect != "require_approval" or decision.approval is None:
@@ -154,7 +174,10 @@ def open_for(
     # keyed on the request digest (not this decision's record id): a retry finds the same request again
     evidence = {"policy_decision": decision.request_digest, "policy_set": decision.policy_set_digest}
     reason = req.reason or "; ".join(decision.reasons)
-    return open_request(req.gate, req.risk, subject, summary, evidence, requester, reason, timeout_s)
+    from flytekitplugins.aios_approvals.evaluate import Env
+
+    env = Env.load(settings)
+    return open_request(req.gate, req.risk, subject, summary, evidence, requester, reason, timeout_s, env=env)
 
 
 def settle(gate: str, outcome: ApprovalOutcome) -> ApprovalOutcome:

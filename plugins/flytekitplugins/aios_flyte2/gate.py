@@ -30,7 +30,6 @@ from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 from flytekitplugins.aios_core.errors import GovernanceDenied
-from flytekitplugins.aios_core.settings import get_settings
 from flytekitplugins.aios_core.types import PolicyDecision
 from flytekitplugins.aios_flyte2.approvals import Waiter, await_approvals, open_for, settle, wait_approvals
 from flytekitplugins.aios_flyte2.record import Attempt, attempt
@@ -74,7 +73,8 @@ def decide(spec: GovernSpec, task: str, att: Attempt) -> tuple[PolicyDecision, s
     from flytekitplugins.aios_policy.decide import denial_message, failed_decision
     from flytekitplugins.aios_policy.record import record_decision
 
-    principal = get_settings().actor
+    settings = att.scope.settings
+    principal = settings.actor
     attrs = {"task": task, "stage": "pre", "runtime": "flyte2"}
     try:
         resource, context = spec.check.build(kwargs)
@@ -82,10 +82,10 @@ def decide(spec: GovernSpec, task: str, att: Attempt) -> tuple[PolicyDecision, s
         att.scope.set_subject(subject)
     except Exception as e:
         reason = f"could not build the policy request for {task} from its inputs: {e}"
-        d = record_decision(failed_decision(reason, principal, spec.check.action), attributes=attrs)
+        d = record_decision(failed_decision(reason, principal, spec.check.action), attributes=attrs, settings=settings)
         raise GovernanceDenied(denial_message(d), reason_code="policy_deny", record_id=d.audit_record_id) from e
     request = {"principal": principal, "action": spec.check.action, "resource": resource, "context": context}
-    decision = enforce(request, subject=subject, attributes=attrs)  # deny raises GovernanceDenied
+    decision = enforce(request, subject=subject, attributes=attrs, settings=settings)  # deny raises
     summary = {"task": task, "reasons": decision.reasons, **{k: request[k] for k in ("action", "resource", "context")}}
     return decision, subject, summary
 
@@ -100,10 +100,10 @@ def _gate(
     if decision.effect != "require_approval":
         return None
     assert decision.approval is not None  # require_approval always names its gate
-    principal = get_settings().actor
+    settings = att.scope.settings
     timeout = spec.timeout(att.kwargs)
     return decision.approval.gate, open_for(
-        decision, subject=subject, summary=summary, requester=principal, timeout_s=timeout
+        decision, subject=subject, summary=summary, requester=settings.actor, timeout_s=timeout, settings=settings
     )
 
 
@@ -112,7 +112,9 @@ def run_sync(fn: Callable[..., Any], spec: GovernSpec, task: str, kwargs: dict[s
     with attempt(task, kwargs) as att:
         gate = _gate(decide(spec, task, att), spec, att)
         if gate is not None:
-            outs = wait_approvals(gate[0], [gate[1]], timeout_s=spec.timeout(kwargs), waiter=spec.waiter)
+            outs = wait_approvals(
+                gate[0], [gate[1]], settings=att.scope.settings, timeout_s=spec.timeout(kwargs), waiter=spec.waiter
+            )
             settle(gate[0], outs[0])
         return att.done(fn(**kwargs))
 
@@ -122,7 +124,9 @@ async def run_async(fn: Callable[..., Any], spec: GovernSpec, task: str, kwargs:
     with attempt(task, kwargs) as att:
         gate = _gate(decide(spec, task, att), spec, att)
         if gate is not None:
-            outs = await await_approvals(gate[0], [gate[1]], timeout_s=spec.timeout(kwargs), waiter=spec.waiter)
+            outs = await await_approvals(
+                gate[0], [gate[1]], settings=att.scope.settings, timeout_s=spec.timeout(kwargs), waiter=spec.waiter
+            )
             settle(gate[0], outs[0])
         return att.done(await fn(**kwargs))
 

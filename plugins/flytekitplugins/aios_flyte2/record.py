@@ -64,7 +64,7 @@ def _event(ex: ExecutionRef, scope: AuditScope, status: str, error: BaseExceptio
 
 def _append(ex: ExecutionRef, scope: AuditScope, status: str, error: BaseException | None) -> AuditRecord:
     try:
-        return audit_log().append(_event(ex, scope, status, error))
+        return audit_log(scope.settings).append(_event(ex, scope, status, error))
     except Exception as e:
         msg = f"the audit record of task {ex.task_name} could not be written, so its result is withheld: {e}"
         raise GovernanceDenied(msg, reason_code="audit_write_failed") from e
@@ -77,8 +77,12 @@ def attempt(task_name: str, kwargs: Mapping[str, Any], subject_input: str = "") 
     The record of a successful body must be durable before the result is released (else the task fails with
     ``audit_write_failed``); a failed body is recorded if possible and its own error is raised.
     """
+    from flytekitplugins.aios_core.settings import get_settings
+
     ex = flyte_execution(task_name)
-    with acting_as(ex), task_span(ex, run_parts(ex)) as span, AuditScope(task_name) as scope:
+    settings = get_settings()  # the governed attempt is the task's entry point: settings resolved once, passed down
+    span_cm = task_span(ex, run_parts(ex), settings.otel_exporter)
+    with acting_as(ex), span_cm as span, AuditScope(task_name, settings) as scope:
         scope.inputs.update({k: digest_one(v) for k, v in kwargs.items()})
         if subject_input and subject_input in scope.inputs:
             scope.subject = scope.inputs[subject_input]

@@ -67,18 +67,18 @@ def _parent_context(run: tuple[str, str, str, str]) -> Any:
 
 
 @contextlib.contextmanager
-def task_span(ex: ExecutionRef, run: tuple[str, str, str, str]) -> Iterator[Any | None]:
+def task_span(ex: ExecutionRef, run: tuple[str, str, str, str], exporter: str) -> Iterator[Any | None]:
     """A span around one governed task attempt (``None`` when tracing is off); status set by the caller.
 
     Args:
         ex: the attempt's identity (the audit records' execution).
         run: the run as flyteplugins-otel hashes it: (org, project, domain, run name) as the ActionID has them
             (project and domain are empty in local mode, where the records say ``local``/``development``).
+        exporter: the task's ``settings.otel_exporter``.
     """
     from flytekitplugins.aios_audit.otel import tracer
-    from flytekitplugins.aios_core.settings import get_settings
 
-    tr = tracer(get_settings().otel_exporter)
+    tr = tracer(exporter)
     if tr is None:
         yield None
         return

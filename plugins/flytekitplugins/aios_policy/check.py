@@ -53,5 +53,7 @@ def policy_check(
     if approved_data_classes is not None:
         resource["approved_data_classes"] = list(approved_data_classes)
     context: dict[str, Any] = {**(numbers or {}), **(labels or {}), **(flags or {})}
-    request = {"principal": get_settings().actor, "action": action, "resource": resource, "context": context}
-    return enforce(request, raise_on_deny=fail_on_deny, attributes={"task": "policy_check", "stage": "node"})
+    settings = get_settings()  # this task's entry point: resolved once, passed down
+    request = {"principal": settings.actor, "action": action, "resource": resource, "context": context}
+    attrs = {"task": "policy_check", "stage": "node"}
+    return enforce(request, raise_on_deny=fail_on_deny, attributes=attrs, settings=settings)

@@ -86,8 +86,7 @@ def eval_cmd(ctx: click.Context, request_file: str, pdir: str | None, as_json: b
     from flytekitplugins.aios_policy.decide import evaluate
 
     request = _read_request(request_file)
-    settings_from(ctx)
-    decision = evaluate(request, policy_dir=_policy_dir(ctx, pdir))
+    decision = evaluate(request, settings=settings_from(ctx), policy_dir=_policy_dir(ctx, pdir))
     click.echo(json.dumps(decision.model_dump(mode="json"), indent=2, sort_keys=True))
     click.echo(f"{decision.effect}: determined by {', '.join(decision.policy_ids) or 'default deny'}", err=True)
     if decision.effect == "deny":
@@ -106,7 +105,7 @@ def test_cmd(ctx: click.Context, pdir: str | None, case_dir: str | None, require
 
     if case_dir is not None and not Path(case_dir).is_dir():
         raise UserError(f"test case folder {case_dir} does not exist; pass --cases DIR (a folder of *.yaml cases)")
-    report = run_cases(_policy_dir(ctx, pdir), case_dir)
+    report = run_cases(settings_from(ctx), _policy_dir(ctx, pdir), case_dir)
     failed = bool(report.failed or (require_coverage and report.uncovered) or not report.rule_ids)
     if as_json:
         echo_json(_report_doc(report, failed))

@@ -9,57 +9,29 @@ fails the decision is a deny.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from flytekitplugins.aios_core.errors import GovernanceDenied
-from flytekitplugins.aios_core.settings import Settings, get_settings
+from flytekitplugins.aios_core.settings import Settings
 from flytekitplugins.aios_core.types import PolicyDecision
 from flytekitplugins.aios_policy.engine import PolicyEngine, PolicySource, Verdict, get_engine
 from flytekitplugins.aios_policy.request import PolicyRequest, coerce_request
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BUDGET_MS = 200.0
 
-
-def budget_ms() -> float:
-    """Decision time budget: ``AIOS_POLICY_BUDGET_MS`` (default 200 ms); slower decisions deny."""
-    raw = os.environ.get("AIOS_POLICY_BUDGET_MS", "")
-    try:
-        value = float(raw) if raw else DEFAULT_BUDGET_MS
-    except ValueError:
-        log.warning("AIOS_POLICY_BUDGET_MS=%r is not a number; using %s ms", raw, DEFAULT_BUDGET_MS)
-        return DEFAULT_BUDGET_MS
-    return value if value > 0 else DEFAULT_BUDGET_MS
-
-
-_SOURCE_VARS = ("AIOS_POLICY_DIR", "AIOS_CONFIG_DIR", "AIOS_PROFILE")
-_sources: dict[tuple[str, ...], PolicySource] = {}
-
-
-def policy_source(settings: Settings | None = None, policy_dir: str | Path | None = None) -> PolicySource:
-    """Policy directory and roles file from settings (``AIOS_POLICY_DIR``), or an explicit directory.
-
-    Without explicit settings the result is memoized on the variables that decide it (and the cwd),
-    because resolving settings scans the whole environment.
-    """
-    key = (*(os.environ.get(v, "") for v in _SOURCE_VARS), os.getcwd(), str(policy_dir or ""))
-    if settings is None and key in _sources:
-        return _sources[key]
-    s = settings or get_settings()
-    source = PolicySource(Path(policy_dir).resolve() if policy_dir else s.policy_dir, s.roles_file)
-    if settings is None:
-        _sources[key] = source
-    return source
+def policy_source(settings: Settings, policy_dir: str | Path | None = None) -> PolicySource:
+    """Policy directory and roles file of ``settings`` (``--policy-dir``, ``AIOS_POLICY_DIR``), or ``policy_dir``."""
+    return PolicySource(Path(policy_dir).resolve() if policy_dir else settings.policy_dir, settings.roles_file)
 
 
 def evaluate(
     request: PolicyRequest | dict[str, Any],
     *,
+    settings: Settings,
     policy_dir: str | Path | None = None,
     engine: PolicyEngine | None = None,
     budget: float | None = None,
@@ -68,19 +40,21 @@ def evaluate(
 
     Args:
         request: the request, or its dict form (validated; malformed input is a deny).
-        policy_dir: policies to use instead of the configured ``AIOS_POLICY_DIR``.
-        engine: engine to use instead of the configured one (``AIOS_POLICY_ENGINE``, default cedar).
-        budget: time budget in milliseconds (default ``AIOS_POLICY_BUDGET_MS`` or 200).
+        settings: the caller's settings: policy folder, roles file, engine kind and time budget.
+        policy_dir: policies to use instead of ``settings.policy_dir``.
+        engine: engine to use instead of ``settings.policy_engine`` (default cedar).
+        budget: time budget in milliseconds (default ``settings.policy_budget_ms``, 200).
 
     Returns:
         The decision: ``allow``, ``deny`` or ``require_approval`` (with ``decision.approval`` set).
     """
-    return evaluate_many([request], policy_dir=policy_dir, engine=engine, budget=budget)[0]
+    return evaluate_many([request], settings=settings, policy_dir=policy_dir, engine=engine, budget=budget)[0]
 
 
 def evaluate_many(
     requests: Sequence[PolicyRequest | dict[str, Any]],
     *,
+    settings: Settings,
     policy_dir: str | Path | None = None,
     engine: PolicyEngine | None = None,
     budget: float | None = None,
@@ -102,10 +76,10 @@ def evaluate_many(
     kind = "unknown"
     start = time.perf_counter()
     try:
-        eng = engine or get_engine()
+        eng = engine or get_engine(settings.policy_engine)
         kind = eng.kind
         if todo:
-            source = policy_source(policy_dir=policy_dir)
+            source = policy_source(settings, policy_dir)
             eng.policy_set_digest(source)  # load + validate once per process, outside the budget
             start = time.perf_counter()
             answers = eng.decide([r for _, r in todo], source)
@@ -118,7 +92,7 @@ def evaluate_many(
         for i, _ in todo:
             verdicts[i] = Verdict("deny", [f"policy engine error (fail closed): {type(e).__name__}: {_one_line(e)}"])
     elapsed_us = (time.perf_counter() - start) * 1e6
-    limit_ms = (budget if budget is not None and budget > 0 else budget_ms()) * max(1, len(requests))
+    limit_ms = (budget if budget is not None and budget > 0 else settings.policy_budget_ms) * max(1, len(requests))
     out = []
     for req, maybe in zip(parsed, verdicts, strict=True):
         v = maybe if maybe is not None else Verdict("deny", ["the engine gave no verdict (fail closed)"])
@@ -160,7 +134,7 @@ def enforce(
     policy_dir: str | Path | None = None,
     raise_on_deny: bool = True,
     attributes: dict[str, Any] | None = None,
-    settings: Settings | None = None,
+    settings: Settings,
 ) -> PolicyDecision:
     """Evaluate, write the decision to the audit trail (durably), then act on it.
 
@@ -171,7 +145,7 @@ def enforce(
         policy_dir: policies to use instead of the configured ``AIOS_POLICY_DIR``.
         raise_on_deny: raise :class:`GovernanceDenied` on deny (default). When False a deny is returned.
         attributes: extra non-sensitive metadata for the audit record.
-        settings: resolved settings naming the audit store (default: ``get_settings()``).
+        settings: the caller's settings: policies, engine, budget, audit store and actor.
 
     Returns:
         The decision (``allow`` or ``require_approval``; ``deny`` only with ``raise_on_deny=False``),
@@ -183,7 +157,7 @@ def enforce(
     """
     from flytekitplugins.aios_policy.record import record_decision
 
-    decision = evaluate(request, policy_dir=policy_dir)
+    decision = evaluate(request, settings=settings, policy_dir=policy_dir)
     decision = record_decision(decision, subject=subject, attributes=attributes, settings=settings)
     if decision.effect == "deny" and raise_on_deny:
         raise GovernanceDenied(denial_message(decision), reason_code="policy_deny", record_id=decision.audit_record_id)
@@ -196,6 +170,7 @@ def enforce_many(
     subjects: Sequence[str],
     attributes: Sequence[dict[str, Any] | None] | None = None,
     policy_dir: str | Path | None = None,
+    settings: Settings,
 ) -> list[PolicyDecision]:
     """:func:`enforce` for a batch: one engine call and ONE durable audit transaction for all decisions.
 
@@ -208,9 +183,9 @@ def enforce_many(
     """
     from flytekitplugins.aios_policy.record import record_decisions
 
-    decisions = evaluate_many(requests, policy_dir=policy_dir)
+    decisions = evaluate_many(requests, settings=settings, policy_dir=policy_dir)
     extra = list(attributes) if attributes is not None else [None] * len(decisions)
-    return record_decisions(decisions, subjects=subjects, attributes=extra)
+    return record_decisions(decisions, subjects=subjects, attributes=extra, settings=settings)
 
 
 def denial_message(decision: PolicyDecision) -> str:

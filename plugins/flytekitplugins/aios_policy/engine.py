@@ -16,7 +16,6 @@ A Rego engine (``regorus``) can be added with ``register_engine("rego", RegoEngi
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -85,9 +84,8 @@ def register_engine(kind: str, factory: Callable[[], PolicyEngine]) -> None:
         _engines.pop(kind, None)
 
 
-def get_engine(kind: str | None = None) -> PolicyEngine:
-    """The process-wide engine of ``kind`` (default ``$AIOS_POLICY_ENGINE`` or ``cedar``)."""
-    kind = kind or os.environ.get("AIOS_POLICY_ENGINE") or "cedar"
+def get_engine(kind: str = "cedar") -> PolicyEngine:
+    """The process-wide engine of ``kind`` (callers pass ``settings.policy_engine``; ``AIOS_POLICY_ENGINE``)."""
     with _lock:
         engine = _engines.get(kind)
         if engine is None:

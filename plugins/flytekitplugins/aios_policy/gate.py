@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypeVar, cast
 
 from flytekitplugins.aios_core.errors import GovernanceDenied
-from flytekitplugins.aios_core.settings import get_settings
+from flytekitplugins.aios_core.settings import Settings, get_settings
 from flytekitplugins.aios_core.types import PolicyDecision
 from flytekitplugins.aios_policy.decide import denial_message, enforce, failed_decision
 from flytekitplugins.aios_policy.record import record_decision
@@ -52,20 +52,24 @@ class GateSpec:
 
 
 def run_gated(fn: Callable[..., Any], spec: GateSpec, task_name: str, kwargs: dict[str, Any]) -> Any:
-    """Decide ``spec.pre``, run ``fn(**kwargs)`` only if allowed, then decide ``spec.post`` on its result."""
+    """Decide ``spec.pre``, run ``fn(**kwargs)`` only if allowed, then decide ``spec.post`` on its result.
+
+    The gated task's entry point: its settings are resolved here, once, and passed to both checks.
+    """
+    settings, subject = get_settings(), spec.subject
     if spec.pre is not None:
-        gate_check(spec.pre, dict(kwargs), stage="pre", task_name=task_name, subject=spec.subject)
+        gate_check(spec.pre, dict(kwargs), stage="pre", task_name=task_name, settings=settings, subject=subject)
     result = fn(**kwargs)
     if spec.post is not None:
-        gate_check(spec.post, {**kwargs, "result": result}, stage="post", task_name=task_name, subject=spec.subject)
+        namespace = {**kwargs, "result": result}
+        gate_check(spec.post, namespace, stage="post", task_name=task_name, settings=settings, subject=subject)
     return result
 
 
 def gate_check(
-    check: Check, namespace: dict[str, Any], *, stage: Stage, task_name: str, subject: Any = None
+    check: Check, namespace: dict[str, Any], *, stage: Stage, task_name: str, settings: Settings, subject: Any = None
 ) -> PolicyDecision:
     """Build the request, enforce it (audited), hand ``require_approval`` over; raise unless allowed."""
-    settings = get_settings()
     principal = settings.actor
     attrs = {"task": task_name, "stage": stage}
     try:
@@ -73,13 +77,15 @@ def gate_check(
         subj = _subject(subject, namespace, resource)
     except Exception as e:
         reason = f"could not build the policy request for {task_name} ({stage}) from its inputs: {e}"
-        decision = record_decision(failed_decision(reason, principal, check.action), attributes=attrs)
+        decision = record_decision(
+            failed_decision(reason, principal, check.action), attributes=attrs, settings=settings
+        )
         rid = decision.audit_record_id
         raise GovernanceDenied(denial_message(decision), reason_code="policy_deny", record_id=rid) from e
     request = {"principal": principal, "action": check.action, "resource": resource, "context": context}
     decision = enforce(request, subject=subj, attributes=attrs, settings=settings)
     if decision.effect == "require_approval":
-        _hand_over(decision, subj, principal, request, task_name)
+        _hand_over(decision, subj, request, task_name, settings)
     return decision
 
 
@@ -91,7 +97,7 @@ def _subject(subject: Any, namespace: Mapping[str, Any], resource: Mapping[str, 
     return str(resolve_path(namespace, str(subject)))
 
 
-def _hand_over(decision: PolicyDecision, subject: str, principal: str, request: dict[str, Any], task: str) -> None:
+def _hand_over(decision: PolicyDecision, subject: str, request: dict[str, Any], task: str, settings: Settings) -> None:
     """Return only if the approvals plugin confirms a valid approval; anything else denies."""
     rid = decision.audit_record_id or None
     try:
@@ -105,7 +111,9 @@ def _hand_over(decision: PolicyDecision, subject: str, principal: str, request: 
     # the same action is retried after it was approved (each retry writes a new decision record).
     evidence = {"policy_decision": decision.request_digest, "policy_set": decision.policy_set_digest}
     try:
-        require_approval(decision, subject=subject, summary=summary, evidence=evidence, requester=principal)
+        require_approval(
+            decision, subject=subject, summary=summary, evidence=evidence, requester=settings.actor, settings=settings
+        )
     except GovernanceDenied:
         raise
     except Exception as e:

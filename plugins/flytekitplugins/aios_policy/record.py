@@ -19,7 +19,7 @@ def record_decision(
     *,
     subject: str = "",
     attributes: dict[str, Any] | None = None,
-    settings: Settings | None = None,
+    settings: Settings,
 ) -> PolicyDecision:
     """Append a ``policy_decision`` record durably; return the decision with ``audit_record_id`` set.
 
@@ -35,7 +35,7 @@ def record_decisions(
     *,
     subjects: Sequence[str],
     attributes: Sequence[dict[str, Any] | None],
-    settings: Settings | None = None,
+    settings: Settings,
 ) -> list[PolicyDecision]:
     """Append one ``policy_decision`` record per decision in ONE durable transaction (all or nothing).
 
@@ -46,7 +46,7 @@ def record_decisions(
     from flytekitplugins.aios_audit import AuditEvent, audit_log
     from flytekitplugins.aios_core.context import current_execution
 
-    execution, version = current_execution(), _code_version()
+    execution, version = current_execution(), _code_version(settings.code_version)
     events, names = [], []
     try:
         for decision, subject, extra in zip(decisions, subjects, attributes, strict=True):
@@ -81,17 +81,17 @@ def record_decisions(
     return out
 
 
-_VERSION_VARS = ("FLYTE_INTERNAL_TASK_VERSION", "_F_TK_V", "AIOS_CODE_VERSION")
+_VERSION_VARS = ("FLYTE_INTERNAL_TASK_VERSION", "_F_TK_V")
 _versions: dict[tuple[str, ...], str] = {}
 
 
-def _code_version() -> str:
-    """``code_version()`` cached per process for the same version variables (it reads package metadata)."""
+def _code_version(configured: str) -> str:
+    """``code_version()`` cached per process for the same Flyte version variables and setting."""
     from flytekitplugins.aios_core.context import code_version
 
-    key = tuple(os.environ.get(v, "") for v in _VERSION_VARS)
+    key = (*(os.environ.get(v, "") for v in _VERSION_VARS), configured)
     if key not in _versions:
-        _versions[key] = code_version()
+        _versions[key] = code_version(configured)
     return _versions[key]
 
 

@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from flytekitplugins.aios_core.errors import ConfigError
+from flytekitplugins.aios_core.settings import Settings
 from flytekitplugins.aios_policy.decide import evaluate_many, policy_source
 from flytekitplugins.aios_policy.engine import get_engine
 
@@ -77,13 +78,16 @@ def load_cases(case_dir: Path) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-def run_cases(policy_dir: Path | str | None = None, case_dir: Path | str | None = None) -> TestReport:
-    """Evaluate every case against the policies in ``policy_dir`` (default: configured) in one batch."""
-    source = policy_source(policy_dir=policy_dir)
+def run_cases(
+    settings: Settings, policy_dir: Path | str | None = None, case_dir: Path | str | None = None
+) -> TestReport:
+    """Evaluate every case against the policies in ``policy_dir`` (default: ``settings.policy_dir``) in one batch."""
+    source = policy_source(settings, policy_dir)
     cases = load_cases(Path(case_dir) if case_dir else source.policy_dir / "tests")
     if not cases:
         raise ConfigError(f"no policy test cases found under {case_dir or source.policy_dir / 'tests'}")
-    decisions = evaluate_many([c["request"] for _, c in cases], policy_dir=source.policy_dir, budget=10_000)
+    requests = [c["request"] for _, c in cases]
+    decisions = evaluate_many(requests, settings=settings, policy_dir=source.policy_dir, budget=10_000)
     results = []
     for (fname, case), d in zip(cases, decisions, strict=True):
         problems = _compare(case, d.effect, d.policy_ids, d.approval.model_dump() if d.approval else {})

@@ -24,7 +24,6 @@ def _clear_process_caches() -> None:
     close_all()
     reset_settings()
     importlib.import_module("flytekitplugins.aios_policy.cedar_load").clear_cache()
-    importlib.import_module("flytekitplugins.aios_policy.decide")._sources.clear()
     importlib.import_module("flytekitplugins.aios_policy.record")._versions.clear()
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from flytekitplugins.aios_audit import audit_log
+from flytekitplugins.aios_core.settings import get_settings
 from tests.flyte2.inner.governed_tasks import pay_async, pay_on_condition, pay_sync, run_local
 
 AIOS = str(Path(sys.executable).parent / "aios")
@@ -23,7 +24,7 @@ def aios(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def events(kind: str) -> list[Any]:
-    return [r.event for r in audit_log().scan() if r.event.kind == kind]
+    return [r.event for r in audit_log(get_settings()).scan() if r.event.kind == kind]
 
 
 def wait_for_request(timeout: float = 60.0) -> str:

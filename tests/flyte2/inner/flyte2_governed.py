@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from flytekitplugins.aios_audit import audit_log
+from flytekitplugins.aios_core.settings import get_settings
 from tests.flyte2.inner.governed_tasks import audited_override, driver, pay_async, pay_plugin, pay_sync, run_local
 
 AIOS = str(Path(sys.executable).parent / "aios")
@@ -19,7 +20,7 @@ AIOS = str(Path(sys.executable).parent / "aios")
 
 def records(kind: str | None = None) -> list[Any]:
     """The trail's events, oldest first (optionally of one kind)."""
-    return [r.event for r in audit_log().scan() if kind is None or r.event.kind == kind]
+    return [r.event for r in audit_log(get_settings()).scan() if kind is None or r.event.kind == kind]
 
 
 def verify_trail() -> str:
@@ -111,7 +112,7 @@ def test_span_joins_the_run_trace_of_flyteplugins_otel(tmp_path: Path, monkeypat
     span = spans[0]
     assert span.context.trace_id == _flyte_otel_trace_id("", "", "", run_name)
     assert span.attributes["flyte.run_name"] == run_name and span.attributes["flyte.action_name"] == action
-    last = list(audit_log().scan())[-1]
+    last = list(audit_log(get_settings()).scan())[-1]
     assert last.event.kind == "task" and span.attributes["aios.record_id"] == last.record_id
 
 

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from flytekitplugins.aios_audit import audit_log
+from flytekitplugins.aios_core.settings import get_settings
 
 REPO = Path(__file__).resolve().parents[3]
 AIOS = str(Path(sys.executable).parent / "aios")
@@ -32,7 +33,7 @@ def test_document_pipeline_runs_in_local_mode_with_its_gates(tmp_path: Path) -> 
         deadline = time.monotonic() + 60
         rid = ""
         while not rid and time.monotonic() < deadline and proc.poll() is None:
-            found = [r.event.subject for r in audit_log().scan() if r.event.kind == "approval_request"]
+            found = [r.event.subject for r in audit_log(get_settings()).scan() if r.event.kind == "approval_request"]
             rid = found[0] if found else ""
             time.sleep(0.2)
         assert rid, "the run opened no payment-signoff request"
@@ -46,7 +47,7 @@ def test_document_pipeline_runs_in_local_mode_with_its_gates(tmp_path: Path) -> 
     summary = json.loads(out.decode().strip().splitlines()[-1])
     outcomes = [(d["outcome"], d.get("reason", "")) for d in summary["documents"]]
     assert outcomes == [("acted", ""), ("not_acted", "policy_deny"), ("acted", ""), ("acted", "")]
-    evs = [r.event for r in audit_log().scan()]
+    evs = [r.event for r in audit_log(get_settings()).scan()]
     assert {e.execution.name for e in evs if e.execution and e.kind == "task"} == {summary["run"]}
     requests = [e for e in evs if e.kind == "approval_request"]
     assert len(requests) == 1 and requests[0].attributes["request"]["gate"] == "payment-signoff"

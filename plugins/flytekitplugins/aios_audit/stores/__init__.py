@@ -16,6 +16,9 @@ Contract for a store (implement every method of :class:`AuditStore`):
   ``claim``) in the SAME transaction as the record. A key that is already held aborts the whole append with
   :class:`ClaimTaken` (nothing is written). The claim is also sealed in the record, so the verifier re-derives
   the table from the log (``claims.verify_claims``) and reports any difference or duplicate as tampering.
+* Projections (``projections.py``): records of the approval and catalog kinds also write their rows into the
+  projection tables in the SAME transaction (``projections.rows_for``); readers look them up by index and check
+  them against the sealed records, and the verifier re-derives them from the log.
 * Listeners (OpenLineage / OpenTelemetry emitters, see ``emit.py``) run AFTER the commit and are
   best-effort: their failures are logged, never raised, and never undo an acknowledged record.
 
@@ -29,6 +32,7 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Callable, Collection, Iterator, Sequence
+from typing import Any
 
 from flytekitplugins.aios_audit.records import GENESIS, AuditEvent, AuditRecord, record_from_entry, seal_many
 from flytekitplugins.aios_core.errors import AiosError
@@ -139,6 +143,25 @@ class AuditStore(abc.ABC):
                 rec = record_from_entry(entry, leaf, prev, chain)
                 if rec.event.kind in wanted:
                     yield rec
+
+    dialect: str = ""
+    """``sqlite`` or ``postgresql`` for stores that answer :meth:`read_sql` (projections, ``aios audit show``)."""
+
+    def read_sql(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        """Rows of a read-only query with ``?`` placeholders (projections and ``aios audit show`` use this)."""
+        raise NotImplementedError(f"{type(self).__name__} does not answer SQL queries")
+
+    def iter_sql(self, sql: str, params: Sequence[object] = ()) -> Iterator[tuple[Any, ...]]:
+        """Like :meth:`read_sql`, streaming the rows in batches (bounded memory)."""
+        yield from self.read_sql(sql, params)
+
+    def projection_fill(self, rows: dict[str, list[tuple[Any, ...]]], expect: int, missing: int) -> int:
+        """Insert rebuilt projection rows and lower ``missing_through`` from ``expect`` to ``missing``, atomically."""
+        raise NotImplementedError(f"{type(self).__name__} has no projection tables")
+
+    def projection_reset(self) -> None:
+        """Drop and recreate the projection tables with every record marked as not built (a full rebuild)."""
+        raise NotImplementedError(f"{type(self).__name__} has no projection tables")
 
     @abc.abstractmethod
     def claim_holders(self, keys: Collection[str]) -> dict[str, tuple[str, int]]:

@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any
 
+from flytekitplugins.aios_audit import projections
 from flytekitplugins.aios_audit.records import GENESIS, AuditEvent, AuditRecord, record_from_entry, seal_many
 from flytekitplugins.aios_audit.stores import (
     AuditStore,
@@ -74,6 +75,16 @@ CREATE OR REPLACE TRIGGER audit_claims_no_update BEFORE UPDATE OR DELETE ON audi
 _COLS = "seq, entry, leaf_hash, prev_hash, chain_hash"
 
 
+def _pg(sql: str) -> str:
+    """``?`` placeholders (the SQL projections share with SQLite) as psycopg's ``%s``."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+def _plain(row: Any) -> tuple[Any, ...]:
+    """A row with ``bytea`` values as ``bytes`` (psycopg returns memoryview)."""
+    return tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)
+
+
 class PostgresAuditStore(AuditStore):
     """Hash-chained log in PostgreSQL; one connection per thread and process."""
 
@@ -87,6 +98,8 @@ class PostgresAuditStore(AuditStore):
                 conn.execute(f"SELECT pg_advisory_xact_lock({_LOCK})")
                 conn.execute(SCHEMA)
                 conn.execute(pgi.STAGING)
+                for stmt in projections.schema("postgresql"):
+                    conn.execute(stmt)
         except Exception as e:
             msg = f"cannot open the PostgreSQL audit store ({self._redacted()}): {mask_text(e)}. Check AIOS_AUDIT_STORE"
             raise AuditWriteError(msg) from e
@@ -116,7 +129,7 @@ class PostgresAuditStore(AuditStore):
         conn = None
         try:
             conn = self._conn()
-            if precondition is None and not event_claims(events):
+            if precondition is None and not event_claims(events) and not projections.touches(e.kind for e in events):
                 out = self._append_batched(conn, events)
             else:
                 out = self._append_locked(conn, events, precondition)
@@ -184,7 +197,43 @@ class PostgresAuditStore(AuditStore):
                 if cur.fetchone() is None:
                     row = cur.execute("SELECT holder, seq FROM audit_claims WHERE claim = %s", (key,)).fetchone()
                     raise ClaimTaken(key, *(row or (holder, out[i].seq)))
+            for table, values in projections.rows_for(rows).items():  # same transaction as the records
+                cur.executemany(_pg(projections.BY_NAME[table].insert_sql()), values)
         return out
+
+    dialect = "postgresql"
+
+    def read_sql(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        return [_plain(r) for r in self._conn().execute(_pg(sql), tuple(params)).fetchall()]
+
+    def iter_sql(self, sql: str, params: Sequence[object] = ()) -> Iterator[tuple[Any, ...]]:
+        with self._conn().cursor() as cur:
+            cur.execute(_pg(sql), tuple(params))
+            while batch := cur.fetchmany(4096):
+                for r in batch:
+                    yield _plain(r)
+
+    def projection_fill(self, rows: dict[str, list[tuple[Any, ...]]], expect: int, missing: int) -> int:
+        conn = self._conn()
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute(f"SELECT pg_advisory_xact_lock({_LOCK})")
+            row = cur.execute(f"SELECT missing_through FROM {projections.STATE} WHERE id = 1").fetchone()
+            if row is None or int(row[0]) != expect:
+                msg = f"projection rebuild expected missing_through {expect}, found {row and row[0]}: another rebuild?"
+                raise projections.ProjectionTampered(msg)
+            for table, values in rows.items():
+                cur.executemany(_pg(projections.BY_NAME[table].insert_sql()), values)
+            cur.execute(f"UPDATE {projections.STATE} SET missing_through = %s WHERE id = 1", (missing,))
+        return sum(map(len, rows.values()))
+
+    def projection_reset(self) -> None:
+        conn = self._conn()
+        with conn.transaction():
+            conn.execute(f"SELECT pg_advisory_xact_lock({_LOCK})")
+            for stmt in [*projections.drop_sql("postgresql"), f"DROP TABLE IF EXISTS {projections.STATE}"]:
+                conn.execute(stmt)
+            for stmt in projections.schema("postgresql"):
+                conn.execute(stmt)
 
     def claim_holders(self, keys: Collection[str]) -> dict[str, tuple[str, int]]:
         q = "SELECT claim, holder, seq FROM audit_claims WHERE claim = ANY(%s)"

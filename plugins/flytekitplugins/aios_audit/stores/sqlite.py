@@ -18,7 +18,9 @@ import threading
 import weakref
 from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
+from flytekitplugins.aios_audit import projections
 from flytekitplugins.aios_audit.private_files import touch_private
 from flytekitplugins.aios_audit.records import GENESIS, AuditEvent, AuditRecord, record_from_entry
 from flytekitplugins.aios_audit.stores import (
@@ -119,9 +121,61 @@ class SQLiteAuditStore(AuditStore):
         try:
             touch_private(self.path)  # mode 0600 (SQLite gives -wal and -shm the database's mode), folders 0700
             self._conn().executescript(SCHEMA)
+            self._ensure_projections(self._conn())
         except (OSError, sqlite3.Error) as e:
             msg = f"cannot open the SQLite audit store at {self.path}: {e}. Check AIOS_AUDIT_STORE / AIOS_STATE_DIR"
             raise AuditWriteError(msg) from e
+
+    dialect = "sqlite"
+    _PROJECTION_OBJECTS = (*(t.name for t in projections.TABLES), projections.STATE, "audit_log_kind")
+
+    @classmethod
+    def _ensure_projections(cls, conn: sqlite3.Connection) -> None:
+        """Create the projection tables (and the log's kind index) once, under the write lock.
+
+        A log that existed before them gets ``missing_through`` = its size (``aios audit rebuild-projections``).
+        A read-only database is left as it is: readers then fold the log.
+        """
+        names = cls._PROJECTION_OBJECTS
+        q = f"SELECT count(*) FROM sqlite_master WHERE name IN ({','.join('?' * len(names))})"
+        if conn.execute(q, names).fetchone()[0] == len(names):
+            return
+        try:
+            with _write(conn):
+                conn.execute("CREATE INDEX IF NOT EXISTS audit_log_kind ON audit_log(kind)")
+                for stmt in projections.schema("sqlite"):
+                    conn.execute(stmt)
+        except sqlite3.OperationalError as e:
+            if "readonly" not in str(e) and "read-only" not in str(e):
+                raise
+
+    def read_sql(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
+        return self._conn().execute(sql, tuple(params)).fetchall()
+
+    def iter_sql(self, sql: str, params: Sequence[object] = ()) -> Iterator[tuple[Any, ...]]:
+        cur = self._conn().execute(sql, tuple(params))
+        while batch := cur.fetchmany(4096):
+            yield from batch
+
+    def projection_fill(self, rows: dict[str, list[tuple[Any, ...]]], expect: int, missing: int) -> int:
+        conn = self._conn()
+        with _write(conn):
+            row = conn.execute(f"SELECT missing_through FROM {projections.STATE} WHERE id = 1").fetchone()
+            if row is None or int(row[0]) != expect:
+                msg = f"projection rebuild expected missing_through {expect}, found {row and row[0]}: another rebuild?"
+                raise projections.ProjectionTampered(msg)
+            for table, values in rows.items():
+                conn.executemany(projections.BY_NAME[table].insert_sql(), values)
+            conn.execute(f"UPDATE {projections.STATE} SET missing_through = ? WHERE id = 1", (missing,))
+        return sum(map(len, rows.values()))
+
+    def projection_reset(self) -> None:
+        conn = self._conn()
+        with _write(conn):
+            for stmt in [*projections.drop_sql("sqlite"), f"DROP TABLE IF EXISTS {projections.STATE}"]:
+                conn.execute(stmt)
+            for stmt in projections.schema("sqlite"):
+                conn.execute(stmt)
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -171,6 +225,8 @@ class SQLiteAuditStore(AuditStore):
             except sqlite3.IntegrityError:
                 row = conn.execute("SELECT holder, seq FROM audit_claims WHERE claim = ?", (key,)).fetchone()
                 raise ClaimTaken(key, *(row or (holder, out[i].seq))) from None
+        for table, values in projections.rows_for(rows).items():  # same transaction as the records
+            conn.executemany(projections.BY_NAME[table].insert_sql(), values)
         return out
 
     def claim_holders(self, keys: Collection[str]) -> dict[str, tuple[str, int]]:

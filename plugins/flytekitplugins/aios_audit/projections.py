@@ -1,0 +1,485 @@
+"""Sealed, indexed projections of the audit log: approval requests, decisions, uses, and catalog records.
+
+Governance reads (is this request approved? what is the champion of this model?) used to fold the whole log.
+Each projection table holds, for every record of its kinds, the few columns readers look up by (request id,
+content key, model name, ...), keyed by the record's ``seq``. Rows are written by the store in the SAME
+transaction as the record (``rows_for``), so a record and its rows commit or roll back together.
+
+Rules of the tables:
+
+* **Derived by one pure function per kind** (:data:`DERIVERS`) from the sealed entry's JSON, never from anything
+  else: the stores' writers, :func:`rebuild` and :func:`verify_projections` share them, so a row means exactly
+  what the record says.
+* **Never trusted alone.** Readers (``read_sealed``) fetch the records the rows name by ``seq``, re-hash them
+  (``leaf = SHA-256(0x00 || entry)``, ``chain = SHA-256(prev || leaf)``, and the next record's ``prev_hash``) and
+  re-derive the rows from the sealed entries; a row that its record does not produce is refused
+  (:class:`ProjectionTampered`). Readers then fold the sealed records themselves, so an edited row can hide a
+  record (``aios audit verify`` reports that as ``projection_missing``) but never change what a record says.
+* **Append-only**: triggers refuse UPDATE and DELETE (defence in depth: the verifier never relies on them).
+* **Complete, or known not to be.** ``audit_proj_state.missing_through`` is the last ``seq`` whose rows may be
+  missing: a store created before projections existed has ``missing_through = size`` when it first opens, and
+  readers fold the log as before until ``aios audit rebuild-projections`` has filled the rows (in batches,
+  verifying the chain as it goes) and set it to 0.
+
+The same SQL serves SQLite and PostgreSQL (``?`` placeholders; the PostgreSQL store converts them).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+from flytekitplugins.aios_audit.records import GENESIS, entry_seq_suffix
+from flytekitplugins.aios_core.errors import AiosError
+
+VERSION = 1
+Row = tuple[Any, ...]
+Derived = list[tuple[str, Row]]
+"""``(table, row)`` pairs: what one record puts into the projection tables."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+    """One projection table: its columns (the first is ``seq``) and the indexes readers use."""
+
+    name: str
+    columns: tuple[str, ...]
+    key: tuple[str, ...]
+    indexes: tuple[tuple[str, ...], ...]
+
+    def insert_sql(self) -> str:
+        return f"INSERT INTO {self.name} VALUES ({','.join('?' * len(self.columns))})"
+
+
+REQUESTS = Table(
+    "audit_proj_approval_requests",
+    ("seq", "request_id", "content_key", "gate", "expires_at"),
+    ("seq",),
+    (("request_id", "seq"), ("content_key", "seq"), ("expires_at",)),
+)
+DECISIONS = Table(
+    "audit_proj_approval_decisions",
+    ("seq", "request_id", "approver", "action"),
+    ("seq",),
+    (("request_id", "approver", "seq"),),
+)
+APPROVAL_EVENTS = Table(
+    "audit_proj_approval_events",
+    ("seq", "request_id", "kind", "consumed_by"),
+    ("seq",),
+    (("request_id", "seq"),),
+)
+CATALOG = Table(
+    "audit_proj_catalog",
+    ("seq", "pos", "op", "name", "version", "source_digest"),
+    ("seq", "pos"),
+    (("name", "seq"), ("source_digest",)),
+)
+TABLES: tuple[Table, ...] = (REQUESTS, DECISIONS, APPROVAL_EVENTS, CATALOG)
+BY_NAME = {t.name: t for t in TABLES}
+STATE = "audit_proj_state"
+
+
+class ProjectionTampered(AiosError):
+    """A projection row, or the record it names, is not what the sealed log says: refuse to decide on it."""
+
+
+# ---- the pure functions: one per kind ---------------------------------------------------------------------------
+
+
+def _s(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _attrs(event: dict[str, Any]) -> dict[str, Any]:
+    a = event.get("attributes")
+    return a if isinstance(a, dict) else {}
+
+
+def utc_text(value: Any) -> str:
+    """A time as fixed-width UTC text (``YYYY-MM-DDTHH:MM:SS.ffffffZ``, sorts as time); "" when unreadable.
+
+    Naive times are read as UTC. Used for ``expires_at`` and for comparing with it.
+    """
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return ""
+    if not isinstance(value, dt.datetime):
+        return ""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def derive_approval_request(seq: int, event: dict[str, Any]) -> Derived:
+    """``approval_request``: keyed by the request's own id (as the fold keys it), content key, gate, expiry."""
+    req = _attrs(event).get("request")
+    if not isinstance(req, dict):
+        return []
+    rid, key, gate = _s(req.get("request_id")), _s(req.get("content_key")), _s(req.get("gate"))
+    if rid is None or key is None:
+        return []  # the fold cannot read it either: it counts for nothing
+    return [(REQUESTS.name, (seq, rid, key, gate or "", utc_text(req.get("expires_at"))))]
+
+
+def derive_approval_decision(seq: int, event: dict[str, Any]) -> Derived:
+    """``approval_decision``: keyed by the record's subject (the request id the fold files it under)."""
+    rid = _s(event.get("subject"))
+    if rid is None:
+        return []
+    dec = _attrs(event).get("decision")
+    dec = dec if isinstance(dec, dict) else {}
+    return [(DECISIONS.name, (seq, rid, _s(dec.get("approver")) or "", _s(dec.get("action")) or ""))]
+
+
+def derive_approval_event(seq: int, event: dict[str, Any]) -> Derived:
+    """``approval_refused`` / ``approval_verified``: keyed by subject; ``consumed_by`` as the record states it."""
+    rid, kind = _s(event.get("subject")), _s(event.get("kind"))
+    if rid is None or kind is None:
+        return []
+    return [(APPROVAL_EVENTS.name, (seq, rid, kind, _s(_attrs(event).get("consumed_by")) or ""))]
+
+
+def derive_catalog(seq: int, event: dict[str, Any]) -> Derived:
+    """``catalog``: one row per model the record touches (``pos`` numbers them), with the seed's digest."""
+    attrs = _attrs(event)
+    op = _s(attrs.get("op")) or ""
+    digest = (_s(attrs.get("source_digest")) or "") if op == "seed" else ""
+    models: list[tuple[str, str]] = []
+    if op == "seed":
+        for e in attrs.get("entries") or ():
+            if isinstance(e, dict):
+                models.append((_s(e.get("name")) or "", _s(e.get("version")) or ""))
+    elif op == "register":
+        e = attrs.get("entry")
+        e = e if isinstance(e, dict) else {}
+        models.append((_s(e.get("name")) or "", _s(e.get("version")) or ""))
+    else:
+        models.append((str(attrs.get("name", "")), str(attrs.get("version", ""))))
+    models = models or [("", "")]
+    return [(CATALOG.name, (seq, i, op, name, version, digest)) for i, (name, version) in enumerate(models)]
+
+
+DERIVERS: dict[str, Callable[[int, dict[str, Any]], Derived]] = {
+    "approval_request": derive_approval_request,
+    "approval_decision": derive_approval_decision,
+    "approval_refused": derive_approval_event,
+    "approval_verified": derive_approval_event,
+    "catalog": derive_catalog,
+}
+KINDS = frozenset(DERIVERS)
+
+
+def derive(seq: int, entry: bytes) -> Derived:
+    """The projection rows of one sealed entry (none for kinds without a projection, or an unreadable entry)."""
+    try:
+        event = json.loads(entry)["event"]
+    except (ValueError, TypeError, KeyError):
+        return []
+    if not isinstance(event, dict):
+        return []
+    fn = DERIVERS.get(event.get("kind"))  # type: ignore[arg-type]
+    return fn(seq, event) if fn is not None else []
+
+
+def touches(kinds: Iterable[str]) -> bool:
+    """True when records of these kinds have projection rows (the PostgreSQL store then appends under its lock)."""
+    return not KINDS.isdisjoint(kinds)
+
+
+def rows_for(log_rows: Sequence[Sequence[Any]]) -> dict[str, list[Row]]:
+    """Projection rows for ``audit_log`` rows as ``stores.seal_rows`` makes them (kind at 2, entry at 6)."""
+    out: dict[str, list[Row]] = {}
+    for row in log_rows:
+        if row[2] in KINDS:
+            for table, values in derive(int(row[0]), bytes(row[6])):
+                out.setdefault(table, []).append(values)
+    return out
+
+
+# ---- schema -------------------------------------------------------------------------------------------------------
+
+
+def schema(dialect: str) -> list[str]:
+    """DDL of the projection tables, their indexes and append-only triggers, and the state row."""
+    seq = "BIGINT" if dialect == "postgresql" else "INTEGER"
+    out = [
+        f"CREATE TABLE IF NOT EXISTS {STATE} (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL, "
+        f"missing_through {seq} NOT NULL)"
+    ]
+    if dialect == "postgresql":
+        out.append(
+            "CREATE OR REPLACE FUNCTION aios_proj_refuse() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            "BEGIN RAISE EXCEPTION '% is append-only: % refused', TG_TABLE_NAME, TG_OP; END $$"
+        )
+    for t in TABLES:
+        cols = ", ".join(
+            f"{c} {seq if c == 'seq' else 'INTEGER' if c == 'pos' else 'TEXT'} NOT NULL" for c in t.columns
+        )
+        out.append(f"CREATE TABLE IF NOT EXISTS {t.name} ({cols}, PRIMARY KEY ({', '.join(t.key)}))")
+        for cols_ in t.indexes:
+            out.append(f"CREATE INDEX IF NOT EXISTS {t.name}_{'_'.join(cols_)} ON {t.name}({', '.join(cols_)})")
+        if dialect == "postgresql":
+            out.append(
+                f"CREATE OR REPLACE TRIGGER {t.name}_no_update BEFORE UPDATE OR DELETE ON {t.name} "
+                "FOR EACH ROW EXECUTE FUNCTION aios_proj_refuse()"
+            )
+        else:
+            for op in ("UPDATE", "DELETE"):
+                out.append(
+                    f"CREATE TRIGGER IF NOT EXISTS {t.name}_no_{op.lower()} BEFORE {op} ON {t.name} "
+                    f"BEGIN SELECT RAISE(ABORT, '{t.name} is append-only: {op} refused'); END"
+                )
+    # a log that existed before the tables: its records have no rows yet (rebuild-projections fills them)
+    out.append(
+        f"INSERT INTO {STATE} (id, version, missing_through) SELECT 1, {VERSION}, "
+        f"(SELECT COALESCE(MAX(seq), 0) FROM audit_log) WHERE NOT EXISTS (SELECT 1 FROM {STATE})"
+    )
+    return out
+
+
+def drop_sql(dialect: str) -> list[str]:
+    """Statements that empty the projection tables (a full rebuild; triggers are recreated by :func:`schema`)."""
+    del dialect
+    return [f"DROP TABLE IF EXISTS {t.name}" for t in TABLES]
+
+
+# ---- reading ------------------------------------------------------------------------------------------------------
+
+
+def available(store: Any) -> bool:
+    """True when ``store`` has complete projection tables (else readers fold the log as before)."""
+    reader = getattr(store, "read_sql", None)
+    if reader is None:
+        return False
+    try:
+        row = reader(f"SELECT version, missing_through FROM {STATE} WHERE id = 1")
+    except Exception:  # a store without the tables (read-only, never opened by this version)
+        return False
+    return bool(row) and int(row[0][0]) == VERSION and int(row[0][1]) == 0
+
+
+def missing_through(store: Any) -> int | None:
+    """``missing_through`` of the state row, or None when the store has no projection tables."""
+    try:
+        row = store.read_sql(f"SELECT missing_through FROM {STATE} WHERE id = 1")
+    except Exception:
+        return None
+    return int(row[0][0]) if row else None
+
+
+def select(store: Any, table: Table, where: str, params: Sequence[Any], order: str = "seq") -> list[Row]:
+    """Rows of ``table`` matching ``where`` (a condition with ``?`` placeholders), ordered."""
+    sql = f"SELECT {', '.join(table.columns)} FROM {table.name} WHERE {where} ORDER BY {order}"
+    return [tuple(r) for r in store.read_sql(sql, params)]
+
+
+def read_sealed(store: Any, table: Table, rows: Sequence[Row]) -> dict[int, tuple[bytes, str, str, str]]:
+    """The sealed records ``rows`` name, after checking each row against its record.
+
+    Every record is fetched by ``seq`` and re-hashed (leaf, chain link, and the next record's ``prev_hash``), and
+    the row must be one its entry derives. Returns ``seq -> (entry, leaf_hash, prev_hash, chain_hash)``.
+
+    Raises:
+        ProjectionTampered: a row its record does not derive, a record whose hashes do not hold, or a missing one.
+    """
+    got = sealed_entries(store, [int(r[0]) for r in rows])
+    for r in rows:
+        seq = int(r[0])
+        if (table.name, _norm(r)) not in {(t, _norm(v)) for t, v in derive(seq, got[seq][0])}:
+            msg = (
+                f"projection row {table.name} {list(r)} is not what the sealed audit record {seq} says: the "
+                "projection was edited. Refusing to decide on it; run `aios audit verify` and "
+                "`aios audit rebuild-projections --full`"
+            )
+            raise ProjectionTampered(msg)
+    return got
+
+
+def sealed_records(store: Any, found: Iterable[tuple[Table, Sequence[Row]]]) -> list[Any]:
+    """The checked records (:func:`read_sealed`) that rows of several tables name, parsed, in log order."""
+    from flytekitplugins.aios_audit.records import record_from_entry
+
+    raw: dict[int, tuple[bytes, str, str, str]] = {}
+    for table, rows in found:
+        raw.update(read_sealed(store, table, rows))
+    return [record_from_entry(*raw[seq]) for seq in sorted(raw)]
+
+
+def sealed_entries(store: Any, seqs: Sequence[int]) -> dict[int, tuple[bytes, str, str, str]]:
+    """``seq -> (entry, leaf, prev, chain)`` for ``seqs``, each re-hashed and linked to its successor's record."""
+    want = sorted(set(seqs))
+    got: dict[int, tuple[bytes, str, str, str]] = {}
+    nxt: dict[int, str] = {}
+    for i in range(0, len(want), 500):
+        part = want[i : i + 500]
+        marks = ",".join("?" * len(part))
+        q = f"SELECT seq, entry, leaf_hash, prev_hash, chain_hash FROM audit_log WHERE seq IN ({marks})"
+        for seq, entry, leaf, prev, chain in store.read_sql(q, part):
+            got[int(seq)] = (bytes(entry), leaf, prev, chain)
+        q = f"SELECT seq, prev_hash FROM audit_log WHERE seq IN ({marks})"
+        for seq, prev in store.read_sql(q, [s + 1 for s in part]):
+            nxt[int(seq) - 1] = prev
+    sha = hashlib.sha256
+    for seq in want:
+        rec = got.get(seq)
+        if rec is None:
+            msg = f"the projection names audit record {seq}, which is not in the log: run `aios audit verify`"
+            raise ProjectionTampered(msg)
+        entry, leaf, prev, chain = rec
+        leaf_b = sha(b"\x00" + entry).digest()
+        ok = isinstance(prev, str) and len(prev) == 64 and entry.endswith(entry_seq_suffix(seq))
+        ok = ok and leaf_b.hex() == leaf and _link(prev, leaf_b) == chain
+        ok = ok and (seq > 1 or prev == GENESIS) and nxt.get(seq, chain) == chain
+        if not ok:
+            msg = f"audit record {seq} does not match its hashes (edited): run `aios audit verify`"
+            raise ProjectionTampered(msg)
+    return got
+
+
+def _link(prev: str, leaf: bytes) -> str:
+    """``SHA-256(prev || leaf)`` as hex; "" when ``prev`` is not hex."""
+    try:
+        return hashlib.sha256(bytes.fromhex(prev) + leaf).hexdigest()
+    except (ValueError, TypeError):
+        return ""
+
+
+def _norm(row: Sequence[Any]) -> tuple[Any, ...]:
+    return tuple(int(v) if isinstance(v, int) else str(v) for v in row)
+
+
+# ---- verification and rebuild -------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ProjectionProblem:
+    """One difference between a projection table and what the sealed log derives."""
+
+    code: str  # projection_missing | projection_extra | projection_changed
+    table: str
+    seq: int
+    detail: str
+
+    def line(self) -> str:
+        """One line for people."""
+        return f"{self.code} in {self.table} at seq {self.seq}: {self.detail}"
+
+
+CHUNK = 20_000
+"""Records per verification / rebuild step (bounded memory)."""
+
+
+def _derived_range(store: Any, lo: int, hi: int) -> dict[tuple[str, int, int], Row]:
+    """Derived rows of records ``lo..hi``, keyed by ``(table, seq, pos)`` (pos 0 for one-row tables).
+
+    Reads only the records whose ``kind`` column is a projected kind: callers run after the verifier proved every
+    column equal to its sealed entry.
+    """
+    kinds = sorted(KINDS)
+    q = f"SELECT seq, entry FROM audit_log WHERE seq >= ? AND seq <= ? AND kind IN ({','.join('?' * len(kinds))})"
+    out: dict[tuple[str, int, int], Row] = {}
+    for seq, entry in store.iter_sql(q, [lo, hi, *kinds]):
+        for table, row in derive(int(seq), bytes(entry)):
+            pos = int(row[1]) if table == CATALOG.name else 0
+            out[(table, int(seq), pos)] = _norm(row)
+    return out
+
+
+def _table_range(store: Any, lo: int, hi: int | None) -> Iterator[tuple[tuple[str, int, int], Row]]:
+    for t in TABLES:
+        q = f"SELECT {', '.join(t.columns)} FROM {t.name} WHERE seq >= ?" + (" AND seq <= ?" if hi is not None else "")
+        for row in store.iter_sql(q, [lo] if hi is None else [lo, hi]):
+            pos = int(row[1]) if t is CATALOG else 0
+            yield (t.name, int(row[0]), pos), _norm(row)
+
+
+def verify_projections(store: Any, since: int = 0, chunk: int = CHUNK) -> tuple[list[ProjectionProblem], str]:
+    """Re-derive every projection row of records after ``since`` from the log and compare with the tables.
+
+    Returns the problems (empty when the tables hold exactly what the log derives) and a note ("" or why the check
+    was partial: tables not built yet). Rows of records ``<= missing_through`` may be absent (not built yet) but
+    those present must be right; rows naming records beyond the log are extra.
+    """
+    missing = missing_through(store)
+    if missing is None:
+        return [], "no projection tables in this store (open it with this version to create them)"
+    size = int(store.size())
+    problems: list[ProjectionProblem] = []
+    lo = since + 1
+    while lo <= size:
+        hi = min(size, lo + chunk - 1)
+        want = _derived_range(store, lo, hi)
+        have = dict(_table_range(store, lo, hi))
+        for key, row in want.items():
+            got = have.get(key)
+            if got is None:
+                if key[1] > missing:
+                    problems.append(ProjectionProblem("projection_missing", key[0], key[1], f"no row {list(row)}"))
+            elif got != row:
+                detail = f"row {list(got)} but the sealed record derives {list(row)}"
+                problems.append(ProjectionProblem("projection_changed", key[0], key[1], detail))
+        for key, row in have.items():
+            if key not in want:
+                detail = f"row {list(row)} that the sealed record does not derive"
+                problems.append(ProjectionProblem("projection_extra", key[0], key[1], detail))
+        lo = hi + 1
+    for key, row in _table_range(store, size + 1, None):
+        problems.append(ProjectionProblem("projection_extra", key[0], key[1], f"row {list(row)} beyond the log"))
+    note = f"records 1..{missing} have no projection rows yet: run `aios audit rebuild-projections`" if missing else ""
+    return sorted(problems, key=lambda p: (p.seq, p.table)), note
+
+
+Progress = Callable[[int, int], None]
+
+
+def rebuild(store: Any, *, full: bool = False, chunk: int = CHUNK, progress: Progress | None = None) -> int:
+    """Fill the projection rows of records ``1..missing_through`` from the log, verifying the chain as it goes.
+
+    Works downwards from ``missing_through`` in chunks; each chunk commits its rows together with the lowered
+    ``missing_through`` (the store's ``projection_fill``), so an interrupted rebuild resumes where it stopped, and
+    appends go on meanwhile (new records write their own rows). Readers fold the log until it reaches 0. Every
+    record read is re-hashed and linked to its neighbours (and record 1 to the genesis hash).
+
+    With ``full`` the tables are dropped first and rebuilt from every record (after tampering, or to be sure).
+
+    Returns the number of rows written. Raises :class:`ProjectionTampered` when the chain does not hold.
+    """
+    if full:
+        store.projection_reset()
+    top = missing_through(store)
+    if top is None:
+        msg = "this store has no projection tables"
+        raise ProjectionTampered(msg)
+    sha = hashlib.sha256
+    written, hi = 0, top
+    after = next(iter(store.scan_raw(top + 1, top + 1)), None)  # the link into the records that have rows
+    expect_chain = after[3] if after is not None else None
+    while hi >= 1:
+        lo = max(1, hi - chunk + 1)
+        batch = list(store.scan_raw(lo, hi))
+        rows: dict[str, list[Row]] = {}
+        for i in range(len(batch) - 1, -1, -1):
+            seq, entry, leaf, prev, chain = batch[i]
+            leaf_b = sha(b"\x00" + entry).digest()
+            ok = seq == lo + i and len(batch) == hi - lo + 1 and isinstance(prev, str) and len(prev) == 64
+            ok = ok and leaf_b.hex() == leaf and _link(prev, leaf_b) == chain
+            ok = ok and entry.endswith(entry_seq_suffix(seq)) and (expect_chain is None or chain == expect_chain)
+            ok = ok and (seq > 1 or prev == GENESIS)
+            if not ok:
+                msg = f"audit record {seq} does not verify (run `aios audit verify`): projections not rebuilt"
+                raise ProjectionTampered(msg)
+            expect_chain = prev
+            for table, values in derive(int(seq), entry):
+                rows.setdefault(table, []).append(values)
+        written += store.projection_fill(rows, hi, lo - 1)
+        if progress is not None:
+            progress(top - lo + 1, top)
+        hi = lo - 1
+    return written

@@ -1,0 +1,114 @@
+"""``aios audit show``: filter, order and limit in the database, newest first, in pages (bounded memory).
+
+The filters become SQL over the log's plain columns (``kind``, ``execution``, ``task``, ``recorded_at``, which
+``aios audit verify`` proves equal to the sealed entries) and, for the actor, a prefix of the canonical entry
+bytes (``{"event":{"actor":<json>,``: ``actor`` is the event's first field). Rows come newest first in pages of
+at most :data:`PAGE` (keyset pagination on ``seq``), each page is parsed and checked again with the exact
+Python filter, and reading stops at ``limit`` matches: the cost follows what is shown, not the log's size
+(filters without an index, such as a task substring, scan backwards from the head until enough rows match).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from flytekitplugins.aios_audit.records import AuditEvent, AuditRecord, record_from_entry
+
+PAGE = 512
+
+
+@dataclass(frozen=True)
+class ShowFilter:
+    """What ``aios audit show`` selects (None: any)."""
+
+    kind: str | None = None
+    actor: str | None = None
+    execution: str | None = None
+    task: str | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+
+    def matches(self, r: AuditRecord) -> bool:
+        """The exact rule (what the SQL narrows to), applied to each parsed record."""
+        ex, ev = r.event.execution, r.event
+        since, until = _utc(self.since), _utc(self.until)
+        return not (
+            (self.kind and ev.kind != self.kind)
+            or (self.actor is not None and ev.actor != self.actor)
+            or (self.execution and not (ex and self.execution in (ex.execution_key, ex.name)))
+            or (self.task and not (ex and self.task in ex.task_name))
+            or (since and r.recorded_at < since)
+            or (until and r.recorded_at >= until)
+        )
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    return value.replace(tzinfo=dt.UTC) if value is not None and value.tzinfo is None else value
+
+
+def actor_prefix(actor: str) -> bytes:
+    """The bytes every sealed entry of ``actor`` starts with (canonical JSON: ``actor`` is the first field)."""
+    raw = AuditEvent.__pydantic_serializer__.to_json(AuditEvent(kind="x", actor=actor))
+    return b'{"event":' + raw[: raw.index(b',"approvals":')] + b","
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def where_sql(f: ShowFilter, dialect: str) -> tuple[list[str], list[Any]]:
+    """SQL conditions (``?`` placeholders) selecting a superset of what ``f.matches`` keeps (equal in practice)."""
+    conds: list[str] = []
+    params: list[Any] = []
+    if f.kind:
+        conds.append("kind = ?")
+        params.append(f.kind)
+    if f.execution:
+        if f.execution.count("/") == 2:
+            conds.append("execution = ?")
+            params.append(f.execution)
+        else:  # a bare execution name: the key's last part
+            conds.append("(execution = ? OR execution LIKE ? ESCAPE '\\')")
+            params += [f.execution, "%/" + _like_escape(f.execution)]
+    if f.task:
+        conds.append("instr(task, ?) > 0" if dialect == "sqlite" else "strpos(task, ?) > 0")
+        params.append(f.task)
+    for bound, op in ((_utc(f.since), ">="), (_utc(f.until), "<")):
+        if bound is not None:
+            conds.append(f"recorded_at {op} ?")
+            params.append(bound.astimezone(dt.UTC).isoformat() if dialect == "sqlite" else bound)
+    if f.actor is not None:
+        prefix = actor_prefix(f.actor)
+        fn = "substr(entry, 1, ?)" if dialect == "sqlite" else "substring(entry from 1 for ?)"
+        conds.append(f"{fn} = ?")
+        params += [len(prefix), prefix]
+    return conds, params
+
+
+def select_records(store: Any, f: ShowFilter, limit: int) -> list[AuditRecord]:
+    """The newest ``limit`` records matching ``f``, oldest first (as ``aios audit show`` prints them)."""
+    if limit <= 0:
+        return []
+    conds, params = where_sql(f, store.dialect)
+    out: list[AuditRecord] = []
+    below: int | None = None
+    page = min(PAGE, max(limit, 16))
+    while len(out) < limit:
+        where = [*conds, "seq < ?"] if below is not None else conds
+        q = "SELECT seq, entry, leaf_hash, prev_hash, chain_hash FROM audit_log"
+        q += (" WHERE " + " AND ".join(where) if where else "") + f" ORDER BY seq DESC LIMIT {int(page)}"
+        rows = store.read_sql(q, [*params, below] if below is not None else params)
+        for seq, entry, leaf, prev, chain in rows:
+            rec = record_from_entry(bytes(entry), leaf, prev, chain)
+            if f.matches(rec):
+                out.append(rec)
+                if len(out) == limit:
+                    break
+            below = int(seq)
+        if len(rows) < page:
+            break
+        page = PAGE
+    out.reverse()
+    return out

@@ -1,0 +1,338 @@
+"""Sealed, indexed projections on SQLite and PostgreSQL: written with the record, refused when edited, verified.
+
+An attacker with write access to the database edits projection rows (dropping the append-only triggers first):
+readers must refuse an edited row, and `aios audit verify` must name every changed, missing and extra row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from click.testing import CliRunner
+
+from flytekitplugins.aios_approvals.models import ApprovalDecision, ApprovalRequest
+from flytekitplugins.aios_approvals.state import IndexedProjection, Projection, folded, projection
+from flytekitplugins.aios_audit import AuditEvent
+from flytekitplugins.aios_audit import projections as pj
+from flytekitplugins.aios_audit.stores import AuditStore, AuditWriteError, open_store
+from flytekitplugins.aios_audit.verify import verify_store
+from flytekitplugins.aios_catalog.fold import CatalogState, indexed_state
+from flytekitplugins.aios_core.cli import cli
+
+NOW = dt.datetime(2026, 11, 29, 12, 0, tzinfo=dt.UTC)
+
+
+def _request(i: int, expires_in_h: float = 24.0) -> ApprovalRequest:
+    return ApprovalRequest(
+        request_id=f"apr-{i:020x}",
+        content_key=f"sha256:content-{i % 7}",
+        round=1 + i // 7,
+        gate="payment-signoff",
+        risk="low",
+        subject=f"sha256:invoice-{i}",
+        requester="service:document-pipeline",
+        created_at=NOW,
+        expires_at=NOW + dt.timedelta(hours=expires_in_h),
+    )
+
+
+def _events(n: int) -> list[AuditEvent]:
+    """A mix of every projected kind and some that are not projected."""
+    out: list[AuditEvent] = []
+    for i in range(n):
+        req = _request(i, expires_in_h=-1.0 if i % 3 == 0 else 24.0)
+        rid = req.request_id
+        dec = ApprovalDecision(
+            request_id=rid,
+            request_digest=req.digest(),
+            approver=f"user:a{i % 2}",
+            action="approve",
+            decided_at=NOW,
+            decision_key=f"k{i}",
+        )
+        out += [
+            AuditEvent(kind="policy_decision", actor="service:p", status="allow", subject=f"doc-{i}"),
+            AuditEvent(
+                kind="approval_request",
+                actor="service:p",
+                status="pending",
+                subject=rid,
+                attributes={"request": req.model_dump(mode="json"), "request_digest": req.digest()},
+            ),
+            AuditEvent(
+                kind="approval_decision",
+                actor=dec.approver,
+                status="approve",
+                subject=rid,
+                attributes={"decision": dec.model_dump(mode="json")},
+            ),
+            AuditEvent(kind="approval_verified", actor="service:p", status="approved", subject=rid),
+            AuditEvent(
+                kind="catalog",
+                actor="service:ml",
+                status="register",
+                subject=f"m{i % 3}@{i}",
+                attributes={
+                    "op": "register",
+                    "entry": {"name": f"m{i % 3}", "version": str(i), "digest": "sha256:" + "a" * 64, "owner": "t"},
+                },
+            ),
+        ]
+    out.append(
+        AuditEvent(
+            kind="catalog",
+            actor="service:ml",
+            status="seed",
+            subject="seed:x",
+            attributes={
+                "op": "seed",
+                "source": "models.yaml",
+                "source_digest": "sha256:seed",
+                "entries": [
+                    {"name": "m0", "version": "s1", "digest": "sha256:" + "b" * 64, "owner": "t", "stage": "champion"},
+                    {"name": "m9", "version": "s1", "digest": "sha256:" + "c" * 64, "owner": "t"},
+                ],
+            },
+        )
+    )
+    return out
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, aios_env: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{aios_env}/proj.db"
+    else:
+        yield request.getfixturevalue("pg_url")
+
+
+def _sql(url: str, *statements: str) -> list[tuple[Any, ...]]:
+    """Run statements as the attacker (a plain connection, triggers dropped first); rows of the last one."""
+    rows: list[tuple[Any, ...]] = []
+    if url.startswith("sqlite:///"):
+        conn = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+        for s in statements:
+            rows = conn.execute(s).fetchall()
+        conn.close()
+        return rows
+    with psycopg.connect(url, autocommit=True) as pconn:
+        for s in statements:
+            cur = pconn.execute(s)
+            rows = cur.fetchall() if cur.description else []
+    return rows
+
+
+def _untrigger(url: str, table: str) -> list[str]:
+    if url.startswith("sqlite:///"):
+        return [f"DROP TRIGGER IF EXISTS {table}_no_update", f"DROP TRIGGER IF EXISTS {table}_no_delete"]
+    return [f"ALTER TABLE {table} DISABLE TRIGGER ALL"]
+
+
+def _tables(store: AuditStore) -> dict[str, list[tuple[Any, ...]]]:
+    return {
+        t.name: [tuple(r) for r in store.read_sql(f"SELECT * FROM {t.name} ORDER BY {', '.join(t.key)}")]
+        for t in pj.TABLES
+    }
+
+
+def _verify_json(url: str, *args: str) -> tuple[int, dict[str, Any]]:
+    res = CliRunner().invoke(cli, ["audit", "verify", "--store", url, "--json", *args])
+    return res.exit_code, json.loads(res.output.strip().splitlines()[-1])
+
+
+# ---- written with the record ------------------------------------------------------------------------------------
+
+
+def test_rows_are_written_in_the_records_transaction(url: str) -> None:
+    store = open_store(url)
+    recs = store.append_many(_events(3))
+    rows = _tables(store)
+    by_kind = {k: [r.seq for r in recs if r.event.kind == k] for k in pj.KINDS}
+    assert [r[0] for r in rows[pj.REQUESTS.name]] == by_kind["approval_request"]
+    assert [r[0] for r in rows[pj.DECISIONS.name]] == by_kind["approval_decision"]
+    assert [r[0] for r in rows[pj.APPROVAL_EVENTS.name]] == by_kind["approval_verified"]
+    assert sorted({r[0] for r in rows[pj.CATALOG.name]}) == by_kind["catalog"]
+    assert pj.available(store)
+    # a projection insert that fails (a stray row already holds the next seq) aborts the whole append
+    size = store.size()
+    _sql(url, f"INSERT INTO {pj.REQUESTS.name} VALUES ({size + 2}, 'apr-x', 'k', 'g', '')")
+    with pytest.raises(AuditWriteError):
+        store.append_many(_events(1))
+    assert store.size() == size  # neither the records nor any of their rows
+    assert _tables(store)[pj.DECISIONS.name] == rows[pj.DECISIONS.name]
+    assert verify_store(store).ok
+    store.close()
+
+
+def test_a_failure_after_the_log_insert_leaves_neither(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = open_store(url)
+    store.append_many(_events(1))
+    before = (store.size(), _tables(store))
+
+    def boom(rows: Any) -> Any:
+        raise RuntimeError("disk full while writing projection rows")
+
+    monkeypatch.setattr(pj, "rows_for", boom)
+    with pytest.raises((AuditWriteError, RuntimeError)):
+        store.append_many(_events(1))
+    monkeypatch.undo()
+    assert (store.size(), _tables(store)) == before
+    store.close()
+
+
+# ---- readers refuse an edited row ---------------------------------------------------------------------------------
+
+
+def test_indexed_reads_equal_the_fold_and_refuse_an_edited_row(url: str) -> None:
+    store = open_store(url)
+    store.append_many(_events(9))
+    view, fold = projection(store), folded(store)
+    assert isinstance(view, IndexedProjection) and isinstance(fold, Projection)
+    for rid, st in fold.requests.items():
+        got = view.get(rid)
+        assert got is not None and got.request == st.request and got.decisions == st.decisions
+        assert got.decision_records == st.decision_records and got.verified == st.verified
+    assert list(view.requests) == list(fold.requests)
+    assert [s.request.request_id for s in view.open_requests(NOW)] == [
+        s.request.request_id for s in fold.open_requests(NOW)
+    ]
+    latest = view.latest_for("sha256:content-1")
+    assert latest is not None and latest == fold.latest_for("sha256:content-1")
+    # the attacker points request 4's decision row at request 1: whoever reads request 1 refuses it
+    victim, other = _request(1).request_id, _request(4).request_id
+    dec_seq = _sql(url, f"SELECT seq FROM {pj.DECISIONS.name} WHERE request_id = '{other}'")[0][0]
+    _sql(
+        url,
+        *_untrigger(url, pj.DECISIONS.name),
+        f"UPDATE {pj.DECISIONS.name} SET request_id = '{victim}' WHERE seq = {dec_seq}",
+    )
+    with pytest.raises(pj.ProjectionTampered, match="not what the sealed audit record"):
+        projection(store).get(victim)
+    # a request row re-keyed to another content key is refused by the round look-up
+    req_seq = _sql(url, f"SELECT seq FROM {pj.REQUESTS.name} WHERE request_id = '{other}'")[0][0]
+    _sql(
+        url,
+        *_untrigger(url, pj.REQUESTS.name),
+        f"UPDATE {pj.REQUESTS.name} SET content_key = 'sha256:content-1' WHERE seq = {req_seq}",
+    )
+    with pytest.raises(pj.ProjectionTampered):
+        projection(store).latest_for("sha256:content-1")
+    store.close()
+
+
+def test_a_reader_refuses_an_edited_record_behind_a_row(aios_env: Path) -> None:
+    url = f"sqlite:///{aios_env}/proj.db"
+    store = open_store(url)
+    store.append_many(_events(2))
+    rid = _request(1).request_id
+    seq = _sql(url, f"SELECT seq FROM {pj.REQUESTS.name} WHERE request_id = '{rid}'")[0][0]
+    # the record itself is edited (bytes changed, hashes left alone): the re-hash finds it
+    _sql(
+        url,
+        "DROP TRIGGER audit_log_no_update",
+        f"UPDATE audit_log SET entry = CAST(replace(CAST(entry AS TEXT), 'low', 'lOw') AS BLOB) WHERE seq = {seq}",
+    )
+    with pytest.raises(pj.ProjectionTampered, match="does not match its hashes"):
+        projection(store).get(rid)
+    store.close()
+
+
+def test_catalog_reads_equal_the_fold_and_refuse_an_edited_row(url: str) -> None:
+    store = open_store(url)
+    store.append_many(_events(7))
+    fold = CatalogState()
+    for r in store.scan_kinds(("catalog",)):
+        fold.apply(r)
+    for name in ("m0", "m1", "m2", "m9"):
+        got = indexed_state(store, name)
+        assert got is not None
+        assert {k: v for k, v in got.entries.items() if k[0] == name} == {
+            k: v for k, v in fold.entries.items() if k[0] == name
+        }
+        assert got.champion(name) == fold.champion(name)
+    everything = indexed_state(store, None)
+    assert everything is not None and everything.entries == fold.entries and everything.changes == fold.changes
+    seq = _sql(url, f"SELECT seq FROM {pj.CATALOG.name} WHERE name = 'm1' ORDER BY seq LIMIT 1")[0][0]
+    _sql(url, *_untrigger(url, pj.CATALOG.name), f"UPDATE {pj.CATALOG.name} SET name = 'm2' WHERE seq = {seq}")
+    with pytest.raises(pj.ProjectionTampered):
+        indexed_state(store, "m2")
+    store.close()
+
+
+# ---- the verifier re-derives every row ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["changed", "missing", "extra", "beyond"])
+def test_verify_reports_projection_tampering(url: str, how: str) -> None:
+    store = open_store(url)
+    store.append_many(_events(4))
+    code, doc = _verify_json(url)
+    assert code == 0 and doc["ok"] and doc["projection_problems"] == [] and doc["projection_note"] == ""
+    t = pj.DECISIONS.name
+    seq = _sql(url, f"SELECT seq FROM {t} ORDER BY seq LIMIT 1")[0][0]
+    edit = {
+        "changed": f"UPDATE {t} SET approver = 'user:mallory' WHERE seq = {seq}",
+        "missing": f"DELETE FROM {t} WHERE seq = {seq}",
+        "extra": f"INSERT INTO {t} VALUES (1, 'apr-forged', 'user:mallory', 'approve')",
+        "beyond": f"INSERT INTO {t} VALUES ({store.size() + 5}, 'apr-forged', 'user:mallory', 'approve')",
+    }[how]
+    _sql(url, *_untrigger(url, t), edit)
+    code, doc = _verify_json(url)
+    assert code == 1 and not doc["ok"]
+    want = {"changed": "projection_changed", "missing": "projection_missing"}.get(how, "projection_extra")
+    assert [p.split(" ")[0] for p in doc["projection_problems"]] == [want], doc["projection_problems"]
+    assert t in doc["projection_problems"][0]
+    # a full rebuild puts the rows back as the log derives them
+    res = CliRunner().invoke(cli, ["audit", "rebuild-projections", "--store", url, "--full", "--json"])
+    assert res.exit_code == 0, res.output
+    code, doc = _verify_json(url)
+    assert code == 0 and doc["ok"] and doc["projection_problems"] == []
+    store.close()
+
+
+# ---- rebuild and in-place upgrade ---------------------------------------------------------------------------------
+
+
+def test_rebuild_equals_the_live_projection_and_upgrades_an_old_store(url: str) -> None:
+    store = open_store(url)
+    store.append_many(_events(12))
+    live = _tables(store)
+    assert sum(map(len, live.values())) > 40
+    assert pj.rebuild(store, full=True, chunk=7) == sum(map(len, live.values()))
+    assert _tables(store) == live
+    # a store written before projections existed: no tables at all
+    _sql(url, *[f"DROP TABLE {t.name}" for t in pj.TABLES], f"DROP TABLE {pj.STATE}")
+    store.close()
+    old = open_store(url)  # opening creates empty tables and marks every record as not built
+    assert pj.missing_through(old) == old.size() and not pj.available(old)
+    assert isinstance(projection(old), Projection)  # readers fold the log meanwhile
+    old.append_many(_events(1))  # new records write their rows live
+    code, doc = _verify_json(url)
+    assert code == 0 and "rebuild-projections" in doc["projection_note"]
+    seen: list[tuple[int, int]] = []
+    pj.rebuild(old, chunk=5, progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (seen[-1][1], seen[-1][1]) and len(seen) > 3
+    assert pj.available(old) and isinstance(projection(old), IndexedProjection)
+    after = _tables(old)
+    for t, rows in live.items():
+        assert after[t][: len(rows)] == rows
+    assert _verify_json(url)[1]["projection_problems"] == []
+    old.close()
+
+
+def test_rebuild_stops_at_a_broken_chain(aios_env: Path) -> None:
+    url = f"sqlite:///{aios_env}/proj.db"
+    store = open_store(url)
+    store.append_many(_events(3))
+    _sql(url, "DROP TRIGGER audit_log_no_update", "UPDATE audit_log SET chain_hash = leaf_hash WHERE seq = 4")
+    with pytest.raises(pj.ProjectionTampered, match="record 4 does not verify"):
+        pj.rebuild(store, full=True)
+    assert not pj.available(store)  # readers fold the log (and `aios audit verify` names the record)
+    store.close()
