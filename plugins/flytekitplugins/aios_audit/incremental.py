@@ -55,17 +55,8 @@ def verify_from(
         _anchor(store, checkpoint)
         head = _walk(store, acc, None, size + 1, None, head, bytes.fromhex(head), _counter(progress))[0]
     except Bad as bad:
-        return VerifyResult(False, acc.size, acc.root().hex(), head, bad.seq, bad.problem, bad.detail)
-    return VerifyResult(
-        True,
-        acc.size,
-        acc.root().hex(),
-        head,
-        seconds=time.perf_counter() - t0,
-        checkpoint_size=size,
-        frontier=[h.hex() for h in acc.frontier()],
-        mode="incremental",
-    )
+        return VerifyResult.stopped(acc, head, bad)
+    return VerifyResult.walked(acc, head, t0, checkpoint_size=size, mode="incremental")
 
 
 def _genesis() -> str:

@@ -64,6 +64,17 @@ class VerifyResult:
             return f"OK: {self.size} records, chain intact, root {self.root_hash[:16]}...{cp}"
         return f"FAILED at seq {self.first_bad_seq}: {self.problem}: {self.detail}"
 
+    @classmethod
+    def walked(cls, acc: RootAccumulator, head: str, t0: float, **extra: Any) -> VerifyResult:
+        """The result of a walk that ended at ``acc``/``head`` without a problem (``extra``: mode, workers...)."""
+        frontier = [h.hex() for h in acc.frontier()]
+        return cls(True, acc.size, acc.root().hex(), head, seconds=time.perf_counter() - t0, frontier=frontier, **extra)
+
+    @classmethod
+    def stopped(cls, acc: RootAccumulator, head: str, bad: Bad) -> VerifyResult:
+        """The result of a walk that stopped at the first bad record."""
+        return cls(False, acc.size, acc.root().hex(), head, bad.seq, bad.problem, bad.detail)
+
 
 Progress = Callable[[int], None]
 """``progress(done)``: records checked so far (an absolute count; it may start again from 0 when a failed
@@ -123,17 +134,9 @@ def verify_store(
                 f"{checkpoint.tree_size}: records {acc.size + 1}..{checkpoint.tree_size} are gone",
             )
     except Bad as bad:
-        return VerifyResult(False, acc.size, acc.root().hex(), head, bad.seq, bad.problem, bad.detail)
-    return VerifyResult(
-        True,
-        acc.size,
-        acc.root().hex(),
-        head,
-        seconds=time.perf_counter() - t0,
-        checkpoint_size=checkpoint.tree_size if checkpoint else None,
-        workers=used,
-        frontier=[h.hex() for h in acc.frontier()],
-    )
+        return VerifyResult.stopped(acc, head, bad)
+    cp_size = checkpoint.tree_size if checkpoint else None
+    return VerifyResult.walked(acc, head, t0, checkpoint_size=cp_size, workers=used)
 
 
 def _walk(
