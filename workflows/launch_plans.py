@@ -15,6 +15,8 @@ from flytekit.core.interface import transform_inputs_to_parameters
 from flytekit.core.workflow import WorkflowBase
 from flytekit.models.interface import Parameter, ParameterMap, Variable
 
+from flytekitplugins.aios_core.compat.flytekit import set_launch_plan_parameters
+
 
 def _describe(param: Parameter, description: str) -> Parameter:
     v = param.var
@@ -40,5 +42,5 @@ def described_launch_plan(workflow: WorkflowBase, name: str, **kwargs: Any) -> L
     for key, param in lp.parameters.parameters.items():
         doc = documented[key].var.description if key in documented else ""
         params[key] = _describe(param, doc) if doc and param.var.description in ("", key) else param
-    lp._parameters = ParameterMap(params)  # flytekit has no setter; same object the package serializes
+    set_launch_plan_parameters(lp, ParameterMap(params))  # flytekit has no setter; the package serializes it
     return lp

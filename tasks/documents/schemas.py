@@ -3,6 +3,8 @@
 Every stage reads and writes one of these tables; pandera validates them at each task boundary
 (flytekitplugins-pandera), so a stage that drops a column or a row's status fails loudly.
 Redacted text travels only between parse/protect, classify and extract; later tables hold typed fields.
+Every schema here derives from ``PackDataFrameModel``: ``DataFrame[S]`` of these schemas converts through
+:class:`ValidatingTransformer`; any other pandera schema keeps flytekitplugins-pandera's own transformer.
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ from typing import Any
 
 import pandera.pandas as pa
 from flytekit import FlyteContext, FlyteContextManager
-from flytekit.core.type_engine import TypeEngine
 from flytekit.loggers import logger
 from flytekit.models.literals import Literal
 from flytekit.models.types import LiteralType
 from pandera.errors import SchemaError, SchemaErrors
-from pandera.typing import DataFrame, Series
+from pandera.typing import Series
 
+from flytekitplugins.aios_core.compat import pandera as pandera_compat
+from flytekitplugins.aios_core.compat.pandera import PackDataFrameModel
 from flytekitplugins.pandera.pandas_transformer import PanderaPandasTransformer
 from tasks.described import describe_fields
 
@@ -109,7 +112,7 @@ class BatchSummary:
     source: str = ""
 
 
-class DocumentRef(pa.DataFrameModel):
+class DocumentRef(PackDataFrameModel):
     """One document to process: a reference, never the content."""
 
     doc_id: Series[str] = pa.Field(unique=True)
@@ -124,7 +127,7 @@ class DocumentRef(pa.DataFrameModel):
         strict = True
 
 
-class _Common(pa.DataFrameModel):
+class _Common(PackDataFrameModel):
     doc_id: Series[str] = pa.Field(unique=True)
     name: Series[str]
     digest: Series[str]
@@ -180,7 +183,7 @@ class DecidedDoc(_Common):
         strict = True
 
 
-class ActionRow(pa.DataFrameModel):
+class ActionRow(PackDataFrameModel):
     """One decision to post to the system of record (see ``aios_connectors.system_of_record.COLUMNS``)."""
 
     action_key: Series[str] = pa.Field(unique=True)
@@ -205,7 +208,7 @@ class ResultRow(DecidedDoc):
     true_label: Series[str]
 
 
-class QuarantineRow(pa.DataFrameModel):
+class QuarantineRow(PackDataFrameModel):
     """A document that could not be processed, with its reason code."""
 
     doc_id: Series[str] = pa.Field(unique=True)
@@ -223,7 +226,7 @@ def _decks_enabled() -> bool:
     return bool(params is not None and params.enable_deck)
 
 
-class ValidatingTransformer(PanderaPandasTransformer):
+class ValidatingTransformer(PanderaPandasTransformer):  # type: ignore[misc]  # the plugin is untyped
     """flytekitplugins-pandera's transformer, minus the report nobody sees.
 
     The plugin renders an HTML validation report (great_tables) for every table it validates and publishes it
@@ -231,10 +234,13 @@ class ValidatingTransformer(PanderaPandasTransformer):
     the pipeline's non-model time. Here the report is rendered (by the plugin) only when the running task
     publishes Decks; the validation itself is unchanged (``lazy=True``, the annotation's ``on_error``, the
     plugin's memo that skips re-validating a table this process just wrote).
+
+    It converts the pack's schemas only (``DataFrame[S]`` with ``S`` a ``PackDataFrameModel``); the plugin's
+    internals it uses are reached through ``flytekitplugins.aios_core.compat.pandera``.
     """
 
     def _validate(self, df: Any, python_type: Any) -> tuple[Any, str]:
-        schema, config = self._get_pandera_schema(python_type)
+        schema, config = pandera_compat.pandera_schema(self, python_type)
         try:
             return schema.validate(df, lazy=True), schema.name
         except (SchemaError, SchemaErrors) as exc:
@@ -253,8 +259,8 @@ class ValidatingTransformer(PanderaPandasTransformer):
         if _decks_enabled() or not isinstance(python_val, pandas.DataFrame):
             return super().to_literal(ctx, python_val, python_type, expected)
         val, name = self._validate(python_val, python_type)
-        lv = self._sd_transformer.to_literal(ctx, val, pandas.DataFrame, expected)
-        self._VALIDATION_MEMO.add((lv.scalar.structured_dataset.uri, name))
+        lv = pandera_compat.structured_dataset_engine(self).to_literal(ctx, val, pandas.DataFrame, expected)
+        pandera_compat.validation_memo(self).add((lv.scalar.structured_dataset.uri, name))
         return lv
 
     def to_python_value(self, ctx: FlyteContext, lv: Literal, expected_python_type: Any) -> Any:
@@ -263,13 +269,14 @@ class ValidatingTransformer(PanderaPandasTransformer):
 
         if _decks_enabled() or not (lv and lv.scalar and lv.scalar.structured_dataset):
             return super().to_python_value(ctx, lv, expected_python_type)
-        df = self._sd_transformer.to_python_value(ctx, lv, pandas.DataFrame)
-        schema, _ = self._get_pandera_schema(expected_python_type)
-        if (lv.scalar.structured_dataset.uri, schema.name) in self._VALIDATION_MEMO:
+        df = pandera_compat.structured_dataset_engine(self).to_python_value(ctx, lv, pandas.DataFrame)
+        schema, _ = pandera_compat.pandera_schema(self, expected_python_type)
+        if (lv.scalar.structured_dataset.uri, schema.name) in pandera_compat.validation_memo(self):
             return df
         return self._validate(df, expected_python_type)[0]
 
 
 # Every module that declares a task on these tables imports this one, so the registration is in place before
-# any conversion, locally and in a task's pod.
-TypeEngine.register_additional_type(ValidatingTransformer(), DataFrame, override=True)
+# any conversion, locally and in a task's pod. Only DataFrame[S] of the pack's schemas is registered:
+# flytekitplugins-pandera's transformer keeps every other pandera DataFrame.
+pandera_compat.use_for_pack_schemas(ValidatingTransformer())

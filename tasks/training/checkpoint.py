@@ -10,8 +10,9 @@ destination as the source. Two kinds of failure must resume from the newest chec
 
 :class:`CheckpointStore` looks in both and takes the newest step. Each save writes
 ``state-<step>.pt`` and then ``latest.json`` naming it, so a save cut short by a kill leaves the
-previous checkpoint readable. kfpytorch itself reads the same ``_checkpoint_dest``/``_checkpoint_src``
-attributes to hand them to spawned workers.
+previous checkpoint readable. The locations are private attributes of flytekit's ``SyncCheckpoint``, read
+through ``flytekitplugins.aios_core.compat.flytekit`` (kfpytorch itself reads the same attributes to hand
+them to spawned workers).
 """
 
 from __future__ import annotations
@@ -57,7 +58,9 @@ class CheckpointStore:
             cp = flytekit.current_context().checkpoint
         except (NotImplementedError, ValueError, AttributeError):
             return cls(None, None)
-        return cls(getattr(cp, "_checkpoint_dest", None), getattr(cp, "_checkpoint_src", None))
+        from flytekitplugins.aios_core.compat.flytekit import sync_checkpoint_locations
+
+        return cls(*sync_checkpoint_locations(cp))
 
     # ---- writing -------------------------------------------------------------------------------
     def save(self, state: dict[str, Any]) -> str:

@@ -1,11 +1,13 @@
 """Child process of the PostgreSQL sequencing tests: appends and prints ``<seq> <record id>`` per durable record.
 
 ``pg_seq_writer.py URL NAME COUNT``: COUNT appends (batches of 1-3 events) then exits; COUNT 0 appends forever.
+With ``AIOS_TEST_STAGE=1`` it stages instead (``stage_many``) and prints ``staged <subject>`` per acknowledged event.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import sys
 
 from flytekitplugins.aios_audit import AuditEvent
@@ -18,6 +20,11 @@ def main(url: str, writer: str, count: int) -> None:
         batch = [
             AuditEvent(kind="task", actor=f"service:{writer}", subject=f"{writer}-{i}-{k}") for k in range(1 + i % 3)
         ]
+        if os.environ.get("AIOS_TEST_STAGE"):
+            store.stage_many(batch)
+            sys.stdout.write("".join(f"staged {e.subject}\n" for e in batch))
+            sys.stdout.flush()
+            continue
         records = store.append_many(batch) if len(batch) > 1 else [store.append(batch[0])]
         sys.stdout.write("".join(f"{r.seq} {r.record_id}\n" for r in records))
         sys.stdout.flush()

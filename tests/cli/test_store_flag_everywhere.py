@@ -74,6 +74,7 @@ def test_every_command_reads_and_writes_only_the_store_it_was_given(
         (["config", "show", "--json"], False),
         (["audit", "verify"], False),
         (["audit", "show", "--limit", "5"], False),
+        (["audit", "integrate", "--json"], False),
         (["audit", "checkpoint", "--out", str(out / "cp1.json")], False),
         (["approvals", "list", "--json"], False),
         (["approvals", "show", rid1], False),

@@ -67,7 +67,9 @@ def test_intact_log_with_odd_values_verifies(conn: sqlite3.Connection) -> None:
 
 
 @pytest.mark.parametrize("column", list(EDITS))
-@pytest.mark.parametrize("seq", [3, 10, 21, 30, 44])  # both halves; 10 and 30 have odd subjects (full parse)
+@pytest.mark.parametrize("seq", [3, 10, 14, 21, 30, 35, 44])
+# both halves; 10 and 30 have odd subjects, 14 and 35 a nested "execution" key beside their execution (both go
+# through the parsed check, parsed_match, after the byte checks are unsure)
 def test_edited_column_is_found(conn: sqlite3.Connection, column: str, seq: int) -> None:
     conn.execute(f"UPDATE audit_log SET {column} = {EDITS[column]} WHERE seq = ?", (seq,))
     serial, parallel = _both()

@@ -50,7 +50,12 @@ def test_two_writers_share_the_log(tmp_path: Path) -> None:
     assert high > 0 and low >= high / 2, counts  # queued writers measured 0.88-1.0; the old code 0.0-0.4
     result = verify_store(open_store(url))
     assert result.ok and result.size == sum(counts.values()), result.summary()
-    # and they take turns: the longest run of one writer's records while both write (old code: 164-428)
+    # and they take turns while both write. The share of records in runs of one writer longer than 50: with the
+    # queue 0.000 (longest run 10-38 on a quiet machine; 95 once in CI, when the OS did not run the waiting writer
+    # for a moment), without it 0.99-1.0 (longest runs 2,373-5,410, 1-8 switches in about 5,000 records). A single
+    # descheduling cannot fail this; a lock that lets the last writer win again does.
     actors = [r.event.actor for r in open_store(url).scan()]
     middle = actors[len(actors) // 10 : len(actors) * 9 // 10]
-    assert max(len(list(run)) for _, run in itertools.groupby(middle)) <= 50
+    runs = [len(list(run)) for _, run in itertools.groupby(middle)]
+    in_long_runs = sum(n for n in runs if n > 50) / len(middle)
+    assert in_long_runs <= 0.25, (in_long_runs, max(runs), len(runs))

@@ -1,4 +1,7 @@
-"""The flytekit connector-service internals this pack changes, in one place (pinned by tests/security).
+"""The flytekit connector-service behaviours this pack changes, in one place (pinned by tests/security).
+
+The private member it replaces (``connector_service._handle_exception``) is reached through
+``flytekitplugins.aios_core.compat.flytekit`` (pinned by tests/compat).
 
 flytekit 1.16's ``pyflyte serve connector`` has two behaviours a governance connector cannot keep:
 
@@ -25,6 +28,7 @@ from typing import Any
 
 import grpc
 
+from flytekitplugins.aios_core.compat.flytekit import connector_exception_handler, replace_connector_exception_handler
 from flytekitplugins.aios_core.redact import mask_logs, one_line_error
 
 log = logging.getLogger(__name__)
@@ -82,7 +86,7 @@ async def _execute_task_sync(
             yield ExecuteTaskSyncResponse(header=ExecuteTaskSyncResponseHeader(resource=resource))
         cs.request_success_count.labels(task_type=task_type, operation=cs.do_operation).inc()
     except Exception as e:
-        cs._handle_exception(e, context, task_type, cs.do_operation)
+        connector_exception_handler()(e, context, task_type, cs.do_operation)
 
 
 def install() -> None:
@@ -95,6 +99,6 @@ def install() -> None:
         from flytekit.extend.backend import connector_service as cs
     except ImportError:  # no grpc server extras: nothing serves connectors in this process
         return
-    cs._handle_exception = _handle_exception
+    replace_connector_exception_handler(_handle_exception)
     cs.SyncConnectorService.ExecuteTaskSync = _execute_task_sync
     _installed = True

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from flytekit import FlyteContextManager
-from flytekit.core.type_engine import TypeEngine
 from flytekit.models.literals import LiteralMap
+
+from flytekitplugins.aios_core.compat.flytekit import dict_to_literal_map, literal_map_to_kwargs
 
 
 async def to_python(inputs: LiteralMap | None, types: dict[str, type]) -> dict[str, Any]:
@@ -15,10 +16,10 @@ async def to_python(inputs: LiteralMap | None, types: dict[str, type]) -> dict[s
         return {}
     ctx = FlyteContextManager.current_context()
     present = {k: t for k, t in types.items() if k in inputs.literals}
-    return await TypeEngine._literal_map_to_kwargs(ctx, inputs, python_types=present)
+    return await literal_map_to_kwargs(ctx, inputs, python_types=present)
 
 
 async def to_literals(values: dict[str, Any], types: dict[str, type]) -> LiteralMap:
     """A literal map of ``values`` typed by ``types`` (so empty lists keep their element type)."""
     ctx = FlyteContextManager.current_context()
-    return await TypeEngine._dict_to_literal_map(ctx, values, type_hints=types)
+    return await dict_to_literal_map(ctx, values, type_hints=types)

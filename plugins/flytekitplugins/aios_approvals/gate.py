@@ -25,6 +25,7 @@ from flytekitplugins.aios_approvals.models import ApprovalOutcome
 from flytekitplugins.aios_approvals.rules import validate_gate_name
 from flytekitplugins.aios_approvals.verify import verify_requests
 from flytekitplugins.aios_approvals.waiting import wait_for_decisions
+from flytekitplugins.aios_core.compat.flytekit import set_python_interface
 
 DEFAULT_TIMEOUT = dt.timedelta(hours=1)
 
@@ -106,6 +107,6 @@ def approval_gate(name: str, request_ids: Any, timeout: dt.timedelta = DEFAULT_T
         raise ValueError(msg)
     gate = ApprovalGate(name, upstream_item=request_ids, timeout=timeout)
     var, io_type = _gate_interface(request_ids)
-    gate._python_interface = flyte_interface.Interface(inputs={var: io_type}, outputs={var: io_type})
+    set_python_interface(gate, flyte_interface.Interface(inputs={var: io_type}, outputs={var: io_type}))
     gated = flyte_entity_call_handler(gate, **{var: request_ids})
     return verify_approvals(gate=name, request_ids=gated)

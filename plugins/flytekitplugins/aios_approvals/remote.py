@@ -62,8 +62,14 @@ def cluster_principal(remote: Any) -> str:
     """``user:<preferred_username>`` of the CLI's OAuth identity, from FlyteAdmin's UserInfo."""
     from flyteidl.service import identity_pb2, identity_pb2_grpc
 
+    from flytekitplugins.aios_core.compat import CompatError
+    from flytekitplugins.aios_core.compat.flytekit import remote_grpc_channel
+
     try:
-        info = identity_pb2_grpc.IdentityServiceStub(remote.client._channel).UserInfo(identity_pb2.UserInfoRequest())
+        channel = remote_grpc_channel(remote)
+        info = identity_pb2_grpc.IdentityServiceStub(channel).UserInfo(identity_pb2.UserInfoRequest())
+    except CompatError:
+        raise  # the installed flytekit lacks what the pack relies on: the message names the pin
     except Exception as e:
         msg = f"cannot read your identity from the Flyte cluster ({e}); log in (`flytectl`/pyflyte auth) and retry"
         raise RemoteError(msg) from e

@@ -200,6 +200,42 @@ def rebuild_projections(ctx: click.Context, url: str | None, full: bool, as_json
 
 
 @audit.command()
+@click.option("--store", "url", default=None, help="Audit store URL (default: AIOS_AUDIT_STORE).")
+@click.option(
+    "--every",
+    type=click.FloatRange(min=0.01),
+    default=None,
+    help="Keep running: integrate whatever is staged every this many seconds (a service beside bulk writers).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object (one line per pass).")
+@click.pass_context
+def integrate(ctx: click.Context, url: str | None, every: float | None, as_json: bool) -> None:
+    """Sequence every acknowledged, staged append now (PostgreSQL batched sequencing; nothing to do on SQLite).
+
+    Writers that use `stage_many` get a durable acknowledgement before their records are sequenced; the next writer
+    to find the log's lock free integrates them. This command (once, or with --every as a loop) bounds the delay
+    when no writer comes after them.
+    """
+    import time
+
+    store = _store(ctx, url)
+    while True:
+        t0 = time.perf_counter()
+        try:
+            n = store.integrate_staged()
+        except TimeoutError as e:
+            raise _Refused(str(e)) from None
+        doc = {"integrated": n, "records": store.size(), "seconds": round(time.perf_counter() - t0, 3)}
+        if as_json:
+            click.echo(json.dumps(doc))
+        elif n or every is None:
+            click.echo(f"integrated {n} staged record(s); the log holds {doc['records']} in {doc['seconds']} s")
+        if every is None:
+            return
+        time.sleep(every)
+
+
+@audit.command()
 @click.option("--execution", "--run", "execution", default=None, help="Flyte execution (project/domain/name or name).")
 @click.option("--task", default=None, help="Task name (substring).")
 @click.option("--kind", default=None, help="Record kind (task, policy_decision, approval_decision, ...).")

@@ -16,8 +16,9 @@ Why byte checks are exact for sealed entries (canonical JSON, fields in declarat
 ``kind``. ``subject`` is the event's last field, so the entry ends with ``tail``. Column values holding ``"``
 or a backslash never pass, so raw bytes equal the decoded text; a US never passes either (JSON escapes control
 characters). :func:`batch_match` runs these checks over a batch of rows with C-level ``map`` calls; a batch
-with anything unusual is checked row by row (:func:`columns_match`), and a row that fails goes to
-:func:`column_mismatch`, which parses the entry fully and names the column that differs.
+with anything unusual is checked row by row (:func:`columns_match`), a row that fails by a full JSON parse
+(:func:`parsed_match`), and a row that fails that goes to :func:`column_mismatch`, which validates the event
+and names the column that differs.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from collections.abc import Sequence
 from itertools import repeat
 from operator import add, eq
 from typing import Literal
+
+import orjson
 
 SEP = b"\x1f"
 _EX = b'"execution":'
@@ -94,6 +97,41 @@ def batch_match(
 def columns_match(entry: bytes, tail: bytes, kind: bytes | None, pair: bytes) -> bool:
     """One row of :func:`batch_match`: True when certain, False to ask :func:`column_mismatch`."""
     return kind is not None and batch_match([entry], [tail], [kind], [pair])
+
+
+def parsed_match(entry: bytes, seq: int, tail: bytes, kind: bytes | None, pair: bytes) -> bool:
+    """True when the row's columns equal what a full JSON parse of its entry says; False to ask :func:`column_mismatch`.
+
+    For rows the byte checks cannot be sure of (a nested ``"execution":`` key in the attributes, a subject with a
+    quote): orjson parses the entry (a real parser, so nothing is taken from the wrong place) and the same
+    derivation as the byte path (:func:`_execution_columns`) gives ``execution`` and ``task``. Anything unusual
+    (a missing field, a non-string, an execution object that is not flat) returns False.
+    """
+    if kind is None:
+        return False
+    try:
+        data = orjson.loads(entry)
+        event, recorded, entry_seq = data["event"], data["recorded_at"], data["seq"]
+        k, subject, ex = event["kind"], event["subject"], event["execution"]
+    except (orjson.JSONDecodeError, TypeError, KeyError):
+        return False
+    if type(entry_seq) is not int or entry_seq != seq:  # a moved record: the caller diagnoses it
+        return False
+    if not (isinstance(k, str) and isinstance(subject, str) and isinstance(recorded, str)):
+        return False
+    if ex is None:
+        derived = SEP
+    elif isinstance(ex, dict):
+        raw = orjson.dumps(ex)
+        derived = _executions.get(raw) or _execution_columns(raw)
+    else:
+        return False
+    return (
+        derived != b""
+        and pair == derived
+        and kind == k.encode() + b'"'
+        and tail == _TAIL % (subject.encode(), recorded.encode(), seq)
+    )
 
 
 def _execution_columns(execution: bytes) -> bytes:

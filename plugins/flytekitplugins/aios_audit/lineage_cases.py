@@ -144,7 +144,10 @@ def cases(records: Iterable[AuditRecord], settings: Settings) -> list[dict[str, 
             request = by_id.get(parent) or by_alias.get(rec.event.subject)
         doc = document_of(request if request is not None else rec)
         if doc:
-            _add(out.setdefault(doc, _empty_case(doc)), rec, request, sigs)
+            case = out.get(doc)
+            if case is None:
+                case = out[doc] = _empty_case(doc)
+            _add(case, rec, request, sigs)
     for case in out.values():
         case["outcome"] = _outcome(case)
     return list(out.values())

@@ -25,7 +25,7 @@ from itertools import islice
 from typing import Any
 
 from flytekitplugins.aios_audit.checkpoint import Checkpoint
-from flytekitplugins.aios_audit.columns import batch_match, column_mismatch, columns_match
+from flytekitplugins.aios_audit.columns import batch_match, column_mismatch, columns_match, parsed_match
 from flytekitplugins.aios_audit.diagnose import Bad, diagnose
 from flytekitplugins.aios_audit.merkle import RootAccumulator, root
 from flytekitplugins.aios_audit.records import GENESIS, entry_seq_suffix
@@ -168,7 +168,11 @@ def _walk(
             chain = cb.hex()
             if seq != expected or hashes != lb.hex() + prev + chain:
                 diagnose(store, seq, expected, lb, prev)
-            if not certain and not columns_match(entry, tail, kind, pair):
+            if (
+                not certain
+                and not columns_match(entry, tail, kind, pair)
+                and not parsed_match(entry, seq, tail, kind, pair)
+            ):
                 if not entry.endswith(entry_seq_suffix(seq)):  # the tail also holds the seq: a moved record
                     diagnose(store, seq, expected, lb, prev)
                 if why := column_mismatch(entry, seq, tail, kind, pair):

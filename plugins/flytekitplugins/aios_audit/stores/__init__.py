@@ -28,6 +28,7 @@ Stores are chosen by URL (``AIOS_AUDIT_STORE``): ``sqlite:///path`` or ``postgre
 from __future__ import annotations
 
 import abc
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -77,10 +78,43 @@ def event_claims(events: Sequence[AuditEvent]) -> list[tuple[int, str, str]]:
     return out
 
 
+@dataclasses.dataclass(frozen=True)
+class Acknowledged:
+    """A durable acknowledgement of appended events (:meth:`AuditStore.stage_many`).
+
+    ``records`` holds the sealed records where the store sequenced them at once (SQLite, or appends with claims or
+    projection rows); otherwise ``staged_id`` names the staged row, which the log integrates within a bounded delay
+    (:meth:`AuditStore.is_integrated`, :meth:`AuditStore.integrate_staged`).
+    """
+
+    count: int
+    staged_id: int | None = None
+    records: tuple[AuditRecord, ...] = ()
+
+
 class AuditStore(abc.ABC):
     """Append-only, hash-chained log of :class:`AuditRecord`."""
 
     url: str
+
+    def stage_many(self, events: Sequence[AuditEvent]) -> Acknowledged:
+        """Append ``events`` durably, without waiting for their sequence numbers where the store can.
+
+        For writers that need no sequence number now (bulk task records, telemetry of many pods): the call returns
+        once the events are durable (they survive a crash of the writer, of any integrator and of the server) and
+        are sequenced exactly once, in one batch, within a bounded delay. Stores that sequence at once return the
+        records. Listeners (lineage, traces) are not called for staged events. Use :meth:`append_many` when the
+        caller acts on the record (a policy decision before a task body, an approval).
+        """
+        return Acknowledged(count=len(events), records=tuple(self.append_many(events)))
+
+    def is_integrated(self, ack: Acknowledged) -> bool:
+        """True once the acknowledged events are part of the log (always, for records sealed at once)."""
+        return True
+
+    def integrate_staged(self, timeout: float = 60.0) -> int:
+        """Sequence every staged row now (waiting for a running integrator); returns how many were integrated."""
+        return 0
 
     def append(self, event: AuditEvent) -> AuditRecord:
         """Append one event durably and return its chained record."""

@@ -50,9 +50,9 @@ BEGIN
   SELECT seq, decode(chain_hash, 'hex') INTO head, prev FROM audit_log ORDER BY seq DESC LIMIT 1;
   head := COALESCE(head, 0); prev := COALESCE(prev, decode('{GENESIS}', 'hex'));
   FOR r IN WITH d AS (DELETE FROM audit_staged WHERE id IN (SELECT id FROM audit_staged ORDER BY id LIMIT p_batch)
-                      RETURNING id, events, cols) SELECT * FROM d ORDER BY id LOOP
+                      RETURNING id, events, cols, wants_receipt) SELECT * FROM d ORDER BY id LOOP
     one := when_text || r.id || ':' || (head + 1) || ':' || encode(prev, 'hex');
-    IF r.id = p_sid THEN mine := one; ELSE INSERT INTO audit_receipts VALUES (r.id, one); END IF;
+    IF r.id = p_sid THEN mine := one; ELSIF r.wants_receipt THEN INSERT INTO audit_receipts VALUES (r.id, one); END IF;
     FOR i IN 1 .. cardinality(r.events) LOOP
       head := head + 1;
       entry := '\\x7b226576656e74223a'::bytea || r.events[i] || '\\x2c227265636f726465645f6174223a'::bytea || p_when
@@ -112,11 +112,34 @@ BEGIN
   receipt := aios_audit_await(sid, p_now, p_when, p_batch);
 END $$;
 """
+_STAGE_SQL = """
+CREATE OR REPLACE PROCEDURE aios_audit_stage(p_events BYTEA[], p_cols TEXT[], p_now TIMESTAMPTZ, p_when BYTEA,
+  p_batch INT, p_budget_ms INT, p_delay_ms INT, INOUT staged BIGINT DEFAULT NULL)
+LANGUAGE plpgsql AS $$
+DECLARE got TEXT; deadline TIMESTAMPTZ; oldest TIMESTAMPTZ;
+BEGIN
+  INSERT INTO audit_staged (events, cols, wants_receipt) VALUES (p_events, p_cols, false) RETURNING id INTO staged;
+  COMMIT;  -- durable (synchronous_commit on): this is the acknowledgement
+  SELECT staged_at INTO oldest FROM audit_staged ORDER BY id LIMIT 1;  -- group commit: let a batch gather
+  IF oldest IS NULL OR oldest > clock_timestamp() - make_interval(secs => p_delay_ms / 1000.0) THEN RETURN; END IF;
+  deadline := clock_timestamp() + make_interval(secs => p_budget_ms / 1000.0);
+  LOOP  -- then integrate if nobody is, and look again after each commit (rows staged meanwhile)
+    got := aios_audit_integrate(p_now, p_when, p_batch, NULL);
+    EXIT WHEN got IS NULL;
+    COMMIT;
+    EXIT WHEN clock_timestamp() > deadline OR NOT EXISTS (SELECT 1 FROM audit_staged);
+  END LOOP;
+END $$;
+"""
 STAGING = (
     "CREATE TABLE IF NOT EXISTS audit_staged (id BIGSERIAL PRIMARY KEY, events BYTEA[] NOT NULL, cols TEXT[] NOT NULL);"
+    "ALTER TABLE audit_staged ADD COLUMN IF NOT EXISTS wants_receipt BOOLEAN NOT NULL DEFAULT TRUE;"
+    "ALTER TABLE audit_staged ADD COLUMN IF NOT EXISTS staged_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp();"
+    "DROP PROCEDURE IF EXISTS aios_audit_stage(BYTEA[], TEXT[], TIMESTAMPTZ, BYTEA, INT, INT, BIGINT);"
     "CREATE TABLE IF NOT EXISTS audit_receipts (id BIGINT PRIMARY KEY, receipt TEXT NOT NULL);"
     + _INTEGRATE_SQL
     + _AWAIT_SQL
+    + _STAGE_SQL
 )
 """Tables and functions of batched sequencing (created in place on existing logs: nothing to migrate)."""
 PAUSE_ENV = "AIOS_TEST_PG_INTEGRATE_PAUSE"
@@ -125,13 +148,65 @@ BATCH = 4096  # staged rows (append calls) per integrate transaction
 _APPEND = "CALL aios_audit_append(%s, %s, %s, %s, %s, NULL)"
 
 
-def append(conn: Any, events: Sequence[AuditEvent]) -> tuple[dt.datetime, int, str]:
-    """Stage ``events``, integrate or wait: ``(recorded_at, first seq, prev chain hash)`` of the first event."""
+def _staged_row(events: Sequence[AuditEvent]) -> tuple[list[bytes], list[str]]:
+    """The events' canonical bytes and their plain columns (four per event), as ``audit_staged`` holds them."""
     cols: list[str] = []
     for ev in events:
         ex = ev.execution
         cols += [ev.kind, ev.subject, ex.execution_key if ex else "", ex.task_name if ex else ""]
-    blobs = [_to_json(ev) for ev in events]
+    return [_to_json(ev) for ev in events], cols
+
+
+STAGE_BUDGET_MS = 20
+"""How long a staging writer that found the lock free goes on integrating others' rows before it returns."""
+_STAGE = "CALL aios_audit_stage(%s, %s, %s, %s, %s, %s, %s, NULL)"
+STAGE_DELAY_MS = 5
+"""A staging writer integrates only once the oldest staged row is this old, so that integrations come in batches."""
+
+
+def stage(conn: Any, events: Sequence[AuditEvent]) -> int:
+    """Stage ``events`` durably and return the staged row's id: the acknowledgement, before sequencing.
+
+    One round trip: the procedure commits the staged row (durable), then, if no one holds the log's lock,
+    integrates every staged row (its own included), looking again after each commit, for up to
+    :data:`STAGE_BUDGET_MS`; a writer that finds the lock taken returns at once. A row is therefore sequenced by the
+    writer holding the lock, by the next writer (staging or appending), or by :func:`drain` (``aios audit
+    integrate``, run on a schedule beside bulk writers), whichever comes first.
+    """
+    blobs, cols = _staged_row(events)
+    now = dt.datetime.now(dt.UTC)
+    args = (blobs, cols, now, _json_time(now), BATCH, STAGE_BUDGET_MS, STAGE_DELAY_MS)
+    return int(conn.execute(_STAGE, args).fetchone()[0])
+
+
+def drain(conn: Any, timeout: float = 60.0) -> int:
+    """Integrate until nothing is staged (waiting while another integrator works); returns the rows integrated.
+
+    What ``aios audit integrate`` and a service's integrator loop call so that every acknowledged row is sequenced
+    within a bounded delay even when no writer comes after it.
+    """
+    deadline, done = time.monotonic() + timeout, 0
+    while True:
+        before = conn.execute("SELECT count(*) FROM audit_staged").fetchone()[0]
+        if before == 0:
+            return done
+        now = dt.datetime.now(dt.UTC)
+        with conn.transaction():
+            got = conn.execute(
+                "SELECT aios_audit_integrate(%s, %s, %s, NULL)", (now, _json_time(now), BATCH)
+            ).fetchone()[0]
+        if got is None:  # another integrator holds the lock
+            if time.monotonic() > deadline:
+                msg = f"{before} staged audit row(s) were not integrated within {timeout:g} s (is an integrator stuck?)"
+                raise TimeoutError(msg)
+            time.sleep(0.002)
+        else:
+            done += before - conn.execute("SELECT count(*) FROM audit_staged").fetchone()[0]
+
+
+def append(conn: Any, events: Sequence[AuditEvent]) -> tuple[dt.datetime, int, str]:
+    """Stage ``events``, integrate or wait: ``(recorded_at, first seq, prev chain hash)`` of the first event."""
+    blobs, cols = _staged_row(events)
     now = dt.datetime.now(dt.UTC)
     if os.environ.get(PAUSE_ENV):
         return _append_pausing(conn, blobs, cols, now)

@@ -21,6 +21,7 @@ from typing import Any
 from flytekitplugins.aios_audit import projections
 from flytekitplugins.aios_audit.records import GENESIS, AuditEvent, AuditRecord, record_from_entry, seal_many
 from flytekitplugins.aios_audit.stores import (
+    Acknowledged,
     AuditStore,
     AuditWriteError,
     ClaimTaken,
@@ -142,6 +143,28 @@ class PostgresAuditStore(AuditStore):
             raise AuditWriteError(msg) from e
         self._notify(out)
         return out
+
+    def stage_many(self, events: Sequence[AuditEvent]) -> Acknowledged:
+        """One durable insert into ``audit_staged`` (and integration if the lock is free): see :func:`pgi.stage`."""
+        if not events or event_claims(events) or projections.touches(e.kind for e in events):
+            return super().stage_many(events)  # claims and projection rows need the lock: sequenced at once
+        conn = None
+        try:
+            conn = self._conn()
+            staged = pgi.stage(conn, events)
+        except Exception as e:
+            self._drop(conn)
+            msg = f"audit append to {self._redacted()} failed: {mask_text(e)}. The events were not recorded"
+            raise AuditWriteError(msg) from e
+        return Acknowledged(count=len(events), staged_id=staged)
+
+    def is_integrated(self, ack: Acknowledged) -> bool:
+        if ack.staged_id is None:
+            return True
+        return self._conn().execute("SELECT 1 FROM audit_staged WHERE id = %s", (ack.staged_id,)).fetchone() is None
+
+    def integrate_staged(self, timeout: float = 60.0) -> int:
+        return pgi.drain(self._conn(), timeout)
 
     @staticmethod
     def _append_batched(conn: Any, events: Sequence[AuditEvent]) -> list[AuditRecord]:
