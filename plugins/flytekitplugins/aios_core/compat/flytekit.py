@@ -65,13 +65,19 @@ def set_python_interface(entity: Any, interface: Interface) -> None:
         CompatError: the attribute is missing, or ``python_interface`` does not report ``interface`` after it.
     """
     relies_on = "give an approval gate node the interface of its upstream output"
-    if not hasattr(entity, "_python_interface"):
-        raise _missing(f"{type(entity).__name__}._python_interface", relies_on)
-    entity._python_interface = interface
-    if entity.python_interface is not interface:
+    _set_behind_property(entity, "python_interface", interface, relies_on)
+
+
+def _set_behind_property(obj: Any, public: str, value: Any, relies_on: str) -> None:
+    """Set ``obj._<public>`` and check that the read-only property ``obj.<public>`` then reports ``value``."""
+    member = f"{type(obj).__name__}._{public}"
+    if not hasattr(obj, f"_{public}"):
+        raise _missing(member, relies_on)
+    setattr(obj, f"_{public}", value)
+    if getattr(obj, public) is not value:
         msg = (
-            f"flytekit {installed_version(DISTRIBUTION)}: setting {type(entity).__name__}._python_interface no longer "
-            f"changes its python_interface (checked on flytekit {CHECKED_ON}): install flytekit=={CHECKED_ON}"
+            f"flytekit {installed_version(DISTRIBUTION)}: setting {member} no longer changes its {public} "
+            f"(checked on flytekit {CHECKED_ON}): install flytekit=={CHECKED_ON}"
         )
         raise CompatError(msg)
 
@@ -125,16 +131,9 @@ def set_launch_plan_parameters(lp: LaunchPlan, parameters: ParameterMap) -> None
     Raises:
         CompatError: the attribute is missing, or ``lp.parameters`` does not report ``parameters`` after it.
     """
-    relies_on = "put the workflow docstring's input descriptions back on a launch plan"
-    if not hasattr(lp, "_parameters"):
-        raise _missing("LaunchPlan._parameters", relies_on)
-    lp._parameters = parameters
-    if lp.parameters is not parameters:
-        msg = (
-            f"flytekit {installed_version(DISTRIBUTION)}: setting LaunchPlan._parameters no longer changes its "
-            f"parameters (checked on flytekit {CHECKED_ON}): install flytekit=={CHECKED_ON}"
-        )
-        raise CompatError(msg)
+    _set_behind_property(
+        lp, "parameters", parameters, "put the workflow docstring's input descriptions back on a launch plan"
+    )
 
 
 def sync_checkpoint_locations(checkpoint: SyncCheckpoint) -> tuple[str | None, str | None]:
