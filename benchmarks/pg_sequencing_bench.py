@@ -7,8 +7,8 @@ For each writer count, N writer PROCESSES run for ``--seconds`` each, released t
 * ``plain``: one autocommit ``INSERT`` per append of the same event's JSON bytes into a BIGSERIAL table (durable,
   ``synchronous_commit`` on, no chain): the floor the audit store is measured against;
 * ``audit``: ``store.append(event)`` on the audit store (stage, integrate or wait, sealed records returned);
-* ``staged``: ``store.stage_many([event])`` (the durable acknowledgement: one staged insert, committed, then
-  integration by whichever writer finds the log's lock free; no sequence number returned).
+* ``staged``: ``store.stage_many([event])`` (the durable acknowledgement: one staged insert, committed; each
+  writer also tries to integrate every staged row at most every 0.2 s; no sequence number returned).
 
 Rounds alternate plain/audit per writer count. Reported: appends/s over the round, p50/p99 of each call's
 latency (the acknowledgement), the ratio audit/plain. Afterwards the audit log must verify, be gap-free, hold

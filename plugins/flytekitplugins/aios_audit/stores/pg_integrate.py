@@ -112,34 +112,12 @@ BEGIN
   receipt := aios_audit_await(sid, p_now, p_when, p_batch);
 END $$;
 """
-_STAGE_SQL = """
-CREATE OR REPLACE PROCEDURE aios_audit_stage(p_events BYTEA[], p_cols TEXT[], p_now TIMESTAMPTZ, p_when BYTEA,
-  p_batch INT, p_budget_ms INT, p_delay_ms INT, INOUT staged BIGINT DEFAULT NULL)
-LANGUAGE plpgsql AS $$
-DECLARE got TEXT; deadline TIMESTAMPTZ; oldest TIMESTAMPTZ;
-BEGIN
-  INSERT INTO audit_staged (events, cols, wants_receipt) VALUES (p_events, p_cols, false) RETURNING id INTO staged;
-  COMMIT;  -- durable (synchronous_commit on): this is the acknowledgement
-  SELECT staged_at INTO oldest FROM audit_staged ORDER BY id LIMIT 1;  -- group commit: let a batch gather
-  IF oldest IS NULL OR oldest > clock_timestamp() - make_interval(secs => p_delay_ms / 1000.0) THEN RETURN; END IF;
-  deadline := clock_timestamp() + make_interval(secs => p_budget_ms / 1000.0);
-  LOOP  -- then integrate if nobody is, and look again after each commit (rows staged meanwhile)
-    got := aios_audit_integrate(p_now, p_when, p_batch, NULL);
-    EXIT WHEN got IS NULL;
-    COMMIT;
-    EXIT WHEN clock_timestamp() > deadline OR NOT EXISTS (SELECT 1 FROM audit_staged);
-  END LOOP;
-END $$;
-"""
 STAGING = (
     "CREATE TABLE IF NOT EXISTS audit_staged (id BIGSERIAL PRIMARY KEY, events BYTEA[] NOT NULL, cols TEXT[] NOT NULL);"
     "ALTER TABLE audit_staged ADD COLUMN IF NOT EXISTS wants_receipt BOOLEAN NOT NULL DEFAULT TRUE;"
-    "ALTER TABLE audit_staged ADD COLUMN IF NOT EXISTS staged_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp();"
-    "DROP PROCEDURE IF EXISTS aios_audit_stage(BYTEA[], TEXT[], TIMESTAMPTZ, BYTEA, INT, INT, BIGINT);"
     "CREATE TABLE IF NOT EXISTS audit_receipts (id BIGINT PRIMARY KEY, receipt TEXT NOT NULL);"
     + _INTEGRATE_SQL
     + _AWAIT_SQL
-    + _STAGE_SQL
 )
 """Tables and functions of batched sequencing (created in place on existing logs: nothing to migrate)."""
 PAUSE_ENV = "AIOS_TEST_PG_INTEGRATE_PAUSE"
@@ -157,26 +135,29 @@ def _staged_row(events: Sequence[AuditEvent]) -> tuple[list[bytes], list[str]]:
     return [_to_json(ev) for ev in events], cols
 
 
-STAGE_BUDGET_MS = 20
-"""How long a staging writer that found the lock free goes on integrating others' rows before it returns."""
-_STAGE = "CALL aios_audit_stage(%s, %s, %s, %s, %s, %s, %s, NULL)"
-STAGE_DELAY_MS = 5
-"""A staging writer integrates only once the oldest staged row is this old, so that integrations come in batches."""
+STAGE_INTEGRATE_EVERY_S = 0.2
+"""How often one connection that stages also tries to integrate (its first staging call always tries)."""
+_INSERT_STAGED = "INSERT INTO audit_staged (events, cols, wants_receipt) VALUES (%s, %s, false) RETURNING id"
+_TRY_INTEGRATE = "SELECT aios_audit_integrate(%s, %s, %s, NULL)"
 
 
-def stage(conn: Any, events: Sequence[AuditEvent]) -> int:
+def stage(conn: Any, events: Sequence[AuditEvent], *, integrate: bool) -> int:
     """Stage ``events`` durably and return the staged row's id: the acknowledgement, before sequencing.
 
-    One round trip: the procedure commits the staged row (durable), then, if no one holds the log's lock,
-    integrates every staged row (its own included), looking again after each commit, for up to
-    :data:`STAGE_BUDGET_MS`; a writer that finds the lock taken returns at once. A row is therefore sequenced by the
-    writer holding the lock, by the next writer (staging or appending), or by :func:`drain` (``aios audit
-    integrate``, run on a schedule beside bulk writers), whichever comes first.
+    One plain insert, committed (the connection is in autocommit; ``synchronous_commit`` on): the same cost as an
+    un-chained audit table's insert. With ``integrate`` (the store asks every :data:`STAGE_INTEGRATE_EVERY_S` per
+    connection) the writer then integrates every staged row if no one holds the log's lock: a second round trip,
+    a batch of everything staged since the last integration. A row is therefore sequenced by the next such try of
+    any writer, by any append, or by :func:`drain` (``aios audit integrate``, run on a schedule beside bulk
+    writers), whichever comes first.
     """
     blobs, cols = _staged_row(events)
-    now = dt.datetime.now(dt.UTC)
-    args = (blobs, cols, now, _json_time(now), BATCH, STAGE_BUDGET_MS, STAGE_DELAY_MS)
-    return int(conn.execute(_STAGE, args).fetchone()[0])
+    staged = int(conn.execute(_INSERT_STAGED, (blobs, cols)).fetchone()[0])
+    if integrate:
+        now = dt.datetime.now(dt.UTC)
+        with conn.transaction():
+            conn.execute(_TRY_INTEGRATE, (now, _json_time(now), BATCH))
+    return staged
 
 
 def drain(conn: Any, timeout: float = 60.0) -> int:

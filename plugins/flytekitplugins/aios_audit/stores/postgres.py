@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import threading
+import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any
 
@@ -151,7 +152,11 @@ class PostgresAuditStore(AuditStore):
         conn = None
         try:
             conn = self._conn()
-            staged = pgi.stage(conn, events)
+            now = time.monotonic()
+            due = now - getattr(self._local, "integrated_at", -1e9) >= pgi.STAGE_INTEGRATE_EVERY_S
+            staged = pgi.stage(conn, events, integrate=due)
+            if due:
+                self._local.integrated_at = now
         except Exception as e:
             self._drop(conn)
             msg = f"audit append to {self._redacted()} failed: {mask_text(e)}. The events were not recorded"
