@@ -138,7 +138,6 @@ def _staged_row(events: Sequence[AuditEvent]) -> tuple[list[bytes], list[str]]:
 STAGE_INTEGRATE_EVERY_S = 0.2
 """How often one connection that stages also tries to integrate (its first staging call always tries)."""
 _INSERT_STAGED = "INSERT INTO audit_staged (events, cols, wants_receipt) VALUES (%s, %s, false) RETURNING id"
-_TRY_INTEGRATE = "SELECT aios_audit_integrate(%s, %s, %s, NULL)"
 
 
 def stage(conn: Any, events: Sequence[AuditEvent], *, integrate: bool) -> int:
@@ -154,9 +153,8 @@ def stage(conn: Any, events: Sequence[AuditEvent], *, integrate: bool) -> int:
     blobs, cols = _staged_row(events)
     staged = int(conn.execute(_INSERT_STAGED, (blobs, cols)).fetchone()[0])
     if integrate:
-        now = dt.datetime.now(dt.UTC)
         with conn.transaction():
-            conn.execute(_TRY_INTEGRATE, (now, _json_time(now), BATCH))
+            try_integrate(conn)
     return staged
 
 
@@ -167,22 +165,24 @@ def drain(conn: Any, timeout: float = 60.0) -> int:
     within a bounded delay even when no writer comes after it.
     """
     deadline, done = time.monotonic() + timeout, 0
-    while True:
-        before = conn.execute("SELECT count(*) FROM audit_staged").fetchone()[0]
-        if before == 0:
-            return done
-        now = dt.datetime.now(dt.UTC)
+    left = _staged_count(conn)
+    while left:
         with conn.transaction():
-            got = conn.execute(
-                "SELECT aios_audit_integrate(%s, %s, %s, NULL)", (now, _json_time(now), BATCH)
-            ).fetchone()[0]
+            got = try_integrate(conn)
+        after = _staged_count(conn)
         if got is None:  # another integrator holds the lock
             if time.monotonic() > deadline:
-                msg = f"{before} staged audit row(s) were not integrated within {timeout:g} s (is an integrator stuck?)"
+                msg = f"{after} staged audit row(s) were not integrated within {timeout:g} s (is an integrator stuck?)"
                 raise TimeoutError(msg)
             time.sleep(0.002)
         else:
-            done += before - conn.execute("SELECT count(*) FROM audit_staged").fetchone()[0]
+            done += left - after
+        left = after
+    return done
+
+
+def _staged_count(conn: Any) -> int:
+    return int(conn.execute("SELECT count(*) FROM audit_staged").fetchone()[0])
 
 
 def append(conn: Any, events: Sequence[AuditEvent]) -> tuple[dt.datetime, int, str]:
@@ -213,7 +213,9 @@ def _append_pausing(conn: Any, blobs: list[bytes], cols: list[str], now: dt.date
     return _parse(receipt)
 
 
-def integrate(conn: Any) -> None:
-    """Integrate every staged row inside the caller's transaction, which already holds the log's lock."""
+def try_integrate(conn: Any) -> str | None:
+    """Integrate up to :data:`BATCH` staged rows inside the caller's transaction if the log's lock is free there
+    (always, when the transaction already holds it); None when another transaction holds the lock."""
     now = dt.datetime.now(dt.UTC)
-    conn.execute("SELECT aios_audit_integrate(%s, %s, %s, NULL)", (now, _json_time(now), BATCH))
+    got = conn.execute("SELECT aios_audit_integrate(%s, %s, %s, NULL)", (now, _json_time(now), BATCH)).fetchone()[0]
+    return None if got is None else str(got)

@@ -138,10 +138,7 @@ class PostgresAuditStore(AuditStore):
         except (ClaimTaken, PreconditionFailed):
             raise
         except Exception as e:
-            self._drop(conn)
-            why = mask_text(e)
-            msg = f"audit append to {self._redacted()} failed: {why}. The action was not recorded; do not proceed"
-            raise AuditWriteError(msg) from e
+            raise self._failed(conn, e, "The action was not recorded; do not proceed") from e
         self._notify(out)
         return out
 
@@ -158,9 +155,7 @@ class PostgresAuditStore(AuditStore):
             if due:
                 self._local.integrated_at = now
         except Exception as e:
-            self._drop(conn)
-            msg = f"audit append to {self._redacted()} failed: {mask_text(e)}. The events were not recorded"
-            raise AuditWriteError(msg) from e
+            raise self._failed(conn, e, "The events were not recorded") from e
         return Acknowledged(count=len(events), staged_id=staged)
 
     def is_integrated(self, ack: Acknowledged) -> bool:
@@ -189,7 +184,7 @@ class PostgresAuditStore(AuditStore):
         out: list[AuditRecord] = []
         with conn.transaction():
             conn.execute(f"SELECT pg_advisory_xact_lock({_LOCK})")
-            pgi.integrate(conn)
+            pgi.try_integrate(conn)  # this transaction holds the lock: it always integrates
             try:
                 with conn.transaction():
                     if precondition is not None:
@@ -200,6 +195,11 @@ class PostgresAuditStore(AuditStore):
         if failure is not None:
             raise failure
         return out
+
+    def _failed(self, conn: Any, error: Exception, consequence: str) -> AuditWriteError:
+        """The error a failed write raises (masked: no password); the connection is dropped first."""
+        self._drop(conn)
+        return AuditWriteError(f"audit append to {self._redacted()} failed: {mask_text(error)}. {consequence}")
 
     def _drop(self, conn: Any) -> None:
         """Forget (and close) a connection after a failed append: it may hold the session lock or be broken."""
