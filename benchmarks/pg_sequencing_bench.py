@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "plugins"), str(REPO / "connectors"), str(REPO)]
+sys.path[:0] = [str(REPO / "plugins" / "flyte-aios-core"), str(REPO)]
 
 import psycopg  # noqa: E402
 

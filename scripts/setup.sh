@@ -3,7 +3,7 @@
 #   1. apt packages: tesseract (OCR), poppler (PDF rendering), chromium (HTML report tests), graphviz (lineage
 #      graph layout in the review report), Python docs/testsuite
 #      (real HTML pages and RFC 822 e-mails used by the document tests);
-#   2. a virtual environment in .venv with the pack installed (editable) and its test tools;
+#   2. a virtual environment in .venv with the pack's distributions installed (editable) and its test tools;
 #   3. the real third-party test data under .data (scripts/fetch_data.sh).
 # Idempotent: a second run only checks. Set AIOS_SKIP_APT=1 to skip apt (then install those packages yourself).
 set -euo pipefail
@@ -35,14 +35,19 @@ pip_install() {
     2> >(grep -v -E "^WARNING: Location '[^']*' is ignored: it is neither a file nor a directory\.$" >&2)
 }
 
-stamp=".venv/.aios-installed-$(sha256sum pyproject.toml | cut -c1-16)"
+# the pack's distributions, built from this checkout (each with its own pyproject.toml; see docs/architecture.md)
+DISTS=(plugins/flyte-aios-core plugins/flytekit-aios connectors/flytekit-aios-connectors)
+stamp=".venv/.aios-installed-$(cat pyproject.toml "${DISTS[@]/%//pyproject.toml}" | sha256sum | cut -c1-16)"
 if [ ! -e "$stamp" ]; then
   echo "==> creating .venv and installing the pack (about 2 minutes on a fresh machine)"
   [ -x .venv/bin/python ] || "$PY" -m venv .venv
   pip_install --upgrade pip setuptools wheel
   # torch first, exactly pinned: the registry serves a CPU build for this pin (a range pulls CUDA, several GB)
   pip_install "torch==2.13.0"
-  pip_install -e ".[test]"
+  # the governance core, the flytekit plugin and the connectors (editable), then the reference project and its
+  # ML and test dependencies; pip takes the three from these folders, not from an index
+  editables=(); for d in "${DISTS[@]}"; do editables+=(-e "$d"); done
+  pip_install "${editables[@]}" -e ".[test]"
   rm -f .venv/.aios-installed-*; touch "$stamp"
 fi
 PYTHON=.venv/bin/python ./scripts/fetch_data.sh

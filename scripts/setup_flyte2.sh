@@ -3,7 +3,7 @@
 # flytekit 1.16 and flyte 2.x pin different rich-click releases (pip would downgrade the main .venv's), so the
 # adapter is tested in this separate environment; tests/flyte2/test_flyte2.py runs its inner tests here.
 # It installs no flytekit and no ML stack (torch, transformers, great-expectations): the adapter
-# (plugins/flytekitplugins/aios_flyte2) and the governance core it uses import neither.
+# (plugins/flyte-aios-flyte2, distribution flyte-aios-flyte2) and the governance core it uses import neither.
 # Idempotent: a second run only checks. Exit 3 = the package index is unreachable (the outer test skips on it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +23,7 @@ pip_q() {
     "$VENV/bin/python" -m pip "$@" \
     2> >(grep -v -E "^WARNING: Location '[^']*' is ignored: it is neither a file nor a directory\.$" >&2)
 }
-stamp="$VENV/.aios-flyte2-$(printf '%s\n' "${DEPS[@]}" | cat - pyproject.toml "$0" | sha256sum | cut -c1-16)"
+stamp="$VENV/.aios-flyte2-$(printf '%s\n' "${DEPS[@]}" | cat - pyproject.toml plugins/flyte-aios-core/pyproject.toml plugins/flyte-aios-flyte2/pyproject.toml "$0" | sha256sum | cut -c1-16)"
 [ -e "$stamp" ] && exit 0
 echo "==> creating $VENV (flyte SDK 2.x + the governance core, no flytekit, no torch)"
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
@@ -35,11 +35,10 @@ if ! pip_q install -q --disable-pip-version-check "${DEPS[@]}"; then
   echo "setup_flyte2: pip could not install the Flyte 2 environment (see the error above)" >&2
   exit 1
 fi
-# The pack itself, editable and without its dependencies (flytekit, torch, ...): only the core is imported here.
-# Compat mode puts the checkout on sys.path (workflows_flyte2, the `aios` CLI); the .pth adds the namespace roots
-# so every flytekitplugins.aios_* package of the checkout imports, including ones added after this install.
-pip_q install -q --disable-pip-version-check --no-deps -e . --config-settings editable_mode=compat
-site="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
-printf '%s\n' "$PWD/plugins" "$PWD/connectors" >"$site/aios-flyte2-paths.pth"
+# The governance core and the Flyte 2 adapter, editable (their dependencies are in DEPS above, so no flytekit and
+# no ML stack come in); compat mode puts each source root on sys.path. The reference project, editable and
+# without its dependencies, puts the checkout on sys.path for workflows_flyte2.
+pip_q install -q --disable-pip-version-check --no-deps --config-settings editable_mode=compat \
+  -e plugins/flyte-aios-core -e plugins/flyte-aios-flyte2 -e .
 rm -f "$VENV"/.aios-flyte2-*; touch "$stamp"
 echo "==> $VENV ready: $("$VENV/bin/python" -c 'import flyte; print("flyte", flyte.__version__)')"

@@ -11,7 +11,8 @@ echo "==> ruff"
 ruff check .
 ruff format --check .
 echo "==> mypy (strict on plugins/ and connectors/)"
-mypy plugins/flytekitplugins connectors/flytekitplugins
+mypy plugins/flyte-aios-core/flytekitplugins plugins/flytekit-aios/flytekitplugins plugins/flyte-aios-flyte2/flytekitplugins \
+  connectors/flytekit-aios-connectors/flytekitplugins
 # random but reproducible test order (pytest-randomly): AIOS_TEST_SEED=<seed> repeats a run's order
 seed="${AIOS_TEST_SEED:-$(python -c 'import secrets; print(secrets.randbelow(2**32))')}"
 echo "==> pytest (random order, seed $seed: rerun it with AIOS_TEST_SEED=$seed bash scripts/test.sh)"

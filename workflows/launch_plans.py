@@ -15,7 +15,7 @@ from flytekit.core.interface import transform_inputs_to_parameters
 from flytekit.core.workflow import WorkflowBase
 from flytekit.models.interface import Parameter, ParameterMap, Variable
 
-from flytekitplugins.aios_core.compat.flytekit import set_launch_plan_parameters
+from flytekitplugins.aios.compat.flytekit import set_launch_plan_parameters
 
 
 def _describe(param: Parameter, description: str) -> Parameter:

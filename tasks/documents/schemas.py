@@ -20,8 +20,8 @@ from flytekit.models.types import LiteralType
 from pandera.errors import SchemaError, SchemaErrors
 from pandera.typing import Series
 
-from flytekitplugins.aios_core.compat import pandera as pandera_compat
-from flytekitplugins.aios_core.compat.pandera import PackDataFrameModel
+from flytekitplugins.aios.compat import pandera as pandera_compat
+from flytekitplugins.aios.compat.pandera import PackDataFrameModel
 from flytekitplugins.pandera.pandas_transformer import PanderaPandasTransformer
 from tasks.described import describe_fields
 
@@ -236,7 +236,7 @@ class ValidatingTransformer(PanderaPandasTransformer):  # type: ignore[misc]  # 
     plugin's memo that skips re-validating a table this process just wrote).
 
     It converts the pack's schemas only (``DataFrame[S]`` with ``S`` a ``PackDataFrameModel``); the plugin's
-    internals it uses are reached through ``flytekitplugins.aios_core.compat.pandera``.
+    internals it uses are reached through ``flytekitplugins.aios.compat.pandera``.
     """
 
     def _validate(self, df: Any, python_type: Any) -> tuple[Any, str]:

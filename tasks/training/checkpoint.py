@@ -11,7 +11,7 @@ destination as the source. Two kinds of failure must resume from the newest chec
 :class:`CheckpointStore` looks in both and takes the newest step. Each save writes
 ``state-<step>.pt`` and then ``latest.json`` naming it, so a save cut short by a kill leaves the
 previous checkpoint readable. The locations are private attributes of flytekit's ``SyncCheckpoint``, read
-through ``flytekitplugins.aios_core.compat.flytekit`` (kfpytorch itself reads the same attributes to hand
+through ``flytekitplugins.aios.compat.flytekit`` (kfpytorch itself reads the same attributes to hand
 them to spawned workers).
 """
 
@@ -58,7 +58,7 @@ class CheckpointStore:
             cp = flytekit.current_context().checkpoint
         except (NotImplementedError, ValueError, AttributeError):
             return cls(None, None)
-        from flytekitplugins.aios_core.compat.flytekit import sync_checkpoint_locations
+        from flytekitplugins.aios.compat.flytekit import sync_checkpoint_locations
 
         return cls(*sync_checkpoint_locations(cp))
 

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from flytekit.configuration import ImageConfig, SerializationSettings
 
+from flytekitplugins.aios.audited import Audited, AuditedPythonFunctionTask
 from flytekitplugins.aios_audit import AuditWriteError, audit_log, current_audit
-from flytekitplugins.aios_audit.task import Audited, AuditedPythonFunctionTask
 from flytekitplugins.aios_core.digest import digest_value
 from flytekitplugins.aios_core.settings import get_settings
 from tests.audit import governed_tasks as gt

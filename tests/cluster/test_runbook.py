@@ -112,6 +112,8 @@ def test_package_command_of_the_runbook_is_the_tested_one() -> None:
 @pytest.mark.slow
 def test_the_runbook_serve_command_serves_every_task_type(tmp_path: Path) -> None:
     argv = _serve_command()
+    # the connectors come from the flytekit.plugins entry point of flytekitplugins-aios-connectors, not --modules
+    assert "--modules" not in argv, argv
     modules = tuple(argv[i + 1] for i, a in enumerate(argv) if a == "--modules")
     env = {"AIOS_STATE_DIR": str(tmp_path), "AIOS_CONFIG_DIR": str(REPO / "config"), "TMPDIR": str(tmp_path)}
     with connector_server(env, tmp_path, modules=modules) as server, grpc.insecure_channel(server.target) as ch:

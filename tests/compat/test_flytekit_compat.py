@@ -1,4 +1,4 @@
-"""Pins the private flytekit members the pack relies on (flytekitplugins.aios_core.compat.flytekit)."""
+"""Pins the private flytekit members the pack relies on (flytekitplugins.aios.compat.flytekit)."""
 
 from __future__ import annotations
 
@@ -22,8 +22,8 @@ from flytekit.models.interface import ParameterMap
 from flytekit.models.literals import LiteralMap
 from flytekit.remote import FlyteRemote
 
-from flytekitplugins.aios_core.compat import CompatError
-from flytekitplugins.aios_core.compat import flytekit as compat
+from flytekitplugins.aios.compat import CompatError
+from flytekitplugins.aios.compat import flytekit as compat
 
 
 class _Identity(identity_pb2_grpc.IdentityServiceServicer):
@@ -44,7 +44,7 @@ def admin() -> Any:
 
 def test_remote_channel_is_a_grpc_channel_a_flyteidl_stub_calls(admin: str) -> None:
     """RawSynchronousFlyteClient._channel: a grpc.Channel on which a generated flyteidl stub reaches FlyteAdmin."""
-    from flytekitplugins.aios_approvals.remote import cluster_principal
+    from flytekitplugins.aios.remote import cluster_principal
 
     remote = FlyteRemote(Config.for_endpoint(admin, insecure=True))
     channel = compat.remote_grpc_channel(remote)
@@ -152,10 +152,33 @@ def test_connector_exception_handler_is_the_name_the_service_calls() -> None:
 
 def test_a_client_without_the_channel_fails_with_the_pin_not_a_login_hint() -> None:
     """cluster_principal passes a CompatError on: logging in again would not help."""
-    from flytekitplugins.aios_approvals.remote import cluster_principal
+    from flytekitplugins.aios.remote import cluster_principal
 
     class _NoChannelRemote:  # a client of a flytekit that no longer keeps the channel
         client = object()
 
     with pytest.raises(CompatError, match=r"RawSynchronousFlyteClient\._channel.*install flytekit==1\.16\.31"):
         cluster_principal(_NoChannelRemote())
+
+
+def test_instantiated_in_decides_the_registered_name_and_the_resolver_finds_the_alias() -> None:
+    """TrackedInstance._instantiated_in: with it and the function's module both set to the core's alias module,
+    the task keeps its pre-split name and flytekit's default resolver loads it from that alias, as on a pod."""
+    from flytekit.core.python_auto_container import default_task_resolver
+
+    from flytekitplugins.aios.policy_check import policy_check
+    from flytekitplugins.aios_approvals.gate import verify_approvals
+
+    for made, module, name in (
+        (verify_approvals, "flytekitplugins.aios_approvals.gate", "verify_approvals"),
+        (policy_check, "flytekitplugins.aios_policy.check", "policy_check"),
+    ):
+        assert made.name == f"{module}.{name}"
+        args = made.task_resolver.loader_args(None, made)
+        assert args == ["task-module", module, "task-name", name]
+        assert default_task_resolver.load_task(args) is made
+
+
+def test_setting_instantiated_in_on_an_object_without_it_names_the_pin() -> None:
+    with pytest.raises(CompatError, match=r"flytekit==1\.16\.31"):
+        compat.set_instantiated_in(object(), "x")

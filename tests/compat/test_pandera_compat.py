@@ -1,6 +1,6 @@
 """Pins the flytekitplugins-pandera internals the pack relies on, and that its transformer stays on its own schemas.
 
-flytekitplugins.aios_core.compat.pandera: the schema lookup, the structured-dataset engine and the validation
+flytekitplugins.aios.compat.pandera: the schema lookup, the structured-dataset engine and the validation
 memo of the plugin's transformer; ``DataFrame[S]`` of a user's own schema keeps the plugin's transformer.
 """
 
@@ -17,8 +17,8 @@ from flytekit.types.structured.structured_dataset import StructuredDatasetTransf
 from pandera.errors import SchemaErrors
 from pandera.typing import DataFrame, Series
 
-from flytekitplugins.aios_core.compat import CompatError
-from flytekitplugins.aios_core.compat import pandera as compat
+from flytekitplugins.aios.compat import CompatError
+from flytekitplugins.aios.compat import pandera as compat
 from flytekitplugins.pandera import PanderaPandasTransformer, ValidationConfig, pandas_transformer
 from tasks.documents.schemas import DocumentRef, ValidatingTransformer
 

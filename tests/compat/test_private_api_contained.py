@@ -1,4 +1,5 @@
-"""No module of the pack outside ``aios_core/compat`` touches a private flytekit, flyteidl or pandera member."""
+"""No module of the pack outside ``flytekitplugins.aios.compat`` touches a private flytekit, flyteidl or
+pandera member."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 SCANNED = ("plugins", "connectors", "tasks", "workflows")
-COMPAT = REPO / "plugins" / "flytekitplugins" / "aios_core" / "compat"
+COMPAT = REPO / "plugins" / "flytekit-aios" / "flytekitplugins" / "aios" / "compat"
 
 # the private members the compat modules wrap (tests/compat/test_{flytekit,pandera}_compat.py pin each)
 KNOWN_PRIVATE = frozenset(
@@ -17,6 +18,7 @@ KNOWN_PRIVATE = frozenset(
         "_literal_map_to_kwargs",
         "_dict_to_literal_map",
         "_parameters",
+        "_instantiated_in",
         "_checkpoint_dest",
         "_checkpoint_src",
         "_handle_exception",
@@ -78,7 +80,7 @@ def test_private_members_are_touched_only_in_the_compat_package() -> None:
     files = _pack_files()
     assert len(files) > 50  # the scan sees the pack
     found = [v for p in files for v in violations(p)]
-    assert found == [], "use flytekitplugins.aios_core.compat instead:\n" + "\n".join(found)
+    assert found == [], "use flytekitplugins.aios.compat instead:\n" + "\n".join(found)
 
 
 def test_the_guard_sees_each_form_of_access(tmp_path: Path) -> None:

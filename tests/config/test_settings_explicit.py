@@ -15,14 +15,16 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-ROOTS = ("plugins/flytekitplugins", "connectors/flytekitplugins", "tasks", "workflows", "workflows_flyte2")
+# every distribution's sources (plugins/*/flytekitplugins, connectors/*/flytekitplugins) and the Flyte projects
+ROOTS = ("plugins", "connectors", "tasks", "workflows", "workflows_flyte2")
 
+CORE, FLYTEKIT, FLYTE2 = "plugins/flyte-aios-core", "plugins/flytekit-aios", "plugins/flyte-aios-flyte2"
 ENTRY_POINTS: dict[str, str] = {
-    "plugins/flytekitplugins/aios_core/cli.py::settings_from": "every `aios` command: root flags applied once",
-    "plugins/flytekitplugins/aios_audit/task.py::run_audited": "the body wrapper of an @audited Flyte task",
-    "plugins/flytekitplugins/aios_policy/gate.py::run_gated": "the body wrapper of a @policy_gate Flyte task",
-    "plugins/flytekitplugins/aios_flyte2/record.py::attempt": "one governed Flyte 2 task attempt",
-    "plugins/flytekitplugins/aios_approvals/gate.py::ApprovalGate.local_execute": "the local gate node",
+    f"{CORE}/flytekitplugins/aios_core/cli.py::settings_from": "every `aios` command: root flags applied once",
+    f"{FLYTEKIT}/flytekitplugins/aios/audited.py::run_audited": "the body wrapper of an @audited Flyte task",
+    f"{CORE}/flytekitplugins/aios_policy/gate.py::run_gated": "the body wrapper of a @policy_gate Flyte task",
+    f"{FLYTE2}/flytekitplugins/aios_flyte2/record.py::attempt": "one governed Flyte 2 task attempt",
+    f"{FLYTEKIT}/flytekitplugins/aios/approval_gate.py::ApprovalGate.local_execute": "the local gate node",
     "tasks/training/worker.py::fine_tune_rank": "the body of every torch elastic worker process",
     "tasks/acting.py::act_as": "first task of a launched run: switches this process to the launch plan's principal",
 }
@@ -78,6 +80,7 @@ def _library_files() -> list[Path]:
 
 def test_only_entry_points_resolve_settings() -> None:
     offenders = []
+    assert len(_library_files()) > 150  # the scan sees every distribution's sources
     for path in _library_files():
         rel = path.relative_to(REPO).as_posix()
         for qual, line, entry in _calls(path):

@@ -25,12 +25,9 @@ import grpc
 REPO = Path(__file__).resolve().parents[2]
 SOR_MODULE = "flytekitplugins.aios_connectors.system_of_record"
 HAS_SOR = importlib.util.find_spec(SOR_MODULE) is not None
-# the runbook's command serves the registry module; until the system-of-record connector exists, its two siblings
-SERVE_MODULES = (
-    ("flytekitplugins.aios_connectors.registry",)
-    if HAS_SOR
-    else ("flytekitplugins.aios_connectors.policy_connector", "flytekitplugins.aios_connectors.approval_connector")
-)
+# the runbook's command names no module: the connectors distribution registers them through its `flytekit.plugins`
+# entry point, which `import flytekit` loads in the server process
+SERVE_MODULES: tuple[str, ...] = ()
 
 
 def free_port() -> int:
@@ -144,7 +141,7 @@ def _wait_ready(server: ConnectorServer, deadline_s: float) -> None:
 def connector_server(
     env: dict[str, str], log_dir: Path, modules: tuple[str, ...] = SERVE_MODULES, ready_s: float = 60
 ) -> Iterator[ConnectorServer]:
-    """Start ``pyflyte serve connector --port P --prometheus_port Q --modules ...``; stop it afterwards."""
+    """Start ``pyflyte serve connector --port P --prometheus_port Q [--modules ...]``; stop it afterwards."""
     port, metrics = free_port(), free_port()
     pyflyte = str(Path(sys.executable).parent / "pyflyte")
     cmd = [pyflyte, "serve", "connector", "--port", str(port), "--prometheus_port", str(metrics), "--worker", "4"]

@@ -23,6 +23,7 @@ from tests.observability.receivers import Receiver, attrs
 from tests.observability.schemas import validate_event
 
 REPO = Path(__file__).resolve().parents[2]
+SOURCE_ROOTS = ("plugins/flyte-aios-core", "plugins/flytekit-aios", "connectors/flytekit-aios-connectors", ".")
 
 
 def _run(env: dict[str, str], doc: Path, *extra: str) -> None:
@@ -30,7 +31,7 @@ def _run(env: dict[str, str], doc: Path, *extra: str) -> None:
     out = subprocess.run(
         [sys.executable, "-m", "tests.observability.run_kpi", str(doc), *extra],
         cwd=REPO,
-        env={**clean, "PYTHONPATH": os.pathsep.join(str(REPO / d) for d in ("plugins", "connectors", ".")), **env},
+        env={**clean, "PYTHONPATH": os.pathsep.join(str(REPO / d) for d in SOURCE_ROOTS), **env},
         capture_output=True,
         text=True,
         timeout=240,

@@ -1,0 +1,47 @@
+"""Lineage-stamped, tamper-evident audit records for Flyte tasks.
+
+Public API:
+
+* :func:`audited` (decorator under ``@task``) and :class:`Audited` (task config): one record per execution
+  of a governed task, success or failure.
+* :func:`current_audit`: the in-task scope other plugins attach policy decisions, approvals, models and
+  lineage parents to (``None`` outside a governed task).
+* :func:`audit_log` (the store), :class:`AuditEvent` / :class:`AuditRecord` (typed records),
+  :class:`ModelRef`, :class:`AuditWriteError`.
+
+``audited``/``Audited`` are the flytekit plugin's (:mod:`flytekitplugins.aios.audited`, distribution
+``flytekitplugins-aios``); they are re-exported here on first access, so this package never imports flytekit.
+"""
+
+from typing import TYPE_CHECKING, Any
+
+from flytekitplugins.aios_audit.api import audit_log, close_all
+from flytekitplugins.aios_audit.records import AuditEvent, AuditRecord, ModelRef
+from flytekitplugins.aios_audit.scope import AuditScope, current_audit
+from flytekitplugins.aios_audit.stores import AuditStore, AuditWriteError
+
+if TYPE_CHECKING:
+    from flytekitplugins.aios.audited import Audited, audited
+
+__all__ = [
+    "AuditEvent",
+    "AuditRecord",
+    "AuditScope",
+    "AuditStore",
+    "AuditWriteError",
+    "Audited",
+    "ModelRef",
+    "audit_log",
+    "audited",
+    "close_all",
+    "current_audit",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("audited", "Audited"):
+        from flytekitplugins.aios_core.extras import flytekit_plugin
+
+        return getattr(flytekit_plugin("audited", needed_for=f"flytekitplugins.aios_audit.{name}"), name)
+    msg = f"module 'flytekitplugins.aios_audit' has no attribute {name!r}"
+    raise AttributeError(msg)

@@ -1,0 +1,124 @@
+"""Datasets of a task attempt by the OpenLineage naming spec, and the pack's JSON-lines file transport.
+
+Only values with a storage location are datasets (FlyteFile, FlyteDirectory, StructuredDataset, a data URI
+string): ``file`` + absolute path, ``s3://bucket`` + key (``gs``, ``abfss``, ``wasbs``, ``hdfs`` alike),
+``postgres://host:port`` + ``db.schema.table``; never the userinfo of a URL. Each carries a ``dataSource``
+facet, a ``schema`` facet for data frames and a ``version`` facet holding the content digest of the audit log.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+from openlineage.client.facet_v2 import dataset_version_dataset, datasource_dataset, schema_dataset
+from openlineage.client.serde import Serde
+from openlineage.client.transport.transport import Transport
+
+PRODUCER = "https://github.com/flyte-aios/flyte-aios/tree/main/plugins/flyte-aios-core/flytekitplugins/aios_audit"
+_DATA_SCHEMES = ("s3", "s3a", "gs", "gcs", "abfs", "abfss", "wasbs", "file", "postgres", "postgresql", "hdfs")
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetRef:
+    """A dataset by the OpenLineage naming spec, with what is known of it when the task sees it."""
+
+    namespace: str
+    name: str
+    fields: tuple[tuple[str, str], ...] = ()
+    digest: str = ""
+
+
+def locate(value: Any) -> tuple[str, str] | None:
+    """(namespace, name) of a value that has a storage location, by the OpenLineage naming spec, else None."""
+    uri = ""
+    if type(value).__name__ in ("FlyteFile", "FlyteDirectory"):
+        uri = str(getattr(value, "remote_source", None) or getattr(value, "path", "") or "")
+    elif type(value).__name__ == "StructuredDataset":
+        uri = str(getattr(value, "uri", None) or "")
+    elif isinstance(value, str) and "://" in value[:16] and len(value) < 2048:
+        uri = value
+    if not uri:
+        return None
+    if "://" not in uri:
+        return "file", str(Path(uri).absolute())
+    parts = urlsplit(uri)
+    scheme = parts.scheme.lower()
+    if scheme not in _DATA_SCHEMES:
+        return None
+    if scheme == "file":
+        return "file", parts.path
+    host = parts.hostname or ""  # never the userinfo: no credentials in dataset names
+    if scheme in ("postgres", "postgresql"):
+        return f"postgres://{host}:{parts.port or 5432}", parts.path.strip("/").replace("/", ".")
+    return f"{scheme}://{host}", parts.path.lstrip("/")
+
+
+def frame_fields(value: Any) -> tuple[tuple[str, str], ...]:
+    """Column names and dtypes of a data frame (pandas, or a StructuredDataset holding one), else ()."""
+    frame = getattr(value, "dataframe", value)
+    dtypes = getattr(frame, "dtypes", None)
+    if dtypes is None or not hasattr(dtypes, "items"):
+        return ()
+    return tuple((str(k), str(v)) for k, v in dtypes.items())
+
+
+def datasets(values: Mapping[str, Any], digests: Mapping[str, str]) -> list[DatasetRef]:
+    """The located datasets among named task values, with their columns and recorded content digests."""
+    out: list[DatasetRef] = []
+    for key, value in values.items():
+        where = locate(value)
+        if where is not None:
+            out.append(DatasetRef(where[0], where[1], frame_fields(value), digests.get(key, "")))
+    return out
+
+
+def dataset_facets(d: DatasetRef) -> dict[str, Any]:
+    facets: dict[str, Any] = {
+        "dataSource": datasource_dataset.DatasourceDatasetFacet(
+            name=d.namespace, uri=d.namespace if "://" in d.namespace else "file:///", producer=PRODUCER
+        )
+    }
+    if d.fields:
+        facets["schema"] = schema_dataset.SchemaDatasetFacet(
+            fields=[schema_dataset.SchemaDatasetFacetFields(name=n, type=t) for n, t in d.fields], producer=PRODUCER
+        )
+    if d.digest:
+        facets["version"] = dataset_version_dataset.DatasetVersionDatasetFacet(
+            datasetVersion=d.digest, producer=PRODUCER
+        )
+    return facets
+
+
+class JsonLinesTransport(Transport):
+    """An openlineage-python transport appending one JSON event per line to a local file.
+
+    Same file format as openlineage's ``FileTransport`` in append mode; one ``write(2)`` on an ``O_APPEND``
+    descriptor per event, so lines from several processes never interleave. The file is opened per event (on
+    the emitter thread): no descriptor outlives a write, across fork() or in a long process with many files.
+    """
+
+    kind = "aios_jsonl"
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)  # state files: owner only
+
+    def emit(self, event: Any) -> None:
+        """Append ``event`` (a RunEvent or its JSON dict) as one line."""
+        data = event if isinstance(event, dict) else Serde.to_dict(event)
+        line = orjson.dumps(data, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            os.write(fd, line)
+        finally:
+            os.close(fd)
+
+    def close(self, timeout: float = -1) -> bool:
+        """Nothing stays open between events."""
+        return True

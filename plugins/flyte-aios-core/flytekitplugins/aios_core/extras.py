@@ -1,0 +1,36 @@
+"""Parts of the pack that live in other distributions, imported on first use with a clear error when absent.
+
+The governance core (``flyte-aios-core``) imports neither flytekit nor flyte. The flytekit-facing pieces
+(``audited``, ``PolicyGate``, ``policy_check``, ``approval_gate``, signalling a gate node on a Flyte cluster) are
+in ``flytekitplugins-aios`` (package :mod:`flytekitplugins.aios`); the core's packages re-export them lazily so
+that ``from flytekitplugins.aios_audit import audited`` keeps working where that plugin is installed.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from flytekitplugins.aios_core.errors import ConfigError
+
+FLYTEKIT_PLUGIN = "flytekitplugins-aios"
+
+
+class PluginMissing(ConfigError, ImportError):
+    """A part of the pack in a distribution that is not installed; the message names what to install."""
+
+
+def flytekit_plugin(module: str, *, needed_for: str) -> ModuleType:
+    """Import ``flytekitplugins.aios.<module>``; without the flytekit plugin (or flytekit), say what to install."""
+    name = f"flytekitplugins.aios.{module}"
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        missing = exc.name or ""
+        if missing == "flytekit" or missing.startswith("flytekit.") or name.startswith(missing):
+            msg = (
+                f"{needed_for} needs the flytekit plugin of flyte-aios, which is not installed here "
+                f"(no module {missing!r}): pip install {FLYTEKIT_PLUGIN}"
+            )
+            raise PluginMissing(msg) from None
+        raise
