@@ -14,8 +14,8 @@ from flyteidl.service import identity_pb2
 from flytekit.configuration import Config
 from flytekit.remote import FlyteRemote
 
+from flytekitplugins.aios import remote as remote_mod
 from flytekitplugins.aios_approvals import open_request, outcome
-from flytekitplugins.aios_approvals import remote as remote_mod
 from flytekitplugins.aios_approvals.evaluate import Env
 from flytekitplugins.aios_audit import audit_log
 from flytekitplugins.aios_core.cli import cli

@@ -128,7 +128,34 @@ def _json_time(t: dt.datetime) -> bytes:
     return _dumps(t.isoformat()).encode()
 
 
-_record = AuditRecord.model_construct
+_RECORD_FIELDS = frozenset(AuditRecord.model_fields)
+_new_instance = object.__new__
+_set = object.__setattr__
+
+
+def _record(
+    seq: int, recorded_at: dt.datetime, event: AuditEvent, leaf_hash: str, prev_hash: str, chain_hash: str
+) -> AuditRecord:
+    """``AuditRecord.model_construct`` for exactly these six fields, without its per-field loop (5.5 -> 1.7 us).
+
+    Sets what ``model_construct`` sets on a model without extras, private attributes or ``model_post_init``: the
+    field values, the fields set (all of them) and empty extra/private slots (pydantic's documented instance
+    attributes). ``tests/audit/test_records.py`` checks the result equals ``model_construct``'s, field set included.
+    """
+    rec = _new_instance(AuditRecord)
+    values = {
+        "seq": seq,
+        "recorded_at": recorded_at,
+        "event": event,
+        "leaf_hash": leaf_hash,
+        "prev_hash": prev_hash,
+        "chain_hash": chain_hash,
+    }
+    _set(rec, "__dict__", values)
+    _set(rec, "__pydantic_fields_set__", set(_RECORD_FIELDS))
+    _set(rec, "__pydantic_extra__", None)
+    _set(rec, "__pydantic_private__", None)
+    return rec
 
 
 def seal_many(
@@ -151,9 +178,7 @@ def seal_many(
         leaf_b = sha(b"\x00" + entry).digest()
         chain_b = sha(prev_b + leaf_b).digest()
         chain = chain_b.hex()
-        record = _record(  # every field built right here: validating them again cost 8 us a record
-            seq=seq, recorded_at=recorded_at, event=event, leaf_hash=leaf_b.hex(), prev_hash=prev, chain_hash=chain
-        )
+        record = _record(seq, recorded_at, event, leaf_b.hex(), prev, chain)  # every field built right here
         out.append((record, entry))
         prev, prev_b = chain, chain_b
     return out
