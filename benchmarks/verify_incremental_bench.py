@@ -9,6 +9,12 @@
 2. for each proof size: the first inclusion proof (integrating the stored tree levels once), then the median
    of 50 random inclusion proofs from stored nodes, vs one proof by the old full rebuild (``proofs._tree``).
 Records are small task events (about 330 bytes), not the 1.5 KB realistic mix of issue 15.
+
+``--trail PATH`` runs both on an existing trail instead (the realistic ones ``projections_bench.py`` builds, e.g.
+``/tmp/aios-trails/trail-10000000.db``): a signed checkpoint of the trail as it is (its full verification is the
+baseline), ``--after`` task records appended (the trail keeps them: it grows by that much per run), then the
+verification from the checkpoint and the inclusion proofs. The old full rebuild is skipped there: it holds every
+entry in memory (15 GB at 10M records).
 """
 
 from __future__ import annotations
@@ -83,13 +89,42 @@ def bench_proofs(store: SQLiteAuditStore, size: int) -> None:
     )
 
 
+def bench_trail(trail: Path, after: int) -> None:
+    store = SQLiteAuditStore(f"sqlite:///{trail}")
+    pem = public_pem(load_signing_key(KEY))
+    t_cp, cp = _timed(make_checkpoint, store, KEY)
+    print(f"trail {trail}: {cp.tree_size} records; checkpoint (full verify + sign) {t_cp:.1f} s")
+    t0 = time.perf_counter()
+    _grow(store, cp.tree_size + after)
+    print(f"appended {after} records in {time.perf_counter() - t0:.1f} s")
+    t, res = _timed(verify_from, store, cp, pem)
+    assert res.ok and res.size == cp.tree_size + after, res.summary()
+    print(f"incremental from checkpoint of {cp.tree_size}: {after} records walked in {t:.3f} s ({after / t:,.0f}/s)")
+    size = res.size
+    t_full, cp2 = _timed(make_checkpoint, store, KEY)  # the full walk again, to the new head
+    assert cp2.tree_size == size and cp2.root_hash == res.root_hash, (cp2.tree_size, size)
+    print(f"full walk (+ sign), {size} records: {t_full:.1f} s")
+    t_first, _ = _timed(prove_inclusion, store, "#1", cp2)
+    rng = random.Random(7)
+    times = [_timed(prove_inclusion, store, f"#{rng.randint(1, size)}", cp2)[0] for _ in range(50)]
+    print(
+        f"proofs at {size}: first proof (integrates tree levels) {t_first:.2f} s; then median "
+        f"{statistics.median(times) * 1e3:.2f} ms, p95 {statistics.quantiles(times, n=20)[18] * 1e3:.2f} ms, "
+        f"max {max(times) * 1e3:.2f} ms"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--size", type=int, default=100_000)
     ap.add_argument("--after", type=int, default=10_000)
     ap.add_argument("--proof-sizes", default="100000")
+    ap.add_argument("--trail", type=Path, default=None, help="an existing trail to measure (grows by --after)")
     args = ap.parse_args()
     try:
+        if args.trail is not None:
+            bench_trail(args.trail, args.after)
+            return
         store = SQLiteAuditStore(f"sqlite:///{STATE}/audit.db")
         bench_verify(store, args.size, args.after)
         for size in sorted(int(s) for s in args.proof_sizes.split(",")):

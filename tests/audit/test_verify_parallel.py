@@ -140,3 +140,51 @@ def test_small_logs_and_one_worker_stay_serial(conn: sqlite3.Connection) -> None
     r = verify_store(audit_log(get_settings()), workers=2, block=16)  # 45 < 4 * 16: one process
     assert r.ok and r.size == N and r.workers == 1
     assert verify_store(audit_log(get_settings()), workers=1, block=BLOCK).workers == 1
+
+
+def _stuck_child(*args: object) -> None:
+    """A worker that never answers."""
+    import time
+
+    time.sleep(300)
+
+
+def _dead_child(*args: object) -> None:
+    import os
+
+    os._exit(3)  # dies without an answer
+
+
+@pytest.mark.timeout(60)
+def test_a_failing_half_stops_a_worker_that_ignores_sigterm(
+    conn: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """This process finds the edit in its half; the worker is killed, not waited on (it hung CI for 600 s)."""
+    import signal
+
+    from flytekitplugins.aios_audit import verify
+
+    conn.execute("UPDATE audit_log SET subject = 'edited' WHERE seq = 3")
+    serial = verify_store(audit_log(get_settings()), workers=1)
+    monkeypatch.setattr(verify, "_child", _stuck_child)
+    # a handler in this process that does not exit on SIGTERM, which the forked worker inherits
+    previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        parallel = verify_store(audit_log(get_settings()), workers=2, block=BLOCK)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert not serial.ok and serial.first_bad_seq == 3
+    _same(serial, parallel)
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_that_dies_without_answering_means_a_serial_walk(
+    conn: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flytekitplugins.aios_audit import verify
+
+    serial = verify_store(audit_log(get_settings()), workers=1)
+    monkeypatch.setattr(verify, "_child", _dead_child)
+    parallel = verify_store(audit_log(get_settings()), workers=2, block=BLOCK)
+    assert serial.ok
+    _same(serial, parallel)

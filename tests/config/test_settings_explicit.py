@@ -29,7 +29,8 @@ ENTRY_POINTS: dict[str, str] = {
     "tasks/acting.py::act_as": "first task of a launched run: switches this process to the launch plan's principal",
 }
 CONNECTOR_METHODS = {"do", "create", "get", "delete"}
-TASK_DECORATORS = {"task", "dynamic", "workflow", "command", "group"}
+# registered_task: the flytekit plugin's @task that keeps a registered name (flytekitplugins.aios.naming)
+TASK_DECORATORS = {"task", "registered_task", "dynamic", "workflow", "command", "group"}
 
 
 def _decorator_names(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> set[str]:

@@ -19,6 +19,7 @@ import dataclasses
 import hashlib
 import multiprocessing as mp
 import os
+import signal
 import time
 from collections.abc import Callable
 from itertools import islice
@@ -250,6 +251,7 @@ def _child(store: AuditStore, first: int, prev: str, block: int, cp_size: int, c
     def tick(n: int) -> None:
         done.value += n
 
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handlers: a terminated worker just ends
     try:
         acc = _BlockAccumulator(first, block, cp_size)
         head = _walk(store, acc, None, first, None, prev, bytes.fromhex(prev), tick if done is not None else None)[0]
@@ -304,7 +306,9 @@ def _parallel(
     finally:
         recv.close()
         if status == "error" and proc.is_alive():
-            proc.terminate()
+            # SIGKILL, not SIGTERM: the forked child inherits this process's signal handlers (a test runner's, an
+            # emitter's flush-on-exit), which may not exit, and its half of the walk is moot once this one failed
+            proc.kill()
         proc.join()
     if status != "ok" or prev != boundary[4]:
         return None  # the serial walk names the first bad record exactly
