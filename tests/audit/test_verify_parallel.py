@@ -188,3 +188,19 @@ def test_a_worker_that_dies_without_answering_means_a_serial_walk(
     parallel = verify_store(audit_log(get_settings()), workers=2, block=BLOCK)
     assert serial.ok
     _same(serial, parallel)
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_that_never_answers_means_a_serial_walk(
+    conn: sqlite3.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker stuck after fork (a lock another thread held) is killed after the grace time; same result."""
+    from flytekitplugins.aios_audit import verify
+
+    conn.execute("UPDATE audit_log SET subject = 'edited' WHERE seq = 30")  # in the stuck worker's half
+    serial = verify_store(audit_log(get_settings()), workers=1)
+    monkeypatch.setattr(verify, "_child", _stuck_child)
+    monkeypatch.setattr(verify, "WORKER_GRACE_S", 1.0)
+    parallel = verify_store(audit_log(get_settings()), workers=2, block=BLOCK)
+    assert not serial.ok and serial.first_bad_seq == 30
+    _same(serial, parallel)

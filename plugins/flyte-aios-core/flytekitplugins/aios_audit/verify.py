@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import logging
 import multiprocessing as mp
 import os
 import signal
@@ -82,6 +83,9 @@ Progress = Callable[[int], None]
 two-process walk is redone in one process). Called every 1,024 records, never from a child process."""
 
 BLOCK = 1 << 14
+# how long, at least, this process waits for the second one after finishing its own half (see _parallel)
+WORKER_GRACE_S = 30.0
+log = logging.getLogger(__name__)
 """Leaves per block when a second process verifies the upper part of the log (a power of two)."""
 
 
@@ -295,9 +299,17 @@ def _parallel(
         def base() -> int:
             return int(child_done.value) if child_done is not None else 0
 
+        started = time.monotonic()
         prev, _ = _walk(store, acc, cp, 1, split, GENESIS, bytes(32), _counter(progress, base))  # raises first
-        while progress is not None and not recv.poll(0.25):  # the child's part, while this one waits for it
-            progress(split + base())
+        # the child's half is as long as this one: far past that, it is stuck (a lock held at fork time), so it is
+        # killed and the whole log walked here; the result is the same either way, only slower
+        deadline = time.monotonic() + max(WORKER_GRACE_S, 10 * (time.monotonic() - started))
+        while not recv.poll(0.25):  # the child's part, while this one waits for it
+            if time.monotonic() > deadline:
+                log.warning("verify: the second process gave no answer in time; walking the whole log here")
+                raise EOFError
+            if progress is not None:
+                progress(split + base())
         status, blocks, head = recv.recv()
         if progress is not None:
             progress(split + base())
