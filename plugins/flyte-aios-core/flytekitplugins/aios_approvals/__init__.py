@@ -18,26 +18,19 @@ access: this package never imports flytekit.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from flytekitplugins.aios_approvals.clock import ManualClock, use_clock
 from flytekitplugins.aios_approvals.models import ApprovalDecision, ApprovalOutcome, ApprovalRequest
 from flytekitplugins.aios_approvals.service import ApprovalNotFound, DecideResult, decide, open_request, outcome
 from flytekitplugins.aios_approvals.verify import require_approval, verify_requests
+from flytekitplugins.aios_core.extras import lazy_exports
 
 if TYPE_CHECKING:
     from flytekitplugins.aios.approval_gate import approval_gate, verify_approvals
 
-_LAZY = {"approval_gate", "verify_approvals", "ApprovalGate"}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        from flytekitplugins.aios_core.extras import flytekit_plugin
-
-        return getattr(flytekit_plugin("approval_gate", needed_for=f"flytekitplugins.aios_approvals.{name}"), name)
-    msg = f"module {__name__!r} has no attribute {name!r}"
-    raise AttributeError(msg)
+_LAZY = dict.fromkeys(("approval_gate", "verify_approvals", "ApprovalGate"), "flytekitplugins.aios.approval_gate")
+__getattr__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = [

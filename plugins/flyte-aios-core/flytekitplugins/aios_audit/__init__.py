@@ -13,12 +13,13 @@ Public API:
 ``flytekitplugins-aios``); they are re-exported here on first access, so this package never imports flytekit.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from flytekitplugins.aios_audit.api import audit_log, close_all
 from flytekitplugins.aios_audit.records import AuditEvent, AuditRecord, ModelRef
 from flytekitplugins.aios_audit.scope import AuditScope, current_audit
 from flytekitplugins.aios_audit.stores import AuditStore, AuditWriteError
+from flytekitplugins.aios_core.extras import lazy_exports
 
 if TYPE_CHECKING:
     from flytekitplugins.aios.audited import Audited, audited
@@ -38,10 +39,6 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in ("audited", "Audited"):
-        from flytekitplugins.aios_core.extras import flytekit_plugin
-
-        return getattr(flytekit_plugin("audited", needed_for=f"flytekitplugins.aios_audit.{name}"), name)
-    msg = f"module 'flytekitplugins.aios_audit' has no attribute {name!r}"
-    raise AttributeError(msg)
+__getattr__ = lazy_exports(
+    __name__, {"audited": "flytekitplugins.aios.audited", "Audited": "flytekitplugins.aios.audited"}
+)

@@ -9,7 +9,9 @@ that ``from flytekitplugins.aios_audit import audited`` keeps working where that
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable, Mapping
 from types import ModuleType
+from typing import Any
 
 from flytekitplugins.aios_core.errors import ConfigError
 
@@ -34,3 +36,22 @@ def flytekit_plugin(module: str, *, needed_for: str) -> ModuleType:
             )
             raise PluginMissing(msg) from None
         raise
+
+
+def lazy_exports(package: str, exports: Mapping[str, str]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` (PEP 562) importing ``exports[name]`` (a module path) on the first access of ``name``.
+
+    Modules of the flytekit plugin (``flytekitplugins.aios.*``) are imported through :func:`flytekit_plugin`, so a
+    missing plugin is named; anything else is an ordinary module of the importing distribution.
+    """
+
+    def __getattr__(name: str) -> Any:
+        module = exports.get(name)
+        if module is None:
+            msg = f"module {package!r} has no attribute {name!r}"
+            raise AttributeError(msg)
+        if module.startswith("flytekitplugins.aios."):
+            return getattr(flytekit_plugin(module.rsplit(".", 1)[1], needed_for=f"{package}.{name}"), name)
+        return getattr(importlib.import_module(module), name)
+
+    return __getattr__

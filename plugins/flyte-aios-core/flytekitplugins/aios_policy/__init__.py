@@ -14,8 +14,9 @@ Public API:
 This package never imports flytekit.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from flytekitplugins.aios_core.extras import lazy_exports
 from flytekitplugins.aios_policy.decide import enforce, enforce_many, evaluate, evaluate_many
 from flytekitplugins.aios_policy.engine import PolicyEngine, PolicyLoadError, PolicySource, get_engine, register_engine
 from flytekitplugins.aios_policy.request import PolicyRequest
@@ -50,16 +51,4 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        msg = f"module 'flytekitplugins.aios_policy' has no attribute {name!r}"
-        raise AttributeError(msg)
-    if module.startswith("flytekitplugins.aios."):
-        from flytekitplugins.aios_core.extras import flytekit_plugin
-
-        plugin = flytekit_plugin(module.rsplit(".", 1)[1], needed_for=f"flytekitplugins.aios_policy.{name}")
-        return getattr(plugin, name)
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _LAZY)

@@ -18,10 +18,11 @@ Public API::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from flytekitplugins.aios.audited import Audited, AuditedPythonFunctionTask, audited
 from flytekitplugins.aios.policy_task import PolicyGate, PolicyGateTask
+from flytekitplugins.aios_core.extras import lazy_exports
 from flytekitplugins.aios_policy.gate import policy_gate
 from flytekitplugins.aios_policy.spec import Check
 
@@ -37,14 +38,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        msg = f"module 'flytekitplugins.aios' has no attribute {name!r}"
-        raise AttributeError(msg)
-    import importlib
-
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = [
