@@ -44,13 +44,13 @@ if [ ! -e "$stamp" ]; then
   pip_install --upgrade pip setuptools wheel
   # torch first, exactly pinned: the registry serves a CPU build for this pin (a range pulls CUDA, several GB)
   pip_install "torch==2.13.0"
-  # the governance core, the flytekit plugin and the connectors (editable), then the reference project and its
-  # ML and test dependencies; pip takes the three from these folders, not from an index
   # a venv made before the split has flyte-aios owning the `aios` script, which is now the core's: pip would
   # install the core's script and then delete it while it uninstalls the old flyte-aios, so remove that first
   if .venv/bin/python -m pip show -f flyte-aios 2>/dev/null | grep -qE "bin/aios$"; then
     .venv/bin/python -m pip uninstall -q -y flyte-aios
   fi
+  # the governance core, the flytekit plugin and the connectors (editable), then the reference project and its
+  # ML and test dependencies; pip takes the three from these folders, not from an index
   editables=(); for d in "${DISTS[@]}"; do editables+=(-e "$d"); done
   pip_install "${editables[@]}" -e ".[test]"
   rm -f .venv/.aios-installed-*; touch "$stamp"

@@ -42,3 +42,26 @@ def test_lazy_exports_resolve_on_first_access_and_refuse_unknown_names() -> None
     assert getattr_("audited") is audited
     with pytest.raises(AttributeError, match="module 'pkg' has no attribute 'nope'"):
         getattr_("nope")
+
+
+def test_an_import_error_without_a_module_name_is_not_taken_for_a_missing_plugin(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from flytekitplugins.aios_core import extras
+
+    def fail(name: str) -> None:
+        raise ModuleNotFoundError("raised by hand, no module name")
+
+    monkeypatch.setattr(extras.importlib, "import_module", fail)
+    with pytest.raises(ModuleNotFoundError) as info:
+        flytekit_plugin("audited", needed_for="x")
+    assert not isinstance(info.value, PluginMissing)
+
+
+def test_alias_modules_forward_public_names_only() -> None:
+    from flytekitplugins.aios.approval_gate import verify_approvals
+    from flytekitplugins.aios_approvals import gate
+
+    assert gate.verify_approvals is verify_approvals
+    with pytest.raises(AttributeError):
+        gate.__wrapped__

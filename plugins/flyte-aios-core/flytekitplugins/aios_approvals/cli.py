@@ -146,6 +146,13 @@ def _decision_row(d: Any, req: Any, env: Env, out: Any) -> dict[str, Any]:
     return {**d.model_dump(mode="json"), "counts": counts, "ignored_because": why}
 
 
+def _remote() -> Any:
+    """The flytekit plugin's FlyteRemote helpers (``approvals_backend: flyteremote``), or an error naming it."""
+    from flytekitplugins.aios_core.extras import flytekit_plugin
+
+    return flytekit_plugin("remote", needed_for="approvals_backend: flyteremote (signalling a Flyte gate node)")
+
+
 def _identity(env: Env, as_: str | None) -> tuple[str, Any, str]:
     """(principal, FlyteRemote or None, mismatch reason or "")."""
     if env.settings.approvals_backend != "flyteremote":
@@ -154,9 +161,7 @@ def _identity(env: Env, as_: str | None) -> tuple[str, Any, str]:
             raise click.UsageError("say who decides: --as <principal from roles.yaml> (or AIOS_PRINCIPAL)")
         _suggest_principal(env, principal)
         return principal, None, ""
-    from flytekitplugins.aios_core.extras import flytekit_plugin
-
-    remote_mod = flytekit_plugin("remote", needed_for="approvals_backend: flyteremote (signalling a Flyte gate node)")
+    remote_mod = _remote()
     cluster_principal, flyte_remote = remote_mod.cluster_principal, remote_mod.flyte_remote
 
     remote = flyte_remote()
@@ -197,9 +202,7 @@ def _finish(env: Env, res: DecideResult, remote: Any, request_id: str, as_json: 
         raise SystemExit(REFUSED_EXIT)
     if remote is None:
         return
-    from flytekitplugins.aios_core.extras import flytekit_plugin
-
-    remote_mod = flytekit_plugin("remote", needed_for="approvals_backend: flyteremote (signalling a Flyte gate node)")
+    remote_mod = _remote()
     gate_settled, release_gate = remote_mod.gate_settled, remote_mod.release_gate
 
     st = projection(env.store).get(request_id)

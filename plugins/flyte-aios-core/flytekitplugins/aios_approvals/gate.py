@@ -7,12 +7,6 @@ it is resolved from the plugin on first access, so importing this module imports
 
 from __future__ import annotations
 
-from typing import Any
+from flytekitplugins.aios_core.extras import plugin_alias
 
-
-def __getattr__(name: str) -> Any:
-    if name.startswith("__"):
-        raise AttributeError(name)
-    from flytekitplugins.aios_core.extras import flytekit_plugin
-
-    return getattr(flytekit_plugin("approval_gate", needed_for=f"{__name__}.{name}"), name)
+__getattr__ = plugin_alias(__name__, "approval_gate")

@@ -83,10 +83,10 @@ Progress = Callable[[int], None]
 two-process walk is redone in one process). Called every 1,024 records, never from a child process."""
 
 BLOCK = 1 << 14
-# how long, at least, this process waits for the second one after finishing its own half (see _parallel)
-WORKER_GRACE_S = 30.0
-log = logging.getLogger(__name__)
 """Leaves per block when a second process verifies the upper part of the log (a power of two)."""
+WORKER_GRACE_S = 30.0
+"""How long, at least, this process waits for the second one after finishing its own half (see ``_parallel``)."""
+log = logging.getLogger(__name__)
 
 
 def verify_workers(configured: int = 0) -> int:

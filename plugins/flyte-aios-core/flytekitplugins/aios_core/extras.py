@@ -29,7 +29,7 @@ def flytekit_plugin(module: str, *, needed_for: str) -> ModuleType:
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:
         missing = exc.name or ""
-        if missing == "flytekit" or missing.startswith("flytekit.") or name.startswith(missing):
+        if missing and (missing == "flytekit" or missing.startswith("flytekit.") or name.startswith(missing)):
             msg = (
                 f"{needed_for} needs the flytekit plugin of flyte-aios, which is not installed here "
                 f"(no module {missing!r}): pip install {FLYTEKIT_PLUGIN}"
@@ -53,5 +53,20 @@ def lazy_exports(package: str, exports: Mapping[str, str]) -> Callable[[str], An
         if module.startswith("flytekitplugins.aios."):
             return getattr(flytekit_plugin(module.rsplit(".", 1)[1], needed_for=f"{package}.{name}"), name)
         return getattr(importlib.import_module(module), name)
+
+    return __getattr__
+
+
+def plugin_alias(package: str, module: str) -> Callable[[str], Any]:
+    """A module ``__getattr__`` (PEP 562) that reads every public name from ``flytekitplugins.aios.<module>``.
+
+    For the core's alias modules that keep a task's registered name (see :mod:`flytekitplugins.aios.naming`): Flyte's
+    resolver imports the alias on a pod and reads the task from it; importing the alias imports nothing.
+    """
+
+    def __getattr__(name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(flytekit_plugin(module, needed_for=f"{package}.{name}"), name)
 
     return __getattr__

@@ -7,12 +7,6 @@ access, so importing this module imports nothing of flytekit.
 
 from __future__ import annotations
 
-from typing import Any
+from flytekitplugins.aios_core.extras import plugin_alias
 
-
-def __getattr__(name: str) -> Any:
-    if name.startswith("__"):
-        raise AttributeError(name)
-    from flytekitplugins.aios_core.extras import flytekit_plugin
-
-    return getattr(flytekit_plugin("policy_check", needed_for=f"{__name__}.{name}"), name)
+__getattr__ = plugin_alias(__name__, "policy_check")
