@@ -249,6 +249,76 @@ def op(name: str) -> None:
     print(json.dumps({"op": name, "seconds": time.perf_counter() - t0, "result": str(result)}))
 
 
+def governance(n: int) -> None:
+    """Every governance call of the document pipeline's path, ``n`` times each in this fresh process; print JSON.
+
+    Per document, in the pipeline's order: the catalog look-up of the classifier's champion, the policy decision
+    with its approval request (``decide_many`` of one invoice over the sign-off threshold: a Cedar evaluation, its
+    durable record and ``open_request``), the approvers' ``decide`` (as many as the quorum needs), and the
+    consumption (``authorize``: the acting point re-reads the decision and the approval and claims them). Each
+    call is timed alone, the first one of the process included (its connection, caches and key loading).
+    """
+    import pandas as pd
+
+    sys.path.insert(0, str(REPO))  # the Flyte project's tasks/ (the pipeline's governance code)
+    from flytekitplugins.aios_approvals.acting import ActionClaim, authorize
+    from flytekitplugins.aios_approvals.evaluate import Env
+    from flytekitplugins.aios_approvals.service import decide
+    from flytekitplugins.aios_catalog.catalog import catalog
+    from flytekitplugins.aios_core.settings import get_settings
+    from tasks.documents import report
+    from tasks.documents.governance import decide_many
+
+    settings = get_settings(overrides={"principal": REQUESTER})  # the pipeline launched it, the approvers decide
+    env = Env.load(settings)
+    times: dict[str, list[float]] = {"catalog look-up": [], "policy decision + open_request": []}
+    times.update({"decide": [], "consumption (authorize)": []})
+    tag = f"{time.time_ns():x}"[-10:]
+    authorized = 0
+    for i in range(n):
+        t = time.perf_counter()
+        champ = catalog(settings).champion("all-MiniLM-L6-v2")
+        times["catalog look-up"].append(time.perf_counter() - t)
+        assert champ is not None, "the catalog has no champion for the classifier"
+        doc = {"digest": f"sha256:{tag}{i:054d}", "label": "invoice", "amount": 25_000.0 + i, "currency": "EUR"}
+        doc.update(confidence=0.99, personal=False, route="cheap", injection=False, status="ok")
+        doc.update(name=f"g{i}.txt", doc_id=f"g{i}", text_digest=f"sha256:{i:064d}")
+        t = time.perf_counter()
+        d = decide_many([doc], REQUESTER, 3600.0, settings)[0]
+        times["policy decision + open_request"].append(time.perf_counter() - t)
+        assert d.request_id, f"the invoice needed no approval ({d.effect}, {d.reason}): the benchmark needs one"
+        doc.update(action=d.action, effect=d.effect, gate=d.gate, request_id=d.request_id)
+        doc.update(policy_record=d.policy_record, reason=d.reason)
+        doc["decision_digest"] = d.digest(doc["digest"], {k: doc[k] for k in ("label", "amount", "currency")})
+        status = "pending"
+        for who in APPROVERS:
+            t = time.perf_counter()
+            res = decide(d.request_id, who, "approve", "benchmark sign-off", env=env)
+            times["decide"].append(time.perf_counter() - t)
+            assert res.accepted, res.message
+            status = res.outcome.status
+            if status == "approved":
+                break
+        assert status == "approved", status
+        rows = report.action_rows(pd.DataFrame([doc]), REQUESTER, {d.request_id}).to_dict(orient="records")
+        t = time.perf_counter()
+        verdicts = authorize([ActionClaim.from_row(r) for r in rows], actor=REQUESTER, env=env)
+        times["consumption (authorize)"].append(time.perf_counter() - t)
+        authorized += sum(v.allowed for v in verdicts)
+    assert authorized == n, f"{authorized} of {n} actions authorized"
+    out: dict[str, Any] = {}
+    for label, v in times.items():
+        s = sorted(v[1:])  # the process's first call (connection, policy set, keys) is reported on its own
+        out[label] = {
+            "n": len(v),
+            "first_ms": v[0] * 1e3,
+            "p50_ms": s[len(s) // 2] * 1e3,
+            "p99_ms": s[min(len(s) - 1, int(len(s) * 0.99))] * 1e3,
+            "max_ms": s[-1] * 1e3,
+        }
+    print(json.dumps({"op": "governance", "calls": out}))
+
+
 def measure(cmd: list[str], env: dict[str, str], timeout: float) -> dict[str, Any]:
     """One fresh process: wall time, peak RSS, and the operation's own time when it prints it."""
     wrapper = (
@@ -270,6 +340,16 @@ def measure(cmd: list[str], env: dict[str, str], timeout: float) -> dict[str, An
         if line.startswith('{"op"'):
             doc["op_s"] = json.loads(line)["seconds"]
     return {k: doc[k] for k in ("wall_s", "rss_mb", "op_s") if k in doc}
+
+
+def _governance_calls(trail: Path, n: int) -> dict[str, Any]:
+    """Run :func:`governance` in a fresh process on ``trail``; its per-call figures."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--governance", str(n)]
+    res = subprocess.run(cmd, env=_env(trail), capture_output=True, text=True, timeout=1800)
+    if res.returncode != 0:
+        raise SystemExit(f"governance calls failed on {trail}: {(res.stderr or res.stdout)[-800:]}")
+    calls: dict[str, Any] = json.loads(res.stdout.strip().splitlines()[-1])["calls"]
+    return calls
 
 
 OPS: list[tuple[str, list[str], list[str] | None]] = [
@@ -305,9 +385,26 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None, help="Also write the markdown table here.")
     ap.add_argument("--op", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--build", default=None, help=argparse.SUPPRESS)
+    ap.add_argument(
+        "--governance-calls",
+        type=int,
+        default=100,
+        metavar="N",
+        help="per size, each governance call of the pipeline's path N times in one fresh process (0: skip)",
+    )
+    ap.add_argument(
+        "--governance",
+        type=int,
+        default=0,
+        metavar="N",
+        help="time every governance call of the pipeline's path N times in this process (run with the trail's env)",
+    )
     args = ap.parse_args()
     if args.op:
         op(args.op)
+        return
+    if args.governance:
+        governance(args.governance)
         return
     if args.build:
         trail, size = args.build.rsplit(":", 1)
@@ -320,6 +417,7 @@ def main() -> None:
     subprocess.run([sys.executable, "-m", "compileall", "-q", *sources], check=True, stdout=subprocess.DEVNULL)
     sizes = [int(s) for s in args.sizes.split(",")]
     results: dict[int, dict[str, tuple[dict[str, Any], dict[str, Any] | None]]] = {}
+    gov: dict[int, dict[str, Any]] = {}
     for size in sizes:
         trail = args.cache / f"trail-{size}.db"
         done = trail.with_suffix(".built")
@@ -337,6 +435,9 @@ def main() -> None:
             m_old = None if args.no_baseline or old is None else measure(_cmd(old), env, args.baseline_timeout)
             results[size][label] = (m_new, m_old)
             print(f"  {size:>9} {label}: {_cell(m_new)} (old path: {_cell(m_old)})", file=sys.stderr, flush=True)
+        if args.governance_calls:
+            gov[size] = _governance_calls(trail, args.governance_calls)
+            print(f"  {size:>9} governance calls: {json.dumps(gov[size])}", file=sys.stderr, flush=True)
     load = os.getloadavg()
     lines = [
         f"Host: {platform.node()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
@@ -350,6 +451,13 @@ def main() -> None:
     for label, _new, _old in OPS:
         cells = [f"{_cell(results[s][label][0])} / {_cell(results[s][label][1])}" for s in sizes]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    for label in gov.get(sizes[0], {}):
+        cells = []
+        for s in sizes:
+            c = gov[s].get(label, {})
+            cells.append(f"p50 {c['p50_ms']:.1f} ms, p99 {c['p99_ms']:.1f} ms, first {c['first_ms']:.0f} ms")
+        head = f"| governance call: {label} ({args.governance_calls} in one fresh process) | "
+        lines.append(head + " | ".join(cells) + " |")
     table = "\n".join(lines)
     print(table)
     print(json.dumps({str(s): r for s, r in results.items()}, default=str), file=sys.stderr)

@@ -57,6 +57,42 @@ def test_report_at_10_records(aios_env: Path, tmp_path: Path) -> None:
     screenshot(report, tmp_path / "report-10.png")
 
 
+@pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz dot not installed (scripts/setup.sh installs it)")
+def test_report_of_one_execution_reads_its_records_and_verifies_from_a_checkpoint(
+    aios_env: Path, tmp_path: Path
+) -> None:
+    """--execution reads that execution's records through the index (not the last --limit records of the log), and
+    --checkpoint verifies only what came after the checkpoint; a tampered record after it still fails the report."""
+    store = audit_log(get_settings(), emit=False)
+    write_documents(store, 0, 2, per_execution=2)  # execution aios/development/run-0: the oldest records
+    old = store.size()
+    cp = tmp_path / "checkpoint.json"
+    res = CliRunner().invoke(cli, ["audit", "checkpoint", "--out", str(cp)])
+    assert res.exit_code == 0, res.output
+    write_documents(store, 2, 8, per_execution=2)  # four newer executions
+    assert store.size() > old + 5
+    report, output = _report(tmp_path, "--execution", "aios/development/run-0", "--limit", "5", "--checkpoint", str(cp))
+    assert "report: 5 records, verification OK" in output, output  # the old path found none in the last 5
+    html = report.read_text(encoding="utf-8")
+    assert f"incremental: records {old + 1}..{store.size()} checked from the checkpoint" in html
+    from flytekitplugins.aios_audit.edges import EdgeIndex
+
+    index = EdgeIndex.for_store(store, get_settings().state_dir)
+    mine = [seq for seq, _ in index.execution_records("aios/development/run-0")]
+    index.close()
+    assert len(mine) > 5 and mine[-1] < store.size() - 5  # none of them among the log's last five
+    assert [int(m) for m in re.findall(r'\[(\d+),"[0-9a-f]{12}"', html)] == mine[-5:]  # exactly its last five
+    with sqlite3.connect(str(store.path)) as db:  # an edit after the checkpoint: caught by the incremental check
+        db.execute("DROP TRIGGER audit_log_no_update")
+        db.execute(
+            "UPDATE audit_log SET entry = CAST(replace(CAST(entry AS TEXT), 'user:alice', 'user:mallory') AS BLOB) "
+            "WHERE seq = (SELECT MAX(seq) FROM audit_log WHERE instr(CAST(entry AS TEXT), 'user:alice') > 0)"
+        )
+        assert db.total_changes == 1
+    _report_again, output = _report(tmp_path, "--execution", "aios/development/run-0", "--checkpoint", str(cp))
+    assert "verification FAILED" in output, output
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz dot not installed (scripts/setup.sh installs it)")
 def test_report_at_10000_records_with_a_tampered_record(aios_env: Path, tmp_path: Path) -> None:

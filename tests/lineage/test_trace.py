@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
 from flytekitplugins.aios_audit import AuditEvent, audit_log
@@ -104,6 +105,31 @@ def test_index_catches_up_and_is_rebuilt_for_another_log(aios_env: Path, tmp_pat
     assert index.catch_up(other) == 2
     assert index.alias(docs[0]["request_id"]) == "" and index.seq_of(docs[0]["policy"]) == 0
     index.close()
+
+
+def test_index_written_in_chunks_equals_index_written_at_once(
+    aios_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """catch_up writes its rows in chunks; the edge rules' look-ups (a parent's kind, a request's alias, the
+    decisions under a request) must see rows not yet written, so every chunk size gives the same index."""
+    from flytekitplugins.aios_audit import edges
+
+    store = audit_log(get_settings(), emit=False)
+    write_trail(store, 9)
+    whole = EdgeIndex(tmp_path / "whole.db")
+    assert whole.catch_up(store) == store.size()
+    got = {}
+    for chunk in (1, 2, 3, 7):
+        monkeypatch.setattr(edges, "CHUNK", chunk)
+        index = EdgeIndex(tmp_path / f"chunk-{chunk}.db")
+        assert index.catch_up(store) == store.size()
+        got[chunk] = index.all_edges()
+        index.close()
+    expected = whole.all_edges()
+    rels = {rel for _c, _p, rel, _s in expected}
+    assert {"approved_by", "authorized_by", "decides", "policy_decision"} <= rels  # the look-up rules ran
+    assert all(edges_ == expected for edges_ in got.values())
+    whole.close()
 
 
 def test_unknown_reference_is_a_clear_error(aios_env: Path) -> None:

@@ -34,7 +34,7 @@ class _Refused(click.ClickException):
     exit_code = 2
 
 
-_PUBLIC_KEY = click.option(
+PUBLIC_KEY_OPTION = click.option(
     "--public-key",
     "public_keys",
     type=click.Path(exists=True, dir_okay=False),
@@ -43,7 +43,8 @@ _PUBLIC_KEY = click.option(
 )
 
 
-def _trusted(ctx: click.Context, public_keys: tuple[str, ...]) -> Any:
+def trusted_for(ctx: click.Context, public_keys: tuple[str, ...]) -> Any:
+    """The checkpoint keys a verifying command trusts: ``--public-key`` files, else ``trusted_checkpoint_keys``."""
     from flytekitplugins.aios_audit.trust import TrustedKeys
 
     if public_keys:
@@ -54,7 +55,7 @@ def _trusted(ctx: click.Context, public_keys: tuple[str, ...]) -> Any:
 @audit.command()
 @click.option("--store", "url", default=None, help="Audit store URL (default: AIOS_AUDIT_STORE).")
 @click.option("--checkpoint", "checkpoint_file", type=click.Path(exists=True, dir_okay=False), default=None)
-@_PUBLIC_KEY
+@PUBLIC_KEY_OPTION
 @click.option(
     "--deep", is_flag=True, help="With --checkpoint: walk the whole log (default: only the records after it)."
 )
@@ -81,7 +82,7 @@ def verify(
     from flytekitplugins.aios_audit.verify import verify_store, verify_workers
 
     cp = Checkpoint.load(checkpoint_file) if checkpoint_file else None
-    trusted = _trusted(ctx, public_keys) if cp is not None else None
+    trusted = trusted_for(ctx, public_keys) if cp is not None else None
     try:
         store = open_existing(settings_from(ctx), url, allow_empty=allow_empty)
     except StoreMissing as e:
@@ -362,7 +363,7 @@ def consistency(ctx: click.Context, old_file: str, out: str | None, as_json: boo
 @audit.command("verify-proof")
 @click.argument("proof_file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--checkpoint", "checkpoint_file", type=click.Path(exists=True, dir_okay=False), required=True)
-@_PUBLIC_KEY
+@PUBLIC_KEY_OPTION
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 @click.pass_context
 def verify_proof(
@@ -376,7 +377,7 @@ def verify_proof(
         doc = json.loads(Path(proof_file).read_text(encoding="utf-8"))
     except ValueError as e:
         raise click.ClickException(f"{proof_file} is not JSON: {e}") from e
-    ok, reason = check_proof(doc, Checkpoint.load(checkpoint_file), _trusted(ctx, public_keys))
+    ok, reason = check_proof(doc, Checkpoint.load(checkpoint_file), trusted_for(ctx, public_keys))
     if as_json:
         click.echo(json.dumps({"ok": ok, "reason": reason, "proof": proof_file, "checkpoint": checkpoint_file}))
     else:

@@ -27,6 +27,7 @@ import hashlib
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from flytekitplugins.aios_audit.edge_rules import Edge, document_of, execution_of, kind_edges
 from flytekitplugins.aios_audit.private_files import touch_private
@@ -36,6 +37,8 @@ from flytekitplugins.aios_audit.stores import AuditStore
 __all__ = ["HUBS", "VERSION", "EdgeIndex", "document_of", "execution_of"]
 
 VERSION = "1"  # of the edge rules below: an index built by other rules is rebuilt
+CHUNK = 20_000  # records indexed in memory between writes (catch_up); a few MB
+CACHE_KIB = 65_536  # SQLite page cache of the index connection (64 MiB): bounded, well under a command's budget
 HUBS = ("model:", "policy:", "principal:")  # shared by many decisions: walked downstream only from a trace start
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS lineage_records (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, kind TEXT NOT NULL,
@@ -70,7 +73,15 @@ class EdgeIndex:
         self.path = path or Path(":memory:")
         self.conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=60.0)
         self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")  # the id and edge indexes are random-order b-trees
         self.conn.executescript(_SCHEMA)
+        # rows indexed but not yet written (catch_up writes them in chunks); look-ups see them too
+        self._rows: list[tuple[Any, ...]] = []
+        self._edges: list[tuple[str, str, str, int]] = []
+        self._aliases: list[tuple[str, str]] = []
+        self._kinds: dict[str, str] = {}
+        self._alias_of: dict[str, str] = {}
+        self._children: dict[str, list[tuple[str, str, int]]] = {}
 
     @classmethod
     def for_store(cls, store: AuditStore, state_dir: Path) -> EdgeIndex:
@@ -105,17 +116,33 @@ class EdgeIndex:
                 try:
                     self.add(lite_record(entry, rid))
                 except (ValueError, TypeError, KeyError, AttributeError):  # an edited entry: no edges from it
-                    self.conn.execute(
-                        "INSERT OR REPLACE INTO lineage_records VALUES (?,?,?,?,?)", (seq, rid, "", "", "")
-                    )
+                    self._rows.append((seq, rid, "", "", ""))
                 n += 1
                 last, leaf = seq, rid
+                if len(self._rows) >= CHUNK:
+                    self.flush()
+            self.flush()
             self._save(last, leaf)
             self.conn.execute("COMMIT")
         except BaseException:
+            self._forget()
             self.conn.execute("ROLLBACK")
             raise
         return n
+
+    def flush(self) -> None:
+        """Write the rows indexed since the last flush (``add`` keeps them in memory, in chunks)."""
+        if self._rows:
+            self.conn.executemany("INSERT OR REPLACE INTO lineage_records VALUES (?,?,?,?,?)", self._rows)
+        if self._aliases:
+            self.conn.executemany("INSERT OR IGNORE INTO lineage_alias VALUES (?, ?)", self._aliases)
+        if self._edges:
+            self.conn.executemany("INSERT INTO lineage_edges VALUES (?,?,?,?)", self._edges)
+        self._forget()
+
+    def _forget(self) -> None:
+        self._rows, self._edges, self._aliases = [], [], []
+        self._kinds, self._alias_of, self._children = {}, {}, {}
 
     def _save(self, last: int, leaf: str) -> None:
         self.conn.executemany(
@@ -124,16 +151,19 @@ class EdgeIndex:
         )
 
     def add(self, rec: AuditRecord) -> None:
-        """Index one record (records must come in sequence order)."""
-        ev = rec.event
-        self.conn.execute(
-            "INSERT OR REPLACE INTO lineage_records VALUES (?,?,?,?,?)",
-            (rec.seq, rec.record_id, ev.kind, execution_of(rec), ev.subject[:200]),
-        )
+        """Index one record (records must come in sequence order); written at the next :meth:`flush`.
+
+        Look-ups the edge rules make (``kind``, ``alias``, ``children``) see the rows not yet written.
+        """
+        ev, rid = rec.event, rec.record_id
+        self._rows.append((rec.seq, rid, ev.kind, execution_of(rec), ev.subject[:200]))
+        self._kinds[rid] = ev.kind
         if ev.kind == "approval_request":
-            self.conn.execute("INSERT OR IGNORE INTO lineage_alias VALUES (?, ?)", (ev.subject, rec.record_id))
-        edges = list(dict.fromkeys(self.edges_of(rec)))
-        self.conn.executemany("INSERT INTO lineage_edges VALUES (?,?,?,?)", [(*e, rec.seq) for e in edges])
+            self._aliases.append((ev.subject, rid))
+            self._alias_of.setdefault(ev.subject, rid)
+        for child, parent, rel in dict.fromkeys(self.edges_of(rec)):
+            self._edges.append((child, parent, rel, rec.seq))
+            self._children.setdefault(parent, []).append((child, rel, rec.seq))
 
     # ---- reading sealed fields -----------------------------------------------------------------
     def edges_of(self, rec: AuditRecord) -> Iterator[Edge]:
@@ -151,11 +181,15 @@ class EdgeIndex:
 
     def all_edges(self) -> list[tuple[str, str, str, int]]:
         """Every indexed edge ``(child, parent, rel, seq)`` in the order indexed."""
+        self.flush()
         q = "SELECT child, parent, rel, seq FROM lineage_edges ORDER BY rowid"
         return [(str(c), str(p), str(r), int(s)) for c, p, r, s in self.conn.execute(q)]
 
     def kind(self, rid: str) -> str:
         """Kind of an indexed record ("" if unknown)."""
+        pending = self._kinds.get(rid)
+        if pending is not None:
+            return pending
         row = self.conn.execute("SELECT kind FROM lineage_records WHERE id = ?", (rid,)).fetchone()
         return str(row[0]) if row else ""
 
@@ -163,40 +197,46 @@ class EdgeIndex:
     def alias(self, name: str) -> str:
         """Record id of an approval request id (``apr-...``), or ""."""
         row = self.conn.execute("SELECT id FROM lineage_alias WHERE alias = ?", (name,)).fetchone()
-        return str(row[0]) if row else ""
+        return str(row[0]) if row else self._alias_of.get(name, "")
 
     def parents(self, node: str) -> list[tuple[str, str, int]]:
         """``(parent, rel, seq)`` of the edges out of ``node``."""
+        self.flush()
         q = "SELECT parent, rel, seq FROM lineage_edges WHERE child = ?"
         return [(str(p), str(r), int(s)) for p, r, s in self.conn.execute(q, (node,))]
 
     def children(self, node: str) -> list[tuple[str, str, int]]:
         """``(child, rel, seq)`` of the edges into ``node``."""
         q = "SELECT child, rel, seq FROM lineage_edges WHERE parent = ?"
-        return [(str(c), str(r), int(s)) for c, r, s in self.conn.execute(q, (node,))]
+        return [(str(c), str(r), int(s)) for c, r, s in self.conn.execute(q, (node,))] + self._children.get(node, [])
 
     def seq_of(self, rid: str) -> int:
         """Sequence number of an indexed record id (0 if unknown)."""
+        self.flush()
         row = self.conn.execute("SELECT seq FROM lineage_records WHERE id = ?", (rid,)).fetchone()
         return int(row[0]) if row else 0
 
     def id_of_seq(self, seq: int) -> str:
         """Record id at ``seq`` ("" if not indexed)."""
+        self.flush()
         row = self.conn.execute("SELECT id FROM lineage_records WHERE seq = ?", (seq,)).fetchone()
         return str(row[0]) if row else ""
 
     def by_prefix(self, prefix: str) -> list[str]:
         """Record ids starting with ``prefix`` (at most two: enough to tell unique from ambiguous)."""
+        self.flush()
         q = "SELECT id FROM lineage_records WHERE id >= ? AND id < ? LIMIT 2"
         return [str(r[0]) for r in self.conn.execute(q, (prefix, prefix + "g"))]
 
     def nodes_like(self, pattern: str) -> list[str]:
         """Parent nodes matching a LIKE pattern (e.g. every version of a model: ``model:name@%``)."""
+        self.flush()
         q = "SELECT DISTINCT parent FROM lineage_edges WHERE parent LIKE ? UNION SELECT DISTINCT child FROM "
         q += "lineage_edges WHERE child LIKE ?"
         return sorted(str(r[0]) for r in self.conn.execute(q, (pattern, pattern)))
 
     def execution_records(self, execution: str) -> list[tuple[int, str]]:
         """``(seq, id)`` of the records of an execution (its name or ``project/domain/name``)."""
+        self.flush()
         q = "SELECT seq, id FROM lineage_records WHERE execution = ? OR execution LIKE ? ORDER BY seq"
         return [(int(s), str(i)) for s, i in self.conn.execute(q, (execution, f"%/{execution}"))]

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from flytekitplugins.aios_audit.cli import PUBLIC_KEY_OPTION, trusted_for
 from flytekitplugins.aios_core.cli import settings_from
 from flytekitplugins.aios_core.settings import Settings
 
@@ -110,19 +111,46 @@ def trace(ctx: click.Context, ref: str, url: str | None, as_json: bool, sor: str
 @click.option("--execution", default=None, help="Only this execution (name or project/domain/name); drawn as a graph.")
 @click.option("--document", default=None, help="Draw the lineage graph of this document (sha256: digest).")
 @click.option("--limit", type=int, default=100000, show_default=True, help="At most the last N records.")
+@click.option(
+    "--checkpoint",
+    "checkpoint_file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="Verify only the records after this signed checkpoint (as `aios audit verify --checkpoint`).",
+)
+@PUBLIC_KEY_OPTION
 @click.pass_context
 def report(
-    ctx: click.Context, out: str, url: str | None, execution: str | None, document: str | None, limit: int
+    ctx: click.Context,
+    out: str,
+    url: str | None,
+    execution: str | None,
+    document: str | None,
+    limit: int,
+    checkpoint_file: str | None,
+    public_keys: tuple[str, ...],
 ) -> None:
-    """Write the self-contained review report: verification, executions, documents, records, lineage graphs."""
+    """Write the self-contained review report: verification, executions, documents, records, lineage graphs.
+
+    Without --checkpoint the whole log is verified first (its cost grows with the log); with a trusted checkpoint
+    only the records after it are, and the page says so.
+    """
+    from flytekitplugins.aios_audit.checkpoint import Checkpoint
+    from flytekitplugins.aios_audit.incremental import verify_from
     from flytekitplugins.aios_audit.report import build_report
     from flytekitplugins.aios_audit.verify import verify_store, verify_workers
     from flytekitplugins.aios_core.cli_output import working
 
     settings = settings_from(ctx)
     tracer = tracer_for(ctx, url)
-    with working("verifying", tracer.store.size()) as progress:
-        result = verify_store(tracer.store, progress=progress, workers=verify_workers(settings.verify_workers))
+    workers = verify_workers(settings.verify_workers)
+    cp = Checkpoint.load(checkpoint_file) if checkpoint_file else None
+    todo = tracer.store.size() - (min(cp.tree_size, tracer.store.size()) if cp is not None else 0)
+    with working("verifying", todo) as progress:
+        if cp is None:
+            result = verify_store(tracer.store, progress=progress, workers=workers)
+        else:
+            result = verify_from(tracer.store, cp, trusted_for(ctx, public_keys), progress=progress, workers=workers)
     with working("writing the report", None):
         page, n = build_report(tracer, result, settings, execution=execution, document=document, limit=limit)
     Path(out).parent.mkdir(parents=True, exist_ok=True)

@@ -71,6 +71,33 @@ def _scan(tracer: Tracer, start: int, end: int, bad: int | None) -> Iterator[Aud
             yield seq, f"unreadable record ({type(e).__name__}){' - first bad record' if seq == bad else ''}"
 
 
+def _runs(seqs: list[int]) -> Iterator[tuple[int, int]]:
+    """Contiguous ``(first, last)`` ranges covering ascending ``seqs``."""
+    if not seqs:
+        return
+    first = last = seqs[0]
+    for seq in seqs[1:]:
+        if seq != last + 1:
+            yield first, last
+            first = seq
+        last = seq
+    yield first, last
+
+
+def _scan_execution(
+    tracer: Tracer, execution: str, limit: int, bad: int | None
+) -> Iterator[AuditRecord | tuple[int, str]]:
+    """The last ``limit`` records of one execution, read by the edge index's execution column (not a log scan).
+
+    The index is derived data: each record is read from the store by its position, and only the records whose
+    sealed entry names the execution are kept (``_Collect`` checks it again), so the index can only leave records
+    out, never put another execution's records in. A record the index missed still counts in verification.
+    """
+    seqs = [s for s, _ in tracer.index.execution_records(execution)][-limit:] if limit > 0 else []
+    for first, last in _runs(seqs):
+        yield from _scan(tracer, first, last, bad)
+
+
 class _Collect:
     """Streams records into compact rows, executions and (through :func:`cases`) documents."""
 
@@ -173,7 +200,11 @@ def _build(
 ) -> tuple[str, int]:
     size = tracer.store.size()
     col = _Collect(execution)
-    docs = cases(col.feed(_scan(tracer, max(1, size - limit + 1), size, result.first_bad_seq)), settings)
+    if execution:  # one execution: its own records through the index, whatever the log's size
+        scanned = _scan_execution(tracer, execution, limit, result.first_bad_seq)
+    else:
+        scanned = _scan(tracer, max(1, size - limit + 1), size, result.first_bad_seq)
+    docs = cases(col.feed(scanned), settings)
     graphs = _graphs(tracer, col, docs, execution, document)
     rows = [_doc_row(c, col.doc_exec.get(c["document"], ""), col.s) for c in docs]
     data = {
