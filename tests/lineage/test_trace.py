@@ -132,6 +132,28 @@ def test_index_written_in_chunks_equals_index_written_at_once(
     whole.close()
 
 
+def test_trace_in_a_fresh_process_imports_no_flytekit_and_still_reads_the_system_of_record(aios_env: Path) -> None:
+    """`aios lineage trace` is a reviewer's command: it must not pay for flytekit (it did, through the connector
+    module, to resolve one URL: 2.7 s and 181 MB a call) and must still look the posted rows up."""
+    import subprocess
+    import sys
+
+    paid = write_trail(audit_log(get_settings(), emit=False), 3)[0]
+    code = (
+        "import json, sys\n"
+        "from flytekitplugins.aios_core.cli import cli\n"
+        "cli.main(args=['lineage', 'trace', sys.argv[1], '--json'], standalone_mode=False)\n"
+        "print('FLYTEKIT_LOADED', 'flytekit' in sys.modules)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code, paid["action"]], capture_output=True, text=True, check=False)
+    assert res.returncode == 0, res.stderr[-2000:]
+    body, marker = res.stdout.rsplit("FLYTEKIT_LOADED", 1)
+    assert marker.strip() == "False"
+    [case] = json.loads(body)["cases"]
+    [act] = [a for a in case["actions"] if a["kind"] == "action"]
+    assert act["row"] == {"note": "no such row in the system of record"}  # looked up at the configured database
+
+
 def test_unknown_reference_is_a_clear_error(aios_env: Path) -> None:
     write_trail(audit_log(get_settings(), emit=False), 1)
     res = CliRunner().invoke(cli, ["lineage", "trace", "apr-doesnotexist"])

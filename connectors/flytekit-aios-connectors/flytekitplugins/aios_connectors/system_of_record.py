@@ -47,12 +47,13 @@ from flytekit.extend.backend.base_connector import (
 from flytekit.models.literals import LiteralMap
 from flytekit.models.task import TaskExecutionMetadata, TaskTemplate
 
+from flytekitplugins.aios_core.keys import SYSTEM_OF_RECORD_URL_ENV
 from flytekitplugins.aios_core.settings import Settings
 
 log = logging.getLogger(__name__)
 
 SYSTEM_OF_RECORD_TASK_TYPE = "aios_system_of_record"
-URL_ENV = "AIOS_SYSTEM_OF_RECORD_URL"
+URL_ENV = SYSTEM_OF_RECORD_URL_ENV
 COLUMNS = ("action_key", "doc_digest", "decision_digest", "action", "doc_type", "amount", "currency", "request_id")
 _TABLE_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -84,13 +85,9 @@ class SystemOfRecordConfig:
 def resolve_url(config_url: str, settings: Settings) -> str:
     """The database URL: the task's ``url``, else ``settings.system_of_record_url`` (``AIOS_SYSTEM_OF_RECORD_URL``);
     an unset ``env:VAR`` is a ``ConfigError`` (fail closed)."""
-    from flytekitplugins.aios_core.keys import resolve_env_ref
-    from flytekitplugins.aios_core.redact import remember
+    from flytekitplugins.aios_core.keys import system_of_record_url
 
-    url = config_url or settings.system_of_record_url
-    url = resolve_env_ref(url, what="system-of-record URL", fix=f"mount the secret or set {URL_ENV}")
-    remember(url)  # its password is masked wherever a driver error quotes it later
-    return url
+    return system_of_record_url(config_url, settings.system_of_record_url)
 
 
 def _ddl(table: str) -> str:

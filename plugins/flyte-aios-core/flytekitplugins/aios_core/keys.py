@@ -68,3 +68,21 @@ def _create_key_file(path: Path) -> None:
         pass
     finally:
         tmp.unlink()
+
+
+SYSTEM_OF_RECORD_URL_ENV = "AIOS_SYSTEM_OF_RECORD_URL"
+
+
+def system_of_record_url(config_url: str, system_of_record_url_setting: str) -> str:
+    """The system-of-record database URL: a task's own ``config_url``, else the setting (``AIOS_SYSTEM_OF_RECORD_URL``).
+
+    An ``env:VAR`` reference is resolved (unset: ``ConfigError``, fail closed) and the URL is remembered so that its
+    password is masked wherever a driver error quotes it later. Shared by the connector that posts and by
+    ``aios lineage trace``, which reads the posted rows back (the core needs no connector installed for that).
+    """
+    from flytekitplugins.aios_core.redact import remember
+
+    url = config_url or system_of_record_url_setting
+    url = resolve_env_ref(url, what="system-of-record URL", fix=f"mount the secret or set {SYSTEM_OF_RECORD_URL_ENV}")
+    remember(url)
+    return url

@@ -1,0 +1,111 @@
+"""``aios lineage trace`` and the report of one execution on a large realistic trail (projections_bench's).
+
+    .venv/bin/python benchmarks/lineage_trail_bench.py --trail /tmp/aios-trails/trail-10000000.db \\
+        --checkpoint CHECKPOINT.json [--runs 20]
+
+The trail's lineage index is brought up to date first (built once per trail: its time is reported; after that each
+command only catches up the records appended since). Then:
+
+* **trace, in process**: ``trace_doc`` (the whole JSON answer of ``aios lineage trace --json``) of ``--runs``
+  policy decisions spread over the trail, one after the other in one process: median, p95, max;
+* **trace, fresh process**: ``aios lineage trace REF --json`` as a person runs it (imports included): median wall
+  time and peak RSS of 5;
+* **report of one execution**: ``aios lineage report --execution KEY --checkpoint CHECKPOINT`` for an execution
+  near the end of the trail, in a fresh process: median wall time and peak RSS of 3. The checkpoint is one a full
+  verification signed (``aios audit checkpoint``, run once beforehand: the scheduled deep check); the report
+  verifies the records after it.
+
+The trail's records are the issue's mix (policy decisions, task records, approval requests and decisions, catalog
+entries): a policy decision's trace reaches its document and the task records that read it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sqlite3
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from projections_bench import BIN, _env, measure  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--trail", type=Path, required=True)
+    ap.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint of the trail (aios audit checkpoint)")
+    ap.add_argument("--runs", type=int, default=20)
+    args = ap.parse_args()
+    env = _env(args.trail)
+    os.environ.update(env)
+    from flytekitplugins.aios_audit.api import audit_log
+    from flytekitplugins.aios_audit.edges import EdgeIndex
+    from flytekitplugins.aios_audit.lineage import Tracer
+    from flytekitplugins.aios_audit.lineage_cli import trace_doc
+    from flytekitplugins.aios_core.settings import get_settings
+
+    settings = get_settings()
+    store = audit_log(settings, emit=False)
+    size = store.size()
+    t0 = time.perf_counter()
+    tracer = Tracer(store, EdgeIndex.for_store(store, settings.state_dir))
+    t_index = time.perf_counter() - t0
+    db = sqlite3.connect(f"file:{args.trail}?mode=ro", uri=True)
+    refs: list[str] = []
+    for i in range(args.runs):
+        at = 1 + (size - 1) * i // max(1, args.runs - 1)
+        q = "SELECT leaf_hash FROM audit_log WHERE seq >= ? AND kind = 'policy_decision' ORDER BY seq LIMIT 1"
+        row = db.execute(q, (min(at, size - 200),)).fetchone()
+        if row:
+            refs.append(str(row[0]))
+    q = "SELECT execution FROM audit_log WHERE seq > ? AND execution != '' ORDER BY seq LIMIT 1"
+    execution = str(db.execute(q, (size - 2000,)).fetchone()[0])
+    times = []
+    edges = 0
+    for ref in refs:
+        t0 = time.perf_counter()
+        doc = trace_doc(tracer, ref, settings)
+        times.append((time.perf_counter() - t0) * 1e3)
+        edges += len(doc["typed_edges"])
+        assert doc["start"] and (doc["upstream"] or doc["downstream"] or doc["cases"]), f"empty trace of {ref}"
+    p95 = sorted(times)[max(0, int(len(times) * 0.95) - 1)]
+    trace_cmd = [str(BIN / "aios"), "lineage", "trace", refs[-1], "--json"]
+    fresh = sorted((measure(trace_cmd, env, 600) for _ in range(5)), key=lambda m: m.get("wall_s", 1e9))
+    with tempfile.TemporaryDirectory() as tmp:
+        rep = [str(BIN / "aios"), "lineage", "report", "--out", f"{tmp}/run.html", "--execution", execution]
+        reports = sorted(
+            (measure([*rep, "--checkpoint", str(args.checkpoint)], env, 900) for _ in range(3)),
+            key=lambda m: m.get("wall_s", 1e9),
+        )
+    load = os.getloadavg()
+    print(f"Host: {platform.node()}, {os.cpu_count()} CPUs; load average {load[0]:.2f} at the end; trail {size:,}.")
+    print("")
+    print("| measure | figure |")
+    print("|---|---|")
+    print(f"| lineage index brought up to date before the runs | {t_index:.1f} s |")
+    print(
+        f"| trace of one policy decision, in process ({len(times)} spread over the trail) | median "
+        f"{statistics.median(times):.1f} ms, p95 {p95:.1f} ms, max {max(times):.1f} ms "
+        f"({edges / max(1, len(times)):.1f} typed edges a trace) |"
+    )
+    m = fresh[len(fresh) // 2]
+    print(f"| `aios lineage trace REF --json`, fresh process (median of 5) | {_cell(m)} |")
+    m = reports[len(reports) // 2]
+    print(f"| `aios lineage report --execution {execution} --checkpoint CP` (median of 3) | {_cell(m)} |")
+
+
+def _cell(m: dict[str, object]) -> str:
+    if "error" in m:
+        return f"error: {m['error']}"
+    return f"{m['wall_s']:.2f} s, {m['rss_mb']:.0f} MB"
+
+
+if __name__ == "__main__":
+    main()
