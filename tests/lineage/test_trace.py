@@ -130,6 +130,26 @@ def test_index_written_in_chunks_equals_index_written_at_once(
     assert {"approved_by", "authorized_by", "decides", "policy_decision"} <= rels  # the look-up rules ran
     assert all(edges_ == expected for edges_ in got.values())
     whole.close()
+    # an interrupted catch-up keeps the chunks it committed and resumes after them
+    monkeypatch.setattr(edges, "CHUNK", 3)
+    calls = {"n": 0}
+    real_add = EdgeIndex.add
+
+    def failing_add(self: EdgeIndex, rec: Any) -> None:
+        calls["n"] += 1
+        if calls["n"] == 8:
+            raise RuntimeError("killed mid-chunk")
+        real_add(self, rec)
+
+    monkeypatch.setattr(EdgeIndex, "add", failing_add)
+    index = EdgeIndex(tmp_path / "interrupted.db")
+    with pytest.raises(RuntimeError):
+        index.catch_up(store)
+    assert index.seq_of(index.id_of_seq(6)) == 6 and index.id_of_seq(7) == ""  # two chunks of 3 committed
+    monkeypatch.setattr(EdgeIndex, "add", real_add)
+    assert index.catch_up(store) == store.size() - 6
+    assert index.all_edges() == expected
+    index.close()
 
 
 def test_trace_in_a_fresh_process_imports_no_flytekit_and_still_reads_the_system_of_record(aios_env: Path) -> None:

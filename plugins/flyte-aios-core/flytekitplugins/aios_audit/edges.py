@@ -37,7 +37,7 @@ from flytekitplugins.aios_audit.stores import AuditStore
 __all__ = ["HUBS", "VERSION", "EdgeIndex", "document_of", "execution_of"]
 
 VERSION = "1"  # of the edge rules below: an index built by other rules is rebuilt
-CHUNK = 20_000  # records indexed in memory between writes (catch_up); a few MB
+CHUNK = 20_000  # records per catch-up transaction, held in memory until written (a few MB)
 CACHE_KIB = 65_536  # SQLite page cache of the index connection (64 MiB): bounded, well under a command's budget
 HUBS = ("model:", "policy:", "principal:")  # shared by many decisions: walked downstream only from a trace start
 _SCHEMA = """
@@ -99,7 +99,20 @@ class EdgeIndex:
         return int(rows.get("last_seq", 0)), str(rows.get("last_leaf", ""))
 
     def catch_up(self, store: AuditStore) -> int:
-        """Index the records appended since the last call, in one transaction; returns how many were indexed."""
+        """Index the records appended since the last call; returns how many were indexed.
+
+        One transaction per :data:`CHUNK` records, each committing its position with its rows: memory and the
+        write-ahead log stay bounded on a log of any size, an interrupted catch-up (a first build on ten million
+        records takes minutes) resumes where it stopped, and concurrent callers take turns chunk by chunk.
+        """
+        total = 0
+        while True:
+            n = self._catch_up_chunk(store)
+            total += n
+            if n < CHUNK:
+                return total
+
+    def _catch_up_chunk(self, store: AuditStore) -> int:
         from flytekitplugins.aios_audit.lite import lite_record
 
         self.conn.execute("BEGIN IMMEDIATE")  # read the position under the lock: concurrent readers never both add
@@ -112,17 +125,16 @@ class EdgeIndex:
                     self.conn.execute(f"DELETE FROM {table}")
                 last = 0
             n = 0
-            for seq, entry, rid, _prev, _chain in store.scan_raw(last + 1):
+            for seq, entry, rid, _prev, _chain in store.scan_raw(last + 1, last + CHUNK):
                 try:
                     self.add(lite_record(entry, rid))
                 except (ValueError, TypeError, KeyError, AttributeError):  # an edited entry: no edges from it
                     self._rows.append((seq, rid, "", "", ""))
                 n += 1
                 last, leaf = seq, rid
-                if len(self._rows) >= CHUNK:
-                    self.flush()
             self.flush()
-            self._save(last, leaf)
+            if n:
+                self._save(last, leaf)
             self.conn.execute("COMMIT")
         except BaseException:
             self._forget()
