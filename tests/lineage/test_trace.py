@@ -174,6 +174,21 @@ def test_trace_in_a_fresh_process_imports_no_flytekit_and_still_reads_the_system
     assert act["row"] == {"note": "no such row in the system of record"}  # looked up at the configured database
 
 
+def test_execution_records_by_key_and_by_name_take_the_name_literally(aios_env: Path, tmp_path: Path) -> None:
+    from flytekitplugins.aios_core.context import ExecutionRef
+
+    store = audit_log(get_settings(), emit=False)
+    for name in ("run_1", "run-1", "run_1", "xrun_1"):
+        ex = ExecutionRef(project="p", domain="d", name=name, task_name="t")
+        store.append(AuditEvent(kind="task", actor="service:t", status="succeeded", execution=ex))
+    index = EdgeIndex(tmp_path / "edges.db")
+    index.catch_up(store)
+    assert [s for s, _ in index.execution_records("p/d/run_1")] == [1, 3]  # the whole key: one index look-up
+    assert [s for s, _ in index.execution_records("run_1")] == [1, 3]  # "_" is not a wildcard, "xrun_1" is not it
+    assert [s for s, _ in index.execution_records("run-1")] == [2]
+    index.close()
+
+
 def test_unknown_reference_is_a_clear_error(aios_env: Path) -> None:
     write_trail(audit_log(get_settings(), emit=False), 1)
     res = CliRunner().invoke(cli, ["lineage", "trace", "apr-doesnotexist"])

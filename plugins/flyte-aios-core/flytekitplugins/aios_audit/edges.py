@@ -248,7 +248,15 @@ class EdgeIndex:
         return sorted(str(r[0]) for r in self.conn.execute(q, (pattern, pattern)))
 
     def execution_records(self, execution: str) -> list[tuple[int, str]]:
-        """``(seq, id)`` of the records of an execution (its name or ``project/domain/name``)."""
+        """``(seq, id)`` of the records of an execution (its name or ``project/domain/name``).
+
+        A whole ``project/domain/name`` key is one look-up in the execution index; a bare name matches the keys
+        ending in it, which reads every indexed record (pass the whole key on a large log).
+        """
         self.flush()
-        q = "SELECT seq, id FROM lineage_records WHERE execution = ? OR execution LIKE ? ORDER BY seq"
-        return [(int(s), str(i)) for s, i in self.conn.execute(q, (execution, f"%/{execution}"))]
+        if execution.count("/") == 2:
+            q = "SELECT seq, id FROM lineage_records WHERE execution = ? ORDER BY seq"
+            return [(int(s), str(i)) for s, i in self.conn.execute(q, (execution,))]
+        pattern = "%/" + execution.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        q = "SELECT seq, id FROM lineage_records WHERE execution = ? OR execution LIKE ? ESCAPE '\\' ORDER BY seq"
+        return [(int(s), str(i)) for s, i in self.conn.execute(q, (execution, pattern))]
