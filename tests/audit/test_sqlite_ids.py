@@ -5,6 +5,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from flytekitplugins.aios_audit import AuditEvent
 from flytekitplugins.aios_audit.stores import open_store
 
@@ -39,3 +41,40 @@ def test_read_only_database_still_answers(tmp_path: Path) -> None:
     ro = open_store(f"sqlite:///{tmp_path}/a.db")
     ro._conn().execute("PRAGMA query_only = ON")  # as on a read-only mount: the id table cannot be written
     assert ro.get(rec.record_id) == rec
+
+
+def test_catch_up_takes_the_write_lock_one_chunk_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A log written by appends alone (an upgraded store) is indexed in chunks: other writers wait for one chunk,
+    not for the whole log (at ten million records a single catch-up held the write lock for minutes)."""
+    from flytekitplugins.aios_audit.stores import sqlite as sq
+
+    store = open_store(f"sqlite:///{tmp_path}/a.db")
+    recs = store.append_many([AuditEvent(kind="task", actor=f"a{i}") for i in range(10)])
+    monkeypatch.setattr(sq, "IDS_CHUNK", 3)
+    statements: list[str] = []
+    store._conn().set_trace_callback(statements.append)
+    assert store.get(recs[-1].record_id) == recs[-1]
+    assert sum(s.startswith("BEGIN IMMEDIATE") for s in statements) == 4  # 3 + 3 + 3 + 1 records
+    store._conn().set_trace_callback(None)
+    assert all(store.get(r.record_id) == r for r in recs)
+    ids = sqlite3.connect(tmp_path / "a.db").execute("SELECT seq, leaf_hash FROM audit_ids ORDER BY seq").fetchall()
+    assert ids == [(r.seq, r.record_id) for r in recs]
+
+
+def test_the_upgrade_command_builds_the_id_table(tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from flytekitplugins.aios_core.cli import cli
+
+    url = f"sqlite:///{tmp_path}/a.db"
+    recs = open_store(url).append_many([AuditEvent(kind="task", actor=f"a{i}") for i in range(5)])
+    db = sqlite3.connect(tmp_path / "a.db")
+    assert db.execute("SELECT COUNT(*) FROM audit_ids").fetchone() == (0,)  # appends alone never fill it
+    res = CliRunner().invoke(cli, ["audit", "rebuild-projections", "--store", url, "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output.strip().splitlines()[-1])["record_id_index"] is True
+    assert db.execute("SELECT seq, leaf_hash FROM audit_ids ORDER BY seq").fetchall() == [
+        (r.seq, r.record_id) for r in recs
+    ]

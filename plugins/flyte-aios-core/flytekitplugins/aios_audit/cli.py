@@ -188,7 +188,12 @@ def rebuild_projections(ctx: click.Context, url: str | None, full: bool, as_json
         click.echo(json.dumps({"ok": False, "error": str(e)}) if as_json else f"FAILED: {e}")
         sys.exit(1)
     problems, note = verify_projections(store)
+    catch_up_ids = getattr(store, "catch_up_ids", None)  # SQLite: its record-id table, in chunks (derived data)
+    if catch_up_ids is not None and not as_json:
+        click.echo("record-id index: bringing it up to date (minutes on a large log written before)", err=True)
+    ids = bool(catch_up_ids()) if catch_up_ids is not None else None
     doc: dict[str, Any] = {"ok": not problems, "rows_written": rows, "records": store.size(), "full": full}
+    doc["record_id_index"] = ids
     doc |= {"projection_problems": [p.line() for p in problems], "projection_note": note}
     if as_json:
         click.echo(json.dumps(doc))

@@ -72,6 +72,7 @@ BEGIN SELECT RAISE(ABORT, 'audit_claims is append-only: DELETE refused'); END;
 # trigger and their kind/execution indexes, which no query of the pack uses.)
 
 _COLS = "seq, entry, leaf_hash, prev_hash, chain_hash"
+IDS_CHUNK = 50_000  # records per audit_ids catch-up transaction (see SQLiteAuditStore._index_ids)
 
 
 class _Connection(sqlite3.Connection):
@@ -275,18 +276,33 @@ class SQLiteAuditStore(AuditStore):
             row = conn.execute(f"SELECT {_COLS} FROM audit_log WHERE leaf_hash = ?", (record_id,)).fetchone()
         return record_from_entry(row[1], row[2], row[3], row[4]) if row else None
 
+    def catch_up_ids(self) -> bool:
+        """Bring the record-id look-up table up to date now (``aios audit rebuild-projections`` does, as part of
+        an upgrade, so that the first governance look-up after it does not pay for the whole log)."""
+        return self._index_ids(self._conn())
+
     @staticmethod
     def _index_ids(conn: sqlite3.Connection) -> bool:
-        """Add the records appended since the last look-up to ``audit_ids``; False if that cannot be done."""
+        """Add the records appended since the last look-up to ``audit_ids``; False if that cannot be done.
+
+        In write transactions of :data:`IDS_CHUNK` records, each sorted by record id: appends from other writers
+        wait for one chunk at most (a single catch-up of a whole log written by ``append`` alone, e.g. an upgraded
+        store's first look-up, held the write lock for minutes at ten million records), and the random-order id
+        index is filled in key order, each of its pages touched once per chunk.
+        """
         try:
-            with _write(conn):
-                conn.execute(
-                    "INSERT OR IGNORE INTO audit_ids (seq, leaf_hash) SELECT seq, leaf_hash FROM audit_log "
-                    "WHERE seq > (SELECT COALESCE(MAX(seq), 0) FROM audit_ids) ORDER BY seq"
-                )
+            while True:
+                with _write(conn):
+                    cur = conn.execute(
+                        "INSERT OR IGNORE INTO audit_ids (seq, leaf_hash) SELECT seq, leaf_hash FROM audit_log "
+                        "WHERE seq > (SELECT COALESCE(MAX(seq), 0) FROM audit_ids) "
+                        "AND seq <= (SELECT COALESCE(MAX(seq), 0) FROM audit_ids) + ? ORDER BY leaf_hash",
+                        (IDS_CHUNK,),
+                    )
+                if cur.rowcount < IDS_CHUNK:
+                    return True
         except sqlite3.Error:
             return False
-        return True
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
