@@ -257,6 +257,8 @@ class EdgeIndex:
         if execution.count("/") == 2:
             q = "SELECT seq, id FROM lineage_records WHERE execution = ? ORDER BY seq"
             return [(int(s), str(i)) for s, i in self.conn.execute(q, (execution,))]
-        pattern = "%/" + execution.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        from flytekitplugins.aios_audit.projections_show import like_escape
+
+        pattern = "%/" + like_escape(execution)
         q = "SELECT seq, id FROM lineage_records WHERE execution = ? OR execution LIKE ? ESCAPE '\\' ORDER BY seq"
         return [(int(s), str(i)) for s, i in self.conn.execute(q, (execution, pattern))]

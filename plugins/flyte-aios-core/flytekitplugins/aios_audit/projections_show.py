@@ -54,7 +54,8 @@ def actor_prefix(actor: str) -> bytes:
     return b'{"event":' + raw[: raw.index(b',"approvals":')] + b","
 
 
-def _like_escape(text: str) -> str:
+def like_escape(text: str) -> str:
+    """``text`` as a literal in a LIKE pattern with ``ESCAPE '\\'`` (its %, _ and \\ match themselves)."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
@@ -71,7 +72,7 @@ def where_sql(f: ShowFilter, dialect: str) -> tuple[list[str], list[Any]]:
             params.append(f.execution)
         else:  # a bare execution name: the key's last part
             conds.append("(execution = ? OR execution LIKE ? ESCAPE '\\')")
-            params += [f.execution, "%/" + _like_escape(f.execution)]
+            params += [f.execution, "%/" + like_escape(f.execution)]
     if f.task:
         conds.append("instr(task, ?) > 0" if dialect == "sqlite" else "strpos(task, ?) > 0")
         params.append(f.task)
