@@ -54,7 +54,7 @@ class TrainingSpec:
         gpu: request ``nproc_per_node`` GPUs per pod (ignored when running locally without CUDA).
         accelerator: GPU type for the node selector (a key of :data:`ACCELERATORS`, "" = any).
         retries: Flyte task retries (a retry resumes from the last checkpoint).
-        start_method: ``fork`` (fast, used locally) or ``spawn``.
+        start_method: ``spawn`` (the default, as in kfpytorch: safe from a many-threaded parent) or ``fork``.
     """
 
     nnodes: int = 1
@@ -63,7 +63,7 @@ class TrainingSpec:
     gpu: bool = True
     accelerator: str = "nvidia-h100"
     retries: int = 1
-    start_method: str = "fork"
+    start_method: str = "spawn"
 
     def __post_init__(self) -> None:
         if self.nnodes < 1 or self.nproc_per_node < 1 or self.max_restarts < 0 or self.retries < 0:

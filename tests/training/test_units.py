@@ -52,6 +52,17 @@ def test_config_and_spec_validation() -> None:
     assert TrainingSpec.from_args(spec.to_args()) == spec
 
 
+def test_workers_are_spawned_by_default() -> None:
+    """A forked worker inherits every lock another thread of the launching process held at that instant (an
+    import, an allocator, a client's pool) and can wait on it forever: seen as a DDP worker stuck in a futex wait
+    while the suite ran under load. Spawned workers start clean, as kfpytorch's own default does."""
+    from tasks.training.elastic import training_task
+
+    t = training_task(TrainingSpec(gpu=False, accelerator=""))
+    assert TrainingSpec().start_method == "spawn"
+    assert t.task_config.start_method == "spawn"
+
+
 def test_finetuned_artifact_loads_as_text_classifier(tmp_path: Path) -> None:
     import torch
 
