@@ -193,9 +193,8 @@ class EdgeIndex:
 
     def all_edges(self) -> list[tuple[str, str, str, int]]:
         """Every indexed edge ``(child, parent, rel, seq)`` in the order indexed."""
-        self.flush()
         q = "SELECT child, parent, rel, seq FROM lineage_edges ORDER BY rowid"
-        return [(str(c), str(p), str(r), int(s)) for c, p, r, s in self.conn.execute(q)]
+        return [(str(c), str(p), str(r), int(s)) for c, p, r, s in self._read(q)]
 
     def kind(self, rid: str) -> str:
         """Kind of an indexed record ("" if unknown)."""
@@ -206,6 +205,11 @@ class EdgeIndex:
         return str(row[0]) if row else ""
 
     # ---- queries -------------------------------------------------------------------------------
+    def _read(self, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        """Run a query after writing the rows still pending (the rules' own look-ups above read them in memory)."""
+        self.flush()
+        return self.conn.execute(sql, params)
+
     def alias(self, name: str) -> str:
         """Record id of an approval request id (``apr-...``), or ""."""
         row = self.conn.execute("SELECT id FROM lineage_alias WHERE alias = ?", (name,)).fetchone()
@@ -213,9 +217,8 @@ class EdgeIndex:
 
     def parents(self, node: str) -> list[tuple[str, str, int]]:
         """``(parent, rel, seq)`` of the edges out of ``node``."""
-        self.flush()
         q = "SELECT parent, rel, seq FROM lineage_edges WHERE child = ?"
-        return [(str(p), str(r), int(s)) for p, r, s in self.conn.execute(q, (node,))]
+        return [(str(p), str(r), int(s)) for p, r, s in self._read(q, (node,))]
 
     def children(self, node: str) -> list[tuple[str, str, int]]:
         """``(child, rel, seq)`` of the edges into ``node``."""
@@ -224,28 +227,24 @@ class EdgeIndex:
 
     def seq_of(self, rid: str) -> int:
         """Sequence number of an indexed record id (0 if unknown)."""
-        self.flush()
-        row = self.conn.execute("SELECT seq FROM lineage_records WHERE id = ?", (rid,)).fetchone()
+        row = self._read("SELECT seq FROM lineage_records WHERE id = ?", (rid,)).fetchone()
         return int(row[0]) if row else 0
 
     def id_of_seq(self, seq: int) -> str:
         """Record id at ``seq`` ("" if not indexed)."""
-        self.flush()
-        row = self.conn.execute("SELECT id FROM lineage_records WHERE seq = ?", (seq,)).fetchone()
+        row = self._read("SELECT id FROM lineage_records WHERE seq = ?", (seq,)).fetchone()
         return str(row[0]) if row else ""
 
     def by_prefix(self, prefix: str) -> list[str]:
         """Record ids starting with ``prefix`` (at most two: enough to tell unique from ambiguous)."""
-        self.flush()
         q = "SELECT id FROM lineage_records WHERE id >= ? AND id < ? LIMIT 2"
-        return [str(r[0]) for r in self.conn.execute(q, (prefix, prefix + "g"))]
+        return [str(r[0]) for r in self._read(q, (prefix, prefix + "g"))]
 
     def nodes_like(self, pattern: str) -> list[str]:
         """Parent nodes matching a LIKE pattern (e.g. every version of a model: ``model:name@%``)."""
-        self.flush()
         q = "SELECT DISTINCT parent FROM lineage_edges WHERE parent LIKE ? UNION SELECT DISTINCT child FROM "
         q += "lineage_edges WHERE child LIKE ?"
-        return sorted(str(r[0]) for r in self.conn.execute(q, (pattern, pattern)))
+        return sorted(str(r[0]) for r in self._read(q, (pattern, pattern)))
 
     def execution_records(self, execution: str) -> list[tuple[int, str]]:
         """``(seq, id)`` of the records of an execution (its name or ``project/domain/name``).
@@ -253,12 +252,11 @@ class EdgeIndex:
         A whole ``project/domain/name`` key is one look-up in the execution index; a bare name matches the keys
         ending in it, which reads every indexed record (pass the whole key on a large log).
         """
-        self.flush()
         if execution.count("/") == 2:
             q = "SELECT seq, id FROM lineage_records WHERE execution = ? ORDER BY seq"
-            return [(int(s), str(i)) for s, i in self.conn.execute(q, (execution,))]
+            return [(int(s), str(i)) for s, i in self._read(q, (execution,))]
         from flytekitplugins.aios_audit.projections_show import like_escape
 
         pattern = "%/" + like_escape(execution)
         q = "SELECT seq, id FROM lineage_records WHERE execution = ? OR execution LIKE ? ESCAPE '\\' ORDER BY seq"
-        return [(int(s), str(i)) for s, i in self.conn.execute(q, (execution, pattern))]
+        return [(int(s), str(i)) for s, i in self._read(q, (execution, pattern))]
