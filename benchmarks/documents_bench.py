@@ -26,11 +26,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from flytekitplugins.aios_core.settings import get_settings
-from tasks.documents.models import models_dir
-
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO))  # the Flyte project's tasks/ and workflows/, from any working directory
+
+from flytekitplugins.aios_core.settings import get_settings  # noqa: E402
+from tasks.documents.models import models_dir  # noqa: E402
+
 # Models are trained once (same folder as the tests) and shared by every run: training is not benchmarked.
 os.environ.setdefault("AIOS_DOCUMENT_MODELS_DIR", str(REPO / ".aios" / "cache" / "document-models"))
 os.environ.setdefault("FLYTE_LOCAL_CACHE_ENABLED", "false")

@@ -18,11 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from flytekitplugins.aios_core.settings import get_settings
-from tasks.documents.models import models_dir
-
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO))  # the Flyte project's tasks/, from any working directory
+
+from flytekitplugins.aios_core.settings import get_settings  # noqa: E402
+from tasks.documents.models import models_dir  # noqa: E402
+
 os.environ.setdefault("AIOS_DOCUMENT_MODELS_DIR", str(REPO / ".aios" / "cache" / "document-models"))
 
 
