@@ -298,3 +298,26 @@ def test_aios_audit_integrate_sequences_what_is_staged(pg_url: str) -> None:
     assert result.exit_code == 0, result.output
     assert _json.loads(result.output.splitlines()[-1])["integrated"] == 1
     assert _check_log(pg_url, {}) == ["left-by-a-dead-writer"]
+
+
+@pytest.mark.parametrize("n", [1, 3, pgi.SCALAR_EVENTS, pgi.SCALAR_EVENTS + 1])
+def test_scalar_and_array_parameters_stage_the_same_bytes(pg_url: str, n: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Few events go as scalar parameters inside ``ARRAY[...]``, many as two array parameters: both stage and
+    append byte for byte what ``seal_many`` seals, also for text that array literals would have to quote."""
+    monkeypatch.setattr(pgi, "STAGE_INTEGRATE_EVERY_S", 3600.0)
+    awkward = ["a,b", "{c}", '"q"', "back\\slash", "NULL", "", "\u00e9\u4e2d", "x y"]
+    events = [AuditEvent(kind="task", actor="w", subject=awkward[i % len(awkward)] + str(i)) for i in range(n)]
+    ex = "p/d/" + awkward[n % len(awkward)]
+    store = open_store(pg_url)
+    store.append(AuditEvent(kind="task", actor="first"))
+    ack = store.stage_many(events)  # the log's lock is held by nobody: the first try integrates
+    staged_sql = pgi._arrays_sql(n)
+    assert ("ARRAY[" in staged_sql) == (n <= pgi.SCALAR_EVENTS)
+    assert store.is_integrated(ack)
+    again = [e.model_copy(update={"subject": e.subject + ex, "attributes": {"execution": ex}}) for e in events]
+    sealed = store.append_many(again)
+    records = list(store.scan())
+    assert [r.event for r in records[1:]] == events + again
+    assert records[-n:] == sealed and [r.seq for r in sealed] == list(range(n + 2, 2 * n + 2))
+    assert _check_log(pg_url, {r.seq: r.record_id for r in sealed})[1:] == [e.subject for e in events + again]
+    store.close()
