@@ -93,6 +93,35 @@ def test_report_of_one_execution_reads_its_records_and_verifies_from_a_checkpoin
     assert "verification FAILED" in output, output
 
 
+@pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz dot not installed (scripts/setup.sh installs it)")
+def test_report_of_one_document_reads_its_lineage_not_the_end_of_the_log(aios_env: Path, tmp_path: Path) -> None:
+    """--document reads the records of that document's lineage through the index, however old: the policy decision,
+    the request, both approvers' decisions, the authorization and the action; no other document's records."""
+    from flytekitplugins.aios_audit.edges import document_of
+
+    store = audit_log(get_settings(), emit=False)
+    (old, _rejected) = write_documents(store, 0, 2, per_execution=2)
+    cp = tmp_path / "checkpoint.json"
+    assert CliRunner().invoke(cli, ["audit", "checkpoint", "--out", str(cp)]).exit_code == 0
+    write_documents(store, 2, 8, per_execution=2)
+    records = {r.seq: r for r in store.scan()}
+    own = {seq for seq, r in records.items() if document_of(r) == old["document"]}
+    assert len(own) >= 3 and max(own) < store.size() - 20
+    report, output = _report(tmp_path, "--document", old["document"], "--limit", "20", "--checkpoint", str(cp))
+    assert "verification OK" in output, output
+    shown = [int(m) for m in re.findall(r'\[(\d+),"[0-9a-f]{12}"', report.read_text(encoding="utf-8"))]
+    assert own <= set(shown), "the document's own records are in its report"  # the old path showed the last 20
+    assert {records[seq].event.kind for seq in shown} >= {
+        "policy_decision",
+        "approval_request",
+        "approval_decision",
+        "action_authorized",
+        "action",
+    }
+    assert all(document_of(records[seq]) in ("", old["document"]) for seq in shown), "another document's record"
+    assert all(old["request_id"] in records[seq].model_dump_json() or seq in own for seq in shown)
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz dot not installed (scripts/setup.sh installs it)")
 def test_report_at_10000_records_with_a_tampered_record(aios_env: Path, tmp_path: Path) -> None:

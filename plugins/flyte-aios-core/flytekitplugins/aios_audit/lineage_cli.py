@@ -109,7 +109,9 @@ def trace(ctx: click.Context, ref: str, url: str | None, as_json: bool, sor: str
 @click.option("--out", type=click.Path(dir_okay=False), required=True, help="HTML file to write.")
 @click.option("--store", "url", default=None, help="Audit store URL (default: AIOS_AUDIT_STORE).")
 @click.option("--execution", default=None, help="Only this execution (name or project/domain/name); drawn as a graph.")
-@click.option("--document", default=None, help="Draw the lineage graph of this document (sha256: digest).")
+@click.option(
+    "--document", default=None, help="Only the records of this document's lineage (sha256: digest); drawn as a graph."
+)
 @click.option("--limit", type=int, default=100000, show_default=True, help="At most the last N records.")
 @click.option(
     "--checkpoint",

@@ -98,6 +98,20 @@ def _scan_execution(
         yield from _scan(tracer, first, last, bad)
 
 
+def _scan_document(
+    tracer: Tracer, document: str, limit: int, bad: int | None
+) -> Iterator[AuditRecord | tuple[int, str]]:
+    """The records of one document's lineage (its trace through the edge index, not a log scan), at most the last
+    ``limit`` of them.
+
+    As with an execution, the index only says where to look: each record is read from the store by its position
+    and hashed by the verification that precedes the report, so the index can leave records out but not add any.
+    """
+    seqs = sorted(rec.seq for rec in tracer.trace(document).records.values())
+    for first, last in _runs(seqs[-limit:] if limit > 0 else []):
+        yield from _scan(tracer, first, last, bad)
+
+
 class _Collect:
     """Streams records into compact rows, executions and (through :func:`cases`) documents."""
 
@@ -202,6 +216,8 @@ def _build(
     col = _Collect(execution)
     if execution:  # one execution: its own records through the index, whatever the log's size
         scanned = _scan_execution(tracer, execution, limit, result.first_bad_seq)
+    elif document:  # one document: the records of its lineage through the index, likewise
+        scanned = _scan_document(tracer, document, limit, result.first_bad_seq)
     else:
         scanned = _scan(tracer, max(1, size - limit + 1), size, result.first_bad_seq)
     docs = cases(col.feed(scanned), settings)
