@@ -21,6 +21,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import quote, unquote_to_bytes
 
 from tasks.documents.readers import Quarantined
@@ -138,9 +139,8 @@ def _link(root: Path, path: Path, name: str) -> Listed:
     return Listed(local_uri(target), name, st.st_size)
 
 
-@contextlib.contextmanager
-def pinned(path: Path) -> Iterator[Path]:
-    """A path to ``path`` opened without following a link or waiting on a FIFO, valid inside the block.
+def _open_pinned(path: Path) -> int:
+    """A descriptor of ``path`` opened without following a link or waiting on a FIFO, checked to be a regular file.
 
     Raises:
         Quarantined: ``not_a_regular_file`` when ``path`` is no longer a regular file.
@@ -154,9 +154,33 @@ def pinned(path: Path) -> Iterator[Path]:
         if os.path.islink(path):
             raise Quarantined("not_a_regular_file", "a symlink now") from None
         raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise Quarantined("not_a_regular_file", "no longer a regular file")
+    return fd
+
+
+@contextlib.contextmanager
+def pinned_file(path: Path) -> Iterator[BinaryIO]:
+    """``path``'s bytes as a file object read through a pinned descriptor (:func:`pinned` without a link: for
+    readers in this process that take a file object, such as the content digest).
+
+    Raises:
+        Quarantined: ``not_a_regular_file`` when ``path`` is no longer a regular file.
+    """
+    with os.fdopen(_open_pinned(path), "rb") as f:
+        yield f
+
+
+@contextlib.contextmanager
+def pinned(path: Path) -> Iterator[Path]:
+    """A path to ``path`` opened without following a link or waiting on a FIFO, valid inside the block.
+
+    Raises:
+        Quarantined: ``not_a_regular_file`` when ``path`` is no longer a regular file.
+    """
+    fd = _open_pinned(path)
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise Quarantined("not_a_regular_file", "no longer a regular file")
         suffix = path.suffix if len(path.suffix) <= 16 else ""
         with tempfile.TemporaryDirectory(prefix="aios-pin-") as tmp:
             link = Path(tmp) / f"doc{suffix}"

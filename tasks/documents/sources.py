@@ -26,7 +26,15 @@ from pathlib import Path
 from typing import Any
 
 from tasks.documents.readers import Quarantined
-from tasks.documents.source_local import LABELS_FILE, Listed, display_name, list_local, local_path, pinned
+from tasks.documents.source_local import (
+    LABELS_FILE,
+    Listed,
+    display_name,
+    list_local,
+    local_path,
+    pinned,
+    pinned_file,
+)
 
 SQL_PREFIXES = ("sqlite:///", "postgresql://", "postgres://")
 _SAFE_SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,10}")
@@ -172,9 +180,13 @@ def _temp(chunks: Any, suffix: str) -> Iterator[Path]:
 
 
 def content_digest(uri: str, max_bytes: int | None = None) -> str:
-    """``sha256:<hex>`` of a document's bytes, streamed."""
+    """``sha256:<hex>`` of a document's bytes, streamed (a local file through its pinned descriptor, no copy)."""
     h = hashlib.sha256()
-    with local_copy(uri, max_bytes) as p, p.open("rb") as f:
+    with contextlib.ExitStack() as stack:
+        if _is_local(uri):
+            f = stack.enter_context(pinned_file(local_path(uri)))
+        else:
+            f = stack.enter_context(stack.enter_context(local_copy(uri, max_bytes)).open("rb"))
         while chunk := f.read(_CHUNK):
             h.update(chunk)
     return "sha256:" + h.hexdigest()

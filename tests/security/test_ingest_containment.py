@@ -230,3 +230,32 @@ def test_a_pinned_file_is_readable_by_child_processes_too(tmp_path: Path) -> Non
     with local_copy(str(doc)) as path:
         assert path.suffix == ".pdf"
         assert subprocess.run(["cat", str(path)], capture_output=True, check=True).stdout == LETTER
+
+
+def test_the_content_digest_reads_through_a_pinned_descriptor_too(hostile: Path, tmp_path: Path) -> None:
+    """Ingest's digest no longer makes a link per document: it reads the pinned descriptor itself, with the same
+    refusals (a file swapped for a link or a FIFO after listing is neither followed nor waited on)."""
+    import hashlib
+
+    from tasks.documents.readers import Quarantined
+    from tasks.documents.sources import content_digest
+
+    (hostile / "now.txt").write_bytes(LETTER)
+    assert content_digest(str(hostile / "now.txt")) == "sha256:" + hashlib.sha256(LETTER).hexdigest()
+    (hostile / "now.txt").unlink()
+    (hostile / "now.txt").symlink_to(tmp_path / "outside" / "secret.txt")
+    os.mkfifo(hostile / "pipe-now.txt")
+    for name in ("now.txt", "pipe-now.txt"):
+        out: list[BaseException] = []
+
+        def digest(n: str = name) -> None:
+            try:
+                content_digest(str(hostile / n))
+            except BaseException as e:  # handed to the test thread
+                out.append(e)
+
+        t = threading.Thread(target=digest, daemon=True)
+        t.start()
+        t.join(30)
+        assert not t.is_alive(), f"the digest blocked on {name}"
+        assert isinstance(out[0], Quarantined) and out[0].reason == "not_a_regular_file", out
