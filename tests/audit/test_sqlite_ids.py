@@ -74,7 +74,19 @@ def test_the_upgrade_command_builds_the_id_table(tmp_path: Path) -> None:
     assert db.execute("SELECT COUNT(*) FROM audit_ids").fetchone() == (0,)  # appends alone never fill it
     res = CliRunner().invoke(cli, ["audit", "rebuild-projections", "--store", url, "--json"])
     assert res.exit_code == 0, res.output
-    assert json.loads(res.output.strip().splitlines()[-1])["record_id_index"] is True
+    doc = json.loads(res.output.strip().splitlines()[-1])
+    assert doc["record_id_index"] is True and doc["ok"] is True
     assert db.execute("SELECT seq, leaf_hash FROM audit_ids ORDER BY seq").fetchall() == [
         (r.seq, r.record_id) for r in recs
     ]
+    # the rest of the upgrade: the Merkle tree levels and the lineage index, so the first proof and the first trace
+    # afterwards do not pay for the whole log
+    assert doc["tree_levels"] == 5 and db.execute("SELECT size FROM audit_merkle_size").fetchone() == (5,)
+    from flytekitplugins.aios_audit.merkle import MerkleTree
+    from flytekitplugins.aios_audit.nodes import StoredTree
+
+    stored, full = StoredTree(db, 5), MerkleTree([bytes.fromhex(r.record_id) for r in recs])
+    assert stored.root() == full.root() and stored.inclusion_proof(3) == full.inclusion_proof(3)
+    assert doc["lineage_index"] == 5
+    again = CliRunner().invoke(cli, ["audit", "rebuild-projections", "--store", url, "--json"])
+    assert json.loads(again.output.strip().splitlines()[-1])["lineage_index"] == 0  # already up to date

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -192,17 +193,48 @@ def rebuild_projections(ctx: click.Context, url: str | None, full: bool, as_json
     if catch_up_ids is not None and not as_json:
         click.echo("record-id index: bringing it up to date (minutes on a large log written before)", err=True)
     ids = bool(catch_up_ids()) if catch_up_ids is not None else None
-    doc: dict[str, Any] = {"ok": not problems, "rows_written": rows, "records": store.size(), "full": full}
-    doc["record_id_index"] = ids
-    doc |= {"projection_problems": [p.line() for p in problems], "projection_note": note}
+    levels, lineage = _upgrade_derived(store, settings_from(ctx).state_dir, as_json)
+    failed = [p.line() for p in problems]
+    if levels is not None and levels[0] < levels[1]:
+        failed.append(
+            f"tree levels stop at {levels[0]} of {levels[1]} records: a gap in the log (run aios audit verify)"
+        )
+    doc: dict[str, Any] = {"ok": not failed, "rows_written": rows, "records": store.size(), "full": full}
+    doc |= {"record_id_index": ids, "tree_levels": levels[0] if levels else None, "lineage_index": lineage}
+    doc |= {"projection_problems": [p.line() for p in problems], "projection_note": note, "failed": failed}
     if as_json:
         click.echo(json.dumps(doc))
     else:
         click.echo(f"projections rebuilt: {rows} rows written for {doc['records']} records")
-        for p in problems:
-            click.echo(f"FAILED: {p.line()}")
-    if problems:
+        for line in failed:
+            click.echo(f"FAILED: {line}")
+    if failed:
         sys.exit(1)
+
+
+def _upgrade_derived(store: Any, state_dir: Path, quiet: bool) -> tuple[tuple[int, int] | None, int]:
+    """The rest of an upgrade: the stored Merkle tree levels and the lineage index, each brought up to the log's
+    size now with progress (else the first proof and the first trace after the upgrade pay for the whole log).
+
+    Returns ``((integrated, size) or None where the store keeps no levels, records indexed for lineage)``.
+    """
+    from flytekitplugins.aios_audit import nodes
+    from flytekitplugins.aios_audit.edges import EdgeIndex
+
+    def say(what: str) -> Callable[[int, int], None]:
+        def progress(done: int, total: int) -> None:
+            if not quiet:
+                click.echo(f"{what}: {done}/{total} records", err=True)
+
+        return progress
+
+    levels = nodes.catch_up(store, say("tree levels"))
+    index = EdgeIndex.for_store(store, state_dir)
+    try:
+        indexed = index.catch_up(store, say("lineage index"))
+    finally:
+        index.close()
+    return levels, indexed
 
 
 @audit.command()

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -98,17 +98,20 @@ class EdgeIndex:
         rows = dict(self.conn.execute("SELECT k, v FROM lineage_meta").fetchall())
         return int(rows.get("last_seq", 0)), str(rows.get("last_leaf", ""))
 
-    def catch_up(self, store: AuditStore) -> int:
+    def catch_up(self, store: AuditStore, progress: Callable[[int, int], None] | None = None) -> int:
         """Index the records appended since the last call; returns how many were indexed.
 
         One transaction per :data:`CHUNK` records, each committing its position with its rows: memory and the
         write-ahead log stay bounded on a log of any size, an interrupted catch-up (a first build on ten million
         records takes minutes) resumes where it stopped, and concurrent callers take turns chunk by chunk.
+        ``progress(indexed through seq, log size)`` is called after each chunk.
         """
         total = 0
         while True:
             n = self._catch_up_chunk(store)
             total += n
+            if progress is not None and n:
+                progress(self._meta()[0], store.size())
             if n < CHUNK:
                 return total
 

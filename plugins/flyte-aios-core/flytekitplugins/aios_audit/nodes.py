@@ -120,6 +120,25 @@ def stored_tree(store: AuditStore, size: int) -> StoredTree | None:
     return StoredTree(db.conn, size, db.ph)
 
 
+def catch_up(store: AuditStore, progress: Callable[[int, int], None] | None = None) -> tuple[int, int] | None:
+    """Integrate the stored tree levels up to the log's size now, batch by batch; ``(integrated, size)``.
+
+    What ``aios audit rebuild-projections`` runs as part of an upgrade, so that the first proof afterwards does not
+    integrate a whole log written before. None where the store keeps no levels; ``integrated < size`` when the log
+    has a gap (``aios audit verify`` says where).
+    """
+    db = _Db.of(store)
+    if db is None:
+        return None
+    size = store.size()
+    while (done := integrated(db.conn)) < size:
+        if not _integrate_batch(db, size):
+            return integrated(db.conn), size
+        if progress is not None:
+            progress(integrated(db.conn), size)
+    return done, size
+
+
 def integrated(conn: Any) -> int:
     """Leaves whose nodes are stored."""
     row = conn.execute("SELECT size FROM audit_merkle_size WHERE id = 1").fetchone()
