@@ -11,8 +11,10 @@ from __future__ import annotations
 import ctypes
 import dataclasses
 import functools
+import gc
 import json
 import logging
+import os
 
 import pandas as pd
 from flytekit import Deck, Resources, task
@@ -56,6 +58,26 @@ def release_memory() -> None:
     libc = _libc()
     if libc is not None:
         libc.malloc_trim(0)
+
+
+_frozen_in: list[int] = []
+
+
+def freeze_long_lived() -> bool:
+    """Take every object alive now (the imported libraries, the loaded models) out of the cycle collector's walks,
+    once per process (``gc.freeze``); True the first time.
+
+    A full collection walks every tracked object, and after torch, transformers, flytekit and pandas are imported
+    that is over half a million of them: one such walk took 0.31 s of a 5.4 s run of 400 documents on the
+    project's 2-core VM, as long as the policy, audit and parsing work together. Frozen objects are still freed
+    by reference counting; only a cycle among them that is garbage already at this moment stays (a few hundred
+    objects, once).
+    """
+    if os.getpid() in _frozen_in:
+        return False
+    gc.freeze()
+    _frozen_in.append(os.getpid())
+    return True
 
 
 @task(**GOVERNED)
@@ -107,6 +129,7 @@ def classify(docs: DataFrame[ProtectedDoc], options: ProcessingOptions) -> DataF
 
     settings = get_settings()  # this task's entry point: resolved once, passed down
     models = load_or_train(models_dir(settings))
+    freeze_long_lived()  # the libraries and models stay for the process: no collector walk over them per chunk
     ensure_catalogued(models_dir(settings), [FAST, STRONG], settings)
     ids = [(m.name, m.version) for m in (models.fast.encoder.ref, models.fast.ref, models.strong.ref)]
     decisions = check_model_use(options.principal, ids, settings)

@@ -99,3 +99,28 @@ def test_injected_instructions_never_change_the_decision(corpus: Path) -> None:
     ) as conn:
         keys = [r[0] for r in conn.execute("SELECT doc_digest FROM document_actions")]
     assert inj["digest"] not in keys
+
+
+def test_the_classify_stage_freezes_long_lived_objects_once_per_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After the models are loaded, the libraries and models leave the cycle collector's walks (``gc.freeze``):
+    one full collection over them took 0.31 s of a 400-document run. Once per process, and again in a child."""
+    import gc
+    import os
+
+    from tasks.documents import stages
+
+    monkeypatch.setattr(stages, "_frozen_in", [])
+    before = gc.get_freeze_count()
+    try:
+        assert stages.freeze_long_lived() is True
+        assert gc.get_freeze_count() > before
+        assert stages.freeze_long_lived() is False  # the same process: nothing more to do
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # a forked worker process freezes its own objects once
+            os.write(w, b"1" if stages.freeze_long_lived() and not stages.freeze_long_lived() else b"0")
+            os._exit(0)
+        os.waitpid(pid, 0)
+        assert os.read(r, 1) == b"1"
+    finally:
+        gc.unfreeze()
