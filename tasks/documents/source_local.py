@@ -154,9 +154,12 @@ def _open_pinned(path: Path) -> int:
         if os.path.islink(path):
             raise Quarantined("not_a_regular_file", "a symlink now") from None
         raise
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise Quarantined("not_a_regular_file", "no longer a regular file")
+    except BaseException:
         os.close(fd)
-        raise Quarantined("not_a_regular_file", "no longer a regular file")
+        raise
     return fd
 
 

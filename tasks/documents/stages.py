@@ -69,9 +69,9 @@ def freeze_long_lived() -> bool:
 
     A full collection walks every tracked object, and after torch, transformers, flytekit and pandas are imported
     that is over half a million of them: one such walk took 0.31 s of a 5.4 s run of 400 documents on the
-    project's 2-core VM, as long as the policy, audit and parsing work together. Frozen objects are still freed
-    by reference counting; only a cycle among them that is garbage already at this moment stays (a few hundred
-    objects, once).
+    project's 2-core VM, nearly as long as the run's parsing, policy and audit work together. Frozen objects are
+    still freed by reference counting; a cycle among them is never collected (the garbage of this moment, a few
+    hundred objects, and any later cycle of these long-lived objects), the usual trade of ``gc.freeze``.
     """
     if os.getpid() in _frozen_in:
         return False
