@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from flytekitplugins.aios_audit import AuditEvent
 from flytekitplugins.aios_audit.stores import open_store
 from flytekitplugins.aios_audit.verify import verify_store
@@ -31,12 +33,16 @@ def _writer(url: str, name: str, ready: Any, start: Any, out: Any) -> None:
     out.put((name, n))
 
 
-def test_two_writers_share_the_log(tmp_path: Path) -> None:
+@pytest.mark.parametrize("writers", [2, 3])
+def test_writers_share_the_log(tmp_path: Path, writers: int) -> None:
+    """On a fast disk (a commit every 0.15 ms) ``flock`` alone let the writer that had just committed take the lock
+    again before the woken waiter ran: 4,206 vs 14,358 appends with two writers, 1,400 vs 9,475 with three. Waiting
+    writers now go first (``stores.sqlite._take_turn``): 6,828 vs 6,838 and 3,964-4,051, longest run 2 and 3."""
     url = f"sqlite:///{tmp_path}/audit.db"
     open_store(url).close()
     ctx = mp.get_context("spawn")
     ready, start, out = ctx.Queue(), ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=_writer, args=(url, f"w{i}", ready, start, out)) for i in range(2)]
+    procs = [ctx.Process(target=_writer, args=(url, f"w{i}", ready, start, out)) for i in range(writers)]
     for p in procs:
         p.start()
     for _ in procs:  # both imported and connected before the start

