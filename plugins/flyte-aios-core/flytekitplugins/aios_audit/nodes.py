@@ -106,11 +106,8 @@ def stored_tree(store: AuditStore, size: int) -> StoredTree | None:
     """A :class:`StoredTree` of ``size`` leaves, integrating what is missing first; None where not supported."""
     try:
         db = _Db.of(store)
-        if db is None:
+        if db is None or _integrate_to(db, size) < size:
             return None
-        while integrated(db.conn) < size:
-            if not _integrate_batch(db, size):
-                return None
     except (sqlite3.Error, ValueError, KeyError):
         return None
     except Exception as e:  # psycopg errors, without importing psycopg where it is not installed
@@ -131,12 +128,21 @@ def catch_up(store: AuditStore, progress: Callable[[int, int], None] | None = No
     if db is None:
         return None
     size = store.size()
-    while (done := integrated(db.conn)) < size:
-        if not _integrate_batch(db, size):
-            return integrated(db.conn), size
+    return _integrate_to(db, size, progress), size
+
+
+def _integrate_to(db: _Db, size: int, progress: Callable[[int, int], None] | None = None) -> int:
+    """Integrate batch by batch until ``size`` leaves have their nodes stored, or a gap in the log stops it; the
+    leaves integrated then (at least ``size`` unless stopped)."""
+    done = integrated(db.conn)
+    while done < size:
+        complete = _integrate_batch(db, size)
+        done = integrated(db.conn)
+        if not complete:
+            break
         if progress is not None:
-            progress(integrated(db.conn), size)
-    return done, size
+            progress(done, size)
+    return done
 
 
 def integrated(conn: Any) -> int:

@@ -219,18 +219,20 @@ class SQLiteAuditStore(AuditStore):
                 self.path, timeout=60.0, isolation_level=None, check_same_thread=False, factory=_Connection
             )
             with contextlib.suppress(OSError):  # a read-only folder: no writer queue (SQLite still serializes)
-                lock = touch_private(self.path.with_name(self.path.name + ".lock"))
-                conn.lock_fd = os.open(lock, os.O_RDWR | os.O_CLOEXEC)
-                weakref.finalize(conn, os.close, conn.lock_fd)
-                wait = touch_private(self.path.with_name(self.path.name + ".wait"))
-                conn.wait_fd = os.open(wait, os.O_RDWR | os.O_CLOEXEC)
-                weakref.finalize(conn, os.close, conn.wait_fd)
+                conn.lock_fd = self._queue_fd(conn, ".lock")
+                conn.wait_fd = self._queue_fd(conn, ".wait")  # after the lock: a folder that has only it still queues
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA busy_timeout=60000")
             self._local.conn = conn
             self._local.pid = os.getpid()
         return conn
+
+    def _queue_fd(self, conn: sqlite3.Connection, suffix: str) -> int:
+        """A descriptor of the writer-queue file ``<db><suffix>`` (0600), closed with ``conn`` (see :func:`_write`)."""
+        fd = os.open(touch_private(self.path.with_name(self.path.name + suffix)), os.O_RDWR | os.O_CLOEXEC)
+        weakref.finalize(conn, os.close, fd)
+        return fd
 
     def append_many(
         self, events: Sequence[AuditEvent], precondition: Callable[[], None] | None = None
