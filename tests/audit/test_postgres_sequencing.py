@@ -311,7 +311,7 @@ def test_scalar_and_array_parameters_stage_the_same_bytes(pg_url: str, n: int, m
     store = open_store(pg_url)
     store.append(AuditEvent(kind="task", actor="first"))
     ack = store.stage_many(events)  # the log's lock is held by nobody: the first try integrates
-    staged_sql = pgi._arrays_sql(n)
+    staged_sql = pgi._arrays_sql(n, 0)
     assert ("ARRAY[" in staged_sql) == (n <= pgi.SCALAR_EVENTS)
     assert store.is_integrated(ack)
     again = [e.model_copy(update={"subject": e.subject + ex, "attributes": {"execution": ex}}) for e in events]
@@ -320,4 +320,10 @@ def test_scalar_and_array_parameters_stage_the_same_bytes(pg_url: str, n: int, m
     assert [r.event for r in records[1:]] == events + again
     assert records[-n:] == sealed and [r.seq for r in sealed] == list(range(n + 2, 2 * n + 2))
     assert _check_log(pg_url, {r.seq: r.record_id for r in sealed})[1:] == [e.subject for e in events + again]
+    # the lineage rows travelled with the staged events (awkward execution keys included) and verify
+    from flytekitplugins.aios_audit.projections import verify_projections
+
+    assert verify_projections(store) == ([], "")
+    rows = store.read_sql("SELECT seq, parent FROM audit_proj_lineage WHERE rel = 'in_execution' ORDER BY seq")
+    assert rows == [(r.seq, "execution:" + ex) for r in sealed]
     store.close()

@@ -69,9 +69,14 @@ def test_the_upgrade_command_builds_the_id_table(tmp_path: Path) -> None:
     from flytekitplugins.aios_core.cli import cli
 
     url = f"sqlite:///{tmp_path}/a.db"
-    recs = open_store(url).append_many([AuditEvent(kind="task", actor=f"a{i}") for i in range(5)])
+    run = {"project": "p", "domain": "d", "name": "r"}
+    recs = open_store(url).append_many([AuditEvent(kind="task", actor=f"a{i}", execution=run) for i in range(5)])
     db = sqlite3.connect(tmp_path / "a.db")
     assert db.execute("SELECT COUNT(*) FROM audit_ids").fetchone() == (0,)  # appends alone never fill it
+    # as written by a version before the lineage projection: its tables come with the next open, marked unbuilt
+    db.executescript("DROP TABLE audit_proj_lineage; DROP TABLE audit_proj_lineage_state;")
+    open_store(url)
+    assert db.execute("SELECT missing_through FROM audit_proj_lineage_state").fetchone() == (5,)
     res = CliRunner().invoke(cli, ["audit", "rebuild-projections", "--store", url, "--json"])
     assert res.exit_code == 0, res.output
     doc = json.loads(res.output.strip().splitlines()[-1])
@@ -87,6 +92,11 @@ def test_the_upgrade_command_builds_the_id_table(tmp_path: Path) -> None:
 
     stored, full = StoredTree(db, 5), MerkleTree([bytes.fromhex(r.record_id) for r in recs])
     assert stored.root() == full.root() and stored.inclusion_proof(3) == full.inclusion_proof(3)
-    assert doc["lineage_index"] == 5
+    # lineage: the store's own projection, filled from the log (one execution row a record), no index file
+    assert doc["lineage_index"] is None and doc["rows_written"] == 5
+    assert db.execute("SELECT missing_through FROM audit_proj_lineage_state").fetchone() == (0,)
+    assert db.execute("SELECT seq, child, parent, rel FROM audit_proj_lineage ORDER BY seq").fetchall() == [
+        (r.seq, "", "execution:p/d/r", "in_execution") for r in recs
+    ]
     again = CliRunner().invoke(cli, ["audit", "rebuild-projections", "--store", url, "--json"])
-    assert json.loads(again.output.strip().splitlines()[-1])["lineage_index"] == 0  # already up to date
+    assert json.loads(again.output.strip().splitlines()[-1])["rows_written"] == 0  # already up to date

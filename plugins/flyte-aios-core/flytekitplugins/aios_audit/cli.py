@@ -212,11 +212,13 @@ def rebuild_projections(ctx: click.Context, url: str | None, full: bool, as_json
         sys.exit(1)
 
 
-def _upgrade_derived(store: Any, state_dir: Path, quiet: bool) -> tuple[tuple[int, int] | None, int]:
-    """The rest of an upgrade: the stored Merkle tree levels and the lineage index, each brought up to the log's
-    size now with progress (else the first proof and the first trace after the upgrade pay for the whole log).
+def _upgrade_derived(store: Any, state_dir: Path, quiet: bool) -> tuple[tuple[int, int] | None, int | None]:
+    """The rest of an upgrade: the stored Merkle tree levels (and, for a store without a complete lineage
+    projection, the lineage index file), each brought up to the log's size now with progress (else the first proof
+    and the first trace after the upgrade pay for the whole log).
 
-    Returns ``((integrated, size) or None where the store keeps no levels, records indexed for lineage)``.
+    Returns ``((integrated, size) or None where the store keeps no levels, records indexed for lineage or None
+    where the store's lineage projection serves lineage)``.
     """
     from flytekitplugins.aios_audit import nodes
     from flytekitplugins.aios_audit.edges import EdgeIndex
@@ -230,6 +232,8 @@ def _upgrade_derived(store: Any, state_dir: Path, quiet: bool) -> tuple[tuple[in
 
     levels = nodes.catch_up(store, say("tree levels"))
     index = EdgeIndex.for_store(store, state_dir)
+    if not isinstance(index, EdgeIndex):
+        return levels, None
     try:
         indexed = index.catch_up(store, say("lineage index"))
     finally:

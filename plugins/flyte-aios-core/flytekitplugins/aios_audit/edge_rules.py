@@ -11,6 +11,17 @@ from typing import Any, Protocol
 from flytekitplugins.aios_audit.records import AuditRecord
 
 Edge = tuple[str, str, str]
+PARENT_REL = {
+    "policy_decision": "policy_decision",
+    "approval_request": "approval_request",
+    "approval_decision": "approval_decision",
+    "action_authorized": "authorized_by",
+    "drift": "triggered_by",
+    "evaluation": "evaluated_by",
+    "training": "trained_by",
+}
+"""The relation of a record to a parent record, by the parent's kind (``parent`` for other kinds)."""
+HUBS = ("model:", "policy:", "principal:")  # shared by many decisions: walked downstream only from a trace start
 
 
 class Index(Protocol):
@@ -41,6 +52,20 @@ def document_of(rec: AuditRecord) -> str:
     if ev.kind in ("policy_decision", "action", "action_authorized", "action_refused", "quarantine"):
         return ev.subject if ev.subject.startswith("sha256:") else ""
     return ""
+
+
+def record_edges(index: Index, rec: AuditRecord) -> Iterator[Edge]:
+    """The typed edges sealed in ``rec`` (``index`` answers the look-ups of earlier records the rules make)."""
+    ev, rid = rec.event, rec.record_id
+    for parent in ev.parents:
+        rel = "decides" if ev.kind == "approval_decision" else PARENT_REL.get(index.kind(parent), "parent")
+        yield rid, parent, rel
+    for name, digest in ev.inputs.items():
+        if not (ev.kind == "action" and name == "decision"):  # the decision's content digest, not data
+            yield rid, digest, "document" if name == "document" else f"input:{name}"
+    for digest in ev.outputs.values():
+        yield digest, rid, "output_of"
+    yield from kind_edges(index, rec)
 
 
 def kind_edges(index: Index, rec: AuditRecord) -> Iterator[Edge]:

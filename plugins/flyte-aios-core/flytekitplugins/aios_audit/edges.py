@@ -29,17 +29,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from flytekitplugins.aios_audit.edge_rules import Edge, document_of, execution_of, kind_edges
+from flytekitplugins.aios_audit import projections
+from flytekitplugins.aios_audit.edge_rules import HUBS, Edge, document_of, execution_of, record_edges
+from flytekitplugins.aios_audit.edge_store import StoreEdges
 from flytekitplugins.aios_audit.private_files import touch_private
 from flytekitplugins.aios_audit.records import AuditRecord
 from flytekitplugins.aios_audit.stores import AuditStore
 
-__all__ = ["HUBS", "VERSION", "EdgeIndex", "document_of", "execution_of"]
+__all__ = ["HUBS", "VERSION", "EdgeIndex", "Lineage", "StoreEdges", "document_of", "execution_of"]
 
 VERSION = "1"  # of the edge rules below: an index built by other rules is rebuilt
 CHUNK = 20_000  # records per catch-up transaction, held in memory until written (a few MB)
 CACHE_KIB = 65_536  # SQLite page cache of the index connection (64 MiB): bounded, well under a command's budget
-HUBS = ("model:", "policy:", "principal:")  # shared by many decisions: walked downstream only from a trace start
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS lineage_records (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, kind TEXT NOT NULL,
     execution TEXT NOT NULL, subject TEXT NOT NULL);
@@ -52,15 +53,6 @@ CREATE INDEX IF NOT EXISTS lineage_edges_parent ON lineage_edges(parent);
 CREATE TABLE IF NOT EXISTS lineage_alias (alias TEXT PRIMARY KEY, id TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS lineage_meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
 """
-_PARENT_REL = {
-    "policy_decision": "policy_decision",
-    "approval_request": "approval_request",
-    "approval_decision": "approval_decision",
-    "action_authorized": "authorized_by",
-    "drift": "triggered_by",
-    "evaluation": "evaluated_by",
-    "training": "trained_by",
-}
 
 
 class EdgeIndex:
@@ -84,8 +76,12 @@ class EdgeIndex:
         self._children: dict[str, list[tuple[str, str, int]]] = {}
 
     @classmethod
-    def for_store(cls, store: AuditStore, state_dir: Path) -> EdgeIndex:
-        """The index file of ``store`` under ``state_dir/lineage`` (one per store URL)."""
+    def for_store(cls, store: AuditStore, state_dir: Path) -> EdgeIndex | StoreEdges:
+        """The lineage of ``store``: its own lineage projection where complete (written with every record), else
+        the index file under ``state_dir/lineage`` (one per store URL: a store without SQL, or one upgraded from a
+        version before the projection until ``aios audit rebuild-projections`` has filled it)."""
+        if projections.available(store, projections.LINEAGE_GROUP):
+            return StoreEdges(store)
         url = str(getattr(store, "url", type(store).__name__))
         return cls(state_dir / "lineage" / f"edges-{hashlib.sha256(url.encode()).hexdigest()[:16]}.db")
 
@@ -183,16 +179,7 @@ class EdgeIndex:
     # ---- reading sealed fields -----------------------------------------------------------------
     def edges_of(self, rec: AuditRecord) -> Iterator[Edge]:
         """The typed edges sealed in ``rec`` (looks up earlier records for the kinds of parents)."""
-        ev, rid = rec.event, rec.record_id
-        for parent in ev.parents:
-            rel = "decides" if ev.kind == "approval_decision" else _PARENT_REL.get(self.kind(parent), "parent")
-            yield rid, parent, rel
-        for name, digest in ev.inputs.items():
-            if not (ev.kind == "action" and name == "decision"):  # the decision's content digest, not data
-                yield rid, digest, "document" if name == "document" else f"input:{name}"
-        for digest in ev.outputs.values():
-            yield digest, rid, "output_of"
-        yield from kind_edges(self, rec)
+        return record_edges(self, rec)
 
     def all_edges(self) -> list[tuple[str, str, str, int]]:
         """Every indexed edge ``(child, parent, rel, seq)`` in the order indexed."""
@@ -263,3 +250,7 @@ class EdgeIndex:
         pattern = "%/" + like_escape(execution)
         q = "SELECT seq, id FROM lineage_records WHERE execution = ? OR execution LIKE ? ESCAPE '\\' ORDER BY seq"
         return [(int(s), str(i)) for s, i in self._read(q, (execution, pattern))]
+
+
+Lineage = EdgeIndex | StoreEdges
+"""What a tracer reads lineage from: the store's projection, or an index file derived from the log."""

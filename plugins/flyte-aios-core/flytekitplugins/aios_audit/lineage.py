@@ -16,7 +16,7 @@ import re
 from collections import deque
 from collections.abc import Iterable
 
-from flytekitplugins.aios_audit.edges import HUBS, EdgeIndex
+from flytekitplugins.aios_audit.edges import HUBS, Lineage
 from flytekitplugins.aios_audit.records import AuditRecord
 from flytekitplugins.aios_audit.stores import AuditStore
 from flytekitplugins.aios_core.digest import digest_value
@@ -51,7 +51,7 @@ def is_record(node: str) -> bool:
 class Tracer:
     """Traces over one store and its edge index (caught up when the tracer is made)."""
 
-    def __init__(self, store: AuditStore, index: EdgeIndex) -> None:
+    def __init__(self, store: AuditStore, index: Lineage) -> None:
         self.store = store
         self.index = index
         index.catch_up(store)

@@ -33,6 +33,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+from flytekitplugins.aios_audit.lineage_rows import as_rows, entry_rows
 from flytekitplugins.aios_audit.records import GENESIS, entry_seq_suffix
 from flytekitplugins.aios_core.errors import AiosError
 
@@ -50,6 +51,8 @@ class Table:
     columns: tuple[str, ...]
     key: tuple[str, ...]
     indexes: tuple[tuple[str, ...], ...]
+    partial: tuple[str, ...] = ()
+    """A ``WHERE`` per index (partial indexes; none when empty)."""
 
     def insert_sql(self) -> str:
         return f"INSERT INTO {self.name} VALUES ({','.join('?' * len(self.columns))})"
@@ -79,9 +82,31 @@ CATALOG = Table(
     ("seq", "pos"),
     (("name", "seq"), ("source_digest",)),
 )
-TABLES: tuple[Table, ...] = (REQUESTS, DECISIONS, APPROVAL_EVENTS, CATALOG)
-BY_NAME = {t.name: t for t in TABLES}
+LINEAGE = Table(
+    "audit_proj_lineage",
+    ("seq", "pos", "child", "parent", "rel"),
+    ("seq", "pos"),
+    (("child", "seq"), ("parent", "seq")),
+    ("child <> ''", "parent <> ''"),  # "" is the record itself, found by seq: not worth an index entry
+)
 STATE = "audit_proj_state"
+
+
+@dataclasses.dataclass(frozen=True)
+class Group:
+    """Projection tables that are complete (or not yet) together: one state row each."""
+
+    state: str
+    tables: tuple[Table, ...]
+    every_kind: bool  # rows for records of every kind (lineage), not only the governance kinds
+
+
+GOVERNANCE = Group(STATE, (REQUESTS, DECISIONS, APPROVAL_EVENTS, CATALOG), every_kind=False)
+LINEAGE_GROUP = Group("audit_proj_lineage_state", (LINEAGE,), every_kind=True)
+"""Added after the governance tables: a store that has those gets its own ``missing_through`` for lineage."""
+GROUPS = (GOVERNANCE, LINEAGE_GROUP)
+TABLES: tuple[Table, ...] = tuple(t for g in GROUPS for t in g.tables)
+BY_NAME = {t.name: t for t in TABLES}
 
 
 class ProjectionTampered(AiosError):
@@ -176,8 +201,17 @@ DERIVERS: dict[str, Callable[[int, dict[str, Any]], Derived]] = {
 KINDS = frozenset(DERIVERS)
 
 
-def derive(seq: int, entry: bytes) -> Derived:
-    """The projection rows of one sealed entry (none for kinds without a projection, or an unreadable entry)."""
+def derive(seq: int, entry: bytes, group: Group | None = None) -> Derived:
+    """The projection rows of one sealed entry, of every group or of ``group`` (none for an unreadable entry)."""
+    out: Derived = []
+    if group is not LINEAGE_GROUP:
+        out += _derive_governance(seq, entry)
+    if group is not GOVERNANCE:
+        out += [(LINEAGE.name, r) for r in as_rows(seq, entry_rows(entry))]
+    return out
+
+
+def _derive_governance(seq: int, entry: bytes) -> Derived:
     try:
         event = json.loads(entry)["event"]
     except (ValueError, TypeError, KeyError):
@@ -189,17 +223,23 @@ def derive(seq: int, entry: bytes) -> Derived:
 
 
 def touches(kinds: Iterable[str]) -> bool:
-    """True when records of these kinds have projection rows (the PostgreSQL store then appends under its lock)."""
+    """True when records of these kinds have governance rows (the PostgreSQL store then appends under its lock;
+    lineage rows, which every record has, travel with staged appends)."""
     return not KINDS.isdisjoint(kinds)
 
 
 def rows_for(log_rows: Sequence[Sequence[Any]]) -> dict[str, list[Row]]:
     """Projection rows for ``audit_log`` rows as ``stores.seal_rows`` makes them (kind at 2, entry at 6)."""
     out: dict[str, list[Row]] = {}
+    lineage: list[Row] = []
     for row in log_rows:
+        seq, entry = int(row[0]), bytes(row[6])
         if row[2] in KINDS:
-            for table, values in derive(int(row[0]), bytes(row[6])):
+            for table, values in _derive_governance(seq, entry):
                 out.setdefault(table, []).append(values)
+        lineage += as_rows(seq, entry_rows(entry))
+    if lineage:
+        out[LINEAGE.name] = lineage
     return out
 
 
@@ -210,8 +250,9 @@ def schema(dialect: str) -> list[str]:
     """DDL of the projection tables, their indexes and append-only triggers, and the state row."""
     seq = "BIGINT" if dialect == "postgresql" else "INTEGER"
     out = [
-        f"CREATE TABLE IF NOT EXISTS {STATE} (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL, "
+        f"CREATE TABLE IF NOT EXISTS {g.state} (id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL, "
         f"missing_through {seq} NOT NULL)"
+        for g in GROUPS
     ]
     if dialect == "postgresql":
         out.append(
@@ -223,8 +264,9 @@ def schema(dialect: str) -> list[str]:
             f"{c} {seq if c == 'seq' else 'INTEGER' if c == 'pos' else 'TEXT'} NOT NULL" for c in t.columns
         )
         out.append(f"CREATE TABLE IF NOT EXISTS {t.name} ({cols}, PRIMARY KEY ({', '.join(t.key)}))")
-        for cols_ in t.indexes:
-            out.append(f"CREATE INDEX IF NOT EXISTS {t.name}_{'_'.join(cols_)} ON {t.name}({', '.join(cols_)})")
+        for i, cols_ in enumerate(t.indexes):
+            where = f" WHERE {t.partial[i]}" if i < len(t.partial) and t.partial[i] else ""
+            out.append(f"CREATE INDEX IF NOT EXISTS {t.name}_{'_'.join(cols_)} ON {t.name}({', '.join(cols_)}){where}")
         if dialect == "postgresql":
             out.append(
                 f"CREATE OR REPLACE TRIGGER {t.name}_no_update BEFORE UPDATE OR DELETE ON {t.name} "
@@ -237,38 +279,39 @@ def schema(dialect: str) -> list[str]:
                     f"BEGIN SELECT RAISE(ABORT, '{t.name} is append-only: {op} refused'); END"
                 )
     # a log that existed before the tables: its records have no rows yet (rebuild-projections fills them)
-    out.append(
-        f"INSERT INTO {STATE} (id, version, missing_through) SELECT 1, {VERSION}, "
-        f"(SELECT COALESCE(MAX(seq), 0) FROM audit_log) WHERE NOT EXISTS (SELECT 1 FROM {STATE})"
-    )
+    out += [
+        f"INSERT INTO {g.state} (id, version, missing_through) SELECT 1, {VERSION}, "
+        f"(SELECT COALESCE(MAX(seq), 0) FROM audit_log) WHERE NOT EXISTS (SELECT 1 FROM {g.state})"
+        for g in GROUPS
+    ]
     return out
 
 
 def drop_sql(dialect: str) -> list[str]:
     """Statements that empty the projection tables (a full rebuild; triggers are recreated by :func:`schema`)."""
     del dialect
-    return [f"DROP TABLE IF EXISTS {t.name}" for t in TABLES]
+    return [f"DROP TABLE IF EXISTS {t.name}" for t in TABLES] + [f"DROP TABLE IF EXISTS {g.state}" for g in GROUPS]
 
 
 # ---- reading ------------------------------------------------------------------------------------------------------
 
 
-def available(store: Any) -> bool:
-    """True when ``store`` has complete projection tables (else readers fold the log as before)."""
+def available(store: Any, group: Group = GOVERNANCE) -> bool:
+    """True when ``store`` has complete tables of ``group`` (else readers fold the log, or index it, as before)."""
     reader = getattr(store, "read_sql", None)
     if reader is None:
         return False
     try:
-        row = reader(f"SELECT version, missing_through FROM {STATE} WHERE id = 1")
+        row = reader(f"SELECT version, missing_through FROM {group.state} WHERE id = 1")
     except Exception:  # a store without the tables (read-only, never opened by this version)
         return False
     return bool(row) and int(row[0][0]) == VERSION and int(row[0][1]) == 0
 
 
-def missing_through(store: Any) -> int | None:
-    """``missing_through`` of the state row, or None when the store has no projection tables."""
+def missing_through(store: Any, group: Group = GOVERNANCE) -> int | None:
+    """``missing_through`` of the group's state row, or None when the store has no such tables."""
     try:
-        row = store.read_sql(f"SELECT missing_through FROM {STATE} WHERE id = 1")
+        row = store.read_sql(f"SELECT missing_through FROM {group.state} WHERE id = 1")
     except Exception:
         return None
     return int(row[0][0]) if row else None
@@ -376,47 +419,65 @@ CHUNK = 20_000
 """Records per verification / rebuild step (bounded memory)."""
 
 
-def _derived_range(store: Any, lo: int, hi: int) -> dict[tuple[str, int, int], Row]:
-    """Derived rows of records ``lo..hi``, keyed by ``(table, seq, pos)`` (pos 0 for one-row tables).
+def _pos(table: str, row: Row) -> int:
+    return int(row[1]) if table in (CATALOG.name, LINEAGE.name) else 0
 
-    Reads only the records whose ``kind`` column is a projected kind: callers run after the verifier proved every
-    column equal to its sealed entry.
+
+def _derived_range(store: Any, group: Group, lo: int, hi: int) -> dict[tuple[str, int, int], Row]:
+    """Derived rows of ``group`` for records ``lo..hi``, keyed by ``(table, seq, pos)`` (pos 0 for one-row tables).
+
+    Governance reads only the records whose ``kind`` column is a projected kind: callers run after the verifier
+    proved every column equal to its sealed entry.
     """
-    kinds = sorted(KINDS)
-    q = f"SELECT seq, entry FROM audit_log WHERE seq >= ? AND seq <= ? AND kind IN ({','.join('?' * len(kinds))})"
+    q = "SELECT seq, entry FROM audit_log WHERE seq >= ? AND seq <= ?"
+    params: list[Any] = [lo, hi]
+    if not group.every_kind:
+        kinds = sorted(KINDS)
+        q += f" AND kind IN ({','.join('?' * len(kinds))})"
+        params += kinds
     out: dict[tuple[str, int, int], Row] = {}
-    for seq, entry in store.iter_sql(q, [lo, hi, *kinds]):
-        for table, row in derive(int(seq), bytes(entry)):
-            pos = int(row[1]) if table == CATALOG.name else 0
-            out[(table, int(seq), pos)] = _norm(row)
+    for seq, entry in store.iter_sql(q, params):
+        for table, row in derive(int(seq), bytes(entry), group):
+            out[(table, int(seq), _pos(table, row))] = _norm(row)
     return out
 
 
-def _table_range(store: Any, lo: int, hi: int | None) -> Iterator[tuple[tuple[str, int, int], Row]]:
-    for t in TABLES:
+def _table_range(store: Any, group: Group, lo: int, hi: int | None) -> Iterator[tuple[tuple[str, int, int], Row]]:
+    for t in group.tables:
         q = f"SELECT {', '.join(t.columns)} FROM {t.name} WHERE seq >= ?" + (" AND seq <= ?" if hi is not None else "")
         for row in store.iter_sql(q, [lo] if hi is None else [lo, hi]):
-            pos = int(row[1]) if t is CATALOG else 0
-            yield (t.name, int(row[0]), pos), _norm(row)
+            yield (t.name, int(row[0]), _pos(t.name, row)), _norm(row)
 
 
 def verify_projections(store: Any, since: int = 0, chunk: int = CHUNK) -> tuple[list[ProjectionProblem], str]:
     """Re-derive every projection row of records after ``since`` from the log and compare with the tables.
 
     Returns the problems (empty when the tables hold exactly what the log derives) and a note ("" or why the check
-    was partial: tables not built yet). Rows of records ``<= missing_through`` may be absent (not built yet) but
-    those present must be right; rows naming records beyond the log are extra.
+    was partial: tables not built yet). Rows of records ``<= missing_through`` (of their group) may be absent (not
+    built yet) but those present must be right; rows naming records beyond the log are extra.
     """
-    missing = missing_through(store)
-    if missing is None:
-        return [], "no projection tables in this store (open it with this version to create them)"
+    problems: list[ProjectionProblem] = []
+    notes: list[str] = []
+    for group in GROUPS:
+        missing = missing_through(store, group)
+        if missing is None:
+            notes.append(f"no {group.state} in this store (open it with this version to create the tables)")
+            continue
+        problems += _verify_group(store, group, since, chunk, missing)
+        if missing:
+            what = "lineage" if group is LINEAGE_GROUP else "projection"
+            notes.append(f"records 1..{missing} have no {what} rows yet: run `aios audit rebuild-projections`")
+    return sorted(problems, key=lambda p: (p.seq, p.table)), "; ".join(notes)
+
+
+def _verify_group(store: Any, group: Group, since: int, chunk: int, missing: int) -> list[ProjectionProblem]:
     size = int(store.size())
     problems: list[ProjectionProblem] = []
     lo = since + 1
     while lo <= size:
         hi = min(size, lo + chunk - 1)
-        want = _derived_range(store, lo, hi)
-        have = dict(_table_range(store, lo, hi))
+        want = _derived_range(store, group, lo, hi)
+        have = dict(_table_range(store, group, lo, hi))
         for key, row in want.items():
             got = have.get(key)
             if got is None:
@@ -430,22 +491,22 @@ def verify_projections(store: Any, since: int = 0, chunk: int = CHUNK) -> tuple[
                 detail = f"row {list(row)} that the sealed record does not derive"
                 problems.append(ProjectionProblem("projection_extra", key[0], key[1], detail))
         lo = hi + 1
-    for key, row in _table_range(store, size + 1, None):
+    for key, row in _table_range(store, group, size + 1, None):
         problems.append(ProjectionProblem("projection_extra", key[0], key[1], f"row {list(row)} beyond the log"))
-    note = f"records 1..{missing} have no projection rows yet: run `aios audit rebuild-projections`" if missing else ""
-    return sorted(problems, key=lambda p: (p.seq, p.table)), note
+    return problems
 
 
 Progress = Callable[[int, int], None]
 
 
 def rebuild(store: Any, *, full: bool = False, chunk: int = CHUNK, progress: Progress | None = None) -> int:
-    """Fill the projection rows of records ``1..missing_through`` from the log, verifying the chain as it goes.
+    """Fill the projection rows of records ``1..missing_through`` of every group from the log, verifying the chain.
 
-    Works downwards from ``missing_through`` in chunks; each chunk commits its rows together with the lowered
-    ``missing_through`` (the store's ``projection_fill``), so an interrupted rebuild resumes where it stopped, and
-    appends go on meanwhile (new records write their own rows). Readers fold the log until it reaches 0. Every
-    record read is re-hashed and linked to its neighbours (and record 1 to the genesis hash).
+    Works downwards from each group's ``missing_through`` in chunks; each chunk commits its rows together with the
+    lowered ``missing_through`` (the store's ``projection_fill``), so an interrupted rebuild resumes where it
+    stopped, and appends go on meanwhile (new records write their own rows). Readers fold the log (or index it
+    apart, for lineage) until it reaches 0. Every record read is re-hashed and linked to its neighbours (and
+    record 1 to the genesis hash).
 
     With ``full`` the tables are dropped first and rebuilt from every record (after tampering, or to be sure).
 
@@ -453,7 +514,11 @@ def rebuild(store: Any, *, full: bool = False, chunk: int = CHUNK, progress: Pro
     """
     if full:
         store.projection_reset()
-    top = missing_through(store)
+    return sum(_rebuild_group(store, g, chunk, progress) for g in GROUPS)
+
+
+def _rebuild_group(store: Any, group: Group, chunk: int, progress: Progress | None) -> int:
+    top = missing_through(store, group)
     if top is None:
         msg = "this store has no projection tables"
         raise ProjectionTampered(msg)
@@ -476,9 +541,9 @@ def rebuild(store: Any, *, full: bool = False, chunk: int = CHUNK, progress: Pro
                 msg = f"audit record {seq} does not verify (run `aios audit verify`): projections not rebuilt"
                 raise ProjectionTampered(msg)
             expect_chain = prev
-            for table, values in derive(int(seq), entry):
+            for table, values in derive(int(seq), entry, group):
                 rows.setdefault(table, []).append(values)
-        written += store.projection_fill(rows, hi, lo - 1)
+        written += store.projection_fill(rows, hi, lo - 1, group.state)
         if progress is not None:
             progress(top - lo + 1, top)
         hi = lo - 1

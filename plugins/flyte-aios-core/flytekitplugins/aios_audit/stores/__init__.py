@@ -189,8 +189,11 @@ class AuditStore(abc.ABC):
         """Like :meth:`read_sql`, streaming the rows in batches (bounded memory)."""
         yield from self.read_sql(sql, params)
 
-    def projection_fill(self, rows: dict[str, list[tuple[Any, ...]]], expect: int, missing: int) -> int:
-        """Insert rebuilt projection rows and lower ``missing_through`` from ``expect`` to ``missing``, atomically."""
+    def projection_fill(
+        self, rows: dict[str, list[tuple[Any, ...]]], expect: int, missing: int, state: str = "audit_proj_state"
+    ) -> int:
+        """Insert rebuilt projection rows and lower ``missing_through`` of the ``state`` table (one group's) from
+        ``expect`` to ``missing``, atomically."""
         raise NotImplementedError(f"{type(self).__name__} has no projection tables")
 
     def projection_reset(self) -> None:

@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from flytekitplugins.aios_audit.lineage_rows import staged_array
 from flytekitplugins.aios_audit.records import GENESIS, AuditEvent, _json_time, _to_json
 
 LOCK = "hashtext(current_schema() || '.aios_audit_log')"
@@ -43,7 +44,8 @@ _INTEGRATE_SQL = f"""
 CREATE OR REPLACE FUNCTION aios_audit_integrate(p_now TIMESTAMPTZ, p_when BYTEA, p_batch INT, p_sid BIGINT)
 RETURNS TEXT LANGUAGE plpgsql AS $$
 DECLARE
-  head BIGINT; prev BYTEA; chain BYTEA; leaf BYTEA; entry BYTEA; r RECORD; i INT; one TEXT; mine TEXT := '';
+  head BIGINT; base BIGINT; prev BYTEA; chain BYTEA; leaf BYTEA; entry BYTEA; r RECORD; i INT; one TEXT;
+  mine TEXT := '';
   when_text TEXT := convert_from(p_when, 'UTF8') || '|';
 BEGIN
   IF NOT pg_try_advisory_xact_lock({LOCK}) THEN RETURN NULL; END IF;
@@ -51,9 +53,10 @@ BEGIN
   SELECT seq, decode(chain_hash, 'hex') INTO head, prev FROM audit_log ORDER BY seq DESC LIMIT 1;
   head := COALESCE(head, 0); prev := COALESCE(prev, decode('{GENESIS}', 'hex'));
   FOR r IN WITH d AS (DELETE FROM audit_staged WHERE id IN (SELECT id FROM audit_staged ORDER BY id LIMIT p_batch)
-                      RETURNING id, events, cols, wants_receipt) SELECT * FROM d ORDER BY id LOOP
+                      RETURNING id, events, cols, wants_receipt, lin) SELECT * FROM d ORDER BY id LOOP
     one := when_text || r.id || ':' || (head + 1) || ':' || encode(prev, 'hex');
     IF r.id = p_sid THEN mine := one; ELSIF r.wants_receipt THEN INSERT INTO audit_receipts VALUES (r.id, one); END IF;
+    base := head;
     FOR i IN 1 .. cardinality(r.events) LOOP
       head := head + 1;
       entry := '\\x7b226576656e74223a'::bytea || r.events[i] || '\\x2c227265636f726465645f6174223a'::bytea || p_when
@@ -64,6 +67,10 @@ BEGIN
         r.cols[4 * i], entry, encode(leaf, 'hex'), encode(prev, 'hex'), encode(chain, 'hex'));
       prev := chain;
     END LOOP;
+    IF cardinality(r.lin) > 0 THEN  -- the lineage rows the writer derived: (event index, pos, child, parent, rel)
+      INSERT INTO audit_proj_lineage SELECT base + r.lin[5 * g - 4]::BIGINT, r.lin[5 * g - 3]::INT, r.lin[5 * g - 2],
+        r.lin[5 * g - 1], r.lin[5 * g] FROM generate_series(1, cardinality(r.lin) / 5) AS g;
+    END IF;
   END LOOP;
   RETURN mine;
 END $$;
@@ -96,12 +103,12 @@ BEGIN
     END IF;
   END LOOP;
 END $$;
-CREATE OR REPLACE PROCEDURE aios_audit_append(p_events BYTEA[], p_cols TEXT[], p_now TIMESTAMPTZ, p_when BYTEA,
-  p_batch INT, INOUT receipt TEXT DEFAULT NULL)
+CREATE OR REPLACE PROCEDURE aios_audit_append(p_events BYTEA[], p_cols TEXT[], p_lin TEXT[], p_now TIMESTAMPTZ,
+  p_when BYTEA, p_batch INT, INOUT receipt TEXT DEFAULT NULL)
 LANGUAGE plpgsql AS $$
 DECLARE sid BIGINT; free BOOLEAN := pg_try_advisory_xact_lock({LOCK});
 BEGIN
-  INSERT INTO audit_staged (events, cols) VALUES (p_events, p_cols) RETURNING id INTO sid;
+  INSERT INTO audit_staged (events, cols, lin) VALUES (p_events, p_cols, p_lin) RETURNING id INTO sid;
   IF free THEN  -- nobody integrating: sequence what is staged and these events in one transaction (one commit)
     LOOP
       receipt := aios_audit_integrate(p_now, p_when, p_batch, sid);
@@ -116,6 +123,7 @@ END $$;
 STAGING = (
     "CREATE TABLE IF NOT EXISTS audit_staged (id BIGSERIAL PRIMARY KEY, events BYTEA[] NOT NULL, cols TEXT[] NOT NULL);"
     "ALTER TABLE audit_staged ADD COLUMN IF NOT EXISTS wants_receipt BOOLEAN NOT NULL DEFAULT TRUE;"
+    "ALTER TABLE audit_staged ADD COLUMN IF NOT EXISTS lin TEXT[] NOT NULL DEFAULT '{}';"
     "CREATE TABLE IF NOT EXISTS audit_receipts (id BIGINT PRIMARY KEY, receipt TEXT NOT NULL);"
     + _INTEGRATE_SQL
     + _AWAIT_SQL
@@ -130,26 +138,31 @@ SCALAR_EVENTS = 64
 own); above it, as two array parameters (one placeholder per value would grow the statement without bound)."""
 
 
-@functools.lru_cache(maxsize=SCALAR_EVENTS)
-def _arrays_sql(n: int) -> str:
-    """``events, cols`` of a staged row of ``n`` events as SQL: two array parameters, or scalars when few."""
+@functools.lru_cache(maxsize=1024)
+def _arrays_sql(n: int, n_lin: int) -> str:
+    """``events, cols, lin`` of a staged row of ``n`` events and ``n_lin`` lineage values as SQL: array
+    parameters, or scalars when few."""
     if n > SCALAR_EVENTS:
-        return "%s::bytea[], %s::text[]"
-    return f"ARRAY[{','.join(['%s::bytea'] * n)}], ARRAY[{','.join(['%s'] * (4 * n))}]::text[]"
+        return "%s::bytea[], %s::text[], %s::text[]"
+    lin = "'{}'::text[]" if not n_lin else f"ARRAY[{','.join(['%s'] * n_lin)}]::text[]"
+    return f"ARRAY[{','.join(['%s::bytea'] * n)}], ARRAY[{','.join(['%s'] * (4 * n))}]::text[], {lin}"
 
 
-def _arrays_params(blobs: list[bytes], cols: list[str]) -> tuple[Any, ...]:
-    """The parameters :func:`_arrays_sql` of ``len(blobs)`` takes."""
-    return (blobs, cols) if len(blobs) > SCALAR_EVENTS else (*blobs, *cols)
+def _arrays_params(blobs: list[bytes], cols: list[str], lin: list[str]) -> tuple[Any, ...]:
+    """The parameters :func:`_arrays_sql` of ``len(blobs), len(lin)`` takes."""
+    return (blobs, cols, lin) if len(blobs) > SCALAR_EVENTS else (*blobs, *cols, *lin)
 
 
-def _staged_row(events: Sequence[AuditEvent]) -> tuple[list[bytes], list[str]]:
-    """The events' canonical bytes and their plain columns (four per event), as ``audit_staged`` holds them."""
+def _staged_row(events: Sequence[AuditEvent]) -> tuple[list[bytes], list[str], list[str]]:
+    """The events' canonical bytes, their plain columns (four per event) and their lineage projection rows (five
+    values a row, :func:`.lineage_rows.staged_array`: the integrator inserts them with the records), as
+    ``audit_staged`` holds them."""
     cols: list[str] = []
     for ev in events:
         ex = ev.execution
         cols += [ev.kind, ev.subject, ex.execution_key if ex else "", ex.task_name if ex else ""]
-    return [_to_json(ev) for ev in events], cols
+    blobs = [_to_json(ev) for ev in events]
+    return blobs, cols, staged_array(blobs)
 
 
 STAGE_INTEGRATE_EVERY_S = 0.2
@@ -166,10 +179,10 @@ def stage(conn: Any, events: Sequence[AuditEvent], *, integrate: bool) -> int:
     any writer, by any append, or by :func:`drain` (``aios audit integrate``, run on a schedule beside bulk
     writers), whichever comes first.
     """
-    blobs, cols = _staged_row(events)
-    sql = f"INSERT INTO audit_staged (events, cols, wants_receipt) VALUES ({_arrays_sql(len(blobs))}, false)"
-    sql += " RETURNING id"
-    staged = int(conn.execute(sql, _arrays_params(blobs, cols)).fetchone()[0])
+    blobs, cols, lin = _staged_row(events)
+    sql = f"INSERT INTO audit_staged (events, cols, lin, wants_receipt) VALUES ({_arrays_sql(len(blobs), len(lin))},"
+    sql += " false) RETURNING id"
+    staged = int(conn.execute(sql, _arrays_params(blobs, cols, lin)).fetchone()[0])
     if integrate:
         with conn.transaction():
             try_integrate(conn)
@@ -205,12 +218,12 @@ def _staged_count(conn: Any) -> int:
 
 def append(conn: Any, events: Sequence[AuditEvent]) -> tuple[dt.datetime, int, str]:
     """Stage ``events``, integrate or wait: ``(recorded_at, first seq, prev chain hash)`` of the first event."""
-    blobs, cols = _staged_row(events)
+    blobs, cols, lin = _staged_row(events)
     now = dt.datetime.now(dt.UTC)
     if os.environ.get(PAUSE_ENV):
-        return _append_pausing(conn, blobs, cols, now)
-    sql = f"CALL aios_audit_append({_arrays_sql(len(blobs))}, %s, %s, %s, NULL)"
-    receipt = conn.execute(sql, (*_arrays_params(blobs, cols), now, _json_time(now), BATCH)).fetchone()[0]
+        return _append_pausing(conn, blobs, cols, lin, now)
+    sql = f"CALL aios_audit_append({_arrays_sql(len(blobs), len(lin))}, %s, %s, %s, NULL)"
+    receipt = conn.execute(sql, (*_arrays_params(blobs, cols, lin), now, _json_time(now), BATCH)).fetchone()[0]
     return _parse(receipt)
 
 
@@ -221,9 +234,12 @@ def _parse(receipt: str) -> tuple[dt.datetime, int, str]:
     return dt.datetime.fromisoformat(json.loads(when)), int(first), prev
 
 
-def _append_pausing(conn: Any, blobs: list[bytes], cols: list[str], now: dt.datetime) -> tuple[dt.datetime, int, str]:
+def _append_pausing(
+    conn: Any, blobs: list[bytes], cols: list[str], lin: list[str], now: dt.datetime
+) -> tuple[dt.datetime, int, str]:
     """The same steps as the procedure, with the integrate's transaction held open at the test's pause."""
-    sid = conn.execute("INSERT INTO audit_staged (events, cols) VALUES (%s, %s) RETURNING id", (blobs, cols))
+    q = "INSERT INTO audit_staged (events, cols, lin) VALUES (%s, %s, %s) RETURNING id"
+    sid = conn.execute(q, (blobs, cols, lin))
     args = (sid.fetchone()[0], now, _json_time(now), BATCH)
     with conn.transaction():
         receipt = conn.execute("SELECT aios_audit_await(%s, %s, %s, %s)", args).fetchone()[0]

@@ -241,24 +241,26 @@ class PostgresAuditStore(AuditStore):
                 for r in batch:
                     yield _plain(r)
 
-    def projection_fill(self, rows: dict[str, list[tuple[Any, ...]]], expect: int, missing: int) -> int:
+    def projection_fill(
+        self, rows: dict[str, list[tuple[Any, ...]]], expect: int, missing: int, state: str = projections.STATE
+    ) -> int:
         conn = self._conn()
         with conn.transaction(), conn.cursor() as cur:
             cur.execute(f"SELECT pg_advisory_xact_lock({_LOCK})")
-            row = cur.execute(f"SELECT missing_through FROM {projections.STATE} WHERE id = 1").fetchone()
+            row = cur.execute(f"SELECT missing_through FROM {state} WHERE id = 1").fetchone()
             if row is None or int(row[0]) != expect:
                 msg = f"projection rebuild expected missing_through {expect}, found {row and row[0]}: another rebuild?"
                 raise projections.ProjectionTampered(msg)
             for table, values in rows.items():
                 cur.executemany(_pg(projections.BY_NAME[table].insert_sql()), values)
-            cur.execute(f"UPDATE {projections.STATE} SET missing_through = %s WHERE id = 1", (missing,))
+            cur.execute(f"UPDATE {state} SET missing_through = %s WHERE id = 1", (missing,))
         return sum(map(len, rows.values()))
 
     def projection_reset(self) -> None:
         conn = self._conn()
         with conn.transaction():
             conn.execute(f"SELECT pg_advisory_xact_lock({_LOCK})")
-            for stmt in [*projections.drop_sql("postgresql"), f"DROP TABLE IF EXISTS {projections.STATE}"]:
+            for stmt in projections.drop_sql("postgresql"):
                 conn.execute(stmt)
             for stmt in projections.schema("postgresql"):
                 conn.execute(stmt)

@@ -160,7 +160,11 @@ class SQLiteAuditStore(AuditStore):
             raise AuditWriteError(msg) from e
 
     dialect = "sqlite"
-    _PROJECTION_OBJECTS = (*(t.name for t in projections.TABLES), projections.STATE, "audit_log_kind")
+    _PROJECTION_OBJECTS = (
+        *(t.name for t in projections.TABLES),
+        *(g.state for g in projections.GROUPS),
+        "audit_log_kind",
+    )
 
     @classmethod
     def _ensure_projections(cls, conn: sqlite3.Connection) -> None:
@@ -190,22 +194,24 @@ class SQLiteAuditStore(AuditStore):
         while batch := cur.fetchmany(4096):
             yield from batch
 
-    def projection_fill(self, rows: dict[str, list[tuple[Any, ...]]], expect: int, missing: int) -> int:
+    def projection_fill(
+        self, rows: dict[str, list[tuple[Any, ...]]], expect: int, missing: int, state: str = projections.STATE
+    ) -> int:
         conn = self._conn()
         with _write(conn):
-            row = conn.execute(f"SELECT missing_through FROM {projections.STATE} WHERE id = 1").fetchone()
+            row = conn.execute(f"SELECT missing_through FROM {state} WHERE id = 1").fetchone()
             if row is None or int(row[0]) != expect:
                 msg = f"projection rebuild expected missing_through {expect}, found {row and row[0]}: another rebuild?"
                 raise projections.ProjectionTampered(msg)
             for table, values in rows.items():
                 conn.executemany(projections.BY_NAME[table].insert_sql(), values)
-            conn.execute(f"UPDATE {projections.STATE} SET missing_through = ? WHERE id = 1", (missing,))
+            conn.execute(f"UPDATE {state} SET missing_through = ? WHERE id = 1", (missing,))
         return sum(map(len, rows.values()))
 
     def projection_reset(self) -> None:
         conn = self._conn()
         with _write(conn):
-            for stmt in [*projections.drop_sql("sqlite"), f"DROP TABLE IF EXISTS {projections.STATE}"]:
+            for stmt in projections.drop_sql("sqlite"):
                 conn.execute(stmt)
             for stmt in projections.schema("sqlite"):
                 conn.execute(stmt)

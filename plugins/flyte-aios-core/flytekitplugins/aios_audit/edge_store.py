@@ -1,0 +1,186 @@
+"""Lineage read from the store's own lineage projection (``audit_proj_lineage``), written with every record.
+
+The same questions as :class:`~.edges.EdgeIndex` (parents, children, kinds, request aliases, an execution's
+records), answered by indexed queries on the store, with the references of :mod:`.lineage_rows` resolved as they
+are read. Every row used for a record's own edges is checked against its sealed record first
+(:func:`.projections.read_sealed`: the record is re-hashed and linked, and the row must be one its entry derives),
+so an edited row is refused, not followed; the rows under a shared node (``model:``, ``policy:``, ``principal:``,
+possibly millions) are not checked one by one, but the tracer reads every record it reaches from the log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from flytekitplugins.aios_audit import projections
+from flytekitplugins.aios_audit.edge_rules import HUBS, PARENT_REL
+from flytekitplugins.aios_audit.lineage_rows import ALIAS, EXECUTION, HIDDEN
+
+_COLS = "seq, pos, child, parent, rel"
+_T = projections.LINEAGE.name
+Row = tuple[int, int, str, str, str]
+
+
+def _is_record(node: str) -> bool:
+    return len(node) == 64 and all(c in "0123456789abcdef" for c in node)
+
+
+class StoreEdges:
+    """The lineage projection of one store, read by index (see the module)."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self._ids: dict[int, str] = {}
+        self._seqs: dict[str, int] = {}
+        self._kinds: dict[str, str] = {}
+        self._checked: set[int] = set()
+
+    # ---- the EdgeIndex interface that needs no work here ---------------------------------------------------
+    def catch_up(self, store: Any, progress: Callable[[int, int], None] | None = None) -> int:
+        """Nothing to catch up: every record wrote its rows with it. Returns 0."""
+        del store, progress
+        return 0
+
+    def flush(self) -> None:
+        """Nothing pending."""
+
+    def close(self) -> None:
+        """Nothing to close (the store's connection stays the store's)."""
+
+    # ---- reading rows --------------------------------------------------------------------------------------
+    def _rows(self, where: str, params: Sequence[Any], check: bool = True) -> list[Row]:
+        q = f"SELECT {_COLS} FROM {_T} WHERE {where} ORDER BY seq, pos"
+        rows = [(int(s), int(p), str(c), str(pa), str(r)) for s, p, c, pa, r in self.store.read_sql(q, params)]
+        if check:
+            todo = [r for r in rows if r[0] not in self._checked]
+            if todo:
+                projections.read_sealed(self.store, projections.LINEAGE, todo)
+                self._checked.update(r[0] for r in todo)
+        return rows
+
+    def _id(self, seq: int) -> str:
+        rid = self._ids.get(seq)
+        if rid is None:
+            got = self.store.read_sql("SELECT leaf_hash FROM audit_log WHERE seq = ?", [seq])
+            rid = str(got[0][0]) if got else ""
+            self._ids[seq] = rid
+            if rid:
+                self._seqs[rid] = seq
+        return rid
+
+    def _record(self, rid: str) -> None:
+        if rid in self._seqs and rid in self._kinds:
+            return
+        rec = self.store.get(rid) if _is_record(rid) else None
+        self._seqs[rid] = rec.seq if rec is not None else 0
+        self._kinds[rid] = rec.event.kind if rec is not None else ""
+        if rec is not None:
+            self._ids[rec.seq] = rid
+
+    def seq_of(self, rid: str) -> int:
+        """Sequence number of a record id (0 if unknown)."""
+        self._record(rid)
+        return self._seqs[rid]
+
+    def kind(self, rid: str) -> str:
+        """Kind of a record ("" if unknown)."""
+        self._record(rid)
+        return self._kinds[rid]
+
+    def id_of_seq(self, seq: int) -> str:
+        """Record id at ``seq`` ("" if none)."""
+        return self._id(seq) if seq >= 1 else ""
+
+    def alias(self, name: str) -> str:
+        """Record id of an approval request id (``apr-...``): the first request record of that id, or ""."""
+        rows = self._rows("child = ? AND child <> '' AND rel = 'alias'", [ALIAS + name])
+        return self._id(rows[0][0]) if rows and name else ""
+
+    def by_prefix(self, prefix: str) -> list[str]:
+        """Record ids starting with ``prefix`` (at most two: enough to tell unique from ambiguous)."""
+        catch_up_ids = getattr(self.store, "catch_up_ids", None)
+        table = "audit_ids" if catch_up_ids is not None and catch_up_ids() else "audit_log"
+        q = f"SELECT leaf_hash FROM {table} WHERE leaf_hash >= ? AND leaf_hash < ? LIMIT 2"
+        return [str(r[0]) for r in self.store.read_sql(q, [prefix, prefix + "g"])]
+
+    def nodes_like(self, pattern: str) -> list[str]:
+        """Nodes named by a pattern: exact, or every node starting with the text before a final ``%``."""
+        out: set[str] = set()
+        for col in ("parent", "child"):
+            if pattern.endswith("%"):
+                lo = pattern[:-1]
+                q = f"SELECT DISTINCT {col} FROM {_T} WHERE {col} >= ? AND {col} < ? AND {col} <> ''"
+                params: list[Any] = [lo, lo + "\U0010ffff"]
+            else:
+                q, params = f"SELECT DISTINCT {col} FROM {_T} WHERE {col} = ? AND {col} <> ''", [pattern]
+            out.update(str(r[0]) for r in self.store.read_sql(q, params))
+        return sorted(n for n in out if not n.startswith((ALIAS, EXECUTION)))
+
+    def execution_records(self, execution: str) -> list[tuple[int, str]]:
+        """``(seq, id)`` of the records of an execution (its name or ``project/domain/name``).
+
+        A whole ``project/domain/name`` key is one look-up in the index; a bare name matches the keys ending in it,
+        which reads every execution key of the log (pass the whole key on a large log).
+        """
+        if execution.count("/") == 2:
+            rows = self._rows("parent = ? AND parent <> '' AND rel = 'in_execution'", [EXECUTION + execution], False)
+        else:
+            suffix = "/" + execution
+            q = f"SELECT DISTINCT parent FROM {_T} WHERE parent >= ? AND parent < ? AND parent <> ''"
+            keys = [str(k) for (k,) in self.store.read_sql(q, [EXECUTION, EXECUTION + "\U0010ffff"])]
+            rows = []
+            for key in keys:
+                if key.endswith(suffix) or key == EXECUTION + execution:
+                    rows += self._rows("parent = ? AND parent <> '' AND rel = 'in_execution'", [key], False)
+            rows.sort()
+        return [(s, self._id(s)) for s, *_ in rows]
+
+    # ---- edges ---------------------------------------------------------------------------------------------
+    def _resolve(self, row: Row) -> tuple[str, str, str] | None:
+        seq, _pos, child, parent, rel = row
+        if rel in HIDDEN:
+            return None
+        child = child or self._id(seq)
+        if parent.startswith(ALIAS):
+            parent = self.alias(parent.removeprefix(ALIAS))
+            if not parent:
+                return None
+        parent = parent or self._id(seq)
+        if rel == "parent":
+            rel = PARENT_REL.get(self.kind(parent), "parent")
+        return child, parent, rel
+
+    def parents(self, node: str) -> list[tuple[str, str, int]]:
+        """``(parent, rel, seq)`` of the edges out of ``node``."""
+        rows = self._rows("child = ? AND child <> ''", [node])
+        seq = self.seq_of(node) if _is_record(node) else 0
+        if seq:
+            rows += self._rows("seq = ? AND child = ''", [seq])
+        out = [(e[1], e[2], row[0]) for row in rows if (e := self._resolve(row)) is not None]
+        if seq and self.kind(node) == "action_authorized":  # the decisions that approved its request before it
+            for req, rel, _ in list(out):
+                if rel == "approval_request":
+                    decided = self.children(req)
+                    out += [(d, "approved_by", seq) for d, drel, dseq in decided if drel == "decides" and dseq < seq]
+        return list(dict.fromkeys(out))
+
+    def children(self, node: str) -> list[tuple[str, str, int]]:
+        """``(child, rel, seq)`` of the edges into ``node``."""
+        rows = self._rows("parent = ? AND parent <> ''", [node], check=not node.startswith(HUBS))
+        seq = self.seq_of(node) if _is_record(node) else 0
+        if seq:
+            own = self._rows("seq = ? AND parent = ''", [seq])
+            rows += own
+            for _s, _p, child, _pa, rel in own:  # the request ids this request record is the first of
+                if rel == "alias" and self.alias(child.removeprefix(ALIAS)) == node:
+                    rows += self._rows("parent = ? AND parent <> ''", [child])
+        out = [(e[0], e[2], row[0]) for row in rows if (e := self._resolve(row)) is not None]
+        if seq and self.kind(node) == "approval_decision":  # authorizations it approved (their request, after it)
+            for req, rel, _ in self.parents(node):
+                if rel != "decides":
+                    continue
+                for a, arel, aseq in self.children(req):
+                    if arel == "approval_request" and aseq > seq and self.kind(a) == "action_authorized":
+                        out.append((a, "approved_by", aseq))
+        return sorted(dict.fromkeys(out), key=lambda e: e[2])
