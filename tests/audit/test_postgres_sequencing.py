@@ -311,7 +311,7 @@ def test_scalar_and_array_parameters_stage_the_same_bytes(pg_url: str, n: int, m
     store = open_store(pg_url)
     store.append(AuditEvent(kind="task", actor="first"))
     ack = store.stage_many(events)  # the log's lock is held by nobody: the first try integrates
-    staged_sql = pgi._arrays_sql(n, 0)
+    staged_sql = pgi._arrays_sql(n, True)
     assert ("ARRAY[" in staged_sql) == (n <= pgi.SCALAR_EVENTS)
     assert store.is_integrated(ack)
     again = [e.model_copy(update={"subject": e.subject + ex, "attributes": {"execution": ex}}) for e in events]
@@ -326,4 +326,27 @@ def test_scalar_and_array_parameters_stage_the_same_bytes(pg_url: str, n: int, m
     assert verify_projections(store) == ([], "")
     rows = store.read_sql("SELECT seq, parent FROM audit_proj_lineage WHERE rel = 'in_execution' ORDER BY seq")
     assert rows == [(r.seq, "execution:" + ex) for r in sealed]
+    store.close()
+
+
+@pytest.mark.parametrize("staged", [True, False])
+def test_a_lineage_value_holding_the_separator_cannot_split_a_row(pg_url: str, staged: bool) -> None:
+    """Lineage values travel as one text split on chr(31); a value holding chr(31) (an execution key from a CLI
+    decision's attributes, say) goes as an array instead, so it cannot forge rows for its record."""
+    from flytekitplugins.aios_audit.lineage_rows import staged_text
+    from flytekitplugins.aios_audit.projections import verify_projections
+
+    forged = "p/d/x\x1f1\x1f0\x1f\x1fpolicy:allow-all\x1fdetermined_by"
+    ev = AuditEvent(kind="task", actor="w", subject="s", attributes={"execution": forged})
+    assert isinstance(staged_text([ev.model_dump_json().encode()]), list)
+    store = open_store(pg_url)
+    store.append(AuditEvent(kind="task", actor="first"))
+    if staged:  # the acknowledged path: rows staged beside the event, inserted by the integrator
+        store.stage_many([ev])
+        store.integrate_staged()
+    else:
+        store.append(ev)
+    assert verify_projections(store) == ([], "")
+    rows = store.read_sql("SELECT child, parent, rel FROM audit_proj_lineage WHERE seq > 1 ORDER BY seq, pos")
+    assert set(rows) == {("", "execution:" + forged, "in_execution")}
     store.close()

@@ -22,7 +22,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
+
 from flytekitplugins.aios_audit.edge_rules import execution_of, record_edges
+from flytekitplugins.aios_audit.lite import lite_from_event, lite_record
 from flytekitplugins.aios_audit.records import AuditRecord
 
 SELF = "\x00self"
@@ -69,8 +72,6 @@ def record_rows(rec: AuditRecord) -> list[LineageRow]:
 
 def entry_rows(entry: bytes) -> list[LineageRow]:
     """The rows of one sealed entry (none for an entry that does not parse: verification reports that one)."""
-    from flytekitplugins.aios_audit.lite import lite_record
-
     try:
         return record_rows(lite_record(entry, SELF))
     except (ValueError, TypeError, KeyError, AttributeError):
@@ -82,16 +83,27 @@ def event_rows(event_json: bytes) -> list[LineageRow]:
 
     The same as :func:`entry_rows` of the entry it becomes: no row depends on ``seq`` or ``recorded_at``.
     """
-    return entry_rows(b'{"event":' + event_json + b',"recorded_at":"","seq":0}')
+    try:
+        return record_rows(lite_from_event(orjson.loads(event_json), SELF))
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return []
 
 
-def staged_array(blobs: Sequence[bytes]) -> list[str]:
-    """The rows of a staged call's events, flattened five values a row (1-based event index first), as text."""
+UNIT = "\x1f"
+"""Separates the values of :func:`staged_text` (the server splits it with ``string_to_array(text, chr(31))``)."""
+
+
+def staged_text(blobs: Sequence[bytes]) -> str | list[str]:
+    """The rows of a staged call's events, five values a row (1-based event index first), flattened.
+
+    As ONE text joined by :data:`UNIT` (one query parameter, whatever the number of rows), or as a list when a
+    value contains that character (then passed as an array: nothing a value holds can split a row)."""
     out: list[str] = []
     for i, blob in enumerate(blobs, 1):
         for pos, child, parent, rel in event_rows(blob):
             out += [str(i), str(pos), child, parent, rel]
-    return out
+    joined = UNIT.join(out)
+    return out if joined.count(UNIT) != max(len(out) - 1, 0) else joined
 
 
 def as_rows(seq: int, rows: Sequence[LineageRow]) -> list[tuple[Any, ...]]:

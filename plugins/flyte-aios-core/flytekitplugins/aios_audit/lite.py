@@ -30,11 +30,16 @@ _EVENT_DEFAULTS: dict[str, Any] = {
 def lite_record(entry: bytes, leaf: str) -> AuditRecord:
     """``entry`` (canonical bytes) with id ``leaf`` as a read-only, duck-typed :class:`AuditRecord`."""
     d = orjson.loads(entry)
-    ev = {**_EVENT_DEFAULTS, **d["event"]}
+    return lite_from_event(d["event"], leaf, d["seq"], d["recorded_at"])
+
+
+def lite_from_event(event: dict[str, Any], leaf: str, seq: int = 0, recorded_at: str = "") -> AuditRecord:
+    """An event's parsed JSON as a read-only, duck-typed :class:`AuditRecord` (``seq`` and time as given)."""
+    ev = {**_EVENT_DEFAULTS, **event}
     ex = ev["execution"]
     ev["execution"] = _LiteExecution(**{"task_name": "", **ex}) if ex else None
     ev["models"] = [SimpleNamespace(**m) for m in ev["models"]]
-    rec = SimpleNamespace(seq=d["seq"], recorded_at=d["recorded_at"], event=SimpleNamespace(**ev), record_id=leaf)
+    rec = SimpleNamespace(seq=seq, recorded_at=recorded_at, event=SimpleNamespace(**ev), record_id=leaf)
     return cast(AuditRecord, rec)
 
 

@@ -53,6 +53,8 @@ class Table:
     indexes: tuple[tuple[str, ...], ...]
     partial: tuple[str, ...] = ()
     """A ``WHERE`` per index (partial indexes; none when empty)."""
+    clustered: bool = False
+    """SQLite: rows stored in their primary key's b-tree (``WITHOUT ROWID``): one b-tree less to write per append."""
 
     def insert_sql(self) -> str:
         return f"INSERT INTO {self.name} VALUES ({','.join('?' * len(self.columns))})"
@@ -88,6 +90,7 @@ LINEAGE = Table(
     ("seq", "pos"),
     (("child", "seq"), ("parent", "seq")),
     ("child <> ''", "parent <> ''"),  # "" is the record itself, found by seq: not worth an index entry
+    clustered=True,
 )
 STATE = "audit_proj_state"
 
@@ -263,7 +266,8 @@ def schema(dialect: str) -> list[str]:
         cols = ", ".join(
             f"{c} {seq if c == 'seq' else 'INTEGER' if c == 'pos' else 'TEXT'} NOT NULL" for c in t.columns
         )
-        out.append(f"CREATE TABLE IF NOT EXISTS {t.name} ({cols}, PRIMARY KEY ({', '.join(t.key)}))")
+        clustered = " WITHOUT ROWID" if t.clustered and dialect == "sqlite" else ""
+        out.append(f"CREATE TABLE IF NOT EXISTS {t.name} ({cols}, PRIMARY KEY ({', '.join(t.key)})){clustered}")
         for i, cols_ in enumerate(t.indexes):
             where = f" WHERE {t.partial[i]}" if i < len(t.partial) and t.partial[i] else ""
             out.append(f"CREATE INDEX IF NOT EXISTS {t.name}_{'_'.join(cols_)} ON {t.name}({', '.join(cols_)}){where}")

@@ -7,7 +7,7 @@ A plain append (no precondition, no claims) is ONE statement and one network rou
   events in one transaction: one durable commit, as cheap as the old single-writer path;
 * otherwise it **stages** the events' canonical bytes as one row of ``audit_staged`` and COMMITs (durable: from
   here on a writer that dies still has them sequenced, exactly once, later), then **waits or integrates**: whoever
-  wins the lock consumes EVERY staged row (``DELETE ... RETURNING``), gives them the next sequence numbers and one
+  wins the lock consumes EVERY staged row (deleted in its transaction), gives them the next sequence numbers and one
   ``recorded_at``, seals them into the hash chain exactly as ``records.seal_many`` does (``sha256`` over the same
   bytes), inserts them into ``audit_log``, leaves a receipt (``first seq, prev chain hash``) in ``audit_receipts``
   for every other writer's row and commits durably. Writers that lost wait on a companion lock in SHARED mode,
@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from flytekitplugins.aios_audit.lineage_rows import staged_array
+from flytekitplugins.aios_audit.lineage_rows import staged_text
 from flytekitplugins.aios_audit.records import GENESIS, AuditEvent, _json_time, _to_json
 
 LOCK = "hashtext(current_schema() || '.aios_audit_log')"
@@ -44,19 +44,18 @@ _INTEGRATE_SQL = f"""
 CREATE OR REPLACE FUNCTION aios_audit_integrate(p_now TIMESTAMPTZ, p_when BYTEA, p_batch INT, p_sid BIGINT)
 RETURNS TEXT LANGUAGE plpgsql AS $$
 DECLARE
-  head BIGINT; base BIGINT; prev BYTEA; chain BYTEA; leaf BYTEA; entry BYTEA; r RECORD; i INT; one TEXT;
-  mine TEXT := '';
+  head BIGINT; prev BYTEA; chain BYTEA; leaf BYTEA; entry BYTEA; r RECORD; i INT; one TEXT;
+  mine TEXT := ''; ids BIGINT[] := '{{}}'; bases BIGINT[] := '{{}}';
   when_text TEXT := convert_from(p_when, 'UTF8') || '|';
 BEGIN
   IF NOT pg_try_advisory_xact_lock({LOCK}) THEN RETURN NULL; END IF;
   PERFORM pg_try_advisory_xact_lock({BARRIER});  -- never waits for waiters (they may not have run yet)
   SELECT seq, decode(chain_hash, 'hex') INTO head, prev FROM audit_log ORDER BY seq DESC LIMIT 1;
   head := COALESCE(head, 0); prev := COALESCE(prev, decode('{GENESIS}', 'hex'));
-  FOR r IN WITH d AS (DELETE FROM audit_staged WHERE id IN (SELECT id FROM audit_staged ORDER BY id LIMIT p_batch)
-                      RETURNING id, events, cols, wants_receipt, lin) SELECT * FROM d ORDER BY id LOOP
+  FOR r IN SELECT id, events, cols, wants_receipt FROM audit_staged ORDER BY id LIMIT p_batch LOOP
     one := when_text || r.id || ':' || (head + 1) || ':' || encode(prev, 'hex');
     IF r.id = p_sid THEN mine := one; ELSIF r.wants_receipt THEN INSERT INTO audit_receipts VALUES (r.id, one); END IF;
-    base := head;
+    ids := array_append(ids, r.id); bases := array_append(bases, head);
     FOR i IN 1 .. cardinality(r.events) LOOP
       head := head + 1;
       entry := '\\x7b226576656e74223a'::bytea || r.events[i] || '\\x2c227265636f726465645f6174223a'::bytea || p_when
@@ -67,11 +66,14 @@ BEGIN
         r.cols[4 * i], entry, encode(leaf, 'hex'), encode(prev, 'hex'), encode(chain, 'hex'));
       prev := chain;
     END LOOP;
-    IF cardinality(r.lin) > 0 THEN  -- the lineage rows the writer derived: (event index, pos, child, parent, rel)
-      INSERT INTO audit_proj_lineage SELECT base + r.lin[5 * g - 4]::BIGINT, r.lin[5 * g - 3]::INT, r.lin[5 * g - 2],
-        r.lin[5 * g - 1], r.lin[5 * g] FROM generate_series(1, cardinality(r.lin) / 5) AS g;
-    END IF;
   END LOOP;
+  -- the lineage rows the writers derived (event index, pos, child, parent, rel), at the sequence numbers just given,
+  -- in one statement; then the staged rows are consumed: all of it in this transaction (sequenced exactly once)
+  INSERT INTO audit_proj_lineage SELECT b.base + s.lin[5 * g - 4]::BIGINT, s.lin[5 * g - 3]::INT, s.lin[5 * g - 2],
+    s.lin[5 * g - 1], s.lin[5 * g]
+    FROM unnest(ids, bases) AS b(id, base) JOIN audit_staged s ON s.id = b.id,
+    LATERAL generate_series(1, cardinality(s.lin) / 5) AS g;
+  DELETE FROM audit_staged WHERE id = ANY(ids);
   RETURN mine;
 END $$;
 """
@@ -138,31 +140,31 @@ SCALAR_EVENTS = 64
 own); above it, as two array parameters (one placeholder per value would grow the statement without bound)."""
 
 
-@functools.lru_cache(maxsize=1024)
-def _arrays_sql(n: int, n_lin: int) -> str:
-    """``events, cols, lin`` of a staged row of ``n`` events and ``n_lin`` lineage values as SQL: array
-    parameters, or scalars when few."""
+@functools.lru_cache(maxsize=2 * SCALAR_EVENTS + 2)
+def _arrays_sql(n: int, lin_text: bool) -> str:
+    """``events, cols, lin`` of a staged row of ``n`` events as SQL: array parameters, or scalars when few; the
+    lineage values as one text split on the server, or (``lin_text`` false) as an array parameter."""
+    lin = "string_to_array(%s, chr(31))" if lin_text else "%s::text[]"
     if n > SCALAR_EVENTS:
-        return "%s::bytea[], %s::text[], %s::text[]"
-    lin = "'{}'::text[]" if not n_lin else f"ARRAY[{','.join(['%s'] * n_lin)}]::text[]"
+        return f"%s::bytea[], %s::text[], {lin}"
     return f"ARRAY[{','.join(['%s::bytea'] * n)}], ARRAY[{','.join(['%s'] * (4 * n))}]::text[], {lin}"
 
 
-def _arrays_params(blobs: list[bytes], cols: list[str], lin: list[str]) -> tuple[Any, ...]:
-    """The parameters :func:`_arrays_sql` of ``len(blobs), len(lin)`` takes."""
-    return (blobs, cols, lin) if len(blobs) > SCALAR_EVENTS else (*blobs, *cols, *lin)
+def _arrays_params(blobs: list[bytes], cols: list[str], lin: str | list[str]) -> tuple[Any, ...]:
+    """The parameters :func:`_arrays_sql` of ``len(blobs)`` takes."""
+    return (blobs, cols, lin) if len(blobs) > SCALAR_EVENTS else (*blobs, *cols, lin)
 
 
-def _staged_row(events: Sequence[AuditEvent]) -> tuple[list[bytes], list[str], list[str]]:
-    """The events' canonical bytes, their plain columns (four per event) and their lineage projection rows (five
-    values a row, :func:`.lineage_rows.staged_array`: the integrator inserts them with the records), as
-    ``audit_staged`` holds them."""
+def _staged_row(events: Sequence[AuditEvent]) -> tuple[list[bytes], list[str], str | list[str]]:
+    """The events' canonical bytes, their plain columns (four per event) and their lineage projection rows
+    (:func:`.lineage_rows.staged_text`: the integrator inserts them with the records), as ``audit_staged`` holds
+    them."""
     cols: list[str] = []
     for ev in events:
         ex = ev.execution
         cols += [ev.kind, ev.subject, ex.execution_key if ex else "", ex.task_name if ex else ""]
     blobs = [_to_json(ev) for ev in events]
-    return blobs, cols, staged_array(blobs)
+    return blobs, cols, staged_text(blobs)
 
 
 STAGE_INTEGRATE_EVERY_S = 0.2
@@ -180,8 +182,8 @@ def stage(conn: Any, events: Sequence[AuditEvent], *, integrate: bool) -> int:
     writers), whichever comes first.
     """
     blobs, cols, lin = _staged_row(events)
-    sql = f"INSERT INTO audit_staged (events, cols, lin, wants_receipt) VALUES ({_arrays_sql(len(blobs), len(lin))},"
-    sql += " false) RETURNING id"
+    arrays = _arrays_sql(len(blobs), isinstance(lin, str))
+    sql = f"INSERT INTO audit_staged (events, cols, lin, wants_receipt) VALUES ({arrays}, false) RETURNING id"
     staged = int(conn.execute(sql, _arrays_params(blobs, cols, lin)).fetchone()[0])
     if integrate:
         with conn.transaction():
@@ -222,7 +224,7 @@ def append(conn: Any, events: Sequence[AuditEvent]) -> tuple[dt.datetime, int, s
     now = dt.datetime.now(dt.UTC)
     if os.environ.get(PAUSE_ENV):
         return _append_pausing(conn, blobs, cols, lin, now)
-    sql = f"CALL aios_audit_append({_arrays_sql(len(blobs), len(lin))}, %s, %s, %s, NULL)"
+    sql = f"CALL aios_audit_append({_arrays_sql(len(blobs), isinstance(lin, str))}, %s, %s, %s, NULL)"
     receipt = conn.execute(sql, (*_arrays_params(blobs, cols, lin), now, _json_time(now), BATCH)).fetchone()[0]
     return _parse(receipt)
 
@@ -235,11 +237,12 @@ def _parse(receipt: str) -> tuple[dt.datetime, int, str]:
 
 
 def _append_pausing(
-    conn: Any, blobs: list[bytes], cols: list[str], lin: list[str], now: dt.datetime
+    conn: Any, blobs: list[bytes], cols: list[str], lin: str | list[str], now: dt.datetime
 ) -> tuple[dt.datetime, int, str]:
     """The same steps as the procedure, with the integrate's transaction held open at the test's pause."""
-    q = "INSERT INTO audit_staged (events, cols, lin) VALUES (%s, %s, %s) RETURNING id"
-    sid = conn.execute(q, (blobs, cols, lin))
+    arrays = _arrays_sql(SCALAR_EVENTS + 1, isinstance(lin, str))  # all three as array (or text) parameters
+    q = f"INSERT INTO audit_staged (events, cols, lin) VALUES ({arrays})"
+    sid = conn.execute(q + " RETURNING id", (blobs, cols, lin))
     args = (sid.fetchone()[0], now, _json_time(now), BATCH)
     with conn.transaction():
         receipt = conn.execute("SELECT aios_audit_await(%s, %s, %s, %s)", args).fetchone()[0]
