@@ -15,10 +15,13 @@ The chain of a document decision, from the action back to its source::
                               policy_decision -determined_by-> policy   -protected_text-> text -redacted_from-> doc
     action_authorized -approval_request-> approval_request -policy_decision-> ...   approval_decision -decides-> request
 
-The index (``lineage_edges(child, parent, rel, seq)`` and ``lineage_records``) is derived data, like SQLite's
-``audit_ids``: a separate SQLite file brought up to date in bulk on read (records appended since the last
-look-up), rebuilt when the log's record at the last indexed position is no longer the one indexed. It is
-never trusted for content: callers read the records themselves from the store.
+Stores read lineage from their own lineage projection, written with every record (``lineage_rows.py``, read by
+``edge_store.StoreEdges``). :class:`EdgeIndex` applies the same rules with the look-ups resolved as it goes: for
+evidence bundles (in memory), for a store without SQL, and for a store upgraded from a version before the
+projection until ``aios audit rebuild-projections`` has filled it. Its file (``lineage_edges(child, parent, rel,
+seq)`` and ``lineage_records``) is derived data, like SQLite's ``audit_ids``: brought up to date in bulk on read
+(records appended since the last look-up), rebuilt when the log's record at the last indexed position is no longer
+the one indexed. It is never trusted for content: callers read the records themselves from the store.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Sealed, indexed projections of the audit log: approval requests, decisions, uses, and catalog records.
+"""Sealed, indexed projections of the audit log: approval requests, decisions, uses, catalog records, lineage.
 
 Governance reads (is this request approved? what is the champion of this model?) used to fold the whole log.
 Each projection table holds, for every record of its kinds, the few columns readers look up by (request id,
@@ -7,9 +7,9 @@ transaction as the record (``rows_for``), so a record and its rows commit or rol
 
 Rules of the tables:
 
-* **Derived by one pure function per kind** (:data:`DERIVERS`) from the sealed entry's JSON, never from anything
-  else: the stores' writers, :func:`rebuild` and :func:`verify_projections` share them, so a row means exactly
-  what the record says.
+* **Derived by one pure function per kind** (:data:`DERIVERS`; lineage rows by :mod:`.lineage_rows`, for every
+  kind) from the sealed entry's JSON, never from anything else: the stores' writers, :func:`rebuild` and
+  :func:`verify_projections` share them, so a row means exactly what the record says.
 * **Never trusted alone.** Readers (``read_sealed``) fetch the records the rows name by ``seq``, re-hash them
   (``leaf = SHA-256(0x00 || entry)``, ``chain = SHA-256(prev || leaf)``, and the next record's ``prev_hash``) and
   re-derive the rows from the sealed entries; a row that its record does not produce is refused

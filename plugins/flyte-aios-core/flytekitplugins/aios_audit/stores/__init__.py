@@ -16,9 +16,10 @@ Contract for a store (implement every method of :class:`AuditStore`):
   ``claim``) in the SAME transaction as the record. A key that is already held aborts the whole append with
   :class:`ClaimTaken` (nothing is written). The claim is also sealed in the record, so the verifier re-derives
   the table from the log (``claims.verify_claims``) and reports any difference or duplicate as tampering.
-* Projections (``projections.py``): records of the approval and catalog kinds also write their rows into the
-  projection tables in the SAME transaction (``projections.rows_for``); readers look them up by index and check
-  them against the sealed records, and the verifier re-derives them from the log.
+* Projections (``projections.py``): records of the approval and catalog kinds write their rows into the
+  governance tables, and every record its lineage rows (``lineage_rows.py``), in the SAME transaction
+  (``projections.rows_for``; PostgreSQL's staged appends carry the lineage rows to the integrator); readers look
+  them up by index and check them against the sealed records, and the verifier re-derives them from the log.
 * Listeners (OpenLineage / OpenTelemetry emitters, see ``emit.py``) run AFTER the commit and are
   best-effort: their failures are logged, never raised, and never undo an acknowledged record.
 
