@@ -350,3 +350,33 @@ def test_a_lineage_value_holding_the_separator_cannot_split_a_row(pg_url: str, s
     rows = store.read_sql("SELECT child, parent, rel FROM audit_proj_lineage WHERE seq > 1 ORDER BY seq, pos")
     assert set(rows) == {("", "execution:" + forged, "in_execution")}
     store.close()
+
+
+def test_events_staged_by_an_older_writer_before_the_upgrade_get_their_lineage_rows(pg_url: str) -> None:
+    """A log upgraded while acknowledged events of the previous version (staged rows without lineage) wait to be
+    sequenced: they count as not built, `rebuild-projections` fills their rows, and the log then verifies clean."""
+    from flytekitplugins.aios_audit import projections as pj
+    from flytekitplugins.aios_audit.records import _to_json
+
+    store = open_store(pg_url)
+    store.append(AuditEvent(kind="task", actor="before", inputs={"x": "sha256:" + "1" * 64}))
+    store.close()
+    old = [AuditEvent(kind="task", actor="old-writer", inputs={"x": f"sha256:{i:064x}"}) for i in range(3)]
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # the previous version: no lineage table, no lin column
+        conn.execute("DROP TABLE audit_proj_lineage, audit_proj_lineage_state")
+        conn.execute("ALTER TABLE audit_staged DROP COLUMN lin")
+        cols = [v for _ in old for v in ("task", "", "", "")]
+        conn.execute("INSERT INTO audit_staged (events, cols) VALUES (%s, %s)", ([_to_json(e) for e in old], cols))
+    store = open_store(pg_url)  # the upgrade: tables created, the staged events counted as not built
+    assert pj.missing_through(store, pj.LINEAGE_GROUP) == 1 + len(old)
+    new = store.append(AuditEvent(kind="task", actor="after", inputs={"x": "sha256:" + "2" * 64}))
+    assert new.seq == 5  # integrated after the staged events, with its own rows
+    assert pj.rebuild(store) > 0
+    assert pj.available(store, pj.LINEAGE_GROUP) and pj.verify_projections(store) == ([], "")
+    parents = store.read_sql("SELECT seq, parent FROM audit_proj_lineage WHERE rel = 'input:x' ORDER BY seq")
+    assert parents == [
+        (1, "sha256:" + "1" * 64),
+        *((2 + i, f"sha256:{i:064x}") for i in range(3)),
+        (5, "sha256:" + "2" * 64),
+    ]
+    store.close()

@@ -59,6 +59,14 @@ class Table:
     def insert_sql(self) -> str:
         return f"INSERT INTO {self.name} VALUES ({','.join('?' * len(self.columns))})"
 
+    def fill_sql(self, dialect: str) -> str:
+        """The rebuild's insert: a row already there is left alone (the verification after the rebuild compares it;
+        on PostgreSQL, records staged before an upgrade may have had theirs written by the integrator)."""
+        marks = ",".join("?" * len(self.columns))
+        if dialect == "postgresql":
+            return f"INSERT INTO {self.name} VALUES ({marks}) ON CONFLICT DO NOTHING"
+        return f"INSERT OR IGNORE INTO {self.name} VALUES ({marks})"
+
 
 REQUESTS = Table(
     "audit_proj_approval_requests",
@@ -283,9 +291,14 @@ def schema(dialect: str) -> list[str]:
                     f"BEGIN SELECT RAISE(ABORT, '{t.name} is append-only: {op} refused'); END"
                 )
     # a log that existed before the tables: its records have no rows yet (rebuild-projections fills them)
+    # PostgreSQL: events staged (acknowledged) but not yet sequenced when the lineage table is created may come from
+    # writers of the version before it, whose staged rows carry no lineage: they get the next sequence numbers, so
+    # they count as not built too (rows the integrator does write for them are kept by the rebuild's insert)
+    staged = " + (SELECT COALESCE(SUM(cardinality(events)), 0) FROM audit_staged)" if dialect == "postgresql" else ""
     out += [
         f"INSERT INTO {g.state} (id, version, missing_through) SELECT 1, {VERSION}, "
-        f"(SELECT COALESCE(MAX(seq), 0) FROM audit_log) WHERE NOT EXISTS (SELECT 1 FROM {g.state})"
+        f"(SELECT COALESCE(MAX(seq), 0) FROM audit_log){staged if g.every_kind else ''} "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {g.state})"
         for g in GROUPS
     ]
     return out

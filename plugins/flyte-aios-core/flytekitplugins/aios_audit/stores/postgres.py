@@ -252,7 +252,7 @@ class PostgresAuditStore(AuditStore):
                 msg = f"projection rebuild expected missing_through {expect}, found {row and row[0]}: another rebuild?"
                 raise projections.ProjectionTampered(msg)
             for table, values in rows.items():
-                cur.executemany(_pg(projections.BY_NAME[table].insert_sql()), values)
+                cur.executemany(_pg(projections.BY_NAME[table].fill_sql("postgresql")), values)
             cur.execute(f"UPDATE {state} SET missing_through = %s WHERE id = 1", (missing,))
         return sum(map(len, rows.values()))
 

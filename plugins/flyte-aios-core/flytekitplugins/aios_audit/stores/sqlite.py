@@ -204,7 +204,7 @@ class SQLiteAuditStore(AuditStore):
                 msg = f"projection rebuild expected missing_through {expect}, found {row and row[0]}: another rebuild?"
                 raise projections.ProjectionTampered(msg)
             for table, values in rows.items():
-                conn.executemany(projections.BY_NAME[table].insert_sql(), values)
+                conn.executemany(projections.BY_NAME[table].fill_sql("sqlite"), values)
             conn.execute(f"UPDATE {state} SET missing_through = ? WHERE id = 1", (missing,))
         return sum(map(len, rows.values()))
 
