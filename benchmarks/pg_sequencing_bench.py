@@ -32,6 +32,7 @@ sys.path[:0] = [str(REPO / "plugins" / "flyte-aios-core"), str(REPO)]
 import psycopg  # noqa: E402
 
 from flytekitplugins.aios_audit import AuditEvent  # noqa: E402
+from flytekitplugins.aios_audit.projections import verify_projections  # noqa: E402
 from flytekitplugins.aios_audit.stores import open_store  # noqa: E402
 from flytekitplugins.aios_audit.verify import verify_store  # noqa: E402
 from flytekitplugins.aios_core.context import ExecutionRef  # noqa: E402
@@ -93,16 +94,19 @@ def _check(url: str, acknowledged: int) -> str:
     leftover = store.integrate_staged()  # what the last writers left staged (`aios audit integrate` does this)
     drained = f"{leftover} staged rows integrated at the end in {time.perf_counter() - t:.3f} s; "
     result = verify_store(store)
+    problems, note = verify_projections(store)  # every record's lineage rows written with it, none missing
     with psycopg.connect(url, autocommit=True) as conn:
         staged = conn.execute("SELECT count(*) FROM audit_staged").fetchone()[0]
         batches = conn.execute("SELECT count(DISTINCT recorded_at) FROM audit_log").fetchone()[0]
     store.close()
     assert result.ok, result.summary()
+    assert not problems and not note, ([p.line() for p in problems[:5]], note)
     assert result.size == acknowledged and staged == 0, (result.size, acknowledged, staged)
     mean = result.size / max(batches, 1)
     return drained + (
         f"log verified: {result.size} records, seq 1..{result.size} gap-free, every acknowledged record present,"
-        f" none left staged; {batches} integrate batches (mean {mean:.1f} records)"
+        f" none left staged, projections (lineage included) re-derived equal; {batches} integrate batches (mean"
+        f" {mean:.1f} records)"
     )
 
 

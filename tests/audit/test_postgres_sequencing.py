@@ -48,7 +48,8 @@ def _acks(out: bytes) -> dict[int, str]:
 
 
 def _check_log(url: str, acks: dict[int, str]) -> list[str]:
-    """The log verifies, is gap-free, holds every acknowledged record exactly once; returns its subjects."""
+    """The log verifies, is gap-free, holds every acknowledged record exactly once, with exactly the projection rows
+    its records derive; returns its subjects."""
     store = open_store(url)
     try:
         result = verify_store(store)
@@ -63,6 +64,10 @@ def _check_log(url: str, acks: dict[int, str]) -> list[str]:
         assert [s for s, n in Counter(subjects).items() if n > 1] == [], "a staged append was sequenced twice"
         with psycopg.connect(url, autocommit=True) as conn:
             assert conn.execute("SELECT count(*) FROM audit_staged").fetchone() == (0,)
+        from flytekitplugins.aios_audit.projections import verify_projections
+
+        problems, _note = verify_projections(store)  # lineage rows: each record's, written with it, exactly once
+        assert [p.line() for p in problems] == []
         return subjects
     finally:
         store.close()
