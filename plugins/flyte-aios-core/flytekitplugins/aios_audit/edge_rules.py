@@ -5,6 +5,7 @@ See :mod:`flytekitplugins.aios_audit.edges` for the model and the index these ru
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any, Protocol
 
@@ -22,6 +23,12 @@ PARENT_REL = {
 }
 """The relation of a record to a parent record, by the parent's kind (``parent`` for other kinds)."""
 HUBS = ("model:", "policy:", "principal:")  # shared by many decisions: walked downstream only from a trace start
+_HEX = re.compile(r"^[0-9a-f]+$")
+
+
+def is_record(node: str) -> bool:
+    """True for a record id node (64 hex)."""
+    return len(node) == 64 and bool(_HEX.match(node))
 
 
 class Index(Protocol):

@@ -14,16 +14,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from flytekitplugins.aios_audit import projections
-from flytekitplugins.aios_audit.edge_rules import HUBS, PARENT_REL
+from flytekitplugins.aios_audit.edge_rules import HUBS, PARENT_REL, is_record
 from flytekitplugins.aios_audit.lineage_rows import ALIAS, EXECUTION, HIDDEN
 
 _COLS = "seq, pos, child, parent, rel"
 _T = projections.LINEAGE.name
 Row = tuple[int, int, str, str, str]
-
-
-def _is_record(node: str) -> bool:
-    return len(node) == 64 and all(c in "0123456789abcdef" for c in node)
 
 
 class StoreEdges:
@@ -72,7 +68,7 @@ class StoreEdges:
     def _record(self, rid: str) -> None:
         if rid in self._seqs and rid in self._kinds:
             return
-        rec = self.store.get(rid) if _is_record(rid) else None
+        rec = self.store.get(rid) if is_record(rid) else None
         self._seqs[rid] = rec.seq if rec is not None else 0
         self._kinds[rid] = rec.event.kind if rec is not None else ""
         if rec is not None:
@@ -134,7 +130,18 @@ class StoreEdges:
                 if key.endswith(suffix) or key == EXECUTION + execution:
                     rows += self._rows("parent = ? AND parent <> '' AND rel = 'in_execution'", [key], False)
             rows.sort()
+        self._fill_ids([s for s, *_ in rows])
         return [(s, self._id(s)) for s, *_ in rows]
+
+    def _fill_ids(self, seqs: Sequence[int]) -> None:
+        """Cache the ids of ``seqs`` a few hundred a query (an execution has hundreds of records)."""
+        want = sorted({s for s in seqs if s not in self._ids})
+        for i in range(0, len(want), 500):
+            part = want[i : i + 500]
+            q = f"SELECT seq, leaf_hash FROM audit_log WHERE seq IN ({','.join('?' * len(part))})"
+            for seq, rid in self.store.read_sql(q, part):
+                self._ids[int(seq)] = str(rid)
+                self._seqs[str(rid)] = int(seq)
 
     # ---- edges ---------------------------------------------------------------------------------------------
     def _resolve(self, row: Row) -> tuple[str, str, str] | None:
@@ -154,7 +161,7 @@ class StoreEdges:
     def parents(self, node: str) -> list[tuple[str, str, int]]:
         """``(parent, rel, seq)`` of the edges out of ``node``."""
         rows = self._rows("child = ? AND child <> ''", [node])
-        seq = self.seq_of(node) if _is_record(node) else 0
+        seq = self.seq_of(node) if is_record(node) else 0
         if seq:
             rows += self._rows("seq = ? AND child = ''", [seq])
         out = [(e[1], e[2], row[0]) for row in rows if (e := self._resolve(row)) is not None]
@@ -168,7 +175,7 @@ class StoreEdges:
     def children(self, node: str) -> list[tuple[str, str, int]]:
         """``(child, rel, seq)`` of the edges into ``node``."""
         rows = self._rows("parent = ? AND parent <> ''", [node], check=not node.startswith(HUBS))
-        seq = self.seq_of(node) if _is_record(node) else 0
+        seq = self.seq_of(node) if is_record(node) else 0
         if seq:
             own = self._rows("seq = ? AND parent = ''", [seq])
             rows += own

@@ -26,8 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from flytekitplugins.aios_audit.checkpoint import key_id, load_signing_key, public_pem
+from flytekitplugins.aios_audit.edge_rules import is_record
 from flytekitplugins.aios_audit.edges import EdgeIndex
-from flytekitplugins.aios_audit.lineage import Tracer, is_record
+from flytekitplugins.aios_audit.lineage import Tracer
 from flytekitplugins.aios_audit.merkle import MerkleTree, leaf_hash
 from flytekitplugins.aios_audit.private_files import touch_private
 from flytekitplugins.aios_audit.proofs import make_checkpoint, origin_of

@@ -16,6 +16,7 @@ import re
 from collections import deque
 from collections.abc import Iterable
 
+from flytekitplugins.aios_audit.edge_rules import is_record
 from flytekitplugins.aios_audit.edges import HUBS, Lineage
 from flytekitplugins.aios_audit.records import AuditRecord
 from flytekitplugins.aios_audit.stores import AuditStore
@@ -41,11 +42,6 @@ class Trace:
     def nodes(self) -> list[str]:
         """Every node reached, start first."""
         return list(dict.fromkeys([*self.start, *self.upstream, *self.downstream, *self.context]))
-
-
-def is_record(node: str) -> bool:
-    """True for a record id node (64 hex)."""
-    return len(node) == 64 and bool(_HEX.match(node))
 
 
 class Tracer:

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from flytekitplugins.aios_audit.edge_rules import is_record
 from flytekitplugins.aios_audit.edges import document_of
-from flytekitplugins.aios_audit.lineage import Trace, Tracer, is_record
+from flytekitplugins.aios_audit.lineage import Trace, Tracer
 from flytekitplugins.aios_audit.records import AuditRecord
 from flytekitplugins.aios_core.settings import Settings
 

@@ -118,6 +118,7 @@ LINEAGE_GROUP = Group("audit_proj_lineage_state", (LINEAGE,), every_kind=True)
 GROUPS = (GOVERNANCE, LINEAGE_GROUP)
 TABLES: tuple[Table, ...] = tuple(t for g in GROUPS for t in g.tables)
 BY_NAME = {t.name: t for t in TABLES}
+GROUP_OF = {t.name: g for g in GROUPS for t in g.tables}
 
 
 class ProjectionTampered(AiosError):
@@ -242,15 +243,9 @@ def touches(kinds: Iterable[str]) -> bool:
 def rows_for(log_rows: Sequence[Sequence[Any]]) -> dict[str, list[Row]]:
     """Projection rows for ``audit_log`` rows as ``stores.seal_rows`` makes them (kind at 2, entry at 6)."""
     out: dict[str, list[Row]] = {}
-    lineage: list[Row] = []
-    for row in log_rows:
-        seq, entry = int(row[0]), bytes(row[6])
-        if row[2] in KINDS:
-            for table, values in _derive_governance(seq, entry):
-                out.setdefault(table, []).append(values)
-        lineage += as_rows(seq, entry_rows(entry))
-    if lineage:
-        out[LINEAGE.name] = lineage
+    for row in log_rows:  # governance rows only for their kinds (the kind column is the record's own here)
+        for table, values in derive(int(row[0]), bytes(row[6]), None if row[2] in KINDS else LINEAGE_GROUP):
+            out.setdefault(table, []).append(values)
     return out
 
 
@@ -350,9 +345,12 @@ def read_sealed(store: Any, table: Table, rows: Sequence[Row]) -> dict[int, tupl
         ProjectionTampered: a row its record does not derive, a record whose hashes do not hold, or a missing one.
     """
     got = sealed_entries(store, [int(r[0]) for r in rows])
+    derived: dict[int, set[tuple[str, Row]]] = {}  # once a record, its table's group only
     for r in rows:
         seq = int(r[0])
-        if (table.name, _norm(r)) not in {(t, _norm(v)) for t, v in derive(seq, got[seq][0])}:
+        if seq not in derived:
+            derived[seq] = {(t, _norm(v)) for t, v in derive(seq, got[seq][0], GROUP_OF[table.name])}
+        if (table.name, _norm(r)) not in derived[seq]:
             msg = (
                 f"projection row {table.name} {list(r)} is not what the sealed audit record {seq} says: the "
                 "projection was edited. Refusing to decide on it; run `aios audit verify` and "

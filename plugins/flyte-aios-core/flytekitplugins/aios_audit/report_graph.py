@@ -14,7 +14,8 @@ import subprocess
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-from flytekitplugins.aios_audit.lineage import Trace, is_record
+from flytekitplugins.aios_audit.edge_rules import is_record
+from flytekitplugins.aios_audit.lineage import Trace
 from flytekitplugins.aios_audit.records import AuditRecord
 
 _COLOR = {"allow": "#2e7d32", "posted": "#2e7d32", "approve": "#2e7d32", "deny": "#c62828", "reject": "#c62828"}
