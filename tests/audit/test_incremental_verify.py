@@ -152,3 +152,117 @@ def test_claims_after_the_checkpoint_are_checked(aios_env: Path, tmp_path: Path)
     assert "old-1" not in out  # a row of a checkpointed record: the full walk's job
     code, out = _run("audit", "verify", "--checkpoint", str(cp), "--deep")
     assert code == 1 and "claim_missing at seq 1: old-1" in out, out
+
+
+def test_claims_check_from_a_checkpoint_reads_only_the_rows_it_needs(
+    aios_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not the whole claims table (one or two rows per approval ever used): the rows of the records after the
+    checkpoint, and those of the keys they seal (a duplicate of an older claim is still found)."""
+    from flytekitplugins.aios_audit.stores import claim
+
+    def _claiming(keys: list[str]) -> None:
+        audit_log(get_settings()).append_many(
+            [AuditEvent(kind="action", actor="u", attributes={"claims": [claim(k, "h")]}) for k in keys]
+        )
+
+    _claiming([f"old-{i}" for i in range(50)])
+    cp = tmp_path / "cp"
+    assert _run("audit", "checkpoint", "--out", str(cp))[0] == 0
+    _claiming(["new-1", "new-2"])
+    read: list[tuple[str, str, int]] = []
+    original = SQLiteAuditStore.scan_claims
+
+    def spy(self: SQLiteAuditStore, *args: Any, **kwargs: Any) -> Any:
+        for row in original(self, *args, **kwargs):
+            read.append(row)
+            yield row
+
+    monkeypatch.setattr(SQLiteAuditStore, "scan_claims", spy)
+    assert _run("audit", "verify", "--checkpoint", str(cp))[0] == 0
+    assert sorted(k for k, _h, _s in read) == ["new-1", "new-2"]
+    # a record after the checkpoint that seals an old key again (its row forged to the new record) is a duplicate
+    c = _db(aios_env)
+    c.execute("DROP TRIGGER IF EXISTS audit_claims_no_delete")
+    c.execute("DELETE FROM audit_claims WHERE claim = 'new-2'")
+    entry = c.execute("SELECT entry FROM audit_log WHERE seq = 52").fetchone()[0]
+    assert b'"new-2"' in entry
+    c.execute("UPDATE audit_log SET entry = ? WHERE seq = 52", (entry.replace(b'"new-2"', b'"old-7"'),))
+    from flytekitplugins.aios_audit.incremental import claims_since
+
+    found = [(p.code, p.key, p.seq) for p in claims_since(audit_log(get_settings()), 50)]
+    assert found == [("claim_duplicated", "old-7", 52)], found
+
+
+def _with_inputs(start: int, n: int) -> None:
+    """Task records with an input digest each: every one has lineage rows (the input, its execution)."""
+    ex = {"project": "p", "domain": "d", "name": "run-1", "task_name": "t"}
+    audit_log(get_settings()).append_many(
+        [
+            AuditEvent(kind="task", actor="service:x", execution=ex, inputs={"x": f"sha256:{i:064x}"})
+            for i in range(start, start + n)
+        ]
+    )
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_projection_rows_after_the_checkpoint_are_rederived(
+    aios_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: str
+) -> None:
+    """With two workers a second process re-derives the rows while this one walks: the same findings as one."""
+    monkeypatch.setenv("AIOS_VERIFY_WORKERS", workers)
+    _with_inputs(0, 5)
+    cp = tmp_path / "cp"
+    assert _run("audit", "checkpoint", "--out", str(cp))[0] == 0
+    _with_inputs(5, 6)
+    assert _run("audit", "verify", "--checkpoint", str(cp))[0] == 0
+    c = _db(aios_env)
+    c.execute("DROP TRIGGER IF EXISTS audit_proj_lineage_no_update")
+    c.execute("DROP TRIGGER IF EXISTS audit_proj_lineage_no_delete")
+    forged = "sha256:" + "f" * 64
+    c.execute("UPDATE audit_proj_lineage SET parent = ? WHERE seq = 8 AND pos = 0", (forged,))
+    c.execute("UPDATE audit_proj_lineage SET parent = ? WHERE seq = 2 AND pos = 0", (forged,))  # before it
+    c.execute("INSERT INTO audit_proj_lineage VALUES (40, 0, '', ?, 'input:x')", (forged,))
+    code, out = _run("audit", "verify", "--checkpoint", str(cp))
+    assert code == 1, out
+    found = [line for line in out.splitlines() if line.startswith("FAILED: projection")]
+    assert len(found) == 2, out
+    assert "projection_changed in audit_proj_lineage at seq 8" in found[0] and forged in found[0], out
+    assert "projection_extra in audit_proj_lineage at seq 40" in found[1] and "beyond the log" in found[1], out
+    code, out = _run("audit", "verify", "--checkpoint", str(cp), "--deep")  # the full walk re-derives seq 2 too
+    assert code == 1 and "projection_changed in audit_proj_lineage at seq 2" in out, out
+
+
+def test_rows_of_records_appended_during_the_check_are_not_beyond_the_log(aios_env: Path) -> None:
+    """The check of records 1..until reads rows beyond the log as the log is then: later records bring theirs."""
+    from flytekitplugins.aios_audit.projections import verify_projections
+
+    _with_inputs(0, 4)
+    store = audit_log(get_settings())
+    until = store.size()
+    _with_inputs(4, 3)  # appended after the check took its bound
+    assert verify_projections(store, 0, until=until) == ([], "")
+    c = _db(aios_env)
+    c.execute("INSERT INTO audit_proj_lineage VALUES (?, 0, '', 'sha256:ab', 'input:x')", (store.size() + 1,))
+    problems, _ = verify_projections(store, 0, until=until)
+    assert [(p.code, p.seq) for p in problems] == [("projection_extra", store.size() + 1)]
+
+
+def test_a_check_aside_runs_in_another_process_and_falls_back_here() -> None:
+    import os
+
+    from flytekitplugins.aios_audit.aside import Aside
+
+    assert Aside(os.getpid).result() != os.getpid()
+    calls: list[int] = []
+
+    def fails_in_the_child(parent: int) -> int:
+        if os.getpid() != parent:
+            raise RuntimeError("the child's copy fails")
+        calls.append(1)
+        return 7
+
+    assert Aside(fails_in_the_child, os.getpid()).result() == 7 and calls == [1]
+    idle = Aside(__import__("time").sleep, 30)
+    idle.cancel()  # not wanted: killed, not waited for
+    assert idle._proc is None

@@ -77,6 +77,7 @@ def verify(
     --deep (or no checkpoint) walks every record, and with a checkpoint also checks that the first records
     still produce its root: run it on a schedule.
     """
+    from flytekitplugins.aios_audit.aside import Aside
     from flytekitplugins.aios_audit.checkpoint import Checkpoint
     from flytekitplugins.aios_audit.existing import StoreMissing, open_existing
     from flytekitplugins.aios_audit.incremental import verify_from
@@ -99,19 +100,34 @@ def verify(
     from flytekitplugins.aios_core.cli_output import working
 
     full = cp is None or deep or not cp.is_note or bool(cp.tree_size and not cp.chain_head)  # what verify_from does
-    todo = store.size() - (0 if full or cp is None else min(cp.tree_size, store.size()))
+    size = store.size()
+    todo = size - (0 if full or cp is None else min(cp.tree_size, size))
     workers = verify_workers(settings_from(ctx).verify_workers)
-    with working("verifying", todo, unit="records", json_mode=as_json) as progress:
-        if cp is None or deep:
-            result = verify_store(store, cp, trusted, progress=progress, workers=workers)
-        else:
-            result = verify_from(store, cp, trusted, progress=progress, workers=workers)
-    incremental = result.mode == "incremental"
-    since = result.checkpoint_size if incremental else None
-    with working("claims, projections", None, unit="records", json_mode=as_json):  # the checks after the walk
-        claims = _claims_problems(store, since) if result.ok else []
-        projected, note = _projection_problems(store, since) if result.ok else ([], "")
-        junk = _junk_decisions(ctx, store) if result.ok and not incremental else []  # a full-walk check
+    aside: Aside[tuple[list[str], str]] | None = None
+    if not full and cp is not None and workers >= 2 and cp.tree_size <= size:
+        # the projection rows of the records after the checkpoint are re-derived by a second process while this one
+        # walks them (up to ``size``: each of them walked too); its answer counts only if the walk succeeds
+        aside = Aside(_projection_problems, store, cp.tree_size, size)
+    try:
+        with working("verifying", todo, unit="records", json_mode=as_json) as progress:
+            if cp is None or deep:
+                result = verify_store(store, cp, trusted, progress=progress, workers=workers)
+            else:
+                result = verify_from(store, cp, trusted, progress=progress, workers=workers)
+        incremental = result.mode == "incremental"
+        since = result.checkpoint_size if incremental else None
+        with working("claims, projections", None, unit="records", json_mode=as_json):  # the checks after the walk
+            claims = _claims_problems(store, since) if result.ok else []
+            projected: list[str] = []
+            note = ""
+            if result.ok and aside is not None and cp is not None and since == cp.tree_size:
+                projected, note = aside.result()
+            elif result.ok:
+                projected, note = _projection_problems(store, since)
+            junk = _junk_decisions(ctx, store) if result.ok and not incremental else []  # a full-walk check
+    finally:
+        if aside is not None:
+            aside.cancel()
     if as_json:
         doc = {**dataclasses.asdict(result), "claims_problems": claims, "ignored_approval_decisions": junk}
         doc |= {"projection_problems": projected, "projection_note": note}
@@ -130,13 +146,13 @@ def verify(
         sys.exit(1)
 
 
-def _projection_problems(store: Any, since: int | None) -> tuple[list[str], str]:
-    """Every projection row re-derived from the sealed log (or those of the records after ``since``)."""
+def _projection_problems(store: Any, since: int | None, until: int | None = None) -> tuple[list[str], str]:
+    """Every projection row re-derived from the sealed log (or those of the records ``since + 1 .. until``)."""
     from flytekitplugins.aios_audit.projections import verify_projections
 
     if not getattr(store, "dialect", ""):
         return [], "this store keeps no projection tables"
-    problems, note = verify_projections(store, since or 0)
+    problems, note = verify_projections(store, since or 0, until=until)
     return [p.line() for p in problems], note
 
 

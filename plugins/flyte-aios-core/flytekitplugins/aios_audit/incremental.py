@@ -93,29 +93,31 @@ def claims_since(store: AuditStore, size: int) -> list[ClaimProblem]:
 
     A claim sealed after the checkpoint must have exactly its row; a key already held by a row of an earlier
     record is a duplicate; a row of a record after the checkpoint that no sealed claim names is extra. Rows of
-    earlier records are the full walk's to re-derive.
+    earlier records are the full walk's to re-derive. Reads the rows of the records after the checkpoint (by seq)
+    and those of the keys they seal (by key): never the whole table (a claim or two per approval used).
     """
     needle = b'"' + CLAIMS_ATTR.encode() + b'":'
-    table = {str(k): (str(h), int(s)) for k, h, s in store.scan_claims()}
+    table = {str(k): (str(h), int(s)) for k, h, s in store.scan_claims(size)}
+    claims: list[tuple[int, str, str]] = []
+    for seq, entry, _leaf, _prev, _chain in store.scan_raw(size + 1):
+        if needle in entry:
+            attrs = json.loads(entry)["event"].get("attributes") or {}
+            claims += [(seq, str(c["key"]), str(c["holder"])) for c in attrs.get(CLAIMS_ATTR) or ()]
+    table |= store.claim_holders({key for _seq, key, _holder in claims if key not in table})
     sealed: dict[str, tuple[str, int]] = {}
     problems: list[ClaimProblem] = []
-    for seq, entry, _leaf, _prev, _chain in store.scan_raw(size + 1):
-        if needle not in entry:
+    for seq, key, holder in claims:
+        row = table.get(key)
+        if key in sealed or (row is not None and row[1] <= size):
+            first = sealed[key][1] if key in sealed else row[1] if row else 0
+            problems.append(ClaimProblem("claim_duplicated", key, seq, f"already claimed by seq {first}"))
             continue
-        for c in (json.loads(entry)["event"].get("attributes") or {}).get(CLAIMS_ATTR) or ():
-            key, holder, row = str(c["key"]), str(c["holder"]), table.get(str(c["key"]))
-            if key in sealed or (row is not None and row[1] <= size):
-                first = sealed[key][1] if key in sealed else row[1] if row else 0
-                problems.append(ClaimProblem("claim_duplicated", key, seq, f"already claimed by seq {first}"))
-                continue
-            sealed[key] = (holder, seq)
-            if row is None:
-                problems.append(
-                    ClaimProblem("claim_missing", key, seq, "sealed in the log but absent from audit_claims")
-                )
-            elif row != (holder, seq):
-                detail = f"audit_claims says holder {row[0]!r} at seq {row[1]}, the log says {holder!r} at seq {seq}"
-                problems.append(ClaimProblem("claim_changed", key, seq, detail))
+        sealed[key] = (holder, seq)
+        if row is None:
+            problems.append(ClaimProblem("claim_missing", key, seq, "sealed in the log but absent from audit_claims"))
+        elif row != (holder, seq):
+            detail = f"audit_claims says holder {row[0]!r} at seq {row[1]}, the log says {holder!r} at seq {seq}"
+            problems.append(ClaimProblem("claim_changed", key, seq, detail))
     for key, (holder, seq) in table.items():
         if seq > size and key not in sealed:
             detail = f"held by {holder!r} in audit_claims but claimed by no sealed record"

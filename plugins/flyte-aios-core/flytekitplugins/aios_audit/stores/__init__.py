@@ -206,8 +206,9 @@ class AuditStore(abc.ABC):
         """``key -> (holder, seq)`` for the keys that are held (a read; the append is what decides)."""
 
     @abc.abstractmethod
-    def scan_claims(self) -> Iterator[tuple[str, str, int]]:
-        """Every row of the claims table ``(key, holder, seq)`` (verification compares it with the log)."""
+    def scan_claims(self, after: int = 0) -> Iterator[tuple[str, str, int]]:
+        """The rows ``(key, holder, seq)`` of the claims table with ``seq > after`` (all by default), by seq:
+        verification compares them with the log (from a checkpoint: only those of the records after it)."""
 
     @abc.abstractmethod
     def size(self) -> int:

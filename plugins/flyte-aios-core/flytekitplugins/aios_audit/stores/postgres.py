@@ -70,6 +70,7 @@ CREATE OR REPLACE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
 CREATE OR REPLACE TRIGGER audit_log_no_fork BEFORE INSERT ON audit_log
   FOR EACH ROW EXECUTE FUNCTION aios_audit_check_head();
 CREATE TABLE IF NOT EXISTS audit_claims (claim TEXT PRIMARY KEY, holder TEXT NOT NULL, seq BIGINT NOT NULL);
+CREATE INDEX IF NOT EXISTS audit_claims_seq ON audit_claims(seq);
 CREATE OR REPLACE TRIGGER audit_claims_no_update BEFORE UPDATE OR DELETE ON audit_claims
   FOR EACH ROW EXECUTE FUNCTION aios_audit_refuse();
 """
@@ -269,9 +270,9 @@ class PostgresAuditStore(AuditStore):
         q = "SELECT claim, holder, seq FROM audit_claims WHERE claim = ANY(%s)"
         return {k: (h, int(s)) for k, h, s in self._conn().execute(q, (list(keys),))}
 
-    def scan_claims(self) -> Iterator[tuple[str, str, int]]:
+    def scan_claims(self, after: int = 0) -> Iterator[tuple[str, str, int]]:
         with self._conn().cursor() as cur:
-            cur.execute("SELECT claim, holder, seq FROM audit_claims ORDER BY seq, claim")
+            cur.execute("SELECT claim, holder, seq FROM audit_claims WHERE seq > %s ORDER BY seq, claim", (after,))
             yield from cur
 
     def scan_raw(self, start: int = 1, end: int | None = None) -> Iterator[RawRow]:

@@ -164,11 +164,12 @@ class SQLiteAuditStore(AuditStore):
         *(t.name for t in projections.TABLES),
         *(g.state for g in projections.GROUPS),
         "audit_log_kind",
+        "audit_claims_seq",
     )
 
     @classmethod
     def _ensure_projections(cls, conn: sqlite3.Connection) -> None:
-        """Create the projection tables (and the log's kind index) once, under the write lock.
+        """Create the projection tables (and the log's kind and the claims' seq index) once, under the write lock.
 
         A log that existed before them gets ``missing_through`` = its size (``aios audit rebuild-projections``).
         A read-only database is left as it is: readers then fold the log.
@@ -180,6 +181,7 @@ class SQLiteAuditStore(AuditStore):
         try:
             with _write(conn):
                 conn.execute("CREATE INDEX IF NOT EXISTS audit_log_kind ON audit_log(kind)")
+                conn.execute("CREATE INDEX IF NOT EXISTS audit_claims_seq ON audit_claims(seq)")  # checks since a seq
                 for stmt in projections.schema("sqlite"):
                     conn.execute(stmt)
         except sqlite3.OperationalError as e:
@@ -282,8 +284,9 @@ class SQLiteAuditStore(AuditStore):
             out.update({k: (h, int(s)) for k, h, s in self._conn().execute(q, part)})
         return out
 
-    def scan_claims(self) -> Iterator[tuple[str, str, int]]:
-        yield from self._conn().execute("SELECT claim, holder, seq FROM audit_claims ORDER BY seq, claim")
+    def scan_claims(self, after: int = 0) -> Iterator[tuple[str, str, int]]:
+        q = "SELECT claim, holder, seq FROM audit_claims WHERE seq > ? ORDER BY seq, claim"
+        yield from self._conn().execute(q, (after,))
 
     def scan_raw(self, start: int = 1, end: int | None = None) -> Iterator[RawRow]:
         q = f"SELECT {_COLS} FROM audit_log WHERE seq >= ? AND seq <= ? ORDER BY seq"

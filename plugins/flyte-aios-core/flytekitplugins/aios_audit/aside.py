@@ -1,0 +1,88 @@
+"""Run one check in a forked child while this process does another (a second core at work, same results).
+
+``aios audit verify --checkpoint`` re-derives the projection rows of the records after the checkpoint in a child
+while this process walks those records' hashes: on two cores the command then takes about the longer of the two
+instead of their sum. Whatever goes wrong with the child (no ``fork`` on this platform, a worker that may not have
+children, an exception, no answer in time) only costs time: :meth:`Aside.result` then runs the check here and
+returns what the child would have.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import signal
+import time
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar, cast
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+GRACE_S = 60.0
+"""The least a child is waited for once :meth:`Aside.result` is called (then ten times what the caller's own part
+took); past that it is stuck (e.g. a lock held at fork time) and is killed."""
+
+
+class Aside(Generic[T]):
+    """``fn(*args)`` started in a forked child (or, where that cannot be, run later in this process)."""
+
+    def __init__(self, fn: Callable[..., T], *args: Any) -> None:
+        self._fn, self._args = fn, args
+        self._proc: Any = None
+        self._recv: Any = None
+        self._started = time.monotonic()
+        if "fork" not in mp.get_all_start_methods():
+            return
+        ctx = mp.get_context("fork")
+        recv, send = ctx.Pipe(duplex=False)
+        proc = ctx.Process(target=_child, args=(fn, args, send), daemon=True)
+        try:
+            proc.start()
+        except Exception:  # e.g. inside a daemonic worker, which may not have children
+            recv.close()
+            return
+        finally:
+            send.close()
+        self._proc, self._recv = proc, recv
+
+    def result(self) -> T:
+        """The child's answer, waiting for it; the check run here when the child gave none."""
+        if self._proc is None:
+            return self._fn(*self._args)
+        deadline = time.monotonic() + max(GRACE_S, 10 * (time.monotonic() - self._started))
+        status: str = "error"
+        value: Any = None
+        try:
+            while not self._recv.poll(0.25):
+                if time.monotonic() > deadline:
+                    log.warning("the check running beside this one gave no answer in time; running it here")
+                    raise EOFError
+            status, value = self._recv.recv()
+        except (EOFError, OSError):
+            status = "error"
+        finally:
+            self.cancel()
+        if status != "ok":
+            return self._fn(*self._args)  # the same check, here: raises what it raises, reports what it reports
+        return cast(T, value)
+
+    def cancel(self) -> None:
+        """Stop the child (its answer is not wanted, or has been read)."""
+        if self._proc is None:
+            return
+        self._recv.close()
+        if self._proc.is_alive():
+            self._proc.kill()  # SIGKILL: the child inherited this process's handlers, which may not exit
+        self._proc.join()
+        self._proc = None
+
+
+def _child(fn: Callable[..., Any], args: tuple[Any, ...], conn: Any) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handlers: a terminated child just ends
+    try:
+        conn.send(("ok", fn(*args)))
+    except BaseException as e:  # the parent runs the check itself and sees the error there
+        conn.send(("error", repr(e)))
+    finally:
+        conn.close()
