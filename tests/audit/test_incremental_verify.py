@@ -266,3 +266,37 @@ def test_a_check_aside_runs_in_another_process_and_falls_back_here() -> None:
     idle = Aside(__import__("time").sleep, 30)
     idle.cancel()  # not wanted: killed, not waited for
     assert idle._proc is None
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_claims_since_on_both_stores(backend: str, aios_env: Path, request: pytest.FixtureRequest) -> None:
+    """The database finds the records that claim (SQLite ``instr``, PostgreSQL ``position`` over the sealed bytes):
+    the same findings on both."""
+    from flytekitplugins.aios_audit.incremental import claims_since
+    from flytekitplugins.aios_audit.stores import claim, open_store
+
+    url = request.getfixturevalue("pg_url") if backend == "postgresql" else f"sqlite:///{aios_env}/claims.db"
+    store = open_store(url)
+    store.append_many([AuditEvent(kind="action", actor="u", attributes={"claims": [claim("k-old", "h")]})])
+    store.append_many([AuditEvent(kind="task", actor="u", subject="no claim here")])
+    store.append_many(
+        [AuditEvent(kind="action", actor="u", attributes={"claims": [claim(k, "h")]}) for k in ("k-1", "k-2")]
+    )
+    assert claims_since(store, 2) == [] and claims_since(store, 0) == []
+    if backend == "postgresql":
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as c:
+            c.execute("DROP TRIGGER audit_claims_no_update ON audit_claims")
+            c.execute("DELETE FROM audit_claims WHERE claim IN ('k-2', 'k-old')")
+    else:
+        c = sqlite3.connect(aios_env / "claims.db", isolation_level=None)
+        c.execute("DROP TRIGGER audit_claims_no_delete")
+        c.execute("DELETE FROM audit_claims WHERE claim IN ('k-2', 'k-old')")
+    assert [(p.code, p.key, p.seq) for p in claims_since(store, 2)] == [("claim_missing", "k-2", 4)]
+    assert claims_since(store, 4) == []  # k-old is the full walk's to find
+    # bounded by the walk that preceded it: record 4 came after that walk, its check is the next one's
+    assert claims_since(store, 2, until=3) == []
+    kept = [(3, next(store.scan_raw(3, 3))[1])]  # what the walk kept: the records that may claim
+    assert claims_since(store, 2, kept, until=4) == []  # k-1 is fine; k-2's record was not kept, so not read
+    store.close()

@@ -9,6 +9,7 @@ returns what the child would have.
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing as mp
 import signal
@@ -80,6 +81,7 @@ class Aside(Generic[T]):
 
 def _child(fn: Callable[..., Any], args: tuple[Any, ...], conn: Any) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handlers: a terminated child just ends
+    gc.freeze()  # what it inherited stays: its collections walk only its own objects (and copy no pages)
     try:
         conn.send(("ok", fn(*args)))
     except BaseException as e:  # the parent runs the check itself and sees the error there

@@ -104,24 +104,30 @@ def verify(
     todo = size - (0 if full or cp is None else min(cp.tree_size, size))
     workers = verify_workers(settings_from(ctx).verify_workers)
     aside: Aside[tuple[list[str], str]] | None = None
+    claimed: list[tuple[int, bytes]] = []  # what the walk from a checkpoint keeps for the claims check
+    split = size
     if not full and cp is not None and workers >= 2 and cp.tree_size <= size:
         # the projection rows of the records after the checkpoint are re-derived by a second process while this one
-        # walks them (up to ``size``: each of them walked too); its answer counts only if the walk succeeds
-        aside = Aside(_projection_problems, store, cp.tree_size, size)
+        # walks them (up to ``size``: each of them walked too), the first three quarters of them there and the rest
+        # here after the walk (re-deriving costs about twice as much as walking); its answer counts only if the walk
+        # succeeds
+        split = cp.tree_size + (size - cp.tree_size) * 3 // 4
+        aside = Aside(_projection_problems, store, cp.tree_size, split, False)
     try:
         with working("verifying", todo, unit="records", json_mode=as_json) as progress:
             if cp is None or deep:
                 result = verify_store(store, cp, trusted, progress=progress, workers=workers)
             else:
-                result = verify_from(store, cp, trusted, progress=progress, workers=workers)
+                result = verify_from(store, cp, trusted, progress=progress, workers=workers, claimed=claimed)
         incremental = result.mode == "incremental"
         since = result.checkpoint_size if incremental else None
         with working("claims, projections", None, unit="records", json_mode=as_json):  # the checks after the walk
-            claims = _claims_problems(store, since) if result.ok else []
+            claims = _claims_problems(store, since, claimed, result.size) if result.ok else []
             projected: list[str] = []
             note = ""
             if result.ok and aside is not None and cp is not None and since == cp.tree_size:
-                projected, note = aside.result()
+                projected, note = _projection_problems(store, split, size)  # the rest, and rows beyond the log
+                projected = aside.result()[0] + projected  # each sorted by seq, theirs all before these
             elif result.ok:
                 projected, note = _projection_problems(store, since)
             junk = _junk_decisions(ctx, store) if result.ok and not incremental else []  # a full-walk check
@@ -146,22 +152,30 @@ def verify(
         sys.exit(1)
 
 
-def _projection_problems(store: Any, since: int | None, until: int | None = None) -> tuple[list[str], str]:
-    """Every projection row re-derived from the sealed log (or those of the records ``since + 1 .. until``)."""
+def _projection_problems(
+    store: Any, since: int | None, until: int | None = None, beyond: bool = True
+) -> tuple[list[str], str]:
+    """Every projection row re-derived from the sealed log (or those of the records ``since + 1 .. until``; with
+    ``beyond``, rows of records the log does not have are reported too)."""
     from flytekitplugins.aios_audit.projections import verify_projections
 
     if not getattr(store, "dialect", ""):
         return [], "this store keeps no projection tables"
-    problems, note = verify_projections(store, since or 0, until=until)
+    problems, note = verify_projections(store, since or 0, until=until, beyond=beyond)
     return [p.line() for p in problems], note
 
 
-def _claims_problems(store: Any, since: int | None) -> list[str]:
-    """The claims table against the sealed log: all of it, or only the records after ``since``."""
+def _claims_problems(
+    store: Any, since: int | None, claimed: list[tuple[int, bytes]] | None = None, until: int | None = None
+) -> list[str]:
+    """The claims table against the sealed log: all of it, or only the records ``since + 1 .. until`` (those of them
+    that may claim as the walk kept them in ``claimed``)."""
     from flytekitplugins.aios_audit.claims import verify_claims
     from flytekitplugins.aios_audit.incremental import claims_since
 
-    return [p.line() for p in (verify_claims(store) if since is None else claims_since(store, since))]
+    if since is None:
+        return [p.line() for p in verify_claims(store)]
+    return [p.line() for p in claims_since(store, since, claimed, until)]
 
 
 def _junk_decisions(ctx: click.Context, store: Any) -> list[str]:

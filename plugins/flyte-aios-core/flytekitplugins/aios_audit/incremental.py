@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 
 from flytekitplugins.aios_audit.checkpoint import Checkpoint
 from flytekitplugins.aios_audit.claims import ClaimProblem
@@ -31,11 +32,14 @@ def verify_from(
     *,
     progress: Progress | None = None,
     workers: int | None = None,
+    claimed: list[tuple[int, bytes]] | None = None,
 ) -> VerifyResult:
     """Verify the records after ``checkpoint`` (signed by a ``trusted`` key); see the module docstring.
 
     Old-format checkpoints carry no chain head or frontier: those fall back to the full walk.
     ``progress(done)`` is told how many records after the checkpoint are checked (the full walk: all of them).
+    ``claimed`` (a list) receives ``(seq, entry)`` of the records walked that seal claims, for
+    :func:`claims_since`.
     """
     t0 = time.perf_counter()
     if why := trusted_keys(trusted).check(checkpoint):
@@ -53,7 +57,8 @@ def verify_from(
     head = checkpoint.chain_head if size else _genesis()
     try:
         _anchor(store, checkpoint)
-        head = _walk(store, acc, None, size + 1, None, head, bytes.fromhex(head), _counter(progress))[0]
+        keep = (CLAIMS_NEEDLE, claimed) if claimed is not None else None
+        head = _walk(store, acc, None, size + 1, None, head, bytes.fromhex(head), _counter(progress), keep)[0]
     except Bad as bad:
         return VerifyResult.stopped(acc, head, bad)
     return VerifyResult.walked(acc, head, t0, checkpoint_size=size, mode="incremental")
@@ -88,21 +93,30 @@ def _anchor(store: AuditStore, cp: Checkpoint) -> None:
         )
 
 
-def claims_since(store: AuditStore, size: int) -> list[ClaimProblem]:
+CLAIMS_NEEDLE = b'"' + CLAIMS_ATTR.encode() + b'":'
+"""In the sealed bytes of every record that claims (and of some that do not: the check parses them)."""
+
+
+def claims_since(
+    store: AuditStore, size: int, claimed: list[tuple[int, bytes]] | None = None, until: int | None = None
+) -> list[ClaimProblem]:
     """:func:`.claims.verify_claims` for the records after ``size``: their sealed claims against the table.
 
     A claim sealed after the checkpoint must have exactly its row; a key already held by a row of an earlier
     record is a duplicate; a row of a record after the checkpoint that no sealed claim names is extra. Rows of
     earlier records are the full walk's to re-derive. Reads the rows of the records after the checkpoint (by seq)
     and those of the keys they seal (by key): never the whole table (a claim or two per approval used).
+
+    ``claimed``: the records after ``size`` that may claim, as the verifier's walk kept them (else read here);
+    ``until``: the last record that walk checked (rows of records appended since are theirs to check next time).
     """
-    needle = b'"' + CLAIMS_ATTR.encode() + b'":'
-    table = {str(k): (str(h), int(s)) for k, h, s in store.scan_claims(size)}
+    needle = CLAIMS_NEEDLE
+    table = {str(k): (str(h), int(s)) for k, h, s in store.scan_claims(size) if until is None or int(s) <= until}
     claims: list[tuple[int, str, str]] = []
-    for seq, entry, _leaf, _prev, _chain in store.scan_raw(size + 1):
-        if needle in entry:
+    for seq, entry in _containing(store, size, needle) if claimed is None else claimed:
+        if needle in entry and (until is None or seq <= until):
             attrs = json.loads(entry)["event"].get("attributes") or {}
-            claims += [(seq, str(c["key"]), str(c["holder"])) for c in attrs.get(CLAIMS_ATTR) or ()]
+            claims += [(int(seq), str(c["key"]), str(c["holder"])) for c in attrs.get(CLAIMS_ATTR) or ()]
     table |= store.claim_holders({key for _seq, key, _holder in claims if key not in table})
     sealed: dict[str, tuple[str, int]] = {}
     problems: list[ClaimProblem] = []
@@ -123,3 +137,14 @@ def claims_since(store: AuditStore, size: int) -> list[ClaimProblem]:
             detail = f"held by {holder!r} in audit_claims but claimed by no sealed record"
             problems.append(ClaimProblem("claim_extra", key, seq, detail))
     return sorted(problems, key=lambda p: (p.seq, p.key))
+
+
+def _containing(store: AuditStore, after: int, needle: bytes) -> Iterator[tuple[int, bytes]]:
+    """``(seq, entry)`` of the records after ``after`` whose sealed bytes contain ``needle`` (a superset: the caller
+    parses them). Only the entries are read where the store answers SQL (the search runs here: SQLite's ``instr``
+    over the bytes took longer than reading them)."""
+    if not store.dialect:
+        yield from ((seq, entry) for seq, entry, *_ in store.scan_raw(after + 1) if needle in entry)
+        return
+    rows = store.iter_sql("SELECT seq, entry FROM audit_log WHERE seq > ? ORDER BY seq", (after,))
+    yield from ((int(seq), bytes(entry)) for seq, entry in rows if needle in entry)

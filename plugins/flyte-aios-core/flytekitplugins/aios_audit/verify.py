@@ -153,11 +153,14 @@ def _walk(
     prev: str,
     prev_b: bytes,
     tick: Progress | None = None,
+    keep: tuple[bytes, list[tuple[int, bytes]]] | None = None,
 ) -> tuple[str, bytes]:
     """Walk rows ``start..end``; the common case (row intact) costs two hashes and a few byte comparisons.
 
     Every row's plain columns are compared with what its sealed entry says (:mod:`.columns`), in this
-    process and in the child alike. ``tick(n)`` is called after each batch of ``n`` rows.
+    process and in the child alike. ``tick(n)`` is called after each batch of ``n`` rows. With ``keep`` =
+    ``(needle, out)``, ``(seq, entry)`` of the rows whose entry contains ``needle`` are added to ``out`` (the
+    claims check reads them there instead of reading the log again).
     """
     sha = hashlib.sha256
     cp_size = cp.tree_size if cp is not None else -1
@@ -187,6 +190,8 @@ def _walk(
                 _check_checkpoint(acc, cp)
             prev, prev_b = chain, cb
             expected += 1
+        if keep is not None:
+            keep[1].extend((row[0], row[1]) for row in batch if keep[0] in row[1])
         if tick is not None:
             tick(len(batch))
     return prev, prev_b
