@@ -129,3 +129,26 @@ def test_an_edited_lineage_row_is_refused_by_trace_and_reported_by_verify(aios_e
     res = CliRunner().invoke(cli, ["lineage", "trace", paid["action"], "--json"])
     assert res.exit_code == 0 and json.loads(res.output)["cases"][0]["outcome"] == "posted"
     store.close()
+
+
+def test_a_trace_shows_the_record_id_catch_up_as_a_step(aios_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A log written by appends alone leaves its record ids to the first look-up (minutes at ten million): the
+    trace shows that as a progress step instead of waiting silently, and JSON output stays one document."""
+    from flytekitplugins.aios_audit import lineage_cli
+    from flytekitplugins.aios_core import cli_output
+    from flytekitplugins.aios_core.settings import get_settings
+
+    store = open_store(get_settings().audit_store)
+    docs = write_trail(store, 2)
+    store.append_many([AuditEvent(kind="task", actor="service:x", subject=f"d{i}") for i in range(30)])
+    assert store.ids_backlog() > 0  # type: ignore[attr-defined]
+    monkeypatch.setattr(lineage_cli, "BACKLOG_SHOWN", 10)
+    monkeypatch.setattr(cli_output, "QUIET_S", 0.0)  # print the step however short it is
+    res = CliRunner().invoke(cli, ["lineage", "trace", docs[0]["action"]])
+    assert res.exit_code == 0, res.output
+    assert "indexing record ids" in res.output, res.output
+    assert store.ids_backlog() == 0  # type: ignore[attr-defined]
+    store.append_many([AuditEvent(kind="task", actor="service:x", subject=f"e{i}") for i in range(30)])
+    res = CliRunner().invoke(cli, ["lineage", "trace", docs[0]["action"], "--json"])
+    assert res.exit_code == 0 and json.loads(res.output)["ref"] and "progress" not in res.output, res.output
+    assert store.ids_backlog() == 0  # type: ignore[attr-defined]

@@ -220,9 +220,13 @@ def rebuild_projections(ctx: click.Context, url: str | None, full: bool, as_json
         sys.exit(1)
     problems, note = verify_projections(store)
     catch_up_ids = getattr(store, "catch_up_ids", None)  # SQLite: its record-id table, in chunks (derived data)
-    if catch_up_ids is not None and not as_json:
-        click.echo("record-id index: bringing it up to date (minutes on a large log written before)", err=True)
-    ids = bool(catch_up_ids()) if catch_up_ids is not None else None
+    ids = None
+    if catch_up_ids is not None:
+        from flytekitplugins.aios_core.cli_output import working
+
+        backlog = int(getattr(store, "ids_backlog", lambda: 0)())
+        with working("indexing record ids", backlog, unit="records", json_mode=as_json) as tick:
+            ids = bool(catch_up_ids(tick))
     levels, lineage = _upgrade_derived(store, settings_from(ctx).state_dir, as_json)
     failed = [p.line() for p in problems]
     if levels is not None and levels[0] < levels[1]:

@@ -322,13 +322,19 @@ class SQLiteAuditStore(AuditStore):
             row = conn.execute(f"SELECT {_COLS} FROM audit_log WHERE leaf_hash = ?", (record_id,)).fetchone()
         return record_from_entry(row[1], row[2], row[3], row[4]) if row else None
 
-    def catch_up_ids(self) -> bool:
+    def catch_up_ids(self, progress: Callable[[int], None] | None = None) -> bool:
         """Bring the record-id look-up table up to date now (``aios audit rebuild-projections`` does, as part of
-        an upgrade, so that the first governance look-up after it does not pay for the whole log)."""
-        return self._index_ids(self._conn())
+        an upgrade, so that the first governance look-up after it does not pay for the whole log); ``progress(n)``
+        is told the records indexed so far."""
+        return self._index_ids(self._conn(), progress)
+
+    def ids_backlog(self) -> int:
+        """Records the next look-up by record id would index first (appends alone leave them: see ``get``)."""
+        q = "SELECT (SELECT COALESCE(MAX(seq), 0) FROM audit_log) - (SELECT COALESCE(MAX(seq), 0) FROM audit_ids)"
+        return int(self._conn().execute(q).fetchone()[0])
 
     @staticmethod
-    def _index_ids(conn: sqlite3.Connection) -> bool:
+    def _index_ids(conn: sqlite3.Connection, progress: Callable[[int], None] | None = None) -> bool:
         """Add the records appended since the last look-up to ``audit_ids``; False if that cannot be done.
 
         In write transactions of :data:`IDS_CHUNK` records, each sorted by record id: appends from other writers
@@ -336,6 +342,7 @@ class SQLiteAuditStore(AuditStore):
         store's first look-up, held the write lock for minutes at ten million records), and the random-order id
         index is filled in key order, each of its pages touched once per chunk.
         """
+        done = 0
         try:
             while True:
                 with _write(conn):
@@ -345,6 +352,9 @@ class SQLiteAuditStore(AuditStore):
                         "AND seq <= (SELECT COALESCE(MAX(seq), 0) FROM audit_ids) + ? ORDER BY leaf_hash",
                         (IDS_CHUNK,),
                     )
+                done += max(cur.rowcount, 0)
+                if progress is not None:
+                    progress(done)
                 if cur.rowcount < IDS_CHUNK:
                     return True
         except sqlite3.Error:
