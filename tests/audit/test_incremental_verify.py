@@ -220,15 +220,17 @@ def test_projection_rows_after_the_checkpoint_are_rederived(
     c.execute("DROP TRIGGER IF EXISTS audit_proj_lineage_no_update")
     c.execute("DROP TRIGGER IF EXISTS audit_proj_lineage_no_delete")
     forged = "sha256:" + "f" * 64
-    c.execute("UPDATE audit_proj_lineage SET parent = ? WHERE seq = 8 AND pos = 0", (forged,))
+    c.execute("UPDATE audit_proj_lineage SET parent = ? WHERE seq = 8 AND pos = 0", (forged,))  # the second's part
+    c.execute("UPDATE audit_proj_lineage SET parent = ? WHERE seq = 11 AND pos = 0", (forged,))  # this one's part
     c.execute("UPDATE audit_proj_lineage SET parent = ? WHERE seq = 2 AND pos = 0", (forged,))  # before it
     c.execute("INSERT INTO audit_proj_lineage VALUES (40, 0, '', ?, 'input:x')", (forged,))
     code, out = _run("audit", "verify", "--checkpoint", str(cp))
     assert code == 1, out
     found = [line for line in out.splitlines() if line.startswith("FAILED: projection")]
-    assert len(found) == 2, out
+    assert len(found) == 3, out
     assert "projection_changed in audit_proj_lineage at seq 8" in found[0] and forged in found[0], out
-    assert "projection_extra in audit_proj_lineage at seq 40" in found[1] and "beyond the log" in found[1], out
+    assert "projection_changed in audit_proj_lineage at seq 11" in found[1] and forged in found[1], out
+    assert "projection_extra in audit_proj_lineage at seq 40" in found[2] and "beyond the log" in found[2], out
     code, out = _run("audit", "verify", "--checkpoint", str(cp), "--deep")  # the full walk re-derives seq 2 too
     assert code == 1 and "projection_changed in audit_proj_lineage at seq 2" in out, out
 
