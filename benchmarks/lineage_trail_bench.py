@@ -58,7 +58,7 @@ def main() -> None:
     t0 = time.perf_counter()
     tracer = Tracer(store, EdgeIndex.for_store(store, settings.state_dir))
     t_index = time.perf_counter() - t0
-    t_projection = not isinstance(tracer.index, EdgeIndex)
+    from_projection = not isinstance(tracer.index, EdgeIndex)
     db = sqlite3.connect(f"file:{args.trail}?mode=ro", uri=True)
     refs: list[str] = []
     for i in range(args.runs):
@@ -91,7 +91,9 @@ def main() -> None:
     print("")
     print("| measure | figure |")
     print("|---|---|")
-    source = "the store's lineage projection (written with each record)" if t_projection else "the lineage index file"
+    source = (
+        "the store's lineage projection (written with each record)" if from_projection else "the lineage index file"
+    )
     print(f"| lineage read from | {source}; brought up to date before the runs in {t_index:.1f} s |")
     print(
         f"| trace of one policy decision, in process ({len(times)} spread over the trail) | median "

@@ -110,11 +110,10 @@ def claims_since(
     ``claimed``: the records after ``size`` that may claim, as the verifier's walk kept them (else read here);
     ``until``: the last record that walk checked (rows of records appended since are theirs to check next time).
     """
-    needle = CLAIMS_NEEDLE
     table = {str(k): (str(h), int(s)) for k, h, s in store.scan_claims(size) if until is None or int(s) <= until}
     claims: list[tuple[int, str, str]] = []
-    for seq, entry in _containing(store, size, needle) if claimed is None else claimed:
-        if needle in entry and (until is None or seq <= until):
+    for seq, entry in _containing(store, size, CLAIMS_NEEDLE) if claimed is None else claimed:
+        if until is None or seq <= until:  # both sources hold only entries with the needle
             attrs = json.loads(entry)["event"].get("attributes") or {}
             claims += [(int(seq), str(c["key"]), str(c["holder"])) for c in attrs.get(CLAIMS_ATTR) or ()]
     table |= store.claim_holders({key for _seq, key, _holder in claims if key not in table})

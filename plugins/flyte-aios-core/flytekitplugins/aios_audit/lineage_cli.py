@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from flytekitplugins.aios_audit.cli import PUBLIC_KEY_OPTION, trusted_for
+from flytekitplugins.aios_audit.cli import PUBLIC_KEY_OPTION, catch_up_ids, trusted_for
 from flytekitplugins.aios_core.cli import settings_from
 from flytekitplugins.aios_core.settings import Settings
 
@@ -27,24 +27,8 @@ def tracer_for(ctx: click.Context, url: str | None, json_mode: bool = False) -> 
 
     s = settings_from(ctx)
     store = audit_log(s, url=url, emit=False)
-    catch_up_ids(store, json_mode)
+    catch_up_ids(store, json_mode, least=BACKLOG_SHOWN)  # a trace shows a long catch-up, leaves a short one to get
     return Tracer(store, EdgeIndex.for_store(store, s.state_dir))
-
-
-def catch_up_ids(store: Any, json_mode: bool = False) -> None:
-    """Index the record ids appended since the last look-up by id, with progress when there are many.
-
-    A SQLite log written by appends alone (no governance read since) leaves that to the first look-up: about
-    four minutes for ten million records on the project's 2-core VM, which a trace would otherwise spend
-    silently. ``aios audit rebuild-projections`` on a schedule (or any governance read) keeps it small.
-    """
-    from flytekitplugins.aios_core.cli_output import working
-
-    backlog = getattr(store, "ids_backlog", None)
-    if backlog is None or (todo := int(backlog())) < BACKLOG_SHOWN:
-        return
-    with working("indexing record ids", todo, unit="records", json_mode=json_mode) as progress:
-        store.catch_up_ids(progress)
 
 
 BACKLOG_SHOWN = 100_000
