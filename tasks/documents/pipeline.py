@@ -110,17 +110,64 @@ def _protect_one(ref: dict[str, Any], options: ProcessingOptions) -> dict[str, A
 
 
 def parse_protect(chunk: pd.DataFrame, options: ProcessingOptions, settings: Settings) -> pd.DataFrame:
-    """Parse and redact every document of a chunk; quarantine what cannot be read (audited in ``settings``' store)."""
+    """Parse and redact every document of a chunk; quarantine what cannot be read (audited in ``settings``' store).
+
+    With ``options.parse_workers`` above 1 (and as many CPUs usable), forked helpers parse their shares of the
+    chunk while this process parses its own: same rows, same order (see :func:`_parse_shares`).
+    """
     from tasks.documents.governance import quarantine_events
 
     progress.begin("parse + protect", options.progress)
-    rows = []
-    for ref in chunk.to_dict(orient="records"):  # one document at a time: the slow stage (OCR), counted per file
-        rows.append(_protect_one(ref, options))
-        progress.advance("parse + protect", 1, options.progress)
+    refs = chunk.to_dict(orient="records")
+    rows = _parse_shares(refs, options, parse_workers(options, sum(r["status"] == "ok" for r in refs)))
     quarantine_events([r for r in rows if r["status"] == "quarantine"], options.principal, settings)
     progress.chunk_done("parse + protect")
     return pd.DataFrame(rows, columns=_PROTECTED_COLUMNS)
+
+
+MIN_DOCS_PER_WORKER = 16
+"""Fewer documents than this per process are parsed here alone: a helper costs about 10 ms to fork and answer."""
+
+
+def parse_workers(options: ProcessingOptions, documents: int) -> int:
+    """Processes to parse ``documents`` with: ``options.parse_workers`` at most, no more than the CPUs this process
+    may use (its affinity and its cgroup's CPU quota, as ``joblib.cpu_count`` reads them), and at least
+    :data:`MIN_DOCS_PER_WORKER` documents each."""
+    import joblib
+
+    return max(1, min(options.parse_workers, joblib.cpu_count(), documents // MIN_DOCS_PER_WORKER))
+
+
+def _protect_share(refs: list[dict[str, Any]], options: ProcessingOptions) -> list[dict[str, Any]]:
+    """One helper's share, parsed (no progress drawn: the parent counts the share when it arrives)."""
+    return [_protect_one(ref, options) for ref in refs]
+
+
+def _parse_shares(refs: list[dict[str, Any]], options: ProcessingOptions, workers: int) -> list[dict[str, Any]]:
+    """Rows of ``refs`` in order; ``workers - 1`` forked helpers take every ``workers``-th document from 1, 2, ...
+
+    Parsing touches nothing but the document and its own row (no store, no audit scope), so a share parsed in a
+    helper is the row this process would have made. A helper that fails, dies or cannot be started costs only
+    time: :class:`~flytekitplugins.aios_audit.aside.Aside` parses its share here instead.
+    """
+    from flytekitplugins.aios_audit.aside import Aside
+
+    helpers = [Aside(_protect_share, refs[k::workers], options) for k in range(1, workers)]
+    rows: list[dict[str, Any] | None] = [None] * len(refs)
+    try:
+        for i in range(0, len(refs), workers):
+            # one document at a time here: the slow stage (OCR), counted per file
+            rows[i] = _protect_one(refs[i], options)
+            progress.advance("parse + protect", 1, options.progress)
+    except BaseException:
+        for h in helpers:
+            h.cancel()
+        raise
+    for k, helper in enumerate(helpers, start=1):
+        share = helper.result()
+        rows[k::workers] = share
+        progress.advance("parse + protect", len(share), options.progress)
+    return [r for r in rows if r is not None]
 
 
 _PROTECTED_COLUMNS = [

@@ -96,7 +96,7 @@ def ingest(source: str, options: ProcessingOptions) -> list[DataFrame[DocumentRe
     return chunks
 
 
-@task(**GOVERNED, retries=2, requests=Resources(cpu="1", mem="1Gi"))
+@task(**GOVERNED, retries=2, requests=Resources(cpu="2", mem="1Gi"))  # two CPUs: options.parse_workers
 @audited(attributes={"stage": "parse_protect"})
 def parse_protect(chunk: DataFrame[DocumentRef], options: ProcessingOptions) -> DataFrame[ProtectedDoc]:
     """Parse (PDF, DOCX, e-mail, HTML, text, OCR) and redact personal data and secrets; quarantine bad input.

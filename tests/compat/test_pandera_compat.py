@@ -151,3 +151,45 @@ def test_a_missing_member_names_the_plugin_version_to_pin() -> None:
         compat.validation_memo(object())
     with pytest.raises(CompatError, match=r"_get_pandera_schema.*install flytekitplugins-pandera==1\.16\.31"):
         compat.pandera_schema(object(), DataFrame[UserRow])
+
+
+def _failures(schema: pa.DataFrameSchema, frame: pd.DataFrame) -> list[tuple[str, str, str]]:
+    try:
+        schema.validate(frame, lazy=True)
+    except SchemaErrors as e:
+        fc = e.failure_cases
+        return sorted(
+            zip(fc["column"].astype(str), fc["check"].astype(str), fc["failure_case"].astype(str), strict=True)
+        )
+    return []
+
+
+@pytest.mark.parametrize(
+    ("frame", "valid"),
+    [
+        (_refs(), True),  # string columns of pandas' string dtype
+        (_refs(status="not-a-status"), False),  # a value check fails
+        (_refs().astype({"name": object}).assign(name=[3]), False),  # a number in a string column (object dtype)
+        (_refs().assign(name=[None]), False),  # a missing value in a non-nullable string column
+        (_refs().assign(digest=[7]), False),  # a whole column of the wrong dtype
+    ],
+    ids=["valid", "bad-value", "number-in-strings", "missing", "wrong-dtype"],
+)
+def test_quick_string_checks_fail_exactly_as_pandera_does(frame: pd.DataFrame, valid: bool) -> None:
+    """The quicker string dtype answers a passing column at once and leaves every failure to pandera itself."""
+    stock = DocumentRef.to_schema()
+    quick = compat.quick_string_checks(stock)
+    assert quick is compat.quick_string_checks(stock) and quick.name == stock.name
+    assert [str(c.dtype) for c in quick.columns.values()] == [str(c.dtype) for c in stock.columns.values()]
+    assert (_failures(stock, frame) == []) is valid
+    assert _failures(quick, frame) == _failures(stock, frame)
+
+
+def test_every_path_of_the_packs_transformer_validates_with_the_quick_copy() -> None:
+    """The Deck path (the plugin's own ``to_literal``) and the pack's path both look the schema up through
+    ``_get_pandera_schema``: both get the quick copy, so both fail bad tables as pandera does."""
+    schema, _ = compat.pandera_schema(ValidatingTransformer(), DataFrame[DocumentRef])
+    assert schema is compat.quick_string_checks(DocumentRef.to_schema())
+    assert schema is not DocumentRef.to_schema()
+    plugin_schema, _ = compat.pandera_schema(_plugin(), DataFrame[UserRow])
+    assert plugin_schema is UserRow.to_schema()  # a user's schema through the plugin's transformer: untouched

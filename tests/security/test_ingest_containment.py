@@ -259,3 +259,23 @@ def test_the_content_digest_reads_through_a_pinned_descriptor_too(hostile: Path,
         t.join(30)
         assert not t.is_alive(), f"the digest blocked on {name}"
         assert isinstance(out[0], Quarantined) and out[0].reason == "not_a_regular_file", out
+
+
+def test_a_pinned_link_lives_in_a_private_folder_and_is_gone_after_its_block(tmp_path: Path) -> None:
+    """One folder per process (mode 0700, reused: no folder made and removed per document); each link is removed
+    when its block ends, also when the parser fails."""
+    import stat
+
+    from tasks.documents.sources import local_copy
+
+    doc = tmp_path / "letter.pdf"
+    doc.write_bytes(LETTER)
+    with local_copy(str(doc)) as first:
+        folder = first.parent
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+        assert first.read_bytes() == LETTER
+    assert not first.exists() and not first.is_symlink()
+    with pytest.raises(RuntimeError), local_copy(str(doc)) as second:
+        assert second.parent == folder and second != first
+        raise RuntimeError("parser failed")
+    assert not second.is_symlink() and list(folder.iterdir()) == []
