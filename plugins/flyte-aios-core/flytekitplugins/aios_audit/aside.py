@@ -2,7 +2,8 @@
 
 ``aios audit verify --checkpoint`` re-derives the projection rows of the records after the checkpoint in a child
 while this process walks those records' hashes: on two cores the command then takes about the longer of the two
-instead of their sum. Whatever goes wrong with the child (no ``fork`` on this platform, a worker that may not have
+instead of their sum; the document pipeline's parse stage hands shares of a chunk to such children the same way.
+Whatever goes wrong with the child (no ``fork`` on this platform, a worker that may not have
 children, an exception, no answer in time) only costs time: :meth:`Aside.result` then runs the check here and
 returns what the child would have.
 """
