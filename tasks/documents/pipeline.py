@@ -144,28 +144,31 @@ def _protect_share(refs: list[dict[str, Any]], options: ProcessingOptions) -> li
 
 
 def _parse_shares(refs: list[dict[str, Any]], options: ProcessingOptions, workers: int) -> list[dict[str, Any]]:
-    """Rows of ``refs`` in order; ``workers - 1`` forked helpers take every ``workers``-th document from 1, 2, ...
+    """Rows of ``refs`` in order, parsed by this process and ``workers - 1`` forked helpers.
 
-    Parsing touches nothing but the document and its own row (no store, no audit scope), so a share parsed in a
-    helper is the row this process would have made. A helper that fails, dies or cannot be started costs only
-    time: :class:`~flytekitplugins.aios_audit.aside.Aside` parses its share here instead.
+    Each process takes every ``workers``-th document in the order of their content digests, not of the listing: a
+    folder whose names alternate a scanned and a text copy (``a.txt``, ``a_scan.pdf``, ...) would otherwise give one
+    process every slow document. Parsing touches nothing but the document and its own row (no store, no audit
+    scope), so a share parsed in a helper is the rows this process would have made. A helper that fails, dies or
+    cannot be started costs only time: :class:`~flytekitplugins.aios_audit.aside.Aside` parses its share here.
     """
     from flytekitplugins.aios_audit.aside import Aside
 
-    helpers = [Aside(_protect_share, refs[k::workers], options) for k in range(1, workers)]
+    order = sorted(range(len(refs)), key=lambda i: (str(refs[i]["digest"]), i))
+    shares = [order[k::workers] for k in range(workers)]
+    helpers = [Aside(_protect_share, [refs[i] for i in share], options) for share in shares[1:]]
     rows: list[dict[str, Any] | None] = [None] * len(refs)
     try:
-        for i in range(0, len(refs), workers):
-            # one document at a time here: the slow stage (OCR), counted per file
+        for i in shares[0]:  # one document at a time here: the slow stage (OCR), counted per file
             rows[i] = _protect_one(refs[i], options)
             progress.advance("parse + protect", 1, options.progress)
     except BaseException:
         for h in helpers:
             h.cancel()
         raise
-    for k, helper in enumerate(helpers, start=1):
-        share = helper.result()
-        rows[k::workers] = share
+    for share, helper in zip(shares[1:], helpers, strict=True):
+        for i, row in zip(share, helper.result(), strict=True):
+            rows[i] = row
         progress.advance("parse + protect", len(share), options.progress)
     return [r for r in rows if r is not None]
 

@@ -66,3 +66,23 @@ def test_the_number_of_workers_is_capped_by_cpus_and_documents(monkeypatch: pyte
 def test_an_impossible_worker_count_is_refused_naming_the_field() -> None:
     with pytest.raises(ValueError, match="parse_workers=0 is invalid"):
         options(parse_workers=0)
+
+
+def test_shares_follow_content_digests_not_the_listing(corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Names that alternate a slow and a fast document do not give one process every slow one: shares are cut
+    from the documents ordered by content digest."""
+    refs = _refs(corpus)
+    parent = os.getpid()
+    mine: list[str] = []
+    real = pipeline._protect_one
+
+    def noting(ref: dict[str, Any], opts: Any) -> dict[str, Any]:
+        if os.getpid() == parent:
+            mine.append(ref["doc_id"])
+        return real(ref, opts)
+
+    monkeypatch.setattr(pipeline, "_protect_one", noting)
+    pipeline._parse_shares(refs, options(), 2)
+    by_digest = [r["doc_id"] for r in sorted(refs, key=lambda r: r["digest"])]
+    assert mine == by_digest[0::2]
+    assert mine != [r["doc_id"] for r in refs[0::2]]  # not every other listed document
