@@ -11,7 +11,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -170,7 +170,7 @@ def _parse_shares(refs: list[dict[str, Any]], options: ProcessingOptions, worker
         for i, row in zip(share, helper.result(), strict=True):
             rows[i] = row
         progress.advance("parse + protect", len(share), options.progress)
-    return [r for r in rows if r is not None]
+    return cast("list[dict[str, Any]]", rows)  # every index is in exactly one share, each share filled (strict zip)
 
 
 _PROTECTED_COLUMNS = [
