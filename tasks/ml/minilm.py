@@ -45,16 +45,45 @@ def base_model_ref() -> ModelRef:
 
 
 def bf16_supported() -> bool:
-    """True when this CPU has native bf16 (AVX512-BF16 or AMX) or a CUDA device is used."""
+    """True where bf16 autocast is faster than fp32 for this encoder: a CUDA device with bf16, or a CPU where
+    :func:`cpu_bf16_fast` says so from ``/proc/cpuinfo``."""
     import torch
 
     if torch.cuda.is_available():
-        return True
+        return bool(torch.cuda.is_bf16_supported())
+    return cpu_bf16_supported()
+
+
+def cpu_bf16_supported() -> bool:
+    """:func:`cpu_bf16_fast` of this machine's CPU (False where ``/proc/cpuinfo`` cannot be read)."""
     try:
-        flags = Path("/proc/cpuinfo").read_text()
+        cpuinfo = Path("/proc/cpuinfo").read_text()
     except OSError:
         return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    return cpu_bf16_fast(cpuinfo)
+
+
+def cpu_bf16_fast(cpuinfo: str) -> bool:
+    """Whether a CPU (its ``/proc/cpuinfo`` text) runs this encoder faster in bf16 than in fp32.
+
+    AMX (``amx_bf16``) does; so does AVX512-BF16 on AMD (Zen 4 and later: 2.5x the fp32 inference rate on the
+    project's AMD EPYC hosts, ``benchmarks/results/training.md``). AVX512-BF16 on an Intel CPU without AMX
+    (Cooper Lake, or a virtual machine that hides AMX) does not: there oneDNN's bf16 kernels ran the encoder at
+    0.6x its fp32 rate (336 ms fp32 against 536 ms bf16 autocast per batch of 32, and a training step 0.57x,
+    on an Intel Xeon model 207 VM with ``avx512_bf16`` and no ``amx_bf16``), so such CPUs run fp32.
+    """
+    flags: set[str] = set()
+    vendor = ""
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip()
+        if key == "flags" and not flags:
+            flags = set(value.split())
+        elif key == "vendor_id" and not vendor:
+            vendor = value.strip()
+    if "amx_bf16" in flags:
+        return True
+    return "avx512_bf16" in flags and vendor == "AuthenticAMD"
 
 
 class Encoder:
