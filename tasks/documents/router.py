@@ -5,8 +5,9 @@
 3. Otherwise the document goes to human review (route ``review``; the label is the strong model's guess).
 
 Inference is batched per stage; answers are cached in SQLite under the state dir, keyed by
-(document digest, router digest), where the router digest covers both model digests and thresholds,
-so a new model version or threshold never reads a stale answer.
+(document digest, router digest), where the router digest covers both model digests, thresholds and the
+precision each encoder runs at (bf16 or fp32: the answers differ in the last digits, and a host's precision follows
+its CPU), so a new model version, threshold or precision never reads a stale answer.
 """
 
 from __future__ import annotations
@@ -15,12 +16,16 @@ import json
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from flytekitplugins.aios_audit import ModelRef
 from flytekitplugins.aios_core.digest import digest_value
 from tasks.documents.models import DocumentModels, strong_features
+
+if TYPE_CHECKING:
+    from tasks.ml.classifier import TextClassifier
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,11 @@ class ResultCache:
         self._conn.close()
 
 
+def _precision(model: TextClassifier) -> str:
+    """``bf16`` or ``fp32``: the precision the model's encoder runs at."""
+    return "bf16" if model.encoder.bf16 else "fp32"
+
+
 class Router:
     """Cheap model first, stronger model when unsure, human review when both are unsure."""
 
@@ -76,7 +86,12 @@ class Router:
         self.fast_threshold = fast_threshold
         self.strong_threshold = strong_threshold
         self.digest = digest_value(
-            {"fast": models.fast.digest, "strong": models.strong.digest, "t": [fast_threshold, strong_threshold]}
+            {
+                "fast": models.fast.digest,
+                "strong": models.strong.digest,
+                "t": [fast_threshold, strong_threshold],
+                "precision": [_precision(models.fast), _precision(models.strong)],
+            }
         )
 
     @property
