@@ -8,7 +8,8 @@ One command (detects the device; GPU sizes by default there, small CPU sizes oth
 Measured per configuration: training samples/s and tokens/s (full fine-tuning step: forward, backward,
 AdamW), achieved TFLOP/s as ``6 * params * tokens / s`` and its share of the device's dense bf16 peak
 (model FLOPs utilization, MFU), and inference sequences/s at 128 tokens. Baseline = eager fp32 at the
-small batch; optimized = bf16 autocast + ``torch.compile`` (where it compiles) + a larger batch.
+small batch; optimized = bf16 autocast (on a GPU, or a CPU where bf16 is faster than fp32: see
+``tasks.ml.minilm.cpu_bf16_fast``; fp32 otherwise) + ``torch.compile`` (where it compiles) + a larger batch.
 Inputs are real VADER snippets padded/truncated to exactly ``--seq`` tokens so every step does the same work.
 """
 
@@ -127,9 +128,14 @@ def main() -> None:
     gpu = device.type == "cuda"
     steps = a.steps or (50 if gpu else 4)
     small, large = a.batch or (32 if gpu else 8), a.opt_batch or (256 if gpu else 32)
+    from tasks.ml.minilm import cpu_bf16_supported
+
+    # bf16 where it is faster than fp32: a GPU, or a CPU per tasks.ml.minilm.cpu_bf16_fast (an Intel CPU without AMX
+    # runs bf16 slower than fp32, so its optimized run stays fp32 and gains only from compile and the batch)
+    fast_bf16 = gpu or cpu_bf16_supported()
     configs = {
         "baseline (eager fp32)": (small, False, False),
-        "optimized (bf16 + compile)": (large, True, not a.no_compile),
+        f"optimized ({'bf16' if fast_bf16 else 'fp32'} + compile)": (large, fast_bf16, not a.no_compile),
     }
     rows: dict[str, Any] = {"device": name, "seq": a.seq, "steps": steps, "peak_bf16_tflops": peak, "runs": {}}
     for label, (batch, bf16, comp) in configs.items():
