@@ -128,11 +128,11 @@ def main() -> None:
     gpu = device.type == "cuda"
     steps = a.steps or (50 if gpu else 4)
     small, large = a.batch or (32 if gpu else 8), a.opt_batch or (256 if gpu else 32)
-    from tasks.ml.minilm import cpu_bf16_supported
+    from tasks.ml.minilm import cpu_bf16_supported, cuda_bf16_supported
 
-    # bf16 where it is faster than fp32: a GPU, or a CPU per tasks.ml.minilm.cpu_bf16_fast (an Intel CPU without AMX
-    # runs bf16 slower than fp32, so its optimized run stays fp32 and gains only from compile and the batch)
-    fast_bf16 = gpu or cpu_bf16_supported()
+    # bf16 where it is faster than fp32: a GPU with native bf16, or a CPU per tasks.ml.minilm.cpu_bf16_fast (an
+    # Intel CPU without AMX runs bf16 slower than fp32: its optimized run stays fp32, compile and the batch only)
+    fast_bf16 = cuda_bf16_supported() if gpu else cpu_bf16_supported()
     configs = {
         "baseline (eager fp32)": (small, False, False),
         f"optimized ({'bf16' if fast_bf16 else 'fp32'} + compile)": (large, fast_bf16, not a.no_compile),

@@ -45,13 +45,22 @@ def base_model_ref() -> ModelRef:
 
 
 def bf16_supported() -> bool:
-    """True where bf16 autocast is faster than fp32 for this encoder: a CUDA device with bf16, or a CPU where
-    :func:`cpu_bf16_fast` says so from ``/proc/cpuinfo``."""
+    """True where bf16 autocast is faster than fp32 for this encoder: a CUDA device with native bf16
+    (:func:`cuda_bf16_supported`), or a CPU where :func:`cpu_bf16_fast` says so from ``/proc/cpuinfo``."""
     import torch
 
     if torch.cuda.is_available():
-        return bool(torch.cuda.is_bf16_supported())
+        return cuda_bf16_supported()
     return cpu_bf16_supported()
+
+
+def cuda_bf16_supported() -> bool:
+    """Whether the current CUDA device computes bf16 natively (Ampere and later). torch's own
+    ``is_bf16_supported()`` also answers True for the emulation older GPUs (V100, T4) run at a fraction of their fp32
+    speed, so emulation is not counted."""
+    import torch
+
+    return bool(torch.cuda.is_bf16_supported(including_emulation=False))
 
 
 def cpu_bf16_supported() -> bool:

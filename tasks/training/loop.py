@@ -89,14 +89,12 @@ def _init_process_group(device: torch.device, world: int, timeout_s: float) -> N
 
 def use_bf16(cfg: TrainConfig, device: torch.device) -> bool:
     """Whether to autocast to bf16: ``auto`` uses it where the hardware runs it faster than fp32 (a CUDA device
-    with bf16; on a CPU, :func:`tasks.ml.minilm.cpu_bf16_fast`)."""
+    with native bf16, not emulated; on a CPU, :func:`tasks.ml.minilm.cpu_bf16_fast`)."""
     if cfg.precision != "auto":
         return cfg.precision == "bf16"
-    if device.type == "cuda":
-        return bool(torch.cuda.is_bf16_supported())
-    from tasks.ml.minilm import cpu_bf16_supported
+    from tasks.ml.minilm import cpu_bf16_supported, cuda_bf16_supported
 
-    return cpu_bf16_supported()
+    return cuda_bf16_supported() if device.type == "cuda" else cpu_bf16_supported()
 
 
 def stream_indices(n: int, seed: int, start: int, count: int) -> np.ndarray:

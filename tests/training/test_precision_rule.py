@@ -38,3 +38,19 @@ def test_a_flag_named_inside_another_word_does_not_count() -> None:
 
 def test_unreadable_or_empty_cpuinfo_means_fp32() -> None:
     assert cpu_bf16_fast("") is False
+
+
+def test_a_gpu_that_only_emulates_bf16_runs_fp32(monkeypatch: pytest.MonkeyPatch) -> None:
+    # No GPU here: torch's answer is replaced by a V100's (bf16 only as emulation, which torch counts by default)
+    import torch
+
+    from tasks.ml.minilm import cuda_bf16_supported
+    from tasks.training.config import TrainConfig
+    from tasks.training.loop import use_bf16
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    assert cuda_bf16_supported() is False
+    assert use_bf16(TrainConfig(precision="auto"), torch.device("cuda")) is False
+    assert use_bf16(TrainConfig(precision="bf16"), torch.device("cuda")) is True  # asked for explicitly: honoured
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)  # an A100, H100
+    assert use_bf16(TrainConfig(precision="auto"), torch.device("cuda")) is True
