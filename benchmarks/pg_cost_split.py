@@ -1,0 +1,145 @@
+"""Where a PostgreSQL staged append's cost goes: machine CPU per append of 16 writer processes, by variant.
+
+    .venv/bin/python benchmarks/pg_cost_split.py [--writers 16] [--seconds 5] [--rounds 2]
+
+For each variant, N writer PROCESSES run for ``--seconds``, released together; reported: appends/s, the writers'
+own CPU per append (``time.process_time``) and the rest of the machine's CPU per append (``/proc/stat``: the server
+backends, the WAL writer and anything else), beside the plain insert of the same round. On a machine where the
+writers and the server share the cores, appends/s follow the total CPU per append.
+
+* ``plain``: the plain insert ``pg_sequencing_bench.py`` compares with (the event's JSON bytes, one column);
+* ``stage``: ``store.stage_many([event])``, the durable acknowledgement (staged row, and every 0.2 s per writer an
+  attempt to integrate everything staged), as ``pg_sequencing_bench.py`` measures it;
+* ``stage, no integration``: the same staged inserts with no writer integrating (the rows are integrated after the
+  round, outside the clock, before the next round starts): the writers' share alone;
+* ``staged row as one text``: the same content (event bytes, the four columns, the lineage rows) inserted as one
+  text column into a scratch table: what the array format costs;
+* ``event bytes only``: only the event's canonical bytes, as one text, into the scratch table: what deriving the
+  columns and lineage rows in the writer costs.
+
+The last two write a scratch table nothing reads: they are measurements of a format, not a store. Needs the server
+at AIOS_TEST_PG_URL; everything runs in a schema of its own, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "plugins" / "flyte-aios-core"), str(REPO), str(REPO / "benchmarks")]
+
+import psycopg  # noqa: E402
+from pg_sequencing_bench import URL, _event  # noqa: E402
+
+from flytekitplugins.aios_audit.records import _to_json  # noqa: E402
+from flytekitplugins.aios_audit.stores import open_store  # noqa: E402
+from flytekitplugins.aios_audit.stores import pg_integrate as pgi  # noqa: E402
+
+VARIANTS = ("plain", "stage", "stage, no integration", "staged row as one text", "event bytes only")
+
+
+def _busy_ticks() -> int:
+    """Non-idle CPU ticks of the whole machine (user, nice, system, irq, softirq, steal)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return sum(v[:3]) + sum(v[5:8])
+
+
+def _worker(variant: str, url: str, w: int, seconds: float, barrier: Any, out: Any) -> None:
+    store = open_store(url) if variant in ("stage", "stage, no integration") else None
+    if variant == "stage, no integration" and store is not None:
+        store._local.integrated_at = float("inf")  # this writer never integrates
+    conn = psycopg.connect(url, autocommit=True)
+    n = 0
+    barrier.wait()
+    end, cpu0 = time.perf_counter() + seconds, time.process_time()
+    while time.perf_counter() < end:
+        ev = _event(w, n)
+        if variant == "plain":
+            conn.execute("INSERT INTO plain (entry) VALUES (%s)", (ev.model_dump_json().encode(),))
+        elif store is not None:
+            store.stage_many([ev])
+        elif variant == "staged row as one text":
+            blobs, cols, lin = pgi._staged_row([ev])  # the staged row's exact content
+            text = blobs[0].decode() + "\x1e" + "\x1f".join(cols) + "\x1e" + str(lin)
+            conn.execute("INSERT INTO scratch (payload) VALUES (%s) RETURNING id", (text,)).fetchone()
+        else:
+            text = _to_json(ev).decode()
+            conn.execute("INSERT INTO scratch (payload) VALUES (%s) RETURNING id", (text,)).fetchone()
+        n += 1
+    out.put((n, time.process_time() - cpu0))
+    conn.close()
+    if store is not None:
+        store.close()
+
+
+def _round(variant: str, url: str, writers: int, seconds: float) -> dict[str, float]:
+    ctx = mp.get_context("fork")
+    barrier, out = ctx.Barrier(writers + 1), ctx.Queue()
+    procs = [ctx.Process(target=_worker, args=(variant, url, w, seconds, barrier, out)) for w in range(writers)]
+    for p in procs:
+        p.start()
+    barrier.wait()
+    ticks, t = _busy_ticks(), time.perf_counter()
+    got = [out.get(timeout=seconds + 120) for _ in procs]
+    wall, busy = time.perf_counter() - t, (_busy_ticks() - ticks) / os.sysconf("SC_CLK_TCK")
+    for p in procs:
+        p.join(timeout=30)
+        assert p.exitcode == 0, f"{variant} writer failed"
+    n, writer_cpu = sum(g[0] for g in got), sum(g[1] for g in got)
+    return {"rate": n / wall, "writer_us": writer_cpu / n * 1e6, "rest_us": (busy - writer_cpu) / n * 1e6}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--writers", type=int, default=16)
+    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument(
+        "--variants",
+        default=",".join(str(i) for i in range(len(VARIANTS))),
+        help="which variants, in which order, as indexes into VARIANTS (plain is always first)",
+    )
+    args = ap.parse_args()
+    schema = f"aios_pgsplit_{os.getpid()}"
+    admin = psycopg.connect(URL, autocommit=True, connect_timeout=5)
+    admin.execute(f'CREATE SCHEMA "{schema}"')
+    url = f"{URL}{'&' if '?' in URL else '?'}options=-csearch_path%3D{schema}"
+    try:
+        open_store(url).close()
+        admin.execute(f'CREATE TABLE "{schema}".plain (seq BIGSERIAL PRIMARY KEY, entry BYTEA NOT NULL)')
+        admin.execute(f'CREATE TABLE "{schema}".scratch (id BIGSERIAL PRIMARY KEY, payload TEXT NOT NULL)')
+        print(f"{args.writers} writer processes, {args.seconds:g} s a round, {os.cpu_count()} CPUs")
+        print("| round | variant | appends/s | vs plain | writer CPU us/append | rest of the machine us/append |")
+        print("|---|---|---|---|---|---|")
+        for r in range(1, args.rounds + 1):
+            plain = None
+            for variant in ["plain", *(VARIANTS[int(i)] for i in args.variants.split(",") if int(i) != 0)]:
+                m = _round(variant, url, args.writers, args.seconds)
+                if variant == "stage, no integration":  # integrated outside the clock, before the next round
+                    store = open_store(url)
+                    store.integrate_staged(timeout=600)
+                    store.close()
+                plain = plain or m
+                print(
+                    f"| {r} | {variant} | {m['rate']:,.0f} | {m['rate'] / plain['rate']:.2f}x | {m['writer_us']:.0f} "
+                    f"| {m['rest_us']:.0f} |",
+                    flush=True,
+                )
+        store = open_store(url)
+        left = store.integrate_staged()
+        store.close()
+        print(f"\n{left} staged rows integrated after the rounds")
+    finally:
+        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.close()
+
+
+if __name__ == "__main__":
+    main()
