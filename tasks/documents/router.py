@@ -73,7 +73,7 @@ class ResultCache:
         self._conn.close()
 
 
-def _precision(model: TextClassifier) -> str:
+def precision_of(model: TextClassifier) -> str:
     """``bf16`` or ``fp32``: the precision the model's encoder runs at."""
     return "bf16" if model.encoder.bf16 else "fp32"
 
@@ -90,7 +90,7 @@ class Router:
                 "fast": models.fast.digest,
                 "strong": models.strong.digest,
                 "t": [fast_threshold, strong_threshold],
-                "precision": [_precision(models.fast), _precision(models.strong)],
+                "precision": [precision_of(models.fast), precision_of(models.strong)],
             }
         )
 

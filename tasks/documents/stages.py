@@ -125,7 +125,7 @@ def classify(docs: DataFrame[ProtectedDoc], options: ProcessingOptions) -> DataF
     from flytekitplugins.aios_core.settings import get_settings
     from tasks.documents.governance import check_model_use, ensure_catalogued
     from tasks.documents.models import FAST, STRONG, load_or_train, models_dir
-    from tasks.documents.router import ResultCache, Router
+    from tasks.documents.router import ResultCache, Router, precision_of
 
     settings = get_settings()  # this task's entry point: resolved once, passed down
     models = load_or_train(models_dir(settings))
@@ -139,6 +139,10 @@ def classify(docs: DataFrame[ProtectedDoc], options: ProcessingOptions) -> DataF
         for ref in router.refs:
             scope.add_model(ref)
         scope.set_attribute("use_model_decisions", [d.get("audit_record_id", "") for d in decisions])
+        # bf16 or fp32 (the CPU's or GPU's fast precision, or bf16= forced): answers differ in the last digits
+        scope.set_attribute(
+            "encoder_precision", {"fast": precision_of(models.fast), "strong": precision_of(models.strong)}
+        )
     cache = ResultCache(settings.state_dir / "cache" / "documents.db")
     try:
         return pipeline.classify(docs, options, router, cache)

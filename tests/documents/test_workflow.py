@@ -86,6 +86,13 @@ def test_corpus_end_to_end_with_one_human_approval(corpus: Path, aios_env: Path)
         "classify",
         "decide",
     }
+    # every classify record names the precision its encoders ran at, as this host's rule picks it
+    from tasks.ml.minilm import bf16_supported
+
+    precision = "bf16" if bf16_supported() else "fp32"
+    classified = [e for e in kinds if e.kind == "task" and e.attributes.get("stage") == "classify"]
+    assert classified
+    assert all(e.attributes["encoder_precision"] == {"fast": precision, "strong": precision} for e in classified)
 
 
 def test_injected_instructions_never_change_the_decision(corpus: Path) -> None:
