@@ -24,7 +24,6 @@ at AIOS_TEST_PG_URL; everything runs in a schema of its own, dropped afterwards.
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import os
 import sys
 import time
@@ -35,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "plugins" / "flyte-aios-core"), str(REPO), str(REPO / "benchmarks")]
 
 import psycopg  # noqa: E402
-from pg_sequencing_bench import URL, _event  # noqa: E402
+from pg_sequencing_bench import _event, bench_schema, run_writers  # noqa: E402
 
 from flytekitplugins.aios_audit.records import _to_json  # noqa: E402
 from flytekitplugins.aios_audit.stores import open_store  # noqa: E402
@@ -80,18 +79,9 @@ def _worker(variant: str, url: str, w: int, seconds: float, barrier: Any, out: A
 
 
 def _round(variant: str, url: str, writers: int, seconds: float) -> dict[str, float]:
-    ctx = mp.get_context("fork")
-    barrier, out = ctx.Barrier(writers + 1), ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(variant, url, w, seconds, barrier, out)) for w in range(writers)]
-    for p in procs:
-        p.start()
-    barrier.wait()
-    ticks, t = _busy_ticks(), time.perf_counter()
-    got = [out.get(timeout=seconds + 120) for _ in procs]
-    wall, busy = time.perf_counter() - t, (_busy_ticks() - ticks) / os.sysconf("SC_CLK_TCK")
-    for p in procs:
-        p.join(timeout=30)
-        assert p.exitcode == 0, f"{variant} writer failed"
+    ticks: list[int] = []  # counted from the release (the writers' connections are made before it)
+    got, wall = run_writers(_worker, variant, url, writers, seconds, lambda: ticks.append(_busy_ticks()))
+    busy = (_busy_ticks() - ticks[0]) / os.sysconf("SC_CLK_TCK")
     n, writer_cpu = sum(g[0] for g in got), sum(g[1] for g in got)
     return {"rate": n / wall, "writer_us": writer_cpu / n * 1e6, "rest_us": (busy - writer_cpu) / n * 1e6}
 
@@ -107,14 +97,9 @@ def main() -> None:
         help="which variants, in which order, as indexes into VARIANTS (plain is always first)",
     )
     args = ap.parse_args()
-    schema = f"aios_pgsplit_{os.getpid()}"
-    admin = psycopg.connect(URL, autocommit=True, connect_timeout=5)
-    admin.execute(f'CREATE SCHEMA "{schema}"')
-    url = f"{URL}{'&' if '?' in URL else '?'}options=-csearch_path%3D{schema}"
-    try:
-        open_store(url).close()
-        admin.execute(f'CREATE TABLE "{schema}".plain (seq BIGSERIAL PRIMARY KEY, entry BYTEA NOT NULL)')
-        admin.execute(f'CREATE TABLE "{schema}".scratch (id BIGSERIAL PRIMARY KEY, payload TEXT NOT NULL)')
+    with bench_schema("aios_pgsplit") as url:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("CREATE TABLE scratch (id BIGSERIAL PRIMARY KEY, payload TEXT NOT NULL)")
         print(f"{args.writers} writer processes, {args.seconds:g} s a round, {os.cpu_count()} CPUs")
         print("| round | variant | appends/s | vs plain | writer CPU us/append | rest of the machine us/append |")
         print("|---|---|---|---|---|---|")
@@ -136,9 +121,6 @@ def main() -> None:
         left = store.integrate_staged()
         store.close()
         print(f"\n{left} staged rows integrated after the rounds")
-    finally:
-        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.close()
 
 
 if __name__ == "__main__":

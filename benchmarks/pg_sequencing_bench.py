@@ -18,11 +18,13 @@ exactly the acknowledged records and leave nothing staged. Needs the server at A
 from __future__ import annotations
 
 import argparse
+import contextlib
 import multiprocessing as mp
 import os
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -71,19 +73,32 @@ def _worker(kind: str, url: str, w: int, seconds: float, barrier: Any, out: Any)
     out.put(lat)
 
 
-def _round(kind: str, url: str, writers: int, seconds: float) -> dict[str, float]:
+def run_writers(
+    worker: Any, kind: str, url: str, writers: int, seconds: float, on_release: Any = None
+) -> tuple[list[Any], float]:
+    """Fork ``writers`` processes running ``worker(kind, url, w, seconds, barrier, out)``, release them together
+    (calling ``on_release()`` then) and return what each put on ``out`` with the wall seconds from the release to
+    the last answer."""
     ctx = mp.get_context("fork")
     barrier, out = ctx.Barrier(writers + 1), ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(kind, url, w, seconds, barrier, out)) for w in range(writers)]
+    procs = [ctx.Process(target=worker, args=(kind, url, w, seconds, barrier, out)) for w in range(writers)]
     for p in procs:
         p.start()
     barrier.wait()
+    if on_release is not None:
+        on_release()
     t = time.perf_counter()
-    lats = [x for _ in procs for x in out.get(timeout=seconds + 120)]
+    got = [out.get(timeout=seconds + 120) for _ in procs]
     wall = time.perf_counter() - t
     for p in procs:
         p.join(timeout=30)
         assert p.exitcode == 0, f"{kind} writer failed"
+    return got, wall
+
+
+def _round(kind: str, url: str, writers: int, seconds: float) -> dict[str, float]:
+    got, wall = run_writers(_worker, kind, url, writers, seconds)
+    lats = [x for lat in got for x in lat]
     q = statistics.quantiles(lats, n=100)
     return {"n": len(lats), "rate": len(lats) / wall, "p50_ms": q[49] * 1e3, "p99_ms": q[98] * 1e3}
 
@@ -110,19 +125,30 @@ def _check(url: str, acknowledged: int) -> str:
     )
 
 
+@contextlib.contextmanager
+def bench_schema(prefix: str) -> Iterator[str]:
+    """The URL of a schema of its own on the server at AIOS_TEST_PG_URL, holding the audit store's tables and the
+    ``plain`` baseline table (``seq``, ``entry``); dropped afterwards."""
+    schema = f"{prefix}_{os.getpid()}"
+    admin = psycopg.connect(URL, autocommit=True, connect_timeout=5)
+    admin.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        url = f"{URL}{'&' if '?' in URL else '?'}options=-csearch_path%3D{schema}"
+        open_store(url).close()
+        admin.execute(f'CREATE TABLE "{schema}".plain (seq BIGSERIAL PRIMARY KEY, entry BYTEA NOT NULL)')
+        yield url
+    finally:
+        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--writers", default="1,4,16")
     parser.add_argument("--write", type=Path)
     args = parser.parse_args()
-    schema = f"aios_pgseq_{os.getpid()}"
-    admin = psycopg.connect(URL, autocommit=True, connect_timeout=5)
-    admin.execute(f'CREATE SCHEMA "{schema}"')
-    url = f"{URL}{'&' if '?' in URL else '?'}options=-csearch_path%3D{schema}"
-    try:
-        open_store(url).close()
-        admin.execute(f'CREATE TABLE "{schema}".plain (seq BIGSERIAL PRIMARY KEY, entry BYTEA NOT NULL)')
+    with bench_schema("aios_pgseq") as url:
         lines = [
             "| writer processes | plain insert /s (p50 / p99 ms) | audit append, sealed /s (p50 / p99 ms) | ratio "
             "| audit stage, acknowledged /s (p50 / p99 ms) | ratio |"
@@ -143,9 +169,6 @@ def main() -> None:
             print(lines[-1], flush=True)
         lines.append("")
         lines.append(_check(url, acknowledged))
-    finally:
-        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.close()
     text = "\n".join(lines)
     print(text)
     if args.write:
