@@ -88,9 +88,9 @@ def train(folder: Path, encoder: Encoder | None = None) -> DocumentModels:
     return DocumentModels(fast, strong)
 
 
-def load_or_train(folder: Path) -> DocumentModels:
+def load_or_train(folder: Path, bf16: bool | None = None) -> DocumentModels:
     """Load the artifacts in ``folder`` (``models_dir(settings)``), training them first when they are missing (a
-    file lock keeps it single)."""
+    file lock keeps it single); their encoders run bf16 or fp32 as ``bf16`` says (None: where it is faster)."""
     import fcntl
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -101,4 +101,6 @@ def load_or_train(folder: Path) -> DocumentModels:
 
             with progress.step("train models"):  # the first run only: shown, not a silent minute
                 train(folder)
-        return DocumentModels(TextClassifier.load(folder / FAST), TextClassifier.load(folder / STRONG))
+        return DocumentModels(
+            TextClassifier.load(folder / FAST, bf16=bf16), TextClassifier.load(folder / STRONG, bf16=bf16)
+        )

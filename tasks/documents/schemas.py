@@ -52,6 +52,9 @@ class ProcessingOptions:
         progress: show a progress bar on local runs (auto: when stderr is a terminal).
         parse_workers: processes that parse one chunk's documents (this one and forked helpers), at most the
             CPUs the task may use; 1 parses in the task's process alone.
+        precision: the encoders' precision: auto (bf16 where the hardware runs it faster than fp32: AMX,
+            AVX512-BF16 on AMD, a GPU with native bf16; fp32 elsewhere), bf16 or fp32 (e.g. to re-run a batch at
+            the other precision and compare). Each classify record names the precision used.
     """
 
     chunk_size: int = 256
@@ -70,6 +73,7 @@ class ProcessingOptions:
     sql_table: str = "documents"
     progress: str = "auto"
     parse_workers: int = 2
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         checks = [
@@ -83,6 +87,7 @@ class ProcessingOptions:
             (self.principal.startswith("service:"), "principal", "use 'service:<name>' from config/roles.yaml"),
             (self.progress in {"auto", "on", "off"}, "progress", "use auto, on or off"),
             (1 <= self.parse_workers <= 64, "parse_workers", "use 1 .. 64 processes"),
+            (self.precision in {"auto", "bf16", "fp32"}, "precision", "use auto, bf16 or fp32"),
         ]
         for ok, name, fix in checks:
             if not ok:

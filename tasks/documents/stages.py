@@ -128,7 +128,7 @@ def classify(docs: DataFrame[ProtectedDoc], options: ProcessingOptions) -> DataF
     from tasks.documents.router import ResultCache, Router, precision_of
 
     settings = get_settings()  # this task's entry point: resolved once, passed down
-    models = load_or_train(models_dir(settings))
+    models = load_or_train(models_dir(settings), {"auto": None, "bf16": True, "fp32": False}[options.precision])
     freeze_long_lived()  # the libraries and models stay for the process: no collector walk over them per chunk
     ensure_catalogued(models_dir(settings), [FAST, STRONG], settings)
     ids = [(m.name, m.version) for m in (models.fast.encoder.ref, models.fast.ref, models.strong.ref)]

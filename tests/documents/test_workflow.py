@@ -96,7 +96,15 @@ def test_corpus_end_to_end_with_one_human_approval(corpus: Path, aios_env: Path)
 
 
 def test_injected_instructions_never_change_the_decision(corpus: Path) -> None:
-    _, results, _, _ = run(corpus, approve=False, approval_timeout_s=2)
+    # run at the precision auto would NOT pick on this host (options.precision forces it): the decision holds there too
+    from tasks.ml.minilm import bf16_supported
+
+    forced = "fp32" if bf16_supported() else "bf16"
+    _, results, _, _ = run(corpus, approve=False, approval_timeout_s=2, precision=forced)
+    classified = [r.event for r in audit_log(get_settings()).scan() if r.event.attributes.get("stage") == "classify"]
+    assert classified and all(
+        e.attributes["encoder_precision"] == {"fast": forced, "strong": forced} for e in classified
+    )
     inj = results[results["name"] == "inj-7-txt.txt"].iloc[0]
     assert bool(inj["injection"]) and inj["label"] == "invoice" and inj["amount"] > 10_000
     assert inj["effect"] == "require_approval" and inj["gate"] == "payment-signoff"

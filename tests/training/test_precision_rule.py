@@ -54,3 +54,11 @@ def test_a_gpu_that_only_emulates_bf16_runs_fp32(monkeypatch: pytest.MonkeyPatch
     assert use_bf16(TrainConfig(precision="bf16"), torch.device("cuda")) is True  # asked for explicitly: honoured
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)  # an A100, H100
     assert use_bf16(TrainConfig(precision="auto"), torch.device("cuda")) is True
+
+
+def test_the_pipeline_precision_option_is_checked_naming_the_field() -> None:
+    from tasks.documents.schemas import ProcessingOptions
+
+    assert ProcessingOptions().precision == "auto"
+    with pytest.raises(ValueError, match=r"ProcessingOptions\.precision='fp16' is invalid: use auto, bf16 or fp32"):
+        ProcessingOptions(precision="fp16")
