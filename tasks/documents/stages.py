@@ -139,7 +139,7 @@ def classify(docs: DataFrame[ProtectedDoc], options: ProcessingOptions) -> DataF
         for ref in router.refs:
             scope.add_model(ref)
         scope.set_attribute("use_model_decisions", [d.get("audit_record_id", "") for d in decisions])
-        # bf16 or fp32 (the CPU's or GPU's fast precision, or bf16= forced): answers differ in the last digits
+        # bf16 or fp32 (the hardware's fast one, or options.precision): answers differ in the last digits
         scope.set_attribute(
             "encoder_precision", {"fast": precision_of(models.fast), "strong": precision_of(models.strong)}
         )
