@@ -84,7 +84,7 @@ def _time_the_router() -> None:
     Router.route = route  # type: ignore[method-assign,assignment]
 
 
-def run_workflow(source: Path, state: Path) -> tuple[float, dict[str, object]]:
+def run_workflow(source: Path, state: Path, precision: str = "auto") -> tuple[float, dict[str, object]]:
     """Wall seconds and summary of one workflow run in this process."""
     import dataclasses
 
@@ -99,7 +99,8 @@ def run_workflow(source: Path, state: Path) -> tuple[float, dict[str, object]]:
     MODEL_SECONDS[0] = 0.0
     t0 = time.perf_counter()
     summary, _, _ = process_documents(
-        source=str(source), options=ProcessingOptions(progress="off", chunk_size=256, approval_timeout_s=0.01)
+        source=str(source),
+        options=ProcessingOptions(progress="off", chunk_size=256, approval_timeout_s=0.01, precision=precision),
     )
     return time.perf_counter() - t0, dataclasses.asdict(summary)
 
@@ -167,26 +168,23 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
-    if args.precision == "fp32":  # before any encoder is built: the workflow's encoders then run fp32 too
-        import tasks.ml.minilm
-
-        tasks.ml.minilm.bf16_supported = lambda: False
     from tasks.documents.corpus_text import generate
 
     tmp = Path(tempfile.mkdtemp(prefix="aios-docbench-"))
     texts = write_corpus(tmp / "src", args.n, seed=99)
     truth = [d.label for d in generate(args.n, 99, hard_share=0.25, big_share=0.0, vague_share=0.0)]
     write_corpus(tmp / "warm", 16, seed=5)
-    run_workflow(tmp / "warm", tmp / "warm-state")
+    flow_precision = "fp32" if args.precision == "fp32" else "auto"  # ProcessingOptions.precision of every run
+    run_workflow(tmp / "warm", tmp / "warm-state", flow_precision)
     rows: dict[str, dict[str, float]] = {}
     # The workflow's encoder runs bf16 where that is faster than fp32 (tasks.ml.minilm.bf16_supported) and fp32
     # elsewhere; the baseline is the raw router at that same precision. Where the CPU has bf16 instructions both
     # precisions are timed (on an Intel CPU without AMX bf16 is the slower one).
-    from tasks.ml.minilm import bf16_supported
+    from tasks.ml.minilm import bf16_supported, cpu_flags
 
-    native = bf16_supported()
+    native = args.precision == "native" and bf16_supported()
     cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    bf16_isa = native or (args.precision == "native" and ("avx512_bf16" in cpuinfo or "amx_bf16" in cpuinfo))
+    bf16_isa = native or (args.precision == "native" and bool(cpu_flags(cpuinfo)[1] & {"avx512_bf16", "amx_bf16"}))
     precision = "bf16" if native else "fp32"
     pipe_key = f"pipeline (workflow, {precision})"
 
@@ -200,7 +198,7 @@ def main() -> None:
     # every pipeline repeat uses a fresh state dir, so no answer comes from the result cache.
     other: list[float] = []  # each run's non-model seconds (wall minus its forward passes)
     for rep in range(args.repeat):
-        secs, _ = run_workflow(tmp / "src", tmp / f"state-{rep}")
+        secs, _ = run_workflow(tmp / "src", tmp / f"state-{rep}", flow_precision)
         other.append(secs - MODEL_SECONDS[0])
         _best(rows, pipe_key, {"docs_per_s": args.n / secs, "seconds": secs, "model_seconds": MODEL_SECONDS[0]})
         for bf16 in (True, False) if bf16_isa else (False,):

@@ -24,7 +24,7 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +74,12 @@ def _worker(kind: str, url: str, w: int, seconds: float, barrier: Any, out: Any)
 
 
 def run_writers(
-    worker: Any, kind: str, url: str, writers: int, seconds: float, on_release: Any = None
+    worker: Callable[..., None],
+    kind: str,
+    url: str,
+    writers: int,
+    seconds: float,
+    on_release: Callable[[], object] | None = None,
 ) -> tuple[list[Any], float]:
     """Fork ``writers`` processes running ``worker(kind, url, w, seconds, barrier, out)``, release them together
     (calling ``on_release()`` then) and return what each put on ``out`` with the wall seconds from the release to

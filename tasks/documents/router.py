@@ -16,16 +16,12 @@ import json
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from flytekitplugins.aios_audit import ModelRef
 from flytekitplugins.aios_core.digest import digest_value
 from tasks.documents.models import DocumentModels, strong_features
-
-if TYPE_CHECKING:
-    from tasks.ml.classifier import TextClassifier
 
 
 @dataclass(frozen=True)
@@ -73,11 +69,6 @@ class ResultCache:
         self._conn.close()
 
 
-def precision_of(model: TextClassifier) -> str:
-    """``bf16`` or ``fp32``: the precision the model's encoder runs at."""
-    return "bf16" if model.encoder.bf16 else "fp32"
-
-
 class Router:
     """Cheap model first, stronger model when unsure, human review when both are unsure."""
 
@@ -90,7 +81,7 @@ class Router:
                 "fast": models.fast.digest,
                 "strong": models.strong.digest,
                 "t": [fast_threshold, strong_threshold],
-                "precision": [precision_of(models.fast), precision_of(models.strong)],
+                "precision": [models.fast.encoder.precision, models.strong.encoder.precision],
             }
         )
 

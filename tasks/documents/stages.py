@@ -125,10 +125,11 @@ def classify(docs: DataFrame[ProtectedDoc], options: ProcessingOptions) -> DataF
     from flytekitplugins.aios_core.settings import get_settings
     from tasks.documents.governance import check_model_use, ensure_catalogued
     from tasks.documents.models import FAST, STRONG, load_or_train, models_dir
-    from tasks.documents.router import ResultCache, Router, precision_of
+    from tasks.documents.router import ResultCache, Router
+    from tasks.ml.minilm import PRECISIONS
 
     settings = get_settings()  # this task's entry point: resolved once, passed down
-    models = load_or_train(models_dir(settings), {"auto": None, "bf16": True, "fp32": False}[options.precision])
+    models = load_or_train(models_dir(settings), PRECISIONS[options.precision])
     freeze_long_lived()  # the libraries and models stay for the process: no collector walk over them per chunk
     ensure_catalogued(models_dir(settings), [FAST, STRONG], settings)
     ids = [(m.name, m.version) for m in (models.fast.encoder.ref, models.fast.ref, models.strong.ref)]
@@ -141,7 +142,7 @@ def classify(docs: DataFrame[ProtectedDoc], options: ProcessingOptions) -> DataF
         scope.set_attribute("use_model_decisions", [d.get("audit_record_id", "") for d in decisions])
         # bf16 or fp32 (the hardware's fast one, or options.precision): answers differ in the last digits
         scope.set_attribute(
-            "encoder_precision", {"fast": precision_of(models.fast), "strong": precision_of(models.strong)}
+            "encoder_precision", {"fast": models.fast.encoder.precision, "strong": models.strong.encoder.precision}
         )
     cache = ResultCache(settings.state_dir / "cache" / "documents.db")
     try:

@@ -81,18 +81,29 @@ def cpu_bf16_fast(cpuinfo: str) -> bool:
     0.6x its fp32 rate (336 ms fp32 against 536 ms bf16 autocast per batch of 32, and a training step 0.57x,
     on an Intel Xeon model 207 VM with ``avx512_bf16`` and no ``amx_bf16``), so such CPUs run fp32.
     """
-    flags: set[str] = set()
+    vendor, flags = cpu_flags(cpuinfo)
+    if "amx_bf16" in flags:
+        return True
+    return "avx512_bf16" in flags and vendor == "AuthenticAMD"
+
+
+def cpu_flags(cpuinfo: str) -> tuple[str, frozenset[str]]:
+    """``(vendor_id, flags)`` of the first CPU in a ``/proc/cpuinfo`` text: whole flag names, not substrings."""
+    flags: frozenset[str] = frozenset()
     vendor = ""
     for line in cpuinfo.splitlines():
         key, _, value = line.partition(":")
         key = key.strip()
         if key == "flags" and not flags:
-            flags = set(value.split())
+            flags = frozenset(value.split())
         elif key == "vendor_id" and not vendor:
             vendor = value.strip()
-    if "amx_bf16" in flags:
-        return True
-    return "avx512_bf16" in flags and vendor == "AuthenticAMD"
+    return vendor, flags
+
+
+PRECISIONS = {"auto": None, "bf16": True, "fp32": False}
+"""A precision setting (``ProcessingOptions.precision``, ``TrainConfig.precision``) as the ``bf16`` argument of
+:class:`Encoder`: None for auto (bf16 where it is faster, :func:`bf16_supported`), else forced."""
 
 
 class Encoder:
@@ -110,6 +121,11 @@ class Encoder:
         self.model: PreTrainedModel = AutoModel.from_pretrained(self.model_dir, local_files_only=True)
         self.model.eval().to(self.device)
         self._lock = threading.Lock()
+
+    @property
+    def precision(self) -> str:
+        """``bf16`` or ``fp32``: what this encoder runs at."""
+        return "bf16" if self.bf16 else "fp32"
 
     @property
     def ref(self) -> ModelRef:

@@ -33,7 +33,7 @@ class TrainConfig:
         warmup_steps: linear warm-up steps, then linear decay to zero at max_steps.
         max_length: tokens per text (truncation).
         trainable_layers: top encoder layers to fine-tune (-1: all, embeddings included).
-        precision: ``auto`` (bf16 autocast where the hardware has it), ``bf16`` or ``fp32``.
+        precision: ``auto`` (bf16 autocast where the hardware runs it faster than fp32), ``bf16`` or ``fp32``.
         seed: seed of initialization, data order and dropout.
         checkpoint_every: save a checkpoint every this many optimizer steps (0: never).
     """

@@ -90,10 +90,11 @@ def _init_process_group(device: torch.device, world: int, timeout_s: float) -> N
 def use_bf16(cfg: TrainConfig, device: torch.device) -> bool:
     """Whether to autocast to bf16: ``auto`` uses it where the hardware runs it faster than fp32 (a CUDA device
     with native bf16, not emulated; on a CPU, :func:`tasks.ml.minilm.cpu_bf16_fast`)."""
-    if cfg.precision != "auto":
-        return cfg.precision == "bf16"
-    from tasks.ml.minilm import cpu_bf16_supported, cuda_bf16_supported
+    from tasks.ml.minilm import PRECISIONS, cpu_bf16_supported, cuda_bf16_supported
 
+    forced = PRECISIONS[cfg.precision]
+    if forced is not None:
+        return forced
     return cuda_bf16_supported() if device.type == "cuda" else cpu_bf16_supported()
 
 

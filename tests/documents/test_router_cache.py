@@ -12,7 +12,7 @@ from tasks.documents.router import ResultCache, Routed, Router
 
 def _models(bf16: bool, fast: str = "sha256:" + "a" * 64, strong: str = "sha256:" + "b" * 64) -> SimpleNamespace:
     # the router's digest reads each model's digest and its encoder's precision, nothing else
-    enc = SimpleNamespace(bf16=bf16)
+    enc = SimpleNamespace(precision="bf16" if bf16 else "fp32")
     return SimpleNamespace(
         fast=SimpleNamespace(digest=fast, encoder=enc), strong=SimpleNamespace(digest=strong, encoder=enc)
     )
