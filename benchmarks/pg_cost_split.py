@@ -7,15 +7,16 @@ own CPU per append (``time.process_time``) and the rest of the machine's CPU per
 backends, the WAL writer and anything else), beside the plain insert of the same round. On a machine where the
 writers and the server share the cores, appends/s follow the total CPU per append.
 
-* ``plain``: the plain insert ``pg_sequencing_bench.py`` compares with (the event's JSON bytes, one column);
-* ``stage``: ``store.stage_many([event])``, the durable acknowledgement (staged row, and every 0.2 s per writer an
-  attempt to integrate everything staged), as ``pg_sequencing_bench.py`` measures it;
+* ``plain``: the plain insert ``pg_sequencing_bench.py`` compares with (the event's JSON bytes, one column, a binary
+  parameter);
+* ``stage``: ``store.stage_many([event])``, the durable acknowledgement (the event's bytes staged, and every 0.2 s
+  per writer an attempt to integrate everything staged), as ``pg_sequencing_bench.py`` measures it;
 * ``stage, no integration``: the same staged inserts with no writer integrating (the rows are integrated after the
   round, outside the clock, before the next round starts): the writers' share alone;
-* ``staged row as one text``: the same content (event bytes, the four columns, the lineage rows) inserted as one
-  text column into a scratch table: what the array format costs;
-* ``event bytes only``: only the event's canonical bytes, as one text, into the scratch table: what deriving the
-  columns and lineage rows in the writer costs.
+* ``staged row as one text``: what an ``append`` stages (event bytes, the four columns, the lineage rows, derived
+  by the writer) inserted as one text column into a scratch table;
+* ``event bytes only``: only the event's canonical bytes, a binary parameter, into a scratch table: the staged
+  insert without the store's call and the array format.
 
 The last two write a scratch table nothing reads: they are measurements of a format, not a store. Needs the server
 at AIOS_TEST_PG_URL; everything runs in a schema of its own, dropped afterwards.
@@ -61,7 +62,7 @@ def _worker(variant: str, url: str, w: int, seconds: float, barrier: Any, out: A
     while time.perf_counter() < end:
         ev = _event(w, n)
         if variant == "plain":
-            conn.execute("INSERT INTO plain (entry) VALUES (%s)", (ev.model_dump_json().encode(),))
+            conn.execute("INSERT INTO plain (entry) VALUES (%b)", (ev.model_dump_json().encode(),))
         elif store is not None:
             store.stage_many([ev])
         elif variant == "staged row as one text":
@@ -69,8 +70,7 @@ def _worker(variant: str, url: str, w: int, seconds: float, barrier: Any, out: A
             text = blobs[0].decode() + "\x1e" + "\x1f".join(cols) + "\x1e" + str(lin)
             conn.execute("INSERT INTO scratch (payload) VALUES (%s) RETURNING id", (text,)).fetchone()
         else:
-            text = _to_json(ev).decode()
-            conn.execute("INSERT INTO scratch (payload) VALUES (%s) RETURNING id", (text,)).fetchone()
+            conn.execute("INSERT INTO scratch_bytes (payload) VALUES (%b) RETURNING id", (_to_json(ev),)).fetchone()
         n += 1
     out.put((n, time.process_time() - cpu0))
     conn.close()
@@ -100,6 +100,7 @@ def main() -> None:
     with bench_schema("aios_pgsplit") as url:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("CREATE TABLE scratch (id BIGSERIAL PRIMARY KEY, payload TEXT NOT NULL)")
+            conn.execute("CREATE TABLE scratch_bytes (id BIGSERIAL PRIMARY KEY, payload BYTEA NOT NULL)")
         print(f"{args.writers} writer processes, {args.seconds:g} s a round, {os.cpu_count()} CPUs")
         print("| round | variant | appends/s | vs plain | writer CPU us/append | rest of the machine us/append |")
         print("|---|---|---|---|---|---|")

@@ -24,6 +24,7 @@ from flytekitplugins.aios_audit.claims import verify_claims
 from flytekitplugins.aios_audit.stores import ClaimTaken, PreconditionFailed, claim, open_store
 from flytekitplugins.aios_audit.stores import pg_integrate as pgi
 from flytekitplugins.aios_audit.verify import verify_store
+from flytekitplugins.aios_core.context import ExecutionRef
 from tests.audit.test_crash import _read_acks
 
 pytestmark = pytest.mark.postgres
@@ -384,4 +385,152 @@ def test_events_staged_by_an_older_writer_before_the_upgrade_get_their_lineage_r
         *((2 + i, f"sha256:{i:064x}") for i in range(3)),
         (5, "sha256:" + "2" * 64),
     ]
+    store.close()
+
+
+def test_an_append_after_bytes_only_staged_rows_is_sequenced_after_them(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``stage_many`` stages the events' bytes alone; the server's integrator stops at such a row and the appending
+    client integrates the batch in Python: the order of staging holds, the columns and lineage rows are derived from
+    the entries, and the log verifies."""
+    monkeypatch.setattr(pgi, "STAGE_INTEGRATE_EVERY_S", 3600.0)
+    ex = ExecutionRef(project="p", domain="d", name="mixed", task_name="t")
+    store = open_store(pg_url)
+    store.append(AuditEvent(kind="task", actor="first", subject="first"))  # the connection's first try is spent
+    store.stage_many([AuditEvent(kind="task", actor="w", subject="warm-up")])
+    events = [
+        AuditEvent(kind="task", actor="w", subject=f"bytes-{i}", execution=ex, inputs={"x": f"sha256:{i:064x}"})
+        for i in range(3)
+    ]
+    ack = store.stage_many(events)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT cardinality(cols), cardinality(lin) FROM audit_staged WHERE id = %s", (ack.staged_id,)
+        )
+        assert row.fetchone() == (0, 0)  # the writer derived nothing
+    _stage_directly(pg_url, "old-format")  # a row with writer-derived columns, staged after them
+    rec = store.append(AuditEvent(kind="task", actor="late", subject="late"))
+    assert store.is_integrated(ack) and rec.seq == 7 and store.get(rec.record_id) == rec
+    subjects = _check_log(pg_url, {rec.seq: rec.record_id})
+    assert subjects == ["first", "warm-up", "bytes-0", "bytes-1", "bytes-2", "old-format", "late"]
+    cols = store.read_sql("SELECT kind, subject, execution, task FROM audit_log WHERE seq BETWEEN 3 AND 5 ORDER BY seq")
+    assert cols == [("task", f"bytes-{i}", "p/d/mixed", "t") for i in range(3)]
+    parents = store.read_sql("SELECT seq, parent FROM audit_proj_lineage WHERE rel = 'input:x' ORDER BY seq")
+    assert parents == [(3 + i, f"sha256:{i:064x}") for i in range(3)]
+    store.close()
+
+
+def test_the_integrator_derives_columns_from_the_entry_not_from_the_staged_row(pg_url: str) -> None:
+    """A writer with store access stages a row whose columns lie about its event (to hide it from a query by kind):
+    the Python integrator fills ``audit_log``'s columns from the event's own bytes."""
+    store = open_store(pg_url)
+    store.append(AuditEvent(kind="task", actor="first"))
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        blob = AuditEvent.__pydantic_serializer__.to_json(AuditEvent(kind="action", actor="x", subject="real"))
+        conn.execute("INSERT INTO audit_staged (events, cols) VALUES (%s, %s)", ([blob], ["task", "decoy", "", ""]))
+    assert store.integrate_staged() == 1
+    assert store.read_sql("SELECT kind, subject FROM audit_log WHERE seq = 2") == [("action", "real")]
+    assert _check_log(pg_url, {}) == ["", "real"]
+    store.close()
+
+
+def test_a_staged_row_that_is_no_event_cannot_stop_the_integrator(pg_url: str) -> None:
+    """Bytes staged by hand that are no event (or hold NUL, which ``text`` columns refuse) are sealed all the same
+    (nothing staged is lost, the rows after them are sequenced), and verification reports the record."""
+    store = open_store(pg_url)
+    store.append(AuditEvent(kind="task", actor="first"))
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        nul = b'{"kind":"task","subject":"a\\u0000b","execution":null}'
+        for blob in (b"not json", nul):
+            conn.execute("INSERT INTO audit_staged (events, cols, wants_receipt) VALUES (%s, '{}', false)", ([blob],))
+    after = store.stage_many([AuditEvent(kind="task", actor="after", subject="after")])
+    store.integrate_staged()
+    assert store.is_integrated(after) and store.size() == 4
+    assert store.read_sql("SELECT subject FROM audit_log WHERE seq = 3") == [("a\ufffdb",)]
+    result = verify_store(store)
+    assert not result.ok and result.first_bad_seq == 2, result.summary()
+    store.close()
+
+
+def test_stage_refuses_an_event_holding_nul_naming_it(pg_url: str) -> None:
+    from flytekitplugins.aios_audit.stores import AuditWriteError
+
+    store = open_store(pg_url)
+    with pytest.raises(AuditWriteError, match=r"NUL character"):
+        store.stage_many([AuditEvent(kind="task", actor="a", subject="x\x00y")])
+    assert store.size() == 0
+    store.close()
+
+
+def test_staging_writers_leave_rows_for_a_batch_integrated_moments_ago(pg_url: str) -> None:
+    """A staging writer's try does nothing when a batch was integrated less than the interval ago (many writers'
+    tries make few large batches); `aios audit integrate` (no interval) always integrates."""
+    store = open_store(pg_url)
+    store.stage_many([AuditEvent(kind="task", actor="a", subject="one")])  # integrates, stamps the time
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        _stage_directly(pg_url, "two")
+        with conn.transaction():
+            assert pgi.integrate_rows(conn, gap=3600.0) is None  # the last batch is seconds old
+        assert conn.execute("SELECT count(*) FROM audit_staged").fetchone() == (1,)
+        with conn.transaction():
+            assert pgi.integrate_rows(conn, gap=0.0) == ""
+    assert _check_log(pg_url, {}) == ["one", "two"]
+    store.close()
+
+
+def test_the_log_refuses_a_multi_row_insert_with_a_gap_or_a_fork(pg_url: str) -> None:
+    """The no-fork check runs once per statement over the rows it inserted (set-based, as the integrator's COPY
+    inserts): a row must continue the row before it, in the table or in the same statement."""
+    store = open_store(pg_url)
+    recs = store.append_many([AuditEvent(kind="task", actor=f"a{i}") for i in range(3)])
+    cols = "recorded_at, kind, subject, execution, task, entry"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        ok_then_gap = (
+            f"INSERT INTO audit_log SELECT seq + 3, {cols}, leaf_hash || 'x', prev_hash, chain_hash FROM audit_log"
+            " WHERE seq IN (1, 3)"
+        )
+        forked = (
+            f"INSERT INTO audit_log SELECT 4, {cols}, 'l', '{recs[0].chain_hash}', 'c' FROM audit_log WHERE seq = 1"
+        )
+        for sql in (ok_then_gap, forked):
+            with pytest.raises(psycopg.errors.RaiseException, match="gap or fork"):
+                conn.execute(sql)
+        trig = conn.execute(
+            "SELECT tgtype & 1 FROM pg_trigger WHERE tgname = 'audit_log_no_fork' AND tgrelid = 'audit_log'::regclass"
+        ).fetchall()
+        assert trig == [(0,)]  # one trigger, statement level (bit 0 clear)
+    assert store.size() == 3 and verify_store(store).ok
+    store.close()
+
+
+def test_a_staging_integrator_killed_mid_batch_loses_nothing(pg_url: str, tmp_path: Path) -> None:
+    """A staging writer's integration (the Python integrator) is killed with SIGKILL after its COPYs, before COMMIT,
+    while other staging writers keep acknowledging: its batch rolls back, stays staged, and every acknowledged event
+    is sequenced exactly once."""
+    open_store(pg_url).append(AuditEvent(kind="task", actor="before", subject="before"))
+    others = [_spawn(pg_url, f"o{i}", 0, AIOS_TEST_STAGE="1") for i in range(3)]
+    early = []
+    for p in others:  # every other writer is staging (its store open) before the victim starts
+        assert p.stdout is not None
+        early.append(p.stdout.readline())
+    marker = tmp_path / "integrating"
+    victim = _spawn(pg_url, "victim", 0, AIOS_TEST_STAGE="1", **{pgi.PAUSE_ENV: str(marker)})
+    deadline = time.monotonic() + 20
+    while not marker.exists():
+        assert victim.poll() is None and time.monotonic() < deadline, "the integrator never reached its pause"
+        time.sleep(0.02)
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        at_pause = conn.execute("SELECT count(*) FROM audit_staged").fetchone()[0]
+        time.sleep(0.5)  # the others keep acknowledging while the victim holds the lock
+        assert conn.execute("SELECT count(*) FROM audit_staged").fetchone()[0] > at_pause
+    for p in [*others, victim]:
+        p.send_signal(signal.SIGKILL)
+    acked = [s for p, head in zip(others, early, strict=True) for s in _staged_subjects(head + p.communicate()[0])]
+    acked += _staged_subjects(victim.communicate()[0])
+    store = open_store(pg_url)
+    store.integrate_staged()
+    subjects = _check_log(pg_url, {})
+    missing = set(acked) - set(subjects)
+    assert not missing and len(acked) > 20, (sorted(missing)[:5], len(acked))
     store.close()

@@ -89,6 +89,16 @@ def event_rows(event_json: bytes) -> list[LineageRow]:
         return []
 
 
+def dict_rows(event: dict[str, Any] | None) -> list[LineageRow]:
+    """:func:`event_rows` of an event already parsed (the PostgreSQL integrator parses each staged event once)."""
+    if event is None:
+        return []
+    try:
+        return record_rows(lite_from_event(event, SELF))
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return []
+
+
 UNIT = "\x1f"
 """Separates the values of :func:`staged_text` (the server splits it with ``string_to_array(text, chr(31))``)."""
 

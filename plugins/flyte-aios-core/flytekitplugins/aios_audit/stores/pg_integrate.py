@@ -15,16 +15,24 @@ A plain append (no precondition, no claims) is ONE statement and one network rou
   integrate the next batch if their row is still staged.
 
 The call returns the receipt; the client seals its own events from it with ``records.seal_many`` (same function,
-same bytes, same hashes), so every call still returns sealed, durable records. A staged row is consumed in the same
-transaction as its ``audit_log`` rows: an integrator killed mid-batch rolls back and leaves its rows staged for the
-next one, and a row is deleted (so sequenced) at most once. The lock is held for one server-side statement and
-its commit, never across client round trips.
+same bytes, same hashes), so every call still returns sealed, durable records.
+
+A durable acknowledgement without the sequence number (:func:`stage`, ``store.stage_many``) stages the events'
+bytes alone; :func:`integrate_rows` sequences such rows in the integrating client, deriving columns and lineage rows
+for the whole batch there (the writers, sixteen of them on two cores, then spend nothing on it). The server-side
+integrator stops at the first such row and answers ``RAW``; the appending client then integrates in Python.
+
+A staged row is consumed in the same transaction as its ``audit_log`` rows: an integrator killed mid-batch rolls
+back and leaves its rows staged for the next one, and a row is deleted (so sequenced) at most once. The
+server-side integrator holds the lock for one statement and its commit; the Python one for its batch's four round
+trips (take, two COPYs, done) and the commit.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 import json
 import os
 import time
@@ -32,8 +40,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from flytekitplugins.aios_audit.lineage_rows import staged_text
-from flytekitplugins.aios_audit.records import GENESIS, AuditEvent, _json_time, _to_json
+from flytekitplugins.aios_audit.records import _ENTRY, GENESIS, AuditEvent, _json_time, _to_json
 
 LOCK = "hashtext(current_schema() || '.aios_audit_log')"
 BARRIER = "hashtext(current_schema() || '.aios_audit_log.integrating')"
@@ -53,6 +63,10 @@ BEGIN
   SELECT seq, decode(chain_hash, 'hex') INTO head, prev FROM audit_log ORDER BY seq DESC LIMIT 1;
   head := COALESCE(head, 0); prev := COALESCE(prev, decode('{GENESIS}', 'hex'));
   FOR r IN SELECT id, events, cols, wants_receipt FROM audit_staged ORDER BY id LIMIT p_batch LOOP
+    IF cardinality(r.cols) = 0 THEN  -- staged bytes only (stage()): the Python integrator derives and seals these
+      IF mine = '' THEN mine := 'RAW'; END IF;
+      EXIT;
+    END IF;
     one := when_text || r.id || ':' || (head + 1) || ':' || encode(prev, 'hex');
     IF r.id = p_sid THEN mine := one; ELSIF r.wants_receipt THEN INSERT INTO audit_receipts VALUES (r.id, one); END IF;
     ids := array_append(ids, r.id); bases := array_append(bases, head);
@@ -90,6 +104,7 @@ BEGIN
       RETURN got;
     END IF;
     got := aios_audit_integrate(p_now, p_when, p_batch, p_sid);
+    IF got = 'RAW' THEN RETURN 'RAW:' || p_sid; END IF;  -- the client integrates in Python (integrate_rows)
     IF got <> '' THEN RETURN got; END IF;
     IF got IS NULL THEN  -- an integrator is at work: wait for its commit (on the barrier if it holds it)
       IF pg_try_advisory_lock_shared({BARRIER}) THEN
@@ -116,10 +131,42 @@ BEGIN
       receipt := aios_audit_integrate(p_now, p_when, p_batch, sid);
       EXIT WHEN receipt <> '';  -- more than p_batch rows were staged before these: the next batch has them
     END LOOP;
+    IF receipt = 'RAW' THEN  -- a row staged by stage() comes first: commit ours, the client integrates in Python
+      COMMIT;
+      receipt := 'RAW:' || sid;
+    END IF;
     RETURN;
   END IF;
   COMMIT;
   receipt := aios_audit_await(sid, p_now, p_when, p_batch);
+END $$;
+"""
+_PYTHON_SQL = f"""
+CREATE TABLE IF NOT EXISTS audit_integrated (id INTEGER PRIMARY KEY CHECK (id = 1), at TIMESTAMPTZ NOT NULL);
+CREATE OR REPLACE FUNCTION aios_audit_take(p_batch INT, p_gap FLOAT8)
+RETURNS TABLE (id BIGINT, events BYTEA[], wants BOOLEAN, head BIGINT, head_hash TEXT) LANGUAGE plpgsql AS $$
+DECLARE h BIGINT; hh TEXT;
+BEGIN
+  IF NOT pg_try_advisory_xact_lock({LOCK}) THEN RETURN; END IF;  -- no row: another integrator holds the lock
+  -- a client that stops between its round trips (a stopped pod) must not hold the lock for ever: its session ends
+  PERFORM set_config('idle_in_transaction_session_timeout', '30s', true);
+  IF p_gap > 0 AND EXISTS (SELECT 1 FROM audit_integrated i
+                           WHERE i.at > clock_timestamp() - make_interval(secs => p_gap)) THEN
+    RETURN;  -- a batch was integrated less than p_gap seconds ago (server time): leave these for the next one
+  END IF;
+  INSERT INTO audit_integrated VALUES (1, clock_timestamp()) ON CONFLICT ON CONSTRAINT audit_integrated_pkey
+    DO UPDATE SET at = EXCLUDED.at;
+  PERFORM pg_try_advisory_xact_lock({BARRIER});
+  SELECT l.seq, l.chain_hash INTO h, hh FROM audit_log l ORDER BY l.seq DESC LIMIT 1;
+  h := COALESCE(h, 0); hh := COALESCE(hh, '{GENESIS}');
+  RETURN QUERY SELECT 0::BIGINT, NULL::BYTEA[], FALSE, h, hh;  -- the head first (row id 0), then the batch
+  RETURN QUERY SELECT s.id, s.events, s.wants_receipt, h, hh FROM audit_staged s ORDER BY s.id LIMIT p_batch;
+END $$;
+CREATE OR REPLACE FUNCTION aios_audit_done(p_rid BIGINT[], p_receipt TEXT[], p_ids BIGINT[])
+RETURNS VOID LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO audit_receipts SELECT * FROM unnest(p_rid, p_receipt);
+  DELETE FROM audit_staged WHERE id = ANY(p_ids);
 END $$;
 """
 STAGING = (
@@ -129,10 +176,12 @@ STAGING = (
     "CREATE TABLE IF NOT EXISTS audit_receipts (id BIGINT PRIMARY KEY, receipt TEXT NOT NULL);"
     + _INTEGRATE_SQL
     + _AWAIT_SQL
+    + _PYTHON_SQL
 )
 """Tables and functions of batched sequencing (created in place on existing logs: nothing to migrate)."""
 PAUSE_ENV = "AIOS_TEST_PG_INTEGRATE_PAUSE"
-"""Test hook: a file path; a writer creates it after its integrate, then sleeps before COMMIT (tests kill it)."""
+"""Test hook: a file path; a writer creates it after its integrate (the server's, or a staging writer's in
+:func:`integrate_rows`), then sleeps before COMMIT (tests kill it)."""
 BATCH = 4096  # staged rows (append calls) per integrate transaction
 SCALAR_EVENTS = 64
 """Up to this many events a call passes each event's bytes and columns as scalar parameters inside ``ARRAY[...]``
@@ -146,8 +195,8 @@ def _arrays_sql(n: int, lin_text: bool) -> str:
     lineage values as one text split on the server, or (``lin_text`` false) as an array parameter."""
     lin = "string_to_array(%s, chr(31))" if lin_text else "%s::text[]"
     if n > SCALAR_EVENTS:
-        return f"%s::bytea[], %s::text[], {lin}"
-    return f"ARRAY[{','.join(['%s::bytea'] * n)}], ARRAY[{','.join(['%s'] * (4 * n))}]::text[], {lin}"
+        return f"%b::bytea[], %s::text[], {lin}"
+    return f"ARRAY[{','.join(['%b::bytea'] * n)}], ARRAY[{','.join(['%s'] * (4 * n))}]::text[], {lin}"
 
 
 def _arrays_params(blobs: list[bytes], cols: list[str], lin: str | list[str]) -> tuple[Any, ...]:
@@ -171,23 +220,33 @@ STAGE_INTEGRATE_EVERY_S = 0.2
 """How often one connection that stages also tries to integrate (its first staging call always tries)."""
 
 
+@functools.lru_cache(maxsize=SCALAR_EVENTS + 2)
+def _raw_sql(n: int) -> str:
+    """The insert of a staged row of ``n`` events' bytes alone (``cols`` and ``lin`` empty: the integrator derives
+    them), returning its id. The bytes go as binary parameters (``%b``): as text, psycopg would hex-escape them to
+    twice their size and the server parse that back."""
+    events = "%b::bytea[]" if n > SCALAR_EVENTS else f"ARRAY[{','.join(['%b::bytea'] * n)}]"
+    return f"INSERT INTO audit_staged (events, cols, wants_receipt) VALUES ({events}, '{{}}', false) RETURNING id"
+
+
 def stage(conn: Any, events: Sequence[AuditEvent], *, integrate: bool) -> int:
     """Stage ``events`` durably and return the staged row's id: the acknowledgement, before sequencing.
 
-    One plain insert, committed (the connection is in autocommit; ``synchronous_commit`` on): the same cost as an
-    un-chained audit table's insert. With ``integrate`` (the store asks every :data:`STAGE_INTEGRATE_EVERY_S` per
-    connection) the writer then integrates every staged row if no one holds the log's lock: a second round trip,
-    a batch of everything staged since the last integration. A row is therefore sequenced by the next such try of
-    any writer, by any append, or by :func:`drain` (``aios audit integrate``, run on a schedule beside bulk
-    writers), whichever comes first.
+    One plain insert of the events' canonical bytes, committed (the connection is in autocommit;
+    ``synchronous_commit`` on): what an un-chained audit table's insert costs. The writer derives nothing: the
+    integrator (:func:`integrate_rows`) derives the columns and projection rows of a whole batch in one process. With
+    ``integrate`` (the store asks every :data:`STAGE_INTEGRATE_EVERY_S` per connection) the writer then integrates
+    every staged row if no one holds the log's lock: a second round trip, a batch of everything staged since the
+    last integration. A row is therefore sequenced by the next such try of any writer, by any append, or by
+    :func:`drain` (``aios audit integrate``, run on a schedule beside bulk writers), whichever comes first.
     """
-    blobs, cols, lin = _staged_row(events)
-    arrays = _arrays_sql(len(blobs), isinstance(lin, str))
-    sql = f"INSERT INTO audit_staged (events, cols, lin, wants_receipt) VALUES ({arrays}, false) RETURNING id"
-    staged = int(conn.execute(sql, _arrays_params(blobs, cols, lin)).fetchone()[0])
+    blobs = [_to_json(ev) for ev in events]
+    if any(b"\\u0000" in blob for blob in blobs):
+        raise ValueError("an event holds a NUL character (\\u0000), which PostgreSQL text cannot store: remove it")
+    staged = int(conn.execute(_raw_sql(len(blobs)), blobs if len(blobs) <= SCALAR_EVENTS else (blobs,)).fetchone()[0])
     if integrate:
         with conn.transaction():
-            try_integrate(conn)
+            integrate_rows(conn, gap=STAGE_INTEGRATE_EVERY_S)
     return staged
 
 
@@ -226,7 +285,25 @@ def append(conn: Any, events: Sequence[AuditEvent]) -> tuple[dt.datetime, int, s
         return _append_pausing(conn, blobs, cols, lin, now)
     sql = f"CALL aios_audit_append({_arrays_sql(len(blobs), isinstance(lin, str))}, %s, %s, %s, NULL)"
     receipt = conn.execute(sql, (*_arrays_params(blobs, cols, lin), now, _json_time(now), BATCH)).fetchone()[0]
+    if receipt.startswith("RAW:"):  # rows staged by stage() come before this call's: integrated in Python
+        receipt = _await_in_python(conn, int(receipt[4:]))
     return _parse(receipt)
+
+
+def _await_in_python(conn: Any, sid: int, timeout: float = 60.0) -> str:
+    """The receipt of staged row ``sid`` once integrated: by another integrator, or by this connection, which waits
+    for the log's lock (at most ``timeout``) and integrates batches in :func:`integrate_rows` until ``sid`` is done."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with conn.transaction():
+            conn.execute(f"SET LOCAL lock_timeout = '{int(timeout * 1000)}ms'")
+            conn.execute(f"SELECT pg_advisory_xact_lock({LOCK})")
+            got = conn.execute("DELETE FROM audit_receipts WHERE id = %s RETURNING receipt", (sid,)).fetchone()
+            mine = got[0] if got else integrate_rows(conn, sid)  # this transaction holds the lock: never None
+        if mine:
+            return str(mine)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"staged audit row {sid} was not sequenced within {timeout:g} s")
 
 
 def _parse(receipt: str) -> tuple[dt.datetime, int, str]:
@@ -254,6 +331,103 @@ def _append_pausing(
 def try_integrate(conn: Any) -> str | None:
     """Integrate up to :data:`BATCH` staged rows inside the caller's transaction if the log's lock is free there
     (always, when the transaction already holds it); None when another transaction holds the lock."""
+    return integrate_rows(conn)
+
+
+def integrate_rows(conn: Any, own: int | None = None, gap: float = 0.0) -> str | None:
+    """Sequence up to :data:`BATCH` staged rows, oldest first, in the caller's transaction, if the log's lock is free
+    there (None when another transaction holds it or, with ``gap``, when a batch was integrated less than ``gap``
+    seconds ago by the server's clock: staging writers then leave their rows to the next batch, so that many
+    writers' tries make a few large batches instead of many small ones).
+
+    What ``aios_audit_integrate`` does on the server, done in this process for a whole batch in two round trips
+    (``aios_audit_take``, ``aios_audit_put``): each event's entry is sealed exactly as :func:`.records.seal_many`
+    seals it (same bytes, same hashes), its columns and projection rows derived from its own bytes (as
+    :func:`.projections.rows_for` derives them; columns a writer staged are not trusted), receipts left for
+    writers that wait, and the staged rows consumed, all in this transaction (sequenced exactly once). Returns
+    ``own``'s receipt if it was in the batch, else ``""``.
+    """
+    from flytekitplugins.aios_audit.lineage_rows import dict_rows
+
+    got = conn.execute("SELECT * FROM aios_audit_take(%s, %s)", (BATCH, gap)).fetchall()
+    if not got:
+        return None
+    seq, prev = int(got[0][3]), str(got[0][4])
+    if len(got) == 1:
+        return ""
     now = dt.datetime.now(dt.UTC)
-    got = conn.execute("SELECT aios_audit_integrate(%s, %s, %s, NULL)", (now, _json_time(now), BATCH)).fetchone()[0]
-    return None if got is None else str(got)
+    when = _json_time(now)
+    when_text = when.decode()
+    prev_b, sha = bytes.fromhex(prev), hashlib.sha256
+    log: list[tuple[Any, ...]] = []
+    lin: list[tuple[Any, ...]] = []
+    rids: list[int] = []
+    receipts: list[str] = []
+    mine = ""
+    for sid, events, wants, _h, _hh in got[1:]:
+        one = f"{when_text}|{sid}:{seq + 1}:{prev}"
+        if sid == own:
+            mine = one
+        elif wants:
+            rids.append(sid)
+            receipts.append(one)
+        for blob in events:
+            seq += 1
+            entry = _ENTRY % (blob, when, seq)
+            leaf = sha(b"\x00" + entry).digest()
+            prev_b = sha(prev_b + leaf).digest()
+            chain = prev_b.hex()
+            event = _event_dict(blob)
+            log.append((seq, now, *_columns(event), entry, leaf.hex(), prev, chain))
+            prev = chain
+            # governance kinds are never staged by this pack's writers (stage_many appends them under the lock): a
+            # row staged by hand gets no governance rows here, and verification reports the difference
+            lin += [(seq, pos, _text(child), _text(parent), _text(rel)) for pos, child, parent, rel in dict_rows(event)]
+    with conn.cursor() as cur:  # binary COPY: rows formatted in psycopg's C code, bytes sent as they are
+        with cur.copy("COPY audit_log FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(_LOG_TYPES)
+            for row in log:
+                copy.write_row(row)
+        with cur.copy("COPY audit_proj_lineage FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(_LINEAGE_TYPES)
+            for row in lin:
+                copy.write_row(row)
+        cur.execute("SELECT aios_audit_done(%b, %b, %b)", (rids, receipts, [g[0] for g in got[1:]]))
+    if os.environ.get(PAUSE_ENV) and own is None:  # test hook: a staging integrator, killed before its COMMIT
+        Path(os.environ[PAUSE_ENV]).touch()
+        time.sleep(30)
+    return mine
+
+
+_LOG_TYPES = ("int8", "timestamptz", "text", "text", "text", "text", "bytea", "text", "text", "text")
+_LINEAGE_TYPES = ("int8", "int4", "text", "text", "text")
+
+
+def _text(value: str) -> str:
+    """A value PostgreSQL ``text`` can hold: NUL is replaced (a staged row nobody's writer made cannot stop the
+    integrator; verification reports the record whose columns or rows then differ from its entry's)."""
+    return value.replace("\x00", "\ufffd") if "\x00" in value else value
+
+
+def _event_dict(blob: bytes) -> dict[str, Any] | None:
+    try:
+        event = orjson.loads(blob)
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) else None
+
+
+def _columns(event: dict[str, Any] | None) -> tuple[str, str, str, str]:
+    """``kind, subject, execution, task`` of an event as ``stores.seal_rows`` fills them (empty for bytes that are no
+    event: the entry is sealed all the same, and verification reports it)."""
+    try:
+        if event is None:
+            raise TypeError
+        ex = event.get("execution") or None
+        kind, subject = str(event.get("kind", "")), str(event.get("subject", ""))
+        if ex is None:
+            return _text(kind), _text(subject), "", ""
+        key = f"{ex.get('project', 'local')}/{ex.get('domain', 'development')}/{ex.get('name', 'local')}"
+        return _text(kind), _text(subject), _text(key), _text(str(ex.get("task_name", "")))
+    except (TypeError, AttributeError):
+        return "", "", "", ""

@@ -54,21 +54,22 @@ CREATE INDEX IF NOT EXISTS audit_log_kind ON audit_log(kind);
 CREATE INDEX IF NOT EXISTS audit_log_execution ON audit_log(execution);
 CREATE OR REPLACE FUNCTION aios_audit_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN RAISE EXCEPTION 'audit_log is append-only: % refused', TG_OP; END $$;
-CREATE OR REPLACE FUNCTION aios_audit_check_head() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE head_seq BIGINT; head_hash TEXT;
-BEGIN
-  SELECT seq, chain_hash INTO head_seq, head_hash FROM audit_log ORDER BY seq DESC LIMIT 1;
-  IF NEW.seq <> COALESCE(head_seq, 0) + 1 OR NEW.prev_hash <> COALESCE(head_hash, '{GENESIS}') THEN
-    RAISE EXCEPTION 'audit_log refuses a gap or fork at seq %', NEW.seq;
+CREATE OR REPLACE FUNCTION aios_audit_check_chain() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN  -- every inserted row continues the row before it (in the table or in this statement): no gap, no fork
+  IF EXISTS (SELECT 1 FROM aios_new_rows n LEFT JOIN audit_log p ON p.seq = n.seq - 1
+             WHERE CASE WHEN n.seq = 1 THEN n.prev_hash <> '{GENESIS}'
+                        ELSE p.seq IS NULL OR n.prev_hash <> p.chain_hash END) THEN
+    RAISE EXCEPTION 'audit_log refuses a gap or fork';
   END IF;
-  RETURN NEW;
+  RETURN NULL;
 END $$;
 CREATE OR REPLACE TRIGGER audit_log_no_update BEFORE UPDATE OR DELETE ON audit_log
   FOR EACH ROW EXECUTE FUNCTION aios_audit_refuse();
 CREATE OR REPLACE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
   FOR EACH STATEMENT EXECUTE FUNCTION aios_audit_refuse();
-CREATE OR REPLACE TRIGGER audit_log_no_fork BEFORE INSERT ON audit_log
-  FOR EACH ROW EXECUTE FUNCTION aios_audit_check_head();
+CREATE OR REPLACE TRIGGER audit_log_no_fork AFTER INSERT ON audit_log REFERENCING NEW TABLE AS aios_new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION aios_audit_check_chain();
+DROP FUNCTION IF EXISTS aios_audit_check_head();
 CREATE TABLE IF NOT EXISTS audit_claims (claim TEXT PRIMARY KEY, holder TEXT NOT NULL, seq BIGINT NOT NULL);
 CREATE INDEX IF NOT EXISTS audit_claims_seq ON audit_claims(seq);
 CREATE OR REPLACE TRIGGER audit_claims_no_update BEFORE UPDATE OR DELETE ON audit_claims
@@ -144,7 +145,8 @@ class PostgresAuditStore(AuditStore):
         return out
 
     def stage_many(self, events: Sequence[AuditEvent]) -> Acknowledged:
-        """One durable insert into ``audit_staged`` (and integration if the lock is free): see :func:`pgi.stage`."""
+        """One durable insert of the events' bytes into ``audit_staged`` (and, every
+        :data:`pgi.STAGE_INTEGRATE_EVERY_S`, integration if the lock is free): see :func:`pgi.stage`."""
         if not events or event_claims(events) or projections.touches(e.kind for e in events):
             return super().stage_many(events)  # claims and projection rows need the lock: sequenced at once
         conn = None
