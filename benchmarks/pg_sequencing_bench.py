@@ -1,6 +1,6 @@
 """PostgreSQL batched sequencing: durable appends/s and acknowledgement latency vs a plain insert, same run.
 
-    .venv/bin/python benchmarks/pg_sequencing_bench.py [--seconds 3] [--writers 1,4,16] [--write FILE.md]
+    .venv/bin/python benchmarks/pg_sequencing_bench.py [--seconds 3] [--writers 1,4,16] [--repeat 1] [--write FILE.md]
 
 For each writer count, N writer PROCESSES run for ``--seconds`` each, released together:
 
@@ -12,9 +12,11 @@ For each writer count, N writer PROCESSES run for ``--seconds`` each, released t
 * ``staged``: ``store.stage_many([event])`` (the durable acknowledgement: one staged insert, committed; each
   writer also tries to integrate every staged row at most every 0.2 s; no sequence number returned).
 
-Rounds alternate plain/audit per writer count. Reported: appends/s over the round, p50/p99 of each call's
-latency (the acknowledgement), the ratio audit/plain. Afterwards the audit log must verify, be gap-free, hold
-exactly the acknowledged records and leave nothing staged. Needs the server at AIOS_TEST_PG_URL.
+Rounds alternate plain/audit/staged per writer count (with ``--repeat R``: R times plain, audit, staged, plain,
+each ratio taken to the mean of the two plain rounds around it, and the medians printed last). Reported:
+appends/s over the round, p50/p99 of each call's latency (the acknowledgement), the ratios to plain. Afterwards
+the audit log must verify, be gap-free, hold exactly the acknowledged records and leave nothing staged. Needs the
+server at AIOS_TEST_PG_URL.
 """
 
 from __future__ import annotations
@@ -154,6 +156,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--writers", default="1,4,16")
     parser.add_argument("--write", type=Path)
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="rounds per writer count: each is plain, audit, staged, plain again; ratios are to the mean of the two"
+        " plain rounds around them (a host whose speed drifts within seconds moves both), medians printed last",
+    )
     args = parser.parse_args()
     with bench_schema("aios_pgseq") as url:
         lines = [
@@ -162,18 +171,28 @@ def main() -> None:
         ]
         lines.append("|---|---|---|---|---|---|")
         acknowledged = 0
+        medians: list[str] = []
         for writers in (int(w) for w in args.writers.split(",")):
-            plain = _round("plain", url, writers, args.seconds)
-            audit = _round("audit", url, writers, args.seconds)
-            staged = _round("staged", url, writers, args.seconds)
-            acknowledged += int(audit["n"]) + int(staged["n"])
-            cell = "{rate:,.0f} ({p50_ms:.1f} / {p99_ms:.1f})"
-            ratio, sratio = audit["rate"] / plain["rate"], staged["rate"] / plain["rate"]
-            lines.append(
-                f"| {writers} | {cell.format(**plain)} | {cell.format(**audit)} | {ratio:.2f}x "
-                f"| {cell.format(**staged)} | {sratio:.2f}x |"
-            )
-            print(lines[-1], flush=True)
+            ratios: list[tuple[float, float]] = []
+            for _ in range(args.repeat):
+                plain = _round("plain", url, writers, args.seconds)
+                audit = _round("audit", url, writers, args.seconds)
+                staged = _round("staged", url, writers, args.seconds)
+                after = _round("plain", url, writers, args.seconds) if args.repeat > 1 else plain
+                acknowledged += int(audit["n"]) + int(staged["n"])
+                base = (plain["rate"] + after["rate"]) / 2
+                ratios.append((audit["rate"] / base, staged["rate"] / base))
+                cell = "{rate:,.0f} ({p50_ms:.1f} / {p99_ms:.1f})"
+                both = cell.format(**plain) + (f", {cell.format(**after)}" if after is not plain else "")
+                lines.append(
+                    f"| {writers} | {both} | {cell.format(**audit)} | {ratios[-1][0]:.2f}x "
+                    f"| {cell.format(**staged)} | {ratios[-1][1]:.2f}x |"
+                )
+                print(lines[-1], flush=True)
+            if args.repeat > 1:
+                med = [statistics.median(r[i] for r in ratios) for i in (0, 1)]
+                medians.append(f"{writers} writers: median ratio sealed {med[0]:.2f}x, staged {med[1]:.2f}x")
+        lines += ["", *medians] if medians else []
         lines.append("")
         lines.append(_check(url, acknowledged))
     text = "\n".join(lines)
