@@ -340,8 +340,9 @@ def integrate_rows(conn: Any, own: int | None = None, gap: float = 0.0) -> str |
     seconds ago by the server's clock: staging writers then leave their rows to the next batch, so that many
     writers' tries make a few large batches instead of many small ones).
 
-    What ``aios_audit_integrate`` does on the server, done in this process for a whole batch in two round trips
-    (``aios_audit_take``, ``aios_audit_put``): each event's entry is sealed exactly as :func:`.records.seal_many`
+    What ``aios_audit_integrate`` does on the server, done in this process for a whole batch in four round trips
+    (``aios_audit_take``, a binary ``COPY`` into ``audit_log`` and one into ``audit_proj_lineage``,
+    ``aios_audit_done``): each event's entry is sealed exactly as :func:`.records.seal_many`
     seals it (same bytes, same hashes), its columns and projection rows derived from its own bytes (as
     :func:`.projections.rows_for` derives them; columns a writer staged are not trusted), receipts left for
     writers that wait, and the staged rows consumed, all in this transaction (sequenced exactly once). Returns
@@ -410,6 +411,7 @@ def _text(value: str) -> str:
 
 
 def _event_dict(blob: bytes) -> dict[str, Any] | None:
+    """The staged event's JSON object, or None for bytes that are no JSON object."""
     try:
         event = orjson.loads(blob)
     except ValueError:
@@ -420,14 +422,11 @@ def _event_dict(blob: bytes) -> dict[str, Any] | None:
 def _columns(event: dict[str, Any] | None) -> tuple[str, str, str, str]:
     """``kind, subject, execution, task`` of an event as ``stores.seal_rows`` fills them (empty for bytes that are no
     event: the entry is sealed all the same, and verification reports it)."""
-    try:
-        if event is None:
-            raise TypeError
-        ex = event.get("execution") or None
-        kind, subject = str(event.get("kind", "")), str(event.get("subject", ""))
-        if ex is None:
-            return _text(kind), _text(subject), "", ""
-        key = f"{ex.get('project', 'local')}/{ex.get('domain', 'development')}/{ex.get('name', 'local')}"
-        return _text(kind), _text(subject), _text(key), _text(str(ex.get("task_name", "")))
-    except (TypeError, AttributeError):
+    if event is None:
         return "", "", "", ""
+    kind, subject = _text(str(event.get("kind", ""))), _text(str(event.get("subject", "")))
+    ex = event.get("execution")
+    if not isinstance(ex, dict) or not ex:
+        return kind, subject, "", ""
+    key = f"{ex.get('project', 'local')}/{ex.get('domain', 'development')}/{ex.get('name', 'local')}"
+    return kind, subject, _text(key), _text(str(ex.get("task_name", "")))
