@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/pg_cost_split.py [--writers 16] [--seconds 5] [--rounds 2]
 
+Every variant runs between two plain rounds; its ratio is to their mean (this VM's speed drifts within seconds).
+
 For each variant, N writer PROCESSES run for ``--seconds``, released together; reported: appends/s, the writers'
 own CPU per append (``time.process_time``) and the rest of the machine's CPU per append (``/proc/stat``: the server
 backends, the WAL writer and anything else), beside the plain insert of the same round. On a machine where the
@@ -86,6 +88,14 @@ def _round(variant: str, url: str, writers: int, seconds: float) -> dict[str, fl
     return {"rate": n / wall, "writer_us": writer_cpu / n * 1e6, "rest_us": (busy - writer_cpu) / n * 1e6}
 
 
+def _print(r: int, variant: str, m: dict[str, float], plain_rate: float) -> None:
+    print(
+        f"| {r} | {variant} | {m['rate']:,.0f} | {m['rate'] / plain_rate:.2f}x | {m['writer_us']:.0f} "
+        f"| {m['rest_us']:.0f} |",
+        flush=True,
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--writers", type=int, default=16)
@@ -94,7 +104,7 @@ def main() -> None:
     ap.add_argument(
         "--variants",
         default=",".join(str(i) for i in range(len(VARIANTS))),
-        help="which variants, in which order, as indexes into VARIANTS (plain is always first)",
+        help="which variants, in which order, as indexes into VARIANTS (a plain round comes before and after each)",
     )
     args = ap.parse_args()
     with bench_schema("aios_pgsplit") as url:
@@ -105,19 +115,18 @@ def main() -> None:
         print("| round | variant | appends/s | vs plain | writer CPU us/append | rest of the machine us/append |")
         print("|---|---|---|---|---|---|")
         for r in range(1, args.rounds + 1):
-            plain = None
-            for variant in ["plain", *(VARIANTS[int(i)] for i in args.variants.split(",") if int(i) != 0)]:
+            before = _round("plain", url, args.writers, args.seconds)
+            _print(r, "plain", before, before["rate"])
+            for variant in (VARIANTS[int(i)] for i in args.variants.split(",") if int(i) != 0):
                 m = _round(variant, url, args.writers, args.seconds)
                 if variant == "stage, no integration":  # integrated outside the clock, before the next round
                     store = open_store(url)
                     store.integrate_staged(timeout=600)
                     store.close()
-                plain = plain or m
-                print(
-                    f"| {r} | {variant} | {m['rate']:,.0f} | {m['rate'] / plain['rate']:.2f}x | {m['writer_us']:.0f} "
-                    f"| {m['rest_us']:.0f} |",
-                    flush=True,
-                )
+                after = _round("plain", url, args.writers, args.seconds)
+                _print(r, variant, m, (before["rate"] + after["rate"]) / 2)
+                _print(r, "plain", after, after["rate"])
+                before = after
         store = open_store(url)
         left = store.integrate_staged()
         store.close()
