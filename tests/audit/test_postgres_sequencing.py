@@ -397,8 +397,8 @@ def test_an_append_after_bytes_only_staged_rows_is_sequenced_after_them(
     monkeypatch.setattr(pgi, "STAGE_INTEGRATE_EVERY_S", 3600.0)
     ex = ExecutionRef(project="p", domain="d", name="mixed", task_name="t")
     store = open_store(pg_url)
-    store.append(AuditEvent(kind="task", actor="first", subject="first"))  # the connection's first try is spent
-    store.stage_many([AuditEvent(kind="task", actor="w", subject="warm-up")])
+    store.append(AuditEvent(kind="task", actor="first", subject="first"))
+    store.stage_many([AuditEvent(kind="task", actor="w", subject="warm-up")])  # spends the connection's first try
     events = [
         AuditEvent(kind="task", actor="w", subject=f"bytes-{i}", execution=ex, inputs={"x": f"sha256:{i:064x}"})
         for i in range(3)
