@@ -83,14 +83,21 @@ def event_rows(event_json: bytes) -> list[LineageRow]:
 
     The same as :func:`entry_rows` of the entry it becomes: no row depends on ``seq`` or ``recorded_at``.
     """
+    return dict_rows(parse_event(event_json))
+
+
+def parse_event(event_json: bytes) -> dict[str, Any] | None:
+    """An event's canonical bytes as its JSON object (None for bytes that are no JSON object)."""
     try:
-        return record_rows(lite_from_event(orjson.loads(event_json), SELF))
-    except (ValueError, TypeError, KeyError, AttributeError):
-        return []
+        event = orjson.loads(event_json)
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) else None
 
 
 def dict_rows(event: dict[str, Any] | None) -> list[LineageRow]:
-    """:func:`event_rows` of an event already parsed (the PostgreSQL integrator parses each staged event once)."""
+    """:func:`event_rows` of an event already parsed (:func:`parse_event`; the PostgreSQL integrator parses each
+    staged event once)."""
     if event is None:
         return []
     try:

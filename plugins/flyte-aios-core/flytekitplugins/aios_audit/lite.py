@@ -14,11 +14,16 @@ from flytekitplugins.aios_audit.records import AuditRecord
 from flytekitplugins.aios_audit.stores import AuditStore
 
 
+def execution_key_of(execution: dict[str, Any]) -> str:
+    """``project/domain/name`` of an execution's parsed JSON, with ``ExecutionRef``'s defaults."""
+    get = execution.get
+    return f"{get('project', 'local')}/{get('domain', 'development')}/{get('name', 'local')}"
+
+
 class _LiteExecution(SimpleNamespace):
     @property
     def execution_key(self) -> str:
-        get = self.__dict__.get
-        return f"{get('project', 'local')}/{get('domain', 'development')}/{get('name', 'local')}"
+        return execution_key_of(self.__dict__)
 
 
 _EVENT_DEFAULTS: dict[str, Any] = {

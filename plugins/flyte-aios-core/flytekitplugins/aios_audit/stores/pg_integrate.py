@@ -40,9 +40,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from flytekitplugins.aios_audit.lineage_rows import staged_text
+from flytekitplugins.aios_audit.lineage_rows import dict_rows, parse_event, staged_text
+from flytekitplugins.aios_audit.lite import execution_key_of
 from flytekitplugins.aios_audit.records import _ENTRY, GENESIS, AuditEvent, _json_time, _to_json
 
 LOCK = "hashtext(current_schema() || '.aios_audit_log')"
@@ -160,7 +159,8 @@ BEGIN
   SELECT l.seq, l.chain_hash INTO h, hh FROM audit_log l ORDER BY l.seq DESC LIMIT 1;
   h := COALESCE(h, 0); hh := COALESCE(hh, '{GENESIS}');
   RETURN QUERY SELECT 0::BIGINT, NULL::BYTEA[], FALSE, h, hh;  -- the head first (row id 0), then the batch
-  RETURN QUERY SELECT s.id, s.events, s.wants_receipt, h, hh FROM audit_staged s ORDER BY s.id LIMIT p_batch;
+  RETURN QUERY SELECT s.id, s.events, s.wants_receipt, NULL::BIGINT, NULL::TEXT FROM audit_staged s
+    ORDER BY s.id LIMIT p_batch;
 END $$;
 CREATE OR REPLACE FUNCTION aios_audit_done(p_rid BIGINT[], p_receipt TEXT[], p_ids BIGINT[])
 RETURNS VOID LANGUAGE plpgsql AS $$
@@ -260,7 +260,7 @@ def drain(conn: Any, timeout: float = 60.0) -> int:
     left = _staged_count(conn)
     while left:
         with conn.transaction():
-            got = try_integrate(conn)
+            got = integrate_rows(conn)
         after = _staged_count(conn)
         if got is None:  # another integrator holds the lock
             if time.monotonic() > deadline:
@@ -328,17 +328,11 @@ def _append_pausing(
     return _parse(receipt)
 
 
-def try_integrate(conn: Any) -> str | None:
-    """Integrate up to :data:`BATCH` staged rows inside the caller's transaction if the log's lock is free there
-    (always, when the transaction already holds it); None when another transaction holds the lock."""
-    return integrate_rows(conn)
-
-
 def integrate_rows(conn: Any, own: int | None = None, gap: float = 0.0) -> str | None:
     """Sequence up to :data:`BATCH` staged rows, oldest first, in the caller's transaction, if the log's lock is free
-    there (None when another transaction holds it or, with ``gap``, when a batch was integrated less than ``gap``
-    seconds ago by the server's clock: staging writers then leave their rows to the next batch, so that many
-    writers' tries make a few large batches instead of many small ones).
+    there (always, when the transaction already holds it; None when another transaction holds it or, with ``gap``,
+    when a batch was integrated less than ``gap`` seconds ago by the server's clock: staging writers then leave their
+    rows to the next batch, so that many writers' tries make a few large batches instead of many small ones).
 
     What ``aios_audit_integrate`` does on the server, done in this process for a whole batch in four round trips
     (``aios_audit_take``, a binary ``COPY`` into ``audit_log`` and one into ``audit_proj_lineage``,
@@ -348,8 +342,6 @@ def integrate_rows(conn: Any, own: int | None = None, gap: float = 0.0) -> str |
     writers that wait, and the staged rows consumed, all in this transaction (sequenced exactly once). Returns
     ``own``'s receipt if it was in the batch, else ``""``.
     """
-    from flytekitplugins.aios_audit.lineage_rows import dict_rows
-
     got = conn.execute("SELECT * FROM aios_audit_take(%s, %s)", (BATCH, gap)).fetchall()
     if not got:
         return None
@@ -365,7 +357,7 @@ def integrate_rows(conn: Any, own: int | None = None, gap: float = 0.0) -> str |
     rids: list[int] = []
     receipts: list[str] = []
     mine = ""
-    for sid, events, wants, _h, _hh in got[1:]:
+    for sid, events, wants, _, _ in got[1:]:
         one = f"{when_text}|{sid}:{seq + 1}:{prev}"
         if sid == own:
             mine = one
@@ -378,7 +370,7 @@ def integrate_rows(conn: Any, own: int | None = None, gap: float = 0.0) -> str |
             leaf = sha(b"\x00" + entry).digest()
             prev_b = sha(prev_b + leaf).digest()
             chain = prev_b.hex()
-            event = _event_dict(blob)
+            event = parse_event(blob)
             log.append((seq, now, *_columns(event), entry, leaf.hex(), prev, chain))
             prev = chain
             # governance kinds are never staged by this pack's writers (stage_many appends them under the lock): a
@@ -410,15 +402,6 @@ def _text(value: str) -> str:
     return value.replace("\x00", "\ufffd") if "\x00" in value else value
 
 
-def _event_dict(blob: bytes) -> dict[str, Any] | None:
-    """The staged event's JSON object, or None for bytes that are no JSON object."""
-    try:
-        event = orjson.loads(blob)
-    except ValueError:
-        return None
-    return event if isinstance(event, dict) else None
-
-
 def _columns(event: dict[str, Any] | None) -> tuple[str, str, str, str]:
     """``kind, subject, execution, task`` of an event as ``stores.seal_rows`` fills them (empty for bytes that are no
     event: the entry is sealed all the same, and verification reports it)."""
@@ -428,5 +411,4 @@ def _columns(event: dict[str, Any] | None) -> tuple[str, str, str, str]:
     ex = event.get("execution")
     if not isinstance(ex, dict) or not ex:
         return kind, subject, "", ""
-    key = f"{ex.get('project', 'local')}/{ex.get('domain', 'development')}/{ex.get('name', 'local')}"
-    return kind, subject, _text(key), _text(str(ex.get("task_name", "")))
+    return kind, subject, _text(execution_key_of(ex)), _text(str(ex.get("task_name", "")))

@@ -187,7 +187,7 @@ class PostgresAuditStore(AuditStore):
         out: list[AuditRecord] = []
         with conn.transaction():
             conn.execute(f"SELECT pg_advisory_xact_lock({_LOCK})")
-            pgi.try_integrate(conn)  # this transaction holds the lock: it always integrates
+            pgi.integrate_rows(conn)  # this transaction holds the lock: it always integrates
             try:
                 with conn.transaction():
                     if precondition is not None:
