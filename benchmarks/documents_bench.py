@@ -180,11 +180,11 @@ def main() -> None:
     # The workflow's encoder runs bf16 where that is faster than fp32 (tasks.ml.minilm.bf16_supported) and fp32
     # elsewhere; the baseline is the raw router at that same precision. Where the CPU has bf16 instructions both
     # precisions are timed (on an Intel CPU without AMX bf16 is the slower one).
-    from tasks.ml.minilm import bf16_supported, cpu_flags
+    from tasks.ml.minilm import bf16_supported, cpu_flags, cpuinfo_text
 
     native = args.precision == "native" and bf16_supported()
-    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    bf16_isa = native or (args.precision == "native" and bool(cpu_flags(cpuinfo)[1] & {"avx512_bf16", "amx_bf16"}))
+    flags = cpu_flags(cpuinfo_text())[1]
+    bf16_isa = native or (args.precision == "native" and bool(flags & {"avx512_bf16", "amx_bf16"}))
     precision = "bf16" if native else "fp32"
     pipe_key = f"pipeline (workflow, {precision})"
 

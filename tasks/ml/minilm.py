@@ -65,11 +65,15 @@ def cuda_bf16_supported() -> bool:
 
 def cpu_bf16_supported() -> bool:
     """:func:`cpu_bf16_fast` of this machine's CPU (False where ``/proc/cpuinfo`` cannot be read)."""
+    return cpu_bf16_fast(cpuinfo_text())
+
+
+def cpuinfo_text() -> str:
+    """This machine's ``/proc/cpuinfo`` ("" where it cannot be read: no flags, so fp32)."""
     try:
-        cpuinfo = Path("/proc/cpuinfo").read_text()
+        return Path("/proc/cpuinfo").read_text()
     except OSError:
-        return False
-    return cpu_bf16_fast(cpuinfo)
+        return ""
 
 
 def cpu_bf16_fast(cpuinfo: str) -> bool:
