@@ -504,6 +504,26 @@ def test_the_log_refuses_a_multi_row_insert_with_a_gap_or_a_fork(pg_url: str) ->
     store.close()
 
 
+_STAGE_THEN_INTEGRATE = """
+import sys, time
+import psycopg
+from flytekitplugins.aios_audit import AuditEvent
+from flytekitplugins.aios_audit.stores import open_store
+from flytekitplugins.aios_audit.stores import pg_integrate as pgi
+
+store = open_store(sys.argv[1])
+for i in range(3):
+    store.stage_many([AuditEvent(kind="task", actor="service:victim", subject=f"victim-{i}")])
+    sys.stdout.write(f"staged victim-{i}\\n")
+    sys.stdout.flush()
+with psycopg.connect(sys.argv[1], autocommit=True) as conn:
+    while True:  # until the test kills it: the hook pauses in the first try that takes a batch (before COMMIT)
+        with conn.transaction():
+            pgi.integrate_rows(conn)  # None while another writer's try holds the log's lock, "" when none staged
+        time.sleep(0.005)
+"""
+
+
 def test_a_staging_integrator_killed_mid_batch_loses_nothing(pg_url: str, tmp_path: Path) -> None:
     """A staging writer's integration (the Python integrator) is killed with SIGKILL after its COPYs, before COMMIT,
     while other staging writers keep acknowledging: its batch rolls back, stays staged, and every acknowledged event
@@ -515,8 +535,14 @@ def test_a_staging_integrator_killed_mid_batch_loses_nothing(pg_url: str, tmp_pa
         assert p.stdout is not None
         early.append(p.stdout.readline())
     marker = tmp_path / "integrating"
-    victim = _spawn(pg_url, "victim", 0, AIOS_TEST_STAGE="1", **{pgi.PAUSE_ENV: str(marker)})
-    deadline = time.monotonic() + 20
+    # the victim stages like the others, then integrates as their tries do but without the interval (as one of their
+    # tries would, had it not been skipped): its turn must not hang on winning the interval against three writers
+    victim = subprocess.Popen(
+        [sys.executable, "-c", _STAGE_THEN_INTEGRATE, pg_url],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(REPO), pgi.PAUSE_ENV: str(marker)},
+    )
+    deadline = time.monotonic() + 60
     while not marker.exists():
         assert victim.poll() is None and time.monotonic() < deadline, "the integrator never reached its pause"
         time.sleep(0.02)
