@@ -479,6 +479,28 @@ def test_staging_writers_leave_rows_for_a_batch_integrated_moments_ago(pg_url: s
     store.close()
 
 
+def test_a_backlog_longer_than_a_batch_is_not_held_to_one_batch_an_interval(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A staging writer's try is skipped after a batch integrated moments ago only when that batch was not full: with
+    a backlog, batch follows batch (else integration would be capped at a batch an interval, and a backlog staged
+    faster than that would grow without bound)."""
+    monkeypatch.setattr(pgi, "BATCH", 2)
+    store = open_store(pg_url)
+    for i in range(5):
+        _stage_directly(pg_url, f"backlog-{i}")
+    tries = []
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        for _ in range(4):
+            with conn.transaction():
+                got = pgi.integrate_rows(conn, gap=3600.0)
+            tries.append((got, conn.execute("SELECT count(*) FROM audit_staged").fetchone()[0]))
+    # full, full, then the last row (not full), then a skip: the last batch was moments ago and not full
+    assert tries == [("", 3), ("", 1), ("", 0), (None, 0)]
+    assert _check_log(pg_url, {}) == [f"backlog-{i}" for i in range(5)]
+    store.close()
+
+
 def test_the_log_refuses_a_multi_row_insert_with_a_gap_or_a_fork(pg_url: str) -> None:
     """The no-fork check runs once per statement over the rows it inserted (set-based, as the integrator's COPY
     inserts): a row must continue the row before it, in the table or in the same statement."""

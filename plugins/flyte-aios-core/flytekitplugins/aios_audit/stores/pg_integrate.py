@@ -142,25 +142,29 @@ END $$;
 """
 _PYTHON_SQL = f"""
 CREATE TABLE IF NOT EXISTS audit_integrated (id INTEGER PRIMARY KEY CHECK (id = 1), at TIMESTAMPTZ NOT NULL);
+ALTER TABLE audit_integrated ADD COLUMN IF NOT EXISTS full_batch BOOLEAN NOT NULL DEFAULT false;
 CREATE OR REPLACE FUNCTION aios_audit_take(p_batch INT, p_gap FLOAT8)
 RETURNS TABLE (id BIGINT, events BYTEA[], wants BOOLEAN, head BIGINT, head_hash TEXT) LANGUAGE plpgsql AS $$
-DECLARE h BIGINT; hh TEXT;
+DECLARE h BIGINT; hh TEXT; n BIGINT;
 BEGIN
   IF NOT pg_try_advisory_xact_lock({LOCK}) THEN RETURN; END IF;  -- no row: another integrator holds the lock
   -- a client that stops between its round trips (a stopped pod) must not hold the lock for ever: its session ends
   PERFORM set_config('idle_in_transaction_session_timeout', '30s', true);
+  -- a batch integrated less than p_gap seconds ago (server time) leaves these for the next one, unless it was full:
+  -- then a backlog waits, and integration must not be held to one batch an interval
   IF p_gap > 0 AND EXISTS (SELECT 1 FROM audit_integrated i
-                           WHERE i.at > clock_timestamp() - make_interval(secs => p_gap)) THEN
-    RETURN;  -- a batch was integrated less than p_gap seconds ago (server time): leave these for the next one
+                           WHERE i.at > clock_timestamp() - make_interval(secs => p_gap) AND NOT i.full_batch) THEN
+    RETURN;
   END IF;
-  INSERT INTO audit_integrated VALUES (1, clock_timestamp()) ON CONFLICT ON CONSTRAINT audit_integrated_pkey
-    DO UPDATE SET at = EXCLUDED.at;
   PERFORM pg_try_advisory_xact_lock({BARRIER});
   SELECT l.seq, l.chain_hash INTO h, hh FROM audit_log l ORDER BY l.seq DESC LIMIT 1;
   h := COALESCE(h, 0); hh := COALESCE(hh, '{GENESIS}');
   RETURN QUERY SELECT 0::BIGINT, NULL::BYTEA[], FALSE, h, hh;  -- the head first (row id 0), then the batch
   RETURN QUERY SELECT s.id, s.events, s.wants_receipt, NULL::BIGINT, NULL::TEXT FROM audit_staged s
     ORDER BY s.id LIMIT p_batch;
+  GET DIAGNOSTICS n = ROW_COUNT;
+  INSERT INTO audit_integrated (id, at, full_batch) VALUES (1, clock_timestamp(), n >= p_batch)
+    ON CONFLICT ON CONSTRAINT audit_integrated_pkey DO UPDATE SET at = EXCLUDED.at, full_batch = EXCLUDED.full_batch;
 END $$;
 CREATE OR REPLACE FUNCTION aios_audit_done(p_rid BIGINT[], p_receipt TEXT[], p_ids BIGINT[])
 RETURNS VOID LANGUAGE plpgsql AS $$
@@ -331,8 +335,9 @@ def _append_pausing(
 def integrate_rows(conn: Any, own: int | None = None, gap: float = 0.0) -> str | None:
     """Sequence up to :data:`BATCH` staged rows, oldest first, in the caller's transaction, if the log's lock is free
     there (always, when the transaction already holds it; None when another transaction holds it or, with ``gap``,
-    when a batch was integrated less than ``gap`` seconds ago by the server's clock: staging writers then leave their
-    rows to the next batch, so that many writers' tries make a few large batches instead of many small ones).
+    when a batch that was not full was integrated less than ``gap`` seconds ago by the server's clock: staging
+    writers then leave their rows to the next batch, so that many writers' tries make a few large batches instead of
+    many small ones, while a backlog of more than a batch is integrated batch after batch, not one an interval).
 
     What ``aios_audit_integrate`` does on the server, done in this process for a whole batch in four round trips
     (``aios_audit_take``, a binary ``COPY`` into ``audit_log`` and one into ``audit_proj_lineage``,
