@@ -20,6 +20,8 @@ def test_append_scan_get_and_refusals(pg_url: str) -> None:
     rec = store.append(AuditEvent(kind="action", actor="b", subject="sha256:" + "1" * 64))
     assert [r.seq for r in recs] == [1, 2, 3, 4, 5] and rec.seq == 6
     assert store.size() == 6 and store.get(rec.record_id) == rec
+    asked = [rec.record_id, "0" * 64, recs[1].record_id, rec.record_id]
+    assert store.get_many(asked) == {rec.record_id: rec, recs[1].record_id: recs[1]} and store.get_many([]) == {}
     assert [r.record_id for r in store.scan(2, 3)] == [recs[1].record_id, recs[2].record_id]
     assert verify_store(store).ok
     with psycopg.connect(pg_url, autocommit=True) as conn:

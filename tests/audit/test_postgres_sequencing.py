@@ -335,6 +335,35 @@ def test_scalar_and_array_parameters_stage_the_same_bytes(pg_url: str, n: int, m
     store.close()
 
 
+def test_many_lineage_rows_an_event_in_one_append_are_each_written_once(pg_url: str) -> None:
+    """The server-side integrator reads each staged row's lineage values once and groups them by five (a subscript
+    of a stored array per value was quadratic in the append's size): every row lands at its own record and
+    position, for two appends of many events, each with several rows."""
+    from flytekitplugins.aios_audit.lineage_rows import event_rows
+    from flytekitplugins.aios_audit.projections import verify_projections
+
+    def ev(i: int) -> AuditEvent:
+        digest = f"sha256:{i:064x}"
+        return AuditEvent(
+            kind="action",
+            actor="w",
+            subject=digest,
+            inputs={"document": digest, "policy": f"sha256:{i + 1:064x}"},
+            outputs={"posted": f"sha256:{i + 2:064x}"},
+            parents=[f"{i + 3:064x}"],
+        )
+
+    store = open_store(pg_url)
+    events = [ev(i) for i in range(150)]
+    first, second = store.append_many(events[:70]), store.append_many(events[70:])
+    assert [r.seq for r in first + second] == list(range(1, 151))
+    assert verify_projections(store) == ([], "")
+    want = sorted((r.seq, *row) for r in first + second for row in event_rows(r.event.model_dump_json().encode()))
+    assert len(want) >= 4 * 150
+    assert sorted(store.read_sql("SELECT seq, pos, child, parent, rel FROM audit_proj_lineage")) == want
+    store.close()
+
+
 @pytest.mark.parametrize("staged", [True, False])
 def test_a_lineage_value_holding_the_separator_cannot_split_a_row(pg_url: str, staged: bool) -> None:
     """Lineage values travel as one text split on chr(31); a value holding chr(31) (an execution key from a CLI

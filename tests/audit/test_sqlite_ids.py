@@ -100,3 +100,37 @@ def test_the_upgrade_command_builds_the_id_table(tmp_path: Path) -> None:
     ]
     again = CliRunner().invoke(cli, ["audit", "rebuild-projections", "--store", url, "--json"])
     assert json.loads(again.output.strip().splitlines()[-1])["rows_written"] == 0  # already up to date
+
+
+def test_get_many_answers_what_get_answers_in_few_queries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``get_many`` (the acting point reads a chunk's policy decisions with it) returns exactly the records ``get``
+    returns, one query per chunk of ids, and never a row the id table points at under another id."""
+    from flytekitplugins.aios_audit.stores import sqlite as sq
+
+    store = open_store(f"sqlite:///{tmp_path}/a.db")
+    recs = store.append_many([AuditEvent(kind="task", actor=f"a{i}") for i in range(7)])
+    missing = "0" * 64
+    asked = [recs[5].record_id, missing, recs[0].record_id, recs[5].record_id, *(r.record_id for r in recs[1:4])]
+    monkeypatch.setattr(sq, "GET_MANY_CHUNK", 2)
+    statements: list[str] = []
+    store._conn().set_trace_callback(statements.append)
+    got = store.get_many(asked)
+    store._conn().set_trace_callback(None)
+    assert got == {rid: rec for rid in asked if (rec := store.get(rid)) is not None}
+    assert set(got) == {recs[i].record_id for i in (0, 1, 2, 3, 5)} and missing not in got
+    assert sum("FROM audit_log WHERE seq IN" in s for s in statements) == 3  # 6 distinct ids, 2 a query
+    assert store.get_many([]) == {}
+    conn = sqlite3.connect(tmp_path / "a.db", isolation_level=None)
+    conn.execute("DELETE FROM audit_ids WHERE seq = 1")  # point record 1's id at record 3
+    conn.execute("UPDATE audit_ids SET leaf_hash = ? WHERE seq = 3", (recs[0].record_id,))
+    assert store.get_many([recs[0].record_id, recs[1].record_id]) == {recs[1].record_id: recs[1]}
+
+
+def test_get_many_on_a_read_only_database(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path}/a.db")
+    recs = store.append_many([AuditEvent(kind="task", actor=f"a{i}") for i in range(3)])
+    store.close()
+    (tmp_path / "a.db").chmod(0o444)
+    ro = open_store(f"sqlite:///{tmp_path}/a.db")
+    ro._conn().execute("PRAGMA query_only = ON")
+    assert ro.get_many([recs[2].record_id, "0" * 64]) == {recs[2].record_id: recs[2]}

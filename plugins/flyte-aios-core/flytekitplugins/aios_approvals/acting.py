@@ -36,7 +36,7 @@ from flytekitplugins.aios_approvals.evaluate import Env, evaluate
 from flytekitplugins.aios_approvals.state import act_claim, projection
 from flytekitplugins.aios_audit.records import AuditEvent, AuditRecord, entry_bytes
 from flytekitplugins.aios_audit.stores import CLAIMS_ATTR, ClaimTaken, claim
-from flytekitplugins.aios_core.context import current_execution
+from flytekitplugins.aios_core.context import ExecutionRef, current_execution
 from flytekitplugins.aios_core.digest import digest_value
 from flytekitplugins.aios_core.errors import GovernanceDenied
 
@@ -134,10 +134,11 @@ def _policy_problem(c: ActionClaim, rec: AuditRecord | None) -> tuple[str, str] 
     return None
 
 
-def _find(env: Env, c: ActionClaim) -> _Found:
+def _find(env: Env, c: ActionClaim, rec: AuditRecord | None) -> _Found:
+    """What claim ``c`` may use, or its problem; ``rec`` is the trail's record of ``c.policy_record`` (None when the
+    trail has none), read for all claims at once."""
     if c.action_key != digest_value({"doc": c.subject, "decision": c.decision_digest}):
         return _Found(("action_key_mismatch", "the action key is not the digest of the document and decision"))
-    rec = env.store.get(c.policy_record) if c.policy_record else None
     problem = _policy_problem(c, rec)
     if problem is not None or rec is None:
         return _Found(problem)
@@ -159,14 +160,22 @@ def _find(env: Env, c: ActionClaim) -> _Found:
     return _Found(None, tuple(keys), ev.actor, tuple(parents))
 
 
-def _event(kind: str, actor: str, status: str, c: ActionClaim, parents: Sequence[str] = (), **extra: Any) -> AuditEvent:
+def _event(
+    kind: str,
+    actor: str,
+    status: str,
+    c: ActionClaim,
+    execution: ExecutionRef,
+    parents: Sequence[str] = (),
+    **extra: Any,
+) -> AuditEvent:
     attributes = {"action": c.action, "action_key": c.action_key, "request_id": c.request_id, **extra}
     return AuditEvent(
         kind=kind,
         actor=actor,
         status=status,
         subject=c.subject,
-        execution=current_execution(),
+        execution=execution,
         inputs={"document": c.subject},
         attributes=attributes,
         parents=list(parents),
@@ -180,6 +189,7 @@ def _one_pass(
     holders = env.store.claim_holders(keys) if keys else {}
     verdicts: list[Verdict] = []
     events: list[AuditEvent] = []
+    execution = current_execution()  # the execution this call serves: the same for every record it writes
     for c, f in zip(claims, found, strict=True):
         problem = f.problem
         taken = [k for k in f.keys if k in holders]
@@ -188,7 +198,7 @@ def _one_pass(
             problem = ("already_used", f"already used by another action ({other}); each is used exactly once")
         if problem is not None:
             verdicts.append(Verdict(c.action_key, False, *problem))
-            events.append(_event("action_refused", f.principal or actor, problem[0], c, reason=problem[1]))
+            events.append(_event("action_refused", f.principal or actor, problem[0], c, execution, reason=problem[1]))
             continue
         free = [k for k in f.keys if k not in holders]
         for k in free:  # the same key twice in one call: the first claim wins, the second row is a retry of it
@@ -197,7 +207,7 @@ def _one_pass(
         verdicts.append(Verdict(c.action_key, True, code, "", f.principal))
         if free:
             extra = {CLAIMS_ATTR: [claim(k, c.action_key) for k in free], "policy_record": c.policy_record}
-            events.append(_event("action_authorized", f.principal, "authorized", c, parents=f.parents, **extra))
+            events.append(_event("action_authorized", f.principal, "authorized", c, execution, f.parents, **extra))
     return verdicts, events
 
 
@@ -212,7 +222,8 @@ def authorize(claims: Sequence[ActionClaim], *, actor: str, env: Env) -> list[Ve
     Raises:
         GovernanceDenied: the verdicts could not be recorded (fail closed: act on nothing).
     """
-    found = [_find(env, c) for c in claims]
+    decisions = env.store.get_many([c.policy_record for c in claims if c.policy_record])  # one query, not one each
+    found = [_find(env, c, decisions.get(c.policy_record) if c.policy_record else None) for c in claims]
     for _attempt in range(8):
         verdicts, events = _one_pass(env, claims, found, actor)
         try:

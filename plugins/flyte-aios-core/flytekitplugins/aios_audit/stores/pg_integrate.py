@@ -54,7 +54,7 @@ CREATE OR REPLACE FUNCTION aios_audit_integrate(p_now TIMESTAMPTZ, p_when BYTEA,
 RETURNS TEXT LANGUAGE plpgsql AS $$
 DECLARE
   head BIGINT; prev BYTEA; chain BYTEA; leaf BYTEA; entry BYTEA; r RECORD; i INT; one TEXT;
-  mine TEXT := ''; ids BIGINT[] := '{{}}'; bases BIGINT[] := '{{}}';
+  mine TEXT := ''; ids BIGINT[] := '{{}}'; bases BIGINT[] := '{{}}'; evs BYTEA[]; cs TEXT[];
   when_text TEXT := convert_from(p_when, 'UTF8') || '|';
 BEGIN
   IF NOT pg_try_advisory_xact_lock({LOCK}) THEN RETURN NULL; END IF;
@@ -69,23 +69,28 @@ BEGIN
     one := when_text || r.id || ':' || (head + 1) || ':' || encode(prev, 'hex');
     IF r.id = p_sid THEN mine := one; ELSIF r.wants_receipt THEN INSERT INTO audit_receipts VALUES (r.id, one); END IF;
     ids := array_append(ids, r.id); bases := array_append(bases, head);
-    FOR i IN 1 .. cardinality(r.events) LOOP
+    -- array variables, not the record's fields: PL/pgSQL keeps a variable's array expanded, so evs[i] is O(1),
+    -- where r.events[i] copied the whole array at every subscript (a 400-event append took 1.5 s, quadratic)
+    evs := r.events; cs := r.cols;
+    FOR i IN 1 .. cardinality(evs) LOOP
       head := head + 1;
-      entry := '\\x7b226576656e74223a'::bytea || r.events[i] || '\\x2c227265636f726465645f6174223a'::bytea || p_when
+      entry := '\\x7b226576656e74223a'::bytea || evs[i] || '\\x2c227265636f726465645f6174223a'::bytea || p_when
                || convert_to(',"seq":' || head || '}}', 'UTF8');
       leaf := sha256('\\x00'::bytea || entry);
       chain := sha256(prev || leaf);
-      INSERT INTO audit_log VALUES (head, p_now, r.cols[4 * i - 3], r.cols[4 * i - 2], r.cols[4 * i - 1],
-        r.cols[4 * i], entry, encode(leaf, 'hex'), encode(prev, 'hex'), encode(chain, 'hex'));
+      INSERT INTO audit_log VALUES (head, p_now, cs[4 * i - 3], cs[4 * i - 2], cs[4 * i - 1],
+        cs[4 * i], entry, encode(leaf, 'hex'), encode(prev, 'hex'), encode(chain, 'hex'));
       prev := chain;
     END LOOP;
   END LOOP;
   -- the lineage rows the writers derived (event index, pos, child, parent, rel), at the sequence numbers just given,
   -- in one statement; then the staged rows are consumed: all of it in this transaction (sequenced exactly once)
-  INSERT INTO audit_proj_lineage SELECT b.base + s.lin[5 * g - 4]::BIGINT, s.lin[5 * g - 3]::INT, s.lin[5 * g - 2],
-    s.lin[5 * g - 1], s.lin[5 * g]
+  -- (unnested once and grouped by five: a subscript of a stored text[] walks it from its start, so s.lin[k] for
+  -- every k was quadratic, 0.7 s for one append of 1,000 events with three lineage rows each)
+  INSERT INTO audit_proj_lineage SELECT b.base + l.v[1]::BIGINT, l.v[2]::INT, l.v[3], l.v[4], l.v[5]
     FROM unnest(ids, bases) AS b(id, base) JOIN audit_staged s ON s.id = b.id,
-    LATERAL generate_series(1, cardinality(s.lin) / 5) AS g;
+    LATERAL (SELECT array_agg(u.val ORDER BY u.k) AS v FROM unnest(s.lin) WITH ORDINALITY AS u(val, k)
+             GROUP BY (u.k - 1) / 5) AS l;
   DELETE FROM audit_staged WHERE id = ANY(ids);
   RETURN mine;
 END $$;

@@ -315,6 +315,13 @@ class PostgresAuditStore(AuditStore):
         row = self._conn().execute(f"SELECT {_COLS} FROM audit_log WHERE leaf_hash = %s", (record_id,)).fetchone()
         return record_from_entry(bytes(row[1]), row[2], row[3], row[4]) if row else None
 
+    def get_many(self, record_ids: Collection[str]) -> dict[str, AuditRecord]:
+        ids = list(dict.fromkeys(record_ids))
+        if not ids:
+            return {}
+        rows = self._conn().execute(f"SELECT {_COLS} FROM audit_log WHERE leaf_hash = ANY(%s)", (ids,)).fetchall()
+        return {row[2]: record_from_entry(bytes(row[1]), row[2], row[3], row[4]) for row in rows}
+
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
         if conn is not None and getattr(self._local, "pid", None) == os.getpid():

@@ -73,6 +73,7 @@ BEGIN SELECT RAISE(ABORT, 'audit_claims is append-only: DELETE refused'); END;
 
 _COLS = "seq, entry, leaf_hash, prev_hash, chain_hash"
 IDS_CHUNK = 50_000  # records per audit_ids catch-up transaction (see SQLiteAuditStore._index_ids)
+GET_MANY_CHUNK = 500  # ids per query of SQLiteAuditStore.get_many (SQLite allows 32,766 parameters a statement)
 
 
 class _Connection(sqlite3.Connection):
@@ -321,6 +322,22 @@ class SQLiteAuditStore(AuditStore):
         else:  # read-only database: look in the log itself (a full scan unless the log has the old index)
             row = conn.execute(f"SELECT {_COLS} FROM audit_log WHERE leaf_hash = ?", (record_id,)).fetchone()
         return record_from_entry(row[1], row[2], row[3], row[4]) if row else None
+
+    def get_many(self, record_ids: Collection[str]) -> dict[str, AuditRecord]:
+        ids = list(dict.fromkeys(record_ids))
+        conn = self._conn()
+        if not ids or not self._index_ids(conn):
+            return super().get_many(ids)  # read-only database: one look-up each, as get does
+        out: dict[str, AuditRecord] = {}
+        wanted = set(ids)
+        for i in range(0, len(ids), GET_MANY_CHUNK):
+            part = ids[i : i + GET_MANY_CHUNK]
+            marks = ",".join("?" * len(part))
+            q = f"SELECT {_COLS} FROM audit_log WHERE seq IN (SELECT seq FROM audit_ids WHERE leaf_hash IN ({marks}))"
+            for row in conn.execute(q, part):
+                if row[2] in wanted:  # the id table is never trusted on its own: the row must carry the id asked
+                    out[row[2]] = record_from_entry(row[1], row[2], row[3], row[4])
+        return out
 
     def catch_up_ids(self, progress: Callable[[int], None] | None = None) -> bool:
         """Bring the record-id look-up table up to date now (``aios audit rebuild-projections`` does, as part of
