@@ -200,6 +200,13 @@ def test_indexed_reads_equal_the_fold_and_refuse_an_edited_row(url: str) -> None
         assert got is not None and got.request == st.request and got.decisions == st.decisions
         assert got.decision_records == st.decision_records and got.verified == st.verified
     assert list(view.requests) == list(fold.requests)
+    asked = [*reversed(fold.requests), "no-such-request", next(iter(fold.requests))]
+    together = view.get_many(asked)  # the acting point's read of a chunk's requests
+    assert together.keys() == fold.requests.keys() == fold.get_many(asked).keys()
+    for rid, st in together.items():
+        one = view.get(rid)
+        assert one is not None and (st.request, st.decisions, st.verified) == (one.request, one.decisions, one.verified)
+    assert view.get_many([]) == {}
     assert [s.request.request_id for s in view.open_requests(NOW)] == [
         s.request.request_id for s in fold.open_requests(NOW)
     ]
@@ -215,6 +222,8 @@ def test_indexed_reads_equal_the_fold_and_refuse_an_edited_row(url: str) -> None
     )
     with pytest.raises(pj.ProjectionTampered, match="not what the sealed audit record"):
         projection(store).get(victim)
+    with pytest.raises(pj.ProjectionTampered, match="not what the sealed audit record"):
+        projection(store).get_many([other, victim])  # read together, the edited row is refused all the same
     # a request row re-keyed to another content key is refused by the round look-up
     req_seq = _sql(url, f"SELECT seq FROM {pj.REQUESTS.name} WHERE request_id = '{other}'")[0][0]
     _sql(

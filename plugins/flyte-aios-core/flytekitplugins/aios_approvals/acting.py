@@ -28,12 +28,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from flytekitplugins.aios_approvals.evaluate import Env, evaluate
-from flytekitplugins.aios_approvals.state import act_claim, projection
+from flytekitplugins.aios_approvals.state import RequestState, act_claim, projection
 from flytekitplugins.aios_audit.records import AuditEvent, AuditRecord, entry_bytes
 from flytekitplugins.aios_audit.stores import CLAIMS_ATTR, ClaimTaken, claim
 from flytekitplugins.aios_core.context import ExecutionRef, current_execution
@@ -134,9 +134,9 @@ def _policy_problem(c: ActionClaim, rec: AuditRecord | None) -> tuple[str, str] 
     return None
 
 
-def _find(env: Env, c: ActionClaim, rec: AuditRecord | None) -> _Found:
+def _find(env: Env, c: ActionClaim, rec: AuditRecord | None, requests: Mapping[str, RequestState]) -> _Found:
     """What claim ``c`` may use, or its problem; ``rec`` is the trail's record of ``c.policy_record`` (None when the
-    trail has none), read for all claims at once."""
+    trail has none) and ``requests`` the states of the claims' approval requests, read for all claims at once."""
     if c.action_key != digest_value({"doc": c.subject, "decision": c.decision_digest}):
         return _Found(("action_key_mismatch", "the action key is not the digest of the document and decision"))
     problem = _policy_problem(c, rec)
@@ -144,7 +144,7 @@ def _find(env: Env, c: ActionClaim, rec: AuditRecord | None) -> _Found:
         return _Found(problem)
     ev, keys, parents = rec.event, [f"act:{c.policy_record}"], [rec.record_id]
     if ev.status == "require_approval" or ev.attributes.get("route") == "review":
-        st = projection(env.store).get(c.request_id) if c.request_id else None
+        st = requests.get(c.request_id) if c.request_id else None
         if st is None:
             return _Found(("approval_missing", f"policy decision {c.policy_record} requires an approved request"))
         req = st.request
@@ -222,8 +222,11 @@ def authorize(claims: Sequence[ActionClaim], *, actor: str, env: Env) -> list[Ve
     Raises:
         GovernanceDenied: the verdicts could not be recorded (fail closed: act on nothing).
     """
-    decisions = env.store.get_many([c.policy_record for c in claims if c.policy_record])  # one query, not one each
-    found = [_find(env, c, decisions.get(c.policy_record) if c.policy_record else None) for c in claims]
+    # the chunk's policy decisions and approval requests, read together (one query, not one per action)
+    decisions = env.store.get_many([c.policy_record for c in claims if c.policy_record])
+    asked = [c.request_id for c in claims if c.request_id]
+    requests = projection(env.store).get_many(asked) if asked else {}
+    found = [_find(env, c, decisions.get(c.policy_record) if c.policy_record else None, requests) for c in claims]
     for _attempt in range(8):
         verdicts, events = _one_pass(env, claims, found, actor)
         try:

@@ -120,6 +120,10 @@ class Projection:
         """State of one request (after :meth:`refresh`)."""
         return self.requests.get(request_id)
 
+    def get_many(self, request_ids: Iterable[str]) -> dict[str, RequestState]:
+        """States of the requests that exist among ``request_ids`` (after :meth:`refresh`)."""
+        return {rid: st for rid in dict.fromkeys(request_ids) if (st := self.requests.get(rid)) is not None}
+
     def latest_for(self, content_key: str) -> RequestState | None:
         """The newest round of requests with this content."""
         ids = self.by_content.get(content_key)
@@ -158,6 +162,12 @@ class IndexedProjection:
     def get(self, request_id: str) -> RequestState | None:
         """State of one request: its request, decision, refusal and verification records only."""
         return self._fold(self._rows([request_id])).get(request_id)
+
+    def get_many(self, request_ids: Iterable[str]) -> dict[str, RequestState]:
+        """:meth:`get` of each request that exists among ``request_ids``, read together (the acting point's chunk
+        of actions: three queries per 500 requests, not three each)."""
+        ids = list(dict.fromkeys(request_ids))
+        return self._fold(self._rows(ids)).get_many(ids) if ids else {}
 
     def latest_for(self, content_key: str) -> RequestState | None:
         """The newest round of requests with this content."""
