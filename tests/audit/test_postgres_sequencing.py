@@ -530,6 +530,61 @@ def test_a_backlog_longer_than_a_batch_is_not_held_to_one_batch_an_interval(
     store.close()
 
 
+def _stage_events_directly(url: str, subjects: list[str]) -> None:
+    """One staged row of many events' bytes, as ``stage_many`` stages it (no columns: the integrator derives them)."""
+    blobs = [
+        AuditEvent.__pydantic_serializer__.to_json(AuditEvent(kind="task", actor="bulk", subject=s)) for s in subjects
+    ]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO audit_staged (events, cols, wants_receipt) VALUES (%b::bytea[], '{}', false)", (blobs,)
+        )
+
+
+def test_an_integrate_batch_is_bounded_in_events_not_only_in_rows(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bulk writers stage many events a row: a batch stops at MAX_BATCH_EVENTS events (a row larger than that is
+    integrated alone), so an integrator's memory does not grow with what rows hold; the next try is not held back."""
+    monkeypatch.setattr(pgi, "MAX_BATCH_EVENTS", 5)
+    store = open_store(pg_url)
+    rows = [[f"r{r}-{i}" for i in range(n)] for r, n in enumerate([3, 3, 7, 1, 1])]
+    for subjects in rows:
+        _stage_events_directly(pg_url, subjects)
+    sizes = []
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        for _ in range(4):
+            before = store.size()
+            with conn.transaction():
+                assert pgi.integrate_rows(conn, gap=3600.0) == ""  # never skipped while rows are left behind
+            sizes.append(store.size() - before)
+        with conn.transaction():
+            assert pgi.integrate_rows(conn, gap=3600.0) is None  # nothing left: the last batch holds the interval
+    assert sizes == [3, 3, 7, 2]  # 3 (+3 would pass 5), 3, the row of 7 alone, then 1 + 1
+    assert _check_log(pg_url, {}) == [s for subjects in rows for s in subjects]
+    store.close()
+
+
+def test_an_append_behind_a_backlog_larger_than_one_batch_is_sequenced_after_it(pg_url: str) -> None:
+    """The server-side integrator stops a batch at MAX_BATCH_EVENTS events too, and the appending call integrates
+    batch after batch until its own row: every staged event comes first, in order, then the append's."""
+    store = open_store(pg_url)
+    per_row = pgi.MAX_BATCH_EVENTS // 2 + 1  # two rows pass the bound: three batches
+    rows = [[f"b{r}-{i}" for i in range(per_row)] for r in range(3)]
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        for subjects in rows:
+            blobs = [
+                AuditEvent.__pydantic_serializer__.to_json(AuditEvent(kind="task", actor="b", subject=s))
+                for s in subjects
+            ]
+            cols = [c for s in subjects for c in ("task", s, "", "")]
+            conn.execute("INSERT INTO audit_staged (events, cols) VALUES (%b::bytea[], %s::text[])", (blobs, cols))
+    rec = store.append(AuditEvent(kind="task", actor="late", subject="late"))
+    assert rec.seq == 3 * per_row + 1
+    subjects = [r.event.subject for r in store.scan()]
+    assert subjects == [s for row in rows for s in row] + ["late"]
+    assert verify_store(store).ok and store.read_sql("SELECT count(*) FROM audit_staged") == [(0,)]
+    store.close()
+
+
 def test_the_log_refuses_a_multi_row_insert_with_a_gap_or_a_fork(pg_url: str) -> None:
     """The no-fork check runs once per statement over the rows it inserted (set-based, as the integrator's COPY
     inserts): a row must continue the row before it, in the table or in the same statement."""

@@ -44,6 +44,10 @@ from flytekitplugins.aios_audit.lineage_rows import dict_rows, parse_event, stag
 from flytekitplugins.aios_audit.lite import execution_key_of
 from flytekitplugins.aios_audit.records import _ENTRY, GENESIS, AuditEvent, _json_time, _to_json
 
+MAX_BATCH_EVENTS = 20_000
+"""Events one integrate transaction takes at most (besides :data:`BATCH` staged rows), whatever the rows hold: bulk
+writers stage thousands of events a row, and 4,096 such rows at once would not fit an integrator's memory (it would
+fail, retry and fail again, and nothing staged would be sequenced). A row larger than this is integrated alone."""
 LOCK = "hashtext(current_schema() || '.aios_audit_log')"
 BARRIER = "hashtext(current_schema() || '.aios_audit_log.integrating')"
 """Taken by the integrator after ``LOCK`` if it is free; waiters queue on it in SHARED mode, so the integrator's commit
@@ -53,15 +57,18 @@ _INTEGRATE_SQL = f"""
 CREATE OR REPLACE FUNCTION aios_audit_integrate(p_now TIMESTAMPTZ, p_when BYTEA, p_batch INT, p_sid BIGINT)
 RETURNS TEXT LANGUAGE plpgsql AS $$
 DECLARE
-  head BIGINT; prev BYTEA; chain BYTEA; leaf BYTEA; entry BYTEA; r RECORD; i INT; one TEXT;
+  head BIGINT; prev BYTEA; chain BYTEA; leaf BYTEA; entry BYTEA; r RECORD; i INT; one TEXT; first BIGINT;
   mine TEXT := ''; ids BIGINT[] := '{{}}'; bases BIGINT[] := '{{}}'; evs BYTEA[]; cs TEXT[];
   when_text TEXT := convert_from(p_when, 'UTF8') || '|';
 BEGIN
   IF NOT pg_try_advisory_xact_lock({LOCK}) THEN RETURN NULL; END IF;
   PERFORM pg_try_advisory_xact_lock({BARRIER});  -- never waits for waiters (they may not have run yet)
   SELECT seq, decode(chain_hash, 'hex') INTO head, prev FROM audit_log ORDER BY seq DESC LIMIT 1;
-  head := COALESCE(head, 0); prev := COALESCE(prev, decode('{GENESIS}', 'hex'));
+  head := COALESCE(head, 0); prev := COALESCE(prev, decode('{GENESIS}', 'hex')); first := head;
   FOR r IN SELECT id, events, cols, wants_receipt FROM audit_staged ORDER BY id LIMIT p_batch LOOP
+    IF head > first AND head - first + cardinality(r.events) > {MAX_BATCH_EVENTS} THEN
+      EXIT;  -- the batch holds as many events as one transaction takes: the next batch has this row
+    END IF;
     IF cardinality(r.cols) = 0 THEN  -- staged bytes only (stage()): the Python integrator derives and seals these
       IF mine = '' THEN mine := 'RAW'; END IF;
       EXIT;
@@ -148,7 +155,7 @@ END $$;
 _PYTHON_SQL = f"""
 CREATE TABLE IF NOT EXISTS audit_integrated (id INTEGER PRIMARY KEY CHECK (id = 1), at TIMESTAMPTZ NOT NULL);
 ALTER TABLE audit_integrated ADD COLUMN IF NOT EXISTS full_batch BOOLEAN NOT NULL DEFAULT false;
-CREATE OR REPLACE FUNCTION aios_audit_take(p_batch INT, p_gap FLOAT8)
+CREATE OR REPLACE FUNCTION aios_audit_take(p_batch INT, p_gap FLOAT8, p_max_events INT)
 RETURNS TABLE (id BIGINT, events BYTEA[], wants BOOLEAN, head BIGINT, head_hash TEXT) LANGUAGE plpgsql AS $$
 DECLARE h BIGINT; hh TEXT; n BIGINT;
 BEGIN
@@ -165,10 +172,14 @@ BEGIN
   SELECT l.seq, l.chain_hash INTO h, hh FROM audit_log l ORDER BY l.seq DESC LIMIT 1;
   h := COALESCE(h, 0); hh := COALESCE(hh, '{GENESIS}');
   RETURN QUERY SELECT 0::BIGINT, NULL::BYTEA[], FALSE, h, hh;  -- the head first (row id 0), then the batch
-  RETURN QUERY SELECT s.id, s.events, s.wants_receipt, NULL::BIGINT, NULL::TEXT FROM audit_staged s
-    ORDER BY s.id LIMIT p_batch;
+  -- at most p_batch rows and, past the first row, p_max_events events (a row's events counted before it)
+  RETURN QUERY SELECT b.id, b.events, b.wants_receipt, NULL::BIGINT, NULL::TEXT FROM (
+      SELECT s.*, sum(cardinality(s.events)) OVER (ORDER BY s.id) - cardinality(s.events) AS before
+      FROM (SELECT t.id, t.events, t.wants_receipt FROM audit_staged t ORDER BY t.id LIMIT p_batch) s) b
+    WHERE b.before = 0 OR b.before + cardinality(b.events) <= p_max_events ORDER BY b.id;
   GET DIAGNOSTICS n = ROW_COUNT;
-  INSERT INTO audit_integrated (id, at, full_batch) VALUES (1, clock_timestamp(), n >= p_batch)
+  INSERT INTO audit_integrated (id, at, full_batch)
+    VALUES (1, clock_timestamp(), EXISTS (SELECT 1 FROM (SELECT t.id FROM audit_staged t ORDER BY t.id OFFSET n) x))
     ON CONFLICT ON CONSTRAINT audit_integrated_pkey DO UPDATE SET at = EXCLUDED.at, full_batch = EXCLUDED.full_batch;
 END $$;
 CREATE OR REPLACE FUNCTION aios_audit_done(p_rid BIGINT[], p_receipt TEXT[], p_ids BIGINT[])
@@ -338,11 +349,12 @@ def _append_pausing(
 
 
 def integrate_rows(conn: Any, own: int | None = None, gap: float = 0.0) -> str | None:
-    """Sequence up to :data:`BATCH` staged rows, oldest first, in the caller's transaction, if the log's lock is free
-    there (always, when the transaction already holds it; None when another transaction holds it or, with ``gap``,
-    when a batch that was not full was integrated less than ``gap`` seconds ago by the server's clock: staging
-    writers then leave their rows to the next batch, so that many writers' tries make a few large batches instead of
-    many small ones, while a backlog of more than a batch is integrated batch after batch, not one an interval).
+    """Sequence up to :data:`BATCH` staged rows (and, past the first row, :data:`MAX_BATCH_EVENTS` events), oldest
+    first, in the caller's transaction, if the log's lock is free there (always, when the transaction already holds
+    it; None when another transaction holds it or, with ``gap``, when a batch that left nothing staged behind it was
+    integrated less than ``gap`` seconds ago by the server's clock: staging writers then leave their rows to the next
+    batch, so that many writers' tries make a few large batches instead of many small ones, while a backlog of more
+    than a batch is integrated batch after batch, not one an interval).
 
     What ``aios_audit_integrate`` does on the server, done in this process for a whole batch in four round trips
     (``aios_audit_take``, a binary ``COPY`` into ``audit_log`` and one into ``audit_proj_lineage``,
@@ -352,7 +364,7 @@ def integrate_rows(conn: Any, own: int | None = None, gap: float = 0.0) -> str |
     writers that wait, and the staged rows consumed, all in this transaction (sequenced exactly once). Returns
     ``own``'s receipt if it was in the batch, else ``""``.
     """
-    got = conn.execute("SELECT * FROM aios_audit_take(%s, %s)", (BATCH, gap)).fetchall()
+    got = conn.execute("SELECT * FROM aios_audit_take(%s, %s, %s)", (BATCH, gap, MAX_BATCH_EVENTS)).fetchall()
     if not got:
         return None
     seq, prev = int(got[0][3]), str(got[0][4])
