@@ -162,8 +162,8 @@ BEGIN
   IF NOT pg_try_advisory_xact_lock({LOCK}) THEN RETURN; END IF;  -- no row: another integrator holds the lock
   -- a client that stops between its round trips (a stopped pod) must not hold the lock for ever: its session ends
   PERFORM set_config('idle_in_transaction_session_timeout', '30s', true);
-  -- a batch integrated less than p_gap seconds ago (server time) leaves these for the next one, unless it was full:
-  -- then a backlog waits, and integration must not be held to one batch an interval
+  -- a batch integrated less than p_gap seconds ago (server time) leaves these for the next one, unless it left
+  -- staged rows behind it: then a backlog waits, and integration must not be held to one batch an interval
   IF p_gap > 0 AND EXISTS (SELECT 1 FROM audit_integrated i
                            WHERE i.at > clock_timestamp() - make_interval(secs => p_gap) AND NOT i.full_batch) THEN
     RETURN;
