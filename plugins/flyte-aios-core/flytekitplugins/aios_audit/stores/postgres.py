@@ -312,8 +312,7 @@ class PostgresAuditStore(AuditStore):
         return int(row[0])
 
     def get(self, record_id: str) -> AuditRecord | None:
-        row = self._conn().execute(f"SELECT {_COLS} FROM audit_log WHERE leaf_hash = %s", (record_id,)).fetchone()
-        return record_from_entry(bytes(row[1]), row[2], row[3], row[4]) if row else None
+        return self.get_many([record_id]).get(record_id)
 
     def get_many(self, record_ids: Collection[str]) -> dict[str, AuditRecord]:
         ids = list(dict.fromkeys(record_ids))

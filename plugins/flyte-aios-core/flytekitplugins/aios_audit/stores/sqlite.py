@@ -314,28 +314,29 @@ class SQLiteAuditStore(AuditStore):
         return int(row[0])
 
     def get(self, record_id: str) -> AuditRecord | None:
-        conn = self._conn()
-        row = None
-        if self._index_ids(conn):
-            q = f"SELECT {_COLS} FROM audit_log WHERE seq IN (SELECT seq FROM audit_ids WHERE leaf_hash = ?)"
-            row = next((r for r in conn.execute(q, (record_id,)) if r[2] == record_id), None)
-        else:  # read-only database: look in the log itself (a full scan unless the log has the old index)
-            row = conn.execute(f"SELECT {_COLS} FROM audit_log WHERE leaf_hash = ?", (record_id,)).fetchone()
-        return record_from_entry(row[1], row[2], row[3], row[4]) if row else None
+        return self.get_many([record_id]).get(record_id)
 
     def get_many(self, record_ids: Collection[str]) -> dict[str, AuditRecord]:
         ids = list(dict.fromkeys(record_ids))
+        if not ids:
+            return {}
         conn = self._conn()
-        if not ids or not self._index_ids(conn):
-            return super().get_many(ids)  # read-only database: one look-up each, as get does
+        # through the id table, brought up to date; in a read-only database, where it cannot be, the log itself (a
+        # full scan unless the log has the old index)
+        where = (
+            "seq IN (SELECT seq FROM audit_ids WHERE leaf_hash IN ({}))"
+            if self._index_ids(conn)
+            else "leaf_hash IN ({})"
+        )
         out: dict[str, AuditRecord] = {}
         wanted = set(ids)
         for i in range(0, len(ids), GET_MANY_CHUNK):
             part = ids[i : i + GET_MANY_CHUNK]
-            marks = ",".join("?" * len(part))
-            q = f"SELECT {_COLS} FROM audit_log WHERE seq IN (SELECT seq FROM audit_ids WHERE leaf_hash IN ({marks}))"
-            for row in conn.execute(q, part):
-                if row[2] in wanted:  # the id table is never trusted on its own: the row must carry the id asked
+            for row in conn.execute(
+                f"SELECT {_COLS} FROM audit_log WHERE " + where.format(",".join("?" * len(part))), part
+            ):
+                # the id table is never trusted on its own: the row must carry the id asked (the first such row)
+                if row[2] in wanted and row[2] not in out:
                     out[row[2]] = record_from_entry(row[1], row[2], row[3], row[4])
         return out
 
