@@ -127,12 +127,18 @@ def test_integrator_killed_mid_batch_loses_nothing(pg_url: str, tmp_path: Path) 
     store.close()
 
 
-def _stage_directly(url: str, subject: str) -> None:
-    """A staged row nobody integrated yet (its writer died right after staging)."""
+def _stage_directly(url: str, *subjects: str, columns: bool = True) -> None:
+    """A staged row nobody integrated yet (its writer died right after staging), of one event per subject: with the
+    columns an ``append`` stages, or (``columns`` false) the events' bytes alone, as ``stage_many`` stages them."""
+    blobs = [
+        AuditEvent.__pydantic_serializer__.to_json(AuditEvent(kind="task", actor="dead", subject=s)) for s in subjects
+    ]
+    cols = [c for s in subjects for c in ("task", s, "", "")] if columns else []
     with psycopg.connect(url, autocommit=True) as conn:
-        ev = AuditEvent(kind="task", actor="dead", subject=subject)
-        blob = AuditEvent.__pydantic_serializer__.to_json(ev)
-        conn.execute("INSERT INTO audit_staged (events, cols) VALUES (%s, %s)", ([blob], ["task", subject, "", ""]))
+        conn.execute(
+            "INSERT INTO audit_staged (events, cols, wants_receipt) VALUES (%b::bytea[], %s::text[], %s)",
+            (blobs, cols, columns),
+        )
 
 
 def test_precondition_runs_after_staged_rows_are_integrated_and_aborts_cleanly(pg_url: str) -> None:
@@ -530,17 +536,6 @@ def test_a_backlog_longer_than_a_batch_is_not_held_to_one_batch_an_interval(
     store.close()
 
 
-def _stage_events_directly(url: str, subjects: list[str]) -> None:
-    """One staged row of many events' bytes, as ``stage_many`` stages it (no columns: the integrator derives them)."""
-    blobs = [
-        AuditEvent.__pydantic_serializer__.to_json(AuditEvent(kind="task", actor="bulk", subject=s)) for s in subjects
-    ]
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(
-            "INSERT INTO audit_staged (events, cols, wants_receipt) VALUES (%b::bytea[], '{}', false)", (blobs,)
-        )
-
-
 def test_an_integrate_batch_is_bounded_in_events_not_only_in_rows(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Bulk writers stage many events a row: a batch stops at MAX_BATCH_EVENTS events (a row larger than that is
     integrated alone), so an integrator's memory does not grow with what rows hold; the next try is not held back."""
@@ -548,7 +543,7 @@ def test_an_integrate_batch_is_bounded_in_events_not_only_in_rows(pg_url: str, m
     store = open_store(pg_url)
     rows = [[f"r{r}-{i}" for i in range(n)] for r, n in enumerate([3, 3, 7, 1, 1])]
     for subjects in rows:
-        _stage_events_directly(pg_url, subjects)
+        _stage_directly(pg_url, *subjects, columns=False)
     sizes = []
     with psycopg.connect(pg_url, autocommit=True) as conn:
         for _ in range(4):
@@ -569,14 +564,8 @@ def test_an_append_behind_a_backlog_larger_than_one_batch_is_sequenced_after_it(
     store = open_store(pg_url)
     per_row = pgi.MAX_BATCH_EVENTS // 2 + 1  # two rows pass the bound: three batches
     rows = [[f"b{r}-{i}" for i in range(per_row)] for r in range(3)]
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        for subjects in rows:
-            blobs = [
-                AuditEvent.__pydantic_serializer__.to_json(AuditEvent(kind="task", actor="b", subject=s))
-                for s in subjects
-            ]
-            cols = [c for s in subjects for c in ("task", s, "", "")]
-            conn.execute("INSERT INTO audit_staged (events, cols) VALUES (%b::bytea[], %s::text[])", (blobs, cols))
+    for subjects in rows:
+        _stage_directly(pg_url, *subjects)
     rec = store.append(AuditEvent(kind="task", actor="late", subject="late"))
     assert rec.seq == 3 * per_row + 1
     subjects = [r.event.subject for r in store.scan()]
