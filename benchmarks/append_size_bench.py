@@ -25,19 +25,17 @@ import sqlite3
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO / "plugins" / "flyte-aios-core"), str(REPO)]
+sys.path[:0] = [str(REPO / "plugins" / "flyte-aios-core"), str(REPO), str(REPO / "benchmarks")]
 
 from flytekitplugins.aios_audit import AuditEvent  # noqa: E402
 from flytekitplugins.aios_audit.records import _to_json  # noqa: E402
 from flytekitplugins.aios_audit.stores import CLAIMS_ATTR, claim, open_store  # noqa: E402
 from flytekitplugins.aios_audit.verify import verify_store  # noqa: E402
 
-URL = os.environ.get("AIOS_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 SHAPES = ("plain", "lineage", "claims")
 
 
@@ -76,19 +74,10 @@ def _store_url(kind: str) -> Iterator[tuple[str, object]]:
             conn.close()
         return
     import psycopg
+    from pg_sequencing_bench import bench_schema  # a schema of its own, with the same plain table
 
-    schema = f"aios_appendsize_{uuid.uuid4().hex[:8]}"
-    admin = psycopg.connect(URL, autocommit=True, connect_timeout=5)
-    admin.execute(f'CREATE SCHEMA "{schema}"')
-    try:
-        url = f"{URL}{'&' if '?' in URL else '?'}options=-csearch_path%3D{schema}"
-        conn = psycopg.connect(url, autocommit=True)
-        conn.execute("CREATE TABLE plain (seq BIGSERIAL PRIMARY KEY, entry BYTEA NOT NULL)")
+    with bench_schema("aios_appendsize") as url, psycopg.connect(url, autocommit=True) as conn:
         yield url, conn
-        conn.close()
-    finally:
-        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.close()
 
 
 def _plain(kind: str, conn: object, blobs: list[bytes]) -> float:
