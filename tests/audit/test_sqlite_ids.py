@@ -22,6 +22,25 @@ def test_get_finds_records_appended_after_earlier_lookups(tmp_path: Path) -> Non
     assert other.get(first[0].record_id) == first[0]
 
 
+def test_a_look_up_takes_the_write_lock_only_when_records_wait_to_be_indexed(tmp_path: Path) -> None:
+    """Readers do not queue behind writers for nothing: once the id table is current, a look-up reads it and takes
+    no write transaction (each look-up used to take the write lock to index nothing); after an append, the next
+    look-up indexes it."""
+    store = open_store(f"sqlite:///{tmp_path}/a.db")
+    recs = store.append_many([AuditEvent(kind="task", actor=f"a{i}") for i in range(4)])
+    assert store.get(recs[0].record_id) == recs[0]  # indexes the four
+    statements: list[str] = []
+    store._conn().set_trace_callback(statements.append)  # type: ignore[attr-defined]
+    assert store.get_many([r.record_id for r in recs]) == {r.record_id: r for r in recs}
+    assert store.get(recs[2].record_id) == recs[2]
+    assert not [s for s in statements if s.startswith(("BEGIN", "INSERT"))], statements
+    later = store.append(AuditEvent(kind="action", actor="b"))
+    statements.clear()
+    assert store.get(later.record_id) == later
+    store._conn().set_trace_callback(None)  # type: ignore[attr-defined]
+    assert sum(s.startswith("BEGIN IMMEDIATE") for s in statements) == 1
+
+
 def test_a_tampered_id_table_cannot_substitute_a_record(tmp_path: Path) -> None:
     store = open_store(f"sqlite:///{tmp_path}/a.db")
     recs = store.append_many([AuditEvent(kind="task", actor=f"a{i}") for i in range(3)])

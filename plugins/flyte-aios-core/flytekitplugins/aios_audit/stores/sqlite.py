@@ -72,6 +72,7 @@ BEGIN SELECT RAISE(ABORT, 'audit_claims is append-only: DELETE refused'); END;
 # trigger and their kind/execution indexes, which no query of the pack uses.)
 
 _COLS = "seq, entry, leaf_hash, prev_hash, chain_hash"
+_IDS_BEHIND = "SELECT (SELECT COALESCE(MAX(seq), 0) FROM audit_log) > (SELECT COALESCE(MAX(seq), 0) FROM audit_ids)"
 IDS_CHUNK = 50_000  # records per audit_ids catch-up transaction (see SQLiteAuditStore._index_ids)
 GET_MANY_CHUNK = 500  # ids per query of SQLiteAuditStore.get_many (SQLite allows 32,766 parameters a statement)
 
@@ -353,7 +354,8 @@ class SQLiteAuditStore(AuditStore):
 
     @staticmethod
     def _index_ids(conn: sqlite3.Connection, progress: Callable[[int], None] | None = None) -> bool:
-        """Add the records appended since the last look-up to ``audit_ids``; False if that cannot be done.
+        """Add the records appended since the last look-up to ``audit_ids``; False if that cannot be done (a table
+        already current is checked with a read, and no write lock is taken).
 
         In write transactions of :data:`IDS_CHUNK` records, each sorted by record id: appends from other writers
         wait for one chunk at most (a single catch-up of a whole log written by ``append`` alone, e.g. an upgraded
@@ -362,6 +364,8 @@ class SQLiteAuditStore(AuditStore):
         """
         done = 0
         try:
+            if not conn.execute(_IDS_BEHIND).fetchone()[0]:
+                return True  # nothing appended since the last look-up: no write lock taken
             while True:
                 with _write(conn):
                     cur = conn.execute(
