@@ -226,7 +226,7 @@ def authorize(claims: Sequence[ActionClaim], *, actor: str, env: Env) -> list[Ve
     decisions = env.store.get_many([c.policy_record for c in claims if c.policy_record])
     asked = [c.request_id for c in claims if c.request_id]
     requests = projection(env.store).get_many(asked) if asked else {}
-    found = [_find(env, c, decisions.get(c.policy_record) if c.policy_record else None, requests) for c in claims]
+    found = [_find(env, c, decisions.get(c.policy_record), requests) for c in claims]  # no id: no record
     for _attempt in range(8):
         verdicts, events = _one_pass(env, claims, found, actor)
         try:

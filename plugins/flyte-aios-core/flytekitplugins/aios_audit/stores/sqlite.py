@@ -72,7 +72,7 @@ BEGIN SELECT RAISE(ABORT, 'audit_claims is append-only: DELETE refused'); END;
 # trigger and their kind/execution indexes, which no query of the pack uses.)
 
 _COLS = "seq, entry, leaf_hash, prev_hash, chain_hash"
-_IDS_BEHIND = "SELECT (SELECT COALESCE(MAX(seq), 0) FROM audit_log) > (SELECT COALESCE(MAX(seq), 0) FROM audit_ids)"
+_IDS_BACKLOG = "SELECT (SELECT COALESCE(MAX(seq), 0) FROM audit_log) - (SELECT COALESCE(MAX(seq), 0) FROM audit_ids)"
 IDS_CHUNK = 50_000  # records per audit_ids catch-up transaction (see SQLiteAuditStore._index_ids)
 GET_MANY_CHUNK = 500  # ids per query of SQLiteAuditStore.get_many (SQLite allows 32,766 parameters a statement)
 
@@ -349,8 +349,7 @@ class SQLiteAuditStore(AuditStore):
 
     def ids_backlog(self) -> int:
         """Records the next look-up by record id would index first (appends alone leave them: see ``get``)."""
-        q = "SELECT (SELECT COALESCE(MAX(seq), 0) FROM audit_log) - (SELECT COALESCE(MAX(seq), 0) FROM audit_ids)"
-        return int(self._conn().execute(q).fetchone()[0])
+        return int(self._conn().execute(_IDS_BACKLOG).fetchone()[0])
 
     @staticmethod
     def _index_ids(conn: sqlite3.Connection, progress: Callable[[int], None] | None = None) -> bool:
@@ -364,7 +363,7 @@ class SQLiteAuditStore(AuditStore):
         """
         done = 0
         try:
-            if not conn.execute(_IDS_BEHIND).fetchone()[0]:
+            if int(conn.execute(_IDS_BACKLOG).fetchone()[0]) <= 0:
                 return True  # nothing appended since the last look-up: no write lock taken
             while True:
                 with _write(conn):
