@@ -154,10 +154,11 @@ def verify(
 
 def catch_up_ids(store: Any, json_mode: bool = False, least: int = 0) -> bool | None:
     """Index the record ids appended since the last look-up by id (SQLite's ``audit_ids``, derived data, in
-    chunks), as a progress step, when at least ``least`` wait (fewer are left to the next look-up by id).
+    chunks or by one rebuild of its index), as a progress step, when at least ``least`` wait (fewer are left to the
+    next look-up by id).
 
-    A SQLite log written by appends alone (no governance read since) leaves that to the first look-up: about
-    four minutes for ten million records on the project's 2-core VM, which a command would otherwise spend
+    A SQLite log written by appends alone (no governance read since) leaves that to the first look-up: 44-48 s for
+    ten million records on the project's 2-core VM (255 s in chunks), which a command would otherwise spend
     silently. ``aios audit rebuild-projections`` on a schedule (or any governance read) keeps it small.
     Returns whether the table is up to date (False: a read-only database), None for a store without one.
     """
