@@ -246,3 +246,23 @@ def test_the_write_ahead_log_is_cut_back_after_a_large_transaction(
 
     assert verify_store(store).ok  # nothing lost by the cut: 301 records, chain intact
     assert store.size() == 301
+
+
+def test_a_rebuild_rechecks_under_the_lock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two processes that both find a large backlog queue for the write lock; the second must not drop and sort the
+    index again once the first has indexed everything (at ten million records, another 15-20 s of writers waiting)."""
+    from flytekitplugins.aios_audit.stores import sqlite as sq
+
+    store = open_store(f"sqlite:///{tmp_path}/a.db")
+    recs = store.append_many([AuditEvent(kind="task", actor=f"a{i}") for i in range(10)])
+    monkeypatch.setattr(sq, "IDS_BULK_MIN", 4)
+    other = open_store(f"sqlite:///{tmp_path}/a.db")
+    assert other.get(recs[0].record_id) == recs[0]  # the first process rebuilds
+    statements: list[str] = []
+    conn = store._conn()  # type: ignore[attr-defined]
+    conn.set_trace_callback(statements.append)
+    assert sq.SQLiteAuditStore._rebuild_ids(conn) == 0  # what the second one runs once it holds the lock
+    conn.set_trace_callback(None)
+    assert not [s for s in statements if "INDEX" in s or s.startswith("INSERT")], statements
+    assert sum(s.startswith("BEGIN IMMEDIATE") for s in statements) == 1
+    assert all(store.get(r.record_id) == r for r in recs)

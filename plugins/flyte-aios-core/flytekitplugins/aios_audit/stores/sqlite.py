@@ -119,6 +119,14 @@ def _write(conn: sqlite3.Connection) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_UN)
 
 
+def _rebuild_pays(conn: sqlite3.Connection, backlog: int) -> bool:
+    """Whether ``backlog`` records waiting to be indexed are better indexed by one rebuild of ``audit_ids``' index
+    (at least :data:`IDS_BULK_MIN`, and more than are indexed already) than in chunks."""
+    return backlog >= IDS_BULK_MIN and backlog > int(
+        conn.execute("SELECT COALESCE(MAX(seq), 0) FROM audit_ids").fetchone()[0]
+    )
+
+
 def _take_turn(lock_fd: int, wait_fd: int) -> None:
     """Take the writers' lock (``<db>.lock``) after every writer that is already waiting for it.
 
@@ -378,8 +386,7 @@ class SQLiteAuditStore(AuditStore):
             backlog = int(conn.execute(_IDS_BACKLOG).fetchone()[0])
             if backlog <= 0:
                 return True  # nothing appended since the last look-up: no write lock taken
-            indexed = int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM audit_ids").fetchone()[0])
-            if backlog >= IDS_BULK_MIN and backlog > indexed:
+            if _rebuild_pays(conn, backlog):
                 done = SQLiteAuditStore._rebuild_ids(conn)
                 if progress is not None:
                     progress(done)
@@ -411,6 +418,8 @@ class SQLiteAuditStore(AuditStore):
         it. All or nothing: a failure rolls the index's drop back with the rest.
         """
         with _write(conn):
+            if not _rebuild_pays(conn, int(conn.execute(_IDS_BACKLOG).fetchone()[0])):
+                return 0  # another connection indexed them while this one waited for the lock: no second sort
             conn.execute("DROP INDEX IF EXISTS audit_ids_leaf")
             cur = conn.execute(
                 "INSERT OR IGNORE INTO audit_ids (seq, leaf_hash) SELECT seq, leaf_hash FROM audit_log "
