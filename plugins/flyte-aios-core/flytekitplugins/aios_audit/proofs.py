@@ -68,14 +68,16 @@ def _fast_inclusion(store: AuditStore, ref: str, cp: Checkpoint) -> dict[str, An
     """The inclusion proof from stored nodes, checked against ``cp``; None to fall back to the full rebuild."""
     from flytekitplugins.aios_audit.nodes import stored_tree
 
-    tree = stored_tree(store, cp.tree_size)
-    if tree is None:
-        return None
+    # the look-up by id first: on SQLite it brings the id table up to date, from which the tree levels are then
+    # integrated (nodes._leaf_hashes) instead of from the log's much larger rows
     rec = store.get(ref) if not ref.lstrip("#").isdigit() else None
     seq = int(ref.lstrip("#")) if ref.lstrip("#").isdigit() else (rec.seq if rec is not None else 0)
     if not 1 <= seq <= cp.tree_size:
         msg = f"record {ref!r} is not among the {cp.tree_size} records covered by the checkpoint"
         raise ProofError(msg)
+    tree = stored_tree(store, cp.tree_size)
+    if tree is None:
+        return None
     row = next(store.scan_raw(seq, seq), None)
     if row is None or (rec is not None and row[2] != ref):
         return None
