@@ -74,7 +74,7 @@ BEGIN SELECT RAISE(ABORT, 'audit_claims is append-only: DELETE refused'); END;
 # trigger and their kind/execution indexes, which no query of the pack uses.)
 
 _COLS = "seq, entry, leaf_hash, prev_hash, chain_hash"
-_IDS_BACKLOG = "SELECT (SELECT COALESCE(MAX(seq), 0) FROM audit_log) - (SELECT COALESCE(MAX(seq), 0) FROM audit_ids)"
+_IDS_HEADS = "SELECT (SELECT COALESCE(MAX(seq), 0) FROM audit_log), (SELECT COALESCE(MAX(seq), 0) FROM audit_ids)"
 IDS_CHUNK = 50_000  # records per audit_ids catch-up transaction (see SQLiteAuditStore._index_ids)
 IDS_BULK_MIN = 200_000  # a backlog this large, and larger than the indexed part, is indexed by one rebuild instead
 WAL_SIZE_LIMIT = 64 << 20  # bytes of write-ahead log kept on disk once it restarts (PRAGMA journal_size_limit)
@@ -119,12 +119,16 @@ def _write(conn: sqlite3.Connection) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_UN)
 
 
-def _rebuild_pays(conn: sqlite3.Connection, backlog: int) -> bool:
-    """Whether ``backlog`` records waiting to be indexed are better indexed by one rebuild of ``audit_ids``' index
-    (at least :data:`IDS_BULK_MIN`, and more than are indexed already) than in chunks."""
-    return backlog >= IDS_BULK_MIN and backlog > int(
-        conn.execute("SELECT COALESCE(MAX(seq), 0) FROM audit_ids").fetchone()[0]
-    )
+def _ids_heads(conn: sqlite3.Connection) -> tuple[int, int]:
+    """The last seq of the log and the last seq ``audit_ids`` holds (its rows are ``1 ..`` that, in order)."""
+    log, ids = conn.execute(_IDS_HEADS).fetchone()
+    return int(log), int(ids)
+
+
+def _rebuild_pays(log: int, ids: int) -> bool:
+    """Whether the records ``ids + 1 .. log`` waiting to be indexed are better indexed by one rebuild of
+    ``audit_ids``' index (at least :data:`IDS_BULK_MIN`, and more than are indexed already) than in chunks."""
+    return log - ids >= IDS_BULK_MIN and log - ids > ids
 
 
 def _take_turn(lock_fd: int, wait_fd: int) -> None:
@@ -364,7 +368,8 @@ class SQLiteAuditStore(AuditStore):
 
     def ids_backlog(self) -> int:
         """Records the next look-up by record id would index first (appends alone leave them: see ``get``)."""
-        return int(self._conn().execute(_IDS_BACKLOG).fetchone()[0])
+        log, ids = _ids_heads(self._conn())
+        return log - ids
 
     @staticmethod
     def _index_ids(conn: sqlite3.Connection, progress: Callable[[int], None] | None = None) -> bool:
@@ -383,14 +388,15 @@ class SQLiteAuditStore(AuditStore):
         """
         done = 0
         try:
-            backlog = int(conn.execute(_IDS_BACKLOG).fetchone()[0])
-            if backlog <= 0:
+            log, ids = _ids_heads(conn)
+            if log <= ids:
                 return True  # nothing appended since the last look-up: no write lock taken
-            if _rebuild_pays(conn, backlog):
+            if _rebuild_pays(log, ids):
                 done = SQLiteAuditStore._rebuild_ids(conn)
                 if progress is not None:
                     progress(done)
-                if int(conn.execute(_IDS_BACKLOG).fetchone()[0]) <= 0:
+                log, ids = _ids_heads(conn)
+                if log <= ids:
                     return True  # nothing appended during the rebuild
             while True:
                 with _write(conn):
@@ -418,7 +424,7 @@ class SQLiteAuditStore(AuditStore):
         it. All or nothing: a failure rolls the index's drop back with the rest.
         """
         with _write(conn):
-            if not _rebuild_pays(conn, int(conn.execute(_IDS_BACKLOG).fetchone()[0])):
+            if not _rebuild_pays(*_ids_heads(conn)):
                 return 0  # another connection indexed them while this one waited for the lock: no second sort
             conn.execute("DROP INDEX IF EXISTS audit_ids_leaf")
             cur = conn.execute(
