@@ -101,3 +101,57 @@ def test_show_filters(aios_env: Path) -> None:
     assert [r["event"]["kind"] for r in rows] == ["action"] and rows[0]["seq"] == 4
     code, out = _run("audit", "show", "--limit", "2")
     assert code == 0 and "audit records (2 shown)" in out
+
+
+def test_a_checkpoint_verifies_only_what_was_appended_since_the_last_one(
+    aios_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The next checkpoint starts from the newest one the same key signed of the same log (kept in the state folder):
+    it walks the records appended since, and signs the same root a walk of every record gives."""
+    from flytekitplugins.aios_audit.stores.sqlite import SQLiteAuditStore
+    from flytekitplugins.aios_audit.verify import verify_store
+
+    _fill(30)
+    code, out = _run("audit", "checkpoint", "--out", str(tmp_path / "a.json"), "--json")
+    assert code == 0 and json.loads(out)["verified_after"] == 0, out
+    _fill(5)
+    (aios_env / "checkpoints" / f"{99:012d}.json").write_text("not a checkpoint")  # passed over
+    walked: list[int] = []
+    scan = SQLiteAuditStore.scan_sealed
+
+    def spy(self: SQLiteAuditStore, start: int = 1, end: int | None = None) -> object:
+        walked.append(start)
+        return scan(self, start, end)
+
+    monkeypatch.setattr(SQLiteAuditStore, "scan_sealed", spy)
+    code, out = _run("audit", "checkpoint", "--out", str(tmp_path / "b.json"), "--json")
+    assert code == 0, out
+    doc = json.loads(out)
+    assert doc["tree_size"] == 35 and doc["verified_after"] == 30 and walked == [31], (doc, walked)
+    assert doc["root_hash"] == verify_store(audit_log(get_settings())).root_hash
+    code, out = _run("audit", "checkpoint", "--out", str(tmp_path / "c.json"), "--deep")
+    assert code == 0 and "every record walked (--deep)" in out and walked[-1] == 1, out
+    code, out = _run("audit", "verify", "--checkpoint", str(tmp_path / "b.json"))
+    assert code == 0, out
+
+
+@pytest.mark.parametrize("deep", [False, True])
+def test_a_log_that_no_longer_extends_the_last_checkpoint_is_not_signed(
+    aios_env: Path, tmp_path: Path, deep: bool
+) -> None:
+    """Records cut from the end and others appended in their place: a walk of the log finds nothing wrong with it, but
+    signing it would give two heads of one log that disagree (a fork). The checkpoint it must extend refuses it."""
+    import sqlite3
+
+    _fill(30)
+    code, out = _run("audit", "checkpoint", "--out", str(tmp_path / "a.json"))
+    assert code == 0, out
+    with sqlite3.connect(aios_env / "audit.db", isolation_level=None) as db:
+        db.execute("DROP TRIGGER audit_log_no_delete")
+        db.execute("DELETE FROM audit_log WHERE seq > 20")
+        db.execute("DELETE FROM audit_ids WHERE seq > 20")
+        db.execute("DELETE FROM audit_proj_lineage WHERE seq > 20")
+    _fill(12)  # 32 records again, 21..32 other than those the checkpoint signed
+    code, out = _run("audit", "checkpoint", "--out", str(tmp_path / "b.json"), *(["--deep"] if deep else []))
+    assert code != 0 and "refusing to sign" in out and "30 records" in out, out
+    assert not (tmp_path / "b.json").exists() and not (aios_env / "checkpoints" / f"{32:012d}.json").exists()

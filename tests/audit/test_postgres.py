@@ -89,3 +89,70 @@ def test_two_process_verify_keeps_the_parents_session(pg_url: str) -> None:
     assert store.append(AuditEvent(kind="task", actor="after")).seq == 41  # the parent's connection still works
     assert verify_store(store, workers=2, block=4).ok
     store.close()
+
+
+def test_scans_hold_one_page_of_the_log_at_a_time(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """libpq reads a query's whole result before handing over a row, so a scan of the log in one query held all of it
+    in memory (2 GB at a million records; more than the machine at ten million). Scans are pages of SCAN_PAGE rows:
+    no result the client receives is larger, and the rows come out complete and in order."""
+    from flytekitplugins.aios_audit.stores import CLAIMS_ATTR
+    from flytekitplugins.aios_audit.stores import postgres as pg
+
+    monkeypatch.setattr(pg, "SCAN_PAGE", 4)
+    store = open_store(pg_url)
+    claims = [{"key": f"k{i}", "holder": "h"} for i in range(3)]
+    store.append_many([AuditEvent(kind="task", actor=f"a{i}") for i in range(9)])
+    store.append_many([AuditEvent(kind="action", actor="b", attributes={CLAIMS_ATTR: claims[:2]})])
+    store.append_many([AuditEvent(kind="action", actor="c", attributes={CLAIMS_ATTR: claims[2:]})])
+    sizes: list[int] = []
+    execute = psycopg.Cursor.execute
+
+    def counting(self: psycopg.Cursor, *a: object, **k: object) -> psycopg.Cursor:
+        out = execute(self, *a, **k)  # type: ignore[arg-type]
+        if self.pgresult is not None:
+            sizes.append(self.pgresult.ntuples)
+        return out
+
+    monkeypatch.setattr(psycopg.Cursor, "execute", counting)
+    assert [r[0] for r in store.scan_raw()] == list(range(1, 12))
+    assert [r[0] for r in store.scan_sealed(2, 10)] == list(range(2, 11))
+    assert [r[0] for r in store.scan_hashes(5)] == list(range(5, 12))
+    assert [r.seq for r in store.scan(1, 8)] == list(range(1, 9))
+    assert list(store.scan_claims()) == [("k0", "h", 10), ("k1", "h", 10), ("k2", "h", 11)]
+    assert list(store.scan_claims(10)) == [("k2", "h", 11)]
+    assert max(sizes) == 4 and len(sizes) >= 12, sizes  # every scan paged (11 records: 4 + 4 + 3, ...)
+    store.append(AuditEvent(kind="task", actor="late"))
+    rows = store.scan_raw()
+    first = next(rows)
+    store.append(AuditEvent(kind="task", actor="later"))  # appended while the scan runs: not in it
+    assert [first[0], *(r[0] for r in rows)] == list(range(1, 13))
+    assert verify_store(store).ok
+    store.close()
+
+
+def test_iter_sql_fetches_through_a_server_side_cursor(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``iter_sql`` (the projection checks, the claims search after a checkpoint) keeps the rows on the server and
+    fetches them a page at a time, on a connection of its own: the store answers other queries meanwhile."""
+    from flytekitplugins.aios_audit.stores import postgres as pg
+
+    monkeypatch.setattr(pg, "SCAN_PAGE", 3)
+    store = open_store(pg_url)
+    store.append_many([AuditEvent(kind="task", actor=f"a{i}") for i in range(8)])
+    rows = store.iter_sql("SELECT seq FROM audit_log WHERE seq > ? ORDER BY seq", (1,))
+    assert next(rows) == (2,)
+    assert store.size() == 8  # the store's own connection is free
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        fetching = conn.execute(
+            "SELECT query FROM pg_stat_activity WHERE query LIKE 'FETCH FORWARD 3 FROM%%' AND pid <> pg_backend_pid()"
+        ).fetchall()
+    assert fetching, "no session fetching pages of a server-side cursor"
+    assert [r[0] for r in rows] == list(range(3, 9))
+    partial = store.iter_sql("SELECT seq FROM audit_log ORDER BY seq")
+    assert next(partial) == (1,)
+    partial.close()  # abandoned: its connection is closed, nothing stays open
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        left = conn.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE state LIKE 'idle in transaction%%' AND pid <> pg_backend_pid()"
+        ).fetchone()
+    assert left == (0,)
+    store.close()

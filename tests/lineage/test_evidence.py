@@ -6,6 +6,7 @@ import json
 import zipfile
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from flytekitplugins.aios_audit import audit_log
@@ -110,3 +111,22 @@ def test_document_and_model_bundles(aios_env: Path, tmp_path: Path) -> None:
         assert code == 0, out
     code, out = _aios("evidence", "export", "--execution", "nope", "-o", str(tmp_path / "x.zip"))
     assert code != 0 and "no records of execution 'nope'" in out
+
+
+def test_export_proves_from_the_stored_tree_levels_not_a_tree_of_every_leaf(
+    aios_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each bundled record's inclusion proof is read from the stored tree levels (O(log n) hashes, checked against the
+    checkpoint), not from a tree of every leaf of the log held in memory (ten million leaves: hundreds of MB)."""
+    from flytekitplugins.aios_audit import merkle
+
+    def no_full_tree(*_a: object, **_k: object) -> None:
+        raise AssertionError("a tree of every leaf was built")
+
+    monkeypatch.setattr(merkle.MerkleTree, "__init__", no_full_tree)
+    bundle, got = _export_execution(aios_env, tmp_path)
+    manifest = got["manifest"]
+    assert isinstance(manifest, dict) and len(manifest["records"]) > 5
+    monkeypatch.undo()
+    code, out = _aios("evidence", "verify", str(bundle))
+    assert code == 0 and out.startswith("OK: "), out

@@ -93,13 +93,14 @@ def test_a_local_run_id_cannot_be_borrowed_from_the_environment(monkeypatch: pyt
     )
 
 
-def _junk_decision(rid: str, approver: str, action: str) -> None:
-    """What anyone with write access to the store can append: a decision with a bad signature."""
+def _junk_decision(rid: str, approver: str, action: str, digest: str = "") -> str:
+    """What anyone with write access to the store can append: a decision with a bad signature (and, with ``digest``,
+    over another request version). Returns its record id."""
     real = audit_log(get_settings()).scan_kinds({"approval_request"})
     req = next(r for r in real if r.event.subject == rid)
     decision = {
         "request_id": rid,
-        "request_digest": req.event.attributes["request_digest"],
+        "request_digest": digest or req.event.attributes["request_digest"],
         "approver": approver,
         "roles": ["finance-approver"],
         "action": action,
@@ -109,10 +110,14 @@ def _junk_decision(rid: str, approver: str, action: str) -> None:
         "key_id": "",
         "signature": "AAAA",
     }
-    audit_log(get_settings()).append(
-        AuditEvent(
-            kind="approval_decision", actor=approver, status=action, subject=rid, attributes={"decision": decision}
+    return (
+        audit_log(get_settings())
+        .append(
+            AuditEvent(
+                kind="approval_decision", actor=approver, status=action, subject=rid, attributes={"decision": decision}
+            )
         )
+        .record_id
     )
 
 
@@ -152,6 +157,38 @@ def test_approvals_show_lists_the_ignored_decision_with_its_reason(aios_env: Pat
     assert res.exit_code == 0, res.output
     (junk,) = json.loads(res.output)["decisions"]
     assert junk["counts"] is False and junk["ignored_because"].startswith("bad_signature")
+
+
+def test_audit_verify_lists_the_decisions_that_count_for_nothing(
+    aios_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The full walk reports every recorded decision that does not stand, in log order, from one pass over the
+    request and decision records: it does not fold every request's state (420 MB at a million records)."""
+    from flytekitplugins.aios_approvals import signing, state
+
+    first = _approved_request("junk-verify-1")  # a decision that stands: not reported
+    second = open_request(
+        "payment-signoff", "medium", "sha256:junk-verify-2", {"amount": 20_000}, requester=REQUESTER,
+        env=Env.load(get_settings()),
+    )  # fmt: skip
+    forged = _junk_decision(second, "user:carol", "approve")
+    stale = _junk_decision(first, "user:dave", "approve", digest="sha256:" + "0" * 64)
+    assert outcome(second, env=Env.load(get_settings())).status == "pending"
+    close_all()
+
+    def no_fold(*_a: object, **_k: object) -> object:
+        raise AssertionError("the verifier folded every request's state")
+
+    monkeypatch.setattr(state.Projection, "refresh", no_fold)
+    res = CliRunner().invoke(aios, ["audit", "verify", "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.output)
+    assert doc["ok"] is True
+    kid = signing.key_id(Env.load(get_settings()).public_key)
+    assert doc["ignored_approval_decisions"] == [
+        f"record {forged}: decision by user:carol on {second} is not signed by approvals key {kid}",
+        f"record {stale}: decision by user:dave on {first} covers another request version",
+    ]
 
 
 def _race_decide(barrier: Any, rid: str, out: Any) -> None:

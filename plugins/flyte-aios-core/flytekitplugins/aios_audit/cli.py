@@ -385,25 +385,47 @@ def _show_row(r: Any) -> list[str]:
     ]
 
 
+def _fresh_checkpoint(ctx: click.Context, store: Any, deep: bool = False) -> tuple[Any, Any]:
+    """A checkpoint of ``store`` signed now, continuing from the newest one this key signed of it (the state folder's
+    ``checkpoints/``): ``(new, previous or None)``."""
+    from flytekitplugins.aios_audit.proofs import latest_checkpoint, make_checkpoint
+
+    settings = settings_from(ctx)
+    previous = latest_checkpoint(settings.state_dir / "checkpoints", store, settings.signing_key)
+    return make_checkpoint(store, settings.signing_key, previous, deep=deep), previous
+
+
 @audit.command()
 @click.option("--out", "out", type=click.Path(dir_okay=False), required=True, help="Where to write the checkpoint.")
+@click.option(
+    "--deep",
+    is_flag=True,
+    help="Walk every record (default: only those after the newest checkpoint this key signed of this log).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 @click.pass_context
-def checkpoint(ctx: click.Context, out: str, as_json: bool) -> None:
-    """Verify the log and write a signed checkpoint (keep it outside the store's reach)."""
-    from flytekitplugins.aios_audit.proofs import make_checkpoint
+def checkpoint(ctx: click.Context, out: str, deep: bool, as_json: bool) -> None:
+    """Verify the log and write a signed checkpoint (keep it outside the store's reach).
+
+    The records after the newest checkpoint this key signed of this log (kept in the state folder's checkpoints/)
+    are verified, and the log must still extend it; without one, or with --deep, every record is walked.
+    """
     from flytekitplugins.aios_audit.trust import HOW_TO_TRUST, TrustedKeys
 
     settings = settings_from(ctx)
-    cp = make_checkpoint(_store(ctx, None), settings.signing_key)
+    cp, previous = _fresh_checkpoint(ctx, _store(ctx, None), deep)
     cp.save(out)
     cp.save(settings.state_dir / "checkpoints" / f"{cp.tree_size:012d}.json")
     untrusted = bool(TrustedKeys.from_settings(settings).check(cp))
+    after = previous.tree_size if previous is not None and not deep else 0
     if as_json:
         doc = {"tree_size": cp.tree_size, "root_hash": cp.root_hash, "key_id": cp.key_id, "out": out}
-        click.echo(json.dumps({**doc, "key_trusted": not untrusted}, sort_keys=True))
+        click.echo(json.dumps({**doc, "key_trusted": not untrusted, "verified_after": after}, sort_keys=True))
         return
     click.echo(f"checkpoint: {cp.tree_size} records, root {cp.root_hash}, key {cp.key_name}+{cp.key_id} -> {out}")
+    if previous is not None:
+        how = "every record walked (--deep)" if deep else f"records {after + 1}..{cp.tree_size} verified"
+        click.echo(f"{how}; extends the checkpoint of {previous.tree_size} records this key signed before")
     click.echo(f"verifier key (C2SP): {_vkey(settings.signing_key)}")
     if untrusted:
         click.echo(
@@ -427,10 +449,10 @@ def _vkey(signing_key: str) -> str:
 def prove(ctx: click.Context, record: str, checkpoint_file: str | None, out: str | None, as_json: bool) -> None:
     """Inclusion proof of RECORD (record id or #seq) against a checkpoint (default: a fresh one)."""
     from flytekitplugins.aios_audit.checkpoint import Checkpoint
-    from flytekitplugins.aios_audit.proofs import make_checkpoint, prove_inclusion
+    from flytekitplugins.aios_audit.proofs import prove_inclusion
 
     store = _store(ctx, None)
-    cp = Checkpoint.load(checkpoint_file) if checkpoint_file else make_checkpoint(store, settings_from(ctx).signing_key)
+    cp = Checkpoint.load(checkpoint_file) if checkpoint_file else _fresh_checkpoint(ctx, store)[0]
     _write(prove_inclusion(store, record, cp), out, as_json)
 
 
@@ -442,10 +464,10 @@ def prove(ctx: click.Context, record: str, checkpoint_file: str | None, out: str
 def consistency(ctx: click.Context, old_file: str, out: str | None, as_json: bool) -> None:
     """Consistency proof from an old checkpoint to a fresh checkpoint of the current log."""
     from flytekitplugins.aios_audit.checkpoint import Checkpoint
-    from flytekitplugins.aios_audit.proofs import make_checkpoint, prove_consistency
+    from flytekitplugins.aios_audit.proofs import prove_consistency
 
     store = _store(ctx, None)
-    new = make_checkpoint(store, settings_from(ctx).signing_key)
+    new = _fresh_checkpoint(ctx, store)[0]
     _write(prove_consistency(store, Checkpoint.load(old_file), new), out, as_json)
 
 

@@ -4,7 +4,7 @@ A bundle is a zip file::
 
     README.txt            what is inside and how to check it
     manifest.json         scope, log origin, tree size, the records (seq, id, kind, file) and a SHA-256 per file
-    checkpoint.json       a signed checkpoint (tree head) of the whole log, made after a full verification
+    checkpoint.json       a signed checkpoint (tree head) of the whole log, made after its verification
     keys/<key id>.pem     the public keys the exporter trusts for checkpoints (compare them with your pinned keys)
     records/<seq>.json    per record: its exact canonical entry and its RFC 9162 inclusion proof in that tree
     lineage.json          the typed lineage edges among the bundled records, recomputed from their entries
@@ -29,9 +29,8 @@ from flytekitplugins.aios_audit.checkpoint import key_id, load_signing_key, publ
 from flytekitplugins.aios_audit.edge_rules import is_record
 from flytekitplugins.aios_audit.edges import EdgeIndex
 from flytekitplugins.aios_audit.lineage import Tracer
-from flytekitplugins.aios_audit.merkle import MerkleTree, leaf_hash
 from flytekitplugins.aios_audit.private_files import touch_private
-from flytekitplugins.aios_audit.proofs import make_checkpoint, origin_of
+from flytekitplugins.aios_audit.proofs import latest_checkpoint, make_checkpoint, origin_of, prove_inclusion
 from flytekitplugins.aios_audit.records import record_from_entry
 from flytekitplugins.aios_audit.trust import TrustedKeys, canonical_public_pem
 from flytekitplugins.aios_core.errors import AiosError
@@ -82,21 +81,16 @@ def _trusted_pems(settings: Any) -> list[str]:
 def export(tracer: Tracer, settings: Any, record_ids: list[str], scope: str, out: Path) -> dict[str, Any]:
     """Write the bundle for ``record_ids`` to ``out``; returns its manifest."""
     store = tracer.store
-    cp = make_checkpoint(store, settings.signing_key)
-    leaves, entries, seqs = [], {}, {tracer.index.seq_of(r): r for r in record_ids}
-    for seq, entry, _leaf, _prev, _chain in store.scan_raw(1, cp.tree_size):
-        leaves.append(leaf_hash(entry))
-        if seq in seqs:
-            entries[seq] = entry
-    tree = MerkleTree(leaves)
+    previous = latest_checkpoint(settings.state_dir / "checkpoints", store, settings.signing_key)
+    cp = make_checkpoint(store, settings.signing_key, previous)
+    entries, seqs = {}, {tracer.index.seq_of(r): r for r in record_ids}
     files: dict[str, bytes] = {"checkpoint.json": cp.model_dump_json(indent=2).encode()}
     records = []
-    for seq in sorted(s for s in seqs if s in entries):
-        doc = {
-            "type": "inclusion", "leaf_index": seq - 1, "tree_size": cp.tree_size, "leaf_hash": leaves[seq - 1].hex(),
-            "path": [p.hex() for p in tree.inclusion_proof(seq - 1)], "entry": entries[seq].decode("utf-8"),
-            "checkpoint": cp.model_dump(),
-        }  # fmt: skip
+    for seq in sorted(s for s in seqs if s and 1 <= s <= cp.tree_size):
+        # from the stored tree levels (O(log n) hashes, checked against the checkpoint's root; the whole tree is
+        # rebuilt only if they fail), not a tree of every leaf held in memory
+        doc = prove_inclusion(store, f"#{seq}", cp)
+        entries[seq] = doc["entry"].encode("utf-8")
         name = f"records/{seq:08d}.json"
         files[name] = json.dumps(doc, indent=1).encode()
         kind = json.loads(entries[seq])["event"]["kind"]

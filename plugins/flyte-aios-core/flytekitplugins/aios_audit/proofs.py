@@ -1,7 +1,9 @@
 """Checkpoints and proofs over a store: what ``aios audit checkpoint|prove|verify-proof`` do.
 
-A checkpoint is only signed after a full verification (signing a tampered log would bless it). Proof
-documents are JSON and verifiable offline with the checkpoint alone:
+A checkpoint is only signed after verification (signing a tampered log would bless it): of every record, or, from
+the newest checkpoint the same key signed of the same log (:func:`latest_checkpoint`), of the records after it, whose
+chain head and Merkle frontier carry the rest; a log that no longer extends that checkpoint is refused, so one key
+never signs two heads of a log that disagree. Proof documents are JSON and verifiable offline with the checkpoint alone:
 
 * inclusion: ``{"type": "inclusion", "leaf_index", "tree_size", "leaf_hash", "path": [hex...], "entry"}``
   (``entry`` is the canonical record, so the verifier can recompute the leaf hash from content);
@@ -14,9 +16,11 @@ they are returned; if the stored nodes are missing or disagree, the tree is rebu
 from __future__ import annotations
 
 import hashlib
+import logging
+from pathlib import Path
 from typing import Any
 
-from flytekitplugins.aios_audit.checkpoint import Checkpoint, load_signing_key, sign_checkpoint
+from flytekitplugins.aios_audit.checkpoint import Checkpoint, load_signing_key, public_pem, sign_checkpoint
 from flytekitplugins.aios_audit.merkle import MerkleTree, leaf_hash, verify_consistency, verify_inclusion
 from flytekitplugins.aios_audit.stores import AuditStore
 from flytekitplugins.aios_audit.trust import TrustedKeys, trusted_keys
@@ -34,20 +38,68 @@ def origin_of(store: AuditStore) -> str:
     return f"aios-audit/{first[2][:16]}" if first else "aios-audit/empty"
 
 
-def make_checkpoint(store: AuditStore, signing_key: str) -> Checkpoint:
-    """Verify the whole log, then sign its current tree head."""
-    result = verify_store(store)
+log = logging.getLogger(__name__)
+
+
+def make_checkpoint(
+    store: AuditStore, signing_key: str, previous: Checkpoint | None = None, *, deep: bool = False
+) -> Checkpoint:
+    """Verify the log, then sign its current tree head.
+
+    Without ``previous`` every record is walked. With ``previous`` (a checkpoint of this log signed by this key:
+    :func:`latest_checkpoint`) only the records after it are (:func:`.incremental.verify_from`: cost proportional to
+    them), or with ``deep`` every record and the root at ``previous``'s size as well; either way a log that no longer
+    extends ``previous`` (truncated, rewritten, a fork) is refused.
+    """
+    from flytekitplugins.aios_audit.incremental import verify_from
+
+    key = load_signing_key(signing_key)
+    if previous is None:
+        result = verify_store(store)
+    elif deep:
+        result = verify_store(store, previous, public_pem(key))
+    else:
+        result = verify_from(store, previous, public_pem(key))
     if not result.ok:
         msg = f"refusing to sign a checkpoint of a log that fails verification: {result.summary()}"
+        if previous is not None:
+            msg += f" (checked against the checkpoint of {previous.tree_size} records this key signed before)"
         raise ProofError(msg)
     return sign_checkpoint(
         origin_of(store),
         result.size,
         bytes.fromhex(result.root_hash),
-        load_signing_key(signing_key),
+        key,
         chain_head=bytes.fromhex(result.head_hash) if result.size else None,
         frontier=[bytes.fromhex(h) for h in result.frontier],
     )
+
+
+def latest_checkpoint(folder: Path, store: AuditStore, signing_key: str) -> Checkpoint | None:
+    """The checkpoint with the most records, of this log (its origin) and signed by ``signing_key``, among the files
+    of ``folder`` (``aios audit checkpoint`` keeps each one it writes there); None when there is none.
+
+    Files that do not load, name another log or are not signed by this key are passed over (logged): the next
+    checkpoint then continues from an older one, or walks every record.
+    """
+    if not folder.is_dir():
+        return None
+    origin, pem = origin_of(store), public_pem(load_signing_key(signing_key))
+    best: Checkpoint | None = None
+    for path in sorted(folder.glob("*.json")):
+        try:
+            cp = Checkpoint.load(path)
+        except Exception as e:  # a checkpoint file that does not parse is not one to continue from
+            log.warning("checkpoint %s passed over: it does not load (%s)", path, type(e).__name__)
+            continue
+        if cp.origin != origin or not cp.is_note or (cp.tree_size and not cp.chain_head):
+            continue
+        if why := trusted_keys(pem).check(cp):
+            log.warning("checkpoint %s passed over: %s", path, why)
+            continue
+        if best is None or cp.tree_size > best.tree_size:
+            best = cp
+    return best
 
 
 def _tree(store: AuditStore, size: int) -> tuple[MerkleTree, dict[str, int], list[bytes]]:

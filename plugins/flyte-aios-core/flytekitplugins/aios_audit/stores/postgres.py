@@ -77,6 +77,11 @@ CREATE OR REPLACE TRIGGER audit_claims_no_update BEFORE UPDATE OR DELETE ON audi
 """
 
 _COLS = "seq, entry, leaf_hash, prev_hash, chain_hash"
+SCAN_PAGE = 4096
+"""Rows one query of a scan of the log returns. libpq reads a query's whole result into the client before the first
+row is handed over (``fetchmany`` only slices it), so a scan of the log in one query held all of it in memory: 2 GB
+for a million realistic records, so at ten million more than the machine has. A scan is therefore a sequence of
+queries of at most this many rows, each starting after the last seq of the one before (the primary key's order)."""
 
 
 def _pg(sql: str) -> str:
@@ -238,11 +243,20 @@ class PostgresAuditStore(AuditStore):
         return [_plain(r) for r in self._conn().execute(_pg(sql), tuple(params)).fetchall()]
 
     def iter_sql(self, sql: str, params: Sequence[object] = ()) -> Iterator[tuple[Any, ...]]:
-        with self._conn().cursor() as cur:
+        """The rows of ``sql`` through a server-side cursor, :data:`SCAN_PAGE` a fetch, on a connection of its own.
+
+        A plain cursor's result is read whole into memory before the first row (libpq), whatever ``fetchmany``
+        asks for; a named cursor keeps the rows on the server until they are fetched. It needs a transaction, so it
+        runs on a connection opened for it (committed rows only, as this store's autocommit reads see them), and
+        the caller may use the store meanwhile.
+        """
+        import psycopg
+
+        with psycopg.connect(self._dsn, connect_timeout=10) as conn, conn.cursor(name="aios_iter_sql") as cur:
+            cur.itersize = SCAN_PAGE
             cur.execute(_pg(sql), tuple(params))
-            while batch := cur.fetchmany(4096):
-                for r in batch:
-                    yield _plain(r)
+            for r in cur:
+                yield _plain(r)
 
     def projection_fill(
         self, rows: dict[str, list[tuple[Any, ...]]], expect: int, missing: int, state: str = projections.STATE
@@ -273,39 +287,52 @@ class PostgresAuditStore(AuditStore):
         return {k: (h, int(s)) for k, h, s in self._conn().execute(q, (list(keys),))}
 
     def scan_claims(self, after: int = 0) -> Iterator[tuple[str, str, int]]:
-        with self._conn().cursor() as cur:
-            cur.execute("SELECT claim, holder, seq FROM audit_claims WHERE seq > %s ORDER BY seq, claim", (after,))
-            yield from cur
+        """Claims of records after ``after`` in ``(seq, claim)`` order, :data:`SCAN_PAGE` rows a query (each page
+        after the last ``(seq, claim)`` of the one before)."""
+        conn = self._conn()
+        top = self.size()  # the claims as they are when the scan starts, as one query would have seen them
+        q = "SELECT claim, holder, seq FROM audit_claims WHERE {} AND seq <= %s ORDER BY seq, claim LIMIT %s"
+        rows = conn.execute(q.format("seq > %s"), (after, top, SCAN_PAGE)).fetchall()
+        while True:
+            yield from ((str(c), str(h), int(s)) for c, h, s in rows)
+            if len(rows) < SCAN_PAGE:
+                return
+            last = rows[-1]
+            rows = conn.execute(q.format("(seq, claim) > (%s, %s)"), (last[2], last[0], top, SCAN_PAGE)).fetchall()
+
+    def _pages(self, cols: str, start: int, end: int | None) -> Iterator[tuple[Any, ...]]:
+        """``cols`` (the first one ``seq``) of records ``start..end`` in seq order, :data:`SCAN_PAGE` rows a query.
+
+        Without ``end``, up to the log's last record when the scan starts (what one query would have seen: records
+        appended while the caller iterates are not included).
+        """
+        conn = self._conn()
+        hi = end if end is not None else self.size()
+        q = f"SELECT {cols} FROM audit_log WHERE seq >= %s AND seq <= %s ORDER BY seq LIMIT {SCAN_PAGE}"
+        lo = start
+        while lo <= hi:
+            rows = conn.execute(q, (lo, hi)).fetchall()
+            yield from rows
+            if len(rows) < SCAN_PAGE:
+                return
+            lo = int(rows[-1][0]) + 1
 
     def scan_raw(self, start: int = 1, end: int | None = None) -> Iterator[RawRow]:
-        q = f"SELECT {_COLS} FROM audit_log WHERE seq >= %s AND seq <= %s ORDER BY seq"
-        with self._conn().cursor() as cur:
-            cur.execute(q, (start, end if end is not None else 2**62))
-            while batch := cur.fetchmany(4096):
-                for seq, entry, leaf, prev, chain in batch:
-                    yield seq, bytes(entry), leaf, prev, chain
+        for seq, entry, leaf, prev, chain in self._pages(_COLS, start, end):
+            yield seq, bytes(entry), leaf, prev, chain
 
     def scan_hashes(self, start: int = 1, end: int | None = None) -> Iterator[tuple[int, bytes, str]]:
-        q = "SELECT seq, entry, leaf_hash || prev_hash || chain_hash FROM audit_log WHERE seq >= %s AND seq <= %s"
-        q += " ORDER BY seq"
-        with self._conn().cursor() as cur:
-            cur.execute(q, (start, end if end is not None else 2**62))
-            while batch := cur.fetchmany(4096):
-                for seq, entry, hashes in batch:
-                    yield seq, bytes(entry), hashes
+        for seq, entry, hashes in self._pages("seq, entry, leaf_hash || prev_hash || chain_hash", start, end):
+            yield seq, bytes(entry), hashes
 
     def scan_sealed(
         self, start: int = 1, end: int | None = None
     ) -> Iterator[tuple[int, bytes, str, bytes, bytes | None, bytes]]:
         from flytekitplugins.aios_audit.columns import select_sql
 
-        q = f"SELECT seq, entry, leaf_hash || prev_hash || chain_hash, {select_sql('postgresql')} FROM audit_log"
-        q += " WHERE seq >= %s AND seq <= %s ORDER BY seq"
-        with self._conn().cursor() as cur:
-            cur.execute(q, (start, end if end is not None else 2**62))
-            while batch := cur.fetchmany(4096):
-                for seq, entry, hashes, tail, kind, pair in batch:
-                    yield seq, bytes(entry), hashes, bytes(tail), kind and bytes(kind), bytes(pair)
+        cols = f"seq, entry, leaf_hash || prev_hash || chain_hash, {select_sql('postgresql')}"
+        for seq, entry, hashes, tail, kind, pair in self._pages(cols, start, end):
+            yield seq, bytes(entry), hashes, bytes(tail), kind and bytes(kind), bytes(pair)
 
     def size(self) -> int:
         row = self._conn().execute("SELECT COALESCE(MAX(seq), 0) FROM audit_log").fetchone()

@@ -1,0 +1,100 @@
+"""Operator and auditor commands on a large trail, each in a fresh process: wall seconds and peak memory.
+
+    .venv/bin/python benchmarks/trail_commands.py [--code DIR] [--only NAME,...] [--out FILE]
+
+Runs against the store the environment names (``AIOS_AUDIT_STORE``, ``AIOS_STATE_DIR``, ...: the same environment
+``projections_bench.py --build`` built the trail with, SQLite or PostgreSQL). ``--code DIR`` runs the commands from
+another checkout of the pack (a ``git worktree`` of the baseline) with this interpreter, so a change and its
+baseline run on the same trail in the same minutes. Peak memory is the command's own and its children's (a forked
+verification worker), as ``wait4`` reports it.
+
+The commands: ``aios approvals list``; ``aios audit show`` (the last 50, by kind, by execution, by a time window);
+``aios lineage trace`` of the newest policy decision; ``aios audit checkpoint`` (continuing from the newest checkpoint
+this key signed, where the code does so) and with ``--deep``; ``aios lineage report`` of one execution with a full
+walk and from the checkpoint; ``aios audit prove`` twice; ``aios audit verify --checkpoint``; ``aios audit verify``
+(everything: walk, claims, projections, ignored approval decisions). The trail's executions are named
+``aios/production/run-N`` (``projections_bench.py``'s mix).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+RUN = "aios/production/run-100"
+
+
+def _env(code: Path) -> dict[str, str]:
+    parts = [code, code / "plugins" / "flyte-aios-core", code / "plugins" / "flytekit-aios"]
+    parts.append(code / "connectors" / "flytekit-aios-connectors")
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(str(p) for p in parts))
+
+
+def aios(code: Path, args: list[str]) -> tuple[float, float, int, str]:
+    """``aios ARGS`` from ``code`` in a fresh process: (wall s, peak RSS MB, exit code, stdout)."""
+    cmd = [sys.executable, "-c", "import sys; from flytekitplugins.aios_core.cli import main; main()", *args]
+    t = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=_env(code), cwd=code, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    out = proc.stdout.read().decode() if proc.stdout is not None else ""
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return time.perf_counter() - t, usage.ru_maxrss / 1024, proc.returncode, out
+
+
+def commands(work: Path, record: str) -> dict[str, list[str]]:
+    cp, out = str(work / "checkpoint.txt"), str(work / "out")
+    return {
+        "approvals list": ["approvals", "list"],
+        "audit show --limit 50": ["audit", "show", "--limit", "50"],
+        "audit show --kind approval_decision": ["audit", "show", "--kind", "approval_decision", "--limit", "50"],
+        "audit show --execution": ["audit", "show", "--execution", RUN, "--limit", "50"],
+        "audit show --since --until": ["audit", "show", "--since", "2026-11-01", "--until", "2026-11-02"],
+        "lineage trace": ["lineage", "trace", record],
+        "audit checkpoint": ["audit", "checkpoint", "--out", cp],
+        "audit checkpoint --deep": ["audit", "checkpoint", "--deep", "--out", cp],
+        "lineage report --execution (full walk)": ["lineage", "report", "--execution", RUN, "--out", out + ".html"],
+        "lineage report --execution --checkpoint": [
+            *("lineage", "report", "--execution", RUN, "--checkpoint", cp, "--out", out + ".html")
+        ],
+        "audit prove (first)": ["audit", "prove", record, "--checkpoint", cp, "--out", out + ".json"],
+        "audit prove (second)": ["audit", "prove", record, "--checkpoint", cp, "--out", out + ".json"],
+        "audit verify --checkpoint": ["audit", "verify", "--checkpoint", cp, "--json"],
+        "audit verify (everything)": ["audit", "verify", "--json"],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--code", type=Path, default=REPO, help="checkout whose commands run (default: this one)")
+    ap.add_argument("--only", default="", help="comma-separated command names (default: all)")
+    ap.add_argument("--out", type=Path, default=None, help="also write the markdown table here")
+    args = ap.parse_args()
+    work = Path(os.environ.get("AIOS_STATE_DIR", "/tmp")) / "trail-commands"
+    work.mkdir(parents=True, exist_ok=True)
+    _, _, rc, out = aios(args.code, ["audit", "show", "--kind", "policy_decision", "--limit", "1", "--json"])
+    if rc != 0 or not out.strip():
+        raise SystemExit("no policy decision in this trail: build it with projections_bench.py --build")
+    record = json.loads(out.splitlines()[-1])["leaf_hash"]
+    wanted = [w for w in args.only.split(",") if w]
+    lines = [f"code: {args.code}", "", "| command | wall s | peak MB | exit |", "|---|---|---|---|"]
+    print("\n".join(lines), flush=True)
+    for name, argv in commands(work, record).items():
+        if wanted and name not in wanted:
+            continue
+        if "--deep" in argv and args.code != REPO and "--deep" not in aios(args.code, [*argv[:2], "--help"])[3]:
+            continue  # a checkout without the option
+        wall, rss, rc, _ = aios(args.code, argv)
+        lines.append(f"| `{name}` | {wall:.2f} | {rss:,.0f} | {rc} |")
+        print(lines[-1], flush=True)
+    if args.out is not None:
+        args.out.write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
