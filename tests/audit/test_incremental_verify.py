@@ -302,3 +302,48 @@ def test_claims_since_on_both_stores(backend: str, aios_env: Path, request: pyte
     kept = [(3, next(store.scan_raw(3, 3))[1])]  # what the walk kept: the records that may claim
     assert claims_since(store, 2, kept, until=4) == []  # k-1 is fine; k-2's record was not kept, so not read
     store.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_the_full_claims_check_names_every_kind_of_difference(
+    backend: str, aios_env: Path, request: pytest.FixtureRequest
+) -> None:
+    """The deep walk's claims check (compared in a scratch database, not in two dictionaries of every claim) reports a
+    duplicated, a missing, a changed and an extra claim, each at its record, on both stores."""
+    from flytekitplugins.aios_audit.claims import verify_claims
+    from flytekitplugins.aios_audit.stores import claim, open_store
+
+    url = request.getfixturevalue("pg_url") if backend == "postgresql" else f"sqlite:///{aios_env}/claims.db"
+    store = open_store(url)
+    for key in ("dup", "gone", "moved", "fine"):
+        store.append_many([AuditEvent(kind="action", actor="u", attributes={"claims": [claim(key, "h")]})])
+    assert verify_claims(store) == []
+    edits = [
+        "DELETE FROM audit_claims WHERE claim IN ('dup', 'gone')",
+        "UPDATE audit_claims SET holder = 'someone-else' WHERE claim = 'moved'",
+        "INSERT INTO audit_claims VALUES ('forged', 'x', 2)",
+    ]
+    if backend == "postgresql":
+        import psycopg
+
+        with psycopg.connect(url, autocommit=True) as c:
+            c.execute("DROP TRIGGER audit_claims_no_update ON audit_claims")
+            for sql in edits:
+                c.execute(sql)
+    else:
+        c = sqlite3.connect(aios_env / "claims.db", isolation_level=None)
+        c.execute("DROP TRIGGER audit_claims_no_delete")
+        c.execute("DROP TRIGGER audit_claims_no_update")
+        for sql in edits:
+            c.execute(sql)
+        c.close()
+    store.append_many([AuditEvent(kind="action", actor="v", attributes={"claims": [claim("dup", "h2")]})])  # seq 5
+    found = [(p.code, p.key, p.seq) for p in verify_claims(store)]
+    assert found == [
+        ("claim_changed", "dup", 1),  # its row now names the second claim
+        ("claim_extra", "forged", 2),
+        ("claim_missing", "gone", 2),
+        ("claim_changed", "moved", 3),
+        ("claim_duplicated", "dup", 5),
+    ], found
+    store.close()

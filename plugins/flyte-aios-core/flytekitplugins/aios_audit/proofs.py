@@ -102,18 +102,20 @@ def latest_checkpoint(folder: Path, store: AuditStore, signing_key: str) -> Chec
     return best
 
 
-def _tree(store: AuditStore, size: int) -> tuple[MerkleTree, dict[str, int], list[bytes]]:
+def _tree(store: AuditStore, size: int, ref: str = "") -> tuple[MerkleTree, int, bytes]:
+    """The tree of the first ``size`` entries, rebuilt from them (the fallback when the stored levels fail), and the
+    position and entry of record ``ref`` (``-1, b""`` when it is not among them). Only the leaf hashes are kept, not
+    every entry and record id (ten million entries: about 20 GB)."""
     leaves: list[bytes] = []
-    index: dict[str, int] = {}
-    entries: list[bytes] = []
+    at, found = (int(ref.lstrip("#")) - 1 if ref.lstrip("#").isdigit() else -1), b""
     for seq, entry, leaf, _prev, _chain in store.scan_raw(1, size):
         leaves.append(leaf_hash(entry))
-        index[leaf] = seq - 1
-        entries.append(entry)
+        if (seq - 1 == at) if at >= 0 else (ref and leaf == ref):
+            at, found = seq - 1, entry
     if len(leaves) != size:
         msg = f"the log has {len(leaves)} records, fewer than the requested tree size {size}"
         raise ProofError(msg)
-    return MerkleTree(leaves), index, entries
+    return MerkleTree(leaves), (at if found else -1), found
 
 
 def _fast_inclusion(store: AuditStore, ref: str, cp: Checkpoint) -> dict[str, Any] | None:
@@ -159,15 +161,14 @@ def prove_inclusion(store: AuditStore, ref: str, checkpoint: Checkpoint) -> dict
     """Inclusion proof of a record (id, or ``#seq``) in the tree of ``checkpoint``."""
     if (fast := _fast_inclusion(store, ref, checkpoint)) is not None:
         return fast
-    tree, index, entries = _tree(store, checkpoint.tree_size)
+    tree, i, entry = _tree(store, checkpoint.tree_size, ref)
     if tree.root().hex() != checkpoint.root_hash:
         msg = "the log's first records no longer match the checkpoint root: run `aios audit verify --checkpoint`"
         raise ProofError(msg)
-    i = int(ref.lstrip("#")) - 1 if ref.lstrip("#").isdigit() else index.get(ref, -1)
     if not 0 <= i < checkpoint.tree_size:
         msg = f"record {ref!r} is not among the {checkpoint.tree_size} records covered by the checkpoint"
         raise ProofError(msg)
-    return _inclusion_doc(i, tree.levels[0][i], tree.inclusion_proof(i), entries[i], checkpoint)
+    return _inclusion_doc(i, tree.levels[0][i], tree.inclusion_proof(i), entry, checkpoint)
 
 
 def prove_consistency(store: AuditStore, old: Checkpoint, new: Checkpoint) -> dict[str, Any]:
