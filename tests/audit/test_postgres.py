@@ -120,6 +120,9 @@ def test_scans_hold_one_page_of_the_log_at_a_time(pg_url: str, monkeypatch: pyte
     assert [r.seq for r in store.scan(1, 8)] == list(range(1, 9))
     assert list(store.scan_claims()) == [("k0", "h", 10), ("k1", "h", 10), ("k2", "h", 11)]
     assert list(store.scan_claims(10)) == [("k2", "h", 11)]
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # a row beyond the log is scanned all the same
+        conn.execute("INSERT INTO audit_claims VALUES ('k9', 'h', 99)")
+    assert list(store.scan_claims(10)) == [("k2", "h", 11), ("k9", "h", 99)]
     assert max(sizes) == 4 and len(sizes) >= 12, sizes  # every scan paged (11 records: 4 + 4 + 3, ...)
     store.append(AuditEvent(kind="task", actor="late"))
     rows = store.scan_raw()

@@ -287,18 +287,18 @@ class PostgresAuditStore(AuditStore):
         return {k: (h, int(s)) for k, h, s in self._conn().execute(q, (list(keys),))}
 
     def scan_claims(self, after: int = 0) -> Iterator[tuple[str, str, int]]:
-        """Claims of records after ``after`` in ``(seq, claim)`` order, :data:`SCAN_PAGE` rows a query (each page
-        after the last ``(seq, claim)`` of the one before)."""
+        """Claims rows with a seq above ``after`` in ``(seq, claim)`` order, :data:`SCAN_PAGE` rows a query (each
+        page after the last ``(seq, claim)`` of the one before). No upper bound: a row naming a record beyond the log
+        is one the verifier must see."""
         conn = self._conn()
-        top = self.size()  # the claims as they are when the scan starts, as one query would have seen them
-        q = "SELECT claim, holder, seq FROM audit_claims WHERE {} AND seq <= %s ORDER BY seq, claim LIMIT %s"
-        rows = conn.execute(q.format("seq > %s"), (after, top, SCAN_PAGE)).fetchall()
+        q = "SELECT claim, holder, seq FROM audit_claims WHERE {} ORDER BY seq, claim LIMIT %s"
+        rows = conn.execute(q.format("seq > %s"), (after, SCAN_PAGE)).fetchall()
         while True:
             yield from ((str(c), str(h), int(s)) for c, h, s in rows)
             if len(rows) < SCAN_PAGE:
                 return
             last = rows[-1]
-            rows = conn.execute(q.format("(seq, claim) > (%s, %s)"), (last[2], last[0], top, SCAN_PAGE)).fetchall()
+            rows = conn.execute(q.format("(seq, claim) > (%s, %s)"), (last[2], last[0], SCAN_PAGE)).fetchall()
 
     def _pages(self, cols: str, start: int, end: int | None) -> Iterator[tuple[Any, ...]]:
         """``cols`` (the first one ``seq``) of records ``start..end`` in seq order, :data:`SCAN_PAGE` rows a query.
