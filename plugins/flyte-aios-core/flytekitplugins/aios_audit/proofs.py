@@ -79,8 +79,8 @@ def latest_checkpoint(folder: Path, store: AuditStore, signing_key: str) -> Chec
     """The checkpoint with the most records, of this log (its origin) and signed by ``signing_key``, among the files
     of ``folder`` (``aios audit checkpoint`` keeps each one it writes there); None when there is none.
 
-    Files that do not load, name another log or are not signed by this key are passed over (logged): the next
-    checkpoint then continues from an older one, or walks every record.
+    Files that do not load (a warning), name another log or are not signed by this key (as after a key rotation) are
+    passed over: the next checkpoint then continues from an older one, or walks every record.
     """
     if not folder.is_dir():
         return None
@@ -94,8 +94,8 @@ def latest_checkpoint(folder: Path, store: AuditStore, signing_key: str) -> Chec
             continue
         if cp.origin != origin or not cp.is_note or (cp.tree_size and not cp.chain_head):
             continue
-        if why := trusted_keys(pem).check(cp):
-            log.warning("checkpoint %s passed over: %s", path, why)
+        if why := trusted_keys(pem).check(cp):  # e.g. signed before the key was rotated: expected, not a warning
+            log.info("checkpoint %s passed over: %s", path, why)
             continue
         if best is None or cp.tree_size > best.tree_size:
             best = cp
