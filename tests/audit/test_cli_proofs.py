@@ -131,6 +131,8 @@ def test_a_checkpoint_verifies_only_what_was_appended_since_the_last_one(
     assert doc["root_hash"] == verify_store(audit_log(get_settings())).root_hash
     code, out = _run("audit", "checkpoint", "--out", str(tmp_path / "c.json"), "--deep")
     assert code == 0 and "every record walked (--deep)" in out and walked[-1] == 1, out
+    code, out = _run("audit", "checkpoint", "--out", str(tmp_path / "d.json"))
+    assert code == 0 and "no record appended since; extends the checkpoint of 35 records" in out, out
     code, out = _run("audit", "verify", "--checkpoint", str(tmp_path / "b.json"))
     assert code == 0, out
 

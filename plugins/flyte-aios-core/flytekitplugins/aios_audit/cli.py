@@ -10,12 +10,15 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from flytekitplugins.aios_core.cli import settings_from
 from flytekitplugins.aios_core.cli_output import Column, compact_time
+
+if TYPE_CHECKING:
+    from flytekitplugins.aios_audit.checkpoint import Checkpoint
 
 
 def _store(ctx: click.Context, url: str | None) -> Any:
@@ -385,7 +388,7 @@ def _show_row(r: Any) -> list[str]:
     ]
 
 
-def _fresh_checkpoint(ctx: click.Context, store: Any, deep: bool = False) -> tuple[Any, Any]:
+def _fresh_checkpoint(ctx: click.Context, store: Any, deep: bool = False) -> tuple[Checkpoint, Checkpoint | None]:
     """A checkpoint of ``store`` signed now, continuing from the newest one this key signed of it (the state folder's
     ``checkpoints/``): ``(new, previous or None)``."""
     from flytekitplugins.aios_audit.proofs import latest_checkpoint, make_checkpoint
@@ -424,7 +427,8 @@ def checkpoint(ctx: click.Context, out: str, deep: bool, as_json: bool) -> None:
         return
     click.echo(f"checkpoint: {cp.tree_size} records, root {cp.root_hash}, key {cp.key_name}+{cp.key_id} -> {out}")
     if previous is not None:
-        how = "every record walked (--deep)" if deep else f"records {after + 1}..{cp.tree_size} verified"
+        how = f"records {after + 1}..{cp.tree_size} verified" if after < cp.tree_size else "no record appended since"
+        how = "every record walked (--deep)" if deep else how
         click.echo(f"{how}; extends the checkpoint of {previous.tree_size} records this key signed before")
     click.echo(f"verifier key (C2SP): {_vkey(settings.signing_key)}")
     if untrusted:
