@@ -18,6 +18,7 @@ import json
 import sqlite3
 import tempfile
 from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 
 from flytekitplugins.aios_audit.stores import CLAIMS_ATTR, AuditStore
@@ -70,9 +71,11 @@ def _compare(db: sqlite3.Connection, store: AuditStore) -> list[ClaimProblem]:
     db.execute("CREATE TABLE sealed (n INTEGER PRIMARY KEY, key TEXT NOT NULL, holder TEXT NOT NULL, seq INTEGER)")
     db.execute("CREATE TABLE rows (key TEXT PRIMARY KEY, holder TEXT NOT NULL, seq INTEGER NOT NULL)")
     db.execute("BEGIN")
-    for batch in _batches(sealed_claims(store)):
+    sealed = sealed_claims(store)
+    while batch := list(islice(sealed, 10_000)):
         db.executemany("INSERT INTO sealed (key, holder, seq) VALUES (?, ?, ?)", batch)
-    for batch in _batches((str(k), str(h), int(s)) for k, h, s in store.scan_claims()):
+    rows = ((str(k), str(h), int(s)) for k, h, s in store.scan_claims())
+    while batch := list(islice(rows, 10_000)):
         db.executemany("INSERT OR REPLACE INTO rows VALUES (?, ?, ?)", batch)
     db.execute("CREATE TABLE first AS SELECT key, MIN(n) AS n FROM sealed GROUP BY key")
     db.execute("CREATE UNIQUE INDEX first_key ON first(key)")
@@ -97,14 +100,3 @@ def _compare(db: sqlite3.Connection, store: AuditStore) -> list[ClaimProblem]:
         detail = f"held by {holder!r} in audit_claims but claimed by no sealed record"
         problems.append(ClaimProblem("claim_extra", key, seq, detail))
     return sorted(problems, key=lambda p: (p.seq, p.key))
-
-
-def _batches(rows: Iterator[tuple[str, str, int]], size: int = 10_000) -> Iterator[list[tuple[str, str, int]]]:
-    batch: list[tuple[str, str, int]] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch

@@ -189,7 +189,9 @@ def _leaf_hashes(db: _Db, done: int, end: int) -> list[bytes]:
     stored levels is checked against the signed checkpoint, and rebuilt from the entries if that fails. An id table
     that does not reach ``end`` (one look-up, its last seq) is not read at all: its rows would be read for nothing.
     """
-    if db.ids and int(db.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM audit_ids").fetchone()[0]) >= end:
+    from flytekitplugins.aios_audit.stores.sqlite import _ids_heads
+
+    if db.ids and _ids_heads(db.conn)[1] >= end:
         q = "SELECT seq, leaf_hash FROM audit_ids WHERE seq > ? AND seq <= ? ORDER BY seq"
         try:
             hashes = list(_leaves(db.conn.execute(q, (done, end)).fetchall(), done))
