@@ -98,9 +98,15 @@ class _Db:
                     pg.execute(f"SELECT pg_advisory_xact_lock({_PG_LOCK})")
                     yield
 
-            with tx():
-                for stmt in SCHEMA:
-                    pg.execute(stmt.format(blob="BYTEA", without_rowid=""))
+            # created once, by the first proof with rights to (a read-only role, an auditor's, uses what is there)
+            absent = " OR ".join(
+                f"to_regclass(quote_ident(current_schema()) || '.{t}') IS NULL"
+                for t in ("audit_merkle_nodes", "audit_merkle_size")
+            )
+            if pg.execute(f"SELECT {absent}").fetchone()[0]:
+                with tx():
+                    for stmt in SCHEMA:
+                        pg.execute(stmt.format(blob="BYTEA", without_rowid=""))
             return cls(pg, "%s", tx)
         return None
 

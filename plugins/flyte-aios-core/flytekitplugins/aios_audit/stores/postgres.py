@@ -12,8 +12,12 @@ not continue the head, but verification never relies on them.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import functools
+import hashlib
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
@@ -94,6 +98,81 @@ def _plain(row: Any) -> tuple[Any, ...]:
     return tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)
 
 
+def _ddl() -> list[str]:
+    """Every statement that creates or upgrades the store's schema, in order (each idempotent)."""
+    return [SCHEMA, pgi.STAGING, *projections.schema("postgresql")]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Expected:
+    """What :func:`_ddl` creates, read off its text: the check :func:`schema_missing` makes before any DDL."""
+
+    mark: str
+    relations: tuple[str, ...]
+    triggers: tuple[str, ...]  # "table.trigger"
+    routines: tuple[str, ...]  # "name:md5 of the body"
+    states: tuple[str, ...]  # projection state tables, one row each
+
+
+@functools.cache
+def _expected() -> _Expected:
+    text = "\n".join(_ddl())
+    relations = re.findall(r"CREATE TABLE IF NOT EXISTS (\w+)", text)
+    relations += re.findall(r"CREATE (?:UNIQUE )?INDEX IF NOT EXISTS (\w+)", text)
+    triggers = [f"{t}.{n}" for n, t in re.findall(r"CREATE OR REPLACE TRIGGER (\w+)\s.*?\sON (\w+)\s", text, re.S)]
+    routines = [
+        f"{n}:{hashlib.md5(body.encode(), usedforsecurity=False).hexdigest()}"
+        for n, body in re.findall(r"CREATE OR REPLACE (?:FUNCTION|PROCEDURE) (\w+)\(.*?\$\$(.*?)\$\$", text, re.S)
+    ]
+    mark = f"flyte-aios audit schema sha256:{hashlib.sha256(text.encode()).hexdigest()}"
+    states = tuple(g.state for g in projections.GROUPS)
+    return _Expected(mark, tuple(sorted(set(relations))), tuple(sorted(triggers)), tuple(sorted(routines)), states)
+
+
+_CHECK = """
+WITH ns AS (SELECT quote_ident(current_schema())::regnamespace AS oid)
+SELECT obj_description(to_regclass(quote_ident(current_schema()) || '.audit_log'), 'pg_class'),
+  ARRAY(SELECT c.relname::text FROM pg_class c, ns WHERE c.relnamespace = ns.oid AND c.relname = ANY(%(relations)s)),
+  ARRAY(SELECT c.relname || '.' || t.tgname FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid, ns
+        WHERE c.relnamespace = ns.oid AND NOT t.tgisinternal AND t.tgenabled IN ('O', 'A')),
+  ARRAY(SELECT p.proname || ':' || md5(p.prosrc) FROM pg_proc p, ns WHERE p.pronamespace = ns.oid),
+  (SELECT md5(string_agg(pg_get_triggerdef(t.oid), ';' ORDER BY c.relname, t.tgname))
+   FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid, ns WHERE c.relnamespace = ns.oid AND NOT t.tgisinternal)
+"""
+_TRIGGERS = " triggers:"
+"""The mark ends with the digest of the triggers' definitions as the server printed them when the schema was made
+(``pg_get_triggerdef``): a trigger redefined under its own name (say, no longer refusing DELETE) is made again."""
+
+
+def schema_missing(conn: Any) -> list[str]:
+    """What the store's schema lacks for this version of the pack (empty: nothing to create), read from the catalog.
+
+    Opening a store used to run every ``CREATE ... IF NOT EXISTS`` and ``CREATE OR REPLACE`` statement each time:
+    that needs the rights of the tables' owner (a read-only role, an auditor's, could open no store at all) and
+    takes locks on the log that queue behind writers. Now the catalog is read first, without locks, and the
+    statements run only when something is missing: a table or index, an enabled append-only trigger, a function
+    whose body is not this version's, a trigger whose definition changed since the schema was made, a projection
+    state row, or the schema mark (a comment on ``audit_log`` naming the digest of this version's statements and of
+    the triggers as made). One disabled, redefined or replaced is put back by the next open with the owner's rights,
+    as every open used to do. (Verification never relies on any of them: an owner can change them at any time.)
+    """
+    want = _expected()
+    row = conn.execute(_CHECK, {"relations": list(want.relations)}).fetchone()
+    mark, relations, triggers, routines, trigger_defs = row
+    missing = sorted(set(want.relations) - set(relations))
+    missing += sorted(f"trigger {t}" for t in set(want.triggers) - set(triggers))
+    missing += sorted(f"function {r.split(':')[0]}" for r in set(want.routines) - set(routines))
+    if mark != f"{want.mark}{_TRIGGERS}{trigger_defs}":
+        missing.append(
+            "the schema mark of this version" if (mark or "").split(_TRIGGERS)[0] != want.mark else "a trigger as made"
+        )
+    if not missing:
+        counts = " + ".join(f"(SELECT count(*) FROM {s} WHERE id = 1)" for s in want.states)
+        if conn.execute(f"SELECT {counts}").fetchone()[0] != len(want.states):
+            missing.append("a projection state row")
+    return missing
+
+
 class PostgresAuditStore(AuditStore):
     """Hash-chained log in PostgreSQL; one connection per thread and process."""
 
@@ -103,12 +182,34 @@ class PostgresAuditStore(AuditStore):
         self._local = threading.local()
         try:
             conn = self._conn()
+            missing = schema_missing(conn)
+        except Exception as e:
+            msg = f"cannot open the PostgreSQL audit store ({self._redacted()}): {mask_text(e)}. Check AIOS_AUDIT_STORE"
+            raise AuditWriteError(msg) from e
+        if missing:
+            self._create_schema(conn, missing)
+
+    def _create_schema(self, conn: Any, missing: list[str]) -> None:
+        """Create or bring up to date the tables, indexes, triggers and functions (under the log's lock), and mark
+        the schema current. Needs the rights of the role that owns the audit tables."""
+        import psycopg
+
+        try:
             with conn.transaction():
                 conn.execute(f"SELECT pg_advisory_xact_lock({_LOCK})")
-                conn.execute(SCHEMA)
-                conn.execute(pgi.STAGING)
-                for stmt in projections.schema("postgresql"):
+                for stmt in _ddl():
                     conn.execute(stmt)
+                defs = conn.execute(_CHECK, {"relations": []}).fetchone()[4]  # the triggers as just made
+                conn.execute(f"COMMENT ON TABLE audit_log IS '{_expected().mark}{_TRIGGERS}{defs}'")  # quote-free
+        except psycopg.errors.InsufficientPrivilege as e:
+            shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
+            msg = (
+                f"the PostgreSQL audit store ({self._redacted()}) lacks what this version of the pack needs "
+                f"({shown}) and this role may not create it ({mask_text(e)}). Open the store once with the role "
+                "that owns the audit tables (any aios command does, e.g. `aios audit show --limit 1`), then retry: "
+                "readers and writers need no more than the grants in docs/audit.md, 'Database roles'"
+            )
+            raise AuditWriteError(msg) from None
         except Exception as e:
             msg = f"cannot open the PostgreSQL audit store ({self._redacted()}): {mask_text(e)}. Check AIOS_AUDIT_STORE"
             raise AuditWriteError(msg) from e
