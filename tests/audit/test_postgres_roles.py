@@ -16,7 +16,8 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
-from flytekitplugins.aios_audit import AuditEvent, AuditWriteError
+from flytekitplugins.aios_audit import AuditEvent, AuditWriteError, nodes
+from flytekitplugins.aios_audit.merkle import MerkleTree
 from flytekitplugins.aios_audit.stores import open_store
 from flytekitplugins.aios_audit.stores.pg_integrate import LOCK
 from flytekitplugins.aios_core.context import ExecutionRef
@@ -65,9 +66,14 @@ def test_a_read_only_role_runs_the_read_commands(pg_url: str, role: str, tmp_pat
     recs = store.append_many(
         [AuditEvent(kind="task", actor="service:pipeline", subject=f"doc-{i}", execution=EX) for i in range(30)]
     )
+    assert nodes.catch_up(store) == (30, 30)  # the owner integrates the tree levels (as rebuild-projections does)
     store.close()
     _grant(pg_url, "GRANT USAGE ON SCHEMA {schema} TO {role}", role)
     _grant(pg_url, "GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {role}", role)
+    reader = open_store(_as(pg_url, role))
+    tree = nodes.stored_tree(reader, 30)  # the auditor proves from the stored levels
+    assert tree is not None and tree.root() == MerkleTree([bytes.fromhex(r.record_id) for r in recs]).root()
+    reader.close()
     env = dict(os.environ, AIOS_AUDIT_STORE=_as(pg_url, role), AIOS_STATE_DIR=str(tmp_path / "auditor"))
     cp, proof = tmp_path / "cp.txt", tmp_path / "proof.json"
     runs = {

@@ -99,8 +99,12 @@ def _plain(row: Any) -> tuple[Any, ...]:
 
 
 def _ddl() -> list[str]:
-    """Every statement that creates or upgrades the store's schema, in order (each idempotent)."""
-    return [SCHEMA, pgi.STAGING, *projections.schema("postgresql")]
+    """Every statement that creates or upgrades the store's schema, in order (each idempotent); the Merkle tree
+    level tables too, so that grants made after the owner's first open cover them."""
+    from flytekitplugins.aios_audit import nodes
+
+    levels = [stmt.format(blob="BYTEA", without_rowid="") for stmt in nodes.SCHEMA]
+    return [SCHEMA, pgi.STAGING, *projections.schema("postgresql"), *levels]
 
 
 @dataclasses.dataclass(frozen=True)
