@@ -462,7 +462,10 @@ def _table_range(
 ) -> Iterator[tuple[tuple[str, int, int], Row]]:
     for t in group.tables:
         plain = t is LINEAGE  # (int, int, str, str, str) from both databases: nothing to normalize
-        for row in store.iter_sql(f"SELECT {', '.join(t.columns)} FROM {t.name} WHERE {where}", params):
+        # in key order: the planner then reads the range from the primary key even when its bound is a subquery
+        # (without it PostgreSQL scanned the 22 million lineage rows of a 10M log to find none beyond the log: 1.9 s)
+        q = f"SELECT {', '.join(t.columns)} FROM {t.name} WHERE {where} ORDER BY {', '.join(t.key)}"
+        for row in store.iter_sql(q, params):
             yield (t.name, int(row[0]), _pos(t.name, row)), tuple(row) if plain else _norm(row)
 
 
