@@ -175,7 +175,8 @@ def build(trail: Path, size: int) -> None:
                         )
                     )
             elif slot == 99:
-                name = f"model-{i % MODELS}"
+                # spread over the MODELS names (i % MODELS, as until 2026-12-01, gave only two: i ends in 99 here)
+                name = f"model-{(i // 100) % MODELS}"
                 entry = {
                     "name": name,
                     "version": f"v{i}",
