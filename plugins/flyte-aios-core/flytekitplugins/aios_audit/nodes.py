@@ -98,7 +98,8 @@ class _Db:
                     pg.execute(f"SELECT pg_advisory_xact_lock({_PG_LOCK})")
                     yield
 
-            # created once, by the first proof with rights to (a read-only role, an auditor's, uses what is there)
+            # made with the store's schema by the owner's open (stores.postgres._ddl); here only if missing, so a
+            # read-only role (an auditor's) reads the levels there without a CREATE it has no right to
             absent = " OR ".join(
                 f"to_regclass(quote_ident(current_schema()) || '.{t}') IS NULL"
                 for t in ("audit_merkle_nodes", "audit_merkle_size")
