@@ -10,15 +10,12 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from flytekitplugins.aios_core.cli import settings_from
 from flytekitplugins.aios_core.cli_output import Column, compact_time
-
-if TYPE_CHECKING:
-    from flytekitplugins.aios_audit.checkpoint import Checkpoint
 
 
 def _store(ctx: click.Context, url: str | None) -> Any:
@@ -388,16 +385,6 @@ def _show_row(r: Any) -> list[str]:
     ]
 
 
-def _fresh_checkpoint(ctx: click.Context, store: Any, deep: bool = False) -> tuple[Checkpoint, Checkpoint | None]:
-    """A checkpoint of ``store`` signed now, continuing from the newest one this key signed of it (the state folder's
-    ``checkpoints/``): ``(new, previous or None)``."""
-    from flytekitplugins.aios_audit.proofs import latest_checkpoint, make_checkpoint
-
-    settings = settings_from(ctx)
-    previous = latest_checkpoint(settings.state_dir / "checkpoints", store, settings.signing_key)
-    return make_checkpoint(store, settings.signing_key, previous, deep=deep), previous
-
-
 @audit.command()
 @click.option("--out", "out", type=click.Path(dir_okay=False), required=True, help="Where to write the checkpoint.")
 @click.option(
@@ -413,12 +400,13 @@ def checkpoint(ctx: click.Context, out: str, deep: bool, as_json: bool) -> None:
     The records after the newest checkpoint this key signed of this log (kept in the state folder's checkpoints/)
     are verified, and the log must still extend it; without one, or with --deep, every record is walked.
     """
+    from flytekitplugins.aios_audit.proofs import checkpoints_dir, continuing_checkpoint
     from flytekitplugins.aios_audit.trust import HOW_TO_TRUST, TrustedKeys
 
     settings = settings_from(ctx)
-    cp, previous = _fresh_checkpoint(ctx, _store(ctx, None), deep)
+    cp, previous = continuing_checkpoint(_store(ctx, None), settings, deep=deep)
     cp.save(out)
-    cp.save(settings.state_dir / "checkpoints" / f"{cp.tree_size:012d}.json")
+    cp.save(checkpoints_dir(settings) / f"{cp.tree_size:012d}.json")
     untrusted = bool(TrustedKeys.from_settings(settings).check(cp))
     after = previous.tree_size if previous is not None and not deep else 0
     if as_json:
@@ -453,10 +441,10 @@ def _vkey(signing_key: str) -> str:
 def prove(ctx: click.Context, record: str, checkpoint_file: str | None, out: str | None, as_json: bool) -> None:
     """Inclusion proof of RECORD (record id or #seq) against a checkpoint (default: a fresh one)."""
     from flytekitplugins.aios_audit.checkpoint import Checkpoint
-    from flytekitplugins.aios_audit.proofs import prove_inclusion
+    from flytekitplugins.aios_audit.proofs import continuing_checkpoint, prove_inclusion
 
     store = _store(ctx, None)
-    cp = Checkpoint.load(checkpoint_file) if checkpoint_file else _fresh_checkpoint(ctx, store)[0]
+    cp = Checkpoint.load(checkpoint_file) if checkpoint_file else continuing_checkpoint(store, settings_from(ctx))[0]
     _write(prove_inclusion(store, record, cp), out, as_json)
 
 
@@ -468,10 +456,10 @@ def prove(ctx: click.Context, record: str, checkpoint_file: str | None, out: str
 def consistency(ctx: click.Context, old_file: str, out: str | None, as_json: bool) -> None:
     """Consistency proof from an old checkpoint to a fresh checkpoint of the current log."""
     from flytekitplugins.aios_audit.checkpoint import Checkpoint
-    from flytekitplugins.aios_audit.proofs import prove_consistency
+    from flytekitplugins.aios_audit.proofs import continuing_checkpoint, prove_consistency
 
     store = _store(ctx, None)
-    new = _fresh_checkpoint(ctx, store)[0]
+    new = continuing_checkpoint(store, settings_from(ctx))[0]
     _write(prove_consistency(store, Checkpoint.load(old_file), new), out, as_json)
 
 

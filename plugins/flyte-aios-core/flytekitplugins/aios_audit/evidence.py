@@ -30,7 +30,7 @@ from flytekitplugins.aios_audit.edge_rules import is_record
 from flytekitplugins.aios_audit.edges import EdgeIndex
 from flytekitplugins.aios_audit.lineage import Tracer
 from flytekitplugins.aios_audit.private_files import touch_private
-from flytekitplugins.aios_audit.proofs import latest_checkpoint, make_checkpoint, origin_of, prove_inclusion
+from flytekitplugins.aios_audit.proofs import continuing_checkpoint, origin_of, prove_inclusion
 from flytekitplugins.aios_audit.records import record_from_entry
 from flytekitplugins.aios_audit.trust import TrustedKeys, canonical_public_pem
 from flytekitplugins.aios_core.errors import AiosError
@@ -81,8 +81,7 @@ def _trusted_pems(settings: Any) -> list[str]:
 def export(tracer: Tracer, settings: Any, record_ids: list[str], scope: str, out: Path) -> dict[str, Any]:
     """Write the bundle for ``record_ids`` to ``out``; returns its manifest."""
     store = tracer.store
-    previous = latest_checkpoint(settings.state_dir / "checkpoints", store, settings.signing_key)
-    cp = make_checkpoint(store, settings.signing_key, previous)
+    cp = continuing_checkpoint(store, settings)[0]
     entries, seqs = {}, {tracer.index.seq_of(r): r for r in record_ids}
     files: dict[str, bytes] = {"checkpoint.json": cp.model_dump_json(indent=2).encode()}
     records = []

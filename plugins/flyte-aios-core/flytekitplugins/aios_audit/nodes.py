@@ -98,16 +98,8 @@ class _Db:
                     pg.execute(f"SELECT pg_advisory_xact_lock({_PG_LOCK})")
                     yield
 
-            # made with the store's schema by the owner's open (stores.postgres._ddl); here only if missing, so a
-            # read-only role (an auditor's) reads the levels there without a CREATE it has no right to
-            absent = " OR ".join(
-                f"to_regclass(quote_ident(current_schema()) || '.{t}') IS NULL"
-                for t in ("audit_merkle_nodes", "audit_merkle_size")
-            )
-            if pg.execute(f"SELECT {absent}").fetchone()[0]:
-                with tx():
-                    for stmt in SCHEMA:
-                        pg.execute(stmt.format(blob="BYTEA", without_rowid=""))
+            # no DDL here: the level tables are part of the store's schema (stores.postgres._ddl), which its open made
+            # or found whole, so a read-only role (an auditor's) reads the levels without a CREATE it may not run
             return cls(pg, "%s", tx)
         return None
 

@@ -102,6 +102,21 @@ def latest_checkpoint(folder: Path, store: AuditStore, signing_key: str) -> Chec
     return best
 
 
+def checkpoints_dir(settings: Any) -> Path:
+    """Where ``aios audit checkpoint`` keeps a copy of every checkpoint it signs (the state folder's
+    ``checkpoints/``), and where the next one looks for the one to continue from."""
+    return Path(settings.state_dir) / "checkpoints"
+
+
+def continuing_checkpoint(
+    store: AuditStore, settings: Any, *, deep: bool = False
+) -> tuple[Checkpoint, Checkpoint | None]:
+    """A checkpoint of ``store`` signed now with ``settings.signing_key``, continuing from the newest one that key
+    signed of it among those kept in :func:`checkpoints_dir`: ``(new, previous or None)``."""
+    previous = latest_checkpoint(checkpoints_dir(settings), store, settings.signing_key)
+    return make_checkpoint(store, settings.signing_key, previous, deep=deep), previous
+
+
 def _tree(store: AuditStore, size: int, ref: str = "") -> tuple[MerkleTree, int, bytes]:
     """The tree of the first ``size`` entries, rebuilt from them (the fallback when the stored levels fail), and the
     position and entry of record ``ref`` (``-1, b""`` when it is not among them). Only the leaf hashes are kept, not
