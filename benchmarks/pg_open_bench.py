@@ -87,11 +87,10 @@ def main() -> None:
     ap.add_argument("--code", type=Path, default=None, help="checkout to measure (default: this one)")
     args = ap.parse_args()
     if args.code is not None:
-        code = args.code.resolve()
-        paths = [code / "plugins" / "flyte-aios-core", code / "plugins" / "flytekit-aios", code]
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(map(str, paths)))
+        from trail_commands import code_env  # this folder's: the same PYTHONPATH for a baseline's worktree
+
         cmd = [sys.executable, __file__, "--writers", args.writers, "--opens", str(args.opens)]
-        subprocess.run(cmd, env=env, check=True)
+        subprocess.run(cmd, env=code_env(args.code.resolve()), check=True)
         return
     for n in (int(x) for x in args.writers.split(",")):
         from flytekitplugins.aios_audit.stores import postgres

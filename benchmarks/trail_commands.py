@@ -30,7 +30,8 @@ REPO = Path(__file__).resolve().parents[1]
 RUN = "aios/production/run-100"
 
 
-def _env(code: Path) -> dict[str, str]:
+def code_env(code: Path) -> dict[str, str]:
+    """This environment with ``PYTHONPATH`` naming the pack's packages in checkout ``code`` (a baseline's worktree)."""
     parts = [code, code / "plugins" / "flyte-aios-core", code / "plugins" / "flytekit-aios"]
     parts.append(code / "connectors" / "flytekit-aios-connectors")
     return dict(os.environ, PYTHONPATH=os.pathsep.join(str(p) for p in parts))
@@ -40,7 +41,7 @@ def aios(code: Path, args: list[str]) -> tuple[float, float, int, str]:
     """``aios ARGS`` from ``code`` in a fresh process: (wall s, peak RSS MB, exit code, stdout)."""
     cmd = [sys.executable, "-c", "import sys; from flytekitplugins.aios_core.cli import main; main()", *args]
     t = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=_env(code), cwd=code, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, env=code_env(code), cwd=code, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     out = proc.stdout.read().decode() if proc.stdout is not None else ""
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
