@@ -11,6 +11,7 @@ from __future__ import annotations
 import decimal
 import math
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,14 @@ from flytekitplugins.aios_audit import AuditEvent, AuditStore, ModelRef, audit_l
 from flytekitplugins.aios_audit.stores import CLAIMS_ATTR, ClaimTaken, claim
 from flytekitplugins.aios_catalog.entries import CatalogChange, ModelEntry, Stage
 from flytekitplugins.aios_catalog.errors import ApprovalRequired, CatalogError, read_seed
-from flytekitplugins.aios_catalog.fold import CatalogState, indexed, indexed_state, seed_applied
+from flytekitplugins.aios_catalog.fold import (
+    CatalogState,
+    indexed,
+    indexed_names,
+    indexed_state,
+    name_entries,
+    seed_applied,
+)
 from flytekitplugins.aios_catalog.governance import CheckApproval, Decide, approval_outcome, policy_decision
 from flytekitplugins.aios_core.context import code_version, current_execution
 from flytekitplugins.aios_core.digest import digest_value
@@ -81,8 +89,7 @@ class Catalog:
             if state is None:
                 return self._refresh()
             if not self._seed_checked:
-                self._seed_checked = True
-                self._seed_if_new()
+                self._seeded()
                 state = indexed_state(self.store, name) or state
             return state
 
@@ -154,8 +161,32 @@ class Catalog:
 
     def list(self, name: str | None = None, stage: Stage | None = None) -> _Entries:
         """Entries, optionally of one name and/or stage, sorted by name then registration order."""
-        entries = self._view(name).entries.values()
-        return [e for e in entries if (name is None or e.name == name) and (stage is None or e.stage == stage)]
+        return list(self.entries(name, stage))
+
+    def entries(self, name: str | None = None, stage: Stage | None = None) -> Iterator[ModelEntry]:
+        """Like :meth:`list`, streamed one name at a time: with complete projections the memory is one name's
+        versions and the time is the names read (stop early to read a page), not the trail's catalog."""
+        if not indexed(self.store):  # no complete projection: fold the whole log (it holds every name)
+            entries = sorted(self._refresh().entries.values(), key=lambda e: e.name)  # stable: registration order
+            yield from (e for e in entries if name in (None, e.name) and stage in (None, e.stage))
+            return
+        self._seeded()
+        for n in self.names() if name is None else (name,):
+            yield from (e for e in name_entries(self.store, n) if stage in (None, e.stage))
+
+    def names(self) -> Iterator[str]:
+        """Every model name, in order (streamed from the projection's index when the store has one)."""
+        if not indexed(self.store):
+            return iter(sorted({e.name for e in self._refresh().entries.values()}))
+        self._seeded()
+        return indexed_names(self.store) or iter(())
+
+    def _seeded(self) -> None:
+        """Apply config/models.yaml's seed once per reader (indexed stores; the fold checks in :meth:`_refresh`)."""
+        with self._lock:
+            if not self._seed_checked and indexed(self.store):
+                self._seed_checked = True
+                self._seed_if_new()
 
     def history(self, name: str, version: str | None = None) -> _Changes:
         """Every recorded change of ``name`` (or of ``name@version``), oldest first."""

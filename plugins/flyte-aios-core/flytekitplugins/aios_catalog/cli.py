@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
 
@@ -59,12 +60,17 @@ LINEAGE_COLUMNS = [
 
 
 def _unknown(cat: Catalog, name: str, version: str | None) -> UserError:
-    """No such model (or version): name what the catalog holds and what to run."""
-    names = sorted({e.name for e in cat.list()})
-    if version and name in names:
-        known = ", ".join(e.version for e in cat.list(name))
+    """No such model (or version): name what the catalog holds (the first few) and what to run."""
+    if version and next(cat.entries(name), None) is not None:
+        known = _some(e.version for e in cat.entries(name))
         return UserError(f"{name} has no version {version!r} (known: {known}); see `aios models list --name {name}`")
-    return UserError(f"no model {name!r} in the catalog (known: {', '.join(names) or 'none'}); see `aios models list`")
+    return UserError(f"no model {name!r} in the catalog (known: {_some(cat.names())}); see `aios models list`")
+
+
+def _some(items: Any, most: int = 20) -> str:
+    """The first ``most`` of ``items`` joined, and how the rest was cut (a catalog may hold thousands)."""
+    first = list(itertools.islice(items, most + 1))
+    return ", ".join(first[:most]) + (", ..." if len(first) > most else "") if first else "none"
 
 
 @click.group()
@@ -75,16 +81,31 @@ def models() -> None:
 @models.command("list")
 @click.option("--name", default=None, help="Only versions of this model.")
 @click.option("--stage", type=click.Choice(STAGES), default=None, help="Only this stage.")
+@click.option("--limit", type=int, default=100, show_default=True, help="Show the first N entries (0: all, streamed).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
-def list_models(ctx: click.Context, name: str | None, stage: Any, as_json: bool) -> None:
-    """List catalog entries."""
-    entries = _catalog(ctx).list(name, stage)
+def list_models(ctx: click.Context, name: str | None, stage: Any, limit: int, as_json: bool) -> None:
+    """List catalog entries by name, then registration order (one name's versions in memory at a time)."""
+    if limit < 0:
+        raise click.BadParameter("give a count of entries, or 0 for all", param_hint="--limit")
+    found = _catalog(ctx).entries(name, stage)
+    if limit == 0 and as_json:  # every entry, written as it is folded
+        click.echo("[", nl=False)
+        for i, e in enumerate(found):
+            click.echo(("," if i else "") + "\n  " + e.model_dump_json(), nl=False)
+        click.echo("\n]")
+        return
+    entries = list(itertools.islice(found, limit or None)) if limit else list(found)
+    more = bool(limit) and next(found, None) is not None
     if as_json:
         click.echo(json.dumps([e.model_dump(mode="json") for e in entries], indent=2))
-        return
-    rows = [[e.name, e.version, e.stage, e.owner, e.digest, ", ".join(e.allowed_data_classes)] for e in entries]
-    _print_table("model catalog", CATALOG_COLUMNS, rows)
+    else:
+        rows = [[e.name, e.version, e.stage, e.owner, e.digest, ", ".join(e.allowed_data_classes)] for e in entries]
+        _print_table("model catalog", CATALOG_COLUMNS, rows)
+    if more:
+        last = entries[-1].model_id
+        msg = f"showing the first {limit} entries (to {last}); more match: narrow with --name or --stage, or --limit 0"
+        click.echo(msg, err=True)
 
 
 @models.command("show")
@@ -96,10 +117,11 @@ def show(ctx: click.Context, model: str, as_json: bool) -> None:
     cat = _catalog(ctx)
     name, version = _split(model)
     entry = cat.get(name, version) if version else cat.champion(name)
-    if entry is None and (version or not cat.list(name)):
+    if entry is None and (version or next(cat.entries(name), None) is None):
         raise _unknown(cat, name, version)
     if entry is None:
-        msg = f"{name} has no champion; name a version (name@version). Known: {[e.version for e in cat.list(name)]}"
+        known = _some(e.version for e in cat.entries(name))
+        msg = f"{name} has no champion; name a version (name@version). Known: {known}"
         raise click.ClickException(msg)
     click.echo(entry.model_dump_json(indent=2))
 

@@ -13,6 +13,7 @@ Record shapes (``AuditEvent.attributes``; ``status`` repeats ``op``, ``subject``
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,12 +23,17 @@ from flytekitplugins.aios_catalog.entries import CatalogChange, ModelEntry, Stag
 
 @dataclass
 class CatalogState:
-    """Entries by (name, version), their changes, and the seeds already applied."""
+    """Entries by (name, version), their changes, and the seeds already applied.
+
+    ``keep_changes=False`` folds the entries only (a listing: the changes, with their decisions and approvals, are
+    most of the memory).
+    """
 
     entries: dict[tuple[str, str], ModelEntry] = field(default_factory=dict)
     changes: list[CatalogChange] = field(default_factory=list)
     seed_digests: set[str] = field(default_factory=set)
     last_seq: int = 0
+    keep_changes: bool = True
 
     def champion(self, name: str) -> ModelEntry | None:
         """The champion of ``name``, if any."""
@@ -90,6 +96,8 @@ class CatalogState:
         to_stage: Stage | None,
         reason: str = "",
     ) -> None:
+        if not self.keep_changes:
+            return
         ev = record.event
         self.changes.append(
             CatalogChange(
@@ -133,6 +141,57 @@ def indexed_state(store: Any, name: str | None) -> CatalogState | None:
     for record in pj.sealed_records(store, [(pj.CATALOG, pj.select(store, pj.CATALOG, where, params))]):
         state.apply(record)
     return state
+
+
+NAMES_PAGE = 500
+"""Names read a query when listing every name, and catalog rows folded a query for one name."""
+
+
+def indexed_names(store: Any, page: int | None = None) -> Iterator[str] | None:
+    """Every model name the catalog records touch, in order, read ``page`` at a time from the projection's
+    ``(name, seq)`` index; None when the store's projections are not complete.
+
+    A name here is a row's claim; what a name's records say is checked against the sealed log when they are folded
+    (:func:`name_entries`), and a name no record supports yields nothing there.
+    """
+    from flytekitplugins.aios_audit import projections as pj
+
+    if not pj.available(store):
+        return None
+    page = page or NAMES_PAGE
+
+    def pages() -> Iterator[str]:
+        after = ""
+        while True:
+            sql = f"SELECT DISTINCT name FROM {pj.CATALOG.name} WHERE name > ? ORDER BY name LIMIT {int(page)}"
+            names = [str(r[0]) for r in store.read_sql(sql, [after])]
+            yield from names
+            if len(names) < page:
+                return
+            after = names[-1]
+
+    return pages()
+
+
+def name_entries(store: Any, name: str, page: int | None = None) -> Iterator[ModelEntry]:
+    """The entries of ``name`` in registration order, folded from its catalog records ``page`` rows at a time
+    (each record checked against the sealed log, as :func:`indexed_state`), keeping entries but not changes: the
+    memory is one name's versions, not the trail's catalog. Call only when the projections are complete."""
+    from flytekitplugins.aios_audit import projections as pj
+
+    page = page or NAMES_PAGE
+    state = CatalogState(keep_changes=False)
+    after = (0, -1)
+    where = "name = ? AND (seq > ? OR (seq = ? AND pos > ?))"
+    while True:
+        rows = pj.select(store, pj.CATALOG, where, [name, after[0], after[0], after[1]], f"seq, pos LIMIT {int(page)}")
+        for record in pj.sealed_records(store, [(pj.CATALOG, rows)]):
+            if record.seq > state.last_seq:  # a seed's rows may straddle two pages: fold its record once
+                state.apply(record)
+        if len(rows) < page:
+            break
+        after = (int(rows[-1][0]), int(rows[-1][1]))
+    yield from (e for e in state.entries.values() if e.name == name)
 
 
 def seed_applied(store: Any, source_digest: str) -> bool | None:
