@@ -9,11 +9,13 @@ baseline run on the same trail in the same minutes. Peak memory is the command's
 verification worker), as ``wait4`` reports it.
 
 The commands: ``aios approvals list``; ``aios audit show`` (the last 50, by kind, by execution, by a time window);
-``aios lineage trace`` of the newest policy decision; ``aios audit checkpoint`` (continuing from the newest checkpoint
+``aios lineage trace`` of the newest policy decision; ``aios models list`` (the first page, and every version
+streamed with ``--limit 0 --json``); ``aios audit checkpoint`` (continuing from the newest checkpoint
 this key signed, where the code does so) and with ``--deep``; ``aios lineage report`` of one execution with a full
 walk and from the checkpoint; ``aios audit prove`` twice; ``aios audit verify --checkpoint``; ``aios audit verify``
 (everything: walk, claims, projections, ignored approval decisions). The trail's executions are named
-``aios/production/run-N`` (``projections_bench.py``'s mix).
+``aios/production/run-N`` (``projections_bench.py``'s mix). Each command runs as the console script does
+(``flytekitplugins.aios_core.entry``, or the CLI module of a baseline from before it).
 """
 
 from __future__ import annotations
@@ -37,9 +39,18 @@ def code_env(code: Path) -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=os.pathsep.join(str(p) for p in parts))
 
 
+ENTRY = """
+try:
+    from flytekitplugins.aios_core.entry import main  # the console script's entry point
+except ImportError:  # a baseline from before it
+    from flytekitplugins.aios_core.cli import main
+main()
+"""
+
+
 def aios(code: Path, args: list[str]) -> tuple[float, float, int, str]:
     """``aios ARGS`` from ``code`` in a fresh process: (wall s, peak RSS MB, exit code, stdout)."""
-    cmd = [sys.executable, "-c", "import sys; from flytekitplugins.aios_core.cli import main; main()", *args]
+    cmd = [sys.executable, "-c", ENTRY, *args]
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, env=code_env(code), cwd=code, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     out = proc.stdout.read().decode() if proc.stdout is not None else ""
@@ -57,6 +68,8 @@ def commands(work: Path, record: str) -> dict[str, list[str]]:
         "audit show --execution": ["audit", "show", "--execution", RUN, "--limit", "50"],
         "audit show --since --until": ["audit", "show", "--since", "2026-11-01", "--until", "2026-11-02"],
         "lineage trace": ["lineage", "trace", record],
+        "models list": ["models", "list"],
+        "models list --limit 0 --json (every version)": ["models", "list", "--limit", "0", "--json"],
         "audit checkpoint": ["audit", "checkpoint", "--out", cp],
         "audit checkpoint --deep": ["audit", "checkpoint", "--deep", "--out", cp],
         "lineage report --execution (full walk)": ["lineage", "report", "--execution", RUN, "--out", out + ".html"],
