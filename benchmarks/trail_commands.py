@@ -14,8 +14,7 @@ streamed with ``--limit 0 --json``); ``aios audit checkpoint`` (continuing from 
 this key signed, where the code does so) and with ``--deep``; ``aios lineage report`` of one execution with a full
 walk and from the checkpoint; ``aios audit prove`` twice; ``aios audit verify --checkpoint``; ``aios audit verify``
 (everything: walk, claims, projections, ignored approval decisions). The trail's executions are named
-``aios/production/run-N`` (``projections_bench.py``'s mix). Each command runs as the console script does
-(``flytekitplugins.aios_core.entry``, or the CLI module of a baseline from before it).
+``aios/production/run-N`` (``projections_bench.py``'s mix).
 """
 
 from __future__ import annotations
@@ -39,18 +38,9 @@ def code_env(code: Path) -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=os.pathsep.join(str(p) for p in parts))
 
 
-ENTRY = """
-try:
-    from flytekitplugins.aios_core.entry import main  # the console script's entry point
-except ImportError:  # a baseline from before it
-    from flytekitplugins.aios_core.cli import main
-main()
-"""
-
-
 def aios(code: Path, args: list[str]) -> tuple[float, float, int, str]:
     """``aios ARGS`` from ``code`` in a fresh process: (wall s, peak RSS MB, exit code, stdout)."""
-    cmd = [sys.executable, "-c", ENTRY, *args]
+    cmd = [sys.executable, "-c", "import sys; from flytekitplugins.aios_core.cli import main; main()", *args]
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, env=code_env(code), cwd=code, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     out = proc.stdout.read().decode() if proc.stdout is not None else ""

@@ -92,7 +92,7 @@ def test_the_core_pulls_no_flyte_and_no_ml_stack_and_the_plugins_register_by_ent
     _, core_eps, core_requires = _metadata(wheels["flyte_aios_core"])
     core_deps = {_requirement_name(r) for r in core_requires.splitlines()}
     assert not core_deps & (HEAVY | {"flytekit", "flyte"}), core_deps
-    assert core_eps["console_scripts"] == ["aios=flytekitplugins.aios_core.entry:main"]
+    assert core_eps["console_scripts"] == ["aios=flytekitplugins.aios_core.cli:main"]
 
     _, fk_eps, fk_requires = _metadata(wheels["flytekitplugins_aios"])
     base = {_requirement_name(r) for r in fk_requires.splitlines() if "extra ==" not in r}
