@@ -174,7 +174,7 @@ def test_the_documented_grants_are_enough_to_write_and_to_audit(
         conn.execute(f"CREATE ROLE {auditor} LOGIN")
     try:
         grants = _doc_grants(_schema(pg_url), role, auditor)
-        assert len(grants) == 7
+        assert len(grants) == 8
         with psycopg.connect(pg_url, autocommit=True) as conn:
             for stmt in grants:
                 conn.execute(stmt)
@@ -197,8 +197,22 @@ def test_the_documented_grants_are_enough_to_write_and_to_audit(
         assert decide(rid, "user:bob", "approve", env=env).accepted
         assert outcome(rid, env=env).status == "approved"
         close_all()
-        done = _aios(["audit", "verify", "--json"], dict(os.environ, AIOS_AUDIT_STORE=_as(pg_url, auditor)))
+        # the writer signs a checkpoint, which stores the tree levels of the records it covers (a service's job)...
+        cp, proof = tmp_path / "cp.txt", tmp_path / "proof.json"
+        w_env = dict(os.environ, AIOS_AUDIT_STORE=writer_url, AIOS_STATE_DIR=str(tmp_path / "writer"))
+        done = _aios(["audit", "checkpoint", "--out", str(cp), "--json"], w_env)
+        assert done.returncode == 0, done.stderr
+        signed = json.loads(done.stdout)
+        assert signed["levels_stored_through"] == signed["tree_size"] >= 11 and not signed["levels_note"], signed
+        # ...so the auditor's read-only role proves from them (nothing to integrate, which it could not write)
+        a_env = dict(os.environ, AIOS_AUDIT_STORE=_as(pg_url, auditor), AIOS_STATE_DIR=str(tmp_path / "auditor"))
+        done = _aios(["audit", "verify", "--json"], a_env)
         assert done.returncode == 0 and json.loads(done.stdout)["ok"] is True, done.stderr
+        reader = open_store(_as(pg_url, auditor))
+        assert nodes.stored_tree(reader, signed["tree_size"]) is not None
+        reader.close()
+        done = _aios(["audit", "prove", recs[1].record_id, "--checkpoint", str(cp), "--out", str(proof)], a_env)
+        assert done.returncode == 0 and json.loads(proof.read_text())["leaf_index"] == 1, done.stderr
     finally:
         close_all()
         with psycopg.connect(pg_url, autocommit=True) as conn:

@@ -167,3 +167,29 @@ def test_a_wrong_hash_in_the_id_table_cannot_make_a_proof_pass(aios_env: Path) -
     assert check_proof(doc, cp, TrustedKeys.from_settings(get_settings()))[0]
     stored = nodes.stored_tree(store, 24)  # the levels did come from the edited table: wrong, and not used
     assert stored is not None and stored.root() != _full_tree(24).root()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("batch", [1, 5])
+def test_postgres_stored_levels_equal_the_full_tree(pg_url: str, monkeypatch: pytest.MonkeyPatch, batch: int) -> None:
+    """PostgreSQL writes each batch's nodes as three binary arrays in one statement: the same tree, across batches
+    (one leaf a batch: batches that complete no node), and after a node is overwritten by a later integration."""
+    from flytekitplugins.aios_audit.stores import open_store
+
+    monkeypatch.setattr(nodes, "BATCH", batch)
+    store = open_store(pg_url)
+    try:
+        store.append_many([AuditEvent(kind="task", actor=f"user:a{i}") for i in range(23)])
+        full = MerkleTree([leaf_hash(r[1]) for r in store.scan_raw(1, 23)])
+        for size in (1, 2, 7, 8, 16, 23):
+            tree = nodes.stored_tree(store, size)
+            assert tree is not None and tree.root() == full.root(size), size
+            for i in range(size):
+                assert tree.inclusion_proof(i, size) == full.inclusion_proof(i, size), (i, size)
+        with store._conn().transaction():  # type: ignore[attr-defined]
+            store._conn().execute("UPDATE audit_merkle_size SET size = 0")  # type: ignore[attr-defined]
+        assert nodes.integrate_through(store, 23) == (23, "")  # every node written again over itself
+        tree = nodes.stored_tree(store, 23)
+        assert tree is not None and tree.root() == full.root(23)
+    finally:
+        store.close()

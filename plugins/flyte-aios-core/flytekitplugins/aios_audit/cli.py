@@ -398,19 +398,27 @@ def checkpoint(ctx: click.Context, out: str, deep: bool, as_json: bool) -> None:
     """Verify the log and write a signed checkpoint (keep it outside the store's reach).
 
     The records after the newest checkpoint this key signed of this log (kept in the state folder's checkpoints/)
-    are verified, and the log must still extend it; without one, or with --deep, every record is walked.
+    are verified, and the log must still extend it; without one, or with --deep, every record is walked. Then the
+    Merkle tree levels of the records it covers are stored (those not stored yet), so that proofs against it read
+    O(log n) hashes from the first one on; a role that may not write them gets a note, not an error.
     """
+    from flytekitplugins.aios_audit.nodes import integrate_through
     from flytekitplugins.aios_audit.proofs import checkpoints_dir, continuing_checkpoint
     from flytekitplugins.aios_audit.trust import HOW_TO_TRUST, TrustedKeys
+    from flytekitplugins.aios_core.cli_output import working
 
     settings = settings_from(ctx)
-    cp, previous = continuing_checkpoint(_store(ctx, None), settings, deep=deep)
+    store = _store(ctx, None)
+    cp, previous = continuing_checkpoint(store, settings, deep=deep)
     cp.save(out)
     cp.save(checkpoints_dir(settings) / f"{cp.tree_size:012d}.json")
+    with working("storing tree levels", cp.tree_size, unit="records", json_mode=as_json) as progress:
+        levels, why_not = integrate_through(store, cp.tree_size, lambda done, _size: progress(done))
     untrusted = bool(TrustedKeys.from_settings(settings).check(cp))
     after = previous.tree_size if previous is not None and not deep else 0
     if as_json:
         doc = {"tree_size": cp.tree_size, "root_hash": cp.root_hash, "key_id": cp.key_id, "out": out}
+        doc |= {"levels_stored_through": min(levels, cp.tree_size), "levels_note": why_not}
         click.echo(json.dumps({**doc, "key_trusted": not untrusted, "verified_after": after}, sort_keys=True))
         return
     click.echo(f"checkpoint: {cp.tree_size} records, root {cp.root_hash}, key {cp.key_name}+{cp.key_id} -> {out}")
@@ -419,6 +427,8 @@ def checkpoint(ctx: click.Context, out: str, deep: bool, as_json: bool) -> None:
         how = "every record walked (--deep)" if deep else how
         click.echo(f"{how}; extends the checkpoint of {previous.tree_size} records this key signed before")
     click.echo(f"verifier key (C2SP): {_vkey(settings.signing_key)}")
+    if why_not:
+        click.echo(f"note: {why_not}; the first proof against this checkpoint integrates them (or reads every leaf)")
     if untrusted:
         click.echo(
             f"note: key {cp.key_id} is not in trusted_checkpoint_keys, so verifiers will refuse it: {HOW_TO_TRUST}"
