@@ -329,9 +329,12 @@ def missing_through(store: Any, group: Group = GOVERNANCE) -> int | None:
     return int(row[0][0]) if row else None
 
 
-def select(store: Any, table: Table, where: str, params: Sequence[Any], order: str = "seq") -> list[Row]:
-    """Rows of ``table`` matching ``where`` (a condition with ``?`` placeholders), ordered."""
+def select(
+    store: Any, table: Table, where: str, params: Sequence[Any], order: str = "seq", limit: int | None = None
+) -> list[Row]:
+    """Rows of ``table`` matching ``where`` (a condition with ``?`` placeholders), ordered, the first ``limit``."""
     sql = f"SELECT {', '.join(table.columns)} FROM {table.name} WHERE {where} ORDER BY {order}"
+    sql += f" LIMIT {int(limit)}" if limit is not None else ""
     return [tuple(r) for r in store.read_sql(sql, params)]
 
 

@@ -95,7 +95,7 @@ def list_models(ctx: click.Context, name: str | None, stage: Any, limit: int, as
             click.echo(("," if i else "") + "\n  " + e.model_dump_json(), nl=False)
         click.echo("\n]")
         return
-    entries = list(itertools.islice(found, limit or None)) if limit else list(found)
+    entries = list(itertools.islice(found, limit or None))
     more = bool(limit) and next(found, None) is not None
     if as_json:
         click.echo(json.dumps([e.model_dump(mode="json") for e in entries], indent=2))

@@ -184,7 +184,7 @@ def name_entries(store: Any, name: str, page: int | None = None) -> Iterator[Mod
     after = (0, -1)
     where = "name = ? AND (seq > ? OR (seq = ? AND pos > ?))"
     while True:
-        rows = pj.select(store, pj.CATALOG, where, [name, after[0], after[0], after[1]], f"seq, pos LIMIT {int(page)}")
+        rows = pj.select(store, pj.CATALOG, where, [name, after[0], after[0], after[1]], "seq, pos", page)
         for record in pj.sealed_records(store, [(pj.CATALOG, rows)]):
             if record.seq > state.last_seq:  # a seed's rows may straddle two pages: fold its record once
                 state.apply(record)
