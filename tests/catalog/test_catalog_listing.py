@@ -88,3 +88,19 @@ def test_a_name_row_no_record_supports_is_refused() -> None:
         list(make().entries())
     out = CliRunner().invoke(cli, ["models", "list"])
     assert out.exit_code != 0 and "projection was edited" in out.output and "Traceback" not in out.output
+
+
+def test_a_store_whose_projection_is_not_built_lists_the_same_from_the_whole_fold() -> None:
+    """An upgraded store before `aios audit rebuild-projections`: the fold of the log, in the same order."""
+    from flytekitplugins.aios_audit import projections as pj
+
+    fill(make())
+    want = folded()
+    store = audit_log(get_settings())
+    store.projection_reset()  # every record marked as not built
+    assert not pj.available(store)
+    assert [(e.name, e.version, e.stage) for e in make().entries()] == want
+    assert list(make().names()) == sorted({w[0] for w in want})
+    assert [e.version for e in make().entries("zeta")] == ["1", "2", "3"]
+    pj.rebuild(store)
+    assert pj.available(store) and [(e.name, e.version, e.stage) for e in make().entries()] == want
