@@ -82,8 +82,8 @@ class Catalog:
                 self._seed_if_new()
             return self._state
 
-    def _view(self, name: str | None) -> CatalogState:
-        """What reads of ``name`` (None: every name) see: the indexed projection when complete, else the fold."""
+    def _view(self, name: str) -> CatalogState:
+        """What reads of ``name`` see: the indexed projection when complete, else the fold."""
         with self._lock:
             state = indexed_state(self.store, name)
             if state is None:
@@ -171,7 +171,7 @@ class Catalog:
             yield from (e for e in entries if name in (None, e.name) and stage in (None, e.stage))
             return
         self._seeded()
-        for n in self.names() if name is None else (name,):
+        for n in (indexed_names(self.store) or ()) if name is None else (name,):
             yield from (e for e in name_entries(self.store, n) if stage in (None, e.stage))
 
     def names(self) -> Iterator[str]:

@@ -137,14 +137,30 @@ def indexed_state(store: Any, name: str | None) -> CatalogState | None:
     if not pj.available(store):
         return None
     where, params = ("name = ?", [name]) if name is not None else ("1 = 1", [])
-    state = CatalogState()
-    for record in pj.sealed_records(store, [(pj.CATALOG, pj.select(store, pj.CATALOG, where, params))]):
-        state.apply(record)
-    return state
+    return _fold_rows(store, CatalogState(), where, params)
 
 
 NAMES_PAGE = 500
-"""Names read a query when listing every name, and catalog rows folded a query for one name."""
+"""Names read a query when listing every name, and catalog rows folded a query."""
+
+
+def _fold_rows(store: Any, state: CatalogState, where: str, params: list[Any], page: int | None = None) -> CatalogState:
+    """Fold into ``state`` the records that the catalog rows matching ``where`` name, in log order, ``page`` rows a
+    query (by ``(seq, pos)``), each record checked against the sealed log first (``projections.sealed_records``: an
+    edited row raises ``ProjectionTampered``) and folded once (a seed's rows may straddle two pages)."""
+    from flytekitplugins.aios_audit import projections as pj
+
+    page = page or NAMES_PAGE
+    after = (0, -1)
+    keyset = f"({where}) AND (seq > ? OR (seq = ? AND pos > ?))"
+    while True:
+        rows = pj.select(store, pj.CATALOG, keyset, [*params, after[0], after[0], after[1]], "seq, pos", page)
+        for record in pj.sealed_records(store, [(pj.CATALOG, rows)]):
+            if record.seq > state.last_seq:
+                state.apply(record)
+        if len(rows) < page:
+            return state
+        after = (int(rows[-1][0]), int(rows[-1][1]))
 
 
 def indexed_names(store: Any, page: int | None = None) -> Iterator[str] | None:
@@ -177,20 +193,7 @@ def name_entries(store: Any, name: str, page: int | None = None) -> Iterator[Mod
     """The entries of ``name`` in registration order, folded from its catalog records ``page`` rows at a time
     (each record checked against the sealed log, as :func:`indexed_state`), keeping entries but not changes: the
     memory is one name's versions, not the trail's catalog. Call only when the projections are complete."""
-    from flytekitplugins.aios_audit import projections as pj
-
-    page = page or NAMES_PAGE
-    state = CatalogState(keep_changes=False)
-    after = (0, -1)
-    where = "name = ? AND (seq > ? OR (seq = ? AND pos > ?))"
-    while True:
-        rows = pj.select(store, pj.CATALOG, where, [name, after[0], after[0], after[1]], "seq, pos", page)
-        for record in pj.sealed_records(store, [(pj.CATALOG, rows)]):
-            if record.seq > state.last_seq:  # a seed's rows may straddle two pages: fold its record once
-                state.apply(record)
-        if len(rows) < page:
-            break
-        after = (int(rows[-1][0]), int(rows[-1][1]))
+    state = _fold_rows(store, CatalogState(keep_changes=False), "name = ?", [name], page)
     yield from (e for e in state.entries.values() if e.name == name)
 
 
