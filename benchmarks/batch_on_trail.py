@@ -1,15 +1,20 @@
 """The governed document batch on an empty audit trail and on a large one: does the batch slow down as the log grows?
 
     .venv/bin/python benchmarks/batch_on_trail.py --trail /tmp/aios-trails/trail-10000000.db [--n 48] [--repeat 1]
+    .venv/bin/python benchmarks/batch_on_trail.py --trail-store "$AIOS_AUDIT_STORE" --trail-state "$AIOS_STATE_DIR" \
+        [--n 48] [--repeat 1]     # a PostgreSQL trail, in the environment it was built with
 
 The same deterministic corpus (``tasks.documents.corpus``, ``--n`` documents: PDF, DOCX, e-mail, HTML, scans, bad
 files) goes through ``pyflyte run workflows/document_processing.py process_documents`` (a separate process, local
 Flyte execution, launched as ``service:document-pipeline``) twice, one after the other, per repeat:
 
-* **empty**: a fresh state folder and SQLite store (the baseline);
-* **trail**: the store ``--trail`` names, with its own state folder (``<trail>.state``, as ``projections_bench.py``
-  builds it), so every governance call of the batch (catalog look-ups, policy decisions, approval requests,
-  decisions, consumption, the acting point's re-verification) reads and writes a log of that size.
+* **empty**: a fresh state folder and an empty store of the trail's kind (the baseline): a SQLite file, or for a
+  PostgreSQL trail a new schema on the same server (created for the run, dropped after);
+* **trail**: the store ``--trail`` (a SQLite file) or ``--trail-store`` (a PostgreSQL URL naming the trail's schema)
+  names, with its own state folder (``<trail>.state``, or ``--trail-state``: the ``AIOS_STATE_DIR`` that
+  ``projections_bench.py --build`` ran with), so every governance call of the batch (catalog look-ups, policy
+  decisions, approval requests, decisions, consumption, the acting point's re-verification) reads and writes a log of
+  that size.
 
 An untimed warm-up batch on an empty store comes first: it trains the document models once (into a folder both
 runs share, ``AIOS_DOCUMENT_MODELS_DIR``) and warms the OS caches. Each run posts to a system of record of its own.
@@ -26,6 +31,7 @@ The trail grows by the batch's records on every run (a few hundred). Requests al
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -34,6 +40,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -133,20 +141,51 @@ def _size(store: str) -> int:
         s.close()
 
 
+@contextlib.contextmanager
+def _empty_store(trail_store: str, folder: Path, tag: str) -> Iterator[str]:
+    """An empty store of the trail's kind: a SQLite file under ``folder``, or a new schema on the trail's PostgreSQL
+    server (the URL's other options kept), dropped afterwards."""
+    if trail_store.startswith("sqlite:///"):
+        yield f"sqlite:///{folder}/audit.db"
+        return
+    import psycopg
+
+    schema = f"aios_bench_empty_{os.getpid()}_{tag}"
+    parts = urllib.parse.urlsplit(trail_store)
+    query = [(k, v) for k, v in urllib.parse.parse_qsl(parts.query) if k != "options"]
+    server = urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+    store = urllib.parse.urlunsplit(
+        parts._replace(query=urllib.parse.urlencode([*query, ("options", f"-csearch_path={schema}")]))
+    )
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield store
+    finally:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--trail", type=Path, required=True, help="SQLite trail file (built by projections_bench.py)")
+    trail = ap.add_mutually_exclusive_group(required=True)
+    trail.add_argument("--trail", type=Path, help="SQLite trail file (built by projections_bench.py)")
+    trail.add_argument("--trail-store", help="PostgreSQL URL of a trail's schema (built by projections_bench.py)")
+    ap.add_argument("--trail-state", type=Path, help="the PostgreSQL trail's AIOS_STATE_DIR (its keys and catalog)")
     ap.add_argument("--n", type=int, default=48, help="documents in the corpus")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--repeat", type=int, default=1, help="pairs of runs (empty, trail)")
     args = ap.parse_args()
-    if not args.trail.is_file():
+    if args.trail is not None and not args.trail.is_file():
         raise SystemExit(f"no trail at {args.trail}: build one with benchmarks/projections_bench.py --cache DIR")
+    if args.trail_store is not None and (args.trail_state is None or not args.trail_state.is_dir()):
+        raise SystemExit("--trail-store needs --trail-state: the state folder the trail was built with")
+    trail_store = args.trail_store or f"sqlite:///{args.trail}"
+    trail_state = args.trail_state or (args.trail.with_suffix(".state") if args.trail is not None else Path())
     work = Path(tempfile.mkdtemp(prefix="aios-bench-batch-"))
     corpus = work / "corpus"
     gen = [sys.executable, "-m", "tasks.documents.corpus", "--out", str(corpus), "--n", str(args.n)]
     subprocess.run([*gen, "--seed", str(args.seed)], cwd=REPO, env=_env(work, "sqlite:///unused"), check=True)
-    trail_store = f"sqlite:///{args.trail}"
     models = work / "models"
     warm = work / "warm-up"  # untimed: trains the document models once and warms the OS caches
     run_batch(corpus, warm, f"sqlite:///{warm}/audit.db", warm / "out", models)
@@ -154,10 +193,10 @@ def main() -> None:
     try:
         for i in range(args.repeat):
             empty_state = work / f"empty-{i}"
-            empty_store = f"sqlite:///{empty_state}/audit.db"
-            empty = run_batch(corpus, empty_state, empty_store, work / f"out-empty-{i}", models)
+            with _empty_store(trail_store, empty_state, str(i)) as empty_store:
+                empty = run_batch(corpus, empty_state, empty_store, work / f"out-empty-{i}", models)
             before = _size(trail_store)
-            big = run_batch(corpus, args.trail.with_suffix(".state"), trail_store, work / f"out-trail-{i}", models)
+            big = run_batch(corpus, trail_state, trail_store, work / f"out-trail-{i}", models)
             pairs.append((empty, before, big))
             if _counts(big["summary"]) != _counts(empty["summary"]):
                 raise SystemExit(f"the runs did different work: {empty['summary']} vs {big['summary']}")
@@ -170,7 +209,8 @@ def main() -> None:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     load = os.getloadavg()
-    print(f"Host: {platform.node()}, {os.cpu_count()} CPUs; load average {load[0]:.2f} at the end.")
+    kind = "PostgreSQL" if args.trail_store else "SQLite"
+    print(f"Host: {platform.node()}, {os.cpu_count()} CPUs; {kind} stores; load average {load[0]:.2f} at the end.")
     print("")
     print("| batch | audit trail before the run | workflow wall time | ratio to the empty trail | summary |")
     print("|---|---|---|---|---|")

@@ -34,7 +34,7 @@ from tasks.documents.schemas import (
     QuarantineRow,
     ResultRow,
 )
-from tasks.images import GOVERNED
+from tasks.images import GOVERNED, REPORT_DECK_FIELDS
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +232,7 @@ def approved_actions(
     return report.action_rows(decided, options.principal, approved)
 
 
-@task(**GOVERNED, enable_deck=True)
+@task(**{**GOVERNED, "deck_fields": REPORT_DECK_FIELDS}, enable_deck=True)
 @audited(attributes={"stage": "summarize"})
 def summarize(
     decided: DataFrame[DecidedDoc],

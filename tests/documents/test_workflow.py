@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import threading
 import time
@@ -50,8 +51,30 @@ def run(source: Path, approve: bool = True, **kw: Any) -> tuple[Any, Any, Any, l
     return summary, results, quarantine, picked
 
 
+def _summary_deck_tabs(since: float) -> list[str]:
+    """The pages of the last deck.html the batch's ``summarize`` task wrote (flytekit's local sandbox) after
+    ``since``: flytekit writes the page again at every ``Deck.publish``, and locally it keeps the pages of the tasks
+    before (the approval gates' ``approvals`` and ``Input``)."""
+    import os
+
+    from flytekit import FlyteContextManager
+
+    roots = {Path(os.environ["TMPDIR"]), Path(FlyteContextManager.current_context().file_access.local_sandbox_dir)}
+    paths = {d.resolve() for r in roots for d in r.rglob("deck.html") if d.stat().st_mtime >= since}
+    pages = [p.read_text(encoding="utf-8") for p in sorted(paths, key=lambda p: p.stat().st_mtime_ns)]
+    found = [text for text in pages if ">batch summary</li>" in text]
+    assert found, f"no summary deck among the {len(paths)} written"
+    return re.findall(r'<li onclick="handleLinkClick\(this\)">([^<]*)</li>', found[-1])
+
+
 def test_corpus_end_to_end_with_one_human_approval(corpus: Path, aios_env: Path) -> None:
+    started = time.time() - 1
     summary, results, quarantine, picked = run(corpus, approval_timeout_s=15)
+    # the summary's Deck: the batch summary, the validation reports of the two tables it wrote, its audit record,
+    # the source; not flytekit's Output page, which would repeat the tables the summary renders, as repr text
+    tabs = _summary_deck_tabs(started)
+    want = {"batch summary", "Pandera Report: ResultRow", "Pandera Report: QuarantineRow", "audit", "Source Code"}
+    assert want <= set(tabs) and "Output" not in tabs, tabs
     n_files = sum(1 for p in corpus.iterdir() if not p.name.startswith("."))
     # row conservation: every document is processed or quarantined, exactly once
     assert summary.documents_in == n_files == len(results) + len(quarantine)

@@ -171,6 +171,7 @@ def _audit(
     from flytekitplugins.aios_core.context import code_version, current_execution
 
     events = []
+    execution, version = current_execution(), code_version(settings.code_version)  # the same for every row
     for r in rows:
         if r["action_key"] not in posted:
             continue
@@ -181,8 +182,8 @@ def _audit(
                 actor=v.principal,
                 status="posted",
                 subject=str(r["doc_digest"]),
-                execution=current_execution(),
-                code_version=code_version(settings.code_version),
+                execution=execution,
+                code_version=version,
                 inputs={"document": str(r["doc_digest"]), "decision": str(r["decision_digest"])},
                 outputs={"action_key": str(r["action_key"])},
                 parents=[p for p in (v.record_id, str(r.get("policy_record") or "")) if p],
