@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/lineage_trail_bench.py --trail /tmp/aios-trails/trail-10000000.db \\
         --checkpoint CHECKPOINT.json [--runs 20]
+    .venv/bin/python benchmarks/lineage_trail_bench.py --env [--checkpoint CHECKPOINT.json] [--runs 20]
+        # the store the environment names (a PostgreSQL trail, in the environment projections_bench.py built it in)
 
 Lineage is read from the trail's lineage projection (written with every record); a trail built before it has the
 projection filled by ``aios audit rebuild-projections``, or else is read through the older index file, brought up
@@ -14,7 +16,7 @@ to date first (built once per trail: its time is reported). Then:
 * **report of one execution**: ``aios lineage report --execution KEY --checkpoint CHECKPOINT`` for an execution
   near the end of the trail, in a fresh process: median wall time and peak RSS of 3. The checkpoint is one a full
   verification signed (``aios audit checkpoint``, run once beforehand: the scheduled deep check); the report
-  verifies the records after it.
+  verifies the records after it. Without ``--checkpoint`` (``--env`` only) the report is left out.
 
 The trail's records are the issue's mix (policy decisions, task records, approval requests and decisions, catalog
 entries): a policy decision's trace reaches its document and the task records that read it.
@@ -25,12 +27,12 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import sqlite3
 import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
@@ -40,11 +42,15 @@ from projections_bench import BIN, _env, measure  # noqa: E402
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--trail", type=Path, required=True)
-    ap.add_argument("--checkpoint", type=Path, required=True, help="a checkpoint of the trail (aios audit checkpoint)")
+    trail = ap.add_mutually_exclusive_group(required=True)
+    trail.add_argument("--trail", type=Path, help="a SQLite trail file (projections_bench.py's)")
+    trail.add_argument("--env", action="store_true", help="the trail the environment names (AIOS_AUDIT_STORE, ...)")
+    ap.add_argument("--checkpoint", type=Path, help="a checkpoint of the trail (aios audit checkpoint)")
     ap.add_argument("--runs", type=int, default=20)
     args = ap.parse_args()
-    env = _env(args.trail)
+    if args.trail is not None and args.checkpoint is None:
+        ap.error("--trail needs --checkpoint")
+    env = _env(args.trail) if args.trail is not None else dict(os.environ)
     os.environ.update(env)
     from flytekitplugins.aios_audit.api import audit_log
     from flytekitplugins.aios_audit.edges import EdgeIndex
@@ -59,16 +65,15 @@ def main() -> None:
     tracer = Tracer(store, EdgeIndex.for_store(store, settings.state_dir))
     t_index = time.perf_counter() - t0
     from_projection = not isinstance(tracer.index, EdgeIndex)
-    db = sqlite3.connect(f"file:{args.trail}?mode=ro", uri=True)
     refs: list[str] = []
     for i in range(args.runs):
         at = 1 + (size - 1) * i // max(1, args.runs - 1)
         q = "SELECT leaf_hash FROM audit_log WHERE seq >= ? AND kind = 'policy_decision' ORDER BY seq LIMIT 1"
-        row = db.execute(q, (min(at, size - 200),)).fetchone()
-        if row:
-            refs.append(str(row[0]))
+        rows = store.read_sql(q, (min(at, size - 200),))
+        if rows:
+            refs.append(str(rows[0][0]))
     q = "SELECT execution FROM audit_log WHERE seq > ? AND execution LIKE 'aios/production/run-%' ORDER BY seq LIMIT 1"
-    execution = str(db.execute(q, (size - 20_000,)).fetchone()[0])  # one of the trail's runs (500 records)
+    execution = str(store.read_sql(q, (size - 20_000,))[0][0])  # one of the trail's runs (500 records)
     times = []
     edges = 0
     for ref in refs:
@@ -80,14 +85,19 @@ def main() -> None:
     p95 = sorted(times)[max(0, int(len(times) * 0.95) - 1)]
     trace_cmd = [str(BIN / "aios"), "lineage", "trace", refs[-1], "--json"]
     fresh = sorted((measure(trace_cmd, env, 600) for _ in range(5)), key=lambda m: m.get("wall_s", 1e9))
+    reports: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         rep = [str(BIN / "aios"), "lineage", "report", "--out", f"{tmp}/run.html", "--execution", execution]
-        reports = sorted(
-            (measure([*rep, "--checkpoint", str(args.checkpoint)], env, 900) for _ in range(3)),
-            key=lambda m: m.get("wall_s", 1e9),
-        )
+        if args.checkpoint is not None:
+            reports = sorted(
+                (measure([*rep, "--checkpoint", str(args.checkpoint)], env, 900) for _ in range(3)),
+                key=lambda m: m.get("wall_s", 1e9),
+            )
     load = os.getloadavg()
-    print(f"Host: {platform.node()}, {os.cpu_count()} CPUs; load average {load[0]:.2f} at the end; trail {size:,}.")
+    kind = store.dialect or "?"
+    print(
+        f"Host: {platform.node()}, {os.cpu_count()} CPUs; load average {load[0]:.2f} at the end; {kind} trail {size:,}."
+    )
     print("")
     print("| measure | figure |")
     print("|---|---|")
@@ -102,8 +112,9 @@ def main() -> None:
     )
     m = fresh[len(fresh) // 2]
     print(f"| `aios lineage trace REF --json`, fresh process (median of 5) | {_cell(m)} |")
-    m = reports[len(reports) // 2]
-    print(f"| `aios lineage report --execution {execution} --checkpoint CP` (median of 3) | {_cell(m)} |")
+    if reports:
+        m = reports[len(reports) // 2]
+        print(f"| `aios lineage report --execution {execution} --checkpoint CP` (median of 3) | {_cell(m)} |")
 
 
 def _cell(m: dict[str, object]) -> str:
