@@ -409,6 +409,9 @@ def main() -> None:
         governance(args.governance)
         return
     if args.build:
+        if not os.environ.get("AIOS_AUDIT_STORE") or not os.environ.get("AIOS_STATE_DIR"):
+            # run by hand without the trail's environment, the records would go to the default store of this folder
+            raise SystemExit("--build appends to the store AIOS_AUDIT_STORE names: set it and AIOS_STATE_DIR first")
         trail, size = args.build.rsplit(":", 1)
         build(Path(trail), int(size))
         return
