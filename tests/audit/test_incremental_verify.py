@@ -62,7 +62,7 @@ def test_walks_only_the_records_after_the_checkpoint(
     monkeypatch.setattr(SQLiteAuditStore, "scan_sealed", spy)
     code, out = _run("audit", "verify", "--checkpoint", str(checkpointed))
     assert code == 0 and out.startswith("OK: 33 records") and "incremental: records 22..33" in out, out
-    assert starts == [(22, None)]
+    assert starts == [(22, 33)]  # the records after the checkpoint, up to the size when the check began
     full = verify_store(audit_log(get_settings()), workers=1)
     from flytekitplugins.aios_audit.checkpoint import Checkpoint
 
@@ -209,8 +209,11 @@ def _with_inputs(start: int, n: int) -> None:
 def test_projection_rows_after_the_checkpoint_are_rederived(
     aios_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: str
 ) -> None:
-    """With two workers a second process re-derives the rows while this one walks: the same findings as one."""
+    """With two workers a second process walks and re-derives the upper half: the same findings as one."""
+    from flytekitplugins.aios_audit import incremental
+
     monkeypatch.setenv("AIOS_VERIFY_WORKERS", workers)
+    monkeypatch.setattr(incremental, "SPLIT_MIN", 2)  # six records after the checkpoint: split them
     _with_inputs(0, 5)
     cp = tmp_path / "cp"
     assert _run("audit", "checkpoint", "--out", str(cp))[0] == 0

@@ -31,6 +31,8 @@ class Aside(Generic[T]):
 
     def __init__(self, fn: Callable[..., T], *args: Any) -> None:
         self._fn, self._args = fn, args
+        self.here = False
+        """True once :meth:`result` ran the check in this process (the child gave no answer, or none was started)."""
         self._proc: Any = None
         self._recv: Any = None
         self._started = time.monotonic()
@@ -51,6 +53,7 @@ class Aside(Generic[T]):
     def result(self) -> T:
         """The child's answer, waiting for it; the check run here when the child gave none."""
         if self._proc is None:
+            self.here = True
             return self._fn(*self._args)
         deadline = time.monotonic() + max(GRACE_S, 10 * (time.monotonic() - self._started))
         status: str = "error"
@@ -66,6 +69,7 @@ class Aside(Generic[T]):
         finally:
             self.cancel()
         if status != "ok":
+            self.here = True
             return self._fn(*self._args)  # the same check, here: raises what it raises, reports what it reports
         return cast(T, value)
 

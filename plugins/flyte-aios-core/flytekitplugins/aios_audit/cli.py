@@ -77,10 +77,9 @@ def verify(
     --deep (or no checkpoint) walks every record, and with a checkpoint also checks that the first records
     still produce its root: run it on a schedule.
     """
-    from flytekitplugins.aios_audit.aside import Aside
     from flytekitplugins.aios_audit.checkpoint import Checkpoint
     from flytekitplugins.aios_audit.existing import StoreMissing, open_existing
-    from flytekitplugins.aios_audit.incremental import verify_from
+    from flytekitplugins.aios_audit.incremental import incremental, verify_since
     from flytekitplugins.aios_audit.verify import verify_store, verify_workers
 
     cp = Checkpoint.load(checkpoint_file) if checkpoint_file else None
@@ -99,41 +98,24 @@ def verify(
         return
     from flytekitplugins.aios_core.cli_output import working
 
-    full = cp is None or deep or not cp.is_note or bool(cp.tree_size and not cp.chain_head)  # what verify_from does
+    full = cp is None or deep or not incremental(cp)
     size = store.size()
     todo = size - (0 if full or cp is None else min(cp.tree_size, size))
     workers = verify_workers(settings_from(ctx).verify_workers)
-    aside: Aside[tuple[list[str], str]] | None = None
-    claimed: list[tuple[int, bytes]] = []  # what the walk from a checkpoint keeps for the claims check
-    split = size
-    if not full and cp is not None and workers >= 2 and cp.tree_size <= size:
-        # the projection rows of the records after the checkpoint are re-derived by a second process while this one
-        # walks them (up to ``size``: each of them walked too), the first three quarters of them there and the rest
-        # here after the walk (re-deriving costs about twice as much as walking); its answer counts only if the walk
-        # succeeds
-        split = cp.tree_size + (size - cp.tree_size) * 3 // 4
-        aside = Aside(_projection_problems, store, cp.tree_size, split, False)
-    try:
-        with working("verifying", todo, unit="records", json_mode=as_json) as progress:
-            if cp is None or deep:
-                result = verify_store(store, cp, trusted, progress=progress, workers=workers)
-            else:
-                result = verify_from(store, cp, trusted, progress=progress, workers=workers, claimed=claimed)
-        incremental = result.mode == "incremental"
-        since = result.checkpoint_size if incremental else None
+    with working("verifying", todo, unit="records", json_mode=as_json) as progress:
+        if not full and cp is not None:  # the records after it, their claims and projection rows, each read once
+            since = verify_since(store, cp, trusted, progress=progress, workers=workers)
+        else:
+            result = verify_store(store, cp, trusted, progress=progress, workers=workers)
+    if not full and cp is not None:
+        result, projected, note = since.result, [p.line() for p in since.projections], since.note
+        claims = [p.line() for p in since.claims] if result.ok else []
+        junk: list[str] = []
+    else:
         with working("claims, projections", None, unit="records", json_mode=as_json):  # the checks after the walk
-            claims = _claims_problems(store, since, claimed, result.size) if result.ok else []
-            projected: list[str] = []
-            note = ""
-            if result.ok and aside is not None and cp is not None and since == cp.tree_size:
-                projected, note = _projection_problems(store, split, size)  # the rest, and rows beyond the log
-                projected = aside.result()[0] + projected  # each sorted by seq, theirs all before these
-            elif result.ok:
-                projected, note = _projection_problems(store, since)
-            junk = _junk_decisions(ctx, store) if result.ok and not incremental else []  # a full-walk check
-    finally:
-        if aside is not None:
-            aside.cancel()
+            claims = _claims_problems(store) if result.ok else []
+            projected, note = _projection_problems(store) if result.ok else ([], "")
+            junk = _junk_decisions(ctx, store) if result.ok else []  # a full-walk check
     if as_json:
         doc = {**dataclasses.asdict(result), "claims_problems": claims, "ignored_approval_decisions": junk}
         doc |= {"projection_problems": projected, "projection_note": note}
@@ -173,30 +155,21 @@ def catch_up_ids(store: Any, json_mode: bool = False, least: int = 0) -> bool | 
         return bool(store.catch_up_ids(progress))
 
 
-def _projection_problems(
-    store: Any, since: int | None, until: int | None = None, beyond: bool = True
-) -> tuple[list[str], str]:
-    """Every projection row re-derived from the sealed log (or those of the records ``since + 1 .. until``; with
-    ``beyond``, rows of records the log does not have are reported too)."""
+def _projection_problems(store: Any) -> tuple[list[str], str]:
+    """Every projection row re-derived from the sealed log and compared with the tables (the full walk's check)."""
     from flytekitplugins.aios_audit.projections import verify_projections
 
     if not getattr(store, "dialect", ""):
         return [], "this store keeps no projection tables"
-    problems, note = verify_projections(store, since or 0, until=until, beyond=beyond)
+    problems, note = verify_projections(store)
     return [p.line() for p in problems], note
 
 
-def _claims_problems(
-    store: Any, since: int | None, claimed: list[tuple[int, bytes]] | None = None, until: int | None = None
-) -> list[str]:
-    """The claims table against the sealed log: all of it, or only the records ``since + 1 .. until`` (those of them
-    that may claim as the walk kept them in ``claimed``)."""
+def _claims_problems(store: Any) -> list[str]:
+    """The whole claims table against the sealed log (the full walk's check)."""
     from flytekitplugins.aios_audit.claims import verify_claims
-    from flytekitplugins.aios_audit.incremental import claims_since
 
-    if since is None:
-        return [p.line() for p in verify_claims(store)]
-    return [p.line() for p in claims_since(store, since, claimed, until)]
+    return [p.line() for p in verify_claims(store)]
 
 
 def _junk_decisions(ctx: click.Context, store: Any) -> list[str]:

@@ -12,9 +12,12 @@ leaves the hash columns alone is caught only by the full walk (``aios audit veri
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import multiprocessing as mp
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from flytekitplugins.aios_audit.checkpoint import Checkpoint
 from flytekitplugins.aios_audit.claims import ClaimProblem
@@ -22,7 +25,16 @@ from flytekitplugins.aios_audit.diagnose import Bad
 from flytekitplugins.aios_audit.merkle import RootAccumulator, leaf_hash
 from flytekitplugins.aios_audit.stores import CLAIMS_ATTR, AuditStore
 from flytekitplugins.aios_audit.trust import TrustedKeys, trusted_keys
-from flytekitplugins.aios_audit.verify import Progress, VerifyResult, _counter, _walk, verify_store
+from flytekitplugins.aios_audit.verify import (
+    BLOCK,
+    Progress,
+    VerifyResult,
+    _BlockAccumulator,
+    _counter,
+    _walk,
+    verify_store,
+    verify_workers,
+)
 
 
 def verify_from(
@@ -44,16 +56,12 @@ def verify_from(
     t0 = time.perf_counter()
     if why := trusted_keys(trusted).check(checkpoint):
         return VerifyResult(False, 0, "", problem="bad checkpoint", detail=why)
-    if not checkpoint.is_note or (checkpoint.tree_size and not checkpoint.chain_head):
+    if not incremental(checkpoint):
         return verify_store(store, checkpoint, trusted, progress=progress, workers=workers)
+    acc = _resume(checkpoint)
+    if isinstance(acc, VerifyResult):
+        return acc
     size = checkpoint.tree_size
-    try:
-        acc = RootAccumulator.from_frontier(size, [bytes.fromhex(h) for h in checkpoint.frontier])
-    except ValueError as e:
-        return VerifyResult(False, 0, "", problem="bad checkpoint", detail=f"its frontier is malformed: {e}")
-    if acc.root().hex() != checkpoint.root_hash:
-        detail = "its frontier does not hash to its root hash: it was signed by faulty software, verify with --deep"
-        return VerifyResult(False, 0, "", problem="bad checkpoint", detail=detail)
     head = checkpoint.chain_head if size else _genesis()
     try:
         _anchor(store, checkpoint)
@@ -64,14 +72,199 @@ def verify_from(
     return VerifyResult.walked(acc, head, t0, checkpoint_size=size, mode="incremental")
 
 
+def incremental(checkpoint: Checkpoint) -> bool:
+    """True when ``checkpoint`` carries what checking only the records after it needs (a chain head and a frontier:
+    C2SP notes); older checkpoints are checked by the full walk."""
+    return checkpoint.is_note and not (checkpoint.tree_size and not checkpoint.chain_head)
+
+
+def _resume(checkpoint: Checkpoint) -> RootAccumulator | VerifyResult:
+    """The Merkle accumulator of the checkpoint's tree (from its signed frontier), or why it cannot be had."""
+    try:
+        acc = RootAccumulator.from_frontier(checkpoint.tree_size, [bytes.fromhex(h) for h in checkpoint.frontier])
+    except ValueError as e:
+        return VerifyResult(False, 0, "", problem="bad checkpoint", detail=f"its frontier is malformed: {e}")
+    if acc.root().hex() != checkpoint.root_hash:
+        detail = "its frontier does not hash to its root hash: it was signed by faulty software, verify with --deep"
+        return VerifyResult(False, 0, "", problem="bad checkpoint", detail=detail)
+    return acc
+
+
+SPLIT_MIN = 2048
+"""Records after the checkpoint from which :func:`verify_since` hands the upper half of them to a second process
+(below that, starting it costs about what it saves)."""
+
+
+@dataclasses.dataclass
+class SinceResult:
+    """What :func:`verify_since` found: the walk's result, and (when it succeeded) the claims and projection rows of
+    the records it checked against the sealed log."""
+
+    result: VerifyResult
+    claims: list[ClaimProblem]
+    projections: list[Any]
+    """:class:`~.projections.ProjectionProblem` of the records walked, in seq order, then rows beyond the log."""
+    note: str = ""
+    """Why the projection check was partial ("" when it was not)."""
+
+
+def verify_since(
+    store: AuditStore,
+    checkpoint: Checkpoint,
+    trusted: TrustedKeys | str | None = None,
+    *,
+    progress: Progress | None = None,
+    workers: int | None = None,
+) -> SinceResult:
+    """Everything ``aios audit verify --checkpoint`` checks of the records after ``checkpoint``, each read once.
+
+    Each record after the checkpoint (up to the log's size when the check starts) is walked as
+    :func:`verify_from` walks it, and the projection rows it derives are re-derived from the entry the walk has
+    just checked (no second read of the log) and compared with the tables; the claims it seals are compared with
+    the claims table. With two ``workers`` (default :func:`.verify.verify_workers`) and at least
+    :data:`SPLIT_MIN` records, a forked child does all of that for the upper half of them while this process does
+    the lower half (the chain continuing from the stored chain hash where they meet, which this process's half
+    checks); if the child finds anything wrong, or gives no answer, its half is done again here, so a failure is
+    reported exactly as one process reports it. Claims and projections are checked only when the walk succeeds.
+
+    The checkpoint must be incremental (:func:`incremental`; the caller runs the full walk for older ones).
+    """
+    from flytekitplugins.aios_audit import projections as pj
+
+    t0 = time.perf_counter()
+    if why := trusted_keys(trusted).check(checkpoint):
+        return SinceResult(VerifyResult(False, 0, "", problem="bad checkpoint", detail=why), [], [])
+    if not incremental(checkpoint):
+        raise ValueError("verify_since needs a checkpoint with a chain head and a frontier (see incremental())")
+    acc = _resume(checkpoint)
+    if isinstance(acc, VerifyResult):
+        return SinceResult(acc, [], [])
+    size = checkpoint.tree_size
+    head = checkpoint.chain_head if size else _genesis()
+    tables = bool(getattr(store, "dialect", ""))
+    missing = {g.state: pj.missing_through(store, g) for g in pj.GROUPS} if tables else {}
+    aside: Any = None
+    used = 1
+    try:
+        end = _anchor(store, checkpoint)
+        mid, block = _split(size, end, workers)
+        boundary = next(store.scan_raw(mid, mid), None) if mid < end else None
+        if boundary is None or not isinstance(boundary[4], str) or len(boundary[4]) != 64:
+            mid = end  # one process
+        done: Any = None
+        if mid < end:
+            from flytekitplugins.aios_audit.aside import Aside
+
+            done = mp.get_context("fork").Value("q", 0, lock=False) if progress is not None else None
+            aside = Aside(_part, store, mid + 1, end, boundary[4], block, missing, done)  # type: ignore[index]
+        tick = _counter(progress, lambda: int(done.value) if done is not None else 0)
+        claimed: list[tuple[int, bytes]] = []
+        check = pj.RangeCheck(store, missing) if tables else None
+        feed = _Through(size, check)
+        head = _walk(store, acc, None, size + 1, mid, head, bytes.fromhex(head), tick, (CLAIMS_NEEDLE, claimed), feed)[
+            0
+        ]
+        feed.reached(mid)
+        found = check.finish() if check is not None else []
+        if aside is not None:
+            if head != boundary[4]:  # type: ignore[index]  # the stored chain hash changed since it was read
+                aside.cancel()
+                aside = None
+                upper = _part(store, mid + 1, end, head, block, missing)
+            else:
+                upper = aside.result()  # the child's, or (it failed) the same part done here: raises what it finds
+                used = 1 if aside.here else 2
+            blocks, head, more, problems = upper
+            _fold(acc, blocks, block)
+            claimed += more
+            found += problems
+    except Bad as bad:
+        return SinceResult(VerifyResult.stopped(acc, head, bad), [], [])
+    finally:
+        if aside is not None:
+            aside.cancel()
+    result = VerifyResult.walked(acc, head, t0, checkpoint_size=size, mode="incremental", workers=used)
+    claims = claims_since(store, size, claimed, end)
+    if not tables:
+        return SinceResult(result, claims, [], "this store keeps no projection tables")
+    found += [p for g in pj.GROUPS if missing.get(g.state) is not None for p in pj.beyond_the_log(store, g)]
+    return SinceResult(result, claims, found, pj.group_notes(missing))
+
+
+def _split(size: int, end: int, workers: int | None) -> tuple[int, int]:
+    """Where the second process's part begins (after the returned record; ``end``: one process) and the blocks it
+    returns the Merkle roots of (aligned blocks when its part is large; else its leaves, one by one)."""
+    n = end - size
+    if (
+        (workers if workers is not None else verify_workers()) < 2
+        or n < max(SPLIT_MIN, 2)
+        or "fork" not in mp.get_all_start_methods()
+    ):
+        return end, 0
+    if n >= 4 * BLOCK:
+        return (size + n // 2) // BLOCK * BLOCK, BLOCK
+    return size + n // 2, 1 << 62
+
+
+class _Through:
+    """The walk's ``feed``: hands each checked batch to the projection check and keeps the last record seen."""
+
+    def __init__(self, last: int, check: Any) -> None:
+        self.last, self.check = last, check
+
+    def __call__(self, batch: list[tuple[Any, ...]]) -> None:
+        if self.check is not None:
+            self.check.add(batch)
+        self.last = int(batch[-1][0])
+
+    def reached(self, end: int) -> None:
+        """The walk got to record ``end`` (the log's size when the check began): else records vanished meanwhile."""
+        if self.last < end:
+            detail = f"records {self.last + 1}..{end} were in the log when the check began and are gone"
+            raise Bad(self.last + 1, "truncated", detail)
+
+
+def _part(
+    store: AuditStore, first: int, end: int, prev: str, block: int, missing: dict[str, int | None], done: Any = None
+) -> tuple[list[tuple[str, Any]], str, list[tuple[int, bytes]], list[Any]]:
+    """Records ``first..end`` (the chain continuing from ``prev``) walked, their projection rows and claims kept:
+    ``(Merkle blocks, chain head, claiming entries, projection problems)``. Raises :class:`Bad`."""
+    from flytekitplugins.aios_audit import projections as pj
+
+    def tick(n: int) -> None:
+        done.value += n
+
+    acc = _BlockAccumulator(first, block or 1 << 62, -1)
+    claimed: list[tuple[int, bytes]] = []
+    check = pj.RangeCheck(store, missing) if missing else None
+    feed = _Through(first - 1, check)
+    keep = (CLAIMS_NEEDLE, claimed)
+    head = _walk(
+        store, acc, None, first, end, prev, bytes.fromhex(prev), tick if done is not None else None, keep, feed
+    )[0]
+    feed.reached(end)
+    return acc.finish(), head, claimed, check.finish() if check is not None else []
+
+
+def _fold(acc: RootAccumulator, blocks: list[tuple[str, Any]], block: int) -> None:
+    """The second process's leaves (or the roots of its aligned blocks) after this process's."""
+    for kind, value in blocks:
+        if kind == "root":
+            acc.push_subtree(value, block)
+        else:
+            for leaf in value:
+                acc.push(leaf)
+
+
 def _genesis() -> str:
     from flytekitplugins.aios_audit.records import GENESIS
 
     return GENESIS
 
 
-def _anchor(store: AuditStore, cp: Checkpoint) -> None:
-    """The log still has record ``tree_size`` with the signed chain head (and, if it is a frontier leaf, leaf)."""
+def _anchor(store: AuditStore, cp: Checkpoint) -> int:
+    """The log still has record ``tree_size`` with the signed chain head (and, if it is a frontier leaf, leaf).
+    Returns the log's size."""
     n = store.size()
     if n < cp.tree_size:
         raise Bad(
@@ -81,7 +274,7 @@ def _anchor(store: AuditStore, cp: Checkpoint) -> None:
             f"{n + 1}..{cp.tree_size} are gone",
         )
     if cp.tree_size == 0:
-        return
+        return n
     row = next(store.scan_raw(cp.tree_size, cp.tree_size), None)
     odd_leaf_ok = row is not None and (cp.tree_size % 2 == 0 or leaf_hash(row[1]).hex() == cp.frontier[-1])
     if row is None or row[4] != cp.chain_head or not odd_leaf_ok:
@@ -91,6 +284,7 @@ def _anchor(store: AuditStore, cp: Checkpoint) -> None:
             f"record {cp.tree_size} no longer carries the chain head signed by the checkpoint of {cp.timestamp}: "
             "history was rewritten (run `aios audit verify --deep --checkpoint` to name the first changed record)",
         )
+    return n
 
 
 CLAIMS_NEEDLE = b'"' + CLAIMS_ATTR.encode() + b'":'

@@ -78,6 +78,14 @@ def entry_rows(entry: bytes) -> list[LineageRow]:
         return []
 
 
+def parsed_rows(record: dict[str, Any], event: dict[str, Any]) -> list[LineageRow]:
+    """:func:`entry_rows` of an entry already parsed (``record``, its ``event`` object)."""
+    try:
+        return record_rows(lite_from_event(event, SELF, record["seq"], record["recorded_at"]))
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return []
+
+
 def event_rows(event_json: bytes) -> list[LineageRow]:
     """The rows of an event from its canonical bytes, before it is sealed (PostgreSQL's staged appends).
 

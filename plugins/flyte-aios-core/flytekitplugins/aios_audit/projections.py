@@ -33,7 +33,9 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-from flytekitplugins.aios_audit.lineage_rows import as_rows, entry_rows
+import orjson
+
+from flytekitplugins.aios_audit.lineage_rows import as_rows, entry_rows, parsed_rows
 from flytekitplugins.aios_audit.records import GENESIS, entry_seq_suffix
 from flytekitplugins.aios_core.errors import AiosError
 
@@ -221,6 +223,25 @@ def derive(seq: int, entry: bytes, group: Group | None = None) -> Derived:
     if group is not GOVERNANCE:
         out += [(LINEAGE.name, r) for r in as_rows(seq, entry_rows(entry))]
     return out
+
+
+def derive_each(seq: int, entry: bytes) -> tuple[Derived, list[Row]]:
+    """The governance rows and the lineage table rows of one sealed entry: exactly what :func:`derive` of every
+    group gives, split, with the entry parsed once for most records (the verifier's walk re-derives each record it
+    checks this way).
+
+    Lineage rows come from the fast parse :func:`derive` uses for them; governance rows, for the records of their
+    kinds only, from the standard parse it uses for those (the two differ on integers beyond 64 bits, which the fast
+    one reads as floats). An entry the fast parser refuses is derived by :func:`derive`'s own functions."""
+    try:
+        record = orjson.loads(entry)
+        event = record["event"]
+    except (ValueError, TypeError, KeyError):
+        event = None
+    if not isinstance(event, dict):
+        return _derive_governance(seq, entry), as_rows(seq, entry_rows(entry))
+    governance = _derive_governance(seq, entry) if event.get("kind") in KINDS else []
+    return governance, as_rows(seq, parsed_rows(record, event))
 
 
 def _derive_governance(seq: int, entry: bytes) -> Derived:
@@ -461,14 +482,21 @@ def _derived_range(store: Any, group: Group, lo: int, hi: int) -> dict[tuple[str
 
 
 def _table_range(
-    store: Any, group: Group, where: str = "seq >= ? AND seq <= ?", params: Sequence[Any] = ()
+    store: Any,
+    group: Group,
+    where: str = "seq >= ? AND seq <= ?",
+    params: Sequence[Any] = (),
+    read: Callable[[str, Sequence[Any]], Iterable[Row]] | None = None,
 ) -> Iterator[tuple[tuple[str, int, int], Row]]:
+    """The rows of ``group``'s tables matching ``where``, keyed as :func:`_derived_range` keys them (``read``:
+    the store's ``iter_sql``, or ``read_sql`` for a bounded range: no connection of its own)."""
+    read = read or store.iter_sql
     for t in group.tables:
         plain = t is LINEAGE  # (int, int, str, str, str) from both databases: nothing to normalize
         # in key order: the planner then reads the range from the primary key even when its bound is a subquery
         # (without it PostgreSQL scanned the 22 million lineage rows of a 10M log to find none beyond the log: 1.9 s)
         q = f"SELECT {', '.join(t.columns)} FROM {t.name} WHERE {where} ORDER BY {', '.join(t.key)}"
-        for row in store.iter_sql(q, params):
+        for row in read(q, params):
             yield (t.name, int(row[0]), _pos(t.name, row)), tuple(row) if plain else _norm(row)
 
 
@@ -484,17 +512,24 @@ def verify_projections(
     they are read: records appended meanwhile bring their own rows) are extra.
     """
     problems: list[ProjectionProblem] = []
+    missing = {group.state: missing_through(store, group) for group in GROUPS}
+    for group in GROUPS:
+        if (below := missing[group.state]) is not None:
+            problems += _verify_group(store, group, since, chunk, below, until, beyond)
+    return sorted(problems, key=lambda p: (p.seq, p.table)), group_notes(missing)
+
+
+def group_notes(missing: dict[str, int | None]) -> str:
+    """Why a projection check was partial, from each group's ``missing_through`` ("" when it was not)."""
     notes: list[str] = []
     for group in GROUPS:
-        missing = missing_through(store, group)
-        if missing is None:
+        below = missing.get(group.state)
+        if below is None:
             notes.append(f"no {group.state} in this store (open it with this version to create the tables)")
-            continue
-        problems += _verify_group(store, group, since, chunk, missing, until, beyond)
-        if missing:
+        elif below:
             what = "lineage" if group is LINEAGE_GROUP else "projection"
-            notes.append(f"records 1..{missing} have no {what} rows yet: run `aios audit rebuild-projections`")
-    return sorted(problems, key=lambda p: (p.seq, p.table)), "; ".join(notes)
+            notes.append(f"records 1..{below} have no {what} rows yet: run `aios audit rebuild-projections`")
+    return "; ".join(notes)
 
 
 def _lineage_equal(store: Any, lo: int, hi: int) -> bool:
@@ -520,28 +555,93 @@ def _verify_group(
         if group is LINEAGE_GROUP and lo > missing and _lineage_equal(store, lo, hi):  # rows not built: diff them
             lo = hi + 1
             continue
-        want = _derived_range(store, group, lo, hi)
-        have = dict(_table_range(store, group, params=(lo, hi)))
-        for key, row in want.items():
-            got = have.get(key)
-            if got is None:
-                if key[1] > missing:
-                    problems.append(ProjectionProblem("projection_missing", key[0], key[1], f"no row {list(row)}"))
-            elif got != row:
-                detail = f"row {list(got)} but the sealed record derives {list(row)}"
-                problems.append(ProjectionProblem("projection_changed", key[0], key[1], detail))
-        for key, row in have.items():
-            if key not in want:
-                detail = f"row {list(row)} that the sealed record does not derive"
-                problems.append(ProjectionProblem("projection_extra", key[0], key[1], detail))
+        problems += _compare(
+            _derived_range(store, group, lo, hi), dict(_table_range(store, group, params=(lo, hi))), missing
+        )
         lo = hi + 1
-    # rows of records the log does not have, each table in one statement (one snapshot: a record appended meanwhile
-    # is in the log with its rows, not a row beyond it)
-    if not beyond:
-        return problems
-    for key, row in _table_range(store, group, "seq > (SELECT COALESCE(MAX(seq), 0) FROM audit_log)"):
-        problems.append(ProjectionProblem("projection_extra", key[0], key[1], f"row {list(row)} beyond the log"))
+    return problems + (beyond_the_log(store, group) if beyond else [])
+
+
+def beyond_the_log(store: Any, group: Group) -> list[ProjectionProblem]:
+    """Rows of ``group`` naming records the log does not have, each table in one statement (one snapshot: a record
+    appended meanwhile is in the log with its rows, not a row beyond it)."""
+    where = "seq > (SELECT COALESCE(MAX(seq), 0) FROM audit_log)"
+    return [
+        ProjectionProblem("projection_extra", key[0], key[1], f"row {list(row)} beyond the log")
+        for key, row in _table_range(store, group, where)
+    ]
+
+
+Key = tuple[str, int, int]
+
+
+def _compare(want: dict[Key, Row], have: dict[Key, Row], missing: int) -> list[ProjectionProblem]:
+    """The rows the records derive (``want``) against the rows the tables hold (``have``) for the same records; rows
+    of records ``<= missing`` may be absent (not built yet)."""
+    problems: list[ProjectionProblem] = []
+    for key, row in want.items():
+        got = have.get(key)
+        if got is None:
+            if key[1] > missing:
+                problems.append(ProjectionProblem("projection_missing", key[0], key[1], f"no row {list(row)}"))
+        elif got != row:
+            detail = f"row {list(got)} but the sealed record derives {list(row)}"
+            problems.append(ProjectionProblem("projection_changed", key[0], key[1], detail))
+    for key, row in have.items():
+        if key not in want:
+            detail = f"row {list(row)} that the sealed record does not derive"
+            problems.append(ProjectionProblem("projection_extra", key[0], key[1], detail))
     return problems
+
+
+class RangeCheck:
+    """The projection rows of consecutive records, re-derived from the entries the verifier's walk hands over
+    (:meth:`add`, in ``seq`` order, each batch once its hashes and columns are checked: no second read of the log)
+    and compared with the tables :data:`CHUNK` records at a time (bounded memory).
+
+    ``missing``: each group's ``missing_through`` (:func:`missing_through`; a group that is None is not checked).
+    :meth:`finish` returns the problems found, in ``seq`` order, as :func:`verify_projections` names them (without
+    the rows beyond the log: :func:`beyond_the_log`)."""
+
+    def __init__(self, store: Any, missing: dict[str, int | None], chunk: int = CHUNK) -> None:
+        self.store, self.chunk = store, chunk
+        self.gov_missing, self.lin_missing = missing.get(GOVERNANCE.state), missing.get(LINEAGE_GROUP.state)
+        self.lo = self.hi = 0
+        self.gov: dict[Key, Row] = {}
+        self.lin: list[Row] = []
+        self.problems: list[ProjectionProblem] = []
+
+    def add(self, batch: Sequence[Sequence[Any]]) -> None:
+        for row in batch:
+            seq, entry = int(row[0]), row[1]
+            if not self.lo:
+                self.lo = seq
+            self.hi = seq
+            governance, lineage = derive_each(seq, entry)
+            for table, values in governance:
+                self.gov[(table, seq, _pos(table, values))] = _norm(values)
+            self.lin += lineage
+        if self.hi - self.lo + 1 >= self.chunk:
+            self._flush()
+
+    def finish(self) -> list[ProjectionProblem]:
+        if self.lo:
+            self._flush()
+        return sorted(self.problems, key=lambda p: (p.seq, p.table))
+
+    def _flush(self) -> None:
+        lo, hi, store = self.lo, self.hi, self.store
+        if self.gov_missing is not None:
+            have = dict(_table_range(store, GOVERNANCE, params=(lo, hi), read=store.read_sql))
+            self.problems += _compare(self.gov, have, self.gov_missing)
+        if self.lin_missing is not None:
+            q = f"SELECT {', '.join(LINEAGE.columns)} FROM {LINEAGE.name} WHERE seq >= ? AND seq <= ? ORDER BY seq, pos"
+            rows = [tuple(r) for r in store.read_sql(q, [lo, hi])]
+            if rows != self.lin:  # the common case: one comparison of two lists
+                want = {(LINEAGE.name, int(r[0]), int(r[1])): r for r in self.lin}
+                have = {(LINEAGE.name, int(r[0]), int(r[1])): r for r in rows}
+                self.problems += _compare(want, have, self.lin_missing)
+        self.lo, self.gov, self.lin = 0, {}, []
 
 
 Progress = Callable[[int, int], None]

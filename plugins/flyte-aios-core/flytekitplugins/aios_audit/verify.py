@@ -27,7 +27,7 @@ from itertools import islice
 from typing import Any
 
 from flytekitplugins.aios_audit.checkpoint import Checkpoint
-from flytekitplugins.aios_audit.columns import batch_match, column_mismatch, columns_match, parsed_match
+from flytekitplugins.aios_audit.columns import batch_certain, column_mismatch, parsed_match
 from flytekitplugins.aios_audit.diagnose import Bad, diagnose
 from flytekitplugins.aios_audit.merkle import RootAccumulator, root
 from flytekitplugins.aios_audit.records import GENESIS, entry_seq_suffix
@@ -154,13 +154,15 @@ def _walk(
     prev_b: bytes,
     tick: Progress | None = None,
     keep: tuple[bytes, list[tuple[int, bytes]]] | None = None,
+    feed: Callable[[list[tuple[Any, ...]]], None] | None = None,
 ) -> tuple[str, bytes]:
     """Walk rows ``start..end``; the common case (row intact) costs two hashes and a few byte comparisons.
 
     Every row's plain columns are compared with what its sealed entry says (:mod:`.columns`), in this
     process and in the child alike. ``tick(n)`` is called after each batch of ``n`` rows. With ``keep`` =
     ``(needle, out)``, ``(seq, entry)`` of the rows whose entry contains ``needle`` are added to ``out`` (the
-    claims check reads them there instead of reading the log again).
+    claims check reads them there instead of reading the log again). ``feed(batch)`` is given each batch of rows
+    (``seq, entry, ...``) once all of them are checked (the projection check derives its rows from them there).
     """
     sha = hashlib.sha256
     cp_size = cp.tree_size if cp is not None else -1
@@ -169,18 +171,14 @@ def _walk(
     rows = store.scan_sealed(start, end)
     while batch := list(islice(rows, 1024)):
         _seqs, entries, _hashes, tails, kinds, pairs = zip(*batch, strict=True)
-        certain = batch_match(entries, tails, kinds, pairs)
-        for seq, entry, hashes, tail, kind, pair in batch:
+        certain = batch_certain(entries, tails, kinds, pairs)
+        for (seq, entry, hashes, tail, kind, pair), sure in zip(batch, certain, strict=True):
             lb = sha(b"\x00" + entry).digest()
             cb = sha(prev_b + lb).digest()
             chain = cb.hex()
             if seq != expected or hashes != lb.hex() + prev + chain:
                 diagnose(store, seq, expected, lb, prev)
-            if (
-                not certain
-                and not columns_match(entry, tail, kind, pair)
-                and not parsed_match(entry, seq, tail, kind, pair)
-            ):
+            if not sure and not parsed_match(entry, seq, tail, kind, pair):
                 if not entry.endswith(entry_seq_suffix(seq)):  # the tail also holds the seq: a moved record
                     diagnose(store, seq, expected, lb, prev)
                 if why := column_mismatch(entry, seq, tail, kind, pair):
@@ -192,6 +190,8 @@ def _walk(
             expected += 1
         if keep is not None:
             keep[1].extend((row[0], row[1]) for row in batch if keep[0] in row[1])
+        if feed is not None:
+            feed(batch)
         if tick is not None:
             tick(len(batch))
     return prev, prev_b

@@ -1,0 +1,272 @@
+"""`aios audit verify --checkpoint` reads each record after the checkpoint once: the walk hands the entries it has
+checked to the projection check and the claims check, and a second process does all three for the upper half."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from flytekitplugins.aios_audit import AuditEvent, audit_log
+from flytekitplugins.aios_audit import incremental as inc
+from flytekitplugins.aios_audit.checkpoint import Checkpoint
+from flytekitplugins.aios_audit.projections import derive, derive_each
+from flytekitplugins.aios_audit.stores import claim
+from flytekitplugins.aios_audit.stores.sqlite import SQLiteAuditStore
+from flytekitplugins.aios_audit.trust import TrustedKeys
+from flytekitplugins.aios_audit.verify import verify_store
+from flytekitplugins.aios_core.cli import cli
+from flytekitplugins.aios_core.settings import get_settings
+
+EX = {"project": "p", "domain": "d", "name": "run-1", "task_name": "t"}
+
+
+def _run(*args: str) -> tuple[int, str]:
+    res = CliRunner().invoke(cli, list(args))
+    return res.exit_code, res.output
+
+
+def _db(aios_env: Path) -> sqlite3.Connection:
+    c = sqlite3.connect(aios_env / "audit.db", isolation_level=None)
+    for trig in ("audit_log_no_update", "audit_log_no_delete", "audit_log_no_fork"):
+        c.execute(f"DROP TRIGGER IF EXISTS {trig}")
+    for trig in ("audit_proj_lineage_no_update", "audit_proj_catalog_no_delete", "audit_claims_no_delete"):
+        c.execute(f"DROP TRIGGER IF EXISTS {trig}")
+    return c
+
+
+def _mixed(start: int, n: int, store: Any = None) -> None:
+    """Task records with an input each (lineage rows), every fifth one sealing a claim, every seventh a catalog
+    record (governance rows); to the settings' store, or ``store``."""
+    events = []
+    for i in range(start, start + n):
+        attrs: dict[str, Any] = {"claims": [claim(f"k-{i}", "h")]} if i % 5 == 0 else {}
+        if i % 7 == 0:
+            attrs = {"op": "register", "name": f"m{i}", "version": "1", "source_digest": f"sha256:{i:064x}"}
+            events.append(AuditEvent(kind="catalog", actor="service:x", subject=f"m{i}", attributes=attrs))
+            continue
+        events.append(
+            AuditEvent(kind="task", actor="service:x", execution=EX, inputs={"x": f"sha256:{i:064x}"}, attributes=attrs)
+        )
+    (store or audit_log(get_settings())).append_many(events)
+
+
+@pytest.fixture
+def split(aios_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """30 records, a checkpoint of them, then 40 more; two processes from 2 records after a checkpoint on."""
+    monkeypatch.setenv("AIOS_VERIFY_WORKERS", "2")
+    monkeypatch.setattr(inc, "SPLIT_MIN", 2)
+    _mixed(0, 30)
+    cp = tmp_path / "cp"
+    assert _run("audit", "checkpoint", "--out", str(cp))[0] == 0
+    _mixed(30, 40)
+    return cp
+
+
+def _verify_json(cp: Path) -> tuple[int, dict[str, Any]]:
+    code, out = _run("audit", "verify", "--checkpoint", str(cp), "--json")
+    return code, json.loads(out.strip().splitlines()[-1])
+
+
+def test_two_processes_give_the_full_walks_root_and_head(split: Path) -> None:
+    code, doc = _verify_json(split)
+    full = verify_store(audit_log(get_settings()), workers=1)
+    assert code == 0 and doc["ok"] and doc["workers"] == 2 and doc["mode"] == "incremental", doc
+    assert (doc["root_hash"], doc["head_hash"], doc["frontier"]) == (full.root_hash, full.head_hash, full.frontier)
+    assert doc["projection_problems"] == [] and doc["claims_problems"] == [] and doc["projection_note"] == ""
+
+
+def test_aligned_blocks_of_the_second_process_fold_into_the_same_root(
+    split: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A large part comes back as the roots of aligned blocks (here of 4 records: 40 after the checkpoint)."""
+    monkeypatch.setattr(inc, "BLOCK", 4)
+    assert inc._split(30, 70, 2) == (48, 4)
+    code, doc = _verify_json(split)
+    full = verify_store(audit_log(get_settings()), workers=1)
+    assert code == 0 and doc["workers"] == 2 and doc["root_hash"] == full.root_hash, doc
+
+
+@pytest.mark.parametrize("where", [36, 62])
+def test_an_edit_in_either_half_is_named_as_one_process_names_it(split: Path, aios_env: Path, where: int) -> None:
+    """In this process's half (36) or the second's (62: its half is walked again here, which names it)."""
+    c = _db(aios_env)
+    entry = c.execute("SELECT entry FROM audit_log WHERE seq = ?", (where,)).fetchone()[0]
+    c.execute("UPDATE audit_log SET entry = ? WHERE seq = ?", (entry.replace(b"service:x", b"service:y"), where))
+    code, out = _run("audit", "verify", "--checkpoint", str(split))
+    assert code == 1 and out.startswith(f"FAILED at seq {where}: edited"), out
+
+
+def test_edits_in_both_halves_name_the_first(split: Path, aios_env: Path) -> None:
+    c = _db(aios_env)
+    for seq in (41, 66):
+        entry = c.execute("SELECT entry FROM audit_log WHERE seq = ?", (seq,)).fetchone()[0]
+        c.execute("UPDATE audit_log SET entry = ? WHERE seq = ?", (entry.replace(b"service:x", b"service:z"), seq))
+    code, out = _run("audit", "verify", "--checkpoint", str(split))
+    assert code == 1 and out.startswith("FAILED at seq 41: edited"), out
+
+
+def test_projection_and_claims_problems_of_both_halves_are_found(split: Path, aios_env: Path) -> None:
+    c = _db(aios_env)
+    forged = "sha256:" + "f" * 64
+    c.execute("UPDATE audit_proj_lineage SET parent = ? WHERE seq = 33 AND pos = 0", (forged,))  # this process's
+    c.execute("UPDATE audit_proj_lineage SET parent = ? WHERE seq = 67 AND pos = 0", (forged,))  # the second's
+    c.execute("DELETE FROM audit_proj_catalog WHERE seq = 64")  # m63, the second's half
+    c.execute("DELETE FROM audit_claims WHERE claim IN ('k-40', 'k-65')")  # one in each half
+    code, doc = _verify_json(split)
+    assert code == 1 and not doc["ok"] and doc["workers"] == 2, doc
+    lines = doc["projection_problems"]
+    assert [line.split(" at seq ")[1].split(":")[0] for line in lines] == ["33", "64", "67"], lines
+    assert "projection_changed in audit_proj_lineage at seq 33" in lines[0] and forged in lines[0]
+    assert lines[1].startswith("projection_missing in audit_proj_catalog at seq 64")
+    assert "projection_changed in audit_proj_lineage at seq 67" in lines[2]
+    claims = doc["claims_problems"]
+    assert len(claims) == 2 and "claim_missing at seq 41: k-40" in claims[0] and "k-65" in claims[1], claims
+
+
+def test_records_that_vanish_during_the_walk_are_reported(split: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check walks up to the size the log had when it began: records gone meanwhile are named, not skipped."""
+    original = SQLiteAuditStore.scan_sealed
+
+    def short(self: SQLiteAuditStore, start: int = 1, end: int | None = None) -> Any:
+        return (row for row in original(self, start, end) if row[0] < 60)
+
+    monkeypatch.setattr(SQLiteAuditStore, "scan_sealed", short)
+    cp = Checkpoint.load(split)
+    for workers in (1, 2):
+        got = inc.verify_since(
+            audit_log(get_settings()), cp, TrustedKeys.from_settings(get_settings()), workers=workers
+        )
+        assert not got.result.ok and got.result.first_bad_seq == 60 and got.result.problem == "truncated", got
+
+
+def test_one_process_below_the_split_size(split: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(inc, "SPLIT_MIN", 41)
+    code, doc = _verify_json(split)
+    assert code == 0 and doc["workers"] == 1, doc
+
+
+ENTRIES = [
+    b'{"event":{"kind":"catalog","attributes":{"op":"register","name":"m","version":"2"},"execution":null},'
+    b'"recorded_at":"2026-01-01T00:00:00+00:00","seq":3}',
+    b'{"event":{"kind":"approval_request","subject":"r1","attributes":{"request":{"request_id":"r1",'
+    b'"content_key":"c","gate":"g","expires_at":"2026-01-01T01:00:00+00:00"}}},"recorded_at":"x","seq":4}',
+    b'{"event":{"kind":"task","inputs":{"x":"sha256:' + b"a" * 64 + b'"},"execution":{"project":"p","domain":"d",'
+    b'"name":"n"}},"recorded_at":"2026-01-01T00:00:00+00:00","seq":5}',
+    b'{"event":{"kind":"catalog","attributes":{"op":"register","name":"m","version":1e999}},"seq":6}',  # inf
+    b'{"event":{"kind":"catalog","attributes":{"name":"big","version":123456789012345678901234567890}},"seq":7}',
+    b'{"event":{"kind":"catalog","attributes":{"name":NaN}},"seq":8}',  # json reads NaN; orjson refuses it
+    b'{"event":{"kind":"task"},"seq":9}',  # no recorded_at: no lineage rows
+    b'{"event":["kind","catalog"],"seq":10}',
+    b'["event"]',
+    b"not json at all",
+    b'{"event":{"kind":"catalog","attributes":{"name":"\\ud800"}},"recorded_at":"t","seq":11}',  # lone surrogate
+]
+
+
+@pytest.mark.parametrize("entry", ENTRIES)
+def test_derived_once_is_what_the_writers_derive(entry: bytes) -> None:
+    """The walk's single parse must give exactly the rows :func:`derive` gives (what the stores write)."""
+    governance, lineage = derive_each(12, entry)
+    everything = derive(12, entry)
+    assert [*governance, *(("audit_proj_lineage", r) for r in lineage)] == everything
+
+
+def test_batch_certainty_is_per_row_and_never_looser_than_the_row_check() -> None:
+    """A row the batch check is sure of passes the single-row check too; an unusual row leaves the others sure."""
+    from flytekitplugins.aios_audit.columns import _TAIL, SEP, batch_certain, columns_match
+
+    def row(kind: str, subject: str, ex: str, seq: int, nested: bool = False) -> tuple[bytes, bytes, bytes, bytes]:
+        attrs = '{"execution":"x"}' if nested else "{}"
+        execution = f'{{"project":"p","domain":"d","name":"{ex}","task_name":"t"}}'
+        entry = (
+            f'{{"event":{{"attributes":{attrs},"execution":{execution},"inputs":{{}},"kind":"{kind}",'
+            f'"subject":"{subject}"}},"recorded_at":"2026-01-01T00:00:00+00:00","seq":{seq}}}'
+        ).encode()
+        tail = _TAIL % (subject.encode(), b"2026-01-01T00:00:00+00:00", seq)
+        return entry, tail, kind.encode() + b'"', f"p/d/{ex}".encode() + SEP + b"t"
+
+    rows = [row("task", f"s{i}", "run", i) for i in range(1, 9)]
+    rows[2] = row("approval_request", "s3", "run", 3, nested=True)  # "execution" twice: not sure
+    entry, tail, kind, pair = rows[4]
+    rows[4] = (entry, tail, b'policy_decision"', pair)  # the kind column edited
+    entry, tail, kind, pair = rows[5]
+    rows[5] = (entry, tail, kind, b"p/d/other" + SEP + b"t")  # the execution column edited
+    entry, tail, kind, pair = rows[6]
+    rows[6] = (entry, tail, None, pair)  # a NULL column
+    sure = batch_certain(*(list(col) for col in zip(*rows, strict=True)))
+    assert sure == [True, True, False, True, False, False, False, True]
+    assert sure == [columns_match(*r) for r in rows]
+
+
+def test_postgresql_two_processes_find_what_one_finds(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import psycopg
+
+    from flytekitplugins.aios_audit.proofs import make_checkpoint
+    from flytekitplugins.aios_audit.stores import open_store
+
+    monkeypatch.setattr(inc, "SPLIT_MIN", 2)
+    store = open_store(pg_url)
+    _mixed(0, 30, store)
+    cp = make_checkpoint(store, get_settings().signing_key)
+    _mixed(30, 40, store)
+    trusted = TrustedKeys.from_settings(get_settings())
+    got = inc.verify_since(store, cp, trusted, workers=2)
+    assert got.result.ok and got.result.workers == 2 and got.projections == [] and got.claims == [], got
+    assert got.result.root_hash == verify_store(store, workers=1).root_hash
+    with psycopg.connect(pg_url, autocommit=True) as c:  # the attacker: table owner, triggers off
+        for table in ("audit_proj_lineage", "audit_proj_catalog", "audit_claims"):
+            c.execute(f"ALTER TABLE {table} DISABLE TRIGGER ALL")
+        c.execute("UPDATE audit_proj_lineage SET parent = 'sha256:' || repeat('f', 64) WHERE seq = 67 AND pos = 0")
+        c.execute("DELETE FROM audit_proj_catalog WHERE seq = 36")  # m35, this process's half
+        c.execute("DELETE FROM audit_claims WHERE claim = 'k-65'")
+        c.execute("INSERT INTO audit_proj_lineage VALUES (500, 0, '', 'sha256:ab', 'input:x')")  # beyond the log
+    two = inc.verify_since(store, cp, trusted, workers=2)
+    one = inc.verify_since(store, cp, trusted, workers=1)
+    assert two.result.workers == 2 and one.result.workers == 1
+    assert [p.line() for p in two.projections] == [p.line() for p in one.projections]
+    assert [(p.code, p.table, p.seq) for p in two.projections] == [
+        ("projection_missing", "audit_proj_catalog", 36),
+        ("projection_changed", "audit_proj_lineage", 67),
+        ("projection_extra", "audit_proj_lineage", 500),
+    ]
+    assert [(p.code, p.key) for p in two.claims] == [(p.code, p.key) for p in one.claims] == [("claim_missing", "k-65")]
+
+
+def test_postgresql_readers_are_kept_only_when_their_call_ran_to_the_end(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psycopg
+
+    from flytekitplugins.aios_audit.stores import open_store
+
+    store = open_store(pg_url)
+    _mixed(0, 3, store)
+    assert list(store.iter_sql("SELECT seq FROM audit_log ORDER BY seq")) == [(1,), (2,), (3,)]
+    opened: list[str] = []
+    connect = psycopg.connect
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        opened.append("x")
+        return connect(*args, **kwargs)
+
+    monkeypatch.setattr(psycopg, "connect", counting)
+    for i in range(101, 104):  # each in a transaction of its own: a row committed meanwhile is seen by the next
+        assert len(list(store.iter_sql("SELECT seq FROM audit_log"))) == store.size()
+        _mixed(i, 1, store)
+    assert opened == []  # the kept reader, three times
+    unfinished = store.iter_sql("SELECT generate_series(1, 100000)")
+    next(unfinished)
+    unfinished.close()  # left half read: its connection (and transaction) is closed, not kept
+    assert store._readers() == []  # type: ignore[attr-defined]
+    assert list(store.iter_sql("SELECT 1")) == [(1,)] and len(opened) == 1
+    pid = store._readers()[0].info.backend_pid  # type: ignore[attr-defined]
+    with connect(pg_url, autocommit=True) as c:  # the server ends the idle reader (a restart, an idle timeout)
+        c.execute("SELECT pg_terminate_backend(%s)", (pid,))
+    assert list(store.iter_sql("SELECT 2")) == [(2,)] and len(opened) == 2  # once more, on a new one
+    store.close()
+    assert store._readers() == []  # type: ignore[attr-defined]
