@@ -270,3 +270,32 @@ def test_postgresql_readers_are_kept_only_when_their_call_ran_to_the_end(
     assert list(store.iter_sql("SELECT 2")) == [(2,)] and len(opened) == 2  # once more, on a new one
     store.close()
     assert store._readers() == []  # type: ignore[attr-defined]
+
+
+def test_postgresql_columns_print_as_the_entry_writes_them(pg_url: str) -> None:
+    """The server builds ``tail`` with Python's ISO 8601 (no fraction when it is zero) and NULLs as nothing."""
+    import datetime as dt
+
+    import psycopg
+
+    from flytekitplugins.aios_audit.columns import _TAIL, SEP, select_sql
+
+    times = [
+        dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+        dt.datetime(2026, 1, 1, 0, 0, 0, 500000, tzinfo=dt.timezone(dt.timedelta(hours=2))),
+        dt.datetime(999, 12, 31, 23, 59, 59, 1, tzinfo=dt.UTC),
+        dt.datetime(2026, 6, 30, 12, 30, 45, 120000, tzinfo=dt.UTC),
+    ]
+    with psycopg.connect(pg_url, autocommit=True) as c:
+        c.execute(
+            "CREATE TABLE audit_log (seq bigint, kind text, subject text, recorded_at timestamptz, "
+            "execution text, task text)"
+        )
+        for seq, when in enumerate(times, 1):
+            c.execute("INSERT INTO audit_log VALUES (%s, 'task', 's', %s, 'p/d/n', 't')", (seq, when))
+        c.execute("INSERT INTO audit_log VALUES (9, 'task', NULL, NULL, 'p/d/n', NULL)")
+        rows = c.execute(f"SELECT seq, {select_sql('postgresql')} FROM audit_log ORDER BY seq").fetchall()
+    for (seq, tail, kind, pair), when in zip(rows, times, strict=False):
+        assert tail == _TAIL % (b"s", when.astimezone(dt.UTC).isoformat().encode(), seq), tail
+        assert (kind, pair) == (b'task"', b"p/d/n" + SEP + b"t")
+    assert rows[-1][1:] == (b',"subject":""},"recorded_at":"","seq":9}', None, b"p/d/n" + SEP)
