@@ -399,7 +399,7 @@ class PostgresAuditStore(AuditStore):
             for conn in getattr(self._local, "readers", ()):
                 keep_inherited(conn)
             self._local.readers, self._local.readers_pid = [], os.getpid()
-        return self._local.readers  # type: ignore[no-any-return]
+        return self._local.readers
 
     def _reader(self, new: bool = False) -> tuple[Any, bool]:
         """An idle reader connection (no transaction open) and whether it was opened just now."""
