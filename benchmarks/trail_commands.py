@@ -1,11 +1,12 @@
 """Operator and auditor commands on a large trail, each in a fresh process: wall seconds and peak memory.
 
-    .venv/bin/python benchmarks/trail_commands.py [--code DIR] [--only NAME,...] [--out FILE]
+    .venv/bin/python benchmarks/trail_commands.py [--code DIR] [--only NAME,...] [--out FILE] [--pairs N]
 
 Runs against the store the environment names (``AIOS_AUDIT_STORE``, ``AIOS_STATE_DIR``, ...: the same environment
 ``projections_bench.py --build`` built the trail with, SQLite or PostgreSQL). ``--code DIR`` runs the commands from
 another checkout of the pack (a ``git worktree`` of the baseline) with this interpreter, so a change and its
-baseline run on the same trail in the same minutes. Peak memory is the command's own and its children's (a forked
+baseline run on the same trail in the same minutes; with ``--pairs N`` each chosen command runs N times from each
+checkout, alternating, and the medians are reported. Peak memory is the command's own and its children's (a forked
 verification worker), as ``wait4`` reports it.
 
 The commands: ``aios approvals list``; ``aios audit show`` (the last 50, by kind, by execution, by a time window);
@@ -78,6 +79,13 @@ def main() -> None:
     ap.add_argument("--code", type=Path, default=REPO, help="checkout whose commands run (default: this one)")
     ap.add_argument("--only", default="", help="comma-separated command names (default: all)")
     ap.add_argument("--out", type=Path, default=None, help="also write the markdown table here")
+    ap.add_argument(
+        "--pairs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --code: run each chosen command N times from each checkout, alternating, and report the medians",
+    )
     args = ap.parse_args()
     work = Path(os.environ.get("AIOS_STATE_DIR", "/tmp")) / "trail-commands"
     work.mkdir(parents=True, exist_ok=True)
@@ -86,6 +94,9 @@ def main() -> None:
         raise SystemExit("no policy decision in this trail: build it with projections_bench.py --build")
     record = json.loads(out.splitlines()[-1])["leaf_hash"]
     wanted = [w for w in args.only.split(",") if w]
+    if args.pairs:
+        paired(work, record, wanted, args.code, args.pairs, args.out)
+        return
     lines = [f"code: {args.code}", "", "| command | wall s | peak MB | exit |", "|---|---|---|---|"]
     print("\n".join(lines), flush=True)
     for name, argv in commands(work, record).items():
@@ -98,6 +109,38 @@ def main() -> None:
         print(lines[-1], flush=True)
     if args.out is not None:
         args.out.write_text("\n".join(lines) + "\n")
+
+
+def paired(work: Path, record: str, wanted: list[str], base: Path, n: int, out: Path | None) -> None:
+    """Each command ``n`` times from this checkout and from ``base``, alternating (the host's speed drifts within
+    minutes: only runs of the same minutes compare); a run that exits non-zero stops the comparison."""
+    import statistics
+
+    if base == REPO:
+        raise SystemExit("--pairs compares this checkout with another: name it with --code")
+    lines = [f"this checkout against {base}, {n} alternating runs each", ""]
+    lines += ["| command | this: median (min-max) s | base: median (min-max) s | this, each | base, each |"]
+    lines += ["|---|---|---|---|---|"]
+    print("\n".join(lines), flush=True)
+    for name, argv in commands(work, record).items():
+        if wanted and name not in wanted:
+            continue
+        walls: dict[Path, list[float]] = {REPO: [], base: []}
+        for _ in range(n):
+            for code in (base, REPO):
+                wall, _rss, rc, _ = aios(code, argv)
+                if rc != 0:
+                    raise SystemExit(f"`aios {' '.join(argv)}` exited {rc} from {code}")
+                walls[code].append(wall)
+
+        def cell(v: list[float]) -> str:
+            return f"{statistics.median(v):.2f} ({min(v):.2f}-{max(v):.2f})"
+
+        each = [", ".join(f"{w:.2f}" for w in walls[c]) for c in (REPO, base)]
+        lines.append(f"| `{name}` | {cell(walls[REPO])} | {cell(walls[base])} | {each[0]} | {each[1]} |")
+        print(lines[-1], flush=True)
+    if out is not None:
+        out.write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

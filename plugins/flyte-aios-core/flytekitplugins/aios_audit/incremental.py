@@ -161,9 +161,8 @@ def verify_since(
         claimed: list[tuple[int, bytes]] = []
         check = pj.RangeCheck(store, missing) if tables else None
         feed = _Through(size, check)
-        head = _walk(store, acc, None, size + 1, mid, head, bytes.fromhex(head), tick, (CLAIMS_NEEDLE, claimed), feed)[
-            0
-        ]
+        keep = (CLAIMS_NEEDLE, claimed)
+        head = _walk(store, acc, None, size + 1, mid, head, bytes.fromhex(head), tick, keep, feed)[0]
         feed.reached(mid)
         found = check.finish() if check is not None else []
         if aside is not None:
@@ -238,10 +237,8 @@ def _part(
     claimed: list[tuple[int, bytes]] = []
     check = pj.RangeCheck(store, missing) if missing else None
     feed = _Through(first - 1, check)
-    keep = (CLAIMS_NEEDLE, claimed)
-    head = _walk(
-        store, acc, None, first, end, prev, bytes.fromhex(prev), tick if done is not None else None, keep, feed
-    )[0]
+    keep, counted = (CLAIMS_NEEDLE, claimed), tick if done is not None else None
+    head = _walk(store, acc, None, first, end, prev, bytes.fromhex(prev), counted, keep, feed)[0]
     feed.reached(end)
     return acc.finish(), head, claimed, check.finish() if check is not None else []
 
