@@ -299,3 +299,40 @@ def test_postgresql_columns_print_as_the_entry_writes_them(pg_url: str) -> None:
         assert tail == _TAIL % (b"s", when.astimezone(dt.UTC).isoformat().encode(), seq), tail
         assert (kind, pair) == (b'task"', b"p/d/n" + SEP + b"t")
     assert rows[-1][1:] == (b',"subject":""},"recorded_at":"","seq":9}', None, b"p/d/n" + SEP)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_full_walk_checks_the_rows_of_each_record_it_walks(aios_env: Path, workers: int) -> None:
+    """Both halves of a two-process full walk (blocks of 4 records here) re-derive their records' rows."""
+    from flytekitplugins.aios_audit import projections as pj
+
+    _mixed(0, 70)
+    c = _db(aios_env)
+    forged = "sha256:" + "e" * 64
+    c.execute("UPDATE audit_proj_lineage SET parent = ? WHERE seq = 3 AND pos = 0", (forged,))  # the lower half
+    c.execute("DELETE FROM audit_proj_catalog WHERE seq = 57")  # m56, the upper half
+    store = audit_log(get_settings())
+    missing = {g.state: pj.missing_through(store, g) for g in pj.GROUPS}
+    found: list[Any] = []
+    result = verify_store(store, workers=workers, block=4, rows=(missing, found))
+    assert result.ok and result.workers == workers, result
+    assert [(p.code, p.table, p.seq) for p in found] == [
+        ("projection_changed", "audit_proj_lineage", 3),
+        ("projection_missing", "audit_proj_catalog", 57),
+    ]
+    assert [p.line() for p in found] == [p.line() for p in pj.verify_projections(store)[0]]
+
+
+def test_a_failed_full_walk_reports_no_rows(aios_env: Path) -> None:
+    from flytekitplugins.aios_audit import projections as pj
+
+    _mixed(0, 40)
+    c = _db(aios_env)
+    c.execute("DELETE FROM audit_proj_catalog WHERE seq = 8")
+    entry = c.execute("SELECT entry FROM audit_log WHERE seq = 30").fetchone()[0]
+    c.execute("UPDATE audit_log SET entry = ? WHERE seq = 30", (entry.replace(b"service:x", b"service:y"),))
+    store = audit_log(get_settings())
+    found: list[Any] = []
+    missing = {g.state: pj.missing_through(store, g) for g in pj.GROUPS}
+    result = verify_store(store, workers=2, block=4, rows=(missing, found))
+    assert not result.ok and result.first_bad_seq == 30 and found == []

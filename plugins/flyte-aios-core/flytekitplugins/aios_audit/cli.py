@@ -77,6 +77,7 @@ def verify(
     --deep (or no checkpoint) walks every record, and with a checkpoint also checks that the first records
     still produce its root: run it on a schedule.
     """
+    from flytekitplugins.aios_audit import projections as pj
     from flytekitplugins.aios_audit.checkpoint import Checkpoint
     from flytekitplugins.aios_audit.existing import StoreMissing, open_existing
     from flytekitplugins.aios_audit.incremental import incremental, verify_since
@@ -102,11 +103,15 @@ def verify(
     size = store.size()
     todo = size - (0 if full or cp is None else min(cp.tree_size, size))
     workers = verify_workers(settings_from(ctx).verify_workers)
+    tables = bool(getattr(store, "dialect", ""))
+    missing = {g.state: pj.missing_through(store, g) for g in pj.GROUPS} if tables and full else {}
+    found: list[Any] = []  # the projection rows the full walk re-derives from each entry it checks
     with working("verifying", todo, unit="records", json_mode=as_json) as progress:
         if not full and cp is not None:  # the records after it, their claims and projection rows, each read once
             since = verify_since(store, cp, trusted, progress=progress, workers=workers)
         else:
-            result = verify_store(store, cp, trusted, progress=progress, workers=workers)
+            rows = (missing, found) if tables else None
+            result = verify_store(store, cp, trusted, progress=progress, workers=workers, rows=rows)
     if not full and cp is not None:
         result, projected, note = since.result, [p.line() for p in since.projections], since.note
         claims = [p.line() for p in since.claims] if result.ok else []
@@ -114,7 +119,10 @@ def verify(
     else:
         with working("claims, projections", None, unit="records", json_mode=as_json):  # the checks after the walk
             claims = _claims_problems(store) if result.ok else []
-            projected, note = _projection_problems(store) if result.ok else ([], "")
+            projected, note = [], "this store keeps no projection tables"
+            if result.ok and tables:  # the walk's findings, then rows naming records the log does not have
+                found += pj.beyond(store, missing)
+                projected, note = [p.line() for p in found], pj.group_notes(missing)
             junk = _junk_decisions(ctx, store) if result.ok else []  # a full-walk check
     if as_json:
         doc = {**dataclasses.asdict(result), "claims_problems": claims, "ignored_approval_decisions": junk}
@@ -153,16 +161,6 @@ def catch_up_ids(store: Any, json_mode: bool = False, least: int = 0) -> bool | 
         return None
     with working("indexing record ids", backlog, unit="records", json_mode=json_mode) as progress:
         return bool(store.catch_up_ids(progress))
-
-
-def _projection_problems(store: Any) -> tuple[list[str], str]:
-    """Every projection row re-derived from the sealed log and compared with the tables (the full walk's check)."""
-    from flytekitplugins.aios_audit.projections import verify_projections
-
-    if not getattr(store, "dialect", ""):
-        return [], "this store keeps no projection tables"
-    problems, note = verify_projections(store)
-    return [p.line() for p in problems], note
 
 
 def _claims_problems(store: Any) -> list[str]:

@@ -186,7 +186,7 @@ def verify_since(
     claims = claims_since(store, size, claimed, end)
     if not tables:
         return SinceResult(result, claims, [], "this store keeps no projection tables")
-    found += [p for g in pj.GROUPS if missing.get(g.state) is not None for p in pj.beyond_the_log(store, g)]
+    found += pj.beyond(store, missing)
     return SinceResult(result, claims, found, pj.group_notes(missing))
 
 

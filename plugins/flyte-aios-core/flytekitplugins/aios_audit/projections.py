@@ -562,6 +562,13 @@ def _verify_group(
     return problems + (beyond_the_log(store, group) if beyond else [])
 
 
+def beyond(store: Any, missing: dict[str, int | None]) -> list[ProjectionProblem]:
+    """:func:`beyond_the_log` of every group the store has tables of (``missing``: as :class:`RangeCheck` takes it),
+    in (seq, table) order."""
+    found = [p for g in GROUPS if missing.get(g.state) is not None for p in beyond_the_log(store, g)]
+    return sorted(found, key=lambda p: (p.seq, p.table))
+
+
 def beyond_the_log(store: Any, group: Group) -> list[ProjectionProblem]:
     """Rows of ``group`` naming records the log does not have, each table in one statement (one snapshot: a record
     appended meanwhile is in the log with its rows, not a row beyond it)."""

@@ -105,6 +105,7 @@ def verify_store(
     workers: int | None = None,
     block: int = BLOCK,
     progress: Progress | None = None,
+    rows: tuple[dict[str, int | None], list[Any]] | None = None,
 ) -> VerifyResult:
     """Recompute everything in ``store``; compare with ``checkpoint`` (signature checked first) if given.
 
@@ -117,6 +118,11 @@ def verify_store(
     in this process, so a failure is always reported exactly as the one-process walk reports it.
 
     ``progress`` (see :data:`Progress`) is told how many records are checked, both processes counted.
+
+    With ``rows = (missing, found)`` (each projection group's ``missing_through``, :func:`.projections.missing_through`,
+    and a list) the projection rows of every record are re-derived from the entry the walk has just checked, in
+    whichever process walks it, and compared with the tables (:class:`.projections.RangeCheck`); the differences
+    are added to ``found`` in seq order when the walk succeeds (rows beyond the log are the caller's to check).
     """
     t0 = time.perf_counter()
     if checkpoint is not None and (why := trusted_keys(trusted).check(checkpoint)):
@@ -125,11 +131,16 @@ def verify_store(
     head = GENESIS
     try:
         n = workers if workers is not None else verify_workers()
-        got = _parallel(store, acc, checkpoint, block, progress) if n >= 2 else None
+        missing = rows[0] if rows is not None else None
+        found: list[Any] = []
+        got = _parallel(store, acc, checkpoint, block, progress, missing, found) if n >= 2 else None
         used = 1 if got is None else 2
         if got is None:
             acc = RootAccumulator()
-            got = _walk(store, acc, checkpoint, 1, None, GENESIS, bytes(32), _counter(progress))[0]
+            check = _range_check(store, missing)
+            feed = check.add if check is not None else None
+            got = _walk(store, acc, checkpoint, 1, None, GENESIS, bytes(32), _counter(progress), feed=feed)[0]
+            found = check.finish() if check is not None else []
         head = got
         if checkpoint is not None and acc.size < checkpoint.tree_size:
             raise Bad(
@@ -140,8 +151,19 @@ def verify_store(
             )
     except Bad as bad:
         return VerifyResult.stopped(acc, head, bad)
+    if rows is not None:
+        rows[1].extend(found)
     cp_size = checkpoint.tree_size if checkpoint else None
     return VerifyResult.walked(acc, head, t0, checkpoint_size=cp_size, workers=used)
+
+
+def _range_check(store: AuditStore, missing: dict[str, int | None] | None) -> Any:
+    """A :class:`.projections.RangeCheck` of the records one walk hands over (None: no projection check)."""
+    if missing is None:
+        return None
+    from flytekitplugins.aios_audit.projections import RangeCheck
+
+    return RangeCheck(store, missing)
 
 
 def _walk(
@@ -251,10 +273,20 @@ class _BlockAccumulator(RootAccumulator):
         return self.out
 
 
-def _child(store: AuditStore, first: int, prev: str, block: int, cp_size: int, conn: Any, done: Any = None) -> None:
+def _child(
+    store: AuditStore,
+    first: int,
+    prev: str,
+    block: int,
+    cp_size: int,
+    conn: Any,
+    done: Any = None,
+    missing: dict[str, int | None] | None = None,
+) -> None:
     """Forked worker: verify rows ``first..`` (the chain continuing from ``prev``), send block roots or 'bad'.
 
-    ``done`` (a shared integer, or None) counts the rows checked, for the parent's progress report.
+    ``done`` (a shared integer, or None) counts the rows checked, for the parent's progress report; with
+    ``missing`` the rows' projection rows are checked too (:func:`_range_check`) and the differences sent along.
     """
 
     def tick(n: int) -> None:
@@ -263,20 +295,29 @@ def _child(store: AuditStore, first: int, prev: str, block: int, cp_size: int, c
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handlers: a terminated worker just ends
     try:
         acc = _BlockAccumulator(first, block, cp_size)
-        head = _walk(store, acc, None, first, None, prev, bytes.fromhex(prev), tick if done is not None else None)[0]
-        conn.send(("ok", acc.finish(), head))
+        check = _range_check(store, missing)
+        counted, feed = tick if done is not None else None, check.add if check is not None else None
+        head = _walk(store, acc, None, first, None, prev, bytes.fromhex(prev), counted, feed=feed)[0]
+        conn.send(("ok", acc.finish(), head, check.finish() if check is not None else []))
     except Bad:
-        conn.send(("bad", None, ""))
+        conn.send(("bad", None, "", []))
     except BaseException as e:  # the parent walks the whole log itself
-        conn.send(("error", repr(e), ""))
+        conn.send(("error", repr(e), "", []))
     finally:
         conn.close()
 
 
 def _parallel(
-    store: AuditStore, acc: RootAccumulator, cp: Checkpoint | None, block: int, progress: Progress | None = None
+    store: AuditStore,
+    acc: RootAccumulator,
+    cp: Checkpoint | None,
+    block: int,
+    progress: Progress | None = None,
+    missing: dict[str, int | None] | None = None,
+    found: list[Any] | None = None,
 ) -> str | None:
-    """Two-process walk; None when it does not apply or the child found a problem (then walk serially)."""
+    """Two-process walk; None when it does not apply or the child found a problem (then walk serially). With
+    ``missing``, each process checks the projection rows of its half and ``found`` receives the differences."""
     if block < 1 or block & (block - 1) or "fork" not in mp.get_all_start_methods():
         return None
     size = store.size()
@@ -290,7 +331,7 @@ def _parallel(
     recv, send = ctx.Pipe(duplex=False)
     cp_size = cp.tree_size if cp is not None else -1
     child_done = ctx.Value("q", 0, lock=False) if progress is not None else None  # rows the child has checked
-    args = (store, split + 1, boundary[4], block, cp_size, send, child_done)
+    args = (store, split + 1, boundary[4], block, cp_size, send, child_done, missing)
     proc = ctx.Process(target=_child, args=args, daemon=True)
     try:
         proc.start()
@@ -305,7 +346,10 @@ def _parallel(
             return int(child_done.value) if child_done is not None else 0
 
         started = time.monotonic()
-        prev, _ = _walk(store, acc, cp, 1, split, GENESIS, bytes(32), _counter(progress, base))  # raises first
+        check = _range_check(store, missing)
+        feed = check.add if check is not None else None
+        prev, _ = _walk(store, acc, cp, 1, split, GENESIS, bytes(32), _counter(progress, base), feed=feed)  # raises
+        mine = check.finish() if check is not None else []
         # the child's half is as long as this one: far past that, it is stuck (a lock held at fork time), so it is
         # killed and the whole log walked here; the result is the same either way, only slower
         deadline = time.monotonic() + max(WORKER_GRACE_S, 10 * (time.monotonic() - started))
@@ -315,7 +359,7 @@ def _parallel(
                 raise EOFError
             if progress is not None:
                 progress(split + base())
-        status, blocks, head = recv.recv()
+        status, blocks, head, theirs = recv.recv()
         if progress is not None:
             progress(split + base())
     except EOFError:
@@ -329,6 +373,8 @@ def _parallel(
         proc.join()
     if status != "ok" or prev != boundary[4]:
         return None  # the serial walk names the first bad record exactly
+    if found is not None:
+        found += mine + theirs  # this half's rows, then the child's: in seq order
     for kind, value in blocks:
         if kind == "root":
             acc.push_subtree(value, block)
