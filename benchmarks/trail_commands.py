@@ -119,25 +119,28 @@ def paired(work: Path, record: str, wanted: list[str], base: Path, n: int, out: 
     if base == REPO:
         raise SystemExit("--pairs compares this checkout with another: name it with --code")
     lines = [f"this checkout against {base}, {n} alternating runs each", ""]
-    lines += ["| command | this: median (min-max) s | base: median (min-max) s | this, each | base, each |"]
-    lines += ["|---|---|---|---|---|"]
+    lines += ["| command | this: median (min-max) s | base: median (min-max) s | this, each | base, each | peak MB |"]
+    lines += ["|---|---|---|---|---|---|"]
     print("\n".join(lines), flush=True)
     for name, argv in commands(work, record).items():
         if wanted and name not in wanted:
             continue
         walls: dict[Path, list[float]] = {REPO: [], base: []}
+        peak = {REPO: 0.0, base: 0.0}
         for _ in range(n):
             for code in (base, REPO):
-                wall, _rss, rc, _ = aios(code, argv)
+                wall, rss, rc, _ = aios(code, argv)
                 if rc != 0:
                     raise SystemExit(f"`aios {' '.join(argv)}` exited {rc} from {code}")
                 walls[code].append(wall)
+                peak[code] = max(peak[code], rss)
 
         def cell(v: list[float]) -> str:
             return f"{statistics.median(v):.2f} ({min(v):.2f}-{max(v):.2f})"
 
         each = [", ".join(f"{w:.2f}" for w in walls[c]) for c in (REPO, base)]
-        lines.append(f"| `{name}` | {cell(walls[REPO])} | {cell(walls[base])} | {each[0]} | {each[1]} |")
+        mb = f"{peak[REPO]:,.0f} / {peak[base]:,.0f}"
+        lines.append(f"| `{name}` | {cell(walls[REPO])} | {cell(walls[base])} | {each[0]} | {each[1]} | {mb} |")
         print(lines[-1], flush=True)
     if out is not None:
         out.write_text("\n".join(lines) + "\n")
