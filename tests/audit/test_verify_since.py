@@ -336,3 +336,15 @@ def test_a_failed_full_walk_reports_no_rows(aios_env: Path) -> None:
     missing = {g.state: pj.missing_through(store, g) for g in pj.GROUPS}
     result = verify_store(store, workers=2, block=4, rows=(missing, found))
     assert not result.ok and result.first_bad_seq == 30 and found == []
+
+
+def test_a_failed_full_verification_prints_no_projection_note(aios_env: Path) -> None:
+    """A walk that fails reports the first bad record and nothing of the tables (they were not checked)."""
+    _mixed(0, 12)
+    c = _db(aios_env)
+    entry = c.execute("SELECT entry FROM audit_log WHERE seq = 5").fetchone()[0]
+    c.execute("UPDATE audit_log SET entry = ? WHERE seq = 5", (entry.replace(b"service:x", b"service:y"),))
+    code, out = _run("audit", "verify", "--json")
+    doc = json.loads(out.strip().splitlines()[-1])
+    assert code == 1 and doc["first_bad_seq"] == 5 and doc["problem"] == "edited", doc
+    assert (doc["projection_problems"], doc["projection_note"], doc["claims_problems"]) == ([], "", []), doc

@@ -119,10 +119,12 @@ def verify(
     else:
         with working("claims, projections", None, unit="records", json_mode=as_json):  # the checks after the walk
             claims = _claims_problems(store) if result.ok else []
-            projected, note = [], "this store keeps no projection tables"
+            projected, note = [], ""
             if result.ok and tables:  # the walk's findings, then rows naming records the log does not have
                 found += pj.beyond(store, missing)
                 projected, note = [p.line() for p in found], pj.group_notes(missing)
+            elif result.ok:
+                note = "this store keeps no projection tables"
             junk = _junk_decisions(ctx, store) if result.ok else []  # a full-walk check
     if as_json:
         doc = {**dataclasses.asdict(result), "claims_problems": claims, "ignored_approval_decisions": junk}
