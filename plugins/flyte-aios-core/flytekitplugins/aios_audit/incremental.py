@@ -31,6 +31,7 @@ from flytekitplugins.aios_audit.verify import (
     VerifyResult,
     _BlockAccumulator,
     _counter,
+    _range_check,
     _walk,
     verify_store,
     verify_workers,
@@ -142,7 +143,7 @@ def verify_since(
     size = checkpoint.tree_size
     head = checkpoint.chain_head if size else _genesis()
     tables = bool(getattr(store, "dialect", ""))
-    missing = {g.state: pj.missing_through(store, g) for g in pj.GROUPS} if tables else {}
+    missing = {g.state: pj.missing_through(store, g) for g in pj.GROUPS} if tables else None  # None: no projections
     aside: Any = None
     used = 1
     try:
@@ -159,7 +160,7 @@ def verify_since(
             aside = Aside(_part, store, mid + 1, end, boundary[4], block, missing, done)  # type: ignore[index]
         tick = _counter(progress, lambda: int(done.value) if done is not None else 0)
         claimed: list[tuple[int, bytes]] = []
-        check = pj.RangeCheck(store, missing) if tables else None
+        check = _range_check(store, missing)
         feed = _Through(size, check)
         keep = (CLAIMS_NEEDLE, claimed)
         head = _walk(store, acc, None, size + 1, mid, head, bytes.fromhex(head), tick, keep, feed)[0]
@@ -184,7 +185,7 @@ def verify_since(
             aside.cancel()
     result = VerifyResult.walked(acc, head, t0, checkpoint_size=size, mode="incremental", workers=used)
     claims = claims_since(store, size, claimed, end)
-    if not tables:
+    if missing is None:
         return SinceResult(result, claims, [], "this store keeps no projection tables")
     found += pj.beyond(store, missing)
     return SinceResult(result, claims, found, pj.group_notes(missing))
@@ -224,18 +225,24 @@ class _Through:
 
 
 def _part(
-    store: AuditStore, first: int, end: int, prev: str, block: int, missing: dict[str, int | None], done: Any = None
+    store: AuditStore,
+    first: int,
+    end: int,
+    prev: str,
+    block: int,
+    missing: dict[str, int | None] | None,
+    done: Any = None,
 ) -> tuple[list[tuple[str, Any]], str, list[tuple[int, bytes]], list[Any]]:
-    """Records ``first..end`` (the chain continuing from ``prev``) walked, their projection rows and claims kept:
-    ``(Merkle blocks, chain head, claiming entries, projection problems)``. Raises :class:`Bad`."""
-    from flytekitplugins.aios_audit import projections as pj
+    """Records ``first..end`` (the chain continuing from ``prev``) walked, their projection rows (``missing``: as
+    :func:`.verify._range_check` takes it) and claims kept: ``(Merkle blocks, chain head, claiming entries,
+    projection problems)``. Raises :class:`Bad`."""
 
     def tick(n: int) -> None:
         done.value += n
 
     acc = _BlockAccumulator(first, block or 1 << 62, -1)
     claimed: list[tuple[int, bytes]] = []
-    check = pj.RangeCheck(store, missing) if missing else None
+    check = _range_check(store, missing)
     feed = _Through(first - 1, check)
     keep, counted = (CLAIMS_NEEDLE, claimed), tick if done is not None else None
     head = _walk(store, acc, None, first, end, prev, bytes.fromhex(prev), counted, keep, feed)[0]

@@ -231,15 +231,24 @@ class PostgresAuditStore(AuditStore):
 
         return mask_url(self._dsn)
 
-    def _conn(self) -> Any:
+    def _connect(self, autocommit: bool) -> Any:
+        """A new connection to the store's server with the store's session settings (:data:`_SESSION`, committed: it
+        stays for the session whatever the connection's transactions do)."""
         import psycopg
+
+        conn = psycopg.connect(self._dsn, autocommit=autocommit, connect_timeout=10)
+        conn.execute(_SESSION)
+        if not autocommit:
+            conn.commit()
+        return conn
+
+    def _conn(self) -> Any:
 
         conn = getattr(self._local, "conn", None)
         if conn is None or conn.closed or getattr(self._local, "pid", None) != os.getpid():
             if conn is not None and getattr(self._local, "pid", None) != os.getpid():
                 keep_inherited(conn)  # freeing it here would end the parent's session (libpq sends Terminate)
-            conn = psycopg.connect(self._dsn, autocommit=True, connect_timeout=10)
-            conn.execute(_SESSION)
+            conn = self._connect(autocommit=True)
             self._local.conn = conn
             self._local.pid = os.getpid()
         return conn
@@ -411,10 +420,7 @@ class PostgresAuditStore(AuditStore):
             if not conn.closed and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
                 return conn, False
             conn.close()
-        conn = psycopg.connect(self._dsn, connect_timeout=10)
-        conn.execute(_SESSION)
-        conn.commit()  # the setting stays for the session
-        return conn, True
+        return self._connect(autocommit=False), True
 
     def projection_fill(
         self, rows: dict[str, list[tuple[Any, ...]]], expect: int, missing: int, state: str = projections.STATE
