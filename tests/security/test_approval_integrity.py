@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing as mp
 from pathlib import Path
@@ -237,3 +238,77 @@ def test_audit_verify_reports_the_junk_decision_and_a_tampered_claims_table(aios
     assert res.exit_code == 1, res.output
     doc = json.loads(res.output)
     assert doc["ok"] is False and any(p.startswith("claim_missing") for p in doc["claims_problems"])
+
+
+def _filler(n: int) -> None:
+    log = audit_log(get_settings())
+    for i in range(n):
+        log.append(AuditEvent(kind="task", actor=REQUESTER, status="ok", subject=f"filler-{i}"))
+
+
+@pytest.mark.parametrize("twice", [False, True])
+def test_the_two_walking_processes_judge_the_decisions_as_one_pass_does(aios_env: Path, twice: bool) -> None:
+    """The full walk's two processes each judge the decisions of their half; joined, they report exactly what one
+    pass over the log reports: a decision in the upper half on a request of the lower half (fine, and a forged one),
+    decisions judged by a request of their own half, one on a request that never was. With ``twice``, a request id
+    recorded again in the upper half leaves the halves short (the earlier request is the first): the join says so
+    and the pass over the whole log decides."""
+    from flytekitplugins.aios_approvals import signing
+    from flytekitplugins.aios_approvals.audit_check import DecisionCheck, junk_decisions, merge
+    from flytekitplugins.aios_audit.verify import verify_store
+
+    env = Env.load(get_settings())
+    early = open_request(
+        "payment-signoff", "medium", "sha256:halves-early", {"amount": 20_000}, requester=REQUESTER, env=env
+    )
+    _filler(40)
+    assert decide(early, "user:carol", "approve", "decided in the upper half", env=env).accepted
+    forged_early = _junk_decision(early, "user:dave", "approve")
+    late = _approved_request("halves-late")
+    stale_late = _junk_decision(late, "user:carol", "approve", digest="sha256:" + "1" * 64)
+    log = audit_log(get_settings())
+    nowhere = dict(next(iter(log.scan_kinds({"approval_decision"}))).event.attributes["decision"])
+    nowhere["request_id"] = "apr-never-requested"
+    log.append(
+        AuditEvent(
+            kind="approval_decision",
+            actor="user:carol",
+            subject="apr-never-requested",
+            attributes={"decision": nowhere},
+        )
+    )
+    if twice:
+        (first_request,) = (r for r in log.scan_kinds({"approval_request"}) if r.event.subject == early)
+        again = {"request": first_request.event.attributes["request"], "request_digest": "sha256:again"}
+        log.append(AuditEvent(kind="approval_request", actor=REQUESTER, subject=early, attributes=again))
+        _junk_decision(early, "user:erin", "approve")
+    _filler(4)
+    close_all()
+
+    store = audit_log(get_settings())
+    parts: list[Any] = []
+    make = lambda first: DecisionCheck(env.public_key, first)  # noqa: E731
+    result = verify_store(store, workers=2, block=4, also=(make, parts))
+    assert result.ok and result.workers == 2, result
+    lower, upper = parts
+    assert lower.first == 1 and upper.first > 1
+    assert early in lower.digests and late not in lower.digests and (early in upper.used) is twice
+    assert upper.digests == {}  # the second part judged its decisions by its own requests: nothing reads them
+    assert [(p[2], p[3], p[5]) for p in upper.pending] == [
+        (early, "user:carol", True),
+        (early, "user:dave", False),
+        ("apr-never-requested", "user:carol", False),  # signed over another request id: moot, no request
+    ]
+    one_pass = junk_decisions(dataclasses.replace(env, store=store))
+    kid = signing.key_id(env.public_key)
+    expected = [
+        f"record {forged_early}: decision by user:dave on {early} is not signed by approvals key {kid}",
+        f"record {stale_late}: decision by user:carol on {late} covers another request version",
+    ]
+    if twice:
+        assert merge(parts, env.public_key) is None
+        assert one_pass[:2] == expected and len(one_pass) == 3 and "user:erin" in one_pass[2]
+    else:
+        assert merge(parts, env.public_key) == one_pass == expected
+    res = CliRunner().invoke(aios, ["audit", "verify", "--json"])  # one process at this size: the same lines
+    assert res.exit_code == 0 and json.loads(res.output)["ignored_approval_decisions"] == one_pass, res.output

@@ -16,6 +16,7 @@ import click
 
 from flytekitplugins.aios_core.cli import settings_from
 from flytekitplugins.aios_core.cli_output import Column, compact_time
+from flytekitplugins.aios_core.errors import AiosError
 
 
 def _store(ctx: click.Context, url: str | None) -> Any:
@@ -106,12 +107,14 @@ def verify(
     tables = bool(getattr(store, "dialect", ""))
     missing = {g.state: pj.missing_through(store, g) for g in pj.GROUPS} if tables and full else {}
     found: list[Any] = []  # the projection rows the full walk re-derives from each entry it checks
+    decisions = _decision_check(ctx) if full else None  # the full walk judges the approval decisions as it goes
     with working("verifying", todo, unit="records", json_mode=as_json) as progress:
         if not full and cp is not None:  # the records after it, their claims and projection rows, each read once
             since = verify_since(store, cp, trusted, progress=progress, workers=workers)
         else:
             rows = (missing, found) if tables else None
-            result = verify_store(store, cp, trusted, progress=progress, workers=workers, rows=rows)
+            also = decisions[:2] if decisions is not None else None
+            result = verify_store(store, cp, trusted, progress=progress, workers=workers, rows=rows, also=also)
     if not full and cp is not None:
         result, projected, note = since.result, [p.line() for p in since.projections], since.note
         claims = [p.line() for p in since.claims] if result.ok else []
@@ -125,7 +128,7 @@ def verify(
                 projected, note = [p.line() for p in found], pj.group_notes(missing)
             elif result.ok:
                 note = "this store keeps no projection tables"
-            junk = _junk_decisions(ctx, store) if result.ok else []  # a full-walk check
+            junk = _junk_decisions(ctx, store, decisions) if result.ok else []  # a full-walk check
     if as_json:
         doc = {**dataclasses.asdict(result), "claims_problems": claims, "ignored_approval_decisions": junk}
         doc |= {"projection_problems": projected, "projection_note": note}
@@ -172,13 +175,34 @@ def _claims_problems(store: Any) -> list[str]:
     return [p.line() for p in verify_claims(store)]
 
 
-def _junk_decisions(ctx: click.Context, store: Any) -> list[str]:
-    """Decision records whose signature does not verify (reported, never counted); empty without approvals."""
+def _decision_check(ctx: click.Context) -> tuple[Any, list[Any], Any] | None:
+    """``(make, parts, key)`` for :func:`.verify.verify_store`'s ``also``: each walking process judges the approval
+    decisions of its records (``audit_check.DecisionCheck``). None without the approvals plugin, or when its key
+    cannot be had: then :func:`_junk_decisions` reads the log again after the walk (and reports what is wrong)."""
     try:
-        from flytekitplugins.aios_approvals.audit_check import junk_decisions
+        from flytekitplugins.aios_approvals import signing
+        from flytekitplugins.aios_approvals.audit_check import DecisionCheck
+    except ImportError:
+        return None
+    try:
+        key = signing.public_key(settings_from(ctx))
+    except (AiosError, ValueError):  # the pass after the walk raises it again, where it always did
+        return None
+    return (lambda first: DecisionCheck(key, first)), [], key
+
+
+def _junk_decisions(ctx: click.Context, store: Any, decisions: tuple[Any, list[Any], Any] | None) -> list[str]:
+    """Decision records whose signature does not verify (reported, never counted); empty without approvals.
+
+    From the parts the walk's processes returned (``decisions``, :func:`_decision_check`), or, without them or when
+    a request id used twice across the two halves leaves them short, one pass over the log here."""
+    try:
+        from flytekitplugins.aios_approvals.audit_check import junk_decisions, merge
         from flytekitplugins.aios_approvals.evaluate import Env
     except ImportError:
         return []
+    if decisions is not None and (lines := merge(decisions[1], decisions[2])) is not None:
+        return lines
     return junk_decisions(dataclasses.replace(Env.load(settings_from(ctx)), store=store))
 
 

@@ -106,6 +106,7 @@ def verify_store(
     block: int = BLOCK,
     progress: Progress | None = None,
     rows: tuple[dict[str, int | None], list[Any]] | None = None,
+    also: tuple[Callable[[int], Any], list[Any]] | None = None,
 ) -> VerifyResult:
     """Recompute everything in ``store``; compare with ``checkpoint`` (signature checked first) if given.
 
@@ -123,6 +124,11 @@ def verify_store(
     and a list) the projection rows of every record are re-derived from the entry the walk has just checked, in
     whichever process walks it, and compared with the tables (:class:`.projections.RangeCheck`); the differences
     are added to ``found`` in seq order when the walk succeeds (rows beyond the log are the caller's to check).
+
+    With ``also = (make, parts)``, ``make(first)`` gives a check of the records from ``first`` on, in whichever process
+    walks them: its ``add(batch)`` is handed each batch the walk has checked (rows ``seq, entry, leaf || prev || chain,
+    ...``) and its ``finish()`` returns a picklable part; ``parts`` receives the parts in seq order (one per walking
+    process) when the walk succeeds.
     """
     t0 = time.perf_counter()
     if checkpoint is not None and (why := trusted_keys(trusted).check(checkpoint)):
@@ -132,15 +138,17 @@ def verify_store(
     try:
         n = workers if workers is not None else verify_workers()
         missing = rows[0] if rows is not None else None
+        make = also[0] if also is not None else None
         found: list[Any] = []
-        got = _parallel(store, acc, checkpoint, block, progress, missing, found) if n >= 2 else None
+        extra: list[Any] = []
+        got = _parallel(store, acc, checkpoint, block, progress, missing, found, make, extra) if n >= 2 else None
         used = 1 if got is None else 2
         if got is None:
             acc = RootAccumulator()
-            check = _range_check(store, missing)
-            feed = check.add if check is not None else None
-            got = _walk(store, acc, checkpoint, 1, None, GENESIS, bytes(32), _counter(progress), feed=feed)[0]
-            found = check.finish() if check is not None else []
+            feed = _Feed(store, missing, make, 1)
+            got = _walk(store, acc, checkpoint, 1, None, GENESIS, bytes(32), _counter(progress), feed=feed.or_none())[0]
+            found, part = feed.finish()
+            extra = [part]
         head = got
         if checkpoint is not None and acc.size < checkpoint.tree_size:
             raise Bad(
@@ -153,6 +161,8 @@ def verify_store(
         return VerifyResult.stopped(acc, head, bad)
     if rows is not None:
         rows[1].extend(found)
+    if also is not None:
+        also[1].extend(extra)
     cp_size = checkpoint.tree_size if checkpoint else None
     return VerifyResult.walked(acc, head, t0, checkpoint_size=cp_size, workers=used)
 
@@ -164,6 +174,29 @@ def _range_check(store: AuditStore, missing: dict[str, int | None] | None) -> An
     from flytekitplugins.aios_audit.projections import RangeCheck
 
     return RangeCheck(store, missing)
+
+
+class _Feed:
+    """The walk's ``feed`` for the records from ``first`` on: the projection check (``missing``: as
+    :func:`_range_check` takes it) and the caller's check (``make(first)``, :func:`verify_store`'s ``also``)."""
+
+    def __init__(self, store: AuditStore, missing: dict[str, int | None] | None, make: Any, first: int) -> None:
+        self.check = _range_check(store, missing)
+        self.extra = make(first) if make is not None else None
+
+    def __call__(self, batch: list[tuple[Any, ...]]) -> None:
+        if self.check is not None:
+            self.check.add(batch)
+        if self.extra is not None:
+            self.extra.add(batch)
+
+    def or_none(self) -> _Feed | None:
+        return self if self.check is not None or self.extra is not None else None
+
+    def finish(self) -> tuple[list[Any], Any]:
+        """The projection problems found (in seq order) and the caller's part (None without one)."""
+        found = self.check.finish() if self.check is not None else []
+        return found, self.extra.finish() if self.extra is not None else None
 
 
 def _walk(
@@ -282,11 +315,13 @@ def _child(
     conn: Any,
     done: Any = None,
     missing: dict[str, int | None] | None = None,
+    make: Any = None,
 ) -> None:
     """Forked worker: verify rows ``first..`` (the chain continuing from ``prev``), send block roots or 'bad'.
 
     ``done`` (a shared integer, or None) counts the rows checked, for the parent's progress report; with
-    ``missing`` the rows' projection rows are checked too (:func:`_range_check`) and the differences sent along.
+    ``missing`` the rows' projection rows are checked too (:func:`_range_check`) and the differences sent along,
+    and with ``make`` the caller's check of them (:func:`verify_store`'s ``also``) and its part.
     """
 
     def tick(n: int) -> None:
@@ -295,14 +330,14 @@ def _child(
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # not the parent's handlers: a terminated worker just ends
     try:
         acc = _BlockAccumulator(first, block, cp_size)
-        check = _range_check(store, missing)
-        counted, feed = tick if done is not None else None, check.add if check is not None else None
-        head = _walk(store, acc, None, first, None, prev, bytes.fromhex(prev), counted, feed=feed)[0]
-        conn.send(("ok", acc.finish(), head, check.finish() if check is not None else []))
+        feed = _Feed(store, missing, make, first)
+        counted = tick if done is not None else None
+        head = _walk(store, acc, None, first, None, prev, bytes.fromhex(prev), counted, feed=feed.or_none())[0]
+        conn.send(("ok", acc.finish(), head, *feed.finish()))
     except Bad:
-        conn.send(("bad", None, "", []))
+        conn.send(("bad", None, "", [], None))
     except BaseException as e:  # the parent walks the whole log itself
-        conn.send(("error", repr(e), "", []))
+        conn.send(("error", repr(e), "", [], None))
     finally:
         conn.close()
 
@@ -315,9 +350,12 @@ def _parallel(
     progress: Progress | None = None,
     missing: dict[str, int | None] | None = None,
     found: list[Any] | None = None,
+    make: Any = None,
+    extra: list[Any] | None = None,
 ) -> str | None:
     """Two-process walk; None when it does not apply or the child found a problem (then walk serially). With
-    ``missing``, each process checks the projection rows of its half and ``found`` receives the differences."""
+    ``missing``, each process checks the projection rows of its half and ``found`` receives the differences; with
+    ``make`` (:func:`verify_store`'s ``also``), each runs that check of its half and ``extra`` receives both parts."""
     if block < 1 or block & (block - 1) or "fork" not in mp.get_all_start_methods():
         return None
     size = store.size()
@@ -331,7 +369,7 @@ def _parallel(
     recv, send = ctx.Pipe(duplex=False)
     cp_size = cp.tree_size if cp is not None else -1
     child_done = ctx.Value("q", 0, lock=False) if progress is not None else None  # rows the child has checked
-    args = (store, split + 1, boundary[4], block, cp_size, send, child_done, missing)
+    args = (store, split + 1, boundary[4], block, cp_size, send, child_done, missing, make)
     proc = ctx.Process(target=_child, args=args, daemon=True)
     try:
         proc.start()
@@ -346,10 +384,9 @@ def _parallel(
             return int(child_done.value) if child_done is not None else 0
 
         started = time.monotonic()
-        check = _range_check(store, missing)
-        feed = check.add if check is not None else None
-        prev, _ = _walk(store, acc, cp, 1, split, GENESIS, bytes(32), _counter(progress, base), feed=feed)  # raises
-        mine = check.finish() if check is not None else []
+        feed = _Feed(store, missing, make, 1)
+        prev, _ = _walk(store, acc, cp, 1, split, GENESIS, bytes(32), _counter(progress, base), feed=feed.or_none())
+        mine, my_part = feed.finish()  # (the walk raises what it finds)
         # the child's half is as long as this one: far past that, it is stuck (a lock held at fork time), so it is
         # killed and the whole log walked here; the result is the same either way, only slower
         deadline = time.monotonic() + max(WORKER_GRACE_S, 10 * (time.monotonic() - started))
@@ -359,7 +396,7 @@ def _parallel(
                 raise EOFError
             if progress is not None:
                 progress(split + base())
-        status, blocks, head, theirs = recv.recv()
+        status, blocks, head, theirs, their_part = recv.recv()
         if progress is not None:
             progress(split + base())
     except EOFError:
@@ -375,6 +412,8 @@ def _parallel(
         return None  # the serial walk names the first bad record exactly
     if found is not None:
         found += mine + theirs  # this half's rows, then the child's: in seq order
+    if extra is not None:
+        extra += [my_part, their_part]
     for kind, value in blocks:
         if kind == "root":
             acc.push_subtree(value, block)
