@@ -6,6 +6,7 @@ imported only when used, so ``aios --help`` stays fast and never loads torch.
 
 from __future__ import annotations
 
+import gc
 import importlib
 import json
 import os
@@ -113,9 +114,29 @@ def settings_from(ctx: click.Context) -> Settings:
 
 
 def main() -> None:
-    """Console-script entry point: clear one-line errors instead of tracebacks for known failures."""
+    """Console-script entry point: clear one-line errors instead of tracebacks for known failures.
+
+    What the imports made (pydantic's schemas, click) lives as long as the process: it is frozen out of the cycle
+    collector's walks first (``gc.freeze``, the usual trade: a cycle among those objects is never collected), so the
+    command's collections walk only what it makes (about 25 ms of a 0.7 s ``aios audit verify --checkpoint``)."""
+    gc.freeze()
     try:
         cli(standalone_mode=True)
     except AiosError as e:
         user_error(e).show()
         sys.exit(2)
+    finally:
+        leave_heap()
+
+
+def leave_heap() -> None:
+    """The command is done and the process about to exit: collect its garbage once, then take every object still
+    alive out of the cycle collector's walks (``gc.freeze``).
+
+    The interpreter's shutdown runs full collections over every object the imports made (pydantic's schemas,
+    psycopg, click), which took 0.10-0.13 s of a 0.7 s ``aios audit verify --checkpoint`` on the project's 2-core VM,
+    and 0.02-0.03 s with the heap frozen. Frozen objects are still released by reference counting as the modules
+    are cleared, the exit handlers still run, and open files were closed by the command or are flushed by the
+    interpreter as before; the collection first leaves no garbage cycle unfinalized."""
+    gc.collect()
+    gc.freeze()
