@@ -165,6 +165,18 @@ ENTRIES = [
     b'["event"]',
     b"not json at all",
     b'{"event":{"kind":"catalog","attributes":{"name":"\\ud800"}},"recorded_at":"t","seq":11}',  # lone surrogate
+    # the approval kinds take the fast parse: numbers where strings belong (big ones read as floats by it) and
+    # the values it refuses must derive what the standard parse derives
+    b'{"event":{"kind":"approval_request","subject":"r2","attributes":{"request":{"request_id":"r2",'
+    b'"content_key":123456789012345678901234567890,"gate":1e3,"expires_at":18446744073709551616}}},"seq":13}',
+    b'{"event":{"kind":"approval_decision","subject":"r2","attributes":{"decision":{"approver":'
+    b'99999999999999999999999,"action":["approve"]}}},"recorded_at":"t","seq":14}',
+    b'{"event":{"kind":"approval_decision","subject":123456789012345678901234,"attributes":{}},"seq":15}',
+    b'{"event":{"kind":"approval_verified","subject":"r2","attributes":{"consumed_by":-9223372036854775809}},"seq":16}',
+    b'{"event":{"kind":"approval_refused","subject":"r\\u00e9","attributes":{"consumed_by":"x"}},"seq":17}',
+    b'{"event":{"kind":"approval_refused","subject":"r3","attributes":{"consumed_by":Infinity}},"seq":18}',
+    b'{"event":{"kind":"approval_request","attributes":{"request":{"request_id":"r4","content_key":"c",'
+    b'"expires_at":"2026-01-01T01:00:00"}},"kind":"approval_decision","subject":"r4"},"seq":19}',  # kind twice
 ]
 
 

@@ -230,9 +230,11 @@ def derive_each(seq: int, entry: bytes) -> tuple[Derived, list[Row]]:
     group gives, split, with the entry parsed once for most records (the verifier's walk re-derives each record it
     checks this way).
 
-    Lineage rows come from the fast parse :func:`derive` uses for them; governance rows, for the records of their
-    kinds only, from the standard parse it uses for those (the two differ on integers beyond 64 bits, which the fast
-    one reads as floats). An entry the fast parser refuses is derived by :func:`derive`'s own functions."""
+    Lineage rows come from the fast parse :func:`derive` uses for them, and so do the approval kinds' rows: the
+    fast parser and the standard one :func:`derive` uses for the governance kinds differ only on integers beyond 64
+    bits (read as floats by the fast one) and on what the fast one refuses (then :func:`derive`'s own functions
+    run), and those derivers take only strings from the event, so a number reads as nothing either way. Catalog
+    rows print ``name`` and ``version`` whatever they hold (``str``), so they keep the standard parse."""
     try:
         record = orjson.loads(entry)
         event = record["event"]
@@ -240,8 +242,18 @@ def derive_each(seq: int, entry: bytes) -> tuple[Derived, list[Row]]:
         event = None
     if not isinstance(event, dict):
         return _derive_governance(seq, entry), as_rows(seq, entry_rows(entry))
-    governance = _derive_governance(seq, entry) if event.get("kind") in KINDS else []
+    kind = event.get("kind")
+    if kind not in KINDS:
+        governance: Derived = []
+    elif kind in _STRINGS_ONLY:
+        governance = DERIVERS[kind](seq, event)
+    else:
+        governance = _derive_governance(seq, entry)
     return governance, as_rows(seq, parsed_rows(record, event))
+
+
+_STRINGS_ONLY = frozenset({"approval_request", "approval_decision", "approval_refused", "approval_verified"})
+"""Kinds whose derivers read only strings (and dicts holding them) from the event: a number is None to them."""
 
 
 def _derive_governance(seq: int, entry: bytes) -> Derived:
