@@ -94,6 +94,9 @@ def main() -> None:
         raise SystemExit("no policy decision in this trail: build it with projections_bench.py --build")
     record = json.loads(out.splitlines()[-1])["leaf_hash"]
     wanted = [w for w in args.only.split(",") if w]
+    if unknown := [w for w in wanted if w not in commands(work, record)]:
+        names = ", ".join(repr(n) for n in commands(work, record))
+        raise SystemExit(f"--only names no such command: {', '.join(map(repr, unknown))} (the commands: {names})")
     if args.pairs:
         paired(work, record, wanted, args.code, args.pairs, args.out)
         return
