@@ -306,9 +306,9 @@ def test_the_two_walking_processes_judge_the_decisions_as_one_pass_does(aios_env
         f"record {stale_late}: decision by user:carol on {late} covers another request version",
     ]
     if twice:
-        assert merge(parts, env.public_key) is None
+        assert merge(parts) is None
         assert one_pass[:2] == expected and len(one_pass) == 3 and "user:erin" in one_pass[2]
     else:
-        assert merge(parts, env.public_key) == one_pass == expected
+        assert merge(parts) == one_pass == expected
     res = CliRunner().invoke(aios, ["audit", "verify", "--json"])  # one process at this size: the same lines
     assert res.exit_code == 0 and json.loads(res.output)["ignored_approval_decisions"] == one_pass, res.output

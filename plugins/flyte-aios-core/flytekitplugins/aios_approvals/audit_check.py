@@ -14,7 +14,8 @@ verification. :func:`junk_decisions` is the same check over the whole log in one
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -39,6 +40,8 @@ class DecisionsPart:
     """What one part of the log (records ``first..``) says about decisions; picklable (a walking child returns it)."""
 
     first: int
+    kid: str
+    """The approvals key's id (in the lines of unsigned decisions)."""
     lines: list[tuple[int, str]] = dataclasses.field(default_factory=list)
     """``(seq, line)`` of the decisions that do not stand, judged by a request of this part."""
     digests: dict[str, str] = dataclasses.field(default_factory=dict)
@@ -59,14 +62,14 @@ class DecisionCheck:
     """
 
     def __init__(self, public_key: Ed25519PublicKey, first: int = 1) -> None:
-        self.key, self.kid = public_key, signing.key_id(public_key)
-        self.part = DecisionsPart(first)
+        self.key = public_key
+        self.part = DecisionsPart(first, signing.key_id(public_key))
 
     def add(self, batch: Sequence[Sequence[Any]]) -> None:
         """The walk's feed: rows ``(seq, entry, leaf || prev || chain hex, ...)`` whose hashes it has checked."""
         for row in batch:
             entry = row[1]
-            if NEEDLES[0] in entry or NEEDLES[1] in entry:
+            if _candidate(entry):
                 hashes = row[2]
                 self.see(int(row[0]), entry, hashes[:64], hashes[64:128], hashes[128:])
 
@@ -103,25 +106,38 @@ class DecisionCheck:
         if d.request_id != ev.subject:
             return
         if digest is None:  # its request, if any, is in an earlier part
-            signed = signing.verify(self.key, d.signed_payload(), d.signature)
-            part.pending.append((seq, rec.record_id, ev.subject, d.approver, d.request_digest, signed))
+            part.pending.append((seq, rec.record_id, ev.subject, d.approver, d.request_digest, self._signed(d)))
             return
         if part.first != 1:
             part.used.add(ev.subject)
-        if d.request_digest != digest:
-            part.lines.append((seq, _line(rec.record_id, d.approver, ev.subject, "covers another request version")))
-        elif not signing.verify(self.key, d.signed_payload(), d.signature):
-            part.lines.append((seq, _line(rec.record_id, d.approver, ev.subject, self._unsigned())))
+        signed = functools.partial(self._signed, d)
+        if line := _judged(rec.record_id, d.approver, ev.subject, d.request_digest, digest, signed, part.kid):
+            part.lines.append((seq, line))
 
-    def _unsigned(self) -> str:
-        return f"is not signed by approvals key {self.kid}"
+    def _signed(self, d: ApprovalDecision) -> bool:
+        return signing.verify(self.key, d.signed_payload(), d.signature)
 
 
-def _line(record_id: str, approver: str, request_id: str, why: str) -> str:
+def _candidate(entry: bytes) -> bool:
+    """True when the sealed bytes may be a request or a decision (:data:`NEEDLES`; the parse decides)."""
+    return NEEDLES[0] in entry or NEEDLES[1] in entry
+
+
+def _judged(
+    record_id: str, approver: str, request_id: str, named: str, digest: str, signed: Callable[[], bool], kid: str
+) -> str | None:
+    """The line of a decision that names request digest ``named`` where its request's is ``digest`` (None when it
+    stands); ``signed()`` is asked only when the digests agree."""
+    if named != digest:
+        why = "covers another request version"
+    elif not signed():
+        why = f"is not signed by approvals key {kid}"
+    else:
+        return None
     return f"record {record_id}: decision by {approver} on {request_id} {why}"
 
 
-def merge(parts: Sequence[DecisionsPart], public_key: Ed25519PublicKey) -> list[str] | None:
+def merge(parts: Sequence[DecisionsPart]) -> list[str] | None:
     """The lines of :func:`junk_decisions` from the finished parts of the log in order (one, or the walk's two), or
     None when the second part judged a decision by a request whose id also has a request in the first part (that one
     is the first request of the id, so only :func:`junk_decisions` over the whole log can judge those decisions: a
@@ -135,15 +151,13 @@ def merge(parts: Sequence[DecisionsPart], public_key: Ed25519PublicKey) -> list[
         if not second.used.isdisjoint(first.digests):
             return None
         lines += second.lines
-        unsigned = f"is not signed by approvals key {signing.key_id(public_key)}"
         for seq, record_id, request_id, approver, named, signed in second.pending:
             digest = first.digests.get(request_id)
             if digest is None:
                 continue  # no request of that id before it in the log
-            if named != digest:
-                lines.append((seq, _line(record_id, approver, request_id, "covers another request version")))
-            elif not signed:
-                lines.append((seq, _line(record_id, approver, request_id, unsigned)))
+            checked = functools.partial(bool, signed)  # its signature, checked in its part
+            if line := _judged(record_id, approver, request_id, named, digest, checked, second.kid):
+                lines.append((seq, line))
     return [line for _seq, line in sorted(lines)]
 
 
@@ -153,6 +167,6 @@ def junk_decisions(env: Env) -> list[str]:
     (verification never reads the projection tables)."""
     check = DecisionCheck(env.public_key)
     for seq, entry, leaf, prev, chain in env.store.scan_raw():
-        if NEEDLES[0] in entry or NEEDLES[1] in entry:
+        if _candidate(entry):
             check.see(int(seq), entry, leaf, prev, chain)
     return [line for _seq, line in check.finish().lines]

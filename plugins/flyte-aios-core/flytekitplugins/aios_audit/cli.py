@@ -113,8 +113,7 @@ def verify(
             since = verify_since(store, cp, trusted, progress=progress, workers=workers)
         else:
             rows = (missing, found) if tables else None
-            also = decisions[:2] if decisions is not None else None
-            result = verify_store(store, cp, trusted, progress=progress, workers=workers, rows=rows, also=also)
+            result = verify_store(store, cp, trusted, progress=progress, workers=workers, rows=rows, also=decisions)
     if not full and cp is not None:
         result, projected, note = since.result, [p.line() for p in since.projections], since.note
         claims = [p.line() for p in since.claims] if result.ok else []
@@ -175,8 +174,8 @@ def _claims_problems(store: Any) -> list[str]:
     return [p.line() for p in verify_claims(store)]
 
 
-def _decision_check(ctx: click.Context) -> tuple[Any, list[Any], Any] | None:
-    """``(make, parts, key)`` for :func:`.verify.verify_store`'s ``also``: each walking process judges the approval
+def _decision_check(ctx: click.Context) -> tuple[Any, list[Any]] | None:
+    """``(make, parts)``, :func:`.verify.verify_store`'s ``also``: each walking process judges the approval
     decisions of its records (``audit_check.DecisionCheck``). None without the approvals plugin, or when its key
     cannot be had: then :func:`_junk_decisions` reads the log again after the walk (and reports what is wrong)."""
     try:
@@ -188,10 +187,10 @@ def _decision_check(ctx: click.Context) -> tuple[Any, list[Any], Any] | None:
         key = signing.public_key(settings_from(ctx))
     except (AiosError, ValueError):  # the pass after the walk raises it again, where it always did
         return None
-    return (lambda first: DecisionCheck(key, first)), [], key
+    return (lambda first: DecisionCheck(key, first)), []
 
 
-def _junk_decisions(ctx: click.Context, store: Any, decisions: tuple[Any, list[Any], Any] | None) -> list[str]:
+def _junk_decisions(ctx: click.Context, store: Any, decisions: tuple[Any, list[Any]] | None) -> list[str]:
     """Decision records whose signature does not verify (reported, never counted); empty without approvals.
 
     From the parts the walk's processes returned (``decisions``, :func:`_decision_check`), or, without them or when
@@ -201,7 +200,7 @@ def _junk_decisions(ctx: click.Context, store: Any, decisions: tuple[Any, list[A
         from flytekitplugins.aios_approvals.evaluate import Env
     except ImportError:
         return []
-    if decisions is not None and (lines := merge(decisions[1], decisions[2])) is not None:
+    if decisions is not None and (lines := merge(decisions[1])) is not None:
         return lines
     return junk_decisions(dataclasses.replace(Env.load(settings_from(ctx)), store=store))
 

@@ -243,7 +243,6 @@ class PostgresAuditStore(AuditStore):
         return conn
 
     def _conn(self) -> Any:
-
         conn = getattr(self._local, "conn", None)
         if conn is None or conn.closed or getattr(self._local, "pid", None) != os.getpid():
             if conn is not None and getattr(self._local, "pid", None) != os.getpid():
