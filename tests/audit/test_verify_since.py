@@ -150,6 +150,42 @@ def test_one_process_below_the_split_size(split: Path, monkeypatch: pytest.Monke
     assert code == 0 and doc["workers"] == 1, doc
 
 
+def test_a_continuing_checkpoint_walks_the_records_after_the_last_in_two_processes(split: Path, tmp_path: Path) -> None:
+    """``aios audit checkpoint`` continuing from an older checkpoint (and the review report from one) walks the
+    records after it as the verifier does: the upper half in a second process, counted by both, the same root."""
+    store, trusted, cp = audit_log(get_settings()), TrustedKeys.from_settings(get_settings()), Checkpoint.load(split)
+    seen: list[int] = []
+    two = inc.verify_from(store, cp, trusted, workers=2, progress=seen.append)
+    one = inc.verify_from(store, cp, trusted, workers=1)
+    full = verify_store(store, workers=1)
+    assert two.ok and two.workers == 2 and one.ok and one.workers == 1, (two, one)
+    assert (two.root_hash, two.head_hash, two.frontier) == (full.root_hash, full.head_hash, full.frontier)
+    assert seen[-1] == 40 and seen == sorted(seen), seen
+    counted: list[int] = []  # the verifier's bar ends at every record too, not at this process's half
+    assert inc.verify_since(store, cp, trusted, workers=2, progress=counted.append).result.workers == 2
+    assert counted[-1] == 40 and counted == sorted(counted), counted
+    code, out = _run("audit", "checkpoint", "--out", str(tmp_path / "cp2"), "--json")
+    assert code == 0, out
+    doc = json.loads(out)
+    assert doc["verified_after"] == 30 and doc["tree_size"] == 70 and doc["root_hash"] == full.root_hash, doc
+
+
+@pytest.mark.parametrize("where", [36, 62])
+def test_a_continuing_checkpoint_refuses_an_edit_in_either_half(
+    split: Path, aios_env: Path, tmp_path: Path, where: int
+) -> None:
+    """The second process's finding (62) is walked again here and named as one process names it; nothing is signed."""
+    c = _db(aios_env)
+    entry = c.execute("SELECT entry FROM audit_log WHERE seq = ?", (where,)).fetchone()[0]
+    c.execute("UPDATE audit_log SET entry = ? WHERE seq = ?", (entry.replace(b"service:x", b"service:y"), where))
+    store, trusted, cp = audit_log(get_settings()), TrustedKeys.from_settings(get_settings()), Checkpoint.load(split)
+    got = inc.verify_from(store, cp, trusted, workers=2)
+    assert not got.ok and got.first_bad_seq == where and got.problem == "edited", got
+    code, out = _run("audit", "checkpoint", "--out", str(tmp_path / "cp2"))
+    assert code != 0 and "refusing to sign" in out and f"seq {where}: edited" in out, out
+    assert not (tmp_path / "cp2").exists()
+
+
 ENTRIES = [
     b'{"event":{"kind":"catalog","attributes":{"op":"register","name":"m","version":"2"},"execution":null},'
     b'"recorded_at":"2026-01-01T00:00:00+00:00","seq":3}',

@@ -399,13 +399,18 @@ def checkpoint(ctx: click.Context, out: str, deep: bool, as_json: bool) -> None:
     O(log n) hashes from the first one on; a role that may not write them gets a note, not an error.
     """
     from flytekitplugins.aios_audit.nodes import integrate_through
-    from flytekitplugins.aios_audit.proofs import checkpoints_dir, continuing_checkpoint
+    from flytekitplugins.aios_audit.proofs import checkpoints_dir, latest_checkpoint, make_checkpoint
     from flytekitplugins.aios_audit.trust import HOW_TO_TRUST, TrustedKeys
+    from flytekitplugins.aios_audit.verify import verify_workers
     from flytekitplugins.aios_core.cli_output import working
 
     settings = settings_from(ctx)
     store = _store(ctx, None)
-    cp, previous = continuing_checkpoint(store, settings, deep=deep)
+    previous = latest_checkpoint(checkpoints_dir(settings), store, settings.signing_key)  # continued from
+    todo = store.size() - (previous.tree_size if previous is not None and not deep else 0)
+    with working("verifying", todo, unit="records", json_mode=as_json) as progress:
+        workers = verify_workers(settings.verify_workers)
+        cp = make_checkpoint(store, settings.signing_key, previous, deep=deep, progress=progress, workers=workers)
     cp.save(out)
     cp.save(checkpoints_dir(settings) / f"{cp.tree_size:012d}.json")
     with working("storing tree levels", cp.tree_size, unit="records", json_mode=as_json) as progress:

@@ -52,25 +52,17 @@ def verify_from(
     Old-format checkpoints carry no chain head or frontier: those fall back to the full walk.
     ``progress(done)`` is told how many records after the checkpoint are checked (the full walk: all of them).
     ``claimed`` (a list) receives ``(seq, entry)`` of the records walked that seal claims, for
-    :func:`claims_since`.
+    :func:`claims_since`. The records walked are those in the log when the walk begins; with two ``workers``
+    (default :func:`.verify.verify_workers`) and at least :data:`SPLIT_MIN` of them, a forked child walks the upper
+    half as :func:`verify_since` has it done (``aios audit checkpoint`` continuing from an older checkpoint, the
+    review report from one).
     """
     t0 = time.perf_counter()
     if why := trusted_keys(trusted).check(checkpoint):
         return VerifyResult(False, 0, "", problem="bad checkpoint", detail=why)
     if not incremental(checkpoint):
         return verify_store(store, checkpoint, trusted, progress=progress, workers=workers)
-    acc = _resume(checkpoint)
-    if isinstance(acc, VerifyResult):
-        return acc
-    size = checkpoint.tree_size
-    head = checkpoint.chain_head if size else _genesis()
-    try:
-        _anchor(store, checkpoint)
-        keep = (CLAIMS_NEEDLE, claimed) if claimed is not None else None
-        head = _walk(store, acc, None, size + 1, None, head, bytes.fromhex(head), _counter(progress), keep)[0]
-    except Bad as bad:
-        return VerifyResult.stopped(acc, head, bad)
-    return VerifyResult.walked(acc, head, t0, checkpoint_size=size, mode="incremental")
+    return _walk_after(store, checkpoint, t0, progress, workers, None, claimed)[0]
 
 
 def incremental(checkpoint: Checkpoint) -> bool:
@@ -137,15 +129,41 @@ def verify_since(
         return SinceResult(VerifyResult(False, 0, "", problem="bad checkpoint", detail=why), [], [])
     if not incremental(checkpoint):
         raise ValueError("verify_since needs a checkpoint with a chain head and a frontier (see incremental())")
-    acc = _resume(checkpoint)
-    if isinstance(acc, VerifyResult):
-        return SinceResult(acc, [], [])
-    size = checkpoint.tree_size
-    head = checkpoint.chain_head if size else _genesis()
     tables = bool(getattr(store, "dialect", ""))
     missing = {g.state: pj.missing_through(store, g) for g in pj.GROUPS} if tables else None  # None: no projections
+    claimed: list[tuple[int, bytes]] = []
+    result, end, found = _walk_after(store, checkpoint, t0, progress, workers, missing, claimed)
+    if not result.ok:
+        return SinceResult(result, [], [])
+    claims = claims_since(store, checkpoint.tree_size, claimed, end)
+    if missing is None:
+        return SinceResult(result, claims, [], "this store keeps no projection tables")
+    found += pj.beyond(store, missing)
+    return SinceResult(result, claims, found, pj.group_notes(missing))
+
+
+def _walk_after(
+    store: AuditStore,
+    checkpoint: Checkpoint,
+    t0: float,
+    progress: Progress | None,
+    workers: int | None,
+    missing: dict[str, int | None] | None,
+    claimed: list[tuple[int, bytes]] | None,
+) -> tuple[VerifyResult, int, list[Any]]:
+    """The walk of the records after an incremental ``checkpoint`` (those in the log when it begins), in two
+    processes where :func:`_split` says so: ``(result, the log's size it walked to, projection problems)``.
+
+    ``missing`` as :func:`.verify._range_check` takes it (None: no projection rows are re-derived); ``claimed``
+    receives the entries that may seal claims (None: none are kept)."""
+    acc = _resume(checkpoint)
+    if isinstance(acc, VerifyResult):
+        return acc, 0, []
+    size = checkpoint.tree_size
+    head = checkpoint.chain_head if size else _genesis()
     aside: Any = None
     used = 1
+    claims = claimed is not None
     try:
         end = _anchor(store, checkpoint)
         mid, block = _split(size, end, workers)
@@ -157,12 +175,11 @@ def verify_since(
             from flytekitplugins.aios_audit.aside import Aside
 
             done = mp.get_context("fork").Value("q", 0, lock=False) if progress is not None else None
-            aside = Aside(_part, store, mid + 1, end, boundary[4], block, missing, done)  # type: ignore[index]
+            aside = Aside(_part, store, mid + 1, end, boundary[4], block, missing, claims, done)  # type: ignore[index]
         tick = _counter(progress, lambda: int(done.value) if done is not None else 0)
-        claimed: list[tuple[int, bytes]] = []
         check = _range_check(store, missing)
         feed = _Through(size, check)
-        keep = (CLAIMS_NEEDLE, claimed)
+        keep = (CLAIMS_NEEDLE, claimed) if claimed is not None else None
         head = _walk(store, acc, None, size + 1, mid, head, bytes.fromhex(head), tick, keep, feed)[0]
         feed.reached(mid)
         found = check.finish() if check is not None else []
@@ -170,25 +187,23 @@ def verify_since(
             if head != boundary[4]:  # type: ignore[index]  # the stored chain hash changed since it was read
                 aside.cancel()
                 aside = None
-                upper = _part(store, mid + 1, end, head, block, missing)
+                upper = _part(store, mid + 1, end, head, block, missing, claims)
             else:
                 upper = aside.result()  # the child's, or (it failed) the same part done here: raises what it finds
                 used = 1 if aside.here else 2
             blocks, head, more, problems = upper
             _fold(acc, blocks, block)
-            claimed += more
+            if progress is not None:  # the second part's last records are counted once it is in
+                progress(end - size)
+            if claimed is not None:
+                claimed += more
             found += problems
     except Bad as bad:
-        return SinceResult(VerifyResult.stopped(acc, head, bad), [], [])
+        return VerifyResult.stopped(acc, head, bad), 0, []
     finally:
         if aside is not None:
             aside.cancel()
-    result = VerifyResult.walked(acc, head, t0, checkpoint_size=size, mode="incremental", workers=used)
-    claims = claims_since(store, size, claimed, end)
-    if missing is None:
-        return SinceResult(result, claims, [], "this store keeps no projection tables")
-    found += pj.beyond(store, missing)
-    return SinceResult(result, claims, found, pj.group_notes(missing))
+    return VerifyResult.walked(acc, head, t0, checkpoint_size=size, mode="incremental", workers=used), end, found
 
 
 def _split(size: int, end: int, workers: int | None) -> tuple[int, int]:
@@ -231,11 +246,12 @@ def _part(
     prev: str,
     block: int,
     missing: dict[str, int | None] | None,
+    claims: bool = True,
     done: Any = None,
 ) -> tuple[list[tuple[str, Any]], str, list[tuple[int, bytes]], list[Any]]:
     """Records ``first..end`` (the chain continuing from ``prev``) walked, their projection rows (``missing``: as
-    :func:`.verify._range_check` takes it) and claims kept: ``(Merkle blocks, chain head, claiming entries,
-    projection problems)``. Raises :class:`Bad`."""
+    :func:`.verify._range_check` takes it) and, with ``claims``, the entries that may seal claims kept:
+    ``(Merkle blocks, chain head, claiming entries, projection problems)``. Raises :class:`Bad`."""
 
     def tick(n: int) -> None:
         done.value += n
@@ -244,7 +260,7 @@ def _part(
     claimed: list[tuple[int, bytes]] = []
     check = _range_check(store, missing)
     feed = _Through(first - 1, check)
-    keep, counted = (CLAIMS_NEEDLE, claimed), tick if done is not None else None
+    keep, counted = (CLAIMS_NEEDLE, claimed) if claims else None, tick if done is not None else None
     head = _walk(store, acc, None, first, end, prev, bytes.fromhex(prev), counted, keep, feed)[0]
     feed.reached(end)
     return acc.finish(), head, claimed, check.finish() if check is not None else []

@@ -24,7 +24,7 @@ from flytekitplugins.aios_audit.checkpoint import Checkpoint, load_signing_key, 
 from flytekitplugins.aios_audit.merkle import MerkleTree, leaf_hash, verify_consistency, verify_inclusion
 from flytekitplugins.aios_audit.stores import AuditStore
 from flytekitplugins.aios_audit.trust import TrustedKeys, trusted_keys
-from flytekitplugins.aios_audit.verify import verify_store
+from flytekitplugins.aios_audit.verify import Progress, verify_store, verify_workers
 from flytekitplugins.aios_core.errors import AiosError
 
 
@@ -42,24 +42,31 @@ log = logging.getLogger(__name__)
 
 
 def make_checkpoint(
-    store: AuditStore, signing_key: str, previous: Checkpoint | None = None, *, deep: bool = False
+    store: AuditStore,
+    signing_key: str,
+    previous: Checkpoint | None = None,
+    *,
+    deep: bool = False,
+    progress: Progress | None = None,
+    workers: int | None = None,
 ) -> Checkpoint:
     """Verify the log, then sign its current tree head.
 
     Without ``previous`` every record is walked. With ``previous`` (a checkpoint of this log signed by this key:
     :func:`latest_checkpoint`) only the records after it are (:func:`.incremental.verify_from`: cost proportional to
     them), or with ``deep`` every record and the root at ``previous``'s size as well; either way a log that no longer
-    extends ``previous`` (truncated, rewritten, a fork) is refused.
+    extends ``previous`` (truncated, rewritten, a fork) is refused. ``progress(done)`` is told the records walked;
+    ``workers`` as :func:`.verify.verify_store` takes it (two: a forked child walks the upper half).
     """
     from flytekitplugins.aios_audit.incremental import verify_from
 
     key = load_signing_key(signing_key)
     if previous is None:
-        result = verify_store(store)
+        result = verify_store(store, progress=progress, workers=workers)
     elif deep:
-        result = verify_store(store, previous, public_pem(key))
+        result = verify_store(store, previous, public_pem(key), progress=progress, workers=workers)
     else:
-        result = verify_from(store, previous, public_pem(key))
+        result = verify_from(store, previous, public_pem(key), progress=progress, workers=workers)
     if not result.ok:
         msg = f"refusing to sign a checkpoint of a log that fails verification: {result.summary()}"
         if previous is not None:
@@ -109,12 +116,15 @@ def checkpoints_dir(settings: Any) -> Path:
 
 
 def continuing_checkpoint(
-    store: AuditStore, settings: Any, *, deep: bool = False
+    store: AuditStore, settings: Any, *, deep: bool = False, progress: Progress | None = None
 ) -> tuple[Checkpoint, Checkpoint | None]:
     """A checkpoint of ``store`` signed now with ``settings.signing_key``, continuing from the newest one that key
-    signed of it among those kept in :func:`checkpoints_dir`: ``(new, previous or None)``."""
+    signed of it among those kept in :func:`checkpoints_dir`: ``(new, previous or None)``. The walk uses
+    ``settings.verify_workers`` processes and reports to ``progress`` (:func:`make_checkpoint`)."""
     previous = latest_checkpoint(checkpoints_dir(settings), store, settings.signing_key)
-    return make_checkpoint(store, settings.signing_key, previous, deep=deep), previous
+    workers = verify_workers(settings.verify_workers)
+    cp = make_checkpoint(store, settings.signing_key, previous, deep=deep, progress=progress, workers=workers)
+    return cp, previous
 
 
 def _tree(store: AuditStore, size: int, ref: str = "") -> tuple[MerkleTree, int, bytes]:
