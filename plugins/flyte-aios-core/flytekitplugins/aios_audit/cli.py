@@ -407,8 +407,8 @@ def checkpoint(ctx: click.Context, out: str, deep: bool, as_json: bool) -> None:
     settings = settings_from(ctx)
     store = _store(ctx, None)
     previous = latest_checkpoint(checkpoints_dir(settings), store, settings.signing_key)  # continued from
-    todo = store.size() - (previous.tree_size if previous is not None and not deep else 0)
-    with working("verifying", todo, unit="records", json_mode=as_json) as progress:
+    after = previous.tree_size if previous is not None and not deep else 0  # the records after it are walked
+    with working("verifying", store.size() - after, unit="records", json_mode=as_json) as progress:
         workers = verify_workers(settings.verify_workers)
         cp = make_checkpoint(store, settings.signing_key, previous, deep=deep, progress=progress, workers=workers)
     cp.save(out)
@@ -416,7 +416,6 @@ def checkpoint(ctx: click.Context, out: str, deep: bool, as_json: bool) -> None:
     with working("storing tree levels", cp.tree_size, unit="records", json_mode=as_json) as progress:
         levels, why_not = integrate_through(store, cp.tree_size, lambda done, _size: progress(done))
     untrusted = bool(TrustedKeys.from_settings(settings).check(cp))
-    after = previous.tree_size if previous is not None and not deep else 0
     if as_json:
         doc = {"tree_size": cp.tree_size, "root_hash": cp.root_hash, "key_id": cp.key_id, "out": out}
         doc |= {"levels_stored_through": min(levels, cp.tree_size), "levels_note": why_not}

@@ -116,15 +116,14 @@ def checkpoints_dir(settings: Any) -> Path:
 
 
 def continuing_checkpoint(
-    store: AuditStore, settings: Any, *, deep: bool = False, progress: Progress | None = None
+    store: AuditStore, settings: Any, *, deep: bool = False
 ) -> tuple[Checkpoint, Checkpoint | None]:
     """A checkpoint of ``store`` signed now with ``settings.signing_key``, continuing from the newest one that key
     signed of it among those kept in :func:`checkpoints_dir`: ``(new, previous or None)``. The walk uses
-    ``settings.verify_workers`` processes and reports to ``progress`` (:func:`make_checkpoint`)."""
+    ``settings.verify_workers`` processes (:func:`make_checkpoint`)."""
     previous = latest_checkpoint(checkpoints_dir(settings), store, settings.signing_key)
     workers = verify_workers(settings.verify_workers)
-    cp = make_checkpoint(store, settings.signing_key, previous, deep=deep, progress=progress, workers=workers)
-    return cp, previous
+    return make_checkpoint(store, settings.signing_key, previous, deep=deep, workers=workers), previous
 
 
 def _tree(store: AuditStore, size: int, ref: str = "") -> tuple[MerkleTree, int, bytes]:
