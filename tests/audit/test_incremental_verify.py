@@ -268,6 +268,9 @@ def test_a_check_aside_runs_in_another_process_and_falls_back_here() -> None:
         return 7
 
     assert Aside(fails_in_the_child, os.getpid()).result() == 7 and calls == [1]
+    waited: list[int] = []
+    assert Aside(__import__("time").sleep, 0.8).result(waiting=lambda: waited.append(1)) is None
+    assert len(waited) >= 2  # called each quarter second while the child works
     idle = Aside(__import__("time").sleep, 30)
     idle.cancel()  # not wanted: killed, not waited for
     assert idle._proc is None

@@ -170,6 +170,26 @@ def test_a_continuing_checkpoint_walks_the_records_after_the_last_in_two_process
     assert doc["verified_after"] == 30 and doc["tree_size"] == 70 and doc["root_hash"] == full.root_hash, doc
 
 
+def test_the_bar_keeps_counting_while_the_second_process_is_waited_for(
+    split: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """This process's half done, the child's count is reported every quarter second until its part comes in."""
+    import time
+
+    part = inc._part
+
+    def slow(*args: Any) -> Any:
+        time.sleep(1.2)  # in the child: this process waits for it
+        return part(*args)
+
+    monkeypatch.setattr(inc, "_part", slow)
+    store, trusted, cp = audit_log(get_settings()), TrustedKeys.from_settings(get_settings()), Checkpoint.load(split)
+    seen: list[int] = []
+    got = inc.verify_from(store, cp, trusted, workers=2, progress=seen.append)
+    assert got.ok and got.workers == 2, got
+    assert seen.count(20) >= 3 and seen[-1] == 40 and seen == sorted(seen), seen  # 20: this process's half
+
+
 @pytest.mark.parametrize("where", [36, 62])
 def test_a_continuing_checkpoint_refuses_an_edit_in_either_half(
     split: Path, aios_env: Path, tmp_path: Path, where: int

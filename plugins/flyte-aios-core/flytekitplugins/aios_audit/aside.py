@@ -50,8 +50,9 @@ class Aside(Generic[T]):
             send.close()
         self._proc, self._recv = proc, recv
 
-    def result(self) -> T:
-        """The child's answer, waiting for it; the check run here when the child gave none."""
+    def result(self, waiting: Callable[[], None] | None = None) -> T:
+        """The child's answer, waiting for it; the check run here when the child gave none. ``waiting()`` is called
+        every quarter of a second while the child is waited for (a progress bar that counts the child's work)."""
         if self._proc is None:
             self.here = True
             return self._fn(*self._args)
@@ -63,6 +64,8 @@ class Aside(Generic[T]):
                 if time.monotonic() > deadline:
                     log.warning("the check running beside this one gave no answer in time; running it here")
                     raise EOFError
+                if waiting is not None:
+                    waiting()
             status, value = self._recv.recv()
         except (EOFError, OSError):
             status = "error"

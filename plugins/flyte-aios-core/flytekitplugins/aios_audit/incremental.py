@@ -13,6 +13,7 @@ leaves the hash columns alone is caught only by the full walk (``aios audit veri
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import multiprocessing as mp
 import time
@@ -189,7 +190,8 @@ def _walk_after(
                 aside = None
                 upper = _part(store, mid + 1, end, head, block, missing, claims)
             else:
-                upper = aside.result()  # the child's, or (it failed) the same part done here: raises what it finds
+                # the child's, or (it failed) the same part done here: raises what it finds; the bar keeps counting
+                upper = aside.result(waiting=functools.partial(tick, 0) if tick is not None else None)
                 used = 1 if aside.here else 2
             blocks, head, more, problems = upper
             _fold(acc, blocks, block)
