@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -84,6 +85,34 @@ def _time_the_router() -> None:
     Router.route = route  # type: ignore[method-assign,assignment]
 
 
+STAGE_SECONDS: dict[str, float] = {}
+"""With ``--stages``: wall seconds of each task node of the workflow (flytekit's ``local_execute``: the inputs'
+conversion, the body, the outputs' conversion), summed over a run; a map task's entry covers all its chunks."""
+
+
+def _time_the_stages() -> None:
+    """Sum each task node's wall time into :data:`STAGE_SECONDS` (by the task's short name, a map task's by its
+    mapped function's): where a run's non-model time goes, without a profiler's own cost."""
+    from flytekit.core.base_task import Task
+
+    if getattr(Task.local_execute, "__timed__", False):
+        return
+    run = Task.local_execute
+
+    def local_execute(self: Task, ctx: object, **kwargs: object) -> object:
+        t0 = time.perf_counter()
+        try:
+            return run(self, ctx, **kwargs)  # type: ignore[arg-type]
+        finally:
+            name = self.name.rsplit(".", 1)[-1]
+            mapped = re.fullmatch(r"map_(.+)_[0-9a-f]{32}-arraynode", name)  # flytekit's name of a map task's node
+            name = f"{mapped.group(1)} (map)" if mapped else name
+            STAGE_SECONDS[name] = STAGE_SECONDS.get(name, 0.0) + time.perf_counter() - t0
+
+    local_execute.__timed__ = True  # type: ignore[attr-defined]
+    Task.local_execute = local_execute  # type: ignore[method-assign]
+
+
 def run_workflow(source: Path, state: Path, precision: str = "auto") -> tuple[float, dict[str, object]]:
     """Wall seconds and summary of one workflow run in this process."""
     import dataclasses
@@ -97,12 +126,25 @@ def run_workflow(source: Path, state: Path, precision: str = "auto") -> tuple[fl
 
     _time_the_router()
     MODEL_SECONDS[0] = 0.0
+    STAGE_SECONDS.clear()
     t0 = time.perf_counter()
     summary, _, _ = process_documents(
         source=str(source),
         options=ProcessingOptions(progress="off", chunk_size=256, approval_timeout_s=0.01, precision=precision),
     )
     return time.perf_counter() - t0, dataclasses.asdict(summary)
+
+
+def _stage_split(wall: float) -> dict[str, float]:
+    """The last run's :data:`STAGE_SECONDS`, the classify node's forward passes as their own entry, and the rest of
+    the wall time (the workflow's own steps between the nodes, the approval gates) as ``between nodes``."""
+    split = dict(STAGE_SECONDS)
+    for name in split:
+        if name.startswith("classify"):
+            split[name] -= MODEL_SECONDS[0]
+    split["forward passes (Router.route)"] = MODEL_SECONDS[0]
+    split["between nodes"] = wall - sum(split.values())
+    return dict(sorted(split.items(), key=lambda kv: -kv[1]))
 
 
 def raw_model(texts: list[str], bf16: bool) -> dict[str, float]:
@@ -161,6 +203,11 @@ def main() -> None:
         default="native",
         help="fp32: run the workflow and the baseline in fp32 even on a CPU with native bf16 (the fp32 host's case)",
     )
+    p.add_argument(
+        "--stages",
+        action="store_true",
+        help="also report each task node's seconds a run (median of the repeats), the map tasks' forward passes apart",
+    )
     args = p.parse_args()
     if args.child:
         memory_child(args.child)
@@ -197,9 +244,14 @@ def main() -> None:
     # Alternate the contenders and keep each one's best of ``--repeat`` (the machine is shared and noisy);
     # every pipeline repeat uses a fresh state dir, so no answer comes from the result cache.
     other: list[float] = []  # each run's non-model seconds (wall minus its forward passes)
+    stages: list[dict[str, float]] = []  # with --stages: each run's seconds by task node
+    if args.stages:
+        _time_the_stages()
     for rep in range(args.repeat):
         secs, _ = run_workflow(tmp / "src", tmp / f"state-{rep}", flow_precision)
         other.append(secs - MODEL_SECONDS[0])
+        if args.stages:
+            stages.append(_stage_split(secs))
         _best(rows, pipe_key, {"docs_per_s": args.n / secs, "seconds": secs, "model_seconds": MODEL_SECONDS[0]})
         for bf16 in (True, False) if bf16_isa else (False,):
             _best(rows, f"raw router forward ({'bf16' if bf16 else 'fp32'})", raw_row(bf16))
@@ -210,6 +262,10 @@ def main() -> None:
     pipe["share_of_raw_same_precision"] = pipe["docs_per_s"] / rows[f"raw router forward ({precision})"]["docs_per_s"]
     pipe["non_model_seconds_median"] = sorted(other)[len(other) // 2]
     pipe["non_model_seconds_each"] = other  # type: ignore[assignment]
+    if stages:
+        pipe["stage_seconds_median"] = {  # type: ignore[assignment]
+            k: round(sorted(run.get(k, 0.0) for run in stages)[len(stages) // 2], 4) for k in stages[0]
+        }
     out = {
         "n": args.n,
         "threads": torch.get_num_threads(),

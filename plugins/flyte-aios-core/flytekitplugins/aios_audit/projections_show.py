@@ -3,9 +3,10 @@
 The filters become SQL over the log's plain columns (``kind``, ``execution``, ``task``, ``recorded_at``, which
 ``aios audit verify`` proves equal to the sealed entries) and, for the actor, a prefix of the canonical entry
 bytes (``{"event":{"actor":<json>,``: ``actor`` is the event's first field). Rows come newest first in pages of
-at most :data:`PAGE` (keyset pagination on ``seq``), each page is parsed and checked again with the exact
-Python filter, and reading stops at ``limit`` matches: the cost follows what is shown, not the log's size
-(filters without an index, such as a task substring, scan backwards from the head until enough rows match).
+at most :data:`PAGE` (keyset pagination on ``seq``; for a time window on ``recorded_at, seq``, through the log's
+time index), each page is parsed and checked again with the exact Python filter, and reading stops at ``limit``
+matches: the cost follows what is shown, not the log's size (filters without an index, such as a task substring,
+scan backwards from the head until enough rows match).
 """
 
 from __future__ import annotations
@@ -89,25 +90,40 @@ def where_sql(f: ShowFilter, dialect: str) -> tuple[list[str], list[Any]]:
 
 
 def select_records(store: Any, f: ShowFilter, limit: int) -> list[AuditRecord]:
-    """The newest ``limit`` records matching ``f``, oldest first (as ``aios audit show`` prints them)."""
+    """The newest ``limit`` records matching ``f``, oldest first (as ``aios audit show`` prints them).
+
+    Newest by ``seq``; with a time window (``since``/``until``) and no ``kind``, newest by ``recorded_at`` then
+    ``seq``, read from the log's time index (``audit_log_recorded``) from the window's end backwards, so a window
+    costs what it shows wherever it lies in the log (a window before the newest records used to scan every record
+    after it: 3.7 s at ten million on PostgreSQL for a window that held nothing). The two orders agree: each store
+    takes a record's time under the log's write lock, so times grow with ``seq`` (records sealed together share
+    one). With a ``kind`` the kind's index leads, in ``seq`` order, as before (SQLite, which keeps no statistics,
+    would otherwise read every record of the kind through that index and sort them by time).
+    """
     if limit <= 0:
         return []
     conds, params = where_sql(f, store.dialect)
+    by_time = (f.since is not None or f.until is not None) and not f.kind
+    order = "recorded_at DESC, seq DESC" if by_time else "seq DESC"
+    after: list[Any] = []  # the keyset of the last row read: seq, or (recorded_at, seq) with a time window
     out: list[AuditRecord] = []
-    below: int | None = None
     page = min(PAGE, max(limit, 16))
     while len(out) < limit:
-        where = [*conds, "seq < ?"] if below is not None else conds
-        q = "SELECT seq, entry, leaf_hash, prev_hash, chain_hash FROM audit_log"
-        q += (" WHERE " + " AND ".join(where) if where else "") + f" ORDER BY seq DESC LIMIT {int(page)}"
-        rows = store.read_sql(q, [*params, below] if below is not None else params)
-        for seq, entry, leaf, prev, chain in rows:
+        where = list(conds)
+        if after:
+            # a range on the index (``recorded_at <= ?``), the tie on time broken by seq
+            where.append("recorded_at <= ? AND (recorded_at < ? OR seq < ?)" if by_time else "seq < ?")
+        q = "SELECT seq, entry, leaf_hash, prev_hash, chain_hash, recorded_at FROM audit_log"
+        q += (" WHERE " + " AND ".join(where) if where else "") + f" ORDER BY {order} LIMIT {int(page)}"
+        keys = [after[0], after[0], after[1]] if by_time and after else after
+        rows = store.read_sql(q, [*params, *keys])
+        for seq, entry, leaf, prev, chain, recorded in rows:
             rec = record_from_entry(bytes(entry), leaf, prev, chain)
             if f.matches(rec):
                 out.append(rec)
                 if len(out) == limit:
                     break
-            below = int(seq)
+            after = [recorded, int(seq)] if by_time else [int(seq)]
         if len(rows) < page:
             break
         page = PAGE

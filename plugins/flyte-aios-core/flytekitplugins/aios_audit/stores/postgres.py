@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS audit_log (
 );
 CREATE INDEX IF NOT EXISTS audit_log_kind ON audit_log(kind);
 CREATE INDEX IF NOT EXISTS audit_log_execution ON audit_log(execution);
+CREATE INDEX IF NOT EXISTS audit_log_recorded ON audit_log(recorded_at, seq);
 CREATE OR REPLACE FUNCTION aios_audit_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN RAISE EXCEPTION 'audit_log is append-only: % refused', TG_OP; END $$;
 CREATE OR REPLACE FUNCTION aios_audit_check_chain() RETURNS trigger LANGUAGE plpgsql AS $$

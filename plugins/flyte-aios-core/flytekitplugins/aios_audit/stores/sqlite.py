@@ -182,12 +182,14 @@ class SQLiteAuditStore(AuditStore):
         *(t.name for t in projections.TABLES),
         *(g.state for g in projections.GROUPS),
         "audit_log_kind",
+        "audit_log_recorded",
         "audit_claims_seq",
     )
 
     @classmethod
     def _ensure_projections(cls, conn: sqlite3.Connection) -> None:
-        """Create the projection tables (and the log's kind and the claims' seq index) once, under the write lock.
+        """Create the projection tables (and the log's kind and time indexes and the claims' seq index) once, under the
+        write lock (on a large log written before the time index, its first open builds it: one sort of the times).
 
         A log that existed before them gets ``missing_through`` = its size (``aios audit rebuild-projections``).
         A read-only database is left as it is: readers then fold the log.
@@ -199,6 +201,9 @@ class SQLiteAuditStore(AuditStore):
         try:
             with _write(conn):
                 conn.execute("CREATE INDEX IF NOT EXISTS audit_log_kind ON audit_log(kind)")
+                # time windows of `aios audit show` (the rowid, seq, is the index's last column); times grow with seq,
+                # so each append adds to the index's last page
+                conn.execute("CREATE INDEX IF NOT EXISTS audit_log_recorded ON audit_log(recorded_at)")
                 conn.execute("CREATE INDEX IF NOT EXISTS audit_claims_seq ON audit_claims(seq)")  # checks since a seq
                 for stmt in projections.schema("sqlite"):
                     conn.execute(stmt)
