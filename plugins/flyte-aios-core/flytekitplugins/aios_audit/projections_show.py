@@ -2,11 +2,11 @@
 
 The filters become SQL over the log's plain columns (``kind``, ``execution``, ``task``, ``recorded_at``, which
 ``aios audit verify`` proves equal to the sealed entries) and, for the actor, a prefix of the canonical entry
-bytes (``{"event":{"actor":<json>,``: ``actor`` is the event's first field). Rows come newest first in pages of
-at most :data:`PAGE` (keyset pagination on ``seq``; for a time window on ``recorded_at, seq``, through the log's
-time index), each page is parsed and checked again with the exact Python filter, and reading stops at ``limit``
-matches: the cost follows what is shown, not the log's size (filters without an index, such as a task substring,
-scan backwards from the head until enough rows match).
+bytes (``{"event":{"actor":<json>,``: ``actor`` is the event's first field), through an index of that prefix.
+Rows come newest first in pages of at most :data:`PAGE` (keyset pagination on ``seq``; for a time window on
+``recorded_at, seq``, through the log's time index), each page is parsed and checked again with the exact Python
+filter, and reading stops at ``limit`` matches: the cost follows what is shown, not the log's size (filters without
+an index, such as a task substring, scan backwards from the head until enough rows match).
 """
 
 from __future__ import annotations
@@ -82,11 +82,22 @@ def where_sql(f: ShowFilter, dialect: str) -> tuple[list[str], list[Any]]:
             conds.append(f"recorded_at {op} ?")
             params.append(bound.astimezone(dt.UTC).isoformat() if dialect == "sqlite" else bound)
     if f.actor is not None:
-        prefix = actor_prefix(f.actor)
-        fn = "substr(entry, 1, ?)" if dialect == "sqlite" else "substring(entry from 1 for ?)"
-        conds.append(f"{fn} = ?")
-        params += [len(prefix), prefix]
+        conds.append(f"{actor_sql(dialect)} = ?")  # the expression of the actor index, so that the index serves it
+        params.append(actor_prefix(f.actor))
     return conds, params
+
+
+_APPROVALS = b',"approvals":'
+"""What follows the actor in every canonical entry (``approvals`` is the event's second field)."""
+
+
+def actor_sql(dialect: str) -> str:
+    """SQL of an entry's bytes up to and including the comma after its actor: :func:`actor_prefix` of the record's
+    actor for every entry the pack seals (its actor's JSON string cannot hold ``,"approvals":``: quotes in it are
+    escaped). The stores index this expression (``audit_log_actor``); a query must spell it the same way to use it."""
+    if dialect == "sqlite":
+        return f"substr(entry, 1, instr(entry, X'{_APPROVALS.hex()}'))"
+    return f"substring(entry from 1 for position('\\x{_APPROVALS.hex()}'::bytea in entry))"
 
 
 def select_records(store: Any, f: ShowFilter, limit: int) -> list[AuditRecord]:

@@ -24,6 +24,7 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any
 
 from flytekitplugins.aios_audit import projections
+from flytekitplugins.aios_audit.projections_show import actor_sql
 from flytekitplugins.aios_audit.records import GENESIS, AuditEvent, AuditRecord, record_from_entry, seal_many
 from flytekitplugins.aios_audit.stores import (
     Acknowledged,
@@ -57,6 +58,7 @@ CREATE TABLE IF NOT EXISTS audit_log (
 CREATE INDEX IF NOT EXISTS audit_log_kind ON audit_log(kind);
 CREATE INDEX IF NOT EXISTS audit_log_execution ON audit_log(execution);
 CREATE INDEX IF NOT EXISTS audit_log_recorded ON audit_log(recorded_at, seq);
+CREATE INDEX IF NOT EXISTS audit_log_actor ON audit_log(({actor_sql("postgresql")}));
 CREATE OR REPLACE FUNCTION aios_audit_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN RAISE EXCEPTION 'audit_log is append-only: % refused', TG_OP; END $$;
 CREATE OR REPLACE FUNCTION aios_audit_check_chain() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -22,6 +22,7 @@ from typing import Any
 
 from flytekitplugins.aios_audit import projections
 from flytekitplugins.aios_audit.private_files import touch_private
+from flytekitplugins.aios_audit.projections_show import actor_sql
 from flytekitplugins.aios_audit.records import GENESIS, AuditEvent, AuditRecord, record_from_entry
 from flytekitplugins.aios_audit.stores import (
     AuditStore,
@@ -183,13 +184,14 @@ class SQLiteAuditStore(AuditStore):
         *(g.state for g in projections.GROUPS),
         "audit_log_kind",
         "audit_log_recorded",
+        "audit_log_actor",
         "audit_claims_seq",
     )
 
     @classmethod
     def _ensure_projections(cls, conn: sqlite3.Connection) -> None:
-        """Create the projection tables (and the log's kind and time indexes and the claims' seq index) once, under the
-        write lock (on a large log written before the time index, its first open builds it: one sort of the times).
+        """Create the projection tables (and the log's kind, time and actor indexes and the claims' seq index) once,
+        under the write lock (on a large log written before the time and actor indexes, its first open builds them).
 
         A log that existed before them gets ``missing_through`` = its size (``aios audit rebuild-projections``).
         A read-only database is left as it is: readers then fold the log.
@@ -204,6 +206,9 @@ class SQLiteAuditStore(AuditStore):
                 # time windows of `aios audit show` (the rowid, seq, is the index's last column); times grow with seq,
                 # so each append adds to the index's last page
                 conn.execute("CREATE INDEX IF NOT EXISTS audit_log_recorded ON audit_log(recorded_at)")
+                # `aios audit show --actor`: the entry's bytes up to its actor (one key per actor, so appends add to the
+                # end of their actor's range)
+                conn.execute(f"CREATE INDEX IF NOT EXISTS audit_log_actor ON audit_log({actor_sql('sqlite')})")
                 conn.execute("CREATE INDEX IF NOT EXISTS audit_claims_seq ON audit_claims(seq)")  # checks since a seq
                 for stmt in projections.schema("sqlite"):
                     conn.execute(stmt)
