@@ -30,7 +30,7 @@ from flytekitplugins.aios_audit.edge_rules import is_record
 from flytekitplugins.aios_audit.edges import EdgeIndex
 from flytekitplugins.aios_audit.lineage import Tracer
 from flytekitplugins.aios_audit.private_files import touch_private
-from flytekitplugins.aios_audit.proofs import continuing_checkpoint, origin_of, prove_inclusion
+from flytekitplugins.aios_audit.proofs import continuing_checkpoint, origin_of, prove_inclusions
 from flytekitplugins.aios_audit.records import record_from_entry
 from flytekitplugins.aios_audit.trust import TrustedKeys, canonical_public_pem
 from flytekitplugins.aios_core.errors import AiosError
@@ -85,10 +85,10 @@ def export(tracer: Tracer, settings: Any, record_ids: list[str], scope: str, out
     entries, seqs = {}, {tracer.index.seq_of(r): r for r in record_ids}
     files: dict[str, bytes] = {"checkpoint.json": cp.model_dump_json(indent=2).encode()}
     records = []
-    for seq in sorted(s for s in seqs if s and 1 <= s <= cp.tree_size):
-        # from the stored tree levels (O(log n) hashes, checked against the checkpoint's root; the whole tree is
-        # rebuilt only if they fail), not a tree of every leaf held in memory
-        doc = prove_inclusion(store, f"#{seq}", cp)
+    # from the stored tree levels (O(log n) hashes each, read in bulk, checked against the checkpoint's root; the whole
+    # tree is rebuilt only if they fail), not a tree of every leaf held in memory
+    proofs = prove_inclusions(store, (s for s in seqs if s), cp)
+    for seq, doc in proofs.items():
         entries[seq] = doc["entry"].encode("utf-8")
         name = f"records/{seq:08d}.json"
         files[name] = json.dumps(doc, indent=1).encode()

@@ -57,6 +57,62 @@ class StoredTree(MerkleTree):
                 self._memo[key] = hashlib.sha256(b"\x01" + self.subtree(lo, lo + k) + self.subtree(lo + k, hi)).digest()
         return self._memo[key]
 
+    def prefetch(self, leaves: Iterable[int]) -> int:
+        """Read every stored node the inclusion proofs of ``leaves`` (0-based) need, level by level in chunks of
+        :data:`PREFETCH_CHUNK` keys, instead of one query a node (an evidence bundle of 500 records at ten million:
+        16,000 queries); returns the nodes found. A node not found, or not well formed, is left to :meth:`node`,
+        which raises as before. Nothing read here is trusted more than before: each proof is checked against the
+        signed root by its caller."""
+        want: set[tuple[int, int]] = set()
+        for m in leaves:
+            if 0 <= m < self.size:
+                self._path_nodes(m, 0, self.size, want)
+        by_level: dict[int, list[int]] = {}
+        for level, idx in want:
+            if (idx << level, (idx + 1) << level) not in self._memo:
+                by_level.setdefault(level, []).append(idx)
+        found = 0
+        for level, ids in sorted(by_level.items()):
+            for i in range(0, len(ids), PREFETCH_CHUNK):
+                part = sorted(ids[i : i + PREFETCH_CHUNK])
+                marks = ",".join([self._ph] * len(part))
+                if level == 0:
+                    q = f"SELECT seq - 1, leaf_hash FROM audit_log WHERE seq IN ({marks})"
+                    rows = self._conn.execute(q, [x + 1 for x in part]).fetchall()
+                else:
+                    q = f"SELECT idx, hash FROM audit_merkle_nodes WHERE level = {self._ph} AND idx IN ({marks})"
+                    rows = self._conn.execute(q, [level, *part]).fetchall()
+                for idx, value in rows:
+                    got = _node_bytes(level, value)
+                    if got is not None:
+                        self._memo[(int(idx) << level, (int(idx) + 1) << level)] = got
+                        found += 1
+        return found
+
+    def _path_nodes(self, m: int, lo: int, hi: int, out: set[tuple[int, int]]) -> None:
+        """The stored nodes (level, idx) that ``_path(m, lo, hi)`` reads (the same recursion, without reading)."""
+        while hi - lo > 1:
+            k = _split(hi - lo)
+            if m < k:
+                self._range_nodes(lo + k, hi, out)
+                hi = lo + k
+            else:
+                self._range_nodes(lo, lo + k, out)
+                m, lo = m - k, lo + k
+
+    def _range_nodes(self, lo: int, hi: int, out: set[tuple[int, int]]) -> None:
+        """The stored nodes :meth:`subtree` of ``[lo, hi)`` reads."""
+        n = hi - lo
+        if n == 0:
+            return
+        height = n.bit_length() - 1
+        if n == 1 << height and lo % n == 0:
+            out.add((height, lo >> height))
+            return
+        k = _split(n)
+        self._range_nodes(lo, lo + k, out)
+        self._range_nodes(lo + k, hi, out)
+
     def node(self, level: int, idx: int) -> bytes:
         """A stored node (level 0: the log's leaf hash of seq ``idx + 1``); KeyError if it is not there."""
         if level == 0:
@@ -66,6 +122,23 @@ class StoredTree(MerkleTree):
         q = f"SELECT hash FROM audit_merkle_nodes WHERE level = {self._ph} AND idx = {self._ph}"
         row = self._conn.execute(q, (level, idx)).fetchone()
         return bytes(row[0]) if row else _missing(level, idx)
+
+
+PREFETCH_CHUNK = 500
+"""Node keys per query of :meth:`StoredTree.prefetch`."""
+
+
+def _node_bytes(level: int, value: Any) -> bytes | None:
+    """A stored node's hash as :meth:`StoredTree.node` reads it (level 0: the log's hex leaf hash); None if not
+    well formed."""
+    if level == 0:
+        if not isinstance(value, str):
+            return None
+        try:
+            return bytes.fromhex(value)
+        except ValueError:
+            return None
+    return bytes(value) if isinstance(value, bytes | bytearray | memoryview) else None
 
 
 def _missing(level: int, idx: int) -> bytes:

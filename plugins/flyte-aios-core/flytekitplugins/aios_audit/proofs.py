@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +194,34 @@ def prove_inclusion(store: AuditStore, ref: str, checkpoint: Checkpoint) -> dict
         msg = f"record {ref!r} is not among the {checkpoint.tree_size} records covered by the checkpoint"
         raise ProofError(msg)
     return _inclusion_doc(i, tree.levels[0][i], tree.inclusion_proof(i), entry, checkpoint)
+
+
+def prove_inclusions(store: AuditStore, seqs: Iterable[int], checkpoint: Checkpoint) -> dict[int, dict[str, Any]]:
+    """Inclusion proofs of the records ``seqs`` (those the checkpoint covers) in the tree of ``checkpoint``, each the
+    document :func:`prove_inclusion` gives for ``#seq``: one stored tree for all of them, the nodes their paths need
+    read in bulk first (:meth:`.nodes.StoredTree.prefetch`), each proof checked against the signed root; a record
+    whose proof the stored levels cannot give (or give wrong) gets :func:`prove_inclusion`'s, which rebuilds the tree.
+    An evidence bundle of an execution's 500 records at ten million: 16,000 queries one node at a time before."""
+    from flytekitplugins.aios_audit.nodes import stored_tree
+
+    wanted = sorted({s for s in seqs if 1 <= s <= checkpoint.tree_size})
+    tree = stored_tree(store, checkpoint.tree_size) if wanted else None
+    if tree is not None:
+        tree.prefetch(s - 1 for s in wanted)
+    root, out = bytes.fromhex(checkpoint.root_hash), {}
+    for seq in wanted:
+        row = next(store.scan_raw(seq, seq), None) if tree is not None else None
+        doc = None
+        if tree is not None and row is not None:
+            try:
+                path = tree.inclusion_proof(seq - 1)
+            except KeyError:
+                path = None
+            leaf = leaf_hash(row[1])
+            if path is not None and verify_inclusion(leaf, seq - 1, checkpoint.tree_size, path, root):
+                doc = _inclusion_doc(seq - 1, leaf, path, row[1], checkpoint)
+        out[seq] = doc if doc is not None else prove_inclusion(store, f"#{seq}", checkpoint)
+    return out
 
 
 def prove_consistency(store: AuditStore, old: Checkpoint, new: Checkpoint) -> dict[str, Any]:
