@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -152,3 +153,28 @@ def test_an_actor_is_looked_up_in_the_actor_index(store: AuditStore, actor: str)
     for plan in _plans(store, ps.ShowFilter(actor=actor)):
         assert "audit_log_actor" in plan, plan
     assert ps.select_records(store, ps.ShowFilter(actor=actor + "-nobody"), 5) == []
+
+
+def test_a_store_written_before_the_indexes_gets_them_when_opened(store: AuditStore) -> None:
+    """An existing log (here: its two indexes dropped) gets the time and actor indexes at its next open, and the
+    show's answers do not change."""
+    times = sorted({r.recorded_at for r in store.scan()})
+    f = ps.ShowFilter(since=times[1], actor="user:alice")
+    before = ps.select_records(store, f, 50)
+    conn: Any = store._conn()  # type: ignore[attr-defined]
+    if store.dialect == "sqlite":
+        for name in ("audit_log_recorded", "audit_log_actor"):
+            conn.execute(f"DROP INDEX {name}")
+        listed = "SELECT name FROM sqlite_master WHERE type = 'index'"
+    else:
+        with conn.transaction():
+            for name in ("audit_log_recorded", "audit_log_actor"):
+                conn.execute(f"DROP INDEX {name}")
+        listed = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+    assert not {"audit_log_recorded", "audit_log_actor"} & {r[0] for r in store.read_sql(listed)}
+    again = open_store(store.url)
+    try:
+        assert {"audit_log_recorded", "audit_log_actor"} <= {r[0] for r in again.read_sql(listed)}
+        assert ps.select_records(again, f, 50) == before and before
+    finally:
+        again.close()
