@@ -199,9 +199,10 @@ def prove_inclusion(store: AuditStore, ref: str, checkpoint: Checkpoint) -> dict
 def prove_inclusions(store: AuditStore, seqs: Iterable[int], checkpoint: Checkpoint) -> dict[int, dict[str, Any]]:
     """Inclusion proofs of the records ``seqs`` (those the checkpoint covers) in the tree of ``checkpoint``, each the
     document :func:`prove_inclusion` gives for ``#seq``: one stored tree for all of them, the nodes their paths need
-    read in bulk first (:meth:`.nodes.StoredTree.prefetch`), each proof checked against the signed root; a record
-    whose proof the stored levels cannot give (or give wrong) gets :func:`prove_inclusion`'s, which rebuilds the tree.
-    An evidence bundle of an execution's 500 records at ten million: 16,000 queries one node at a time before."""
+    read in bulk first (:meth:`.nodes.StoredTree.prefetch`), each proof checked against the signed root. Records whose
+    proofs the stored levels cannot give (or give wrong) get theirs from the tree rebuilt from every leaf, once for
+    all of them (one at a time, each such record rebuilt it). An evidence bundle of an execution's 500 records at ten
+    million records: 16,000 queries one node at a time before."""
     from flytekitplugins.aios_audit.nodes import stored_tree
 
     wanted = sorted({s for s in seqs if 1 <= s <= checkpoint.tree_size})
@@ -209,18 +210,27 @@ def prove_inclusions(store: AuditStore, seqs: Iterable[int], checkpoint: Checkpo
     if tree is not None:
         tree.prefetch(s - 1 for s in wanted)
     root, out = bytes.fromhex(checkpoint.root_hash), {}
+    full: MerkleTree | None = None
     for seq in wanted:
-        row = next(store.scan_raw(seq, seq), None) if tree is not None else None
-        doc = None
-        if tree is not None and row is not None:
+        row = next(store.scan_raw(seq, seq), None)
+        if row is None:  # the log lost it: prove_inclusion says what is wrong
+            out[seq] = prove_inclusion(store, f"#{seq}", checkpoint)
+            continue
+        path: list[bytes] | None = None
+        leaf = leaf_hash(row[1])
+        if tree is not None:
             try:
                 path = tree.inclusion_proof(seq - 1)
             except KeyError:
                 path = None
-            leaf = leaf_hash(row[1])
-            if path is not None and verify_inclusion(leaf, seq - 1, checkpoint.tree_size, path, root):
-                doc = _inclusion_doc(seq - 1, leaf, path, row[1], checkpoint)
-        out[seq] = doc if doc is not None else prove_inclusion(store, f"#{seq}", checkpoint)
+        if path is None or not verify_inclusion(leaf, seq - 1, checkpoint.tree_size, path, root):
+            if full is None:
+                full = _tree(store, checkpoint.tree_size)[0]
+                if full.root() != root:
+                    msg = "the log's first records no longer match the checkpoint root: run `aios audit verify "
+                    raise ProofError(msg + "--checkpoint`")
+            leaf, path = full.levels[0][seq - 1], full.inclusion_proof(seq - 1)
+        out[seq] = _inclusion_doc(seq - 1, leaf, path, row[1], checkpoint)
     return out
 
 
