@@ -60,15 +60,15 @@ class StoredTree(MerkleTree):
     def prefetch(self, leaves: Iterable[int]) -> int:
         """Read every stored node the inclusion proofs of ``leaves`` (0-based) need, level by level in chunks of
         :data:`PREFETCH_CHUNK` keys, instead of one query a node (an evidence bundle of 500 records at ten million:
-        16,000 queries); returns the nodes found. A node not found, or not well formed, is left to :meth:`node`,
-        which raises as before. Nothing read here is trusted more than before: each proof is checked against the
-        signed root by its caller."""
-        want: set[tuple[int, int]] = set()
+        16,000 queries); returns the nodes found. Which nodes: those the proofs themselves ask for, by running them
+        on a :class:`_Probe`. A node not found, or not well formed, is left to :meth:`node`, which raises as before.
+        Nothing read here is trusted more than before: each proof is checked against the signed root by its caller."""
+        probe = _Probe(self.size)
         for m in leaves:
             if 0 <= m < self.size:
-                self._path_nodes(m, 0, self.size, want)
+                probe.inclusion_proof(m)
         by_level: dict[int, list[int]] = {}
-        for level, idx in want:
+        for level, idx in probe.asked:
             if (idx << level, (idx + 1) << level) not in self._memo:
                 by_level.setdefault(level, []).append(idx)
         found = 0
@@ -89,30 +89,6 @@ class StoredTree(MerkleTree):
                         found += 1
         return found
 
-    def _path_nodes(self, m: int, lo: int, hi: int, out: set[tuple[int, int]]) -> None:
-        """The stored nodes (level, idx) that ``_path(m, lo, hi)`` reads (the same recursion, without reading)."""
-        while hi - lo > 1:
-            k = _split(hi - lo)
-            if m < k:
-                self._range_nodes(lo + k, hi, out)
-                hi = lo + k
-            else:
-                self._range_nodes(lo, lo + k, out)
-                m, lo = m - k, lo + k
-
-    def _range_nodes(self, lo: int, hi: int, out: set[tuple[int, int]]) -> None:
-        """The stored nodes :meth:`subtree` of ``[lo, hi)`` reads."""
-        n = hi - lo
-        if n == 0:
-            return
-        height = n.bit_length() - 1
-        if n == 1 << height and lo % n == 0:
-            out.add((height, lo >> height))
-            return
-        k = _split(n)
-        self._range_nodes(lo, lo + k, out)
-        self._range_nodes(lo + k, hi, out)
-
     def node(self, level: int, idx: int) -> bytes:
         """A stored node (level 0: the log's leaf hash of seq ``idx + 1``); KeyError if it is not there."""
         if level == 0:
@@ -122,6 +98,19 @@ class StoredTree(MerkleTree):
         q = f"SELECT hash FROM audit_merkle_nodes WHERE level = {self._ph} AND idx = {self._ph}"
         row = self._conn.execute(q, (level, idx)).fetchone()
         return bytes(row[0]) if row else _missing(level, idx)
+
+
+class _Probe(StoredTree):
+    """A tree of ``size`` leaves that reads nothing: it notes each stored node (level, idx) a proof asks for, so
+    :meth:`StoredTree.prefetch` fetches exactly what the proofs' own recursion will read."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(None, size)
+        self.asked: set[tuple[int, int]] = set()
+
+    def node(self, level: int, idx: int) -> bytes:
+        self.asked.add((level, idx))
+        return _EMPTY
 
 
 PREFETCH_CHUNK = 500

@@ -143,6 +143,25 @@ def _tree(store: AuditStore, size: int, ref: str = "") -> tuple[MerkleTree, int,
     return MerkleTree(leaves), (at if found else -1), found
 
 
+def _rebuilt(store: AuditStore, cp: Checkpoint, ref: str = "") -> tuple[MerkleTree, int, bytes]:
+    """:func:`_tree` of ``cp``'s size, refused unless its root is ``cp``'s."""
+    tree, i, entry = _tree(store, cp.tree_size, ref)
+    if tree.root().hex() != cp.root_hash:
+        msg = "the log's first records no longer match the checkpoint root: run `aios audit verify --checkpoint`"
+        raise ProofError(msg)
+    return tree, i, entry
+
+
+def _stored_path(tree: MerkleTree, seq: int, leaf: bytes, cp: Checkpoint) -> list[bytes] | None:
+    """Record ``seq``'s inclusion path from the stored levels if they hold it and it proves ``leaf`` in ``cp``'s
+    signed tree; None (rebuild the tree) otherwise."""
+    try:
+        path = tree.inclusion_proof(seq - 1)
+    except KeyError:
+        return None
+    return path if verify_inclusion(leaf, seq - 1, cp.tree_size, path, bytes.fromhex(cp.root_hash)) else None
+
+
 def _fast_inclusion(store: AuditStore, ref: str, cp: Checkpoint) -> dict[str, Any] | None:
     """The inclusion proof from stored nodes, checked against ``cp``; None to fall back to the full rebuild."""
     from flytekitplugins.aios_audit.nodes import stored_tree
@@ -160,14 +179,9 @@ def _fast_inclusion(store: AuditStore, ref: str, cp: Checkpoint) -> dict[str, An
     row = next(store.scan_raw(seq, seq), None)
     if row is None or (rec is not None and row[2] != ref):
         return None
-    try:
-        path = tree.inclusion_proof(seq - 1)
-    except KeyError:
-        return None
     leaf = leaf_hash(row[1])
-    if not verify_inclusion(leaf, seq - 1, cp.tree_size, path, bytes.fromhex(cp.root_hash)):
-        return None
-    return _inclusion_doc(seq - 1, leaf, path, row[1], cp)
+    path = _stored_path(tree, seq, leaf, cp)
+    return None if path is None else _inclusion_doc(seq - 1, leaf, path, row[1], cp)
 
 
 def _inclusion_doc(i: int, leaf: bytes, path: list[bytes], entry: bytes, cp: Checkpoint) -> dict[str, Any]:
@@ -186,10 +200,7 @@ def prove_inclusion(store: AuditStore, ref: str, checkpoint: Checkpoint) -> dict
     """Inclusion proof of a record (id, or ``#seq``) in the tree of ``checkpoint``."""
     if (fast := _fast_inclusion(store, ref, checkpoint)) is not None:
         return fast
-    tree, i, entry = _tree(store, checkpoint.tree_size, ref)
-    if tree.root().hex() != checkpoint.root_hash:
-        msg = "the log's first records no longer match the checkpoint root: run `aios audit verify --checkpoint`"
-        raise ProofError(msg)
+    tree, i, entry = _rebuilt(store, checkpoint, ref)
     if not 0 <= i < checkpoint.tree_size:
         msg = f"record {ref!r} is not among the {checkpoint.tree_size} records covered by the checkpoint"
         raise ProofError(msg)
@@ -209,26 +220,18 @@ def prove_inclusions(store: AuditStore, seqs: Iterable[int], checkpoint: Checkpo
     tree = stored_tree(store, checkpoint.tree_size) if wanted else None
     if tree is not None:
         tree.prefetch(s - 1 for s in wanted)
-    root, out = bytes.fromhex(checkpoint.root_hash), {}
+    out: dict[int, dict[str, Any]] = {}
     full: MerkleTree | None = None
     for seq in wanted:
         row = next(store.scan_raw(seq, seq), None)
         if row is None:  # the log lost it: prove_inclusion says what is wrong
             out[seq] = prove_inclusion(store, f"#{seq}", checkpoint)
             continue
-        path: list[bytes] | None = None
         leaf = leaf_hash(row[1])
-        if tree is not None:
-            try:
-                path = tree.inclusion_proof(seq - 1)
-            except KeyError:
-                path = None
-        if path is None or not verify_inclusion(leaf, seq - 1, checkpoint.tree_size, path, root):
-            if full is None:
-                full = _tree(store, checkpoint.tree_size)[0]
-                if full.root() != root:
-                    msg = "the log's first records no longer match the checkpoint root: run `aios audit verify "
-                    raise ProofError(msg + "--checkpoint`")
+        path = _stored_path(tree, seq, leaf, checkpoint) if tree is not None else None
+        if path is None:
+            if full is None:  # once, for every record the stored levels failed
+                full = _rebuilt(store, checkpoint)[0]
             leaf, path = full.levels[0][seq - 1], full.inclusion_proof(seq - 1)
         out[seq] = _inclusion_doc(seq - 1, leaf, path, row[1], checkpoint)
     return out
