@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from flytekitplugins.aios_audit import AuditEvent, audit_log
+from flytekitplugins.aios_audit.edge_store import StoreEdges
 from flytekitplugins.aios_audit.edges import EdgeIndex
 from flytekitplugins.aios_core.cli import cli
 from flytekitplugins.aios_core.settings import get_settings
@@ -187,6 +188,12 @@ def test_execution_records_by_key_and_by_name_take_the_name_literally(aios_env: 
     assert [s for s, _ in index.execution_records("run_1")] == [1, 3]  # "_" is not a wildcard, "xrun_1" is not it
     assert [s for s, _ in index.execution_records("run-1")] == [2]
     index.close()
+    rows = EdgeIndex.for_store(store, tmp_path)  # the store's lineage rows: a bare name's keys by a loose index scan
+    assert isinstance(rows, StoreEdges)
+    assert [s for s, _ in rows.execution_records("p/d/run_1")] == [1, 3]
+    assert [s for s, _ in rows.execution_records("run_1")] == [1, 3]
+    assert [s for s, _ in rows.execution_records("run-1")] == [2]
+    assert rows.execution_records("run") == []
 
 
 def test_unknown_reference_is_a_clear_error(aios_env: Path) -> None:

@@ -117,18 +117,16 @@ class StoreEdges:
         """``(seq, id)`` of the records of an execution (its name or ``project/domain/name``).
 
         A whole ``project/domain/name`` key is one look-up in the index; a bare name matches the keys ending in it,
-        which reads every execution key of the log (pass the whole key on a large log).
+        each distinct key of the log found by one seek (:func:`execution_keys`; reading every record's row to find
+        them took 0.5 s at a million records).
         """
         if execution.count("/") == 2:
             rows = self._rows("parent = ? AND parent <> '' AND rel = 'in_execution'", [EXECUTION + execution], False)
         else:
-            suffix = "/" + execution
-            q = f"SELECT DISTINCT parent FROM {_T} WHERE parent >= ? AND parent < ? AND parent <> ''"
-            keys = [str(k) for (k,) in self.store.read_sql(q, [EXECUTION, EXECUTION + "\U0010ffff"])]
             rows = []
-            for key in keys:
-                if key.endswith(suffix) or key == EXECUTION + execution:
-                    rows += self._rows("parent = ? AND parent <> '' AND rel = 'in_execution'", [key], False)
+            for key in execution_keys(self.store):
+                if key.endswith("/" + execution) or key == execution:
+                    rows += self._rows("parent = ? AND parent <> '' AND rel = 'in_execution'", [EXECUTION + key], False)
             rows.sort()
         self._fill_ids([s for s, *_ in rows])
         return [(s, self._id(s)) for s, *_ in rows]
@@ -191,3 +189,16 @@ class StoreEdges:
                     if arel == "approval_request" and aseq > seq and self.kind(a) == "action_authorized":
                         out.append((a, "approved_by", aseq))
         return sorted(dict.fromkeys(out), key=lambda e: e[2])
+
+
+def execution_keys(store: Any) -> list[str]:
+    """Every ``project/domain/name`` that lineage rows name (``in_execution``): a loose index scan of the rows' parent
+    index, one seek from each key to the next, so the cost follows the number of executions, not of records (one
+    recursive query, the same SQL on SQLite and PostgreSQL). It stops at the first parent past the ``execution:`` keys
+    by its prefix, not by a bound: under a PostgreSQL collation other than C, punctuation does not order as bytes."""
+    step = f"SELECT min(parent) FROM {_T} WHERE parent > {{}} AND parent <> ''"
+    prefix = f"substr(k.p, 1, {len(EXECUTION)}) = ?"
+    sql = f"""WITH RECURSIVE k(p) AS (SELECT ({step.format("?")}) UNION ALL
+        SELECT ({step.format("k.p")}) FROM k WHERE {prefix}) SELECT p FROM k WHERE p IS NOT NULL"""
+    found = (str(p) for (p,) in store.read_sql(sql, [EXECUTION, EXECUTION]))
+    return [p.removeprefix(EXECUTION) for p in found if p.startswith(EXECUTION)]

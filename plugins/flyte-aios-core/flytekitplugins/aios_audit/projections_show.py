@@ -11,6 +11,7 @@ an index, such as a task substring, scan backwards from the head until enough ro
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
@@ -114,11 +115,31 @@ def select_records(store: Any, f: ShowFilter, limit: int) -> list[AuditRecord]:
     to scan every record after it: 3.7 s at ten million on PostgreSQL for a window that held nothing; with a common
     kind, through the kind's index, 61 s). The two orders agree: each store takes a record's time under the log's
     write lock, so times grow with ``seq`` (records sealed together share one).
+
+    On SQLite an execution is found through the lineage rows (see :func:`_by_execution`), where the log has no index
+    of its ``execution`` column; records older than the lineage rows (a log not yet rebuilt) are scanned as before.
     """
     if limit <= 0:
         return []
+    built = _lineage_built_after(store) if f.execution and store.dialect == "sqlite" else None
+    keys = execution_keys(store, f.execution or "") if built is not None else []
+    if built is None or len(keys) > MAX_KEYS:
+        out = _scan(store, f, limit)
+    else:
+        out = _by_execution(store, f, limit, built, keys)
+        if len(out) < limit and built > 0:
+            out += _scan(store, f, limit - len(out), upper=built)
+    out.reverse()
+    return out
+
+
+def _scan(store: Any, f: ShowFilter, limit: int, upper: int | None = None) -> list[AuditRecord]:
+    """The newest ``limit`` records matching ``f`` (of those with ``seq <= upper``), newest first, read in pages."""
     by_time = f.since is not None or f.until is not None
     conds, params = where_sql(f, store.dialect, kind_index=not by_time)
+    if upper is not None:
+        conds.append("seq <= ?")
+        params.append(upper)
     order = "recorded_at DESC, seq DESC" if by_time else "seq DESC"
     after: list[Any] = []  # the keyset of the last row read: seq, or (recorded_at, seq) with a time window
     out: list[AuditRecord] = []
@@ -142,5 +163,106 @@ def select_records(store: Any, f: ShowFilter, limit: int) -> list[AuditRecord]:
         if len(rows) < page:
             break
         page = PAGE
-    out.reverse()
+    return out
+
+
+NAMED_INDEX = "audit_log_execution_named"
+_NAMED_EXECUTION = b'"execution":"'
+"""In an entry: a field ``execution`` holding a string (an approval record's ``attributes.execution``, the execution
+it acts on, or its request's), which the lineage row follows instead of the record's own execution."""
+
+
+def named_execution_sql(dialect: str) -> str:
+    """SQL true for the entries that hold :data:`_NAMED_EXECUTION`: the condition of SQLite's partial index
+    ``audit_log_execution_named`` (a query must spell it the same way to use it)."""
+    if dialect != "sqlite":
+        raise ValueError("only the SQLite store keeps the named-execution index")
+    return f"instr(entry, X'{_NAMED_EXECUTION.hex()}') > 0"
+
+
+def _lineage_built_after(store: Any) -> int | None:
+    """``missing_through`` of the lineage rows (records up to it have none yet), or None when they cannot serve an
+    execution's records here (no lineage table, rows of another rule version, no named-execution index)."""
+    from flytekitplugins.aios_audit import projections
+
+    try:
+        state = store.read_sql(f"SELECT version, missing_through FROM {projections.LINEAGE_GROUP.state} WHERE id = 1")
+        index = store.read_sql(
+            "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'audit_log_execution_named'"
+        )
+    except Exception:  # a read-only store never opened by this version
+        return None
+    if not state or not index or int(state[0][0]) != projections.VERSION:
+        return None
+    return int(state[0][1])
+
+
+def execution_keys(store: Any, execution: str) -> list[str]:
+    """The ``project/domain/name`` keys ``execution`` may mean: itself when whole, else every key of the log ending in
+    ``/<name>`` (SQLite), each distinct key found by one index seek (a loose index scan of the lineage rows' execution
+    parents and of the named-execution index), not by reading every record."""
+    if execution.count("/") == 2:
+        return [execution]
+    from flytekitplugins.aios_audit.edge_store import execution_keys as lineage_keys
+
+    named = named_execution_sql("sqlite")
+    step = f"SELECT min(execution) FROM audit_log WHERE execution > {{}} AND {named}"
+    columns = f"""WITH RECURSIVE k(e) AS (SELECT ({step.format("''")}) UNION ALL
+        SELECT ({step.format("k.e")}) FROM k WHERE k.e IS NOT NULL) SELECT e FROM k WHERE e IS NOT NULL"""
+    keys = {*lineage_keys(store), *(str(e) for (e,) in store.read_sql(columns))}
+    return sorted(k for k in keys if k == execution or k.endswith("/" + execution))
+
+
+MAX_KEYS = 64
+"""Executions a bare name may match and still be read through the indexes (two subqueries each, in one statement)."""
+
+
+def _by_execution(store: Any, f: ShowFilter, limit: int, built: int, keys: list[str]) -> list[AuditRecord]:
+    """The newest ``limit`` records matching ``f`` among those after ``built`` (whose lineage rows exist), newest
+    first, the execution's records found without reading the others (SQLite keeps no index of ``execution``: it
+    would cost every append a page of write-ahead log).
+
+    A record's lineage row ``in_execution`` names the execution it belongs to: its own, or, when its entry names one
+    in a string field ``execution`` (an approval decision acts on its request's execution), that one. So a record
+    whose column is the execution either has that row, or holds such a field and is in the partial index
+    ``audit_log_execution_named``; candidates from both, newest first in pages, are checked with the exact filter
+    (the column's rule), as every query of ``aios audit show`` is."""
+    from flytekitplugins.aios_audit.lineage_rows import EXECUTION
+    from flytekitplugins.aios_audit.projections import LINEAGE
+
+    if not keys:
+        return []
+    # the other filters, checked on the candidates (looked up by seq: a kind is spelled so that its index is not used)
+    conds, params = where_sql(dataclasses.replace(f, execution=None), "sqlite", kind_index=False)
+    named = named_execution_sql("sqlite")
+    out: list[AuditRecord] = []
+    after, page = 2**62, min(PAGE, max(limit, 16))
+    while len(out) < limit:
+        parts: list[str] = []
+        args: list[Any] = []
+        for key in keys:  # each part walks one index range backwards (an IN list would read and sort them all)
+            parts.append(
+                f"SELECT * FROM (SELECT seq FROM {LINEAGE.name} WHERE parent = ? AND parent <> '' AND rel = "
+                f"'in_execution' AND seq < ? AND seq > ? ORDER BY seq DESC LIMIT {int(page)})"
+            )
+            parts.append(
+                f"SELECT * FROM (SELECT seq FROM audit_log WHERE execution = ? AND {named} AND seq < ? AND seq > ? "
+                f"ORDER BY seq DESC LIMIT {int(page)})"
+            )
+            args += [EXECUTION + key, after, built, key, after, built]
+        seqs = [int(s) for (s,) in store.read_sql(" UNION ".join(parts) + f" ORDER BY 1 DESC LIMIT {int(page)}", args)]
+        if seqs:
+            marks = ",".join("?" * len(seqs))
+            q = f"SELECT seq, entry, leaf_hash, prev_hash, chain_hash FROM audit_log WHERE seq IN ({marks})"
+            q += "".join(f" AND {c}" for c in conds) + " ORDER BY seq DESC"
+            for _seq, entry, leaf, prev, chain in store.read_sql(q, [*seqs, *params]):
+                rec = record_from_entry(bytes(entry), leaf, prev, chain)
+                if f.matches(rec):
+                    out.append(rec)
+                    if len(out) == limit:
+                        break
+            after = seqs[-1]
+        if len(seqs) < page:
+            break
+        page = PAGE
     return out

@@ -22,7 +22,7 @@ from typing import Any
 
 from flytekitplugins.aios_audit import projections
 from flytekitplugins.aios_audit.private_files import touch_private
-from flytekitplugins.aios_audit.projections_show import actor_sql
+from flytekitplugins.aios_audit.projections_show import NAMED_INDEX, actor_sql, named_execution_sql
 from flytekitplugins.aios_audit.records import GENESIS, AuditEvent, AuditRecord, record_from_entry
 from flytekitplugins.aios_audit.stores import (
     AuditStore,
@@ -185,13 +185,14 @@ class SQLiteAuditStore(AuditStore):
         "audit_log_kind",
         "audit_log_recorded",
         "audit_log_actor",
+        NAMED_INDEX,
         "audit_claims_seq",
     )
 
     @classmethod
     def _ensure_projections(cls, conn: sqlite3.Connection) -> None:
-        """Create the projection tables (and the log's kind, time and actor indexes and the claims' seq index) once,
-        under the write lock (on a large log written before the time and actor indexes, its first open builds them).
+        """Create the projection tables (and the log's kind, time, actor and named-execution indexes and the claims' seq
+        index) once, under the write lock (on a large log written before the later indexes, its first open builds them).
 
         A log that existed before them gets ``missing_through`` = its size (``aios audit rebuild-projections``).
         A read-only database is left as it is: readers then fold the log.
@@ -209,6 +210,13 @@ class SQLiteAuditStore(AuditStore):
                 # `aios audit show --actor`: the entry's bytes up to its actor (one key per actor, so appends add to the
                 # end of their actor's range)
                 conn.execute(f"CREATE INDEX IF NOT EXISTS audit_log_actor ON audit_log({actor_sql('sqlite')})")
+                # `aios audit show --execution`: the records whose entries name an execution in a string field (approval
+                # records: one in seven), whose lineage row may name another execution than their column; every other
+                # record is found through its lineage row (no index of the column: appends of other kinds pay nothing)
+                named = named_execution_sql("sqlite")
+                conn.execute(
+                    f"CREATE INDEX IF NOT EXISTS audit_log_execution_named ON audit_log(execution) WHERE {named}"
+                )
                 conn.execute("CREATE INDEX IF NOT EXISTS audit_claims_seq ON audit_claims(seq)")  # checks since a seq
                 for stmt in projections.schema("sqlite"):
                     conn.execute(stmt)
