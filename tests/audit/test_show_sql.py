@@ -35,9 +35,7 @@ def _acts_on(i: int) -> dict[str, Any]:
     return {}
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store(request: pytest.FixtureRequest, aios_env: Path) -> Iterator[AuditStore]:
-    url = f"sqlite:///{aios_env}/show.db" if request.param == "sqlite" else request.getfixturevalue("pg_url")
+def _filled(url: str) -> AuditStore:
     s = open_store(url)
     for batch in range(4):  # four batches: four distinct recorded_at values to cut time ranges at
         events = [
@@ -52,6 +50,13 @@ def store(request: pytest.FixtureRequest, aios_env: Path) -> Iterator[AuditStore
         ]
         s.append_many(events)
         time.sleep(0.02)
+    return s
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, aios_env: Path) -> Iterator[AuditStore]:
+    url = f"sqlite:///{aios_env}/show.db" if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    s = _filled(url)
     yield s
     s.close()
 
@@ -262,3 +267,28 @@ def test_records_older_than_the_lineage_rows_are_read_from_the_log_sqlite(aios_e
             assert ps.select_records(s, f, limit) == want[-limit:], limit
     finally:
         s.close()
+
+
+def test_a_bare_execution_name_is_looked_up_by_its_keys_postgresql(pg_url: str) -> None:
+    """On PostgreSQL a bare name (the Flyte execution id an operator copies from the console) used to be matched
+    against every record's key (``LIKE '%/name'``: read backwards from the head); now its keys are found by one seek
+    each in the column's index and compared as they are, with the same answers as filtering every record."""
+    store = _filled(pg_url)  # (SQLite reads an execution through the lineage rows: the test above)
+    sent: list[str] = []
+    read = store.read_sql
+
+    def spy(sql: str, params: Any = ()) -> list[tuple[Any, ...]]:
+        sent.append(sql)
+        return read(sql, params)
+
+    store.read_sql = spy  # type: ignore[method-assign]
+    try:
+        everything = list(store.scan())
+        for name in ("run-1", "run-", "d/run-1"):
+            f = ps.ShowFilter(execution=name)
+            assert ps.select_records(store, f, 50) == [r for r in everything if f.matches(r)][-50:], name
+    finally:
+        del store.read_sql
+    assert ps.column_keys(store, "run-1") == ["p/d/run-1"]
+    assert not [q for q in sent if "LIKE" in q] and [q for q in sent if "execution IN (" in q], sent
+    store.close()

@@ -61,8 +61,13 @@ def like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def where_sql(f: ShowFilter, dialect: str, *, kind_index: bool = True) -> tuple[list[str], list[Any]]:
+def where_sql(
+    f: ShowFilter, dialect: str, *, kind_index: bool = True, keys: list[str] | None = None
+) -> tuple[list[str], list[Any]]:
     """SQL conditions (``?`` placeholders) selecting a superset of what ``f.matches`` keeps (equal in practice).
+
+    ``keys``: the ``project/domain/name`` keys a bare execution name was found to mean (:func:`column_keys`), compared
+    as they are (the column's index serves them), instead of matching every key's last part.
 
     ``kind_index=False``: the kind's condition is spelled so that no index serves it (SQLite's ``+kind``,
     PostgreSQL's ``kind || ''``), so that a time window's query walks the time index: through the kind's index it
@@ -73,7 +78,10 @@ def where_sql(f: ShowFilter, dialect: str, *, kind_index: bool = True) -> tuple[
         plain = "+kind = ?" if dialect == "sqlite" else "kind || '' = ?"
         conds.append("kind = ?" if kind_index else plain)
         params.append(f.kind)
-    if f.execution:
+    if f.execution and keys is not None:
+        conds.append(f"execution IN ({','.join('?' * len(keys))})" if keys else "1 = 0")
+        params += keys
+    elif f.execution:
         if f.execution.count("/") == 2:
             conds.append("execution = ?")
             params.append(f.execution)
@@ -123,7 +131,10 @@ def select_records(store: Any, f: ShowFilter, limit: int) -> list[AuditRecord]:
         return []
     built = _lineage_built_after(store) if f.execution and store.dialect == "sqlite" else None
     keys = execution_keys(store, f.execution or "") if built is not None else []
-    if built is None or len(keys) > MAX_KEYS:
+    if built is None and f.execution and f.execution.count("/") != 2 and store.dialect == "postgresql":
+        named = column_keys(store, f.execution)  # a bare name: its keys, then the column's index
+        out = _scan(store, f, limit, keys=named if len(named) <= MAX_KEYS else None)
+    elif built is None or len(keys) > MAX_KEYS:
         out = _scan(store, f, limit)
     else:
         out = _by_execution(store, f, limit, built, keys)
@@ -133,10 +144,13 @@ def select_records(store: Any, f: ShowFilter, limit: int) -> list[AuditRecord]:
     return out
 
 
-def _scan(store: Any, f: ShowFilter, limit: int, upper: int | None = None) -> list[AuditRecord]:
-    """The newest ``limit`` records matching ``f`` (of those with ``seq <= upper``), newest first, read in pages."""
+def _scan(
+    store: Any, f: ShowFilter, limit: int, upper: int | None = None, keys: list[str] | None = None
+) -> list[AuditRecord]:
+    """The newest ``limit`` records matching ``f`` (of those with ``seq <= upper``), newest first, read in pages
+    (``keys``: what a bare execution name means, see :func:`where_sql`)."""
     by_time = f.since is not None or f.until is not None
-    conds, params = where_sql(f, store.dialect, kind_index=not by_time)
+    conds, params = where_sql(f, store.dialect, kind_index=not by_time, keys=keys)
     if upper is not None:
         conds.append("seq <= ?")
         params.append(upper)
@@ -211,6 +225,16 @@ def execution_keys(store: Any, execution: str) -> list[str]:
         SELECT ({step.format("k.e")}) FROM k WHERE k.e IS NOT NULL) SELECT e FROM k WHERE e IS NOT NULL"""
     keys = {*lineage_keys(store), *(str(e) for (e,) in store.read_sql(columns))}
     return sorted(k for k in keys if k == execution or k.endswith("/" + execution))
+
+
+def column_keys(store: Any, name: str) -> list[str]:
+    """The values of the log's ``execution`` column that a bare execution ``name`` means (the whole key, or its last
+    part), on PostgreSQL: every distinct value found by one seek in the column's index (a loose index scan: the cost
+    follows the number of executions, not of records; no range bound, so any collation orders them)."""
+    step = "SELECT min(execution) FROM audit_log WHERE execution > {}"
+    sql = f"""WITH RECURSIVE k(e) AS (SELECT ({step.format("''")}) UNION ALL
+        SELECT ({step.format("k.e")}) FROM k WHERE k.e IS NOT NULL) SELECT e FROM k WHERE e IS NOT NULL"""
+    return sorted(k for (k,) in store.read_sql(sql) if k == name or str(k).endswith("/" + name))
 
 
 MAX_KEYS = 64
