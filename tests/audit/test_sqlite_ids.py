@@ -9,6 +9,14 @@ import pytest
 
 from flytekitplugins.aios_audit import AuditEvent
 from flytekitplugins.aios_audit.stores import open_store
+from flytekitplugins.aios_audit.stores import sqlite as sqlite_store
+
+
+@pytest.fixture(autouse=True)
+def _index_every_backlog(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests exercise the id table itself: a look-up indexes whatever waits (none reads the log's tail instead)
+    unless the test says otherwise."""
+    monkeypatch.setattr(sqlite_store, "IDS_TAIL_READ", 0)
 
 
 def test_get_finds_records_appended_after_earlier_lookups(tmp_path: Path) -> None:
@@ -22,23 +30,37 @@ def test_get_finds_records_appended_after_earlier_lookups(tmp_path: Path) -> Non
     assert other.get(first[0].record_id) == first[0]
 
 
-def test_a_look_up_takes_the_write_lock_only_when_records_wait_to_be_indexed(tmp_path: Path) -> None:
+def test_a_look_up_takes_the_write_lock_only_when_records_wait_to_be_indexed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Readers do not queue behind writers for nothing: once the id table is current, a look-up reads it and takes
-    no write transaction (each look-up used to take the write lock to index nothing); after an append, the next
-    look-up indexes it."""
+    no write transaction (each look-up used to take the write lock to index nothing); after a few appends, the next
+    look-up reads them from the log's tail, still without writing (it used to index them: a durable write, an fsync,
+    on every look-up after an append); once more than ``IDS_TAIL_READ`` wait, it indexes them."""
+    monkeypatch.setattr(sqlite_store, "IDS_TAIL_READ", 3)
     store = open_store(f"sqlite:///{tmp_path}/a.db")
     recs = store.append_many([AuditEvent(kind="task", actor=f"a{i}") for i in range(4)])
-    assert store.get(recs[0].record_id) == recs[0]  # indexes the four
+    assert store.get(recs[0].record_id) == recs[0]  # four waiting, more than three: indexes them
     statements: list[str] = []
     store._conn().set_trace_callback(statements.append)  # type: ignore[attr-defined]
     assert store.get_many([r.record_id for r in recs]) == {r.record_id: r for r in recs}
     assert store.get(recs[2].record_id) == recs[2]
     assert not [s for s in statements if s.startswith(("BEGIN", "INSERT"))], statements
-    later = store.append(AuditEvent(kind="action", actor="b"))
+    later = store.append_many([AuditEvent(kind="action", actor=f"b{i}") for i in range(3)])
     statements.clear()
-    assert store.get(later.record_id) == later
+    assert store.get_many([later[2].record_id, recs[1].record_id, "0" * 64]) == {
+        later[2].record_id: later[2],
+        recs[1].record_id: recs[1],
+    }
+    assert store.get(later[0].record_id) == later[0]
+    assert not [s for s in statements if s.startswith(("BEGIN", "INSERT"))], statements
+    assert store.ids_backlog() == 3  # read from the tail, left for a later catch-up
+    one_more = store.append(AuditEvent(kind="action", actor="c"))
+    statements.clear()
+    assert store.get(one_more.record_id) == one_more
     store._conn().set_trace_callback(None)  # type: ignore[attr-defined]
     assert sum(s.startswith("BEGIN IMMEDIATE") for s in statements) == 1
+    assert store.ids_backlog() == 0
 
 
 def test_a_tampered_id_table_cannot_substitute_a_record(tmp_path: Path) -> None:
@@ -266,3 +288,21 @@ def test_a_rebuild_rechecks_under_the_lock(tmp_path: Path, monkeypatch: pytest.M
     assert not [s for s in statements if "INDEX" in s or s.startswith("INSERT")], statements
     assert sum(s.startswith("BEGIN IMMEDIATE") for s in statements) == 1
     assert all(store.get(r.record_id) == r for r in recs)
+
+
+def test_a_short_backlog_is_read_from_the_tail_without_writing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the default threshold, look-ups after appends on a store of a few hundred records answer from the id table
+    and the log's tail, never taking the write lock, and the records they return are those ``scan`` reads."""
+    monkeypatch.setattr(sqlite_store, "IDS_TAIL_READ", 512)
+    store = open_store(f"sqlite:///{tmp_path}/a.db")
+    statements: list[str] = []
+    store._conn().set_trace_callback(statements.append)  # type: ignore[attr-defined]
+    made = []
+    for i in range(40):
+        made += store.append_many([AuditEvent(kind="task", actor=f"a{i}-{k}") for k in range(10)])
+        statements.clear()
+        assert store.get_many([made[-1].record_id, made[i].record_id]) == {r.record_id: r for r in (made[-1], made[i])}
+        assert not [s for s in statements if s.startswith(("BEGIN", "INSERT"))], (i, statements)
+    store._conn().set_trace_callback(None)  # type: ignore[attr-defined]
+    assert store.ids_backlog() == 400
+    assert store.get_many([r.record_id for r in made]) == {r.record_id: r for r in store.scan()}

@@ -79,6 +79,9 @@ _IDS_HEADS = "SELECT (SELECT COALESCE(MAX(seq), 0) FROM audit_log), (SELECT COAL
 IDS_CHUNK = 50_000  # records per audit_ids catch-up transaction (see SQLiteAuditStore._index_ids)
 IDS_BULK_MIN = 200_000  # a backlog this large, and larger than the indexed part, is indexed by one rebuild instead
 WAL_SIZE_LIMIT = 64 << 20  # bytes of write-ahead log kept on disk once it restarts (PRAGMA journal_size_limit)
+IDS_TAIL_READ = 512
+"""Records appended since the id table's last catch-up that a look-up by id reads from the log's tail instead of
+indexing them first (about 0.5 ms for 512 rows at a million records, less than the durable write's fsync)."""
 GET_MANY_CHUNK = 500  # ids per query of SQLiteAuditStore.get_many (SQLite allows 32,766 parameters a statement)
 
 
@@ -359,23 +362,30 @@ class SQLiteAuditStore(AuditStore):
         if not ids:
             return {}
         conn = self._conn()
-        # through the id table, brought up to date; in a read-only database, where it cannot be, the log itself (a
-        # full scan unless the log has the old index)
-        where = (
-            "seq IN (SELECT seq FROM audit_ids WHERE leaf_hash IN ({}))"
-            if self._index_ids(conn)
-            else "leaf_hash IN ({})"
-        )
+        # through the id table, and for the few records appended since it was last brought up to date, the log's
+        # tail (a range of its primary key): a look-up after an append takes no write transaction, which cost an
+        # fsync each (the acting point's check of each consumption). A longer backlog is indexed first; in a
+        # read-only database, where it cannot be, the log itself (a full scan unless the log has the old index)
+        via_ids = "seq IN (SELECT seq FROM audit_ids WHERE leaf_hash IN ({}))"
+        try:
+            log, indexed = _ids_heads(conn)
+        except sqlite3.Error:
+            log = indexed = 0
+        if 0 < log - indexed <= IDS_TAIL_READ:
+            wheres = [via_ids, f"seq > {int(indexed)} AND leaf_hash IN ({{}})"]
+        else:
+            wheres = [via_ids] if self._index_ids(conn) else ["leaf_hash IN ({})"]
         out: dict[str, AuditRecord] = {}
         wanted = set(ids)
         for i in range(0, len(ids), GET_MANY_CHUNK):
             part = ids[i : i + GET_MANY_CHUNK]
-            for row in conn.execute(
-                f"SELECT {_COLS} FROM audit_log WHERE " + where.format(",".join("?" * len(part))), part
-            ):
-                # the id table is never trusted on its own: the row must carry the id asked (the first such row)
-                if row[2] in wanted and row[2] not in out:
-                    out[row[2]] = record_from_entry(row[1], row[2], row[3], row[4])
+            for where in wheres:
+                for row in conn.execute(
+                    f"SELECT {_COLS} FROM audit_log WHERE " + where.format(",".join("?" * len(part))), part
+                ):
+                    # the id table is never trusted on its own: the row must carry the id asked (the first such row)
+                    if row[2] in wanted and row[2] not in out:
+                        out[row[2]] = record_from_entry(row[1], row[2], row[3], row[4])
         return out
 
     def catch_up_ids(self, progress: Callable[[int], None] | None = None) -> bool:
