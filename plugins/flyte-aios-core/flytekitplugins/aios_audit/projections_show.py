@@ -201,9 +201,7 @@ def _lineage_built_after(store: Any) -> int | None:
 
     try:
         state = store.read_sql(f"SELECT version, missing_through FROM {projections.LINEAGE_GROUP.state} WHERE id = 1")
-        index = store.read_sql(
-            "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'audit_log_execution_named'"
-        )
+        index = store.read_sql("SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", [NAMED_INDEX])
     except Exception:  # a read-only store never opened by this version
         return None
     if not state or not index or int(state[0][0]) != projections.VERSION:

@@ -217,9 +217,7 @@ class SQLiteAuditStore(AuditStore):
                 # records: one in seven), whose lineage row may name another execution than their column; every other
                 # record is found through its lineage row (no index of the column: appends of other kinds pay nothing)
                 named = named_execution_sql("sqlite")
-                conn.execute(
-                    f"CREATE INDEX IF NOT EXISTS audit_log_execution_named ON audit_log(execution) WHERE {named}"
-                )
+                conn.execute(f"CREATE INDEX IF NOT EXISTS {NAMED_INDEX} ON audit_log(execution) WHERE {named}")
                 conn.execute("CREATE INDEX IF NOT EXISTS audit_claims_seq ON audit_claims(seq)")  # checks since a seq
                 for stmt in projections.schema("sqlite"):
                     conn.execute(stmt)
