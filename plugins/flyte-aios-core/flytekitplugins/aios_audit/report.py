@@ -243,7 +243,8 @@ def _graphs(
     out: list[tuple[str, str, str]] = []
     if chosen:
         seqs = [s for s, _ in tracer.index.execution_records(chosen)][-20000:]
-        recs = [lite_record(e, leaf) for s in seqs for _s, e, leaf, _p, _c in tracer.store.scan_raw(s, s)]
+        # read by runs of consecutive records (an execution's records mostly are), not one query a record
+        recs = [lite_record(e, leaf) for lo, hi in _runs(seqs) for _s, e, leaf, _p, _c in tracer.store.scan_raw(lo, hi)]
         if recs:
             out.append((f"execution {chosen}", "", execution_dot(recs, chosen)))
     picks = [document] if document else _pick_documents(docs, chosen, col)
