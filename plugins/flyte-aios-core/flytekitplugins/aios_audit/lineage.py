@@ -117,9 +117,13 @@ class Tracer:
         return tr
 
     def records(self, nodes: Iterable[str]) -> dict[str, AuditRecord]:
-        """:meth:`record` of every record among ``nodes``, read from the store a few hundred at a time (by id, each
-        kept only at the position the index gives it, as :meth:`record` checks), in ``nodes``' order."""
+        """:meth:`record` of every record among ``nodes``, in ``nodes``' order. Over the store's own lineage rows,
+        whose index looks records up by id anyway, they are read by id a few hundred at a time, each kept only at the
+        position the index gives it (as :meth:`record` checks); over an index file derived from the log, one by one
+        by position, as before (a read-only log behind it may have no current id table to look ids up in)."""
         rids = [n for n in dict.fromkeys(nodes) if is_record(n)]
+        if not hasattr(self.index, "prefetch_parents"):
+            return {r: rec for r in rids if (rec := self.record(r)) is not None}
         found: dict[str, AuditRecord] = {}
         for i in range(0, len(rids), 500):
             found.update(self.store.get_many(rids[i : i + 500]))
