@@ -50,8 +50,20 @@ def aios(code: Path, args: list[str]) -> tuple[float, float, int, str]:
     return time.perf_counter() - t, usage.ru_maxrss / 1024, proc.returncode, out
 
 
+def _inside(cp: Path, record: str) -> str:
+    """A record the saved checkpoint covers (``#<half its size>``), for ``aios audit prove``: the newest policy decision
+    is past it once the trail has been extended (the command then exits 2, rightly); ``record`` without a checkpoint."""
+    try:
+        from flytekitplugins.aios_audit.checkpoint import Checkpoint
+
+        return f"#{max(1, Checkpoint.load(str(cp)).tree_size // 2)}"
+    except Exception:  # no checkpoint yet (the first command makes it), or one this checkout cannot read
+        return record
+
+
 def commands(work: Path, record: str) -> dict[str, list[str]]:
     cp, out = str(work / "checkpoint.txt"), str(work / "out")
+    inside = _inside(work / "checkpoint.txt", record)
     return {
         "approvals list": ["approvals", "list"],
         "audit show --limit 50": ["audit", "show", "--limit", "50"],
@@ -67,8 +79,8 @@ def commands(work: Path, record: str) -> dict[str, list[str]]:
         "lineage report --execution --checkpoint": [
             *("lineage", "report", "--execution", RUN, "--checkpoint", cp, "--out", out + ".html")
         ],
-        "audit prove (first)": ["audit", "prove", record, "--checkpoint", cp, "--out", out + ".json"],
-        "audit prove (second)": ["audit", "prove", record, "--checkpoint", cp, "--out", out + ".json"],
+        "audit prove (first)": ["audit", "prove", inside, "--checkpoint", cp, "--out", out + ".json"],
+        "audit prove (second)": ["audit", "prove", inside, "--checkpoint", cp, "--out", out + ".json"],
         "audit verify --checkpoint": ["audit", "verify", "--checkpoint", cp, "--json"],
         "audit verify (everything)": ["audit", "verify", "--json"],
     }
