@@ -108,8 +108,7 @@ class StoreEdges:
             return
         self._fill_records([n for n in todo if is_record(n)])
         by_child = self._rows_in("child", todo, "child <> ''")
-        seqs = {self._seqs[n]: n for n in todo if is_record(n) and self._seqs.get(n)}
-        by_seq = self._rows_in("seq", list(seqs), "child = ''")
+        by_seq = self._rows_in("seq", [self._seqs[n] for n in todo if is_record(n) and self._seqs[n]], "child = ''")
         for n in todo:
             seq = self._seqs.get(n, 0) if is_record(n) else 0
             self._parent_rows[n] = [*by_child.get(n, []), *(by_seq.get(seq, []) if seq else [])]
@@ -183,7 +182,7 @@ class StoreEdges:
         else:
             rows = []
             for key in execution_keys(self.store):
-                if key.endswith("/" + execution) or key == execution:
+                if key_means(key, execution):
                     rows += self._rows("parent = ? AND parent <> '' AND rel = 'in_execution'", [EXECUTION + key], False)
             rows.sort()
         self._fill_ids([s for s, *_ in rows])
@@ -262,3 +261,8 @@ def execution_keys(store: Any) -> list[str]:
         SELECT ({step.format("k.p")}) FROM k WHERE {prefix}) SELECT p FROM k WHERE p IS NOT NULL"""
     found = (str(p) for (p,) in store.read_sql(sql, [EXECUTION, EXECUTION]))
     return [p.removeprefix(EXECUTION) for p in found if p.startswith(EXECUTION)]
+
+
+def key_means(key: str, execution: str) -> bool:
+    """Whether the ``project/domain/name`` ``key`` is what ``execution`` (a whole key or a bare name) names."""
+    return key == execution or key.endswith("/" + execution)

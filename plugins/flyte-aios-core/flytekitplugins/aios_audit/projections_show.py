@@ -216,23 +216,28 @@ def execution_keys(store: Any, execution: str) -> list[str]:
     if execution.count("/") == 2:
         return [execution]
     from flytekitplugins.aios_audit.edge_store import execution_keys as lineage_keys
+    from flytekitplugins.aios_audit.edge_store import key_means
 
-    named = named_execution_sql("sqlite")
-    step = f"SELECT min(execution) FROM audit_log WHERE execution > {{}} AND {named}"
-    columns = f"""WITH RECURSIVE k(e) AS (SELECT ({step.format("''")}) UNION ALL
-        SELECT ({step.format("k.e")}) FROM k WHERE k.e IS NOT NULL) SELECT e FROM k WHERE e IS NOT NULL"""
-    keys = {*lineage_keys(store), *(str(e) for (e,) in store.read_sql(columns))}
-    return sorted(k for k in keys if k == execution or k.endswith("/" + execution))
+    keys = {*lineage_keys(store), *_column_values(store, named_execution_sql("sqlite"))}
+    return sorted(k for k in keys if key_means(k, execution))
 
 
 def column_keys(store: Any, name: str) -> list[str]:
     """The values of the log's ``execution`` column that a bare execution ``name`` means (the whole key, or its last
-    part), on PostgreSQL: every distinct value found by one seek in the column's index (a loose index scan: the cost
-    follows the number of executions, not of records; no range bound, so any collation orders them)."""
-    step = "SELECT min(execution) FROM audit_log WHERE execution > {}"
+    part), on PostgreSQL, through the column's index (:func:`_column_values`)."""
+    from flytekitplugins.aios_audit.edge_store import key_means
+
+    return sorted(k for k in _column_values(store) if key_means(k, name))
+
+
+def _column_values(store: Any, where: str = "") -> list[str]:
+    """Every distinct non-empty value of the log's ``execution`` column (of the rows ``where`` holds for), each found by
+    one seek in an index of the column (a loose index scan: the cost follows the number of executions, not of
+    records; no range bound, so any collation orders them)."""
+    step = "SELECT min(execution) FROM audit_log WHERE execution > {}" + (f" AND {where}" if where else "")
     sql = f"""WITH RECURSIVE k(e) AS (SELECT ({step.format("''")}) UNION ALL
         SELECT ({step.format("k.e")}) FROM k WHERE k.e IS NOT NULL) SELECT e FROM k WHERE e IS NOT NULL"""
-    return sorted(k for (k,) in store.read_sql(sql) if k == name or str(k).endswith("/" + name))
+    return [str(e) for (e,) in store.read_sql(sql)]
 
 
 MAX_KEYS = 64

@@ -23,7 +23,7 @@ from typing import Any
 
 from flytekitplugins.aios_audit.checkpoint import Checkpoint, load_signing_key, public_pem, sign_checkpoint
 from flytekitplugins.aios_audit.merkle import MerkleTree, leaf_hash, verify_consistency, verify_inclusion
-from flytekitplugins.aios_audit.stores import AuditStore
+from flytekitplugins.aios_audit.stores import AuditStore, seq_runs
 from flytekitplugins.aios_audit.trust import TrustedKeys, trusted_keys
 from flytekitplugins.aios_audit.verify import Progress, verify_store, verify_workers
 from flytekitplugins.aios_core.errors import AiosError
@@ -220,10 +220,11 @@ def prove_inclusions(store: AuditStore, seqs: Iterable[int], checkpoint: Checkpo
     tree = stored_tree(store, checkpoint.tree_size) if wanted else None
     if tree is not None:
         tree.prefetch(s - 1 for s in wanted)
+    rows = {int(r[0]): r for first, last in seq_runs(wanted) for r in store.scan_raw(first, last)}  # by runs
     out: dict[int, dict[str, Any]] = {}
     full: MerkleTree | None = None
     for seq in wanted:
-        row = next(store.scan_raw(seq, seq), None)
+        row = rows.get(seq)
         if row is None:  # the log lost it: prove_inclusion says what is wrong
             out[seq] = prove_inclusion(store, f"#{seq}", checkpoint)
             continue

@@ -23,6 +23,7 @@ from flytekitplugins.aios_audit.lite import lite_record
 from flytekitplugins.aios_audit.records import AuditRecord
 from flytekitplugins.aios_audit.report_graph import execution_dot, render_svgs, trace_dot
 from flytekitplugins.aios_audit.report_page import page
+from flytekitplugins.aios_audit.stores import seq_runs
 from flytekitplugins.aios_audit.verify import VerifyResult
 from flytekitplugins.aios_core.settings import Settings
 
@@ -71,19 +72,6 @@ def _scan(tracer: Tracer, start: int, end: int, bad: int | None) -> Iterator[Aud
             yield seq, f"unreadable record ({type(e).__name__}){' - first bad record' if seq == bad else ''}"
 
 
-def _runs(seqs: list[int]) -> Iterator[tuple[int, int]]:
-    """Contiguous ``(first, last)`` ranges covering ascending ``seqs``."""
-    if not seqs:
-        return
-    first = last = seqs[0]
-    for seq in seqs[1:]:
-        if seq != last + 1:
-            yield first, last
-            first = seq
-        last = seq
-    yield first, last
-
-
 def _scan_execution(
     tracer: Tracer, execution: str, limit: int, bad: int | None
 ) -> Iterator[AuditRecord | tuple[int, str]]:
@@ -94,7 +82,7 @@ def _scan_execution(
     out, never put another execution's records in. A record the index missed still counts in verification.
     """
     seqs = [s for s, _ in tracer.index.execution_records(execution)][-limit:] if limit > 0 else []
-    for first, last in _runs(seqs):
+    for first, last in seq_runs(seqs):
         yield from _scan(tracer, first, last, bad)
 
 
@@ -108,7 +96,7 @@ def _scan_document(
     and hashed by the verification that precedes the report, so the index can leave records out but not add any.
     """
     seqs = sorted(rec.seq for rec in tracer.trace(document).records.values())
-    for first, last in _runs(seqs[-limit:] if limit > 0 else []):
+    for first, last in seq_runs(seqs[-limit:] if limit > 0 else []):
         yield from _scan(tracer, first, last, bad)
 
 
@@ -244,7 +232,9 @@ def _graphs(
     if chosen:
         seqs = [s for s, _ in tracer.index.execution_records(chosen)][-20000:]
         # read by runs of consecutive records (an execution's records mostly are), not one query a record
-        recs = [lite_record(e, leaf) for lo, hi in _runs(seqs) for _s, e, leaf, _p, _c in tracer.store.scan_raw(lo, hi)]
+        recs = [
+            lite_record(e, leaf) for lo, hi in seq_runs(seqs) for _s, e, leaf, _p, _c in tracer.store.scan_raw(lo, hi)
+        ]
         if recs:
             out.append((f"execution {chosen}", "", execution_dot(recs, chosen)))
     picks = [document] if document else _pick_documents(docs, chosen, col)

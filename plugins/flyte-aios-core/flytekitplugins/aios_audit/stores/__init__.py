@@ -265,6 +265,20 @@ def seal_rows(
 _inherited: list[object] = []
 
 
+def seq_runs(seqs: Sequence[int]) -> Iterator[tuple[int, int]]:
+    """Contiguous ``(first, last)`` ranges covering ascending ``seqs``: records read by position one range a query
+    (``scan_raw(first, last)``), not one query a record (an execution's records mostly follow each other)."""
+    if not seqs:
+        return
+    first = last = seqs[0]
+    for seq in seqs[1:]:
+        if seq != last + 1:
+            yield first, last
+            first = seq
+        last = seq
+    yield first, last
+
+
 def keep_inherited(conn: object) -> None:
     """Keep a connection inherited through fork() alive, unused, for the child's lifetime.
 
