@@ -149,7 +149,9 @@ def _scan(
 ) -> list[AuditRecord]:
     """The newest ``limit`` records matching ``f`` (of those with ``seq <= upper``), newest first, read in pages
     (``keys``: what a bare execution name means, see :func:`where_sql`)."""
-    by_time = f.since is not None or f.until is not None
+    # newest by time through the time index; a SQLite log not yet given it (see unindexed) newest by seq, the same
+    # order, which reads backwards from the head instead of sorting every record of the window
+    by_time = (f.since is not None or f.until is not None) and "audit_log_recorded" not in missing_indexes(store)
     conds, params = where_sql(f, store.dialect, kind_index=not by_time, keys=keys)
     if upper is not None:
         conds.append("seq <= ?")
@@ -192,6 +194,30 @@ def named_execution_sql(dialect: str) -> str:
     if dialect != "sqlite":
         raise ValueError("only the SQLite store keeps the named-execution index")
     return f"instr(entry, X'{_NAMED_EXECUTION.hex()}') > 0"
+
+
+def missing_indexes(store: Any) -> list[str]:
+    """The log's read indexes the store lacks (a SQLite log larger than its open-time limit, opened first by this
+    version: ``aios audit rebuild-projections`` builds them); none elsewhere."""
+    missing = getattr(store, "missing_indexes", None)
+    try:
+        return list(missing()) if missing is not None else []
+    except Exception:  # a database that cannot say (read-only, never opened by this version): as if none were built
+        return ["audit_log_kind", "audit_log_recorded", "audit_log_actor", NAMED_INDEX]
+
+
+def unindexed(store: Any, f: ShowFilter) -> list[str]:
+    """What ``f`` asks for that this store answers by reading the log, for lack of an index it will have once
+    ``aios audit rebuild-projections`` has run (empty when nothing is missing)."""
+    missing = set(missing_indexes(store))
+    wants = {
+        "audit_log_kind": bool(f.kind),
+        "audit_log_recorded": f.since is not None or f.until is not None,
+        "audit_log_actor": f.actor is not None,
+        NAMED_INDEX: bool(f.execution) and getattr(store, "dialect", "") == "sqlite",
+    }
+    words = {"audit_log_kind": "--kind", "audit_log_recorded": "--since/--until", "audit_log_actor": "--actor"}
+    return [words.get(name, "--execution") for name, wanted in wants.items() if wanted and name in missing]
 
 
 def _lineage_built_after(store: Any) -> int | None:

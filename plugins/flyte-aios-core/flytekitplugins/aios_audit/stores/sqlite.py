@@ -15,6 +15,7 @@ import fcntl
 import os
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
@@ -82,6 +83,10 @@ WAL_SIZE_LIMIT = 64 << 20  # bytes of write-ahead log kept on disk once it resta
 IDS_TAIL_READ = 512
 """Records appended since the id table's last catch-up that a look-up by id reads from the log's tail instead of
 indexing them first (about 0.5 ms for 512 rows at a million records, less than the durable write's fsync)."""
+OPEN_INDEX_MAX = 100_000
+"""Records up to which opening a log that lacks one of its read indexes builds it on the spot (a fraction of a second
+each); a larger log is opened without it and ``aios audit rebuild-projections`` builds it, with progress (see
+``SQLiteAuditStore._ensure_projections``)."""
 GET_MANY_CHUNK = 500  # ids per query of SQLiteAuditStore.get_many (SQLite allows 32,766 parameters a statement)
 
 
@@ -127,6 +132,31 @@ def _ids_heads(conn: sqlite3.Connection) -> tuple[int, int]:
     """The last seq of the log and the last seq ``audit_ids`` holds (its rows are ``1 ..`` that, in order)."""
     log, ids = conn.execute(_IDS_HEADS).fetchone()
     return int(log), int(ids)
+
+
+def log_indexes() -> dict[str, str]:
+    """The log's read indexes by name, each with its ``CREATE INDEX`` statement: the kind, time, actor and
+    named-execution indexes of ``aios audit show`` and the claims' seq index of ``aios audit verify --checkpoint``
+    (appends add to the end of each of their ranges; none is keyed on a random value)."""
+    return {
+        "audit_log_kind": "CREATE INDEX IF NOT EXISTS audit_log_kind ON audit_log(kind)",
+        # time windows of `aios audit show` (the rowid, seq, is the index's last column); times grow with seq, so
+        # each append adds to the index's last page
+        "audit_log_recorded": "CREATE INDEX IF NOT EXISTS audit_log_recorded ON audit_log(recorded_at)",
+        # `aios audit show --actor`: the entry's bytes up to its actor (one key per actor, so appends add to the end
+        # of their actor's range)
+        "audit_log_actor": f"CREATE INDEX IF NOT EXISTS audit_log_actor ON audit_log({actor_sql('sqlite')})",
+        # `aios audit show --execution`: the records whose entries name an execution in a string field (approval
+        # records: one in seven), whose lineage row may name another execution than their column; every other record
+        # is found through its lineage row (no index of the column: appends of other kinds pay nothing)
+        NAMED_INDEX: f"CREATE INDEX IF NOT EXISTS {NAMED_INDEX} ON audit_log(execution) WHERE "
+        + named_execution_sql("sqlite"),
+        "audit_claims_seq": "CREATE INDEX IF NOT EXISTS audit_claims_seq ON audit_claims(seq)",  # checks since a seq
+    }
+
+
+def _log_size(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM audit_log").fetchone()[0])
 
 
 def _rebuild_pays(log: int, ids: int) -> bool:
@@ -182,48 +212,61 @@ class SQLiteAuditStore(AuditStore):
             raise AuditWriteError(msg) from e
 
     dialect = "sqlite"
-    _PROJECTION_OBJECTS = (
-        *(t.name for t in projections.TABLES),
-        *(g.state for g in projections.GROUPS),
-        "audit_log_kind",
-        "audit_log_recorded",
-        "audit_log_actor",
-        NAMED_INDEX,
-        "audit_claims_seq",
-    )
+    _PROJECTION_OBJECTS = (*(t.name for t in projections.TABLES), *(g.state for g in projections.GROUPS))
 
     @classmethod
     def _ensure_projections(cls, conn: sqlite3.Connection) -> None:
-        """Create the projection tables (and the log's kind, time, actor and named-execution indexes and the claims' seq
-        index) once, under the write lock (on a large log written before the later indexes, its first open builds them).
+        """Create the projection tables once, under the write lock, and the log's read indexes (:func:`log_indexes`)
+        where the log is small enough to index on the spot (:data:`OPEN_INDEX_MAX`).
 
-        A log that existed before them gets ``missing_through`` = its size (``aios audit rebuild-projections``).
-        A read-only database is left as it is: readers then fold the log.
+        A log that existed before the tables gets ``missing_through`` = its size, and a larger log that lacks an
+        index is opened without it (its readers scan as they did before it existed): ``aios audit
+        rebuild-projections`` fills and builds both, with progress (:meth:`build_indexes`). Building the
+        indexes of a ten-million-record log at its first open made that open, a governance call's perhaps, take
+        minutes while every other writer waited. A read-only database is left as it is: readers then fold the log.
         """
-        names = cls._PROJECTION_OBJECTS
-        q = f"SELECT count(*) FROM sqlite_master WHERE name IN ({','.join('?' * len(names))})"
-        if conn.execute(q, names).fetchone()[0] == len(names):
+        indexes = log_indexes()
+        names = (*cls._PROJECTION_OBJECTS, *indexes)
+        q = f"SELECT name FROM sqlite_master WHERE name IN ({','.join('?' * len(names))})"
+        present = {name for (name,) in conn.execute(q, names)}
+        tables = any(n not in present for n in cls._PROJECTION_OBJECTS)
+        build = [n for n in indexes if n not in present]
+        if build and _log_size(conn) > OPEN_INDEX_MAX:
+            build = []  # left to `aios audit rebuild-projections` (missing_indexes says which)
+        if not tables and not build:
             return
         try:
             with _write(conn):
-                conn.execute("CREATE INDEX IF NOT EXISTS audit_log_kind ON audit_log(kind)")
-                # time windows of `aios audit show` (the rowid, seq, is the index's last column); times grow with seq,
-                # so each append adds to the index's last page
-                conn.execute("CREATE INDEX IF NOT EXISTS audit_log_recorded ON audit_log(recorded_at)")
-                # `aios audit show --actor`: the entry's bytes up to its actor (one key per actor, so appends add to the
-                # end of their actor's range)
-                conn.execute(f"CREATE INDEX IF NOT EXISTS audit_log_actor ON audit_log({actor_sql('sqlite')})")
-                # `aios audit show --execution`: the records whose entries name an execution in a string field (approval
-                # records: one in seven), whose lineage row may name another execution than their column; every other
-                # record is found through its lineage row (no index of the column: appends of other kinds pay nothing)
-                named = named_execution_sql("sqlite")
-                conn.execute(f"CREATE INDEX IF NOT EXISTS {NAMED_INDEX} ON audit_log(execution) WHERE {named}")
-                conn.execute("CREATE INDEX IF NOT EXISTS audit_claims_seq ON audit_claims(seq)")  # checks since a seq
-                for stmt in projections.schema("sqlite"):
-                    conn.execute(stmt)
+                for name in build:
+                    conn.execute(indexes[name])
+                if tables:
+                    for stmt in projections.schema("sqlite"):
+                        conn.execute(stmt)
         except sqlite3.OperationalError as e:
             if "readonly" not in str(e) and "read-only" not in str(e):
                 raise
+
+    def missing_indexes(self) -> list[str]:
+        """The log's read indexes (:func:`log_indexes`) this database lacks: a log larger than
+        :data:`OPEN_INDEX_MAX` records opened first by a version that has them (see :meth:`_ensure_projections`)."""
+        indexes = log_indexes()
+        q = f"SELECT name FROM sqlite_master WHERE type = 'index' AND name IN ({','.join('?' * len(indexes))})"
+        present = {name for (name,) in self._conn().execute(q, tuple(indexes))}
+        return [name for name in indexes if name not in present]
+
+    def build_indexes(self, progress: Callable[[str, float], None] | None = None) -> list[str]:
+        """Build the log's missing read indexes, one write transaction each (other writers wait for one index at
+        most), ``progress(name, seconds)`` told as each is done; returns their names."""
+        indexes, built = log_indexes(), []
+        conn = self._conn()
+        for name in self.missing_indexes():
+            t0 = time.perf_counter()
+            with _write(conn):
+                conn.execute(indexes[name])
+            built.append(name)
+            if progress is not None:
+                progress(name, time.perf_counter() - t0)
+        return built
 
     def read_sql(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         return self._conn().execute(sql, tuple(params)).fetchall()
