@@ -203,7 +203,9 @@ def missing_indexes(store: Any) -> list[str]:
     try:
         return list(missing()) if missing is not None else []
     except Exception:  # a database that cannot say (read-only, never opened by this version): as if none were built
-        return ["audit_log_kind", "audit_log_recorded", "audit_log_actor", NAMED_INDEX]
+        from flytekitplugins.aios_audit.stores.sqlite import log_indexes
+
+        return list(log_indexes())
 
 
 def unindexed(store: Any, f: ShowFilter) -> list[str]:
