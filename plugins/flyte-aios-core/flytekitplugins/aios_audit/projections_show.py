@@ -197,8 +197,8 @@ def named_execution_sql(dialect: str) -> str:
 
 
 def missing_indexes(store: Any) -> list[str]:
-    """The log's read indexes the store lacks (a SQLite log larger than its open-time limit, opened first by this
-    version: ``aios audit rebuild-projections`` builds them); none elsewhere."""
+    """The log's read indexes the store lacks (a log larger than its store's open-time limit, opened first by a version
+    that has them: ``aios audit rebuild-projections`` builds them); none for a store without SQL."""
     missing = getattr(store, "missing_indexes", None)
     try:
         return list(missing()) if missing is not None else []

@@ -57,8 +57,6 @@ CREATE TABLE IF NOT EXISTS audit_log (
 );
 CREATE INDEX IF NOT EXISTS audit_log_kind ON audit_log(kind);
 CREATE INDEX IF NOT EXISTS audit_log_execution ON audit_log(execution);
-CREATE INDEX IF NOT EXISTS audit_log_recorded ON audit_log(recorded_at, seq);
-CREATE INDEX IF NOT EXISTS audit_log_actor ON audit_log(({actor_sql("postgresql")}));
 CREATE OR REPLACE FUNCTION aios_audit_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN RAISE EXCEPTION 'audit_log is append-only: % refused', TG_OP; END $$;
 CREATE OR REPLACE FUNCTION aios_audit_check_chain() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -82,6 +80,20 @@ CREATE INDEX IF NOT EXISTS audit_claims_seq ON audit_claims(seq);
 CREATE OR REPLACE TRIGGER audit_claims_no_update BEFORE UPDATE OR DELETE ON audit_claims
   FOR EACH ROW EXECUTE FUNCTION aios_audit_refuse();
 """
+
+LOG_INDEXES = {
+    # time windows of `aios audit show`, newest first by (recorded_at, seq)
+    "audit_log_recorded": "CREATE INDEX IF NOT EXISTS audit_log_recorded ON audit_log(recorded_at, seq)",
+    # `aios audit show --actor`: the entry's bytes up to its actor
+    "audit_log_actor": f"CREATE INDEX IF NOT EXISTS audit_log_actor ON audit_log(({actor_sql('postgresql')}))",
+}
+"""The log's read indexes added after the log itself: a log that lacks them gets them at its first open by the tables'
+owner while it holds at most :data:`OPEN_INDEX_MAX` records; a larger one is opened without them (``CREATE INDEX``
+holds off every append while it reads the whole table: 13.4 s and 11.9 s at ten million records) and ``aios audit
+rebuild-projections`` builds them with ``CREATE INDEX CONCURRENTLY``, appends going on (:meth:`PostgresAuditStore.
+build_indexes`)."""
+OPEN_INDEX_MAX = 100_000
+"""Records up to which an open builds the missing :data:`LOG_INDEXES` itself."""
 
 _COLS = "seq, entry, leaf_hash, prev_hash, chain_hash"
 _SESSION = "SET jit = off"
@@ -109,13 +121,15 @@ def _plain(row: Any) -> tuple[Any, ...]:
     return tuple(bytes(v) if isinstance(v, memoryview) else v for v in row)
 
 
-def _ddl() -> list[str]:
+def _ddl(deferred: Collection[str] = ()) -> list[str]:
     """Every statement that creates or upgrades the store's schema, in order (each idempotent); the Merkle tree
-    level tables too, so that grants made after the owner's first open cover them."""
+    level tables too, so that grants made after the owner's first open cover them; the :data:`LOG_INDEXES` but the
+    ``deferred`` ones."""
     from flytekitplugins.aios_audit import nodes
 
     levels = [stmt.format(blob="BYTEA", without_rowid="") for stmt in nodes.SCHEMA]
-    return [SCHEMA, pgi.STAGING, *projections.schema("postgresql"), *levels]
+    indexes = [stmt for name, stmt in LOG_INDEXES.items() if name not in deferred]
+    return [SCHEMA, *indexes, pgi.STAGING, *projections.schema("postgresql"), *levels]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -188,6 +202,20 @@ def schema_missing(conn: Any) -> list[str]:
     return missing
 
 
+def _deferred(conn: Any, missing: list[str]) -> list[str]:
+    """The :data:`LOG_INDEXES` among ``missing`` that an open leaves to ``aios audit rebuild-projections``: all of
+    them on a log of more than :data:`OPEN_INDEX_MAX` records, none on a smaller one."""
+    names = [name for name in missing if name in LOG_INDEXES]
+    if not names or "audit_log" in missing:
+        return []
+    size = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM audit_log").fetchone()[0]
+    return names if int(size) > OPEN_INDEX_MAX else []
+
+
+_VALID_INDEXES = """SELECT c.relname FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid
+WHERE c.relnamespace = quote_ident(current_schema())::regnamespace AND c.relname = ANY(%s) AND i.indisvalid"""
+
+
 class PostgresAuditStore(AuditStore):
     """Hash-chained log in PostgreSQL; one connection per thread and process."""
 
@@ -202,17 +230,24 @@ class PostgresAuditStore(AuditStore):
             msg = f"cannot open the PostgreSQL audit store ({self._redacted()}): {mask_text(e)}. Check AIOS_AUDIT_STORE"
             raise AuditWriteError(msg) from e
         if missing:
-            self._create_schema(conn, missing)
+            try:
+                deferred = _deferred(conn, missing)
+            except Exception as e:
+                msg = f"cannot open the PostgreSQL audit store ({self._redacted()}): {mask_text(e)}"
+                raise AuditWriteError(msg) from e
+            if set(missing) - set(deferred):
+                self._create_schema(conn, missing, deferred)
 
-    def _create_schema(self, conn: Any, missing: list[str]) -> None:
-        """Create or bring up to date the tables, indexes, triggers and functions (under the log's lock), and mark
-        the schema current. Needs the rights of the role that owns the audit tables."""
+    def _create_schema(self, conn: Any, missing: list[str], deferred: Collection[str] = ()) -> None:
+        """Create or bring up to date the tables, indexes (but the ``deferred`` read indexes of a large log: see
+        :data:`LOG_INDEXES`), triggers and functions (under the log's lock), and mark the schema current. Needs the
+        rights of the role that owns the audit tables."""
         import psycopg
 
         try:
             with conn.transaction():
                 conn.execute(f"SELECT pg_advisory_xact_lock({_LOCK})")
-                for stmt in _ddl():
+                for stmt in _ddl(deferred):
                     conn.execute(stmt)
                 defs = conn.execute(_CHECK, {"relations": []}).fetchone()[4]  # the triggers as just made
                 conn.execute(f"COMMENT ON TABLE audit_log IS '{_expected().mark}{_TRIGGERS}{defs}'")  # quote-free
@@ -228,6 +263,29 @@ class PostgresAuditStore(AuditStore):
         except Exception as e:
             msg = f"cannot open the PostgreSQL audit store ({self._redacted()}): {mask_text(e)}. Check AIOS_AUDIT_STORE"
             raise AuditWriteError(msg) from e
+
+    def missing_indexes(self) -> list[str]:
+        """The :data:`LOG_INDEXES` this schema lacks, or holds invalid (a concurrent build that was interrupted)."""
+        present = {name for (name,) in self._conn().execute(_VALID_INDEXES, (list(LOG_INDEXES),))}
+        return [name for name in LOG_INDEXES if name not in present]
+
+    def build_indexes(self, progress: Callable[[str, float], None] | None = None) -> list[str]:
+        """Build the missing :data:`LOG_INDEXES` with ``CREATE INDEX CONCURRENTLY`` (appends go on meanwhile; an
+        invalid index left by an interrupted build is dropped first), ``progress(name, seconds)`` told as each is
+        done; returns their names. Needs the rights of the role that owns the audit tables."""
+        built: list[str] = []
+        for name in self.missing_indexes():
+            t0 = time.perf_counter()
+            conn = self._connect(autocommit=True)  # CONCURRENTLY runs outside any transaction block
+            try:
+                conn.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
+                conn.execute(LOG_INDEXES[name].replace("CREATE INDEX", "CREATE INDEX CONCURRENTLY", 1))
+            finally:
+                conn.close()
+            built.append(name)
+            if progress is not None:
+                progress(name, time.perf_counter() - t0)
+        return built
 
     def _redacted(self) -> str:
         from flytekitplugins.aios_core.redact import mask_url
