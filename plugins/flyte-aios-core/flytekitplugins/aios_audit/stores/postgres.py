@@ -89,7 +89,7 @@ LOG_INDEXES = {
 }
 """The log's read indexes added after the log itself: a log that lacks them gets them at its first open by the tables'
 owner while it holds at most :data:`OPEN_INDEX_MAX` records; a larger one is opened without them (``CREATE INDEX``
-holds off every append while it reads the whole table: 13.4 s and 11.9 s at ten million records) and ``aios audit
+holds off every append while it reads the whole table: 60.5 s for the two at ten million records) and ``aios audit
 rebuild-projections`` builds them with ``CREATE INDEX CONCURRENTLY``, appends going on (:meth:`PostgresAuditStore.
 build_indexes`)."""
 OPEN_INDEX_MAX = 100_000
