@@ -104,3 +104,19 @@ def test_a_small_log_gets_them_at_its_next_open(aios_env: Path, pg_url: str) -> 
             conn.execute(f"DROP INDEX {name}")
     open_store(pg_url).close()  # 90 records: at most OPEN_INDEX_MAX, built by the open
     assert _present(pg_url) == set(INDEXES)
+
+
+def test_a_store_that_cannot_say_reads_as_without_them(old_log: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """If the catalog cannot be read for them, the store's own read indexes count as missing (its own names, not the
+    other store's), and a time window is still answered exactly."""
+    store = open_store(old_log)
+
+    def fails() -> list[str]:
+        raise psycopg.errors.InsufficientPrivilege("permission denied for pg_index")
+
+    monkeypatch.setattr(store, "missing_indexes", fails)
+    assert ps.missing_indexes(store) == INDEXES
+    everything = list(store.scan())
+    f = ps.ShowFilter(since=sorted({r.recorded_at for r in everything})[1])
+    assert ps.select_records(store, f, 5) == [r for r in everything if f.matches(r)][-5:]
+    store.close()

@@ -259,8 +259,8 @@ def rebuild_projections(ctx: click.Context, url: str | None, full: bool, as_json
 
 
 def build_log_indexes(store: Any, quiet: bool) -> list[str]:
-    """Build the log's read indexes a large SQLite log was opened without (the first step of an upgrade: they serve
-    `aios audit show`'s filters), one at a time with a line each; their names (none elsewhere)."""
+    """Build the log's read indexes a large log was opened without (the first step of an upgrade: they serve `aios
+    audit show`'s filters; SQLite one write transaction each, PostgreSQL concurrently), a line each; their names."""
     build = getattr(store, "build_indexes", None)
     if build is None:
         return []

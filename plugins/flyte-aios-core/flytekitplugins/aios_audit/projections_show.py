@@ -149,7 +149,7 @@ def _scan(
 ) -> list[AuditRecord]:
     """The newest ``limit`` records matching ``f`` (of those with ``seq <= upper``), newest first, read in pages
     (``keys``: what a bare execution name means, see :func:`where_sql`)."""
-    # newest by time through the time index; a SQLite log not yet given it (see unindexed) newest by seq, the same
+    # newest by time through the time index; a log not yet given it (see unindexed) newest by seq, the same
     # order, which reads backwards from the head instead of sorting every record of the window
     by_time = (f.since is not None or f.until is not None) and "audit_log_recorded" not in missing_indexes(store)
     conds, params = where_sql(f, store.dialect, kind_index=not by_time, keys=keys)
@@ -203,9 +203,13 @@ def missing_indexes(store: Any) -> list[str]:
     try:
         return list(missing()) if missing is not None else []
     except Exception:  # a database that cannot say (read-only, never opened by this version): as if none were built
-        from flytekitplugins.aios_audit.stores.sqlite import log_indexes
+        if getattr(store, "dialect", "") == "sqlite":
+            from flytekitplugins.aios_audit.stores.sqlite import log_indexes
 
-        return list(log_indexes())
+            return list(log_indexes())
+        from flytekitplugins.aios_audit.stores.postgres import LOG_INDEXES
+
+        return list(LOG_INDEXES)
 
 
 def unindexed(store: Any, f: ShowFilter) -> list[str]:
