@@ -156,4 +156,4 @@ def test_a_small_log_gets_them_at_its_next_open(aios_env: Path) -> None:
             db.execute(f"DROP INDEX {name}")
     open_store(f"sqlite:///{path}").close()  # 90 records: at most OPEN_INDEX_MAX, built on the spot
     assert set(INDEXES) <= _indexes(path)
-    assert list(sq.log_indexes()) == INDEXES
+    assert list(sq.LOG_INDEXES) == INDEXES

@@ -203,13 +203,7 @@ def missing_indexes(store: Any) -> list[str]:
     try:
         return list(missing()) if missing is not None else []
     except Exception:  # a database that cannot say (read-only, never opened by this version): as if none were built
-        if getattr(store, "dialect", "") == "sqlite":
-            from flytekitplugins.aios_audit.stores.sqlite import log_indexes
-
-            return list(log_indexes())
-        from flytekitplugins.aios_audit.stores.postgres import LOG_INDEXES
-
-        return list(LOG_INDEXES)
+        return list(getattr(store, "LOG_INDEXES", {}))
 
 
 def unindexed(store: Any, f: ShowFilter) -> list[str]:
@@ -220,7 +214,7 @@ def unindexed(store: Any, f: ShowFilter) -> list[str]:
         "audit_log_kind": bool(f.kind),
         "audit_log_recorded": f.since is not None or f.until is not None,
         "audit_log_actor": f.actor is not None,
-        NAMED_INDEX: bool(f.execution) and getattr(store, "dialect", "") == "sqlite",
+        NAMED_INDEX: bool(f.execution),  # SQLite's alone: a store without it never lists it missing
     }
     words = {"audit_log_kind": "--kind", "audit_log_recorded": "--since/--until", "audit_log_actor": "--actor"}
     return [words.get(name, "--execution") for name, wanted in wants.items() if wanted and name in missing]

@@ -208,8 +208,11 @@ def _deferred(conn: Any, missing: list[str]) -> list[str]:
     names = [name for name in missing if name in LOG_INDEXES]
     if not names or "audit_log" in missing:
         return []
-    size = conn.execute("SELECT COALESCE(MAX(seq), 0) FROM audit_log").fetchone()[0]
-    return names if int(size) > OPEN_INDEX_MAX else []
+    return names if _log_size(conn) > OPEN_INDEX_MAX else []
+
+
+def _log_size(conn: Any) -> int:
+    return int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM audit_log").fetchone()[0])
 
 
 _VALID_INDEXES = """SELECT c.relname FROM pg_class c JOIN pg_index i ON i.indexrelid = c.oid
@@ -218,6 +221,8 @@ WHERE c.relnamespace = quote_ident(current_schema())::regnamespace AND c.relname
 
 class PostgresAuditStore(AuditStore):
     """Hash-chained log in PostgreSQL; one connection per thread and process."""
+
+    LOG_INDEXES = LOG_INDEXES
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -559,8 +564,7 @@ class PostgresAuditStore(AuditStore):
             yield seq, bytes(entry), hashes, bytes(tail), kind and bytes(kind), bytes(pair)
 
     def size(self) -> int:
-        row = self._conn().execute("SELECT COALESCE(MAX(seq), 0) FROM audit_log").fetchone()
-        return int(row[0])
+        return _log_size(self._conn())
 
     def get(self, record_id: str) -> AuditRecord | None:
         return self.get_many([record_id]).get(record_id)

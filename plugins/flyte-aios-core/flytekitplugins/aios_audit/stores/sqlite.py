@@ -134,29 +134,34 @@ def _ids_heads(conn: sqlite3.Connection) -> tuple[int, int]:
     return int(log), int(ids)
 
 
-def log_indexes() -> dict[str, str]:
-    """The log's read indexes by name, each with its ``CREATE INDEX`` statement: the kind, time, actor and
-    named-execution indexes of ``aios audit show`` and the claims' seq index of ``aios audit verify --checkpoint``
-    (appends add to the end of each of their ranges; none is keyed on a random value)."""
-    return {
-        "audit_log_kind": "CREATE INDEX IF NOT EXISTS audit_log_kind ON audit_log(kind)",
-        # time windows of `aios audit show` (the rowid, seq, is the index's last column); times grow with seq, so
-        # each append adds to the index's last page
-        "audit_log_recorded": "CREATE INDEX IF NOT EXISTS audit_log_recorded ON audit_log(recorded_at)",
-        # `aios audit show --actor`: the entry's bytes up to its actor (one key per actor, so appends add to the end
-        # of their actor's range)
-        "audit_log_actor": f"CREATE INDEX IF NOT EXISTS audit_log_actor ON audit_log({actor_sql('sqlite')})",
-        # `aios audit show --execution`: the records whose entries name an execution in a string field (approval
-        # records: one in seven), whose lineage row may name another execution than their column; every other record
-        # is found through its lineage row (no index of the column: appends of other kinds pay nothing)
-        NAMED_INDEX: f"CREATE INDEX IF NOT EXISTS {NAMED_INDEX} ON audit_log(execution) WHERE "
-        + named_execution_sql("sqlite"),
-        "audit_claims_seq": "CREATE INDEX IF NOT EXISTS audit_claims_seq ON audit_claims(seq)",  # checks since a seq
-    }
+LOG_INDEXES = {
+    "audit_log_kind": "CREATE INDEX IF NOT EXISTS audit_log_kind ON audit_log(kind)",
+    # time windows of `aios audit show` (the rowid, seq, is the index's last column); times grow with seq, so each
+    # append adds to the index's last page
+    "audit_log_recorded": "CREATE INDEX IF NOT EXISTS audit_log_recorded ON audit_log(recorded_at)",
+    # `aios audit show --actor`: the entry's bytes up to its actor (one key per actor, so appends add to the end of
+    # their actor's range)
+    "audit_log_actor": f"CREATE INDEX IF NOT EXISTS audit_log_actor ON audit_log({actor_sql('sqlite')})",
+    # `aios audit show --execution`: the records whose entries name an execution in a string field (approval records:
+    # one in seven), whose lineage row may name another execution than their column; every other record is found
+    # through its lineage row (no index of the column: appends of other kinds pay nothing)
+    NAMED_INDEX: f"CREATE INDEX IF NOT EXISTS {NAMED_INDEX} ON audit_log(execution) WHERE "
+    + named_execution_sql("sqlite"),
+    "audit_claims_seq": "CREATE INDEX IF NOT EXISTS audit_claims_seq ON audit_claims(seq)",  # checks since a seq
+}
+"""The log's read indexes by name, each with its ``CREATE INDEX`` statement: the kind, time, actor and named-execution
+indexes of ``aios audit show`` and the claims' seq index of ``aios audit verify --checkpoint`` (appends add to the end
+of each of their ranges; none is keyed on a random value)."""
 
 
 def _log_size(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM audit_log").fetchone()[0])
+
+
+def _present(conn: sqlite3.Connection, names: Sequence[str]) -> set[str]:
+    """Which of the tables and indexes ``names`` the database holds."""
+    q = f"SELECT name FROM sqlite_master WHERE name IN ({','.join('?' * len(names))})"
+    return {name for (name,) in conn.execute(q, tuple(names))}
 
 
 def _rebuild_pays(log: int, ids: int) -> bool:
@@ -213,10 +218,11 @@ class SQLiteAuditStore(AuditStore):
 
     dialect = "sqlite"
     _PROJECTION_OBJECTS = (*(t.name for t in projections.TABLES), *(g.state for g in projections.GROUPS))
+    LOG_INDEXES = LOG_INDEXES
 
     @classmethod
     def _ensure_projections(cls, conn: sqlite3.Connection) -> None:
-        """Create the projection tables once, under the write lock, and the log's read indexes (:func:`log_indexes`)
+        """Create the projection tables once, under the write lock, and the log's read indexes (:data:`LOG_INDEXES`)
         where the log is small enough to index on the spot (:data:`OPEN_INDEX_MAX`).
 
         A log that existed before the tables gets ``missing_through`` = its size, and a larger log that lacks an
@@ -225,12 +231,9 @@ class SQLiteAuditStore(AuditStore):
         indexes of a ten-million-record log at its first open made that open, a governance call's perhaps, take
         minutes while every other writer waited. A read-only database is left as it is: readers then fold the log.
         """
-        indexes = log_indexes()
-        names = (*cls._PROJECTION_OBJECTS, *indexes)
-        q = f"SELECT name FROM sqlite_master WHERE name IN ({','.join('?' * len(names))})"
-        present = {name for (name,) in conn.execute(q, names)}
+        present = _present(conn, (*cls._PROJECTION_OBJECTS, *LOG_INDEXES))
         tables = any(n not in present for n in cls._PROJECTION_OBJECTS)
-        build = [n for n in indexes if n not in present]
+        build = [n for n in LOG_INDEXES if n not in present]
         if build and _log_size(conn) > OPEN_INDEX_MAX:
             build = []  # left to `aios audit rebuild-projections` (missing_indexes says which)
         if not tables and not build:
@@ -238,7 +241,7 @@ class SQLiteAuditStore(AuditStore):
         try:
             with _write(conn):
                 for name in build:
-                    conn.execute(indexes[name])
+                    conn.execute(LOG_INDEXES[name])
                 if tables:
                     for stmt in projections.schema("sqlite"):
                         conn.execute(stmt)
@@ -247,22 +250,20 @@ class SQLiteAuditStore(AuditStore):
                 raise
 
     def missing_indexes(self) -> list[str]:
-        """The log's read indexes (:func:`log_indexes`) this database lacks: a log larger than
-        :data:`OPEN_INDEX_MAX` records opened first by a version that has them (see :meth:`_ensure_projections`)."""
-        indexes = log_indexes()
-        q = f"SELECT name FROM sqlite_master WHERE type = 'index' AND name IN ({','.join('?' * len(indexes))})"
-        present = {name for (name,) in self._conn().execute(q, tuple(indexes))}
-        return [name for name in indexes if name not in present]
+        """The :data:`LOG_INDEXES` this database lacks: a log larger than :data:`OPEN_INDEX_MAX` records opened
+        first by a version that has them (see :meth:`_ensure_projections`)."""
+        present = _present(self._conn(), tuple(LOG_INDEXES))
+        return [name for name in LOG_INDEXES if name not in present]
 
     def build_indexes(self, progress: Callable[[str, float], None] | None = None) -> list[str]:
         """Build the log's missing read indexes, one write transaction each (other writers wait for one index at
         most), ``progress(name, seconds)`` told as each is done; returns their names."""
-        indexes, built = log_indexes(), []
+        built: list[str] = []
         conn = self._conn()
         for name in self.missing_indexes():
             t0 = time.perf_counter()
             with _write(conn):
-                conn.execute(indexes[name])
+                conn.execute(LOG_INDEXES[name])
             built.append(name)
             if progress is not None:
                 progress(name, time.perf_counter() - t0)
@@ -392,8 +393,7 @@ class SQLiteAuditStore(AuditStore):
         yield from self._conn().execute(q, (start, end if end is not None else 2**62))
 
     def size(self) -> int:
-        row = self._conn().execute("SELECT COALESCE(MAX(seq), 0) FROM audit_log").fetchone()
-        return int(row[0])
+        return _log_size(self._conn())
 
     def get(self, record_id: str) -> AuditRecord | None:
         return self.get_many([record_id]).get(record_id)
