@@ -291,18 +291,66 @@ def test_a_rebuild_rechecks_under_the_lock(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_a_short_backlog_is_read_from_the_tail_without_writing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With the default threshold, look-ups after appends on a store of a few hundred records answer from the id table
-    and the log's tail, never taking the write lock, and the records they return are those ``scan`` reads."""
+    """With the default thresholds, look-ups after appends answer from the id table and the log's tail, taking the
+    write lock only once more than ``IDS_TAIL_FREE`` records wait, and then for one step of ``IDS_STEP`` records
+    (never for the whole backlog), and the records they return are those ``scan`` reads."""
     monkeypatch.setattr(sqlite_store, "IDS_TAIL_READ", 512)
+    assert (sqlite_store.IDS_TAIL_FREE, sqlite_store.IDS_STEP) == (32, 64)
     store = open_store(f"sqlite:///{tmp_path}/a.db")
     statements: list[str] = []
     store._conn().set_trace_callback(statements.append)  # type: ignore[attr-defined]
     made = []
     for i in range(40):
+        before = store.ids_backlog()
         made += store.append_many([AuditEvent(kind="task", actor=f"a{i}-{k}") for k in range(10)])
         statements.clear()
         assert store.get_many([made[-1].record_id, made[i].record_id]) == {r.record_id: r for r in (made[-1], made[i])}
-        assert not [s for s in statements if s.startswith(("BEGIN", "INSERT"))], (i, statements)
+        writes = [s for s in statements if s.startswith(("BEGIN", "INSERT"))]
+        if before + 10 <= 32:
+            assert not writes, (i, statements)
+            assert store.ids_backlog() == before + 10
+        else:  # one step: the oldest 64 waiting (or all of them, if fewer)
+            assert sum(s.startswith("BEGIN IMMEDIATE") for s in writes) == 1, (i, statements)
+            assert store.ids_backlog() == max(0, before + 10 - 64)
     store._conn().set_trace_callback(None)  # type: ignore[attr-defined]
-    assert store.ids_backlog() == 400
     assert store.get_many([r.record_id for r in made]) == {r.record_id: r for r in store.scan()}
+
+
+def test_a_look_up_indexes_one_step_of_a_longer_backlog_and_reads_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Three hundred records waiting (fewer than ``IDS_TAIL_READ``): a look-up indexes the oldest 64 in one write
+    transaction, in record-id order, and finds records on both sides of the step, and none twice; the id table holds
+    exactly the log's first records, so no record can be skipped by the next step."""
+    monkeypatch.setattr(sqlite_store, "IDS_TAIL_READ", 512)
+    store = open_store(f"sqlite:///{tmp_path}/a.db")
+    first = store.append(AuditEvent(kind="task", actor="first"))
+    assert store.get(first.record_id) == first  # one waiting: read from the tail, nothing written
+    assert store.ids_backlog() == 1
+    recs = [first, *store.append_many([AuditEvent(kind="task", actor=f"a{i}") for i in range(299)])]
+    statements: list[str] = []
+    store._conn().set_trace_callback(statements.append)  # type: ignore[attr-defined]
+    wanted = [recs[0], recs[63], recs[64], recs[-1]]  # the step's first and last, the tail's first and last
+    assert store.get_many([r.record_id for r in wanted]) == {r.record_id: r for r in wanted}
+    store._conn().set_trace_callback(None)  # type: ignore[attr-defined]
+    inserts = [s for s in statements if s.startswith("INSERT")]
+    assert sum(s.startswith("BEGIN IMMEDIATE") for s in statements) == 1 and len(inserts) == 1, statements
+    assert "ORDER BY leaf_hash" in inserts[0]
+    ids = sqlite3.connect(tmp_path / "a.db").execute("SELECT seq, leaf_hash FROM audit_ids ORDER BY seq").fetchall()
+    assert ids == [(r.seq, r.record_id) for r in recs[:64]]
+    assert store.ids_backlog() == 236
+
+
+def test_a_read_only_database_answers_a_backlog_it_cannot_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """More than ``IDS_TAIL_FREE`` records waiting in a database that cannot be written: the step fails quietly and the
+    look-up reads every waiting record from the log's tail."""
+    monkeypatch.setattr(sqlite_store, "IDS_TAIL_READ", 512)
+    store = open_store(f"sqlite:///{tmp_path}/a.db")
+    recs = store.append_many([AuditEvent(kind="task", actor=f"a{i}") for i in range(100)])
+    store.close()
+    ro = open_store(f"sqlite:///{tmp_path}/a.db")
+    ro._conn().execute("PRAGMA query_only = ON")  # type: ignore[attr-defined]
+    assert ro.get_many([recs[0].record_id, recs[99].record_id]) == {r.record_id: r for r in (recs[0], recs[99])}
+    assert ro.ids_backlog() == 100

@@ -82,7 +82,15 @@ IDS_BULK_MIN = 200_000  # a backlog this large, and larger than the indexed part
 WAL_SIZE_LIMIT = 64 << 20  # bytes of write-ahead log kept on disk once it restarts (PRAGMA journal_size_limit)
 IDS_TAIL_READ = 512
 """Records appended since the id table's last catch-up that a look-up by id reads from the log's tail instead of
-indexing them first (about 0.5 ms for 512 rows at a million records, less than the durable write's fsync)."""
+indexing them all first (about 0.5 ms for 512 rows at a million records, less than the durable write's fsync)."""
+IDS_TAIL_FREE = 32
+"""Records a look-up leaves waiting without writing: more than this (and at most :data:`IDS_TAIL_READ`), and it first
+indexes the oldest :data:`IDS_STEP` of them, one small write transaction, and reads the rest from the tail."""
+IDS_STEP = 64
+"""Records one look-up indexes at most while the backlog is short (see :data:`IDS_TAIL_FREE`): the id index is keyed
+on random ids, so each record it takes costs a page of it wherever that lies (at ten million records, indexing 512 in
+one look-up took 72-111 ms and set off a write-ahead log checkpoint; a step of 64 costs a few ms), and a backlog is
+worked off a step a look-up instead of all at once by the look-up that found it."""
 OPEN_INDEX_MAX = 100_000
 """Records up to which opening a log that lacks one of its read indexes builds it on the spot (a fraction of a second
 each); a larger log is opened without it and ``aios audit rebuild-projections`` builds it, with progress (see
@@ -413,6 +421,8 @@ class SQLiteAuditStore(AuditStore):
         except sqlite3.Error:
             log = indexed = 0
         if 0 < log - indexed <= IDS_TAIL_READ:
+            if log - indexed > IDS_TAIL_FREE and self._index_step(conn, IDS_STEP):
+                indexed = min(log, indexed + IDS_STEP)  # at least these: the tail read starts after them
             wheres = [via_ids, f"seq > {int(indexed)} AND leaf_hash IN ({{}})"]
         else:
             wheres = [via_ids] if self._index_ids(conn) else ["leaf_hash IN ({})"]
@@ -468,20 +478,37 @@ class SQLiteAuditStore(AuditStore):
                 if log <= ids:
                     return True  # nothing appended during the rebuild
             while True:
-                with _write(conn):
-                    cur = conn.execute(
-                        "INSERT OR IGNORE INTO audit_ids (seq, leaf_hash) SELECT seq, leaf_hash FROM audit_log "
-                        "WHERE seq > (SELECT COALESCE(MAX(seq), 0) FROM audit_ids) "
-                        "AND seq <= (SELECT COALESCE(MAX(seq), 0) FROM audit_ids) + ? ORDER BY leaf_hash",
-                        (IDS_CHUNK,),
-                    )
-                done += max(cur.rowcount, 0)
+                added = SQLiteAuditStore._index_next(conn, IDS_CHUNK)
+                done += added
                 if progress is not None:
                     progress(done)
-                if cur.rowcount < IDS_CHUNK:
+                if added < IDS_CHUNK:
                     return True
         except sqlite3.Error:
             return False
+
+    @staticmethod
+    def _index_step(conn: sqlite3.Connection, limit: int) -> bool:
+        """Index the oldest ``limit`` records the id table lacks, one write transaction; False if that cannot be done
+        (a read-only database: the look-up then reads them from the log's tail all the same)."""
+        try:
+            SQLiteAuditStore._index_next(conn, limit)
+        except sqlite3.Error:
+            return False
+        return True
+
+    @staticmethod
+    def _index_next(conn: sqlite3.Connection, limit: int) -> int:
+        """Add the next ``limit`` records after the id table's last to it, in one write transaction, sorted by record
+        id (the random-order index is filled in key order, each of its pages touched once); returns how many."""
+        with _write(conn):
+            cur = conn.execute(
+                "INSERT OR IGNORE INTO audit_ids (seq, leaf_hash) SELECT seq, leaf_hash FROM audit_log "
+                "WHERE seq > (SELECT COALESCE(MAX(seq), 0) FROM audit_ids) "
+                "AND seq <= (SELECT COALESCE(MAX(seq), 0) FROM audit_ids) + ? ORDER BY leaf_hash",
+                (limit,),
+            )
+        return max(cur.rowcount, 0)
 
     @staticmethod
     def _rebuild_ids(conn: sqlite3.Connection) -> int:
