@@ -83,14 +83,20 @@ WAL_SIZE_LIMIT = 64 << 20  # bytes of write-ahead log kept on disk once it resta
 IDS_TAIL_READ = 512
 """Records appended since the id table's last catch-up that a look-up by id reads from the log's tail instead of
 indexing them all first (about 0.5 ms for 512 rows at a million records, less than the durable write's fsync)."""
-IDS_TAIL_FREE = 32
+IDS_TAIL_FREE = 8
 """Records a look-up leaves waiting without writing: more than this (and at most :data:`IDS_TAIL_READ`), and it first
 indexes the oldest :data:`IDS_STEP` of them, one small write transaction, and reads the rest from the tail."""
-IDS_STEP = 64
-"""Records one look-up indexes at most while the backlog is short (see :data:`IDS_TAIL_FREE`): the id index is keyed
-on random ids, so each record it takes costs a page of it wherever that lies (at ten million records, indexing 512 in
-one look-up took 72-111 ms and set off a write-ahead log checkpoint; a step of 64 costs a few ms), and a backlog is
-worked off a step a look-up instead of all at once by the look-up that found it."""
+IDS_STEP = 16
+"""Records one look-up indexes at most while the backlog is short (see :data:`IDS_TAIL_FREE`). The id index is keyed on
+random ids, so each record it takes costs a page of it wherever that lies, written again where the write-ahead log is
+checkpointed: at ten million records a look-up that indexed 512 at once took 55-186 ms (the governance calls'
+maximum, and their p99 in most runs of 200), a step of 16 about 2 ms, so a backlog is worked off a step a look-up
+(benchmarks/README.md: the governance calls' p99 at ten million records by step and checkpoint size)."""
+WAL_CHECKPOINT_PAGES = 250
+"""Pages of write-ahead log after which a commit copies them into the database (``PRAGMA wal_autocheckpoint``; SQLite's
+default is 1000). The id index's pages lie all over a large log's file, so each checkpoint writes some of them back
+wherever they are: four smaller checkpoints instead of one keep each within a governance call's budget (measured at
+ten million records; single and batched appends on a small store unchanged)."""
 OPEN_INDEX_MAX = 100_000
 """Records up to which opening a log that lacks one of its read indexes builds it on the spot (a fraction of a second
 each); a larger log is opened without it and ``aios audit rebuild-projections`` builds it, with progress (see
@@ -324,6 +330,7 @@ class SQLiteAuditStore(AuditStore):
             # after a large transaction (an id table rebuilt at ten million records: 1.5 GB of write-ahead log) the
             # WAL file is cut back to this when it next restarts, instead of keeping its largest size on disk
             conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
+            conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
             self._local.conn = conn
             self._local.pid = os.getpid()
         return conn
