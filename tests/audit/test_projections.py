@@ -236,6 +236,29 @@ def test_indexed_reads_equal_the_fold_and_refuse_an_edited_row(url: str) -> None
     store.close()
 
 
+def test_open_requests_are_read_and_folded_a_chunk_at_a_time(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pending listing's read: the unexpired requests in chunks of ``OPEN_CHUNK`` (each chunk's rows and records
+    read together, as the caller iterates), the same states in the same order as one fold of the whole log."""
+    from flytekitplugins.aios_approvals import state
+
+    store = open_store(url)
+    store.append_many(_events(9))
+    view, fold = projection(store), folded(store)
+    assert isinstance(view, IndexedProjection)
+    monkeypatch.setattr(state, "OPEN_CHUNK", 2)
+    asked: list[list[str]] = []
+    rows = view._rows
+    monkeypatch.setattr(view, "_rows", lambda ids: asked.append(ids) or rows(ids))
+    it = view.open_requests(NOW)
+    assert asked == []  # nothing read before the caller iterates
+    got = list(it)
+    want = fold.open_requests(NOW)
+    assert len(want) >= 3, "the trail needs more open requests than one chunk"
+    assert [(s.request, s.decisions, s.verified) for s in got] == [(s.request, s.decisions, s.verified) for s in want]
+    assert [len(ids) for ids in asked] == [2] * (len(want) // 2) + ([len(want) % 2] if len(want) % 2 else [])
+    store.close()
+
+
 def test_a_reader_refuses_an_edited_record_behind_a_row(aios_env: Path) -> None:
     url = f"sqlite:///{aios_env}/proj.db"
     store = open_store(url)

@@ -59,8 +59,8 @@ def list_cmd(ctx: click.Context, show_all: bool, as_json: bool) -> None:
     env = Env.load(settings_from(ctx))
     view = projection(env.store)  # pending requests have not expired: the expiry index finds them
     states = view.requests.values() if show_all else view.open_requests(get_clock().now())
-    rows = [_row(st, env) for st in states]
-    rows = [r for r in rows if show_all or r["status"] == "pending"]
+    # the open requests are read a chunk at a time as they are evaluated: only the pending ones' rows are kept
+    rows = [r for st in states if (r := _row(st, env))["status"] == "pending" or show_all]
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return
