@@ -396,13 +396,18 @@ def read_sealed(store: Any, table: Table, rows: Sequence[Row]) -> dict[int, tupl
     return got
 
 
-def sealed_records(store: Any, found: Iterable[tuple[Table, Sequence[Row]]]) -> list[Any]:
-    """The checked records (:func:`read_sealed`) that rows of several tables name, parsed, in log order."""
+def sealed_records(store: Any, found: Iterable[tuple[Table, Sequence[Row]]], lite: bool = False) -> list[Any]:
+    """The checked records (:func:`read_sealed`) that rows of several tables name, parsed, in log order: as
+    :class:`.records.AuditRecord`, or with ``lite`` as :func:`.lite.lite_record`'s read-only records (the same
+    fields, parsed without validating the event: for a fold that reads them and keeps none)."""
+    from flytekitplugins.aios_audit.lite import lite_record
     from flytekitplugins.aios_audit.records import record_from_entry
 
     raw: dict[int, tuple[bytes, str, str, str]] = {}
     for table, rows in found:
         raw.update(read_sealed(store, table, rows))
+    if lite:
+        return [lite_record(raw[seq][0], raw[seq][1]) for seq in sorted(raw)]
     return [record_from_entry(*raw[seq]) for seq in sorted(raw)]
 
 
