@@ -187,8 +187,10 @@ class IndexedProjection:
         request's (12,445 unexpired requests, after a burst of governance calls on a ten-million-record trail, held
         393 MB at once in ``aios approvals list``), and a caller that keeps only some of them (the pending ones)
         holds those alone. Each request's state depends on its own records only, so chunks fold as the whole did."""
-        rows = pj.select(self.store, pj.REQUESTS, "expires_at > ?", [pj.utc_text(now)])
-        ids = list(dict.fromkeys(str(r[1]) for r in rows))
+        # ordered by the expiry index itself, then by seq here: ordered by seq in SQL, SQLite read the whole table in
+        # seq order instead (every request ever opened: 2.5 s from a cold cache at ten million records, none open)
+        rows = pj.select(self.store, pj.REQUESTS, "expires_at > ?", [pj.utc_text(now)], order="expires_at, seq")
+        ids = list(dict.fromkeys(str(r[1]) for r in sorted(rows, key=lambda r: int(r[0]))))
         del rows
         for i in range(0, len(ids), OPEN_CHUNK):
             p = self._fold(self._rows(ids[i : i + OPEN_CHUNK]))
