@@ -90,8 +90,8 @@ IDS_STEP = 16
 """Records one look-up indexes at most while the backlog is short (see :data:`IDS_TAIL_FREE`). The id index is keyed on
 random ids, so each record it takes costs a page of it wherever that lies, written again where the write-ahead log is
 checkpointed: at ten million records a look-up that indexed 512 at once took 55-186 ms (the governance calls'
-maximum, and their p99 in most runs of 200), a step of 16 about 2 ms, so a backlog is worked off a step a look-up
-(benchmarks/README.md: the governance calls' p99 at ten million records by step and checkpoint size)."""
+maximum, and the p99 of a run of 200 that met two of them), a step of 16 about 2 ms, so a backlog is worked off a
+step a look-up (benchmarks/README.md: the governance calls' p99 at ten million records by step and checkpoint size)."""
 WAL_CHECKPOINT_PAGES = 250
 """Pages of write-ahead log after which a commit copies them into the database (``PRAGMA wal_autocheckpoint``; SQLite's
 default is 1000). The id index's pages lie all over a large log's file, so each checkpoint writes some of them back
