@@ -17,11 +17,20 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
+from flytekitplugins.aios_approvals.clock import ManualClock, use_clock
 from flytekitplugins.aios_approvals.models import ApprovalDecision, ApprovalRequest
-from flytekitplugins.aios_approvals.state import IndexedProjection, Projection, folded, projection
+from flytekitplugins.aios_approvals.state import (
+    IndexedProjection,
+    Projection,
+    act_claim,
+    folded,
+    pending_candidates,
+    projection,
+    use_claim,
+)
 from flytekitplugins.aios_audit import AuditEvent
 from flytekitplugins.aios_audit import projections as pj
-from flytekitplugins.aios_audit.stores import AuditStore, AuditWriteError, open_store
+from flytekitplugins.aios_audit.stores import CLAIMS_ATTR, AuditStore, AuditWriteError, claim, open_store
 from flytekitplugins.aios_audit.verify import verify_store
 from flytekitplugins.aios_catalog.fold import CatalogState, indexed_state
 from flytekitplugins.aios_core.cli import cli
@@ -257,6 +266,65 @@ def test_open_requests_are_read_and_folded_a_chunk_at_a_time(url: str, monkeypat
     assert [(s.request, s.decisions, s.verified) for s in got] == [(s.request, s.decisions, s.verified) for s in want]
     assert [len(ids) for ids in asked] == [2] * (len(want) // 2) + ([len(want) % 2] if len(want) % 2 else [])
     store.close()
+
+
+def _claimed(rid: str, key: str, kind: str = "action_authorized") -> AuditEvent:
+    """A record holding ``key`` for request ``rid`` (the acting point's, the gate's, or anyone's who may append)."""
+    return AuditEvent(
+        kind=kind, actor="service:p", status="authorized", subject=rid, attributes={CLAIMS_ATTR: [claim(key, "x")]}
+    )
+
+
+@pytest.mark.parametrize("indexed", [True, False])
+def test_pending_candidates_leave_out_requests_whose_approval_was_used(
+    url: str, indexed: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The approvers' listing reads only the unexpired requests whose approval no execution used and no action acted
+    on: a held claim means the request was verified approved (or can never be used by anyone else), so reading and
+    verifying its records (0.28 ms each, 3.5 s for 12,445 at ten million records) told the listing nothing. The
+    others are read as before, in chunks; the folded view (no projection tables) leaves out the same ones."""
+    from flytekitplugins.aios_approvals import state
+
+    store = open_store(url)
+    store.append_many(_events(12))
+    used, acted, both, claimed_late = (_request(i).request_id for i in (1, 2, 4, 5))
+    store.append_many([_claimed(used, use_claim(used), "approval_verified"), _claimed(acted, act_claim(acted))])
+    store.append_many([_claimed(both, use_claim(both), "approval_verified"), _claimed(both, act_claim(both))])
+    store.append_many([_claimed(claimed_late, act_claim(claimed_late))])  # a later transaction of its own
+    if not indexed:
+        monkeypatch.setattr(pj, "available", lambda _store: False)
+    monkeypatch.setattr(state, "OPEN_CHUNK", 2)
+    read: list[str] = []
+    if indexed:
+        monkeypatch.setattr(
+            IndexedProjection, "_rows", lambda self, ids, f=IndexedProjection._rows: read.extend(ids) or f(self, ids)
+        )
+    got = [s.request.request_id for s in pending_candidates(store, NOW)]
+    open_now = [s.request.request_id for s in folded(store).open_requests(NOW)]
+    assert {used, acted, both, claimed_late} <= set(open_now)
+    want = [rid for rid in open_now if rid not in {used, acted, both, claimed_late}]
+    assert got == want and len(want) >= 3
+    assert not indexed or read == want  # the used requests' rows and records were never read
+    # the full listing still shows every request, the claimed ones with their verified status
+    assert {used, acted, both} <= set(projection(store).requests)
+    store.close()
+
+
+def test_approvals_list_leaves_out_used_requests_and_list_all_keeps_them(aios_env: Path) -> None:
+    """Through the command: the pending listing leaves out a request whose approval was acted on; ``--all`` keeps it."""
+    store = open_store(f"sqlite:///{aios_env}/cli.db")
+    store.append_many(_events(6))
+    acted = _request(2).request_id
+    store.append_many([_claimed(acted, act_claim(acted))])
+    store.close()
+    runner = CliRunner()
+    url = f"sqlite:///{aios_env}/cli.db"
+    with use_clock(ManualClock(NOW)):
+        pending = json.loads(runner.invoke(cli, ["--store", url, "approvals", "list", "--json"]).output)
+        every = json.loads(runner.invoke(cli, ["--store", url, "approvals", "list", "--all", "--json"]).output)
+    ids = {r["request_id"] for r in pending}
+    assert acted not in ids and _request(1).request_id in ids and {r["status"] for r in pending} == {"pending"}
+    assert {r["request_id"]: r["status"] for r in every}[acted] == "pending"  # unsigned decision: not approved
 
 
 def test_open_requests_are_found_through_the_expiry_index(aios_env: Path) -> None:

@@ -16,7 +16,7 @@ from flytekitplugins.aios_approvals.clock import get_clock
 from flytekitplugins.aios_approvals.evaluate import Env, evaluate
 from flytekitplugins.aios_approvals.models import Action
 from flytekitplugins.aios_approvals.service import ApprovalNotFound, DecideResult, decide, record_refusal
-from flytekitplugins.aios_approvals.state import RequestState, projection
+from flytekitplugins.aios_approvals.state import RequestState, pending_candidates, projection
 from flytekitplugins.aios_core.cli import settings_from
 from flytekitplugins.aios_core.cli_output import Column, UserError, echo_json, print_table
 from flytekitplugins.aios_core.redact import mask_url
@@ -57,8 +57,8 @@ def approvals() -> None:
 def list_cmd(ctx: click.Context, show_all: bool, as_json: bool) -> None:
     """Pending requests: what, why, who may decide, time left."""
     env = Env.load(settings_from(ctx))
-    view = projection(env.store)  # pending requests have not expired: the expiry index finds them
-    states = view.requests.values() if show_all else view.open_requests(get_clock().now())
+    # a pending request has not expired and its approval is unused: the expiry index and the claims find them
+    states = projection(env.store).requests.values() if show_all else pending_candidates(env.store, get_clock().now())
     # the open requests are read a chunk at a time as they are evaluated: only the pending ones' rows are kept
     rows = [r for st in states if (r := _row(st, env))["status"] == "pending" or show_all]
     if as_json:

@@ -181,15 +181,25 @@ class IndexedProjection:
         latest = rounds.latest_for(content_key)
         return self.get(latest.request.request_id) if latest is not None else None
 
-    def open_requests(self, now: dt.datetime) -> Iterator[RequestState]:
+    def open_requests(self, now: dt.datetime, unused: bool = False) -> Iterator[RequestState]:
         """Requests that have not expired at ``now``, found through the expiry index, oldest first, read and folded
         :data:`OPEN_CHUNK` at a time as the caller iterates: memory follows one chunk's records, not every open
         request's (12,445 unexpired requests, after a burst of governance calls on a ten-million-record trail, held
         393 MB at once in ``aios approvals list``), and a caller that keeps only some of them (the pending ones)
-        holds those alone. Each request's state depends on its own records only, so chunks fold as the whole did."""
+        holds those alone. Each request's state depends on its own records only, so chunks fold as the whole did.
+
+        With ``unused``, only those whose approval no execution has used and no action has acted on (neither
+        :func:`use_claim` nor :func:`act_claim` is held in the store's claims table): see :func:`pending_candidates`.
+        """
         # ordered by the expiry index itself, then by seq here: ordered by seq in SQL, SQLite read the whole table in
         # seq order instead (every request ever opened: 2.5 s from a cold cache at ten million records, none open)
-        rows = pj.select(self.store, pj.REQUESTS, "expires_at > ?", [pj.utc_text(now)], order="expires_at, seq")
+        where = "expires_at > ?"
+        if unused:  # one look-up of the claims' primary key per claim and request, in the same query
+            where += "".join(
+                f" AND NOT EXISTS (SELECT 1 FROM audit_claims c WHERE c.claim = '{prefix}' || request_id)"
+                for prefix in (use_claim(""), act_claim(""))
+            )
+        rows = pj.select(self.store, pj.REQUESTS, where, [pj.utc_text(now)], order="expires_at, seq")
         ids = list(dict.fromkeys(str(r[1]) for r in sorted(rows, key=lambda r: int(r[0]))))
         del rows
         for i in range(0, len(ids), OPEN_CHUNK):
@@ -205,6 +215,31 @@ class IndexedProjection:
 
 _lock = threading.Lock()
 _projections: weakref.WeakKeyDictionary[AuditStore, Projection] = weakref.WeakKeyDictionary()
+
+
+def pending_candidates(store: AuditStore, now: dt.datetime) -> Iterator[RequestState]:
+    """The requests of ``store`` that may be pending at ``now``, oldest first: those that have not expired and whose
+    approval no execution has used and no action has acted on (neither :func:`use_claim` nor :func:`act_claim` is
+    held). Every pending request is among them; the caller still evaluates each (``evaluate.evaluate``).
+
+    A claim is taken only by an execution or an action that has just verified the request ``approved``
+    (``verify.verify_requests``, ``acting.authorize``), and once taken no other can take it: a request whose claim
+    is held can never be used again, whatever its decisions. So the approvers' listing need not read and verify its
+    records: with most unexpired requests approved and used (a day of the pipeline's invoices), reading them all
+    cost about 0.28 ms a request (3.5 s for 12,445 at ten million records). A claim taken by someone else without an
+    approved request (an attacker who may append) blocks the request's use as it did before, and takes it off this
+    listing; ``aios approvals list --all`` still shows it with its verified status.
+    """
+    view = projection(store)
+    if isinstance(view, IndexedProjection):
+        yield from view.open_requests(now, unused=True)
+        return
+    states = view.open_requests(now)
+    for i in range(0, len(states), OPEN_CHUNK):
+        part = states[i : i + OPEN_CHUNK]
+        keys = [(use_claim(st.request.request_id), act_claim(st.request.request_id)) for st in part]
+        held = store.claim_holders([k for pair in keys for k in pair])
+        yield from (st for st, pair in zip(part, keys, strict=True) if not held.keys() & set(pair))
 
 
 def projection(store: AuditStore) -> Projection | IndexedProjection:

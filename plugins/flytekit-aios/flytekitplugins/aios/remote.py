@@ -20,7 +20,7 @@ from flyteidl.core import identifier_pb2, literals_pb2
 from flytekitplugins.aios_approvals.clock import get_clock
 from flytekitplugins.aios_approvals.evaluate import Env, evaluate
 from flytekitplugins.aios_approvals.models import ApprovalRequest
-from flytekitplugins.aios_approvals.state import projection
+from flytekitplugins.aios_approvals.state import pending_candidates
 from flytekitplugins.aios_core.errors import AiosError
 
 
@@ -82,8 +82,7 @@ def cluster_principal(remote: Any) -> str:
 
 def gate_settled(env: Env, req: ApprovalRequest) -> bool:
     """True when no request of ``req``'s gate in ``req``'s execution is still pending."""
-    proj = projection(env.store)
-    for st in proj.open_requests(get_clock().now()):  # a pending request has not expired
+    for st in pending_candidates(env.store, get_clock().now()):  # unexpired, its approval unused
         r = st.request
         if r.execution == req.execution and r.signal_id == req.signal_id and evaluate(st, env).status == "pending":
             return False
