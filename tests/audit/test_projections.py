@@ -343,6 +343,18 @@ def test_open_requests_are_found_through_the_expiry_index(aios_env: Path) -> Non
     (query,) = [q for q in statements if "expires_at >" in q]
     plan = " ".join(str(row[-1]) for row in conn.execute("EXPLAIN QUERY PLAN " + query))
     assert f"INDEX {pj.REQUESTS.name}_expires_at" in plan, plan
+    # the pending listing's query: the same range, each claim looked up by the claims' primary key
+    statements.clear()
+    conn.set_trace_callback(statements.append)
+    assert [s.request.request_id for s in pending_candidates(store, NOW)] == open_now  # no claim held here
+    conn.set_trace_callback(None)
+    (query,) = [q for q in statements if "expires_at >" in q]
+    plan = " ".join(str(row[-1]) for row in conn.execute("EXPLAIN QUERY PLAN " + query))
+    assert (
+        f"INDEX {pj.REQUESTS.name}_expires_at" in plan
+        and plan.count("COVERING INDEX sqlite_autoindex_audit_claims_1") == 2
+    )
+    assert "SCAN" not in plan, plan
     store.close()
 
 
