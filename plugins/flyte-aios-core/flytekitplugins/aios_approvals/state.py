@@ -228,7 +228,8 @@ def pending_candidates(store: AuditStore, now: dt.datetime) -> Iterator[RequestS
     records: with most unexpired requests approved and used (a day of the pipeline's invoices), reading them all
     cost about 0.28 ms a request (3.5 s for 12,445 at ten million records). A claim taken by someone else without an
     approved request (an attacker who may append) blocks the request's use as it did before, and takes it off this
-    listing; ``aios approvals list --all`` still shows it with its verified status.
+    listing; ``aios approvals list --all`` still shows it with its verified status. A claims row written into the
+    database by hand does the same, and ``aios audit verify`` reports it (``claim_extra``), as a deleted request row.
     """
     view = projection(store)
     if isinstance(view, IndexedProjection):
