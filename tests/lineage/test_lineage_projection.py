@@ -156,6 +156,40 @@ def test_a_trace_shows_the_record_id_catch_up_as_a_step(aios_env: Path, monkeypa
     assert store.ids_backlog() == 0  # type: ignore[attr-defined]
 
 
+def test_a_trace_reads_a_shorter_backlog_from_the_log_tail_with_the_same_answers(aios_env: Path) -> None:
+    """More records waiting for the id table than the governance calls read from the log's tail (``IDS_TAIL_READ``),
+    fewer than a trace indexes first (``BACKLOG_SHOWN``): the trace reads them from the tail, each look-up indexing
+    one small step, instead of indexing them all first (1.7-3.1 s for ten thousand at ten million records,
+    benchmarks/README.md). Its answers, by full record id and by prefix, are those given once the ids are indexed."""
+    from flytekitplugins.aios_audit import lineage_cli
+    from flytekitplugins.aios_audit.stores import sqlite as sqlite_store
+    from flytekitplugins.aios_core.settings import get_settings
+
+    store = open_store(get_settings().audit_store)
+    docs = write_trail(store, 2)
+    filler = store.append_many([AuditEvent(kind="task", actor="service:x", subject=f"d{i}") for i in range(700)])
+    waiting = store.ids_backlog()  # type: ignore[attr-defined]
+    assert sqlite_store.IDS_TAIL_READ < waiting < lineage_cli.BACKLOG_SHOWN
+    refs = [docs[0]["action"], docs[1]["action"][:12], filler[650].record_id, filler[3].record_id[:10]]
+
+    def traces() -> list[dict[str, object]]:
+        out = []
+        for ref in refs:
+            res = CliRunner().invoke(cli, ["lineage", "trace", ref, "--json"])
+            assert res.exit_code == 0, res.output
+            out.append(json.loads(res.output))
+        return out
+
+    from_tail = traces()
+    left = store.ids_backlog()  # type: ignore[attr-defined]
+    assert 0 < left < waiting  # a step of 16 a look-up (seven look-ups a trace here), not all of them first
+    assert [d["resolved"] for d in from_tail[2:]] == [[filler[650].record_id], [filler[3].record_id]]
+    assert from_tail[1]["resolved"] == [docs[1]["action"]]
+    assert store.catch_up_ids()  # type: ignore[attr-defined]
+    assert traces() == from_tail
+    store.close()
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_a_closure_reads_each_level_in_a_few_queries_with_the_same_answer(
     backend: str, tmp_path: Path, request: pytest.FixtureRequest

@@ -27,20 +27,27 @@ def resolve_store_url(settings: Settings) -> str:
         raise AuditWriteError(str(e)) from e
 
 
-def audit_log(settings: Settings, url: str | None = None, *, emit: bool = True) -> AuditStore:
+def audit_log(
+    settings: Settings, url: str | None = None, *, emit: bool = True, ids_tail_read: int | None = None
+) -> AuditStore:
     """The process-wide store for ``url`` (default: ``settings.audit_store``).
 
     Args:
         settings: The caller's resolved settings (built once by the command or task and passed down).
         url: Store URL overriding the settings.
         emit: Attach the OpenLineage / OpenTelemetry emitters the settings ask for.
+        ids_tail_read: SQLite's look-ups by record id: how many records appended since the id table's last catch-up
+            are read from the log's tail rather than indexed first (see :func:`open_store`); the default suits the
+            governance calls, a one-shot reader passes more. Each figure is its own store object.
     """
     url = url or resolve_store_url(settings)
     key = f"{url}|{settings.lineage_url}|{settings.otel_exporter}" if emit else f"{url}|raw"
+    if ids_tail_read is not None:
+        key += f"|tail={int(ids_tail_read)}"
     with _lock:
         store = _stores.get(key)
         if store is None:
-            store = open_store(url)
+            store = open_store(url, ids_tail_read=ids_tail_read)
             if emit:
                 from flytekitplugins.aios_audit.emit import attach_emitters
 

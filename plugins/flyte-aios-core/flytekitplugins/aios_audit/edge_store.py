@@ -152,9 +152,10 @@ class StoreEdges:
 
     def by_prefix(self, prefix: str) -> list[str]:
         """Record ids starting with ``prefix`` (at most two: enough to tell unique from ambiguous)."""
-        catch_up_ids = getattr(self.store, "catch_up_ids", None)
-        table = "audit_ids" if catch_up_ids is not None and catch_up_ids() else "audit_log"
-        q = f"SELECT leaf_hash FROM {table} WHERE leaf_hash >= ? AND leaf_hash < ? LIMIT 2"
+        with_prefix = getattr(self.store, "ids_with_prefix", None)  # SQLite: its id table and the log's tail
+        if with_prefix is not None:
+            return list(with_prefix(prefix, 2))
+        q = "SELECT leaf_hash FROM audit_log WHERE leaf_hash >= ? AND leaf_hash < ? LIMIT 2"
         return [str(r[0]) for r in self.store.read_sql(q, [prefix, prefix + "g"])]
 
     def nodes_like(self, pattern: str) -> list[str]:

@@ -288,12 +288,17 @@ def keep_inherited(conn: object) -> None:
         _inherited.append(conn)
 
 
-def open_store(url: str) -> AuditStore:
-    """Open the store a URL names; an unknown scheme is a clear error."""
+def open_store(url: str, *, ids_tail_read: int | None = None) -> AuditStore:
+    """Open the store a URL names; an unknown scheme is a clear error.
+
+    ``ids_tail_read``: SQLite only (see :class:`~flytekitplugins.aios_audit.stores.sqlite.SQLiteAuditStore`): how many
+    records appended since its record-id table's last catch-up a look-up by id reads from the log's tail rather than
+    indexing first; a one-shot reader passes a larger figure than the default. PostgreSQL indexes ids as it appends.
+    """
     if url.startswith("sqlite:///"):
         from flytekitplugins.aios_audit.stores.sqlite import SQLiteAuditStore
 
-        return SQLiteAuditStore(url)
+        return SQLiteAuditStore(url, ids_tail_read=ids_tail_read)
     if url.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
         from flytekitplugins.aios_audit.stores.postgres import PostgresAuditStore
 

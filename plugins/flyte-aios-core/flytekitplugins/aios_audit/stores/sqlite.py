@@ -218,10 +218,21 @@ def _take_turn(lock_fd: int, wait_fd: int) -> None:
 class SQLiteAuditStore(AuditStore):
     """Hash-chained log in one SQLite file; safe for several threads and processes."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, ids_tail_read: int | None = None) -> None:
+        """Open (and create) the log at ``url``.
+
+        Args:
+            url: ``sqlite:///PATH``.
+            ids_tail_read: Records appended since the id table's last catch-up that a look-up by record id reads from
+                the log's tail rather than indexing them all first; default :data:`IDS_TAIL_READ`. A one-shot reader
+                (``aios lineage trace``) passes a larger figure: reading ten thousand records' tail took about 4 ms a
+                look-up at ten million records, indexing them 1.7-3.1 s (benchmarks/README.md), a cost the next
+                governance look-ups share out a step at a time instead.
+        """
         self.url = url
         self.path = Path(url.removeprefix("sqlite:///"))
         self._local = threading.local()
+        self._ids_tail_read = ids_tail_read
         try:
             touch_private(self.path)  # mode 0600 (SQLite gives -wal and -shm the database's mode), folders 0700
             self._conn().executescript(SCHEMA)
@@ -427,7 +438,7 @@ class SQLiteAuditStore(AuditStore):
             log, indexed = _ids_heads(conn)
         except sqlite3.Error:
             log = indexed = 0
-        if 0 < log - indexed <= IDS_TAIL_READ:
+        if 0 < log - indexed <= self._tail_read():
             if log - indexed > IDS_TAIL_FREE and self._index_step(conn, IDS_STEP):
                 indexed = min(log, indexed + IDS_STEP)  # at least these: the tail read starts after them
             wheres = [via_ids, f"seq > {int(indexed)} AND leaf_hash IN ({{}})"]
@@ -445,6 +456,31 @@ class SQLiteAuditStore(AuditStore):
                     if row[2] in wanted and row[2] not in out:
                         out[row[2]] = record_from_entry(row[1], row[2], row[3], row[4])
         return out
+
+    def _tail_read(self) -> int:
+        return IDS_TAIL_READ if self._ids_tail_read is None else self._ids_tail_read
+
+    def ids_with_prefix(self, prefix: str, limit: int = 2) -> list[str]:
+        """Record ids starting with ``prefix`` (at most ``limit``, in id order), through the id table and, for a backlog
+        this store reads from the tail (see ``ids_tail_read``), the log's tail; a longer backlog is indexed first.
+        Candidates only: a record is read with :meth:`get`, which checks the row carries the id."""
+        conn = self._conn()
+        try:
+            log, indexed = _ids_heads(conn)
+        except sqlite3.Error:
+            log = indexed = 0
+        bounds = [prefix, prefix + "g"]  # ids are lowercase hex: "g" sorts after every continuation
+        if log - indexed > self._tail_read() and not self._index_ids(conn):
+            q = "SELECT leaf_hash FROM audit_log WHERE leaf_hash >= ? AND leaf_hash < ? ORDER BY leaf_hash LIMIT ?"
+            return [str(r[0]) for r in conn.execute(q, [*bounds, limit])]  # a read-only database: the log itself
+        if log - indexed > self._tail_read():
+            indexed = log
+        q = "SELECT leaf_hash FROM audit_ids WHERE leaf_hash >= ? AND leaf_hash < ? ORDER BY leaf_hash LIMIT ?"
+        found = {str(r[0]) for r in conn.execute(q, [*bounds, limit])}
+        if log > indexed:
+            q = "SELECT leaf_hash FROM audit_log WHERE seq > ? AND leaf_hash >= ? AND leaf_hash < ?"
+            found.update(str(r[0]) for r in conn.execute(q, [indexed, *bounds]))
+        return sorted(found)[:limit]
 
     def catch_up_ids(self, progress: Callable[[int], None] | None = None) -> bool:
         """Bring the record-id look-up table up to date now (``aios audit rebuild-projections`` does, as part of
