@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from flytekitplugins.aios_audit.cli import PUBLIC_KEY_OPTION, catch_up_ids, trusted_for
+from flytekitplugins.aios_audit.cli import BACKLOG_SHOWN, PUBLIC_KEY_OPTION, catch_up_ids, trusted_for
 from flytekitplugins.aios_core.cli import settings_from
 from flytekitplugins.aios_core.settings import Settings
 
@@ -26,17 +26,11 @@ def tracer_for(ctx: click.Context, url: str | None, json_mode: bool = False) -> 
     from flytekitplugins.aios_audit.lineage import Tracer
 
     s = settings_from(ctx)
-    # A backlog of record ids shorter than BACKLOG_SHOWN is read from the log's tail by each look-up (a few ms at ten
-    # thousand records), not indexed first (1.7-3.1 s at ten million records): the governance calls index it a step
-    # at a time; a longer one is indexed first, shown as a step of its own.
+    # A backlog of record ids shorter than BACKLOG_SHOWN is read from the log's tail by each look-up, not indexed
+    # first (the governance calls index it a step at a time); a longer one is indexed first, shown as a step.
     store = audit_log(s, url=url, emit=False, ids_tail_read=BACKLOG_SHOWN)
     catch_up_ids(store, json_mode, least=BACKLOG_SHOWN)
     return Tracer(store, EdgeIndex.for_store(store, s.state_dir))
-
-
-BACKLOG_SHOWN = 100_000
-"""Record ids waiting to be indexed from which a command indexes them first, shown as a step of its own; a shorter
-backlog the command's look-ups read from the log's tail (the store's ``ids_tail_read``)."""
 
 
 @click.group()
