@@ -434,16 +434,12 @@ class SQLiteAuditStore(AuditStore):
         # fsync each (the acting point's check of each consumption). A longer backlog is indexed first; in a
         # read-only database, where it cannot be, the log itself (a full scan unless the log has the old index)
         via_ids = "seq IN (SELECT seq FROM audit_ids WHERE leaf_hash IN ({}))"
-        try:
-            log, indexed = _ids_heads(conn)
-        except sqlite3.Error:
-            log = indexed = 0
-        if 0 < log - indexed <= self._tail_read():
-            if log - indexed > IDS_TAIL_FREE and self._index_step(conn, IDS_STEP):
-                indexed = min(log, indexed + IDS_STEP)  # at least these: the tail read starts after them
-            wheres = [via_ids, f"seq > {int(indexed)} AND leaf_hash IN ({{}})"]
+        span = self._ids_span(conn, step=True)
+        if span is None:
+            wheres = ["leaf_hash IN ({})"]
         else:
-            wheres = [via_ids] if self._index_ids(conn) else ["leaf_hash IN ({})"]
+            indexed, log = span
+            wheres = [via_ids] + ([f"seq > {int(indexed)} AND leaf_hash IN ({{}})"] if log > indexed else [])
         out: dict[str, AuditRecord] = {}
         wanted = set(ids)
         for i in range(0, len(ids), GET_MANY_CHUNK):
@@ -457,24 +453,38 @@ class SQLiteAuditStore(AuditStore):
                         out[row[2]] = record_from_entry(row[1], row[2], row[3], row[4])
         return out
 
-    def _tail_read(self) -> int:
-        return IDS_TAIL_READ if self._ids_tail_read is None else self._ids_tail_read
+    def _ids_span(self, conn: sqlite3.Connection, *, step: bool) -> tuple[int, int] | None:
+        """``(indexed, log)`` for a look-up by record id: the id table answers for records ``1 .. indexed``, the log's
+        tail (a range of its primary key) for ``indexed + 1 .. log``; None where the id table cannot answer (a backlog
+        that a read-only database cannot index, or no id table): read the log itself.
+
+        A backlog longer than this store reads from the tail (``ids_tail_read``) is indexed first. With ``step``, a
+        backlog of more than :data:`IDS_TAIL_FREE` first gets its oldest :data:`IDS_STEP` indexed, one small write
+        transaction (a look-up after an append otherwise takes none, which cost an fsync each)."""
+        tail_read = IDS_TAIL_READ if self._ids_tail_read is None else self._ids_tail_read
+        try:
+            log, indexed = _ids_heads(conn)
+        except sqlite3.Error:
+            log = indexed = 0
+        if 0 < log - indexed <= tail_read:
+            if step and log - indexed > IDS_TAIL_FREE and self._index_step(conn, IDS_STEP):
+                indexed = min(log, indexed + IDS_STEP)  # at least these: the tail read starts after them
+            return indexed, log
+        if not self._index_ids(conn):
+            return None
+        return log, log
 
     def ids_with_prefix(self, prefix: str, limit: int = 2) -> list[str]:
         """Record ids starting with ``prefix`` (at most ``limit``, in id order), through the id table and, for a backlog
         this store reads from the tail (see ``ids_tail_read``), the log's tail; a longer backlog is indexed first.
         Candidates only: a record is read with :meth:`get`, which checks the row carries the id."""
         conn = self._conn()
-        try:
-            log, indexed = _ids_heads(conn)
-        except sqlite3.Error:
-            log = indexed = 0
         bounds = [prefix, prefix + "g"]  # ids are lowercase hex: "g" sorts after every continuation
-        if log - indexed > self._tail_read() and not self._index_ids(conn):
+        span = self._ids_span(conn, step=False)
+        if span is None:  # the log itself
             q = "SELECT leaf_hash FROM audit_log WHERE leaf_hash >= ? AND leaf_hash < ? ORDER BY leaf_hash LIMIT ?"
-            return [str(r[0]) for r in conn.execute(q, [*bounds, limit])]  # a read-only database: the log itself
-        if log - indexed > self._tail_read():
-            indexed = log
+            return [str(r[0]) for r in conn.execute(q, [*bounds, limit])]
+        indexed, log = span
         q = "SELECT leaf_hash FROM audit_ids WHERE leaf_hash >= ? AND leaf_hash < ? ORDER BY leaf_hash LIMIT ?"
         found = {str(r[0]) for r in conn.execute(q, [*bounds, limit])}
         if log > indexed:
