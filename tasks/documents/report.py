@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from flytekitplugins.aios_core.digest import digest_value
+from tasks.documents.html_tables import STYLE, table_html
 from tasks.documents.schemas import BatchSummary, ProcessingOptions
 
 ACTION_COLUMNS = [
@@ -124,20 +125,16 @@ def summarize(
     return s
 
 
-def _table(df: pd.DataFrame, limit: int = 200) -> str:
-    return df.head(limit).to_html(index=False, border=0, classes="aios", escape=True)
-
-
 def deck_html(summary: BatchSummary, results: pd.DataFrame, quarantine: pd.DataFrame) -> str:
     """HTML of the batch Deck: summary, confusion matrix (labelled runs) and the quarantine table."""
-    parts = ["<h2>Batch summary</h2>", "<pre>", html.escape(_pretty(summary)), "</pre>"]
+    parts = [STYLE, "<h2>Batch summary</h2>", "<pre>", html.escape(_pretty(summary)), "</pre>"]
     lab = results[(results["true_label"] != "") & (results["status"] == "ok")]
     if len(lab):
         cm = pd.crosstab(lab["true_label"], lab["label"], rownames=["true"], colnames=["predicted"])
         parts += [f"<h2>Confusion (accuracy {summary.accuracy:.3f} on {len(lab)} labelled)</h2>", cm.to_html(border=0)]
-    parts += [f"<h2>Quarantine ({len(quarantine)})</h2>", _table(quarantine)]
+    parts += [f"<h2>Quarantine ({len(quarantine)})</h2>", table_html(quarantine, 200)]
     cols = ["doc_id", "name", "label", "confidence", "route", "amount", "currency", "action", "effect", "outcome"]
-    parts += [f"<h2>Results ({len(results)}, first 200)</h2>", _table(results[cols])]
+    parts += [f"<h2>Results ({len(results)}, first 200)</h2>", table_html(results[cols], 200)]
     return "\n".join(parts)
 
 

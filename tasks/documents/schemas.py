@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandera.pandas as pa
-from flytekit import FlyteContext, FlyteContextManager
+from flytekit import Deck, FlyteContext, FlyteContextManager
 from flytekit.loggers import logger
 from flytekit.models.literals import Literal
 from flytekit.models.types import LiteralType
@@ -23,6 +23,7 @@ from pandera.typing import Series
 from flytekitplugins.aios.compat import pandera as pandera_compat
 from flytekitplugins.aios.compat.pandera import PackDataFrameModel
 from tasks.described import describe_fields
+from tasks.documents.html_tables import passed_report_html
 
 STATUSES = ("ok", "duplicate", "quarantine")
 
@@ -239,9 +240,12 @@ class ValidatingTransformer(pandera_compat.QuickStringsTransformer):
 
     The plugin renders an HTML validation report (great_tables) for every table it validates and publishes it
     as a Deck, but a task without ``enable_deck=True`` drops that Deck unread: the rendering was about 30 % of
-    the pipeline's non-model time. Here the report is rendered (by the plugin) only when the running task
-    publishes Decks; the validation itself is unchanged (``lazy=True``, the annotation's ``on_error``, the
-    plugin's memo that skips re-validating a table this process just wrote), only quicker on string columns
+    the pipeline's non-model time. Here the report is rendered only when the running task publishes Decks: for
+    a table that passed, the same content as plain HTML (:func:`.html_tables.passed_report_html`, added to the
+    task's Decks, which flytekit writes when the task ends); for one that failed, the plugin's own error report
+    (the plugin's path: it validates again, reports, then raises or warns as the annotation's ``on_error``
+    says). The validation itself is unchanged (``lazy=True``, the annotation's ``on_error``, the plugin's memo
+    that skips re-validating a table this process just wrote), only quicker on string columns
     (``quick_string_checks``: same checks, same failures).
 
     It converts the pack's schemas only (``DataFrame[S]`` with ``S`` a ``PackDataFrameModel``); the plugin's
@@ -261,13 +265,29 @@ class ValidatingTransformer(pandera_compat.QuickStringsTransformer):
             logger.warning(str(exc))
             return df, schema.name
 
+    def _passed(self, df: Any, python_type: Any) -> tuple[Any, str] | None:
+        """``df`` validated and its name, its passed report added to the task's Decks; None when it failed."""
+        schema, _ = pandera_compat.pandera_schema(self, python_type)
+        try:
+            val = schema.validate(df, lazy=True)
+        except (SchemaError, SchemaErrors):
+            return None
+        Deck(f"Pandera Report: {schema.name}", passed_report_html(val, schema))
+        return val, schema.name
+
     def to_literal(self, ctx: FlyteContext, python_val: Any, python_type: Any, expected: LiteralType) -> Literal:
-        """Validate and write the table (the plugin's path, report included, when the task publishes Decks)."""
+        """Validate and write the table (its report in the task's Decks when it publishes them)."""
         import pandas
 
-        if _decks_enabled() or not isinstance(python_val, pandas.DataFrame):
+        if not isinstance(python_val, pandas.DataFrame):
             return super().to_literal(ctx, python_val, python_type, expected)
-        val, name = self._validate(python_val, python_type)
+        if _decks_enabled():
+            passed = self._passed(python_val, python_type)
+            if passed is None:  # the plugin's error report, then its on_error
+                return super().to_literal(ctx, python_val, python_type, expected)
+            val, name = passed
+        else:
+            val, name = self._validate(python_val, python_type)
         lv = pandera_compat.structured_dataset_engine(self).to_literal(ctx, val, pandas.DataFrame, expected)
         pandera_compat.validation_memo(self).add((lv.scalar.structured_dataset.uri, name))
         return lv
@@ -276,12 +296,17 @@ class ValidatingTransformer(pandera_compat.QuickStringsTransformer):
         """Read and validate the table (skipped when this process wrote and validated it)."""
         import pandas
 
-        if _decks_enabled() or not (lv and lv.scalar and lv.scalar.structured_dataset):
+        if not (lv and lv.scalar and lv.scalar.structured_dataset):
             return super().to_python_value(ctx, lv, expected_python_type)
         df = pandera_compat.structured_dataset_engine(self).to_python_value(ctx, lv, pandas.DataFrame)
         schema, _ = pandera_compat.pandera_schema(self, expected_python_type)
         if (lv.scalar.structured_dataset.uri, schema.name) in pandera_compat.validation_memo(self):
             return df
+        if _decks_enabled():
+            passed = self._passed(df, expected_python_type)
+            if passed is None:  # the plugin's error report, then its on_error
+                return super().to_python_value(ctx, lv, expected_python_type)
+            return passed[0]
         return self._validate(df, expected_python_type)[0]
 
 

@@ -16,6 +16,7 @@ from flytekitplugins.aios_approvals.evaluate import Env
 from flytekitplugins.aios_audit import audit_log
 from flytekitplugins.aios_core.settings import get_settings
 from tests.documents.conftest import options
+from tests.lineage.chromium import open_page, screenshot
 
 pytestmark = pytest.mark.slow
 
@@ -51,8 +52,8 @@ def run(source: Path, approve: bool = True, **kw: Any) -> tuple[Any, Any, Any, l
     return summary, results, quarantine, picked
 
 
-def _summary_deck_tabs(since: float) -> list[str]:
-    """The pages of the last deck.html the batch's ``summarize`` task wrote (flytekit's local sandbox) after
+def _summary_deck_tabs(since: float) -> tuple[list[str], Path]:
+    """The tabs and the page of the last deck.html the batch's ``summarize`` task wrote (flytekit's local sandbox) after
     ``since``: flytekit writes the page again at every ``Deck.publish``, and locally it keeps the pages of the tasks
     before (the approval gates' ``approvals`` and ``Input``)."""
     import os
@@ -61,20 +62,28 @@ def _summary_deck_tabs(since: float) -> list[str]:
 
     roots = {Path(os.environ["TMPDIR"]), Path(FlyteContextManager.current_context().file_access.local_sandbox_dir)}
     paths = {d.resolve() for r in roots for d in r.rglob("deck.html") if d.stat().st_mtime >= since}
-    pages = [p.read_text(encoding="utf-8") for p in sorted(paths, key=lambda p: p.stat().st_mtime_ns)]
-    found = [text for text in pages if ">batch summary</li>" in text]
+    pages = [(p, p.read_text(encoding="utf-8")) for p in sorted(paths, key=lambda p: p.stat().st_mtime_ns)]
+    found = [(p, text) for p, text in pages if ">batch summary</li>" in text]
     assert found, f"no summary deck among the {len(paths)} written"
-    return re.findall(r'<li onclick="handleLinkClick\(this\)">([^<]*)</li>', found[-1])
+    return re.findall(r'<li onclick="handleLinkClick\(this\)">([^<]*)</li>', found[-1][1]), found[-1][0]
 
 
-def test_corpus_end_to_end_with_one_human_approval(corpus: Path, aios_env: Path) -> None:
+def test_corpus_end_to_end_with_one_human_approval(corpus: Path, aios_env: Path, tmp_path: Path) -> None:
     started = time.time() - 1
     summary, results, quarantine, picked = run(corpus, approval_timeout_s=15)
     # the summary's Deck: the batch summary, the validation reports of the two tables it wrote, its audit record,
     # the source; not flytekit's Output page, which would repeat the tables the summary renders, as repr text
-    tabs = _summary_deck_tabs(started)
+    tabs, page = _summary_deck_tabs(started)
     want = {"batch summary", "Pandera Report: ResultRow", "Pandera Report: QuarantineRow", "audit", "Source Code"}
     assert want <= set(tabs) and "Output" not in tabs, tabs
+    # as a reader sees it: the page opens in Chromium without errors, its tables hold this batch's rows, and each
+    # table's validation report its shape (the pack's plain HTML report of a table that passed)
+    dom, errors = open_page(page)
+    assert errors == [] and "flyte-frame-container" in dom, errors
+    assert f"<td>{results['doc_id'].iloc[0]}</td>" in dom and f"<td>{quarantine['reason'].iloc[0]}</td>" in dom
+    assert f"{len(results)} rows x {len(results.columns)} columns" in dom
+    assert f"{len(quarantine)} rows x {len(quarantine.columns)} columns" in dom
+    assert screenshot(page, tmp_path / "summary-deck.png").stat().st_size > 20_000
     n_files = sum(1 for p in corpus.iterdir() if not p.name.startswith("."))
     # row conservation: every document is processed or quarantined, exactly once
     assert summary.documents_in == n_files == len(results) + len(quarantine)
