@@ -16,7 +16,7 @@ from typing import Any, cast
 import pandas as pd
 
 from flytekitplugins.aios_core.settings import Settings
-from tasks.documents import progress
+from tasks.documents import progress, source_local
 from tasks.documents.schemas import ProcessingOptions
 
 log = logging.getLogger(__name__)
@@ -139,8 +139,12 @@ def parse_workers(options: ProcessingOptions, documents: int) -> int:
 
 
 def _protect_share(refs: list[dict[str, Any]], options: ProcessingOptions) -> list[dict[str, Any]]:
-    """One helper's share, parsed (no progress drawn: the parent counts the share when it arrives)."""
-    return [_protect_one(ref, options) for ref in refs]
+    """One helper's share, parsed (no progress drawn: the parent counts the share when it arrives); the helper's
+    folder of pinned links is removed before it answers (:func:`.source_local.release_links`)."""
+    try:
+        return [_protect_one(ref, options) for ref in refs]
+    finally:
+        source_local.release_links()
 
 
 def _parse_shares(refs: list[dict[str, Any]], options: ProcessingOptions, workers: int) -> list[dict[str, Any]]:

@@ -185,7 +185,8 @@ def _link_dir() -> str:
     """This process's private folder (mode 0700) for the links :func:`pinned` hands out, one per temp root.
 
     Made once and reused: a folder made and removed per document was a fifth of the parse stage's time. A child
-    made by ``fork`` gets its own (the key holds the pid); each is removed when its process exits.
+    made by ``fork`` gets its own (the key holds the pid); each is removed when its process exits, a forked helper's
+    before it answers (:func:`release_links`).
     """
     key = (os.getpid(), tempfile.gettempdir())
     folder = _LINK_DIRS.get(key)
@@ -199,6 +200,19 @@ def _link_dir() -> str:
 def _remove_link_dir(pid: int, folder: str) -> None:
     if os.getpid() == pid:  # never a parent's folder from a forked child
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def release_links() -> None:
+    """Remove this process's folder of links for the current temp root now (the next :func:`pinned` makes another).
+
+    For a forked helper to call before it answers: a ``multiprocessing`` child ends with ``os._exit``, which runs no
+    ``atexit`` handler, and the parent may kill it once it has its answer, so a helper that did not release its
+    folder left it behind, one per parsed chunk.
+    """
+    key = (os.getpid(), tempfile.gettempdir())
+    folder = _LINK_DIRS.pop(key, None)
+    if folder is not None:
+        _remove_link_dir(key[0], folder)
 
 
 @contextlib.contextmanager

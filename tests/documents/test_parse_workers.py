@@ -52,6 +52,25 @@ def test_a_helper_that_dies_costs_only_time(corpus: Path, monkeypatch: pytest.Mo
     assert _without_timings(rows) == _without_timings(pipeline._parse_shares(refs, options(), 1))
 
 
+def test_helpers_leave_no_folder_of_links_behind(corpus: Path) -> None:
+    """Each helper pins the documents it parses through links in a private folder of its own; a helper ends with
+    ``os._exit`` (no ``atexit`` handler runs), and its folder used to stay in the temp dir, one per parsed chunk."""
+    import tempfile
+
+    from tasks.documents import source_local
+
+    refs = _refs(corpus)
+    assert sum(r["status"] == "ok" for r in refs) >= 3  # every share pins documents
+    temp = Path(tempfile.gettempdir())
+    for _ in range(2):
+        rows = pipeline._parse_shares(refs, options(), 3)
+        assert any(r["text"] for r in rows)
+    mine = source_local._LINK_DIRS.get((os.getpid(), str(temp)))
+    assert mine is not None, "this process parsed its own share through pinned links"
+    assert sorted(p.name for p in temp.glob("aios-pin-*")) == [Path(mine).name]
+    assert not any(Path(mine).iterdir()), "every link is removed when its document is read"
+
+
 def test_the_number_of_workers_is_capped_by_cpus_and_documents(monkeypatch: pytest.MonkeyPatch) -> None:
     import joblib
 
