@@ -275,19 +275,24 @@ class ValidatingTransformer(pandera_compat.QuickStringsTransformer):
         Deck(f"Pandera Report: {schema.name}", passed_report_html(val, schema))
         return val, schema.name
 
+    def _checked(self, df: Any, python_type: Any) -> tuple[Any, str] | None:
+        """``df`` validated and its name (:meth:`_passed` when the running task publishes Decks, else
+        :meth:`_validate`); None when it failed in a task that publishes Decks: the caller then takes the plugin's
+        path (its error report, then its ``on_error``)."""
+        if _decks_enabled():
+            return self._passed(df, python_type)
+        return self._validate(df, python_type)
+
     def to_literal(self, ctx: FlyteContext, python_val: Any, python_type: Any, expected: LiteralType) -> Literal:
         """Validate and write the table (its report in the task's Decks when it publishes them)."""
         import pandas
 
         if not isinstance(python_val, pandas.DataFrame):
             return super().to_literal(ctx, python_val, python_type, expected)
-        if _decks_enabled():
-            passed = self._passed(python_val, python_type)
-            if passed is None:  # the plugin's error report, then its on_error
-                return super().to_literal(ctx, python_val, python_type, expected)
-            val, name = passed
-        else:
-            val, name = self._validate(python_val, python_type)
+        checked = self._checked(python_val, python_type)
+        if checked is None:  # the plugin's error report, then its on_error
+            return super().to_literal(ctx, python_val, python_type, expected)
+        val, name = checked
         lv = pandera_compat.structured_dataset_engine(self).to_literal(ctx, val, pandas.DataFrame, expected)
         pandera_compat.validation_memo(self).add((lv.scalar.structured_dataset.uri, name))
         return lv
@@ -302,12 +307,10 @@ class ValidatingTransformer(pandera_compat.QuickStringsTransformer):
         schema, _ = pandera_compat.pandera_schema(self, expected_python_type)
         if (lv.scalar.structured_dataset.uri, schema.name) in pandera_compat.validation_memo(self):
             return df
-        if _decks_enabled():
-            passed = self._passed(df, expected_python_type)
-            if passed is None:  # the plugin's error report, then its on_error
-                return super().to_python_value(ctx, lv, expected_python_type)
-            return passed[0]
-        return self._validate(df, expected_python_type)[0]
+        checked = self._checked(df, expected_python_type)
+        if checked is None:  # the plugin's error report, then its on_error
+            return super().to_python_value(ctx, lv, expected_python_type)
+        return checked[0]
 
 
 # Every module that declares a task on these tables imports this one, so the registration is in place before
