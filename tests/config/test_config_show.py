@@ -58,3 +58,33 @@ def test_every_env_var_reaches_its_setting(monkeypatch: pytest.MonkeyPatch) -> N
         assert str(got).endswith(value.removeprefix("./")) or float(got) == float(value), (var, got)
         monkeypatch.delenv(var)
     assert load_settings({"policy_budget_ms": 9.0}).sources()["policy_budget_ms"] == "flag"
+
+
+def test_an_editable_install_finds_the_checkout_config_from_any_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run from a folder with no config/ (the suite's cwd is the test's tmp_path) and no AIOS_CONFIG_DIR, the pack
+    reads the source checkout's config/, not a config/ beside the distribution (``plugins/config``, which does not
+    exist: every command then failed with "profile 'local' not found")."""
+    monkeypatch.delenv("AIOS_CONFIG_DIR")
+    assert not (Path.cwd() / "config").exists()
+    doc = _show()
+    repo = Path(__file__).resolve().parents[2]
+    assert doc["settings"]["config_dir"] == str(repo / "config")
+    assert doc["sources"]["config_dir"] == "default"
+    assert doc["sources"]["approval_timeout_s"] == f"profile {repo / 'config' / 'profiles' / 'local.yaml'}"
+
+
+def test_an_installed_package_without_a_checkout_names_the_folder_it_looked_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An installed wheel has no checkout above it: the error names ./config/profiles (the folder a user can create)
+    and what to set instead, with no traceback."""
+    from flytekitplugins.aios_core import settings
+
+    monkeypatch.delenv("AIOS_CONFIG_DIR")
+    monkeypatch.setattr(settings, "_CHECKOUT", tmp_path / "site-packages")
+    res = CliRunner().invoke(cli, ["config", "show", "--json"])
+    assert res.exit_code == 2 and isinstance(res.exception, SystemExit), res.output  # a usage error, not a crash
+    assert f"expected {Path.cwd() / 'config' / 'profiles' / 'local.yaml'}" in res.output
+    assert "AIOS_CONFIG_DIR" in res.output and "Traceback" not in res.output

@@ -89,7 +89,9 @@ DEBUG_VARS: dict[str, str] = {
 # variables that can change resolved settings: the cache key of get_settings()
 _KEY_VARS = (*ENV_VARS, "AIOS_CONFIG_DIR")
 
-_REPO_CONFIG = Path(__file__).resolve().parents[3] / "config"
+_CHECKOUT = Path(__file__).resolve().parents[4]
+"""The source checkout this module runs from when installed editable (``plugins/flyte-aios-core/flytekitplugins/
+aios_core/settings.py`` in it); for an installed wheel, some folder above site-packages that has no config/."""
 
 
 class TrustedKeySetting(BaseModel):
@@ -207,14 +209,18 @@ _cached: dict[tuple[tuple[str, str], ...], Settings] = {}
 
 
 def default_config_dir() -> Path:
-    """``AIOS_CONFIG_DIR``, else ``./config`` when it has profiles, else the repository's config/."""
+    """``AIOS_CONFIG_DIR``, else ``./config`` when it has profiles, else the source checkout's config/ (an editable
+    install run from any folder), else ``./config`` (an installed wheel: the error then names that folder)."""
     env = os.environ.get("AIOS_CONFIG_DIR")
     if env:
         return Path(env).resolve()
     cwd = Path.cwd() / "config"
     if (cwd / "profiles").is_dir():
         return cwd.resolve()
-    return _REPO_CONFIG
+    checkout = _CHECKOUT / "config"
+    if (checkout / "profiles").is_dir() and (_CHECKOUT / "plugins" / "flyte-aios-core").is_dir():
+        return checkout
+    return cwd.resolve()
 
 
 def _read_profile(config_dir: Path, profile: str) -> dict[str, Any]:
