@@ -88,3 +88,22 @@ def test_an_installed_package_without_a_checkout_names_the_folder_it_looked_in(
     assert res.exit_code == 2 and isinstance(res.exception, SystemExit), res.output  # a usage error, not a crash
     assert f"expected {Path.cwd() / 'config' / 'profiles' / 'local.yaml'}" in res.output
     assert "AIOS_CONFIG_DIR" in res.output and "Traceback" not in res.output
+
+
+def test_the_settings_module_imports_where_the_pack_lies_near_the_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Code copied to an image's root (``/root/flytekitplugins/aios_core/settings.py``) has fewer than five folders
+    above it: looking for a checkout there must find none, not fail the import with an IndexError."""
+    import sys
+    import types
+
+    from flytekitplugins.aios_core import settings
+
+    fake = "/root/flytekitplugins/aios_core/settings.py"
+    probe = types.ModuleType("aios_settings_at_root")
+    probe.__file__ = fake
+    monkeypatch.setitem(sys.modules, probe.__name__, probe)  # pydantic resolves the models' annotations through it
+    exec(compile(Path(settings.__file__).read_text(encoding="utf-8"), fake, "exec"), probe.__dict__)
+    assert probe._CHECKOUT is None
+    monkeypatch.delenv("AIOS_CONFIG_DIR")
+    assert probe.default_config_dir() == Path.cwd().resolve() / "config"  # where the error then says it looked
+    assert settings._checkout_of(Path(settings.__file__).resolve()) == Path(__file__).resolve().parents[2]

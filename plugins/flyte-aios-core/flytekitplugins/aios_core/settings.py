@@ -89,9 +89,17 @@ DEBUG_VARS: dict[str, str] = {
 # variables that can change resolved settings: the cache key of get_settings()
 _KEY_VARS = (*ENV_VARS, "AIOS_CONFIG_DIR")
 
-_CHECKOUT = Path(__file__).resolve().parents[4]
-"""The source checkout this module runs from when installed editable (``plugins/flyte-aios-core/flytekitplugins/
-aios_core/settings.py`` in it); for an installed wheel, some folder above site-packages that has no config/."""
+
+def _checkout_of(module: Path) -> Path | None:
+    """The folder five levels above this module's file: the source checkout when the pack is installed editable
+    (``plugins/flyte-aios-core/flytekitplugins/aios_core/settings.py`` in it), for an installed wheel some folder above
+    site-packages, and None where the module lies less deep (``/root/flytekitplugins/aios_core/settings.py``, code
+    copied to an image's root): never an error at import."""
+    parents = module.parents
+    return parents[4] if len(parents) > 4 else None
+
+
+_CHECKOUT = _checkout_of(Path(__file__).resolve())
 
 
 class TrustedKeySetting(BaseModel):
@@ -217,9 +225,10 @@ def default_config_dir() -> Path:
     cwd = Path.cwd() / "config"
     if (cwd / "profiles").is_dir():
         return cwd.resolve()
-    checkout = _CHECKOUT / "config"
-    if (checkout / "profiles").is_dir() and (_CHECKOUT / "plugins" / "flyte-aios-core").is_dir():
-        return checkout
+    if _CHECKOUT is not None and (_CHECKOUT / "plugins" / "flyte-aios-core").is_dir():
+        checkout = _CHECKOUT / "config"
+        if (checkout / "profiles").is_dir():
+            return checkout
     return cwd.resolve()
 
 
