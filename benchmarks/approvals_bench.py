@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -106,7 +107,15 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--ops", type=int, default=200)
     args = parser.parse_args()
-    _setup(Path(tempfile.mkdtemp(prefix="aios-approvals-bench-")))
+    folder = Path(tempfile.mkdtemp(prefix="aios-approvals-bench-"))
+    try:
+        _run(folder, args.runs, args.ops)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _run(folder: Path, runs: int, ops: int) -> None:
+    _setup(folder)
     from tests.approvals import approval_wf
 
     stop = threading.Event()
@@ -115,22 +124,24 @@ def main() -> None:
     wall = time.perf_counter()
     from flytekitplugins.aios_core.context import local_run
 
-    for i in range(args.runs):
-        with local_run(f"bench-{i}"):
-            assert approval_wf.payment_wf(amounts=[20_000 + i]) == (0, 1)
+    try:
+        for i in range(runs):
+            with local_run(f"bench-{i}"):
+                assert approval_wf.payment_wf(amounts=[20_000 + i]) == (0, 1)
+    finally:
+        stop.set()
     wall = time.perf_counter() - wall
-    stop.set()
     lat = _latencies()
-    assert len(lat) == args.runs, lat
+    assert len(lat) == runs, lat
     ms = [x * 1000 for x in lat]
     print(f"decision -> workflow resumed and verified, {len(ms)} runs (poll interval 100 ms):")
     print(
         f"  p50 {statistics.median(ms):.0f} ms  p95 {_percentile(ms, 0.95):.0f} ms  max {max(ms):.0f} ms"
         f"  mean {statistics.mean(ms):.0f} ms"
     )
-    print(f"  wall for {args.runs} gated runs incl. CLI start-up: {wall:.1f} s")
-    for name, secs in _ops(args.ops).items():
-        print(f"  {name}: {secs * 1000:.2f} ms/op ({args.ops} ops, durable SQLite)")
+    print(f"  wall for {runs} gated runs incl. CLI start-up: {wall:.1f} s")
+    for name, secs in _ops(ops).items():
+        print(f"  {name}: {secs * 1000:.2f} ms/op ({ops} ops, durable SQLite)")
 
 
 if __name__ == "__main__":

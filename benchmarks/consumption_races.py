@@ -15,6 +15,7 @@ import argparse
 import collections
 import multiprocessing as mp
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -106,14 +107,20 @@ def _run(store: str, races: int, workers: int) -> dict[str, Any]:
     }
 
 
-def _pg_schema() -> str:
+def _pg_schema(schema: str) -> str:
     import psycopg
 
-    schema = f"aios_bench_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(PG_URL, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     sep = "&" if "?" in PG_URL else "?"
     return f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+
+
+def _drop_schema(schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def main() -> None:
@@ -126,9 +133,15 @@ def main() -> None:
     failed = False
     for backend in backends:
         state = Path(tempfile.mkdtemp(prefix=f"aios-races-{backend}-"))
-        store = f"sqlite:///{state}/audit.db" if backend == "sqlite" else _pg_schema()
-        _env(store, state)
-        r = _run(store, args.races, args.workers)
+        schema = f"aios_bench_{uuid.uuid4().hex[:10]}" if backend == "postgres" else ""
+        try:
+            store = _pg_schema(schema) if schema else f"sqlite:///{state}/audit.db"
+            _env(store, state)
+            r = _run(store, args.races, args.workers)
+        finally:  # the run's own store: its folder, and its schema in the shared test database
+            shutil.rmtree(state, ignore_errors=True)
+            if schema:
+                _drop_schema(schema)
         ok = r["exactly_one_winner"] == args.races and r["claims_problems"] == 0 and r["verify"].startswith("OK")
         failed |= not ok
         print(f"{backend}: {r}")

@@ -24,6 +24,7 @@ import hashlib
 import importlib.util
 import random
 import re
+import shutil
 import string
 import subprocess
 import sys
@@ -233,6 +234,7 @@ def redact_of(rev: str) -> Callable[[str], object]:
         for n, module in saved.items():
             sys.modules[f"tasks.documents.{n}"] = module
             setattr(tasks.documents, n, module)
+        shutil.rmtree(folder, ignore_errors=True)  # the modules are loaded: their sources are not read again
     return loaded["protect"].redact  # type: ignore[no-any-return]
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -114,13 +115,18 @@ def bench_tasks(n: int) -> list[str]:
     shm: list[float] = []
     disk_store = os.environ["AIOS_AUDIT_STORE"]
     shm_dir = tempfile.mkdtemp(prefix="aios-policy-bench-", dir="/dev/shm") if Path("/dev/shm").is_dir() else None
-    for _ in range(10):
-        _timed(lambda: plain_add(x=1), n // 10, plain)
-        _timed(lambda: gated_add(x=1), n // 10, gated)
-        if shm_dir:  # same gate, audit store on tmpfs: what the gate costs without the disk flush
-            os.environ["AIOS_AUDIT_STORE"] = f"sqlite:///{shm_dir}/audit.db"
-            _timed(lambda: gated_add(x=1), n // 10, shm)
-            os.environ["AIOS_AUDIT_STORE"] = disk_store
+    try:
+        for _ in range(10):
+            _timed(lambda: plain_add(x=1), n // 10, plain)
+            _timed(lambda: gated_add(x=1), n // 10, gated)
+            if shm_dir:  # same gate, audit store on tmpfs: what the gate costs without the disk flush
+                os.environ["AIOS_AUDIT_STORE"] = f"sqlite:///{shm_dir}/audit.db"
+                _timed(lambda: gated_add(x=1), n // 10, shm)
+                os.environ["AIOS_AUDIT_STORE"] = disk_store
+    finally:
+        os.environ["AIOS_AUDIT_STORE"] = disk_store
+        if shm_dir:  # a store left in /dev/shm holds memory until the machine restarts
+            shutil.rmtree(shm_dir, ignore_errors=True)
     added = [g - p for g, p in zip(sorted(gated), sorted(plain), strict=True)]
     cp, cg = CPU[id(plain)], CPU[id(gated)]
     wall = f"{_pct(added, 50):.0f} | {_pct(gated, 99) - _pct(plain, 99):.0f} | "
@@ -143,11 +149,14 @@ def main() -> None:
     os.environ.setdefault("AIOS_AUDIT_STORE", f"sqlite:///{state}/audit.db")
     os.environ.setdefault("FLYTE_LOCAL_CACHE_ENABLED", "false")
     head = "| variant | n | wall p50 us | wall p99 us | wall mean us | CPU p50 us | CPU p99 us |\n" + "|---" * 7 + "|"
-    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
-    print("\n## Decision latency\n" + head)
-    print("\n".join(bench_decisions(args.n)))
-    print("\n## Per-task overhead (local flytekit execution)\n" + head)
-    print("\n".join(bench_tasks(args.tasks)))
+    try:
+        print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
+        print("\n## Decision latency\n" + head)
+        print("\n".join(bench_decisions(args.n)))
+        print("\n## Per-task overhead (local flytekit execution)\n" + head)
+        print("\n".join(bench_tasks(args.tasks)))
+    finally:
+        shutil.rmtree(state, ignore_errors=True)  # this run's own folder (the store may be elsewhere: the env's)
 
 
 if __name__ == "__main__":
