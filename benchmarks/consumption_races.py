@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import multiprocessing as mp
 import os
 import shutil
@@ -20,6 +21,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -107,20 +109,27 @@ def _run(store: str, races: int, workers: int) -> dict[str, Any]:
     }
 
 
-def _pg_schema(schema: str) -> str:
+@contextlib.contextmanager
+def _scratch_store(backend: str) -> Iterator[tuple[str, Path]]:
+    """``(store URL, state folder)`` of one run, both removed when it ends (failure included): a SQLite file in the
+    folder, or a schema of its own in the shared PostgreSQL test database."""
     import psycopg
 
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    sep = "&" if "?" in PG_URL else "?"
-    return f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-
-
-def _drop_schema(schema: str) -> None:
-    import psycopg
-
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    state = Path(tempfile.mkdtemp(prefix=f"aios-races-{backend}-"))
+    schema = f"aios_bench_{uuid.uuid4().hex[:10]}"
+    try:
+        if backend == "sqlite":
+            yield f"sqlite:///{state}/audit.db", state
+            return
+        with psycopg.connect(PG_URL, autocommit=True) as conn:
+            conn.execute(f'CREATE SCHEMA "{schema}"')
+        try:
+            yield f"{PG_URL}{'&' if '?' in PG_URL else '?'}options=-csearch_path%3D{schema}", state
+        finally:
+            with psycopg.connect(PG_URL, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
 
 
 def main() -> None:
@@ -132,16 +141,9 @@ def main() -> None:
     backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
     failed = False
     for backend in backends:
-        state = Path(tempfile.mkdtemp(prefix=f"aios-races-{backend}-"))
-        schema = f"aios_bench_{uuid.uuid4().hex[:10]}" if backend == "postgres" else ""
-        try:
-            store = _pg_schema(schema) if schema else f"sqlite:///{state}/audit.db"
+        with _scratch_store(backend) as (store, state):
             _env(store, state)
             r = _run(store, args.races, args.workers)
-        finally:  # the run's own store: its folder, and its schema in the shared test database
-            shutil.rmtree(state, ignore_errors=True)
-            if schema:
-                _drop_schema(schema)
         ok = r["exactly_one_winner"] == args.races and r["claims_problems"] == 0 and r["verify"].startswith("OK")
         failed |= not ok
         print(f"{backend}: {r}")
