@@ -3,7 +3,7 @@
 #   1. apt packages: tesseract (OCR), poppler (PDF rendering), chromium (HTML report tests), graphviz (lineage
 #      graph layout in the review report), Python docs/testsuite
 #      (real HTML pages and RFC 822 e-mails used by the document tests);
-#   2. a virtual environment in .venv with the pack's distributions installed (editable) and its test tools;
+#   2. a virtual environment in .venv with the pack's distributions installed (editable, compiled) and its test tools;
 #   3. the real third-party test data under .data (scripts/fetch_data.sh).
 # Idempotent: a second run only checks. Set AIOS_SKIP_APT=1 to skip apt (then install those packages yourself).
 set -euo pipefail
@@ -55,5 +55,9 @@ if [ ! -e "$stamp" ]; then
   pip_install "${editables[@]}" -e ".[test]"
   rm -f .venv/.aios-installed-*; touch "$stamp"
 fi
+# the pack's bytecode, as a wheel's installer writes it: an editable install leaves the pack as source, and where
+# Python writes no bytecode itself (PYTHONDONTWRITEBYTECODE) every `aios` command compiled each module it imports,
+# at every start (benchmarks/cli_startup_bench.py); up-to-date files are skipped, a changed one is compiled again
+.venv/bin/python -m compileall -q -j 0 plugins connectors tasks workflows
 PYTHON=.venv/bin/python ./scripts/fetch_data.sh
 echo "==> setup done: .venv/bin/aios, .venv/bin/pyflyte"
