@@ -26,8 +26,9 @@ def tracer_for(ctx: click.Context, url: str | None, json_mode: bool = False) -> 
     from flytekitplugins.aios_audit.lineage import Tracer
 
     s = settings_from(ctx)
-    # A backlog of record ids shorter than BACKLOG_SHOWN is read from the log's tail by each look-up, not indexed
-    # first (the governance calls index it a step at a time); a longer one is indexed first, shown as a step.
+    # A backlog of record ids shorter than BACKLOG_SHOWN is read from the log's tail (once, then from the store's map
+    # of it), not indexed: the governance calls index it a step at a time. A longer one is indexed first, shown as a
+    # step.
     store = audit_log(s, url=url, emit=False, ids_tail_read=BACKLOG_SHOWN)
     catch_up_ids(store, json_mode, least=BACKLOG_SHOWN)
     return Tracer(store, EdgeIndex.for_store(store, s.state_dir))

@@ -225,14 +225,19 @@ class SQLiteAuditStore(AuditStore):
             url: ``sqlite:///PATH``.
             ids_tail_read: Records appended since the id table's last catch-up that a look-up by record id reads from
                 the log's tail rather than indexing them all first; default :data:`IDS_TAIL_READ`. A one-shot reader
-                (``aios lineage trace``) passes a larger figure: reading ten thousand records' tail took about 4 ms a
-                look-up at ten million records, indexing them 1.7-3.1 s (benchmarks/README.md), a cost the next
-                governance look-ups share out a step at a time instead.
+                (``aios lineage trace``) passes a larger figure: reading ten thousand records' tail took about 4 ms
+                at ten million records, indexing them 1.7-3.1 s (benchmarks/README.md), a cost the next governance
+                look-ups share out a step at a time instead. Such a reader writes nothing for its look-ups by id: it
+                reads the tail's ids once into a map (:meth:`_tail_seqs`) and takes no step of the backlog.
         """
         self.url = url
         self.path = Path(url.removeprefix("sqlite:///"))
         self._local = threading.local()
         self._ids_tail_read = ids_tail_read
+        # a one-shot reader's map of the log's tail, record id -> seq (see _tail_seqs)
+        self._tail_lock = threading.Lock()
+        self._tail: dict[str, int] = {}
+        self._tail_span = (0, 0)  # the records it maps: (after this seq, through this one)
         try:
             touch_private(self.path)  # mode 0600 (SQLite gives -wal and -shm the database's mode), folders 0700
             self._conn().executescript(SCHEMA)
@@ -433,25 +438,56 @@ class SQLiteAuditStore(AuditStore):
         # tail (a range of its primary key): a look-up after an append takes no write transaction, which cost an
         # fsync each (the acting point's check of each consumption). A longer backlog is indexed first; in a
         # read-only database, where it cannot be, the log itself (a full scan unless the log has the old index)
+        # A one-shot reader (opened with ``ids_tail_read``) writes nothing: it takes no step of the backlog (a write
+        # transaction and its fsync a look-up, 2-7 ms each at ten million records) and finds the backlog's records
+        # through its map of the tail, read once (each look-up scanned the whole tail again: 3-7 ms for ten thousand)
         via_ids = "seq IN (SELECT seq FROM audit_ids WHERE leaf_hash IN ({}))"
-        span = self._ids_span(conn, step=True)
+        one_shot = self._ids_tail_read is not None
+        span = self._ids_span(conn, step=not one_shot)
+        tail: dict[str, int] | None = None
         if span is None:
             wheres = ["leaf_hash IN ({})"]
         else:
             indexed, log = span
-            wheres = [via_ids] + ([f"seq > {int(indexed)} AND leaf_hash IN ({{}})"] if log > indexed else [])
+            wheres = [via_ids]
+            if log > indexed and one_shot:
+                tail = self._tail_seqs(conn, indexed, log)
+            elif log > indexed:
+                wheres.append(f"seq > {int(indexed)} AND leaf_hash IN ({{}})")
         out: dict[str, AuditRecord] = {}
         wanted = set(ids)
         for i in range(0, len(ids), GET_MANY_CHUNK):
             part = ids[i : i + GET_MANY_CHUNK]
-            for where in wheres:
-                for row in conn.execute(
-                    f"SELECT {_COLS} FROM audit_log WHERE " + where.format(",".join("?" * len(part))), part
-                ):
-                    # the id table is never trusted on its own: the row must carry the id asked (the first such row)
+            queries: list[tuple[str, Sequence[object]]] = [
+                (where.format(",".join("?" * len(part))), part) for where in wheres
+            ]
+            if tail is not None and (seqs := [tail[r] for r in part if r in tail]):
+                queries.append((f"seq IN ({','.join('?' * len(seqs))})", seqs))
+            for where, params in queries:
+                for row in conn.execute(f"SELECT {_COLS} FROM audit_log WHERE {where} ORDER BY seq", params):
+                    # neither the id table nor the tail's map is trusted on its own: the row must carry the id asked
+                    # (the first such row)
                     if row[2] in wanted and row[2] not in out:
                         out[row[2]] = record_from_entry(row[1], row[2], row[3], row[4])
         return out
+
+    def _tail_seqs(self, conn: sqlite3.Connection, indexed: int, log: int) -> dict[str, int]:
+        """Record id -> seq of the log's records ``indexed + 1 .. log`` (the first record of each id), for a one-shot
+        reader: read once, then extended by the records appended since; at most ``ids_tail_read`` records are mapped
+        (:meth:`_ids_span` indexes a longer backlog first), and the map is read again from ``indexed`` when it would
+        hold more or no longer meets the id table."""
+        with self._tail_lock:
+            low, high = self._tail_span
+            if not low <= indexed <= high or log - low > (self._ids_tail_read or IDS_TAIL_READ):
+                # the first look-up; an id table rebuilt below the map's start or caught up past its end; or a map
+                # that would outgrow the backlog this reader reads from the tail (the id table caught up meanwhile)
+                self._tail, low, high = {}, indexed, indexed
+            if log > high:
+                q = "SELECT seq, leaf_hash FROM audit_log WHERE seq > ? AND seq <= ? ORDER BY seq"
+                for seq, leaf in conn.execute(q, (high, log)):
+                    self._tail.setdefault(leaf, int(seq))
+                self._tail_span = (low, log)
+            return self._tail
 
     def _ids_span(self, conn: sqlite3.Connection, *, step: bool) -> tuple[int, int] | None:
         """``(indexed, log)`` for a look-up by record id: the id table answers for records ``1 .. indexed``, the log's
