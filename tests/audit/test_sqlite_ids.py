@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from flytekitplugins.aios_audit import AuditEvent
-from flytekitplugins.aios_audit.stores import open_store
+from flytekitplugins.aios_audit.records import AuditRecord
+from flytekitplugins.aios_audit.stores import AuditStore, open_store
 from flytekitplugins.aios_audit.stores import sqlite as sqlite_store
 
 
@@ -370,6 +371,20 @@ def test_the_write_ahead_log_is_checkpointed_every_250_pages(tmp_path: Path) -> 
     assert frames <= 260, frames  # at most 250 and the last commit's pages since the last checkpoint
 
 
+def _indexed_then_waiting(
+    tmp_path: Path, indexed: int, waiting: int
+) -> tuple[str, AuditStore, list[AuditRecord], list[AuditRecord], AuditStore]:
+    """A store with ``indexed`` records in its id table and ``waiting`` appended after: ``(url, writer, the indexed
+    records, the waiting ones, a one-shot reader)`` (opened with ``ids_tail_read``, as ``aios lineage trace`` opens
+    one)."""
+    url = f"sqlite:///{tmp_path}/a.db"
+    writer = open_store(url)
+    old = writer.append_many([AuditEvent(kind="task", actor=f"a{i}") for i in range(indexed)])
+    assert writer.catch_up_ids()  # type: ignore[attr-defined]
+    tail = writer.append_many([AuditEvent(kind="task", actor=f"b{i}") for i in range(waiting)])
+    return url, writer, old, tail, open_store(url, ids_tail_read=10_000)
+
+
 def test_a_one_shot_reader_reads_a_longer_backlog_from_the_tail_without_indexing_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -378,12 +393,7 @@ def test_a_one_shot_reader_reads_a_longer_backlog_from_the_tail_without_indexing
     where the default store indexes the whole backlog first (1.7-3.1 s for ten thousand at ten million records). The
     answers are those of an indexed table; a read-only database answers too."""
     monkeypatch.setattr(sqlite_store, "IDS_TAIL_READ", 512)
-    url = f"sqlite:///{tmp_path}/a.db"
-    writer = open_store(url)
-    old = writer.append_many([AuditEvent(kind="task", actor=f"a{i}") for i in range(50)])
-    assert writer.catch_up_ids()  # type: ignore[attr-defined]
-    tail = writer.append_many([AuditEvent(kind="task", actor=f"b{i}") for i in range(700)])
-    reader = open_store(url, ids_tail_read=10_000)
+    url, writer, old, tail, reader = _indexed_then_waiting(tmp_path, 50, 700)
     assert reader.ids_backlog() == 700
     wanted = [old[3].record_id, tail[0].record_id, tail[699].record_id, "0" * 64]
     assert reader.get_many(wanted) == {r.record_id: r for r in (old[3], tail[0], tail[699])}
@@ -416,12 +426,7 @@ def test_a_one_shot_reader_writes_nothing_and_reads_the_tail_once(tmp_path: Path
     at ten million records) and read the log's tail once, not once a look-up (3-7 ms each for ten thousand records):
     later look-ups use its map of the tail, extended by the records appended since, and read again when the id table
     moved past it. Every answer is the row that carries the id asked."""
-    url = f"sqlite:///{tmp_path}/a.db"
-    writer = open_store(url)
-    old = writer.append_many([AuditEvent(kind="task", actor=f"a{i}") for i in range(20)])
-    assert writer.catch_up_ids()  # type: ignore[attr-defined]
-    tail = writer.append_many([AuditEvent(kind="task", actor=f"b{i}") for i in range(300)])
-    reader = open_store(url, ids_tail_read=10_000)
+    _url, writer, old, tail, reader = _indexed_then_waiting(tmp_path, 20, 300)
     seen: list[str] = []
     reader._conn().set_trace_callback(seen.append)  # type: ignore[attr-defined]
     for rec in (tail[0], old[2], tail[150], tail[299]):
