@@ -471,6 +471,12 @@ class SQLiteAuditStore(AuditStore):
                         out[row[2]] = record_from_entry(row[1], row[2], row[3], row[4])
         return out
 
+    @property
+    def _tail_read(self) -> int:
+        """Records appended since the id table's last catch-up that this store's look-ups read from the log's tail
+        (``ids_tail_read``, else :data:`IDS_TAIL_READ`)."""
+        return IDS_TAIL_READ if self._ids_tail_read is None else self._ids_tail_read
+
     def _tail_seqs(self, conn: sqlite3.Connection, indexed: int, log: int) -> dict[str, int]:
         """Record id -> seq of the log's records ``indexed + 1 .. log`` (the first record of each id), for a one-shot
         reader: read once, then extended by the records appended since; at most ``ids_tail_read`` records are mapped
@@ -478,7 +484,7 @@ class SQLiteAuditStore(AuditStore):
         hold more or no longer meets the id table."""
         with self._tail_lock:
             low, high = self._tail_span
-            if not low <= indexed <= high or log - low > (self._ids_tail_read or IDS_TAIL_READ):
+            if not low <= indexed <= high or log - low > self._tail_read:
                 # the first look-up; an id table rebuilt below the map's start or caught up past its end; or a map
                 # that would outgrow the backlog this reader reads from the tail (the id table caught up meanwhile)
                 self._tail, low, high = {}, indexed, indexed
@@ -497,12 +503,11 @@ class SQLiteAuditStore(AuditStore):
         A backlog longer than this store reads from the tail (``ids_tail_read``) is indexed first. With ``step``, a
         backlog of more than :data:`IDS_TAIL_FREE` first gets its oldest :data:`IDS_STEP` indexed, one small write
         transaction (a look-up after an append otherwise takes none, which cost an fsync each)."""
-        tail_read = IDS_TAIL_READ if self._ids_tail_read is None else self._ids_tail_read
         try:
             log, indexed = _ids_heads(conn)
         except sqlite3.Error:
             log = indexed = 0
-        if 0 < log - indexed <= tail_read:
+        if 0 < log - indexed <= self._tail_read:
             if step and log - indexed > IDS_TAIL_FREE and self._index_step(conn, IDS_STEP):
                 indexed = min(log, indexed + IDS_STEP)  # at least these: the tail read starts after them
             return indexed, log
