@@ -37,7 +37,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from projections_bench import BIN, _env, measure  # noqa: E402
+from projections_bench import BIN, _env, compile_pack, measure  # noqa: E402
 
 
 def main() -> None:
@@ -52,6 +52,7 @@ def main() -> None:
         ap.error("--trail needs --checkpoint")
     env = _env(args.trail) if args.trail is not None else dict(os.environ)
     os.environ.update(env)
+    compile_pack(REPO)  # the command's fresh processes read the pack's bytecode, not its source
     from flytekitplugins.aios_audit.api import audit_log
     from flytekitplugins.aios_audit.edges import EdgeIndex
     from flytekitplugins.aios_audit.lineage import Tracer

@@ -30,6 +30,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 RUN = "aios/production/run-100"
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from projections_bench import compile_pack  # noqa: E402
 
 
 def code_env(code: Path) -> dict[str, str]:
@@ -99,6 +102,8 @@ def main() -> None:
         help="with --code: run each chosen command N times from each checkout, alternating, and report the medians",
     )
     args = ap.parse_args()
+    for root in dict.fromkeys((REPO, args.code.resolve())):  # both sides of a comparison
+        compile_pack(root)
     work = Path(os.environ.get("AIOS_STATE_DIR", "/tmp")) / "trail-commands"
     work.mkdir(parents=True, exist_ok=True)
     _, _, rc, out = aios(args.code, ["audit", "show", "--kind", "policy_decision", "--limit", "1", "--json"])
