@@ -27,7 +27,22 @@ from flytekitplugins.aios_core.context import ExecutionRef
 
 ACTORS = ["service:pipeline", "user:alice", "user:bob"]
 RUNS = [ExecutionRef(project="p", domain="d", name=f"run-{i}", task_name=f"tasks.t{i % 2}.step") for i in range(3)]
-INDEXES = ["audit_log_kind", "audit_log_recorded", "audit_log_actor", "audit_log_execution_named", "audit_claims_seq"]
+INDEXES = ["audit_log_execution_named", "audit_claims_seq", "audit_show"]
+"""What a log written before the read indexes lacks: the log's own and ``audit_show`` (the kind, time and actor of
+``aios audit show``, with its indexes)."""
+OLD_SHOW = ["audit_log_kind", "audit_log_recorded", "audit_log_actor"]  # the log's own, before audit_show
+
+
+def _to_old(path: Path, old_show: bool = False) -> None:
+    """Take the read indexes away, as a version before them left the log (``old_show``: as the version before
+    ``audit_show`` left it, the log's own kind, time and actor indexes in its place)."""
+    with sqlite3.connect(path) as db:
+        for name in INDEXES[:2]:
+            db.execute(f"DROP INDEX {name}")
+        db.execute("DROP TABLE audit_show")
+        for name in OLD_SHOW if old_show else ():
+            column = {"audit_log_kind": "kind", "audit_log_recorded": "recorded_at"}.get(name, ps.actor_sql("sqlite"))
+            db.execute(f"CREATE INDEX {name} ON audit_log({column})")
 
 
 def _fill(url: str) -> None:
@@ -50,6 +65,11 @@ def _fill(url: str) -> None:
     s.close()
 
 
+def _tables(path: Path) -> set[str]:
+    with sqlite3.connect(path) as db:
+        return {n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+
 def _indexes(path: Path) -> set[str]:
     with sqlite3.connect(path) as db:
         return {n for (n,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
@@ -61,9 +81,7 @@ def old_log(aios_env: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[str, Path]
     path = aios_env / "old.db"
     url = f"sqlite:///{path}"
     _fill(url)
-    with sqlite3.connect(path) as db:
-        for name in INDEXES:
-            db.execute(f"DROP INDEX {name}")
+    _to_old(path)
     monkeypatch.setattr(sq, "OPEN_INDEX_MAX", 10, raising=False)  # (raising: the old code had none)
     return url, path
 
@@ -83,7 +101,7 @@ def test_a_large_log_opens_without_waiting_for_the_write_lock(old_log: tuple[str
     holder.close()
     t.join(70)
     assert not waited, "opening the store waited for the write lock"
-    assert opened and not set(INDEXES) & _indexes(path)
+    assert opened and not set(INDEXES) & _indexes(path) and "audit_show" not in _tables(path)
     assert opened[0].missing_indexes() == INDEXES  # type: ignore[attr-defined]
 
 
@@ -131,14 +149,15 @@ def test_rebuild_projections_builds_them_and_show_reads_them(old_log: tuple[str,
     assert res.exit_code == 0, res.output
     for name in INDEXES:
         assert f"log indexes: {name} built in " in res.stderr
-    assert set(INDEXES) <= _indexes(path)
+    assert set(INDEXES[:2]) <= _indexes(path) and "audit_show" in _tables(path)
     store = open_store(url)
     assert store.missing_indexes() == []  # type: ignore[attr-defined]
+    assert store.show_indexed() == store.size()  # type: ignore[attr-defined]
     times = sorted({r.recorded_at for r in store.scan()})
     f = ps.ShowFilter(since=times[0], until=times[2])
     conds, params = ps.where_sql(f, "sqlite", kind_index=False)
-    q = "EXPLAIN QUERY PLAN SELECT seq FROM audit_log WHERE " + " AND ".join(conds) + " ORDER BY recorded_at DESC"
-    assert "audit_log_recorded" in " ".join(str(r[3]) for r in store.read_sql(q, params))
+    q = "EXPLAIN QUERY PLAN SELECT seq FROM audit_show WHERE " + " AND ".join(conds) + " ORDER BY recorded_at DESC"
+    assert "audit_show_recorded" in " ".join(str(r[3]) for r in store.read_sql(q, params))
     again = CliRunner().invoke(cli, ["audit", "rebuild-projections", "--store", url, "--json"])
     assert again.exit_code == 0, again.output
     assert json.loads(again.stdout.strip().splitlines()[-1])["log_indexes"] == []  # nothing left to build
@@ -151,9 +170,42 @@ def test_rebuild_projections_builds_them_and_show_reads_them(old_log: tuple[str,
 def test_a_small_log_gets_them_at_its_next_open(aios_env: Path) -> None:
     path = aios_env / "small.db"
     _fill(f"sqlite:///{path}")
-    with sqlite3.connect(path) as db:
-        for name in INDEXES:
-            db.execute(f"DROP INDEX {name}")
+    _to_old(path)
     open_store(f"sqlite:///{path}").close()  # 90 records: at most OPEN_INDEX_MAX, built on the spot
-    assert set(INDEXES) <= _indexes(path)
-    assert list(sq.LOG_INDEXES) == INDEXES
+    assert set(INDEXES[:2]) <= _indexes(path) and "audit_show" in _tables(path)
+    assert [*sq.LOG_INDEXES, "audit_show"] == INDEXES
+
+
+def test_a_log_with_the_old_show_indexes_moves_to_audit_show(aios_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A log the version before ``audit_show`` wrote (the kind, time and actor indexes on the log itself): a small one
+    is moved at its next open, a large one by `aios audit rebuild-projections`; `aios audit show` answers the same
+    before, during and after, and the old indexes (a page of write-ahead log each per append) are gone."""
+    url = f"sqlite:///{aios_env / 'small.db'}"
+    _fill(url)
+    everything = list(open_store(url).scan())
+    times = sorted({r.recorded_at for r in everything})
+    filters = [
+        ps.ShowFilter(kind="task"),
+        ps.ShowFilter(actor="user:alice", since=times[1]),
+        ps.ShowFilter(since=times[0], until=times[2], execution="run-1"),
+    ]
+    want = [[r for r in everything if f.matches(r)][-7:] for f in filters]
+    for large in (False, True):
+        path = aios_env / f"old-{large}.db"
+        with sqlite3.connect(path) as db, sqlite3.connect(url.removeprefix("sqlite:///")) as src:
+            src.backup(db)
+        _to_old(path, old_show=True)
+        if large:
+            monkeypatch.setattr(sq, "OPEN_INDEX_MAX", 10)
+        store = open_store(f"sqlite:///{path}")
+        assert store.show_indexed() is (None if large else store.size())  # type: ignore[attr-defined]
+        assert [ps.select_records(store, f, 7) for f in filters] == want
+        if large:  # opened as it was: the old indexes serve show meanwhile, and appends skip audit_show
+            assert set(OLD_SHOW) <= _indexes(path) and "audit_show" not in _tables(path)
+            assert store.missing_indexes() == INDEXES  # type: ignore[attr-defined]
+            res = CliRunner().invoke(cli, ["audit", "rebuild-projections", "--store", f"sqlite:///{path}"])
+            assert res.exit_code == 0, res.output
+            assert [ps.select_records(store, f, 7) for f in filters] == want
+        assert not set(OLD_SHOW) & _indexes(path) and store.show_indexed() == store.size()  # type: ignore[attr-defined]
+        assert store.show_problems() == []  # type: ignore[attr-defined]
+        monkeypatch.undo()

@@ -533,6 +533,7 @@ def verify_projections(
     for group in GROUPS:
         if (below := missing[group.state]) is not None:
             problems += _verify_group(store, group, since, chunk, below, until, beyond)
+    problems += show_problems(store, since)
     return sorted(problems, key=lambda p: (p.seq, p.table)), group_notes(missing)
 
 
@@ -579,11 +580,21 @@ def _verify_group(
     return problems + (beyond_the_log(store, group) if beyond else [])
 
 
-def beyond(store: Any, missing: dict[str, int | None]) -> list[ProjectionProblem]:
+def beyond(store: Any, missing: dict[str, int | None], since: int = 0) -> list[ProjectionProblem]:
     """:func:`beyond_the_log` of every group the store has tables of (``missing``: as :class:`RangeCheck` takes it),
-    in (seq, table) order."""
+    and :func:`show_problems` of the records after ``since``, in (seq, table) order."""
     found = [p for g in GROUPS if missing.get(g.state) is not None for p in beyond_the_log(store, g)]
-    return sorted(found, key=lambda p: (p.seq, p.table))
+    return sorted(found + show_problems(store, since), key=lambda p: (p.seq, p.table))
+
+
+def show_problems(store: Any, since: int = 0) -> list[ProjectionProblem]:
+    """SQLite's ``audit_show`` (the columns ``aios audit show`` filters by, written in arrears) against the log, for
+    the records after ``since``: a record without its row, a changed row, a row beyond the log (see
+    :func:`.stores.sqlite_show.problems`); none for a store without it."""
+    check = getattr(store, "show_problems", None)
+    if check is None:
+        return []
+    return [ProjectionProblem(code, "audit_show", seq, detail) for code, seq, detail in check(since)]
 
 
 def beyond_the_log(store: Any, group: Group) -> list[ProjectionProblem]:

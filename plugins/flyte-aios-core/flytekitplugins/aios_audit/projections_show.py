@@ -62,7 +62,7 @@ def like_escape(text: str) -> str:
 
 
 def where_sql(
-    f: ShowFilter, dialect: str, *, kind_index: bool = True, keys: list[str] | None = None
+    f: ShowFilter, dialect: str, *, kind_index: bool = True, keys: list[str] | None = None, plain: bool = False
 ) -> tuple[list[str], list[Any]]:
     """SQL conditions (``?`` placeholders) selecting a superset of what ``f.matches`` keeps (equal in practice).
 
@@ -71,12 +71,15 @@ def where_sql(
 
     ``kind_index=False``: the kind's condition is spelled so that no index serves it (SQLite's ``+kind``,
     PostgreSQL's ``kind || ''``), so that a time window's query walks the time index: through the kind's index it
-    read every record of the kind and sorted those in the window by time (61 s at ten million on PostgreSQL)."""
+    read every record of the kind and sorted those in the window by time (61 s at ten million on PostgreSQL).
+
+    ``plain`` (SQLite): no index serves the kind, the time or the actor (the log's tail after ``audit_show``, read by
+    ``seq``; a log upgraded in place may still have its old indexes of them until it is rebuilt)."""
     conds: list[str] = []
     params: list[Any] = []
     if f.kind:
-        plain = "+kind = ?" if dialect == "sqlite" else "kind || '' = ?"
-        conds.append("kind = ?" if kind_index else plain)
+        plain_kind = "+kind = ?" if dialect == "sqlite" else "kind || '' = ?"
+        conds.append("kind = ?" if kind_index and not plain else plain_kind)
         params.append(f.kind)
     if f.execution and keys is not None:
         conds.append(f"execution IN ({','.join('?' * len(keys))})" if keys else "1 = 0")
@@ -93,10 +96,10 @@ def where_sql(
         params.append(f.task)
     for bound, op in ((_utc(f.since), ">="), (_utc(f.until), "<")):
         if bound is not None:
-            conds.append(f"recorded_at {op} ?")
+            conds.append(f"{'+' if plain else ''}recorded_at {op} ?")
             params.append(bound.astimezone(dt.UTC).isoformat() if dialect == "sqlite" else bound)
     if f.actor is not None:
-        conds.append(f"{actor_sql(dialect)} = ?")  # the expression of the actor index, so that the index serves it
+        conds.append(f"{'+' if plain else ''}{actor_sql(dialect)} = ?")  # the actor index's expression (unless plain)
         params.append(actor_prefix(f.actor))
     return conds, params
 
@@ -148,14 +151,41 @@ def _scan(
     store: Any, f: ShowFilter, limit: int, upper: int | None = None, keys: list[str] | None = None
 ) -> list[AuditRecord]:
     """The newest ``limit`` records matching ``f`` (of those with ``seq <= upper``), newest first, read in pages
-    (``keys``: what a bare execution name means, see :func:`where_sql`)."""
+    (``keys``: what a bare execution name means, see :func:`where_sql`).
+
+    SQLite keeps the kind, time and actor of its records in ``audit_show``, written in arrears (see
+    :mod:`.stores.sqlite_show`): the records after its last are read from the log first (the newest; fewer than a
+    batch while writers keep up), then the others through its indexes."""
+    indexed = getattr(store, "show_indexed", None)
+    upto = indexed() if indexed is not None else None
+    if upto is None:
+        return _scan_log(store, f, limit, upper=upper, keys=keys)
+    out = _scan_log(store, f, limit, lower=upto, upper=upper, keys=keys)
+    below = upto if upper is None else min(upto, upper)
+    if len(out) < limit and below > 0:
+        out += _scan_show(store, f, limit - len(out), below, keys)
+    return out
+
+
+def _scan_log(
+    store: Any,
+    f: ShowFilter,
+    limit: int,
+    lower: int | None = None,
+    upper: int | None = None,
+    keys: list[str] | None = None,
+) -> list[AuditRecord]:
+    """:func:`_scan` of the log itself through its own indexes, or (``lower``: SQLite's records after ``audit_show``'s
+    last) of its records after ``lower`` by ``seq``, through none."""
     # newest by time through the time index; a log not yet given it (see unindexed) newest by seq, the same
     # order, which reads backwards from the head instead of sorting every record of the window
-    by_time = (f.since is not None or f.until is not None) and "audit_log_recorded" not in missing_indexes(store)
-    conds, params = where_sql(f, store.dialect, kind_index=not by_time, keys=keys)
-    if upper is not None:
-        conds.append("seq <= ?")
-        params.append(upper)
+    window = f.since is not None or f.until is not None
+    by_time = window and lower is None and _time_index(store)
+    conds, params = where_sql(f, store.dialect, kind_index=not by_time, keys=keys, plain=lower is not None)
+    for bound, op in ((lower, ">"), (upper, "<=")):
+        if bound is not None:
+            conds.append(f"seq {op} ?")
+            params.append(bound)
     order = "recorded_at DESC, seq DESC" if by_time else "seq DESC"
     after: list[Any] = []  # the keyset of the last row read: seq, or (recorded_at, seq) with a time window
     out: list[AuditRecord] = []
@@ -164,11 +194,10 @@ def _scan(
         where = list(conds)
         if after:
             # a range on the index (``recorded_at <= ?``), the tie on time broken by seq
-            where.append("recorded_at <= ? AND (recorded_at < ? OR seq < ?)" if by_time else "seq < ?")
+            where.append(_KEYSET if by_time else "seq < ?")
         q = "SELECT seq, entry, leaf_hash, prev_hash, chain_hash, recorded_at FROM audit_log"
         q += (" WHERE " + " AND ".join(where) if where else "") + f" ORDER BY {order} LIMIT {int(page)}"
-        keys = [after[0], after[0], after[1]] if by_time and after else after
-        rows = store.read_sql(q, [*params, *keys])
+        rows = store.read_sql(q, [*params, *_keyset(after, by_time)])
         for seq, entry, leaf, prev, chain, recorded in rows:
             rec = record_from_entry(bytes(entry), leaf, prev, chain)
             if f.matches(rec):
@@ -176,6 +205,66 @@ def _scan(
                 if len(out) == limit:
                     break
             after = [recorded, int(seq)] if by_time else [int(seq)]
+        if len(rows) < page:
+            break
+        page = PAGE
+    return out
+
+
+def _time_index(store: Any) -> bool:
+    """Whether the log itself has its time index (SQLite's only while a log upgraded in place still has its old
+    indexes, or a read-only one)."""
+    has = getattr(store, "has_index", None)
+    return has("audit_log_recorded") if has is not None else "audit_log_recorded" not in missing_indexes(store)
+
+
+_KEYSET = "recorded_at <= ? AND (recorded_at < ? OR seq < ?)"
+"""After the last row read, newest by time: a range on the time index, the tie on time broken by seq."""
+
+
+def _keyset(after: list[Any], by_time: bool) -> list[Any]:
+    return [after[0], after[0], after[1]] if by_time and after else after
+
+
+_RECORD = "seq, entry, leaf_hash, prev_hash, chain_hash"
+
+
+def _scan_show(store: Any, f: ShowFilter, limit: int, upto: int, keys: list[str] | None) -> list[AuditRecord]:
+    """:func:`_scan` of SQLite's records ``1 .. upto``, found through ``audit_show``'s indexes (kind, time, actor; a
+    time window newest by time through its time index, the kind then checked on the way), each page's records then
+    read from the log by ``seq`` with the other filters and checked with the exact one."""
+    window = f.since is not None or f.until is not None
+    only = ShowFilter(kind=f.kind, since=f.since, until=f.until)
+    conds, params = where_sql(only, "sqlite", kind_index=not window)
+    if f.actor is not None:
+        conds.append("actor = ?")  # audit_show's column holds exactly actor_sql's bytes
+        params.append(actor_prefix(f.actor))
+    conds.append("seq <= ?")
+    params.append(upto)
+    rest, rest_params = where_sql(
+        dataclasses.replace(f, kind=None, actor=None, since=None, until=None), "sqlite", keys=keys
+    )
+    order = "recorded_at DESC, seq DESC" if window else "seq DESC"
+    after: list[Any] = []
+    out: list[AuditRecord] = []
+    page = min(PAGE, max(limit, 16))
+    while len(out) < limit:
+        where = [*conds, *([_KEYSET if window else "seq < ?"] if after else [])]
+        q = f"SELECT seq, recorded_at FROM audit_show WHERE {' AND '.join(where)} ORDER BY {order} LIMIT {int(page)}"
+        rows = store.read_sql(q, [*params, *_keyset(after, window)])
+        if rows:
+            seqs = [int(seq) for seq, _ in rows]
+            q = f"SELECT {_RECORD} FROM audit_log WHERE seq IN ({','.join('?' * len(seqs))})"
+            q += "".join(f" AND {c}" for c in rest)
+            got = {int(r[0]): r[1:] for r in store.read_sql(q, [*seqs, *rest_params])}
+            for seq in seqs:  # in the index's order
+                if (row := got.get(seq)) is not None:
+                    rec = record_from_entry(bytes(row[0]), *row[1:])
+                    if f.matches(rec):
+                        out.append(rec)
+                        if len(out) == limit:
+                            break
+            after = [rows[-1][1], int(rows[-1][0])] if window else [int(rows[-1][0])]
         if len(rows) < page:
             break
         page = PAGE
@@ -210,14 +299,21 @@ def unindexed(store: Any, f: ShowFilter) -> list[str]:
     """What ``f`` asks for that this store answers by reading the log, for lack of an index it will have once
     ``aios audit rebuild-projections`` has run (empty when nothing is missing)."""
     missing = set(missing_indexes(store))
-    wants = {
-        "audit_log_kind": bool(f.kind),
-        "audit_log_recorded": f.since is not None or f.until is not None,
-        "audit_log_actor": f.actor is not None,
-        NAMED_INDEX: bool(f.execution),  # SQLite's alone: a store without it never lists it missing
+    asked = {
+        "--kind": bool(f.kind),
+        "--since/--until": f.since is not None or f.until is not None,
+        "--actor": f.actor is not None,
+        "--execution": bool(f.execution),
     }
-    words = {"audit_log_kind": "--kind", "audit_log_recorded": "--since/--until", "audit_log_actor": "--actor"}
-    return [words.get(name, "--execution") for name, wanted in wants.items() if wanted and name in missing]
+    # which index serves each filter: the log's own (PostgreSQL), SQLite's audit_show for three of them, and SQLite's
+    # named-execution index (a store without it never lists it missing)
+    serves = {
+        "--kind": ("audit_log_kind", "audit_show"),
+        "--since/--until": ("audit_log_recorded", "audit_show"),
+        "--actor": ("audit_log_actor", "audit_show"),
+        "--execution": (NAMED_INDEX,),
+    }
+    return [flag for flag, wanted in asked.items() if wanted and missing & set(serves[flag])]
 
 
 def _lineage_built_after(store: Any) -> int | None:

@@ -23,7 +23,7 @@ from typing import Any
 
 from flytekitplugins.aios_audit import projections
 from flytekitplugins.aios_audit.private_files import touch_private
-from flytekitplugins.aios_audit.projections_show import NAMED_INDEX, actor_sql, named_execution_sql
+from flytekitplugins.aios_audit.projections_show import NAMED_INDEX, named_execution_sql
 from flytekitplugins.aios_audit.records import GENESIS, AuditEvent, AuditRecord, record_from_entry
 from flytekitplugins.aios_audit.stores import (
     AuditStore,
@@ -34,6 +34,7 @@ from flytekitplugins.aios_audit.stores import (
     keep_inherited,
     seal_rows,
 )
+from flytekitplugins.aios_audit.stores import sqlite_show as show
 
 _IDS_INDEX = "CREATE INDEX IF NOT EXISTS audit_ids_leaf ON audit_ids(leaf_hash)"  # also rebuilt by _rebuild_ids
 
@@ -149,13 +150,6 @@ def _ids_heads(conn: sqlite3.Connection) -> tuple[int, int]:
 
 
 LOG_INDEXES = {
-    "audit_log_kind": "CREATE INDEX IF NOT EXISTS audit_log_kind ON audit_log(kind)",
-    # time windows of `aios audit show` (the rowid, seq, is the index's last column); times grow with seq, so each
-    # append adds to the index's last page
-    "audit_log_recorded": "CREATE INDEX IF NOT EXISTS audit_log_recorded ON audit_log(recorded_at)",
-    # `aios audit show --actor`: the entry's bytes up to its actor (one key per actor, so appends add to the end of
-    # their actor's range)
-    "audit_log_actor": f"CREATE INDEX IF NOT EXISTS audit_log_actor ON audit_log({actor_sql('sqlite')})",
     # `aios audit show --execution`: the records whose entries name an execution in a string field (approval records:
     # one in seven), whose lineage row may name another execution than their column; every other record is found
     # through its lineage row (no index of the column: appends of other kinds pay nothing)
@@ -163,9 +157,10 @@ LOG_INDEXES = {
     + named_execution_sql("sqlite"),
     "audit_claims_seq": "CREATE INDEX IF NOT EXISTS audit_claims_seq ON audit_claims(seq)",  # checks since a seq
 }
-"""The log's read indexes by name, each with its ``CREATE INDEX`` statement: the kind, time, actor and named-execution
-indexes of ``aios audit show`` and the claims' seq index of ``aios audit verify --checkpoint`` (appends add to the end
-of each of their ranges; none is keyed on a random value)."""
+"""The log's read indexes by name, each with its ``CREATE INDEX`` statement: the named-execution index of ``aios audit
+show`` and the claims' seq index of ``aios audit verify --checkpoint`` (appends add to the end of each of their
+ranges; none is keyed on a random value). The kind, time and actor indexes of ``aios audit show`` are on
+``audit_show``, written in arrears (:mod:`.sqlite_show`)."""
 
 
 def _log_size(conn: sqlite3.Connection) -> int:
@@ -252,21 +247,29 @@ class SQLiteAuditStore(AuditStore):
 
     @classmethod
     def _ensure_projections(cls, conn: sqlite3.Connection) -> None:
-        """Create the projection tables once, under the write lock, and the log's read indexes (:data:`LOG_INDEXES`)
-        where the log is small enough to index on the spot (:data:`OPEN_INDEX_MAX`).
+        """Create the projection tables and ``audit_show`` (:mod:`.sqlite_show`) once, under the write lock, and the
+        log's read indexes (:data:`LOG_INDEXES`) where the log is small enough to index on the spot
+        (:data:`OPEN_INDEX_MAX`).
 
         A log that existed before the tables gets ``missing_through`` = its size, and a larger log that lacks an
         index is opened without it (its readers scan as they did before it existed): ``aios audit
         rebuild-projections`` fills and builds both, with progress (:meth:`build_indexes`). Building the
         indexes of a ten-million-record log at its first open made that open, a governance call's perhaps, take
-        minutes while every other writer waited. A read-only database is left as it is: readers then fold the log.
+        minutes while every other writer waited. So too ``audit_show``: a log written before it gets it filled and
+        the log's own ``audit show`` indexes dropped at its first open while it holds at most
+        :data:`OPEN_INDEX_MAX` records; a larger one is opened without it (writers then skip it, and ``aios audit
+        show`` reads the log as before) until the upgrade command builds it. A read-only database is left as it is:
+        readers then fold the log.
         """
-        present = _present(conn, (*cls._PROJECTION_OBJECTS, *LOG_INDEXES))
+        present = _present(conn, (*cls._PROJECTION_OBJECTS, *LOG_INDEXES, *show.OBJECTS, *show.OLD_INDEXES))
         tables = any(n not in present for n in cls._PROJECTION_OBJECTS)
         build = [n for n in LOG_INDEXES if n not in present]
-        if build and _log_size(conn) > OPEN_INDEX_MAX:
-            build = []  # left to `aios audit rebuild-projections` (missing_indexes says which)
-        if not tables and not build:
+        shown = any(n not in present for n in show.OBJECTS)
+        old = set(show.OLD_INDEXES) & present
+        if (build or shown or old) and _log_size(conn) > OPEN_INDEX_MAX:
+            build, shown, old = [], False, set()  # left to `aios audit rebuild-projections` (see missing_indexes)
+        migrate = shown or bool(old)  # a log of this size written before audit_show: filled now, old indexes dropped
+        if not tables and not build and not shown and not migrate:
             return
         try:
             with _write(conn):
@@ -275,29 +278,65 @@ class SQLiteAuditStore(AuditStore):
                 if tables:
                     for stmt in projections.schema("sqlite"):
                         conn.execute(stmt)
+                for stmt in show.SCHEMA if shown else ():
+                    conn.execute(stmt)
+            if migrate:
+                show.build(conn, _write)
         except sqlite3.OperationalError as e:
             if "readonly" not in str(e) and "read-only" not in str(e):
                 raise
 
     def missing_indexes(self) -> list[str]:
-        """The :data:`LOG_INDEXES` this database lacks: a log larger than :data:`OPEN_INDEX_MAX` records opened
-        first by a version that has them (see :meth:`_ensure_projections`)."""
-        present = _present(self._conn(), tuple(LOG_INDEXES))
-        return [name for name in LOG_INDEXES if name not in present]
+        """The :data:`LOG_INDEXES` this database lacks (a log larger than :data:`OPEN_INDEX_MAX` records opened first
+        by a version that has them: see :meth:`_ensure_projections`), and ``audit_show`` while it lacks more than
+        :data:`.sqlite_show.MISSING` records of the log or the log still has its old ``audit show`` indexes."""
+        conn = self._conn()
+        present = _present(conn, (*LOG_INDEXES, show.TABLE, *show.OLD_INDEXES))
+        out = [name for name in LOG_INDEXES if name not in present]
+        if show.TABLE not in present or set(show.OLD_INDEXES) & present or show.backlog(conn) > show.MISSING:
+            out.append(show.TABLE)
+        return out
 
     def build_indexes(self, progress: Callable[[str, float], None] | None = None) -> list[str]:
         """Build the log's missing read indexes, one write transaction each (other writers wait for one index at
-        most), ``progress(name, seconds)`` told as each is done; returns their names."""
+        most), and bring ``audit_show`` up to the log (:func:`.sqlite_show.build`), ``progress(name, seconds)`` told
+        as each is done; returns their names."""
         built: list[str] = []
         conn = self._conn()
         for name in self.missing_indexes():
             t0 = time.perf_counter()
-            with _write(conn):
-                conn.execute(LOG_INDEXES[name])
+            if name == show.TABLE:
+                with _write(conn):
+                    for stmt in show.SCHEMA:
+                        conn.execute(stmt)
+                show.build(conn, _write)
+            else:
+                with _write(conn):
+                    conn.execute(LOG_INDEXES[name])
             built.append(name)
             if progress is not None:
                 progress(name, time.perf_counter() - t0)
         return built
+
+    def show_indexed(self) -> int | None:
+        """The last ``seq`` ``audit_show`` holds (``aios audit show`` reads the records after it from the log), or
+        None where ``aios audit show`` reads the log as before: the table is missing (a large log not yet upgraded,
+        a read-only one) or not yet complete (the log's old indexes are still there: an upgrade not finished)."""
+        conn = self._conn()
+        if _present(conn, (show.TABLE, *show.OLD_INDEXES)) != {show.TABLE}:
+            return None
+        return show.upto(conn)
+
+    def has_index(self, name: str) -> bool:
+        """Whether the database holds the index (or table) ``name``."""
+        return bool(_present(self._conn(), (name,)))
+
+    def show_problems(self, since: int = 0) -> list[tuple[str, int, str]]:
+        """``audit_show``'s rows of the records after ``since`` that the log does not derive (see
+        :func:`.sqlite_show.problems`); none where the table is missing."""
+        if not self.has_index(show.TABLE):
+            return []
+        return show.problems(self._conn(), since)
 
     def read_sql(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         return self._conn().execute(sql, tuple(params)).fetchall()
@@ -328,6 +367,10 @@ class SQLiteAuditStore(AuditStore):
                 conn.execute(stmt)
             for stmt in projections.schema("sqlite"):
                 conn.execute(stmt)
+            conn.execute(f"DROP TABLE IF EXISTS {show.TABLE}")  # derived from the log like the tables: again too
+            for stmt in show.SCHEMA:
+                conn.execute(stmt)
+        show.build(conn, _write)
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -388,6 +431,7 @@ class SQLiteAuditStore(AuditStore):
                 raise ClaimTaken(key, *(row or (holder, out[i].seq))) from None
         for table, values in projections.rows_for(rows).items():  # same transaction as the records
             conn.executemany(projections.BY_NAME[table].insert_sql(), values)
+        show.after_append(conn, out[-1].seq)  # audit show's columns, a batch at a time
         return out
 
     def claim_holders(self, keys: Collection[str]) -> dict[str, tuple[str, int]]:
