@@ -139,7 +139,7 @@ def verify_since(
     claims = claims_since(store, checkpoint.tree_size, claimed, end)
     if missing is None:
         return SinceResult(result, claims, [], "this store keeps no projection tables")
-    found += pj.beyond(store, missing, checkpoint.tree_size)
+    found += pj.beyond(store, missing)
     return SinceResult(result, claims, found, pj.group_notes(missing))
 
 

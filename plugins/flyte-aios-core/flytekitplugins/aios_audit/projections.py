@@ -533,7 +533,7 @@ def verify_projections(
     for group in GROUPS:
         if (below := missing[group.state]) is not None:
             problems += _verify_group(store, group, since, chunk, below, until, beyond)
-    problems += show_problems(store, since)
+    problems += show_problems(store, since, until, beyond=beyond)
     return sorted(problems, key=lambda p: (p.seq, p.table)), group_notes(missing)
 
 
@@ -580,21 +580,24 @@ def _verify_group(
     return problems + (beyond_the_log(store, group) if beyond else [])
 
 
-def beyond(store: Any, missing: dict[str, int | None], since: int = 0) -> list[ProjectionProblem]:
+def beyond(store: Any, missing: dict[str, int | None]) -> list[ProjectionProblem]:
     """:func:`beyond_the_log` of every group the store has tables of (``missing``: as :class:`RangeCheck` takes it),
-    and :func:`show_problems` of the records after ``since``, in (seq, table) order."""
+    and SQLite's ``audit_show`` rows beyond the log, in (seq, table) order."""
     found = [p for g in GROUPS if missing.get(g.state) is not None for p in beyond_the_log(store, g)]
-    return sorted(found + show_problems(store, since), key=lambda p: (p.seq, p.table))
+    return sorted(found + show_problems(store, rows=False), key=lambda p: (p.seq, p.table))
 
 
-def show_problems(store: Any, since: int = 0) -> list[ProjectionProblem]:
-    """SQLite's ``audit_show`` (the columns ``aios audit show`` filters by, written in arrears) against the log, for
-    the records after ``since``: a record without its row, a changed row, a row beyond the log (see
-    :func:`.stores.sqlite_show.problems`); none for a store without it."""
+def show_problems(
+    store: Any, since: int = 0, until: int | None = None, *, rows: bool = True, beyond: bool = True
+) -> list[ProjectionProblem]:
+    """SQLite's ``audit_show`` (the columns ``aios audit show`` filters by, written in arrears) against the log: with
+    ``rows``, of the records ``since + 1 .. until`` a record without its row or a changed row; with ``beyond``, a
+    row beyond the log (see :func:`.stores.sqlite_show.problems`); none for a store without it."""
     check = getattr(store, "show_problems", None)
     if check is None:
         return []
-    return [ProjectionProblem(code, "audit_show", seq, detail) for code, seq, detail in check(since)]
+    found = check(since, until, rows=rows, beyond=beyond)
+    return [ProjectionProblem(code, "audit_show", seq, detail) for code, seq, detail in found]
 
 
 def beyond_the_log(store: Any, group: Group) -> list[ProjectionProblem]:
@@ -666,6 +669,8 @@ class RangeCheck:
 
     def _flush(self) -> None:
         lo, hi, store = self.lo, self.hi, self.store
+        # SQLite's audit_show rows of these records, compared in SQL with the log rows the walk has just read
+        self.problems += show_problems(store, lo - 1, hi, beyond=False)
         if self.gov_missing is not None:
             have = dict(_table_range(store, GOVERNANCE, params=(lo, hi), read=store.read_sql))
             self.problems += _compare(self.gov, have, self.gov_missing)

@@ -331,12 +331,14 @@ class SQLiteAuditStore(AuditStore):
         """Whether the database holds the index (or table) ``name``."""
         return bool(_present(self._conn(), (name,)))
 
-    def show_problems(self, since: int = 0) -> list[tuple[str, int, str]]:
-        """``audit_show``'s rows of the records after ``since`` that the log does not derive (see
-        :func:`.sqlite_show.problems`); none where the table is missing."""
+    def show_problems(
+        self, since: int = 0, until: int | None = None, *, rows: bool = True, beyond: bool = True
+    ) -> list[tuple[str, int, str]]:
+        """``audit_show``'s rows of the records ``since + 1 .. until`` that the log does not derive, and its rows
+        beyond the log (see :func:`.sqlite_show.problems`); none where the table is missing."""
         if not self.has_index(show.TABLE):
             return []
-        return show.problems(self._conn(), since)
+        return show.problems(self._conn(), since, until, rows=rows, beyond=beyond)
 
     def read_sql(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         return self._conn().execute(sql, tuple(params)).fetchall()

@@ -114,28 +114,35 @@ def backlog(conn: sqlite3.Connection) -> int:
     return int(log) - int(have)
 
 
-def problems(conn: sqlite3.Connection, since: int = 0) -> list[tuple[str, int, str]]:
-    """``(code, seq, detail)`` for every row of the table, of the records after ``since``, that is not what the log
-    derives: a record up to the table's last ``seq`` without a row (``projection_missing``: ``audit show`` would not
-    find it through the indexes), a row whose columns differ from the log's (``projection_changed``), a row beyond
-    the log (``projection_extra``). The log's columns and entries are the ones the verifier's walk proves equal to the
-    sealed entries. One statement each (one pass over the range, in C)."""
+def problems(
+    conn: sqlite3.Connection, since: int = 0, until: int | None = None, *, rows: bool = True, beyond: bool = True
+) -> list[tuple[str, int, str]]:
+    """``(code, seq, detail)`` for every row of the table, of the records ``since + 1 .. until``, that is not what the
+    log derives (``rows``): a record up to the table's last ``seq`` without a row (``projection_missing``: ``audit
+    show`` would not find it through the indexes), a row whose columns differ from the log's
+    (``projection_changed``); and (``beyond``) each row beyond the log (``projection_extra``). The log's columns and
+    entries are the ones the verifier's walk proves equal to the sealed entries; the verifier hands its ranges over
+    right after reading them, so their pages are in memory. One statement each, in SQLite."""
+    out: list[tuple[str, int, str]] = []
     actor = actor_sql("sqlite")
     q = (
         f"SELECT l.seq, s.seq IS NULL, s.kind, s.recorded_at, hex(s.actor), l.kind, l.recorded_at, hex({actor}) "
-        f"FROM audit_log l LEFT JOIN {TABLE} s ON s.seq = l.seq WHERE l.seq > ? AND l.seq <= ({_UPTO}) "
+        f"FROM audit_log l LEFT JOIN {TABLE} s ON s.seq = l.seq WHERE l.seq > ? AND l.seq <= ? AND l.seq <= ({_UPTO}) "
         f"AND (s.seq IS NULL OR s.kind IS NOT l.kind OR s.recorded_at IS NOT l.recorded_at OR s.actor IS NOT {actor}) "
         "ORDER BY l.seq"
     )
-    out: list[tuple[str, int, str]] = []
-    for seq, absent, kind, at, who, lkind, lat, lwho in conn.execute(q, (since,)):
+    for seq, absent, kind, at, who, lkind, lat, lwho in (
+        conn.execute(q, (since, 2**62 if until is None else until)) if rows else ()
+    ):
         want = [lkind, lat, lwho]
         if absent:
             out.append(("projection_missing", int(seq), f"no row {want}"))
         else:
             out.append(("projection_changed", int(seq), f"row {[kind, at, who]} but the sealed record derives {want}"))
-    beyond = f"SELECT seq, kind FROM {TABLE} WHERE seq > (SELECT COALESCE(MAX(seq), 0) FROM audit_log) ORDER BY seq"
-    out += [
-        ("projection_extra", int(seq), f"row of kind {kind!r} beyond the log") for seq, kind in conn.execute(beyond)
-    ]
+    extra = f"SELECT seq, kind FROM {TABLE} WHERE seq > (SELECT COALESCE(MAX(seq), 0) FROM audit_log) ORDER BY seq"
+    out += (
+        [("projection_extra", int(seq), f"row of kind {kind!r} beyond the log") for seq, kind in conn.execute(extra)]
+        if beyond
+        else []
+    )
     return out
