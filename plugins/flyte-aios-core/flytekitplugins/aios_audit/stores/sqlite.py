@@ -268,20 +268,17 @@ class SQLiteAuditStore(AuditStore):
         old = set(show.OLD_INDEXES) & present
         if (build or shown or old) and _log_size(conn) > OPEN_INDEX_MAX:
             build, shown, old = [], False, set()  # left to `aios audit rebuild-projections` (see missing_indexes)
-        migrate = shown or bool(old)  # a log of this size written before audit_show: filled now, old indexes dropped
-        if not tables and not build and not shown and not migrate:
-            return
+        migrate = shown or bool(old)  # a log of this size without audit_show (a new one too): created and filled now
         try:
-            with _write(conn):
-                for name in build:
-                    conn.execute(LOG_INDEXES[name])
-                if tables:
-                    for stmt in projections.schema("sqlite"):
-                        conn.execute(stmt)
-                for stmt in show.SCHEMA if shown else ():
-                    conn.execute(stmt)
+            if tables or build:
+                with _write(conn):
+                    for name in build:
+                        conn.execute(LOG_INDEXES[name])
+                    if tables:
+                        for stmt in projections.schema("sqlite"):
+                            conn.execute(stmt)
             if migrate:
-                show.build(conn, _write)
+                show.build(conn, _write)  # and the log's old show indexes dropped
         except sqlite3.OperationalError as e:
             if "readonly" not in str(e) and "read-only" not in str(e):
                 raise
@@ -306,9 +303,6 @@ class SQLiteAuditStore(AuditStore):
         for name in self.missing_indexes():
             t0 = time.perf_counter()
             if name == show.TABLE:
-                with _write(conn):
-                    for stmt in show.SCHEMA:
-                        conn.execute(stmt)
                 show.build(conn, _write)
             else:
                 with _write(conn):
@@ -370,8 +364,6 @@ class SQLiteAuditStore(AuditStore):
             for stmt in projections.schema("sqlite"):
                 conn.execute(stmt)
             conn.execute(f"DROP TABLE IF EXISTS {show.TABLE}")  # derived from the log like the tables: again too
-            for stmt in show.SCHEMA:
-                conn.execute(stmt)
         show.build(conn, _write)
 
     def _conn(self) -> sqlite3.Connection:

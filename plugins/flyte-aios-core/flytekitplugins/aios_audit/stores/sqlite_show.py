@@ -20,7 +20,6 @@ builds it again.
 from __future__ import annotations
 
 import sqlite3
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -80,32 +79,28 @@ def after_append(conn: sqlite3.Connection, head: int) -> None:
     except sqlite3.OperationalError:
         return
     if head - have >= BATCH:
-        conn.execute(_FILL, (have, min(head, have + CHUNK)))
+        _copy(conn, have, CHUNK)
 
 
-def fill(conn: sqlite3.Connection, limit: int) -> int:
-    """Copy the next ``limit`` records after the table's last into it (the caller holds a write transaction);
-    returns how many."""
-    have = upto(conn)
+def _copy(conn: sqlite3.Connection, have: int, limit: int) -> int:
+    """Copy the log's records ``have + 1 .. have + limit`` into the table (it holds ``1 .. have``; the caller holds a
+    write transaction); returns how many there were."""
     return max(conn.execute(_FILL, (have, have + limit)).rowcount, 0)
 
 
-def build(
-    conn: sqlite3.Connection,
-    write: Callable[[sqlite3.Connection], Any],
-    progress: Callable[[str, float], None] | None = None,
-) -> None:
-    """Bring the table up to the log in transactions of :data:`BUILD_CHUNK` records (``write(conn)``: the store's
-    write transaction), then drop the log's :data:`OLD_INDEXES`; ``progress(name, seconds)`` told once done."""
-    t0 = time.perf_counter()
+def build(conn: sqlite3.Connection, write: Callable[[sqlite3.Connection], Any]) -> None:
+    """Create the table where it is missing and bring it up to the log in transactions of :data:`BUILD_CHUNK`
+    records (``write(conn)``: the store's write transaction), then drop the log's :data:`OLD_INDEXES`."""
+    schema = SCHEMA
     while True:
         with write(conn):
-            if fill(conn, BUILD_CHUNK) < BUILD_CHUNK:
+            for stmt in schema:
+                conn.execute(stmt)
+            schema = []
+            if _copy(conn, upto(conn), BUILD_CHUNK) < BUILD_CHUNK:
                 for name in OLD_INDEXES:
                     conn.execute(f"DROP INDEX IF EXISTS {name}")
-                break
-    if progress is not None:
-        progress(TABLE, time.perf_counter() - t0)
+                return
 
 
 def backlog(conn: sqlite3.Connection) -> int:
@@ -131,18 +126,17 @@ def problems(
         f"AND (s.seq IS NULL OR s.kind IS NOT l.kind OR s.recorded_at IS NOT l.recorded_at OR s.actor IS NOT {actor}) "
         "ORDER BY l.seq"
     )
-    for seq, absent, kind, at, who, lkind, lat, lwho in (
-        conn.execute(q, (since, 2**62 if until is None else until)) if rows else ()
-    ):
-        want = [lkind, lat, lwho]
-        if absent:
-            out.append(("projection_missing", int(seq), f"no row {want}"))
-        else:
-            out.append(("projection_changed", int(seq), f"row {[kind, at, who]} but the sealed record derives {want}"))
-    extra = f"SELECT seq, kind FROM {TABLE} WHERE seq > (SELECT COALESCE(MAX(seq), 0) FROM audit_log) ORDER BY seq"
-    out += (
-        [("projection_extra", int(seq), f"row of kind {kind!r} beyond the log") for seq, kind in conn.execute(extra)]
-        if beyond
-        else []
-    )
+    if rows:
+        for seq, absent, kind, at, who, lkind, lat, lwho in conn.execute(q, (since, 2**62 if until is None else until)):
+            want = [lkind, lat, lwho]
+            if absent:
+                out.append(("projection_missing", int(seq), f"no row {want}"))
+            else:
+                detail = f"row {[kind, at, who]} but the sealed record derives {want}"
+                out.append(("projection_changed", int(seq), detail))
+    if beyond:
+        extra = f"SELECT seq, kind FROM {TABLE} WHERE seq > (SELECT COALESCE(MAX(seq), 0) FROM audit_log) ORDER BY seq"
+        out += [
+            ("projection_extra", int(seq), f"row of kind {kind!r} beyond the log") for seq, kind in conn.execute(extra)
+        ]
     return out
