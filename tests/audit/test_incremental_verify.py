@@ -276,6 +276,40 @@ def test_a_check_aside_runs_in_another_process_and_falls_back_here() -> None:
     assert idle._proc is None
 
 
+def test_an_answered_or_cancelled_child_is_not_waited_for_and_is_collected_later(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``cancel`` (and ``result``, which ends with it) never blocks on the child's end: a child forked from a
+    process with models loaded takes milliseconds to tear its memory down. Its exit status is still collected (no
+    child is left behind) by the next :class:`Aside`."""
+    import multiprocessing.process
+    import os
+    import time
+
+    from flytekitplugins.aios_audit import aside
+
+    joins: list[float | None] = []
+    join = multiprocessing.process.BaseProcess.join
+
+    def recorded_join(self: multiprocessing.process.BaseProcess, timeout: float | None = None) -> None:
+        joins.append(timeout)
+        join(self, timeout)
+
+    monkeypatch.setattr(multiprocessing.process.BaseProcess, "join", recorded_join)
+    answered = aside.Aside(os.getpid)
+    assert answered.result() != os.getpid()
+    idle = aside.Aside(time.sleep, 30)
+    idle.cancel()
+    assert joins and all(t == 0 for t in joins)  # every join a poll: none waited for a child's end
+    ended = [answered, idle]
+    deadline = time.monotonic() + 10
+    while aside._ENDING and time.monotonic() < deadline:
+        time.sleep(0.01)
+        aside._reap()
+    assert aside._ENDING == [], "the killed and the answered child were collected"
+    assert all(a._proc is None for a in ended)
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_claims_since_on_both_stores(backend: str, aios_env: Path, request: pytest.FixtureRequest) -> None:
     """The database finds the records that claim (SQLite ``instr``, PostgreSQL ``position`` over the sealed bytes):

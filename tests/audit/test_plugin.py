@@ -36,6 +36,23 @@ def test_decorator_records_digests_policy_and_redacts_secrets() -> None:
     assert current_audit() is None  # the scope does not leak out of the task
 
 
+def test_scrub_redacts_secret_named_keys_of_any_length_and_case_every_time() -> None:
+    """Key names are checked through a bounded cache (keys of up to 64 characters): the same answers for a key seen
+    before, a long key past the cache, and any case, at every level."""
+    from flytekitplugins.aios_audit.scope import scrub
+
+    long_secret, long_plain = "x" * 70 + "_Private_Key", "y" * 90
+    value = {"Api_Key": "k1", "note": "fine", long_secret: "k2", long_plain: 3, "nested": [{"PASSWORD": "k3"}]}
+    for _ in range(2):  # the second time from the cache
+        assert scrub(value) == {
+            "Api_Key": "[redacted]",
+            "note": "fine",
+            long_secret: "[redacted]",
+            long_plain: 3,
+            "nested": [{"PASSWORD": "[redacted]"}],
+        }
+
+
 def test_task_config_plugin_records_model_and_serializes() -> None:
     assert gt.count(words=["x", "y"]) == 2
     (rec,) = _records()

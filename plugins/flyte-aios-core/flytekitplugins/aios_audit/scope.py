@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextvars
 import datetime as dt
+import functools
 from typing import Any
 
 from flytekitplugins.aios_audit.records import ModelRef
@@ -35,9 +36,25 @@ def current_audit() -> AuditScope | None:
     return _current.get()
 
 
+def _secret_named(key: str) -> bool:
+    """True when ``key`` names a secret (any of :data:`_SECRET_WORDS` in it, any case).
+
+    Keys of up to 64 characters are answered from a bounded cache: records repeat the same few dozen keys, and the
+    scan of eight words was most of what scrubbing a policy decision cost."""
+    return _secret_named_cached(key) if len(key) <= 64 else _has_secret_word(key)
+
+
+def _has_secret_word(key: str) -> bool:
+    low = key.lower()
+    return any(w in low for w in _SECRET_WORDS)
+
+
+_secret_named_cached = functools.lru_cache(maxsize=4096)(_has_secret_word)
+
+
 def scrub(value: Any, key: str = "") -> Any:
     """Make ``value`` safe for an audit record: redact secret-named keys, digest long text, keep JSON types."""
-    if key and any(w in key.lower() for w in _SECRET_WORDS):
+    if key and _secret_named(key):
         return "[redacted]"
     if value is None or isinstance(value, bool | int | float):
         return value
