@@ -282,6 +282,7 @@ def test_an_answered_or_cancelled_child_is_not_waited_for_and_is_collected_later
     """``cancel`` (and ``result``, which ends with it) never blocks on the child's end: a child forked from a
     process with models loaded takes milliseconds to tear its memory down. Its exit status is still collected (no
     child is left behind) by the next :class:`Aside`."""
+    import multiprocessing
     import multiprocessing.process
     import os
     import time
@@ -308,6 +309,21 @@ def test_an_answered_or_cancelled_child_is_not_waited_for_and_is_collected_later
         aside._reap()
     assert aside._ENDING == [], "the killed and the answered child were collected"
     assert all(a._proc is None for a in ended)
+    # A process forked while a child waits to be collected inherits the entry: it drops it, never joins it (only
+    # the parent may), and its own Aside works.
+    waiting = multiprocessing.get_context("fork").Process(target=time.sleep, args=(1,))  # running at the fork
+    waiting.start()
+    aside._ENDING.append((os.getpid(), waiting))
+
+    def reap_there() -> tuple[int, int]:
+        aside._reap()
+        return os.getpid(), len(aside._ENDING)
+
+    helper = aside.Aside(reap_there)
+    assert helper.result()[0] != os.getpid() and not helper.here, "the child reaped its inherited list without error"
+    waiting.join()
+    aside._reap()
+    assert aside._ENDING == []
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])

@@ -59,7 +59,7 @@ def store(request: pytest.FixtureRequest, aios_env: Path, monkeypatch: pytest.Mo
     the split inside one append's records (one time), so that every query reads both parts."""
     url = f"sqlite:///{aios_env}/show.db" if request.param == "sqlite" else request.getfixturevalue("pg_url")
     monkeypatch.setattr(sqlite_show, "BATCH", 100)
-    monkeypatch.setattr(sqlite_show, "CHUNK", 90)
+    monkeypatch.setattr(sqlite_show, "CHUNK", 50)  # the third append (81-120) copies its own 40 and 50 older
     s = _filled(url)
     if request.param == "sqlite":
         assert s.show_indexed() == 90 and s.size() == 160  # type: ignore[attr-defined]

@@ -13,7 +13,9 @@ from __future__ import annotations
 import gc
 import logging
 import multiprocessing as mp
+import os
 import signal
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar, cast
@@ -92,20 +94,29 @@ class Aside(Generic[T]):
         self._recv.close()
         if proc.is_alive():
             proc.kill()  # SIGKILL: the child inherited this process's handlers, which may not exit
-        _ENDING.append(proc)
+        with _ENDING_LOCK:
+            _ENDING.append((os.getpid(), proc))
         _reap()
 
 
-_ENDING: list[Any] = []
-"""Children killed or answered and not yet collected (see :meth:`Aside.cancel`)."""
+_ENDING: list[tuple[int, Any]] = []
+"""Children killed or answered and not yet collected (see :meth:`Aside.cancel`), each with the pid of the process
+that started it: a process forked later inherits the list, and only the parent may collect a child."""
+_ENDING_LOCK = threading.Lock()
 
 
 def _reap() -> None:
-    """Collect the exit status of every child in :data:`_ENDING` that has ended; never waits."""
-    for proc in list(_ENDING):
-        proc.join(timeout=0)
-        if proc.exitcode is not None:
-            _ENDING.remove(proc)
+    """Collect the exit status of every child in :data:`_ENDING` that has ended; never waits. Entries a forked
+    process inherited from its parent are dropped (they are not its children)."""
+    me = os.getpid()
+    with _ENDING_LOCK:
+        for entry in list(_ENDING):
+            parent, proc = entry
+            if parent == me:
+                proc.join(timeout=0)
+                if proc.exitcode is None:
+                    continue
+            _ENDING.remove(entry)
 
 
 def _child(fn: Callable[..., Any], args: tuple[Any, ...], conn: Any) -> None:

@@ -425,7 +425,7 @@ class SQLiteAuditStore(AuditStore):
                 raise ClaimTaken(key, *(row or (holder, out[i].seq))) from None
         for table, values in projections.rows_for(rows).items():  # same transaction as the records
             conn.executemany(projections.BY_NAME[table].insert_sql(), values)
-        show.after_append(conn, out[-1].seq)  # audit show's columns, a batch at a time
+        show.after_append(conn, out[-1].seq, len(out))  # audit show's columns, a batch at a time
         return out
 
     def claim_holders(self, keys: Collection[str]) -> dict[str, tuple[str, int]]:
