@@ -213,6 +213,22 @@ def build(trail: Path, size: int) -> None:
         if done // 50_000 != (done - len(events)) // 50_000:
             rate = done / (time.perf_counter() - t0)
             print(f"  built {done}/{size} records ({rate:,.0f}/s)", file=sys.stderr, flush=True)
+    _show_behind(store)
+
+
+def _show_behind(store: Any) -> None:
+    """Print how far SQLite's ``audit_show`` is behind the log after a build, and stop the benchmark when writers left
+    a batch or more behind: the next appends would catch it up (slowing the first governance runs) and ``audit
+    show`` would read the rest without an index, so no figure measured on the trail would be the steady state's."""
+    from flytekitplugins.aios_audit.stores import sqlite_show
+
+    indexed = getattr(store, "show_indexed", None)
+    if indexed is None:  # PostgreSQL: no audit_show
+        return
+    behind = store.size() - indexed()
+    print(f"  audit_show: {behind} records behind the log", file=sys.stderr, flush=True)
+    if behind >= sqlite_show.BATCH:
+        raise SystemExit(f"the build left audit_show {behind} records behind (writers leave fewer than a batch)")
 
 
 # ---- one operation in this (fresh) process ------------------------------------------------------------------------
