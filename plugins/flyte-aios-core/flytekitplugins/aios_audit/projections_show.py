@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,6 +148,10 @@ def select_records(store: Any, f: ShowFilter, limit: int) -> list[AuditRecord]:
     return out
 
 
+_RECORD = "seq, entry, leaf_hash, prev_hash, chain_hash"
+"""The columns a record is read back from (:func:`record_from_entry`)."""
+
+
 def _scan(
     store: Any, f: ShowFilter, limit: int, upper: int | None = None, keys: list[str] | None = None
 ) -> list[AuditRecord]:
@@ -186,29 +191,37 @@ def _scan_log(
         if bound is not None:
             conds.append(f"seq {op} ?")
             params.append(bound)
-    order = "recorded_at DESC, seq DESC" if by_time else "seq DESC"
-    after: list[Any] = []  # the keyset of the last row read: seq, or (recorded_at, seq) with a time window
     out: list[AuditRecord] = []
-    page = min(PAGE, max(limit, 16))
-    while len(out) < limit:
-        where = list(conds)
-        if after:
-            # a range on the index (``recorded_at <= ?``), the tie on time broken by seq
-            where.append(_KEYSET if by_time else "seq < ?")
-        q = "SELECT seq, entry, leaf_hash, prev_hash, chain_hash, recorded_at FROM audit_log"
-        q += (" WHERE " + " AND ".join(where) if where else "") + f" ORDER BY {order} LIMIT {int(page)}"
-        rows = store.read_sql(q, [*params, *_keyset(after, by_time)])
-        for seq, entry, leaf, prev, chain, recorded in rows:
+    for rows in _pages(store, f"SELECT {_RECORD}, recorded_at FROM audit_log", conds, params, by_time, limit):
+        for _seq, entry, leaf, prev, chain, _recorded in rows:
             rec = record_from_entry(bytes(entry), leaf, prev, chain)
             if f.matches(rec):
                 out.append(rec)
                 if len(out) == limit:
-                    break
-            after = [recorded, int(seq)] if by_time else [int(seq)]
-        if len(rows) < page:
-            break
-        page = PAGE
+                    return out
     return out
+
+
+def _pages(
+    store: Any, select: str, conds: list[str], params: list[Any], by_time: bool, limit: int
+) -> Iterator[list[tuple[Any, ...]]]:
+    """The rows of ``select`` (its first column ``seq``, its last ``recorded_at``) under ``conds``, newest first (by
+    time with ``by_time``, else by ``seq``), a page at a time: keyset pagination after the last row of each page, the
+    first page sized for ``limit``. The caller stops when it has enough."""
+    order = "recorded_at DESC, seq DESC" if by_time else "seq DESC"
+    after: list[Any] = []  # the keyset of the last row read: seq, or (recorded_at, seq) with a time window
+    page = min(PAGE, max(limit, 16))
+    while True:
+        # after a page: a range on the index (``recorded_at <= ?``), the tie on time broken by seq
+        where = [*conds, *([_KEYSET if by_time else "seq < ?"] if after else [])]
+        q = select + (" WHERE " + " AND ".join(where) if where else "") + f" ORDER BY {order} LIMIT {int(page)}"
+        rows = store.read_sql(q, [*params, *_keyset(after, by_time)])
+        if rows:
+            yield rows
+        if len(rows) < page:
+            return
+        after = [rows[-1][-1], int(rows[-1][0])] if by_time else [int(rows[-1][0])]
+        page = PAGE
 
 
 def _time_index(store: Any) -> bool:
@@ -226,9 +239,6 @@ def _keyset(after: list[Any], by_time: bool) -> list[Any]:
     return [after[0], after[0], after[1]] if by_time and after else after
 
 
-_RECORD = "seq, entry, leaf_hash, prev_hash, chain_hash"
-
-
 def _scan_show(store: Any, f: ShowFilter, limit: int, upto: int, keys: list[str] | None) -> list[AuditRecord]:
     """:func:`_scan` of SQLite's records ``1 .. upto``, found through ``audit_show``'s indexes (kind, time, actor; a
     time window newest by time through its time index, the kind then checked on the way), each page's records then
@@ -244,30 +254,19 @@ def _scan_show(store: Any, f: ShowFilter, limit: int, upto: int, keys: list[str]
     rest, rest_params = where_sql(
         dataclasses.replace(f, kind=None, actor=None, since=None, until=None), "sqlite", keys=keys
     )
-    order = "recorded_at DESC, seq DESC" if window else "seq DESC"
-    after: list[Any] = []
     out: list[AuditRecord] = []
-    page = min(PAGE, max(limit, 16))
-    while len(out) < limit:
-        where = [*conds, *([_KEYSET if window else "seq < ?"] if after else [])]
-        q = f"SELECT seq, recorded_at FROM audit_show WHERE {' AND '.join(where)} ORDER BY {order} LIMIT {int(page)}"
-        rows = store.read_sql(q, [*params, *_keyset(after, window)])
-        if rows:
-            seqs = [int(seq) for seq, _ in rows]
-            q = f"SELECT {_RECORD} FROM audit_log WHERE seq IN ({','.join('?' * len(seqs))})"
-            q += "".join(f" AND {c}" for c in rest)
-            got = {int(r[0]): r[1:] for r in store.read_sql(q, [*seqs, *rest_params])}
-            for seq in seqs:  # in the index's order
-                if (row := got.get(seq)) is not None:
-                    rec = record_from_entry(bytes(row[0]), *row[1:])
-                    if f.matches(rec):
-                        out.append(rec)
-                        if len(out) == limit:
-                            break
-            after = [rows[-1][1], int(rows[-1][0])] if window else [int(rows[-1][0])]
-        if len(rows) < page:
-            break
-        page = PAGE
+    for rows in _pages(store, "SELECT seq, recorded_at FROM audit_show", conds, params, window, limit):
+        seqs = [int(seq) for seq, _ in rows]
+        q = f"SELECT {_RECORD} FROM audit_log WHERE seq IN ({','.join('?' * len(seqs))})"
+        q += "".join(f" AND {c}" for c in rest)
+        got = {int(r[0]): r[1:] for r in store.read_sql(q, [*seqs, *rest_params])}
+        for seq in seqs:  # in the index's order
+            if (row := got.get(seq)) is not None:
+                rec = record_from_entry(bytes(row[0]), *row[1:])
+                if f.matches(rec):
+                    out.append(rec)
+                    if len(out) == limit:
+                        return out
     return out
 
 
@@ -402,7 +401,7 @@ def _by_execution(store: Any, f: ShowFilter, limit: int, built: int, keys: list[
         seqs = [int(s) for (s,) in store.read_sql(" UNION ".join(parts) + f" ORDER BY 1 DESC LIMIT {int(page)}", args)]
         if seqs:
             marks = ",".join("?" * len(seqs))
-            q = f"SELECT seq, entry, leaf_hash, prev_hash, chain_hash FROM audit_log WHERE seq IN ({marks})"
+            q = f"SELECT {_RECORD} FROM audit_log WHERE seq IN ({marks})"
             q += "".join(f" AND {c}" for c in conds) + " ORDER BY seq DESC"
             for _seq, entry, leaf, prev, chain in store.read_sql(q, [*seqs, *params]):
                 rec = record_from_entry(bytes(entry), leaf, prev, chain)

@@ -60,6 +60,7 @@ OLD_INDEXES = ("audit_log_kind", "audit_log_recorded", "audit_log_actor")
 OBJECTS = (TABLE, f"{TABLE}_no_update", f"{TABLE}_no_delete", *INDEXES)
 
 _UPTO = f"SELECT COALESCE(MAX(seq), 0) FROM {TABLE}"
+_LOG_HEAD = "SELECT COALESCE(MAX(seq), 0) FROM audit_log"
 _FILL = (
     f"INSERT INTO {TABLE} SELECT seq, kind, recorded_at, {actor_sql('sqlite')} FROM audit_log "
     "WHERE seq > ? AND seq <= ? ORDER BY seq"
@@ -84,7 +85,7 @@ def after_append(conn: sqlite3.Connection, head: int, added: int) -> None:
     except sqlite3.OperationalError:
         return
     if head - have >= BATCH:
-        _copy(conn, have, min(head - have, added + CHUNK))
+        _copy(conn, have, added + CHUNK)  # the log ends at head: at most head - have rows
 
 
 def _copy(conn: sqlite3.Connection, have: int, limit: int) -> int:
@@ -110,7 +111,7 @@ def build(conn: sqlite3.Connection, write: Callable[[sqlite3.Connection], Any]) 
 
 def backlog(conn: sqlite3.Connection) -> int:
     """Records of the log the table does not hold yet."""
-    log, have = conn.execute(f"SELECT (SELECT COALESCE(MAX(seq), 0) FROM audit_log), ({_UPTO})").fetchone()
+    log, have = conn.execute(f"SELECT ({_LOG_HEAD}), ({_UPTO})").fetchone()
     return int(log) - int(have)
 
 
@@ -140,7 +141,7 @@ def problems(
                 detail = f"row {[kind, at, who]} but the sealed record derives {want}"
                 out.append(("projection_changed", int(seq), detail))
     if beyond:
-        extra = f"SELECT seq, kind FROM {TABLE} WHERE seq > (SELECT COALESCE(MAX(seq), 0) FROM audit_log) ORDER BY seq"
+        extra = f"SELECT seq, kind FROM {TABLE} WHERE seq > ({_LOG_HEAD}) ORDER BY seq"
         out += [
             ("projection_extra", int(seq), f"row of kind {kind!r} beyond the log") for seq, kind in conn.execute(extra)
         ]
