@@ -37,6 +37,11 @@ BAD_INPUTS: list[list[str]] = [
     ["audit", "consistency", "--from", "bad.json"],
     ["audit", "prove", "#99999"],
     ["audit", "checkpoint"],
+    ["audit", "show", "--limit", "0"],
+    ["audit", "show", "--limit", "-5"],
+    ["lineage", "report", "--out", "report.html", "--limit", "0"],
+    ["lineage", "report", "--out", "report.html", "--execution", "no-such-run"],
+    ["lineage", "report", "--out", "report.html", "--document", "sha256:" + "0" * 64],
     ["audit", "verfy"],
     ["lineage", "trace", "apr-nope"],
     ["--profile", "nope", "config", "show"],
@@ -95,3 +100,51 @@ def test_an_unexpected_exception_is_one_line_exit_4(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(config_cli, "settings_from", boom)
     res = CliRunner().invoke(cli, ["config", "show"])
     assert res.exit_code == 4 and "unexpected RuntimeError: kaputt" in res.output and "AIOS_DEBUG=1" in res.output
+
+
+def test_a_file_that_cannot_be_written_is_named_as_asked_not_as_its_temporary_twin(bad_files: Path) -> None:
+    """The checkpoint (like every file the pack writes) goes to a temporary file beside it first; an error used to
+    name that file (``.x.tmp<pid>``), which the user never asked for."""
+    (bad_files / "a-file").write_text("not a folder")
+    out = bad_files / "a-file" / "checkpoint.json"
+    res = CliRunner().invoke(cli, ["audit", "checkpoint", "--out", str(out)])
+    assert res.exit_code == 2, res.output
+    assert res.output.startswith(f"error: {out}: ") and ".tmp" not in res.output, res.output
+
+
+READERS: list[list[str]] = [
+    ["audit", "show"],
+    ["audit", "checkpoint", "--out", "cp.json"],
+    ["audit", "prove", "#1"],
+    ["audit", "consistency", "--from", "bad.json"],
+    ["audit", "integrate"],
+    ["lineage", "trace", "#1"],
+    ["lineage", "report", "--out", "report.html"],
+    ["evidence", "export", "--execution", "run-1", "--out", "e.zip"],
+    ["approvals", "show", "apr-nope"],
+    ["models", "show", "all-MiniLM-L6-v2"],
+    ["models", "history", "all-MiniLM-L6-v2"],
+]
+
+
+@pytest.mark.parametrize("args", READERS, ids=lambda a: " ".join(a))
+def test_a_read_command_on_a_missing_store_says_so_and_creates_nothing(bad_files: Path, args: list[str]) -> None:
+    """A read on a mistyped store path used to create an empty database there (with its folder), which a later
+    ``aios audit verify`` of that path then found and passed as an empty log."""
+    missing = bad_files / "typo" / "audit.db"
+    res = CliRunner().invoke(cli, ["--store", f"sqlite:///{missing}", *args])
+    assert res.exit_code == 2, res.output
+    assert f"error: no audit log at sqlite:///{missing} (nothing was created)" in res.output, res.output
+    assert not (bad_files / "typo").exists()
+
+
+@pytest.mark.parametrize("args", [["approvals", "list"], ["approvals", "list", "--json"], ["models", "list", "--json"]])
+def test_a_listing_on_a_missing_store_is_empty_with_a_note_and_creates_nothing(
+    bad_files: Path, args: list[str]
+) -> None:
+    missing = bad_files / "typo" / "audit.db"
+    res = CliRunner().invoke(cli, ["--store", f"sqlite:///{missing}", *args])
+    assert res.exit_code == 0, res.output
+    assert f"note: no audit log at sqlite:///{missing} yet (nothing was created)" in res.stderr
+    assert res.stdout.strip() in ("approval requests (pending): none", "[]"), res.stdout
+    assert not (bad_files / "typo").exists()

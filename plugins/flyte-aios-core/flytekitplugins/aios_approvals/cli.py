@@ -50,17 +50,35 @@ def approvals() -> None:
     """Approval requests on Flyte gates: who asked, why, who may decide, and the decision trail."""
 
 
+def _reading_env(ctx: click.Context) -> Env:
+    """The environment of a command that looks a request up: its store must exist (a missing one is an error naming
+    it, and nothing is created; ``approve`` and ``reject`` record their decision, or their refusal, and create it)."""
+    from flytekitplugins.aios_audit.existing import require_log
+
+    settings = settings_from(ctx)
+    require_log(settings)
+    return Env.load(settings)
+
+
 @approvals.command("list")
 @click.option("--all", "show_all", is_flag=True, help="Include decided and timed-out requests.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def list_cmd(ctx: click.Context, show_all: bool, as_json: bool) -> None:
     """Pending requests: what, why, who may decide, time left."""
-    env = Env.load(settings_from(ctx))
-    # a pending request has not expired and its approval is unused: the expiry index and the claims find them
-    states = projection(env.store).requests.values() if show_all else pending_candidates(env.store, get_clock().now())
-    # the open requests are read a chunk at a time as they are evaluated: only the pending ones' rows are kept
-    rows = [r for st in states if (r := _row(st, env))["status"] == "pending" or show_all]
+    from flytekitplugins.aios_audit.existing import absent_note
+
+    settings = settings_from(ctx)
+    rows: list[dict[str, Any]] = []
+    if note := absent_note(settings):  # no store yet: no request, and none is created by looking
+        click.echo(note, err=True)
+    else:
+        env = Env.load(settings)
+        # a pending request has not expired and its approval is unused: the expiry index and the claims find them
+        now = get_clock().now()
+        states = projection(env.store).requests.values() if show_all else pending_candidates(env.store, now)
+        # the open requests are read a chunk at a time as they are evaluated: only the pending ones' rows are kept
+        rows = [r for st in states if (r := _row(st, env))["status"] == "pending" or show_all]
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return
@@ -119,7 +137,7 @@ and who may decide give way (``aios approvals show <id>`` has them)."""
 @click.pass_context
 def show_cmd(ctx: click.Context, request_id: str, as_json: bool) -> None:
     """The request, its evidence digests, its verified status and the decision trail (JSON)."""
-    env = Env.load(settings_from(ctx))
+    env = _reading_env(ctx)
     st = projection(env.store).get(request_id)
     if st is None:
         msg = f"no approval request {request_id!r} in {mask_url(env.store.url)}; see `aios approvals list --all`"

@@ -26,9 +26,10 @@ indexing as a step of its own."""
 
 
 def _store(ctx: click.Context, url: str | None) -> Any:
-    from flytekitplugins.aios_audit.api import audit_log
+    """The store a command of this group reads, if it exists (a missing one is an error, and nothing is created)."""
+    from flytekitplugins.aios_audit.existing import open_reading
 
-    return audit_log(settings_from(ctx), url=url, emit=False, ids_tail_read=BACKLOG_SHOWN)
+    return open_reading(settings_from(ctx), url, ids_tail_read=BACKLOG_SHOWN)
 
 
 @click.group()
@@ -353,7 +354,9 @@ def integrate(ctx: click.Context, url: str | None, every: float | None, as_json:
 @click.option("--actor", default=None, help="Who acted (exact principal, e.g. service:document-pipeline).")
 @click.option("--since", type=click.DateTime(), default=None, help="Recorded at or after (UTC).")
 @click.option("--until", type=click.DateTime(), default=None, help="Recorded before (UTC).")
-@click.option("--limit", type=int, default=50, show_default=True, help="Show the last N matches.")
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=50, show_default=True, help="Show the last N matches (1 or more)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines instead of a table.")
 @click.pass_context
 def show(ctx: click.Context, /, as_json: bool, limit: int, **filters: Any) -> None:
@@ -370,7 +373,7 @@ def show(ctx: click.Context, /, as_json: bool, limit: int, **filters: Any) -> No
             )
         rows = select_records(store, want, limit)
     else:  # a store without SQL: filter a scan
-        rows = [r for r in store.scan() if want.matches(r)][-limit:] if limit > 0 else []
+        rows = [r for r in store.scan() if want.matches(r)][-limit:]
     if as_json:
         for r in rows:
             click.echo(r.model_dump_json())

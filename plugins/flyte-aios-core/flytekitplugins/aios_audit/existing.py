@@ -1,9 +1,12 @@
-"""Open an audit store only if it exists: verification must never create the log it is asked to check.
+"""Open an audit store only if it exists: verification and the read commands never create the log they read.
 
 ``audit_log()`` creates a missing store (appends need one), so ``aios audit verify`` on a mistyped path used to
 create an empty database and print OK. Here a missing SQLite file, or a database without the ``audit_log``
 table, is an error naming the store and what to check, and nothing is created; with ``allow_empty`` it reads as
-an empty log instead (``None``: there is no store to open).
+an empty log instead (``None``: there is no store to open). ``aios audit show``, ``checkpoint``, ``prove``,
+``consistency`` and ``integrate``, the ``lineage`` commands, ``evidence export`` and ``models history`` open their
+store here too: a read on a mistyped path used to leave an empty database there, which a later ``aios audit verify``
+of that path then found and passed.
 """
 
 from __future__ import annotations
@@ -19,11 +22,15 @@ from flytekitplugins.aios_core.settings import Settings
 
 
 class StoreMissing(ConfigError):
-    """The store to verify does not exist (or holds no audit log)."""
+    """The store to verify or read does not exist (or holds no audit log)."""
 
 
-def open_existing(settings: Settings, url: str | None = None, *, allow_empty: bool = False) -> AuditStore | None:
+def open_existing(
+    settings: Settings, url: str | None = None, *, allow_empty: bool = False, ids_tail_read: int | None = None
+) -> AuditStore | None:
     """The store ``url`` (default: the configured one) if it has an audit log; None if not and ``allow_empty``.
+
+    ``ids_tail_read`` is passed to :func:`~.api.audit_log` (a one-shot reader's figure).
 
     Raises:
         StoreMissing: no such store and not ``allow_empty``; nothing was created.
@@ -32,12 +39,48 @@ def open_existing(settings: Settings, url: str | None = None, *, allow_empty: bo
     if not _has_log(url):
         if allow_empty:
             return None
-        msg = (
-            f"no audit log at {mask_text(url)} (nothing was created): check --store / AIOS_AUDIT_STORE / "
-            "AIOS_STATE_DIR, or pass --allow-empty if an empty log is expected"
-        )
-        raise StoreMissing(msg)
-    return audit_log(settings, url=url, emit=False)
+        raise _missing(url, _ALLOW_EMPTY)
+    return audit_log(settings, url=url, emit=False, ids_tail_read=ids_tail_read)
+
+
+def open_reading(settings: Settings, url: str | None = None, *, ids_tail_read: int | None = None) -> AuditStore:
+    """The store a read command reads: :func:`open_existing` for a command that has no ``--allow-empty``.
+
+    Raises:
+        StoreMissing: no such store; nothing was created.
+    """
+    url = require_log(settings, url)
+    return audit_log(settings, url=url, emit=False, ids_tail_read=ids_tail_read)
+
+
+def require_log(settings: Settings, url: str | None = None) -> str:
+    """The store's URL if it holds an audit log (what a read command checks before it opens the store its own way).
+
+    Raises:
+        StoreMissing: no such store; nothing was created.
+    """
+    url = url or resolve_store_url(settings)
+    if not _has_log(url):
+        raise _missing(url, "")
+    return url
+
+
+def absent_note(settings: Settings, url: str | None = None) -> str | None:
+    """For a listing on a store that does not exist (its answer: nothing), the note it prints on stderr; None when
+    the store holds an audit log. Nothing is created either way."""
+    url = url or resolve_store_url(settings)
+    if _has_log(url):
+        return None
+    where = f"no audit log at {mask_text(url)} yet (nothing was created)"
+    return f"note: {where}: check --store / AIOS_AUDIT_STORE / AIOS_STATE_DIR"
+
+
+_ALLOW_EMPTY = ", or pass --allow-empty if an empty log is expected"
+
+
+def _missing(url: str, hint: str) -> StoreMissing:
+    msg = f"no audit log at {mask_text(url)} (nothing was created): check --store / AIOS_AUDIT_STORE / AIOS_STATE_DIR"
+    return StoreMissing(msg + hint)
 
 
 def _has_log(url: str) -> bool:

@@ -21,15 +21,15 @@ REF_HELP = (
 
 def tracer_for(ctx: click.Context, url: str | None, json_mode: bool = False) -> Any:
     """A :class:`~flytekitplugins.aios_audit.lineage.Tracer` over the configured (or given) store."""
-    from flytekitplugins.aios_audit.api import audit_log
     from flytekitplugins.aios_audit.edges import EdgeIndex
+    from flytekitplugins.aios_audit.existing import open_reading
     from flytekitplugins.aios_audit.lineage import Tracer
 
     s = settings_from(ctx)
     # A backlog of record ids shorter than BACKLOG_SHOWN is read from the log's tail (once, then from the store's map
     # of it), not indexed: the governance calls index it a step at a time. A longer one is indexed first, shown as a
     # step.
-    store = audit_log(s, url=url, emit=False, ids_tail_read=BACKLOG_SHOWN)
+    store = open_reading(s, url, ids_tail_read=BACKLOG_SHOWN)  # a missing store is an error: nothing created
     catch_up_ids(store, json_mode, least=BACKLOG_SHOWN)
     return Tracer(store, EdgeIndex.for_store(store, s.state_dir))
 
@@ -116,7 +116,9 @@ def trace(ctx: click.Context, ref: str, url: str | None, as_json: bool, sor: str
 @click.option(
     "--document", default=None, help="Only the records of this document's lineage (sha256: digest); drawn as a graph."
 )
-@click.option("--limit", type=int, default=100000, show_default=True, help="At most the last N records.")
+@click.option(
+    "--limit", type=click.IntRange(min=1), default=100000, show_default=True, help="At most the last N records."
+)
 @click.option(
     "--checkpoint",
     "checkpoint_file",
@@ -149,6 +151,12 @@ def report(
 
     settings = settings_from(ctx)
     tracer = tracer_for(ctx, url)
+    # a scope that names nothing is a mistake to say so, before the verification (an empty report read as "OK")
+    if execution and not tracer.index.execution_records(execution):
+        msg = f"no records of execution {execution!r}: name it as project/domain/name or by its name"
+        raise click.ClickException(msg)
+    if document and not tracer.trace(document).start:
+        raise click.ClickException(f"{document!r} names nothing in the audit trail: pass a document's sha256: digest")
     workers = verify_workers(settings.verify_workers)
     cp = Checkpoint.load(checkpoint_file) if checkpoint_file else None
     todo = tracer.store.size() - (min(cp.tree_size, tracer.store.size()) if cp is not None else 0)

@@ -45,7 +45,10 @@ def write_private(path: str | os.PathLike[str], data: str | bytes) -> Path:
     p = Path(path)
     private_dir(p.parent)
     tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    except OSError as e:  # the error names the file asked for, not the temporary one beside it
+        raise type(e)(e.errno, e.strerror, str(p)) from None
     try:
         os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as f:

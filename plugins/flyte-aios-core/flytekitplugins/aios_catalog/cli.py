@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -16,8 +17,15 @@ from flytekitplugins.aios_core.cli_output import Column, UserError, compact_time
 from flytekitplugins.aios_core.errors import AiosError
 
 
-def _catalog(ctx: click.Context) -> Catalog:
-    return Catalog(settings_from(ctx))
+def _catalog(ctx: click.Context, *, reading: bool = True) -> Catalog:
+    """The catalog over the configured store; a command that only reads needs the store to exist (a missing one is
+    an error naming it, and nothing is created: ``promote`` records its change, and creates it)."""
+    settings = settings_from(ctx)
+    if reading:
+        from flytekitplugins.aios_audit.existing import require_log
+
+        require_log(settings)
+    return Catalog(settings)
 
 
 def _split(model: str) -> tuple[str, str | None]:
@@ -88,7 +96,13 @@ def list_models(ctx: click.Context, name: str | None, stage: Any, limit: int, as
     """List catalog entries by name, then registration order (one name's versions in memory at a time)."""
     if limit < 0:
         raise click.BadParameter("give a count of entries, or 0 for all", param_hint="--limit")
-    found = _catalog(ctx).entries(name, stage)
+    from flytekitplugins.aios_audit.existing import absent_note
+
+    if note := absent_note(settings_from(ctx)):  # no store yet: no entry, and none is created (nor seeded) by looking
+        click.echo(note, err=True)
+        found: Iterator[Any] = iter(())
+    else:
+        found = _catalog(ctx).entries(name, stage)
     if limit == 0 and as_json:  # every entry, written as it is folded
         click.echo("[", nl=False)
         for i, e in enumerate(found):
@@ -205,7 +219,7 @@ def promote(ctx: click.Context, model: str, evidence_json: str, approval_id: str
         raise click.BadParameter("name the version: name@version", param_hint="MODEL")
     raw = open(evidence_json[1:], encoding="utf-8").read() if evidence_json.startswith("@") else evidence_json
     try:
-        entry = _catalog(ctx).promote(
+        entry = _catalog(ctx, reading=False).promote(
             name, version, actor=settings_from(ctx).actor, evidence=json.loads(raw), approval_request_id=approval_id
         )
     except (AiosError, CatalogError, json.JSONDecodeError) as e:
