@@ -107,3 +107,24 @@ def test_the_settings_module_imports_where_the_pack_lies_near_the_root(monkeypat
     monkeypatch.delenv("AIOS_CONFIG_DIR")
     assert probe.default_config_dir() == Path.cwd().resolve() / "config"  # where the error then says it looked
     assert settings._checkout_of(Path(settings.__file__).resolve()) == Path(__file__).resolve().parents[2]
+
+
+def test_an_invalid_setting_is_named_with_its_value_and_its_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The error used to be pydantic's block (field, then reason, then a URL), and named the profile file and "AIOS_*
+    env" together: now each bad setting, the value given and the one place it came from."""
+    config = tmp_path / "config"
+    (config / "profiles").mkdir(parents=True)
+    (config / "profiles" / "local.yaml").write_text("approval_timeout_s: soon\n")
+    monkeypatch.setenv("AIOS_CONFIG_DIR", str(config))
+    monkeypatch.setenv("AIOS_VERIFY_WORKERS", "three")
+    monkeypatch.setenv("AIOS_POLICY_BUDGET_MS", "-1")
+    res = CliRunner().invoke(cli, ["config", "show"])
+    assert res.exit_code == 2, res.output
+    line = res.output.strip()
+    assert line.count("\n") == 0 and line.startswith("error: invalid settings for profile 'local': "), line
+    assert "verify_workers = 'three' (from env AIOS_VERIFY_WORKERS): Input should be a valid integer" in line
+    assert "policy_budget_ms = '-1' (from env AIOS_POLICY_BUDGET_MS): Input should be greater than 0" in line
+    want = f"approval_timeout_s = 'soon' (from profile {config / 'profiles' / 'local.yaml'}): Input should be a valid"
+    assert want in line and "errors.pydantic.dev" not in line

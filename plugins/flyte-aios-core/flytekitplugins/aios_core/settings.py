@@ -306,14 +306,24 @@ def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
     try:
         settings = Settings(**_expand({**defaults, **values}))
     except ValidationError as e:
-        from flytekitplugins.aios_core.redact import mask_text
-
-        where = f"{config_dir}/profiles/{profile}.yaml and AIOS_* env"
-        msg = f"invalid settings for profile {profile!r} (from {where}): {mask_text(e)}"
-        raise ConfigError(msg) from e
+        raise ConfigError(_invalid(e, sources, profile)) from e
     settings._sources.update({k: sources.get(k, "default") for k in Settings.model_fields})
     _remember_secrets(settings)
     return settings
+
+
+def _invalid(error: ValidationError, sources: dict[str, str], profile: str) -> str:
+    """One line naming each bad setting, the value given (secrets in URLs masked) and where it came from (the
+    variable, the profile file or the flag), with pydantic's reason: what to fix, and where."""
+    from flytekitplugins.aios_core.redact import mask_text
+
+    parts = []
+    for err in error.errors(include_url=False):
+        field = str(err["loc"][0]) if err["loc"] else "?"
+        where = sources.get(field, "default")
+        given = f" = {mask_text(repr(err['input']))}" if err.get("type") != "missing" else ""
+        parts.append(f"{field}{given} (from {where}): {err['msg']}")
+    return f"invalid settings for profile {profile!r}: {'; '.join(parts)}. Fix the value where it came from"
 
 
 def _remember_secrets(settings: Settings) -> None:
