@@ -44,6 +44,10 @@ BAD_INPUTS: list[list[str]] = [
     ["lineage", "report", "--out", "report.html", "--document", "sha256:" + "0" * 64],
     ["audit", "verfy"],
     ["lineage", "trace", "apr-nope"],
+    ["lineage", "trace", "#99999999999999999999999"],
+    ["lineage", "trace", "#\u00b2"],
+    ["audit", "prove", "#99999999999999999999999"],
+    ["audit", "prove", "#\u00b2"],
     ["--profile", "nope", "config", "show"],
     ["nope"],
 ]
@@ -148,3 +152,27 @@ def test_a_listing_on_a_missing_store_is_empty_with_a_note_and_creates_nothing(
     assert f"note: no audit log at sqlite:///{missing} yet (nothing was created)" in res.stderr
     assert res.stdout.strip() in ("approval requests (pending): none", "[]"), res.stdout
     assert not (bad_files / "typo").exists()
+
+
+def test_a_seq_reference_is_ascii_digits_within_64_bits(bad_files: Path) -> None:
+    """``str.isdigit`` took '#٣' (an Arabic-Indic three) as record 3, '#²' to a ValueError and a number past 64 bits
+    to the driver's OverflowError (exit 4, "unexpected"); a pasted page was echoed whole in the error."""
+    from flytekitplugins.aios_audit.stores import MAX_SEQ, seq_ref
+
+    for _ in range(3):
+        audit_log(get_settings()).append(AuditEvent(kind="task", actor="service:test"))
+    assert [seq_ref(r) for r in ("#3", "3", "#0003", "#0", "#-1", "#\u0663", "#\u00b2", f"#{MAX_SEQ + 1}")] == [
+        3,
+        3,
+        3,
+        None,
+        None,
+        None,
+        None,
+        None,
+    ]
+    assert CliRunner().invoke(cli, ["lineage", "trace", "#3"]).exit_code == 0
+    res = CliRunner().invoke(cli, ["lineage", "trace", "#\u0663"])
+    assert res.exit_code == 2 and "names nothing in the audit trail" in res.output, res.output
+    res = CliRunner().invoke(cli, ["lineage", "trace", "x" * 5000])
+    assert res.exit_code == 2 and "x" * 77 + "'..." in res.output and len(res.output) < 600, res.output

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from flytekitplugins.aios_audit.edge_rules import is_record
 from flytekitplugins.aios_audit.edges import HUBS, Lineage
 from flytekitplugins.aios_audit.records import AuditRecord
-from flytekitplugins.aios_audit.stores import AuditStore
+from flytekitplugins.aios_audit.stores import AuditStore, seq_ref
 from flytekitplugins.aios_core.digest import digest_value
 
 _HEX = re.compile(r"^[0-9a-f]+$")
@@ -68,8 +68,8 @@ class Tracer:
         """Start nodes ``ref`` names (empty when none)."""
         ref = ref.strip()
         idx = self.index
-        if ref.lstrip("#").isdigit():
-            rid = idx.id_of_seq(int(ref.lstrip("#")))
+        if (seq := seq_ref(ref)) is not None:
+            rid = idx.id_of_seq(seq)
             return [rid] if rid else []
         if ref.startswith("apr-"):
             rid = idx.alias(ref)

@@ -58,10 +58,11 @@ def trace_doc(tracer: Any, ref: str, settings: Settings) -> dict[str, Any]:
     """The JSON document of ``aios lineage trace REF`` (``settings``: roles and keys signatures are checked with)."""
     from flytekitplugins.aios_audit.lineage import record_edges, sources
     from flytekitplugins.aios_audit.lineage_cases import cases, models
+    from flytekitplugins.aios_audit.stores import shown_ref
 
     tr = tracer.trace(ref)
     if not tr.start:
-        msg = f"{ref!r} names nothing in the audit trail: pass a {REF_HELP}"
+        msg = f"{shown_ref(ref)} names nothing in the audit trail: pass a {REF_HELP}"
         raise click.ClickException(msg)
 
     def records(nodes: list[str]) -> list[dict[str, Any]]:

@@ -23,7 +23,7 @@ from typing import Any
 
 from flytekitplugins.aios_audit.checkpoint import Checkpoint, load_signing_key, public_pem, sign_checkpoint
 from flytekitplugins.aios_audit.merkle import MerkleTree, leaf_hash, verify_consistency, verify_inclusion
-from flytekitplugins.aios_audit.stores import AuditStore, seq_runs
+from flytekitplugins.aios_audit.stores import AuditStore, seq_ref, seq_runs, shown_ref
 from flytekitplugins.aios_audit.trust import TrustedKeys, trusted_keys
 from flytekitplugins.aios_audit.verify import Progress, verify_store, verify_workers
 from flytekitplugins.aios_core.errors import AiosError
@@ -132,7 +132,7 @@ def _tree(store: AuditStore, size: int, ref: str = "") -> tuple[MerkleTree, int,
     position and entry of record ``ref`` (``-1, b""`` when it is not among them). Only the leaf hashes are kept, not
     every entry and record id (ten million entries: about 20 GB)."""
     leaves: list[bytes] = []
-    at, found = (int(ref.lstrip("#")) - 1 if ref.lstrip("#").isdigit() else -1), b""
+    at, found = (seq - 1 if (seq := seq_ref(ref)) is not None else -1), b""
     for seq, entry, leaf, _prev, _chain in store.scan_raw(1, size):
         leaves.append(leaf_hash(entry))
         if (seq - 1 == at) if at >= 0 else (ref and leaf == ref):
@@ -168,10 +168,11 @@ def _fast_inclusion(store: AuditStore, ref: str, cp: Checkpoint) -> dict[str, An
 
     # the look-up by id first: on SQLite it brings the id table up to date, from which the tree levels are then
     # integrated (nodes._leaf_hashes) instead of from the log's much larger rows
-    rec = store.get(ref) if not ref.lstrip("#").isdigit() else None
-    seq = int(ref.lstrip("#")) if ref.lstrip("#").isdigit() else (rec.seq if rec is not None else 0)
+    named = seq_ref(ref)
+    rec = store.get(ref) if named is None else None
+    seq = named if named is not None else (rec.seq if rec is not None else 0)
     if not 1 <= seq <= cp.tree_size:
-        msg = f"record {ref!r} is not among the {cp.tree_size} records covered by the checkpoint"
+        msg = f"record {shown_ref(ref)} is not among the {cp.tree_size} records covered by the checkpoint"
         raise ProofError(msg)
     tree = stored_tree(store, cp.tree_size)
     if tree is None:

@@ -33,6 +33,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import re
 from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any
 
@@ -263,6 +264,25 @@ def seal_rows(
 
 
 _inherited: list[object] = []
+
+
+_SEQ_REF = re.compile(r"#?([0-9]{1,19})")
+MAX_SEQ = 2**63 - 1
+"""The largest sequence number a log holds (SQLite's and PostgreSQL's 64-bit integers)."""
+
+
+def seq_ref(ref: str) -> int | None:
+    """The sequence number a ``#seq`` (or bare number) reference names: ASCII digits, 1 to :data:`MAX_SEQ`; None for
+    anything else. ``str.isdigit`` also takes other scripts' digits ('٣', which ``int`` reads as 3) and signs like
+    '²' (which ``int`` refuses), and a number past 64 bits overflowed the database driver."""
+    m = _SEQ_REF.fullmatch(ref)
+    n = int(m.group(1)) if m else 0
+    return n if 1 <= n <= MAX_SEQ else None
+
+
+def shown_ref(ref: str, most: int = 80) -> str:
+    """A reference as messages quote it (``repr``), cut to ``most`` characters: an error does not echo a pasted page."""
+    return repr(ref) if len(ref) <= most else repr(ref[: most - 3]) + "..."
 
 
 def seq_runs(seqs: Sequence[int]) -> Iterator[tuple[int, int]]:
