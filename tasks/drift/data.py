@@ -26,6 +26,10 @@ def load_flights(months: tuple[int, ...] = (), n: int = 0, seed: int = 0) -> pd.
         n: sample size (0 = all rows).
         seed: sampling seed.
     """
+    if bad := sorted({m for m in months if not 1 <= m <= 12}):
+        raise ValueError(f"no month {bad[0]} in a year: give months as numbers 1 to 12 (empty: every month)")
+    if n < 0:
+        raise ValueError(f"n={n}: give the rows to sample as 0 (every row) or more")
     df = _flights()
     if months:
         df = df[df["month"].isin(months)]
