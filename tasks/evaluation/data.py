@@ -57,6 +57,8 @@ def binarize(df: pd.DataFrame) -> pd.DataFrame:
 
 def split(df: pd.DataFrame, sizes: tuple[int, ...], seed: int) -> list[pd.DataFrame]:
     """Disjoint random samples of the given sizes (deterministic for a seed)."""
+    if any(n < 0 for n in sizes):
+        raise ValueError(f"sample sizes {sizes}: give each as 0 or more")
     if sum(sizes) > len(df):
         msg = f"asked for {sum(sizes)} rows but the data has {len(df)}"
         raise ValueError(msg)

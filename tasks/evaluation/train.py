@@ -55,15 +55,27 @@ def train_vader_models(source: str, name: str, n_weak: int, n_strong: int, n_tes
     """
     from tasks.drift.text import embed_cached
 
+    if n_test < 1 or n_weak < 1 or n_strong < n_weak:
+        msg = (
+            f"n_test={n_test}, n_weak={n_weak}, n_strong={n_strong}: give at least one held-out row and one weak "
+            "training example, and at least as many strong examples as weak ones (the weak model's are the strong "
+            "model's first ones)"
+        )
+        raise ValueError(msg)
     data = binarize(load_vader(source, get_settings().data_dir))  # this task's settings
     test, train = split(data, (n_test, n_strong), seed)
     weak_rows = train.head(n_weak)
     models = []
+    # the version names the rows trained on: the training rows are drawn after the held-out ones, so they depend on
+    # n_test too (without it, a second run with another n_test trained other bytes under the same version, which the
+    # catalog then refused to register)
+    split_tag = f"t{n_test}-s{seed}"
     for rows, tag in ((weak_rows, "weak"), (train, "strong")):
         texts, labels = rows["text"].tolist(), rows["label"].tolist()
-        version = f"{source}-{tag}-n{len(rows)}-s{seed}"
+        version = f"{source}-{tag}-n{len(rows)}-{split_tag}"
         models.append(train_head(texts, labels, name=name, version=version, seed=seed, embeddings=embed_cached(texts)))
-    base = baseline_model(models[1].labels, train["label"].tolist(), name, f"{source}-baseline-s{seed}")
+    base_version = f"{source}-baseline-n{len(train)}-{split_tag}"
+    base = baseline_model(models[1].labels, train["label"].tolist(), name, base_version)
     cols = ["id", "text", "label", "score"]
     return VaderSplits(_save(models[0]), _save(models[1]), _save(base), test[cols], train[cols])
 
@@ -84,7 +96,10 @@ def register_models(models: list[FlyteDirectory], owner: str) -> list[str]:
         clf = TextClassifier.load(Path(d.download()))
         known = cat.find(clf.card.name, clf.card.version)
         if known is not None and known.digest != clf.digest:
-            msg = f"{known.model_id} is registered with digest {known.digest}, these bytes are {clf.digest}"
+            msg = (
+                f"{known.model_id} is already registered with other bytes ({known.digest}; these are {clf.digest}): "
+                "a version names one artifact for good. Register these under a version of their own"
+            )
             raise AiosError(msg)
         if known is None:
             entry = ModelEntry(
