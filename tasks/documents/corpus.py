@@ -116,6 +116,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--no-bad-inputs", action="store_true", help="leave out the bad-input set")
     args = p.parse_args(argv)
+    if args.n < 1:
+        p.error(f"--n {args.n}: give 1 or more documents")
     rows = build(args.out, args.n, args.seed, bad_inputs=not args.no_bad_inputs)
     print(f"wrote {len(rows)} documents to {args.out} (labels in {args.out / LABELS_FILE})")
 

@@ -101,9 +101,17 @@ def _summary_from(output: str) -> dict[str, Any]:
 
 @click.command()
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Folder for corpus and reports.")
-@click.option("--n", "n_docs", default=40, show_default=True, help="Documents in the generated corpus.")
+@click.option(
+    "--n", "n_docs", type=click.IntRange(min=1), default=40, show_default=True, help="Documents in the corpus."
+)
 @click.option("--seed", default=7, show_default=True, help="Corpus seed (the corpus is deterministic).")
-@click.option("--timeout", default=900.0, show_default=True, help="Seconds to wait for the workflow.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=900.0,
+    show_default=True,
+    help="Seconds to wait for the workflow.",
+)
 @click.pass_context
 def demo(ctx: click.Context, out: Path | None, n_docs: int, seed: int, timeout: float) -> None:
     """Run the governed document workflow end to end on a generated corpus, approving through `aios approvals`."""
