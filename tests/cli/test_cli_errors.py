@@ -179,3 +179,14 @@ def test_a_seq_reference_is_ascii_digits_within_64_bits(bad_files: Path) -> None
     assert res.exit_code == 2 and "names nothing in the audit trail" in res.output, res.output
     res = CliRunner().invoke(cli, ["lineage", "trace", "x" * 5000])
     assert res.exit_code == 2 and "x" * 77 + "'..." in res.output and len(res.output) < 600, res.output
+
+
+def test_demo_refuses_an_empty_corpus_before_it_starts(
+    bad_files: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From the repository root, ``aios demo --n 0`` ran the corpus generator, whose traceback ended up in the error."""
+    monkeypatch.chdir(Path(__file__).resolve().parents[2])
+    res = CliRunner().invoke(cli, ["demo", "--n", "0", "--out", str(tmp_path / "demo")])
+    assert res.exit_code == 2 and "Traceback" not in res.output, res.output
+    assert "Invalid value for '--n': 0 is not in the range x>=1" in res.output
+    assert not (tmp_path / "demo").exists()
