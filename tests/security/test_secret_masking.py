@@ -97,15 +97,20 @@ def test_the_cli_never_prints_the_store_password(pg_url: str, tmp_path: Path) ->
     assert f"postgres:{MASK}@127.0.0.1" in table and CANARY not in table
     shown = _aios("config", "show", "--json", store=store, cwd=tmp_path)
     assert json.loads(shown)["settings"]["audit_store"].startswith(f"postgresql://postgres:{MASK}@127.0.0.1")
+    absent = _aios("approvals", "show", "no-such-request", store=store, cwd=tmp_path)  # a read creates no store
+    assert "no audit log at postgresql://postgres:" in absent and f"postgres:{MASK}@" in absent
+    from flytekitplugins.aios_audit.stores import open_store
+
+    open_store(store).close()  # the schema's tables: now the look-up reaches the store
     missing = _aios("approvals", "show", "no-such-request", store=store, cwd=tmp_path)
     assert "no approval request 'no-such-request'" in missing and f"postgres:{MASK}@" in missing
     flag = _aios("--store", store, "approvals", "show", "no-such-request", store="sqlite:///unused.db", cwd=tmp_path)
     down = _aios("approvals", "list", store=_with_password(pg_url).replace(":5432/", ":1/"), cwd=tmp_path)
-    assert "cannot open the PostgreSQL audit store" in down
+    assert "cannot reach the PostgreSQL audit store" in down  # the listing's check that the store exists
     # libpq quotes a malformed password token bare in its error: still masked
     broken = _aios("approvals", "list", store=_with_password(pg_url, CANARY + "%zz"), cwd=tmp_path)
     assert "invalid percent-encoded token" in broken
-    for out in (shown, missing, flag, down, broken):
+    for out in (shown, absent, missing, flag, down, broken):
         assert CANARY not in out, out
         assert "Traceback" not in out
 
