@@ -17,11 +17,12 @@ from flytekitplugins.aios_core.cli_output import Column, UserError, compact_time
 from flytekitplugins.aios_core.errors import AiosError
 
 
-def _catalog(ctx: click.Context, *, reading: bool = True) -> Catalog:
-    """The catalog over the configured store; a command that only reads needs the store to exist (a missing one is
-    an error naming it, and nothing is created: ``promote`` records its change, and creates it)."""
+def _catalog(ctx: click.Context, *, must_exist: bool = True) -> Catalog:
+    """The catalog over the configured store. A command that only reads needs the store to exist (a missing one is
+    an error naming it, and nothing is created); ``promote`` records its change and creates it (``must_exist``
+    false, as for ``list``, which has checked already)."""
     settings = settings_from(ctx)
-    if reading:
+    if must_exist:
         from flytekitplugins.aios_audit.existing import require_log
 
         require_log(settings)
@@ -102,7 +103,7 @@ def list_models(ctx: click.Context, name: str | None, stage: Any, limit: int, as
         click.echo(note, err=True)
         found: Iterator[Any] = iter(())
     else:
-        found = _catalog(ctx).entries(name, stage)
+        found = _catalog(ctx, must_exist=False).entries(name, stage)  # it exists: checked just above
     if limit == 0 and as_json:  # every entry, written as it is folded
         click.echo("[", nl=False)
         for i, e in enumerate(found):
@@ -219,7 +220,7 @@ def promote(ctx: click.Context, model: str, evidence_json: str, approval_id: str
         raise click.BadParameter("name the version: name@version", param_hint="MODEL")
     raw = open(evidence_json[1:], encoding="utf-8").read() if evidence_json.startswith("@") else evidence_json
     try:
-        entry = _catalog(ctx, reading=False).promote(
+        entry = _catalog(ctx, must_exist=False).promote(
             name, version, actor=settings_from(ctx).actor, evidence=json.loads(raw), approval_request_id=approval_id
         )
     except (AiosError, CatalogError, json.JSONDecodeError) as e:
