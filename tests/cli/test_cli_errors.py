@@ -124,7 +124,6 @@ READERS: list[list[str]] = [
     ["audit", "checkpoint", "--out", "cp.json"],
     ["audit", "prove", "#1"],
     ["audit", "consistency", "--from", "bad.json"],
-    ["audit", "integrate"],
     ["lineage", "trace", "#1"],
     ["lineage", "report", "--out", "report.html"],
     ["evidence", "export", "--execution", "run-1", "--out", "e.zip"],

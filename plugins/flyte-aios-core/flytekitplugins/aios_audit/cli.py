@@ -330,7 +330,11 @@ def integrate(ctx: click.Context, url: str | None, every: float | None, as_json:
     """
     import time
 
-    store = _store(ctx, url)
+    from flytekitplugins.aios_audit.api import audit_log
+
+    # a writer's step, run as a service beside the writers: it may start before the first of them, so it opens (and
+    # creates) the store as they do, where the read commands refuse a missing one
+    store = audit_log(settings_from(ctx), url=url, emit=False, ids_tail_read=BACKLOG_SHOWN)
     while True:
         t0 = time.perf_counter()
         try:

@@ -3,10 +3,10 @@
 ``audit_log()`` creates a missing store (appends need one), so ``aios audit verify`` on a mistyped path used to
 create an empty database and print OK. Here a missing SQLite file, or a database without the ``audit_log``
 table, is an error naming the store and what to check, and nothing is created; with ``allow_empty`` it reads as
-an empty log instead (``None``: there is no store to open). ``aios audit show``, ``checkpoint``, ``prove``,
-``consistency`` and ``integrate``, the ``lineage`` commands, ``evidence export`` and ``models history`` open their
-store here too: a read on a mistyped path used to leave an empty database there, which a later ``aios audit verify``
-of that path then found and passed.
+an empty log instead (``None``: there is no store to open). ``aios audit show``, ``checkpoint``, ``prove`` and
+``consistency``, the ``lineage`` commands, ``evidence export``, ``approvals show`` and ``list`` and ``models show``,
+``history`` and ``list`` check here too: a read on a mistyped path used to leave an empty database there, which a
+later ``aios audit verify`` of that path then found and passed.
 """
 
 from __future__ import annotations
