@@ -57,3 +57,15 @@ def test_a_forked_child_leaves_its_parents_connection_open(tmp_path: Path) -> No
     assert os.waitstatus_to_exitcode(status) == 0
     store.append(AuditEvent(kind="task", actor="service:test"))  # the parent's connection still works
     assert store.size() == 2
+
+
+def test_a_write_after_the_exit_handler_gets_a_connection_of_its_own(tmp_path: Path) -> None:
+    """A daemon thread may still append after ``atexit`` closed the connections: it must get a new one (the record
+    is written), not fail on a closed one."""
+    from flytekitplugins.aios_audit.stores.sqlite import _close_at_exit
+
+    store = open_store(f"sqlite:///{tmp_path / 'audit.db'}")
+    store.append(AuditEvent(kind="task", actor="service:test"))
+    _close_at_exit()
+    store.append(AuditEvent(kind="task", actor="service:test"))
+    assert store.size() == 2

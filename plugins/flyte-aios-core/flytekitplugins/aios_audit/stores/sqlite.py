@@ -131,6 +131,7 @@ def _close_at_exit() -> None:
         if conn.pid == os.getpid():
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
+            conn.pid = -1  # a thread still writing after this (a daemon's) gets a new connection, not a closed one
 
 
 atexit.register(_close_at_exit)
@@ -391,7 +392,7 @@ class SQLiteAuditStore(AuditStore):
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None or getattr(self._local, "pid", None) != os.getpid():
+        if conn is None or getattr(self._local, "pid", None) != os.getpid() or getattr(conn, "pid", -1) != os.getpid():
             # A connection must not cross fork(): a child opens its own, and never closes the parent's.
             keep_inherited(conn)
             conn = sqlite3.connect(
