@@ -130,3 +130,27 @@ def test_export_proves_from_the_stored_tree_levels_not_a_tree_of_every_leaf(
     monkeypatch.undo()
     code, out = _aios("evidence", "verify", str(bundle))
     assert code == 0 and out.startswith("OK: "), out
+
+
+def test_a_bundle_that_declares_more_than_a_bundle_may_hold_is_not_inflated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bundle comes from someone else: its members were all inflated into memory, so a few kilobytes of zip that
+    declare gigabytes of zeros exhausted the verifier's memory. Now one that declares more than the limit is refused
+    before anything is inflated (the limit lowered here: 1 GiB in use)."""
+    from flytekitplugins.aios_audit import evidence_verify
+
+    monkeypatch.setattr(evidence_verify, "MAX_BUNDLE_BYTES", 1 << 20)
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("manifest.json", b"{}")
+        z.writestr("records/00000001.json", b"\0" * (4 << 20))  # 4 MiB of zeros: about 4 KB compressed
+    assert bomb.stat().st_size < 64 << 10
+    inflated: list[str] = []
+    real_read = zipfile.ZipFile.read
+    monkeypatch.setattr(
+        zipfile.ZipFile, "read", lambda self, name, pwd=None: inflated.append(name) or real_read(self, name, pwd)
+    )
+    code, out = _aios("evidence", "verify", str(bomb))
+    assert code != 0 and "more than an evidence bundle may hold" in out and "not inflated" in out, out
+    assert inflated == []

@@ -28,10 +28,25 @@ def _who(name: str, manifest: dict[str, Any] | None = None) -> str:
     return f"record #{seq}" + (f" ({found['kind']} {found['record_id']})" if found else "")
 
 
+MAX_BUNDLE_BYTES = 1 << 30
+"""Bytes a bundle's members may inflate to in all (as their headers declare them; zipfile reads no member past its
+declared size). A bundle comes from someone else: one that declares more is refused before anything is inflated
+(a few kilobytes of zip can declare gigabytes of zeros, and every member is held in memory to be checked)."""
+MAX_BUNDLE_MEMBERS = 1_000_000
+
+
 def _read_all(path: Path) -> tuple[dict[str, bytes] | None, BundleCheck | None]:
     files: dict[str, bytes] = {}
     try:
         with zipfile.ZipFile(path) as z:
+            infos = z.infolist()
+            declared = sum(i.file_size for i in infos)
+            if len(infos) > MAX_BUNDLE_MEMBERS or declared > MAX_BUNDLE_BYTES:
+                msg = (
+                    f"{path} declares {len(infos):,} files and {declared:,} bytes uncompressed, more than an evidence "
+                    f"bundle may hold ({MAX_BUNDLE_MEMBERS:,} files, {MAX_BUNDLE_BYTES:,} bytes): not inflated"
+                )
+                return None, BundleCheck(False, msg)
             for name in z.namelist():
                 try:
                     files[name] = z.read(name)
