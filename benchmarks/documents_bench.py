@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the Flyte project's tasks/ and workflows/, from any working directory
@@ -147,10 +148,10 @@ def _stage_split(wall: float) -> dict[str, float]:
     return dict(sorted(split.items(), key=lambda kv: -kv[1]))
 
 
-def raw_model(texts: list[str], bf16: bool) -> dict[str, float]:
-    """The router's forward passes alone, on the redacted texts: docs/s and routed accuracy inputs."""
+def raw_router(bf16: bool) -> Any:
+    """The workflow's router (both heads, its thresholds) over an encoder of the given precision, outside the
+    workflow: the baseline's forward passes (also ``router_device_bench.py``'s)."""
     from tasks.documents.models import DocumentModels, load_or_train
-    from tasks.documents.protect import redact
     from tasks.documents.router import Router
     from tasks.ml.classifier import TextClassifier
     from tasks.ml.minilm import Encoder
@@ -160,8 +161,15 @@ def raw_model(texts: list[str], bf16: bool) -> dict[str, float]:
     models = DocumentModels(
         *(TextClassifier(m.card, m.weight, m.bias, enc, m.digest) for m in (base.fast, base.strong))
     )
+    return Router(models, 0.8, 0.7)
+
+
+def raw_model(texts: list[str], bf16: bool) -> dict[str, float]:
+    """The router's forward passes alone, on the redacted texts: docs/s and routed accuracy inputs."""
+    from tasks.documents.protect import redact
+
     red = [redact(t).text for t in texts]
-    router = Router(models, 0.8, 0.7)
+    router = raw_router(bf16)
     router.route(red[:32])  # warm-up
     t0 = time.perf_counter()
     routed = router.route(red)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import statistics
 import sys
@@ -25,7 +24,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # tasks/ (the Flyte project), from any working directory
-os.environ.setdefault("AIOS_DOCUMENT_MODELS_DIR", str(REPO / ".aios" / "cache" / "document-models"))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from documents_bench import raw_router  # noqa: E402  (sets AIOS_DOCUMENT_MODELS_DIR's default, as the tests use)
 
 
 def _device() -> tuple[str, str, bool]:
@@ -55,19 +56,6 @@ def _texts(n: int, seed: int) -> list[str]:
     return [redact(d.text).text for d in generate(n, seed, hard_share=0.25, big_share=0.0, vague_share=0.0)]
 
 
-def _router(bf16: bool) -> Any:
-    from tasks.documents.models import DocumentModels, load_or_train
-    from tasks.documents.router import Router
-    from tasks.ml.classifier import TextClassifier
-    from tasks.ml.minilm import Encoder
-
-    base = load_or_train(Path(os.environ["AIOS_DOCUMENT_MODELS_DIR"]))
-    enc = Encoder(bf16=bf16)
-    heads = (TextClassifier(m.card, m.weight, m.bias, enc, m.digest) for m in (base.fast, base.strong))
-    models = DocumentModels(*heads)
-    return Router(models, 0.8, 0.7)
-
-
 def _sync() -> None:
     import torch
 
@@ -77,7 +65,7 @@ def _sync() -> None:
 
 def run(texts: list[str], bf16: bool, batch: int, repeat: int) -> tuple[float, list[tuple[str, str]]]:
     """Median documents/s of ``repeat`` passes over ``texts`` and the last pass's (label, route) per document."""
-    router = _router(bf16)
+    router = raw_router(bf16)
     router.route(texts[: 2 * batch], batch)  # warm-up: kernels, allocator, tokenizer
     speeds, routed = [], []
     for _ in range(repeat):

@@ -15,7 +15,6 @@ wall seconds, per checkout and round.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -26,6 +25,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from cli_startup_bench import _newest_id  # noqa: E402
 from trail_commands import code_env  # noqa: E402
 
 _LEAVE = r"""
@@ -53,12 +53,6 @@ def _wal_mb(db: Path) -> float:
     return wal.stat().st_size / 2**20 if wal.exists() else 0.0
 
 
-def _newest(env: dict[str, str]) -> str:
-    cmd = [sys.executable, "-c", "from flytekitplugins.aios_core.cli import main; main()", "audit", "show"]
-    out = subprocess.run([*cmd, "--limit", "1", "--json"], env=env, capture_output=True, text=True, check=True)
-    return str(json.loads(out.stdout.splitlines()[-1])["leaf_hash"])
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--code", type=Path, required=True, help="the baseline's checkout (a git worktree)")
@@ -68,7 +62,7 @@ def main() -> None:
     args = ap.parse_args()
     db = _db()
     arms = {"this": code_env(REPO), "base": code_env(args.code.resolve())}
-    record = _newest(arms["this"])
+    record = _newest_id(arms["this"])
     trace = [sys.executable, "-c", "from flytekitplugins.aios_core.cli import main; main()", "lineage", "trace", record]
     got: dict[str, list[list[float]]] = {a: [] for a in arms}
     for r in range(args.rounds):

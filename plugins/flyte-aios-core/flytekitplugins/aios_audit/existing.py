@@ -38,12 +38,10 @@ def open_existing(
         StoreMissing: no such store and not ``allow_empty``; nothing was created.
     """
     url = url or resolve_store_url(settings)
-    with _probe(url) as present:  # held while the store opens: the write-ahead log's index is read once, not twice
-        if not present:
-            if allow_empty:
-                return None
-            raise _missing(url, _ALLOW_EMPTY)
-        return audit_log(settings, url=url, emit=False, ids_tail_read=ids_tail_read)
+    store = _open_present(settings, url, ids_tail_read)
+    if store is None and not allow_empty:
+        raise _missing(url, _ALLOW_EMPTY)
+    return store
 
 
 def open_reading(settings: Settings, url: str | None = None, *, ids_tail_read: int | None = None) -> AuditStore:
@@ -53,10 +51,17 @@ def open_reading(settings: Settings, url: str | None = None, *, ids_tail_read: i
         StoreMissing: no such store; nothing was created.
     """
     url = url or resolve_store_url(settings)
-    with _probe(url) as present:  # held while the store opens, as in open_existing
-        if not present:
-            raise _missing(url, "")
-        return audit_log(settings, url=url, emit=False, ids_tail_read=ids_tail_read)
+    store = _open_present(settings, url, ids_tail_read)
+    if store is None:
+        raise _missing(url, "")
+    return store
+
+
+def _open_present(settings: Settings, url: str, ids_tail_read: int | None) -> AuditStore | None:
+    """The store at ``url`` if it holds an audit log, else None (nothing created). The probe is held while the store
+    opens: the write-ahead log's index is read once, not twice."""
+    with _probe(url) as present:
+        return audit_log(settings, url=url, emit=False, ids_tail_read=ids_tail_read) if present else None
 
 
 def require_log(settings: Settings, url: str | None = None) -> str:

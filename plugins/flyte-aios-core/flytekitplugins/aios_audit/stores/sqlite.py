@@ -391,8 +391,9 @@ class SQLiteAuditStore(AuditStore):
         show.build(conn, _write)
 
     def _conn(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None or getattr(self._local, "pid", None) != os.getpid() or getattr(conn, "pid", -1) != os.getpid():
+        conn: _Connection | None = getattr(self._local, "conn", None)
+        # the connection's own pid: a forked child's copy, or one the exit handler closed, is not this process's
+        if conn is None or conn.pid != os.getpid():
             # A connection must not cross fork(): a child opens its own, and never closes the parent's.
             keep_inherited(conn)
             conn = sqlite3.connect(
@@ -411,7 +412,6 @@ class SQLiteAuditStore(AuditStore):
             conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
             conn.execute(f"PRAGMA wal_autocheckpoint={WAL_CHECKPOINT_PAGES}")
             self._local.conn = conn
-            self._local.pid = os.getpid()
         return conn
 
     def _queue_fd(self, conn: sqlite3.Connection, suffix: str) -> int:
@@ -690,6 +690,6 @@ class SQLiteAuditStore(AuditStore):
 
     def close(self) -> None:
         conn = getattr(self._local, "conn", None)
-        if conn is not None and getattr(self._local, "pid", None) == os.getpid():
+        if conn is not None and conn.pid == os.getpid():
             conn.close()
         self._local.conn = None
