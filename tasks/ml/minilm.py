@@ -136,28 +136,43 @@ class Encoder:
         return ModelRef(name=BASE_MODEL_NAME, version=BASE_MODEL_VERSION, digest=model_digest(str(self.model_dir)))
 
     def embed(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
-        """Embed ``texts``; returns float32 array of shape (len(texts), 384)."""
+        """Embed ``texts``; returns float32 array of shape (len(texts), 384).
+
+        The texts are tokenized in one call (the fast tokenizer encodes a list on all cores; a call per batch cost
+        its Python wrapper each time), sorted by length so that batches pad little, and padded batch by batch as
+        the tokenizer pads them (same ids, same mask: the same embeddings). On a GPU the pooled vectors stay there
+        until the last batch (one copy back, no synchronization per batch), so the host prepares the next batch
+        while the device runs this one.
+        """
         import torch
 
         out = np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
-        # sort by length so batches pad little; restore order at the end
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        if not texts:
+            return out
         with self._lock, torch.inference_mode():
+            ids = self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]
+            order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # by length: batches pad little
+            pad = self.tokenizer.pad_token_id or 0
+            pooled_all = []
             for start in range(0, len(texts), batch_size):
                 idx = order[start : start + batch_size]
-                batch = self.tokenizer(
-                    [texts[i] for i in idx],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_length,
-                    return_tensors="pt",
-                ).to(self.device)
+                width = max(len(ids[i]) for i in idx)
+                input_ids = np.full((len(idx), width), pad, dtype=np.int64)
+                mask = np.zeros((len(idx), width), dtype=np.int64)
+                for row, i in enumerate(idx):
+                    input_ids[row, : len(ids[i])] = ids[i]
+                    mask[row, : len(ids[i])] = 1
+                batch = {
+                    "input_ids": torch.from_numpy(input_ids).to(self.device, non_blocking=True),
+                    "attention_mask": torch.from_numpy(mask).to(self.device, non_blocking=True),
+                    "token_type_ids": torch.zeros((len(idx), width), dtype=torch.int64, device=self.device),
+                }
                 with torch.autocast(self.device, dtype=torch.bfloat16, enabled=self.bf16):
                     hidden = self.model(**batch).last_hidden_state
-                mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
-                pooled = torch.nn.functional.normalize(pooled.float(), dim=-1)
-                out[idx] = pooled.cpu().numpy()
+                m = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1)
+                pooled_all.append(torch.nn.functional.normalize(pooled.float(), dim=-1))
+            out[order] = torch.cat(pooled_all).cpu().numpy()
         return out
 
 
