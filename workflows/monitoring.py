@@ -40,13 +40,15 @@ def load_text_batches(
     """
     from flytekitplugins.aios_core.settings import get_settings
     from tasks.evaluation.data import load_vader, split
+    from tasks.seeds import SEED_MAX, check_seed
 
+    check_seed(seed)  # checked as given (the current batch of another source is drawn with the next seed)
     data_dir = get_settings().data_dir  # this task's entry point
     if reference_source == current_source:
         ref, cur = split(load_vader(reference_source, data_dir), (n, n), seed)
         return ref, cur
     ref_rows, cur_rows = load_vader(reference_source, data_dir), load_vader(current_source, data_dir)
-    return split(ref_rows, (n,), seed)[0], split(cur_rows, (n,), seed + 1)[0]
+    return split(ref_rows, (n,), seed)[0], split(cur_rows, (n,), (seed + 1) % (SEED_MAX + 1))[0]
 
 
 @workflow

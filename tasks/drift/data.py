@@ -30,6 +30,9 @@ def load_flights(months: tuple[int, ...] = (), n: int = 0, seed: int = 0) -> pd.
         raise ValueError(f"no month {bad[0]} in a year: give months as numbers 1 to 12 (empty: every month)")
     if n < 0:
         raise ValueError(f"n={n}: give the rows to sample as 0 (every row) or more")
+    from tasks.seeds import check_seed
+
+    check_seed(seed)
     df = _flights()
     if months:
         df = df[df["month"].isin(months)]

@@ -57,6 +57,9 @@ def binarize(df: pd.DataFrame) -> pd.DataFrame:
 
 def split(df: pd.DataFrame, sizes: tuple[int, ...], seed: int) -> list[pd.DataFrame]:
     """Disjoint random samples of the given sizes (deterministic for a seed)."""
+    from tasks.seeds import check_seed
+
+    check_seed(seed)
     if any(n < 0 for n in sizes):
         raise ValueError(f"sample sizes {sizes}: give each as 0 or more")
     if sum(sizes) > len(df):

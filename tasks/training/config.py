@@ -7,6 +7,7 @@ of ``(seed, step)``, so a run resumed from a checkpoint sees exactly the batches
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -16,6 +17,9 @@ from flytekitplugins.aios_core.digest import digest_value
 from tasks.described import describe_fields
 
 Precision = Literal["auto", "bf16", "fp32"]
+MAX_POSITIONS = 512
+"""Tokens the MiniLM encoder has position embeddings for (``max_position_embeddings``): a longer ``max_length`` let a
+long text index past them, an error deep inside a training worker."""
 
 
 @describe_fields
@@ -59,9 +63,24 @@ class TrainConfig:
         if self.precision not in ("auto", "bf16", "fp32"):
             msg = f"TrainConfig.precision={self.precision!r}: use 'auto', 'bf16' or 'fp32'"
             raise ValueError(msg)
-        if self.checkpoint_every < 0 or self.warmup_steps < 0 or self.lr <= 0 or self.head_lr <= 0:
+        if self.checkpoint_every < 0 or self.warmup_steps < 0 or not self.lr > 0 or not self.head_lr > 0:
             msg = "TrainConfig: checkpoint_every and warmup_steps must be >= 0, lr and head_lr > 0"
             raise ValueError(msg)
+        # `not x > 0` refuses NaN too (it compares false with everything: `lr <= 0` let NaN through); infinity here
+        for name in ("lr", "head_lr", "weight_decay"):
+            if not math.isfinite(getattr(self, name)):
+                raise ValueError(f"TrainConfig.{name}={getattr(self, name)} must be a finite number")
+        if self.weight_decay < 0:
+            raise ValueError(f"TrainConfig.weight_decay={self.weight_decay} must be >= 0")
+        if self.max_length > MAX_POSITIONS:
+            msg = f"TrainConfig.max_length={self.max_length}: the encoder reads at most {MAX_POSITIONS} tokens a text"
+            raise ValueError(msg)
+        if self.trainable_layers < -1:
+            msg = f"TrainConfig.trainable_layers={self.trainable_layers}: give -1 (all) or the top layers to train"
+            raise ValueError(msg)
+        from tasks.seeds import check_seed
+
+        check_seed(self.seed, "TrainConfig.seed")
 
     def digest(self) -> str:
         """Content digest of the configuration (lineage; a checkpoint only resumes the same config)."""

@@ -46,6 +46,21 @@ def test_config_and_spec_validation() -> None:
     with pytest.raises(ValueError, match="precision"):
         TrainConfig(precision="fp8")
     assert TrainConfig().digest() == TrainConfig().digest() != TrainConfig(seed=1).digest()
+    # each of these was accepted: a NaN rate (`lr <= 0` is false for NaN), an infinite one, a negative decay, more
+    # tokens than the encoder has positions for, a layer count below -1 (trained everything), a seed numpy refuses
+    bad = [
+        ({"lr": float("nan")}, r"lr and head_lr > 0"),
+        ({"head_lr": float("inf")}, r"TrainConfig.head_lr=inf must be a finite number"),
+        ({"weight_decay": float("nan")}, r"TrainConfig.weight_decay=nan must be a finite number"),
+        ({"weight_decay": -0.1}, r"TrainConfig.weight_decay=-0.1 must be >= 0"),
+        ({"max_length": 513}, r"TrainConfig.max_length=513: the encoder reads at most 512 tokens"),
+        ({"trainable_layers": -2}, r"TrainConfig.trainable_layers=-2: give -1 \(all\)"),
+        ({"seed": -1}, r"TrainConfig.seed=-1: give a whole number from 0 to 4294967295"),
+    ]
+    for kwargs, want in bad:
+        with pytest.raises(ValueError, match=want):
+            TrainConfig(**kwargs)  # type: ignore[arg-type]
+    assert TrainConfig(max_length=512, trainable_layers=-1, weight_decay=0.0, seed=2**32 - 1).max_length == 512
     with pytest.raises(ValueError, match="accelerator"):
         TrainingSpec(accelerator="tpu-v9")
     spec = TrainingSpec(nnodes=3, nproc_per_node=4, gpu=False, accelerator="")
