@@ -45,12 +45,18 @@ def base_model_ref() -> ModelRef:
 
 
 def bf16_supported() -> bool:
-    """True where bf16 autocast is faster than fp32 for this encoder: a CUDA device with native bf16
-    (:func:`cuda_bf16_supported`), or a CPU where :func:`cpu_bf16_fast` says so from ``/proc/cpuinfo``."""
+    """True where bf16 autocast makes this encoder's inference faster than fp32: a CPU where :func:`cpu_bf16_fast`
+    says so from ``/proc/cpuinfo``; never on a CUDA device.
+
+    On a GPU the encoder runs fp32. Measured on an H200 (``benchmarks/results/router_h200.json``): the document
+    router's bf16 autocast at the workflow's batch of 32 was 20-30% slower than fp32, and at 256 no faster. The model
+    is small enough that the GPU waits on the host, and autocast adds a cast of every weight to each batch. Training
+    decides its own precision (``tasks.training.loop.use_bf16``: bf16 on a GPU that computes it natively).
+    """
     import torch
 
     if torch.cuda.is_available():
-        return cuda_bf16_supported()
+        return False
     return cpu_bf16_supported()
 
 
