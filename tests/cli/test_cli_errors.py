@@ -53,6 +53,15 @@ BAD_INPUTS: list[list[str]] = [
     ["audit", "prove", "#\u00b2"],
     ["--profile", "nope", "config", "show"],
     ["nope"],
+    # files that are no UTF-8 text, or nest deeper than the parsers go: each ended in exit 4, "unexpected"
+    ["policy", "eval", "--request", "latin1.json"],
+    ["policy", "eval", "--request", "deep.yaml"],
+    ["policy", "eval", "--request", "deep.json"],
+    ["audit", "verify-proof", "deep.json", "--checkpoint", "bad.json"],
+    ["audit", "verify-proof", "latin1.json", "--checkpoint", "bad.json"],
+    ["models", "promote", "nope@1", "--evidence", "@latin1.json"],
+    ["models", "promote", "nope@1", "--evidence", "@deep.json"],
+    ["models", "promote", "nope@1", "--evidence", "[1, 2]"],
 ]
 
 
@@ -61,6 +70,9 @@ def bad_files(tmp_path: Path) -> Path:
     (tmp_path / "bad.yaml").write_text("a: [b\n")
     (tmp_path / "bad.json").write_text('{"principal": ')
     (tmp_path / "list.yaml").write_text("- principal\n- action\n")
+    (tmp_path / "latin1.json").write_bytes('{"principal": "user:zoë"}'.encode("latin-1"))
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    (tmp_path / "deep.yaml").write_text("a: " + "[" * 5_000 + "]" * 5_000 + "\n")
     audit_log(get_settings()).append(AuditEvent(kind="task", actor="service:test"))  # a store with one record
     return tmp_path
 

@@ -523,11 +523,9 @@ def verify_proof(
     """Verify a proof offline against a checkpoint (no store needed)."""
     from flytekitplugins.aios_audit.checkpoint import Checkpoint
     from flytekitplugins.aios_audit.proofs import check_proof
+    from flytekitplugins.aios_core.cli_output import parse_json_text, read_text_file
 
-    try:
-        doc = json.loads(Path(proof_file).read_text(encoding="utf-8"))
-    except ValueError as e:
-        raise click.ClickException(f"{proof_file} is not JSON: {e}") from e
+    doc = parse_json_text(read_text_file(proof_file, "a proof written by `aios audit prove`"), proof_file)
     ok, reason = check_proof(doc, Checkpoint.load(checkpoint_file), trusted_for(ctx, public_keys))
     if as_json:
         click.echo(json.dumps({"ok": ok, "reason": reason, "proof": proof_file, "checkpoint": checkpoint_file}))

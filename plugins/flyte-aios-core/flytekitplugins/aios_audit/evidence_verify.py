@@ -71,7 +71,9 @@ def _check_records(files: dict[str, bytes], manifest: dict[str, Any], cp: Checkp
         try:
             doc = json.loads(files[name])
             entry = json.loads(doc["entry"])
-        except (KeyError, ValueError) as e:
+            if not isinstance(entry, dict):
+                raise TypeError(f"its entry is a {type(entry).__name__}")
+        except (KeyError, ValueError, TypeError, RecursionError) as e:
             return BundleCheck(False, f"{who}: unreadable ({type(e).__name__})", name)
         ok, why = check_proof(doc, cp, keys)
         if not ok:
@@ -98,16 +100,60 @@ def _check_edges(files: dict[str, bytes], manifest: dict[str, Any]) -> BundleChe
     return BundleCheck(True, "")
 
 
+_RECORD_SHAPE = {"file": str, "seq": int, "record_id": str, "kind": str}
+_KEY_SHAPE = {"file": str, "key_id": str}  # each may be left out
+
+
+def _manifest_problem(manifest: Any) -> str:
+    """What makes ``manifest`` no manifest of this format's shape ("" if nothing): the manifest is not signed, so a
+    bundle's sender can write anything there, and every field the checks below read is checked first."""
+    if not isinstance(manifest, dict):
+        return f"manifest.json holds a {type(manifest).__name__}, not an object"
+    files = manifest.get("files", {})
+    if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
+        return "manifest.json: files must map each file name to its SHA-256 (hex text)"
+    for field in ("records", "keys"):
+        items = manifest.get(field, [])
+        if not isinstance(items, list) or not all(isinstance(x, dict) for x in items):
+            return f"manifest.json: {field} must be a list of objects"
+    for field, shape, required in (("records", _RECORD_SHAPE, True), ("keys", _KEY_SHAPE, False)):
+        for i, item in enumerate(manifest.get(field, [])):
+            for key, kind in shape.items():
+                if (required or key in item) and type(item.get(key)) is not kind:  # not isinstance: True is no seq
+                    return f"manifest.json: {field}[{i}].{key} must be {kind.__name__}, not {_shown(item.get(key))}"
+    return ""
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def verify_bundle(path: Path, public_keys: Sequence[str] = ()) -> BundleCheck:
-    """Check every file, record, proof, the checkpoint signature and the lineage edges of a bundle."""
+    """Check every file, record, proof, the checkpoint signature and the lineage edges of a bundle.
+
+    A bundle comes from someone else: whatever its files hold, the answer is OK or FAILED naming what is wrong
+    (a malformed file is a failed check, never an error of the verifier).
+    """
     files, failed = _read_all(path)
     if failed is not None or files is None:
         return failed or BundleCheck(False, "unreadable bundle")
     try:
         manifest = json.loads(files["manifest.json"])
         cp = Checkpoint.model_validate_json(files["checkpoint.json"])
-    except (KeyError, ValueError) as e:
+    except (KeyError, ValueError, RecursionError) as e:
         return BundleCheck(False, f"manifest.json or checkpoint.json missing or unreadable ({type(e).__name__})")
+    if problem := _manifest_problem(manifest):
+        return BundleCheck(False, problem, "manifest.json")
+    try:
+        return _verify(files, manifest, cp, public_keys)
+    except (KeyError, ValueError, TypeError, AttributeError, RecursionError) as e:  # a shape no check above foresaw
+        return BundleCheck(False, f"malformed bundle: {type(e).__name__}: {_shown(str(e))}")
+
+
+def _verify(
+    files: dict[str, bytes], manifest: dict[str, Any], cp: Checkpoint, public_keys: Sequence[str]
+) -> BundleCheck:
     if manifest.get("format") != FORMAT:
         return BundleCheck(False, f"not an {FORMAT} bundle (format {manifest.get('format')!r})")
     for name, digest in manifest.get("files", {}).items():
@@ -117,9 +163,10 @@ def verify_bundle(path: Path, public_keys: Sequence[str] = ()) -> BundleCheck:
     if extra:
         return BundleCheck(False, f"files not in the manifest: {', '.join(sorted(extra))}")
     keys, trusted_from = _trust(files, manifest, public_keys)
-    for check in (_check_records(files, manifest, cp, keys), _check_edges(files, manifest)):
-        if not check.ok:
-            return check
+    # one after the other: the edges are recomputed from entries the record check has verified (a tuple of both
+    # calls ran the edge check on entries that had failed theirs)
+    if not (result := _check_records(files, manifest, cp, keys)).ok or not (result := _check_edges(files, manifest)).ok:
+        return result
     n = len(manifest.get("records", []))
     summary = (
         f"OK: {n} records ({manifest.get('scope')}) are included in the signed tree of {cp.tree_size} of "

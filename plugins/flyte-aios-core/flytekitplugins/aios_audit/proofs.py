@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+
+from pydantic import ValidationError
 
 from flytekitplugins.aios_audit.checkpoint import Checkpoint, load_signing_key, public_pem, sign_checkpoint
 from flytekitplugins.aios_audit.merkle import MerkleTree, leaf_hash, verify_consistency, verify_inclusion
@@ -278,6 +281,10 @@ def check_proof(
     keys = trusted_keys(trusted)
     if why := keys.check(checkpoint):
         return False, why
+    if not isinstance(doc, dict):
+        return False, f"malformed proof document: a {type(doc).__name__}, not an object"
+    if why := _malformed(doc):
+        return False, f"malformed proof document: {why}"
     try:
         path = [bytes.fromhex(p) for p in doc["path"]]
         root = bytes.fromhex(checkpoint.root_hash)
@@ -296,9 +303,54 @@ def check_proof(
                 ok,
                 f"tree of {checkpoint.tree_size} {'extends' if ok else 'does NOT extend'} tree of {old.tree_size}",
             )
+    except ValidationError as e:  # a checkpoint object that is no checkpoint: its first problem, on one line
+        first = e.errors()[0]
+        where = ".".join(str(x) for x in first["loc"]) or "its fields"
+        return False, f"malformed proof document: a checkpoint in it is no checkpoint ({where}: {first['msg']})"
     except (KeyError, ValueError, TypeError) as e:
         return False, f"malformed proof document: {type(e).__name__}: {e}"
     return False, f"unknown proof type {doc.get('type')!r}"
+
+
+_HASH = re.compile(r"[0-9a-f]{64}")
+_FIELDS: dict[str, dict[str, tuple[str, bool]]] = {  # field: (kind, required)
+    "inclusion": {"leaf_index": ("count", True), "tree_size": ("count", True), "leaf_hash": ("hash", True),
+                  "entry": ("text", False)},
+    "consistency": {"old_size": ("count", False), "new_size": ("count", False), "old_root": ("hash", False),
+                    "new_root": ("hash", False), "old_checkpoint": ("object", True)},
+}  # fmt: skip
+
+
+def _malformed(doc: dict[str, Any]) -> str:
+    """The first field of a proof document that is not of its type ("" if none): a count is a whole number of 0 or
+    more (not a float, a string or a boolean, which ``int()`` turned into the number the proof was made for: an edited
+    leaf index of 2.5 or "2" read VALID), a hash 64 lower-case hex digits, the entry text, a checkpoint an object;
+    ``path`` a list of hashes. Fields a proof only shows may be left out; the ones it is checked by may not."""
+    path = doc.get("path")
+    if not isinstance(path, list) or not all(isinstance(h, str) and _HASH.fullmatch(h) for h in path):
+        return "field path must be a list of hashes (64 hex digits each)"
+    if "checkpoint" in doc and not isinstance(doc["checkpoint"], dict):
+        return f"field checkpoint must be a checkpoint object, not {_shown(doc['checkpoint'])}"
+    for field, (kind, required) in _FIELDS.get(str(doc.get("type")), {}).items():
+        if field not in doc:
+            if required:
+                return f"field {field} is missing"
+            continue
+        value = doc[field]
+        if kind == "count" and (type(value) is not int or value < 0):
+            return f"field {field} must be a whole number of 0 or more, not {_shown(value)}"
+        if kind == "hash" and not (isinstance(value, str) and _HASH.fullmatch(value)):
+            return f"field {field} must be a hash (64 hex digits), not {_shown(value)}"
+        if kind == "text" and not isinstance(value, str):
+            return f"field {field} must be the entry's text, not {_shown(value)}"
+        if kind == "object" and not isinstance(value, dict):
+            return f"field {field} must be a checkpoint object, not {_shown(value)}"
+    return ""
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _consistency_fields(doc: dict[str, Any], old: Checkpoint, new: Checkpoint) -> str:

@@ -218,11 +218,21 @@ def promote(ctx: click.Context, model: str, evidence_json: str, approval_id: str
     name, version = _split(model)
     if version is None:
         raise click.BadParameter("name the version: name@version", param_hint="MODEL")
-    raw = open(evidence_json[1:], encoding="utf-8").read() if evidence_json.startswith("@") else evidence_json
+    from flytekitplugins.aios_core.cli_output import parse_json_text, read_text_file
+
+    if evidence_json.startswith("@"):
+        raw = read_text_file(evidence_json[1:], "the evidence as one JSON object")
+        evidence = parse_json_text(raw, evidence_json[1:])
+    else:
+        evidence = parse_json_text(evidence_json, "--evidence")
+    if not isinstance(evidence, dict):
+        raise UserError(
+            f"--evidence must be one JSON object (the fields the policy reads), not {type(evidence).__name__}"
+        )
     try:
         entry = _catalog(ctx, must_exist=False).promote(
-            name, version, actor=settings_from(ctx).actor, evidence=json.loads(raw), approval_request_id=approval_id
+            name, version, actor=settings_from(ctx).actor, evidence=evidence, approval_request_id=approval_id
         )
-    except (AiosError, CatalogError, json.JSONDecodeError) as e:
+    except (AiosError, CatalogError) as e:
         raise UserError(str(e)) from e
     click.echo(f"{entry.model_id} is now champion")

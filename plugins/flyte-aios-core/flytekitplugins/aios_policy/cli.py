@@ -29,11 +29,16 @@ def _read_request(request_file: str) -> Any:
 
     try:
         text = sys.stdin.read() if request_file == "-" else Path(request_file).read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        msg = f"request file {request_file} is not UTF-8 text (byte {e.start} cannot be read); pass a JSON or YAML file"
+        raise UserError(msg) from None
     except OSError as e:
         msg = f"cannot read request file {request_file}: {e.strerror or e}; pass an existing JSON or YAML file, or -"
         raise UserError(msg) from None
     try:
         request = yaml.safe_load(text)
+    except RecursionError:
+        raise UserError(f"{request_file} nests its values too deeply to read; fix the file") from None
     except yaml.YAMLError as e:
         where = getattr(e, "problem_mark", None)
         at = f" at line {where.line + 1} column {where.column + 1}" if where is not None else ""
