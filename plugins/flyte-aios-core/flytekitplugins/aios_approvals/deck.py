@@ -10,6 +10,7 @@ from typing import Any
 from flytekitplugins.aios_approvals.evaluate import Env
 from flytekitplugins.aios_approvals.models import ApprovalOutcome
 from flytekitplugins.aios_approvals.state import RequestState, projection
+from flytekitplugins.aios_core.visible import visible
 
 _STYLE = (
     "<style>body{font-family:sans-serif}table{border-collapse:collapse;margin:6px 0}"
@@ -19,7 +20,10 @@ _STYLE = (
 
 
 def _e(value: Any) -> str:
-    return html.escape(value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str))
+    """A value as the reviewer reads it: its control characters and direction marks shown as escapes (a right-to-left
+    override in a vendor name would display another name than the request holds), then HTML-escaped."""
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
+    return html.escape(visible(text))
 
 
 def _table(rows: Sequence[Sequence[Any]], head: Sequence[str] = ()) -> str:

@@ -140,15 +140,18 @@ def verify(
         doc |= {"projection_problems": projected, "projection_note": note}
         click.echo(json.dumps({**doc, "ok": result.ok and not claims and not projected}, default=str))
     else:
-        click.echo(result.summary())
+        from flytekitplugins.aios_core.visible import visible
+
+        # each line escaped: a tampered record's text must not redraw the auditor's screen over a FAILED line
+        click.echo("\n".join(visible(line) for line in result.summary().splitlines()))
         for line in claims:
-            click.echo(f"FAILED: claims table differs from the sealed log: {line}")
+            click.echo(f"FAILED: claims table differs from the sealed log: {visible(line)}")
         for line in projected:
-            click.echo(f"FAILED: projection differs from the sealed log (tampering): {line}")
+            click.echo(f"FAILED: projection differs from the sealed log (tampering): {visible(line)}")
         if note:
-            click.echo(f"note: {note}")
+            click.echo(f"note: {visible(note)}")
         for line in junk:
-            click.echo(f"warning: ignored approval decision (counts for nothing): {line}")
+            click.echo(f"warning: ignored approval decision (counts for nothing): {visible(line)}")
     if not result.ok or claims or projected:
         sys.exit(1)
 
@@ -241,7 +244,9 @@ def rebuild_projections(ctx: click.Context, url: str | None, full: bool, as_json
     try:
         rows = rebuild(store, full=full, progress=progress)
     except ProjectionTampered as e:
-        click.echo(json.dumps({"ok": False, "error": str(e)}) if as_json else f"FAILED: {e}")
+        from flytekitplugins.aios_core.visible import visible
+
+        click.echo(json.dumps({"ok": False, "error": str(e)}) if as_json else f"FAILED: {visible(str(e))}")
         sys.exit(1)
     problems, note = verify_projections(store)
     ids = catch_up_ids(store, as_json)
@@ -258,9 +263,11 @@ def rebuild_projections(ctx: click.Context, url: str | None, full: bool, as_json
     if as_json:
         click.echo(json.dumps(doc))
     else:
+        from flytekitplugins.aios_core.visible import visible
+
         click.echo(f"projections rebuilt: {rows} rows written for {doc['records']} records")
         for line in failed:
-            click.echo(f"FAILED: {line}")
+            click.echo(f"FAILED: {visible(line)}")
     if failed:
         sys.exit(1)
 

@@ -21,6 +21,8 @@ from typing import IO, Any
 
 import click
 
+from flytekitplugins.aios_core.visible import visible
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_REFUSED, EXIT_INTERNAL = 0, 1, 2, 3, 4
 
 
@@ -31,7 +33,7 @@ class UserError(click.ClickException):
 
     def show(self, file: IO[Any] | None = None) -> None:
         """Print ``error: <message>`` on stderr as one line (no ``Usage:`` block, no traceback)."""
-        click.echo(f"error: {' '.join(self.format_message().split())}", err=True, file=file)
+        click.echo(f"error: {visible(' '.join(self.format_message().split()))}", err=True, file=file)
 
 
 class InternalError(UserError):
@@ -241,7 +243,9 @@ def print_table(
 
     console = console or make_console()
     cols = [c if isinstance(c, Column) else Column(c) for c in columns]
-    full = [[", ".join(cell.splitlines()) if "\n" in cell else cell for cell in r] for r in rows]
+    # a cell is one line of visible text: its lines joined, its control characters escaped (see visible())
+    full = [[visible(", ".join(cell.splitlines()) if "\n" in cell else cell) for cell in r] for r in rows]
+    title = visible(title)
     if not full:
         console.print(escape(f"{title}: none"))
         return Layout({}, [])
