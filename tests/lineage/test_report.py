@@ -171,3 +171,23 @@ def test_hostile_text_in_records_stays_text(aios_env: Path, tmp_path: Path) -> N
     assert errors == [] and "pwned" not in dom.split("<body", 1)[0]
     assert "<img src=" not in dom and "&lt;img src=x" in dom
     assert _count(dom, "records-count").startswith("1 of 7 records match")
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz dot not installed (scripts/setup.sh installs it)")
+def test_control_codes_and_direction_marks_in_records_are_shown_as_escapes(aios_env: Path, tmp_path: Path) -> None:
+    """A right-to-left override in a record's text reversed what the compliance reader saw after it in the table
+    (``ACME\\u202e00.005`` displayed as ``ACME500.00``); the page shows it, and every control character, as its escape,
+    and the row is still found and filtered by its real value."""
+    store = audit_log(get_settings(), emit=False)
+    write_documents(store, 1, 1)
+    rlo = "ACME\u202e00.005"
+    store.append(AuditEvent(kind="task", actor="service:x", status=rlo + "\x1b[2J\u2066"))
+    report, output = _report(tmp_path)
+    assert "verification OK" in output, output
+    dom, errors = open_page(report, "q=acme")
+    assert errors == []
+    body = dom.split('id="records-body"', 1)[1].split("</tbody>", 1)[0]
+    assert "ACME\\u202e00.005\\x1b[2J\\u2066" in body, body[:2000]
+    for raw in ("\u202e", "\x1b", "\u2066"):
+        assert raw not in body
+    assert _count(dom, "records-count").startswith("1 of ")
