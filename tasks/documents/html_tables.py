@@ -15,6 +15,8 @@ import html
 import math
 from typing import Any
 
+from flytekitplugins.aios_core.visible import visible
+
 PREVIEW_ROWS = 5
 """Rows of a validation report's preview (the plugin's ``DATA_PREVIEW_HEAD``)."""
 CELL_CHARS = 200
@@ -31,14 +33,15 @@ STYLE = (
 
 def cell(value: Any) -> str:
     """One value as a cell's escaped text: floats with six decimals (pandas' display precision; NaN as ``NaN``),
-    anything else as ``str``, cut to :data:`CELL_CHARS`."""
+    anything else as ``str``, cut to :data:`CELL_CHARS`, its control characters and direction marks shown as escapes
+    (a document's text is its sender's: a right-to-left override in a vendor name would reverse what ops read)."""
     if isinstance(value, float):
         text = "NaN" if math.isnan(value) else f"{value:.6f}"
     else:
         text = str(value)
     if len(text) > CELL_CHARS:
         text = text[:CELL_CHARS] + "\u2026"
-    return html.escape(text)
+    return html.escape(visible(text))
 
 
 def table_html(df: Any, limit: int, caption: str = "") -> str:

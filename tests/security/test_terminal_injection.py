@@ -92,3 +92,14 @@ def test_the_approval_deck_shows_control_codes_and_direction_marks_as_escapes(ai
 def test_a_verify_line_cannot_add_or_redraw_lines(line: str) -> None:
     shown = visible(line)
     assert "\n" not in shown and "\x1b" not in shown
+
+
+def test_the_document_decks_tables_show_a_documents_control_codes_as_escapes() -> None:
+    """The batch Deck's tables (results, quarantine) hold what documents say: a vendor name is its sender's text."""
+    import pandas as pd
+
+    from tasks.documents.html_tables import table_html
+
+    page = table_html(pd.DataFrame({"vendor": ["ACME" + RLO + "00.005<b>"], "amount": [500.0]}), 10)
+    assert "ACME\\u202e00.005&lt;b&gt;" in page
+    _clean(page)
