@@ -46,6 +46,9 @@ def test_templates_carry_the_task_type_and_config_and_no_container() -> None:
 def test_config_is_validated_at_construction() -> None:
     with pytest.raises(ValueError, match="wait_timeout_s"):
         ApprovalNotificationConfig(wait_timeout_s=0)
+    with pytest.raises(ValueError, match="wait_timeout_s=nan"):  # min(now + NaN, expiry): a deadline never reached
+        ApprovalNotificationConfig(wait_timeout_s=float("nan"))
+    assert ApprovalNotificationConfig(wait_timeout_s=float("inf")).wait_timeout_s == float("inf")  # until expiry
     with pytest.raises(ValueError, match="attempts"):
         ApprovalNotificationConfig(attempts=50)
     with pytest.raises(ValueError, match="unknown policy decision config keys"):

@@ -32,7 +32,19 @@ def test_backoff_grows_exponentially_within_jitter_bounds_and_is_capped() -> Non
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"attempts": 0}, {"attempts": 11}, {"base_delay_s": 5, "max_delay_s": 1}, {"timeout_s": 0}]
+    "kwargs",
+    [
+        {"attempts": 0},
+        {"attempts": 11},
+        {"base_delay_s": 5, "max_delay_s": 1},
+        {"timeout_s": 0},
+        # NaN passed every comparison and infinity waited for ever
+        {"base_delay_s": float("nan")},
+        {"max_delay_s": float("nan")},
+        {"max_delay_s": float("inf")},
+        {"timeout_s": float("nan")},
+        {"timeout_s": float("inf")},
+    ],
 )
 def test_retry_bounds_are_validated(kwargs) -> None:
     with pytest.raises(ValueError, match="RetryPolicy"):

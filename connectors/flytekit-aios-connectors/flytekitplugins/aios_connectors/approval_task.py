@@ -48,7 +48,7 @@ class ApprovalNotificationConfig:
     http_timeout_s: float = 10.0
 
     def __post_init__(self) -> None:
-        if self.wait_timeout_s <= 0:
+        if not self.wait_timeout_s > 0:  # NaN too: min(now + NaN, expiry) was NaN, a deadline never reached
             msg = f"wait_timeout_s={self.wait_timeout_s} must be > 0 (seconds to wait for a decision)"
             raise ValueError(msg)
         self.retry_policy()  # validates the retry bounds at construction

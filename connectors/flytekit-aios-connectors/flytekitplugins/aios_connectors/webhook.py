@@ -23,6 +23,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import os
 import random
 import time
@@ -80,9 +81,16 @@ class RetryPolicy:
         if not 1 <= self.attempts <= 10:
             msg = f"RetryPolicy.attempts={self.attempts} must be between 1 and 10 (bounded retries)"
             raise ValueError(msg)
-        if self.base_delay_s < 0 or self.max_delay_s < self.base_delay_s or self.timeout_s <= 0:
+        numbers = (self.base_delay_s, self.max_delay_s, self.timeout_s)
+        # NaN compares false with everything: without isfinite it passed both checks, and a NaN back-off or
+        # timeout reached asyncio and httpx; an infinite one waited for ever
+        if (
+            not all(math.isfinite(x) for x in numbers)
+            or not 0 <= self.base_delay_s <= self.max_delay_s
+            or not (self.timeout_s > 0)
+        ):
             msg = (
-                f"RetryPolicy needs 0 <= base_delay_s <= max_delay_s and timeout_s > 0, got "
+                f"RetryPolicy needs finite 0 <= base_delay_s <= max_delay_s and timeout_s > 0, got "
                 f"base_delay_s={self.base_delay_s}, max_delay_s={self.max_delay_s}, timeout_s={self.timeout_s}"
             )
             raise ValueError(msg)
