@@ -128,3 +128,29 @@ def test_an_invalid_setting_is_named_with_its_value_and_its_source(
     assert "policy_budget_ms = '-1' (from env AIOS_POLICY_BUDGET_MS): Input should be greater than 0" in line
     want = f"approval_timeout_s = 'soon' (from profile {config / 'profiles' / 'local.yaml'}): Input should be a valid"
     assert want in line and "errors.pydantic.dev" not in line
+
+
+@pytest.mark.parametrize(
+    ("where", "field", "value", "want"),
+    [
+        # an approval request opened already timed out (-5), or ended in "cannot convert float NaN to integer"
+        ("profile", "approval_timeout_s", "-5", "Input should be greater than 0"),
+        ("profile", "approval_timeout_s", ".nan", "Input should be a finite number"),
+        ("profile", "approval_timeout_s", ".inf", "Input should be a finite number"),
+        # an infinite budget switched the fail-closed time limit off; an infinite rendezvous overflowed a timedelta
+        ("env", "policy_budget_ms", "inf", "Input should be a finite number"),
+        ("env", "dist_timeout_s", "inf", "Input should be a finite number"),
+    ],
+)
+def test_a_duration_is_a_finite_positive_number(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str, field: str, value: str, want: str
+) -> None:
+    config = tmp_path / "config"
+    (config / "profiles").mkdir(parents=True)
+    (config / "profiles" / "local.yaml").write_text(f"{field}: {value}\n" if where == "profile" else "")
+    monkeypatch.setenv("AIOS_CONFIG_DIR", str(config))
+    if where == "env":
+        monkeypatch.setenv(f"AIOS_{field.upper()}", value)
+    res = CliRunner().invoke(cli, ["config", "show"])
+    assert res.exit_code == 2, res.output
+    assert f"{field} = " in res.output and want in res.output, res.output

@@ -144,7 +144,9 @@ class Settings(BaseModel):
         description="traces/metrics exporter when OTEL_TRACES_EXPORTER / OTEL_METRICS_EXPORTER are unset",
     )
     approvals_backend: Literal["local", "flyteremote"] = "local"
-    approval_timeout_s: float = 3600.0
+    approval_timeout_s: float = Field(
+        default=3600.0, gt=0, allow_inf_nan=False, description="seconds an approval request stays open (profile only)"
+    )
     approvals_key: str = Field(
         default="file:{state_dir}/keys/approvals-ed25519.pem",
         description="approval-decision signing key: file:PATH (generated on first use locally) or env:VAR",
@@ -154,7 +156,9 @@ class Settings(BaseModel):
     )
     reports_dir: Path = Field(default=Path("{state_dir}/reports"))
     policy_engine: str = Field(default="cedar", description="policy engine kind (cedar, or one registered in code)")
-    policy_budget_ms: float = Field(default=200.0, gt=0, description="slower policy decisions deny (fail closed)")
+    policy_budget_ms: float = Field(
+        default=200.0, gt=0, allow_inf_nan=False, description="slower policy decisions deny (fail closed)"
+    )
     system_of_record_url: str = Field(
         default="sqlite:///{state_dir}/system_of_record.db",
         description="where the system-of-record connector posts (sqlite:///, postgresql://, env:VAR)",
@@ -168,7 +172,9 @@ class Settings(BaseModel):
     results_dir: str = Field(default="", description="copy each batch's result tables here (local); empty: don't")
     verify_workers: int = Field(default=0, ge=0, le=2, description="processes `audit verify` uses; 0: 2 on 2+ CPUs")
     code_version: str = Field(default="", description="code version stamped on records; empty: package version")
-    dist_timeout_s: float = Field(default=600.0, gt=0, description="torch.distributed rendezvous timeout")
+    dist_timeout_s: float = Field(
+        default=600.0, gt=0, allow_inf_nan=False, description="torch.distributed rendezvous timeout"
+    )
 
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
 
