@@ -9,6 +9,7 @@ Every schema here derives from ``PackDataFrameModel``: ``DataFrame[S]`` of these
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,9 +80,11 @@ class ProcessingOptions:
     def __post_init__(self) -> None:
         checks = [
             (self.chunk_size >= 1, "chunk_size", "use a positive number of documents per chunk"),
-            (self.max_file_mb > 0, "max_file_mb", "use a positive size in MiB"),
-            (self.max_expanded_mb > 0, "max_expanded_mb", "use a positive size in MiB"),
-            (self.max_compression_ratio >= 1, "max_compression_ratio", "use a ratio of at least 1"),
+            # finite: an infinite size or ratio switched off the limit that stops a zip bomb or an oversized file
+            (0 < self.max_file_mb < math.inf, "max_file_mb", "use a positive size in MiB"),
+            (0 < self.max_expanded_mb < math.inf, "max_expanded_mb", "use a positive size in MiB"),
+            (1 <= self.max_compression_ratio < math.inf, "max_compression_ratio", "use a ratio of at least 1"),
+            (0 <= self.cost_per_cpu_hour < math.inf, "cost_per_cpu_hour", "use a price of 0 or more"),
             (0.0 < self.fast_threshold <= 1.0, "fast_threshold", "use a confidence in (0, 1]"),
             (0.0 < self.strong_threshold <= 1.0, "strong_threshold", "use a confidence in (0, 1]"),
             (0 < self.approval_timeout_s <= 86_400, "approval_timeout_s", "use 1 s .. 24 h (the gate waits 25 h)"),
