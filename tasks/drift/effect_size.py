@@ -33,6 +33,7 @@ distinct values of the two columns (``tasks/drift/ecdf.py``); PSI, JS and chi-sq
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -76,6 +77,19 @@ class Thresholds:
     js: float = 0.1
     wasserstein: float = 0.2
     alpha: float = 0.01
+
+    def __post_init__(self) -> None:
+        # written as what holds (`0 < x`), so NaN fails it: a NaN threshold made every comparison false and no feature
+        # ever drifted, whatever the data; a negative one made every feature drift
+        for name, top, hint in (
+            ("psi", math.inf, "a finite number above 0"),
+            ("js", 1.0, "a number above 0 and at most 1"),
+            ("wasserstein", math.inf, "a finite number above 0"),
+            ("alpha", 1.0, "a significance level above 0 and at most 1"),
+        ):
+            value = getattr(self, name)
+            if not (0 < value <= top and math.isfinite(value)):
+                raise ValueError(f"drift threshold {name}={value!r}: use {hint}")
 
 
 @dataclass

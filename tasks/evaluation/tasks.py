@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +66,13 @@ def evaluate_pair(
     """
     from tasks.evaluation.plots import confusion_matrices, reliability_diagram, summary_table
 
+    # each written as what holds, so NaN fails it: a NaN alpha made no difference significant, a NaN price every cost
+    if not 0 < alpha < 1:
+        raise ValueError(f"alpha={alpha!r}: use a significance level between 0 and 1 (0.05 is usual)")
+    if not 0 <= cpu_price_per_hour < math.inf:
+        raise ValueError(f"cpu_price_per_hour={cpu_price_per_hour!r}: use a price of 0 or more, in USD a vCPU-hour")
+    if latency_sample < 1:
+        raise ValueError(f"latency_sample={latency_sample}: time at least 1 document per model")
     settings = get_settings()  # this task's entry point: resolved once, passed down
     cand, champ = _load(candidate), _load(champion)
     texts = test["text"].astype(str).tolist()

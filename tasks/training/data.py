@@ -9,6 +9,7 @@ the same text.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -94,6 +95,8 @@ def prepare_data(
     from flytekitplugins.aios_core.settings import get_settings
     from tasks.evaluation.data import binarize, load_vader, split
 
+    if not 0 <= min_abs_score < math.inf:  # NaN kept no row: "asked for 2600 rows but the data has 0"
+        raise ValueError(f"min_abs_score={min_abs_score!r}: use a rating distance of 0 or more (0.5 is the default)")
     settings = get_settings()  # this task's entry point: resolved once, passed down
     rows = binarize(load_vader(source, settings.data_dir))
     rows = rows[rows["score"].abs() >= min_abs_score].reset_index(drop=True)

@@ -1,0 +1,61 @@
+"""Numbers that decide (drift thresholds, the McNemar test's alpha) and numbers that are reported (the CPU price) or
+select data (the retraining rows' rating distance) are refused by name when they are no number that means anything.
+Each comparison was written as what fails (`x <= 0`), so NaN passed it: a NaN drift threshold made every comparison
+false and no feature ever drifted, whatever the data; a NaN alpha made no difference significant; a NaN
+min_abs_score kept no training row ("asked for 2600 rows but the data has 0")."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+from tasks.drift.effect_size import Thresholds
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "want"),
+    [
+        ({"psi": math.nan}, "drift threshold psi=nan: use a finite number above 0"),
+        ({"psi": -0.1}, "drift threshold psi=-0.1"),
+        ({"wasserstein": math.inf}, "drift threshold wasserstein=inf"),
+        ({"js": 1.5}, "drift threshold js=1.5: use a number above 0 and at most 1"),
+        ({"alpha": 0.0}, "drift threshold alpha=0.0: use a significance level"),
+        ({"alpha": math.nan}, "drift threshold alpha=nan"),
+    ],
+)
+def test_a_drift_threshold_that_means_nothing_is_refused(kwargs: dict[str, float], want: str) -> None:
+    with pytest.raises(ValueError, match=want):
+        Thresholds(**kwargs)
+
+
+def test_the_default_and_edge_thresholds_are_accepted() -> None:
+    assert Thresholds() == Thresholds(psi=0.03, js=0.1, wasserstein=0.2, alpha=0.01)
+    assert Thresholds(js=1.0, alpha=1.0).js == 1.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "want"),
+    [
+        ({"alpha": math.nan}, "alpha=nan: use a significance level between 0 and 1"),
+        ({"alpha": 1.0}, "alpha=1.0"),
+        ({"cpu_price_per_hour": math.nan}, "cpu_price_per_hour=nan: use a price of 0 or more"),
+        ({"cpu_price_per_hour": -1.0}, "cpu_price_per_hour=-1.0"),
+        ({"latency_sample": 0}, "latency_sample=0: time at least 1 document"),
+    ],
+)
+def test_the_evaluation_refuses_an_alpha_price_or_sample_that_means_nothing(kwargs: dict[str, Any], want: str) -> None:
+    from tasks.evaluation.tasks import evaluate_pair
+
+    args: dict[str, Any] = {"alpha": 0.05, "latency_sample": 64, "cpu_price_per_hour": 0.048, **kwargs}
+    with pytest.raises(ValueError, match=want):  # checked before anything is loaded
+        evaluate_pair.task_function(None, None, None, "vader-tweets", "", **args)
+
+
+@pytest.mark.parametrize("value", [math.nan, -0.5, math.inf])
+def test_retraining_refuses_a_rating_distance_that_means_nothing(value: float) -> None:
+    from tasks.training.data import prepare_data
+
+    with pytest.raises(ValueError, match=rf"min_abs_score={value!r}: use a rating distance of 0 or more"):
+        prepare_data.task_function("tweets", 10, 10, 0, False, value)
