@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from flytekitplugins.aios_core.errors import ConfigError
 from flytekitplugins.aios_core.types import Risk
 
@@ -83,11 +81,14 @@ class RoleBook:
 
 def load_rolebook(path: Path) -> RoleBook:
     """Parse roles.yaml; any malformed entry is a ConfigError naming the key."""
+    from flytekitplugins.aios_core.yaml_file import read_yaml
+
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as e:
-        msg = f"cannot read approval rules from {path}: {e}. Set AIOS_CONFIG_DIR or roles_file"
-        raise ConfigError(msg) from e
+        data = read_yaml(path, "approval rules file") or {}
+    except ConfigError as e:
+        raise ConfigError(f"{e}. Set AIOS_CONFIG_DIR or roles_file") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"approval rules file {path} must hold a mapping (principals:, approvals:)")
     principals: dict[str, tuple[str, ...]] = {}
     for pid, entry in (data.get("principals") or {}).items():
         roles = (entry or {}).get("roles", []) if isinstance(entry, dict) else []

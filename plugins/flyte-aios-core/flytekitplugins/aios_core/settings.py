@@ -29,7 +29,6 @@ import threading
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from flytekitplugins.aios_core.errors import ConfigError
@@ -246,11 +245,9 @@ def _read_profile(config_dir: Path, profile: str) -> dict[str, Any]:
             "Set AIOS_PROFILE to 'local' or 'cluster', or AIOS_CONFIG_DIR"
         )
         raise ConfigError(msg)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        msg = f"profile file {path} is not valid YAML: {e}"
-        raise ConfigError(msg) from e
+    from flytekitplugins.aios_core.yaml_file import read_yaml
+
+    data = read_yaml(path, "profile file") or {}
     if not isinstance(data, dict):
         msg = f"profile file {path} must hold a mapping of settings, got {type(data).__name__}"
         raise ConfigError(msg)

@@ -195,7 +195,7 @@ def _parse_schema(text: str) -> dict[str, Any]:
         if not isinstance(ns.get("entityTypes"), dict) or not isinstance(ns.get("actions"), dict):
             raise KeyError("entityTypes/actions")
         cedarpy.Schema.from_json_str(text)
-    except (ValueError, KeyError, TypeError, AttributeError) as e:
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as e:  # deep nesting: RecursionError
         msg = f"{SCHEMA_FILE} is not a usable Cedar JSON schema with an empty namespace: {e}"
         raise PolicyLoadError(msg) from e
     return dict(ns)
@@ -250,7 +250,7 @@ def _parse_roles(text: str, path: Path) -> dict[str, tuple[str, ...]]:
         data = yaml.safe_load(text) or {}
         raw = data.get("principals") or {}
         principals = {str(k): tuple(str(r) for r in (v or {}).get("roles", [])) for k, v in raw.items()}
-    except (yaml.YAMLError, AttributeError, TypeError) as e:
+    except (yaml.YAMLError, AttributeError, TypeError, RecursionError) as e:
         msg = f"roles file {path} is not a mapping 'principals: {{user:x: {{roles: [...]}}}}': {e}"
         raise PolicyLoadError(msg) from e
     bad = [p for p in principals if p.partition(":")[0] not in ("user", "service")]

@@ -20,10 +20,9 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from flytekitplugins.aios_core.errors import ConfigError
 from flytekitplugins.aios_core.settings import Settings
+from flytekitplugins.aios_core.yaml_file import read_yaml
 from flytekitplugins.aios_policy.decide import evaluate_many, policy_source
 from flytekitplugins.aios_policy.engine import get_engine
 
@@ -64,10 +63,7 @@ def load_cases(case_dir: Path) -> list[tuple[str, dict[str, Any]]]:
     """(file name, case) for every case in ``case_dir/*.yaml``; ConfigError naming a malformed file."""
     out: list[tuple[str, dict[str, Any]]] = []
     for f in sorted(case_dir.glob("*.yaml")):
-        try:
-            data = yaml.safe_load(f.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"policy test file {f} is not valid YAML: {e}") from e
+        data = read_yaml(f, "policy test file") or {}
         cases = data.get("cases") if isinstance(data, dict) else None
         if not isinstance(cases, list):
             raise ConfigError(f"policy test file {f} must hold 'cases:' as a list")
