@@ -8,6 +8,7 @@ shared parent such as ``/tmp`` is not ours to change); files this pack writes ar
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 FILE_MODE = 0o600
@@ -41,8 +42,30 @@ def touch_private(path: str | os.PathLike[str]) -> Path:
 
 
 def write_private(path: str | os.PathLike[str], data: str | bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temporary file, fsync, rename) with mode 0600."""
+    """Write ``data`` to ``path`` atomically (temporary file, fsync, rename) with mode 0600.
+
+    ``path`` may name something other than a regular file, and then it is written into, never replaced: a device,
+    a pipe or a terminal (``--out /dev/stdout``), or a link (the file it names is written). The rename used to put
+    a regular file in the place of whatever the name held: run as root, ``--out /dev/stdout`` replaced the system's
+    ``/dev/stdout`` link, and ``--out /dev/full`` the device, with a file holding the proof.
+    """
     p = Path(path)
+    raw = data.encode() if isinstance(data, str) else data
+    try:
+        special = not stat.S_ISREG(os.stat(p).st_mode)  # follows links: what the name leads to
+    except FileNotFoundError:
+        special = False
+    except OSError as e:
+        raise type(e)(e.errno, e.strerror, str(p)) from None
+    if special:
+        try:
+            with open(p, "wb") as f:
+                f.write(raw)
+        except OSError as e:  # a full device, a closed pipe: named by the path asked for
+            raise type(e)(e.errno, e.strerror, str(p)) from None
+        return p
+    if p.is_symlink():
+        p = Path(os.path.realpath(p))  # the file the link names (a dangling link: the file it would name)
     private_dir(p.parent)
     tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
     try:
@@ -52,7 +75,7 @@ def write_private(path: str | os.PathLike[str], data: str | bytes) -> Path:
     try:
         os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
+            f.write(raw)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, p)

@@ -1,0 +1,61 @@
+"""``write_private`` (checkpoints, proofs, keys, ``--out`` of the audit commands) writes into what a name leads to and
+never replaces it. The write was a temporary file renamed over the name: run as root, ``aios audit checkpoint --out
+/dev/full`` put a regular file where the device was, and ``--out /dev/stdout`` would have replaced the system's
+``/dev/stdout`` link; a link to a file was replaced by a file, the file it named left as it was. These tests use
+names in their own folder only (a FIFO, links to a file, to /dev/null and to /dev/full): no system file is at risk."""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+
+from flytekitplugins.aios_audit.private_files import write_private
+
+
+def test_a_link_to_a_file_writes_the_file_and_stays_a_link(tmp_path: Path) -> None:
+    target, link = tmp_path / "target.json", tmp_path / "link.json"
+    target.write_text("old")
+    link.symlink_to(target)
+    write_private(link, "new")
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert target.read_text() == "new" and stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+def test_a_dangling_link_creates_the_file_it_names(tmp_path: Path) -> None:
+    link = tmp_path / "link.json"
+    link.symlink_to(tmp_path / "later" / "made.json")
+    write_private(link, "x")
+    assert link.is_symlink() and (tmp_path / "later" / "made.json").read_text() == "x"
+
+
+def test_a_fifo_is_written_into_not_replaced(tmp_path: Path) -> None:
+    fifo = tmp_path / "out.fifo"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    write_private(fifo, '{"proof": 1}')
+    reader.join(timeout=10)
+    assert got == [b'{"proof": 1}']
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+def test_a_link_to_a_device_writes_the_device_and_stays_a_link(tmp_path: Path) -> None:
+    link = tmp_path / "stdout-like"
+    link.symlink_to("/dev/null")
+    write_private(link, "proof")
+    assert link.is_symlink() and os.readlink(link) == "/dev/null"
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full on this system")
+def test_a_full_device_is_an_error_naming_the_path_asked_for(tmp_path: Path) -> None:
+    link = tmp_path / "full"
+    link.symlink_to("/dev/full")
+    with pytest.raises(OSError, match="No space left") as caught:
+        write_private(link, "proof")
+    assert caught.value.filename == str(link)
+    assert link.is_symlink()
