@@ -81,7 +81,7 @@ class RoleBook:
 
 def load_rolebook(path: Path) -> RoleBook:
     """Parse roles.yaml; any malformed entry is a ConfigError naming the key."""
-    from flytekitplugins.aios_core.yaml_file import read_yaml
+    from flytekitplugins.aios_core.text_files import read_yaml
 
     try:
         data = read_yaml(path, "approval rules file") or {}

@@ -17,6 +17,7 @@ import click
 from flytekitplugins.aios_core.cli import settings_from
 from flytekitplugins.aios_core.cli_output import Column, compact_time
 from flytekitplugins.aios_core.errors import AiosError
+from flytekitplugins.aios_core.visible import visible
 
 BACKLOG_SHOWN = 100_000
 """Record ids waiting to be indexed (SQLite's ``audit_ids``) from which a one-shot command's look-ups by id index them
@@ -140,8 +141,6 @@ def verify(
         doc |= {"projection_problems": projected, "projection_note": note}
         click.echo(json.dumps({**doc, "ok": result.ok and not claims and not projected}, default=str))
     else:
-        from flytekitplugins.aios_core.visible import visible
-
         # each line escaped: a tampered record's text must not redraw the auditor's screen over a FAILED line
         click.echo("\n".join(visible(line) for line in result.summary().splitlines()))
         for line in claims:
@@ -244,8 +243,6 @@ def rebuild_projections(ctx: click.Context, url: str | None, full: bool, as_json
     try:
         rows = rebuild(store, full=full, progress=progress)
     except ProjectionTampered as e:
-        from flytekitplugins.aios_core.visible import visible
-
         click.echo(json.dumps({"ok": False, "error": str(e)}) if as_json else f"FAILED: {visible(str(e))}")
         sys.exit(1)
     problems, note = verify_projections(store)
@@ -263,8 +260,6 @@ def rebuild_projections(ctx: click.Context, url: str | None, full: bool, as_json
     if as_json:
         click.echo(json.dumps(doc))
     else:
-        from flytekitplugins.aios_core.visible import visible
-
         click.echo(f"projections rebuilt: {rows} rows written for {doc['records']} records")
         for line in failed:
             click.echo(f"FAILED: {visible(line)}")
@@ -530,9 +525,9 @@ def verify_proof(
     """Verify a proof offline against a checkpoint (no store needed)."""
     from flytekitplugins.aios_audit.checkpoint import Checkpoint
     from flytekitplugins.aios_audit.proofs import check_proof
-    from flytekitplugins.aios_core.cli_output import parse_json_text, read_text_file
+    from flytekitplugins.aios_core.text_files import parse_json, read_text
 
-    doc = parse_json_text(read_text_file(proof_file, "a proof written by `aios audit prove`"), proof_file)
+    doc = parse_json(read_text(proof_file, "proof file"), proof_file)
     ok, reason = check_proof(doc, Checkpoint.load(checkpoint_file), trusted_for(ctx, public_keys))
     if as_json:
         click.echo(json.dumps({"ok": ok, "reason": reason, "proof": proof_file, "checkpoint": checkpoint_file}))

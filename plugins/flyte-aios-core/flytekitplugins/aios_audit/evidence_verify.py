@@ -13,6 +13,7 @@ from typing import Any
 from flytekitplugins.aios_audit.checkpoint import Checkpoint
 from flytekitplugins.aios_audit.evidence import FORMAT, BundleCheck, sealed_edges
 from flytekitplugins.aios_audit.proofs import check_proof
+from flytekitplugins.aios_audit.stores import shown_ref
 from flytekitplugins.aios_audit.trust import TrustedKeys
 
 _RECORD_FILE = re.compile(r"records/0*(\d+)\.json")
@@ -120,13 +121,10 @@ def _manifest_problem(manifest: Any) -> str:
         for i, item in enumerate(manifest.get(field, [])):
             for key, kind in shape.items():
                 if (required or key in item) and type(item.get(key)) is not kind:  # not isinstance: True is no seq
-                    return f"manifest.json: {field}[{i}].{key} must be {kind.__name__}, not {_shown(item.get(key))}"
+                    return (
+                        f"manifest.json: {field}[{i}].{key} must be {kind.__name__}, not {shown_ref(item.get(key), 60)}"
+                    )
     return ""
-
-
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def verify_bundle(path: Path, public_keys: Sequence[str] = ()) -> BundleCheck:
@@ -148,7 +146,7 @@ def verify_bundle(path: Path, public_keys: Sequence[str] = ()) -> BundleCheck:
     try:
         return _verify(files, manifest, cp, public_keys)
     except (KeyError, ValueError, TypeError, AttributeError, RecursionError) as e:  # a shape no check above foresaw
-        return BundleCheck(False, f"malformed bundle: {type(e).__name__}: {_shown(str(e))}")
+        return BundleCheck(False, f"malformed bundle: {type(e).__name__}: {shown_ref(str(e), 60)}")
 
 
 def _verify(

@@ -330,7 +330,7 @@ def _malformed(doc: dict[str, Any]) -> str:
     if not isinstance(path, list) or not all(isinstance(h, str) and _HASH.fullmatch(h) for h in path):
         return "field path must be a list of hashes (64 hex digits each)"
     if "checkpoint" in doc and not isinstance(doc["checkpoint"], dict):
-        return f"field checkpoint must be a checkpoint object, not {_shown(doc['checkpoint'])}"
+        return f"field checkpoint must be a checkpoint object, not {shown_ref(doc['checkpoint'], 60)}"
     for field, (kind, required) in _FIELDS.get(str(doc.get("type")), {}).items():
         if field not in doc:
             if required:
@@ -338,19 +338,14 @@ def _malformed(doc: dict[str, Any]) -> str:
             continue
         value = doc[field]
         if kind == "count" and (type(value) is not int or value < 0):
-            return f"field {field} must be a whole number of 0 or more, not {_shown(value)}"
+            return f"field {field} must be a whole number of 0 or more, not {shown_ref(value, 60)}"
         if kind == "hash" and not (isinstance(value, str) and _HASH.fullmatch(value)):
-            return f"field {field} must be a hash (64 hex digits), not {_shown(value)}"
+            return f"field {field} must be a hash (64 hex digits), not {shown_ref(value, 60)}"
         if kind == "text" and not isinstance(value, str):
-            return f"field {field} must be the entry's text, not {_shown(value)}"
+            return f"field {field} must be the entry's text, not {shown_ref(value, 60)}"
         if kind == "object" and not isinstance(value, dict):
-            return f"field {field} must be a checkpoint object, not {_shown(value)}"
+            return f"field {field} must be a checkpoint object, not {shown_ref(value, 60)}"
     return ""
-
-
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _consistency_fields(doc: dict[str, Any], old: Checkpoint, new: Checkpoint) -> str:

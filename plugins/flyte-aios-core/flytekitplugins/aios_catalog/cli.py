@@ -218,13 +218,12 @@ def promote(ctx: click.Context, model: str, evidence_json: str, approval_id: str
     name, version = _split(model)
     if version is None:
         raise click.BadParameter("name the version: name@version", param_hint="MODEL")
-    from flytekitplugins.aios_core.cli_output import parse_json_text, read_text_file
+    from flytekitplugins.aios_core.text_files import parse_json, read_text
 
     if evidence_json.startswith("@"):
-        raw = read_text_file(evidence_json[1:], "the evidence as one JSON object")
-        evidence = parse_json_text(raw, evidence_json[1:])
+        evidence = parse_json(read_text(evidence_json[1:], "evidence file"), evidence_json[1:])
     else:
-        evidence = parse_json_text(evidence_json, "--evidence")
+        evidence = parse_json(evidence_json, "--evidence")
     if not isinstance(evidence, dict):
         raise UserError(
             f"--evidence must be one JSON object (the fields the policy reads), not {type(evidence).__name__}"

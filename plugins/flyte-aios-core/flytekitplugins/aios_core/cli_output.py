@@ -42,32 +42,6 @@ class InternalError(UserError):
     exit_code = EXIT_INTERNAL
 
 
-def read_text_file(path: str, what: str) -> str:
-    """The UTF-8 text of the file the user named (``what`` says what it should hold), or a UserError naming it."""
-    from pathlib import Path
-
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:
-        msg = f"{path} is not UTF-8 text (byte {e.start} cannot be read); pass a file holding {what}"
-        raise UserError(msg) from None
-    except OSError as e:
-        raise UserError(f"cannot read {path}: {e.strerror or e}; pass a file holding {what}") from None
-
-
-def parse_json_text(text: str, source: str) -> Any:
-    """``text`` parsed as JSON, or a UserError naming ``source`` (a file, an option) and what is wrong with it: not
-    JSON, or nested too deeply for the parser (a few kilobytes of brackets ended in a RecursionError, exit 4)."""
-    import json
-
-    try:
-        return json.loads(text)
-    except RecursionError:
-        raise UserError(f"{source} nests its values too deeply to read; fix it") from None
-    except ValueError as e:
-        raise UserError(f"{source} is not JSON ({e}); fix it") from None
-
-
 def echo_json(doc: Any) -> None:
     """Print ``doc`` as indented, key-sorted JSON (what ``--json`` prints)."""
     click.echo(json.dumps(doc, indent=2, sort_keys=True, default=str))

@@ -245,7 +245,7 @@ def _read_profile(config_dir: Path, profile: str) -> dict[str, Any]:
             "Set AIOS_PROFILE to 'local' or 'cluster', or AIOS_CONFIG_DIR"
         )
         raise ConfigError(msg)
-    from flytekitplugins.aios_core.yaml_file import read_yaml
+    from flytekitplugins.aios_core.text_files import read_yaml
 
     data = read_yaml(path, "profile file") or {}
     if not isinstance(data, dict):

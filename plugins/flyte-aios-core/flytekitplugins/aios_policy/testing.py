@@ -22,7 +22,7 @@ from typing import Any
 
 from flytekitplugins.aios_core.errors import ConfigError
 from flytekitplugins.aios_core.settings import Settings
-from flytekitplugins.aios_core.yaml_file import read_yaml
+from flytekitplugins.aios_core.text_files import read_yaml
 from flytekitplugins.aios_policy.decide import evaluate_many, policy_source
 from flytekitplugins.aios_policy.engine import get_engine
 

@@ -280,9 +280,13 @@ def seq_ref(ref: str) -> int | None:
     return n if 1 <= n <= MAX_SEQ else None
 
 
-def shown_ref(ref: str, most: int = 80) -> str:
-    """A reference as messages quote it (``repr``), cut to ``most`` characters: an error does not echo a pasted page."""
-    return repr(ref) if len(ref) <= most else repr(ref[: most - 3]) + "..."
+def shown_ref(ref: object, most: int = 80) -> str:
+    """A reference (or any value a message quotes) as ``repr`` shows it, cut to about ``most`` characters: an error
+    does not echo a pasted page."""
+    if isinstance(ref, str):
+        return repr(ref) if len(ref) <= most else repr(ref[: most - 3]) + "..."
+    text = repr(ref)
+    return text if len(text) <= most else text[: most - 3] + "..."
 
 
 def seq_runs(seqs: Sequence[int]) -> Iterator[tuple[int, int]]:
