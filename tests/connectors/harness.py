@@ -46,13 +46,15 @@ class Hook:
     fail_first: int = 2
     received: list[dict[str, Any]] = field(default_factory=list)
     port: int = 0
+    ticket_url: str = ""
+    """The ``url`` the receiver answers (default: its own ticket page, ``/tickets/<n>``)."""
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/hooks/T0KEN-in-path"
 
     def reset(self, mode: str = "ok", **kw: Any) -> None:
-        self.mode, self.received = mode, []
+        self.mode, self.received, self.ticket_url = mode, [], ""
         for k, v in kw.items():
             setattr(self, k, v)
 
@@ -71,7 +73,8 @@ def _handler(hook: Hook) -> type[BaseHTTPRequestHandler]:
             if hook.mode == "fail" or (hook.mode == "flaky" and n <= hook.fail_first):
                 self._send(500, {"error": "boom"})
             else:
-                self._send(200, {"id": f"TICKET-{n}", "url": f"http://127.0.0.1:{hook.port}/tickets/{n}"})
+                url = hook.ticket_url or f"http://127.0.0.1:{hook.port}/tickets/{n}"
+                self._send(200, {"id": f"TICKET-{n}", "url": url})
 
         def _send(self, status: int, data: dict[str, Any]) -> None:
             raw = json.dumps(data).encode()

@@ -90,6 +90,18 @@ def test_notify_then_follow_the_approval_to_success(channel, hook: Hook, shared_
     assert (out["request_id"], out["status"], out["approvers"]) == (rid, "approved", ["user:bob"])
 
 
+@pytest.mark.parametrize("url", ["javascript:alert(document.cookie)", "data:text/html,<script>alert(1)</script>"])
+def test_a_ticket_url_that_is_no_web_address_is_no_console_link(channel, hook: Hook, shared_state, url: str) -> None:
+    """The receiver's ``url`` becomes the task's "Approval ticket" link in the Flyte console: a ``javascript:`` or
+    ``data:`` one there would run in the browser of whoever clicks it. It is dropped; the notification stands."""
+    hook.reset("ok", ticket_url=url)
+    rid = _open("sha256:" + "5" * 64)
+    meta = _create(channel, rid)
+    assert len(hook.received) == 1 and json.loads(meta)["ticket_url"] == ""
+    pending = _get(channel, meta)
+    assert pending.phase == TaskExecution.RUNNING and list(pending.log_links) == []
+
+
 def test_a_rejection_fails_the_task_with_who_and_why(channel, hook: Hook, shared_state) -> None:
     from flytekitplugins.aios_approvals import decide
 

@@ -37,6 +37,7 @@ from flytekitplugins.aios_connectors.constants import APPROVAL_NOTIFICATION_TASK
 from flytekitplugins.aios_connectors.identity import Caller, IdentityRefused, establish, refuse
 from flytekitplugins.aios_connectors.webhook import RetryPolicy, load_target, post_json
 from flytekitplugins.aios_core.settings import get_settings
+from flytekitplugins.aios_core.visible import visible
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +122,24 @@ def _payload(
     }
 
 
+def ticket_link(url: object) -> str:
+    """The receiver's ticket URL if it is a web address (``http``/``https``, a host, no space or control character),
+    else "": the Flyte console shows it as the task's "Approval ticket" link, and a ``javascript:`` or ``data:`` URL
+    there would run in the console of whoever clicks it."""
+    from urllib.parse import urlsplit
+
+    if not isinstance(url, str) or not url:
+        return ""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.netloc or " " in url or visible(url) != url:
+        log.warning("approval ticket link ignored: the webhook receiver answered a url that is no http(s) address")
+        return ""
+    return url
+
+
 def _expiry_epoch(iso: str) -> float:
     import datetime as dt
 
@@ -184,7 +203,7 @@ class ApprovalNotificationConnector(AsyncConnectorBase):
             request_id=request_id,
             gate=req["gate"],
             deadline=deadline,
-            ticket_url=str(answer.get("url", "")),
+            ticket_url=ticket_link(answer.get("url")),
             external_id=str(answer.get("id", "")),
             attempts=cfg.attempts,
             execution=caller.execution.execution_key if caller.execution is not None else "",
@@ -206,11 +225,11 @@ class ApprovalNotificationConnector(AsyncConnectorBase):
         if out.status == "approved":
             values = {"request_id": rid, "status": out.status, "approvers": list(out.approvers), "reason": out.reason}
             outputs = await to_literals(values, APPROVAL_OUTPUTS)
-            msg = f"{gate} {rid} approved by {', '.join(out.approvers)}"
+            msg = visible(f"{gate} {rid} approved by {', '.join(out.approvers)}")
             return Resource(phase=TaskExecution.SUCCEEDED, message=msg, outputs=outputs, log_links=links)
         if out.status != "pending":
             who = f" by {', '.join(out.rejected_by)}" if out.rejected_by else ""
-            msg = f"approval {rid} ({gate}) is {out.status}{who}: {out.reason or 'no reason given'}"
+            msg = visible(f"approval {rid} ({gate}) is {out.status}{who}: {out.reason or 'no reason given'}")
             return Resource(phase=TaskExecution.FAILED, message=msg, log_links=links)
         if time.time() > resource_meta.deadline:
             msg = f"approval {rid} ({gate}) got no decision before the wait deadline: timed out (timeout = deny)"

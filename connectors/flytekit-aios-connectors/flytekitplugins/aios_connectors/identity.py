@@ -213,15 +213,22 @@ def refuse(
     meta: TaskExecutionMetadata | None,
     settings: Settings,
 ) -> str:
-    """Audit a refusal (:func:`audit_refusal`) and return the one-line message the failed task carries."""
-    from flytekitplugins.aios_core.redact import one_line_error
+    """Audit a refusal (:func:`audit_refusal`) and return the one-line message the failed task carries.
 
-    log.warning("%s refused task %s: %s", connector, task_name, err)
+    The message and the log line quote what the caller sent (a claimed principal, a namespace): its control
+    characters are shown as escapes (:func:`.visible.visible`), so a caller cannot write to the terminal of whoever
+    reads the connector's log or the execution's error. The audit record keeps the values as they came.
+    """
+    from flytekitplugins.aios_core.redact import one_line_error
+    from flytekitplugins.aios_core.visible import visible
+
+    why, task = visible(str(err)), visible(task_name)
+    log.warning("%s refused task %s: %s", connector, task, why)
     try:
         record = audit_refusal(
             err, connector=connector, task_name=task_name, claimed=claimed, meta=meta, settings=settings
         )
     except Exception as e:  # the call stays refused; say that the trail misses it
-        log.error("the refusal of task %s could not be audited: %s", task_name, one_line_error(e))
-        return f"{err} (the refusal could not be written to the audit trail: {one_line_error(e)})"
-    return f"{err} (audit record {record})"
+        log.error("the refusal of task %s could not be audited: %s", task, one_line_error(e))
+        return f"{why} (the refusal could not be written to the audit trail: {one_line_error(e)})"
+    return f"{why} (audit record {record})"

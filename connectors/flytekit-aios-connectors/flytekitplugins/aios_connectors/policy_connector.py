@@ -30,6 +30,7 @@ from flytekitplugins.aios_connectors.policy_task import POLICY_INPUTS, POLICY_OU
 from flytekitplugins.aios_core.redact import one_line_error
 from flytekitplugins.aios_core.settings import Settings, get_settings
 from flytekitplugins.aios_core.types import PolicyDecision
+from flytekitplugins.aios_core.visible import visible
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,9 @@ def _enforce(request: dict[str, Any], task_name: str, caller: Caller, settings: 
 
 
 def _failed(task_name: str, message: str) -> Resource:
-    log.warning("policy decision for task %s failed: %s", task_name, message)
+    """A failed task carrying ``message``, logged; what the caller sent is shown escaped (:func:`.visible.visible`)."""
+    message = visible(message)
+    log.warning("policy decision for task %s failed: %s", visible(task_name), message)
     return Resource(phase=TaskExecution.FAILED, message=message)
 
 

@@ -49,6 +49,7 @@ from flytekit.models.task import TaskExecutionMetadata, TaskTemplate
 
 from flytekitplugins.aios_core.keys import SYSTEM_OF_RECORD_URL_ENV
 from flytekitplugins.aios_core.settings import Settings
+from flytekitplugins.aios_core.visible import visible
 
 log = logging.getLogger(__name__)
 
@@ -312,7 +313,7 @@ class SystemOfRecordConnector(SyncConnectorBase):
             )
             return Resource(phase=TaskExecution.FAILED, message=f"system of record: {why}")
         except Exception as e:  # fail the task in one masked line: no row data, no traceback, no secret
-            log.warning("system-of-record task %s failed: %s", task_name, one_line_error(e))
+            log.warning("system-of-record task %s failed: %s", visible(task_name), one_line_error(e))
             return Resource(phase=TaskExecution.FAILED, message=f"system of record write failed: {one_line_error(e)}")
         outputs = await to_literals({"posted": posted, "already_posted": skipped, "refused": refused}, OUTPUTS)
         message = f"posted {posted}, already posted {skipped}, refused {refused}"

@@ -20,6 +20,7 @@ from flytekitplugins.aios_approvals.state import RequestState, pending_candidate
 from flytekitplugins.aios_core.cli import settings_from
 from flytekitplugins.aios_core.cli_output import Column, UserError, echo_json, print_table
 from flytekitplugins.aios_core.redact import mask_url
+from flytekitplugins.aios_core.visible import visible
 
 REFUSED_EXIT = 3
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
@@ -214,7 +215,7 @@ def _finish(env: Env, res: DecideResult, remote: Any, request_id: str, as_json: 
             }
         )
     else:
-        click.echo(("accepted: " if res.accepted else f"refused ({res.code}): ") + res.message)
+        click.echo(("accepted: " if res.accepted else f"refused ({res.code}): ") + visible(res.message))
         click.echo(f"audit record {res.record_id}")
     if not res.accepted:
         raise SystemExit(REFUSED_EXIT)

@@ -532,7 +532,7 @@ def verify_proof(
     if as_json:
         click.echo(json.dumps({"ok": ok, "reason": reason, "proof": proof_file, "checkpoint": checkpoint_file}))
     else:
-        click.echo(("VALID: " if ok else "INVALID: ") + reason)
+        click.echo(("VALID: " if ok else "INVALID: ") + visible(reason))
     if not ok:
         sys.exit(1)
 

@@ -54,8 +54,10 @@ def export(ctx: click.Context, execution: str, document: str, model: str, out: P
 def verify(bundle: Path, public_keys: tuple[str, ...]) -> None:
     """Check BUNDLE offline: entries, inclusion proofs, checkpoint signature, file digests, lineage edges."""
     from flytekitplugins.aios_audit.evidence_verify import verify_bundle
+    from flytekitplugins.aios_core.visible import visible
 
     check = verify_bundle(bundle, public_keys)
-    click.echo(check.summary if check.ok else f"FAILED: {check.summary}")
+    summary = visible(check.summary)  # it quotes the bundle, which its sender wrote: escaped, never obeyed
+    click.echo(summary if check.ok else f"FAILED: {summary}")
     if not check.ok:
         sys.exit(1)

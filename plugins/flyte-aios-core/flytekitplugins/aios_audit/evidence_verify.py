@@ -166,8 +166,10 @@ def _verify(
     if not (result := _check_records(files, manifest, cp, keys)).ok or not (result := _check_edges(files, manifest)).ok:
         return result
     n = len(manifest.get("records", []))
+    # the scope is the manifest's word, which nothing signs: quoted as the sender's label, never as what was verified
     summary = (
-        f"OK: {n} records ({manifest.get('scope')}) are included in the signed tree of {cp.tree_size} of "
-        f"{cp.origin}; checkpoint key {cp.key_id[:16]} trusted from {trusted_from}"
+        f"OK: {n} records are included in the signed tree of {cp.tree_size} of {cp.origin}; checkpoint key "
+        f"{cp.key_id[:16]} trusted from {trusted_from}; the unsigned manifest labels them "
+        f"{shown_ref(manifest.get('scope'), 120)}"
     )
     return BundleCheck(True, summary)

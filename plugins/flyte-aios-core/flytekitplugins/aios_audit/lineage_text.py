@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from flytekitplugins.aios_core.visible import visible
+
 
 def _money(a: dict[str, Any]) -> str:
     amount = a.get("amount")
@@ -68,7 +70,10 @@ def _model(m: dict[str, Any]) -> list[str]:
 
 
 def render_text(doc: dict[str, Any]) -> str:
-    """Plain text for people (and logs): the same facts as the JSON."""
+    """Plain text for people (and logs): the same facts as the JSON, each line with its control characters and
+    invisible direction marks shown as escapes (:func:`.visible.visible`): the records quote what documents, file
+    names and launchers chose (a quarantined file's name, a vendor, a task name), and printed raw an escape sequence
+    in them would redraw the auditor's terminal."""
     starts = ", ".join(f"{s['kind']} #{s['seq']} {s['record_id'][:16]}" for s in doc["start"]) or ", ".join(
         doc["resolved"]
     )
@@ -88,4 +93,4 @@ def render_text(doc: dict[str, Any]) -> str:
     lines.append(f"actions taken: {', '.join(f'#{s}' for s in doc['actions']) or 'none'}")
     if doc["truncated"]:
         lines.append("(trace truncated: too many nodes; narrow the reference)")
-    return "\n".join(lines)
+    return "\n".join(visible(line) for line in lines)

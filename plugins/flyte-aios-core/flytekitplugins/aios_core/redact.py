@@ -28,6 +28,8 @@ import re
 import threading
 from urllib.parse import unquote
 
+from flytekitplugins.aios_core.visible import visible
+
 MASK = "***"
 _MIN_KNOWN = 4  # shorter values would mask ordinary words; URL-shaped occurrences are masked anyway
 _known: set[str] = set()
@@ -131,13 +133,15 @@ def mask_url(url: str) -> str:
 
 
 def one_line_error(e: BaseException, limit: int = 500) -> str:
-    """``<ErrorType>: <masked message>`` on one line: how errors reach users, logs and gRPC callers.
+    """``<ErrorType>: <masked message>`` on one line: how errors reach users, logs and gRPC callers; control characters
+    and invisible direction marks in it are shown as escapes (:func:`.visible.visible`).
 
     Args:
         e: the exception.
         limit: longest message kept (characters, after masking).
     """
-    text = " ".join(mask_text(e).split())
+    # one line a person reads (a terminal, a log, the Flyte console): control characters escaped, never obeyed
+    text = visible(" ".join(mask_text(e).split()))
     if len(text) > limit:
         text = text[: limit - 3] + "..."
     return f"{type(e).__name__}: {text}" if text else type(e).__name__

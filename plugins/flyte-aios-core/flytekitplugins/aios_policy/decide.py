@@ -17,6 +17,7 @@ from typing import Any
 from flytekitplugins.aios_core.errors import GovernanceDenied
 from flytekitplugins.aios_core.settings import Settings
 from flytekitplugins.aios_core.types import PolicyDecision
+from flytekitplugins.aios_core.visible import visible
 from flytekitplugins.aios_policy.engine import PolicyEngine, PolicySource, Verdict, get_engine
 from flytekitplugins.aios_policy.request import PolicyRequest, coerce_request
 
@@ -189,12 +190,14 @@ def enforce_many(
 
 
 def denial_message(decision: PolicyDecision) -> str:
-    """One message naming what was denied, by which policy, and why."""
+    """One message naming what was denied, by which policy, and why: what a person reads (the task's error in a
+    terminal or the Flyte console, a connector's answer), so the request's text in it (a resource id, an action a
+    caller chose) has its control characters escaped (:func:`.visible.visible`)."""
     a = decision.attributes
     on = f"{a.get('resource_type', '?')}::{a.get('resource_id', '?')}"
     what = f"{a.get('principal', '?')} {a.get('action', '?')} on {on}"
     by = ", ".join(decision.policy_ids) or "default deny / fail closed"
-    return f"policy denied {what} [policies: {by}]: {'; '.join(decision.reasons)}"
+    return visible(f"policy denied {what} [policies: {by}]: {'; '.join(decision.reasons)}")
 
 
 def failed_decision(reason: str, principal: str, action: str) -> PolicyDecision:
