@@ -7,6 +7,7 @@ every allowed case must pay exactly once.
 
 from __future__ import annotations
 
+import datetime as dt
 import itertools
 import shutil
 from pathlib import Path
@@ -240,6 +241,27 @@ def test_bad_gate_and_unknown_gate_fail_closed() -> None:
         open_request("wire-transfer", "low", "s", requester=REQUESTER, env=Env.load(get_settings()))
     with pytest.raises(ValueError, match="risk"):
         open_request("payment-signoff", "extreme", "s", requester=REQUESTER, env=Env.load(get_settings()))
+
+
+@pytest.mark.parametrize("timeout_s", [-5, 0, 0.0, float("nan"), float("inf"), 1e12, True, "60"])
+def test_a_timeout_that_is_no_number_of_seconds_opens_nothing(timeout_s: object) -> None:
+    """A timeout can come from a launch input: -5 opened a request already timed out, NaN ended in "cannot convert
+    float NaN to integer" and inf or 1e12 in an overflow, deep in opening it. Each is refused by name, before any
+    record is written."""
+    with pytest.raises(ValueError, match=r"timeout_s must be a number of seconds above 0 and at most 31,622,400"):
+        env = Env.load(get_settings())
+        open_request("payment-signoff", "low", "s", timeout_s=timeout_s, requester=REQUESTER, env=env)  # type: ignore[arg-type]
+    assert _kinds("approval_request") == []
+
+
+def test_a_timeout_of_a_year_and_a_day_opens_a_request_expiring_then() -> None:
+    env = Env.load(get_settings())
+    rid = open_request("payment-signoff", "low", "s", timeout_s=366 * 86_400, requester=REQUESTER, env=env)
+    (req,) = _kinds("approval_request")
+    assert req.subject == rid
+    opened = req.attributes["request"]
+    lasts = dt.datetime.fromisoformat(opened["expires_at"]) - dt.datetime.fromisoformat(opened["created_at"])
+    assert lasts == dt.timedelta(days=366)
 
 
 def test_open_is_idempotent() -> None:

@@ -137,6 +137,8 @@ def test_an_invalid_setting_is_named_with_its_value_and_its_source(
         ("profile", "approval_timeout_s", "-5", "Input should be greater than 0"),
         ("profile", "approval_timeout_s", ".nan", "Input should be a finite number"),
         ("profile", "approval_timeout_s", ".inf", "Input should be a finite number"),
+        # 1e12 s overflowed the request's expiry (past year 9999) when a request was opened
+        ("profile", "approval_timeout_s", "1.0e+12", "Input should be less than or equal to 31622400"),
         # an infinite budget switched the fail-closed time limit off; an infinite rendezvous overflowed a timedelta
         ("env", "policy_budget_ms", "inf", "Input should be a finite number"),
         ("env", "dist_timeout_s", "inf", "Input should be a finite number"),

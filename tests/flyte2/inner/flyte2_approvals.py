@@ -92,3 +92,21 @@ def test_a_condition_answered_no_denies_and_consumes_nothing(tmp_path: Path, mon
     assert not marker.exists()
     assert [e.status for e in events("approval_refused")] == ["condition_declined"]
     assert not events("approval_verified")
+
+
+@pytest.mark.parametrize(
+    ("timeout_s", "shown"),
+    [(-5.0, "not -5.0"), (0.0, "not 0.0"), (float("nan"), "not nan"), (1e12, "not 1000000000000.0")],
+    ids=["negative", "zero", "nan", "past a year"],
+)
+def test_an_approval_timeout_input_out_of_range_fails_before_a_request_opens(
+    tmp_path: Path, timeout_s: float, shown: str
+) -> None:
+    """The launcher chooses ``timeout_s``: -5 opened a request already timed out, NaN ended in "cannot convert float
+    NaN to integer" and 1e12 in an overflow, deep in opening it; now the attempt fails naming the input."""
+    marker = tmp_path / "ran"
+    with pytest.raises(Exception, match="approval timeout input 'timeout_s' must be a number of seconds") as err:
+        run_local(pay_async, doc_id="doc-big", amount=60000.0, currency="EUR", marker=str(marker), timeout_s=timeout_s)
+    assert shown in str(err.value)
+    assert not marker.exists() and events("approval_request") == []
+    assert [e.status for e in events("task")] == ["failed"]

@@ -36,6 +36,22 @@ class DecideResult:
     record_id: str
 
 
+MAX_TIMEOUT_S = 366 * 86_400
+"""The longest an approval request may stay open: a year and a day."""
+
+
+def check_timeout(value: object, name: str) -> float:
+    """``value`` as seconds a request stays open, if it is a finite number in (0, :data:`MAX_TIMEOUT_S`]; else a
+    ValueError naming ``name``. A timeout can come from a launch input (Flyte 2's ``governed(approval_timeout_s=
+    "<input>")``): a negative or zero one opened a request already timed out, NaN ended in "cannot convert float NaN
+    to integer" and an infinite or huge one in an overflow, deep in opening the request."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= MAX_TIMEOUT_S:  # NaN fails
+        most = f"{MAX_TIMEOUT_S:,} (a year and a day)"
+        msg = f"{name} must be a number of seconds above 0 and at most {most}, not {value!r}"
+        raise ValueError(msg)
+    return float(value)
+
+
 def _execution_key() -> str:
     """The Flyte execution this process works for: ``project/domain/name``.
 
@@ -81,11 +97,14 @@ def open_request(
         The request id (``apr-<hex>``).
 
     Raises:
-        ValueError: a malformed gate name or risk.
+        ValueError: a malformed gate name or risk, or a timeout that is no number of seconds in
+            (0, :data:`MAX_TIMEOUT_S`].
         ConfigError: no rule for the gate in roles.yaml (fail closed).
         AuditWriteError: the request could not be recorded.
     """
     validate_gate_name(gate)
+    if timeout_s is not None:
+        check_timeout(timeout_s, "timeout_s")
     if risk not in RISKS:
         msg = f"risk {risk!r} is not one of {list(RISKS)}"
         raise ValueError(msg)
@@ -101,7 +120,7 @@ def open_request(
     if existing:
         return existing
     now = get_clock().now()
-    timeout = timeout_s if timeout_s is not None else env.settings.approval_timeout_s
+    timeout = check_timeout(env.settings.approval_timeout_s, "approval_timeout_s") if timeout_s is None else timeout_s
     req = ApprovalRequest(
         request_id="apr-" + digest_value({"content_key": content_key, "round": round_}).removeprefix("sha256:")[:20],
         content_key=content_key,

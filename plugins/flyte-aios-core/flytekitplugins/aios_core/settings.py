@@ -144,7 +144,11 @@ class Settings(BaseModel):
     )
     approvals_backend: Literal["local", "flyteremote"] = "local"
     approval_timeout_s: float = Field(
-        default=3600.0, gt=0, allow_inf_nan=False, description="seconds an approval request stays open (profile only)"
+        default=3600.0,
+        gt=0,
+        le=366 * 86_400,
+        allow_inf_nan=False,
+        description="seconds an approval request stays open, at most a year and a day (profile only)",
     )
     approvals_key: str = Field(
         default="file:{state_dir}/keys/approvals-ed25519.pem",

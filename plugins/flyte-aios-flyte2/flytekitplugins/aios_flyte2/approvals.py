@@ -122,10 +122,11 @@ def wait_approvals(
         GovernanceDenied: the wait timed out (``approval_timed_out``) or the condition failed.
     """
     from flytekitplugins.aios_approvals.evaluate import Env
+    from flytekitplugins.aios_approvals.service import check_timeout
     from flytekitplugins.aios_approvals.waiting import wait_for_decisions
 
+    timeout = check_timeout(timeout_s if timeout_s is not None else settings.approval_timeout_s, "timeout_s")
     env = Env.load(settings)
-    timeout = timeout_s if timeout_s is not None else settings.approval_timeout_s
     mode = _mode(waiter)
     # locally the condition is only registered (it shows in the run); on a cluster an unwaited one would stay open
     wanted = task_context() is not None and (mode == "condition" or is_local())

@@ -49,10 +49,24 @@ class GovernSpec:
     waiter: Waiter = "auto"
 
     def timeout(self, kwargs: dict[str, Any]) -> float | None:
-        """The approval timeout: a number, the value of the named input, or None (the settings' default)."""
+        """The approval timeout: a number, the value of the named input, or None (the settings' default).
+
+        A named input is the launcher's choice: it must be seconds above 0 and at most a year and a day
+        (:func:`~flytekitplugins.aios_approvals.service.check_timeout`), or the attempt fails naming the input
+        before any request is opened (a negative one opened a request already timed out).
+        """
+        from flytekitplugins.aios_approvals.service import check_timeout
+
         if isinstance(self.approval_timeout_s, str):
-            return float(resolve_path(kwargs, self.approval_timeout_s))
-        return self.approval_timeout_s
+            name = f"approval timeout input {self.approval_timeout_s!r}"
+            value = resolve_path(kwargs, self.approval_timeout_s)
+            if isinstance(value, str):  # a text input holding a number of seconds
+                try:
+                    value = float(value)
+                except ValueError:
+                    raise ValueError(f"{name} must be a number of seconds, not {value!r}") from None
+            return check_timeout(value, name)
+        return None if self.approval_timeout_s is None else check_timeout(self.approval_timeout_s, "approval_timeout_s")
 
 
 def _subject(spec: GovernSpec, kwargs: dict[str, Any], resource: dict[str, Any]) -> str:
