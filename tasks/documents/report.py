@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from flytekitplugins.aios_core.digest import digest_value
+from flytekitplugins.aios_core.redact import mask_url
 from tasks.documents.html_tables import STYLE, table_html
 from tasks.documents.schemas import BatchSummary, ProcessingOptions
 
@@ -77,8 +78,12 @@ def results_tables(
     """(results, quarantine) tables; together they hold every document exactly once."""
     q = decided["status"] == "quarantine"
     results = decided[~q].copy()
-    results["outcome"] = [outcome_of(r, approvals) for r in results.to_dict(orient="records")]
-    results["true_label"] = [labels.get(n, "") for n in results["name"]]
+    # text columns even when no document was processed (every one quarantined): a list of nothing is float64, which
+    # the result table's schema refuses, and the batch ended in a schema error instead of its summary
+    outcomes = [outcome_of(r, approvals) for r in results.to_dict(orient="records")]
+    results["outcome"] = pd.Series(outcomes, index=results.index, dtype="string[pyarrow]")
+    labelled = [labels.get(n, "") for n in results["name"]]
+    results["true_label"] = pd.Series(labelled, index=results.index, dtype="string[pyarrow]")
     quarantine = decided.loc[q, ["doc_id", "name", "digest", "reason", "fmt"]].reset_index(drop=True)
     return results.reset_index(drop=True), quarantine
 
@@ -117,7 +122,7 @@ def summarize(
         cost_per_document_usd=cpu / 3600 * options.cost_per_cpu_hour / max(1, n_in),
         accuracy=float((labelled["label"] == labelled["true_label"]).mean()) if len(labelled) else -1.0,
         labelled=len(labelled),
-        source=source,
+        source=mask_url(source),  # a credential is refused when the source is read; never shown if one slips by
     )
     if s.documents_in != s.processed + s.quarantined or s.documents_in != sum(s.outcomes.values()) + s.quarantined:
         msg = f"row conservation violated: {s.documents_in} in, {s.processed} processed, {s.quarantined} quarantined"

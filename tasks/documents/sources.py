@@ -40,7 +40,7 @@ SQL_PREFIXES = ("sqlite:///", "postgresql://", "postgres://")
 _SAFE_SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,10}")
 _CHUNK = 1 << 20
 
-__all__ = ["Listed", "content_digest", "is_sql", "list_documents", "local_copy"]
+__all__ = ["Listed", "check_source", "content_digest", "is_sql", "list_documents", "local_copy"]
 
 
 def is_sql(source: str) -> bool:
@@ -52,8 +52,32 @@ def _is_local(source: str) -> bool:
     return "://" not in source or source.startswith("file://")
 
 
+def check_source(source: str) -> None:
+    """Refuse an empty source (it read the working directory) and a source that holds a credential (a URL's password,
+    a token in its query): the source is a launch input, which Flyte stores with the run and shows in its console,
+    and every document's reference names it. Raises ValueError naming the source with the credential masked and
+    saying where the credential goes instead."""
+    from flytekitplugins.aios_core.redact import mask_url
+
+    if not source.strip():  # Path("") is the working directory: a pod's or a shell's files, never meant as documents
+        raise ValueError("source is empty: pass a folder, an fsspec URL (s3://bucket/prefix/) or a database URL")
+    masked = mask_url(source)
+    if masked != source:
+        msg = (
+            f"source {masked} holds a credential: a launch input is stored with the run and shown in the Flyte "
+            "console, so give it without one; a database password goes in PGPASSWORD (a Flyte secret mounted as "
+            "that variable) or a libpq passfile, object store keys in the store's own credentials"
+        )
+        raise ValueError(msg)
+
+
 def list_documents(source: str, table: str = "documents") -> Iterator[Listed]:
-    """Yield the documents of ``source`` in a stable order (quarantined entries carry their ``reason``)."""
+    """Yield the documents of ``source`` in a stable order (quarantined entries carry their ``reason``).
+
+    Raises:
+        ValueError: the source holds a credential (:func:`check_source`).
+    """
+    check_source(source)
     if is_sql(source):
         yield from _list_sql(source, table)
         return

@@ -177,9 +177,9 @@ def gather(parts: list[DataFrame[DecidedDoc]]) -> DataFrame[DecidedDoc]:
         parts: decided tables, one per chunk.
     """
     frames = [p for p in parts if len(p)]
-    return (
-        pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(DecidedDoc.to_schema().columns))
-    )
+    # no chunk (an empty source): the schema's own empty table, its columns at their types (columns of nothing are
+    # objects, which the schema refuses: an empty batch ended in a schema error instead of its summary)
+    return pd.concat(frames, ignore_index=True) if frames else DecidedDoc.empty()
 
 
 @task(**GOVERNED)

@@ -67,3 +67,68 @@ def test_options_reject_bad_values() -> None:
         ProcessingOptions(approval_timeout_s=10 * 86_400)
     with pytest.raises(ValueError, match="principal"):
         ProcessingOptions(principal="user:bob")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("docs", [{"a.txt": b"", "b.pdf": b"\x00\x01garbage"}, {}], ids=["all quarantined", "none"])
+def test_a_batch_with_nothing_to_process_ends_in_its_summary(tmp_path: Path, docs: dict[str, bytes]) -> None:
+    """Every document quarantined, or none at all: the batch ended in a schema error (a result column of nothing is
+    float64, an empty decided table's columns objects) instead of a summary whose counts add up."""
+    from workflows.document_processing import process_documents
+
+    src = tmp_path / "inbox"
+    src.mkdir()
+    for name, data in docs.items():
+        (src / name).write_bytes(data)
+    summary, results, quarantine = process_documents(source=str(src), options=options())
+    assert (summary.documents_in, summary.processed, summary.quarantined) == (len(docs), 0, len(docs))
+    assert summary.quarantine_reasons == ({"binary_content": 1, "empty": 1} if docs else {})
+    assert len(results) == 0 and {"outcome", "true_label"} <= set(results.columns)
+    assert sorted(quarantine["name"]) == sorted(docs)
+
+
+@pytest.mark.parametrize("source", ["", "   "])
+def test_an_empty_source_is_refused_not_read_as_the_working_directory(source: str) -> None:
+    with pytest.raises(ValueError, match="source is empty: pass a folder"):
+        list(iter_refs(source, options()))
+
+
+@pytest.mark.parametrize(
+    ("source", "shown"),
+    [
+        ("postgresql://app:s3cret-pw@127.0.0.1:5432/docs", "postgresql://app:***@127.0.0.1:5432/docs"),
+        ("postgresql://app@127.0.0.1/docs?password=s3cret-pw", "postgresql://app@127.0.0.1/docs?password=***"),
+        ("https://reader:s3cret-pw@files.example/inbox/", "https://***@files.example/inbox/"),
+    ],
+)
+def test_a_source_holding_a_credential_is_refused_before_it_is_read(source: str, shown: str) -> None:
+    """The source is a launch input: Flyte keeps it with the run and shows it, and the pack put it in every document's
+    reference, in the batch summary and its AIOS_BATCH_SUMMARY log line. A credential in it is refused, masked in the
+    message, before anything connects (127.0.0.1:5432 is never asked: the check comes first)."""
+    with pytest.raises(ValueError) as err:
+        list(iter_refs(source, options()))
+    message = str(err.value)
+    assert f"source {shown} holds a credential" in message and "PGPASSWORD" in message
+    assert "s3cret-pw" not in message
+
+
+def test_a_source_without_a_credential_is_read_as_before(tmp_path: Path) -> None:
+    db = tmp_path / "docs.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE documents (id INTEGER PRIMARY KEY, name TEXT, content BLOB)")
+        conn.execute("INSERT INTO documents VALUES (1, 'a.txt', x'68656c6c6f')")
+    refs = list(iter_refs(f"sqlite:///{db}", options()))
+    assert [(r["name"], r["status"]) for r in refs] == [("a.txt", "ok")]
+
+
+def test_the_summary_names_the_source_with_any_credential_masked() -> None:
+    import pandas as pd
+
+    from tasks.documents.report import summarize
+
+    cols = ["latency_ms", "cpu_s", "status", "true_label", "label", "outcome", "route", "request_id"]
+    summary = summarize(
+        pd.DataFrame(columns=cols), pd.DataFrame(columns=["reason"]), (0, 0, 0),
+        "postgresql://app:s3cret-pw@db/docs", ProcessingOptions(),
+    )  # fmt: skip
+    assert summary.source == "postgresql://app:***@db/docs"
