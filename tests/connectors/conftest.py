@@ -35,6 +35,9 @@ def connector(hook: Hook, server_state: Path) -> Iterator[ConnectorServer]:
         "AIOS_AUDIT_STORE": f"sqlite:///{server_state}/audit.db",
         "AIOS_APPROVAL_WEBHOOK_URL": hook.url,
         "AIOS_APPROVAL_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        # a second system of record the service's operator set up: served tasks name it as env:<this variable>
+        "AIOS_SYSTEM_OF_RECORD_URL_GRPC": f"sqlite:///{server_state}/grpc_sor.db",
+        "AIOS_TEST_NOT_A_URL": "AKIA-service-key-" + secrets.token_hex(8),  # a variable no task may name
         "TMPDIR": str(server_state / "tmp"),
         "FLYTE_SDK_LOGGING_LEVEL": "10",  # debug: the secret must stay out of even the noisiest logs
     }

@@ -44,11 +44,19 @@ def test_backoff_grows_exponentially_within_jitter_bounds_and_is_capped() -> Non
         {"max_delay_s": float("inf")},
         {"timeout_s": float("nan")},
         {"timeout_s": float("inf")},
+        # a template is its sender's: a delivery of 10 attempts of a day each held the service's call for days
+        {"attempts": 10, "timeout_s": 86_400.0},
+        {"attempts": 10, "base_delay_s": 1.0, "max_delay_s": 3_600.0},
     ],
 )
 def test_retry_bounds_are_validated(kwargs) -> None:
     with pytest.raises(ValueError, match="RetryPolicy"):
         RetryPolicy(**kwargs)
+
+
+def test_the_longest_allowed_delivery_is_ten_minutes() -> None:
+    assert RetryPolicy(attempts=10, timeout_s=55.0, base_delay_s=1.0, max_delay_s=5.0).worst_case_s() <= 600
+    assert RetryPolicy().worst_case_s() < 60  # the default fits propeller's CreateTask timeout (deploy/)
 
 
 def test_secret_and_url_path_stay_out_of_repr_and_origin() -> None:

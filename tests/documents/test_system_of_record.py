@@ -64,6 +64,16 @@ def test_env_indirection_fails_closed(monkeypatch: pytest.MonkeyPatch) -> None:
         act(SystemOfRecordConfig(url="env:AIOS_SOR_SECRET"), _rows(1), get_settings())
 
 
+@pytest.mark.parametrize("value", ["AKIA-not-a-url-0123456789", "whsec:0123456789abcdef"])
+def test_a_value_that_is_no_url_is_not_quoted_back(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    """An env:VAR that holds something else (a key, a token) is no URL: the error says so without quoting it (it
+    quoted everything before the first colon)."""
+    monkeypatch.setenv("AIOS_SOR_SECRET", value)
+    with pytest.raises(ValueError, match="unsupported system-of-record URL") as err:
+        act(SystemOfRecordConfig(url="env:AIOS_SOR_SECRET"), _rows(1), get_settings())
+    assert value.split(":")[0] not in str(err.value)
+
+
 @pytest.mark.postgres
 def test_postgres_concurrent_retries_never_post_twice(pg_url: str) -> None:
     cfg = SystemOfRecordConfig(url=pg_url, table="document_actions")

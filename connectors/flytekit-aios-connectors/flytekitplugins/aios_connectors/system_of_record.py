@@ -18,7 +18,9 @@ reports success, and a failed audit write fails the task (the rows stay posted, 
 and records the missing audit entries).
 
 The database URL comes from, in order: the task's ``url`` (``env:VAR`` reads a variable, e.g. a mounted
-Flyte secret), ``AIOS_SYSTEM_OF_RECORD_URL``, else ``sqlite:///<state_dir>/system_of_record.db``.
+Flyte secret), ``AIOS_SYSTEM_OF_RECORD_URL``, else ``sqlite:///<state_dir>/system_of_record.db``. A served call
+(the template is the gRPC caller's) may only leave ``url`` empty or name ``env:AIOS_SYSTEM_OF_RECORD_URL_<NAME>``
+(:func:`check_served_url`): where the service writes is its operator's choice, never the caller's.
 URLs: ``sqlite:///PATH`` or ``postgresql://USER@HOST:PORT/DB``.
 """
 
@@ -83,6 +85,35 @@ class SystemOfRecordConfig:
         return cls(table=str(data.get("table", "document_actions")), url=str(data.get("url", "")))
 
 
+def check_served_url(config_url: str) -> None:
+    """Refuse a served call's task ``url`` unless it is empty or ``env:AIOS_SYSTEM_OF_RECORD_URL[_<NAME>]``.
+
+    The task template is what the gRPC caller sent: a ``url`` in it chose where the connector service connects
+    and writes, with the service's own credentials (a PostgreSQL server of the caller's, which libpq would offer
+    the service's ``PGPASSWORD``; any SQLite file the service may write), and ``env:VAR`` read any variable of the
+    service (a key, a token), which the error quoted back. Served, the connector writes only where its operator
+    configured: its ``AIOS_SYSTEM_OF_RECORD_URL`` (an empty ``url``) or a variable of the same name with a suffix
+    (``AIOS_SYSTEM_OF_RECORD_URL_FINANCE``), mounted on the connector service. Local runs keep any ``url``.
+
+    Raises:
+        ValueError: naming the refused ``url`` (a literal URL with its credentials masked; a variable by name).
+    """
+    if not config_url:
+        return
+    var = config_url.removeprefix("env:") if config_url.startswith("env:") else ""
+    if var == URL_ENV or (var.startswith(URL_ENV + "_") and var[len(URL_ENV) + 1 :].replace("_", "").isalnum()):
+        return
+    from flytekitplugins.aios_core.redact import mask_url
+
+    shown = f"env:{var}" if var else mask_url(config_url)
+    msg = (
+        f"the task's system-of-record url {shown!r} is refused: a served call writes only where the connector "
+        f"service is configured to, its {URL_ENV} (leave url empty) or env:{URL_ENV}_<NAME> (a variable of the "
+        "connector service); re-register the task with one of those"
+    )
+    raise ValueError(msg)
+
+
 def resolve_url(config_url: str, settings: Settings) -> str:
     """The database URL: the task's ``url``, else ``settings.system_of_record_url`` (``AIOS_SYSTEM_OF_RECORD_URL``);
     an unset ``env:VAR`` is a ``ConfigError`` (fail closed)."""
@@ -115,8 +146,10 @@ def _connect(url: str) -> Iterator[Any]:
 
             msg = f"cannot connect to the system of record {mask_url(url)}: {mask_text(e)}"
             raise ConnectionError(msg) from None
-    else:
-        msg = f"unsupported system-of-record URL scheme in {url.split(':', 1)[0]!r}: use sqlite:/// or postgresql://"
+    else:  # the value is not quoted: it may have come from a variable holding something else (a key, a token)
+        scheme = url.split("://", 1)[0] if "://" in url else ""
+        shown = f"{scheme}://" if scheme.isalnum() and len(scheme) <= 16 else "a value that is no URL"
+        msg = f"unsupported system-of-record URL ({shown}): use sqlite:///PATH or postgresql://USER@HOST:PORT/DB"
         raise ValueError(msg)
     try:
         yield conn
@@ -298,8 +331,9 @@ class SystemOfRecordConnector(SyncConnectorBase):
             principals = sorted({str(r.get("principal") or "") for r in rows})
             claimed = ",".join(principals)
             caller = None
-            if task_execution_metadata is not None:
+            if task_execution_metadata is not None:  # served: the caller chose the template, so not where to write
                 caller = await asyncio.to_thread(establish, task_execution_metadata, settings, claimed)
+                check_served_url(config.url)
             posted, skipped, refused = await asyncio.to_thread(_act_for, caller, config, rows, settings)
         except IdentityRefused as e:
             why = await asyncio.to_thread(

@@ -61,6 +61,11 @@ class WebhookError(AiosError):
         self.attempts = attempts
 
 
+MAX_DELIVERY_S = 600.0
+"""The longest one delivery may take in all (:meth:`RetryPolicy.worst_case_s`): a task template comes from whoever
+calls the connector, and an attempt timeout or back-off of days held the service's call (and its worker) that long."""
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """Bounded exponential backoff with jitter.
@@ -92,6 +97,12 @@ class RetryPolicy:
             msg = (
                 f"RetryPolicy needs finite 0 <= base_delay_s <= max_delay_s and timeout_s > 0, got "
                 f"base_delay_s={self.base_delay_s}, max_delay_s={self.max_delay_s}, timeout_s={self.timeout_s}"
+            )
+            raise ValueError(msg)
+        if self.worst_case_s() > MAX_DELIVERY_S:  # a template is its sender's: huge delays held the service's calls
+            msg = (
+                f"RetryPolicy lets one delivery take up to {self.worst_case_s():,.0f} s (attempts x timeout_s plus "
+                f"back-offs): at most {MAX_DELIVERY_S:.0f} s; lower timeout_s, max_delay_s or attempts"
             )
             raise ValueError(msg)
 
