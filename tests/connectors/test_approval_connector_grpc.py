@@ -176,3 +176,38 @@ def test_the_status_call_uses_an_approval_once(channel, hook: Hook, shared_state
     second = agent_pb2_grpc.AsyncAgentServiceStub(channel).CreateTask(req, timeout=20).resource_meta
     refused = _get(channel, second)
     assert refused.phase == TaskExecution.FAILED and "already used" in refused.message, refused.message
+
+
+def _delete(channel: grpc.Channel, meta: bytes) -> None:
+    category = agent_pb2.TaskCategory(name=APPROVAL_NOTIFICATION_TASK_TYPE, version=0)
+    req = agent_pb2.DeleteTaskRequest(task_category=category, resource_meta=meta)
+    agent_pb2_grpc.AsyncAgentServiceStub(channel).DeleteTask(req, timeout=20)
+
+
+def _forged(rid: str, **fields: object) -> bytes:
+    meta = {"request_id": rid, "gate": "payment-signoff", "deadline": time.time() + 3600, "attempts": 3}
+    return json.dumps({**meta, **fields}).encode()
+
+
+def test_get_and_delete_act_only_on_metadata_the_connector_issued(channel, hook: Hook, shared_state) -> None:
+    """GetTask and DeleteTask carry the resource metadata back as the caller sends it. A forged one used an approved
+    request for an execution of the caller's choosing (its one use gone to that execution, the waiting run then
+    refused) and a forged delete told the ticketing tool to close any request's ticket."""
+    from flytekitplugins.aios_approvals import decide
+    from flytekitplugins.aios_approvals.state import projection
+
+    hook.reset("ok")
+    rid = _open("sha256:" + "f" * 64)
+    genuine = _create(channel, rid)
+    assert decide(rid, "user:bob", "approve", reason="checked", env=Env.load(get_settings())).accepted
+    altered = json.dumps({**json.loads(genuine), "execution": "attacker/development/run-x"}).encode()
+    for meta in (_forged(rid, execution="attacker/development/run-x"), altered, _forged(rid, mac="0" * 64)):
+        res = _get(channel, meta)
+        assert res.phase == TaskExecution.FAILED and "was not issued by this connector" in res.message, res.message
+    env = Env.load(get_settings())
+    assert projection(env.store).get(rid).consumed_by == []  # nobody used the approval
+    _delete(channel, _forged(rid, external_id="TICKET-1"))
+    assert [json.loads(r["body"])["event"] for r in hook.received] == ["approval.requested"]  # nothing cancelled
+    done = _get(channel, genuine)  # the waiting run's own metadata still works, and it uses the approval
+    assert done.phase == TaskExecution.SUCCEEDED, done.message
+    assert projection(Env.load(get_settings()).store).get(rid).consumed_by == ["flyte-aios/development/a1b2c3d4e5"]

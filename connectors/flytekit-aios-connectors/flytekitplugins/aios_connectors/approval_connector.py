@@ -55,6 +55,48 @@ class ApprovalNotificationMetadata(ResourceMeta):
     refused: str = ""
     execution: str = ""
     """``project/domain/name`` of the execution that waits (it uses the approval once it is approved)."""
+    mac: str = ""
+    """HMAC-SHA256 of the fields above under the connector's webhook secret (:func:`seal_meta`): ``GetTask`` and
+    ``DeleteTask`` carry these bytes back from whoever calls, so ``get`` and ``delete`` act only on metadata this
+    connector issued."""
+
+
+_META_CONTEXT = b"aios-approval-notification-resource-meta-v1\n"
+
+
+def _meta_mac(meta: ApprovalNotificationMetadata, secret: str) -> str:
+    import hashlib
+    import hmac
+    import json
+    from dataclasses import asdict
+
+    fields = {k: v for k, v in asdict(meta).items() if k != "mac"}
+    body = json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
+    return hmac.new(secret.encode(), _META_CONTEXT + body, hashlib.sha256).hexdigest()
+
+
+def seal_meta(meta: ApprovalNotificationMetadata, secret: str) -> ApprovalNotificationMetadata:
+    """``meta`` with its :attr:`~ApprovalNotificationMetadata.mac` set."""
+    meta.mac = _meta_mac(meta, secret)
+    return meta
+
+
+def meta_problem(meta: ApprovalNotificationMetadata) -> str:
+    """Why ``meta`` is not this connector's (empty when it is): ``GetTask``/``DeleteTask`` hand back metadata as the
+    caller sent it, and a forged one named any request and any execution, so that ``get`` used an approved request
+    for an execution of the caller's choosing and ``delete`` told the ticketing tool to close any request's ticket."""
+    import hmac
+
+    try:
+        secret = load_target().secret
+    except Exception as e:  # no webhook secret: nothing can be checked (fail closed)
+        return f"the connector cannot check its resource metadata ({type(e).__name__})"
+    if not meta.mac or not hmac.compare_digest(meta.mac, _meta_mac(meta, secret)):
+        return (
+            f"the resource metadata for approval {meta.request_id!r} was not issued by this connector (forged, "
+            "altered, or from a version before it was sealed): nothing is read or sent for it"
+        )
+    return ""
 
 
 def _use(meta: ApprovalNotificationMetadata, env: Any) -> Any:
@@ -192,14 +234,15 @@ class ApprovalNotificationConnector(AsyncConnectorBase):
                 meta=task_execution_metadata,
                 settings=settings,
             )
-            return ApprovalNotificationMetadata(request_id=request_id, gate="", deadline=0.0, refused=message)
+            refused = ApprovalNotificationMetadata(request_id=request_id, gate="", deadline=0.0, refused=message)
+            return seal_meta(refused, load_target().secret)
         target = load_target()
         answer = await post_json(
             target, _payload(req, cfg, task_execution_metadata), idempotency_key=request_id, policy=cfg.retry_policy()
         )
         deadline = min(time.time() + cfg.wait_timeout_s, _expiry_epoch(req["expires_at"]))
         log.info("approval %s (%s) notified via %s for %s", request_id, req["gate"], target.origin, caller.principal)
-        return ApprovalNotificationMetadata(
+        meta = ApprovalNotificationMetadata(
             request_id=request_id,
             gate=req["gate"],
             deadline=deadline,
@@ -208,12 +251,16 @@ class ApprovalNotificationConnector(AsyncConnectorBase):
             attempts=cfg.attempts,
             execution=caller.execution.execution_key if caller.execution is not None else "",
         )
+        return seal_meta(meta, target.secret)
 
     async def get(self, resource_meta: ApprovalNotificationMetadata, **kwargs: Any) -> Resource:
         """The verified outcome: SUCCEEDED when approved, FAILED when refused or out of time, else RUNNING."""
         from flytekitplugins.aios_approvals import outcome
         from flytekitplugins.aios_approvals.evaluate import Env
 
+        if problem := await asyncio.to_thread(meta_problem, resource_meta):
+            log.warning("approval connector get refused: %s", visible(problem))
+            return Resource(phase=TaskExecution.FAILED, message=visible(problem))
         if resource_meta.refused:
             return Resource(phase=TaskExecution.FAILED, message=resource_meta.refused)
         env = await asyncio.to_thread(Env.load, get_settings())  # entry point: this call's settings
@@ -239,6 +286,9 @@ class ApprovalNotificationConnector(AsyncConnectorBase):
 
     async def delete(self, resource_meta: ApprovalNotificationMetadata, **kwargs: Any) -> None:
         """Tell the receiver the wait was cancelled (idempotent on its side: same Idempotency-Key suffix)."""
+        if problem := await asyncio.to_thread(meta_problem, resource_meta):
+            log.warning("approval connector delete refused: %s", visible(problem))
+            return  # a forged delete closes no ticket
         if resource_meta.refused:
             return  # nothing was sent for a refused call
         rid = resource_meta.request_id
