@@ -131,6 +131,27 @@ def test_a_file_that_cannot_be_written_is_named_as_asked_not_as_its_temporary_tw
     assert res.output.startswith(f"error: {out}: ") and ".tmp" not in res.output, res.output
 
 
+def test_a_write_error_that_names_no_file_starts_with_what_went_wrong() -> None:
+    """A full disk fails a write with no file name: the line read "error: : No space left on device"."""
+    from flytekitplugins.aios_core.cli import user_error
+
+    assert user_error(OSError(28, "No space left on device")).format_message().startswith("No space left on device;")
+    named = user_error(OSError(28, "No space left on device", "/reports/run.html")).format_message()
+    assert named.startswith("/reports/run.html: No space left on device;")
+
+
+def test_the_report_names_the_output_it_could_not_write(bad_files: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    audit_log(get_settings()).append(AuditEvent(kind="task", actor="service:x"))
+
+    def full(self: Path, *args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")  # what a write to a full disk raises: no file name
+
+    monkeypatch.setattr(Path, "write_text", full)
+    out = bad_files / "run.html"
+    res = CliRunner().invoke(cli, ["lineage", "report", "--out", str(out)])
+    assert res.exit_code == 2 and f"error: {out}: No space left on device" in res.output, res.output
+
+
 READERS: list[list[str]] = [
     ["audit", "show"],
     ["audit", "checkpoint", "--out", "cp.json"],

@@ -169,7 +169,10 @@ def report(
     with working("writing the report", None):
         page, n = build_report(tracer, result, settings, execution=execution, document=document, limit=limit)
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    Path(out).write_text(page, encoding="utf-8")
+    try:
+        Path(out).write_text(page, encoding="utf-8")
+    except OSError as e:  # a full disk names no file: say which output could not be written
+        raise OSError(e.errno, e.strerror, e.filename or str(out)) from None
     click.echo(f"report: {n} records, verification {'OK' if result.ok else 'FAILED'} -> {out}")
     if not result.ok:
         sys.exit(1)

@@ -95,8 +95,9 @@ def user_error(e: Exception) -> UserError:
         return UserError(mask_text(e))
     if isinstance(e, FileNotFoundError):
         return UserError(f"{e.filename or e}: no such file; check the path")
-    if isinstance(e, OSError):
-        return UserError(f"{e.filename or ''}: {e.strerror or e}; check the path and its permissions")
+    if isinstance(e, OSError):  # a write error (a full disk) may name no file: then no empty name before the colon
+        where = f"{e.filename}: " if e.filename else ""
+        return UserError(f"{where}{e.strerror or e}; check the path, its permissions and the free space")
     if isinstance(e, json.JSONDecodeError):
         return UserError(f"not valid JSON ({e.msg}, line {e.lineno} column {e.colno}); fix the file or the value")
     if type(e).__module__.startswith(("yaml", "pydantic")):
