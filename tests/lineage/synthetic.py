@@ -9,6 +9,7 @@ training data, trained after a drift record, evaluated and promoted with an appr
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 from typing import Any
 
 from flytekitplugins.aios_audit.records import AuditEvent, ModelRef
@@ -220,4 +221,20 @@ def write_trail(store: AuditStore, n_docs: int, per_execution: int = 50, chunk: 
     out: list[dict[str, Any]] = []
     for first in range(0, n_docs, chunk):
         out += write_documents(store, first, min(chunk, n_docs - first), per_execution)
+    return out
+
+
+def exported_bundle(folder: Path) -> Path:
+    """A small trail in this test's store (three documents, one execution ``run-0``) exported as an evidence bundle
+    with ``aios evidence export``: the bundle a third party would receive."""
+    from click.testing import CliRunner
+
+    from flytekitplugins.aios_audit import audit_log
+    from flytekitplugins.aios_core.cli import cli
+    from flytekitplugins.aios_core.settings import get_settings
+
+    write_trail(audit_log(get_settings(), emit=False), 3, per_execution=3)
+    out = folder / "run-0.zip"
+    res = CliRunner().invoke(cli, ["evidence", "export", "--execution", "run-0", "-o", str(out)])
+    assert res.exit_code == 0, res.output
     return out

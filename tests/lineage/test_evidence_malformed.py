@@ -14,19 +14,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from flytekitplugins.aios_audit import audit_log
 from flytekitplugins.aios_core.cli import cli
-from flytekitplugins.aios_core.settings import get_settings
-from tests.lineage.synthetic import write_trail
+from tests.lineage.synthetic import exported_bundle
 
 
 @pytest.fixture
 def bundle(aios_env: Path, tmp_path: Path) -> Path:
-    write_trail(audit_log(get_settings(), emit=False), 3, per_execution=3)
-    out = tmp_path / "run-0.zip"
-    res = CliRunner().invoke(cli, ["evidence", "export", "--execution", "run-0", "-o", str(out)])
-    assert res.exit_code == 0, res.output
-    return out
+    return exported_bundle(tmp_path)
 
 
 Change = Callable[[dict[str, Any], dict[str, bytes]], "bytes | None"]

@@ -30,7 +30,7 @@ from flytekitplugins.aios_core.cli import cli
 from flytekitplugins.aios_core.errors import GovernanceDenied
 from flytekitplugins.aios_core.redact import one_line_error
 from flytekitplugins.aios_core.settings import get_settings
-from tests.lineage.synthetic import write_trail
+from tests.lineage.synthetic import exported_bundle
 
 ESC = "\x1b[2J\x1b[H\x1b[32mAPPROVED BY SECURITY\x1b[0m"
 RLO = "\u202e"
@@ -55,11 +55,7 @@ def test_lineage_trace_text_shows_what_records_quote_as_escapes(aios_env: Path) 
 
 @pytest.fixture
 def bundle(aios_env: Path, tmp_path: Path) -> Path:
-    write_trail(audit_log(get_settings(), emit=False), 3, per_execution=3)
-    out = tmp_path / "run-0.zip"
-    res = CliRunner().invoke(cli, ["evidence", "export", "--execution", "run-0", "-o", str(out)])
-    assert res.exit_code == 0, res.output
-    return out
+    return exported_bundle(tmp_path)
 
 
 def _rewrite(src: Path, dst: Path, scope: Any = None, extra: str = "") -> Path:
