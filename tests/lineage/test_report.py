@@ -188,6 +188,17 @@ def test_control_codes_and_direction_marks_in_records_are_shown_as_escapes(aios_
     assert errors == []
     body = dom.split('id="records-body"', 1)[1].split("</tbody>", 1)[0]
     assert "ACME\\u202e00.005\\x1b[2J\\u2066" in body, body[:2000]
+    shown = re.sub(r'<script id="data".*?</script>', "", dom, flags=re.S)  # the data block is data, never drawn
     for raw in ("\u202e", "\x1b", "\u2066"):
         assert raw not in body
+        assert raw not in shown  # nowhere on the page: not in the lineage graphs' labels either
     assert _count(dom, "records-count").startswith("1 of ")
+
+
+def test_a_graph_label_shows_control_codes_as_escapes_and_keeps_its_lines() -> None:
+    """A policy decision's action is the caller's text and is drawn in the report's lineage graphs."""
+    from flytekitplugins.aios_audit.report_graph import _q
+
+    label = _q('deny pay\u202e00.005\x1b[2J "x"\nsecond line')
+    assert "\u202e" not in label and "\x1b" not in label
+    assert label == '"deny pay\\\\u202e00.005\\\\x1b[2J \\"x\\"\\nsecond line"'

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from flytekitplugins.aios_audit.edge_rules import is_record
 from flytekitplugins.aios_audit.lineage import Trace
 from flytekitplugins.aios_audit.records import AuditRecord
+from flytekitplugins.aios_core.visible import visible
 
 _COLOR = {"allow": "#2e7d32", "posted": "#2e7d32", "approve": "#2e7d32", "deny": "#c62828", "reject": "#c62828"}
 _SHAPE = {"sha256:": "note", "model:": "component", "policy:": "hexagon", "principal:": "oval"}
@@ -24,7 +25,10 @@ MISSING = "graph not drawn: Graphviz `dot` is not installed (apt-get install gra
 
 
 def _q(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    """A DOT string of ``text``: its lines kept, every other control character and direction mark an escape
+    (:func:`.visible.visible`: a record's action or status is someone else's text, drawn in the page's graphs)."""
+    lines = [visible(line) for line in text.split("\n")]
+    return '"' + "\\n".join(line.replace("\\", "\\\\").replace('"', '\\"') for line in lines) + '"'
 
 
 def _record_label(rec: AuditRecord) -> str:
