@@ -204,6 +204,13 @@ def test_get_and_delete_act_only_on_metadata_the_connector_issued(channel, hook:
     for meta in (_forged(rid, execution="attacker/development/run-x"), altered, _forged(rid, mac="0" * 64)):
         res = _get(channel, meta)
         assert res.phase == TaskExecution.FAILED and "was not issued by this connector" in res.message, res.message
+    # the webhook's receiver holds the webhook secret, not the signing key: a seal under that secret is no seal
+    from flytekitplugins.aios_connectors.approval_connector import ApprovalNotificationMetadata, _meta_mac
+
+    by_receiver = ApprovalNotificationMetadata(**json.loads(_forged(rid, execution="attacker/development/run-x")))
+    by_receiver.mac = _meta_mac(by_receiver, WEBHOOK_SECRET.encode())
+    res = _get(channel, by_receiver.encode())
+    assert res.phase == TaskExecution.FAILED and "was not issued by this connector" in res.message, res.message
     env = Env.load(get_settings())
     assert projection(env.store).get(rid).consumed_by == []  # nobody used the approval
     _delete(channel, _forged(rid, external_id="TICKET-1"))

@@ -36,7 +36,7 @@ from flytekitplugins.aios_connectors.approval_task import APPROVAL_INPUTS, APPRO
 from flytekitplugins.aios_connectors.constants import APPROVAL_NOTIFICATION_TASK_TYPE
 from flytekitplugins.aios_connectors.identity import Caller, IdentityRefused, establish, refuse
 from flytekitplugins.aios_connectors.webhook import RetryPolicy, load_target, post_json
-from flytekitplugins.aios_core.settings import get_settings
+from flytekitplugins.aios_core.settings import Settings, get_settings
 from flytekitplugins.aios_core.visible import visible
 
 log = logging.getLogger(__name__)
@@ -56,15 +56,29 @@ class ApprovalNotificationMetadata(ResourceMeta):
     execution: str = ""
     """``project/domain/name`` of the execution that waits (it uses the approval once it is approved)."""
     mac: str = ""
-    """HMAC-SHA256 of the fields above under the connector's webhook secret (:func:`seal_meta`): ``GetTask`` and
-    ``DeleteTask`` carry these bytes back from whoever calls, so ``get`` and ``delete`` act only on metadata this
-    connector issued."""
+    """HMAC-SHA256 of the fields above under a key derived from the pack's signing key (:func:`seal_meta`):
+    ``GetTask`` and ``DeleteTask`` carry these bytes back from whoever calls, so ``get`` and ``delete`` act only on
+    metadata this connector issued."""
 
 
 _META_CONTEXT = b"aios-approval-notification-resource-meta-v1\n"
 
 
-def _meta_mac(meta: ApprovalNotificationMetadata, secret: str) -> str:
+def meta_key(settings: Settings) -> bytes:
+    """The key that seals resource metadata: derived from the pack's Ed25519 signing key (``settings.signing_key``,
+    the key that signs checkpoints), which the connector service holds and the webhook's receiver does not. Whoever
+    could forge a seal could sign checkpoints already."""
+    import hashlib
+
+    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+
+    from flytekitplugins.aios_audit.checkpoint import load_signing_key
+
+    raw = load_signing_key(settings.signing_key).private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    return hashlib.sha256(_META_CONTEXT + raw).digest()
+
+
+def _meta_mac(meta: ApprovalNotificationMetadata, key: bytes) -> str:
     import hashlib
     import hmac
     import json
@@ -72,26 +86,26 @@ def _meta_mac(meta: ApprovalNotificationMetadata, secret: str) -> str:
 
     fields = {k: v for k, v in asdict(meta).items() if k != "mac"}
     body = json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()
-    return hmac.new(secret.encode(), _META_CONTEXT + body, hashlib.sha256).hexdigest()
+    return hmac.new(key, _META_CONTEXT + body, hashlib.sha256).hexdigest()
 
 
-def seal_meta(meta: ApprovalNotificationMetadata, secret: str) -> ApprovalNotificationMetadata:
+def seal_meta(meta: ApprovalNotificationMetadata, settings: Settings) -> ApprovalNotificationMetadata:
     """``meta`` with its :attr:`~ApprovalNotificationMetadata.mac` set."""
-    meta.mac = _meta_mac(meta, secret)
+    meta.mac = _meta_mac(meta, meta_key(settings))
     return meta
 
 
-def meta_problem(meta: ApprovalNotificationMetadata) -> str:
+def meta_problem(meta: ApprovalNotificationMetadata, settings: Settings) -> str:
     """Why ``meta`` is not this connector's (empty when it is): ``GetTask``/``DeleteTask`` hand back metadata as the
     caller sent it, and a forged one named any request and any execution, so that ``get`` used an approved request
     for an execution of the caller's choosing and ``delete`` told the ticketing tool to close any request's ticket."""
     import hmac
 
     try:
-        secret = load_target().secret
-    except Exception as e:  # no webhook secret: nothing can be checked (fail closed)
+        key = meta_key(settings)
+    except Exception as e:  # no signing key: nothing can be checked (fail closed)
         return f"the connector cannot check its resource metadata ({type(e).__name__})"
-    if not meta.mac or not hmac.compare_digest(meta.mac, _meta_mac(meta, secret)):
+    if not meta.mac or not hmac.compare_digest(meta.mac, _meta_mac(meta, key)):
         return (
             f"the resource metadata for approval {meta.request_id!r} was not issued by this connector (forged, "
             "altered, or from a version before it was sealed): nothing is read or sent for it"
@@ -235,7 +249,7 @@ class ApprovalNotificationConnector(AsyncConnectorBase):
                 settings=settings,
             )
             refused = ApprovalNotificationMetadata(request_id=request_id, gate="", deadline=0.0, refused=message)
-            return seal_meta(refused, load_target().secret)
+            return await asyncio.to_thread(seal_meta, refused, settings)
         target = load_target()
         answer = await post_json(
             target, _payload(req, cfg, task_execution_metadata), idempotency_key=request_id, policy=cfg.retry_policy()
@@ -251,19 +265,20 @@ class ApprovalNotificationConnector(AsyncConnectorBase):
             attempts=cfg.attempts,
             execution=caller.execution.execution_key if caller.execution is not None else "",
         )
-        return seal_meta(meta, target.secret)
+        return await asyncio.to_thread(seal_meta, meta, settings)
 
     async def get(self, resource_meta: ApprovalNotificationMetadata, **kwargs: Any) -> Resource:
         """The verified outcome: SUCCEEDED when approved, FAILED when refused or out of time, else RUNNING."""
         from flytekitplugins.aios_approvals import outcome
         from flytekitplugins.aios_approvals.evaluate import Env
 
-        if problem := await asyncio.to_thread(meta_problem, resource_meta):
+        settings = get_settings()  # entry point: this call's settings
+        if problem := await asyncio.to_thread(meta_problem, resource_meta, settings):
             log.warning("approval connector get refused: %s", visible(problem))
             return Resource(phase=TaskExecution.FAILED, message=visible(problem))
         if resource_meta.refused:
             return Resource(phase=TaskExecution.FAILED, message=resource_meta.refused)
-        env = await asyncio.to_thread(Env.load, get_settings())  # entry point: this call's settings
+        env = await asyncio.to_thread(Env.load, settings)
         out = await asyncio.to_thread(outcome, resource_meta.request_id, env)
         if out.status == "approved":  # using it is atomic and once: another execution that used it wins
             out = await asyncio.to_thread(_use, resource_meta, env)
@@ -286,7 +301,7 @@ class ApprovalNotificationConnector(AsyncConnectorBase):
 
     async def delete(self, resource_meta: ApprovalNotificationMetadata, **kwargs: Any) -> None:
         """Tell the receiver the wait was cancelled (idempotent on its side: same Idempotency-Key suffix)."""
-        if problem := await asyncio.to_thread(meta_problem, resource_meta):
+        if problem := await asyncio.to_thread(meta_problem, resource_meta, get_settings()):
             log.warning("approval connector delete refused: %s", visible(problem))
             return  # a forged delete closes no ticket
         if resource_meta.refused:
