@@ -51,17 +51,29 @@ def _fields(text: str) -> dict[str, str]:
     return out
 
 
+def _digest(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _amount(text: str) -> float:
+    """A payment's amount: a decimal number, else ValueError naming what was written (the document is set aside)."""
+    try:
+        return float(text or 0)
+    except ValueError:
+        raise ValueError(f"unreadable_amount: {text[:40]!r} is no number") from None
+
+
 @env.task
-@governed(subject=lambda text: "sha256:" + hashlib.sha256(text.encode()).hexdigest())
+@governed(subject=_digest)
 def read_document(text: str) -> Extracted:
     """Extract the typed facts the policy decides on (amounts only for payment types)."""
     f = _fields(text)
     doc_type = f.get("type", "other")
     pays = doc_type in PAYMENT_TYPES
     return Extracted(
-        digest="sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest(),
+        digest=_digest(text),
         doc_type=doc_type if doc_type in KNOWN_TYPES else "other",
-        amount=float(f.get("amount", "0") or 0) if pays else 0.0,
+        amount=_amount(f.get("amount", "0")) if pays else 0.0,
         currency=f.get("currency", "EUR") if pays else "EUR",
         confidence=0.95 if doc_type in KNOWN_TYPES else 0.3,
         data_class="personal" if f.get("personal", "no").lower() in ("yes", "true") else "internal",
@@ -86,7 +98,10 @@ async def act_on_document(doc: Extracted, approval_timeout_s: float) -> str:
 
 
 async def _one(text: str, approval_timeout_s: float) -> dict[str, Any]:
-    doc = await read_document.aio(text=text)
+    try:
+        doc = await read_document.aio(text=text)
+    except Exception as e:  # a document that cannot be read is set aside with its reason; the batch goes on
+        return {"digest": _digest(text), "outcome": "quarantined", "reason": _quarantine_reason(e)}
     try:
         receipt = await act_on_document(doc=doc, approval_timeout_s=approval_timeout_s)
     except Exception as e:  # a governed denial fails the child action; the batch goes on
@@ -104,6 +119,12 @@ _REASONS = (
 )
 
 
+def _quarantine_reason(error: BaseException) -> str:
+    """``unreadable_amount`` (what :func:`_amount` says), else the governance reason (:func:`_reason`)."""
+    text = str(error)
+    return "unreadable_amount" if "unreadable_amount" in text else _reason(error)
+
+
 def _reason(error: BaseException) -> str:
     """The governance reason code of a failed child action (flyte re-raises it as a RuntimeUserError)."""
     text = str(error)
@@ -118,21 +139,46 @@ async def process_documents(texts: list[str], approval_timeout_s: float = 3600.0
     return json.dumps({"run": flyte.ctx().action.run_name, "documents": list(results)}, sort_keys=True)
 
 
+USAGE = "usage: python -m workflows_flyte2.documents DOCS_DIR [--approval-timeout SECONDS]"
+
+
+def _usage(problem: str) -> int:
+    print(f"error: {problem}\n{USAGE}", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m workflows_flyte2.documents DOCS_DIR [--approval-timeout S]``: one local run, JSON on stdout."""
+    """``python -m workflows_flyte2.documents DOCS_DIR [--approval-timeout S]``: one local run, JSON on stdout.
+
+    The JSON names the run and what happened to each document; files that are no UTF-8 text are listed under
+    ``quarantined`` with their reason (they never reach the run) and the batch goes on.
+    """
     args = list(sys.argv[1:] if argv is None else argv)
     timeout = 3600.0
     if "--approval-timeout" in args:
         i = args.index("--approval-timeout")
-        timeout = float(args[i + 1])
+        try:
+            timeout = float(args[i + 1])
+        except (IndexError, ValueError):
+            return _usage("--approval-timeout needs a number of seconds")
+        if not 0 < timeout <= 366 * 86_400:  # NaN too
+            return _usage(f"--approval-timeout {args[i + 1]} is not a number of seconds above 0 (at most a year)")
         del args[i : i + 2]
     if len(args) != 1 or not Path(args[0]).is_dir():
-        print("usage: python -m workflows_flyte2.documents DOCS_DIR [--approval-timeout SECONDS]", file=sys.stderr)
-        return 2
-    texts = [p.read_text(encoding="utf-8") for p in sorted(Path(args[0]).glob("*.txt"))]
+        return _usage("name one folder of documents")
+    texts: list[str] = []
+    quarantined: list[dict[str, str]] = []
+    for path in sorted(Path(args[0]).glob("*.txt")):
+        try:
+            texts.append(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError:
+            quarantined.append({"file": path.name, "outcome": "quarantined", "reason": "not_utf8_text"})
+        except OSError as e:
+            quarantined.append({"file": path.name, "outcome": "quarantined", "reason": e.strerror or "unreadable"})
     flyte.init()
     run = flyte.with_runcontext(mode="local").run(process_documents, texts=texts, approval_timeout_s=timeout)
-    print(run.outputs()[0])
+    summary = json.loads(run.outputs()[0])
+    print(json.dumps({**summary, "quarantined": quarantined}, sort_keys=True))
     return 0
 
 

@@ -54,3 +54,30 @@ def test_document_pipeline_runs_in_local_mode_with_its_gates(tmp_path: Path) -> 
     assert [e.status for e in evs if e.kind == "approval_verified"] == ["approved"]
     verify = subprocess.run([AIOS, "audit", "verify"], capture_output=True, text=True, timeout=120)
     assert verify.returncode == 0 and "chain intact" in verify.stdout
+
+
+def test_a_document_that_cannot_be_read_is_set_aside_and_the_batch_goes_on(tmp_path: Path) -> None:
+    """An amount that is no number stopped the whole batch (float('abc') in the reading task, outside the batch's
+    error handling), and a file that is no UTF-8 text ended the command in a traceback before the run started."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a-small.txt").write_text(DOCS["a-small.txt"], encoding="utf-8")
+    (docs / "b-bad-amount.txt").write_text("type: invoice\namount: twelve hundred\ncurrency: EUR\n", encoding="utf-8")
+    (docs / "c-latin1.txt").write_bytes("type: invoice\namount: 10\nvendor: Société\n".encode("latin-1"))
+    cmd = [sys.executable, "-m", "workflows_flyte2.documents", str(docs), "--approval-timeout", "60"]
+    res = subprocess.run(cmd, cwd=tmp_path, env=dict(os.environ), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    outcomes = [(d["outcome"], d.get("reason", "")) for d in summary["documents"]]
+    assert outcomes == [("acted", ""), ("quarantined", "unreadable_amount")]
+    assert summary["quarantined"] == [{"file": "c-latin1.txt", "outcome": "quarantined", "reason": "not_utf8_text"}]
+
+
+def test_a_bad_command_line_is_one_error_and_exit_2(tmp_path: Path) -> None:
+    for args in (["--approval-timeout", "soon"], ["--approval-timeout"], ["--approval-timeout", "nan"], []):
+        cmd = [sys.executable, "-m", "workflows_flyte2.documents", *args]
+        if args:
+            cmd.insert(3, str(tmp_path))
+        res = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert res.returncode == 2 and res.stderr.startswith("error: "), (args, res.stderr[-500:])
+        assert "Traceback" not in res.stderr
