@@ -25,6 +25,17 @@ MASK = "***"
 AIOS = str(Path(sys.executable).parent / "aios")
 
 
+def _new_signing_pem() -> str:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+
+    return Ed25519PrivateKey.generate().private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()).decode()
+
+
+SIGNING_PEM = _new_signing_pem()
+"""The leaky servers' signing key (AIOS_SIGNING_KEY=env:...): this module seals their resource metadata with it."""
+
+
 def _with_password(url: str, password: str = CANARY) -> str:
     return url.replace("postgres@", f"postgres:{password}@", 1)
 
@@ -136,6 +147,8 @@ def leaky_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str
                 "AIOS_AUDIT_STORE": store,
                 "AIOS_APPROVAL_WEBHOOK_URL": "http://127.0.0.1:9/hook",
                 "AIOS_APPROVAL_WEBHOOK_SECRET": "whsec-unused",
+                "AIOS_SIGNING_KEY": "env:AIOS_TEST_SIGNING_KEY",  # the test seals resource metadata with it
+                "AIOS_TEST_SIGNING_KEY": SIGNING_PEM,
                 "TMPDIR": str(state / "tmp"),
                 "FLYTE_SDK_LOGGING_LEVEL": "10",
             }
@@ -149,14 +162,21 @@ def _assert_clean(text: str) -> None:
 
 
 def test_grpc_errors_are_one_masked_line_without_traceback(leaky_servers: dict[str, ConnectorServer]) -> None:
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    from flytekitplugins.aios_connectors.approval_connector import ApprovalNotificationMetadata, _meta_mac, seal_key
     from flytekitplugins.aios_connectors.constants import APPROVAL_NOTIFICATION_TASK_TYPE
 
-    meta = json.dumps({"request_id": "no-such-request", "gate": "g", "deadline": 4e9}).encode()
+    # metadata sealed with the servers' key (a forged one is refused before the store is touched): get then reads
+    # the store, whose URL carries the canary password, and fails
+    sealed = ApprovalNotificationMetadata(request_id="no-such-request", gate="g", deadline=4e9)
+    sealed.mac = _meta_mac(sealed, seal_key(load_pem_private_key(SIGNING_PEM.encode(), password=None)))
+    meta = sealed.encode()
     category = agent_pb2.TaskCategory(name=APPROVAL_NOTIFICATION_TASK_TYPE, version=0)
     for server in leaky_servers.values():
         with grpc.insecure_channel(server.target) as ch:
             stub = agent_pb2_grpc.AsyncAgentServiceStub(ch)
-            with pytest.raises(grpc.RpcError) as e:  # an anonymous caller forging resource metadata
+            with pytest.raises(grpc.RpcError) as e:
                 stub.GetTask(agent_pb2.GetTaskRequest(task_category=category, resource_meta=meta), timeout=20)
         assert e.value.code() == grpc.StatusCode.INTERNAL
         _assert_clean(e.value.details())

@@ -68,13 +68,18 @@ def meta_key(settings: Settings) -> bytes:
     """The key that seals resource metadata: derived from the pack's Ed25519 signing key (``settings.signing_key``,
     the key that signs checkpoints), which the connector service holds and the webhook's receiver does not. Whoever
     could forge a seal could sign checkpoints already."""
+    from flytekitplugins.aios_audit.checkpoint import load_signing_key
+
+    return seal_key(load_signing_key(settings.signing_key))
+
+
+def seal_key(private_key: Any) -> bytes:
+    """The sealing key derived from an Ed25519 private key (SHA-256 of a context label and its raw bytes)."""
     import hashlib
 
     from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
-    from flytekitplugins.aios_audit.checkpoint import load_signing_key
-
-    raw = load_signing_key(settings.signing_key).private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    raw: bytes = private_key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
     return hashlib.sha256(_META_CONTEXT + raw).digest()
 
 
