@@ -23,6 +23,7 @@ from typing import Any
 import flyte
 from pydantic import BaseModel
 
+from flytekitplugins.aios_approvals.service import check_timeout
 from flytekitplugins.aios_flyte2 import governed
 
 env = flyte.TaskEnvironment(name="aios_documents")
@@ -158,11 +159,13 @@ def main(argv: list[str] | None = None) -> int:
     if "--approval-timeout" in args:
         i = args.index("--approval-timeout")
         try:
-            timeout = float(args[i + 1])
+            value = float(args[i + 1])
         except (IndexError, ValueError):
             return _usage("--approval-timeout needs a number of seconds")
-        if not 0 < timeout <= 366 * 86_400:  # NaN too
-            return _usage(f"--approval-timeout {args[i + 1]} is not a number of seconds above 0 (at most a year)")
+        try:
+            timeout = check_timeout(value, "--approval-timeout")  # the bound every request's timeout has
+        except ValueError as e:
+            return _usage(str(e))
         del args[i : i + 2]
     if len(args) != 1 or not Path(args[0]).is_dir():
         return _usage("name one folder of documents")

@@ -19,6 +19,7 @@ from flytekitplugins.aios_audit.records import AuditEvent
 from flytekitplugins.aios_audit.stores import PreconditionFailed
 from flytekitplugins.aios_core.digest import digest_value
 from flytekitplugins.aios_core.errors import AiosError
+from flytekitplugins.aios_core.settings import MAX_APPROVAL_TIMEOUT_S
 
 
 class ApprovalNotFound(AiosError):
@@ -36,8 +37,8 @@ class DecideResult:
     record_id: str
 
 
-MAX_TIMEOUT_S = 366 * 86_400
-"""The longest an approval request may stay open: a year and a day."""
+MAX_TIMEOUT_S = MAX_APPROVAL_TIMEOUT_S
+"""The longest an approval request may stay open: a year and a day (the settings' bound)."""
 
 
 def check_timeout(value: object, name: str) -> float:

@@ -110,6 +110,11 @@ class TrustedKeySetting(BaseModel):
     not_after: dt.datetime | None = Field(default=None, description="refuse checkpoints this key signed later")
 
 
+MAX_APPROVAL_TIMEOUT_S = 366 * 86_400
+"""The longest an approval request may stay open: a year and a day (the profile's ``approval_timeout_s`` and every
+request's own timeout, :func:`flytekitplugins.aios_approvals.service.check_timeout`)."""
+
+
 class Settings(BaseModel):
     """Resolved settings of one process."""
 
@@ -146,7 +151,7 @@ class Settings(BaseModel):
     approval_timeout_s: float = Field(
         default=3600.0,
         gt=0,
-        le=366 * 86_400,
+        le=MAX_APPROVAL_TIMEOUT_S,
         allow_inf_nan=False,
         description="seconds an approval request stays open, at most a year and a day (profile only)",
     )
