@@ -28,9 +28,9 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from flytekitplugins.aios_audit import note
 from flytekitplugins.aios_core.errors import ConfigError
@@ -39,6 +39,12 @@ HEADER = "aios-audit-checkpoint/v1"
 NOTE_FORMAT = "c2sp-tlog-checkpoint"
 KEY_NAME = "aios-audit"
 """Key name in the signature line; a verifier key for it reads ``aios-audit+<key id>+<base64 key>``."""
+
+
+MAX_TREE_SIZE = 2**63 - 1
+"""The largest tree size a checkpoint may name: a record count both stores hold in a signed 64-bit integer."""
+Hash = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+"""A SHA-256 hash as checkpoints keep it: 64 lower-case hex digits."""
 
 
 def _b64(hex_hash: str) -> str:
@@ -51,15 +57,15 @@ class Checkpoint(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     origin: str
-    tree_size: int
-    root_hash: str
+    tree_size: int = Field(ge=0, le=MAX_TREE_SIZE)
+    root_hash: Hash
     timestamp: str
     key_id: str
     public_key: str = ""
     signature: str
     format: str = HEADER
-    chain_head: str = ""
-    frontier: tuple[str, ...] = ()
+    chain_head: Hash | Literal[""] = ""
+    frontier: tuple[Hash, ...] = ()
     key_name: str = ""
     extensions: tuple[str, ...] = ()
     """Extension lines of other tools, kept verbatim after this pack's own."""
@@ -125,6 +131,12 @@ class Checkpoint(BaseModel):
         try:
             text = Path(path).read_text(encoding="utf-8")
             return cls.model_validate_json(text) if text.lstrip().startswith("{") else cls.from_note(text)
+        except ValidationError as e:  # a field out of its range or form: the first one, on one line
+            first = e.errors()[0]
+            where = ".".join(str(x) for x in first["loc"]) or "its fields"
+            msg = f"cannot read checkpoint {path}: {where}: {first['msg']}"
+            msg += ". Pass a file written by `aios audit checkpoint`"
+            raise ConfigError(msg) from e
         except (OSError, ValueError) as e:
             msg = f"cannot read checkpoint {path}: {e}. Pass a file written by `aios audit checkpoint`"
             raise ConfigError(msg) from e

@@ -30,6 +30,7 @@ from flytekitplugins.aios_audit.stores import AuditStore, seq_ref, seq_runs, sho
 from flytekitplugins.aios_audit.trust import TrustedKeys, trusted_keys
 from flytekitplugins.aios_audit.verify import Progress, verify_store, verify_workers
 from flytekitplugins.aios_core.errors import AiosError
+from flytekitplugins.aios_core.visible import visible
 
 
 class ProofError(AiosError):
@@ -243,9 +244,23 @@ def prove_inclusions(store: AuditStore, seqs: Iterable[int], checkpoint: Checkpo
 
 
 def prove_consistency(store: AuditStore, old: Checkpoint, new: Checkpoint) -> dict[str, Any]:
-    """Consistency proof that the tree of ``new`` extends the tree of ``old``."""
+    """Consistency proof that the tree of ``new`` extends the tree of ``old``, checked against both roots before it
+    is returned: a log that does not extend ``old`` (truncated, rewritten, or another log) is a :class:`ProofError`
+    saying so, never a proof document that would not verify."""
     from flytekitplugins.aios_audit.nodes import stored_tree
 
+    if old.tree_size == 0:
+        msg = "the old checkpoint covers no records: every log extends an empty tree, so there is nothing to prove"
+        raise ProofError(msg)
+    if old.origin != new.origin:
+        msg = f"the old checkpoint is of another log ({visible(old.origin)}), not of this one ({visible(new.origin)})"
+        raise ProofError(msg)
+    if old.tree_size > new.tree_size:
+        msg = (
+            f"the old checkpoint covers {old.tree_size} records but the log now has {new.tree_size}: a log only grows, "
+            "so this one was truncated or the checkpoint is of another log; run `aios audit verify --checkpoint`"
+        )
+        raise ProofError(msg)
     path: list[bytes] | None = None
     stored = stored_tree(store, new.tree_size)
     if stored is not None and 0 < old.tree_size <= new.tree_size:
@@ -258,6 +273,14 @@ def prove_consistency(store: AuditStore, old: Checkpoint, new: Checkpoint) -> di
             path = None
     if path is None:
         path = _tree(store, new.tree_size)[0].consistency_proof(old.tree_size, new.tree_size)
+        if not verify_consistency(
+            old.tree_size, new.tree_size, bytes.fromhex(old.root_hash), bytes.fromhex(new.root_hash), path
+        ):
+            msg = (
+                f"the log does not extend the old checkpoint: its first {old.tree_size} records no longer produce the "
+                "checkpoint's root (rewritten, or a checkpoint of another log); run `aios audit verify --checkpoint`"
+            )
+            raise ProofError(msg)
     return {
         "type": "consistency",
         "old_size": old.tree_size,
