@@ -317,9 +317,10 @@ def _upgrade_derived(store: Any, state_dir: Path, quiet: bool) -> tuple[tuple[in
 @click.option("--store", "url", default=None, help="Audit store URL (default: AIOS_AUDIT_STORE).")
 @click.option(
     "--every",
-    type=click.FloatRange(min=0.01),
+    type=click.FloatRange(min=0.01, max=86400),
     default=None,
-    help="Keep running: integrate whatever is staged every this many seconds (a service beside bulk writers).",
+    help="Keep running: integrate whatever is staged every this many seconds, at most a day (a service beside bulk "
+    "writers).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object (one line per pass).")
 @click.pass_context

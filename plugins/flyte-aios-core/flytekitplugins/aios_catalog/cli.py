@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -90,13 +91,17 @@ def models() -> None:
 @models.command("list")
 @click.option("--name", default=None, help="Only versions of this model.")
 @click.option("--stage", type=click.Choice(STAGES), default=None, help="Only this stage.")
-@click.option("--limit", type=int, default=100, show_default=True, help="Show the first N entries (0: all, streamed).")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0, max=sys.maxsize),
+    default=100,
+    show_default=True,
+    help="Show the first N entries (0: all, streamed).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.pass_context
 def list_models(ctx: click.Context, name: str | None, stage: Any, limit: int, as_json: bool) -> None:
     """List catalog entries by name, then registration order (one name's versions in memory at a time)."""
-    if limit < 0:
-        raise click.BadParameter("give a count of entries, or 0 for all", param_hint="--limit")
     from flytekitplugins.aios_audit.existing import absent_note
 
     if note := absent_note(settings_from(ctx)):  # no store yet: no entry, and none is created (nor seeded) by looking
