@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import stat
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,6 +35,27 @@ MAX_BUNDLE_BYTES = 1 << 30
 declared size). A bundle comes from someone else: one that declares more is refused before anything is inflated
 (a few kilobytes of zip can declare gigabytes of zeros, and every member is held in memory to be checked)."""
 MAX_BUNDLE_MEMBERS = 1_000_000
+_SAFE_NAME = re.compile(r"[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*")
+
+
+def _member_problem(infos: Sequence[zipfile.ZipInfo]) -> str:
+    """Why the bundle's members cannot be read one way only ("" if they can).
+
+    A name twice: this verifier reads the last copy, while a zip viewer may show the first, so a bundle could verify
+    with one record and show a person another. A name that leaves the folder it is unpacked in (``..``, an absolute
+    path, a backslash), a link, or a name no exporter writes (control characters, spaces) is refused as well: the
+    bundle is meant to be unpacked and read by people, with tools that trust its names."""
+    seen: set[str] = set()
+    for info in infos:
+        name = info.filename
+        if name in seen:
+            return f"the zip holds {shown_ref(name, 80)} more than once: which copy a reader sees depends on the tool"
+        seen.add(name)
+        if not _SAFE_NAME.fullmatch(name) or any(part in (".", "..") for part in name.split("/")):
+            return f"the zip member name {shown_ref(name, 80)} is not a plain relative file name"
+        if stat.S_ISLNK(info.external_attr >> 16) or info.is_dir():
+            return f"the zip member {shown_ref(name, 80)} is a link or a folder, not a file"
+    return ""
 
 
 def _read_all(path: Path) -> tuple[dict[str, bytes] | None, BundleCheck | None]:
@@ -48,6 +70,8 @@ def _read_all(path: Path) -> tuple[dict[str, bytes] | None, BundleCheck | None]:
                     f"bundle may hold ({MAX_BUNDLE_MEMBERS:,} files, {MAX_BUNDLE_BYTES:,} bytes): not inflated"
                 )
                 return None, BundleCheck(False, msg)
+            if problem := _member_problem(infos):
+                return None, BundleCheck(False, f"{path} is not a readable evidence bundle: {problem}")
             for name in z.namelist():
                 try:
                     files[name] = z.read(name)
