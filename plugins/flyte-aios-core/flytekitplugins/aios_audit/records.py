@@ -21,6 +21,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from flytekitplugins.aios_core.context import ExecutionRef
+from flytekitplugins.aios_core.errors import AiosError
+from flytekitplugins.aios_core.visible import visible
 
 GENESIS = "0" * 64
 
@@ -194,17 +196,35 @@ def seal_entry(seq: int, recorded_at: dt.datetime, event: AuditEvent, prev: str)
     return seal_many(seq - 1, prev, [event], recorded_at)[0]
 
 
+class UnreadableEntry(AiosError, ValueError):
+    """A stored entry that does not parse back into a record: the store was altered or damaged. A ``ValueError`` too,
+    so that readers which pass over records they cannot read (the approval folds) still do."""
+
+
 def record_from_entry(entry: bytes, leaf: str, prev: str, chain: str) -> AuditRecord:
-    """Parse a stored entry back into a record (no verification: ``aios audit verify`` does that)."""
-    data = json.loads(entry)
-    return AuditRecord(
-        seq=data["seq"],
-        recorded_at=dt.datetime.fromisoformat(data["recorded_at"]),
-        event=AuditEvent.model_validate(data["event"]),
-        leaf_hash=leaf,
-        prev_hash=prev,
-        chain_hash=chain,
-    )
+    """Parse a stored entry back into a record (no verification: ``aios audit verify`` does that).
+
+    Raises:
+        UnreadableEntry: the entry is no record's (not UTF-8 JSON, nested past the parser's depth, fields missing or
+            of the wrong type): one error naming the record and what to run, never the parser's own exception.
+    """
+    try:
+        data = json.loads(entry)
+        return AuditRecord(
+            seq=data["seq"],
+            recorded_at=dt.datetime.fromisoformat(data["recorded_at"]),
+            event=AuditEvent.model_validate(data["event"]),
+            leaf_hash=leaf,
+            prev_hash=prev,
+            chain_hash=chain,
+        )
+    except (ValueError, KeyError, TypeError, RecursionError) as e:
+        what = f"the audit record {visible(leaf[:16])}" if leaf else "an audit record"
+        msg = (
+            f"{what} in the store is not a readable entry ({type(e).__name__}): the store was altered or damaged; "
+            "run `aios audit verify` to find the first record that fails and what changed"
+        )
+        raise UnreadableEntry(msg) from None
 
 
 def entry_seq_suffix(seq: int) -> bytes:
