@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
+import yaml
 
 from flytekitplugins.aios_audit import audit_log
 from flytekitplugins.aios_core.settings import get_settings
 from tasks.drift.monitor import resolve_target
 
 STANDIN = "tests.evaluation.standin_retrain.retrain"
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(autouse=True)
@@ -50,15 +55,21 @@ def test_same_period_does_not_start_retraining() -> None:
 
 
 @pytest.mark.slow
-def test_policy_can_refuse_retraining(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_policy_can_refuse_retraining(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     from workflows.monitoring import monitor_flights
 
-    # the identity is the launch plan's principal input (the shell's AIOS_PRINCIPAL is service:monitoring here)
-    out = monitor_flights(n=20000, retrain_target=STANDIN, principal="user:dave")  # compliance reviewer
+    # the identity is the launch plan's principal input (the shell's AIOS_PRINCIPAL is service:monitoring here): a
+    # service the roles file declares with no role, so policy run_task may not let it start anything
+    config = shutil.copytree(REPO / "config", tmp_path / "config")
+    roles = yaml.safe_load((config / "roles.yaml").read_text())
+    roles["principals"]["service:reporting"] = {"roles": [], "display": "Reporting (no roles)"}
+    (config / "roles.yaml").write_text(yaml.safe_dump(roles))
+    monkeypatch.setenv("AIOS_CONFIG_DIR", str(config))
+    out = monitor_flights(n=20000, retrain_target=STANDIN, principal="service:reporting")
     assert out.startswith("retraining not started: drift on flights: ") and "retraining denied" in out, out
     assert [r.event.status for r in records("drift")] == ["drift", "retrain_denied"]
     assert not [r for r in records("task") if r.event.status == "retrain_started"]
-    assert {r.event.actor for r in records("drift")} == {"user:dave"}
+    assert {r.event.actor for r in records("drift")} == {"service:reporting"}
 
 
 def test_target_resolution_fails_loudly() -> None:

@@ -37,11 +37,26 @@ def test_retraining_is_refused_before_any_training_for_a_principal_that_may_not_
 
     monkeypatch.setenv("AIOS_PRINCIPAL", "service:retraining")  # restored after the test
     start = time.monotonic()
-    with pytest.raises(Exception, match=r"retraining not started: user:dave may not register or promote"):
-        retrain(principal="user:dave", gpu=False, accelerator="")
+    with pytest.raises(Exception, match=r"retraining not started: service:monitoring may not register or promote"):
+        retrain(principal="service:monitoring", gpu=False, accelerator="")  # role pipeline: no catalog-writer
     assert time.monotonic() - start < 60  # the training alone takes minutes on this data
     records = list(audit_log(get_settings()).scan())
     kinds = {r.event.kind for r in records}
     assert "training" not in kinds and "evaluation" not in kinds and "drift" not in kinds
-    denials = [r for r in records if r.event.kind == "policy_decision" and r.event.actor == "user:dave"]
+    denials = [r for r in records if r.event.kind == "policy_decision" and r.event.actor == "service:monitoring"]
     assert denials, [r.event for r in records]
+
+
+@pytest.mark.parametrize("principal", ["user:dave", "user:frank", "dave", "service:", "user:x\x1b[2J"])
+def test_a_launch_input_cannot_make_the_run_act_as_a_person(monkeypatch, principal: str) -> None:
+    """Whoever may launch chooses the inputs: before, ``principal="user:dave"`` made the trail say the compliance
+    reviewer started the run and was refused (or, as user:frank, the model approver requested the promotion)."""
+    from workflows.retraining import retrain
+
+    monkeypatch.setenv("AIOS_PRINCIPAL", "service:retraining")  # restored after the test
+    with pytest.raises(Exception, match=r"a launch input may name only a service identity") as err:
+        retrain(principal=principal, gpu=False, accelerator="")
+    assert "\x1b" not in str(err.value)  # the input is quoted with its control characters escaped
+    records = list(audit_log(get_settings()).scan())
+    assert not [r for r in records if r.event.actor == principal], [r.event for r in records]
+    assert not {r.event.kind for r in records} & {"training", "evaluation", "drift", "catalog"}
