@@ -5,6 +5,8 @@ the files they will see."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import stat
 import warnings
 import zipfile
@@ -64,3 +66,23 @@ def test_a_link_member_is_refused(aios_env: Path, tmp_path: Path) -> None:
     link.external_attr = (stat.S_IFLNK | 0o777) << 16
     check = verify_bundle(_copy_with(bundle, tmp_path / "link.zip", link, b"/etc/passwd"))
     assert not check.ok and "is a link or a folder" in check.summary, check.summary
+
+
+def test_a_member_that_leaves_the_folder_is_refused_even_when_the_manifest_lists_it(
+    aios_env: Path, tmp_path: Path
+) -> None:
+    """The manifest is the sender's (unsigned): before, listing ``../escape.txt`` with its digest made the bundle verify
+    OK, and unpacking it with a tool that trusts names wrote beside the folder the auditor chose."""
+    bundle = exported_bundle(tmp_path)
+    with zipfile.ZipFile(bundle) as z:
+        files = {n: z.read(n) for n in z.namelist()}
+    manifest = json.loads(files.pop("manifest.json"))
+    files["../escape.txt"] = b"planted"
+    manifest["files"]["../escape.txt"] = hashlib.sha256(b"planted").hexdigest()
+    forged = tmp_path / "escape.zip"
+    with zipfile.ZipFile(forged, "w") as z:
+        z.writestr("manifest.json", json.dumps(manifest))
+        for name, data in files.items():
+            z.writestr(name, data)
+    check = verify_bundle(forged)
+    assert not check.ok and "'../escape.txt' is not a plain relative file name" in check.summary, check.summary
