@@ -90,9 +90,9 @@ def test_consistency_from_a_checkpoint_of_another_log_names_both(aios_env: Path,
     [
         ("tree_size", 10**30, "tree_size: Input should be less than or equal to 9223372036854775807"),
         ("tree_size", -5, "tree_size: Input should be greater than or equal to 0"),
-        ("root_hash", "zz", "root_hash: String should match pattern"),
-        ("chain_head", "ab" * 31, "chain_head"),
-        ("frontier", ["00" * 31], "frontier.0"),
+        ("root_hash", "zz", "root_hash: Value error, must be a SHA-256 hash: 64 lower-case hex digits"),
+        ("chain_head", "ab" * 31, "chain_head: Value error, must be a SHA-256 hash"),
+        ("frontier", ["00" * 31], "frontier.0: Value error, must be a SHA-256 hash"),
     ],
 )
 @pytest.mark.parametrize("command", ["prove", "consistency", "verify"])

@@ -26,11 +26,12 @@ import datetime as dt
 import hashlib
 import json
 import os
+import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from flytekitplugins.aios_audit import note
 from flytekitplugins.aios_core.errors import ConfigError
@@ -43,7 +44,20 @@ KEY_NAME = "aios-audit"
 
 MAX_TREE_SIZE = 2**63 - 1
 """The largest tree size a checkpoint may name: a record count both stores hold in a signed 64-bit integer."""
-Hash = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def _hash(value: str) -> str:
+    if not _HEX64.fullmatch(value):
+        raise ValueError("must be a SHA-256 hash: 64 lower-case hex digits")
+    return value
+
+
+def _hash_or_empty(value: str) -> str:
+    return _hash(value) if value else value
+
+
+Hash = Annotated[str, AfterValidator(_hash)]
 """A SHA-256 hash as checkpoints keep it: 64 lower-case hex digits."""
 
 
@@ -64,7 +78,7 @@ class Checkpoint(BaseModel):
     public_key: str = ""
     signature: str
     format: str = HEADER
-    chain_head: Hash | Literal[""] = ""
+    chain_head: Annotated[str, AfterValidator(_hash_or_empty)] = ""
     frontier: tuple[Hash, ...] = ()
     key_name: str = ""
     extensions: tuple[str, ...] = ()
