@@ -37,17 +37,15 @@ class DecideResult:
     record_id: str
 
 
-MAX_TIMEOUT_S = MAX_APPROVAL_TIMEOUT_S
-"""The longest an approval request may stay open: a year and a day (the settings' bound)."""
-
-
 def check_timeout(value: object, name: str) -> float:
-    """``value`` as seconds a request stays open, if it is a finite number in (0, :data:`MAX_TIMEOUT_S`]; else a
-    ValueError naming ``name``. A timeout can come from a launch input (Flyte 2's ``governed(approval_timeout_s=
-    "<input>")``): a negative or zero one opened a request already timed out, NaN ended in "cannot convert float NaN
-    to integer" and an infinite or huge one in an overflow, deep in opening the request."""
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= MAX_TIMEOUT_S:  # NaN fails
-        most = f"{MAX_TIMEOUT_S:,} (a year and a day)"
+    """``value`` as seconds a request stays open, if it is a finite number in (0, ``MAX_APPROVAL_TIMEOUT_S``] (the
+    settings' bound, a year and a day); else a ValueError naming ``name``. A timeout can come from a launch input
+    (Flyte 2's ``governed(approval_timeout_s="<input>")``): a negative or zero one opened a request already timed
+    out, NaN ended in "cannot convert float NaN to integer" and an infinite or huge one in an overflow, deep in
+    opening the request."""
+    # NaN fails the range too
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= MAX_APPROVAL_TIMEOUT_S:
+        most = f"{MAX_APPROVAL_TIMEOUT_S:,} (a year and a day)"
         msg = f"{name} must be a number of seconds above 0 and at most {most}, not {value!r}"
         raise ValueError(msg)
     return float(value)
@@ -99,7 +97,7 @@ def open_request(
 
     Raises:
         ValueError: a malformed gate name or risk, or a timeout that is no number of seconds in
-            (0, :data:`MAX_TIMEOUT_S`].
+            (0, ``MAX_APPROVAL_TIMEOUT_S``].
         ConfigError: no rule for the gate in roles.yaml (fail closed).
         AuditWriteError: the request could not be recorded.
     """

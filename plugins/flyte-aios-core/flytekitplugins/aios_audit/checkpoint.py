@@ -61,6 +61,12 @@ Hash = Annotated[str, AfterValidator(_hash)]
 """A SHA-256 hash as checkpoints keep it: 64 lower-case hex digits."""
 
 
+def first_problem(error: ValidationError) -> str:
+    """The first field a validation refused and why, on one line: ``tree_size: Input should be ...``."""
+    first = error.errors()[0]
+    return f"{'.'.join(str(x) for x in first['loc']) or 'its fields'}: {first['msg']}"
+
+
 def _b64(hex_hash: str) -> str:
     return base64.b64encode(bytes.fromhex(hex_hash)).decode()
 
@@ -146,10 +152,7 @@ class Checkpoint(BaseModel):
             text = Path(path).read_text(encoding="utf-8")
             return cls.model_validate_json(text) if text.lstrip().startswith("{") else cls.from_note(text)
         except ValidationError as e:  # a field out of its range or form: the first one, on one line
-            first = e.errors()[0]
-            where = ".".join(str(x) for x in first["loc"]) or "its fields"
-            msg = f"cannot read checkpoint {path}: {where}: {first['msg']}"
-            msg += ". Pass a file written by `aios audit checkpoint`"
+            msg = f"cannot read checkpoint {path}: {first_problem(e)}. Pass a file written by `aios audit checkpoint`"
             raise ConfigError(msg) from e
         except (OSError, ValueError) as e:
             msg = f"cannot read checkpoint {path}: {e}. Pass a file written by `aios audit checkpoint`"

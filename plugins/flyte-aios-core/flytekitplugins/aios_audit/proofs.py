@@ -24,7 +24,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from flytekitplugins.aios_audit.checkpoint import Checkpoint, load_signing_key, public_pem, sign_checkpoint
+from flytekitplugins.aios_audit.checkpoint import (
+    Checkpoint,
+    first_problem,
+    load_signing_key,
+    public_pem,
+    sign_checkpoint,
+)
 from flytekitplugins.aios_audit.merkle import MerkleTree, leaf_hash, verify_consistency, verify_inclusion
 from flytekitplugins.aios_audit.stores import AuditStore, seq_ref, seq_runs, shown_ref
 from flytekitplugins.aios_audit.trust import TrustedKeys, trusted_keys
@@ -263,7 +269,7 @@ def prove_consistency(store: AuditStore, old: Checkpoint, new: Checkpoint) -> di
         raise ProofError(msg)
     path: list[bytes] | None = None
     stored = stored_tree(store, new.tree_size)
-    if stored is not None and 0 < old.tree_size <= new.tree_size:
+    if stored is not None:  # 0 < old.tree_size <= new.tree_size, checked above
         try:
             path = stored.consistency_proof(old.tree_size, new.tree_size)
         except KeyError:
@@ -327,9 +333,7 @@ def check_proof(
                 f"tree of {checkpoint.tree_size} {'extends' if ok else 'does NOT extend'} tree of {old.tree_size}",
             )
     except ValidationError as e:  # a checkpoint object that is no checkpoint: its first problem, on one line
-        first = e.errors()[0]
-        where = ".".join(str(x) for x in first["loc"]) or "its fields"
-        return False, f"malformed proof document: a checkpoint in it is no checkpoint ({where}: {first['msg']})"
+        return False, f"malformed proof document: a checkpoint in it is no checkpoint ({first_problem(e)})"
     except (KeyError, ValueError, TypeError) as e:
         return False, f"malformed proof document: {type(e).__name__}: {e}"
     return False, f"unknown proof type {doc.get('type')!r}"
