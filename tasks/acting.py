@@ -13,8 +13,29 @@ through an input (the document pipeline's options refuse the same, ``ProcessingO
 from __future__ import annotations
 
 import os
+import re
 
 from flytekitplugins.aios_core.settings import get_settings
+
+_SERVICE = re.compile(r"service:[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+"""A service identity as config/roles.yaml names them: ``service:`` and a name of letters, digits, ``.``, ``_`` and
+``-`` (no spaces, no control characters, at most 128 characters), so what the trail records is what roles.yaml
+can list."""
+
+
+def service_principal_problem(principal: str) -> str | None:
+    """Why ``principal`` is not a service identity a launch input may name, or None when it is one.
+
+    The one rule behind :func:`act_as` and ``ProcessingOptions.principal``: the input is quoted with its control
+    characters escaped (``repr``), so a hostile value cannot rewrite the terminal that shows the message.
+    """
+    if _SERVICE.fullmatch(principal):
+        return None
+    return (
+        f"principal {principal!r}: a launch input may name only a service identity ('service:<name>' from "
+        "config/roles.yaml, e.g. service:retraining; the name letters, digits, '.', '_' or '-'); a person is never "
+        "taken from an input, people decide through approvals signed with their own key"
+    )
 
 
 def act_as(principal: str) -> str:
@@ -24,17 +45,13 @@ def act_as(principal: str) -> str:
         principal: ``service:<name>`` (e.g. ``service:retraining``); empty keeps the configured identity.
 
     Raises:
-        ValueError: for anything but a service identity (a ``user:`` principal, no ``kind:`` prefix).
+        ValueError: for anything but a service identity (a ``user:`` principal, no ``kind:`` prefix, no name, a name
+            with spaces or control characters): :func:`service_principal_problem`.
     """
     if not principal:
         return get_settings().actor
-    kind, _, name = principal.partition(":")
-    if kind != "service" or not name:
-        msg = (
-            f"principal {principal!r}: a launch input may name only a service identity ('service:<name>' from "
-            "config/roles.yaml, e.g. service:retraining); a person is never taken from an input, people decide "
-            "through approvals signed with their own key"
-        )
-        raise ValueError(msg)
+    problem = service_principal_problem(principal)
+    if problem:
+        raise ValueError(problem)
     os.environ["AIOS_PRINCIPAL"] = principal  # settings are cached per AIOS_* value: the next read sees it
     return get_settings().actor

@@ -23,6 +23,7 @@ from pandera.typing import Series
 
 from flytekitplugins.aios.compat import pandera as pandera_compat
 from flytekitplugins.aios.compat.pandera import PackDataFrameModel
+from tasks.acting import service_principal_problem
 from tasks.described import describe_fields
 from tasks.documents.html_tables import passed_report_html
 
@@ -88,7 +89,6 @@ class ProcessingOptions:
             (0.0 < self.fast_threshold <= 1.0, "fast_threshold", "use a confidence in (0, 1]"),
             (0.0 < self.strong_threshold <= 1.0, "strong_threshold", "use a confidence in (0, 1]"),
             (0 < self.approval_timeout_s <= 86_400, "approval_timeout_s", "use 1 s .. 24 h (the gate waits 25 h)"),
-            (self.principal.startswith("service:"), "principal", "use 'service:<name>' from config/roles.yaml"),
             (self.progress in {"auto", "on", "off"}, "progress", "use auto, on or off"),
             (1 <= self.parse_workers <= 64, "parse_workers", "use 1 .. 64 processes"),
             (self.precision in {"auto", "bf16", "fp32"}, "precision", "use auto, bf16 or fp32"),
@@ -97,6 +97,9 @@ class ProcessingOptions:
             if not ok:
                 msg = f"ProcessingOptions.{name}={getattr(self, name)!r} is invalid: {fix}"
                 raise ValueError(msg)
+        if problem := service_principal_problem(self.principal):  # the rule act_as applies to the other workflows
+            msg = f"ProcessingOptions.principal is invalid: {problem}"
+            raise ValueError(msg)
 
 
 @dataclass

@@ -69,6 +69,23 @@ def test_options_reject_bad_values() -> None:
         ProcessingOptions(principal="user:bob")
 
 
+@pytest.mark.parametrize(
+    "principal", ["service:", "service: document-pipeline", "service:pipe\x1b[2Jline", "service:a\nb"]
+)
+def test_options_take_the_service_identity_rule_act_as_takes(principal: str) -> None:
+    """Before, the options checked only the ``service:`` prefix: ``service:`` with no name, or a name with a newline
+    or a terminal escape, was accepted and recorded as the actor of every record of the batch, where the other
+    workflows' ``act_as`` refused it. One rule now (``tasks.acting.service_principal_problem``), the same message."""
+    from tasks.acting import act_as
+
+    with pytest.raises(ValueError, match=r"a launch input may name only a service identity") as err:
+        ProcessingOptions(principal=principal)
+    assert "\x1b" not in str(err.value) and "\n" not in str(err.value)  # quoted with its control characters escaped
+    with pytest.raises(ValueError, match=r"a launch input may name only a service identity"):
+        act_as(principal)
+    assert ProcessingOptions(principal="service:document-pipeline").principal == "service:document-pipeline"
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("docs", [{"a.txt": b"", "b.pdf": b"\x00\x01garbage"}, {}], ids=["all quarantined", "none"])
 def test_a_batch_with_nothing_to_process_ends_in_its_summary(tmp_path: Path, docs: dict[str, bytes]) -> None:
