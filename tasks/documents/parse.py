@@ -232,9 +232,24 @@ def parse_file(path: Path, limits: Limits, depth: int = 0) -> Parsed:
     return finish(parsed, limits)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def no_surrogates(text: str) -> str:
+    """``text`` with UTF-16 surrogates made whole: a pair becomes the character it encodes, a lone one U+FFFD.
+
+    A PDF's ToUnicode map may map a glyph to a lone surrogate (``<01> <D800>``), which pypdf passes through: such a
+    string cannot be encoded as UTF-8, so the chunk's table could not be written and one vendor's PDF failed the whole
+    batch with a traceback (``UnicodeEncodeError: surrogates not allowed``) instead of being read like any other.
+    """
+    if not _SURROGATE.search(text):
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
 def finish(parsed: Parsed, limits: Limits) -> Parsed:
-    """Normalize whitespace, cap the length and refuse documents with no usable text."""
-    text = re.sub(r"[ \t\x0b\x0c\r]+", " ", parsed.text.replace("\x00", " "))
+    """Normalize whitespace and surrogates, cap the length and refuse documents with no usable text."""
+    text = re.sub(r"[ \t\x0b\x0c\r]+", " ", no_surrogates(parsed.text).replace("\x00", " "))
     text = re.sub(r"\n\s*\n+", "\n\n", text).strip()[: limits.max_chars]
     if len(text) < limits.min_chars:
         raise Quarantined("no_text", f"{len(text)} characters of text")

@@ -118,10 +118,17 @@ def _list_fsspec(fs: Any, path: str, proto: str) -> Iterator[Listed]:
 
 
 def _sql_conn(url: str):  # type: ignore[no-untyped-def]
+    """A connection to a SQL source. A SQLite source is opened read-only (a mistyped path is an error, not a new
+    empty database) and gives its text as bytes: SQLite stores whatever bytes a writer put in a ``TEXT`` column,
+    and one row holding bytes that are not UTF-8 made Python's decoding fail the listing, so the whole batch ended
+    in a traceback (``Could not decode to UTF-8 column 'name'``) instead of that one row being accounted for."""
     if url.startswith("sqlite:///"):
         import sqlite3
+        from urllib.parse import quote
 
-        return sqlite3.connect(url.removeprefix("sqlite:///"))
+        conn = sqlite3.connect(f"file:{quote(url.removeprefix('sqlite:///'))}?mode=ro", uri=True)
+        conn.text_factory = bytes
+        return conn
     import psycopg
 
     return psycopg.connect(url)
@@ -135,12 +142,36 @@ def _check_table(table: str) -> str:
 
 
 def _list_sql(url: str, table: str) -> Iterator[Listed]:
+    import sqlite3
+
+    import psycopg
+
+    from flytekitplugins.aios_core.redact import mask_text, mask_url
+
     t = _check_table(table)
-    with contextlib.closing(_sql_conn(url)) as conn:
-        cur = conn.cursor()
-        cur.execute(f"SELECT id, name, length(content) FROM {t} ORDER BY id")
-        for row_id, name, size in cur.fetchall():
-            yield Listed(f"{url}#{t}/{row_id}", display_name(str(name)), int(size or 0))
+    try:
+        with contextlib.closing(_sql_conn(url)) as conn:
+            cur = conn.cursor()
+            cur.execute(f"SELECT id, name, length(content) FROM {t} ORDER BY id")
+            rows = cur.fetchall()
+    except (sqlite3.Error, psycopg.Error) as e:
+        msg = (
+            f"document source {mask_url(url)} could not be read ({type(e).__name__}: {mask_text(str(e).strip())}): "
+            f"check that the database exists and holds a table {t!r} with columns id, name and content "
+            "(options.sql_table names another table)"
+        )
+        raise ValueError(msg) from None
+    for row_id, name, size in rows:
+        # an id that is not printable UTF-8 is escaped like a name: that row is then not found when fetched, and is
+        # quarantined (``not_found``) where it made the locator unwritable
+        ref = display_name(_sql_text(row_id))
+        yield Listed(f"{url}#{t}/{ref}", display_name(_sql_text(name)), int(size or 0))
+
+
+def _sql_text(value: object) -> str:
+    """A value of a source row as text: bytes (a SQLite ``TEXT``, whatever it holds) as the name of a file with
+    those bytes would read (:func:`display_name` escapes what is not UTF-8), anything else as ``str`` gives it."""
+    return os.fsdecode(value) if isinstance(value, bytes) else str(value)
 
 
 def _suffix(name: str) -> str:
@@ -169,7 +200,10 @@ def local_copy(uri: str, max_bytes: int | None = None) -> Iterator[Path]:
             cur = conn.cursor()
             ph = "?" if url.startswith("sqlite") else "%s"
             cur.execute(f"SELECT name, content FROM {_check_table(table)} WHERE id = {ph}", (row_id,))
-            name, content = cur.fetchone()
+            row = cur.fetchone()
+            if row is None:
+                raise Quarantined("not_found", f"row {row_id!r} is no longer in table {table!r}")
+            name, content = _sql_text(row[0]), row[1]
         data = b"" if content is None else content.encode("utf-8") if isinstance(content, str) else bytes(content)
         _too_large(len(data), max_bytes)
         yield from _temp([data], _suffix(str(name)))
