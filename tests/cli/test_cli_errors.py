@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -95,6 +96,35 @@ def test_the_console_script_prints_no_traceback(bad_files: Path) -> None:
         res = subprocess.run([str(aios), *args], capture_output=True, text=True, timeout=120, cwd=bad_files)
         assert res.returncode == 2 and "Traceback" not in res.stderr + res.stdout, res.stderr
         assert res.stderr.strip().count("\n") == 0 and res.stderr.startswith("error: "), res.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "named"),
+    [
+        (
+            [b"approvals", b"approve", b"apr-any", b"--as", b"user:\xff", b"--reason", b"x"],
+            {},
+            "argument 5 'user:\\xff'",
+        ),
+        ([b"approvals", b"approve", b"apr-any", b"--as", b"user:bob", b"--reason", b"ok \xfe"], {}, "argument 7"),
+        ([b"lineage", b"trace", b"\n\xff\x1b[2J"], {}, "argument 3 '\\x0a\\xff\\x1b[2J'"),
+        ([b"approvals", b"list"], {b"AIOS_PRINCIPAL": b"user:\xffx"}, "AIOS_PRINCIPAL 'user:\\xffx'"),
+    ],
+    ids=["--as", "--reason", "lineage trace", "AIOS_PRINCIPAL"],
+)
+def test_bytes_that_are_not_utf8_are_refused_before_the_command_runs(
+    bad_files: Path, args: list[bytes], env: dict[bytes, bytes], named: str
+) -> None:
+    """Python passes them on as lone surrogates, which no record or message can encode: before, ``--as`` of them
+    ended in ``invalid input: Error serializing to JSON: UnicodeEncodeError``, ``lineage trace`` in ``unexpected
+    UnicodeEncodeError`` (exit 4) and an ``AIOS_PRINCIPAL`` of them was taken as the actor."""
+    aios = os.fsencode(Path(sys.executable).parent / "aios")
+    before = audit_log(get_settings()).size()
+    res = subprocess.run([aios, *args], env={**os.environb, **env}, capture_output=True, timeout=120, cwd=bad_files)
+    err = res.stderr.decode("utf-8")
+    assert res.returncode == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+    assert named in err and "holds bytes that are not UTF-8" in err and "\x1b" not in err, err
+    assert audit_log(get_settings()).size() == before  # nothing was recorded
 
 
 def test_as_bob_suggests_user_bob_and_records_nothing(bad_files: Path) -> None:
