@@ -86,6 +86,25 @@ def test_malformed_input_denies(bad: Any) -> None:
     assert_denied_and_audited(bad, "malformed")
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"principal": "service:document-pipeline\udcff"},
+        {"resource": {"type": "Document", "id": "sha256:\ud800"}},
+        {"context": {**doc_request()["context"], "currency": "EU\udcffR"}},
+    ],
+    ids=["principal", "resource id", "context"],
+)
+def test_text_that_is_not_unicode_denies_as_malformed_and_is_audited(change: dict[str, Any]) -> None:
+    """A lone surrogate (bytes that were not UTF-8, passed on by Python) has no digest: ``evaluate`` raised
+    ``UnicodeEncodeError`` computing the request's digest after the engine had answered (``aios policy eval`` exit 4,
+    ``unexpected``), where every other malformed request is a recorded deny."""
+    d = evaluate({**doc_request(), **change}, settings=get_settings())
+    assert d.effect == "deny" and "holds text that is not Unicode" in d.reasons[0], d.reasons
+    d.reasons[0].encode("utf-8")  # the reason itself shows the character escaped
+    assert_denied_and_audited({**doc_request(), **change}, "not Unicode")
+
+
 def test_unparseable_policy_denies(policy_copy: Path) -> None:
     (policy_copy / "broken.cedar").write_text('@id("broken") permit (principal, action, resource) when { ;')
     assert_denied_and_audited(doc_request(), "cannot parse policy file broken.cedar", policy_dir=policy_copy)

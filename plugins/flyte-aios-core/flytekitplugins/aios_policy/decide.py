@@ -66,12 +66,25 @@ def evaluate_many(
     """
     parsed: list[PolicyRequest | None] = []
     verdicts: list[Verdict | None] = []
+    digests: list[str] = []
     for raw in requests:
         try:
-            parsed.append(coerce_request(raw))
+            req = coerce_request(raw)
+            digests.append(req.digest())  # what every decision records; text that is not Unicode has none
+            parsed.append(req)
             verdicts.append(None)
+        except UnicodeEncodeError as e:
+            bad = e.object[e.start : e.end] if isinstance(e.object, str) else ""
+            msg = (
+                f"malformed policy request: it holds text that is not Unicode ({bad!a}, a lone surrogate: bytes "
+                "that were not UTF-8); send UTF-8 text"
+            )
+            parsed.append(None)
+            digests.append("")
+            verdicts.append(Verdict("deny", [msg]))
         except ValueError as e:
             parsed.append(None)
+            digests.append("")
             verdicts.append(Verdict("deny", [f"malformed policy request: {_one_line(e)}"]))
     todo = [(i, r) for i, r in enumerate(parsed) if r is not None]
     kind = "unknown"
@@ -95,12 +108,12 @@ def evaluate_many(
     elapsed_us = (time.perf_counter() - start) * 1e6
     limit_ms = (budget if budget is not None and budget > 0 else settings.policy_budget_ms) * max(1, len(requests))
     out = []
-    for req, maybe in zip(parsed, verdicts, strict=True):
+    for req, digest, maybe in zip(parsed, digests, verdicts, strict=True):
         v = maybe if maybe is not None else Verdict("deny", ["the engine gave no verdict (fail closed)"])
         if elapsed_us > limit_ms * 1000 and v.effect != "deny":
             over = f"policy engine exceeded its time budget ({elapsed_us / 1000:.1f} ms > {limit_ms:.1f} ms)"
             v = Verdict("deny", [f"{over}: denied (fail closed)"], v.policy_ids, v.policy_set_digest)
-        out.append(_decision(req, v, kind, elapsed_us / max(1, len(requests))))
+        out.append(_decision(req, digest, v, kind, elapsed_us / max(1, len(requests))))
     return out
 
 
@@ -108,13 +121,11 @@ def _one_line(e: BaseException) -> str:
     return " ".join(str(e).split())[:500]
 
 
-def _decision(req: PolicyRequest | None, v: Verdict, engine: str, duration_us: float) -> PolicyDecision:
+def _decision(req: PolicyRequest | None, digest: str, v: Verdict, engine: str, duration_us: float) -> PolicyDecision:
     attrs: dict[str, Any] = {}
-    digest = ""
     if req is not None:
         attrs = {"principal": req.principal, "action": req.action, "resource_type": req.resource["type"]}
         attrs["resource_id"] = req.resource["id"]
-        digest = req.digest()
     return PolicyDecision(
         effect=v.effect,
         reasons=list(v.reasons),
