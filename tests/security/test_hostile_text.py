@@ -131,3 +131,21 @@ def test_a_sql_source_that_cannot_be_read_is_named_with_what_to_check_and_never_
     if table != "documents":
         with pytest.raises(ValueError, match=rf"no such table: {table}"):
             list(list_documents(url, table))
+
+
+def test_a_source_named_in_bytes_that_are_not_utf8_is_refused_by_name_before_the_task_runs(tmp_path: Path) -> None:
+    """``pyflyte run ... --source $'/data/caf\\xe9'`` (a Latin-1 folder name): the task recorder's digest of the input
+    raised ``UnicodeEncodeError`` from inside the digest, a traceback that named no input."""
+    import os
+
+    from flytekitplugins.aios_audit.recorder import NotUnicode, digest_io
+    from tasks.documents.stages import ingest
+
+    folder = tmp_path / os.fsdecode(b"caf\xe9")
+    folder.mkdir()
+    (folder / "letter.txt").write_text(LETTER, encoding="utf-8")
+    with pytest.raises(NotUnicode, match=r"'source' holds text that is not Unicode \('\\udce9'"):
+        digest_io({"options": _opts(), "source": str(folder)})
+    with pytest.raises(Exception, match=r"'source' holds text that is not Unicode") as err:
+        ingest(source=str(folder), options=_opts())
+    str(err.value).encode("utf-8")  # the message holds the character escaped, never itself

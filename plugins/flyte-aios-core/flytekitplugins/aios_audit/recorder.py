@@ -18,6 +18,7 @@ from flytekitplugins.aios_audit.records import AuditEvent, AuditRecord
 from flytekitplugins.aios_audit.scope import AuditScope
 from flytekitplugins.aios_core.context import ExecutionRef, code_version, current_execution
 from flytekitplugins.aios_core.digest import digest_file, digest_value
+from flytekitplugins.aios_core.errors import AiosError
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +62,31 @@ def digest_one(value: Any) -> str:
     return f"undigestable:{cls.__module__}.{cls.__qualname__}"
 
 
+class NotUnicode(AiosError, ValueError):
+    """A task's input or output holds text that is not Unicode: it has no digest, and no record could hold it."""
+
+
 def digest_io(values: Mapping[str, Any]) -> dict[str, str]:
-    """Digest every named value (``name -> sha256:...``)."""
-    return {name: digest_one(v) for name, v in values.items()}
+    """Digest every named value (``name -> sha256:...``).
+
+    Raises:
+        NotUnicode: a value holds a lone surrogate (bytes that were not UTF-8, as Python passes on a Latin-1 folder
+            name given to ``pyflyte run``): named with the character escaped, before the task's body runs, where it
+            was a ``UnicodeEncodeError`` traceback from inside the digest.
+    """
+    out: dict[str, str] = {}
+    for name, v in values.items():
+        try:
+            out[name] = digest_one(v)
+        except UnicodeEncodeError as e:
+            bad = e.object[e.start : e.end] if isinstance(e.object, str) else ""
+            msg = (
+                f"{name!r} holds text that is not Unicode ({bad!a}: bytes that were not UTF-8, such as a Latin-1 file "
+                "name), which no audit record can hold: pass UTF-8 text (rename the folder or file, or reach it "
+                "through a link with a UTF-8 name)"
+            )
+            raise NotUnicode(msg) from None
+    return out
 
 
 @functools.cache
