@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -201,6 +202,27 @@ class UnreadableEntry(AiosError, ValueError):
     so that readers which pass over records they cannot read (the approval folds) still do."""
 
 
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def holds_lone_surrogate(entry: bytes) -> bool:
+    """Whether a stored entry's JSON holds a lone UTF-16 surrogate (an escape such as ``\\ud800`` with no partner).
+
+    Such text has no UTF-8 form: the pack never seals it (its serializer refuses it), and a reader that decodes it can
+    neither print nor re-serialize it. Only a hand-made entry holds one, so the verifier reports it and the readers
+    refuse it by name. Costs one byte search unless the entry holds a ``\\u`` escape at all.
+    """
+    if b"\\u" not in entry or not _SURROGATE_ESCAPE.search(entry):  # callers first test b"\\" (memchr, fast)
+        return False
+    try:
+        json.dumps(json.loads(entry), ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    except (ValueError, RecursionError):  # not JSON at all: the reader's own parse says so
+        return False
+    return False
+
+
 def record_from_entry(entry: bytes, leaf: str, prev: str, chain: str) -> AuditRecord:
     """Parse a stored entry back into a record (no verification: ``aios audit verify`` does that).
 
@@ -210,6 +232,8 @@ def record_from_entry(entry: bytes, leaf: str, prev: str, chain: str) -> AuditRe
     """
     try:
         data = json.loads(entry)
+        if b"\\" in entry and holds_lone_surrogate(entry):
+            raise UnicodeError("text that is not Unicode: a lone surrogate")  # named below as any unreadable entry
         return AuditRecord(
             seq=data["seq"],
             recorded_at=dt.datetime.fromisoformat(data["recorded_at"]),

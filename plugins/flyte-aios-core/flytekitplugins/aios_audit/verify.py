@@ -30,7 +30,7 @@ from flytekitplugins.aios_audit.checkpoint import Checkpoint
 from flytekitplugins.aios_audit.columns import batch_certain, column_mismatch, parsed_match
 from flytekitplugins.aios_audit.diagnose import Bad, diagnose
 from flytekitplugins.aios_audit.merkle import RootAccumulator, root
-from flytekitplugins.aios_audit.records import GENESIS, entry_seq_suffix
+from flytekitplugins.aios_audit.records import GENESIS, entry_seq_suffix, holds_lone_surrogate
 from flytekitplugins.aios_audit.stores import AuditStore
 from flytekitplugins.aios_audit.trust import TrustedKeys, trusted_keys
 
@@ -233,6 +233,9 @@ def _walk(
             chain = cb.hex()
             if seq != expected or hashes != lb.hex() + prev + chain:
                 diagnose(store, seq, expected, lb, prev)
+            if b"\\" in entry and holds_lone_surrogate(entry):  # memchr: 0.15 us a 1.3 KB entry
+                why = "its entry holds text that is not Unicode (a lone surrogate escape), which the pack never seals"
+                raise Bad(seq, "edited", f"seq {seq}: {why}")
             if not sure and not parsed_match(entry, seq, tail, kind, pair):
                 if not entry.endswith(entry_seq_suffix(seq)):  # the tail also holds the seq: a moved record
                     diagnose(store, seq, expected, lb, prev)
