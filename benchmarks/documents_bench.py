@@ -171,12 +171,13 @@ def raw_model(texts: list[str], bf16: bool) -> dict[str, float]:
     red = [redact(t).text for t in texts]
     router = raw_router(bf16)
     router.route(red[:32])  # warm-up
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     routed = router.route(red)
-    secs = time.perf_counter() - t0
+    secs, cpu = time.perf_counter() - t0, time.process_time() - c0
     return {
         "docs_per_s": len(red) / secs,
         "seconds": secs,
+        "cpu_per_wall": cpu / secs,  # the cores the forward passes keep busy (2.0: both of a 2-core VM)
         "labels": [r.label for r in routed],
         "routes": [r.route for r in routed],
     }  # type: ignore[dict-item]
@@ -210,6 +211,12 @@ def main() -> None:
         choices=("native", "fp32"),
         default="native",
         help="fp32: run the workflow and the baseline in fp32 even on a CPU with native bf16 (the fp32 host's case)",
+    )
+    p.add_argument(
+        "--one-thread",
+        action="store_true",
+        help="also time the raw router on one thread: what the forward passes would take if the other core ran the "
+        "pipeline's non-model work beside them",
     )
     p.add_argument(
         "--stages",
@@ -263,6 +270,10 @@ def main() -> None:
         _best(rows, pipe_key, {"docs_per_s": args.n / secs, "seconds": secs, "model_seconds": MODEL_SECONDS[0]})
         for bf16 in (True, False) if bf16_isa else (False,):
             _best(rows, f"raw router forward ({'bf16' if bf16 else 'fp32'})", raw_row(bf16))
+    if args.one_thread:
+        torch.set_num_threads(1)
+        rows[f"raw router forward ({precision}, one thread)"] = raw_row(precision == "bf16")
+        torch.set_num_threads(max(1, os.cpu_count() or 1))
     # accuracy effect of bf16 only: emulated bf16 is slow and says nothing about speed here
     if not bf16_isa and args.precision == "native":
         rows["raw router forward (bf16, emulated: this CPU has no native bf16)"] = raw_row(True)

@@ -22,6 +22,11 @@ writers and the server share the cores, appends/s follow the total CPU per appen
 
 The last two write a scratch table nothing reads: they are measurements of a format, not a store. Needs the server
 at AIOS_TEST_PG_URL; everything runs in a schema of its own, dropped afterwards.
+
+With ``--bare-log`` every variant runs on a log stripped to its primary keys: ``audit_log`` without its secondary
+indexes (kind, execution, recorded_at, actor), its leaf-hash uniqueness and its chain trigger, the lineage projection
+without its two indexes. That is no store (nothing checks the chain, readers would scan): it measures what the log's
+own indexes and trigger cost the staged path, in a run to compare with one without the flag.
 """
 
 from __future__ import annotations
@@ -96,6 +101,25 @@ def _print(r: int, variant: str, m: dict[str, float], plain_rate: float) -> None
     )
 
 
+def _strip_log(conn: Any) -> None:
+    """Drop every index but the primary keys of ``audit_log`` and ``audit_proj_lineage``, the leaf-hash uniqueness and
+    the chain trigger, in this run's schema."""
+    indexes = conn.execute(
+        "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+        " AND tablename IN ('audit_log', 'audit_proj_lineage') AND indexname NOT LIKE '%pkey'"
+        " AND indexname <> 'audit_log_leaf_hash_key'"
+    ).fetchall()
+    for (name,) in indexes:
+        conn.execute(f'DROP INDEX "{name}"')
+    conn.execute("ALTER TABLE audit_log DROP CONSTRAINT audit_log_leaf_hash_key")
+    conn.execute("DROP TRIGGER audit_log_no_fork ON audit_log")
+    left = conn.execute(
+        "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+        " AND tablename IN ('audit_log', 'audit_proj_lineage') ORDER BY 1"
+    ).fetchall()
+    print(f"indexes left: {', '.join(n for (n,) in left)}; chain trigger dropped")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--writers", type=int, default=16)
@@ -106,12 +130,16 @@ def main() -> None:
         default=",".join(str(i) for i in range(len(VARIANTS))),
         help="which variants, in which order, as indexes into VARIANTS (a plain round comes before and after each)",
     )
+    ap.add_argument("--bare-log", action="store_true", help="strip the log to its primary keys first (see above)")
     args = ap.parse_args()
     with bench_schema("aios_pgsplit") as url:
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute("CREATE TABLE scratch (id BIGSERIAL PRIMARY KEY, payload TEXT NOT NULL)")
             conn.execute("CREATE TABLE scratch_bytes (id BIGSERIAL PRIMARY KEY, payload BYTEA NOT NULL)")
-        print(f"{args.writers} writer processes, {args.seconds:g} s a round, {os.cpu_count()} CPUs")
+            if args.bare_log:
+                _strip_log(conn)
+        bare = ", log stripped to its primary keys (--bare-log)" if args.bare_log else ""
+        print(f"{args.writers} writer processes, {args.seconds:g} s a round, {os.cpu_count()} CPUs{bare}")
         print("| round | variant | appends/s | vs plain | writer CPU us/append | rest of the machine us/append |")
         print("|---|---|---|---|---|---|")
         for r in range(1, args.rounds + 1):
