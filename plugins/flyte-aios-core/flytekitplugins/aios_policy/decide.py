@@ -69,9 +69,9 @@ def evaluate_many(
     digests: list[str] = []
     for raw in requests:
         try:
-            req = coerce_request(raw)
-            digests.append(req.digest())  # what every decision records; text that is not Unicode has none
-            parsed.append(req)
+            request = coerce_request(raw)
+            digests.append(request.digest())  # what every decision records; text that is not Unicode has none
+            parsed.append(request)
             verdicts.append(None)
         except UnicodeEncodeError as e:
             bad = e.object[e.start : e.end] if isinstance(e.object, str) else ""
