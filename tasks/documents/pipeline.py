@@ -17,7 +17,7 @@ import pandas as pd
 
 from flytekitplugins.aios_core.settings import Settings
 from tasks.documents import progress, source_local
-from tasks.documents.schemas import ProcessingOptions
+from tasks.documents.schemas import MIN_CHARS, ProcessingOptions
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ def _protect_one(ref: dict[str, Any], options: ProcessingOptions) -> dict[str, A
     if ref["status"] == "ok":
         expanded = int(options.max_expanded_mb * 1024 * 1024)
         limits = Limits(
-            options.max_pages, options.ocr_pages, 20, options.max_chars, expanded, options.max_compression_ratio
+            options.max_pages, options.ocr_pages, MIN_CHARS, options.max_chars, expanded, options.max_compression_ratio
         )
         try:
             with local_copy(ref["uri"], int(options.max_file_mb * 1024 * 1024)) as path:

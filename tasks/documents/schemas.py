@@ -28,6 +28,8 @@ from tasks.described import describe_fields
 from tasks.documents.html_tables import passed_report_html
 
 STATUSES = ("ok", "duplicate", "quarantine")
+MIN_CHARS = 20
+"""Characters of text a document needs after parsing and OCR (fewer: quarantined ``no_text``)."""
 
 
 @describe_fields
@@ -42,13 +44,13 @@ class ProcessingOptions:
             checked before anything is expanded; more is quarantined (``decompression_bomb``).
         max_compression_ratio: largest decompressed/compressed ratio of one DOCX member or PDF stream over
             1 MiB; higher is quarantined (``decompression_bomb``).
-        max_pages: PDF pages read per document.
-        ocr_pages: pages rendered for OCR when a PDF has no text layer.
-        max_chars: characters of text kept per document.
+        max_pages: PDF pages read per document (at least 1).
+        ocr_pages: pages rendered for OCR when a PDF has no text layer (0: no OCR; at most max_pages).
+        max_chars: characters of text kept per document (at least 20, the least a document needs).
         fast_threshold: confidence at which the cheap model's label is accepted.
         strong_threshold: confidence at which the stronger model's label is accepted; below: human review.
         approval_timeout_s: seconds an approval request stays open (then it times out: no action).
-        batch_size: model batch size.
+        batch_size: documents per forward pass of the models (1 .. 1024).
         cost_per_cpu_hour: price of one CPU hour (USD), for the cost-per-document figure.
         principal: the service principal the pipeline acts as.
         sql_table: table to read when the source is a database URL (columns id, name, content).
@@ -81,6 +83,17 @@ class ProcessingOptions:
     def __post_init__(self) -> None:
         checks = [
             (self.chunk_size >= 1, "chunk_size", "use a positive number of documents per chunk"),
+            # a negative count sliced text and pages from the end (max_chars=-50 dropped each document's last 50
+            # characters, silently); a batch of 0 or less failed the classify task deep in torch, and one past
+            # 1,024 pads that many documents into one forward pass (tens of GB of attention at 10k documents)
+            (self.max_pages >= 1, "max_pages", "use at least 1 page"),
+            (0 <= self.ocr_pages <= self.max_pages, "ocr_pages", "use 0 (no OCR) .. max_pages"),
+            (
+                self.max_chars >= MIN_CHARS,
+                "max_chars",
+                f"use at least {MIN_CHARS} characters (fewer: no document passes)",
+            ),
+            (1 <= self.batch_size <= 1024, "batch_size", "use 1 .. 1024 documents per forward pass"),
             # finite: an infinite size or ratio switched off the limit that stops a zip bomb or an oversized file
             (0 < self.max_file_mb < math.inf, "max_file_mb", "use a positive size in MiB"),
             (0 < self.max_expanded_mb < math.inf, "max_expanded_mb", "use a positive size in MiB"),
