@@ -24,6 +24,7 @@ import flyte
 from pydantic import BaseModel
 
 from flytekitplugins.aios_approvals.service import check_timeout
+from flytekitplugins.aios_core.amounts import read_written
 from flytekitplugins.aios_flyte2 import governed
 
 env = flyte.TaskEnvironment(name="aios_documents")
@@ -56,12 +57,18 @@ def _digest(text: str) -> str:
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _amount(text: str) -> float:
-    """A payment's amount: a decimal number, else ValueError naming what was written (the document is set aside)."""
-    try:
-        return float(text or 0)
-    except ValueError:
-        raise ValueError(f"unreadable_amount: {text[:40]!r} is no number") from None
+def _amount(text: str | None) -> float:
+    """A payment's amount as written (``1200.50``, ``12,500.00``, ``12.500,00``), else ValueError naming what was
+    written (the document is set aside): no amount line, no number, or a number that cannot be read one way only.
+
+    ``float`` read ``12.500`` (twelve thousand five hundred in German) as 12.5, acted on without the sign-off over
+    10,000, and a payment with no amount line as 0.0, posted (``flytekitplugins.aios_core.amounts``)."""
+    if text is None or not text.strip():
+        raise ValueError("unreadable_amount: a payment without an amount")
+    value = read_written(text)
+    if value is None:
+        raise ValueError(f"unreadable_amount: {text[:40]!r} is no number that reads one way only")
+    return value
 
 
 @env.task
@@ -74,7 +81,7 @@ def read_document(text: str) -> Extracted:
     return Extracted(
         digest=_digest(text),
         doc_type=doc_type if doc_type in KNOWN_TYPES else "other",
-        amount=_amount(f.get("amount", "0")) if pays else 0.0,
+        amount=_amount(f.get("amount")) if pays else 0.0,
         currency=f.get("currency", "EUR") if pays else "EUR",
         confidence=0.95 if doc_type in KNOWN_TYPES else 0.3,
         data_class="personal" if f.get("personal", "no").lower() in ("yes", "true") else "internal",

@@ -11,11 +11,11 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 
+from flytekitplugins.aios_core.amounts import WRITTEN, read_amount
+
 _CUR = r"(?P<cur>EUR|USD|GBP|CHF|€|\$|£)"
-_NUM = r"(?P<num>\d{1,3}(?:[,']\d{3})*(?:\.\d{2})?|\d+(?:\.\d{2})?)"
-_AMOUNT_RE = re.compile(
-    rf"{_CUR}\s?{_NUM}(?![\d,])|(?<![\w.,]){_NUM.replace('num', 'num2')}\s?(?P<cur2>EUR|USD|GBP|CHF)\b"
-)
+_NUM = rf"(?P<num>{WRITTEN})"  # a number as written, whole (flytekitplugins.aios_core.amounts)
+_AMOUNT_RE = re.compile(rf"{_CUR}\s?{_NUM}|(?<![\w.,']){_NUM.replace('num', 'num2')}\s?(?P<cur2>EUR|USD|GBP|CHF)\b")
 _SYMBOL = {"€": "EUR", "$": "USD", "£": "GBP"}
 _TOTAL_HINT = re.compile(r"(?i)(total|amount due|claim amount|balance due|contract value|sum of|fees?)\W")
 _MONTHS = {
@@ -60,24 +60,31 @@ class Fields:
     injection: bool = False
 
 
-def _amounts(text: str) -> list[tuple[float, str, int]]:
-    found = []
+def _amounts(text: str) -> list[tuple[float | None, str, int]]:
+    """Every amount next to a currency: (value, currency, offset); the value None when it cannot be read one way
+    only, or runs on into a letter or digit (``EUR 12.5k``)."""
+    found: list[tuple[float | None, str, int]] = []
     for m in _AMOUNT_RE.finditer(text):
         cur = m.group("cur") or m.group("cur2")
         num = m.group("num") or m.group("num2")
-        try:
-            value = float(num.replace(",", "").replace("'", ""))
-        except ValueError:
-            continue
+        value = read_amount(num)
+        if m.group("num") and m.end() < len(text) and text[m.end()].isalnum():
+            value = None
         found.append((value, _SYMBOL.get(cur, cur), m.start()))
     return found
 
 
-def _pick_total(text: str, amounts: list[tuple[float, str, int]]) -> tuple[float | None, str | None]:
+def _pick_total(text: str, amounts: list[tuple[float | None, str, int]]) -> tuple[float | None, str | None]:
+    """The document's total: the largest amount after a total's hint (else the largest); no amount when one of those
+    candidates cannot be read (the total may be that one: fail closed, never the next smaller amount)."""
     if not amounts:
         return None, None
     hinted = [a for a in amounts if _TOTAL_HINT.search(text[max(0, a[2] - 40) : a[2]])]
-    value, cur, _ = max(hinted or amounts, key=lambda a: a[0])
+    candidates = hinted or amounts
+    unread = [a for a in candidates if a[0] is None]
+    if unread:
+        return None, unread[0][1]
+    value, cur, _ = max(candidates, key=lambda a: a[0] or 0.0)
     return value, cur
 
 

@@ -58,18 +58,25 @@ def test_document_pipeline_runs_in_local_mode_with_its_gates(tmp_path: Path) -> 
 
 def test_a_document_that_cannot_be_read_is_set_aside_and_the_batch_goes_on(tmp_path: Path) -> None:
     """An amount that is no number stopped the whole batch (float('abc') in the reading task, outside the batch's
-    error handling), and a file that is no UTF-8 text ended the command in a traceback before the run started."""
+    error handling), and a file that is no UTF-8 text ended the command in a traceback before the run started.
+
+    ``float`` also read ``12.500`` (twelve thousand five hundred in German) as 12.5 and acted on it without the sign-off
+    over 10,000, read a payment with no amount line as 0.0 and posted it, and set ``1.200,50`` aside as no number."""
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "a-small.txt").write_text(DOCS["a-small.txt"], encoding="utf-8")
     (docs / "b-bad-amount.txt").write_text("type: invoice\namount: twelve hundred\ncurrency: EUR\n", encoding="utf-8")
     (docs / "c-latin1.txt").write_bytes("type: invoice\namount: 10\nvendor: Société\n".encode("latin-1"))
+    (docs / "d-either-way.txt").write_text("type: invoice\namount: 12.500\ncurrency: EUR\n", encoding="utf-8")
+    (docs / "e-no-amount.txt").write_text("type: payment_instruction\ncurrency: EUR\n", encoding="utf-8")
+    (docs / "f-european.txt").write_text("type: invoice\namount: 1.200,50\ncurrency: EUR\n", encoding="utf-8")
     cmd = [sys.executable, "-m", "workflows_flyte2.documents", str(docs), "--approval-timeout", "60"]
     res = subprocess.run(cmd, cwd=tmp_path, env=dict(os.environ), capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     summary = json.loads(res.stdout.strip().splitlines()[-1])
     outcomes = [(d["outcome"], d.get("reason", "")) for d in summary["documents"]]
-    assert outcomes == [("acted", ""), ("quarantined", "unreadable_amount")]
+    unreadable = ("quarantined", "unreadable_amount")
+    assert outcomes == [("acted", ""), unreadable, unreadable, unreadable, ("acted", "")], outcomes
     assert summary["quarantined"] == [{"file": "c-latin1.txt", "outcome": "quarantined", "reason": "not_utf8_text"}]
 
 

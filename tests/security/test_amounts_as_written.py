@@ -1,0 +1,81 @@
+"""An amount is read whole, as it is written, or not at all.
+
+Before, the extractor took the first digits it could read: ``EUR 12.500,00`` (German and most of Europe) was 12 EUR,
+``EUR 1.234.567,89`` 1 EUR, ``EUR 12 500,00`` (French) 12 EUR and ``EUR 12.5k`` 12 EUR. A payment instruction for
+1.2 million was then acted on automatically, as 1 EUR, without the high-risk sign-off an amount over 50,000 needs:
+whoever writes a document chose whether a human saw it. Now an amount is read with its grouping and decimal marks,
+and one that cannot be read one way only (``12.500``: 12.5 in English, 12,500 in German) is no amount: the payment
+is not acted on (``missing_amount``), never acted on as the next smaller number in the document.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from flytekitplugins.aios_core.settings import get_settings
+from flytekitplugins.aios_policy import PolicyRequest, evaluate
+from tasks.documents.extract import extract
+from tasks.documents.governance import _policy_request, policy_context
+
+INVOICE = "Invoice INV-20931\nIssued by: Northwind GmbH\nBill to: Contoso Ltd\n{line}\nPlease transfer the amount due."
+
+
+@pytest.mark.parametrize(
+    ("written", "value"),
+    [
+        ("EUR 12.500,00", 12_500.0),
+        ("12.500,00 EUR", 12_500.0),
+        ("€ 1.234.567,89", 1_234_567.89),
+        ("EUR 12 500,00", 12_500.0),
+        ("12\u202f500,00 EUR", 12_500.0),  # a narrow no-break space groups thousands in French typography
+        ("CHF 12'500.00", 12_500.0),
+        ("EUR 12,500.00", 12_500.0),
+        ("EUR 12,50", 12.5),
+        ("EUR 12500.000", 12_500.0),
+        ("USD 1,000", 1_000.0),
+        ("EUR 0.99", 0.99),
+    ],
+)
+def test_an_amount_is_read_whole_with_its_grouping_and_decimal_marks(written: str, value: float) -> None:
+    fields = extract(INVOICE.format(line=f"Total amount due: {written}"))
+    assert fields.amount == pytest.approx(value, abs=1e-9) and fields.currency in {"EUR", "USD", "CHF"}
+
+
+@pytest.mark.parametrize(
+    "written",
+    ["EUR 12.500", "EUR 12.5k", "EUR 1,23,456.00", "EUR 1.234,567.8", "EUR 12,500,00", "EUR 5m"],
+)
+def test_an_amount_that_cannot_be_read_one_way_is_no_amount_and_the_payment_is_not_acted_on(written: str) -> None:
+    text = INVOICE.format(line=f"Shipping: EUR 25.00\nTotal amount due: {written}")
+    fields = extract(text)
+    assert fields.amount is None, fields  # not 12, 1, 5 or the shipping's 25
+    row = {"label": "invoice", "amount": fields.amount, "currency": fields.currency, "digest": "sha256:ab"}
+    assert _policy_request({**row, "confidence": 0.97, "personal": False}, "service:document-pipeline") is None
+
+
+@pytest.mark.parametrize(("written", "risk"), [("EUR 12.500,00", "medium"), ("EUR 1.234.567,89", "high")])
+def test_a_large_amount_written_the_european_way_needs_its_sign_off(written: str, risk: str) -> None:
+    fields = extract(INVOICE.format(line=f"Total amount due: {written}"))
+    ctx: dict[str, Any] = policy_context("invoice", 0.97, fields.amount, fields.currency or "", False)
+    req = PolicyRequest(
+        principal="service:document-pipeline",
+        action="act_on_document",
+        resource={"type": "Document", "id": "sha256:ab"},
+        context=ctx,
+    )
+    decision = evaluate(req, settings=get_settings())
+    assert decision.effect == "require_approval", decision
+    assert decision.approval is not None and decision.approval.gate == "payment-signoff"
+    assert decision.approval.risk == risk
+
+
+def test_the_reader_itself() -> None:
+    from flytekitplugins.aios_core.amounts import read_amount
+
+    assert read_amount("1.234.567") == 1_234_567.0  # two dot groups cannot be a decimal mark
+    assert read_amount("12.500") is None and read_amount("12,500") == 12_500.0
+    assert read_amount("12500,5") == 12_500.5
+    assert read_amount("1 234 567,8") == 1_234_567.8
+    assert read_amount("1,234 567") is None  # two grouping characters
