@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 
 from flytekitplugins.aios_core.amounts import WRITTEN, read_amount
 
-_CUR = r"(?P<cur>EUR|USD|GBP|CHF|€|\$|£)"
+# a dollar sign with its country's letters is that country's dollar (CA$, AU$, HK$...): never read as USD
+_CUR = r"(?P<cur>EUR|USD|GBP|CHF|€|£|(?<![A-Za-z])(?:[A-Z]{1,3})?\$)"
 _NUM = rf"(?P<num>{WRITTEN})"  # a number as written, whole (flytekitplugins.aios_core.amounts)
 _AMOUNT_RE = re.compile(rf"{_CUR}\s?{_NUM}|(?<![\w.,']){_NUM.replace('num', 'num2')}\s?(?P<cur2>EUR|USD|GBP|CHF)\b")
-_SYMBOL = {"€": "EUR", "$": "USD", "£": "GBP"}
+_SYMBOL = {"€": "EUR", "$": "USD", "US$": "USD", "£": "GBP"}
 _TOTAL_HINT = re.compile(r"(?i)(total|amount due|claim amount|balance due|contract value|sum of|fees?)\W")
 _MONTHS = {
     m: i + 1 for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"))

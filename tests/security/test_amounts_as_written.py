@@ -79,3 +79,23 @@ def test_the_reader_itself() -> None:
     assert read_amount("12500,5") == 12_500.5
     assert read_amount("1 234 567,8") == 1_234_567.8
     assert read_amount("1,234 567") is None  # two grouping characters
+
+
+@pytest.mark.parametrize("written", ["CA$ 500.00", "AU$500", "HK$ 500.00", "R$ 500,00"])
+def test_another_countrys_dollar_is_not_read_as_usd_and_is_denied(written: str) -> None:
+    """``CA$ 500.00`` was read as USD 500 and paid automatically in a currency the document never named."""
+    fields = extract(INVOICE.format(line=f"Total amount due: {written}"))
+    assert fields.amount == 500.0 and fields.currency == written.split("$")[0] + "$", fields
+    ctx: dict[str, Any] = policy_context("invoice", 0.97, fields.amount, fields.currency or "", False)
+    req = PolicyRequest(
+        principal="service:document-pipeline",
+        action="act_on_document",
+        resource={"type": "Document", "id": "sha256:ab"},
+        context=ctx,
+    )
+    decision = evaluate(req, settings=get_settings())
+    assert decision.effect == "deny" and "doc-known-currency" in decision.policy_ids, decision
+
+
+def test_a_plain_or_us_dollar_sign_is_usd() -> None:
+    assert (extract("Total: $ 500.00").currency, extract("Total: US$ 500.00").currency) == ("USD", "USD")
