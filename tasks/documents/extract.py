@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from flytekitplugins.aios_core.amounts import WRITTEN, read_amount
 
 # a dollar sign with its country's letters is that country's dollar (CA$, AU$, HK$...): never read as USD
-_CUR = r"(?P<cur>EUR|USD|GBP|CHF|€|£|(?<![A-Za-z])(?:[A-Z]{1,3})?\$)"
-_NUM = rf"(?P<num>{WRITTEN})"  # a number as written, whole (flytekitplugins.aios_core.amounts)
-_AMOUNT_RE = re.compile(rf"{_CUR}\s?{_NUM}|(?<![\w.,']){_NUM.replace('num', 'num2')}\s?(?P<cur2>EUR|USD|GBP|CHF)\b")
+_CUR_TOKEN = re.compile(r"(?<![A-Za-z])(?:EUR|USD|GBP|CHF)(?![A-Za-z])|€|£|(?<![A-Za-z])(?:[A-Z]{1,3})?\$")
+# a number as written, whole (flytekitplugins.aios_core.amounts), not the tail of a date, a reference or a decimal
+_NUM_TOKEN = re.compile(rf"(?<![\d.,'/:-]){WRITTEN}")
+_GAP = re.compile(r"\s?")
 _SYMBOL = {"€": "EUR", "$": "USD", "US$": "USD", "£": "GBP"}
 _TOTAL_HINT = re.compile(r"(?i)(total|amount due|claim amount|balance due|contract value|sum of|fees?)\W")
 _MONTHS = {
@@ -62,16 +63,55 @@ class Fields:
 
 
 def _amounts(text: str) -> list[tuple[float | None, str, int]]:
-    """Every amount next to a currency: (value, currency, offset); the value None when it cannot be read one way
-    only, or runs on into a letter or digit (``EUR 12.5k``)."""
+    """Every amount next to a currency, before it (``EUR 500.00``, ``$500``) or after it (``500,00 €``):
+    (value, currency, offset of the currency).
+
+    The value is None when the number cannot be read one way only (:func:`read_amount`), runs on into a letter or
+    digit (``EUR 12.5k``), or when a number stands on each side of the currency and neither belongs to another
+    currency (``Due 2024 EUR 60,000.00``: the year was read as the amount, 2,024 EUR, acted on without the sign-off).
+    In a column of amounts (``EUR 500.00 EUR 600.00``, ``500.00 EUR 600.00 EUR``) each number belongs to its own
+    currency.
+    """
+    items = sorted(
+        [(m.start(), m.end(), True, m.group()) for m in _CUR_TOKEN.finditer(text)]
+        + [(m.start(), m.end(), False, m.group()) for m in _NUM_TOKEN.finditer(text)]
+    )
+    cur_ends = {i[1] for i in items if i[2]}
+    # a number glued to a word is no amount (A4, INV2031), unless the word is a currency (EUR500)
+    items = [i for i in items if i[2] or i[0] == 0 or not text[i[0] - 1].isalpha() or i[0] in cur_ends]
+
+    def next_to(a: tuple[int, int, bool, str], b: tuple[int, int, bool, str]) -> bool:
+        return _GAP.fullmatch(text, a[1], b[0]) is not None
+
+    def number(k: int) -> tuple[int, int, bool, str] | None:
+        return items[k] if 0 <= k < len(items) and not items[k][2] else None
+
+    def currency(k: int) -> bool:
+        return 0 <= k < len(items) and items[k][2]
+
     found: list[tuple[float | None, str, int]] = []
-    for m in _AMOUNT_RE.finditer(text):
-        cur = m.group("cur") or m.group("cur2")
-        num = m.group("num") or m.group("num2")
-        value = read_amount(num)
-        if m.group("num") and m.end() < len(text) and text[m.end()].isalnum():
-            value = None
-        found.append((value, _SYMBOL.get(cur, cur), m.start()))
+    for k, item in enumerate(items):
+        if not item[2]:
+            continue
+        left = number(k - 1) if number(k - 1) and next_to(items[k - 1], item) else None
+        right = number(k + 1) if number(k + 1) and next_to(item, items[k + 1]) else None
+        if left and right:
+            left_owned = currency(k - 2) and next_to(items[k - 2], left)
+            right_owned = currency(k + 2) and next_to(right, items[k + 2])
+            if left_owned and not right_owned:
+                left = None
+            elif right_owned and not left_owned:
+                right = None
+        if left and right:
+            value = None  # a number on each side, neither another currency's: which one is the amount?
+        elif right:
+            runs_on = right[1] < len(text) and text[right[1]].isalnum()
+            value = None if runs_on else read_amount(right[3])
+        elif left:
+            value = read_amount(left[3])
+        else:
+            continue
+        found.append((value, _SYMBOL.get(item[3], item[3]), item[0]))
     return found
 
 

@@ -99,3 +99,20 @@ def test_another_countrys_dollar_is_not_read_as_usd_and_is_denied(written: str) 
 
 def test_a_plain_or_us_dollar_sign_is_usd() -> None:
     assert (extract("Total: $ 500.00").currency, extract("Total: US$ 500.00").currency) == ("USD", "USD")
+
+
+@pytest.mark.parametrize(
+    ("line", "value"),
+    [
+        ("Due 2024 EUR 60,000.00", None),  # the year was the amount: 2,024 EUR, acted on without the sign-off
+        ("Qty 3 EUR 500.00", None),  # a number on each side of the currency: which one is the amount is not known
+        ("Total due: 03/04/2024 EUR 500.00", 500.0),  # a date's digits are not an amount
+        ("Total: 12.500,00 €", 12_500.0),  # the sign after the amount, as French and German invoices write it
+        ("Lines: EUR 500.00 EUR 600.00", 600.0),  # a column: each number belongs to its own currency
+        ("Lines: 500.00 EUR 600.00 EUR", 600.0),
+        ("Ref INV-2031 EUR 10.00, paper A4 EUR 5.00", 10.0),
+    ],
+)
+def test_a_number_belongs_to_its_currency_or_the_amount_is_not_known(line: str, value: float | None) -> None:
+    fields = extract(INVOICE.format(line=line))
+    assert fields.amount == value and fields.currency == "EUR", fields
