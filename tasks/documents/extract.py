@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 
 from flytekitplugins.aios_core.amounts import WRITTEN, read_amount
 
+_MINUS = "\\-\u2212\u2012\u2013\u2014"  # hyphen-minus, minus sign, figure dash, en dash, em dash
 # a dollar sign with its country's letters is that country's dollar (CA$, AU$, HK$...): never read as USD
 _CUR_TOKEN = re.compile(r"(?<![A-Za-z])(?:EUR|USD|GBP|CHF)(?![A-Za-z])|€|£|(?<![A-Za-z])(?:[A-Z]{1,3})?\$")
 # a number as written, whole (flytekitplugins.aios_core.amounts), not the tail of a date, a reference or a decimal
-_NUM_TOKEN = re.compile(rf"(?<![\d.,'/:-]){WRITTEN}")
+# (nor what follows a minus sign: '−500,00 €' or '-EUR 500.00' is a credit, never a payment of 500)
+_NUM_TOKEN = re.compile(rf"(?<![\d.,'/:{_MINUS}]){WRITTEN}")
 _GAP = re.compile(r"\s?")
 _SYMBOL = {"€": "EUR", "$": "USD", "US$": "USD", "£": "GBP"}
 _TOTAL_HINT = re.compile(r"(?i)(total|amount due|claim amount|balance due|contract value|sum of|fees?)\W")
@@ -102,8 +104,11 @@ def _amounts(text: str) -> list[tuple[float | None, str, int]]:
                 left = None
             elif right_owned and not left_owned:
                 right = None
+        signed = item[0] > 0 and text[item[0] - 1] in _MINUS.replace("\\", "")
         if left and right:
             value = None  # a number on each side, neither another currency's: which one is the amount?
+        elif signed:
+            value = None  # '-EUR 500.00': a credit, whose sign this reader does not take
         elif right:
             runs_on = right[1] < len(text) and text[right[1]].isalnum()
             value = None if runs_on else read_amount(right[3])

@@ -116,3 +116,14 @@ def test_a_plain_or_us_dollar_sign_is_usd() -> None:
 def test_a_number_belongs_to_its_currency_or_the_amount_is_not_known(line: str, value: float | None) -> None:
     fields = extract(INVOICE.format(line=line))
     assert fields.amount == value and fields.currency == "EUR", fields
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["Credit: -EUR 500.00", "Credit: \u2212EUR 500.00", "Credit: \u2212500,00 \u20ac", "Credit: EUR \u2212500.00"],
+)
+def test_a_minus_sign_is_never_dropped_to_make_a_credit_a_payment(line: str) -> None:
+    """``-EUR 500.00`` and ``−500,00 €`` (a credit, with a hyphen or the minus sign U+2212) were read as a payment of
+    500 EUR; this reader does not take signs, so the amount is not known and the document goes to review."""
+    fields = extract(INVOICE.format(line=line))
+    assert fields.amount is None, fields
