@@ -55,9 +55,8 @@ def test_an_amount_that_cannot_be_read_one_way_is_no_amount_and_the_payment_is_n
     assert _policy_request({**row, "confidence": 0.97, "personal": False}, "service:document-pipeline") is None
 
 
-@pytest.mark.parametrize(("written", "risk"), [("EUR 12.500,00", "medium"), ("EUR 1.234.567,89", "high")])
-def test_a_large_amount_written_the_european_way_needs_its_sign_off(written: str, risk: str) -> None:
-    fields = extract(INVOICE.format(line=f"Total amount due: {written}"))
+def _decide(fields: Any) -> Any:
+    """The policy's decision on paying an invoice with these fields, as the pipeline asks it."""
     ctx: dict[str, Any] = policy_context("invoice", 0.97, fields.amount, fields.currency or "", False)
     req = PolicyRequest(
         principal="service:document-pipeline",
@@ -65,7 +64,13 @@ def test_a_large_amount_written_the_european_way_needs_its_sign_off(written: str
         resource={"type": "Document", "id": "sha256:ab"},
         context=ctx,
     )
-    decision = evaluate(req, settings=get_settings())
+    return evaluate(req, settings=get_settings())
+
+
+@pytest.mark.parametrize(("written", "risk"), [("EUR 12.500,00", "medium"), ("EUR 1.234.567,89", "high")])
+def test_a_large_amount_written_the_european_way_needs_its_sign_off(written: str, risk: str) -> None:
+    fields = extract(INVOICE.format(line=f"Total amount due: {written}"))
+    decision = _decide(fields)
     assert decision.effect == "require_approval", decision
     assert decision.approval is not None and decision.approval.gate == "payment-signoff"
     assert decision.approval.risk == risk
@@ -86,14 +91,7 @@ def test_another_countrys_dollar_is_not_read_as_usd_and_is_denied(written: str) 
     """``CA$ 500.00`` was read as USD 500 and paid automatically in a currency the document never named."""
     fields = extract(INVOICE.format(line=f"Total amount due: {written}"))
     assert fields.amount == 500.0 and fields.currency == written.split("$")[0] + "$", fields
-    ctx: dict[str, Any] = policy_context("invoice", 0.97, fields.amount, fields.currency or "", False)
-    req = PolicyRequest(
-        principal="service:document-pipeline",
-        action="act_on_document",
-        resource={"type": "Document", "id": "sha256:ab"},
-        context=ctx,
-    )
-    decision = evaluate(req, settings=get_settings())
+    decision = _decide(fields)
     assert decision.effect == "deny" and "doc-known-currency" in decision.policy_ids, decision
 
 
