@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 
 from flytekitplugins.aios_core.amounts import WRITTEN, read_amount
 
-_MINUS = "\\-\u2212\u2012\u2013\u2014"  # hyphen-minus, minus sign, figure dash, en dash, em dash
+_MINUS = "-\u2212\u2012\u2013\u2014"  # hyphen-minus, minus sign, figure dash, en dash, em dash
 # a dollar sign with its country's letters is that country's dollar (CA$, AU$, HK$...): never read as USD
 _CUR_TOKEN = re.compile(r"(?<![A-Za-z])(?:EUR|USD|GBP|CHF)(?![A-Za-z])|€|£|(?<![A-Za-z])(?:[A-Z]{1,3})?\$")
 # a number as written, whole (flytekitplugins.aios_core.amounts), not the tail of a date, a reference or a decimal
 # (nor what follows a minus sign: '−500,00 €' or '-EUR 500.00' is a credit, never a payment of 500)
-_NUM_TOKEN = re.compile(rf"(?<![\d.,'/:{_MINUS}]){WRITTEN}")
+_NUM_TOKEN = re.compile(rf"(?<![\d.,'/:{re.escape(_MINUS)}]){WRITTEN}")
 _GAP = re.compile(r"\s?")
 _SYMBOL = {"€": "EUR", "$": "USD", "US$": "USD", "£": "GBP"}
 _TOTAL_HINT = re.compile(r"(?i)(total|amount due|claim amount|balance due|contract value|sum of|fees?)\W")
@@ -95,8 +95,9 @@ def _amounts(text: str) -> list[tuple[float | None, str, int]]:
     for k, item in enumerate(items):
         if not item[2]:
             continue
-        left = number(k - 1) if number(k - 1) and next_to(items[k - 1], item) else None
-        right = number(k + 1) if number(k + 1) and next_to(item, items[k + 1]) else None
+        left, right = number(k - 1), number(k + 1)
+        left = left if left and next_to(left, item) else None
+        right = right if right and next_to(item, right) else None
         if left and right:
             left_owned = currency(k - 2) and next_to(items[k - 2], left)
             right_owned = currency(k + 2) and next_to(right, items[k + 2])
@@ -104,7 +105,7 @@ def _amounts(text: str) -> list[tuple[float | None, str, int]]:
                 left = None
             elif right_owned and not left_owned:
                 right = None
-        signed = item[0] > 0 and text[item[0] - 1] in _MINUS.replace("\\", "")
+        signed = item[0] > 0 and text[item[0] - 1] in _MINUS
         if left and right:
             value = None  # a number on each side, neither another currency's: which one is the amount?
         elif signed:

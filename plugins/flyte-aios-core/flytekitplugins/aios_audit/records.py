@@ -210,9 +210,9 @@ def holds_lone_surrogate(entry: bytes) -> bool:
 
     Such text has no UTF-8 form: the pack never seals it (its serializer refuses it), and a reader that decodes it can
     neither print nor re-serialize it. Only a hand-made entry holds one, so the verifier reports it and the readers
-    refuse it by name. Costs one byte search unless the entry holds a ``\\u`` escape at all.
+    refuse it by name. Costs one byte search (memchr) unless the entry holds a backslash at all.
     """
-    if b"\\u" not in entry or not _SURROGATE_ESCAPE.search(entry):  # callers first test b"\\" (memchr, fast)
+    if b"\\" not in entry or b"\\u" not in entry or not _SURROGATE_ESCAPE.search(entry):
         return False
     try:
         json.dumps(json.loads(entry), ensure_ascii=False).encode("utf-8")
@@ -232,7 +232,7 @@ def record_from_entry(entry: bytes, leaf: str, prev: str, chain: str) -> AuditRe
     """
     try:
         data = json.loads(entry)
-        if b"\\" in entry and holds_lone_surrogate(entry):
+        if holds_lone_surrogate(entry):
             raise UnicodeError("text that is not Unicode: a lone surrogate")  # named below as any unreadable entry
         return AuditRecord(
             seq=data["seq"],
