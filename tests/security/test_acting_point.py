@@ -129,3 +129,40 @@ def test_a_rejected_request_is_never_acted_on(sor: Path) -> None:
     assert _post(action_rows([doc], approved={rid})) == (0, 0, 1)
     assert _refusals() == ["approval_rejected"]
     assert _posted(sor) == []
+
+
+def _served(rows: list[dict[str, Any]], service_account: str) -> Any:
+    """The system-of-record connector's ``do`` as the server calls it, for a caller flytepropeller identified."""
+    import asyncio
+
+    from flytekit.models.literals import LiteralMap
+    from flytekit.models.task import TaskExecutionMetadata, TaskTemplate
+
+    from flytekitplugins.aios_connectors.system_of_record import SystemOfRecordConnector
+    from tests.connectors.protos import execution_metadata, literal_map, template_of
+
+    inputs = LiteralMap.from_flyte_idl(literal_map({"actions": pd.DataFrame(rows)}, {"actions": pd.DataFrame}))
+    meta = TaskExecutionMetadata.from_flyte_idl(execution_metadata(service_account=service_account))
+    template = TaskTemplate.from_flyte_idl(template_of(post))
+    return asyncio.run(SystemOfRecordConnector().do(template, "/tmp/aios-sor-out", inputs, meta))
+
+
+def test_a_served_caller_cannot_post_another_service_s_payment_by_naming_no_principal(sor: Path) -> None:
+    """The monitoring service (mapped by connector_identities.yaml) hands in the document pipeline's real, approved
+    payment with its ``principal`` column emptied: an empty claim passed the identity check and the acting point
+    skipped the principal, so the payment posted under the pipeline's name. The policy principal must be the
+    caller's, and a row must name it."""
+    (doc,) = decided_docs(1, "sod", amount=20_000.0)
+    rid = doc["request_id"]
+    assert decide(rid, "user:bob", "approve", "PO checked", env=Env.load(get_settings())).accepted
+    (row,) = action_rows([doc], approved={rid})
+    for principal in ("", None):
+        res = _served([dict(row, principal=principal)], "aios-monitoring")
+        assert "posted 0" in res.message and "refused 1" in res.message, res.message
+    assert _posted(sor) == []
+    assert set(_refusals()) == {"identity_mismatch"}
+    assert _post([dict(row, principal="")]) == (0, 0, 1)  # locally too: a row names the principal it acts for
+    assert _refusals()[-1] == "principal_missing"
+    res = _served([row], "aios-pipeline")  # the pipeline itself, naming itself, still posts
+    assert "posted 1" in res.message, res.message
+    assert len(_posted(sor)) == 1

@@ -246,7 +246,7 @@ def act(
     from flytekitplugins.aios_approvals.evaluate import Env
 
     claims = [ActionClaim.from_row(dict(r)) for r in rows]
-    verdicts = authorize(claims, actor=actor or settings.actor, env=Env.load(settings))
+    verdicts = authorize(claims, actor=actor or settings.actor, env=Env.load(settings), caller=actor)
     by_key = {v.action_key: v for v in verdicts if v.allowed}
     allowed = [r for r, v in zip(rows, verdicts, strict=True) if v.allowed]
     for v in verdicts:
@@ -312,8 +312,10 @@ class SystemOfRecordConnector(SyncConnectorBase):
         """Post the rows in ``inputs``; SUCCEEDED with counts, or FAILED naming the error type (never row data).
 
         A served call acts for the caller established from flytepropeller's metadata (``identity.establish``): rows
-        naming another principal refuse the whole call, audited as ``connector_refused``. In-process local runs have
-        no metadata; the acting point then checks each row's principal against its policy decision record.
+        naming another principal refuse the whole call, audited as ``connector_refused``; a row naming no principal is
+        refused by the acting point (``identity_mismatch``), which binds every row to the caller and to its policy
+        decision's principal. In-process local runs have no metadata; the acting point then checks each row's
+        principal (which it must name) against its policy decision record.
         """
         from flytekitplugins.aios_connectors._literals import to_literals, to_python
         from flytekitplugins.aios_connectors.identity import IdentityRefused, establish, refuse

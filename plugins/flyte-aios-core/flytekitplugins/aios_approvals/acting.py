@@ -5,7 +5,8 @@ launch rights can hand in any row, and an ``ApprovalOutcome`` typed by hand says
 one. Before any side effect, :func:`authorize` establishes for every row, from the audit trail alone:
 
 1. the policy decision record the row names exists, is intact (its entry re-hashes to its record id), is a
-   decision of ``act_on_document`` for exactly this document, action and principal, with effect ``allow`` or
+   decision of ``act_on_document`` for exactly this document, action and principal (the row must name the
+   principal; a served call's rows must name the caller's established identity), with effect ``allow`` or
    ``require_approval``; the policy context it sealed re-digests to the request digest the engine decided on, and
    the amount and currency it sealed for posting equal the row's, exactly;
 2. where the decision required approval (or sent the document to review), the row names the approval request
@@ -129,16 +130,24 @@ def _policy_problem(c: ActionClaim, rec: AuditRecord | None) -> tuple[str, str] 
         return "policy_record_mismatch", f"the context sealed in {c.policy_record} is not what the policy decided on"
     if not _same_money(c.amount, posted.get("amount")) or c.currency != str(posted.get("currency") or ""):
         return "amount_mismatch", f"amount/currency differ from what policy decision {c.policy_record} allowed"
-    if c.principal and c.principal != ev.actor:
+    if not c.principal:  # an empty claim is no claim: it must not skip the check
+        return "principal_missing", f"the row names no principal; policy decision {c.policy_record} was for one"
+    if c.principal != ev.actor:
         return "principal_mismatch", f"{c.principal} is not the principal the policy decided for ({ev.actor})"
     return None
 
 
-def _find(env: Env, c: ActionClaim, rec: AuditRecord | None, requests: Mapping[str, RequestState]) -> _Found:
+def _find(
+    env: Env, c: ActionClaim, rec: AuditRecord | None, requests: Mapping[str, RequestState], caller: str
+) -> _Found:
     """What claim ``c`` may use, or its problem; ``rec`` is the trail's record of ``c.policy_record`` (None when the
-    trail has none) and ``requests`` the states of the claims' approval requests, read for all claims at once."""
+    trail has none), ``requests`` the states of the claims' approval requests, read for all claims at once, and
+    ``caller`` the established identity the acting point serves (empty for an in-process local run)."""
     if c.action_key != digest_value({"doc": c.subject, "decision": c.decision_digest}):
         return _Found(("action_key_mismatch", "the action key is not the digest of the document and decision"))
+    if caller and c.principal != caller:
+        why = f"the row names {c.principal or 'no principal'}, not the caller's identity {caller}"
+        return _Found(("identity_mismatch", why))
     problem = _policy_problem(c, rec)
     if problem is not None or rec is None:
         return _Found(problem)
@@ -211,13 +220,16 @@ def _one_pass(
     return verdicts, events
 
 
-def authorize(claims: Sequence[ActionClaim], *, actor: str, env: Env) -> list[Verdict]:
+def authorize(claims: Sequence[ActionClaim], *, actor: str, env: Env, caller: str = "") -> list[Verdict]:
     """Verify every claim against the audit trail and claim what it uses; one verdict per claim, in order.
 
     Args:
         claims: the actions asked for (rows handed to the acting task).
         actor: the acting service, named in refusal records that name no policy principal.
         env: settings, store, roles and keys of the acting point (``Env.load(settings)``).
+        caller: the identity established for the call (a served connector's propagated identity): every claim
+            must name it, and so (through the principal check) must the policy decision it acts on. Empty for an
+            in-process local run, where each claim is still bound to its own decision's principal.
 
     Raises:
         GovernanceDenied: the verdicts could not be recorded (fail closed: act on nothing).
@@ -226,7 +238,7 @@ def authorize(claims: Sequence[ActionClaim], *, actor: str, env: Env) -> list[Ve
     decisions = env.store.get_many([c.policy_record for c in claims if c.policy_record])
     asked = [c.request_id for c in claims if c.request_id]
     requests = projection(env.store).get_many(asked) if asked else {}
-    found = [_find(env, c, decisions.get(c.policy_record), requests) for c in claims]  # no id: no record
+    found = [_find(env, c, decisions.get(c.policy_record), requests, caller) for c in claims]  # no id: no record
     for _attempt in range(8):
         verdicts, events = _one_pass(env, claims, found, actor)
         try:
