@@ -33,12 +33,34 @@ def _proba(clf: TextClassifier, texts: list[str]) -> np.ndarray:
     return clf.predict_proba(texts)
 
 
-def drift_passed_from(record_id: str, settings: Settings) -> bool:
-    """True only when ``record_id`` is a recorded drift check that found no drift (fail closed)."""
-    if not record_id:
-        return False
-    rec = audit_log(settings).get(record_id)
-    return rec is not None and rec.event.kind == "drift" and rec.event.status == "no_drift"
+def drift_passed_from(record_id: str, test_digest: str, settings: Settings) -> bool:
+    """True only when ``record_id`` is a recorded drift check that found no drift in exactly the rows whose digest
+    is ``test_digest`` (a ``no_drift`` about other data does not count; fail closed)."""
+    from flytekitplugins.aios_catalog.evidence import drift_passed
+
+    return drift_passed(audit_log(settings), record_id, test_digest)
+
+
+def recorded_evidence(report: EvaluationReport, settings: Settings) -> dict[str, object]:
+    """The promotion evidence for ``report``'s candidate as the trail recorded it (``aios_catalog.evidence``):
+    the report handed in is a claim; its evaluation record, the catalog entry it names and the current champion
+    are what count.
+
+    Raises:
+        GovernanceDenied: no evaluation record, or one about another artifact, champion or figures.
+    """
+    from flytekitplugins.aios_catalog import catalog
+    from flytekitplugins.aios_catalog.evidence import check_evidence, recorded_evaluation
+
+    recorded = recorded_evaluation(audit_log(settings), report.audit_record_id)
+    name, _, version = recorded.model_id.partition("@")
+    cat = catalog(settings)
+    entry = cat.find(name, version)
+    if entry is None:
+        msg = f"{recorded.model_id} (evaluated in {recorded.record_id}) is not in the catalog; register it first"
+        raise GovernanceDenied(msg, reason_code="no_evidence")
+    current = cat.champion(name)
+    return check_evidence(recorded, entry.model_id, entry.digest, current and current.digest, report.evidence())
 
 
 @task(**GOVERNED, enable_deck=True)
@@ -104,7 +126,7 @@ def evaluate_pair(
         candidate=f_cand,
         champion=f_champ,
         comparison=comp,
-        drift_passed=drift_passed_from(drift_record, settings),
+        drift_passed=drift_passed_from(drift_record, digest_value(test), settings),
     )
     event = AuditEvent(
         kind="evaluation",
@@ -148,8 +170,9 @@ def decide_promotion(report: EvaluationReport) -> EvaluationReport:
         report.decision = "keep"
         report.reasons = [f"evaluated against {report.champion.model}, but the champion is {current.model_id}"]
         return report
+    evidence = recorded_evidence(report, settings)  # the report is a claim: the trail's figures are what count
     try:
-        catalog(settings).promote(name, version, actor=actor, evidence=report.evidence())
+        catalog(settings).promote(name, version, actor=actor, evidence=evidence)
         report.decision, report.reasons = "promote", ["policy allowed the promotion"]
     except ApprovalRequired as e:
         req = e.decision.approval
@@ -158,7 +181,7 @@ def decide_promotion(report: EvaluationReport) -> EvaluationReport:
             req.gate,
             req.risk,
             report.candidate.model,
-            summary=report.evidence(),
+            summary=evidence,
             requester=actor,
             reason=req.reason,
             evidence={"evaluation": report.audit_record_id, "policy_decision": e.decision.audit_record_id},
@@ -179,23 +202,13 @@ def promote_approved(evaluation_record: str, approval_request_id: str) -> str:
         approval_request_id: the approved request (``apr-...``).
     """
     from flytekitplugins.aios_catalog import catalog
+    from flytekitplugins.aios_catalog.evidence import recorded_evaluation
 
     settings = get_settings()  # this task's entry point: resolved once, passed down
-    rec = audit_log(settings).get(evaluation_record)
-    if rec is None or rec.event.kind != "evaluation":
-        msg = f"{evaluation_record!r} is not an evaluation record in the audit trail"
-        raise GovernanceDenied(msg, reason_code="no_evidence")
-    a = rec.event.attributes
-    comp = a["comparison"]
-    evidence = {
-        "accuracy_delta": comp["accuracy_delta"],
-        "macro_f1_delta": comp["macro_f1_delta"],
-        "significant": comp["significant"],
-        "drift_passed": a["drift_passed"],
-        "evaluation_record": rec.record_id,
-    }
-    name, _, version = rec.event.subject.partition("@")
+    recorded = recorded_evaluation(audit_log(settings), evaluation_record)
+    name, _, version = recorded.model_id.partition("@")
+    # the catalog re-reads the record, binds it to the entry's artifact and the current champion
     entry = catalog(settings).promote(
-        name, version, actor=settings.actor, evidence=evidence, approval_request_id=approval_request_id
+        name, version, actor=settings.actor, evidence=recorded.evidence, approval_request_id=approval_request_id
     )
     return entry.model_id

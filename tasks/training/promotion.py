@@ -181,10 +181,13 @@ def _decide(report: EvaluationReport, outcomes: list[ApprovalOutcome], settings:
     approved = [o for o in outcomes if o.approved and o.request_id == report.approval_request_id]
     if not approved:
         return "rejected", [f"{o.request_id}: {o.status} {o.reason}".strip() for o in outcomes] or ["no decision"]
+    from tasks.evaluation.tasks import recorded_evidence
+
     name, _, version = report.candidate.model.partition("@")
     try:
+        evidence = recorded_evidence(report, settings)  # the report is a claim: its evaluation record counts
         rid, actor = approved[0].request_id, settings.actor
-        catalog(settings).promote(name, version, actor=actor, evidence=report.evidence(), approval_request_id=rid)
+        catalog(settings).promote(name, version, actor=actor, evidence=evidence, approval_request_id=rid)
     except GovernanceDenied as e:
         return "rejected", [str(e)]
     return "promoted", [f"approved by {', '.join(approved[0].approvers)}"]

@@ -66,17 +66,18 @@ def test_serialized_workflow_has_the_gate_node(tmp_path: Path) -> None:
 class _Channel:
     """A gRPC channel stand-in answering IdentityService.UserInfo; nothing leaves the process."""
 
-    def __init__(self, user: str) -> None:
-        self.user = user
+    def __init__(self, user: str, email: str = "") -> None:
+        self.user, self.email = user, email
 
     def unary_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
         assert method == "/flyteidl.service.IdentityService/UserInfo"
-        return lambda req, **kw: identity_pb2.UserInfoResponse(preferred_username=self.user, subject="sub-" + self.user)
+        info = identity_pb2.UserInfoResponse(preferred_username=self.user, email=self.email, subject="sub-" + self.user)
+        return lambda req, **kw: info
 
 
 class _Client:
-    def __init__(self, user: str) -> None:
-        self._channel = _Channel(user)
+    def __init__(self, user: str, email: str = "") -> None:
+        self._channel = _Channel(user, email)
         self.sent: list[signal_pb2.SignalSetRequest] = []
 
     def set_signal(self, req: signal_pb2.SignalSetRequest) -> None:
@@ -177,3 +178,17 @@ def test_cluster_profile_signs_with_the_mounted_secret_not_a_per_pod_key(
     monkeypatch.delenv("AIOS_CHECKPOINT_KEY_PEM")
     with pytest.raises(ConfigError, match="AIOS_CHECKPOINT_KEY_PEM"):
         private_key(load_settings({"profile": "cluster", "state_dir": str(tmp_path / "pod2")}))
+
+
+def test_an_identity_without_a_username_is_its_whole_e_mail_not_its_local_part(cluster: dict[str, _Client]) -> None:
+    """An identity provider that sends no preferred_username: ``carol@attacker.example`` became ``user:carol``,
+    a model approver in roles.yaml, and her approval counted."""
+    rid = open_request(
+        "payment-signoff", "medium", "sha256:y", {"amount": 1}, requester="service:x", env=Env.load(get_settings())
+    )
+    cluster["current"] = _Client("", email="carol@attacker.example")
+    res = _cli(["approve", rid])
+    assert res.exit_code == 3 and "'user:carol@attacker.example' is not listed" in res.output, res.output
+    assert cluster["current"].sent == [] and outcome(rid, env=Env.load(get_settings())).status == "pending"
+    refused = [r.event.actor for r in audit_log(get_settings()).scan() if r.event.kind == "approval_refused"]
+    assert refused == ["user:carol@attacker.example"]

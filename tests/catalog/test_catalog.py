@@ -26,7 +26,7 @@ def entry(version: str, **kw: Any) -> ModelEntry:
 
 class FakeOutcome:
     def __init__(self, subject: str, status: str = "approved", gate: str = "model-promotion") -> None:
-        self.subject, self.status, self.gate = subject, status, gate
+        self.subject, self.status, self.gate, self.risk = subject, status, gate, "medium"
         self.approved = status == "approved"
 
     def model_dump(self, mode: str = "json") -> dict[str, Any]:
@@ -169,7 +169,7 @@ def test_promotion_under_real_policy_and_approval() -> None:
         cat.promote(
             "sentiment", "v1", actor="service:retraining", evidence={"accuracy_delta": -0.02, "drift_passed": True}
         )
-    ev = {"accuracy_delta": 0.04, "drift_passed": True, "macro_f1_delta": 0.05, "evaluation_record": "abc"}
+    ev = {"accuracy_delta": 0.04, "drift_passed": True, "macro_f1_delta": 0.05}  # stated, as `aios models promote` does
     with pytest.raises(ApprovalRequired) as info:
         cat.promote("sentiment", "v1", actor="service:retraining", evidence=ev)
     req = info.value.decision.approval
@@ -192,3 +192,30 @@ def test_promotion_under_real_policy_and_approval() -> None:
     rec = audit_log(get_settings()).get(last.record_id)
     assert rec is not None and rec.event.parents  # lineage edge to the recorded policy decision
     assert audit_log(get_settings()).get(rec.event.parents[0]).event.kind == "policy_decision"
+
+
+def test_an_approval_at_a_lower_risk_than_the_policy_asks_is_refused() -> None:
+    """The policy asked for a high-risk sign-off (quorum 2); a medium request approved by one person was accepted
+    because only the gate and subject were compared."""
+
+    def high(action: str, actor: str, resource: dict[str, Any], context: dict[str, Any]) -> PolicyDecision:
+        if action == "promote_model":
+            need = ApprovalRequirement(gate="model-promotion", risk="high")
+            return PolicyDecision(effect="require_approval", approval=need)
+        return rules(action, actor, resource, context)
+
+    cat = Catalog(get_settings(), decide=high, check_approval=lambda _id: FakeOutcome("sentiment@v1"))
+    cat.register(entry("v1"), actor="service:retraining")
+    ev = {"accuracy_delta": 0.1, "drift_passed": True}
+    with pytest.raises(GovernanceDenied, match="asked at medium risk; the policy asks for high"):
+        cat.promote("sentiment", "v1", actor="service:retraining", evidence=ev, approval_request_id="apr-1")
+    assert cat.get("sentiment", "v1").stage == "candidate"
+
+
+def test_a_huge_accuracy_delta_is_denied_by_the_policy_not_a_decimal_error() -> None:
+    cat = catalog(get_settings())
+    cat.register(entry("v1"), actor="service:retraining")
+    for delta in (1e300, -1e300):
+        with pytest.raises(GovernanceDenied) as info:
+            cat.promote("sentiment", "v1", actor="service:retraining", evidence={"accuracy_delta": delta})
+        assert "InvalidOperation" not in str(info.value)

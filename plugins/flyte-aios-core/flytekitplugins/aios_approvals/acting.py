@@ -26,7 +26,6 @@ decision record; the trail then shows it, but nothing here can tell it from a re
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 from collections.abc import Mapping, Sequence
@@ -35,7 +34,7 @@ from typing import Any
 
 from flytekitplugins.aios_approvals.evaluate import Env, evaluate
 from flytekitplugins.aios_approvals.state import RequestState, act_claim, projection
-from flytekitplugins.aios_audit.records import AuditEvent, AuditRecord, entry_bytes
+from flytekitplugins.aios_audit.records import AuditEvent, AuditRecord, intact
 from flytekitplugins.aios_audit.stores import CLAIMS_ATTR, ClaimTaken, claim
 from flytekitplugins.aios_core.context import ExecutionRef, current_execution
 from flytekitplugins.aios_core.digest import digest_value
@@ -96,12 +95,6 @@ class _Found:
     parents: tuple[str, ...] = ()
 
 
-def _intact(rec: AuditRecord) -> bool:
-    """True when the record's entry re-hashes to its id (nothing in it was edited since it was sealed)."""
-    entry = entry_bytes(rec.seq, rec.recorded_at, rec.event)
-    return hashlib.sha256(b"\x00" + entry).hexdigest() == rec.leaf_hash
-
-
 def _same_money(a: float | None, b: Any) -> bool:
     if a is None or b is None:
         return a is None and b is None
@@ -114,7 +107,7 @@ def _policy_problem(c: ActionClaim, rec: AuditRecord | None) -> tuple[str, str] 
     if rec is None:
         return "no_policy_decision", f"no policy decision record {c.policy_record or '(none given)'} in the trail"
     ev = rec.event
-    if rec.record_id != c.policy_record or not _intact(rec):
+    if rec.record_id != c.policy_record or not intact(rec):
         return "policy_record_altered", f"record {c.policy_record} does not re-hash to its id"
     pd = ev.policy_decisions[0] if ev.kind == "policy_decision" and ev.policy_decisions else {}
     ctx, posted = ev.attributes.get("context"), ev.attributes.get("posted")

@@ -127,6 +127,8 @@ def evaluate(st: RequestState, env: Env) -> ApprovalOutcome:
         gate=req.gate,
         status=status,  # type: ignore[arg-type]
         subject=req.subject,
+        risk=req.risk,
+        evidence=dict(req.evidence),
         approvers=approvers,
         rejected_by=[d.approver for d in counted if d.action == "reject"],
         quorum=quorum,

@@ -79,6 +79,8 @@ class ApprovalOutcome(BaseModel):
     gate: str = ""
     status: Status
     subject: str = ""
+    risk: str = Field(default="", description="risk the request was opened at (the policy's, when it asked)")
+    evidence: dict[str, str] = Field(default_factory=dict, description="the request's evidence (record ids)")
     approvers: list[str] = Field(default_factory=list)
     rejected_by: list[str] = Field(default_factory=list)
     quorum: int = 1

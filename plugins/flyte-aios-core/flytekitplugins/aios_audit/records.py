@@ -122,6 +122,11 @@ def entry_bytes(seq: int, recorded_at: dt.datetime, event: AuditEvent) -> bytes:
     return _ENTRY % (_to_json(event), _json_time(recorded_at), seq)
 
 
+def intact(rec: AuditRecord) -> bool:
+    """True when the record's entry re-hashes to its id (nothing in it was edited since it was sealed)."""
+    return hashlib.sha256(b"\x00" + entry_bytes(rec.seq, rec.recorded_at, rec.event)).hexdigest() == rec.leaf_hash
+
+
 _ENTRY = b'{"event":%b,"recorded_at":%b,"seq":%d}'
 _to_json = AuditEvent.__pydantic_serializer__.to_json
 _dumps = json.JSONEncoder(ensure_ascii=False).encode

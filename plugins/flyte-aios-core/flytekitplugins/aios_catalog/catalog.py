@@ -241,7 +241,11 @@ class Catalog:
             version: candidate version to promote.
             actor: who asks, e.g. ``service:retraining``.
             evidence: the figures the policy reads (``accuracy_delta``, ``macro_f1_delta``, ``significant``,
-                ``drift_passed``, ``evaluation_record``, ...); kept in the catalog record.
+                ``drift_passed``, ``evaluation_record``, ...); kept in the catalog record. When it names an
+                ``evaluation_record`` the figures are read from that record instead (``aios_catalog.evidence``):
+                it must be the evaluation of exactly this entry's artifact against the current champion, and any
+                figure handed in must equal the recorded one. Without one, the figures are the caller's own
+                statement (``aios models promote --evidence``), recorded under the caller's name.
             approval_request_id: an approved request of the gate the policy named, when it asked for one.
 
         Returns:
@@ -255,8 +259,14 @@ class Catalog:
         if entry.stage != "candidate":
             msg = f"only a candidate can be promoted; {entry.model_id} is {entry.stage}"
             raise CatalogError(msg)
+        if evidence.get("evaluation_record"):
+            from flytekitplugins.aios_catalog.evidence import check_evidence, recorded_evaluation
+
+            current = self.champion(name)
+            recorded = recorded_evaluation(self.store, str(evidence["evaluation_record"]))
+            evidence = check_evidence(recorded, entry.model_id, entry.digest, current and current.digest, evidence)
         decision = self._decide("promote_model", actor, {"type": "Model", "id": entry.model_id}, _for_policy(evidence))
-        approvals = self._check_promotion(entry, decision, approval_request_id)
+        approvals = self._check_promotion(entry, decision, approval_request_id, evidence)
         previous = self.champion(name)
         attrs: dict[str, Any] = {
             "op": "promote",
@@ -271,7 +281,9 @@ class Catalog:
         self._append(actor, "promote", entry.model_id, attrs, [ref], [decision], approvals)
         return self.get(name, version)
 
-    def _check_promotion(self, entry: ModelEntry, decision: PolicyDecision, request_id: str | None) -> _Records:
+    def _check_promotion(
+        self, entry: ModelEntry, decision: PolicyDecision, request_id: str | None, evidence: dict[str, Any]
+    ) -> _Records:
         if decision.effect == "allow":
             return []
         if decision.effect != "require_approval" or decision.approval is None:
@@ -288,6 +300,15 @@ class Catalog:
             status = getattr(out, "status", "unreadable")
             msg = f"approval {request_id} does not approve '{gate}' for {entry.model_id} (status: {status})"
             raise GovernanceDenied(msg, reason_code="approval_invalid")
+        risk, want = getattr(out, "risk", ""), decision.approval.risk
+        if risk != want:  # a medium sign-off (quorum 1) does not stand in for the high one the policy asks for
+            msg = f"approval {request_id} was asked at {risk or 'unknown'} risk; the policy asks for {want} risk"
+            raise GovernanceDenied(msg, reason_code="approval_risk_mismatch")
+        evaluation = str(evidence.get("evaluation_record") or "")
+        asked_on = str((getattr(out, "evidence", None) or {}).get("evaluation", "") or "")
+        if asked_on and asked_on != evaluation:
+            msg = f"approval {request_id} was asked on evaluation {asked_on}, not on {evaluation or 'no evaluation'}"
+            raise GovernanceDenied(msg, reason_code="approval_for_other_evidence")
         dump = getattr(out, "model_dump", None)
         return [dump(mode="json") if callable(dump) else {"request_id": request_id, "status": "approved"}]
 
@@ -313,7 +334,8 @@ def _for_policy(evidence: dict[str, Any]) -> dict[str, Any]:
     decimal holds (the policy refuses more; flooring never rounds in the candidate's favour)."""
     out = dict(evidence)
     delta = out.get("accuracy_delta")
-    if isinstance(delta, float) and math.isfinite(delta):
+    if isinstance(delta, float) and math.isfinite(delta) and abs(delta) < 1e6:  # (no delta is that large: the
+        # policy refuses it as given, where quantizing 1e300 raised decimal.InvalidOperation)
         out["accuracy_delta"] = float(
             decimal.Decimal(repr(delta)).quantize(decimal.Decimal("0.0001"), decimal.ROUND_FLOOR)
         )

@@ -59,7 +59,10 @@ def flyte_remote(execution: str = "") -> Any:
 
 
 def cluster_principal(remote: Any) -> str:
-    """``user:<preferred_username>`` of the CLI's OAuth identity, from FlyteAdmin's UserInfo."""
+    """``user:<preferred_username>`` of the CLI's OAuth identity, from FlyteAdmin's UserInfo.
+
+    Without a ``preferred_username`` the whole e-mail address is the name (``user:carol@example.com``), then the
+    subject: never the e-mail's local part, which made ``carol@attacker.example`` the approver ``user:carol``."""
     from flyteidl.service import identity_pb2, identity_pb2_grpc
 
     from flytekitplugins.aios.compat import CompatError
@@ -73,7 +76,7 @@ def cluster_principal(remote: Any) -> str:
     except Exception as e:
         msg = f"cannot read your identity from the Flyte cluster ({e}); log in (`flytectl`/pyflyte auth) and retry"
         raise RemoteError(msg) from e
-    name = info.preferred_username or info.email.split("@")[0] or info.subject
+    name = info.preferred_username or info.email or info.subject
     if not name:
         msg = "the Flyte cluster returned no user identity: is authentication enabled on FlyteAdmin?"
         raise RemoteError(msg)

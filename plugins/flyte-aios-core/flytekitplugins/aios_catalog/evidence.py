@@ -1,0 +1,112 @@
+"""Promotion evidence re-established from the audit trail, never taken from the report handed in.
+
+A promotion step receives an ``EvaluationReport`` (or an evidence dict) as input; anyone with launch rights can
+type one by hand, with any figures, any ``drift_passed`` and any model. What the catalog acts on is read here from
+the ``kind="evaluation"`` record the evidence names: the record must be intact, must be the evaluation of exactly
+the catalog entry being promoted (same name, version and artifact digest) against the current champion, and its
+drift check must be a recorded ``no_drift`` about the very rows the models were evaluated on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flytekitplugins.aios_audit import AuditStore
+from flytekitplugins.aios_audit.records import intact
+from flytekitplugins.aios_core.errors import GovernanceDenied
+
+
+@dataclass(frozen=True)
+class RecordedEvaluation:
+    """One evaluation as the trail recorded it."""
+
+    record_id: str
+    model_id: str
+    candidate_digest: str
+    champion_digest: str
+    champion_model: str
+    test_digest: str
+    evidence: dict[str, Any]
+
+
+def drift_passed(store: AuditStore, drift_record: str, test_digest: str) -> bool:
+    """True only when ``drift_record`` is an intact drift check that found no drift in exactly the rows whose
+    digest is ``test_digest`` (its ``inputs.current``); any other record, even a ``no_drift`` about other data,
+    is False (fail closed)."""
+    if not drift_record or not test_digest:
+        return False
+    rec = store.get(drift_record)
+    if rec is None or not intact(rec):
+        return False
+    ev = rec.event
+    return ev.kind == "drift" and ev.status == "no_drift" and ev.inputs.get("current") == test_digest
+
+
+def _refuse(msg: str, code: str) -> GovernanceDenied:
+    return GovernanceDenied(msg, reason_code=code)
+
+
+def recorded_evaluation(store: AuditStore, record_id: str) -> RecordedEvaluation:
+    """The evaluation ``record_id`` as recorded, with its evidence (``drift_passed`` re-derived from its drift
+    check's own record).
+
+    Raises:
+        GovernanceDenied: ``no_evidence`` (no such evaluation record) or ``evidence_altered`` (it does not re-hash).
+    """
+    rec = store.get(record_id) if record_id else None
+    if rec is None or rec.event.kind != "evaluation":
+        shown = record_id or "(none given)"
+        raise _refuse(f"{shown} is not an evaluation record in the audit trail; evaluate first", "no_evidence")
+    if not intact(rec):
+        raise _refuse(f"evaluation record {record_id} does not re-hash to its id", "evidence_altered")
+    ev = rec.event
+    a = ev.attributes
+    try:
+        cand, champ, comp = a["candidate"], a["champion"], a["comparison"]
+        test_digest = str(ev.inputs["test"])
+        evidence = {
+            "accuracy_delta": comp["accuracy_delta"],
+            "macro_f1_delta": comp["macro_f1_delta"],
+            "significant": comp["significant"],
+            "mcnemar_p": comp["mcnemar_p"],
+            "drift_passed": bool(a["drift_passed"])
+            and any(drift_passed(store, p, test_digest) for p in ev.parents),
+            "candidate_accuracy": cand["accuracy"],
+            "champion_accuracy": champ["accuracy"],
+            "evaluation_record": rec.record_id,
+            "test_digest": test_digest,
+        }
+        found = RecordedEvaluation(
+            rec.record_id, ev.subject, str(cand["digest"]), str(champ["digest"]), str(champ["model"]),
+            test_digest, evidence,
+        )  # fmt: skip
+    except (KeyError, TypeError) as e:
+        raise _refuse(f"evaluation record {record_id} lacks {e}; it is not evidence", "no_evidence") from e
+    return found
+
+
+def check_evidence(
+    recorded: RecordedEvaluation, model_id: str, digest: str, champion_digest: str | None, given: dict[str, Any]
+) -> dict[str, Any]:
+    """The recorded evidence for promoting ``model_id`` (artifact ``digest``) over the champion whose digest is
+    ``champion_digest`` (None: the name has none); ``given`` is what the caller handed in, and must agree.
+
+    Raises:
+        GovernanceDenied: ``evidence_for_other_model``, ``champion_changed`` or ``evidence_mismatch``.
+    """
+    rid = recorded.record_id
+    if recorded.model_id != model_id or recorded.candidate_digest != digest:
+        msg = (
+            f"evaluation {rid} scored {recorded.model_id} ({recorded.candidate_digest[:19]}), not the catalog's "
+            f"{model_id} ({digest[:19]}); evaluate the registered artifact"
+        )
+        raise _refuse(msg, "evidence_for_other_model")
+    if champion_digest is not None and recorded.champion_digest != champion_digest:
+        msg = f"evaluation {rid} compared against {recorded.champion_model}, which is no longer the champion"
+        raise _refuse(msg, "champion_changed")
+    differ = sorted(k for k, v in recorded.evidence.items() if k in given and given[k] != v)
+    if differ:
+        msg = f"the evidence handed in differs from evaluation record {rid} in {', '.join(differ)}; nothing promoted"
+        raise _refuse(msg, "evidence_mismatch")
+    return dict(recorded.evidence)
