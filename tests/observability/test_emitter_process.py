@@ -231,3 +231,38 @@ def test_span_message_round_trip() -> None:
     assert rebuilt.events[0].attributes["exception.message"] == "withheld"
     assert rebuilt.instrumentation_scope is not None and rebuilt.instrumentation_scope.version == "1.2"
     assert rebuilt.resource.attributes["service.name"] == "s"
+
+
+def test_the_emitter_process_masks_what_its_exporters_log(tmp_path: Path) -> None:
+    """The emitter process only called logging.basicConfig, so its exporters and transports logged unmasked:
+    urllib3's retry warnings quoted an OTLP URL's ``?api_key=`` and an OpenLineage URL's ``?token=``, and a gRPC
+    OTLP endpoint's ``user:password@host:port`` (no scheme, so no pattern can see it). A fresh interpreter set up
+    as ``main`` sets up its logging logs what those libraries log."""
+    import subprocess
+    import sys
+
+    canary = "3mitter-canary"
+    env = {
+        **os.environ,
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": f"https://otlp.example.com/v1/traces?api_key={canary}-a",
+        "OPENLINEAGE_URL": f"http://ol.example.com/api?token={canary}-b",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"collector:{canary}-c@otlp.example.com:4317",
+        "OTEL_EXPORTER_OTLP_HEADERS": f"authorization=Bearer {canary}-d",
+        "OPENLINEAGE_API_KEY": f"{canary}-e",
+    }
+    code = (
+        "import logging, os\n"
+        "from flytekitplugins.aios_audit.emit_process import configure_logging\n"
+        "configure_logging(os.environ)\n"
+        "pool = logging.getLogger('urllib3.connectionpool')\n"
+        "for name in ('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', 'OPENLINEAGE_URL', 'OTEL_EXPORTER_OTLP_ENDPOINT'):\n"
+        "    pool.warning('Retrying after connection broken: %s', os.environ[name])\n"
+        "logging.getLogger('grpc').warning('metadata %s key %s', os.environ['OTEL_EXPORTER_OTLP_HEADERS'],\n"
+        "    os.environ['OPENLINEAGE_API_KEY'])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stderr.count("aios-lineage-emitter: WARNING") == 4, out.stderr
+    assert canary not in out.stderr, out.stderr

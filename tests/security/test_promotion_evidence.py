@@ -46,7 +46,9 @@ def test_promotion_re_reads_its_evidence_and_binds_it_to_the_catalog_entry(
     # 4. a no_drift record about other rows (here: the training rows against themselves) is not this test's check
     other = check_drift(reference=s.train, current=s.train, text_sample=150, **drift_args)
     assert not other.drifted
-    unbound = evaluate_model(candidate=s.strong, champion=s.baseline, **dict(common, drift_record=other.audit_record_id))
+    unbound = evaluate_model(
+        candidate=s.strong, champion=s.baseline, **dict(common, drift_record=other.audit_record_id)
+    )
     assert not unbound.drift_passed and unbound.decision == "keep", unbound.reasons
 
     # two requests opened while the name has no champion: weak vs baseline, strong vs baseline

@@ -56,6 +56,10 @@ def _with_password(url: str, password: str = CANARY) -> str:
         f"Authorization: Basic {CANARY}",
         f'{{"client_secret": "{CANARY}", "access_token": "{CANARY}"}}',
         f"input_value='postgresql://postgres:{CANARY}@h/d', input_type=str",
+        # libpq takes a password as written: each of these characters ended the userinfo, so it was shown in full
+        *(f"postgresql://app:{CANARY}{c}x@db/aios" for c in ['"', "'", "#", "?", "<", " ", "> "]),
+        f"password:{CANARY}",
+        *(f"https://store.example.com/o?{p}={CANARY}&x=1" for p in ("sig", "key", "code", "auth")),
     ],
 )
 def test_every_credential_form_is_masked(text: str) -> None:
@@ -73,6 +77,19 @@ def test_what_is_not_secret_stays_readable() -> None:
     masked = mask_url("postgresql://app:pw-42xy@db:5432/aios?sslmode=require")
     assert masked == "postgresql://app:***@db:5432/aios?sslmode=require"
     assert mask_text("password authentication failed for user app") == "password authentication failed for user app"
+
+
+def test_libpq_s_own_message_quoting_a_password_with_blanks_is_masked() -> None:
+    """libpq rejects the URL and quotes the part after the user name back; the password must not survive."""
+    import psycopg
+
+    from flytekitplugins.aios_core.redact import mask_text, mask_url
+
+    url = f"postgresql://app:{CANARY} x@127.0.0.1:1/aios"
+    assert CANARY not in mask_url(url)
+    with pytest.raises(psycopg.Error) as info:
+        psycopg.connect(url, connect_timeout=2)
+    assert CANARY not in mask_text(info.value)
 
 
 def test_a_masked_url_s_password_is_masked_wherever_it_is_quoted_later() -> None:

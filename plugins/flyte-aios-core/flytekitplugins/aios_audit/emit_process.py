@@ -37,6 +37,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -359,13 +360,24 @@ def _frames(fd: int) -> Any:
             del buf[: 4 + size]
 
 
+def configure_logging(environ: Mapping[str, str]) -> None:
+    """The emitter process's logging: WARNING to stderr, every record masked (``redact.mask_logs``), the OTLP and
+    OpenLineage credentials of ``environ`` remembered: its exporters and transports log the URLs they retry
+    (``...?api_key=``) and gRPC endpoints written ``user:password@host:port``, which no pattern can see."""
+    from flytekitplugins.aios_core.redact import mask_logs, remember_telemetry
+
+    logging.basicConfig(level=logging.WARNING, format="aios-lineage-emitter: %(levelname)s %(message)s")
+    mask_logs()
+    remember_telemetry(environ)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the emitter process: ``python -m flytekitplugins.aios_audit.emit_process SHARED_FD``."""
     args = sys.argv[1:] if argv is None else argv
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the task; this process drains, then ends
     with contextlib.suppress(OSError):
         os.nice(10)  # background work: where CPUs are short, the task's process goes first (the queue absorbs it)
-    logging.basicConfig(level=logging.WARNING, format="aios-lineage-emitter: %(levelname)s %(message)s")
+    configure_logging(os.environ)
     logging.getLogger("openlineage.client.transport.console").setLevel(logging.INFO)  # the console transport's
     shared = mmap.mmap(int(args[0]), _SHARED)
     emitter = _Emitter(shared)

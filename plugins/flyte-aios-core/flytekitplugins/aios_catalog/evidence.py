@@ -70,8 +70,7 @@ def recorded_evaluation(store: AuditStore, record_id: str) -> RecordedEvaluation
             "macro_f1_delta": comp["macro_f1_delta"],
             "significant": comp["significant"],
             "mcnemar_p": comp["mcnemar_p"],
-            "drift_passed": bool(a["drift_passed"])
-            and any(drift_passed(store, p, test_digest) for p in ev.parents),
+            "drift_passed": bool(a["drift_passed"]) and any(drift_passed(store, p, test_digest) for p in ev.parents),
             "candidate_accuracy": cand["accuracy"],
             "champion_accuracy": champ["accuracy"],
             "evaluation_record": rec.record_id,

@@ -3,12 +3,14 @@
 Everything that can print a URL, a DSN or an error from a database or HTTP client passes it through
 :func:`mask_text` (free text) or :func:`mask_url` (one URL or libpq DSN). What is masked:
 
-* the password of a URL's userinfo (``postgresql://user:***@host/db``); for web URLs
+* the password of a URL's userinfo (``postgresql://user:***@host/db``), whatever it holds (blanks, quotes,
+  ``#``, ``?``, ``<``: libpq takes them as written); for web URLs
   (``http``, ``https``, ``ws``, ``wss``) the whole userinfo, since a lone user name there is often a token;
 * ``name=value`` and ``name: value`` pairs whose name says secret (``password``, ``sslpassword``, ``passwd``,
   ``pwd``, ``secret``, ``client_secret``, ``token``, ``access_token``, ``api_key``, ``apikey``, ``X-API-Key``,
   ``private_key``, ``credential``, ``signature``...): URL query parameters, libpq keyword DSNs
   (quoted values included) and dict or header dumps;
+* the ``sig``, ``key``, ``code`` and ``auth`` parameters of a URL query (signed URLs, OAuth codes);
 * ``Authorization``/``Proxy-Authorization`` header values and bare ``Bearer <token>`` strings;
 * every secret of a URL this process has masked or :func:`remember`-ed before, wherever it appears: a
   driver may quote a bare token of the DSN (libpq: ``invalid percent-encoded token: "<password>"``).
@@ -26,6 +28,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Mapping
 from urllib.parse import unquote
 
 from flytekitplugins.aios_core.visible import visible
@@ -35,11 +38,17 @@ _MIN_KNOWN = 4  # shorter values would mask ordinary words; URL-shaped occurrenc
 _known: set[str] = set()
 _known_lock = threading.Lock()
 
-_WEB_SCHEMES = frozenset({"http", "https", "ws", "wss"})
 
-# scheme://userinfo@ : userinfo runs to the LAST "@" before the authority ends ("/", "?", "#", blanks, quotes),
-# as libpq and urllib split it, so an unencoded "@" in a password is still covered.
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*)://([^\s/?#'\"<>@]*(?:@[^\s/?#'\"<>@]*)*)@")
+# scheme://userinfo@ : for web URLs the userinfo runs to the LAST "@" before the authority ends ("/", "?", "#",
+# blanks, quotes), as urllib splits it. For every other scheme (libpq and SQLAlchemy DSNs) it runs to the last "@"
+# before the next "/" on the line: libpq takes a password with blanks, quotes, "#", "?" or "<" as written (and then
+# quotes it back in its own errors), so no character but "/" may end it; an unencoded "@" is still covered.
+_USERINFO = re.compile(
+    r"(?i)\b(?:((?:https?|wss?))://([^\s/?#'\"<>@]*(?:@[^\s/?#'\"<>@]*)*)"
+    r"|([a-z][a-z0-9+.\-]*)://([^/\r\n]*))@"
+)
+# signed-URL and OAuth query parameters whose short names say nothing to _SENSITIVE_NAME (masked in queries only)
+_QUERY_SECRET = re.compile(r"(?i)([?&](?:sig|key|code|auth|x-amz-signature|x-goog-signature)=)[^&\s#'\"<>]+")
 
 _SENSITIVE_NAME = (
     r"[\w.\-]*?(?:pass(?:word|wd)?|pwd|secret|token|api[_\-]?key|access[_\-]?key|private[_\-]?key"
@@ -49,7 +58,7 @@ _SENSITIVE_NAME = (
 _PAIR = re.compile(
     rf"""(?ix)
     (?P<name>['"]?\b{_SENSITIVE_NAME}['"]?)
-    (?P<sep>\s*(?:=|:\s)\s*)
+    (?P<sep>\s*(?:=|:(?!//))\s*)
     (?P<value>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^\s&;,'"}}\]\)]+)
     """
 )
@@ -61,9 +70,9 @@ _BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9\-._~+/]+=*")
 
 
 def _userinfo(m: re.Match[str]) -> str:
-    scheme, info = m.group(1), m.group(2)
-    if scheme.lower() in _WEB_SCHEMES:
-        return f"{scheme}://{MASK}@"
+    if m.group(1):  # a web URL: the whole userinfo
+        return f"{m.group(1)}://{MASK}@"
+    scheme, info = m.group(3), m.group(4)
     user, colon, _ = info.partition(":")
     return f"{scheme}://{user}:{MASK}@" if colon else m.group(0)
 
@@ -82,8 +91,10 @@ def _auth(m: re.Match[str]) -> str:
 def _secrets_of(url: str) -> set[str]:
     found: set[str] = set()
     for m in _USERINFO.finditer(url):
-        user, colon, password = m.group(2).partition(":")
-        found.update({password} if colon else ({user} if m.group(1).lower() in _WEB_SCHEMES else set()))
+        web = bool(m.group(1))
+        user, colon, password = (m.group(2) if web else m.group(4)).partition(":")
+        found.update({password} if colon else ({user} if web else set()))
+    found.update(q.group(0).split("=", 1)[1] for q in _QUERY_SECRET.finditer(url))
     for m in _PAIR.finditer(url):
         value = m.group("value")
         found.add(value[1:-1] if value[:1] in {"'", '"'} else value)
@@ -99,6 +110,30 @@ def remember(url: str) -> None:
     if found - _known:
         with _known_lock:
             _known.update(found)
+
+
+_TELEMETRY_PREFIXES = ("OTEL_EXPORTER_OTLP_", "OPENLINEAGE_")
+
+
+def remember_telemetry(environ: Mapping[str, str]) -> None:
+    """Mask the credentials of the OTLP and OpenLineage settings in ``environ`` wherever they appear from now on.
+
+    Their exporters and transports log the URLs they retry (urllib3: ``...?api_key=...``) and gRPC endpoints
+    written ``user:password@host:port`` without a scheme, which no pattern can tell from text; headers
+    (``OTEL_EXPORTER_OTLP_HEADERS=authorization=Bearer x,api-key=y``) are secret values throughout.
+    """
+    for name, value in environ.items():
+        if not name.startswith(_TELEMETRY_PREFIXES) or not value:
+            continue
+        secret_name = re.search(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL", name.removeprefix("OTEL_EXPORTER_OTLP_"))
+        if name.endswith("HEADERS") or secret_name:
+            parts = value.split(",") if name.endswith("HEADERS") else [f"={value}"]
+            for secret in (p.partition("=")[2].strip() for p in parts):
+                if len(secret) >= _MIN_KNOWN:
+                    with _known_lock:
+                        _known.update({secret, unquote(secret)})
+            continue
+        remember(value if "://" in value else f"endpoint://{value}")
 
 
 def mask_text(text: object) -> str:
@@ -118,6 +153,7 @@ def mask_text(text: object) -> str:
     s = _USERINFO.sub(_userinfo, s)
     s = _AUTH_HEADER.sub(_auth, s)
     s = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", s)
+    s = _QUERY_SECRET.sub(lambda m: f"{m.group(1)}{MASK}", s)
     return _PAIR.sub(_pair, s)
 
 

@@ -340,9 +340,10 @@ def _invalid(error: ValidationError, sources: dict[str, str], profile: str) -> s
 
 def _remember_secrets(settings: Settings) -> None:
     """Have every message of this process mask the credentials of the configured URLs (redact.remember)."""
-    from flytekitplugins.aios_core.redact import mask_logs, remember
+    from flytekitplugins.aios_core.redact import mask_logs, remember, remember_telemetry
 
     mask_logs()
+    remember_telemetry(os.environ)  # exporters and transports log their URLs and endpoints
     for value in (settings.audit_store, settings.lineage_url, settings.system_of_record_url):
         remember(os.environ.get(value.removeprefix("env:"), "") if value.startswith("env:") else value)
 
