@@ -91,6 +91,27 @@ def _text_drift(
     return models
 
 
+MIN_ROWS = 20
+"""Fewest rows a batch may have for a drift check: fewer cannot be told from noise, and an empty batch has none."""
+
+
+def _require_checked(reference: pd.DataFrame, current: pd.DataFrame, quality: list[QualityReport]) -> None:
+    """Refuse to measure (and so to record ``no_drift``) for a batch too small, or one no passed quality check of
+    exactly its rows stands behind: an empty current batch with an empty quality list was recorded as no drift."""
+    batches = (("reference", reference), ("current", current))
+    for batch, frame in batches:
+        if len(frame) < MIN_ROWS:
+            msg = f"the {batch} batch has {len(frame)} row(s); a drift check needs at least {MIN_ROWS} in each batch"
+            raise ValueError(msg)
+    for batch, frame in batches:
+        if not any(q.batch == batch and q.success and q.rows == len(frame) for q in quality):
+            msg = (
+                f"no passed quality report of the {batch} batch ({len(frame)} rows) was handed in; run check_quality "
+                "first (workflows.drift.check_drift does)"
+            )
+            raise ValueError(msg)
+
+
 @task(**GOVERNED, enable_deck=True)
 def measure_drift(
     reference: pd.DataFrame,
@@ -125,6 +146,7 @@ def measure_drift(
     """
     from tasks.drift.plots import effect_size_chart, feature_histograms, report_table
 
+    _require_checked(reference, current, quality)
     th = Thresholds(psi=psi_threshold, js=js_threshold, wasserstein=wasserstein_threshold)
     cols = columns or [str(c) for c in reference.columns if c != text_column]
     start = time.perf_counter()

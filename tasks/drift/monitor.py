@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 
 from flytekit import dynamic, task
 
+from flytekitplugins.aios_audit.records import AuditRecord
 from flytekitplugins.aios_core.errors import GovernanceDenied
 from flytekitplugins.aios_core.settings import Settings, get_settings
 from tasks.acting import act_as
@@ -81,32 +82,56 @@ def acting_principal(principal: str) -> str:
     return act_as(principal)
 
 
+def recorded_drift(record_id: str, settings: Settings) -> AuditRecord:
+    """The drift check ``record_id`` as the trail recorded it (intact, ``kind="drift"``, status ``drift`` or
+    ``no_drift``); a report handed in with other figures or no record decides nothing.
+
+    Raises:
+        GovernanceDenied: ``no_evidence`` when there is no such intact drift check.
+    """
+    from flytekitplugins.aios_audit import audit_log
+    from flytekitplugins.aios_audit.records import intact
+
+    rec = audit_log(settings).get(record_id) if record_id else None
+    ok = rec is not None and intact(rec) and rec.event.kind == "drift" and rec.event.status in ("drift", "no_drift")
+    if rec is None or not ok:
+        msg = f"{record_id or '(none given)'} is not a recorded drift check; run the drift check first"
+        raise GovernanceDenied(msg, reason_code="no_evidence")
+    return rec
+
+
 @task(**GOVERNED)
 def decide_retraining(report: DriftReport, target: str) -> RetrainDecision:
     """Decide whether drift starts retraining (effect-size thresholds, then policy run_task); audit why.
+
+    The figures are read from the drift check's own audit record (``report.audit_record_id``), never from the
+    report handed in: a report typed by hand neither starts nor stops a retraining.
 
     Args:
         report: the drift report (its thresholds are the monitoring thresholds).
         target: the retraining workflow that would be started.
     """
     settings = get_settings()  # this task's entry point: resolved once, passed down
-    summary = report.summary()
-    parents = [report.audit_record_id] if report.audit_record_id else []
-    if not report.drifted:
-        reason = f"no drift on {report.dataset} at thresholds {report.thresholds}"
+    found = recorded_drift(report.audit_record_id, settings)  # the report is a claim: its record is the check
+    a, dataset = found.event.attributes, found.event.subject.removeprefix("dataset:")
+    summary = {k: a.get(k) for k in report.summary()}
+    parents = [found.record_id]
+    if found.event.status == "no_drift":
+        reason = f"no drift on {dataset} at thresholds {a.get('thresholds')}"
         rid = record_drift(
-            "retrain_skipped", f"dataset:{report.dataset}", {"reason": reason, **summary}, settings, parents=parents
+            "retrain_skipped", found.event.subject, {"reason": reason, **summary}, settings, parents=parents
         )
         return RetrainDecision(False, reason, rid)
-    what = report.drifted_features or [
-        "text embedding" if report.embedding and report.embedding.drifted else "predictions"
+    embedding = a.get("embedding") or {}
+    what = list(a.get("drifted_features") or []) or [
+        "text embedding" if isinstance(embedding, dict) and embedding.get("drifted") else "predictions"
     ]
-    reason = f"drift on {report.dataset}: {', '.join(what)} crossed {report.thresholds}"
+    reason = f"drift on {dataset}: {', '.join(map(str, what))} crossed {a.get('thresholds')}"
     allowed, why, policy_record = _policy_allows(target, settings)
     status = "retrain_triggered" if allowed else "retrain_denied"
     attrs = {"reason": reason, "target": target, "policy": why, **summary}
     rid = record_drift(
-        status, f"dataset:{report.dataset}", attrs, settings, parents=parents + [policy_record] * bool(policy_record)
+        status, found.event.subject, attrs, settings, parents=parents + [policy_record] * bool(policy_record)
     )
     return RetrainDecision(allowed, reason if allowed else f"{reason}; retraining denied: {why}", rid)
 

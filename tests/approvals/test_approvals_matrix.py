@@ -217,6 +217,26 @@ def test_revoked_role_withdraws_the_approval(tmp_path: Path, monkeypatch: pytest
     assert out.status == "pending" and "role" in out.reason
 
 
+def test_a_revoked_role_never_withdraws_a_rejection(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """carol rejected, then lost the role: the rejection stopped counting, the request was pending again, bob
+    approved it and the payment was made. One authorized reject is final."""
+    rid = _request_id("medium")
+    assert decide(rid, "user:carol", "reject", reason="vendor not on file", env=Env.load(get_settings())).accepted
+    cfg = tmp_path / "config"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "config", cfg)
+    roles = cfg / "roles.yaml"
+    roles.write_text(roles.read_text().replace("[finance-approver, risk-officer]", "[risk-officer]"))
+    monkeypatch.setenv("AIOS_CONFIG_DIR", str(cfg))
+    reset_settings()
+    assert outcome(rid, env=Env.load(get_settings())).status == "rejected"
+    after = decide(rid, "user:bob", "approve", env=Env.load(get_settings()))
+    assert not after.accepted
+    assert outcome(rid, env=Env.load(get_settings())).status == "rejected"
+    with pytest.raises(GovernanceDenied) as e:
+        governed_payment([], "medium")
+    assert e.value.reason_code == "approval_rejected"
+
+
 def test_every_attempt_is_audited() -> None:
     rid = _request_id("medium")
     for p in ["user:alice", "user:mallory", "user:carol", "user:carol"]:

@@ -108,3 +108,41 @@ def test_default_target_is_the_real_retraining_workflow() -> None:
     assert {"trigger_reason", "drift_record"} <= set(declared)
     required = [k for k in declared if k not in entity.python_interface.default_inputs_as_kwargs]
     assert required == [], f"retrain inputs without defaults cannot be launched by the monitor: {required}"
+
+
+def test_decide_retraining_reads_the_drift_check_from_the_trail_not_the_report() -> None:
+    """A drift report typed by hand (a monitoring launch with launch rights) started or stopped a retraining with
+    whatever figures it held. The decision is taken on the drift check's own record."""
+    from flytekitplugins.aios_core.errors import GovernanceDenied
+    from tasks.drift.check import record_drift
+    from tasks.drift.monitor import decide_retraining
+    from tasks.drift.report import DriftReport, FeatureDrift
+
+    month = FeatureDrift(
+        name="month", kind="categorical", psi=2.0, js=0.6, p_value=0.0, significant=True, material=True,
+        missing_ref=0.0, missing_cur=0.0, drifted=True,
+    )  # fmt: skip
+    forged = DriftReport(dataset="flights", n_ref=100, n_cur=100, thresholds={"psi": 0.03}, features=[month])
+    assert forged.drifted
+    with pytest.raises(GovernanceDenied, match="not a recorded drift check"):
+        decide_retraining(report=forged, target=STANDIN)
+    calm = {"drift_detected": False, "drifted_features": [], "thresholds": {"psi": 0.03}, "dataset": "flights"}
+    rid = record_drift("no_drift", "dataset:flights", calm, get_settings())
+    decision = decide_retraining(report=forged.model_copy(update={"audit_record_id": rid}), target=STANDIN)
+    assert decision.trigger is False and decision.reason.startswith("no drift on flights")
+    assert [r.event.status for r in records("drift")] == ["no_drift", "retrain_skipped"]
+
+
+def test_an_empty_or_unchecked_batch_is_never_recorded_as_no_drift() -> None:
+    """measure_drift, handed an empty quality list, recorded ``no_drift`` for an empty or one-row current batch."""
+    import pandas as pd
+
+    from tasks.drift.check import measure_drift
+
+    reference = pd.DataFrame({"x": [float(i % 7) for i in range(200)]})
+    args = {"dataset": "d", "columns": ["x"], "text_column": "", "model_dir": "", "psi_threshold": 0.03}
+    args |= {"js_threshold": 0.1, "wasserstein_threshold": 0.2, "text_sample": 10}
+    for current, why in ((reference.head(0), "has 0 row"), (reference.head(1), "has 1 row"), (reference, "quality")):
+        with pytest.raises(ValueError, match=why):
+            measure_drift(reference=reference, current=current, quality=[], **args)
+    assert records("drift") == []

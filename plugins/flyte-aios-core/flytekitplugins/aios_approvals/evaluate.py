@@ -2,7 +2,7 @@
 
 A decision counts only if its Ed25519 signature is valid, it covers the request as recorded (request
 digest), it was made before the request expired, and its approver still passes the rules in the
-current roles.yaml (a revoked role withdraws the approval). The first authorized reject is final;
+current roles.yaml (a revoked role withdraws the approval, never a rejection). The first authorized reject is final;
 ``quorum`` distinct authorized approvals approve; otherwise the request is pending until it expires.
 """
 
@@ -79,7 +79,11 @@ def decision_stands(d: ApprovalDecision, req: ApprovalRequest, env: Env) -> bool
 
 
 def decision_problem(d: ApprovalDecision, req: ApprovalRequest, env: Env) -> str | None:
-    """Why a recorded decision does not count, or None when it does."""
+    """Why a recorded decision does not count, or None when it does.
+
+    A rejection is not re-checked against the current roles: it was authorized when it was made (``decide``
+    records only authorized decisions, signed), and one authorized reject is final. Withdrawing it when the
+    rejecter later lost the role put the request back to pending, to be approved and acted on."""
     if not signing.verify(env.public_key, d.signed_payload(), d.signature):
         kid = signing.key_id(env.public_key)
         return f"bad_signature: decision by {d.approver} is not signed by the approvals key {kid}"
@@ -87,6 +91,8 @@ def decision_problem(d: ApprovalDecision, req: ApprovalRequest, env: Env) -> str
         return f"request_changed: decision by {d.approver} covers another version of the request"
     if d.decided_at > req.expires_at:
         return f"late: decision by {d.approver} came after the request expired"
+    if d.action == "reject":
+        return None
     return refusal_reason(env.book, req.gate, d.approver, req.requester, req.launcher)
 
 
