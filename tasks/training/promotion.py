@@ -63,6 +63,9 @@ class RetrainSummary:
 
 def _persist(model: FlyteDirectory, name: str, version: str, settings: Settings) -> str:
     """Where the catalog points: a copy under the state dir locally, the blob-store URI on a cluster."""
+    from flytekitplugins.aios_catalog.entries import check_model_id
+
+    check_model_id(name, version)  # before anything is copied under models/<name>/<version>
     if model.remote_source and "://" in str(model.remote_source):
         return str(model.remote_source)
     target = settings.state_dir / "models" / name / version
@@ -146,9 +149,11 @@ def authorize_retraining(principal: str, name: str) -> str:
         principal: the service identity of the run (the launch plan's input, default ``service:retraining``).
         name: catalog name of the model to retrain.
     """
+    from flytekitplugins.aios_catalog.entries import check_model_id
     from flytekitplugins.aios_core.errors import GovernanceDenied
     from tasks.acting import act_as
 
+    check_model_id(name, "0")  # a name that is not one path segment fails here, before any training
     actor = act_as(principal)
     denials = _best_case_denials(actor, name, get_settings())
     if denials:

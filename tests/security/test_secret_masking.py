@@ -227,3 +227,27 @@ def test_a_failed_policy_decision_names_the_error_not_the_password(leaky_servers
     _assert_clean(res.header.resource.message)
     for s in leaky_servers.values():
         assert CANARY not in s.log_text()
+
+
+def test_a_key_written_inline_is_refused_and_never_shown(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """AIOS_SIGNING_KEY / AIOS_APPROVALS_KEY holding the PEM itself: `aios config show` printed it, the checkpoint
+    error quoted it, and the approvals key loader took it for a path and wrote a new random key to a file named
+    after it."""
+    from flytekitplugins.aios_audit.checkpoint import load_signing_key
+    from flytekitplugins.aios_core.errors import ConfigError
+    from flytekitplugins.aios_core.keys import ed25519_pem
+
+    body = SIGNING_PEM.splitlines()[1]
+    env = {**os.environ, "AIOS_SIGNING_KEY": SIGNING_PEM, "AIOS_APPROVALS_KEY": SIGNING_PEM}
+    env["AIOS_AUDIT_STORE"] = f"sqlite:///{tmp_path}/audit.db"
+    for args in (["config", "show"], ["config", "show", "--json"]):
+        done = subprocess.run([AIOS, *args], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert body not in done.stdout + done.stderr
+    for spec in (SIGNING_PEM, "-----BEGIN PRIVATE KEY-----\\n" + body):
+        with pytest.raises(ConfigError) as info:
+            load_signing_key(spec)
+        assert body not in str(info.value) and "inline" in str(info.value)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="written inline"):
+        ed25519_pem(SIGNING_PEM, what="approvals signing key")
+    assert [p.name for p in tmp_path.rglob("*") if "BEGIN" in p.name] == []  # no key file named after the secret

@@ -98,3 +98,25 @@ def test_finetuned_artifact_loads_as_text_classifier(tmp_path: Path) -> None:
     assert np.allclose(clf.predict_proba(texts), ref, atol=1e-4)
     with pytest.raises(FileExistsError):
         save_finetuned(module, tok, card, tmp_path / "a")
+
+
+def test_a_model_name_or_version_that_leaves_the_state_dir_is_refused_before_any_copy(tmp_path: Path) -> None:
+    """register_candidate copied the model to state_dir/models/<name>/<version> before the catalog checked the
+    name: ``../`` or an absolute name wrote outside the state dir, then failed with a raw pydantic error."""
+    from flytekit.types.directory import FlyteDirectory
+
+    from flytekitplugins.aios_core.settings import get_settings
+    from tasks.training.promotion import _persist, authorize_retraining
+
+    src = tmp_path / "artifact"
+    src.mkdir()
+    (src / "weights.bin").write_bytes(b"w")
+    settings = get_settings()
+    outside = tmp_path / "outside"
+    for name, version in ((f"../../../{outside.name}", "v1"), (str(outside), "v1"), ("ok", "../../../x")):
+        with pytest.raises(ValueError, match="is refused: use letters"):
+            _persist(FlyteDirectory(str(src)), name, version, settings)
+    assert not outside.exists() and not (tmp_path / "x").exists()
+    assert not (settings.state_dir / "models").exists()
+    with pytest.raises(Exception, match="is refused: use letters"):
+        authorize_retraining(principal="service:retraining", name="../escape")

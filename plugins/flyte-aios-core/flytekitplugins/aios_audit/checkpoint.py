@@ -210,7 +210,10 @@ def load_signing_key(spec: str) -> Any:
     from flytekitplugins.aios_core.keys import ed25519_pem
 
     if not spec.startswith(("env:", "file:")):
-        msg = f"signing_key {spec!r} is invalid: use file:PATH or env:VAR (AIOS_SIGNING_KEY)"
+        from flytekitplugins.aios_core.redact import mask_text
+
+        shown = "(a key written inline, not shown)" if "-----BEGIN" in spec else repr(mask_text(spec))
+        msg = f"signing_key {shown} is invalid: use file:PATH or env:VAR (AIOS_SIGNING_KEY)"
         raise ConfigError(msg)
     return load_pem_private_key(ed25519_pem(spec, what="signing key") or b"", password=None)
 

@@ -7,6 +7,7 @@ one audited event in its life (seeded, registered, promoted, retired), read back
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -14,6 +15,27 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 Stage = Literal["candidate", "champion", "retired"]
 STAGES: tuple[Stage, ...] = ("candidate", "champion", "retired")
 DATA_CLASSES = ("public", "internal", "confidential", "restricted")
+
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-]*$"
+VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._=+\-]*$"
+"""A name or version is one path segment (artifacts are kept under ``models/<name>/<version>``): no ``/``, no
+``..`` alone, no leading dot."""
+
+
+def check_model_id(name: str, version: str) -> None:
+    """Refuse a model name or version that is not one safe path segment, before anything is written under it.
+
+    Raises:
+        ValueError: naming the value and the rule.
+    """
+    for what, value, pattern in (("name", name, NAME_PATTERN), ("version", version, VERSION_PATTERN)):
+        if not re.fullmatch(pattern, value or ""):
+            msg = (
+                f"model {what} {value!r} is refused: use letters, digits and . _ - (a version may also hold = +), "
+                "starting with a letter or digit; it names a folder, so no '/' and no '..'"
+            )
+            raise ValueError(msg)
 
 
 class ModelEntry(BaseModel):
@@ -34,8 +56,8 @@ class ModelEntry(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
-    version: str = Field(min_length=1)
+    name: str = Field(min_length=1, pattern=NAME_PATTERN)
+    version: str = Field(min_length=1, pattern=VERSION_PATTERN)
     digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
     training_data_digests: list[str] = Field(default_factory=list)
     metrics: dict[str, float] = Field(default_factory=dict)

@@ -36,7 +36,17 @@ def ed25519_pem(spec: str, *, what: str, generate: bool = True) -> bytes | None:
     """PEM bytes of the private key ``spec`` names; a missing key file is generated when ``generate``.
 
     Returns None only for a missing file with ``generate=False``.
+
+    Raises:
+        ConfigError: ``spec`` is a key written inline (a PEM, or anything holding a line break): it was taken for
+            a path, and a new random key was written to a file named after the secret.
     """
+    if "-----BEGIN" in spec or "\n" in spec or "\r" in spec:
+        msg = (
+            f"the {what} setting holds a key written inline (not shown); put the PEM in a file and set "
+            "file:PATH, or in a variable or mounted secret and set env:VAR"
+        )
+        raise ConfigError(msg)
     if spec.startswith("env:"):
         return resolve_env_ref(spec, what=what, fix="mount the Flyte secret holding the PEM").encode()
     path = Path(spec.removeprefix("file:"))

@@ -11,6 +11,7 @@ Everything that can print a URL, a DSN or an error from a database or HTTP clien
   ``private_key``, ``credential``, ``signature``...): URL query parameters, libpq keyword DSNs
   (quoted values included) and dict or header dumps;
 * the ``sig``, ``key``, ``code`` and ``auth`` parameters of a URL query (signed URLs, OAuth codes);
+* PEM private keys (``-----BEGIN PRIVATE KEY-----`` to its END line);
 * ``Authorization``/``Proxy-Authorization`` header values and bare ``Bearer <token>`` strings;
 * every secret of a URL this process has masked or :func:`remember`-ed before, wherever it appears: a
   driver may quote a bare token of the DSN (libpq: ``invalid percent-encoded token: "<password>"``).
@@ -66,6 +67,9 @@ _AUTH_HEADER = re.compile(
     r"""(?i)(['"]?\b(?:proxy-)?authorization['"]?\s*[:=]\s*['"]?)(?:(basic|bearer|token|digest|negotiate)\s+)?"""
     r"""[^\s'",;}\]]+"""
 )
+# a PEM private key written where a reference was expected (AIOS_SIGNING_KEY='-----BEGIN PRIVATE KEY-----...'),
+# also as a repr with escaped newlines, also cut short: everything after the BEGIN line to its END line
+_PEM = re.compile(r"-----BEGIN ([A-Z0-9 ]*PRIVATE KEY)-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)", re.S)
 _BEARER = re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9\-._~+/]+=*")
 
 
@@ -150,6 +154,7 @@ def mask_text(text: object) -> str:
         return s
     for secret in sorted(_known, key=len, reverse=True):  # longest first: one may contain another
         s = s.replace(secret, MASK)
+    s = _PEM.sub(lambda m: f"-----BEGIN {m.group(1)}-----{MASK}", s)
     s = _USERINFO.sub(_userinfo, s)
     s = _AUTH_HEADER.sub(_auth, s)
     s = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", s)
