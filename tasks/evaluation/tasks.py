@@ -63,6 +63,22 @@ def recorded_evidence(report: EvaluationReport, settings: Settings) -> dict[str,
     return check_evidence(recorded, entry.model_id, entry.digest, current and current.digest, report.evidence())
 
 
+MIN_TEST_ROWS = 20
+"""Fewest held-out rows an evaluation accepts: fewer cannot show a difference (McNemar, bootstrap)."""
+
+
+def _check_test(test: pd.DataFrame, labels: list[str]) -> None:
+    """Refuse held-out rows that cannot be scored, naming what is wrong (never a TypeError or KeyError)."""
+    if len(test) < MIN_TEST_ROWS:
+        msg = f"{len(test)} held-out row(s): an evaluation needs at least {MIN_TEST_ROWS} labelled rows"
+        raise ValueError(msg)
+    bad = [(i, v) for i, v in enumerate(test["label"].tolist()) if not isinstance(v, str) or v not in labels]
+    if bad:
+        shown = ", ".join(f"row {i}: {v!r}" for i, v in bad[:5])
+        msg = f"{len(bad)} held-out row(s) have a label the models do not know ({shown}); use one of {labels}"
+        raise ValueError(msg)
+
+
 @task(**GOVERNED, enable_deck=True)
 def evaluate_pair(
     candidate: FlyteDirectory,
@@ -96,12 +112,17 @@ def evaluate_pair(
     if latency_sample < 1:
         raise ValueError(f"latency_sample={latency_sample}: time at least 1 document per model")
     settings = get_settings()  # this task's entry point: resolved once, passed down
+    missing = [c for c in ("text", "label") if c not in test.columns]
+    if missing:
+        msg = f"the held-out rows lack column(s) {missing} (they have {list(map(str, test.columns))}); give text, label"
+        raise ValueError(msg)
     cand, champ = _load(candidate), _load(champion)
     texts = test["text"].astype(str).tolist()
     labels = champ.labels
     if cand.labels != labels:
         msg = f"candidate labels {cand.labels} differ from champion labels {labels}"
         raise ValueError(msg)
+    _check_test(test, labels)
     y = np.array([labels.index(v) for v in test["label"]])
     p_cand, p_champ = _proba(cand, texts), _proba(champ, texts)
     timed = texts[:latency_sample]

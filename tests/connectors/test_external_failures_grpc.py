@@ -73,3 +73,24 @@ def test_the_webhook_secret_never_reaches_logs_or_errors(connector, channel, hoo
     assert "failed after 3 attempt(s)" in log  # the failure is logged ...
     assert WEBHOOK_SECRET not in log  # ... without the secret
     assert "T0KEN-in-path" not in log  # ... or the URL's token-bearing path
+
+
+def test_httpx_s_request_log_shows_the_webhook_s_origin_only(caplog: pytest.LogCaptureFixture) -> None:
+    """httpx logged ``HTTP Request: POST http://host/hooks/<token>`` at INFO: the token is in a webhook URL's path."""
+    import asyncio
+    import logging
+
+    import httpx
+
+    from flytekitplugins.aios_connectors.webhook import WebhookTarget, post_json
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"id": "T-1"})
+
+    target = WebhookTarget(url="http://127.0.0.1:9/hooks/T0KEN-in-path", secret="whsec-x")
+    with caplog.at_level(logging.INFO, logger="httpx"):
+        out = asyncio.run(post_json(target, {"a": 1}, idempotency_key="k", transport=httpx.MockTransport(answer)))
+    assert out == {"id": "T-1"}
+    lines = [r.getMessage() for r in caplog.records if r.name == "httpx"]
+    assert lines and all("T0KEN-in-path" not in m for m in lines), lines
+    assert any("http://127.0.0.1:9/..." in m for m in lines), lines

@@ -59,3 +59,29 @@ def test_retraining_refuses_a_rating_distance_that_means_nothing(value: float) -
 
     with pytest.raises(ValueError, match=rf"min_abs_score={value!r}: use a rating distance of 0 or more"):
         prepare_data.task_function("tweets", 10, 10, 0, False, value)
+
+
+@pytest.mark.slow
+def test_held_out_rows_that_cannot_be_scored_are_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An empty set raised TypeError, an unknown or NaN label ValueError from list.index, a missing ``label``
+    column KeyError; a one-row set was evaluated."""
+    import pandas as pd
+
+    from tasks.evaluation.tasks import evaluate_pair
+    from workflows.evaluation import vader_models
+
+    monkeypatch.setenv("AIOS_PRINCIPAL", "service:retraining")
+    s = vader_models(n_weak=30, n_strong=60, n_test=40)
+    test: pd.DataFrame = s.test
+    args: dict[str, Any] = {"dataset": "vader", "drift_record": "", "alpha": 0.05, "latency_sample": 4}
+    args["cpu_price_per_hour"] = 0.048
+    cases = [
+        (test.head(0), "0 held-out row"),
+        (test.head(1), "1 held-out row"),
+        (test.assign(label=["positive"] * (len(test) - 1) + ["meh"]), r"1 held-out row\(s\) have a label .*'meh'"),
+        (test.assign(label=[math.nan] + ["positive"] * (len(test) - 1)), "row 0: nan"),
+        (test.drop(columns=["label"]), r"lack column\(s\) \['label'\]"),
+    ]
+    for rows, want in cases:
+        with pytest.raises(ValueError, match=want):
+            evaluate_pair.task_function(s.strong, s.weak, rows, **args)

@@ -26,6 +26,7 @@ import logging
 import math
 import os
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -48,6 +49,28 @@ from flytekitplugins.aios_connectors.constants import (
 from flytekitplugins.aios_core.errors import AiosError, ConfigError
 
 log = logging.getLogger(__name__)
+
+
+class _OriginOnly(logging.Filter):
+    """httpx logs every request at INFO with its full URL (``HTTP Request: POST https://hooks.slack.com/services/
+    T0/B0/<token>``); a webhook URL carries its token in the path, so every URL in such a record is cut to its
+    origin (the record's message is formatted here: a masking record factory may already have done it)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record is the logging module's to report
+            return True
+        record.msg, record.args = _URL_PATH.sub(r"\1/...", message), None
+        return True
+
+
+_URL_PATH = re.compile(r"(?i)\b(https?://[^/\s\"'?#]+)[/?#][^\s\"']*")
+
+
+_HTTPX_LOG = logging.getLogger("httpx")
+if not any(isinstance(f, _OriginOnly) for f in _HTTPX_LOG.filters):
+    _HTTPX_LOG.addFilter(_OriginOnly())
 
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
