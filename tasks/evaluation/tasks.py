@@ -60,7 +60,8 @@ def recorded_evidence(report: EvaluationReport, settings: Settings) -> dict[str,
         msg = f"{recorded.model_id} (evaluated in {recorded.record_id}) is not in the catalog; register it first"
         raise GovernanceDenied(msg, reason_code="no_evidence")
     current = cat.champion(name)
-    return check_evidence(recorded, entry.model_id, entry.digest, current and current.digest, report.evidence())
+    held = current.digest if current is not None else None
+    return check_evidence(recorded, entry.model_id, entry.digest, held, report.evidence())
 
 
 MIN_TEST_ROWS = 20

@@ -264,7 +264,8 @@ class Catalog:
 
             current = self.champion(name)
             recorded = recorded_evaluation(self.store, str(evidence["evaluation_record"]))
-            evidence = check_evidence(recorded, entry.model_id, entry.digest, current and current.digest, evidence)
+            held = current.digest if current is not None else None
+            evidence = check_evidence(recorded, entry.model_id, entry.digest, held, evidence)
         decision = self._decide("promote_model", actor, {"type": "Model", "id": entry.model_id}, _for_policy(evidence))
         approvals = self._check_promotion(entry, decision, approval_request_id, evidence)
         previous = self.champion(name)
