@@ -2,7 +2,9 @@
 
 A launch plan carries the principal (``service:retraining``, ``service:monitoring``...) as a described input;
 the first task of the run calls :func:`act_as`, so every later step in this process (a local run, or a
-task pod) records and is authorized as that principal instead of ``user:<login>``.
+task pod) records and is authorized as that principal instead of ``user:<login>``. Who launched it is kept
+(``AIOS_LAUNCHED_BY``, ``Settings.launched_by``) and recorded as the ``launcher`` of every approval request the
+run opens, so separation of duties still keeps that person from approving their own run's requests.
 
 Only a service identity can be named this way. Whoever may launch a workflow chooses its inputs, so a ``user:``
 principal there would let anyone with launch rights have the trail say that a person (a compliance reviewer, an
@@ -53,5 +55,8 @@ def act_as(principal: str) -> str:
     problem = service_principal_problem(principal)
     if problem:
         raise ValueError(problem)
+    before = get_settings()
+    if not before.launched_by and before.actor != principal:  # the first act_as of the run: who launched it
+        os.environ["AIOS_LAUNCHED_BY"] = before.actor  # stays the launcher of every request the run opens
     os.environ["AIOS_PRINCIPAL"] = principal  # settings are cached per AIOS_* value: the next read sees it
     return get_settings().actor

@@ -104,6 +104,21 @@ def test_separation_of_duties(who: str, monkeypatch: pytest.MonkeyPatch) -> None
         governed_payment([], "medium", requester=requester)
 
 
+def test_a_run_that_takes_a_service_identity_keeps_its_launcher(monkeypatch: pytest.MonkeyPatch) -> None:
+    """carol launched a run whose first task took ``service:document-pipeline`` (act_as): the request it opened named
+    the service as launcher, so carol approved her own run's payment. The launcher is who launched the run."""
+    from tasks.acting import act_as
+
+    monkeypatch.setenv("AIOS_PRINCIPAL", "user:carol")
+    reset_settings()
+    assert act_as("service:document-pipeline") == "service:document-pipeline"
+    assert act_as("service:document-pipeline") == "service:document-pipeline"  # a second call changes nothing
+    rid = _request_id("medium", requester="service:document-pipeline")
+    res = decide(rid, "user:carol", "approve", env=Env.load(get_settings()))
+    assert not res.accepted and res.code == "separation_of_duties" and "launcher" in res.message
+    assert decide(rid, "user:bob", "approve", env=Env.load(get_settings())).accepted
+
+
 def test_high_risk_quorum_and_replay() -> None:
     rid = _request_id("high")
     assert decide(rid, "user:carol", "approve", env=Env.load(get_settings())).accepted

@@ -60,6 +60,15 @@ def test_quick_look_covers_the_state_dir_and_the_top_level(tmp_path: Path) -> No
     ]
 
 
+@pytest.fixture(autouse=True)
+def _keep_lazy_modules() -> None:
+    """Import what the inner, in-process pytest run would import lazily (great_tables, through the plugins'
+    entry points): pytester drops every module first imported inside it from sys.modules afterwards, and a later
+    re-import made a second set of great_tables classes its own registry does not know ("Unsupported location
+    type LocHeader" in the next test rendering a pandera Deck)."""
+    import great_tables  # noqa: F401
+
+
 @pytest.mark.parametrize("where", [".aios/audit.db", "results.csv"])
 def test_a_test_writing_into_the_checkout_fails_the_run(pytester: pytest.Pytester, where: str) -> None:
     root = _checkout(pytester.path / "checkout")

@@ -35,7 +35,9 @@ class ApprovalRequest(BaseModel):
     summary: dict[str, Any] = Field(default_factory=dict, description="typed, non-secret facts shown to reviewers")
     evidence: dict[str, str] = Field(default_factory=dict, description="name -> digest or audit record id")
     requester: str
-    launcher: str = Field(default="", description="principal of the process that opened the request")
+    launcher: str = Field(
+        default="", description="who launched the run that opened the request (the person before act_as)"
+    )
     reason: str = ""
     roles: list[str] = Field(default_factory=list, description="roles allowed to decide (from roles.yaml)")
     quorum: int = 1

@@ -126,7 +126,7 @@ def open_request(
         round=round_,
         **content,
         requester=requester,
-        launcher=env.settings.actor,
+        launcher=env.settings.launched_by or env.settings.actor,  # the person behind a service run (act_as)
         reason=reason,
         roles=list(rule.roles),
         quorum=rule.quorum_for(risk),

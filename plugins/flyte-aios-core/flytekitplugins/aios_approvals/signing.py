@@ -17,6 +17,7 @@ A signature covers the canonical JSON of the decision, which includes the digest
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
@@ -43,7 +44,17 @@ def private_key(settings: Settings) -> Ed25519PrivateKey:
     """The decision-signing key, ``settings.approvals_key`` (``AIOS_APPROVALS_KEY``; generated locally on first use)."""
     spec = _spec(settings, settings.approvals_key)
     assert spec is not None
-    pem = _read_pem(spec, generate=not spec.startswith("env:"))
+    # only a key under this state dir (the local default) is generated on first use: a named file that is missing
+    # is a mount that failed, and a new random key there would sign decisions nobody else can verify
+    path = Path(spec.removeprefix("file:")).absolute()
+    local = not spec.startswith("env:") and path.is_relative_to(Path(settings.state_dir).absolute())
+    pem = _read_pem(spec, generate=local)
+    if pem is None:
+        msg = (
+            f"approvals signing key {spec} does not exist: mount the key there, or on a host that only verifies "
+            "decisions set AIOS_APPROVALS_PUBLIC_KEY to the public key"
+        )
+        raise ConfigError(msg)
     key = serialization.load_pem_private_key(pem or b"", password=None)
     if not isinstance(key, Ed25519PrivateKey):
         msg = f"approvals signing key from {spec} is not an Ed25519 private key"

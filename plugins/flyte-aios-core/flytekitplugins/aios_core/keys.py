@@ -9,11 +9,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from pathlib import Path
 
 from flytekitplugins.aios_core.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 def resolve_env_ref(value: str, *, what: str, fix: str) -> str:
@@ -51,11 +54,35 @@ def ed25519_pem(spec: str, *, what: str, generate: bool = True) -> bytes | None:
         return resolve_env_ref(spec, what=what, fix="mount the Flyte secret holding the PEM").encode()
     path = Path(spec.removeprefix("file:"))
     if path.is_file():
+        _warn_if_shared(path, what)
         return path.read_bytes()
     if not generate:
         return None
     _create_key_file(path)
     return path.read_bytes()
+
+
+def _warn_if_shared(path: Path, what: str) -> None:
+    """Warn (once per file and mode) when a private key file is readable by others than its owner.
+
+    Not refused: Kubernetes mounts secrets 0644 unless told otherwise (``defaultMode: 0400``), and the pod's only
+    user is the task; on a shared host the warning names the fix."""
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError:
+        return
+    if mode & 0o077 and (str(path), mode) not in _warned:
+        _warned.add((str(path), mode))
+        log.warning(
+            "%s file %s has mode %o: other users of this host can read the private key; chmod 600 it (on a "
+            "cluster, mount the secret with defaultMode 0400)",
+            what,
+            path,
+            mode,
+        )
+
+
+_warned: set[tuple[str, int]] = set()
 
 
 def _create_key_file(path: Path) -> None:

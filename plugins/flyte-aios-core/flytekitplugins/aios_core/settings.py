@@ -39,6 +39,7 @@ ENV_VARS: dict[str, str] = {
     "AIOS_AUDIT_STORE": "audit_store",
     "AIOS_POLICY_DIR": "policy_dir",
     "AIOS_PRINCIPAL": "principal",
+    "AIOS_LAUNCHED_BY": "launched_by",
     "AIOS_SIGNING_KEY": "signing_key",
     "AIOS_LINEAGE_URL": "lineage_url",
     "AIOS_OTEL_EXPORTER": "otel_exporter",
@@ -137,6 +138,11 @@ class Settings(BaseModel):
         "checkpoint embeds is never trusted by itself",
     )
     principal: str = Field(default="", description="who this process acts as; empty means the OS user")
+    launched_by: str = Field(
+        default="",
+        description="who launched the run before it took its service identity (set by act_as); separation of "
+        "duties keeps them from approving the run's requests",
+    )
     lineage_url: str = Field(
         default="file:{state_dir}/lineage/events.jsonl",
         description="file:PATH, http(s)://, none; used only when OpenLineage is not configured the standard way "
