@@ -218,16 +218,21 @@ def test_rejection_is_final_and_needs_reason() -> None:
     assert e.value.reason_code == "approval_rejected" and "vendor not on file" in str(e.value)
 
 
-def test_revoked_role_withdraws_the_approval(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    rid = _request_id("medium")
-    assert decide(rid, "user:carol", "approve", env=Env.load(get_settings())).accepted
-    assert outcome(rid, env=Env.load(get_settings())).status == "approved"
+def _revoke_carols_finance_role(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A copy of config/ where user:carol is no longer a finance approver, in force from here on."""
     cfg = tmp_path / "config"
     shutil.copytree(Path(__file__).resolve().parents[2] / "config", cfg)
     roles = cfg / "roles.yaml"
     roles.write_text(roles.read_text().replace("[finance-approver, risk-officer]", "[risk-officer]"))
     monkeypatch.setenv("AIOS_CONFIG_DIR", str(cfg))
     reset_settings()
+
+
+def test_revoked_role_withdraws_the_approval(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rid = _request_id("medium")
+    assert decide(rid, "user:carol", "approve", env=Env.load(get_settings())).accepted
+    assert outcome(rid, env=Env.load(get_settings())).status == "approved"
+    _revoke_carols_finance_role(tmp_path, monkeypatch)
     out = outcome(rid, env=Env.load(get_settings()))
     assert out.status == "pending" and "role" in out.reason
 
@@ -237,12 +242,7 @@ def test_a_revoked_role_never_withdraws_a_rejection(tmp_path: Path, monkeypatch:
     approved it and the payment was made. One authorized reject is final."""
     rid = _request_id("medium")
     assert decide(rid, "user:carol", "reject", reason="vendor not on file", env=Env.load(get_settings())).accepted
-    cfg = tmp_path / "config"
-    shutil.copytree(Path(__file__).resolve().parents[2] / "config", cfg)
-    roles = cfg / "roles.yaml"
-    roles.write_text(roles.read_text().replace("[finance-approver, risk-officer]", "[risk-officer]"))
-    monkeypatch.setenv("AIOS_CONFIG_DIR", str(cfg))
-    reset_settings()
+    _revoke_carols_finance_role(tmp_path, monkeypatch)
     assert outcome(rid, env=Env.load(get_settings())).status == "rejected"
     after = decide(rid, "user:bob", "approve", env=Env.load(get_settings()))
     assert not after.accepted
