@@ -179,7 +179,12 @@ def _decide(report: EvaluationReport, outcomes: list[ApprovalOutcome], settings:
     from flytekitplugins.aios_catalog import catalog
     from flytekitplugins.aios_core.errors import GovernanceDenied
 
-    if report.decision == "promote":
+    if report.decision == "promote":  # the report is a claim: the catalog says whether it was promoted
+        name = report.candidate.model.partition("@")[0]
+        current = catalog(settings).champion(name)
+        if current is None or current.digest != report.candidate.digest:
+            held = current.model_id if current is not None else "none"
+            return "kept", [f"the report says promoted, but the catalog's champion of {name} is {held}"]
         return "promoted", list(report.reasons)
     if report.decision == "keep":
         return "kept", list(report.reasons)

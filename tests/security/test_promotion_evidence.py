@@ -78,6 +78,9 @@ def test_promotion_re_reads_its_evidence_and_binds_it_to_the_catalog_entry(
     forged.decision, forged.approval_request_id = "needs_approval", "apr-x"
     decision, reasons = _decide(forged, [granted], get_settings())
     assert decision == "rejected", reasons
+    forged.decision = "promote"  # ... and a summary that says "promoted" is what the catalog says
+    decision, reasons = _decide(forged, [], get_settings())
+    assert decision == "kept" and "the catalog's champion" in reasons[0], reasons
     assert catalog(get_settings()).champion(NAME).model_id == first.candidate.model
 
     # 3. a folder whose aios_model.json names the weak version holds other weights: not the catalog's artifact
