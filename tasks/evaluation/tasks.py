@@ -50,18 +50,14 @@ def recorded_evidence(report: EvaluationReport, settings: Settings) -> dict[str,
         GovernanceDenied: no evaluation record, or one about another artifact, champion or figures.
     """
     from flytekitplugins.aios_catalog import catalog
-    from flytekitplugins.aios_catalog.evidence import check_evidence, recorded_evaluation
 
-    recorded = recorded_evaluation(audit_log(settings), report.audit_record_id)
-    name, _, version = recorded.model_id.partition("@")
     cat = catalog(settings)
+    name, _, version = report.candidate.model.partition("@")
     entry = cat.find(name, version)
     if entry is None:
-        msg = f"{recorded.model_id} (evaluated in {recorded.record_id}) is not in the catalog; register it first"
+        msg = f"{report.candidate.model} (evaluated in {report.audit_record_id}) is not in the catalog; register it"
         raise GovernanceDenied(msg, reason_code="no_evidence")
-    current = cat.champion(name)
-    held = current.digest if current is not None else None
-    return check_evidence(recorded, entry.model_id, entry.digest, held, report.evidence())
+    return cat.promotion_evidence(entry, report.evidence())  # bound to the record's model, digest and champion
 
 
 MIN_TEST_ROWS = 20

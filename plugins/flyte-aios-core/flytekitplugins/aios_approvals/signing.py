@@ -55,7 +55,7 @@ def private_key(settings: Settings) -> Ed25519PrivateKey:
             "decisions set AIOS_APPROVALS_PUBLIC_KEY to the public key"
         )
         raise ConfigError(msg)
-    key = serialization.load_pem_private_key(pem or b"", password=None)
+    key = serialization.load_pem_private_key(pem, password=None)
     if not isinstance(key, Ed25519PrivateKey):
         msg = f"approvals signing key from {spec} is not an Ed25519 private key"
         raise ConfigError(msg)

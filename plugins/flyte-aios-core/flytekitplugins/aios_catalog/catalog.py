@@ -260,12 +260,7 @@ class Catalog:
             msg = f"only a candidate can be promoted; {entry.model_id} is {entry.stage}"
             raise CatalogError(msg)
         if evidence.get("evaluation_record"):
-            from flytekitplugins.aios_catalog.evidence import check_evidence, recorded_evaluation
-
-            current = self.champion(name)
-            recorded = recorded_evaluation(self.store, str(evidence["evaluation_record"]))
-            held = current.digest if current is not None else None
-            evidence = check_evidence(recorded, entry.model_id, entry.digest, held, evidence)
+            evidence = self.promotion_evidence(entry, evidence)
         decision = self._decide("promote_model", actor, {"type": "Model", "id": entry.model_id}, _for_policy(evidence))
         approvals = self._check_promotion(entry, decision, approval_request_id, evidence)
         previous = self.champion(name)
@@ -281,6 +276,21 @@ class Catalog:
         ref = ModelRef(name=name, version=version, digest=entry.digest)
         self._append(actor, "promote", entry.model_id, attrs, [ref], [decision], approvals)
         return self.get(name, version)
+
+    def promotion_evidence(self, entry: ModelEntry, evidence: dict[str, Any]) -> dict[str, Any]:
+        """The evidence for promoting ``entry`` as its ``evaluation_record`` recorded it (``aios_catalog.evidence``):
+        the evaluation of exactly this artifact against the current champion, agreeing with every figure in
+        ``evidence`` (what the caller handed in).
+
+        Raises:
+            GovernanceDenied: no such evaluation record, or one about another artifact, champion or figures.
+        """
+        from flytekitplugins.aios_catalog.evidence import check_evidence, recorded_evaluation
+
+        recorded = recorded_evaluation(self.store, str(evidence.get("evaluation_record") or ""))
+        current = self.champion(entry.name)
+        held = current.digest if current is not None else None
+        return check_evidence(recorded, entry.model_id, entry.digest, held, evidence)
 
     def _check_promotion(
         self, entry: ModelEntry, decision: PolicyDecision, request_id: str | None, evidence: dict[str, Any]
@@ -335,8 +345,9 @@ def _for_policy(evidence: dict[str, Any]) -> dict[str, Any]:
     decimal holds (the policy refuses more; flooring never rounds in the candidate's favour)."""
     out = dict(evidence)
     delta = out.get("accuracy_delta")
-    if isinstance(delta, float) and math.isfinite(delta) and abs(delta) < 1e6:  # (no delta is that large: the
-        # policy refuses it as given, where quantizing 1e300 raised decimal.InvalidOperation)
+    # no real delta is near 1e6: one that large goes to the policy as given (it refuses it), where quantizing
+    # 1e300 raised decimal.InvalidOperation
+    if isinstance(delta, float) and math.isfinite(delta) and abs(delta) < 1e6:
         out["accuracy_delta"] = float(
             decimal.Decimal(repr(delta)).quantize(decimal.Decimal("0.0001"), decimal.ROUND_FLOOR)
         )

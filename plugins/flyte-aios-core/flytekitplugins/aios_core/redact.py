@@ -102,7 +102,16 @@ def _secrets_of(url: str) -> set[str]:
     for m in _PAIR.finditer(url):
         value = m.group("value")
         found.add(value[1:-1] if value[:1] in {"'", '"'} else value)
-    return {v for s in found for v in (s, unquote(s)) if len(v) >= _MIN_KNOWN and v != MASK}
+    return found
+
+
+def _remember_values(values: set[str]) -> None:
+    """Mask each of ``values`` (and its percent-decoded form) wherever it appears from now on; short ones are not
+    kept (they would mask ordinary words)."""
+    found = {v for s in values for v in (s, unquote(s)) if len(v) >= _MIN_KNOWN and v != MASK}
+    if found - _known:
+        with _known_lock:
+            _known.update(found)
 
 
 def remember(url: str) -> None:
@@ -110,10 +119,7 @@ def remember(url: str) -> None:
 
     Call it where a credential-bearing URL enters the process (settings, store URLs); :func:`mask_url` does.
     """
-    found = _secrets_of(url)
-    if found - _known:
-        with _known_lock:
-            _known.update(found)
+    _remember_values(_secrets_of(url))
 
 
 _TELEMETRY_PREFIXES = ("OTEL_EXPORTER_OTLP_", "OPENLINEAGE_")
@@ -129,15 +135,12 @@ def remember_telemetry(environ: Mapping[str, str]) -> None:
     for name, value in environ.items():
         if not name.startswith(_TELEMETRY_PREFIXES) or not value:
             continue
-        secret_name = re.search(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL", name.removeprefix("OTEL_EXPORTER_OTLP_"))
-        if name.endswith("HEADERS") or secret_name:
-            parts = value.split(",") if name.endswith("HEADERS") else [f"={value}"]
-            for secret in (p.partition("=")[2].strip() for p in parts):
-                if len(secret) >= _MIN_KNOWN:
-                    with _known_lock:
-                        _known.update({secret, unquote(secret)})
-            continue
-        remember(value if "://" in value else f"endpoint://{value}")
+        if name.endswith("HEADERS"):  # name=value pairs: every value is secret
+            _remember_values({p.partition("=")[2].strip() for p in value.split(",")})
+        elif re.search(r"KEY|TOKEN|SECRET|PASSWORD|CREDENTIAL", name.removeprefix("OTEL_EXPORTER_OTLP_")):
+            _remember_values({value})
+        else:
+            remember(value if "://" in value else f"endpoint://{value}")
 
 
 def mask_text(text: object) -> str:
