@@ -171,6 +171,37 @@ def test_exactly_once_across_executions() -> None:
     assert ledger == [rid, rid]
 
 
+@pytest.mark.parametrize("other", ["user:mallory", "user:bob"])
+def test_another_launchers_run_neither_uses_nor_uses_up_the_approval(
+    other: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run launched by someone else with the same content found the approved request and used it up first: the
+    launcher's own run was then refused, and an approver (bob) could approve a request and use it in a run of his
+    own, around separation of duties. Another launcher's run asks anew, and cannot use the request by its id."""
+    from flytekitplugins.aios_approvals import verify_requests
+
+    ledger: list[str] = []
+    with local_run("run-1"):
+        rid = _request_id("medium")
+        assert decide(rid, "user:bob", "approve", env=Env.load(get_settings())).accepted
+    monkeypatch.setenv("AIOS_PRINCIPAL", other)
+    reset_settings()
+    with local_run("run-2"):
+        with pytest.raises(GovernanceDenied) as e:
+            governed_payment(ledger, "medium")
+        assert e.value.reason_code == "approval_required" and e.value.record_id != rid  # its own request
+        out = verify_requests("payment-signoff", [rid], env=Env.load(get_settings()), after_signal=False)[0]
+        assert out.status == "refused" and "launched by service:launcher" in out.reason and other in out.reason
+    refused = _kinds("approval_refused")[-1]
+    assert refused.subject == rid and refused.status == "launcher_mismatch"
+    assert not [e for e in _kinds("approval_verified") if e.subject == rid and e.attributes["consumed_by"]]
+    monkeypatch.setenv("AIOS_PRINCIPAL", "service:launcher")
+    reset_settings()
+    with local_run("run-1"):
+        assert governed_payment(ledger, "medium") == rid  # the launcher's run still has its approval
+    assert ledger == [rid]
+
+
 def test_timeout_with_fake_clock() -> None:
     with use_clock(ManualClock()) as clock:
         rid = open_request(

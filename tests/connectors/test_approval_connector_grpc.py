@@ -28,26 +28,35 @@ FAST = ApprovalNotificationConfig(channel="#finance", attempts=3, base_delay_s=0
 NOTIFY = ApprovalNotificationTask(name="grpc_notify", config=FAST)
 
 
-def _open(subject: str, risk: str = "low") -> str:
+def _open(subject: str, risk: str = "low", execution: str = "a1b2c3d4e5") -> str:
+    """Open a request as a task of ``execution`` does on a cluster (the execution the notification task waits in)."""
     from flytekitplugins.aios_approvals import open_request
+    from flytekitplugins.aios_core.context import ExecutionRef, serving
 
-    return open_request(
-        gate="payment-signoff",
-        risk=risk,
-        subject=subject,
-        summary={"amount": 12500.0, "vendor": "ACME"},
-        requester="service:document-pipeline",
-        reason="invoice over 10,000",
-        env=Env.load(get_settings()),
-    )
+    with serving(ExecutionRef(project="flyte-aios", domain="development", name=execution)):
+        return open_request(
+            gate="payment-signoff",
+            risk=risk,
+            subject=subject,
+            summary={"amount": 12500.0, "vendor": "ACME"},
+            requester="service:document-pipeline",
+            reason="invoice over 10,000",
+            env=Env.load(get_settings()),
+        )
 
 
-def _create(channel: grpc.Channel, rid: str, task: ApprovalNotificationTask = NOTIFY, timeout: float = 20) -> bytes:
+def _create(
+    channel: grpc.Channel,
+    rid: str,
+    task: ApprovalNotificationTask = NOTIFY,
+    timeout: float = 20,
+    execution: str = "a1b2c3d4e5",
+) -> bytes:
     req = agent_pb2.CreateTaskRequest(
         template=template_of(task),
         inputs=literal_map({"request_id": rid}, APPROVAL_INPUTS),
         output_prefix="/tmp/o",
-        task_execution_metadata=execution_metadata(),
+        task_execution_metadata=execution_metadata(execution=execution),
     )
     return agent_pb2_grpc.AsyncAgentServiceStub(channel).CreateTask(req, timeout=timeout).resource_meta
 
@@ -88,6 +97,29 @@ def test_notify_then_follow_the_approval_to_success(channel, hook: Hook, shared_
     assert done.phase == TaskExecution.SUCCEEDED, done.message
     out = python_values(done.outputs, APPROVAL_OUTPUTS)
     assert (out["request_id"], out["status"], out["approvers"]) == (rid, "approved", ["user:bob"])
+
+
+def test_a_task_launched_on_its_own_with_another_runs_request_neither_uses_nor_uses_up_its_approval(
+    channel, hook: Hook, shared_state
+) -> None:
+    """Anyone who may launch the notification task could launch it on its own, with another run's approved request
+    id as input: ``get`` then used that approval for the new execution, and the run that opened the request was
+    refused (or an approver used the approval in a run of his own). The connector knows the waiting execution, not
+    its launcher: only the execution that opened the request uses it."""
+    from flytekitplugins.aios_approvals import decide
+    from flytekitplugins.aios_audit import audit_log
+
+    hook.reset("ok")
+    rid = _open("sha256:" + "9" * 64)
+    assert decide(rid, "user:bob", "approve", reason="checked", env=Env.load(get_settings())).accepted
+    stolen = _get(channel, _create(channel, rid, execution="f0e1d2c3b4"))
+    assert stolen.phase == TaskExecution.FAILED and "launcher" in stolen.message, stolen.message
+    records = [r.event for r in audit_log(get_settings()).scan() if r.event.subject == rid]
+    assert [e.status for e in records if e.kind == "approval_refused"] == ["launcher_mismatch"]
+    assert not [e for e in records if e.kind == "approval_verified" and e.attributes["consumed_by"]]
+    done = _get(channel, _create(channel, rid))  # the run that opened it still has its approval
+    assert done.phase == TaskExecution.SUCCEEDED, done.message
+    assert python_values(done.outputs, APPROVAL_OUTPUTS)["approvers"] == ["user:bob"]
 
 
 @pytest.mark.parametrize("url", ["javascript:alert(document.cookie)", "data:text/html,<script>alert(1)</script>"])
@@ -175,7 +207,8 @@ def test_the_status_call_uses_an_approval_once(channel, hook: Hook, shared_state
     )
     second = agent_pb2_grpc.AsyncAgentServiceStub(channel).CreateTask(req, timeout=20).resource_meta
     refused = _get(channel, second)
-    assert refused.phase == TaskExecution.FAILED and "already used" in refused.message, refused.message
+    # refused before the use claim is looked at: another execution is no run of the request's launcher here
+    assert refused.phase == TaskExecution.FAILED and "no established launcher" in refused.message, refused.message
 
 
 def _delete(channel: grpc.Channel, meta: bytes) -> None:

@@ -119,16 +119,28 @@ def meta_problem(meta: ApprovalNotificationMetadata, settings: Settings) -> str:
 
 
 def _use(meta: ApprovalNotificationMetadata, env: Any) -> Any:
-    """Use the approved request for the waiting execution (``verify_requests``: its unique use claim)."""
+    """Use the approved request for the waiting execution (``verify_requests``: its unique use claim).
+
+    An approval is used only by a run of the launcher that opened the request. The connector learns the waiting
+    execution from flytepropeller (sealed into ``meta`` at ``create``), not who launched it: the execution that
+    opened the request is that launcher's run; any other execution (a task launched on its own with this request's
+    id as input) has no established launcher and is refused without using the approval up. In-process (a local run:
+    no execution in ``meta``, a served call without flytepropeller's metadata is refused at ``create``) the launcher is
+    this process's own, as for every local run."""
     import contextlib
 
     from flytekitplugins.aios_approvals import verify_requests
+    from flytekitplugins.aios_approvals.state import projection
     from flytekitplugins.aios_core.context import ExecutionRef, serving
 
+    launcher: str | None = None  # in-process: this process's launcher
+    if meta.execution:
+        st = projection(env.store).get(meta.request_id)
+        launcher = st.request.launcher if st is not None and st.request.execution == meta.execution else ""
     project, domain, name = [*meta.execution.split("/", 2), "", "", ""][:3] if meta.execution else ("", "", "")
     scope = serving(ExecutionRef(project=project, domain=domain, name=name)) if name else contextlib.nullcontext()
     with scope:
-        return verify_requests(meta.gate, [meta.request_id], env=env, after_signal=False)[0]
+        return verify_requests(meta.gate, [meta.request_id], env=env, after_signal=False, launcher=launcher)[0]
 
 
 def _request_details(request_id: str, env: Any) -> dict[str, Any]:

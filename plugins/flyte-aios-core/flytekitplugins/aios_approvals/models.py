@@ -27,7 +27,7 @@ class ApprovalRequest(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     request_id: str = Field(description="'apr-' + 20 hex chars of the digest of content_key and round")
-    content_key: str = Field(description="digest of gate, risk, subject, summary, evidence, requester")
+    content_key: str = Field(description="digest of gate, risk, subject, summary, evidence, requester, launcher")
     round: int = Field(default=1, description="increments when the same content is asked again after a final use")
     gate: str
     risk: Risk

@@ -19,7 +19,7 @@ from flytekitplugins.aios_audit.records import AuditEvent
 from flytekitplugins.aios_audit.stores import PreconditionFailed
 from flytekitplugins.aios_core.digest import digest_value
 from flytekitplugins.aios_core.errors import AiosError
-from flytekitplugins.aios_core.settings import MAX_APPROVAL_TIMEOUT_S
+from flytekitplugins.aios_core.settings import MAX_APPROVAL_TIMEOUT_S, Settings
 
 
 class ApprovalNotFound(AiosError):
@@ -63,6 +63,13 @@ def _execution_key() -> str:
     return current_execution().execution_key
 
 
+def run_launcher(settings: Settings) -> str:
+    """Who launched this run: the person behind a service run (``act_as`` keeps them as ``launched_by``), else the
+    process's actor. Separation of duties keeps them from deciding the run's requests, and only runs they launch use
+    those requests' approvals."""
+    return settings.launched_by or settings.actor
+
+
 def open_request(
     gate: str,
     risk: str,
@@ -77,7 +84,7 @@ def open_request(
 ) -> str:
     """Open an approval request (idempotently) and return its id, without waiting.
 
-    The id is derived from the content (gate, risk, subject, summary, evidence, requester) and a round
+    The id is derived from the content (gate, risk, subject, summary, evidence, requester, launcher) and a round
     number: opening the same content again returns the same id while it is pending, approved and not yet
     used by another execution, or rejected; after a timeout or a use by another execution a new round opens.
 
@@ -113,7 +120,10 @@ def open_request(
     rule = env.book.rule(gate)
     summary, evidence = dict(summary or {}), {k: str(v) for k, v in (evidence or {}).items()}
     content: dict[str, Any] = {"gate": gate, "risk": risk, "subject": subject, "summary": summary, "evidence": evidence}
-    content_key = digest_value({**content, "requester": requester})
+    launcher = run_launcher(env.settings)
+    # the launcher is part of the content: a run launched by someone else (an approver among them) asks anew and
+    # never finds, or uses, the approval another launcher's run was given
+    content_key = digest_value({**content, "requester": requester, "launcher": launcher})
     execution = _execution_key()
     existing, round_ = _current_round(env, content_key, execution)
     if existing:
@@ -126,7 +136,7 @@ def open_request(
         round=round_,
         **content,
         requester=requester,
-        launcher=env.settings.launched_by or env.settings.actor,  # the person behind a service run (act_as)
+        launcher=launcher,
         reason=reason,
         roles=list(rule.roles),
         quorum=rule.quorum_for(risk),

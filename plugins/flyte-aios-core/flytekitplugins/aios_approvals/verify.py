@@ -15,7 +15,7 @@ from typing import Any
 
 from flytekitplugins.aios_approvals.evaluate import Env, evaluate
 from flytekitplugins.aios_approvals.models import ApprovalOutcome
-from flytekitplugins.aios_approvals.service import _execution_key, open_request
+from flytekitplugins.aios_approvals.service import _execution_key, open_request, run_launcher
 from flytekitplugins.aios_approvals.state import projection, use_claim
 from flytekitplugins.aios_audit.records import AuditEvent
 from flytekitplugins.aios_audit.stores import CLAIMS_ATTR, ClaimTaken, claim
@@ -60,9 +60,10 @@ def _refusal(actor: str, rid: str, code: str, why: str) -> AuditEvent:
 
 
 def _check_one(
-    env: Env, gate: str, rid: str, execution: str, after_signal: bool, holder: str | None
+    env: Env, gate: str, rid: str, execution: str, after_signal: bool, holder: str | None, launcher: str
 ) -> tuple[ApprovalOutcome, list[AuditEvent]]:
-    """The outcome for this execution and the records to append; ``holder`` is who holds the use claim now."""
+    """The outcome for this execution and the records to append; ``holder`` is who holds the use claim now,
+    ``launcher`` who launched the run that would use it (empty: not established)."""
     actor = SIGNAL_ACTOR if after_signal else env.settings.actor
     st = projection(env.store).get(rid)
     if st is None or st.request.gate != gate:
@@ -78,6 +79,14 @@ def _check_one(
     code, why = "", ""
     if out.status == "pending" and after_signal:
         code, why = "signal_without_decision", f"gate signal set without an authorized, audited decision ({out.reason})"
+    elif out.status == "approved" and (not launcher or st.request.launcher != launcher):
+        # another launcher's run (an approver's own launch among them) must not use, so use up, this approval
+        code = "launcher_mismatch"
+        who = f"was launched by {launcher}" if launcher else "has no established launcher"
+        why = (
+            f"request {rid} was opened by a run launched by {st.request.launcher or '(nobody recorded)'}; this run"
+            f" {who}: an approval is used only by runs its own launcher starts"
+        )
     elif out.status == "approved" and holder is not None and holder != execution:
         code = "already_used"
         why = f"approval already used by execution {holder}; an approval is applied exactly once"
@@ -90,7 +99,7 @@ def _check_one(
 
 
 def verify_requests(
-    gate: str, request_ids: Sequence[str], *, env: Env, after_signal: bool = True
+    gate: str, request_ids: Sequence[str], *, env: Env, after_signal: bool = True, launcher: str | None = None
 ) -> list[ApprovalOutcome]:
     """Verified outcome of every request after ``gate``; audits each check in one transaction.
 
@@ -103,18 +112,22 @@ def verify_requests(
         request_ids: ids from :func:`open_request`.
         after_signal: True after a gate (a pending request is then ``refused``: the signal had no decision behind it).
         env: settings, store and keys of the caller (``Env.load(settings)``).
+        launcher: who launched the run that uses the approvals (default: this process's, :func:`run_launcher`); a
+            service acting for another run (the approval connector) passes what it established, empty for nobody.
+            An approved request is used only by a run of the launcher that opened it.
 
     Returns:
         One outcome per id, in order: ``approved`` only when an authorized quorum stands behind it.
     """
     execution = _execution_key()
+    launcher = run_launcher(env.settings) if launcher is None else launcher
     for _attempt in range(8):
         holders = env.store.claim_holders([use_claim(r) for r in request_ids])
         outs: list[ApprovalOutcome] = []
         events: list[AuditEvent] = []
         for rid in request_ids:
             held = holders.get(use_claim(rid))
-            out, evs = _check_one(env, gate, rid, execution, after_signal, held[0] if held else None)
+            out, evs = _check_one(env, gate, rid, execution, after_signal, held[0] if held else None, launcher)
             if out.status == "approved":  # the same id twice in one call: the first check takes the claim
                 holders[use_claim(rid)] = (execution, 0)
             outs.append(out)
