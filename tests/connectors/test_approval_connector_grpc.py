@@ -29,7 +29,11 @@ NOTIFY = ApprovalNotificationTask(name="grpc_notify", config=FAST)
 
 
 def _open(subject: str, risk: str = "low", execution: str = "a1b2c3d4e5") -> str:
-    """Open a request as a task of ``execution`` does on a cluster (the execution the notification task waits in)."""
+    """Open a request as a task of ``execution`` does on a cluster (the execution the notification task waits in).
+
+    The connector's audit store is shared by the whole session (``shared_state``), so each test opens its own
+    ``subject``: the same content opened again in the same execution is the same request, approved or used by an
+    earlier test."""
     from flytekitplugins.aios_approvals import open_request
     from flytekitplugins.aios_core.context import ExecutionRef, serving
 
@@ -150,7 +154,7 @@ def test_an_unauthorized_approval_does_not_count(channel, hook: Hook, shared_sta
     from flytekitplugins.aios_approvals import decide
 
     hook.reset("ok")
-    rid = _open("sha256:" + "c" * 64)
+    rid = _open("sha256:" + "8" * 64)
     meta = _create(channel, rid)
     assert not decide(
         rid, "user:alice", "approve", env=Env.load(get_settings())

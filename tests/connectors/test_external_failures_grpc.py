@@ -61,7 +61,7 @@ def test_a_call_deadline_is_enforced_and_the_server_stays_healthy(channel, hook:
     assert e.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert time.monotonic() - start < 2
     hook.reset("ok")
-    meta = _create(channel, _open("sha256:" + "5" * 64))  # the next call is served normally
+    meta = _create(channel, _open("sha256:" + "7" * 64))  # the next call is served normally
     assert _get(channel, meta).phase == TaskExecution.RUNNING
 
 
