@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flytekit.types.directory import FlyteDirectory
@@ -21,6 +22,7 @@ from flytekitplugins.aios_catalog import catalog
 from flytekitplugins.aios_core.settings import get_settings
 
 NAME = "vader-sentiment"
+DRIFT_ARGS = {"dataset": "vader-tweets", "suite": "vader_text", "columns": ["score"], "text_column": "text"}
 pytestmark = pytest.mark.slow
 
 
@@ -28,30 +30,18 @@ def _approve(rid: str, who: str) -> None:
     assert decide(rid, who, "approve", reason="figures reviewed", env=Env.load(get_settings())).accepted
 
 
-def test_promotion_re_reads_its_evidence_and_binds_it_to_the_catalog_entry(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    from tasks.evaluation.tasks import decide_promotion
-    from tasks.training.promotion import _decide
+def _crowned(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, dict[str, Any], Any, Any]:
+    """Real VADER heads, a drift check of the held-out rows, and two requests opened while the name had no champion
+    (weak vs baseline, strong vs baseline), both approved; the weak head promoted. Returns the split, the evaluation
+    arguments, and the two reports."""
     from workflows.drift import check_drift
     from workflows.evaluation import evaluate_model, promote_after_approval, vader_models
 
     monkeypatch.setenv("AIOS_PRINCIPAL", "service:retraining")
     s = vader_models(n_weak=80, n_strong=400, n_test=300)
-    drift_args = {"dataset": "vader-tweets", "suite": "vader_text", "columns": ["score"], "text_column": "text"}
-    drift = check_drift(reference=s.train, current=s.test, text_sample=150, **drift_args)
+    drift = check_drift(reference=s.train, current=s.test, text_sample=150, **DRIFT_ARGS)
     assert not drift.drifted
     common = {"test": s.test, "drift_record": drift.audit_record_id, "latency_sample": 8}
-
-    # 4. a no_drift record about other rows (here: the training rows against themselves) is not this test's check
-    other = check_drift(reference=s.train, current=s.train, text_sample=150, **drift_args)
-    assert not other.drifted
-    unbound = evaluate_model(
-        candidate=s.strong, champion=s.baseline, **dict(common, drift_record=other.audit_record_id)
-    )
-    assert not unbound.drift_passed and unbound.decision == "keep", unbound.reasons
-
-    # two requests opened while the name has no champion: weak vs baseline, strong vs baseline
     first = evaluate_model(candidate=s.weak, champion=s.baseline, **common)
     strong = evaluate_model(candidate=s.strong, champion=s.baseline, **common)
     assert first.decision == strong.decision == "needs_approval"
@@ -59,12 +49,44 @@ def test_promotion_re_reads_its_evidence_and_binds_it_to_the_catalog_entry(
     _approve(strong.approval_request_id, "user:grace")
     promote_after_approval(evaluation_record=first.audit_record_id, approval_request_id=first.approval_request_id)
     assert catalog(get_settings()).champion(NAME).model_id == first.candidate.model
+    return s, common, first, strong
 
-    # 10. the strong head was approved against the baseline; the champion is now the weak head: refused
+
+def test_a_drift_check_of_other_rows_does_not_pass_the_evaluation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Defect 4: a ``no_drift`` record about other rows (here the training rows against themselves) is no check of
+    the rows the evaluation tested."""
+    from workflows.drift import check_drift
+    from workflows.evaluation import evaluate_model, vader_models
+
+    monkeypatch.setenv("AIOS_PRINCIPAL", "service:retraining")
+    s = vader_models(n_weak=80, n_strong=400, n_test=300)
+    other = check_drift(reference=s.train, current=s.train, text_sample=150, **DRIFT_ARGS)
+    assert not other.drifted
+    unbound = evaluate_model(
+        candidate=s.strong, champion=s.baseline, test=s.test, drift_record=other.audit_record_id, latency_sample=8
+    )
+    assert not unbound.drift_passed and unbound.decision == "keep", unbound.reasons
+
+
+def test_an_approval_given_before_the_champion_changed_promotes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Defect 10: the strong head was approved against the baseline; the champion is now the weak head."""
+    from workflows.evaluation import promote_after_approval
+
+    _s, _common, first, strong = _crowned(monkeypatch)
     with pytest.raises(Exception, match="no longer the champion"):
         promote_after_approval(evaluation_record=strong.audit_record_id, approval_request_id=strong.approval_request_id)
+    assert catalog(get_settings()).champion(NAME).model_id == first.candidate.model
 
-    # 2. a worse challenger's report, its figures typed by hand: the step refuses instead of asking with them
+
+def test_a_report_typed_by_hand_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Defect 2: a worse challenger's report with its figures typed by hand: the step refuses instead of asking with
+    them, and ``finish_promotion`` handed it (with an approval of another request, or saying "promoted") promotes
+    nothing."""
+    from tasks.evaluation.tasks import decide_promotion
+    from tasks.training.promotion import _decide
+    from workflows.evaluation import evaluate_model, vader_models
+
+    s, common, first, _strong = _crowned(monkeypatch)
     worse_split = vader_models(n_weak=12, n_strong=400, n_test=300)
     worse = evaluate_model(candidate=worse_split.weak, champion=s.weak, **common)
     assert worse.decision == "keep" and worse.comparison.accuracy_delta < 0
@@ -73,7 +95,6 @@ def test_promotion_re_reads_its_evidence_and_binds_it_to_the_catalog_entry(
     forged.candidate.accuracy, forged.drift_passed, forged.decision = 0.99, True, "pending"
     with pytest.raises(Exception, match="differs from evaluation record"):
         decide_promotion(report=forged)
-    # ... and finish_promotion, handed the forged report with an approval of another request, promotes nothing
     granted = ApprovalOutcome(request_id="apr-x", gate="model-promotion", status="approved", approvers=["user:grace"])
     forged.decision, forged.approval_request_id = "needs_approval", "apr-x"
     decision, reasons = _decide(forged, [granted], get_settings())
@@ -83,7 +104,16 @@ def test_promotion_re_reads_its_evidence_and_binds_it_to_the_catalog_entry(
     assert decision == "kept" and "the catalog's champion" in reasons[0], reasons
     assert catalog(get_settings()).champion(NAME).model_id == first.candidate.model
 
-    # 3. a folder whose aios_model.json names the weak version holds other weights: not the catalog's artifact
+
+def test_a_model_folder_that_names_another_version_is_not_that_version(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Defect 3: a folder whose ``aios_model.json`` names another model's version holds other weights: not the
+    catalog's artifact."""
+    from workflows.evaluation import evaluate_model, vader_models
+
+    s, common, first, _strong = _crowned(monkeypatch)
+    worse_split = vader_models(n_weak=12, n_strong=400, n_test=300)
     disguised = tmp_path / "disguised"
     shutil.copytree(Path(s.strong.download()), disguised)
     manifest = disguised / "aios_model.json"
