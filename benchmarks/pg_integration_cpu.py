@@ -27,6 +27,7 @@ sys.path[:0] = [str(REPO / "plugins" / "flyte-aios-core"), str(REPO), str(REPO /
 
 import pg_sequencing_bench as seqb  # noqa: E402
 import psycopg  # noqa: E402
+from pg_cost_split import _busy_ticks  # noqa: E402
 
 from flytekitplugins.aios_audit.records import _to_json  # noqa: E402
 from flytekitplugins.aios_audit.stores import open_store  # noqa: E402
@@ -44,6 +45,10 @@ def _counted(conn: Any, own: int | None = None, gap: float = 0.0) -> str | None:
         _SPENT["cpu"] += time.process_time() - c
 
 
+def _busy_seconds() -> float:
+    return _busy_ticks() / os.sysconf("SC_CLK_TCK")
+
+
 def _worker(kind: str, url: str, w: int, seconds: float, barrier: Any, out: Any) -> None:
     """``pg_sequencing_bench._worker``, its own CPU and its integration CPU written to a file of the round."""
     _SPENT["cpu"] = 0.0
@@ -51,12 +56,6 @@ def _worker(kind: str, url: str, w: int, seconds: float, barrier: Any, out: Any)
     c0 = time.process_time()
     seqb._worker(kind, url, w, seconds, barrier, out)
     Path(os.environ["AIOS_BENCH_SPLIT_DIR"], f"{w}").write_text(f"{time.process_time() - c0} {_SPENT['cpu']}")
-
-
-def _busy_seconds() -> float:
-    with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    return (sum(v[:3]) + sum(v[5:8])) / os.sysconf("SC_CLK_TCK")
 
 
 def alone(url: str, n: int) -> dict[str, float]:

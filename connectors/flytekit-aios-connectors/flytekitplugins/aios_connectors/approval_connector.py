@@ -130,17 +130,14 @@ def _use(meta: ApprovalNotificationMetadata, env: Any) -> Any:
     import contextlib
 
     from flytekitplugins.aios_approvals import verify_requests
-    from flytekitplugins.aios_approvals.state import projection
     from flytekitplugins.aios_core.context import ExecutionRef, serving
 
-    launcher: str | None = None  # in-process: this process's launcher
-    if meta.execution:
-        st = projection(env.store).get(meta.request_id)
-        launcher = st.request.launcher if st is not None and st.request.execution == meta.execution else ""
     project, domain, name = [*meta.execution.split("/", 2), "", "", ""][:3] if meta.execution else ("", "", "")
     scope = serving(ExecutionRef(project=project, domain=domain, name=name)) if name else contextlib.nullcontext()
     with scope:
-        return verify_requests(meta.gate, [meta.request_id], env=env, after_signal=False, launcher=launcher)[0]
+        return verify_requests(meta.gate, [meta.request_id], env=env, after_signal=False, served=bool(meta.execution))[
+            0
+        ]
 
 
 def _request_details(request_id: str, env: Any) -> dict[str, Any]:

@@ -60,10 +60,11 @@ def _refusal(actor: str, rid: str, code: str, why: str) -> AuditEvent:
 
 
 def _check_one(
-    env: Env, gate: str, rid: str, execution: str, after_signal: bool, holder: str | None, launcher: str
+    env: Env, gate: str, rid: str, execution: str, after_signal: bool, holder: str | None, launcher: str | None
 ) -> tuple[ApprovalOutcome, list[AuditEvent]]:
     """The outcome for this execution and the records to append; ``holder`` is who holds the use claim now,
-    ``launcher`` who launched the run that would use it (empty: not established)."""
+    ``launcher`` who launched the run that would use it (None: a service acting for ``execution``, which knows the
+    execution but not its launcher: the request's own launcher when that execution opened it, else nobody)."""
     actor = SIGNAL_ACTOR if after_signal else env.settings.actor
     st = projection(env.store).get(rid)
     if st is None or st.request.gate != gate:
@@ -76,6 +77,8 @@ def _check_one(
             _verified_event(env.settings.actor, out, execution, False),
         ]
     out = evaluate(st, env)
+    if launcher is None:
+        launcher = st.request.launcher if st.request.execution == execution else ""
     code, why = "", ""
     if out.status == "pending" and after_signal:
         code, why = "signal_without_decision", f"gate signal set without an authorized, audited decision ({out.reason})"
@@ -99,7 +102,7 @@ def _check_one(
 
 
 def verify_requests(
-    gate: str, request_ids: Sequence[str], *, env: Env, after_signal: bool = True, launcher: str | None = None
+    gate: str, request_ids: Sequence[str], *, env: Env, after_signal: bool = True, served: bool = False
 ) -> list[ApprovalOutcome]:
     """Verified outcome of every request after ``gate``; audits each check in one transaction.
 
@@ -112,15 +115,16 @@ def verify_requests(
         request_ids: ids from :func:`open_request`.
         after_signal: True after a gate (a pending request is then ``refused``: the signal had no decision behind it).
         env: settings, store and keys of the caller (``Env.load(settings)``).
-        launcher: who launched the run that uses the approvals (default: this process's, :func:`run_launcher`); a
-            service acting for another run (the approval connector) passes what it established, empty for nobody.
-            An approved request is used only by a run of the launcher that opened it.
+        served: a service acting for the current (served) execution, whose launcher it does not know (the
+            approval connector): only the execution that opened a request counts as a run of its launcher. Else
+            the launcher is this process's (:func:`run_launcher`). An approved request is used only by a run of
+            the launcher that opened it.
 
     Returns:
         One outcome per id, in order: ``approved`` only when an authorized quorum stands behind it.
     """
     execution = _execution_key()
-    launcher = run_launcher(env.settings) if launcher is None else launcher
+    launcher = None if served else run_launcher(env.settings)
     for _attempt in range(8):
         holders = env.store.claim_holders([use_claim(r) for r in request_ids])
         outs: list[ApprovalOutcome] = []
