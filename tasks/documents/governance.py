@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flytekitplugins.aios_core.digest import digest_value
 from flytekitplugins.aios_core.errors import GovernanceDenied
 from flytekitplugins.aios_core.settings import Settings
 
@@ -43,8 +42,13 @@ class Decision:
     reason: str = ""
 
     def digest(self, doc_digest: str, fields: dict[str, Any]) -> str:
-        """Digest of the decision content (part of the system-of-record idempotency key)."""
-        return digest_value({"doc": doc_digest, "action": self.action, "effect": self.effect, "fields": fields})
+        """Digest of the decision content (part of the system-of-record idempotency key), as the acting point
+        computes it again from the sealed decision record (``acting.decision_digest``)."""
+        from flytekitplugins.aios_approvals.acting import decision_digest
+
+        amount = fields["amount"]
+        money = None if amount is None or amount != amount else float(amount)
+        return decision_digest(doc_digest, self.action, self.effect, fields["label"], money, fields["currency"])
 
 
 def ensure_catalogued(

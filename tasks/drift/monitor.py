@@ -5,7 +5,8 @@
   (``service:monitoring``); the decision is written to the audit trail (kind="drift",
   status ``retrain_triggered`` / ``retrain_skipped`` / ``retrain_denied``) with the drift record as parent,
   so the trail says why retraining started (or did not).
-* :func:`start_retraining` is a dynamic node that imports the target (``module.attr`` or
+* :func:`start_retraining` is a dynamic node that first re-establishes from the trail what stands behind it (the
+  place that acts verifies: :func:`triggered_retraining`), then imports the target (``module.attr`` or
   ``module:attr``: a workflow, launch plan or task; default ``workflows.retraining.retrain``) and calls it
   with the inputs it declares among ``trigger_reason`` and ``drift_record``. A target
   that cannot be imported fails the node loudly.
@@ -100,6 +101,44 @@ def recorded_drift(record_id: str, settings: Settings) -> AuditRecord:
     return rec
 
 
+def triggered_retraining(record_id: str, target: str, settings: Settings) -> AuditRecord:
+    """The trail's decision to start ``target``: the intact ``retrain_triggered`` drift record ``record_id`` made
+    for exactly this target, with an intact policy decision among its parents that allowed ``run_task`` on it.
+
+    ``start_retraining`` is a node anyone with launch rights can start on its own, with any inputs: a made-up record
+    id, or a principal the policy would refuse, launched the target all the same (the record id then became the
+    training record's parent).
+
+    Raises:
+        GovernanceDenied: ``no_evidence`` naming what is missing (nothing is started).
+    """
+    from flytekitplugins.aios_audit import audit_log
+    from flytekitplugins.aios_audit.records import intact
+
+    store = audit_log(settings)
+    rec = store.get(record_id) if record_id else None
+    ok = rec is not None and intact(rec) and rec.event.kind == "drift" and rec.event.status == "retrain_triggered"
+    if rec is None or not ok or rec.event.attributes.get("target") != target:
+        msg = (
+            f"{record_id or '(none given)'} is not a recorded decision to start retraining {target}; the monitoring "
+            "chain's decide_retraining makes one"
+        )
+        raise GovernanceDenied(msg, reason_code="no_evidence")
+    resource = f"Workflow::{target}"
+    for parent in store.get_many(rec.event.parents).values():
+        pd = parent.event.policy_decisions[0] if parent.event.policy_decisions else {}
+        if (
+            intact(parent)
+            and parent.event.kind == "policy_decision"
+            and parent.event.status == "allow"
+            and parent.event.subject == resource
+            and pd.get("action") == "run_task"
+        ):
+            return rec
+    msg = f"{record_id} names no policy decision that allowed run_task on {resource}; nothing is started"
+    raise GovernanceDenied(msg, reason_code="no_evidence")
+
+
 @task(**GOVERNED)
 def decide_retraining(report: DriftReport, target: str) -> RetrainDecision:
     """Decide whether drift starts retraining (effect-size thresholds, then policy run_task); audit why.
@@ -144,7 +183,13 @@ def start_retraining(target: str, reason: str, drift_record: str) -> str:
         target: ``module.workflow`` to launch.
         reason: why (from the decision), passed as ``trigger_reason`` when the target declares it.
         drift_record: audit record id of the decision, passed when declared.
+
+    Raises:
+        GovernanceDenied: ``drift_record`` is not the trail's decision to start ``target`` (see
+            :func:`triggered_retraining`); the reason passed on is the one that decision recorded.
     """
+    decided = triggered_retraining(drift_record, target, get_settings())  # this node's entry point
+    reason = str(decided.event.attributes.get("reason") or reason)
     entity = resolve_target(target)
     offered = {"trigger_reason": reason, "drift_record": drift_record}
     declared = entity.python_interface.inputs

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -85,8 +86,11 @@ class _Client:
 
 
 @pytest.fixture
-def cluster(monkeypatch: pytest.MonkeyPatch) -> dict[str, _Client]:
-    """Cluster execution identity for tasks, flyteremote backend for the CLI, a real FlyteRemote with a fake client."""
+def cluster(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, _Client]]:
+    """Cluster execution identity for tasks (flytepropeller's variables, inside the task-execution state flytekit's
+    cluster entrypoint sets), flyteremote backend for the CLI, a real FlyteRemote with a fake client."""
+    from flytekit.core.context_manager import ExecutionState, FlyteContextManager
+
     for var, val in {"PROJECT": "flytesnacks", "DOMAIN": "development", "ID": "f3a9c1b2"}.items():
         monkeypatch.setenv(f"FLYTE_INTERNAL_EXECUTION_{var}", val)
     monkeypatch.setenv("AIOS_PRINCIPAL", "service:document-pipeline")
@@ -99,7 +103,10 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> dict[str, _Client]:
         return r
 
     monkeypatch.setattr(remote_mod, "flyte_remote", fake_remote)
-    return clients
+    ctx = FlyteContextManager.current_context()
+    state = ctx.execution_state.with_params(mode=ExecutionState.Mode.TASK_EXECUTION)
+    with FlyteContextManager.with_context(ctx.with_execution_state(state)):
+        yield clients
 
 
 def _cli(args: list[str], backend: str = "flyteremote") -> Any:

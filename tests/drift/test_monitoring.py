@@ -146,3 +146,37 @@ def test_an_empty_or_unchecked_batch_is_never_recorded_as_no_drift() -> None:
         with pytest.raises(ValueError, match=why):
             measure_drift(reference=reference, current=current, quality=[], **args)
     assert records("drift") == []
+
+
+def test_start_retraining_starts_only_what_the_trail_decided() -> None:
+    """Regression: ``start_retraining`` (a node anyone with launch rights can start on its own) re-established
+    nothing: a made-up ``drift_record`` and a principal the policy refuses launched the target all the same, and
+    the made-up id became the retraining's parent. It now starts a target only on the trail's intact
+    ``retrain_triggered`` decision for exactly that target, with the policy decision that allowed it, and passes on
+    the reason that decision recorded, not the one handed in."""
+    from flytekitplugins.aios_core.errors import GovernanceDenied
+    from tasks.drift.check import record_drift
+    from tasks.drift.monitor import decide_retraining, start_retraining
+    from tasks.drift.report import DriftReport
+
+    with pytest.raises(GovernanceDenied, match="not a recorded decision to start retraining"):
+        start_retraining(target=STANDIN, reason="no drift at all", drift_record="made-up-record-id")
+    drifted = {"drifted_features": ["month"], "thresholds": {"psi": 0.03}, "dataset": "flights"}
+    check = record_drift("drift", "dataset:flights", drifted, get_settings())
+    report = DriftReport(dataset="flights", n_ref=100, n_cur=100, thresholds={"psi": 0.03}, features=[])
+    decision = decide_retraining(report=report.model_copy(update={"audit_record_id": check}), target=STANDIN)
+    assert decision.trigger, decision.reason
+    with pytest.raises(GovernanceDenied, match="not a recorded decision to start retraining"):
+        start_retraining(target="tests.evaluation.standin_retrain.record_start", reason="x", drift_record=check)
+    with pytest.raises(GovernanceDenied, match="not a recorded decision to start retraining"):
+        start_retraining(
+            target="tests.evaluation.standin_retrain.record_start", reason="x", drift_record=decision.record_id
+        )
+    no_policy = record_drift("retrain_triggered", "dataset:flights", {"target": STANDIN, "reason": "x"}, get_settings())
+    with pytest.raises(GovernanceDenied, match="names no policy decision"):
+        start_retraining(target=STANDIN, reason="x", drift_record=no_policy)
+    assert not [r for r in records("task") if r.event.status == "retrain_started"]
+    out = start_retraining(target=STANDIN, reason="handed in", drift_record=decision.record_id)
+    assert out.startswith(f"retraining ran: {STANDIN} for drift on flights"), out
+    (started,) = [r for r in records("task") if r.event.status == "retrain_started"]
+    assert started.event.parents == [decision.record_id] and "month" in started.event.attributes["trigger_reason"]

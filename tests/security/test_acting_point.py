@@ -44,6 +44,12 @@ def _post(rows: list[dict[str, Any]]) -> tuple[int, int, int]:
     return out.posted, out.already_posted, out.refused
 
 
+def _post_to(table: str, rows: list[dict[str, Any]], url: str = "") -> tuple[int, int, int]:
+    task = SystemOfRecordTask(name=f"post_to_{table}", config=SystemOfRecordConfig(table=table, url=url))
+    out = task(actions=pd.DataFrame(rows))
+    return out.posted, out.already_posted, out.refused
+
+
 def _refusals() -> list[str]:
     return [r.event.status for r in audit_log(get_settings()).scan() if r.event.kind == "action_refused"]
 
@@ -118,7 +124,9 @@ def test_an_approval_is_acted_on_once_and_only_for_its_decision(sor: Path) -> No
     assert _post([row]) == (1, 0, 0)
     other = dict(row, decision_digest="sha256:" + "f" * 64)
     other["action_key"] = digest_value({"doc": other["doc_digest"], "decision": other["decision_digest"]})
-    assert _post([other]) == (0, 0, 1)  # a second, different action on the same approval
+    assert _post([other]) == (0, 0, 1)  # a second, different action on the same approval: its digest is made up
+    assert _refusals()[-1] == "decision_mismatch"
+    assert _post_to("ledger", [row]) == (0, 0, 1)  # the same action again, elsewhere
     assert _refusals()[-1] == "already_used"
 
 
@@ -151,8 +159,12 @@ def test_a_served_caller_cannot_post_another_service_s_payment_by_naming_no_prin
     """The monitoring service (mapped by connector_identities.yaml) hands in the document pipeline's real, approved
     payment with its ``principal`` column emptied: an empty claim passed the identity check and the acting point
     skipped the principal, so the payment posted under the pipeline's name. The policy principal must be the
-    caller's, and a row must name it."""
-    (doc,) = decided_docs(1, "sod", amount=20_000.0)
+    caller's, and a row must name it. (The request is opened in the execution the served calls act for, as on a
+    cluster, where the pipeline's decide task and its posting serve one execution.)"""
+    from flytekitplugins.aios_core.context import ExecutionRef, serving
+
+    with serving(ExecutionRef(project="flyte-aios", domain="development", name="a1b2c3d4e5")):
+        (doc,) = decided_docs(1, "sod", amount=20_000.0)
     rid = doc["request_id"]
     assert decide(rid, "user:bob", "approve", "PO checked", env=Env.load(get_settings())).accepted
     (row,) = action_rows([doc], approved={rid})
@@ -166,3 +178,112 @@ def test_a_served_caller_cannot_post_another_service_s_payment_by_naming_no_prin
     res = _served([row], "aios-pipeline")  # the pipeline itself, naming itself, still posts
     assert "posted 1" in res.message, res.message
     assert len(_posted(sor)) == 1
+
+
+def test_one_authorized_action_posts_in_one_place_only(sor: Path, aios_env: Path) -> None:
+    """Regression: the acting point's claims named the action, not where it was written, and a retry of an action
+    it had authorized was let through (``already_authorized``); only the destination table's primary key stopped a
+    second insert. One approved payment was posted again into any other table, or another database the caller (or,
+    served, an ``env:`` URL the operator mounted) named: five postings of one 25,000 EUR approval. An action is now
+    claimed where it goes: a retry there is idempotent, the same action anywhere else is refused."""
+    (doc,) = decided_docs(1, "dest", amount=25_000.0)
+    rid = doc["request_id"]
+    assert decide(rid, "user:bob", "approve", "PO checked", env=Env.load(get_settings())).accepted
+    (row,) = action_rows([doc], approved={rid})
+    assert _post([row]) == (1, 0, 0)
+    assert _post([row]) == (0, 1, 0)  # a retry to the same table of the same database
+    other_db = aios_env / "archive.db"
+    assert _post_to("payments", [row]) == (0, 0, 1)
+    assert _post_to("document_actions", [row], url=f"sqlite:///{other_db}") == (0, 0, 1)
+    assert _refusals() == ["already_used", "already_used"]
+    assert _posted(sor) == [(row["doc_digest"], "pay_invoice", 25_000.0, "EUR", rid)]
+    for db, table in ((sor, "payments"), (other_db, "document_actions")):
+        with sqlite3.connect(db) as conn:
+            assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,), (db, table)
+    posted = [r for r in audit_log(get_settings()).scan() if r.event.kind == "action"]
+    assert len(posted) == 1
+
+
+def test_a_document_already_acted_on_is_not_acted_on_again_under_a_second_decision(sor: Path) -> None:
+    """Regression: the action key was the digest of the document and a ``decision_digest`` the row handed in, never
+    computed again from the sealed decision. With a second policy decision record for the same document (a second
+    run, a relaunched ``decide``), a made-up ``decision_digest`` made a new action key, fresh claims, and a second
+    payment of the same invoice (its ``doc_type``, never checked either, written as ``contract``). The digest is
+    now the one the sealed decision gives, the type the one it sealed, and a document's action is claimed once."""
+    (first,) = decided_docs(1, "twice", amount=9_500.0)
+    (second,) = decided_docs(1, "twice", amount=9_500.0)  # the same document decided again: a second record
+    assert first["policy_record"] != second["policy_record"] and first["digest"] == second["digest"]
+    (row1,) = action_rows([first])
+    (row2,) = action_rows([second])
+    assert _post([row1]) == (1, 0, 0)
+    forged = dict(row2, decision_digest="sha256:" + "0" * 64)
+    forged["action_key"] = digest_value({"doc": forged["doc_digest"], "decision": forged["decision_digest"]})
+    assert _post([forged]) == (0, 0, 1)
+    assert _post([dict(row2, doc_type="contract")]) == (0, 0, 1)
+    assert _refusals() == ["decision_mismatch", "policy_record_mismatch"]
+    assert _post([row2]) == (0, 1, 0)  # the second decision's own row is the same action: already posted
+    assert _posted(sor) == [(row1["doc_digest"], "pay_invoice", 9_500.0, "EUR", "")]
+
+
+def test_an_approver_cannot_act_on_the_approval_from_a_run_of_his_own(
+    sor: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: ``verify_requests`` refused an approval to a run of another launcher (``launcher_mismatch``), but
+    the acting point did not: after the launcher's run opened the request (and stopped), the approver approved it
+    and posted the payment from a run he launched himself, around separation of duties."""
+    from flytekitplugins.aios_core.settings import reset_settings
+
+    (doc,) = decided_docs(1, "sod-act", amount=30_000.0)
+    rid = doc["request_id"]
+    assert decide(rid, "user:bob", "approve", "ok", env=Env.load(get_settings())).accepted
+    (row,) = action_rows([doc], approved={rid})
+    monkeypatch.setenv("AIOS_PRINCIPAL", "user:bob")
+    reset_settings()
+    assert _post([row]) == (0, 0, 1)
+    assert _refusals() == ["launcher_mismatch"]
+    assert _posted(sor) == []
+    monkeypatch.delenv("AIOS_PRINCIPAL")
+    reset_settings()
+    assert _post([row]) == (1, 0, 0)  # the launcher's own run acts on it
+
+
+def test_a_decision_the_policy_has_changed_under_is_not_acted_on(sor: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: the acting point never compared the decision's sealed ``policy_set_digest`` with the policy in
+    force. After the policy was tightened (an emergency freeze of payments over 1,000), an unposted ``allow``
+    decided under the old set was still posted, although the policy in force denies exactly that action."""
+    import shutil
+
+    from flytekitplugins.aios_core.settings import reset_settings
+
+    (old,) = decided_docs(1, "stale", amount=9_000.0)
+    policies = sor.parent / "policies-v2"
+    shutil.copytree(get_settings().policy_dir, policies)
+    with (policies / "documents.cedar").open("a", encoding="utf-8") as f:
+        f.write(
+            '\n@id("freeze-payments")\n@reason("payments over 1,000 are frozen")\n'
+            'forbid (principal, action == Action::"act_on_document", resource)\n'
+            'when { context.amount.greaterThan(decimal("1000.0")) };\n'
+        )
+    monkeypatch.setenv("AIOS_POLICY_DIR", str(policies))
+    reset_settings()
+    (now,) = decided_docs(1, "fresh", amount=9_000.0)
+    assert now["effect"] == "deny"
+    assert _post(action_rows([old])) == (0, 0, 1)
+    assert _refusals() == ["policy_changed"]
+    assert _posted(sor) == []
+    monkeypatch.delenv("AIOS_POLICY_DIR")
+    reset_settings()
+    assert _post(action_rows([old])) == (1, 0, 0)  # under the policy it was decided under, it stands
+
+
+def test_a_served_call_acts_on_an_approval_only_for_the_execution_that_opened_it(sor: Path) -> None:
+    """Regression (served side of the launcher rule): a served call knows the execution it acts for, not who
+    launched it; an approved request opened by another execution (here: a local run) is not acted on for it."""
+    (doc,) = decided_docs(1, "srv", amount=20_000.0)  # opened by this process's local run, not a1b2c3d4e5
+    rid = doc["request_id"]
+    assert decide(rid, "user:bob", "approve", "PO checked", env=Env.load(get_settings())).accepted
+    (row,) = action_rows([doc], approved={rid})
+    res = _served([row], "aios-pipeline")
+    assert "posted 0" in res.message and "refused 1" in res.message, res.message
+    assert _refusals() == ["launcher_mismatch"]
+    assert _post([row]) == (1, 0, 0)  # the run that opened it

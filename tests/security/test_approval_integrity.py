@@ -94,6 +94,58 @@ def test_a_local_run_id_cannot_be_borrowed_from_the_environment(monkeypatch: pyt
     )
 
 
+@pytest.mark.parametrize("names", ["FLYTE_INTERNAL", "_F"])
+def test_a_local_run_cannot_take_a_cluster_execution_s_name_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, names: str
+) -> None:
+    """Regression: ``current_execution`` read ``FLYTE_INTERNAL_EXECUTION_PROJECT/DOMAIN/ID`` (and the short ``_F_PRJ``
+    / ``_F_DM`` / ``_F_NM``) before the process's own run id, in any process. A second local run that set them to the
+    execution that had used an approval was taken for that execution, and used the approval again (one sign-off, a
+    payment made three times). Those variables are flytepropeller's, read only inside a task flytekit runs as on a
+    cluster; a local run stays its own execution whatever its shell sets."""
+    from flytekitplugins.aios_core.context import current_execution
+
+    rid = _approved_request(f"borrow-{names}")
+    with local_run("victim") as victim:
+        assert (
+            verify_requests("payment-signoff", [rid], after_signal=False, env=Env.load(get_settings()))[0].status
+            == "approved"
+        )
+        project, domain, _ = current_execution().execution_key.split("/", 2)
+    keys = (
+        ("EXECUTION_PROJECT", "EXECUTION_DOMAIN", "EXECUTION_ID") if names == "FLYTE_INTERNAL" else ("PRJ", "DM", "NM")
+    )
+    for key, value in zip(keys, (project, domain, victim), strict=True):
+        monkeypatch.setenv(f"{names}_{key}", value)
+    assert current_execution().name != victim
+    assert (
+        verify_requests("payment-signoff", [rid], after_signal=False, env=Env.load(get_settings()))[0].status
+        == "refused"
+    )
+
+
+def test_a_cluster_task_still_takes_its_execution_from_flytepropeller_s_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Inside a task flytekit runs as on a cluster (its entrypoint sets the task-execution state), the execution is
+    the one flytepropeller names in the pod's variables, as before."""
+    from flytekit.core.context_manager import ExecutionState, FlyteContextManager
+
+    from flytekitplugins.aios_core.context import current_execution
+
+    for var, value in (
+        ("FLYTE_INTERNAL_EXECUTION_PROJECT", "flyte-aios"),
+        ("FLYTE_INTERNAL_EXECUTION_DOMAIN", "production"),
+        ("FLYTE_INTERNAL_EXECUTION_ID", "f3a9c2d1e0"),
+    ):
+        monkeypatch.setenv(var, value)
+    assert current_execution().execution_key != "flyte-aios/production/f3a9c2d1e0"  # no task: a local process
+    ctx = FlyteContextManager.current_context()
+    state = ctx.execution_state.with_params(mode=ExecutionState.Mode.TASK_EXECUTION)
+    with FlyteContextManager.with_context(ctx.with_execution_state(state)):
+        assert current_execution().execution_key == "flyte-aios/production/f3a9c2d1e0"
+
+
 def _junk_decision(rid: str, approver: str, action: str, digest: str = "") -> str:
     """What anyone with write access to the store can append: a decision with a bad signature (and, with ``digest``,
     over another request version). Returns its record id."""

@@ -244,15 +244,19 @@ def act(
     caller established from propagated identity (default: the configured principal)."""
     from flytekitplugins.aios_approvals.acting import ActionClaim, authorize
     from flytekitplugins.aios_approvals.evaluate import Env
+    from flytekitplugins.aios_core.redact import mask_url
 
     claims = [ActionClaim.from_row(dict(r)) for r in rows]
-    verdicts = authorize(claims, actor=actor or settings.actor, env=Env.load(settings), caller=actor)
+    url = resolve_url(config.url, settings)
+    destination = f"{config.table}@{mask_url(url)}"  # the same action posted anywhere else is refused
+    env = Env.load(settings)
+    verdicts = authorize(claims, actor=actor or settings.actor, env=env, destination=destination, caller=actor)
     by_key = {v.action_key: v for v in verdicts if v.allowed}
     allowed = [r for r, v in zip(rows, verdicts, strict=True) if v.allowed]
     for v in verdicts:
         if not v.allowed:
             log.warning("system of record: refused action %s: %s (%s)", v.action_key[:19], v.code, v.reason)
-    posted = post_rows(resolve_url(config.url, settings), config.table, allowed)
+    posted = post_rows(url, config.table, allowed)
     _audit(allowed, set(posted), config.table, by_key, settings)
     return len(posted), len(allowed) - len(posted), len(rows) - len(allowed)
 

@@ -8,17 +8,25 @@ one. Before any side effect, :func:`authorize` establishes for every row, from t
    decision of ``act_on_document`` for exactly this document, action and principal (the row must name the
    principal; a served call's rows must name the caller's established identity), with effect ``allow`` or
    ``require_approval``; the policy context it sealed re-digests to the request digest the engine decided on, and
-   the amount and currency it sealed for posting equal the row's, exactly;
-2. where the decision required approval (or sent the document to review), the row names the approval request
-   opened for exactly that decision and document, and its verified outcome (signatures, roles, separation of
-   duties, quorum, expiry, all re-checked by ``evaluate``) is ``approved``;
-3. the action key is the digest of the document and the decision content (the system of record's idempotency key).
+   the amount and currency it sealed for posting equal the row's, exactly; the document type is the label the
+   decision sealed, and the decision digest is the one its sealed content gives (:func:`decision_digest`);
+2. the decision was made under the policy set in force now (its sealed ``policy_set_digest`` is the digest of the
+   policies and roles this acting point would decide with): a decision the policy has since been changed under is
+   refused (``policy_changed``: decide again), and so is every row when the policy in force cannot be read;
+3. where the decision required approval (or sent the document to review), the row names the approval request
+   opened for exactly that decision and document, its verified outcome (signatures, roles, separation of
+   duties, quorum, expiry, all re-checked by ``evaluate``) is ``approved``, and this is a run of the launcher that
+   opened it (served, the execution that opened it; else this process's launcher): an approver cannot act on it
+   from a run of his own (``launcher_mismatch``, as ``verify_requests`` refuses to use it);
+4. the action key is the digest of the document and the decision digest (the system of record's idempotency key).
 
-It then claims, atomically and in the same transaction as an ``action_authorized`` record, ``act:<policy record>``
-and, for approved requests, ``approval-act:<request id>``, both held by the action key: a second, different action
-on the same decision or approval is refused (``already_used``), while a retry of the same action finds its own
-claims and goes on (the system of record's insert is idempotent). Anything else is refused with a reason code,
-audited as ``action_refused``, and must not be acted on.
+It then claims, atomically and in the same transaction as an ``action_authorized`` record, ``act:<policy record>``,
+``post:<document>:<action>`` and, for approved requests, ``approval-act:<request id>``, all held by the action key
+AT its destination (the system of record's table and database): a second, different action on the same decision,
+approval or document (a second decision for a document already acted on among them) is refused (``already_used``),
+and so is the same action sent to another table or database, while a retry of the same action to the same
+destination finds its own claims and goes on (the system of record's insert is idempotent). Anything else is
+refused with a reason code, audited as ``action_refused``, and must not be acted on.
 
 Out of scope (docs/security.md): someone who can append arbitrary records to the audit store can forge a policy
 decision record; the trail then shows it, but nothing here can tell it from a real one.
@@ -57,6 +65,7 @@ class ActionClaim:
     decision_digest: str
     request_id: str = ""
     principal: str = ""
+    doc_type: str = ""
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> ActionClaim:
@@ -72,6 +81,7 @@ class ActionClaim:
             decision_digest=str(row.get("decision_digest") or ""),
             request_id=str(row.get("request_id") or ""),
             principal=str(row.get("principal") or ""),
+            doc_type=str(row.get("doc_type") or ""),
         )
 
 
@@ -95,13 +105,44 @@ class _Found:
     parents: tuple[str, ...] = ()
 
 
+def decision_digest(doc: str, action: str, effect: str, label: str, amount: float | None, currency: str) -> str:
+    """Digest of a document decision's content: with the document's digest, the system of record's idempotency key
+    (``action_key = digest({"doc": ..., "decision": this})``). ``effect`` is ``allow``, or ``require_approval`` for a
+    decision a person had to sign off (the policy's, or the review route's); the pipeline computes it when it
+    decides, the acting point again from the sealed decision record."""
+    fields = {"label": label, "amount": amount, "currency": currency}
+    return digest_value({"doc": doc, "action": action, "effect": effect, "fields": fields})
+
+
+def _needs_approval(ev: AuditEvent) -> bool:
+    return ev.status == "require_approval" or ev.attributes.get("route") == "review"
+
+
+def _sealed_label(ev: AuditEvent) -> str:
+    lineage = ev.attributes.get("lineage")
+    classification = lineage.get("classification") if isinstance(lineage, dict) else None
+    return str(classification.get("label") or "") if isinstance(classification, dict) else ""
+
+
+def policy_in_force(settings: Any) -> str:
+    """The digest of the policy set (policies and roles) a decision made now would seal (``policy_set_digest``).
+
+    Raises:
+        Exception: whatever the engine raises when the policies cannot be read or validated (the caller refuses).
+    """
+    from flytekitplugins.aios_policy.decide import policy_source
+    from flytekitplugins.aios_policy.engine import get_engine
+
+    return str(get_engine(settings.policy_engine).policy_set_digest(policy_source(settings, None)))
+
+
 def _same_money(a: float | None, b: Any) -> bool:
     if a is None or b is None:
         return a is None and b is None
     return isinstance(b, int | float) and float(b) == a
 
 
-def _policy_problem(c: ActionClaim, rec: AuditRecord | None) -> tuple[str, str] | None:
+def _policy_problem(c: ActionClaim, rec: AuditRecord | None, in_force: str) -> tuple[str, str] | None:
     from flytekitplugins.aios_policy.request import PolicyRequest
 
     if rec is None:
@@ -127,25 +168,47 @@ def _policy_problem(c: ActionClaim, rec: AuditRecord | None) -> tuple[str, str] 
         return "principal_missing", f"the row names no principal; policy decision {c.policy_record} was for one"
     if c.principal != ev.actor:
         return "principal_mismatch", f"{c.principal} is not the principal the policy decided for ({ev.actor})"
+    label = _sealed_label(ev)
+    if c.doc_type != label:
+        return "policy_record_mismatch", f"document type {c.doc_type!r} is not the one {c.policy_record} sealed"
+    effect = "require_approval" if _needs_approval(ev) else "allow"
+    sealed_amount = posted.get("amount")
+    money = float(sealed_amount) if isinstance(sealed_amount, int | float) else None
+    expected = decision_digest(c.subject, c.action, effect, label, money, c.currency)
+    if c.decision_digest != expected:
+        return "decision_mismatch", f"the decision digest is not the one policy decision {c.policy_record} gives"
+    if pd.get("policy_set_digest") != in_force:
+        why = (
+            f"policy decision {c.policy_record} was made under policy set {pd.get('policy_set_digest') or '(none)'}"
+            f"; the policy in force is {in_force}: decide again"
+        )
+        return "policy_changed", why
     return None
 
 
 def _find(
-    env: Env, c: ActionClaim, rec: AuditRecord | None, requests: Mapping[str, RequestState], caller: str
+    env: Env,
+    c: ActionClaim,
+    rec: AuditRecord | None,
+    requests: Mapping[str, RequestState],
+    caller: str,
+    in_force: str,
 ) -> _Found:
     """What claim ``c`` may use, or its problem; ``rec`` is the trail's record of ``c.policy_record`` (None when the
-    trail has none), ``requests`` the states of the claims' approval requests, read for all claims at once, and
-    ``caller`` the established identity the acting point serves (empty for an in-process local run)."""
+    trail has none), ``requests`` the states of the claims' approval requests, read for all claims at once,
+    ``caller`` the established identity the acting point serves (empty for an in-process local run) and
+    ``in_force`` the digest of the policy set in force (:func:`policy_in_force`)."""
     if c.action_key != digest_value({"doc": c.subject, "decision": c.decision_digest}):
         return _Found(("action_key_mismatch", "the action key is not the digest of the document and decision"))
     if caller and c.principal != caller:
         why = f"the row names {c.principal or 'no principal'}, not the caller's identity {caller}"
         return _Found(("identity_mismatch", why))
-    problem = _policy_problem(c, rec)
+    problem = _policy_problem(c, rec, in_force)
     if problem is not None or rec is None:
         return _Found(problem)
-    ev, keys, parents = rec.event, [f"act:{c.policy_record}"], [rec.record_id]
-    if ev.status == "require_approval" or ev.attributes.get("route") == "review":
+    ev, parents = rec.event, [rec.record_id]
+    keys = [f"act:{c.policy_record}", f"post:{c.subject}:{c.action}"]
+    if _needs_approval(ev):
         st = requests.get(c.request_id) if c.request_id else None
         if st is None:
             return _Found(("approval_missing", f"policy decision {c.policy_record} requires an approved request"))
@@ -155,11 +218,30 @@ def _find(
         out = evaluate(st, env)
         if out.status != "approved":
             return _Found((f"approval_{out.status}", f"request {c.request_id} is {out.status}: {out.reason}"))
+        launcher = _launcher(env, st, caller)
+        if not launcher or req.launcher != launcher:
+            who = f"was launched by {launcher}" if launcher else "is not the execution that opened it"
+            why = (
+                f"request {c.request_id} was opened by a run launched by {req.launcher or '(nobody recorded)'}; this"
+                f" run {who}: an approval is acted on only by runs its own launcher starts"
+            )
+            return _Found(("launcher_mismatch", why))
         keys.append(act_claim(c.request_id))
         parents.append(st.record_id)
     elif c.request_id:
         return _Found(("unexpected_request", f"policy decision {c.policy_record} needed no approval"))
     return _Found(None, tuple(keys), ev.actor, tuple(parents))
+
+
+def _launcher(env: Env, st: RequestState, caller: str) -> str:
+    """Who launched the run acting now, as the approval rules know it (``verify_requests``' rule): a served call
+    knows the execution it serves, not its launcher, so it is a run of the request's launcher only when it is the
+    execution that opened the request; an in-process run is its process's launcher (``run_launcher``)."""
+    from flytekitplugins.aios_approvals.service import _execution_key, run_launcher
+
+    if caller:
+        return st.request.launcher if st.request.execution == _execution_key() else ""
+    return run_launcher(env.settings)
 
 
 def _event(
@@ -184,8 +266,14 @@ def _event(
     )
 
 
+def holder_of(action_key: str, destination: str) -> str:
+    """Who holds an action's claims: the action at its destination (a table in a database), so that the same action
+    sent anywhere else finds them held by another."""
+    return f"{action_key}@{destination}"
+
+
 def _one_pass(
-    env: Env, claims: Sequence[ActionClaim], found: list[_Found], actor: str
+    env: Env, claims: Sequence[ActionClaim], found: list[_Found], actor: str, destination: str
 ) -> tuple[list[Verdict], list[AuditEvent]]:
     keys = [k for f in found for k in f.keys]
     holders = env.store.claim_holders(keys) if keys else {}
@@ -193,33 +281,39 @@ def _one_pass(
     events: list[AuditEvent] = []
     execution = current_execution()  # the execution this call serves: the same for every record it writes
     for c, f in zip(claims, found, strict=True):
-        problem = f.problem
+        problem, holder = f.problem, holder_of(c.action_key, destination)
         taken = [k for k in f.keys if k in holders]
-        if problem is None and any(holders[k][0] != c.action_key for k in taken):
-            other = next(holders[k][0] for k in taken if holders[k][0] != c.action_key)
-            problem = ("already_used", f"already used by another action ({other}); each is used exactly once")
+        if problem is None and any(holders[k][0] != holder for k in taken):
+            other = next(holders[k][0] for k in taken if holders[k][0] != holder)
+            why = f"already used by another action or destination ({other}); each is used exactly once, in one place"
+            problem = ("already_used", why)
         if problem is not None:
             verdicts.append(Verdict(c.action_key, False, *problem))
             events.append(_event("action_refused", f.principal or actor, problem[0], c, execution, reason=problem[1]))
             continue
         free = [k for k in f.keys if k not in holders]
         for k in free:  # the same key twice in one call: the first claim wins, the second row is a retry of it
-            holders[k] = (c.action_key, 0)
+            holders[k] = (holder, 0)
         code = "authorized" if free else "already_authorized"
         verdicts.append(Verdict(c.action_key, True, code, "", f.principal))
         if free:
-            extra = {CLAIMS_ATTR: [claim(k, c.action_key) for k in free], "policy_record": c.policy_record}
+            extra = {CLAIMS_ATTR: [claim(k, holder) for k in free], "policy_record": c.policy_record}
+            extra["destination"] = destination
             events.append(_event("action_authorized", f.principal, "authorized", c, execution, f.parents, **extra))
     return verdicts, events
 
 
-def authorize(claims: Sequence[ActionClaim], *, actor: str, env: Env, caller: str = "") -> list[Verdict]:
+def authorize(
+    claims: Sequence[ActionClaim], *, actor: str, env: Env, destination: str, caller: str = ""
+) -> list[Verdict]:
     """Verify every claim against the audit trail and claim what it uses; one verdict per claim, in order.
 
     Args:
         claims: the actions asked for (rows handed to the acting task).
         actor: the acting service, named in refusal records that name no policy principal.
         env: settings, store, roles and keys of the acting point (``Env.load(settings)``).
+        destination: where the actions go (the system of record's table and database, secrets masked): the claims
+            are held by each action there, so the same action sent elsewhere is refused.
         caller: the identity established for the call (a served connector's propagated identity): every claim
             must name it, and so (through the principal check) must the policy decision it acts on. Empty for an
             in-process local run, where each claim is still bound to its own decision's principal.
@@ -231,9 +325,15 @@ def authorize(claims: Sequence[ActionClaim], *, actor: str, env: Env, caller: st
     decisions = env.store.get_many([c.policy_record for c in claims if c.policy_record])
     asked = [c.request_id for c in claims if c.request_id]
     requests = projection(env.store).get_many(asked) if asked else {}
-    found = [_find(env, c, decisions.get(c.policy_record), requests, caller) for c in claims]  # no id: no record
+    try:
+        in_force = policy_in_force(env.settings)
+    except Exception as e:  # no policy to compare with: no decision can be shown to stand (fail closed)
+        why = f"the policy in force cannot be read ({type(e).__name__}): nothing is acted on until it can"
+        found = [_Found(("policy_unavailable", why)) for _ in claims]
+    else:
+        found = [_find(env, c, decisions.get(c.policy_record), requests, caller, in_force) for c in claims]
     for _attempt in range(8):
-        verdicts, events = _one_pass(env, claims, found, actor)
+        verdicts, events = _one_pass(env, claims, found, actor, destination)
         try:
             records = env.store.append_many(events) if events else []
         except ClaimTaken as e:

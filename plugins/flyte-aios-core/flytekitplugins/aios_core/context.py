@@ -13,6 +13,7 @@ import datetime as dt
 import functools
 import os
 import secrets
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -64,11 +65,35 @@ def serving(execution: ExecutionRef) -> Iterator[ExecutionRef]:
         _served.reset(token)
 
 
+def _in_cluster_task() -> bool:
+    """True while flytekit runs a task as on a Flyte cluster: its entrypoint (``pyflyte-execute``) set the execution
+    state from the variables flytepropeller gives the pod. False for local runs (``pyflyte run``, a workflow called
+    in Python) and for processes outside any task (the ``aios`` commands, scripts): there the ``FLYTE_INTERNAL_*``
+    variables are whatever the shell set, and they are not read. flytekit is not imported for the answer: a process
+    that has not imported it runs no flytekit task."""
+    cm = sys.modules.get("flytekit.core.context_manager")
+    if cm is None:
+        return False
+    try:
+        state = cm.FlyteContextManager.current_context().execution_state
+        mode = state.mode if state is not None else None
+    except Exception:
+        return False
+    modes = cm.ExecutionState.Mode
+    return mode in (modes.TASK_EXECUTION, modes.DYNAMIC_TASK_EXECUTION, modes.EAGER_EXECUTION)
+
+
 def current_execution(task_name: str = "") -> ExecutionRef:
-    """Identity of the task execution in progress (served call, cluster env, then flytekit's local context)."""
+    """Identity of the task execution in progress: the served call's, else a cluster task's (flytepropeller's
+    variables, read only inside a task flytekit runs as on a cluster: :func:`_in_cluster_task`), else the local
+    run's (flytekit's local context and this process's run id, made here: a shell that sets ``FLYTE_INTERNAL_*``
+    variables cannot make a local run another execution, and so cannot use that execution's approval again)."""
     served = _served.get()
     if served is not None:
         return served
+    if not _in_cluster_task():
+        local: dict[str, Any] = {"task_name": task_name, "image": _env("AIOS_IMAGE"), **_local_context()}
+        return ExecutionRef(**{k: v for k, v in local.items() if v not in ("", None)})
     fields: dict[str, Any] = {
         "project": _env("FLYTE_INTERNAL_EXECUTION_PROJECT", "_F_PRJ"),
         "domain": _env("FLYTE_INTERNAL_EXECUTION_DOMAIN", "_F_DM"),
