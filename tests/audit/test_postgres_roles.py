@@ -218,3 +218,98 @@ def test_the_documented_grants_are_enough_to_write_and_to_audit(
         with psycopg.connect(pg_url, autocommit=True) as conn:
             conn.execute(f"DROP OWNED BY {auditor}")
             conn.execute(f"DROP ROLE {auditor}")
+
+
+@pytest.fixture
+def writer_url(pg_url: str, role: str) -> Iterator[str]:
+    """The URL of ``role`` holding exactly docs/audit.md's writer grants on a schema the owner created (auditor
+    grants go to a role of their own, dropped afterwards)."""
+    open_store(pg_url).close()
+    auditor = f"{role}_ro"
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"CREATE ROLE {auditor} LOGIN")
+        for stmt in _doc_grants(_schema(pg_url), role, auditor):
+            conn.execute(stmt)
+    try:
+        yield _as(pg_url, role)
+    finally:
+        with psycopg.connect(pg_url, autocommit=True) as conn:
+            conn.execute(f"DROP OWNED BY {auditor}")
+            conn.execute(f"DROP ROLE {auditor}")
+
+
+def test_a_writer_s_planted_receipt_does_not_stop_sequencing(writer_url: str) -> None:
+    """Regression: a writer may insert into ``audit_staged`` and ``audit_receipts``. A staged row plus a receipt under
+    its id made every integrator (the server's and the Python one) fail on a duplicate key, for every writer, until
+    someone deleted the receipt by hand; a writer waiting meanwhile was told its action was not recorded. The
+    integrators now replace a receipt found under the id."""
+    from flytekitplugins.aios_audit.records import _to_json
+
+    store = open_store(writer_url)
+    store.append(AuditEvent(kind="task", actor="service:pipeline", subject="before"))
+    with psycopg.connect(writer_url, autocommit=True) as att:
+        ev = _to_json(AuditEvent(kind="task", actor="service:x", subject="junk"))
+        sid = att.execute(
+            "INSERT INTO audit_staged (events, cols) VALUES (ARRAY[%b::bytea], ARRAY['task','junk','',''])"
+            " RETURNING id",
+            (ev,),
+        ).fetchone()[0]
+        att.execute("INSERT INTO audit_receipts VALUES (%s, 'x')", (sid,))
+    assert store.append(AuditEvent(kind="task", actor="a", subject="p")).seq == 3  # the junk row is seq 2
+    claimed = AuditEvent(kind="action", actor="a", attributes={"claims": [{"key": "k-r2", "holder": "a"}]})
+    assert store.append(claimed).seq == 4  # the locked path (the Python integrator)
+    ack = store.stage_many([AuditEvent(kind="task", actor="b")])
+    store.integrate_staged(5)
+    assert store.is_integrated(ack) and store.size() == 5
+    store.close()
+
+
+def test_a_writer_s_lineage_rows_cannot_plant_a_row_at_a_later_record(writer_url: str) -> None:
+    """Regression: the server-side integrator inserted the lineage rows a writer staged at ``base + <event index the
+    writer chose>``, unchecked: an index past the row's own events planted a row at a later record's seq, and both
+    integrators then failed on its primary key when that record came. Indexes outside the row's events are dropped,
+    and a row already at ``(seq, pos)`` is left for verification to report."""
+    import datetime as dt
+
+    from flytekitplugins.aios_audit.records import _json_time, _to_json
+
+    store = open_store(writer_url)
+    store.append(AuditEvent(kind="task", actor="service:pipeline", subject="before"))
+    now = dt.datetime.now(dt.UTC)
+    ev = _to_json(AuditEvent(kind="task", actor="service:x", subject="x"))
+    with psycopg.connect(writer_url, autocommit=True) as att:
+        att.execute(
+            "CALL aios_audit_append(ARRAY[%b::bytea], ARRAY['task','x','',''], %s::text[], %s, %b, 4096, NULL)",
+            (ev, ["3", "0", "", "execution:aios/production/run-7", "in_execution"], now, _json_time(now)),
+        )
+        assert att.execute("SELECT count(*) FROM audit_proj_lineage WHERE seq > 2").fetchone() == (0,)
+    assert [store.append(AuditEvent(kind="task", actor="p", subject=f"r{i}", execution=EX)).seq for i in range(3)] == [
+        3,
+        4,
+        5,
+    ]
+    ack = store.stage_many([AuditEvent(kind="task", actor="b", execution=EX)])
+    store.integrate_staged(5)
+    assert store.is_integrated(ack) and store.size() == 6
+    store.close()
+
+
+def test_a_batch_of_zero_does_not_spin_under_the_log_s_lock(writer_url: str) -> None:
+    """Regression: ``aios_audit_append`` with ``p_batch = 0`` took no staged row and looped for ever holding the log's
+    lock (every other append waited for the caller's statement timeout). A batch is at least one row."""
+    import datetime as dt
+
+    from flytekitplugins.aios_audit.records import _json_time, _to_json
+
+    now = dt.datetime.now(dt.UTC)
+    ev = _to_json(AuditEvent(kind="task", actor="service:x", subject="z"))
+    with psycopg.connect(writer_url, autocommit=True) as att:
+        att.execute("SET statement_timeout = '5s'")
+        got = att.execute(
+            "CALL aios_audit_append(ARRAY[%b::bytea], ARRAY['task','z','',''], '{}'::text[], %s, %b, 0, NULL)",
+            (ev, now, _json_time(now)),
+        ).fetchone()[0]
+    assert got and got.split("|", 1)[1].split(":")[1] == "1", got
+    store = open_store(writer_url)
+    assert store.append(AuditEvent(kind="task", actor="a")).seq == 2
+    store.close()

@@ -61,6 +61,7 @@ DECLARE
   mine TEXT := ''; ids BIGINT[] := '{{}}'; bases BIGINT[] := '{{}}'; evs BYTEA[]; cs TEXT[];
   when_text TEXT := convert_from(p_when, 'UTF8') || '|';
 BEGIN
+  p_batch := GREATEST(COALESCE(p_batch, 1), 1);  -- a caller's 0 or NULL took no row and spun under the lock for ever
   IF NOT pg_try_advisory_xact_lock({LOCK}) THEN RETURN NULL; END IF;
   PERFORM pg_try_advisory_xact_lock({BARRIER});  -- never waits for waiters (they may not have run yet)
   SELECT seq, decode(chain_hash, 'hex') INTO head, prev FROM audit_log ORDER BY seq DESC LIMIT 1;
@@ -74,7 +75,11 @@ BEGIN
       EXIT;
     END IF;
     one := when_text || r.id || ':' || (head + 1) || ':' || encode(prev, 'hex');
-    IF r.id = p_sid THEN mine := one; ELSIF r.wants_receipt THEN INSERT INTO audit_receipts VALUES (r.id, one); END IF;
+    IF r.id = p_sid THEN mine := one;
+    ELSIF r.wants_receipt THEN  -- a receipt a writer inserted under this id first is replaced, never a dead end
+      DELETE FROM audit_receipts WHERE id = r.id;  -- (writers may delete receipts, not update them)
+      INSERT INTO audit_receipts VALUES (r.id, one);
+    END IF;
     ids := array_append(ids, r.id); bases := array_append(bases, head);
     -- array variables, not the record's fields: PL/pgSQL keeps a variable's array expanded, so evs[i] is O(1),
     -- where r.events[i] copied the whole array at every subscript (a 400-event append took 1.5 s, quadratic)
@@ -94,10 +99,16 @@ BEGIN
   -- in one statement; then the staged rows are consumed: all of it in this transaction (sequenced exactly once)
   -- (unnested once and grouped by five: a subscript of a stored text[] walks it from its start, so s.lin[k] for
   -- every k was quadratic, 0.7 s for one append of 1,000 events with three lineage rows each)
+  -- (an event index outside the row's own events is a writer's hand-made row: dropped, so it cannot plant a row at
+  -- a later record's seq and stop every integrator there; a row already at (seq, pos) is left for verification to
+  -- report, not a duplicate key that stops sequencing)
   INSERT INTO audit_proj_lineage SELECT b.base + l.v[1]::BIGINT, l.v[2]::INT, l.v[3], l.v[4], l.v[5]
     FROM unnest(ids, bases) AS b(id, base) JOIN audit_staged s ON s.id = b.id,
     LATERAL (SELECT array_agg(u.val ORDER BY u.k) AS v FROM unnest(s.lin) WITH ORDINALITY AS u(val, k)
-             GROUP BY (u.k - 1) / 5) AS l;
+             GROUP BY (u.k - 1) / 5) AS l
+    WHERE l.v[1] ~ '^[0-9]{1,9}$' AND l.v[1]::BIGINT BETWEEN 1 AND cardinality(s.events)
+      AND l.v[2] ~ '^[0-9]{1,9}$'
+    ON CONFLICT DO NOTHING;
   DELETE FROM audit_staged WHERE id = ANY(ids);
   RETURN mine;
 END $$;
@@ -159,6 +170,7 @@ CREATE OR REPLACE FUNCTION aios_audit_take(p_batch INT, p_gap FLOAT8, p_max_even
 RETURNS TABLE (id BIGINT, events BYTEA[], wants BOOLEAN, head BIGINT, head_hash TEXT) LANGUAGE plpgsql AS $$
 DECLARE h BIGINT; hh TEXT; n BIGINT;
 BEGIN
+  p_batch := GREATEST(COALESCE(p_batch, 1), 1);
   IF NOT pg_try_advisory_xact_lock({LOCK}) THEN RETURN; END IF;  -- no row: another integrator holds the lock
   -- a client that stops between its round trips (a stopped pod) must not hold the lock for ever: its session ends
   PERFORM set_config('idle_in_transaction_session_timeout', '30s', true);
@@ -185,6 +197,7 @@ END $$;
 CREATE OR REPLACE FUNCTION aios_audit_done(p_rid BIGINT[], p_receipt TEXT[], p_ids BIGINT[])
 RETURNS VOID LANGUAGE plpgsql AS $$
 BEGIN
+  DELETE FROM audit_receipts WHERE id = ANY(p_rid);  -- a receipt planted under one of these ids is replaced
   INSERT INTO audit_receipts SELECT * FROM unnest(p_rid, p_receipt);
   DELETE FROM audit_staged WHERE id = ANY(p_ids);
 END $$;
