@@ -106,8 +106,8 @@ BEGIN
     FROM unnest(ids, bases) AS b(id, base) JOIN audit_staged s ON s.id = b.id,
     LATERAL (SELECT array_agg(u.val ORDER BY u.k) AS v FROM unnest(s.lin) WITH ORDINALITY AS u(val, k)
              GROUP BY (u.k - 1) / 5) AS l
-    WHERE l.v[1] ~ '^[0-9]{1,9}$' AND l.v[1]::BIGINT BETWEEN 1 AND cardinality(s.events)
-      AND l.v[2] ~ '^[0-9]{1,9}$'
+    WHERE l.v[1] ~ '^[0-9]{{1,9}}$' AND l.v[1]::BIGINT BETWEEN 1 AND cardinality(s.events)
+      AND l.v[2] ~ '^[0-9]{{1,9}}$'
     ON CONFLICT DO NOTHING;
   DELETE FROM audit_staged WHERE id = ANY(ids);
   RETURN mine;
