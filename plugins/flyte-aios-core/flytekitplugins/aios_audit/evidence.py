@@ -6,13 +6,18 @@ A bundle is a zip file::
     manifest.json         scope, log origin, tree size, the records (seq, id, kind, file) and a SHA-256 per file
     checkpoint.json       a signed checkpoint (tree head) of the whole log, made after its verification
     keys/<key id>.pem     the public keys the exporter trusts for checkpoints (compare them with your pinned keys)
+    keys/approvals-<id>.pem  the public key approval decisions are signed with (manifest ``approvals_key``)
     records/<seq>.json    per record: its exact canonical entry and its RFC 9162 inclusion proof in that tree
     lineage.json          the typed lineage edges among the bundled records, recomputed from their entries
 
 :func:`verify_bundle` needs only the pack (no store, no settings): every entry must re-hash to its leaf hash, its
 inclusion path must lead to the checkpoint's root, the checkpoint must be signed by a trusted key (``--public-key``
 files, else the keys in the bundle, which the output says), and every file must match the manifest. The first
-failure is reported with the record it concerns.
+failure is reported with the record it concerns. Every member must be one the verifier checks: each record file is
+named by its seq (``records/%08d.json``), each key file by the id of the key it holds, and README.txt is this
+exporter's text (only the scope label in its first line is the sender's word, as the manifest's is). Approval
+decisions whose signature does not verify under the shipped approvals key are reported as counting for nothing, as
+``aios audit verify`` does.
 """
 
 from __future__ import annotations
@@ -78,6 +83,35 @@ def _trusted_pems(settings: Any) -> list[str]:
     return list(dict.fromkeys([*pems, own]))
 
 
+APPROVALS_KEY_FILE = "keys/approvals-{hex}.pem"
+"""Where a bundle ships the approvals public key: ``hex`` is the first 16 hex digits of its id (``sha256:...``)."""
+
+
+def approvals_key_file(key_id: str) -> str:
+    """The member name of the approvals key whose id (``sha256:<hex>``) is ``key_id``."""
+    return APPROVALS_KEY_FILE.format(hex=key_id.removeprefix("sha256:")[:16])
+
+
+def _approvals_pem(settings: Any) -> tuple[str, str] | None:
+    """``(key id, public PEM)`` of the approvals key decisions are signed with; None where this host has none."""
+    from flytekitplugins.aios_approvals import signing
+    from flytekitplugins.aios_core.errors import ConfigError
+
+    try:
+        key = signing.public_key(settings)
+    except (ConfigError, ValueError, TypeError, OSError):
+        return None
+    return signing.key_id(key), _public_pem_of(key)
+
+
+def _public_pem_of(public_key: Any) -> str:
+    """SubjectPublicKeyInfo PEM of a public key object."""
+    from cryptography.hazmat.primitives import serialization
+
+    raw: bytes = public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return raw.decode()
+
+
 def export(tracer: Tracer, settings: Any, record_ids: list[str], scope: str, out: Path) -> dict[str, Any]:
     """Write the bundle for ``record_ids`` to ``out``; returns its manifest."""
     store = tracer.store
@@ -99,6 +133,9 @@ def export(tracer: Tracer, settings: Any, record_ids: list[str], scope: str, out
         kid = key_id(pem)[:16]
         files[f"keys/{kid}.pem"] = pem.encode()
         keys.append({"file": f"keys/{kid}.pem", "key_id": kid})
+    approvals = _approvals_pem(settings)
+    if approvals is not None:  # so a verifier can tell a signed decision from one that counts for nothing
+        files[approvals_key_file(approvals[0])] = approvals[1].encode()
     edges = sealed_edges({seq: (entries[seq], seqs[seq]) for seq in entries})
     files["lineage.json"] = json.dumps(edges, indent=1).encode()
     origin = origin_of(store)
@@ -106,6 +143,7 @@ def export(tracer: Tracer, settings: Any, record_ids: list[str], scope: str, out
     manifest = {
         "format": FORMAT, "scope": scope, "origin": origin, "tree_size": cp.tree_size,
         "created_at": dt.datetime.now(dt.UTC).isoformat(), "records": records, "keys": keys,
+        **({"approvals_key": {"file": approvals_key_file(approvals[0]), "key_id": approvals[0]}} if approvals else {}),
         "files": {n: hashlib.sha256(b).hexdigest() for n, b in sorted(files.items())},
     }  # fmt: skip
     touch_private(out)  # 0600: the bundle names principals and documents (digests only, but still)

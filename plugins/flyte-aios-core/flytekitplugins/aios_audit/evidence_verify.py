@@ -6,16 +6,20 @@ import hashlib
 import json
 import re
 import stat
+import struct
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from flytekitplugins.aios_audit.checkpoint import Checkpoint
-from flytekitplugins.aios_audit.evidence import FORMAT, BundleCheck, sealed_edges
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from flytekitplugins.aios_audit.checkpoint import Checkpoint, key_id
+from flytekitplugins.aios_audit.evidence import FORMAT, README, BundleCheck, approvals_key_file, sealed_edges
 from flytekitplugins.aios_audit.proofs import check_proof
 from flytekitplugins.aios_audit.stores import shown_ref
-from flytekitplugins.aios_audit.trust import TrustedKeys
+from flytekitplugins.aios_audit.trust import TrustedKeys, canonical_public_pem
+from flytekitplugins.aios_core.errors import ConfigError
 
 _RECORD_FILE = re.compile(r"records/0*(\d+)\.json")
 
@@ -58,6 +62,96 @@ def _member_problem(infos: Sequence[zipfile.ZipInfo]) -> str:
     return ""
 
 
+_LOCAL = struct.Struct("<4s5H3L2H")  # local file header: signature .. extra length (30 bytes)
+_EOCD = struct.Struct("<4s4H2LH")  # end of central directory record (22 bytes)
+_ZIP64_LOCATOR = struct.Struct("<4sLQL")  # 20 bytes, just before the end record
+_ZIP64_EOCD = struct.Struct("<4sQ2H2L4Q")  # 56 bytes
+
+
+def _central_directory(fh: Any, size: int) -> tuple[int, int, int] | str:
+    """``(offset, end, entries)`` of the central directory as the end records place it, where the records must
+    follow it with nothing between them and nothing after the end record's comment; or why not."""
+    tail_len = min(size, _EOCD.size + 0xFFFF)
+    fh.seek(size - tail_len)
+    tail = fh.read(tail_len)
+    at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) - at < _EOCD.size:
+        return "it has no end of central directory record"
+    _sig, _disk, _cd_disk, _n_disk, entries, cd_size, cd_offset, comment = _EOCD.unpack_from(tail, at)
+    eocd = size - tail_len + at
+    if eocd + _EOCD.size + comment != size:
+        return "bytes follow its end of central directory record"
+    end = eocd
+    if eocd >= _ZIP64_LOCATOR.size:
+        fh.seek(eocd - _ZIP64_LOCATOR.size)
+        sig, _disk64, rec_at, _disks = _ZIP64_LOCATOR.unpack(fh.read(_ZIP64_LOCATOR.size))
+        if sig == b"PK\x06\x07":
+            fh.seek(rec_at)
+            raw = fh.read(_ZIP64_EOCD.size)
+            if len(raw) != _ZIP64_EOCD.size or raw[:4] != b"PK\x06\x06":
+                return "its zip64 end record is not where its locator says"
+            _s, rec_size, _v, _vn, _d, _dcd, _nd, entries, cd_size, cd_offset = _ZIP64_EOCD.unpack(raw)
+            if rec_at + 12 + rec_size != eocd - _ZIP64_LOCATOR.size:
+                return "bytes lie between its zip64 end record and its locator"
+            end = rec_at
+    if cd_offset + cd_size != end:
+        return "its central directory does not end where its end record begins (bytes before or between them)"
+    return cd_offset, end, entries
+
+
+def _layout_problem(path: Path, infos: Sequence[zipfile.ZipInfo]) -> str:
+    """Why the zip's bytes are not exactly its directory's files ("" if they are).
+
+    A streaming reader (Java's ZipInputStream, ``jar x``, stream unzippers, upload scanners) reads the local headers
+    from the start of the file, never the central directory this verifier reads: a local header and data that no
+    directory entry points at (a forged copy of a record after the genuine one) would be extracted by it, unseen
+    here. So the local headers and their data must tile the file from offset 0 to the central directory, in order,
+    each with the name, method, CRC and sizes of its directory entry, and nothing may lie before, between or after."""
+    with path.open("rb") as fh:
+        size = fh.seek(0, 2)
+        where = _central_directory(fh, size)
+        if isinstance(where, str):
+            return where
+        cd_offset, _end, entries = where
+        if entries != len(infos):
+            return f"its end record counts {entries} files, its central directory holds {len(infos)}"
+        pos = 0
+        for info in sorted(infos, key=lambda i: i.header_offset):
+            name = shown_ref(info.filename, 80)
+            if info.header_offset != pos:
+                how = (
+                    "overlaps the file before it" if info.header_offset < pos else "is not right after the file before"
+                )
+                return (
+                    f"the local header of {name} {how} (offset {info.header_offset}, expected {pos}): "
+                    "bytes no directory entry accounts for, which a streaming zip reader would extract"
+                )
+            fh.seek(pos)
+            head = fh.read(_LOCAL.size)
+            if len(head) != _LOCAL.size:
+                return f"the local header of {name} is cut short"
+            sig, _ver, flags, method, _t, _d, crc, csize, usize, nlen, elen = _LOCAL.unpack(head)
+            local_name = fh.read(nlen)
+            if sig != b"PK\x03\x04" or local_name != info.orig_filename.encode("utf-8"):
+                return f"the local header of {name} does not name the file its directory entry names"
+            if flags & 0x08 or (method, crc, csize, usize) != (
+                info.compress_type,
+                info.CRC,
+                info.compress_size,
+                info.file_size,
+            ):
+                return f"the local header of {name} does not give the method, CRC and sizes of its directory entry"
+            pos += _LOCAL.size + nlen + elen + info.compress_size
+        if pos != cd_offset:
+            return (
+                f"{cd_offset - pos:,} bytes between its last file and its central directory that no directory entry "
+                "accounts for (a hidden file a streaming zip reader would extract)"
+                if pos < cd_offset
+                else "its last file runs into its central directory"
+            )
+    return ""
+
+
 def _read_all(path: Path) -> tuple[dict[str, bytes] | None, BundleCheck | None]:
     files: dict[str, bytes] = {}
     try:
@@ -70,24 +164,65 @@ def _read_all(path: Path) -> tuple[dict[str, bytes] | None, BundleCheck | None]:
                     f"bundle may hold ({MAX_BUNDLE_MEMBERS:,} files, {MAX_BUNDLE_BYTES:,} bytes): not inflated"
                 )
                 return None, BundleCheck(False, msg)
-            if problem := _member_problem(infos):
+            if problem := _member_problem(infos) or _layout_problem(path, infos):
                 return None, BundleCheck(False, f"{path} is not a readable evidence bundle: {problem}")
             for name in z.namelist():
                 try:
                     files[name] = z.read(name)
                 except Exception as e:  # CRC, inflate (zlib.error) or header errors: the bytes changed
                     return None, BundleCheck(False, f"{_who(name)} is damaged in the zip ({e})", name)
-    except (zipfile.BadZipFile, OSError) as e:
+    except (zipfile.BadZipFile, OSError, struct.error) as e:
         return None, BundleCheck(False, f"{path} is not a readable evidence bundle: {e}")
     return files, None
+
+
+def _shipped_key(files: dict[str, bytes], name: str) -> tuple[str, str]:
+    """``(canonical public PEM, "")`` of the key file ``name`` as the exporter writes it, or ``("", why not)``."""
+    data = files.get(name)
+    if data is None:
+        return "", f"manifest.json names key file {shown_ref(name, 80)}, which the zip does not hold"
+    if not data.startswith(b"-----BEGIN PUBLIC KEY-----"):
+        return "", f"{shown_ref(name, 80)} is not a public key PEM: the bundle was altered"
+    try:
+        pem = canonical_public_pem(data, shown_ref(name, 80))
+    except ConfigError as e:
+        return "", f"{e}: the bundle was altered"
+    if pem.encode() != data:
+        return "", f"{shown_ref(name, 80)} is not a public key PEM as the exporter writes it: the bundle was altered"
+    return pem, ""
+
+
+def _keys_problem(files: dict[str, bytes], manifest: dict[str, Any]) -> str:
+    """Why a key file is not what the exporter writes ("" if each is): the manifest's ids are unsigned labels, so
+    each key file must be named by the id computed from the key it holds, and a label must be that id."""
+    seen: set[str] = set()
+    for k in manifest.get("keys", []):
+        name = k.get("file", "")
+        pem, why = _shipped_key(files, name)
+        if why:
+            return why
+        kid = key_id(pem)
+        if name != f"keys/{kid}.pem" or name in seen:
+            return (
+                f"{shown_ref(name, 80)} holds key {kid}: a bundle names each key file once, by the id of the key in it "
+                f"(keys/{kid}.pem); the bundle was altered, ask its sender for the bundle as exported"
+            )
+        if k.get("key_id", kid) != kid:
+            return (
+                f"manifest.json labels {shown_ref(name, 80)} key {shown_ref(k['key_id'], 20)}, but it holds key {kid}"
+            )
+        seen.add(name)
+    return ""
 
 
 def _trust(files: dict[str, bytes], manifest: dict[str, Any], public_keys: Sequence[str]) -> tuple[TrustedKeys, str]:
     if public_keys:
         return TrustedKeys.from_files(public_keys), "the --public-key files"
-    specs = [files[k["file"]].decode() for k in manifest.get("keys", []) if k.get("file") in files]
-    ids = ", ".join(k.get("key_id", "") for k in manifest.get("keys", []))
-    return TrustedKeys.from_specs(specs, "keys in the bundle"), f"the keys shipped in the bundle ({ids}): compare them"
+    # inline PEMs only (checked by _keys_problem): a bundle's key file never names a file or variable of this host
+    specs = [files[k["file"]].decode() for k in manifest.get("keys", [])]
+    keys = TrustedKeys.from_specs(specs, "keys in the bundle")
+    ids = ", ".join(k.key_id for k in keys.keys)  # computed from the key files, never the manifest's labels
+    return keys, f"the keys shipped in the bundle ({ids or 'none'}): compare them"
 
 
 def _check_records(files: dict[str, bytes], manifest: dict[str, Any], cp: Checkpoint, keys: TrustedKeys) -> BundleCheck:
@@ -110,6 +245,105 @@ def _check_records(files: dict[str, bytes], manifest: dict[str, Any], cp: Checkp
                 False, f"{who}: its entry says seq {entry.get('seq')} but its proof is for another", name
             )
     return BundleCheck(True, "")
+
+
+def _members_problem(files: dict[str, bytes], manifest: dict[str, Any], cp: Checkpoint) -> str:
+    """Why a member is not one the verifier checks ("" if each is).
+
+    Every file under records/ must be the file of exactly one record of the manifest, named by its seq as the
+    exporter names it: the README sends a reader to records/<seq>.json, so an unchecked file there (a forged copy
+    beside the genuine record, a record the log never held) would be read as evidence. Key files are the manifest's
+    keys; README.txt must be the exporter's text (its scope label is the sender's word, as the manifest's is)."""
+    allowed = {"manifest.json", "checkpoint.json", "lineage.json", "README.txt"}
+    seqs: set[int] = set()
+    for r in manifest.get("records", []):
+        seq, name = r["seq"], r["file"]
+        if seq < 1 or seq in seqs:
+            return f"manifest.json lists record #{seq} {'more than once' if seq in seqs else '(no such seq)'}"
+        if name != f"records/{seq:08d}.json":
+            return (
+                f"manifest.json puts record #{seq} in {shown_ref(name, 80)}, not records/{seq:08d}.json where the "
+                "exporter writes it (and a reader looks): the bundle was altered"
+            )
+        seqs.add(seq)
+        allowed.add(name)
+    allowed |= {k["file"] for k in manifest.get("keys", [])}
+    if isinstance(approvals := manifest.get("approvals_key"), dict):
+        allowed.add(approvals["file"])
+    for name in sorted(files):
+        if name not in allowed:
+            what = "no record of the manifest" if name.startswith("records/") else "no file an exporter writes"
+            return (
+                f"the zip holds {shown_ref(name, 80)}, {what}: the verifier would not check it, so the bundle is "
+                "refused (ask its sender for the bundle as exported)"
+            )
+    if "README.txt" in files:
+        text = files["README.txt"].decode("utf-8", "replace")
+        head, tail = README.split("{scope}", 1)
+        tail = tail.format(origin=cp.origin, size=cp.tree_size)
+        if not (text.startswith(head) and text.endswith(tail) and len(text) >= len(head) + len(tail)):
+            return (
+                "README.txt is not the text the exporter writes for this checkpoint: it is no evidence and may "
+                "mislead a reader; the bundle was altered"
+            )
+    return ""
+
+
+def _decisions_note(files: dict[str, bytes], manifest: dict[str, Any]) -> tuple[list[str], str]:
+    """The approval decisions of the bundle that count for nothing (as ``aios audit verify`` lists them: a signature
+    that does not verify under the approvals key, a decision on another version of its request), and the approvals
+    key they were checked with (its id computed from the shipped key file; "" when the bundle has no decisions)."""
+    decisions = [r for r in manifest.get("records", []) if r["kind"] == "approval_decision"]
+    if not decisions:
+        return [], ""
+    approvals = manifest.get("approvals_key")
+    if not isinstance(approvals, dict):
+        return [
+            f"record #{r['seq']} ({r['record_id']}): decision whose signature cannot be checked, the bundle ships "
+            "no approvals key"
+            for r in decisions
+        ], ""
+    from flytekitplugins.aios_approvals import signing
+    from flytekitplugins.aios_approvals.audit_check import DecisionCheck
+
+    key = _ed25519(_shipped_key(files, approvals["file"])[0])  # checked by _approvals_key_problem
+    check = DecisionCheck(key)
+    for r in sorted(manifest.get("records", []), key=lambda r: int(r["seq"])):
+        if r["kind"] in ("approval_request", "approval_decision"):
+            entry = json.loads(files[r["file"]])["entry"].encode()
+            check.see(int(r["seq"]), entry, str(r["record_id"]), "", "")
+    lines = [f"record #{seq} {line.removeprefix('record ')}" for seq, line in check.finish().lines]
+    return lines, signing.key_id(key)
+
+
+def _ed25519(pem: str) -> Ed25519PublicKey:
+    """The key of a PEM that :func:`canonical_public_pem` made (an Ed25519 public key)."""
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    key = load_pem_public_key(pem.encode())
+    if not isinstance(key, Ed25519PublicKey):  # pragma: no cover - canonical_public_pem refuses other keys
+        raise TypeError("not an Ed25519 key")
+    return key
+
+
+def _approvals_key_problem(files: dict[str, bytes], manifest: dict[str, Any]) -> str:
+    approvals = manifest.get("approvals_key")
+    if approvals is None:
+        return ""
+    if not isinstance(approvals, dict) or not all(isinstance(approvals.get(f), str) for f in ("file", "key_id")):
+        return "manifest.json: approvals_key must be an object with a file and a key_id (text)"
+    from flytekitplugins.aios_approvals import signing
+
+    pem, why = _shipped_key(files, approvals["file"])
+    if why:
+        return why
+    kid = signing.key_id(_ed25519(pem))
+    if approvals["file"] != approvals_key_file(kid) or approvals["key_id"] != kid:
+        return (
+            f"{shown_ref(approvals['file'], 80)} holds approvals key {kid}, which the manifest names otherwise: "
+            "the bundle was altered"
+        )
+    return ""
 
 
 def _check_edges(files: dict[str, bytes], manifest: dict[str, Any]) -> BundleCheck:
@@ -184,16 +418,30 @@ def _verify(
     extra = set(files) - set(manifest.get("files", {})) - {"manifest.json"}
     if extra:
         return BundleCheck(False, f"files not in the manifest: {', '.join(sorted(extra))}")
+    if problem := _members_problem(files, manifest, cp) or _keys_problem(files, manifest):
+        return BundleCheck(False, problem)
+    if problem := _approvals_key_problem(files, manifest):
+        return BundleCheck(False, problem)
     keys, trusted_from = _trust(files, manifest, public_keys)
+    verifier, why = keys.verifying_key(cp)
+    if verifier is None:
+        return BundleCheck(False, f"checkpoint.json: {why}", "checkpoint.json")
     # one after the other: the edges are recomputed from entries the record check has verified (a tuple of both
     # calls ran the edge check on entries that had failed theirs)
     if not (result := _check_records(files, manifest, cp, keys)).ok or not (result := _check_edges(files, manifest)).ok:
         return result
     n = len(manifest.get("records", []))
-    # the scope is the manifest's word, which nothing signs: quoted as the sender's label, never as what was verified
+    # the scope is the manifest's word, which nothing signs: quoted as the sender's label, never as what was verified;
+    # the key id is computed from the key whose signature verified, never the id the checkpoint or manifest claims
     summary = (
         f"OK: {n} records are included in the signed tree of {cp.tree_size} of {cp.origin}; checkpoint key "
-        f"{cp.key_id[:16]} trusted from {trusted_from}; the unsigned manifest labels them "
+        f"{verifier.key_id} trusted from {trusted_from}; the unsigned manifest labels them "
         f"{shown_ref(manifest.get('scope'), 120)}"
     )
-    return BundleCheck(True, summary)
+    junk, approvals_kid = _decisions_note(files, manifest)
+    if approvals_kid:
+        summary += f"; approval decisions checked with approvals key {approvals_kid} shipped in the bundle: compare it"
+    notes = [f"ignored approval decision (counts for nothing): {line}" for line in junk]
+    # as `aios audit verify` warns: they verify as sealed records, but no fold counts them as approvals
+    summary += "".join(f"; warning: {line}" for line in notes)
+    return BundleCheck(True, summary, notes=notes)

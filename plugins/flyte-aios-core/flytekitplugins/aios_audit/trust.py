@@ -155,30 +155,53 @@ class TrustedKeys:
 
     def check(self, cp: Checkpoint) -> str:
         """Why ``cp`` is not trusted ("" when its signature verifies under a trusted key in force at its time)."""
+        return self.verifying_key(cp)[1]
+
+    def verifying_key(self, cp: Checkpoint) -> tuple[TrustedKey | None, str]:
+        """The trusted key whose signature on ``cp`` verifies (and is in force at its time), and "" ; or None and why
+        ``cp`` is not trusted. Show this key's id, never the id the checkpoint claims (``cp.key_id``): for an old
+        JSON checkpoint that field is not signed, and a note's first signature line need not be the one that
+        verified."""
         if cp.is_note:
             return self._check_note(cp)
         claimed = _claimed_id(cp)
         named = [k for k in self.keys if k.key_id == claimed]
         for k in named + [k for k in self.keys if k.key_id != claimed]:
             if cp.verify_signature(k.pem):
-                return self._in_force(k, cp)
-        return self._refusal(claimed, bool(named))
+                why = self._in_force(k, cp)
+                return (None, why) if why else (k, "")
+        return None, self._refusal(claimed, bool(named))
 
-    def _check_note(self, cp: Checkpoint) -> str:
-        """A note checkpoint: some signature line must match a trusted key (name, key id) and verify."""
+    def _check_note(self, cp: Checkpoint) -> tuple[TrustedKey | None, str]:
+        """A note checkpoint, as C2SP signed-note and Go's ``note.Open`` read one: a signature line of a key this
+        verifier does not know (name, key id) is ignored; the first line of a known key must verify, else the whole
+        note is refused (a line that names a trusted key but does not verify is an altered checkpoint, never
+        passed over for a later line); later lines of the same key are ignored. At least one must verify."""
         try:
             sigs, body = cp.signatures(), cp.body().decode()
         except ValueError as e:
-            return f"checkpoint signature lines are malformed ({e}): the checkpoint was altered"
-        named = False
+            return None, f"checkpoint signature lines are malformed ({e}): the checkpoint was altered"
+        seen: set[tuple[str, bytes]] = set()
+        verified: list[TrustedKey] = []
         for sig in sigs:
-            for k in self.keys:
-                if (k.name and k.name != sig.name) or note.key_id(sig.name, k.raw) != sig.key_id:
-                    continue
-                named = True
-                if note.verify(body, sig, sig.name, k.raw):
-                    return self._in_force(k, cp)
-        return self._refusal(sigs[0].key_id.hex(), named)
+            known = [
+                k
+                for k in self.keys
+                if (not k.name or k.name == sig.name) and note.key_id(sig.name, k.raw) == sig.key_id
+            ]
+            if not known or (sig.name, sig.key_id) in seen:
+                continue
+            seen.add((sig.name, sig.key_id))
+            good = next((k for k in known if note.verify(body, sig, sig.name, k.raw)), None)
+            if good is None:
+                return None, self._refusal(sig.key_id.hex(), True)
+            verified.append(good)
+        if not verified:
+            return None, self._refusal(sigs[0].key_id.hex(), False)
+        for k in verified:
+            if not self._in_force(k, cp):
+                return k, ""
+        return None, self._in_force(verified[0], cp)
 
     def _in_force(self, k: TrustedKey, cp: Checkpoint) -> str:
         when = _when(cp.timestamp)
