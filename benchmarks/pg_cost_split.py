@@ -44,6 +44,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -162,7 +163,7 @@ def _round(variant: str, url: str, writers: int, seconds: float, perf: bool = Fa
         recorder[0].wait(timeout=seconds + 30)
         ncpu = os.cpu_count() or 1
         out |= {k: share * ncpu / out["rate"] * 1e6 for k, share in _perf_split(data).items()}
-    subprocess.run(["rm", "-rf", tmp], check=False)
+    shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 

@@ -90,15 +90,21 @@ def recorded_drift(record_id: str, settings: Settings) -> AuditRecord:
     Raises:
         GovernanceDenied: ``no_evidence`` when there is no such intact drift check.
     """
+    rec = _drift_record(record_id, ("drift", "no_drift"), settings)
+    if rec is None:
+        msg = f"{record_id or '(none given)'} is not a recorded drift check; run the drift check first"
+        raise GovernanceDenied(msg, reason_code="no_evidence")
+    return rec
+
+
+def _drift_record(record_id: str, statuses: tuple[str, ...], settings: Settings) -> AuditRecord | None:
+    """The trail's intact ``kind="drift"`` record ``record_id`` with one of ``statuses``, else None."""
     from flytekitplugins.aios_audit import audit_log
     from flytekitplugins.aios_audit.records import intact
 
     rec = audit_log(settings).get(record_id) if record_id else None
-    ok = rec is not None and intact(rec) and rec.event.kind == "drift" and rec.event.status in ("drift", "no_drift")
-    if rec is None or not ok:
-        msg = f"{record_id or '(none given)'} is not a recorded drift check; run the drift check first"
-        raise GovernanceDenied(msg, reason_code="no_evidence")
-    return rec
+    ok = rec is not None and intact(rec) and rec.event.kind == "drift" and rec.event.status in statuses
+    return rec if ok else None
 
 
 def triggered_retraining(record_id: str, target: str, settings: Settings) -> AuditRecord:
@@ -115,17 +121,15 @@ def triggered_retraining(record_id: str, target: str, settings: Settings) -> Aud
     from flytekitplugins.aios_audit import audit_log
     from flytekitplugins.aios_audit.records import intact
 
-    store = audit_log(settings)
-    rec = store.get(record_id) if record_id else None
-    ok = rec is not None and intact(rec) and rec.event.kind == "drift" and rec.event.status == "retrain_triggered"
-    if rec is None or not ok or rec.event.attributes.get("target") != target:
+    rec = _drift_record(record_id, ("retrain_triggered",), settings)
+    if rec is None or rec.event.attributes.get("target") != target:
         msg = (
             f"{record_id or '(none given)'} is not a recorded decision to start retraining {target}; the monitoring "
             "chain's decide_retraining makes one"
         )
         raise GovernanceDenied(msg, reason_code="no_evidence")
     resource = f"Workflow::{target}"
-    for parent in store.get_many(rec.event.parents).values():
+    for parent in audit_log(settings).get_many(rec.event.parents).values():
         pd = parent.event.policy_decisions[0] if parent.event.policy_decisions else {}
         if (
             intact(parent)

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flytekitplugins.aios_approvals.evaluate import Env, evaluate
+from flytekitplugins.aios_approvals.service import _execution_key, launcher_problem, run_launcher
 from flytekitplugins.aios_approvals.state import RequestState, act_claim, projection
 from flytekitplugins.aios_audit.records import AuditEvent, AuditRecord, intact
 from flytekitplugins.aios_audit.stores import CLAIMS_ATTR, ClaimTaken, claim
@@ -218,30 +219,16 @@ def _find(
         out = evaluate(st, env)
         if out.status != "approved":
             return _Found((f"approval_{out.status}", f"request {c.request_id} is {out.status}: {out.reason}"))
-        launcher = _launcher(env, st, caller)
-        if not launcher or req.launcher != launcher:
-            who = f"was launched by {launcher}" if launcher else "is not the execution that opened it"
-            why = (
-                f"request {c.request_id} was opened by a run launched by {req.launcher or '(nobody recorded)'}; this"
-                f" run {who}: an approval is acted on only by runs its own launcher starts"
-            )
+        # served: the execution it acts for, not its launcher, is known (verify_requests' served rule)
+        launcher = None if caller else run_launcher(env.settings)
+        why = launcher_problem(req, launcher, _execution_key())
+        if why:
             return _Found(("launcher_mismatch", why))
         keys.append(act_claim(c.request_id))
         parents.append(st.record_id)
     elif c.request_id:
         return _Found(("unexpected_request", f"policy decision {c.policy_record} needed no approval"))
     return _Found(None, tuple(keys), ev.actor, tuple(parents))
-
-
-def _launcher(env: Env, st: RequestState, caller: str) -> str:
-    """Who launched the run acting now, as the approval rules know it (``verify_requests``' rule): a served call
-    knows the execution it serves, not its launcher, so it is a run of the request's launcher only when it is the
-    execution that opened the request; an in-process run is its process's launcher (``run_launcher``)."""
-    from flytekitplugins.aios_approvals.service import _execution_key, run_launcher
-
-    if caller:
-        return st.request.launcher if st.request.execution == _execution_key() else ""
-    return run_launcher(env.settings)
 
 
 def _event(

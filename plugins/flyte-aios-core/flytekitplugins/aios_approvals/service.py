@@ -70,6 +70,22 @@ def run_launcher(settings: Settings) -> str:
     return settings.launched_by or settings.actor
 
 
+def launcher_problem(request: ApprovalRequest, launcher: str | None, execution: str) -> str:
+    """Why a run may not use or act on approved ``request`` ("" when it may): only runs of the launcher that opened
+    it do. ``launcher`` is who launched the run (:func:`run_launcher`), or None for a service acting for
+    ``execution``, which knows the execution but not its launcher: the request's own launcher when that execution
+    opened it, else nobody. ``verify_requests`` and the acting point apply this one rule."""
+    if launcher is None:
+        launcher = request.launcher if request.execution == execution else ""
+    if launcher and request.launcher == launcher:
+        return ""
+    who = f"was launched by {launcher}" if launcher else "has no established launcher"
+    return (
+        f"request {request.request_id} was opened by a run launched by {request.launcher or '(nobody recorded)'};"
+        f" this run {who}: an approval is used only by runs its own launcher starts"
+    )
+
+
 def open_request(
     gate: str,
     risk: str,

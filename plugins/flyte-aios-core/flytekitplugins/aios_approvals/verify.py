@@ -15,7 +15,7 @@ from typing import Any
 
 from flytekitplugins.aios_approvals.evaluate import Env, evaluate
 from flytekitplugins.aios_approvals.models import ApprovalOutcome
-from flytekitplugins.aios_approvals.service import _execution_key, open_request, run_launcher
+from flytekitplugins.aios_approvals.service import _execution_key, launcher_problem, open_request, run_launcher
 from flytekitplugins.aios_approvals.state import projection, use_claim
 from flytekitplugins.aios_audit.records import AuditEvent
 from flytekitplugins.aios_audit.stores import CLAIMS_ATTR, ClaimTaken, claim
@@ -77,19 +77,12 @@ def _check_one(
             _verified_event(env.settings.actor, out, execution, False),
         ]
     out = evaluate(st, env)
-    if launcher is None:
-        launcher = st.request.launcher if st.request.execution == execution else ""
     code, why = "", ""
     if out.status == "pending" and after_signal:
         code, why = "signal_without_decision", f"gate signal set without an authorized, audited decision ({out.reason})"
-    elif out.status == "approved" and (not launcher or st.request.launcher != launcher):
+    elif out.status == "approved" and (why := launcher_problem(st.request, launcher, execution)):
         # another launcher's run (an approver's own launch among them) must not use, so use up, this approval
         code = "launcher_mismatch"
-        who = f"was launched by {launcher}" if launcher else "has no established launcher"
-        why = (
-            f"request {rid} was opened by a run launched by {st.request.launcher or '(nobody recorded)'}; this run"
-            f" {who}: an approval is used only by runs its own launcher starts"
-        )
     elif out.status == "approved" and holder is not None and holder != execution:
         code = "already_used"
         why = f"approval already used by execution {holder}; an approval is applied exactly once"
