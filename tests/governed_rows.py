@@ -1,8 +1,9 @@
 """Action rows with a real policy decision behind them, made through the pipeline's own governance code.
 
 The acting point (``aios_approvals.acting``) posts only rows that a policy decision in the audit trail stands
-behind, so tests that post rows make them the way the pipeline does: ``decide_many`` (real Cedar policies, real
-audit records, real approval requests) and then ``report.action_rows``.
+behind, so tests that post rows make them the way the pipeline does: the classify step's seal of the rows
+(``tasks.documents.seals``), ``decide_many`` (real Cedar policies, real audit records, real approval requests) and
+then ``report.action_rows``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ def decided_docs(
     n: int, tag: str = "", amount: float = 100.0, label: str = "invoice", confidence: float = 0.99
 ) -> list[dict[str, Any]]:
     """``n`` parsed invoices, decided by the real policy set (amounts above 10,000 need a sign-off)."""
+    from tasks.documents import seals
     from tasks.documents.governance import decide_many
 
     docs = [
@@ -39,6 +41,9 @@ def decided_docs(
         }
         for i in range(n)
     ]
+    rid = seals.seal(docs, seals.CLASSIFIED, PRINCIPAL, get_settings())  # as classify seals what it classified
+    for doc in docs:
+        doc["sealed_by"] = rid
     fields = ("label", "amount", "currency")
     for doc, d in zip(docs, decide_many(docs, PRINCIPAL, 3600.0, get_settings()), strict=True):
         doc.update(action=d.action, effect=d.effect, gate=d.gate, request_id=d.request_id)

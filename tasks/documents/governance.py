@@ -158,6 +158,7 @@ def _lineage(row: dict[str, Any], models: dict[str, dict[str, str]]) -> dict[str
             "confidence": round(float(row["confidence"]), 4),
             "route": row["route"],
             "models": [m for m in used if m],
+            "record": str(row.get("sealed_by") or ""),  # the documents_classified seal it was decided on
         },
         "protected_text": row.get("text_digest", ""),
         "source": {"document": row["digest"], "name": row["name"], "doc_id": row["doc_id"]},

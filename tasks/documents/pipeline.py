@@ -7,16 +7,18 @@ Error details never include exception messages (parsers quote document bytes in 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, cast
 
 import pandas as pd
 
 from flytekitplugins.aios_core.settings import Settings
-from tasks.documents import progress, source_local
+from tasks.documents import progress, seals, source_local
 from tasks.documents.schemas import MIN_CHARS, ProcessingOptions
 
 log = logging.getLogger(__name__)
@@ -78,6 +80,15 @@ def ingest_chunks(source: str, options: ProcessingOptions) -> list[pd.DataFrame]
     return [pd.DataFrame(rows[i : i + options.chunk_size]) for i in range(0, len(rows), options.chunk_size)]
 
 
+def _file_digest(path: Path) -> str:
+    """``sha256:<hex>`` of the file parse is about to read (what ingest's ``content_digest`` gave for it)."""
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return "sha256:" + h.hexdigest()
+
+
 def _protect_one(ref: dict[str, Any], options: ProcessingOptions) -> dict[str, Any]:
     from tasks.documents.extract import injection_flag
     from tasks.documents.parse import Limits, parse_file
@@ -87,7 +98,7 @@ def _protect_one(ref: dict[str, Any], options: ProcessingOptions) -> dict[str, A
 
     t0, c0 = time.perf_counter(), time.process_time()
     out = {k: ref[k] for k in ("doc_id", "name", "digest", "status", "reason")}
-    out.update(fmt="", ocr=False, pii=0, secrets=0, personal=False, injection=False, text="")
+    out.update(fmt="", ocr=False, pii=0, secrets=0, personal=False, injection=False, sealed_by="", text="")
     if ref["status"] == "ok":
         expanded = int(options.max_expanded_mb * 1024 * 1024)
         limits = Limits(
@@ -95,6 +106,8 @@ def _protect_one(ref: dict[str, Any], options: ProcessingOptions) -> dict[str, A
         )
         try:
             with local_copy(ref["uri"], int(options.max_file_mb * 1024 * 1024)) as path:
+                if _file_digest(path) != ref["digest"]:  # changed since ingest listed it, or a hand-made reference
+                    raise Quarantined("changed_since_listing", "the document's bytes are not the ones ingest digested")
                 parsed = parse_file(path, limits)
             red = redact(parsed.text)
             personal = sum(red.counts.get(k, 0) for k in PERSONAL_KINDS)
@@ -110,7 +123,8 @@ def _protect_one(ref: dict[str, Any], options: ProcessingOptions) -> dict[str, A
 
 
 def parse_protect(chunk: pd.DataFrame, options: ProcessingOptions, settings: Settings) -> pd.DataFrame:
-    """Parse and redact every document of a chunk; quarantine what cannot be read (audited in ``settings``' store).
+    """Parse and redact every document of a chunk; quarantine what cannot be read (audited in ``settings``' store),
+    and seal what the parsed rows hold in one ``documents_protected`` record, which every row names (``sealed_by``).
 
     With ``options.parse_workers`` above 1 (and as many CPUs usable), forked helpers parse their shares of the
     chunk while this process parses its own: same rows, same order (see :func:`_parse_shares`).
@@ -121,6 +135,9 @@ def parse_protect(chunk: pd.DataFrame, options: ProcessingOptions, settings: Set
     refs = chunk.to_dict(orient="records")
     rows = _parse_shares(refs, options, parse_workers(options, sum(r["status"] == "ok" for r in refs)))
     quarantine_events([r for r in rows if r["status"] == "quarantine"], options.principal, settings)
+    rid = seals.seal(rows, seals.PROTECTED, options.principal, settings)
+    for r in rows:
+        r["sealed_by"] = rid
     progress.chunk_done("parse + protect")
     return pd.DataFrame(rows, columns=_PROTECTED_COLUMNS)
 
@@ -179,7 +196,7 @@ def _parse_shares(refs: list[dict[str, Any]], options: ProcessingOptions, worker
 
 _PROTECTED_COLUMNS = [
     "doc_id", "name", "digest", "status", "reason", "fmt", "ocr", "pii", "secrets", "personal", "injection",
-    "latency_ms", "cpu_s", "text",
+    "latency_ms", "cpu_s", "sealed_by", "text",
 ]  # fmt: skip
 
 
@@ -192,31 +209,45 @@ def _spread(df: pd.DataFrame, mask: pd.Series, seconds: float, cpu: float) -> pd
     return df
 
 
-def classify(docs: pd.DataFrame, options: ProcessingOptions, router: Any, cache: Any) -> pd.DataFrame:
-    """Document type per ``ok`` row through the router (cheap, then strong, then review)."""
+def classify(
+    docs: pd.DataFrame, options: ProcessingOptions, router: Any, cache: Any, settings: Settings
+) -> pd.DataFrame:
+    """Document type per ``ok`` row through the router (cheap, then strong, then review).
+
+    Only rows the parse seal they name covers are classified (others are quarantined, ``unsealed_input``); the
+    answers are sealed in one ``documents_classified`` record, which every row then names (``sealed_by``).
+    """
     progress.begin("classify", options.progress)
+    t0, c0 = time.perf_counter(), time.process_time()
+    rows = docs.to_dict(orient="records")
+    parents = sorted({str(r["sealed_by"]) for r in rows if r["status"] == "ok"})
+    if seals.quarantine_unsealed(rows, seals.PROTECTED, options.principal, settings, log):
+        docs = pd.DataFrame(rows, columns=docs.columns)
     df = docs.copy()
     df["label"], df["confidence"], df["route"], df["cached"] = "", 0.0, "none", False
     ok = df["status"] == "ok"
-    t0, c0 = time.perf_counter(), time.process_time()
     answers = router.route_cached(list(df.loc[ok, "digest"]), list(df.loc[ok, "text"]), cache, options.batch_size)
     if answers:
         df.loc[ok, "label"] = [a.label for a in answers]
         df.loc[ok, "confidence"] = [min(1.0, max(0.0, a.confidence)) for a in answers]
         df.loc[ok, "route"] = [a.route for a in answers]
         df.loc[ok, "cached"] = [a.cached for a in answers]
+    refs = list(getattr(router, "refs", []))
+    rid = seals.seal(
+        df.to_dict(orient="records"), seals.CLASSIFIED, options.principal, settings, parents=parents, models=refs
+    )
+    df["sealed_by"] = rid
     progress.advance("classify", len(df), options.progress)
     progress.chunk_done("classify")
     return _spread(df, ok, time.perf_counter() - t0, time.process_time() - c0)
 
 
 def _extract_one(row: dict[str, Any]) -> dict[str, Any]:
-    from flytekitplugins.aios_core.digest import digest_bytes
     from tasks.documents.extract import extract
 
     t0, c0 = time.perf_counter(), time.process_time()
     out = {k: v for k, v in row.items() if k != "text"}
-    out["text_digest"] = digest_bytes(row["text"].encode("utf-8")) if row["text"] else ""  # sealed by the decision
+    out["text_digest"] = seals.text_digest(row["text"])  # sealed by the decision
     out.update(amount=None, currency="", parties="[]", dates="[]", action="", effect="none")
     out.update(gate="", request_id="", policy_record="", decision_digest="")
     if row["status"] == "ok":
@@ -248,10 +279,12 @@ def _decide_rows(rows: list[dict[str, Any]], options: ProcessingOptions, setting
 def decide_chunk(docs: pd.DataFrame, options: ProcessingOptions, settings: Settings) -> pd.DataFrame:
     """Extract typed fields, decide, ask policy and open approval requests; the text is dropped here."""
     progress.begin("decide + policy", options.progress)
-    rows = [_extract_one(r) for r in docs.to_dict(orient="records")]
+    given = docs.to_dict(orient="records")
+    seals.quarantine_unsealed(given, seals.CLASSIFIED, options.principal, settings, log)  # only what classify sealed
+    rows = [_extract_one(r) for r in given]
     _decide_rows(rows, options, settings)
     progress.advance("decide + policy", len(rows), options.progress)
     progress.chunk_done("decide + policy")
-    df = pd.DataFrame(rows).drop(columns=["text_digest"])
+    df = pd.DataFrame(rows).drop(columns=["text_digest", "sealed_by"])  # each decision seals its seal's id
     df["amount"] = df["amount"].astype("float64")
     return df

@@ -174,6 +174,10 @@ class _Common(PackDataFrameModel):
 class ProtectedDoc(_Common):
     """After parse + protect: redacted text (``text`` is empty unless ``status == 'ok'``)."""
 
+    sealed_by: Series[str] = pa.Field(
+        description="audit record id of the chunk's seal by the step that made this row (tasks.documents.seals)"
+    )
+
     text: Series[str]
 
     class Config:

@@ -146,7 +146,7 @@ def classify(docs: DataFrame[ProtectedDoc], options: ProcessingOptions) -> DataF
         )
     cache = ResultCache(settings.state_dir / "cache" / "documents.db")
     try:
-        return pipeline.classify(docs, options, router, cache)
+        return pipeline.classify(docs, options, router, cache, settings)
     finally:
         cache.close()
         release_memory()

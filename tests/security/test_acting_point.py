@@ -287,3 +287,39 @@ def test_a_served_call_acts_on_an_approval_only_for_the_execution_that_opened_it
     assert "posted 0" in res.message and "refused 1" in res.message, res.message
     assert _refusals() == ["launcher_mismatch"]
     assert _post([row]) == (1, 0, 0)  # the run that opened it
+
+
+def _decided_unsealed(amount: float, seal_text: str = "") -> list[dict[str, Any]]:
+    """One invoice decided by the pipeline's own ``decide_many``, on a row classify never sealed (what the
+    ``decide`` task made of hand-made rows before it checked them), or sealed with another text (``seal_text``)."""
+    from tasks.documents import seals
+    from tasks.documents.governance import decide_many
+
+    doc = {
+        "digest": "sha256:" + "a" * 64, "label": "invoice", "amount": amount, "currency": "EUR", "confidence": 0.99,
+        "personal": False, "route": "fast", "injection": False, "status": "ok", "name": "x.txt", "doc_id": "x",
+        "text_digest": "sha256:" + "b" * 64, "sealed_by": "",
+    }  # fmt: skip
+    if seal_text:
+        doc["sealed_by"] = seals.seal([{**doc, "text_digest": seal_text}], seals.CLASSIFIED, PRINCIPAL, get_settings())
+    (d,) = decide_many([doc], PRINCIPAL, 3600.0, get_settings())
+    assert d.effect == "allow" and d.policy_record
+    doc.update(action=d.action, effect=d.effect, gate=d.gate, request_id=d.request_id, policy_record=d.policy_record)
+    doc["decision_digest"] = d.digest(doc["digest"], {k: doc[k] for k in ("label", "amount", "currency")})
+    return [doc]
+
+
+def test_a_decision_made_on_an_unsealed_classification_is_not_acted_on(sor: Path) -> None:
+    """A genuine ``allow`` decision of the real policy, made on a row no classify step sealed (a ``decide`` started
+    on hand-made rows, an invoice's amount lowered under the sign-off threshold in its text): the acting point
+    re-establishes the classification from the trail too, and posts nothing."""
+    assert _post(action_rows(_decided_unsealed(900.0))) == (0, 0, 1)
+    assert _refusals() == ["unsealed_classification"]
+    assert _posted(sor) == []
+
+
+def test_a_decision_whose_seal_holds_another_text_is_not_acted_on(sor: Path) -> None:
+    """The seal names the document, but with another protected text than the decision was made on."""
+    assert _post(action_rows(_decided_unsealed(900.0, seal_text="sha256:" + "c" * 64))) == (0, 0, 1)
+    assert _refusals() == ["unsealed_classification"]
+    assert _posted(sor) == []

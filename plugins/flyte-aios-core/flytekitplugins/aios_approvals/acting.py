@@ -9,7 +9,9 @@ one. Before any side effect, :func:`authorize` establishes for every row, from t
    principal; a served call's rows must name the caller's established identity), with effect ``allow`` or
    ``require_approval``; the policy context it sealed re-digests to the request digest the engine decided on, and
    the amount and currency it sealed for posting equal the row's, exactly; the document type is the label the
-   decision sealed, and the decision digest is the one its sealed content gives (:func:`decision_digest`);
+   decision sealed, and the decision digest is the one its sealed content gives (:func:`decision_digest`); the
+   classification seal the decision names (:data:`CLASSIFICATION_SEAL`) is intact and holds this document with the
+   label, route, confidence, data class and protected text the decision was made on (``unsealed_classification``);
 2. the decision was made under the policy set in force now (its sealed ``policy_set_digest`` is the digest of the
    policies and roles this acting point would decide with): a decision the policy has since been changed under is
    refused (``policy_changed``: decide again), and so is every row when the policy in force cannot be read;
@@ -51,6 +53,10 @@ from flytekitplugins.aios_core.errors import GovernanceDenied
 
 log = logging.getLogger(__name__)
 POLICY_ACTION = "act_on_document"
+CLASSIFICATION_SEAL = "documents_classified"
+"""The kind of record in which the document pipeline's classify step seals, per chunk, each document's protected
+text digest, flags, label, confidence and route (``tasks.documents.seals``); a decision names the one it was made
+on (``lineage.classification.record``)."""
 
 
 @dataclass(frozen=True)
@@ -143,7 +149,50 @@ def _same_money(a: float | None, b: Any) -> bool:
     return isinstance(b, int | float) and float(b) == a
 
 
-def _policy_problem(c: ActionClaim, rec: AuditRecord | None, in_force: str) -> tuple[str, str] | None:
+def _lineage_of(ev: AuditEvent) -> tuple[dict[str, Any], dict[str, Any]]:
+    lineage = ev.attributes.get("lineage")
+    lineage = lineage if isinstance(lineage, dict) else {}
+    classification = lineage.get("classification")
+    return lineage, classification if isinstance(classification, dict) else {}
+
+
+def classification_record(ev: AuditEvent) -> str:
+    """The id of the classification seal a document decision names ("" when it names none)."""
+    return str(_lineage_of(ev)[1].get("record") or "")
+
+
+def _unsealed(ev: AuditEvent, seal: AuditRecord | None) -> str:
+    """What is wrong with the classification a decision was made on ("" when a seal stands behind it): the seal it
+    names must be an intact classification record holding this document with the label, route, confidence, text
+    digest and data class the decision sealed."""
+    lineage, classification = _lineage_of(ev)
+    rid = classification_record(ev)
+    if seal is None or seal.record_id != rid or seal.event.kind != CLASSIFICATION_SEAL or not intact(seal):
+        return f"no intact {CLASSIFICATION_SEAL} record {rid or '(none named)'} in the trail"
+    docs = seal.event.attributes.get("documents")
+    entry = (
+        next((d for d in docs if isinstance(d, dict) and d.get("digest") == ev.subject), None)
+        if isinstance(docs, list)
+        else None
+    )
+    ctx = ev.attributes.get("context")
+    ctx = ctx if isinstance(ctx, dict) else {}
+    if entry is None:
+        return f"classification record {rid} does not hold document {ev.subject}"
+    data_class = "personal" if entry.get("personal") else "internal"
+    same = (
+        entry.get("label") == classification.get("label")
+        and entry.get("route") == classification.get("route") == ev.attributes.get("route")
+        and entry.get("confidence") == classification.get("confidence") == ctx.get("confidence")
+        and entry.get("text") == lineage.get("protected_text")
+        and data_class == ctx.get("data_class")
+    )
+    return "" if same else f"classification record {rid} sealed another classification or text for {ev.subject}"
+
+
+def _policy_problem(
+    c: ActionClaim, rec: AuditRecord | None, in_force: str, seal: AuditRecord | None = None
+) -> tuple[str, str] | None:
     from flytekitplugins.aios_policy.request import PolicyRequest
 
     if rec is None:
@@ -178,6 +227,9 @@ def _policy_problem(c: ActionClaim, rec: AuditRecord | None, in_force: str) -> t
     expected = decision_digest(c.subject, c.action, effect, label, money, c.currency)
     if c.decision_digest != expected:
         return "decision_mismatch", f"the decision digest is not the one policy decision {c.policy_record} gives"
+    unsealed = _unsealed(ev, seal)
+    if unsealed:  # the decision was made on rows the pipeline's steps did not seal (a hand-made classification)
+        return "unsealed_classification", unsealed
     if pd.get("policy_set_digest") != in_force:
         why = (
             f"policy decision {c.policy_record} was made under policy set {pd.get('policy_set_digest') or '(none)'}"
@@ -194,17 +246,19 @@ def _find(
     requests: Mapping[str, RequestState],
     caller: str,
     in_force: str,
+    seal: AuditRecord | None = None,
 ) -> _Found:
     """What claim ``c`` may use, or its problem; ``rec`` is the trail's record of ``c.policy_record`` (None when the
     trail has none), ``requests`` the states of the claims' approval requests, read for all claims at once,
     ``caller`` the established identity the acting point serves (empty for an in-process local run) and
-    ``in_force`` the digest of the policy set in force (:func:`policy_in_force`)."""
+    ``in_force`` the digest of the policy set in force (:func:`policy_in_force`) and ``seal`` the classification
+    record the decision names (:func:`classification_record`; None when the trail has none)."""
     if c.action_key != digest_value({"doc": c.subject, "decision": c.decision_digest}):
         return _Found(("action_key_mismatch", "the action key is not the digest of the document and decision"))
     if caller and c.principal != caller:
         why = f"the row names {c.principal or 'no principal'}, not the caller's identity {caller}"
         return _Found(("identity_mismatch", why))
-    problem = _policy_problem(c, rec, in_force)
+    problem = _policy_problem(c, rec, in_force, seal)
     if problem is not None or rec is None:
         return _Found(problem)
     ev, parents = rec.event, [rec.record_id]
@@ -310,6 +364,7 @@ def authorize(
     """
     # the chunk's policy decisions and approval requests, read together (one query, not one per action)
     decisions = env.store.get_many([c.policy_record for c in claims if c.policy_record])
+    sealed = env.store.get_many({classification_record(r.event) for r in decisions.values()} - {""})
     asked = [c.request_id for c in claims if c.request_id]
     requests = projection(env.store).get_many(asked) if asked else {}
     try:
@@ -318,7 +373,11 @@ def authorize(
         why = f"the policy in force cannot be read ({type(e).__name__}): nothing is acted on until it can"
         found = [_Found(("policy_unavailable", why)) for _ in claims]
     else:
-        found = [_find(env, c, decisions.get(c.policy_record), requests, caller, in_force) for c in claims]
+        found = []
+        for c in claims:
+            rec = decisions.get(c.policy_record)
+            seal = sealed.get(classification_record(rec.event)) if rec is not None else None
+            found.append(_find(env, c, rec, requests, caller, in_force, seal))
     for _attempt in range(8):
         verdicts, events = _one_pass(env, claims, found, actor, destination)
         try:
