@@ -655,3 +655,62 @@ def test_a_staging_integrator_killed_mid_batch_loses_nothing(pg_url: str, tmp_pa
     missing = set(acked) - set(subjects)
     assert not missing and len(acked) > 20, (sorted(missing)[:5], len(acked))
     store.close()
+
+
+def test_an_append_cut_off_after_staging_says_it_may_be_in_and_is_sequenced_once(pg_url: str) -> None:
+    """An append whose connection is lost while it waits for an integrator, after the server committed its staged
+    row: the error says the events may be in and must not be appended again (it said "The action was not recorded",
+    so a caller that retried recorded them twice), and the next integrator sequences them exactly once."""
+    store = open_store(pg_url)
+    store.append_many([AuditEvent(kind="task", actor="a", subject="first")])
+    errors: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            store.append_many([AuditEvent(kind="task", actor="a", subject="cut-off")])
+        except BaseException as e:
+            errors.append(e)
+
+    with psycopg.connect(pg_url, autocommit=True) as holder:
+        holder.execute(f"SELECT pg_advisory_lock({pgi.LOCK})")  # an integrator at work: the append stages and waits
+        writer = threading.Thread(target=write, daemon=True)
+        writer.start()
+        deadline = time.monotonic() + 30
+        while holder.execute("SELECT count(*) FROM audit_staged").fetchone() != (1,):
+            assert time.monotonic() < deadline, "the append never staged its row"
+            time.sleep(0.01)
+        waiting = "SELECT pid FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'CALL aios_audit_append%%'"
+        (pid,) = holder.execute(waiting).fetchone()
+        holder.execute("SELECT pg_terminate_backend(%s)", (pid,))  # the connection is lost while it waits
+        writer.join(30)
+        holder.execute(f"SELECT pg_advisory_unlock({pgi.LOCK})")
+    assert not writer.is_alive()
+    (error,) = errors
+    assert "not recorded" not in str(error) and "do not append them again" in str(error), str(error)
+    from flytekitplugins.aios_audit.stores import AuditOutcomeUnknown
+
+    assert isinstance(error, AuditOutcomeUnknown), repr(error)
+    assert store.integrate_staged() == 1
+    store.close()
+    assert _check_log(pg_url, {}) == ["first", "cut-off"]
+
+
+def test_a_staging_call_whose_integration_try_fails_still_acknowledges(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``stage_many`` commits the staged row, then tries to integrate: when that try fails (here a lost connection,
+    injected), the row is durably staged, so the call acknowledges it (it raised "The events were not recorded", and
+    a caller that staged again had them sequenced twice); the next integrator sequences it once."""
+    store = open_store(pg_url)
+    store.append_many([AuditEvent(kind="task", actor="a", subject="first")])
+
+    def lost(conn: object, own: object = None, gap: float = 0.0) -> None:
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(pgi, "integrate_rows", lost)
+    ack = store.stage_many([AuditEvent(kind="task", actor="a", subject="staged")])
+    monkeypatch.undo()
+    assert ack.staged_id is not None and ack.count == 1 and not store.is_integrated(ack)
+    assert store.integrate_staged() == 1 and store.is_integrated(ack)
+    store.close()
+    assert _check_log(pg_url, {}) == ["first", "staged"]

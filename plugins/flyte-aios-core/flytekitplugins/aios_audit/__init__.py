@@ -7,7 +7,8 @@ Public API:
 * :func:`current_audit`: the in-task scope other plugins attach policy decisions, approvals, models and
   lineage parents to (``None`` outside a governed task).
 * :func:`audit_log` (the store), :class:`AuditEvent` / :class:`AuditRecord` (typed records),
-  :class:`ModelRef`, :class:`AuditWriteError`.
+  :class:`ModelRef`, :class:`AuditWriteError` (and :class:`AuditOutcomeUnknown`, a failed append whose events
+  may already be durably staged: never append them again).
 
 ``audited``/``Audited`` are the flytekit plugin's (:mod:`flytekitplugins.aios.audited`, distribution
 ``flytekitplugins-aios``); they are re-exported here on first access, so this package never imports flytekit.
@@ -18,7 +19,7 @@ from typing import TYPE_CHECKING
 from flytekitplugins.aios_audit.api import audit_log, close_all
 from flytekitplugins.aios_audit.records import AuditEvent, AuditRecord, ModelRef
 from flytekitplugins.aios_audit.scope import AuditScope, current_audit
-from flytekitplugins.aios_audit.stores import AuditStore, AuditWriteError
+from flytekitplugins.aios_audit.stores import AuditOutcomeUnknown, AuditStore, AuditWriteError
 from flytekitplugins.aios_core.extras import lazy_exports
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AuditEvent",
+    "AuditOutcomeUnknown",
     "AuditRecord",
     "AuditScope",
     "AuditStore",

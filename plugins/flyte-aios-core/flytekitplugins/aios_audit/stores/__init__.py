@@ -51,6 +51,16 @@ class AuditWriteError(AiosError):
     """An audit record could not be made durable. Governed actions must not proceed."""
 
 
+class AuditOutcomeUnknown(AuditWriteError):
+    """An append failed after its events may have been staged durably (PostgreSQL's batched path): they may be
+    sequenced later by any integrator, so they must not be appended again; governed actions still must not proceed
+    (no sequence number was confirmed). ``staged_id`` is the staged row when it is known."""
+
+    def __init__(self, message: str, staged_id: int | None = None) -> None:
+        super().__init__(message)
+        self.staged_id = staged_id
+
+
 class ClaimTaken(AiosError):
     """A unique claim (one use of an approval, one decision per approver, ...) is already held by someone."""
 

@@ -262,6 +262,16 @@ def _raw_sql(n: int) -> str:
     return f"INSERT INTO audit_staged (events, cols, wants_receipt) VALUES ({events}, '{{}}', false) RETURNING id"
 
 
+class StagedNotSequenced(Exception):
+    """The staged row ``staged_id`` was committed, but its sequencing failed (``cause``): it stays staged, and the
+    next integrator sequences it."""
+
+    def __init__(self, staged_id: int, cause: BaseException) -> None:
+        super().__init__(f"staged audit row {staged_id} was not sequenced: {type(cause).__name__}")
+        self.staged_id = staged_id
+        self.cause = cause
+
+
 def stage(conn: Any, events: Sequence[AuditEvent], *, integrate: bool) -> int:
     """Stage ``events`` durably and return the staged row's id: the acknowledgement, before sequencing.
 
@@ -278,8 +288,11 @@ def stage(conn: Any, events: Sequence[AuditEvent], *, integrate: bool) -> int:
         raise ValueError("an event holds a NUL character (\\u0000), which PostgreSQL text cannot store: remove it")
     staged = int(conn.execute(_raw_sql(len(blobs)), blobs if len(blobs) <= SCALAR_EVENTS else (blobs,)).fetchone()[0])
     if integrate:
-        with conn.transaction():
-            integrate_rows(conn, gap=STAGE_INTEGRATE_EVERY_S)
+        try:
+            with conn.transaction():
+                integrate_rows(conn, gap=STAGE_INTEGRATE_EVERY_S)
+        except Exception as e:  # the staged row is committed: the acknowledgement stands, only this try failed
+            raise StagedNotSequenced(staged, e) from e
     return staged
 
 
@@ -311,7 +324,11 @@ def _staged_count(conn: Any) -> int:
 
 
 def append(conn: Any, events: Sequence[AuditEvent]) -> tuple[dt.datetime, int, str]:
-    """Stage ``events``, integrate or wait: ``(recorded_at, first seq, prev chain hash)`` of the first event."""
+    """Stage ``events``, integrate or wait: ``(recorded_at, first seq, prev chain hash)`` of the first event.
+
+    Raises:
+        StagedNotSequenced: the events were staged (committed) but not sequenced: never append them again.
+    """
     blobs, cols, lin = _staged_row(events)
     now = dt.datetime.now(dt.UTC)
     if os.environ.get(PAUSE_ENV):
@@ -319,7 +336,11 @@ def append(conn: Any, events: Sequence[AuditEvent]) -> tuple[dt.datetime, int, s
     sql = f"CALL aios_audit_append({_arrays_sql(len(blobs), isinstance(lin, str))}, %s, %s, %s, NULL)"
     receipt = conn.execute(sql, (*_arrays_params(blobs, cols, lin), now, _json_time(now), BATCH)).fetchone()[0]
     if receipt.startswith("RAW:"):  # rows staged by stage() come before this call's: integrated in Python
-        receipt = _await_in_python(conn, int(receipt[4:]))
+        sid = int(receipt[4:])
+        try:
+            receipt = _await_in_python(conn, sid)
+        except Exception as e:  # the procedure committed the staged row: it is in, only not yet sequenced
+            raise StagedNotSequenced(sid, e) from e
     return _parse(receipt)
 
 

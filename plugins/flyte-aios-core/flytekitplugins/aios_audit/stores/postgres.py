@@ -16,6 +16,7 @@ import dataclasses
 import datetime as dt
 import functools
 import hashlib
+import logging
 import os
 import re
 import threading
@@ -28,6 +29,7 @@ from flytekitplugins.aios_audit.projections_show import actor_sql
 from flytekitplugins.aios_audit.records import GENESIS, AuditEvent, AuditRecord, record_from_entry, seal_many
 from flytekitplugins.aios_audit.stores import (
     Acknowledged,
+    AuditOutcomeUnknown,
     AuditStore,
     AuditWriteError,
     ClaimTaken,
@@ -40,7 +42,9 @@ from flytekitplugins.aios_audit.stores import (
 from flytekitplugins.aios_audit.stores import pg_integrate as pgi
 from flytekitplugins.aios_core.redact import mask_text
 
+log = logging.getLogger(__name__)
 _LOCK = pgi.LOCK
+_STAGED_ROW = re.compile(r"staged audit row (\d+)")  # the server's wait names the row it staged and committed
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS audit_log (
@@ -323,19 +327,40 @@ class PostgresAuditStore(AuditStore):
     ) -> list[AuditRecord]:
         if not events:
             return []
-        conn = None
+        conn, batched = None, False
         try:
             conn = self._conn()
             if precondition is None and not event_claims(events) and not projections.touches(e.kind for e in events):
+                batched = True
                 out = self._append_batched(conn, events)
             else:
                 out = self._append_locked(conn, events, precondition)
         except (ClaimTaken, PreconditionFailed):
             raise
+        except pgi.StagedNotSequenced as e:  # staged and committed: the next integrator sequences it
+            why = f"staged row {e.staged_id} is durably staged but was not sequenced in time ({mask_text(e.cause)})"
+            raise self._unknown(conn, why, e.staged_id, certain=True) from e
         except Exception as e:
+            if batched:  # the procedure commits the staged row before it waits: it may be in, and be sequenced
+                staged = _STAGED_ROW.search(str(e))
+                sid = int(staged.group(1)) if staged else None
+                raise self._unknown(conn, mask_text(e), sid, certain=sid is not None) from e
             raise self._failed(conn, e, "The action was not recorded; do not proceed") from e
         self._notify(out)
         return out
+
+    def _unknown(self, conn: Any, why: str, staged_id: int | None, certain: bool) -> AuditOutcomeUnknown:
+        """The error of a batched append that failed once its events were (or may have been) staged: they will be
+        sequenced by the next integrator, so appending them again would record them twice."""
+        self._drop(conn)
+        state = "were staged durably" if certain else "may have been staged durably"
+        msg = (
+            f"audit append to {self._redacted()} failed: {why}. The events {state}"
+            f"{f' (staged row {staged_id})' if staged_id is not None else ''} and will then be sequenced by the next"
+            " integrator (`aios audit integrate`): do not append them again, and do not proceed until `aios audit"
+            " show` finds them in the log"
+        )
+        return AuditOutcomeUnknown(msg, staged_id)
 
     def stage_many(self, events: Sequence[AuditEvent]) -> Acknowledged:
         """One durable insert of the events' bytes into ``audit_staged`` (and, every
@@ -350,6 +375,10 @@ class PostgresAuditStore(AuditStore):
             staged = pgi.stage(conn, events, integrate=due)
             if due:
                 self._local.integrated_at = now
+        except pgi.StagedNotSequenced as e:  # durably staged: acknowledged; the next integrator sequences it
+            log.warning("staged audit row %s; integrating after it failed: %s", e.staged_id, mask_text(e.cause))
+            self._drop(conn)
+            return Acknowledged(count=len(events), staged_id=e.staged_id)
         except Exception as e:
             raise self._failed(conn, e, "The events were not recorded") from e
         return Acknowledged(count=len(events), staged_id=staged)
