@@ -174,7 +174,7 @@ def test_the_documented_grants_are_enough_to_write_and_to_audit(
         conn.execute(f"CREATE ROLE {auditor} LOGIN")
     try:
         grants = _doc_grants(_schema(pg_url), role, auditor)
-        assert len(grants) == 8
+        assert len(grants) == 10
         with psycopg.connect(pg_url, autocommit=True) as conn:
             for stmt in grants:
                 conn.execute(stmt)
@@ -238,24 +238,37 @@ def writer_url(pg_url: str, role: str) -> Iterator[str]:
             conn.execute(f"DROP ROLE {auditor}")
 
 
-def test_a_writer_s_planted_receipt_does_not_stop_sequencing(writer_url: str) -> None:
-    """Regression: a writer may insert into ``audit_staged`` and ``audit_receipts``. A staged row plus a receipt under
-    its id made every integrator (the server's and the Python one) fail on a duplicate key, for every writer, until
-    someone deleted the receipt by hand; a writer waiting meanwhile was told its action was not recorded. The
-    integrators now replace a receipt found under the id."""
-    from flytekitplugins.aios_audit.records import _to_json
+def test_a_writer_can_neither_plant_a_receipt_nor_consume_another_s_staged_row(writer_url: str) -> None:
+    """Regression (review findings R1 and R7): the writers' grants let a writer delete other writers' staged,
+    acknowledged events before they were sequenced (lost, and ``is_integrated`` then said they were in), and insert a
+    receipt under another writer's staged row, whose waiting ``append`` then returned records that are not in the
+    log. Writers now hold neither right; staged rows are consumed, and receipts written, only by the integrators'
+    routines (run with the owner's rights), which consume a staged row only once its events are in the log as
+    sealed and derive each receipt from the log."""
+    import datetime as dt
+
+    from flytekitplugins.aios_audit.records import _json_time, _to_json
 
     store = open_store(writer_url)
     store.append(AuditEvent(kind="task", actor="service:pipeline", subject="before"))
+    victim = _to_json(AuditEvent(kind="task", actor="service:victim", subject="acknowledged"))
     with psycopg.connect(writer_url, autocommit=True) as att:
-        ev = _to_json(AuditEvent(kind="task", actor="service:x", subject="junk"))
         sid = att.execute(
-            "INSERT INTO audit_staged (events, cols) VALUES (ARRAY[%b::bytea], ARRAY['task','junk','',''])"
+            "INSERT INTO audit_staged (events, cols, wants_receipt) VALUES (ARRAY[%b::bytea], '{}', false)"
             " RETURNING id",
-            (ev,),
+            (victim,),
         ).fetchone()[0]
-        att.execute("INSERT INTO audit_receipts VALUES (%s, 'x')", (sid,))
-    assert store.append(AuditEvent(kind="task", actor="a", subject="p")).seq == 3  # the junk row is seq 2
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            att.execute("DELETE FROM audit_staged WHERE id = %s", (sid,))
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            att.execute("INSERT INTO audit_receipts VALUES (%s, 'x')", (sid,))
+        when = _json_time(dt.datetime.now(dt.UTC))
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="not in the log as sealed"):
+            att.execute("SELECT aios_audit_done(ARRAY[%s]::bigint[], ARRAY[1]::bigint[], %b, NULL)", (sid, when))
+        assert att.execute("SELECT count(*) FROM audit_staged WHERE id = %s", (sid,)).fetchone() == (1,)
+    # the staged row is still there, and the next append sequences it before its own event
+    assert store.append(AuditEvent(kind="task", actor="a", subject="p")).seq == 3
+    assert [r.event.subject for r in store.scan()] == ["before", "acknowledged", "p"]
     claimed = AuditEvent(kind="action", actor="a", attributes={"claims": [{"key": "k-r2", "holder": "a"}]})
     assert store.append(claimed).seq == 4  # the locked path (the Python integrator)
     ack = store.stage_many([AuditEvent(kind="task", actor="b")])

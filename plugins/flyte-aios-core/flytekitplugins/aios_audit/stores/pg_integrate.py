@@ -194,12 +194,43 @@ BEGIN
     VALUES (1, clock_timestamp(), EXISTS (SELECT 1 FROM (SELECT t.id FROM audit_staged t ORDER BY t.id OFFSET n) x))
     ON CONFLICT ON CONSTRAINT audit_integrated_pkey DO UPDATE SET at = EXCLUDED.at, full_batch = EXCLUDED.full_batch;
 END $$;
-CREATE OR REPLACE FUNCTION aios_audit_done(p_rid BIGINT[], p_receipt TEXT[], p_ids BIGINT[])
+DROP FUNCTION IF EXISTS aios_audit_done(BIGINT[], TEXT[], BIGINT[]);
+CREATE OR REPLACE FUNCTION aios_audit_done(p_ids BIGINT[], p_bases BIGINT[], p_when BYTEA, p_own BIGINT)
 RETURNS VOID LANGUAGE plpgsql AS $$
+DECLARE bad BIGINT;
 BEGIN
-  DELETE FROM audit_receipts WHERE id = ANY(p_rid);  -- a receipt planted under one of these ids is replaced
-  INSERT INTO audit_receipts SELECT * FROM unnest(p_rid, p_receipt);
+  -- (run with the owner's rights: writers may neither delete staged rows nor insert receipts themselves)
+  -- a staged row is consumed only once each of its events is in the log, sealed as the integrators seal it, at the
+  -- sequence number given: an acknowledged event cannot be made to vanish by deleting its row
+  SELECT b.id INTO bad FROM unnest(p_ids, p_bases) AS b(id, base) JOIN audit_staged s ON s.id = b.id
+    CROSS JOIN LATERAL unnest(s.events) WITH ORDINALITY AS e(ev, k)
+    LEFT JOIN audit_log l ON l.seq = b.base + e.k
+    WHERE l.entry IS DISTINCT FROM ('\\x7b226576656e74223a'::bytea || e.ev || '\\x2c227265636f726465645f6174223a'::bytea
+                                    || p_when || convert_to(',"seq":' || (b.base + e.k) || '}}', 'UTF8'))
+    LIMIT 1;
+  IF bad IS NOT NULL THEN
+    RAISE EXCEPTION 'staged audit row % is not in the log as sealed: it stays staged', bad USING ERRCODE = '42501';
+  END IF;
+  -- the receipts of the writers that wait, derived from the log here (one planted under such an id is replaced):
+  -- a receipt names the first sequence number, the chain hash before it and the batch's time, as the log holds them
+  DELETE FROM audit_receipts WHERE id = ANY(p_ids);
+  INSERT INTO audit_receipts
+    SELECT b.id, convert_from(p_when, 'UTF8') || '|' || b.id || ':' || (b.base + 1) || ':'
+                 || COALESCE(p.chain_hash, '{GENESIS}')
+    FROM unnest(p_ids, p_bases) AS b(id, base) JOIN audit_staged s ON s.id = b.id
+    LEFT JOIN audit_log p ON p.seq = b.base
+    WHERE s.wants_receipt AND b.id IS DISTINCT FROM p_own;
   DELETE FROM audit_staged WHERE id = ANY(p_ids);
+END $$;
+-- the two routines that consume staged rows and write receipts run with the owner's rights, on this schema only
+-- (pg_temp last: a writer's temporary table cannot stand in for a log table), and only for roles granted them
+DO $$ BEGIN
+  EXECUTE format('ALTER FUNCTION aios_audit_done(BIGINT[], BIGINT[], BYTEA, BIGINT) SECURITY DEFINER'
+                 ' SET search_path = %I, pg_temp', current_schema());
+  EXECUTE format('ALTER FUNCTION aios_audit_integrate(TIMESTAMPTZ, BYTEA, INT, BIGINT) SECURITY DEFINER'
+                 ' SET search_path = %I, pg_temp', current_schema());
+  REVOKE EXECUTE ON FUNCTION aios_audit_done(BIGINT[], BIGINT[], BYTEA, BIGINT) FROM PUBLIC;
+  REVOKE EXECUTE ON FUNCTION aios_audit_integrate(TIMESTAMPTZ, BYTEA, INT, BIGINT) FROM PUBLIC;
 END $$;
 """
 STAGING = (
@@ -413,16 +444,14 @@ def integrate_rows(conn: Any, own: int | None = None, gap: float = 0.0) -> str |
     prev_b, sha = bytes.fromhex(prev), hashlib.sha256
     log: list[tuple[Any, ...]] = []
     lin: list[tuple[Any, ...]] = []
-    rids: list[int] = []
-    receipts: list[str] = []
+    ids: list[int] = []
+    bases: list[int] = []
     mine = ""
-    for sid, events, wants, _, _ in got[1:]:
-        one = f"{when_text}|{sid}:{seq + 1}:{prev}"
+    for sid, events, _wants, _, _ in got[1:]:
         if sid == own:
-            mine = one
-        elif wants:
-            rids.append(sid)
-            receipts.append(one)
+            mine = f"{when_text}|{sid}:{seq + 1}:{prev}"
+        ids.append(sid)
+        bases.append(seq)
         for blob in events:
             seq += 1
             entry = _ENTRY % (blob, when, seq)
@@ -444,7 +473,9 @@ def integrate_rows(conn: Any, own: int | None = None, gap: float = 0.0) -> str |
             copy.set_types(_LINEAGE_TYPES)
             for row in lin:
                 copy.write_row(row)
-        cur.execute("SELECT aios_audit_done(%b, %b, %b)", (rids, receipts, [g[0] for g in got[1:]]))
+        # the server checks that each staged row's events are in the log as sealed before it consumes the row, and
+        # writes the waiting writers' receipts from the log itself
+        cur.execute("SELECT aios_audit_done(%b, %b, %b, %s)", (ids, bases, when, own))
     if os.environ.get(PAUSE_ENV) and own is None:  # test hook: a staging integrator, killed before its COMMIT
         Path(os.environ[PAUSE_ENV]).touch()
         time.sleep(30)

@@ -223,6 +223,17 @@ _VALID_INDEXES = """SELECT c.relname FROM pg_class c JOIN pg_index i ON i.indexr
 WHERE c.relnamespace = quote_ident(current_schema())::regnamespace AND c.relname = ANY(%s) AND i.indisvalid"""
 
 
+def _staged_before(error: Exception) -> bool | None:
+    """Whether a failed ``CALL aios_audit_append`` had committed its staged row: True when the server failed in the
+    wait that follows the commit (``aios_audit_await``), False for any other error the server reported (its
+    transaction, the staging insert with it, rolled back), None when the connection failed without a word from the
+    server (it may have committed)."""
+    diag = getattr(error, "diag", None)
+    if _STAGED_ROW.search(str(error)) or "aios_audit_await" in str(getattr(diag, "context", None) or ""):
+        return True
+    return False if getattr(error, "sqlstate", None) else None
+
+
 class PostgresAuditStore(AuditStore):
     """Hash-chained log in PostgreSQL; one connection per thread and process."""
 
@@ -341,10 +352,11 @@ class PostgresAuditStore(AuditStore):
             why = f"staged row {e.staged_id} is durably staged but was not sequenced in time ({mask_text(e.cause)})"
             raise self._unknown(conn, why, e.staged_id, certain=True) from e
         except Exception as e:
-            if batched:  # the procedure commits the staged row before it waits: it may be in, and be sequenced
-                staged = _STAGED_ROW.search(str(e))
-                sid = int(staged.group(1)) if staged else None
-                raise self._unknown(conn, mask_text(e), sid, certain=sid is not None) from e
+            staged = _staged_before(e) if batched else False
+            if staged is not False:  # the procedure committed the staged row before it waited (or may have)
+                found = _STAGED_ROW.search(str(e))
+                sid = int(found.group(1)) if found else None
+                raise self._unknown(conn, mask_text(e), sid, certain=staged is True) from e
             raise self._failed(conn, e, "The action was not recorded; do not proceed") from e
         self._notify(out)
         return out
