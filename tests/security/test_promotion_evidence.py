@@ -123,3 +123,45 @@ def test_a_model_folder_that_names_another_version_is_not_that_version(
     with pytest.raises(Exception, match="not the catalog's"):
         evaluate_model(candidate=FlyteDirectory(str(disguised)), champion=s.weak, **common)
     assert catalog(get_settings()).champion(NAME).model_id == first.candidate.model
+
+
+def test_an_approval_promotes_only_in_a_run_of_the_launcher_that_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review of 2026-12-05, case 1: the catalog acted on a model-promotion approval without the launcher rule that
+    ``verify_requests`` and the acting point apply. Erin, who launched neither the evaluation nor its request, ran
+    ``promote_after_approval`` with Alice's record and request ids: the model was promoted on Frank's sign-off under
+    Erin's name, and the approval used up (Alice's own run was then refused). Now Erin's run promotes nothing and
+    uses nothing up; Alice's promotes."""
+    from flytekitplugins.aios_catalog.catalog import _catalogs
+    from flytekitplugins.aios_core.context import local_run
+    from flytekitplugins.aios_core.settings import reset_settings
+    from workflows.drift import check_drift
+    from workflows.evaluation import evaluate_model, promote_after_approval, vader_models
+
+    def become(principal: str, launched_by: str = "") -> None:
+        monkeypatch.setenv("AIOS_PRINCIPAL", principal)
+        if launched_by:
+            monkeypatch.setenv("AIOS_LAUNCHED_BY", launched_by)
+        else:
+            monkeypatch.delenv("AIOS_LAUNCHED_BY", raising=False)
+        reset_settings()
+        _catalogs.clear()  # each launch opens the catalog as its own principal
+
+    become("service:retraining", "user:alice")
+    with local_run("alice-evaluates"):
+        s = vader_models(n_weak=80, n_strong=400, n_test=300)
+        drift = check_drift(reference=s.train, current=s.test, text_sample=150, **DRIFT_ARGS)
+        report = evaluate_model(
+            candidate=s.strong, champion=s.baseline, test=s.test, drift_record=drift.audit_record_id, latency_sample=8
+        )
+    assert report.decision == "needs_approval"
+    _approve(report.approval_request_id, "user:frank")
+    ids = {"evaluation_record": report.audit_record_id, "approval_request_id": report.approval_request_id}
+    become("user:erin")
+    with local_run("erin-promotes"), pytest.raises(Exception, match="launched by user:erin"):
+        promote_after_approval(**ids)
+    champion = catalog(get_settings()).champion(NAME)
+    assert champion is None or champion.model_id != report.candidate.model
+    become("service:retraining", "user:alice")
+    with local_run("alice-promotes"):
+        assert promote_after_approval(**ids) == report.candidate.model
+    assert catalog(get_settings()).champion(NAME).model_id == report.candidate.model

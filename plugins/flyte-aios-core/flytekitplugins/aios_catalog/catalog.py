@@ -309,7 +309,9 @@ class Catalog:
         ok = ok and getattr(out, "gate", gate) == gate and getattr(out, "subject", "") == entry.model_id
         if not ok:
             status = getattr(out, "status", "unreadable")
+            why = str(getattr(out, "reason", "") or "") if status == "refused" else ""
             msg = f"approval {request_id} does not approve '{gate}' for {entry.model_id} (status: {status})"
+            msg += f": {why}" if why else ""
             raise GovernanceDenied(msg, reason_code="approval_invalid")
         risk, want = getattr(out, "risk", ""), decision.approval.risk
         if risk != want:  # a medium sign-off (quorum 1) does not stand in for the high one the policy asks for

@@ -6,7 +6,8 @@ itself, never to skip governance):
 * ``Decide(action, actor, resource, context) -> PolicyDecision``: any failure (engine not installed,
   malformed request, engine error) is a ``deny`` with the error in ``reasons``.
 * ``CheckApproval(request_id) -> ApprovalOutcome | None``: the verified outcome of an approval
-  request, or None when it cannot be read (which the catalog treats as "not approved").
+  request for this run (``refused`` when this run was not launched by whoever opened the request), or None when
+  it cannot be read (which the catalog treats as "not approved").
 
 The defaults call the pack's policy plugin (``flytekitplugins.aios_policy.enforce``, which writes the
 decision to the audit trail before returning it) and approvals plugin (``flytekitplugins.aios_approvals.outcome``).
@@ -87,8 +88,19 @@ def approval_outcome(request_id: str, *, settings: Settings) -> Any:
         return None
     try:
         from flytekitplugins.aios_approvals.evaluate import Env
+        from flytekitplugins.aios_approvals.service import _execution_key, launcher_problem, run_launcher
+        from flytekitplugins.aios_approvals.state import projection
 
-        return outcome(request_id, env=Env.load(settings))
+        env = Env.load(settings)
+        out = outcome(request_id, env=env)
+        if out is None or not out.approved:
+            return out
+        # the rule verify_requests and the acting point apply: only a run of the launcher that opened the request
+        # acts on its approval (another launcher's run, an approver's among them, neither uses nor uses it up)
+        state = projection(env.store).get(request_id)
+        why = "the request is not in the trail" if state is None else ""
+        why = why or launcher_problem(state.request, run_launcher(settings), _execution_key())
+        return out.model_copy(update={"status": "refused", "reason": why}) if why else out
     except Exception as e:  # unreadable means not approved
         log.warning("reading approval %s failed: %s", request_id, e)
         return None
