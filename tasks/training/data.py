@@ -113,12 +113,32 @@ def prepare_data(
 
 
 def _champion_dir(name: str, settings: Settings) -> Path | None:
+    """The champion's artifact folder, when it is here; refused when its bytes are not the ones the catalog pins.
+
+    The catalog entry names an artifact by digest: a folder under its ``artifact_uri`` with other bytes (swapped
+    after registration, or registered under a digest of other bytes) is not the champion, and retraining from it
+    or comparing with it would rest on a model nobody evaluated.
+
+    Raises:
+        GovernanceDenied: ``model_digest_mismatch`` naming both digests.
+    """
     from flytekitplugins.aios_catalog import catalog
+    from flytekitplugins.aios_core.errors import GovernanceDenied
+    from tasks.ml.classifier import artifact_digest
 
     champ = catalog(settings).champion(name)
     if champ is None or not champ.artifact_uri:
         return None
     folder = Path(champ.artifact_uri.removeprefix("file://"))
+    if not folder.is_dir():
+        return None
+    found = artifact_digest(folder)
+    if found != champ.digest:
+        msg = (
+            f"champion {champ.model_id}: the artifact at {folder} has digest {found}, the catalog pins {champ.digest}; "
+            "restore the catalogued artifact (or retire the entry) before retraining from it"
+        )
+        raise GovernanceDenied(msg, reason_code="model_digest_mismatch")
     return folder if (folder / "aios_model.json").is_file() else None
 
 

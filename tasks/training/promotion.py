@@ -74,6 +74,90 @@ def _persist(model: FlyteDirectory, name: str, version: str, settings: Settings)
     return str(target)
 
 
+ON_DEMAND = "on demand"
+
+
+def _names_retraining(target: str) -> bool:
+    """Whether ``target`` (a drift decision's ``target``) is this retraining workflow or a launch plan of it."""
+    from tasks.drift.monitor import DEFAULT_TARGET, resolve_target
+
+    if target == DEFAULT_TARGET:
+        return True
+    try:
+        entity, retrain = resolve_target(target), resolve_target(DEFAULT_TARGET)
+    except (ImportError, TypeError, ValueError):
+        return False
+    return entity is retrain or getattr(entity, "workflow", None) is retrain
+
+
+def _recorded_trigger(trigger: str, drift_record: str, settings: Settings) -> tuple[str, list[str]]:
+    """Why this retraining ran, as the trail says: (the trigger to record, the parent records of the training record).
+
+    ``register_candidate`` is a task anyone with launch rights can start on its own, with any inputs: a made-up or
+    unrelated ``drift_record`` became the training record's parent and any ``trigger`` text its stated reason. A
+    drift record counts only as the trail's intact ``retrain_triggered`` decision to start this retraining workflow
+    (:func:`tasks.drift.monitor.triggered_retraining`), and the trigger recorded is the reason that decision
+    recorded; without one the retraining is on demand and its trigger is recorded as the launcher's own words.
+
+    Raises:
+        GovernanceDenied: ``no_evidence`` (no such decision) or ``trigger_mismatch`` (the trigger handed in is not
+            the one the decision recorded); nothing is recorded.
+    """
+    from flytekitplugins.aios_audit import audit_log
+    from flytekitplugins.aios_core.errors import GovernanceDenied
+    from tasks.drift.monitor import DEFAULT_TARGET, triggered_retraining
+
+    said = trigger.strip()
+    if not drift_record:
+        return (ON_DEMAND if said in ("", ON_DEMAND) else f"{ON_DEMAND}: {said}"), []
+    found = audit_log(settings).get(drift_record)
+    target = str(found.event.attributes.get("target") or "") if found is not None else ""
+    decided = triggered_retraining(drift_record, target if _names_retraining(target) else DEFAULT_TARGET, settings)
+    recorded = str(decided.event.attributes.get("reason") or f"drift decision {decided.record_id}")
+    if said not in ("", ON_DEMAND, recorded):
+        msg = (
+            f"trigger {said!r} is not the reason drift decision {decided.record_id} recorded ({recorded!r}); "
+            "launch with that reason, or leave trigger_reason at its default"
+        )
+        raise GovernanceDenied(msg, reason_code="trigger_mismatch")
+    return recorded, [decided.record_id]
+
+
+def _persist_verified(result: TrainResult, name: str, version: str, settings: Settings) -> tuple[str, str]:
+    """Persist ``result.model`` where the catalog will point; return (uri, artifact digest of what was persisted).
+
+    The digest handed in is a claim: the digest registered is the one computed here, of the bytes the catalog
+    entry names. A candidate whose bytes are not the ones ``result.digest`` names is refused before anything is
+    recorded (before it is copied, and again on the copy: a folder already under ``models/<name>/<version>``
+    keeps its bytes).
+
+    Raises:
+        GovernanceDenied: ``model_digest_mismatch`` naming both digests; nothing is recorded.
+    """
+    from flytekitplugins.aios_catalog.entries import check_model_id
+    from flytekitplugins.aios_core.errors import GovernanceDenied
+    from tasks.ml.classifier import artifact_digest
+
+    check_model_id(name, version)  # before anything is downloaded or copied
+    digest = artifact_digest(Path(result.model.download()))
+    if digest != result.digest:
+        msg = (
+            f"candidate {name}@{version}: the artifact handed in has digest {digest}, not the {result.digest} the "
+            "training result claims; register the artifact the training run produced"
+        )
+        raise GovernanceDenied(msg, reason_code="model_digest_mismatch")
+    uri = _persist(result.model, name, version, settings)
+    if "://" not in uri:
+        stored = artifact_digest(Path(uri))
+        if stored != digest:
+            msg = (
+                f"candidate {name}@{version}: {uri} already holds other bytes (digest {stored}, the artifact is "
+                f"{digest}); a version names one artifact for good: retrain under a new version"
+            )
+            raise GovernanceDenied(msg, reason_code="model_digest_mismatch")
+    return uri, digest
+
+
 @task(**GOVERNED)
 def register_candidate(
     result: TrainResult,
@@ -86,28 +170,37 @@ def register_candidate(
 ) -> Registered:
     """Record the training lineage (config, data, figures) and register the model as a catalog candidate.
 
+    What stands behind the registration is re-established, not taken from the inputs: the digest registered is
+    the one computed of the artifact as persisted (refused when ``result.digest`` names other bytes), and a
+    ``drift_record`` counts only as the trail's decision to start this retraining workflow, whose recorded reason
+    is the trigger (see :func:`_recorded_trigger`).
+
     Args:
         result: the fine-tuning result (artifact, digest, losses, throughput).
         lineage: data digests and counts.
         config: training hyper-parameters.
         name: catalog name.
         owner: accountable owner recorded in the catalog.
-        trigger: why retraining ran (``on demand`` or the drift reason).
+        trigger: why retraining ran (``on demand`` or the drift reason the decision recorded).
         drift_record: audit record id of the drift decision that triggered it ("" on demand).
+
+    Raises:
+        GovernanceDenied: ``model_digest_mismatch``, ``no_evidence`` or ``trigger_mismatch``; nothing is recorded.
     """
     from flytekitplugins.aios_catalog import ModelEntry, catalog
 
     settings = get_settings()  # this task's entry point: resolved once, passed down
     actor = settings.actor
-    uri = _persist(result.model, name, lineage.version, settings)
+    trigger, parents = _recorded_trigger(trigger, drift_record, settings)  # the trail's reason, not the input's
+    uri, digest = _persist_verified(result, name, lineage.version, settings)  # the bytes stored, not the claim
     figures = {k: v for k, v in asdict(result).items() if k not in ("model", "losses")}
     event = AuditEvent(
         kind="training", actor=actor, status="trained", subject=f"{name}@{lineage.version}",
         execution=current_execution(), code_version=code_version(settings.code_version),
-        models=[ModelRef(name=name, version=lineage.version, digest=result.digest)],
+        models=[ModelRef(name=name, version=lineage.version, digest=digest)],
         inputs={"train": lineage.train_digest, "test": lineage.test_digest, "feedback": lineage.feedback_digest,
                 "config": config.digest()},
-        outputs={"model": result.digest}, parents=[drift_record] if drift_record else [],
+        outputs={"model": digest}, parents=parents,
         attributes={"config": asdict(config), "result": figures, "losses": result.losses, "trigger": trigger,
                     "data": {k: v for k, v in asdict(lineage).items() if k != "feedback_rejected"},
                     "feedback_rejected_lines": len(lineage.feedback_rejected), "artifact_uri": uri},
@@ -115,7 +208,7 @@ def register_candidate(
     record = audit_log(settings).append(event)
     digests = [d for d in (lineage.train_digest, lineage.feedback_digest) if d]
     entry = ModelEntry(
-        name=name, version=lineage.version, digest=result.digest, training_data_digests=digests,
+        name=name, version=lineage.version, digest=digest, training_data_digests=digests,
         metrics={"final_train_loss": result.losses[-1]} if result.losses else {}, owner=owner, artifact_uri=uri,
         description=f"MiniLM fine-tuned by retraining; training_record={record.record_id}; trigger={trigger}",
     )  # fmt: skip

@@ -1,0 +1,179 @@
+"""Registering a retrained candidate re-establishes what stands behind it; the champion's loader checks its bytes.
+
+``register_candidate`` is a task anyone with launch rights can start on its own (it runs as the retraining service,
+as the ``retrain`` workflow's tasks do). It believed the ``TrainResult`` handed in: the catalog pinned the digest of a
+strong head while the copy it stored (and later served as the champion) was a useless one, and the training record
+named any drift record as its parent and any text as its trigger. ``start_model`` then loaded the champion's folder
+without checking it against the digest the catalog pins.
+
+Real flytekit tasks run locally, the pack's Cedar policy, the audit trail of each test's own state dir.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from flytekit.types.directory import FlyteDirectory
+
+from flytekitplugins.aios_audit import audit_log
+from flytekitplugins.aios_catalog import Catalog, catalog
+from flytekitplugins.aios_core.errors import GovernanceDenied
+from flytekitplugins.aios_core.settings import get_settings, reset_settings
+from flytekitplugins.aios_core.types import PolicyDecision
+from tasks.ml.classifier import artifact_digest
+
+NAME = "vader-sentiment"
+VERSION = "ft-20990101000000-abcdef"
+STANDIN = "tests.evaluation.standin_retrain.retrain"
+INVENTED = "drift on flights: dep_delay crossed thresholds"
+
+
+def _act_as(monkeypatch: pytest.MonkeyPatch, principal: str) -> None:
+    monkeypatch.setenv("AIOS_PRINCIPAL", principal)
+    reset_settings()
+
+
+@pytest.fixture(autouse=True)
+def as_retraining(monkeypatch: pytest.MonkeyPatch) -> None:
+    _act_as(monkeypatch, "service:retraining")
+
+
+def _artifact(folder: Path, weights: bytes) -> Path:
+    """A model folder (manifest + weights); its bytes are what the digests are about."""
+    folder.mkdir(parents=True)
+    card = {"name": NAME, "version": VERSION, "labels": ["negative", "positive"], "kind": "minilm-head"}
+    (folder / "aios_model.json").write_text(json.dumps(card))
+    (folder / "head.npz").write_bytes(weights)
+    return folder
+
+
+def _register(folder: Path, digest: str, *, version: str = VERSION, trigger: str = "on demand", drift: str = "") -> Any:
+    from tasks.training.config import TrainConfig, TrainResult
+    from tasks.training.data import DataLineage
+    from tasks.training.promotion import register_candidate
+
+    result = TrainResult(model=FlyteDirectory(str(folder)), digest=digest, losses=[0.7, 0.5], steps=2)
+    data = {"train_digest": "sha256:" + "1" * 64, "test_digest": "sha256:" + "2" * 64}
+    lineage = DataLineage(source="movieReviewSnippets", version=version, **data)
+    return register_candidate(
+        result=result, lineage=lineage, config=TrainConfig(), name=NAME, owner="team:ml-platform",
+        trigger=trigger, drift_record=drift,
+    )  # fmt: skip
+
+
+def _trainings() -> list[Any]:
+    return [r for r in audit_log(get_settings()).scan() if r.event.kind == "training"]
+
+
+def _refused(call: Any, reason_code: str, match: str) -> GovernanceDenied:
+    with pytest.raises(GovernanceDenied, match=match) as caught:
+        call()
+    assert caught.value.reason_code == reason_code, caught.value
+    assert "Traceback" not in str(caught.value)
+    return caught.value
+
+
+def test_a_training_result_whose_digest_names_other_bytes_is_refused_and_registers_nothing(
+    aios_env: Path, tmp_path: Path
+) -> None:
+    """A useless head handed in with the digest of a strong head: the catalog pinned the strong digest over the
+    useless bytes. The digest registered is the one of the bytes stored, and a result claiming another is refused."""
+    useless = _artifact(tmp_path / "useless", b"majority-class baseline")
+    strong = _artifact(tmp_path / "strong", b"a strong head")
+    _refused(lambda: _register(useless, artifact_digest(strong)), "model_digest_mismatch", "training result claims")
+    assert catalog(get_settings()).find(NAME, VERSION) is None
+    assert _trainings() == [] and not (aios_env / "models" / NAME / VERSION).exists()
+
+    registered = _register(useless, artifact_digest(useless))  # the honest claim about the same bytes
+    entry = catalog(get_settings()).get(NAME, VERSION)
+    assert entry.digest == artifact_digest(useless) == artifact_digest(Path(entry.artifact_uri))
+    (training,) = _trainings()
+    assert training.record_id == registered.training_record and training.event.outputs["model"] == entry.digest
+
+
+def test_a_folder_already_under_the_version_is_not_registered_as_another_artifact(
+    aios_env: Path, tmp_path: Path
+) -> None:
+    """The stored copy is never replaced: bytes already under models/<name>/<version> are what the entry would point
+    to, so an honest result about other bytes is refused rather than pinned over them."""
+    planted = aios_env / "models" / NAME / VERSION
+    _artifact(planted, b"majority-class baseline")
+    strong = _artifact(tmp_path / "strong", b"a strong head")
+    _refused(lambda: _register(strong, artifact_digest(strong)), "model_digest_mismatch", "already holds other bytes")
+    assert catalog(get_settings()).find(NAME, VERSION) is None and _trainings() == []
+
+
+def _decision(monkeypatch: pytest.MonkeyPatch, target: str) -> tuple[str, str, str]:
+    """A drift check and the monitoring chain's decision on it for ``target``: (check id, decision id, reason)."""
+    from tasks.drift.check import record_drift
+    from tasks.drift.monitor import decide_retraining
+    from tasks.drift.report import DriftReport
+
+    _act_as(monkeypatch, "service:monitoring")
+    drifted = {"drifted_features": ["month"], "thresholds": {"psi": 0.03}, "dataset": "flights"}
+    check = record_drift("drift", "dataset:flights", drifted, get_settings())
+    report = DriftReport(dataset="flights", n_ref=100, n_cur=100, thresholds={"psi": 0.03}, features=[])
+    decision = decide_retraining(report=report.model_copy(update={"audit_record_id": check}), target=target)
+    assert decision.trigger, decision.reason
+    _act_as(monkeypatch, "service:retraining")
+    return check, decision.record_id, decision.reason
+
+
+def test_a_made_up_or_unrelated_drift_record_is_refused_and_the_trigger_is_the_trails(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The training record named any record id as its parent drift decision and any text as its trigger. Only the
+    trail's decision to start this retraining workflow counts, and its recorded reason is the trigger."""
+    from tasks.drift.monitor import DEFAULT_TARGET
+
+    art = _artifact(tmp_path / "head", b"a head")
+    digest = artifact_digest(art)
+    check, decided, reason = _decision(monkeypatch, DEFAULT_TARGET)
+    _check_other, other_target, _ = _decision(monkeypatch, STANDIN)  # a real decision to start another workflow
+    for record in ("made-up-record-id", check, other_target):
+        _refused(
+            lambda record=record: _register(art, digest, trigger=reason, drift=record),
+            "no_evidence",
+            f"not a recorded decision to start retraining {DEFAULT_TARGET}",
+        )
+    _refused(lambda: _register(art, digest, trigger=INVENTED, drift=decided), "trigger_mismatch", "is not the reason")
+    assert catalog(get_settings()).find(NAME, VERSION) is None and _trainings() == []
+
+    _register(art, digest, trigger=reason, drift=decided)  # what start_retraining hands the retrain workflow
+    _register(art, digest, version=VERSION + "-2", trigger="on demand", drift=decided)  # the default: the trail's
+    _register(art, digest, version=VERSION + "-3", trigger=INVENTED, drift="")  # on demand: no parent, marked so
+    by_version = {r.event.subject.partition("@")[2]: r.event for r in _trainings()}
+    for version in (VERSION, VERSION + "-2"):
+        assert by_version[version].parents == [decided]
+        assert by_version[version].attributes["trigger"] == reason and "month" in reason
+    on_demand = by_version[VERSION + "-3"]
+    assert on_demand.parents == [] and on_demand.attributes["trigger"] == f"on demand: {INVENTED}"
+
+
+def _allow(action: str, actor: str, resource: dict[str, Any], context: dict[str, Any]) -> PolicyDecision:
+    """Promotion set-up only (promotion governance is tested elsewhere); this test is about loading."""
+    return PolicyDecision(effect="allow", reasons=["test set-up"])
+
+
+def test_a_champion_artifact_swapped_under_its_catalog_entry_is_refused_at_load(tmp_path: Path) -> None:
+    """``start_model`` loaded whatever lay under the champion's artifact_uri: the bytes the retraining starts from and
+    compares with were not the ones the catalog pins. It now refuses them."""
+    from tasks.training.data import start_model
+
+    art = _artifact(tmp_path / "head", b"the champion's head")
+    _register(art, artifact_digest(art))
+    Catalog(get_settings(), decide=_allow, check_approval=lambda _id: None).promote(
+        NAME, VERSION, actor="service:retraining", evidence={}
+    )
+    champion = catalog(get_settings()).champion(NAME)
+    assert champion is not None and champion.model_id == f"{NAME}@{VERSION}"
+    rows = pd.DataFrame({"text": ["a wonderful film", "a dreary slog"], "label": ["positive", "negative"]})
+    loaded = start_model(train=rows, name=NAME, seed=0)
+    assert artifact_digest(Path(loaded.download())) == champion.digest  # intact: the champion is the start model
+
+    (Path(champion.artifact_uri) / "head.npz").write_bytes(b"majority-class baseline")
+    _refused(lambda: start_model(train=rows, name=NAME, seed=0), "model_digest_mismatch", "the catalog pins")
