@@ -161,20 +161,30 @@ def classification_record(ev: AuditEvent) -> str:
     return str(_lineage_of(ev)[1].get("record") or "")
 
 
-def _unsealed(ev: AuditEvent, seal: AuditRecord | None) -> str:
+SealEntries = Mapping[str, Mapping[str, Any]]
+"""The documents an intact classification seal holds, by document digest."""
+
+
+def seal_entries(records: Mapping[str, AuditRecord]) -> dict[str, SealEntries]:
+    """Record id -> the documents it seals, for each of ``records`` that is an intact classification seal (each is
+    re-hashed once, however many decisions name it)."""
+    out: dict[str, SealEntries] = {}
+    for rid, rec in records.items():
+        docs = rec.event.attributes.get("documents")
+        if rec.record_id == rid and rec.event.kind == CLASSIFICATION_SEAL and isinstance(docs, list) and intact(rec):
+            out[rid] = {str(d.get("digest")): d for d in docs if isinstance(d, dict)}
+    return out
+
+
+def _unsealed(ev: AuditEvent, seal: SealEntries | None) -> str:
     """What is wrong with the classification a decision was made on ("" when a seal stands behind it): the seal it
-    names must be an intact classification record holding this document with the label, route, confidence, text
-    digest and data class the decision sealed."""
+    names (``seal``: its documents, from :func:`seal_entries`; None when it is no intact seal) must hold this
+    document with the label, route, confidence, text digest and data class the decision sealed."""
     lineage, classification = _lineage_of(ev)
     rid = classification_record(ev)
-    if seal is None or seal.record_id != rid or seal.event.kind != CLASSIFICATION_SEAL or not intact(seal):
+    if seal is None:
         return f"no intact {CLASSIFICATION_SEAL} record {rid or '(none named)'} in the trail"
-    docs = seal.event.attributes.get("documents")
-    entry = (
-        next((d for d in docs if isinstance(d, dict) and d.get("digest") == ev.subject), None)
-        if isinstance(docs, list)
-        else None
-    )
+    entry = seal.get(ev.subject)
     ctx = ev.attributes.get("context")
     ctx = ctx if isinstance(ctx, dict) else {}
     if entry is None:
@@ -191,7 +201,7 @@ def _unsealed(ev: AuditEvent, seal: AuditRecord | None) -> str:
 
 
 def _policy_problem(
-    c: ActionClaim, rec: AuditRecord | None, in_force: str, seal: AuditRecord | None = None
+    c: ActionClaim, rec: AuditRecord | None, in_force: str, seal: SealEntries | None = None
 ) -> tuple[str, str] | None:
     from flytekitplugins.aios_policy.request import PolicyRequest
 
@@ -246,13 +256,14 @@ def _find(
     requests: Mapping[str, RequestState],
     caller: str,
     in_force: str,
-    seal: AuditRecord | None = None,
+    seal: SealEntries | None = None,
 ) -> _Found:
     """What claim ``c`` may use, or its problem; ``rec`` is the trail's record of ``c.policy_record`` (None when the
     trail has none), ``requests`` the states of the claims' approval requests, read for all claims at once,
     ``caller`` the established identity the acting point serves (empty for an in-process local run) and
-    ``in_force`` the digest of the policy set in force (:func:`policy_in_force`) and ``seal`` the classification
-    record the decision names (:func:`classification_record`; None when the trail has none)."""
+    ``in_force`` the digest of the policy set in force (:func:`policy_in_force`) and ``seal`` the documents of
+    the classification seal the decision names (:func:`classification_record`, :func:`seal_entries`; None when the
+    trail has no intact one)."""
     if c.action_key != digest_value({"doc": c.subject, "decision": c.decision_digest}):
         return _Found(("action_key_mismatch", "the action key is not the digest of the document and decision"))
     if caller and c.principal != caller:
@@ -364,7 +375,7 @@ def authorize(
     """
     # the chunk's policy decisions and approval requests, read together (one query, not one per action)
     decisions = env.store.get_many([c.policy_record for c in claims if c.policy_record])
-    sealed = env.store.get_many({classification_record(r.event) for r in decisions.values()} - {""})
+    sealed = seal_entries(env.store.get_many({classification_record(r.event) for r in decisions.values()} - {""}))
     asked = [c.request_id for c in claims if c.request_id]
     requests = projection(env.store).get_many(asked) if asked else {}
     try:

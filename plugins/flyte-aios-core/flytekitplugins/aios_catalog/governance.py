@@ -98,8 +98,10 @@ def approval_outcome(request_id: str, *, settings: Settings) -> Any:
         # the rule verify_requests and the acting point apply: only a run of the launcher that opened the request
         # acts on its approval (another launcher's run, an approver's among them, neither uses nor uses it up)
         state = projection(env.store).get(request_id)
-        why = "the request is not in the trail" if state is None else ""
-        why = why or launcher_problem(state.request, run_launcher(settings), _execution_key())
+        if state is None:
+            why = "the request is not in the trail"
+        else:
+            why = launcher_problem(state.request, run_launcher(settings), _execution_key())
         return out.model_copy(update={"status": "refused", "reason": why}) if why else out
     except Exception as e:  # unreadable means not approved
         log.warning("reading approval %s failed: %s", request_id, e)
