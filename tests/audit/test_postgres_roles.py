@@ -326,3 +326,35 @@ def test_a_batch_of_zero_does_not_spin_under_the_log_s_lock(writer_url: str) -> 
     store = open_store(writer_url)
     assert store.append(AuditEvent(kind="task", actor="a")).seq == 2
     store.close()
+
+
+def test_a_writer_cannot_stage_bytes_whose_columns_are_not_what_parsers_read(writer_url: str) -> None:
+    """Regression (review finding R4): bytes ``A,"event":B`` staged with A's columns through ``aios_audit_append`` were
+    sealed by the server-side integrator with those columns, and ``aios audit verify``'s fast column check (it reads
+    the entry's first ``"event"``) passed a record every JSON parser reads as B. A staged row with columns must now
+    hold one JSON object per event, whose kind, subject, execution and task are its columns; else the insert fails
+    (only the writer's own call), and nothing of it reaches the log."""
+    import datetime as dt
+
+    from flytekitplugins.aios_audit.records import _json_time, _to_json
+
+    store = open_store(writer_url)
+    store.append(AuditEvent(kind="task", actor="service:pipeline", subject="before"))
+    a = _to_json(AuditEvent(kind="task", actor="service:x", subject="harmless"))
+    b = _to_json(AuditEvent(kind="policy_decision", actor="service:x", subject="forged"))
+    now = dt.datetime.now(dt.UTC)
+    call = "CALL aios_audit_append(ARRAY[%b::bytea], ARRAY['task','harmless','',''], '{}'::text[], %s, %b, 4096, NULL)"
+    with psycopg.connect(writer_url, autocommit=True) as att:
+        with pytest.raises(psycopg.errors.InvalidTextRepresentation):
+            att.execute(call, (a + b',"event":' + b, now, _json_time(now)))
+        with pytest.raises(psycopg.errors.CheckViolation):
+            att.execute(call, (b, now, _json_time(now)))  # one object, but not the one its columns name
+        with pytest.raises(psycopg.errors.InvalidTextRepresentation):
+            att.execute(
+                "INSERT INTO audit_staged (events, cols) VALUES (%s, %s)",
+                ([a + b',"event":' + b], ["task", "harmless", "", ""]),
+            )
+        assert att.execute("SELECT count(*) FROM audit_staged").fetchone() == (0,)
+        att.execute(call, (a, now, _json_time(now)))  # an honest row goes through
+    assert [r.event.subject for r in store.scan()] == ["before", "harmless"]
+    store.close()

@@ -458,12 +458,15 @@ def test_an_append_after_bytes_only_staged_rows_is_sequenced_after_them(
 
 def test_the_integrator_derives_columns_from_the_entry_not_from_the_staged_row(pg_url: str) -> None:
     """A writer with store access stages a row whose columns lie about its event (to hide it from a query by kind):
-    the Python integrator fills ``audit_log``'s columns from the event's own bytes."""
+    the server refuses the row (the server-side integrator would seal it with those columns), and the same bytes
+    staged alone are sealed by the Python integrator with the columns of the event's own bytes."""
     store = open_store(pg_url)
     store.append(AuditEvent(kind="task", actor="first"))
     with psycopg.connect(pg_url, autocommit=True) as conn:
         blob = AuditEvent.__pydantic_serializer__.to_json(AuditEvent(kind="action", actor="x", subject="real"))
-        conn.execute("INSERT INTO audit_staged (events, cols) VALUES (%s, %s)", ([blob], ["task", "decoy", "", ""]))
+        with pytest.raises(psycopg.errors.CheckViolation):
+            conn.execute("INSERT INTO audit_staged (events, cols) VALUES (%s, %s)", ([blob], ["task", "decoy", "", ""]))
+        conn.execute("INSERT INTO audit_staged (events, cols) VALUES (%s, '{}')", ([blob],))
     assert store.integrate_staged() == 1
     assert store.read_sql("SELECT kind, subject FROM audit_log WHERE seq = 2") == [("action", "real")]
     assert _check_log(pg_url, {}) == ["", "real"]

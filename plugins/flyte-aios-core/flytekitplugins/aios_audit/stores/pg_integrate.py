@@ -233,11 +233,42 @@ DO $$ BEGIN
   REVOKE EXECUTE ON FUNCTION aios_audit_integrate(TIMESTAMPTZ, BYTEA, INT, BIGINT) FROM PUBLIC;
 END $$;
 """
+_STAGED_OK_SQL = """
+CREATE OR REPLACE FUNCTION aios_staged_ok(p_events BYTEA[], p_cols TEXT[]) RETURNS BOOLEAN LANGUAGE plpgsql AS $$
+DECLARE j JSONB; ex JSONB; i INT;
+BEGIN
+  -- a row staged with its columns (aios_audit_append's) is sealed by the server-side integrator with those columns:
+  -- each event must be ONE JSON object (not JSON: the cast fails the insert) whose kind, subject, execution and task
+  -- are those columns, as every parser reads them; bytes-only rows are derived by the Python integrator itself
+  IF cardinality(p_cols) = 0 THEN RETURN TRUE; END IF;
+  IF cardinality(p_cols) <> 4 * cardinality(p_events) THEN RETURN FALSE; END IF;
+  FOR i IN 1 .. cardinality(p_events) LOOP
+    j := convert_from(p_events[i], 'UTF8')::jsonb;
+    IF jsonb_typeof(j) IS DISTINCT FROM 'object' THEN RETURN FALSE; END IF;
+    ex := j->'execution';
+    IF jsonb_typeof(ex) IS DISTINCT FROM 'object' THEN ex := NULL; END IF;
+    IF (j->>'kind') IS DISTINCT FROM p_cols[4 * i - 3] OR COALESCE(j->>'subject', '') IS DISTINCT FROM p_cols[4 * i - 2]
+       OR COALESCE((ex->>'project') || '/' || (ex->>'domain') || '/' || (ex->>'name'), '')
+          IS DISTINCT FROM p_cols[4 * i - 1]
+       OR COALESCE(ex->>'task_name', '') IS DISTINCT FROM p_cols[4 * i] THEN
+      RETURN FALSE;
+    END IF;
+  END LOOP;
+  RETURN TRUE;
+END $$;
+ALTER TABLE audit_staged DROP CONSTRAINT IF EXISTS audit_staged_events_are_their_columns;
+ALTER TABLE audit_staged ADD CONSTRAINT audit_staged_events_are_their_columns
+  CHECK (aios_staged_ok(events, cols)) NOT VALID;
+"""
+"""Staged rows with columns hold events that are those columns (review finding R4: bytes ``A,"event":B`` staged with
+A's columns were sealed with them, and the verifier's fast column check, which reads the first ``"event"``, passed a
+record every parser reads as B). ``NOT VALID``: rows staged before the upgrade are integrated as they are."""
 STAGING = (
     "CREATE TABLE IF NOT EXISTS audit_staged (id BIGSERIAL PRIMARY KEY, events BYTEA[] NOT NULL, cols TEXT[] NOT NULL);"
     "ALTER TABLE audit_staged ADD COLUMN IF NOT EXISTS wants_receipt BOOLEAN NOT NULL DEFAULT TRUE;"
     "ALTER TABLE audit_staged ADD COLUMN IF NOT EXISTS lin TEXT[] NOT NULL DEFAULT '{}';"
     "CREATE TABLE IF NOT EXISTS audit_receipts (id BIGINT PRIMARY KEY, receipt TEXT NOT NULL);"
+    + _STAGED_OK_SQL
     + _INTEGRATE_SQL
     + _AWAIT_SQL
     + _PYTHON_SQL
