@@ -25,6 +25,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from flytekitplugins.aios_approvals.acting import CLASSIFICATION_SEAL as CLASSIFIED
+from flytekitplugins.aios_approvals.acting import seal_entries
 from flytekitplugins.aios_core.settings import Settings
 
 PROTECTED = "documents_protected"
@@ -87,29 +88,17 @@ def seal(
     return audit_log(settings).append_many([event])[0].record_id
 
 
-def _sealed_entries(ids: Iterable[str], kind: str, settings: Settings) -> dict[str, dict[str, dict[str, Any]]]:
-    """record id -> document digest -> sealed entry, for the ids that name an intact record of ``kind``."""
-    from flytekitplugins.aios_audit import audit_log
-    from flytekitplugins.aios_audit.records import intact
-
-    wanted = sorted({i for i in ids if i})
-    out: dict[str, dict[str, dict[str, Any]]] = {}
-    for rid, rec in audit_log(settings).get_many(wanted).items():
-        docs = rec.event.attributes.get("documents")
-        if rec.record_id != rid or rec.event.kind != kind or not isinstance(docs, list) or not intact(rec):
-            continue
-        out[rid] = {str(d.get("digest")): d for d in docs if isinstance(d, dict)}
-    return out
-
-
 def unsealed(rows: Sequence[dict[str, Any]], kind: str, settings: Settings) -> dict[int, str]:
     """Index -> what is wrong, for each ``ok`` row the ``kind`` record it names does not seal exactly as it is.
 
     Raises:
         Exception: whatever the store raises when it cannot be read (the task fails: nothing unchecked goes on).
     """
+    from flytekitplugins.aios_audit import audit_log
+
     ok = [(i, r) for i, r in enumerate(rows) if r["status"] == "ok"]
-    sealed = _sealed_entries((str(r.get("sealed_by") or "") for _, r in ok), kind, settings)
+    wanted = {str(r.get("sealed_by") or "") for _, r in ok} - {""}
+    sealed = seal_entries(audit_log(settings).get_many(wanted), kind)
     problems: dict[int, str] = {}
     for i, row in ok:
         rid = str(row.get("sealed_by") or "")

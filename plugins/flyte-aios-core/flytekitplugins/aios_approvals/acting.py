@@ -125,12 +125,6 @@ def _needs_approval(ev: AuditEvent) -> bool:
     return ev.status == "require_approval" or ev.attributes.get("route") == "review"
 
 
-def _sealed_label(ev: AuditEvent) -> str:
-    lineage = ev.attributes.get("lineage")
-    classification = lineage.get("classification") if isinstance(lineage, dict) else None
-    return str(classification.get("label") or "") if isinstance(classification, dict) else ""
-
-
 def policy_in_force(settings: Any) -> str:
     """The digest of the policy set (policies and roles) a decision made now would seal (``policy_set_digest``).
 
@@ -165,13 +159,13 @@ SealEntries = Mapping[str, Mapping[str, Any]]
 """The documents an intact classification seal holds, by document digest."""
 
 
-def seal_entries(records: Mapping[str, AuditRecord]) -> dict[str, SealEntries]:
-    """Record id -> the documents it seals, for each of ``records`` that is an intact classification seal (each is
-    re-hashed once, however many decisions name it)."""
+def seal_entries(records: Mapping[str, AuditRecord], kind: str = CLASSIFICATION_SEAL) -> dict[str, SealEntries]:
+    """Record id -> the documents it seals, for each of ``records`` that is an intact seal of ``kind`` (each is
+    re-hashed once, however many rows or decisions name it); the pipeline's steps read their seals with it too."""
     out: dict[str, SealEntries] = {}
     for rid, rec in records.items():
         docs = rec.event.attributes.get("documents")
-        if rec.record_id == rid and rec.event.kind == CLASSIFICATION_SEAL and isinstance(docs, list) and intact(rec):
+        if rec.record_id == rid and rec.event.kind == kind and isinstance(docs, list) and intact(rec):
             out[rid] = {str(d.get("digest")): d for d in docs if isinstance(d, dict)}
     return out
 
@@ -228,7 +222,7 @@ def _policy_problem(
         return "principal_missing", f"the row names no principal; policy decision {c.policy_record} was for one"
     if c.principal != ev.actor:
         return "principal_mismatch", f"{c.principal} is not the principal the policy decided for ({ev.actor})"
-    label = _sealed_label(ev)
+    label = str(_lineage_of(ev)[1].get("label") or "")
     if c.doc_type != label:
         return "policy_record_mismatch", f"document type {c.doc_type!r} is not the one {c.policy_record} sealed"
     effect = "require_approval" if _needs_approval(ev) else "allow"

@@ -220,11 +220,14 @@ def load_signing_key(spec: str) -> Any:
 
 def public_pem(private_key: Any) -> str:
     """PEM of the public half of ``private_key``."""
+    return public_key_pem(private_key.public_key())
+
+
+def public_key_pem(public_key: Any) -> str:
+    """SubjectPublicKeyInfo PEM of a public key object."""
     from cryptography.hazmat.primitives import serialization
 
-    raw: bytes = private_key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    raw: bytes = public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     return raw.decode()
 
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flytekitplugins.aios_audit.checkpoint import key_id, load_signing_key, public_pem
+from flytekitplugins.aios_audit.checkpoint import key_id, load_signing_key, public_key_pem, public_pem
 from flytekitplugins.aios_audit.edge_rules import is_record
 from flytekitplugins.aios_audit.edges import EdgeIndex
 from flytekitplugins.aios_audit.lineage import Tracer
@@ -101,15 +101,7 @@ def _approvals_pem(settings: Any) -> tuple[str, str] | None:
         key = signing.public_key(settings)
     except (ConfigError, ValueError, TypeError, OSError):
         return None
-    return signing.key_id(key), _public_pem_of(key)
-
-
-def _public_pem_of(public_key: Any) -> str:
-    """SubjectPublicKeyInfo PEM of a public key object."""
-    from cryptography.hazmat.primitives import serialization
-
-    raw: bytes = public_key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return raw.decode()
+    return signing.key_id(key), public_key_pem(key)
 
 
 def export(tracer: Tracer, settings: Any, record_ids: list[str], scope: str, out: Path) -> dict[str, Any]:

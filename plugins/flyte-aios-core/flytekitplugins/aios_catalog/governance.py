@@ -82,26 +82,26 @@ def approval_outcome(request_id: str, *, settings: Settings) -> Any:
         request_id: id returned when the request was opened (``apr-...``).
     """
     try:
-        outcome = importlib.import_module("flytekitplugins.aios_approvals").outcome
-    except (ImportError, AttributeError) as e:
+        importlib.import_module("flytekitplugins.aios_approvals")
+    except ImportError as e:
         log.warning("approvals plugin unavailable (%s): approval %s counts as not approved", e, request_id)
         return None
     try:
-        from flytekitplugins.aios_approvals.evaluate import Env
+        from flytekitplugins.aios_approvals.evaluate import Env, evaluate
         from flytekitplugins.aios_approvals.service import _execution_key, launcher_problem, run_launcher
         from flytekitplugins.aios_approvals.state import projection
 
         env = Env.load(settings)
-        out = outcome(request_id, env=env)
-        if out is None or not out.approved:
+        state = projection(env.store).get(request_id)
+        if state is None:
+            log.warning("approval %s is not in the audit trail: it counts as not approved", request_id)
+            return None
+        out = evaluate(state, env)  # what the plugin's outcome() folds, from the state read once here
+        if not out.approved:
             return out
         # the rule verify_requests and the acting point apply: only a run of the launcher that opened the request
         # acts on its approval (another launcher's run, an approver's among them, neither uses nor uses it up)
-        state = projection(env.store).get(request_id)
-        if state is None:
-            why = "the request is not in the trail"
-        else:
-            why = launcher_problem(state.request, run_launcher(settings), _execution_key())
+        why = launcher_problem(state.request, run_launcher(settings), _execution_key())
         return out.model_copy(update={"status": "refused", "reason": why}) if why else out
     except Exception as e:  # unreadable means not approved
         log.warning("reading approval %s failed: %s", request_id, e)
