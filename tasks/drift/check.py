@@ -112,6 +112,17 @@ def _require_checked(reference: pd.DataFrame, current: pd.DataFrame, quality: li
             raise ValueError(msg)
 
 
+def _rows(reference: pd.DataFrame, text_column: str) -> dict[str, str]:
+    """``{"reference_rows": digest}`` of labelled text rows, in the form the catalog pins a model's training data
+    (:func:`tasks.ml.rows_digest`), so an evaluation can tell whether this check's reference batch is the candidate's
+    own training rows; empty for a batch without a text column and a ``label`` column."""
+    if not text_column or text_column not in reference.columns or "label" not in reference.columns:
+        return {}
+    from tasks.ml import rows_digest
+
+    return {"reference_rows": rows_digest(reference[text_column].tolist(), reference["label"].tolist())}
+
+
 @task(**GOVERNED, enable_deck=True)
 def measure_drift(
     reference: pd.DataFrame,
@@ -179,7 +190,7 @@ def measure_drift(
         "embedding": report.embedding.model_dump() if report.embedding else None,
         "prediction": report.prediction.model_dump() if report.prediction else None,
     }
-    digests = {"reference": digest_value(reference), "current": digest_value(current)}
+    digests = {"reference": digest_value(reference), "current": digest_value(current), **_rows(reference, text_column)}
     report.audit_record_id = record_drift(
         "drift" if report.drifted else "no_drift",
         f"dataset:{dataset}",

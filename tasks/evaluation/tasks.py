@@ -15,7 +15,7 @@ from flytekitplugins.aios_core.context import code_version, current_execution
 from flytekitplugins.aios_core.digest import digest_value
 from flytekitplugins.aios_core.errors import GovernanceDenied
 from flytekitplugins.aios_core.settings import Settings, get_settings
-from tasks.evaluation.metrics import mcnemar_exact, paired_bootstrap
+from tasks.evaluation.metrics import ModelFigures, mcnemar_exact, paired_bootstrap
 from tasks.evaluation.report import Comparison, EvaluationReport, model_figures
 from tasks.images import GOVERNED
 from tasks.ml.classifier import TextClassifier
@@ -33,12 +33,24 @@ def _proba(clf: TextClassifier, texts: list[str]) -> np.ndarray:
     return clf.predict_proba(texts)
 
 
-def drift_passed_from(record_id: str, test_digest: str, settings: Settings) -> bool:
-    """True only when ``record_id`` is a recorded drift check that found no drift in exactly the rows whose digest
-    is ``test_digest`` (a ``no_drift`` about other data does not count; fail closed)."""
+def training_data_of(model: ModelFigures, settings: Settings) -> list[str]:
+    """The training data digests the catalog pins for ``model`` (its entry of that name, version and artifact
+    digest); empty when the catalog holds no such entry. The digests in the artifact's own card are a claim of
+    whoever built the folder handed in; the catalog's are what was registered."""
+    from flytekitplugins.aios_catalog import catalog
+
+    name, _, version = model.model.partition("@")
+    entry = catalog(settings).find(name, version)
+    return list(entry.training_data_digests) if entry is not None and entry.digest == model.digest else []
+
+
+def drift_passed_from(record_id: str, test_digest: str, training_data: list[str], settings: Settings) -> bool:
+    """True only when ``record_id`` is a recorded drift check that found no drift between the candidate's training
+    rows (one of ``training_data``) and exactly the rows whose digest is ``test_digest`` (a ``no_drift`` about other
+    data or against another reference does not count; fail closed)."""
     from flytekitplugins.aios_catalog.evidence import drift_passed
 
-    return drift_passed(audit_log(settings), record_id, test_digest)
+    return drift_passed(audit_log(settings), record_id, test_digest, training_data)
 
 
 def recorded_evidence(report: EvaluationReport, settings: Settings) -> dict[str, object]:
@@ -94,7 +106,8 @@ def evaluate_pair(
         champion: artifact folder of the current champion.
         test: held-out labelled rows (columns ``text``, ``label``).
         dataset: dataset label.
-        drift_record: audit record id of the candidate's drift check ("no_drift" passes; empty fails).
+        drift_record: audit record id of the candidate's drift check: it passes only when it found no drift
+            between the candidate's training rows (as the catalog pins them) and ``test``; empty fails.
         alpha: significance level of the McNemar test.
         latency_sample: documents timed per model for latency and cost.
         cpu_price_per_hour: USD per vCPU-hour for the cost model.
@@ -125,6 +138,7 @@ def evaluate_pair(
     timed = texts[:latency_sample]
     f_cand = model_figures(cand, p_cand, y, timed, cpu_price_per_hour)
     f_champ = model_figures(champ, p_champ, y, timed, cpu_price_per_hour)
+    training = training_data_of(f_cand, settings)  # the drift check's reference must be these rows
     a, b = p_champ.argmax(axis=1), p_cand.argmax(axis=1)
     n01, n10, p = mcnemar_exact(y, a, b)
     comp = Comparison(
@@ -144,7 +158,7 @@ def evaluate_pair(
         candidate=f_cand,
         champion=f_champ,
         comparison=comp,
-        drift_passed=drift_passed_from(drift_record, digest_value(test), settings),
+        drift_passed=drift_passed_from(drift_record, digest_value(test), training, settings),
     )
     event = AuditEvent(
         kind="evaluation",
@@ -161,6 +175,7 @@ def evaluate_pair(
             "champion": f_champ.model_dump(),
             "comparison": comp.model_dump(),
             "drift_passed": report.drift_passed,
+            "candidate_training_data": training,
             "dataset": dataset,
         },
     )

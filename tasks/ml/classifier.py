@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 
 from flytekitplugins.aios_audit.records import ModelRef
 from flytekitplugins.aios_core.digest import digest_file, digest_value
+from tasks.ml import rows_digest
 from tasks.ml.minilm import Encoder, base_model_dir, model_digest, shared_encoder
 
 MANIFEST = "aios_model.json"
@@ -152,7 +153,7 @@ def train_head(
         version=version,
         labels=classes,
         base_model_digest=model_digest(str(base_model_dir())),
-        training_data_digests=[digest_value({"texts": texts, "labels": labels})],
+        training_data_digests=[rows_digest(texts, labels)],
         params={"C": c, "seed": seed, "n_train": len(texts)},
     )
     return TextClassifier(card, np.asarray(weight), np.asarray(bias), encoder)

@@ -21,6 +21,7 @@ from flytekit.types.directory import FlyteDirectory
 from flytekitplugins.aios_core.digest import digest_value
 from flytekitplugins.aios_core.settings import Settings
 from tasks.images import GOVERNED
+from tasks.ml import rows_digest
 
 LABELS = ["negative", "positive"]
 
@@ -40,6 +41,10 @@ class DataLineage:
         n_feedback: corrections used.
         feedback_rejected: line number -> why a correction line was refused.
         labels: class labels.
+        reference_rows_digest: digest of the VADER rows the training rows were drawn from, before corrections
+            (``tasks.ml.rows_digest``): the reference batch of the candidate's drift check.
+        sealed_by: audit record id of the ``kind="dataset"`` record ``prepare_data`` sealed this split in;
+            ``register_candidate`` registers only a split sealed there.
     """
 
     source: str
@@ -52,6 +57,8 @@ class DataLineage:
     n_feedback: int = 0
     feedback_rejected: dict[str, str] = field(default_factory=dict)
     labels: list[str] = field(default_factory=lambda: list(LABELS))
+    reference_rows_digest: str = ""
+    sealed_by: str = ""
 
 
 class Prepared(NamedTuple):
@@ -102,14 +109,80 @@ def prepare_data(
     rows = rows[rows["score"].abs() >= min_abs_score].reset_index(drop=True)
     reference, test = split(rows, (n_train, n_test), seed)
     train, n_fb, fb_digest, rejected = _with_feedback(reference[["text", "label", "source"]], use_feedback, settings)
-    train_digest = digest_value({"texts": train["text"].tolist(), "labels": train["label"].tolist()})
+    train_digest = rows_digest(train["text"].tolist(), train["label"].tolist())
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S")
     lineage = DataLineage(
         source=source, version=f"ft-{stamp}-{train_digest[7:13]}", train_digest=train_digest,
         test_digest=digest_value(test), feedback_digest=fb_digest, n_train=len(train), n_test=len(test),
         n_feedback=n_fb, feedback_rejected=rejected,
+        reference_rows_digest=rows_digest(reference["text"].tolist(), reference["label"].tolist()),
     )  # fmt: skip
+    lineage.sealed_by = seal_split(lineage, {"seed": seed, "min_abs_score": min_abs_score}, settings)
     return Prepared(train, reference, test, lineage)
+
+
+SPLIT_STATUS = "split"
+"""Status of the ``kind="dataset"`` record that seals a retraining run's training and held-out rows."""
+
+
+def _split_outputs(lineage: DataLineage) -> dict[str, str]:
+    """The digests a split's seal holds (its ``outputs``), as ``lineage`` states them (no ``feedback`` without
+    corrections)."""
+    held = {
+        "train": lineage.train_digest,
+        "reference_rows": lineage.reference_rows_digest,
+        "test": lineage.test_digest,
+        "feedback": lineage.feedback_digest,
+    }
+    return {k: v for k, v in held.items() if v}
+
+
+def seal_split(lineage: DataLineage, drawn: dict[str, object], settings: Settings) -> str:
+    """Seal the split ``prepare_data`` drew in one ``kind="dataset"`` record; returns its id.
+
+    The digests, counts and version are what this task computed from the source, so a later step can tell the
+    split apart from a ``DataLineage`` typed by hand (:func:`sealed_split`).
+    """
+    from flytekitplugins.aios_audit import AuditEvent, audit_log
+    from flytekitplugins.aios_core.context import code_version, current_execution
+
+    event = AuditEvent(
+        kind="dataset", actor=settings.actor, status=SPLIT_STATUS, subject=f"dataset:vader-{lineage.source}",
+        execution=current_execution(), code_version=code_version(settings.code_version),
+        outputs=_split_outputs(lineage),
+        attributes={"version": lineage.version, "source": lineage.source, "n_train": lineage.n_train,
+                    "n_test": lineage.n_test, "n_feedback": lineage.n_feedback, **drawn},
+    )  # fmt: skip
+    return audit_log(settings).append(event).record_id
+
+
+def sealed_split(lineage: DataLineage, settings: Settings) -> str:
+    """The id of the intact seal ``prepare_data`` wrote for exactly ``lineage``'s split (digests and version).
+
+    ``register_candidate`` is a task anyone with launch rights can start with a ``DataLineage`` typed by hand: a
+    lineage naming the held-out rows as the reference batch made the catalog pin them as the candidate's training
+    data, and a drift check of the held-out rows against themselves then counted as the candidate's.
+
+    Raises:
+        GovernanceDenied: ``unsealed_training_data``, naming what differs; nothing is registered.
+    """
+    from flytekitplugins.aios_audit import audit_log
+    from flytekitplugins.aios_audit.records import intact
+    from flytekitplugins.aios_core.errors import GovernanceDenied
+
+    rec = audit_log(settings).get(lineage.sealed_by) if lineage.sealed_by else None
+    if rec is None or not intact(rec) or rec.event.kind != "dataset" or rec.event.status != SPLIT_STATUS:
+        shown = lineage.sealed_by or "(none given)"
+        what = f"{shown} is not an intact split sealed by prepare_data in the audit trail"
+    else:
+        want = {**_split_outputs(lineage), "version": lineage.version}
+        held = {**rec.event.outputs, "version": rec.event.attributes.get("version")}
+        differ = sorted(k for k in want.keys() | held.keys() if want.get(k) != held.get(k))
+        if not differ:
+            return rec.record_id
+        what = f"the data lineage handed in differs from split {rec.record_id} in {', '.join(differ)}"
+    msg = f"{what}; register a candidate trained on rows prepare_data drew (run the retrain workflow)"
+    raise GovernanceDenied(msg, reason_code="unsealed_training_data")
 
 
 def _champion_dir(name: str, settings: Settings) -> Path | None:
@@ -163,7 +236,7 @@ def start_model(train: pd.DataFrame, name: str, seed: int) -> FlyteDirectory:
     if champion is not None:
         return FlyteDirectory(str(champion))
     texts, labels = train["text"].astype(str).tolist(), train["label"].tolist()
-    digest = digest_value({"texts": texts, "labels": labels})
+    digest = rows_digest(texts, labels)
     head = train_head(texts, labels, name=name, version=f"baseline-{digest[7:13]}", seed=seed)
     folder = Path(flytekit.current_context().working_directory) / "start-model"
     head.save(folder)

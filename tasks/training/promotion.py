@@ -23,7 +23,7 @@ from flytekitplugins.aios_core.settings import Settings, get_settings
 from tasks.evaluation.report import EvaluationReport
 from tasks.images import GOVERNED
 from tasks.training.config import TrainConfig, TrainResult
-from tasks.training.data import DataLineage
+from tasks.training.data import DataLineage, sealed_split
 from tasks.training.report import loss_curve_html, summary_html
 
 GATE = "model-promotion"
@@ -173,7 +173,8 @@ def register_candidate(
     What stands behind the registration is re-established, not taken from the inputs: the digest registered is
     the one computed of the artifact as persisted (refused when ``result.digest`` names other bytes), and a
     ``drift_record`` counts only as the trail's decision to start this retraining workflow, whose recorded reason
-    is the trigger (see :func:`_recorded_trigger`).
+    is the trigger (see :func:`_recorded_trigger`), and ``lineage`` must be the split ``prepare_data`` sealed
+    (:func:`tasks.training.data.sealed_split`), whose digests the catalog then pins as the training data.
 
     Args:
         result: the fine-tuning result (artifact, digest, losses, throughput).
@@ -185,13 +186,15 @@ def register_candidate(
         drift_record: audit record id of the drift decision that triggered it ("" on demand).
 
     Raises:
-        GovernanceDenied: ``model_digest_mismatch``, ``no_evidence`` or ``trigger_mismatch``; nothing is recorded.
+        GovernanceDenied: ``model_digest_mismatch``, ``no_evidence``, ``trigger_mismatch`` or
+            ``unsealed_training_data``; nothing is recorded.
     """
     from flytekitplugins.aios_catalog import ModelEntry, catalog
 
     settings = get_settings()  # this task's entry point: resolved once, passed down
     actor = settings.actor
     trigger, parents = _recorded_trigger(trigger, drift_record, settings)  # the trail's reason, not the input's
+    parents.append(sealed_split(lineage, settings))  # the split prepare_data drew, not a lineage typed by hand
     uri, digest = _persist_verified(result, name, lineage.version, settings)  # the bytes stored, not the claim
     figures = {k: v for k, v in asdict(result).items() if k not in ("model", "losses")}
     event = AuditEvent(
@@ -199,14 +202,15 @@ def register_candidate(
         execution=current_execution(), code_version=code_version(settings.code_version),
         models=[ModelRef(name=name, version=lineage.version, digest=digest)],
         inputs={"train": lineage.train_digest, "test": lineage.test_digest, "feedback": lineage.feedback_digest,
-                "config": config.digest()},
+                "reference_rows": lineage.reference_rows_digest, "config": config.digest()},
         outputs={"model": digest}, parents=parents,
         attributes={"config": asdict(config), "result": figures, "losses": result.losses, "trigger": trigger,
                     "data": {k: v for k, v in asdict(lineage).items() if k != "feedback_rejected"},
                     "feedback_rejected_lines": len(lineage.feedback_rejected), "artifact_uri": uri},
     )  # fmt: skip
     record = audit_log(settings).append(event)
-    digests = [d for d in (lineage.train_digest, lineage.feedback_digest) if d]
+    # the VADER rows the training rows were drawn from too: a drift check counts only with them as its reference
+    digests = [d for d in (lineage.train_digest, lineage.feedback_digest, lineage.reference_rows_digest) if d]
     entry = ModelEntry(
         name=name, version=lineage.version, digest=digest, training_data_digests=digests,
         metrics={"final_train_loss": result.losses[-1]} if result.losses else {}, owner=owner, artifact_uri=uri,

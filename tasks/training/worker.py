@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from flytekit.types.directory import FlyteDirectory
 
-from flytekitplugins.aios_core.digest import digest_value
+from tasks.ml import rows_digest
 from tasks.ml.classifier import ModelCard, load_head
 from tasks.ml.finetune import build_classifier, freeze_lower_layers, save_finetuned
 from tasks.ml.minilm import base_model_dir, model_digest
@@ -35,7 +35,7 @@ def training_rows(train: pd.DataFrame, labels: list[str]) -> tuple[list[str], np
         raise ValueError(msg)
     texts = train["text"].astype(str).tolist()
     y = np.array([labels.index(v) for v in train["label"]], dtype=np.int64)
-    return texts, y, digest_value({"texts": texts, "labels": train["label"].tolist()})
+    return texts, y, rows_digest(texts, train["label"].tolist())
 
 
 def _build_run(

@@ -20,20 +20,17 @@ def test_better_challenger_promoted_after_approval_worse_one_kept(monkeypatch: p
 
     monkeypatch.setenv("AIOS_PRINCIPAL", "service:retraining")
     s = vader_models(n_weak=80, n_strong=400, n_test=300)
-    drift = check_drift(
-        reference=s.train,
-        current=s.test,
-        dataset="vader-tweets",
-        suite="vader_text",
-        columns=["score"],
-        text_column="text",
-        text_sample=150,
-    )
-    assert not drift.drifted, drift.summary()
+    args = {"dataset": "vader-tweets", "suite": "vader_text", "columns": ["score"], "text_column": "text"}
+    # each candidate's own training rows against the held-out rows (the weak head's are the strong one's first 80)
+    weak_drift = check_drift(reference=s.train.head(80), current=s.test, text_sample=150, **args)
+    drift = check_drift(reference=s.train, current=s.test, text_sample=150, **args)
+    assert not drift.drifted and not weak_drift.drifted, drift.summary()
     common = {"test": s.test, "drift_record": drift.audit_record_id, "latency_sample": 16}
 
     # the name's first champion: the weak head against the majority-class baseline
-    first = evaluate_model(candidate=s.weak, champion=s.baseline, **common)
+    first = evaluate_model(
+        candidate=s.weak, champion=s.baseline, **{**common, "drift_record": weak_drift.audit_record_id}
+    )
     assert first.decision == "needs_approval" and first.drift_passed, (first.reasons, first.comparison)
     with pytest.raises(Exception, match=r"does not approve|approval"):  # pending is not approved
         promote_after_approval(evaluation_record=first.audit_record_id, approval_request_id=first.approval_request_id)

@@ -30,6 +30,7 @@ NAME = "vader-sentiment"
 VERSION = "ft-20990101000000-abcdef"
 STANDIN = "tests.evaluation.standin_retrain.retrain"
 INVENTED = "drift on flights: dep_delay crossed thresholds"
+DIGESTS = {"train": "sha256:" + "1" * 64, "test": "sha256:" + "2" * 64, "ref": "sha256:" + "3" * 64}
 
 
 def _act_as(monkeypatch: pytest.MonkeyPatch, principal: str) -> None:
@@ -51,14 +52,31 @@ def _artifact(folder: Path, weights: bytes) -> Path:
     return folder
 
 
-def _register(folder: Path, digest: str, *, version: str = VERSION, trigger: str = "on demand", drift: str = "") -> Any:
+def _lineage(version: str = VERSION, *, sealed: bool = True) -> Any:
+    """A split's lineage, sealed in the trail as ``prepare_data`` seals the split it draws (``sealed``) or not."""
+    from tasks.training.data import DataLineage, seal_split
+
+    data = {"train_digest": DIGESTS["train"], "test_digest": DIGESTS["test"], "reference_rows_digest": DIGESTS["ref"]}
+    lineage = DataLineage(source="movieReviewSnippets", version=version, **data)
+    if sealed:
+        lineage.sealed_by = seal_split(lineage, {"seed": 0}, get_settings())
+    return lineage
+
+
+def _register(
+    folder: Path,
+    digest: str,
+    *,
+    version: str = VERSION,
+    trigger: str = "on demand",
+    drift: str = "",
+    lineage: Any = None,
+) -> Any:
     from tasks.training.config import TrainConfig, TrainResult
-    from tasks.training.data import DataLineage
     from tasks.training.promotion import register_candidate
 
     result = TrainResult(model=FlyteDirectory(str(folder)), digest=digest, losses=[0.7, 0.5], steps=2)
-    data = {"train_digest": "sha256:" + "1" * 64, "test_digest": "sha256:" + "2" * 64}
-    lineage = DataLineage(source="movieReviewSnippets", version=version, **data)
+    lineage = lineage if lineage is not None else _lineage(version)
     return register_candidate(
         result=result, lineage=lineage, config=TrainConfig(), name=NAME, owner="team:ml-platform",
         trigger=trigger, drift_record=drift,
@@ -148,10 +166,11 @@ def test_a_made_up_or_unrelated_drift_record_is_refused_and_the_trigger_is_the_t
     _register(art, digest, version=VERSION + "-3", trigger=INVENTED, drift="")  # on demand: no parent, marked so
     by_version = {r.event.subject.partition("@")[2]: r.event for r in _trainings()}
     for version in (VERSION, VERSION + "-2"):
-        assert by_version[version].parents == [decided]
+        assert by_version[version].parents[0] == decided and len(by_version[version].parents) == 2  # + the split
         assert by_version[version].attributes["trigger"] == reason and "month" in reason
     on_demand = by_version[VERSION + "-3"]
-    assert on_demand.parents == [] and on_demand.attributes["trigger"] == f"on demand: {INVENTED}"
+    assert len(on_demand.parents) == 1 and on_demand.attributes["trigger"] == f"on demand: {INVENTED}"
+    assert audit_log(get_settings()).get(on_demand.parents[0]).event.kind == "dataset"  # only the split it was drawn
 
 
 def _allow(action: str, actor: str, resource: dict[str, Any], context: dict[str, Any]) -> PolicyDecision:
@@ -177,3 +196,33 @@ def test_a_champion_artifact_swapped_under_its_catalog_entry_is_refused_at_load(
 
     (Path(champion.artifact_uri) / "head.npz").write_bytes(b"majority-class baseline")
     _refused(lambda: start_model(train=rows, name=NAME, seed=0), "model_digest_mismatch", "the catalog pins")
+
+
+def test_a_data_lineage_typed_by_hand_is_refused_and_the_catalog_pins_the_sealed_split(
+    aios_env: Path, tmp_path: Path
+) -> None:
+    """Review case 3: ``register_candidate`` pinned whatever ``DataLineage`` it was handed as the candidate's training
+    data, so a lineage naming the held-out rows as the drift check's reference made a check of the held-out rows
+    against themselves the candidate's. It now registers only a split ``prepare_data`` sealed, as sealed."""
+    art = _artifact(tmp_path / "head", b"a head")
+    digest = artifact_digest(art)
+    unsealed = _lineage(sealed=False)
+    _refused(lambda: _register(art, digest, lineage=unsealed), "unsealed_training_data", "is not an intact split")
+    altered = _lineage()
+    altered.reference_rows_digest = DIGESTS["test"]  # the held-out rows as the reference batch
+    _refused(
+        lambda: _register(art, digest, lineage=altered),
+        "unsealed_training_data",
+        "differs from split .* in reference_rows",
+    )
+    other_version = _lineage()
+    other_version.version = VERSION + "-other"
+    _refused(lambda: _register(art, digest, lineage=other_version), "unsealed_training_data", "in version")
+    assert catalog(get_settings()).find(NAME, VERSION) is None and _trainings() == []
+
+    sealed = _lineage()
+    registered = _register(art, digest, lineage=sealed)
+    entry = catalog(get_settings()).get(NAME, VERSION)
+    assert entry.training_data_digests == [DIGESTS["train"], DIGESTS["ref"]]
+    (training,) = _trainings()
+    assert training.record_id == registered.training_record and training.event.parents == [sealed.sealed_by]

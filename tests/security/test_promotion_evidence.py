@@ -18,6 +18,7 @@ from flytekit.types.directory import FlyteDirectory
 from flytekitplugins.aios_approvals import decide
 from flytekitplugins.aios_approvals.evaluate import Env
 from flytekitplugins.aios_approvals.models import ApprovalOutcome
+from flytekitplugins.aios_audit import audit_log
 from flytekitplugins.aios_catalog import catalog
 from flytekitplugins.aios_core.settings import get_settings
 
@@ -40,9 +41,12 @@ def _crowned(monkeypatch: pytest.MonkeyPatch) -> tuple[Any, dict[str, Any], Any,
     monkeypatch.setenv("AIOS_PRINCIPAL", "service:retraining")
     s = vader_models(n_weak=80, n_strong=400, n_test=300)
     drift = check_drift(reference=s.train, current=s.test, text_sample=150, **DRIFT_ARGS)
-    assert not drift.drifted
+    weak_drift = check_drift(reference=s.train.head(80), current=s.test, text_sample=150, **DRIFT_ARGS)
+    assert not drift.drifted and not weak_drift.drifted
     common = {"test": s.test, "drift_record": drift.audit_record_id, "latency_sample": 8}
-    first = evaluate_model(candidate=s.weak, champion=s.baseline, **common)
+    first = evaluate_model(
+        candidate=s.weak, champion=s.baseline, **{**common, "drift_record": weak_drift.audit_record_id}
+    )
     strong = evaluate_model(candidate=s.strong, champion=s.baseline, **common)
     assert first.decision == strong.decision == "needs_approval"
     _approve(first.approval_request_id, "user:frank")
@@ -66,6 +70,34 @@ def test_a_drift_check_of_other_rows_does_not_pass_the_evaluation(monkeypatch: p
         candidate=s.strong, champion=s.baseline, test=s.test, drift_record=other.audit_record_id, latency_sample=8
     )
     assert not unbound.drift_passed and unbound.decision == "keep", unbound.reasons
+
+
+def test_a_drift_check_whose_reference_is_not_the_candidates_training_rows_does_not_pass(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Review case 3: a drift check with the held-out rows as both its reference and its current batch found
+    ``no_drift``, and the evaluation, its promotion evidence and the approval request said ``drift_passed``. Only a
+    check of the candidate's own training rows (as the catalog pins them) against the tested rows counts."""
+    from workflows.drift import check_drift
+    from workflows.evaluation import evaluate_model, vader_models
+
+    monkeypatch.setenv("AIOS_PRINCIPAL", "service:retraining")
+    s = vader_models(n_weak=80, n_strong=400, n_test=300)
+    itself = check_drift(reference=s.test, current=s.test, text_sample=150, **DRIFT_ARGS)
+    assert not itself.drifted  # a genuine no_drift: the rows against themselves
+    evaluated = {"champion": s.baseline, "test": s.test, "latency_sample": 8}
+    unbound = evaluate_model(candidate=s.strong, drift_record=itself.audit_record_id, **evaluated)
+    assert not unbound.drift_passed and unbound.decision == "keep", unbound.reasons
+    record = audit_log(get_settings()).get(unbound.audit_record_id)
+    assert record is not None and record.event.attributes["drift_passed"] is False
+
+    honest = check_drift(reference=s.train, current=s.test, text_sample=150, **DRIFT_ARGS)
+    assert not honest.drifted
+    # the strong head's training rows: its check; not the weak head's, which was trained on the first 80 of them
+    weak = evaluate_model(candidate=s.weak, drift_record=honest.audit_record_id, **evaluated)
+    assert not weak.drift_passed and weak.decision == "keep", weak.reasons
+    bound = evaluate_model(candidate=s.strong, drift_record=honest.audit_record_id, **evaluated)
+    assert bound.drift_passed and bound.decision == "needs_approval", bound.reasons
 
 
 def test_an_approval_given_before_the_champion_changed_promotes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -88,6 +88,15 @@ def test_retrain_promotes_only_after_policy_and_authorized_approval(aios_env: Pa
     assert ev.outputs["model"] == entry.digest and ev.inputs["feedback"] in entry.training_data_digests
     assert ev.attributes["data"]["n_feedback"] == 2 and ev.attributes["feedback_rejected_lines"] == 1
     assert ev.attributes["result"]["world_size"] == 2 and len(ev.attributes["losses"]) == 48
+    (split,) = [log.get(p) for p in ev.parents]  # on demand: the split prepare_data sealed, nothing else
+    assert split is not None and split.event.kind == "dataset" and split.event.outputs["train"] == ev.inputs["train"]
+    # the drift check that let it through compared the rows the catalog pins as its training data with the test rows
+    (evaluation,) = [r for r in log.scan(1) if r.event.kind == "evaluation"]
+    (drift,) = [log.get(p) for p in evaluation.event.parents]
+    assert drift is not None and drift.event.status == "no_drift" and evaluation.event.attributes["drift_passed"]
+    assert drift.event.inputs["reference_rows"] == split.event.outputs["reference_rows"]
+    assert drift.event.inputs["reference_rows"] in entry.training_data_digests
+    assert drift.event.inputs["current"] == evaluation.event.inputs["test"] == split.event.outputs["test"]
     kinds = [r.event.kind for r in log.scan(1)]
     assert "approval_refused" in kinds and "evaluation" in kinds and "policy_decision" in kinds
     promote = [c for c in catalog(get_settings()).history("vader-sentiment") if c.op == "promote"]

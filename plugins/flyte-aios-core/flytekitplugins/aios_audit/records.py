@@ -40,6 +40,7 @@ KINDS = (
     "quarantine",  # a document was quarantined
     "evaluation",
     "drift",
+    "dataset",  # a retraining run's training and held-out rows, as prepare_data drew them
 )
 
 

@@ -9,6 +9,7 @@ drift check must be a recorded ``no_drift`` about the very rows the models were 
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,17 +31,21 @@ class RecordedEvaluation:
     evidence: dict[str, Any]
 
 
-def drift_passed(store: AuditStore, drift_record: str, test_digest: str) -> bool:
-    """True only when ``drift_record`` is an intact drift check that found no drift in exactly the rows whose
-    digest is ``test_digest`` (its ``inputs.current``); any other record, even a ``no_drift`` about other data,
-    is False (fail closed)."""
+def drift_passed(store: AuditStore, drift_record: str, test_digest: str, training_data: Collection[str]) -> bool:
+    """True only when ``drift_record`` is an intact drift check that found no drift between the candidate's own
+    training rows and exactly the rows whose digest is ``test_digest``: its ``inputs.current`` is ``test_digest``
+    and its ``inputs.reference_rows`` one of ``training_data`` (the candidate's ``training_data_digests`` as the
+    catalog pins them). Any other record, even a ``no_drift`` about other data or against another reference (the
+    held-out rows against themselves), is False (fail closed)."""
     if not drift_record or not test_digest:
         return False
     rec = store.get(drift_record)
     if rec is None or not intact(rec):
         return False
     ev = rec.event
-    return ev.kind == "drift" and ev.status == "no_drift" and ev.inputs.get("current") == test_digest
+    reference = ev.inputs.get("reference_rows")
+    bound = ev.inputs.get("current") == test_digest and bool(reference) and reference in training_data
+    return ev.kind == "drift" and ev.status == "no_drift" and bound
 
 
 def _refuse(msg: str, code: str) -> GovernanceDenied:
@@ -49,7 +54,8 @@ def _refuse(msg: str, code: str) -> GovernanceDenied:
 
 def recorded_evaluation(store: AuditStore, record_id: str) -> RecordedEvaluation:
     """The evaluation ``record_id`` as recorded, with its evidence (``drift_passed`` re-derived from its drift
-    check's own record).
+    check's own record and the training data the catalog pinned for the candidate when it was evaluated: an
+    evaluation recorded before it named them passes no drift check, so evaluate such a candidate again).
 
     Raises:
         GovernanceDenied: ``no_evidence`` (no such evaluation record) or ``evidence_altered`` (it does not re-hash).
@@ -65,12 +71,14 @@ def recorded_evaluation(store: AuditStore, record_id: str) -> RecordedEvaluation
     try:
         cand, champ, comp = a["candidate"], a["champion"], a["comparison"]
         test_digest = str(ev.inputs["test"])
+        training = [str(d) for d in a.get("candidate_training_data", [])]  # the catalog's, when it evaluated
         evidence = {
             "accuracy_delta": comp["accuracy_delta"],
             "macro_f1_delta": comp["macro_f1_delta"],
             "significant": comp["significant"],
             "mcnemar_p": comp["mcnemar_p"],
-            "drift_passed": bool(a["drift_passed"]) and any(drift_passed(store, p, test_digest) for p in ev.parents),
+            "drift_passed": bool(a["drift_passed"])
+            and any(drift_passed(store, p, test_digest, training) for p in ev.parents),
             "candidate_accuracy": cand["accuracy"],
             "champion_accuracy": champ["accuracy"],
             "evaluation_record": rec.record_id,
