@@ -44,13 +44,25 @@ def training_data_of(model: ModelFigures, settings: Settings) -> list[str]:
     return list(entry.training_data_digests) if entry is not None and entry.digest == model.digest else []
 
 
-def drift_passed_from(record_id: str, test_digest: str, training_data: list[str], settings: Settings) -> bool:
-    """True only when ``record_id`` is a recorded drift check that found no drift between the candidate's training
-    rows (one of ``training_data``) and exactly the rows whose digest is ``test_digest`` (a ``no_drift`` about other
-    data or against another reference does not count; fail closed)."""
-    from flytekitplugins.aios_catalog.evidence import drift_passed
+def drift_split(record_id: str, test_digest: str, training_data: list[str], settings: Settings) -> str:
+    """The split seal behind drift check ``record_id``: the intact ``kind="dataset"`` record of the pack step that
+    drew its reference rows (one of the candidate's ``training_data``) as training rows and the rows whose digest
+    is ``test_digest`` as held-out rows; "" when the check is not about those rows or no step drew them apart
+    (found through the lineage index's ``output_of`` edges, each candidate record read and checked from the log)."""
+    from flytekitplugins.aios_audit.edges import EdgeIndex
+    from flytekitplugins.aios_catalog.evidence import drift_reference, split_binds
 
-    return drift_passed(audit_log(settings), record_id, test_digest, training_data)
+    store = audit_log(settings)
+    reference = drift_reference(store, record_id, test_digest, training_data)
+    if not reference:
+        return ""
+    index = EdgeIndex.for_store(store, settings.state_dir)
+    try:
+        index.catch_up(store)
+        sealed_by = [rid for rid, rel, _seq in index.parents(reference) if rel == "output_of"]
+    finally:
+        index.close()
+    return next((rid for rid in sealed_by if split_binds(store, rid, reference, test_digest)), "")
 
 
 def recorded_evidence(report: EvaluationReport, settings: Settings) -> dict[str, object]:
@@ -121,6 +133,8 @@ def evaluate_pair(
         raise ValueError(f"cpu_price_per_hour={cpu_price_per_hour!r}: use a price of 0 or more, in USD a vCPU-hour")
     if latency_sample < 1:
         raise ValueError(f"latency_sample={latency_sample}: time at least 1 document per model")
+    from flytekitplugins.aios_catalog.evidence import drift_passed
+
     settings = get_settings()  # this task's entry point: resolved once, passed down
     missing = [c for c in ("text", "label") if c not in test.columns]
     if missing:
@@ -139,6 +153,8 @@ def evaluate_pair(
     f_cand = model_figures(cand, p_cand, y, timed, cpu_price_per_hour)
     f_champ = model_figures(champ, p_champ, y, timed, cpu_price_per_hour)
     training = training_data_of(f_cand, settings)  # the drift check's reference must be these rows
+    test_digest = digest_value(test)
+    split = drift_split(drift_record, test_digest, training, settings)  # drawn apart from the tested rows
     a, b = p_champ.argmax(axis=1), p_cand.argmax(axis=1)
     n01, n10, p = mcnemar_exact(y, a, b)
     comp = Comparison(
@@ -154,11 +170,11 @@ def evaluate_pair(
     report = EvaluationReport(
         dataset=dataset,
         n_test=len(test),
-        test_digest=digest_value(test),
+        test_digest=test_digest,
         candidate=f_cand,
         champion=f_champ,
         comparison=comp,
-        drift_passed=drift_passed_from(drift_record, digest_value(test), training, settings),
+        drift_passed=drift_passed(audit_log(settings), drift_record, test_digest, training, split),
     )
     event = AuditEvent(
         kind="evaluation",
@@ -176,6 +192,7 @@ def evaluate_pair(
             "comparison": comp.model_dump(),
             "drift_passed": report.drift_passed,
             "candidate_training_data": training,
+            "drift_split": split,
             "dataset": dataset,
         },
     )

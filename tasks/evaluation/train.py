@@ -11,10 +11,12 @@ import pandas as pd
 from flytekit import task
 from flytekit.types.directory import FlyteDirectory
 
+from flytekitplugins.aios_core.digest import digest_value
 from flytekitplugins.aios_core.errors import AiosError
 from flytekitplugins.aios_core.settings import get_settings
 from tasks.evaluation.data import binarize, load_vader, split
 from tasks.images import GOVERNED
+from tasks.ml import seal_split
 from tasks.ml.classifier import ModelCard, TextClassifier, train_head
 
 
@@ -62,7 +64,8 @@ def train_vader_models(source: str, name: str, n_weak: int, n_strong: int, n_tes
             "model's first ones)"
         )
         raise ValueError(msg)
-    data = binarize(load_vader(source, get_settings().data_dir))  # this task's settings
+    settings = get_settings()  # this task's entry point: resolved once, passed down
+    data = binarize(load_vader(source, settings.data_dir))
     test, train = split(data, (n_test, n_strong), seed)
     weak_rows = train.head(n_weak)
     models = []
@@ -77,7 +80,13 @@ def train_vader_models(source: str, name: str, n_weak: int, n_strong: int, n_tes
     base_version = f"{source}-baseline-n{len(train)}-{split_tag}"
     base = baseline_model(models[1].labels, train["label"].tolist(), name, base_version)
     cols = ["id", "text", "label", "score"]
-    return VaderSplits(_save(models[0]), _save(models[1]), _save(base), test[cols], train[cols])
+    held_out = test[cols]
+    # the rows drawn apart, sealed: a drift check of the training rows against the held-out ones counts for an
+    # evaluation of these heads (the catalog's training digests alone are whoever registered a model's word)
+    rows = {"train": models[1].card.training_data_digests[0], "train_head": models[0].card.training_data_digests[0]}
+    drawn = {"source": source, "name": name, "n_weak": n_weak, "n_strong": n_strong, "n_test": n_test, "seed": seed}
+    seal_split(f"dataset:vader-{source}", {**rows, "test": digest_value(held_out)}, drawn, settings)
+    return VaderSplits(_save(models[0]), _save(models[1]), _save(base), held_out, train[cols])
 
 
 @task(**GOVERNED)

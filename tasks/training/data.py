@@ -21,7 +21,7 @@ from flytekit.types.directory import FlyteDirectory
 from flytekitplugins.aios_core.digest import digest_value
 from flytekitplugins.aios_core.settings import Settings
 from tasks.images import GOVERNED
-from tasks.ml import rows_digest
+from tasks.ml import rows_digest, seal_split
 
 LABELS = ["negative", "positive"]
 
@@ -117,17 +117,15 @@ def prepare_data(
         n_feedback=n_fb, feedback_rejected=rejected,
         reference_rows_digest=rows_digest(reference["text"].tolist(), reference["label"].tolist()),
     )  # fmt: skip
-    lineage.sealed_by = seal_split(lineage, {"seed": seed, "min_abs_score": min_abs_score}, settings)
+    drawn = {"version": lineage.version, "source": source, "n_train": len(train), "n_test": len(test),
+             "n_feedback": n_fb, "seed": seed, "min_abs_score": min_abs_score}  # fmt: skip
+    lineage.sealed_by = seal_split(f"dataset:vader-{source}", _split_outputs(lineage), drawn, settings)
     return Prepared(train, reference, test, lineage)
 
 
-SPLIT_STATUS = "split"
-"""Status of the ``kind="dataset"`` record that seals a retraining run's training and held-out rows."""
-
-
 def _split_outputs(lineage: DataLineage) -> dict[str, str]:
-    """The digests a split's seal holds (its ``outputs``), as ``lineage`` states them (no ``feedback`` without
-    corrections)."""
+    """The digests a split's seal holds (its ``outputs``, by role), as ``lineage`` states them (no ``feedback``
+    without corrections)."""
     held = {
         "train": lineage.train_digest,
         "reference_rows": lineage.reference_rows_digest,
@@ -135,25 +133,6 @@ def _split_outputs(lineage: DataLineage) -> dict[str, str]:
         "feedback": lineage.feedback_digest,
     }
     return {k: v for k, v in held.items() if v}
-
-
-def seal_split(lineage: DataLineage, drawn: dict[str, object], settings: Settings) -> str:
-    """Seal the split ``prepare_data`` drew in one ``kind="dataset"`` record; returns its id.
-
-    The digests, counts and version are what this task computed from the source, so a later step can tell the
-    split apart from a ``DataLineage`` typed by hand (:func:`sealed_split`).
-    """
-    from flytekitplugins.aios_audit import AuditEvent, audit_log
-    from flytekitplugins.aios_core.context import code_version, current_execution
-
-    event = AuditEvent(
-        kind="dataset", actor=settings.actor, status=SPLIT_STATUS, subject=f"dataset:vader-{lineage.source}",
-        execution=current_execution(), code_version=code_version(settings.code_version),
-        outputs=_split_outputs(lineage),
-        attributes={"version": lineage.version, "source": lineage.source, "n_train": lineage.n_train,
-                    "n_test": lineage.n_test, "n_feedback": lineage.n_feedback, **drawn},
-    )  # fmt: skip
-    return audit_log(settings).append(event).record_id
 
 
 def sealed_split(lineage: DataLineage, settings: Settings) -> str:
@@ -168,10 +147,11 @@ def sealed_split(lineage: DataLineage, settings: Settings) -> str:
     """
     from flytekitplugins.aios_audit import audit_log
     from flytekitplugins.aios_audit.records import intact
+    from flytekitplugins.aios_catalog.evidence import SPLIT_KIND, SPLIT_STATUS
     from flytekitplugins.aios_core.errors import GovernanceDenied
 
     rec = audit_log(settings).get(lineage.sealed_by) if lineage.sealed_by else None
-    if rec is None or not intact(rec) or rec.event.kind != "dataset" or rec.event.status != SPLIT_STATUS:
+    if rec is None or not intact(rec) or rec.event.kind != SPLIT_KIND or rec.event.status != SPLIT_STATUS:
         shown = lineage.sealed_by or "(none given)"
         what = f"{shown} is not an intact split sealed by prepare_data in the audit trail"
     else:

@@ -54,12 +54,14 @@ def _artifact(folder: Path, weights: bytes) -> Path:
 
 def _lineage(version: str = VERSION, *, sealed: bool = True) -> Any:
     """A split's lineage, sealed in the trail as ``prepare_data`` seals the split it draws (``sealed``) or not."""
-    from tasks.training.data import DataLineage, seal_split
+    from tasks.ml import seal_split
+    from tasks.training.data import DataLineage
 
     data = {"train_digest": DIGESTS["train"], "test_digest": DIGESTS["test"], "reference_rows_digest": DIGESTS["ref"]}
     lineage = DataLineage(source="movieReviewSnippets", version=version, **data)
     if sealed:
-        lineage.sealed_by = seal_split(lineage, {"seed": 0}, get_settings())
+        held = {"train": DIGESTS["train"], "reference_rows": DIGESTS["ref"], "test": DIGESTS["test"]}
+        lineage.sealed_by = seal_split("dataset:vader-movieReviewSnippets", held, {"version": version}, get_settings())
     return lineage
 
 

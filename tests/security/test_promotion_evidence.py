@@ -98,6 +98,46 @@ def test_a_drift_check_whose_reference_is_not_the_candidates_training_rows_does_
     assert not weak.drift_passed and weak.decision == "keep", weak.reasons
     bound = evaluate_model(candidate=s.strong, drift_record=honest.audit_record_id, **evaluated)
     assert bound.drift_passed and bound.decision == "needs_approval", bound.reasons
+    split = audit_log(get_settings()).get(
+        audit_log(get_settings()).get(bound.audit_record_id).event.attributes["drift_split"]
+    )
+    assert split is not None and split.event.kind == "dataset" and split.event.outputs["test"] == bound.test_digest
+
+
+def test_a_model_registered_as_trained_on_the_held_out_rows_does_not_pass_their_drift_check(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The catalog's training digests are whoever registered the model's word: ``register_models`` pins what the
+    artifact's card says. A card claiming the held-out rows as training data made the check of the held-out rows
+    against themselves the candidate's own. A drift check counts only when a pack step's split seal drew its
+    reference rows as training rows and the tested rows as held-out rows."""
+    from tasks.evaluation.train import register_models
+    from tasks.ml import rows_digest
+    from workflows.drift import check_drift
+    from workflows.evaluation import evaluate_model, vader_models
+
+    monkeypatch.setenv("AIOS_PRINCIPAL", "service:retraining")
+    s = vader_models(n_weak=80, n_strong=400, n_test=300)
+    claimed = tmp_path / "claimed"
+    shutil.copytree(Path(s.strong.download()), claimed)
+    manifest = claimed / "aios_model.json"
+    card = json.loads(manifest.read_text())
+    held_out = rows_digest(s.test["text"].tolist(), s.test["label"].tolist())
+    card.update(version="tweets-claimed-held-out", training_data_digests=[held_out])
+    manifest.write_text(json.dumps(card))
+    (model_id,) = register_models(models=[FlyteDirectory(str(claimed))], owner="team:ml-platform")
+    assert catalog(get_settings()).get(NAME, "tweets-claimed-held-out").training_data_digests == [held_out]
+
+    itself = check_drift(reference=s.test, current=s.test, text_sample=150, **DRIFT_ARGS)
+    assert not itself.drifted
+    forged = evaluate_model(
+        candidate=FlyteDirectory(str(claimed)), champion=s.baseline, test=s.test,
+        drift_record=itself.audit_record_id, latency_sample=8,
+    )  # fmt: skip
+    assert forged.candidate.model == model_id
+    assert not forged.drift_passed and forged.decision == "keep", forged.reasons
+    record = audit_log(get_settings()).get(forged.audit_record_id)
+    assert record is not None and record.event.attributes["drift_split"] == ""
 
 
 def test_an_approval_given_before_the_champion_changed_promotes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:

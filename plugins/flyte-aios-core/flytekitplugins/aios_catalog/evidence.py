@@ -31,21 +31,44 @@ class RecordedEvaluation:
     evidence: dict[str, Any]
 
 
-def drift_passed(store: AuditStore, drift_record: str, test_digest: str, training_data: Collection[str]) -> bool:
-    """True only when ``drift_record`` is an intact drift check that found no drift between the candidate's own
-    training rows and exactly the rows whose digest is ``test_digest``: its ``inputs.current`` is ``test_digest``
-    and its ``inputs.reference_rows`` one of ``training_data`` (the candidate's ``training_data_digests`` as the
-    catalog pins them). Any other record, even a ``no_drift`` about other data or against another reference (the
-    held-out rows against themselves), is False (fail closed)."""
-    if not drift_record or not test_digest:
+SPLIT_KIND, SPLIT_STATUS = "dataset", "split"
+"""The record a pack step seals the rows it drew in: training rows and held-out rows of one split, disjoint."""
+TRAINING_ROLES = ("train", "reference_rows", "train_head")
+"""The ``outputs`` of a split's seal that are training rows (``test`` is the held-out rows, ``feedback`` a file)."""
+
+
+def split_binds(store: AuditStore, split: str, reference_rows: str, test_digest: str) -> bool:
+    """True when ``split`` is an intact split seal holding ``reference_rows`` as training rows and ``test_digest``
+    as its held-out rows: the two batches of a drift check were drawn apart by one pack step, from one source."""
+    rec = store.get(split) if split and reference_rows and test_digest else None
+    if rec is None or not intact(rec) or rec.event.kind != SPLIT_KIND or rec.event.status != SPLIT_STATUS:
         return False
-    rec = store.get(drift_record)
-    if rec is None or not intact(rec):
-        return False
-    ev = rec.event
-    reference = ev.inputs.get("reference_rows")
-    bound = ev.inputs.get("current") == test_digest and bool(reference) and reference in training_data
-    return ev.kind == "drift" and ev.status == "no_drift" and bound
+    out = rec.event.outputs
+    return out.get("test") == test_digest and any(out.get(role) == reference_rows for role in TRAINING_ROLES)
+
+
+def drift_reference(store: AuditStore, drift_record: str, test_digest: str, training_data: Collection[str]) -> str:
+    """The ``reference_rows`` digest of ``drift_record`` when it is an intact drift check that found no drift between
+    one of ``training_data`` (the candidate's ``training_data_digests`` as the catalog pins them: its
+    ``inputs.reference_rows``) and exactly the rows whose digest is ``test_digest`` (its ``inputs.current``); ""
+    for any other record, even a ``no_drift`` about other data or against another reference (the held-out rows
+    against themselves)."""
+    rec = store.get(drift_record) if drift_record and test_digest else None
+    if rec is None or not intact(rec) or rec.event.kind != "drift" or rec.event.status != "no_drift":
+        return ""
+    reference = str(rec.event.inputs.get("reference_rows") or "")
+    return reference if rec.event.inputs.get("current") == test_digest and reference in training_data else ""
+
+
+def drift_passed(
+    store: AuditStore, drift_record: str, test_digest: str, training_data: Collection[str], split: str
+) -> bool:
+    """True only when ``drift_record`` compared the candidate's own training rows with exactly the tested rows
+    (:func:`drift_reference`) and ``split`` is the seal of the step that drew those two batches apart
+    (:func:`split_binds`): a catalog entry's training digests are its registrant's word, a split's seal is not.
+    Fail closed."""
+    reference = drift_reference(store, drift_record, test_digest, training_data)
+    return bool(reference) and split_binds(store, split, reference, test_digest)
 
 
 def _refuse(msg: str, code: str) -> GovernanceDenied:
@@ -54,8 +77,9 @@ def _refuse(msg: str, code: str) -> GovernanceDenied:
 
 def recorded_evaluation(store: AuditStore, record_id: str) -> RecordedEvaluation:
     """The evaluation ``record_id`` as recorded, with its evidence (``drift_passed`` re-derived from its drift
-    check's own record and the training data the catalog pinned for the candidate when it was evaluated: an
-    evaluation recorded before it named them passes no drift check, so evaluate such a candidate again).
+    check's own record, the training data the catalog pinned for the candidate when it was evaluated and the split
+    seal it found: an evaluation recorded before it named them passes no drift check, so evaluate such a candidate
+    again).
 
     Raises:
         GovernanceDenied: ``no_evidence`` (no such evaluation record) or ``evidence_altered`` (it does not re-hash).
@@ -72,13 +96,14 @@ def recorded_evaluation(store: AuditStore, record_id: str) -> RecordedEvaluation
         cand, champ, comp = a["candidate"], a["champion"], a["comparison"]
         test_digest = str(ev.inputs["test"])
         training = [str(d) for d in a.get("candidate_training_data", [])]  # the catalog's, when it evaluated
+        split = str(a.get("drift_split") or "")  # the seal that drew the drift check's two batches apart
         evidence = {
             "accuracy_delta": comp["accuracy_delta"],
             "macro_f1_delta": comp["macro_f1_delta"],
             "significant": comp["significant"],
             "mcnemar_p": comp["mcnemar_p"],
             "drift_passed": bool(a["drift_passed"])
-            and any(drift_passed(store, p, test_digest, training) for p in ev.parents),
+            and any(drift_passed(store, p, test_digest, training, split) for p in ev.parents),
             "candidate_accuracy": cand["accuracy"],
             "champion_accuracy": champ["accuracy"],
             "evaluation_record": rec.record_id,
