@@ -226,7 +226,9 @@ def classify(
     df = docs.copy()
     df["label"], df["confidence"], df["route"], df["cached"] = "", 0.0, "none", False
     ok = df["status"] == "ok"
-    answers = router.route_cached(list(df.loc[ok, "digest"]), list(df.loc[ok, "text"]), cache, options.batch_size)
+    texts = list(df.loc[ok, "text"])
+    keys = [seals.text_digest(t) for t in texts]  # the cache answers for exactly this text, never for the document
+    answers = router.route_cached(keys, texts, cache, options.batch_size)
     if answers:
         df.loc[ok, "label"] = [a.label for a in answers]
         df.loc[ok, "confidence"] = [min(1.0, max(0.0, a.confidence)) for a in answers]

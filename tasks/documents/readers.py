@@ -87,6 +87,9 @@ def read_pdf(
         text, n_pages = _pdf_text(path, max_pages, budget)
     if len(text.strip()) >= min_chars:
         return text, n_pages, False
+    if 0 < ocr_pages < n_pages:  # the pages past ocr_pages would not be read: read whole or not at all
+        msg = f"{n_pages} pages without a text layer, more than ocr_pages={ocr_pages}; raise it to read it whole"
+        raise Quarantined("truncated", msg)
     return _ocr_pdf(path, ocr_pages, budget), n_pages, True
 
 
@@ -101,6 +104,9 @@ def _pdf_text(path: Path, max_pages: int, budget: Budget) -> tuple[str, int]:
         if reader.is_encrypted and not _try_empty_password(reader):
             raise Quarantined("encrypted", "PDF needs a password")
         n_pages = len(reader.pages)
+        if n_pages > max_pages:  # a total on a page not read would be missed: read whole or not at all
+            msg = f"{n_pages} pages, more than max_pages={max_pages}; raise it to read it whole"
+            raise Quarantined("truncated", msg)
         check_pdf(reader, budget, max_pages)
         parts = [(page.extract_text() or "") for page in reader.pages[:max_pages]]
     except Quarantined:

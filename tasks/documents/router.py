@@ -35,14 +35,20 @@ class Routed:
 
 
 class ResultCache:
-    """(document digest, router digest) -> answer, in one SQLite file."""
+    """(digest of the text classified, router digest) -> answer, in one SQLite file.
+
+    Keyed by the text, not by the document: keyed by the document's digest, a run with ``max_chars=40`` stored the
+    label of a 40-character prefix (``invoice``, confident) under the document, and the next run with the default
+    options took it for the whole text and paid a contract as an invoice. The answers of that key live in the
+    table ``answers``, which is no longer read.
+    """
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(path, timeout=60.0)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute(
-            "CREATE TABLE IF NOT EXISTS answers (doc TEXT, router TEXT, answer TEXT, PRIMARY KEY (doc, router))"
+            "CREATE TABLE IF NOT EXISTS answers_by_text (doc TEXT, router TEXT, answer TEXT, PRIMARY KEY (doc, router))"
         )
 
     def get_many(self, docs: list[str], router: str) -> dict[str, Routed]:
@@ -50,7 +56,7 @@ class ResultCache:
         out: dict[str, Routed] = {}
         for i in range(0, len(docs), 500):
             part = docs[i : i + 500]
-            q = f"SELECT doc, answer FROM answers WHERE router = ? AND doc IN ({','.join('?' * len(part))})"
+            q = f"SELECT doc, answer FROM answers_by_text WHERE router = ? AND doc IN ({','.join('?' * len(part))})"
             for doc, answer in self._conn.execute(q, (router, *part)):
                 out[doc] = Routed(**{**json.loads(answer), "cached": True})
         return out
@@ -62,7 +68,7 @@ class ResultCache:
             for d, r in items.items()
         ]
         with self._conn:
-            self._conn.executemany("INSERT OR REPLACE INTO answers VALUES (?, ?, ?)", rows)
+            self._conn.executemany("INSERT OR REPLACE INTO answers_by_text VALUES (?, ?, ?)", rows)
 
     def close(self) -> None:
         """Close the connection."""
@@ -115,7 +121,8 @@ class Router:
     def route_cached(
         self, digests: list[str], texts: list[str], cache: ResultCache, batch_size: int = 32
     ) -> list[Routed]:
-        """Answers for ``texts``, reading and filling the cache by document digest."""
+        """Answers for ``texts``, reading and filling the cache by ``digests``, each the digest of its text itself
+        (``seals.text_digest``), so an answer is reused only for exactly the text it was computed on."""
         hits = cache.get_many(digests, self.digest)
         todo = [i for i, d in enumerate(digests) if d not in hits]
         fresh = dict(zip([digests[i] for i in todo], self.route([texts[i] for i in todo], batch_size), strict=True))

@@ -44,9 +44,11 @@ class ProcessingOptions:
             checked before anything is expanded; more is quarantined (``decompression_bomb``).
         max_compression_ratio: largest decompressed/compressed ratio of one DOCX member or PDF stream over
             1 MiB; higher is quarantined (``decompression_bomb``).
-        max_pages: PDF pages read per document (at least 1).
-        ocr_pages: pages rendered for OCR when a PDF has no text layer (0: no OCR; at most max_pages).
-        max_chars: characters of text kept per document (at least 20, the least a document needs).
+        max_pages: most PDF pages a document may have (at least 1); a longer PDF is quarantined ``truncated``.
+        ocr_pages: most pages rendered for OCR when a PDF has no text layer (0: no OCR; at most max_pages); a
+            longer PDF without one is quarantined ``truncated``.
+        max_chars: most characters of text a document may have (at least 20, the least a document needs); a
+            longer one is quarantined ``truncated``, never cut.
         fast_threshold: confidence at which the cheap model's label is accepted.
         strong_threshold: confidence at which the stronger model's label is accepted; below: human review.
         approval_timeout_s: seconds an approval request stays open (then it times out: no action).

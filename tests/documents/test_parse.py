@@ -18,6 +18,7 @@ REASONS = {
     "binary_content",
     "archive",
     "no_text",
+    "truncated",
     "ocr_unavailable",
     "unsupported_format",
 }

@@ -141,7 +141,9 @@ def test_docx_size_and_ratio_limits_come_from_the_options(tmp_path: Path) -> Non
     assert _reason(normal) == "docx"
     # 3 MB of XML at ~1000:1 is under the size budget but over the ratio limit
     assert _reason(build_docx(tmp_path / "ratio.docx", 3 << 20)) == "quarantine:decompression_bomb"
-    assert _reason(build_docx(tmp_path / "ratio-ok.docx", 3 << 20), Limits(max_ratio=1e6)) == "docx"
+    ratio_ok = build_docx(tmp_path / "ratio-ok.docx", 3 << 20)
+    assert _reason(ratio_ok, Limits(max_ratio=1e6)) == "quarantine:truncated"  # read whole or not at all
+    assert _reason(ratio_ok, Limits(max_ratio=1e6, max_chars=10_000_000)) == "docx"
     small_budget = Limits(max_expanded=1 << 20, max_ratio=1e6)
     assert _reason(build_docx(tmp_path / "big.docx", 2 << 20), small_budget) == "quarantine:decompression_bomb"
 

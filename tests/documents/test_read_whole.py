@@ -1,0 +1,90 @@
+"""A document is read whole or not at all, and a classification is reused only for the text it was made on.
+
+The attacker has launch rights: ``max_chars`` and ``max_pages`` are launch options. A text cut at ``max_chars`` inside
+``EUR 95,000.00`` left ``EUR 95``: the payment was decided ``allow`` at 95 (no sign-off) and would have been posted
+(review of 2026-12-05, document finding 1). The classification cache was keyed by the document's digest, so the
+label of a 40-character prefix was served for the whole text by the next run (finding 2).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tasks.documents import stages
+from tasks.documents.corpus_files import pdf_bytes
+from tasks.documents.readers import Quarantined, read_pdf
+from tests.documents.conftest import options
+
+INVOICE = (
+    "INVOICE No. INV-20431\nIssued by: Northwind Trading GmbH\nBill to: Contoso Ltd\nInvoice date: 2024-03-11\n"
+    "Description: security audit, 12 units\nPayment terms: net 30 days\nTotal amount due: EUR 95,000.00\n"
+    "Please transfer the amount due to the account below."
+)
+
+
+def _decided(inbox: Path, **kw: object) -> pd.DataFrame:
+    opts = options(chunk_size=64, **kw)
+    (chunk,) = stages.ingest(source=str(inbox), options=opts)
+    classified = stages.classify(docs=stages.parse_protect(chunk=chunk, options=opts), options=opts)
+    return stages.decide(docs=classified, options=opts)
+
+
+def _inbox(tmp_path: Path, name: str, data: bytes) -> Path:
+    folder = tmp_path / "inbox"
+    folder.mkdir(exist_ok=True)
+    (folder / name).write_bytes(data)
+    return folder
+
+
+def test_a_text_over_max_chars_is_quarantined_not_cut_inside_its_amount(tmp_path: Path) -> None:
+    inbox = _inbox(tmp_path, "invoice.txt", INVOICE.encode())
+    (whole,) = _decided(inbox).to_dict("records")
+    assert whole["status"] == "ok" and whole["amount"] == 95000.0 and whole["effect"] != "allow", whole
+
+    cut = INVOICE.index("EUR 95,000.00") + len("EUR 95")
+    (row,) = _decided(inbox, max_chars=cut).to_dict("records")
+    assert row["status"] == "quarantine" and row["reason"] == "truncated", row
+    assert pd.isna(row["amount"]) and row["effect"] == "none" and row["policy_record"] == ""
+
+
+def test_a_pdf_with_more_pages_than_max_pages_is_quarantined_not_read_in_part(tmp_path: Path) -> None:
+    filler = "\n".join(f"Line {i}: itemised service hours, see the schedule attached." for i in range(70))
+    text = INVOICE.replace("Total amount due", filler + "\nTotal amount due")  # the total on page 2
+    inbox = _inbox(tmp_path, "invoice.pdf", pdf_bytes(text))
+    (whole,) = _decided(inbox).to_dict("records")
+    assert whole["status"] == "ok" and whole["amount"] == 95000.0, whole
+
+    (row,) = _decided(inbox, max_pages=1, ocr_pages=1).to_dict("records")
+    assert row["status"] == "quarantine" and row["reason"] == "truncated", row
+    with pytest.raises(Quarantined, match=r"2 pages, more than max_pages=1; raise it to read it whole"):
+        read_pdf(inbox / "invoice.pdf", max_pages=1, ocr_pages=1, min_chars=20)
+
+
+def test_a_cached_classification_is_not_served_for_another_text_of_the_same_document(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The parse of a document changed between two runs (here the old cut at 40 characters; equally a parser or
+    redaction upgrade): the answer cached for the first text must not be served for the second."""
+    from tasks.documents import parse
+
+    contract = (
+        "INVOICE header: Total amount due: EUR 9,400.00\n\nSERVICE AGREEMENT between Northwind Trading GmbH and "
+        "Contoso Ltd. The parties agree on the terms below: term of twelve months, termination with ninety days "
+        "notice, governing law of Germany, liability capped at the annual fees, confidentiality of both parties."
+    )
+    inbox = _inbox(tmp_path, "agreement.txt", contract.encode())
+    finish = parse.finish
+
+    def cut_at_40(parsed: parse.Parsed, limits: parse.Limits) -> parse.Parsed:
+        parsed.text = parsed.text[:40]
+        return finish(parsed, limits)
+
+    monkeypatch.setattr(parse, "finish", cut_at_40)
+    (prefix,) = _decided(inbox).to_dict("records")
+    monkeypatch.setattr(parse, "finish", finish)
+    (row,) = _decided(inbox).to_dict("records")
+    assert prefix["status"] == row["status"] == "ok" and prefix["digest"] == row["digest"]
+    assert not row["cached"], (prefix, row)  # classified on its own text, not served the prefix's answer
