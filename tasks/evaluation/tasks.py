@@ -44,25 +44,34 @@ def training_data_of(model: ModelFigures, settings: Settings) -> list[str]:
     return list(entry.training_data_digests) if entry is not None and entry.digest == model.digest else []
 
 
-def drift_split(record_id: str, test_digest: str, training_data: list[str], settings: Settings) -> str:
-    """The split seal behind drift check ``record_id``: the intact ``kind="dataset"`` record of the pack step that
-    drew its reference rows (one of the candidate's ``training_data``) as training rows and the rows whose digest
-    is ``test_digest`` as held-out rows; "" when the check is not about those rows or no step drew them apart
-    (found through the lineage index's ``output_of`` edges, each candidate record read and checked from the log)."""
+def drift_binding(
+    record_id: str, test_digest: str, training_data: list[str], models: tuple[str, str], settings: Settings
+) -> dict[str, str]:
+    """The seals behind drift check ``record_id`` for the candidate of ``models`` ((candidate, champion) artifact
+    digests): ``split``, the intact ``kind="dataset"`` record of the pack step that drew the check's reference rows
+    (one of the candidate's ``training_data``) as training rows and the rows whose digest is ``test_digest`` as
+    held-out rows, and ``trained``, the intact ``kind="trained"`` record of the step that trained the candidate on
+    that split's training rows. Empty when the check is not about those rows or no steps sealed them (both found
+    through the lineage index's ``output_of`` edges, each record read and checked from the log)."""
     from flytekitplugins.aios_audit.edges import EdgeIndex
-    from flytekitplugins.aios_catalog.evidence import drift_reference, split_binds
+    from flytekitplugins.aios_catalog.evidence import drift_reference, split_binds, trained_binds
 
     store = audit_log(settings)
     reference = drift_reference(store, record_id, test_digest, training_data)
     if not reference:
-        return ""
+        return {}
     index = EdgeIndex.for_store(store, settings.state_dir)
     try:
         index.catch_up(store)
-        sealed_by = [rid for rid, rel, _seq in index.parents(reference) if rel == "output_of"]
+        splits = [rid for rid, rel, _seq in index.parents(reference) if rel == "output_of"]
+        trainings = [rid for rid, rel, _seq in index.parents(models[0]) if rel == "output_of"]
     finally:
         index.close()
-    return next((rid for rid in sealed_by if split_binds(store, rid, reference, test_digest)), "")
+    for split in (s for s in splits if split_binds(store, s, reference, test_digest)):
+        for trained in trainings:
+            if trained_binds(store, trained, models[0], split, models[1]):
+                return {"split": split, "trained": trained}
+    return {}
 
 
 def recorded_evidence(report: EvaluationReport, settings: Settings) -> dict[str, object]:
@@ -154,7 +163,8 @@ def evaluate_pair(
     f_champ = model_figures(champ, p_champ, y, timed, cpu_price_per_hour)
     training = training_data_of(f_cand, settings)  # the drift check's reference must be these rows
     test_digest = digest_value(test)
-    split = drift_split(drift_record, test_digest, training, settings)  # drawn apart from the tested rows
+    models = (f_cand.digest, f_champ.digest)
+    binding = drift_binding(drift_record, test_digest, training, models, settings)  # the seals behind the check
     a, b = p_champ.argmax(axis=1), p_cand.argmax(axis=1)
     n01, n10, p = mcnemar_exact(y, a, b)
     comp = Comparison(
@@ -174,7 +184,7 @@ def evaluate_pair(
         candidate=f_cand,
         champion=f_champ,
         comparison=comp,
-        drift_passed=drift_passed(audit_log(settings), drift_record, test_digest, training, split),
+        drift_passed=drift_passed(audit_log(settings), drift_record, test_digest, training, binding, models),
     )
     event = AuditEvent(
         kind="evaluation",
@@ -192,7 +202,7 @@ def evaluate_pair(
             "comparison": comp.model_dump(),
             "drift_passed": report.drift_passed,
             "candidate_training_data": training,
-            "drift_split": split,
+            "drift_binding": binding,
             "dataset": dataset,
         },
     )

@@ -13,11 +13,11 @@ from flytekit.types.directory import FlyteDirectory
 
 from flytekitplugins.aios_core.digest import digest_value
 from flytekitplugins.aios_core.errors import AiosError
-from flytekitplugins.aios_core.settings import get_settings
+from flytekitplugins.aios_core.settings import Settings, get_settings
 from tasks.evaluation.data import binarize, load_vader, split
 from tasks.images import GOVERNED
-from tasks.ml import seal_split
-from tasks.ml.classifier import ModelCard, TextClassifier, train_head
+from tasks.ml import seal_split, seal_trained
+from tasks.ml.classifier import ModelCard, TextClassifier, artifact_digest, train_head
 
 
 class VaderSplits(NamedTuple):
@@ -32,6 +32,14 @@ def _save(clf: TextClassifier) -> FlyteDirectory:
     folder = Path(tempfile.mkdtemp(prefix="aios-model-")) / f"{clf.card.name}-{clf.card.version}"
     clf.save(folder)
     return FlyteDirectory(path=str(folder))
+
+
+def _save_trained(clf: TextClassifier, settings: Settings) -> FlyteDirectory:
+    """Save a head trained here from scratch and seal that its artifact was trained on its card's rows."""
+    saved = _save(clf)
+    digest = artifact_digest(Path(saved.path))
+    seal_trained(f"{clf.card.name}@{clf.card.version}", digest, clf.card.training_data_digests[0], "", settings)
+    return saved
 
 
 def baseline_model(labels: list[str], train_labels: list[str], name: str, version: str) -> TextClassifier:
@@ -86,7 +94,8 @@ def train_vader_models(source: str, name: str, n_weak: int, n_strong: int, n_tes
     rows = {"train": models[1].card.training_data_digests[0], "train_head": models[0].card.training_data_digests[0]}
     drawn = {"source": source, "name": name, "n_weak": n_weak, "n_strong": n_strong, "n_test": n_test, "seed": seed}
     seal_split(f"dataset:vader-{source}", {**rows, "test": digest_value(held_out)}, drawn, settings)
-    return VaderSplits(_save(models[0]), _save(models[1]), _save(base), held_out, train[cols])
+    weak, strong = (_save_trained(m, settings) for m in models)
+    return VaderSplits(weak, strong, _save(base), held_out, train[cols])
 
 
 @task(**GOVERNED)

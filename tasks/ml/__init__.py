@@ -31,3 +31,20 @@ def seal_split(subject: str, outputs: dict[str, str], attributes: dict[str, obje
         attributes=attributes,
     )  # fmt: skip
     return audit_log(settings).append(event).record_id
+
+
+def seal_trained(subject: str, model: str, train: str, start: str, settings: Settings) -> str:
+    """Seal, in the step that trained it, that the artifact ``model`` (its digest) was trained on the rows ``train``
+    (:func:`rows_digest`) from the start model ``start`` ("" for none); returns the record id. An evaluation counts
+    a drift check for a candidate only with such a seal binding it to the split the check's rows came from
+    (``aios_catalog.evidence.trained_binds``)."""
+    from flytekitplugins.aios_audit import AuditEvent, audit_log
+    from flytekitplugins.aios_catalog.evidence import TRAINED_KIND
+    from flytekitplugins.aios_core.context import code_version, current_execution
+
+    inputs = {k: v for k, v in (("train", train), ("start", start)) if v}
+    event = AuditEvent(
+        kind=TRAINED_KIND, actor=settings.actor, status="trained", subject=subject, execution=current_execution(),
+        code_version=code_version(settings.code_version), inputs=inputs, outputs={"model": model},
+    )  # fmt: skip
+    return audit_log(settings).append(event).record_id

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 from flytekit.types.directory import FlyteDirectory
 
-from tasks.ml import rows_digest
-from tasks.ml.classifier import ModelCard, load_head
+from tasks.ml import rows_digest, seal_trained
+from tasks.ml.classifier import ModelCard, artifact_digest, load_head
 from tasks.ml.finetune import build_classifier, freeze_lower_layers, save_finetuned
 from tasks.ml.minilm import base_model_dir, model_digest
 from tasks.training.checkpoint import CheckpointStore
@@ -107,6 +107,8 @@ def fine_tune_rank(
         card = _card(name, version, labels, start_dir, config, out)
         card = card.model_copy(update={"training_data_digests": [data_digest]})
         digest = save_finetuned(run.module, run.tokenizer, card, folder)
+        # sealed here, by the step that trained it: this artifact, the rows it was trained on, what it started from
+        seal_trained(f"{name}@{version}", digest, data_digest, artifact_digest(start_dir), settings)
         _audit(card, digest, start_dir, ident, out)
         _deck(out, config)
     if run.world > 1:
@@ -123,7 +125,6 @@ def fine_tune_rank(
 
 def _audit(card: ModelCard, digest: str, start_dir: Path, ident: dict[str, str], out: LoopOutput) -> None:
     from flytekitplugins.aios_audit import ModelRef, current_audit
-    from tasks.ml.classifier import artifact_digest
 
     scope = current_audit()
     if scope is None:

@@ -98,10 +98,10 @@ def test_a_drift_check_whose_reference_is_not_the_candidates_training_rows_does_
     assert not weak.drift_passed and weak.decision == "keep", weak.reasons
     bound = evaluate_model(candidate=s.strong, drift_record=honest.audit_record_id, **evaluated)
     assert bound.drift_passed and bound.decision == "needs_approval", bound.reasons
-    split = audit_log(get_settings()).get(
-        audit_log(get_settings()).get(bound.audit_record_id).event.attributes["drift_split"]
-    )
+    binding = audit_log(get_settings()).get(bound.audit_record_id).event.attributes["drift_binding"]
+    split, trained = (audit_log(get_settings()).get(binding[k]) for k in ("split", "trained"))
     assert split is not None and split.event.kind == "dataset" and split.event.outputs["test"] == bound.test_digest
+    assert trained is not None and trained.event.outputs["model"] == bound.candidate.digest
 
 
 def test_a_model_registered_as_trained_on_the_held_out_rows_does_not_pass_their_drift_check(
@@ -137,7 +137,40 @@ def test_a_model_registered_as_trained_on_the_held_out_rows_does_not_pass_their_
     assert forged.candidate.model == model_id
     assert not forged.drift_passed and forged.decision == "keep", forged.reasons
     record = audit_log(get_settings()).get(forged.audit_record_id)
-    assert record is not None and record.event.attributes["drift_split"] == ""
+    assert record is not None and record.event.attributes["drift_binding"] == {}
+
+
+def test_a_model_trained_on_the_held_out_rows_does_not_pass_with_another_models_training_rows(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Review of 2026-12-05, evaluation finding 2: a head trained on the held-out rows themselves, registered with a
+    card claiming the strong head's training rows, passed the honest drift check of those rows against the held-out
+    ones: nothing tied the candidate to the rows the check compared. A check counts only for a candidate the pack's
+    own training step sealed as trained on that split's training rows (the same hole through ``register_candidate``
+    with a training result of such a head, finding 3, closes with it)."""
+    from tasks.evaluation.train import register_models
+    from tasks.ml.classifier import TextClassifier, train_head
+    from workflows.drift import check_drift
+    from workflows.evaluation import evaluate_model, vader_models
+
+    monkeypatch.setenv("AIOS_PRINCIPAL", "service:retraining")
+    s = vader_models(n_weak=80, n_strong=400, n_test=300)
+    strong = TextClassifier.load(Path(s.strong.download())).card
+    texts, labels = s.test["text"].tolist(), s.test["label"].tolist()
+    leaky = train_head(texts, labels, name=NAME, version="tweets-leaky", seed=0)  # fitted on the held-out rows
+    leaky.card.training_data_digests = list(strong.training_data_digests)  # the claim
+    folder = tmp_path / "leaky"
+    leaky.save(folder)
+    register_models(models=[FlyteDirectory(str(folder))], owner="team:ml-platform")
+    assert catalog(get_settings()).get(NAME, "tweets-leaky").training_data_digests == strong.training_data_digests
+
+    honest = check_drift(reference=s.train, current=s.test, text_sample=150, **DRIFT_ARGS)
+    assert not honest.drifted
+    common = {"champion": s.baseline, "test": s.test, "drift_record": honest.audit_record_id, "latency_sample": 8}
+    report = evaluate_model(candidate=FlyteDirectory(str(folder)), **common)
+    assert report.candidate.accuracy > 0.9  # it has seen these rows
+    assert not report.drift_passed and report.decision == "keep", report.reasons
+    assert evaluate_model(candidate=s.strong, **common).drift_passed  # the strong head, sealed as trained on them
 
 
 def test_an_approval_given_before_the_champion_changed_promotes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -97,6 +97,10 @@ def test_retrain_promotes_only_after_policy_and_authorized_approval(aios_env: Pa
     assert drift.event.inputs["reference_rows"] == split.event.outputs["reference_rows"]
     assert drift.event.inputs["reference_rows"] in entry.training_data_digests
     assert drift.event.inputs["current"] == evaluation.event.inputs["test"] == split.event.outputs["test"]
+    binding = evaluation.event.attributes["drift_binding"]
+    trained = log.get(binding["trained"])  # sealed by the training step itself: this artifact, these rows
+    assert binding["split"] == split.record_id and trained is not None and trained.event.kind == "trained"
+    assert trained.event.outputs["model"] == entry.digest and trained.event.inputs["train"] == ev.inputs["train"]
     kinds = [r.event.kind for r in log.scan(1)]
     assert "approval_refused" in kinds and "evaluation" in kinds and "policy_decision" in kinds
     promote = [c for c in catalog(get_settings()).history("vader-sentiment") if c.op == "promote"]

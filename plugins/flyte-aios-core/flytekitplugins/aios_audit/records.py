@@ -40,7 +40,8 @@ KINDS = (
     "quarantine",  # a document was quarantined
     "evaluation",
     "drift",
-    "dataset",  # a retraining run's training and held-out rows, as prepare_data drew them
+    "dataset",  # training and held-out rows of one split, sealed by the step that drew them
+    "trained",  # a model artifact and the rows it was trained on, sealed by the step that trained it
 )
 
 

@@ -9,7 +9,7 @@ drift check must be a recorded ``no_drift`` about the very rows the models were 
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +35,9 @@ SPLIT_KIND, SPLIT_STATUS = "dataset", "split"
 """The record a pack step seals the rows it drew in: training rows and held-out rows of one split, disjoint."""
 TRAINING_ROLES = ("train", "reference_rows", "train_head")
 """The ``outputs`` of a split's seal that are training rows (``test`` is the held-out rows, ``feedback`` a file)."""
+TRAINED_KIND = "trained"
+"""The record the step that trained a model seals it in: ``outputs.model`` the artifact digest, ``inputs.train`` the
+rows it was trained on, ``inputs.start`` the model it started from (none for a head trained from scratch)."""
 
 
 def split_binds(store: AuditStore, split: str, reference_rows: str, test_digest: str) -> bool:
@@ -60,15 +63,49 @@ def drift_reference(store: AuditStore, drift_record: str, test_digest: str, trai
     return reference if rec.event.inputs.get("current") == test_digest and reference in training_data else ""
 
 
+def trained_binds(store: AuditStore, trained: str, candidate: str, split: str, champion: str) -> bool:
+    """True when ``trained`` is an intact seal of the step that trained ``candidate`` (its artifact digest) on
+    training rows of ``split``, from no start model or from ``champion`` (the model it is evaluated against: a
+    retraining starts from the champion). An artifact trained elsewhere (on the held-out rows, say) and registered
+    with any card has no such seal."""
+    rec = store.get(trained) if trained and candidate and split else None
+    drawn = store.get(split) if rec is not None else None
+    if rec is None or drawn is None or not (intact(rec) and intact(drawn)) or rec.event.kind != TRAINED_KIND:
+        return False
+    rows = {drawn.event.outputs.get(role) for role in TRAINING_ROLES} - {None, ""}
+    ins = rec.event.inputs
+    return (
+        rec.event.outputs.get("model") == candidate
+        and ins.get("train") in rows
+        and ins.get("start", "")
+        in (
+            "",
+            champion,
+        )
+    )
+
+
 def drift_passed(
-    store: AuditStore, drift_record: str, test_digest: str, training_data: Collection[str], split: str
+    store: AuditStore,
+    drift_record: str,
+    test_digest: str,
+    training_data: Collection[str],
+    binding: Mapping[str, str],
+    models: tuple[str, str],
 ) -> bool:
     """True only when ``drift_record`` compared the candidate's own training rows with exactly the tested rows
-    (:func:`drift_reference`) and ``split`` is the seal of the step that drew those two batches apart
-    (:func:`split_binds`): a catalog entry's training digests are its registrant's word, a split's seal is not.
-    Fail closed."""
+    (:func:`drift_reference`), ``binding["split"]`` is the seal of the step that drew those two batches apart
+    (:func:`split_binds`) and ``binding["trained"]`` the seal of the step that trained the candidate on that split's
+    training rows (:func:`trained_binds`; ``models`` is (candidate, champion) by artifact digest): a catalog entry's
+    training digests are its registrant's word, the seals are not. Fail closed."""
     reference = drift_reference(store, drift_record, test_digest, training_data)
-    return bool(reference) and split_binds(store, split, reference, test_digest)
+    split, trained = str(binding.get("split") or ""), str(binding.get("trained") or "")
+    candidate, champion = models
+    return (
+        bool(reference)
+        and split_binds(store, split, reference, test_digest)
+        and trained_binds(store, trained, candidate, split, champion)
+    )
 
 
 def _refuse(msg: str, code: str) -> GovernanceDenied:
@@ -78,8 +115,8 @@ def _refuse(msg: str, code: str) -> GovernanceDenied:
 def recorded_evaluation(store: AuditStore, record_id: str) -> RecordedEvaluation:
     """The evaluation ``record_id`` as recorded, with its evidence (``drift_passed`` re-derived from its drift
     check's own record, the training data the catalog pinned for the candidate when it was evaluated and the split
-    seal it found: an evaluation recorded before it named them passes no drift check, so evaluate such a candidate
-    again).
+    and training seals it found: an evaluation recorded before it named them passes no drift check, so evaluate such
+    a candidate again).
 
     Raises:
         GovernanceDenied: ``no_evidence`` (no such evaluation record) or ``evidence_altered`` (it does not re-hash).
@@ -96,14 +133,15 @@ def recorded_evaluation(store: AuditStore, record_id: str) -> RecordedEvaluation
         cand, champ, comp = a["candidate"], a["champion"], a["comparison"]
         test_digest = str(ev.inputs["test"])
         training = [str(d) for d in a.get("candidate_training_data", [])]  # the catalog's, when it evaluated
-        split = str(a.get("drift_split") or "")  # the seal that drew the drift check's two batches apart
+        binding = a.get("drift_binding") or {}  # the seals that drew the batches apart and trained the candidate
+        models = (str(cand["digest"]), str(champ["digest"]))
         evidence = {
             "accuracy_delta": comp["accuracy_delta"],
             "macro_f1_delta": comp["macro_f1_delta"],
             "significant": comp["significant"],
             "mcnemar_p": comp["mcnemar_p"],
             "drift_passed": bool(a["drift_passed"])
-            and any(drift_passed(store, p, test_digest, training, split) for p in ev.parents),
+            and any(drift_passed(store, p, test_digest, training, binding, models) for p in ev.parents),
             "candidate_accuracy": cand["accuracy"],
             "champion_accuracy": champ["accuracy"],
             "evaluation_record": rec.record_id,
