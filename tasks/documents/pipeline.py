@@ -209,6 +209,36 @@ def _spread(df: pd.DataFrame, mask: pd.Series, seconds: float, cpu: float) -> pd
     return df
 
 
+def check_thresholds(options: ProcessingOptions, settings: Settings) -> None:
+    """Refuse routing thresholds below the deployment's floors (``AIOS_FAST_THRESHOLD_FLOOR``,
+    ``AIOS_STRONG_THRESHOLD_FLOOR``). They are launch options and choose which model's label counts: with
+    ``fast_threshold=0.05`` the cheap model's guess at a contract (``invoice``, 0.48) became the sealed label where
+    the strong model sent it to review; only the policy's 0.6 confidence floor stopped the payment. Raising them
+    (more review) is the launcher's to choose; lowering them is the deployment's.
+
+    Raises:
+        GovernanceDenied: ``threshold_below_floor``, naming the option and its floor.
+    """
+    from flytekitplugins.aios_core.errors import GovernanceDenied
+
+    low = [
+        f"{name}={value} (the floor is {floor}, {env})"
+        for name, value, floor, env in (
+            ("fast_threshold", options.fast_threshold, settings.fast_threshold_floor, "AIOS_FAST_THRESHOLD_FLOOR"),
+            (
+                "strong_threshold",
+                options.strong_threshold,
+                settings.strong_threshold_floor,
+                "AIOS_STRONG_THRESHOLD_FLOOR",
+            ),
+        )
+        if value < floor
+    ]
+    if low:
+        msg = f"routing thresholds below the deployment's floors: {'; '.join(low)}; launch with them at or above"
+        raise GovernanceDenied(msg, reason_code="threshold_below_floor")
+
+
 def classify(
     docs: pd.DataFrame, options: ProcessingOptions, router: Any, cache: Any, settings: Settings
 ) -> pd.DataFrame:

@@ -129,6 +129,7 @@ def classify(docs: DataFrame[ProtectedDoc], options: ProcessingOptions) -> DataF
     from tasks.ml.minilm import PRECISIONS
 
     settings = get_settings()  # this task's entry point: resolved once, passed down
+    pipeline.check_thresholds(options, settings)  # before any model loads: the deployment's floors, not the launch's
     models = load_or_train(models_dir(settings), PRECISIONS[options.precision])
     freeze_long_lived()  # the libraries and models stay for the process: no collector walk over them per chunk
     ensure_catalogued(models_dir(settings), [FAST, STRONG], settings)

@@ -48,7 +48,8 @@ def test_the_table_and_the_unknown_variable_warning(monkeypatch: pytest.MonkeyPa
 def test_every_env_var_reaches_its_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     """The documented precedence, variable by variable: each AIOS_* setting variable sets exactly its field."""
     samples = {"profile": "local", "verify_workers": "1", "policy_budget_ms": "75", "dist_timeout_s": "30",
-               "otel_exporter": "console", "approvals_backend": "local"}  # fmt: skip
+               "otel_exporter": "console", "approvals_backend": "local", "fast_threshold_floor": "0.85",
+               "strong_threshold_floor": "0.75"}  # fmt: skip
     for var, field in ENV_VARS.items():
         value = samples.get(field, f"sample-{field}")
         monkeypatch.setenv(var, value)

@@ -88,3 +88,31 @@ def test_a_cached_classification_is_not_served_for_another_text_of_the_same_docu
     (row,) = _decided(inbox).to_dict("records")
     assert prefix["status"] == row["status"] == "ok" and prefix["digest"] == row["digest"]
     assert not row["cached"], (prefix, row)  # classified on its own text, not served the prefix's answer
+
+
+def test_routing_thresholds_below_the_deployments_floors_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Review of 2026-12-05, document finding 3: ``fast_threshold`` and ``strong_threshold`` are launch options and
+    choose which model's label counts; at ``fast_threshold=0.05`` the cheap model's label of a contract became the
+    sealed one. Raising them is the launcher's; lowering them below the deployment's floors is refused."""
+    from flytekitplugins.aios_core.errors import GovernanceDenied
+    from flytekitplugins.aios_core.settings import reset_settings
+
+    inbox = _inbox(tmp_path, "invoice.txt", INVOICE.encode())
+    opts = options(chunk_size=64, fast_threshold=0.05)
+    (chunk,) = stages.ingest(source=str(inbox), options=opts)
+    protected = stages.parse_protect(chunk=chunk, options=opts)
+    with pytest.raises(GovernanceDenied, match=r"fast_threshold=0.05 \(the floor is 0.8, AIOS_FAST_THRESHOLD_FLOOR\)"):
+        stages.classify.task_function(docs=protected, options=opts)
+    low_strong = options(chunk_size=64, strong_threshold=0.3)
+    with pytest.raises(GovernanceDenied, match=r"strong_threshold=0.3 \(the floor is 0.7"):
+        stages.classify.task_function(docs=protected, options=low_strong)
+
+    (stricter,) = _decided(inbox, fast_threshold=0.95, strong_threshold=0.9).to_dict("records")  # more review: fine
+    assert stricter["status"] == "ok" and stricter["amount"] == 95000.0
+
+    monkeypatch.setenv("AIOS_FAST_THRESHOLD_FLOOR", "0.05")  # the deployment's choice, not the launch's
+    reset_settings()
+    (lowered,) = _decided(inbox, fast_threshold=0.05).to_dict("records")
+    assert lowered["status"] == "ok"

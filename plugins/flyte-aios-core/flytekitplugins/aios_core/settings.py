@@ -55,6 +55,8 @@ ENV_VARS: dict[str, str] = {
     "AIOS_VERIFY_WORKERS": "verify_workers",
     "AIOS_CODE_VERSION": "code_version",
     "AIOS_DIST_TIMEOUT_S": "dist_timeout_s",
+    "AIOS_FAST_THRESHOLD_FLOOR": "fast_threshold_floor",
+    "AIOS_STRONG_THRESHOLD_FLOOR": "strong_threshold_floor",
 }
 """Each setting's environment variable (precedence 2)."""
 
@@ -189,6 +191,14 @@ class Settings(BaseModel):
     dist_timeout_s: float = Field(
         default=600.0, gt=0, allow_inf_nan=False, description="torch.distributed rendezvous timeout"
     )
+    fast_threshold_floor: float = Field(
+        default=0.8, gt=0, le=1, allow_inf_nan=False,
+        description="lowest fast_threshold a document batch may be launched with (the deployment's, not the launch's)",
+    )  # fmt: skip
+    strong_threshold_floor: float = Field(
+        default=0.7, gt=0, le=1, allow_inf_nan=False,
+        description="lowest strong_threshold a document batch may be launched with; below it documents go to review",
+    )  # fmt: skip
 
     _sources: dict[str, str] = PrivateAttr(default_factory=dict)
 
