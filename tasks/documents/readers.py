@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from tasks.documents.containers import Budget
@@ -62,38 +62,67 @@ def ocr_image(data: bytes, budget: Budget | None = None) -> str:
     return str(pytesseract.image_to_string(gray, lang="eng", timeout=120))
 
 
-def _ocr_pdf(path: Path, max_pages: int, budget: Budget) -> str:
+OCR_DPI = 150
+"""Resolution pages are rendered at for OCR (one byte a gray pixel)."""
+
+
+def _ocr_pdf(path: Path, pages: list[int], budget: Budget) -> dict[int, str]:
+    """OCR text of the given pages (1-based), each rendered whole at :data:`OCR_DPI`."""
     if shutil.which("pdftoppm") is None or not ocr_available():
         raise Quarantined("ocr_unavailable", "pdftoppm or tesseract is not installed")
-    side = str(int(budget.max_bytes**0.5))  # one byte per gray pixel: a huge MediaBox is cropped, not rendered
+    out: dict[int, str] = {}
     with tempfile.TemporaryDirectory(prefix="aios-ocr-") as tmp:
-        cmd = ["pdftoppm", "-r", "150", "-gray", "-png", "-f", "1", "-l", str(max_pages), "-x", "0", "-y", "0"]
-        cmd += ["-W", side, "-H", side, str(path), f"{tmp}/p"]
-        proc = subprocess.run(cmd, capture_output=True, timeout=120, check=False)
-        pages = sorted(Path(tmp).glob("p*.png"))
-        if proc.returncode != 0 and not pages:
-            raise Quarantined("corrupt", f"pdftoppm exit {proc.returncode}")
-        return "\n".join(ocr_image(p.read_bytes(), budget) for p in pages)
+        for k in pages:
+            cmd = ["pdftoppm", "-r", str(OCR_DPI), "-gray", "-png", "-f", str(k), "-l", str(k), str(path), f"{tmp}/p"]
+            proc = subprocess.run(cmd, capture_output=True, timeout=120, check=False)
+            rendered = sorted(Path(tmp).glob("p*.png"))
+            if proc.returncode != 0 or len(rendered) != 1:
+                raise Quarantined("corrupt", f"pdftoppm exit {proc.returncode} on page {k}")
+            out[k] = ocr_image(rendered[0].read_bytes(), budget)
+            rendered[0].unlink()
+    return out
 
 
 def read_pdf(
     path: Path, *, max_pages: int, ocr_pages: int, min_chars: int, budget: Budget | None = None
 ) -> tuple[str, int, bool]:
-    """Text, page count and whether OCR was used, for a PDF file (streams budgeted before they are inflated)."""
-    from tasks.documents.containers import Budget, pdf_limits
+    """Text, page count and whether OCR was used, for a PDF file (streams budgeted before they are inflated).
+
+    A page without a text layer (an image and under ``min_chars`` of text: a scan) is read by OCR, whether the whole
+    PDF is scanned or only that page: a scanned page after a text page was once left out, and its total with it. A
+    PDF with more such pages than ``ocr_pages``, or any with OCR off (``ocr_pages=0``, which once rendered every
+    page), is not read whole, and is quarantined ``truncated``.
+    """
+    from tasks.documents.containers import BOMB, Budget, pdf_limits
 
     budget = budget or Budget()
     with pdf_limits(budget):
-        text, n_pages = _pdf_text(path, max_pages, budget)
-    if len(text.strip()) >= min_chars:
-        return text, n_pages, False
-    if 0 < ocr_pages < n_pages:  # the pages past ocr_pages would not be read: read whole or not at all
-        msg = f"{n_pages} pages without a text layer, more than ocr_pages={ocr_pages}; raise it to read it whole"
+        texts, scanned, sizes = _pdf_text(path, max_pages, budget, min_chars)
+    n_pages = len(texts)
+    whole = "\n".join(texts)
+    if len(whole.strip()) < min_chars:  # no text layer worth the name: every page is read by OCR
+        scanned = list(range(1, n_pages + 1))
+    if not scanned:
+        return whole, n_pages, False
+    if ocr_pages == 0:  # not read here, though another run would: not read whole
+        raise Quarantined("truncated", f"{len(scanned)} page(s) without a text layer, and OCR is off (ocr_pages=0)")
+    if len(scanned) > ocr_pages:  # the pages past ocr_pages would not be read: read whole or not at all
+        msg = f"{len(scanned)} pages without a text layer, more than ocr_pages={ocr_pages}; raise it to read it whole"
         raise Quarantined("truncated", msg)
-    return _ocr_pdf(path, ocr_pages, budget), n_pages, True
+    for k in scanned:  # rendered whole or not at all: never cropped to fit the budget
+        w, h = (round(v / 72 * OCR_DPI) for v in sizes[k - 1])
+        if w * h > budget.max_bytes:
+            msg = f"page {k} renders to {w}x{h} pixels at {OCR_DPI} dpi, over the {budget.max_bytes} byte budget"
+            raise Quarantined(BOMB, msg)
+    ocr = _ocr_pdf(path, scanned, budget)
+    return "\n".join(ocr.get(k + 1, t) for k, t in enumerate(texts)), n_pages, True
 
 
-def _pdf_text(path: Path, max_pages: int, budget: Budget) -> tuple[str, int]:
+def _pdf_text(
+    path: Path, max_pages: int, budget: Budget, min_chars: int
+) -> tuple[list[str], list[int], list[tuple[float, float]]]:
+    """Each page's text layer, the pages that are scans (an image and under ``min_chars`` of text, 1-based), and
+    each page's size in points."""
     from pypdf import PdfReader
     from pypdf.errors import FileNotDecryptedError, LimitReachedError, PdfReadError, PyPdfError
 
@@ -108,7 +137,11 @@ def _pdf_text(path: Path, max_pages: int, budget: Budget) -> tuple[str, int]:
             msg = f"{n_pages} pages, more than max_pages={max_pages}; raise it to read it whole"
             raise Quarantined("truncated", msg)
         check_pdf(reader, budget, max_pages)
-        parts = [(page.extract_text() or "") for page in reader.pages[:max_pages]]
+        parts = [(page.extract_text() or "") for page in reader.pages]
+        scanned = [
+            k + 1 for k, page in enumerate(reader.pages) if len(parts[k].strip()) < min_chars and _has_image(page)
+        ]
+        sizes = [(float(page.mediabox.width), float(page.mediabox.height)) for page in reader.pages]
     except Quarantined:
         raise
     except FileNotDecryptedError:
@@ -117,7 +150,24 @@ def _pdf_text(path: Path, max_pages: int, budget: Budget) -> tuple[str, int]:
         raise Quarantined(BOMB, "over a pypdf decompression limit") from None
     except (PdfReadError, PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError) as e:
         raise Quarantined("corrupt", type(e).__name__) from None
-    return "\n".join(parts), n_pages
+    return parts, scanned, sizes
+
+
+def _has_image(page: Any, depth: int = 0) -> bool:
+    """Whether a page draws an image XObject (directly or in a form, a few forms deep): what a scanned page is."""
+    if depth > 4:
+        return False
+    resources = page.get("/Resources")
+    resources = resources.get_object() if resources is not None else None
+    xobjects = resources.get("/XObject") if resources is not None else None
+    xobjects = xobjects.get_object() if xobjects is not None else None
+    if not xobjects:
+        return False
+    for ref in xobjects.values():
+        obj = ref.get_object()
+        if obj.get("/Subtype") == "/Image" or (obj.get("/Subtype") == "/Form" and _has_image(obj, depth + 1)):
+            return True
+    return False
 
 
 def _try_empty_password(reader: object) -> bool:
@@ -146,9 +196,39 @@ def read_docx(path: Path, budget: Budget | None = None) -> str:
     except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError, OSError) as e:
         raise Quarantined("corrupt", type(e).__name__) from None
     lines = [p.text for p in document.paragraphs if p.text.strip()]
+    covered: set[Any] = {p._p for p in document.paragraphs}  # the elements, kept alive: lxml reuses their proxies
     for table in document.tables:
         for row in table.rows:
             cells = [c.text.strip() for c in row.cells if c.text.strip()]
+            covered.update(p._p for c in row.cells for p in c.paragraphs)
             if cells:
                 lines.append(" | ".join(dict.fromkeys(cells)))
+    lines += _other_text(document, covered)
     return "\n".join(lines)
+
+
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+_STORIES = ("/word/header", "/word/footer", "/word/footnotes", "/word/endnotes")
+
+
+def _other_text(document: Any, covered: set[Any]) -> list[str]:
+    """The paragraphs the lines above leave out: nested tables, text boxes and content controls of the body, then
+    headers, footers, footnotes and endnotes. A total in a footer or a nested table was once never read, and the
+    invoice was decided on the other amounts in its text."""
+    out = [_paragraph_text(p) for p in document.element.body.iter(f"{_W}p") if p not in covered]
+    for part in document.part.package.iter_parts():
+        if str(part.partname).startswith(_STORIES) and hasattr(part, "element"):
+            out += [_paragraph_text(p) for p in part.element.iter(f"{_W}p")]
+    return [t for t in out if t.strip()]
+
+
+def _paragraph_text(p: Any) -> str:
+    """A paragraph's own text (its runs' ``w:t`` and tabs), without the paragraphs nested in it (text boxes)."""
+    parts = []
+    for el in p.iter(f"{_W}t", f"{_W}tab", f"{_W}br"):
+        owner = el.getparent()
+        while owner is not None and owner.tag != f"{_W}p":
+            owner = owner.getparent()
+        if owner is p:
+            parts.append(el.text or "" if el.tag == f"{_W}t" else ("\t" if el.tag == f"{_W}tab" else "\n"))
+    return "".join(parts)

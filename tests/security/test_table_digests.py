@@ -79,3 +79,13 @@ def test_values_that_only_move_between_cells_or_types_change_the_digest() -> Non
         pd.DataFrame({"t": ["ab", "None"], "n": [1.0, 2.0]})
     )
     assert digest_value(base.set_axis([7, 9])) == digest_value(base)  # the index is not content
+
+
+def test_categories_column_name_types_and_tuples_are_part_of_the_digest() -> None:
+    """Re-review of 2026-12-05, finding 6: these pairs shared one digest (none changed what an evaluation scores)."""
+    a = pd.DataFrame({"c": pd.Categorical(["x", "y"], categories=["x", "y"])})
+    b = pd.DataFrame({"c": pd.Categorical(["x", "y"], categories=["y", "x"])})
+    c = pd.DataFrame({"c": pd.Categorical(["x", "y"], categories=["x", "y"], ordered=True)})
+    assert len({digest_value(a), digest_value(b), digest_value(c)}) == 3
+    assert digest_value(pd.DataFrame({1: ["x"]})) != digest_value(pd.DataFrame({"1": ["x"]}))
+    assert digest_value(pd.DataFrame({"v": [(1, 2)]})) != digest_value(pd.DataFrame({"v": [[1, 2]]}))

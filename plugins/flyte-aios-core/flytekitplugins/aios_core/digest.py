@@ -102,18 +102,22 @@ def frame_content(frame: Any) -> str:
     """
     h = hashlib.sha256(len(frame).to_bytes(8, "little"))
     for name, column in frame.items():
-        _column_into(h, str(name), column)
+        _column_into(h, name, column)
     return "sha256:" + h.hexdigest()
 
 
-def _column_into(h: Any, name: str, column: Any) -> None:
-    """Feed one column to ``h``: its name and dtype, then its values (fixed-width numbers as little-endian bytes with
-    one NaN, text as 64-bit offsets and UTF-8, anything else value by value, each tagged with its type)."""
+def _column_into(h: Any, name: Any, column: Any) -> None:
+    """Feed one column to ``h``: its name (with its type: ``1`` is not ``"1"``) and dtype (a categorical's categories
+    and order too), then its values (fixed-width numbers as little-endian bytes with one NaN, text as 64-bit offsets
+    and UTF-8, anything else value by value, each tagged with its type)."""
     import numpy as np
 
-    label = f"{name}\x00{column.dtype}".encode("utf-8", "surrogatepass")
-    h.update(len(label).to_bytes(8, "little") + label)
     dtype = column.dtype
+    kind = f"{dtype}"
+    if getattr(dtype, "name", "") == "category":
+        kind += f"\x00{canonical_json([str(c) for c in dtype.categories])!r}\x00ordered={dtype.ordered}"
+    label = f"{type(name).__name__}\x00{name}\x00{kind}".encode("utf-8", "surrogatepass")
+    h.update(len(label).to_bytes(8, "little") + label)
     if isinstance(dtype, np.dtype) and dtype.kind in "biufcmM":
         values = column.to_numpy()
         if dtype.kind in "mM":
@@ -168,7 +172,8 @@ def _value_bytes(v: Any) -> bytes:
     if isinstance(v, bytes):
         return b"y" + len(v).to_bytes(8, "little") + v
     b = canonical_json(v)
-    return b"j" + len(b).to_bytes(8, "little") + b
+    tag = b"t" if isinstance(v, tuple) else b"j"  # a tuple and a list are one JSON array
+    return tag + len(b).to_bytes(8, "little") + b
 
 
 def _normalize_path(p: Path) -> Any:
