@@ -52,6 +52,8 @@ class EvaluationReport(BaseModel):
             "drift_passed": self.drift_passed,
             "candidate_accuracy": self.candidate.accuracy,
             "champion_accuracy": self.champion.accuracy,
+            "champion_model": self.champion.model,
+            "champion_digest": self.champion.digest,
             "evaluation_record": self.audit_record_id,
             "test_digest": self.test_digest,
         }

@@ -102,6 +102,13 @@ def test_a_drift_check_whose_reference_is_not_the_candidates_training_rows_does_
     split, trained = (audit_log(get_settings()).get(binding[k]) for k in ("split", "trained"))
     assert split is not None and split.event.kind == "dataset" and split.event.outputs["test"] == bound.test_digest
     assert trained is not None and trained.event.outputs["model"] == bound.candidate.digest
+    (request,) = [
+        r.event.attributes["request"]
+        for r in audit_log(get_settings()).scan()
+        if r.event.kind == "approval_request" and bound.approval_request_id in json.dumps(r.event.attributes)
+    ]
+    summary = request["summary"]  # whoever signs off sees what the candidate was compared with
+    assert summary["champion_model"] == bound.champion.model and summary["champion_digest"] == bound.champion.digest
 
 
 def test_a_model_registered_as_trained_on_the_held_out_rows_does_not_pass_their_drift_check(

@@ -144,6 +144,8 @@ def recorded_evaluation(store: AuditStore, record_id: str) -> RecordedEvaluation
             and any(drift_passed(store, p, test_digest, training, binding, models) for p in ev.parents),
             "candidate_accuracy": cand["accuracy"],
             "champion_accuracy": champ["accuracy"],
+            "champion_model": str(champ["model"]),  # what it was compared with, for whoever signs off
+            "champion_digest": str(champ["digest"]),
             "evaluation_record": rec.record_id,
             "test_digest": test_digest,
         }
