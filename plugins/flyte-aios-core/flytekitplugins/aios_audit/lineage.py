@@ -70,7 +70,10 @@ class Tracer:
         idx = self.index
         if (seq := seq_ref(ref)) is not None:
             rid = idx.id_of_seq(seq)
-            return [rid] if rid else []
+            if rid or ref.startswith("#") or len(ref) < 8:
+                return [rid] if rid else []
+            # a bare number of 8+ digits that is no sequence number here is a record id prefix of digits only
+            # (about one id in a hundred starts with ten): it named nothing before
         if ref.startswith("apr-"):
             rid = idx.alias(ref)
             return [rid] if rid else []
