@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -58,7 +59,7 @@ def drift_binding(
 
     store = audit_log(settings)
     reference = drift_reference(store, record_id, test_digest, training_data)
-    if not reference:
+    if not reference or not _strict_enough(store, record_id):
         return {}
     index = EdgeIndex.for_store(store, settings.state_dir)
     try:
@@ -72,6 +73,27 @@ def drift_binding(
             if trained_binds(store, trained, models[0], split, models[1]):
                 return {"split": split, "trained": trained}
     return {}
+
+
+def _strict_enough(store: Any, record_id: str) -> bool:
+    """Whether drift check ``record_id`` decided at thresholds no looser than the pack's (``Thresholds()``: effect
+    sizes at most, the significance level at least). The thresholds are the check's launch inputs: a check run at
+    ``psi_threshold=1e9`` records ``no_drift`` for any data, and counted."""
+    from dataclasses import asdict
+
+    from tasks.drift.effect_size import Thresholds
+
+    rec = store.get(record_id)
+    used = rec.event.attributes.get("thresholds") if rec is not None else None
+    if not isinstance(used, dict):
+        return False
+    pack = asdict(Thresholds())
+    try:
+        looser = [k for k in ("psi", "js", "wasserstein") if not float(used[k]) <= pack[k]]
+        looser += ["alpha"] * (not float(used["alpha"]) >= pack["alpha"])
+    except (KeyError, TypeError, ValueError):
+        return False
+    return not looser
 
 
 def recorded_evidence(report: EvaluationReport, settings: Settings) -> dict[str, object]:

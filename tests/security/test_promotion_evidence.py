@@ -110,6 +110,12 @@ def test_a_drift_check_whose_reference_is_not_the_candidates_training_rows_does_
     summary = request["summary"]  # whoever signs off sees what the candidate was compared with
     assert summary["champion_model"] == bound.champion.model and summary["champion_digest"] == bound.champion.digest
 
+    # the same rows at thresholds no data crosses: the check's launch inputs, not a check of these rows
+    loose = {"psi_threshold": 1e9, "js_threshold": 1.0, "wasserstein_threshold": 1e9}
+    lax = check_drift(reference=s.train, current=s.test, text_sample=150, **loose, **DRIFT_ARGS)
+    unchecked = evaluate_model(candidate=s.strong, drift_record=lax.audit_record_id, **evaluated)
+    assert not unchecked.drift_passed and unchecked.decision == "keep", unchecked.reasons
+
 
 def test_a_model_registered_as_trained_on_the_held_out_rows_does_not_pass_their_drift_check(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
