@@ -158,9 +158,7 @@ def _email(data: bytes, limits: Limits, depth: int) -> Parsed:
     for att in msg.iter_attachments():
         n_att += 1
         payload = att.get_payload(decode=True)
-        if not isinstance(payload, bytes):
-            continue
-        if depth >= 1:
+        if not isinstance(payload, bytes) or depth >= 1:
             continue
         name = att.get_filename() or "attachment"
         try:

@@ -55,7 +55,7 @@ def drift_binding(
     that split's training rows. Empty when the check is not about those rows or no steps sealed them (both found
     through the lineage index's ``output_of`` edges, each record read and checked from the log)."""
     from flytekitplugins.aios_audit.edges import EdgeIndex
-    from flytekitplugins.aios_catalog.evidence import drift_reference, split_binds, trained_binds
+    from flytekitplugins.aios_catalog.evidence import drift_reference, split_training_rows, trained_binds
 
     store = audit_log(settings)
     reference = drift_reference(store, record_id, test_digest, training_data)
@@ -68,9 +68,12 @@ def drift_binding(
         trainings = [rid for rid, rel, _seq in index.parents(models[0]) if rel == "output_of"]
     finally:
         index.close()
-    for split in (s for s in splits if split_binds(store, s, reference, test_digest)):
+    for split in splits:
+        rows = split_training_rows(store, split, test_digest)
+        if reference not in rows:
+            continue
         for trained in trainings:
-            if trained_binds(store, trained, models[0], split, models[1]):
+            if trained_binds(store, trained, models[0], rows, models[1]):
                 return {"split": split, "trained": trained}
     return {}
 

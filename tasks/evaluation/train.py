@@ -17,7 +17,7 @@ from flytekitplugins.aios_core.settings import Settings, get_settings
 from tasks.evaluation.data import binarize, load_vader, split
 from tasks.images import GOVERNED
 from tasks.ml import seal_split, seal_trained
-from tasks.ml.classifier import ModelCard, TextClassifier, artifact_digest, train_head
+from tasks.ml.classifier import ModelCard, TextClassifier, train_head
 
 
 class VaderSplits(NamedTuple):
@@ -36,9 +36,8 @@ def _save(clf: TextClassifier) -> FlyteDirectory:
 
 def _save_trained(clf: TextClassifier, settings: Settings) -> FlyteDirectory:
     """Save a head trained here from scratch and seal that its artifact was trained on its card's rows."""
-    saved = _save(clf)
-    digest = artifact_digest(Path(saved.path))
-    seal_trained(f"{clf.card.name}@{clf.card.version}", digest, clf.card.training_data_digests[0], "", settings)
+    saved = _save(clf)  # sets clf.digest, the artifact's
+    seal_trained(f"{clf.card.name}@{clf.card.version}", clf.digest, clf.card.training_data_digests[0], "", settings)
     return saved
 
 

@@ -20,7 +20,7 @@ def rows_digest(texts: list[str], labels: list[str]) -> str:
 def seal_split(subject: str, outputs: dict[str, str], attributes: dict[str, object], settings: Settings) -> str:
     """Seal the rows a step drew (training rows, held-out rows: ``outputs``, by role) in one ``kind="dataset"``
     record; returns its id. An evaluation counts a drift check only when one such seal drew its reference rows as
-    training rows and the tested rows as held-out rows (``aios_catalog.evidence.split_binds``)."""
+    training rows and the tested rows as held-out rows (``aios_catalog.evidence.split_training_rows``)."""
     from flytekitplugins.aios_audit import AuditEvent, audit_log
     from flytekitplugins.aios_catalog.evidence import SPLIT_KIND, SPLIT_STATUS
     from flytekitplugins.aios_core.context import code_version, current_execution

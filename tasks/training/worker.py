@@ -108,8 +108,9 @@ def fine_tune_rank(
         card = card.model_copy(update={"training_data_digests": [data_digest]})
         digest = save_finetuned(run.module, run.tokenizer, card, folder)
         # sealed here, by the step that trained it: this artifact, the rows it was trained on, what it started from
-        seal_trained(f"{name}@{version}", digest, data_digest, artifact_digest(start_dir), settings)
-        _audit(card, digest, start_dir, ident, out)
+        start_digest = artifact_digest(start_dir)  # once: a fine-tuned start model is a large folder
+        seal_trained(f"{name}@{version}", digest, data_digest, start_digest, settings)
+        _audit(card, digest, start_dir, start_digest, ident, out)
         _deck(out, config)
     if run.world > 1:
         dist.barrier()
@@ -123,14 +124,16 @@ def fine_tune_rank(
     )  # fmt: skip
 
 
-def _audit(card: ModelCard, digest: str, start_dir: Path, ident: dict[str, str], out: LoopOutput) -> None:
+def _audit(
+    card: ModelCard, digest: str, start_dir: Path, start_digest: str, ident: dict[str, str], out: LoopOutput
+) -> None:
     from flytekitplugins.aios_audit import ModelRef, current_audit
 
     scope = current_audit()
     if scope is None:
         return
     start = ModelCard.model_validate_json((start_dir / "aios_model.json").read_text(encoding="utf-8"))
-    scope.add_model(ModelRef(name=start.name, version=start.version, digest=artifact_digest(start_dir)))
+    scope.add_model(ModelRef(name=start.name, version=start.version, digest=start_digest))
     scope.add_model(ModelRef(name=card.name, version=card.version, digest=digest))
     scope.add_output("model", digest)
     scope.set_subject(f"{card.name}@{card.version}")

@@ -40,14 +40,15 @@ TRAINED_KIND = "trained"
 rows it was trained on, ``inputs.start`` the model it started from (none for a head trained from scratch)."""
 
 
-def split_binds(store: AuditStore, split: str, reference_rows: str, test_digest: str) -> bool:
-    """True when ``split`` is an intact split seal holding ``reference_rows`` as training rows and ``test_digest``
-    as its held-out rows: the two batches of a drift check were drawn apart by one pack step, from one source."""
-    rec = store.get(split) if split and reference_rows and test_digest else None
+def split_training_rows(store: AuditStore, split: str, test_digest: str) -> set[str]:
+    """The training rows (digests, by :data:`TRAINING_ROLES`) of ``split`` when it is an intact split seal whose
+    held-out rows are ``test_digest``; empty otherwise. A drift check's two batches were drawn apart by one pack step
+    when its reference rows are among them."""
+    rec = store.get(split) if split and test_digest else None
     if rec is None or not intact(rec) or rec.event.kind != SPLIT_KIND or rec.event.status != SPLIT_STATUS:
-        return False
+        return set()
     out = rec.event.outputs
-    return out.get("test") == test_digest and any(out.get(role) == reference_rows for role in TRAINING_ROLES)
+    return {out[role] for role in TRAINING_ROLES if out.get(role)} if out.get("test") == test_digest else set()
 
 
 def drift_reference(store: AuditStore, drift_record: str, test_digest: str, training_data: Collection[str]) -> str:
@@ -63,26 +64,17 @@ def drift_reference(store: AuditStore, drift_record: str, test_digest: str, trai
     return reference if rec.event.inputs.get("current") == test_digest and reference in training_data else ""
 
 
-def trained_binds(store: AuditStore, trained: str, candidate: str, split: str, champion: str) -> bool:
-    """True when ``trained`` is an intact seal of the step that trained ``candidate`` (its artifact digest) on
-    training rows of ``split``, from no start model or from ``champion`` (the model it is evaluated against: a
-    retraining starts from the champion). An artifact trained elsewhere (on the held-out rows, say) and registered
-    with any card has no such seal."""
-    rec = store.get(trained) if trained and candidate and split else None
-    drawn = store.get(split) if rec is not None else None
-    if rec is None or drawn is None or not (intact(rec) and intact(drawn)) or rec.event.kind != TRAINED_KIND:
+def trained_binds(store: AuditStore, trained: str, candidate: str, rows: set[str], champion: str) -> bool:
+    """True when ``trained`` is an intact seal of the step that trained ``candidate`` (its artifact digest) on one of
+    ``rows`` (a split's training rows, :func:`split_training_rows`), from no start model or from ``champion`` (the
+    model it is evaluated against: a retraining starts from the champion). An artifact trained elsewhere (on the
+    held-out rows, say) and registered with any card has no such seal."""
+    rec = store.get(trained) if trained and candidate and rows else None
+    if rec is None or not intact(rec) or rec.event.kind != TRAINED_KIND:
         return False
-    rows = {drawn.event.outputs.get(role) for role in TRAINING_ROLES} - {None, ""}
     ins = rec.event.inputs
-    return (
-        rec.event.outputs.get("model") == candidate
-        and ins.get("train") in rows
-        and ins.get("start", "")
-        in (
-            "",
-            champion,
-        )
-    )
+    started = ins.get("start", "") in ("", champion)
+    return rec.event.outputs.get("model") == candidate and ins.get("train") in rows and started
 
 
 def drift_passed(
@@ -95,17 +87,13 @@ def drift_passed(
 ) -> bool:
     """True only when ``drift_record`` compared the candidate's own training rows with exactly the tested rows
     (:func:`drift_reference`), ``binding["split"]`` is the seal of the step that drew those two batches apart
-    (:func:`split_binds`) and ``binding["trained"]`` the seal of the step that trained the candidate on that split's
-    training rows (:func:`trained_binds`; ``models`` is (candidate, champion) by artifact digest): a catalog entry's
-    training digests are its registrant's word, the seals are not. Fail closed."""
+    (:func:`split_training_rows`) and ``binding["trained"]`` the seal of the step that trained the candidate on that
+    split's training rows (:func:`trained_binds`; ``models`` is (candidate, champion) by artifact digest): a catalog
+    entry's training digests are its registrant's word, the seals are not. Fail closed."""
     reference = drift_reference(store, drift_record, test_digest, training_data)
-    split, trained = str(binding.get("split") or ""), str(binding.get("trained") or "")
+    rows = split_training_rows(store, str(binding.get("split") or ""), test_digest) if reference else set()
     candidate, champion = models
-    return (
-        bool(reference)
-        and split_binds(store, split, reference, test_digest)
-        and trained_binds(store, trained, candidate, split, champion)
-    )
+    return reference in rows and trained_binds(store, str(binding.get("trained") or ""), candidate, rows, champion)
 
 
 def _refuse(msg: str, code: str) -> GovernanceDenied:
