@@ -74,6 +74,15 @@ def classification(
     return float(tp.sum() / max(len(y), 1)), macro, cm.tolist(), per
 
 
+def no_skill(y: np.ndarray, k: int) -> tuple[int, float, float]:
+    """The no-skill floor on rows labelled ``y``: ``(label index, accuracy, macro-F1)`` of always answering their most
+    frequent label (ties: the lowest index), the best any constant answer scores there. It needs no model, so no
+    launcher can choose it: a first champion of a name is judged against it (``aios_catalog.evidence``)."""
+    idx = int(np.bincount(y, minlength=k).argmax()) if len(y) else 0
+    acc, f1, _cm, _per = classification(y, np.full(len(y), idx, dtype=np.int64), k)
+    return idx, acc, f1
+
+
 def calibration(y: np.ndarray, proba: np.ndarray, bins: int = 10) -> tuple[float, list[list[float]]]:
     """Expected calibration error and reliability-diagram points (equal-width (lo, hi] bins of top confidence)."""
     conf = proba.max(axis=1)

@@ -24,6 +24,14 @@ class Comparison(BaseModel):
     significant: bool = Field(description="McNemar p < alpha")
 
 
+class NoSkill(BaseModel):
+    """The no-skill floor on the held-out rows: always answering their most frequent label (no model involved)."""
+
+    label: str
+    accuracy: float
+    macro_f1: float
+
+
 class EvaluationReport(BaseModel):
     """Result of one champion/challenger evaluation."""
 
@@ -34,6 +42,10 @@ class EvaluationReport(BaseModel):
     champion: ModelFigures
     comparison: Comparison
     drift_passed: bool
+    no_skill: NoSkill | None = Field(
+        default=None,
+        description="the held-out rows' no-skill floor (their most frequent label); a first champion must beat it",
+    )
     decision: Literal["pending", "promote", "keep", "needs_approval"] = Field(
         default="pending", description="pending until decide_promotion asks policy promote_model"
     )
@@ -56,7 +68,7 @@ class EvaluationReport(BaseModel):
             "champion_digest": self.champion.digest,
             "evaluation_record": self.audit_record_id,
             "test_digest": self.test_digest,
-        }
+        } | ({"no_skill_delta": round(self.candidate.accuracy - self.no_skill.accuracy, 6)} if self.no_skill else {})
 
 
 def model_figures(

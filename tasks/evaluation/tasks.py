@@ -16,8 +16,8 @@ from flytekitplugins.aios_core.context import code_version, current_execution
 from flytekitplugins.aios_core.digest import digest_value
 from flytekitplugins.aios_core.errors import GovernanceDenied
 from flytekitplugins.aios_core.settings import Settings, get_settings
-from tasks.evaluation.metrics import ModelFigures, mcnemar_exact, paired_bootstrap
-from tasks.evaluation.report import Comparison, EvaluationReport, model_figures
+from tasks.evaluation.metrics import ModelFigures, mcnemar_exact, no_skill, paired_bootstrap
+from tasks.evaluation.report import Comparison, EvaluationReport, NoSkill, model_figures
 from tasks.images import GOVERNED
 from tasks.ml.classifier import TextClassifier
 
@@ -192,6 +192,10 @@ def evaluate_pair(
     binding = drift_binding(drift_record, test_digest, training, models, settings)  # the seals behind the check
     a, b = p_champ.argmax(axis=1), p_cand.argmax(axis=1)
     n01, n10, p = mcnemar_exact(y, a, b)
+    # the floor no launcher chooses: with no champion in the catalog, the folder handed in as `champion` is the
+    # launcher's pick (an inverted head made any candidate look far better); the catalog then judges on this
+    floor_label, floor_acc, floor_f1 = no_skill(y, len(labels))
+    floor = NoSkill(label=labels[floor_label], accuracy=round(floor_acc, 6), macro_f1=round(floor_f1, 6))
     comp = Comparison(
         accuracy_delta=round(f_cand.accuracy - f_champ.accuracy, 6),
         macro_f1_delta=round(f_cand.macro_f1 - f_champ.macro_f1, 6),
@@ -210,6 +214,7 @@ def evaluate_pair(
         champion=f_champ,
         comparison=comp,
         drift_passed=drift_passed(audit_log(settings), drift_record, test_digest, training, binding, models),
+        no_skill=floor,
     )
     event = AuditEvent(
         kind="evaluation",
@@ -228,6 +233,7 @@ def evaluate_pair(
             "drift_passed": report.drift_passed,
             "candidate_training_data": training,
             "drift_binding": binding,
+            "no_skill": floor.model_dump(),
             "dataset": dataset,
         },
     )

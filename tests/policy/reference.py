@@ -33,7 +33,12 @@ ACTIONS: dict[str, tuple[set[str], set[str], dict[str, str], set[str]]] = {
         set(),
     ),
     "use_model": ({"user", "service"}, {"Model"}, {"data_class": STR}, set()),
-    "promote_model": ({"user", "service"}, {"Model"}, {"accuracy_delta": NUM, "drift_passed": BOOL}, {"risk"}),
+    "promote_model": (
+        {"user", "service"},
+        {"Model"},
+        {"accuracy_delta": NUM, "drift_passed": BOOL},
+        {"risk", "no_skill_delta"},
+    ),
     "write_catalog": ({"user", "service"}, {"Model"}, {}, set()),
     "approve": ({"user"}, {"Task", "Workflow", "Document", "Model"}, {"gate": STR}, set()),
 }
@@ -76,6 +81,8 @@ def _well_formed(req: dict[str, Any]) -> bool:
         return False
     if "risk" in c and not isinstance(c["risk"], str):
         return False
+    if "no_skill_delta" in c and not _typed(c["no_skill_delta"], NUM):
+        return False
     return all(_typed(c[k], kind) for k, kind in required.items())
 
 
@@ -95,6 +102,7 @@ def reference_decision(req: dict[str, Any]) -> tuple[str, str | None, str | None
         return ALLOW if ok else DENY
     if action == "promote_model":
         ok = roles & {"catalog-writer", "ml-engineer"} and q(c["accuracy_delta"]) > 0 and c["drift_passed"]
+        ok = ok and ("no_skill_delta" not in c or q(c["no_skill_delta"]) > 0)
         if not ok or ("risk" in c and c["risk"] not in RISKS):
             return DENY
         return ("require_approval", "model-promotion", "high" if c.get("risk") == "high" else "medium")

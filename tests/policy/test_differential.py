@@ -69,6 +69,8 @@ def _context(rng: random.Random, action: str, p_bad: float) -> dict[str, Any]:
         c = {"data_class": _word(rng, "data_class", p_bad)}
     elif action == "promote_model":
         c = {"accuracy_delta": _num(rng, DELTAS, p_bad), "drift_passed": rng.random() < 0.7}
+        if rng.random() < 0.4:  # a first champion's evidence carries its no-skill margin
+            c["no_skill_delta"] = _num(rng, DELTAS, p_bad)
         if rng.random() < 0.4:
             c["risk"] = _word(rng, "risk", p_bad)
     elif action == "approve":

@@ -283,3 +283,76 @@ def test_an_approval_promotes_only_in_a_run_of_the_launcher_that_asked(monkeypat
     with local_run("alice-promotes"):
         assert promote_after_approval(**ids) == report.candidate.model
     assert catalog(get_settings()).champion(NAME).model_id == report.candidate.model
+
+
+def _inverted(folder: FlyteDirectory, tmp_path: Path) -> FlyteDirectory:
+    """The head in ``folder`` with its weights and bias negated: it answers the opposite of what it learned."""
+    from tasks.ml.classifier import ModelCard, TextClassifier
+
+    clf = TextClassifier.load(Path(folder.download()))
+    card = ModelCard(name=clf.card.name, version="inverted", labels=clf.labels, params={"kind": "inverted head"})
+    out = tmp_path / "inverted"
+    TextClassifier(card, -clf.weight, -clf.bias, clf.encoder).save(out)
+    return FlyteDirectory(path=str(out))
+
+
+def test_a_first_champion_is_judged_against_the_no_skill_floor(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Review of 2026-12-05 (the known gap it left open): when a name has no champion yet, the model a candidate is
+    compared with is whatever folder its launcher hands in. An inverted head there gave the weak head an accuracy
+    delta of about +0.5, and that was the margin the policy and the approver saw. Now a first champion must also beat
+    the held-out rows' no-skill floor (always answering their most frequent label), which no launcher chooses: the
+    evaluation records it, the catalog asks for it and the policy reads ``no_skill_delta``
+    (``model-promote-beats-no-skill``); an evaluation recorded without it promotes no first champion."""
+    from flytekitplugins.aios_catalog.evidence import recorded_evaluation
+    from flytekitplugins.aios_core.errors import GovernanceDenied
+    from workflows.drift import check_drift
+    from workflows.evaluation import evaluate_model, vader_models
+
+    monkeypatch.setenv("AIOS_PRINCIPAL", "service:retraining")
+    s = vader_models(n_weak=80, n_strong=400, n_test=300)
+    drift = check_drift(reference=s.train.head(80), current=s.test, text_sample=150, **DRIFT_ARGS)
+    report = evaluate_model(
+        candidate=s.weak,
+        champion=_inverted(s.strong, tmp_path),
+        test=s.test,
+        drift_record=drift.audit_record_id,
+        latency_sample=8,
+    )
+    assert report.comparison.accuracy_delta > 0.3  # the margin over the launcher's folder: what used to count
+    counts = s.test["label"].value_counts()
+    floor = counts.max() / len(s.test)
+    assert report.no_skill is not None and report.no_skill.label == counts.idxmax()
+    assert report.no_skill.accuracy == pytest.approx(floor, abs=1e-6)
+    margin = round(report.candidate.accuracy - report.no_skill.accuracy, 6)
+    assert 0 < margin < 0.1 and report.decision == "needs_approval", report.reasons
+
+    store = audit_log(get_settings())
+    (request,) = [
+        r.event.attributes["request"]
+        for r in store.scan()
+        if r.event.kind == "approval_request" and report.approval_request_id in json.dumps(r.event.attributes)
+    ]
+    summary = request["summary"]  # whoever signs off sees that this is a first champion, and its real margin
+    assert summary["first_champion"] is True and summary["no_skill_delta"] == margin
+    assert summary["no_skill_accuracy"] == report.no_skill.accuracy
+    # the policy reads the margin: the same figures with the candidate under the floor are refused, whatever the
+    # margin over the folder compared with (figures stated by hand, as `aios models promote --evidence` does)
+    name, _, version = report.candidate.model.partition("@")
+    stated = {"accuracy_delta": 0.5, "drift_passed": True, "no_skill_delta": -0.0133}
+    with pytest.raises(GovernanceDenied, match="model-promote-beats-no-skill"):
+        catalog(get_settings()).promote(name, version, actor="service:retraining", evidence=stated)
+
+    # the same evaluation as it would have been recorded before evaluations kept the floor: no first champion on it
+    rec = store.get(report.audit_record_id)
+    assert rec is not None
+    attrs = {k: v for k, v in rec.event.attributes.items() if k != "no_skill"}
+    old = store.append(rec.event.model_copy(update={"attributes": attrs}))
+    assert "no_skill_delta" not in recorded_evaluation(store, old.record_id).evidence
+    with pytest.raises(GovernanceDenied, match="no no-skill floor") as refused:
+        catalog(get_settings()).promote(
+            name, version, actor="service:retraining", evidence={"evaluation_record": old.record_id}
+        )
+    assert refused.value.reason_code == "no_skill_floor_missing"
+    assert catalog(get_settings()).champion(NAME) is None

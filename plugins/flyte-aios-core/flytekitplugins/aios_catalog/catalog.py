@@ -343,16 +343,16 @@ class Catalog:
 
 
 def _for_policy(evidence: dict[str, Any]) -> dict[str, Any]:
-    """The evidence as the policy reads it: a measured ``accuracy_delta`` floored to the 4 decimal places a Cedar
-    decimal holds (the policy refuses more; flooring never rounds in the candidate's favour)."""
+    """The evidence as the policy reads it: a measured ``accuracy_delta`` and ``no_skill_delta`` floored to the 4
+    decimal places a Cedar decimal holds (the policy refuses more; flooring never rounds in the candidate's
+    favour)."""
     out = dict(evidence)
-    delta = out.get("accuracy_delta")
-    # no real delta is near 1e6: one that large goes to the policy as given (it refuses it), where quantizing
-    # 1e300 raised decimal.InvalidOperation
-    if isinstance(delta, float) and math.isfinite(delta) and abs(delta) < 1e6:
-        out["accuracy_delta"] = float(
-            decimal.Decimal(repr(delta)).quantize(decimal.Decimal("0.0001"), decimal.ROUND_FLOOR)
-        )
+    for key in ("accuracy_delta", "no_skill_delta"):
+        delta = out.get(key)
+        # no real delta is near 1e6: one that large goes to the policy as given (it refuses it), where quantizing
+        # 1e300 raised decimal.InvalidOperation
+        if isinstance(delta, float) and math.isfinite(delta) and abs(delta) < 1e6:
+            out[key] = float(decimal.Decimal(repr(delta)).quantize(decimal.Decimal("0.0001"), decimal.ROUND_FLOOR))
     return out
 
 

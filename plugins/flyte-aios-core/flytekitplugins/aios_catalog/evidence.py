@@ -137,11 +137,15 @@ def recorded_evaluation(store: AuditStore, record_id: str) -> RecordedEvaluation
             "evaluation_record": rec.record_id,
             "test_digest": test_digest,
         }
+        floor = a.get("no_skill")  # the held-out rows' no-skill floor (evaluations recorded since 2026-12-05)
+        if floor is not None:
+            evidence["no_skill_delta"] = round(float(cand["accuracy"]) - float(floor["accuracy"]), 6)
+            evidence["no_skill_accuracy"] = float(floor["accuracy"])
         found = RecordedEvaluation(
             rec.record_id, ev.subject, str(cand["digest"]), str(champ["digest"]), str(champ["model"]),
             test_digest, evidence,
         )  # fmt: skip
-    except (KeyError, TypeError) as e:
+    except (KeyError, TypeError, ValueError) as e:
         raise _refuse(f"evaluation record {record_id} lacks {e}; it is not evidence", "no_evidence") from e
     return found
 
@@ -169,4 +173,15 @@ def check_evidence(
     if differ:
         msg = f"the evidence handed in differs from evaluation record {rid} in {', '.join(differ)}; nothing promoted"
         raise _refuse(msg, "evidence_mismatch")
+    if champion_digest is None:
+        # a first champion: what it was compared with is a folder its launcher chose (an inverted head made any
+        # candidate look far better), so it must also beat the held-out rows' no-skill floor, which no one chooses
+        # (the policy reads `no_skill_delta`, model-promote-beats-no-skill)
+        if "no_skill_delta" not in recorded.evidence:
+            msg = (
+                f"{model_id} would be the first champion of its name, and evaluation {rid} records no no-skill floor "
+                "to judge it against (it was recorded before evaluations kept one): evaluate it again"
+            )
+            raise _refuse(msg, "no_skill_floor_missing")
+        return {**recorded.evidence, "first_champion": True}
     return dict(recorded.evidence)

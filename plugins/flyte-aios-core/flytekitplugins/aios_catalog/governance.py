@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 # context attributes of config/policies/schema.cedarschema.json, per action (extra keys are a deny there)
 POLICY_CONTEXT: dict[str, tuple[str, ...]] = {
-    "promote_model": ("accuracy_delta", "drift_passed", "risk"),
+    "promote_model": ("accuracy_delta", "drift_passed", "risk", "no_skill_delta"),
     "write_catalog": (),
 }
 
