@@ -296,9 +296,7 @@ def _inverted(folder: FlyteDirectory, tmp_path: Path) -> FlyteDirectory:
     return FlyteDirectory(path=str(out))
 
 
-def test_a_first_champion_is_judged_against_the_no_skill_floor(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_a_first_champion_is_judged_against_the_no_skill_floor(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Review of 2026-12-05 (the known gap it left open): when a name has no champion yet, the model a candidate is
     compared with is whatever folder its launcher hands in. An inverted head there gave the weak head an accuracy
     delta of about +0.5, and that was the margin the policy and the approver saw. Now a first champion must also beat
