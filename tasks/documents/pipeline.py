@@ -265,9 +265,10 @@ def classify(
         df.loc[ok, "route"] = [a.route for a in answers]
         df.loc[ok, "cached"] = [a.cached for a in answers]
     refs = list(getattr(router, "refs", []))
-    rid = seals.seal(
-        df.to_dict(orient="records"), seals.CLASSIFIED, options.principal, settings, parents=parents, models=refs
-    )
+    sealed = df.to_dict(orient="records")
+    for row, key in zip((r for r in sealed if r["status"] == "ok"), keys, strict=True):
+        row["text_digest"] = key  # the seal names the text by the digest the cache was keyed on: hashed once
+    rid = seals.seal(sealed, seals.CLASSIFIED, options.principal, settings, parents=parents, models=refs)
     df["sealed_by"] = rid
     progress.advance("classify", len(df), options.progress)
     progress.chunk_done("classify")
