@@ -14,10 +14,14 @@ from flytekit import Deck, task
 from flytekitplugins.aios_audit import AuditEvent, ModelRef, audit_log
 from flytekitplugins.aios_core.context import code_version, current_execution
 from flytekitplugins.aios_core.digest import digest_value
+from flytekitplugins.aios_core.errors import GovernanceDenied
 from flytekitplugins.aios_core.settings import Settings, get_settings
 from tasks.drift.effect_size import Thresholds, effect_sizes, profile_reference
 from tasks.drift.report import DriftReport, QualityReport, feature_drifts
 from tasks.images import GOVERNED
+
+QUALITY_KIND = "quality"
+"""The record :func:`check_quality` seals a passed validation in (status ``passed``; its suite, the rows' digests)."""
 
 
 def record_drift(status: str, subject: str, attributes: dict[str, object], settings: Settings, **kw: object) -> str:
@@ -55,7 +59,20 @@ def check_quality(reference: pd.DataFrame, current: pd.DataFrame, suite: str, da
         attrs = {"suite": suite, "failed": {r.batch: r.failed for r in reports if not r.success}}
         record_drift("quality_failed", f"dataset:{dataset}", attrs, settings)
         require_quality(reports)
-    return reports
+    # the validation sealed with the digests of the rows it validated: measure_drift counts only such a record,
+    # never a passed report typed by hand
+    event = AuditEvent(
+        kind=QUALITY_KIND,
+        actor=settings.actor,
+        status="passed",
+        subject=f"dataset:{dataset}",
+        execution=current_execution(),
+        code_version=code_version(settings.code_version),
+        inputs={"reference": digest_value(reference), "current": digest_value(current)},
+        attributes={"suite": suite, "batches": {r.batch: {"rows": r.rows, "evaluated": r.evaluated} for r in reports}},
+    )
+    rid = audit_log(settings).append(event).record_id
+    return [r.model_copy(update={"audit_record_id": rid}) for r in reports]
 
 
 def _text_drift(
@@ -95,21 +112,55 @@ MIN_ROWS = 20
 """Fewest rows a batch may have for a drift check: fewer cannot be told from noise, and an empty batch has none."""
 
 
-def _require_checked(reference: pd.DataFrame, current: pd.DataFrame, quality: list[QualityReport]) -> None:
-    """Refuse to measure (and so to record ``no_drift``) for a batch too small, or one no passed quality check of
-    exactly its rows stands behind: an empty current batch with an empty quality list was recorded as no drift."""
-    batches = (("reference", reference), ("current", current))
-    for batch, frame in batches:
+def _sealed_quality(rid: str, batch: str, digest: str, suite: str, settings: Settings) -> bool:
+    """True when ``rid`` is an intact passed ``kind="quality"`` record of ``suite`` that validated rows whose digest is
+    ``digest`` as its ``batch`` batch."""
+    from flytekitplugins.aios_audit.records import intact
+
+    rec = audit_log(settings).get(rid) if rid else None
+    if rec is None or not intact(rec) or rec.event.kind != QUALITY_KIND or rec.event.status != "passed":
+        return False
+    return rec.event.inputs.get(batch) == digest and rec.event.attributes.get("suite") == suite
+
+
+def _require_checked(
+    frames: dict[str, pd.DataFrame], digests: dict[str, str], quality: list[QualityReport], settings: Settings
+) -> list[str]:
+    """The ``kind="quality"`` records that stand behind both batches; refuse to measure (and so to record
+    ``no_drift``) for a batch too small, or one no sealed passed quality check of exactly its rows stands behind.
+
+    An empty current batch with an empty quality list was recorded as no drift; later a passed report typed by hand
+    (``success: true`` and the batch's row count, no suite run) counted the same as a real validation."""
+    for batch, frame in frames.items():
         if len(frame) < MIN_ROWS:
             msg = f"the {batch} batch has {len(frame)} row(s); a drift check needs at least {MIN_ROWS} in each batch"
             raise ValueError(msg)
-    for batch, frame in batches:
-        if not any(q.batch == batch and q.success and q.rows == len(frame) for q in quality):
+    sealed: list[str] = []
+    for batch, frame in frames.items():
+        mine = [q for q in quality if q.batch == batch and q.success and q.rows == len(frame)]
+        if not mine:
             msg = (
                 f"no passed quality report of the {batch} batch ({len(frame)} rows) was handed in; run check_quality "
                 "first (workflows.drift.check_drift does)"
             )
             raise ValueError(msg)
+        found = next(
+            (
+                q.audit_record_id
+                for q in mine
+                if _sealed_quality(q.audit_record_id, batch, digests[batch], q.suite, settings)
+            ),
+            "",
+        )
+        if not found:
+            msg = (
+                f"the passed quality report of the {batch} batch is not a sealed validation of these rows (no intact "
+                "passed quality record of its suite names their digest): run check_quality on these batches "
+                "(workflows.drift.check_drift does)"
+            )
+            raise GovernanceDenied(msg, reason_code="unsealed_quality")
+        sealed.append(found)
+    return sorted(set(sealed))
 
 
 def _rows(reference: pd.DataFrame, text_column: str) -> dict[str, str]:
@@ -157,7 +208,9 @@ def measure_drift(
     """
     from tasks.drift.plots import effect_size_chart, feature_histograms, report_table
 
-    _require_checked(reference, current, quality)
+    settings = get_settings()  # this task's entry point: resolved once, passed down
+    digests = {"reference": digest_value(reference), "current": digest_value(current)}
+    checked = _require_checked({"reference": reference, "current": current}, digests, quality, settings)
     th = Thresholds(psi=psi_threshold, js=js_threshold, wasserstein=wasserstein_threshold)
     cols = columns or [str(c) for c in reference.columns if c != text_column]
     start = time.perf_counter()
@@ -190,14 +243,14 @@ def measure_drift(
         "embedding": report.embedding.model_dump() if report.embedding else None,
         "prediction": report.prediction.model_dump() if report.prediction else None,
     }
-    digests = {"reference": digest_value(reference), "current": digest_value(current), **_rows(reference, text_column)}
     report.audit_record_id = record_drift(
         "drift" if report.drifted else "no_drift",
         f"dataset:{dataset}",
         attrs,
-        get_settings(),  # this task's settings
-        inputs=digests,
+        settings,
+        inputs={**digests, **_rows(reference, text_column)},
         outputs={"report": digest_value(report)},
         models=models,
+        parents=checked,  # the sealed validations of both batches
     )
     return report

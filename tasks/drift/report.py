@@ -57,6 +57,9 @@ class QualityReport(BaseModel):
     failed: list[str] = Field(default_factory=list, description="'expectation_type(column): observed' per failure")
     rows: int = Field(default=0, description="rows of the batch")
     expectations: list[ExpectationResult] = Field(default_factory=list, description="every expectation that ran")
+    audit_record_id: str = Field(
+        default="", description="the quality_passed record sealing this validation (digest of the rows, suite)"
+    )
 
 
 class EmbeddingDrift(BaseModel):

@@ -80,15 +80,17 @@ def drift_binding(
 
 def _strict_enough(store: Any, record_id: str) -> bool:
     """Whether drift check ``record_id`` decided at thresholds no looser than the pack's (``Thresholds()``: effect
-    sizes at most, the significance level at least). The thresholds are the check's launch inputs: a check run at
-    ``psi_threshold=1e9`` records ``no_drift`` for any data, and counted."""
+    sizes at most, the significance level at least) on batches a sealed quality validation passed. The thresholds
+    are the check's launch inputs: a check run at ``psi_threshold=1e9`` records ``no_drift`` for any data, and
+    counted; a check recorded before ``measure_drift`` required the seal (``kind="quality"``, its parent) may have
+    been measured on quality reports typed by hand."""
     from dataclasses import asdict
 
     from tasks.drift.effect_size import Thresholds
 
     rec = store.get(record_id)
     used = rec.event.attributes.get("thresholds") if rec is not None else None
-    if not isinstance(used, dict):
+    if rec is None or not isinstance(used, dict) or not _quality_sealed(store, rec):
         return False
     pack = asdict(Thresholds())
     try:
@@ -97,6 +99,20 @@ def _strict_enough(store: Any, record_id: str) -> bool:
     except (KeyError, TypeError, ValueError):
         return False
     return not looser
+
+
+def _quality_sealed(store: Any, rec: Any) -> bool:
+    """Whether one of drift record ``rec``'s parents is an intact passed quality seal of exactly its two batches."""
+    from flytekitplugins.aios_audit.records import intact
+    from tasks.drift.check import QUALITY_KIND
+
+    batches = {k: rec.event.inputs.get(k) for k in ("reference", "current")}
+    for parent in store.get_many(rec.event.parents).values():
+        seal = parent.event
+        if intact(parent) and seal.kind == QUALITY_KIND and seal.status == "passed":
+            if all(batches[k] and seal.inputs.get(k) == batches[k] for k in batches):
+                return True
+    return False
 
 
 def recorded_evidence(report: EvaluationReport, settings: Settings) -> dict[str, object]:

@@ -42,6 +42,7 @@ KINDS = (
     "drift",
     "dataset",  # training and held-out rows of one split, sealed by the step that drew them
     "trained",  # a model artifact and the rows it was trained on, sealed by the step that trained it
+    "quality",  # a passed data quality validation of two batches (suite, rows' digests), sealed by check_quality
 )
 
 

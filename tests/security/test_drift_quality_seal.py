@@ -1,0 +1,90 @@
+"""A drift check counts only on a sealed quality validation of exactly its two batches (known gap of 2026-12-05).
+
+``measure_drift`` is a task anyone with launch rights can start on its own. It used to believe the quality reports
+handed to it: a report typed by hand (``success: true`` and the batch's row count, no Great Expectations suite run)
+let it record a check, ``no_drift`` included, that an evaluation then counted. Now ``check_quality`` seals a passed
+validation in a ``kind="quality"`` record (the suite, the digests of the rows it validated), and ``measure_drift``
+measures only when such a record stands behind each batch, naming it as the drift record's parent. Real flytekit
+local execution, the pack's suite, real VADER rows.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from flytekitplugins.aios_audit import audit_log
+from flytekitplugins.aios_core.errors import GovernanceDenied
+from flytekitplugins.aios_core.settings import get_settings
+
+ARGS = {"dataset": "vader-tweets", "columns": ["score"], "text_column": "", "model_dir": "", "psi_threshold": 0.03}
+ARGS |= {"js_threshold": 0.1, "wasserstein_threshold": 0.2, "text_sample": 10}
+
+
+def _rows(n: int, offset: int = 0) -> pd.DataFrame:
+    from tasks.evaluation.data import binarize, load_vader
+
+    data = binarize(load_vader("tweets", get_settings().data_dir))
+    return data.iloc[offset : offset + n][["id", "text", "label", "score"]].reset_index(drop=True)
+
+
+def test_a_passed_quality_report_typed_by_hand_is_no_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tasks.drift.check import check_quality, measure_drift
+    from tasks.drift.report import QualityReport
+
+    monkeypatch.setenv("AIOS_PRINCIPAL", "service:retraining")
+    reference, current = _rows(200), _rows(200, offset=200)
+    typed = [
+        QualityReport(suite="vader_text", batch=b, success=True, evaluated=9, rows=len(f))
+        for b, f in (("reference", reference), ("current", current))
+    ]
+    with pytest.raises(GovernanceDenied, match="not a sealed validation") as refused:
+        measure_drift(reference=reference, current=current, quality=typed, **ARGS)
+    assert refused.value.reason_code == "unsealed_quality"
+    store = audit_log(get_settings())
+    assert [r for r in store.scan() if r.event.kind == "drift"] == []
+
+    # a real, sealed validation of other rows does not stand in for these
+    other = check_quality(reference=_rows(200, offset=400), current=current, suite="vader_text", dataset="vader-tweets")
+    assert all(q.audit_record_id for q in other)
+    with pytest.raises(GovernanceDenied, match="reference batch is not a sealed validation"):
+        measure_drift(reference=reference, current=current, quality=other, **ARGS)
+    # nor does a sealed record id copied onto a report typed by hand for rows it did not validate
+    forged = [q.model_copy(update={"audit_record_id": other[0].audit_record_id}) for q in typed]
+    with pytest.raises(GovernanceDenied, match="reference batch is not a sealed validation"):
+        measure_drift(reference=reference, current=current, quality=forged, **ARGS)
+    assert [r for r in store.scan() if r.event.kind == "drift"] == []
+
+    # the real validation of exactly these rows: measured, and the drift record names the seal as its parent
+    sealed = check_quality(reference=reference, current=current, suite="vader_text", dataset="vader-tweets")
+    report = measure_drift(reference=reference, current=current, quality=sealed, **ARGS)
+    record = store.get(report.audit_record_id)
+    assert record is not None and record.event.parents == [sealed[0].audit_record_id]
+    seal = store.get(sealed[0].audit_record_id)
+    assert seal is not None and seal.event.kind == "quality" and seal.event.status == "passed"
+    assert seal.event.inputs == {k: record.event.inputs[k] for k in ("reference", "current")}
+    assert seal.event.attributes["suite"] == "vader_text"
+
+
+@pytest.mark.slow
+def test_an_evaluation_counts_no_drift_check_without_its_quality_seal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A drift record that names no sealed quality validation of its batches (one recorded before ``measure_drift``
+    required it, measured on reports typed by hand) passes no evaluation; the same check with its seal does."""
+    from workflows.drift import check_drift
+    from workflows.evaluation import evaluate_model, vader_models
+
+    monkeypatch.setenv("AIOS_PRINCIPAL", "service:retraining")
+    s = vader_models(n_weak=80, n_strong=400, n_test=300)
+    drift = check_drift(
+        reference=s.train, current=s.test, text_sample=150, dataset="vader-tweets", suite="vader_text",
+        columns=["score"], text_column="text",
+    )  # fmt: skip
+    store = audit_log(get_settings())
+    rec = store.get(drift.audit_record_id)
+    assert rec is not None and rec.event.status == "no_drift" and len(rec.event.parents) == 1
+    unsealed = store.append(rec.event.model_copy(update={"parents": []}))
+    evaluated = {"candidate": s.strong, "champion": s.baseline, "test": s.test, "latency_sample": 8}
+    unchecked = evaluate_model(drift_record=unsealed.record_id, **evaluated)
+    assert not unchecked.drift_passed and unchecked.decision == "keep", unchecked.reasons
+    checked = evaluate_model(drift_record=drift.audit_record_id, **evaluated)
+    assert checked.drift_passed and checked.decision == "needs_approval", checked.reasons
