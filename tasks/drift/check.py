@@ -59,6 +59,9 @@ def check_quality(reference: pd.DataFrame, current: pd.DataFrame, suite: str, da
         attrs = {"suite": suite, "failed": {r.batch: r.failed for r in reports if not r.success}}
         record_drift("quality_failed", f"dataset:{dataset}", attrs, settings)
         require_quality(reports)
+    if not all(r.evaluated > 0 for r in reports):  # a validation that ran no expectation is no check of the rows
+        empty = " and ".join(r.batch for r in reports if not r.evaluated)
+        raise ValueError(f"suite {suite!r} evaluated no expectation on the {empty} batch; a quality check needs one")
     # the validation sealed with the digests of the rows it validated: measure_drift counts only such a record,
     # never a passed report typed by hand
     event = AuditEvent(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +32,30 @@ class DataQualityError(AiosError):
         self.reports = reports
 
 
+SUITE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+"""A suite is named, never given as a path: ``config/expectations/<name>.json`` of the deployment's config."""
+
+
 def suite_path(suite: str, settings: Settings) -> Path:
-    """``config/expectations/<suite>.json`` of ``settings.config_dir``."""
+    """``config/expectations/<suite>.json`` of ``settings.config_dir``, for a suite NAME only.
+
+    The suite is a launch input: a path there (``/abs/path/nothing`` or ``../..``) once loaded a file the launcher
+    had planted (``{"expectations": []}``), which "passed" any batch, and the seal said the check was validated.
+
+    Raises:
+        ValueError: ``suite`` is not a plain name (letters, digits, ``_`` and ``-``).
+    """
+    if not SUITE_NAME.fullmatch(suite):
+        folder = settings.config_dir / "expectations"
+        known = sorted(p.stem for p in folder.glob("*.json"))
+        msg = f"expectation suite {suite[:80]!r} is not a suite name; name one of {known} (config/expectations/)"
+        raise ValueError(msg)
     return settings.config_dir / "expectations" / f"{suite}.json"
 
 
 def load_suite(suite: str, settings: Settings) -> Any:
-    """The suite as a ``great_expectations.ExpectationSuite``; raises FileNotFoundError/ValueError clearly."""
+    """The suite as a ``great_expectations.ExpectationSuite``; raises FileNotFoundError/ValueError clearly (an
+    unknown name, a path instead of a name, an invalid file, or a suite without a single expectation)."""
     import great_expectations as gx
 
     path = suite_path(suite, settings)
@@ -47,10 +65,13 @@ def load_suite(suite: str, settings: Settings) -> Any:
         raise FileNotFoundError(msg)
     data = json.loads(path.read_text(encoding="utf-8"))
     try:
-        return gx.ExpectationSuite(name=data.get("name", suite), expectations=data["expectations"])
+        loaded = gx.ExpectationSuite(name=data.get("name", suite), expectations=data["expectations"])
     except Exception as e:
         msg = f"expectation suite {path} is invalid: {e}"
         raise ValueError(msg) from e
+    if not loaded.expectations:  # validates nothing, so it would pass anything
+        raise ValueError(f"expectation suite {path} holds no expectation; a quality check needs at least one")
+    return loaded
 
 
 def _exception_message(info: Any) -> str:

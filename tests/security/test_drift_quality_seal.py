@@ -10,12 +10,16 @@ local execution, the pack's suite, real VADER rows.
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
 from flytekitplugins.aios_audit import audit_log
 from flytekitplugins.aios_core.errors import GovernanceDenied
-from flytekitplugins.aios_core.settings import get_settings
+from flytekitplugins.aios_core.settings import get_settings, reset_settings
 
 ARGS = {"dataset": "vader-tweets", "columns": ["score"], "text_column": "", "model_dir": "", "psi_threshold": 0.03}
 ARGS |= {"js_threshold": 0.1, "wasserstein_threshold": 0.2, "text_sample": 10}
@@ -88,3 +92,32 @@ def test_an_evaluation_counts_no_drift_check_without_its_quality_seal(monkeypatc
     assert not unchecked.drift_passed and unchecked.decision == "keep", unchecked.reasons
     checked = evaluate_model(drift_record=drift.audit_record_id, **evaluated)
     assert checked.drift_passed and checked.decision == "needs_approval", checked.reasons
+
+
+def test_a_suite_is_a_name_in_the_deployments_config_and_validates_something(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Review of 2026-12-05 (third): the suite is a launch input, and it was joined onto ``config/expectations/``
+    as given. A path to a file the launcher had planted (``register_candidate`` copies any folder it is handed
+    under the state's ``models/``) holding ``{"expectations": []}`` "passed" a batch the pack's suite refuses, the
+    seal said the rows were validated, and an evaluation counted the check. A suite is now a name, and a suite that
+    evaluates no expectation passes nothing."""
+    from tasks.drift.check import check_quality
+
+    monkeypatch.setenv("AIOS_PRINCIPAL", "service:retraining")
+    reference, current = _rows(200), _rows(200, offset=200)
+    planted = tmp_path / "nothing.json"
+    planted.write_text(json.dumps({"name": "nothing", "expectations": []}))
+    for suite in (str(planted.with_suffix("")), "../../" + str(planted.with_suffix("")).lstrip("/"), "vader_text/.."):
+        with pytest.raises(ValueError, match="is not a suite name; name one of") as refused:
+            check_quality(reference=reference, current=current, suite=suite, dataset="vader-tweets")
+        assert "vader_text" in str(refused.value)
+    # a suite of the deployment's own config that holds no expectation is refused the same way
+    config = tmp_path / "config"
+    shutil.copytree(get_settings().config_dir, config)
+    (config / "expectations" / "nothing.json").write_text(json.dumps({"name": "nothing", "expectations": []}))
+    monkeypatch.setenv("AIOS_CONFIG_DIR", str(config))
+    reset_settings()
+    with pytest.raises(ValueError, match="holds no expectation"):
+        check_quality(reference=reference, current=current, suite="nothing", dataset="vader-tweets")
+    assert [r for r in audit_log(get_settings()).scan() if r.event.kind == "quality"] == []
