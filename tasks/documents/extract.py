@@ -121,6 +121,12 @@ def _amounts(text: str) -> list[tuple[float | None, str, int]]:
     return found
 
 
+def amounts_in(text: str) -> list[tuple[float | None, str]]:
+    """Every amount next to a currency in ``text``, as ``(value, currency)`` in order (value None: not readable one
+    way only): what two views of one document must agree on (:func:`tasks.documents.parse.read_html`)."""
+    return [(value, currency) for value, currency, _ in _amounts(text)]
+
+
 def _pick_total(text: str, amounts: list[tuple[float | None, str, int]]) -> tuple[float | None, str | None]:
     """The document's total: the largest amount after a total's hint (else the largest); no amount when one of those
     candidates cannot be read (the total may be that one: fail closed, never the next smaller amount)."""

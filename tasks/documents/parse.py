@@ -113,36 +113,176 @@ def _printable_share(text: str) -> float:
     return ok / len(sample)
 
 
+_HIDING = re.compile(
+    r"display\s*:\s*none|visibility\s*:\s*(?:hidden|collapse)|mso-hide\s*:\s*all|color\s*:\s*transparent"
+    r"|(?<![-\w])font-size\s*:\s*0*\.?0+(?:px|pt|em|rem|%)?\s*(?:!important\s*)?(?:;|$)"
+    r"|(?<![-\w])opacity\s*:\s*0*\.?0+\s*(?:!important\s*)?(?:;|$)",
+    re.IGNORECASE,
+)
+"""CSS declarations that hide an element's text from whoever reads the page (``max-height:0`` and the like count only
+with ``overflow:hidden``, see :func:`_hides`)."""
+_CLIPPED = re.compile(
+    r"(?<![-\w])(?:max-)?(?:height|width)\s*:\s*0*\.?0+(?:px|pt|em|rem|%)?\s*(?:!important\s*)?(?:;|$)", re.I
+)
+_OVERFLOW_HIDDEN = re.compile(r"overflow\s*:\s*hidden", re.IGNORECASE)
+_SIMPLE_SELECTOR = re.compile(r"([a-zA-Z][a-zA-Z0-9]*)?(?:([.#])([-\w]+))?")
+
+
+def _hides(declarations: str) -> bool:
+    """Whether CSS ``declarations`` hide the text of the element they apply to."""
+    return bool(_HIDING.search(declarations)) or (
+        bool(_CLIPPED.search(declarations)) and bool(_OVERFLOW_HIDDEN.search(declarations))
+    )
+
+
+def _css_rules(css: str) -> list[tuple[str, str]]:
+    """``(selectors, declarations)`` of every innermost rule of a style sheet, inside ``@media`` blocks too (text
+    hidden on some screens is hidden from some readers)."""
+    css = re.sub(r"/\*.*?\*/", "", css, flags=re.DOTALL)
+    rules: list[tuple[str, str]] = []
+    stack: list[int] = []
+    start = 0
+    for i, ch in enumerate(css):
+        if ch == "{":
+            stack.append(start)
+            start = i + 1
+        elif ch == "}" and stack:
+            head_start = stack.pop()
+            body = css[start:i]
+            if "{" not in body:
+                head = css[head_start : start - 1]
+                rules.append((head.rsplit("}", 1)[-1].rsplit(";", 1)[-1].strip(), body))
+            start = i + 1
+    return rules
+
+
 class _HTMLText(html.parser.HTMLParser):
-    SKIP = frozenset({"script", "style", "noscript", "template", "head"})
+    """What a person reading the page sees, and what is there but hidden from them.
+
+    Text is hidden when its element (or one around it) has the ``hidden`` attribute, an inline style that hides it
+    (:func:`_hides`: ``display:none``, ``visibility:hidden``, ``font-size:0``, ``opacity:0``, ...), or a tag, class or
+    id a style sheet hides in a simple selector (``.x``, ``#y``, ``span``, ``p.x``); a hiding rule with any other
+    selector (``div > p``, ``[title]``, ``:first-child``) is ``unresolved``: text of the page may be hidden by it.
+    Style sheets are read where they stand; a rule applies to the elements after it (sheets are in the head).
+    """
+
+    SKIP = frozenset({"script", "style", "noscript", "template", "head", "title"})
     BLOCK = frozenset({"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "section", "article", "td"})
+    VOID = frozenset(
+        {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "param", "source", "track", "wbr"}
+    )
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.parts: list[str] = []
+        self.hidden_parts: list[str] = []
+        self.unresolved = False
         self._skip = 0
+        self._style = False
+        self._css: list[str] = []
+        self._hidden_depth = 0  # open elements since the outermost hidden one (0: not hidden)
+        self._tags: set[str] = set()
+        self._classes: set[str] = set()
+        self._ids: set[str] = set()
+
+    def _learn(self, css: str) -> None:
+        for selectors, declarations in _css_rules(css):
+            if not _hides(declarations):
+                continue
+            for selector in (x.strip() for x in selectors.split(",")):
+                m = _SIMPLE_SELECTOR.fullmatch(selector)
+                if not selector or m is None or not (m.group(1) or m.group(3)):
+                    self.unresolved = True
+                elif m.group(3):
+                    (self._classes if m.group(2) == "." else self._ids).add(m.group(3))
+                else:
+                    self._tags.add(m.group(1).lower())
+
+    def _is_hidden(self, tag: str, attrs: list[tuple[str, str | None]]) -> bool:
+        a = {k.lower(): v or "" for k, v in attrs}
+        if "hidden" in a or _hides(a.get("style", "")) or tag in self._tags:
+            return True
+        return a.get("id", "") in self._ids or bool(self._classes.intersection(a.get("class", "").split()))
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "style":
+            self._style, self._css = True, []
         if tag in self.SKIP:
             self._skip += 1
         elif tag in self.BLOCK:
-            self.parts.append("\n")
+            (self.hidden_parts if self._hidden_depth else self.parts).append("\n")
+        if tag in self.VOID:
+            return
+        if self._hidden_depth:
+            self._hidden_depth += 1
+        elif self._is_hidden(tag, attrs):
+            self._hidden_depth = 1
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self.BLOCK:
+            (self.hidden_parts if self._hidden_depth else self.parts).append("\n")
 
     def handle_endtag(self, tag: str) -> None:
+        if tag == "style" and self._style:
+            self._style = False
+            self._learn("".join(self._css))
         if tag in self.SKIP and self._skip:
             self._skip -= 1
+        if tag not in self.VOID and self._hidden_depth:
+            self._hidden_depth -= 1
 
     def handle_data(self, data: str) -> None:
-        if not self._skip:
-            self.parts.append(data)
+        if self._style:
+            self._css.append(data)
+        elif not self._skip:
+            (self.hidden_parts if self._hidden_depth else self.parts).append(data)
 
 
-def html_to_text(markup: str) -> str:
-    """Visible text of an HTML page (scripts, styles and head dropped)."""
+def _squeeze(parts: list[str]) -> str:
+    return re.sub(r"[ \t]+", " ", re.sub(r"\n\s*\n+", "\n\n", "".join(parts))).strip()
+
+
+@dataclass(frozen=True)
+class HtmlViews:
+    """An HTML page as a person sees it (``visible``), the text it holds hidden from them (``hidden``), and whether
+    a style rule the reader cannot place may hide more (``unresolved``)."""
+
+    visible: str
+    hidden: str
+    unresolved: bool
+
+
+def html_views(markup: str) -> HtmlViews:
+    """:class:`HtmlViews` of an HTML page (scripts, styles and head dropped)."""
     p = _HTMLText()
     p.feed(markup)
     p.close()
-    return re.sub(r"[ \t]+", " ", re.sub(r"\n\s*\n+", "\n\n", "".join(p.parts))).strip()
+    return HtmlViews(_squeeze(p.parts), _squeeze(p.hidden_parts), p.unresolved)
+
+
+def html_to_text(markup: str) -> str:
+    """Visible text of an HTML page (scripts, styles, head and hidden elements dropped)."""
+    return html_views(markup).visible
+
+
+def read_html(markup: str) -> str:
+    """The text of an HTML page the pipeline decides on: what a person sees, or quarantined when the page holds an
+    amount hidden from them, or hides text by a style rule this reader cannot place while it names an amount.
+
+    An invoice whose visible total needed a sign-off once hid ``Total amount due: EUR 950.00`` in a ``display:none``
+    element (or a ``hidden`` one): the total read was the hidden one, and the payment was allowed without it.
+
+    Raises:
+        Quarantined: ``hidden_text``.
+    """
+    from tasks.documents.extract import amounts_in
+
+    views = html_views(markup)
+    if amounts_in(views.hidden):
+        raise Quarantined("hidden_text", "the page holds an amount its reader does not see")
+    if views.unresolved and amounts_in(views.visible):
+        raise Quarantined("hidden_text", "a style rule may hide text of a page that names an amount")
+    return views.visible
 
 
 def _email(data: bytes, limits: Limits, depth: int) -> Parsed:
@@ -153,7 +293,9 @@ def _email(data: bytes, limits: Limits, depth: int) -> Parsed:
     body = msg.get_body(preferencelist=("plain", "html"))
     if body is not None:
         content = _part_text(body)
-        parts.append(html_to_text(content) if body.get_content_type() == "text/html" else content)
+        parts.append(read_html(content) if body.get_content_type() == "text/html" else content)
+        if body.get_content_type() == "text/plain":
+            _same_amounts(msg, content)
     n_att = 0
     for att in msg.iter_attachments():
         n_att += 1
@@ -178,6 +320,20 @@ ATTACHMENT_LEFT_OUT = frozenset(
 encrypted, corrupt). Any other reason quarantines the mail with it: cut at a launch limit (``truncated``), a bomb by
 the launch's budget, OCR not installed here. A 2-page invoice attached to a mail launched with ``max_pages=1`` was
 left out, and the mail was decided on the amount its body named (review of 2026-12-05)."""
+
+
+def _same_amounts(msg: EmailMessage, plain: str) -> None:
+    """Quarantine (``alternatives_differ``) a mail whose HTML alternative, the one mail programs show, names other
+    amounts than the plain text read here: a plain ``EUR 950.00`` beside an HTML ``EUR 95,000.00`` was decided at 950
+    and allowed without the sign-off the amount a person saw needs. (``hidden_text`` when the HTML hides one.)"""
+    from tasks.documents.extract import amounts_in
+
+    markup = msg.get_body(preferencelist=("html",))
+    if markup is None or markup.get_content_type() != "text/html":
+        return
+    seen = read_html(_part_text(markup))
+    if sorted(amounts_in(seen), key=repr) != sorted(amounts_in(plain), key=repr):
+        raise Quarantined("alternatives_differ", "the mail's HTML and plain texts name different amounts")
 
 
 def _part_text(part: EmailMessage) -> str:
@@ -214,7 +370,7 @@ def _parse_sniffed(fmt: str, data: bytes, limits: Limits, depth: int) -> Parsed:
         return _email(data, limits, depth)
     text, enc = decode(data)
     if fmt == "html":
-        return Parsed(text=html_to_text(text), fmt="html", encoding=enc)
+        return Parsed(text=read_html(text), fmt="html", encoding=enc)
     return Parsed(text=text, fmt="text", encoding=enc)
 
 

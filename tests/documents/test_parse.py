@@ -20,6 +20,8 @@ REASONS = {
     "no_text",
     "truncated",
     "ocr_unavailable",
+    "alternatives_differ",
+    "hidden_text",
     "unsupported_format",
 }
 

@@ -1,0 +1,112 @@
+"""The pipeline decides on the text a person reading the document sees (re-review of 2026-12-05, finding 2).
+
+An invoice whose visible total needs the payment sign-off was decided ``allow`` at EUR 950.00 in two ways: a
+``multipart/alternative`` mail whose text/plain part (read) said 950 while its text/html part (what mail programs
+show) said 95,000; and an HTML mail whose visible amount was 95,000 with a hidden ``Total amount due: EUR 950.00``
+line (``display:none``, or the ``hidden`` attribute), the total the extractor then picked. Now a mail whose two
+texts name different amounts is quarantined ``alternatives_differ``, and a page that hides an amount from its reader
+``hidden_text``; hidden text without an amount is left out of what is decided. Real flytekit stages, real models.
+"""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tasks.documents import stages
+from tests.documents.conftest import options
+
+BASE = (
+    "INVOICE No. INV-20431\nIssued by: Northwind Trading GmbH\nBill to: Contoso Ltd\nInvoice date: 2024-03-11\n"
+    "Description: security audit, 12 units\nPayment terms: net 30 days\nTotal amount due: {amt}\n"
+    "Please transfer the amount due to the account below."
+)
+VISIBLE = BASE.format(amt="EUR 95,000.00")
+
+
+def _html(body: str, extra: str = "", head: str = "") -> str:
+    lines = "".join(f"<p>{line}</p>" for line in body.splitlines())
+    return f"<html><head>{head}</head><body>{lines}{extra}</body></html>"
+
+
+def _mail(plain: str | None, markup: str | None) -> bytes:
+    m = EmailMessage()
+    m["From"], m["To"], m["Subject"] = "billing@northwind.example", "accounts@example.org", "Invoice INV-20431"
+    if plain is not None:
+        m.set_content(plain)
+        if markup is not None:
+            m.add_alternative(markup, subtype="html")
+    else:
+        m.set_content(markup, subtype="html")
+    return bytes(m)
+
+
+def _decided(tmp_path: Path, files: dict[str, bytes]) -> dict[str, dict[str, object]]:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for name, data in files.items():
+        (inbox / name).write_bytes(data)
+    opts = options(chunk_size=64)
+    (chunk,) = stages.ingest(source=str(inbox), options=opts)
+    classified = stages.classify(docs=stages.parse_protect(chunk=chunk, options=opts), options=opts)
+    decided: pd.DataFrame = stages.decide(docs=classified, options=opts)
+    return {str(r["name"]): r for r in decided.to_dict("records")}
+
+
+def test_what_is_decided_is_what_a_person_sees(tmp_path: Path) -> None:
+    hidden_line = "Total amount due: EUR 950.00"
+    shown = VISIBLE.replace("Total amount due", "Amount")  # no total word beside the visible amount
+    by_class = _html(shown, f'<p class="x">{hidden_line}</p>', "<style>.x { display: none }</style>")
+    by_rule = _html(shown, f"<div><p>{hidden_line}</p></div>", "<style>div > p{font-size:0}</style>")
+    preheader = '<span style="display:none;max-height:0;overflow:hidden">Your March bill</span>'
+    rows = _decided(
+        tmp_path,
+        {
+            "html_only.eml": _mail(None, _html(VISIBLE)),
+            "same_both.eml": _mail(VISIBLE, _html(VISIBLE)),
+            "alternatives.eml": _mail(BASE.format(amt="EUR 950.00"), _html(VISIBLE)),
+            "hidden_style.eml": _mail(None, _html(shown, f'<div style="display:none">{hidden_line}</div>')),
+            "hidden_attribute.eml": _mail(None, _html(shown, f"<p hidden>{hidden_line}</p>")),
+            "hidden_class.html": by_class.encode(),
+            "unplaced_rule.html": by_rule.encode(),
+            "preheader.html": _html(VISIBLE, preheader).encode(),
+        },
+    )
+    for name in ("html_only.eml", "same_both.eml", "preheader.html"):  # the honest ones: the sign-off is asked
+        row = rows[name]
+        assert row["status"] == "ok" and row["amount"] == 95000.0, row
+        assert row["effect"] == "require_approval" and row["gate"] == "payment-signoff", row
+    assert rows["alternatives.eml"]["reason"] == "alternatives_differ", rows["alternatives.eml"]
+    for name in ("hidden_style.eml", "hidden_attribute.eml", "hidden_class.html", "unplaced_rule.html"):
+        row = rows[name]
+        assert row["status"] == "quarantine" and row["reason"] == "hidden_text", row
+        assert pd.isna(row["amount"]) and row["effect"] == "none" and row["policy_record"] == ""
+
+
+@pytest.mark.parametrize(
+    ("markup", "visible", "hidden", "unresolved"),
+    [
+        ('<p>a</p><div hidden><p>b</p><br><img src="x">c</div><p>d</p>', "a d", "b c", False),
+        ('<p style="font-size:0px">b</p><p style="font-size:0.5em">a</p>', "a", "b", False),
+        ('<p style="opacity: 0 !important">b</p><p style="opacity:0.8">a</p>', "a", "b", False),
+        ('<p style="max-height:0;overflow:hidden">b</p><p style="max-height:0">a</p>', "a", "b", False),
+        ("<style>@media (max-width:480px){#m{display:none}}</style><p id=m>b</p><p>a</p>", "a", "b", False),
+        (
+            "<style>span.x, .y{visibility:hidden}</style><span class='x'>b</span> <i class='z y'>c</i> a",
+            "a",
+            "bc",
+            False,
+        ),
+        ("<style>p:first-child{display:none}</style><p>a</p>", "a", "", True),
+        ("<style>p{color:red}</style><p>a</p><script>b</script>", "a", "", False),
+    ],
+)
+def test_html_views(markup: str, visible: str, hidden: str, unresolved: bool) -> None:
+    from tasks.documents.parse import html_views
+
+    views = html_views(f"<html><body>{markup}</body></html>")
+    assert (" ".join(views.visible.split()), " ".join(views.hidden.split())) == (visible, hidden)
+    assert views.unresolved is unresolved
