@@ -128,17 +128,24 @@ _OVERFLOW_HIDDEN = re.compile(r"overflow\s*:\s*hidden", re.IGNORECASE)
 _SIMPLE_SELECTOR = re.compile(r"([a-zA-Z][a-zA-Z0-9]*)?(?:([.#])([-\w]+))?")
 
 
+def _css_plain(css: str) -> str:
+    """CSS without comments and escapes, as a browser reads it: ``d\\isplay:/**/none`` and ``\\64 isplay:none``
+    are ``display:none``."""
+    css = re.sub(r"/\*.*?(?:\*/|$)", "", css, flags=re.DOTALL)
+    css = re.sub(r"\\([0-9a-fA-F]{1,6})\s?", lambda m: chr(min(int(m.group(1), 16), 0x10FFFF) or 0xFFFD), css)
+    return re.sub(r"\\(.)", r"\1", css, flags=re.DOTALL)
+
+
 def _hides(declarations: str) -> bool:
     """Whether CSS ``declarations`` hide the text of the element they apply to."""
-    return bool(_HIDING.search(declarations)) or (
-        bool(_CLIPPED.search(declarations)) and bool(_OVERFLOW_HIDDEN.search(declarations))
-    )
+    plain = _css_plain(declarations)
+    return bool(_HIDING.search(plain)) or (bool(_CLIPPED.search(plain)) and bool(_OVERFLOW_HIDDEN.search(plain)))
 
 
 def _css_rules(css: str) -> list[tuple[str, str]]:
     """``(selectors, declarations)`` of every innermost rule of a style sheet, inside ``@media`` blocks too (text
     hidden on some screens is hidden from some readers)."""
-    css = re.sub(r"/\*.*?\*/", "", css, flags=re.DOTALL)
+    css = re.sub(r"/\*.*?(?:\*/|$)", "", css, flags=re.DOTALL)
     rules: list[tuple[str, str]] = []
     stack: list[int] = []
     start = 0
@@ -159,8 +166,9 @@ def _css_rules(css: str) -> list[tuple[str, str]]:
 class _HTMLText(html.parser.HTMLParser):
     """What a person reading the page sees, and what is there but hidden from them.
 
-    Text is hidden when its element (or one around it) has the ``hidden`` attribute, an inline style that hides it
-    (:func:`_hides`: ``display:none``, ``visibility:hidden``, ``font-size:0``, ``opacity:0``, ...), or a tag, class or
+    Text is hidden when its element (or one around it) has the ``hidden`` attribute, is a folded ``<details>``, has an
+    inline style that hides it (:func:`_hides`: ``display:none``, ``visibility:hidden``, ``font-size:0``,
+    ``opacity:0``, ..., read without CSS comments and escapes), or a tag, class or
     id a style sheet hides in a simple selector (``.x``, ``#y``, ``span``, ``p.x``); a hiding rule with any other
     selector (``div > p``, ``[title]``, ``:first-child``) is ``unresolved``: text of the page may be hidden by it.
     Style sheets are read where they stand; a rule applies to the elements after it (sheets are in the head).
@@ -201,6 +209,8 @@ class _HTMLText(html.parser.HTMLParser):
     def _is_hidden(self, tag: str, attrs: list[tuple[str, str | None]]) -> bool:
         a = {k.lower(): v or "" for k, v in attrs}
         if "hidden" in a or _hides(a.get("style", "")) or tag in self._tags:
+            return True
+        if tag == "details" and "open" not in a:  # folded: shown only when its reader opens it (summary included)
             return True
         return a.get("id", "") in self._ids or bool(self._classes.intersection(a.get("class", "").split()))
 

@@ -101,6 +101,8 @@ def test_what_is_decided_is_what_a_person_sees(tmp_path: Path) -> None:
             False,
         ),
         ("<style>p:first-child{display:none}</style><p>a</p>", "a", "", True),
+        ('<p style="d\\isplay:/**/none">b</p><p style="\\64 isplay : NONE">c</p>a', "a", "bc", False),
+        ("<details><summary>b</summary>c</details><details open>a</details>", "a", "bc", False),
         ("<style>p{color:red}</style><p>a</p><script>b</script>", "a", "", False),
     ],
 )
