@@ -127,6 +127,11 @@ def amounts_in(text: str) -> list[tuple[float | None, str]]:
     return [(value, currency) for value, currency, _ in _amounts(text)]
 
 
+def total_in(text: str) -> float | None:
+    """The total :func:`extract` reads in ``text`` (None: none, or not readable one way only)."""
+    return _pick_total(text, _amounts(text))[0]
+
+
 def _pick_total(text: str, amounts: list[tuple[float | None, str, int]]) -> tuple[float | None, str | None]:
     """The document's total: the largest amount after a total's hint (else the largest); no amount when one of those
     candidates cannot be read (the total may be that one: fail closed, never the next smaller amount)."""

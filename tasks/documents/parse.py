@@ -277,22 +277,101 @@ def html_to_text(markup: str) -> str:
 
 def read_html(markup: str) -> str:
     """The text of an HTML page the pipeline decides on: what a person sees, or quarantined when the page holds an
-    amount hidden from them, or hides text by a style rule this reader cannot place while it names an amount.
+    amount hidden from them, or hides text by a style rule this reader cannot place while it names an amount; and,
+    the backstop that does not rely on this reader's model of what a browser shows (:func:`check_views`), when an
+    amount anywhere in the markup (attributes, comments, style sheets, text this reader left out) is not in the text
+    read, or is larger than the total read.
 
     An invoice whose visible total needed a sign-off once hid ``Total amount due: EUR 950.00`` in a ``display:none``
-    element (or a ``hidden`` one): the total read was the hidden one, and the payment was allowed without it.
+    element (or a ``hidden`` one): the total read was the hidden one, and the payment was allowed without it. A
+    re-review then hid it in two dozen other ways (stray end tags, rules after the element, ``opacity:0%``, zero-width
+    characters in the currency) or made the reader drop the visible total (``<noscript>``, CSS ``content``, a comment
+    HTML5 ends early).
 
     Raises:
-        Quarantined: ``hidden_text``.
+        Quarantined: ``hidden_text`` or ``total_not_largest``.
     """
     from tasks.documents.extract import amounts_in
+    from tasks.documents.pii import normalize
 
     views = html_views(markup)
-    if amounts_in(views.hidden):
+    if amounts_in(normalize(views.hidden)):
         raise Quarantined("hidden_text", "the page holds an amount its reader does not see")
-    if views.unresolved and amounts_in(views.visible):
+    if views.unresolved and amounts_in(normalize(markup)):
         raise Quarantined("hidden_text", "a style rule may hide text of a page that names an amount")
+    check_views(views.visible, [views.hidden, *markup_views(markup)], styled=True)
     return views.visible
+
+
+class _AllText(html.parser.HTMLParser):
+    """Every text a page carries, shown or not: all character data (head, scripts, style sheets, skipped and hidden
+    elements), comments, declarations, and the attributes that put text in front of a person (``alt``, ``title``,
+    ``value``, ``placeholder``, ``label``, ``content``). Not addresses, ids or classes (``src="cid:...$04826125"``
+    read as USD 4,826,125 in a real mail)."""
+
+    SHOWN_ATTRIBUTES = frozenset({"alt", "title", "value", "placeholder", "label", "content", "aria-label"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.parts += ["\n", *(v for k, v in attrs if v and k.lower() in self.SHOWN_ATTRIBUTES), "\n"]
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handle_starttag(tag, attrs)
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+    def handle_comment(self, data: str) -> None:
+        self.parts += ["\n", data, "\n"]
+
+    def handle_decl(self, decl: str) -> None:
+        self.parts += ["\n", decl, "\n"]
+
+    def unknown_decl(self, data: str) -> None:
+        self.parts += ["\n", data, "\n"]
+
+    def handle_pi(self, data: str) -> None:
+        self.parts += ["\n", data, "\n"]
+
+
+def markup_views(markup: str) -> list[str]:
+    """Every text an HTML page carries (:class:`_AllText`), and the same read as CSS (escapes decoded): an amount in
+    a shown attribute, a comment, a style sheet's ``content`` or a part of the page the visible reader skips is in
+    one of these."""
+    p = _AllText()
+    p.feed(markup)
+    p.close()
+    text = "".join(p.parts)
+    return [text, _css_plain(text)]
+
+
+def check_views(decided: str, others: list[str], *, styled: bool) -> None:
+    """Quarantine a document unless the text decided on holds every amount its other views hold (``others``: hidden
+    text, raw markup, a mail's other parts), and, where styling can hide or reorder what a person sees
+    (``styled``: HTML), unless the total read is the largest amount anywhere in it.
+
+    Raises:
+        Quarantined: ``hidden_text`` (an amount outside the text read) or ``total_not_largest``.
+    """
+    from tasks.documents.extract import amounts_in, total_in
+    from tasks.documents.pii import normalize
+
+    text = normalize(decided)
+    seen = {(v, c) for v, c in amounts_in(text)}
+    anywhere = {(v, c) for other in others for v, c in amounts_in(normalize(other))}
+    outside = sorted(anywhere - seen, key=repr)
+    if outside:
+        value, currency = outside[0]
+        shown = f"{currency} {value:,.2f}" if value is not None else f"an unreadable {currency} amount"
+        raise Quarantined("hidden_text", f"{shown} is in the document but not in the text read"[:79])
+    if styled:
+        total = total_in(text)
+        biggest = max((v for v, _ in seen | anywhere if v is not None), default=None)
+        if biggest is not None and (total is None or biggest > total):
+            raise Quarantined("total_not_largest", f"an amount above the total read ({biggest:,.2f}) is in it"[:79])
 
 
 def _email(data: bytes, limits: Limits, depth: int) -> Parsed:
@@ -320,7 +399,29 @@ def _email(data: bytes, limits: Limits, depth: int) -> Parsed:
             if q.reason not in ATTACHMENT_LEFT_OUT:  # read in part, or not read in this run: neither is the mail
                 raise Quarantined(q.reason, f"in an attachment: {q.detail}"[:79]) from None
             parts.append("\n[attachment not readable]")
-    return Parsed(text="\n".join(parts), fmt="email", attachments=n_att)
+    text = "\n".join(parts)
+    if depth == 0:  # every text part of the mail, nested messages included, against what was read of it
+        others, styled = _text_parts(msg)
+        check_views(text, others, styled=styled)
+    return Parsed(text=text, fmt="email", attachments=n_att)
+
+
+def _text_parts(msg: EmailMessage) -> tuple[list[str], bool]:
+    """The texts of every ``text/*`` part of a mail (each alternative, inline parts, forwarded messages), HTML ones
+    as all their views (:func:`html_views`, :func:`markup_views`), and whether any part is HTML."""
+    out: list[str] = []
+    styled = False
+    for part in msg.walk():
+        if part.is_multipart() or part.get_content_maintype() != "text":
+            continue
+        content = _part_text(part)  # type: ignore[arg-type]
+        if part.get_content_subtype() == "html" or sniff(content[:4096].encode(errors="replace"), ".html") == "html":
+            views = html_views(content)
+            out += [views.visible, views.hidden, *markup_views(content)]
+            styled = True
+        else:
+            out.append(content)
+    return out, styled
 
 
 ATTACHMENT_LEFT_OUT = frozenset(

@@ -22,6 +22,7 @@ REASONS = {
     "ocr_unavailable",
     "alternatives_differ",
     "hidden_text",
+    "total_not_largest",
     "unsupported_format",
 }
 
@@ -59,8 +60,12 @@ def test_real_docx_fixtures() -> None:
 
 def test_real_spam_emails_with_attachments() -> None:
     mails = _files("mails/tests/mails/mail_*")
-    outcomes = [_outcome(p) for p in mails]
-    assert outcomes.count("email") >= len(mails) - 3
+    outcomes = {p.name: _outcome(p) for p in mails}
+    # a person reading these sees amounts the text read does not hold as they do (their HTML names prices their
+    # plain text lacks; a payment that is not the mail's largest amount): decided by no one, reviewed by hand
+    assert outcomes.pop("mail_test_1") == outcomes.pop("mail_test_11") == "quarantine:alternatives_differ"
+    assert outcomes.pop("mail_test_4") == "quarantine:total_not_largest"
+    assert list(outcomes.values()).count("email") >= len(outcomes) - 3
 
 
 def test_rfc822_messages_and_html_pages() -> None:

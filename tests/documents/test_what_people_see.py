@@ -112,3 +112,84 @@ def test_html_views(markup: str, visible: str, hidden: str, unresolved: bool) ->
     views = html_views(f"<html><body>{markup}</body></html>")
     assert (" ".join(views.visible.split()), " ".join(views.hidden.split())) == (visible, hidden)
     assert views.unresolved is unresolved
+
+
+HID = "Total amount due: EUR 950.00"
+SHOWN = VISIBLE.replace("Total amount due", "Amount")
+KEPT = BASE.format(amt="").replace("Total amount due: \n", "Deposit received: EUR 950.00\n")
+TOTAL = "Total amount due: EUR 95,000.00"
+
+
+def _alternatives(*parts: tuple[str, str]) -> bytes:
+    from email.mime.multipart import MIMEMultipart
+    from email.mime.text import MIMEText
+
+    m = MIMEMultipart("alternative")
+    m["From"], m["To"], m["Subject"] = "billing@northwind.example", "accounts@example.org", "Invoice INV-20431"
+    for subtype, body in parts:
+        m.attach(MIMEText(body, subtype, "utf-8"))
+    return m.as_bytes()
+
+
+def _forwarded() -> bytes:
+    from email.mime.message import MIMEMessage
+    from email.mime.multipart import MIMEMultipart
+    from email.mime.text import MIMEText
+
+    inner = EmailMessage()
+    inner["Subject"] = "Invoice INV-20431"
+    inner.set_content(VISIBLE)
+    m = MIMEMultipart("mixed")
+    m["From"], m["To"], m["Subject"] = "billing@northwind.example", "accounts@example.org", "Fw: invoice"
+    m.attach(MIMEText("Deposit received: EUR 950.00. Please see the forwarded invoice below.", "plain", "utf-8"))
+    m.attach(MIMEMessage(inner))
+    return m.as_bytes()
+
+
+REREVIEW = {  # re-review of 2026-12-05 (fourth): each was decided allow at 950 while a person saw 95,000
+    "stray_end_tag.html": _html(SHOWN, f'<div style="display:none"></span>{HID}</div>'),
+    "style_after.html": _html(SHOWN, f'<p class="x">{HID}</p><style>.x{{display:none}}</style>'),
+    "css_string_brace.html": _html(SHOWN, f'<p class="x">{HID}</p>', '<style>.x{display:none;content:"{"}</style>'),
+    "opacity_percent.html": _html(SHOWN, f'<p style="opacity:0%">{HID}</p>'),
+    "scale_zero.html": _html(SHOWN, f'<p style="transform:scale(0)">{HID}</p>'),
+    "off_screen.html": _html(SHOWN, f'<p style="position:absolute;left:-9999px">{HID}</p>'),
+    "zero_width_currency.html": _html(
+        SHOWN.replace("EUR", "E&#8203;UR"),
+        f"<div><p>{HID.replace('EUR', 'E&#8203;UR')}</p></div>",
+        "<style>div > p{display:none}</style>",
+    ),
+    "noscript_total.html": _html(KEPT, f"<noscript><p>{TOTAL}</p></noscript>"),
+    "css_content_total.html": _html(KEPT, '<p class="t"></p>', f'<style>.t::after{{content:"{TOTAL}"}}</style>'),
+    "input_value_total.html": _html(KEPT, '<p>Total amount due: <input value="EUR 95,000.00"></p>'),
+    "abrupt_comment.html": _html(KEPT, f"<!--><p>{TOTAL}</p><!-- -->"),
+    "swapped_totals.eml": _mail(
+        BASE.format(amt="EUR 950.00") + "\nDeposit already paid: EUR 95,000.00",
+        _html(VISIBLE + "\nDeposit already paid: EUR 950.00"),
+    ),
+    "two_html_alternatives.eml": _alternatives(
+        ("plain", BASE.format(amt="EUR 950.00")),
+        ("html", _html(BASE.format(amt="EUR 950.00"))),
+        ("html", _html(VISIBLE)),
+    ),
+    "zero_width_in_amount.eml": _mail(BASE.format(amt="EUR 950.00"), _html(BASE.format(amt="EUR 950&#8203;00.00"))),
+    "forwarded_invoice.eml": _forwarded(),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REREVIEW))
+def test_an_amount_a_person_sees_but_the_text_read_lacks_is_never_decided(name: str, tmp_path: Path) -> None:
+    """The reader's model of what a browser shows cannot be complete; the backstop does not depend on it: every
+    amount anywhere in the document (its markup, its hidden text, each part of a mail) must be in the text read, and
+    in HTML the total read must be its largest amount. Otherwise the document is quarantined, never decided."""
+    from tasks.documents.parse import Limits, parse_file
+    from tasks.documents.readers import Quarantined
+
+    data = REREVIEW[name]
+    path = tmp_path / name
+    path.write_bytes(data if isinstance(data, bytes) else data.encode())
+    with pytest.raises(Quarantined) as quarantined:
+        parse_file(path, Limits())
+    assert quarantined.value.reason in {"hidden_text", "total_not_largest", "alternatives_differ"}, quarantined.value
+    honest = tmp_path / "honest.html"
+    honest.write_text(_html(VISIBLE, '<p style="color:#333">Thank you for your business.</p>'))
+    assert "EUR 95,000.00" in parse_file(honest, Limits()).text
