@@ -204,7 +204,44 @@ def read_docx(path: Path, budget: Budget | None = None) -> str:
             if cells:
                 lines.append(" | ".join(dict.fromkeys(cells)))
     lines += _other_text(document, covered)
-    return "\n".join(lines)
+    text = "\n".join(lines)
+    _check_hidden_runs(document, text)
+    return text
+
+
+_OFF = ("0", "false", "off")
+
+
+def _check_hidden_runs(document: Any, text: str) -> None:
+    """Quarantine a DOCX whose hidden runs (``w:vanish``, which Word does not show or print) hold an amount
+    (``hidden_text``), and one that hides text at all (in a run or a style) unless its total as read is its largest
+    amount (``total_not_largest``): the text read holds every run, shown or not, so a hidden ``Total amount due: EUR
+    950.00`` under a shown 95,000 was the total decided on."""
+    from tasks.documents.extract import amounts_in
+    from tasks.documents.parse import check_views
+
+    hidden: list[str] = []
+    elements = [document.element.body]
+    elements += [
+        part.element
+        for part in document.part.package.iter_parts()
+        if str(part.partname).startswith(_STORIES) and hasattr(part, "element")
+    ]
+    for root in elements:
+        for vanish in root.iter(f"{_W}vanish", f"{_W}specVanish"):
+            if str(vanish.get(f"{_W}val", "true")).lower() in _OFF:
+                continue
+            run = vanish.getparent().getparent() if vanish.getparent() is not None else None
+            if run is not None and run.tag == f"{_W}r":
+                hidden.append("".join(t.text or "" for t in run.iter(f"{_W}t")))
+            elif run is not None:  # a paragraph mark's or another container's property: its text may be hidden
+                hidden.append(" ")
+    styles = [p for p in document.part.package.iter_parts() if str(p.partname) == "/word/styles.xml"]
+    styled_hiding = any(b"vanish" in getattr(p, "blob", b"") for p in styles)  # a style that hides the runs it styles
+    if amounts_in(" ".join(hidden)):
+        raise Quarantined("hidden_text", "a hidden run of the document holds an amount")
+    if hidden or styled_hiding:
+        check_views(text, [], styled=True)
 
 
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"

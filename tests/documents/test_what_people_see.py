@@ -193,3 +193,30 @@ def test_an_amount_a_person_sees_but_the_text_read_lacks_is_never_decided(name: 
     honest = tmp_path / "honest.html"
     honest.write_text(_html(VISIBLE, '<p style="color:#333">Thank you for your business.</p>'))
     assert "EUR 95,000.00" in parse_file(honest, Limits()).text
+
+
+def _docx(tmp_path: Path, name: str, hidden: str, *, shown: str = SHOWN) -> Path:
+    import docx
+
+    document = docx.Document()
+    for line in shown.splitlines():
+        document.add_paragraph(line)
+    document.add_paragraph().add_run(hidden).font.hidden = True  # w:vanish: Word neither shows nor prints it
+    path = tmp_path / name
+    document.save(str(path))
+    return path
+
+
+def test_a_docx_run_word_does_not_show_is_no_total(tmp_path: Path) -> None:
+    """The same attack in a DOCX: a hidden run (``w:vanish``) ``Total amount due: EUR 950.00`` under a shown
+    ``Amount: EUR 95,000.00`` was read as the total. A hidden run holding an amount is ``hidden_text``; a hidden run
+    without one is read as before, and then the total read must be the largest amount."""
+    from tasks.documents.parse import Limits, parse_file
+    from tasks.documents.readers import Quarantined
+
+    with pytest.raises(Quarantined, match="hidden_text"):
+        parse_file(_docx(tmp_path, "hidden_total.docx", HID), Limits())
+    with pytest.raises(Quarantined, match="total_not_largest"):
+        parse_file(_docx(tmp_path, "hidden_note.docx", "see terms", shown=f"{SHOWN}\n{HID}"), Limits())
+    honest = parse_file(_docx(tmp_path, "honest.docx", "internal note: checked", shown=VISIBLE), Limits())
+    assert "Total amount due: EUR 95,000.00" in honest.text
