@@ -128,10 +128,13 @@ _OVERFLOW_HIDDEN = re.compile(r"overflow\s*:\s*hidden", re.IGNORECASE)
 _SIMPLE_SELECTOR = re.compile(r"([a-zA-Z][a-zA-Z0-9]*)?(?:([.#])([-\w]+))?")
 
 
+_CSS_COMMENT = re.compile(r"/\*.*?(?:\*/|$)", re.DOTALL)
+
+
 def _css_plain(css: str) -> str:
     """CSS without comments and escapes, as a browser reads it: ``d\\isplay:/**/none`` and ``\\64 isplay:none``
     are ``display:none``."""
-    css = re.sub(r"/\*.*?(?:\*/|$)", "", css, flags=re.DOTALL)
+    css = _CSS_COMMENT.sub("", css)
     css = re.sub(r"\\([0-9a-fA-F]{1,6})\s?", lambda m: chr(min(int(m.group(1), 16), 0x10FFFF) or 0xFFFD), css)
     return re.sub(r"\\(.)", r"\1", css, flags=re.DOTALL)
 
@@ -145,7 +148,7 @@ def _hides(declarations: str) -> bool:
 def _css_rules(css: str) -> list[tuple[str, str]]:
     """``(selectors, declarations)`` of every innermost rule of a style sheet, inside ``@media`` blocks too (text
     hidden on some screens is hidden from some readers)."""
-    css = re.sub(r"/\*.*?(?:\*/|$)", "", css, flags=re.DOTALL)
+    css = _CSS_COMMENT.sub("", css)
     rules: list[tuple[str, str]] = []
     stack: list[int] = []
     start = 0

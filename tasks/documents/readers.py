@@ -221,13 +221,7 @@ def _check_hidden_runs(document: Any, text: str) -> None:
     from tasks.documents.parse import check_views
 
     hidden: list[str] = []
-    elements = [document.element.body]
-    elements += [
-        part.element
-        for part in document.part.package.iter_parts()
-        if str(part.partname).startswith(_STORIES) and hasattr(part, "element")
-    ]
-    for root in elements:
+    for root in [document.element.body, *_stories(document)]:
         for vanish in root.iter(f"{_W}vanish", f"{_W}specVanish"):
             if str(vanish.get(f"{_W}val", "true")).lower() in _OFF:
                 continue
@@ -253,10 +247,18 @@ def _other_text(document: Any, covered: set[Any]) -> list[str]:
     headers, footers, footnotes and endnotes. A total in a footer or a nested table was once never read, and the
     invoice was decided on the other amounts in its text."""
     out = [_paragraph_text(p) for p in document.element.body.iter(f"{_W}p") if p not in covered]
-    for part in document.part.package.iter_parts():
-        if str(part.partname).startswith(_STORIES) and hasattr(part, "element"):
-            out += [_paragraph_text(p) for p in part.element.iter(f"{_W}p")]
+    for story in _stories(document):
+        out += [_paragraph_text(p) for p in story.iter(f"{_W}p")]
     return [t for t in out if t.strip()]
+
+
+def _stories(document: Any) -> list[Any]:
+    """The root elements of a DOCX's other stories: headers, footers, footnotes and endnotes."""
+    return [
+        part.element
+        for part in document.part.package.iter_parts()
+        if str(part.partname).startswith(_STORIES) and hasattr(part, "element")
+    ]
 
 
 def _paragraph_text(p: Any) -> str:

@@ -7,11 +7,12 @@ a quality failure is recorded too, then raised.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 import pandas as pd
 from flytekit import Deck, task
 
-from flytekitplugins.aios_audit import AuditEvent, ModelRef, audit_log
+from flytekitplugins.aios_audit import AuditEvent, AuditRecord, ModelRef, audit_log
 from flytekitplugins.aios_core.context import code_version, current_execution
 from flytekitplugins.aios_core.digest import digest_value
 from flytekitplugins.aios_core.errors import GovernanceDenied
@@ -115,15 +116,16 @@ MIN_ROWS = 20
 """Fewest rows a batch may have for a drift check: fewer cannot be told from noise, and an empty batch has none."""
 
 
-def _sealed_quality(rid: str, batch: str, digest: str, suite: str, settings: Settings) -> bool:
-    """True when ``rid`` is an intact passed ``kind="quality"`` record of ``suite`` that validated rows whose digest is
-    ``digest`` as its ``batch`` batch."""
+def quality_seal(rec: AuditRecord | None, batches: Mapping[str, str], suite: str | None = None) -> bool:
+    """True when ``rec`` is an intact passed ``kind="quality"`` record (of ``suite``, when given) that validated rows
+    whose digests are ``batches`` (``{"reference": digest, "current": digest}``, or one of them)."""
     from flytekitplugins.aios_audit.records import intact
 
-    rec = audit_log(settings).get(rid) if rid else None
     if rec is None or not intact(rec) or rec.event.kind != QUALITY_KIND or rec.event.status != "passed":
         return False
-    return rec.event.inputs.get(batch) == digest and rec.event.attributes.get("suite") == suite
+    if suite is not None and rec.event.attributes.get("suite") != suite:
+        return False
+    return all(digest and rec.event.inputs.get(batch) == digest for batch, digest in batches.items())
 
 
 def _require_checked(
@@ -151,7 +153,8 @@ def _require_checked(
             (
                 q.audit_record_id
                 for q in mine
-                if _sealed_quality(q.audit_record_id, batch, digests[batch], q.suite, settings)
+                if q.audit_record_id
+                and quality_seal(audit_log(settings).get(q.audit_record_id), {batch: digests[batch]}, q.suite)
             ),
             "",
         )

@@ -103,16 +103,10 @@ def _strict_enough(store: Any, record_id: str) -> bool:
 
 def _quality_sealed(store: Any, rec: Any) -> bool:
     """Whether one of drift record ``rec``'s parents is an intact passed quality seal of exactly its two batches."""
-    from flytekitplugins.aios_audit.records import intact
-    from tasks.drift.check import QUALITY_KIND
+    from tasks.drift.check import quality_seal
 
-    batches = {k: rec.event.inputs.get(k) for k in ("reference", "current")}
-    for parent in store.get_many(rec.event.parents).values():
-        seal = parent.event
-        if intact(parent) and seal.kind == QUALITY_KIND and seal.status == "passed":
-            if all(batches[k] and seal.inputs.get(k) == batches[k] for k in batches):
-                return True
-    return False
+    batches = {k: str(rec.event.inputs.get(k) or "") for k in ("reference", "current")}
+    return any(quality_seal(parent, batches) for parent in store.get_many(rec.event.parents).values())
 
 
 def recorded_evidence(report: EvaluationReport, settings: Settings) -> dict[str, object]:
