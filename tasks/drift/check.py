@@ -13,6 +13,7 @@ import pandas as pd
 from flytekit import Deck, task
 
 from flytekitplugins.aios_audit import AuditEvent, AuditRecord, ModelRef, audit_log
+from flytekitplugins.aios_audit.stores import AuditStore
 from flytekitplugins.aios_core.context import code_version, current_execution
 from flytekitplugins.aios_core.digest import digest_value
 from flytekitplugins.aios_core.errors import GovernanceDenied
@@ -126,6 +127,14 @@ def quality_seal(rec: AuditRecord | None, batches: Mapping[str, str], suite: str
     if suite is not None and rec.event.attributes.get("suite") != suite:
         return False
     return all(digest and rec.event.inputs.get(batch) == digest for batch, digest in batches.items())
+
+
+def drift_sealed(store: AuditStore, rec: AuditRecord) -> bool:
+    """Whether one of drift record ``rec``'s parents is an intact passed quality seal of exactly its two batches
+    (the digests its ``inputs`` name): a check recorded before ``measure_drift`` required the seal may have been
+    measured on quality reports typed by hand, and decides nothing."""
+    batches = {k: str(rec.event.inputs.get(k) or "") for k in ("reference", "current")}
+    return any(quality_seal(parent, batches) for parent in store.get_many(rec.event.parents).values())
 
 
 def _require_checked(

@@ -26,7 +26,7 @@ from flytekitplugins.aios_audit.records import AuditRecord
 from flytekitplugins.aios_core.errors import GovernanceDenied
 from flytekitplugins.aios_core.settings import Settings, get_settings
 from tasks.acting import act_as
-from tasks.drift.check import record_drift
+from tasks.drift.check import drift_sealed, record_drift
 from tasks.drift.report import DriftReport
 from tasks.images import GOVERNED
 from tasks.training.promotion import RetrainSummary
@@ -85,15 +85,28 @@ def acting_principal(principal: str) -> str:
 
 def recorded_drift(record_id: str, settings: Settings) -> AuditRecord:
     """The drift check ``record_id`` as the trail recorded it (intact, ``kind="drift"``, status ``drift`` or
-    ``no_drift``); a report handed in with other figures or no record decides nothing.
+    ``no_drift``) on batches a sealed quality validation passed (``tasks.drift.check.drift_sealed``); a report
+    handed in with other figures, no record, or a check without its seal decides nothing.
+
+    A check recorded before ``measure_drift`` required the seal (or appended by hand) may have been measured on
+    quality reports typed by hand; it started or skipped a retraining all the same.
 
     Raises:
-        GovernanceDenied: ``no_evidence`` when there is no such intact drift check.
+        GovernanceDenied: ``no_evidence`` when there is no such intact drift check; ``unsealed_quality`` when no
+            sealed quality validation of exactly its two batches stands behind it.
     """
+    from flytekitplugins.aios_audit import audit_log
+
     rec = _drift_record(record_id, ("drift", "no_drift"), settings)
     if rec is None:
         msg = f"{record_id or '(none given)'} is not a recorded drift check; run the drift check first"
         raise GovernanceDenied(msg, reason_code="no_evidence")
+    if not drift_sealed(audit_log(settings), rec):
+        msg = (
+            f"drift check {record_id} names no sealed quality validation of its two batches (it was not measured "
+            "by measure_drift after check_quality): run the drift check again (workflows.drift.check_drift)"
+        )
+        raise GovernanceDenied(msg, reason_code="unsealed_quality")
     return rec
 
 
@@ -107,16 +120,26 @@ def _drift_record(record_id: str, statuses: tuple[str, ...], settings: Settings)
     return rec if ok else None
 
 
-def triggered_retraining(record_id: str, target: str, settings: Settings) -> AuditRecord:
+def trigger_claim(record_id: str) -> str:
+    """The claim key a retraining's training record takes on the decision ``record_id`` that started it: one decision
+    starts one retraining (``register_candidate`` claims it; the claims table makes the rule structural)."""
+    return f"retrain-trigger:{record_id}"
+
+
+def triggered_retraining(record_id: str, target: str, settings: Settings, holder: str = "") -> AuditRecord:
     """The trail's decision to start ``target``: the intact ``retrain_triggered`` drift record ``record_id`` made
-    for exactly this target, with an intact policy decision among its parents that allowed ``run_task`` on it.
+    for exactly this target, on a drift check measured on sealed quality validations of its batches, with an intact
+    policy decision among its parents that allowed ``run_task`` on it, and not yet used by a retraining (its
+    :func:`trigger_claim` is free, or held by ``holder``: the same registration again, after a retry).
 
     ``start_retraining`` is a node anyone with launch rights can start on its own, with any inputs: a made-up record
     id, or a principal the policy would refuse, launched the target all the same (the record id then became the
-    training record's parent).
+    training record's parent). One decision also started any number of retrainings, each recorded as caused by it.
 
     Raises:
-        GovernanceDenied: ``no_evidence`` naming what is missing (nothing is started).
+        GovernanceDenied: ``no_evidence`` naming what is missing, ``unsealed_quality`` (the drift check behind it
+            has no quality seal) or ``trigger_used`` (a retraining already registered a model on it); nothing is
+            started.
     """
     from flytekitplugins.aios_audit import audit_log
     from flytekitplugins.aios_audit.records import intact
@@ -129,7 +152,16 @@ def triggered_retraining(record_id: str, target: str, settings: Settings) -> Aud
         )
         raise GovernanceDenied(msg, reason_code="no_evidence")
     resource = f"Workflow::{target}"
-    for parent in audit_log(settings).get_many(rec.event.parents).values():
+    store = audit_log(settings)
+    parents = store.get_many(rec.event.parents).values()
+    checks = [p for p in parents if intact(p) and p.event.kind == "drift" and p.event.status == "drift"]
+    if not any(drift_sealed(store, check) for check in checks):
+        msg = (
+            f"{record_id} names no drift check measured on sealed quality validations of its batches (a decision "
+            "made before decide_retraining required them); nothing is started: run the monitoring chain again"
+        )
+        raise GovernanceDenied(msg, reason_code="unsealed_quality")
+    for parent in parents:
         pd = parent.event.policy_decisions[0] if parent.event.policy_decisions else {}
         if (
             intact(parent)
@@ -138,9 +170,18 @@ def triggered_retraining(record_id: str, target: str, settings: Settings) -> Aud
             and parent.event.subject == resource
             and pd.get("action") == "run_task"
         ):
-            return rec
-    msg = f"{record_id} names no policy decision that allowed run_task on {resource}; nothing is started"
-    raise GovernanceDenied(msg, reason_code="no_evidence")
+            break
+    else:
+        msg = f"{record_id} names no policy decision that allowed run_task on {resource}; nothing is started"
+        raise GovernanceDenied(msg, reason_code="no_evidence")
+    held = store.claim_holders([trigger_claim(record_id)]).get(trigger_claim(record_id))
+    if held is not None and held[0] != holder:
+        msg = (
+            f"drift decision {record_id} already started a retraining (it registered {held[0]}, audit record seq "
+            f"{held[1]}); one decision starts one retraining: run the monitoring chain again for a new decision"
+        )
+        raise GovernanceDenied(msg, reason_code="trigger_used")
+    return rec
 
 
 @task(**GOVERNED)
@@ -189,8 +230,9 @@ def start_retraining(target: str, reason: str, drift_record: str) -> str:
         drift_record: audit record id of the decision, passed when declared.
 
     Raises:
-        GovernanceDenied: ``drift_record`` is not the trail's decision to start ``target`` (see
-            :func:`triggered_retraining`); the reason passed on is the one that decision recorded.
+        GovernanceDenied: ``drift_record`` is not the trail's decision to start ``target``, or a retraining
+            already registered a model on it (see :func:`triggered_retraining`); the reason passed on is the one
+            that decision recorded.
     """
     decided = triggered_retraining(drift_record, target, get_settings())  # this node's entry point
     reason = str(decided.event.attributes.get("reason") or reason)

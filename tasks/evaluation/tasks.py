@@ -86,11 +86,12 @@ def _strict_enough(store: Any, record_id: str) -> bool:
     been measured on quality reports typed by hand."""
     from dataclasses import asdict
 
+    from tasks.drift.check import drift_sealed
     from tasks.drift.effect_size import Thresholds
 
     rec = store.get(record_id)
     used = rec.event.attributes.get("thresholds") if rec is not None else None
-    if rec is None or not isinstance(used, dict) or not _quality_sealed(store, rec):
+    if rec is None or not isinstance(used, dict) or not drift_sealed(store, rec):
         return False
     pack = asdict(Thresholds())
     try:
@@ -99,14 +100,6 @@ def _strict_enough(store: Any, record_id: str) -> bool:
     except (KeyError, TypeError, ValueError):
         return False
     return not looser
-
-
-def _quality_sealed(store: Any, rec: Any) -> bool:
-    """Whether one of drift record ``rec``'s parents is an intact passed quality seal of exactly its two batches."""
-    from tasks.drift.check import quality_seal
-
-    batches = {k: str(rec.event.inputs.get(k) or "") for k in ("reference", "current")}
-    return any(quality_seal(parent, batches) for parent in store.get_many(rec.event.parents).values())
 
 
 def recorded_evidence(report: EvaluationReport, settings: Settings) -> dict[str, object]:

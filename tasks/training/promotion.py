@@ -90,18 +90,19 @@ def _names_retraining(target: str) -> bool:
     return entity is retrain or getattr(entity, "workflow", None) is retrain
 
 
-def _recorded_trigger(trigger: str, drift_record: str, settings: Settings) -> tuple[str, list[str]]:
+def _recorded_trigger(trigger: str, drift_record: str, holder: str, settings: Settings) -> tuple[str, list[str]]:
     """Why this retraining ran, as the trail says: (the trigger to record, the parent records of the training record).
 
     ``register_candidate`` is a task anyone with launch rights can start on its own, with any inputs: a made-up or
     unrelated ``drift_record`` became the training record's parent and any ``trigger`` text its stated reason. A
     drift record counts only as the trail's intact ``retrain_triggered`` decision to start this retraining workflow
     (:func:`tasks.drift.monitor.triggered_retraining`), and the trigger recorded is the reason that decision
-    recorded; without one the retraining is on demand and its trigger is recorded as the launcher's own words.
+    recorded; without one the retraining is on demand and its trigger is recorded as the launcher's own words. A
+    decision another registration (not ``holder``) already claimed counts no more (one decision, one retraining).
 
     Raises:
-        GovernanceDenied: ``no_evidence`` (no such decision) or ``trigger_mismatch`` (the trigger handed in is not
-            the one the decision recorded); nothing is recorded.
+        GovernanceDenied: ``no_evidence`` (no such decision), ``unsealed_quality``, ``trigger_used`` or
+            ``trigger_mismatch`` (the trigger handed in is not the one the decision recorded); nothing is recorded.
     """
     from flytekitplugins.aios_audit import audit_log
     from flytekitplugins.aios_core.errors import GovernanceDenied
@@ -112,7 +113,8 @@ def _recorded_trigger(trigger: str, drift_record: str, settings: Settings) -> tu
         return (ON_DEMAND if said in ("", ON_DEMAND) else f"{ON_DEMAND}: {said}"), []
     found = audit_log(settings).get(drift_record)
     target = str(found.event.attributes.get("target") or "") if found is not None else ""
-    decided = triggered_retraining(drift_record, target if _names_retraining(target) else DEFAULT_TARGET, settings)
+    wanted = target if _names_retraining(target) else DEFAULT_TARGET
+    decided = triggered_retraining(drift_record, wanted, settings, holder=holder)
     recorded = str(decided.event.attributes.get("reason") or f"drift decision {decided.record_id}")
     if said not in ("", ON_DEMAND, recorded):
         msg = (
@@ -186,14 +188,21 @@ def register_candidate(
         drift_record: audit record id of the drift decision that triggered it ("" on demand).
 
     Raises:
-        GovernanceDenied: ``model_digest_mismatch``, ``no_evidence``, ``trigger_mismatch`` or
-            ``unsealed_training_data``; nothing is recorded.
+        GovernanceDenied: ``model_digest_mismatch``, ``no_evidence``, ``unsealed_quality``, ``trigger_used`` (the
+            drift decision already started another retraining), ``trigger_mismatch`` or ``unsealed_training_data``;
+            nothing is recorded.
     """
+    from flytekitplugins.aios_audit.stores import CLAIMS_ATTR, ClaimTaken, claim
     from flytekitplugins.aios_catalog import ModelEntry, catalog
+    from flytekitplugins.aios_core.errors import GovernanceDenied
+    from tasks.drift.monitor import trigger_claim
 
     settings = get_settings()  # this task's entry point: resolved once, passed down
-    actor = settings.actor
-    trigger, parents = _recorded_trigger(trigger, drift_record, settings)  # the trail's reason, not the input's
+    actor, holder = settings.actor, f"{name}@{lineage.version}"
+    trigger, parents = _recorded_trigger(trigger, drift_record, holder, settings)  # the trail's, not the input's
+    # one decision, one retraining: the training record claims the decision (a retry of this registration holds it)
+    key = trigger_claim(parents[0]) if parents else ""
+    fresh = bool(key) and key not in audit_log(settings).claim_holders([key])
     parents.append(sealed_split(lineage, settings))  # the split prepare_data drew, not a lineage typed by hand
     uri, digest = _persist_verified(result, name, lineage.version, settings)  # the bytes stored, not the claim
     figures = {k: v for k, v in asdict(result).items() if k not in ("model", "losses")}
@@ -206,9 +215,14 @@ def register_candidate(
         outputs={"model": digest}, parents=parents,
         attributes={"config": asdict(config), "result": figures, "losses": result.losses, "trigger": trigger,
                     "data": {k: v for k, v in asdict(lineage).items() if k != "feedback_rejected"},
-                    "feedback_rejected_lines": len(lineage.feedback_rejected), "artifact_uri": uri},
+                    "feedback_rejected_lines": len(lineage.feedback_rejected), "artifact_uri": uri,
+                    **({CLAIMS_ATTR: [claim(key, holder)]} if fresh else {})},
     )  # fmt: skip
-    record = audit_log(settings).append(event)
+    try:
+        record = audit_log(settings).append(event)
+    except ClaimTaken as e:  # another registration claimed the decision since it was read
+        msg = f"drift decision {parents[0]} already started a retraining ({e.holder}); nothing is registered"
+        raise GovernanceDenied(msg, reason_code="trigger_used") from e
     # the VADER rows the training rows were drawn from too: a drift check counts only with them as its reference
     digests = [d for d in (lineage.train_digest, lineage.feedback_digest, lineage.reference_rows_digest) if d]
     entry = ModelEntry(

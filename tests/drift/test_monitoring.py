@@ -114,9 +114,9 @@ def test_decide_retraining_reads_the_drift_check_from_the_trail_not_the_report()
     """A drift report typed by hand (a monitoring launch with launch rights) started or stopped a retraining with
     whatever figures it held. The decision is taken on the drift check's own record."""
     from flytekitplugins.aios_core.errors import GovernanceDenied
-    from tasks.drift.check import record_drift
     from tasks.drift.monitor import decide_retraining
     from tasks.drift.report import DriftReport, FeatureDrift
+    from tests.drift.sealed import sealed_check
 
     month = FeatureDrift(
         name="month", kind="categorical", psi=2.0, js=0.6, p_value=0.0, significant=True, material=True,
@@ -127,7 +127,7 @@ def test_decide_retraining_reads_the_drift_check_from_the_trail_not_the_report()
     with pytest.raises(GovernanceDenied, match="not a recorded drift check"):
         decide_retraining(report=forged, target=STANDIN)
     calm = {"drift_detected": False, "drifted_features": [], "thresholds": {"psi": 0.03}, "dataset": "flights"}
-    rid = record_drift("no_drift", "dataset:flights", calm, get_settings())
+    rid = sealed_check("no_drift", "dataset:flights", calm, get_settings())
     decision = decide_retraining(report=forged.model_copy(update={"audit_record_id": rid}), target=STANDIN)
     assert decision.trigger is False and decision.reason.startswith("no drift on flights")
     assert [r.event.status for r in records("drift")] == ["no_drift", "retrain_skipped"]
@@ -158,11 +158,12 @@ def test_start_retraining_starts_only_what_the_trail_decided() -> None:
     from tasks.drift.check import record_drift
     from tasks.drift.monitor import decide_retraining, start_retraining
     from tasks.drift.report import DriftReport
+    from tests.drift.sealed import sealed_check
 
     with pytest.raises(GovernanceDenied, match="not a recorded decision to start retraining"):
         start_retraining(target=STANDIN, reason="no drift at all", drift_record="made-up-record-id")
     drifted = {"drifted_features": ["month"], "thresholds": {"psi": 0.03}, "dataset": "flights"}
-    check = record_drift("drift", "dataset:flights", drifted, get_settings())
+    check = sealed_check("drift", "dataset:flights", drifted, get_settings())
     report = DriftReport(dataset="flights", n_ref=100, n_cur=100, thresholds={"psi": 0.03}, features=[])
     decision = decide_retraining(report=report.model_copy(update={"audit_record_id": check}), target=STANDIN)
     assert decision.trigger, decision.reason
@@ -172,7 +173,8 @@ def test_start_retraining_starts_only_what_the_trail_decided() -> None:
         start_retraining(
             target="tests.evaluation.standin_retrain.record_start", reason="x", drift_record=decision.record_id
         )
-    no_policy = record_drift("retrain_triggered", "dataset:flights", {"target": STANDIN, "reason": "x"}, get_settings())
+    attrs = {"target": STANDIN, "reason": "x"}
+    no_policy = record_drift("retrain_triggered", "dataset:flights", attrs, get_settings(), parents=[check])
     with pytest.raises(GovernanceDenied, match="names no policy decision"):
         start_retraining(target=STANDIN, reason="x", drift_record=no_policy)
     assert not [r for r in records("task") if r.event.status == "retrain_started"]

@@ -129,13 +129,13 @@ def test_a_folder_already_under_the_version_is_not_registered_as_another_artifac
 
 def _decision(monkeypatch: pytest.MonkeyPatch, target: str) -> tuple[str, str, str]:
     """A drift check and the monitoring chain's decision on it for ``target``: (check id, decision id, reason)."""
-    from tasks.drift.check import record_drift
     from tasks.drift.monitor import decide_retraining
     from tasks.drift.report import DriftReport
+    from tests.drift.sealed import sealed_check
 
     _act_as(monkeypatch, "service:monitoring")
     drifted = {"drifted_features": ["month"], "thresholds": {"psi": 0.03}, "dataset": "flights"}
-    check = record_drift("drift", "dataset:flights", drifted, get_settings())
+    check = sealed_check("drift", "dataset:flights", drifted, get_settings())
     report = DriftReport(dataset="flights", n_ref=100, n_cur=100, thresholds={"psi": 0.03}, features=[])
     decision = decide_retraining(report=report.model_copy(update={"audit_record_id": check}), target=target)
     assert decision.trigger, decision.reason
@@ -164,15 +164,68 @@ def test_a_made_up_or_unrelated_drift_record_is_refused_and_the_trigger_is_the_t
     assert catalog(get_settings()).find(NAME, VERSION) is None and _trainings() == []
 
     _register(art, digest, trigger=reason, drift=decided)  # what start_retraining hands the retrain workflow
-    _register(art, digest, version=VERSION + "-2", trigger="on demand", drift=decided)  # the default: the trail's
+    _check_again, again, _ = _decision(monkeypatch, DEFAULT_TARGET)  # one decision starts one retraining
+    _register(art, digest, version=VERSION + "-2", trigger="on demand", drift=again)  # the default: the trail's
     _register(art, digest, version=VERSION + "-3", trigger=INVENTED, drift="")  # on demand: no parent, marked so
     by_version = {r.event.subject.partition("@")[2]: r.event for r in _trainings()}
-    for version in (VERSION, VERSION + "-2"):
-        assert by_version[version].parents[0] == decided and len(by_version[version].parents) == 2  # + the split
+    for version, decision in ((VERSION, decided), (VERSION + "-2", again)):
+        assert by_version[version].parents[0] == decision and len(by_version[version].parents) == 2  # + the split
         assert by_version[version].attributes["trigger"] == reason and "month" in reason
     on_demand = by_version[VERSION + "-3"]
     assert len(on_demand.parents) == 1 and on_demand.attributes["trigger"] == f"on demand: {INVENTED}"
     assert audit_log(get_settings()).get(on_demand.parents[0]).event.kind == "dataset"  # only the split it was drawn
+
+
+def test_one_drift_decision_starts_one_retraining(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Review of 2026-12-05 (left open then): one ``retrain_triggered`` decision was named by any number of
+    retrainings, each training record saying the drift caused it, months later too. The training record now claims
+    the decision (``retrain-trigger:<id>``, a row of the claims table in the same transaction): a second retraining
+    on it is refused before anything is stored (``trigger_used``), and ``start_retraining`` starts nothing on it. The
+    same registration again (a retry after the record was written) still goes through."""
+    from flytekitplugins.aios_audit.claims import verify_claims
+    from tasks.drift.monitor import DEFAULT_TARGET, start_retraining, trigger_claim
+
+    art = _artifact(tmp_path / "head", b"a head")
+    digest = artifact_digest(art)
+    _check, decided, reason = _decision(monkeypatch, DEFAULT_TARGET)
+
+    # a retry: the training record was written, then the catalog write failed; the same registration again passes
+    failing = {"n": 0}
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        failing["n"] += 1
+        if failing["n"] == 1:
+            raise RuntimeError("catalog unreachable (test)")
+        return catalog(*args, **kwargs)
+
+    import flytekitplugins.aios_catalog as cat_module
+
+    monkeypatch.setattr(cat_module, "catalog", flaky)
+    with pytest.raises(RuntimeError, match="catalog unreachable"):
+        _register(art, digest, trigger=reason, drift=decided)
+    _register(art, digest, trigger=reason, drift=decided)
+    monkeypatch.setattr(cat_module, "catalog", catalog)
+    assert failing["n"] == 2  # the task imports the catalog when it runs: the patch reached both calls
+    store = audit_log(get_settings())
+    holder = store.claim_holders([trigger_claim(decided)])[trigger_claim(decided)]
+    assert holder[0] == f"{NAME}@{VERSION}"
+
+    # another retraining on the same decision: refused, nothing stored or recorded for it
+    other = _artifact(tmp_path / "other", b"another head")
+    _refused(
+        lambda: _register(other, artifact_digest(other), version=VERSION + "-2", trigger=reason, drift=decided),
+        "trigger_used",
+        "already started a retraining",
+    )
+    assert catalog(get_settings()).find(NAME, VERSION + "-2") is None
+    assert not (get_settings().state_dir / "models" / NAME / (VERSION + "-2")).exists()
+    assert [r.event.subject for r in _trainings()] == [f"{NAME}@{VERSION}"] * 2
+    _refused(
+        lambda: start_retraining(target=DEFAULT_TARGET, reason=reason, drift_record=decided),
+        "trigger_used",
+        "already started a retraining",
+    )
+    assert verify_claims(store) == []  # the claim is sealed in the training record and its row agrees
 
 
 def _allow(action: str, actor: str, resource: dict[str, Any], context: dict[str, Any]) -> PolicyDecision:

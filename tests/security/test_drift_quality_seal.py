@@ -121,3 +121,48 @@ def test_a_suite_is_a_name_in_the_deployments_config_and_validates_something(
     with pytest.raises(ValueError, match="holds no expectation"):
         check_quality(reference=reference, current=current, suite="nothing", dataset="vader-tweets")
     assert [r for r in audit_log(get_settings()).scan() if r.event.kind == "quality"] == []
+
+
+def test_retraining_is_decided_and_started_only_on_a_sealed_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Left open on 2026-12-05: ``decide_retraining`` (a task anyone with launch rights can start, naming any drift
+    record) counted a drift record with no quality seal behind it (one recorded before ``measure_drift`` required
+    the seal, measured on quality reports typed by hand), and so did ``start_retraining`` for a decision made on one.
+    Both now refuse it (``unsealed_quality``) and record nothing; a check whose seal names other batches counts no
+    more than one without a seal. The same check with its seal still decides."""
+    from flytekitplugins.aios_audit import AuditEvent
+    from tasks.drift.check import QUALITY_KIND, record_drift
+    from tasks.drift.monitor import decide_retraining, start_retraining
+    from tasks.drift.report import DriftReport
+    from tests.drift.sealed import BATCHES, sealed_check
+
+    monkeypatch.setenv("AIOS_PRINCIPAL", "service:monitoring")
+    target = "tests.evaluation.standin_retrain.retrain"
+    settings, store = get_settings(), audit_log(get_settings())
+    drifted = {"drifted_features": ["month"], "thresholds": {"psi": 0.03}, "dataset": "flights"}
+    report = DriftReport(dataset="flights", n_ref=100, n_cur=100, thresholds={"psi": 0.03}, features=[])
+    other = AuditEvent(
+        kind=QUALITY_KIND, actor=settings.actor, status="passed", subject="dataset:flights",
+        inputs={"reference": BATCHES["reference"], "current": "sha256:" + "c" * 64}, attributes={"suite": "flights"},
+    )  # fmt: skip
+    elsewhere = store.append(other).record_id
+    unsealed = [
+        record_drift("drift", "dataset:flights", drifted, settings, inputs=dict(BATCHES)),  # no seal at all
+        record_drift("drift", "dataset:flights", drifted, settings, inputs=dict(BATCHES), parents=[elsewhere]),
+    ]
+    for check in unsealed:
+        with pytest.raises(GovernanceDenied, match="names no sealed quality validation") as refused:
+            decide_retraining(report=report.model_copy(update={"audit_record_id": check}), target=target)
+        assert refused.value.reason_code == "unsealed_quality" and "Traceback" not in str(refused.value)
+    assert [r for r in store.scan() if r.event.status.startswith("retrain_")] == []
+
+    sealed = sealed_check("drift", "dataset:flights", drifted, settings)
+    decided = decide_retraining(report=report.model_copy(update={"audit_record_id": sealed}), target=target)
+    assert decided.trigger, decided.reason
+    policy = store.get(decided.record_id).event.parents[1]  # the policy decision that allowed run_task on it
+    attrs = {"target": target, "reason": decided.reason}
+    legacy = record_drift("retrain_triggered", "dataset:flights", attrs, settings, parents=[unsealed[0], policy])
+    with pytest.raises(GovernanceDenied, match="names no drift check measured on sealed") as refused:
+        start_retraining(target=target, reason=decided.reason, drift_record=legacy)
+    assert refused.value.reason_code == "unsealed_quality"
+    assert [r for r in store.scan() if r.event.status == "retrain_started"] == []
+    assert start_retraining(target=target, reason="x", drift_record=decided.record_id).startswith("retraining ran")
