@@ -97,12 +97,13 @@ def read_pdf(
 
     budget = budget or Budget()
     with pdf_limits(budget):
-        texts, scanned, sizes = _pdf_text(path, max_pages, budget, min_chars)
+        texts, scanned, sizes, marks, shown = _pdf_text(path, max_pages, budget, min_chars)
     n_pages = len(texts)
     whole = "\n".join(texts)
     if len(whole.strip()) < min_chars:  # no text layer worth the name: every page is read by OCR
         scanned = list(range(1, n_pages + 1))
     if not scanned:
+        _check_shown(whole, marks, shown)
         return whole, n_pages, False
     if ocr_pages == 0:  # not read here, though another run would: not read whole
         raise Quarantined("truncated", f"{len(scanned)} page(s) without a text layer, and OCR is off (ocr_pages=0)")
@@ -115,18 +116,42 @@ def read_pdf(
             msg = f"page {k} renders to {w}x{h} pixels at {OCR_DPI} dpi, over the {budget.max_bytes} byte budget"
             raise Quarantined(BOMB, msg)
     ocr = _ocr_pdf(path, scanned, budget)
-    return "\n".join(ocr.get(k + 1, t) for k, t in enumerate(texts)), n_pages, True
+    read = "\n".join(ocr.get(k + 1, t) for k, t in enumerate(texts))
+    _check_shown(
+        read, {k: m for k, m in marks.items() if k not in ocr}, {k: t for k, t in shown.items() if k not in ocr}
+    )
+    return read, n_pages, True
+
+
+def _check_shown(text: str, marks: dict[int, set[str]], shown: dict[int, list[str]]) -> None:
+    """A PDF whose annotations show an amount the text read lacks is quarantined (``hidden_text``), and one that
+    shows text a person may not see (on a page its text layer was read from) is decided only when its total as read
+    is its largest amount (``total_not_largest``), as an HTML page or a DOCX that hides text. (A page read by OCR is
+    read as rendered, its annotations included.)"""
+    from tasks.documents.parse import check_views
+
+    others = [t for texts in shown.values() for t in texts]
+    if others or any(marks.values()):
+        check_views(text, others, styled=any(marks.values()))
 
 
 def _pdf_text(
     path: Path, max_pages: int, budget: Budget, min_chars: int
-) -> tuple[list[str], list[int], list[tuple[float, float]]]:
-    """Each page's text layer, the pages that are scans (an image and under ``min_chars`` of text, 1-based), and
-    each page's size in points."""
+) -> tuple[list[str], list[int], list[tuple[float, float]], dict[int, set[str]], dict[int, list[str]]]:
+    """Each page's text layer, the pages that are scans (1-based), each page's size in points, how each page's text
+    layer holds text a person may not see (:class:`tasks.documents.pdf_shown.ShownWatch`) and the text its
+    annotations show (:func:`tasks.documents.pdf_shown.annotation_texts`), by page (1-based).
+
+    A page is a scan when it draws an image and has under ``min_chars`` of text, or draws an image and holds
+    invisible text and an amount (an OCR tool's text layer, or one laid over a picture of other figures): what a
+    person sees there is the image, so its amounts are read by OCR, not from a text layer its sender wrote. (An image
+    page whose text holds no amount is read from its text layer: an amount shown only in an image is not read.)"""
     from pypdf import PdfReader
     from pypdf.errors import FileNotDecryptedError, LimitReachedError, PdfReadError, PyPdfError
 
     from tasks.documents.containers import BOMB, check_pdf
+    from tasks.documents.extract import amounts_in
+    from tasks.documents.pdf_shown import ShownWatch, annotation_texts
 
     try:
         reader = PdfReader(str(path), strict=False)
@@ -137,9 +162,19 @@ def _pdf_text(
             msg = f"{n_pages} pages, more than max_pages={max_pages}; raise it to read it whole"
             raise Quarantined("truncated", msg)
         check_pdf(reader, budget, max_pages)
-        parts = [(page.extract_text() or "") for page in reader.pages]
+        parts, marks, shown = [], {}, {}
+        for k, page in enumerate(reader.pages):
+            watch = ShownWatch(page)  # the same parse gives the text layer and what of it a person may not see
+            parts.append(
+                page.extract_text(visitor_operand_before=watch.before, visitor_operand_after=watch.after) or ""
+            )
+            marks[k + 1] = watch.marks
+            shown[k + 1] = annotation_texts(page)
         scanned = [
-            k + 1 for k, page in enumerate(reader.pages) if len(parts[k].strip()) < min_chars and _has_image(page)
+            k + 1
+            for k, page in enumerate(reader.pages)
+            if (len(parts[k].strip()) < min_chars or ("invisible" in marks[k + 1] and amounts_in(parts[k])))
+            and _has_image(page)
         ]
         sizes = [(float(page.mediabox.width), float(page.mediabox.height)) for page in reader.pages]
     except Quarantined:
@@ -150,7 +185,7 @@ def _pdf_text(
         raise Quarantined(BOMB, "over a pypdf decompression limit") from None
     except (PdfReadError, PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError) as e:
         raise Quarantined("corrupt", type(e).__name__) from None
-    return parts, scanned, sizes
+    return parts, scanned, sizes, marks, shown
 
 
 def _has_image(page: Any, depth: int = 0) -> bool:

@@ -1,0 +1,217 @@
+"""A PDF is decided on the text a person sees (left open on 2026-12-05: "PDF invisible text").
+
+pypdf's text layer holds every string a page's content shows, painted or not. An invoice PDF showing ``Services
+rendered: EUR 95,000.00`` that also held ``Total amount due: EUR 950.00`` in invisible text (render mode 3), white
+text, text half a point high or off the page, was read with both, and the extractor took the hinted 950 as the total:
+decided without the payment sign-off the 95,000 a person sees needs. Now a PDF that shows text a person may not see
+is decided only when its total as read is its largest amount (``total_not_largest``, as HTML and DOCX), and a page
+drawing an image under an invisible text layer holding an amount is read by OCR (what a person sees is the image).
+Real PDFs written byte by byte here, read by the pack's reader (pypdf), tesseract for the scan.
+"""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import pytest
+
+from tasks.documents.extract import total_in
+from tasks.documents.parse import Limits, parse_file
+from tasks.documents.readers import Quarantined, ocr_available
+
+SHOWN = [
+    "INVOICE No. INV-20431",
+    "Issued by: Northwind Trading GmbH",
+    "Bill to: Contoso Ltd",
+    "Services rendered, 12 units: EUR 95,000.00",
+    "Please transfer the amount to the account below.",
+]
+HIDDEN = "Total amount due: EUR 950.00"
+
+
+def _text_ops(lines: list[str], y: int = 800) -> bytes:
+    body = b" ".join(b"(" + line.encode() + b") '" for line in lines)
+    return b"BT /F1 10 Tf 12 TL 50 %d Td " % y + body + b" ET"
+
+
+def _pdf(content: bytes, *, resources: bytes = b"", objects: list[bytes] | None = None) -> bytes:
+    """A one-page PDF whose content stream is ``content`` (font /F1 Helvetica; extra resources and objects, which
+    are numbered from 5 on)."""
+    objs = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 4 0 R >> "
+        + resources
+        + b" >> /Contents 5 0 R >>",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+        b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
+        *(objects or []),
+    ]
+    out = bytearray(b"%PDF-1.5\n")
+    offsets = []
+    for i, obj in enumerate(objs, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % i + obj + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objs) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objs) + 1, xref)
+    return bytes(out)
+
+
+def _hidden(how: bytes) -> bytes:
+    """The shown lines, then the hidden total drawn the way ``how`` hides it (inside q/Q)."""
+    return _text_ops(SHOWN) + b"\nq " + how + b" Q\n"
+
+
+CASES = {
+    "render mode 3": _pdf(_hidden(b"3 Tr " + _text_ops([HIDDEN], 500))),
+    "render mode 7": _pdf(_hidden(b"7 Tr " + _text_ops([HIDDEN], 500))),
+    "white gray": _pdf(_hidden(b"1 g " + _text_ops([HIDDEN], 500))),
+    "white rgb": _pdf(_hidden(b"0.97 0.98 1 rg " + _text_ops([HIDDEN], 500))),
+    "white cmyk": _pdf(_hidden(b"0 0 0 0 k " + _text_ops([HIDDEN], 500))),
+    "white scn": _pdf(_hidden(b"/DeviceRGB cs 1 1 1 scn " + _text_ops([HIDDEN], 500))),
+    "stroked in white": _pdf(_hidden(b"1 Tr 1 G " + _text_ops([HIDDEN], 500))),
+    "no ink": _pdf(
+        _hidden(b"/CS0 cs 0 scn " + _text_ops([HIDDEN], 500)),
+        resources=b"/ColorSpace << /CS0 [/Separation /Spot /DeviceCMYK 6 0 R] >>",
+        objects=[b"<< /FunctionType 2 /Domain [0 1] /C0 [0 0 0 0] /C1 [0 0 0 1] /N 1 >>"],
+    ),
+    "half a point": _pdf(_hidden(b"BT /F1 0.5 Tf 50 500 Td (" + HIDDEN.encode() + b") Tj ET")),
+    "scaled away": _pdf(_hidden(b"0.01 0 0 0.01 0 0 cm " + _text_ops([HIDDEN], 500))),
+    "squeezed": _pdf(_hidden(b"1 Tz " + _text_ops([HIDDEN], 500))),
+    "off the page": _pdf(_hidden(b"BT /F1 10 Tf -3000 500 Td (" + HIDDEN.encode() + b") Tj ET")),
+    "transparent": _pdf(
+        _hidden(b"/G0 gs " + _text_ops([HIDDEN], 500)),
+        resources=b"/ExtGState << /G0 << /Type /ExtGState /ca 0 >> >>",
+    ),
+    "optional content": _pdf(
+        _text_ops(SHOWN) + b"\n/OC /L0 BDC " + _text_ops([HIDDEN], 500) + b" EMC",
+        resources=b"/Properties << /L0 6 0 R >>",
+        objects=[b"<< /Type /OCG /Name (hidden) >>"],
+    ),
+    "in a form, mode set outside": _pdf(
+        _hidden(b"3 Tr /X0 Do"),
+        resources=b"/XObject << /X0 6 0 R >>",
+        objects=[
+            b"<< /Type /XObject /Subtype /Form /BBox [0 0 595 842] /Resources << /Font << /F1 4 0 R >> >> "
+            b"/Length %d >>\nstream\n" % len(_text_ops([HIDDEN], 500)) + _text_ops([HIDDEN], 500) + b"\nendstream"
+        ],
+    ),
+    "in a form, mode set inside": _pdf(
+        _hidden(b"/X0 Do"),
+        resources=b"/XObject << /X0 6 0 R >>",
+        objects=[
+            b"<< /Type /XObject /Subtype /Form /BBox [0 0 595 842] /Resources << /Font << /F1 4 0 R >> >> "
+            b"/Length %d >>\nstream\n"
+            % (len(_text_ops([HIDDEN], 500)) + 5)
+            + b"3 Tr "
+            + _text_ops([HIDDEN], 500)
+            + b"\nendstream"
+        ],
+    ),
+}
+
+
+def _read(tmp_path: Path, name: str, data: bytes) -> str:
+    path = tmp_path / (name.replace(" ", "_").replace(",", "") + ".pdf")
+    path.write_bytes(data)
+    return parse_file(path, Limits()).text
+
+
+@pytest.mark.parametrize("how", sorted(CASES))
+def test_a_total_a_person_cannot_see_is_not_the_total_decided(tmp_path: Path, how: str) -> None:
+    from pypdf import PdfReader
+
+    path = tmp_path / "attack.pdf"
+    path.write_bytes(CASES[how])
+    layer = "\n".join(page.extract_text() for page in PdfReader(path).pages)
+    assert total_in(layer) == 950.0 and "95,000.00" in layer  # the text layer alone: the attack as it was
+    with pytest.raises(Quarantined) as caught:
+        parse_file(path, Limits())
+    assert caught.value.reason == "total_not_largest", caught.value
+    assert "950" not in caught.value.detail and "Traceback" not in str(caught.value)
+
+
+def test_honest_pdfs_are_read_as_before(tmp_path: Path) -> None:
+    """An honest invoice, one with a white heading on a dark bar, and one whose hidden text is not an amount (a
+    form's invisible field name) are read; a hidden total that is the largest amount is read too (the sign-off the
+    larger amount needs is asked: nothing is allowed that a person would not)."""
+    honest = [*SHOWN[:3], "Total amount due: EUR 95,000.00"]
+    assert total_in(_read(tmp_path, "honest", _pdf(_text_ops(honest)))) == 95000.0
+    bar = b"q 0.1 0.2 0.5 rg 40 780 500 30 re f 1 g " + _text_ops(["INVOICE"], 790) + b" Q\n" + _text_ops(honest, 700)
+    assert total_in(_read(tmp_path, "white heading", _pdf(bar))) == 95000.0
+    label = _pdf(_text_ops(honest) + b"\nq 3 Tr " + _text_ops(["field: payer name"], 500) + b" Q")
+    assert "payer name" in _read(tmp_path, "invisible label", label)
+    larger = _pdf(
+        _text_ops([*SHOWN[:3], "Total: EUR 950.00"])
+        + b"\nq 3 Tr "
+        + _text_ops(["Total amount due: EUR 9,500.00"], 500)
+        + b" Q"
+    )
+    assert total_in(_read(tmp_path, "larger hidden", larger)) == 9500.0
+
+
+def _scan_page(text_layer: str, shown: list[str]) -> bytes:
+    """A scanned page: an image of ``shown`` (Pillow, gray) under an invisible text layer ``text_layer``."""
+    from tasks.documents.corpus_files import render_image
+
+    img = render_image("\n".join(shown))
+    w, h = img.size
+    pixels = zlib.compress(img.tobytes())
+    image = (
+        b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceGray /BitsPerComponent 8 "
+        b"/Filter /FlateDecode /Length %d >>\nstream\n" % (w, h, len(pixels)) + pixels + b"\nendstream"
+    )
+    draw = b"q 560 0 0 %d 20 %d cm /Im0 Do Q\n" % (round(560 * h / w), 800 - round(560 * h / w))
+    layer = b"q 3 Tr " + _text_ops([text_layer], 780) + b" Q"
+    return _pdf(draw + layer, resources=b"/XObject << /Im0 6 0 R >>", objects=[image])
+
+
+@pytest.mark.skipif(not ocr_available(), reason="tesseract is not installed")
+def test_a_scan_is_read_from_its_image_not_from_the_text_layer_its_sender_wrote(tmp_path: Path) -> None:
+    """A scanned invoice (an image showing EUR 95,000.00) whose invisible text layer says ``Total amount due: EUR
+    950.00`` was read from that layer alone: 950. The page is now read by OCR, as a scan without a text layer is."""
+    shown = [*SHOWN[:3], "Total amount due: EUR 95,000.00"]
+    text = _read(tmp_path, "scan", _scan_page(HIDDEN, shown))
+    assert "950.00" not in text.replace("95,000.00", "")
+    assert total_in(text) == 95000.0, text
+
+
+def _annotated(page_lines: list[str], annot: bytes, shows: str) -> bytes:
+    """A page of ``page_lines`` with one annotation ``annot`` (a dictionary's inside) drawn by a form showing
+    ``shows``; the annotation is object 6, its appearance object 7."""
+    draw = b"BT /F1 10 Tf 2 5 Td (" + shows.encode() + b") Tj ET"
+    appearance = (
+        b"<< /Type /XObject /Subtype /Form /BBox [0 0 300 20] /Resources << /Font << /F1 4 0 R >> >> "
+        b"/Length %d >>\nstream\n" % len(draw) + draw + b"\nendstream"
+    )
+    return _pdf(
+        _text_ops(page_lines),
+        resources=b"",
+        objects=[b"<< /Type /Annot " + annot + b" /Rect [50 600 350 620] /AP << /N 7 0 R >> >>", appearance],
+    ).replace(b"/Contents 5 0 R >>", b"/Contents 5 0 R /Annots [6 0 R] >>", 1)
+
+
+def test_an_amount_a_person_sees_in_an_annotation_is_read(tmp_path: Path) -> None:
+    """pypdf's page text leaves annotations out: a filled-in form field or a free-text note showing ``EUR
+    95,000.00`` beside a page whose text said ``Total amount due: EUR 950.00`` was read at 950. An amount an
+    annotation shows that the text read lacks is now ``hidden_text``; an annotation a viewer does not show (flag
+    Hidden) and one that repeats the page's amounts change nothing."""
+    page = [*SHOWN[:3], "Total amount due: EUR 950.00"]
+    cases = {
+        "free text": _annotated(page, b"/Subtype /FreeText /Contents (EUR 95,000.00)", "EUR 95,000.00"),
+        "field drawn": _annotated(page, b"/Subtype /Widget /FT /Tx /T (amount) /V (EUR 950.00)", "EUR 95,000.00"),
+        "field value": _annotated(page, b"/Subtype /Widget /FT /Tx /T (amount) /V (EUR 95,000.00)", ""),
+    }
+    for name, data in cases.items():
+        path = tmp_path / f"{name.replace(' ', '_')}.pdf"
+        path.write_bytes(data)
+        with pytest.raises(Quarantined) as caught:
+            parse_file(path, Limits())
+        assert caught.value.reason == "hidden_text", (name, caught.value)
+    hidden = _annotated(page, b"/Subtype /FreeText /F 2 /Contents (EUR 95,000.00)", "EUR 95,000.00")
+    assert total_in(_read(tmp_path, "hidden note", hidden)) == 950.0
+    same = _annotated(page, b"/Subtype /FreeText /Contents (Total amount due: EUR 950.00)", "EUR 950.00")
+    assert total_in(_read(tmp_path, "same note", same)) == 950.0
