@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -220,3 +221,42 @@ def test_a_docx_run_word_does_not_show_is_no_total(tmp_path: Path) -> None:
         parse_file(_docx(tmp_path, "hidden_note.docx", "see terms", shown=f"{SHOWN}\n{HID}"), Limits())
     honest = parse_file(_docx(tmp_path, "honest.docx", "internal note: checked", shown=VISIBLE), Limits())
     assert "Total amount due: EUR 95,000.00" in honest.text
+
+
+def test_a_docx_run_painted_white_or_too_small_to_read_is_no_total(tmp_path: Path) -> None:
+    """Left open on 2026-12-05: a run Word shows but a person does not see on a white page (white, or the theme's
+    background colour, half a point high, squeezed to 1%, directly or through a style) holding ``Total amount due: EUR
+    950.00`` under a shown 95,000 was read as the total. Such a DOCX is now decided only when its total as read is its
+    largest amount; an honest one with white text (a heading on a shaded cell) whose total is its largest is read."""
+    import docx
+    from docx.enum.dml import MSO_THEME_COLOR
+    from docx.shared import Pt, RGBColor
+
+    from tasks.documents.parse import Limits, parse_file
+    from tasks.documents.readers import Quarantined
+
+    def write(name: str, style: Any, shown: str = SHOWN, hidden: str = HID) -> Path:
+        document = docx.Document()
+        for line in shown.splitlines():
+            document.add_paragraph(line)
+        style(document, document.add_paragraph().add_run(hidden))
+        path = tmp_path / name
+        document.save(str(path))
+        return path
+
+    def styled(document: Any, run: Any) -> None:
+        faint = document.styles.add_style("Faint", 2)  # WD_STYLE_TYPE.CHARACTER
+        faint.font.color.rgb = RGBColor(0xFE, 0xFE, 0xFE)
+        run.style = faint
+
+    ways = {
+        "white": lambda _d, run: setattr(run.font.color, "rgb", RGBColor(0xFF, 0xFF, 0xFF)),
+        "background": lambda _d, run: setattr(run.font.color, "theme_color", MSO_THEME_COLOR.BACKGROUND_1),
+        "half a point": lambda _d, run: setattr(run.font, "size", Pt(0.5)),
+        "a white style": styled,
+    }
+    for name, style in ways.items():
+        with pytest.raises(Quarantined, match="total_not_largest"):
+            parse_file(write(f"{name.replace(' ', '_')}.docx", style), Limits())
+    heading = write("heading.docx", ways["white"], shown=VISIBLE, hidden="INVOICE")
+    assert "Total amount due: EUR 95,000.00" in parse_file(heading, Limits()).text
