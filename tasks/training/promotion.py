@@ -125,21 +125,56 @@ def _recorded_trigger(trigger: str, drift_record: str, holder: str, settings: Se
     return recorded, [decided.record_id]
 
 
-def _persist_verified(result: TrainResult, name: str, version: str, settings: Settings) -> tuple[str, str]:
-    """Persist ``result.model`` where the catalog will point; return (uri, artifact digest of what was persisted).
+def _trained_here(digest: str, name: str, lineage: DataLineage, settings: Settings) -> str:
+    """The id of the intact seal the pack's training step wrote for exactly this artifact (``kind="trained"``: its
+    digest, ``name@version``, trained on the split's training rows), else "".
+
+    ``register_candidate`` is a task anyone with launch rights can start with any ``TrainResult``: it copied any
+    folder handed in under the state's ``models/`` (a planted suite file once came in this way) and registered it
+    as a candidate, with a training record saying it was trained on the sealed split."""
+    from flytekitplugins.aios_audit.edges import EdgeIndex
+    from flytekitplugins.aios_audit.records import intact
+    from flytekitplugins.aios_catalog.evidence import TRAINED_KIND
+
+    store = audit_log(settings)
+    index = EdgeIndex.for_store(store, settings.state_dir)
+    try:
+        index.catch_up(store)
+        producers = [rid for rid, rel, _seq in index.parents(digest) if rel == "output_of"]
+    finally:
+        index.close()
+    for rid, rec in store.get_many(producers).items():
+        ev = rec.event
+        if (
+            intact(rec)
+            and ev.kind == TRAINED_KIND
+            and ev.subject == f"{name}@{lineage.version}"
+            and ev.outputs.get("model") == digest
+            and ev.inputs.get("train") == lineage.train_digest
+        ):
+            return rid
+    return ""
+
+
+def _persist_verified(result: TrainResult, name: str, lineage: DataLineage, settings: Settings) -> tuple[str, str, str]:
+    """Persist ``result.model`` where the catalog will point; return (uri, artifact digest of what was persisted,
+    the id of the training step's seal of it).
 
     The digest handed in is a claim: the digest registered is the one computed here, of the bytes the catalog
     entry names. A candidate whose bytes are not the ones ``result.digest`` names is refused before anything is
     recorded (before it is copied, and again on the copy: a folder already under ``models/<name>/<version>``
-    keeps its bytes).
+    keeps its bytes), and so is one the pack's training step did not seal as trained on this split
+    (:func:`_trained_here`), before it is copied.
 
     Raises:
-        GovernanceDenied: ``model_digest_mismatch`` naming both digests; nothing is recorded.
+        GovernanceDenied: ``model_digest_mismatch`` naming both digests, or ``untrained_artifact``; nothing is
+            recorded.
     """
     from flytekitplugins.aios_catalog.entries import check_model_id
     from flytekitplugins.aios_core.errors import GovernanceDenied
     from tasks.ml.classifier import artifact_digest
 
+    version = lineage.version
     check_model_id(name, version)  # before anything is downloaded or copied
     digest = artifact_digest(Path(result.model.download()))
     if digest != result.digest:
@@ -148,6 +183,13 @@ def _persist_verified(result: TrainResult, name: str, version: str, settings: Se
             "training result claims; register the artifact the training run produced"
         )
         raise GovernanceDenied(msg, reason_code="model_digest_mismatch")
+    trained = _trained_here(digest, name, lineage, settings)
+    if not trained:
+        msg = (
+            f"candidate {name}@{version}: no intact seal of the pack's training step says the artifact {digest} was "
+            "trained as this version on this split's training rows; register what train_distributed produced for it"
+        )
+        raise GovernanceDenied(msg, reason_code="untrained_artifact")
     uri = _persist(result.model, name, version, settings)
     if "://" not in uri:
         stored = artifact_digest(Path(uri))
@@ -157,7 +199,7 @@ def _persist_verified(result: TrainResult, name: str, version: str, settings: Se
                 f"{digest}); a version names one artifact for good: retrain under a new version"
             )
             raise GovernanceDenied(msg, reason_code="model_digest_mismatch")
-    return uri, digest
+    return uri, digest, trained
 
 
 @task(**GOVERNED)
@@ -173,7 +215,8 @@ def register_candidate(
     """Record the training lineage (config, data, figures) and register the model as a catalog candidate.
 
     What stands behind the registration is re-established, not taken from the inputs: the digest registered is
-    the one computed of the artifact as persisted (refused when ``result.digest`` names other bytes), and a
+    the one computed of the artifact as persisted (refused when ``result.digest`` names other bytes, or when the
+    pack's training step did not seal those bytes as trained for this version on this split), and a
     ``drift_record`` counts only as the trail's decision to start this retraining workflow, whose recorded reason
     is the trigger (see :func:`_recorded_trigger`), and ``lineage`` must be the split ``prepare_data`` sealed
     (:func:`tasks.training.data.sealed_split`), whose digests the catalog then pins as the training data.
@@ -188,9 +231,9 @@ def register_candidate(
         drift_record: audit record id of the drift decision that triggered it ("" on demand).
 
     Raises:
-        GovernanceDenied: ``model_digest_mismatch``, ``no_evidence``, ``unsealed_quality``, ``trigger_used`` (the
-            drift decision already started another retraining), ``trigger_mismatch`` or ``unsealed_training_data``;
-            nothing is recorded.
+        GovernanceDenied: ``model_digest_mismatch``, ``untrained_artifact``, ``no_evidence``, ``unsealed_quality``,
+            ``trigger_used`` (the drift decision already started another retraining), ``trigger_mismatch`` or
+            ``unsealed_training_data``; nothing is recorded.
     """
     from flytekitplugins.aios_audit.stores import CLAIMS_ATTR, ClaimTaken, claim
     from flytekitplugins.aios_catalog import ModelEntry, catalog
@@ -204,7 +247,8 @@ def register_candidate(
     key = trigger_claim(parents[0]) if parents else ""
     fresh = bool(key) and key not in audit_log(settings).claim_holders([key])
     parents.append(sealed_split(lineage, settings))  # the split prepare_data drew, not a lineage typed by hand
-    uri, digest = _persist_verified(result, name, lineage.version, settings)  # the bytes stored, not the claim
+    uri, digest, trained = _persist_verified(result, name, lineage, settings)  # the bytes stored, not the claim
+    parents.append(trained)  # the training step's seal of exactly these bytes
     figures = {k: v for k, v in asdict(result).items() if k not in ("model", "losses")}
     event = AuditEvent(
         kind="training", actor=actor, status="trained", subject=f"{name}@{lineage.version}",

@@ -73,12 +73,20 @@ def _register(
     trigger: str = "on demand",
     drift: str = "",
     lineage: Any = None,
+    trained: bool = True,
 ) -> Any:
+    """``register_candidate`` of the artifact ``folder`` claimed as ``digest``; with ``trained``, the pack's training
+    step's seal of the folder's bytes as trained for ``version`` on the split's training rows is written first, as
+    ``train_distributed`` writes it."""
+    from tasks.ml import seal_trained
     from tasks.training.config import TrainConfig, TrainResult
     from tasks.training.promotion import register_candidate
 
     result = TrainResult(model=FlyteDirectory(str(folder)), digest=digest, losses=[0.7, 0.5], steps=2)
     lineage = lineage if lineage is not None else _lineage(version)
+    if trained:
+        subject = f"{NAME}@{lineage.version}"
+        seal_trained(subject, artifact_digest(folder), lineage.train_digest, "", get_settings())
     return register_candidate(
         result=result, lineage=lineage, config=TrainConfig(), name=NAME, owner="team:ml-platform",
         trigger=trigger, drift_record=drift,
@@ -169,11 +177,40 @@ def test_a_made_up_or_unrelated_drift_record_is_refused_and_the_trigger_is_the_t
     _register(art, digest, version=VERSION + "-3", trigger=INVENTED, drift="")  # on demand: no parent, marked so
     by_version = {r.event.subject.partition("@")[2]: r.event for r in _trainings()}
     for version, decision in ((VERSION, decided), (VERSION + "-2", again)):
-        assert by_version[version].parents[0] == decision and len(by_version[version].parents) == 2  # + the split
+        assert by_version[version].parents[0] == decision and len(by_version[version].parents) == 3  # + split, seal
         assert by_version[version].attributes["trigger"] == reason and "month" in reason
     on_demand = by_version[VERSION + "-3"]
-    assert len(on_demand.parents) == 1 and on_demand.attributes["trigger"] == f"on demand: {INVENTED}"
-    assert audit_log(get_settings()).get(on_demand.parents[0]).event.kind == "dataset"  # only the split it was drawn
+    assert len(on_demand.parents) == 2 and on_demand.attributes["trigger"] == f"on demand: {INVENTED}"
+    kinds = [audit_log(get_settings()).get(p).event.kind for p in on_demand.parents]
+    assert kinds == ["dataset", "trained"]  # only the split it was drawn from and the training step's seal
+
+
+def test_only_an_artifact_the_training_step_sealed_is_copied_and_registered(aios_env: Path, tmp_path: Path) -> None:
+    """Left open on 2026-12-05: ``register_candidate`` copied any folder it was handed under the state's ``models/``
+    and registered it as a candidate whose training record said it was trained on the sealed split (a folder holding
+    a planted quality suite came in this way). It now copies and registers only bytes the pack's training step sealed
+    (``kind="trained"``) as trained for exactly this version on this split's training rows; anything else is
+    ``untrained_artifact``, before a byte is copied."""
+    from tasks.ml import seal_trained
+
+    planted = tmp_path / "planted"
+    planted.mkdir()
+    (planted / "nothing.json").write_text('{"name": "nothing", "expectations": []}')
+    art = _artifact(tmp_path / "head", b"a head trained elsewhere")
+    lineage = _lineage()
+    settings = get_settings()
+    seal_trained(f"{NAME}@{VERSION}-other", artifact_digest(art), lineage.train_digest, "", settings)  # other version
+    seal_trained(f"{NAME}@{VERSION}", artifact_digest(art), DIGESTS["test"], "", settings)  # on the held-out rows
+    for folder in (planted, art):
+        _refused(
+            lambda folder=folder: _register(folder, artifact_digest(folder), lineage=lineage, trained=False),
+            "untrained_artifact",
+            "no intact seal of the pack's training step",
+        )
+    assert not (aios_env / "models").exists() and _trainings() == []
+    assert catalog(settings).find(NAME, VERSION) is None
+    registered = _register(art, artifact_digest(art), lineage=lineage)  # sealed as train_distributed seals it
+    assert catalog(settings).get(NAME, VERSION).digest == artifact_digest(art) and registered.training_record
 
 
 def test_one_drift_decision_starts_one_retraining(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -280,4 +317,5 @@ def test_a_data_lineage_typed_by_hand_is_refused_and_the_catalog_pins_the_sealed
     entry = catalog(get_settings()).get(NAME, VERSION)
     assert entry.training_data_digests == [DIGESTS["train"], DIGESTS["ref"]]
     (training,) = _trainings()
-    assert training.record_id == registered.training_record and training.event.parents == [sealed.sealed_by]
+    assert training.record_id == registered.training_record and training.event.parents[0] == sealed.sealed_by
+    assert audit_log(get_settings()).get(training.event.parents[1]).event.kind == "trained"

@@ -88,8 +88,11 @@ def test_retrain_promotes_only_after_policy_and_authorized_approval(aios_env: Pa
     assert ev.outputs["model"] == entry.digest and ev.inputs["feedback"] in entry.training_data_digests
     assert ev.attributes["data"]["n_feedback"] == 2 and ev.attributes["feedback_rejected_lines"] == 1
     assert ev.attributes["result"]["world_size"] == 2 and len(ev.attributes["losses"]) == 48
-    (split,) = [log.get(p) for p in ev.parents]  # on demand: the split prepare_data sealed, nothing else
+    # on demand: the split prepare_data sealed and the training step's seal of exactly these bytes, nothing else
+    split, trained = [log.get(p) for p in ev.parents]
     assert split is not None and split.event.kind == "dataset" and split.event.outputs["train"] == ev.inputs["train"]
+    assert trained is not None and trained.event.kind == "trained" and trained.event.outputs["model"] == entry.digest
+    assert trained.event.inputs["train"] == ev.inputs["train"]
     # the drift check that let it through compared the rows the catalog pins as its training data with the test rows
     (evaluation,) = [r for r in log.scan(1) if r.event.kind == "evaluation"]
     (drift,) = [log.get(p) for p in evaluation.event.parents]
