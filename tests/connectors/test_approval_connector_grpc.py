@@ -109,17 +109,27 @@ def test_a_task_launched_on_its_own_with_another_runs_request_neither_uses_nor_u
     """Anyone who may launch the notification task could launch it on its own, with another run's approved request
     id as input: ``get`` then used that approval for the new execution, and the run that opened the request was
     refused (or an approver used the approval in a run of his own). The connector knows the waiting execution, not
-    its launcher: only the execution that opened the request uses it."""
+    its launcher: only the execution that opened the request uses it.
+
+    Review of 2026-12-06: the same launch re-announced the request naming the new execution, and its abort (a
+    ``DeleteTask`` with metadata the connector had sealed) cancelled the waiting run's ticket. ``create`` now refuses
+    an execution that did not open the request (audited ``connector_refused``): nothing is announced or cancelled."""
     from flytekitplugins.aios_approvals import decide
     from flytekitplugins.aios_audit import audit_log
 
     hook.reset("ok")
     rid = _open("sha256:" + "9" * 64)
     assert decide(rid, "user:bob", "approve", reason="checked", env=Env.load(get_settings())).accepted
-    stolen = _get(channel, _create(channel, rid, execution="f0e1d2c3b4"))
-    assert stolen.phase == TaskExecution.FAILED and "launcher" in stolen.message, stolen.message
+    stolen_meta = _create(channel, rid, execution="f0e1d2c3b4")
+    stolen = _get(channel, stolen_meta)
+    assert stolen.phase == TaskExecution.FAILED and "was opened by execution" in stolen.message, stolen.message
+    category = agent_pb2.TaskCategory(name=APPROVAL_NOTIFICATION_TASK_TYPE, version=0)
+    abort = agent_pb2.DeleteTaskRequest(task_category=category, resource_meta=stolen_meta)
+    agent_pb2_grpc.AsyncAgentServiceStub(channel).DeleteTask(abort, timeout=20)
+    assert hook.received == []  # neither announced for the other execution nor cancelled by its abort
+    refused = [r.event for r in audit_log(get_settings()).scan() if r.event.kind == "connector_refused"]
+    assert any(rid in str(e.attributes) and "f0e1d2c3b4" in str(e.attributes) for e in refused), refused[-1:]
     records = [r.event for r in audit_log(get_settings()).scan() if r.event.subject == rid]
-    assert [e.status for e in records if e.kind == "approval_refused"] == ["launcher_mismatch"]
     assert not [e for e in records if e.kind == "approval_verified" and e.attributes["consumed_by"]]
     done = _get(channel, _create(channel, rid))  # the run that opened it still has its approval
     assert done.phase == TaskExecution.SUCCEEDED, done.message
@@ -211,8 +221,8 @@ def test_the_status_call_uses_an_approval_once(channel, hook: Hook, shared_state
     )
     second = agent_pb2_grpc.AsyncAgentServiceStub(channel).CreateTask(req, timeout=20).resource_meta
     refused = _get(channel, second)
-    # refused before the use claim is looked at: another execution is no run of the request's launcher here
-    assert refused.phase == TaskExecution.FAILED and "no established launcher" in refused.message, refused.message
+    # refused at create, before the use claim is looked at: another execution did not open the request
+    assert refused.phase == TaskExecution.FAILED and "was opened by execution" in refused.message, refused.message
 
 
 def _delete(channel: grpc.Channel, meta: bytes) -> None:

@@ -30,6 +30,7 @@ import grpc
 
 from flytekitplugins.aios.compat.flytekit import connector_exception_handler, replace_connector_exception_handler
 from flytekitplugins.aios_core.redact import mask_logs, one_line_error
+from flytekitplugins.aios_core.visible import visible
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +42,11 @@ def _handle_exception(e: Exception, context: grpc.ServicerContext, task_type: st
     from flytekit.exceptions.system import FlyteConnectorNotFound
     from flytekit.extend.backend import connector_service as cs
 
+    shown = visible(task_type)  # the caller's text: its control characters forged log lines (review of 2026-12-06)
     if isinstance(e, FlyteConnectorNotFound):
-        message, code, http = f"Cannot find connector for task type: {task_type}.", grpc.StatusCode.NOT_FOUND, 404
+        message, code, http = f"Cannot find connector for task type: {shown}.", grpc.StatusCode.NOT_FOUND, 404
     else:
-        message = f"failed to {operation} {task_type} task: {one_line_error(e)}"
+        message = f"failed to {operation} {shown} task: {one_line_error(e)}"
         code, http = grpc.StatusCode.INTERNAL, int(HTTPStatus.INTERNAL_SERVER_ERROR)
     log.error("%s", message)
     context.set_code(code)

@@ -163,6 +163,21 @@ def _check_owner(caller: Caller, req: dict[str, Any]) -> None:
     raise IdentityRefused(msg, code="identity_mismatch", actor=caller.principal)
 
 
+def _check_execution(caller: Caller, req: dict[str, Any]) -> None:
+    """A served caller notifies only for the execution that opened the request: the notification task launched on its
+    own with another run's request id (by its requester's service account) re-announced the request naming itself,
+    and its abort cancelled the waiting run's ticket (review of 2026-12-06)."""
+    mine = caller.execution.execution_key if caller.execution is not None else ""
+    opened = str(req.get("execution") or "")
+    if caller.source != "propagated" or not opened or mine == opened:
+        return
+    msg = (
+        f"connector call refused: approval request {req['request_id']} was opened by execution {opened}, not by "
+        f"{mine or 'an unnamed execution'}; only the run that opened it is notified and waits on it"
+    )
+    raise IdentityRefused(msg, code="identity_mismatch", actor=caller.principal)
+
+
 def _payload(
     req: dict[str, Any], cfg: ApprovalNotificationConfig, meta: TaskExecutionMetadata | None
 ) -> dict[str, Any]:
@@ -239,7 +254,8 @@ class ApprovalNotificationConnector(AsyncConnectorBase):
             WebhookError: delivery failed after the allowed attempts (status and attempts named).
         """
         cfg = ApprovalNotificationConfig.from_custom(task_template.custom)
-        request_id = str((await to_python(inputs, APPROVAL_INPUTS)).get("request_id", ""))
+        served = task_execution_metadata is not None
+        request_id = str((await to_python(inputs, APPROVAL_INPUTS, served=served)).get("request_id", ""))
         if not request_id:
             msg = "input request_id is empty: pass the id returned by open_request()"
             raise ValueError(msg)
@@ -252,6 +268,7 @@ class ApprovalNotificationConnector(AsyncConnectorBase):
             env = await asyncio.to_thread(Env.load, settings)
             req = await asyncio.to_thread(_request_details, request_id, env)
             _check_owner(caller, req)
+            _check_execution(caller, req)
         except IdentityRefused as e:
             message = await asyncio.to_thread(
                 refuse,

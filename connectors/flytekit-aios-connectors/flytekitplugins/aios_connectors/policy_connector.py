@@ -95,7 +95,7 @@ class PolicyDecisionConnector(SyncConnectorBase):
         claimed = ""
         try:
             cfg = PolicyDecisionConfig.from_custom(task_template.custom)
-            values = await to_python(inputs, POLICY_INPUTS)
+            values = await to_python(inputs, POLICY_INPUTS, served=task_execution_metadata is not None)
             claimed = str(values.get("principal") or "")
             caller = await asyncio.to_thread(establish, task_execution_metadata, settings, claimed)
         except IdentityRefused as e:

@@ -122,19 +122,35 @@ def resolve_url(config_url: str, settings: Settings) -> str:
     return system_of_record_url(config_url, settings.system_of_record_url)
 
 
-def _ddl(table: str) -> str:
-    return (
+def _ddl(table: str) -> list[str]:
+    return [
         f"CREATE TABLE IF NOT EXISTS {table} (action_key TEXT PRIMARY KEY, doc_digest TEXT NOT NULL, "
         "decision_digest TEXT NOT NULL, action TEXT NOT NULL, doc_type TEXT NOT NULL, amount DOUBLE PRECISION, "
-        "currency TEXT, request_id TEXT NOT NULL, posted_at TEXT NOT NULL)"
-    )
+        "currency TEXT, request_id TEXT NOT NULL, posted_at TEXT NOT NULL)",
+        f"CREATE TABLE IF NOT EXISTS {keys_table(table)} (action_key TEXT PRIMARY KEY, posted_at TEXT NOT NULL)",
+        # rows posted before the ledger existed (and not consumed yet) are in it from the first call on
+        f"INSERT INTO {keys_table(table)} SELECT action_key, posted_at FROM {table} WHERE true ON CONFLICT DO NOTHING",
+    ]
+
+
+def keys_table(table: str) -> str:
+    """The ledger of every action key ever posted to ``table``: the processor that consumes ``table``'s rows (deletes
+    them) never touches it, so an action posted once is never posted again. With the table's own primary key as the
+    only idempotency, another execution re-sent an allowed row after it had been consumed, and it was posted twice
+    (review of 2026-12-06)."""
+    return f"{table[:57]}_keys"
 
 
 @contextmanager
 def _connect(url: str) -> Iterator[Any]:
     """A DB-API connection in one transaction (commit on success, rollback on error)."""
     if url.startswith("sqlite:///"):
-        conn: Any = sqlite3.connect(url.removeprefix("sqlite:///"), timeout=60.0)
+        from flytekitplugins.aios_audit.private_files import touch_private
+
+        path = url.removeprefix("sqlite:///")
+        if path != ":memory:":
+            touch_private(path)  # 0600 (its folder 0700): posted payments are no other local user's to read
+        conn: Any = sqlite3.connect(path, timeout=60.0)
         conn.execute("PRAGMA journal_mode=WAL")
     elif url.startswith(("postgresql://", "postgres://")):
         import psycopg
@@ -172,16 +188,20 @@ def _ensure_table(url: str, table: str) -> None:
         cur = conn.cursor()
         if not url.startswith("sqlite"):
             cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"aios_sor:{table}",))
-        cur.execute(_ddl(table))
+        for statement in _ddl(table):
+            cur.execute(statement)
     if not url.startswith("sqlite"):  # SQLite files come and go (tests, local runs); the check is cheap there
         _ready.add((url, table))
 
 
 def post_rows(url: str, table: str, rows: Sequence[dict[str, Any]]) -> list[str]:
-    """Insert ``rows`` (keys of :data:`COLUMNS`) idempotently; returns the keys newly posted."""
+    """Insert ``rows`` (keys of :data:`COLUMNS`) idempotently; returns the keys newly posted. A key posted once (in
+    the :func:`keys_table` ledger, written in the same transaction) is never posted again, consumed or not."""
     import datetime as dt
 
     ph = "?" if url.startswith("sqlite") else "%s"
+    ledger = f"INSERT INTO {keys_table(table)} (action_key, posted_at) VALUES ({ph}, {ph}) "
+    ledger += "ON CONFLICT (action_key) DO NOTHING RETURNING action_key"
     sql = (
         f"INSERT INTO {table} ({', '.join(COLUMNS)}, posted_at) VALUES ({', '.join([ph] * (len(COLUMNS) + 1))}) "
         "ON CONFLICT (action_key) DO NOTHING RETURNING action_key"
@@ -192,6 +212,9 @@ def post_rows(url: str, table: str, rows: Sequence[dict[str, Any]]) -> list[str]
     with _connect(url) as conn:
         cur = conn.cursor()
         for row in rows:
+            cur.execute(ledger, (str(row["action_key"]), now))
+            if cur.fetchone() is None:
+                continue  # posted before: already posted, whether or not its row is still in the table
             cur.execute(sql, (*(row.get(c) for c in COLUMNS), now))
             if cur.fetchone() is not None:
                 posted.append(str(row["action_key"]))
@@ -247,6 +270,8 @@ def act(
     from flytekitplugins.aios_core.redact import mask_url
 
     claims = [ActionClaim.from_row(dict(r)) for r in rows]
+    # what is written is what was verified: the amount as the claim read it (a number), not the row's own text
+    rows = [{**r, "amount": c.amount} for r, c in zip(rows, claims, strict=True)]
     url = resolve_url(config.url, settings)
     destination = f"{config.table}@{mask_url(url)}"  # the same action posted anywhere else is refused
     env = Env.load(settings)
@@ -255,7 +280,9 @@ def act(
     allowed = [r for r, v in zip(rows, verdicts, strict=True) if v.allowed]
     for v in verdicts:
         if not v.allowed:
-            log.warning("system of record: refused action %s: %s (%s)", v.action_key[:19], v.code, v.reason)
+            log.warning(  # the caller's text: its control characters forged log lines (review of 2026-12-06)
+                "system of record: refused action %s: %s (%s)", visible(v.action_key[:19]), v.code, visible(v.reason)
+            )
     posted = post_rows(url, config.table, allowed)
     _audit(allowed, set(posted), config.table, by_key, settings)
     return len(posted), len(allowed) - len(posted), len(rows) - len(allowed)
@@ -331,7 +358,7 @@ class SystemOfRecordConnector(SyncConnectorBase):
         settings = get_settings()  # the connector call is an entry point: settings resolved once, passed down
         try:
             config = SystemOfRecordConfig.from_custom(task_template.custom)
-            values = await to_python(inputs, _interface_types()[0])
+            values = await to_python(inputs, _interface_types()[0], served=task_execution_metadata is not None)
             frame = values.get("actions")
             rows: list[dict[str, Any]] = [] if frame is None else frame.to_dict(orient="records")
             principals = sorted({str(r.get("principal") or "") for r in rows})

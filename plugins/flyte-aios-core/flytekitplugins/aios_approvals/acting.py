@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -76,13 +77,20 @@ class ActionClaim:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> ActionClaim:
-        """Read a system-of-record row (``aios_connectors.system_of_record.COLUMNS`` plus ``policy_record``)."""
+        """Read a system-of-record row (``aios_connectors.system_of_record.COLUMNS`` plus ``policy_record``).
+
+        Raises:
+            ValueError: the row's amount is not a number (text such as ``"9_000"`` or full-width digits read as the
+                sealed 9000.0 and was stored as written: a processor summing the table read 9).
+        """
         amount = row.get("amount")
+        if amount is not None and (isinstance(amount, bool) or not isinstance(amount, numbers.Real)):
+            raise ValueError(f"a row's amount is a {type(amount).__name__}, not a number: hand in numeric amounts")
         return cls(
             action_key=str(row.get("action_key") or ""),
             subject=str(row.get("doc_digest") or ""),
             action=str(row.get("action") or ""),
-            amount=None if amount is None or (isinstance(amount, float) and math.isnan(amount)) else float(amount),
+            amount=None if amount is None or math.isnan(float(amount)) else float(amount),
             currency=str(row.get("currency") or ""),
             policy_record=str(row.get("policy_record") or ""),
             decision_digest=str(row.get("decision_digest") or ""),

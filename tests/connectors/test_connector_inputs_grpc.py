@@ -1,0 +1,164 @@
+"""What a caller who can reach the connector's gRPC port hands in is checked before it is decoded or acted on
+(review of 2026-12-06). Real ``pyflyte serve connector`` (the session's server), real SQLite stores.
+
+* A dictionary input carrying literal metadata ``format: pickle`` made flytekit download and unpickle the file it
+  named: code of the caller's choosing ran in the connector service (with its webhook secret and signing key),
+  before the caller's identity was established. An offloaded literal or a data frame at an ``http://`` address made
+  the service fetch what the caller named.
+* An allowed row was posted again by another execution once the payment processor had consumed it.
+* A row's amount handed in as text (``"9_000"``, full-width digits) passed as the sealed number and was stored as
+  written.
+* A task type holding control characters wrote forged lines into the connector's log and its gRPC error.
+* The system of record's SQLite file was readable by other local users.
+"""
+
+from __future__ import annotations
+
+import pickle
+import secrets
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pandas as pd
+import pytest
+from flyteidl.admin import agent_pb2
+from flyteidl.core import literals_pb2
+from flyteidl.core.execution_pb2 import TaskExecution
+from flyteidl.service import agent_pb2_grpc
+from google.protobuf import struct_pb2
+
+from tests.connectors.protos import execution_metadata, literal_map, python_values, template_of
+
+pytestmark = pytest.mark.slow
+
+
+class _Marker:
+    """Unpickling this writes a file: proof that the service ran the caller's pickle."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Path(self.path).write_text, ("code of the caller's choosing ran",))
+
+
+def _sync(channel: grpc.Channel, task: Any, inputs: literals_pb2.LiteralMap, execution: str = "a1b2c3d4e5") -> Any:
+    def stream() -> Any:
+        header = agent_pb2.CreateRequestHeader(
+            template=template_of(task),
+            output_prefix="/tmp/aios-inputs-out",
+            task_execution_metadata=execution_metadata(execution=execution),
+        )
+        yield agent_pb2.ExecuteTaskSyncRequest(header=header)
+        yield agent_pb2.ExecuteTaskSyncRequest(inputs=inputs)
+
+    (response,) = list(agent_pb2_grpc.SyncAgentServiceStub(channel).ExecuteTaskSync(stream(), timeout=30))
+    return response.header.resource
+
+
+def test_a_pickled_or_fetched_input_is_refused_before_it_is_decoded(channel, shared_state, tmp_path: Path) -> None:
+    from flytekitplugins.aios_connectors import PolicyDecisionTask
+    from flytekitplugins.aios_connectors.system_of_record import SystemOfRecordConfig, SystemOfRecordTask
+
+    marker = tmp_path / "ran.txt"
+    payload = tmp_path / "p.pkl"
+    payload.write_bytes(pickle.dumps(_Marker(str(marker))))
+    generic = struct_pb2.Struct()
+    generic.update({"pickle_file": str(payload)})
+    pickled = literals_pb2.Literal(
+        scalar=literals_pb2.Scalar(generic=generic), metadata={"format": "pickle"}
+    )  # what flytekit's DictTransformer unpickles
+    inputs = literal_map(
+        {"principal": "service:document-pipeline", "action": "run_task"}, {"principal": str, "action": str}
+    )
+    inputs.literals["resource"].CopyFrom(pickled)
+    res = _sync(channel, PolicyDecisionTask(name="grpc_pickle"), inputs)
+    assert res.phase == TaskExecution.FAILED and "UnsafeInput" in res.message, res.message
+    assert "literal metadata" in res.message and not marker.exists()
+
+    sor = SystemOfRecordTask(name="grpc_sor_fetch", config=SystemOfRecordConfig(table="fetch_" + secrets.token_hex(4)))
+    frame = literal_map({"actions": pd.DataFrame({"action_key": ["k"]})}, {"actions": pd.DataFrame})
+    frame.literals["actions"].scalar.structured_dataset.uri = "http://169.254.169.254/latest/meta-data.parquet"
+    res = _sync(channel, sor, frame)
+    assert res.phase == TaskExecution.FAILED and "outside the object stores" in res.message, res.message
+
+    offloaded = literal_map({"actions": pd.DataFrame({"action_key": ["k"]})}, {"actions": pd.DataFrame})
+    offloaded.literals["actions"].offloaded_metadata.uri = "http://127.0.0.1:9/offloaded/actions.pb"
+    res = _sync(channel, sor, offloaded)
+    assert res.phase == TaskExecution.FAILED and "offloaded literal" in res.message, res.message
+
+
+def _post(channel: grpc.Channel, task: Any, frame: pd.DataFrame, execution: str) -> dict[str, Any]:
+    from flytekitplugins.aios_connectors.system_of_record import OUTPUTS
+
+    res = _sync(channel, task, literal_map({"actions": frame}, {"actions": pd.DataFrame}), execution)
+    assert res.phase == TaskExecution.SUCCEEDED, res.message
+    return python_values(res.outputs, OUTPUTS)
+
+
+def test_an_action_consumed_downstream_is_not_posted_again_by_another_execution(channel, shared_state) -> None:
+    from flytekitplugins.aios_connectors.system_of_record import SystemOfRecordConfig, SystemOfRecordTask
+    from tests.governed_rows import governed_rows
+
+    db = shared_state / "grpc_sor.db"  # the service's AIOS_SYSTEM_OF_RECORD_URL_GRPC (tests/connectors/conftest.py)
+    table = "replay_" + secrets.token_hex(4)
+    task = SystemOfRecordTask(
+        name="grpc_sor_replay", config=SystemOfRecordConfig(table=table, url="env:AIOS_SYSTEM_OF_RECORD_URL_GRPC")
+    )
+    frame = pd.DataFrame(governed_rows(2, "replay"))
+    assert _post(channel, task, frame, "pipeline-e1") == {"posted": 2, "already_posted": 0, "refused": 0}
+    with sqlite3.connect(db) as conn:  # the payment processor consumes the rows
+        conn.execute(f"DELETE FROM {table}")
+    again = _post(channel, task, frame, "someone-elses-e2")
+    assert again == {"posted": 0, "already_posted": 2, "refused": 0}
+    with sqlite3.connect(db) as conn:
+        assert conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone() == (0,)
+
+
+def test_a_system_of_record_file_is_the_services_own(tmp_path: Path) -> None:
+    """Its SQLite file was created 0644 in a folder others may enter (an image layer's, ``/tmp/aios``): another local
+    user read every posted payment. It is created 0600 now, as the audit store's files are."""
+    from flytekitplugins.aios_connectors.system_of_record import post_rows
+
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    post_rows(f"sqlite:///{shared}/sor.db", "actions", [])
+    assert ((shared / "sor.db").stat().st_mode & 0o777) == 0o600
+
+
+def test_an_amount_handed_in_as_text_is_refused_and_nothing_is_stored(channel, shared_state) -> None:
+    from flytekitplugins.aios_connectors.system_of_record import SystemOfRecordConfig, SystemOfRecordTask
+    from tests.governed_rows import governed_rows
+
+    db = shared_state / "grpc_sor.db"
+    table = "amount_" + secrets.token_hex(4)
+    task = SystemOfRecordTask(
+        name="grpc_sor_amount", config=SystemOfRecordConfig(table=table, url="env:AIOS_SYSTEM_OF_RECORD_URL_GRPC")
+    )
+    rows = governed_rows(2, "amount-text")
+    for row, text in zip(rows, ("{:_.0f}", "full"), strict=True):
+        amount = float(row["amount"])
+        row["amount"] = (
+            text.format(amount)
+            if text != "full"
+            else str(int(amount)).translate({ord(d): 0xFF10 + int(d) for d in "0123456789"})
+        )
+        assert float(row["amount"]) == amount  # Python reads it as the sealed number
+    res = _sync(channel, task, literal_map({"actions": pd.DataFrame(rows)}, {"actions": pd.DataFrame}))
+    assert res.phase == TaskExecution.FAILED and "not a number" in res.message, res.message
+    with sqlite3.connect(db) as conn:
+        assert not conn.execute("SELECT name FROM sqlite_master WHERE name = ?", (table,)).fetchall()
+
+
+def test_a_task_type_cannot_write_lines_into_the_connectors_log(channel, connector) -> None:
+    from flytekitplugins.aios_connectors import PolicyDecisionTask
+
+    template = template_of(PolicyDecisionTask(name="grpc_forged"))
+    template.type = "nosuch\n2026-12-06 INFO approved by user:cfo\x1b[2K"
+    req = agent_pb2.CreateTaskRequest(template=template, inputs=literals_pb2.LiteralMap(), output_prefix="/tmp/o")
+    with pytest.raises(grpc.RpcError) as caught:
+        agent_pb2_grpc.AsyncAgentServiceStub(channel).CreateTask(req, timeout=20)
+    details = caught.value.details()
+    assert "\n" not in details and "\x1b" not in details and "\\x0a" in details, details
