@@ -52,7 +52,10 @@ def _nums(args: list[Any]) -> list[float]:
 
 
 class _State:
-    __slots__ = ("alpha", "ctm", "fill", "fill_space", "leading", "mode", "scale", "size", "stroke", "stroke_space")
+    __slots__ = (
+        "alpha", "ctm", "dash", "fill", "fill_space", "leading", "mode", "odd", "scale", "size", "spacing", "stroke",
+        "stroke_space",
+    )  # fmt: skip
 
     def __init__(self) -> None:
         self.ctm: _Matrix = _IDENTITY
@@ -64,6 +67,9 @@ class _State:
         self.size = 12.0
         self.scale = 100.0
         self.leading = 0.0
+        self.dash = False  # stroked with a dash pattern (whose gaps may hide every glyph)
+        self.odd = False  # an ExtGState this walk does not model, or a Type3 font (glyphs drawn by content streams)
+        self.spacing = 0.0  # the largest |Tc|, |Tw|, |Ts| in force
 
     def copy(self) -> _State:
         other = _State()
@@ -80,8 +86,16 @@ _DEVICE = {
     "/DeviceCMYK": "cmyk",
     "/CMYK": "cmyk",
 }
-_INITIAL = {"gray": [0.0], "rgb": [0.0] * 3, "cmyk": [0.0, 0.0, 0.0, 1.0], "tint": [1.0], "lab": [0.0]}
-"""The colour ``cs`` / ``CS`` sets with a colour space: black, full ink (none: ``unknown``)."""
+_INITIAL = {"gray": [0.0], "rgb": [0.0] * 3, "cmyk": [0.0, 0.0, 0.0, 1.0], "lab": [0.0]}
+"""The colour ``cs`` / ``CS`` sets with a colour space: black (none: ``unknown``)."""
+MAX_SPACING = 50.0
+"""Character or word spacing (``Tc``, ``Tw``) or a text rise (``Ts``) beyond this many points moves glyphs away from
+where the text starts: such text counts as faint."""
+MAX_TJ_OFFSET = 10_000
+"""A ``TJ`` adjustment beyond this many thousandths of an em (ten ems) moves the next glyphs out of sight."""
+_ODD_EXT = ("/TR", "/TR2", "/Font")
+"""ExtGState entries that change how text looks beyond what this walk models (a transfer function can paint it white;
+a font set there is not the ``Tf`` one): text under them counts as faint."""
 
 
 def _space_kind(name: Any, resources: Any) -> str:
@@ -97,8 +111,8 @@ def _space_kind(name: Any, resources: Any) -> str:
     if not isinstance(space, list) or not space:
         return _DEVICE.get(str(space), "unknown")
     family = str(space[0])
-    if family in ("/Separation", "/DeviceN"):
-        return "tint"
+    if family in ("/Separation", "/DeviceN"):  # a tint transform may paint white, a /None colourant nothing
+        return "unknown"
     if family == "/ICCBased":
         try:
             n = int(space[1].get_object()["/N"])
@@ -116,8 +130,6 @@ def _near_white(colour: tuple[str, list[float]]) -> bool:
         return False
     if space == "cmyk":
         return len(values) == 4 and all(v <= 1 - WHITE for v in values)
-    if space == "tint":
-        return all(v <= 1 - WHITE for v in values)
     if space == "lab":
         return values[0] >= 100 * WHITE
     return space in ("gray", "rgb") and all(v >= WHITE for v in values)
@@ -140,6 +152,15 @@ class ShownWatch:
         self._forms: list[tuple[_State, list[_State], _Matrix, _Matrix]] = []
         self._tm: _Matrix = _IDENTITY
         self._line: _Matrix = _IDENTITY
+        self.images = False  # draws an image (an XObject or inline): what a person sees there is not in the text
+        self.opaque = False  # draws text the text layer does not hold (a tiling pattern's or a Type3 font's)
+        self.draws = 0  # Do operators (pypdf follows a bounded number of form draws: past it text is not read)
+        media = page.mediabox
+        self.box = (
+            max(self.box[0], float(media.left)), max(self.box[1], float(media.bottom)),
+            min(self.box[2], float(media.right)), min(self.box[3], float(media.top)),
+        )  # fmt: skip  # what a viewer shows: the crop box within the media box
+        self._scan_resources(self._resources[0])
 
     def before(self, op: bytes, args: list[Any], _cm: Any, _tm: Any) -> None:
         state = self._state
@@ -175,6 +196,15 @@ class ShownWatch:
             n = _nums(args)
             if n:
                 state.size = n[-1]
+            state.odd = state.odd or self._type3(args)
+        elif op in (b"Tc", b"Tw", b"Ts"):
+            n = _nums(args)
+            if n:
+                state.spacing = max(state.spacing, abs(n[0]))
+        elif op == b"d":
+            state.dash = bool(args) and isinstance(args[0], list) and len(args[0]) > 0
+        elif op == b"INLINE IMAGE":
+            self.images = True
         elif op == b"Tz":
             n = _nums(args)
             if n:
@@ -201,11 +231,15 @@ class ShownWatch:
             if args and str(args[0]) == "/OC":  # content of an optional-content group: a layer a viewer may hide
                 self.marks.add("optional")
         elif op == b"Do":
+            self.draws += 1
             self._enter_form(args)
         if op in _SHOW:
             if op != b"TJ" and op != b"Tj":
                 self._next_line()
             self._shown()
+            if op == b"TJ" and args and isinstance(args[0], list):
+                if any(abs(v) > MAX_TJ_OFFSET for v in _nums(list(args[0]))):
+                    self.marks.add("faint")
 
     def after(self, op: bytes, _args: list[Any], _cm: Any, _tm: Any) -> None:
         if op == b"Do" and self._forms:  # the form drawn is done: the state is the one before it
@@ -223,11 +257,15 @@ class ShownWatch:
             self.marks.add("invisible")  # mode 3 or 7, or painted only at an alpha near 0
             return
         white = (not filled or _near_white(state.fill)) and (not stroked or _near_white(state.stroke))
+        dashed = stroked and not filled and state.dash
         m = _mul(self._tm, state.ctm)
-        size = abs(state.size) * abs(m[0] * m[3] - m[1] * m[2]) ** 0.5
+        across = (m[0] * m[0] + m[1] * m[1]) ** 0.5  # text space's x axis on the page: the baseline's scale
+        height = abs(state.size) * abs(m[0] * m[3] - m[1] * m[2]) / across if across else 0.0
+        width = abs(state.size) * across * abs(state.scale) / 100  # one em along the baseline
         x0, y0, x1, y1 = self.box
-        off = not (x0 - 10 <= m[4] <= x1 + 10 and y0 - 10 <= m[5] <= y1 + 10)
-        if white or size < MIN_SIZE or abs(state.scale) < 10 or off:
+        off = not (x0 - 2 <= m[4] < x1 and y0 <= m[5] <= y1)
+        odd = state.odd or state.spacing > MAX_SPACING
+        if white or dashed or odd or height < MIN_SIZE or width < MIN_SIZE / 2 or off:
             self.marks.add("faint")
 
     def _ext_state(self, args: list[Any], state: _State) -> None:
@@ -238,6 +276,34 @@ class ShownWatch:
         except (KeyError, IndexError, TypeError, ValueError, AttributeError):
             return
         state.alpha = (fill, stroke)
+        transfer = any(k in ext and str(ext[k]) not in ("/Identity", "/Default") for k in _ODD_EXT)
+        mask = "/SMask" in ext and str(ext["/SMask"]) != "/None"  # a soft mask may hide what it masks
+        state.odd = state.odd or transfer or mask
+
+    def _type3(self, args: list[Any]) -> bool:
+        """Whether ``Tf`` selects a Type3 font: its glyphs are content streams, drawing whatever they draw."""
+        try:
+            font = self._resources[-1]["/Font"][args[0]].get_object()
+        except (KeyError, IndexError, TypeError, AttributeError):
+            return False
+        return str(font.get("/Subtype")) == "/Type3"
+
+    def _scan_resources(self, resources: Any) -> None:
+        """Note what a resource dictionary brings that the text layer does not show as drawn: default colour spaces
+        (``0 g`` may then paint white: faint) and tiling patterns that draw text (opaque)."""
+        try:
+            spaces = resources.get("/ColorSpace")
+            spaces = spaces.get_object() if spaces is not None else {}
+            if any(k in spaces for k in ("/DefaultGray", "/DefaultRGB", "/DefaultCMYK")):
+                self.marks.add("faint")
+            patterns = resources.get("/Pattern")
+            patterns = patterns.get_object() if patterns is not None else {}
+            for ref in patterns.values():
+                pattern = ref.get_object()
+                if int(pattern.get("/PatternType", 0)) == 1 and b"BT" in pattern.get_data():
+                    self.opaque = True
+        except (KeyError, TypeError, ValueError, AttributeError):
+            self.opaque = True  # unreadable resources: what the page draws is not known
 
     def _enter_form(self, args: list[Any]) -> None:
         saved = (self._state, self._stack, self._tm, self._line)
@@ -247,6 +313,8 @@ class ShownWatch:
             form = resources["/XObject"][args[0]].get_object()
         except (KeyError, IndexError, TypeError, AttributeError):
             form = None
+        if form is not None and form.get("/Subtype") == "/Image":
+            self.images = True
         if form is not None and form.get("/Subtype") == "/Form":
             if form.get("/OC") is not None:  # a form drawn only when its optional-content group is on
                 self.marks.add("optional")
@@ -255,13 +323,14 @@ class ShownWatch:
                 inner.ctm = _mul((n[0], n[1], n[2], n[3], n[4], n[5]), inner.ctm)
             own = form.get("/Resources")
             resources = own.get_object() if own is not None else resources
+            self._scan_resources(resources)
         self._forms.append(saved)
         self._resources.append(resources)
         self._state, self._stack = inner, []
 
 
-_NOT_SHOWN = 1 | 2 | 32
-"""Annotation flags under which a viewer shows nothing: Invisible, Hidden, NoView."""
+_NOT_SHOWN = 2 | 32
+"""Annotation flags under which a viewer shows nothing: Hidden, NoView (Invisible applies to unknown types only)."""
 
 
 def annotation_texts(page: Any) -> list[str]:
@@ -282,7 +351,7 @@ def annotation_texts(page: Any) -> list[str]:
             flags = int(annot.get("/F", 0))
         except (TypeError, ValueError):
             flags = 0
-        if flags & _NOT_SHOWN or annot.get("/Subtype") in ("/Link", "/Popup"):
+        if flags & _NOT_SHOWN:
             continue
         for key in ("/Contents", "/V") if annot.get("/Subtype") in ("/FreeText", "/Widget") else ():
             value = annot.get(key)

@@ -14,6 +14,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -147,37 +148,45 @@ def _pdf_text(
     invisible text and an amount (an OCR tool's text layer, or one laid over a picture of other figures): what a
     person sees there is the image, so its amounts are read by OCR, not from a text layer its sender wrote. (An image
     page whose text holds no amount is read from its text layer: an amount shown only in an image is not read.)"""
-    from pypdf import PdfReader
+    from pypdf import PdfReader, get_configuration
     from pypdf.errors import FileNotDecryptedError, LimitReachedError, PdfReadError, PyPdfError
 
     from tasks.documents.containers import BOMB, check_pdf
     from tasks.documents.extract import amounts_in
     from tasks.documents.pdf_shown import ShownWatch, annotation_texts
 
+    disputed = _DisputedKeys()
     try:
-        reader = PdfReader(str(path), strict=False)
-        if reader.is_encrypted and not _try_empty_password(reader):
-            raise Quarantined("encrypted", "PDF needs a password")
-        n_pages = len(reader.pages)
-        if n_pages > max_pages:  # a total on a page not read would be missed: read whole or not at all
-            msg = f"{n_pages} pages, more than max_pages={max_pages}; raise it to read it whole"
-            raise Quarantined("truncated", msg)
-        check_pdf(reader, budget, max_pages)
-        parts, marks, shown = [], {}, {}
-        for k, page in enumerate(reader.pages):
-            watch = ShownWatch(page)  # the same parse gives the text layer and what of it a person may not see
-            parts.append(
-                page.extract_text(visitor_operand_before=watch.before, visitor_operand_after=watch.after) or ""
-            )
-            marks[k + 1] = watch.marks
-            shown[k + 1] = annotation_texts(page)
-        scanned = [
-            k + 1
-            for k, page in enumerate(reader.pages)
-            if (len(parts[k].strip()) < min_chars or ("invisible" in marks[k + 1] and amounts_in(parts[k])))
-            and _has_image(page)
-        ]
-        sizes = [(float(page.mediabox.width), float(page.mediabox.height)) for page in reader.pages]
+        with disputed:
+            reader = PdfReader(str(path), strict=False)
+            if reader.is_encrypted and not _try_empty_password(reader):
+                raise Quarantined("encrypted", "PDF needs a password")
+            n_pages = len(reader.pages)
+            if n_pages > max_pages:  # a total on a page not read would be missed: read whole or not at all
+                msg = f"{n_pages} pages, more than max_pages={max_pages}; raise it to read it whole"
+                raise Quarantined("truncated", msg)
+            check_pdf(reader, budget, max_pages)
+            parts, marks, shown, scanned = [], {}, {}, []
+            cap = get_configuration().xform_maximum_invocations_per_extraction
+            for k, page in enumerate(reader.pages):
+                watch = ShownWatch(page)  # the same parse gives the text layer and what of it a person may not see
+                text = page.extract_text(visitor_operand_before=watch.before, visitor_operand_after=watch.after)
+                if watch.draws >= cap:  # pypdf follows no more form draws than this: the rest was not read
+                    raise Quarantined("truncated", f"page {k + 1} draws forms more than {cap} times")
+                parts.append(text or "")
+                marks[k + 1] = watch.marks
+                shown[k + 1] = annotation_texts(page)
+                pictured = watch.images or _has_image(page)
+                amounts = bool(amounts_in(parts[k]))
+                # a scan; an image under text a person may not see; or text the text layer does not hold (a tiling
+                # pattern's, a Type3 font's): what a person sees there is read by OCR
+                if (pictured and (len(parts[k].strip()) < min_chars or (watch.marks and amounts))) or (
+                    watch.opaque and amounts
+                ):
+                    scanned.append(k + 1)
+            if disputed.seen:
+                raise Quarantined("corrupt", "a dictionary defines a key twice (PDF readers disagree on which counts)")
+            sizes = [(float(page.mediabox.width), float(page.mediabox.height)) for page in reader.pages]
     except Quarantined:
         raise
     except FileNotDecryptedError:
@@ -186,11 +195,43 @@ def _pdf_text(
         raise Quarantined(BOMB, "over a pypdf decompression limit") from None
     except (PdfReadError, PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError) as e:
         raise Quarantined("corrupt", type(e).__name__) from None
+    except (RecursionError, OverflowError) as e:  # objects nested past the interpreter's depth, numbers past floats
+        raise Quarantined("corrupt", type(e).__name__) from None
     return parts, scanned, sizes, marks, shown
 
 
-def _has_image(page: Any, depth: int = 0) -> bool:
-    """Whether a page draws an image XObject (directly or in a form, a few forms deep): what a scanned page is."""
+class _DisputedKeys(logging.Handler):
+    """Within its ``with`` block, notes whether pypdf (in this thread) met a dictionary defining a key twice: pypdf
+    keeps the first definition and poppler, what a person's viewer draws with, the last, so a page's ``/Contents``
+    defined twice was read as one page and shown as another."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.seen = False
+        self._thread = threading.get_ident()
+        self._logger = logging.getLogger("pypdf")
+        self._level = self._logger.level
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self._thread and str(record.msg).startswith("Multiple definitions in dictionary"):
+            self.seen = True
+
+    def __enter__(self) -> _DisputedKeys:
+        self._level = self._logger.level
+        if not self._logger.isEnabledFor(logging.WARNING):  # silenced by the host: its warnings are still seen here
+            self._logger.setLevel(logging.WARNING)
+        self._logger.addHandler(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._logger.removeHandler(self)
+        self._logger.setLevel(self._level)
+
+
+def _has_image(page: Any, depth: int = 0, seen: set[int] | None = None) -> bool:
+    """Whether a page draws an image XObject (directly or in a form, a few forms deep): what a scanned page is. Each
+    form is looked into once (forms naming one another many times made this take hours on a 1 KB file)."""
+    seen = set() if seen is None else seen
     if depth > 4:
         return False
     resources = page.get("/Resources")
@@ -201,8 +242,12 @@ def _has_image(page: Any, depth: int = 0) -> bool:
         return False
     for ref in xobjects.values():
         obj = ref.get_object()
-        if obj.get("/Subtype") == "/Image" or (obj.get("/Subtype") == "/Form" and _has_image(obj, depth + 1)):
+        if obj.get("/Subtype") == "/Image":
             return True
+        if obj.get("/Subtype") == "/Form" and id(obj) not in seen:
+            seen.add(id(obj))
+            if _has_image(obj, depth + 1, seen):
+                return True
     return False
 
 
@@ -231,11 +276,14 @@ def read_docx(path: Path, budget: Budget | None = None) -> str:
         document = docx.Document(str(path))
     except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError, OSError) as e:
         raise Quarantined("corrupt", type(e).__name__) from None
-    lines = [p.text for p in document.paragraphs if p.text.strip()]
+    # every run of a paragraph, those python-docx's ``text`` leaves out included (in an inline content control, a
+    # tracked insertion, a smart tag): a total wrapped in one was shown by Word and not read
+    lines = [t for t in (_paragraph_text(p._p) for p in document.paragraphs) if t.strip()]
     covered: set[Any] = {p._p for p in document.paragraphs}  # the elements, kept alive: lxml reuses their proxies
     for table in document.tables:
         for row in table.rows:
-            cells = [c.text.strip() for c in row.cells if c.text.strip()]
+            texts = ["\n".join(_paragraph_text(p._p) for p in c.paragraphs).strip() for c in row.cells]
+            cells = [t for t in texts if t]
             covered.update(p._p for c in row.cells for p in c.paragraphs)
             if cells:
                 lines.append(" | ".join(dict.fromkeys(cells)))

@@ -215,3 +215,186 @@ def test_an_amount_a_person_sees_in_an_annotation_is_read(tmp_path: Path) -> Non
     assert total_in(_read(tmp_path, "hidden note", hidden)) == 950.0
     same = _annotated(page, b"/Subtype /FreeText /Contents (Total amount due: EUR 950.00)", "EUR 950.00")
     assert total_in(_read(tmp_path, "same note", same)) == 950.0
+
+
+def _page_pdf(
+    content: bytes, *, page_extra: bytes = b"", resources: bytes = b"", objects: list[bytes] | None = None
+) -> bytes:
+    """:func:`_pdf` with more in the page dictionary (``page_extra``: a crop box, annotations, a second key)."""
+    return _pdf(content, resources=resources, objects=objects).replace(
+        b"/Contents 5 0 R >>", b"/Contents 5 0 R " + page_extra + b" >>", 1
+    )
+
+
+def _gs(entry: bytes, extra: list[bytes] | None = None) -> bytes:
+    """The hidden total under an ExtGState holding ``entry``."""
+    return _pdf(
+        _hidden(b"/G1 gs " + _text_ops([HIDDEN], 500)),
+        resources=b"/ExtGState << /G1 << /Type /ExtGState " + entry + b" >> >>",
+        objects=extra,
+    )
+
+
+_FUNCTION = b"<< /FunctionType 2 /Domain [0 1] /C0 [1] /C1 [1] /N 1 >>"
+REVIEWED = {  # review of 2026-12-06: each drew the 950 line so that poppler's render shows nothing of it
+    "dashed stroke": _pdf(_hidden(b"1 Tr [0 1000] 0 d " + _text_ops([HIDDEN], 500))),
+    "transfer function": _gs(b"/TR 6 0 R", [_FUNCTION]),
+    "soft mask": _gs(b"/SMask << /Type /Mask /S /Luminosity /G 6 0 R >>", [_FUNCTION]),
+    "font in a graphics state": _gs(b"/Font [4 0 R 0.3]"),
+    "colourant None": _pdf(
+        _hidden(b"/CS0 cs 1 scn " + _text_ops([HIDDEN], 500)),
+        resources=b"/ColorSpace << /CS0 [/Separation /None /DeviceGray 6 0 R] >>",
+        objects=[_FUNCTION],
+    ),
+    "default gray remapped": _pdf(
+        _hidden(b"0 g " + _text_ops([HIDDEN], 500)),
+        resources=b"/ColorSpace << /DefaultGray [/CalGray << /WhitePoint [0.95 1 1.09] /Gamma 0.01 >>] >>",
+    ),
+    "squashed": _pdf(_hidden(b"50 0 0 0.02 0 0 cm " + _text_ops([HIDDEN], 500))),
+    "past the right edge": _pdf(_hidden(b"BT /F1 10 Tf 604 500 Td (" + HIDDEN.encode() + b") Tj ET")),
+    "risen away": _pdf(_hidden(b"BT /F1 10 Tf 5000 Ts 50 500 Td (" + HIDDEN.encode() + b") Tj ET")),
+    "kerned away": _pdf(_hidden(b"BT /F1 10 Tf 50 500 Td [( ) -1000000 (" + HIDDEN.encode() + b")] TJ ET")),
+    "word-spaced away": _pdf(_hidden(b"BT /F1 10 Tf 100000 Tw 50 500 Td ( " + HIDDEN.encode() + b") Tj ET")),
+    "outside the media box": _page_pdf(
+        _text_ops(SHOWN) + b"\nBT /F1 10 Tf 3000 500 Td (" + HIDDEN.encode() + b") Tj ET",
+        page_extra=b"/CropBox [-5000 -5000 5595 5842]",
+    ),
+}
+
+
+@pytest.mark.parametrize("how", sorted(REVIEWED))
+def test_more_ways_to_draw_a_total_nobody_sees(tmp_path: Path, how: str) -> None:
+    path = tmp_path / "attack.pdf"
+    path.write_bytes(REVIEWED[how])
+    with pytest.raises(Quarantined) as caught:
+        parse_file(path, Limits())
+    assert caught.value.reason == "total_not_largest", caught.value
+
+
+def test_what_one_reader_reads_and_another_shows_is_not_decided(tmp_path: Path) -> None:
+    """Review of 2026-12-06: a page dictionary defining ``/Contents`` twice was read by pypdf from the first (a 950
+    total) and drawn by poppler from the last (95,000): ``corrupt``. Past pypdf's bound on form draws (5,000 a
+    page) the rest of the page was not read, a 95,000 total included: ``truncated``. A content stream nested past
+    Python's recursion limit escaped the reader as a ``RecursionError``: ``corrupt``. Forms naming one another many
+    times made the image test take hours on a 1 KB file; each form is now looked into once."""
+    page_950 = _text_ops([*SHOWN[:3], HIDDEN])
+    twice = _page_pdf(
+        page_950,
+        page_extra=b"/Contents 6 0 R",
+        objects=[b"<< /Length %d >>\nstream\n" % len(_text_ops(SHOWN)) + _text_ops(SHOWN) + b"\nendstream"],
+    )
+    empty = b"<< /Type /XObject /Subtype /Form /BBox [0 0 1 1] /Length 0 >>\nstream\n\nendstream"
+    total = _text_ops(["Total amount due: EUR 95,000.00"], 740)
+    form = (
+        b"<< /Type /XObject /Subtype /Form /BBox [0 0 595 842] /Resources << /Font << /F1 4 0 R >> >> "
+        b"/Length %d >>\nstream\n" % len(total) + total + b"\nendstream"
+    )
+    capped = _pdf(
+        _text_ops([*SHOWN[:3], "Deposit received with order: EUR 950.00"]) + b"\n" + b"/E Do " * 5001 + b"\n/T Do",
+        resources=b"/XObject << /E 6 0 R /T 7 0 R >>",
+        objects=[empty, form],
+    )
+    deep = _pdf(_text_ops(SHOWN) + b"\nBT /F1 10 Tf 50 500 Td " + b"[" * 3000 + b"]" * 3000 + b" TJ ET")
+    names = b" ".join(b"/X%d 6 0 R" % i for i in range(30))
+    fan = (
+        b"<< /Type /XObject /Subtype /Form /BBox [0 0 1 1] /Resources << /XObject << " + names + b" >> >> /Length 0 >>"
+    )
+    fanned = _pdf(
+        b"BT /F1 10 Tf 50 800 Td (Invoice) Tj ET",
+        resources=b"/XObject << " + names + b" >>",
+        objects=[fan + b"\nstream\n\nendstream"],
+    )
+    for name, data, reason in (
+        ("twice", twice, "corrupt"),
+        ("capped", capped, "truncated"),
+        ("deep", deep, "corrupt"),
+        ("fanned", fanned, "no_text"),
+    ):
+        path = tmp_path / f"{name}.pdf"
+        path.write_bytes(data)
+        with pytest.raises(Quarantined) as caught:
+            parse_file(path, Limits())
+        assert caught.value.reason == reason, (name, caught.value)
+    assert total_in(_read(tmp_path, "under the cap", capped.replace(b"/E Do " * 5001, b"/E Do " * 10))) == 95000.0
+
+
+def test_annotations_a_viewer_draws_are_read_whatever_their_type(tmp_path: Path) -> None:
+    """Review of 2026-12-06: a Stamp or free-text note flagged Invisible (which applies to unknown types only: viewers
+    draw these) and a Link or Popup with an appearance stream were left out, and the 950 on the page was decided."""
+    page = [*SHOWN[:3], "Total amount due: EUR 950.00"]
+    for annot in (b"/Subtype /Stamp /F 5", b"/Subtype /FreeText /F 5", b"/Subtype /Link /F 4", b"/Subtype /Popup"):
+        path = tmp_path / "annotated.pdf"
+        path.write_bytes(_annotated(page, annot, "Total amount due: EUR 95,000.00"))
+        with pytest.raises(Quarantined) as caught:
+            parse_file(path, Limits())
+        assert caught.value.reason == "hidden_text", (annot, caught.value)
+
+
+@pytest.mark.skipif(not ocr_available(), reason="tesseract is not installed")
+def test_pictures_of_a_total_under_text_a_person_may_not_see_are_read_by_ocr(tmp_path: Path) -> None:
+    """Review of 2026-12-06: an image showing the 95,000 total under a white (not invisible) 950 line, the same as an
+    inline image, and a tiling pattern whose cell draws the 95,000 line (pypdf does not read pattern content) were
+    read from the text layer at 950. Such pages are now read by OCR."""
+    from tasks.documents.corpus_files import render_image
+
+    shown = [*SHOWN[:3], "Total amount due: EUR 95,000.00"]
+    img = render_image("\n".join(shown))
+    w, h = img.size
+    pixels = zlib.compress(img.tobytes())
+    image = (
+        b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceGray /BitsPerComponent 8 "
+        b"/Filter /FlateDecode /Length %d >>\nstream\n" % (w, h, len(pixels)) + pixels + b"\nendstream"
+    )
+    place = b"560 0 0 %d 20 %d cm " % (round(560 * h / w), 800 - round(560 * h / w))
+    white = b"q 1 g " + _text_ops([HIDDEN], 780) + b" Q"
+    inline = b"BI /W %d /H %d /CS /G /BPC 8 /F /Fl ID " % (w, h) + pixels + b" EI"
+    cell = _text_ops(["Total amount due: EUR 95,000.00"], 17)
+    pattern = (
+        b"<< /Type /Pattern /PatternType 1 /PaintType 1 /TilingType 1 /BBox [0 0 2000 20] /XStep 2000 /YStep 20 "
+        b"/Matrix [1 0 0 1 0 735] /Resources << /Font << /F1 4 0 R >> >> /Length %d >>\nstream\n"
+        % len(cell)
+        + cell
+        + b"\nendstream"
+    )
+    cases = {
+        "image": _pdf(b"q " + place + b"/Im0 Do Q\n" + white, resources=b"/XObject << /Im0 6 0 R >>", objects=[image]),
+        "inline image": _pdf(b"q " + place + inline + b" Q\n" + white),
+        "pattern": _pdf(
+            _text_ops([*SHOWN[:3], "Deposit received with order: EUR 950.00"])
+            + b"\nq /Pattern cs /P0 scn 50 735 400 15 re f Q",
+            resources=b"/Pattern << /P0 6 0 R >>",
+            objects=[pattern],
+        ),
+    }
+    for name, data in cases.items():
+        assert total_in(_read(tmp_path, name, data)) == 95000.0, name
+
+
+def test_a_docx_total_in_a_content_control_or_a_tracked_insertion_is_read(tmp_path: Path) -> None:
+    """Review of 2026-12-06: python-docx's paragraph text leaves out runs inside an inline content control
+    (``w:sdt``) or a tracked insertion (``w:ins``), which Word shows: 'Total amount due: ' was read without its
+    EUR 95,000.00 and the document decided on a 950 deposit line. Every run of a paragraph is read now."""
+    import copy
+
+    import docx
+
+    for wrapper in ("sdt", "ins"):
+        document = docx.Document()
+        for line in ["INVOICE No. INV-20431", "Deposit received with order: EUR 950.00"]:
+            document.add_paragraph(line)
+        paragraph = document.add_paragraph("Total amount due: ")
+        run = paragraph.add_run("EUR 95,000.00")._r
+        w = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+        outer = run.makeelement(f"{w}{wrapper}", {f"{w}id": "1", f"{w}author": "x"} if wrapper == "ins" else {})
+        if wrapper == "sdt":
+            content = outer.makeelement(f"{w}sdtContent", {})
+            outer.append(content)
+            content.append(copy.deepcopy(run))
+        else:
+            outer.append(copy.deepcopy(run))
+        run.addnext(outer)
+        paragraph._p.remove(run)
+        path = tmp_path / f"{wrapper}.docx"
+        document.save(str(path))
+        text = parse_file(path, Limits()).text
+        assert "Total amount due: EUR 95,000.00" in text and total_in(text) == 95000.0, (wrapper, text)
