@@ -153,8 +153,9 @@ def test_honest_pdfs_are_read_as_before(tmp_path: Path) -> None:
     assert total_in(_read(tmp_path, "larger hidden", larger)) == 9500.0
 
 
-def _scan_page(text_layer: str, shown: list[str]) -> bytes:
-    """A scanned page: an image of ``shown`` (Pillow, gray) under an invisible text layer ``text_layer``."""
+def _picture(shown: list[str]) -> tuple[bytes, bytes, bytes, tuple[int, int]]:
+    """A gray picture of ``shown`` (Pillow): its image XObject, its compressed pixels, the ``cm`` placing it at the
+    top of the page, and its size."""
     from tasks.documents.corpus_files import render_image
 
     img = render_image("\n".join(shown))
@@ -164,9 +165,14 @@ def _scan_page(text_layer: str, shown: list[str]) -> bytes:
         b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceGray /BitsPerComponent 8 "
         b"/Filter /FlateDecode /Length %d >>\nstream\n" % (w, h, len(pixels)) + pixels + b"\nendstream"
     )
-    draw = b"q 560 0 0 %d 20 %d cm /Im0 Do Q\n" % (round(560 * h / w), 800 - round(560 * h / w))
+    return image, pixels, b"560 0 0 %d 20 %d cm " % (round(560 * h / w), 800 - round(560 * h / w)), (w, h)
+
+
+def _scan_page(text_layer: str, shown: list[str]) -> bytes:
+    """A scanned page: a picture of ``shown`` under an invisible text layer ``text_layer``."""
+    image, _pixels, place, _size = _picture(shown)
     layer = b"q 3 Tr " + _text_ops([text_layer], 780) + b" Q"
-    return _pdf(draw + layer, resources=b"/XObject << /Im0 6 0 R >>", objects=[image])
+    return _pdf(b"q " + place + b"/Im0 Do Q\n" + layer, resources=b"/XObject << /Im0 6 0 R >>", objects=[image])
 
 
 @pytest.mark.skipif(not ocr_available(), reason="tesseract is not installed")
@@ -335,17 +341,7 @@ def test_pictures_of_a_total_under_text_a_person_may_not_see_are_read_by_ocr(tmp
     """Review of 2026-12-06: an image showing the 95,000 total under a white (not invisible) 950 line, the same as an
     inline image, and a tiling pattern whose cell draws the 95,000 line (pypdf does not read pattern content) were
     read from the text layer at 950. Such pages are now read by OCR."""
-    from tasks.documents.corpus_files import render_image
-
-    shown = [*SHOWN[:3], "Total amount due: EUR 95,000.00"]
-    img = render_image("\n".join(shown))
-    w, h = img.size
-    pixels = zlib.compress(img.tobytes())
-    image = (
-        b"<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceGray /BitsPerComponent 8 "
-        b"/Filter /FlateDecode /Length %d >>\nstream\n" % (w, h, len(pixels)) + pixels + b"\nendstream"
-    )
-    place = b"560 0 0 %d 20 %d cm " % (round(560 * h / w), 800 - round(560 * h / w))
+    image, pixels, place, (w, h) = _picture([*SHOWN[:3], "Total amount due: EUR 95,000.00"])
     white = b"q 1 g " + _text_ops([HIDDEN], 780) + b" Q"
     inline = b"BI /W %d /H %d /CS /G /BPC 8 /F /Fl ID " % (w, h) + pixels + b" EI"
     cell = _text_ops(["Total amount due: EUR 95,000.00"], 17)
