@@ -256,7 +256,7 @@ REVIEWED = {  # review of 2026-12-06: each drew the 950 line so that poppler's r
         _hidden(b"0 g " + _text_ops([HIDDEN], 500)),
         resources=b"/ColorSpace << /DefaultGray [/CalGray << /WhitePoint [0.95 1 1.09] /Gamma 0.01 >>] >>",
     ),
-    "squashed": _pdf(_hidden(b"50 0 0 0.02 0 0 cm " + _text_ops([HIDDEN], 500))),
+    "squashed": _pdf(_hidden(b"50 0 0 0.02 0 500 cm BT /F1 10 Tf 1 0 Td (" + HIDDEN.encode() + b") Tj ET")),
     "past the right edge": _pdf(_hidden(b"BT /F1 10 Tf 604 500 Td (" + HIDDEN.encode() + b") Tj ET")),
     "risen away": _pdf(_hidden(b"BT /F1 10 Tf 5000 Ts 50 500 Td (" + HIDDEN.encode() + b") Tj ET")),
     "kerned away": _pdf(_hidden(b"BT /F1 10 Tf 50 500 Td [( ) -1000000 (" + HIDDEN.encode() + b")] TJ ET")),
