@@ -159,12 +159,16 @@ def test_approval_notifications_only_for_the_caller_s_own_requests(
     server: tuple[ConnectorServer, Path], hook: Hook, trail: Path, meta: Any
 ) -> None:
     from flytekitplugins.aios_approvals import open_request
+    from flytekitplugins.aios_core.context import ExecutionRef, serving
 
     hook.reset("ok")
     subject = "sha256:" + ("7" if meta is None else "8") * 64
-    rid = open_request(
-        gate="payment-signoff", risk="low", subject=subject, requester=CLAIMED, env=Env.load(get_settings())
-    )
+    # opened by a task of the execution that then waits on it (execution_metadata()'s), as on a cluster: only that
+    # execution is notified (another run's standalone launch once re-announced the request and cancelled its ticket)
+    with serving(ExecutionRef(project="flyte-aios", domain="development", name="a1b2c3d4e5")):
+        rid = open_request(
+            gate="payment-signoff", risk="low", subject=subject, requester=CLAIMED, env=Env.load(get_settings())
+        )
     _, resource = _notify(server[0], rid, meta)
     assert resource.phase == TaskExecution.FAILED and "connector call refused" in resource.message
     assert hook.received == []  # nothing was sent
