@@ -99,8 +99,8 @@ a font set there is not the ``Tf`` one): text under them counts as faint."""
 
 
 def _space_kind(name: Any, resources: Any) -> str:
-    """How to read colour values in colour space ``name``: ``gray``, ``rgb``, ``cmyk``, ``tint`` (Separation, DeviceN:
-    0 is no ink), ``lab``, or ``unknown`` (a pattern, an indexed palette, anything else: counted as near white)."""
+    """How to read colour values in colour space ``name``: ``gray``, ``rgb``, ``cmyk``, ``lab``, or ``unknown`` (a
+    Separation or DeviceN tint, a pattern, an indexed palette, anything else: counted as near white)."""
     key = str(name)
     if key in _DEVICE:
         return _DEVICE[key]
@@ -149,9 +149,8 @@ class ShownWatch:
         self._resources: list[Any] = [resources.get_object() if resources is not None else {}]
         self._state = _State()
         self._stack: list[_State] = []
-        self._forms: list[tuple[_State, list[_State], _Matrix, _Matrix]] = []
+        self._forms: list[tuple[_State, list[_State], _Matrix]] = []
         self._tm: _Matrix = _IDENTITY
-        self._line: _Matrix = _IDENTITY
         self.images = False  # draws an image (an XObject or inline): what a person sees there is not in the text
         self.opaque = False  # draws text the text layer does not hold (a tiling pattern's or a Type3 font's)
         self.draws = 0  # Do operators (pypdf follows a bounded number of form draws: past it text is not read)
@@ -214,17 +213,17 @@ class ShownWatch:
             if n:
                 state.leading = n[0]
         elif op == b"BT":
-            self._tm = self._line = _IDENTITY
+            self._tm = _IDENTITY
         elif op == b"Tm":
             n = _nums(args)
             if len(n) == 6:
-                self._tm = self._line = (n[0], n[1], n[2], n[3], n[4], n[5])
+                self._tm = (n[0], n[1], n[2], n[3], n[4], n[5])
         elif op in (b"Td", b"TD"):
             n = _nums(args)
             if len(n) == 2:
                 if op == b"TD":
                     state.leading = -n[1]
-                self._tm = self._line = _mul((1.0, 0.0, 0.0, 1.0, n[0], n[1]), self._line)
+                self._tm = _mul((1.0, 0.0, 0.0, 1.0, n[0], n[1]), self._tm)
         elif op == b"T*":
             self._next_line()
         elif op == b"BDC":
@@ -243,11 +242,11 @@ class ShownWatch:
 
     def after(self, op: bytes, _args: list[Any], _cm: Any, _tm: Any) -> None:
         if op == b"Do" and self._forms:  # the form drawn is done: the state is the one before it
-            self._state, self._stack, self._tm, self._line = self._forms.pop()
+            self._state, self._stack, self._tm = self._forms.pop()
             self._resources.pop()
 
     def _next_line(self) -> None:
-        self._tm = self._line = _mul((1.0, 0.0, 0.0, 1.0, 0.0, -self._state.leading), self._line)
+        self._tm = _mul((1.0, 0.0, 0.0, 1.0, 0.0, -self._state.leading), self._tm)
 
     def _shown(self) -> None:
         state = self._state
@@ -306,7 +305,7 @@ class ShownWatch:
             self.opaque = True  # unreadable resources: what the page draws is not known
 
     def _enter_form(self, args: list[Any]) -> None:
-        saved = (self._state, self._stack, self._tm, self._line)
+        saved = (self._state, self._stack, self._tm)
         inner = self._state.copy()
         resources = self._resources[-1]
         try:

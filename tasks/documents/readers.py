@@ -144,10 +144,12 @@ def _pdf_text(
     layer holds text a person may not see (:class:`tasks.documents.pdf_shown.ShownWatch`) and the text its
     annotations show (:func:`tasks.documents.pdf_shown.annotation_texts`), by page (1-based).
 
-    A page is a scan when it draws an image and has under ``min_chars`` of text, or draws an image and holds
-    invisible text and an amount (an OCR tool's text layer, or one laid over a picture of other figures): what a
-    person sees there is the image, so its amounts are read by OCR, not from a text layer its sender wrote. (An image
-    page whose text holds no amount is read from its text layer: an amount shown only in an image is not read.)"""
+    A page is read by OCR when it draws an image (an XObject or inline) and has under ``min_chars`` of text, or
+    draws one and holds text a person may not see and an amount (an OCR tool's text layer, or one laid over a picture
+    of other figures), or draws text its text layer does not hold (a tiling pattern's, a Type3 font's) and holds an
+    amount: what a person sees there is drawn, so its amounts are read by OCR, not from a text layer its sender
+    wrote. (An image page whose text holds no amount is read from its text layer: an amount shown only in an image is
+    not read.)"""
     from pypdf import PdfReader, get_configuration
     from pypdf.errors import FileNotDecryptedError, LimitReachedError, PdfReadError, PyPdfError
 
@@ -176,13 +178,11 @@ def _pdf_text(
                 parts.append(text or "")
                 marks[k + 1] = watch.marks
                 shown[k + 1] = annotation_texts(page)
-                pictured = watch.images or _has_image(page)
-                amounts = bool(amounts_in(parts[k]))
-                # a scan; an image under text a person may not see; or text the text layer does not hold (a tiling
-                # pattern's, a Type3 font's): what a person sees there is read by OCR
-                if (pictured and (len(parts[k].strip()) < min_chars or (watch.marks and amounts))) or (
-                    watch.opaque and amounts
-                ):
+                # the amounts and the image walk only where they decide something (most pages have no marks)
+                amounts = (watch.marks or watch.opaque) and bool(amounts_in(parts[k]))
+                few = len(parts[k].strip()) < min_chars
+                pictured = (few or (watch.marks and amounts)) and (watch.images or _has_image(page))
+                if pictured or (watch.opaque and amounts):
                     scanned.append(k + 1)
             if disputed.seen:
                 raise Quarantined("corrupt", "a dictionary defines a key twice (PDF readers disagree on which counts)")
