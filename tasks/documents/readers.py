@@ -301,6 +301,8 @@ def _check_hidden_runs(document: Any, text: str) -> None:
     (``hidden_text``), and one that hides text at all (in a run or a style) unless its total as read is its largest
     amount (``total_not_largest``): the text read holds every run, shown or not, so a hidden ``Total amount due: EUR
     950.00`` under a shown 95,000 was the total decided on."""
+    from lxml import etree
+
     from tasks.documents.extract import amounts_in
     from tasks.documents.parse import check_views
 
@@ -314,12 +316,13 @@ def _check_hidden_runs(document: Any, text: str) -> None:
                 hidden.append("".join(t.text or "" for t in run.iter(f"{_W}t")))
             elif run is not None:  # a paragraph mark's or another container's property: its text may be hidden
                 hidden.append(" ")
-    styles = [p for p in document.part.package.iter_parts() if str(p.partname) == "/word/styles.xml"]
-    styled_hiding = any(b"vanish" in getattr(p, "blob", b"") for p in styles)  # a style that hides the runs it styles
+    styles = _styles_in_use(document)
+    styled_hiding = any(el.find(f".//{_W}vanish") is not None for el in styles)  # a style hiding the runs it styles
     if amounts_in(" ".join(hidden)):
         raise Quarantined("hidden_text", "a hidden run of the document holds an amount")
     faint = any(_faint(root) for root in [document.element.body, *_stories(document)])
-    faint = faint or any(_FAINT_STYLE.search(getattr(p, "blob", b"")) for p in styles)
+    faint = faint or any(_FAINT_STYLE.search(etree.tostring(el)) for el in styles)
+    faint = faint or _on_own_colour(document, styles)
     if hidden or styled_hiding or faint:
         check_views(text, [], styled=True)
 
@@ -352,6 +355,103 @@ def _faint(root: Any) -> bool:
 
 
 _HEX = "0123456789ABCDEFabcdef"
+_HIGHLIGHT = {
+    "black": "000000", "blue": "0000FF", "cyan": "00FFFF", "green": "00FF00", "magenta": "FF00FF", "red": "FF0000",
+    "yellow": "FFFF00", "white": "FFFFFF", "darkBlue": "000080", "darkCyan": "008080", "darkGreen": "008000",
+    "darkMagenta": "800080", "darkRed": "800000", "darkYellow": "808000", "darkGray": "808080", "lightGray": "C0C0C0",
+}  # fmt: skip
+"""The colours of Word's named highlights (``w:highlight``)."""
+
+
+def _rgb(value: object) -> tuple[int, int, int] | None:
+    text = str(value or "")
+    text = _HIGHLIGHT.get(text, text)
+    if len(text) != 6 or any(c not in _HEX for c in text):
+        return None  # "auto" (Word picks black or white against what is under it), a theme colour, or none
+    return int(text[0:2], 16), int(text[2:4], 16), int(text[4:6], 16)
+
+
+def _close(a: tuple[int, int, int] | None, b: tuple[int, int, int] | None) -> bool:
+    """Whether text of colour ``a`` on a ground of colour ``b`` is unreadable (every channel within 0x30)."""
+    return a is not None and b is not None and max(abs(x - y) for x, y in zip(a, b, strict=True)) <= 0x30
+
+
+def _on_own_colour(document: Any, styles: list[Any]) -> bool:
+    """Whether a run's text is painted in (nearly) the colour under it: the shading or highlight of the run, the
+    shading of its paragraph or table cell, or the page's background colour (``w:background``). Word shows such a
+    run, a person reading the page does not (yellow on a yellow cell, black on a black page); like a white run on a
+    white page it holds the document to the total rule. So does a style in use (``styles``, :func:`_styles_in_use`)
+    whose own colour and shading are close. Left open: a colour from one style on a shading from another, theme
+    colours in shading (``w:themeFill``), and a run's colour on a shape or an image behind it."""
+    background = document.element.find(f"{_W}background")
+    page = _rgb(background.get(f"{_W}color")) if background is not None else None
+    for root in [document.element.body, *_stories(document)]:
+        for color in root.iter(f"{_W}color"):
+            ink = _rgb(color.get(f"{_W}val"))
+            rpr = color.getparent()
+            if ink is None or rpr is None:
+                continue
+            grounds = [_ground(rpr)]
+            el = rpr.getparent()
+            while el is not None:  # the run, its paragraph, the table cells around it
+                if el.tag == f"{_W}p":
+                    grounds.append(_ground(el.find(f"{_W}pPr")))
+                elif el.tag == f"{_W}tc":
+                    grounds.append(_ground(el.find(f"{_W}tcPr")))
+                el = el.getparent()
+            if any(_close(ink, g) for g in [*grounds, page]):
+                return True
+    props = (f"{_W}rPr", f"{_W}pPr", f"{_W}tcPr")
+    for style in styles:
+        own = [c for c in style if c.tag in props]
+        own += [c for d in style if d.tag in (f"{_W}rPrDefault", f"{_W}pPrDefault") for c in d]
+        base = [_ground(pr) for pr in own]
+        # a table style's parts (its first row, its banded rows) paint their own text on their own shading, or on the
+        # table's
+        for block in [own, *([c for c in part if c.tag in props] for part in style.iter(f"{_W}tblStylePr"))]:
+            inks = [_rgb(c.get(f"{_W}val")) for pr in block for c in pr.iter(f"{_W}color")]
+            if any(_close(i, g) for i in inks for g in [*(_ground(pr) for pr in block), *base, page]):
+                return True
+    return False
+
+
+def _styles_in_use(document: Any) -> list[Any]:
+    """The style elements that style some text of the document: its defaults (``w:docDefaults``, the styles marked
+    default, which style every paragraph, run and table naming none), the styles its paragraphs, runs and tables name,
+    and the styles those are based on. The template's other styles style nothing: python-docx's own template holds
+    table styles with white text on dark headers, which held every DOCX it made to the total rule."""
+    from lxml import etree
+
+    parts = [p for p in document.part.package.iter_parts() if str(p.partname) == "/word/styles.xml"]
+    if not parts:
+        return []
+    root = etree.fromstring(parts[0].blob)
+    by_id = {str(st.get(f"{_W}styleId")): st for st in root.iter(f"{_W}style")}
+    todo = [
+        str(ref.get(f"{_W}val"))
+        for story in [document.element.body, *_stories(document)]
+        for ref in story.iter(f"{_W}rStyle", f"{_W}pStyle", f"{_W}tblStyle")
+    ]
+    todo += [i for i, st in by_id.items() if str(st.get(f"{_W}default", "")).lower() in ("1", "true", "on")]
+    seen: dict[str, Any] = {}
+    while todo:
+        sid = todo.pop()
+        if sid in seen or sid not in by_id:
+            continue
+        seen[sid] = by_id[sid]
+        todo += [str(b.get(f"{_W}val")) for b in by_id[sid].iter(f"{_W}basedOn", f"{_W}link")]
+    return [*root.iter(f"{_W}docDefaults"), *seen.values()]
+
+
+def _ground(props: Any) -> tuple[int, int, int] | None:
+    """The colour a run, paragraph or cell property element (``w:rPr``, ``w:pPr``, ``w:tcPr``) puts under text:
+    its highlight, else its shading's fill."""
+    if props is None:
+        return None
+    mark = props.find(f"{_W}highlight")
+    shade = props.find(f"{_W}shd")
+    ground = _rgb(mark.get(f"{_W}val")) if mark is not None else None
+    return ground if ground is not None else (_rgb(shade.get(f"{_W}fill")) if shade is not None else None)
 
 
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
