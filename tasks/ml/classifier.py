@@ -49,6 +49,21 @@ def artifact_digest(folder: Path) -> str:
     return digest_value(files)
 
 
+def check_unchanged(folder: Path, digest: str) -> None:
+    """Refuse an artifact folder whose bytes are no longer those digested (``digest``) before it was loaded: the
+    digest then names bytes other than those loaded (a start model swapped while it loaded or trained once had the
+    training seal name an honest start for weights read from another folder; review of 2026-12-06).
+
+    Raises:
+        GovernanceDenied: ``model_changed``, naming the folder.
+    """
+    from flytekitplugins.aios_core.errors import GovernanceDenied
+
+    if artifact_digest(folder) != digest:
+        msg = f"model artifact {folder} changed while it was loaded (it was {digest}); nothing loaded from it is used"
+        raise GovernanceDenied(msg, reason_code="model_changed")
+
+
 def _softmax(z: np.ndarray) -> np.ndarray:
     z = z - z.max(axis=1, keepdims=True)
     e = np.exp(z)
@@ -100,10 +115,12 @@ class TextClassifier:
     def load(cls, folder: Path, *, bf16: bool | None = None) -> TextClassifier:
         """Load an artifact folder (head-only artifacts use the shared base encoder)."""
         folder = Path(folder)
+        digest = artifact_digest(folder)  # before a byte is loaded, and the same after (check_unchanged)
         card, weight, bias = _read_head(folder)
         enc_dir = str(folder) if (folder / "model.safetensors").is_file() else ""
         encoder = shared_encoder(enc_dir, bf16)
-        return cls(card, weight, bias, encoder, digest=artifact_digest(folder))
+        check_unchanged(folder, digest)
+        return cls(card, weight, bias, encoder, digest=digest)
 
 
 def _read_head(folder: Path) -> tuple[ModelCard, np.ndarray, np.ndarray]:

@@ -3,14 +3,18 @@
 Format (one JSON object per line, UTF-8) in ``{state_dir}/feedback/corrections.jsonl``::
 
     {"text_digest": "sha256:...", "text": "...", "label": "negative", "reviewer": "user:alice",
-     "source": "doc:sha256:...", "reviewed_at": "2025-01-01T10:00:00+00:00"}
+     "source": "doc:sha256:...", "reviewed_at": "2025-01-01T10:00:00+00:00", "record_id": "..."}
 
+* Every correction stands on a ``review_correction`` record of the audit trail (the reviewer as actor, the text's
+  digest as subject, the label and source), written durably before the line: :func:`read_corrections` takes a line
+  only when that record is intact and says exactly what the line says. A file anyone with a shell could write was
+  sealed into training data with any reviewer's name and no review in the trail (review of 2026-12-06, R2).
 * ``text_digest`` is ``digest_value(text)``: a line whose digest does not match its text is rejected
   (it was edited after review), as is a line that is not valid JSON, lacks a field or names a label the
   model does not have. Rejected lines are counted and their line numbers reported, never silently used.
 * The newest line for a ``text_digest`` wins (a reviewer may correct a correction).
 * Writers append with :func:`append_correction` (one ``O_APPEND`` write per line, so concurrent writers
-  do not interleave); the retraining workflow reads with :func:`read_corrections`.
+  do not interleave; the file is created 0600); the retraining workflow reads with :func:`read_corrections`.
 
 The file holds review text by design (it is training data); the audit trail only ever holds its digest.
 """
@@ -22,6 +26,7 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -29,6 +34,8 @@ from flytekitplugins.aios_core.digest import digest_value
 from flytekitplugins.aios_core.settings import Settings
 
 FEEDBACK_FILE = "feedback/corrections.jsonl"
+REVIEW_KIND = "review_correction"
+"""The audit record a correction stands on."""
 
 
 class Correction(BaseModel):
@@ -42,6 +49,7 @@ class Correction(BaseModel):
     reviewer: str = Field(min_length=1, description="principal who reviewed, e.g. user:alice")
     source: str = ""
     reviewed_at: dt.datetime | None = None
+    record_id: str = Field(default="", description="the review_correction audit record it stands on")
 
 
 @dataclass
@@ -63,28 +71,49 @@ def feedback_path(settings: Settings) -> Path:
     return settings.state_dir / FEEDBACK_FILE
 
 
-def append_correction(text: str, label: str, reviewer: str, *, path: Path, source: str = "") -> Correction:
-    """Append one correction durably (fsync) and return it.
+def append_correction(text: str, label: str, reviewer: str, *, settings: Settings, source: str = "") -> Correction:
+    """Record one correction in the audit trail, then append it durably (fsync) to the deployment's corrections file
+    (:func:`feedback_path`); return it.
 
     Args:
         text: the reviewed text.
         label: the label the reviewer chose.
         reviewer: the reviewing principal (``user:alice``).
+        settings: the caller's settings (state folder, audit store).
         source: where the text came from (document digest, request id).
-        path: file to append to (:func:`feedback_path` of the caller's settings).
+
+    Raises:
+        GovernanceDenied: ``audit_write_failed`` when the review record could not be written (nothing is appended).
     """
+    from flytekitplugins.aios_audit import AuditEvent, audit_log
+    from flytekitplugins.aios_core.context import current_execution
+    from flytekitplugins.aios_core.errors import GovernanceDenied
+
+    text_digest = digest_value(text)
+    event = AuditEvent(
+        kind=REVIEW_KIND, actor=reviewer, status="corrected", subject=text_digest, execution=current_execution(),
+        inputs={"text": text_digest}, attributes={"label": label, "source": source},
+    )  # fmt: skip
+    try:
+        record = audit_log(settings).append(event)
+    except Exception as e:
+        raise GovernanceDenied(
+            f"the correction could not be recorded in the audit trail, so it is not kept: {e}",
+            reason_code="audit_write_failed",
+        ) from e
     c = Correction(
-        text_digest=digest_value(text),
+        text_digest=text_digest,
         text=text,
         label=label,
         reviewer=reviewer,
         source=source,
         reviewed_at=dt.datetime.now(dt.UTC),
+        record_id=record.record_id,
     )
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    target = feedback_path(settings)
+    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     line = (c.model_dump_json() + "\n").encode("utf-8")
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         os.write(fd, line)
         os.fsync(fd)
@@ -105,23 +134,29 @@ def _parse(line: str, labels: set[str] | None) -> tuple[Correction | None, str]:
     return c, ""
 
 
-def read_corrections(path: Path, labels: list[str] | None = None) -> FeedbackBatch:
+def read_corrections(path: Path, labels: list[str] | None = None, *, settings: Settings) -> FeedbackBatch:
     """Read and validate the corrections file; a missing file is an empty batch.
 
     Args:
         path: the JSONL file (:func:`feedback_path` of the caller's settings).
         labels: allowed labels (None: any).
+        settings: the caller's settings: the audit trail each correction's review record is read from.
     """
+    from flytekitplugins.aios_audit import audit_log
+
     target = Path(path)
     batch = FeedbackBatch(path=str(target))
     if not target.is_file():
         return batch
     allowed = set(labels) if labels is not None else None
+    store = audit_log(settings)
     newest: dict[str, Correction] = {}
     for n, raw in enumerate(target.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
         if not raw.strip():
             continue
         c, why = _parse(raw, allowed)
+        if c is not None and not _reviewed(c, store):
+            c, why = None, "no intact review_correction record in the audit trail says this (written by hand?)"
         if c is None:
             batch.rejected[n] = why
             continue
@@ -129,3 +164,15 @@ def read_corrections(path: Path, labels: list[str] | None = None) -> FeedbackBat
         newest[c.text_digest] = c
     batch.corrections = list(newest.values())
     return batch
+
+
+def _reviewed(c: Correction, store: Any) -> bool:
+    """Whether the trail's record ``c.record_id`` is an intact review of this text, label, source and reviewer."""
+    from flytekitplugins.aios_audit.records import intact
+
+    rec = store.get(c.record_id) if c.record_id else None
+    if rec is None or not intact(rec):
+        return False
+    ev = rec.event
+    said = (ev.kind, ev.actor, ev.subject, ev.attributes.get("label"), ev.attributes.get("source", ""))
+    return said == (REVIEW_KIND, c.reviewer, c.text_digest, c.label, c.source)

@@ -39,7 +39,7 @@ class DataLineage:
         n_train: training rows.
         n_test: held-out rows.
         n_feedback: corrections used.
-        feedback_rejected: line number -> why a correction line was refused.
+        feedback_rejected: line number (or ``held-out <digest>``) -> why a correction was refused.
         labels: class labels.
         reference_rows_digest: digest of the VADER rows the training rows were drawn from, before corrections
             (``tasks.ml.rows_digest``): the reference batch of the candidate's drift check.
@@ -69,14 +69,23 @@ class Prepared(NamedTuple):
 
 
 def _with_feedback(
-    train: pd.DataFrame, use_feedback: bool, settings: Settings
+    train: pd.DataFrame, held_out: pd.DataFrame, use_feedback: bool, settings: Settings
 ) -> tuple[pd.DataFrame, int, str, dict[str, str]]:
+    """The training rows with the reviewed corrections (:func:`tasks.ml.feedback.read_corrections`: each standing on
+    its review record in the trail) in place of the rows of the same text. A correction of a held-out row is left
+    out and counted: with it the held-out rows were trained on (all 60 of them, in the review of 2026-12-06), and
+    every figure measured on them afterwards was a figure on training data."""
     from tasks.ml.feedback import feedback_path, read_corrections
 
     if not use_feedback:
         return train, 0, "", {}
-    batch = read_corrections(feedback_path(settings), labels=LABELS)
+    batch = read_corrections(feedback_path(settings), labels=LABELS, settings=settings)
     rejected = {str(k): v for k, v in batch.rejected.items()}
+    held = set(held_out["text"])
+    for c in batch.corrections:
+        if c.text in held:
+            rejected[f"held-out {c.text_digest[:19]}"] = "its text is a held-out row: never moved into training"
+    batch.corrections = [c for c in batch.corrections if c.text not in held]
     if not batch.corrections:
         return train, 0, "", rejected
     fb = pd.DataFrame({"text": [c.text for c in batch.corrections], "label": [c.label for c in batch.corrections]})
@@ -108,7 +117,9 @@ def prepare_data(
     rows = binarize(load_vader(source, settings.data_dir))
     rows = rows[rows["score"].abs() >= min_abs_score].reset_index(drop=True)
     reference, test = split(rows, (n_train, n_test), seed)
-    train, n_fb, fb_digest, rejected = _with_feedback(reference[["text", "label", "source"]], use_feedback, settings)
+    train, n_fb, fb_digest, rejected = _with_feedback(
+        reference[["text", "label", "source"]], test, use_feedback, settings
+    )
     train_digest = rows_digest(train["text"].tolist(), train["label"].tolist())
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S")
     lineage = DataLineage(

@@ -68,10 +68,38 @@ def _persist(model: FlyteDirectory, name: str, version: str, settings: Settings)
     check_model_id(name, version)  # before anything is copied under models/<name>/<version>
     if model.remote_source and "://" in str(model.remote_source):
         return str(model.remote_source)
-    target = settings.state_dir / "models" / name / version
-    if not target.exists():
-        shutil.copytree(Path(model.download()), target)
+    models = settings.state_dir / "models"
+    target = models / name / version
+    _check_slot(models, name, version)
+    (models / name).mkdir(parents=True, exist_ok=True, mode=0o700)
+    _check_slot(models, name, version)
+    try:
+        target.mkdir(mode=0o700)  # exclusive: this registration makes the slot, or it holds what it held
+    except FileExistsError:
+        pass  # an earlier registration's copy (or another's bytes): the digest check after this says which
+    else:
+        shutil.copytree(Path(model.download()), target, dirs_exist_ok=True)
+    _check_slot(models, name, version)  # still a folder of its own after the copy (not swapped for a link meanwhile)
     return str(target)
+
+
+def _check_slot(models: Path, name: str, version: str) -> None:
+    """Refuse a model slot (``models/<name>/<version>``) that is a symbolic link, or lies under one, or is not a
+    folder: a link planted there made the catalog's entry point outside the state folder (whose bytes anyone able
+    to write there could change), and a dangling one failed the registration with a bare ``FileExistsError``.
+
+    Raises:
+        GovernanceDenied: ``model_slot_taken``, naming the path.
+    """
+    from flytekitplugins.aios_core.errors import GovernanceDenied
+
+    for path in (models, models / name, models / name / version):
+        if path.is_symlink() or (path.exists() and not path.is_dir()):
+            msg = (
+                f"{path} is a symbolic link or not a folder: a model's slot must be a folder of the state folder's "
+                "own; remove it and register again"
+            )
+            raise GovernanceDenied(msg, reason_code="model_slot_taken")
 
 
 ON_DEMAND = "on demand"

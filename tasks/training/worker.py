@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
@@ -13,7 +14,7 @@ import pandas as pd
 from flytekit.types.directory import FlyteDirectory
 
 from tasks.ml import rows_digest, seal_trained
-from tasks.ml.classifier import ModelCard, artifact_digest, load_head
+from tasks.ml.classifier import ModelCard, artifact_digest, check_unchanged, load_head
 from tasks.ml.finetune import build_classifier, freeze_lower_layers, save_finetuned
 from tasks.ml.minilm import base_model_dir, model_digest
 from tasks.training.checkpoint import CheckpointStore
@@ -92,14 +93,20 @@ def fine_tune_rank(
     from flytekitplugins.aios_core.settings import get_settings
 
     settings = get_settings()  # every rank's entry point: settings resolved once, passed down
-    start_dir = Path(start_model.download())
+    work = Path(flytekit.current_context().working_directory)
+    # the start model is copied and digested before a byte of it is loaded, and trained from that copy: its digest,
+    # taken after training, once sealed whatever the start folder held by then (a folder swapped while it trained
+    # had the seal name an honest start model for weights loaded from another)
+    start_dir = Path(tempfile.mkdtemp(prefix="start-", dir=work))
+    shutil.copytree(Path(start_model.download()), start_dir, dirs_exist_ok=True)
+    start_digest = artifact_digest(start_dir)
     run, labels, data_digest, trainable = _build_run(train, start_dir, config, settings.dist_timeout_s)
+    check_unchanged(start_dir, start_digest)
     ident = {"config_digest": config.digest(), "data_digest": data_digest}
     out = train_loop(run, CheckpointStore.from_flyte_context(), ident)
     out.trainable_params = trainable
     # A fresh folder per attempt: a retried task or a second run in the same sandbox never collides with an
     # earlier artifact. Only rank 0 writes (and only its return value is used).
-    work = Path(flytekit.current_context().working_directory)
     folder = work / f"model-{name}-{version}-rank{run.rank}"
     digest = ""
     if run.rank == 0:
@@ -108,7 +115,6 @@ def fine_tune_rank(
         card = card.model_copy(update={"training_data_digests": [data_digest]})
         digest = save_finetuned(run.module, run.tokenizer, card, folder)
         # sealed here, by the step that trained it: this artifact, the rows it was trained on, what it started from
-        start_digest = artifact_digest(start_dir)  # once: a fine-tuned start model is a large folder
         seal_trained(f"{name}@{version}", digest, data_digest, start_digest, settings)
         _audit(card, digest, start_dir, start_digest, ident, out)
         _deck(out, config)

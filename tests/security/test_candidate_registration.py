@@ -12,6 +12,8 @@ Real flytekit tasks run locally, the pack's Cedar policy, the audit trail of eac
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +135,34 @@ def test_a_folder_already_under_the_version_is_not_registered_as_another_artifac
     strong = _artifact(tmp_path / "strong", b"a strong head")
     _refused(lambda: _register(strong, artifact_digest(strong)), "model_digest_mismatch", "already holds other bytes")
     assert catalog(get_settings()).find(NAME, VERSION) is None and _trainings() == []
+
+
+def test_a_link_planted_in_a_model_slot_is_refused_and_registers_nothing(aios_env: Path, tmp_path: Path) -> None:
+    """Review of 2026-12-06 (R3): a symbolic link planted at ``models/<name>/<version>`` was followed. A dangling one
+    failed the registration with a bare ``FileExistsError``; one to a folder outside the state folder holding the
+    trained bytes was registered, and the catalog's entry then named bytes anyone able to write there could change.
+    A slot that is a link, or lies under one, is now ``model_slot_taken``; nothing is copied or recorded."""
+    art = _artifact(tmp_path / "head", b"the trained head")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    shutil.copytree(art, outside / "artifact")
+    models = aios_env / "models"
+    (models / NAME).mkdir(parents=True)
+    slot = models / NAME / VERSION
+    for target in (tmp_path / "nowhere", outside / "artifact"):
+        os.symlink(target, slot)
+        _refused(lambda: _register(art, artifact_digest(art)), "model_slot_taken", "symbolic link or not a folder")
+        os.unlink(slot)
+    os.rmdir(models / NAME)
+    os.symlink(outside, models / NAME)  # the name's folder itself a link: the slot would lie outside too
+    (outside / VERSION).mkdir()
+    _refused(lambda: _register(art, artifact_digest(art)), "model_slot_taken", "symbolic link or not a folder")
+    assert list((outside / VERSION).iterdir()) == [] and _trainings() == []
+    assert catalog(get_settings()).find(NAME, VERSION) is None
+    os.unlink(models / NAME)
+    registered = _register(art, artifact_digest(art))
+    entry = catalog(get_settings()).get(NAME, VERSION)
+    assert Path(entry.artifact_uri) == slot and not slot.is_symlink() and registered.training_record
 
 
 def _decision(monkeypatch: pytest.MonkeyPatch, target: str) -> tuple[str, str, str]:

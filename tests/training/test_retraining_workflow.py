@@ -25,14 +25,14 @@ def _corrections(state: Path) -> None:
         "What a dreary, joyless slog of a film.",
         "negative",
         "user:alice",
-        path=feedback_path(get_settings()),
+        settings=get_settings(),
         source="doc:1",
     )
     append_correction(
         "A warm, funny and quietly moving story.",
         "positive",
         "user:alice",
-        path=feedback_path(get_settings()),
+        settings=get_settings(),
         source="doc:2",
     )
     with open(feedback_path(get_settings()), "a", encoding="utf-8") as f:  # edited after review: must be refused

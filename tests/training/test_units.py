@@ -16,21 +16,21 @@ from tasks.training.loop import stream_indices
 
 
 def test_feedback_validates_digest_label_and_keeps_newest(aios_env: Path) -> None:
-    append_correction("great film", "positive", "user:alice", path=feedback_path(get_settings()))
-    append_correction(
-        "great film", "negative", "user:bob", path=feedback_path(get_settings())
-    )  # a correction of the correction: newest wins
-    append_correction("awful", "neutral", "user:alice", path=feedback_path(get_settings()))  # unknown label
+    settings = get_settings()
+    append_correction("great film", "positive", "user:alice", settings=settings)
+    append_correction("great film", "negative", "user:bob", settings=settings)  # a correction of the correction
+    append_correction("awful", "neutral", "user:alice", settings=settings)  # unknown label
+    assert feedback_path(settings).stat().st_mode & 0o077 == 0  # review text: the pack's user only (0600)
     with open(feedback_path(get_settings()), "a", encoding="utf-8") as f:
         good = json.loads(feedback_path(get_settings()).read_text().splitlines()[0])
         f.write(json.dumps({**good, "text": "edited after review"}) + "\n")
         f.write("not json\n")
-    batch = read_corrections(feedback_path(get_settings()), labels=["negative", "positive"])
+    batch = read_corrections(feedback_path(settings), labels=["negative", "positive"], settings=settings)
     assert [(c.text, c.label, c.reviewer) for c in batch.corrections] == [("great film", "negative", "user:bob")]
     assert sorted(batch.rejected) == [3, 4, 5]
     assert "text_digest does not match" in batch.rejected[4] and "label 'neutral'" in batch.rejected[3]
     assert batch.digest.startswith("sha256:")
-    assert read_corrections(aios_env / "missing.jsonl").corrections == []
+    assert read_corrections(aios_env / "missing.jsonl", settings=settings).corrections == []
 
 
 def test_stream_is_a_pure_function_of_position() -> None:
