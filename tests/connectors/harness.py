@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -144,7 +145,15 @@ def _wait_ready(server: ConnectorServer, deadline_s: float) -> None:
 def connector_server(
     env: dict[str, str], log_dir: Path, modules: tuple[str, ...] = SERVE_MODULES, ready_s: float = 60
 ) -> Iterator[ConnectorServer]:
-    """Start ``pyflyte serve connector --port P --prometheus_port Q [--modules ...]``; stop it afterwards."""
+    """Start ``pyflyte serve connector --port P --prometheus_port Q [--modules ...]``; stop it afterwards.
+
+    Unless ``env`` says otherwise, the service reads file inputs from the test session's base temporary folder
+    (``tests/conftest.py`` puts the session's and every test's flytekit output folder under it: the shared volume of
+    a sandbox) and its system of record writes to the tables the tests name (their prefixes), as an operator
+    configures them (``AIOS_CONNECTOR_INPUT_DIRS``, ``AIOS_SYSTEM_OF_RECORD_TABLES``)."""
+    raw = str(Path(tempfile.gettempdir()).parent)
+    tables = "document_actions,test_actions,grpc_*,replay_*,amount_*,fetch_*"
+    env = {"AIOS_CONNECTOR_INPUT_DIRS": raw, "AIOS_SYSTEM_OF_RECORD_TABLES": tables, **env}
     port, metrics = free_port(), free_port()
     pyflyte = str(Path(sys.executable).parent / "pyflyte")
     cmd = [pyflyte, "serve", "connector", "--port", str(port), "--prometheus_port", str(metrics), "--worker", "4"]

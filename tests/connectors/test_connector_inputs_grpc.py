@@ -162,3 +162,134 @@ def test_a_task_type_cannot_write_lines_into_the_connectors_log(channel, connect
         agent_pb2_grpc.AsyncAgentServiceStub(channel).CreateTask(req, timeout=20)
     details = caught.value.details()
     assert "\n" not in details and "\x1b" not in details and "\\x0a" in details, details
+
+
+def test_only_the_packs_connectors_are_served(channel, tmp_path: Path) -> None:
+    """Second review of 2026-12-06 (D1): ``import flytekit`` registers its sensor engine and ``pyflyte serve
+    connector`` its webhook connector, and the service answered for both, with no identity and no input checks: a
+    sensor task's input with ``format: pickle`` ran the caller's code in the service again, and the webhook connector
+    fetched any URL and answered with the response. The service now answers only for the pack's task types."""
+    from flyteidl.core import identifier_pb2, interface_pb2, tasks_pb2, types_pb2
+
+    from flytekitplugins.aios_connectors._flytekit_compat import SERVED_TASK_TYPES
+
+    marker = tmp_path / "ran.txt"
+    payload = tmp_path / "p.pkl"
+    payload.write_bytes(pickle.dumps(_Marker(str(marker))))
+    sensor = tasks_pb2.TaskTemplate(type="sensor", id=identifier_pb2.Identifier(resource_type=identifier_pb2.TASK))
+    sensor.custom.update({"sensor_module": "flytekit.sensor.file_sensor", "sensor_name": "FileSensor"})
+    struct = interface_pb2.Variable(type=types_pb2.LiteralType(simple=types_pb2.STRUCT))
+    sensor.interface.inputs.variables["resource"].CopyFrom(struct)
+    generic = struct_pb2.Struct()
+    generic.update({"pickle_file": str(payload)})
+    inputs = literals_pb2.LiteralMap()
+    inputs.literals["resource"].scalar.generic.CopyFrom(generic)
+    inputs.literals["resource"].metadata["format"] = "pickle"
+    request = agent_pb2.CreateTaskRequest(template=sensor, inputs=inputs, output_prefix=str(tmp_path / "out"))
+    with pytest.raises(grpc.RpcError) as caught:
+        agent_pb2_grpc.AsyncAgentServiceStub(channel).CreateTask(request, timeout=30)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND and not marker.exists()
+
+    webhook = tasks_pb2.TaskTemplate(type="webhook", id=identifier_pb2.Identifier(resource_type=identifier_pb2.TASK))
+    webhook.custom.update({"url": "http://127.0.0.1:9/latest/meta-data/", "method": "GET", "headers": {}, "body": {}})
+
+    def stream() -> Any:
+        yield agent_pb2.ExecuteTaskSyncRequest(header=agent_pb2.CreateRequestHeader(template=webhook))
+        yield agent_pb2.ExecuteTaskSyncRequest(inputs=literals_pb2.LiteralMap())
+
+    with pytest.raises(grpc.RpcError) as caught:
+        list(agent_pb2_grpc.SyncAgentServiceStub(channel).ExecuteTaskSync(stream(), timeout=30))
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    listed = agent_pb2_grpc.AgentMetadataServiceStub(channel).ListAgents(agent_pb2.ListAgentsRequest(), timeout=30)
+    served = {c.name for a in listed.agents for c in a.supported_task_categories}
+    assert served == set(SERVED_TASK_TYPES)
+
+
+def test_a_data_frame_is_read_only_from_where_the_service_reads(channel, tmp_path: Path) -> None:
+    """Second review of 2026-12-06 (D2, D3): a data frame input sent as msgpack or as a generic struct carries a URI
+    of its own, which the type engine fetched unchecked (the cloud's metadata service, for an anonymous caller); a
+    plain one at ``file:///proc/self/environ#`` (the fragment dropped the suffix the decoder appended) was parsed and
+    its ``principal`` column quoted in the error, and ``file:///dev/zero#`` grew the service by gigabytes. Now a data
+    frame must be a structured-dataset literal, its file an object store's or under the operator's input folders,
+    with no query, fragment or chained protocol; and the caller's identity is established before a byte is read."""
+    from flytekitplugins.aios_connectors.system_of_record import SystemOfRecordConfig, SystemOfRecordTask
+
+    sor = SystemOfRecordTask(name="grpc_sor_frames", config=SystemOfRecordConfig(table="fetch_" + secrets.token_hex(4)))
+    frame = literal_map({"actions": pd.DataFrame({"action_key": ["k"]})}, {"actions": pd.DataFrame})
+    wrapped = literals_pb2.Literal(
+        scalar=literals_pb2.Scalar(binary=literals_pb2.Binary(value=b"\x81\xa3uri\xa0", tag="msgpack"))
+    )
+    as_msgpack = literals_pb2.LiteralMap()
+    as_msgpack.literals["actions"].CopyFrom(wrapped)
+    res = _sync(channel, sor, as_msgpack)
+    assert res.phase == TaskExecution.FAILED and "send it as a structured dataset literal" in res.message, res.message
+    for uri in ("file:///proc/self/environ#", "file:///dev/zero", "/etc/passwd", f"file://{tmp_path}/a.csv?x=1"):
+        frame.literals["actions"].scalar.structured_dataset.uri = uri
+        res = _sync(channel, sor, frame)
+        assert res.phase == TaskExecution.FAILED and "UnsafeInput" in res.message, (uri, res.message)
+    anonymous = agent_pb2.TaskExecutionMetadata()  # no namespace, no service account: refused before decoding
+    frame.literals["actions"].scalar.structured_dataset.uri = "s3://any-bucket/any.parquet"
+
+    def stream() -> Any:
+        header = agent_pb2.CreateRequestHeader(template=template_of(sor), task_execution_metadata=anonymous)
+        yield agent_pb2.ExecuteTaskSyncRequest(header=header)
+        yield agent_pb2.ExecuteTaskSyncRequest(inputs=frame)
+
+    (response,) = list(agent_pb2_grpc.SyncAgentServiceStub(channel).ExecuteTaskSync(stream(), timeout=30))
+    assert response.header.resource.phase == TaskExecution.FAILED
+    assert "no propagated identity" in response.header.resource.message
+
+
+def test_a_served_call_posts_only_to_the_tables_the_service_allows(channel, shared_state) -> None:
+    """Second review of 2026-12-06 (D5): the table is the caller's template's, so a run under the pipeline's service
+    account posted the pipeline's approved rows into a table of its choosing, and the pipeline's own post was then
+    refused (an action is claimed at its first destination). A served call now writes only to the tables the
+    service allows (``AIOS_SYSTEM_OF_RECORD_TABLES``); nothing is claimed or posted for another."""
+    from flytekitplugins.aios_connectors.system_of_record import SystemOfRecordConfig, SystemOfRecordTask
+    from tests.governed_rows import governed_rows
+
+    url = "env:AIOS_SYSTEM_OF_RECORD_URL_GRPC"
+    decoy = SystemOfRecordTask(name="grpc_decoy", config=SystemOfRecordConfig(table="decoy_x", url=url))
+    rows = pd.DataFrame(governed_rows(2, "divert"))
+    res = _sync(channel, decoy, literal_map({"actions": rows}, {"actions": pd.DataFrame}), "attacker-run-1")
+    assert res.phase == TaskExecution.FAILED and "AIOS_SYSTEM_OF_RECORD_TABLES" in res.message, res.message
+    real = SystemOfRecordTask(
+        name="grpc_real", config=SystemOfRecordConfig(table="grpc_actions_" + secrets.token_hex(4), url=url)
+    )
+    assert _post(channel, real, rows, "pipeline-run-7") == {"posted": 2, "already_posted": 0, "refused": 0}
+    with sqlite3.connect(shared_state / "grpc_sor.db") as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "decoy_x" not in tables
+
+
+def test_what_an_anonymous_caller_claims_is_kept_bounded(channel, shared_state) -> None:
+    """Second review of 2026-12-06 (D4): each anonymous call appended a ``connector_refused`` record keeping the
+    claimed principal whole: a 3 MB principal made 4 MB records in the append-only trail. What a refused caller
+    claims is now kept up to 256 characters, with the digest of the whole."""
+    from flytekitplugins.aios_audit import audit_log
+    from flytekitplugins.aios_connectors import PolicyDecisionTask
+
+    claimed = "user:" + "x" * 1_000_000
+    inputs = literal_map(
+        {"principal": claimed, "action": "run_task", "resource": {"type": "Task", "id": "t"}, "context": {}},
+        {"principal": str, "action": str, "resource": dict, "context": dict},
+    )
+    task = PolicyDecisionTask(name="grpc_flood")
+
+    def stream() -> Any:
+        header = agent_pb2.CreateRequestHeader(
+            template=template_of(task), task_execution_metadata=agent_pb2.TaskExecutionMetadata()
+        )
+        yield agent_pb2.ExecuteTaskSyncRequest(header=header)
+        yield agent_pb2.ExecuteTaskSyncRequest(inputs=inputs)
+
+    (response,) = list(agent_pb2_grpc.SyncAgentServiceStub(channel).ExecuteTaskSync(stream(), timeout=30))
+    assert response.header.resource.phase == TaskExecution.FAILED
+    from flytekitplugins.aios_audit.records import entry_bytes
+    from flytekitplugins.aios_core.settings import get_settings
+
+    store = audit_log(get_settings())
+    refusals = [r for r in store.scan() if r.event.kind == "connector_refused" and r.event.subject == "grpc_flood"]
+    assert refusals and all(len(entry_bytes(r.seq, r.recorded_at, r.event)) < 4096 for r in refusals)
+    kept = refusals[-1].event.attributes["claimed_principal"]
+    assert kept.startswith("user:xxx") and "1000005 characters, sha256:" in kept

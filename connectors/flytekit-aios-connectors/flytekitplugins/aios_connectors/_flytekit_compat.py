@@ -12,6 +12,12 @@ flytekit 1.16's ``pyflyte serve connector`` has two behaviours a governance conn
 2. ``SyncConnectorService.ExecuteTaskSync`` drops the header's ``task_execution_metadata`` (the execution
    id, namespace and service account flytepropeller sends), so a sync connector cannot tell who calls it.
    :func:`_execute_task_sync` passes it to ``do`` as ``CreateTask`` does for ``create``.
+3. The service serves every connector registered in the process: ``import flytekit`` registers its sensor engine and
+   ``pyflyte serve connector`` its webhook connector, neither of which checks who calls or what it decodes (a sensor
+   task's input with literal metadata ``format: pickle`` ran the caller's code in the service, and the webhook
+   connector fetched any URL and answered with the response; review of 2026-12-06). The service's registry
+   (:class:`_ServedRegistry`) serves only the pack's task types (:data:`SERVED_TASK_TYPES`); run other connectors
+   in a deployment of their own. Local execution in a process is unchanged.
 
 :func:`install` is idempotent and runs when a connector module of the pack is imported, which is how
 ``pyflyte serve connector --modules ...`` loads them, before the server is built; it also masks every log
@@ -35,6 +41,47 @@ from flytekitplugins.aios_core.visible import visible
 log = logging.getLogger(__name__)
 
 _installed = False
+
+SERVED_TASK_TYPES = frozenset({"aios_policy_decision", "aios_approval_notification", "aios_system_of_record"})
+"""The task types the pack's connector service answers for (``constants`` and ``system_of_record``); any other is
+``NOT_FOUND``, and ``ListAgents`` names only the connectors serving these."""
+
+
+def _served_registry() -> type:
+    """flytekit's ``ConnectorRegistry`` as the gRPC service sees it: only :data:`SERVED_TASK_TYPES`."""
+    from flytekit.exceptions.system import FlyteConnectorNotFound
+    from flytekit.extend.backend.base_connector import ConnectorRegistry
+
+    def _served(task_type_name: str) -> None:
+        if task_type_name not in SERVED_TASK_TYPES:
+            raise FlyteConnectorNotFound(f"Cannot find connector for task type: {visible(task_type_name)}.")
+
+    class _ServedRegistry(ConnectorRegistry):
+        @staticmethod
+        def get_connector(task_type_name: str, task_type_version: int = 0) -> Any:
+            _served(task_type_name)
+            return ConnectorRegistry.get_connector(task_type_name, task_type_version)
+
+        @staticmethod
+        def get_agent(task_type_name: str, task_type_version: int = 0) -> Any:
+            _served(task_type_name)
+            return ConnectorRegistry.get_connector(task_type_name, task_type_version)
+
+        @staticmethod
+        def list_connectors() -> list[Any]:
+            return [
+                m
+                for m in ConnectorRegistry.list_connectors()
+                if any(c.name in SERVED_TASK_TYPES for c in m.supported_task_categories)
+            ]
+
+        @staticmethod
+        def get_connector_metadata(name: str) -> Any:
+            if name not in {m.name for m in _ServedRegistry.list_connectors()}:
+                raise FlyteConnectorNotFound(f"Cannot find connector for name: {visible(name)}.")
+            return ConnectorRegistry.get_connector_metadata(name)
+
+    return _ServedRegistry
 
 
 def _handle_exception(e: Exception, context: grpc.ServicerContext, task_type: str, operation: str) -> None:
@@ -60,7 +107,7 @@ async def _execute_task_sync(
     """flytekit 1.16's ``SyncConnectorService.ExecuteTaskSync``, passing the header's execution metadata on."""
     from flyteidl.admin.agent_pb2 import ExecuteTaskSyncResponse, ExecuteTaskSyncResponseHeader
     from flytekit.extend.backend import connector_service as cs
-    from flytekit.extend.backend.base_connector import ConnectorRegistry, SyncConnectorBase, mirror_async_methods
+    from flytekit.extend.backend.base_connector import SyncConnectorBase, mirror_async_methods
     from flytekit.models.literals import LiteralMap
     from flytekit.models.task import TaskExecutionMetadata, TaskTemplate
 
@@ -71,7 +118,7 @@ async def _execute_task_sync(
     task_type = template.type
     try:
         with cs.request_latency.labels(task_type=task_type, operation=cs.do_operation).time():
-            connector = ConnectorRegistry.get_connector(task_type, template.task_type_version)
+            connector = cs.ConnectorRegistry.get_connector(task_type, template.task_type_version)  # the served ones
             if not isinstance(connector, SyncConnectorBase):
                 msg = f"[{connector.name}] does not support sync execution"
                 raise ValueError(msg)
@@ -92,7 +139,7 @@ async def _execute_task_sync(
 
 
 def install() -> None:
-    """Apply both changes to flytekit's connector service (idempotent; a no-op without its extras)."""
+    """Apply the three changes to flytekit's connector service (idempotent; a no-op without its extras)."""
     global _installed
     if _installed:
         return
@@ -103,4 +150,5 @@ def install() -> None:
         return
     replace_connector_exception_handler(_handle_exception)
     cs.SyncConnectorService.ExecuteTaskSync = _execute_task_sync
+    cs.ConnectorRegistry = _served_registry()  # the name every servicer of the service looks connectors up by
     _installed = True

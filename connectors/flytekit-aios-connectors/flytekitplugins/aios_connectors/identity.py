@@ -170,6 +170,20 @@ def establish(meta: TaskExecutionMetadata | None, settings: Settings, claimed: s
     return Caller(principal=mapped, source="propagated", execution=execution_of(meta), service_account=f"{ns}/{sa}")
 
 
+def bounded(text: str, limit: int = 256) -> str:
+    """``text`` as a refusal keeps it: whole up to ``limit`` characters, else its start and the digest of the whole.
+
+    What an unauthenticated caller claims (a principal, a task name) is kept in the append-only trail: a 3 MB
+    principal made each anonymous call a 4 MB record (review of 2026-12-06), a disk filled by whoever reaches the port.
+    """
+    if len(text) <= limit:
+        return text
+    import hashlib
+
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{text[:limit]}... ({len(text)} characters, sha256:{digest})"
+
+
 def audit_refusal(
     err: IdentityRefused,
     *,
@@ -187,9 +201,10 @@ def audit_refusal(
     from flytekitplugins.aios_audit import AuditEvent, audit_log
     from flytekitplugins.aios_core.context import code_version
 
-    attrs: dict[str, Any] = {"connector": connector, "task": task_name, "reason": str(err)}
+    task_name = bounded(task_name)
+    attrs: dict[str, Any] = {"connector": connector, "task": task_name, "reason": bounded(str(err), 1024)}
     if claimed:
-        attrs["claimed_principal"] = claimed
+        attrs["claimed_principal"] = bounded(claimed)
     claimed_execution = execution_of(meta) if meta is not None else None
     if claimed_execution is not None:
         attrs["claimed_execution"] = claimed_execution.model_dump(mode="json")
@@ -222,7 +237,7 @@ def refuse(
     from flytekitplugins.aios_core.redact import one_line_error
     from flytekitplugins.aios_core.visible import visible
 
-    why, task = visible(str(err)), visible(task_name)
+    why, task = visible(bounded(str(err), 1024)), visible(bounded(task_name))
     log.warning("%s refused task %s: %s", connector, task, why)
     try:
         record = audit_refusal(

@@ -114,6 +114,30 @@ def check_served_url(config_url: str) -> None:
     raise ValueError(msg)
 
 
+def check_served_table(table: str, settings: Settings) -> None:
+    """Refuse a served call's table unless the operator allows it (``settings.system_of_record_tables``: comma-separated
+    patterns, ``document_actions`` by default).
+
+    The template, and so the table, is the gRPC caller's: a run launched under the pipeline's service account posted
+    the pipeline's approved rows into a table of its choosing (``decoy_x``) of the operator's database, and the
+    pipeline's own post to ``document_actions`` was then refused, the action being claimed at its first destination
+    (review of 2026-12-06). Local runs keep any table.
+
+    Raises:
+        ValueError: naming the table and the setting.
+    """
+    import fnmatch
+
+    allowed = [p.strip() for p in settings.system_of_record_tables.split(",") if p.strip()]
+    if any(fnmatch.fnmatchcase(table, p) for p in allowed):
+        return
+    msg = (
+        f"the task's system-of-record table {visible(table)!r} is refused: a served call writes only to the tables the "
+        f"connector service allows (AIOS_SYSTEM_OF_RECORD_TABLES: {', '.join(allowed) or 'none'})"
+    )
+    raise ValueError(msg)
+
+
 def resolve_url(config_url: str, settings: Settings) -> str:
     """The database URL: the task's ``url``, else ``settings.system_of_record_url`` (``AIOS_SYSTEM_OF_RECORD_URL``);
     an unset ``env:VAR`` is a ``ConfigError`` (fail closed)."""
@@ -358,15 +382,21 @@ class SystemOfRecordConnector(SyncConnectorBase):
         settings = get_settings()  # the connector call is an entry point: settings resolved once, passed down
         try:
             config = SystemOfRecordConfig.from_custom(task_template.custom)
-            values = await to_python(inputs, _interface_types()[0], served=task_execution_metadata is not None)
+            served = task_execution_metadata is not None
+            if served:  # who calls, before a byte of the inputs is decoded (an anonymous call read a 3M-row frame)
+                await asyncio.to_thread(establish, task_execution_metadata, settings)
+                check_served_url(config.url)  # the caller chose the template, so not where to write
+                check_served_table(config.table, settings)
+            values = await to_python(
+                inputs, _interface_types()[0], served=served, input_dirs=settings.connector_input_dirs
+            )
             frame = values.get("actions")
             rows: list[dict[str, Any]] = [] if frame is None else frame.to_dict(orient="records")
             principals = sorted({str(r.get("principal") or "") for r in rows})
             claimed = ",".join(principals)
             caller = None
-            if task_execution_metadata is not None:  # served: the caller chose the template, so not where to write
+            if served:  # and then that the rows name it
                 caller = await asyncio.to_thread(establish, task_execution_metadata, settings, claimed)
-                check_served_url(config.url)
             posted, skipped, refused = await asyncio.to_thread(_act_for, caller, config, rows, settings)
         except IdentityRefused as e:
             why = await asyncio.to_thread(

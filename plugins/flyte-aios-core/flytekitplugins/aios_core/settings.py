@@ -49,6 +49,8 @@ ENV_VARS: dict[str, str] = {
     "AIOS_POLICY_ENGINE": "policy_engine",
     "AIOS_POLICY_BUDGET_MS": "policy_budget_ms",
     "AIOS_SYSTEM_OF_RECORD_URL": "system_of_record_url",
+    "AIOS_SYSTEM_OF_RECORD_TABLES": "system_of_record_tables",
+    "AIOS_CONNECTOR_INPUT_DIRS": "connector_input_dirs",
     "AIOS_DATA_DIR": "data_dir",
     "AIOS_DOCUMENT_MODELS_DIR": "document_models_dir",
     "AIOS_RESULTS_DIR": "results_dir",
@@ -178,6 +180,14 @@ class Settings(BaseModel):
     system_of_record_url: str = Field(
         default="sqlite:///{state_dir}/system_of_record.db",
         description="where the system-of-record connector posts (sqlite:///, postgresql://, env:VAR)",
+    )
+    system_of_record_tables: str = Field(
+        default="document_actions",
+        description="tables a served system-of-record task may write (comma-separated; * and ? match any characters)",
+    )
+    connector_input_dirs: str = Field(
+        default="",
+        description="folders a served connector reads file inputs from (comma-separated); empty: object stores only",
     )
     data_dir: str = Field(
         default="", description="third-party data (.data of scripts/fetch_data.sh); empty: the repo's"
