@@ -75,6 +75,11 @@ def _amount(text: str | None) -> float:
 @governed(subject=_digest)
 def read_document(text: str) -> Extracted:
     """Extract the typed facts the policy decides on (amounts only for payment types)."""
+    return extract(text)
+
+
+def extract(text: str) -> Extracted:
+    """The typed facts of ``text`` (:func:`read_document`'s body; :func:`act_on_document` reads them again)."""
     f = _fields(text)
     doc_type = f.get("type", "other")
     pays = doc_type in PAYMENT_TYPES
@@ -88,21 +93,66 @@ def read_document(text: str) -> Extracted:
     )
 
 
-def _context(doc: Extracted, **_: Any) -> dict[str, Any]:
+def _context(text: str, **_: Any) -> dict[str, Any]:
     keys = ("amount", "currency", "data_class", "doc_type", "confidence")
+    doc = extract(text)
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in doc.model_dump(include=set(keys)).items()}
 
 
 @env.task
 @governed(
     action="act_on_document",
-    resource=lambda doc, **_: {"type": "Document", "id": doc.digest},
+    resource=lambda text, **_: {"type": "Document", "id": _digest(text)},
     context=_context,
     approval_timeout_s="approval_timeout_s",
 )
-async def act_on_document(doc: Extracted, approval_timeout_s: float) -> str:
-    """Act on a document (post the payment, file it): runs only when the policy allows or sign-off was verified."""
+async def act_on_document(text: str, approval_timeout_s: float) -> str:
+    """Act on a document (post the payment, file it): runs only when the policy allows or sign-off was verified.
+
+    It takes the document's text, not facts read elsewhere: the policy decides on the facts read here, of exactly
+    this text (an ``Extracted`` handed in by a launcher, a real invoice's digest with 9,000 for its 95,000, was
+    decided and posted without the sign-off; review of 2026-12-06). A document is acted on once ever: the post is
+    claimed (``post:<digest>:act_on_document``) by this run in the trail before it is made, and another run's post
+    of the same document is refused (``already_used``); a retry of this run's post goes through."""
+    doc = extract(text)
+    claim_post(doc.digest, "act_on_document")
     return f"posted {doc.doc_type} {doc.amount:.2f} {doc.currency} for {doc.digest}"
+
+
+def claim_post(digest: str, action: str) -> None:
+    """Claim ``post:<digest>:<action>`` for the execution in progress (a ``document_acted`` record holding the claim).
+
+    Raises:
+        GovernanceDenied: ``already_used`` when another execution claimed it.
+    """
+    from flytekitplugins.aios_audit import AuditEvent, audit_log
+    from flytekitplugins.aios_audit.stores import CLAIMS_ATTR, ClaimTaken, claim
+    from flytekitplugins.aios_core.context import current_execution
+    from flytekitplugins.aios_core.errors import GovernanceDenied
+    from flytekitplugins.aios_core.settings import get_settings
+
+    settings = get_settings()
+    execution = current_execution()
+    key, holder = f"post:{digest}:{action}", execution.execution_key
+    store = audit_log(settings)
+    held = store.claim_holders([key]).get(key)
+    if held is not None and held[0] == holder:
+        return  # this run's own post, retried
+    event = AuditEvent(
+        kind="document_acted", actor=settings.actor, status="claimed", subject=digest, execution=execution,
+        attributes={"action": action, CLAIMS_ATTR: [claim(key, holder)]},
+    )  # fmt: skip
+    try:
+        if held is None:
+            store.append(event)
+            return
+    except ClaimTaken as e:
+        held = (e.holder, e.seq)
+    if held is not None and held[0] == holder:
+        return
+    who = held[0] if held else "?"
+    msg = f"{action} on {digest} is already_used: execution {who} acted on it; a document is acted on once"
+    raise GovernanceDenied(msg, reason_code="already_used")
 
 
 async def _one(text: str, approval_timeout_s: float) -> dict[str, Any]:
@@ -111,7 +161,7 @@ async def _one(text: str, approval_timeout_s: float) -> dict[str, Any]:
     except Exception as e:  # a document that cannot be read is set aside with its reason; the batch goes on
         return {"digest": _digest(text), "outcome": "quarantined", "reason": _quarantine_reason(e)}
     try:
-        receipt = await act_on_document(doc=doc, approval_timeout_s=approval_timeout_s)
+        receipt = await act_on_document(text=text, approval_timeout_s=approval_timeout_s)
     except Exception as e:  # a governed denial fails the child action; the batch goes on
         return {"digest": doc.digest, "outcome": "not_acted", "reason": _reason(e)}
     return {"digest": doc.digest, "outcome": "acted", "receipt": receipt}
@@ -124,6 +174,7 @@ _REASONS = (
     ("timed out", "approval_timed_out"),
     (" is timed_out", "approval_timed_out"),
     ("could not be written", "audit_write_failed"),
+    ("already_used", "already_used"),
 )
 
 
@@ -142,9 +193,25 @@ def _reason(error: BaseException) -> str:
 @env.task
 @governed()
 async def process_documents(texts: list[str], approval_timeout_s: float = 3600.0) -> str:
-    """Process a batch: every document read, decided, approved when needed and acted on, all audited."""
-    results = await asyncio.gather(*(_one(t, approval_timeout_s) for t in texts))
-    return json.dumps({"run": flyte.ctx().action.run_name, "documents": list(results)}, sort_keys=True)
+    """Process a batch: every document read, decided, approved when needed and acted on, all audited.
+
+    A document in the batch twice (two files, one text) is processed once, and its copies are listed as
+    ``duplicate``: both copies opened the same sign-off request, and one approval paid twice (review of 2026-12-06).
+    """
+    from flytekitplugins.aios_flyte2.identity import flyte_execution
+
+    first: dict[str, int] = {}
+    for i, t in enumerate(texts):
+        first.setdefault(_digest(t), i)
+    unique = [t for i, t in enumerate(texts) if first[_digest(t)] == i]
+    outcomes = await asyncio.gather(*(_one(t, approval_timeout_s) for t in unique))
+    done = dict(zip((_digest(t) for t in unique), outcomes, strict=True))
+    results = [
+        done[_digest(t)] if first[_digest(t)] == i else {"digest": _digest(t), "outcome": "duplicate"}
+        for i, t in enumerate(texts)
+    ]
+    run = flyte_execution("process_documents").name  # the execution name the run's records carry
+    return json.dumps({"run": run, "documents": results}, sort_keys=True)
 
 
 USAGE = "usage: python -m workflows_flyte2.documents DOCS_DIR [--approval-timeout SECONDS]"

@@ -23,6 +23,13 @@ def records(kind: str | None = None) -> list[Any]:
     return [r.event for r in audit_log(get_settings()).scan() if kind is None or r.event.kind == kind]
 
 
+def _local(run_name: str) -> str:
+    """The execution name a local run's records carry: this process's local run id, then the run's name."""
+    from flytekitplugins.aios_core.context import local_run_id
+
+    return f"{local_run_id()}:{run_name}"
+
+
 def verify_trail() -> str:
     res = subprocess.run([AIOS, "audit", "verify"], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stdout + res.stderr
@@ -40,7 +47,7 @@ def test_allowed_run_writes_a_decision_then_a_task_record_that_verify(task: Any,
     decision, task_rec = records()
     for ev in (decision, task_rec):
         ex = ev.execution
-        assert (ex.project, ex.domain, ex.name, ex.node_id) == ("local", "development", run_name, action)
+        assert (ex.project, ex.domain, ex.name, ex.node_id) == ("local", "development", _local(run_name), action)
         assert ex.task_name.endswith(task.func.__name__) and ex.retry_attempt == 0
     assert {"amount", "currency", "doc_id", "marker"} <= set(task_rec.inputs)
     assert task_rec.inputs["doc_id"].startswith("sha256:") and task_rec.outputs["o0"].startswith("sha256:")
@@ -90,7 +97,7 @@ def test_sub_action_is_gated_and_named_by_its_action(tmp_path: Path) -> None:
     out = run_local(driver, doc_id="doc-6", amount=1.0, currency="USD", marker=str(marker))
     run_name, action = out.split("|")
     rec = records("task")[-1]
-    assert rec.execution.name == run_name and rec.execution.node_id == action != run_name
+    assert rec.execution.name == _local(run_name) and rec.execution.node_id == action != run_name
 
 
 def _flyte_otel_trace_id(org: str, project: str, domain: str, run: str) -> int:

@@ -5,6 +5,13 @@ action name, run name, project, domain, org). :func:`flyte_execution` maps it on
 :class:`~flytekitplugins.aios_core.context.ExecutionRef` (the identity every audit record, approval and span
 carries): ``name`` = the run name, ``node_id`` = the action name, ``task_name``, ``task_version`` and
 ``retry_attempt``. Outside a task (a plain function call) it falls back to the pack's own local run id.
+
+In local mode the run name is the launcher's choice (``flyte run --local --name pay-001``,
+``with_runcontext(name=...)``), never unique: a second run under an approved run's name was that run, and used its
+approval again (review of 2026-12-06). A local run's execution name is therefore the pack's per-process local run id
+followed by the run name (``aios-run-<utc time>-<pid>-<random>:pay-001``), made in the process and never read from
+the environment, as flytekit's local runs are (:func:`~flytekitplugins.aios_core.context.local_run_id`). On a
+cluster the backend's run name is the execution's.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from flytekitplugins.aios_core.context import ExecutionRef, current_execution, serving
+from flytekitplugins.aios_core.context import ExecutionRef, current_execution, local_run_id, serving
 
 LOCAL_PROJECT = "local"
 LOCAL_DOMAIN = "development"
@@ -46,10 +53,11 @@ def flyte_execution(task_name: str) -> ExecutionRef:
         ex = current_execution(task_name)
         return ex if ex.task_name else ex.model_copy(update={"task_name": task_name})
     action = tctx.task_action or tctx.action
+    run = action.run_name or action.name
     return ExecutionRef(
         project=action.project or LOCAL_PROJECT,
         domain=action.domain or LOCAL_DOMAIN,
-        name=action.run_name or action.name,
+        name=f"{local_run_id()}:{run}" if is_local(tctx) else run,
         node_id=action.name,
         task_name=task_name,
         task_version=tctx.version or "",

@@ -38,11 +38,12 @@ def _run_span_id(trace_id: int) -> int:
     return int.from_bytes(hashlib.sha256(b"aios-flyte2-run:" + trace_id.to_bytes(16, "big")).digest()[:8], "big") or 1
 
 
-def span_attributes(ex: ExecutionRef, org: str = "") -> dict[str, Any]:
-    """flyteplugins-otel's attribute names for the action, plus the attempt and task version."""
+def span_attributes(ex: ExecutionRef, org: str = "", run_name: str = "") -> dict[str, Any]:
+    """flyteplugins-otel's attribute names for the action, plus the attempt and task version (``run_name``: Flyte's
+    own run name, which a local run's execution name carries after the pack's local run id)."""
     attrs: dict[str, Any] = {
         "flyte.action_name": ex.node_id,
-        "flyte.run_name": ex.name,
+        "flyte.run_name": run_name or ex.name,
         "flyte.project": ex.project,
         "flyte.domain": ex.domain,
         "flyte.task_name": ex.task_name,
@@ -89,7 +90,7 @@ def task_span(ex: ExecutionRef, run: tuple[str, str, str, str], exporter: str) -
         f"aios.governed {ex.task_name}",
         context=_parent_context(run),
         kind=SpanKind.INTERNAL,
-        attributes=span_attributes(ex, run[0]),
+        attributes=span_attributes(ex, run[0], run[3]),
         record_exception=False,
         set_status_on_exception=False,
     )

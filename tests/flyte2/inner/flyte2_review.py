@@ -1,0 +1,77 @@
+"""A Flyte 2 local run is its own execution, and the reference pipeline acts on a document once, on its own reading
+(review of 2026-12-06: three ways to act twice on one sign-off, or on facts nobody read)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flytekitplugins.aios_audit import audit_log
+from flytekitplugins.aios_core.settings import get_settings
+
+REPO = Path(__file__).resolve().parents[3]
+SMALL = "type: invoice\namount: 1200.50\ncurrency: EUR\n"
+RUN = """
+import flyte
+from tests.flyte2.inner.governed_tasks import pay_sync
+flyte.init()
+flyte.with_runcontext(mode="local", name="pay-001").run(pay_sync, doc_id="doc-1", amount=120.0, currency="EUR",
+                                                       marker={marker!r})
+"""
+
+
+def _records(kind: str) -> list[Any]:
+    return [r.event for r in audit_log(get_settings()).scan() if r.event.kind == kind]
+
+
+def test_two_local_runs_under_one_run_name_are_two_executions(tmp_path: Path) -> None:
+    """A local run's name is the launcher's choice: ``flyte run --local --name pay-001`` twice was one execution for
+    the pack, and the second run used the first run's approval again (three payments on one sign-off). Each local
+    process is now its own execution, under the run name it was given."""
+    for i in range(2):
+        code = RUN.format(marker=str(tmp_path / f"ran-{i}"))
+        res = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=dict(os.environ), capture_output=True,
+                             text=True, timeout=240)  # fmt: skip
+        assert res.returncode == 0, res.stderr[-2000:]
+    names = [e.execution.name for e in _records("policy_decision")]
+    assert len(names) == 2 and names[0] != names[1], names
+    assert all(n.startswith("aios-run-") and n.endswith(":pay-001") for n in names), names
+
+
+def test_a_document_is_acted_on_once_and_on_its_own_reading() -> None:
+    """``act_on_document`` took an ``Extracted`` from its launcher: a real invoice's digest with 9,000 for its 95,000
+    was decided without the sign-off and posted, twice. It now reads the text it acts on, and claims the post: another
+    run's post of the same document is refused (``already_used``)."""
+    import flyte
+
+    from flytekitplugins.aios_core.context import local_run
+    from workflows_flyte2.documents import act_on_document
+
+    def act() -> str:
+        run = flyte.with_runcontext(mode="local").run(act_on_document, text=SMALL, approval_timeout_s=5.0)
+        return str(run.outputs()[0])
+
+    assert act().startswith("posted invoice 1200.50 EUR for sha256:")
+    with local_run("another-launch"), pytest.raises(Exception, match="already_used"):
+        act()
+    assert [e.status for e in _records("document_acted")] == ["claimed"]
+
+
+def test_a_document_in_a_batch_twice_is_acted_on_once(tmp_path: Path) -> None:
+    """Two files holding one invoice opened one sign-off request, and the approval paid twice in one run."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name in ("a.txt", "b.txt"):
+        (docs / name).write_text(SMALL, encoding="utf-8")
+    cmd = [sys.executable, "-m", "workflows_flyte2.documents", str(docs), "--approval-timeout", "5"]
+    res = subprocess.run(cmd, cwd=tmp_path, env=dict(os.environ), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    assert [d["outcome"] for d in summary["documents"]] == ["acted", "duplicate"]
+    assert len(_records("document_acted")) == 1
