@@ -25,6 +25,7 @@ from pydantic import BaseModel
 
 from flytekitplugins.aios_approvals.service import check_timeout
 from flytekitplugins.aios_core.amounts import read_written
+from flytekitplugins.aios_core.settings import Settings
 from flytekitplugins.aios_flyte2 import governed
 
 env = flyte.TaskEnvironment(name="aios_documents")
@@ -114,12 +115,14 @@ async def act_on_document(text: str, approval_timeout_s: float) -> str:
     decided and posted without the sign-off; review of 2026-12-06). A document is acted on once ever: the post is
     claimed (``post:<digest>:act_on_document``) by this run in the trail before it is made, and another run's post
     of the same document is refused (``already_used``); a retry of this run's post goes through."""
+    from flytekitplugins.aios_core.settings import get_settings
+
     doc = extract(text)
-    claim_post(doc.digest, "act_on_document")
+    claim_post(doc.digest, "act_on_document", get_settings())  # this task's entry point: settings resolved here
     return f"posted {doc.doc_type} {doc.amount:.2f} {doc.currency} for {doc.digest}"
 
 
-def claim_post(digest: str, action: str) -> None:
+def claim_post(digest: str, action: str, settings: Settings) -> None:
     """Claim ``post:<digest>:<action>`` for the execution in progress (a ``document_acted`` record holding the claim).
 
     Raises:
@@ -129,9 +132,7 @@ def claim_post(digest: str, action: str) -> None:
     from flytekitplugins.aios_audit.stores import CLAIMS_ATTR, ClaimTaken, claim
     from flytekitplugins.aios_core.context import current_execution
     from flytekitplugins.aios_core.errors import GovernanceDenied
-    from flytekitplugins.aios_core.settings import get_settings
 
-    settings = get_settings()
     execution = current_execution()
     key, holder = f"post:{digest}:{action}", execution.execution_key
     store = audit_log(settings)

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import secrets
 import sqlite3
@@ -293,3 +294,86 @@ def test_what_an_anonymous_caller_claims_is_kept_bounded(channel, shared_state) 
     assert refusals and all(len(entry_bytes(r.seq, r.recorded_at, r.event)) < 4096 for r in refusals)
     kept = refusals[-1].event.attributes["claimed_principal"]
     assert kept.startswith("user:xxx") and "1000005 characters, sha256:" in kept
+
+
+def _sync_template(channel: grpc.Channel, template: Any, inputs: Any, meta: Any) -> Any:
+    def stream() -> Any:
+        yield agent_pb2.ExecuteTaskSyncRequest(
+            header=agent_pb2.CreateRequestHeader(template=template, task_execution_metadata=meta)
+        )
+        yield agent_pb2.ExecuteTaskSyncRequest(inputs=inputs)
+
+    (response,) = list(agent_pb2_grpc.SyncAgentServiceStub(channel).ExecuteTaskSync(stream(), timeout=30))
+    return response.header.resource
+
+
+def test_a_folder_input_holds_only_regular_files_of_the_services_folders(channel, tmp_path: Path) -> None:
+    """Re-review of 2026-12-06 (E1, E2): the input folder itself was checked, not what it holds. The decoders read
+    ``<folder>/.csv`` or every Parquet part: a link there to ``/etc/passwd`` was parsed, and a named pipe there held
+    the service's event loop (every caller's) until someone wrote to it. A folder input now holds only folders and
+    regular files, with no link, and a URI with white space is refused (``urlsplit`` drops a tab the reader keeps)."""
+    from flytekitplugins.aios_connectors.system_of_record import SystemOfRecordConfig, SystemOfRecordTask
+
+    sor = SystemOfRecordTask(name="grpc_sor_folder", config=SystemOfRecordConfig(table="fetch_" + secrets.token_hex(4)))
+    frame = literal_map({"actions": pd.DataFrame({"action_key": ["k"]})}, {"actions": pd.DataFrame})
+    linked, piped = tmp_path / "linked", tmp_path / "piped"
+    linked.mkdir()
+    piped.mkdir()
+    (linked / ".csv").symlink_to("/etc/passwd")
+    os.mkfifo(piped / ".csv")
+    dataset = frame.literals["actions"].scalar.structured_dataset
+    dataset.metadata.structured_dataset_type.format = "csv"
+    for uri in (str(linked), f"file://{piped}", "s3:\t//bucket/../../etc"):
+        dataset.uri = uri
+        res = _sync(channel, sor, frame)
+        assert res.phase == TaskExecution.FAILED and "UnsafeInput" in res.message, (uri, res.message)
+    listed = agent_pb2_grpc.AgentMetadataServiceStub(channel).ListAgents(agent_pb2.ListAgentsRequest(), timeout=10)
+    assert listed.agents  # the service still answers
+
+
+def test_a_refused_callers_metadata_and_task_name_are_kept_bounded(channel, connector, shared_state) -> None:
+    """Re-review of 2026-12-06 (E3, E5): the execution a refused call named and its namespace and service account were
+    kept whole (a 3.6 MB refusal record), and a 1 MB task name made a 1 MB log line. Both are bounded now."""
+    from flytekitplugins.aios_audit import audit_log
+    from flytekitplugins.aios_audit.records import entry_bytes
+    from flytekitplugins.aios_connectors import PolicyDecisionTask
+    from flytekitplugins.aios_core.settings import get_settings
+
+    inputs = literal_map(
+        {"principal": "user:x", "action": "run_task", "resource": {"type": "Task", "id": "t"}, "context": {}},
+        {"principal": str, "action": str, "resource": dict, "context": dict},
+    )
+    template = template_of(PolicyDecisionTask(name="grpc_bounded"))
+    template.id.name = "grpc_bounded" + "n" * 1_000_000
+    huge = "x" * 600_000
+    before = len(connector.log_text())
+    for meta in (
+        execution_metadata(namespace="", service_account="", execution=huge, task=huge),
+        execution_metadata(namespace="ns-" + huge, service_account="sa" + huge),
+    ):
+        assert _sync_template(channel, template, inputs, meta).phase == TaskExecution.FAILED
+    refusals = [r for r in audit_log(get_settings()).scan() if r.event.kind == "connector_refused"]
+    assert all(len(entry_bytes(r.seq, r.recorded_at, r.event)) < 16_384 for r in refusals[-2:])
+    assert len(connector.log_text()) - before < 64_000
+
+
+def test_a_table_may_not_take_a_ledgers_name(channel, shared_state) -> None:
+    """Re-review of 2026-12-06 (E4): with a wildcard table pattern, a served call could name ``<table>_keys``, the
+    ledger of ``<table>``'s posted actions, and one empty call made a 9-column table there: every later post to the
+    table failed. A table name ending in ``_keys`` is refused."""
+    from flytekitplugins.aios_connectors.system_of_record import SystemOfRecordConfig, SystemOfRecordTask
+
+    with pytest.raises(ValueError, match="not ending in _keys"):
+        SystemOfRecordConfig(table="grpc_actions_keys")
+    table = "grpc_actions_" + secrets.token_hex(4)
+    task = SystemOfRecordTask(
+        name="grpc_squat", config=SystemOfRecordConfig(table=table, url="env:AIOS_SYSTEM_OF_RECORD_URL_GRPC")
+    )
+    template = template_of(task)
+    template.custom["table"] = f"{table}_keys"
+    empty = literal_map({"actions": pd.DataFrame({"action_key": []})}, {"actions": pd.DataFrame})
+    res = _sync_template(channel, template, empty, execution_metadata())
+    assert res.phase == TaskExecution.FAILED and "not ending in _keys" in res.message, res.message
+    with sqlite3.connect(shared_state / "grpc_sor.db") as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert f"{table}_keys" not in tables

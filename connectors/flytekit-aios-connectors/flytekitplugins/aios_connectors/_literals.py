@@ -75,23 +75,55 @@ def _check(name: str, literal: Any, served: bool, dirs: list[Path], depth: int) 
         _check_served_uri(name, str(uri), dirs)
 
 
+MAX_LOCAL_FILES = 10_000
+"""Files a served call's local folder input may hold (a data frame's Parquet parts)."""
+
+
 def _check_served_uri(name: str, uri: str, dirs: list[Path]) -> None:
-    """A served call's file input: an object store's address, or a regular file (or a folder) under one of the
-    operator's ``dirs``. A query, a fragment or a chained protocol (``::``) is refused anywhere: the readers drop or
-    follow them (``file:///proc/self/environ#`` lost the suffix the decoder appended and was parsed as CSV)."""
+    """A served call's file input: an object store's address, or a regular file, or a folder of regular files,
+    under one of the operator's ``dirs``. A query, a fragment, a chained protocol (``::``), white space or a control
+    character is refused anywhere: the readers drop or follow them (``file:///proc/self/environ#`` lost the suffix
+    the decoder appended and was parsed as CSV; ``urlsplit`` drops a tab the reader keeps)."""
     parts = urlsplit(uri)
     scheme = parts.scheme.lower()
-    if "#" in uri or "?" in uri or "::" in uri:
-        raise UnsafeInput(f"input {name!r} names a file with a query, a fragment or a chained protocol")
+    if "#" in uri or "?" in uri or "::" in uri or any(c.isspace() or not c.isprintable() for c in uri):
+        raise UnsafeInput(f"input {name!r} names a file with a query, a fragment, a chained protocol or white space")
     if scheme in SERVED_SCHEMES and parts.netloc:
         return
-    if scheme in ("file", "") and not parts.netloc and dirs:
-        path = Path(parts.path if scheme else uri).resolve()
-        inside = any(path == d or d in path.parents for d in dirs)
-        if inside and (path.is_file() or path.is_dir()):
-            return
+    if scheme in ("file", "") and not parts.netloc and dirs and _local_input(Path(parts.path if scheme else uri), dirs):
+        return
     where = ", ".join(SERVED_SCHEMES) + (" and the service's input folders" if dirs else "")
     raise UnsafeInput(f"input {name!r} names a file outside the object stores ({where}) a served connector reads")
+
+
+def _local_input(path: Path, dirs: list[Path]) -> bool:
+    """Whether ``path`` is, under one of ``dirs``, a regular file or a folder holding only folders and regular files
+    (at most :data:`MAX_LOCAL_FILES`), with no symbolic link in it. The decoders read what a folder holds (every
+    Parquet part, or ``<folder>/.csv``): a link there to ``/etc/passwd`` or to a file outside the folders was read,
+    and a named pipe held the service's event loop, every caller's, until someone wrote to it (review of
+    2026-12-06)."""
+    import os
+    import stat
+
+    real = path.resolve()
+    if not any(real == d or d in real.parents for d in dirs) or path.is_symlink():
+        return False
+    try:
+        mode = os.lstat(real).st_mode
+        if stat.S_ISREG(mode):
+            return True
+        if not stat.S_ISDIR(mode):
+            return False
+        seen = 0
+        for root, folders, files in os.walk(real, followlinks=False):
+            for entry in [*folders, *files]:
+                seen += 1
+                kind = os.lstat(os.path.join(root, entry)).st_mode
+                if seen > MAX_LOCAL_FILES or not (stat.S_ISDIR(kind) or stat.S_ISREG(kind)):
+                    return False
+    except OSError:
+        return False
+    return True
 
 
 async def to_python(

@@ -34,7 +34,7 @@ from flytekitplugins.aios_connectors import _flytekit_compat
 from flytekitplugins.aios_connectors._literals import to_literals, to_python
 from flytekitplugins.aios_connectors.approval_task import APPROVAL_INPUTS, APPROVAL_OUTPUTS, ApprovalNotificationConfig
 from flytekitplugins.aios_connectors.constants import APPROVAL_NOTIFICATION_TASK_TYPE
-from flytekitplugins.aios_connectors.identity import Caller, IdentityRefused, establish, refuse
+from flytekitplugins.aios_connectors.identity import Caller, IdentityRefused, bounded, establish, refuse
 from flytekitplugins.aios_connectors.webhook import RetryPolicy, load_target, post_json
 from flytekitplugins.aios_core.settings import Settings, get_settings
 from flytekitplugins.aios_core.visible import visible
@@ -259,7 +259,7 @@ class ApprovalNotificationConnector(AsyncConnectorBase):
         if not request_id:
             msg = "input request_id is empty: pass the id returned by open_request()"
             raise ValueError(msg)
-        task_name = task_template.id.name if task_template.id else "?"
+        task_name = bounded(task_template.id.name) if task_template.id else "?"  # the caller's text
         from flytekitplugins.aios_approvals.evaluate import Env
 
         settings = get_settings()  # the connector call is an entry point: settings resolved once, passed down

@@ -150,7 +150,7 @@ def establish(meta: TaskExecutionMetadata | None, settings: Settings, claimed: s
     """
     if meta is None:
         return _local(claimed, settings)
-    ns, sa = meta.namespace or "", meta.k8s_service_account or ""
+    ns, sa = bounded(meta.namespace or "", 128), bounded(meta.k8s_service_account or "", 128)
     if not ns or not sa:
         msg = (
             "connector call refused: no propagated identity (namespace and service account of the task "
@@ -206,11 +206,13 @@ def audit_refusal(
     if claimed:
         attrs["claimed_principal"] = bounded(claimed)
     claimed_execution = execution_of(meta) if meta is not None else None
-    if claimed_execution is not None:
-        attrs["claimed_execution"] = claimed_execution.model_dump(mode="json")
+    if claimed_execution is not None:  # every field the caller wrote, bounded (each was kept whole: 3.6 MB records)
+        attrs["claimed_execution"] = {
+            k: bounded(v) if isinstance(v, str) else v for k, v in claimed_execution.model_dump(mode="json").items()
+        }
     event = AuditEvent(
         kind="connector_refused",
-        actor=err.actor,
+        actor=bounded(err.actor, 300),
         status=err.code,
         subject=task_name,
         code_version=code_version(settings.code_version),

@@ -25,7 +25,7 @@ from flytekit.models.task import TaskExecutionMetadata, TaskTemplate
 from flytekitplugins.aios_connectors import _flytekit_compat
 from flytekitplugins.aios_connectors._literals import to_literals, to_python
 from flytekitplugins.aios_connectors.constants import POLICY_DECISION_TASK_TYPE
-from flytekitplugins.aios_connectors.identity import Caller, IdentityRefused, establish, refuse
+from flytekitplugins.aios_connectors.identity import Caller, IdentityRefused, bounded, establish, refuse
 from flytekitplugins.aios_connectors.policy_task import POLICY_INPUTS, POLICY_OUTPUTS, PolicyDecisionConfig
 from flytekitplugins.aios_core.redact import one_line_error
 from flytekitplugins.aios_core.settings import Settings, get_settings
@@ -90,7 +90,7 @@ class PolicyDecisionConnector(SyncConnectorBase):
             SUCCEEDED with the decision; FAILED naming why (one line, secrets masked) on a deny with
             ``fail_on_deny``, an error (fail closed) or a refused identity (audited as ``connector_refused``).
         """
-        task_name = task_template.id.name if task_template.id else "?"
+        task_name = bounded(task_template.id.name) if task_template.id else "?"  # the caller's text
         settings = get_settings()  # the connector call is an entry point: settings resolved once, passed down
         claimed = ""
         try:

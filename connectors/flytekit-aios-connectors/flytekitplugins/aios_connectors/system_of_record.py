@@ -74,8 +74,12 @@ class SystemOfRecordConfig:
     url: str = ""
 
     def __post_init__(self) -> None:
-        if not _TABLE_RE.match(self.table):
-            msg = f"SystemOfRecordConfig(table={self.table!r}) is invalid: use a lower-case SQL identifier"
+        if not _TABLE_RE.match(self.table) or self.table.endswith("_keys"):
+            shown = visible(self.table[:80])
+            msg = (
+                f"SystemOfRecordConfig(table={shown!r}) is invalid: use a lower-case SQL identifier not ending in "
+                "_keys (the name of a table's ledger of posted actions)"
+            )
             raise ValueError(msg)
 
     @classmethod
@@ -373,18 +377,19 @@ class SystemOfRecordConnector(SyncConnectorBase):
         principal (which it must name) against its policy decision record.
         """
         from flytekitplugins.aios_connectors._literals import to_literals, to_python
-        from flytekitplugins.aios_connectors.identity import IdentityRefused, establish, refuse
+        from flytekitplugins.aios_connectors.identity import IdentityRefused, bounded, establish, refuse
         from flytekitplugins.aios_core.redact import one_line_error
         from flytekitplugins.aios_core.settings import get_settings
 
-        task_name = task_template.id.name if task_template.id else "?"
+        task_name = bounded(task_template.id.name) if task_template.id else "?"  # the caller's text
         claimed = ""
         settings = get_settings()  # the connector call is an entry point: settings resolved once, passed down
         try:
-            config = SystemOfRecordConfig.from_custom(task_template.custom)
             served = task_execution_metadata is not None
             if served:  # who calls, before a byte of the inputs is decoded (an anonymous call read a 3M-row frame)
                 await asyncio.to_thread(establish, task_execution_metadata, settings)
+            config = SystemOfRecordConfig.from_custom(task_template.custom)
+            if served:
                 check_served_url(config.url)  # the caller chose the template, so not where to write
                 check_served_table(config.table, settings)
             values = await to_python(
