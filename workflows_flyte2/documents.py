@@ -58,6 +58,16 @@ def _digest(text: str) -> str:
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def same_document(text: str) -> str:
+    """The digest of what a document says, whatever its line endings, trailing spaces and Unicode forms: the key of
+    duplicates in a batch and of the post claim (the same invoice with CRLF line endings was another document, and
+    was paid twice; review of 2026-12-06)."""
+    import unicodedata
+
+    lines = unicodedata.normalize("NFKC", text).splitlines()
+    return _digest("\n".join(line.rstrip() for line in lines).strip())
+
+
 def _amount(text: str | None) -> float:
     """A payment's amount as written (``1200.50``, ``12,500.00``, ``12.500,00``), else ValueError naming what was
     written (the document is set aside): no amount line, no number, or a number that cannot be read one way only.
@@ -118,7 +128,9 @@ async def act_on_document(text: str, approval_timeout_s: float) -> str:
     from flytekitplugins.aios_core.settings import get_settings
 
     doc = extract(text)
-    claim_post(doc.digest, "act_on_document", get_settings())  # this task's entry point: settings resolved here
+    claim_post(
+        same_document(text), "act_on_document", get_settings()
+    )  # this task's entry point: settings resolved here
     return f"posted {doc.doc_type} {doc.amount:.2f} {doc.currency} for {doc.digest}"
 
 
@@ -203,12 +215,12 @@ async def process_documents(texts: list[str], approval_timeout_s: float = 3600.0
 
     first: dict[str, int] = {}
     for i, t in enumerate(texts):
-        first.setdefault(_digest(t), i)
-    unique = [t for i, t in enumerate(texts) if first[_digest(t)] == i]
+        first.setdefault(same_document(t), i)
+    unique = [t for i, t in enumerate(texts) if first[same_document(t)] == i]
     outcomes = await asyncio.gather(*(_one(t, approval_timeout_s) for t in unique))
-    done = dict(zip((_digest(t) for t in unique), outcomes, strict=True))
+    done = dict(zip((same_document(t) for t in unique), outcomes, strict=True))
     results = [
-        done[_digest(t)] if first[_digest(t)] == i else {"digest": _digest(t), "outcome": "duplicate"}
+        done[same_document(t)] if first[same_document(t)] == i else {"digest": _digest(t), "outcome": "duplicate"}
         for i, t in enumerate(texts)
     ]
     run = flyte_execution("process_documents").name  # the execution name the run's records carry

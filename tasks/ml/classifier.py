@@ -118,7 +118,7 @@ class TextClassifier:
         digest = artifact_digest(folder)  # before a byte is loaded, and the same after (check_unchanged)
         card, weight, bias = _read_head(folder)
         enc_dir = str(folder) if (folder / "model.safetensors").is_file() else ""
-        encoder = shared_encoder(enc_dir, bf16)
+        encoder = shared_encoder(enc_dir, bf16, digest if enc_dir else "")  # an encoder of exactly these bytes
         check_unchanged(folder, digest)
         return cls(card, weight, bias, encoder, digest=digest)
 

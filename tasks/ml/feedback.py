@@ -12,7 +12,8 @@ Format (one JSON object per line, UTF-8) in ``{state_dir}/feedback/corrections.j
 * ``text_digest`` is ``digest_value(text)``: a line whose digest does not match its text is rejected
   (it was edited after review), as is a line that is not valid JSON, lacks a field or names a label the
   model does not have. Rejected lines are counted and their line numbers reported, never silently used.
-* The newest line for a ``text_digest`` wins (a reviewer may correct a correction).
+* The newest review for a ``text_digest`` wins, newest as the trail orders the records (a reviewer may correct a
+  correction): an old line copied to the end of the file does not bring a withdrawn label back.
 * Writers append with :func:`append_correction` (one ``O_APPEND`` write per line, so concurrent writers
   do not interleave; the file is created 0600); the retraining workflow reads with :func:`read_corrections`.
 
@@ -150,29 +151,31 @@ def read_corrections(path: Path, labels: list[str] | None = None, *, settings: S
         return batch
     allowed = set(labels) if labels is not None else None
     store = audit_log(settings)
-    newest: dict[str, Correction] = {}
+    newest: dict[str, tuple[int, Correction]] = {}
     for n, raw in enumerate(target.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
         if not raw.strip():
             continue
         c, why = _parse(raw, allowed)
-        if c is not None and not _reviewed(c, store):
+        seq = _reviewed(c, store) if c is not None else 0
+        if c is not None and not seq:
             c, why = None, "no intact review_correction record in the audit trail says this (written by hand?)"
         if c is None:
             batch.rejected[n] = why
             continue
-        newest.pop(c.text_digest, None)  # re-insert so order follows the newest line
-        newest[c.text_digest] = c
-    batch.corrections = list(newest.values())
+        if c.text_digest not in newest or newest[c.text_digest][0] < seq:
+            newest[c.text_digest] = (seq, c)
+    batch.corrections = [c for _, c in sorted(newest.values(), key=lambda sc: sc[0])]
     return batch
 
 
-def _reviewed(c: Correction, store: Any) -> bool:
-    """Whether the trail's record ``c.record_id`` is an intact review of this text, label, source and reviewer."""
+def _reviewed(c: Correction, store: Any) -> int:
+    """The sequence number of the trail's record ``c.record_id`` when it is an intact review of this text, label,
+    source and reviewer, else 0."""
     from flytekitplugins.aios_audit.records import intact
 
     rec = store.get(c.record_id) if c.record_id else None
     if rec is None or not intact(rec):
-        return False
+        return 0
     ev = rec.event
     said = (ev.kind, ev.actor, ev.subject, ev.attributes.get("label"), ev.attributes.get("source", ""))
-    return said == (REVIEW_KIND, c.reviewer, c.text_digest, c.label, c.source)
+    return int(rec.seq) if said == (REVIEW_KIND, c.reviewer, c.text_digest, c.label, c.source) else 0

@@ -124,6 +124,9 @@ class Encoder:
         from transformers import AutoModel, AutoTokenizer
 
         self.model_dir = Path(model_dir or base_model_dir())
+        # the weights' digest, taken before they load: what ``ref`` names is what this encoder runs (a digest cached
+        # by folder named the bytes first loaded from a folder whose weights had changed since)
+        self.weights_digest = digest_file(self.model_dir / "model.safetensors")
         self.max_length = max_length
         self.bf16 = bf16_supported() if bf16 is None else bf16
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -139,7 +142,7 @@ class Encoder:
 
     @property
     def ref(self) -> ModelRef:
-        return ModelRef(name=BASE_MODEL_NAME, version=BASE_MODEL_VERSION, digest=model_digest(str(self.model_dir)))
+        return ModelRef(name=BASE_MODEL_NAME, version=BASE_MODEL_VERSION, digest=self.weights_digest)
 
     def embed(self, texts: list[str], batch_size: int = 32) -> np.ndarray:
         """Embed ``texts``; returns float32 array of shape (len(texts), 384).
@@ -183,6 +186,8 @@ class Encoder:
 
 
 @functools.cache
-def shared_encoder(model_dir: str = "", bf16: bool | None = None) -> Encoder:
-    """One encoder per process (and per folder / precision)."""
+def shared_encoder(model_dir: str = "", bf16: bool | None = None, artifact: str = "") -> Encoder:
+    """One encoder per process, folder, precision and ``artifact`` (the digest of the folder's bytes as its caller
+    read them: an encoder cached by folder alone was served for a folder whose weights had changed, under the new
+    digest; review of 2026-12-06)."""
     return Encoder(Path(model_dir) if model_dir else None, bf16=bf16)

@@ -68,6 +68,14 @@ class Prepared(NamedTuple):
     lineage: DataLineage
 
 
+def _same_text(text: str) -> str:
+    """What the (uncased) tokenizer sees of a text: Unicode NFKC, white space collapsed, case folded. A held-out row
+    with a space added was another text to the held-out filter, and trained on (review of 2026-12-06)."""
+    import unicodedata
+
+    return " ".join(unicodedata.normalize("NFKC", text).split()).casefold()
+
+
 def _with_feedback(
     train: pd.DataFrame, held_out: pd.DataFrame, use_feedback: bool, settings: Settings
 ) -> tuple[pd.DataFrame, int, str, dict[str, str]]:
@@ -81,11 +89,11 @@ def _with_feedback(
         return train, 0, "", {}
     batch = read_corrections(feedback_path(settings), labels=LABELS, settings=settings)
     rejected = {str(k): v for k, v in batch.rejected.items()}
-    held = set(held_out["text"])
+    held = {_same_text(t) for t in held_out["text"]}
     for c in batch.corrections:
-        if c.text in held:
+        if _same_text(c.text) in held:
             rejected[f"held-out {c.text_digest[:19]}"] = "its text is a held-out row: never moved into training"
-    batch.corrections = [c for c in batch.corrections if c.text not in held]
+    batch.corrections = [c for c in batch.corrections if _same_text(c.text) not in held]
     if not batch.corrections:
         return train, 0, "", rejected
     fb = pd.DataFrame({"text": [c.text for c in batch.corrections], "label": [c.label for c in batch.corrections]})

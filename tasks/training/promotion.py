@@ -8,6 +8,7 @@ verified, authorized approval of exactly this model.
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -93,13 +94,27 @@ def _check_slot(models: Path, name: str, version: str) -> None:
     """
     from flytekitplugins.aios_core.errors import GovernanceDenied
 
-    for path in (models, models / name, models / name / version):
-        if path.is_symlink() or (path.exists() and not path.is_dir()):
-            msg = (
-                f"{path} is a symbolic link or not a folder: a model's slot must be a folder of the state folder's "
-                "own; remove it and register again"
-            )
-            raise GovernanceDenied(msg, reason_code="model_slot_taken")
+    slot = models / name / version
+    bad = [p for p in (models, models / name, slot) if p.is_symlink() or (p.exists() and not p.is_dir())]
+    if not bad and slot.is_dir():  # what the slot holds: folders and regular files of its own, no link out
+        bad = [
+            Path(root) / e for root, dirs, files in os.walk(slot) for e in [*dirs, *files] if _not_plain(Path(root) / e)
+        ]
+    if bad:
+        msg = (
+            f"{bad[0]} is a symbolic link or not a folder: a model's slot must be a folder of the state folder's "
+            "own, holding folders and regular files only; remove it and register again"
+        )
+        raise GovernanceDenied(msg, reason_code="model_slot_taken")
+
+
+def _not_plain(path: Path) -> bool:
+    """Whether ``path`` is a link or anything but a folder or a regular file (a slot whose files were links to a copy
+    outside the state folder was registered: review of 2026-12-06)."""
+    import stat
+
+    mode = os.lstat(path).st_mode
+    return not (stat.S_ISDIR(mode) or stat.S_ISREG(mode))
 
 
 ON_DEMAND = "on demand"

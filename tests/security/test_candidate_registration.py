@@ -160,6 +160,13 @@ def test_a_link_planted_in_a_model_slot_is_refused_and_registers_nothing(aios_en
     assert list((outside / VERSION).iterdir()) == [] and _trainings() == []
     assert catalog(get_settings()).find(NAME, VERSION) is None
     os.unlink(models / NAME)
+    (models / NAME).mkdir()
+    slot.mkdir()  # a real folder whose files are links to the copy outside (re-review of 2026-12-06)
+    for f in (outside / "artifact").iterdir():
+        os.symlink(f, slot / f.name)
+    _refused(lambda: _register(art, artifact_digest(art)), "model_slot_taken", "symbolic link or not a folder")
+    assert catalog(get_settings()).find(NAME, VERSION) is None and _trainings() == []
+    shutil.rmtree(slot)
     registered = _register(art, artifact_digest(art))
     entry = catalog(get_settings()).get(NAME, VERSION)
     assert Path(entry.artifact_uri) == slot and not slot.is_symlink() and registered.training_record

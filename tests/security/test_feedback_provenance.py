@@ -56,3 +56,28 @@ def test_corrections_count_only_on_a_review_record_and_never_for_held_out_rows(a
     assert any(k.startswith("held-out sha256:") for k in mixed.lineage.feedback_rejected)
     reviews = [r for r in audit_log(settings).scan() if r.event.kind == "review_correction"]
     assert [r.event.actor for r in reviews] == ["user:alice", "user:alice"]
+
+
+def test_the_newest_review_wins_and_a_held_out_row_stays_out_whatever_its_spacing(aios_env: Path) -> None:
+    """Re-review of 2026-12-06: the newest line of the file won, so a reviewer's withdrawn correction copied to the
+    end of the file was trained on again; and a held-out row with a space added passed the held-out filter. The trail
+    orders reviews now, and held-out rows are compared as the tokenizer sees them."""
+    from tasks.ml.feedback import read_corrections
+
+    settings = get_settings()
+    text = "A warm, funny and quietly moving story."
+    withdrawn = append_correction(text, "negative", "user:alice", settings=settings)
+    append_correction(text, "positive", "user:alice", settings=settings)  # she corrects her correction
+    path = feedback_path(settings)
+    with path.open("a", encoding="utf-8") as f:  # the shell replays the withdrawn line at the end
+        f.write(withdrawn.model_dump_json() + "\n")
+    batch = read_corrections(path, labels=["negative", "positive"], settings=settings)
+    assert [(c.text, c.label) for c in batch.corrections] == [(text, "positive")]
+
+    held = _prepare().test.iloc[0]
+    flipped = "negative" if held["label"] == "positive" else "positive"
+    append_correction(held["text"] + " ", flipped, "user:alice", settings=settings, source="doc:9")
+    prepared = _prepare()
+    spaced = {" ".join(t.split()).casefold() for t in prepared.train["text"]}
+    assert " ".join(held["text"].split()).casefold() not in spaced
+    assert any(k.startswith("held-out sha256:") for k in prepared.lineage.feedback_rejected)

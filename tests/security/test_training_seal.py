@@ -63,3 +63,31 @@ def test_the_training_seal_names_the_start_model_that_was_trained(
     (seal,) = [r for r in audit_log(get_settings()).scan() if r.event.kind == "trained"]
     assert seal.event.outputs["model"] == result.digest
     assert seal.event.inputs["start"] == loaded_digest != weak_digest
+
+
+def test_a_model_loaded_again_after_its_weights_changed_runs_the_new_weights(tmp_path: Path) -> None:
+    """Re-review of 2026-12-06: the encoder of a fine-tuned artifact was cached by its folder, so a second load of
+    the folder after its weights had changed reported the new bytes' digest and ran the old encoder (an evaluation
+    measured one model under another's digest). The encoder is now cached by the bytes too."""
+    import numpy as np
+    from safetensors.torch import load_file, save_file
+
+    from tasks.ml.classifier import TextClassifier, train_head
+    from tasks.ml.minilm import base_model_dir
+
+    folder = tmp_path / "candidate"
+    train_head(["great film", "awful film", "loved it", "hated it"], ["positive", "negative"] * 2, name=NAME,
+               version="1").save(folder)  # fmt: skip
+    for f in base_model_dir().iterdir():  # a fine-tuned artifact: its encoder beside its head
+        (shutil.copytree if f.is_dir() else shutil.copy)(f, folder / f.name)
+    texts = ["the plot was thin but the acting was great", "a dull, lifeless mess"]
+    first = TextClassifier.load(folder, bf16=False)
+    before = first.predict_proba(texts)
+    weights = load_file(str(folder / "model.safetensors"))
+    save_file(
+        {k: (v * 0.5 if v.ndim == 2 else v).contiguous() for k, v in weights.items()}, str(folder / "model.safetensors")
+    )
+    second = TextClassifier.load(folder, bf16=False)
+    assert second.digest != first.digest and second.encoder is not first.encoder
+    assert second.encoder.ref.digest != first.encoder.ref.digest
+    assert not np.allclose(second.predict_proba(texts), before)

@@ -24,7 +24,8 @@ def records(kind: str | None = None) -> list[Any]:
 
 
 def _local(run_name: str) -> str:
-    """The execution name a local run's records carry: this process's local run id, then the run's name."""
+    """How the execution name a local run's records carry begins: this process's local run id, then the run's name
+    (then ``@`` and the time the run started)."""
     from flytekitplugins.aios_core.context import local_run_id
 
     return f"{local_run_id()}:{run_name}"
@@ -47,7 +48,8 @@ def test_allowed_run_writes_a_decision_then_a_task_record_that_verify(task: Any,
     decision, task_rec = records()
     for ev in (decision, task_rec):
         ex = ev.execution
-        assert (ex.project, ex.domain, ex.name, ex.node_id) == ("local", "development", _local(run_name), action)
+        assert (ex.project, ex.domain, ex.node_id) == ("local", "development", action)
+        assert ex.name.startswith(_local(run_name) + "@")
         assert ex.task_name.endswith(task.func.__name__) and ex.retry_attempt == 0
     assert {"amount", "currency", "doc_id", "marker"} <= set(task_rec.inputs)
     assert task_rec.inputs["doc_id"].startswith("sha256:") and task_rec.outputs["o0"].startswith("sha256:")
@@ -97,7 +99,7 @@ def test_sub_action_is_gated_and_named_by_its_action(tmp_path: Path) -> None:
     out = run_local(driver, doc_id="doc-6", amount=1.0, currency="USD", marker=str(marker))
     run_name, action = out.split("|")
     rec = records("task")[-1]
-    assert rec.execution.name == _local(run_name) and rec.execution.node_id == action != run_name
+    assert rec.execution.name.startswith(_local(run_name) + "@") and rec.execution.node_id == action != run_name
 
 
 def _flyte_otel_trace_id(org: str, project: str, domain: str, run: str) -> int:

@@ -41,7 +41,7 @@ def test_two_local_runs_under_one_run_name_are_two_executions(tmp_path: Path) ->
         assert res.returncode == 0, res.stderr[-2000:]
     names = [e.execution.name for e in _records("policy_decision")]
     assert len(names) == 2 and names[0] != names[1], names
-    assert all(n.startswith("aios-run-") and n.endswith(":pay-001") for n in names), names
+    assert all(n.startswith("aios-run-") and ":pay-001@" in n for n in names), names
 
 
 def test_a_document_is_acted_on_once_and_on_its_own_reading() -> None:
@@ -69,6 +69,36 @@ def test_a_document_in_a_batch_twice_is_acted_on_once(tmp_path: Path) -> None:
     docs.mkdir()
     for name in ("a.txt", "b.txt"):
         (docs / name).write_text(SMALL, encoding="utf-8")
+    cmd = [sys.executable, "-m", "workflows_flyte2.documents", str(docs), "--approval-timeout", "5"]
+    res = subprocess.run(cmd, cwd=tmp_path, env=dict(os.environ), capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    assert [d["outcome"] for d in summary["documents"]] == ["acted", "duplicate"]
+    assert len(_records("document_acted")) == 1
+
+
+def test_two_runs_of_one_name_in_one_process_are_two_executions(tmp_path: Path) -> None:
+    """Re-review of 2026-12-06: the process's run id alone left two runs of one name in one launcher process one
+    execution (one sign-off paid three times). The run's start time is part of a local execution's name now."""
+    import flyte
+
+    from tests.flyte2.inner.governed_tasks import pay_sync
+
+    for i in range(2):
+        flyte.with_runcontext(mode="local", name="pay-001").run(
+            pay_sync, doc_id="doc-1", amount=120.0, currency="EUR", marker=str(tmp_path / f"ran-{i}")
+        )
+    names = [e.execution.name for e in _records("policy_decision")]
+    assert len(names) == 2 and names[0] != names[1] and all(":pay-001@" in n for n in names), names
+
+
+def test_the_same_document_with_other_line_endings_is_a_duplicate(tmp_path: Path) -> None:
+    """Re-review of 2026-12-06: one invoice in two files, one with CRLF line endings, was two documents and was paid
+    twice. Duplicates and the post claim go by what a document says, not by its bytes."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text(SMALL, encoding="utf-8")
+    (docs / "b.txt").write_bytes(SMALL.replace("\n", "\r\n").encode("utf-8") + b"  \r\n")
     cmd = [sys.executable, "-m", "workflows_flyte2.documents", str(docs), "--approval-timeout", "5"]
     res = subprocess.run(cmd, cwd=tmp_path, env=dict(os.environ), capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]

@@ -9,9 +9,11 @@ carries): ``name`` = the run name, ``node_id`` = the action name, ``task_name``,
 In local mode the run name is the launcher's choice (``flyte run --local --name pay-001``,
 ``with_runcontext(name=...)``), never unique: a second run under an approved run's name was that run, and used its
 approval again (review of 2026-12-06). A local run's execution name is therefore the pack's per-process local run id
-followed by the run name (``aios-run-<utc time>-<pid>-<random>:pay-001``), made in the process and never read from
-the environment, as flytekit's local runs are (:func:`~flytekitplugins.aios_core.context.local_run_id`). On a
-cluster the backend's run name is the execution's.
+followed by the run name and the time the run started (``aios-run-<utc time>-<pid>-<random>:pay-001@<start>``), made
+in the process and never read from the environment, as flytekit's local runs are
+(:func:`~flytekitplugins.aios_core.context.local_run_id`): two runs of one name in one process were one execution too.
+A launcher that passes one ``run_start_time`` to two runs of one name in its own process makes them one execution,
+as two flytekit runs in one process are. On a cluster the backend's run name is the execution's.
 """
 
 from __future__ import annotations
@@ -54,10 +56,13 @@ def flyte_execution(task_name: str) -> ExecutionRef:
         return ex if ex.task_name else ex.model_copy(update={"task_name": task_name})
     action = tctx.task_action or tctx.action
     run = action.run_name or action.name
+    if is_local(tctx):  # this process's id, the run's name and the time it started (runs in one process differ there)
+        started = getattr(tctx, "run_start_time", None)
+        run = f"{local_run_id()}:{run}" + (f"@{started:%Y%m%dT%H%M%S.%f}" if started is not None else "")
     return ExecutionRef(
         project=action.project or LOCAL_PROJECT,
         domain=action.domain or LOCAL_DOMAIN,
-        name=f"{local_run_id()}:{run}" if is_local(tctx) else run,
+        name=run,
         node_id=action.name,
         task_name=task_name,
         task_version=tctx.version or "",
