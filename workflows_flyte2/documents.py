@@ -58,14 +58,25 @@ def _digest(text: str) -> str:
     return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def same_document(text: str) -> str:
-    """The digest of what a document says, whatever its line endings, trailing spaces and Unicode forms: the key of
-    duplicates in a batch and of the post claim (the same invoice with CRLF line endings was another document, and
-    was paid twice; review of 2026-12-06)."""
+def said(text: str) -> str:
+    """What a document says, one way: Unicode NFKC, one line ending, each ``key: value`` line as its lower-cased key
+    and its value, other lines stripped, blank lines dropped. The facts are read from it (:func:`extract`) and
+    :func:`same_document` is its digest, so two texts with one key always have the same facts."""
     import unicodedata
 
-    lines = unicodedata.normalize("NFKC", text).splitlines()
-    return _digest("\n".join(line.rstrip() for line in lines).strip())
+    out: list[str] = []
+    for line in unicodedata.normalize("NFKC", text).splitlines():
+        key, sep, value = line.partition(":")
+        out.append(f"{key.strip().lower()}: {value.strip()}" if sep else line.strip())
+    return "\n".join(x for x in out if x)
+
+
+def same_document(text: str) -> str:
+    """The digest of what a document says (:func:`said`): the key of duplicates in a batch and of the post claim. The
+    same invoice with CRLF line endings, another spacing or capitalised keys was another document and was paid twice;
+    a look-alike whose key folded to a real invoice's but whose facts were read from the raw text hid the real one as
+    its duplicate (reviews of 2026-12-06)."""
+    return _digest(said(text))
 
 
 def _amount(text: str | None) -> float:
@@ -90,8 +101,9 @@ def read_document(text: str) -> Extracted:
 
 
 def extract(text: str) -> Extracted:
-    """The typed facts of ``text`` (:func:`read_document`'s body; :func:`act_on_document` reads them again)."""
-    f = _fields(text)
+    """The typed facts of what ``text`` says (:func:`said`; :func:`read_document`'s body, and
+    :func:`act_on_document` reads them again)."""
+    f = _fields(said(text))
     doc_type = f.get("type", "other")
     pays = doc_type in PAYMENT_TYPES
     return Extracted(

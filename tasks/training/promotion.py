@@ -109,12 +109,12 @@ def _check_slot(models: Path, name: str, version: str) -> None:
 
 
 def _not_plain(path: Path) -> bool:
-    """Whether ``path`` is a link or anything but a folder or a regular file (a slot whose files were links to a copy
-    outside the state folder was registered: review of 2026-12-06)."""
+    """Whether ``path`` is a link or anything but a folder or a regular file of one name (a slot whose files were
+    links, symbolic or hard, to a copy outside the state folder was registered: reviews of 2026-12-06)."""
     import stat
 
-    mode = os.lstat(path).st_mode
-    return not (stat.S_ISDIR(mode) or stat.S_ISREG(mode))
+    st = os.lstat(path)  # a hard link is a regular file whose bytes another name outside can change
+    return not (stat.S_ISDIR(st.st_mode) or (stat.S_ISREG(st.st_mode) and st.st_nlink == 1))
 
 
 ON_DEMAND = "on demand"

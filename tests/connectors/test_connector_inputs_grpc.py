@@ -377,3 +377,41 @@ def test_a_table_may_not_take_a_ledgers_name(channel, shared_state) -> None:
     with sqlite3.connect(shared_state / "grpc_sor.db") as conn:
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert f"{table}_keys" not in tables
+
+
+def test_a_local_input_is_read_from_a_private_copy_of_plain_files(channel, tmp_path: Path) -> None:
+    """Third review of 2026-12-06: a hard link in the input folder to a file outside it is a regular file, and was
+    read; and the check of the path lost a race with a writer swapping a checked file for a link before the decoder
+    opened it. Each part is now opened without following links and checked on its handle (regular files of one name,
+    folders), and the decoder reads a private copy, never the caller's path."""
+    from flytekitplugins.aios_connectors._literals import UnsafeInput, private_copy
+    from flytekitplugins.aios_connectors.system_of_record import SystemOfRecordConfig, SystemOfRecordTask
+
+    outside = tmp_path.parent / f"outside-{secrets.token_hex(4)}.csv"  # another test's folder: not this input's
+    outside.write_text("principal\nuser:SECRET-OUTSIDE\n")
+    try:
+        linked = tmp_path / "hard"
+        linked.mkdir()
+        os.link(outside, linked / ".csv")
+        sor = SystemOfRecordTask(
+            name="grpc_sor_hard", config=SystemOfRecordConfig(table="fetch_" + secrets.token_hex(4))
+        )
+        frame = literal_map({"actions": pd.DataFrame({"action_key": ["k"]})}, {"actions": pd.DataFrame})
+        dataset = frame.literals["actions"].scalar.structured_dataset
+        dataset.metadata.structured_dataset_type.format = "csv"
+        dataset.uri = str(linked)
+        res = _sync(channel, sor, frame)
+        assert res.phase == TaskExecution.FAILED and "UnsafeInput" in res.message and "SECRET" not in res.message
+    finally:
+        outside.unlink()
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "part-0").write_text("a,b\n1,2\n")
+    (plain / "link").symlink_to(plain / "part-0")
+    (tmp_path / "copy-1").mkdir()
+    with pytest.raises(UnsafeInput, match="could not be opened as a plain file or folder"):
+        private_copy(plain, [tmp_path], tmp_path / "copy-1")  # a link in it, even to a file inside
+    (plain / "link").unlink()
+    (tmp_path / "copy-2").mkdir()
+    copy = private_copy(plain, [tmp_path], tmp_path / "copy-2")
+    assert (copy / "part-0").read_text() == "a,b\n1,2\n" and copy.parent == tmp_path / "copy-2"

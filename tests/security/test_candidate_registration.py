@@ -167,6 +167,11 @@ def test_a_link_planted_in_a_model_slot_is_refused_and_registers_nothing(aios_en
     _refused(lambda: _register(art, artifact_digest(art)), "model_slot_taken", "symbolic link or not a folder")
     assert catalog(get_settings()).find(NAME, VERSION) is None and _trainings() == []
     shutil.rmtree(slot)
+    slot.mkdir()  # hard links to the copy outside are regular files (third review of 2026-12-06)
+    for f in (outside / "artifact").iterdir():
+        os.link(f, slot / f.name)
+    _refused(lambda: _register(art, artifact_digest(art)), "model_slot_taken", "symbolic link or not a folder")
+    shutil.rmtree(slot)
     registered = _register(art, artifact_digest(art))
     entry = catalog(get_settings()).get(NAME, VERSION)
     assert Path(entry.artifact_uri) == slot and not slot.is_symlink() and registered.training_record

@@ -81,3 +81,16 @@ def test_the_newest_review_wins_and_a_held_out_row_stays_out_whatever_its_spacin
     spaced = {" ".join(t.split()).casefold() for t in prepared.train["text"]}
     assert " ".join(held["text"].split()).casefold() not in spaced
     assert any(k.startswith("held-out sha256:") for k in prepared.lineage.feedback_rejected)
+
+
+def test_a_held_out_row_stays_out_however_it_is_spelled_for_the_tokenizer(aios_env: Path) -> None:
+    """Third review of 2026-12-06: the held-out filter folded case and spacing by hand, so a held-out row with its
+    accents stripped or a zero-width space inserted (the same token ids) was trained on. Rows are compared by the
+    base tokenizer's ids now."""
+    settings = get_settings()
+    held = _prepare().test.iloc[1]
+    flipped = "negative" if held["label"] == "positive" else "positive"
+    append_correction(held["text"].replace(" ", " \u200b", 1), flipped, "user:alice", settings=settings, source="z")
+    prepared = _prepare()
+    fed = prepared.train[prepared.train["source"] == "feedback"]
+    assert fed.empty and any(k.startswith("held-out sha256:") for k in prepared.lineage.feedback_rejected)

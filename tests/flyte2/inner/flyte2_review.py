@@ -105,3 +105,18 @@ def test_the_same_document_with_other_line_endings_is_a_duplicate(tmp_path: Path
     summary = json.loads(res.stdout.strip().splitlines()[-1])
     assert [d["outcome"] for d in summary["documents"]] == ["acted", "duplicate"]
     assert len(_records("document_acted")) == 1
+
+
+def test_what_a_document_says_is_both_its_facts_and_its_key() -> None:
+    """Third review of 2026-12-06: the duplicate key folded Unicode forms while the facts were read from the raw text,
+    so a look-alike (``type: ｉnvoice``, read as no invoice) hid the real invoice as its duplicate; and capitalised keys
+    or other spacing gave the same facts under another key, paid twice. Facts and key now come from one reading."""
+    from workflows_flyte2.documents import extract, same_document
+
+    real = "type: invoice\namount: 900\ncurrency: EUR\n"
+    for other in ("type: \uff49nvoice\namount: 900\ncurrency: EUR\n", "Type:invoice\n  Amount:  900\r\nCurrency: EUR"):
+        assert same_document(other) == same_document(real)
+        facts, real_facts = extract(other).model_dump(), extract(real).model_dump()
+        assert {k: v for k, v in facts.items() if k != "digest"} == {
+            k: v for k, v in real_facts.items() if k != "digest"
+        }

@@ -38,9 +38,9 @@ def check_raw(
     Raises:
         UnsafeInput: naming the input, never its value.
     """
-    dirs = [Path(d).resolve() for d in input_dirs.split(",") if d.strip()] if served else []
+    dirs = _folders(input_dirs) if served else []
     for name, literal in (inputs.literals if inputs is not None else {}).items():
-        _check(name, literal, served, dirs, 0)
+        _check(name, literal, served, dirs if name in frames else [], 0)  # local files: a data frame's own, at most
         if name in frames and (literal.scalar is None or literal.scalar.structured_dataset is None):
             raise UnsafeInput(f"input {name!r} is a data frame: send it as a structured dataset literal")
 
@@ -57,15 +57,15 @@ def _check(name: str, literal: Any, served: bool, dirs: list[Path], depth: int) 
         raise UnsafeInput(f"input {name!r} carries literal metadata this connector does not decode")
     if literal.collection is not None:
         for item in literal.collection.literals or ():
-            _check(name, item, served, dirs, depth + 1)
+            _check(name, item, served, [], depth + 1)
     if literal.map is not None:
         for item in (literal.map.literals or {}).values():
-            _check(name, item, served, dirs, depth + 1)
+            _check(name, item, served, [], depth + 1)
     scalar = literal.scalar
     if scalar is None:
         return
     if scalar.union is not None:
-        _check(name, scalar.union.value, served, dirs, depth + 1)
+        _check(name, scalar.union.value, served, [], depth + 1)
     if scalar.binary is not None and scalar.binary.tag != "msgpack":
         raise UnsafeInput(f"input {name!r} is a binary literal other than msgpack")
     uri = scalar.blob.uri if scalar.blob is not None else None
@@ -76,7 +76,7 @@ def _check(name: str, literal: Any, served: bool, dirs: list[Path], depth: int) 
 
 
 MAX_LOCAL_FILES = 10_000
-"""Files a served call's local folder input may hold (a data frame's Parquet parts)."""
+"""Files a served call's local input may hold (a data frame's Parquet parts)."""
 
 
 def _check_served_uri(name: str, uri: str, dirs: list[Path]) -> None:
@@ -97,33 +97,90 @@ def _check_served_uri(name: str, uri: str, dirs: list[Path]) -> None:
 
 
 def _local_input(path: Path, dirs: list[Path]) -> bool:
-    """Whether ``path`` is, under one of ``dirs``, a regular file or a folder holding only folders and regular files
-    (at most :data:`MAX_LOCAL_FILES`), with no symbolic link in it. The decoders read what a folder holds (every
-    Parquet part, or ``<folder>/.csv``): a link there to ``/etc/passwd`` or to a file outside the folders was read,
-    and a named pipe held the service's event loop, every caller's, until someone wrote to it (review of
-    2026-12-06)."""
+    """Whether ``path`` names, without ``..``, a place under one of ``dirs``. What it holds is read only through
+    :func:`private_copy`, which opens each part without following links."""
+    import os
+
+    plain = Path(os.path.normpath(path))
+    return path.is_absolute() and ".." not in path.parts and any(plain == d or d in plain.parents for d in dirs)
+
+
+MAX_LOCAL_BYTES = 512 * 1024 * 1024
+"""Bytes a served call's local input may hold, all its files together."""
+
+
+def private_copy(path: Path, dirs: list[Path], into: Path) -> Path:
+    """Copy the local input ``path`` (checked by :func:`_local_input`) into the private folder ``into``; return what
+    the decoder is to read there.
+
+    Every part is opened relative to the folder above it (``dir_fd``), without following a link (``O_NOFOLLOW``) and
+    without waiting on a pipe (``O_NONBLOCK``), and checked on the open handle: folders and regular files of one name
+    only (a symbolic link or a hard link to a file outside, a named pipe or a device refuses the input), at most
+    :data:`MAX_LOCAL_FILES` files and :data:`MAX_LOCAL_BYTES` bytes. The decoder then reads the copy, never the
+    caller's path: a check of the path followed by the decoder's own open lost a race with a writer swapping a file
+    for a link (reviews of 2026-12-06).
+
+    Raises:
+        UnsafeInput: naming what was refused in the input, not its contents.
+    """
     import os
     import stat
 
-    real = path.resolve()
-    if not any(real == d or d in real.parents for d in dirs) or path.is_symlink():
-        return False
+    top = next(d for d in dirs if Path(os.path.normpath(path)) == d or d in Path(os.path.normpath(path)).parents)
+    parts = Path(os.path.normpath(path)).relative_to(top).parts
+    budget = [MAX_LOCAL_FILES, MAX_LOCAL_BYTES]
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+
+    def refuse(why: str) -> UnsafeInput:
+        return UnsafeInput(f"a served data frame's local input is refused: {why}")
+
+    def copy_file(fd: int, to: Path) -> None:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+            raise refuse("it holds something other than folders and regular files of one name")
+        budget[0] -= 1
+        budget[1] -= st.st_size
+        if budget[0] < 0 or budget[1] < 0:
+            raise refuse(f"it holds more than {MAX_LOCAL_FILES} files or {MAX_LOCAL_BYTES} bytes")
+        with os.fdopen(os.dup(fd), "rb") as src, to.open("xb") as dst:
+            left = MAX_LOCAL_BYTES
+            while chunk := src.read(1 << 20):
+                left -= len(chunk)
+                if left < 0:
+                    raise refuse(f"it holds more than {MAX_LOCAL_BYTES} bytes")
+                dst.write(chunk)
+
+    def copy_folder(fd: int, to: Path) -> None:
+        to.mkdir(mode=0o700)
+        for entry in sorted(os.listdir(fd)):
+            child = os.open(entry, flags, dir_fd=fd)
+            try:
+                if stat.S_ISDIR(os.fstat(child).st_mode):
+                    copy_folder(child, to / entry)
+                else:
+                    copy_file(child, to / entry)
+            finally:
+                os.close(child)
+
+    fd = os.open(top, os.O_RDONLY | os.O_DIRECTORY)  # the operator's folder
     try:
-        mode = os.lstat(real).st_mode
-        if stat.S_ISREG(mode):
-            return True
-        if not stat.S_ISDIR(mode):
-            return False
-        seen = 0
-        for root, folders, files in os.walk(real, followlinks=False):
-            for entry in [*folders, *files]:
-                seen += 1
-                kind = os.lstat(os.path.join(root, entry)).st_mode
-                if seen > MAX_LOCAL_FILES or not (stat.S_ISDIR(kind) or stat.S_ISREG(kind)):
-                    return False
-    except OSError:
-        return False
-    return True
+        for part in parts:
+            nxt = os.open(part, flags, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+        target = into / "input"
+        try:
+            if stat.S_ISDIR(os.fstat(fd).st_mode):
+                copy_folder(fd, target)
+            else:
+                copy_file(fd, target)
+        except OSError as e:
+            raise refuse(f"a part of it could not be opened as a plain file or folder ({e.strerror})") from None
+        return target
+    except OSError as e:
+        raise refuse(f"it could not be opened as a plain file or folder ({e.strerror})") from None
+    finally:
+        os.close(fd)
 
 
 async def to_python(
@@ -137,7 +194,43 @@ async def to_python(
         return {}
     ctx = FlyteContextManager.current_context()
     present = {k: t for k, t in types.items() if k in inputs.literals}
-    return await literal_map_to_kwargs(ctx, inputs, python_types=present)
+    if not served or not input_dirs:
+        return await literal_map_to_kwargs(ctx, inputs, python_types=present)
+    import shutil
+    import tempfile
+
+    private = Path(tempfile.mkdtemp(prefix="aios-connector-input-"))  # 0700, the service's own
+    try:
+        return await literal_map_to_kwargs(
+            ctx, _local_copies(inputs, frames, input_dirs, private), python_types=present
+        )
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def _local_copies(inputs: LiteralMap, frames: frozenset[str], input_dirs: str, private: Path) -> LiteralMap:
+    """``inputs`` with each data frame at a local path replaced by its :func:`private_copy` in ``private``."""
+    from flytekit.models.literals import Literal, Scalar, StructuredDataset
+
+    dirs = _folders(input_dirs)
+    literals = dict(inputs.literals)
+    for name in sorted(frames & set(literals)):
+        dataset = literals[name].scalar.structured_dataset
+        parts = urlsplit(str(dataset.uri))
+        if parts.scheme.lower() not in ("file", ""):
+            continue  # an object store's address (checked by check_raw)
+        place = private / name
+        place.mkdir(mode=0o700)
+        copy = private_copy(Path(parts.path if parts.scheme else str(dataset.uri)), dirs, place)
+        literals[name] = Literal(scalar=Scalar(structured_dataset=StructuredDataset(str(copy), dataset.metadata)))
+    return LiteralMap(literals)
+
+
+def _folders(input_dirs: str) -> list[Path]:
+    """The operator's input folders (``Settings.connector_input_dirs``) as written: trusted, links and all."""
+    import os
+
+    return [Path(os.path.normpath(d.strip())) for d in input_dirs.split(",") if d.strip()]
 
 
 def _is_frame(t: Any) -> bool:
