@@ -59,16 +59,26 @@ def _digest(text: str) -> str:
 
 
 def said(text: str) -> str:
-    """What a document says, one way: Unicode NFKC, one line ending, each ``key: value`` line as its lower-cased key
-    and its value, other lines stripped, blank lines dropped. The facts are read from it (:func:`extract`) and
-    :func:`same_document` is its digest, so two texts with one key always have the same facts."""
+    """What a document says, one way: Unicode NFKC; each ``key: value`` line as its lower-cased key and its value, the
+    last line of a key counting (as the fields are read), an amount that reads one way as that number (``900``,
+    ``900.00`` and ``900,00`` are one amount); the keys in order, then the other lines stripped and sorted. The facts
+    are read from it (:func:`extract`) and :func:`same_document` is its digest, so two texts with one key always have
+    the same facts, and one invoice written with its lines reordered, repeated or its amount spelt otherwise has one
+    key (reviews of 2026-12-06)."""
     import unicodedata
 
-    out: list[str] = []
+    fields: dict[str, str] = {}
+    other: list[str] = []
     for line in unicodedata.normalize("NFKC", text).splitlines():
         key, sep, value = line.partition(":")
-        out.append(f"{key.strip().lower()}: {value.strip()}" if sep else line.strip())
-    return "\n".join(x for x in out if x)
+        if sep:
+            fields[key.strip().lower()] = value.strip()
+        elif line.strip():
+            other.append(line.strip())
+    amount = read_written(fields["amount"]) if fields.get("amount") else None
+    if amount is not None:
+        fields["amount"] = f"{amount:.4f}"
+    return "\n".join([*(f"{k}: {fields[k]}" for k in sorted(fields)), *sorted(other)])
 
 
 def same_document(text: str) -> str:

@@ -76,6 +76,17 @@ def _same_text(text: str) -> tuple[int, ...]:
     return tuple(_tokenizer().encode(text, add_special_tokens=False))
 
 
+SEEN_TOKENS = 62
+"""Token ids a text is trained on at the default ``TrainConfig.max_length`` (64, less two special tokens): a held-out
+row with words added past them was another text to the filter and trained on as the held-out row itself. A training
+run launched with a shorter ``max_length`` sees fewer, which this filter does not follow."""
+
+
+def _held_out(ids: tuple[int, ...], held: set[tuple[int, ...]], heads: set[tuple[int, ...]]) -> bool:
+    """Whether token ids ``ids`` are a held-out row's, whole or as far as training reads them."""
+    return ids in held or (len(ids) >= SEEN_TOKENS and ids[:SEEN_TOKENS] in heads)
+
+
 @functools.cache
 def _tokenizer() -> Any:
     from transformers import AutoTokenizer
@@ -99,10 +110,11 @@ def _with_feedback(
     batch = read_corrections(feedback_path(settings), labels=LABELS, settings=settings)
     rejected = {str(k): v for k, v in batch.rejected.items()}
     held = {_same_text(t) for t in held_out["text"]}
-    for c in batch.corrections:
-        if _same_text(c.text) in held:
-            rejected[f"held-out {c.text_digest[:19]}"] = "its text is a held-out row: never moved into training"
-    batch.corrections = [c for c in batch.corrections if _same_text(c.text) not in held]
+    heads = {ids[:SEEN_TOKENS] for ids in held if len(ids) >= SEEN_TOKENS}
+    out = {c.text_digest for c in batch.corrections if _held_out(_same_text(c.text), held, heads)}
+    for digest in sorted(out):
+        rejected[f"held-out {digest[:19]}"] = "its text is a held-out row: never moved into training"
+    batch.corrections = [c for c in batch.corrections if c.text_digest not in out]
     if not batch.corrections:
         return train, 0, "", rejected
     fb = pd.DataFrame({"text": [c.text for c in batch.corrections], "label": [c.label for c in batch.corrections]})

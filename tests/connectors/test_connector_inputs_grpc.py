@@ -415,3 +415,22 @@ def test_a_local_input_is_read_from_a_private_copy_of_plain_files(channel, tmp_p
     (tmp_path / "copy-2").mkdir()
     copy = private_copy(plain, [tmp_path], tmp_path / "copy-2")
     assert (copy / "part-0").read_text() == "a,b\n1,2\n" and copy.parent == tmp_path / "copy-2"
+
+
+def test_a_local_input_copy_counts_folders_and_stops_at_depth(tmp_path: Path) -> None:
+    """Fourth review of 2026-12-06: only files counted toward the copy's cap (60,000 empty folders held the service
+    for seconds), and 1,200 nested folders escaped as a RecursionError, not a refusal. Folders count now, 32 deep."""
+    from flytekitplugins.aios_connectors._literals import MAX_LOCAL_FILES, UnsafeInput, private_copy
+
+    wide = tmp_path / "wide"
+    wide.mkdir()
+    for i in range(MAX_LOCAL_FILES + 1):
+        (wide / f"d{i}").mkdir()
+    (tmp_path / "copy-wide").mkdir()
+    with pytest.raises(UnsafeInput, match="entries or"):
+        private_copy(wide, [tmp_path], tmp_path / "copy-wide")
+    deep = tmp_path / "deep"
+    (deep / "/".join("d" * 40)).mkdir(parents=True)
+    (tmp_path / "copy-deep").mkdir()
+    with pytest.raises(UnsafeInput, match="nested more than 32"):
+        private_copy(deep, [tmp_path], tmp_path / "copy-deep")

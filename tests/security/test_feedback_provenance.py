@@ -94,3 +94,14 @@ def test_a_held_out_row_stays_out_however_it_is_spelled_for_the_tokenizer(aios_e
     prepared = _prepare()
     fed = prepared.train[prepared.train["source"] == "feedback"]
     assert fed.empty and any(k.startswith("held-out sha256:") for k in prepared.lineage.feedback_rejected)
+
+
+def test_a_held_out_row_with_words_past_what_training_reads_stays_out() -> None:
+    """Fourth review of 2026-12-06: training reads a text's first 62 token ids (the default max_length of 64), so a
+    long held-out row with words added after them passed the filter and was trained on as the held-out row itself."""
+    from tasks.training.data import SEEN_TOKENS, _held_out
+
+    row = tuple(range(1000, 1000 + SEEN_TOKENS + 5))
+    held, heads = {row}, {row[:SEEN_TOKENS]}
+    assert _held_out((*row, 7, 8, 9), held, heads) and _held_out(row, held, heads)
+    assert not _held_out((*row[: SEEN_TOKENS - 1], 1), held, heads)  # another text

@@ -114,7 +114,13 @@ def test_what_a_document_says_is_both_its_facts_and_its_key() -> None:
     from workflows_flyte2.documents import extract, same_document
 
     real = "type: invoice\namount: 900\ncurrency: EUR\n"
-    for other in ("type: \uff49nvoice\namount: 900\ncurrency: EUR\n", "Type:invoice\n  Amount:  900\r\nCurrency: EUR"):
+    others = (
+        "type: \uff49nvoice\namount: 900\ncurrency: EUR\n",
+        "Type:invoice\n  Amount:  900\r\nCurrency: EUR",
+        "currency: EUR\namount: 900.00\ntype: invoice\n",  # fourth review: lines reordered, the amount spelt otherwise
+        "type: invoice\namount: 12\namount: 900,00\ncurrency: EUR",  # a key repeated: the last counts, as when read
+    )
+    for other in others:
         assert same_document(other) == same_document(real)
         facts, real_facts = extract(other).model_dump(), extract(real).model_dump()
         assert {k: v for k, v in facts.items() if k != "digest"} == {

@@ -69,7 +69,8 @@ def test_a_document_that_cannot_be_read_is_set_aside_and_the_batch_goes_on(tmp_p
     (docs / "c-latin1.txt").write_bytes("type: invoice\namount: 10\nvendor: Société\n".encode("latin-1"))
     (docs / "d-either-way.txt").write_text("type: invoice\namount: 12.500\ncurrency: EUR\n", encoding="utf-8")
     (docs / "e-no-amount.txt").write_text("type: payment_instruction\ncurrency: EUR\n", encoding="utf-8")
-    (docs / "f-european.txt").write_text("type: invoice\namount: 1.200,50\ncurrency: EUR\n", encoding="utf-8")
+    # another amount than a-small's 1200.50: written 1.200,50 it is the same invoice and a duplicate of it
+    (docs / "f-european.txt").write_text("type: invoice\namount: 1.300,50\ncurrency: EUR\n", encoding="utf-8")
     cmd = [sys.executable, "-m", "workflows_flyte2.documents", str(docs), "--approval-timeout", "60"]
     res = subprocess.run(cmd, cwd=tmp_path, env=dict(os.environ), capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -106,7 +107,9 @@ def _local_input(path: Path, dirs: list[Path]) -> bool:
 
 
 MAX_LOCAL_BYTES = 512 * 1024 * 1024
-"""Bytes a served call's local input may hold, all its files together."""
+"""Bytes a served call's local input may hold, all its files together (counted as they are read)."""
+MAX_LOCAL_DEPTH = 32
+"""Folders a served call's local input may nest (a RecursionError escaped at 1,200)."""
 
 
 def private_copy(path: Path, dirs: list[Path], into: Path) -> Path:
@@ -118,7 +121,9 @@ def private_copy(path: Path, dirs: list[Path], into: Path) -> Path:
     only (a symbolic link or a hard link to a file outside, a named pipe or a device refuses the input), at most
     :data:`MAX_LOCAL_FILES` files and :data:`MAX_LOCAL_BYTES` bytes. The decoder then reads the copy, never the
     caller's path: a check of the path followed by the decoder's own open lost a race with a writer swapping a file
-    for a link (reviews of 2026-12-06).
+    for a link (reviews of 2026-12-06). The copy is private from other users only: run the service under a user of its
+    own, which no writer of the shared folders is (a process of the service's own user can change the copy, and can
+    read the service's secrets anyway).
 
     Raises:
         UnsafeInput: naming what was refused in the input, not its contents.
@@ -134,29 +139,36 @@ def private_copy(path: Path, dirs: list[Path], into: Path) -> Path:
     def refuse(why: str) -> UnsafeInput:
         return UnsafeInput(f"a served data frame's local input is refused: {why}")
 
+    def charge(files: int, size: int) -> None:
+        budget[0] -= files
+        budget[1] -= size
+        if budget[0] < 0 or budget[1] < 0:
+            raise refuse(f"it holds more than {MAX_LOCAL_FILES} entries or {MAX_LOCAL_BYTES} bytes")
+
     def copy_file(fd: int, to: Path) -> None:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
             raise refuse("it holds something other than folders and regular files of one name")
-        budget[0] -= 1
-        budget[1] -= st.st_size
-        if budget[0] < 0 or budget[1] < 0:
-            raise refuse(f"it holds more than {MAX_LOCAL_FILES} files or {MAX_LOCAL_BYTES} bytes")
+        charge(1, 0)
         with os.fdopen(os.dup(fd), "rb") as src, to.open("xb") as dst:
-            left = MAX_LOCAL_BYTES
-            while chunk := src.read(1 << 20):
+            left = st.st_size  # the bytes it had when checked: a file grown since is refused, not copied on
+            while chunk := src.read(min(1 << 20, left + 1)):
                 left -= len(chunk)
                 if left < 0:
-                    raise refuse(f"it holds more than {MAX_LOCAL_BYTES} bytes")
+                    raise refuse("a file of it grew while it was copied")
+                charge(0, len(chunk))  # the bytes read, not the size claimed
                 dst.write(chunk)
 
-    def copy_folder(fd: int, to: Path) -> None:
+    def copy_folder(fd: int, to: Path, depth: int) -> None:
+        if depth > MAX_LOCAL_DEPTH:
+            raise refuse(f"it is nested more than {MAX_LOCAL_DEPTH} folders deep")
         to.mkdir(mode=0o700)
         for entry in sorted(os.listdir(fd)):
+            charge(1, 0)  # a folder counts as an entry too: 60,000 empty folders held the service for seconds
             child = os.open(entry, flags, dir_fd=fd)
             try:
                 if stat.S_ISDIR(os.fstat(child).st_mode):
-                    copy_folder(child, to / entry)
+                    copy_folder(child, to / entry, depth + 1)
                 else:
                     copy_file(child, to / entry)
             finally:
@@ -171,7 +183,7 @@ def private_copy(path: Path, dirs: list[Path], into: Path) -> Path:
         target = into / "input"
         try:
             if stat.S_ISDIR(os.fstat(fd).st_mode):
-                copy_folder(fd, target)
+                copy_folder(fd, target, 0)
             else:
                 copy_file(fd, target)
         except OSError as e:
@@ -200,10 +212,9 @@ async def to_python(
     import tempfile
 
     private = Path(tempfile.mkdtemp(prefix="aios-connector-input-"))  # 0700, the service's own
-    try:
-        return await literal_map_to_kwargs(
-            ctx, _local_copies(inputs, frames, input_dirs, private), python_types=present
-        )
+    try:  # the copy in a worker thread: the event loop keeps answering every other caller meanwhile
+        copies = await asyncio.to_thread(_local_copies, inputs, frames, input_dirs, private)
+        return await literal_map_to_kwargs(ctx, copies, python_types=present)
     finally:
         shutil.rmtree(private, ignore_errors=True)
 
