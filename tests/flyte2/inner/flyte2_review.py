@@ -65,16 +65,20 @@ def test_a_document_is_acted_on_once_and_on_its_own_reading() -> None:
 
 def test_a_document_in_a_batch_twice_is_acted_on_once(tmp_path: Path) -> None:
     """Two files holding one invoice opened one sign-off request, and the approval paid twice in one run."""
+    assert _batch(tmp_path, {"a.txt": SMALL.encode(), "b.txt": SMALL.encode()}) == ["acted", "duplicate"]
+    assert len(_records("document_acted")) == 1
+
+
+def _batch(tmp_path: Path, files: dict[str, bytes]) -> list[str]:
+    """The reference workflow's outcomes for a folder of ``files`` (a local run in its own process)."""
     docs = tmp_path / "docs"
     docs.mkdir()
-    for name in ("a.txt", "b.txt"):
-        (docs / name).write_text(SMALL, encoding="utf-8")
+    for name, data in files.items():
+        (docs / name).write_bytes(data)
     cmd = [sys.executable, "-m", "workflows_flyte2.documents", str(docs), "--approval-timeout", "5"]
     res = subprocess.run(cmd, cwd=tmp_path, env=dict(os.environ), capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
-    summary = json.loads(res.stdout.strip().splitlines()[-1])
-    assert [d["outcome"] for d in summary["documents"]] == ["acted", "duplicate"]
-    assert len(_records("document_acted")) == 1
+    return [d["outcome"] for d in json.loads(res.stdout.strip().splitlines()[-1])["documents"]]
 
 
 def test_two_runs_of_one_name_in_one_process_are_two_executions(tmp_path: Path) -> None:
@@ -95,15 +99,8 @@ def test_two_runs_of_one_name_in_one_process_are_two_executions(tmp_path: Path) 
 def test_the_same_document_with_other_line_endings_is_a_duplicate(tmp_path: Path) -> None:
     """Re-review of 2026-12-06: one invoice in two files, one with CRLF line endings, was two documents and was paid
     twice. Duplicates and the post claim go by what a document says, not by its bytes."""
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "a.txt").write_text(SMALL, encoding="utf-8")
-    (docs / "b.txt").write_bytes(SMALL.replace("\n", "\r\n").encode("utf-8") + b"  \r\n")
-    cmd = [sys.executable, "-m", "workflows_flyte2.documents", str(docs), "--approval-timeout", "5"]
-    res = subprocess.run(cmd, cwd=tmp_path, env=dict(os.environ), capture_output=True, text=True, timeout=300)
-    assert res.returncode == 0, res.stderr[-2000:]
-    summary = json.loads(res.stdout.strip().splitlines()[-1])
-    assert [d["outcome"] for d in summary["documents"]] == ["acted", "duplicate"]
+    crlf = SMALL.replace("\n", "\r\n").encode("utf-8") + b"  \r\n"
+    assert _batch(tmp_path, {"a.txt": SMALL.encode(), "b.txt": crlf}) == ["acted", "duplicate"]
     assert len(_records("document_acted")) == 1
 
 
