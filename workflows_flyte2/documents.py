@@ -150,9 +150,8 @@ async def act_on_document(text: str, approval_timeout_s: float) -> str:
     from flytekitplugins.aios_core.settings import get_settings
 
     doc = extract(text)
-    claim_post(
-        same_document(text), "act_on_document", get_settings()
-    )  # this task's entry point: settings resolved here
+    settings = get_settings()  # this task's entry point: settings resolved here
+    claim_post(same_document(text), "act_on_document", settings)
     return f"posted {doc.doc_type} {doc.amount:.2f} {doc.currency} for {doc.digest}"
 
 
@@ -171,22 +170,19 @@ def claim_post(digest: str, action: str, settings: Settings) -> None:
     key, holder = f"post:{digest}:{action}", execution.execution_key
     store = audit_log(settings)
     held = store.claim_holders([key]).get(key)
-    if held is not None and held[0] == holder:
-        return  # this run's own post, retried
-    event = AuditEvent(
-        kind="document_acted", actor=settings.actor, status="claimed", subject=digest, execution=execution,
-        attributes={"action": action, CLAIMS_ATTR: [claim(key, holder)]},
-    )  # fmt: skip
-    try:
-        if held is None:
+    if held is None:
+        event = AuditEvent(
+            kind="document_acted", actor=settings.actor, status="claimed", subject=digest, execution=execution,
+            attributes={"action": action, CLAIMS_ATTR: [claim(key, holder)]},
+        )  # fmt: skip
+        try:
             store.append(event)
             return
-    except ClaimTaken as e:
-        held = (e.holder, e.seq)
-    if held is not None and held[0] == holder:
-        return
-    who = held[0] if held else "?"
-    msg = f"{action} on {digest} is already_used: execution {who} acted on it; a document is acted on once"
+        except ClaimTaken as e:  # another execution claimed it since it was read
+            held = (e.holder, e.seq)
+    if held[0] == holder:
+        return  # this run's own post, retried
+    msg = f"{action} on {digest} is already_used: execution {held[0]} acted on it; a document is acted on once"
     raise GovernanceDenied(msg, reason_code="already_used")
 
 
@@ -235,15 +231,14 @@ async def process_documents(texts: list[str], approval_timeout_s: float = 3600.0
     """
     from flytekitplugins.aios_flyte2.identity import flyte_execution
 
+    keys = [same_document(t) for t in texts]  # once a text
     first: dict[str, int] = {}
-    for i, t in enumerate(texts):
-        first.setdefault(same_document(t), i)
-    unique = [t for i, t in enumerate(texts) if first[same_document(t)] == i]
-    outcomes = await asyncio.gather(*(_one(t, approval_timeout_s) for t in unique))
-    done = dict(zip((same_document(t) for t in unique), outcomes, strict=True))
+    for i, k in enumerate(keys):
+        first.setdefault(k, i)
+    outcomes = await asyncio.gather(*(_one(texts[i], approval_timeout_s) for i in first.values()))
+    done = dict(zip(first, outcomes, strict=True))
     results = [
-        done[same_document(t)] if first[same_document(t)] == i else {"digest": _digest(t), "outcome": "duplicate"}
-        for i, t in enumerate(texts)
+        done[k] if first[k] == i else {"digest": _digest(texts[i]), "outcome": "duplicate"} for i, k in enumerate(keys)
     ]
     run = flyte_execution("process_documents").name  # the execution name the run's records carry
     return json.dumps({"run": run, "documents": results}, sort_keys=True)

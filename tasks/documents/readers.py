@@ -425,7 +425,8 @@ def _styles_in_use(document: Any) -> list[Any]:
     parts = [p for p in document.part.package.iter_parts() if str(p.partname) == "/word/styles.xml"]
     if not parts:
         return []
-    root = etree.fromstring(parts[0].blob)
+    # python-docx has parsed the part already (its element); a part of another type is parsed from its bytes
+    root = parts[0].element if hasattr(parts[0], "element") else etree.fromstring(parts[0].blob)
     by_id = {str(st.get(f"{_W}styleId")): st for st in root.iter(f"{_W}style")}
     todo = [
         str(ref.get(f"{_W}val"))

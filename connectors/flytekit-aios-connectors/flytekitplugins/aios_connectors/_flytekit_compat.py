@@ -62,10 +62,7 @@ def _served_registry() -> type:
             _served(task_type_name)
             return ConnectorRegistry.get_connector(task_type_name, task_type_version)
 
-        @staticmethod
-        def get_agent(task_type_name: str, task_type_version: int = 0) -> Any:
-            _served(task_type_name)
-            return ConnectorRegistry.get_connector(task_type_name, task_type_version)
+        get_agent = get_connector  # flytekit's older name of the same look-up
 
         @staticmethod
         def list_connectors() -> list[Any]:

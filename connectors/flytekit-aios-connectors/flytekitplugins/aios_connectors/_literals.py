@@ -77,7 +77,7 @@ def _check(name: str, literal: Any, served: bool, dirs: list[Path], depth: int) 
 
 
 MAX_LOCAL_FILES = 10_000
-"""Files a served call's local input may hold (a data frame's Parquet parts)."""
+"""Entries, files and folders, a served call's local input may hold (a data frame's Parquet parts)."""
 
 
 def _check_served_uri(name: str, uri: str, dirs: list[Path]) -> None:
@@ -91,19 +91,30 @@ def _check_served_uri(name: str, uri: str, dirs: list[Path]) -> None:
         raise UnsafeInput(f"input {name!r} names a file with a query, a fragment, a chained protocol or white space")
     if scheme in SERVED_SCHEMES and parts.netloc:
         return
-    if scheme in ("file", "") and not parts.netloc and dirs and _local_input(Path(parts.path if scheme else uri), dirs):
+    if scheme in ("file", "") and not parts.netloc and dirs and _local_input(_local_path(uri), dirs):
         return
     where = ", ".join(SERVED_SCHEMES) + (" and the service's input folders" if dirs else "")
     raise UnsafeInput(f"input {name!r} names a file outside the object stores ({where}) a served connector reads")
 
 
-def _local_input(path: Path, dirs: list[Path]) -> bool:
-    """Whether ``path`` names, without ``..``, a place under one of ``dirs``. What it holds is read only through
-    :func:`private_copy`, which opens each part without following links."""
+def _local_path(uri: str) -> Path:
+    """The path a ``file://`` URI or a bare path names."""
+    parts = urlsplit(uri)
+    return Path(parts.path if parts.scheme else uri)
+
+
+def _folder_of(path: Path, dirs: list[Path]) -> Path | None:
+    """The one of ``dirs`` that ``path`` lies in, by its written form (``..`` resolved lexically), else None."""
     import os
 
     plain = Path(os.path.normpath(path))
-    return path.is_absolute() and ".." not in path.parts and any(plain == d or d in plain.parents for d in dirs)
+    return next((d for d in dirs if plain == d or d in plain.parents), None)
+
+
+def _local_input(path: Path, dirs: list[Path]) -> bool:
+    """Whether ``path`` names, without ``..``, a place under one of ``dirs``. What it holds is read only through
+    :func:`private_copy`, which opens each part without following links."""
+    return path.is_absolute() and ".." not in path.parts and _folder_of(path, dirs) is not None
 
 
 MAX_LOCAL_BYTES = 512 * 1024 * 1024
@@ -119,11 +130,11 @@ def private_copy(path: Path, dirs: list[Path], into: Path) -> Path:
     Every part is opened relative to the folder above it (``dir_fd``), without following a link (``O_NOFOLLOW``) and
     without waiting on a pipe (``O_NONBLOCK``), and checked on the open handle: folders and regular files of one name
     only (a symbolic link or a hard link to a file outside, a named pipe or a device refuses the input), at most
-    :data:`MAX_LOCAL_FILES` files and :data:`MAX_LOCAL_BYTES` bytes. The decoder then reads the copy, never the
-    caller's path: a check of the path followed by the decoder's own open lost a race with a writer swapping a file
-    for a link (reviews of 2026-12-06). The copy is private from other users only: run the service under a user of its
-    own, which no writer of the shared folders is (a process of the service's own user can change the copy, and can
-    read the service's secrets anyway).
+    :data:`MAX_LOCAL_FILES` entries, :data:`MAX_LOCAL_DEPTH` folders deep and :data:`MAX_LOCAL_BYTES` bytes read.
+    The decoder then reads the copy, never the caller's path: a check of the path followed by the decoder's own open
+    lost a race with a writer swapping a file for a link (reviews of 2026-12-06). The copy is private from other users
+    only: run the service under a user of its own, which no writer of the shared folders is (a process of the
+    service's own user can change the copy, and can read the service's secrets anyway).
 
     Raises:
         UnsafeInput: naming what was refused in the input, not its contents.
@@ -131,7 +142,9 @@ def private_copy(path: Path, dirs: list[Path], into: Path) -> Path:
     import os
     import stat
 
-    top = next(d for d in dirs if Path(os.path.normpath(path)) == d or d in Path(os.path.normpath(path)).parents)
+    top = _folder_of(path, dirs)
+    if top is None:
+        raise UnsafeInput("a served data frame's local input is refused: it lies outside the service's input folders")
     parts = Path(os.path.normpath(path)).relative_to(top).parts
     budget = [MAX_LOCAL_FILES, MAX_LOCAL_BYTES]
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
@@ -227,12 +240,11 @@ def _local_copies(inputs: LiteralMap, frames: frozenset[str], input_dirs: str, p
     literals = dict(inputs.literals)
     for name in sorted(frames & set(literals)):
         dataset = literals[name].scalar.structured_dataset
-        parts = urlsplit(str(dataset.uri))
-        if parts.scheme.lower() not in ("file", ""):
+        if urlsplit(str(dataset.uri)).scheme.lower() not in ("file", ""):
             continue  # an object store's address (checked by check_raw)
         place = private / name
         place.mkdir(mode=0o700)
-        copy = private_copy(Path(parts.path if parts.scheme else str(dataset.uri)), dirs, place)
+        copy = private_copy(_local_path(str(dataset.uri)), dirs, place)
         literals[name] = Literal(scalar=Scalar(structured_dataset=StructuredDataset(str(copy), dataset.metadata)))
     return LiteralMap(literals)
 

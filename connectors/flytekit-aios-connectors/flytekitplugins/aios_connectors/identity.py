@@ -171,7 +171,9 @@ def establish(meta: TaskExecutionMetadata | None, settings: Settings, claimed: s
 
 
 def bounded(text: str, limit: int = 256) -> str:
-    """``text`` as a refusal keeps it: whole up to ``limit`` characters, else its start and the digest of the whole.
+    """``text`` as a refusal keeps it, in at most ``limit`` characters: whole when it fits, else its start and the
+    length and digest of the whole. Bounding a bounded text again changes nothing (the connectors bound the caller's
+    task name when a call comes in, and the refusal path bounds what it is handed).
 
     What an unauthenticated caller claims (a principal, a task name) is kept in the append-only trail: a 3 MB
     principal made each anonymous call a 4 MB record (review of 2026-12-06), a disk filled by whoever reaches the port.
@@ -181,7 +183,8 @@ def bounded(text: str, limit: int = 256) -> str:
     import hashlib
 
     digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-    return f"{text[:limit]}... ({len(text)} characters, sha256:{digest})"
+    tail = f"... ({len(text)} characters, sha256:{digest})"
+    return text[: max(limit - len(tail), 0)] + tail
 
 
 def audit_refusal(
