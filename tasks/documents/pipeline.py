@@ -36,8 +36,11 @@ def _ref_row(i: int, uri: str, name: str, size: int, digest: str, status: str, r
     }
 
 
-def iter_refs(source: str, options: ProcessingOptions) -> Iterator[dict[str, Any]]:
-    """Stream reference rows: digest, de-duplicate (first copy wins), flag oversize files unread.
+def iter_refs(
+    source: str, options: ProcessingOptions, *, allowed: str = "", on_cluster: bool = False
+) -> Iterator[dict[str, Any]]:
+    """Stream reference rows: digest, de-duplicate (first copy wins), flag oversize files unread. ``allowed`` and
+    ``on_cluster`` say where the source may be (``sources.check_allowed``).
 
     Entries the source lists with a reason (symlinks leaving the source, FIFOs, hidden files, ...) are
     quarantined here unopened; their digest is of uri + reason.
@@ -49,7 +52,7 @@ def iter_refs(source: str, options: ProcessingOptions) -> Iterator[dict[str, Any
 
     seen: set[str] = set()
     limit = int(options.max_file_mb * 1024 * 1024)
-    for i, doc in enumerate(list_documents(source, options.sql_table)):
+    for i, doc in enumerate(list_documents(source, options.sql_table, allowed=allowed, on_cluster=on_cluster)):
         name = redact(doc.name).text  # file names can carry personal data too
         if doc.reason or doc.size > limit:
             reason = doc.reason or "too_large"
@@ -70,10 +73,12 @@ def iter_refs(source: str, options: ProcessingOptions) -> Iterator[dict[str, Any
         yield _ref_row(i, doc.uri, name, doc.size, digest, status, "duplicate" if status == "duplicate" else "")
 
 
-def ingest_chunks(source: str, options: ProcessingOptions) -> list[pd.DataFrame]:
-    """Reference tables of ``options.chunk_size`` documents each."""
+def ingest_chunks(
+    source: str, options: ProcessingOptions, *, allowed: str = "", on_cluster: bool = False
+) -> list[pd.DataFrame]:
+    """Reference tables of ``options.chunk_size`` documents each (``allowed``, ``on_cluster``: :func:`iter_refs`)."""
     progress.begin("ingest", options.progress)
-    rows = list(iter_refs(source, options))
+    rows = list(iter_refs(source, options, allowed=allowed, on_cluster=on_cluster))
     progress.start(len(rows), options.progress)
     progress.advance("ingest", len(rows), options.progress)
     progress.chunk_done("ingest")

@@ -38,7 +38,10 @@ _SECRET_PATTERNS = [
     r"\bAIza[0-9A-Za-z_-]{35}\b",  # Google API key
     r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\b",  # JWT
     r"(?i:\bbearer\s+[A-Za-z0-9._~+/-]{16,}=*)",
-    r"(?i:\b(?:api[_-]?key|secret|token|passwd|password|access[_-]?key)\b\s*[:=]\s*[\"']?[^\s\"']{6,})",
+    # a key word alone or inside a variable's name (DB_PASSWORD, PGPASSWORD, AWS_SECRET_ACCESS_KEY, client_secret):
+    # `\b` before the word missed every name joining it with `_`, since `_` is a word character
+    r"(?i:\b[A-Za-z0-9_]*?(?:api[_-]?key|secret|token|passwd|password|access[_-]?key)(?:[_-][A-Za-z0-9]+)*\b"
+    r"\s*[:=]\s*[\"']?[^\s\"']{6,})",
 ]
 _SECRET_RE = re.compile("|".join(f"(?:{p})" for p in _SECRET_PATTERNS))
 # Every match of _SECRET_RE contains one of these substrings: the case-sensitive patterns' fixed parts as written,

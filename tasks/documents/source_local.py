@@ -68,12 +68,19 @@ def local_path(uri: str) -> Path:
 def list_local(given: Path, source: str) -> Iterator[Listed]:
     """Yield the entries of a folder (or the one file) ``given``, sorted by path, each checked for containment."""
     try:
-        root = given.resolve(strict=True)  # the source itself may be a link: the operator chose it
+        # the source itself may be a link; where it leads must be an allowed source (sources.check_allowed)
+        root = given.resolve(strict=True)
     except (OSError, RuntimeError):
         msg = f"document source {source!r} does not exist: pass a folder, an fsspec URL or a database URL"
         raise FileNotFoundError(msg) from None
     if not root.is_dir():
-        yield _entry(root, root, display_name(root.name))
+        # one file named as the source is held to the folder's rule: a hidden file (~/.pgpass) is not a document
+        hidden = given.name.startswith(".") or root.name.startswith(".")
+        yield (
+            Listed(local_uri(root), display_name(root.name), 0, "hidden_file")
+            if hidden
+            else _entry(root, root, display_name(root.name))
+        )
         return
     for parts, reason in sorted(_walk(root)):
         item = _classify(root, parts, reason)

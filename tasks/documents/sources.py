@@ -40,7 +40,7 @@ SQL_PREFIXES = ("sqlite:///", "postgresql://", "postgres://")
 _SAFE_SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,10}")
 _CHUNK = 1 << 20
 
-__all__ = ["Listed", "check_source", "content_digest", "is_sql", "list_documents", "local_copy"]
+__all__ = ["Listed", "check_allowed", "check_source", "content_digest", "is_sql", "list_documents", "local_copy"]
 
 
 def is_sql(source: str) -> bool:
@@ -71,13 +71,69 @@ def check_source(source: str) -> None:
         raise ValueError(msg)
 
 
-def list_documents(source: str, table: str = "documents") -> Iterator[Listed]:
+def check_allowed(source: str, allowed: str, on_cluster: bool) -> None:
+    """Refuse a source outside the deployment's document sources (``Settings.document_sources``, comma-separated:
+    folders, object-store prefixes, database URLs). The source is a launch input, and the worker reads it with its
+    own rights: ``source=~/.pgpass`` or ``/proc/self/environ`` handed the worker's database password on to the next
+    task's stored input. With the list empty a local run reads anywhere (its launcher owns the machine) and a task
+    on a cluster nowhere: the deployment must say where its documents are.
+
+    A folder matches a local source at or under it (both resolved, links followed, so a link cannot lead out); a
+    prefix an object-store URL at or under it (no ``.`` or ``..`` segment, query or fragment); a database URL only
+    itself (a query could name another host). Raises ValueError naming the source and what to set."""
+    roots = [r.strip() for r in allowed.split(",") if r.strip()]
+    if not roots:
+        if on_cluster:
+            msg = (
+                f"document source {source!r} is refused: this deployment names no document sources; its operator "
+                "sets AIOS_DOCUMENT_SOURCES (folders, object-store prefixes or database URLs, comma-separated)"
+            )
+            raise ValueError(msg)
+        return
+    if any(_within(source, root) for root in roots):
+        return
+    msg = (
+        f"document source {source!r} is not one of this deployment's document sources ({', '.join(roots)}): "
+        "use a folder, prefix or database there, or have the operator add it to AIOS_DOCUMENT_SOURCES"
+    )
+    raise ValueError(msg)
+
+
+def _within(source: str, root: str) -> bool:
+    if is_sql(root) or is_sql(source):
+        return source == root
+    if _is_local(root) != _is_local(source):
+        return False
+    if _is_local(source):
+        try:
+            got = Path(source.removeprefix("file://")).expanduser().resolve(strict=True)
+            base = Path(root.removeprefix("file://")).expanduser().resolve(strict=True)
+        except (OSError, RuntimeError):
+            return False
+        return got == base or got.is_relative_to(base)
+    rest = source.partition("://")[2]
+    if any(c in source for c in "?#") or any(part in {".", ".."} for part in rest.split("/")) or "::" in source:
+        return False
+    base = root.rstrip("/")
+    return source.rstrip("/") == base or source.startswith(base + "/")
+
+
+def list_documents(
+    source: str, table: str = "documents", *, allowed: str = "", on_cluster: bool = False
+) -> Iterator[Listed]:
     """Yield the documents of ``source`` in a stable order (quarantined entries carry their ``reason``).
 
+    Args:
+        source: a folder, an fsspec URL or a database URL (a launch input).
+        table: a SQL source's table.
+        allowed: the deployment's document sources (``Settings.document_sources``; :func:`check_allowed`).
+        on_cluster: whether the listing runs in a task on a Flyte cluster (an empty ``allowed`` then refuses all).
+
     Raises:
-        ValueError: the source holds a credential (:func:`check_source`).
+        ValueError: the source holds a credential (:func:`check_source`) or is not an allowed source.
     """
     check_source(source)
+    check_allowed(source, allowed, on_cluster)
     if is_sql(source):
         yield from _list_sql(source, table)
         return

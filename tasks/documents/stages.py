@@ -89,7 +89,11 @@ def ingest(source: str, options: ProcessingOptions) -> list[DataFrame[DocumentRe
         source: local folder, fsspec URL (s3://bucket/prefix) or database URL (sqlite:///db, postgresql://...).
         options: batch options (chunk size, size limit, ...).
     """
-    chunks = pipeline.ingest_chunks(source, options)
+    from flytekitplugins.aios_core.context import in_cluster_task
+    from flytekitplugins.aios_core.settings import get_settings
+
+    allowed = get_settings().document_sources  # the deployment's, never the launch's: this task's settings
+    chunks = pipeline.ingest_chunks(source, options, allowed=allowed, on_cluster=in_cluster_task())
     scope = current_audit()
     if scope is not None:
         scope.set_attribute("documents", int(sum(len(c) for c in chunks)))

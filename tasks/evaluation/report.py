@@ -22,6 +22,7 @@ class Comparison(BaseModel):
     mcnemar_p: float = Field(description="exact two-sided McNemar p-value")
     bootstrap_ci: list[float] = Field(description="95% paired-bootstrap interval of accuracy_delta")
     significant: bool = Field(description="McNemar p < alpha")
+    alpha: float = Field(default=0.05, description="the McNemar test's level (the pack's 0.05 or stricter)")
 
 
 class NoSkill(BaseModel):

@@ -161,11 +161,16 @@ def evaluate_pair(
         latency_sample: documents timed per model for latency and cost.
         cpu_price_per_hour: USD per vCPU-hour for the cost model.
     """
+    from flytekitplugins.aios_catalog.evidence import EVALUATION_ALPHA
     from tasks.evaluation.plots import confusion_matrices, reliability_diagram, summary_table
 
     # each written as what holds, so NaN fails it: a NaN alpha made no difference significant, a NaN price every cost
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha={alpha!r}: use a significance level between 0 and 1 (0.05 is usual)")
+    if not 0 < alpha <= EVALUATION_ALPHA:  # a launch input: stricter than the pack's level, never looser
+        msg = (
+            f"alpha={alpha!r}: use a significance level above 0 and at most the pack's {EVALUATION_ALPHA} (a looser "
+            "level calls more differences significant than the pack's promotion rule allows)"
+        )
+        raise ValueError(msg)
     if not 0 <= cpu_price_per_hour < math.inf:
         raise ValueError(f"cpu_price_per_hour={cpu_price_per_hour!r}: use a price of 0 or more, in USD a vCPU-hour")
     if latency_sample < 1:
@@ -208,6 +213,7 @@ def evaluate_pair(
         mcnemar_p=p,
         bootstrap_ci=[round(v, 6) for v in paired_bootstrap(y, a, b)],
         significant=p < alpha,
+        alpha=alpha,
     )
     report = EvaluationReport(
         dataset=dataset,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 from stdnum import iban as stdnum_iban
@@ -164,7 +165,33 @@ _SECRET_SAMPLES = [
     "api_\u212aey=abcdefgh",
     "pa\u017f\u017fword=abcdefgh",
     "tO\u212aen=abcdefgh",
+    # the key word inside a variable's name, joined by `_` (a word character, so `\b` before the word never matched):
+    # a worker's environment or credentials file read as a document kept every one of these
+    "DB_PASSWORD=Hunter2Secret",
+    "PGPASSWORD=Hunter2Secret",
+    "AWS_SECRET_ACCESS_KEY=wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY",
+    "aws_secret_access_key = wJalrXUtnFEMIK7MDENGbPxRfiCYEXAMPLEKEY",
+    "AIOS_APPROVAL_WEBHOOK_SECRET=whsec0123456789",
+    "client_secret: s3cr3tvalue99",
+    "API_TOKEN=abcdef0123456789",
+    "refresh-token: abcdef0123456789",
 ]
+
+
+@pytest.mark.parametrize("sample", _SECRET_SAMPLES)
+def test_each_secret_sample_is_redacted_whole(sample: str) -> None:
+    red = redact(f"Invoice 7 {sample} total EUR 12.00")
+    value = re.split(r"[:=\s]+", sample.strip("-"))[-1].strip("'\"")
+    assert red.secrets == 1 and value not in red.text, red.text
+    assert red.text.startswith("Invoice 7 ") and red.text.endswith(" total EUR 12.00")
+
+
+@pytest.mark.parametrize(
+    "prose",
+    ["Secretary: Johnathan Smith", "tokens = 1234567 issued", "Password reset: requested", "Secret Santa: Johnathan"],
+)
+def test_words_that_only_start_like_a_key_stay(prose: str) -> None:
+    assert redact(prose).text == prose
 
 
 @pytest.mark.parametrize("seed", range(20))

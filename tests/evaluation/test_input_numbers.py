@@ -7,6 +7,7 @@ min_abs_score kept no training row ("asked for 2600 rows but the data has 0").""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -38,8 +39,11 @@ def test_the_default_and_edge_thresholds_are_accepted() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "want"),
     [
-        ({"alpha": math.nan}, "alpha=nan: use a significance level between 0 and 1"),
+        ({"alpha": math.nan}, "alpha=nan: use a significance level above 0 and at most the pack's 0.05"),
         ({"alpha": 1.0}, "alpha=1.0"),
+        # a launch input, looser than the pack's level: the trail said `significant` for p = 0.75 at alpha=0.999
+        ({"alpha": 0.999}, r"alpha=0.999: .* \(a looser level calls more differences significant"),
+        ({"alpha": 0.0500001}, "alpha=0.0500001"),
         ({"cpu_price_per_hour": math.nan}, "cpu_price_per_hour=nan: use a price of 0 or more"),
         ({"cpu_price_per_hour": -1.0}, "cpu_price_per_hour=-1.0"),
         ({"latency_sample": 0}, "latency_sample=0: time at least 1 document"),
@@ -51,6 +55,35 @@ def test_the_evaluation_refuses_an_alpha_price_or_sample_that_means_nothing(kwar
     args: dict[str, Any] = {"alpha": 0.05, "latency_sample": 64, "cpu_price_per_hour": 0.048, **kwargs}
     with pytest.raises(ValueError, match=want):  # checked before anything is loaded
         evaluate_pair.task_function(None, None, None, "vader-tweets", "", **args)
+
+
+def test_the_evidence_calls_a_difference_significant_only_at_the_packs_level(tmp_path: Path) -> None:
+    """An evaluation record saying ``significant`` for p = 0.75 (made at alpha=0.999 before the level was bounded) is
+    not significant evidence: the catalog re-derives it from the recorded p-value at the pack's level."""
+    from flytekitplugins.aios_audit import AuditEvent
+    from flytekitplugins.aios_audit.stores import open_store
+    from flytekitplugins.aios_catalog.evidence import EVALUATION_ALPHA, recorded_evaluation
+
+    store = open_store(f"sqlite:///{tmp_path}/a.db")
+    model = {"digest": "sha256:" + "1" * 64, "accuracy": 0.8, "model": "m:2"}
+    comparison = {"accuracy_delta": 0.005, "macro_f1_delta": 0.0, "significant": True, "mcnemar_p": 0.7539}
+
+    def recorded(comp: dict[str, Any]) -> Any:
+        rec = store.append(
+            AuditEvent(
+                kind="evaluation", actor="service:retraining", status="evaluated", subject="m:2",
+                inputs={"test": "sha256:" + "2" * 64}, attributes={
+                    "candidate": model, "champion": {**model, "model": "m:1"}, "comparison": comp,
+                    "drift_passed": False,
+                },
+            )
+        )  # fmt: skip
+        return recorded_evaluation(store, rec.record_id).evidence["significant"]
+
+    assert EVALUATION_ALPHA == 0.05
+    assert recorded(comparison) is False  # was True: copied from the record
+    assert recorded({**comparison, "mcnemar_p": 0.01}) is True
+    assert recorded({**comparison, "mcnemar_p": 0.01, "significant": False}) is False  # a stricter level's answer
 
 
 @pytest.mark.parametrize("value", [math.nan, -0.5, math.inf])

@@ -31,6 +31,12 @@ class RecordedEvaluation:
     evidence: dict[str, Any]
 
 
+EVALUATION_ALPHA = 0.05
+"""The pack's significance level for an evaluation's McNemar test. An evaluation may test at a stricter level, never a
+looser one: ``alpha`` is a launch input, and an evaluation at ``alpha=0.999`` recorded ``significant`` for p = 0.75,
+which the promotion evidence and the approver's summary repeated. The evidence re-derives ``significant`` from the
+recorded p-value at this level whatever the record says."""
+
 SPLIT_KIND, SPLIT_STATUS = "dataset", "split"
 """The record a pack step seals the rows it drew in: training rows and held-out rows of one split, disjoint."""
 TRAINING_ROLES = ("train", "reference_rows", "train_head")
@@ -126,7 +132,8 @@ def recorded_evaluation(store: AuditStore, record_id: str) -> RecordedEvaluation
         evidence = {
             "accuracy_delta": comp["accuracy_delta"],
             "macro_f1_delta": comp["macro_f1_delta"],
-            "significant": comp["significant"],
+            # as recorded and at the pack's level, from the recorded p: an older record holds no alpha of its own
+            "significant": comp["significant"] is True and float(comp["mcnemar_p"]) < EVALUATION_ALPHA,
             "mcnemar_p": comp["mcnemar_p"],
             "drift_passed": bool(a["drift_passed"])
             and any(drift_passed(store, p, test_digest, training, binding, models) for p in ev.parents),

@@ -65,6 +65,12 @@ def serving(execution: ExecutionRef) -> Iterator[ExecutionRef]:
         _served.reset(token)
 
 
+def in_cluster_task() -> bool:
+    """Whether flytekit runs the task in progress as on a Flyte cluster (:func:`_in_cluster_task`): there its inputs
+    are a launcher's, who is not the worker's owner."""
+    return _in_cluster_task()
+
+
 def _in_cluster_task() -> bool:
     """True while flytekit runs a task as on a Flyte cluster: its entrypoint (``pyflyte-execute``) set the execution
     state from the variables flytepropeller gives the pod. False for local runs (``pyflyte run``, a workflow called

@@ -132,6 +132,8 @@ def demo(ctx: click.Context, out: Path | None, n_docs: int, seed: int, timeout: 
     click.echo(f"2/4 running process_documents as {LAUNCHER} (local Flyte execution)")
     log_path = out / "workflow.log"
     wf_env = {**env, "AIOS_PRINCIPAL": LAUNCHER, "AIOS_RESULTS_DIR": str(out / "results")}
+    if s.document_sources:  # a deployment that lists its document sources: the demo's own corpus is one more
+        wf_env["AIOS_DOCUMENT_SOURCES"] = f"{s.document_sources},{corpus}"
     options = json.dumps({"approval_timeout_s": 600})  # bounded: an undecided request times out, it never hangs
     cmd = [_bin("pyflyte"), "run", "workflows/document_processing.py", "process_documents", "--source", str(corpus)]
     cmd += ["--options", options]

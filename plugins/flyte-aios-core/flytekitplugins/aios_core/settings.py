@@ -51,6 +51,7 @@ ENV_VARS: dict[str, str] = {
     "AIOS_SYSTEM_OF_RECORD_URL": "system_of_record_url",
     "AIOS_SYSTEM_OF_RECORD_TABLES": "system_of_record_tables",
     "AIOS_CONNECTOR_INPUT_DIRS": "connector_input_dirs",
+    "AIOS_DOCUMENT_SOURCES": "document_sources",
     "AIOS_DATA_DIR": "data_dir",
     "AIOS_DOCUMENT_MODELS_DIR": "document_models_dir",
     "AIOS_RESULTS_DIR": "results_dir",
@@ -188,6 +189,11 @@ class Settings(BaseModel):
     connector_input_dirs: str = Field(
         default="",
         description="folders a served connector reads file inputs from (comma-separated); empty: object stores only",
+    )
+    document_sources: str = Field(
+        default="",
+        description="where a document batch may read (comma-separated folders, object-store prefixes, database URLs); "
+        "empty: anywhere in a local run, nowhere in a task on a cluster",
     )
     data_dir: str = Field(
         default="", description="third-party data (.data of scripts/fetch_data.sh); empty: the repo's"
