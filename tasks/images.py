@@ -134,12 +134,15 @@ CONNECTOR_SECRETS: list[Secret] = [AUDIT_STORE_SECRET, CHECKPOINT_KEY_SECRET, WE
 """What the connector deployment mounts (as plain env vars from the same Kubernetes secret; see deploy/)."""
 
 # flytekit's default deck fields include DEPENDENCIES, which runs pip in a subprocess (about 0.5 s per task
-# run); the pack's decks show their own content plus these. Ignored by tasks without enable_deck.
-DECK_FIELDS = (DeckField.SOURCE_CODE, DeckField.TIMELINE, DeckField.INPUT, DeckField.OUTPUT)
+# run); the pack's decks show their own content plus these. Ignored by tasks without enable_deck. Not flytekit's
+# Input and Output pages: they write str() of each value into the page unescaped, so a launcher's input (a request
+# id, a model name in a hand-typed report) ran as script in the Deck an approver opened (review of 2026-12-06). The
+# console shows inputs and outputs itself, escaped; the pack's own pages escape every cell.
+DECK_FIELDS = (DeckField.SOURCE_CODE, DeckField.TIMELINE)
 
-REPORT_DECK_FIELDS = (DeckField.SOURCE_CODE, DeckField.TIMELINE)
+REPORT_DECK_FIELDS = DECK_FIELDS
 """For a task whose own Deck already renders what it read and wrote (the document batch's summary): flytekit's Input
-and Output pages would repeat it as plain ``repr`` text, and rendering them took about 0.05 s a run."""
+and Output pages would repeat it as plain ``repr`` text (unescaped), and rendering them took about 0.05 s a run."""
 
 GOVERNED: dict[str, object] = {
     "container_image": cpu_image,

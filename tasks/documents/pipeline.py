@@ -7,6 +7,7 @@ Error details never include exception messages (parsers quote document bytes in 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -52,15 +53,18 @@ def iter_refs(
 
     seen: set[str] = set()
     limit = int(options.max_file_mb * 1024 * 1024)
-    for i, doc in enumerate(list_documents(source, options.sql_table, allowed=allowed, on_cluster=on_cluster)):
-        name = redact(doc.name).text  # file names can carry personal data too
+    for i, listed in enumerate(list_documents(source, options.sql_table, allowed=allowed, on_cluster=on_cluster)):
+        name = redact(listed.name).text  # file names can carry personal data too
+        # and so can the locator, which Flyte stores with the chunk: a name holding personal data is located by a
+        # handle parse resolves by listing the source again (:func:`resolve_named`), never by its path
+        doc = listed if name == listed.name else dataclasses.replace(listed, uri=named_handle(source, listed.uri))
         if doc.reason or doc.size > limit:
             reason = doc.reason or "too_large"
             digest = digest_value({"uri": doc.uri, "size": doc.size, "reason": reason})
             yield _ref_row(i, doc.uri, name, doc.size, digest, "quarantine", reason)
             continue
         try:
-            digest = content_digest(doc.uri, limit)
+            digest = content_digest(listed.uri, limit)
         except Quarantined as q:
             yield _ref_row(i, doc.uri, name, doc.size, digest_value({"uri": doc.uri}), "quarantine", q.reason)
             continue
@@ -71,6 +75,35 @@ def iter_refs(
         status = "duplicate" if digest in seen else "ok"
         seen.add(digest)
         yield _ref_row(i, doc.uri, name, doc.size, digest, status, "duplicate" if status == "duplicate" else "")
+
+
+NAMED = "aios-named:"
+"""Prefix of a handle that locates a document whose name holds personal data: ``aios-named:<digest>:<source>``."""
+
+
+def named_handle(source: str, uri: str) -> str:
+    """The handle of the document at ``uri`` in ``source``: the SHA-256 of its locator, and the source to list."""
+    return f"{NAMED}{hashlib.sha256(uri.encode('utf-8', 'surrogateescape')).hexdigest()}:{source}"
+
+
+def resolve_named(refs: list[dict[str, Any]], table: str, allowed: str, on_cluster: bool) -> None:
+    """Replace each handle in ``refs`` (:func:`named_handle`) by the locator it stands for, listing each source once
+    (where the deployment allows it: ``sources.check_allowed``); a document no longer listed is quarantined
+    ``changed_since_listing``. The locators stay in this process: the parsed rows hold no ``uri``."""
+    from tasks.documents.sources import list_documents
+
+    named = [r for r in refs if str(r["uri"]).startswith(NAMED) and r["status"] == "ok"]
+    found: dict[str, dict[str, str]] = {}
+    for ref in named:
+        want, source = str(ref["uri"]).removeprefix(NAMED).split(":", 1)
+        if source not in found:
+            listing = list_documents(source, table, allowed=allowed, on_cluster=on_cluster)
+            found[source] = {named_handle(source, d.uri): d.uri for d in listing if not d.reason}
+        uri = found[source].get(f"{NAMED}{want}:{source}")
+        if uri is None:
+            ref.update(status="quarantine", reason="changed_since_listing")
+        else:
+            ref["uri"] = uri
 
 
 def ingest_chunks(
@@ -134,10 +167,12 @@ def parse_protect(chunk: pd.DataFrame, options: ProcessingOptions, settings: Set
     With ``options.parse_workers`` above 1 (and as many CPUs usable), forked helpers parse their shares of the
     chunk while this process parses its own: same rows, same order (see :func:`_parse_shares`).
     """
+    from flytekitplugins.aios_core.context import in_cluster_task
     from tasks.documents.governance import quarantine_events
 
     progress.begin("parse + protect", options.progress)
     refs = chunk.to_dict(orient="records")
+    resolve_named(refs, options.sql_table, settings.document_sources, in_cluster_task())
     rows = _parse_shares(refs, options, parse_workers(options, sum(r["status"] == "ok" for r in refs)))
     quarantine_events([r for r in rows if r["status"] == "quarantine"], options.principal, settings)
     rid = seals.seal(rows, seals.PROTECTED, options.principal, settings)

@@ -54,10 +54,11 @@ MEANING = {
 
 def decision_html(report: EvaluationReport) -> str:
     """The decision with a plain reading of it and the policy's reasons."""
-    says = MEANING[report.decision].format(rid=report.approval_request_id or "-")
+    says = MEANING[report.decision].format(rid=html.escape(report.approval_request_id or "-"))
     reasons = "".join(f"<li>{html.escape(r)}</li>" for r in report.reasons)
-    return f"<h3>decision: {report.decision}</h3><p class='meaning'><b>What this means</b>: {says}.</p>" + (
-        f"<ul>{reasons}</ul>" if reasons else ""
+    return (
+        f"<h3>decision: {html.escape(report.decision)}</h3><p class='meaning'><b>What this means</b>: {says}.</p>"
+        + (f"<ul>{reasons}</ul>" if reasons else "")
     )
 
 
@@ -80,7 +81,6 @@ def summary_table(report: EvaluationReport) -> str:
     return (
         decision_html(report) + f"<p>accuracy delta {c.accuracy_delta:+.4f} (95% paired bootstrap {c.bootstrap_ci}), "
         f"McNemar exact p = {c.mcnemar_p:.3g}, n = {report.n_test}</p>"
-        f"<table><tr><th></th><th>champion {report.champion.model}</th><th>candidate {report.candidate.model}</th></tr>"
-        + "".join(rows)
-        + "</table>"
+        f"<table><tr><th></th><th>champion {html.escape(report.champion.model)}</th>"
+        f"<th>candidate {html.escape(report.candidate.model)}</th></tr>" + "".join(rows) + "</table>"
     )

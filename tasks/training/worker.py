@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import logging
 import os
 import shutil
@@ -154,4 +155,4 @@ def _deck(out: LoopOutput, cfg: TrainConfig) -> None:
 
     from tasks.training.report import loss_curve_html
 
-    Deck("training", loss_curve_html(out.losses, out.resumed_from_step) + f"<pre>{asdict(cfg)}</pre>")
+    Deck("training", loss_curve_html(out.losses, out.resumed_from_step) + f"<pre>{html.escape(str(asdict(cfg)))}</pre>")

@@ -55,10 +55,8 @@ def _scan_tree(root: Path) -> dict[str, list[str]]:
             frame = pd.read_parquet(p)
         except Exception:
             hits = _hits(p.read_bytes())
-        else:
-            # The ingest references keep each file's locator (uri) so that the parse task can fetch it:
-            # a path names the file, it is not its content (documented in docs/documents.md).
-            hits = _hits(frame.drop(columns=["uri"], errors="ignore").astype(str).to_csv().encode())
+        else:  # the ingest references' locators included: a name holding personal data is located by a handle
+            hits = _hits(frame.astype(str).to_csv().encode())
         if hits:
             found[str(p)] = hits
     return found

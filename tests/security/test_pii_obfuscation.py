@@ -74,3 +74,32 @@ def test_pipeline_parse_protect_redacts_them(tmp_path: Path) -> None:
     assert out.loc["letter.txt", "text"] == "\n".join(e for _, e in CASES)
     assert out.loc["[EMAIL] - letter.txt", "text"] == "IBAN [IBAN] BIC COBADEFFXXX\nCard [CARD] 12/25"
     assert int(out.loc["letter.txt", "pii"]) == len(CASES)
+
+
+def test_a_name_holding_personal_data_is_not_in_the_chunk_flyte_stores(tmp_path: Path) -> None:
+    """The chunk ``ingest`` hands on is written to Flyte's blob store: its ``name`` was redacted, its ``uri`` kept the
+    path, e-mail address, IBAN and card number included (review of 2026-12-06). Such a document is now located by
+    a handle that ``parse_protect`` resolves by listing the source again; it is read all the same."""
+    from flytekitplugins.aios_core.settings import get_settings
+    from tasks.documents.pipeline import ingest_chunks, parse_protect
+    from tasks.documents.schemas import ProcessingOptions
+
+    src = tmp_path / "inbox"
+    src.mkdir()
+    personal = ("jane.doe@example.com", "DE89370400440532013000", "4111111111111111")
+    (src / f"invoice from {personal[0]} IBAN {personal[1]} card {personal[2]}.txt").write_text(
+        "Invoice 7 from ACME. Total amount due: EUR 12.00 for services rendered this month.", encoding="utf-8"
+    )
+    (src / "plain.txt").write_text("Invoice 8 from ACME. Total amount due: EUR 13.00 for this month.", encoding="utf-8")
+    options = ProcessingOptions(progress="off")
+    [chunk] = ingest_chunks(str(src), options)
+    stored = chunk.to_csv()
+    assert not [p for p in personal if p in stored], stored
+    assert str(src / "plain.txt") in set(chunk["uri"])  # a plain name keeps its path
+    out = parse_protect(chunk, options, get_settings()).set_index("name")
+    assert list(out["status"]) == ["ok", "ok"], out[["status", "reason"]]
+    assert out.loc["invoice from [EMAIL] IBAN [IBAN] card [CARD].txt", "text"].startswith("Invoice 7 from ACME")
+    assert not [p for p in personal if p in out.to_csv()]
+    (src / f"invoice from {personal[0]} IBAN {personal[1]} card {personal[2]}.txt").unlink()
+    gone = parse_protect(chunk, options, get_settings()).set_index("name")
+    assert gone.loc["invoice from [EMAIL] IBAN [IBAN] card [CARD].txt", "reason"] == "changed_since_listing"

@@ -83,9 +83,19 @@ class _Worker:
             return False
         return True
 
-    def flush(self) -> None:
-        if self._pid == os.getpid():
-            self._queue.join()
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every queued job ran (or ``timeout`` s passed: False)."""
+        if self._pid != os.getpid():
+            return True
+        q = self._queue
+        end = None if timeout is None else time.monotonic() + timeout
+        with q.all_tasks_done:
+            while q.unfinished_tasks:
+                left = None if end is None else end - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                q.all_tasks_done.wait(left)
+        return True
 
 
 def _warn_dropped(maxsize: int) -> None:
@@ -258,21 +268,58 @@ def attach_emitters(store: AuditStore, settings: Settings) -> None:
     store.add_listener(RecordObserver(settings.otel_exporter))
 
 
+EXIT_LIMIT_S = 60.0
+"""Seconds a process may spend at exit sending its lineage events, spans and metrics, all steps together, while its
+backend takes them. Each step had a bound of its own (60 s, 30 s twice, 5 s, then the OTel providers' 30 s and the
+exporters' retries), so a backend that accepted connections and never answered held a task process 140 s after its
+0.3 s body (every pod of a pipeline paid it, one after the other). What is not sent is dropped and said so; the
+audit log keeps every record."""
+EXIT_STALL_S = 5.0
+"""At exit, seconds without one queued event handled after which the backend counts as not taking any."""
+EXIT_GRACE_S = 2.0
+"""Seconds left, all together, to the steps after the queue stalled (the executions' own events, the clients, the
+OTel providers): a backend that took nothing for :data:`EXIT_STALL_S` gets no more."""
+
+
+def _within(seconds: float, step: Callable[[], object]) -> bool:
+    """Run ``step`` on a daemon thread and wait at most ``seconds`` (an OpenLineage emit retries a hung backend for
+    half a minute, a provider's shutdown takes no deadline); False when it had not ended by then."""
+    t = threading.Thread(target=step, name="aios-exit-flush", daemon=True)
+    t.start()
+    t.join(max(seconds, 0.0))
+    return not t.is_alive()
+
+
 def shutdown() -> None:
-    """At exit: end local executions, send every queued event, flush and shut down the OTel providers."""
+    """At exit: end local executions, send every queued event, flush and shut down the OTel providers, within
+    :data:`EXIT_LIMIT_S` while the backend takes events and :data:`EXIT_STALL_S` plus :data:`EXIT_GRACE_S` once it
+    takes none: an unreachable or hung backend must not hold the pod."""
     from flytekitplugins.aios_audit import metrics, otel
     from flytekitplugins.aios_audit.observe import end_local_executions
 
+    end = time.monotonic() + EXIT_LIMIT_S
+
+    def left() -> float:
+        return max(end - time.monotonic(), 0.0)
+
+    done = True
     try:
-        _process.flush(60.0)  # the tasks' events first; bounded: an unreachable backend must not hold the pod
-        _worker.flush()
-        end_local_executions()  # then the executions' own COMPLETE (and execution spans)
-        _process.close(30.0)  # the emitter process sends what it was handed, then ends
-        for client in {id(c): c for c in _clients.values() if c is not None}.values():
-            client.close(5.0)
+        done &= _process.flush(left(), stall=EXIT_STALL_S)  # the tasks' events first
+        if not done:  # the backend takes nothing: what follows gets the grace, together
+            end = min(end, time.monotonic() + EXIT_GRACE_S)
+        done &= _worker.flush(left())
+        done &= _within(left(), end_local_executions)  # then the executions' own COMPLETE (and execution spans)
+        _process.close(left())  # the emitter process sends what it was handed, then ends (killed at the deadline)
+        clients = {id(c): c for c in _clients.values() if c is not None}.values()
+        done &= _within(left(), lambda: [client.close(5.0) for client in clients])
     finally:
-        otel.shutdown()
-        metrics.shutdown()
+        done &= _within(left(), otel.shutdown)
+        done &= _within(left(), metrics.shutdown)
+        if not done:
+            log.warning(
+                "audit: lineage events, spans or metrics the backend did not take at exit were dropped; the audit "
+                "log keeps every record (aios lineage)"
+            )
 
 
 atexit.register(shutdown)

@@ -234,30 +234,40 @@ class EmitterProcess:
             self.failed_seen = n
 
     # -- flush and close -------------------------------------------------------------------------------------
-    def flush(self, timeout: float | None = None) -> bool:
-        """Wait until every queued message is handled (or the process ended, or ``timeout`` s passed)."""
-        deadline = None if timeout is None else time.monotonic() + timeout
+    def flush(self, timeout: float | None = None, stall: float | None = None) -> bool:
+        """Wait until every queued message is handled (or the process ended, or ``timeout`` s passed, or, with
+        ``stall``, that many seconds passed without one message handled: a backend that takes nothing)."""
+        now = time.monotonic()
+        deadline = None if timeout is None else now + timeout
+        progress, last = -1, now
         pause = 0.0005
         while True:
             with self._lock:
                 if self._proc is None:
                     return True
-                if self.handled() >= self._sent:
+                handled = self.handled()
+                if handled >= self._sent:
                     self._report_failures()
                     return True
                 if self._dead or self._proc.poll() is not None:
                     self._dead = True
                     self._lost()
                     return False
-                if deadline is not None and time.monotonic() > deadline:
-                    log.warning("audit: %d OpenLineage event(s) still queued", self._sent - self.handled())
+                now = time.monotonic()
+                if handled != progress:
+                    progress, last = handled, now
+                if (deadline is not None and now > deadline) or (stall is not None and now - last > stall):
+                    log.warning("audit: %d OpenLineage event(s) still queued", self._sent - handled)
                     return False
             time.sleep(pause)
             pause = min(pause * 2, 0.02)
 
     def close(self, timeout: float = 10.0) -> None:
-        """Flush, then end the emitter process (end of its input) and wait for it."""
-        self.flush(timeout)
+        """Flush, then end the emitter process (end of its input) and wait for it: ``timeout`` s in all, then it is
+        killed (what it had not sent is dropped)."""
+        end = time.monotonic() + timeout
+        if timeout > 0:
+            self.flush(timeout)
         with self._lock:
             proc, fd = self._proc, self._fd
             if proc is None:
@@ -265,7 +275,7 @@ class EmitterProcess:
             self._proc, self._fd, self._shared, self._outbox = None, -1, None, bytearray()
             os.close(fd)
         try:
-            proc.wait(timeout)
+            proc.wait(max(end - time.monotonic(), 0.2))  # a moment to end after its input closed
         except subprocess.TimeoutExpired:
             proc.kill()
 

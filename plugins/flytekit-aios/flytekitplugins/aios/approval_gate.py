@@ -50,7 +50,9 @@ class ApprovalGate(Gate):
         return promise
 
 
-@registered_task("flytekitplugins.aios_approvals.gate", enable_deck=True, deck_fields=(DeckField.INPUT,))
+# not flytekit's Input page: it wrote the request ids as they were launched, unescaped, into the Deck approvers open
+# (a launcher's <img onerror=...> ran there); the pack's "approvals" page shows each request escaped
+@registered_task("flytekitplugins.aios_approvals.gate", enable_deck=True, deck_fields=(DeckField.TIMELINE,))
 def verify_approvals(gate: str, request_ids: list[str]) -> list[ApprovalOutcome]:
     """Verify that an authorized, audited, signed decision stands behind every request after a gate.
 
