@@ -54,10 +54,12 @@ def iter_refs(
     seen: set[str] = set()
     limit = int(options.max_file_mb * 1024 * 1024)
     for i, listed in enumerate(list_documents(source, options.sql_table, allowed=allowed, on_cluster=on_cluster)):
-        name = redact(listed.name).text  # file names can carry personal data too
-        # and so can the locator, which Flyte stores with the chunk: a name holding personal data is located by a
-        # handle parse resolves by listing the source again (:func:`resolve_named`), never by its path
-        doc = listed if name == listed.name else dataclasses.replace(listed, uri=named_handle(source, listed.uri))
+        name = _shown_name(listed.name, redact)  # file names can carry personal data too
+        # and so can the locator, which Flyte stores with the chunk (a link's target, a SQL row id, the folder): one
+        # holding personal data is located by a handle parse resolves by listing the source again
+        # (:func:`resolve_locators`), never by its path
+        personal = name != listed.name or _shown_name(listed.uri, redact) != listed.uri
+        doc = dataclasses.replace(listed, uri=named_handle(source, listed.uri)) if personal else listed
         if doc.reason or doc.size > limit:
             reason = doc.reason or "too_large"
             digest = digest_value({"uri": doc.uri, "size": doc.size, "reason": reason})
@@ -86,22 +88,45 @@ def named_handle(source: str, uri: str) -> str:
     return f"{NAMED}{hashlib.sha256(uri.encode('utf-8', 'surrogateescape')).hexdigest()}:{source}"
 
 
-def resolve_named(refs: list[dict[str, Any]], table: str, allowed: str, on_cluster: bool) -> None:
-    """Replace each handle in ``refs`` (:func:`named_handle`) by the locator it stands for, listing each source once
-    (where the deployment allows it: ``sources.check_allowed``); a document no longer listed is quarantined
-    ``changed_since_listing``. The locators stay in this process: the parsed rows hold no ``uri``."""
-    from tasks.documents.sources import list_documents
+def _shown_name(text: str, redact: Any) -> str:
+    """``text`` redacted as a person reads it (``_`` as a space, ``%40`` as ``@``) if that finds personal data,
+    else as it is: ``DE89_3704_0044_0532_0130_00.pdf`` and ``jane.doe%40example.com.pdf`` were kept."""
+    from urllib.parse import unquote
 
-    named = [r for r in refs if str(r["uri"]).startswith(NAMED) and r["status"] == "ok"]
-    found: dict[str, dict[str, str]] = {}
-    for ref in named:
-        want, source = str(ref["uri"]).removeprefix(NAMED).split(":", 1)
-        if source not in found:
-            listing = list_documents(source, table, allowed=allowed, on_cluster=on_cluster)
-            found[source] = {named_handle(source, d.uri): d.uri for d in listing if not d.reason}
-        uri = found[source].get(f"{NAMED}{want}:{source}")
-        if uri is None:
-            ref.update(status="quarantine", reason="changed_since_listing")
+    plain = unquote(text).replace("_", " ")
+    red = redact(plain).text
+    return text if red == plain else red
+
+
+def resolve_locators(refs: list[dict[str, Any]], table: str, allowed: str, on_cluster: bool) -> None:
+    """Check every locator of ``refs`` before a byte is read, and replace each handle (:func:`named_handle`) by the
+    locator it stands for. A chunk is a launch input: a locator outside the deployment's document sources
+    (``sources.locator_allowed``) is quarantined ``outside_source``; handles are resolved by listing their source
+    once, one source a chunk (a chunk naming a source many ways listed a large folder once for each), and one no
+    longer listed is quarantined ``changed_since_listing``. The locators stay in this process: the parsed rows hold
+    no ``uri``."""
+    from tasks.documents.sources import list_documents, locator_allowed
+
+    found: dict[str, str] | None = None
+    listed_source = ""
+    for ref in refs:
+        if ref["status"] != "ok":
+            continue
+        uri = str(ref["uri"])
+        if uri.startswith(NAMED):
+            want, source = uri.removeprefix(NAMED).split(":", 1)
+            if found is None:
+                listing = list_documents(source, table, allowed=allowed, on_cluster=on_cluster)
+                found, listed_source = {named_handle(source, d.uri): d.uri for d in listing if not d.reason}, source
+            if source != listed_source:
+                ref.update(status="quarantine", reason="outside_source")
+                continue
+            uri = found.get(f"{NAMED}{want}:{source}", "")
+            if not uri:
+                ref.update(status="quarantine", reason="changed_since_listing")
+                continue
+        if not locator_allowed(uri, allowed, on_cluster):
+            ref.update(status="quarantine", reason="outside_source")
         else:
             ref["uri"] = uri
 
@@ -172,7 +197,7 @@ def parse_protect(chunk: pd.DataFrame, options: ProcessingOptions, settings: Set
 
     progress.begin("parse + protect", options.progress)
     refs = chunk.to_dict(orient="records")
-    resolve_named(refs, options.sql_table, settings.document_sources, in_cluster_task())
+    resolve_locators(refs, options.sql_table, settings.document_sources, in_cluster_task())
     rows = _parse_shares(refs, options, parse_workers(options, sum(r["status"] == "ok" for r in refs)))
     quarantine_events([r for r in rows if r["status"] == "quarantine"], options.principal, settings)
     rid = seals.seal(rows, seals.PROTECTED, options.principal, settings)

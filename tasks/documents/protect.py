@@ -40,8 +40,10 @@ _SECRET_PATTERNS = [
     r"(?i:\bbearer\s+[A-Za-z0-9._~+/-]{16,}=*)",
     # a key word alone or inside a variable's name (DB_PASSWORD, PGPASSWORD, AWS_SECRET_ACCESS_KEY, client_secret):
     # `\b` before the word missed every name joining it with `_`, since `_` is a word character
-    r"(?i:\b[A-Za-z0-9_]*?(?:api[_-]?key|secret|token|passwd|password|access[_-]?key)(?:[_-][A-Za-z0-9]+)*\b"
-    r"\s*[:=]\s*[\"']?[^\s\"']{6,})",
+    # bounded on both sides (unbounded, 80,000 characters of "secret-" took 29 s), and the key may be quoted (JSON)
+    r"(?i:\b[A-Za-z0-9_]{0,40}?(?:api[_-]?key|secret|token|passwd|password|access[_-]?key)"
+    r"(?:[_-][A-Za-z0-9]{1,20}){0,4}\b[\"']?\s*[:=]\s*[\"']?[^\s\"']{6,})",
+    r"(?i:\blogin\s+\S+\s+password\s+\S+)",  # .netrc
 ]
 _SECRET_RE = re.compile("|".join(f"(?:{p})" for p in _SECRET_PATTERNS))
 # Every match of _SECRET_RE contains one of these substrings: the case-sensitive patterns' fixed parts as written,

@@ -65,14 +65,26 @@ def local_path(uri: str) -> Path:
     return Path(uri)
 
 
-def list_local(given: Path, source: str) -> Iterator[Listed]:
-    """Yield the entries of a folder (or the one file) ``given``, sorted by path, each checked for containment."""
+def list_local(given: Path, source: str, roots: list[Path] | None = None) -> Iterator[Listed]:
+    """Yield the entries of a folder (or the one file) ``given``, sorted by path, each checked for containment.
+
+    With ``roots`` (the deployment's document folders, resolved), the folder is listed only if it resolves, now, at
+    or under one of them with no hidden name in between: it is the same resolution the walk then starts from (the
+    allowed-source check resolved it once before, and a folder flipped to a link in between was listed)."""
     try:
         # the source itself may be a link; where it leads must be an allowed source (sources.check_allowed)
         root = given.resolve(strict=True)
     except (OSError, RuntimeError):
         msg = f"document source {source!r} does not exist: pass a folder, an fsspec URL or a database URL"
         raise FileNotFoundError(msg) from None
+    inside = None
+    if roots is not None:
+        inside = next((r for r in roots if root == r or root.is_relative_to(r)), None)
+        if inside is None:
+            raise ValueError(f"document source {source!r} is not one of this deployment's document sources")
+    if inside is not None and any(p.startswith(".") for p in root.relative_to(inside).parts):
+        yield Listed(local_uri(root), display_name(root.name) + ("/" if root.is_dir() else ""), 0, "hidden_file")
+        return
     if not root.is_dir():
         # one file named as the source is held to the folder's rule: a hidden file (~/.pgpass) is not a document
         hidden = given.name.startswith(".") or root.name.startswith(".")
@@ -166,6 +178,11 @@ def _open_pinned(path: Path) -> int:
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise Quarantined("not_a_regular_file", "no longer a regular file")
+        # O_NOFOLLOW guards the last name only: a folder on the path replaced by a link after the listing (whose
+        # paths hold no link) led the open outside the source, and the digest and the parse both read that file
+        opened = f"/proc/self/fd/{fd}"
+        if os.path.exists(opened) and os.readlink(opened) != os.path.abspath(path):
+            raise Quarantined("symlink_outside_source", "a folder on its path is a link now")
     except BaseException:
         os.close(fd)
         raise

@@ -24,6 +24,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from tasks.documents.readers import Quarantined
 from tasks.documents.source_local import (
@@ -40,7 +41,16 @@ SQL_PREFIXES = ("sqlite:///", "postgresql://", "postgres://")
 _SAFE_SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,10}")
 _CHUNK = 1 << 20
 
-__all__ = ["Listed", "check_allowed", "check_source", "content_digest", "is_sql", "list_documents", "local_copy"]
+__all__ = [
+    "Listed",
+    "check_allowed",
+    "check_source",
+    "content_digest",
+    "is_sql",
+    "list_documents",
+    "local_copy",
+    "locator_allowed",
+]
 
 
 def is_sql(source: str) -> bool:
@@ -107,15 +117,51 @@ def _within(source: str, root: str) -> bool:
     if _is_local(source):
         try:
             got = Path(source.removeprefix("file://")).expanduser().resolve(strict=True)
-            base = Path(root.removeprefix("file://")).expanduser().resolve(strict=True)
         except (OSError, RuntimeError):
             return False
-        return got == base or got.is_relative_to(base)
+        return _under_root(got, local_roots(root), hidden=True) is not None  # hidden: quarantined when listed
     rest = source.partition("://")[2]
-    if any(c in source for c in "?#") or any(part in {".", ".."} for part in rest.split("/")) or "::" in source:
+    segments = rest.split("/") + unquote(rest).split("/")  # a client may decode %2e%2e into ..
+    if any(c in source for c in "?#") or any(part in {".", ".."} for part in segments) or "::" in source:
         return False
     base = root.rstrip("/")
     return source.rstrip("/") == base or source.startswith(base + "/")
+
+
+def local_roots(allowed: str) -> list[Path]:
+    """The local folders among the deployment's document sources, resolved (those that do not exist are left out)."""
+    out: list[Path] = []
+    for root in (r.strip() for r in allowed.split(",")):
+        if root and _is_local(root):
+            with contextlib.suppress(OSError, RuntimeError):
+                out.append(Path(root.removeprefix("file://")).expanduser().resolve(strict=True))
+    return out
+
+
+def _under_root(path: Path, roots: list[Path], hidden: bool = False) -> Path | None:
+    """The root ``path`` lies at or under, with no hidden name between them unless ``hidden`` (a ``.credentials``
+    folder under an inbox is not a document folder), else None."""
+    for root in roots:
+        if path == root or path.is_relative_to(root):
+            if hidden or not any(part.startswith(".") for part in path.relative_to(root).parts):
+                return root
+    return None
+
+
+def locator_allowed(uri: str, allowed: str, on_cluster: bool) -> bool:
+    """Whether a reference's locator lies in the deployment's document sources (:func:`check_allowed`'s rule for
+    a locator rather than a source: a SQL locator's database URL exactly, a local path at or under a folder as
+    listed, links and all, an object's URL under a prefix). A chunk handed to ``parse_protect`` is a launch input,
+    so its locators are checked again there: a hand-made one named another database (libpq sent the worker's
+    password to it) or a worker file outside the roots."""
+    roots = [r.strip() for r in allowed.split(",") if r.strip()]
+    if not roots:
+        return not on_cluster
+    if is_sql(uri):
+        return uri.partition("#")[0] in roots
+    if _is_local(uri):
+        return _under_root(Path(os.path.abspath(local_path(uri))), local_roots(allowed)) is not None
+    return any(_within(uri, root) for root in roots if not _is_local(root) and not is_sql(root))
 
 
 def list_documents(
@@ -134,11 +180,12 @@ def list_documents(
     """
     check_source(source)
     check_allowed(source, allowed, on_cluster)
+    roots = local_roots(allowed) if allowed.strip() else None  # listed folders are checked again as walked
     if is_sql(source):
         yield from _list_sql(source, table)
         return
     if _is_local(source):
-        yield from list_local(Path(source.removeprefix("file://")).expanduser(), source)
+        yield from list_local(Path(source.removeprefix("file://")).expanduser(), source, roots)
         return
     import fsspec
     from fsspec.implementations.local import LocalFileSystem
@@ -146,7 +193,7 @@ def list_documents(
     fs, path = fsspec.core.url_to_fs(source)
     if isinstance(fs, LocalFileSystem) or isinstance(getattr(fs, "fs", None), LocalFileSystem):
         # local://, simplecache::file://...: fsspec's find() follows symlinks; walk it as a folder instead
-        yield from list_local(Path(path), source)
+        yield from list_local(Path(path), source, roots)
         return
     yield from _list_fsspec(fs, path, source.split("://", 1)[0])
 

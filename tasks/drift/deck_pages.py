@@ -31,7 +31,8 @@ def overall_meaning(report: DriftReport) -> str:
     names = report.drifted_features
     n = len(report.features)
     if names:
-        head = f"{len(names)} of {n} features shifted materially ({', '.join(names)})"
+        # column names are the launcher's (a data frame's, and the `columns` input): escaped like every cell
+        head = f"{len(names)} of {n} features shifted materially ({', '.join(html.escape(x) for x in names)})"
     else:
         head = f"none of the {n} features shifted materially"
     extra = ""

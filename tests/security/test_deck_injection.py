@@ -87,3 +87,21 @@ def test_model_names_in_a_hand_typed_report_are_not_markup_in_the_decision_deck(
         approval_request_id=_payload("decision"),
     )
     _assert_inert(_decks_of(lambda: publish_decision(report=report)), "decision")
+
+
+def test_a_column_name_is_not_markup_in_the_drift_deck(tmp_path: Path) -> None:
+    """The drift Deck's first sentence names the features that shifted: column names of the launcher's data frames
+    and its ``columns`` input, written into the page as they were (a re-review of the day's fixes)."""
+    from types import SimpleNamespace
+
+    from flytekit.deck.deck import get_deck_template
+
+    from tasks.drift.deck_pages import overall_meaning
+
+    name = _payload("drift")
+    report = SimpleNamespace(drifted_features=[name], features=[object()], embedding=None, drifted=True)
+    page = tmp_path / "deck.html"
+    nav = '<li onclick="handleLinkClick(this)">drift</li>'
+    body = overall_meaning(report)  # type: ignore[arg-type]
+    page.write_text(get_deck_template().substitute(NAV_HTML=nav, BODY_HTML=f"<div>{body}</div>"), encoding="utf-8")
+    _assert_inert([page], "drift")

@@ -11,6 +11,7 @@ task on a cluster with no list reads nothing.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,6 +50,7 @@ def test_a_source_outside_the_deployments_sources_is_refused(tmp_path: Path) -> 
         "/proc/self/environ",
         "s3://docs/inbox-other",  # a prefix is a folder, not a string's start
         "s3://docs/inbox/../payroll",
+        "s3://docs/inbox/%2e%2e/payroll",  # a client decodes it into ..
         "s3://docs/inbox/x?versionId=1",
         "simplecache::s3://docs/inbox",
         "postgresql://db.internal/documents?host=elsewhere.example",
@@ -90,3 +92,74 @@ def test_the_ingest_task_on_a_cluster_takes_the_list_from_the_deployment(
             ingest.task_function(source=str(outside), options=ProcessingOptions())
         [chunk] = ingest.task_function(source=str(inbox), options=ProcessingOptions())
     assert list(chunk["status"]) == ["ok"]
+
+
+def _chunk(rows: list[tuple[str, str]]) -> Any:
+    import pandas as pd
+
+    return pd.DataFrame(
+        [
+            {"doc_id": f"d{i:08d}", "uri": uri, "name": f"doc-{i}.txt", "size": 10, "digest": digest,
+             "status": "ok", "reason": ""}
+            for i, (uri, digest) in enumerate(rows)
+        ]
+    )  # fmt: skip
+
+
+def test_a_hand_made_chunk_reads_nothing_outside_the_sources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``parse_protect`` is a task a launcher can start with any chunk: its locators were read unchecked (a worker
+    file outside the sources, parsed when its digest was guessed; a database URL to which libpq sent the worker's
+    password). Each is quarantined ``outside_source`` before a byte is read."""
+    import hashlib
+    import sqlite3
+
+    from flytekitplugins.aios_core.settings import get_settings
+    from tasks.documents.pipeline import parse_protect
+
+    inbox, outside = tmp_path / "inbox", tmp_path / "outside"
+    inbox.mkdir()
+    outside.mkdir()
+    secret = outside / "pin.txt"
+    secret.write_text("Invoice 1. Total amount due: EUR 12.00. vault unseal pin 7319")
+    db = outside / "other.db"
+    with sqlite3.connect(db) as c:
+        c.execute("CREATE TABLE documents (id TEXT, name TEXT, content BLOB)")
+        c.execute("INSERT INTO documents VALUES ('1', 'a.txt', ?)", (secret.read_bytes(),))
+    digest = "sha256:" + hashlib.sha256(secret.read_bytes()).hexdigest()
+    monkeypatch.setenv("AIOS_DOCUMENT_SOURCES", str(inbox))
+    settings = get_settings()
+    assert settings.document_sources == str(inbox)
+    chunk = _chunk([(str(secret), digest), (f"file://{secret}", digest), (f"sqlite:///{db}#documents/1", digest)])
+    out = parse_protect(chunk, ProcessingOptions(progress="off"), settings)
+    assert [(r.status, r.reason) for r in out.itertuples()] == [("quarantine", "outside_source")] * 3
+    assert "7319" not in out.to_csv()
+
+
+def test_a_folder_swapped_for_a_link_after_listing_is_not_followed(tmp_path: Path) -> None:
+    """O_NOFOLLOW guards a path's last name only: ``inbox/zzz`` replaced by a link to a worker folder after the walk
+    led the digest and the parse to the file outside, which then matched its own digest."""
+    from tasks.documents.readers import Quarantined
+    from tasks.documents.sources import content_digest, list_documents, local_copy
+
+    inbox, outside = tmp_path / "inbox", tmp_path / "outside"
+    (inbox / "zzz").mkdir(parents=True)
+    outside.mkdir()
+    (inbox / "zzz" / "db-password.txt").write_text("an invoice")
+    (outside / "db-password.txt").write_text("db.internal:5432:documents:aios_reader:Rd-Passw0rd-42")
+    [listed] = list(list_documents(str(inbox), allowed=str(inbox)))
+    (inbox / "zzz").rename(tmp_path / "moved")
+    (inbox / "zzz").symlink_to(outside)
+    with pytest.raises(Quarantined) as got:
+        content_digest(listed.uri)
+    assert got.value.reason == "symlink_outside_source"
+    with pytest.raises(Quarantined), local_copy(listed.uri):
+        pass
+
+
+def test_a_hidden_folder_under_a_source_is_not_a_source(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    (inbox / ".credentials").mkdir(parents=True)
+    (inbox / ".credentials" / "db.txt").write_text("password: Hunter2Hunter2")
+    for source in (inbox / ".credentials", inbox / ".credentials" / "db.txt"):
+        [ref] = list(iter_refs(str(source), ProcessingOptions(), allowed=str(inbox), on_cluster=True))
+        assert (ref["status"], ref["reason"]) == ("quarantine", "hidden_file"), ref

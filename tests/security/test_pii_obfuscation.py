@@ -103,3 +103,29 @@ def test_a_name_holding_personal_data_is_not_in_the_chunk_flyte_stores(tmp_path:
     (src / f"invoice from {personal[0]} IBAN {personal[1]} card {personal[2]}.txt").unlink()
     gone = parse_protect(chunk, options, get_settings()).set_index("name")
     assert gone.loc["invoice from [EMAIL] IBAN [IBAN] card [CARD].txt", "reason"] == "changed_since_listing"
+
+
+def test_personal_data_in_a_locator_or_a_name_written_with_underscores_is_not_stored(tmp_path: Path) -> None:
+    """A plain-named link to a file whose name holds personal data kept the target's path; a SQL row id that is an
+    e-mail address stayed in the locator; an IBAN written with underscores in a file name was not found at all."""
+    import sqlite3
+
+    from tasks.documents.pipeline import ingest_chunks
+    from tasks.documents.schemas import ProcessingOptions
+
+    src = tmp_path / "inbox"
+    src.mkdir()
+    body = "Invoice 7 from ACME. Total amount due: EUR 12.00 for services rendered this month."
+    (src / "letter from jane.doe@example.com.txt").write_text(body, encoding="utf-8")
+    (src / "latest.txt").symlink_to(src / "letter from jane.doe@example.com.txt")
+    (src / "DE89_3704_0044_0532_0130_00.txt").write_text(body.replace("7", "8"), encoding="utf-8")
+    [chunk] = ingest_chunks(str(src), ProcessingOptions(progress="off"))
+    stored = chunk.to_csv()
+    for personal in ("jane.doe@example.com", "DE89_3704_0044_0532_0130_00", "DE89370400440532013000"):
+        assert personal not in stored, stored
+    db = tmp_path / "docs.db"
+    with sqlite3.connect(db) as c:
+        c.execute("CREATE TABLE documents (id TEXT, name TEXT, content BLOB)")
+        c.execute("INSERT INTO documents VALUES ('jane.doe@example.com', 'a.txt', ?)", (body.encode(),))
+    [chunk] = ingest_chunks(f"sqlite:///{db}", ProcessingOptions(progress="off"))
+    assert "jane.doe@example.com" not in chunk.to_csv()
