@@ -91,9 +91,15 @@ def named_handle(source: str, uri: str) -> str:
 def _shown_name(text: str, redact: Any) -> str:
     """``text`` redacted as a person reads it (``_`` as a space, ``%40`` as ``@``) if that finds personal data,
     else as it is: ``DE89_3704_0044_0532_0130_00.pdf`` and ``jane.doe%40example.com.pdf`` were kept."""
-    from urllib.parse import unquote
+    import re
+    from urllib.parse import unquote_plus
 
-    plain = unquote(text).replace("_", " ")
+    plain = text
+    for _ in range(3):  # encoded twice (%2540) is still an @
+        plain, before = unquote_plus(plain), plain
+        if plain == before:
+            break
+    plain = re.sub(r"=([0-9A-Fa-f]{2})", lambda m: chr(int(m.group(1), 16)), plain).replace("_", " ")  # =40 is @
     red = redact(plain).text
     return text if red == plain else red
 
@@ -116,8 +122,12 @@ def resolve_locators(refs: list[dict[str, Any]], table: str, allowed: str, on_cl
         if uri.startswith(NAMED):
             want, source = uri.removeprefix(NAMED).split(":", 1)
             if found is None:
-                listing = list_documents(source, table, allowed=allowed, on_cluster=on_cluster)
-                found, listed_source = {named_handle(source, d.uri): d.uri for d in listing if not d.reason}, source
+                listed_source, found = source, {}
+                try:  # a source gone or no longer allowed: each of its documents is quarantined, the chunk goes on
+                    listing = list_documents(source, table, allowed=allowed, on_cluster=on_cluster)
+                    found = {named_handle(source, d.uri): d.uri for d in listing if not d.reason}
+                except (OSError, ValueError) as e:
+                    log.warning("document source of a chunk's handles could not be listed again: %s", type(e).__name__)
             if source != listed_source:
                 ref.update(status="quarantine", reason="outside_source")
                 continue

@@ -38,14 +38,16 @@ _SECRET_PATTERNS = [
     r"\bAIza[0-9A-Za-z_-]{35}\b",  # Google API key
     r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\b",  # JWT
     r"(?i:\bbearer\s+[A-Za-z0-9._~+/-]{16,}=*)",
-    # a key word alone or inside a variable's name (DB_PASSWORD, PGPASSWORD, AWS_SECRET_ACCESS_KEY, client_secret):
-    # `\b` before the word missed every name joining it with `_`, since `_` is a word character
-    # bounded on both sides (unbounded, 80,000 characters of "secret-" took 29 s), and the key may be quoted (JSON)
-    r"(?i:\b[A-Za-z0-9_]{0,40}?(?:api[_-]?key|secret|token|passwd|password|access[_-]?key)"
-    r"(?:[_-][A-Za-z0-9]{1,20}){0,4}\b[\"']?\s*[:=]\s*[\"']?[^\s\"']{6,})",
     r"(?i:\blogin\s+\S+\s+password\s+\S+)",  # .netrc
 ]
 _SECRET_RE = re.compile("|".join(f"(?:{p})" for p in _SECRET_PATTERNS))
+# A value assigned to a name holding a key word, the word alone or anywhere in the name (DB_PASSWORD, PGPASSWORD,
+# AWS_SECRET_ACCESS_KEY, "client_secret": in JSON): `\b` before the word missed every name joining it with `_`, a
+# word character; a lazy prefix before the word was quadratic (80,000 characters of "secret-" took 29 s) and a
+# bounded one missed long names. So the whole name is taken once, possessively, and the word looked for inside it.
+_ASSIGNED_RE = re.compile(r"(?<![\w-])([\w-]++)[\"']?\s*[:=]\s*[\"']?[^\s\"']{6,}")
+_KEY_WORD_RE = re.compile(r"(?i:api[_-]?key|secret|token|passwd|password|access[_-]?key)(?=[_-]|$)")
+"""A key word ending a name or one of its parts (PGPASSWORD, SECRET_ACCESS_KEY), not a longer word (Secretary)."""
 # Every match of _SECRET_RE contains one of these substrings: the case-sensitive patterns' fixed parts as written,
 # the case-insensitive ones' lowercased. Most documents hold none of them, and ``in`` is far cheaper than running
 # the eleven-way alternation at every position (which was about half of ``redact``'s time), so
@@ -82,8 +84,17 @@ def iban_ok(candidate: str) -> bool:
 
 
 def _secrets(text: str) -> Iterator[Span]:
-    if _may_hold_secret(text):  # looked up at call time: a test forces the gate open
-        yield from (m.span() for m in _SECRET_RE.finditer(text))
+    if not _may_hold_secret(text):  # looked up at call time: a test forces the gate open
+        return
+    found = [m.span() for m in _SECRET_RE.finditer(text)]
+    found += [m.span() for m in _ASSIGNED_RE.finditer(text) if _KEY_WORD_RE.search(m.group(1))]
+    merged: list[Span] = []
+    for a, b in sorted(found):  # the two patterns may overlap (token=eyJ...): one span each stretch
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    yield from merged
 
 
 def _nino(text: str) -> Iterator[Span]:

@@ -207,7 +207,8 @@ def _list_fsspec(fs: Any, path: str, proto: str) -> Iterator[Listed]:
         inside = name.startswith(base + "/")
         rel = name[len(base) + 1 :] if inside else name
         parts = rel.split("/")
-        uri, size = f"{proto}://{name}", int(info.get("size") or 0)
+        # fsspec's HTTP filesystem answers full URLs (http://http://host/... was never readable)
+        uri, size = (name if "://" in name else f"{proto}://{name}"), int(info.get("size") or 0)
         if rel == LABELS_FILE:
             continue
         if not inside or any(p in {"", ".", ".."} for p in parts):

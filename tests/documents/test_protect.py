@@ -178,6 +178,9 @@ _SECRET_SAMPLES = [
     '"password": "Hunter2Hunter2"',  # JSON: the key's closing quote before the colon
     '"client_secret": "s3cr3tvalue99"',
     "machine api.example.com login deploy password Hunter2Hunter2",  # .netrc
+    # long names (a bounded prefix missed them)
+    "DOCUMENT_PIPELINE_PRODUCTION_POSTGRES_READER_PASSWORD=Rd-Passw0rd-42",
+    "API_KEY_CONFIGURATIONFORTHEPRODUCTIONSERVER=ak-0123456789abcdef",
 ]
 
 

@@ -103,6 +103,10 @@ def test_a_name_holding_personal_data_is_not_in_the_chunk_flyte_stores(tmp_path:
     (src / f"invoice from {personal[0]} IBAN {personal[1]} card {personal[2]}.txt").unlink()
     gone = parse_protect(chunk, options, get_settings()).set_index("name")
     assert gone.loc["invoice from [EMAIL] IBAN [IBAN] card [CARD].txt", "reason"] == "changed_since_listing"
+    src.rename(tmp_path / "moved")  # the source itself gone: its handles are quarantined, the chunk goes on
+    moved = parse_protect(chunk, options, get_settings()).set_index("name")
+    assert moved.loc["invoice from [EMAIL] IBAN [IBAN] card [CARD].txt", "reason"] == "changed_since_listing"
+    assert moved.loc["plain.txt", "status"] == "quarantine"
 
 
 def test_personal_data_in_a_locator_or_a_name_written_with_underscores_is_not_stored(tmp_path: Path) -> None:
@@ -119,9 +123,11 @@ def test_personal_data_in_a_locator_or_a_name_written_with_underscores_is_not_st
     (src / "letter from jane.doe@example.com.txt").write_text(body, encoding="utf-8")
     (src / "latest.txt").symlink_to(src / "letter from jane.doe@example.com.txt")
     (src / "DE89_3704_0044_0532_0130_00.txt").write_text(body.replace("7", "8"), encoding="utf-8")
+    (src / "jane.doe%2540example.com.txt").write_text(body.replace("7", "9"), encoding="utf-8")  # encoded twice
+    (src / "=?utf-8?Q?jane.doe=40example.com?=.txt").write_text(body.replace("7", "6"), encoding="utf-8")
     [chunk] = ingest_chunks(str(src), ProcessingOptions(progress="off"))
     stored = chunk.to_csv()
-    for personal in ("jane.doe@example.com", "DE89_3704_0044_0532_0130_00", "DE89370400440532013000"):
+    for personal in ("jane.doe", "DE89_3704_0044_0532_0130_00", "DE89370400440532013000"):
         assert personal not in stored, stored
     db = tmp_path / "docs.db"
     with sqlite3.connect(db) as c:
