@@ -92,16 +92,19 @@ def _shown_name(text: str, redact: Any) -> str:
     """``text`` redacted as a person reads it (``_`` as a space, ``%40`` as ``@``) if that finds personal data,
     else as it is: ``DE89_3704_0044_0532_0130_00.pdf`` and ``jane.doe%40example.com.pdf`` were kept."""
     import re
-    from urllib.parse import unquote_plus
+    from urllib.parse import unquote
 
     plain = text
-    for _ in range(3):  # encoded twice (%2540) is still an @
-        plain, before = unquote_plus(plain), plain
+    while True:  # %2540 and =3D40 are still an @; =XX only for printable characters; each pass shortens the text
+        before = plain
+        plain = re.sub(r"=([2-7][0-9A-Fa-f])", lambda m: chr(int(m.group(1), 16)), unquote(plain))
         if plain == before:
             break
-    plain = re.sub(r"=([0-9A-Fa-f]{2})", lambda m: chr(int(m.group(1), 16)), plain).replace("_", " ")  # =40 is @
-    red = redact(plain).text
-    return text if red == plain else red
+    for spaced in (plain.replace("_", " "), plain.replace("_", " ").replace("+", " ")):  # + kept first: +44 ...
+        red = redact(spaced).text
+        if red != spaced:
+            return red
+    return text
 
 
 def resolve_locators(refs: list[dict[str, Any]], table: str, allowed: str, on_cluster: bool) -> None:

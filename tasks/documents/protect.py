@@ -28,7 +28,8 @@ PERSONAL_KINDS = frozenset({"EMAIL", "PHONE", "IBAN", "CARD", "SSN", "NINO"})
 SECRET_KINDS = frozenset({"SECRET"})
 
 _SECRET_PATTERNS = [
-    r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
+    # a key's body stops at the next header: 160 KB of headers without an end took 9 s (each one scanned to the end)
+    r"-----BEGIN [A-Z ]*PRIVATE KEY-----(?:(?!-----BEGIN )[\s\S])*?-----END [A-Z ]*PRIVATE KEY-----",
     r"\bAKIA[0-9A-Z]{16}\b",  # AWS access key id
     r"\bgh[pousr]_[A-Za-z0-9]{36,}\b",  # GitHub tokens
     r"\bgithub_pat_[A-Za-z0-9_]{22,}\b",
@@ -36,7 +37,7 @@ _SECRET_PATTERNS = [
     r"\bsk-(?:proj-|live-|test-)?[A-Za-z0-9_-]{20,}\b",  # OpenAI / Stripe style
     r"\b[rp]k_(?:live|test)_[A-Za-z0-9]{16,}\b",
     r"\bAIza[0-9A-Za-z_-]{35}\b",  # Google API key
-    r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\b",  # JWT
+    r"(?<![\w-])eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\b",  # JWT, one start a run
     r"(?i:\bbearer\s+[A-Za-z0-9._~+/-]{16,}=*)",
     r"(?i:\blogin\s+\S+\s+password\s+\S+)",  # .netrc
 ]
@@ -45,7 +46,10 @@ _SECRET_RE = re.compile("|".join(f"(?:{p})" for p in _SECRET_PATTERNS))
 # AWS_SECRET_ACCESS_KEY, "client_secret": in JSON): `\b` before the word missed every name joining it with `_`, a
 # word character; a lazy prefix before the word was quadratic (80,000 characters of "secret-" took 29 s) and a
 # bounded one missed long names. So the whole name is taken once, possessively, and the word looked for inside it.
-_ASSIGNED_RE = re.compile(r"(?<![\w-])([\w-]++)[\"']?\s*[:=]\s*[\"']?[^\s\"']{6,}")
+_ASSIGNED_RE = re.compile(r"(?<![\w-])([\w-]++)[\"']?\s*[:=]\s*[\"']?(?=[^\s\"']{6})")
+"""A name and what assigns to it, up to a value of six characters or more (looked at, not taken: the search goes on
+after the name, so ``user=bob;password=...`` is read name by name)."""
+_VALUE_RE = re.compile(r"[^\s\"']+")
 _KEY_WORD_RE = re.compile(r"(?i:api[_-]?key|secret|token|passwd|password|access[_-]?key)(?=[_-]|$)")
 """A key word ending a name or one of its parts (PGPASSWORD, SECRET_ACCESS_KEY), not a longer word (Secretary)."""
 # Every match of _SECRET_RE contains one of these substrings: the case-sensitive patterns' fixed parts as written,
@@ -87,7 +91,14 @@ def _secrets(text: str) -> Iterator[Span]:
     if not _may_hold_secret(text):  # looked up at call time: a test forces the gate open
         return
     found = [m.span() for m in _SECRET_RE.finditer(text)]
-    found += [m.span() for m in _ASSIGNED_RE.finditer(text) if _KEY_WORD_RE.search(m.group(1))]
+    pos = 0
+    while m := _ASSIGNED_RE.search(text, pos):
+        if _KEY_WORD_RE.search(m.group(1)):
+            end = _VALUE_RE.match(text, m.end()).end()  # type: ignore[union-attr]  # six characters are there
+            found.append((m.start(), end))
+            pos = end
+        else:
+            pos = m.end(1)
     merged: list[Span] = []
     for a, b in sorted(found):  # the two patterns may overlap (token=eyJ...): one span each stretch
         if merged and a <= merged[-1][1]:

@@ -215,13 +215,36 @@ def test_secret_gate_never_changes_the_result(seed: int, monkeypatch: pytest.Mon
     assert sum(g.secrets for g in gated) >= len(_SECRET_SAMPLES)  # the samples are found at all
 
 
-@pytest.mark.parametrize("unit", ["secret-", "token_", "password_", "api_key-"])
-def test_repeated_key_words_take_linear_time(unit: str) -> None:
+@pytest.mark.parametrize(
+    ("unit", "size"),
+    [
+        ("secret-", 80_000), ("token_", 80_000), ("password_", 80_000), ("api_key-", 80_000),
+        ("eyJ-", 160_000), ("-----BEGIN PRIVATE KEY-----\n", 160_000),  # 9-10 s each before
+    ],
+)  # fmt: skip
+def test_repeated_key_words_take_linear_time(unit: str, size: int) -> None:
     """The key word inside a variable's name was matched with unbounded quantifiers on both sides: 80,000
-    characters of ``secret-`` took 29 s (a document at the default max_chars, 200,000, about five minutes)."""
+    characters of ``secret-`` took 29 s (a document at the default max_chars, 200,000, about five minutes); a run of
+    JWT starts or of private-key headers without an end was quadratic too."""
     import time
 
-    text = unit * (80_000 // len(unit))
+    text = unit * (size // len(unit))
     t0 = time.process_time()
     redact(text)
     assert time.process_time() - t0 < 3.0
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Server=db01;User Id=sa;Password=Hunter2Hunter2;",
+        "user=bob;password=Hunter2Hunter2",
+        "https://api.example.com/v1?user=alice42&token=abcdef1234567890",
+        "DATABASE_URL=postgres://u:p@h/db;DB_PASSWORD=Hunter2Hunter2",
+    ],
+)
+def test_a_secret_after_other_assignments_is_found(line: str) -> None:
+    """A value assigned to an ordinary name was taken whole with the rest of the line, so the secret after it was
+    never looked at (a connection string kept its password)."""
+    red = redact(line)
+    assert red.secrets == 1 and "Hunter2Hunter2" not in red.text and "abcdef1234567890" not in red.text, red.text

@@ -125,9 +125,11 @@ def test_personal_data_in_a_locator_or_a_name_written_with_underscores_is_not_st
     (src / "DE89_3704_0044_0532_0130_00.txt").write_text(body.replace("7", "8"), encoding="utf-8")
     (src / "jane.doe%2540example.com.txt").write_text(body.replace("7", "9"), encoding="utf-8")  # encoded twice
     (src / "=?utf-8?Q?jane.doe=40example.com?=.txt").write_text(body.replace("7", "6"), encoding="utf-8")
+    (src / "Call back +44 20 7946 0958.txt").write_text(body.replace("7", "5"), encoding="utf-8")  # + is not a space
+    (src / "jane.doe=3D40example.com.txt").write_text(body.replace("7", "4"), encoding="utf-8")
     [chunk] = ingest_chunks(str(src), ProcessingOptions(progress="off"))
     stored = chunk.to_csv()
-    for personal in ("jane.doe", "DE89_3704_0044_0532_0130_00", "DE89370400440532013000"):
+    for personal in ("jane.doe", "DE89_3704_0044_0532_0130_00", "DE89370400440532013000", "7946 0958"):
         assert personal not in stored, stored
     db = tmp_path / "docs.db"
     with sqlite3.connect(db) as c:
