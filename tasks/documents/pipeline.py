@@ -100,9 +100,10 @@ def _shown_name(text: str, redact: Any) -> str:
         plain = re.sub(r"=([2-7][0-9A-Fa-f])", lambda m: chr(int(m.group(1), 16)), unquote(plain))
         if plain == before:
             break
-    for spaced in (plain.replace("_", " "), plain.replace("_", " ").replace("+", " ")):  # + kept first: +44 ...
-        red = redact(spaced).text
-        if red != spaced:
+    spaced = plain.replace("_", " ")
+    for variant in (spaced, spaced.replace("+", " ")) if "+" in spaced else (spaced,):  # + kept first: +44 ...
+        red = redact(variant).text
+        if red != variant:
             return red
     return text
 
