@@ -11,10 +11,12 @@ import dataclasses
 import hashlib
 import json
 import logging
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import unquote
 
 import pandas as pd
 
@@ -88,16 +90,17 @@ def named_handle(source: str, uri: str) -> str:
     return f"{NAMED}{hashlib.sha256(uri.encode('utf-8', 'surrogateescape')).hexdigest()}:{source}"
 
 
+_MAIL_ESCAPE = re.compile(r"=([2-7][0-9A-Fa-f])")
+"""A mail header's escape of a printable character (``=40`` is ``@``)."""
+
+
 def _shown_name(text: str, redact: Any) -> str:
     """``text`` redacted as a person reads it (``_`` as a space, ``%40`` as ``@``) if that finds personal data,
     else as it is: ``DE89_3704_0044_0532_0130_00.pdf`` and ``jane.doe%40example.com.pdf`` were kept."""
-    import re
-    from urllib.parse import unquote
-
     plain = text
     while True:  # %2540 and =3D40 are still an @; =XX only for printable characters; each pass shortens the text
         before = plain
-        plain = re.sub(r"=([2-7][0-9A-Fa-f])", lambda m: chr(int(m.group(1), 16)), unquote(plain))
+        plain = _MAIL_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), unquote(plain))
         if plain == before:
             break
     spaced = plain.replace("_", " ")
@@ -111,12 +114,13 @@ def _shown_name(text: str, redact: Any) -> str:
 def resolve_locators(refs: list[dict[str, Any]], table: str, allowed: str, on_cluster: bool) -> None:
     """Check every locator of ``refs`` before a byte is read, and replace each handle (:func:`named_handle`) by the
     locator it stands for. A chunk is a launch input: a locator outside the deployment's document sources
-    (``sources.locator_allowed``) is quarantined ``outside_source``; handles are resolved by listing their source
+    (``sources.locator_rule``) is quarantined ``outside_source``; handles are resolved by listing their source
     once, one source a chunk (a chunk naming a source many ways listed a large folder once for each), and one no
     longer listed is quarantined ``changed_since_listing``. The locators stay in this process: the parsed rows hold
     no ``uri``."""
-    from tasks.documents.sources import list_documents, locator_allowed
+    from tasks.documents.sources import list_documents, locator_rule
 
+    allows = locator_rule(allowed, on_cluster)
     found: dict[str, str] | None = None
     listed_source = ""
     for ref in refs:
@@ -139,7 +143,7 @@ def resolve_locators(refs: list[dict[str, Any]], table: str, allowed: str, on_cl
             if not uri:
                 ref.update(status="quarantine", reason="changed_since_listing")
                 continue
-        if not locator_allowed(uri, allowed, on_cluster):
+        if not allows(uri):
             ref.update(status="quarantine", reason="outside_source")
         else:
             ref["uri"] = uri

@@ -65,6 +65,16 @@ def local_path(uri: str) -> Path:
     return Path(uri)
 
 
+def under_root(path: Path, roots: list[Path], hidden: bool = False) -> Path | None:
+    """The one of ``roots`` that ``path`` lies at or under, with no hidden name between them unless ``hidden`` (a
+    ``.credentials`` folder under an inbox is not a document folder), else None."""
+    for root in roots:
+        if path == root or path.is_relative_to(root):
+            if hidden or not any(part.startswith(".") for part in path.relative_to(root).parts):
+                return root
+    return None
+
+
 def list_local(given: Path, source: str, roots: list[Path] | None = None) -> Iterator[Listed]:
     """Yield the entries of a folder (or the one file) ``given``, sorted by path, each checked for containment.
 
@@ -77,14 +87,12 @@ def list_local(given: Path, source: str, roots: list[Path] | None = None) -> Ite
     except (OSError, RuntimeError):
         msg = f"document source {source!r} does not exist: pass a folder, an fsspec URL or a database URL"
         raise FileNotFoundError(msg) from None
-    inside = None
     if roots is not None:
-        inside = next((r for r in roots if root == r or root.is_relative_to(r)), None)
-        if inside is None:
+        if under_root(root, roots, hidden=True) is None:
             raise ValueError(f"document source {source!r} is not one of this deployment's document sources")
-    if inside is not None and any(p.startswith(".") for p in root.relative_to(inside).parts):
-        yield Listed(local_uri(root), display_name(root.name) + ("/" if root.is_dir() else ""), 0, "hidden_file")
-        return
+        if under_root(root, roots) is None:  # inside, through a hidden folder
+            yield Listed(local_uri(root), display_name(root.name) + ("/" if root.is_dir() else ""), 0, "hidden_file")
+            return
     if not root.is_dir():
         # one file named as the source is held to the folder's rule: a hidden file (~/.pgpass) is not a document
         hidden = given.name.startswith(".") or root.name.startswith(".")

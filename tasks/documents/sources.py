@@ -21,7 +21,7 @@ import hashlib
 import os
 import re
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -35,6 +35,7 @@ from tasks.documents.source_local import (
     local_path,
     pinned,
     pinned_file,
+    under_root,
 )
 
 SQL_PREFIXES = ("sqlite:///", "postgresql://", "postgres://")
@@ -49,7 +50,7 @@ __all__ = [
     "is_sql",
     "list_documents",
     "local_copy",
-    "locator_allowed",
+    "locator_rule",
 ]
 
 
@@ -91,7 +92,7 @@ def check_allowed(source: str, allowed: str, on_cluster: bool) -> None:
     A folder matches a local source at or under it (both resolved, links followed, so a link cannot lead out); a
     prefix an object-store URL at or under it (no ``.`` or ``..`` segment, query or fragment); a database URL only
     itself (a query could name another host). Raises ValueError naming the source and what to set."""
-    roots = [r.strip() for r in allowed.split(",") if r.strip()]
+    roots = _roots(allowed)
     if not roots:
         if on_cluster:
             msg = (
@@ -119,7 +120,7 @@ def _within(source: str, root: str) -> bool:
             got = Path(source.removeprefix("file://")).expanduser().resolve(strict=True)
         except (OSError, RuntimeError):
             return False
-        return _under_root(got, local_roots(root), hidden=True) is not None  # hidden: quarantined when listed
+        return under_root(got, local_roots(root), hidden=True) is not None  # hidden: quarantined when listed
     rest = source.partition("://")[2]
     segments = rest.split("/") + unquote(rest).split("/")  # a client may decode %2e%2e into ..
     if any(c in source for c in "?#") or any(part in {".", ".."} for part in segments) or "::" in source:
@@ -128,40 +129,41 @@ def _within(source: str, root: str) -> bool:
     return source.rstrip("/") == base or source.startswith(base + "/")
 
 
+def _roots(allowed: str) -> list[str]:
+    """The deployment's document sources (``Settings.document_sources``) as a list."""
+    return [r.strip() for r in allowed.split(",") if r.strip()]
+
+
 def local_roots(allowed: str) -> list[Path]:
     """The local folders among the deployment's document sources, resolved (those that do not exist are left out)."""
     out: list[Path] = []
-    for root in (r.strip() for r in allowed.split(",")):
-        if root and _is_local(root):
+    for root in _roots(allowed):
+        if _is_local(root):
             with contextlib.suppress(OSError, RuntimeError):
                 out.append(Path(root.removeprefix("file://")).expanduser().resolve(strict=True))
     return out
 
 
-def _under_root(path: Path, roots: list[Path], hidden: bool = False) -> Path | None:
-    """The root ``path`` lies at or under, with no hidden name between them unless ``hidden`` (a ``.credentials``
-    folder under an inbox is not a document folder), else None."""
-    for root in roots:
-        if path == root or path.is_relative_to(root):
-            if hidden or not any(part.startswith(".") for part in path.relative_to(root).parts):
-                return root
-    return None
-
-
-def locator_allowed(uri: str, allowed: str, on_cluster: bool) -> bool:
+def locator_rule(allowed: str, on_cluster: bool) -> Callable[[str], bool]:
     """Whether a reference's locator lies in the deployment's document sources (:func:`check_allowed`'s rule for
     a locator rather than a source: a SQL locator's database URL exactly, a local path at or under a folder as
-    listed, links and all, an object's URL under a prefix). A chunk handed to ``parse_protect`` is a launch input,
-    so its locators are checked again there: a hand-made one named another database (libpq sent the worker's
-    password to it) or a worker file outside the roots."""
-    roots = [r.strip() for r in allowed.split(",") if r.strip()]
-    if not roots:
-        return not on_cluster
-    if is_sql(uri):
-        return uri.partition("#")[0] in roots
-    if _is_local(uri):
-        return _under_root(Path(os.path.abspath(local_path(uri))), local_roots(allowed)) is not None
-    return any(_within(uri, root) for root in roots if not _is_local(root) and not is_sql(root))
+    listed, links and all, an object's URL under a prefix), the folders resolved once for a chunk's locators. A
+    chunk handed to ``parse_protect`` is a launch input, so its locators are checked again there: a hand-made one
+    named another database (libpq sent the worker's password to it) or a worker file outside the roots."""
+    roots = _roots(allowed)
+    folders = local_roots(allowed)
+    prefixes = [r for r in roots if not _is_local(r) and not is_sql(r)]
+
+    def allows(uri: str) -> bool:
+        if not roots:
+            return not on_cluster
+        if is_sql(uri):
+            return uri.partition("#")[0] in roots
+        if _is_local(uri):
+            return under_root(Path(os.path.abspath(local_path(uri))), folders) is not None
+        return any(_within(uri, root) for root in prefixes)
+
+    return allows
 
 
 def list_documents(
