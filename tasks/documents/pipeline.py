@@ -7,6 +7,8 @@ Error details never include exception messages (parsers quote document bytes in 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import hashlib
 import json
@@ -40,10 +42,16 @@ def _ref_row(i: int, uri: str, name: str, size: int, digest: str, status: str, r
 
 
 def iter_refs(
-    source: str, options: ProcessingOptions, *, allowed: str = "", on_cluster: bool = False
+    source: str,
+    options: ProcessingOptions,
+    *,
+    allowed: str = "",
+    on_cluster: bool = False,
+    tables: str | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Stream reference rows: digest, de-duplicate (first copy wins), flag oversize files unread. ``allowed`` and
-    ``on_cluster`` say where the source may be (``sources.check_allowed``).
+    ``on_cluster`` say where the source may be (``sources.check_allowed``), ``tables`` which tables of a database
+    source (``sources.check_table``; None: any).
 
     Entries the source lists with a reason (symlinks leaving the source, FIFOs, hidden files, ...) are
     quarantined here unopened; their digest is of uri + reason.
@@ -55,7 +63,8 @@ def iter_refs(
 
     seen: set[str] = set()
     limit = int(options.max_file_mb * 1024 * 1024)
-    for i, listed in enumerate(list_documents(source, options.sql_table, allowed=allowed, on_cluster=on_cluster)):
+    listing = list_documents(source, options.sql_table, allowed=allowed, on_cluster=on_cluster, tables=tables)
+    for i, listed in enumerate(listing):
         name = _shown_name(listed.name, redact)  # file names can carry personal data too
         # and so can the locator, which Flyte stores with the chunk (a link's target, a SQL row id, the folder): one
         # holding personal data is located by a handle parse resolves by listing the source again
@@ -93,14 +102,67 @@ def named_handle(source: str, uri: str) -> str:
 _MAIL_ESCAPE = re.compile(r"=([2-7][0-9A-Fa-f])")
 """A mail header's escape of a printable character (``=40`` is ``@``)."""
 
+_ENCODED_WORD = re.compile(r"=\?([^?]{0,40})\?([BbQq])\?([^?]*+)\?=")
+"""An RFC 2047 encoded word (``=?utf-8?B?<base64>?=``, ``=?iso-8859-1?q?j=F6rg?=``), as mail clients write the
+names of the attachments they save; read as leniently as Python's own mail library reads one (any charset text,
+blanks in the payload), since this decides only whether a name holds personal data."""
+_ENCODED_RUN = re.compile(rf"{_ENCODED_WORD.pattern}(?:[ \t\r\n]*+{_ENCODED_WORD.pattern})*+")
+"""Encoded words one after the other: the white space between them is no part of the text."""
+_NOT_BASE64 = re.compile(r"[^A-Za-z0-9+/]")
+
+
+def _word_bytes(kind: str, payload: str) -> bytes:
+    """The bytes an encoded word stands for: Q's ``=XX`` and ``_``; B's base64 with its padding left off or wrong
+    and stray characters dropped, as a mail program shows it (a trailing part of a group is ignored)."""
+    if kind in "Qq":
+        return binascii.a2b_qp(payload, header=True)
+    digits = _NOT_BASE64.sub("", payload)
+    digits = digits[: len(digits) - len(digits) % 4] if len(digits) % 4 == 1 else digits
+    return base64.b64decode(digits + "=" * (-len(digits) % 4))
+
+
+def _charset_text(data: bytes, charset: str) -> str:
+    """``data`` in ``charset``; in Latin-1 where Python knows no such text encoding (``unknown-8bit``, ``hex``):
+    a mail client shows such bytes as they are, so their ASCII must be read too."""
+    try:
+        return data.decode(charset.partition("*")[0].strip(), "replace")  # an RFC 2231 language after *
+    except (LookupError, ValueError, TypeError):
+        return data.decode("latin-1")
+
+
+def _decoded_run(run: re.Match[str]) -> str:
+    """The text of a run of encoded words. Adjacent words of one charset are joined before decoding (a character
+    may be split between them); the pieces are joined once, so a long run costs its length."""
+    shown: list[str] = []
+    charset, pieces = "", []
+    for word in _ENCODED_WORD.finditer(run.group(0)):
+        if pieces and word.group(1).lower() != charset:
+            shown.append(_charset_text(b"".join(pieces), charset))
+            pieces = []
+        charset = word.group(1).lower()
+        pieces.append(_word_bytes(word.group(2), word.group(3)))
+    shown.append(_charset_text(b"".join(pieces), charset))
+    decoded = "".join(shown)
+    return decoded if len(decoded) < len(run.group(0)) else run.group(0)  # each pass shortens the text
+
+
+NAME_DECODE_LIMIT = 4096
+"""A name or locator longer than this (no file name is: Linux allows 255 bytes a name, 4096 a path; a SQL id or an
+object key may be) is not decoded to look for personal data; it travels as a handle, whatever it holds. Decoding
+nested escapes takes a pass a level, so an unbounded name cost time with the square of its length."""
+_LONG_NAME = "[LONG NAME]"
+
 
 def _shown_name(text: str, redact: Any) -> str:
-    """``text`` redacted as a person reads it (``_`` as a space, ``%40`` as ``@``) if that finds personal data,
-    else as it is: ``DE89_3704_0044_0532_0130_00.pdf`` and ``jane.doe%40example.com.pdf`` were kept."""
+    """``text`` redacted as a person reads it (``_`` as a space, ``%40`` as ``@``, RFC 2047 encoded words
+    decoded) if that finds personal data, else as it is: ``DE89_3704_0044_0532_0130_00.pdf``,
+    ``jane.doe%40example.com.pdf`` and ``=?utf-8?B?amFuZS5kb2VAZXhhbXBsZS5jb20=?=.pdf`` were kept."""
+    if len(text) > NAME_DECODE_LIMIT:
+        return _LONG_NAME
     plain = text
     while True:  # %2540 and =3D40 are still an @; =XX only for printable characters; each pass shortens the text
-        before = plain
-        plain = _MAIL_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), unquote(plain))
+        before = plain  # encoded words before =XX: =3F in a Q word is a ? of its text, not of its syntax
+        plain = _MAIL_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), _ENCODED_RUN.sub(_decoded_run, unquote(plain)))
         if plain == before:
             break
     spaced = plain.replace("_", " ")
@@ -111,16 +173,19 @@ def _shown_name(text: str, redact: Any) -> str:
     return text
 
 
-def resolve_locators(refs: list[dict[str, Any]], table: str, allowed: str, on_cluster: bool) -> None:
+def resolve_locators(
+    refs: list[dict[str, Any]], table: str, allowed: str, on_cluster: bool, tables: str | None
+) -> None:
     """Check every locator of ``refs`` before a byte is read, and replace each handle (:func:`named_handle`) by the
-    locator it stands for. A chunk is a launch input: a locator outside the deployment's document sources
-    (``sources.locator_rule``) is quarantined ``outside_source``; handles are resolved by listing their source
-    once, one source a chunk (a chunk naming a source many ways listed a large folder once for each), and one no
-    longer listed is quarantined ``changed_since_listing``. The locators stay in this process: the parsed rows hold
+    locator it stands for. A chunk is a launch input: a locator outside the deployment's document sources or, for a
+    SQL locator, its document ``tables`` (``sources.locator_rule``) is quarantined ``outside_source``; handles are
+    resolved by listing their source once (its ``table`` held to ``tables`` too), one source a chunk (a chunk naming
+    a source many ways listed a large folder once for each), and one no longer listed is quarantined
+    ``changed_since_listing``. The locators stay in this process: the parsed rows hold
     no ``uri``."""
     from tasks.documents.sources import list_documents, locator_rule
 
-    allows = locator_rule(allowed, on_cluster)
+    allows = locator_rule(allowed, on_cluster, tables)
     found: dict[str, str] | None = None
     listed_source = ""
     for ref in refs:
@@ -128,11 +193,14 @@ def resolve_locators(refs: list[dict[str, Any]], table: str, allowed: str, on_cl
             continue
         uri = str(ref["uri"])
         if uri.startswith(NAMED):
-            want, source = uri.removeprefix(NAMED).split(":", 1)
+            want, sep, source = uri.removeprefix(NAMED).partition(":")
+            if not sep:  # a hand-made handle naming no source: nothing to list, the chunk goes on
+                ref.update(status="quarantine", reason="outside_source")
+                continue
             if found is None:
                 listed_source, found = source, {}
                 try:  # a source gone or no longer allowed: each of its documents is quarantined, the chunk goes on
-                    listing = list_documents(source, table, allowed=allowed, on_cluster=on_cluster)
+                    listing = list_documents(source, table, allowed=allowed, on_cluster=on_cluster, tables=tables)
                     found = {named_handle(source, d.uri): d.uri for d in listing if not d.reason}
                 except (OSError, ValueError) as e:
                     log.warning("document source of a chunk's handles could not be listed again: %s", type(e).__name__)
@@ -150,11 +218,17 @@ def resolve_locators(refs: list[dict[str, Any]], table: str, allowed: str, on_cl
 
 
 def ingest_chunks(
-    source: str, options: ProcessingOptions, *, allowed: str = "", on_cluster: bool = False
+    source: str,
+    options: ProcessingOptions,
+    *,
+    allowed: str = "",
+    on_cluster: bool = False,
+    tables: str | None = None,
 ) -> list[pd.DataFrame]:
-    """Reference tables of ``options.chunk_size`` documents each (``allowed``, ``on_cluster``: :func:`iter_refs`)."""
+    """Reference tables of ``options.chunk_size`` documents each (``allowed``, ``on_cluster``, ``tables``:
+    :func:`iter_refs`)."""
     progress.begin("ingest", options.progress)
-    rows = list(iter_refs(source, options, allowed=allowed, on_cluster=on_cluster))
+    rows = list(iter_refs(source, options, allowed=allowed, on_cluster=on_cluster, tables=tables))
     progress.start(len(rows), options.progress)
     progress.advance("ingest", len(rows), options.progress)
     progress.chunk_done("ingest")
@@ -215,7 +289,7 @@ def parse_protect(chunk: pd.DataFrame, options: ProcessingOptions, settings: Set
 
     progress.begin("parse + protect", options.progress)
     refs = chunk.to_dict(orient="records")
-    resolve_locators(refs, options.sql_table, settings.document_sources, in_cluster_task())
+    resolve_locators(refs, options.sql_table, settings.document_sources, in_cluster_task(), settings.document_tables)
     rows = _parse_shares(refs, options, parse_workers(options, sum(r["status"] == "ok" for r in refs)))
     quarantine_events([r for r in rows if r["status"] == "quarantine"], options.principal, settings)
     rid = seals.seal(rows, seals.PROTECTED, options.principal, settings)

@@ -13,6 +13,7 @@ Only counts per kind leave this module; the matched values never do.
 
 from __future__ import annotations
 
+import base64
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -46,12 +47,61 @@ _SECRET_RE = re.compile("|".join(f"(?:{p})" for p in _SECRET_PATTERNS))
 # AWS_SECRET_ACCESS_KEY, "client_secret": in JSON): `\b` before the word missed every name joining it with `_`, a
 # word character; a lazy prefix before the word was quadratic (80,000 characters of "secret-" took 29 s) and a
 # bounded one missed long names. So the whole name is taken once, possessively, and the word looked for inside it.
-_ASSIGNED_RE = re.compile(r"(?<![\w-])([\w-]++)[\"']?\s*[:=]\s*[\"']?(?=[^\s\"']{6})")
-"""A name and what assigns to it, up to a value of six characters or more (looked at, not taken: the search goes on
-after the name, so ``user=bob;password=...`` is read name by name)."""
-_VALUE_RE = re.compile(r"[^\s\"']+")
-_KEY_WORD_RE = re.compile(r"(?i:api[_-]?key|secret|token|passwd|password|access[_-]?key)(?=[_-]|$)")
+_ASSIGNED_RE = re.compile(r"(?<![\w-])([\w-]++)[\"']?\s*+(=>|:=|[:=])\s*+(?=\S)")
+"""A name and what assigns to it, up to its value (looked at, not taken: the search goes on after a name that is not
+a credential's, so ``user=bob;password=...`` is read name by name); ``=>`` (PHP, Ruby) and ``:=`` (make) too."""
+_VALUE_RE = re.compile(r"\"((?:[^\"\\\n]|\\.)++)\"|'((?:[^'\\\n]|\\.)++)'|[\"']?+([^\s\"']++)")
+"""A value: quoted (blanks and all, to the closing quote on its line) or up to a blank or a quote."""
+_ALNUM_RE = re.compile(r"[^\W_]")
+_KEY_WORDS = (
+    r"api[_-]?key|secret|token|passw(?:or)?d|passwort|access[_-]?key|client-key-data"  # a kubeconfig user's key
+)
+_KEY_WORD_RE = re.compile(rf"(?i:{_KEY_WORDS})(?=[_-]|$)")
 """A key word ending a name or one of its parts (PGPASSWORD, SECRET_ACCESS_KEY), not a longer word (Secretary)."""
+_CREDENTIAL_NAME_RE = re.compile(rf"(?i:{_KEY_WORDS}|(?<=[_-])(?:pass|pwd))\Z")
+"""A name that is a credential's whatever its value (PGPASSWORD, SMTP_PASS, DB_PWD, client-key-data): any value is
+taken, ``PGPASSWORD=pw`` too. A key word inside a longer name (``PASSWORD_RESET_COUNT``) still needs six characters.
+A bare ``pass`` or ``pwd`` is not one (``PWD`` is the shell's folder), nor one joined by ``-`` before a colon
+(``Ski-pass: 45.00``, ``Boarding-pass: 12A``; ``mysql-pwd=...`` is one)."""
+_LABEL_PASS_RE = re.compile(r"(?i:-(?:pass|pwd))\Z")
+_WEAK_NAME_RE = re.compile(r"(?i:pass|pwd|token|secret)\Z")
+"""Names whose value may well be a count or a price (``Token: 450``, ``Season_Pass: 300.00``): a number is not taken
+after them. After any name an amount written with separators (``Password: 95,000.00``) is not taken either: a form
+field left empty must not cost the document the amount beside it."""
+_NUMBER_RE = re.compile(r"[+-]?\d[\d.,']*+")
+_AUTH_NAME_RE = re.compile(r"(?i:(?<![^_-])auth)\Z")
+_BASIC_AUTH_RE = re.compile(r"(?:[A-Za-z0-9+/]{4})++(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?+(?![^\s\"',;}])")
+"""Docker's ``config.json`` ``"auth"``: base64 of ``user:password``, taken only when it decodes to one (a bare
+``auth`` is too common a word for any value of it to be a secret)."""
+_ELEMENT_RE = re.compile(r"<(?:[\w.-]++:)?+([\w.-]++)(?:\s[^<>]*+)?+>((?:<!\[CDATA\[[^\]<]*+\]\]>|[^<])++)</")
+"""An XML element's text (``<password>x</password>``, ``<ns:apiKey>``): each try ends at the next ``<``."""
+_PROSE_RE = re.compile(
+    r"(?i:\bpassw(?:or)?[dt][ \t]++(?:is|was|ist|lautet)\b[ \t]*+(:)?+[ \t]*+)"
+    r"(?:[\"'\u201c\u2018]([^\"'\u201c\u2018\u201d\u2019\n]++)[\"'\u201d\u2019]|([^\s<>;=]++))"
+)
+"""``the password is hunter2``, ``password is: x``; without a colon or quotes the word must not read as prose. A
+quote's text stops at any quote (an unclosed opening quote repeated made each try run to the line's end) and a word
+at markup (``The password is required</Note><TaxTotal>190.00`` lost the total)."""
+# A libpq passfile line, hostname:port:database:username:password (fields may be `*`, `\:` escapes a colon). The
+# port is `*` or four or five digits and the host holds a non-digit, so times, number tuples and a ledger's
+# `GL:4000:Revenue:EUR:95000.00` stay (a password is never a number or an amount). At the start of a line the
+# password runs to its end, blanks and all as libpq reads it, but not into a number after a blank (an amount on the
+# line stays); elsewhere to a blank. A sixth field makes it no passfile line (a MAC or IPv6 address, a log line's
+# fields). No other field crosses a blank, escaped or not, and the blanks of a password only at a line's start, so
+# each try ends at the next blank or is made once a line (escaped blanks made each try run to the line's end: 90 s
+# for 200,000 characters).
+_PASSFILE_HOST = r"(?=\d*+[^\d:\s])(?:[^:\s\\]|\\\S)++"
+_PASSFILE_FIELD = r"(?:[^:\s\\]|\\\S)++"
+_PASSFILE_PORT = r"(?:\d{4,5}|\*)"
+_PASSFILE_NOT_A_NUMBER = r"(?![\d.,]++(?![^\s:]))"  # never a number or an amount (GL:4000:Revenue:EUR:95000.00)
+_PASSFILE_RE = re.compile(
+    rf"(?m:^[ \t]*+{_PASSFILE_HOST}:{_PASSFILE_PORT}:{_PASSFILE_FIELD}:{_PASSFILE_FIELD}:"
+    rf"{_PASSFILE_NOT_A_NUMBER}((?:[^:\s\\]|\\\S|[ \t]++(?![\d\s]))++)(?!:))"
+    rf"|(?<!\S){_PASSFILE_HOST}:{_PASSFILE_PORT}:{_PASSFILE_FIELD}:{_PASSFILE_FIELD}:"
+    rf"{_PASSFILE_NOT_A_NUMBER}((?:[^:\s\\]|\\\S)++)(?!:)"
+)
+_PORT_FIELD_RE = re.compile(r":(?:\d{4,5}|\*):")
+"""Every passfile line holds one; a cheap scan first, since the passfile pattern must start at every blank."""
 # Every match of _SECRET_RE contains one of these substrings: the case-sensitive patterns' fixed parts as written,
 # the case-insensitive ones' lowercased. Most documents hold none of them, and ``in`` is far cheaper than running
 # the eleven-way alternation at every position (which was about half of ``redact``'s time), so
@@ -60,9 +110,12 @@ _SECRET_HINTS = (
     "-----BEGIN", "AKIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox", "sk-", "k_live_", "k_test_",
     "AIza", "eyJ",
 )  # fmt: skip
+# Not "pass" alone: "passed", "passenger" held the gate open in real documents (4 ms for a 20 KB mail).
 _SECRET_HINTS_NOCASE = (
     "bearer", "apikey", "api_key", "api-key", "secret", "token", "passw", "accesskey", "access_key", "access-key",
+    "_pass", "-pass", "_pwd", "-pwd", "key-data",
 )  # fmt: skip
+_AUTH_HINT_RE = re.compile(r"auth[\s\"':=]")  # a name ending in auth, then what assigns to it
 # The only non-ASCII characters that re.IGNORECASE matches to an ASCII letter (checked over all of Unicode):
 # U+0130 and U+0131 (i), U+017F (s), U+212A (k). Folded before lowercasing, so that the hint test stays exact.
 _ASCII_FOLD = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"})
@@ -70,11 +123,29 @@ _NINO_RE = re.compile(r"\b(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-
 
 
 def _may_hold_secret(text: str) -> bool:
-    """False only when ``_SECRET_RE`` cannot match ``text`` (no secret hint occurs in it)."""
+    """False only when the key-word patterns (``_SECRET_RE``, names, elements, prose) cannot match ``text``."""
     if any(h in text for h in _SECRET_HINTS):
         return True
     low = (text if text.isascii() else text.translate(_ASCII_FOLD)).lower()
-    return any(h in low for h in _SECRET_HINTS_NOCASE)
+    return any(h in low for h in _SECRET_HINTS_NOCASE) or _AUTH_HINT_RE.search(low) is not None
+
+
+def _reads_as_password(word: str) -> bool:
+    """A word after ``password is`` that is no English word: letters and digits, a symbol, or four digits or more."""
+    if len(word) < 4:  # "is 8 characters"
+        return False
+    if word.isdigit():
+        return True
+    symbols = any(not (c.isalnum() or c in "-'\u2019") for c in word)  # "case-sensitive" is a word
+    return symbols or (any(c.isdigit() for c in word) and any(c.isalpha() for c in word))
+
+
+def _basic_credentials(value: str) -> bool:
+    """True when ``value`` is base64 of ``user:password`` (Docker's ``auth``)."""
+    try:
+        return b":" in base64.b64decode(value, validate=True)
+    except ValueError:
+        return False
 
 
 def luhn_ok(digits: str) -> bool:
@@ -88,24 +159,104 @@ def iban_ok(candidate: str) -> bool:
 
 
 def _secrets(text: str) -> Iterator[Span]:
-    if not _may_hold_secret(text):  # looked up at call time: a test forces the gate open
-        return
-    found = [m.span() for m in _SECRET_RE.finditer(text)]
-    pos = 0
-    while m := _ASSIGNED_RE.search(text, pos):
-        if _KEY_WORD_RE.search(m.group(1)):
-            end = _VALUE_RE.match(text, m.end()).end()  # type: ignore[union-attr]  # six characters are there
-            found.append((m.start(), end))
-            pos = end
-        else:
-            pos = m.end(1)
+    found = _passfile(text)
+    if _may_hold_secret(text):  # looked up at call time: a test forces the gate open
+        found += [m.span() for m in _SECRET_RE.finditer(text)]
+        found += _assigned(text)
+        found += [m.span(2) for m in _ELEMENT_RE.finditer(text) if _element_secret(m.group(1), m.group(2).strip())]
+        found += _in_prose(text)
     merged: list[Span] = []
-    for a, b in sorted(found):  # the two patterns may overlap (token=eyJ...): one span each stretch
+    for a, b in sorted(found):  # the patterns may overlap (token=eyJ...): one span each stretch
         if merged and a <= merged[-1][1]:
             merged[-1] = (merged[-1][0], max(merged[-1][1], b))
         else:
             merged.append((a, b))
     yield from merged
+
+
+def _credential(name: str) -> bool:
+    return _CREDENTIAL_NAME_RE.search(name) is not None
+
+
+def _assigned(text: str) -> list[Span]:
+    """Each name holding a key word with its value, name by name."""
+    found: list[Span] = []
+    pos = 0
+    while m := _ASSIGNED_RE.search(text, pos):
+        pos = m.end(1)
+        name = m.group(1)
+        if _AUTH_NAME_RE.search(name):
+            v = _BASIC_AUTH_RE.match(text, m.end() + (text[m.end()] in "\"'"))
+            if v and _basic_credentials(v.group()):
+                found.append((m.start(), v.end()))
+            if v:  # a blob of base64 holds no names
+                pos = v.end()
+            continue
+        credential = _credential(name) and not (m.group(2) == ":" and _LABEL_PASS_RE.search(name))
+        if not (credential or _KEY_WORD_RE.search(name)):
+            continue
+        v = _VALUE_RE.match(text, m.end())
+        if v is None:  # an empty quoted value
+            continue
+        value = v.group(v.lastindex or 0)
+        if _a_number(name, value):
+            continue
+        if len(value) < 6 and not (credential and _short_taken(text, m, v.start(), value) and _ALNUM_RE.search(value)):
+            continue  # a short value counts after a credential's name, on its line ("Password:\nDate:"), not "`,"
+        end = v.end(v.lastindex or 0)
+        found.append((m.start(), end))
+        pos = end
+    return found
+
+
+def _a_number(name: str, value: str) -> bool:
+    """A count or a price, not a secret: an amount written with separators after any name, a number after a name
+    whose value may be one (:data:`_WEAK_NAME_RE`)."""
+    return _NUMBER_RE.fullmatch(value) is not None and (not value.isdigit() or _WEAK_NAME_RE.search(name) is not None)
+
+
+def _element_secret(name: str, value: str) -> bool:
+    """Whether an XML element's text is a credential (``<password>``; not ``<PaymentToken>12.00``)."""
+    return bool(value) and _credential(name) and not _a_number(name, value)
+
+
+def _short_taken(text: str, m: re.Match[str], value_at: int, value: str) -> bool:
+    """Whether a value under six characters counts after the credential's name ``m``: on the name's line, and
+    assigned (``PGPASSWORD=pw``, ``DB_PWD: abc``, ``password: abc1``); after a form's label (a capitalized word and a
+    colon) only when it mixes letters and digits (``Passwort: Qz7``, not ``Password: Total EUR ...``)."""
+    if "\n" in text[m.end(1) : value_at]:
+        return False
+    name = m.group(1)
+    if m.group(2) != ":" or not (name[:1].isupper() and name[1:].islower()):
+        return True
+    return any(c.isdigit() for c in value) and any(c.isalpha() for c in value)  # a label's value: Qz7, not Total
+
+
+def _in_prose(text: str) -> list[Span]:
+    """The password a sentence gives, without the sentence's full stop."""
+    found: list[Span] = []
+    for m in _PROSE_RE.finditer(text):
+        if m.group(2):
+            found.append(m.span(2))
+            continue
+        word = m.group(3).rstrip(".,;:!?)")
+        if word and not _a_number("", word) and (m.group(1) or _reads_as_password(word)):
+            found.append((m.start(3), m.start(3) + len(word)))
+    return found
+
+
+def _passfile(text: str) -> list[Span]:
+    """The password of each libpq passfile line: only lines holding a port field are scanned, each once (the
+    pattern, which may start at any blank, took a millisecond for a 20 KB PDF with times in it)."""
+    found: list[Span] = []
+    done = 0
+    for hit in _PORT_FIELD_RE.finditer(text):
+        if hit.start() < done:
+            continue
+        start = text.rfind("\n", done, hit.start()) + 1 or done
+        done = text.find("\n", hit.end()) % (len(text) + 1)  # the line's end, or the text's
+        found += [m.span(m.lastindex or 0) for m in _PASSFILE_RE.finditer(text, start, done)]
+    return found
 
 
 def _nino(text: str) -> Iterator[Span]:

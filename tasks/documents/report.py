@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import html
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -60,16 +62,78 @@ def outcome_of(row: dict[str, Any], approvals: dict[str, str]) -> str:
     return "review_missing_fields" if row["reason"] == "missing_amount" else "no_action"
 
 
-def read_labels(source: str) -> dict[str, str]:
-    """Ground truth (``name -> label``) from ``<source>/.aios-labels.csv`` when the source is a labelled corpus."""
-    path = Path(source.removeprefix("file://")) / ".aios-labels.csv"
-    if "://" in source.removeprefix("file://") or path.is_symlink() or not path.is_file():
-        return {}  # a link is not followed (it could point outside the source); a FIFO is not opened
-    try:
-        labels = pd.read_csv(path, dtype=str, keep_default_na=False)
-        return {n: lab for n, lab in zip(labels["name"], labels["label"], strict=True) if lab}
-    except (ValueError, KeyError, UnicodeDecodeError):  # not a labels file: no ground truth, the batch goes on
+def read_labels(source: str, allowed: str = "", on_cluster: bool | None = None) -> dict[str, str]:
+    """Ground truth (``name -> label``) from ``<source>/.aios-labels.csv`` when the source is a labelled corpus.
+
+    ``source`` is a launch input, so the file is read only where the deployment keeps documents: ``allowed`` (the
+    deployment's ``Settings.document_sources``) and ``on_cluster`` (a task on a Flyte cluster; None: ask flytekit)
+    apply ``sources.check_allowed``'s rule, and a source outside them has no labels (an empty dict: the batch goes
+    on, without accuracy). The folder is opened once and checked as opened (a link swapped in after the check is
+    not followed out of the sources); the labels file is opened without following a link or waiting on a FIFO and
+    read only if it is a regular file."""
+    from tasks.documents import sources
+
+    if on_cluster is None:
+        from flytekitplugins.aios_core.context import in_cluster_task
+
+        on_cluster = in_cluster_task()
+    local = source.removeprefix("file://")
+    if "://" in local:
         return {}
+    try:
+        sources.check_source(source)
+        sources.check_allowed(source, allowed, on_cluster)
+    except ValueError:  # not a source of this deployment: no ground truth, and nothing of that folder is read
+        return {}
+    roots = sources.local_roots(allowed) if allowed.strip() else None
+    try:
+        fd = _open_labels(Path(local).expanduser(), roots)
+    except (OSError, ValueError):  # no labels file, not a folder, a link (ELOOP), unreadable, a NUL in the name
+        return {}
+    if fd is None:
+        return {}
+    try:
+        with os.fdopen(fd, "rb") as f:
+            labels = pd.read_csv(f, dtype=str, keep_default_na=False)
+        return {n: lab for n, lab in zip(labels["name"], labels["label"], strict=True) if lab}
+    except (ValueError, KeyError, OSError):  # not a labels file: no ground truth, the batch goes on
+        return {}
+
+
+def _open_labels(folder: Path, roots: list[Path] | None) -> int | None:
+    """A descriptor of ``folder``'s labels file, or None where it may not be read: the folder, as opened, is not at
+    or under one of ``roots`` (None: anywhere) with no hidden name between, or the file is not a regular file."""
+    from tasks.documents.source_local import LABELS_FILE, under_root
+
+    flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+    dfd = os.open(folder, flags | getattr(os, "O_DIRECTORY", 0))
+    try:
+        if roots is not None:
+            where = _opened_dir(dfd, folder)
+            if where is None or under_root(where, roots) is None:
+                return None
+        # never a link (O_NOFOLLOW: ELOOP), never a wait on a FIFO (O_NONBLOCK), looked up in the folder checked
+        fd = os.open(LABELS_FILE, flags | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY, dir_fd=dfd)
+    finally:
+        os.close(dfd)
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
+    return fd
+
+
+def _opened_dir(dfd: int, folder: Path) -> Path | None:
+    """Where the open folder ``dfd`` is: its path as the kernel knows it, or (no ``/proc``) ``folder`` resolved now
+    if that is still the same folder."""
+    proc = f"/proc/self/fd/{dfd}"
+    if os.path.exists(proc):
+        return Path(os.readlink(proc))
+    try:
+        where = folder.resolve(strict=True)
+        now, opened = os.stat(where), os.fstat(dfd)
+    except (OSError, RuntimeError):
+        return None
+    return where if (now.st_dev, now.st_ino) == (opened.st_dev, opened.st_ino) else None
 
 
 def results_tables(

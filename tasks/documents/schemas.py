@@ -55,7 +55,8 @@ class ProcessingOptions:
         batch_size: documents per forward pass of the models (1 .. 1024).
         cost_per_cpu_hour: price of one CPU hour (USD), for the cost-per-document figure.
         principal: the service principal the pipeline acts as.
-        sql_table: table to read when the source is a database URL (columns id, name, content).
+        sql_table: table to read when the source is a database URL (columns id, name, content); one of the
+            deployment's document tables (AIOS_DOCUMENT_TABLES, default documents).
         progress: show a progress bar on local runs (auto: when stderr is a terminal).
         parse_workers: processes that parse one chunk's documents (this one and forked helpers), at most the
             CPUs the task may use; 1 parses in the task's process alone.

@@ -3,7 +3,8 @@
 Listing streams (one document at a time) and yields references; content is fetched by the stage that
 parses it, one document at a time, so no task ever holds a batch's contents. A SQL source is a database URL
 (``sqlite:///PATH`` or ``postgresql://...``); rows of ``options.sql_table`` with columns ``id``, ``name``,
-``content`` (bytes or text) are documents.
+``content`` (bytes or text) are documents, and that table must be one of the deployment's document tables
+(``Settings.document_tables``, :func:`check_table`).
 
 Ingest stays inside its source (``source_local`` for folders). What must not be read is listed with a
 quarantine ``reason`` and never opened: hidden files and folders (``hidden_file``; the corpus's own
@@ -46,6 +47,7 @@ __all__ = [
     "Listed",
     "check_allowed",
     "check_source",
+    "check_table",
     "content_digest",
     "is_sql",
     "list_documents",
@@ -110,6 +112,30 @@ def check_allowed(source: str, allowed: str, on_cluster: bool) -> None:
     raise ValueError(msg)
 
 
+def check_table(table: str, tables: str | None) -> None:
+    """Refuse a SQL source's table (the launch option ``sql_table``) that is not one of the deployment's document
+    tables (``Settings.document_tables``, comma-separated exact names; ``None``: no list, for a caller that holds no
+    deployment settings). An allowed database holds other tables too: ``sql_table=credentials`` (or the audit log
+    kept beside the documents) read their rows as documents and stored them with the run. Raises ValueError
+    naming the table and what to set."""
+    if tables is None:
+        return
+    names = _roots(tables)
+    if table in names:
+        return
+    if not names:
+        msg = (
+            f"sql_table {table!r} is refused: this deployment names no document tables; its operator sets "
+            "AIOS_DOCUMENT_TABLES (the tables of a database source documents are read from, comma-separated)"
+        )
+        raise ValueError(msg)
+    msg = (
+        f"sql_table {table!r} is not one of this deployment's document tables ({', '.join(names)}): "
+        "use one of those, or have the operator add it to AIOS_DOCUMENT_TABLES"
+    )
+    raise ValueError(msg)
+
+
 def _within(source: str, root: str) -> bool:
     if is_sql(root) or is_sql(source):
         return source == root
@@ -130,7 +156,7 @@ def _within(source: str, root: str) -> bool:
 
 
 def _roots(allowed: str) -> list[str]:
-    """The deployment's document sources (``Settings.document_sources``) as a list."""
+    """The deployment's document sources (``Settings.document_sources``) or tables as a list."""
     return [r.strip() for r in allowed.split(",") if r.strip()]
 
 
@@ -144,17 +170,23 @@ def local_roots(allowed: str) -> list[Path]:
     return out
 
 
-def locator_rule(allowed: str, on_cluster: bool) -> Callable[[str], bool]:
+def locator_rule(allowed: str, on_cluster: bool, tables: str | None = None) -> Callable[[str], bool]:
     """Whether a reference's locator lies in the deployment's document sources (:func:`check_allowed`'s rule for
     a locator rather than a source: a SQL locator's database URL exactly, a local path at or under a folder as
     listed, links and all, an object's URL under a prefix), the folders resolved once for a chunk's locators. A
     chunk handed to ``parse_protect`` is a launch input, so its locators are checked again there: a hand-made one
-    named another database (libpq sent the worker's password to it) or a worker file outside the roots."""
+    named another database (libpq sent the worker's password to it), another table of an allowed one (a SQL
+    locator is ``URL#table/id``; ``tables``: :func:`check_table`) or a worker file outside the roots."""
     roots = _roots(allowed)
     folders = local_roots(allowed)
     prefixes = [r for r in roots if not _is_local(r) and not is_sql(r)]
+    table_names = None if tables is None else set(_roots(tables))
 
     def allows(uri: str) -> bool:
+        if is_sql(uri) and table_names is not None:
+            ref = uri.partition("#")[2]  # local_copy reads the table this names, whatever the options say
+            if ref.partition("/")[0] not in table_names:
+                return False
         if not roots:
             return not on_cluster
         if is_sql(uri):
@@ -167,7 +199,7 @@ def locator_rule(allowed: str, on_cluster: bool) -> Callable[[str], bool]:
 
 
 def list_documents(
-    source: str, table: str = "documents", *, allowed: str = "", on_cluster: bool = False
+    source: str, table: str = "documents", *, allowed: str = "", on_cluster: bool = False, tables: str | None = None
 ) -> Iterator[Listed]:
     """Yield the documents of ``source`` in a stable order (quarantined entries carry their ``reason``).
 
@@ -176,14 +208,18 @@ def list_documents(
         table: a SQL source's table.
         allowed: the deployment's document sources (``Settings.document_sources``; :func:`check_allowed`).
         on_cluster: whether the listing runs in a task on a Flyte cluster (an empty ``allowed`` then refuses all).
+        tables: the deployment's document tables (``Settings.document_tables``; :func:`check_table`), checked for a
+            SQL source; None: no list (a caller without deployment settings; every task passes its own).
 
     Raises:
-        ValueError: the source holds a credential (:func:`check_source`) or is not an allowed source.
+        ValueError: the source holds a credential (:func:`check_source`), is not an allowed source, or is a
+            database whose ``table`` is not an allowed table.
     """
     check_source(source)
     check_allowed(source, allowed, on_cluster)
     roots = local_roots(allowed) if allowed.strip() else None  # listed folders are checked again as walked
     if is_sql(source):
+        check_table(table, tables)
         yield from _list_sql(source, table)
         return
     if _is_local(source):

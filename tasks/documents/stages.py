@@ -92,8 +92,14 @@ def ingest(source: str, options: ProcessingOptions) -> list[DataFrame[DocumentRe
     from flytekitplugins.aios_core.context import in_cluster_task
     from flytekitplugins.aios_core.settings import get_settings
 
-    allowed = get_settings().document_sources  # the deployment's, never the launch's: this task's settings
-    chunks = pipeline.ingest_chunks(source, options, allowed=allowed, on_cluster=in_cluster_task())
+    settings = get_settings()  # the deployment's sources and tables, never the launch's: this task's settings
+    chunks = pipeline.ingest_chunks(
+        source,
+        options,
+        allowed=settings.document_sources,
+        on_cluster=in_cluster_task(),
+        tables=settings.document_tables,
+    )
     scope = current_audit()
     if scope is not None:
         scope.set_attribute("documents", int(sum(len(c) for c in chunks)))
@@ -254,19 +260,22 @@ def summarize(
         payment: verified outcomes of the payment-signoff gate.
         review: verified outcomes of the document-review gate.
         posted: [posted, already posted] for auto actions, then for approved actions, then refused counts.
-        source: the batch's source (labels are read from it when present).
+        source: the batch's source (labels are read from it when present and it is an allowed source).
         options: batch options (cost per CPU hour).
     """
+    from flytekitplugins.aios_audit.metrics import record_cost
+    from flytekitplugins.aios_core.context import in_cluster_task
+    from flytekitplugins.aios_core.settings import get_settings
+
+    settings = get_settings()  # this task's entry point: resolved once, passed down
     approvals = {o.request_id: o.status for o in [*payment, *review]}
-    results, quarantine = report.results_tables(decided, approvals, report.read_labels(source))
+    # source is a launch input: its labels file is read only where the deployment keeps documents
+    labels = report.read_labels(source, settings.document_sources, on_cluster=in_cluster_task())
+    results, quarantine = report.results_tables(decided, approvals, labels)
     counts = (posted[0] + posted[2], posted[1] + posted[3], posted[4] + posted[5])
     summary = report.summarize(results, quarantine, counts, source, options)
     Deck("batch summary", report.deck_html(summary, results, quarantine))
     progress.stop()
-    from flytekitplugins.aios_audit.metrics import record_cost
-    from flytekitplugins.aios_core.settings import get_settings
-
-    settings = get_settings()  # this task's entry point: resolved once, passed down
     report.export_tables(summary, results, quarantine, settings.results_dir)
     # metrics aios.document.cost (one sample per document) and aios.workflow.cost (the batch's total)
     record_cost(summary.cost_per_document_usd, summary.documents_in, None, settings)

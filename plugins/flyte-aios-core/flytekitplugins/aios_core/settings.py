@@ -52,6 +52,7 @@ ENV_VARS: dict[str, str] = {
     "AIOS_SYSTEM_OF_RECORD_TABLES": "system_of_record_tables",
     "AIOS_CONNECTOR_INPUT_DIRS": "connector_input_dirs",
     "AIOS_DOCUMENT_SOURCES": "document_sources",
+    "AIOS_DOCUMENT_TABLES": "document_tables",
     "AIOS_DATA_DIR": "data_dir",
     "AIOS_DOCUMENT_MODELS_DIR": "document_models_dir",
     "AIOS_RESULTS_DIR": "results_dir",
@@ -194,6 +195,11 @@ class Settings(BaseModel):
         default="",
         description="where a document batch may read (comma-separated folders, object-store prefixes, database URLs); "
         "empty: anywhere in a local run, nowhere in a task on a cluster",
+    )
+    document_tables: str = Field(
+        default="documents",
+        description="tables of a SQL document source a batch may read (comma-separated, exact names; the launch "
+        "option sql_table names one); empty: none",
     )
     data_dir: str = Field(
         default="", description="third-party data (.data of scripts/fetch_data.sh); empty: the repo's"
