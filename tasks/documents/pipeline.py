@@ -114,27 +114,48 @@ _NOT_BASE64 = re.compile(r"[^A-Za-z0-9+/]")
 def _word_bytes(kind: str, payload: str) -> bytes:
     """The bytes an encoded word stands for: Q's ``=XX`` and ``_``; B's base64 with its padding left off or wrong
     and stray characters dropped, as a mail program shows it (a trailing part of a group is ignored)."""
-    if kind in "Qq":
-        return binascii.a2b_qp(payload, header=True)
+    if kind in "Qq":  # a name's characters beyond ASCII stay as they are (a2b_qp takes ASCII text only)
+        return binascii.a2b_qp(payload.encode("utf-8", "surrogateescape"), header=True)
     digits = _NOT_BASE64.sub("", payload)
     digits = digits[: len(digits) - len(digits) % 4] if len(digits) % 4 == 1 else digits
     return base64.b64decode(digits + "=" * (-len(digits) % 4))
 
 
+def _codec_names() -> frozenset[str]:
+    """The standard library's codecs, by every name it knows them by (normalized), less the escape codecs (they
+    warn about a name's bytes)."""
+    import encodings
+    import encodings.aliases
+    import pkgutil
+
+    names = {*encodings.aliases.aliases, *encodings.aliases.aliases.values()}
+    names |= {m.name for m in pkgutil.iter_modules(encodings.__path__)}
+    return frozenset(names - {"unicode_escape", "raw_unicode_escape", "undefined", "mbcs", "oem"})
+
+
+_CODECS = _codec_names()
+
+
 def _charset_text(data: bytes, charset: str) -> str:
     """``data`` in ``charset``; in Latin-1 where Python knows no such text encoding (``unknown-8bit``, ``hex``):
-    a mail client shows such bytes as they are, so their ASCII must be read too."""
-    try:
-        return data.decode(charset.partition("*")[0].strip(), "replace")  # an RFC 2231 language after *
-    except (LookupError, ValueError, TypeError):
-        return data.decode("latin-1")
+    a mail client shows such bytes as they are, so their ASCII must be read too. Only the standard library's codec
+    names are looked up (each name looked up is cached for good, and a SQL source's names have no limit)."""
+    import encodings
+
+    name = encodings.normalize_encoding(charset.partition("*")[0].strip().lower())  # an RFC 2231 language after *
+    if name in _CODECS or name.replace(".", "_") in _CODECS:
+        try:
+            return data.decode(name, "replace")
+        except (LookupError, ValueError, TypeError):  # a codec that is no text encoding
+            pass
+    return data.decode("latin-1")
 
 
 def _decoded_run(run: re.Match[str]) -> str:
     """The text of a run of encoded words. Adjacent words of one charset are joined before decoding (a character
     may be split between them); the pieces are joined once, so a long run costs its length."""
     shown: list[str] = []
-    charset, pieces = "", []
+    charset, pieces = "", list[bytes]()
     for word in _ENCODED_WORD.finditer(run.group(0)):
         if pieces and word.group(1).lower() != charset:
             shown.append(_charset_text(b"".join(pieces), charset))
@@ -146,6 +167,8 @@ def _decoded_run(run: re.Match[str]) -> str:
     return decoded if len(decoded) < len(run.group(0)) else run.group(0)  # each pass shortens the text
 
 
+NAME_DECODE_PASSES = 16
+"""Layers of escapes a name is decoded through (``%2540`` is two); one nested deeper travels as a handle."""
 NAME_DECODE_LIMIT = 4096
 """A name or locator longer than this (no file name is: Linux allows 255 bytes a name, 4096 a path; a SQL id or an
 object key may be) is not decoded to look for personal data; it travels as a handle, whatever it holds. Decoding
@@ -159,18 +182,34 @@ def _shown_name(text: str, redact: Any) -> str:
     ``jane.doe%40example.com.pdf`` and ``=?utf-8?B?amFuZS5kb2VAZXhhbXBsZS5jb20=?=.pdf`` were kept."""
     if len(text) > NAME_DECODE_LIMIT:
         return _LONG_NAME
-    plain = text
-    while True:  # %2540 and =3D40 are still an @; =XX only for printable characters; each pass shortens the text
-        before = plain  # encoded words before =XX: =3F in a Q word is a ? of its text, not of its syntax
-        plain = _MAIL_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), _ENCODED_RUN.sub(_decoded_run, unquote(plain)))
-        if plain == before:
-            break
-    spaced = plain.replace("_", " ")
-    for variant in (spaced, spaced.replace("+", " ")) if "+" in spaced else (spaced,):  # + kept first: +44 ...
-        red = redact(variant).text
-        if red != variant:
-            return red
+    # as written with its escapes undone, and with its encoded words decoded too: the text of a word that is no valid
+    # encoding (=?utf-8?B?jane.doe@example.com?=) is garbage decoded, and was found as written
+    forms = [_unescaped(text, words=False), _unescaped(text, words=True)]
+    if None in forms:
+        return _LONG_NAME  # nested deeper than any name a person reads
+    for plain in dict.fromkeys(forms):
+        spaced = str(plain).replace("_", " ")
+        for variant in (spaced, spaced.replace("+", " ")) if "+" in spaced else (spaced,):  # + kept first: +44 ...
+            red = str(redact(variant).text)
+            if red != variant:
+                return red
     return text
+
+
+def _unescaped(text: str, words: bool) -> str | None:
+    """``text`` with its percent and printable mail escapes undone (``%2540`` and ``=3D40`` are still an ``@``),
+    and with ``words`` its RFC 2047 encoded words decoded, through at most :data:`NAME_DECODE_PASSES` layers (None:
+    more). Each pass shortens the text."""
+    plain = text
+    for _ in range(NAME_DECODE_PASSES):
+        before = plain  # encoded words before =XX: =3F in a Q word is a ? of its text, not of its syntax
+        plain = unquote(plain)
+        if words:
+            plain = _ENCODED_RUN.sub(_decoded_run, plain)
+        plain = _MAIL_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)), plain)
+        if plain == before:
+            return plain
+    return None
 
 
 def resolve_locators(

@@ -64,11 +64,11 @@ taken, ``PGPASSWORD=pw`` too. A key word inside a longer name (``PASSWORD_RESET_
 A bare ``pass`` or ``pwd`` is not one (``PWD`` is the shell's folder), nor one joined by ``-`` before a colon
 (``Ski-pass: 45.00``, ``Boarding-pass: 12A``; ``mysql-pwd=...`` is one)."""
 _LABEL_PASS_RE = re.compile(r"(?i:-(?:pass|pwd))\Z")
-_WEAK_NAME_RE = re.compile(r"(?i:pass|pwd|token|secret)\Z")
-"""Names whose value may well be a count or a price (``Token: 450``, ``Season_Pass: 300.00``): a number is not taken
-after them. After any name an amount written with separators (``Password: 95,000.00``) is not taken either: a form
-field left empty must not cost the document the amount beside it."""
-_NUMBER_RE = re.compile(r"[+-]?\d[\d.,']*+")
+_AMOUNT_RE = re.compile(
+    r"[(\[]?+[+\-\u2212]?+(?:[$\u20ac\u00a3\u00a5\u20b9]|[A-Z]{3}\s?+)?+[+\-\u2212]?+\d[\d.,'\u2019]*+"
+    r"(?:[kKmM%$\u20ac\u00a3\u00a5\u20b9]|\s?+[A-Z]{3})?+(?:/[A-Za-z]++)?+[)\].,;:!?]*+"
+)
+"""A count or a price as written: a sign, a bracket, a currency sign or code, separators, ``k``, ``%``, ``/month``."""
 _AUTH_NAME_RE = re.compile(r"(?i:(?<![^_-])auth)\Z")
 _BASIC_AUTH_RE = re.compile(r"(?:[A-Za-z0-9+/]{4})++(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?+(?![^\s\"',;}])")
 """Docker's ``config.json`` ``"auth"``: base64 of ``user:password``, taken only when it decodes to one (a bare
@@ -83,21 +83,22 @@ _PROSE_RE = re.compile(
 quote's text stops at any quote (an unclosed opening quote repeated made each try run to the line's end) and a word
 at markup (``The password is required</Note><TaxTotal>190.00`` lost the total)."""
 # A libpq passfile line, hostname:port:database:username:password (fields may be `*`, `\:` escapes a colon). The
-# port is `*` or four or five digits and the host holds a non-digit, so times, number tuples and a ledger's
-# `GL:4000:Revenue:EUR:95000.00` stay (a password is never a number or an amount). At the start of a line the
-# password runs to its end, blanks and all as libpq reads it, but not into a number after a blank (an amount on the
-# line stays); elsewhere to a blank. A sixth field makes it no passfile line (a MAC or IPv6 address, a log line's
-# fields). No other field crosses a blank, escaped or not, and the blanks of a password only at a line's start, so
-# each try ends at the next blank or is made once a line (escaped blanks made each try run to the line's end: 90 s
-# for 200,000 characters).
-_PASSFILE_HOST = r"(?=\d*+[^\d:\s])(?:[^:\s\\]|\\\S)++"
-_PASSFILE_FIELD = r"(?:[^:\s\\]|\\\S)++"
+# port is `*` or four or five digits and the host, database and user hold a non-digit, so times, dates
+# (`Rechnung:2024:03:15:...`), number tuples and a ledger's `GL:4000:Revenue:EUR:95000.00` stay (a password is never
+# an amount). At the start of a line the password runs to its end, blanks and all as libpq reads it, but not into a
+# number after a blank, signed, bracketed or with a currency sign (an amount on the line stays: `Total €95,000.00`; a
+# password with such a word after a blank is redacted up to it); elsewhere to a blank. A sixth field makes it no
+# passfile line (a MAC or IPv6 address, a log line's fields). No other field crosses a blank, escaped or not, and
+# the blanks of a password only at a line's start, so each try ends at the next blank or is made once a line
+# (escaped blanks made each try run to the line's end: 90 s for 200,000 characters).
+_PASSFILE_FIELD = r"(?=\d*+[^\d:\s])(?:[^:\s\\]|\\\S)++"
 _PASSFILE_PORT = r"(?:\d{4,5}|\*)"
-_PASSFILE_NOT_A_NUMBER = r"(?![\d.,]++(?![^\s:]))"  # never a number or an amount (GL:4000:Revenue:EUR:95000.00)
+# never an amount (95000.00, -95000, (95,000.00), $95000, 95000.00EUR); a whole number may be one
+_PASSFILE_NOT_A_NUMBER = r"(?![(\[+\-\u2212$\u20ac\u00a3\u00a5]++\d)(?!\d[\d.,'\u2019]*?[.,'\u2019]\d)"
 _PASSFILE_RE = re.compile(
-    rf"(?m:^[ \t]*+{_PASSFILE_HOST}:{_PASSFILE_PORT}:{_PASSFILE_FIELD}:{_PASSFILE_FIELD}:"
-    rf"{_PASSFILE_NOT_A_NUMBER}((?:[^:\s\\]|\\\S|[ \t]++(?![\d\s]))++)(?!:))"
-    rf"|(?<!\S){_PASSFILE_HOST}:{_PASSFILE_PORT}:{_PASSFILE_FIELD}:{_PASSFILE_FIELD}:"
+    rf"(?m:^[ \t]*+{_PASSFILE_FIELD}:{_PASSFILE_PORT}:{_PASSFILE_FIELD}:{_PASSFILE_FIELD}:"
+    rf"{_PASSFILE_NOT_A_NUMBER}((?:[^:\s\\]|\\\S|[ \t]++(?![(\[+\-\u2212$\u20ac\u00a3\u00a5\u20b9]*+\d|\s))++)(?!:))"
+    rf"|(?<!\S){_PASSFILE_FIELD}:{_PASSFILE_PORT}:{_PASSFILE_FIELD}:{_PASSFILE_FIELD}:"
     rf"{_PASSFILE_NOT_A_NUMBER}((?:[^:\s\\]|\\\S)++)(?!:)"
 )
 _PORT_FIELD_RE = re.compile(r":(?:\d{4,5}|\*):")
@@ -199,8 +200,8 @@ def _assigned(text: str) -> list[Span]:
         if v is None:  # an empty quoted value
             continue
         value = v.group(v.lastindex or 0)
-        if _a_number(name, value):
-            continue
+        if m.group(2) == ":" and v.lastindex == 3 and _a_number(value, short_ints=True):
+            continue  # a form's label and a count or a price beside it (Token: 450, Password: 95,000.00)
         if len(value) < 6 and not (credential and _short_taken(text, m, v.start(), value) and _ALNUM_RE.search(value)):
             continue  # a short value counts after a credential's name, on its line ("Password:\nDate:"), not "`,"
         end = v.end(v.lastindex or 0)
@@ -209,15 +210,20 @@ def _assigned(text: str) -> list[Span]:
     return found
 
 
-def _a_number(name: str, value: str) -> bool:
-    """A count or a price, not a secret: an amount written with separators after any name, a number after a name
-    whose value may be one (:data:`_WEAK_NAME_RE`)."""
-    return _NUMBER_RE.fullmatch(value) is not None and (not value.isdigit() or _WEAK_NAME_RE.search(name) is not None)
+def _a_number(value: str, short_ints: bool) -> bool:
+    """A count or a price, not a secret: an amount as written (:data:`_AMOUNT_RE`) with more than digits (a sign, a
+    separator, a currency), or with ``short_ints`` a whole number of five digits or fewer. Only a label's unquoted
+    value may be one (``Token: 450``, ``Season_Pass: 300.00``, an empty ``Password:`` field beside ``95,000.00``):
+    after ``=``, ``=>``, ``:=`` or in quotes a number is a value assigned, a secret (``SMTP_PASS=123456``), as is a
+    label's longer whole number (``Token: 123456``)."""
+    if _AMOUNT_RE.fullmatch(value) is None:
+        return False
+    return not value.isdigit() or (short_ints and len(value) <= 5)
 
 
 def _element_secret(name: str, value: str) -> bool:
     """Whether an XML element's text is a credential (``<password>``; not ``<PaymentToken>12.00``)."""
-    return bool(value) and _credential(name) and not _a_number(name, value)
+    return bool(value) and _credential(name) and not _a_number(value, short_ints=True)
 
 
 def _short_taken(text: str, m: re.Match[str], value_at: int, value: str) -> bool:
@@ -240,7 +246,7 @@ def _in_prose(text: str) -> list[Span]:
             found.append(m.span(2))
             continue
         word = m.group(3).rstrip(".,;:!?)")
-        if word and not _a_number("", word) and (m.group(1) or _reads_as_password(word)):
+        if word and not _a_number(word, short_ints=False) and (m.group(1) or _reads_as_password(word)):
             found.append((m.start(3), m.start(3) + len(word)))
     return found
 

@@ -443,3 +443,29 @@ def test_assignment_forms_of_a_re_review_are_redacted(sample: str, value: str) -
     """``=>``, ``:=`` and an escaped quote inside a single-quoted value kept the password (a re-review's bypasses)."""
     red = redact(f"Invoice 7 {sample} total EUR 12.00")
     assert red.secrets == 1 and value not in red.text, red.text
+
+
+@pytest.mark.parametrize(
+    "sample",
+    ["SMTP_PASS=123456", "DB_PWD=20240315", "client_secret=987654321", "Token: 123456", '{"token": "1234567890"}',
+     "DB_PASSWORD=12,345,678", "smtp_pass => '12345678'", "<token>123456789</token>"],
+)  # fmt: skip
+def test_a_number_assigned_to_a_credential_is_still_a_secret(sample: str) -> None:
+    """Counts and prices beside a label's colon stay; a number assigned (``=``, ``=>``, quoted) or a label's longer
+    whole number is a secret (a second re-review: the first rule for counts kept these)."""
+    red = redact(f"Invoice 7 {sample} total EUR 12.00")
+    assert red.secrets == 1 and "[SECRET]" in red.text, red.text
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["Invoice:10023:ACME:Services:Total \u20ac95,000.00", "Invoice:10023:ACME:Services:Credit note -95,000.00",
+     "Rechnung:2024:03:15:Summe \u20ac 95.000,00", "GL:4000:Revenue:EUR:-95000.00", "GL:4000:Revenue:EUR:$95000.00",
+     "Season_Pass: \u20ac300.00", "<Token>USD 12.00</Token>", "Password: $95,000.00", "Input token: $0.003",
+     "Password:    1,200.00/month"],
+)  # fmt: skip
+def test_an_amount_with_its_sign_or_currency_beside_a_credential_word_stays(line: str) -> None:
+    """Signs, brackets and currency signs or codes around an amount (a second re-review): the amount stays."""
+    red = redact(f"Invoice 7 {line} total EUR 12.00")
+    for amount in re.findall(r"\d[\d.,]*\d", line):
+        assert amount in red.text, red.text

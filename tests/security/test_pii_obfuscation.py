@@ -295,3 +295,51 @@ def test_a_hand_made_handle_naming_no_source_is_quarantined_and_the_chunk_goes_o
     refs.append({**refs[0], "uri": "aios-named:abc", "doc_id": "forged"})
     resolve_locators(refs, "documents", "", False, None)
     assert [(r["status"], r["reason"]) for r in refs] == [("ok", ""), ("quarantine", "outside_source")]
+
+
+def test_a_name_the_decoder_cannot_read_stops_nothing_and_hides_nothing(tmp_path: Path) -> None:
+    """A second re-review: a Q word holding a character beyond ASCII (``=?utf-8?Q?Jörg_Meier?=``) raised in the
+    decoder and ended the whole folder's ingest; an e-mail address written raw inside a word that is no valid encoding
+    (``=?utf-8?B?jane.doe@example.com?=``, or in its charset field) was found as written before the words were
+    decoded, and not after, since its decoded form is garbage."""
+    from tasks.documents.pipeline import NAMED, ingest_chunks
+    from tasks.documents.schemas import ProcessingOptions
+
+    src = tmp_path / "inbox"
+    src.mkdir()
+    names = [
+        "=?utf-8?Q?Jörg_Meier_Vertrag?=.pdf",
+        "=?utf-8?B?jane.doe@example.com?=.pdf",
+        "=?jane.roe@example.com?Q?x?=.pdf",
+        "=?x?B?+44 20 7946 0958?=.pdf",
+        "ok.txt",
+    ]
+    for i, name in enumerate(names):
+        (src / name).write_text(f"Invoice {i} from ACME. Total amount due: EUR 12.00 this month.", encoding="utf-8")
+    [chunk] = ingest_chunks(str(src), ProcessingOptions(progress="off"))
+    assert len(chunk) == len(names)
+    stored = chunk.to_csv()
+    for personal in ("jane.doe", "jane.roe", "7946 0958"):
+        assert personal not in stored, stored
+    uris = chunk.set_index("name")["uri"]
+    assert uris["ok.txt"] == str(src / "ok.txt")
+    assert uris["=?utf-8?Q?Jörg_Meier_Vertrag?=.pdf"] == str(src / names[0])  # no personal data: as it is
+    assert sum(u.startswith(NAMED) for u in uris) == 3
+
+
+def test_names_nested_past_the_decoder_s_passes_travel_as_handles_and_unknown_charsets_cost_no_memory() -> None:
+    """A name nested deeper than ``NAME_DECODE_PASSES`` layers of escapes is no name a person reads: it travels as a
+    handle, undecoded. A charset name the standard library does not know is not looked up (each lookup is cached for
+    good, so a SQL source's names grew the codec cache without limit)."""
+    import encodings
+
+    from tasks.documents.pipeline import NAME_DECODE_PASSES, _shown_name
+
+    deep = "jane.doe" + "%25" * NAME_DECODE_PASSES + "40example.com.txt"
+    assert _shown_name(deep, redact) != deep
+    shallow = "report" + "%25" * (NAME_DECODE_PASSES - 2) + "41.txt"
+    assert _shown_name(shallow, redact) == shallow
+    cached = len(encodings._cache)  # type: ignore[attr-defined]
+    for i in range(200):
+        _shown_name(f"=?x-crafted-{i}?B?aGVsbG8=?=.txt", redact)
+    assert len(encodings._cache) == cached  # type: ignore[attr-defined]
