@@ -115,7 +115,11 @@ def _word_bytes(kind: str, payload: str) -> bytes:
     """The bytes an encoded word stands for: Q's ``=XX`` and ``_``; B's base64 with its padding left off or wrong
     and stray characters dropped, as a mail program shows it (a trailing part of a group is ignored)."""
     if kind in "Qq":  # a name's characters beyond ASCII stay as they are (a2b_qp takes ASCII text only)
-        return binascii.a2b_qp(payload.encode("utf-8", "surrogateescape"), header=True)
+        try:
+            raw = payload.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:  # a lone surrogate beyond those (UTF-7 decodes to them, "replace" or not)
+            raw = payload.encode("utf-8", "surrogatepass")
+        return binascii.a2b_qp(raw, header=True)
     digits = _NOT_BASE64.sub("", payload)
     digits = digits[: len(digits) - len(digits) % 4] if len(digits) % 4 == 1 else digits
     return base64.b64decode(digits + "=" * (-len(digits) % 4))

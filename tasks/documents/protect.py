@@ -50,8 +50,11 @@ _SECRET_RE = re.compile("|".join(f"(?:{p})" for p in _SECRET_PATTERNS))
 _ASSIGNED_RE = re.compile(r"(?<![\w-])([\w-]++)[\"']?\s*+(=>|:=|[:=])\s*+(?=\S)")
 """A name and what assigns to it, up to its value (looked at, not taken: the search goes on after a name that is not
 a credential's, so ``user=bob;password=...`` is read name by name); ``=>`` (PHP, Ruby) and ``:=`` (make) too."""
-_VALUE_RE = re.compile(r"\"((?:[^\"\\\n]|\\.)++)\"|'((?:[^'\\\n]|\\.)++)'|[\"']?+([^\s\"']++)")
-"""A value: quoted (blanks and all, to the closing quote on its line) or up to a blank or a quote."""
+_VALUE_RE = re.compile(
+    r"(?:[bBrRuUfF]{1,2}+|\$)?+(?:\"((?:[^\"\\\n]|\\.)++)\"|'((?:[^'\\\n]|\\.)++)')|[\"']?+([^\s\"']++)"
+)
+"""A value: quoted (blanks and all, to the closing quote on its line; a string literal's prefix too, ``b"..."``,
+``r'...'``, ``$'...'``) or up to a blank or a quote."""
 _ALNUM_RE = re.compile(r"[^\W_]")
 _KEY_WORDS = (
     r"api[_-]?key|secret|token|passw(?:or)?d|passwort|access[_-]?key|client-key-data"  # a kubeconfig user's key
@@ -218,7 +221,8 @@ def _a_number(value: str, short_ints: bool) -> bool:
     label's longer whole number (``Token: 123456``)."""
     if _AMOUNT_RE.fullmatch(value) is None:
         return False
-    return not value.isdigit() or (short_ints and len(value) <= 5)
+    core = value.strip("()[].,;:!?")  # a sentence's or a list's punctuation: 84736251. is a whole number
+    return not core.isdigit() or (short_ints and len(core) <= 5)
 
 
 def _element_secret(name: str, value: str) -> bool:

@@ -469,3 +469,16 @@ def test_an_amount_with_its_sign_or_currency_beside_a_credential_word_stays(line
     red = redact(f"Invoice 7 {line} total EUR 12.00")
     for amount in re.findall(r"\d[\d.,]*\d", line):
         assert amount in red.text, red.text
+
+
+@pytest.mark.parametrize(
+    ("sample", "value"),
+    [("Password: 84736251.", "84736251"), ("Token: 9876543210;", "9876543210"), ("Password: (84736251)", "84736251"),
+     ("API_KEY: 12345678901234567890!", "12345678901234567890"), ('password=b"hunter2secret"', "hunter2secret"),
+     ("token=r'Xk9pLm2q'", "Xk9pLm2q"), ("password=$'Xk9 pLm2q'", "Xk9 pLm2q")],
+)  # fmt: skip
+def test_a_whole_number_before_punctuation_and_a_prefixed_literal_are_secrets(sample: str, value: str) -> None:
+    """A third re-review: a long whole number followed by a full stop or in brackets read as a price and was kept,
+    and a string literal's prefix (``b"..."``) was taken as the value, the secret after it kept."""
+    red = redact(f"Invoice 7 {sample} total EUR 12.00")
+    assert red.secrets == 1 and value not in red.text, red.text

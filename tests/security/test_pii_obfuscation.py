@@ -343,3 +343,21 @@ def test_names_nested_past_the_decoder_s_passes_travel_as_handles_and_unknown_ch
     for i in range(200):
         _shown_name(f"=?x-crafted-{i}?B?aGVsbG8=?=.txt", redact)
     assert len(encodings._cache) == cached  # type: ignore[attr-defined]
+
+
+def test_a_name_decoding_to_a_lone_surrogate_stops_nothing(tmp_path: Path) -> None:
+    """A plain ASCII name whose UTF-7 word decodes to a lone surrogate (``=?utf-7?B?PT91dGYtOD9xPysyQUEtPz0=?=``:
+    the next pass read ``=?utf-8?q?\\ud800?=``) raised UnicodeEncodeError and ended the folder's whole ingest."""
+    from tasks.documents.pipeline import _shown_name, ingest_chunks
+    from tasks.documents.schemas import ProcessingOptions
+
+    src = tmp_path / "inbox"
+    src.mkdir()
+    for i, name in enumerate(["=?utf-7?B?PT91dGYtOD9xPysyQUEtPz0=?=.txt", "ok.txt"]):
+        (src / name).write_text(f"Invoice {i} from ACME. Total amount due: EUR 12.00 this month.", encoding="utf-8")
+    [chunk] = ingest_chunks(str(src), ProcessingOptions(progress="off"))
+    assert len(chunk) == 2
+    assert (
+        _shown_name("=?utf-8?q?\ud800_jane.doe=40example.com?=.txt", redact)
+        != "=?utf-8?q?\ud800_jane.doe=40example.com?=.txt"
+    )
