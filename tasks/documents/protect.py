@@ -61,12 +61,13 @@ _KEY_WORDS = (
 )
 _KEY_WORD_RE = re.compile(rf"(?i:{_KEY_WORDS})(?=[_-]|$)")
 """A key word ending a name or one of its parts (PGPASSWORD, SECRET_ACCESS_KEY), not a longer word (Secretary)."""
-_CREDENTIAL_NAME_RE = re.compile(rf"(?i:{_KEY_WORDS}|(?<=[_-])(?:pass|pwd))\Z")
-"""A name that is a credential's whatever its value (PGPASSWORD, SMTP_PASS, DB_PWD, client-key-data): any value is
-taken, ``PGPASSWORD=pw`` too. A key word inside a longer name (``PASSWORD_RESET_COUNT``) still needs six characters.
-A bare ``pass`` or ``pwd`` is not one (``PWD`` is the shell's folder), nor one joined by ``-`` before a colon
-(``Ski-pass: 45.00``, ``Boarding-pass: 12A``; ``mysql-pwd=...`` is one)."""
+_CREDENTIAL_NAME_RE = re.compile(rf"(?i:{_KEY_WORDS}|(?<=[_-])(?:pass|pwd)|(?<=[a-z0-9])(?-i:Pass|Pwd))\Z")
+"""A name that is a credential's whatever its value (PGPASSWORD, SMTP_PASS, DB_PWD, smtpPass, client-key-data): any
+value is taken, ``PGPASSWORD=pw`` too. A key word inside a longer name (``PASSWORD_RESET_COUNT``) still needs six
+characters. A bare ``pass`` or ``pwd`` is not one (``PWD`` is the shell's folder), nor one joined by ``-`` before a
+colon (``Ski-pass: 45.00``, ``Boarding-pass: 12A``; ``mysql-pwd=...`` is one)."""
 _LABEL_PASS_RE = re.compile(r"(?i:-(?:pass|pwd))\Z")
+_CAMEL_PASS_RE = re.compile(r"(?<=[a-z0-9])(?:Pass|Pwd)\Z")  # dayPass: a label too, smtpPass=... is assigned
 _AMOUNT_RE = re.compile(
     r"[(\[]?+[+\-\u2212]?+(?:[$\u20ac\u00a3\u00a5\u20b9]|[A-Z]{3}\s?+)?+[+\-\u2212]?+\d[\d.,'\u2019]*+"
     r"(?:[kKmM%$\u20ac\u00a3\u00a5\u20b9]|\s?+[A-Z]{3})?+(?:/[A-Za-z]++)?+[)\].,;:!?]*+"
@@ -78,6 +79,15 @@ _BASIC_AUTH_RE = re.compile(r"(?:[A-Za-z0-9+/]{4})++(?:[A-Za-z0-9+/]{2}==|[A-Za-
 ``auth`` is too common a word for any value of it to be a secret)."""
 _ELEMENT_RE = re.compile(r"<(?:[\w.-]++:)?+([\w.-]++)(?:\s[^<>]*+)?+>((?:<!\[CDATA\[[^\]<]*+\]\]>|[^<])++)</")
 """An XML element's text (``<password>x</password>``, ``<ns:apiKey>``): each try ends at the next ``<``."""
+_BASIC_HEADER_RE = re.compile(r"(?i:\bauthorization[ \t]*+:[ \t]*+basic[ \t]++)([A-Za-z0-9+/]++=?+=?+)")
+"""An HTTP ``Authorization: Basic`` header in a document's text, taken when its value decodes to ``user:password``."""
+_KEYED_RE = re.compile(
+    r"(?i:\b(?:key|name)\s*+=\s*+)([\"'])([\w.:-]{1,128}+)\1\s++(?i:value\s*+=\s*+)([\"'])((?:(?!\3)[^\n])++)\3"
+    r"|<key>\s*+([^<]{1,128}+)</key>\s*+<string>([^<]++)</string>"
+)
+"""A setting named in one attribute and valued in another, or a property list's key and string: .NET's
+``<add key="DbPassword" value="..."/>``, Spring's ``<property name="password" value="..."/>``, a plist's
+``<key>Password</key><string>...</string>``."""
 _PROSE_RE = re.compile(
     r"(?i:\bpassw(?:or)?[dt][ \t]++(?:is|was|ist|lautet)\b[ \t]*+(:)?+[ \t]*+)"
     r"(?:[\"'\u201c\u2018]([^\"'\u201c\u2018\u201d\u2019\n]++)[\"'\u201d\u2019]|([^\s<>;=]++))"
@@ -119,7 +129,8 @@ _SECRET_HINTS_NOCASE = (
     "bearer", "apikey", "api_key", "api-key", "secret", "token", "passw", "accesskey", "access_key", "access-key",
     "_pass", "-pass", "_pwd", "-pwd", "key-data",
 )  # fmt: skip
-_AUTH_HINT_RE = re.compile(r"auth[\s\"':=]")  # a name ending in auth, then what assigns to it
+_AUTH_HINT_RE = re.compile(r"auth[\s\"':=]|authorization")  # a name ending in auth, an HTTP header
+_CAMEL_HINT_RE = re.compile(r"[a-z0-9](?:Pass|Pwd)\b")  # smtpPass, dbPwd: in the text as written
 # The only non-ASCII characters that re.IGNORECASE matches to an ASCII letter (checked over all of Unicode):
 # U+0130 and U+0131 (i), U+017F (s), U+212A (k). Folded before lowercasing, so that the hint test stays exact.
 _ASCII_FOLD = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"})
@@ -128,7 +139,7 @@ _NINO_RE = re.compile(r"\b(?!BG|GB|NK|KN|TN|NT|ZZ)[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-
 
 def _may_hold_secret(text: str) -> bool:
     """False only when the key-word patterns (``_SECRET_RE``, names, elements, prose) cannot match ``text``."""
-    if any(h in text for h in _SECRET_HINTS):
+    if any(h in text for h in _SECRET_HINTS) or _CAMEL_HINT_RE.search(text) is not None:
         return True
     low = (text if text.isascii() else text.translate(_ASCII_FOLD)).lower()
     return any(h in low for h in _SECRET_HINTS_NOCASE) or _AUTH_HINT_RE.search(low) is not None
@@ -168,6 +179,8 @@ def _secrets(text: str) -> Iterator[Span]:
         found += [m.span() for m in _SECRET_RE.finditer(text)]
         found += _assigned(text)
         found += [m.span(2) for m in _ELEMENT_RE.finditer(text) if _element_secret(m.group(1), m.group(2).strip())]
+        found += _keyed(text)
+        found += [m.span(1) for m in _BASIC_HEADER_RE.finditer(text) if _basic_credentials(m.group(1))]
         found += _in_prose(text)
     merged: list[Span] = []
     for a, b in sorted(found):  # the patterns may overlap (token=eyJ...): one span each stretch
@@ -176,6 +189,16 @@ def _secrets(text: str) -> Iterator[Span]:
         else:
             merged.append((a, b))
     yield from merged
+
+
+def _keyed(text: str) -> list[Span]:
+    """The values of settings whose name, given in another attribute or a plist key, is a credential's."""
+    found: list[Span] = []
+    for m in _KEYED_RE.finditer(text):
+        name, group = (m.group(2), 4) if m.group(2) is not None else (m.group(5).strip(), 6)
+        if (_credential(name) or _KEY_WORD_RE.search(name)) and m.group(group).strip():
+            found.append(m.span(group))
+    return found
 
 
 def _credential(name: str) -> bool:
@@ -233,11 +256,12 @@ def _element_secret(name: str, value: str) -> bool:
 def _short_taken(text: str, m: re.Match[str], value_at: int, value: str) -> bool:
     """Whether a value under six characters counts after the credential's name ``m``: on the name's line, and
     assigned (``PGPASSWORD=pw``, ``DB_PWD: abc``, ``password: abc1``); after a form's label (a capitalized word and a
-    colon) only when it mixes letters and digits (``Passwort: Qz7``, not ``Password: Total EUR ...``)."""
+    colon, or a camelCase ``...Pass`` and a colon) only when it mixes letters and digits (``Passwort: Qz7``, not
+    ``Password: Total EUR ...`` or ``dayPass: EUR 25.00``)."""
     if "\n" in text[m.end(1) : value_at]:
         return False
     name = m.group(1)
-    if m.group(2) != ":" or not (name[:1].isupper() and name[1:].islower()):
+    if m.group(2) != ":" or not ((name[:1].isupper() and name[1:].islower()) or _CAMEL_PASS_RE.search(name)):
         return True
     return any(c.isdigit() for c in value) and any(c.isalpha() for c in value)  # a label's value: Qz7, not Total
 

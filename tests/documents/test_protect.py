@@ -482,3 +482,48 @@ def test_a_whole_number_before_punctuation_and_a_prefixed_literal_are_secrets(sa
     and a string literal's prefix (``b"..."``) was taken as the value, the secret after it kept."""
     red = redact(f"Invoice 7 {sample} total EUR 12.00")
     assert red.secrets == 1 and value not in red.text, red.text
+
+
+@pytest.mark.parametrize(
+    ("sample", "value"),
+    [("smtpPass=Qz7pLm2x", "Qz7pLm2x"), ("dbPwd: Xk9q", "Xk9q"),
+     ("Authorization: Basic dXNlcjpIdW50ZXIyMjI=", "dXNlcjpIdW50ZXIyMjI="),
+     ('<add key="DbPassword" value="Xk9 pLm2q"/>', "Xk9 pLm2q"),
+     ("<property name='db.password' value='Xk9pLm2q'/>", "Xk9pLm2q"),
+     ("<key>Password</key>\n<string>Xk9pLm2q</string>", "Xk9pLm2q")],
+)  # fmt: skip
+def test_camel_case_names_basic_authorization_and_keyed_settings_are_redacted(sample: str, value: str) -> None:
+    """Forms the day's note left open: camelCase names ending Pass or Pwd, an HTTP ``Authorization: Basic`` header
+    in a document's text, a setting named in one attribute and valued in another (.NET, Spring) and a plist's key."""
+    red = redact(f"Invoice 7 {sample} total EUR 12.00")
+    assert red.secrets == 1 and value not in red.text, red.text
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["ByPass: 1,200.00", "dayPass: EUR 25.00", "Compass bearing 270", "Payment authorization: 95,000.00 approved",
+     '<add key="Currency" value="EUR 95,000.00"/>', "<key>Total</key><string>95,000.00</string>",
+     '<add key="PageSize" value="25"/>', "The basic fee is EUR 12.00"],
+)  # fmt: skip
+def test_the_new_forms_keep_what_is_not_a_credential(line: str) -> None:
+    """Business text beside the new forms keeps its words and amounts."""
+    text = f"Invoice 7 {line} total EUR 12.00"
+    assert redact(text).text == text
+
+
+@pytest.mark.parametrize(
+    ("unit", "secret", "value"),
+    [('key="x" value="', ' <add key="DbPassword" value="Qz7pLm2x"/>', "Qz7pLm2x"),
+     ("<key>password</key><string>", "\n<key>Password</key><string>Qz7pLm2x</string>", "Qz7pLm2x"),
+     ("Authorization: Basic ", "\nAuthorization: Basic dXNlcjpIdW50ZXIyMjI=", "dXNlcjpIdW50ZXIyMjI="),
+     ("aPass", " smtpPass=Qz7pLm2x", "Qz7pLm2x")],
+)  # fmt: skip
+def test_the_forms_left_open_take_linear_time(unit: str, secret: str, value: str) -> None:
+    """700,000 characters of a near miss of each, then the real thing, which must still be found."""
+    import time
+
+    text = unit * (700_000 // len(unit)) + secret
+    t0 = time.process_time()
+    red = redact(text)
+    assert time.process_time() - t0 < 1.0
+    assert value not in red.text[-len(secret) - 10 :]
