@@ -67,7 +67,7 @@ value is taken, ``PGPASSWORD=pw`` too. A key word inside a longer name (``PASSWO
 characters. A bare ``pass`` or ``pwd`` is not one (``PWD`` is the shell's folder), nor one joined by ``-`` before a
 colon (``Ski-pass: 45.00``, ``Boarding-pass: 12A``; ``mysql-pwd=...`` is one)."""
 _LABEL_PASS_RE = re.compile(r"(?i:-(?:pass|pwd))\Z")
-_CAMEL_PASS_RE = re.compile(r"(?<=[a-z0-9])(?:Pass|Pwd)\Z")  # dayPass: a label too, smtpPass=... is assigned
+_CAMEL_PASS_RE = re.compile(r"(?<=[a-z0-9])(?:Pass|Pwd)\Z")  # PayPass: a label too; smtpPass=... is assigned
 _AMOUNT_RE = re.compile(
     r"[(\[]?+[+\-\u2212]?+(?:[$\u20ac\u00a3\u00a5\u20b9]|[A-Z]{3}\s?+)?+[+\-\u2212]?+\d[\d.,'\u2019]*+"
     r"(?:[kKmM%$\u20ac\u00a3\u00a5\u20b9]|\s?+[A-Z]{3})?+(?:/[A-Za-z]++)?+[)\].,;:!?]*+"
@@ -79,8 +79,11 @@ _BASIC_AUTH_RE = re.compile(r"(?:[A-Za-z0-9+/]{4})++(?:[A-Za-z0-9+/]{2}==|[A-Za-
 ``auth`` is too common a word for any value of it to be a secret)."""
 _ELEMENT_RE = re.compile(r"<(?:[\w.-]++:)?+([\w.-]++)(?:\s[^<>]*+)?+>((?:<!\[CDATA\[[^\]<]*+\]\]>|[^<])++)</")
 """An XML element's text (``<password>x</password>``, ``<ns:apiKey>``): each try ends at the next ``<``."""
-_BASIC_HEADER_RE = re.compile(r"(?i:\bauthorization[ \t]*+:[ \t]*+basic[ \t]++)([A-Za-z0-9+/]++=?+=?+)")
-"""An HTTP ``Authorization: Basic`` header in a document's text, taken when its value decodes to ``user:password``."""
+_BASIC_HEADER_RE = re.compile(
+    r"(?i:\bauthorization[\"']?+[ \t]*+[:=][ \t]*+[\"']?+basic[ \t]++[\"']?+)([A-Za-z0-9+/]++=?+=?+)"
+)
+"""An HTTP ``Authorization: Basic`` header in a document's text (as written, or a JSON or Python header), taken when
+its value decodes to ``user:password``."""
 _KEYED_RE = re.compile(
     r"(?i:\b(?:key|name)\s*+=\s*+)([\"'])([\w.:-]{1,128}+)\1\s++(?i:value\s*+=\s*+)([\"'])((?:(?!\3)[^\n])++)\3"
     r"|<key>\s*+([^<]{1,128}+)</key>\s*+<string>([^<]++)</string>"
@@ -157,8 +160,9 @@ def _reads_as_password(word: str) -> bool:
 
 def _basic_credentials(value: str) -> bool:
     """True when ``value`` is base64 of ``user:password`` (Docker's ``auth``)."""
+    digits = value.rstrip("=")  # the padding is often left off
     try:
-        return b":" in base64.b64decode(value, validate=True)
+        return b":" in base64.b64decode(digits + "=" * (-len(digits) % 4), validate=True)
     except ValueError:
         return False
 
@@ -196,7 +200,8 @@ def _keyed(text: str) -> list[Span]:
     found: list[Span] = []
     for m in _KEYED_RE.finditer(text):
         name, group = (m.group(2), 4) if m.group(2) is not None else (m.group(5).strip(), 6)
-        if (_credential(name) or _KEY_WORD_RE.search(name)) and m.group(group).strip():
+        value = m.group(group).strip()
+        if (_credential(name) or _KEY_WORD_RE.search(name)) and value and not _a_number(value, short_ints=True):
             found.append(m.span(group))
     return found
 
@@ -219,7 +224,8 @@ def _assigned(text: str) -> list[Span]:
             if v:  # a blob of base64 holds no names
                 pos = v.end()
             continue
-        credential = _credential(name) and not (m.group(2) == ":" and _LABEL_PASS_RE.search(name))
+        label = _LABEL_PASS_RE.search(name) or _CAMEL_PASS_RE.search(name)  # Ski-pass, dayPass: names, not keys
+        credential = _credential(name) and not (m.group(2) == ":" and label)
         if not (credential or _KEY_WORD_RE.search(name)):
             continue
         v = _VALUE_RE.match(text, m.end())
@@ -228,6 +234,8 @@ def _assigned(text: str) -> list[Span]:
         value = v.group(v.lastindex or 0)
         if m.group(2) == ":" and v.lastindex == 3 and _a_number(value, short_ints=True):
             continue  # a form's label and a count or a price beside it (Token: 450, Password: 95,000.00)
+        if label and _a_number(value, short_ints=False):
+            continue  # seasonPass=300.00, ByPass=95,000.00: a price
         if len(value) < 6 and not (credential and _short_taken(text, m, v.start(), value) and _ALNUM_RE.search(value)):
             continue  # a short value counts after a credential's name, on its line ("Password:\nDate:"), not "`,"
         end = v.end(v.lastindex or 0)
@@ -256,12 +264,11 @@ def _element_secret(name: str, value: str) -> bool:
 def _short_taken(text: str, m: re.Match[str], value_at: int, value: str) -> bool:
     """Whether a value under six characters counts after the credential's name ``m``: on the name's line, and
     assigned (``PGPASSWORD=pw``, ``DB_PWD: abc``, ``password: abc1``); after a form's label (a capitalized word and a
-    colon, or a camelCase ``...Pass`` and a colon) only when it mixes letters and digits (``Passwort: Qz7``, not
-    ``Password: Total EUR ...`` or ``dayPass: EUR 25.00``)."""
+    colon) only when it mixes letters and digits (``Passwort: Qz7``, not ``Password: Total EUR ...``)."""
     if "\n" in text[m.end(1) : value_at]:
         return False
     name = m.group(1)
-    if m.group(2) != ":" or not ((name[:1].isupper() and name[1:].islower()) or _CAMEL_PASS_RE.search(name)):
+    if m.group(2) != ":" or not (name[:1].isupper() and name[1:].islower()):
         return True
     return any(c.isdigit() for c in value) and any(c.isalpha() for c in value)  # a label's value: Qz7, not Total
 

@@ -486,15 +486,17 @@ def test_a_whole_number_before_punctuation_and_a_prefixed_literal_are_secrets(sa
 
 @pytest.mark.parametrize(
     ("sample", "value"),
-    [("smtpPass=Qz7pLm2x", "Qz7pLm2x"), ("dbPwd: Xk9q", "Xk9q"),
+    [("smtpPass=Qz7pLm2x", "Qz7pLm2x"), ("dbPwd=Xk9q", "Xk9q"),
+     ('{"Authorization": "Basic dXNlcjpwYXNzMQ"}', "dXNlcjpwYXNzMQ"),
      ("Authorization: Basic dXNlcjpIdW50ZXIyMjI=", "dXNlcjpIdW50ZXIyMjI="),
      ('<add key="DbPassword" value="Xk9 pLm2q"/>', "Xk9 pLm2q"),
      ("<property name='db.password' value='Xk9pLm2q'/>", "Xk9pLm2q"),
      ("<key>Password</key>\n<string>Xk9pLm2q</string>", "Xk9pLm2q")],
 )  # fmt: skip
 def test_camel_case_names_basic_authorization_and_keyed_settings_are_redacted(sample: str, value: str) -> None:
-    """Forms the day's note left open: camelCase names ending Pass or Pwd, an HTTP ``Authorization: Basic`` header
-    in a document's text, a setting named in one attribute and valued in another (.NET, Spring) and a plist's key."""
+    """Forms the day's note left open: camelCase names ending Pass or Pwd assigned a value, an HTTP ``Authorization:
+    Basic`` header in a document's text (a JSON one, its padding left off), a setting named in one attribute and
+    valued in another (.NET, Spring) and a plist's key."""
     red = redact(f"Invoice 7 {sample} total EUR 12.00")
     assert red.secrets == 1 and value not in red.text, red.text
 
@@ -503,10 +505,13 @@ def test_camel_case_names_basic_authorization_and_keyed_settings_are_redacted(sa
     "line",
     ["ByPass: 1,200.00", "dayPass: EUR 25.00", "Compass bearing 270", "Payment authorization: 95,000.00 approved",
      '<add key="Currency" value="EUR 95,000.00"/>', "<key>Total</key><string>95,000.00</string>",
-     '<add key="PageSize" value="25"/>', "The basic fee is EUR 12.00"],
+     '<add key="PageSize" value="25"/>', "The basic fee is EUR 12.00", "PayPass: contactless enabled",
+     "weekPass: Adults only", "gatePass: G12", "ByPass=95,000.00", "seasonPass=300.00",
+     '<add key="Password" value="95,000.00"/>', "<key>Token</key><string>450</string>"],
 )  # fmt: skip
 def test_the_new_forms_keep_what_is_not_a_credential(line: str) -> None:
-    """Business text beside the new forms keeps its words and amounts."""
+    """Business text beside the new forms keeps its words and amounts (a review of the first version found labels
+    such as ``PayPass:`` losing their words, and prices in keyed settings redacted)."""
     text = f"Invoice 7 {line} total EUR 12.00"
     assert redact(text).text == text
 
