@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -125,6 +126,7 @@ def _word_bytes(kind: str, payload: str) -> bytes:
     return base64.b64decode(digits + "=" * (-len(digits) % 4))
 
 
+@functools.cache  # on first use, not at every task's import of this module (a listing of the codecs' folder)
 def _codec_names() -> frozenset[str]:
     """The standard library's codecs, by every name it knows them by (normalized), less the escape codecs (they
     warn about a name's bytes)."""
@@ -137,9 +139,6 @@ def _codec_names() -> frozenset[str]:
     return frozenset(names - {"unicode_escape", "raw_unicode_escape", "undefined", "mbcs", "oem"})
 
 
-_CODECS = _codec_names()
-
-
 def _charset_text(data: bytes, charset: str) -> str:
     """``data`` in ``charset``; in Latin-1 where Python knows no such text encoding (``unknown-8bit``, ``hex``):
     a mail client shows such bytes as they are, so their ASCII must be read too. Only the standard library's codec
@@ -147,7 +146,7 @@ def _charset_text(data: bytes, charset: str) -> str:
     import encodings
 
     name = encodings.normalize_encoding(charset.partition("*")[0].strip().lower())  # an RFC 2231 language after *
-    if name in _CODECS or name.replace(".", "_") in _CODECS:
+    if name in _codec_names() or name.replace(".", "_") in _codec_names():
         try:
             return data.decode(name, "replace")
         except (LookupError, ValueError, TypeError):  # a codec that is no text encoding
@@ -188,7 +187,9 @@ def _shown_name(text: str, redact: Any) -> str:
         return _LONG_NAME
     # as written with its escapes undone, and with its encoded words decoded too: the text of a word that is no valid
     # encoding (=?utf-8?B?jane.doe@example.com?=) is garbage decoded, and was found as written
-    forms = [_unescaped(text, words=False), _unescaped(text, words=True)]
+    forms = [_unescaped(text, words=False)]
+    if forms[0] is not None and "=?" in forms[0]:  # no "=?" there: no layer held an encoded word, the forms are one
+        forms.append(_unescaped(text, words=True))
     if None in forms:
         return _LONG_NAME  # nested deeper than any name a person reads
     for plain in dict.fromkeys(forms):
