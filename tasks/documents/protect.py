@@ -61,18 +61,28 @@ _KEY_WORDS = (
 )
 _KEY_WORD_RE = re.compile(rf"(?i:{_KEY_WORDS})(?=[_-]|$)")
 """A key word ending a name or one of its parts (PGPASSWORD, SECRET_ACCESS_KEY), not a longer word (Secretary)."""
-_CREDENTIAL_NAME_RE = re.compile(rf"(?i:{_KEY_WORDS}|(?<=[_-])(?:pass|pwd)|(?<=[a-z0-9])(?-i:Pass|Pwd))\Z")
+_CREDENTIAL_NAME_RE = re.compile(
+    rf"(?i:{_KEY_WORDS}|(?<=[_-])(?:pass|pwd)|(?<=[a-z0-9])(?-i:Pass|Pwd)|(?<=[A-Z0-9])(?-i:PASS|PWD))\Z"
+)
 """A name that is a credential's whatever its value (PGPASSWORD, SMTP_PASS, DB_PWD, smtpPass, client-key-data): any
 value is taken, ``PGPASSWORD=pw`` too. A key word inside a longer name (``PASSWORD_RESET_COUNT``) still needs six
 characters. A bare ``pass`` or ``pwd`` is not one (``PWD`` is the shell's folder), nor one joined by ``-`` before a
-colon (``Ski-pass: 45.00``, ``Boarding-pass: 12A``; ``mysql-pwd=...`` is one)."""
+colon (``Ski-pass: 45.00``, ``Boarding-pass: 12A``; ``mysql-pwd=...`` is one), nor a word ending in pass
+(:data:`_WORD_PASS_RE`). Written in capitals (``SMTPPASS=``, ``DBPWD=``) it is one when assigned, not as a label."""
+_WORD_PASS_RE = re.compile(r"(?i:(?<![^\W_])(?:by|com|encom|sur|tres|over|under|im)pass)\Z")
+"""English words ending in pass (``ByPass``, ``COMPASS``, ``OVERPASS``): never a credential's name."""
+_PASSWORD_WORD_RE = re.compile(r"(?i:passw(?:or)?d|passwort)(?=[_-]|$)")
+"""A password's own name (not a token's or a key's): after it a whole number of four digits or more is a PIN."""
 _LABEL_PASS_RE = re.compile(r"(?i:-(?:pass|pwd))\Z")
-_CAMEL_PASS_RE = re.compile(r"(?<=[a-z0-9])(?:Pass|Pwd)\Z")  # PayPass: a label too; smtpPass=... is assigned
+_CAMEL_PASS_RE = re.compile(r"(?<=[a-z0-9])(?:Pass|Pwd)\Z|(?<=[A-Z0-9])(?:PASS|PWD)\Z")
+"""PayPass:, SKIPASS: labels too; smtpPass=..., SMTPPASS=... are assigned."""
 _AMOUNT_RE = re.compile(
     r"[(\[]?+[+\-\u2212]?+(?:[$\u20ac\u00a3\u00a5\u20b9]|[A-Z]{3}\s?+)?+[+\-\u2212]?+\d[\d.,'\u2019]*+"
     r"(?:[kKmM%$\u20ac\u00a3\u00a5\u20b9]|\s?+[A-Z]{3})?+(?:/[A-Za-z]++)?+[)\].,;:!?]*+"
 )
 """A count or a price as written: a sign, a bracket, a currency sign or code, separators, ``k``, ``%``, ``/month``."""
+_PRICED_RE = re.compile(r"[$\u20ac\u00a3\u00a5\u20b9]|[A-Z]{3}")
+"""In an amount (:data:`_AMOUNT_RE`), its currency sign or code: a price whatever it is assigned to."""
 _AUTH_NAME_RE = re.compile(r"(?i:(?<![^_-])auth)\Z")
 _BASIC_AUTH_RE = re.compile(r"(?:[A-Za-z0-9+/]{4})++(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?+(?![^\s\"',;}])")
 """Docker's ``config.json`` ``"auth"``: base64 of ``user:password``, taken only when it decodes to one (a bare
@@ -84,13 +94,18 @@ _BASIC_HEADER_RE = re.compile(
 )
 """An HTTP ``Authorization: Basic`` header in a document's text (as written, or a JSON or Python header), taken when
 its value decodes to ``user:password``."""
-_KEYED_RE = re.compile(
-    r"(?i:\b(?:key|name)\s*+=\s*+)([\"'])([\w.:-]{1,128}+)\1\s++(?i:value\s*+=\s*+)([\"'])((?:(?!\3)[^\n])++)\3"
-    r"|<key>\s*+([^<]{1,128}+)</key>\s*+<string>([^<]++)</string>"
+_SETTING_TAG_RE = re.compile(
+    r"<[\w.:-]++(?=[^<]*?\b(?i:key|name)\s*+=)((?:\s++[\w.:-]++\s*+=\s*+(?:\"[^\"\n]*+\"|'[^'\n]*+'))++)\s*+(/?+)>"
 )
-"""A setting named in one attribute and valued in another, or a property list's key and string: .NET's
-``<add key="DbPassword" value="..."/>``, Spring's ``<property name="password" value="..."/>``, a plist's
-``<key>Password</key><string>...</string>``."""
+"""A tag whose attributes name a setting (``key=`` or ``name=``), its attributes in any order: .NET's ``<add
+key="DbPassword" value="..."/>`` (``value`` first too, or another attribute between), Spring's ``<property
+name="password" value="..."/>``. Each try ends at a quote's end on its line or at the next ``<``."""
+_ATTRIBUTE_RE = re.compile(r"([\w.:-]++)\s*+=\s*+(?:\"([^\"\n]*+)\"|'([^'\n]*+)')")
+_SETTING_NAME_RE = re.compile(r"[\w.:-]{1,128}")
+_VALUE_CHILD_RE = re.compile(r"\s*+<value>([^<]++)</value>")
+"""Spring's ``<property name="password"><value>...</value></property>``: the value as the named tag's child."""
+_PLIST_RE = re.compile(r"<key>\s*+([^<]{1,128}+)</key>\s*+<(string|data)>([^<]++)</\2>")
+"""A property list's key and its string or data (base64) value: ``<key>Password</key><string>...</string>``."""
 _PROSE_RE = re.compile(
     r"(?i:\bpassw(?:or)?[dt][ \t]++(?:is|was|ist|lautet)\b[ \t]*+(:)?+[ \t]*+)"
     r"(?:[\"'\u201c\u2018]([^\"'\u201c\u2018\u201d\u2019\n]++)[\"'\u201d\u2019]|([^\s<>;=]++))"
@@ -133,7 +148,7 @@ _SECRET_HINTS_NOCASE = (
     "_pass", "-pass", "_pwd", "-pwd", "key-data",
 )  # fmt: skip
 _AUTH_HINT_RE = re.compile(r"auth[\s\"':=]|authorization")  # a name ending in auth, an HTTP header
-_CAMEL_HINT_RE = re.compile(r"[a-z0-9](?:Pass|Pwd)\b")  # smtpPass, dbPwd: in the text as written
+_CAMEL_HINT_RE = re.compile(r"[a-z0-9](?:Pass|Pwd)\b|[A-Z0-9](?:PASS|PWD)\b")  # smtpPass, SMTPPASS: as written
 # The only non-ASCII characters that re.IGNORECASE matches to an ASCII letter (checked over all of Unicode):
 # U+0130 and U+0131 (i), U+017F (s), U+212A (k). Folded before lowercasing, so that the hint test stays exact.
 _ASCII_FOLD = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"})
@@ -198,16 +213,34 @@ def _secrets(text: str) -> Iterator[Span]:
 def _keyed(text: str) -> list[Span]:
     """The values of settings whose name, given in another attribute or a plist key, is a credential's."""
     found: list[Span] = []
-    for m in _KEYED_RE.finditer(text):
-        name, group = (m.group(2), 4) if m.group(2) is not None else (m.group(5).strip(), 6)
-        value = m.group(group).strip()
-        if (_credential(name) or _KEY_WORD_RE.search(name)) and value and not _a_number(value, short_ints=True):
-            found.append(m.span(group))
+    for m in _SETTING_TAG_RE.finditer(text):
+        attributes: dict[str, tuple[str, Span]] = {}
+        for a in _ATTRIBUTE_RE.finditer(text, m.start(1), m.end(1)):
+            group = 2 if a.group(2) is not None else 3
+            attributes.setdefault(a.group(1).lower(), (a.group(group), a.span(group)))
+        named = attributes.get("key") or attributes.get("name")
+        if named is None or _SETTING_NAME_RE.fullmatch(named[0]) is None:
+            continue
+        if "value" in attributes:
+            value, span = attributes["value"]
+        elif not m.group(2) and (child := _VALUE_CHILD_RE.match(text, m.end())):
+            value, span = child.group(1), child.span(1)
+        else:
+            continue
+        if _setting_secret(named[0], value.strip()):
+            found.append(span)
+    found += [m.span(3) for m in _PLIST_RE.finditer(text) if _setting_secret(m.group(1).strip(), m.group(3).strip())]
     return found
 
 
+def _setting_secret(name: str, value: str) -> bool:
+    """Whether a setting named ``name`` holds a credential in ``value`` (a count or a price there stays)."""
+    named = _credential(name) or _KEY_WORD_RE.search(name) is not None
+    return bool(value) and named and not _a_number(value, short_ints=True)
+
+
 def _credential(name: str) -> bool:
-    return _CREDENTIAL_NAME_RE.search(name) is not None
+    return _CREDENTIAL_NAME_RE.search(name) is not None and _WORD_PASS_RE.search(name) is None
 
 
 def _assigned(text: str) -> list[Span]:
@@ -232,10 +265,10 @@ def _assigned(text: str) -> list[Span]:
         if v is None:  # an empty quoted value
             continue
         value = v.group(v.lastindex or 0)
-        if m.group(2) == ":" and v.lastindex == 3 and _a_number(value, short_ints=True):
+        if m.group(2) == ":" and v.lastindex == 3 and _a_number(value, short_ints=not _pin(name, value)):
             continue  # a form's label and a count or a price beside it (Token: 450, Password: 95,000.00)
-        if label and _a_number(value, short_ints=False):
-            continue  # seasonPass=300.00, ByPass=95,000.00: a price
+        if (label or not credential or _PRICED_RE.search(value)) and _a_number(value, short_ints=False):
+            continue  # seasonPass=300.00, token_price = 1,250.00, {"token": "$0.50"}: a price
         if len(value) < 6 and not (credential and _short_taken(text, m, v.start(), value) and _ALNUM_RE.search(value)):
             continue  # a short value counts after a credential's name, on its line ("Password:\nDate:"), not "`,"
         end = v.end(v.lastindex or 0)
@@ -270,7 +303,15 @@ def _short_taken(text: str, m: re.Match[str], value_at: int, value: str) -> bool
     name = m.group(1)
     if m.group(2) != ":" or not (name[:1].isupper() and name[1:].islower()):
         return True
-    return any(c.isdigit() for c in value) and any(c.isalpha() for c in value)  # a label's value: Qz7, not Total
+    mixed = any(c.isdigit() for c in value) and any(c.isalpha() for c in value)  # a label's value: Qz7, not Total
+    return mixed or _pin(name, value)
+
+
+def _pin(name: str, value: str) -> bool:
+    """A whole number of four digits or more after a password's own name (``Password: 1234``): a PIN, not a count
+    (``Password: 12 characters``, ``Token: 450`` and ``Secret: 95000`` stay)."""
+    core = value.strip("()[].,;:!?")
+    return len(core) >= 4 and core.isdigit() and _PASSWORD_WORD_RE.search(name) is not None
 
 
 def _in_prose(text: str) -> list[Span]:

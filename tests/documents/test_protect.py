@@ -532,3 +532,54 @@ def test_the_forms_left_open_take_linear_time(unit: str, secret: str, value: str
     red = redact(text)
     assert time.process_time() - t0 < 1.0
     assert value not in red.text[-len(secret) - 10 :]
+
+
+@pytest.mark.parametrize(
+    ("sample", "value"),
+    [("Password: 1234", "1234"), ("Passwort: 98765.", "98765"), ("SMTPPASS=Qz7pLm2x", "Qz7pLm2x"),
+     ("DBPWD=Xk9q", "Xk9q"), ('<add value="Xk9pLm2q" key="DbPassword"/>', "Xk9pLm2q"),
+     ('<add key="DbPassword" xdt:Transform="Replace" value="Xk9pLm2q"/>', "Xk9pLm2q"),
+     ("<property name='password'>\n  <value>Xk9pLm2q</value>\n</property>", "Xk9pLm2q"),
+     ("<key>Password</key>\n<data>WGs5cExtMnE=</data>", "WGs5cExtMnE="),
+     ('<input type="password" name="password" value="Xk9pLm2q">', "Xk9pLm2q")],
+)  # fmt: skip
+def test_a_pin_capitals_and_settings_in_any_attribute_order_are_redacted(sample: str, value: str) -> None:
+    """Forms the last note left open: a password label's whole number of four digits or more (a PIN), names in
+    capitals ending PASS or PWD assigned a value, a setting's value given before its key or with another attribute
+    between them, Spring's ``<value>`` child, and a plist's ``<data>``."""
+    red = redact(f"Invoice 7 {sample} total EUR 12.00")
+    assert red.secrets == 1 and value not in red.text, red.text
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["BYPASS=true", "COMPASS=north", "ByPass=true", '{"token": "$0.50"}', '{"token_price": "1,250.00"}',
+     "token_price = 1250.00", '"api_key_cost": "$1,250.00"', "Password: 12 characters minimum", "SKIPASS: 45.00",
+     "MYPASS: 95,000.00", '<add value="EUR 95,000.00" key="Password"/>', "Day-Pass = \u20ac25.00",
+     '<property name="token"><value>450</value></property>', '<meta name="api-token" content="docs">'],
+)  # fmt: skip
+def test_words_and_prices_beside_the_forms_left_open_stay(line: str) -> None:
+    """English words ending in pass (``BYPASS``, ``COMPASS``) are no credential's name, a price with its currency
+    stays whatever it is assigned to, an amount assigned to a name holding a key word inside it (``token_price``)
+    stays, and a password label's short count (``12 characters``) stays."""
+    text = f"Invoice 7 {line} total EUR 12.00"
+    assert redact(text).text == text
+
+
+@pytest.mark.parametrize(
+    ("unit", "secret", "value"),
+    [('<a key="x" ', ' <add key="DbPassword" value="Qz7pLm2x"/>', "Qz7pLm2x"),
+     ('<add value="', ' <add value="Qz7pLm2x" key="DbPassword"/>', "Qz7pLm2x"),
+     ('<a name="password"><value>', "\n<property name='password'><value>Qz7pLm2x</value></property>", "Qz7pLm2x"),
+     ("<key>Password</key><data>", "\n<key>Password</key><data>Qz7pLm2x</data>", "Qz7pLm2x"),
+     ("SMTPPASS", " SMTPPASS=Qz7pLm2x", "Qz7pLm2x"), ("Password: 1", "\nPassword: 98765", "98765")],
+)  # fmt: skip
+def test_the_settings_and_pin_forms_take_linear_time(unit: str, secret: str, value: str) -> None:
+    """700,000 characters of a near miss of each, then the real thing, which must still be found."""
+    import time
+
+    text = unit * (700_000 // len(unit)) + secret
+    t0 = time.process_time()
+    red = redact(text)
+    assert time.process_time() - t0 < 1.5
+    assert value not in red.text[-len(secret) - 10 :]
