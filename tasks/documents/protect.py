@@ -61,28 +61,40 @@ _KEY_WORDS = (
 )
 _KEY_WORD_RE = re.compile(rf"(?i:{_KEY_WORDS})(?=[_-]|$)")
 """A key word ending a name or one of its parts (PGPASSWORD, SECRET_ACCESS_KEY), not a longer word (Secretary)."""
-_CREDENTIAL_NAME_RE = re.compile(
-    rf"(?i:{_KEY_WORDS}|(?<=[_-])(?:pass|pwd)|(?<=[a-z0-9])(?-i:Pass|Pwd)|(?<=[A-Z0-9])(?-i:PASS|PWD))\Z"
-)
+_CREDENTIAL_NAME_RE = re.compile(rf"(?i:{_KEY_WORDS}|(?<=[_-])(?:pass|pwd)|(?<=[a-z0-9])(?-i:Pass|Pwd))\Z")
 """A name that is a credential's whatever its value (PGPASSWORD, SMTP_PASS, DB_PWD, smtpPass, client-key-data): any
 value is taken, ``PGPASSWORD=pw`` too. A key word inside a longer name (``PASSWORD_RESET_COUNT``) still needs six
 characters. A bare ``pass`` or ``pwd`` is not one (``PWD`` is the shell's folder), nor one joined by ``-`` before a
 colon (``Ski-pass: 45.00``, ``Boarding-pass: 12A``; ``mysql-pwd=...`` is one), nor a word ending in pass
-(:data:`_WORD_PASS_RE`). Written in capitals (``SMTPPASS=``, ``DBPWD=``) it is one when assigned, not as a label."""
+(:data:`_WORD_PASS_RE`). Written in capitals without a separator, only a service's name before it makes it one
+(:data:`_CAPS_PASS_RE`): ``SKIPASS``, ``SEASONPASS``, ``MYPASS`` name tickets."""
+_CAPS_PASS_RE = re.compile(
+    r"(?<![A-Za-z0-9])(?:SMTP|DB|MYSQL|PG|POSTGRES|LDAP|S?FTP|MAIL|IMAP|POP3?|ADMIN|ROOT|REDIS|SQL|MSSQL|ORACLE|MONGO"
+    r"|AMQP|RABBITMQ|VNC|SSH|WIFI|WLAN|PROXY|SVC|BIND|KEYSTORE|TRUSTSTORE)(?:PASS|PWD)\Z"
+)
+"""``SMTPPASS``, ``DBPWD``, ``MYSQLPASS``: a service's password in capitals, in any assignment or label form."""
 _WORD_PASS_RE = re.compile(r"(?i:(?<![^\W_])(?:by|com|encom|sur|tres|over|under|im)pass)\Z")
 """English words ending in pass (``ByPass``, ``COMPASS``, ``OVERPASS``): never a credential's name."""
 _PASSWORD_WORD_RE = re.compile(r"(?i:passw(?:or)?d|passwort)(?=[_-]|$)")
-"""A password's own name (not a token's or a key's): after it a whole number of four digits or more is a PIN."""
+"""A password's own name (not a token's or a key's): after it four digits ending the line are a PIN."""
 _LABEL_PASS_RE = re.compile(r"(?i:-(?:pass|pwd))\Z")
-_CAMEL_PASS_RE = re.compile(r"(?<=[a-z0-9])(?:Pass|Pwd)\Z|(?<=[A-Z0-9])(?:PASS|PWD)\Z")
-"""PayPass:, SKIPASS: labels too; smtpPass=..., SMTPPASS=... are assigned."""
+_CAMEL_PASS_RE = re.compile(r"(?<=[a-z0-9])(?:Pass|Pwd)\Z")  # PayPass: a label too; smtpPass=... is assigned
 _AMOUNT_RE = re.compile(
     r"[(\[]?+[+\-\u2212]?+(?:[$\u20ac\u00a3\u00a5\u20b9]|[A-Z]{3}\s?+)?+[+\-\u2212]?+\d[\d.,'\u2019]*+"
     r"(?:[kKmM%$\u20ac\u00a3\u00a5\u20b9]|\s?+[A-Z]{3})?+(?:/[A-Za-z]++)?+[)\].,;:!?]*+"
 )
 """A count or a price as written: a sign, a bracket, a currency sign or code, separators, ``k``, ``%``, ``/month``."""
-_PRICED_RE = re.compile(r"[$\u20ac\u00a3\u00a5\u20b9]|[A-Z]{3}")
-"""In an amount (:data:`_AMOUNT_RE`), its currency sign or code: a price whatever it is assigned to."""
+_CURRENCY = (
+    r"(?:[$\u20ac\u00a3\u00a5\u20b9]|(?:EUR|USD|GBP|CHF|JPY|CNY|INR|AUD|CAD|NZD|SEK|NOK|DKK|PLN|CZK|HUF|RON|BGN|TRY"
+    r"|ZAR|BRL|MXN|SGD|HKD|KRW)(?![A-Za-z]))"
+)
+_MONEY = r"(?:\d{1,3}(?:[,.'\u2019 ]\d{3})+|\d+)[.,]\d\d"
+_PRICE_RE = re.compile(
+    rf"[(\[]?[+\-\u2212]?(?:{_CURRENCY}[ \t]?[+\-\u2212]?{_MONEY}|{_MONEY}[ \t]?{_CURRENCY})[)\]]?[.,;:!?]*"
+)
+"""A price whatever it is assigned to (``{"token": "$0.50"}``, ``fee = "0,50 \u20ac"``): a currency sign or a code
+from the list beside a number with two decimals. Three capitals alone are no currency (``password=ABC12345``)."""
+_ENDS_LINE_RE = re.compile(r"[ \t]*+(?:\r?\n|<|$)")
 _AUTH_NAME_RE = re.compile(r"(?i:(?<![^_-])auth)\Z")
 _BASIC_AUTH_RE = re.compile(r"(?:[A-Za-z0-9+/]{4})++(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?+(?![^\s\"',;}])")
 """Docker's ``config.json`` ``"auth"``: base64 of ``user:password``, taken only when it decodes to one (a bare
@@ -95,15 +107,24 @@ _BASIC_HEADER_RE = re.compile(
 """An HTTP ``Authorization: Basic`` header in a document's text (as written, or a JSON or Python header), taken when
 its value decodes to ``user:password``."""
 _SETTING_TAG_RE = re.compile(
-    r"<[\w.:-]++(?=[^<]*?\b(?i:key|name)\s*+=)((?:\s++[\w.:-]++\s*+=\s*+(?:\"[^\"\n]*+\"|'[^'\n]*+'))++)\s*+(/?+)>"
+    r"<[\w.:-]++(?=[^<]*?\b(?i:key|name|type)\s*+=)"
+    r"((?:\s++[^\s\"'<>/=]++(?:\s*+=\s*+(?:\"[^\"]*+\"|'[^']*+'|[^\s\"'<>]++))?+)++)\s*+(/?+>)?+"
 )
-"""A tag whose attributes name a setting (``key=`` or ``name=``), its attributes in any order: .NET's ``<add
-key="DbPassword" value="..."/>`` (``value`` first too, or another attribute between), Spring's ``<property
-name="password" value="..."/>``. Each try ends at a quote's end on its line or at the next ``<``."""
-_ATTRIBUTE_RE = re.compile(r"([\w.:-]++)\s*+=\s*+(?:\"([^\"\n]*+)\"|'([^'\n]*+)')")
-_SETTING_NAME_RE = re.compile(r"[\w.:-]{1,128}")
-_VALUE_CHILD_RE = re.compile(r"\s*+<value>([^<]++)</value>")
-"""Spring's ``<property name="password"><value>...</value></property>``: the value as the named tag's child."""
+"""A tag whose attributes name a setting (``key=``, ``name=``, or an HTML ``type="password"`` input), its attributes
+in any order, quoted or not, valueless ones too: .NET's ``<add key="DbPassword" value="..."/>`` (``value`` first,
+another attribute between), Spring's ``<property name="password" value="..."/>``, ``<input type=password
+name="password" value="..." required>``. Each try ends at its quotes' ends or at the next ``<``."""
+_ATTRIBUTE_RE = re.compile(r"([^\s\"'<>/=]++)(?:\s*+=\s*+(?:\"([^\"]*+)\"|'([^']*+)'|([^\s\"'<>]++)))?+")
+_SETTING_NAME_RE = re.compile(r"[\w.:\[\]-]{1,128}")
+_VALUE_CHILD_RE = re.compile(r"\s*+<(?:[\w.-]++:)?+value(?:\s[^<>]*+)?+>(?:<!\[CDATA\[([^\]<]*+)\]\]>|([^<]++))")
+"""Spring's ``<property name="password"><value>...</value></property>`` (typed, namespaced, or CDATA): the value as the
+named tag's child."""
+_TEXT_CHILD_RE = re.compile(r"([^<]++)</")
+"""A ``key=`` tag's own text, as a Java properties file's XML gives it: ``<entry key="db.password">...</entry>``."""
+_KEYED_PAIR_RE = re.compile(
+    r"(?i:\b(?:key|name)\s*+=\s*+)([\"'])([\w.:-]{1,128}+)\1\s++(?i:value\s*+=\s*+)([\"'])((?:(?!\3)[^\n])++)\3"
+)
+"""A name and its value as adjacent attributes outside any tag the tag pattern reads (a log line, escaped markup)."""
 _PLIST_RE = re.compile(r"<key>\s*+([^<]{1,128}+)</key>\s*+<(string|data)>([^<]++)</\2>")
 """A property list's key and its string or data (base64) value: ``<key>Password</key><string>...</string>``."""
 _PROSE_RE = re.compile(
@@ -216,27 +237,37 @@ def _keyed(text: str) -> list[Span]:
     for m in _SETTING_TAG_RE.finditer(text):
         attributes: dict[str, tuple[str, Span]] = {}
         for a in _ATTRIBUTE_RE.finditer(text, m.start(1), m.end(1)):
-            group = 2 if a.group(2) is not None else 3
-            attributes.setdefault(a.group(1).lower(), (a.group(group), a.span(group)))
+            group = next((g for g in (2, 3, 4) if a.group(g) is not None), 0)
+            if group:
+                attributes.setdefault(a.group(1).lower(), (a.group(group), a.span(group)))
         named = attributes.get("key") or attributes.get("name")
-        if named is None or _SETTING_NAME_RE.fullmatch(named[0]) is None:
+        name = named[0] if named is not None else ""
+        if attributes.get("type", ("",))[0].lower() == "password":
+            name = "password"  # an HTML password input, whatever its name
+        if _SETTING_NAME_RE.fullmatch(name) is None:
             continue
+        name = re.sub(r"[\[\]]++", "_", name).strip("_")  # user[password]
         if "value" in attributes:
             value, span = attributes["value"]
-        elif not m.group(2) and (child := _VALUE_CHILD_RE.match(text, m.end())):
-            value, span = child.group(1), child.span(1)
+        elif m.group(2) == ">" and (child := _VALUE_CHILD_RE.match(text, m.end())):
+            group = 1 if child.group(1) is not None else 2
+            value, span = child.group(group), child.span(group)
+        elif m.group(2) == ">" and "key" in attributes and (own := _TEXT_CHILD_RE.match(text, m.end())):
+            value, span = own.group(1), own.span(1)
         else:
             continue
-        if _setting_secret(named[0], value.strip()):
+        if _setting_secret(name, value.strip()):
             found.append(span)
+    found += [m.span(4) for m in _KEYED_PAIR_RE.finditer(text) if _setting_secret(m.group(2), m.group(4).strip())]
     found += [m.span(3) for m in _PLIST_RE.finditer(text) if _setting_secret(m.group(1).strip(), m.group(3).strip())]
     return found
 
 
 def _setting_secret(name: str, value: str) -> bool:
     """Whether a setting named ``name`` holds a credential in ``value`` (a count or a price there stays)."""
-    named = _credential(name) or _KEY_WORD_RE.search(name) is not None
-    return bool(value) and named and not _a_number(value, short_ints=True)
+    named = _credential(name) or _CAPS_PASS_RE.search(name) is not None or _KEY_WORD_RE.search(name) is not None
+    number = _a_number(value, short_ints=not _pin(name, value)) or _PRICE_RE.fullmatch(value) is not None
+    return bool(value) and named and not number
 
 
 def _credential(name: str) -> bool:
@@ -258,18 +289,20 @@ def _assigned(text: str) -> list[Span]:
                 pos = v.end()
             continue
         label = _LABEL_PASS_RE.search(name) or _CAMEL_PASS_RE.search(name)  # Ski-pass, dayPass: names, not keys
-        credential = _credential(name) and not (m.group(2) == ":" and label)
+        credential = _CAPS_PASS_RE.search(name) is not None or (_credential(name) and not (m.group(2) == ":" and label))
         if not (credential or _KEY_WORD_RE.search(name)):
             continue
         v = _VALUE_RE.match(text, m.end())
         if v is None:  # an empty quoted value
             continue
         value = v.group(v.lastindex or 0)
-        if m.group(2) == ":" and v.lastindex == 3 and _a_number(value, short_ints=not _pin(name, value)):
+        pin = _pin(name, value) and _ENDS_LINE_RE.match(text, v.end()) is not None
+        if m.group(2) == ":" and v.lastindex == 3 and _a_number(value, short_ints=not pin):
             continue  # a form's label and a count or a price beside it (Token: 450, Password: 95,000.00)
-        if (label or not credential or _PRICED_RE.search(value)) and _a_number(value, short_ints=False):
-            continue  # seasonPass=300.00, token_price = 1,250.00, {"token": "$0.50"}: a price
-        if len(value) < 6 and not (credential and _short_taken(text, m, v.start(), value) and _ALNUM_RE.search(value)):
+        if (label and _a_number(value, short_ints=False)) or _PRICE_RE.fullmatch(value):
+            continue  # seasonPass=300.00, {"token": "$0.50"}: a price
+        short = credential and _short_taken(text, m, v.start(), value, pin)
+        if len(value) < 6 and not (short and _ALNUM_RE.search(value)):
             continue  # a short value counts after a credential's name, on its line ("Password:\nDate:"), not "`,"
         end = v.end(v.lastindex or 0)
         found.append((m.start(), end))
@@ -291,10 +324,11 @@ def _a_number(value: str, short_ints: bool) -> bool:
 
 def _element_secret(name: str, value: str) -> bool:
     """Whether an XML element's text is a credential (``<password>``; not ``<PaymentToken>12.00``)."""
-    return bool(value) and _credential(name) and not _a_number(value, short_ints=True)
+    number = _a_number(value, short_ints=not _pin(name, value)) or _PRICE_RE.fullmatch(value) is not None
+    return bool(value) and _credential(name) and not number
 
 
-def _short_taken(text: str, m: re.Match[str], value_at: int, value: str) -> bool:
+def _short_taken(text: str, m: re.Match[str], value_at: int, value: str, pin: bool) -> bool:
     """Whether a value under six characters counts after the credential's name ``m``: on the name's line, and
     assigned (``PGPASSWORD=pw``, ``DB_PWD: abc``, ``password: abc1``); after a form's label (a capitalized word and a
     colon) only when it mixes letters and digits (``Passwort: Qz7``, not ``Password: Total EUR ...``)."""
@@ -304,14 +338,16 @@ def _short_taken(text: str, m: re.Match[str], value_at: int, value: str) -> bool
     if m.group(2) != ":" or not (name[:1].isupper() and name[1:].islower()):
         return True
     mixed = any(c.isdigit() for c in value) and any(c.isalpha() for c in value)  # a label's value: Qz7, not Total
-    return mixed or _pin(name, value)
+    return mixed or pin
 
 
 def _pin(name: str, value: str) -> bool:
-    """A whole number of four digits or more after a password's own name (``Password: 1234``): a PIN, not a count
-    (``Password: 12 characters``, ``Token: 450`` and ``Secret: 95000`` stay)."""
+    """Four digits after a password's own name (``Password: 1234``): a PIN, not a count, where the number ends its
+    line (the caller checks that: ``Password: 2024 rules apply``, ``Password: 1000 attempts``, an empty field beside
+    ``95000 EUR`` stay), and not a five-digit number (``Password:  12000`` may be an amount beside an empty field;
+    ``Password: 12 characters``, ``Token: 450`` and ``Secret: 95000`` stay)."""
     core = value.strip("()[].,;:!?")
-    return len(core) >= 4 and core.isdigit() and _PASSWORD_WORD_RE.search(name) is not None
+    return len(core) == 4 and core.isdigit() and _PASSWORD_WORD_RE.search(name) is not None
 
 
 def _in_prose(text: str) -> list[Span]:
