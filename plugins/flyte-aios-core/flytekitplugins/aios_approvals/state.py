@@ -35,7 +35,7 @@ from pydantic import ValidationError
 from flytekitplugins.aios_approvals.models import ApprovalDecision, ApprovalRequest
 from flytekitplugins.aios_audit import projections as pj
 from flytekitplugins.aios_audit.records import AuditRecord
-from flytekitplugins.aios_audit.stores import AuditStore
+from flytekitplugins.aios_audit.stores import AuditStore, claim_pairs
 
 log = logging.getLogger(__name__)
 KINDS = frozenset({"approval_request", "approval_decision", "approval_refused", "approval_verified"})
@@ -112,7 +112,7 @@ class Projection:
         else:
             st.verified.append(ev.status)
             consumer = str(ev.attributes.get("consumed_by", ""))
-            held = {str(c.get("key")) for c in ev.attributes.get("claims") or ()}
+            held = {key for key, _holder in claim_pairs(ev.attributes) or ()}  # malformed: claims nothing
             if consumer and use_claim(st.request.request_id) in held and consumer not in st.consumed_by:
                 st.consumed_by.append(consumer)
 

@@ -16,7 +16,7 @@ from typing import Any
 from flytekitplugins.aios_approvals.evaluate import Env, evaluate
 from flytekitplugins.aios_approvals.models import ApprovalOutcome
 from flytekitplugins.aios_approvals.service import _execution_key, launcher_problem, open_request, run_launcher
-from flytekitplugins.aios_approvals.state import projection, use_claim
+from flytekitplugins.aios_approvals.state import RequestState, projection, use_claim
 from flytekitplugins.aios_audit.records import AuditEvent
 from flytekitplugins.aios_audit.stores import CLAIMS_ATTR, ClaimTaken, claim
 from flytekitplugins.aios_core.context import current_execution
@@ -83,15 +83,25 @@ def _check_one(
     elif out.status == "approved" and (why := launcher_problem(st.request, launcher, execution)):
         # another launcher's run (an approver's own launch among them) must not use, so use up, this approval
         code = "launcher_mismatch"
-    elif out.status == "approved" and holder is not None and holder != execution:
+    elif out.status == "approved" and (used := _used_by(st, holder, execution)):
         code = "already_used"
-        why = f"approval already used by execution {holder}; an approval is applied exactly once"
+        why = f"approval already used by execution {used}; an approval is applied exactly once"
     events = [_refusal(actor, rid, code, why)] if code else []
     if code:
         out = out.model_copy(update={"status": "refused", "reason": why})
     consumed = out.status == "approved" and holder is None
     events.append(_verified_event(env.settings.actor, out, execution, consumed))
     return out, events
+
+
+def _used_by(st: RequestState, holder: str | None, execution: str) -> str:
+    """Another execution that used the approval ("" when none): the claims table's holder, or one a sealed
+    ``approval_verified`` record names as its consumer (its claim sealed in the record): a claims row deleted by a
+    store writer left the sealed use standing, and a second execution used the approval again (review of
+    2026-12-06; the full `aios audit verify` reports the row as ``claim_changed``)."""
+    if holder is not None and holder != execution:
+        return holder
+    return next((c for c in st.consumed_by if c != execution), "")
 
 
 def verify_requests(

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from itertools import islice
 from pathlib import Path
 
-from flytekitplugins.aios_audit.stores import CLAIMS_ATTR, AuditStore
+from flytekitplugins.aios_audit.stores import CLAIMS_ATTR, AuditStore, claim_pairs
 
 _NEEDLE = b'"' + CLAIMS_ATTR.encode() + b'":'
 
@@ -40,14 +40,20 @@ class ClaimProblem:
         return f"{self.code} at seq {self.seq}: {self.key}: {self.detail}"
 
 
-def sealed_claims(store: AuditStore) -> Iterator[tuple[str, str, int]]:
-    """``(key, holder, seq)`` of every claim sealed in the log, in sequence order."""
+MALFORMED = "the record's claims attribute is not a list of {key, holder} objects: no code of the pack writes one"
+
+
+def sealed_claims(store: AuditStore, malformed: list[int] | None = None) -> Iterator[tuple[str, str, int]]:
+    """``(key, holder, seq)`` of every claim sealed in the log, in sequence order; the seq of each record whose
+    claims attribute is malformed (:func:`.stores.claim_pairs`) is added to ``malformed``."""
     for seq, entry, _leaf, _prev, _chain in store.scan_raw(1):
         if _NEEDLE not in entry:
             continue
-        event = json.loads(entry)["event"]
-        for c in (event.get("attributes") or {}).get(CLAIMS_ATTR) or ():
-            yield str(c["key"]), str(c["holder"]), int(seq)
+        pairs = claim_pairs(json.loads(entry)["event"].get("attributes"))
+        if pairs is None and malformed is not None:
+            malformed.append(int(seq))
+        for key, holder in pairs or ():
+            yield key, holder, int(seq)
 
 
 def verify_claims(store: AuditStore) -> list[ClaimProblem]:
@@ -71,7 +77,8 @@ def _compare(db: sqlite3.Connection, store: AuditStore) -> list[ClaimProblem]:
     db.execute("CREATE TABLE sealed (n INTEGER PRIMARY KEY, key TEXT NOT NULL, holder TEXT NOT NULL, seq INTEGER)")
     db.execute("CREATE TABLE rows (key TEXT PRIMARY KEY, holder TEXT NOT NULL, seq INTEGER NOT NULL)")
     db.execute("BEGIN")
-    sealed = sealed_claims(store)
+    malformed: list[int] = []
+    sealed = sealed_claims(store, malformed)
     while batch := list(islice(sealed, 10_000)):
         db.executemany("INSERT INTO sealed (key, holder, seq) VALUES (?, ?, ?)", batch)
     rows = ((str(k), str(h), int(s)) for k, h, s in store.scan_claims())
@@ -80,7 +87,7 @@ def _compare(db: sqlite3.Connection, store: AuditStore) -> list[ClaimProblem]:
     db.execute("CREATE TABLE first AS SELECT key, MIN(n) AS n FROM sealed GROUP BY key")
     db.execute("CREATE UNIQUE INDEX first_key ON first(key)")
     db.execute("COMMIT")
-    problems: list[ClaimProblem] = []
+    problems = [ClaimProblem("claim_malformed", CLAIMS_ATTR, seq, MALFORMED) for seq in malformed]
     later = "SELECT s.key, s.seq, f.seq FROM sealed s JOIN first m ON m.key = s.key AND s.n > m.n"
     later += " JOIN sealed f ON f.n = m.n"
     for key, seq, first in db.execute(later):

@@ -21,10 +21,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from flytekitplugins.aios_audit.checkpoint import Checkpoint
-from flytekitplugins.aios_audit.claims import ClaimProblem
+from flytekitplugins.aios_audit.claims import MALFORMED, ClaimProblem
 from flytekitplugins.aios_audit.diagnose import Bad
 from flytekitplugins.aios_audit.merkle import RootAccumulator, leaf_hash
-from flytekitplugins.aios_audit.stores import CLAIMS_ATTR, AuditStore
+from flytekitplugins.aios_audit.stores import CLAIMS_ATTR, AuditStore, claim_pairs
 from flytekitplugins.aios_audit.trust import TrustedKeys, trusted_keys
 from flytekitplugins.aios_audit.verify import (
     BLOCK,
@@ -328,13 +328,16 @@ def claims_since(
     """
     table = {str(k): (str(h), int(s)) for k, h, s in store.scan_claims(size) if until is None or int(s) <= until}
     claims: list[tuple[int, str, str]] = []
+    malformed: list[int] = []
     for seq, entry in _containing(store, size, CLAIMS_NEEDLE) if claimed is None else claimed:
         if until is None or seq <= until:  # both sources hold only entries with the needle
-            attrs = json.loads(entry)["event"].get("attributes") or {}
-            claims += [(int(seq), str(c["key"]), str(c["holder"])) for c in attrs.get(CLAIMS_ATTR) or ()]
+            pairs = claim_pairs(json.loads(entry)["event"].get("attributes"))
+            if pairs is None:
+                malformed.append(int(seq))
+            claims += [(int(seq), key, holder) for key, holder in pairs or ()]
     table |= store.claim_holders({key for _seq, key, _holder in claims if key not in table})
     sealed: dict[str, tuple[str, int]] = {}
-    problems: list[ClaimProblem] = []
+    problems = [ClaimProblem("claim_malformed", CLAIMS_ATTR, seq, MALFORMED) for seq in malformed]
     for seq, key, holder in claims:
         row = table.get(key)
         if key in sealed or (row is not None and row[1] <= size):

@@ -37,7 +37,7 @@ import orjson
 
 from flytekitplugins.aios_audit.lineage_rows import as_rows, entry_rows, parsed_rows
 from flytekitplugins.aios_audit.records import GENESIS, entry_seq_suffix
-from flytekitplugins.aios_core.errors import AiosError
+from flytekitplugins.aios_audit.stores import LogTampered
 
 VERSION = 1
 Row = tuple[Any, ...]
@@ -123,7 +123,7 @@ BY_NAME = {t.name: t for t in TABLES}
 GROUP_OF = {t.name: g for g in GROUPS for t in g.tables}
 
 
-class ProjectionTampered(AiosError):
+class ProjectionTampered(LogTampered):
     """A projection row, or the record it names, is not what the sealed log says: refuse to decide on it."""
 
 
@@ -192,7 +192,8 @@ def derive_catalog(seq: int, event: dict[str, Any]) -> Derived:
     digest = (_s(attrs.get("source_digest")) or "") if op == "seed" else ""
     models: list[tuple[str, str]] = []
     if op == "seed":
-        for e in attrs.get("entries") or ():
+        entries = attrs.get("entries")
+        for e in entries if isinstance(entries, list) else ():  # a seed written by hand may hold anything
             if isinstance(e, dict):
                 models.append((_s(e.get("name")) or "", _s(e.get("version")) or ""))
     elif op == "register":

@@ -31,13 +31,21 @@ from __future__ import annotations
 import abc
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import logging
 import re
 from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import Any
 
-from flytekitplugins.aios_audit.records import GENESIS, AuditEvent, AuditRecord, record_from_entry, seal_many
+from flytekitplugins.aios_audit.records import (
+    GENESIS,
+    AuditEvent,
+    AuditRecord,
+    entry_seq_suffix,
+    record_from_entry,
+    seal_many,
+)
 from flytekitplugins.aios_core.errors import AiosError
 
 log = logging.getLogger(__name__)
@@ -61,6 +69,10 @@ class AuditOutcomeUnknown(AuditWriteError):
         self.staged_id = staged_id
 
 
+class LogTampered(AiosError):
+    """A record read from the log does not match its hashes or its predecessor: refuse to decide on it."""
+
+
 class ClaimTaken(AiosError):
     """A unique claim (one use of an approval, one decision per approver, ...) is already held by someone."""
 
@@ -81,12 +93,31 @@ def claim(key: str, holder: str) -> dict[str, str]:
     return {"key": key, "holder": holder}
 
 
+def claim_pairs(attributes: object) -> list[tuple[str, str]] | None:
+    """``(key, holder)`` of each claim in an event's attributes (none when it has no claims attribute); None when
+    that attribute is not a list of :func:`claim` objects, which no code of the pack writes: a record sealed so was
+    written by hand (the verifier reports it, ``claim_malformed``; readers count it as claiming nothing)."""
+    raw = attributes.get(CLAIMS_ATTR) if isinstance(attributes, dict) else None
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        return None
+    pairs = [(c.get("key"), c.get("holder")) for c in raw if isinstance(c, dict)]
+    if len(pairs) != len(raw) or not all(isinstance(k, str) and isinstance(h, str) for k, h in pairs):
+        return None
+    return pairs  # type: ignore[return-value]
+
+
 def event_claims(events: Sequence[AuditEvent]) -> list[tuple[int, str, str]]:
     """``(index of the event, key, holder)`` for every claim the events carry."""
     out: list[tuple[int, str, str]] = []
     for i, ev in enumerate(events):
-        for c in ev.attributes.get(CLAIMS_ATTR) or ():
-            out.append((i, str(c["key"]), str(c["holder"])))
+        pairs = claim_pairs(ev.attributes)
+        if pairs is None:
+            raise ValueError(
+                f"the {CLAIMS_ATTR!r} attribute of a {ev.kind!r} event must be a list of claim(key, holder)"
+            )
+        out += [(i, key, holder) for key, holder in pairs]
     return out
 
 
@@ -180,12 +211,27 @@ class AuditStore(abc.ABC):
         """Records of the given event kinds from ``start`` on, parsing only those (projections use this).
 
         The filter reads the hashed entry bytes (canonical JSON always holds ``"kind":"<kind>"``), never
-        the unverified index columns, so an edited index cannot hide a record from a projection.
+        the unverified index columns, so an edited index cannot hide a record from a projection. Every row read is
+        re-hashed and linked to the row before it (from ``start - 1``, or the genesis): the readers that fold the
+        log (approvals, the catalog, where the projection tables are not complete) decided on an entry edited in
+        place, and on a record rewritten with its hashes recomputed (review of 2026-12-06); they now raise
+        :class:`LogTampered` (fail closed).
         """
         needles = tuple(b'"kind":' + json.dumps(k).encode() for k in kinds)
         wanted = frozenset(kinds)
-        for _seq, entry, leaf, prev, chain in self.scan_raw(start):
-            if any(n in entry for n in needles):
+        sha = hashlib.sha256
+        link = GENESIS if start <= 1 else None  # the chain hash the next row must continue (its predecessor's)
+        for seq, entry, leaf, prev, chain in self.scan_raw(max(1, start - 1)):
+            leaf_b = sha(b"\x00" + entry).digest()
+            if leaf_b.hex() != leaf or link not in (None, prev) or not entry.endswith(entry_seq_suffix(seq)):
+                raise LogTampered(f"audit record {seq} does not match its hashes (edited): run `aios audit verify`")
+            try:
+                link = sha(bytes.fromhex(prev) + leaf_b).hexdigest()
+            except (TypeError, ValueError):
+                link = ""
+            if link != chain:
+                raise LogTampered(f"audit record {seq} does not match its hashes (edited): run `aios audit verify`")
+            if seq >= start and any(n in entry for n in needles):
                 rec = record_from_entry(entry, leaf, prev, chain)
                 if rec.event.kind in wanted:
                     yield rec

@@ -42,7 +42,7 @@ from typing import Any
 
 from flytekitplugins.aios_audit.lineage_rows import dict_rows, parse_event, staged_text
 from flytekitplugins.aios_audit.lite import execution_key_of
-from flytekitplugins.aios_audit.records import _ENTRY, GENESIS, AuditEvent, _json_time, _to_json
+from flytekitplugins.aios_audit.records import _ENTRY, GENESIS, AuditEvent, AuditRecord, _json_time, _to_json
 
 MAX_BATCH_EVENTS = 20_000
 """Events one integrate transaction takes at most (besides :data:`BATCH` staged rows), whatever the rows hold: bulk
@@ -332,6 +332,27 @@ class StagedNotSequenced(Exception):
         super().__init__(f"staged audit row {staged_id} was not sequenced: {type(cause).__name__}")
         self.staged_id = staged_id
         self.cause = cause
+
+
+class ReceiptNotInLog(Exception):
+    """A receipt named sequence numbers at which the log does not hold the records this writer staged: it was not
+    the integrator's (a store writer can delete a staged row and write a receipt for it), so the events' fate is
+    unknown."""
+
+
+def check_receipt(conn: Any, records: Sequence[AuditRecord]) -> None:
+    """Raise :class:`ReceiptNotInLog` unless the log holds exactly ``records`` (sealed here from a receipt) at their
+    sequence numbers: a receipt is a row in the database, so it is checked against the log it speaks for (one
+    look-up by primary key). A record removed from the log later breaks its chain, which verification finds."""
+    first, last = records[0].seq, records[-1].seq
+    got = conn.execute(
+        "SELECT seq, leaf_hash, prev_hash, chain_hash FROM audit_log WHERE seq BETWEEN %s AND %s ORDER BY seq",
+        (first, last),
+    ).fetchall()
+    if [tuple(row) for row in got] != [(r.seq, r.leaf_hash, r.prev_hash, r.chain_hash) for r in records]:
+        raise ReceiptNotInLog(
+            f"the receipt for this append names records {first}..{last}, which the log does not hold as sealed here"
+        )
 
 
 def stage(conn: Any, events: Sequence[AuditEvent], *, integrate: bool) -> int:

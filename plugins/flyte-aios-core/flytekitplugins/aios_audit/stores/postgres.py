@@ -348,6 +348,13 @@ class PostgresAuditStore(AuditStore):
                 out = self._append_locked(conn, events, precondition)
         except (ClaimTaken, PreconditionFailed):
             raise
+        except pgi.ReceiptNotInLog as e:  # a receipt the log does not bear out: whatever happened, do not proceed
+            self._drop(conn)
+            msg = (
+                f"audit append to {self._redacted()} is unconfirmed: {e}. Someone with write access to the audit"
+                " store may have removed the staged events: do not proceed, and run `aios audit verify`"
+            )
+            raise AuditOutcomeUnknown(msg, None) from e
         except pgi.StagedNotSequenced as e:  # staged and committed: the next integrator sequences it
             why = f"staged row {e.staged_id} is durably staged but was not sequenced in time ({mask_text(e.cause)})"
             raise self._unknown(conn, why, e.staged_id, certain=True) from e
@@ -407,7 +414,9 @@ class PostgresAuditStore(AuditStore):
     def _append_batched(conn: Any, events: Sequence[AuditEvent]) -> list[AuditRecord]:
         """Stage, then integrate or wait for the integrator; seal this call's records from its receipt."""
         when, first, prev = pgi.append(conn, events)
-        return [rec for rec, _entry in seal_many(first - 1, prev, events, when)]
+        records = [rec for rec, _entry in seal_many(first - 1, prev, events, when)]
+        pgi.check_receipt(conn, records)
+        return records
 
     def _append_locked(
         self, conn: Any, events: Sequence[AuditEvent], precondition: Callable[[], None] | None
