@@ -94,19 +94,35 @@ def check_allowed(source: str, allowed: str, on_cluster: bool) -> None:
     A folder matches a local source at or under it (both resolved, links followed, so a link cannot lead out); a
     prefix an object-store URL at or under it (no ``.`` or ``..`` segment, query or fragment); a database URL only
     itself (a query could name another host). Raises ValueError naming the source and what to set."""
+    from flytekitplugins.aios_core.redact import mask_text, mask_url
+
     roots = _roots(allowed)
     if not roots:
         if on_cluster:
             msg = (
-                f"document source {source!r} is refused: this deployment names no document sources; its operator "
-                "sets AIOS_DOCUMENT_SOURCES (folders, object-store prefixes or database URLs, comma-separated)"
+                f"document source {mask_url(source)!r} is refused: this deployment names no document sources; its "
+                "operator sets AIOS_DOCUMENT_SOURCES (folders, object-store prefixes or database URLs, comma-separated)"
             )
             raise ValueError(msg)
         return
     if any(_within(source, root) for root in roots):
         return
+    # the deployment's list is the operator's and may hold a database URL with its password: each root masked, and
+    # the list as a whole, since a raw "," in a password splits one URL in two roots: in the userinfo the mask of the
+    # whole list covers both halves; in a query (a value masked to its end) the roots after it that are not roots
+    # of their own (a URL, an absolute or relative path) are the rest of the value
+    shown: list[str] = []
+    rest_of_secret = False
+    for root in roots:
+        if rest_of_secret and "://" not in root and not root.startswith(("/", "~", ".")):
+            shown.append("***")
+            continue
+        masked = mask_url(root)
+        rest_of_secret = masked != root and masked.endswith("***")
+        shown.append(masked)
     msg = (
-        f"document source {source!r} is not one of this deployment's document sources ({', '.join(roots)}): "
+        f"document source {mask_url(source)!r} is not one of this deployment's document sources "
+        f"({mask_text(', '.join(shown))}): "
         "use a folder, prefix or database there, or have the operator add it to AIOS_DOCUMENT_SOURCES"
     )
     raise ValueError(msg)

@@ -286,6 +286,19 @@ def _audit(
         audit_log(settings).append_many(events)
 
 
+def destination_of(table: str, url: str) -> str:
+    """Where actions go, as the acting point's claims and ``action_authorized`` records name it (sealed in the trail):
+    ``<table>@<url>``, the URL with every credential masked.
+
+    The form is the one claims already held in stored trails name (a retry of an action authorized before must find
+    its own claims, or it is refused ``already_used``), so it is kept; :func:`.redact.mask_url` parses the URL as
+    libpq does, so no part of a password survives in it (``?password=S3cret,PW`` kept ``,PW`` in sealed records
+    when it was matched by a pattern that stopped at the comma)."""
+    from flytekitplugins.aios_core.redact import mask_url
+
+    return f"{table}@{mask_url(url)}"
+
+
 def act(
     config: SystemOfRecordConfig, rows: Sequence[dict[str, Any]], settings: Settings, actor: str = ""
 ) -> tuple[int, int, int]:
@@ -295,13 +308,12 @@ def act(
     caller established from propagated identity (default: the configured principal)."""
     from flytekitplugins.aios_approvals.acting import ActionClaim, authorize
     from flytekitplugins.aios_approvals.evaluate import Env
-    from flytekitplugins.aios_core.redact import mask_url
 
     claims = [ActionClaim.from_row(dict(r)) for r in rows]
     # what is written is what was verified: the amount as the claim read it (a number), not the row's own text
     rows = [{**r, "amount": c.amount} for r, c in zip(rows, claims, strict=True)]
     url = resolve_url(config.url, settings)
-    destination = f"{config.table}@{mask_url(url)}"  # the same action posted anywhere else is refused
+    destination = destination_of(config.table, url)  # the same action posted anywhere else is refused
     env = Env.load(settings)
     verdicts = authorize(claims, actor=actor or settings.actor, env=env, destination=destination, caller=actor)
     by_key = {v.action_key: v for v in verdicts if v.allowed}

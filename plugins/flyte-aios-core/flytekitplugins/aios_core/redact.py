@@ -16,6 +16,16 @@ Everything that can print a URL, a DSN or an error from a database or HTTP clien
 * every secret of a URL this process has masked or :func:`remember`-ed before, wherever it appears: a
   driver may quote a bare token of the DSN (libpq: ``invalid percent-encoded token: "<password>"``).
 
+:func:`mask_url` and :func:`remember`, which are given one URL or DSN, PARSE it as libpq does rather than match
+patterns: a query value runs to the next ``&`` (``?password=S3cret,PW`` masks ``S3cret,PW`` whole, whatever
+punctuation it holds), a parameter's name is compared percent-decoded and case-folded (``?pass%77ord=``), a
+keyword DSN's value is read with libpq's quoting and escapes (``password=S3cret\\ PW``), and a URL's userinfo runs
+to the last ``@`` before the query, so a raw ``/`` or ``@`` in the password is masked too. Each whole secret is
+remembered with its raw and decoded forms, the pieces a raw ``/`` or ``@`` splits it into and what libpq reads
+instead (``PW@host`` as a host name), so a driver's error quoting any of them later is masked. :func:`mask_text`
+(free text) can only match patterns: there a query's secret value runs to the next ``&`` or blank, and a ``=``
+value (a DSN's) to the next blank.
+
 :func:`mask_logs` applies :func:`mask_text` to every log record of the process (any logger, any handler);
 settings loading and the connector server install it.
 
@@ -29,13 +39,14 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from urllib.parse import unquote
 
 from flytekitplugins.aios_core.visible import visible
 
 MASK = "***"
 _MIN_KNOWN = 4  # shorter values would mask ordinary words; URL-shaped occurrences are masked anyway
+_MAX_PIECES = 8  # pieces of one password (split at a raw "/", "@" or "&") remembered: every message pays for each
 _known: set[str] = set()
 _known_lock = threading.Lock()
 
@@ -45,23 +56,49 @@ _known_lock = threading.Lock()
 # before the next "/" on the line: libpq takes a password with blanks, quotes, "#", "?" or "<" as written (and then
 # quotes it back in its own errors), so no character but "/" may end it; an unencoded "@" is still covered.
 _USERINFO = re.compile(
-    r"(?i)\b(?:((?:https?|wss?))://([^\s/?#'\"<>@]*(?:@[^\s/?#'\"<>@]*)*)"
+    r"(?i)(?<![a-z0-9+.\-])(?:((?:https?|wss?))://([^\s/?#'\"<>@]*(?:@[^\s/?#'\"<>@]*)*)"
     r"|([a-z][a-z0-9+.\-]*)://([^/\r\n]*))@"
 )
+# ... and a password holding a raw "/" (which _USERINFO cannot tell from a path): user, ":", a "/" before any "@",
+# then to the last "@" of the blank-free token (free text only; mask_url parses the one URL it is given). Applied
+# token by token (_slashed), so that no start of a scheme rescans the rest of a long token
+_TOKEN = re.compile(r"(?<!\S)\S++")
+_USERINFO_SLASHED = re.compile(r"(?i)(?<![a-z0-9+.\-])([a-z][a-z0-9+.\-]*+)://([^\s/@:]*+):(?=[^\s@/]*+/)")
+# a URL query's parameters in free text: a value runs to the next "&" or blank (libpq takes ",", ";", quotes,
+# brackets and "#" as part of it); names are compared percent-decoded (_is_secret_name)
+_QUERY_PARAM = re.compile(r"([?&])([^=&#\s?]+)(?:=([^&\s]*))?")
+_WEB_SCHEMES = frozenset({"http", "https", "ws", "wss"})
 # signed-URL and OAuth query parameters whose short names say nothing to _SENSITIVE_NAME (masked in queries only)
-_QUERY_SECRET = re.compile(r"(?i)([?&](?:sig|key|code|auth|x-amz-signature|x-goog-signature)=)[^&\s#'\"<>]+")
+_QUERY_ONLY_NAMES = frozenset({"sig", "key", "code", "auth", "x-amz-signature", "x-goog-signature"})
 
 _SENSITIVE_NAME = (
     r"[\w.\-]*?(?:pass(?:word|wd)?|pwd|secret|token|api[_\-]?key|access[_\-]?key|private[_\-]?key"
-    r"|credentials?|signature)[\w\-]*"
+    r"|credentials?|signature)[\w\-]*+"
 )
-# name=value or "name": "value" (quoted or bare value), in query strings, DSNs, reprs and header dumps
+_SECRET_NAME = re.compile(_SENSITIVE_NAME, re.I)
+_NAME_WORD = re.compile(
+    r"pass(?:word|wd)?|pwd|secret|token|api[_\-]?key|access[_\-]?key|private[_\-]?key|credentials?|signature", re.I
+)
+# name=value or "name": "value" (quoted or bare value), in query strings, DSNs, reprs and header dumps. A name is a
+# whole run of name characters, taken once from where the run starts and holding one of the sensitive words
+# (_NAME_WORD, looked for by _pairs): a name that could start at every word boundary inside `a.a.a...` rescanned the
+# run from each (5 s for 8,000 characters of a log record), and a lazy one before the word was quadratic too.
+# A bare value after "=" runs to the next blank or "&" (a libpq DSN takes "," ";" ")" and quotes as written, "\ " as
+# a blank); one after ":" (a dict or header dump) stops at the punctuation that closes it
 _PAIR = re.compile(
-    rf"""(?ix)
-    (?P<name>['"]?\b{_SENSITIVE_NAME}['"]?)
-    (?P<sep>\s*(?:=|:(?!//))\s*)
-    (?P<value>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^\s&;,'"}}\]\)]+)
+    r"""(?ix)
+    (?P<name>['"]?(?<![\w.\-])[\w.\-]++['"]?)
+    (?:
+        (?P<eq>\s*=\s*)(?P<eqvalue>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|(?:\\.|[^\s&\\])+\\?)
+      | (?P<colon>\s*:(?!//)\s*)(?P<value>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|[^\s&;,'"}\]\)]+)
+    )
     """
+)
+# one libpq keyword DSN pair (mask_url on a DSN): a quoted value with backslash escapes (to the end if unclosed), or
+# a bare one to the next blank, "\ " escaping a blank, exactly as libpq's conninfo_parse reads it
+_DSN_PAIR = re.compile(
+    r"""(?P<name>[A-Za-z_][\w\-]*)(?P<sep>\s*=\s*)(?P<value>'(?:\\.|\\\Z|[^'\\])*(?:'|\Z)|(?:\\.|\\\Z|[^\s\\])*)""",
+    re.S,
 )
 _AUTH_HEADER = re.compile(
     r"""(?i)(['"]?\b(?:proxy-)?authorization['"]?\s*[:=]\s*['"]?)(?:(basic|bearer|token|digest|negotiate)\s+)?"""
@@ -81,10 +118,34 @@ def _userinfo(m: re.Match[str]) -> str:
     return f"{scheme}://{user}:{MASK}@" if colon else m.group(0)
 
 
+def _pairs(text: str) -> Iterator[re.Match[str]]:
+    """The :data:`_PAIR` matches whose name holds a sensitive word, left to right; after any other name the search
+    goes on from its end, so a pair inside its value is still found (``url=...?password=x``)."""
+    pos = 0
+    while m := _PAIR.search(text, pos):
+        if _NAME_WORD.search(m.group("name")) is None:
+            pos = m.end("name")
+            continue
+        yield m
+        pos = m.end()
+
+
 def _pair(m: re.Match[str]) -> str:
-    value = m.group("value")
+    value = m.group("eqvalue") if m.group("eq") is not None else m.group("value")
     quote = value[0] if value[:1] in {"'", '"'} else ""
-    return f"{m.group('name')}{m.group('sep')}{quote}{MASK}{quote}"
+    return f"{m.group('name')}{m.group('eq') or m.group('colon')}{quote}{MASK}{quote}"
+
+
+def _slashed(token: re.Match[str]) -> str:
+    text = token.group(0)
+    at = text.rfind("@")
+    if at < 0 or "://" not in text:
+        return text
+    for m in _USERINFO_SLASHED.finditer(text, 0, at):
+        before_slash = text[m.end() : text.find("/", m.end())]  # digits only: host:port/path, no password
+        if m.group(1).casefold() not in _WEB_SCHEMES and not before_slash.isdigit():
+            return f"{text[: m.start()]}{m.group(1)}://{m.group(2)}:{MASK}@{text[at + 1 :]}"
+    return text
 
 
 def _auth(m: re.Match[str]) -> str:
@@ -92,16 +153,191 @@ def _auth(m: re.Match[str]) -> str:
     return f"{m.group(1)}{scheme}{MASK}"
 
 
-def _secrets_of(url: str) -> set[str]:
+def _is_secret_name(name: str, query: bool = False) -> bool:
+    """Whether a parameter (``query``: of a URL's query) or DSN keyword named ``name`` holds a secret; the name is
+    compared percent-decoded and case-folded, as libpq reads it (``pass%77ord`` is ``password``)."""
+    plain = unquote(name).strip().strip("'\"").casefold()
+    return (query and plain in _QUERY_ONLY_NAMES) or _SECRET_NAME.fullmatch(plain) is not None
+
+
+def _query_param(m: re.Match[str]) -> str:
+    lead, name, value = m.group(1), m.group(2), m.group(3)
+    if value is None:  # no "=": an encoded one (password%3Dx) is still a name and its value to libpq
+        plain, eq, _ = unquote(name).partition("=")
+        return f"{lead}{MASK}" if eq and _is_secret_name(plain, query=True) else m.group(0)
+    return f"{lead}{name}={MASK}" if value and _is_secret_name(name, query=True) else m.group(0)
+
+
+def _forms(value: str) -> set[str]:
+    """A secret as written and as decoded (percent-decoding; libpq's backslash escapes)."""
+    return {value, unquote(value), re.sub(r"\\(.)", r"\1", value, flags=re.S)}
+
+
+def _mask_query(query: str) -> tuple[str, set[str]]:
+    """A URL query (after "?") with each secret parameter's whole value masked, and those values. libpq splits the
+    query at "&" only, so a value runs to the next "&" whatever it holds (",", ";", quotes, "#", blanks); a part
+    without "=" right after a secret is the rest of it (a raw "&" in the password) and is masked too."""
+    out: list[str] = []
     found: set[str] = set()
+    secret, tails = False, 0  # secret: the part before was (part of) a secret value
+    for part in query.split("&"):
+        name, eq, value = part.partition("=")
+        if eq:
+            secret, tails, shown = bool(value) and _is_secret_name(name, query=True), 0, f"{name}={MASK}"
+        else:  # an encoded "=" (password%3Dx) still parts a name from its value to libpq
+            plain, eq, decoded = unquote(part).partition("=")
+            named = bool(eq) and _is_secret_name(plain, query=True)
+            tails = 0 if named else tails + 1
+            secret = named or (secret and bool(part) and tails <= _MAX_PIECES)
+            value, shown = (decoded if named else part), MASK
+            found |= {part} if secret else set()
+        if secret:
+            found |= _forms(value)
+        out.append(shown if secret else part)
+    return "&".join(out), found
+
+
+def _host_of(authority: str) -> str:
+    """The first host name of an authority (``h1:5432,h2`` -> ``h1``; ``[::1]:5432`` -> ``[::1]``)."""
+    if authority.startswith("["):
+        return authority[: authority.find("]") + 1] if "]" in authority else authority
+    return re.split(r"[:,/?]", authority, maxsplit=1)[0]
+
+
+def _password_forms(password: str, after: str) -> set[str]:
+    """What a driver may quote of a URL password holding a raw "/" or "@": libpq ends the userinfo at the first
+    "@" before the first "/" and reads the rest as host, port or database (``PW@127.0.0.1`` in its error), so each
+    piece, each prefix and each tail joined to the host it runs into is remembered with the whole password."""
+    found = _forms(password)
+    host = _host_of(after)
+    cuts = [i for i, c in enumerate(password) if c in "/@"][:_MAX_PIECES]  # a real password has few
+    for i in cuts:
+        head, tail = password[:i], password[i + 1 :]
+        found |= _forms(head) | _forms(tail) | ({f"{tail}@{host}"} if host else set())
+    found.update(piece for piece in re.split(r"[/@]", password, maxsplit=_MAX_PIECES) if piece)
+    return found
+
+
+def _libpq_view(url: str, masked: str, secrets: set[str]) -> set[str]:
+    """The values libpq itself reads out of ``url`` that hold a secret: its ``password`` and ``sslpassword`` (libpq
+    ends a password at the first "@"), and any other value that a raw "/" or "@" in the password turned into
+    something else than it is in the masked URL (``PW@127.0.0.1`` as a host name, ``S3cret`` as a port)."""
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+    except ImportError:  # psycopg is optional: the pieces _password_forms keeps are then all there is
+        return set()
+    try:
+        mine = conninfo_to_dict(url)
+    except Exception:  # libpq refuses the URL: its error is masked with what was remembered
+        return set()
+    try:
+        reference = conninfo_to_dict(masked)
+    except Exception:
+        reference = {}
+    pieces = {p for s in secrets for p in re.split(r"[/@:]", s) if len(p) >= 2}
+    found: set[str] = set()
+    for key, value in mine.items():
+        text = str(value)
+        if _is_secret_name(key):
+            found |= _forms(text)
+        elif key != "user" and text != str(reference.get(key, "")) and any(p in text for p in pieces):
+            found.add(text)
+    return found
+
+
+def _mask_one_url(url: str) -> tuple[str, set[str]] | None:
+    """One URL (``scheme://...``) with its password and secret query values masked, and those secrets; None when
+    ``url`` is not one. The userinfo runs to the last "@" before the query (any "@" when there is none before it),
+    so a raw "/" or "@" in the password is masked with the rest of it; web URLs split as urllib does."""
+    m = re.match(r"([A-Za-z][A-Za-z0-9+.\-]*)://", url)
+    if m is None:
+        return None
+    scheme, rest = m.group(1), url[m.end() :]
+    web = scheme.casefold() in _WEB_SCHEMES
+    if web:
+        end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+        at = rest.rfind("@", 0, end)
+    else:
+        query_at = rest.find("?")
+        at = rest.rfind("@", 0, query_at) if query_at >= 0 else rest.rfind("@")
+        if at < 0 and ":" in rest[:query_at] and "/" not in rest[:query_at]:  # "?" in a password: user:pw?x@host
+            at = rest.rfind("@")
+    head, secrets = f"{scheme}://", set()
+    if at >= 0:
+        info, rest = rest[:at], rest[at + 1 :]
+        user, colon, password = info.partition(":")
+        if web:  # the whole userinfo: a lone user name there is often a token
+            head += f"{MASK}@"
+            secrets |= _forms(password if colon else user)
+        elif colon:
+            head += f"{user}:{MASK}@"
+            secrets |= _password_forms(password, rest)
+        else:
+            head += f"{info}@"
+    fragment = ""
+    if web:  # libpq knows no fragment: a "#" is part of a password or a query value there
+        rest, hash_, frag = rest.partition("#")
+        fragment = hash_ + frag
+    path, qmark, query = rest.partition("?")
+    if qmark:
+        query, found = _mask_query(query)
+        secrets |= found
+    masked = head + path + qmark + query + fragment
+    if scheme.casefold() in {"postgresql", "postgres"}:
+        secrets |= _libpq_view(url, masked, secrets)
+    return masked, secrets
+
+
+def _mask_one_dsn(dsn: str) -> tuple[str, set[str]]:
+    """A libpq keyword DSN with each secret keyword's whole value masked (read as libpq reads it: quotes, backslash
+    escapes, "," ";" and quotes in a bare value), and those values."""
+    secrets: set[str] = set()
+
+    def one(m: re.Match[str]) -> str:
+        if not m.group("value") or not _is_secret_name(m.group("name")):
+            return m.group(0)
+        value = m.group("value")
+        quoted = value[:1] == "'"
+        inner = value[1:-1] if quoted and len(value) > 1 and value.endswith("'") else value.lstrip("'")
+        secrets.update(_forms(inner))
+        shown = f"'{MASK}'" if quoted else MASK
+        return f"{m.group('name')}{m.group('sep')}{shown}"
+
+    masked = _DSN_PAIR.sub(one, dsn)
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+
+        parsed = conninfo_to_dict(dsn)
+    except Exception:  # not libpq's to read (or no psycopg): the pattern above masked each value to its end
+        parsed = {}
+    secrets.update(v for key, value in parsed.items() if _is_secret_name(key) for v in _forms(str(value)))
+    return masked, secrets
+
+
+def _mask_one(text: str) -> tuple[str, set[str]]:
+    """One URL or keyword DSN masked by parsing it, and the secrets found (see :func:`mask_url`)."""
+    parsed = _mask_one_url(text)
+    if parsed is not None:
+        return parsed
+    if "://" not in text and "=" in text:
+        return _mask_one_dsn(text)
+    return text, set()
+
+
+def _secrets_of(url: str, parsed: set[str] | None = None) -> set[str]:
+    """Every secret of one URL or DSN: what parsing it finds (``parsed`` when already parsed), and what the
+    free-text patterns find in it."""
+    found = set(_mask_one(url)[1] if parsed is None else parsed)
     for m in _USERINFO.finditer(url):
         web = bool(m.group(1))
         user, colon, password = (m.group(2) if web else m.group(4)).partition(":")
         found.update({password} if colon else ({user} if web else set()))
-    found.update(q.group(0).split("=", 1)[1] for q in _QUERY_SECRET.finditer(url))
-    for m in _PAIR.finditer(url):
-        value = m.group("value")
-        found.add(value[1:-1] if value[:1] in {"'", '"'} else value)
+    for q in _QUERY_PARAM.finditer(url):
+        if q.group(3) and _is_secret_name(q.group(2), query=True):
+            found.add(q.group(3))
+    for m in _pairs(url):
+        value = m.group("eqvalue") if m.group("eq") is not None else m.group("value")
+        found.add(value[1:-1] if value[:1] in {"'", '"'} and len(value) > 1 else value)
     return found
 
 
@@ -159,21 +395,30 @@ def mask_text(text: object) -> str:
         s = s.replace(secret, MASK)
     s = _PEM.sub(lambda m: f"-----BEGIN {m.group(1)}-----{MASK}", s)
     s = _USERINFO.sub(_userinfo, s)
+    s = _TOKEN.sub(_slashed, s) if "@" in s and "://" in s else s
     s = _AUTH_HEADER.sub(_auth, s)
     s = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", s)
-    s = _QUERY_SECRET.sub(lambda m: f"{m.group(1)}{MASK}", s)
-    return _PAIR.sub(_pair, s)
+    s = _QUERY_PARAM.sub(_query_param, s)
+    out: list[str] = []
+    last = 0
+    for m in _pairs(s):
+        out += [s[last : m.start()], _pair(m)]
+        last = m.end()
+    return "".join(out) + s[last:]
 
 
 def mask_url(url: str) -> str:
     """A URL or libpq keyword DSN with its password, secret parameters and tokens masked.
 
     ``postgresql://app:pw@db:5432/aios?sslpassword=x`` -> ``postgresql://app:***@db:5432/aios?sslpassword=***``;
-    ``host=db user=app password='p w'`` -> ``host=db user=app password='***'``. The secrets found are
-    remembered (:func:`remember`), so a later message quoting one of them bare is masked too.
+    ``host=db user=app password='p w'`` -> ``host=db user=app password='***'``. The text is parsed as the one URL or
+    DSN it is (see the module docstring): each secret is masked whole, to the next ``&`` in a query, to the last
+    ``@`` before the query in a userinfo. The secrets found are remembered (:func:`remember`), so a later message
+    quoting one of them, or a piece of one, bare is masked too.
     """
-    remember(url)
-    return mask_text(url)
+    masked, secrets = _mask_one(url)
+    _remember_values(_secrets_of(url, secrets))
+    return mask_text(masked)
 
 
 def one_line_error(e: BaseException, limit: int = 500) -> str:

@@ -382,8 +382,13 @@ def _remember_secrets(settings: Settings) -> None:
 
     mask_logs()
     remember_telemetry(os.environ)  # exporters and transports log their URLs and endpoints
-    for value in (settings.audit_store, settings.lineage_url, settings.system_of_record_url):
-        remember(os.environ.get(value.removeprefix("env:"), "") if value.startswith("env:") else value)
+    urls = [settings.audit_store, settings.lineage_url, settings.system_of_record_url, settings.document_sources]
+    urls += [root.strip() for root in settings.document_sources.split(",")]  # database URLs among folders
+    # a served system-of-record task's env:AIOS_SYSTEM_OF_RECORD_URL_<NAME> (connector service only)
+    urls += [v for k, v in os.environ.items() if k.startswith("AIOS_SYSTEM_OF_RECORD_URL_")]
+    for value in urls:
+        if value:
+            remember(os.environ.get(value.removeprefix("env:"), "") if value.startswith("env:") else value)
 
 
 def get_settings(overrides: dict[str, Any] | None = None) -> Settings:
