@@ -73,10 +73,14 @@ _CAPS_PASS_RE = re.compile(
     r"|AMQP|RABBITMQ|VNC|SSH|WIFI|WLAN|PROXY|SVC|BIND|KEYSTORE|TRUSTSTORE)(?:PASS|PWD)\Z"
 )
 """``SMTPPASS``, ``DBPWD``, ``MYSQLPASS``: a service's password in capitals, in any assignment or label form."""
-_WORD_PASS_RE = re.compile(r"(?i:(?<![^\W_])(?:by|com|encom|sur|tres|over|under|im)pass)\Z")
-"""English words ending in pass (``ByPass``, ``COMPASS``, ``OVERPASS``): never a credential's name."""
-_PASSWORD_WORD_RE = re.compile(r"(?i:passw(?:or)?d|passwort)(?=[_-]|$)")
-"""A password's own name (not a token's or a key's): after it four digits ending the line are a PIN."""
+_WORD_PASS_RE = re.compile(r"(?i:\A(?:by|com|encom|sur|tres|over|under|im)pass)\Z")
+"""English words ending in pass, as a whole name (``ByPass``, ``COMPASS``): no credential's (``smtp_byPass`` is)."""
+_PASSWORD_WORD_RE = re.compile(r"(?i:passw(?:or)?d|passwort)\Z")
+_TOKEN_NAME_RE = re.compile(r"(?i:token)\Z")
+"""A token's name: tokens are priced (``{"token": "$0.50"}``); a password's or a key's value shaped like a price is
+still a secret (``password=$1234.56``)."""
+"""A name ending in a password's own word (not a token's or a key's, not ``password_reset_timeout``): after it
+four digits ending the line are a PIN."""
 _LABEL_PASS_RE = re.compile(r"(?i:-(?:pass|pwd))\Z")
 _CAMEL_PASS_RE = re.compile(r"(?<=[a-z0-9])(?:Pass|Pwd)\Z")  # PayPass: a label too; smtpPass=... is assigned
 _AMOUNT_RE = re.compile(
@@ -249,11 +253,20 @@ def _keyed(text: str) -> list[Span]:
         name = re.sub(r"[\[\]]++", "_", name).strip("_")  # user[password]
         if "value" in attributes:
             value, span = attributes["value"]
-        elif m.group(2) == ">" and (child := _VALUE_CHILD_RE.match(text, m.end())):
+        elif m.group(2) == ">" and _own_credential(name) and (child := _VALUE_CHILD_RE.match(text, m.end())):
             group = 1 if child.group(1) is not None else 2
             value, span = child.group(group), child.span(group)
-        elif m.group(2) == ">" and "key" in attributes and (own := _TEXT_CHILD_RE.match(text, m.end())):
+            if any(c.isspace() for c in value.strip()):  # words (a label's text, an invoice line), not a password
+                continue
+        elif (
+            m.group(2) == ">"
+            and "key" in attributes
+            and _own_credential(name)
+            and (own := _TEXT_CHILD_RE.match(text, m.end()))
+        ):
             value, span = own.group(1), own.span(1)
+            if any(c.isspace() for c in value.strip()):
+                continue
         else:
             continue
         if _setting_secret(name, value.strip()):
@@ -264,10 +277,24 @@ def _keyed(text: str) -> list[Span]:
 
 
 def _setting_secret(name: str, value: str) -> bool:
-    """Whether a setting named ``name`` holds a credential in ``value`` (a count or a price there stays)."""
-    named = _credential(name) or _CAPS_PASS_RE.search(name) is not None or _KEY_WORD_RE.search(name) is not None
-    number = _a_number(value, short_ints=not _pin(name, value)) or _PRICE_RE.fullmatch(value) is not None
-    return bool(value) and named and not number
+    """Whether a setting named ``name`` holds a credential in ``value`` (a count or a price there stays; under a name
+    that only holds a key word, ``token_pack``, words with blanks stay too)."""
+    own = _own_credential(name)
+    named = own or (_KEY_WORD_RE.search(name) is not None and not any(c.isspace() for c in value))
+    return bool(value) and named and not _counted(name, value, own)
+
+
+def _counted(name: str, value: str, credential: bool) -> bool:
+    """A count or a price in a setting's or an element's ``value``, not a secret: a whole number of five digits or
+    fewer (not a PIN), an amount with separators, or a price with its currency, unless the name is a credential's
+    own other than a token's (``<password>12,34 \u20ac</password>`` is a secret)."""
+    priced = _PRICE_RE.fullmatch(value) is not None and not (credential and _TOKEN_NAME_RE.search(name) is None)
+    return _a_number(value, short_ints=not _pin(name, value)) or priced
+
+
+def _own_credential(name: str) -> bool:
+    """A name that is a credential's, the key word ending it (``DbPassword``, ``SMTPPASS``), not inside it."""
+    return _credential(name) or _CAPS_PASS_RE.search(name) is not None
 
 
 def _credential(name: str) -> bool:
@@ -299,8 +326,9 @@ def _assigned(text: str) -> list[Span]:
         pin = _pin(name, value) and _ENDS_LINE_RE.match(text, v.end()) is not None
         if m.group(2) == ":" and v.lastindex == 3 and _a_number(value, short_ints=not pin):
             continue  # a form's label and a count or a price beside it (Token: 450, Password: 95,000.00)
-        if (label and _a_number(value, short_ints=False)) or _PRICE_RE.fullmatch(value):
-            continue  # seasonPass=300.00, {"token": "$0.50"}: a price
+        priced = _PRICE_RE.fullmatch(value) and not (credential and _TOKEN_NAME_RE.search(name) is None)
+        if (label and _a_number(value, short_ints=False)) or priced:
+            continue  # seasonPass=300.00, {"token": "$0.50"}, token_fee = "0,50 EUR": a price
         short = credential and _short_taken(text, m, v.start(), value, pin)
         if len(value) < 6 and not (short and _ALNUM_RE.search(value)):
             continue  # a short value counts after a credential's name, on its line ("Password:\nDate:"), not "`,"
@@ -324,8 +352,7 @@ def _a_number(value: str, short_ints: bool) -> bool:
 
 def _element_secret(name: str, value: str) -> bool:
     """Whether an XML element's text is a credential (``<password>``; not ``<PaymentToken>12.00``)."""
-    number = _a_number(value, short_ints=not _pin(name, value)) or _PRICE_RE.fullmatch(value) is not None
-    return bool(value) and _credential(name) and not number
+    return bool(value) and _own_credential(name) and not _counted(name, value, True)
 
 
 def _short_taken(text: str, m: re.Match[str], value_at: int, value: str, pin: bool) -> bool:
@@ -347,7 +374,8 @@ def _pin(name: str, value: str) -> bool:
     ``95000 EUR`` stay), and not a five-digit number (``Password:  12000`` may be an amount beside an empty field;
     ``Password: 12 characters``, ``Token: 450`` and ``Secret: 95000`` stay)."""
     core = value.strip("()[].,;:!?")
-    return len(core) == 4 and core.isdigit() and _PASSWORD_WORD_RE.search(name) is not None
+    named = _PASSWORD_WORD_RE.search(name) is not None or _CAPS_PASS_RE.search(name) is not None
+    return len(core) == 4 and core.isdigit() and named
 
 
 def _in_prose(text: str) -> list[Span]:

@@ -609,3 +609,37 @@ def test_the_settings_and_pin_forms_take_linear_time(unit: str, secret: str, val
     red = redact(text)
     assert time.process_time() - t0 < 1.5
     assert value not in red.text[-len(secret) - 10 :]
+
+
+@pytest.mark.parametrize(
+    ("sample", "value"),
+    [("password=$1234.56", "1234.56"), ('DB_PASSWORD="\u20ac1234.56"', "1234.56"), ("api_key=USD1234.56", "1234.56"),
+     ("<password>12,34 \u20ac</password>", "12,34"), ('<add key="password" value="1 234.56 EUR"/>', "234.56"),
+     ("smtp_byPass=Xk9pLm2q", "Xk9pLm2q"), ("<SMTPPASS>Xk9pLm2q</SMTPPASS>", "Xk9pLm2q"),
+     ("SMTPPASS: 4821", "4821"), ("DBPWD: 4821", "4821")],
+)  # fmt: skip
+def test_a_second_re_review_s_leaks_are_redacted(sample: str, value: str) -> None:
+    """A password's or a key's value shaped like a price is a secret (only a token's may be priced), a name that
+    merely ends in a word such as ``byPass`` after another part is a credential's, and the capitals service names
+    count as elements and with a PIN too."""
+    red = redact(f"Invoice 7\n{sample}\ntotal EUR 12.00")
+    assert red.secrets == 1 and value not in red.text, red.text
+
+
+@pytest.mark.parametrize(
+    "line",
+    ['<add key="password-reset-timeout" value="3600"/>', '<add key="Password_Expiry_Days" value="3650"/>',
+     '<entry key="security.password-min-age">1440</entry>', '<property name="password_cache_ttl" value="1800"/>',
+     '<setting name="Password_Max_Attempts" serializeAs="String"><value>1000</value></setting>',
+     "<key>Password_Retry_Delay</key><string>1800</string>", '<add key="password_reset_fee" value="2500"/>',
+     '<input type="number" name="password_history_count" value="1000">',
+     '<data name="Password_Label" xml:space="preserve"><value>Enter your password</value></data>',
+     '<entry key="PaymentToken">Invoice 2024-117: 95,000.00 EUR</entry>',
+     '<entry key="token_amount">EUR 1.250,00 netto</entry>', '<li key="token-1">Total 1,250.00</li>',
+     '<input value="500 Tokens - 4,99 EUR" name="token_pack" type="radio">', 'token: "$9999.99"'],
+)  # fmt: skip
+def test_a_second_re_review_s_business_text_stays(line: str) -> None:
+    """Counts, timeouts and fees under names that only hold a password's word (``password_reset_timeout``) are no
+    PIN, words under such names or in a child's text are no password, and a token may be priced."""
+    text = f"Invoice 7 {line} total EUR 12.00"
+    assert redact(text).text == text

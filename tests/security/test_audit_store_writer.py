@@ -102,6 +102,17 @@ def test_a_record_with_malformed_claims_is_reported_not_a_crash(tmp_path: Path, 
     Projection().fold(store.scan())  # no exception: a malformed record counts for nothing
 
 
+@pytest.mark.parametrize("claims", [0, "", {}, [], None])
+def test_an_empty_claims_value_is_still_no_claim(tmp_path: Path, claims: object) -> None:
+    """A falsy value of an attribute named claims (a domain field) claimed nothing before the malformed-claims check
+    and must still append and verify (a re-review found the first version refusing the append)."""
+    from flytekitplugins.aios_audit.claims import verify_claims
+
+    store = open_store(f"sqlite:///{tmp_path / 'audit.db'}")
+    store.append(AuditEvent(kind="task", actor="a", subject="x", status="ok", attributes={"claims": claims}))
+    assert verify_claims(store) == []
+
+
 def test_a_catalog_seed_with_malformed_entries_derives_rows_instead_of_crashing(tmp_path: Path) -> None:
     """A hand-written catalog seed whose entries are not a list stopped the projections' re-derivation (and with it
     `aios audit verify`, `rebuild-projections` and the append itself) with a TypeError; now it derives the row of no

@@ -98,7 +98,7 @@ def claim_pairs(attributes: object) -> list[tuple[str, str]] | None:
     that attribute is not a list of :func:`claim` objects, which no code of the pack writes: a record sealed so was
     written by hand (the verifier reports it, ``claim_malformed``; readers count it as claiming nothing)."""
     raw = attributes.get(CLAIMS_ATTR) if isinstance(attributes, dict) else None
-    if raw is None:
+    if not raw:  # absent, or an empty value of a domain field named "claims" (0, "", {}): as before, no claims
         return []
     if not isinstance(raw, list):
         return None
