@@ -68,19 +68,20 @@ characters. A bare ``pass`` or ``pwd`` is not one (``PWD`` is the shell's folder
 colon (``Ski-pass: 45.00``, ``Boarding-pass: 12A``; ``mysql-pwd=...`` is one), nor a word ending in pass
 (:data:`_WORD_PASS_RE`). Written in capitals without a separator, only a service's name before it makes it one
 (:data:`_CAPS_PASS_RE`): ``SKIPASS``, ``SEASONPASS``, ``MYPASS`` name tickets."""
-_CAPS_PASS_RE = re.compile(
-    r"(?<![A-Za-z0-9])(?:SMTP|DB|MYSQL|PG|POSTGRES|LDAP|S?FTP|MAIL|IMAP|POP3?|ADMIN|ROOT|REDIS|SQL|MSSQL|ORACLE|MONGO"
-    r"|AMQP|RABBITMQ|VNC|SSH|WIFI|WLAN|PROXY|SVC|BIND|KEYSTORE|TRUSTSTORE)(?:PASS|PWD)\Z"
+_CAPS_SERVICE_NAMES = (
+    r"(?:SMTP|DB|MYSQL|PG|POSTGRES|LDAP|S?FTP|MAIL|IMAP|POP3?|ADMIN|ROOT|REDIS|SQL|MSSQL|ORACLE|MONGO"
+    r"|AMQP|RABBITMQ|VNC|SSH|WIFI|WLAN|PROXY|SVC|BIND|KEYSTORE|TRUSTSTORE)(?:PASS|PWD)"
 )
+_CAPS_PASS_RE = re.compile(rf"(?<![A-Za-z0-9]){_CAPS_SERVICE_NAMES}\Z")
 """``SMTPPASS``, ``DBPWD``, ``MYSQLPASS``: a service's password in capitals, in any assignment or label form."""
 _WORD_PASS_RE = re.compile(r"(?i:\A(?:by|com|encom|sur|tres|over|under|im)pass)\Z")
 """English words ending in pass, as a whole name (``ByPass``, ``COMPASS``): no credential's (``smtp_byPass`` is)."""
 _PASSWORD_WORD_RE = re.compile(r"(?i:passw(?:or)?d|passwort)\Z")
+"""A name ending in a password's own word (not a token's or a key's, not ``password_reset_timeout``): after it
+four digits ending the line are a PIN."""
 _TOKEN_NAME_RE = re.compile(r"(?i:token)\Z")
 """A token's name: tokens are priced (``{"token": "$0.50"}``); a password's or a key's value shaped like a price is
 still a secret (``password=$1234.56``)."""
-"""A name ending in a password's own word (not a token's or a key's, not ``password_reset_timeout``): after it
-four digits ending the line are a PIN."""
 _LABEL_PASS_RE = re.compile(r"(?i:-(?:pass|pwd))\Z")
 _CAMEL_PASS_RE = re.compile(r"(?<=[a-z0-9])(?:Pass|Pwd)\Z")  # PayPass: a label too; smtpPass=... is assigned
 _AMOUNT_RE = re.compile(
@@ -173,7 +174,7 @@ _SECRET_HINTS_NOCASE = (
     "_pass", "-pass", "_pwd", "-pwd", "key-data",
 )  # fmt: skip
 _AUTH_HINT_RE = re.compile(r"auth[\s\"':=]|authorization")  # a name ending in auth, an HTTP header
-_CAMEL_HINT_RE = re.compile(r"[a-z0-9](?:Pass|Pwd)\b|[A-Z0-9](?:PASS|PWD)\b")  # smtpPass, SMTPPASS: as written
+_CAMEL_HINT_RE = re.compile(rf"[a-z0-9](?:Pass|Pwd)\b|{_CAPS_SERVICE_NAMES}\b")  # smtpPass, SMTPPASS: as written
 # The only non-ASCII characters that re.IGNORECASE matches to an ASCII letter (checked over all of Unicode):
 # U+0130 and U+0131 (i), U+017F (s), U+212A (k). Folded before lowercasing, so that the hint test stays exact.
 _ASCII_FOLD = str.maketrans({"\u0130": "i", "\u0131": "i", "\u017f": "s", "\u212a": "k"})
@@ -253,19 +254,15 @@ def _keyed(text: str) -> list[Span]:
         name = re.sub(r"[\[\]]++", "_", name).strip("_")  # user[password]
         if "value" in attributes:
             value, span = attributes["value"]
-        elif m.group(2) == ">" and _own_credential(name) and (child := _VALUE_CHILD_RE.match(text, m.end())):
-            group = 1 if child.group(1) is not None else 2
+        elif m.group(2) == ">" and _own_credential(name):  # the value as the tag's child, or a key= tag's own text
+            if child := _VALUE_CHILD_RE.match(text, m.end()):
+                group = 1 if child.group(1) is not None else 2
+            elif "key" in attributes and (child := _TEXT_CHILD_RE.match(text, m.end())):
+                group = 1
+            else:
+                continue
             value, span = child.group(group), child.span(group)
             if any(c.isspace() for c in value.strip()):  # words (a label's text, an invoice line), not a password
-                continue
-        elif (
-            m.group(2) == ">"
-            and "key" in attributes
-            and _own_credential(name)
-            and (own := _TEXT_CHILD_RE.match(text, m.end()))
-        ):
-            value, span = own.group(1), own.span(1)
-            if any(c.isspace() for c in value.strip()):
                 continue
         else:
             continue
@@ -288,8 +285,13 @@ def _counted(name: str, value: str, credential: bool) -> bool:
     """A count or a price in a setting's or an element's ``value``, not a secret: a whole number of five digits or
     fewer (not a PIN), an amount with separators, or a price with its currency, unless the name is a credential's
     own other than a token's (``<password>12,34 \u20ac</password>`` is a secret)."""
-    priced = _PRICE_RE.fullmatch(value) is not None and not (credential and _TOKEN_NAME_RE.search(name) is None)
-    return _a_number(value, short_ints=not _pin(name, value)) or priced
+    return _a_number(value, short_ints=not _pin(name, value)) or _priced(name, value, credential)
+
+
+def _priced(name: str, value: str, credential: bool) -> bool:
+    """``value`` is a price with its currency (:data:`_PRICE_RE`) and ``name`` may be priced: any name but a
+    credential's own other than a token's (``{"token": "$0.50"}`` stays, ``password=$1234.56`` is a secret)."""
+    return _PRICE_RE.fullmatch(value) is not None and not (credential and _TOKEN_NAME_RE.search(name) is None)
 
 
 def _own_credential(name: str) -> bool:
@@ -326,8 +328,7 @@ def _assigned(text: str) -> list[Span]:
         pin = _pin(name, value) and _ENDS_LINE_RE.match(text, v.end()) is not None
         if m.group(2) == ":" and v.lastindex == 3 and _a_number(value, short_ints=not pin):
             continue  # a form's label and a count or a price beside it (Token: 450, Password: 95,000.00)
-        priced = _PRICE_RE.fullmatch(value) and not (credential and _TOKEN_NAME_RE.search(name) is None)
-        if (label and _a_number(value, short_ints=False)) or priced:
+        if (label and _a_number(value, short_ints=False)) or _priced(name, value, credential):
             continue  # seasonPass=300.00, {"token": "$0.50"}, token_fee = "0,50 EUR": a price
         short = credential and _short_taken(text, m, v.start(), value, pin)
         if len(value) < 6 and not (short and _ALNUM_RE.search(value)):
