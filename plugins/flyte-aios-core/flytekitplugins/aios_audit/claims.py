@@ -43,6 +43,11 @@ class ClaimProblem:
 MALFORMED = "the record's claims attribute is not a list of {key, holder} objects: no code of the pack writes one"
 
 
+def malformed_claims(seqs: list[int]) -> list[ClaimProblem]:
+    """A ``claim_malformed`` problem for each record ``seqs`` names (the full walk's and the incremental one's)."""
+    return [ClaimProblem("claim_malformed", CLAIMS_ATTR, seq, MALFORMED) for seq in seqs]
+
+
 def sealed_claims(store: AuditStore, malformed: list[int] | None = None) -> Iterator[tuple[str, str, int]]:
     """``(key, holder, seq)`` of every claim sealed in the log, in sequence order; the seq of each record whose
     claims attribute is malformed (:func:`.stores.claim_pairs`) is added to ``malformed``."""
@@ -87,7 +92,7 @@ def _compare(db: sqlite3.Connection, store: AuditStore) -> list[ClaimProblem]:
     db.execute("CREATE TABLE first AS SELECT key, MIN(n) AS n FROM sealed GROUP BY key")
     db.execute("CREATE UNIQUE INDEX first_key ON first(key)")
     db.execute("COMMIT")
-    problems = [ClaimProblem("claim_malformed", CLAIMS_ATTR, seq, MALFORMED) for seq in malformed]
+    problems = malformed_claims(malformed)
     later = "SELECT s.key, s.seq, f.seq FROM sealed s JOIN first m ON m.key = s.key AND s.n > m.n"
     later += " JOIN sealed f ON f.n = m.n"
     for key, seq, first in db.execute(later):

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from flytekitplugins.aios_audit.checkpoint import Checkpoint
-from flytekitplugins.aios_audit.claims import MALFORMED, ClaimProblem
+from flytekitplugins.aios_audit.claims import ClaimProblem, malformed_claims
 from flytekitplugins.aios_audit.diagnose import Bad
 from flytekitplugins.aios_audit.merkle import RootAccumulator, leaf_hash
 from flytekitplugins.aios_audit.stores import CLAIMS_ATTR, AuditStore, claim_pairs
@@ -337,7 +337,7 @@ def claims_since(
             claims += [(int(seq), key, holder) for key, holder in pairs or ()]
     table |= store.claim_holders({key for _seq, key, _holder in claims if key not in table})
     sealed: dict[str, tuple[str, int]] = {}
-    problems = [ClaimProblem("claim_malformed", CLAIMS_ATTR, seq, MALFORMED) for seq in malformed]
+    problems = malformed_claims(malformed)
     for seq, key, holder in claims:
         row = table.get(key)
         if key in sealed or (row is not None and row[1] <= size):

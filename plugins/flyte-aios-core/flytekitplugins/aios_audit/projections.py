@@ -36,7 +36,7 @@ from typing import Any
 import orjson
 
 from flytekitplugins.aios_audit.lineage_rows import as_rows, entry_rows, parsed_rows
-from flytekitplugins.aios_audit.records import GENESIS, entry_seq_suffix
+from flytekitplugins.aios_audit.records import GENESIS, chain_link, entry_seq_suffix
 from flytekitplugins.aios_audit.stores import LogTampered
 
 VERSION = 1
@@ -435,20 +435,12 @@ def sealed_entries(store: Any, seqs: Sequence[int]) -> dict[int, tuple[bytes, st
         entry, leaf, prev, chain = rec
         leaf_b = sha(b"\x00" + entry).digest()
         ok = isinstance(prev, str) and len(prev) == 64 and entry.endswith(entry_seq_suffix(seq))
-        ok = ok and leaf_b.hex() == leaf and _link(prev, leaf_b) == chain
+        ok = ok and leaf_b.hex() == leaf and chain_link(prev, leaf_b) == chain
         ok = ok and (seq > 1 or prev == GENESIS) and nxt.get(seq, chain) == chain
         if not ok:
             msg = f"audit record {seq} does not match its hashes (edited): run `aios audit verify`"
             raise ProjectionTampered(msg)
     return got
-
-
-def _link(prev: str, leaf: bytes) -> str:
-    """``SHA-256(prev || leaf)`` as hex; "" when ``prev`` is not hex."""
-    try:
-        return hashlib.sha256(bytes.fromhex(prev) + leaf).hexdigest()
-    except (ValueError, TypeError):
-        return ""
 
 
 def _norm(row: Sequence[Any]) -> tuple[Any, ...]:
@@ -723,7 +715,7 @@ def _rebuild_group(store: Any, group: Group, chunk: int, progress: Progress | No
             seq, entry, leaf, prev, chain = batch[i]
             leaf_b = sha(b"\x00" + entry).digest()
             ok = seq == lo + i and len(batch) == hi - lo + 1 and isinstance(prev, str) and len(prev) == 64
-            ok = ok and leaf_b.hex() == leaf and _link(prev, leaf_b) == chain
+            ok = ok and leaf_b.hex() == leaf and chain_link(prev, leaf_b) == chain
             ok = ok and entry.endswith(entry_seq_suffix(seq)) and (expect_chain is None or chain == expect_chain)
             ok = ok and (seq > 1 or prev == GENESIS)
             if not ok:

@@ -259,6 +259,15 @@ def record_from_entry(entry: bytes, leaf: str, prev: str, chain: str) -> AuditRe
         raise UnreadableEntry(msg) from None
 
 
+def chain_link(prev: str, leaf: bytes) -> str:
+    """``SHA-256(prev || leaf)`` as hex, the chain hash a record with predecessor hash ``prev`` and leaf hash ``leaf``
+    must carry; "" when ``prev`` is not hex (a stored row, read back to be checked)."""
+    try:
+        return hashlib.sha256(bytes.fromhex(prev) + leaf).hexdigest()
+    except (ValueError, TypeError):
+        return ""
+
+
 def entry_seq_suffix(seq: int) -> bytes:
     """The bytes a canonical entry of ``seq`` ends with (keys are sorted, so ``seq`` comes last)."""
     return b',"seq":%d}' % seq

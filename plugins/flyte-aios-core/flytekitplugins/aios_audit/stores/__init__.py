@@ -42,6 +42,7 @@ from flytekitplugins.aios_audit.records import (
     GENESIS,
     AuditEvent,
     AuditRecord,
+    chain_link,
     entry_seq_suffix,
     record_from_entry,
     seal_many,
@@ -223,13 +224,9 @@ class AuditStore(abc.ABC):
         link = GENESIS if start <= 1 else None  # the chain hash the next row must continue (its predecessor's)
         for seq, entry, leaf, prev, chain in self.scan_raw(max(1, start - 1)):
             leaf_b = sha(b"\x00" + entry).digest()
-            if leaf_b.hex() != leaf or link not in (None, prev) or not entry.endswith(entry_seq_suffix(seq)):
-                raise LogTampered(f"audit record {seq} does not match its hashes (edited): run `aios audit verify`")
-            try:
-                link = sha(bytes.fromhex(prev) + leaf_b).hexdigest()
-            except (TypeError, ValueError):
-                link = ""
-            if link != chain:
+            linked = link in (None, prev) and entry.endswith(entry_seq_suffix(seq))
+            link = chain_link(prev, leaf_b)
+            if not linked or leaf_b.hex() != leaf or link != chain:
                 raise LogTampered(f"audit record {seq} does not match its hashes (edited): run `aios audit verify`")
             if seq >= start and any(n in entry for n in needles):
                 rec = record_from_entry(entry, leaf, prev, chain)
