@@ -71,14 +71,10 @@ _WEB_SCHEMES = frozenset({"http", "https", "ws", "wss"})
 # signed-URL and OAuth query parameters whose short names say nothing to _SENSITIVE_NAME (masked in queries only)
 _QUERY_ONLY_NAMES = frozenset({"sig", "key", "code", "auth", "x-amz-signature", "x-goog-signature"})
 
-_SENSITIVE_NAME = (
-    r"[\w.\-]*?(?:pass(?:word|wd)?|pwd|secret|token|api[_\-]?key|access[_\-]?key|private[_\-]?key"
-    r"|credentials?|signature)[\w\-]*+"
-)
+_NAME_WORDS = r"pass(?:word|wd)?|pwd|secret|token|api[_\-]?key|access[_\-]?key|private[_\-]?key|credentials?|signature"
+_SENSITIVE_NAME = rf"[\w.\-]*?(?:{_NAME_WORDS})[\w\-]*+"
 _SECRET_NAME = re.compile(_SENSITIVE_NAME, re.I)
-_NAME_WORD = re.compile(
-    r"pass(?:word|wd)?|pwd|secret|token|api[_\-]?key|access[_\-]?key|private[_\-]?key|credentials?|signature", re.I
-)
+_NAME_WORD = re.compile(_NAME_WORDS, re.I)
 # name=value or "name": "value" (quoted or bare value), in query strings, DSNs, reprs and header dumps. A name is a
 # whole run of name characters, taken once from where the run starts and holding one of the sensitive words
 # (_NAME_WORD, looked for by _pairs): a name that could start at every word boundary inside `a.a.a...` rescanned the
