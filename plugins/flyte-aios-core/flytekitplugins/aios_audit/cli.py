@@ -131,7 +131,7 @@ def verify(
             claims = _claims_problems(store) if result.ok else []
             projected, note = [], ""
             if result.ok and tables:  # the walk's findings, then rows naming records the log does not have
-                found += pj.beyond(store, missing)
+                found += pj.beyond(store, missing, full=True, found=found)
                 projected, note = [p.line() for p in found], pj.group_notes(missing)
             elif result.ok:
                 note = "this store keeps no projection tables"

@@ -2,10 +2,12 @@
 
 The same questions as :class:`~.edges.EdgeIndex` (parents, children, kinds, request aliases, an execution's
 records), answered by indexed queries on the store, with the references of :mod:`.lineage_rows` resolved as they
-are read. Every row used for a record's own edges is checked against its sealed record first
-(:func:`.projections.read_sealed`: the record is re-hashed and linked, and the row must be one its entry derives),
-so an edited row is refused, not followed; the rows under a shared node (``model:``, ``policy:``, ``principal:``,
-possibly millions) are not checked one by one, but the tracer reads every record it reaches from the log.
+are read. By parent, SQLite's rows come through its parent index written in arrears (:func:`by_parent`,
+:mod:`.stores.sqlite_parents`) and the lineage table's tail after it. Every row used for a record's own edges is
+checked against its sealed record first (:func:`.projections.read_sealed`: the record is re-hashed and linked, and
+the row must be one its entry derives), so an edited row is refused, not followed; the rows under a shared node
+(``model:``, ``policy:``, ``principal:``, possibly millions) are not checked one by one, but the tracer reads every
+record it reaches from the log.
 """
 
 from __future__ import annotations
@@ -16,10 +18,41 @@ from typing import Any
 from flytekitplugins.aios_audit import projections
 from flytekitplugins.aios_audit.edge_rules import HUBS, PARENT_REL, is_record
 from flytekitplugins.aios_audit.lineage_rows import ALIAS, EXECUTION, HIDDEN
+from flytekitplugins.aios_audit.stores.sqlite_parents import TABLE as _P
+from flytekitplugins.aios_audit.stores.sqlite_parents import UPTO as _UPTO
 
 _COLS = "seq, pos, child, parent, rel"
 _T = projections.LINEAGE.name
 Row = tuple[int, int, str, str, str]
+
+
+def arrears(store: Any) -> bool:
+    """Whether ``store`` keeps the lineage parent index apart, written in arrears (SQLite:
+    :mod:`.stores.sqlite_parents`), rather than on the lineage table."""
+    kept = getattr(store, "lineage_parents", None)
+    return bool(kept()) if kept is not None else False
+
+
+def by_parent(
+    where: str, params: Sequence[Any], apart: bool, *, order: str = "seq, pos", limit: int | None = None
+) -> tuple[str, list[Any]]:
+    """SQL and parameters of the lineage rows (``seq, pos, child, parent, rel``) that ``where`` selects by parent
+    (``parent = ?`` and more conditions on ``parent``, ``seq``, ``pos``, ``rel``), in ``order``, at most ``limit``.
+
+    ``apart`` (:func:`arrears`): the rows of the records the parent table covers through it, each joined to the
+    lineage row it names and kept only where that row says the same (a forged row names nothing), then the lineage
+    table's tail after it by ``seq``; each part in ``order`` first, so a limit reads what it keeps (the columns are
+    the parent table's, equal to the row's by the join: a parent's rows then come in its key's order, unsorted)."""
+    lim = f" LIMIT {int(limit)}" if limit is not None else ""
+    if not apart:
+        return f"SELECT {_COLS} FROM {_T} WHERE {where} ORDER BY {order}{lim}", list(params)
+    indexed = (
+        f"SELECT p.seq, p.pos, l.child, p.parent, p.rel FROM (SELECT parent, seq, pos, rel FROM {_P} WHERE {where} "
+        f"AND seq <= ({_UPTO}) ORDER BY {order}{lim}) p JOIN {_T} l "
+        "ON l.seq = p.seq AND l.pos = p.pos AND l.parent = p.parent AND l.rel = p.rel"
+    )
+    tail = f"SELECT {_COLS} FROM {_T} WHERE seq > ({_UPTO}) AND {where} ORDER BY {order}{lim}"
+    return f"SELECT * FROM ({indexed}) UNION ALL SELECT * FROM ({tail}) ORDER BY {order}{lim}", [*params, *params]
 
 
 class StoreEdges:
@@ -33,6 +66,7 @@ class StoreEdges:
         self._checked: set[int] = set()
         self._parent_rows: dict[str, list[Row]] = {}  # filled by prefetch_parents, read once by parents
         self._aliases: dict[str, str] = {}
+        self._apart: bool | None = None  # arrears(store), asked once
 
     # ---- the EdgeIndex interface that needs no work here ---------------------------------------------------
     def catch_up(self, store: Any, progress: Callable[[int, int], None] | None = None) -> int:
@@ -51,11 +85,24 @@ class StoreEdges:
         q = f"SELECT {_COLS} FROM {_T} WHERE {where} ORDER BY seq, pos"
         rows = [(int(s), int(p), str(c), str(pa), str(r)) for s, p, c, pa, r in self.store.read_sql(q, params)]
         if check:
-            todo = [r for r in rows if r[0] not in self._checked]
-            if todo:
-                projections.read_sealed(self.store, projections.LINEAGE, todo)
-                self._checked.update(r[0] for r in todo)
+            self._check(rows)
         return rows
+
+    def _by_parent(self, where: str, params: Sequence[Any], check: bool = True) -> list[Row]:
+        """:meth:`_rows` of a ``where`` that selects by parent (see :func:`by_parent`)."""
+        if self._apart is None:
+            self._apart = arrears(self.store)
+        q, args = by_parent(where, params, self._apart)
+        rows = [(int(s), int(p), str(c), str(pa), str(r)) for s, p, c, pa, r in self.store.read_sql(q, args)]
+        if check:
+            self._check(rows)
+        return rows
+
+    def _check(self, rows: list[Row]) -> None:
+        todo = [r for r in rows if r[0] not in self._checked]
+        if todo:
+            projections.read_sealed(self.store, projections.LINEAGE, todo)
+            self._checked.update(r[0] for r in todo)
 
     def _id(self, seq: int) -> str:
         rid = self._ids.get(seq)
@@ -161,13 +208,18 @@ class StoreEdges:
     def nodes_like(self, pattern: str) -> list[str]:
         """Nodes named by a pattern: exact, or every node starting with the text before a final ``%``."""
         out: set[str] = set()
+        if self._apart is None:
+            self._apart = arrears(self.store)
         for col in ("parent", "child"):
             if pattern.endswith("%"):
                 lo = pattern[:-1]
-                q = f"SELECT DISTINCT {col} FROM {_T} WHERE {col} >= ? AND {col} < ? AND {col} <> ''"
-                params: list[Any] = [lo, lo + "\U0010ffff"]
+                cond, params = f"{col} >= ? AND {col} < ? AND {col} <> ''", [lo, lo + "\U0010ffff"]
             else:
-                q, params = f"SELECT DISTINCT {col} FROM {_T} WHERE {col} = ? AND {col} <> ''", [pattern]
+                cond, params = f"{col} = ? AND {col} <> ''", [pattern]
+            q = f"SELECT DISTINCT {col} FROM {_T} WHERE {cond}"
+            if col == "parent" and self._apart:  # the parent table (rows no lineage row has name nothing), its tail
+                q = f"SELECT DISTINCT parent FROM {_P} WHERE {cond} UNION {q} AND seq > ({_UPTO})"
+                params = [*params, *params]
             out.update(str(r[0]) for r in self.store.read_sql(q, params))
         return sorted(n for n in out if not n.startswith((ALIAS, EXECUTION)))
 
@@ -179,12 +231,15 @@ class StoreEdges:
         them took 0.5 s at a million records).
         """
         if execution.count("/") == 2:
-            rows = self._rows("parent = ? AND parent <> '' AND rel = 'in_execution'", [EXECUTION + execution], False)
+            named = [EXECUTION + execution]
+            rows = self._by_parent("parent = ? AND parent <> '' AND rel = 'in_execution'", named, False)
         else:
             rows = []
             for key in execution_keys(self.store):
                 if key_means(key, execution):
-                    rows += self._rows("parent = ? AND parent <> '' AND rel = 'in_execution'", [EXECUTION + key], False)
+                    rows += self._by_parent(
+                        "parent = ? AND parent <> '' AND rel = 'in_execution'", [EXECUTION + key], False
+                    )
             rows.sort()
         self._fill_ids([s for s, *_ in rows])
         return [(s, self._id(s)) for s, *_ in rows]
@@ -232,14 +287,14 @@ class StoreEdges:
 
     def children(self, node: str) -> list[tuple[str, str, int]]:
         """``(child, rel, seq)`` of the edges into ``node``."""
-        rows = self._rows("parent = ? AND parent <> ''", [node], check=not node.startswith(HUBS))
+        rows = self._by_parent("parent = ? AND parent <> ''", [node], check=not node.startswith(HUBS))
         seq = self.seq_of(node) if is_record(node) else 0
         if seq:
             own = self._rows("seq = ? AND parent = ''", [seq])
             rows += own
             for _s, _p, child, _pa, rel in own:  # the request ids this request record is the first of
                 if rel == "alias" and self.alias(child.removeprefix(ALIAS)) == node:
-                    rows += self._rows("parent = ? AND parent <> ''", [child])
+                    rows += self._by_parent("parent = ? AND parent <> ''", [child])
         out = [(e[0], e[2], row[0]) for row in rows if (e := self._resolve(row)) is not None]
         if seq and self.kind(node) == "approval_decision":  # authorizations it approved (their request, after it)
             for req, rel, _ in self.parents(node):
@@ -256,11 +311,15 @@ def execution_keys(store: Any) -> list[str]:
     index, one seek from each key to the next, so the cost follows the number of executions, not of records (one
     recursive query, the same SQL on SQLite and PostgreSQL). It stops at the first parent past the ``execution:`` keys
     by its prefix, not by a bound: under a PostgreSQL collation other than C, punctuation does not order as bytes."""
-    step = f"SELECT min(parent) FROM {_T} WHERE parent > {{}} AND parent <> ''"
+    apart = arrears(store)
+    step = f"SELECT min(parent) FROM {_P if apart else _T} WHERE parent > {{}} AND parent <> ''"
     prefix = f"substr(k.p, 1, {len(EXECUTION)}) = ?"
     sql = f"""WITH RECURSIVE k(p) AS (SELECT ({step.format("?")}) UNION ALL
         SELECT ({step.format("k.p")}) FROM k WHERE {prefix}) SELECT p FROM k WHERE p IS NOT NULL"""
-    found = (str(p) for (p,) in store.read_sql(sql, [EXECUTION, EXECUTION]))
+    found = [str(p) for (p,) in store.read_sql(sql, [EXECUTION, EXECUTION])]
+    if apart:  # the parent table's keys (a forged row's key names no row), then those of the lineage table's tail
+        tail = f"SELECT DISTINCT parent FROM {_T} WHERE seq > ({_UPTO}) AND parent <> ''"
+        found = sorted({*found, *(str(p) for (p,) in store.read_sql(tail))})
     return [p.removeprefix(EXECUTION) for p in found if p.startswith(EXECUTION)]
 
 

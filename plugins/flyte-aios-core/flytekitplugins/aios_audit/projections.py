@@ -103,6 +103,9 @@ LINEAGE = Table(
     clustered=True,
 )
 STATE = "audit_proj_state"
+SQLITE_ARREARS = {(LINEAGE.name, ("parent", "seq"))}
+PARENTS = "audit_lineage_parents"  # the table SQLite keeps it in (stores/sqlite_parents.py)
+"""Indexes SQLite keeps apart, written in arrears (the lineage parent index: :mod:`.stores.sqlite_parents`)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -306,6 +309,8 @@ def schema(dialect: str) -> list[str]:
         clustered = " WITHOUT ROWID" if t.clustered and dialect == "sqlite" else ""
         out.append(f"CREATE TABLE IF NOT EXISTS {t.name} ({cols}, PRIMARY KEY ({', '.join(t.key)})){clustered}")
         for i, cols_ in enumerate(t.indexes):
+            if dialect == "sqlite" and (t.name, cols_) in SQLITE_ARREARS:
+                continue
             where = f" WHERE {t.partial[i]}" if i < len(t.partial) and t.partial[i] else ""
             out.append(f"CREATE INDEX IF NOT EXISTS {t.name}_{'_'.join(cols_)} ON {t.name}({', '.join(cols_)}){where}")
         if dialect == "postgresql":
@@ -526,7 +531,7 @@ def verify_projections(
     for group in GROUPS:
         if (below := missing[group.state]) is not None:
             problems += _verify_group(store, group, since, chunk, below, until, beyond)
-    problems += show_problems(store, since, until, beyond=beyond)
+    problems += show_problems(store, since, until, beyond=beyond, extra=beyond and since == 0 and until is None)
     return sorted(problems, key=lambda p: (p.seq, p.table)), group_notes(missing)
 
 
@@ -573,24 +578,44 @@ def _verify_group(
     return problems + (beyond_the_log(store, group) if beyond else [])
 
 
-def beyond(store: Any, missing: dict[str, int | None]) -> list[ProjectionProblem]:
+def beyond(
+    store: Any, missing: dict[str, int | None], *, full: bool = False, found: Sequence[ProjectionProblem] = ()
+) -> list[ProjectionProblem]:
     """:func:`beyond_the_log` of every group the store has tables of (``missing``: as :class:`RangeCheck` takes it),
-    and SQLite's ``audit_show`` rows beyond the log, in (seq, table) order."""
-    found = [p for g in GROUPS if missing.get(g.state) is not None for p in beyond_the_log(store, g)]
-    return sorted(found + show_problems(store, rows=False), key=lambda p: (p.seq, p.table))
+    and SQLite's ``audit_show`` and lineage parent rows beyond the log, in (seq, table) order; with ``full`` (after
+    the full walk, whose problems are ``found``) also every lineage parent row that no lineage row derives (see
+    :func:`.stores.sqlite_parents.problems`)."""
+    out = [p for g in GROUPS if missing.get(g.state) is not None for p in beyond_the_log(store, g)]
+    suspect = any(p.table == PARENTS and p.code == "projection_missing" for p in found)
+    out += show_problems(store, rows=False, extra=full, suspect=suspect)
+    return sorted(out, key=lambda p: (p.seq, p.table))
 
 
 def show_problems(
-    store: Any, since: int = 0, until: int | None = None, *, rows: bool = True, beyond: bool = True
+    store: Any,
+    since: int = 0,
+    until: int | None = None,
+    *,
+    rows: bool = True,
+    beyond: bool = True,
+    extra: bool = False,
+    suspect: bool = False,
 ) -> list[ProjectionProblem]:
-    """SQLite's ``audit_show`` (the columns ``aios audit show`` filters by, written in arrears) against the log: with
-    ``rows``, of the records ``since + 1 .. until`` a record without its row or a changed row; with ``beyond``, a
-    row beyond the log (see :func:`.stores.sqlite_show.problems`); none for a store without it."""
+    """SQLite's tables written in arrears against the log: ``audit_show`` (the columns ``aios audit show`` filters
+    by) and ``audit_lineage_parents`` (the lineage parent index). With ``rows``, of the records ``since + 1 ..
+    until`` a record without its row or a changed row; with ``beyond``, a row beyond the log; with ``extra``, a
+    parent row no lineage row derives (see :func:`.stores.sqlite_show.problems`,
+    :func:`.stores.sqlite_parents.problems`); none for a store without them."""
+    out: list[ProjectionProblem] = []
     check = getattr(store, "show_problems", None)
-    if check is None:
-        return []
-    found = check(since, until, rows=rows, beyond=beyond)
-    return [ProjectionProblem(code, "audit_show", seq, detail) for code, seq, detail in found]
+    if check is not None:
+        found = check(since, until, rows=rows, beyond=beyond)
+        out += [ProjectionProblem(code, "audit_show", seq, detail) for code, seq, detail in found]
+    check = getattr(store, "parents_problems", None)
+    if check is not None:
+        found = check(since, until, rows=rows, beyond=beyond, extra=extra, suspect=suspect)
+        out += [ProjectionProblem(code, PARENTS, seq, detail) for code, seq, detail in found]
+    return out
 
 
 def beyond_the_log(store: Any, group: Group) -> list[ProjectionProblem]:

@@ -375,11 +375,12 @@ def _by_execution(store: Any, f: ShowFilter, limit: int, built: int, keys: list[
     whose column is the execution either has that row, or holds such a field and is in the partial index
     ``audit_log_execution_named``; candidates from both, newest first in pages, are checked with the exact filter
     (the column's rule), as every query of ``aios audit show`` is."""
+    from flytekitplugins.aios_audit.edge_store import arrears, by_parent
     from flytekitplugins.aios_audit.lineage_rows import EXECUTION
-    from flytekitplugins.aios_audit.projections import LINEAGE
 
     if not keys:
         return []
+    apart = arrears(store)  # SQLite's parent index in arrears (stores/sqlite_parents.py)
     # the other filters, checked on the candidates (looked up by seq: a kind is spelled so that its index is not used)
     conds, params = where_sql(dataclasses.replace(f, execution=None), "sqlite", kind_index=False)
     named = named_execution_sql("sqlite")
@@ -389,15 +390,19 @@ def _by_execution(store: Any, f: ShowFilter, limit: int, built: int, keys: list[
         parts: list[str] = []
         args: list[Any] = []
         for key in keys:  # each part walks one index range backwards (an IN list would read and sort them all)
-            parts.append(
-                f"SELECT * FROM (SELECT seq FROM {LINEAGE.name} WHERE parent = ? AND parent <> '' AND rel = "
-                f"'in_execution' AND seq < ? AND seq > ? ORDER BY seq DESC LIMIT {int(page)})"
+            lineage, largs = by_parent(
+                "parent = ? AND parent <> '' AND rel = 'in_execution' AND seq < ? AND seq > ?",
+                [EXECUTION + key, after, built],
+                apart,
+                order="seq DESC",
+                limit=page,
             )
+            parts.append(f"SELECT seq FROM ({lineage})")
             parts.append(
                 f"SELECT * FROM (SELECT seq FROM audit_log WHERE execution = ? AND {named} AND seq < ? AND seq > ? "
                 f"ORDER BY seq DESC LIMIT {int(page)})"
             )
-            args += [EXECUTION + key, after, built, key, after, built]
+            args += [*largs, key, after, built]
         seqs = [int(s) for (s,) in store.read_sql(" UNION ".join(parts) + f" ORDER BY 1 DESC LIMIT {int(page)}", args)]
         if seqs:
             marks = ",".join("?" * len(seqs))

@@ -35,6 +35,7 @@ from flytekitplugins.aios_audit.stores import (
     keep_inherited,
     seal_rows,
 )
+from flytekitplugins.aios_audit.stores import sqlite_parents as parents
 from flytekitplugins.aios_audit.stores import sqlite_show as show
 
 _IDS_INDEX = "CREATE INDEX IF NOT EXISTS audit_ids_leaf ON audit_ids(leaf_hash)"  # also rebuilt by _rebuild_ids
@@ -285,13 +286,16 @@ class SQLiteAuditStore(AuditStore):
         show`` reads the log as before) until the upgrade command builds it. A read-only database is left as it is:
         readers then fold the log.
         """
-        present = _present(conn, (*cls._PROJECTION_OBJECTS, *LOG_INDEXES, *show.OBJECTS, *show.OLD_INDEXES))
+        objects = (*cls._PROJECTION_OBJECTS, *LOG_INDEXES, *show.OBJECTS, *show.OLD_INDEXES, *parents.OBJECTS)
+        present = _present(conn, (*objects, parents.OLD_INDEX))
         tables = any(n not in present for n in cls._PROJECTION_OBJECTS)
         build = [n for n in LOG_INDEXES if n not in present]
         shown = any(n not in present for n in show.OBJECTS)
         old = set(show.OLD_INDEXES) & present
-        if (build or shown or old) and _log_size(conn) > OPEN_INDEX_MAX:
-            build, shown, old = [], False, set()  # left to `aios audit rebuild-projections` (see missing_indexes)
+        # the lineage parent index in arrears: missing, or the lineage table's own index still there
+        parented = any(n not in present for n in parents.OBJECTS) or parents.OLD_INDEX in present
+        if (build or shown or old or parented) and _log_size(conn) > OPEN_INDEX_MAX:
+            build, shown, old, parented = [], False, set(), False  # left to `aios audit rebuild-projections`
         migrate = shown or bool(old)  # a log of this size without audit_show (a new one too): created and filled now
         try:
             if tables or build:
@@ -303,6 +307,8 @@ class SQLiteAuditStore(AuditStore):
                             conn.execute(stmt)
             if migrate:
                 show.build(conn, _write)  # and the log's old show indexes dropped
+            if parented:
+                parents.build(conn, _write)  # and the lineage table's own parent index dropped
         except sqlite3.OperationalError as e:
             if "readonly" not in str(e) and "read-only" not in str(e):
                 raise
@@ -312,10 +318,12 @@ class SQLiteAuditStore(AuditStore):
         by a version that has them: see :meth:`_ensure_projections`), and ``audit_show`` while it lacks more than
         :data:`.sqlite_show.MISSING` records of the log or the log still has its old ``audit show`` indexes."""
         conn = self._conn()
-        present = _present(conn, (*LOG_INDEXES, show.TABLE, *show.OLD_INDEXES))
+        present = _present(conn, (*LOG_INDEXES, show.TABLE, *show.OLD_INDEXES, parents.TABLE, parents.OLD_INDEX))
         out = [name for name in LOG_INDEXES if name not in present]
         if show.TABLE not in present or set(show.OLD_INDEXES) & present or show.backlog(conn) > show.MISSING:
             out.append(show.TABLE)
+        if parents.TABLE not in present or parents.OLD_INDEX in present or parents.backlog(conn) > parents.MISSING:
+            out.append(parents.TABLE)
         return out
 
     def build_indexes(self, progress: Callable[[str, float], None] | None = None) -> list[str]:
@@ -328,6 +336,8 @@ class SQLiteAuditStore(AuditStore):
             t0 = time.perf_counter()
             if name == show.TABLE:
                 show.build(conn, _write)
+            elif name == parents.TABLE:
+                parents.build(conn, _write)
             else:
                 with _write(conn):
                     conn.execute(LOG_INDEXES[name])
@@ -345,6 +355,12 @@ class SQLiteAuditStore(AuditStore):
             return None
         return show.upto(conn)
 
+    def lineage_parents(self) -> bool:
+        """Whether lineage rows are found by parent through ``audit_lineage_parents`` and the lineage table's tail
+        (:mod:`.sqlite_parents`): the table is there and the lineage table's own parent index is gone (an upgrade
+        finished). Otherwise through that index (a large log not yet upgraded, a read-only one)."""
+        return _present(self._conn(), (parents.TABLE, parents.OLD_INDEX)) == {parents.TABLE}
+
     def has_index(self, name: str) -> bool:
         """Whether the database holds the index (or table) ``name``."""
         return bool(_present(self._conn(), (name,)))
@@ -357,6 +373,23 @@ class SQLiteAuditStore(AuditStore):
         if not self.has_index(show.TABLE):
             return []
         return show.problems(self._conn(), since, until, rows=rows, beyond=beyond)
+
+    def parents_problems(
+        self,
+        since: int = 0,
+        until: int | None = None,
+        *,
+        rows: bool = True,
+        beyond: bool = True,
+        extra: bool = False,
+        suspect: bool = False,
+    ) -> list[tuple[str, int, str]]:
+        """``audit_lineage_parents`` against the lineage rows (see :func:`.sqlite_parents.problems`); none where the
+        table is missing."""
+        if not self.has_index(parents.TABLE):
+            return []
+        conn = self._conn()
+        return parents.problems(conn, since, until, rows=rows, beyond=beyond, extra=extra, suspect=suspect)
 
     def read_sql(self, sql: str, params: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         return self._conn().execute(sql, tuple(params)).fetchall()
@@ -377,6 +410,7 @@ class SQLiteAuditStore(AuditStore):
                 raise projections.ProjectionTampered(msg)
             for table, values in rows.items():
                 conn.executemany(projections.BY_NAME[table].fill_sql("sqlite"), values)
+            parents.fill(conn, rows.get(projections.LINEAGE.name, []))  # those the parent table covers already
             conn.execute(f"UPDATE {state} SET missing_through = ? WHERE id = 1", (missing,))
         return sum(map(len, rows.values()))
 
@@ -388,7 +422,9 @@ class SQLiteAuditStore(AuditStore):
             for stmt in projections.schema("sqlite"):
                 conn.execute(stmt)
             conn.execute(f"DROP TABLE IF EXISTS {show.TABLE}")  # derived from the log like the tables: again too
+            conn.execute(f"DROP TABLE IF EXISTS {parents.TABLE}")
         show.build(conn, _write)
+        parents.build(conn, _write)  # marks the log's records: their rows come as the rebuild writes lineage rows
 
     def _conn(self) -> sqlite3.Connection:
         conn: _Connection | None = getattr(self._local, "conn", None)
@@ -452,6 +488,7 @@ class SQLiteAuditStore(AuditStore):
         for table, values in projections.rows_for(rows).items():  # same transaction as the records
             conn.executemany(projections.BY_NAME[table].insert_sql(), values)
         show.after_append(conn, out[-1].seq, len(out))  # audit show's columns, a batch at a time
+        parents.after_append(conn, out[-1].seq, len(out))  # the lineage parent index, a batch at a time
         return out
 
     def claim_holders(self, keys: Collection[str]) -> dict[str, tuple[str, int]]:

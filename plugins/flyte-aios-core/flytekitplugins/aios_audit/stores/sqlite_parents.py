@@ -1,0 +1,176 @@
+"""SQLite's lineage parent index, ``audit_lineage_parents``, written in arrears.
+
+The lineage projection (``audit_proj_lineage``, clustered by ``seq, pos``) used to carry its own ``(parent, seq)``
+index on SQLite. A record's lineage rows name its execution and its principal as parents (hubs: each append wrote
+their last index pages again) and its inputs (random digests): 2.75 of the 5.95 pages of write-ahead log a single
+append's commit wrote (benchmarks/README.md), which it then waited for the disk to flush. Batched, a few hundred
+records share the hubs' pages. So, as :mod:`.sqlite_show` does for ``audit show``'s columns, a write transaction
+whose records leave :data:`BATCH` or more behind copies the lineage rows of those records that name a parent
+(``parent, seq, pos, rel``) into this table, in the same transaction: every record it appended and at most
+:data:`CHUNK` older ones. It then adds a mark row ``('', N, -1, '')``: the table holds the parent rows of records
+``1 .. N`` of the log, the largest such N (:func:`upto`, one seek), with no hole. PostgreSQL keeps the index on the
+lineage table (its writers stage their records; the integrator writes the index in batches already).
+
+Readers (:func:`.lineage_parents.parent_rows_sql`) take the records after N (fewer than :data:`BATCH` while writers
+keep up) from the lineage table by ``seq`` and the others through this table, each of its rows joined to the lineage
+row it names and used only where that row says the same (a forged row of this table names nothing). A missing row
+hides an edge: ``aios audit verify`` (the full walk, and from a checkpoint the records after it) looks up every
+lineage row of the records ``1 .. N`` here and reports one without its row (``projection_missing``) or with another
+relation (``projection_changed``), and a mark beyond the log; the full walk also reads the whole table for rows no
+lineage row derives (``projection_extra``). The table is append-only (triggers); ``aios audit rebuild-projections
+--full`` builds it again, and a rebuild of lineage rows adds theirs.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from typing import Any
+
+from flytekitplugins.aios_audit.projections import LINEAGE, PARENTS
+from flytekitplugins.aios_audit.stores.sqlite_show import BATCH, BUILD_CHUNK, CHUNK, MISSING
+
+TABLE = PARENTS
+OLD_INDEX = f"{LINEAGE.name}_parent_seq"
+"""The lineage table's own parent index (what :func:`.projections.schema` made on SQLite before this table): dropped
+once the table holds the whole log."""
+__all__ = ["BATCH", "BUILD_CHUNK", "CHUNK", "MISSING", "OLD_INDEX", "TABLE"]
+
+SCHEMA = [
+    f"CREATE TABLE IF NOT EXISTS {TABLE} (parent TEXT NOT NULL, seq INTEGER NOT NULL, pos INTEGER NOT NULL, "
+    "rel TEXT NOT NULL, PRIMARY KEY (parent, seq, pos)) WITHOUT ROWID",
+    f"CREATE TRIGGER IF NOT EXISTS {TABLE}_no_update BEFORE UPDATE ON {TABLE} "
+    f"BEGIN SELECT RAISE(ABORT, '{TABLE} is append-only: UPDATE refused'); END",
+    f"CREATE TRIGGER IF NOT EXISTS {TABLE}_no_delete BEFORE DELETE ON {TABLE} "
+    f"BEGIN SELECT RAISE(ABORT, '{TABLE} is append-only: DELETE refused'); END",
+]
+OBJECTS = (TABLE, f"{TABLE}_no_update", f"{TABLE}_no_delete")
+
+UPTO = f"SELECT COALESCE(MAX(seq), 0) FROM {TABLE} WHERE parent = ''"
+"""SQL of the last record whose parent rows the table holds (its newest mark)."""
+_LOG_HEAD = "SELECT COALESCE(MAX(seq), 0) FROM audit_log"
+_COPY = (
+    f"INSERT INTO {TABLE} SELECT parent, seq, pos, rel FROM {LINEAGE.name} "
+    "WHERE seq > ? AND seq <= ? AND parent <> '' ORDER BY seq, pos"
+)
+_MARK = f"INSERT INTO {TABLE} VALUES ('', ?, -1, '')"
+
+
+def upto(conn: sqlite3.Connection) -> int:
+    """The last ``seq`` whose parent rows the table holds (it holds those of ``1 ..`` that)."""
+    return int(conn.execute(UPTO).fetchone()[0])
+
+
+def after_append(conn: sqlite3.Connection, head: int, added: int) -> None:
+    """In a writer's transaction, once its ``added`` records and their lineage rows are in (``head``: the last one's
+    ``seq``): when :data:`BATCH` or more are waiting, copy their parent rows into the table: all of this
+    transaction's records and at most :data:`CHUNK` older ones (see :func:`.sqlite_show.after_append`). Nothing
+    where the table is missing (a large log opened before its upgrade: readers use the lineage table's own index
+    then)."""
+    try:
+        have = upto(conn)
+    except sqlite3.OperationalError:
+        return
+    if head - have >= BATCH:
+        _copy(conn, have, min(head, have + added + CHUNK))
+
+
+def _copy(conn: sqlite3.Connection, have: int, through: int) -> None:
+    """Copy the parent rows of records ``have + 1 .. through`` and mark ``through`` (the caller holds a write
+    transaction; the table holds ``1 .. have``)."""
+    if through > have:
+        conn.execute(_COPY, (have, through))
+        conn.execute(_MARK, (through,))
+
+
+def fill(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
+    """In the transaction of a rebuild that writes lineage ``rows`` (``seq, pos, child, parent, rel``) of records
+    that had none: the parent rows of those the table already covers (the others come with the next copy)."""
+    try:
+        have = upto(conn)
+    except sqlite3.OperationalError:
+        return
+    mine = [(r[3], r[0], r[1], r[4]) for r in rows if r[3] != "" and int(r[0]) <= have]
+    conn.executemany(f"INSERT OR IGNORE INTO {TABLE} VALUES (?,?,?,?)", mine)
+
+
+def build(conn: sqlite3.Connection, write: Callable[[sqlite3.Connection], Any]) -> None:
+    """Create the table where it is missing and bring it up to the log in transactions of :data:`BUILD_CHUNK`
+    records (``write(conn)``: the store's write transaction), then drop the lineage table's :data:`OLD_INDEX`."""
+    schema = SCHEMA
+    while True:
+        with write(conn):
+            for stmt in schema:
+                conn.execute(stmt)
+            schema = []
+            have = upto(conn)
+            head = int(conn.execute(_LOG_HEAD).fetchone()[0])
+            through = min(head, have + BUILD_CHUNK)
+            _copy(conn, have, through)
+            if through >= head:
+                conn.execute(f"DROP INDEX IF EXISTS {OLD_INDEX}")
+                return
+
+
+def backlog(conn: sqlite3.Connection) -> int:
+    """Records of the log whose parent rows the table does not hold yet."""
+    log, have = conn.execute(f"SELECT ({_LOG_HEAD}), ({UPTO})").fetchone()
+    return int(log) - int(have)
+
+
+def problems(
+    conn: sqlite3.Connection,
+    since: int = 0,
+    until: int | None = None,
+    *,
+    rows: bool = True,
+    beyond: bool = True,
+    extra: bool = False,
+    suspect: bool = False,
+) -> list[tuple[str, int, str]]:
+    """``(code, seq, detail)``: with ``rows``, each lineage row naming a parent, of the records ``since + 1 .. until``
+    up to :func:`upto`, without its row here (``projection_missing``) or with another relation
+    (``projection_changed``), one look-up each; with ``beyond``, a mark beyond the log (``projection_extra``); with
+    ``extra`` (the full walk, after its rows check of every record), each row no lineage row derives and each mark
+    beyond the log or malformed (``projection_extra``).
+
+    The rows no lineage row derives are looked for one by one (a look-up in the lineage table for each row of this
+    table, in its order: random reads) only when there can be one: when the table holds more rows than the lineage
+    rows it covers, or ``suspect`` (the rows check found one missing: the caller's walk, or ``rows`` here). Else
+    there is none: every lineage row has its row here (the rows check), the table's keys are unique, and the two
+    counts are equal, so the table holds exactly those rows."""
+    out: list[tuple[str, int, str]] = []
+    if rows:
+        q = (
+            f"SELECT l.seq, l.pos, l.parent, l.rel, p.rel FROM {LINEAGE.name} l LEFT JOIN {TABLE} p "
+            "ON p.parent = l.parent AND p.seq = l.seq AND p.pos = l.pos "
+            f"WHERE l.seq > ? AND l.seq <= ? AND l.seq <= ({UPTO}) AND l.parent <> '' "
+            "AND (p.rel IS NULL OR p.rel IS NOT l.rel) ORDER BY l.seq, l.pos"
+        )
+        for seq, pos, parent, rel, got in conn.execute(q, (since, 2**62 if until is None else until)):
+            want = [parent, int(seq), int(pos), rel]
+            suspect = suspect or got is None
+            if got is None:
+                out.append(("projection_missing", int(seq), f"no row {want}"))
+            else:
+                detail = f"row {[parent, seq, pos, got]} but the lineage row derives {want}"
+                out.append(("projection_changed", int(seq), detail))
+    if beyond or extra:
+        marks = f"SELECT seq FROM {TABLE} WHERE parent = '' AND seq > ({_LOG_HEAD}) ORDER BY seq"
+        out += [("projection_extra", int(seq), "a mark beyond the log") for (seq,) in conn.execute(marks)]
+    counts = (
+        f"SELECT (SELECT count(*) FROM {TABLE} WHERE parent <> ''), "
+        f"(SELECT count(*) FROM {LINEAGE.name} WHERE parent <> '' AND seq <= ({UPTO}))"
+    )
+    if extra and (suspect or len(set(conn.execute(counts).fetchone())) > 1):
+        # (a row of a lineage row with another relation is the rows check's projection_changed)
+        q = (
+            f"SELECT p.parent, p.seq, p.pos, p.rel FROM {TABLE} p WHERE p.parent <> '' AND NOT EXISTS (SELECT 1 FROM "
+            f"{LINEAGE.name} l WHERE l.seq = p.seq AND l.pos = p.pos AND l.parent = p.parent)"
+        )
+        for parent, seq, pos, rel in conn.execute(q):
+            out.append(("projection_extra", int(seq), f"row {[parent, seq, pos, rel]} that no lineage row derives"))
+    if extra:
+        q = f"SELECT pos, seq FROM {TABLE} WHERE parent = '' AND (pos <> -1 OR rel <> '')"
+        out += [("projection_extra", int(seq), f"a mark with position {pos}") for pos, seq in conn.execute(q)]
+    return sorted(out, key=lambda p: p[1])
