@@ -99,7 +99,7 @@ def test_parent_rows_wait_for_a_batch_and_every_reader_answers_as_the_lineage_ta
     for n, batch in steps:
         _append(store, n, batch=batch)
         size, upto = store.size(), parents.upto(store._conn())  # type: ignore[attr-defined]
-        assert upto == (0 if size < parents.BATCH else upto) and size - upto < parents.BATCH, (size, upto)
+        assert (upto == 0) == (size < parents.BATCH) and 0 <= size - upto < parents.BATCH, (size, upto)
         want = _reference(store, monkeypatch)
         assert _answers(store) == want, (size, upto)
         assert any(want[f"show {r.name} 1000"] for r in RUNS) and want["keys"] == [r.execution_key for r in RUNS]
@@ -294,4 +294,83 @@ def test_the_full_walk_names_a_forged_row_alone_and_one_beside_a_deleted_row(aio
         "projection_missing in audit_lineage_parents at seq 7",
         "projection_extra in audit_lineage_parents at seq 40",
     ]
+    store.close()
+
+
+def _parent_problems() -> list[tuple[str, int]]:
+    code, out = _run("audit", "verify", "--json")
+    doc = json.loads(out.strip().splitlines()[-1])
+    assert code == 1 and not doc["ok"], out
+    found = [p.split(":")[0] for p in doc["projection_problems"] if f"in {parents.TABLE} at" in p]
+    return [(f.split()[0], int(f.split()[-1])) for f in found]
+
+
+def test_forged_rows_under_an_execution_hide_nothing_and_a_row_past_the_mark_stops_no_append(aios_env: Path) -> None:
+    """Rows forged under an execution, each naming a lineage row of another execution, used to fill a page of the
+    parent table's rows before the join dropped them: the page came back short and ``audit show --execution``
+    stopped there (a review reproduced 206 of 257 records hidden). The join now comes before the limit. A row
+    written past the newest mark (a copy of a tail record's row) made the next batch's copy fail, and with it every
+    append; it is now left alone there, and the full walk names both kinds."""
+    db = aios_env / "audit.db"
+    store = open_store(f"sqlite:///{db}")
+    _append(store, 900, batch=100)
+    assert parents.upto(store._conn()) == 900  # type: ignore[attr-defined]
+    run = RUNS[0]
+    want = {n: [r.seq for r in ps.select_records(store, ps.ShowFilter(execution=run.name), n)] for n in (1, 7, 1000)}
+    records = StoreEdges(store).execution_records(run.execution_key)
+    assert len(want[1000]) > 100
+    with sqlite3.connect(db, isolation_level=None) as c:  # the newest rows of the other executions, under this one
+        c.execute(
+            f"INSERT INTO {parents.TABLE} SELECT ?, seq, pos, rel FROM audit_proj_lineage WHERE rel = 'in_execution' "
+            "AND parent <> ? ORDER BY seq DESC LIMIT 40",
+            ["execution:" + run.execution_key] * 2,
+        )
+    for n, seqs in want.items():
+        assert [r.seq for r in ps.select_records(store, ps.ShowFilter(execution=run.name), n)] == seqs, n
+    assert StoreEdges(store).execution_records(run.execution_key) == records
+    forged = _parent_problems()
+    assert len(forged) == 40 and {code for code, _ in forged} == {"projection_extra"}, forged
+    _append(store, 100)  # records 901..1000: the tail
+    row = store.read_sql("SELECT parent, seq, pos, rel FROM audit_proj_lineage WHERE seq = 950 AND parent <> ''")[0]
+    with sqlite3.connect(db, isolation_level=None) as c:
+        c.execute(f"INSERT INTO {parents.TABLE} VALUES (?,?,?,?)", row)
+    assert ("projection_extra", 950) in _parent_problems()  # past the newest mark
+    _append(store, parents.BATCH)  # the copy of 901.. goes past that row
+    assert parents.upto(store._conn()) > 950  # type: ignore[attr-defined]
+    assert ("projection_extra", 950) not in _parent_problems()  # the row is now the copy's own
+    assert _run("audit", "rebuild-projections", "--full")[0] == 0 and _run("audit", "verify")[0] == 0
+    store.close()
+
+
+def test_a_table_replaced_by_hand_is_not_read_and_verify_says_so(aios_env: Path) -> None:
+    """Someone with write access replaces the table with one without its key or its types, holding a mark whose
+    seq is text (text sorts above every number: every record looked covered, and the readers of the mark crashed on
+    it) and rows repeated (each used up a place in a page). Readers then read the lineage table itself, appends go
+    on, and ``aios audit verify`` reports the table instead of failing with a traceback (an open leaves it as it is);
+    ``rebuild-projections`` builds it again. The table as created refuses such a mark."""
+    db = aios_env / "audit.db"
+    store = open_store(f"sqlite:///{db}")
+    _append(store, 600, batch=100)
+    want = _answers(store)
+    with sqlite3.connect(db, isolation_level=None) as c:
+        with pytest.raises(sqlite3.IntegrityError, match="cannot store TEXT"):
+            c.execute(f"INSERT INTO {parents.TABLE} VALUES ('', 'x', -1, '')")
+        c.execute(f"ALTER TABLE {parents.TABLE} RENAME TO kept")
+        c.execute(f"CREATE TABLE {parents.TABLE} (parent TEXT, seq, pos INTEGER, rel TEXT)")
+        c.execute(f"INSERT INTO {parents.TABLE} SELECT * FROM kept")
+        c.execute(f"INSERT INTO {parents.TABLE} SELECT * FROM kept WHERE parent LIKE 'execution:%'")
+        c.execute(f"INSERT INTO {parents.TABLE} VALUES ('', 'x', -1, '')")
+    assert not store.lineage_parents()  # type: ignore[attr-defined]
+    assert _answers(store) == want
+    _append(store, parents.BATCH)  # appends go on (nothing is copied into a table nothing reads)
+    code, out = _run("audit", "verify", "--json")
+    doc = json.loads(out.strip().splitlines()[-1])
+    assert code == 1 and "Traceback" not in out, out
+    assert [p.split(":")[0] for p in doc["projection_problems"]] == [
+        f"projection_changed in {parents.TABLE} at seq 0"
+    ], doc
+    assert parents.TABLE in store.missing_indexes()  # type: ignore[attr-defined]  # an open repaired nothing
+    code, out = _run("audit", "rebuild-projections")  # drops it and builds it again
+    assert code == 0 and parents.TABLE in out, out
+    assert _run("audit", "verify")[0] == 0 and store.lineage_parents()  # type: ignore[attr-defined]
     store.close()

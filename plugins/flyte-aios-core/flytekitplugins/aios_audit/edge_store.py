@@ -46,11 +46,12 @@ def by_parent(
     lim = f" LIMIT {int(limit)}" if limit is not None else ""
     if not apart:
         return f"SELECT {_COLS} FROM {_T} WHERE {where} ORDER BY {order}{lim}", list(params)
-    indexed = (
-        f"SELECT p.seq, p.pos, l.child, p.parent, p.rel FROM (SELECT parent, seq, pos, rel FROM {_P} WHERE {where} "
-        f"AND seq <= ({_UPTO}) ORDER BY {order}{lim}) p JOIN {_T} l "
-        "ON l.seq = p.seq AND l.pos = p.pos AND l.parent = p.parent AND l.rel = p.rel"
+    # the join comes before the limit: forged rows (kept out by the join) must not use up a page of it
+    joined = (
+        f"SELECT p.seq AS seq, p.pos AS pos, l.child AS child, p.parent AS parent, p.rel AS rel FROM {_P} p "
+        f"JOIN {_T} l ON l.seq = p.seq AND l.pos = p.pos AND l.parent = p.parent AND l.rel = p.rel"
     )
+    indexed = f"SELECT * FROM ({joined}) WHERE {where} AND seq <= ({_UPTO}) ORDER BY {order}{lim}"
     tail = f"SELECT {_COLS} FROM {_T} WHERE seq > ({_UPTO}) AND {where} ORDER BY {order}{lim}"
     return f"SELECT * FROM ({indexed}) UNION ALL SELECT * FROM ({tail}) ORDER BY {order}{lim}", [*params, *params]
 
@@ -314,12 +315,12 @@ def execution_keys(store: Any) -> list[str]:
     apart = arrears(store)
     step = f"SELECT min(parent) FROM {_P if apart else _T} WHERE parent > {{}} AND parent <> ''"
     prefix = f"substr(k.p, 1, {len(EXECUTION)}) = ?"
+    # SQLite in arrears: the parent table's keys (a forged row's key names no record) and those of the lineage
+    # table's tail, in one statement (one snapshot: a batch copied between two would be in neither)
+    tail = f" UNION SELECT DISTINCT parent FROM {_T} WHERE seq > ({_UPTO}) AND parent <> ''" if apart else ""
     sql = f"""WITH RECURSIVE k(p) AS (SELECT ({step.format("?")}) UNION ALL
-        SELECT ({step.format("k.p")}) FROM k WHERE {prefix}) SELECT p FROM k WHERE p IS NOT NULL"""
-    found = [str(p) for (p,) in store.read_sql(sql, [EXECUTION, EXECUTION])]
-    if apart:  # the parent table's keys (a forged row's key names no row), then those of the lineage table's tail
-        tail = f"SELECT DISTINCT parent FROM {_T} WHERE seq > ({_UPTO}) AND parent <> ''"
-        found = sorted({*found, *(str(p) for (p,) in store.read_sql(tail))})
+        SELECT ({step.format("k.p")}) FROM k WHERE {prefix}) SELECT p FROM k WHERE p IS NOT NULL{tail}"""
+    found = sorted(str(p) for (p,) in store.read_sql(sql, [EXECUTION, EXECUTION]))
     return [p.removeprefix(EXECUTION) for p in found if p.startswith(EXECUTION)]
 
 

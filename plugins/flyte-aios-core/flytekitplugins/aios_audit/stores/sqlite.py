@@ -294,6 +294,9 @@ class SQLiteAuditStore(AuditStore):
         old = set(show.OLD_INDEXES) & present
         # the lineage parent index in arrears: missing, or the lineage table's own index still there
         parented = any(n not in present for n in parents.OBJECTS) or parents.OLD_INDEX in present
+        # a table defined otherwise (replaced by hand) is left for `aios audit verify` to report and for
+        # `rebuild-projections` to build again (see missing_indexes): an open repairs nothing silently
+        parented = parented and parents.defined(conn) is not False
         if (build or shown or old or parented) and _log_size(conn) > OPEN_INDEX_MAX:
             build, shown, old, parented = [], False, set(), False  # left to `aios audit rebuild-projections`
         migrate = shown or bool(old)  # a log of this size without audit_show (a new one too): created and filled now
@@ -315,14 +318,20 @@ class SQLiteAuditStore(AuditStore):
 
     def missing_indexes(self) -> list[str]:
         """The :data:`LOG_INDEXES` this database lacks (a log larger than :data:`OPEN_INDEX_MAX` records opened first
-        by a version that has them: see :meth:`_ensure_projections`), and ``audit_show`` while it lacks more than
-        :data:`.sqlite_show.MISSING` records of the log or the log still has its old ``audit show`` indexes."""
+        by a version that has them: see :meth:`_ensure_projections`), ``audit_show`` while it lacks more than
+        :data:`.sqlite_show.MISSING` records of the log or the log still has its old ``audit show`` indexes, and
+        ``audit_lineage_parents`` likewise, or while it is defined otherwise than this version defines it."""
         conn = self._conn()
         present = _present(conn, (*LOG_INDEXES, show.TABLE, *show.OLD_INDEXES, parents.TABLE, parents.OLD_INDEX))
         out = [name for name in LOG_INDEXES if name not in present]
         if show.TABLE not in present or set(show.OLD_INDEXES) & present or show.backlog(conn) > show.MISSING:
             out.append(show.TABLE)
-        if parents.TABLE not in present or parents.OLD_INDEX in present or parents.backlog(conn) > parents.MISSING:
+        if (
+            parents.TABLE not in present
+            or parents.OLD_INDEX in present
+            or not parents.defined(conn)  # defined otherwise (replaced by hand): built again
+            or parents.backlog(conn) > parents.MISSING
+        ):
             out.append(parents.TABLE)
         return out
 
@@ -357,9 +366,11 @@ class SQLiteAuditStore(AuditStore):
 
     def lineage_parents(self) -> bool:
         """Whether lineage rows are found by parent through ``audit_lineage_parents`` and the lineage table's tail
-        (:mod:`.sqlite_parents`): the table is there and the lineage table's own parent index is gone (an upgrade
-        finished). Otherwise through that index (a large log not yet upgraded, a read-only one)."""
-        return _present(self._conn(), (parents.TABLE, parents.OLD_INDEX)) == {parents.TABLE}
+        (:mod:`.sqlite_parents`): the table is there, defined as this version defines it, and the lineage table's own
+        parent index is gone (an upgrade finished). Otherwise through the lineage table (its index: a large log not
+        yet upgraded, a read-only one)."""
+        conn = self._conn()
+        return _present(conn, (parents.TABLE, parents.OLD_INDEX)) == {parents.TABLE} and bool(parents.defined(conn))
 
     def has_index(self, name: str) -> bool:
         """Whether the database holds the index (or table) ``name``."""

@@ -23,6 +23,7 @@ lineage row derives (``projection_extra``). The table is append-only (triggers);
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Callable
 from typing import Any
@@ -37,8 +38,10 @@ once the table holds the whole log."""
 __all__ = ["BATCH", "BUILD_CHUNK", "CHUNK", "MISSING", "OLD_INDEX", "TABLE"]
 
 SCHEMA = [
+    # STRICT: a value of another type is refused (a text seq would sort above every number: a mark 'x' made every
+    # record look covered, and crashed the readers of the mark)
     f"CREATE TABLE IF NOT EXISTS {TABLE} (parent TEXT NOT NULL, seq INTEGER NOT NULL, pos INTEGER NOT NULL, "
-    "rel TEXT NOT NULL, PRIMARY KEY (parent, seq, pos)) WITHOUT ROWID",
+    "rel TEXT NOT NULL, PRIMARY KEY (parent, seq, pos)) STRICT, WITHOUT ROWID",
     f"CREATE TRIGGER IF NOT EXISTS {TABLE}_no_update BEFORE UPDATE ON {TABLE} "
     f"BEGIN SELECT RAISE(ABORT, '{TABLE} is append-only: UPDATE refused'); END",
     f"CREATE TRIGGER IF NOT EXISTS {TABLE}_no_delete BEFORE DELETE ON {TABLE} "
@@ -46,14 +49,37 @@ SCHEMA = [
 ]
 OBJECTS = (TABLE, f"{TABLE}_no_update", f"{TABLE}_no_delete")
 
-UPTO = f"SELECT COALESCE(MAX(seq), 0) FROM {TABLE} WHERE parent = ''"
-"""SQL of the last record whose parent rows the table holds (its newest mark)."""
 _LOG_HEAD = "SELECT COALESCE(MAX(seq), 0) FROM audit_log"
+UPTO = f"SELECT COALESCE(MAX(seq), 0) FROM {TABLE} WHERE parent = '' AND seq <= ({_LOG_HEAD})"
+"""SQL of the last record whose parent rows the table holds: its newest mark within the log (a mark beyond the log
+is ``aios audit verify``'s ``projection_extra``, and covers nothing the log does not have)."""
 _COPY = (
-    f"INSERT INTO {TABLE} SELECT parent, seq, pos, rel FROM {LINEAGE.name} "
+    # OR IGNORE: a row already there (one written past the newest mark by hand, or left there by deleted marks) does
+    # not stop every append; ``aios audit verify`` reports it
+    f"INSERT OR IGNORE INTO {TABLE} SELECT parent, seq, pos, rel FROM {LINEAGE.name} "
     "WHERE seq > ? AND seq <= ? AND parent <> '' ORDER BY seq, pos"
 )
 _MARK = f"INSERT INTO {TABLE} VALUES ('', ?, -1, '')"
+
+
+@functools.cache
+def definition() -> str:
+    """The table's ``CREATE`` statement as SQLite keeps it in ``sqlite_master`` (what this version creates)."""
+    mem = sqlite3.connect(":memory:")
+    try:
+        mem.execute(SCHEMA[0])
+        return str(mem.execute("SELECT sql FROM sqlite_master WHERE name = ?", (TABLE,)).fetchone()[0])
+    finally:
+        mem.close()
+
+
+def defined(conn: sqlite3.Connection) -> bool | None:
+    """Whether the table is the one this version creates (its columns, types, key): None where it is missing. A
+    table defined otherwise (replaced by someone with write access: without its key, rows may repeat; without
+    STRICT, a seq may be text) is not read (readers use the lineage table itself) and ``aios audit verify`` says
+    so."""
+    row = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (TABLE,)).fetchone()
+    return None if row is None else row[0] == definition()
 
 
 def upto(conn: sqlite3.Connection) -> int:
@@ -71,7 +97,7 @@ def after_append(conn: sqlite3.Connection, head: int, added: int) -> None:
         have = upto(conn)
     except sqlite3.OperationalError:
         return
-    if head - have >= BATCH:
+    if head - have >= BATCH and defined(conn):  # (a table replaced by hand is left alone: nothing reads it)
         _copy(conn, have, min(head, have + added + CHUNK))
 
 
@@ -90,16 +116,21 @@ def fill(conn: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> None:
         have = upto(conn)
     except sqlite3.OperationalError:
         return
+    if not defined(conn):
+        return
     mine = [(r[3], r[0], r[1], r[4]) for r in rows if r[3] != "" and int(r[0]) <= have]
     conn.executemany(f"INSERT OR IGNORE INTO {TABLE} VALUES (?,?,?,?)", mine)
 
 
 def build(conn: sqlite3.Connection, write: Callable[[sqlite3.Connection], Any]) -> None:
-    """Create the table where it is missing and bring it up to the log in transactions of :data:`BUILD_CHUNK`
-    records (``write(conn)``: the store's write transaction), then drop the lineage table's :data:`OLD_INDEX`."""
+    """Create the table where it is missing (or defined otherwise: it is dropped first) and bring it up to the log in
+    transactions of :data:`BUILD_CHUNK` records (``write(conn)``: the store's write transaction), then drop the
+    lineage table's :data:`OLD_INDEX`."""
     schema = SCHEMA
     while True:
         with write(conn):
+            if schema and defined(conn) is False:
+                conn.execute(f"DROP TABLE {TABLE}")
             for stmt in schema:
                 conn.execute(stmt)
             schema = []
@@ -140,6 +171,12 @@ def problems(
     there is none: every lineage row has its row here (the rows check), the table's keys are unique, and the two
     counts are equal, so the table holds exactly those rows."""
     out: list[tuple[str, int, str]] = []
+    if defined(conn) is False:  # said once, by the check after the walk (``beyond``), not for each range of it
+        why = (
+            f"{TABLE} is not defined as this version defines it ({definition()}): readers do not use it; "
+            "`aios audit rebuild-projections --full` builds it again"
+        )
+        return [("projection_changed", 0, why)] if beyond or extra else []
     if rows:
         q = (
             f"SELECT l.seq, l.pos, l.parent, l.rel, p.rel FROM {LINEAGE.name} l LEFT JOIN {TABLE} p "
@@ -156,20 +193,31 @@ def problems(
                 detail = f"row {[parent, seq, pos, got]} but the lineage row derives {want}"
                 out.append(("projection_changed", int(seq), detail))
     if beyond or extra:
-        marks = f"SELECT seq FROM {TABLE} WHERE parent = '' AND seq > ({_LOG_HEAD}) ORDER BY seq"
+        marks = f"SELECT seq FROM {TABLE} WHERE parent = '' AND seq > ({_LOG_HEAD}) ORDER BY seq"  # an index range
         out += [("projection_extra", int(seq), "a mark beyond the log") for (seq,) in conn.execute(marks)]
     counts = (
         f"SELECT (SELECT count(*) FROM {TABLE} WHERE parent <> ''), "
         f"(SELECT count(*) FROM {LINEAGE.name} WHERE parent <> '' AND seq <= ({UPTO}))"
     )
-    if extra and (suspect or len(set(conn.execute(counts).fetchone())) > 1):
-        # (a row of a lineage row with another relation is the rows check's projection_changed)
+    have, lineage = conn.execute(counts).fetchone() if extra else (0, 0)
+    if extra and (suspect or have != lineage):
+        # rows past the newest mark, and rows no lineage row derives (a row of a lineage row with another relation is
+        # the rows check's projection_changed)
         q = (
-            f"SELECT p.parent, p.seq, p.pos, p.rel FROM {TABLE} p WHERE p.parent <> '' AND NOT EXISTS (SELECT 1 FROM "
-            f"{LINEAGE.name} l WHERE l.seq = p.seq AND l.pos = p.pos AND l.parent = p.parent)"
+            f"SELECT p.parent, p.seq, p.pos, p.rel, p.seq > ({UPTO}) FROM {TABLE} p WHERE p.parent <> '' AND "
+            f"(p.seq > ({UPTO}) OR NOT EXISTS (SELECT 1 FROM {LINEAGE.name} l WHERE l.seq = p.seq AND l.pos = p.pos "
+            "AND l.parent = p.parent))"
         )
-        for parent, seq, pos, rel in conn.execute(q):
-            out.append(("projection_extra", int(seq), f"row {[parent, seq, pos, rel]} that no lineage row derives"))
+        named = 0
+        for parent, seq, pos, rel, past in conn.execute(q):
+            why = "past the newest mark" if past else "that no lineage row derives"
+            out.append(("projection_extra", int(seq), f"row {[parent, seq, pos, rel]} {why}"))
+            named += 1
+        if have - named > lineage:  # more rows than the lineage rows they could be, none of them named
+            why = (
+                f"{have} rows for {lineage} lineage rows of the records it covers: {have - named - lineage} unexplained"
+            )
+            out.append(("projection_extra", 0, why))
     if extra:
         q = f"SELECT pos, seq FROM {TABLE} WHERE parent = '' AND (pos <> -1 OR rel <> '')"
         out += [("projection_extra", int(seq), f"a mark with position {pos}") for pos, seq in conn.execute(q)]
