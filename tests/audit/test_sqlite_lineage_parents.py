@@ -353,7 +353,7 @@ def test_a_table_replaced_by_hand_is_not_read_and_verify_says_so(aios_env: Path)
     _append(store, 600, batch=100)
     want = _answers(store)
     with sqlite3.connect(db, isolation_level=None) as c:
-        with pytest.raises(sqlite3.IntegrityError, match="cannot store TEXT"):
+        with pytest.raises(sqlite3.IntegrityError, match="CHECK constraint failed"):
             c.execute(f"INSERT INTO {parents.TABLE} VALUES ('', 'x', -1, '')")
         c.execute(f"ALTER TABLE {parents.TABLE} RENAME TO kept")
         c.execute(f"CREATE TABLE {parents.TABLE} (parent TEXT, seq, pos INTEGER, rel TEXT)")
@@ -373,4 +373,44 @@ def test_a_table_replaced_by_hand_is_not_read_and_verify_says_so(aios_env: Path)
     code, out = _run("audit", "rebuild-projections")  # drops it and builds it again
     assert code == 0 and parents.TABLE in out, out
     assert _run("audit", "verify")[0] == 0 and store.lineage_parents()  # type: ignore[attr-defined]
+    store.close()
+
+
+def test_a_view_or_a_definition_rewritten_in_place_is_reported_not_a_crash(aios_env: Path) -> None:
+    """A second review: a view made in the table's place passed verify and stopped every open (its triggers could not
+    be made), and a table without its checks whose ``sqlite_master`` text was set to the pack's own (``PRAGMA
+    writable_schema``) held a text mark on which verify crashed. The view is reported and replaced; the mark is
+    reported with what it holds."""
+    db = aios_env / "audit.db"
+    store = open_store(f"sqlite:///{db}")
+    _append(store, 300, batch=100)
+    want = _answers(store)
+    store.close()
+    with sqlite3.connect(db, isolation_level=None) as c:
+        c.execute(f"DROP TABLE {parents.TABLE}")
+        c.execute(f"CREATE VIEW {parents.TABLE} AS SELECT parent, seq, pos, rel FROM audit_proj_lineage")
+    store = open_store(f"sqlite:///{db}")  # opens (nothing is made on a view)
+    assert not store.lineage_parents() and _answers(store) == want  # type: ignore[attr-defined]
+    code, out = _run("audit", "verify", "--json")
+    doc = json.loads(out.strip().splitlines()[-1])
+    assert code == 1 and [p.split(":")[0] for p in doc["projection_problems"]] == [
+        f"projection_changed in {parents.TABLE} at seq 0"
+    ], out
+    assert _run("audit", "rebuild-projections")[0] == 0 and _run("audit", "verify")[0] == 0
+    assert store.lineage_parents()  # type: ignore[attr-defined]
+    store.close()
+    with sqlite3.connect(db, isolation_level=None) as c:  # a table without its checks, its text made the pack's
+        c.execute(f"DROP TABLE {parents.TABLE}")
+        c.execute(f"CREATE TABLE {parents.TABLE} (parent TEXT, seq, pos, rel TEXT, PRIMARY KEY (parent, seq, pos))")
+        c.execute(
+            f"INSERT INTO {parents.TABLE} SELECT parent, seq, pos, rel FROM audit_proj_lineage WHERE parent <> ''"
+        )
+        c.execute(f"INSERT INTO {parents.TABLE} VALUES ('', 300, -1, ''), ('', 'x', -1, '')")
+        c.execute("PRAGMA writable_schema = ON")
+        c.execute("UPDATE sqlite_master SET sql = ? WHERE name = ?", (parents.definition(), parents.TABLE))
+    store = open_store(f"sqlite:///{db}")
+    assert parents.defined(store._conn()) and parents.upto(store._conn()) == 300  # type: ignore[attr-defined]
+    code, out = _run("audit", "verify", "--json")
+    assert code == 1 and "Traceback" not in out and "error" not in json.loads(out.strip().splitlines()[-1]), out
+    assert "a mark 'x' beyond the log" in out, out
     store.close()

@@ -433,7 +433,7 @@ class SQLiteAuditStore(AuditStore):
             for stmt in projections.schema("sqlite"):
                 conn.execute(stmt)
             conn.execute(f"DROP TABLE IF EXISTS {show.TABLE}")  # derived from the log like the tables: again too
-            conn.execute(f"DROP TABLE IF EXISTS {parents.TABLE}")
+            parents.drop(conn)
         show.build(conn, _write)
         parents.build(conn, _write)  # marks the log's records: their rows come as the rebuild writes lineage rows
 

@@ -38,10 +38,11 @@ once the table holds the whole log."""
 __all__ = ["BATCH", "BUILD_CHUNK", "CHUNK", "MISSING", "OLD_INDEX", "TABLE"]
 
 SCHEMA = [
-    # STRICT: a value of another type is refused (a text seq would sort above every number: a mark 'x' made every
-    # record look covered, and crashed the readers of the mark)
-    f"CREATE TABLE IF NOT EXISTS {TABLE} (parent TEXT NOT NULL, seq INTEGER NOT NULL, pos INTEGER NOT NULL, "
-    "rel TEXT NOT NULL, PRIMARY KEY (parent, seq, pos)) STRICT, WITHOUT ROWID",
+    # a value of another type is refused (a text seq would sort above every number: a mark 'x' made every record
+    # look covered, and crashed the readers of the mark); CHECKs rather than STRICT, which needs SQLite 3.37
+    f"CREATE TABLE IF NOT EXISTS {TABLE} (parent TEXT NOT NULL CHECK (typeof(parent) = 'text'), "
+    "seq INTEGER NOT NULL CHECK (typeof(seq) = 'integer'), pos INTEGER NOT NULL CHECK (typeof(pos) = 'integer'), "
+    "rel TEXT NOT NULL CHECK (typeof(rel) = 'text'), PRIMARY KEY (parent, seq, pos)) WITHOUT ROWID",
     f"CREATE TRIGGER IF NOT EXISTS {TABLE}_no_update BEFORE UPDATE ON {TABLE} "
     f"BEGIN SELECT RAISE(ABORT, '{TABLE} is append-only: UPDATE refused'); END",
     f"CREATE TRIGGER IF NOT EXISTS {TABLE}_no_delete BEFORE DELETE ON {TABLE} "
@@ -74,12 +75,20 @@ def definition() -> str:
 
 
 def defined(conn: sqlite3.Connection) -> bool | None:
-    """Whether the table is the one this version creates (its columns, types, key): None where it is missing. A
-    table defined otherwise (replaced by someone with write access: without its key, rows may repeat; without
-    STRICT, a seq may be text) is not read (readers use the lineage table itself) and ``aios audit verify`` says
-    so."""
-    row = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (TABLE,)).fetchone()
-    return None if row is None else row[0] == definition()
+    """Whether the table is the one this version creates (its columns, types, key): None where nothing has its name.
+    A table defined otherwise, or a view of that name (made by someone with write access: without its key, rows may
+    repeat; without its checks, a seq may be text), is not read (readers use the lineage table itself) and ``aios
+    audit verify`` says so. The definition is ``sqlite_master``'s text, which such a writer can also set
+    (``PRAGMA writable_schema``): the verifier's checks do not rely on it (:func:`problems`)."""
+    row = conn.execute("SELECT type, sql FROM sqlite_master WHERE name = ?", (TABLE,)).fetchone()
+    return None if row is None else row[0] == "table" and row[1] == definition()
+
+
+def drop(conn: sqlite3.Connection) -> None:
+    """Drop whatever has the table's name (a view made in its place too)."""
+    row = conn.execute("SELECT type FROM sqlite_master WHERE name = ?", (TABLE,)).fetchone()
+    if row is not None:
+        conn.execute(f"DROP {'VIEW' if row[0] == 'view' else 'TABLE'} {TABLE}")
 
 
 def upto(conn: sqlite3.Connection) -> int:
@@ -130,7 +139,7 @@ def build(conn: sqlite3.Connection, write: Callable[[sqlite3.Connection], Any]) 
     while True:
         with write(conn):
             if schema and defined(conn) is False:
-                conn.execute(f"DROP TABLE {TABLE}")
+                drop(conn)
             for stmt in schema:
                 conn.execute(stmt)
             schema = []
@@ -141,6 +150,12 @@ def build(conn: sqlite3.Connection, write: Callable[[sqlite3.Connection], Any]) 
             if through >= head:
                 conn.execute(f"DROP INDEX IF EXISTS {OLD_INDEX}")
                 return
+
+
+def _seq(value: Any) -> int:
+    """A stored ``seq`` as a problem's sequence number (0 for a value that is not an integer: a table whose checks
+    were taken away, which the problem's text shows as it is)."""
+    return value if isinstance(value, int) else 0
 
 
 def backlog(conn: sqlite3.Connection) -> int:
@@ -185,16 +200,16 @@ def problems(
             "AND (p.rel IS NULL OR p.rel IS NOT l.rel) ORDER BY l.seq, l.pos"
         )
         for seq, pos, parent, rel, got in conn.execute(q, (since, 2**62 if until is None else until)):
-            want = [parent, int(seq), int(pos), rel]
+            want = [parent, _seq(seq), _seq(pos), rel]
             suspect = suspect or got is None
             if got is None:
-                out.append(("projection_missing", int(seq), f"no row {want}"))
+                out.append(("projection_missing", _seq(seq), f"no row {want}"))
             else:
                 detail = f"row {[parent, seq, pos, got]} but the lineage row derives {want}"
-                out.append(("projection_changed", int(seq), detail))
+                out.append(("projection_changed", _seq(seq), detail))
     if beyond or extra:
         marks = f"SELECT seq FROM {TABLE} WHERE parent = '' AND seq > ({_LOG_HEAD}) ORDER BY seq"  # an index range
-        out += [("projection_extra", int(seq), "a mark beyond the log") for (seq,) in conn.execute(marks)]
+        out += [("projection_extra", _seq(seq), f"a mark {seq!r} beyond the log") for (seq,) in conn.execute(marks)]
     counts = (
         f"SELECT (SELECT count(*) FROM {TABLE} WHERE parent <> ''), "
         f"(SELECT count(*) FROM {LINEAGE.name} WHERE parent <> '' AND seq <= ({UPTO}))"
@@ -211,7 +226,7 @@ def problems(
         named = 0
         for parent, seq, pos, rel, past in conn.execute(q):
             why = "past the newest mark" if past else "that no lineage row derives"
-            out.append(("projection_extra", int(seq), f"row {[parent, seq, pos, rel]} {why}"))
+            out.append(("projection_extra", _seq(seq), f"row {[parent, seq, pos, rel]} {why}"))
             named += 1
         if have - named > lineage:  # more rows than the lineage rows they could be, none of them named
             why = (
@@ -219,6 +234,9 @@ def problems(
             )
             out.append(("projection_extra", 0, why))
     if extra:
-        q = f"SELECT pos, seq FROM {TABLE} WHERE parent = '' AND (pos <> -1 OR rel <> '')"
-        out += [("projection_extra", int(seq), f"a mark with position {pos}") for pos, seq in conn.execute(q)]
+        q = (
+            f"SELECT pos, seq, rel FROM {TABLE} WHERE parent = '' AND (pos IS NOT -1 OR rel IS NOT '' "
+            "OR typeof(seq) <> 'integer')"
+        )
+        out += [("projection_extra", _seq(seq), f"a mark {[seq, pos, rel]!r}") for pos, seq, rel in conn.execute(q)]
     return sorted(out, key=lambda p: p[1])
