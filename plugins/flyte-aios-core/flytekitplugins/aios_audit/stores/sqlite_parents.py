@@ -189,7 +189,7 @@ def problems(
     if defined(conn) is False:  # said once, by the check after the walk (``beyond``), not for each range of it
         why = (
             f"{TABLE} is not defined as this version defines it ({definition()}): readers do not use it; "
-            "`aios audit rebuild-projections --full` builds it again"
+            "`aios audit rebuild-projections` builds it again"
         )
         return [("projection_changed", 0, why)] if beyond or extra else []
     if rows:
