@@ -84,6 +84,12 @@ def _run(*args: str) -> tuple[int, str]:
     return res.exit_code, res.output
 
 
+def _verify() -> tuple[int, dict[str, Any], str]:
+    """``aios audit verify --json``: its exit code, its document and its whole output."""
+    code, out = _run("audit", "verify", "--json")
+    return code, json.loads(out.strip().splitlines()[-1]), out
+
+
 def test_parent_rows_wait_for_a_batch_and_every_reader_answers_as_the_lineage_table(
     aios_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -242,8 +248,7 @@ def test_verify_reports_a_parent_row_missing_changed_forged_or_beyond_the_log(ai
     hidden = [seq for _c, _r, seq in StoreEdges(store).children(doc_10)]
     assert 11 not in hidden and 275 not in hidden  # what the deletion does to the lineage walk
     assert StoreEdges(store).children("sha256:forged") == []  # the forged row names nothing
-    code, out = _run("audit", "verify", "--json")
-    doc = json.loads(out.strip().splitlines()[-1])
+    code, doc, out = _verify()
     assert code == 1 and not doc["ok"], out
     found = [p.split(":")[0] for p in doc["projection_problems"] if "audit_lineage_parents" in p]
     assert found == [
@@ -277,8 +282,7 @@ def test_the_full_walk_names_a_forged_row_alone_and_one_beside_a_deleted_row(aio
         c.execute(f"INSERT INTO {parents.TABLE} VALUES ('sha256:forged', 40, 0, 'input:doc')")
 
     def named() -> list[str]:
-        code, out = _run("audit", "verify", "--json")
-        doc = json.loads(out.strip().splitlines()[-1])
+        code, doc, out = _verify()
         assert code == 1 and not doc["ok"], out
         return [p.split(":")[0] for p in doc["projection_problems"]]
 
@@ -298,8 +302,7 @@ def test_the_full_walk_names_a_forged_row_alone_and_one_beside_a_deleted_row(aio
 
 
 def _parent_problems() -> list[tuple[str, int]]:
-    code, out = _run("audit", "verify", "--json")
-    doc = json.loads(out.strip().splitlines()[-1])
+    code, doc, out = _verify()
     assert code == 1 and not doc["ok"], out
     found = [p.split(":")[0] for p in doc["projection_problems"] if f"in {parents.TABLE} at" in p]
     return [(f.split()[0], int(f.split()[-1])) for f in found]
@@ -363,8 +366,7 @@ def test_a_table_replaced_by_hand_is_not_read_and_verify_says_so(aios_env: Path)
     assert not store.lineage_parents()  # type: ignore[attr-defined]
     assert _answers(store) == want
     _append(store, parents.BATCH)  # appends go on (nothing is copied into a table nothing reads)
-    code, out = _run("audit", "verify", "--json")
-    doc = json.loads(out.strip().splitlines()[-1])
+    code, doc, out = _verify()
     assert code == 1 and "Traceback" not in out, out
     assert [p.split(":")[0] for p in doc["projection_problems"]] == [
         f"projection_changed in {parents.TABLE} at seq 0"
@@ -391,8 +393,7 @@ def test_a_view_or_a_definition_rewritten_in_place_is_reported_not_a_crash(aios_
         c.execute(f"CREATE VIEW {parents.TABLE} AS SELECT parent, seq, pos, rel FROM audit_proj_lineage")
     store = open_store(f"sqlite:///{db}")  # opens (nothing is made on a view)
     assert not store.lineage_parents() and _answers(store) == want  # type: ignore[attr-defined]
-    code, out = _run("audit", "verify", "--json")
-    doc = json.loads(out.strip().splitlines()[-1])
+    code, doc, out = _verify()
     assert code == 1 and [p.split(":")[0] for p in doc["projection_problems"]] == [
         f"projection_changed in {parents.TABLE} at seq 0"
     ], out
@@ -410,7 +411,7 @@ def test_a_view_or_a_definition_rewritten_in_place_is_reported_not_a_crash(aios_
         c.execute("UPDATE sqlite_master SET sql = ? WHERE name = ?", (parents.definition(), parents.TABLE))
     store = open_store(f"sqlite:///{db}")
     assert parents.defined(store._conn()) and parents.upto(store._conn()) == 300  # type: ignore[attr-defined]
-    code, out = _run("audit", "verify", "--json")
-    assert code == 1 and "Traceback" not in out and "error" not in json.loads(out.strip().splitlines()[-1]), out
+    code, doc, out = _verify()
+    assert code == 1 and "Traceback" not in out and "error" not in doc, out
     assert "a mark 'x' beyond the log" in out, out
     store.close()

@@ -83,27 +83,28 @@ class StoreEdges:
 
     # ---- reading rows --------------------------------------------------------------------------------------
     def _rows(self, where: str, params: Sequence[Any], check: bool = True) -> list[Row]:
-        q = f"SELECT {_COLS} FROM {_T} WHERE {where} ORDER BY seq, pos"
-        rows = [(int(s), int(p), str(c), str(pa), str(r)) for s, p, c, pa, r in self.store.read_sql(q, params)]
-        if check:
-            self._check(rows)
-        return rows
+        return self._read(f"SELECT {_COLS} FROM {_T} WHERE {where} ORDER BY seq, pos", params, check)
 
     def _by_parent(self, where: str, params: Sequence[Any], check: bool = True) -> list[Row]:
         """:meth:`_rows` of a ``where`` that selects by parent (see :func:`by_parent`)."""
-        if self._apart is None:
-            self._apart = arrears(self.store)
-        q, args = by_parent(where, params, self._apart)
-        rows = [(int(s), int(p), str(c), str(pa), str(r)) for s, p, c, pa, r in self.store.read_sql(q, args)]
+        return self._read(*by_parent(where, params, self._arrears()), check)
+
+    def _read(self, q: str, params: Sequence[Any], check: bool) -> list[Row]:
+        """The rows ``q`` selects (``seq, pos, child, parent, rel``), with ``check`` each checked against its sealed
+        record once."""
+        rows = [(int(s), int(p), str(c), str(pa), str(r)) for s, p, c, pa, r in self.store.read_sql(q, params)]
         if check:
-            self._check(rows)
+            todo = [r for r in rows if r[0] not in self._checked]
+            if todo:
+                projections.read_sealed(self.store, projections.LINEAGE, todo)
+                self._checked.update(r[0] for r in todo)
         return rows
 
-    def _check(self, rows: list[Row]) -> None:
-        todo = [r for r in rows if r[0] not in self._checked]
-        if todo:
-            projections.read_sealed(self.store, projections.LINEAGE, todo)
-            self._checked.update(r[0] for r in todo)
+    def _arrears(self) -> bool:
+        """:func:`arrears` of the store, asked once."""
+        if self._apart is None:
+            self._apart = arrears(self.store)
+        return self._apart
 
     def _id(self, seq: int) -> str:
         rid = self._ids.get(seq)
@@ -209,8 +210,6 @@ class StoreEdges:
     def nodes_like(self, pattern: str) -> list[str]:
         """Nodes named by a pattern: exact, or every node starting with the text before a final ``%``."""
         out: set[str] = set()
-        if self._apart is None:
-            self._apart = arrears(self.store)
         for col in ("parent", "child"):
             if pattern.endswith("%"):
                 lo = pattern[:-1]
@@ -218,7 +217,7 @@ class StoreEdges:
             else:
                 cond, params = f"{col} = ? AND {col} <> ''", [pattern]
             q = f"SELECT DISTINCT {col} FROM {_T} WHERE {cond}"
-            if col == "parent" and self._apart:  # the parent table (rows no lineage row has name nothing), its tail
+            if col == "parent" and self._arrears():  # the parent table (rows no lineage row has name nothing), its tail
                 q = f"SELECT DISTINCT parent FROM {_P} WHERE {cond} UNION {q} AND seq > ({_UPTO})"
                 params = [*params, *params]
             out.update(str(r[0]) for r in self.store.read_sql(q, params))

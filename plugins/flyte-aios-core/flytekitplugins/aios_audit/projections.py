@@ -104,8 +104,8 @@ LINEAGE = Table(
 )
 STATE = "audit_proj_state"
 SQLITE_ARREARS = {(LINEAGE.name, ("parent", "seq"))}
-PARENTS = "audit_lineage_parents"  # the table SQLite keeps it in (stores/sqlite_parents.py)
 """Indexes SQLite keeps apart, written in arrears (the lineage parent index: :mod:`.stores.sqlite_parents`)."""
+PARENTS = "audit_lineage_parents"  # the table SQLite keeps it in (stores/sqlite_parents.py)
 
 
 @dataclasses.dataclass(frozen=True)

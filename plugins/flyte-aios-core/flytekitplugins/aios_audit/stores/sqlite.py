@@ -322,14 +322,13 @@ class SQLiteAuditStore(AuditStore):
         :data:`.sqlite_show.MISSING` records of the log or the log still has its old ``audit show`` indexes, and
         ``audit_lineage_parents`` likewise, or while it is defined otherwise than this version defines it."""
         conn = self._conn()
-        present = _present(conn, (*LOG_INDEXES, show.TABLE, *show.OLD_INDEXES, parents.TABLE, parents.OLD_INDEX))
+        present = _present(conn, (*LOG_INDEXES, show.TABLE, *show.OLD_INDEXES, parents.OLD_INDEX))
         out = [name for name in LOG_INDEXES if name not in present]
         if show.TABLE not in present or set(show.OLD_INDEXES) & present or show.backlog(conn) > show.MISSING:
             out.append(show.TABLE)
         if (
-            parents.TABLE not in present
+            not parents.defined(conn)  # missing, or defined otherwise (replaced by hand): built again
             or parents.OLD_INDEX in present
-            or not parents.defined(conn)  # defined otherwise (replaced by hand): built again
             or parents.backlog(conn) > parents.MISSING
         ):
             out.append(parents.TABLE)
@@ -370,7 +369,7 @@ class SQLiteAuditStore(AuditStore):
         parent index is gone (an upgrade finished). Otherwise through the lineage table (its index: a large log not
         yet upgraded, a read-only one)."""
         conn = self._conn()
-        return _present(conn, (parents.TABLE, parents.OLD_INDEX)) == {parents.TABLE} and bool(parents.defined(conn))
+        return bool(parents.defined(conn)) and not _present(conn, (parents.OLD_INDEX,))
 
     def has_index(self, name: str) -> bool:
         """Whether the database holds the index (or table) ``name``."""

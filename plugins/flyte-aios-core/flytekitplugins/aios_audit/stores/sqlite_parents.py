@@ -210,12 +210,21 @@ def problems(
     if beyond or extra:
         marks = f"SELECT seq FROM {TABLE} WHERE parent = '' AND seq > ({_LOG_HEAD}) ORDER BY seq"  # an index range
         out += [("projection_extra", _seq(seq), f"a mark {seq!r} beyond the log") for (seq,) in conn.execute(marks)]
+    if extra:
+        out += _unfounded(conn, suspect)
+    return sorted(out, key=lambda p: p[1])
+
+
+def _unfounded(conn: sqlite3.Connection, suspect: bool) -> list[tuple[str, int, str]]:
+    """:func:`problems`' ``extra``: rows past the newest mark or that no lineage row derives (read row by row only
+    when the counts, or ``suspect``, say there can be one), and malformed marks."""
+    out: list[tuple[str, int, str]] = []
     counts = (
         f"SELECT (SELECT count(*) FROM {TABLE} WHERE parent <> ''), "
         f"(SELECT count(*) FROM {LINEAGE.name} WHERE parent <> '' AND seq <= ({UPTO}))"
     )
-    have, lineage = conn.execute(counts).fetchone() if extra else (0, 0)
-    if extra and (suspect or have != lineage):
+    have, lineage = conn.execute(counts).fetchone()
+    if suspect or have != lineage:
         # rows past the newest mark, and rows no lineage row derives (a row of a lineage row with another relation is
         # the rows check's projection_changed)
         q = (
@@ -233,10 +242,8 @@ def problems(
                 f"{have} rows for {lineage} lineage rows of the records it covers: {have - named - lineage} unexplained"
             )
             out.append(("projection_extra", 0, why))
-    if extra:
-        q = (
-            f"SELECT pos, seq, rel FROM {TABLE} WHERE parent = '' AND (pos IS NOT -1 OR rel IS NOT '' "
-            "OR typeof(seq) <> 'integer')"
-        )
-        out += [("projection_extra", _seq(seq), f"a mark {[seq, pos, rel]!r}") for pos, seq, rel in conn.execute(q)]
-    return sorted(out, key=lambda p: p[1])
+    q = (
+        f"SELECT pos, seq, rel FROM {TABLE} WHERE parent = '' AND (pos IS NOT -1 OR rel IS NOT '' "
+        "OR typeof(seq) <> 'integer')"
+    )
+    return out + [("projection_extra", _seq(seq), f"a mark {[seq, pos, rel]!r}") for pos, seq, rel in conn.execute(q)]
