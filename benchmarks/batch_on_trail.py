@@ -25,7 +25,8 @@ quarantined, routed to review, acted) must be equal or the run fails. The figure
 time, launch to exit, and its ratio trail / empty.
 
 The trail grows by the batch's records on every run (a few hundred). Requests already pending when the batch starts
-(the trail's own) are left as they are.
+(the trail's own) are left as they are. Each pair runs its own corpus (seed ``--seed`` plus the pair's index): the
+acting point posts a document once ever, so a corpus the trail has already seen posted would be refused there.
 """
 
 from __future__ import annotations
@@ -183,15 +184,19 @@ def main() -> None:
     trail_store = args.trail_store or f"sqlite:///{args.trail}"
     trail_state = args.trail_state or (args.trail.with_suffix(".state") if args.trail is not None else Path())
     work = Path(tempfile.mkdtemp(prefix="aios-bench-batch-"))
-    corpus = work / "corpus"
-    gen = [sys.executable, "-m", "tasks.documents.corpus", "--out", str(corpus), "--n", str(args.n)]
-    subprocess.run([*gen, "--seed", str(args.seed)], cwd=REPO, env=_env(work, "sqlite:///unused"), check=True)
+    # A corpus per pair (seeds --seed, --seed + 1, ...): a document the trail has seen posted is refused at the acting
+    # point ever after (its claim is once ever), so a second pair on the same corpus would post nothing on the trail.
+    corpora = [work / f"corpus-{i}" for i in range(args.repeat)]
+    for i, corpus in enumerate(corpora):
+        gen = [sys.executable, "-m", "tasks.documents.corpus", "--out", str(corpus), "--n", str(args.n)]
+        subprocess.run([*gen, "--seed", str(args.seed + i)], cwd=REPO, env=_env(work, "sqlite:///unused"), check=True)
+    corpus = corpora[0]
     models = work / "models"
     warm = work / "warm-up"  # untimed: trains the document models once and warms the OS caches
     run_batch(corpus, warm, f"sqlite:///{warm}/audit.db", warm / "out", models)
     pairs: list[tuple[dict[str, Any], int, dict[str, Any]]] = []
     try:
-        for i in range(args.repeat):
+        for i, corpus in enumerate(corpora):
             empty_state = work / f"empty-{i}"
             with _empty_store(trail_store, empty_state, str(i)) as empty_store:
                 empty = run_batch(corpus, empty_state, empty_store, work / f"out-empty-{i}", models)

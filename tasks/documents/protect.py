@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from stdnum import iban as _iban
 from stdnum import luhn as _luhn
 
+from flytekitplugins.aios_core.redact import SHELL_WORD, TOKEN_HINTS, TOKEN_SHAPES
 from tasks.documents import pii
 from tasks.documents.pii import Span
 
@@ -31,14 +32,7 @@ SECRET_KINDS = frozenset({"SECRET"})
 _SECRET_PATTERNS = [
     # a key's body stops at the next header: 160 KB of headers without an end took 9 s (each one scanned to the end)
     r"-----BEGIN [A-Z ]*PRIVATE KEY-----(?:(?!-----BEGIN )[\s\S])*?-----END [A-Z ]*PRIVATE KEY-----",
-    r"\bAKIA[0-9A-Z]{16}\b",  # AWS access key id
-    r"\bgh[pousr]_[A-Za-z0-9]{36,}\b",  # GitHub tokens
-    r"\bgithub_pat_[A-Za-z0-9_]{22,}\b",
-    r"\bxox[abposr]-[A-Za-z0-9-]{10,}\b",  # Slack
-    r"\bsk-(?:proj-|live-|test-)?[A-Za-z0-9_-]{20,}\b",  # OpenAI / Stripe style
-    r"\b[rp]k_(?:live|test)_[A-Za-z0-9]{16,}\b",
-    r"\bAIza[0-9A-Za-z_-]{35}\b",  # Google API key
-    r"(?<![\w-])eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\b",  # JWT, one start a run
+    *TOKEN_SHAPES,  # a JWT, GitHub, Slack, OpenAI, Stripe and Google keys, an AWS key id: the log masking's own list
     r"(?i:\bbearer\s+[A-Za-z0-9._~+/-]{16,}=*)",
     r"(?i:\blogin\s+\S+\s+password\s+\S+)",  # .netrc
 ]
@@ -158,16 +152,26 @@ _PASSFILE_RE = re.compile(
     rf"|(?<!\S){_PASSFILE_FIELD}:{_PASSFILE_PORT}:{_PASSFILE_FIELD}:{_PASSFILE_FIELD}:"
     rf"{_PASSFILE_NOT_A_NUMBER}((?:[^:\s\\]|\\\S)++)(?!:)"
 )
+_FLAG_RE = re.compile(rf"(?<!\S)--([A-Za-z][\w.-]{{0,127}}+)(?![\w.-])[ \t]++(?![-<=:])({SHELL_WORD})")
+"""A command-line flag and its value after a blank (``mysql --password S3cret``, ``--db-password 'p w'``), the value
+read as a shell reads a word (quoted pieces joined, a backslash-newline going on: :data:`SHELL_WORD`), not a
+placeholder (``--password <password>``); the ``=`` form is an assignment (:data:`_ASSIGNED_RE`)."""
+_PIN_RE = re.compile(
+    r"(?:\bPIN\b(?:[ \t-]?+(?i:code|number|nummer))?+|\b[Pp]in[ \t-]?+(?i:code|number|nummer))"
+    r"[ \t]*+(?::|=|(?i:\bis\b|\bist\b|\blautet\b))[ \t]*+(\d{4})"
+    r"(?=[ \t]*+(?:\r?\n|$)|[.,;!?](?:\s|$)|[ \t]++[(\[])"
+)
+"""A PIN given with its label (``PIN: 4821``, ``Your PIN is 4821.``, ``PIN-Code: 0942``, ``pin code: 0000``; the label
+written ``PIN``, or ``Pin``/``pin`` with ``code`` or ``number``, which :func:`_secrets` looks for first; not
+``PIN No.``, a part's number): four digits ending the line or the sentence (or before a bracket), so no hinge pin's
+``pin: 1500 units``, date (``PIN: 2024-03-15``), postal PIN code (six digits) or amount (``PIN: 1234,56``) is one."""
 _PORT_FIELD_RE = re.compile(r":(?:\d{4,5}|\*):")
 """Every passfile line holds one; a cheap scan first, since the passfile pattern must start at every blank."""
 # Every match of _SECRET_RE contains one of these substrings: the case-sensitive patterns' fixed parts as written,
 # the case-insensitive ones' lowercased. Most documents hold none of them, and ``in`` is far cheaper than running
 # the eleven-way alternation at every position (which was about half of ``redact``'s time), so
 # ``_may_hold_secret`` gates it: a text that fails it cannot match, one that passes runs the full pattern.
-_SECRET_HINTS = (
-    "-----BEGIN", "AKIA", "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "xox", "sk-", "k_live_", "k_test_",
-    "AIza", "eyJ",
-)  # fmt: skip
+_SECRET_HINTS = ("-----BEGIN", *TOKEN_HINTS)
 # Not "pass" alone: "passed", "passenger" held the gate open in real documents (4 ms for a 20 KB mail).
 _SECRET_HINTS_NOCASE = (
     "bearer", "apikey", "api_key", "api-key", "secret", "token", "passw", "accesskey", "access_key", "access-key",
@@ -227,6 +231,9 @@ def _secrets(text: str) -> Iterator[Span]:
         found += _keyed(text)
         found += [m.span(1) for m in _BASIC_HEADER_RE.finditer(text) if _basic_credentials(m.group(1))]
         found += _in_prose(text)
+        found += _flags(text)
+    if "PIN" in text or "pin" in text or "Pin" in text:  # the pattern's three ways to write the word, looked for first
+        found += [m.span(1) for m in _PIN_RE.finditer(text)]
     merged: list[Span] = []
     for a, b in sorted(found):  # the patterns may overlap (token=eyJ...): one span each stretch
         if merged and a <= merged[-1][1]:
@@ -336,6 +343,25 @@ def _assigned(text: str) -> list[Span]:
         end = v.end(v.lastindex or 0)
         found.append((m.start(), end))
         pos = end
+    return found
+
+
+def _flags(text: str) -> list[Span]:
+    """Each command-line flag named for a credential with its value (``--password S3cret``), as :func:`_assigned` takes
+    an assignment: a credential's own name takes any value but a count or a price, a name holding a key word
+    (``--token-file``) a value of six characters or more. In a document ``--`` is also a dash: an unquoted value must
+    read as a password (:func:`_reads_as_password`: ``The --secret ingredient is salt``, ``shared --password
+    protected-- via the portal`` are prose)."""
+    found: list[Span] = []
+    for m in _FLAG_RE.finditer(text):
+        name, value = m.group(1), m.group(2)
+        credential = _own_credential(name)
+        if not (credential or _KEY_WORD_RE.search(name)) or _a_number(value, short_ints=not credential):
+            continue
+        if value.endswith("--") or (value[:1] not in "'\"$" and not _reads_as_password(value.rstrip(".,;:!?)"))):
+            continue
+        if len(value) >= 6 or (credential and _ALNUM_RE.search(value)):
+            found.append(m.span())  # the closing quote too
     return found
 
 

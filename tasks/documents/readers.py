@@ -210,22 +210,24 @@ class _DisputedKeys(logging.Handler):
         self.seen = False
         self._thread = threading.get_ident()
         self._logger = logging.getLogger("pypdf")
-        self._level = self._logger.level
+        self._level: int | None = None  # the level to put back on leaving, when entering raised it
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.thread == self._thread and str(record.msg).startswith("Multiple definitions in dictionary"):
             self.seen = True
 
     def __enter__(self) -> _DisputedKeys:
-        self._level = self._logger.level
+        self._level = None
         if not self._logger.isEnabledFor(logging.WARNING):  # silenced by the host: its warnings are still seen here
+            self._level = self._logger.level
             self._logger.setLevel(logging.WARNING)
         self._logger.addHandler(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._logger.removeHandler(self)
-        self._logger.setLevel(self._level)
+        if self._level is not None:  # only a level this block changed: setLevel clears every logger's cache
+            self._logger.setLevel(self._level)
 
 
 def _has_image(page: Any, depth: int = 0, seen: set[int] | None = None) -> bool:

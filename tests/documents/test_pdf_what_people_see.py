@@ -11,8 +11,10 @@ Real PDFs written byte by byte here, read by the pack's reader (pypdf), tesserac
 
 from __future__ import annotations
 
+import logging
 import zlib
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -322,6 +324,40 @@ def test_what_one_reader_reads_and_another_shows_is_not_decided(tmp_path: Path) 
             parse_file(path, Limits())
         assert caught.value.reason == reason, (name, caught.value)
     assert total_in(_read(tmp_path, "under the cap", capped.replace(b"/E Do " * 5001, b"/E Do " * 10))) == 95000.0
+
+
+@pytest.mark.parametrize("host_level", [logging.NOTSET, logging.ERROR])
+def test_a_key_defined_twice_is_seen_whatever_level_the_host_set_for_pypdf(tmp_path: Path, host_level: int) -> None:
+    """The check listens to pypdf's warnings: a host that silenced pypdf (ERROR) still has the page refused, and the
+    level is left as the host set it, without touching it where warnings were already on (``setLevel`` clears every
+    logger's cache: once a PDF, 17 ms of each 400-document run)."""
+    page_950 = _text_ops([*SHOWN[:3], HIDDEN])
+    twice = _page_pdf(
+        page_950,
+        page_extra=b"/Contents 6 0 R",
+        objects=[b"<< /Length %d >>\nstream\n" % len(_text_ops(SHOWN)) + _text_ops(SHOWN) + b"\nendstream"],
+    )
+    path = tmp_path / "twice.pdf"
+    path.write_bytes(twice)
+    pypdf_log = logging.getLogger("pypdf")
+    before = pypdf_log.level
+    pypdf_log.setLevel(host_level)
+    levels: list[int] = []
+    real_set_level = logging.Logger.setLevel
+
+    def set_level(logger: logging.Logger, level: int | str) -> None:
+        if logger is pypdf_log:
+            levels.append(int(level))
+        real_set_level(logger, level)
+
+    try:
+        with mock.patch.object(logging.Logger, "setLevel", set_level), pytest.raises(Quarantined) as caught:
+            parse_file(path, Limits())
+        assert caught.value.reason == "corrupt"
+        assert pypdf_log.level == host_level
+        assert levels == ([] if host_level == logging.NOTSET else [logging.WARNING, host_level])
+    finally:
+        pypdf_log.setLevel(before)
 
 
 def test_annotations_a_viewer_draws_are_read_whatever_their_type(tmp_path: Path) -> None:
