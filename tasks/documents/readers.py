@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -203,31 +204,60 @@ def _pdf_text(
 class _DisputedKeys(logging.Handler):
     """Within its ``with`` block, notes whether pypdf (in this thread) met a dictionary defining a key twice: pypdf
     keeps the first definition and poppler, what a person's viewer draws with, the last, so a page's ``/Contents``
-    defined twice was read as one page and shown as another."""
+    defined twice was read as one page and shown as another.
+
+    pypdf says so only as a warning of its logger, so while any block is open the logger is made to pass warnings on
+    where the host silenced it: raised to ``WARNING`` from a higher level, and enabled where ``logging.config`` turned
+    it off (``disable_existing_loggers``, the default of ``dictConfig``, which left the check blind). Blocks of
+    several threads share that: the host's settings come back when the last one leaves (the first to leave used to
+    put them back under another thread's open block, which then missed its PDF's disputed key)."""
+
+    _lock = threading.Lock()
+    _open = 0  # blocks open in this process
+    _host: tuple[int, bool] | None = None  # the host's (level, disabled), while the blocks changed them
 
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
         self.seen = False
         self._thread = threading.get_ident()
         self._logger = logging.getLogger("pypdf")
-        self._level: int | None = None  # the level to put back on leaving, when entering raised it
 
     def emit(self, record: logging.LogRecord) -> None:
         if record.thread == self._thread and str(record.msg).startswith("Multiple definitions in dictionary"):
             self.seen = True
 
     def __enter__(self) -> _DisputedKeys:
-        self._level = None
-        if not self._logger.isEnabledFor(logging.WARNING):  # silenced by the host: its warnings are still seen here
-            self._level = self._logger.level
-            self._logger.setLevel(logging.WARNING)
-        self._logger.addHandler(self)
+        cls, log = type(self), self._logger
+        with cls._lock:
+            if cls._open == 0 and (log.disabled or not log.isEnabledFor(logging.WARNING)):
+                cls._host = (log.level, log.disabled)
+                log.disabled = False
+                if not log.isEnabledFor(logging.WARNING):
+                    log.setLevel(logging.WARNING)  # only when needed: setLevel clears every logger's cache
+            cls._open += 1
+            log.addHandler(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._logger.removeHandler(self)
-        if self._level is not None:  # only a level this block changed: setLevel clears every logger's cache
-            self._logger.setLevel(self._level)
+        cls, log = type(self), self._logger
+        with cls._lock:
+            log.removeHandler(self)
+            cls._open -= 1
+            if cls._open == 0 and cls._host is not None:
+                level, disabled = cls._host
+                cls._host = None
+                if log.level != level:
+                    log.setLevel(level)
+                log.disabled = disabled
+
+
+def _reset_disputed_keys() -> None:
+    """In a forked child: no block of the parent's other threads is open here, and their lock is not held."""
+    _DisputedKeys._lock = threading.Lock()
+    _DisputedKeys._open, _DisputedKeys._host = 0, None
+
+
+os.register_at_fork(after_in_child=_reset_disputed_keys)
 
 
 def _has_image(page: Any, depth: int = 0, seen: set[int] | None = None) -> bool:

@@ -360,6 +360,46 @@ def test_a_key_defined_twice_is_seen_whatever_level_the_host_set_for_pypdf(tmp_p
         pypdf_log.setLevel(before)
 
 
+def test_a_key_defined_twice_is_seen_by_a_block_another_one_left_and_by_a_logger_dict_config_disabled(
+    tmp_path: Path,
+) -> None:
+    """Review of 2026-12-06 (evening): with the host's pypdf logger at ERROR, the first of two overlapping blocks (two
+    threads reading PDFs) put ERROR back on leaving, and the second missed its PDF's disputed key; a logger that
+    ``logging.config.dictConfig`` disabled (``disable_existing_loggers``, its default) left every block blind."""
+    from tasks.documents.readers import _DisputedKeys
+
+    pypdf_log = logging.getLogger("pypdf")
+    before = (pypdf_log.level, pypdf_log.disabled)
+    try:
+        pypdf_log.setLevel(logging.ERROR)
+        first, second = _DisputedKeys(), _DisputedKeys()
+        first.__enter__()
+        second.__enter__()
+        first.__exit__(None, None, None)
+        pypdf_log.warning("Multiple definitions in dictionary at byte 0x1 for key /Contents")
+        second.__exit__(None, None, None)
+        assert second.seen
+        assert pypdf_log.level == logging.ERROR
+
+        pypdf_log.setLevel(logging.NOTSET)
+        pypdf_log.disabled = True  # what dictConfig does to a logger that exists when it runs
+        page_950 = _text_ops([*SHOWN[:3], HIDDEN])
+        twice = _page_pdf(
+            page_950,
+            page_extra=b"/Contents 6 0 R",
+            objects=[b"<< /Length %d >>\nstream\n" % len(_text_ops(SHOWN)) + _text_ops(SHOWN) + b"\nendstream"],
+        )
+        path = tmp_path / "twice.pdf"
+        path.write_bytes(twice)
+        with pytest.raises(Quarantined) as caught:
+            parse_file(path, Limits())
+        assert caught.value.reason == "corrupt"
+        assert pypdf_log.disabled
+    finally:
+        pypdf_log.setLevel(before[0])
+        pypdf_log.disabled = before[1]
+
+
 def test_annotations_a_viewer_draws_are_read_whatever_their_type(tmp_path: Path) -> None:
     """Review of 2026-12-06: a Stamp or free-text note flagged Invisible (which applies to unknown types only: viewers
     draw these) and a Link or Popup with an appearance stream were left out, and the 950 on the page was decided."""
