@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from stdnum import iban as _iban
 from stdnum import luhn as _luhn
 
-from flytekitplugins.aios_core.redact import SHELL_WORD, TOKEN_HINTS, TOKEN_SHAPES
+from flytekitplugins.aios_core.redact import SHELL_FLAG, TOKEN_HINTS, TOKEN_SHAPES
 from tasks.documents import pii
 from tasks.documents.pii import Span
 
@@ -152,10 +152,10 @@ _PASSFILE_RE = re.compile(
     rf"|(?<!\S){_PASSFILE_FIELD}:{_PASSFILE_PORT}:{_PASSFILE_FIELD}:{_PASSFILE_FIELD}:"
     rf"{_PASSFILE_NOT_A_NUMBER}((?:[^:\s\\]|\\\S)++)(?!:)"
 )
-_FLAG_RE = re.compile(rf"(?<!\S)--([A-Za-z][\w.-]{{0,127}}+)(?![\w.-])[ \t]++(?![-<=:])({SHELL_WORD})")
+_FLAG_RE = re.compile(SHELL_FLAG)
 """A command-line flag and its value after a blank (``mysql --password S3cret``, ``--db-password 'p w'``), the value
-read as a shell reads a word (quoted pieces joined, a backslash-newline going on: :data:`SHELL_WORD`), not a
-placeholder (``--password <password>``); the ``=`` form is an assignment (:data:`_ASSIGNED_RE`)."""
+read as a shell reads a word (quoted pieces joined, a backslash-newline going on), not a placeholder (``--password
+<password>``), as the log masking reads it (``SHELL_FLAG``); the ``=`` form is an assignment (:data:`_ASSIGNED_RE`)."""
 _PIN_RE = re.compile(
     r"(?:\bPIN\b(?:[ \t-]?+(?i:code|number|nummer))?+|\b[Pp]in[ \t-]?+(?i:code|number|nummer))"
     r"[ \t]*+(?::|=|(?i:\bis\b|\bist\b|\blautet\b))[ \t]*+(\d{4})"
@@ -354,7 +354,7 @@ def _flags(text: str) -> list[Span]:
     protected-- via the portal`` are prose)."""
     found: list[Span] = []
     for m in _FLAG_RE.finditer(text):
-        name, value = m.group(1), m.group(2)
+        name, value = m.group(1).removeprefix("--"), m.group(3)
         credential = _own_credential(name)
         if not (credential or _KEY_WORD_RE.search(name)) or _a_number(value, short_ints=not credential):
             continue

@@ -279,18 +279,22 @@ def test_more_ways_to_draw_a_total_nobody_sees(tmp_path: Path, how: str) -> None
     assert caught.value.reason == "total_not_largest", caught.value
 
 
+def _contents_twice() -> bytes:
+    """A page dictionary defining ``/Contents`` twice: pypdf reads the first (a 950 total), poppler draws the last."""
+    return _page_pdf(
+        _text_ops([*SHOWN[:3], HIDDEN]),
+        page_extra=b"/Contents 6 0 R",
+        objects=[b"<< /Length %d >>\nstream\n" % len(_text_ops(SHOWN)) + _text_ops(SHOWN) + b"\nendstream"],
+    )
+
+
 def test_what_one_reader_reads_and_another_shows_is_not_decided(tmp_path: Path) -> None:
     """Review of 2026-12-06: a page dictionary defining ``/Contents`` twice was read by pypdf from the first (a 950
     total) and drawn by poppler from the last (95,000): ``corrupt``. Past pypdf's bound on form draws (5,000 a
     page) the rest of the page was not read, a 95,000 total included: ``truncated``. A content stream nested past
     Python's recursion limit escaped the reader as a ``RecursionError``: ``corrupt``. Forms naming one another many
     times made the image test take hours on a 1 KB file; each form is now looked into once."""
-    page_950 = _text_ops([*SHOWN[:3], HIDDEN])
-    twice = _page_pdf(
-        page_950,
-        page_extra=b"/Contents 6 0 R",
-        objects=[b"<< /Length %d >>\nstream\n" % len(_text_ops(SHOWN)) + _text_ops(SHOWN) + b"\nendstream"],
-    )
+    twice = _contents_twice()
     empty = b"<< /Type /XObject /Subtype /Form /BBox [0 0 1 1] /Length 0 >>\nstream\n\nendstream"
     total = _text_ops(["Total amount due: EUR 95,000.00"], 740)
     form = (
@@ -331,14 +335,8 @@ def test_a_key_defined_twice_is_seen_whatever_level_the_host_set_for_pypdf(tmp_p
     """The check listens to pypdf's warnings: a host that silenced pypdf (ERROR) still has the page refused, and the
     level is left as the host set it, without touching it where warnings were already on (``setLevel`` clears every
     logger's cache: once a PDF, 17 ms of each 400-document run)."""
-    page_950 = _text_ops([*SHOWN[:3], HIDDEN])
-    twice = _page_pdf(
-        page_950,
-        page_extra=b"/Contents 6 0 R",
-        objects=[b"<< /Length %d >>\nstream\n" % len(_text_ops(SHOWN)) + _text_ops(SHOWN) + b"\nendstream"],
-    )
     path = tmp_path / "twice.pdf"
-    path.write_bytes(twice)
+    path.write_bytes(_contents_twice())
     pypdf_log = logging.getLogger("pypdf")
     before = pypdf_log.level
     pypdf_log.setLevel(host_level)
@@ -383,14 +381,8 @@ def test_a_key_defined_twice_is_seen_by_a_block_another_one_left_and_by_a_logger
 
         pypdf_log.setLevel(logging.NOTSET)
         pypdf_log.disabled = True  # what dictConfig does to a logger that exists when it runs
-        page_950 = _text_ops([*SHOWN[:3], HIDDEN])
-        twice = _page_pdf(
-            page_950,
-            page_extra=b"/Contents 6 0 R",
-            objects=[b"<< /Length %d >>\nstream\n" % len(_text_ops(SHOWN)) + _text_ops(SHOWN) + b"\nendstream"],
-        )
         path = tmp_path / "twice.pdf"
-        path.write_bytes(twice)
+        path.write_bytes(_contents_twice())
         with pytest.raises(Quarantined) as caught:
             parse_file(path, Limits())
         assert caught.value.reason == "corrupt"

@@ -143,17 +143,19 @@ _ELEMENT_REACH = 4096
 _CDATA_AFTER = re.compile(r"\s*+<!\[CDATA\[")
 # A shell word (quoted pieces and bare characters joined, as shlex.join writes one; a backslash-newline continues it),
 # each quoted piece ending on its line within 512 characters, or running to the line's end (512 at most) unclosed.
-SHELL_WORD = (
+_SHELL_WORD = (
     r"""(?:\$?+'[^'\n]{0,512}+'|"(?:[^"\\\n]|\\.){0,512}+"|\\\n[ \t]*+|\\.|[^\s'"\\]"""
     r"""|\$?+'[^'\n]{0,512}+|"(?:[^"\\\n]|\\.){0,512}+)++"""
 )
-"""A command-line flag's value as a shell reads it; the document redaction takes flags' values the same way."""
-# A command-line flag and its value after a blank (not another flag, a placeholder, "<password>", or a separator:
-# "--password = x" is a pair, _PAIR), or in an argument list's repr ('--password', 'x'; bytes too, one item a line as
-# pprint and json.dumps write them).
+SHELL_FLAG = rf"""(?<!\S)(--[A-Za-z][\w.-]{{0,127}}+)(?![\w.-])([ \t]++)(?![-<=:])({_SHELL_WORD})"""
+"""A command-line flag (group 1, its dashes included), the blanks after it (2) and its value as a shell reads a word
+(3): not another flag, a placeholder (``<password>``) or a separator (``--password = x`` is a pair, :data:`_PAIR`).
+The document redaction takes flags the same way."""
+# Also a flag and its value in an argument list's repr ('--password', 'x'; bytes too, one item a line as pprint and
+# json.dumps write them).
 _FLAG = re.compile(
-    rf"""(?<!\S)(--[A-Za-z][\w.-]{{0,127}}+)(?![\w.-])([ \t]++)(?![-<=:])({SHELL_WORD})"""
-    r"""|([bB]?+)(['"])(--[A-Za-z][\w.-]{0,127}+)\5(,\s*+[bB]?+)(['"])(?![-<])((?:(?!\8)[^\\\n]|\\.){0,512}+)\8?+"""
+    SHELL_FLAG
+    + r"""|([bB]?+)(['"])(--[A-Za-z][\w.-]{0,127}+)\5(,\s*+[bB]?+)(['"])(?![-<])((?:(?!\8)[^\\\n]|\\.){0,512}+)\8?+"""
 )
 
 
