@@ -17,6 +17,7 @@ import asyncio
 import hashlib
 import json
 import sys
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -61,10 +62,11 @@ def _digest(text: str) -> str:
 def said(text: str) -> str:
     """What a document says, one way: Unicode NFKC; each ``key: value`` line as its lower-cased key and its value, the
     last line of a key counting (as the fields are read), an amount that reads one way as that number (``900``,
-    ``900.00`` and ``900,00`` are one amount); the keys in order, then the other lines stripped and sorted. The facts
-    are read from it (:func:`extract`) and :func:`same_document` is its digest, so two texts with one key always have
-    the same facts, and one invoice written with its lines reordered, repeated or its amount spelt otherwise has one
-    key (reviews of 2026-12-06)."""
+    ``900.00`` and ``900,00`` are one amount; one with more than four decimal places as read, not rounded: 10000.00004
+    was decided as 10000.0, under the sign-off); the keys in order, then the other lines stripped and sorted. The
+    facts are read from it (:func:`extract`) and :func:`same_document` is its digest, so two texts with one key always
+    have the same facts, and one invoice written with its lines reordered, repeated or its amount spelt otherwise has
+    one key (reviews of 2026-12-06)."""
     import unicodedata
 
     fields: dict[str, str] = {}
@@ -76,8 +78,9 @@ def said(text: str) -> str:
         elif line.strip():
             other.append(line.strip())
     amount = read_written(fields["amount"]) if fields.get("amount") else None
-    if amount is not None:
-        fields["amount"] = f"{amount:.4f}"
+    if amount is not None:  # past four places the amount is kept as read: the policy refuses it, never a rounding
+        exact = format(Decimal(repr(amount)), "f")  # as read, in digits (1e-05 is no amount the reader reads)
+        fields["amount"] = f"{amount:.4f}" if float(f"{amount:.4f}") == amount else exact
     return "\n".join([*(f"{k}: {fields[k]}" for k in sorted(fields)), *sorted(other)])
 
 
@@ -127,9 +130,10 @@ def extract(text: str) -> Extracted:
 
 
 def _context(text: str, **_: Any) -> dict[str, Any]:
+    """The facts the policy decides on, as read: never rounded (``round(amount, 4)`` made 10000.00004 10000.0, under
+    the sign-off); what Cedar's four decimal places cannot hold is refused by the policy (docs/security.md)."""
     keys = ("amount", "currency", "data_class", "doc_type", "confidence")
-    doc = extract(text)
-    return {k: round(v, 4) if isinstance(v, float) else v for k, v in doc.model_dump(include=set(keys)).items()}
+    return extract(text).model_dump(include=set(keys))
 
 
 @env.task

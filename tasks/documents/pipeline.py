@@ -289,6 +289,7 @@ def _file_digest(path: Path) -> str:
 
 
 def _protect_one(ref: dict[str, Any], options: ProcessingOptions) -> dict[str, Any]:
+    from flytekitplugins.aios_approvals.acting import content_key
     from tasks.documents.extract import injection_flag
     from tasks.documents.parse import Limits, parse_file
     from tasks.documents.protect import PERSONAL_KINDS, redact
@@ -312,6 +313,7 @@ def _protect_one(ref: dict[str, Any], options: ProcessingOptions) -> dict[str, A
             personal = sum(red.counts.get(k, 0) for k in PERSONAL_KINDS)
             out.update(fmt=parsed.fmt, ocr=parsed.ocr, pii=personal, secrets=red.secrets, personal=red.personal)
             out.update(injection=injection_flag(red.text), text=red.text)
+            out["content_key"] = content_key(red.text)  # one action a text (acting.content_key): sealed, never the text
         except Quarantined as q:
             out.update(status="quarantine", reason=q.reason)
         except Exception as e:  # any parser failure quarantines this document, never the batch
@@ -467,8 +469,10 @@ def classify(
         df.loc[ok, "cached"] = [a.cached for a in answers]
     refs = list(getattr(router, "refs", []))
     sealed = df.to_dict(orient="records")
+    contents = seals.sealed_contents(rows, seals.PROTECTED, settings)  # each text's key, as parse_protect sealed it
     for row, key in zip((r for r in sealed if r["status"] == "ok"), keys, strict=True):
         row["text_digest"] = key  # the seal names the text by the digest the cache was keyed on: hashed once
+        row["content_key"] = contents.get(str(row["digest"]), "")
     rid = seals.seal(sealed, seals.CLASSIFIED, options.principal, settings, parents=parents, models=refs)
     df["sealed_by"] = rid
     progress.advance("classify", len(df), options.progress)

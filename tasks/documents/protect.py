@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from stdnum import iban as _iban
 from stdnum import luhn as _luhn
 
-from flytekitplugins.aios_core.redact import SHELL_FLAG, TOKEN_HINTS, TOKEN_SHAPES
+from flytekitplugins.aios_core.redact import FLAG_DEPTH, SHELL_FLAG, TOKEN_HINTS, TOKEN_SHAPES, shell_value_end
 from tasks.documents import pii
 from tasks.documents.pii import Span
 
@@ -155,8 +155,14 @@ _PASSFILE_RE = re.compile(
 _FLAG_RE = re.compile(SHELL_FLAG)
 """A command-line flag and its value after a blank (``mysql --password S3cret``, ``--db-password 'p w'``), the value
 read as a shell reads a word (quoted pieces joined, a backslash-newline going on), not a placeholder (``--password
-<password>``), as the log masking reads it (``SHELL_FLAG``); the ``=`` form is an assignment (:data:`_ASSIGNED_RE`)."""
+<password>``), as the log masking reads it (``SHELL_FLAG``); the ``=`` form is an assignment (:data:`_ASSIGNED_RE`).
+With one dash only a name ending in a credential's word is a flag (``-storepass``, ``-passin``; not ``-c``)."""
+_FLAG_CREDENTIALS = frozenset({"storepass", "keypass", "srcstorepass", "deststorepass", "srckeypass", "destkeypass"})
+"""Flags that name a credential though :func:`_own_credential` does not read them as one (keytool's and jarsigner's
+``-storepass``, ``-keypass``); openssl's ``-passin`` and ``-passout`` take a source (``pass:S3cret``, ``env:VAR``)."""
+_FLAG_PASS_SOURCES = frozenset({"passin", "passout"})
 _PIN_RE = re.compile(
+    r"(?<!\b[Pp]er )(?<!\b[Ee]ach )(?<!\b[Ee]very )"  # a price of each: Cost per PIN is 2500.
     r"(?:\bPIN\b(?:[ \t-]?+(?i:code|number|nummer))?+|\b[Pp]in[ \t-]?+(?i:code|number|nummer))"
     r"[ \t]*+(?::|=|(?i:\bis\b|\bist\b|\blautet\b))[ \t]*+(\d{4})"
     r"(?=[ \t]*+(?:\r?\n|$)|[.,;!?](?:\s|$)|[ \t]++[(\[])"
@@ -164,7 +170,8 @@ _PIN_RE = re.compile(
 """A PIN given with its label (``PIN: 4821``, ``Your PIN is 4821.``, ``PIN-Code: 0942``, ``pin code: 0000``; the label
 written ``PIN``, or ``Pin``/``pin`` with ``code`` or ``number``, which :func:`_secrets` looks for first; not
 ``PIN No.``, a part's number): four digits ending the line or the sentence (or before a bracket), so no hinge pin's
-``pin: 1500 units``, date (``PIN: 2024-03-15``), postal PIN code (six digits) or amount (``PIN: 1234,56``) is one."""
+``pin: 1500 units``, date (``PIN: 2024-03-15``), postal PIN code (six digits) or amount (``PIN: 1234,56``) is one, nor
+a price of each (``Cost per PIN is 2500.``, ``each PIN: 1200``)."""
 _PORT_FIELD_RE = re.compile(r":(?:\d{4,5}|\*):")
 """Every passfile line holds one; a cheap scan first, since the passfile pattern must start at every blank."""
 # Every match of _SECRET_RE contains one of these substrings: the case-sensitive patterns' fixed parts as written,
@@ -175,7 +182,7 @@ _SECRET_HINTS = ("-----BEGIN", *TOKEN_HINTS)
 # Not "pass" alone: "passed", "passenger" held the gate open in real documents (4 ms for a 20 KB mail).
 _SECRET_HINTS_NOCASE = (
     "bearer", "apikey", "api_key", "api-key", "secret", "token", "passw", "accesskey", "access_key", "access-key",
-    "_pass", "-pass", "_pwd", "-pwd", "key-data",
+    "_pass", "-pass", "_pwd", "-pwd", "key-data", "storepass", "keypass",  # keytool's -storepass, -keypass
 )  # fmt: skip
 _AUTH_HINT_RE = re.compile(r"auth[\s\"':=]|authorization")  # a name ending in auth, an HTTP header
 _CAMEL_HINT_RE = re.compile(rf"[a-z0-9](?:Pass|Pwd)\b|{_CAPS_SERVICE_NAMES}\b")  # smtpPass, SMTPPASS: as written
@@ -346,23 +353,36 @@ def _assigned(text: str) -> list[Span]:
     return found
 
 
-def _flags(text: str) -> list[Span]:
-    """Each command-line flag named for a credential with its value (``--password S3cret``), as :func:`_assigned` takes
-    an assignment: a credential's own name takes any value but a count or a price, a name holding a key word
-    (``--token-file``) a value of six characters or more. In a document ``--`` is also a dash: an unquoted value must
-    read as a password (:func:`_reads_as_password`: ``The --secret ingredient is salt``, ``shared --password
-    protected-- via the portal`` are prose)."""
+def _flags(text: str, depth: int = 0) -> list[Span]:
+    """Each command-line flag named for a credential with its value (``--password S3cret``, ``-storepass S3cret``), as
+    :func:`_assigned` takes an assignment: a credential's own name takes any value but a count or a price, a name
+    holding a key word (``--token-file``) a value of six characters or more. In a document ``--`` is also a dash: an
+    unquoted value must read as a password (:func:`_reads_as_password`: ``The --secret ingredient is salt``, ``shared
+    --password protected-- via the portal`` are prose). A value not taken is searched for flags in turn
+    (``Run sh -c 'mysql --password S3cret'``), ``FLAG_DEPTH`` levels deep, as the log masking searches it."""
     found: list[Span] = []
-    for m in _FLAG_RE.finditer(text):
-        name, value = m.group(1).removeprefix("--"), m.group(3)
-        credential = _own_credential(name)
-        if not (credential or _KEY_WORD_RE.search(name)) or _a_number(value, short_ints=not credential):
-            continue
-        if value.endswith("--") or (value[:1] not in "'\"$" and not _reads_as_password(value.rstrip(".,;:!?)"))):
-            continue
-        if len(value) >= 6 or (credential and _ALNUM_RE.search(value)):
-            found.append(m.span())  # the closing quote too
+    pos = 0
+    while m := _FLAG_RE.search(text, pos):
+        at = m.start(3)
+        pos = at + shell_value_end(m.group(3))  # x\\<newline>--token: that flag is read again
+        name, value = m.group(1).lstrip("-"), text[at:pos]
+        if _flag_taken(name.casefold(), value):
+            found.append((m.start(), pos))  # the closing quote too
+        elif depth < FLAG_DEPTH:
+            found += [(at + a, at + b) for a, b in _flags(value, depth + 1)]
     return found
+
+
+def _flag_taken(name: str, value: str) -> bool:
+    """Whether the flag ``name`` (no dashes, case-folded) and its ``value`` are a credential's (:func:`_flags`)."""
+    credential = _own_credential(name) or name in _FLAG_CREDENTIALS or name in _FLAG_PASS_SOURCES
+    if not (credential or _KEY_WORD_RE.search(name)) or _a_number(value, short_ints=not credential):
+        return False
+    if name in _FLAG_PASS_SOURCES:  # pass:S3cret, env:VAR, file:/path
+        value = value.partition(":")[2] if value[:5].casefold() == "pass:" else ""
+    if value.endswith("--") or (value[:1] not in "'\"$" and not _reads_as_password(value.rstrip(".,;:!?)"))):
+        return False
+    return len(value) >= 6 or (credential and _ALNUM_RE.search(value) is not None)
 
 
 def _a_number(value: str, short_ints: bool) -> bool:

@@ -51,6 +51,8 @@ def _entry(row: dict[str, Any], kind: str) -> dict[str, Any]:
     if kind == CLASSIFIED:
         entry.update({k: str(row[k]) for k in _CLASSES})
         entry["confidence"] = round(float(row["confidence"]), 4)
+    if row.get("content_key"):  # the protected text's key (acting.content_key): the acting point claims it
+        entry["content"] = str(row["content_key"])
     return entry
 
 
@@ -109,10 +111,21 @@ def unsealed(rows: Sequence[dict[str, Any]], kind: str, settings: Settings) -> d
         got = entries.get(str(row["digest"]))
         if got is None:
             problems[i] = f"record {rid} does not seal document {row['digest']}"
-        elif got != _entry(row, kind):
-            diff = sorted(k for k, v in _entry(row, kind).items() if got.get(k) != v)
+        elif diff := sorted(k for k, v in _entry(row, kind).items() if got.get(k) != v):  # the seal may hold more
             problems[i] = f"record {rid} sealed other {', '.join(diff)} for document {row['digest']}"
     return problems
+
+
+def sealed_contents(rows: Sequence[dict[str, Any]], kind: str, settings: Settings) -> dict[str, str]:
+    """Document digest -> the content key (``acting.content_key``) the ``kind`` seal each ``ok`` row names holds for
+    it, for those that hold one: ``classify`` carries the key ``parse_protect`` sealed into its own seal."""
+    from flytekitplugins.aios_audit import audit_log
+
+    wanted = {str(r.get("sealed_by") or "") for r in rows if r["status"] == "ok"} - {""}
+    out: dict[str, str] = {}
+    for entries in seal_entries(audit_log(settings).get_many(wanted), kind).values():
+        out.update({d: str(e["content"]) for d, e in entries.items() if isinstance(e.get("content"), str)})
+    return out
 
 
 def quarantine_unsealed(

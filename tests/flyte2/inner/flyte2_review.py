@@ -123,3 +123,22 @@ def test_what_a_document_says_is_both_its_facts_and_its_key() -> None:
         assert {k: v for k, v in facts.items() if k != "digest"} == {
             k: v for k, v in real_facts.items() if k != "digest"
         }
+
+
+def test_an_amount_past_four_places_is_refused_not_rounded() -> None:
+    """Review of 2026-12-06 (from 20:55 UTC): the reading every fact comes from wrote the amount to four places, so
+    10000.00004 was decided as 10000.0, under the 10,000 sign-off, and posted. The amount is kept as read, and the
+    policy refuses what its decimals cannot hold, as on the flytekit path (docs/security.md, "Exact amounts")."""
+    import flyte
+
+    from workflows_flyte2.documents import act_on_document, extract
+
+    text = "type: invoice\namount: 10000.00004\ncurrency: EUR\n"
+    assert extract(text).amount == 10000.00004
+    assert extract("type: invoice\namount: 10000.0000\ncurrency: EUR\n").amount == 10000.0
+    with pytest.raises(Exception) as e:
+        flyte.with_runcontext(mode="local").run(act_on_document, text=text, approval_timeout_s=3.0)
+    assert "decimal" in str(e.value).lower() or "policy" in str(e.value).lower(), str(e.value)[:500]
+    assert not _records("document_acted")
+    decisions = _records("policy_decision")
+    assert decisions and all(d.status == "deny" for d in decisions), [d.status for d in decisions]

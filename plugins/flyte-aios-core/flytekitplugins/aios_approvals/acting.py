@@ -23,9 +23,14 @@ one. Before any side effect, :func:`authorize` establishes for every row, from t
 4. the action key is the digest of the document and the decision digest (the system of record's idempotency key).
 
 It then claims, atomically and in the same transaction as an ``action_authorized`` record, ``act:<policy record>``,
-``post:<document>:<action>`` and, for approved requests, ``approval-act:<request id>``, all held by the action key
-AT its destination (the system of record's table and database): a second, different action on the same decision,
-approval or document (a second decision for a document already acted on among them) is refused (``already_used``),
+``post:<document>:<action>``, ``doc:<document>`` (one action a document, whatever its label: the same document
+classified again under raised thresholds as a claim once was paid as an invoice and then settled as a claim),
+``text:<content key>`` (one action a text: the content key the classification seal names, :func:`content_key`, so the
+same invoice in a second file with CRLF line endings is not paid twice) and, for approved requests,
+``approval-act:<request id>``, all held by the action key AT its destination (the system of record's table and
+database); a document acted on before ``doc:`` claims existed holds ``post:<document>:<action>`` only, so those of
+every :data:`DOCUMENT_ACTIONS` are looked up too. A second, different action on the same decision, approval, document
+or text (a second decision for a document already acted on among them) is refused (``already_used``),
 and so is the same action sent to another table or database, while a retry of the same action to the same
 destination finds its own claims and goes on (the system of record's insert is idempotent). Anything else is
 refused with a reason code, audited as ``action_refused``, and must not be acted on.
@@ -39,6 +44,7 @@ from __future__ import annotations
 import logging
 import math
 import numbers
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -54,6 +60,10 @@ from flytekitplugins.aios_core.errors import GovernanceDenied
 
 log = logging.getLogger(__name__)
 POLICY_ACTION = "act_on_document"
+DOCUMENT_ACTIONS = ("pay_invoice", "settle_claim", "register_contract", "file_correspondence")
+"""Every action the document pipeline takes on a document (``tasks.documents.governance``'s maps name these): a
+document acted on before the per-document claim (``doc:``) existed holds only ``post:<document>:<action>``, so the
+acting point looks each of them up (:func:`_find`)."""
 CLASSIFICATION_SEAL = "documents_classified"
 """The kind of record in which the document pipeline's classify step seals, per chunk, each document's protected
 text digest, flags, label, confidence and route (``tasks.documents.seals``); a decision names the one it was made
@@ -118,6 +128,32 @@ class _Found:
     keys: tuple[str, ...] = ()
     principal: str = ""
     parents: tuple[str, ...] = ()
+    held_elsewhere: tuple[str, ...] = ()  # looked up, not claimed: held by anyone, the action is refused
+
+
+_UNSEEN = frozenset("\u115f\u1160\u3164\uffa0\u2800")  # fillers and a blank pattern: letters that show nothing
+_UNSEEN_KINDS = frozenset({"Mn", "Me", "Cf"})  # marks and format characters
+_NOT_ASCII = re.compile(r"[^\x00-\x7f]+")
+
+
+def content_key(text: str) -> str:
+    """The key of what a protected text says, whatever file it came in: the digest of the text in Unicode NFKC,
+    case-folded, without the marks, format characters and fillers no reader sees (U+034F, a variation selector,
+    U+3164), every run of blanks and line breaks one space. CRLF line endings, other spacing, case or an invisible
+    mark give one key; every other character counts (``$950.00`` and ``£950.00``, ``-500.00`` and ``500.00``, lines in
+    another order are other texts). It is taken of the text after redaction, which the trail already names by its
+    digest: a key of the text before it would let whoever reads the trail and the protected text try every PIN in
+    place of ``[SECRET]`` (a review of the change recovered one in 0.2 s). So two texts that differ only where
+    redaction wrote a placeholder are one text, and the second is held back (``already_used``) for a person to look at:
+    the trail cannot tell them apart (an invoice resent with another bank account is one of those). ``parse_protect``
+    seals it, ``classify`` carries it into its seal, and the acting point claims it (``text:<key>``)."""
+    import unicodedata
+
+    def seen(run: re.Match[str]) -> str:  # only characters outside ASCII can be unseen: read those one by one
+        return "".join(c for c in run.group() if c not in _UNSEEN and unicodedata.category(c) not in _UNSEEN_KINDS)
+
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return digest_value({"text": " ".join(_NOT_ASCII.sub(seen, folded).split())})
 
 
 def decision_digest(doc: str, action: str, effect: str, label: str, amount: float | None, currency: str) -> str:
@@ -275,7 +311,11 @@ def _find(
     if problem is not None or rec is None:
         return _Found(problem)
     ev, parents = rec.event, [rec.record_id]
-    keys = [f"act:{c.policy_record}", f"post:{c.subject}:{c.action}"]
+    keys = [f"act:{c.policy_record}", f"post:{c.subject}:{c.action}", f"doc:{c.subject}"]
+    content = (seal or {}).get(c.subject, {}).get("content")
+    if isinstance(content, str) and content:  # a seal written before content keys names none
+        keys.append(f"text:{content}")
+    before = tuple(f"post:{c.subject}:{a}" for a in DOCUMENT_ACTIONS if a != c.action)
     if _needs_approval(ev):
         st = requests.get(c.request_id) if c.request_id else None
         if st is None:
@@ -295,7 +335,7 @@ def _find(
         parents.append(st.record_id)
     elif c.request_id:
         return _Found(("unexpected_request", f"policy decision {c.policy_record} needed no approval"))
-    return _Found(None, tuple(keys), ev.actor, tuple(parents))
+    return _Found(None, tuple(keys), ev.actor, tuple(parents), before)
 
 
 def _event(
@@ -329,7 +369,7 @@ def holder_of(action_key: str, destination: str) -> str:
 def _one_pass(
     env: Env, claims: Sequence[ActionClaim], found: list[_Found], actor: str, destination: str
 ) -> tuple[list[Verdict], list[AuditEvent]]:
-    keys = [k for f in found for k in f.keys]
+    keys = [k for f in found for k in (*f.keys, *f.held_elsewhere)]
     holders = env.store.claim_holders(keys) if keys else {}
     verdicts: list[Verdict] = []
     events: list[AuditEvent] = []
@@ -337,6 +377,7 @@ def _one_pass(
     for c, f in zip(claims, found, strict=True):
         problem, holder = f.problem, holder_of(c.action_key, destination)
         taken = [k for k in f.keys if k in holders]
+        taken += [k for k in f.held_elsewhere if k in holders]  # another action on the document, before doc: claims
         if problem is None and any(holders[k][0] != holder for k in taken):
             other = next(holders[k][0] for k in taken if holders[k][0] != holder)
             why = f"already used by another action or destination ({other}); each is used exactly once, in one place"

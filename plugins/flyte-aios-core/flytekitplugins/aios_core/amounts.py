@@ -7,6 +7,7 @@ read amounts here, so a payment is acted on at the amount its document states, o
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 
 WRITTEN = r"\d+(?:(?:[.,']|[ \u00a0\u202f](?=\d{3}(?!\d)))\d+)*"
 """A number as written, whole: digits joined by single separators (a space, or a no-break or narrow no-break space,
@@ -30,7 +31,7 @@ def read_amount(number: str) -> float | None:
     parts = _SEP.split(number)
     groups, seps = parts[0::2], parts[1::2]
     if not seps:
-        return float(number)
+        return _exact(number)
     last_sep, last = seps[-1], groups[-1]
     decimal = last_sep in ".," and (len(last) != 3 or (len(seps) == 1 and len(groups[0]) > 3))
     whole, grouping = (groups[:-1], seps[:-1]) if decimal else (groups, seps)
@@ -41,7 +42,14 @@ def read_amount(number: str) -> float | None:
             return None
         if not decimal and seps == ["."]:
             return None  # 12.500: twelve and a half, or twelve thousand five hundred
-    return float("".join(whole) + ("." + last if decimal else ""))
+    return _exact("".join(whole) + ("." + last if decimal else ""))
+
+
+def _exact(digits: str) -> float | None:
+    """The float of ``digits`` when it is exactly that number, else None: ``float`` made 10000.0000000000001 10000.0,
+    under a sign-off over 10,000 (review of 2026-12-06 from 20:55 UTC); an amount is never rounded."""
+    value = float(digits)
+    return value if Decimal(repr(value)) == Decimal(digits) else None
 
 
 def read_written(text: str) -> float | None:

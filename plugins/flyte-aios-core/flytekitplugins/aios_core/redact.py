@@ -17,11 +17,21 @@ Everything that can print a URL, a DSN or an error from a database or HTTP clien
   Stripe and Google keys, an AWS access key id), so ``?jwt=eyJ...`` or ``invalid token ghp_...`` in an error is
   masked though no name before it says secret;
 * the text of an XML element whose name says secret, to its closing tag (``<password>...</password>``,
-  ``<ns:ApiKey>``, comments and CDATA sections inside it; without a closing tag only a CDATA section, which a message
-  cut short may leave unclosed: ``--token <token>`` in a usage line is a placeholder), and the value after a
-  command-line flag whose name says secret, read as a shell reads a word (``--password S3cret``,
-  ``--db-password 'p w'``, ``shlex.join``'s quoting) or as an argument list's repr quotes it
-  (``['mysql', '--password', 'S3cret']``), as a SOAP fault or a failed command quotes them;
+  ``<ns:ApiKey>``, comments and CDATA sections inside it), also escaped as ``&lt;password&gt;``, ``&#60;password&#62;``,
+  ``&#x3c;password&#x3e;`` or Go's ``\\u003cpassword\\u003e`` (its closing tag escaped the same way); without a
+  closing tag a CDATA section, which a message cut short may leave unclosed, or the first word straight after the tag
+  (``<password>S3cret``), unless it is a placeholder (``--token <token>``, ``https://<token>@host``) or the name of a
+  pair inside (``<credentials>password: x``, masked as a pair);
+* the value after a command-line flag whose name says secret, with two dashes or with one where the name ends with a
+  credential's word (``-storepass``, ``-keypass``, ``-passin``; not ``-passive``, ``-bypass``), read as a shell reads
+  a word (``--password S3cret``, ``--db-password 'p w'``, ``shlex.join``'s quoting, ``(--password x)``) or as an
+  argument list's repr quotes it (``['mysql', '--password', 'S3cret']``), as a SOAP fault or a failed command quotes
+  them; the value after any other flag is searched for flags in turn, two levels deep (``sh --command 'mysql
+  --password x'``);
+* the password after the one-letter flag of a tool that takes it there, on its command line or in its argument
+  list's repr: glued to ``-p`` for mysql and mariadb tools and 7-Zip (``mysql -uroot -pS3cret``, ``7z a -pS3cret``),
+  the next word after ``sshpass -p``, ``docker login -p`` (podman, nerdctl), ``redis-cli -a``, the ldap tools' ``-w``,
+  ``sqlcmd -P`` and ``bcp -P``, and ``openssl``'s ``-k``;
 * every secret of a URL this process has masked or :func:`remember`-ed before, wherever it appears: a
   driver may quote a bare token of the DSN (libpq: ``invalid percent-encoded token: "<password>"``).
 
@@ -138,25 +148,104 @@ _TOKEN_SHAPE = re.compile("|".join(f"(?:{p})" for p in TOKEN_SHAPES))
 # ends at the next "<" or ">". Its text is read by _elements up to its closing tag, looked for within
 # _ELEMENT_REACH characters (comments, blanks and CDATA sections, split or not, inside it are masked with the rest);
 # without one, only a CDATA section straight after it (to its "]]>", or to the end of a message cut short).
-_ELEMENT_OPEN = re.compile(r"<((?:[\w.-]++:)?+[\w.-]{1,128}+)(?:\s[^<>]*+)?+(?<!/)>")
+_ELEMENT_OPEN = re.compile(r"<(?P<name>(?:[\w.-]++:)?+[\w.-]{1,128}+)(?:\s[^<>]*+)?+(?<!/)>")
+_ESCAPED_LT = r"(?i:&lt;|&#60;|&#x3c;|\\u003c)"
+_ESCAPED_GT = r"(?i:&gt;|&#62;|&#x3e;|\\u003e)"
+_ELEMENT_OPEN_ESCAPED = re.compile(
+    rf"(?P<lt>{_ESCAPED_LT})(?P<name>(?:[\w.-]++:)?+[\w.-]{{1,128}}+)"
+    rf"(?:\s(?:[^<>&\\]|(?!{_ESCAPED_LT}|{_ESCAPED_GT})[&\\])*+)?+(?<!/){_ESCAPED_GT}"
+)
+"""The same opening tag as an HTML page, an escaped log field or a JSON string writes it (``&lt;password&gt;``,
+``&#60;password&#62;``, ``&#x3c;password&#x3e;``, Go's ``\\u003cpassword\\u003e``, in any case); its closing tag is
+looked for escaped as the opening one is. Each try ends at the next escape of ``<`` or ``>`` (or a raw one)."""
 _ELEMENT_REACH = 4096
 _CDATA_AFTER = re.compile(r"\s*+<!\[CDATA\[")
+_BARE_FIRST = r"""[^\s<>&\\.,;:!?()\[\]{}'"/@*#=-]"""
+_BARE_TEXT = re.compile(rf"{_BARE_FIRST}(?:[^\s<&\\]|(?!{_ESCAPED_LT})[&\\])*+(?<![:=])")
+"""An element's text straight after its opening tag, cut short before any closing tag: its first word, over an ``&``
+or a backslash that escapes anything but a ``<`` (``S3&amp;x``; a ``<``, raw or escaped, ends it). Not a
+placeholder's punctuation after the tag (``<token>:``, ``<token>.``, ``https://<token>@host``,
+``/v1/<api_key>/status``, ``unique_ptr<Token>*``, ``<secret>-- TODO``), another tag, nor a word ending in ``:`` or
+``=`` or starting with a secret's pair: that is the name of a pair inside (``<credentials>password: x``,
+``<secret>token=x``), masked as one."""
 # A shell word (quoted pieces and bare characters joined, as shlex.join writes one; a backslash-newline continues it),
 # each quoted piece ending on its line within 512 characters, or running to the line's end (512 at most) unclosed.
 _SHELL_WORD = (
     r"""(?:\$?+'[^'\n]{0,512}+'|"(?:[^"\\\n]|\\.){0,512}+"|\\\n[ \t]*+|\\.|[^\s'"\\]"""
     r"""|\$?+'[^'\n]{0,512}+|"(?:[^"\\\n]|\\.){0,512}+)++"""
 )
-SHELL_FLAG = rf"""(?<!\S)(--[A-Za-z][\w.-]{{0,127}}+)(?![\w.-])([ \t]++)(?![-<=:])({_SHELL_WORD})"""
-"""A command-line flag (group 1, its dashes included), the blanks after it (2) and its value as a shell reads a word
-(3): not another flag, a placeholder (``<password>``) or a separator (``--password = x`` is a pair, :data:`_PAIR`).
-The document redaction takes flags the same way."""
-# Also a flag and its value in an argument list's repr ('--password', 'x'; bytes too, one item a line as pprint and
-# json.dumps write them).
-_FLAG = re.compile(
-    SHELL_FLAG
-    + r"""|([bB]?+)(['"])(--[A-Za-z][\w.-]{0,127}+)\5(,\s*+[bB]?+)(['"])(?![-<])((?:(?!\8)[^\\\n]|\\.){0,512}+)\8?+"""
+_ONE_DASH_ENDS = (
+    "password", "passwd", "pass", "pwd", "secret", "token", "apikey", "api-key", "api_key", "accesskey", "access-key",
+    "access_key", "privatekey", "private-key", "private_key", "credential", "credentials", "-passin", "-passout",
+)  # fmt: skip
+_FLAG_NAME = (
+    r"(?:--[A-Za-z][\w.-]{0,127}+|-[A-Za-z][\w.-]{0,127}+(?i:"
+    + "|".join(f"(?<={re.escape(w)})" for w in _ONE_DASH_ENDS)
+    + r")(?<!(?i:bypass))(?<!(?i:compass))(?<!(?i:surpass))(?<!(?i:trespass)))"
 )
+"""A flag's name with its dashes: any with two (:func:`_is_secret_name` decides), one with one dash only when it ends
+with a credential's word (``-storepass``, ``-keypass``, ``-password``, ``-token``) or is ``-passin``/``-passout`` (as
+keytool, jarsigner and openssl write theirs), not ``-bypass``: with one dash ``-passive``, ``-bypass-check`` or
+``-tokens 5`` are ordinary flags, and a value after them is never taken (``sh -c '...'``, ``git commit -m "..."``)."""
+SHELL_FLAG = rf"""(?<![^\s(\[{{,])({_FLAG_NAME})(?![\w.-])([ \t]++(?:\\\n[ \t]*+)*+)(?![-<=:])({_SHELL_WORD})"""
+"""A command-line flag (group 1, its dashes included: ``--password``, or one as keytool and openssl write them,
+``-storepass``, ``-passin``, :data:`_FLAG_NAME`), the blanks after it (2, a backslash-newline too) and its value as a
+shell reads a word (3): not another flag, a placeholder (``<password>``) or a separator (``--password = x`` is a pair,
+:data:`_PAIR`). The flag starts a word or follows an opening bracket or a comma (``(--password x)``, ``[-storepass
+x]``). A value after a name that says nothing secret is searched for flags in turn (:data:`FLAG_DEPTH`: ``--command
+'mysql --password x'``). The document redaction takes flags the same way."""
+FLAG_DEPTH = 2
+"""How deep a flag's value is searched for flags after a name that says nothing secret: the top level's values, then
+theirs (a shell's command, a quoted command inside it); at the last level a value is passed over whole. Searching
+every value again from inside it would read a value that runs to the end of the text (``(-c '(-c '...``) once for
+each flag in it."""
+_SHELL_FLAG = re.compile(SHELL_FLAG)
+_TRAILING_FLAG = re.compile(rf"(?:\\\s[ \t]*+|[(\[{{,])({_FLAG_NAME})\Z")
+"""A flag ending a shell word, glued to it by a backslash-newline, an escaped blank, a bracket or a comma
+(``x\\<newline>--token``, ``x,--token``): read again as a flag when its name says secret."""
+# Also a flag and its value in an argument list's repr ('--password', 'x'; bytes too, one item a line as pprint and
+# json.dumps write them), looked for first: a shell word before it may run into it (-storepass x'--password', 'y').
+_ARGV_FLAG = re.compile(
+    rf"""([bB]?+)(['"])({_FLAG_NAME})\2(,\s*+[bB]?+)(['"])(?![-<])((?:(?!\5)[^\\\n]|\\.){{0,512}}+)\5?+"""
+)
+# Tools that take a password after a one-letter flag: glued to it (mysql -uroot -pS3cret, 7z a -pS3cret) or as the
+# next word (sshpass -p S3cret, docker login -p S3cret, redis-cli -a S3cret, ldapsearch -w S3cret, sqlcmd -P S3cret,
+# openssl enc -k S3cret). Elsewhere -p is a port, a process or a flag (ssh -p 2222, ps -p 1234, docker run -p 80:80).
+_TOOL_NAMES = (
+    r"mysql(?:dump|admin|sh|import|check|pump|binlog|slap|show)?+|mariadb(?:-(?:dump|admin|import|check|show|binlog|slap))?+"
+    r"|7z[az]?+|sshpass|redis-cli|sqlcmd|bcp|openssl"
+    r"|ldap(?:search|add|modify|delete|whoami|passwd|compare|modrdn)|(?:docker|podman|nerdctl)(?:[ \t]++login)?+"
+)
+_TOOL = re.compile(
+    rf"(?i)(?:(?<![\w.\-/\\$])|(?<=\bbin[/\\]))(?P<name>{_TOOL_NAMES})(?:\.exe)?+"
+    r"(?![\w.:-]|[ \t]++[A-Za-z][\w-]*+:(?!\S))(?P<argv>['\"][ \t]*+,)?+"
+)
+"""A tool of :func:`_tool_rule` as a command word: not in a path other than a ``bin`` folder's (``/usr/bin/mysql``,
+not ``find /var/lib/mysql``), not a label (``mysql:``, ``mysql backup:``, an image ``mysql:8``); ``argv``: a quoted
+item of an argument list's repr (``['mysql', '-uroot', '-pS3cret']``)."""
+_TOOL_ITEM = re.compile(rf"(?i)(?:[^'\"]*[/\\])?(?P<name>{_TOOL_NAMES})(?:\.exe)?+")
+_TOOL_HINTS = ("mysql", "mariadb", "7z", "sshpass", "login", "redis-cli", "ldap", "sqlcmd", "bcp", "openssl")
+_TOOL_SCOPE = re.compile(r"""(?:'[^'\n]*+'|"(?:[^"\\\n]|\\.)*+"|[^;|&\n\\'"]|\\[\s\S]|['"])*+""")
+"""A tool's command: to the next ``;``, ``|``, ``&`` or newline not escaped by a backslash."""
+_ARGV_ITEM = re.compile(r"""\s*+[bB]?+(['"])((?:(?!\1)[^\\\n]|\\.){0,512}+)\1\s*+([,\])])""")
+"""One item of an argument list's repr and what follows it: a comma, or the list's end."""
+_NOT_A_VALUE = r"""(?!['"](?:[\s,;)\]}`]|\Z))"""  # a closing quote: 'mysql -u root -p' asks for the password
+_BLANKS = {"glued": r"(?!\\\n)", "both": r"(?:[ \t]|\\\n)*+(?![-<])", "apart": r"(?:[ \t]|\\\n)++(?![-<])"}
+_TOOL_VALUE = {
+    (flag, way): re.compile(rf"""(?<![^\s'"]){flag}{_BLANKS[way]}{_NOT_A_VALUE}({_SHELL_WORD})""")
+    for flag, way in (("-p", "glued"), ("-p", "both"), ("-w", "both"), ("-P", "both"), ("-a", "apart"), ("-k", "apart"))
+}
+"""A tool's password after its flag: glued only for mysql's and 7-Zip's ``-p`` (``mysql -p shop`` asks for the
+password and names the database), glued or as the next word for sshpass, ``docker login``, the ldap tools, sqlcmd and
+bcp (``sshpass -p'pw'``, ``sqlcmd -P pw``), the next word only for redis-cli's ``-a`` and openssl's ``-k`` (``-key``,
+``-keyout``, ``-kfile`` are other options)."""
+_LOGIN = re.compile(r"""(?<![^\s'"])login(?![^\s'"])""")
+"""``login`` after a container tool's global options (``docker --config /x login -p pw``)."""
+_SSHPASS_OPTIONS = re.compile(
+    r"""(?:[ \t]++(?:-[fdpP](?:[ \t]*+(?:'[^'\n]*+'|"(?:[^"\\\n]|\\.)*+"|[^\s'"]++))?+|-[evhV]))*+"""
+)
+"""sshpass's own options, before the command it runs (``sshpass -p pw ssh -p 2222 host``: the second ``-p`` is ssh's
+port)."""
 
 
 def _userinfo(m: re.Match[str]) -> str:
@@ -200,17 +289,28 @@ def _slashed(token: re.Match[str]) -> str:
     return text
 
 
-def _elements(text: str) -> str:
-    """``text`` with the text of every element whose name says secret masked (see :data:`_ELEMENT_OPEN`)."""
+def _elements(text: str, escaped: bool = False, cut_short: bool = False) -> str:
+    """``text`` with the text of every element whose name says secret masked (see :data:`_ELEMENT_OPEN`; with
+    ``escaped``, :data:`_ELEMENT_OPEN_ESCAPED`'s ``&lt;password&gt;...&lt;/password&gt;``): to its closing tag or
+    through a CDATA section, or with ``cut_short`` only the first word of one that has neither (:data:`_BARE_TEXT`),
+    which :func:`mask_text` looks for last, so that no pair or flag is read differently for it."""
+    opening = _ELEMENT_OPEN_ESCAPED if escaped else _ELEMENT_OPEN
     out: list[str] = []
     last = pos = 0
     no_cdata_end_from = len(text) + 1  # no "]]>" at or after this position
-    while m := _ELEMENT_OPEN.search(text, pos):
+    while m := opening.search(text, pos):
         pos = m.end()
-        if not _is_secret_name(m.group(1).rpartition(":")[2]):
+        name = m.group("name")
+        if not _is_secret_name(name.rpartition(":")[2]):
             continue
-        end = text.find(f"</{m.group(1)}", pos, pos + _ELEMENT_REACH)
-        if end < 0 and (cdata := _CDATA_AFTER.match(text, pos)):  # no closing tag: a CDATA section, or nothing
+        end = text.find(f"{m.group('lt') if escaped else '<'}/{name}", pos, pos + _ELEMENT_REACH)
+        cdata = _CDATA_AFTER.match(text, pos) if end < 0 else None
+        if cut_short:  # only an element without its closing tag or a CDATA section: its first word
+            bare = _BARE_TEXT.match(text, pos) if end < 0 and cdata is None else None
+            if bare is None or _pair_named(bare.group()):
+                continue
+            end = bare.end()
+        elif cdata:  # no closing tag: a CDATA section, or nothing
             end = -1 if pos >= no_cdata_end_from else text.find("]]>", cdata.end())
             if end < 0:
                 no_cdata_end_from = min(no_cdata_end_from, pos)
@@ -224,15 +324,148 @@ def _elements(text: str) -> str:
     return "".join(out) + text[last:] if out else text
 
 
-def _flag(m: re.Match[str]) -> str:
-    if m.group(1) is None:  # an argument list's repr: '--password', 'x'
-        prefix, quote, name, sep, value_quote = m.group(4, 5, 6, 7, 8)
-        if not _is_secret_name(name.lstrip("-")):
-            return m.group(0)
-        return f"{prefix}{quote}{name}{quote}{sep}{value_quote}{MASK}{value_quote}"
-    if not _is_secret_name(m.group(1).lstrip("-")):
+def _pair_named(word: str) -> bool:
+    """Whether ``word`` starts with a pair whose name says secret (``password=x``): the pairs mask it, to its end."""
+    name = _PAIR_NAME.match(word)
+    return name is not None and _NAME_WORD.search(name.group()) is not None
+
+
+def _tool_rule(name: str) -> tuple[str, str] | None:
+    """The flag before a tool's password and how the password follows it (:data:`_TOOL_VALUE`: ``glued``, ``both``
+    or ``apart``); None for ``docker`` without ``login``."""
+    tool = name.casefold().removesuffix(".exe")
+    if tool.startswith(("mysql", "mariadb")) or tool in {"7z", "7za", "7zz"}:
+        return "-p", "glued"
+    if tool == "sshpass" or tool.endswith("login"):
+        return "-p", "both"
+    if tool.startswith("ldap"):
+        return "-w", "both"
+    return {
+        "redis-cli": ("-a", "apart"),
+        "sqlcmd": ("-P", "both"),
+        "bcp": ("-P", "both"),
+        "openssl": ("-k", "apart"),
+    }.get(tool)
+
+
+def _tools(text: str, nested: bool = False) -> str:
+    """``text`` with the password after a tool's one-letter flag masked (:data:`_TOOL`), on its command line (to
+    :data:`_TOOL_SCOPE`'s end, or the next tool there) or in an argument list's repr, where an item that holds a
+    command line of its own (``['docker', 'exec', 'db', 'sh', '-c', 'mysqldump -pS3cret']``) is read as one, once
+    (``nested``: not again inside it)."""
+    out: list[str] = []
+    last = pos = 0
+    scope_end = -1
+    while t := _TOOL.search(text, pos):
+        rule = _tool_rule(t.group("name"))
+        if t.group("argv"):  # ['mysql', '-uroot', '-pS3cret']: the items up to the list's end
+            docker, taken, sshpass = rule is None, False, t.group("name").casefold() == "sshpass"
+            argument = False  # the item after one of sshpass's options that take one (-f file, -d fd, -P prompt)
+            pos = t.end()
+            while item := _ARGV_ITEM.match(text, pos):
+                pos, value = item.end(), item.group(2)
+                if taken:
+                    out += [text[last : item.start(2)], MASK]
+                    last, taken = item.end(2), False
+                elif tool := _TOOL_ITEM.fullmatch(value):
+                    rule = _tool_rule(tool.group("name"))
+                    docker, sshpass = rule is None, tool.group("name").casefold() == "sshpass"
+                elif docker and value == "login":
+                    rule, docker = ("-p", "both"), False
+                elif rule and rule[1] != "apart" and value.startswith(rule[0]) and len(value) > len(rule[0]):
+                    out += [text[last : item.start(2) + len(rule[0])], MASK]  # glued: '-pS3cret'
+                    last = item.end(2)
+                elif rule and rule[1] != "glued" and value == rule[0]:
+                    taken = True
+                elif sshpass and value in ("-f", "-d", "-P"):
+                    argument = True
+                elif argument:
+                    argument = False
+                elif sshpass and not value.startswith("-"):  # the command sshpass runs: its -p is not sshpass's
+                    rule = None
+                if not nested and last <= item.start(2) and " " in value and (inner := _tools(value, True)) != value:
+                    out += [text[last : item.start(2)], inner]
+                    last = item.end(2)
+                if item.group(3) != ",":
+                    break
+            continue
+        if t.end() > scope_end:
+            scope = _TOOL_SCOPE.match(text, t.end())
+            scope_end = scope.end() if scope else t.end()
+        after = _TOOL.search(text, t.end(), scope_end)
+        pos = after.start() if after else scope_end
+        start, stop = t.end(), pos
+        if rule is None:  # docker without login: after its global options (docker --config /x login -p pw)
+            if (login := _LOGIN.search(text, start, stop)) is None:
+                continue
+            rule, start = ("-p", "both"), login.end()
+        if t.group("name").casefold() == "sshpass":  # only its own options: sshpass -p pw ssh -p 2222 host
+            own = _SSHPASS_OPTIONS.match(text, start, stop)  # read to the next tool at most: linear
+            stop = own.end() if own else stop
+        for v in _TOOL_VALUE[rule].finditer(text, start, stop):
+            out += [text[last : v.start(1)], MASK]
+            last = v.start(1) + shell_value_end(v.group(1))  # -p x\\<newline>--token: the flag pass reads that one
+    return "".join(out) + text[last:] if out else text
+
+
+_CLOSING = {"(": ")", "[": "]", "{": "}"}
+
+
+def _flags(text: str, depth: int = 0) -> str:
+    """``text`` with the value of every flag whose name says secret masked, in an argument list's repr
+    (:data:`_ARGV_FLAG`) and then on a command line (:data:`SHELL_FLAG`); the value after any other flag is searched
+    in turn, :data:`FLAG_DEPTH` levels deep."""
+    return _shell_flags(_ARGV_FLAG.sub(lambda m: _argv_flag(m, depth), text), depth)
+
+
+def _shell_flags(text: str, depth: int) -> str:
+    """``text`` with the value of every :data:`SHELL_FLAG` whose name says secret masked."""
+    out: list[str] = []
+    last = pos = 0
+    while m := _SHELL_FLAG.search(text, pos):
+        end = m.start(3) + shell_value_end(m.group(3))
+        out += [text[last : m.start()], _flag(m, end, depth)]
+        last = pos = end
+    return "".join(out) + text[last:] if out else text
+
+
+def shell_value_end(value: str) -> int:
+    """Where a flag's value read as a shell word (:data:`SHELL_FLAG`'s group 3) ends: before a flag whose name says
+    secret glued to its end (:data:`_TRAILING_FLAG`: ``x\\<newline>--token``, ``x,--token``), which is read again
+    with the word after it; else at its end. The document redaction ends a flag's value the same way."""
+    tail = _TRAILING_FLAG.search(value)
+    return tail.start() if tail and _is_secret_name(tail.group(1).lstrip("-")) else len(value)
+
+
+def _source_not_secret(name: str, value: str) -> bool:
+    """openssl's ``-passin``/``-passout`` name where a password comes from: only ``pass:<password>`` holds one
+    (``env:PW``, ``file:/run/pw``, ``fd:3`` and ``stdin`` are sources, left as written)."""
+    source = value.strip("'\"").casefold()
+    return name.lstrip("-").casefold() in ("passin", "passout") and not source.startswith("pass:")
+
+
+def _argv_flag(m: re.Match[str], depth: int) -> str:
+    prefix, quote, name, sep, value_quote = m.group(1, 2, 3, 4, 5)
+    if _is_secret_name(name.lstrip("-")) and _source_not_secret(name, m.group(6)):
         return m.group(0)
-    return f"{m.group(1)}{m.group(2)}{MASK}"
+    if not _is_secret_name(name.lstrip("-")):
+        if depth >= FLAG_DEPTH:
+            return m.group(0)
+        whole, start, end = m.group(0), m.start(6) - m.start(), m.end(6) - m.start()
+        return f"{whole[:start]}{_flags(m.group(6), depth + 1)}{whole[end:]}"
+    return f"{prefix}{quote}{name}{quote}{sep}{value_quote}{MASK}{value_quote}"
+
+
+def _flag(m: re.Match[str], end: int, depth: int) -> str:
+    """A :data:`SHELL_FLAG` match whose value ends at ``end``: its value masked after a name that says secret, else
+    searched for flags unless ``depth`` is the last level (:data:`FLAG_DEPTH`)."""
+    head, value = m.string[m.start() : m.start(3)], m.string[m.start(3) : end]
+    if not _is_secret_name(m.group(1).lstrip("-")):
+        return f"{head}{_flags(value, depth + 1) if depth < FLAG_DEPTH else value}"
+    if _source_not_secret(m.group(1), value):
+        return f"{head}{value}"
+    closing = _CLOSING.get(m.string[m.start() - 1 : m.start()], "")  # (--password x): the bracket stays
+    return f"{head}{MASK}{closing if closing and value.endswith(closing) else ''}"
 
 
 def _auth(m: re.Match[str]) -> str:
@@ -487,6 +720,7 @@ def mask_text(text: object) -> str:
     s = _BEARER.sub(lambda m: f"{m.group(1)} {MASK}", s)
     s = _TOKEN_SHAPE.sub(MASK, s) if any(h in s for h in TOKEN_HINTS) else s
     s = _elements(s) if "<" in s else s
+    s = _elements(s, escaped=True) if "&" in s or "\\" in s else s
     s = _QUERY_PARAM.sub(_query_param, s)
     out: list[str] = []
     last = 0
@@ -494,7 +728,13 @@ def mask_text(text: object) -> str:
         out += [s[last : m.start()], _pair(m)]
         last = m.end()
     s = "".join(out) + s[last:]
-    return _FLAG.sub(_flag, s) if "--" in s else s  # after the pairs: a flag's value never hides one (--x 'k=S3')
+    if "-" in s:  # after the pairs, so that a flag's value hides none (--x 'k=S3', mysql -pS3<token: x)
+        s = _ARGV_FLAG.sub(lambda m: _argv_flag(m, 0), s)  # an argument list first: -x y'--password', 'z'
+        lower = s.lower()
+        s = _tools(s) if any(h in lower for h in _TOOL_HINTS) else s
+        s = _shell_flags(s, 0)
+    s = _elements(s, cut_short=True) if "<" in s else s
+    return _elements(s, escaped=True, cut_short=True) if "&" in s or "\\" in s else s
 
 
 def mask_url(url: str) -> str:
