@@ -25,17 +25,6 @@ from tests.governed_rows import PRINCIPAL, action_rows, decided_docs
 post = SystemOfRecordTask(name="post_document_actions", config=SystemOfRecordConfig(table="document_actions"))
 
 
-@pytest.fixture
-def sor(aios_env: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    from flytekit import FlyteContextManager
-
-    db = aios_env / "system_of_record.db"
-    monkeypatch.setenv("AIOS_SYSTEM_OF_RECORD_URL", f"sqlite:///{db}")
-    # a served call reads its data frame only from the operator's folders: here, where this test's frames are written
-    monkeypatch.setenv("AIOS_CONNECTOR_INPUT_DIRS", FlyteContextManager.current_context().file_access.raw_output_prefix)
-    return db
-
-
 def _posted(db: Path) -> list[tuple[Any, ...]]:
     if not db.exists():
         return []

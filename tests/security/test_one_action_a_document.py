@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pytest
 
 from flytekitplugins.aios_approvals.acting import DOCUMENT_ACTIONS, content_key
 from flytekitplugins.aios_audit import AuditEvent, audit_log
@@ -27,16 +26,6 @@ from flytekitplugins.aios_core.settings import get_settings
 PRINCIPAL = "service:document-pipeline"
 post = SystemOfRecordTask(name="post_document_actions", config=SystemOfRecordConfig(table="document_actions"))
 INVOICE = "INVOICE 7781\nNorthwind Supplies Ltd\nTotal amount due: EUR 9,500.00\nPayable within 30 days\n"
-
-
-@pytest.fixture
-def sor(aios_env: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    from flytekit import FlyteContextManager
-
-    db = aios_env / "system_of_record.db"
-    monkeypatch.setenv("AIOS_SYSTEM_OF_RECORD_URL", f"sqlite:///{db}")
-    monkeypatch.setenv("AIOS_CONNECTOR_INPUT_DIRS", FlyteContextManager.current_context().file_access.raw_output_prefix)
-    return db
 
 
 def _decided(digest: str, label: str, route: str, confidence: float, text: str = INVOICE) -> list[dict[str, Any]]:
