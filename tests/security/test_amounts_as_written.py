@@ -86,6 +86,16 @@ def test_the_reader_itself() -> None:
     assert read_amount("1,234 567") is None  # two grouping characters
 
 
+def test_a_number_a_float_cannot_hold_is_no_amount() -> None:
+    """``float`` made 10000.0000000000001 10000.0, under the sign-off over 10,000 (review of 2026-12-06 from 20:55
+    UTC): an amount is read exactly or not at all; the policy refuses one past four places, never a rounding."""
+    from flytekitplugins.aios_core.amounts import read_amount, read_written
+
+    assert read_written("10000.0000000000001") is None and read_amount("100000000000000000001") is None
+    assert read_written("10000.00004") == 10000.00004 and read_written("1200.50") == 1200.5
+    assert extract(INVOICE.format(line="Amount due: EUR 10000.0000000000001")).amount is None
+
+
 @pytest.mark.parametrize("written", ["CA$ 500.00", "AU$500", "HK$ 500.00", "R$ 500,00"])
 def test_another_countrys_dollar_is_not_read_as_usd_and_is_denied(written: str) -> None:
     """``CA$ 500.00`` was read as USD 500 and paid automatically in a currency the document never named."""
