@@ -79,8 +79,8 @@ def said(text: str) -> str:
             other.append(line.strip())
     amount = read_written(fields["amount"]) if fields.get("amount") else None
     if amount is not None:  # past four places the amount is kept as read: the policy refuses it, never a rounding
-        exact = format(Decimal(repr(amount)), "f")  # as read, in digits (1e-05 is no amount the reader reads)
-        fields["amount"] = f"{amount:.4f}" if float(f"{amount:.4f}") == amount else exact
+        four = f"{amount:.4f}"  # else as read, in digits: 1e-05 is no amount the reader reads
+        fields["amount"] = four if float(four) == amount else format(Decimal(repr(amount)), "f")
     return "\n".join([*(f"{k}: {fields[k]}" for k in sorted(fields)), *sorted(other)])
 
 

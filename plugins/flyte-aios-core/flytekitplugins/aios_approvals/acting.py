@@ -376,8 +376,8 @@ def _one_pass(
     execution = current_execution()  # the execution this call serves: the same for every record it writes
     for c, f in zip(claims, found, strict=True):
         problem, holder = f.problem, holder_of(c.action_key, destination)
-        taken = [k for k in f.keys if k in holders]
-        taken += [k for k in f.held_elsewhere if k in holders]  # another action on the document, before doc: claims
+        # held_elsewhere: another action on the document, taken before doc: claims existed
+        taken = [k for k in (*f.keys, *f.held_elsewhere) if k in holders]
         if problem is None and any(holders[k][0] != holder for k in taken):
             other = next(holders[k][0] for k in taken if holders[k][0] != holder)
             why = f"already used by another action or destination ({other}); each is used exactly once, in one place"

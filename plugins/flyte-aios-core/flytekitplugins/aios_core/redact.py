@@ -226,7 +226,8 @@ item of an argument list's repr (``['mysql', '-uroot', '-pS3cret']``)."""
 _TOOL_ITEM = re.compile(rf"(?i)(?:[^'\"]*[/\\])?(?P<name>{_TOOL_NAMES})(?:\.exe)?+")
 _TOOL_HINTS = ("mysql", "mariadb", "7z", "sshpass", "login", "redis-cli", "ldap", "sqlcmd", "bcp", "openssl")
 _TOOL_SCOPE = re.compile(r"""(?:'[^'\n]*+'|"(?:[^"\\\n]|\\.)*+"|[^;|&\n\\'"]|\\[\s\S]|['"])*+""")
-"""A tool's command: to the next ``;``, ``|``, ``&`` or newline not escaped by a backslash."""
+"""A tool's command: to the next ``;``, ``|``, ``&`` or newline not escaped by a backslash and not inside a quoted
+piece (``mysql -e 'a; b' -pS3cret``)."""
 _ARGV_ITEM = re.compile(r"""\s*+[bB]?+(['"])((?:(?!\1)[^\\\n]|\\.){0,512}+)\1\s*+([,\])])""")
 """One item of an argument list's repr and what follows it: a comma, or the list's end."""
 _NOT_A_VALUE = r"""(?!['"](?:[\s,;)\]}`]|\Z))"""  # a closing quote: 'mysql -u root -p' asks for the password
@@ -446,13 +447,13 @@ def _source_not_secret(name: str, value: str) -> bool:
 
 def _argv_flag(m: re.Match[str], depth: int) -> str:
     prefix, quote, name, sep, value_quote = m.group(1, 2, 3, 4, 5)
-    if _is_secret_name(name.lstrip("-")) and _source_not_secret(name, m.group(6)):
-        return m.group(0)
     if not _is_secret_name(name.lstrip("-")):
         if depth >= FLAG_DEPTH:
             return m.group(0)
         whole, start, end = m.group(0), m.start(6) - m.start(), m.end(6) - m.start()
         return f"{whole[:start]}{_flags(m.group(6), depth + 1)}{whole[end:]}"
+    if _source_not_secret(name, m.group(6)):
+        return m.group(0)
     return f"{prefix}{quote}{name}{quote}{sep}{value_quote}{MASK}{value_quote}"
 
 
