@@ -18,7 +18,7 @@ PRINCIPAL = "service:document-pipeline"
 
 
 def decided_docs(
-    n: int, tag: str = "", amount: float = 100.0, label: str = "invoice", confidence: float = 0.99
+    n: int, tag: str = "", amount: float = 100.0, label: str = "invoice", confidence: float = 0.99, route: str = "cheap"
 ) -> list[dict[str, Any]]:
     """``n`` parsed invoices, decided by the real policy set (amounts above 10,000 need a sign-off)."""
     from tasks.documents import seals
@@ -32,7 +32,7 @@ def decided_docs(
             "currency": "EUR",
             "confidence": confidence,
             "personal": False,
-            "route": "cheap",
+            "route": route,
             "injection": False,
             "status": "ok",
             "name": f"{tag}-{i}.txt",

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from flytekitplugins.aios_approvals.acting import REVIEW_GATE  # the acting point takes only it for a review
 from flytekitplugins.aios_core.errors import GovernanceDenied
 from flytekitplugins.aios_core.settings import Settings
 
@@ -26,7 +27,6 @@ POLICY_DOC_TYPE = {
     "contract": "contract",
     "correspondence": "letter",
 }
-REVIEW_GATE = "document-review"
 TRAINER = "service:retraining"  # the principal allowed to write the model catalog (role catalog-writer)
 
 

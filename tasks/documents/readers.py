@@ -161,6 +161,12 @@ def _pdf_text(
     disputed = _DisputedKeys()
     try:
         with disputed:
+            if disputed.blind:
+                msg = (
+                    "logging is disabled at WARNING for this process (logging.disable), which hides pypdf's report "
+                    "of a dictionary key defined twice; lift it (logging.disable(logging.NOTSET)) to read PDFs"
+                )
+                raise Quarantined("check_unavailable", msg)
             reader = PdfReader(str(path), strict=False)
             if reader.is_encrypted and not _try_empty_password(reader):
                 raise Quarantined("encrypted", "PDF needs a password")
@@ -208,9 +214,11 @@ class _DisputedKeys(logging.Handler):
 
     pypdf says so only as a warning of its logger, so while any block is open the logger is made to pass warnings on
     where the host silenced it: raised to ``WARNING`` from a higher level, and enabled where ``logging.config`` turned
-    it off (``disable_existing_loggers``, the default of ``dictConfig``, which left the check blind). Blocks of
-    several threads share that: the host's settings come back when the last one leaves (the first to leave used to
-    put them back under another thread's open block, which then missed its PDF's disputed key)."""
+    it off (``disable_existing_loggers``, the default of ``dictConfig``, which left the check blind); where the whole
+    process disabled logging at ``WARNING`` (``logging.disable``, which no logger's setting overrides) the block is
+    ``blind`` and the reader quarantines the PDF unread (``check_unavailable``) instead of reading it unchecked.
+    Blocks of several threads share that: the host's settings come back when the last one leaves (the first to leave
+    used to put them back under another thread's open block, which then missed its PDF's disputed key)."""
 
     _lock = threading.Lock()
     _open = 0  # blocks open in this process
@@ -219,6 +227,7 @@ class _DisputedKeys(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.WARNING)
         self.seen = False
+        self.blind = False
         self._thread = threading.get_ident()
         self._logger = logging.getLogger("pypdf")
 
@@ -236,6 +245,9 @@ class _DisputedKeys(logging.Handler):
                     log.setLevel(logging.WARNING)  # only when needed: setLevel clears every logger's cache
             cls._open += 1
             log.addHandler(self)
+            # only ``logging.disable`` at WARNING or above (the whole process's switch, not this logger's) still
+            # drops pypdf's warning before any handler: the check cannot run, so the PDF is not read (fail closed)
+            self.blind = not log.isEnabledFor(logging.WARNING)
         return self
 
     def __exit__(self, *exc: object) -> None:

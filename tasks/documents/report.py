@@ -48,18 +48,38 @@ def action_rows(decided: pd.DataFrame, principal: str, approved: set[str] | None
     return out.drop_duplicates("action_key").reset_index(drop=True)
 
 
-def outcome_of(row: dict[str, Any], approvals: dict[str, str]) -> str:
-    """Final outcome of one processed row."""
+def outcome_of(row: dict[str, Any], approvals: dict[str, str], holders: dict[str, tuple[str, int]]) -> str:
+    """Final outcome of one processed row. An action counts as taken (``acted``, ``acted_after_approval``) only where
+    the trail's claims (``holders``, :func:`acted_claims`) show the acting point authorized it; a decided action it
+    refused (the same text acted on in another file, another action on the document) is ``refused_at_acting_point``:
+    the row used to say ``acted`` for it, and its reason is the trail's ``action_refused`` record."""
     if row["status"] == "duplicate":
         return "duplicate"
     if row["effect"] == "deny":
         return "denied"
     if row["effect"] == "allow" and row["action"]:
-        return "acted"
+        return "acted" if _authorized(row, holders) else "refused_at_acting_point"
     if row["effect"] == "require_approval":
         status = approvals.get(row["request_id"], "pending")
-        return {"approved": "acted_after_approval"}.get(status, f"approval_{status}")
+        if status == "approved" and row["action"]:
+            return "acted_after_approval" if _authorized(row, holders) else "refused_at_acting_point"
+        return f"approval_{status}"
     return "review_missing_fields" if row["reason"] == "missing_amount" else "no_action"
+
+
+def acted_claims(decided: pd.DataFrame) -> list[str]:
+    """The claims whose holders :func:`outcome_of` reads: the post claim of every decided action."""
+    from flytekitplugins.aios_approvals.acting import post_claim
+
+    d = decided[(decided["status"] == "ok") & (decided["action"] != "")]
+    return sorted({post_claim(str(a), str(b)) for a, b in zip(d["digest"], d["action"], strict=True)})
+
+
+def _authorized(row: dict[str, Any], holders: dict[str, tuple[str, int]]) -> bool:
+    from flytekitplugins.aios_approvals.acting import acted_on
+
+    key = digest_value({"doc": row["digest"], "decision": row["decision_digest"]})  # as action_rows makes it
+    return acted_on(holders, str(row["digest"]), str(row["action"]), key)
 
 
 def read_labels(source: str, allowed: str = "", on_cluster: bool | None = None) -> dict[str, str]:
@@ -137,14 +157,15 @@ def _opened_dir(dfd: int, folder: Path) -> Path | None:
 
 
 def results_tables(
-    decided: pd.DataFrame, approvals: dict[str, str], labels: dict[str, str]
+    decided: pd.DataFrame, approvals: dict[str, str], labels: dict[str, str], holders: dict[str, tuple[str, int]]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(results, quarantine) tables; together they hold every document exactly once."""
+    """(results, quarantine) tables; together they hold every document exactly once (``holders``: the trail's
+    holders of :func:`acted_claims`)."""
     q = decided["status"] == "quarantine"
     results = decided[~q].copy()
     # text columns even when no document was processed (every one quarantined): a list of nothing is float64, which
     # the result table's schema refuses, and the batch ended in a schema error instead of its summary
-    outcomes = [outcome_of(r, approvals) for r in results.to_dict(orient="records")]
+    outcomes = [outcome_of(r, approvals, holders) for r in results.to_dict(orient="records")]
     results["outcome"] = pd.Series(outcomes, index=results.index, dtype="string[pyarrow]")
     labelled = [labels.get(n, "") for n in results["name"]]
     results["true_label"] = pd.Series(labelled, index=results.index, dtype="string[pyarrow]")

@@ -21,7 +21,7 @@ from flytekit import Deck, Resources, task
 from pandera.typing import DataFrame
 
 from flytekitplugins.aios_approvals import ApprovalOutcome
-from flytekitplugins.aios_audit import audited, current_audit
+from flytekitplugins.aios_audit import audit_log, audited, current_audit
 from tasks.documents import pipeline, progress, report
 from tasks.documents.schemas import (
     ActionRow,
@@ -271,7 +271,9 @@ def summarize(
     approvals = {o.request_id: o.status for o in [*payment, *review]}
     # source is a launch input: its labels file is read only where the deployment keeps documents
     labels = report.read_labels(source, settings.document_sources, on_cluster=in_cluster_task())
-    results, quarantine = report.results_tables(decided, approvals, labels)
+    # what was acted on is what the trail's claims say the acting point authorized, not what was decided
+    holders = audit_log(settings).claim_holders(report.acted_claims(decided))
+    results, quarantine = report.results_tables(decided, approvals, labels, holders)
     counts = (posted[0] + posted[2], posted[1] + posted[3], posted[4] + posted[5])
     summary = report.summarize(results, quarantine, counts, source, options)
     Deck("batch summary", report.deck_html(summary, results, quarantine))

@@ -392,6 +392,30 @@ def test_a_key_defined_twice_is_seen_by_a_block_another_one_left_and_by_a_logger
         pypdf_log.disabled = before[1]
 
 
+def test_a_pdf_is_not_read_unchecked_where_the_process_disabled_warnings(tmp_path: Path) -> None:
+    """``logging.disable(logging.WARNING)`` drops pypdf's warning before any handler, whatever the logger's own
+    settings: the page defining ``/Contents`` twice used to be read from the first definition (a 950 total while a
+    viewer shows the last). The check cannot run then, so the PDF is quarantined unread, saying why; an honest PDF
+    too, until the switch is lifted, and then both are read as before."""
+    twice, honest = tmp_path / "twice.pdf", tmp_path / "honest.pdf"
+    twice.write_bytes(_contents_twice())
+    honest.write_bytes(_pdf(_text_ops(["Invoice 7781", "Total amount due: EUR 950.00"])))
+    before = logging.root.manager.disable
+    try:
+        logging.disable(logging.WARNING)
+        for path in (twice, honest):
+            with pytest.raises(Quarantined) as caught:
+                parse_file(path, Limits())
+            assert caught.value.reason == "check_unavailable", (path.name, caught.value)
+            assert "logging.disable" in caught.value.detail
+    finally:
+        logging.disable(before)
+    with pytest.raises(Quarantined) as caught:
+        parse_file(twice, Limits())
+    assert caught.value.reason == "corrupt"
+    assert total_in(parse_file(honest, Limits()).text) == 950.0
+
+
 def test_annotations_a_viewer_draws_are_read_whatever_their_type(tmp_path: Path) -> None:
     """Review of 2026-12-06: a Stamp or free-text note flagged Invisible (which applies to unknown types only: viewers
     draw these) and a Link or Popup with an appearance stream were left out, and the 950 on the page was decided."""

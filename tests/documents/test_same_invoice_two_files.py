@@ -12,6 +12,7 @@ import random
 import sqlite3
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from flytekitplugins.aios_audit import audit_log
@@ -46,6 +47,11 @@ def test_one_invoice_in_two_files_is_paid_once(inbox: Path, aios_env: Path) -> N
     refused = [r.event for r in audit_log(get_settings()).scan() if r.event.kind == "action_refused"]
     assert [e.status for e in refused] == ["already_used"]
     assert refused[0].subject in set(results["digest"])
+    # each row says what happened to it: the refused copy's row used to say "acted", as the paid one's did
+    outcomes = dict(zip(results["digest"], results["outcome"], strict=True))
+    assert outcomes[refused[0].subject] == "refused_at_acting_point", outcomes
+    assert sorted(outcomes.values()) == ["acted", "refused_at_acting_point"]
+    assert summary.outcomes == {"acted": 1, "refused_at_acting_point": 1}, summary
 
 
 def test_two_texts_that_differ_only_where_redaction_writes_a_placeholder_are_acted_on_once(
@@ -77,3 +83,25 @@ def test_two_texts_that_differ_only_where_redaction_writes_a_placeholder_are_act
         for d in r.event.attributes["documents"]
     ]
     assert set(sealed) == {content_key(redact(texts[0]).text)}  # what the trail names: the protected text's key
+
+
+def test_a_row_reads_acted_only_where_the_trail_holds_its_action() -> None:
+    """``outcome_of`` reads the holders of the rows' post claims: held by the row's own action key (at any
+    destination: a retry that found it posted) is taken; held by another action, or by nobody, is a refusal."""
+    from flytekitplugins.aios_core.digest import digest_value
+    from tasks.documents.report import acted_claims, outcome_of
+
+    doc, decision = "sha256:" + "a" * 64, "sha256:" + "b" * 64
+    key = digest_value({"doc": doc, "decision": decision})
+    row = {"status": "ok", "effect": "allow", "action": "pay_invoice", "digest": doc, "decision_digest": decision,
+           "request_id": "", "reason": ""}  # fmt: skip
+    claim = f"post:{doc}:pay_invoice"
+    assert acted_claims(pd.DataFrame([row])) == [claim]
+    assert outcome_of(row, {}, {claim: (f"{key}@document_actions@sqlite:///elsewhere.db", 7)}) == "acted"
+    assert outcome_of(row, {}, {claim: (f"sha256:{'c' * 64}@document_actions@x", 7)}) == "refused_at_acting_point"
+    assert outcome_of(row, {}, {}) == "refused_at_acting_point"
+    asked = {**row, "effect": "require_approval", "request_id": "apr-1"}
+    assert outcome_of(asked, {"apr-1": "approved"}, {claim: (f"{key}@t", 9)}) == "acted_after_approval"
+    assert outcome_of(asked, {"apr-1": "approved"}, {}) == "refused_at_acting_point"
+    assert outcome_of(asked, {"apr-1": "rejected"}, {}) == "approval_rejected"
+    assert outcome_of({**row, "effect": "deny"}, {}, {}) == "denied"

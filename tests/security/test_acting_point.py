@@ -123,6 +123,60 @@ def test_an_approval_is_acted_on_once_and_only_for_its_decision(sor: Path) -> No
     assert _refusals()[-1] == "already_used"
 
 
+def test_an_approval_asked_at_another_gate_or_risk_or_on_other_facts_is_not_acted_on(sor: Path) -> None:
+    """Review of 2026-12-07, launch rights: a request names its decision and document in its evidence, which whoever
+    opens requests writes. The launcher opened its own for a EUR 95,000 payment the policy sent to two finance
+    approvers (``payment-signoff``, high risk) on the review gate at low risk, its summary showing 950; one ops analyst
+    approved it and the payment was posted, the policy's own request still pending. So was one at the right gate at
+    low risk (one approver). The acting point now takes only a request at the gate and risk the sealed decision asks
+    for, showing its approvers the sealed context and action."""
+    from flytekitplugins.aios_approvals import open_request, outcome
+
+    env = Env.load(get_settings())
+    (doc,) = decided_docs(1, "twin", amount=95_000.0)
+    genuine = outcome(doc["request_id"], env)
+    assert (genuine.gate, genuine.risk, genuine.quorum) == ("payment-signoff", "high", 2), genuine
+    evidence = {"document": doc["digest"], "policy_decision": doc["policy_record"]}
+    asked = {"amount": 95_000.0, "currency": "EUR", "action": "pay_invoice"}
+    twins = [  # (gate, risk, summary, who approves it, the refusal)
+        ("document-review", "low", {**asked, "amount": 950.0}, ["user:alice"], "approval_for_other_gate"),
+        ("payment-signoff", "low", asked, ["user:carol"], "approval_for_other_gate"),
+        ("payment-signoff", "high", {**asked, "amount": 950.0}, ["user:bob", "user:carol"], "approval_for_other_facts"),
+    ]
+    for gate, risk, summary, approvers, code in twins:
+        rid = open_request(gate, risk, doc["digest"], summary=summary, evidence=evidence, requester=PRINCIPAL, env=env)
+        for who in approvers:
+            assert decide(rid, who, "approve", "looks fine", env=env).accepted, (gate, risk, who)
+        assert outcome(rid, env).status == "approved"
+        assert _post(action_rows([dict(doc, request_id=rid)], approved={rid})) == (0, 0, 1), (gate, risk)
+        assert _refusals()[-1] == code, (gate, risk, _refusals())
+    assert _posted(sor) == []
+    for who in ("user:bob", "user:carol"):  # the request the decide step opened, approved by its quorum
+        assert decide(doc["request_id"], who, "approve", "checked against PO", env=env).accepted
+    assert _post(action_rows([doc], approved={doc["request_id"]})) == (1, 0, 0)
+    assert _posted(sor) == [(doc["digest"], "pay_invoice", 95_000.0, "EUR", doc["request_id"])]
+
+
+def test_a_decision_routed_to_review_is_acted_on_only_through_its_review_request(sor: Path) -> None:
+    """A decision the policy allowed but routed to review waits on the review gate at low risk: that request, approved
+    by one ops analyst, is acted on; one at medium risk, or on another gate, is not."""
+    from flytekitplugins.aios_approvals import open_request, outcome
+
+    env = Env.load(get_settings())
+    (doc,) = decided_docs(1, "unsure", amount=400.0, confidence=0.4, route="review")
+    genuine = outcome(doc["request_id"], env)
+    assert (doc["effect"], genuine.gate, genuine.risk) == ("require_approval", "document-review", "low"), genuine
+    evidence = {"document": doc["digest"], "policy_decision": doc["policy_record"]}
+    for gate, risk, who in (("document-review", "medium", "user:bob"), ("payment-signoff", "low", "user:bob")):
+        rid = open_request(gate, risk, doc["digest"], summary={"amount": 400.0, "currency": "EUR",
+                           "action": "pay_invoice"}, evidence=evidence, requester=PRINCIPAL, env=env)  # fmt: skip
+        assert decide(rid, who, "approve", "fine", env=env).accepted
+        assert _post(action_rows([dict(doc, request_id=rid)], approved={rid})) == (0, 0, 1), (gate, risk)
+        assert _refusals()[-1] == "approval_for_other_gate"
+    assert decide(doc["request_id"], "user:alice", "approve", "label checked", env=env).accepted
+    assert _post(action_rows([doc], approved={doc["request_id"]})) == (1, 0, 0)
+
+
 def test_a_rejected_request_is_never_acted_on(sor: Path) -> None:
     (doc,) = decided_docs(1, "rej", amount=40_000.0)
     rid = doc["request_id"]

@@ -50,6 +50,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flytekitplugins.aios_approvals.evaluate import Env, evaluate
+from flytekitplugins.aios_approvals.models import ApprovalRequest
 from flytekitplugins.aios_approvals.service import _execution_key, launcher_problem, run_launcher
 from flytekitplugins.aios_approvals.state import RequestState, act_claim, projection
 from flytekitplugins.aios_audit.records import AuditEvent, AuditRecord, intact
@@ -167,6 +168,39 @@ def decision_digest(doc: str, action: str, effect: str, label: str, amount: floa
 
 def _needs_approval(ev: AuditEvent) -> bool:
     return ev.status == "require_approval" or ev.attributes.get("route") == "review"
+
+
+REVIEW_GATE = "document-review"
+"""The gate, at ``low`` risk, of a decision the policy allowed but routed to review (both document-type models unsure):
+what the pipeline's decide step opens for it, and the only request the acting point takes for it."""
+
+
+def _asked_problem(req: ApprovalRequest, ev: AuditEvent, c: ActionClaim) -> tuple[str, str] | None:
+    """Whether request ``req`` asks its approvers what the sealed policy decision ``ev`` needs approved: the gate and
+    risk it named (so the roles and quorum of that rule), and the sealed context and action in the summary they read.
+
+    Anyone who may open a request can name a decision and its document in it: a request of the launcher's own on the
+    review gate at low risk, its summary showing 950, was approved by one ops analyst and paid 95,000 that the policy
+    sent to two finance approvers (review of 2026-12-07)."""
+    pd = ev.policy_decisions[0] if ev.policy_decisions else {}
+    approval = pd.get("approval") if ev.status == "require_approval" else None
+    if isinstance(approval, dict) and approval.get("gate"):
+        gate, risk = str(approval["gate"]), str(approval.get("risk") or "")
+    elif ev.attributes.get("route") == "review":
+        gate, risk = REVIEW_GATE, "low"
+    else:
+        return "approval_unspecified", f"policy decision {c.policy_record} names no gate to approve it at"
+    if (req.gate, req.risk) != (gate, risk):
+        why = (
+            f"request {c.request_id} asks '{req.gate}' at {req.risk} risk; policy decision {c.policy_record} asks "
+            f"'{gate}' at {risk} risk"
+        )
+        return "approval_for_other_gate", why
+    ctx, shown = ev.attributes.get("context"), req.summary
+    if not isinstance(ctx, dict) or shown.get("action") != c.action or any(shown.get(k) != v for k, v in ctx.items()):
+        why = f"request {c.request_id} showed its approvers other facts than policy decision {c.policy_record} sealed"
+        return "approval_for_other_facts", why
+    return None
 
 
 def policy_in_force(settings: Any) -> str:
@@ -311,11 +345,11 @@ def _find(
     if problem is not None or rec is None:
         return _Found(problem)
     ev, parents = rec.event, [rec.record_id]
-    keys = [f"act:{c.policy_record}", f"post:{c.subject}:{c.action}", f"doc:{c.subject}"]
+    keys = [f"act:{c.policy_record}", post_claim(c.subject, c.action), f"doc:{c.subject}"]
     content = (seal or {}).get(c.subject, {}).get("content")
     if isinstance(content, str) and content:  # a seal written before content keys names none
         keys.append(f"text:{content}")
-    before = tuple(f"post:{c.subject}:{a}" for a in DOCUMENT_ACTIONS if a != c.action)
+    before = tuple(post_claim(c.subject, a) for a in DOCUMENT_ACTIONS if a != c.action)
     if _needs_approval(ev):
         st = requests.get(c.request_id) if c.request_id else None
         if st is None:
@@ -323,6 +357,9 @@ def _find(
         req = st.request
         if req.evidence.get("policy_decision") != c.policy_record or req.subject != c.subject:
             return _Found(("approval_for_other_action", f"request {c.request_id} was opened for another decision"))
+        asked = _asked_problem(req, ev, c)
+        if asked is not None:
+            return _Found(asked)
         out = evaluate(st, env)
         if out.status != "approved":
             return _Found((f"approval_{out.status}", f"request {c.request_id} is {out.status}: {out.reason}"))
@@ -358,6 +395,18 @@ def _event(
         attributes=attributes,
         parents=list(parents),
     )
+
+
+def post_claim(document: str, action: str) -> str:
+    """The claim an action on a document holds once authorized: ``post:<document>:<action>``."""
+    return f"post:{document}:{action}"
+
+
+def acted_on(holders: dict[str, tuple[str, int]], document: str, action: str, action_key: str) -> bool:
+    """Whether the trail's claims (``holders``: :meth:`claim_holders` of :func:`post_claim` keys) show this action
+    authorized at an acting point: its document's post claim held by this action key, at whatever destination."""
+    holder = holders.get(post_claim(document, action))
+    return holder is not None and holder[0].startswith(action_key + "@")
 
 
 def holder_of(action_key: str, destination: str) -> str:
