@@ -354,3 +354,43 @@ def test_a_first_champion_is_judged_against_the_no_skill_floor(monkeypatch: pyte
         )
     assert refused.value.reason_code == "no_skill_floor_missing"
     assert catalog(get_settings()).champion(NAME) is None
+
+
+def test_an_approval_asked_without_the_evaluation_or_on_other_figures_promotes_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Review of 2026-12-07, launch rights: the catalog compared a request's gate, risk and subject, and its evaluation
+    only where the request named one. The launcher's own request at the same gate and risk for the same model, naming
+    no evaluation and showing its approver made-up figures, was approved and promoted the model on the real
+    evaluation. Now the request must name that evaluation and show its approvers the figures it recorded."""
+    from flytekitplugins.aios_approvals import open_request, outcome
+    from workflows.drift import check_drift
+    from workflows.evaluation import evaluate_model, promote_after_approval, vader_models
+
+    monkeypatch.setenv("AIOS_PRINCIPAL", "service:retraining")
+    s = vader_models(n_weak=80, n_strong=400, n_test=300)
+    drift = check_drift(reference=s.train, current=s.test, text_sample=150, **DRIFT_ARGS)
+    report = evaluate_model(
+        candidate=s.strong, champion=s.baseline, test=s.test, drift_record=drift.audit_record_id, latency_sample=8
+    )
+    assert report.decision == "needs_approval"
+    env = Env.load(get_settings())
+    genuine = outcome(report.approval_request_id, env)
+    assert genuine.summary and genuine.evidence["evaluation"] == report.audit_record_id
+    made_up = {**genuine.summary, "accuracy_delta": 0.25}
+    twins = [  # (evidence, summary) of requests the launcher opens itself, at the genuine gate and risk
+        ({"policy_decision": genuine.evidence["policy_decision"]}, made_up),
+        (dict(genuine.evidence), made_up),
+    ]
+    for i, (evidence, summary) in enumerate(twins):
+        rid = open_request(genuine.gate, genuine.risk, genuine.subject, summary=summary, evidence=evidence,
+                           requester="service:retraining", reason=f"twin {i}", env=env)  # fmt: skip
+        _approve(rid, "user:frank")
+        with pytest.raises(Exception, match=r"asked on evaluation none|other figures than evaluation"):
+            promote_after_approval(evaluation_record=report.audit_record_id, approval_request_id=rid)
+        assert catalog(get_settings()).champion(NAME) is None, i
+    _approve(report.approval_request_id, "user:frank")
+    promoted = promote_after_approval(
+        evaluation_record=report.audit_record_id, approval_request_id=report.approval_request_id
+    )
+    assert promoted == report.candidate.model

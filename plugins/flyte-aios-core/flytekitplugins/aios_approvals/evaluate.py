@@ -135,6 +135,7 @@ def evaluate(st: RequestState, env: Env) -> ApprovalOutcome:
         subject=req.subject,
         risk=req.risk,
         evidence=dict(req.evidence),
+        summary=dict(req.summary),
         approvers=approvers,
         rejected_by=[d.approver for d in counted if d.action == "reject"],
         quorum=quorum,

@@ -83,6 +83,7 @@ class ApprovalOutcome(BaseModel):
     subject: str = ""
     risk: str = Field(default="", description="risk the request was opened at (the policy's, when it asked)")
     evidence: dict[str, str] = Field(default_factory=dict, description="the request's evidence (record ids)")
+    summary: dict[str, Any] = Field(default_factory=dict, description="the request's facts, as its approvers saw them")
     approvers: list[str] = Field(default_factory=list)
     rejected_by: list[str] = Field(default_factory=list)
     quorum: int = 1

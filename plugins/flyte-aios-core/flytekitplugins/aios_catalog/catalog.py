@@ -319,8 +319,15 @@ class Catalog:
             raise GovernanceDenied(msg, reason_code="approval_risk_mismatch")
         evaluation = str(evidence.get("evaluation_record") or "")
         asked_on = str((getattr(out, "evidence", None) or {}).get("evaluation", "") or "")
-        if asked_on and asked_on != evaluation:
-            msg = f"approval {request_id} was asked on evaluation {asked_on}, not on {evaluation or 'no evaluation'}"
+        # a request names its evaluation in evidence its opener writes: one naming none, or showing its approvers
+        # other figures than the evaluation recorded, stood for a promotion decided on the real one (review of
+        # 2026-12-07: a launcher's own request, its summary made up, approved and used)
+        if asked_on != evaluation:
+            msg = f"approval {request_id} was asked on evaluation {asked_on or 'none'}, not on {evaluation or 'none'}"
+            raise GovernanceDenied(msg, reason_code="approval_for_other_evidence")
+        shown = getattr(out, "summary", None)
+        if evaluation and (not isinstance(shown, dict) or any(shown.get(k) != v for k, v in evidence.items())):
+            msg = f"approval {request_id} showed its approvers other figures than evaluation {evaluation} recorded"
             raise GovernanceDenied(msg, reason_code="approval_for_other_evidence")
         dump = getattr(out, "model_dump", None)
         return [dump(mode="json") if callable(dump) else {"request_id": request_id, "status": "approved"}]
