@@ -21,7 +21,7 @@ from pandera.typing import DataFrame
 
 from flytekitplugins.aios_approvals import approval_gate
 from flytekitplugins.aios_connectors.system_of_record import SystemOfRecordConfig, SystemOfRecordTask
-from tasks.documents import stages
+from tasks.documents import report, stages
 from tasks.documents.schemas import BatchSummary, ProcessingOptions, QuarantineRow, ResultRow
 from workflows.launch_plans import described_launch_plan
 from workflows.notifications import on_failure
@@ -30,7 +30,7 @@ from workflows.notifications import on_failure
 # unanswered request ends as "approval_timed_out" for its document instead of failing the batch.
 GATE_TIMEOUT = dt.timedelta(hours=25)
 
-post_actions = SystemOfRecordTask(name="post_document_actions", config=SystemOfRecordConfig(table="document_actions"))
+post_actions = SystemOfRecordTask(name="post_document_actions", config=SystemOfRecordConfig(table=report.ACTIONS_TABLE))
 
 # The per-chunk stages, mapped over the chunks with ``options`` bound (not mapped). Built once here rather than in
 # the workflow body: flytekit re-runs the body on every local execution and building an array-node task derives

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flytekitplugins.aios_approvals.acting import REVIEW_GATE  # the acting point takes only it for a review
+from flytekitplugins.aios_approvals.acting import REVIEW_GATE, REVIEW_REASON  # the acting point checks them
 from flytekitplugins.aios_core.errors import GovernanceDenied
 from flytekitplugins.aios_core.settings import Settings
 
@@ -230,7 +230,7 @@ def _after_policy(
     if d.effect == "require_approval" and d.approval is not None:
         gate, risk, why = d.approval.gate, d.approval.risk, d.approval.reason or "; ".join(d.reasons)
     elif row["route"] == "review":
-        gate, why = REVIEW_GATE, "both document-type models are unsure"
+        gate, why = REVIEW_GATE, REVIEW_REASON
     if not gate:
         return Decision(action=action, effect="allow", policy_record=d.audit_record_id)
     summary = {**ctx, "action": action, "route": row["route"], "injection_flag": bool(row["injection"])}

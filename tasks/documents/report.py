@@ -16,6 +16,8 @@ from flytekitplugins.aios_core.redact import mask_url
 from tasks.documents.html_tables import STYLE, table_html
 from tasks.documents.schemas import BatchSummary, ProcessingOptions
 
+ACTIONS_TABLE = "document_actions"
+"""The system-of-record table the document workflow posts its actions to (``post_document_actions``)."""
 ACTION_COLUMNS = [
     "action_key", "doc_digest", "decision_digest", "action", "doc_type",
     "amount", "currency", "request_id", "principal", "policy_record",
@@ -49,21 +51,23 @@ def action_rows(decided: pd.DataFrame, principal: str, approved: set[str] | None
 
 
 def outcome_of(row: dict[str, Any], approvals: dict[str, str], holders: dict[str, tuple[str, int]]) -> str:
-    """Final outcome of one processed row. An action counts as taken (``acted``, ``acted_after_approval``) only where
-    the trail's claims (``holders``, :func:`acted_claims`) show the acting point authorized it; a decided action it
-    refused (the same text acted on in another file, another action on the document) is ``refused_at_acting_point``:
+    """Final outcome of one processed row. An action counts as taken (``acted``, ``acted_after_approval``) exactly
+    where the trail's claims (``holders``, :func:`acted_claims`) show the acting point authorized it for
+    :data:`ACTIONS_TABLE`, whatever the batch's gates saw; a decided action it refused (the same text acted on in
+    another file, another action on the document, the action taken elsewhere first) is ``refused_at_acting_point``:
     the row used to say ``acted`` for it, and its reason is the trail's ``action_refused`` record."""
     if row["status"] == "duplicate":
         return "duplicate"
     if row["effect"] == "deny":
         return "denied"
+    acting = row["effect"] in ("allow", "require_approval") and bool(row["action"])
+    if acting and _authorized(row, holders):
+        return "acted" if row["effect"] == "allow" else "acted_after_approval"
     if row["effect"] == "allow" and row["action"]:
-        return "acted" if _authorized(row, holders) else "refused_at_acting_point"
+        return "refused_at_acting_point"
     if row["effect"] == "require_approval":
         status = approvals.get(row["request_id"], "pending")
-        if status == "approved" and row["action"]:
-            return "acted_after_approval" if _authorized(row, holders) else "refused_at_acting_point"
-        return f"approval_{status}"
+        return "refused_at_acting_point" if status == "approved" and acting else f"approval_{status}"
     return "review_missing_fields" if row["reason"] == "missing_amount" else "no_action"
 
 
@@ -79,7 +83,7 @@ def _authorized(row: dict[str, Any], holders: dict[str, tuple[str, int]]) -> boo
     from flytekitplugins.aios_approvals.acting import acted_on
 
     key = digest_value({"doc": row["digest"], "decision": row["decision_digest"]})  # as action_rows makes it
-    return acted_on(holders, str(row["digest"]), str(row["action"]), key)
+    return acted_on(holders, str(row["digest"]), str(row["action"]), key, ACTIONS_TABLE)
 
 
 def read_labels(source: str, allowed: str = "", on_cluster: bool | None = None) -> dict[str, str]:

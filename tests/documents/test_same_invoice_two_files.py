@@ -86,8 +86,10 @@ def test_two_texts_that_differ_only_where_redaction_writes_a_placeholder_are_act
 
 
 def test_a_row_reads_acted_only_where_the_trail_holds_its_action() -> None:
-    """``outcome_of`` reads the holders of the rows' post claims: held by the row's own action key (at any
-    destination: a retry that found it posted) is taken; held by another action, or by nobody, is a refusal."""
+    """``outcome_of`` reads the holders of the rows' post claims: held by the row's own action key at the workflow's
+    table (of any database: a retry that found it posted) is taken, whatever the batch's gate saw; held by another
+    action, at another table (the action taken elsewhere first: the pipeline's own post was refused, review of
+    2026-12-07), or by nobody, is a refusal."""
     from flytekitplugins.aios_core.digest import digest_value
     from tasks.documents.report import acted_claims, outcome_of
 
@@ -96,12 +98,15 @@ def test_a_row_reads_acted_only_where_the_trail_holds_its_action() -> None:
     row = {"status": "ok", "effect": "allow", "action": "pay_invoice", "digest": doc, "decision_digest": decision,
            "request_id": "", "reason": ""}  # fmt: skip
     claim = f"post:{doc}:pay_invoice"
+    here = {claim: (f"{key}@document_actions@sqlite:///elsewhere.db", 7)}
     assert acted_claims(pd.DataFrame([row])) == [claim]
-    assert outcome_of(row, {}, {claim: (f"{key}@document_actions@sqlite:///elsewhere.db", 7)}) == "acted"
+    assert outcome_of(row, {}, here) == "acted"
     assert outcome_of(row, {}, {claim: (f"sha256:{'c' * 64}@document_actions@x", 7)}) == "refused_at_acting_point"
+    assert outcome_of(row, {}, {claim: (f"{key}@parked@sqlite:///parked.db", 7)}) == "refused_at_acting_point"
     assert outcome_of(row, {}, {}) == "refused_at_acting_point"
     asked = {**row, "effect": "require_approval", "request_id": "apr-1"}
-    assert outcome_of(asked, {"apr-1": "approved"}, {claim: (f"{key}@t", 9)}) == "acted_after_approval"
+    assert outcome_of(asked, {"apr-1": "approved"}, here) == "acted_after_approval"
+    assert outcome_of(asked, {"apr-1": "rejected"}, here) == "acted_after_approval"  # the trail says it was acted on
     assert outcome_of(asked, {"apr-1": "approved"}, {}) == "refused_at_acting_point"
     assert outcome_of(asked, {"apr-1": "rejected"}, {}) == "approval_rejected"
     assert outcome_of({**row, "effect": "deny"}, {}, {}) == "denied"

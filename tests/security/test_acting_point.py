@@ -177,6 +177,69 @@ def test_a_decision_routed_to_review_is_acted_on_only_through_its_review_request
     assert _post(action_rows([doc], approved={doc["request_id"]})) == (1, 0, 0)
 
 
+def test_a_rejection_stands_against_a_second_request_for_the_same_decision(sor: Path) -> None:
+    """Review of 2026-12-07: bob rejected the 20,000 payment; the launcher opened a second request for the decision
+    with one evidence key added (the same content is the same request, so its rejection stood; other content is a
+    new request), carol approved it, and the payment was posted. The acting point now takes only the request the
+    decision's run opened, asking exactly what it asked."""
+    from flytekitplugins.aios_approvals import open_request, outcome
+
+    env = Env.load(get_settings())
+    (doc,) = decided_docs(1, "rej2", amount=20_000.0)
+    genuine = outcome(doc["request_id"], env)
+    assert decide(doc["request_id"], "user:bob", "reject", "supplier not on file", env=env).accepted
+    again = open_request(genuine.gate, genuine.risk, doc["digest"], summary=genuine.summary, evidence=genuine.evidence,
+                         requester=PRINCIPAL, reason=outcome(doc["request_id"], env).reason, env=env)  # fmt: skip
+    evidence = {**genuine.evidence, "ticket": "FIN-4711"}
+    twin = open_request(genuine.gate, genuine.risk, doc["digest"], summary=genuine.summary, evidence=evidence,
+                        requester=PRINCIPAL, env=env)  # fmt: skip
+    assert twin != doc["request_id"]
+    assert decide(twin, "user:carol", "approve", "looks fine", env=env).accepted
+    for rid in (doc["request_id"], again, twin):
+        assert _post(action_rows([dict(doc, request_id=rid)], approved={rid})) == (0, 0, 1), rid
+    assert _refusals()[-1] == "approval_for_other_facts"
+    assert _posted(sor) == []
+
+
+def test_an_approval_showing_its_approvers_more_or_other_facts_is_not_acted_on(sor: Path) -> None:
+    """Review of 2026-12-07: a second request at the right gate and risk for a 95,000 invoice that classify flagged
+    for prompt injection and routed to review, showing its approvers the sealed context but the flag cleared, route
+    ``strong`` and a reassuring note first in the list, was approved by both finance approvers
+    and paid. The request the decision's run opened, showing the flag, is the one acted on."""
+    from flytekitplugins.aios_approvals import open_request, outcome
+    from tasks.documents import seals
+    from tasks.documents.governance import decide_many
+
+    env = Env.load(get_settings())
+    doc = {"digest": "sha256:" + "inj".ljust(64, "0"), "label": "invoice", "amount": 95_000.0, "currency": "EUR",
+           "confidence": 0.41, "personal": False, "route": "review", "injection": True, "status": "ok",
+           "name": "inj.eml", "doc_id": "inj", "text_digest": "sha256:" + "1" * 64}  # fmt: skip
+    doc["sealed_by"] = seals.seal([doc], seals.CLASSIFIED, PRINCIPAL, get_settings())
+    (d,) = decide_many([doc], PRINCIPAL, 3600.0, get_settings())
+    doc.update(action=d.action, effect=d.effect, gate=d.gate, request_id=d.request_id, policy_record=d.policy_record)
+    doc.update(
+        reason=d.reason, decision_digest=d.digest(doc["digest"], {k: doc[k] for k in ("label", "amount", "currency")})
+    )
+    genuine = outcome(doc["request_id"], env)
+    assert genuine.summary["injection_flag"] is True and genuine.summary["route"] == "review", genuine.summary
+    cleared = {**genuine.summary, "injection_flag": False, "route": "strong"}
+    noted = {**genuine.summary, "aa_checked": "amount confirmed by phone with supplier"}
+    same = open_request(genuine.gate, genuine.risk, doc["digest"], summary=genuine.summary, evidence=genuine.evidence,
+                        requester=PRINCIPAL, reason="routine supplier invoice, PO matched", env=env)  # fmt: skip
+    assert same == doc["request_id"]  # the same content is the same request: its own reason stands
+    for summary in (cleared, noted):
+        twin = open_request(genuine.gate, genuine.risk, doc["digest"], summary=summary, evidence=genuine.evidence,
+                            requester=PRINCIPAL, env=env)  # fmt: skip
+        for who in ("user:bob", "user:carol"):
+            assert decide(twin, who, "approve", "PO matched", env=env).accepted
+        assert _post(action_rows([dict(doc, request_id=twin)], approved={twin})) == (0, 0, 1), summary
+        assert _refusals()[-1] == "approval_for_other_facts"
+    assert _posted(sor) == []
+    for who in ("user:bob", "user:carol"):
+        assert decide(doc["request_id"], who, "approve", "injection checked by hand", env=env).accepted
+    assert _post(action_rows([doc], approved={doc["request_id"]})) == (1, 0, 0)
+
+
 def test_a_rejected_request_is_never_acted_on(sor: Path) -> None:
     (doc,) = decided_docs(1, "rej", amount=40_000.0)
     rid = doc["request_id"]

@@ -359,10 +359,12 @@ def test_a_first_champion_is_judged_against_the_no_skill_floor(monkeypatch: pyte
 def test_an_approval_asked_without_the_evaluation_or_on_other_figures_promotes_nothing(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Review of 2026-12-07, launch rights: the catalog compared a request's gate, risk and subject, and its evaluation
-    only where the request named one. The launcher's own request at the same gate and risk for the same model, naming
-    no evaluation and showing its approver made-up figures, was approved and promoted the model on the real
-    evaluation. Now the request must name that evaluation and show its approvers the figures it recorded."""
+    """Reviews of 2026-12-07, launch rights: the catalog compared a request's gate, risk and subject, and its
+    evaluation only where the request named one. The launcher's own request at the same gate and risk for the same
+    model, naming no evaluation and showing its approver made-up figures, was approved and promoted the model on the
+    real evaluation; and a second request with one evidence key added (other content is another request) stood in
+    for the one an approver had rejected. Now only the request the evaluation's run opened counts: naming that
+    evaluation, showing the figures it recorded, opened in its execution by its actor."""
     from flytekitplugins.aios_approvals import open_request, outcome
     from workflows.drift import check_drift
     from workflows.evaluation import evaluate_model, promote_after_approval, vader_models
@@ -378,19 +380,22 @@ def test_an_approval_asked_without_the_evaluation_or_on_other_figures_promotes_n
     genuine = outcome(report.approval_request_id, env)
     assert genuine.summary and genuine.evidence["evaluation"] == report.audit_record_id
     made_up = {**genuine.summary, "accuracy_delta": 0.25}
-    twins = [  # (evidence, summary) of requests the launcher opens itself, at the genuine gate and risk
-        ({"policy_decision": genuine.evidence["policy_decision"]}, made_up),
-        (dict(genuine.evidence), made_up),
+    twins = [  # (evidence, summary, refusal) of requests the launcher opens itself, at the genuine gate and risk
+        ({"policy_decision": genuine.evidence["policy_decision"]}, made_up, "asked on evaluation none"),
+        (dict(genuine.evidence), made_up, "is not the request the run of evaluation"),
+        ({**genuine.evidence, "ticket": "ML-4711"}, genuine.summary, "is not the request the run of evaluation"),
     ]
-    for i, (evidence, summary) in enumerate(twins):
+    ids = {"evaluation_record": report.audit_record_id}
+    for i, (evidence, summary, refusal) in enumerate(twins):
+        if i == 2:  # the request the evaluation's run opened is rejected: a second one must not stand in for it
+            assert decide(report.approval_request_id, "user:grace", "reject", "too few rows", env=env).accepted
         rid = open_request(genuine.gate, genuine.risk, genuine.subject, summary=summary, evidence=evidence,
                            requester="service:retraining", reason=f"twin {i}", env=env)  # fmt: skip
+        assert rid != report.approval_request_id
         _approve(rid, "user:frank")
-        with pytest.raises(Exception, match=r"asked on evaluation none|other figures than evaluation"):
-            promote_after_approval(evaluation_record=report.audit_record_id, approval_request_id=rid)
+        with pytest.raises(Exception, match=refusal):
+            promote_after_approval(**ids, approval_request_id=rid)
         assert catalog(get_settings()).champion(NAME) is None, i
-    _approve(report.approval_request_id, "user:frank")
-    promoted = promote_after_approval(
-        evaluation_record=report.audit_record_id, approval_request_id=report.approval_request_id
-    )
-    assert promoted == report.candidate.model
+    with pytest.raises(Exception, match="rejected"):
+        promote_after_approval(**ids, approval_request_id=report.approval_request_id)
+    assert catalog(get_settings()).champion(NAME) is None

@@ -173,32 +173,75 @@ def _needs_approval(ev: AuditEvent) -> bool:
 REVIEW_GATE = "document-review"
 """The gate, at ``low`` risk, of a decision the policy allowed but routed to review (both document-type models unsure):
 what the pipeline's decide step opens for it, and the only request the acting point takes for it."""
+REVIEW_REASON = "both document-type models are unsure"
+"""The reason the decide step gives the approvers of a review request."""
 
 
-def _asked_problem(req: ApprovalRequest, ev: AuditEvent, c: ActionClaim) -> tuple[str, str] | None:
-    """Whether request ``req`` asks its approvers what the sealed policy decision ``ev`` needs approved: the gate and
-    risk it named (so the roles and quorum of that rule), and the sealed context and action in the summary they read.
-
-    Anyone who may open a request can name a decision and its document in it: a request of the launcher's own on the
-    review gate at low risk, its summary showing 950, was approved by one ops analyst and paid 95,000 that the policy
-    sent to two finance approvers (review of 2026-12-07)."""
+def asked_request(ev: AuditEvent, action: str, injection: bool) -> dict[str, Any] | None:
+    """What the pipeline's decide step asks its approvers for sealed policy decision ``ev`` on ``action`` (the
+    document's ``injection`` flag as its classification sealed it): the request's gate, risk, summary, evidence,
+    requester and reason; None when the decision names no gate. The decide step opens exactly this request
+    (``tasks.documents.governance``), and the acting point takes no other."""
     pd = ev.policy_decisions[0] if ev.policy_decisions else {}
     approval = pd.get("approval") if ev.status == "require_approval" else None
+    route, ctx = ev.attributes.get("route"), ev.attributes.get("context")
     if isinstance(approval, dict) and approval.get("gate"):
+        listed = pd.get("reasons")
+        reasons: list[Any] = listed if isinstance(listed, list) else []
         gate, risk = str(approval["gate"]), str(approval.get("risk") or "")
-    elif ev.attributes.get("route") == "review":
-        gate, risk = REVIEW_GATE, "low"
+        reason = str(approval.get("reason") or "; ".join(str(r) for r in reasons))  # as the decide step words it
+    elif route == "review":
+        gate, risk, reason = REVIEW_GATE, "low", REVIEW_REASON
     else:
+        return None
+    summary = {**(ctx if isinstance(ctx, dict) else {}), "action": action, "route": route, "injection_flag": injection}
+    evidence = {"document": ev.subject, "policy_decision": ""}  # the decision's record id: the caller's to fill
+    return {
+        "gate": gate,
+        "risk": risk,
+        "summary": summary,
+        "evidence": evidence,
+        "requester": ev.actor,
+        "reason": reason,
+    }
+
+
+def _asked_problem(
+    req: ApprovalRequest, rec: AuditRecord, c: ActionClaim, seal: SealEntries | None
+) -> tuple[str, str] | None:
+    """Whether request ``req`` is the one the decide step opened for sealed policy decision ``rec``: opened in the
+    execution that made the decision, at the gate and risk it named (so the roles and quorum of that rule), asking
+    exactly what it asks (:func:`asked_request`: the sealed context, action, route and injection flag; the evidence,
+    requester and reason).
+
+    A request names its decision in evidence its opener writes. Reviews of 2026-12-07 reproduced: a request of the
+    launcher's own on the review gate at low risk, its summary showing 950, approved by one ops analyst, paid 95,000
+    that the policy sent to two finance approvers; a second request at the right gate with one evidence key added
+    (a new request, where the same content is the same request) was approved by another approver and paid what a
+    first approver had rejected; and one showing the approvers a made-up note and a cleared injection flag was paid.
+    Bound this way, asking again can only give the same request (its rejection stands) or a new round after it
+    timed out or was used."""
+    ev = rec.event
+    entry = (seal or {}).get(c.subject, {})
+    asked = asked_request(ev, c.action, bool(entry.get("injection")))
+    if asked is None:
         return "approval_unspecified", f"policy decision {c.policy_record} names no gate to approve it at"
-    if (req.gate, req.risk) != (gate, risk):
+    asked["evidence"]["policy_decision"] = rec.record_id
+    if (req.gate, req.risk) != (asked["gate"], asked["risk"]):
         why = (
             f"request {c.request_id} asks '{req.gate}' at {req.risk} risk; policy decision {c.policy_record} asks "
-            f"'{gate}' at {risk} risk"
+            f"'{asked['gate']}' at {asked['risk']} risk"
         )
         return "approval_for_other_gate", why
-    ctx, shown = ev.attributes.get("context"), req.summary
-    if not isinstance(ctx, dict) or shown.get("action") != c.action or any(shown.get(k) != v for k, v in ctx.items()):
-        why = f"request {c.request_id} showed its approvers other facts than policy decision {c.policy_record} sealed"
+    made = ev.execution.execution_key if ev.execution is not None else ""
+    same = (req.summary, req.evidence, req.requester, req.reason) == tuple(
+        asked[k] for k in ("summary", "evidence", "requester", "reason")
+    )
+    if not same or req.execution != made:
+        why = (
+            f"request {c.request_id} is not the one the decision's run opened for policy decision {c.policy_record}: "
+            "it shows its approvers other facts, or was opened elsewhere"
+        )
         return "approval_for_other_facts", why
     return None
 
@@ -357,7 +400,7 @@ def _find(
         req = st.request
         if req.evidence.get("policy_decision") != c.policy_record or req.subject != c.subject:
             return _Found(("approval_for_other_action", f"request {c.request_id} was opened for another decision"))
-        asked = _asked_problem(req, ev, c)
+        asked = _asked_problem(req, rec, c, seal)
         if asked is not None:
             return _Found(asked)
         out = evaluate(st, env)
@@ -402,11 +445,13 @@ def post_claim(document: str, action: str) -> str:
     return f"post:{document}:{action}"
 
 
-def acted_on(holders: dict[str, tuple[str, int]], document: str, action: str, action_key: str) -> bool:
+def acted_on(holders: dict[str, tuple[str, int]], document: str, action: str, action_key: str, table: str) -> bool:
     """Whether the trail's claims (``holders``: :meth:`claim_holders` of :func:`post_claim` keys) show this action
-    authorized at an acting point: its document's post claim held by this action key, at whatever destination."""
+    authorized at an acting point for ``table`` (of whichever database: a report knows the table it posts to, and
+    the connector alone may know its URL): its document's post claim held by this action key there. An action taken
+    to another table first holds its claim there, and the pipeline's own post of it was refused."""
     holder = holders.get(post_claim(document, action))
-    return holder is not None and holder[0].startswith(action_key + "@")
+    return holder is not None and holder[0].startswith(f"{action_key}@{table}@")
 
 
 def holder_of(action_key: str, destination: str) -> str:

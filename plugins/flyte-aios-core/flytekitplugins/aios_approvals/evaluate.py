@@ -136,6 +136,8 @@ def evaluate(st: RequestState, env: Env) -> ApprovalOutcome:
         risk=req.risk,
         evidence=dict(req.evidence),
         summary=dict(req.summary),
+        requester=req.requester,
+        execution=req.execution,
         approvers=approvers,
         rejected_by=[d.approver for d in counted if d.action == "reject"],
         quorum=quorum,

@@ -84,6 +84,8 @@ class ApprovalOutcome(BaseModel):
     risk: str = Field(default="", description="risk the request was opened at (the policy's, when it asked)")
     evidence: dict[str, str] = Field(default_factory=dict, description="the request's evidence (record ids)")
     summary: dict[str, Any] = Field(default_factory=dict, description="the request's facts, as its approvers saw them")
+    requester: str = Field(default="", description="who opened the request")
+    execution: str = Field(default="", description="project/domain/name of the Flyte execution that opened it")
     approvers: list[str] = Field(default_factory=list)
     rejected_by: list[str] = Field(default_factory=list)
     quorum: int = 1

@@ -325,12 +325,32 @@ class Catalog:
         if asked_on != evaluation:
             msg = f"approval {request_id} was asked on evaluation {asked_on or 'none'}, not on {evaluation or 'none'}"
             raise GovernanceDenied(msg, reason_code="approval_for_other_evidence")
-        shown = getattr(out, "summary", None)
-        if evaluation and (not isinstance(shown, dict) or any(shown.get(k) != v for k, v in evidence.items())):
-            msg = f"approval {request_id} showed its approvers other figures than evaluation {evaluation} recorded"
+        if evaluation and not self._asked_by_evaluation(out, evaluation, evidence):
+            msg = (
+                f"approval {request_id} is not the request the run of evaluation {evaluation} opened: it shows its "
+                "approvers other figures, or was opened elsewhere"
+            )
             raise GovernanceDenied(msg, reason_code="approval_for_other_evidence")
         dump = getattr(out, "model_dump", None)
         return [dump(mode="json") if callable(dump) else {"request_id": request_id, "status": "approved"}]
+
+    def _asked_by_evaluation(self, out: Any, evaluation: str, evidence: dict[str, Any]) -> bool:
+        """Whether approved request ``out`` is the one the evaluation's own run opened: in the execution and by the
+        actor that recorded evaluation ``evaluation``, naming it and its policy decision and nothing else, and showing
+        its approvers exactly the promotion ``evidence`` the trail gives. Other content is another request, so a
+        second request for the same promotion (one evidence key added, or opened by another run) once stood in for a
+        first one an approver had rejected, or showed made-up figures (reviews of 2026-12-07)."""
+        rec = self.store.get(evaluation)
+        if rec is None:
+            return False
+        made = rec.event.execution.execution_key if rec.event.execution is not None else ""
+        asked = getattr(out, "evidence", None) or {}
+        return (
+            getattr(out, "summary", None) == dict(evidence)
+            and set(asked) == {"evaluation", "policy_decision"}
+            and getattr(out, "execution", None) == made
+            and getattr(out, "requester", None) == rec.event.actor
+        )
 
     def retire(self, name: str, version: str, *, actor: str, reason: str) -> ModelEntry:
         """Retire ``name@version`` (policy ``write_catalog`` must allow ``actor``).
