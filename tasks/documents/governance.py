@@ -133,9 +133,13 @@ def _policy_request(row: dict[str, Any], principal: str) -> tuple[str, dict[str,
     return action, ctx, req
 
 
-def _sealed(row: dict[str, Any], action: str, ctx: dict[str, Any], models: dict[str, dict[str, str]]) -> dict[str, Any]:
+def _sealed(
+    row: dict[str, Any], action: str, ctx: dict[str, Any], models: dict[str, dict[str, str]], launcher: str
+) -> dict[str, Any]:
     """What the policy decision record seals for the acting point: the route, the policy context (which
-    re-digests to the decision's request digest) and the exact action, amount and currency that may be posted."""
+    re-digests to the decision's request digest), the exact action, amount and currency that may be posted, and the
+    run's launcher (with the rest, it makes the content key of the request this step opens: the acting point takes
+    no other)."""
     amount = row["amount"]
     money = None if amount is None or amount != amount else float(amount)
     return {
@@ -143,6 +147,7 @@ def _sealed(row: dict[str, Any], action: str, ctx: dict[str, Any], models: dict[
         "context": ctx,
         "posted": {"action": action, "amount": money, "currency": row["currency"]},
         "lineage": _lineage(row, models),
+        "launcher": launcher,
     }
 
 
@@ -201,12 +206,15 @@ def decide_many(rows: list[dict[str, Any]], principal: str, timeout_s: float, se
     out = [Decision(action="", effect="none", reason="missing_amount") for _ in rows]
     if not todo:
         return out
+    from flytekitplugins.aios_approvals.service import run_launcher
+
     models = _classifier_models(settings)
+    launcher = run_launcher(settings)  # what open_request names as the launcher of this run's requests
     try:
         decisions = enforce_many(
             [b[2] for _, b in todo],
             subjects=[rows[i]["digest"] for i, _ in todo],
-            attributes=[_sealed(rows[i], b[0], b[1], models) for i, b in todo],
+            attributes=[_sealed(rows[i], b[0], b[1], models, launcher) for i, b in todo],
             settings=settings,
         )
     except GovernanceDenied as e:

@@ -177,27 +177,66 @@ def test_a_decision_routed_to_review_is_acted_on_only_through_its_review_request
     assert _post(action_rows([doc], approved={doc["request_id"]})) == (1, 0, 0)
 
 
-def test_a_rejection_stands_against_a_second_request_for_the_same_decision(sor: Path) -> None:
-    """Review of 2026-12-07: bob rejected the 20,000 payment; the launcher opened a second request for the decision
-    with one evidence key added (the same content is the same request, so its rejection stood; other content is a
-    new request), carol approved it, and the payment was posted. The acting point now takes only the request the
-    decision's run opened, asking exactly what it asked."""
+def test_a_rejection_stands_against_a_second_request_for_the_same_decision(
+    sor: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Reviews of 2026-12-07: bob rejected the 20,000 payment; the launcher opened a second request for the decision
+    (the same content is the same request, so its rejection stood; other content is a new request), carol approved
+    it, and the payment was posted. The second request differed by one evidence key; then, once the acting point
+    compared what a request asks, by the amount written ``20000`` for ``20000.0`` (equal in Python, other content
+    for the request id) or by the launcher alone, each opened under the decision's own execution (``serving``). The
+    decide step now seals its run's launcher, and the acting point takes only the request whose whole content key the
+    decision gives: asking for exactly that again is the same request, so the rejection stands."""
     from flytekitplugins.aios_approvals import open_request, outcome
+    from flytekitplugins.aios_core.context import ExecutionRef, serving
+    from flytekitplugins.aios_core.settings import reset_settings
 
+    with serving(ExecutionRef(project="aios", domain="production", name="f7a1b2c3d4e5", task_name="decide")):
+        (doc,) = decided_docs(1, "rej2", amount=20_000.0)
     env = Env.load(get_settings())
-    (doc,) = decided_docs(1, "rej2", amount=20_000.0)
     genuine = outcome(doc["request_id"], env)
+    decision = audit_log(get_settings()).get(doc["policy_record"])
+    assert decision is not None and decision.event.execution is not None
+    made_in = decision.event.execution
+    asked = {"summary": genuine.summary, "evidence": genuine.evidence, "requester": PRINCIPAL}
+    asked["reason"] = next(r.event.attributes["request"]["reason"] for r in audit_log(get_settings()).scan()
+                           if r.event.kind == "approval_request")  # fmt: skip
     assert decide(doc["request_id"], "user:bob", "reject", "supplier not on file", env=env).accepted
-    again = open_request(genuine.gate, genuine.risk, doc["digest"], summary=genuine.summary, evidence=genuine.evidence,
-                         requester=PRINCIPAL, reason=outcome(doc["request_id"], env).reason, env=env)  # fmt: skip
-    evidence = {**genuine.evidence, "ticket": "FIN-4711"}
-    twin = open_request(genuine.gate, genuine.risk, doc["digest"], summary=genuine.summary, evidence=evidence,
-                        requester=PRINCIPAL, env=env)  # fmt: skip
-    assert twin != doc["request_id"]
-    assert decide(twin, "user:carol", "approve", "looks fine", env=env).accepted
-    for rid in (doc["request_id"], again, twin):
-        assert _post(action_rows([dict(doc, request_id=rid)], approved={rid})) == (0, 0, 1), rid
-    assert _refusals()[-1] == "approval_for_other_facts"
+    twins = [
+        {**asked, "evidence": {**genuine.evidence, "ticket": "FIN-4711"}},
+        {**asked, "summary": {**genuine.summary, "amount": 20000}},
+        asked,  # opened by another launcher (below)
+    ]
+    rids = []
+    for i, twin in enumerate(twins):
+        if i == 2:
+            monkeypatch.setenv("AIOS_LAUNCHED_BY", "user:someone-else")
+            reset_settings()
+        with serving(made_in):
+            rid = open_request(genuine.gate, genuine.risk, doc["digest"], env=Env.load(get_settings()), **twin)
+        assert rid != doc["request_id"], i
+        assert decide(rid, "user:carol", "approve", "looks fine", env=env).accepted
+        rids.append(rid)
+    monkeypatch.delenv("AIOS_LAUNCHED_BY", raising=False)
+    reset_settings()
+    with serving(made_in):  # the decision's whole content, its sealed launcher too: the rejected request itself
+        same = open_request(genuine.gate, genuine.risk, doc["digest"], env=Env.load(get_settings()), **asked)
+    assert same == doc["request_id"]
+    with serving(made_in):
+        for rid in [doc["request_id"], *rids]:
+            assert _post(action_rows([dict(doc, request_id=rid)], approved={rid})) == (0, 0, 1), rid
+    assert _refusals() == ["approval_rejected", *["approval_for_other_facts"] * 3]
+    # the decide step run again on the same sealed document: a new decision, a new request, approved by carol
+    from tasks.documents.governance import decide_many
+
+    with serving(made_in):
+        (again,) = decide_many([doc], PRINCIPAL, 3600.0, get_settings())
+    assert again.request_id not in (doc["request_id"], *rids)
+    assert decide(again.request_id, "user:carol", "approve", "asked again", env=env).accepted
+    redecided = dict(doc, request_id=again.request_id, policy_record=again.policy_record)
+    with serving(made_in):
+        assert _post(action_rows([redecided], approved={again.request_id})) == (0, 0, 1)
+    assert _refusals()[-1] == "approval_rejected"
     assert _posted(sor) == []
 
 

@@ -363,9 +363,13 @@ def test_an_approval_asked_without_the_evaluation_or_on_other_figures_promotes_n
     evaluation only where the request named one. The launcher's own request at the same gate and risk for the same
     model, naming no evaluation and showing its approver made-up figures, was approved and promoted the model on the
     real evaluation; and a second request with one evidence key added (other content is another request) stood in
-    for the one an approver had rejected. Now only the request the evaluation's run opened counts: naming that
-    evaluation, showing the figures it recorded, opened in its execution by its actor."""
+    for the one an approver had rejected, as did one showing the same figures with ``True`` written ``1`` (equal in
+    Python, other content for the request id), opened under the evaluation's execution (``serving``). Now only the
+    first request naming the evaluation counts, naming it, showing exactly the figures it recorded, opened in its
+    execution by its actor."""
     from flytekitplugins.aios_approvals import open_request, outcome
+    from flytekitplugins.aios_catalog import ApprovalRequired
+    from flytekitplugins.aios_core.context import serving
     from workflows.drift import check_drift
     from workflows.evaluation import evaluate_model, promote_after_approval, vader_models
 
@@ -380,17 +384,32 @@ def test_an_approval_asked_without_the_evaluation_or_on_other_figures_promotes_n
     genuine = outcome(report.approval_request_id, env)
     assert genuine.summary and genuine.evidence["evaluation"] == report.audit_record_id
     made_up = {**genuine.summary, "accuracy_delta": 0.25}
+    bools_as_ints = {k: int(v) if isinstance(v, bool) else v for k, v in genuine.summary.items()}
+    assert bools_as_ints == genuine.summary and bools_as_ints != made_up
+    name, _, version = report.candidate.model.partition("@")
+    with pytest.raises(ApprovalRequired) as asked_again:
+        catalog(get_settings()).promote(
+            name, version, actor="service:retraining", evidence={"evaluation_record": report.audit_record_id}
+        )
+    retried = {"evaluation": report.audit_record_id, "policy_decision": asked_again.value.decision.audit_record_id}
+    evaluated = audit_log(get_settings()).get(report.audit_record_id)
+    assert evaluated is not None and evaluated.event.execution is not None
     twins = [  # (evidence, summary, refusal) of requests the launcher opens itself, at the genuine gate and risk
         ({"policy_decision": genuine.evidence["policy_decision"]}, made_up, "asked on evaluation none"),
         (dict(genuine.evidence), made_up, "is not the request the run of evaluation"),
         ({**genuine.evidence, "ticket": "ML-4711"}, genuine.summary, "is not the request the run of evaluation"),
+        # the same figures as Python sees them (True == 1) opened under the evaluation's execution: other content
+        (dict(genuine.evidence), bools_as_ints, "is not the request the run of evaluation"),
+        # asked again under a new policy decision (as a retry of the step asks), after the rejection: it stands
+        (retried, genuine.summary, "is not the request the run of evaluation"),
     ]
     ids = {"evaluation_record": report.audit_record_id}
     for i, (evidence, summary, refusal) in enumerate(twins):
         if i == 2:  # the request the evaluation's run opened is rejected: a second one must not stand in for it
             assert decide(report.approval_request_id, "user:grace", "reject", "too few rows", env=env).accepted
-        rid = open_request(genuine.gate, genuine.risk, genuine.subject, summary=summary, evidence=evidence,
-                           requester="service:retraining", reason=f"twin {i}", env=env)  # fmt: skip
+        with serving(evaluated.event.execution):
+            rid = open_request(genuine.gate, genuine.risk, genuine.subject, summary=summary, evidence=evidence,
+                               requester="service:retraining", reason=f"twin {i}", env=env)  # fmt: skip
         assert rid != report.approval_request_id
         _approve(rid, "user:frank")
         with pytest.raises(Exception, match=refusal):

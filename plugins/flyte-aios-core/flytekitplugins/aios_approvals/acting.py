@@ -52,7 +52,7 @@ from typing import Any
 from flytekitplugins.aios_approvals.evaluate import Env, evaluate
 from flytekitplugins.aios_approvals.models import ApprovalRequest
 from flytekitplugins.aios_approvals.service import _execution_key, launcher_problem, run_launcher
-from flytekitplugins.aios_approvals.state import RequestState, act_claim, projection
+from flytekitplugins.aios_approvals.state import RequestState, act_claim, projection, requests_naming
 from flytekitplugins.aios_audit.records import AuditEvent, AuditRecord, intact
 from flytekitplugins.aios_audit.stores import CLAIMS_ATTR, ClaimTaken, claim
 from flytekitplugins.aios_core.context import ExecutionRef, current_execution
@@ -196,6 +196,7 @@ def asked_request(ev: AuditEvent, action: str, injection: bool) -> dict[str, Any
         return None
     summary = {**(ctx if isinstance(ctx, dict) else {}), "action": action, "route": route, "injection_flag": injection}
     evidence = {"document": ev.subject, "policy_decision": ""}  # the decision's record id: the caller's to fill
+    launcher = ev.attributes.get("launcher")  # sealed by the decide step since 2026-12-07; None before
     return {
         "gate": gate,
         "risk": risk,
@@ -203,6 +204,7 @@ def asked_request(ev: AuditEvent, action: str, injection: bool) -> dict[str, Any
         "evidence": evidence,
         "requester": ev.actor,
         "reason": reason,
+        "launcher": launcher if isinstance(launcher, str) else None,
     }
 
 
@@ -216,11 +218,12 @@ def _asked_problem(
 
     A request names its decision in evidence its opener writes. Reviews of 2026-12-07 reproduced: a request of the
     launcher's own on the review gate at low risk, its summary showing 950, approved by one ops analyst, paid 95,000
-    that the policy sent to two finance approvers; a second request at the right gate with one evidence key added
-    (a new request, where the same content is the same request) was approved by another approver and paid what a
-    first approver had rejected; and one showing the approvers a made-up note and a cleared injection flag was paid.
-    Bound this way, asking again can only give the same request (its rejection stands) or a new round after it
-    timed out or was used."""
+    that the policy sent to two finance approvers; second requests that differed by one evidence key, by ``20000``
+    written for ``20000.0``, or by their launcher alone (each other content, so a new request) were approved by
+    another approver and paid what a first one had rejected; and one showing the approvers a made-up note and a
+    cleared injection flag was paid. The decide step seals its run's launcher, so the request's whole content key is
+    the decision's: asking again gives this same request (its rejection stands), or a new round only after it timed
+    out or was used. A decision sealed before the launcher was (2026-12-07) binds everything but the launcher."""
     ev = rec.event
     entry = (seal or {}).get(c.subject, {})
     asked = asked_request(ev, c.action, bool(entry.get("injection")))
@@ -234,9 +237,12 @@ def _asked_problem(
         )
         return "approval_for_other_gate", why
     made = ev.execution.execution_key if ev.execution is not None else ""
-    same = (req.summary, req.evidence, req.requester, req.reason) == tuple(
-        asked[k] for k in ("summary", "evidence", "requester", "reason")
-    )
+    fields = ("summary", "evidence", "requester", "reason")
+    # compared as canonical JSON, as request ids are made: 20000 and 20000.0, or 0 and False, are other content
+    same = digest_value({k: getattr(req, k) for k in fields}) == digest_value({k: asked[k] for k in fields})
+    if asked["launcher"] is not None:  # the whole content key, launcher included: asking again is this request
+        content = {k: asked[k] for k in ("gate", "risk", "summary", "evidence", "requester", "launcher")}
+        same = same and req.content_key == digest_value({**content, "subject": c.subject})
     if not same or req.execution != made:
         why = (
             f"request {c.request_id} is not the one the decision's run opened for policy decision {c.policy_record}: "
@@ -244,6 +250,19 @@ def _asked_problem(
         )
         return "approval_for_other_facts", why
     return None
+
+
+def _rejected_elsewhere(env: Env, c: ActionClaim) -> str:
+    """A rejected request for ``c``'s document other than ``c``'s own ("" when none): the decide step run again on the
+    same document makes a new decision and asks anew, and a second approver's yes once paid what a first had rejected
+    (review of 2026-12-07). Requests name the document in their evidence, so the lineage index finds them."""
+    others = [r for r in requests_naming(env.store, c.subject) if r != c.request_id]
+    view = projection(env.store) if others else None
+    for rid in others:
+        state = view.get(rid) if view is not None else None
+        if state is not None and evaluate(state, env).status == "rejected":
+            return rid
+    return ""
 
 
 def policy_in_force(settings: Any) -> str:
@@ -406,6 +425,10 @@ def _find(
         out = evaluate(st, env)
         if out.status != "approved":
             return _Found((f"approval_{out.status}", f"request {c.request_id} is {out.status}: {out.reason}"))
+        rejected = _rejected_elsewhere(env, c)
+        if rejected:
+            why = f"request {rejected} for document {c.subject} was rejected: a rejection stands for the document"
+            return _Found(("approval_rejected", why))
         # served: the execution it acts for, not its launcher, is known (verify_requests' served rule)
         launcher = None if caller else run_launcher(env.settings)
         why = launcher_problem(req, launcher, _execution_key())

@@ -258,3 +258,28 @@ def folded(store: AuditStore) -> Projection:
             p = Projection()
             _projections[store] = p
     return p.refresh(store)
+
+
+def requests_naming(store: AuditStore, record_id: str) -> list[str]:
+    """The request ids of the ``approval_request`` records that name ``record_id`` (an evaluation record, a
+    document's digest) in their evidence, in log order: read through the lineage projection's parent index (a request
+    names its evidence as parents and inputs), or, for a store without the projection, by scanning its requests. A
+    rejection stands against every other request for the same evaluation or document: other content is a new request,
+    and one with an evidence key added, ``True`` written ``1``, or asked again by a second run of the deciding step
+    stood in for the one an approver had rejected (reviews of 2026-12-07)."""
+    from flytekitplugins.aios_audit.edge_store import StoreEdges
+
+    out: list[str] = []
+    if pj.available(store, pj.LINEAGE_GROUP):
+        edges = StoreEdges(store)
+        for child, _rel, _seq in edges.children(record_id):  # in log order
+            if edges.kind(child) == "approval_request":
+                rec = store.get(child)
+                if rec is not None:
+                    out.append(rec.event.subject)
+        return out
+    return [
+        rec.event.subject
+        for rec in store.scan_kinds(("approval_request",))
+        if record_id in rec.event.parents or record_id in rec.event.inputs.values()
+    ]

@@ -328,28 +328,39 @@ class Catalog:
         if evaluation and not self._asked_by_evaluation(out, evaluation, evidence):
             msg = (
                 f"approval {request_id} is not the request the run of evaluation {evaluation} opened: it shows its "
-                "approvers other figures, or was opened elsewhere"
+                "approvers other figures or was opened elsewhere, or a request for that evaluation was rejected"
             )
             raise GovernanceDenied(msg, reason_code="approval_for_other_evidence")
         dump = getattr(out, "model_dump", None)
         return [dump(mode="json") if callable(dump) else {"request_id": request_id, "status": "approved"}]
 
     def _asked_by_evaluation(self, out: Any, evaluation: str, evidence: dict[str, Any]) -> bool:
-        """Whether approved request ``out`` is the one the evaluation's own run opened: in the execution and by the
-        actor that recorded evaluation ``evaluation``, naming it and its policy decision and nothing else, and showing
-        its approvers exactly the promotion ``evidence`` the trail gives. Other content is another request, so a
-        second request for the same promotion (one evidence key added, or opened by another run) once stood in for a
-        first one an approver had rejected, or showed made-up figures (reviews of 2026-12-07)."""
+        """Whether approved request ``out`` is one the evaluation's run opened, asking what it asks: in the execution
+        and by the actor that recorded evaluation ``evaluation``, naming it and its policy decision and nothing else,
+        showing its approvers exactly the promotion ``evidence`` the trail gives (canonical JSON: ``True`` is not
+        ``1``), and no request naming the evaluation rejected. Other content is another request, so a second request
+        for the same promotion (one evidence key added, figures retyped) once stood in for one an approver had
+        rejected, or showed made-up figures (reviews of 2026-12-07). A retry of the run's promotion step asks again
+        under a new policy decision, and its request counts."""
         rec = self.store.get(evaluation)
         if rec is None:
             return False
+        from flytekitplugins.aios_approvals.state import requests_naming
+        from flytekitplugins.aios_core.digest import digest_value
+
         made = rec.event.execution.execution_key if rec.event.execution is not None else ""
         asked = getattr(out, "evidence", None) or {}
+        shown = getattr(out, "summary", None)
         return (
-            getattr(out, "summary", None) == dict(evidence)
+            isinstance(shown, dict)
+            and digest_value(shown) == digest_value(dict(evidence))  # canonical: True and 1 are other figures
             and set(asked) == {"evaluation", "policy_decision"}
             and getattr(out, "execution", None) == made
             and getattr(out, "requester", None) == rec.event.actor
+            and not any(  # a rejection of a request for this evaluation stands against every other one
+                getattr(self._check_approval(rid), "status", "") == "rejected"
+                for rid in requests_naming(self.store, evaluation)
+            )
         )
 
     def retire(self, name: str, version: str, *, actor: str, reason: str) -> ModelEntry:
