@@ -12,9 +12,11 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="session")
 def document_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Where this session's document models live, trained here once (about a minute) before any test's own set-up.
-    They used to be trained by whichever test needed them first, inside that test's set-up; a CI run in random order
-    (seed 1039346397) saw the router send 15 of 25 demo documents to review (accuracy 0.68) in two later tests that
-    pass alone. Whether the first test's context caused it is not established; training here takes it out."""
+    They used to be trained by whichever test needed them first, inside that test's set-up: when that was
+    ``test_read_whole``'s cached-classification test, which patches ``parse.finish`` to cut every text at 40
+    characters, the heads were trained on 40-character texts, and in a CI run in random order (seed 1039346397) the
+    router sent 15 of 25 demo documents to review (accuracy 0.68) in two later tests that pass alone. That order,
+    reproduced alone, failed the same way; with the models trained here it passes."""
     from tasks.documents.models import load_or_train
 
     folder = tmp_path_factory.mktemp("document-models")
