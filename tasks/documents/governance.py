@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flytekitplugins.aios_approvals.acting import REVIEW_GATE, REVIEW_REASON  # the acting point checks them
+from flytekitplugins.aios_approvals.acting import REVIEW_GATE, REVIEW_REASON, request_summary
 from flytekitplugins.aios_core.errors import GovernanceDenied
 from flytekitplugins.aios_core.settings import Settings
 
@@ -241,7 +241,7 @@ def _after_policy(
         gate, why = REVIEW_GATE, REVIEW_REASON
     if not gate:
         return Decision(action=action, effect="allow", policy_record=d.audit_record_id)
-    summary = {**ctx, "action": action, "route": row["route"], "injection_flag": bool(row["injection"])}
+    summary = request_summary(ctx, action, row["route"], bool(row["injection"]))
     rid = open_request(
         gate=gate,
         risk=risk,

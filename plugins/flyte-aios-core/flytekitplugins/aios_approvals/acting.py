@@ -177,6 +177,12 @@ REVIEW_REASON = "both document-type models are unsure"
 """The reason the decide step gives the approvers of a review request."""
 
 
+def request_summary(ctx: dict[str, Any], action: str, route: object, injection: bool) -> dict[str, Any]:
+    """What a document's approval request shows its approvers: the policy context, the action, the route and the
+    injection flag. The decide step opens its request with it, and :func:`asked_request` rebuilds it from the seal."""
+    return {**ctx, "action": action, "route": route, "injection_flag": injection}
+
+
 def asked_request(ev: AuditEvent, action: str, injection: bool) -> dict[str, Any] | None:
     """What the pipeline's decide step asks its approvers for sealed policy decision ``ev`` on ``action`` (the
     document's ``injection`` flag as its classification sealed it): the request's gate, risk, summary, evidence,
@@ -194,7 +200,7 @@ def asked_request(ev: AuditEvent, action: str, injection: bool) -> dict[str, Any
         gate, risk, reason = REVIEW_GATE, "low", REVIEW_REASON
     else:
         return None
-    summary = {**(ctx if isinstance(ctx, dict) else {}), "action": action, "route": route, "injection_flag": injection}
+    summary = request_summary(ctx if isinstance(ctx, dict) else {}, action, route, injection)
     evidence = {"document": ev.subject, "policy_decision": ""}  # the decision's record id: the caller's to fill
     launcher = ev.attributes.get("launcher")  # sealed by the decide step since 2026-12-07; None before
     return {
