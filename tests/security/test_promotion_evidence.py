@@ -401,7 +401,7 @@ def test_an_approval_asked_without_the_evaluation_or_on_other_figures_promotes_n
         # the same figures as Python sees them (True == 1) opened under the evaluation's execution: other content
         (dict(genuine.evidence), bools_as_ints, "is not the request the run of evaluation"),
         # asked again under a new policy decision (as a retry of the step asks), after the rejection: it stands
-        (retried, genuine.summary, "is not the request the run of evaluation"),
+        (retried, genuine.summary, "was rejected"),
     ]
     ids = {"evaluation_record": report.audit_record_id}
     for i, (evidence, summary, refusal) in enumerate(twins):
@@ -418,3 +418,32 @@ def test_an_approval_asked_without_the_evaluation_or_on_other_figures_promotes_n
     with pytest.raises(Exception, match="rejected"):
         promote_after_approval(**ids, approval_request_id=report.approval_request_id)
     assert catalog(get_settings()).champion(NAME) is None
+
+
+def test_a_rejected_promotion_stands_when_the_candidate_is_evaluated_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Review of 2026-12-07, launch rights: a rejection stood against requests naming the evaluation it was asked on
+    only. Evaluating the same candidate again (same champion, same held-out rows) made a new evaluation record and a
+    new request, and a second approver's yes promoted the model the first approver had rejected. A rejection now
+    stands for the model version, whichever evaluation a later request names."""
+    from workflows.drift import check_drift
+    from workflows.evaluation import evaluate_model, promote_after_approval, vader_models
+
+    monkeypatch.setenv("AIOS_PRINCIPAL", "service:retraining")
+    s = vader_models(n_weak=80, n_strong=400, n_test=300)
+    drift = check_drift(reference=s.train, current=s.test, text_sample=150, **DRIFT_ARGS)
+    args = {"candidate": s.strong, "champion": s.baseline, "test": s.test, "drift_record": drift.audit_record_id}
+    first = evaluate_model(**args, latency_sample=8)
+    assert first.decision == "needs_approval"
+    env = Env.load(get_settings())
+    assert decide(first.approval_request_id, "user:grace", "reject", "too few rows", env=env).accepted
+    again = evaluate_model(**args, latency_sample=8)
+    assert again.candidate.model == first.candidate.model and again.decision == "needs_approval"
+    assert again.audit_record_id != first.audit_record_id
+    assert again.approval_request_id != first.approval_request_id
+    _approve(again.approval_request_id, "user:frank")
+    with pytest.raises(Exception, match=f"was rejected \\({first.approval_request_id}\\)"):
+        promote_after_approval(evaluation_record=again.audit_record_id, approval_request_id=again.approval_request_id)
+    assert catalog(get_settings()).champion(NAME) is None
+    catalog_records = audit_log(get_settings()).scan_kinds(("catalog",))
+    promoted = [r for r in catalog_records if r.event.attributes.get("op") == "promote"]
+    assert promoted == []

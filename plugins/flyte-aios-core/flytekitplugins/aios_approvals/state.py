@@ -260,6 +260,24 @@ def folded(store: AuditStore) -> Projection:
     return p.refresh(store)
 
 
+def evaluations_of(store: AuditStore, model_id: str) -> list[str]:
+    """The record ids of the ``evaluation`` records of model ``model_id`` (``name@version``, the candidate they
+    evaluated), in log order: through the lineage projection's ``model:`` edges (``evaluated_by``), or, for a store
+    without the projection, by scanning its evaluations. A rejected promotion of a model version stands against a
+    request asked on another evaluation of it (review of 2026-12-07: the same candidate evaluated again, asked again,
+    approved by a second approver, promoted what the first had rejected)."""
+    from flytekitplugins.aios_audit.edge_store import StoreEdges
+
+    if pj.available(store, pj.LINEAGE_GROUP):
+        found = StoreEdges(store).parents(f"model:{model_id}")
+        return [rid for rid, rel, _seq in sorted(found, key=lambda e: e[2]) if rel == "evaluated_by"]
+    return [
+        rec.record_id
+        for rec in store.scan_kinds(("evaluation",))
+        if rec.event.models and f"{rec.event.models[0].name}@{rec.event.models[0].version}" == model_id
+    ]
+
+
 def requests_naming(store: AuditStore, record_id: str) -> list[str]:
     """The request ids of the ``approval_request`` records that name ``record_id`` (an evaluation record, a
     document's digest) in their evidence, in log order: read through the lineage projection's parent index (a request

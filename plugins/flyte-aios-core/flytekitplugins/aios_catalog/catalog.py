@@ -328,9 +328,16 @@ class Catalog:
         if evaluation and not self._asked_by_evaluation(out, evaluation, evidence):
             msg = (
                 f"approval {request_id} is not the request the run of evaluation {evaluation} opened: it shows its "
-                "approvers other figures or was opened elsewhere, or a request for that evaluation was rejected"
+                "approvers other figures or was opened elsewhere"
             )
             raise GovernanceDenied(msg, reason_code="approval_for_other_evidence")
+        if evaluation and (rejected := self._rejected_promotion(entry.model_id, evaluation)):
+            msg = (
+                f"a request to promote {entry.model_id} was rejected ({rejected}): a rejection stands for the model "
+                "version, whichever evaluation a later request is asked on; train and register a new version to ask "
+                "again"
+            )
+            raise GovernanceDenied(msg, reason_code="approval_rejected")
         dump = getattr(out, "model_dump", None)
         return [dump(mode="json") if callable(dump) else {"request_id": request_id, "status": "approved"}]
 
@@ -338,14 +345,13 @@ class Catalog:
         """Whether approved request ``out`` is one the evaluation's run opened, asking what it asks: in the execution
         and by the actor that recorded evaluation ``evaluation``, naming it and its policy decision and nothing else,
         showing its approvers exactly the promotion ``evidence`` the trail gives (canonical JSON: ``True`` is not
-        ``1``), and no request naming the evaluation rejected. Other content is another request, so a second request
-        for the same promotion (one evidence key added, figures retyped) once stood in for one an approver had
-        rejected, or showed made-up figures (reviews of 2026-12-07). A retry of the run's promotion step asks again
-        under a new policy decision, and its request counts."""
+        ``1``). Other content is another request, so a second request for the same promotion (one evidence key added,
+        figures retyped) once stood in for one an approver had rejected, or showed made-up figures (reviews of
+        2026-12-07). A retry of the run's promotion step asks again under a new policy decision, and its request
+        counts unless a request for the model version was rejected (:meth:`_rejected_promotion`)."""
         rec = self.store.get(evaluation)
         if rec is None:
             return False
-        from flytekitplugins.aios_approvals.state import requests_naming
         from flytekitplugins.aios_core.digest import digest_value
 
         made = rec.event.execution.execution_key if rec.event.execution is not None else ""
@@ -357,11 +363,21 @@ class Catalog:
             and set(asked) == {"evaluation", "policy_decision"}
             and getattr(out, "execution", None) == made
             and getattr(out, "requester", None) == rec.event.actor
-            and not any(  # a rejection of a request for this evaluation stands against every other one
-                getattr(self._check_approval(rid), "status", "") == "rejected"
-                for rid in requests_naming(self.store, evaluation)
-            )
         )
+
+    def _rejected_promotion(self, model_id: str, evaluation: str) -> str:
+        """The id of a rejected request asked on ``evaluation`` or on any other evaluation of ``model_id`` ("" when
+        none): an approver's rejection stands for the model version. Other content is another request, and a second
+        request for the same evaluation (reviews of 2026-12-07), or the same candidate evaluated again and asked again,
+        once stood in for the one an approver had rejected, a second approver's yes promoting it."""
+        from flytekitplugins.aios_approvals.state import evaluations_of, requests_naming
+
+        for ev in dict.fromkeys([evaluation, *evaluations_of(self.store, model_id)]):
+            for rid in requests_naming(self.store, ev):
+                out = self._check_approval(rid)
+                if getattr(out, "status", "") == "rejected" and getattr(out, "subject", "") == model_id:
+                    return rid
+        return ""
 
     def retire(self, name: str, version: str, *, actor: str, reason: str) -> ModelEntry:
         """Retire ``name@version`` (policy ``write_catalog`` must allow ``actor``).
