@@ -39,15 +39,16 @@ NOW = dt.datetime(2026, 11, 29, 12, 0, tzinfo=dt.UTC)
 
 
 def _request(i: int, expires_in_h: float = 24.0) -> ApprovalRequest:
-    return ApprovalRequest(
-        request_id=f"apr-{i:020x}",
-        content_key=f"sha256:content-{i % 7}",
-        round=1 + i // 7,
+    """Request ``i``: seven contents (``i % 7``) asked in rounds (``1 + i // 7``), each with the content key and id
+    ``open_request`` gives it (the fold counts no other); an expired one was opened an hour before it expired."""
+    opened = NOW + dt.timedelta(hours=min(expires_in_h - 1.0, 0.0))
+    return ApprovalRequest.opened(
+        1 + i // 7,
         gate="payment-signoff",
         risk="low",
-        subject=f"sha256:invoice-{i}",
+        subject=f"sha256:invoice-{i % 7}",
         requester="service:document-pipeline",
-        created_at=NOW,
+        created_at=opened,
         expires_at=NOW + dt.timedelta(hours=expires_in_h),
     )
 
@@ -219,8 +220,11 @@ def test_indexed_reads_equal_the_fold_and_refuse_an_edited_row(url: str) -> None
     assert [s.request.request_id for s in view.open_requests(NOW)] == [
         s.request.request_id for s in fold.open_requests(NOW)
     ]
-    latest = view.latest_for("sha256:content-1")
-    assert latest is not None and latest == fold.latest_for("sha256:content-1")
+    content = _request(1).content_key
+    latest = view.latest_for(content)
+    assert latest is not None and latest == fold.latest_for(content)
+    assert [s.request.request_id for s in view.rounds_for(content)] == [_request(i).request_id for i in (1, 8)]
+    assert view.rounds_for(content) == fold.rounds_for(content)
     # the attacker points request 4's decision row at request 1: whoever reads request 1 refuses it
     victim, other = _request(1).request_id, _request(4).request_id
     dec_seq = _sql(url, f"SELECT seq FROM {pj.DECISIONS.name} WHERE request_id = '{other}'")[0][0]
@@ -238,10 +242,12 @@ def test_indexed_reads_equal_the_fold_and_refuse_an_edited_row(url: str) -> None
     _sql(
         url,
         *_untrigger(url, pj.REQUESTS.name),
-        f"UPDATE {pj.REQUESTS.name} SET content_key = 'sha256:content-1' WHERE seq = {req_seq}",
+        f"UPDATE {pj.REQUESTS.name} SET content_key = '{content}' WHERE seq = {req_seq}",
     )
     with pytest.raises(pj.ProjectionTampered):
-        projection(store).latest_for("sha256:content-1")
+        projection(store).latest_for(content)
+    with pytest.raises(pj.ProjectionTampered):
+        projection(store).rounds_for(content)
     store.close()
 
 

@@ -30,6 +30,17 @@ KINDS = ("approval_request", "approval_decision")
 NEEDLES = tuple(b'"kind":"%s"' % k.encode() for k in KINDS)
 """In the sealed bytes of every record of these kinds (canonical JSON): the filter ``scan_kinds`` applies."""
 
+IGNORED_REQUEST = "request"
+"""How a line about a request record that no ``open_request`` made begins, after its record id (a decision's line
+says ``decision by``): a store writer's planted request, its id or content key not its content's
+(``ApprovalRequest.integrity_problem``), which every fold ignores."""
+
+
+def line_kind(line: str) -> str:
+    """``request`` or ``decision``: what a line of :func:`junk_decisions` is about."""
+    return "request" if line.partition(": ")[2].startswith(IGNORED_REQUEST + " ") else "decision"
+
+
 Pending = tuple[int, str, str, str, str, bool]
 """A decision whose request is not in its part before it: ``(seq, record id, request id, approver, the request
 digest it names, whether its signature verifies)``."""
@@ -59,10 +70,15 @@ class DecisionCheck:
     it is recorded for and names, a malformed record is passed over. A decision of a part after the first whose
     request is not in its part before it is kept as :data:`Pending` (its signature checked here) for :func:`merge`.
     Only each request's digest is kept, not the fold of every request (420 MB at a million records).
+
+    ``selection``: the records seen are a selection someone made (an evidence bundle), not a part of the log: a
+    decision with no request before it is kept as :data:`Pending` in the first part too (its signature checked), as
+    its request may have been left out, instead of being passed over as one that counts toward nothing.
     """
 
-    def __init__(self, public_key: Ed25519PublicKey, first: int = 1) -> None:
+    def __init__(self, public_key: Ed25519PublicKey, first: int = 1, *, selection: bool = False) -> None:
         self.key = public_key
+        self.selection = selection
         self.part = DecisionsPart(first, signing.key_id(public_key))
 
     def add(self, batch: Sequence[Sequence[Any]]) -> None:
@@ -92,20 +108,22 @@ class DecisionCheck:
         try:
             if ev.kind == "approval_request":
                 req = ApprovalRequest.model_validate(ev.attributes["request"])
-                if req.request_id not in part.digests:
+                if why := req.integrity_problem():  # the fold counts it for nothing, and decisions on it with it
+                    part.lines.append((seq, f"record {rec.record_id}: {IGNORED_REQUEST} {req.request_id}: {why}"))
+                elif req.request_id not in part.digests:
                     part.digests[req.request_id] = req.digest()
                 return
             if ev.kind != "approval_decision":
                 return
             digest = part.digests.get(ev.subject)
-            if digest is None and part.first == 1:
+            if digest is None and part.first == 1 and not self.selection:
                 return  # no request of that id before it in the log: counts toward nothing
             d = ApprovalDecision.model_validate(ev.attributes["decision"])
         except (KeyError, TypeError, ValidationError):
             return  # counts for nothing in the fold either (which logs it)
         if d.request_id != ev.subject:
             return
-        if digest is None:  # its request, if any, is in an earlier part
+        if digest is None:  # its request, if any, is in an earlier part (or was left out of the selection)
             part.pending.append((seq, rec.record_id, ev.subject, d.approver, d.request_digest, self._signed(d)))
             return
         if part.first != 1:
@@ -162,7 +180,8 @@ def merge(parts: Sequence[DecisionsPart]) -> list[str] | None:
 
 
 def junk_decisions(env: Env) -> list[str]:
-    """One line per recorded decision that does not stand (bad signature, another request's digest), in log order:
+    """One line per recorded decision that does not stand (bad signature, another request's digest), and per request
+    record no ``open_request`` made (:func:`line_kind`), in log order:
     :class:`DecisionCheck` over the request and decision records of the whole sealed log, in one pass
     (verification never reads the projection tables)."""
     check = DecisionCheck(env.public_key)

@@ -21,6 +21,11 @@ Action = Literal["approve", "reject"]
 TERMINAL: frozenset[str] = frozenset({"approved", "rejected", "timed_out", "refused"})
 
 
+def request_id_of(content_key: str, round_: int) -> str:
+    """The id of round ``round_`` of the requests with ``content_key``: ``apr-`` and 20 hex digits of their digest."""
+    return "apr-" + digest_value({"content_key": content_key, "round": round_}).removeprefix("sha256:")[:20]
+
+
 class ApprovalRequest(BaseModel):
     """One sign-off request, as recorded in the ``approval_request`` audit record."""
 
@@ -49,6 +54,41 @@ class ApprovalRequest(BaseModel):
     def digest(self) -> str:
         """Content digest of the request; every decision signature covers it."""
         return digest_value(self.model_dump(mode="json"))
+
+    @classmethod
+    def opened(cls, round_: int = 1, **fields: Any) -> ApprovalRequest:
+        """A request of ``fields`` (everything but its id and content key) with the content key and id
+        :func:`~.service.open_request` gives them: for tools that write requests of their own (trail builders)."""
+        draft = cls(request_id="", content_key="", round=round_, **fields)
+        key = draft.derived_key()
+        return draft.model_copy(update={"content_key": key, "request_id": request_id_of(key, round_)})
+
+    def derived_key(self, launcher: bool = True) -> str:
+        """The content key of this request's own gate, risk, subject, summary, evidence and requester, and its
+        launcher (``launcher=False``: the formula before the launcher was part of the content, 2026-12-05)."""
+        content: dict[str, Any] = {"gate": self.gate, "risk": self.risk, "subject": self.subject}
+        content |= {"summary": self.summary, "evidence": self.evidence, "requester": self.requester}
+        return digest_value(content | {"launcher": self.launcher} if launcher else content)
+
+    def integrity_problem(self) -> str:
+        """Why this request, as a record states it, is not one :func:`~.service.open_request` opens ("" when it is):
+        its id derives from its content key and round, its content key from its own fields (the launcher included
+        since 2026-12-05; a request of no recorded launcher, which no run may use, under the earlier formula), and
+        it stays open for (0, ``MAX_APPROVAL_TIMEOUT_S``]. A store writer once planted the request a policy gate
+        was about to ask for, with its id and content key but ``risk: low`` and quorum 1, and one approver paid
+        what the policy had sent to two (review of 2026-12-07)."""
+        from flytekitplugins.aios_core.settings import MAX_APPROVAL_TIMEOUT_S
+
+        keys = {self.derived_key()} | ({self.derived_key(launcher=False)} if not self.launcher else set())
+        if self.content_key not in keys:
+            return f"its content key {self.content_key[:19]}... is not the digest of its own fields"
+        own = request_id_of(self.content_key, self.round)
+        if self.request_id != own or self.round < 1:
+            return f"its id is not the one its content key and round {self.round} give ({own})"
+        span = (self.expires_at - self.created_at).total_seconds()
+        if not 0 < span <= MAX_APPROVAL_TIMEOUT_S:
+            return f"it stays open {span:,.0f} s, outside (0, {MAX_APPROVAL_TIMEOUT_S:,}] s"
+        return ""
 
 
 class ApprovalDecision(BaseModel):

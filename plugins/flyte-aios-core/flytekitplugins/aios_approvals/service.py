@@ -12,9 +12,9 @@ from typing import Any
 
 from flytekitplugins.aios_approvals.clock import get_clock
 from flytekitplugins.aios_approvals.evaluate import Env, decision_stands, evaluate, new_decision
-from flytekitplugins.aios_approvals.models import TERMINAL, Action, ApprovalOutcome, ApprovalRequest
+from flytekitplugins.aios_approvals.models import TERMINAL, Action, ApprovalOutcome, ApprovalRequest, request_id_of
 from flytekitplugins.aios_approvals.rules import RISKS, refusal_reason, validate_gate_name
-from flytekitplugins.aios_approvals.state import projection
+from flytekitplugins.aios_approvals.state import RequestState, projection
 from flytekitplugins.aios_audit.records import AuditEvent
 from flytekitplugins.aios_audit.stores import PreconditionFailed
 from flytekitplugins.aios_core.digest import digest_value
@@ -147,7 +147,7 @@ def open_request(
     now = get_clock().now()
     timeout = check_timeout(env.settings.approval_timeout_s, "approval_timeout_s") if timeout_s is None else timeout_s
     req = ApprovalRequest(
-        request_id="apr-" + digest_value({"content_key": content_key, "round": round_}).removeprefix("sha256:")[:20],
+        request_id=request_id_of(content_key, round_),
         content_key=content_key,
         round=round_,
         **content,
@@ -166,15 +166,32 @@ def open_request(
 
 
 def _current_round(env: Env, content_key: str, execution: str) -> tuple[str, int]:
-    """(id to reuse or "", round number for a new request)."""
-    latest = projection(env.store).latest_for(content_key)
-    if latest is None:
+    """(id to reuse or "", round number for a new request).
+
+    The round that stands is the first one no later round was opened past: a round counts only when the one before it
+    no longer stood for the execution that opened it (timed out, refused, or used by another execution), as this
+    function opens rounds. A store writer once appended a second round after an approver rejected the first, and the
+    gate asked that one, whose approval by a second approver paid what the first had rejected (review of
+    2026-12-07)."""
+    rounds = projection(env.store).rounds_for(content_key)
+    if not rounds:
         return "", 1
-    status = evaluate(latest, env).status
-    reusable = not latest.consumed_by or latest.consumed_by == [execution]
-    if status in {"pending", "rejected"} or (status == "approved" and reusable):
+    latest = rounds[0]
+    for later in rounds[1:]:
+        if _stands(latest, env, later.request.execution):
+            break
+        latest = later
+    if _stands(latest, env, execution):
         return latest.request.request_id, latest.request.round
     return "", latest.request.round + 1
+
+
+def _stands(st: RequestState, env: Env, execution: str) -> bool:
+    """Whether request ``st`` still answers a request of the same content opened by ``execution``: pending, rejected
+    (a rejection stands), or approved and used by no other execution."""
+    status = evaluate(st, env).status
+    reusable = not st.consumed_by or st.consumed_by == [execution]
+    return status in {"pending", "rejected"} or (status == "approved" and reusable)
 
 
 def _append_request(env: Env, req: ApprovalRequest) -> None:

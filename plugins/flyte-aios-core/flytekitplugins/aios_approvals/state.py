@@ -95,6 +95,9 @@ class Projection:
             return
         if ev.kind == "approval_request":
             req = ApprovalRequest.model_validate(ev.attributes["request"])
+            if why := req.integrity_problem():  # a request no open_request made counts for nothing (fail closed)
+                log.warning("ignoring approval request record %s (%s): %s", rec.record_id, req.request_id, why)
+                return
             if req.request_id not in self.requests:
                 self.requests[req.request_id] = RequestState(req, rec.record_id)
                 self.by_content.setdefault(req.content_key, []).append(req.request_id)
@@ -128,6 +131,10 @@ class Projection:
         """The newest round of requests with this content."""
         ids = self.by_content.get(content_key)
         return self.requests[ids[-1]] if ids else None
+
+    def rounds_for(self, content_key: str) -> list[RequestState]:
+        """Every round of requests with this content, in log order."""
+        return [self.requests[rid] for rid in self.by_content.get(content_key, ())]
 
     def open_requests(self, now: dt.datetime) -> list[RequestState]:
         """Requests that have not expired at ``now`` (every pending one is among them), oldest first."""
@@ -180,6 +187,14 @@ class IndexedProjection:
         rounds = self._fold([(pj.REQUESTS, pj.select(self.store, pj.REQUESTS, "content_key = ?", [content_key]))])
         latest = rounds.latest_for(content_key)
         return self.get(latest.request.request_id) if latest is not None else None
+
+    def rounds_for(self, content_key: str) -> list[RequestState]:
+        """Every round of requests with this content, in log order, each with its decisions and uses."""
+        rows = pj.select(self.store, pj.REQUESTS, "content_key = ?", [content_key])
+        ids = list(dict.fromkeys(str(r[1]) for r in rows))
+        if not ids:
+            return []
+        return self._fold(self._rows(ids)).rounds_for(content_key)
 
     def open_requests(self, now: dt.datetime, unused: bool = False) -> Iterator[RequestState]:
         """Requests that have not expired at ``now``, found through the expiry index, oldest first, read and folded
@@ -286,16 +301,18 @@ def requests_naming(store: AuditStore, record_id: str) -> list[str]:
     and one with an evidence key added, ``True`` written ``1``, or asked again by a second run of the deciding step
     stood in for the one an approver had rejected (reviews of 2026-12-07)."""
     from flytekitplugins.aios_audit.edge_store import StoreEdges
+    from flytekitplugins.aios_audit.lite import lite_record
 
-    out: list[str] = []
     if pj.available(store, pj.LINEAGE_GROUP):
         edges = StoreEdges(store)
-        for child, _rel, _seq in edges.children(record_id):  # in log order
-            if edges.kind(child) == "approval_request":
-                rec = store.get(child)
-                if rec is not None:
-                    out.append(rec.event.subject)
-        return out
+        # the records stating the edges, read by position and re-hashed (a row naming a record the log lacks, or one
+        # that does not hash, raises ProjectionTampered: fail closed), never looked up by id: a look-up by id goes
+        # through SQLite's record-id table, and a store writer who deleted the rejected request's row there made the
+        # request unreadable, so the rejection counted for nothing and the payment was posted (review of 2026-12-07)
+        seqs = [seq for child, _rel, seq in edges.children(record_id) if child == edges.id_of_seq(seq)]
+        found = pj.sealed_entries(store, seqs)
+        records = (lite_record(found[seq][0], found[seq][1]) for seq in sorted(found))
+        return [rec.event.subject for rec in records if rec.event.kind == "approval_request"]
     return [
         rec.event.subject
         for rec in store.scan_kinds(("approval_request",))

@@ -197,6 +197,9 @@ def require_approval(
     env = Env.load(settings)
     reason = req.reason or "; ".join(decision.reasons)
     rid = open_request(req.gate, req.risk, subject, summary, ev, requester, reason, timeout_s, env=env)
+    if why := _other_terms(env, rid, req.risk, timeout_s):
+        msg = f"{req.gate} approval {rid} {why}; refusing to act on it"
+        raise GovernanceDenied(msg, reason_code="approval_for_other_terms", record_id=rid)
     out = verify_requests(req.gate, [rid], env=env, after_signal=False)[0]
     if out.status == "approved":
         _add_to_audit_scope(out)
@@ -204,6 +207,24 @@ def require_approval(
     code = {"rejected": "approval_rejected", "timed_out": "approval_timed_out"}.get(out.status, "approval_required")
     msg = f"{req.gate} approval {rid} is {out.status} ({out.reason}); decide it with {_command(rid)}"
     raise GovernanceDenied(msg, reason_code=code, record_id=rid)
+
+
+def _other_terms(env: Env, rid: str, risk: str, timeout_s: float | None) -> str:
+    """Why request ``rid`` is not asked on the policy decision's terms ("" when it is): at its risk (so at that
+    quorum), and open no longer than the timeout asked for (``timeout_s``, else the settings'). A request a store
+    writer planted with the gate's id once asked one approver for what the policy sent to two (review of
+    2026-12-07); the fold refuses such a record (``ApprovalRequest.integrity_problem``), and this check stands
+    behind it: a request of this content at another risk, or one stretching "timeout = deny", is not acted on."""
+    st = projection(env.store).get(rid)
+    if st is None:
+        return "is not in the audit trail"
+    if st.request.risk != risk:
+        return f"was asked at {st.request.risk} risk; the policy asks for {risk} risk"
+    asked = timeout_s if timeout_s is not None else env.settings.approval_timeout_s
+    span = (st.request.expires_at - st.request.created_at).total_seconds()
+    if span > float(asked) + 1.0:
+        return f"stays open {span:,.0f} s, longer than the {float(asked):,.0f} s asked for"
+    return ""
 
 
 def _add_to_audit_scope(out: ApprovalOutcome) -> None:

@@ -136,6 +136,11 @@ def verify(
             elif result.ok:
                 note = "this store keeps no projection tables"
             junk = _junk_decisions(ctx, store, decisions) if result.ok else []  # a full-walk check
+    # SQLite's record-id table, after the checkpoint (or all of it): a missing row hides a record from look-ups by id
+    after = 0 if full or cp is None else min(cp.tree_size, size)
+    id_rows = getattr(store, "ids_problems", None)
+    ids = id_rows(after) if result.ok and id_rows is not None else []
+    projected += [f"audit_ids: {line}" for line in ids]
     if as_json:
         doc = {**dataclasses.asdict(result), "claims_problems": claims, "ignored_approval_decisions": junk}
         doc |= {"projection_problems": projected, "projection_note": note}
@@ -150,7 +155,7 @@ def verify(
         if note:
             click.echo(f"note: {visible(note)}")
         for line in junk:
-            click.echo(f"warning: ignored approval decision (counts for nothing): {visible(line)}")
+            click.echo(f"warning: ignored approval {_line_kind(line)} (counts for nothing): {visible(line)}")
     if not result.ok or claims or projected:
         sys.exit(1)
 
@@ -181,6 +186,13 @@ def _claims_problems(store: Any) -> list[str]:
     from flytekitplugins.aios_audit.claims import verify_claims
 
     return [p.line() for p in verify_claims(store)]
+
+
+def _line_kind(line: str) -> str:
+    """``request`` or ``decision``: what an ignored-approval line is about (``audit_check.line_kind``)."""
+    from flytekitplugins.aios_approvals.audit_check import line_kind
+
+    return line_kind(line)
 
 
 def _decision_check(ctx: click.Context) -> tuple[Any, list[Any]] | None:

@@ -244,7 +244,24 @@ def _check_records(files: dict[str, bytes], manifest: dict[str, Any], cp: Checkp
             return BundleCheck(
                 False, f"{who}: its entry says seq {entry.get('seq')} but its proof is for another", name
             )
+        if (kind := _entry_kind(entry)) != r.get("kind"):
+            # the manifest's kind is an unsigned label: it must be the sealed entry's, or a sender could hide a record
+            # from a check that picks records by kind (an approval decision relabelled as something else)
+            label = shown_ref(r.get("kind"), 60)
+            return BundleCheck(
+                False,
+                f"record #{r.get('seq')} ({r.get('record_id')}): the manifest labels it {label}, but its sealed entry "
+                f"is of kind {shown_ref(kind, 60)}: the bundle was altered",
+                name,
+            )
     return BundleCheck(True, "")
+
+
+def _entry_kind(entry: dict[str, Any]) -> object:
+    """The event kind a (verified) entry holds: what every check after :func:`_check_records` goes by, never the
+    manifest's label (None when the entry holds no event object)."""
+    event = entry.get("event")
+    return event.get("kind") if isinstance(event, dict) else None
 
 
 def _members_problem(files: dict[str, bytes], manifest: dict[str, Any], cp: Checkpoint) -> str:
@@ -290,30 +307,55 @@ def _members_problem(files: dict[str, bytes], manifest: dict[str, Any], cp: Chec
 
 
 def _decisions_note(files: dict[str, bytes], manifest: dict[str, Any]) -> tuple[list[str], str]:
-    """The approval decisions of the bundle that count for nothing (as ``aios audit verify`` lists them: a signature
-    that does not verify under the approvals key, a decision on another version of its request), and the approvals
-    key they were checked with (its id computed from the shipped key file; "" when the bundle has no decisions)."""
-    decisions = [r for r in manifest.get("records", []) if r["kind"] == "approval_decision"]
+    """The warnings about the approval decisions of the bundle, in record order, and the approvals key they were
+    checked with (its id computed from the shipped key file; "" when the bundle has no decisions).
+
+    A decision that counts for nothing (as ``aios audit verify`` lists them: a signature that does not verify under
+    the approvals key, a decision on another version of its request) is ``ignored approval decision (counts for
+    nothing): ...``. The records are taken by the kind of their verified entries (the manifest's labels are unsigned),
+    and every decision is judged: the sender chooses which records a bundle holds, so a decision whose request is not
+    in the bundle before it still has its signature checked, and is reported as one that cannot be judged against
+    its request (whether it covers that request's version cannot be told from the bundle)."""
+    entries = []
+    for r in manifest.get("records", []):
+        entry = json.loads(files[r["file"]])["entry"]
+        entries.append((int(r["seq"]), str(r["record_id"]), entry.encode(), _entry_kind(json.loads(entry))))
+    entries.sort(key=lambda e: e[0])
+    decisions = [(seq, rid) for seq, rid, _entry, kind in entries if kind == "approval_decision"]
     if not decisions:
         return [], ""
+    ignored = "ignored approval decision (counts for nothing): "
     approvals = manifest.get("approvals_key")
     if not isinstance(approvals, dict):
         return [
-            f"record #{r['seq']} ({r['record_id']}): decision whose signature cannot be checked, the bundle ships "
-            "no approvals key"
-            for r in decisions
+            f"{ignored}record #{seq} ({rid}): decision whose signature cannot be checked, the bundle ships no "
+            "approvals key"
+            for seq, rid in decisions
         ], ""
     from flytekitplugins.aios_approvals import signing
-    from flytekitplugins.aios_approvals.audit_check import DecisionCheck
+    from flytekitplugins.aios_approvals.audit_check import DecisionCheck, line_kind
 
     key = _ed25519(_shipped_key(files, approvals["file"])[0])  # checked by _approvals_key_problem
-    check = DecisionCheck(key)
-    for r in sorted(manifest.get("records", []), key=lambda r: int(r["seq"])):
-        if r["kind"] in ("approval_request", "approval_decision"):
-            entry = json.loads(files[r["file"]])["entry"].encode()
-            check.see(int(r["seq"]), entry, str(r["record_id"]), "", "")
-    lines = [f"record #{seq} {line.removeprefix('record ')}" for seq, line in check.finish().lines]
-    return lines, signing.key_id(key)
+    check = DecisionCheck(key, selection=True)
+    for seq, rid, entry, kind in entries:
+        if kind in ("approval_request", "approval_decision"):  # see() reads the kind from the entry too
+            check.see(seq, entry, rid, "", "")
+    part = check.finish()
+    lines = [
+        (seq, f"{ignored.replace('decision', line_kind(line), 1)}record #{seq} {line.removeprefix('record ')}")
+        for seq, line in part.lines
+    ]
+    for seq, rid, request_id, approver, _named, signed in part.pending:
+        who = f"record #{seq} {rid}: decision by {approver} on {request_id}"
+        if not signed:
+            lines.append((seq, f"{ignored}{who} is not signed by approvals key {part.kid}"))
+        where = (
+            "not in the bundle before it"
+            if request_id in part.digests
+            else "not in the bundle (ask its sender for the bundle as exported)"
+        )
+        lines.append((seq, f"{who} cannot be judged against its request: request {request_id} is {where}"))
+    return [line for _seq, line in sorted(lines, key=lambda x: x[0])], signing.key_id(key)
 
 
 def _ed25519(pem: str) -> Ed25519PublicKey:
@@ -438,10 +480,10 @@ def _verify(
         f"{verifier.key_id} trusted from {trusted_from}; the unsigned manifest labels them "
         f"{shown_ref(manifest.get('scope'), 120)}"
     )
-    junk, approvals_kid = _decisions_note(files, manifest)
+    notes, approvals_kid = _decisions_note(files, manifest)
     if approvals_kid:
         summary += f"; approval decisions checked with approvals key {approvals_kid} shipped in the bundle: compare it"
-    notes = [f"ignored approval decision (counts for nothing): {line}" for line in junk]
-    # as `aios audit verify` warns: they verify as sealed records, but no fold counts them as approvals
+    # as `aios audit verify` warns: they verify as sealed records, but no fold counts them as approvals (or, their
+    # request left out, nothing in the bundle tells whether one counts)
     summary += "".join(f"; warning: {line}" for line in notes)
     return BundleCheck(True, summary, notes=notes)

@@ -655,6 +655,37 @@ class SQLiteAuditStore(AuditStore):
         log, ids = _ids_heads(self._conn())
         return log - ids
 
+    def ids_problems(self, after: int = 0, most: int = 10) -> list[str]:
+        """Where the record-id table differs from the log, for records after ``after`` (at most ``most`` of each):
+        a row naming another record than the log's at its seq, or one beyond the log, and rows missing below its
+        last one (its rows are ``1 ..`` its last, as it is written). A look-up by id checks a row it finds, but a
+        missing row hid a record from it: a store writer who left a rejected request's row out had the rejection
+        count for nothing where a reader took "not found" for "not there" (review of 2026-12-07). ``aios audit
+        verify`` reports these as tampering; rows past the last are an ordinary backlog, read from the log's tail."""
+        conn = self._conn()
+        _log, ids = _ids_heads(conn)
+        q = (
+            "SELECT i.seq, i.leaf_hash, l.leaf_hash FROM audit_ids i LEFT JOIN audit_log l ON l.seq = i.seq "
+            "WHERE i.seq > ? AND l.leaf_hash IS NOT i.leaf_hash ORDER BY i.seq LIMIT ?"
+        )
+        out = [
+            f"record-id row {seq} names {str(got)[:16]}..., the log's record {seq} is "
+            + (f"{want[:16]}..." if want else "not there")
+            for seq, got, want in conn.execute(q, (after, most))
+        ]
+        (held,) = conn.execute("SELECT COUNT(*) FROM audit_ids WHERE seq > ?", (after,)).fetchone()
+        if int(held) < ids - after:
+            q = (
+                "SELECT l.seq FROM audit_log l WHERE l.seq > ? AND l.seq <= ? AND NOT EXISTS "
+                "(SELECT 1 FROM audit_ids i WHERE i.seq = l.seq) ORDER BY l.seq LIMIT ?"
+            )
+            gone = [int(seq) for (seq,) in conn.execute(q, (after, ids, most))]
+            out.append(
+                f"the record-id table lacks the rows of records {gone} (it holds rows up to {ids}): a look-up by id "
+                "does not find them"
+            )
+        return out
+
     @staticmethod
     def _index_ids(conn: sqlite3.Connection, progress: Callable[[int], None] | None = None) -> bool:
         """Add the records appended since the last look-up to ``audit_ids``; False if that cannot be done (a table
