@@ -13,69 +13,22 @@ The sender of the bundle then
 
 from __future__ import annotations
 
-import copy
-import hashlib
 import json
-import zipfile
 from pathlib import Path
-from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
 from flytekitplugins.aios_audit import audit_log
 from flytekitplugins.aios_audit.evidence import sealed_edges
 from flytekitplugins.aios_audit.evidence_verify import verify_bundle
-from flytekitplugins.aios_core.cli import cli
 from flytekitplugins.aios_core.settings import get_settings
-
-
-def _aios(*args: str) -> tuple[int, str]:
-    res = CliRunner().invoke(cli, list(args))
-    assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
-    return res.exit_code, res.output
-
-
-def _files(bundle: Path) -> dict[str, bytes]:
-    with zipfile.ZipFile(bundle) as z:
-        return {n: z.read(n) for n in z.namelist()}
-
-
-def _zip(dst: Path, files: dict[str, bytes], manifest: dict[str, Any]) -> Path:
-    """``files`` and ``manifest`` as a bundle, the manifest's digests made to agree with the files."""
-    manifest["files"] = {n: hashlib.sha256(b).hexdigest() for n, b in sorted(files.items()) if n != "manifest.json"}
-    with zipfile.ZipFile(dst, "w") as z:
-        z.writestr("manifest.json", json.dumps(manifest, indent=1))
-        for name, data in sorted(files.items()):
-            if name != "manifest.json":
-                z.writestr(name, data)
-    return dst
+from tests.security.test_evidence_forgery import _aios, _files, _zip, junk_decision_bundle
 
 
 def _bundle_with_junk_decision(tmp_path: Path) -> tuple[Path, Path, str, str]:
     """``(bundle, pinned checkpoint key, junk decision's record id, request id)``: bob's signed rejection and a junk
     "approve by user:carol" a store writer appended, exported by document as usual."""
-    from flytekitplugins.aios_approvals import decide, open_request
-    from flytekitplugins.aios_approvals.evaluate import Env
-    from flytekitplugins.aios_audit.records import AuditEvent
-    from tests.lineage.synthetic import _decision, _ex
-
-    doc = f"sha256:{1:064x}"
-    store = audit_log(get_settings(), emit=False)
-    pd = store.append(_decision(doc, 1, _ex("run-real"))).record_id
-    evidence = {"document": doc, "policy_decision": pd}
-    env = Env.load(get_settings())
-    rid = open_request("payment-signoff", "high", doc, {"amount": 60001}, evidence, requester="service:x", env=env)
-    assert decide(rid, "user:bob", "reject", reason="duplicate invoice", env=Env.load(get_settings())).accepted
-    real = next(e for _s, e, *_ in store.scan_raw(1) if b'"kind":"approval_decision"' in e)
-    ev = copy.deepcopy(json.loads(real)["event"])  # someone with write access appends an approval, junk signature
-    ev["attributes"]["decision"].update(action="approve", approver="user:carol", reason="ok", signature="A" * 86 + "==")
-    ev["approvals"] = [dict(ev["attributes"]["decision"])]
-    ev.update(actor="user:carol", status="approve")
-    junk = store.append(AuditEvent.model_validate(ev)).record_id
-    bundle = tmp_path / "doc.zip"
-    code, out = _aios("evidence", "export", "--document", doc, "-o", str(bundle))
-    assert code == 0, out
+    bundle, junk, rid = junk_decision_bundle(tmp_path)
     pinned = tmp_path / "org-pinned.pem"
     code, out = _aios("audit", "public-key", "--out", str(pinned))
     assert code == 0, out

@@ -316,7 +316,9 @@ def test_the_genuine_bundle_tiles_its_zip_and_verifies(aios_env: Path, tmp_path:
 # --- 4. approval decisions that count for nothing --------------------------------------------------------------------
 
 
-def test_an_unsigned_approval_decision_in_a_bundle_is_flagged(aios_env: Path, tmp_path: Path) -> None:
+def junk_decision_bundle(tmp_path: Path) -> tuple[Path, str, str]:
+    """``(bundle, junk decision's record id, request id)``: bob's signed rejection of a request and a junk "approve by
+    user:carol" (a bad signature) a store writer appended, exported by document as usual."""
     from flytekitplugins.aios_approvals import decide, open_request
     from flytekitplugins.aios_approvals.evaluate import Env
     from flytekitplugins.aios_audit.records import AuditEvent
@@ -338,6 +340,11 @@ def test_an_unsigned_approval_decision_in_a_bundle_is_flagged(aios_env: Path, tm
     bundle = tmp_path / "doc.zip"
     code, out = _aios("evidence", "export", "--document", doc, "-o", str(bundle))
     assert code == 0, out
+    return bundle, junk, rid
+
+
+def test_an_unsigned_approval_decision_in_a_bundle_is_flagged(aios_env: Path, tmp_path: Path) -> None:
+    bundle, junk, _rid = junk_decision_bundle(tmp_path)
     code, out = _aios("evidence", "verify", str(bundle), "--public-key", str(_published_key(tmp_path)))
     assert code == 0 and out.startswith("OK: ") and out.count("\n") == 1, out  # as `aios audit verify`: a warning
     assert f"warning: ignored approval decision (counts for nothing): record #4 {junk}: decision by user:carol" in out
