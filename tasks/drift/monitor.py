@@ -7,9 +7,10 @@
   so the trail says why retraining started (or did not).
 * :func:`start_retraining` is a dynamic node that first re-establishes from the trail what stands behind it (the
   place that acts verifies: :func:`triggered_retraining`), then imports the target (``module.attr`` or
-  ``module:attr``: a workflow, launch plan or task; default ``workflows.retraining.retrain``) and calls it
-  with the inputs it declares among ``trigger_reason`` and ``drift_record``. A target
-  that cannot be imported fails the node loudly.
+  ``module:attr``: a workflow, launch plan or task; default ``workflows.retraining.retrain``), claims the decision
+  for its execution in an audited record (:func:`claim_start`: one decision starts one retraining) and calls the
+  target with the inputs it declares among ``trigger_reason`` and ``drift_record``. A target that cannot be
+  imported fails the node loudly, before the decision is claimed.
 * The chain's output is one line a person reads: ``retraining not started: ...`` (no drift, or policy
   refused) from :func:`skip_retraining`, or ``retraining ran: ...`` with the retraining's own decision
   (promoted / kept / rejected, and why) from :func:`retraining_outcome`.
@@ -18,11 +19,12 @@
 from __future__ import annotations
 
 import importlib
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from flytekit import dynamic, task
 
 from flytekitplugins.aios_audit.records import AuditRecord
+from flytekitplugins.aios_core.context import ExecutionRef
 from flytekitplugins.aios_core.errors import GovernanceDenied
 from flytekitplugins.aios_core.settings import Settings, get_settings
 from tasks.acting import act_as
@@ -31,7 +33,11 @@ from tasks.drift.report import DriftReport
 from tasks.images import GOVERNED
 from tasks.training.promotion import RetrainSummary
 
+if TYPE_CHECKING:
+    from flytekitplugins.aios_audit.stores import AuditStore
+
 DEFAULT_TARGET = "workflows.retraining.retrain"
+START_KIND = "retraining"  # the audited record start_retraining writes before it launches (status "started")
 
 
 class RetrainDecision(NamedTuple):
@@ -126,6 +132,106 @@ def trigger_claim(record_id: str) -> str:
     return f"retrain-trigger:{record_id}"
 
 
+def start_claim(record_id: str) -> str:
+    """The claim key the execution that starts the retraining on the decision ``record_id`` takes, held by that
+    execution (:func:`starter`): ``start_retraining`` claims it in its ``retrain started`` record before it launches
+    anything (:func:`claim_start`), and ``register_candidate`` registers on the decision only in the execution that
+    holds it (:func:`registration_start_claims`)."""
+    return f"retrain-start:{record_id}"
+
+
+def starter(execution: ExecutionRef) -> str:
+    """Who holds a :func:`start_claim`: the execution (``project/domain/name``; a local run's id), not the node or
+    the attempt, so a retry of the node and the retraining's own steps (sub-nodes of the same execution) hold it."""
+    return execution.execution_key
+
+
+def _started_by(record_id: str, held: tuple[str, int], note: str = "") -> str:
+    return (
+        f"drift decision {record_id} already started a retraining in execution {held[0]}{note} (audit record seq "
+        f"{held[1]}); one decision starts one retraining: run the monitoring chain again for a new decision"
+    )
+
+
+def _a_retry(store: AuditStore, seq: int, execution: ExecutionRef) -> bool:
+    """Whether ``execution`` is a later attempt of the node whose ``retrain started`` record is at ``seq`` (Flyte
+    retried the node on a cluster); a second call in the same attempt, or in a local run, is not."""
+    from flytekitplugins.aios_audit.records import intact
+
+    rec = next(store.scan(seq, seq), None)
+    before = rec.event.execution if rec is not None and intact(rec) and rec.event.kind == START_KIND else None
+    return (
+        before is not None
+        and starter(before) == starter(execution)
+        and before.node_id == execution.node_id
+        and execution.retry_attempt > before.retry_attempt
+    )
+
+
+def claim_start(decided: AuditRecord, target: str, reason: str, settings: Settings) -> str:
+    """Claim the decision ``decided`` for the execution in progress before anything is launched: an audited
+    ``kind="retraining"``, status ``started`` record naming the decision, holding its :func:`start_claim` (a row of
+    the claims table written in the same transaction; a second holder is refused by the store, atomically). Returns
+    the record id ("" for a retry of the node that already holds it: Flyte retried it, and it launches again).
+
+    ``start_retraining`` once checked only that no retraining had registered a model on the decision yet (which
+    happens at the end of a training run): until then, one decision started as many retrainings as a launcher
+    asked for.
+
+    Raises:
+        GovernanceDenied: ``trigger_used`` naming the decision and the execution that holds it (another execution,
+            or a second call in this one that is not a retry of the node); ``audit_write_failed`` when the claim
+            cannot be made durable. Either way nothing is started.
+    """
+    from flytekitplugins.aios_audit import AuditEvent, audit_log
+    from flytekitplugins.aios_audit.stores import CLAIMS_ATTR, AuditWriteError, ClaimTaken, claim
+    from flytekitplugins.aios_core.context import code_version, current_execution
+
+    store = audit_log(settings)
+    key, execution = start_claim(decided.record_id), current_execution()
+    held = store.claim_holders([key]).get(key)
+    if held is None:
+        event = AuditEvent(
+            kind=START_KIND, actor=settings.actor, status="started", subject=f"Workflow::{target}",
+            execution=execution, code_version=code_version(settings.code_version), parents=[decided.record_id],
+            attributes={"target": target, "reason": reason, CLAIMS_ATTR: [claim(key, starter(execution))]},
+        )  # fmt: skip
+        try:
+            return store.append(event).record_id
+        except ClaimTaken as e:  # another execution claimed the decision since it was read
+            held = (e.holder, e.seq)
+        except AuditWriteError as e:  # fail closed: no claim, no retraining
+            msg = f"the start of a retraining on drift decision {decided.record_id} could not be recorded ({e})"
+            raise GovernanceDenied(msg + "; nothing is started", reason_code="audit_write_failed") from e
+    if held[0] == starter(execution) and _a_retry(store, held[1], execution):
+        return ""
+    here = ", this one (a second start, not a retry of the node that started it)" * (held[0] == starter(execution))
+    raise GovernanceDenied(_started_by(decided.record_id, held, here), reason_code="trigger_used")
+
+
+def registration_start_claims(record_id: str, execution: ExecutionRef, settings: Settings) -> list[dict[str, str]]:
+    """The start claim a registration in ``execution`` on the decision ``record_id`` takes with its training record:
+    none when ``execution`` holds it already (``start_retraining`` started this retraining), the claim itself when
+    no execution holds it (the retraining workflow was launched with the decision directly: its registration is
+    then the start, and a later ``start_retraining`` on the decision is refused).
+
+    Raises:
+        GovernanceDenied: ``trigger_used`` naming the execution that holds it, when that is another execution (a
+            retraining started elsewhere on the decision registers there, or nowhere); nothing is registered.
+    """
+    from flytekitplugins.aios_audit import audit_log
+    from flytekitplugins.aios_audit.stores import claim
+
+    key = start_claim(record_id)
+    held = audit_log(settings).claim_holders([key]).get(key)
+    if held is None:
+        return [claim(key, starter(execution))]
+    if held[0] != starter(execution):
+        msg = f"{_started_by(record_id, held)}; this registration runs in execution {starter(execution)}"
+        raise GovernanceDenied(msg + ": nothing is registered", reason_code="trigger_used")
+    return []
+
+
 def triggered_retraining(record_id: str, target: str, settings: Settings, holder: str = "") -> AuditRecord:
     """The trail's decision to start ``target``: the intact ``retrain_triggered`` drift record ``record_id`` made
     for exactly this target, on a drift check measured on sealed quality validations of its batches, with an intact
@@ -134,7 +240,8 @@ def triggered_retraining(record_id: str, target: str, settings: Settings, holder
 
     ``start_retraining`` is a node anyone with launch rights can start on its own, with any inputs: a made-up record
     id, or a principal the policy would refuse, launched the target all the same (the record id then became the
-    training record's parent). One decision also started any number of retrainings, each recorded as caused by it.
+    training record's parent). One decision also started any number of retrainings, each recorded as caused by it:
+    ``start_retraining`` now also claims the decision for its execution (:func:`claim_start`) before it launches.
 
     Raises:
         GovernanceDenied: ``no_evidence`` naming what is missing, ``unsealed_quality`` (the drift check behind it
@@ -230,13 +337,16 @@ def start_retraining(target: str, reason: str, drift_record: str) -> str:
         drift_record: audit record id of the decision, passed when declared.
 
     Raises:
-        GovernanceDenied: ``drift_record`` is not the trail's decision to start ``target``, or a retraining
-            already registered a model on it (see :func:`triggered_retraining`); the reason passed on is the one
-            that decision recorded.
+        GovernanceDenied: ``drift_record`` is not the trail's decision to start ``target``, a retraining already
+            registered a model on it (see :func:`triggered_retraining`), or another execution (or an earlier call
+            in this one that was not a retry of this node) started a retraining on it (``trigger_used``, see
+            :func:`claim_start`); the reason passed on is the one that decision recorded. Nothing is launched.
     """
-    decided = triggered_retraining(drift_record, target, get_settings())  # this node's entry point
+    settings = get_settings()  # this node's entry point: resolved once, passed down
+    decided = triggered_retraining(drift_record, target, settings)
     reason = str(decided.event.attributes.get("reason") or reason)
-    entity = resolve_target(target)
+    entity = resolve_target(target)  # a target that cannot be imported fails before the decision is claimed
+    claim_start(decided, target, reason, settings)  # one decision, one retraining: claimed before anything runs
     offered = {"trigger_reason": reason, "drift_record": drift_record}
     declared = entity.python_interface.inputs
     out = entity(**{k: v for k, v in offered.items() if k in declared})

@@ -275,27 +275,32 @@ def register_candidate(
 
     Raises:
         GovernanceDenied: ``model_digest_mismatch``, ``untrained_artifact``, ``no_evidence``, ``unsealed_quality``,
-            ``trigger_used`` (the drift decision already started another retraining), ``trigger_mismatch`` or
+            ``trigger_used`` (the drift decision already started another retraining: another registration holds
+            it, or another execution started a retraining on it), ``trigger_mismatch`` or
             ``unsealed_training_data``; nothing is recorded.
     """
     from flytekitplugins.aios_audit.stores import CLAIMS_ATTR, ClaimTaken, claim
     from flytekitplugins.aios_catalog import ModelEntry, catalog
     from flytekitplugins.aios_core.errors import GovernanceDenied
-    from tasks.drift.monitor import trigger_claim
+    from tasks.drift.monitor import registration_start_claims, trigger_claim
 
     settings = get_settings()  # this task's entry point: resolved once, passed down
-    actor, holder = settings.actor, f"{name}@{lineage.version}"
+    actor, holder, execution = settings.actor, f"{name}@{lineage.version}", current_execution()
     trigger, parents = _recorded_trigger(trigger, drift_record, holder, settings)  # the trail's, not the input's
     # one decision, one retraining: the training record claims the decision (a retry of this registration holds it)
     key = trigger_claim(parents[0]) if parents else ""
     fresh = bool(key) and key not in audit_log(settings).claim_holders([key])
+    # ... and registers only in the execution that started it (start_retraining's claim; taken here when none is)
+    claims = ([claim(key, holder)] if fresh else []) + (
+        registration_start_claims(parents[0], execution, settings) if parents else []
+    )
     parents.append(sealed_split(lineage, settings))  # the split prepare_data drew, not a lineage typed by hand
     uri, digest, trained = _persist_verified(result, name, lineage, settings)  # the bytes stored, not the claim
     parents.append(trained)  # the training step's seal of exactly these bytes
     figures = {k: v for k, v in asdict(result).items() if k not in ("model", "losses")}
     event = AuditEvent(
         kind="training", actor=actor, status="trained", subject=f"{name}@{lineage.version}",
-        execution=current_execution(), code_version=code_version(settings.code_version),
+        execution=execution, code_version=code_version(settings.code_version),
         models=[ModelRef(name=name, version=lineage.version, digest=digest)],
         inputs={"train": lineage.train_digest, "test": lineage.test_digest, "feedback": lineage.feedback_digest,
                 "reference_rows": lineage.reference_rows_digest, "config": config.digest()},
@@ -303,11 +308,11 @@ def register_candidate(
         attributes={"config": asdict(config), "result": figures, "losses": result.losses, "trigger": trigger,
                     "data": {k: v for k, v in asdict(lineage).items() if k != "feedback_rejected"},
                     "feedback_rejected_lines": len(lineage.feedback_rejected), "artifact_uri": uri,
-                    **({CLAIMS_ATTR: [claim(key, holder)]} if fresh else {})},
+                    **({CLAIMS_ATTR: claims} if claims else {})},
     )  # fmt: skip
     try:
         record = audit_log(settings).append(event)
-    except ClaimTaken as e:  # another registration claimed the decision since it was read
+    except ClaimTaken as e:  # another registration or execution claimed the decision since it was read
         msg = f"drift decision {parents[0]} already started a retraining ({e.holder}); nothing is registered"
         raise GovernanceDenied(msg, reason_code="trigger_used") from e
     # the VADER rows the training rows were drawn from too: a drift check counts only with them as its reference
