@@ -22,7 +22,7 @@ from flytekitplugins.aios_audit import audit_log
 from flytekitplugins.aios_audit.evidence import sealed_edges
 from flytekitplugins.aios_audit.evidence_verify import verify_bundle
 from flytekitplugins.aios_core.settings import get_settings
-from tests.security.test_evidence_forgery import _aios, _files, _zip, junk_decision_bundle
+from tests.security.test_evidence_forgery import _aios, _files, _published_key, _zip, junk_decision_bundle
 
 
 def _bundle_with_junk_decision(tmp_path: Path) -> tuple[Path, Path, str, str]:
@@ -119,3 +119,16 @@ def test_the_log_walk_still_passes_over_a_decision_without_a_request(aios_env: P
     assert not walk.finish().lines and not walk.part.pending
     part = selection.finish()
     assert not part.lines and [(p[2], p[3], p[5]) for p in part.pending] == [(rid, "user:bob", True)], part
+
+
+def test_a_decision_naming_another_request_than_its_record_is_reported(aios_env: Path, tmp_path: Path) -> None:
+    """Re-review of 2026-12-07: a junk "approve by user:carol" whose decision names another request id than the
+    record it sits in counts for nothing (the fold passes it over) but was reported by neither verifier, while
+    readers print its record as carol's approval. Both verifiers now show it."""
+    other = "apr-" + "0" * 20
+    bundle, junk, rid = junk_decision_bundle(tmp_path, names=other)
+    shown = f"record {junk}: decision by user:carol names request {other}, but is recorded for {rid}"
+    code, out = _aios("audit", "verify")
+    assert code == 0 and f"warning: ignored approval decision (counts for nothing): {shown}" in out, out
+    code, out = _aios("evidence", "verify", str(bundle), "--public-key", str(_published_key(tmp_path)))
+    assert code == 0 and shown.replace("record ", "record #4 ", 1) in out, out

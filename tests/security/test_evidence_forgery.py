@@ -316,9 +316,10 @@ def test_the_genuine_bundle_tiles_its_zip_and_verifies(aios_env: Path, tmp_path:
 # --- 4. approval decisions that count for nothing --------------------------------------------------------------------
 
 
-def junk_decision_bundle(tmp_path: Path) -> tuple[Path, str, str]:
+def junk_decision_bundle(tmp_path: Path, names: str = "") -> tuple[Path, str, str]:
     """``(bundle, junk decision's record id, request id)``: bob's signed rejection of a request and a junk "approve by
-    user:carol" (a bad signature) a store writer appended, exported by document as usual."""
+    user:carol" (a bad signature) a store writer appended, exported by document as usual; with ``names``, the junk
+    decision names that request id inside, while its record is for bob's request."""
     from flytekitplugins.aios_approvals import decide, open_request
     from flytekitplugins.aios_approvals.evaluate import Env
     from flytekitplugins.aios_audit.records import AuditEvent
@@ -334,6 +335,8 @@ def junk_decision_bundle(tmp_path: Path) -> tuple[Path, str, str]:
     real = next(e for _s, e, *_ in store.scan_raw(1) if b'"kind":"approval_decision"' in e)
     ev = copy.deepcopy(json.loads(real)["event"])  # someone with write access appends an approval, junk signature
     ev["attributes"]["decision"].update(action="approve", approver="user:carol", reason="ok", signature="A" * 86 + "==")
+    if names:
+        ev["attributes"]["decision"]["request_id"] = names
     ev["approvals"] = [dict(ev["attributes"]["decision"])]
     ev.update(actor="user:carol", status="approve")
     junk = store.append(AuditEvent.model_validate(ev)).record_id

@@ -169,3 +169,45 @@ def test_what_a_request_record_must_hold() -> None:
     assert old.model_copy(update={"request_id": old_id}).integrity_problem() == ""
     signed = good.model_copy(update={"launcher": "user:mallory"})  # another launcher is other content
     assert "not the digest of its own fields" in signed.integrity_problem()
+
+
+def test_a_request_planted_to_open_in_a_year_is_not_acted_on(monkeypatch: pytest.MonkeyPatch, aios_env: Path) -> None:
+    """Re-review of 2026-12-07: the gate's whole content "created" a year ahead with a span of exactly the timeout
+    asked passed the span check, stayed pending for a year, and an approval ten days past the timeout paid. A request
+    the gate acts on must expire no later than the timeout asked from now."""
+    from flytekitplugins.aios_approvals import ManualClock, use_clock
+
+    _use(monkeypatch, AIOS_PRINCIPAL="service:document-pipeline")
+    asked = _what_the_gate_asks(monkeypatch, aios_env, MEDIUM)
+    with use_clock(ManualClock(dt.datetime.now(dt.UTC))) as clock:
+        ahead = clock.now() + dt.timedelta(days=360)
+        _plant(
+            asked.model_copy(update={"created_at": ahead, "expires_at": ahead + (asked.expires_at - asked.created_at)})
+        )
+        assert _pay(MEDIUM) == "refused: approval_for_other_terms"
+        clock.advance(10 * 86_400)  # ten days past the timeout the gate asks
+        env = Env.load(get_settings())
+        assert decide(asked.request_id, "user:bob", "approve", "PO matched", env=env).accepted
+        assert _pay(MEDIUM) == "refused: approval_for_other_terms" and not _paid(aios_env, MEDIUM)
+
+
+def test_a_shorter_timeout_refuses_an_approval_only_until_it_is_within_it() -> None:
+    """Re-review of 2026-12-07: after an operator shortens the timeout, an approved request opened under the longer
+    one was refused for good (it still stood, so no new round opened). It is refused only while it would stay open
+    longer than the new timeout from now."""
+    from flytekitplugins.aios_approvals import ManualClock, require_approval, use_clock
+    from flytekitplugins.aios_core.types import ApprovalRequirement, PolicyDecision
+
+    req = ApprovalRequirement(gate="payment-signoff", risk="medium", reason="payment-over-10k")
+    decision = PolicyDecision(effect="require_approval", reasons=["x"], approval=req, audit_record_id="ab" * 32)
+    ask = {"subject": "sha256:invoice-1", "summary": {"amount": 12_500}, "requester": "service:document-pipeline"}
+    with use_clock(ManualClock()) as clock:
+        with pytest.raises(GovernanceDenied) as opened:
+            require_approval(decision, **ask, settings=get_settings(), timeout_s=3600)
+        rid = opened.value.record_id
+        assert rid and decide(rid, "user:bob", "approve", "PO matched", env=Env.load(get_settings())).accepted
+        with pytest.raises(GovernanceDenied) as shorter:
+            require_approval(decision, **ask, settings=get_settings(), timeout_s=1800)
+        assert shorter.value.reason_code == "approval_for_other_terms"
+        clock.advance(1800)  # now within the shorter timeout of its expiry
+        assert require_approval(decision, **ask, settings=get_settings(), timeout_s=1800).request_id == rid

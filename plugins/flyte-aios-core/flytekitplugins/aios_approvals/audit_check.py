@@ -105,24 +105,31 @@ class DecisionCheck:
         except (ValueError, KeyError, TypeError, ValidationError):
             return  # not a record the folds can read either
         ev = rec.event
-        try:
-            if ev.kind == "approval_request":
+        if ev.kind == "approval_request":
+            try:
                 req = ApprovalRequest.model_validate(ev.attributes["request"])
-                if why := req.integrity_problem():  # the fold counts it for nothing, and decisions on it with it
-                    part.lines.append((seq, f"record {rec.record_id}: {IGNORED_REQUEST} {req.request_id}: {why}"))
-                elif req.request_id not in part.digests:
-                    part.digests[req.request_id] = req.digest()
-                return
-            if ev.kind != "approval_decision":
-                return
-            digest = part.digests.get(ev.subject)
-            if digest is None and part.first == 1 and not self.selection:
-                return  # no request of that id before it in the log: counts toward nothing
+            except (KeyError, TypeError, ValidationError):
+                return  # counts for nothing in the fold either (which logs it)
+            if why := req.integrity_problem():  # the fold counts it for nothing, and decisions on it with it
+                part.lines.append((seq, f"record {rec.record_id}: {IGNORED_REQUEST} {req.request_id}: {why}"))
+            elif req.request_id not in part.digests:
+                part.digests[req.request_id] = req.digest()
+            return
+        if ev.kind != "approval_decision":
+            return
+        try:
             d = ApprovalDecision.model_validate(ev.attributes["decision"])
         except (KeyError, TypeError, ValidationError):
             return  # counts for nothing in the fold either (which logs it)
+        # a decision naming another request than it is recorded for counts for nothing, and is shown: readers print
+        # its record's actor and status ("approve by user:carol"), and it went unreported (re-review of 2026-12-07)
         if d.request_id != ev.subject:
+            why = f"names request {d.request_id}, but is recorded for {ev.subject}"
+            part.lines.append((seq, f"record {rec.record_id}: decision by {d.approver} {why}"))
             return
+        digest = part.digests.get(ev.subject)
+        if digest is None and part.first == 1 and not self.selection:
+            return  # no request of that id before it in the log: counts toward nothing
         if digest is None:  # its request, if any, is in an earlier part (or was left out of the selection)
             part.pending.append((seq, rec.record_id, ev.subject, d.approver, d.request_digest, self._signed(d)))
             return

@@ -13,6 +13,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
+from flytekitplugins.aios_approvals.clock import get_clock
 from flytekitplugins.aios_approvals.evaluate import Env, evaluate
 from flytekitplugins.aios_approvals.models import ApprovalOutcome
 from flytekitplugins.aios_approvals.service import _execution_key, launcher_problem, open_request, run_launcher
@@ -209,21 +210,29 @@ def require_approval(
     raise GovernanceDenied(msg, reason_code=code, record_id=rid)
 
 
+CLOCK_SKEW_S = 60.0
+"""How much later than the caller's clock plus the timeout asked a request may expire (clocks of other processes)."""
+
+
 def _other_terms(env: Env, rid: str, risk: str, timeout_s: float | None) -> str:
     """Why request ``rid`` is not asked on the policy decision's terms ("" when it is): at its risk (so at that
-    quorum), and open no longer than the timeout asked for (``timeout_s``, else the settings'). A request a store
-    writer planted with the gate's id once asked one approver for what the policy sent to two (review of
-    2026-12-07); the fold refuses such a record (``ApprovalRequest.integrity_problem``), and this check stands
-    behind it: a request of this content at another risk, or one stretching "timeout = deny", is not acted on."""
+    quorum), and expiring no later than the timeout asked for from now (``timeout_s``, else the settings'; plus
+    :data:`CLOCK_SKEW_S`). A request a store writer planted with the gate's id once asked one approver for what the
+    policy sent to two (review of 2026-12-07); the fold refuses such a record (``ApprovalRequest.integrity_problem``),
+    and this check stands behind it. A request of this content opened by the gate is never later than that (it
+    expired at most the timeout after it was opened), so one expiring later stretches "timeout = deny": a year, or a
+    year ahead with a span of exactly the timeout (re-review of 2026-12-07). Measured from now, not from the record's
+    ``created_at``, which is the writer's word; so after an operator shortens the timeout, an approved request opened
+    under the longer one is refused only until it is within the new timeout of its expiry, not for good."""
     st = projection(env.store).get(rid)
     if st is None:
         return "is not in the audit trail"
     if st.request.risk != risk:
         return f"was asked at {st.request.risk} risk; the policy asks for {risk} risk"
-    asked = timeout_s if timeout_s is not None else env.settings.approval_timeout_s
-    span = (st.request.expires_at - st.request.created_at).total_seconds()
-    if span > float(asked) + 1.0:
-        return f"stays open {span:,.0f} s, longer than the {float(asked):,.0f} s asked for"
+    asked = float(timeout_s if timeout_s is not None else env.settings.approval_timeout_s)
+    left = (st.request.expires_at - get_clock().now()).total_seconds()
+    if left > asked + CLOCK_SKEW_S:
+        return f"stays open {left:,.0f} s more, longer than the {asked:,.0f} s asked for"
     return ""
 
 
