@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flytekitplugins.aios_approvals.evaluate import Env, evaluate
-from flytekitplugins.aios_approvals.models import ApprovalRequest
+from flytekitplugins.aios_approvals.models import ApprovalRequest, content_key_of
 from flytekitplugins.aios_approvals.service import _execution_key, launcher_problem, run_launcher
 from flytekitplugins.aios_approvals.state import RequestState, act_claim, projection, requests_naming
 from flytekitplugins.aios_audit.records import AuditEvent, AuditRecord, intact
@@ -247,8 +247,8 @@ def _asked_problem(
     # compared as canonical JSON, as request ids are made: 20000 and 20000.0, or 0 and False, are other content
     same = digest_value({k: getattr(req, k) for k in fields}) == digest_value({k: asked[k] for k in fields})
     if asked["launcher"] is not None:  # the whole content key, launcher included: asking again is this request
-        content = {k: asked[k] for k in ("gate", "risk", "summary", "evidence", "requester", "launcher")}
-        same = same and req.content_key == digest_value({**content, "subject": c.subject})
+        content = [asked[k] for k in ("summary", "evidence", "requester", "launcher")]
+        same = same and req.content_key == content_key_of(asked["gate"], asked["risk"], c.subject, *content)
     if not same or req.execution != made:
         why = (
             f"request {c.request_id} is not the one the decision's run opened for policy decision {c.policy_record}: "
@@ -263,12 +263,8 @@ def _rejected_elsewhere(env: Env, c: ActionClaim) -> str:
     same document makes a new decision and asks anew, and a second approver's yes once paid what a first had rejected
     (review of 2026-12-07). Requests name the document in their evidence, so the lineage index finds them."""
     others = [r for r in requests_naming(env.store, c.subject) if r != c.request_id]
-    view = projection(env.store) if others else None
-    for rid in others:
-        state = view.get(rid) if view is not None else None
-        if state is not None and evaluate(state, env).status == "rejected":
-            return rid
-    return ""
+    states = projection(env.store).get_many(others) if others else {}  # read together, as the chunk's own requests
+    return next((rid for rid, state in states.items() if evaluate(state, env).status == "rejected"), "")
 
 
 def policy_in_force(settings: Any) -> str:

@@ -21,6 +21,23 @@ Action = Literal["approve", "reject"]
 TERMINAL: frozenset[str] = frozenset({"approved", "rejected", "timed_out", "refused"})
 
 
+def content_key_of(
+    gate: str,
+    risk: str,
+    subject: str,
+    summary: dict[str, Any],
+    evidence: dict[str, str],
+    requester: str,
+    launcher: str | None,
+) -> str:
+    """The content key of a request of these fields: their digest (canonical JSON), the launcher's included since
+    2026-12-05 (``launcher=None``: the formula before). ``open_request`` keys requests by it, the fold checks each
+    record's by it (:meth:`ApprovalRequest.integrity_problem`), and the acting point rebuilds the decide step's."""
+    content: dict[str, Any] = {"gate": gate, "risk": risk, "subject": subject, "summary": summary}
+    content |= {"evidence": evidence, "requester": requester}
+    return digest_value(content if launcher is None else content | {"launcher": launcher})
+
+
 def request_id_of(content_key: str, round_: int) -> str:
     """The id of round ``round_`` of the requests with ``content_key``: ``apr-`` and 20 hex digits of their digest."""
     return "apr-" + digest_value({"content_key": content_key, "round": round_}).removeprefix("sha256:")[:20]
@@ -64,11 +81,10 @@ class ApprovalRequest(BaseModel):
         return draft.model_copy(update={"content_key": key, "request_id": request_id_of(key, round_)})
 
     def derived_key(self, launcher: bool = True) -> str:
-        """The content key of this request's own gate, risk, subject, summary, evidence and requester, and its
-        launcher (``launcher=False``: the formula before the launcher was part of the content, 2026-12-05)."""
-        content: dict[str, Any] = {"gate": self.gate, "risk": self.risk, "subject": self.subject}
-        content |= {"summary": self.summary, "evidence": self.evidence, "requester": self.requester}
-        return digest_value(content | {"launcher": self.launcher} if launcher else content)
+        """The content key of this request's own fields (:func:`content_key_of`; ``launcher=False``: the formula
+        before the launcher was part of the content, 2026-12-05)."""
+        fields = (self.gate, self.risk, self.subject, self.summary, self.evidence, self.requester)
+        return content_key_of(*fields, self.launcher if launcher else None)
 
     def integrity_problem(self) -> str:
         """Why this request, as a record states it, is not one :func:`~.service.open_request` opens ("" when it is):

@@ -12,12 +12,18 @@ from typing import Any
 
 from flytekitplugins.aios_approvals.clock import get_clock
 from flytekitplugins.aios_approvals.evaluate import Env, decision_stands, evaluate, new_decision
-from flytekitplugins.aios_approvals.models import TERMINAL, Action, ApprovalOutcome, ApprovalRequest, request_id_of
+from flytekitplugins.aios_approvals.models import (
+    TERMINAL,
+    Action,
+    ApprovalOutcome,
+    ApprovalRequest,
+    content_key_of,
+    request_id_of,
+)
 from flytekitplugins.aios_approvals.rules import RISKS, refusal_reason, validate_gate_name
 from flytekitplugins.aios_approvals.state import RequestState, projection
 from flytekitplugins.aios_audit.records import AuditEvent
 from flytekitplugins.aios_audit.stores import PreconditionFailed
-from flytekitplugins.aios_core.digest import digest_value
 from flytekitplugins.aios_core.errors import AiosError
 from flytekitplugins.aios_core.settings import MAX_APPROVAL_TIMEOUT_S, Settings
 
@@ -139,7 +145,7 @@ def open_request(
     launcher = run_launcher(env.settings)
     # the launcher is part of the content: a run launched by someone else (an approver among them) asks anew and
     # never finds, or uses, the approval another launcher's run was given
-    content_key = digest_value({**content, "requester": requester, "launcher": launcher})
+    content_key = content_key_of(gate, risk, subject, summary, evidence, requester, launcher)
     execution = _execution_key()
     existing, round_ = _current_round(env, content_key, execution)
     if existing:

@@ -127,11 +127,6 @@ class Projection:
         """States of the requests that exist among ``request_ids`` (after :meth:`refresh`)."""
         return {rid: st for rid in dict.fromkeys(request_ids) if (st := self.requests.get(rid)) is not None}
 
-    def latest_for(self, content_key: str) -> RequestState | None:
-        """The newest round of requests with this content."""
-        ids = self.by_content.get(content_key)
-        return self.requests[ids[-1]] if ids else None
-
     def rounds_for(self, content_key: str) -> list[RequestState]:
         """Every round of requests with this content, in log order."""
         return [self.requests[rid] for rid in self.by_content.get(content_key, ())]
@@ -181,12 +176,6 @@ class IndexedProjection:
         of actions: three queries per 500 requests, not three each)."""
         ids = list(dict.fromkeys(request_ids))
         return self._fold(self._rows(ids)).get_many(ids) if ids else {}
-
-    def latest_for(self, content_key: str) -> RequestState | None:
-        """The newest round of requests with this content."""
-        rounds = self._fold([(pj.REQUESTS, pj.select(self.store, pj.REQUESTS, "content_key = ?", [content_key]))])
-        latest = rounds.latest_for(content_key)
-        return self.get(latest.request.request_id) if latest is not None else None
 
     def rounds_for(self, content_key: str) -> list[RequestState]:
         """Every round of requests with this content, in log order, each with its decisions and uses."""
