@@ -3,7 +3,10 @@
 Each document gets: a ``policy_decision`` sealing its lineage (classification by a catalogued model, protected
 text, source), an ``approval_request`` opened for it, one or two ``approval_decision`` records, and either an
 ``action_authorized`` + ``action`` (approved) or nothing (rejected). A model version is registered with its
-training data, trained after a drift record, evaluated and promoted with an approver.
+training data, trained after a drift record, evaluated and promoted with an approver. The approval records hold the
+fields readers show (gate, risk, approver, action), not a whole request or signed decision: every fold counts them for
+nothing, and ``aios audit verify`` and ``aios evidence verify`` list each as an ignored request or decision that does
+not parse.
 """
 
 from __future__ import annotations

@@ -108,8 +108,10 @@ class DecisionCheck:
         if ev.kind == "approval_request":
             try:
                 req = ApprovalRequest.model_validate(ev.attributes["request"])
-            except (KeyError, TypeError, ValidationError):
-                return  # counts for nothing in the fold either (which logs it)
+            except (KeyError, TypeError, ValidationError) as e:  # counts for nothing in the fold either (which logs it)
+                unread = f"record {rec.record_id}: {IGNORED_REQUEST} {ev.subject[:80]}: {unreadable(e)}"
+                part.lines.append((seq, unread))
+                return
             if why := req.integrity_problem():  # the fold counts it for nothing, and decisions on it with it
                 part.lines.append((seq, f"record {rec.record_id}: {IGNORED_REQUEST} {req.request_id}: {why}"))
             elif req.request_id not in part.digests:
@@ -119,8 +121,12 @@ class DecisionCheck:
             return
         try:
             d = ApprovalDecision.model_validate(ev.attributes["decision"])
-        except (KeyError, TypeError, ValidationError):
-            return  # counts for nothing in the fold either (which logs it)
+        except (KeyError, TypeError, ValidationError) as e:
+            # counts for nothing in the fold either (which logs it), and is shown: readers print its record's actor
+            # ("approve by user:carol"), and it went unreported until 2026-12-07
+            who, why = ev.actor[:80] or "(no actor)", f"on {ev.subject[:80]} {unreadable(e)}"
+            part.lines.append((seq, f"record {rec.record_id}: decision by {who} {why}"))
+            return
         # a decision naming another request than it is recorded for counts for nothing, and is shown: readers print
         # its record's actor and status ("approve by user:carol"), and it went unreported (re-review of 2026-12-07)
         if d.request_id != ev.subject:
@@ -141,6 +147,19 @@ class DecisionCheck:
 
     def _signed(self, d: ApprovalDecision) -> bool:
         return signing.verify(self.key, d.signed_payload(), d.signature)
+
+
+def unreadable(e: Exception) -> str:
+    """Why a request or decision record's payload cannot be read, in a few words naming the field, never its value
+    (a store writer's text: a reader's screen shows the line)."""
+    if isinstance(e, ValidationError):
+        first = e.errors(include_input=False, include_url=False)[0]
+        field = ".".join(str(part) for part in first.get("loc", ())) or "(the payload)"
+        more = f" and {e.error_count() - 1} more" if e.error_count() > 1 else ""
+        return f"does not parse: field {field[:60]}: {str(first.get('type', 'invalid'))[:40]}{more}"
+    if isinstance(e, KeyError):
+        return "does not parse: its payload is missing"
+    return "does not parse: its payload is not an object"
 
 
 def _candidate(entry: bytes) -> bool:
