@@ -107,11 +107,15 @@ def check_model_use(principal: str, model_ids: list[tuple[str, str]], settings: 
 def policy_context(
     label: str, confidence: float, amount: float | None, currency: str, personal: bool
 ) -> dict[str, Any]:
-    """Typed context of ``act_on_document``: money moves only for payment actions (else amount 0)."""
-    pays = label in PAYMENT_ACTIONS
+    """Typed context of ``act_on_document``: the amount the document carries, whatever its label, so the sign-off
+    rules apply to every document carrying an amount and an invoice read as a contract or a letter cannot avoid them
+    (it was 0 for every label but invoice and claim, and a 95,000 EUR invoice classified as a contract was allowed and
+    posted with its amount: review of 2026-12-07); 0 and ``EUR`` when it carries none (the policy set needs a
+    currency)."""
+    carries = amount is not None and amount == amount  # not NaN
     return {
-        "amount": float(amount) if pays and amount is not None else 0.0,
-        "currency": currency if pays and currency else "EUR",
+        "amount": float(amount) if carries and amount is not None else 0.0,
+        "currency": currency if carries and currency else "EUR",
         "data_class": "personal" if personal else "internal",
         "doc_type": POLICY_DOC_TYPE.get(label, "other"),
         "confidence": round(float(confidence), 4),

@@ -245,8 +245,9 @@ def triggered_retraining(record_id: str, target: str, settings: Settings, holder
 
     Raises:
         GovernanceDenied: ``no_evidence`` naming what is missing, ``unsealed_quality`` (the drift check behind it
-            has no quality seal) or ``trigger_used`` (a retraining already registered a model on it); nothing is
-            started.
+            has no quality seal), ``policy_changed`` (its policy decision was made under another policy set than
+            the one in force), ``policy_unavailable`` (the set in force cannot be read) or ``trigger_used`` (a
+            retraining already registered a model on it); nothing is started (nor, at its end, registered).
     """
     from flytekitplugins.aios_audit import audit_log
     from flytekitplugins.aios_audit.records import intact
@@ -281,6 +282,7 @@ def triggered_retraining(record_id: str, target: str, settings: Settings, holder
     else:
         msg = f"{record_id} names no policy decision that allowed run_task on {resource}; nothing is started"
         raise GovernanceDenied(msg, reason_code="no_evidence")
+    _policy_still_in_force(record_id, pd, settings)
     held = store.claim_holders([trigger_claim(record_id)]).get(trigger_claim(record_id))
     if held is not None and held[0] != holder:
         msg = (
@@ -289,6 +291,26 @@ def triggered_retraining(record_id: str, target: str, settings: Settings, holder
         )
         raise GovernanceDenied(msg, reason_code="trigger_used")
     return rec
+
+
+def _policy_still_in_force(record_id: str, pd: dict[str, Any], settings: Settings) -> None:
+    """Refuse a retraining decision made under another policy set than the one in force now, as the document acting
+    point does (``policy_changed``), and when the set in force cannot be read (``policy_unavailable``): an operator's
+    freeze of retraining in Cedar once left every unused ``retrain_triggered`` decision able to start one
+    (review of 2026-12-07)."""
+    from flytekitplugins.aios_approvals.acting import policy_in_force
+
+    try:
+        in_force = policy_in_force(settings)
+    except Exception as e:  # the policies cannot be read or validated: nothing is started (fail closed)
+        msg = f"the policy set in force cannot be read ({type(e).__name__}); nothing is started for {record_id}"
+        raise GovernanceDenied(msg, reason_code="policy_unavailable") from None
+    if pd.get("policy_set_digest") != in_force:
+        msg = (
+            f"{record_id} was decided under policy set {pd.get('policy_set_digest') or '(none)'}; the policy in force "
+            f"is {in_force}: nothing is started; run the monitoring chain again for a decision under it"
+        )
+        raise GovernanceDenied(msg, reason_code="policy_changed")
 
 
 @task(**GOVERNED)

@@ -10,6 +10,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from flytekitplugins.aios_approvals.approver_policy import approver_problem
 from flytekitplugins.aios_approvals.clock import get_clock
 from flytekitplugins.aios_approvals.evaluate import Env, decision_stands, evaluate, new_decision
 from flytekitplugins.aios_approvals.models import (
@@ -305,6 +306,10 @@ def decide(
 
     Refusals (unknown request, reject without reason, request already final or expired, replay, unknown
     principal, requester/launcher, missing role) are written as ``approval_refused`` and change nothing.
+    An attempt that passes them is then put to the policy engine (Cedar action ``approve`` with context
+    ``{gate}``, ``approver_policy``): anything but ``allow`` refuses it (``policy_forbids``), and so does a policy
+    that cannot be evaluated (``policy_unavailable``, fail closed). Decisions already recorded are not re-checked
+    against the policy; removing the role in roles.yaml withdraws them.
     The checks run again inside the store's write transaction, under its exclusive lock, right before the
     decision is appended: of two concurrent attempts by one approver exactly one is accepted, and a request
     that became final in between is not decided again. Only decisions whose signature verifies count as earlier
@@ -315,6 +320,10 @@ def decide(
         return _refuse(env, request_id, principal, action, *problem, source)
     st = projection(env.store).get(request_id)
     assert st is not None  # _problem found it
+    # the policy's approvers (Cedar action `approve`), asked once, outside the store's write lock
+    problem = approver_problem(env.settings, principal, st.request.gate, st.request.subject)
+    if problem is not None:
+        return _refuse(env, request_id, principal, action, *problem, source)
     dec = new_decision(env, st.request, principal, action, reason)
     event = AuditEvent(
         kind="approval_decision",

@@ -13,15 +13,18 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import orjson
 from openlineage.client.facet_v2 import dataset_version_dataset, datasource_dataset, schema_dataset
 from openlineage.client.serde import Serde
 from openlineage.client.transport.transport import Transport
 
+from flytekitplugins.aios_core.redact import _mask_one_url
+
 PRODUCER = "https://github.com/flyte-aios/flyte-aios/tree/main/plugins/flyte-aios-core/flytekitplugins/aios_audit"
 _DATA_SCHEMES = ("s3", "s3a", "gs", "gcs", "abfs", "abfss", "wasbs", "file", "postgres", "postgresql", "hdfs")
+_MIN_SECRET = 4  # shorter pieces of a password would match ordinary host and table names
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,16 +50,43 @@ def locate(value: Any) -> tuple[str, str] | None:
         return None
     if "://" not in uri:
         return "file", str(Path(uri).absolute())
-    parts = urlsplit(uri)
-    scheme = parts.scheme.lower()
+    scheme = uri.partition("://")[0].lower()
     if scheme not in _DATA_SCHEMES:
         return None
-    if scheme == "file":
-        return "file", parts.path
+    try:
+        if scheme == "file":
+            return "file", urlsplit(uri).path
+        found = _without_password(uri)
+        if found is None:
+            return None
+        parts, secrets = found
+        port = parts.port  # a port that does not parse is a userinfo read wrong: no dataset, never an error
+    except ValueError:  # urllib's messages quote the URL ("... cast to integer value as 'PW'"): none goes on
+        return None
     host = parts.hostname or ""  # never the userinfo: no credentials in dataset names
     if scheme in ("postgres", "postgresql"):
-        return f"postgres://{host}:{parts.port or 5432}", parts.path.strip("/").replace("/", ".")
-    return f"{scheme}://{host}", parts.path.lstrip("/")
+        where = f"postgres://{host}:{port or 5432}", parts.path.strip("/").replace("/", ".")
+    else:
+        where = f"{scheme}://{host}", parts.path.lstrip("/")
+    if any(len(s) >= _MIN_SECRET and s in part for s in secrets for part in where):
+        return None  # a piece of the password in the name: the URL is not read as its driver reads it
+    return where
+
+
+def _without_password(uri: str) -> tuple[SplitResult, set[str]] | None:
+    """``uri`` split by urllib once its password is masked where the pack's redaction finds it (the userinfo runs to
+    the last "@" before the query, see :func:`.redact._mask_one_url`), so a "#", "?", "/" or "@" in a password
+    cannot end the authority early and leave part of it as the host or port; and the secrets found. None when the
+    authority may still be a userinfo cut short (``user:1/x?y@host``: a "host:port" with an "@" after it)."""
+    found = _mask_one_url(uri)
+    if found is None:
+        return None
+    masked, secrets = found
+    parts = urlsplit(masked)
+    after = masked.partition("://")[2][len(parts.netloc) :]
+    if ":" in parts.netloc and "@" not in parts.netloc and "@" in after:
+        return None
+    return parts, secrets
 
 
 def frame_fields(value: Any) -> tuple[tuple[str, str], ...]:

@@ -207,8 +207,8 @@ def observe_task(scope: AuditScope, values: Mapping[str, Any], doc: str = "") ->
     settings = scope.settings  # resolved once by the task's entry point
     try:
         obs = _start(scope, values, doc, settings)
-    except Exception as e:
-        log.warning("audit: could not start observing task %s: %s", scope.task_name, e)
+    except Exception as e:  # its type only: an exception's text can quote a URL's userinfo (urllib's port error)
+        log.warning("audit: could not start observing task %s (%s)", scope.task_name, type(e).__name__)
         obs = None
     if obs is None:
         yield None
@@ -231,8 +231,8 @@ def observe_task(scope: AuditScope, values: Mapping[str, Any], doc: str = "") ->
             context.detach(token)
         try:
             _finish(obs, error)
-        except Exception as e:
-            log.warning("audit: could not finish observing task %s: %s", scope.task_name, e)
+        except Exception as e:  # its type only, as at the start: the outputs' locations are read there too
+            log.warning("audit: could not finish observing task %s (%s)", scope.task_name, type(e).__name__)
 
 
 def end_local_executions() -> None:

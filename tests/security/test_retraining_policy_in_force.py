@@ -1,0 +1,83 @@
+"""A retraining decision is acted on only under the policy set it was decided under (review of 2026-12-07, R1 F1).
+
+Attacker: launch rights on Flyte. ``start_retraining`` accepted any intact ``allow`` of ``run_task`` behind a
+``retrain_triggered`` decision, and never compared that decision's policy set with the set in force, which the
+document acting point does (``policy_changed``). So after an operator froze retraining in Cedar (a ``forbid`` of
+``run_task``), a launcher started ``start_retraining`` on its own with a decision made before the freeze, and the
+retraining ran. Now it is refused ``policy_changed`` and nothing is started or claimed; when the set in force cannot
+be read, ``policy_unavailable``. Real flytekit local execution of the stand-in retraining workflow, the pack's Cedar
+engine on a copy of the shipped policies, the audit trail of the test's own state dir.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from flytekitplugins.aios_core.context import local_run
+from flytekitplugins.aios_core.settings import reset_settings
+from flytekitplugins.aios_policy.cedar_load import clear_cache
+from tests.conftest import REPO
+from tests.security.test_candidate_registration import STANDIN
+from tests.security.test_one_retraining_a_decision import _decision, _holder, _ran, _refused, _starts
+
+FREEZE = """
+@id("emergency-freeze-retraining")
+@reason("retraining frozen by the operator")
+forbid (principal, action == Action::"run_task", resource);
+"""
+
+
+def _own_policies(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    folder = tmp_path / "policies"
+    shutil.copytree(REPO / "config" / "policies", folder)
+    monkeypatch.setenv("AIOS_POLICY_DIR", str(folder))
+    reset_settings()
+    clear_cache()
+    return folder
+
+
+def test_a_decision_made_before_a_freeze_starts_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from tasks.drift.monitor import start_retraining
+
+    policies = _own_policies(monkeypatch, tmp_path)
+    decided, reason = _decision(monkeypatch, STANDIN)  # retrain_triggered under the shipped policies
+    (policies / "tasks.cedar").write_text((policies / "tasks.cedar").read_text() + FREEZE)  # the operator freezes
+    clear_cache()  # a long-lived process sees the edit once its cached set is no longer fresh
+    with local_run("launcher"):
+        refusal = _refused(
+            lambda: start_retraining(target=STANDIN, reason=reason, drift_record=decided),
+            "policy_changed",
+            decided,
+            "the policy in force is",
+        )
+    assert "Traceback" not in str(refusal)
+    assert _ran(decided) == [] and _starts(decided) == [] and _holder(decided) is None  # nothing launched or claimed
+
+
+def test_an_unreadable_policy_set_starts_nothing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from tasks.drift.monitor import start_retraining
+
+    policies = _own_policies(monkeypatch, tmp_path)
+    decided, reason = _decision(monkeypatch, STANDIN)
+    (policies / "tasks.cedar").write_text("permit (principal, action, resource) when { this is not cedar };")
+    clear_cache()
+    with local_run("launcher"):
+        _refused(
+            lambda: start_retraining(target=STANDIN, reason=reason, drift_record=decided),
+            "policy_unavailable",
+            decided,
+        )
+    assert _ran(decided) == [] and _starts(decided) == []
+
+
+def test_an_unchanged_policy_set_still_starts_the_retraining(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from tasks.drift.monitor import start_retraining
+
+    _own_policies(monkeypatch, tmp_path)
+    decided, reason = _decision(monkeypatch, STANDIN)
+    with local_run("monitoring"):
+        assert start_retraining(target=STANDIN, reason=reason, drift_record=decided).startswith("retraining ran: ")
+    assert len(_ran(decided)) == 1
