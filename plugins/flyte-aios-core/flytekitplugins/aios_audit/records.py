@@ -271,3 +271,24 @@ def chain_link(prev: str, leaf: bytes) -> str:
 def entry_seq_suffix(seq: int) -> bytes:
     """The bytes a canonical entry of ``seq`` ends with (keys are sorted, so ``seq`` comes last)."""
     return b',"seq":%d}' % seq
+
+
+ENTRY_HEAD = b'{"event":'
+"""The bytes every sealed entry starts with (``_ENTRY``: the event is its first key)."""
+_ENTRY_TAIL = re.compile(
+    rb'\},"recorded_at":"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{6})?\+00:00","seq":([0-9]{1,19})\}'
+)
+_TAIL_MAX = 72  # the longest tail above: 16 + 34 + 7 + 19 + 1 bytes (seq of 19 digits), and one more
+
+
+def entry_framed(entry: bytes, seq: int) -> bool:
+    """Whether ``entry`` is framed exactly as the stores seal record ``seq`` (``records.seal_many``, the PostgreSQL
+    integrators, SQLite alike): ``{"event":<event>,"recorded_at":"<UTC time as _json_time writes it>","seq":<seq>}``.
+
+    The time is the only byte string the stores splice in besides the event; one that is no plain quoted time (review
+    R2: ``"<time>","event":{forged}`` handed to the server's integrator) sealed a second ``event`` key that every
+    parser here reads instead of the first. A regular expression over the last :data:`_TAIL_MAX` bytes, no parse."""
+    if not entry.startswith(ENTRY_HEAD):
+        return False
+    found = _ENTRY_TAIL.search(entry, max(0, len(entry) - _TAIL_MAX))
+    return found is not None and found.end() == len(entry) and found.group(1) == b"%d" % seq

@@ -48,11 +48,47 @@ MAX_BATCH_EVENTS = 20_000
 """Events one integrate transaction takes at most (besides :data:`BATCH` staged rows), whatever the rows hold: bulk
 writers stage thousands of events a row, and 4,096 such rows at once would not fit an integrator's memory (it would
 fail, retry and fail again, and nothing staged would be sequenced). A row larger than this is integrated alone."""
+MAX_STAGED_EVENTS = MAX_BATCH_EVENTS
+"""Events one ``audit_staged`` row holds at most (a CHECK on the table; ``stage_many`` splits a larger append into
+rows of this many, and a larger ``append_many`` is sequenced under the lock). Review R2/F5: one row of 3,000,000
+events took the Python integrator past its own 30 s idle timeout, every try, and nothing after it was sequenced."""
+WHEN_SKEW_S = 600
+"""How far (seconds) the batch time a caller hands to ``aios_audit_integrate``, ``aios_audit_await``,
+``aios_audit_append`` or ``aios_audit_done`` may lie from the server's ``clock_timestamp()``: further is refused, so
+a writer cannot seal other writers' records back- or forward-dated (generous: clients' clocks drift)."""
+WHEN_FORM = r'^"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{6})?\+00:00"$'
+"""The only batch time (``p_when``) the routines take: one quoted UTC time as :func:`.records._json_time` writes a
+UTC ``datetime`` (``isoformat``: no fraction when it is zero). The bytes are spliced into every entry sealed with
+them, other writers' included: review R2 had ``"<time>","event":{forged}`` sealed as a second ``event`` key."""
 LOCK = "hashtext(current_schema() || '.aios_audit_log')"
 BARRIER = "hashtext(current_schema() || '.aios_audit_log.integrating')"
 """Taken by the integrator after ``LOCK`` if it is free; waiters queue on it in SHARED mode, so the integrator's commit
 releases them all at once. Waiting on ``LOCK`` itself would starve the next integrator's try; an integrator never
 waits for the barrier (woken waiters hold it until they run), and while none holds it waiters poll every 0.5 ms."""
+_WHEN_SQL = f"""
+CREATE OR REPLACE FUNCTION aios_audit_check_when(p_now TIMESTAMPTZ, p_when BYTEA) RETURNS TIMESTAMPTZ
+LANGUAGE plpgsql AS $$
+DECLARE t TEXT := encode(p_when, 'escape'); at TIMESTAMPTZ;
+BEGIN
+  -- p_when is spliced into every entry sealed with it, other writers' too: one quoted UTC time as the pack writes
+  -- it, equal to p_now (the recorded_at column) when given, and near the server's clock, or nothing is sealed
+  IF p_when IS NULL OR octet_length(p_when) > 34 OR t !~ '{WHEN_FORM}' THEN
+    RAISE EXCEPTION 'aios audit: refused batch time %: not one quoted UTC time as the pack writes it',
+      left(COALESCE(t, 'NULL'), 80) USING ERRCODE = '22007';
+  END IF;
+  at := substr(t, 2, length(t) - 2)::timestamptz;
+  IF p_now IS NOT NULL AND p_now IS DISTINCT FROM at THEN
+    RAISE EXCEPTION 'aios audit: refused batch time %: it is not the recorded_at given with it (%)', t, p_now
+      USING ERRCODE = '22007';
+  END IF;
+  IF abs(extract(epoch FROM at - clock_timestamp())) > {WHEN_SKEW_S} THEN
+    RAISE EXCEPTION 'aios audit: refused batch time %: more than {WHEN_SKEW_S} s from the server clock (%)',
+      t, clock_timestamp() USING ERRCODE = '22007';
+  END IF;
+  RETURN at;
+END $$;
+"""
+"""The check every routine that seals or consumes staged rows makes of the caller's batch time first."""
 _INTEGRATE_SQL = f"""
 CREATE OR REPLACE FUNCTION aios_audit_integrate(p_now TIMESTAMPTZ, p_when BYTEA, p_batch INT, p_sid BIGINT)
 RETURNS TEXT LANGUAGE plpgsql AS $$
@@ -62,6 +98,7 @@ DECLARE
   when_text TEXT := convert_from(p_when, 'UTF8') || '|';
 BEGIN
   p_batch := GREATEST(COALESCE(p_batch, 1), 1);  -- a caller's 0 or NULL took no row and spun under the lock for ever
+  PERFORM aios_audit_check_when(p_now, p_when);  -- the time sealed into other writers' entries: checked first
   IF NOT pg_try_advisory_xact_lock({LOCK}) THEN RETURN NULL; END IF;
   PERFORM pg_try_advisory_xact_lock({BARRIER});  -- never waits for waiters (they may not have run yet)
   SELECT seq, decode(chain_hash, 'hex') INTO head, prev FROM audit_log ORDER BY seq DESC LIMIT 1;
@@ -86,7 +123,10 @@ BEGIN
     evs := r.events; cs := r.cols;
     FOR i IN 1 .. cardinality(evs) LOOP
       head := head + 1;
-      entry := '\\x7b226576656e74223a'::bytea || evs[i] || '\\x2c227265636f726465645f6174223a'::bytea || p_when
+      -- (a NULL element, staged before the CHECK refused it, is sealed as the JSON null verification reports: an
+      -- element no event cannot stop sequencing)
+      entry := '\\x7b226576656e74223a'::bytea || COALESCE(evs[i], '\\x6e756c6c'::bytea)
+               || '\\x2c227265636f726465645f6174223a'::bytea || p_when
                || convert_to(',"seq":' || head || '}}', 'UTF8');
       leaf := sha256('\\x00'::bytea || entry);
       chain := sha256(prev || leaf);
@@ -118,6 +158,7 @@ CREATE OR REPLACE FUNCTION aios_audit_await(p_sid BIGINT, p_now TIMESTAMPTZ, p_w
 RETURNS TEXT LANGUAGE plpgsql AS $$
 DECLARE got TEXT; deadline TIMESTAMPTZ := clock_timestamp() + interval '60 seconds';
 BEGIN
+  PERFORM aios_audit_check_when(p_now, p_when);
   PERFORM set_config('lock_timeout', '60s', true);
   LOOP
     DELETE FROM audit_receipts WHERE id = p_sid RETURNING receipt INTO got;
@@ -145,8 +186,10 @@ END $$;
 CREATE OR REPLACE PROCEDURE aios_audit_append(p_events BYTEA[], p_cols TEXT[], p_lin TEXT[], p_now TIMESTAMPTZ,
   p_when BYTEA, p_batch INT, INOUT receipt TEXT DEFAULT NULL)
 LANGUAGE plpgsql AS $$
-DECLARE sid BIGINT; free BOOLEAN := pg_try_advisory_xact_lock({LOCK});
+DECLARE sid BIGINT; free BOOLEAN;
 BEGIN
+  PERFORM aios_audit_check_when(p_now, p_when);  -- refused before anything is staged
+  free := pg_try_advisory_xact_lock({LOCK});
   INSERT INTO audit_staged (events, cols, lin) VALUES (p_events, p_cols, p_lin) RETURNING id INTO sid;
   IF free THEN  -- nobody integrating: sequence what is staged and these events in one transaction (one commit)
     LOOP
@@ -199,13 +242,15 @@ CREATE OR REPLACE FUNCTION aios_audit_done(p_ids BIGINT[], p_bases BIGINT[], p_w
 RETURNS VOID LANGUAGE plpgsql AS $$
 DECLARE bad BIGINT;
 BEGIN
+  PERFORM aios_audit_check_when(NULL, p_when);  -- the time the caller sealed these entries with (and receipts name)
   -- (run with the owner's rights: writers may neither delete staged rows nor insert receipts themselves)
   -- a staged row is consumed only once each of its events is in the log, sealed as the integrators seal it, at the
   -- sequence number given: an acknowledged event cannot be made to vanish by deleting its row
   SELECT b.id INTO bad FROM unnest(p_ids, p_bases) AS b(id, base) JOIN audit_staged s ON s.id = b.id
     CROSS JOIN LATERAL unnest(s.events) WITH ORDINALITY AS e(ev, k)
     LEFT JOIN audit_log l ON l.seq = b.base + e.k
-    WHERE l.entry IS DISTINCT FROM ('\\x7b226576656e74223a'::bytea || e.ev || '\\x2c227265636f726465645f6174223a'::bytea
+    WHERE l.entry IS DISTINCT FROM ('\\x7b226576656e74223a'::bytea || COALESCE(e.ev, '\\x6e756c6c'::bytea)
+                                    || '\\x2c227265636f726465645f6174223a'::bytea
                                     || p_when || convert_to(',"seq":' || (b.base + e.k) || '}}', 'UTF8'))
     LIMIT 1;
   IF bad IS NOT NULL THEN
@@ -263,12 +308,24 @@ ALTER TABLE audit_staged ADD CONSTRAINT audit_staged_events_are_their_columns
 """Staged rows with columns hold events that are those columns (review finding R4: bytes ``A,"event":B`` staged with
 A's columns were sealed with them, and the verifier's fast column check, which reads the first ``"event"``, passed a
 record every parser reads as B). ``NOT VALID``: rows staged before the upgrade are integrated as they are."""
+_BOUNDED_SQL = f"""
+ALTER TABLE audit_staged DROP CONSTRAINT IF EXISTS audit_staged_events_bounded;
+ALTER TABLE audit_staged ADD CONSTRAINT audit_staged_events_bounded CHECK (CASE
+  WHEN array_ndims(events) IS NULL THEN true
+  WHEN array_ndims(events) <> 1 OR array_lower(events, 1) <> 1 THEN false
+  ELSE cardinality(events) <= {MAX_STAGED_EVENTS} AND array_position(events, NULL) IS NULL END) NOT VALID;
+"""
+"""A staged row holds one plain list of at most :data:`MAX_STAGED_EVENTS` events, none of them NULL (review R2/F4: a
+writer's ``ARRAY[NULL]`` stopped the Python integrator for ever). ``NOT VALID``: rows staged before the upgrade are
+integrated as they are (a NULL element is sealed as the JSON ``null``, which verification reports)."""
 STAGING = (
     "CREATE TABLE IF NOT EXISTS audit_staged (id BIGSERIAL PRIMARY KEY, events BYTEA[] NOT NULL, cols TEXT[] NOT NULL);"
     "ALTER TABLE audit_staged ADD COLUMN IF NOT EXISTS wants_receipt BOOLEAN NOT NULL DEFAULT TRUE;"
     "ALTER TABLE audit_staged ADD COLUMN IF NOT EXISTS lin TEXT[] NOT NULL DEFAULT '{}';"
     "CREATE TABLE IF NOT EXISTS audit_receipts (id BIGINT PRIMARY KEY, receipt TEXT NOT NULL);"
     + _STAGED_OK_SQL
+    + _BOUNDED_SQL
+    + _WHEN_SQL
     + _INTEGRATE_SQL
     + _AWAIT_SQL
     + _PYTHON_SQL
@@ -369,7 +426,12 @@ def stage(conn: Any, events: Sequence[AuditEvent], *, integrate: bool) -> int:
     blobs = [_to_json(ev) for ev in events]
     if any(b"\\u0000" in blob for blob in blobs):
         raise ValueError("an event holds a NUL character (\\u0000), which PostgreSQL text cannot store: remove it")
-    staged = int(conn.execute(_raw_sql(len(blobs)), blobs if len(blobs) <= SCALAR_EVENTS else (blobs,)).fetchone()[0])
+    if len(blobs) <= MAX_STAGED_EVENTS:
+        staged = _stage_raw(conn, blobs)
+    else:  # rows of MAX_STAGED_EVENTS, committed together: the last id is integrated only after all the others
+        with conn.transaction():
+            for i in range(0, len(blobs), MAX_STAGED_EVENTS):
+                staged = _stage_raw(conn, blobs[i : i + MAX_STAGED_EVENTS])
     if integrate:
         try:
             with conn.transaction():
@@ -377,6 +439,11 @@ def stage(conn: Any, events: Sequence[AuditEvent], *, integrate: bool) -> int:
         except Exception as e:  # the staged row is committed: the acknowledgement stands, only this try failed
             raise StagedNotSequenced(staged, e) from e
     return staged
+
+
+def _stage_raw(conn: Any, blobs: list[bytes]) -> int:
+    """Insert one bytes-only staged row (at most :data:`MAX_STAGED_EVENTS` events); its id."""
+    return int(conn.execute(_raw_sql(len(blobs)), blobs if len(blobs) <= SCALAR_EVENTS else (blobs,)).fetchone()[0])
 
 
 def drain(conn: Any, timeout: float = 60.0) -> int:
@@ -504,7 +571,10 @@ def integrate_rows(conn: Any, own: int | None = None, gap: float = 0.0) -> str |
             mine = f"{when_text}|{sid}:{seq + 1}:{prev}"
         ids.append(sid)
         bases.append(seq)
-        for blob in events:
+        for item in events:
+            # a NULL element (staged before the table's CHECK refused it) is sealed as the JSON null, as the server's
+            # integrator seals it: bytes staged by hand cannot stop this integrator, and verification reports it
+            blob = b"null" if item is None else item
             seq += 1
             entry = _ENTRY % (blob, when, seq)
             leaf = sha(b"\x00" + entry).digest()
@@ -521,10 +591,9 @@ def integrate_rows(conn: Any, own: int | None = None, gap: float = 0.0) -> str |
             copy.set_types(_LOG_TYPES)
             for row in log:
                 copy.write_row(row)
-        with cur.copy("COPY audit_proj_lineage FROM STDIN (FORMAT BINARY)") as copy:
-            copy.set_types(_LINEAGE_TYPES)
-            for row in lin:
-                copy.write_row(row)
+        if lin:  # a row a writer planted at (seq, pos) is left for verification to report, not a duplicate key that
+            # stops every integrator (review R2/F3: a binary COPY failed on it for ever)
+            cur.execute(_LINEAGE_INSERT, [list(column) for column in zip(*lin, strict=True)], binary=True)
         # the server checks that each staged row's events are in the log as sealed before it consumes the row, and
         # writes the waiting writers' receipts from the log itself
         cur.execute("SELECT aios_audit_done(%b, %b, %b, %s)", (ids, bases, when, own))
@@ -534,8 +603,11 @@ def integrate_rows(conn: Any, own: int | None = None, gap: float = 0.0) -> str |
     return mine
 
 
+_LINEAGE_INSERT = (
+    "INSERT INTO audit_proj_lineage SELECT * FROM unnest(%b::int8[], %b::int4[], %b::text[], %b::text[], %b::text[])"
+    " ON CONFLICT DO NOTHING"
+)
 _LOG_TYPES = ("int8", "timestamptz", "text", "text", "text", "text", "bytea", "text", "text", "text")
-_LINEAGE_TYPES = ("int8", "int4", "text", "text", "text")
 
 
 def _text(value: str) -> str:

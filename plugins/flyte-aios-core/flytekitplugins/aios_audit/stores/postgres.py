@@ -341,7 +341,10 @@ class PostgresAuditStore(AuditStore):
         conn, batched = None, False
         try:
             conn = self._conn()
-            if precondition is None and not event_claims(events) and not projections.touches(e.kind for e in events):
+            plain = (
+                precondition is None and not event_claims(events) and not projections.touches(e.kind for e in events)
+            )
+            if plain and len(events) <= pgi.MAX_STAGED_EVENTS:  # a staged row holds at most that many events
                 batched = True
                 out = self._append_batched(conn, events)
             else:
@@ -471,8 +474,10 @@ class PostgresAuditStore(AuditStore):
                 if cur.fetchone() is None:
                     row = cur.execute("SELECT holder, seq FROM audit_claims WHERE claim = %s", (key,)).fetchone()
                     raise ClaimTaken(key, *(row or (holder, out[i].seq)))
-            for table, values in projections.rows_for(rows).items():  # same transaction as the records
-                cur.executemany(_pg(projections.BY_NAME[table].insert_sql()), values)
+            # same transaction as the records; a row a writer planted at (seq, pos) is left for verification to
+            # report (readers re-derive rows from the record), not a duplicate key that stops every append (R2/F3)
+            for table, values in projections.rows_for(rows).items():
+                cur.executemany(_pg(projections.BY_NAME[table].fill_sql("postgresql")), values)
         return out
 
     dialect = "postgresql"
