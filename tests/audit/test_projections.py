@@ -170,14 +170,21 @@ def test_rows_are_written_in_the_records_transaction(url: str) -> None:
     assert [r[0] for r in rows[pj.APPROVAL_EVENTS.name]] == by_kind["approval_verified"]
     assert sorted({r[0] for r in rows[pj.CATALOG.name]}) == by_kind["catalog"]
     assert pj.available(store)
-    # a projection insert that fails (a stray row already holds the next seq) aborts the whole append
     size = store.size()
     _sql(url, f"INSERT INTO {pj.REQUESTS.name} VALUES ({size + 2}, 'apr-x', 'k', 'g', '')")
-    with pytest.raises(AuditWriteError):
-        store.append_many(_events(1))
-    assert store.size() == size  # neither the records nor any of their rows
-    assert _tables(store)[pj.DECISIONS.name] == rows[pj.DECISIONS.name]
-    assert verify_store(store).ok
+    if url.startswith("postgresql"):
+        # a row a writer role planted at a later seq no longer stops every append (review of 2026-12-07): the records
+        # and their other rows are written, the planted row stays for `aios audit verify` to report
+        added = store.append_many(_events(1))
+        assert store.size() == size + len(added)
+        assert (size + 2, "apr-x") in {(r[0], r[1]) for r in _tables(store)[pj.REQUESTS.name]}
+    else:
+        # on SQLite (whose writers can rewrite the file anyway) a failing projection insert aborts the whole append
+        with pytest.raises(AuditWriteError):
+            store.append_many(_events(1))
+        assert store.size() == size  # neither the records nor any of their rows
+        assert _tables(store)[pj.DECISIONS.name] == rows[pj.DECISIONS.name]
+    assert verify_store(store).ok  # the walk checks the records; the projection check reports the planted row
     store.close()
 
 

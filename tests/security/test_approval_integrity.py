@@ -325,6 +325,7 @@ def test_the_two_walking_processes_judge_the_decisions_as_one_pass_does(aios_env
         AuditEvent(
             kind="approval_decision",
             actor="user:carol",
+            status="approve",  # as carol's signed decision says (a record saying otherwise is reported as such)
             subject="apr-never-requested",
             attributes={"decision": nowhere},
         )

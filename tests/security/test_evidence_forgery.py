@@ -375,5 +375,7 @@ def test_a_bundle_whose_approvals_key_was_swapped_or_dropped_still_flags(
     del files[name], manifest["approvals_key"]
     check = verify_bundle(_zip(tmp_path / "dropped.zip", files, manifest))
     decisions = [r for r in manifest["records"] if r["kind"] == "approval_decision"]
-    assert check.ok and len(check.notes) == len(decisions), check.summary
-    assert "the bundle ships no approvals key" in check.summary
+    unchecked = [n for n in check.notes if "the bundle ships no approvals key" in n]
+    assert check.ok and len(unchecked) == len(decisions), check.summary
+    # the rest: the synthetic trail's requests, which do not parse, judged without a key (re-review R3, 2026-12-07)
+    assert all("ignored approval request" in n and "does not parse" in n for n in check.notes if n not in unchecked)

@@ -76,10 +76,10 @@ class DecisionCheck:
     its request may have been left out, instead of being passed over as one that counts toward nothing.
     """
 
-    def __init__(self, public_key: Ed25519PublicKey, first: int = 1, *, selection: bool = False) -> None:
-        self.key = public_key
+    def __init__(self, public_key: Ed25519PublicKey | None, first: int = 1, *, selection: bool = False) -> None:
+        self.key = public_key  # None: no key to check signatures with (an evidence bundle that ships none)
         self.selection = selection
-        self.part = DecisionsPart(first, signing.key_id(public_key))
+        self.part = DecisionsPart(first, signing.key_id(public_key) if public_key is not None else "")
 
     def add(self, batch: Sequence[Sequence[Any]]) -> None:
         """The walk's feed: rows ``(seq, entry, leaf || prev || chain hex, ...)`` whose hashes it has checked."""
@@ -133,6 +133,14 @@ class DecisionCheck:
             why = f"names request {d.request_id}, but is recorded for {ev.subject}"
             part.lines.append((seq, f"record {rec.record_id}: decision by {d.approver} {why}"))
             return
+        # a signed decision re-recorded under another actor or status (bob's signed reject appended as "approve by
+        # user:carol") counts only as what it signs, once, and readers print its record's actor and status: shown
+        # (re-review R3 of 2026-12-07)
+        if ev.actor != d.approver or ev.status != d.action:
+            said = f"{ev.status[:20]!r} by {ev.actor[:80]!r}"
+            why = f"is recorded as {said}, but its signed decision is {d.action!r} by {d.approver!r}"
+            part.lines.append((seq, f"record {rec.record_id}: decision by {d.approver} on {ev.subject} {why}"))
+            return
         digest = part.digests.get(ev.subject)
         if digest is None and part.first == 1 and not self.selection:
             return  # no request of that id before it in the log: counts toward nothing
@@ -146,13 +154,19 @@ class DecisionCheck:
             part.lines.append((seq, line))
 
     def _signed(self, d: ApprovalDecision) -> bool:
-        return signing.verify(self.key, d.signed_payload(), d.signature)
+        return self.key is not None and signing.verify(self.key, d.signed_payload(), d.signature)
+
+
+UNREADABLE_DETAIL_MAX = 20
+"""Up to this many validation errors, :func:`unreadable` names the first field; past it, only the count."""
 
 
 def unreadable(e: Exception) -> str:
     """Why a request or decision record's payload cannot be read, in a few words naming the field, never its value
     (a store writer's text: a reader's screen shows the line)."""
     if isinstance(e, ValidationError):
+        if e.error_count() > UNREADABLE_DETAIL_MAX:  # errors() builds a dict per error: a bloated payload's million
+            return f"does not parse: {e.error_count():,} fields invalid"  # cost 470 MB for the first (re-review R3)
         first = e.errors(include_input=False, include_url=False)[0]
         field = ".".join(str(part) for part in first.get("loc", ())) or "(the payload)"
         more = f" and {e.error_count() - 1} more" if e.error_count() > 1 else ""

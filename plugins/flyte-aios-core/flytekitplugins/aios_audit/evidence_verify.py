@@ -322,29 +322,35 @@ def _decisions_note(files: dict[str, bytes], manifest: dict[str, Any]) -> tuple[
         entries.append((int(r["seq"]), str(r["record_id"]), entry.encode(), _entry_kind(json.loads(entry))))
     entries.sort(key=lambda e: e[0])
     decisions = [(seq, rid) for seq, rid, _entry, kind in entries if kind == "approval_decision"]
-    if not decisions:
+    if not any(kind in ("approval_request", "approval_decision") for *_x, kind in entries):
         return [], ""
-    ignored = "ignored approval decision (counts for nothing): "
-    approvals = manifest.get("approvals_key")
-    if not isinstance(approvals, dict):
-        return [
-            f"{ignored}record #{seq} ({rid}): decision whose signature cannot be checked, the bundle ships no "
-            "approvals key"
-            for seq, rid in decisions
-        ], ""
     from flytekitplugins.aios_approvals import signing
     from flytekitplugins.aios_approvals.audit_check import DecisionCheck, line_kind
 
-    key = _ed25519(_shipped_key(files, approvals["file"])[0])  # checked by _approvals_key_problem
+    ignored = "ignored approval decision (counts for nothing): "
+    approvals = manifest.get("approvals_key")
+    # the request records are judged with or without a key (a planted or unreadable request needs none, and was passed
+    # over in a bundle holding no decision: re-review R3 of 2026-12-07); the decisions only with one
+    key = _ed25519(_shipped_key(files, approvals["file"])[0]) if isinstance(approvals, dict) else None
     check = DecisionCheck(key, selection=True)
     for seq, rid, entry, kind in entries:
-        if kind in ("approval_request", "approval_decision"):  # see() reads the kind from the entry too
-            check.see(seq, entry, rid, "", "")
+        if kind == "approval_request" or (kind == "approval_decision" and key is not None):
+            check.see(seq, entry, rid, "", "")  # see() reads the kind from the entry too
     part = check.finish()
     lines = [
         (seq, f"{ignored.replace('decision', line_kind(line), 1)}record #{seq} {line.removeprefix('record ')}")
         for seq, line in part.lines
     ]
+    if key is None:
+        lines += [
+            (
+                seq,
+                f"{ignored}record #{seq} ({rid}): decision whose signature cannot be checked, the bundle ships no "
+                "approvals key",
+            )
+            for seq, rid in decisions
+        ]
+        return [line for _seq, line in sorted(lines, key=lambda x: x[0])], ""
     for seq, rid, request_id, approver, _named, signed in part.pending:
         who = f"record #{seq} {rid}: decision by {approver} on {request_id}"
         if not signed:

@@ -1,15 +1,18 @@
 """Audit state files readable by their owner only: mode 0600 files in 0700 folders, whatever the umask.
 
 The audit database (and SQLite's ``-wal``/``-shm``, which SQLite creates with the database's mode), its lock
-file, checkpoints, proofs and keys are created through these helpers. Existing folders keep their mode (a
-shared parent such as ``/tmp`` is not ours to change); files this pack writes are always set to 0600.
+files (:func:`open_owned`, which also refuses one another user made), checkpoints, proofs and keys are created
+through these helpers. Existing folders keep their mode (a shared parent such as ``/tmp`` is not ours to change);
+files this pack writes are always set to 0600.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Collection
 from pathlib import Path
+from typing import NoReturn
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
@@ -83,3 +86,73 @@ def write_private(path: str | os.PathLike[str], data: str | bytes) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return p
+
+
+class UnsafeFile(Exception):
+    """A file :func:`open_owned` refuses: ``path`` is ``reason`` (a link, not a regular file, another user's...)."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path} is {reason}")
+        self.path = path
+        self.reason = reason
+
+
+def _unsafe(st: os.stat_result, owners: Collection[int], *, mode: bool) -> str | None:
+    """Why a file with status ``st`` may not be shared with the processes of ``owners``; None where it may."""
+    if stat.S_ISLNK(st.st_mode):
+        return "a symbolic link"
+    if not stat.S_ISREG(st.st_mode):
+        return "not a regular file"
+    if st.st_uid not in owners:
+        return f"owned by uid {st.st_uid}, not by this process's user (uid {os.geteuid()}) or the store's owner"
+    if mode and st.st_mode & 0o066:  # a read-only descriptor is enough to hold a flock
+        return f"open to other users (mode {stat.S_IMODE(st.st_mode):04o}: they can hold its lock)"
+    return None
+
+
+def open_owned(path: str | os.PathLike[str], owners: Collection[int]) -> int:
+    """A read-write, close-on-exec descriptor of the regular file ``path``, created 0600 if missing: a lock file that
+    the processes of its owner share (the SQLite store's writer queue).
+
+    Never opened through a link. A link, anything but a regular file, a file owned by a user not in ``owners``, and
+    one its group or others may open are refused (:class:`UnsafeFile`): another local user who created the file in a
+    shared folder (``/tmp``), or who can open it (read-only is enough), could hold its lock forever.
+    :func:`touch_private` kept such a file, and the store's writers blocked on that user's lock. Where the file
+    cannot be opened (a folder this process may not write, a file that is not its own to open) the ``OSError`` is
+    raised as it is, once the file found there has passed the same checks but the mode.
+    """
+    p = Path(path)
+    flags = os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        fd = os.open(p, flags | os.O_CREAT | os.O_EXCL, FILE_MODE)  # O_EXCL never follows a link either
+    except FileExistsError:
+        pass
+    except OSError as e:
+        _raise_unsafe(p, e, owners)
+    else:
+        os.fchmod(fd, FILE_MODE)  # the umask filtered the mode
+        return fd
+    try:
+        fd = os.open(p, flags)
+    except OSError as e:  # ELOOP for a link
+        _raise_unsafe(p, e, owners)
+    try:
+        reason = _unsafe(os.fstat(fd), owners, mode=True)
+    except BaseException:
+        os.close(fd)
+        raise
+    if reason is not None:
+        os.close(fd)
+        raise UnsafeFile(p, reason)
+    return fd
+
+
+def _raise_unsafe(p: Path, e: OSError, owners: Collection[int]) -> NoReturn:
+    """Raise :class:`UnsafeFile` where what ``p`` names is refused, else the error ``e`` that opening it raised."""
+    try:
+        reason = _unsafe(os.lstat(p), owners, mode=False)
+    except OSError:
+        reason = None
+    if reason is not None:
+        raise UnsafeFile(p, reason) from None
+    raise e

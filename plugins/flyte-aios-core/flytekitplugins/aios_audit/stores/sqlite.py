@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from flytekitplugins.aios_audit import projections
-from flytekitplugins.aios_audit.private_files import touch_private
+from flytekitplugins.aios_audit.private_files import UnsafeFile, open_owned, touch_private
 from flytekitplugins.aios_audit.projections_show import NAMED_INDEX, named_execution_sql
 from flytekitplugins.aios_audit.records import GENESIS, AuditEvent, AuditRecord, record_from_entry
 from flytekitplugins.aios_audit.stores import (
@@ -105,6 +105,8 @@ OPEN_INDEX_MAX = 100_000
 each); a larger log is opened without it and ``aios audit rebuild-projections`` builds it, with progress (see
 ``SQLiteAuditStore._ensure_projections``)."""
 GET_MANY_CHUNK = 500  # ids per query of SQLiteAuditStore.get_many (SQLite allows 32,766 parameters a statement)
+BUSY_TIMEOUT_S = 60.0
+"""Seconds a writer waits for SQLite's write lock (``busy_timeout``) before it fails."""
 
 
 class _Connection(sqlite3.Connection):
@@ -214,6 +216,10 @@ def _take_turn(lock_fd: int, wait_fd: int) -> None:
     ``<db>.wait`` held takes it exclusively first, which the kernel grants only when each of those waiters has had
     the lock. Nobody waits for ``<db>.wait`` while holding the lock, so the two cannot deadlock; alone, a writer
     pays two non-blocking calls.
+
+    The waits block without a bound, as they must stay cheap (polling with short sleeps cost a process's four writing
+    threads 35% of their appends): so a queue file another user could hold is refused when the store is opened
+    (:meth:`SQLiteAuditStore._open_queue`), and only a process of the store's own user can stall its writers.
     """
     if wait_fd >= 0:
         try:
@@ -443,16 +449,14 @@ class SQLiteAuditStore(AuditStore):
             # A connection must not cross fork(): a child opens its own, and never closes the parent's.
             keep_inherited(conn)
             conn = sqlite3.connect(
-                self.path, timeout=60.0, isolation_level=None, check_same_thread=False, factory=_Connection
+                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False, factory=_Connection
             )
             conn.pid = os.getpid()
             _OPENED.add(conn)
-            with contextlib.suppress(OSError):  # a read-only folder: no writer queue (SQLite still serializes)
-                conn.lock_fd = self._queue_fd(conn, ".lock")
-                conn.wait_fd = self._queue_fd(conn, ".wait")  # after the lock: a folder that has only it still queues
+            self._open_queue(conn)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA busy_timeout=60000")
+            conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}")
             # after a large transaction (an id table rebuilt at ten million records: 1.5 GB of write-ahead log) the
             # WAL file is cut back to this when it next restarts, instead of keeping its largest size on disk
             conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
@@ -460,9 +464,35 @@ class SQLiteAuditStore(AuditStore):
             self._local.conn = conn
         return conn
 
-    def _queue_fd(self, conn: sqlite3.Connection, suffix: str) -> int:
-        """A descriptor of the writer-queue file ``<db><suffix>`` (0600), closed with ``conn`` (see :func:`_write`)."""
-        fd = os.open(touch_private(self.path.with_name(self.path.name + suffix)), os.O_RDWR | os.O_CLOEXEC)
+    def _open_queue(self, conn: _Connection) -> None:
+        """Open the writer-queue files ``<db>.lock`` and ``<db>.wait`` for ``conn`` (see :func:`_write`).
+
+        A file this process may not open or create (a read-only folder) leaves ``conn`` without a queue, as before
+        (SQLite still serializes its writers). One that another user could hold (:func:`.private_files.open_owned`: a
+        link, not a regular file, owned by someone other than this process's user, root or the database's owner, or
+        writable by others) is refused with :class:`AuditWriteError`: in a shared folder such as ``/tmp`` another
+        local user created ``audit.db.lock`` first and held ``flock -s`` on it, and every writer blocked for ever.
+        """
+        owners = {os.geteuid(), 0}
+        with contextlib.suppress(OSError):
+            owners.add(os.stat(self.path).st_uid)  # root, or another user of a read-only folder, opening its store
+        try:
+            with contextlib.suppress(OSError):  # a read-only folder: no writer queue (SQLite still serializes)
+                conn.lock_fd = self._queue_fd(conn, ".lock", owners)
+                conn.wait_fd = self._queue_fd(conn, ".wait", owners)  # after the lock: a folder with only it queues
+        except UnsafeFile as e:
+            conn.close()
+            msg = (
+                f"refusing the SQLite audit store {self.path}: its writers' queue file {e}, so another local user "
+                f"could stall every audit write; nothing was written. Remove {e.path}, and keep the store in a folder "
+                "only its own user can write (AIOS_AUDIT_STORE / AIOS_STATE_DIR)"
+            )
+            raise AuditWriteError(msg) from None
+
+    def _queue_fd(self, conn: sqlite3.Connection, suffix: str, owners: Collection[int]) -> int:
+        """A descriptor of the writer-queue file ``<db><suffix>`` (0600, never through a link, refused where another
+        user could hold it: :func:`.private_files.open_owned`), closed with ``conn`` (see :func:`_write`)."""
+        fd = open_owned(self.path.with_name(self.path.name + suffix), owners)
         weakref.finalize(conn, os.close, fd)
         return fd
 
