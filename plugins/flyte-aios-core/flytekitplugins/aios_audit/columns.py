@@ -34,6 +34,7 @@ SEP = b"\x1f"
 _EX = b'"execution":'
 _INPUTS = b',"inputs":{'
 _KIND = b'},"kind":"'
+_KIND_KEY = b'"kind":'
 _TAIL = b',"subject":"%b"},"recorded_at":"%b","seq":%d}'
 _executions: dict[bytes, bytes] = {}  # execution object bytes -> b"project/domain/name US task_name" (or b"")
 _CACHE = 65536  # execution objects remembered (cleared when full; a batch refills what it needs)
@@ -87,8 +88,11 @@ def batch_certain(
     for o in set(compress(objects, sure)).difference(_executions):
         _execution_columns(o)
     sure = list(map(and_, sure, map(eq, map(_executions.get, objects), pairs)))  # .get: a clear by another thread
-    at = map(add, map(bytes.find, entries, repeat(_KIND), j), repeat(10))
-    return list(map(and_, sure, map(bytes.startswith, entries, ks, at)))  # the kind and its closing quote
+    at = list(map(add, map(bytes.find, entries, repeat(_KIND), j), repeat(10)))
+    sure = list(map(and_, sure, map(bytes.startswith, entries, ks, at)))  # the kind and its closing quote
+    # and no "kind" key after it, which every parser would read instead (a writer's own record with a second kind
+    # passed the byte path as its column's kind: re-review R4 of 2026-12-07); such a row is parsed
+    return list(map(and_, sure, map(eq, map(bytes.find, entries, repeat(_KIND_KEY), at), repeat(-1))))
 
 
 def columns_match(entry: bytes, tail: bytes, kind: bytes | None, pair: bytes) -> bool:
@@ -109,7 +113,8 @@ def columns_match(entry: bytes, tail: bytes, kind: bytes | None, pair: bytes) ->
         if len(_executions) > _CACHE:
             _executions.clear()
         derived = _execution_columns(obj)
-    return derived == pair and entry.startswith(kind, entry.find(_KIND, j) + 10)
+    at = entry.find(_KIND, j) + 10
+    return derived == pair and entry.startswith(kind, at) and entry.find(_KIND_KEY, at) == -1
 
 
 def parsed_match(entry: bytes, seq: int, tail: bytes, kind: bytes | None, pair: bytes) -> bool:

@@ -469,13 +469,16 @@ class SQLiteAuditStore(AuditStore):
 
         A file this process may not open or create (a read-only folder) leaves ``conn`` without a queue, as before
         (SQLite still serializes its writers). One that another user could hold (:func:`.private_files.open_owned`: a
-        link, not a regular file, owned by someone other than this process's user, root or the database's owner, or
-        writable by others) is refused with :class:`AuditWriteError`: in a shared folder such as ``/tmp`` another
-        local user created ``audit.db.lock`` first and held ``flock -s`` on it, and every writer blocked for ever.
+        link, not a regular file, owned by someone other than this process's user or root, or open to others) is refused
+        with :class:`AuditWriteError`: in a shared folder such as ``/tmp`` another local user created ``audit.db.lock``
+        first and held ``flock -s`` on it, and every writer blocked for ever. Root opening a database another user
+        owns takes no queue at all: trusting that user's queue files let them stall root's writers (re-review R4).
         """
         owners = {os.geteuid(), 0}
-        with contextlib.suppress(OSError):
-            owners.add(os.stat(self.path).st_uid)  # root, or another user of a read-only folder, opening its store
+        if os.geteuid() == 0:
+            with contextlib.suppress(OSError):
+                if os.stat(self.path).st_uid != 0:  # root opening a service user's store (or one another user made):
+                    return  # no queue, SQLite's busy timeout bounds its waits; that user's queue file could stall root
         try:
             with contextlib.suppress(OSError):  # a read-only folder: no writer queue (SQLite still serializes)
                 conn.lock_fd = self._queue_fd(conn, ".lock", owners)
