@@ -32,11 +32,13 @@ OLD_INDEX_SQL = f"CREATE INDEX {parents.OLD_INDEX} ON audit_proj_lineage(parent,
 """What ``projections.schema`` made on SQLite before the table."""
 
 
-def _event(i: int, earlier: list[str]) -> AuditEvent:
+def _event(i: int, earlier: list[str], kinds: tuple[str, ...] = ()) -> AuditEvent:
     """A record of one of three executions, with inputs some records share and, every third, an earlier record
-    as its parent (lineage rows naming hubs, shared digests and record ids)."""
+    as its parent (lineage rows naming hubs, shared digests and record ids); of ``kinds`` in turn (default: a task,
+    a policy decision and an approval request)."""
+    kinds = kinds or ("task", "policy_decision", "approval_request")
     return AuditEvent(
-        kind=["task", "policy_decision", "approval_request"][i % 3],
+        kind=kinds[i % len(kinds)],
         actor="service:pipeline",
         execution=RUNS[i % 3] if i % 7 else None,
         inputs={"doc": f"sha256:{i % 11:064x}", "own": f"sha256:{1000 + i:064x}"},
@@ -45,12 +47,12 @@ def _event(i: int, earlier: list[str]) -> AuditEvent:
     )
 
 
-def _append(store: Any, n: int, *, batch: int = 1) -> None:
+def _append(store: Any, n: int, *, batch: int = 1, kinds: tuple[str, ...] = ()) -> None:
     ids = [r.record_id for r in store.scan()]
     start = len(ids)
     i = start
     while i < start + n:
-        events = [_event(j, ids) for j in range(i, min(i + batch, start + n))]
+        events = [_event(j, ids, kinds) for j in range(i, min(i + batch, start + n))]
         ids += [r.record_id for r in store.append_many(events)]
         i += len(events)
 
@@ -109,9 +111,13 @@ def test_parent_rows_wait_for_a_batch_and_every_reader_answers_as_the_lineage_ta
         want = _reference(store, monkeypatch)
         assert _answers(store) == want, (size, upto)
         assert any(want[f"show {r.name} 1000"] for r in RUNS) and want["keys"] == [r.execution_key for r in RUNS]
-    rows = store.read_sql(f"SELECT count(*) FROM {parents.TABLE} WHERE parent <> ''")[0][0]
+    rows = store.read_sql(f"SELECT count(*) FROM {parents.TABLE} WHERE parent <> '' AND seq <= ?", [upto])[0][0]
     lineage = store.read_sql("SELECT count(*) FROM audit_proj_lineage WHERE parent <> '' AND seq <= ?", [upto])[0][0]
     assert rows == lineage > upto  # every parent row of the records it covers, no more
+    past = store.read_sql(  # past the mark: the approval requests' rows only, written with them (parents.write_now)
+        f"SELECT DISTINCT l.kind FROM {parents.TABLE} p JOIN audit_log l ON l.seq = p.seq WHERE p.seq > ?", [upto]
+    )
+    assert past in ([], [("approval_request",)]), past
     assert store.parents_problems(extra=True) == []  # type: ignore[attr-defined]
     assert _run("audit", "verify")[0] == 0
     store.close()
@@ -139,11 +145,14 @@ def test_a_single_append_writes_no_page_of_a_parent_index(aios_env: Path) -> Non
     conn = store._conn()  # type: ignore[attr-defined]
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.execute("PRAGMA wal_autocheckpoint=0")
-    _append(store, 100)  # records 267..366: no batch is due before 512
+    _append(store, 100, kinds=("task", "policy_decision"))  # records 267..366: no batch is due before 512
     frames = _frames(db)
     assert frames.get("audit_proj_lineage", 0) >= 100 and frames.get("audit_log", 0) >= 100, frames
     assert not [n for n in frames if n == parents.TABLE or n.endswith("_parent_seq")], frames
-    _append(store, parents.BATCH)  # one batch copied: its rows share pages (a hub's rows are written once)
+    _append(store, 3, kinds=("approval_request",))  # an approval request's rows are written with it (write_now)
+    assert 0 < _frames(db)[parents.TABLE] <= 3 * 6, _frames(db)  # its few parents: a leaf page each, and hubs
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    _append(store, parents.BATCH, kinds=("task", "policy_decision"))  # one batch copied: its rows share pages
     assert 0 < _frames(db)[parents.TABLE] < parents.BATCH // 4
     store.close()
 
@@ -207,8 +216,8 @@ def test_lineage_rows_rebuilt_for_old_records_bring_their_parent_rows(
     code, out = _run("audit", "rebuild-projections")
     assert code == 0, out
     assert _answers(store) == _reference(store, monkeypatch)
-    rows = store.read_sql(f"SELECT count(*) FROM {parents.TABLE} WHERE parent <> ''")[0][0]
     upto = parents.upto(store._conn())  # type: ignore[attr-defined]
+    rows = store.read_sql(f"SELECT count(*) FROM {parents.TABLE} WHERE parent <> '' AND seq <= ?", [upto])[0][0]
     assert (
         rows == store.read_sql("SELECT count(*) FROM audit_proj_lineage WHERE parent <> '' AND seq <= ?", [upto])[0][0]
     )
@@ -333,14 +342,17 @@ def test_forged_rows_under_an_execution_hide_nothing_and_a_row_past_the_mark_sto
     assert StoreEdges(store).execution_records(run.execution_key) == records
     forged = _parent_problems()
     assert len(forged) == 40 and {code for code, _ in forged} == {"projection_extra"}, forged
-    _append(store, 100)  # records 901..1000: the tail
+    _append(store, 100, kinds=("task", "policy_decision"))  # records 901..1000: the tail
     row = store.read_sql("SELECT parent, seq, pos, rel FROM audit_proj_lineage WHERE seq = 950 AND parent <> ''")[0]
-    with sqlite3.connect(db, isolation_level=None) as c:
+    with sqlite3.connect(db, isolation_level=None) as c:  # a copy of a tail record's row, and a row it does not derive
         c.execute(f"INSERT INTO {parents.TABLE} VALUES (?,?,?,?)", row)
-    assert ("projection_extra", 950) in _parent_problems()  # past the newest mark
-    _append(store, parents.BATCH)  # the copy of 901.. goes past that row
-    assert parents.upto(store._conn()) > 950  # type: ignore[attr-defined]
-    assert ("projection_extra", 950) not in _parent_problems()  # the row is now the copy's own
+        c.execute(f"INSERT INTO {parents.TABLE} VALUES (?,?,?,?)", ("sha256:forged", 960, 0, "input"))
+    problems = _parent_problems()
+    assert ("projection_extra", 960) in problems and ("projection_extra", 950) not in problems  # 950: as derived
+    _append(store, parents.BATCH)  # the copy of 901.. goes past those rows
+    assert parents.upto(store._conn()) > 960  # type: ignore[attr-defined]
+    problems = _parent_problems()
+    assert ("projection_extra", 950) not in problems and ("projection_extra", 960) in problems
     assert _run("audit", "rebuild-projections", "--full")[0] == 0 and _run("audit", "verify")[0] == 0
     store.close()
 

@@ -528,8 +528,12 @@ class SQLiteAuditStore(AuditStore):
             except sqlite3.IntegrityError:
                 row = conn.execute("SELECT holder, seq FROM audit_claims WHERE claim = ?", (key,)).fetchone()
                 raise ClaimTaken(key, *(row or (holder, out[i].seq))) from None
-        for table, values in projections.rows_for(rows).items():  # same transaction as the records
+        derived = projections.rows_for(rows)
+        for table, values in derived.items():  # same transaction as the records
             conn.executemany(projections.BY_NAME[table].insert_sql(), values)
+        requests = {r.seq for r in out if r.event.kind == "approval_request"}
+        if requests:  # their parent rows now, not in arrears: a rejection must be found (parents.write_now)
+            parents.write_now(conn, [v for v in derived.get(projections.LINEAGE.name, ()) if v[0] in requests])
         show.after_append(conn, out[-1].seq, len(out))  # audit show's columns, a batch at a time
         parents.after_append(conn, out[-1].seq, len(out))  # the lineage parent index, a batch at a time
         return out

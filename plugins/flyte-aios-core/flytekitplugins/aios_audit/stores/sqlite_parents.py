@@ -8,7 +8,8 @@ records share the hubs' pages. So, as :mod:`.sqlite_show` does for ``audit show`
 whose records leave :data:`BATCH` or more behind copies the lineage rows of those records that name a parent
 (``parent, seq, pos, rel``) into this table, in the same transaction: every record it appended and at most
 :data:`CHUNK` older ones. It then adds a mark row ``('', N, -1, '')``: the table holds the parent rows of records
-``1 .. N`` of the log, the largest such N (:func:`upto`, one seek), with no hole. PostgreSQL keeps the index on the
+``1 .. N`` of the log, the largest such N (:func:`upto`, one seek), with no hole. An approval request's rows are
+written with it instead (:func:`write_now`): the acting point looks requests up here, and a mark must not hide one. PostgreSQL keeps the index on the
 lineage table (its writers stage their records; the integrator writes the index in batches already).
 
 Readers (:func:`.lineage_parents.parent_rows_sql`) take the records after N (fewer than :data:`BATCH` while writers
@@ -108,6 +109,23 @@ def after_append(conn: sqlite3.Connection, head: int, added: int) -> None:
         return
     if head - have >= BATCH and defined(conn):  # (a table replaced by hand is left alone: nothing reads it)
         _copy(conn, have, min(head, have + added + CHUNK))
+
+
+_NOW = f"INSERT OR IGNORE INTO {TABLE} VALUES (?, ?, ?, ?)"
+
+
+def write_now(conn: sqlite3.Connection, lineage_rows: list[tuple[Any, ...]]) -> None:
+    """In a writer's transaction, the parent rows of some of its records (``lineage_rows``: their lineage rows, ``seq,
+    pos, child, parent, rel``) at once, not in arrears: those of approval requests. The acting point and the catalog
+    find the requests that name a document or an evaluation through this table, and a rejection on one of them must
+    stand; a store writer who inserted a mark row past records whose rows were not copied yet (no trigger dropped: the
+    table refuses only UPDATE and DELETE) hid the rejected request from the acting point, and the payment a second
+    approver approved on another request was posted (review of 2026-12-07). Readers take a row here for a record up
+    to the newest mark; past it they read the lineage table itself, so a row written early is read either way, and the
+    copy in arrears skips it (``INSERT OR IGNORE``). Nothing where the table is missing or defined otherwise."""
+    if not lineage_rows or not defined(conn):
+        return
+    conn.executemany(_NOW, [(parent, seq, pos, rel) for seq, pos, _child, parent, rel in lineage_rows if parent])
 
 
 def _copy(conn: sqlite3.Connection, have: int, through: int) -> None:
@@ -219,24 +237,30 @@ def _unfounded(conn: sqlite3.Connection, suspect: bool) -> list[tuple[str, int, 
     """:func:`problems`' ``extra``: rows past the newest mark or that no lineage row derives (read row by row only
     when the counts, or ``suspect``, say there can be one), and malformed marks."""
     out: list[tuple[str, int, str]] = []
-    counts = (
-        f"SELECT (SELECT count(*) FROM {TABLE} WHERE parent <> ''), "
-        f"(SELECT count(*) FROM {LINEAGE.name} WHERE parent <> '' AND seq <= ({UPTO}))"
+    # the rows past the newest mark are the approval requests' (write_now): each must be one a lineage row derives
+    upto_now = upto(conn)
+    counts = (  # one pass over this table: its rows up to the mark, and those past it that no lineage row derives
+        f"SELECT count(*) FILTER (WHERE p.seq <= ?), count(*) FILTER (WHERE p.seq > ? AND NOT EXISTS (SELECT 1 FROM "
+        f"{LINEAGE.name} l WHERE l.seq = p.seq AND l.pos = p.pos AND l.parent = p.parent AND l.rel = p.rel)) "
+        f"FROM {TABLE} p WHERE p.parent <> ''"
     )
-    have, lineage = conn.execute(counts).fetchone()
-    if suspect or have != lineage:
-        # rows past the newest mark, and rows no lineage row derives (a row of a lineage row with another relation is
-        # the rows check's projection_changed)
+    have, stray = conn.execute(counts, (upto_now, upto_now)).fetchone()
+    lineage = conn.execute(
+        f"SELECT count(*) FROM {LINEAGE.name} WHERE parent <> '' AND seq <= ?", (upto_now,)
+    ).fetchone()[0]
+    if suspect or have != lineage or stray:
+        # rows no lineage row derives, past the newest mark or not (a row of a lineage row with another relation is
+        # the rows check's projection_changed, up to the mark)
         q = (
             f"SELECT p.parent, p.seq, p.pos, p.rel, p.seq > ({UPTO}) FROM {TABLE} p WHERE p.parent <> '' AND "
-            f"(p.seq > ({UPTO}) OR NOT EXISTS (SELECT 1 FROM {LINEAGE.name} l WHERE l.seq = p.seq AND l.pos = p.pos "
-            "AND l.parent = p.parent))"
+            f"NOT EXISTS (SELECT 1 FROM {LINEAGE.name} l WHERE l.seq = p.seq AND l.pos = p.pos "
+            f"AND l.parent = p.parent AND (l.rel = p.rel OR p.seq <= ({UPTO})))"
         )
         named = 0
         for parent, seq, pos, rel, past in conn.execute(q):
-            why = "past the newest mark" if past else "that no lineage row derives"
+            why = "past the newest mark, that no lineage row derives" if past else "that no lineage row derives"
             out.append(("projection_extra", _seq(seq), f"row {[parent, seq, pos, rel]} {why}"))
-            named += 1
+            named += not past
         if have - named > lineage:  # more rows than the lineage rows they could be, none of them named
             why = (
                 f"{have} rows for {lineage} lineage rows of the records it covers: {have - named - lineage} unexplained"
