@@ -9,8 +9,9 @@ whose records leave :data:`BATCH` or more behind copies the lineage rows of thos
 (``parent, seq, pos, rel``) into this table, in the same transaction: every record it appended and at most
 :data:`CHUNK` older ones. It then adds a mark row ``('', N, -1, '')``: the table holds the parent rows of records
 ``1 .. N`` of the log, the largest such N (:func:`upto`, one seek), with no hole. An approval request's rows are
-written with it instead (:func:`write_now`): the acting point looks requests up here, and a mark must not hide one. PostgreSQL keeps the index on the
-lineage table (its writers stage their records; the integrator writes the index in batches already).
+written with it instead (:func:`write_now`): the acting point looks requests up here, and a mark must not hide one.
+PostgreSQL keeps the index on the lineage table (its writers stage their records; the integrator writes the index in
+batches already).
 
 Readers (:func:`.lineage_parents.parent_rows_sql`) take the records after N (fewer than :data:`BATCH` while writers
 keep up) from the lineage table by ``seq`` and the others through this table, each of its rows joined to the lineage
