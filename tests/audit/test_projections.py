@@ -171,14 +171,35 @@ def test_rows_are_written_in_the_records_transaction(url: str) -> None:
     assert sorted({r[0] for r in rows[pj.CATALOG.name]}) == by_kind["catalog"]
     assert pj.available(store)
     size = store.size()
-    _sql(url, f"INSERT INTO {pj.REQUESTS.name} VALUES ({size + 2}, 'apr-x', 'k', 'g', '')")
+
+    def plant(seq: int) -> str:
+        return f"INSERT INTO {pj.REQUESTS.name} VALUES ({seq}, 'apr-x', 'k', 'g', '')"
+
     if url.startswith("postgresql"):
-        # a row a writer role planted at a later seq no longer stops every append (review of 2026-12-07): the records
-        # and their other rows are written, the planted row stays for `aios audit verify` to report
-        added = store.append_many(_events(1))
+        # a row at a seq the log does not hold yet is refused at ITS insert (review of 2026-12-07 R4/F1: a row planted
+        # at the next seq, skipped by the append's insert, hid the record's own row from every indexed reader)
+        with pytest.raises(psycopg.errors.CheckViolation, match="no record there yet"):
+            _sql(url, plant(size + 2))
+        added = store.append_many(_events(1))  # appends go on, every row of theirs written
         assert store.size() == size + len(added)
-        assert (size + 2, "apr-x") in {(r[0], r[1]) for r in _tables(store)[pj.REQUESTS.name]}
+        assert (size + 2, "apr-x") not in {(r[0], r[1]) for r in _tables(store)[pj.REQUESTS.name]}
+        assert [r[0] for r in _tables(store)[pj.REQUESTS.name]][-1] == size + 2  # the genuine request's row
+        # one planted before the trigger existed (the owner disables it to make one): the append fails loudly, its
+        # records and rows are not written, and the row the reader would have missed is never silently dropped
+        size, rows = store.size(), _tables(store)
+        name = f"{pj.REQUESTS.name}_no_future"
+        _sql(
+            url,
+            f"ALTER TABLE {pj.REQUESTS.name} DISABLE TRIGGER {name}",
+            plant(size + 2),
+            f"ALTER TABLE {pj.REQUESTS.name} ENABLE TRIGGER {name}",
+        )
+        with pytest.raises(AuditWriteError, match="duplicate key"):
+            store.append_many(_events(1))
+        assert store.size() == size
+        assert _tables(store)[pj.DECISIONS.name] == rows[pj.DECISIONS.name]
     else:
+        _sql(url, plant(size + 2))
         # on SQLite (whose writers can rewrite the file anyway) a failing projection insert aborts the whole append
         with pytest.raises(AuditWriteError):
             store.append_many(_events(1))

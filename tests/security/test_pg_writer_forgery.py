@@ -233,3 +233,96 @@ def test_verify_reports_an_entry_sealed_with_a_spliced_time_sqlite(tmp_path: Pat
     got = verify_store(store, workers=1)
     assert not got.ok and got.first_bad_seq == 3 and got.problem == "edited", got.summary()
     store.close()
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        '"2026-12-07T06:59:00.000000+00:00"',  # the pack writes no fraction when it is zero
+        '"2026-12-07T06:58:60+00:00"',  # PostgreSQL reads second 60 as the next minute; Python cannot read it
+        '"2026-12-07T24:00:00+00:00"',  # hour 24: the next day
+    ],
+)
+def test_a_batch_time_is_refused_unless_written_as_the_pack_writes_it(writer_url: str, when: str) -> None:
+    """Review of 2026-12-07 R4/F2: such a time, sealed into an honest writer's record, made verify report it edited
+    and `aios audit show` exit 2. Refused whatever the server's clock (the form is checked before the skew)."""
+    with psycopg.connect(writer_url, autocommit=True) as att:
+        with pytest.raises(psycopg.errors.InvalidDatetimeFormat, match="not written as the pack writes that time"):
+            att.execute("SELECT aios_audit_check_when(NULL, %b)", (when.encode(),))
+        for t in (dt.datetime(2026, 12, 7, 6, 59, tzinfo=dt.UTC), dt.datetime(2026, 1, 2, 3, 4, 5, 60, tzinfo=dt.UTC)):
+            assert bytes(att.execute("SELECT aios_audit_when(%s)", (t,)).fetchone()[0]) == _json_time(t)
+
+
+def _times(url: str) -> list[dt.datetime]:
+    with psycopg.connect(url) as conn:
+        return [t for (t,) in conn.execute("SELECT recorded_at FROM audit_log ORDER BY seq")]
+
+
+def test_times_never_decrease_along_seq(writer_url: str) -> None:
+    """Review of 2026-12-07 R4/F3: a writer holding the log's lock sealed another writer's record 540 s before the
+    record before it (within the 600 s allowed), and time-window reads, which take times to grow with seq, missed
+    it. Every integrator now seals the later of its clock and the head's recorded_at; aios_audit_done refuses a
+    batch time before the record the batch follows."""
+    from flytekitplugins.aios_audit.stores.pg_integrate import _columns
+
+    honest = open_store(writer_url)
+    honest.append(AuditEvent(kind="task", actor="service:pipeline", subject="before", execution=EX))
+    for shift in (-540, 300):  # back-dated (the finding), then a head 300 s ahead of every honest clock
+        att = psycopg.connect(writer_url)
+        att.execute(f"SELECT pg_advisory_xact_lock({LOCK})")
+        res: dict[str, Any] = {}
+        t = threading.Thread(target=lambda: res.update(rec=honest.append(_honest(honest))))
+        t.start()
+        try:
+            deadline = time.monotonic() + 30
+            while att.execute("SELECT 1 FROM audit_staged").fetchone() is None:
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
+            now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=shift)
+            att.execute("SELECT aios_audit_integrate(%s, %b, 4096, NULL)", (now, _json_time(now)))
+            att.commit()
+        finally:
+            att.close()
+            t.join(70)
+        times = _times(writer_url)
+        assert times == sorted(times) and res["rec"].recorded_at == times[-1], times
+    ahead = _times(writer_url)[-1]
+    assert ahead > dt.datetime.now(dt.UTC) + dt.timedelta(seconds=200)
+    # the Python integrator, the locked path and the server's integrator, their clocks 300 s behind that head
+    ack = honest.stage_many([AuditEvent(kind="task", actor="service:bulk", subject="b", execution=EX)])
+    honest.integrate_staged()
+    claimed = AuditEvent(
+        kind="action",
+        actor="service:pipeline",
+        execution=EX,
+        attributes={"claims": [{"key": "approval-use:req-1", "holder": "aios/production/run-7"}]},
+    )
+    honest.append(claimed)
+    honest.append(AuditEvent(kind="task", actor="service:pipeline", subject="plain", execution=EX))
+    times = _times(writer_url)
+    assert honest.is_integrated(ack) and len(times) == 6 and times == sorted(times) and times[2:] == [ahead] * 4
+    # aios_audit_done: log rows written by hand for an honest staged row, sealed before the head's time
+    att = psycopg.connect(writer_url)
+    att.execute(f"SELECT pg_advisory_xact_lock({LOCK})")
+    ack = honest.stage_many([_honest(honest)])
+    sid, blob = att.execute("SELECT id, events[1] FROM audit_staged ORDER BY id").fetchone()
+    now = dt.datetime.now(dt.UTC)
+    head, prev = att.execute("SELECT seq, chain_hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+    entry = b'{"event":%b,"recorded_at":%b,"seq":%d}' % (bytes(blob), _json_time(now), head + 1)
+    leaf = hashlib.sha256(b"\x00" + entry).digest()
+    chain = hashlib.sha256(bytes.fromhex(prev) + leaf).hexdigest()
+    row = (head + 1, now, *_columns(json.loads(bytes(blob))), entry, leaf.hex(), prev, chain)
+    att.execute("INSERT INTO audit_log VALUES (%s,%s,%s,%s,%s,%s,%b,%s,%s,%s)", row)
+    try:
+        with pytest.raises(psycopg.errors.InvalidDatetimeFormat, match="earlier than the record before the batch"):
+            att.execute(
+                "SELECT aios_audit_done(ARRAY[%s]::bigint[], ARRAY[%s]::bigint[], %b, NULL)",
+                (sid, head, _json_time(now)),
+            )
+    finally:
+        att.rollback()
+        att.close()
+    assert honest.integrate_staged() == 1 and honest.is_integrated(ack)
+    times = _times(writer_url)
+    assert times == sorted(times) and verify_store(honest, workers=1).ok
+    honest.close()

@@ -66,6 +66,11 @@ BARRIER = "hashtext(current_schema() || '.aios_audit_log.integrating')"
 releases them all at once. Waiting on ``LOCK`` itself would starve the next integrator's try; an integrator never
 waits for the barrier (woken waiters hold it until they run), and while none holds it waiters poll every 0.5 ms."""
 _WHEN_SQL = f"""
+CREATE OR REPLACE FUNCTION aios_audit_when(p_at TIMESTAMPTZ) RETURNS BYTEA LANGUAGE sql STABLE AS $$
+  -- a time as records._json_time writes it (isoformat of a UTC datetime: microseconds, none when they are zero)
+  SELECT convert_to('"' || replace(to_char(p_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'), '.000000', '')
+                    || '+00:00"', 'UTF8')
+$$;
 CREATE OR REPLACE FUNCTION aios_audit_check_when(p_now TIMESTAMPTZ, p_when BYTEA) RETURNS TIMESTAMPTZ
 LANGUAGE plpgsql AS $$
 DECLARE t TEXT := encode(p_when, 'escape'); at TIMESTAMPTZ;
@@ -77,6 +82,12 @@ BEGIN
       left(COALESCE(t, 'NULL'), 80) USING ERRCODE = '22007';
   END IF;
   at := substr(t, 2, length(t) - 2)::timestamptz;
+  -- the exact bytes the pack writes for that time: no ".000000" (written without a fraction), no second 60 or hour
+  -- 24 (PostgreSQL reads them as the next minute or day; Python cannot read them back as written)
+  IF p_when IS DISTINCT FROM aios_audit_when(at) THEN
+    RAISE EXCEPTION 'aios audit: refused batch time %: not written as the pack writes that time (%)', t,
+      convert_from(aios_audit_when(at), 'UTF8') USING ERRCODE = '22007';
+  END IF;
   IF p_now IS NOT NULL AND p_now IS DISTINCT FROM at THEN
     RAISE EXCEPTION 'aios audit: refused batch time %: it is not the recorded_at given with it (%)', t, p_now
       USING ERRCODE = '22007';
@@ -94,15 +105,18 @@ CREATE OR REPLACE FUNCTION aios_audit_integrate(p_now TIMESTAMPTZ, p_when BYTEA,
 RETURNS TEXT LANGUAGE plpgsql AS $$
 DECLARE
   head BIGINT; prev BYTEA; chain BYTEA; leaf BYTEA; entry BYTEA; r RECORD; i INT; one TEXT; first BIGINT;
-  mine TEXT := ''; ids BIGINT[] := '{{}}'; bases BIGINT[] := '{{}}'; evs BYTEA[]; cs TEXT[];
+  head_at TIMESTAMPTZ; mine TEXT := ''; ids BIGINT[] := '{{}}'; bases BIGINT[] := '{{}}'; evs BYTEA[]; cs TEXT[];
   when_text TEXT := convert_from(p_when, 'UTF8') || '|';
 BEGIN
   p_batch := GREATEST(COALESCE(p_batch, 1), 1);  -- a caller's 0 or NULL took no row and spun under the lock for ever
   PERFORM aios_audit_check_when(p_now, p_when);  -- the time sealed into other writers' entries: checked first
   IF NOT pg_try_advisory_xact_lock({LOCK}) THEN RETURN NULL; END IF;
   PERFORM pg_try_advisory_xact_lock({BARRIER});  -- never waits for waiters (they may not have run yet)
-  SELECT seq, decode(chain_hash, 'hex') INTO head, prev FROM audit_log ORDER BY seq DESC LIMIT 1;
+  SELECT seq, decode(chain_hash, 'hex'), recorded_at INTO head, prev, head_at FROM audit_log ORDER BY seq DESC LIMIT 1;
   head := COALESCE(head, 0); prev := COALESCE(prev, decode('{GENESIS}', 'hex')); first := head;
+  IF head_at > p_now THEN  -- times never decrease along seq: a caller's clock behind the head's seals the head's time
+    p_now := head_at; p_when := aios_audit_when(head_at); when_text := convert_from(p_when, 'UTF8') || '|';
+  END IF;
   FOR r IN SELECT id, events, cols, wants_receipt FROM audit_staged ORDER BY id LIMIT p_batch LOOP
     IF head > first AND head - first + cardinality(r.events) > {MAX_BATCH_EVENTS} THEN
       EXIT;  -- the batch holds as many events as one transaction takes: the next batch has this row
@@ -140,15 +154,15 @@ BEGIN
   -- (unnested once and grouped by five: a subscript of a stored text[] walks it from its start, so s.lin[k] for
   -- every k was quadratic, 0.7 s for one append of 1,000 events with three lineage rows each)
   -- (an event index outside the row's own events is a writer's hand-made row: dropped, so it cannot plant a row at
-  -- a later record's seq and stop every integrator there; a row already at (seq, pos) is left for verification to
-  -- report, not a duplicate key that stops sequencing)
+  -- a later record's seq; a row already at (seq, pos) fails the integration, loud: the projection tables' triggers
+  -- refuse a row at a seq the log does not hold yet, so it can only be one planted before they existed, and
+  -- skipping it would hide this record's row from every indexed reader)
   INSERT INTO audit_proj_lineage SELECT b.base + l.v[1]::BIGINT, l.v[2]::INT, l.v[3], l.v[4], l.v[5]
     FROM unnest(ids, bases) AS b(id, base) JOIN audit_staged s ON s.id = b.id,
     LATERAL (SELECT array_agg(u.val ORDER BY u.k) AS v FROM unnest(s.lin) WITH ORDINALITY AS u(val, k)
              GROUP BY (u.k - 1) / 5) AS l
     WHERE l.v[1] ~ '^[0-9]{{1,9}}$' AND l.v[1]::BIGINT BETWEEN 1 AND cardinality(s.events)
-      AND l.v[2] ~ '^[0-9]{{1,9}}$'
-    ON CONFLICT DO NOTHING;
+      AND l.v[2] ~ '^[0-9]{{1,9}}$';
   DELETE FROM audit_staged WHERE id = ANY(ids);
   RETURN mine;
 END $$;
@@ -211,7 +225,7 @@ CREATE TABLE IF NOT EXISTS audit_integrated (id INTEGER PRIMARY KEY CHECK (id = 
 ALTER TABLE audit_integrated ADD COLUMN IF NOT EXISTS full_batch BOOLEAN NOT NULL DEFAULT false;
 CREATE OR REPLACE FUNCTION aios_audit_take(p_batch INT, p_gap FLOAT8, p_max_events INT)
 RETURNS TABLE (id BIGINT, events BYTEA[], wants BOOLEAN, head BIGINT, head_hash TEXT) LANGUAGE plpgsql AS $$
-DECLARE h BIGINT; hh TEXT; n BIGINT;
+DECLARE h BIGINT; hh TEXT; ha TIMESTAMPTZ; n BIGINT;
 BEGIN
   p_batch := GREATEST(COALESCE(p_batch, 1), 1);
   IF NOT pg_try_advisory_xact_lock({LOCK}) THEN RETURN; END IF;  -- no row: another integrator holds the lock
@@ -224,9 +238,11 @@ BEGIN
     RETURN;
   END IF;
   PERFORM pg_try_advisory_xact_lock({BARRIER});
-  SELECT l.seq, l.chain_hash INTO h, hh FROM audit_log l ORDER BY l.seq DESC LIMIT 1;
+  SELECT l.seq, l.chain_hash, l.recorded_at INTO h, hh, ha FROM audit_log l ORDER BY l.seq DESC LIMIT 1;
   h := COALESCE(h, 0); hh := COALESCE(hh, '{GENESIS}');
-  RETURN QUERY SELECT 0::BIGINT, NULL::BYTEA[], FALSE, h, hh;  -- the head first (row id 0), then the batch
+  -- the head first (row id 0; its events: the head's recorded_at as the pack writes it, none for an empty log: the
+  -- batch is sealed no earlier), then the batch
+  RETURN QUERY SELECT 0::BIGINT, CASE WHEN ha IS NULL THEN NULL ELSE ARRAY[aios_audit_when(ha)] END, FALSE, h, hh;
   -- at most p_batch rows and, past the first row, p_max_events events (a row's events counted before it)
   RETURN QUERY SELECT b.id, b.events, b.wants_receipt, NULL::BIGINT, NULL::TEXT FROM (
       SELECT s.*, sum(cardinality(s.events)) OVER (ORDER BY s.id) - cardinality(s.events) AS before
@@ -240,9 +256,16 @@ END $$;
 DROP FUNCTION IF EXISTS aios_audit_done(BIGINT[], TEXT[], BIGINT[]);
 CREATE OR REPLACE FUNCTION aios_audit_done(p_ids BIGINT[], p_bases BIGINT[], p_when BYTEA, p_own BIGINT)
 RETURNS VOID LANGUAGE plpgsql AS $$
-DECLARE bad BIGINT;
+DECLARE bad BIGINT; at TIMESTAMPTZ; before_at TIMESTAMPTZ;
 BEGIN
-  PERFORM aios_audit_check_when(NULL, p_when);  -- the time the caller sealed these entries with (and receipts name)
+  at := aios_audit_check_when(NULL, p_when);  -- the time the caller sealed these entries with (and receipts name)
+  -- times never decrease along seq (time-window reads rely on it): the batch is sealed no earlier than the record
+  -- before it, which the honest integrator reads with the head (aios_audit_take) and seals at the later of the two
+  SELECT l.recorded_at INTO before_at FROM audit_log l WHERE l.seq = (SELECT min(b) FROM unnest(p_bases) AS b);
+  IF before_at > at THEN
+    RAISE EXCEPTION 'aios audit: refused batch time %: earlier than the record before the batch (%)',
+      convert_from(p_when, 'UTF8'), before_at USING ERRCODE = '22007';
+  END IF;
   -- (run with the owner's rights: writers may neither delete staged rows nor insert receipts themselves)
   -- a staged row is consumed only once each of its events is in the log, sealed as the integrators seal it, at the
   -- sequence number given: an acknowledged event cannot be made to vanish by deleting its row
@@ -252,6 +275,7 @@ BEGIN
     WHERE l.entry IS DISTINCT FROM ('\\x7b226576656e74223a'::bytea || COALESCE(e.ev, '\\x6e756c6c'::bytea)
                                     || '\\x2c227265636f726465645f6174223a'::bytea
                                     || p_when || convert_to(',"seq":' || (b.base + e.k) || '}}', 'UTF8'))
+       OR l.recorded_at IS DISTINCT FROM at  -- the column as the entry: the time the order above was checked on
     LIMIT 1;
   IF bad IS NOT NULL THEN
     RAISE EXCEPTION 'staged audit row % is not in the log as sealed: it stays staged', bad USING ERRCODE = '42501';
@@ -554,10 +578,12 @@ def integrate_rows(conn: Any, own: int | None = None, gap: float = 0.0) -> str |
     got = conn.execute(take, (BATCH, gap, MAX_BATCH_EVENTS), binary=True).fetchall()
     if not got:
         return None
-    seq, prev = int(got[0][3]), str(got[0][4])
+    seq, prev, head_when = int(got[0][3]), str(got[0][4]), got[0][1]
     if len(got) == 1:
         return ""
     now = dt.datetime.now(dt.UTC)
+    if head_when:  # times never decrease along seq: a clock behind the head's record seals the head's time
+        now = max(now, dt.datetime.fromisoformat(json.loads(bytes(head_when[0]))))
     when = _json_time(now)
     when_text = when.decode()
     prev_b, sha = bytes.fromhex(prev), hashlib.sha256
@@ -591,9 +617,13 @@ def integrate_rows(conn: Any, own: int | None = None, gap: float = 0.0) -> str |
             copy.set_types(_LOG_TYPES)
             for row in log:
                 copy.write_row(row)
-        if lin:  # a row a writer planted at (seq, pos) is left for verification to report, not a duplicate key that
-            # stops every integrator (review R2/F3: a binary COPY failed on it for ever)
-            cur.execute(_LINEAGE_INSERT, [list(column) for column in zip(*lin, strict=True)], binary=True)
+        # a row already at (seq, pos) fails this batch, loud, never skipped (that hid the record's row from every
+        # indexed reader): the table's trigger refuses a row at a seq the log does not hold yet, so such a row was
+        # planted before the trigger existed, and `aios audit verify` names it
+        with cur.copy("COPY audit_proj_lineage FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(_LINEAGE_TYPES)
+            for row in lin:
+                copy.write_row(row)
         # the server checks that each staged row's events are in the log as sealed before it consumes the row, and
         # writes the waiting writers' receipts from the log itself
         cur.execute("SELECT aios_audit_done(%b, %b, %b, %s)", (ids, bases, when, own))
@@ -603,11 +633,8 @@ def integrate_rows(conn: Any, own: int | None = None, gap: float = 0.0) -> str |
     return mine
 
 
-_LINEAGE_INSERT = (
-    "INSERT INTO audit_proj_lineage SELECT * FROM unnest(%b::int8[], %b::int4[], %b::text[], %b::text[], %b::text[])"
-    " ON CONFLICT DO NOTHING"
-)
 _LOG_TYPES = ("int8", "timestamptz", "text", "text", "text", "text", "bytea", "text", "text", "text")
+_LINEAGE_TYPES = ("int8", "int4", "text", "text", "text")
 
 
 def _text(value: str) -> str:

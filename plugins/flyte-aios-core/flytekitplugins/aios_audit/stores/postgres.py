@@ -85,6 +85,42 @@ CREATE OR REPLACE TRIGGER audit_claims_no_update BEFORE UPDATE OR DELETE ON audi
   FOR EACH ROW EXECUTE FUNCTION aios_audit_refuse();
 """
 
+_NO_FUTURE_FN = """
+CREATE OR REPLACE FUNCTION aios_proj_no_future() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE top BIGINT; head BIGINT;
+BEGIN  -- a row naming a record the log does not hold yet is refused (once per statement, over the rows it inserted)
+  SELECT max(seq) INTO top FROM aios_new_rows;
+  IF top IS NULL THEN RETURN NULL; END IF;
+  SELECT max(seq) INTO head FROM audit_log;  -- the primary key's last entry
+  IF top > COALESCE(head, 0) THEN
+    RAISE EXCEPTION 'aios audit: % refuses a row at seq %: the log holds no record there yet (head %)',
+      TG_TABLE_NAME, top, COALESCE(head, 0) USING ERRCODE = '23514';
+  END IF;
+  RETURN NULL;
+END $$;
+DO $$ BEGIN  -- audit_log of this schema, never a temporary table a session put before it
+  EXECUTE format('ALTER FUNCTION aios_proj_no_future() SET search_path = %I, pg_temp', current_schema());
+END $$;
+"""
+
+
+def _no_future_ddl() -> list[str]:
+    """The statement-level trigger on every projection table that refuses a row whose seq is past the log's head
+    (review of 2026-12-07, R4/F1). Every row the pack writes there names a record inserted before it in the same
+    transaction; a row a writer role planted at the NEXT seq, before that record existed, hid the record's own row
+    from the indexed readers (a rejection never read, so a later approval counted). ``COPY`` fires it too (the
+    Python integrator's lineage rows). Not on ``audit_claims``: a claim is keyed by its claim, not its seq, and
+    inserted ``ON CONFLICT (claim) DO NOTHING RETURNING``, so a planted claim makes the claimant's append raise
+    :class:`ClaimTaken` (fail closed), never skips a row, and verification reports a claim its record does not
+    hold, beyond the log or not."""
+    tables = [t.name for t in projections.TABLES]
+    return [_NO_FUTURE_FN] + [
+        f"CREATE OR REPLACE TRIGGER {name}_no_future AFTER INSERT ON {name} REFERENCING NEW TABLE AS aios_new_rows "
+        "FOR EACH STATEMENT EXECUTE FUNCTION aios_proj_no_future()"
+        for name in tables
+    ]
+
+
 LOG_INDEXES = {
     # time windows of `aios audit show`, newest first by (recorded_at, seq)
     "audit_log_recorded": "CREATE INDEX IF NOT EXISTS audit_log_recorded ON audit_log(recorded_at, seq)",
@@ -133,7 +169,7 @@ def _ddl(deferred: Collection[str] = ()) -> list[str]:
 
     levels = [stmt.format(blob="BYTEA", without_rowid="") for stmt in nodes.SCHEMA]
     indexes = [stmt for name, stmt in LOG_INDEXES.items() if name not in deferred]
-    return [SCHEMA, *indexes, pgi.STAGING, *projections.schema("postgresql"), *levels]
+    return [SCHEMA, *indexes, pgi.STAGING, *projections.schema("postgresql"), *_no_future_ddl(), *levels]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -461,9 +497,11 @@ class PostgresAuditStore(AuditStore):
 
     @staticmethod
     def _insert(conn: Any, events: Sequence[AuditEvent]) -> list[AuditRecord]:
-        head = conn.execute("SELECT seq, chain_hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+        head = conn.execute("SELECT seq, chain_hash, recorded_at FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
         now = dt.datetime.now(dt.UTC)
-        out, rows = seal_rows(head, events, now, now)
+        if head is not None:  # times never decrease along seq: a clock behind the head's record seals the head's time
+            now = max(now, head[2])
+        out, rows = seal_rows(head and (head[0], head[1]), events, now, now)
         with conn.cursor() as cur:
             cur.executemany("INSERT INTO audit_log VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", rows)
             for i, key, holder in event_claims(events):
@@ -474,10 +512,12 @@ class PostgresAuditStore(AuditStore):
                 if cur.fetchone() is None:
                     row = cur.execute("SELECT holder, seq FROM audit_claims WHERE claim = %s", (key,)).fetchone()
                     raise ClaimTaken(key, *(row or (holder, out[i].seq)))
-            # same transaction as the records; a row a writer planted at (seq, pos) is left for verification to
-            # report (readers re-derive rows from the record), not a duplicate key that stops every append (R2/F3)
+            # same transaction as the records, plain inserts: a row already at (seq, pos) fails the append, loud,
+            # never skipped (skipping hid a sealed rejection from the approvals readers, review of 2026-12-07 R4/F1).
+            # The tables' triggers refuse a row at a seq the log does not hold yet, so only a row planted before
+            # they existed can be there, and `aios audit verify` names it
             for table, values in projections.rows_for(rows).items():
-                cur.executemany(_pg(projections.BY_NAME[table].fill_sql("postgresql")), values)
+                cur.executemany(_pg(projections.BY_NAME[table].insert_sql()), values)
         return out
 
     dialect = "postgresql"
@@ -563,7 +603,7 @@ class PostgresAuditStore(AuditStore):
             conn.execute(f"SELECT pg_advisory_xact_lock({_LOCK})")
             for stmt in projections.drop_sql("postgresql"):
                 conn.execute(stmt)
-            for stmt in projections.schema("postgresql"):
+            for stmt in [*projections.schema("postgresql"), *_no_future_ddl()]:  # the triggers dropped with them
                 conn.execute(stmt)
 
     def claim_holders(self, keys: Collection[str]) -> dict[str, tuple[str, int]]:
