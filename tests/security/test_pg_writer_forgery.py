@@ -326,3 +326,41 @@ def test_times_never_decrease_along_seq(writer_url: str) -> None:
     times = _times(writer_url)
     assert times == sorted(times) and verify_store(honest, workers=1).ok
     honest.close()
+
+
+@pytest.mark.parametrize("ahead", ["50 years", "infinity", "year 12000"])
+def test_a_hand_inserted_head_far_ahead_moves_no_later_time_and_stops_no_append(writer_url: str, ahead: str) -> None:
+    """Re-review R6 of 2026-12-07: the rule above followed the head's time whatever it was. The writer role inserted
+    one chained record of its own by hand, sealed 50 years ahead: every later honest record was then sealed 50 years
+    ahead (time-window reads lost them), and once a row was staged the Python integrator's time was refused as too far
+    from the server's clock, which stopped every append; at ``infinity`` or in the year 12000 every append failed at
+    once. A head time no honest clock gives (not finite, or more than WHEN_SKEW_S ahead) is no longer followed."""
+    from flytekitplugins.aios_audit import projections
+    from flytekitplugins.aios_audit.stores import seal_rows
+
+    honest = open_store(writer_url)
+    honest.append(AuditEvent(kind="task", actor="service:pipeline", subject="before", execution=EX))
+    with psycopg.connect(writer_url) as att:  # the writer grants of docs/audit.md: INSERT on the log and projections
+        head = att.execute("SELECT seq, chain_hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+        future = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(days=365 * 50)
+        event = AuditEvent(kind="task", actor="service:pipeline", subject="innocuous", execution=EX)
+        _, rows = seal_rows(head, [event], future, future)
+        row = list(rows[0])
+        if ahead != "50 years":  # the entry says 50 years ahead; the column what the attacker chose
+            row[1] = "infinity" if ahead == "infinity" else "12000-01-01T00:00:00+00"
+        cur = att.cursor()
+        cur.execute("INSERT INTO audit_log VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", row)
+        for table, values in projections.rows_for(rows).items():  # its projection rows: at the head, allowed
+            cur.executemany(projections.BY_NAME[table].insert_sql().replace("?", "%s"), values)
+    before = dt.datetime.now(dt.UTC)
+    honest.append(AuditEvent(kind="task", actor="service:pipeline", subject="plain", execution=EX))  # server's
+    honest.append_many([_honest(honest)], precondition=lambda: None)  # the locked path
+    ack = honest.stage_many([AuditEvent(kind="task", actor="service:bulk", subject="b", execution=EX)])
+    assert honest.integrate_staged() == 1 and honest.is_integrated(ack)  # the Python integrator
+    honest.append(AuditEvent(kind="task", actor="service:pipeline", subject="after", execution=EX))
+    with psycopg.connect(writer_url) as conn:
+        later = [t for (t,) in conn.execute("SELECT recorded_at FROM audit_log WHERE seq > 2 ORDER BY seq")]
+    assert len(later) == 4
+    assert all(before - dt.timedelta(seconds=5) <= t <= dt.datetime.now(dt.UTC) for t in later), later
+    assert later == sorted(later)
+    honest.close()

@@ -10,22 +10,31 @@ parsed check, which reports the column as edited. Real SQLite store; the row is 
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 from pathlib import Path
+
+import pytest
 
 from flytekitplugins.aios_audit import AuditEvent
 from flytekitplugins.aios_audit.stores import open_store
 from flytekitplugins.aios_audit.verify import verify_store
 
 
-def test_a_second_kind_key_is_reported(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "second",
+    [b',"kind":"action"', b',"\\u006bind":"action"', b',"kind" :"action"', b',"kind"\n:"action"'],
+    ids=["plain", "escaped (re-review R6)", "blank before the colon (R6)", "newline before the colon (R6)"],
+)
+def test_a_second_kind_key_is_reported(tmp_path: Path, second: bytes) -> None:
     path = tmp_path / "audit.db"
     store = open_store(f"sqlite:///{path}")
     store.append_many([AuditEvent(kind="task", actor="a", status="ok", subject=f"s{i}") for i in range(3)])
     ((_seq, entry, _leaf, prev, _chain),) = list(store.scan_raw(3, 3))
     store.close()
     assert entry.count(b'"kind":"task"') == 1
-    forged = entry.replace(b',"status":"ok"', b',"kind":"action","status":"ok"', 1)
+    forged = entry.replace(b',"status":"ok"', second + b',"status":"ok"', 1)
+    assert json.loads(forged)["event"]["kind"] == "action"  # what every parser reads
     leaf = hashlib.sha256(b"\x00" + forged).digest()
     chain = hashlib.sha256(bytes.fromhex(prev) + leaf).hexdigest()
     conn = sqlite3.connect(path)

@@ -23,6 +23,7 @@ it cannot be sure of is checked by a full JSON parse (:func:`parsed_match`), and
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from itertools import compress, repeat
 from operator import add, and_, eq, not_
@@ -35,6 +36,8 @@ _EX = b'"execution":'
 _INPUTS = b',"inputs":{'
 _KIND = b'},"kind":"'
 _KIND_KEY = b'"kind":'
+_BLANK_KEY = re.compile(rb'"[ \t\r\n]+:')
+"""A key with blanks before its colon: no canonical entry holds one (outside a string a quote is structural)."""
 _TAIL = b',"subject":"%b"},"recorded_at":"%b","seq":%d}'
 _executions: dict[bytes, bytes] = {}  # execution object bytes -> b"project/domain/name US task_name" (or b"")
 _CACHE = 65536  # execution objects remembered (cleared when full; a batch refills what it needs)
@@ -91,8 +94,11 @@ def batch_certain(
     at = list(map(add, map(bytes.find, entries, repeat(_KIND), j), repeat(10)))
     sure = list(map(and_, sure, map(bytes.startswith, entries, ks, at)))  # the kind and its closing quote
     # and no "kind" key after it, which every parser would read instead (a writer's own record with a second kind
-    # passed the byte path as its column's kind: re-review R4 of 2026-12-07); such a row is parsed
-    return list(map(and_, sure, map(eq, map(bytes.find, entries, repeat(_KIND_KEY), at), repeat(-1))))
+    # passed the byte path as its column's kind: re-review R4 of 2026-12-07), nor a form of one these bytes do not
+    # show: an escape ("\u006bind") or blanks before its colon (re-review R6); such a row is parsed
+    sure = list(map(and_, sure, map(eq, map(bytes.find, entries, repeat(_KIND_KEY), at), repeat(-1))))
+    sure = list(map(and_, sure, map(eq, map(bytes.find, entries, repeat(b"\\"), at), repeat(-1))))
+    return list(map(and_, sure, map(not_, map(_BLANK_KEY.search, entries, at))))
 
 
 def columns_match(entry: bytes, tail: bytes, kind: bytes | None, pair: bytes) -> bool:
@@ -114,7 +120,8 @@ def columns_match(entry: bytes, tail: bytes, kind: bytes | None, pair: bytes) ->
             _executions.clear()
         derived = _execution_columns(obj)
     at = entry.find(_KIND, j) + 10
-    return derived == pair and entry.startswith(kind, at) and entry.find(_KIND_KEY, at) == -1
+    after = entry.find(_KIND_KEY, at) == -1 and entry.find(b"\\", at) == -1 and not _BLANK_KEY.search(entry, at)
+    return derived == pair and entry.startswith(kind, at) and after
 
 
 def parsed_match(entry: bytes, seq: int, tail: bytes, kind: bytes | None, pair: bytes) -> bool:

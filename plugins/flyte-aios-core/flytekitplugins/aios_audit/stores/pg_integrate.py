@@ -114,7 +114,10 @@ BEGIN
   PERFORM pg_try_advisory_xact_lock({BARRIER});  -- never waits for waiters (they may not have run yet)
   SELECT seq, decode(chain_hash, 'hex'), recorded_at INTO head, prev, head_at FROM audit_log ORDER BY seq DESC LIMIT 1;
   head := COALESCE(head, 0); prev := COALESCE(prev, decode('{GENESIS}', 'hex')); first := head;
-  IF head_at > p_now THEN  -- times never decrease along seq: a caller's clock behind the head's seals the head's time
+  -- times never decrease along seq: a caller's clock behind the head's seals the head's time, when that time is one
+  -- an honest clock gives (within {WHEN_SKEW_S} s of the server's); a head a writer inserted by hand far ahead (or at
+  -- infinity) is not followed: it moved every later record's time with it, and then stopped every append (review R6)
+  IF head_at > p_now AND isfinite(head_at) AND head_at <= clock_timestamp() + make_interval(secs => {WHEN_SKEW_S}) THEN
     p_now := head_at; p_when := aios_audit_when(head_at); when_text := convert_from(p_when, 'UTF8') || '|';
   END IF;
   FOR r IN SELECT id, events, cols, wants_receipt FROM audit_staged ORDER BY id LIMIT p_batch LOOP
@@ -242,7 +245,9 @@ BEGIN
   h := COALESCE(h, 0); hh := COALESCE(hh, '{GENESIS}');
   -- the head first (row id 0; its events: the head's recorded_at as the pack writes it, none for an empty log: the
   -- batch is sealed no earlier), then the batch
-  RETURN QUERY SELECT 0::BIGINT, CASE WHEN ha IS NULL THEN NULL ELSE ARRAY[aios_audit_when(ha)] END, FALSE, h, hh;
+  RETURN QUERY SELECT 0::BIGINT, CASE WHEN ha IS NULL OR NOT isfinite(ha)
+      OR ha > clock_timestamp() + make_interval(secs => {WHEN_SKEW_S}) THEN NULL  -- no time an honest clock gives
+    ELSE ARRAY[aios_audit_when(ha)] END, FALSE, h, hh;
   -- at most p_batch rows and, past the first row, p_max_events events (a row's events counted before it)
   RETURN QUERY SELECT b.id, b.events, b.wants_receipt, NULL::BIGINT, NULL::TEXT FROM (
       SELECT s.*, sum(cardinality(s.events)) OVER (ORDER BY s.id) - cardinality(s.events) AS before
@@ -262,7 +267,8 @@ BEGIN
   -- times never decrease along seq (time-window reads rely on it): the batch is sealed no earlier than the record
   -- before it, which the honest integrator reads with the head (aios_audit_take) and seals at the later of the two
   SELECT l.recorded_at INTO before_at FROM audit_log l WHERE l.seq = (SELECT min(b) FROM unnest(p_bases) AS b);
-  IF before_at > at THEN
+  IF before_at > at AND isfinite(before_at) AND before_at <= clock_timestamp() + make_interval(secs => {WHEN_SKEW_S})
+  THEN  -- (a time no honest clock gives, a hand-inserted record's, is not followed: see aios_audit_integrate)
     RAISE EXCEPTION 'aios audit: refused batch time %: earlier than the record before the batch (%)',
       convert_from(p_when, 'UTF8'), before_at USING ERRCODE = '22007';
   END IF;
@@ -583,6 +589,7 @@ def integrate_rows(conn: Any, own: int | None = None, gap: float = 0.0) -> str |
         return ""
     now = dt.datetime.now(dt.UTC)
     if head_when:  # times never decrease along seq: a clock behind the head's record seals the head's time
+        # (aios_audit_take gives none where it is no time an honest clock gives: a hand-inserted head far ahead)
         now = max(now, dt.datetime.fromisoformat(json.loads(bytes(head_when[0]))))
     when = _json_time(now)
     when_text = when.decode()

@@ -270,6 +270,14 @@ def _staged_before(error: Exception) -> bool | None:
     return False if getattr(error, "sqlstate", None) else None
 
 
+_HEAD_SQL = (
+    "SELECT seq, chain_hash, CASE WHEN isfinite(recorded_at) AND recorded_at <= clock_timestamp() + "
+    f"make_interval(secs => {pgi.WHEN_SKEW_S}) THEN recorded_at END FROM audit_log ORDER BY seq DESC LIMIT 1"
+)
+"""The log's head and its time where an honest clock gives it: a head a writer inserted by hand far ahead (or at
+infinity) is not followed, it moved every later record's time with it and then stopped every append (review R6)."""
+
+
 class PostgresAuditStore(AuditStore):
     """Hash-chained log in PostgreSQL; one connection per thread and process."""
 
@@ -497,10 +505,10 @@ class PostgresAuditStore(AuditStore):
 
     @staticmethod
     def _insert(conn: Any, events: Sequence[AuditEvent]) -> list[AuditRecord]:
-        head = conn.execute("SELECT seq, chain_hash, recorded_at FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+        head = conn.execute(_HEAD_SQL).fetchone()
         now = dt.datetime.now(dt.UTC)
-        if head is not None:  # times never decrease along seq: a clock behind the head's record seals the head's time
-            now = max(now, head[2])
+        if head is not None and head[2] is not None:  # times never decrease along seq: a clock behind the head's
+            now = max(now, head[2])  # record seals the head's time (none given where no honest clock gives it)
         out, rows = seal_rows(head and (head[0], head[1]), events, now, now)
         with conn.cursor() as cur:
             cur.executemany("INSERT INTO audit_log VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)", rows)
