@@ -6,6 +6,7 @@ near the server's clock, and verification reports an entry not framed as the sto
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -83,11 +84,12 @@ def _honest(store: Any) -> AuditEvent:
     )
 
 
-@pytest.mark.parametrize("how", ["inject", "back-dated", "far-future"])
-def test_a_writer_cannot_seal_another_writers_record_with_its_own_batch_time(writer_url: str, how: str) -> None:
-    honest = open_store(writer_url)
-    honest.append(AuditEvent(kind="task", actor="service:pipeline", subject="before", execution=EX))
-    att = psycopg.connect(writer_url)  # the attacker: the same grants, holding the log's lock
+@contextlib.contextmanager
+def _holding_the_lock(url: str, honest: Any) -> Iterator[tuple[Any, bytes, dict[str, Any]]]:
+    """``(the attacker's connection, the honest writer's staged event bytes, its result)``: the attacker (the writer
+    grants) holds the log's lock while an honest writer's append, in a thread, stages its event and waits; on exit the
+    attacker's connection is closed (so the honest writer integrates, unless the attacker did) and the thread joined."""
+    att = psycopg.connect(url)
     att.execute(f"SELECT pg_advisory_xact_lock({LOCK})")
     res: dict[str, Any] = {}
     t = threading.Thread(target=lambda: res.update(rec=honest.append(_honest(honest))))
@@ -97,18 +99,26 @@ def test_a_writer_cannot_seal_another_writers_record_with_its_own_batch_time(wri
         while (row := att.execute("SELECT events[1] FROM audit_staged ORDER BY id LIMIT 1").fetchone()) is None:
             assert time.monotonic() < deadline
             time.sleep(0.01)
+        yield att, bytes(row[0]), res
+    finally:
+        att.close()
+        t.join(70)
+
+
+@pytest.mark.parametrize("how", ["inject", "back-dated", "far-future"])
+def test_a_writer_cannot_seal_another_writers_record_with_its_own_batch_time(writer_url: str, how: str) -> None:
+    honest = open_store(writer_url)
+    honest.append(AuditEvent(kind="task", actor="service:pipeline", subject="before", execution=EX))
+    with _holding_the_lock(writer_url, honest) as (att, staged, res):
         now = dt.datetime.now(dt.UTC)
         if how == "back-dated":
             now -= dt.timedelta(days=330)
         elif how == "far-future":
             now += dt.timedelta(seconds=2 * WHEN_SKEW_S)
-        when = _forged_when(json.loads(bytes(row[0])), now) if how == "inject" else _json_time(now)
+        when = _forged_when(json.loads(staged), now) if how == "inject" else _json_time(now)
         with pytest.raises(psycopg.errors.InvalidDatetimeFormat, match="refused batch time"):
             att.execute("SELECT aios_audit_integrate(%s, %b, 4096, NULL)", (now, when))
-    finally:
         att.rollback()
-        att.close()
-        t.join(70)
     rec = res["rec"]  # the honest writer's own integrator sealed it, with its own time
     assert (rec.event.actor, rec.event.status, rec.event.attributes) == (
         "service:pipeline",
@@ -268,22 +278,10 @@ def test_times_never_decrease_along_seq(writer_url: str) -> None:
     honest = open_store(writer_url)
     honest.append(AuditEvent(kind="task", actor="service:pipeline", subject="before", execution=EX))
     for shift in (-540, 300):  # back-dated (the finding), then a head 300 s ahead of every honest clock
-        att = psycopg.connect(writer_url)
-        att.execute(f"SELECT pg_advisory_xact_lock({LOCK})")
-        res: dict[str, Any] = {}
-        t = threading.Thread(target=lambda: res.update(rec=honest.append(_honest(honest))))
-        t.start()
-        try:
-            deadline = time.monotonic() + 30
-            while att.execute("SELECT 1 FROM audit_staged").fetchone() is None:
-                assert time.monotonic() < deadline
-                time.sleep(0.01)
+        with _holding_the_lock(writer_url, honest) as (att, _staged, res):
             now = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=shift)
             att.execute("SELECT aios_audit_integrate(%s, %b, 4096, NULL)", (now, _json_time(now)))
             att.commit()
-        finally:
-            att.close()
-            t.join(70)
         times = _times(writer_url)
         assert times == sorted(times) and res["rec"].recorded_at == times[-1], times
     ahead = _times(writer_url)[-1]
