@@ -95,10 +95,11 @@ def batch_certain(
     sure = list(map(and_, sure, map(bytes.startswith, entries, ks, at)))  # the kind and its closing quote
     # and no "kind" key after it, which every parser would read instead (a writer's own record with a second kind
     # passed the byte path as its column's kind: re-review R4 of 2026-12-07), nor a form of one these bytes do not
-    # show: an escape ("\u006bind") or blanks before its colon (re-review R6); such a row is parsed
+    # show: an escape ("\u006bind") or blanks before its colon (re-review R6), from the execution key on, where a
+    # second execution key in such a form once passed too (re-review R7); such a row is parsed
     sure = list(map(and_, sure, map(eq, map(bytes.find, entries, repeat(_KIND_KEY), at), repeat(-1))))
-    sure = list(map(and_, sure, map(eq, map(bytes.find, entries, repeat(b"\\"), at), repeat(-1))))
-    return list(map(and_, sure, map(not_, map(_BLANK_KEY.search, entries, at))))
+    sure = list(map(and_, sure, map(eq, map(bytes.find, entries, repeat(b"\\"), i), repeat(-1))))
+    return list(map(and_, sure, map(not_, map(_BLANK_KEY.search, entries, i))))
 
 
 def columns_match(entry: bytes, tail: bytes, kind: bytes | None, pair: bytes) -> bool:
@@ -120,7 +121,7 @@ def columns_match(entry: bytes, tail: bytes, kind: bytes | None, pair: bytes) ->
             _executions.clear()
         derived = _execution_columns(obj)
     at = entry.find(_KIND, j) + 10
-    after = entry.find(_KIND_KEY, at) == -1 and entry.find(b"\\", at) == -1 and not _BLANK_KEY.search(entry, at)
+    after = entry.find(_KIND_KEY, at) == -1 and entry.find(b"\\", i) == -1 and not _BLANK_KEY.search(entry, i)
     return derived == pair and entry.startswith(kind, at) and after
 
 

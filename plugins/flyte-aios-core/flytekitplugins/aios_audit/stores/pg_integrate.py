@@ -117,7 +117,7 @@ BEGIN
   -- times never decrease along seq: a caller's clock behind the head's seals the head's time, when that time is one
   -- an honest clock gives (within {WHEN_SKEW_S} s of the server's); a head a writer inserted by hand far ahead (or at
   -- infinity) is not followed: it moved every later record's time with it, and then stopped every append (review R6)
-  IF head_at > p_now AND isfinite(head_at) AND head_at <= clock_timestamp() + make_interval(secs => {WHEN_SKEW_S}) THEN
+  IF head_at > p_now AND isfinite(head_at) AND head_at <= now() + make_interval(secs => {WHEN_SKEW_S}) THEN
     p_now := head_at; p_when := aios_audit_when(head_at); when_text := convert_from(p_when, 'UTF8') || '|';
   END IF;
   FOR r IN SELECT id, events, cols, wants_receipt FROM audit_staged ORDER BY id LIMIT p_batch LOOP
@@ -246,7 +246,7 @@ BEGIN
   -- the head first (row id 0; its events: the head's recorded_at as the pack writes it, none for an empty log: the
   -- batch is sealed no earlier), then the batch
   RETURN QUERY SELECT 0::BIGINT, CASE WHEN ha IS NULL OR NOT isfinite(ha)
-      OR ha > clock_timestamp() + make_interval(secs => {WHEN_SKEW_S}) THEN NULL  -- no time an honest clock gives
+      OR ha > now() + make_interval(secs => {WHEN_SKEW_S}) THEN NULL  -- no time an honest clock gives
     ELSE ARRAY[aios_audit_when(ha)] END, FALSE, h, hh;
   -- at most p_batch rows and, past the first row, p_max_events events (a row's events counted before it)
   RETURN QUERY SELECT b.id, b.events, b.wants_receipt, NULL::BIGINT, NULL::TEXT FROM (
@@ -267,7 +267,7 @@ BEGIN
   -- times never decrease along seq (time-window reads rely on it): the batch is sealed no earlier than the record
   -- before it, which the honest integrator reads with the head (aios_audit_take) and seals at the later of the two
   SELECT l.recorded_at INTO before_at FROM audit_log l WHERE l.seq = (SELECT min(b) FROM unnest(p_bases) AS b);
-  IF before_at > at AND isfinite(before_at) AND before_at <= clock_timestamp() + make_interval(secs => {WHEN_SKEW_S})
+  IF before_at > at AND isfinite(before_at) AND before_at <= now() + make_interval(secs => {WHEN_SKEW_S})
   THEN  -- (a time no honest clock gives, a hand-inserted record's, is not followed: see aios_audit_integrate)
     RAISE EXCEPTION 'aios audit: refused batch time %: earlier than the record before the batch (%)',
       convert_from(p_when, 'UTF8'), before_at USING ERRCODE = '22007';

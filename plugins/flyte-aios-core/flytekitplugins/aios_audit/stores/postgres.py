@@ -271,7 +271,7 @@ def _staged_before(error: Exception) -> bool | None:
 
 
 _HEAD_SQL = (
-    "SELECT seq, chain_hash, CASE WHEN isfinite(recorded_at) AND recorded_at <= clock_timestamp() + "
+    "SELECT seq, chain_hash, CASE WHEN isfinite(recorded_at) AND recorded_at <= now() + "
     f"make_interval(secs => {pgi.WHEN_SKEW_S}) THEN recorded_at END FROM audit_log ORDER BY seq DESC LIMIT 1"
 )
 """The log's head and its time where an honest clock gives it: a head a writer inserted by hand far ahead (or at
