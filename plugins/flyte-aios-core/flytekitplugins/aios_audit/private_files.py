@@ -104,7 +104,7 @@ def _unsafe(st: os.stat_result, owners: Collection[int], *, mode: bool) -> str |
     if not stat.S_ISREG(st.st_mode):
         return "not a regular file"
     if st.st_uid not in owners:
-        return f"owned by uid {st.st_uid}, not by this process's user (uid {os.geteuid()}) or the store's owner"
+        return f"owned by uid {st.st_uid}, not by this process's user (uid {os.geteuid()}) or root"
     if mode and st.st_mode & 0o066:  # a read-only descriptor is enough to hold a flock
         return f"open to other users (mode {stat.S_IMODE(st.st_mode):04o}: they can hold its lock)"
     return None
