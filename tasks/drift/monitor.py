@@ -298,18 +298,16 @@ def _policy_still_in_force(record_id: str, pd: dict[str, Any], settings: Setting
     point does (``policy_changed``), and when the set in force cannot be read (``policy_unavailable``): an operator's
     freeze of retraining in Cedar once left every unused ``retrain_triggered`` decision able to start one
     (review of 2026-12-07)."""
-    from flytekitplugins.aios_approvals.acting import policy_in_force
+    from flytekitplugins.aios_approvals.acting import policy_changed_since, policy_in_force
 
     try:
         in_force = policy_in_force(settings)
     except Exception as e:  # the policies cannot be read or validated: nothing is started (fail closed)
         msg = f"the policy set in force cannot be read ({type(e).__name__}); nothing is started for {record_id}"
         raise GovernanceDenied(msg, reason_code="policy_unavailable") from None
-    if pd.get("policy_set_digest") != in_force:
-        msg = (
-            f"{record_id} was decided under policy set {pd.get('policy_set_digest') or '(none)'}; the policy in force "
-            f"is {in_force}: nothing is started; run the monitoring chain again for a decision under it"
-        )
+    changed = policy_changed_since(pd, in_force)
+    if changed:
+        msg = f"{record_id} {changed}: nothing is started; run the monitoring chain again for a decision under it"
         raise GovernanceDenied(msg, reason_code="policy_changed")
 
 

@@ -279,6 +279,16 @@ def policy_in_force(settings: Any) -> str:
     return str(get_engine(settings.policy_engine).policy_set_digest(policy_source(settings, None)))
 
 
+def policy_changed_since(pd: Any, in_force: str) -> str | None:
+    """Why a policy decision (``pd``: one of a record's ``policy_decisions``) no longer stands under the policy set
+    in force (:func:`policy_in_force`), for a ``policy_changed`` refusal; None where it was made under that set. The
+    one rule of every acting point that acts on an earlier decision (documents, retraining)."""
+    made = pd.get("policy_set_digest") if isinstance(pd, dict) else None
+    if made == in_force:
+        return None
+    return f"was made under policy set {made or '(none)'}; the policy in force is {in_force}"
+
+
 def _same_money(a: float | None, b: Any) -> bool:
     if a is None or b is None:
         return a is None and b is None
@@ -376,12 +386,9 @@ def _policy_problem(
     unsealed = _unsealed(ev, seal)
     if unsealed:  # the decision was made on rows the pipeline's steps did not seal (a hand-made classification)
         return "unsealed_classification", unsealed
-    if pd.get("policy_set_digest") != in_force:
-        why = (
-            f"policy decision {c.policy_record} was made under policy set {pd.get('policy_set_digest') or '(none)'}"
-            f"; the policy in force is {in_force}: decide again"
-        )
-        return "policy_changed", why
+    changed = policy_changed_since(pd, in_force)
+    if changed:
+        return "policy_changed", f"policy decision {c.policy_record} {changed}: decide again"
     return None
 
 

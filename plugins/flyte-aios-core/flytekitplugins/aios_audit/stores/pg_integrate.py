@@ -71,6 +71,13 @@ CREATE OR REPLACE FUNCTION aios_audit_when(p_at TIMESTAMPTZ) RETURNS BYTEA LANGU
   SELECT convert_to('"' || replace(to_char(p_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US'), '.000000', '')
                     || '+00:00"', 'UTF8')
 $$;
+CREATE OR REPLACE FUNCTION aios_audit_honest_time(p_at TIMESTAMPTZ) RETURNS TIMESTAMPTZ LANGUAGE sql STABLE AS $$
+  -- a recorded time an honest clock gives (finite, at most {WHEN_SKEW_S} s past the transaction's start), else NULL:
+  -- times never decrease along seq, but a head a writer inserted by hand far ahead (or at infinity) is not followed:
+  -- it moved every later record's time with it, and then stopped every append (review R6); now(), not the clock,
+  -- so that every routine of one transaction judges a head alike (review R7)
+  SELECT CASE WHEN isfinite(p_at) AND p_at <= now() + make_interval(secs => {WHEN_SKEW_S}) THEN p_at END
+$$;
 CREATE OR REPLACE FUNCTION aios_audit_check_when(p_now TIMESTAMPTZ, p_when BYTEA) RETURNS TIMESTAMPTZ
 LANGUAGE plpgsql AS $$
 DECLARE t TEXT := encode(p_when, 'escape'); at TIMESTAMPTZ;
@@ -115,9 +122,9 @@ BEGIN
   SELECT seq, decode(chain_hash, 'hex'), recorded_at INTO head, prev, head_at FROM audit_log ORDER BY seq DESC LIMIT 1;
   head := COALESCE(head, 0); prev := COALESCE(prev, decode('{GENESIS}', 'hex')); first := head;
   -- times never decrease along seq: a caller's clock behind the head's seals the head's time, when that time is one
-  -- an honest clock gives (within {WHEN_SKEW_S} s of the server's); a head a writer inserted by hand far ahead (or at
-  -- infinity) is not followed: it moved every later record's time with it, and then stopped every append (review R6)
-  IF head_at > p_now AND isfinite(head_at) AND head_at <= now() + make_interval(secs => {WHEN_SKEW_S}) THEN
+  -- an honest clock gives (aios_audit_honest_time)
+  head_at := aios_audit_honest_time(head_at);
+  IF head_at > p_now THEN
     p_now := head_at; p_when := aios_audit_when(head_at); when_text := convert_from(p_when, 'UTF8') || '|';
   END IF;
   FOR r IN SELECT id, events, cols, wants_receipt FROM audit_staged ORDER BY id LIMIT p_batch LOOP
@@ -245,9 +252,8 @@ BEGIN
   h := COALESCE(h, 0); hh := COALESCE(hh, '{GENESIS}');
   -- the head first (row id 0; its events: the head's recorded_at as the pack writes it, none for an empty log: the
   -- batch is sealed no earlier), then the batch
-  RETURN QUERY SELECT 0::BIGINT, CASE WHEN ha IS NULL OR NOT isfinite(ha)
-      OR ha > now() + make_interval(secs => {WHEN_SKEW_S}) THEN NULL  -- no time an honest clock gives
-    ELSE ARRAY[aios_audit_when(ha)] END, FALSE, h, hh;
+  ha := aios_audit_honest_time(ha);  -- (none where no honest clock gives it)
+  RETURN QUERY SELECT 0::BIGINT, CASE WHEN ha IS NULL THEN NULL ELSE ARRAY[aios_audit_when(ha)] END, FALSE, h, hh;
   -- at most p_batch rows and, past the first row, p_max_events events (a row's events counted before it)
   RETURN QUERY SELECT b.id, b.events, b.wants_receipt, NULL::BIGINT, NULL::TEXT FROM (
       SELECT s.*, sum(cardinality(s.events)) OVER (ORDER BY s.id) - cardinality(s.events) AS before
@@ -266,9 +272,10 @@ BEGIN
   at := aios_audit_check_when(NULL, p_when);  -- the time the caller sealed these entries with (and receipts name)
   -- times never decrease along seq (time-window reads rely on it): the batch is sealed no earlier than the record
   -- before it, which the honest integrator reads with the head (aios_audit_take) and seals at the later of the two
-  SELECT l.recorded_at INTO before_at FROM audit_log l WHERE l.seq = (SELECT min(b) FROM unnest(p_bases) AS b);
-  IF before_at > at AND isfinite(before_at) AND before_at <= now() + make_interval(secs => {WHEN_SKEW_S})
-  THEN  -- (a time no honest clock gives, a hand-inserted record's, is not followed: see aios_audit_integrate)
+  -- (a time no honest clock gives, a hand-inserted record's, is not followed: aios_audit_honest_time)
+  SELECT aios_audit_honest_time(l.recorded_at) INTO before_at FROM audit_log l
+    WHERE l.seq = (SELECT min(b) FROM unnest(p_bases) AS b);
+  IF before_at > at THEN
     RAISE EXCEPTION 'aios audit: refused batch time %: earlier than the record before the batch (%)',
       convert_from(p_when, 'UTF8'), before_at USING ERRCODE = '22007';
   END IF;

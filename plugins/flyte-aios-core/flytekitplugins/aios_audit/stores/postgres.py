@@ -270,12 +270,9 @@ def _staged_before(error: Exception) -> bool | None:
     return False if getattr(error, "sqlstate", None) else None
 
 
-_HEAD_SQL = (
-    "SELECT seq, chain_hash, CASE WHEN isfinite(recorded_at) AND recorded_at <= now() + "
-    f"make_interval(secs => {pgi.WHEN_SKEW_S}) THEN recorded_at END FROM audit_log ORDER BY seq DESC LIMIT 1"
-)
-"""The log's head and its time where an honest clock gives it: a head a writer inserted by hand far ahead (or at
-infinity) is not followed, it moved every later record's time with it and then stopped every append (review R6)."""
+_HEAD_SQL = "SELECT seq, chain_hash, aios_audit_honest_time(recorded_at) FROM audit_log ORDER BY seq DESC LIMIT 1"
+"""The log's head and its time where an honest clock gives it (the rule the server-side integrators apply,
+``aios_audit_honest_time``): a head a writer inserted by hand far ahead (or at infinity) is not followed."""
 
 
 class PostgresAuditStore(AuditStore):
