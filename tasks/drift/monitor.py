@@ -67,6 +67,19 @@ def resolve_target(target: str) -> Any:
     return entity
 
 
+def canonical_target(target: str) -> str:
+    """The Flyte name of the entity ``target`` resolves to (a workflow's or task's ``module.function``, a launch
+    plan's name): the one name the policy is asked about (``Workflow::<name>``) and a decision records, however the
+    launcher spelled it. ``module:attr``, or a module re-exporting the workflow, reached the same workflow under
+    another resource id, and an operator's ``forbid`` of ``run_task`` on the workflow's name did not apply
+    (re-review R8 of 2026-12-07, F3).
+
+    Raises:
+        ValueError, ImportError, TypeError: as :func:`resolve_target`.
+    """
+    return str(resolve_target(target).name)
+
+
 def _policy_allows(target: str, settings: Settings) -> tuple[bool, str, str]:
     from flytekitplugins.aios_policy import PolicyRequest, enforce
 
@@ -338,7 +351,12 @@ def decide_retraining(report: DriftReport, target: str) -> RetrainDecision:
         "text embedding" if isinstance(embedding, dict) and embedding.get("drifted") else "predictions"
     ]
     reason = f"drift on {dataset}: {', '.join(map(str, what))} crossed {a.get('thresholds')}"
-    allowed, why, policy_record = _policy_allows(target, settings)
+    try:
+        target = canonical_target(target)
+    except (ValueError, ImportError, TypeError) as e:  # nothing to ask the policy about: nothing is started
+        allowed, why, policy_record = False, f"retrain target not resolved: {e}", ""
+    else:
+        allowed, why, policy_record = _policy_allows(target, settings)
     status = "retrain_triggered" if allowed else "retrain_denied"
     attrs = {"reason": reason, "target": target, "policy": why, **summary}
     rid = record_drift(
@@ -363,9 +381,10 @@ def start_retraining(target: str, reason: str, drift_record: str) -> str:
             :func:`claim_start`); the reason passed on is the one that decision recorded. Nothing is launched.
     """
     settings = get_settings()  # this node's entry point: resolved once, passed down
+    entity = resolve_target(target)  # a target that cannot be imported fails before the decision is claimed
+    target = str(entity.name)  # the decision names the target as canonical_target gives it, however spelled here
     decided = triggered_retraining(drift_record, target, settings)
     reason = str(decided.event.attributes.get("reason") or reason)
-    entity = resolve_target(target)  # a target that cannot be imported fails before the decision is claimed
     claim_start(decided, target, reason, settings)  # one decision, one retraining: claimed before anything runs
     offered = {"trigger_reason": reason, "drift_record": drift_record}
     declared = entity.python_interface.inputs

@@ -18,6 +18,7 @@ trail of each test's own state dir.
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -213,7 +214,9 @@ def test_a_candidate_registers_on_a_decision_only_in_the_execution_that_started_
     decided, reason = _decision(monkeypatch, DEFAULT_TARGET)
     with local_run("monitoring") as first:
         with monkeypatch.context() as m:  # the real start on a decision for workflows.retraining; the stand-in runs
-            m.setattr("tasks.drift.monitor.resolve_target", lambda target: standin)
+            as_default = copy.copy(standin)  # the stand-in's body under the default's Flyte name, which the
+            as_default._name = DEFAULT_TARGET  # decision names (start_retraining asks the entity for its name)
+            m.setattr("tasks.drift.monitor.resolve_target", lambda target: as_default)
             assert start_retraining(target=DEFAULT_TARGET, reason=reason, drift_record=decided).startswith("retraining")
         _act_as(monkeypatch, "service:retraining")
         with local_run("by-hand") as other:  # the retraining workflow launched by hand with the decision

@@ -81,3 +81,38 @@ def test_an_unchanged_policy_set_still_starts_the_retraining(monkeypatch: pytest
     with local_run("monitoring"):
         assert start_retraining(target=STANDIN, reason=reason, drift_record=decided).startswith("retraining ran: ")
     assert len(_ran(decided)) == 1
+
+
+def test_a_freeze_of_one_workflow_holds_however_the_launcher_spells_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An operator's ``forbid`` of ``run_task`` on the retraining workflow's name was passed by naming the same
+    workflow ``module:attr``: the policy was asked about ``Workflow::<the string handed in>`` and the retraining ran
+    during the freeze (re-review R8 of 2026-12-07, F3). The policy is now asked about the entity's Flyte name."""
+    from tasks.drift.monitor import decide_retraining, start_retraining
+    from tasks.drift.report import DriftReport
+    from tests.drift.sealed import sealed_check
+    from tests.security.test_candidate_registration import _act_as
+
+    policies = _own_policies(monkeypatch, tmp_path)
+    scoped = FREEZE.replace("resource);", f'resource == Workflow::"{STANDIN}");')
+    (policies / "tasks.cedar").write_text((policies / "tasks.cedar").read_text() + scoped)
+    clear_cache()
+    module, _, name = STANDIN.rpartition(".")
+    _act_as(monkeypatch, "service:monitoring")
+    from flytekitplugins.aios_core.settings import get_settings
+
+    drifted = {"drifted_features": ["month"], "thresholds": {"psi": 0.03}, "dataset": "flights"}
+    report = DriftReport(dataset="flights", n_ref=100, n_cur=100, thresholds={"psi": 0.03}, features=[])
+    for spelled in (STANDIN, f"{module}:{name}"):
+        check = sealed_check("drift", "dataset:flights", drifted, get_settings())
+        decided = decide_retraining(report=report.model_copy(update={"audit_record_id": check}), target=spelled)
+        assert not decided.trigger and "retraining frozen by the operator" in decided.reason, (spelled, decided)
+        with local_run("launcher"):
+            refusal = _refused(
+                lambda: start_retraining(target=spelled, reason=decided.reason, drift_record=decided.record_id),
+                "no_evidence",
+                decided.record_id,
+            )
+        assert "Traceback" not in str(refusal)
+        assert _ran(decided.record_id) == [] and _starts(decided.record_id) == []

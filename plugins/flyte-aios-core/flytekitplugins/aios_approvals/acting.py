@@ -289,6 +289,19 @@ def policy_changed_since(pd: Any, in_force: str) -> str | None:
     return f"was made under policy set {made or '(none)'}; the policy in force is {in_force}"
 
 
+def _policy_saw_posted(ctx: dict[str, Any], posted: dict[str, Any]) -> bool:
+    """Whether the policy decided on the amount and currency the action posts: the sealed context holds the posted
+    amount (0 where none is posted) and its currency (``EUR`` where none), as ``policy_context`` writes it. A
+    contract decided before every document's amount reached the policy (amount 0 in its context, 95,000 posted)
+    was still posted without the sign-off the policy now asks for: the policy set did not change with that fix, so
+    ``policy_changed`` did not refuse it (re-review R8 of 2026-12-07)."""
+    amount, currency = posted.get("amount"), str(posted.get("currency") or "")
+    seen = 0.0 if amount is None else amount
+    return _same_money(float(seen) if isinstance(seen, int | float) else None, ctx.get("amount")) and ctx.get(
+        "currency"
+    ) == (currency if amount is not None and currency else "EUR")
+
+
 def _same_money(a: float | None, b: Any) -> bool:
     if a is None or b is None:
         return a is None and b is None
@@ -370,6 +383,12 @@ def _policy_problem(
         return "policy_record_mismatch", f"the context sealed in {c.policy_record} is not what the policy decided on"
     if not _same_money(c.amount, posted.get("amount")) or c.currency != str(posted.get("currency") or ""):
         return "amount_mismatch", f"amount/currency differ from what policy decision {c.policy_record} allowed"
+    if not _policy_saw_posted(ctx, posted):
+        why = (
+            f"the policy decided {c.policy_record} on another amount or currency than the one it posts (a decision "
+            "made before every document's amount reached the policy): decide again"
+        )
+        return "policy_record_mismatch", why
     if not c.principal:  # an empty claim is no claim: it must not skip the check
         return "principal_missing", f"the row names no principal; policy decision {c.policy_record} was for one"
     if c.principal != ev.actor:
