@@ -7,20 +7,25 @@
 Inference is batched per stage; answers are cached in SQLite under the state dir, keyed by
 (document digest, router digest), where the router digest covers both model digests, thresholds and the
 precision each encoder runs at (bf16 or fp32: the answers differ in the last digits, and a host's precision follows
-its CPU), so a new model version, threshold or precision never reads a stale answer.
+its CPU), so a new model version, threshold or precision never reads a stale answer. The cache is trusted only as a
+file of this process's user (see :class:`ResultCache`).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from flytekitplugins.aios_audit import ModelRef
+from flytekitplugins.aios_audit.private_files import UnsafeFile, touch_private
 from flytekitplugins.aios_core.digest import digest_value
+from flytekitplugins.aios_core.errors import GovernanceDenied
 from tasks.documents.models import DocumentModels, strong_features
 
 
@@ -41,10 +46,31 @@ class ResultCache:
     label of a 40-character prefix (``invoice``, confident) under the document, and the next run with the default
     options took it for the whole text and paid a contract as an invoice. The answers of that key live in the
     table ``answers``, which is no longer read.
+
+    Its answers are sealed as the models' (``documents_classified``), so the file is this process's user's or none:
+    its folders are created 0700 and the file 0600 (:func:`.private_files.touch_private`), and a file or folder
+    another user made or can write is refused before SQLite opens it (``GovernanceDenied``, ``unsafe_state_file``).
+    The folder used to be made with the umask's mode and any ``documents.db`` found was opened: another local user
+    who created it first (the cluster profile's state dir is ``/tmp/aios``), mode 0666, with a row keyed as the pack
+    keys it (the text's digest and the router digest are both public) had ``correspondence, 0.99`` sealed for an
+    invoice the models gave 0.917, and policy allowed what needed a low-confidence review (review R9, F1). Rows are
+    not signed: only this user's processes can write the file, and they write the models' answers.
     """
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            _private_cache(path)  # before SQLite opens it (SQLite gives -wal and -shm the database's mode)
+        except UnsafeFile as e:
+            fix = (
+                getattr(e, "fix", "")
+                or f"remove {e.path}, and keep the state folder where only this user can write (AIOS_STATE_DIR)"
+            )
+            fix = fix[:1].upper() + fix[1:]  # a sentence of its own
+            msg = (
+                f"refusing the classification cache {path}: {e.path} is {e.reason}, so its answers could be another "
+                f"local user's; nothing was classified. {fix}"
+            )
+            raise GovernanceDenied(msg, reason_code="unsafe_state_file") from None
         self._conn = sqlite3.connect(path, timeout=60.0)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute(
@@ -73,6 +99,25 @@ class ResultCache:
     def close(self) -> None:
         """Close the connection."""
         self._conn.close()
+
+
+def _private_cache(path: Path) -> None:
+    """``path`` made (0600, folders 0700) or found as this user's private file (:func:`.private_files.touch_private`).
+
+    A cache of this user's that others may write (an earlier version made it with the umask's mode: 0666 under umask
+    0) is discarded and made again, unread: it is only a cache, and its rows may be theirs. Anything else refused
+    (another user's file or folder, a link, not a regular file) is raised as :class:`UnsafeFile`.
+    """
+    try:
+        touch_private(path)
+        return
+    except UnsafeFile as e:
+        st = os.lstat(path) if e.path == path else None
+        if st is None or not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or not st.st_mode & 0o077:
+            raise
+    for suffix in ("", "-wal", "-shm"):  # SQLite's files of the old database go with it
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+    touch_private(path)
 
 
 class Router:

@@ -15,7 +15,8 @@ Format (one JSON object per line, UTF-8) in ``{state_dir}/feedback/corrections.j
 * The newest review for a ``text_digest`` wins, newest as the trail orders the records (a reviewer may correct a
   correction): an old line copied to the end of the file does not bring a withdrawn label back.
 * Writers append with :func:`append_correction` (one ``O_APPEND`` write per line, so concurrent writers
-  do not interleave; the file is created 0600); the retraining workflow reads with :func:`read_corrections`.
+  do not interleave; the file is created 0600, its folders 0700); the retraining workflow reads with
+  :func:`read_corrections`.
 
 The file holds review text by design (it is training data); the audit trail only ever holds its digest.
 """
@@ -84,12 +85,30 @@ def append_correction(text: str, label: str, reviewer: str, *, settings: Setting
         source: where the text came from (document digest, request id).
 
     Raises:
-        GovernanceDenied: ``audit_write_failed`` when the review record could not be written (nothing is appended).
+        GovernanceDenied: ``audit_write_failed`` when the review record could not be written (nothing is appended);
+            ``unsafe_state_file`` when the corrections folder is another user's or others may write it (review R9:
+            ``mkdir(parents=True, mode=0o700)`` gave the parents the umask's mode, 0777 under umask 0; nothing is
+            recorded).
     """
     from flytekitplugins.aios_audit import AuditEvent, audit_log
+    from flytekitplugins.aios_audit.private_files import UnsafeFile, private_dir
     from flytekitplugins.aios_core.context import current_execution
     from flytekitplugins.aios_core.errors import GovernanceDenied
 
+    target = feedback_path(settings)
+    try:  # before the review is recorded: a correction whose line cannot be kept is not recorded either
+        private_dir(target.parent)  # 0700 whatever the umask; another user's folder, or one others may write, refused
+    except UnsafeFile as e:
+        fix = (
+            getattr(e, "fix", "")
+            or f"remove {e.path}, and keep the state folder where only this user can write (AIOS_STATE_DIR)"
+        )
+        fix = fix[:1].upper() + fix[1:]  # a sentence of its own
+        msg = (
+            f"refusing the corrections folder {target.parent}: {e.path} is {e.reason}, so another local user could "
+            f"read or replace the training data; the correction was not recorded. {fix}"
+        )
+        raise GovernanceDenied(msg, reason_code="unsafe_state_file") from None
     text_digest = digest_value(text)
     event = AuditEvent(
         kind=REVIEW_KIND, actor=reviewer, status="corrected", subject=text_digest, execution=current_execution(),
@@ -111,8 +130,6 @@ def append_correction(text: str, label: str, reviewer: str, *, settings: Setting
         reviewed_at=dt.datetime.now(dt.UTC),
         record_id=record.record_id,
     )
-    target = feedback_path(settings)
-    target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     line = (c.model_dump_json() + "\n").encode("utf-8")
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:

@@ -177,7 +177,10 @@ def _connect(url: str) -> Iterator[Any]:
 
         path = url.removeprefix("sqlite:///")
         if path != ":memory:":
-            touch_private(path)  # 0600 (its folder 0700): posted payments are no other local user's to read
+            # 0600 (its folder 0700): posted payments are no other local user's to read or change. A file or folder
+            # another user made first or may write (the cluster profile's /tmp/aios) is refused (UnsafeFile), not
+            # used as found: their 0666 system_of_record.db was, and they read and changed the payments (review R9, F4)
+            touch_private(path)
         conn: Any = sqlite3.connect(path, timeout=60.0)
         conn.execute("PRAGMA journal_mode=WAL")
     elif url.startswith(("postgresql://", "postgres://")):

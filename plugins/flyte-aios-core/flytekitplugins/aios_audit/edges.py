@@ -63,7 +63,9 @@ class EdgeIndex:
 
     def __init__(self, path: Path | None) -> None:
         """Open (or create) the index at ``path``; None keeps it in memory (evidence bundles)."""
-        if path is not None:  # 0600 in a 0700 folder, like every state file (docs/security.md)
+        # 0600 in a 0700 folder, like every state file (docs/security.md); an index file or folder another local
+        # user made or may write is refused (UnsafeFile, review R9), never used as found
+        if path is not None:
             touch_private(path)
         self.path = path or Path(":memory:")
         self.conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=60.0)

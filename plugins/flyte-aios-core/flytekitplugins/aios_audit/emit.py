@@ -21,18 +21,21 @@ The audit record is the source of truth: emission is best-effort and never fails
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import os
 import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from flytekitplugins.aios_audit.emit_process import EmitterProcess
 from flytekitplugins.aios_audit.records import AuditRecord
 from flytekitplugins.aios_audit.stores import AuditStore
-from flytekitplugins.aios_core.settings import Settings
+from flytekitplugins.aios_core.errors import ConfigError
+from flytekitplugins.aios_core.settings import Settings, UntrustedFile, local_path_problem, read_local_yaml
 
 log = logging.getLogger(__name__)
 _STANDARD_VARS = ("OPENLINEAGE_URL", "OPENLINEAGE_CONFIG", "OPENLINEAGE_DISABLED")
@@ -125,11 +128,86 @@ def flush() -> None:
 
 
 def standard_lineage_config() -> bool:
-    """Whether OpenLineage is configured the standard way (env, ``openlineage.yml``), not by the pack setting."""
+    """Whether OpenLineage is configured the standard way (env, ``openlineage.yml``), not by the pack setting. An
+    ``openlineage.yml`` of the current folder counts even where :func:`lineage_config_file` refuses it: emission is
+    then off with a warning, not sent where the ``lineage_url`` setting says behind the user's back."""
     if any(os.environ.get(v) for v in _STANDARD_VARS) or any(k.startswith("OPENLINEAGE__") for k in os.environ):
         return True
     home = os.path.expanduser("~/.openlineage/openlineage.yml")
     return os.path.isfile("openlineage.yml") or os.path.isfile(home)
+
+
+def _readable(path: str) -> bool:
+    return os.path.isfile(path) and os.access(path, os.R_OK)
+
+
+def lineage_config_file() -> str | None:
+    """The ``openlineage.yml`` openlineage-python reads, found where it looks (``OPENLINEAGE_CONFIG``, the current
+    folder, ``~/.openlineage``), or None; a ConfigError where it is the current folder's and
+    :func:`.settings.local_path_problem` finds it may be another local user's.
+
+    Review R9: from a shared folder another user's ``openlineage.yml`` sent every lineage event of the pack's
+    tasks (job, run and dataset names) to a transport of theirs, and may name a transport class for the factory to
+    import; ``./config`` is checked the same way (:mod:`.settings`). ``OPENLINEAGE_CONFIG`` (the caller's explicit
+    choice) and the user's own ``~/.openlineage`` are taken as they are.
+    """
+    explicit = os.environ.get("OPENLINEAGE_CONFIG")
+    if explicit and _readable(explicit):
+        return explicit
+    local = _local_config_path()
+    if _readable(local):
+        problem = local_path_problem(Path(local))
+        if problem is not None:
+            raise _local_refused(problem)
+        return local
+    home = os.path.join(os.path.expanduser("~/.openlineage"), "openlineage.yml")
+    return home if _readable(home) else None
+
+
+def _local_config_path() -> str:
+    return os.path.join(os.getcwd(), "openlineage.yml")
+
+
+def _local_refused(problem: str) -> ConfigError:
+    msg = (
+        f"refusing the current folder's openlineage.yml: {problem}, so another local user may have put it there to "
+        "send this process's lineage events elsewhere. Name the file you mean with OPENLINEAGE_CONFIG, or run from "
+        "another folder; if this one is yours, make it yours alone (chown, chmod go-w)"
+    )
+    return ConfigError(msg)
+
+
+def _local_config_content(path: str) -> dict[str, Any]:
+    """The current folder's ``openlineage.yml`` as a mapping, checked on the file opened (another user able to write
+    the folder could swap the name after :func:`lineage_config_file` looked): a ConfigError where it is refused."""
+    try:
+        data = read_local_yaml(Path(path), "OpenLineage config file")
+    except UntrustedFile as e:
+        raise _local_refused(e.problem) from None
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"OpenLineage config file {path} must hold a mapping, got {type(data).__name__}")
+    return data or {}
+
+
+@functools.cache
+def _client_class() -> Any:
+    """openlineage-python's ``OpenLineageClient`` with its config file lookup replaced by :func:`lineage_config_file`
+    (its own reads ``./openlineage.yml`` whoever put it there, also under a transport or config given to it)."""
+    from openlineage.client import OpenLineageClient
+
+    class Client(OpenLineageClient):
+        @staticmethod
+        def _find_yaml_config_path() -> str | None:
+            return lineage_config_file()
+
+        @staticmethod
+        def _get_config_file_content(config_path: str) -> dict[str, Any]:
+            explicit = os.environ.get("OPENLINEAGE_CONFIG")
+            if not (explicit and _readable(explicit)) and config_path == _local_config_path():
+                return _local_config_content(config_path)
+            return OpenLineageClient._get_config_file_content(config_path)
+
+    return Client
 
 
 _clients: dict[tuple[Any, ...], Any] = {}
@@ -142,7 +220,7 @@ def _client_key(settings: Settings) -> tuple[Any, ...]:
 
 
 def _make_client(url: str) -> Any | None:
-    from openlineage.client import OpenLineageClient
+    client_class = _client_class()  # openlineage-python's OpenLineageClient, its config file lookup checked
 
     if os.environ.get("OPENLINEAGE_DISABLED", "").strip().lower() == "true":
         return None
@@ -151,17 +229,16 @@ def _make_client(url: str) -> Any | None:
 
         if os.environ.get("OPENLINEAGE_API_KEY"):  # masked in every message of this process from now on
             remember(f"api_key={os.environ['OPENLINEAGE_API_KEY']}")
-        client = OpenLineageClient()
+        client = client_class()
         return None if client.transport.kind == "noop" else client
     if url in ("", "none"):
         return None
     if url.startswith("file:"):
         from flytekitplugins.aios_audit.lineage_events import JsonLinesTransport
 
-        return OpenLineageClient(transport=JsonLinesTransport(url.removeprefix("file:")))
+        return client_class(transport=JsonLinesTransport(url.removeprefix("file:")))
     if url.startswith(("http://", "https://")):
-        return OpenLineageClient(config={"transport": {"type": "http", "url": url, "timeout": 5.0}})
-    from flytekitplugins.aios_core.errors import ConfigError
+        return client_class(config={"transport": {"type": "http", "url": url, "timeout": 5.0}})
     from flytekitplugins.aios_core.redact import mask_url
 
     fix = "use file:PATH, http(s)://HOST (Marquez) or none (AIOS_LINEAGE_URL)"

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import io
 import json
 import zipfile
 from dataclasses import dataclass, field
@@ -34,7 +35,7 @@ from flytekitplugins.aios_audit.checkpoint import key_id, load_signing_key, publ
 from flytekitplugins.aios_audit.edge_rules import is_record
 from flytekitplugins.aios_audit.edges import EdgeIndex
 from flytekitplugins.aios_audit.lineage import Tracer
-from flytekitplugins.aios_audit.private_files import touch_private
+from flytekitplugins.aios_audit.private_files import write_private
 from flytekitplugins.aios_audit.proofs import continuing_checkpoint, origin_of, prove_inclusions
 from flytekitplugins.aios_audit.records import record_from_entry
 from flytekitplugins.aios_audit.trust import TrustedKeys, canonical_public_pem
@@ -105,7 +106,9 @@ def _approvals_pem(settings: Any) -> tuple[str, str] | None:
 
 
 def export(tracer: Tracer, settings: Any, record_ids: list[str], scope: str, out: Path) -> dict[str, Any]:
-    """Write the bundle for ``record_ids`` to ``out``; returns its manifest."""
+    """Write the bundle for ``record_ids`` to ``out`` (:func:`.private_files.write_private`: mode 0600, replacing a
+    file found there, writing into a pipe or device such as ``/dev/stdout``, refusing a link or pipe of another
+    user's); returns its manifest."""
     store = tracer.store
     cp = continuing_checkpoint(store, settings)[0]
     entries, seqs = {}, {tracer.index.seq_of(r): r for r in record_ids}
@@ -138,11 +141,16 @@ def export(tracer: Tracer, settings: Any, record_ids: list[str], scope: str, out
         **({"approvals_key": {"file": approvals_key_file(approvals[0]), "key_id": approvals[0]}} if approvals else {}),
         "files": {n: hashlib.sha256(b).hexdigest() for n, b in sorted(files.items())},
     }  # fmt: skip
-    touch_private(out)  # 0600: the bundle names principals and documents (digests only, but still)
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as z:
+    buf = io.BytesIO()  # the members are in memory already: the zip adds their compressed copy
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
         z.writestr("manifest.json", json.dumps(manifest, indent=1))
         for name, data in sorted(files.items()):
             z.writestr(name, data)
+    # 0600: the bundle names principals and documents (digests only, but still). Through a temporary file renamed
+    # over the name, as `aios audit checkpoint --out` writes: the zip was written into whatever the name held, and
+    # another user's file there (0666, created first in a shared folder) stayed theirs and readable through the
+    # descriptor they kept, and their link there was followed and overwrote the file it named (review R9, F6).
+    write_private(out, buf.getvalue())
     return manifest
 
 

@@ -4,40 +4,189 @@ The audit database (and SQLite's ``-wal``/``-shm``, which SQLite creates with th
 files (:func:`open_owned`, which also refuses one another user made), checkpoints, proofs and keys are created
 through these helpers. Existing folders keep their mode (a shared parent such as ``/tmp`` is not ours to change);
 files this pack writes are always set to 0600.
+
+Nothing another local user made or may change is used as found (review R9, the "local shell" attacker: another
+user of the host). The cluster profile's state folder is ``/tmp/aios``, which any user can create first, and a
+folder that a step made under umask 0 was 0777: that user then owned, or could write, the folders and files the pack
+kept there, and read and changed posted payments (a ``system_of_record.db`` of theirs, 0666, was used as found),
+planted the approvals signing key, and had their links followed by ``--out`` writes. Now :func:`private_dir` refuses
+a folder on the way that another user owns or may write (:class:`UnsafeFolder`), :func:`touch_private` a file that
+is not this user's (or root's) own private regular file, and :func:`write_private` a link or a named pipe at the
+name that another user made; its temporary file has an unpredictable name and is never opened through a link.
 """
 
 from __future__ import annotations
 
+import functools
+import grp
 import os
+import pwd
 import stat
+import tempfile
 from collections.abc import Collection
 from pathlib import Path
 from typing import NoReturn
 
+from flytekitplugins.aios_core.errors import AiosError
+
 FILE_MODE = 0o600
 DIR_MODE = 0o700
+MAX_LINKS = 40  # links followed on one path, as the kernel's own limit: more is a loop
+
+
+def _owners() -> frozenset[int]:
+    """Whose folders and files the pack uses as found: this process's (effective) user's, and root's."""
+    return frozenset({os.geteuid(), 0})
+
+
+def _owned_by_other(uid: int, what: str) -> str:
+    return f"{what} owned by uid {uid}, not by this process's user (uid {os.geteuid()}) or root"
+
+
+class UnsafeFile(AiosError):
+    """A file :func:`open_owned` refuses: ``path`` is ``reason`` (a link, not a regular file, another user's...).
+
+    ``fix`` (optional) says what to do, after the reason. An :class:`~flytekitplugins.aios_core.errors.AiosError`: the
+    command line shows it as one line, never a traceback."""
+
+    def __init__(self, path: str | os.PathLike[str], reason: str, fix: str = "") -> None:
+        super().__init__(f"{path} is {reason}" + (f"; {fix}" if fix else ""))
+        self.path = Path(path)
+        self.reason = reason
+        self.fix = fix
+
+
+class UnsafeFolder(UnsafeFile):
+    """A folder :func:`private_dir` refuses: another user owns it or may write it, or it is not a folder."""
+
+
+STATE_FOLDER_FIX = "or choose another folder (AIOS_STATE_DIR, the profile's state_dir, or the path given)"
 
 
 def private_dir(path: str | os.PathLike[str]) -> Path:
-    """Create ``path`` and any missing parents with mode 0700 (``mkdir -p`` would give parents 0755)."""
-    p = Path(path)
-    missing = [d for d in (p, *p.parents) if not d.exists()]
-    for d in reversed(missing):
+    """Create ``path`` and any missing parents with mode 0700 (``mkdir -p`` would give parents 0755); check those
+    that exist, and refuse (:class:`UnsafeFolder`) one that another local user could use to swap or read what the
+    pack keeps below it.
+
+    Each existing folder on the way, from ``/`` down (one ``lstat`` each), must be a folder owned by this process's
+    user or root; one that its group or others may write is accepted only with the sticky bit (as ``/tmp``: they
+    cannot rename or remove what is not theirs), and ``path`` itself not at all. A symbolic link on the way is
+    followed only when it is this user's or root's (as ``fs.protected_symlinks`` does in a sticky folder), and then
+    what it leads to is checked the same way. Review R9: another user who created ``/tmp/aios`` (the cluster profile's
+    state folder) first, or could write a state folder made 0777 under umask 0, owned or could replace the audit
+    store, the system of record and the signing keys kept in it; such a folder was used as found. Missing folders are
+    still created 0700, whatever the umask; existing ones keep their mode.
+    """
+    _check_dirs(Path(path), shared=False)
+    return Path(path)
+
+
+def _check_dirs(path: Path, *, shared: bool) -> None:
+    """:func:`private_dir`'s walk; ``shared``: ``path`` itself may be a sticky folder others write (an output's
+    folder, such as ``/tmp``), as its parents may."""
+    owners = _owners()
+    todo = list(reversed(Path(os.path.abspath(path)).parts))  # names still to walk, the next one last
+    cur, last, hops = "", -1, 0  # cur: the folder reached (no link in it); last: -1 after a "..", else its mode
+    while todo:
+        name = todo.pop()
+        if name == "..":  # from a link's target: cur holds no link, so its parent is the lexical one
+            cur, last = os.path.dirname(cur) or "/", -1
+            continue
+        nxt = os.path.join(cur, name) if cur else name
         try:
-            d.mkdir(mode=DIR_MODE)
-        except FileExistsError:
-            continue  # created meanwhile by another process
-        os.chmod(d, DIR_MODE)  # mkdir's mode is filtered by the umask; chmod is not
-    return p
+            st = os.lstat(nxt)
+        except FileNotFoundError:
+            try:
+                os.mkdir(nxt, DIR_MODE)
+            except FileExistsError:
+                todo.append(name)  # made meanwhile by another process: check it as found
+                continue
+            os.chmod(nxt, DIR_MODE)  # mkdir's mode is filtered by the umask; chmod is not
+            cur, last = nxt, DIR_MODE
+            continue
+        if stat.S_ISLNK(st.st_mode):
+            if st.st_uid not in owners:
+                fix = "remove it, or name the folder it leads to if that is where it should be, " + STATE_FOLDER_FIX
+                raise UnsafeFolder(nxt, _owned_by_other(st.st_uid, "a symbolic link"), fix)
+            hops += 1
+            if hops > MAX_LINKS:
+                raise UnsafeFolder(
+                    nxt, f"a symbolic link in a loop (more than {MAX_LINKS} links)", "remove it, " + STATE_FOLDER_FIX
+                )
+            todo.extend(reversed(Path(os.readlink(nxt)).parts))  # an absolute target starts again from "/"
+            continue
+        _check_folder(nxt, st, owners, final=not todo and not shared)
+        cur, last = nxt, st.st_mode
+    if last == -1:  # the walk ended with a "..": check where it ended
+        _check_folder(cur, os.lstat(cur), owners, final=not shared)
+
+
+def _check_folder(path: str, st: os.stat_result, owners: Collection[int], *, final: bool) -> None:
+    """Refuse ``path`` (status ``st``, not a link) unless it is a folder of ``owners`` that no other user may write:
+    with the sticky bit they may, unless it is the ``final`` one (where the pack keeps its files)."""
+    if not stat.S_ISDIR(st.st_mode):
+        raise UnsafeFolder(path, "not a folder", "move it away, " + STATE_FOLDER_FIX)
+    if st.st_uid not in owners:
+        fix = "chown it to this user, " + STATE_FOLDER_FIX
+        raise UnsafeFolder(
+            path, _owned_by_other(st.st_uid, "a folder") + ": that user could swap what is kept in it", fix
+        )
+    mode = stat.S_IMODE(st.st_mode)
+    writable = st.st_mode & (0o022 if not _private_group(st.st_uid, st.st_gid) else 0o002)
+    if writable and final:
+        fix = "chmod 700 it (and check what others may have put in it), " + STATE_FOLDER_FIX
+        raise UnsafeFolder(path, f"a folder others may write (mode {mode:04o})", fix)
+    if writable and not st.st_mode & stat.S_ISVTX:
+        fix = "chmod go-w it (or +t, as /tmp), " + STATE_FOLDER_FIX
+        raise UnsafeFolder(path, f"a folder others may write without the sticky bit (mode {mode:04o})", fix)
+
+
+@functools.lru_cache(maxsize=64)
+def _private_group(uid: int, gid: int) -> bool:
+    """Whether group ``gid`` is user ``uid``'s own: its primary group, with no other member (no supplementary member,
+    no other user's primary group). Under the user-private-group scheme (umask 002: RHEL's and Fedora's default, and
+    Debian's for many accounts) a user's folders are group-writable, by that user alone; OpenSSH's ``StrictModes``
+    accepts them the same way. Looked up once a process (NSS); False where the user or the group is unknown."""
+    try:
+        user = pwd.getpwuid(uid)
+        members = grp.getgrgid(gid).gr_mem
+    except KeyError:
+        return False
+    if user.pw_gid != gid or any(m != user.pw_name for m in members):
+        return False
+    return not any(other.pw_gid == gid and other.pw_uid != uid for other in pwd.getpwall())
 
 
 def touch_private(path: str | os.PathLike[str]) -> Path:
-    """Create an empty file with mode 0600 if it does not exist (its folder 0700); an existing one is kept."""
+    """Create an empty file with mode 0600 if it does not exist (its folder: :func:`private_dir`); an existing one is
+    used only if it is a regular file (not a link) of this process's user or root that no other user may write
+    (:class:`UnsafeFile` otherwise).
+
+    Review R9 (F4): another user created ``system_of_record.db`` first (mode 0666) and this kept it; the payments
+    posted to it were theirs to read and change. An existing file others may read but not write is still used as
+    it is (a trail copied to a read-only mount for an auditor, 0444 or 0644; a store made 0644 before the pack made
+    its files 0600): that is its owner's choice to share it, and no one else chose what is in it. So is another user's
+    regular file this process cannot write (an auditor's account verifying the owner's trail): it only reads it.
+    Root can write any file, so root refuses another user's (as git refuses a repository another user owns): run
+    as that user, or work on a copy.
+    """
     p = Path(path)
     private_dir(p.parent)
     try:
-        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+        fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
     except FileExistsError:
+        st = os.lstat(p)
+        reason = _unsafe(st, _owners(), mode=False)
+        if reason is not None and stat.S_ISREG(st.st_mode) and not os.access(p, os.W_OK, follow_symlinks=False):
+            reason = None  # another user's file this process cannot write: a reader's (an auditor's copy), as below
+        if reason is None and st.st_mode & (0o022 if not _private_group(st.st_uid, st.st_gid) else 0o002):
+            reason = f"writable by other users (mode {stat.S_IMODE(st.st_mode):04o}: they may have changed it)"
+        if reason is not None:
+            fix = (
+                "nothing was read from or written to it; remove it (or, if it is this pack's own, chown it to this "
+                "user and chmod 600 it), and keep state in a folder only its own user can write"
+            )
+            raise UnsafeFile(p, reason, fix) from None
         return p
     os.fchmod(fd, FILE_MODE)
     os.close(fd)
@@ -51,6 +200,14 @@ def write_private(path: str | os.PathLike[str], data: str | bytes) -> Path:
     a pipe or a terminal (``--out /dev/stdout``), or a link (the file it names is written). The rename used to put
     a regular file in the place of whatever the name held: run as root, ``--out /dev/stdout`` replaced the system's
     ``/dev/stdout`` link, and ``--out /dev/full`` the device, with a file holding the proof.
+
+    What another local user made at the name is never written into (review R9): a link is followed only when it
+    (each link on the way) is this user's or root's, a named pipe or socket is written only when it is theirs too, and
+    a regular file found there (another user's 0666 file too) is replaced, not written: a descriptor its maker kept
+    reads nothing of ours. The temporary file is made in the target's folder under an unpredictable name, with
+    ``O_CREAT | O_EXCL | O_NOFOLLOW`` (:func:`tempfile.mkstemp`): ``.NAME.tmp<pid>`` was predictable, and a link
+    planted there made the write truncate and overwrite the file it named. The target's folder is checked as
+    :func:`private_dir` checks one, except that it may be a sticky folder others write (``/tmp``).
     """
     p = Path(path)
     raw = data.encode() if isinstance(data, str) else data
@@ -60,6 +217,7 @@ def write_private(path: str | os.PathLike[str], data: str | bytes) -> Path:
         special = False
     except OSError as e:
         raise type(e)(e.errno, e.strerror, str(p)) from None
+    end = _end_of_links(p, _owners())  # after the stat: a pipe or link made since it is refused, not written
     if special:
         try:
             with open(p, "wb") as f:
@@ -67,14 +225,13 @@ def write_private(path: str | os.PathLike[str], data: str | bytes) -> Path:
         except OSError as e:  # a full device, a closed pipe: named by the path asked for
             raise type(e)(e.errno, e.strerror, str(p)) from None
         return p
-    if p.is_symlink():
-        p = Path(os.path.realpath(p))  # the file the link names (a dangling link: the file it would name)
-    private_dir(p.parent)
-    tmp = p.with_name(f".{p.name}.tmp{os.getpid()}")
+    p = end  # a link: the file it names (a dangling link: the file it would name)
+    _check_dirs(p.parent, shared=True)
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+        fd, name = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     except OSError as e:  # the error names the file asked for, not the temporary one beside it
         raise type(e)(e.errno, e.strerror, str(p)) from None
+    tmp = Path(name)
     try:
         os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "wb") as f:
@@ -88,13 +245,30 @@ def write_private(path: str | os.PathLike[str], data: str | bytes) -> Path:
     return p
 
 
-class UnsafeFile(Exception):
-    """A file :func:`open_owned` refuses: ``path`` is ``reason`` (a link, not a regular file, another user's...)."""
-
-    def __init__(self, path: Path, reason: str) -> None:
-        super().__init__(f"{path} is {reason}")
-        self.path = path
-        self.reason = reason
+def _end_of_links(p: Path, owners: Collection[int]) -> Path:
+    """Where the name ``p`` leads: itself, or the path its links end at, each link (and a named pipe or socket found
+    at the end) checked to be of ``owners`` (:class:`UnsafeFile` otherwise). A link into ``/proc`` (``/dev/stdout``
+    to a pipe) ends at a name that is no path: the walk stops there, and the kernel follows it when it is opened."""
+    cur = str(p)
+    for _ in range(MAX_LINKS):
+        try:
+            st = os.lstat(cur)
+        except (FileNotFoundError, NotADirectoryError):
+            return Path(cur)
+        if stat.S_ISLNK(st.st_mode):
+            kind = "a symbolic link"
+        elif stat.S_ISFIFO(st.st_mode) or stat.S_ISSOCK(st.st_mode):
+            kind = "a named pipe" if stat.S_ISFIFO(st.st_mode) else "a socket"
+        else:
+            return Path(cur)
+        if st.st_uid not in owners:
+            where = "" if cur == str(p) else f" (reached through {p})"
+            fix = "nothing was written; remove it, or write to another name (a folder only this user can write)"
+            raise UnsafeFile(cur, _owned_by_other(st.st_uid, kind) + where, fix)
+        if not stat.S_ISLNK(st.st_mode):
+            return Path(cur)
+        cur = os.path.join(os.path.dirname(cur), os.readlink(cur))
+    raise UnsafeFile(p, f"a symbolic link in a loop (more than {MAX_LINKS} links)", "write to another name")
 
 
 def _unsafe(st: os.stat_result, owners: Collection[int], *, mode: bool) -> str | None:

@@ -89,8 +89,13 @@ def _from_vkey(text: str, not_after: dt.datetime | None) -> TrustedKey:
     return TrustedKey(note.key_id(name, raw).hex(), pem.decode(), f"verifier key {name}", not_after, name, raw)
 
 
-def _read(spec: str) -> tuple[bytes | None, str]:
-    """PEM bytes a spec names and a printable source (never the key itself); None for a missing file."""
+def _read(spec: str, *, configured: bool = True) -> tuple[bytes | None, str]:
+    """PEM bytes a spec names and a printable source (never the key itself); None for a missing file.
+
+    A ``configured`` file (a profile's ``trusted_checkpoint_keys``) is read only as :func:`.keys.read_key_file` reads
+    a key: this user's or root's own file that no other user may write. The local profile trusts the key in the state
+    folder, and a key another local user planted there was trusted by ``aios audit verify --checkpoint`` (review R9).
+    A file named on the command line (``--public-key``) is the verifier's own choice and is read as it is."""
     if spec.lstrip().startswith("-----BEGIN"):
         return spec.encode(), "an inline PEM"
     if spec.startswith("env:"):
@@ -101,6 +106,10 @@ def _read(spec: str) -> tuple[bytes | None, str]:
             raise ConfigError(msg)
         return value.encode(), f"${var}"
     path = Path(spec.removeprefix("file:")).expanduser()
+    if configured:
+        from flytekitplugins.aios_core.keys import read_key_file
+
+        return read_key_file(path, "trusted checkpoint key", warn_shared=False), str(path)
     if not path.is_file():
         return None, str(path)
     try:
@@ -119,8 +128,9 @@ class TrustedKeys:
         self.missing = list(missing)
 
     @classmethod
-    def from_specs(cls, specs: Iterable[Any], origin: str) -> TrustedKeys:
-        """Load entries: strings, or objects/mappings with ``key`` and optional ``not_after``."""
+    def from_specs(cls, specs: Iterable[Any], origin: str, *, configured: bool = True) -> TrustedKeys:
+        """Load entries: strings, or objects/mappings with ``key`` and optional ``not_after``; ``configured``: see
+        :func:`_read`."""
         keys: list[TrustedKey] = []
         missing: list[str] = []
         for spec in specs:
@@ -129,7 +139,7 @@ class TrustedKeys:
             if _VKEY.match(str(raw).strip()):
                 keys.append(_from_vkey(str(raw), _utc(not_after)))
                 continue
-            pem, source = _read(str(raw))
+            pem, source = _read(str(raw), configured=configured)
             if pem is None:
                 missing.append(source)
                 continue
@@ -147,7 +157,7 @@ class TrustedKeys:
     def from_files(cls, paths: Iterable[str | os.PathLike[str]]) -> TrustedKeys:
         """Exactly the keys in these PEM files (``--public-key``)."""
         paths = [str(p) for p in paths]
-        found = cls.from_specs([f"file:{p}" for p in paths], "--public-key")
+        found = cls.from_specs([f"file:{p}" for p in paths], "--public-key", configured=False)
         if found.missing:
             msg = f"--public-key {found.missing[0]} does not exist: pass the PEM file of the key to trust"
             raise ConfigError(msg)

@@ -2,9 +2,11 @@
 
 * ``env:VAR``: the value is in the environment variable ``VAR`` (on a cluster, a Flyte secret mounted as an
   environment variable). An unset or empty variable is an error naming it: governance fails closed.
-* ``file:PATH`` (or a plain path): a file. Key files are generated on first use, mode 0600, written to a
-  temporary file, flushed and linked into place, so concurrent processes never read a partial key and the
-  first writer wins.
+* ``file:PATH`` (or a plain path): a file. Key files are generated on first use, mode 0600 in a folder checked
+  and created as :func:`~flytekitplugins.aios_audit.private_files.private_dir` does, written to a temporary file,
+  flushed and linked into place, so concurrent processes never read a partial key and the first writer wins. A key
+  file is read only when it is this process's user's or root's own regular file that no other user may write
+  (:func:`read_key_file`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import stat
 from pathlib import Path
+from typing import NoReturn
 
 from flytekitplugins.aios_core.errors import ConfigError
 
@@ -42,7 +46,9 @@ def ed25519_pem(spec: str, *, what: str, generate: bool = True) -> bytes | None:
 
     Raises:
         ConfigError: ``spec`` is a key written inline (a PEM, or anything holding a line break): it was taken for
-            a path, and a new random key was written to a file named after the secret.
+            a path, and a new random key was written to a file named after the secret. Or the key file is refused
+            (:func:`read_key_file`: another user's, a link of another user's, not a regular file, writable by others).
+        UnsafeFolder: a key to generate would go in a folder another user owns or may write (``private_dir``).
     """
     if "-----BEGIN" in spec or "\n" in spec or "\r" in spec:
         msg = (
@@ -53,24 +59,85 @@ def ed25519_pem(spec: str, *, what: str, generate: bool = True) -> bytes | None:
     if spec.startswith("env:"):
         return resolve_env_ref(spec, what=what, fix="mount the Flyte secret holding the PEM").encode()
     path = Path(spec.removeprefix("file:"))
-    if path.is_file():
-        _warn_if_shared(path, what)
-        return path.read_bytes()
-    if not generate:
-        return None
+    pem = read_key_file(path, what)
+    if pem is not None or not generate:
+        return pem
     _create_key_file(path)
-    return path.read_bytes()
+    pem = read_key_file(path, what)
+    if pem is None:  # a link to a file that is missing: the new key was not linked in its place
+        msg = f"{what} file {path} is a symbolic link to a missing file; remove the link, or put the key where it leads"
+        raise ConfigError(msg)
+    return pem
 
 
-def _warn_if_shared(path: Path, what: str) -> None:
+MAX_LINKS = 40  # links followed to a key file, as the kernel's own limit: more is a loop
+
+
+def read_key_file(path: Path, what: str, *, warn_shared: bool = True) -> bytes | None:
+    """The bytes of the key file ``path``; None where it (or the file its link names) does not exist.
+
+    Only this process's user's or root's own regular file is read, one that no other user may write, and through a
+    symbolic link only when every link on the way is this user's or root's (a Kubernetes secret volume's file is a
+    link of root's into its ``..data`` folder): anything else is refused with a :class:`ConfigError` naming it and
+    the fix. Review R9 (F3): another local user, able to write a state folder a step had made 0777 under umask 0,
+    put their own ``keys/approvals-ed25519.pem`` there, and the pack signed approval decisions with their key (only
+    its mode was looked at, for a warning). A key others may read is still used, with the warning
+    (:func:`_warn_if_shared`): that is a leak of the secret, not a key someone else chose.
+
+    Raises:
+        ConfigError: the key file, or a link on the way to it, is refused.
+    """
+    owners = {os.geteuid(), 0}
+    cur = str(path)
+    for _ in range(MAX_LINKS):
+        try:
+            st = os.lstat(cur)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if not stat.S_ISLNK(st.st_mode):
+            break
+        if st.st_uid not in owners:
+            _refuse_key(path, what, f"{cur} is a symbolic link owned by uid {st.st_uid}")
+        cur = os.path.join(os.path.dirname(cur), os.readlink(cur))
+    else:
+        _refuse_key(path, what, f"it is a loop of symbolic links (more than {MAX_LINKS})")
+    try:  # never through a link made since the walk; without blocking on a named pipe (refused below)
+        fd = os.open(cur, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        if os.path.islink(cur):
+            _refuse_key(path, what, f"{cur} became a symbolic link while it was read")
+        raise type(e)(e.errno, e.strerror, str(path)) from None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        shown = "it is" if cur == str(path) else f"the file it links to, {cur}, is"
+        if not stat.S_ISREG(st.st_mode):
+            _refuse_key(path, what, f"{shown} not a regular file")
+        if st.st_uid not in owners:
+            _refuse_key(path, what, f"{shown} owned by uid {st.st_uid}")
+        if st.st_mode & 0o022:
+            _refuse_key(path, what, f"{shown} writable by other users (mode {stat.S_IMODE(st.st_mode):04o})")
+        if warn_shared:  # (a public key others may read is no leak)
+            _warn_if_shared(path, st.st_mode & 0o777, what)
+        return f.read()
+
+
+def _refuse_key(path: Path, what: str, reason: str) -> NoReturn:
+    msg = (
+        f"refusing the {what} file {path}: {reason}; only a file of this process's user (uid {os.geteuid()}) or "
+        "root that no other user may write is used, since another local user may have chosen this key, and nothing "
+        "was signed or verified with it. Remove it (a key of this pack's: chown it to this user and chmod 600 it) "
+        "and keep keys in a folder only this user can write"
+    )
+    raise ConfigError(msg)
+
+
+def _warn_if_shared(path: Path, mode: int, what: str) -> None:
     """Warn (once per file and mode) when a private key file is readable by others than its owner.
 
     Not refused: Kubernetes mounts secrets 0644 unless told otherwise (``defaultMode: 0400``), and the pod's only
     user is the task; on a shared host the warning names the fix."""
-    try:
-        mode = path.stat().st_mode & 0o777
-    except OSError:
-        return
     if mode & 0o077 and (str(path), mode) not in _warned:
         _warned.add((str(path), mode))
         log.warning(
@@ -89,7 +156,9 @@ def _create_key_file(path: Path) -> None:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    from flytekitplugins.aios_audit.private_files import private_dir
+
+    private_dir(path.parent)  # 0700 whatever the umask; one another user owns or may write is refused (review R9)
     pem = Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )

@@ -18,6 +18,12 @@ Variables that are not settings, because they are read before any settings exist
 
 Values may reference ``{state_dir}`` and ``{config_dir}``; relative paths are resolved against the
 working directory at load time so that a task running in-process sees the same files as the CLI.
+
+A ``./config`` found in the current folder is read only where it, its ``profiles/`` and the profile file are this
+process's user's or root's and no one else may write them (:func:`local_path_problem`, review R9): from a shared
+folder another local user's planted profile chose the policies, roles, approval and checkpoint keys of every
+command. ``AIOS_CONFIG_DIR`` (or the ``config_dir`` override) and the source checkout's config/ are taken as they
+are: the first is the caller's explicit choice, the second lies in the same tree as the code being run.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import os
+import stat
 import threading
 from pathlib import Path
 from typing import Any, Literal
@@ -270,21 +277,142 @@ _cached: dict[tuple[tuple[str, str], ...], Settings] = {}
 
 def default_config_dir() -> Path:
     """``AIOS_CONFIG_DIR``, else ``./config`` when it has profiles, else the source checkout's config/ (an editable
-    install run from any folder), else ``./config`` (an installed wheel: the error then names that folder)."""
+    install run from any folder), else ``./config`` (an installed wheel: the error then names that folder). A
+    ``./config`` is checked before anything is read from it (:func:`load_settings`, :func:`local_path_problem`)."""
+    return _config_dir()[0]
+
+
+def _checkout_config() -> Path | None:
+    """The source checkout's config/ (an editable install), or None (an installed wheel, code copied to an image)."""
+    if _CHECKOUT is not None and (_CHECKOUT / "plugins" / "flyte-aios-core").is_dir():
+        return _CHECKOUT / "config"
+    return None
+
+
+def _config_dir() -> tuple[Path, Path | None]:
+    """The config folder, and the ``./config`` of the current folder it is when it is one (else None): that one must
+    pass :func:`local_path_problem` before its profile is read. ``AIOS_CONFIG_DIR`` is the caller's explicit choice
+    and the checkout's config/ lies in the same tree as the code being run: both are taken as they are, also where the
+    current folder is the checkout."""
     env = os.environ.get("AIOS_CONFIG_DIR")
     if env:
-        return Path(env).resolve()
-    cwd = Path.cwd() / "config"
-    if (cwd / "profiles").is_dir():
-        return cwd.resolve()
-    if _CHECKOUT is not None and (_CHECKOUT / "plugins" / "flyte-aios-core").is_dir():
-        checkout = _CHECKOUT / "config"
-        if (checkout / "profiles").is_dir():
-            return checkout
-    return cwd.resolve()
+        return Path(env).resolve(), None
+    local = Path.cwd() / "config"
+    checkout = _checkout_config()
+    found = (local / "profiles").is_dir()
+    if not found and checkout is not None and (checkout / "profiles").is_dir():
+        return checkout, None
+    resolved = local.resolve()
+    if checkout is not None and resolved == checkout.resolve():
+        return resolved, None
+    return resolved, local
 
 
-def _read_profile(config_dir: Path, profile: str) -> dict[str, Any]:
+def _owner_problem(path: Path, st: os.stat_result) -> str | None:
+    """Why what ``path`` names (its status ``st``, links followed) may hold another local user's content: owned by
+    someone other than this process's user or root, or writable by its group or others; None where it may not."""
+    if st.st_uid not in (os.geteuid(), 0):
+        return f"{path} is owned by uid {st.st_uid}, not by this process's user (uid {os.geteuid()}) or root"
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return f"{path} may be written by its group or others (mode {stat.S_IMODE(st.st_mode):04o})"
+    return None
+
+
+def local_path_problem(path: Path) -> str | None:
+    """Why ``path``, a file or folder found in the current folder rather than named by the user (``./config``,
+    ``./openlineage.yml``), may have been put there by another local user: a symbolic link another user owns, or
+    what it leads to owned by another user or writable by its group or others (see :func:`_owner_problem`). None
+    where it may be used, or where nothing is there (the caller's own lookup then finds nothing).
+
+    Review R9: in a shared folder (``/tmp``, a project folder others may write) another user planted
+    ``config/profiles/local.yaml`` naming their own policies, roles and approval and checkpoint keys, and ``aios
+    policy eval`` of a 95,000 EUR invoice run there said ``allow`` instead of ``require_approval``. git refuses a
+    repository another user owns for the same reason (``safe.directory``, CVE-2022-24765).
+    """
+    try:
+        link = os.lstat(path)
+        if stat.S_ISLNK(link.st_mode) and link.st_uid not in (os.geteuid(), 0):
+            owners = f"this process's user (uid {os.geteuid()}) or root"
+            return f"{path} is a symbolic link owned by uid {link.st_uid}, not by {owners}"
+        return _owner_problem(path, os.stat(path))
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        return f"{path} cannot be examined ({e.strerror or e})"
+
+
+class UntrustedFile(ConfigError):
+    """A file found in the current folder that :func:`read_local_text` refuses; ``problem`` says why."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
+        self.problem = problem
+
+
+def read_local_text(path: Path, what: str) -> str:
+    """The UTF-8 text of ``path``, a file found in the current folder, once the file opened (not the name, which
+    another user able to write the folder could swap after a check) is a regular file this process's user or root
+    owns and no one else may write (:class:`UntrustedFile` otherwise); a ConfigError naming ``what`` where it cannot
+    be read or is not UTF-8 text."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)  # a planted pipe must not block the read
+    except OSError as e:
+        raise ConfigError(f"cannot read {what} {path}: {e.strerror or e}") from None
+    try:
+        st = os.fstat(fd)
+        problem = _owner_problem(path, st) if stat.S_ISREG(st.st_mode) else f"{path} is not a regular file"
+        if problem is not None:
+            raise UntrustedFile(problem)
+        with os.fdopen(os.dup(fd), "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise ConfigError(f"cannot read {what} {path}: {e.strerror or e}") from None
+    finally:
+        os.close(fd)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        msg = f"{what} {path} is not UTF-8 text (byte {e.start} cannot be read): save it as UTF-8"
+        raise ConfigError(msg) from None
+
+
+def read_local_yaml(path: Path, what: str) -> Any:
+    """The YAML document of ``path`` (None for an empty file), a file found in the current folder: as
+    :func:`read_local_text`, and a ConfigError naming ``what`` and the file where it is not YAML (as
+    :func:`.text_files.read_yaml` says it)."""
+    import yaml
+
+    text = read_local_text(path, what)
+    try:
+        return yaml.safe_load(text)
+    except RecursionError:
+        raise ConfigError(f"{what} {path} nests its values too deeply to read: fix the file") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{what} {path} is not valid YAML: {e}") from None
+
+
+def _user_name() -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        return str(os.geteuid())
+
+
+def _local_refused(local: Path, problem: str) -> ConfigError:
+    msg = (
+        f"refusing the config folder {local} of the current folder: {problem}, so another local user may have put "
+        "profiles, policies, roles and keys of their own there; nothing was read from it. Set AIOS_CONFIG_DIR to the "
+        "config folder you mean, or run from another folder; if this one is yours, make it yours alone "
+        f"(chown -R {_user_name()} {local} && chmod -R go-w {local})"
+    )
+    return ConfigError(msg)
+
+
+def _read_profile(config_dir: Path, profile: str, local: Path | None = None) -> dict[str, Any]:
+    """The profile file's settings. ``local``: the ``./config`` of the current folder that ``config_dir`` is, read
+    only once it, its profiles/ and the file pass :func:`local_path_problem` (:func:`read_local_text` for the file)."""
     path = config_dir / "profiles" / f"{profile}.yaml"
     if not path.is_file():
         msg = (
@@ -294,7 +422,16 @@ def _read_profile(config_dir: Path, profile: str) -> dict[str, Any]:
         raise ConfigError(msg)
     from flytekitplugins.aios_core.text_files import read_yaml
 
-    data = read_yaml(path, "profile file") or {}
+    if local is None:
+        data = read_yaml(path, "profile file") or {}
+    else:
+        for where in (local, local / "profiles"):
+            if (problem := local_path_problem(where)) is not None:
+                raise _local_refused(local, problem)
+        try:
+            data = read_local_yaml(path, "profile file") or {}
+        except UntrustedFile as e:
+            raise _local_refused(local, e.problem) from None
     if not isinstance(data, dict):
         msg = f"profile file {path} must hold a mapping of settings, got {type(data).__name__}"
         raise ConfigError(msg)
@@ -329,10 +466,10 @@ def load_settings(overrides: dict[str, Any] | None = None) -> Settings:
     """Build settings from defaults, profile file, environment and ``overrides`` (highest)."""
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     env = {field: os.environ[var] for var, field in ENV_VARS.items() if os.environ.get(var)}
-    config_dir = Path(overrides.get("config_dir") or default_config_dir())
+    config_dir, local = (Path(overrides["config_dir"]), None) if overrides.get("config_dir") else _config_dir()
     profile = str(overrides.get("profile") or env.get("profile") or "local")
     values: dict[str, Any] = {"config_dir": config_dir, "profile": profile}
-    file_values = _read_profile(config_dir, profile)
+    file_values = _read_profile(config_dir, profile, local)
     file_values.pop("profile", None)
     values.update(file_values)
     values.update(env)

@@ -268,6 +268,12 @@ class SQLiteAuditStore(AuditStore):
             touch_private(self.path)  # mode 0600 (SQLite gives -wal and -shm the database's mode), folders 0700
             self._conn().executescript(SCHEMA)
             self._ensure_projections(self._conn())
+        except UnsafeFile as e:  # another local user's file or folder, or one others may write (review R9)
+            msg = (
+                f"refusing the SQLite audit store {self.path}: {e}; nothing was written. Keep the store in a folder "
+                "only its own user can write (AIOS_AUDIT_STORE / AIOS_STATE_DIR)"
+            )
+            raise AuditWriteError(msg) from None
         except (OSError, sqlite3.Error) as e:
             msg = f"cannot open the SQLite audit store at {self.path}: {e}. Check AIOS_AUDIT_STORE / AIOS_STATE_DIR"
             raise AuditWriteError(msg) from e
