@@ -292,7 +292,7 @@ def governance(n: int) -> None:
     from flytekitplugins.aios_approvals.service import decide
     from flytekitplugins.aios_catalog.catalog import catalog
     from flytekitplugins.aios_core.settings import get_settings
-    from tasks.documents import report
+    from tasks.documents import report, seals
     from tasks.documents.governance import decide_many
 
     settings = get_settings(overrides={"principal": REQUESTER})  # the pipeline launched it, the approvers decide
@@ -309,6 +309,9 @@ def governance(n: int) -> None:
         doc = {"digest": f"sha256:{tag}{i:054d}", "label": "invoice", "amount": 25_000.0 + i, "currency": "EUR"}
         doc.update(confidence=0.99, personal=False, route="cheap", injection=False, status="ok")
         doc.update(name=f"g{i}.txt", doc_id=f"g{i}", text_digest=f"sha256:{i:064d}")
+        # the classification seal the acting point checks the decision against (``classify`` writes one a chunk;
+        # not timed: it is the pipeline's record, not a governance call)
+        doc["sealed_by"] = seals.seal([doc], seals.CLASSIFIED, REQUESTER, settings)
         t = time.perf_counter()
         d = decide_many([doc], REQUESTER, 3600.0, settings)[0]
         times["policy decision + open_request"].append(time.perf_counter() - t)
@@ -328,7 +331,8 @@ def governance(n: int) -> None:
         assert status == "approved", status
         rows = report.action_rows(pd.DataFrame([doc]), REQUESTER, {d.request_id}).to_dict(orient="records")
         t = time.perf_counter()
-        verdicts = authorize([ActionClaim.from_row(r) for r in rows], actor=REQUESTER, env=env)
+        claims = [ActionClaim.from_row(r) for r in rows]
+        verdicts = authorize(claims, actor=REQUESTER, env=env, destination="document_actions@benchmark")
         times["consumption (authorize)"].append(time.perf_counter() - t)
         authorized += sum(v.allowed for v in verdicts)
     assert authorized == n, f"{authorized} of {n} actions authorized"
