@@ -22,8 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from flytekitplugins.aios_audit.private_files import UnsafeFile, open_owned, private_dir
-from flytekitplugins.aios_core.errors import GovernanceDenied
+from flytekitplugins.aios_audit.private_files import UnsafeFile, open_owned, private_dir, state_refusal
 from flytekitplugins.aios_core.settings import Settings
 from tasks.ml.classifier import TextClassifier, train_head
 from tasks.ml.minilm import Encoder, shared_encoder
@@ -162,13 +161,9 @@ def _refusing(folder: Path) -> Iterator[None]:
     try:
         yield
     except UnsafeFile as e:
-        fix = getattr(e, "fix", "") or (
+        risk = "another local user could choose the models classify loads or stall it on their lock; nothing was loaded"
+        fallback = (
             f"remove {e.path}, and keep the models where only this user can write (AIOS_DOCUMENT_MODELS_DIR or "
             "AIOS_STATE_DIR)"
         )
-        fix = fix[:1].upper() + fix[1:]  # a sentence of its own
-        msg = (
-            f"refusing the document models folder {folder}: {e.path} is {e.reason}, so another local user could "
-            f"choose the models classify loads or stall it on their lock; nothing was loaded. {fix}"
-        )
-        raise GovernanceDenied(msg, reason_code="unsafe_state_file") from None
+        raise state_refusal(e, f"the document models folder {folder}", risk, fallback) from None

@@ -23,9 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from flytekitplugins.aios_audit import ModelRef
-from flytekitplugins.aios_audit.private_files import UnsafeFile, touch_private
+from flytekitplugins.aios_audit.private_files import UnsafeFile, state_refusal, touch_private
 from flytekitplugins.aios_core.digest import digest_value
-from flytekitplugins.aios_core.errors import GovernanceDenied
 from tasks.documents.models import DocumentModels, strong_features
 
 
@@ -61,16 +60,9 @@ class ResultCache:
         try:
             _private_cache(path)  # before SQLite opens it (SQLite gives -wal and -shm the database's mode)
         except UnsafeFile as e:
-            fix = (
-                getattr(e, "fix", "")
-                or f"remove {e.path}, and keep the state folder where only this user can write (AIOS_STATE_DIR)"
-            )
-            fix = fix[:1].upper() + fix[1:]  # a sentence of its own
-            msg = (
-                f"refusing the classification cache {path}: {e.path} is {e.reason}, so its answers could be another "
-                f"local user's; nothing was classified. {fix}"
-            )
-            raise GovernanceDenied(msg, reason_code="unsafe_state_file") from None
+            risk = "its answers could be another local user's; nothing was classified"
+            fallback = f"remove {e.path}, and keep the state folder where only this user can write (AIOS_STATE_DIR)"
+            raise state_refusal(e, f"the classification cache {path}", risk, fallback) from None
         self._conn = sqlite3.connect(path, timeout=60.0)
         self._conn.execute("PRAGMA journal_mode=WAL")
         self._conn.execute(

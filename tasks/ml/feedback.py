@@ -91,7 +91,7 @@ def append_correction(text: str, label: str, reviewer: str, *, settings: Setting
             recorded).
     """
     from flytekitplugins.aios_audit import AuditEvent, audit_log
-    from flytekitplugins.aios_audit.private_files import UnsafeFile, private_dir
+    from flytekitplugins.aios_audit.private_files import UnsafeFile, private_dir, state_refusal
     from flytekitplugins.aios_core.context import current_execution
     from flytekitplugins.aios_core.errors import GovernanceDenied
 
@@ -99,16 +99,9 @@ def append_correction(text: str, label: str, reviewer: str, *, settings: Setting
     try:  # before the review is recorded: a correction whose line cannot be kept is not recorded either
         private_dir(target.parent)  # 0700 whatever the umask; another user's folder, or one others may write, refused
     except UnsafeFile as e:
-        fix = (
-            getattr(e, "fix", "")
-            or f"remove {e.path}, and keep the state folder where only this user can write (AIOS_STATE_DIR)"
-        )
-        fix = fix[:1].upper() + fix[1:]  # a sentence of its own
-        msg = (
-            f"refusing the corrections folder {target.parent}: {e.path} is {e.reason}, so another local user could "
-            f"read or replace the training data; the correction was not recorded. {fix}"
-        )
-        raise GovernanceDenied(msg, reason_code="unsafe_state_file") from None
+        risk = "another local user could read or replace the training data; the correction was not recorded"
+        fallback = f"remove {e.path}, and keep the state folder where only this user can write (AIOS_STATE_DIR)"
+        raise state_refusal(e, f"the corrections folder {target.parent}", risk, fallback) from None
     text_digest = digest_value(text)
     event = AuditEvent(
         kind=REVIEW_KIND, actor=reviewer, status="corrected", subject=text_digest, execution=current_execution(),

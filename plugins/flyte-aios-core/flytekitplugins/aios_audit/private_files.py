@@ -27,7 +27,7 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import NoReturn
 
-from flytekitplugins.aios_core.errors import AiosError
+from flytekitplugins.aios_core.errors import AiosError, GovernanceDenied
 
 FILE_MODE = 0o600
 DIR_MODE = 0o700
@@ -61,6 +61,16 @@ class UnsafeFolder(UnsafeFile):
 
 
 STATE_FOLDER_FIX = "or choose another folder (AIOS_STATE_DIR, the profile's state_dir, or the path given)"
+
+
+def state_refusal(e: UnsafeFile, what: str, risk: str, fallback: str) -> GovernanceDenied:
+    """The ``GovernanceDenied`` (``unsafe_state_file``) a governed step raises where a state file or folder it needs
+    was refused: ``what`` names it, ``risk`` says what another user could do with it and what was not done, and the
+    fix is the refusal's own, else ``fallback``. One line, no traceback (fail closed)."""
+    fix = e.fix or fallback
+    fix = fix[:1].upper() + fix[1:]  # a sentence of its own
+    msg = f"refusing {what}: {e.path} is {e.reason}, so {risk}. {fix}"
+    return GovernanceDenied(msg, reason_code="unsafe_state_file")
 
 
 def private_dir(path: str | os.PathLike[str]) -> Path:
