@@ -101,15 +101,19 @@ def _private_cache(path: Path) -> None:
     (another user's file or folder, a link, not a regular file) is raised as :class:`UnsafeFile`.
     """
     try:
-        touch_private(path)
+        touch_private(path, companions=_SQLITE_FILES[1:])  # a -wal another user left would answer with its rows
         return
     except UnsafeFile as e:
-        st = os.lstat(path) if e.path == path else None
+        ours = {path.with_name(path.name + suffix) for suffix in _SQLITE_FILES}
+        st = os.lstat(e.path) if e.path in ours else None  # (this user's own old files: discarded below)
         if st is None or not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or not st.st_mode & 0o077:
             raise
-    for suffix in ("", "-wal", "-shm"):  # SQLite's files of the old database go with it
+    for suffix in _SQLITE_FILES:  # SQLite's files of the old database go with it
         path.with_name(path.name + suffix).unlink(missing_ok=True)
-    touch_private(path)
+    touch_private(path, companions=_SQLITE_FILES[1:])
+
+
+_SQLITE_FILES = ("", "-wal", "-shm")
 
 
 class Router:

@@ -68,16 +68,24 @@ def resolve_target(target: str) -> Any:
 
 
 def canonical_target(target: str) -> str:
-    """The Flyte name of the entity ``target`` resolves to (a workflow's or task's ``module.function``, a launch
-    plan's name): the one name the policy is asked about (``Workflow::<name>``) and a decision records, however the
+    """The Flyte name of what ``target`` runs: a workflow's or task's ``module.function``, and for a launch plan its
+    workflow's: the one name the policy is asked about (``Workflow::<name>``) and a decision records, however the
     launcher spelled it. ``module:attr``, or a module re-exporting the workflow, reached the same workflow under
-    another resource id, and an operator's ``forbid`` of ``run_task`` on the workflow's name did not apply
-    (re-review R8 of 2026-12-07, F3).
+    another resource id, and an operator's ``forbid`` of ``run_task`` on the workflow's name did not apply (re-review
+    R8 of 2026-12-07, F3); a launch plan's own name did the same (re-review R10b: ``retrain_on_demand`` ran the frozen
+    retraining, and its registration then looked for a workflow of that name and refused the honest run).
 
     Raises:
         ValueError, ImportError, TypeError: as :func:`resolve_target`.
     """
-    return str(resolve_target(target).name)
+    return _flyte_name(resolve_target(target))
+
+
+def _flyte_name(entity: Any) -> str:
+    """The name of the workflow (or task) ``entity`` runs: a launch plan's workflow's, else its own."""
+    from flytekit.core.launch_plan import LaunchPlan
+
+    return str(entity.workflow.name if isinstance(entity, LaunchPlan) else entity.name)
 
 
 def _policy_allows(target: str, settings: Settings) -> tuple[bool, str, str]:
@@ -382,7 +390,7 @@ def start_retraining(target: str, reason: str, drift_record: str) -> str:
     """
     settings = get_settings()  # this node's entry point: resolved once, passed down
     entity = resolve_target(target)  # a target that cannot be imported fails before the decision is claimed
-    target = str(entity.name)  # the decision names the target as canonical_target gives it, however spelled here
+    target = _flyte_name(entity)  # the decision names the target as canonical_target gives it, however spelled here
     decided = triggered_retraining(drift_record, target, settings)
     reason = str(decided.event.attributes.get("reason") or reason)
     claim_start(decided, target, reason, settings)  # one decision, one retraining: claimed before anything runs

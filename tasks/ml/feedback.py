@@ -91,13 +91,16 @@ def append_correction(text: str, label: str, reviewer: str, *, settings: Setting
             recorded).
     """
     from flytekitplugins.aios_audit import AuditEvent, audit_log
-    from flytekitplugins.aios_audit.private_files import UnsafeFile, private_dir, state_refusal
+    from flytekitplugins.aios_audit.private_files import UnsafeFile, state_refusal, touch_private
     from flytekitplugins.aios_core.context import current_execution
     from flytekitplugins.aios_core.errors import GovernanceDenied
 
     target = feedback_path(settings)
     try:  # before the review is recorded: a correction whose line cannot be kept is not recorded either
-        private_dir(target.parent)  # 0700 whatever the umask; another user's folder, or one others may write, refused
+        # the folder 0700 whatever the umask, the file 0600: another user's folder or one others may write refused,
+        # and so is a file found there that is not this user's own (a link another user left before the folder
+        # was narrowed had the reviewed text appended to their world-readable file: re-review R10b)
+        touch_private(target)
     except UnsafeFile as e:
         risk = "another local user could read or replace the training data; the correction was not recorded"
         fallback = f"remove {e.path}, and keep the state folder where only this user can write (AIOS_STATE_DIR)"
@@ -124,7 +127,7 @@ def append_correction(text: str, label: str, reviewer: str, *, settings: Setting
         record_id=record.record_id,
     )
     line = (c.model_dump_json() + "\n").encode("utf-8")
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         os.write(fd, line)
         os.fsync(fd)

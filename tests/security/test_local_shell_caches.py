@@ -340,6 +340,62 @@ def test_a_corrections_folder_another_user_made_is_refused_before_the_review_is_
     assert not feedback_path(settings).exists()
 
 
+def test_a_corrections_file_another_user_left_is_not_written_through(aios_env: Path) -> None:
+    """Re-review R10b: with the folder narrowed after another user left a link at ``corrections.jsonl`` (to a file of
+    theirs, world-readable), the reviewed text (an IBAN, a name) was appended to their file. The file must be this
+    user's own regular file: checked before the review is recorded, and never opened through a link."""
+    _as_root()
+    from flytekitplugins.aios_audit import audit_log
+    from tasks.ml.feedback import append_correction, feedback_path
+
+    settings = get_settings()
+    target = feedback_path(settings)
+    target.parent.mkdir(mode=0o700)
+    theirs = aios_env / "theirs.jsonl"
+    theirs.write_text("")
+    theirs.chmod(0o666)
+    os.chown(theirs, NOBODY, NOBODY)
+    target.symlink_to(theirs)
+    before = audit_log(settings).size()
+    with pytest.raises(GovernanceDenied) as err:
+        append_correction("IBAN DE89 3704 0044 0532 0130 00", "invoice", "user:alice", settings=settings)
+    assert err.value.reason_code == "unsafe_state_file" and f"{target} is a symbolic link" in str(err.value)
+    assert theirs.read_text() == "" and audit_log(settings).size() == before
+
+
+def test_a_cache_another_user_left_is_refused_where_this_user_cannot_write_it(
+    aios_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Re-review R10b: another user's cache (0644, left before the folder was narrowed) that this user cannot write
+    was taken as a reader's file, and in WAL mode it answered with their rows. Only an audit store may be read as
+    another user's (an auditor's account); a cache is this user's own or refused. (A second user cannot reach a
+    test's private folder: this process is refused write access instead.)"""
+    import flytekitplugins.aios_audit.private_files as pf
+
+    router, key = _router(), "sha256:" + "c" * 64
+    db = _plant_file(aios_env, router, key)
+    db.chmod(0o644)
+    real = os.access
+    monkeypatch.setattr(pf.os, "access", lambda p, mode, **kw: False if mode == os.W_OK else real(p, mode, **kw))
+    with pytest.raises(GovernanceDenied) as err:
+        ResultCache(aios_env / "cache" / "documents.db")
+    assert err.value.reason_code == "unsafe_state_file" and f"{db} is owned by uid {NOBODY}" in str(err.value)
+
+
+def test_a_wal_another_user_left_beside_the_cache_is_refused(aios_env: Path) -> None:
+    """SQLite reads a ``-wal`` file beside the database as the database's newest pages: one another user left there
+    (before the folder was narrowed) would answer with their rows. It is held to the file's own rule."""
+    _as_root()
+    db = aios_env / "cache" / "documents.db"
+    ResultCache(db).close()
+    wal = db.with_name(db.name + "-wal")
+    wal.write_bytes(b"")
+    os.chown(wal, NOBODY, NOBODY)
+    with pytest.raises(GovernanceDenied) as err:
+        ResultCache(db)
+    assert err.value.reason_code == "unsafe_state_file" and f"{wal} is owned by uid {NOBODY}" in str(err.value)
+
+
 def test_the_lineage_files_folders_are_private_whatever_the_umask(aios_env: Path, umask0: None) -> None:
     from flytekitplugins.aios_audit.lineage_events import JsonLinesTransport
 

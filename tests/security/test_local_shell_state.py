@@ -104,10 +104,12 @@ def test_a_state_folder_others_may_write_is_refused(tmp_path: Path, mode: int) -
     assert _mode(state) == mode  # not changed behind the operator's back
 
 
-def test_a_group_of_this_user_alone_may_write_its_folders_and_files(tmp_path: Path) -> None:
-    """Under umask 002 (the user-private-group scheme: RHEL's and Fedora's default) a user's checkout is 0775 and a
-    file 0664: group-writable, by a group only that user is in (its primary group, no other member; root's group
-    here). They are accepted, as OpenSSH's StrictModes accepts them; a group others are in is not."""
+def test_a_group_of_this_user_alone_may_write_the_folders_above_the_state(tmp_path: Path) -> None:
+    """Under umask 002 (the user-private-group scheme: RHEL's and Fedora's default) a user's checkout is 0775:
+    group-writable, by a group only that user is in (its primary group, no other member; root's group here). A
+    folder above the state folder may be so (what a group member could put in place of the state folder would be
+    theirs, and refused); the state folder itself, and its files, may not: an ACL entry or a member NSS does not list
+    made such a folder writable by another user while it looked private (re-review R10a)."""
     uid = os.geteuid()
     own = pwd.getpwuid(uid).pw_gid
     if any(m for m in grp.getgrgid(own).gr_mem if m != pwd.getpwuid(uid).pw_name) or any(
@@ -120,22 +122,26 @@ def test_a_group_of_this_user_alone_may_write_its_folders_and_files(tmp_path: Pa
     os.chown(checkout, uid, own)
     assert private_dir(checkout / ".aios" / "keys") == checkout / ".aios" / "keys"
     (checkout / ".aios").chmod(0o770)
+    with pytest.raises(UnsafeFile, match=re.escape(f"{checkout / '.aios'} is a folder others may write (mode 0770)")):
+        private_dir(checkout / ".aios")
+    (checkout / ".aios").chmod(0o700)
     store = checkout / ".aios" / "audit.db"
     store.write_text("")
     store.chmod(0o664)
-    os.chown(store, uid, own)
-    assert touch_private(store) == store
-    os.chown(checkout, uid, OTHER)  # a group of others: refused
+    with pytest.raises(UnsafeFile, match="writable by other users"):
+        touch_private(store)
+    os.chown(checkout, uid, OTHER)  # a group of others above it: refused
     with pytest.raises(UnsafeFile, match=rf"{checkout} is a folder others may write without the sticky bit"):
         private_dir(checkout / ".aios")
 
 
-def test_another_users_file_this_process_cannot_write_is_read_as_it_is(
+def test_another_users_file_is_refused_even_where_this_process_cannot_write_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """An auditor's account verifying the owner's trail (their 0644 file, which it cannot write) reads it as it is;
-    root, which could write it, refuses it (the test above). The account is played by refusing this process write
-    access (``os.access``): a second user cannot reach a test's private folder."""
+    """Whether or not this process could write it, another user's file is not used (re-reviews R10a and R10b: an
+    earlier version read such a file "as a reader's", and a cache another user left answered for the models). An
+    auditor verifying another user's trail works on a copy of their own. (A second user cannot reach a test's private
+    folder: this process is refused write access instead.)"""
     import flytekitplugins.aios_audit.private_files as pf
 
     state = tmp_path / "state"
@@ -143,13 +149,9 @@ def test_another_users_file_this_process_cannot_write_is_read_as_it_is(
     p = state / "audit.db"
     p.write_text("")
     _theirs(p, 0o644)
-    with pytest.raises(UnsafeFile, match=f"owned by uid {OTHER}"):
-        touch_private(p)  # this process may write it: refused
     real = os.access
     monkeypatch.setattr(pf.os, "access", lambda path, mode, **kw: False if mode == os.W_OK else real(path, mode, **kw))
-    assert touch_private(p) == p
-    p.chmod(0o666)  # writable by others: refused whoever reads it
-    with pytest.raises(UnsafeFile, match="writable by other users"):
+    with pytest.raises(UnsafeFile, match=f"owned by uid {OTHER}"):
         touch_private(p)
 
 
@@ -498,3 +500,34 @@ def test_evidence_export_still_writes_into_a_pipe_of_ours(tmp_path: Path) -> Non
     reader.join(timeout=30)
     assert res.exit_code == 0, res.output
     assert got and got[0][:4] == b"PK\x03\x04" and stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+def test_a_pipe_swapped_in_after_the_check_is_not_written_to(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Re-review R10a: ``write_private`` judged a special file by its name, then opened the name: another user who
+    swapped their own pipe in between (a rename in a shared folder) read the bundle from it. What was opened decides
+    now. The swap is made at the moment it raced (after the name's check)."""
+    import threading
+
+    import flytekitplugins.aios_audit.private_files as pf
+
+    out = tmp_path / "out"
+    os.mkfifo(out, 0o600)  # our own pipe at the name: a special file, written into
+    theirs = tmp_path / "theirs"
+    os.mkfifo(theirs, 0o666)
+    os.chown(theirs, OTHER, OTHER)
+    checked = pf._end_of_links
+
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(out.read_bytes()), daemon=True)  # the other user reads
+
+    def swap(p: Path, owners: object) -> Path:
+        end = checked(p, owners)  # type: ignore[arg-type]
+        os.replace(theirs, out)  # their pipe in its place, after the check
+        reader.start()
+        return end
+
+    monkeypatch.setattr(pf, "_end_of_links", swap)
+    with pytest.raises(UnsafeFile, match=f"owned by uid {OTHER}"):
+        write_private(out, "the evidence bundle")
+    reader.join(timeout=10)
+    assert got == [b""]

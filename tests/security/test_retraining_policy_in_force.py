@@ -87,8 +87,9 @@ def test_a_freeze_of_one_workflow_holds_however_the_launcher_spells_it(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """An operator's ``forbid`` of ``run_task`` on the retraining workflow's name was passed by naming the same
-    workflow ``module:attr``: the policy was asked about ``Workflow::<the string handed in>`` and the retraining ran
-    during the freeze (re-review R8 of 2026-12-07, F3). The policy is now asked about the entity's Flyte name."""
+    workflow ``module:attr``, or a launch plan of it: the policy was asked about ``Workflow::<the string handed in>``
+    (then about the launch plan's own name) and the retraining ran during the freeze (re-reviews R8 and R10b of
+    2026-12-07). The policy is now asked about the name of the workflow the target runs."""
     from tasks.drift.monitor import decide_retraining, start_retraining
     from tasks.drift.report import DriftReport
     from tests.drift.sealed import sealed_check
@@ -104,7 +105,7 @@ def test_a_freeze_of_one_workflow_holds_however_the_launcher_spells_it(
 
     drifted = {"drifted_features": ["month"], "thresholds": {"psi": 0.03}, "dataset": "flights"}
     report = DriftReport(dataset="flights", n_ref=100, n_cur=100, thresholds={"psi": 0.03}, features=[])
-    for spelled in (STANDIN, f"{module}:{name}"):
+    for spelled in (STANDIN, f"{module}:{name}", f"{module}.standin_on_demand"):  # a launch plan (re-review R10b)
         check = sealed_check("drift", "dataset:flights", drifted, get_settings())
         decided = decide_retraining(report=report.model_copy(update={"audit_record_id": check}), target=spelled)
         assert not decided.trigger and "retraining frozen by the operator" in decided.reason, (spelled, decided)
@@ -116,3 +117,22 @@ def test_a_freeze_of_one_workflow_holds_however_the_launcher_spells_it(
             )
         assert "Traceback" not in str(refusal)
         assert _ran(decided.record_id) == [] and _starts(decided.record_id) == []
+
+
+def test_a_launch_plan_target_is_decided_and_registered_under_its_workflow(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The retraining's own launch plan (``retrain_on_demand``) as the target: the decision records the workflow's
+    name, so the registration at the end of the retraining finds it (it looked for a workflow named after the launch
+    plan, refused ``no_evidence`` and registered nothing: re-review R10b)."""
+    from tasks.drift.monitor import DEFAULT_TARGET, canonical_target, triggered_retraining
+    from tasks.training.promotion import _names_retraining
+
+    assert canonical_target("workflows.retraining.retrain_on_demand") == DEFAULT_TARGET
+    assert canonical_target("workflows.retraining:retrain") == DEFAULT_TARGET
+    _own_policies(monkeypatch, tmp_path)
+    decided, _ = _decision(monkeypatch, "workflows.retraining.retrain_on_demand")
+    from flytekitplugins.aios_core.settings import get_settings
+
+    rec = triggered_retraining(decided, DEFAULT_TARGET, get_settings())
+    assert rec.event.attributes["target"] == DEFAULT_TARGET and _names_retraining(rec.event.attributes["target"])

@@ -180,7 +180,7 @@ def _connect(url: str) -> Iterator[Any]:
             # 0600 (its folder 0700): posted payments are no other local user's to read or change. A file or folder
             # another user made first or may write (the cluster profile's /tmp/aios) is refused (UnsafeFile), not
             # used as found: their 0666 system_of_record.db was, and they read and changed the payments (review R9, F4)
-            touch_private(path)
+            touch_private(path, companions=("-wal", "-shm"))  # a -wal they left would be read as its rows
         conn: Any = sqlite3.connect(path, timeout=60.0)
         conn.execute("PRAGMA journal_mode=WAL")
     elif url.startswith(("postgresql://", "postgres://")):

@@ -66,7 +66,7 @@ class EdgeIndex:
         # 0600 in a 0700 folder, like every state file (docs/security.md); an index file or folder another local
         # user made or may write is refused (UnsafeFile, review R9), never used as found
         if path is not None:
-            touch_private(path)
+            touch_private(path, companions=("-wal", "-shm"))
         self.path = path or Path(":memory:")
         self.conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=60.0)
         self.conn.execute("PRAGMA journal_mode=WAL")

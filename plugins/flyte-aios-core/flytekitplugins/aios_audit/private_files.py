@@ -142,7 +142,11 @@ def _check_folder(path: str, st: os.stat_result, owners: Collection[int], *, fin
             path, _owned_by_other(st.st_uid, "a folder") + ": that user could swap what is kept in it", fix
         )
     mode = stat.S_IMODE(st.st_mode)
-    writable = st.st_mode & (0o022 if not _private_group(st.st_uid, st.st_gid) else 0o002)
+    # a folder above it group-writable by the owner's own group alone counts as the owner's (umask 002): at worst
+    # such a group member renames what is below it, and what they put in its place is theirs and refused; the folder
+    # itself, where the pack keeps its files, is held to its mode bits (an ACL entry, or a member NSS does not list,
+    # made a group-writable folder "private": re-review R10a)
+    writable = st.st_mode & (0o022 if final or not _private_group(st.st_uid, st.st_gid) else 0o002)
     if writable and final:
         fix = "chmod 700 it (and check what others may have put in it), " + STATE_FOLDER_FIX
         raise UnsafeFolder(path, f"a folder others may write (mode {mode:04o})", fix)
@@ -167,40 +171,49 @@ def _private_group(uid: int, gid: int) -> bool:
     return not any(other.pw_gid == gid and other.pw_uid != uid for other in pwd.getpwall())
 
 
-def touch_private(path: str | os.PathLike[str]) -> Path:
+def touch_private(path: str | os.PathLike[str], *, companions: tuple[str, ...] = ()) -> Path:
     """Create an empty file with mode 0600 if it does not exist (its folder: :func:`private_dir`); an existing one is
     used only if it is a regular file (not a link) of this process's user or root that no other user may write
-    (:class:`UnsafeFile` otherwise).
+    (:class:`UnsafeFile` otherwise). ``companions``: suffixes of files that go with it and that a program opens
+    without asking (SQLite's ``-wal`` and ``-shm``), each held to the same rule where it exists.
 
     Review R9 (F4): another user created ``system_of_record.db`` first (mode 0666) and this kept it; the payments
     posted to it were theirs to read and change. An existing file others may read but not write is still used as
     it is (a trail copied to a read-only mount for an auditor, 0444 or 0644; a store made 0644 before the pack made
-    its files 0600): that is its owner's choice to share it, and no one else chose what is in it. So is another user's
-    regular file this process cannot write (an auditor's account verifying the owner's trail): it only reads it.
-    Root can write any file, so root refuses another user's (as git refuses a repository another user owns): run
-    as that user, or work on a copy.
+    its files 0600): that is its owner's choice to share it, and no one else chose what is in it. Another user's file
+    is refused whether or not this process could write it (re-review R10b: another user's cache left before the folder
+    was narrowed, unwritable here, still answered for the models), root too (as git refuses a repository another user
+    owns): run as that user, or on a copy of your own (an auditor verifying another user's trail copies it first).
     """
     p = Path(path)
     private_dir(p.parent)
+    for suffix in companions:
+        _check_existing(p.with_name(p.name + suffix))
     try:
         fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
     except FileExistsError:
-        st = os.lstat(p)
-        reason = _unsafe(st, _owners(), mode=False)
-        if reason is not None and stat.S_ISREG(st.st_mode) and not os.access(p, os.W_OK, follow_symlinks=False):
-            reason = None  # another user's file this process cannot write: a reader's (an auditor's copy), as below
-        if reason is None and st.st_mode & (0o022 if not _private_group(st.st_uid, st.st_gid) else 0o002):
-            reason = f"writable by other users (mode {stat.S_IMODE(st.st_mode):04o}: they may have changed it)"
-        if reason is not None:
-            fix = (
-                "nothing was read from or written to it; remove it (or, if it is this pack's own, chown it to this "
-                "user and chmod 600 it), and keep state in a folder only its own user can write"
-            )
-            raise UnsafeFile(p, reason, fix) from None
+        _check_existing(p)
         return p
     os.fchmod(fd, FILE_MODE)
     os.close(fd)
     return p
+
+
+def _check_existing(p: Path) -> None:
+    """:func:`touch_private`'s rule for a file found at ``p`` (nothing there passes)."""
+    try:
+        st = os.lstat(p)
+    except FileNotFoundError:
+        return
+    reason = _unsafe(st, _owners(), mode=False)
+    if reason is None and st.st_mode & 0o022:
+        reason = f"writable by other users (mode {stat.S_IMODE(st.st_mode):04o}: they may have changed it)"
+    if reason is not None:
+        fix = (
+            "nothing was read from or written to it; remove it (or, if it is this pack's own, chown it to this "
+            "user and chmod 600 it), and keep state in a folder only its own user can write"
+        )
+        raise UnsafeFile(p, reason, fix) from None
 
 
 def write_private(path: str | os.PathLike[str], data: str | bytes) -> Path:
@@ -231,6 +244,13 @@ def write_private(path: str | os.PathLike[str], data: str | bytes) -> Path:
     if special:
         try:
             with open(p, "wb") as f:
+                # what was opened decides, not the name checked before: another user who swapped their own pipe or
+                # file in at the name since (a rename in a shared folder) is never written to (re-review R10a)
+                st = os.fstat(f.fileno())
+                if stat.S_ISREG(st.st_mode) or st.st_uid not in _owners():
+                    kind = "a regular file" if stat.S_ISREG(st.st_mode) else "a named pipe or device"
+                    fix = "nothing was written; write to another name (a folder only this user can write)"
+                    raise UnsafeFile(p, _owned_by_other(st.st_uid, kind) + " put there since it was checked", fix)
                 f.write(raw)
         except OSError as e:  # a full device, a closed pipe: named by the path asked for
             raise type(e)(e.errno, e.strerror, str(p)) from None

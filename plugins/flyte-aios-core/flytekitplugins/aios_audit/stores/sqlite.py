@@ -265,7 +265,9 @@ class SQLiteAuditStore(AuditStore):
         self._tail: dict[str, int] = {}
         self._tail_span = (0, 0)  # the records it maps: (after this seq, through this one)
         try:
-            touch_private(self.path)  # mode 0600 (SQLite gives -wal and -shm the database's mode), folders 0700
+            # mode 0600 (SQLite gives -wal and -shm the database's mode), folders 0700; a -wal or -shm another user
+            # left is refused with it (SQLite would read its pages as the log's)
+            touch_private(self.path, companions=("-wal", "-shm"))
             self._conn().executescript(SCHEMA)
             self._ensure_projections(self._conn())
         except UnsafeFile as e:  # another local user's file or folder, or one others may write (review R9)
