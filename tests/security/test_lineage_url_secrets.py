@@ -143,6 +143,21 @@ def test_locate_names_no_dataset_after_a_password_piece() -> None:
         ("file://reader:pw12345@localhost/srv/docs", ("file", "/srv/docs")),
         ("file:///data/a@b/x", ("file", "/data/a@b/x")),
         ("s3://u:bucketpw@bucket/bucketpw/key", None),  # the password is in the name: no dataset
+        # re-review R10b: the free-text patterns over a path, and an "@" in a query value, lost these
+        (
+            "s3://nyc-tlc/trips/passenger_count=1/part-00000.parquet",
+            ("s3://nyc-tlc", "trips/passenger_count=1/part-00000.parquet"),
+        ),
+        (
+            "gs://events/clicks/bypass_cache=true/part-0.parquet",
+            ("gs://events", "clicks/bypass_cache=true/part-0.parquet"),
+        ),
+        (
+            "postgresql://db.internal/sales?user=alice@myserver&password=S3cretPw9",
+            ("postgres://db.internal:5432", "sales"),
+        ),
+        ("postgresql://etl:S3cretPw9@db:5432/sales?application_name=etl@nightly", ("postgres://db:5432", "sales")),
+        ("postgresql://reader:Spring@Winter?Leaves@127.0.0.1:5999/docs", None),  # "?Leaves@": a userinfo cut short
     ],
 )
 def test_locate_keeps_ordinary_urls(url: str, dataset: tuple[str, str] | None) -> None:

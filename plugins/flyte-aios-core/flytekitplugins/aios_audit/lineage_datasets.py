@@ -22,7 +22,7 @@ from openlineage.client.facet_v2 import dataset_version_dataset, datasource_data
 from openlineage.client.serde import Serde
 from openlineage.client.transport.transport import Transport
 
-from flytekitplugins.aios_core.redact import _mask_one_url, _secrets_of
+from flytekitplugins.aios_core.redact import _mask_one_url
 
 PRODUCER = "https://github.com/flyte-aios/flyte-aios/tree/main/plugins/flyte-aios-core/flytekitplugins/aios_audit"
 _DATA_SCHEMES = ("s3", "s3a", "gs", "gcs", "abfs", "abfss", "wasbs", "file", "postgres", "postgresql", "hdfs")
@@ -90,12 +90,24 @@ def _without_password(uri: str) -> tuple[SplitResult, set[str]] | None:
     masked, secrets = found
     parts = urlsplit(masked)
     after = masked.partition("://")[2][len(parts.netloc) :]
-    if ":" in parts.netloc and "@" not in parts.netloc and "@" in after:
+    if ":" in parts.netloc and "@" not in parts.netloc and _stray_at(after):
         return None
-    secrets = _secrets_of(uri, secrets)
-    if secrets and "@" in after:
+    if secrets and _stray_at(after):
         return None
+    # the secrets of the authority and the query (what a driver reads as credentials): the free-text patterns over a
+    # path also took a Hive partition's ``passenger_count=1/part-00000.parquet`` or a file named for an e-mail address
+    # as secrets, and every such dataset was lost (re-review R10b)
     return parts, _secret_pieces(secrets, masked.rpartition("@")[2])
+
+
+def _stray_at(after: str) -> bool:
+    """Whether an "@" after the authority may end a userinfo cut short: one in the path, or in a query part that is
+    not a ``name=value`` pair before it (``?Leaves@host`` of ``reader:Spring@Winter?Leaves@host``); an "@" inside a
+    query value (``?user=alice@example.com``, ``application_name=etl@nightly``) is a value's (re-review R10b)."""
+    path, _, query = after.partition("#")[0].partition("?")
+    if "@" in path:
+        return True
+    return any("@" in part.partition("=")[0] or "=" not in part for part in query.split("&") if "@" in part)
 
 
 def _secret_pieces(secrets: set[str], rest: str) -> set[str]:
