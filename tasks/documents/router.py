@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from flytekitplugins.aios_audit import ModelRef
-from flytekitplugins.aios_audit.private_files import UnsafeFile, state_refusal, touch_private
+from flytekitplugins.aios_audit.private_files import SQLITE_COMPANIONS, UnsafeFile, state_refusal, touch_private
 from flytekitplugins.aios_core.digest import digest_value
 from tasks.documents.models import DocumentModels, strong_features
 
@@ -113,7 +113,7 @@ def _private_cache(path: Path) -> None:
     touch_private(path, companions=_SQLITE_FILES[1:])
 
 
-_SQLITE_FILES = ("", "-wal", "-shm")
+_SQLITE_FILES = ("", *SQLITE_COMPANIONS)
 
 
 class Router:

@@ -382,13 +382,15 @@ def test_a_cache_another_user_left_is_refused_where_this_user_cannot_write_it(
     assert err.value.reason_code == "unsafe_state_file" and f"{db} is owned by uid {NOBODY}" in str(err.value)
 
 
-def test_a_wal_another_user_left_beside_the_cache_is_refused(aios_env: Path) -> None:
-    """SQLite reads a ``-wal`` file beside the database as the database's newest pages: one another user left there
-    (before the folder was narrowed) would answer with their rows. It is held to the file's own rule."""
+@pytest.mark.parametrize("suffix", ["-wal", "-journal"])
+def test_a_wal_or_journal_another_user_left_beside_the_cache_is_refused(aios_env: Path, suffix: str) -> None:
+    """SQLite reads a ``-wal`` file beside the database as the database's newest pages, and rolls a hot ``-journal``
+    back into it at open (then deletes it): one another user left there (before the folder was narrowed) answered with
+    their rows (re-review R11 reproduced the journal). Both are held to the file's own rule."""
     _as_root()
     db = aios_env / "cache" / "documents.db"
     ResultCache(db).close()
-    wal = db.with_name(db.name + "-wal")
+    wal = db.with_name(db.name + suffix)
     wal.write_bytes(b"")
     os.chown(wal, NOBODY, NOBODY)
     with pytest.raises(GovernanceDenied) as err:

@@ -531,3 +531,70 @@ def test_a_pipe_swapped_in_after_the_check_is_not_written_to(tmp_path: Path, mon
         write_private(out, "the evidence bundle")
     reader.join(timeout=10)
     assert got == [b""]
+
+
+def test_a_state_folder_link_another_user_made_first_is_refused_when_the_settings_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Re-review R10a: the settings resolved the state folder with ``Path.resolve``, which followed a link another
+    user made first at the cluster profile's ``/tmp/aios`` to a folder of their choosing among this user's own
+    (another deployment's, whose approvals key then signed): ``private_dir`` only ever saw the target. The link is
+    judged as ``private_dir`` judges one; this user's own link is still followed."""
+    from flytekitplugins.aios_core.settings import load_settings
+
+    shared = _shared(tmp_path)
+    other_deployment = tmp_path / "other-deployment"
+    other_deployment.mkdir(mode=0o700)
+    link = shared / "aios"
+    link.symlink_to(other_deployment)
+    os.lchown(link, OTHER, OTHER)
+    monkeypatch.setenv("AIOS_STATE_DIR", str(link))
+    with pytest.raises(UnsafeFile, match=re.escape(f"{link} is a symbolic link owned by uid {OTHER}")):
+        load_settings()
+    os.lchown(link, os.geteuid(), os.getegid())
+    assert load_settings().state_dir == other_deployment
+
+
+def test_a_journal_another_user_left_beside_the_audit_store_is_refused(tmp_path: Path) -> None:
+    """Re-review R11: a hot rollback journal another user left beside this user's own 0600 ``audit.db`` was rolled back
+    into it at open (SQLite copies the journal's pages in and deletes it): the honest trail was replaced by theirs.
+    The store refuses to open beside one, nothing written."""
+    from flytekitplugins.aios_audit import AuditEvent
+    from flytekitplugins.aios_audit.stores import AuditWriteError, open_store
+
+    state = tmp_path / "state"
+    store = open_store(f"sqlite:///{state / 'audit.db'}")
+    store.append(AuditEvent(kind="task", actor="service:pipeline"))
+    store.close()
+    journal = state / "audit.db-journal"
+    journal.write_bytes(b"\xd9\xd5\x05\xf9\x20\xa1\x63\xd7" + bytes(504))  # a journal header's magic
+    _theirs(journal, 0o666)
+    before = (state / "audit.db").read_bytes()
+    with pytest.raises(AuditWriteError, match=re.escape(f"{journal} is owned by uid {OTHER}")):
+        open_store(f"sqlite:///{state / 'audit.db'}")
+    assert (state / "audit.db").read_bytes() == before and journal.exists()
+
+
+def test_a_link_swapped_in_for_a_pipe_is_refused_before_its_file_is_emptied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Re-review R11: the pipe path opened the name with ``"wb"``, which empties a regular file before the check of
+    what was opened refused it: a link to this user's own file, swapped in after the name's check, emptied that file."""
+    import flytekitplugins.aios_audit.private_files as pf
+
+    out = tmp_path / "out"
+    os.mkfifo(out, 0o600)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("this user's notes")
+    checked = pf._end_of_links
+
+    def swap(p: Path, owners: object) -> Path:
+        end = checked(p, owners)  # type: ignore[arg-type]
+        out.unlink()
+        out.symlink_to(notes)  # after the check
+        return end
+
+    monkeypatch.setattr(pf, "_end_of_links", swap)
+    with pytest.raises(UnsafeFile, match="a regular file"):
+        write_private(out, "the evidence bundle")
+    assert notes.read_text() == "this user's notes"

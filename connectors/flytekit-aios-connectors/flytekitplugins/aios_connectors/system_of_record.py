@@ -173,14 +173,14 @@ def keys_table(table: str) -> str:
 def _connect(url: str) -> Iterator[Any]:
     """A DB-API connection in one transaction (commit on success, rollback on error)."""
     if url.startswith("sqlite:///"):
-        from flytekitplugins.aios_audit.private_files import touch_private
+        from flytekitplugins.aios_audit.private_files import SQLITE_COMPANIONS, touch_private
 
         path = url.removeprefix("sqlite:///")
         if path != ":memory:":
             # 0600 (its folder 0700): posted payments are no other local user's to read or change. A file or folder
             # another user made first or may write (the cluster profile's /tmp/aios) is refused (UnsafeFile), not
             # used as found: their 0666 system_of_record.db was, and they read and changed the payments (review R9, F4)
-            touch_private(path, companions=("-wal", "-shm"))  # a -wal they left would be read as its rows
+            touch_private(path, companions=SQLITE_COMPANIONS)  # a -wal or -journal they left: read as its rows
         conn: Any = sqlite3.connect(path, timeout=60.0)
         conn.execute("PRAGMA journal_mode=WAL")
     elif url.startswith(("postgresql://", "postgres://")):

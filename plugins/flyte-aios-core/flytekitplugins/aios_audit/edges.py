@@ -35,7 +35,7 @@ from typing import Any
 from flytekitplugins.aios_audit import projections
 from flytekitplugins.aios_audit.edge_rules import HUBS, Edge, document_of, execution_of, record_edges
 from flytekitplugins.aios_audit.edge_store import StoreEdges
-from flytekitplugins.aios_audit.private_files import touch_private
+from flytekitplugins.aios_audit.private_files import SQLITE_COMPANIONS, touch_private
 from flytekitplugins.aios_audit.records import AuditRecord
 from flytekitplugins.aios_audit.stores import AuditStore
 
@@ -66,7 +66,7 @@ class EdgeIndex:
         # 0600 in a 0700 folder, like every state file (docs/security.md); an index file or folder another local
         # user made or may write is refused (UnsafeFile, review R9), never used as found
         if path is not None:
-            touch_private(path, companions=("-wal", "-shm"))
+            touch_private(path, companions=SQLITE_COMPANIONS)
         self.path = path or Path(":memory:")
         self.conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=60.0)
         self.conn.execute("PRAGMA journal_mode=WAL")

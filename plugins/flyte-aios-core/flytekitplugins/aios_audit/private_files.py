@@ -61,6 +61,11 @@ class UnsafeFolder(UnsafeFile):
 
 
 STATE_FOLDER_FIX = "or choose another folder (AIOS_STATE_DIR, the profile's state_dir, or the path given)"
+SQLITE_COMPANIONS = ("-wal", "-shm", "-journal")
+"""The files SQLite opens beside a database without being asked, whose pages it takes as the database's: the
+write-ahead log and its index, and a hot rollback journal (rolled back into the database at open, then deleted: one
+another user left had their pages copied into this user's own 0600 database; re-review R11). Held to the database
+file's own rule (:func:`touch_private`'s ``companions``)."""
 
 
 def state_refusal(e: UnsafeFile, what: str, risk: str, fallback: str) -> GovernanceDenied:
@@ -91,9 +96,19 @@ def private_dir(path: str | os.PathLike[str]) -> Path:
     return Path(path)
 
 
-def _check_dirs(path: Path, *, shared: bool) -> None:
+def resolve_owned(path: str | os.PathLike[str]) -> Path:
+    """``path`` made absolute with its symbolic links resolved, each followed only when it is this user's or root's
+    (:class:`UnsafeFolder` otherwise); nothing is created or checked beyond the links (:func:`private_dir` does that
+    where the pack keeps files). The settings' state folder is resolved so when they load: ``Path.resolve`` followed a
+    link another user made first at the cluster profile's ``/tmp/aios`` to a folder of this user's choosing-by-them
+    (another deployment's, with its keys), before :func:`private_dir` ever saw the link (re-review R10a)."""
+    return Path(_check_dirs(Path(path), shared=True, resolve_only=True))
+
+
+def _check_dirs(path: Path, *, shared: bool, resolve_only: bool = False) -> str:
     """:func:`private_dir`'s walk; ``shared``: ``path`` itself may be a sticky folder others write (an output's
-    folder, such as ``/tmp``), as its parents may."""
+    folder, such as ``/tmp``), as its parents may; ``resolve_only``: follow the links as the walk does and return
+    where the path leads, creating and checking nothing else (:func:`resolve_owned`)."""
     owners = _owners()
     todo = list(reversed(Path(os.path.abspath(path)).parts))  # names still to walk, the next one last
     cur, last, hops = "", -1, 0  # cur: the folder reached (no link in it); last: -1 after a "..", else its mode
@@ -105,7 +120,11 @@ def _check_dirs(path: Path, *, shared: bool) -> None:
         nxt = os.path.join(cur, name) if cur else name
         try:
             st = os.lstat(nxt)
-        except FileNotFoundError:
+        except OSError as e:
+            if resolve_only:  # nothing below a missing (or unreadable) folder is followed, as Path.resolve does
+                return os.path.normpath(os.path.join(nxt, *reversed(todo)))
+            if not isinstance(e, FileNotFoundError):
+                raise
             try:
                 os.mkdir(nxt, DIR_MODE)
             except FileExistsError:
@@ -125,10 +144,12 @@ def _check_dirs(path: Path, *, shared: bool) -> None:
                 )
             todo.extend(reversed(Path(os.readlink(nxt)).parts))  # an absolute target starts again from "/"
             continue
-        _check_folder(nxt, st, owners, final=not todo and not shared)
+        if not resolve_only:
+            _check_folder(nxt, st, owners, final=not todo and not shared)
         cur, last = nxt, st.st_mode
-    if last == -1:  # the walk ended with a "..": check where it ended
+    if last == -1 and not resolve_only:  # the walk ended with a "..": check where it ended
         _check_folder(cur, os.lstat(cur), owners, final=not shared)
+    return cur or "/"
 
 
 def _check_folder(path: str, st: os.stat_result, owners: Collection[int], *, final: bool) -> None:
@@ -243,9 +264,11 @@ def write_private(path: str | os.PathLike[str], data: str | bytes) -> Path:
     end = _end_of_links(p, _owners())  # after the stat: a pipe or link made since it is refused, not written
     if special:
         try:
-            with open(p, "wb") as f:
-                # what was opened decides, not the name checked before: another user who swapped their own pipe or
-                # file in at the name since (a rename in a shared folder) is never written to (re-review R10a)
+            # opened without O_TRUNC and judged by what was opened, not by the name checked before: another user who
+            # swapped their own pipe in at the name since is never written to (re-review R10a), and a link to a file
+            # swapped in is refused before anything of it is emptied (re-review R11: O_TRUNC of "wb" emptied it first)
+            fd = os.open(p, os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC)
+            with os.fdopen(fd, "wb") as f:
                 st = os.fstat(f.fileno())
                 if stat.S_ISREG(st.st_mode) or st.st_uid not in _owners():
                     kind = "a regular file" if stat.S_ISREG(st.st_mode) else "a named pipe or device"

@@ -441,7 +441,9 @@ def _read_profile(config_dir: Path, profile: str, local: Path | None = None) -> 
 def _expand(values: dict[str, Any]) -> dict[str, Any]:
     config_dir = Path(values["config_dir"])
     state_dir = Path(str(values.get("state_dir", ".aios")).replace("{config_dir}", str(config_dir)))
-    state_dir = state_dir.expanduser().resolve()
+    from flytekitplugins.aios_audit.private_files import resolve_owned
+
+    state_dir = resolve_owned(state_dir.expanduser())  # a link another user made there is refused, not followed
     out: dict[str, Any] = {}
 
     def sub(val: Any) -> Any:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from flytekitplugins.aios_audit import projections
-from flytekitplugins.aios_audit.private_files import UnsafeFile, open_owned, touch_private
+from flytekitplugins.aios_audit.private_files import SQLITE_COMPANIONS, UnsafeFile, open_owned, touch_private
 from flytekitplugins.aios_audit.projections_show import NAMED_INDEX, named_execution_sql
 from flytekitplugins.aios_audit.records import GENESIS, AuditEvent, AuditRecord, record_from_entry
 from flytekitplugins.aios_audit.stores import (
@@ -267,7 +267,7 @@ class SQLiteAuditStore(AuditStore):
         try:
             # mode 0600 (SQLite gives -wal and -shm the database's mode), folders 0700; a -wal or -shm another user
             # left is refused with it (SQLite would read its pages as the log's)
-            touch_private(self.path, companions=("-wal", "-shm"))
+            touch_private(self.path, companions=SQLITE_COMPANIONS)
             self._conn().executescript(SCHEMA)
             self._ensure_projections(self._conn())
         except UnsafeFile as e:  # another local user's file or folder, or one others may write (review R9)
