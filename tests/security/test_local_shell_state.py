@@ -16,6 +16,7 @@ import logging
 import os
 import pwd
 import re
+import sqlite3
 import stat
 import zipfile
 from collections.abc import Iterator
@@ -598,3 +599,51 @@ def test_a_link_swapped_in_for_a_pipe_is_refused_before_its_file_is_emptied(
     with pytest.raises(UnsafeFile, match="a regular file"):
         write_private(out, "the evidence bundle")
     assert notes.read_text() == "this user's notes"
+
+
+def _their_wal(db: Path) -> Path:
+    wal = db.with_name(db.name + "-wal")
+    wal.write_bytes(b"")
+    _theirs(wal, 0o644)
+    return wal
+
+
+def test_the_read_only_probes_refuse_another_users_wal_too(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Re-review R12: the read-only probe every read command makes before opening the store, and the lineage trace's
+    read of the system of record, opened the database without the companion check: another user's ``-wal`` (left
+    before the folder was narrowed) made ``aios audit verify --allow-empty`` say OK for 0 records of a trail of 3,
+    and showed their row as the posted one. Both refuse it now, naming it."""
+    from flytekitplugins.aios_audit import AuditEvent
+    from flytekitplugins.aios_audit.lineage_sor import attach_rows
+    from flytekitplugins.aios_audit.stores import open_store
+
+    state = tmp_path / "state"
+    store = open_store(f"sqlite:///{state / 'audit.db'}")
+    store.append(AuditEvent(kind="task", actor="service:pipeline"))
+    store.close()
+    wal = _their_wal(state / "audit.db")
+    monkeypatch.setenv("AIOS_STATE_DIR", str(state))
+    monkeypatch.setenv("AIOS_AUDIT_STORE", f"sqlite:///{state / 'audit.db'}")
+    out = CliRunner().invoke(cli, ["audit", "verify", "--allow-empty"])
+    assert out.exit_code != 0 and "OK" not in out.output, out.output
+    assert f"refusing the SQLite audit store {state / 'audit.db'}: {wal} is owned by uid {OTHER}" in out.output
+    sor = state / "system_of_record.db"
+    with sqlite3.connect(sor) as conn:
+        conn.execute("CREATE TABLE document_actions (action_key TEXT, amount REAL)")
+        conn.execute("INSERT INTO document_actions VALUES ('k1', 950.0)")
+    _their_wal(sor)
+    cases = [{"actions": [{"kind": "action", "action_key": "k1", "system_of_record": "document_actions"}]}]
+    attach_rows(cases, f"sqlite:///{sor}")
+    row = cases[0]["actions"][0]["row"]
+    assert "refusing the system of record" in row["note"] and "amount" not in row, row
+
+
+def test_a_sqlite_uri_as_a_store_path_is_refused(tmp_path: Path) -> None:
+    """Re-review R12: SQLite reads a name starting with ``file:`` as a URI whatever the caller asked, so for
+    ``sqlite:///file:/x/audit.db`` the checks looked at a folder named ``file:`` while SQLite opened ``/x/audit.db``
+    (another user's 0666 database in their folder took this user's trail). Such a name is refused."""
+    from flytekitplugins.aios_audit.stores import AuditWriteError, open_store
+
+    with pytest.raises(AuditWriteError, match="a SQLite URI"):
+        open_store(f"sqlite:///file:{tmp_path / 'audit.db'}")
+    assert not (tmp_path / "audit.db").exists()

@@ -112,6 +112,13 @@ def _probe(url: str) -> Iterator[bool]:
     if not path.is_file():
         yield False
         return
+    from flytekitplugins.aios_audit.private_files import UnsafeFile, check_sqlite_files
+
+    try:  # another user's file, or a -wal of theirs beside it, is not read: refused as the store's open refuses it
+        check_sqlite_files(path)
+    except UnsafeFile as e:
+        msg = f"refusing the SQLite audit store {path}: {e}"
+        raise ConfigError(msg) from None
     conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
     try:
         try:

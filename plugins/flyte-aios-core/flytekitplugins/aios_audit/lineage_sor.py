@@ -29,7 +29,15 @@ def _query(url: str, table: str, keys: list[str]) -> list[dict[str, Any]]:
         path = Path(url.removeprefix("sqlite:///"))
         if not path.is_file():
             return []
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10.0) as conn:
+        from flytekitplugins.aios_audit.private_files import UnsafeFile, check_sqlite_files
+        from flytekitplugins.aios_core.errors import ConfigError
+
+        try:  # another user's file, or a -wal of theirs beside it, would show their rows as the posted ones
+            check_sqlite_files(path)
+        except UnsafeFile as e:
+            msg = f"refusing the system of record {path}: {e}"
+            raise ConfigError(msg) from None
+        with sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=10.0) as conn:
             cur = conn.execute(q, keys)
             cols = [c[0] for c in cur.description]
             return [dict(zip(cols, row, strict=True)) for row in cur]
@@ -57,7 +65,10 @@ def attach_rows(cases: list[dict[str, Any]], url: str) -> None:
         try:
             rows = {r["action_key"]: r for r in _query(url, table, [str(a["action_key"]) for a in actions])}
         except Exception as e:  # unreachable database: the trace still answers from the audit trail
-            rows, note = {}, f"system of record not readable ({type(e).__name__})"
+            from flytekitplugins.aios_core.errors import ConfigError
+
+            why = str(e) if isinstance(e, ConfigError) else type(e).__name__  # (a refusal names the file and why)
+            rows, note = {}, f"system of record not readable ({why})"
         else:
             note = "no such row in the system of record"
         for a in actions:

@@ -207,6 +207,7 @@ def touch_private(path: str | os.PathLike[str], *, companions: tuple[str, ...] =
     owns): run as that user, or on a copy of your own (an auditor verifying another user's trail copies it first).
     """
     p = Path(path)
+    _not_a_sqlite_uri(p)
     private_dir(p.parent)
     for suffix in companions:
         _check_existing(p.with_name(p.name + suffix))
@@ -218,6 +219,31 @@ def touch_private(path: str | os.PathLike[str], *, companions: tuple[str, ...] =
     os.fchmod(fd, FILE_MODE)
     os.close(fd)
     return p
+
+
+def check_sqlite_files(path: str | os.PathLike[str]) -> None:
+    """Refuse (:class:`UnsafeFile`) a SQLite database a read-only connection is about to open, where it, or a file
+    SQLite would read beside it (:data:`SQLITE_COMPANIONS`), is not this user's or root's own file that no one else
+    may write: the read-only probes that run before a store is opened (``existing._probe``, ``lineage_sor``) read
+    another user's ``-wal`` as the database's pages (re-review R12: ``aios audit verify --allow-empty`` said OK for 0
+    records of a trail of 3, and ``aios lineage trace`` showed a posted row of 95,000.00 to MALLORY LTD for one of
+    950.00 to ACME GmbH). Nothing is created."""
+    p = Path(path)
+    _not_a_sqlite_uri(p)
+    for suffix in ("", *SQLITE_COMPANIONS):
+        _check_existing(p.with_name(p.name + suffix))
+
+
+def _not_a_sqlite_uri(p: Path) -> None:
+    """SQLite reads a file name starting with ``file:`` as a URI, whatever the caller asked: ``sqlite:///file:/x``
+    (SQLAlchemy's documented form) had the checks made of a folder named ``file:`` under the current one while SQLite
+    opened ``/x``, another user's 0666 database in their 0777 folder (re-review R12). Such a name is refused."""
+    if str(p).startswith("file:"):
+        raise UnsafeFile(
+            p,
+            "a SQLite URI (file:...), which SQLite opens elsewhere than the file checked",
+            "name the database by its path (sqlite:////absolute/path.db or sqlite:///relative/path.db)",
+        )
 
 
 def _check_existing(p: Path) -> None:
