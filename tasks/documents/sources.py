@@ -284,7 +284,14 @@ def _sql_conn(url: str):  # type: ignore[no-untyped-def]
         import sqlite3
         from urllib.parse import quote
 
-        conn = sqlite3.connect(f"file:{quote(url.removeprefix('sqlite:///'))}?mode=ro", uri=True)
+        from flytekitplugins.aios_audit.private_files import UnsafeFile, check_sqlite_files
+
+        path = url.removeprefix("sqlite:///")
+        try:  # a -wal another user left beside this user's own database rewrote its rows as read (re-review R13)
+            check_sqlite_files(path)
+        except UnsafeFile as e:
+            raise sqlite3.DatabaseError(f"refused: {e}") from None  # (the listing names it; a read quarantines)
+        conn = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)
         conn.text_factory = bytes
         return conn
     import psycopg

@@ -647,3 +647,24 @@ def test_a_sqlite_uri_as_a_store_path_is_refused(tmp_path: Path) -> None:
     with pytest.raises(AuditWriteError, match="a SQLite URI"):
         open_store(f"sqlite:///file:{tmp_path / 'audit.db'}")
     assert not (tmp_path / "audit.db").exists()
+
+
+def test_a_sqlite_document_source_is_not_read_through_another_users_wal(tmp_path: Path) -> None:
+    """Re-review R13: a SQLite document source was opened read-only without the state files' rule, and a ``-wal``
+    another user left beside this user's own 0600 database (before its folder was narrowed) rewrote the payee and IBAN
+    of a genuine invoice as read, which ingest then sealed. The listing and the read refuse it, naming it."""
+    from tasks.documents.sources import _list_sql, local_copy
+
+    src = tmp_path / "src"
+    src.mkdir(mode=0o700)
+    db = src / "documents.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE documents (id INTEGER PRIMARY KEY, name TEXT, content BLOB)")
+        conn.execute("INSERT INTO documents VALUES (1, 'inv.txt', 'Invoice ACME GmbH Total EUR 950.00')")
+    db.chmod(0o600)
+    wal = _their_wal(db)
+    with pytest.raises(sqlite3.DatabaseError, match=re.escape(f"refused: {wal} is owned by uid {OTHER}")):
+        with local_copy(f"sqlite:///{db}#documents/1"):
+            pass
+    with pytest.raises(Exception, match=re.escape(f"{wal} is owned by uid {OTHER}")):
+        list(_list_sql(f"sqlite:///{db}", "documents"))
