@@ -101,7 +101,7 @@ def _private_cache(path: Path) -> None:
     (another user's file or folder, a link, not a regular file) is raised as :class:`UnsafeFile`.
     """
     try:
-        touch_private(path, companions=_SQLITE_FILES[1:])  # a -wal another user left would answer with its rows
+        touch_private(path, companions=SQLITE_COMPANIONS)  # a -wal another user left would answer with its rows
         return
     except UnsafeFile as e:
         ours = {path.with_name(path.name + suffix) for suffix in _SQLITE_FILES}
@@ -110,7 +110,7 @@ def _private_cache(path: Path) -> None:
             raise
     for suffix in _SQLITE_FILES:  # SQLite's files of the old database go with it
         path.with_name(path.name + suffix).unlink(missing_ok=True)
-    touch_private(path, companions=_SQLITE_FILES[1:])
+    touch_private(path, companions=SQLITE_COMPANIONS)
 
 
 _SQLITE_FILES = ("", *SQLITE_COMPANIONS)

@@ -516,7 +516,7 @@ def test_a_pipe_swapped_in_after_the_check_is_not_written_to(tmp_path: Path, mon
     theirs = tmp_path / "theirs"
     os.mkfifo(theirs, 0o666)
     os.chown(theirs, OTHER, OTHER)
-    checked = pf._end_of_links
+    checked = pf.end_of_links
 
     got: list[bytes] = []
     reader = threading.Thread(target=lambda: got.append(out.read_bytes()), daemon=True)  # the other user reads
@@ -527,7 +527,7 @@ def test_a_pipe_swapped_in_after_the_check_is_not_written_to(tmp_path: Path, mon
         reader.start()
         return end
 
-    monkeypatch.setattr(pf, "_end_of_links", swap)
+    monkeypatch.setattr(pf, "end_of_links", swap)
     with pytest.raises(UnsafeFile, match=f"owned by uid {OTHER}"):
         write_private(out, "the evidence bundle")
     reader.join(timeout=10)
@@ -587,7 +587,7 @@ def test_a_link_swapped_in_for_a_pipe_is_refused_before_its_file_is_emptied(
     os.mkfifo(out, 0o600)
     notes = tmp_path / "notes.txt"
     notes.write_text("this user's notes")
-    checked = pf._end_of_links
+    checked = pf.end_of_links
 
     def swap(p: Path, owners: object) -> Path:
         end = checked(p, owners)  # type: ignore[arg-type]
@@ -595,7 +595,7 @@ def test_a_link_swapped_in_for_a_pipe_is_refused_before_its_file_is_emptied(
         out.symlink_to(notes)  # after the check
         return end
 
-    monkeypatch.setattr(pf, "_end_of_links", swap)
+    monkeypatch.setattr(pf, "end_of_links", swap)
     with pytest.raises(UnsafeFile, match="a regular file"):
         write_private(out, "the evidence bundle")
     assert notes.read_text() == "this user's notes"

@@ -287,7 +287,7 @@ def write_private(path: str | os.PathLike[str], data: str | bytes) -> Path:
         special = False
     except OSError as e:
         raise type(e)(e.errno, e.strerror, str(p)) from None
-    end = _end_of_links(p, _owners())  # after the stat: a pipe or link made since it is refused, not written
+    end = end_of_links(p, _owners())  # after the stat: a pipe or link made since it is refused, not written
     if special:
         try:
             # opened without O_TRUNC and judged by what was opened, not by the name checked before: another user who
@@ -324,10 +324,12 @@ def write_private(path: str | os.PathLike[str], data: str | bytes) -> Path:
     return p
 
 
-def _end_of_links(p: Path, owners: Collection[int]) -> Path:
+def end_of_links(p: Path, owners: Collection[int]) -> Path:
     """Where the name ``p`` leads: itself, or the path its links end at, each link (and a named pipe or socket found
     at the end) checked to be of ``owners`` (:class:`UnsafeFile` otherwise). A link into ``/proc`` (``/dev/stdout``
-    to a pipe) ends at a name that is no path: the walk stops there, and the kernel follows it when it is opened."""
+    to a pipe) ends at a name that is no path: the walk stops there, and the kernel follows it when it is opened.
+    The one walk of links to a file: :func:`write_private`'s, and :func:`.keys.read_key_file`'s (a secret volume's
+    key is root's link into its ``..data`` folder)."""
     cur = str(p)
     for _ in range(MAX_LINKS):
         try:

@@ -70,9 +70,6 @@ def ed25519_pem(spec: str, *, what: str, generate: bool = True) -> bytes | None:
     return pem
 
 
-MAX_LINKS = 40  # links followed to a key file, as the kernel's own limit: more is a loop
-
-
 def read_key_file(path: Path, what: str, *, warn_shared: bool = True) -> bytes | None:
     """The bytes of the key file ``path``; None where it (or the file its link names) does not exist.
 
@@ -87,23 +84,16 @@ def read_key_file(path: Path, what: str, *, warn_shared: bool = True) -> bytes |
     Raises:
         ConfigError: the key file, or a link on the way to it, is refused.
     """
+    from flytekitplugins.aios_audit.private_files import UnsafeFile, end_of_links
+
     owners = {os.geteuid(), 0}
-    cur = str(path)
-    for _ in range(MAX_LINKS):
-        try:
-            st = os.lstat(cur)
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        if not stat.S_ISLNK(st.st_mode):
-            break
-        if st.st_uid not in owners:
-            _refuse_key(path, what, f"{cur} is a symbolic link owned by uid {st.st_uid}")
-        cur = os.path.join(os.path.dirname(cur), os.readlink(cur))
-    else:
-        _refuse_key(path, what, f"it is a loop of symbolic links (more than {MAX_LINKS})")
+    try:  # the links on the way, each of this user's or root's (the walk write_private makes)
+        cur = str(end_of_links(path, owners))
+    except UnsafeFile as e:
+        _refuse_key(path, what, f"{e.path} is {e.reason}")
     try:  # never through a link made since the walk; without blocking on a named pipe (refused below)
         fd = os.open(cur, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError as e:
         if os.path.islink(cur):
