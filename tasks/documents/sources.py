@@ -282,7 +282,6 @@ def _sql_conn(url: str):  # type: ignore[no-untyped-def]
     in a traceback (``Could not decode to UTF-8 column 'name'``) instead of that one row being accounted for."""
     if url.startswith("sqlite:///"):
         import sqlite3
-        from urllib.parse import quote
 
         from flytekitplugins.aios_audit.private_files import UnsafeFile, check_sqlite_files
 
@@ -291,7 +290,9 @@ def _sql_conn(url: str):  # type: ignore[no-untyped-def]
             check_sqlite_files(path)
         except UnsafeFile as e:
             raise sqlite3.DatabaseError(f"refused: {e}") from None  # (the listing names it; a read quarantines)
-        conn = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)
+        # the file checked, by the name the checks used: file:{path} made SQLite read "//localhost/..." as a URI's
+        # host and open /..., while the checks looked at /localhost/... (re-review R14)
+        conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
         conn.text_factory = bytes
         return conn
     import psycopg

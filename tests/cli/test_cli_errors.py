@@ -173,13 +173,14 @@ def test_a_write_error_that_names_no_file_starts_with_what_went_wrong() -> None:
 def test_the_report_names_the_output_it_could_not_write(bad_files: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     audit_log(get_settings()).append(AuditEvent(kind="task", actor="service:x"))
 
-    def full(self: Path, *args: object, **kwargs: object) -> None:
+    def full(*args: object, **kwargs: object) -> None:
         raise OSError(28, "No space left on device")  # what a write to a full disk raises: no file name
 
-    monkeypatch.setattr(Path, "write_text", full)
+    monkeypatch.setattr(os, "fsync", full)  # (the report is written as every --out: write_private, then fsync)
     out = bad_files / "run.html"
     res = CliRunner().invoke(cli, ["lineage", "report", "--out", str(out)])
     assert res.exit_code == 2 and f"error: {out}: No space left on device" in res.output, res.output
+    assert not out.exists() and not list(bad_files.glob(".run.html.*"))  # no report cut short, no temporary file
 
 
 READERS: list[list[str]] = [

@@ -22,6 +22,7 @@ from openlineage.client.facet_v2 import dataset_version_dataset, datasource_data
 from openlineage.client.serde import Serde
 from openlineage.client.transport.transport import Transport
 
+from flytekitplugins.aios_audit.private_files import open_append, private_dir
 from flytekitplugins.aios_core.redact import _mask_one_url
 
 PRODUCER = "https://github.com/flyte-aios/flyte-aios/tree/main/plugins/flyte-aios-core/flytekitplugins/aios_audit"
@@ -175,14 +176,14 @@ class JsonLinesTransport(Transport):
     the emitter thread): no descriptor outlives a write, across fork() or in a long process with many files.
     Its folder, and any missing parent, is created 0700 (``mkdir(parents=True)`` gave the parents, the state folder
     among them, the umask's mode: 0777 under umask 0, review R9); an existing folder another user owns or others may
-    write is refused (:func:`.private_files.private_dir`), and emission is then off with a warning naming it.
+    write is refused (:func:`.private_files.private_dir`), and emission is then off with a warning naming it. The
+    file is opened as a state file (:func:`.private_files.open_append`): a link, or another user's file, left in the
+    folder before it was narrowed fails each emit with a warning naming it.
     """
 
     kind = "aios_jsonl"
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        from flytekitplugins.aios_audit.private_files import private_dir
-
         self.path = Path(path)
         private_dir(self.path.parent)  # state files: owner only
 
@@ -190,7 +191,7 @@ class JsonLinesTransport(Transport):
         """Append ``event`` (a RunEvent or its JSON dict) as one line."""
         data = event if isinstance(event, dict) else Serde.to_dict(event)
         line = orjson.dumps(data, option=orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = open_append(self.path)  # this user's own file, never through a link (re-review R14)
         try:
             os.write(fd, line)
         finally:

@@ -17,6 +17,7 @@ name that another user made; its temporary file has an unpredictable name and is
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import grp
 import os
@@ -105,10 +106,11 @@ def resolve_owned(path: str | os.PathLike[str]) -> Path:
     return Path(_check_dirs(Path(path), shared=True, resolve_only=True))
 
 
-def _check_dirs(path: Path, *, shared: bool, resolve_only: bool = False) -> str:
+def _check_dirs(path: Path, *, shared: bool, resolve_only: bool = False, create: bool = True) -> str:
     """:func:`private_dir`'s walk; ``shared``: ``path`` itself may be a sticky folder others write (an output's
     folder, such as ``/tmp``), as its parents may; ``resolve_only``: follow the links as the walk does and return
-    where the path leads, creating and checking nothing else (:func:`resolve_owned`)."""
+    where the path leads, creating and checking nothing else (:func:`resolve_owned`); ``create=False``: check, and
+    refuse a missing folder instead of making it (:func:`check_sqlite_files`)."""
     owners = _owners()
     todo = list(reversed(Path(os.path.abspath(path)).parts))  # names still to walk, the next one last
     cur, last, hops = "", -1, 0  # cur: the folder reached (no link in it); last: -1 after a "..", else its mode
@@ -125,6 +127,9 @@ def _check_dirs(path: Path, *, shared: bool, resolve_only: bool = False) -> str:
                 return os.path.normpath(os.path.join(nxt, *reversed(todo)))
             if not isinstance(e, FileNotFoundError):
                 raise
+            if not create:
+                fix = STATE_FOLDER_FIX.removeprefix("or ")
+                raise UnsafeFolder(nxt, "missing (removed while it was checked)", fix) from None
             try:
                 os.mkdir(nxt, DIR_MODE)
             except FileExistsError:
@@ -227,9 +232,17 @@ def check_sqlite_files(path: str | os.PathLike[str]) -> None:
     may write: the read-only probes that run before a store is opened (``existing._probe``, ``lineage_sor``) read
     another user's ``-wal`` as the database's pages (re-review R12: ``aios audit verify --allow-empty`` said OK for 0
     records of a trail of 3, and ``aios lineage trace`` showed a posted row of 95,000.00 to MALLORY LTD for one of
-    950.00 to ACME GmbH). Nothing is created."""
+    950.00 to ACME GmbH). Nothing is created.
+
+    The database's folder is held to :func:`private_dir`'s rule too (this user's or root's, no one else may write it,
+    through links of theirs only): a ``-wal`` is a name anyone who may write the folder can make after the files were
+    checked and before SQLite opens them. Re-review R14 did so in a sticky shared folder, linking a prepared ``-wal``
+    in when the database was opened: a document source read a genuine invoice with MALLORY LTD's payee and IBAN
+    (ingest seals what it reads), and ``aios audit verify --allow-empty`` said OK for 0 records of a trail of 3. Run as
+    root, SQLite then gave the planted file the database's owner, so it passed every later check."""
     p = Path(path)
     _not_a_sqlite_uri(p)
+    _check_dirs(p.parent, shared=False, create=False)
     for suffix in ("", *SQLITE_COMPANIONS):
         _check_existing(p.with_name(p.name + suffix))
 
@@ -237,13 +250,14 @@ def check_sqlite_files(path: str | os.PathLike[str]) -> None:
 def _not_a_sqlite_uri(p: Path) -> None:
     """SQLite reads a file name starting with ``file:`` as a URI, whatever the caller asked: ``sqlite:///file:/x``
     (SQLAlchemy's documented form) had the checks made of a folder named ``file:`` under the current one while SQLite
-    opened ``/x``, another user's 0666 database in their 0777 folder (re-review R12). Such a name is refused."""
+    opened ``/x``, another user's 0666 database in their 0777 folder (re-review R12). Such a name is refused, and so is
+    one starting with ``//``: in a URI built from it SQLite read ``//localhost`` as the host and opened ``/x/...``,
+    where the checks had looked at ``/localhost/x/...`` (re-review R14)."""
+    fix = "name the database by its path (sqlite:////absolute/path.db or sqlite:///relative/path.db)"
     if str(p).startswith("file:"):
-        raise UnsafeFile(
-            p,
-            "a SQLite URI (file:...), which SQLite opens elsewhere than the file checked",
-            "name the database by its path (sqlite:////absolute/path.db or sqlite:///relative/path.db)",
-        )
+        raise UnsafeFile(p, "a SQLite URI (file:...), which SQLite opens elsewhere than the file checked", fix)
+    if str(p).startswith("//"):
+        raise UnsafeFile(p, "a path starting with //, which SQLite may read as a URI's host", fix)
 
 
 def _check_existing(p: Path) -> None:
@@ -252,15 +266,44 @@ def _check_existing(p: Path) -> None:
         st = os.lstat(p)
     except FileNotFoundError:
         return
+    _judge(p, st)
+
+
+_STATE_FILE_FIX = (
+    "nothing was read from or written to it; remove it (or, if it is this pack's own, chown it to this user and "
+    "chmod 600 it), and keep state in a folder only its own user can write"
+)
+
+
+def _judge(p: Path, st: os.stat_result) -> None:
+    """Refuse the state file ``p`` (status ``st``) unless it is a regular file of this user's or root's that no one
+    else may write."""
     reason = _unsafe(st, _owners(), mode=False)
     if reason is None and st.st_mode & 0o022:
         reason = f"writable by other users (mode {stat.S_IMODE(st.st_mode):04o}: they may have changed it)"
     if reason is not None:
-        fix = (
-            "nothing was read from or written to it; remove it (or, if it is this pack's own, chown it to this "
-            "user and chmod 600 it), and keep state in a folder only its own user can write"
-        )
-        raise UnsafeFile(p, reason, fix) from None
+        raise UnsafeFile(p, reason, _STATE_FILE_FIX) from None
+
+
+def open_append(path: str | os.PathLike[str]) -> int:
+    """A write-only ``O_APPEND`` descriptor of the state file ``path``, created 0600 if missing, never through a link,
+    and refused (:class:`UnsafeFile`) unless what it opened passes :func:`touch_private`'s rule (judged on the
+    descriptor, so nothing can be swapped in after the check). Nothing is written before the check. The OpenLineage
+    JSON-lines file was opened following links: one another user planted in its folder while the folder was 0777
+    (umask 0) still took every event after the folder was narrowed, into their file (re-review R14)."""
+    p = Path(path)
+    try:
+        fd = os.open(p, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
+    except OSError:  # ELOOP for a link: name what was found there
+        with contextlib.suppress(OSError):
+            _judge(p, os.lstat(p))
+        raise
+    try:
+        _judge(p, os.fstat(fd))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def write_private(path: str | os.PathLike[str], data: str | bytes) -> Path:

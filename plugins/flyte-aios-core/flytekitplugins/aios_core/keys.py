@@ -84,11 +84,14 @@ def read_key_file(path: Path, what: str, *, warn_shared: bool = True) -> bytes |
     Raises:
         ConfigError: the key file, or a link on the way to it, is refused.
     """
-    from flytekitplugins.aios_audit.private_files import UnsafeFile, end_of_links
+    from flytekitplugins.aios_audit.private_files import UnsafeFile, end_of_links, resolve_owned
 
     owners = {os.geteuid(), 0}
-    try:  # the links on the way, each of this user's or root's (the walk write_private makes)
-        cur = str(end_of_links(path, owners))
+    try:  # the links on the way, each of this user's or root's: the folders' (another user's link to a folder of
+        # this user's other deployment had its key read, re-review R14), then the file's (the walk write_private makes)
+        first = resolve_owned(path.parent) / path.name
+        end = end_of_links(first, owners)
+        cur = str(resolve_owned(end.parent) / end.name)
     except UnsafeFile as e:
         _refuse_key(path, what, f"{e.path} is {e.reason}")
     try:  # never through a link made since the walk; without blocking on a named pipe (refused below)
@@ -101,7 +104,7 @@ def read_key_file(path: Path, what: str, *, warn_shared: bool = True) -> bytes |
         raise type(e)(e.errno, e.strerror, str(path)) from None
     with os.fdopen(fd, "rb") as f:
         st = os.fstat(f.fileno())
-        shown = "it is" if cur == str(path) else f"the file it links to, {cur}, is"
+        shown = "it is" if end == first else f"the file it links to, {cur}, is"
         if not stat.S_ISREG(st.st_mode):
             _refuse_key(path, what, f"{shown} not a regular file")
         if st.st_uid not in owners:

@@ -1,0 +1,222 @@
+"""Re-review R14 of the "another local user" fixes: what another user of the host could still plant after the checks.
+
+The attacker has a shell on the host and no rights in the pack. R14 reproduced: a ``-wal`` linked in beside a SQLite
+database between the pack's check of its files and SQLite's open (an inotify watcher did it on the open), in a folder
+the attacker may write; ``sqlite://///localhost/...``, which SQLite reads as a URI's host while the checks looked at
+``/localhost/...``; ``aios lineage report --out`` writing into the attacker's file or through their link; the
+OpenLineage JSON-lines file followed through a link left in its folder; and a key read through another user's link
+to a folder. Here the watcher is a hook on ``sqlite3.connect``, which runs after the checks and before SQLite opens
+the files, as the watcher's link did. Files of "another user" are made with ``os.chown`` (root only, as CI runs).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from flytekitplugins.aios_audit.private_files import UnsafeFile
+from flytekitplugins.aios_core.cli import cli
+from flytekitplugins.aios_core.errors import ConfigError
+from flytekitplugins.aios_core.settings import get_settings
+from tests.security.test_local_shell_state import OTHER, _shared, _theirs
+
+GENUINE = b"Invoice ACME GmbH  Pay to: ACME GmbH  IBAN DE89370400440532013000  Total EUR 950.00"
+THEIRS = b"Invoice ACME GmbH  Pay to: MALLORY LTD  IBAN GB33BUKB20201555555555  Total EUR 950.00"
+
+
+@pytest.fixture(autouse=True)
+def _root() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to make files and folders owned by another user")
+
+
+def _their_wal(db: Path, scratch: Path, *sql: str) -> bytes:
+    """A ``-wal`` that applies ``sql`` on top of ``db``, as another user makes one: from a copy of the database (0644:
+    readable to them), taken before it is checkpointed."""
+    scratch.mkdir()
+    copy = scratch / db.name
+    shutil.copyfile(db, copy)
+    conn = sqlite3.connect(copy)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA wal_autocheckpoint=0")
+    conn.execute("PRAGMA user_version=7")  # page 1 in the log too
+    for stmt in sql:
+        conn.execute(stmt)
+    conn.commit()
+    data = (scratch / (db.name + "-wal")).read_bytes()
+    conn.close()
+    return data
+
+
+def _planted_at_open(monkeypatch: pytest.MonkeyPatch, db: Path, wal: bytes) -> list[str]:
+    """Another user's ``-wal`` put beside ``db`` when the pack next calls ``sqlite3.connect``: after its checks, before
+    SQLite opens the files (R14's watcher linked it in on the database's open). Returns where it was planted."""
+    real = sqlite3.connect
+    planted: list[str] = []
+
+    def connect(*args: Any, **kwargs: Any) -> sqlite3.Connection:
+        target = db.with_name(db.name + "-wal")
+        if not planted and not target.exists():
+            target.write_bytes(wal)
+            _theirs(target, 0o644)
+            planted.append(str(target))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sqlite3, "connect", connect)
+    return planted
+
+
+def _source(folder: Path) -> Path:
+    """This user's own SQLite document source (0644) holding one genuine invoice."""
+    db = folder / "documents.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE documents (id INTEGER PRIMARY KEY, name TEXT, content BLOB)")
+        conn.execute("INSERT INTO documents VALUES (1, 'inv.txt', ?)", (GENUINE,))
+    conn.close()
+    db.chmod(0o644)
+    return db
+
+
+def _read(url: str) -> bytes:
+    from tasks.documents.sources import local_copy
+
+    with local_copy(f"{url}#documents/1") as path:
+        return Path(path).read_bytes()
+
+
+def test_a_document_source_in_a_folder_others_may_write_is_refused_before_a_wal_can_appear(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """R14 F1: the source's files were checked, then opened; a ``-wal`` linked in between (the folder is a sticky
+    shared one, which another user may write) rewrote the genuine invoice's payee and IBAN as read, which ingest
+    seals. The folder is held to the state folders' rule now: the read is refused, naming the folder."""
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    assert _read(f"sqlite:///{_source(private)}") == GENUINE  # a folder only this user may write: read
+    db = _source(_shared(tmp_path))
+    planted = _planted_at_open(
+        monkeypatch, db, _their_wal(db, tmp_path / "theirs", f"UPDATE documents SET content = X'{THEIRS.hex()}'")
+    )
+    with pytest.raises(sqlite3.DatabaseError, match=re.escape(f"refused: {db.parent} is a folder others may write")):
+        _read(f"sqlite:///{db}")
+    assert not planted  # refused before SQLite was asked to open anything
+
+
+def test_the_store_probe_refuses_a_folder_others_may_write(
+    aios_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """R14 F1, the read commands' probe: with a ``-wal`` that drops the log linked in after the probe's check,
+    ``aios audit verify --allow-empty`` said OK for 0 records of a trail of 3 in a sticky shared folder. Refused now,
+    as opening the store there is."""
+    from flytekitplugins.aios_audit import AuditEvent
+    from flytekitplugins.aios_audit.stores import open_store
+
+    made = tmp_path / "made" / "audit.db"
+    store = open_store(f"sqlite:///{made}")
+    for _ in range(3):
+        store.append(AuditEvent(kind="task", actor="service:pipeline"))
+    store.close()
+    db = _shared(tmp_path) / "audit.db"
+    shutil.copyfile(made, db)
+    db.chmod(0o644)
+    planted = _planted_at_open(monkeypatch, db, _their_wal(db, tmp_path / "theirs", "DROP TABLE audit_log"))
+    monkeypatch.setenv("AIOS_AUDIT_STORE", f"sqlite:///{db}")
+    out = CliRunner().invoke(cli, ["audit", "verify", "--allow-empty"])
+    assert out.exit_code != 0 and "OK" not in out.output, out.output
+    assert f"refusing the SQLite audit store {db}: {db.parent} is a folder others may write" in out.output
+    assert not planted and "Traceback" not in out.output
+
+
+def test_a_sqlite_path_starting_with_two_slashes_is_refused(tmp_path: Path) -> None:
+    """R14 F3: ``sqlite://///localhost/x/documents.db`` had the checks look at ``/localhost/x/...`` (nothing there)
+    while SQLite read ``//localhost`` as a URI's host and opened ``/x/documents.db``, through another user's
+    ``-wal`` beside it. Such a path is refused; the source is opened by the name the checks used."""
+    src = tmp_path / "src"
+    src.mkdir(mode=0o700)
+    db = _source(src)
+    wal = db.with_name(db.name + "-wal")
+    wal.write_bytes(_their_wal(db, tmp_path / "theirs", f"UPDATE documents SET content = X'{THEIRS.hex()}'"))
+    _theirs(wal, 0o644)  # (left before the folder was narrowed)
+    with pytest.raises(sqlite3.DatabaseError, match=r"refused: .*starting with //"):
+        _read(f"sqlite://///localhost{db}")
+    with pytest.raises(sqlite3.DatabaseError, match=re.escape(f"refused: {wal} is owned by uid {OTHER}")):
+        _read(f"sqlite:///{db}")
+
+
+def test_lineage_report_replaces_a_planted_file_and_refuses_a_planted_link(aios_env: Path, tmp_path: Path) -> None:
+    """R14 F2: ``aios lineage report --out`` wrote the report into another user's 0666 file in a shared folder (it
+    stayed theirs, to edit the verdict it carries) and through their link (a file of this user's was overwritten).
+    It writes as every ``--out`` does now (``write_private``)."""
+    from flytekitplugins.aios_audit import audit_log
+    from tests.lineage.synthetic import write_trail
+
+    write_trail(audit_log(get_settings(), emit=False), 3, per_execution=3)
+    shared = _shared(tmp_path)
+    out = shared / "report.html"
+    out.write_bytes(b"")
+    _theirs(out, 0o666)
+    res = CliRunner().invoke(cli, ["lineage", "report", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    st = os.lstat(out)
+    assert (st.st_uid, st.st_mode & 0o777) == (0, 0o600) and "verification OK" in res.output
+    notes = tmp_path / "victim" / "notes.txt"
+    notes.parent.mkdir(mode=0o700)
+    notes.write_text("this user's notes")
+    link = shared / "report2.html"
+    link.symlink_to(notes)
+    _theirs(link, 0)
+    res = CliRunner().invoke(cli, ["lineage", "report", "--out", str(link)])
+    assert res.exit_code != 0 and f"{link} is a symbolic link owned by uid {OTHER}" in res.output, res.output
+    assert notes.read_text() == "this user's notes" and "Traceback" not in res.output
+
+
+def test_the_lineage_file_is_not_written_through_a_link_left_in_its_folder(tmp_path: Path) -> None:
+    """R14 F4: the JSON-lines transport opened its file following links: one another user left in the folder while it
+    was 0777 still took every event after the folder was narrowed to 0700. Each emit is refused now, naming it."""
+    from flytekitplugins.aios_audit.lineage_datasets import JsonLinesTransport
+
+    folder = tmp_path / "state" / "lineage"
+    folder.mkdir(parents=True, mode=0o700)
+    theirs = _shared(tmp_path) / "collected.jsonl"
+    theirs.write_bytes(b"")
+    _theirs(theirs, 0o666)
+    link = folder / "events.jsonl"
+    link.symlink_to(theirs)
+    _theirs(link, 0)
+    transport = JsonLinesTransport(link)
+    with pytest.raises(UnsafeFile, match=re.escape(f"{link} is a symbolic link")):
+        transport.emit({"eventType": "COMPLETE", "run": {"runId": "r"}})
+    assert theirs.read_bytes() == b""
+    mine = JsonLinesTransport(folder / "mine.jsonl")
+    mine.emit({"eventType": "COMPLETE"})
+    assert (folder / "mine.jsonl").read_bytes() == b'{"eventType":"COMPLETE"}\n'
+    assert os.lstat(folder / "mine.jsonl").st_mode & 0o777 == 0o600
+
+
+def test_a_key_is_not_read_through_another_users_link_to_a_folder(tmp_path: Path) -> None:
+    """R14 F5: only the key file's own name was walked for links; another user's link in place of ``keys/``, leading
+    to this user's other deployment's keys, had that deployment's approvals key read (and used to sign). A link
+    among the folders is held to the rule too; this user's own links still work."""
+    from flytekitplugins.aios_core.keys import read_key_file
+
+    other = tmp_path / "other-deployment" / "keys"
+    other.mkdir(parents=True, mode=0o700)
+    (other / "approvals-ed25519.pem").write_bytes(b"the other deployment's key")
+    (other / "approvals-ed25519.pem").chmod(0o600)
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    (state / "keys").symlink_to(other)
+    _theirs(state / "keys", 0)
+    with pytest.raises(ConfigError, match=re.escape(f"{state / 'keys'} is a symbolic link owned by uid {OTHER}")):
+        read_key_file(state / "keys" / "approvals-ed25519.pem", "approvals signing key")
+    os.lchown(state / "keys", 0, 0)  # the same link, this user's own: followed
+    assert read_key_file(state / "keys" / "approvals-ed25519.pem", "approvals signing key") == (
+        b"the other deployment's key"
+    )
