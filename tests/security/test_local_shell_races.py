@@ -220,3 +220,119 @@ def test_a_key_is_not_read_through_another_users_link_to_a_folder(tmp_path: Path
     assert read_key_file(state / "keys" / "approvals-ed25519.pem", "approvals signing key") == (
         b"the other deployment's key"
     )
+
+
+# ---- re-review R15 of the fixes above ------------------------------------------------------------------------------
+
+
+def test_a_key_is_not_read_through_a_folder_link_swapped_in_after_the_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """R15 F1: the links on the key's path were checked, then the resolved name was opened with ``O_NOFOLLOW``, which
+    guards its last name only. Another user who may write a folder on the way (a state folder made 0777 under umask
+    0) swapped their link to this user's other deployment's ``keys/`` in and out, and 359 reads in 20,000 took that
+    key. Here the swap comes right after the last check; the open, a name at a time without following links, refuses
+    it."""
+    from flytekitplugins.aios_audit import private_files
+    from flytekitplugins.aios_core.keys import read_key_file
+
+    other = tmp_path / "other-deployment" / "keys"
+    other.mkdir(parents=True, mode=0o700)
+    (other / "approvals-ed25519.pem").write_bytes(b"the other deployment's key")
+    (other / "approvals-ed25519.pem").chmod(0o600)
+    state = tmp_path / "state"
+    (state / "keys").mkdir(parents=True, mode=0o700)
+    state.chmod(0o777)  # (made under umask 0)
+    key = state / "keys" / "approvals-ed25519.pem"
+    key.write_bytes(b"this deployment's key")
+    key.chmod(0o600)
+    assert read_key_file(key, "approvals signing key") == b"this deployment's key"
+    real = private_files.resolve_owned
+    calls: list[Path] = []
+
+    def resolve_then_swap(path: Any) -> Path:
+        out = real(path)
+        calls.append(out)
+        if len(calls) == 2:  # the last check made: their link goes in
+            (state / "keys").rename(state / "keys.mine")
+            (state / "keys").symlink_to(other)
+            _theirs(state / "keys", 0)
+        return out
+
+    monkeypatch.setattr(private_files, "resolve_owned", resolve_then_swap)
+    with pytest.raises(ConfigError, match=re.escape(f"{state / 'keys'} is a symbolic link or a file put on the way")):
+        read_key_file(key, "approvals signing key")
+    assert len(calls) == 2
+
+
+def test_a_link_then_dotdot_is_walked_where_the_link_leads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """R15 F2: ``os.path.abspath`` took ``lnk/..`` away by spelling, so for ``mine/lnk/../documents.db`` the checks
+    looked at ``mine`` (private) while SQLite and the kernel went up from where ``lnk`` leads, a sticky shared folder:
+    R14's race read MALLORY LTD's payee again (54 of 200), and a store was made there. The walk keeps the ``..``."""
+    from flytekitplugins.aios_audit.stores import AuditWriteError, open_store
+
+    shared = _shared(tmp_path)
+    (shared / "sub").mkdir(mode=0o700)
+    mine = tmp_path / "mine"
+    mine.mkdir(mode=0o700)
+    (mine / "lnk").symlink_to(shared / "sub")
+    db = _source(shared)
+    planted = _planted_at_open(
+        monkeypatch, db, _their_wal(db, tmp_path / "theirs", f"UPDATE documents SET content = X'{THEIRS.hex()}'")
+    )
+    with pytest.raises(sqlite3.DatabaseError, match=re.escape(f"refused: {shared} is a folder others may write")):
+        _read(f"sqlite:///{mine}/lnk/../documents.db")
+    assert not planted
+    monkeypatch.undo()
+    with pytest.raises(AuditWriteError, match=re.escape(f"{shared} is a folder others may write")):
+        open_store(f"sqlite:///{mine}/lnk/../audit.db")
+    assert not (shared / "audit.db").exists()
+
+
+def test_the_lineage_file_refuses_a_named_pipe_instead_of_waiting_on_it(tmp_path: Path) -> None:
+    """R15 F3: a named pipe another user left at the JSON-lines file (while its folder was 0777) had each emit wait
+    in ``open`` forever, with no warning naming it. It is refused at once now."""
+    import threading
+
+    from flytekitplugins.aios_audit.lineage_datasets import JsonLinesTransport
+
+    folder = tmp_path / "state" / "lineage"
+    folder.mkdir(parents=True, mode=0o700)
+    fifo = folder / "events.jsonl"
+    os.mkfifo(fifo, 0o666)
+    _theirs(fifo, 0o666)
+    raised: list[BaseException] = []
+
+    def emit() -> None:
+        try:
+            JsonLinesTransport(fifo).emit({"eventType": "COMPLETE"})
+        except BaseException as e:  # (what it raised is the finding)
+            raised.append(e)
+
+    t = threading.Thread(target=emit, daemon=True)
+    t.start()
+    t.join(10)
+    waited = t.is_alive()
+    if waited:  # (the old code: release it, as a reader of the pipe would)
+        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        t.join(5)
+        os.close(fd)
+    assert not waited and raised, "emit waited on the pipe"
+    assert isinstance(raised[0], UnsafeFile) and f"{fifo} is not a regular file" in str(raised[0]), raised
+
+
+def test_lineage_report_makes_missing_folders_private_under_umask_0(aios_env: Path, tmp_path: Path) -> None:
+    """R15 (a side note): ``aios lineage report --out new/dir/r.html`` under umask 0 made the folders 0777 with
+    ``mkdir(parents=True)`` and then refused its own folder. They are made 0700 now, as every ``--out`` makes them."""
+    from flytekitplugins.aios_audit import audit_log
+    from tests.lineage.synthetic import write_trail
+
+    write_trail(audit_log(get_settings(), emit=False), 3, per_execution=3)
+    out = tmp_path / "reports" / "new" / "r.html"
+    old = os.umask(0)
+    try:
+        res = CliRunner().invoke(cli, ["lineage", "report", "--out", str(out)])
+    finally:
+        os.umask(old)
+    assert res.exit_code == 0 and out.is_file(), res.output
+    assert [os.lstat(p).st_mode & 0o777 for p in (out.parent.parent, out.parent, out)] == [0o700, 0o700, 0o600]

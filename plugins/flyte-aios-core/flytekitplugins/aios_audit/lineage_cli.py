@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
@@ -170,8 +169,9 @@ def report(
         page, n = build_report(tracer, result, settings, execution=execution, document=document, limit=limit)
     from flytekitplugins.aios_audit.private_files import write_private
 
-    Path(out).parent.mkdir(parents=True, exist_ok=True)
-    try:  # as every --out: written into another user's file (theirs to edit then) or through their link (R14)
+    # as every --out: it was written into another user's file (theirs to edit then) and through their link (R14); a
+    # missing folder is made 0700 (mkdir(parents=True) made it 0777 under umask 0, and then refused it: R15)
+    try:
         write_private(out, page)
     except OSError as e:  # a full disk names no file: say which output could not be written
         raise OSError(e.errno, e.strerror, e.filename or str(out)) from None

@@ -18,6 +18,7 @@ name that another user made; its temporary file has an unpredictable name and is
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import grp
 import os
@@ -112,7 +113,10 @@ def _check_dirs(path: Path, *, shared: bool, resolve_only: bool = False, create:
     where the path leads, creating and checking nothing else (:func:`resolve_owned`); ``create=False``: check, and
     refuse a missing folder instead of making it (:func:`check_sqlite_files`)."""
     owners = _owners()
-    todo = list(reversed(Path(os.path.abspath(path)).parts))  # names still to walk, the next one last
+    # names still to walk, the next one last; a ".." kept where it is written: os.path.abspath took "lnk/.." away by
+    # spelling, so the walk checked the folder holding the link while SQLite and the kernel went up from where the
+    # link leads (a shared folder; re-review R15)
+    todo = list(reversed(Path(os.getcwd(), path).parts))
     cur, last, hops = "", -1, 0  # cur: the folder reached (no link in it); last: -1 after a "..", else its mode
     while todo:
         name = todo.pop()
@@ -173,6 +177,12 @@ def _check_folder(path: str, st: os.stat_result, owners: Collection[int], *, fin
     # itself, where the pack keeps its files, is held to its mode bits (an ACL entry, or a member NSS does not list,
     # made a group-writable folder "private": re-review R10a)
     writable = st.st_mode & (0o022 if final or not _private_group(st.st_uid, st.st_gid) else 0o002)
+    if writable and final and st.st_mode & stat.S_ISVTX:  # a shared folder such as /tmp: "chmod 700" breaks it
+        fix = (
+            "keep the file in a folder of this user's own instead (or, only if no one else uses this one, chmod 700 "
+            "it), " + STATE_FOLDER_FIX
+        )
+        raise UnsafeFolder(path, f"a folder others may write (mode {mode:04o}, sticky: a shared folder)", fix)
     if writable and final:
         fix = "chmod 700 it (and check what others may have put in it), " + STATE_FOLDER_FIX
         raise UnsafeFolder(path, f"a folder others may write (mode {mode:04o})", fix)
@@ -293,8 +303,10 @@ def open_append(path: str | os.PathLike[str]) -> int:
     (umask 0) still took every event after the folder was narrowed, into their file (re-review R14)."""
     p = Path(path)
     try:
-        fd = os.open(p, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, FILE_MODE)
-    except OSError:  # ELOOP for a link: name what was found there
+        # O_NONBLOCK: a named pipe left at the name is opened (and refused below), not waited on forever (R15)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        fd = os.open(p, flags, FILE_MODE)
+    except OSError:  # ELOOP for a link, ENXIO for a pipe no one reads: name what was found there
         with contextlib.suppress(OSError):
             _judge(p, os.lstat(p))
         raise
@@ -365,6 +377,43 @@ def write_private(path: str | os.PathLike[str], data: str | bytes) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return p
+
+
+def open_without_links(path: str | os.PathLike[str], flags: int) -> int:
+    """``os.open(path, flags)`` of an absolute ``path`` whose links were resolved (and judged) already, one name at a
+    time from ``/``, each folder opened without following a link and required to be this user's or root's: a link, or
+    another user's folder, put on the way since is refused (:class:`UnsafeFile`), never followed. A folder others
+    may write let them swap a link to this user's other deployment's ``keys/`` in and out while the key was read, and
+    359 reads in 20,000 took that deployment's approvals key after the links had been checked (re-review R15).
+    ``FileNotFoundError`` where a name is missing."""
+    parts = Path(path).parts
+    if not parts or parts[0] != "/":
+        raise ValueError(f"not an absolute path: {path}")
+    owners = _owners()
+    dfd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        here = "/"
+        for name in parts[1:-1]:
+            here = os.path.join(here, name)
+            try:
+                nxt = os.open(name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+            except OSError as e:
+                if e.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise UnsafeFile(here, "a symbolic link or a file put on the way since it was checked") from None
+                raise
+            os.close(dfd)
+            dfd = nxt
+            st = os.fstat(dfd)
+            if st.st_uid not in owners:
+                raise UnsafeFile(here, _owned_by_other(st.st_uid, "a folder") + " on the way")
+        try:
+            return os.open(parts[-1], flags | os.O_NOFOLLOW, dir_fd=dfd)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                raise UnsafeFile(path, "a symbolic link put there since it was checked") from None
+            raise
+    finally:
+        os.close(dfd)
 
 
 def end_of_links(p: Path, owners: Collection[int]) -> Path:

@@ -84,7 +84,7 @@ def read_key_file(path: Path, what: str, *, warn_shared: bool = True) -> bytes |
     Raises:
         ConfigError: the key file, or a link on the way to it, is refused.
     """
-    from flytekitplugins.aios_audit.private_files import UnsafeFile, end_of_links, resolve_owned
+    from flytekitplugins.aios_audit.private_files import UnsafeFile, end_of_links, open_without_links, resolve_owned
 
     owners = {os.geteuid(), 0}
     try:  # the links on the way, each of this user's or root's: the folders' (another user's link to a folder of
@@ -94,10 +94,12 @@ def read_key_file(path: Path, what: str, *, warn_shared: bool = True) -> bytes |
         cur = str(resolve_owned(end.parent) / end.name)
     except UnsafeFile as e:
         _refuse_key(path, what, f"{e.path} is {e.reason}")
-    try:  # never through a link made since the walk; without blocking on a named pipe (refused below)
-        fd = os.open(cur, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:  # never through a link made since the walk, a folder's either (R15); without blocking on a named pipe
+        fd = open_without_links(cur, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except (FileNotFoundError, NotADirectoryError):
         return None
+    except UnsafeFile as e:
+        _refuse_key(path, what, f"{e.path} is {e.reason}")
     except OSError as e:
         if os.path.islink(cur):
             _refuse_key(path, what, f"{cur} became a symbolic link while it was read")
