@@ -123,6 +123,7 @@ _CACHES: tuple[tuple[str, Callable[[Any], None]], ...] = (
     ("flytekitplugins.aios_catalog.catalog", lambda m: m._catalogs.clear()),
     ("flytekitplugins.aios_connectors.system_of_record", lambda m: m._ready.clear()),
     ("fsspec.implementations.memory", lambda m: _empty_memory_fs(m.MemoryFileSystem)),
+    ("tasks.documents.progress", lambda m: m.stop()),  # a reporter one test started (mode auto) shows another's stages
 )
 
 
