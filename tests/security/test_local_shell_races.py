@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import sqlite3
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -242,12 +243,14 @@ def test_a_key_is_not_read_through_a_folder_link_swapped_in_after_the_check(
     (other / "approvals-ed25519.pem").chmod(0o600)
     state = tmp_path / "state"
     (state / "keys").mkdir(parents=True, mode=0o700)
-    state.chmod(0o777)  # (made under umask 0)
+    # (made under umask 0, the reproduction's 0777 is refused on its own now, R16; sticky here, where the link is
+    # put in by this test: the open never follows one, whoever could have put it there)
+    state.chmod(0o1777)
     key = state / "keys" / "approvals-ed25519.pem"
     key.write_bytes(b"this deployment's key")
     key.chmod(0o600)
     assert read_key_file(key, "approvals signing key") == b"this deployment's key"
-    real = private_files.resolve_owned
+    real = private_files.checked_folder
     calls: list[Path] = []
 
     def resolve_then_swap(path: Any) -> Path:
@@ -259,7 +262,7 @@ def test_a_key_is_not_read_through_a_folder_link_swapped_in_after_the_check(
             _theirs(state / "keys", 0)
         return out
 
-    monkeypatch.setattr(private_files, "resolve_owned", resolve_then_swap)
+    monkeypatch.setattr(private_files, "checked_folder", resolve_then_swap)
     with pytest.raises(ConfigError, match=re.escape(f"{state / 'keys'} is a symbolic link or a file put on the way")):
         read_key_file(key, "approvals signing key")
     assert len(calls) == 2
@@ -336,3 +339,122 @@ def test_lineage_report_makes_missing_folders_private_under_umask_0(aios_env: Pa
         os.umask(old)
     assert res.exit_code == 0 and out.is_file(), res.output
     assert [os.lstat(p).st_mode & 0o777 for p in (out.parent.parent, out.parent, out)] == [0o700, 0o700, 0o600]
+
+
+# ---- re-review R16 of the fixes above ------------------------------------------------------------------------------
+
+
+def test_a_key_is_not_read_from_a_deployment_renamed_into_the_others_place(tmp_path: Path) -> None:
+    """R16 D1: two deployments of this user side by side in a folder others may write without the sticky bit; another
+    user renamed them into each other's places (no link, nothing of theirs), and the approvals key of one was read as
+    the other's. Such a folder on the way is refused now, as it is where a key would be made."""
+    from flytekitplugins.aios_core.keys import read_key_file
+
+    deployments = tmp_path / "deployments"
+    for name in ("prod", "staging"):
+        (deployments / name / "keys").mkdir(parents=True, mode=0o700)
+        (deployments / name).chmod(0o700)
+        key = deployments / name / "keys" / "approvals-ed25519.pem"
+        key.write_bytes(f"the {name} key".encode())
+        key.chmod(0o600)
+    deployments.chmod(0o777)
+    (deployments / "prod").rename(deployments / ".p")  # what the other user did
+    (deployments / "staging").rename(deployments / "prod")
+    (deployments / ".p").rename(deployments / "staging")
+    prod = deployments / "prod" / "keys" / "approvals-ed25519.pem"
+    said = f"{deployments} is a folder others may write without the sticky bit (mode 0777)"
+    with pytest.raises(ConfigError, match=re.escape(said)):
+        read_key_file(prod, "approvals signing key")
+    deployments.chmod(0o755)  # no one else may rename them: read
+    assert read_key_file(prod, "approvals signing key") == b"the staging key"
+
+
+def test_a_key_path_starting_with_two_slashes_is_read(tmp_path: Path) -> None:
+    """R16 D3 (a regression of R15's fix for honest users): ``file://tmp/...`` or a link whose target starts with
+    ``//`` (a script's ``PREFIX=/``) ended in ``unexpected ValueError: not an absolute path``."""
+    from flytekitplugins.aios_core.keys import read_key_file
+
+    key = tmp_path / "keys" / "k.pem"
+    key.parent.mkdir(mode=0o700)
+    key.write_bytes(b"the key")
+    key.chmod(0o600)
+    assert read_key_file(Path("/" + str(key)), "signing key") == b"the key"
+    (tmp_path / "via").symlink_to("/" + str(key.parent))
+    assert read_key_file(tmp_path / "via" / "k.pem", "signing key") == b"the key"
+
+
+def test_an_absolute_state_folder_is_checked_from_a_deleted_current_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """R16 D4: the walk asked for the current folder for every path, so a library caller whose current folder had
+    been removed could no longer check an absolute one (``FileNotFoundError``)."""
+    from flytekitplugins.aios_audit.private_files import private_dir, resolve_owned
+
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    assert private_dir(tmp_path / "state") == tmp_path / "state" and (tmp_path / "state").is_dir()
+    assert resolve_owned(tmp_path / "state") == tmp_path / "state"
+
+
+def test_a_key_is_not_read_through_this_users_links_in_a_folder_others_may_write(tmp_path: Path) -> None:
+    """R17 F3: this user's own links ``prod`` and ``staging`` (to two deployments' ``keys/``, or to the key files) in a
+    folder others may write without the sticky bit; another user swapped them, and prod's key read was staging's.
+    The links' owners were judged, never the folder holding them; it is now."""
+    from flytekitplugins.aios_core.keys import read_key_file
+
+    private = tmp_path / "private"
+    for name in ("prod", "staging"):
+        (private / name / "keys").mkdir(parents=True, mode=0o700)
+        key = private / name / "keys" / "approvals-ed25519.pem"
+        key.write_bytes(f"the {name} key".encode())
+        key.chmod(0o600)
+    private.chmod(0o700)
+    links = tmp_path / "links"
+    links.mkdir()
+    (links / "prod").symlink_to(private / "staging" / "keys")  # as the other user left them, swapped
+    (links / "staging").symlink_to(private / "prod" / "keys")
+    (links / "prod.pem").symlink_to(private / "staging" / "keys" / "approvals-ed25519.pem")
+    links.chmod(0o777)
+    said = f"{links} is a folder others may write without the sticky bit (mode 0777)"
+    for path in (links / "prod" / "approvals-ed25519.pem", links / "prod.pem"):
+        with pytest.raises(ConfigError, match=re.escape(said)):
+            read_key_file(path, "approvals signing key")
+    links.chmod(0o1777)  # sticky: no one else may rename this user's links
+    assert read_key_file(links / "prod.pem", "approvals signing key") == b"the staging key"
+
+
+def test_a_folder_with_an_acl_for_another_user_is_not_the_owners_own_group(tmp_path: Path) -> None:
+    """R17 F3 (F): a folder above the state folder may be written by the owner's own group alone (umask 002), judged
+    by its mode bits; with an access ACL ``user:<other>:rwx`` the group bits show the ACL's mask (0770) and the folder
+    passed, so the other user swapped this user's deployments under it. An ACL'd folder gets no such allowance."""
+    import grp
+    import pwd
+    import struct
+
+    from flytekitplugins.aios_audit.private_files import private_dir
+
+    uid = os.geteuid()
+    own = pwd.getpwuid(uid).pw_gid
+    if any(m for m in grp.getgrgid(own).gr_mem if m != pwd.getpwuid(uid).pw_name) or any(
+        u.pw_gid == own and u.pw_uid != uid for u in pwd.getpwall()
+    ):
+        pytest.skip("this user's primary group has other members here")
+    above = tmp_path / "above"
+    above.mkdir()
+    os.chown(above, uid, own)
+    above.chmod(0o770)
+    assert private_dir(above / "state") == above / "state"  # the owner's own group alone: accepted
+
+    def entry(tag: int, perm: int, ident: int = 0xFFFFFFFF) -> bytes:
+        return struct.pack("<HHI", tag, perm, ident)
+
+    acl = struct.pack("<I", 2) + entry(0x01, 7) + entry(0x02, 7, OTHER) + entry(0x04, 7) + entry(0x10, 7)
+    try:
+        os.setxattr(above, "system.posix_acl_access", acl + entry(0x20, 0))
+    except OSError as e:
+        pytest.skip(f"no POSIX ACLs on this file system: {e}")
+    assert stat.S_IMODE(os.stat(above).st_mode) == 0o770  # the mode looks the same
+    with pytest.raises(UnsafeFile, match=re.escape(f"{above} is a folder others may write without the sticky bit")):
+        private_dir(above / "state")

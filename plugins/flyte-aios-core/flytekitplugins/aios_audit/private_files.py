@@ -107,16 +107,27 @@ def resolve_owned(path: str | os.PathLike[str]) -> Path:
     return Path(_check_dirs(Path(path), shared=True, resolve_only=True))
 
 
+def checked_folder(path: str | os.PathLike[str]) -> Path:
+    """``path``, an existing folder, with its links resolved: every folder on the way (and every link followed) held
+    to the rule for the folders above a state folder (this user's or root's; one others may write only with the
+    sticky bit), the folder itself too; nothing is created (``FileNotFoundError`` where a folder is missing). Where a
+    key is read: :func:`resolve_owned` judged the links but not the folders holding them, and this user's own links
+    ``prod`` and ``staging`` in a 0777 folder, renamed into each other's places by another user, had one deployment's
+    key read as the other's (re-review R17)."""
+    return Path(_check_dirs(Path(path), shared=True, create=False))
+
+
 def _check_dirs(path: Path, *, shared: bool, resolve_only: bool = False, create: bool = True) -> str:
     """:func:`private_dir`'s walk; ``shared``: ``path`` itself may be a sticky folder others write (an output's
     folder, such as ``/tmp``), as its parents may; ``resolve_only``: follow the links as the walk does and return
     where the path leads, creating and checking nothing else (:func:`resolve_owned`); ``create=False``: check, and
-    refuse a missing folder instead of making it (:func:`check_sqlite_files`)."""
+    raise ``FileNotFoundError`` for a missing folder instead of making it (:func:`check_sqlite_files`,
+    :func:`checked_folder`)."""
     owners = _owners()
     # names still to walk, the next one last; a ".." kept where it is written: os.path.abspath took "lnk/.." away by
     # spelling, so the walk checked the folder holding the link while SQLite and the kernel went up from where the
     # link leads (a shared folder; re-review R15)
-    todo = list(reversed(Path(os.getcwd(), path).parts))
+    todo = list(reversed((Path(path) if os.path.isabs(path) else Path(os.getcwd(), path)).parts))
     cur, last, hops = "", -1, 0  # cur: the folder reached (no link in it); last: -1 after a "..", else its mode
     while todo:
         name = todo.pop()
@@ -132,8 +143,7 @@ def _check_dirs(path: Path, *, shared: bool, resolve_only: bool = False, create:
             if not isinstance(e, FileNotFoundError):
                 raise
             if not create:
-                fix = STATE_FOLDER_FIX.removeprefix("or ")
-                raise UnsafeFolder(nxt, "missing (removed while it was checked)", fix) from None
+                raise
             try:
                 os.mkdir(nxt, DIR_MODE)
             except FileExistsError:
@@ -176,7 +186,10 @@ def _check_folder(path: str, st: os.stat_result, owners: Collection[int], *, fin
     # such a group member renames what is below it, and what they put in its place is theirs and refused; the folder
     # itself, where the pack keeps its files, is held to its mode bits (an ACL entry, or a member NSS does not list,
     # made a group-writable folder "private": re-review R10a)
-    writable = st.st_mode & (0o022 if final or not _private_group(st.st_uid, st.st_gid) else 0o002)
+    # (a folder with an access ACL is not one: its group bits show the ACL's mask, and 0770 with user:other:rwx
+    # passed as the owner's own group's; re-review R17)
+    own_group = not final and _private_group(st.st_uid, st.st_gid) and not _has_acl(path)
+    writable = st.st_mode & (0o002 if own_group else 0o022)
     if writable and final and st.st_mode & stat.S_ISVTX:  # a shared folder such as /tmp: "chmod 700" breaks it
         fix = (
             "keep the file in a folder of this user's own instead (or, only if no one else uses this one, chmod 700 "
@@ -189,6 +202,14 @@ def _check_folder(path: str, st: os.stat_result, owners: Collection[int], *, fin
     if writable and not st.st_mode & stat.S_ISVTX:
         fix = "chmod go-w it (or +t, as /tmp), " + STATE_FOLDER_FIX
         raise UnsafeFolder(path, f"a folder others may write without the sticky bit (mode {mode:04o})", fix)
+
+
+def _has_acl(path: str) -> bool:
+    """Whether the folder ``path`` carries a POSIX access ACL (whose extra entries its mode bits do not show)."""
+    try:
+        return "system.posix_acl_access" in os.listxattr(path, follow_symlinks=False)
+    except OSError:  # no extended attributes here (or none readable): no ACL this process could see either
+        return False
 
 
 @functools.lru_cache(maxsize=64)
@@ -252,7 +273,10 @@ def check_sqlite_files(path: str | os.PathLike[str]) -> None:
     root, SQLite then gave the planted file the database's owner, so it passed every later check."""
     p = Path(path)
     _not_a_sqlite_uri(p)
-    _check_dirs(p.parent, shared=False, create=False)
+    try:
+        _check_dirs(p.parent, shared=False, create=False)
+    except FileNotFoundError as e:
+        raise UnsafeFolder(e.filename or p.parent, "missing (removed while it was checked)", STATE_FOLDER_FIX) from None
     for suffix in ("", *SQLITE_COMPANIONS):
         _check_existing(p.with_name(p.name + suffix))
 
@@ -384,11 +408,14 @@ def open_without_links(path: str | os.PathLike[str], flags: int) -> int:
     time from ``/``, each folder opened without following a link and required to be this user's or root's: a link, or
     another user's folder, put on the way since is refused (:class:`UnsafeFile`), never followed. A folder others
     may write let them swap a link to this user's other deployment's ``keys/`` in and out while the key was read, and
-    359 reads in 20,000 took that deployment's approvals key after the links had been checked (re-review R15).
+    359 reads in 20,000 took that deployment's approvals key after the links had been checked (re-review R15). Each
+    folder is held to :func:`private_dir`'s rule for the folders above a state folder: one others may write only with
+    the sticky bit (or its owner's own group alone), since in a 0777 folder they renamed this user's two deployments'
+    folders into each other's places, and the key of one was read as the other's, with no link at all (re-review R16).
     ``FileNotFoundError`` where a name is missing."""
-    parts = Path(path).parts
-    if not parts or parts[0] != "/":
+    if not os.path.isabs(path):
         raise ValueError(f"not an absolute path: {path}")
+    parts = Path("/" + str(path).lstrip("/")).parts  # "//x" (kept by Path, written by PREFIX=/ scripts) is "/x" (R16)
     owners = _owners()
     dfd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
@@ -403,9 +430,7 @@ def open_without_links(path: str | os.PathLike[str], flags: int) -> int:
                 raise
             os.close(dfd)
             dfd = nxt
-            st = os.fstat(dfd)
-            if st.st_uid not in owners:
-                raise UnsafeFile(here, _owned_by_other(st.st_uid, "a folder") + " on the way")
+            _check_folder(here, os.fstat(dfd), owners, final=False)
         try:
             return os.open(parts[-1], flags | os.O_NOFOLLOW, dir_fd=dfd)
         except OSError as e:

@@ -84,14 +84,16 @@ def read_key_file(path: Path, what: str, *, warn_shared: bool = True) -> bytes |
     Raises:
         ConfigError: the key file, or a link on the way to it, is refused.
     """
-    from flytekitplugins.aios_audit.private_files import UnsafeFile, end_of_links, open_without_links, resolve_owned
+    from flytekitplugins.aios_audit.private_files import UnsafeFile, checked_folder, end_of_links, open_without_links
 
     owners = {os.geteuid(), 0}
     try:  # the links on the way, each of this user's or root's: the folders' (another user's link to a folder of
         # this user's other deployment had its key read, re-review R14), then the file's (the walk write_private makes)
-        first = resolve_owned(path.parent) / path.name
+        first = checked_folder(path.parent) / path.name  # the folders too (R17: this user's links in a 0777 folder)
         end = end_of_links(first, owners)
-        cur = str(resolve_owned(end.parent) / end.name)
+        cur = str(checked_folder(end.parent) / end.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
     except UnsafeFile as e:
         _refuse_key(path, what, f"{e.path} is {e.reason}")
     try:  # never through a link made since the walk, a folder's either (R15); without blocking on a named pipe
