@@ -26,7 +26,7 @@ from flytekitplugins.aios_audit.private_files import UnsafeFile
 from flytekitplugins.aios_core.cli import cli
 from flytekitplugins.aios_core.errors import ConfigError
 from flytekitplugins.aios_core.settings import get_settings
-from tests.security.test_local_shell_state import OTHER, _shared, _theirs
+from tests.security.test_local_shell_state import OTHER, _shared, _theirs, own_private_group
 
 GENUINE = b"Invoice ACME GmbH  Pay to: ACME GmbH  IBAN DE89370400440532013000  Total EUR 950.00"
 THEIRS = b"Invoice ACME GmbH  Pay to: MALLORY LTD  IBAN GB33BUKB20201555555555  Total EUR 950.00"
@@ -429,18 +429,11 @@ def test_a_folder_with_an_acl_for_another_user_is_not_the_owners_own_group(tmp_p
     """R17 F3 (F): a folder above the state folder may be written by the owner's own group alone (umask 002), judged
     by its mode bits; with an access ACL ``user:<other>:rwx`` the group bits show the ACL's mask (0770) and the folder
     passed, so the other user swapped this user's deployments under it. An ACL'd folder gets no such allowance."""
-    import grp
-    import pwd
     import struct
 
     from flytekitplugins.aios_audit.private_files import private_dir
 
-    uid = os.geteuid()
-    own = pwd.getpwuid(uid).pw_gid
-    if any(m for m in grp.getgrgid(own).gr_mem if m != pwd.getpwuid(uid).pw_name) or any(
-        u.pw_gid == own and u.pw_uid != uid for u in pwd.getpwall()
-    ):
-        pytest.skip("this user's primary group has other members here")
+    uid, own = os.geteuid(), own_private_group()
     above = tmp_path / "above"
     above.mkdir()
     os.chown(above, uid, own)

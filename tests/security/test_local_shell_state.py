@@ -71,6 +71,18 @@ def _shared(tmp_path: Path) -> Path:
     return shared
 
 
+def own_private_group() -> int:
+    """This user's primary group, where no one else is in it (the user-private-group scheme); the test is skipped
+    otherwise."""
+    uid = os.geteuid()
+    own = pwd.getpwuid(uid).pw_gid
+    if any(m for m in grp.getgrgid(own).gr_mem if m != pwd.getpwuid(uid).pw_name) or any(
+        u.pw_gid == own and u.pw_uid != uid for u in pwd.getpwall()
+    ):
+        pytest.skip("this user's primary group has other members here")
+    return own
+
+
 def _mode(p: Path) -> int:
     return stat.S_IMODE(os.lstat(p).st_mode)
 
@@ -112,12 +124,7 @@ def test_a_group_of_this_user_alone_may_write_the_folders_above_the_state(tmp_pa
     folder above the state folder may be so (what a group member could put in place of the state folder would be
     theirs, and refused); the state folder itself, and its files, may not: an ACL entry or a member NSS does not list
     made such a folder writable by another user while it looked private (re-review R10a)."""
-    uid = os.geteuid()
-    own = pwd.getpwuid(uid).pw_gid
-    if any(m for m in grp.getgrgid(own).gr_mem if m != pwd.getpwuid(uid).pw_name) or any(
-        u.pw_gid == own and u.pw_uid != uid for u in pwd.getpwall()
-    ):
-        pytest.skip("this user's primary group has other members here")
+    uid, own = os.geteuid(), own_private_group()
     checkout = tmp_path / "checkout"
     checkout.mkdir()
     checkout.chmod(0o775)
