@@ -188,7 +188,8 @@ def _check_folder(path: str, st: os.stat_result, owners: Collection[int], *, fin
     # made a group-writable folder "private": re-review R10a)
     # (a folder with an access ACL is not one: its group bits show the ACL's mask, and 0770 with user:other:rwx
     # passed as the owner's own group's; re-review R17)
-    own_group = not final and _private_group(st.st_uid, st.st_gid) and not _has_acl(path)
+    # (looked up only where it decides something: a folder its group may write)
+    own_group = not final and st.st_mode & 0o020 and _private_group(st.st_uid, st.st_gid) and not _has_acl(path)
     writable = st.st_mode & (0o002 if own_group else 0o022)
     if writable and final and st.st_mode & stat.S_ISVTX:  # a shared folder such as /tmp: "chmod 700" breaks it
         fix = (
@@ -232,7 +233,7 @@ def touch_private(path: str | os.PathLike[str], *, companions: tuple[str, ...] =
     """Create an empty file with mode 0600 if it does not exist (its folder: :func:`private_dir`); an existing one is
     used only if it is a regular file (not a link) of this process's user or root that no other user may write
     (:class:`UnsafeFile` otherwise). ``companions``: suffixes of files that go with it and that a program opens
-    without asking (SQLite's ``-wal`` and ``-shm``), each held to the same rule where it exists.
+    without asking (SQLite's: :data:`SQLITE_COMPANIONS`), each held to the same rule where it exists.
 
     Review R9 (F4): another user created ``system_of_record.db`` first (mode 0666) and this kept it; the payments
     posted to it were theirs to read and change. An existing file others may read but not write is still used as

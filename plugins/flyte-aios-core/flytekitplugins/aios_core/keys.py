@@ -91,7 +91,7 @@ def read_key_file(path: Path, what: str, *, warn_shared: bool = True) -> bytes |
         # this user's other deployment had its key read, re-review R14), then the file's (the walk write_private makes)
         first = checked_folder(path.parent) / path.name  # the folders too (R17: this user's links in a 0777 folder)
         end = end_of_links(first, owners)
-        cur = str(checked_folder(end.parent) / end.name)
+        cur = str(end if end == first else checked_folder(end.parent) / end.name)  # (first's folder: walked above)
     except (FileNotFoundError, NotADirectoryError):
         return None
     except UnsafeFile as e:
@@ -100,11 +100,9 @@ def read_key_file(path: Path, what: str, *, warn_shared: bool = True) -> bytes |
         fd = open_without_links(cur, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except (FileNotFoundError, NotADirectoryError):
         return None
-    except UnsafeFile as e:
+    except UnsafeFile as e:  # (a link put on the way since, the last name's too)
         _refuse_key(path, what, f"{e.path} is {e.reason}")
     except OSError as e:
-        if os.path.islink(cur):
-            _refuse_key(path, what, f"{cur} became a symbolic link while it was read")
         raise type(e)(e.errno, e.strerror, str(path)) from None
     with os.fdopen(fd, "rb") as f:
         st = os.fstat(f.fileno())
