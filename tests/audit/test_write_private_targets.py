@@ -59,3 +59,23 @@ def test_a_full_device_is_an_error_naming_the_path_asked_for(tmp_path: Path) -> 
         write_private(link, "proof")
     assert caught.value.filename == str(link)
     assert link.is_symlink()
+
+
+@pytest.mark.parametrize("stdout", ["pipe", "file"])
+def test_dev_stdout_is_written_into_a_pipe_or_a_file(tmp_path: Path, stdout: str) -> None:
+    """``--out /dev/stdout``: root's link to ``/proc/self/fd/1``, a link into ``/proc`` whose target is no path where
+    standard output is a pipe (``pipe:[N]``), written into that pipe; where it is a file, that file is written."""
+    import subprocess
+    import sys
+
+    code = "from flytekitplugins.aios_audit.private_files import write_private; write_private('/dev/stdout', 'proof')"
+    if stdout == "pipe":
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
+        assert res.returncode == 0, res.stderr.decode()[-2000:]
+        assert res.stdout == b"proof"
+        return
+    out = tmp_path / "captured.txt"
+    with out.open("wb") as f:
+        res = subprocess.run([sys.executable, "-c", code], stdout=f, stderr=subprocess.PIPE, timeout=120)
+    assert res.returncode == 0, res.stderr.decode()[-2000:]
+    assert out.read_bytes() == b"proof"

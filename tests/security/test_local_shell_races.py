@@ -451,3 +451,82 @@ def test_a_folder_with_an_acl_for_another_user_is_not_the_owners_own_group(tmp_p
     assert stat.S_IMODE(os.stat(above).st_mode) == 0o770  # the mode looks the same
     with pytest.raises(UnsafeFile, match=re.escape(f"{above} is a folder others may write without the sticky bit")):
         private_dir(above / "state")
+
+
+def _swapped_during_the_walk(monkeypatch: pytest.MonkeyPatch, out: Path, then: Any) -> None:
+    """Another user's entry at ``out`` in a shared folder, swapped as R16's and R17's loops did: a file of theirs while
+    ``write_private`` walks the name's links, then ``then(out)`` in its place once the walk is over."""
+    import flytekitplugins.aios_audit.private_files as pf
+
+    checked = pf.end_of_links
+
+    def walk(p: Path, owners: object, **kw: Any) -> Path:
+        out.unlink()
+        out.write_bytes(b"")
+        _theirs(out, 0o644)
+        end = checked(p, owners, **kw)  # type: ignore[arg-type]
+        out.unlink()
+        then(out)
+        return end
+
+    monkeypatch.setattr(pf, "end_of_links", walk)
+
+
+def _their_link_to_dev_null(out: Path) -> None:
+    out.symlink_to("/dev/null")
+    _theirs(out, 0o777)
+
+
+def test_an_output_is_not_diverted_to_dev_null_by_a_link_swapped_in_after_the_walk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Re-reviews R16 and R17: in a shared folder, another user's link to ``/dev/null`` at the name (a special file:
+    written into) and a file of theirs there during the walk of its links (nothing to refuse) had the output opened
+    by name through their link again: 508 of 30,000 writes went to ``/dev/null``, each reported written. What is
+    written into is now the object the walk judged, opened once and compared."""
+    from flytekitplugins.aios_audit.private_files import write_private
+
+    out = _shared(tmp_path) / "evidence.zip"
+    _their_link_to_dev_null(out)
+    _swapped_during_the_walk(monkeypatch, out, _their_link_to_dev_null)
+    with pytest.raises(UnsafeFile, match="changed while it was checked") as caught:
+        write_private(out, "the evidence bundle")
+    assert "nothing was written" in str(caught.value)
+
+
+def test_an_output_does_not_wait_on_another_users_pipe_swapped_in_after_the_walk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Re-reviews R16 and R17: the same swap with a named pipe of theirs put at the name after the walk blocked the
+    command in the pipe's open, for as long as they liked (or until they read the output). Now the pipe is refused
+    by what was opened, without opening it for writing."""
+    import threading
+
+    from flytekitplugins.aios_audit.private_files import write_private
+
+    def their_pipe(p: Path) -> None:
+        os.mkfifo(p, 0o666)
+        _theirs(p, 0o666)
+
+    out = _shared(tmp_path) / "evidence.zip"
+    _their_link_to_dev_null(out)
+    _swapped_during_the_walk(monkeypatch, out, their_pipe)
+    raised: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            write_private(out, "the evidence bundle")
+        except BaseException as e:  # handed to the test's thread
+            raised.append(e)
+
+    writer = threading.Thread(target=write, daemon=True)
+    writer.start()
+    writer.join(timeout=10)
+    blocked = writer.is_alive()
+    if blocked:  # release the writer: open the pipe for reading, as its maker would
+        fd = os.open(out, os.O_RDONLY | os.O_NONBLOCK)
+        writer.join(timeout=10)
+        os.close(fd)
+    assert not blocked, "the write waited on another user's pipe"
+    assert len(raised) == 1 and isinstance(raised[0], UnsafeFile), raised
+    assert f"owned by uid {OTHER}" in str(raised[0])

@@ -11,6 +11,7 @@ of "another user" are made here with ``os.chown`` to a spare uid, so these tests
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import logging
 import os
@@ -21,6 +22,7 @@ import stat
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -531,8 +533,8 @@ def test_a_pipe_swapped_in_after_the_check_is_not_written_to(tmp_path: Path, mon
     got: list[bytes] = []
     reader = threading.Thread(target=lambda: got.append(out.read_bytes()), daemon=True)  # the other user reads
 
-    def swap(p: Path, owners: object) -> Path:
-        end = checked(p, owners)  # type: ignore[arg-type]
+    def swap(p: Path, owners: object, **kw: Any) -> Path:
+        end = checked(p, owners, **kw)  # type: ignore[arg-type]
         os.replace(theirs, out)  # their pipe in its place, after the check
         reader.start()
         return end
@@ -540,6 +542,8 @@ def test_a_pipe_swapped_in_after_the_check_is_not_written_to(tmp_path: Path, mon
     monkeypatch.setattr(pf, "end_of_links", swap)
     with pytest.raises(UnsafeFile, match=f"owned by uid {OTHER}"):
         write_private(out, "the evidence bundle")
+    with contextlib.suppress(OSError):  # (the pipe is no longer opened for writing at all: end the reader's wait)
+        os.close(os.open(out, os.O_WRONLY | os.O_NONBLOCK))
     reader.join(timeout=10)
     assert got == [b""]
 
@@ -599,8 +603,8 @@ def test_a_link_swapped_in_for_a_pipe_is_refused_before_its_file_is_emptied(
     notes.write_text("this user's notes")
     checked = pf.end_of_links
 
-    def swap(p: Path, owners: object) -> Path:
-        end = checked(p, owners)  # type: ignore[arg-type]
+    def swap(p: Path, owners: object, **kw: Any) -> Path:
+        end = checked(p, owners, **kw)  # type: ignore[arg-type]
         out.unlink()
         out.symlink_to(notes)  # after the check
         return end

@@ -367,22 +367,10 @@ def write_private(path: str | os.PathLike[str], data: str | bytes) -> Path:
         special = False
     except OSError as e:
         raise type(e)(e.errno, e.strerror, str(p)) from None
-    end = end_of_links(p, _owners())  # after the stat: a pipe or link made since it is refused, not written
+    found: list[tuple[os.stat_result, str]] = []
+    end = end_of_links(p, _owners(), found=found)  # after the stat: a pipe or link made since it is refused
     if special:
-        try:
-            # opened without O_TRUNC and judged by what was opened, not by the name checked before: another user who
-            # swapped their own pipe in at the name since is never written to (re-review R10a), and a link to a file
-            # swapped in is refused before anything of it is emptied (re-review R11: O_TRUNC of "wb" emptied it first)
-            fd = os.open(p, os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC)
-            with os.fdopen(fd, "wb") as f:
-                st = os.fstat(f.fileno())
-                if stat.S_ISREG(st.st_mode) or st.st_uid not in _owners():
-                    kind = "a regular file" if stat.S_ISREG(st.st_mode) else "a named pipe or device"
-                    fix = "nothing was written; write to another name (a folder only this user can write)"
-                    raise UnsafeFile(p, _owned_by_other(st.st_uid, kind) + " put there since it was checked", fix)
-                f.write(raw)
-        except OSError as e:  # a full device, a closed pipe: named by the path asked for
-            raise type(e)(e.errno, e.strerror, str(p)) from None
+        _write_special(p, found, raw)
         return p
     p = end  # a link: the file it names (a dangling link: the file it would name)
     _check_dirs(p.parent, shared=True)
@@ -402,6 +390,49 @@ def write_private(path: str | os.PathLike[str], data: str | bytes) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return p
+
+
+def _write_special(p: Path, found: list[tuple[os.stat_result, str]], raw: bytes) -> None:
+    """:func:`write_private`'s write into the device, pipe or terminal ``p`` leads to, where ``found`` holds what
+    :func:`end_of_links` judged at the end of its walk (its status, and the last link followed).
+
+    What is written into is the very object judged. The name is opened with ``O_PATH`` (no device's or pipe's open
+    runs, nothing is emptied, nothing waits), the object opened is judged by its descriptor and compared with the one
+    the walk reached through this user's or root's links alone, and only then opened for writing through
+    ``/proc/self/fd`` (the same object, whatever the name holds by then). Opened by name after the walk, the name was
+    another user's to swap in a folder they may write (re-reviews R16, R17): their link to ``/dev/null`` in turn with
+    a file of theirs at the name diverted 508 writes in 30,000 to ``/dev/null``, each reported written, and their
+    named pipe swapped in blocked the command; a check walking the name again was itself raced."""
+    fix = "nothing was written; write to a folder of your own (or to /dev/stdout)"
+    try:
+        fd = os.open(p, os.O_PATH | os.O_CLOEXEC)  # follows the links, as the walk did
+    except OSError as e:
+        raise type(e)(e.errno, e.strerror, str(p)) from None
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(p))
+        if stat.S_ISREG(st.st_mode):
+            raise UnsafeFile(p, "a regular file put there since it was checked", fix)
+        if st.st_uid not in _owners():
+            raise UnsafeFile(p, _owned_by_other(st.st_uid, "a named pipe or device") + " put there since", fix)
+        judged = found[0][0] if found else None
+        if judged is None or (judged.st_dev, judged.st_ino) != (st.st_dev, st.st_ino):
+            raise UnsafeFile(p, "changed while it was checked (it leads elsewhere than the links judged)", fix)
+        try:  # the object of the descriptor, not the name: a pipe waits for its reader here, as it should
+            wfd = os.open(f"/proc/self/fd/{fd}", os.O_WRONLY | os.O_NOCTTY | os.O_CLOEXEC)
+        except OSError as e:
+            raise type(e)(e.errno, e.strerror, str(p)) from None
+    finally:
+        os.close(fd)
+    try:
+        view = memoryview(raw)
+        while view:  # a pipe takes what fits: the rest on the next write
+            view = view[os.write(wfd, view) :]
+    except OSError as e:  # a full device, a closed pipe: named by the path asked for
+        raise type(e)(e.errno, e.strerror, str(p)) from None
+    finally:
+        os.close(wfd)
 
 
 def open_without_links(path: str | os.PathLike[str], flags: int) -> int:
@@ -442,31 +473,43 @@ def open_without_links(path: str | os.PathLike[str], flags: int) -> int:
         os.close(dfd)
 
 
-def end_of_links(p: Path, owners: Collection[int]) -> Path:
+def end_of_links(
+    p: Path, owners: Collection[int], *, found: list[tuple[os.stat_result, str]] | None = None
+) -> Path:
     """Where the name ``p`` leads: itself, or the path its links end at, each link (and a named pipe or socket found
     at the end) checked to be of ``owners`` (:class:`UnsafeFile` otherwise). A link into ``/proc`` (``/dev/stdout``
     to a pipe) ends at a name that is no path: the walk stops there, and the kernel follows it when it is opened.
     The one walk of links to a file: :func:`write_private`'s, and :func:`.keys.read_key_file`'s (a secret volume's
-    key is root's link into its ``..data`` folder)."""
-    cur = str(p)
+    key is root's link into its ``..data`` folder). ``found``, where given, gets what the walk ended at: its status
+    and the path it was looked at by (for a link into ``/proc``, the status of what that link leads to, and the
+    link); nothing where the walk ended at a missing name."""
+    cur, last = str(p), ""
     for _ in range(MAX_LINKS):
         try:
             st = os.lstat(cur)
         except (FileNotFoundError, NotADirectoryError):
+            if found is not None and last:  # a link into /proc: a process's own descriptor, no one else's to change
+                with contextlib.suppress(OSError):
+                    if os.lstat(last).st_dev == os.lstat("/proc").st_dev:
+                        found.append((os.stat(last), last))
             return Path(cur)
         if stat.S_ISLNK(st.st_mode):
             kind = "a symbolic link"
         elif stat.S_ISFIFO(st.st_mode) or stat.S_ISSOCK(st.st_mode):
             kind = "a named pipe" if stat.S_ISFIFO(st.st_mode) else "a socket"
         else:
+            if found is not None:
+                found.append((st, cur))
             return Path(cur)
         if st.st_uid not in owners:
             where = "" if cur == str(p) else f" (reached through {p})"
             fix = "nothing was written; remove it, or write to another name (a folder only this user can write)"
             raise UnsafeFile(cur, _owned_by_other(st.st_uid, kind) + where, fix)
         if not stat.S_ISLNK(st.st_mode):
+            if found is not None:
+                found.append((st, cur))
             return Path(cur)
-        cur = os.path.join(os.path.dirname(cur), os.readlink(cur))
+        last, cur = cur, os.path.join(os.path.dirname(cur), os.readlink(cur))
     raise UnsafeFile(p, f"a symbolic link in a loop (more than {MAX_LINKS} links)", "write to another name")
 
 
