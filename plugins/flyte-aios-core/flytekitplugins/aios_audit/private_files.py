@@ -473,9 +473,7 @@ def open_without_links(path: str | os.PathLike[str], flags: int) -> int:
         os.close(dfd)
 
 
-def end_of_links(
-    p: Path, owners: Collection[int], *, found: list[tuple[os.stat_result, str]] | None = None
-) -> Path:
+def end_of_links(p: Path, owners: Collection[int], *, found: list[tuple[os.stat_result, str]] | None = None) -> Path:
     """Where the name ``p`` leads: itself, or the path its links end at, each link (and a named pipe or socket found
     at the end) checked to be of ``owners`` (:class:`UnsafeFile` otherwise). A link into ``/proc`` (``/dev/stdout``
     to a pipe) ends at a name that is no path: the walk stops there, and the kernel follows it when it is opened.
