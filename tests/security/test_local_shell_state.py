@@ -393,7 +393,7 @@ def test_a_key_file_is_read_only_when_no_other_user_chose_it(tmp_path: Path, pla
     elif plant == "writable by others":
         key.write_bytes(_pem())
         key.chmod(0o666)
-        reason = r"it is writable by other users \(mode 0666\)"
+        reason = r"it is writable by other users \(mode 0666: they may have changed it\)"
     else:
         os.mkfifo(key, 0o600)  # the old code waited on it for ever
         reason = "it is not a regular file"

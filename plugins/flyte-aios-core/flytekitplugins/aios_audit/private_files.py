@@ -36,7 +36,7 @@ DIR_MODE = 0o700
 MAX_LINKS = 40  # links followed on one path, as the kernel's own limit: more is a loop
 
 
-def _owners() -> frozenset[int]:
+def trusted_owners() -> frozenset[int]:
     """Whose folders and files the pack uses as found: this process's (effective) user's, and root's."""
     return frozenset({os.geteuid(), 0})
 
@@ -123,7 +123,7 @@ def _check_dirs(path: Path, *, shared: bool, resolve_only: bool = False, create:
     where the path leads, creating and checking nothing else (:func:`resolve_owned`); ``create=False``: check, and
     raise ``FileNotFoundError`` for a missing folder instead of making it (:func:`check_sqlite_files`,
     :func:`checked_folder`)."""
-    owners = _owners()
+    owners = trusted_owners()
     # names still to walk, the next one last; a ".." kept where it is written: os.path.abspath took "lnk/.." away by
     # spelling, so the walk checked the folder holding the link while SQLite and the kernel went up from where the
     # link leads (a shared folder; re-review R15)
@@ -310,12 +310,18 @@ _STATE_FILE_FIX = (
 )
 
 
-def _judge(p: Path, st: os.stat_result) -> None:
-    """Refuse the state file ``p`` (status ``st``) unless it is a regular file of this user's or root's that no one
-    else may write."""
-    reason = _unsafe(st, _owners(), mode=False)
+def state_file_problem(st: os.stat_result) -> str | None:
+    """Why a file with status ``st`` may hold what another local user chose: not a regular file of this process's
+    user or root that no one else may write (the rule for state files and keys); None where it may not."""
+    reason = _unsafe(st, trusted_owners(), mode=False)
     if reason is None and st.st_mode & 0o022:
         reason = f"writable by other users (mode {stat.S_IMODE(st.st_mode):04o}: they may have changed it)"
+    return reason
+
+
+def _judge(p: Path, st: os.stat_result) -> None:
+    """Refuse the state file ``p`` (status ``st``) unless it passes :func:`state_file_problem`."""
+    reason = state_file_problem(st)
     if reason is not None:
         raise UnsafeFile(p, reason, _STATE_FILE_FIX) from None
 
@@ -368,7 +374,7 @@ def write_private(path: str | os.PathLike[str], data: str | bytes) -> Path:
     except OSError as e:
         raise type(e)(e.errno, e.strerror, str(p)) from None
     found: list[tuple[os.stat_result, str]] = []
-    end = end_of_links(p, _owners(), found=found)  # after the stat: a pipe or link made since it is refused
+    end = end_of_links(p, trusted_owners(), found=found)  # after the stat: a pipe or link made since it is refused
     if special:
         _write_special(p, found, raw)
         return p
@@ -414,7 +420,7 @@ def _write_special(p: Path, found: list[tuple[os.stat_result, str]], raw: bytes)
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(p))
         if stat.S_ISREG(st.st_mode):
             raise UnsafeFile(p, "a regular file put there since it was checked", fix)
-        if st.st_uid not in _owners():
+        if st.st_uid not in trusted_owners():
             raise UnsafeFile(p, _owned_by_other(st.st_uid, "a named pipe or device") + " put there since", fix)
         judged = found[0][0] if found else None
         if judged is None or (judged.st_dev, judged.st_ino) != (st.st_dev, st.st_ino):
@@ -448,7 +454,7 @@ def open_without_links(path: str | os.PathLike[str], flags: int) -> int:
     if not os.path.isabs(path):
         raise ValueError(f"not an absolute path: {path}")
     parts = Path("/" + str(path).lstrip("/")).parts  # "//x" (kept by Path, written by PREFIX=/ scripts) is "/x" (R16)
-    owners = _owners()
+    owners = trusted_owners()
     dfd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         here = "/"

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import stat
 from pathlib import Path
 from typing import NoReturn
 
@@ -84,9 +83,16 @@ def read_key_file(path: Path, what: str, *, warn_shared: bool = True) -> bytes |
     Raises:
         ConfigError: the key file, or a link on the way to it, is refused.
     """
-    from flytekitplugins.aios_audit.private_files import UnsafeFile, checked_folder, end_of_links, open_without_links
+    from flytekitplugins.aios_audit.private_files import (
+        UnsafeFile,
+        checked_folder,
+        end_of_links,
+        open_without_links,
+        state_file_problem,
+        trusted_owners,
+    )
 
-    owners = {os.geteuid(), 0}
+    owners = trusted_owners()
     try:  # the links on the way, each of this user's or root's: the folders' (another user's link to a folder of
         # this user's other deployment had its key read, re-review R14), then the file's (the walk write_private makes)
         first = checked_folder(path.parent) / path.name  # the folders too (R17: this user's links in a 0777 folder)
@@ -107,12 +113,9 @@ def read_key_file(path: Path, what: str, *, warn_shared: bool = True) -> bytes |
     with os.fdopen(fd, "rb") as f:
         st = os.fstat(f.fileno())
         shown = "it is" if end == first else f"the file it links to, {cur}, is"
-        if not stat.S_ISREG(st.st_mode):
-            _refuse_key(path, what, f"{shown} not a regular file")
-        if st.st_uid not in owners:
-            _refuse_key(path, what, f"{shown} owned by uid {st.st_uid}")
-        if st.st_mode & 0o022:
-            _refuse_key(path, what, f"{shown} writable by other users (mode {stat.S_IMODE(st.st_mode):04o})")
+        problem = state_file_problem(st)
+        if problem is not None:
+            _refuse_key(path, what, f"{shown} {problem}")
         if warn_shared:  # (a public key others may read is no leak)
             _warn_if_shared(path, st.st_mode & 0o777, what)
         return f.read()
