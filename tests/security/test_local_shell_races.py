@@ -11,6 +11,7 @@ the files, as the watcher's link did. Files of "another user" are made with ``os
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -530,3 +531,110 @@ def test_an_output_does_not_wait_on_another_users_pipe_swapped_in_after_the_walk
     assert not blocked, "the write waited on another user's pipe"
     assert len(raised) == 1 and isinstance(raised[0], UnsafeFile), raised
     assert f"owned by uid {OTHER}" in str(raised[0])
+
+
+def _collector(fifo: Path) -> tuple[Any, list[bytes]]:
+    """A reader of ``fifo`` in a thread (another deployment's collector): what it read, once joined."""
+    import threading
+
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    return reader, got
+
+
+def _release(fifo: Path, reader: Any) -> None:
+    """End a collector's wait for a writer that never came."""
+    with contextlib.suppress(OSError):
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+    reader.join(timeout=10)
+
+
+def test_an_output_pipe_in_a_folder_others_may_write_is_refused(tmp_path: Path) -> None:
+    """Re-review R18: the folders on the way to an output that is a device or a pipe were not checked (a regular
+    output's are): in a 0777 folder another user renamed this user's own link to ``/dev/null`` over this user's pipe,
+    and the output went to ``/dev/null``, reported written. That folder is refused now, as for a regular output."""
+    from flytekitplugins.aios_audit.private_files import write_private
+
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    drop.chmod(0o777)
+    out = drop / "report.fifo"
+    (drop / "discard").symlink_to("/dev/null")
+    os.replace(drop / "discard", out)  # what the other user did, in place of this user's pipe
+    with pytest.raises(UnsafeFile, match=re.escape(f"{drop} is a folder others may write without the sticky bit")):
+        write_private(out, "the audit report")
+
+
+def test_an_output_pipe_is_not_reached_through_another_users_folder_link(tmp_path: Path) -> None:
+    """Re-review R18: another user moved this user's ``prod/`` out of a 0777 folder and put their link ``prod ->
+    staging`` in its place: ``prod``'s output went into ``staging``'s pipe (R17's swap of deployments, for an
+    output), since only the output's own name was judged. Every folder on the way is judged now."""
+    from flytekitplugins.aios_audit.private_files import write_private
+
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    drop.chmod(0o777)
+    for name in ("prod", "staging"):
+        (drop / name).mkdir(mode=0o700)
+        os.mkfifo(drop / name / "out.fifo", 0o600)
+    os.rename(drop / "prod", drop / "prod.moved")
+    (drop / "prod").symlink_to(drop / "staging")
+    os.lchown(drop / "prod", OTHER, OTHER)
+    reader, got = _collector(drop / "staging" / "out.fifo")
+    with pytest.raises(UnsafeFile):
+        write_private(drop / "prod" / "out.fifo", "prod's audit report")
+    _release(drop / "staging" / "out.fifo", reader)
+    assert got == [b""], "prod's output went into staging's pipe"
+
+
+def test_a_second_group_of_the_same_number_is_not_the_owners_own_group(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Re-review R18: the owner's-own-group allowance read the members of the first group entry of the folder's gid
+    only (``grp.getgrgid``), while another user listed in a second group of the same number (``groupadd -o``, or a
+    local group and a directory group) had that gid and swapped this user's deployments in a 0770 folder above a
+    key. Every entry of that number counts now."""
+    import grp as grp_module
+
+    import flytekitplugins.aios_audit.private_files as pf
+
+    uid, own = os.geteuid(), own_private_group()
+    above = tmp_path / "above"
+    above.mkdir()
+    os.chown(above, uid, own)
+    above.chmod(0o770)
+    pf._private_group.cache_clear()
+    real = grp_module.getgrall
+    twin = grp_module.struct_group(("r18dup", "x", own, ["mallory"]))
+    monkeypatch.setattr(grp_module, "getgrall", lambda: [*real(), twin])
+    try:
+        with pytest.raises(UnsafeFile, match=re.escape(f"{above} is a folder others may write without the sticky")):
+            pf.private_dir(above / "state")
+    finally:
+        monkeypatch.undo()
+        pf._private_group.cache_clear()
+    assert pf.private_dir(above / "state") == above / "state"  # the owner's own group alone: accepted
+
+
+@pytest.mark.parametrize("fd", [1, 2])
+def test_dev_stdout_writes_into_this_process_own_descriptor_whoever_owns_what_it_leads_to(
+    tmp_path: Path, fd: int
+) -> None:
+    """Re-review R18: ``--out /dev/stdout`` was judged by what it led to: root's output to a terminal another user
+    owns (root after ``su`` from that user's terminal) was refused as "another user's device", a standard output
+    appended to a file (``>> log``) replaced the log with a new file, and a socket could not be written. It is this
+    process's own descriptor, pointed where its caller chose: written there, in place (appended here)."""
+    import subprocess
+    import sys
+
+    log = tmp_path / "run.log"
+    log.write_text("earlier line\n")
+    _theirs(log, 0o666)  # another user's file, appended to by the caller's redirection
+    name = "/dev/stdout" if fd == 1 else "/dev/stderr"
+    code = f"from flytekitplugins.aios_audit.private_files import write_private; write_private({name!r}, 'proof\\n')"
+    with log.open("ab") as f:
+        res = subprocess.run([sys.executable, "-c", code], stdout=f, stderr=f, timeout=120)
+    assert res.returncode == 0, log.read_text()[-2000:]
+    assert log.read_text() == "earlier line\nproof\n"
+    assert os.stat(log).st_uid == OTHER  # the same file, not a new one in its place

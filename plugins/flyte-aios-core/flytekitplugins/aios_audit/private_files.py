@@ -25,6 +25,7 @@ import os
 import pwd
 import stat
 import tempfile
+import threading
 from collections.abc import Collection
 from pathlib import Path
 from typing import NoReturn
@@ -221,9 +222,12 @@ def _private_group(uid: int, gid: int) -> bool:
     accepts them the same way. Looked up once a process (NSS); False where the user or the group is unknown."""
     try:
         user = pwd.getpwuid(uid)
-        members = grp.getgrgid(gid).gr_mem
+        grp.getgrgid(gid)
     except KeyError:
         return False
+    # every entry of that number, not the first only (getgrgid): a second group sharing the gid (groupadd -o, or a
+    # local and a directory group) gave its members the folder, while its first entry listed none (re-review R18)
+    members = [m for g in grp.getgrall() if g.gr_gid == gid for m in g.gr_mem]
     if user.pw_gid != gid or any(m != user.pw_name for m in members):
         return False
     return not any(other.pw_gid == gid and other.pw_uid != uid for other in pwd.getpwall())
@@ -374,9 +378,14 @@ def write_private(path: str | os.PathLike[str], data: str | bytes) -> Path:
     except OSError as e:
         raise type(e)(e.errno, e.strerror, str(p)) from None
     found: list[tuple[os.stat_result, str]] = []
-    end = end_of_links(p, trusted_owners(), found=found)  # after the stat: a pipe or link made since it is refused
+    links: list[str] = []
+    end = end_of_links(p, trusted_owners(), found=found, links=links)  # after the stat: a pipe or link made since
+    own = next((n for n in map(_own_descriptor, links) if n is not None), None)
+    if own is not None:  # /dev/stdout, /dev/fd/N: this process's own descriptor, where its caller pointed it
+        _write_all(p, own, raw)
+        return p
     if special:
-        _write_special(p, found, raw)
+        _write_special(p, [str(p), *links, *(f for _, f in found)], found, raw)
         return p
     p = end  # a link: the file it names (a dangling link: the file it would name)
     _check_dirs(p.parent, shared=True)
@@ -398,18 +407,51 @@ def write_private(path: str | os.PathLike[str], data: str | bytes) -> Path:
     return p
 
 
-def _write_special(p: Path, found: list[tuple[os.stat_result, str]], raw: bytes) -> None:
-    """:func:`write_private`'s write into the device, pipe or terminal ``p`` leads to, where ``found`` holds what
-    :func:`end_of_links` judged at the end of its walk (its status, and the last link followed).
+def _own_descriptor(link: str) -> int | None:
+    """``N`` where ``link`` is this process's own descriptor ``N`` in ``/proc`` (``/proc/self/fd/N``, reached from
+    ``/dev/stdout`` or ``/dev/fd/N``; its thread's too), else None."""
+    name = os.path.basename(link)
+    if not name.isdigit():
+        return None
+    folder = os.path.realpath(os.path.dirname(link))  # /proc/self and /proc/thread-self: the kernel's own links
+    pid = os.getpid()
+    own = (f"/proc/{pid}/fd", f"/proc/{pid}/task/{threading.get_native_id()}/fd")
+    return int(name) if folder in own else None
 
-    What is written into is the very object judged. The name is opened with ``O_PATH`` (no device's or pipe's open
-    runs, nothing is emptied, nothing waits), the object opened is judged by its descriptor and compared with the one
-    the walk reached through this user's or root's links alone, and only then opened for writing through
-    ``/proc/self/fd`` (the same object, whatever the name holds by then). Opened by name after the walk, the name was
-    another user's to swap in a folder they may write (re-reviews R16, R17): their link to ``/dev/null`` in turn with
-    a file of theirs at the name diverted 508 writes in 30,000 to ``/dev/null``, each reported written, and their
-    named pipe swapped in blocked the command; a check walking the name again was itself raced."""
-    fix = "nothing was written; write to a folder of your own (or to /dev/stdout)"
+
+def _write_all(p: Path, fd: int, raw: bytes) -> None:
+    """Write ``raw`` to the descriptor ``fd`` (left open), whole: an error names ``p``, the path asked for."""
+    try:
+        view = memoryview(raw)
+        while view:  # a pipe takes what fits: the rest on the next write
+            view = view[os.write(fd, view) :]
+    except OSError as e:  # a full device, a closed pipe: named by the path asked for
+        raise type(e)(e.errno, e.strerror, str(p)) from None
+
+
+def _write_special(p: Path, names: list[str], found: list[tuple[os.stat_result, str]], raw: bytes) -> None:
+    """:func:`write_private`'s write into the device or pipe ``p`` leads to, where ``names`` are the names its walk
+    of links (:func:`end_of_links`) went through, ``p`` first, and ``found`` holds what it judged at the end (its
+    status, and where it was looked at).
+
+    What is written into is the very object judged, reached through folders no one else may change. The folders
+    holding each of ``names`` are held to the rule for an output's folder (:func:`_check_dirs`, ``shared``: this
+    user's or root's, one others may write only with the sticky bit), as a regular output's is: in a 0777 folder
+    another user renamed this user's own link to ``/dev/null`` over this user's pipe, or put their link to the
+    ``staging`` deployment's folder in the place of ``prod``'s, and the output went to ``/dev/null`` or into
+    ``staging``'s pipe, reported written (re-review R18). The name is then opened with ``O_PATH`` (no device's or
+    pipe's open runs, nothing is emptied, nothing waits), the object opened is judged by its descriptor and compared
+    with the one the walk reached through this user's or root's links alone, and only then opened for writing
+    through ``/proc/self/fd`` (the same object, whatever the name holds by then). Opened by name after the walk, the
+    name was another user's to swap in a folder they may write (re-reviews R16, R17): their link to ``/dev/null`` in
+    turn with a file of theirs at the name diverted 508 writes in 30,000 to ``/dev/null``, each reported written, and
+    their named pipe swapped in blocked the command; a check walking the name again was itself raced."""
+    fix = "nothing was written; write to a folder of your own"
+    for folder in dict.fromkeys(os.path.dirname(n) or "." for n in names):
+        try:
+            _check_dirs(Path(folder), shared=True, create=False)
+        except FileNotFoundError:
+            raise UnsafeFile(p, f"changed while it was checked ({folder} is gone)", fix) from None
     try:
         fd = os.open(p, os.O_PATH | os.O_CLOEXEC)  # follows the links, as the walk did
     except OSError as e:
@@ -421,7 +463,7 @@ def _write_special(p: Path, found: list[tuple[os.stat_result, str]], raw: bytes)
         if stat.S_ISREG(st.st_mode):
             raise UnsafeFile(p, "a regular file put there since it was checked", fix)
         if st.st_uid not in trusted_owners():
-            raise UnsafeFile(p, _owned_by_other(st.st_uid, "a named pipe or device") + " put there since", fix)
+            raise UnsafeFile(p, _owned_by_other(st.st_uid, "a named pipe or device"), fix)
         judged = found[0][0] if found else None
         if judged is None or (judged.st_dev, judged.st_ino) != (st.st_dev, st.st_ino):
             raise UnsafeFile(p, "changed while it was checked (it leads elsewhere than the links judged)", fix)
@@ -432,11 +474,7 @@ def _write_special(p: Path, found: list[tuple[os.stat_result, str]], raw: bytes)
     finally:
         os.close(fd)
     try:
-        view = memoryview(raw)
-        while view:  # a pipe takes what fits: the rest on the next write
-            view = view[os.write(wfd, view) :]
-    except OSError as e:  # a full device, a closed pipe: named by the path asked for
-        raise type(e)(e.errno, e.strerror, str(p)) from None
+        _write_all(p, wfd, raw)
     finally:
         os.close(wfd)
 
@@ -479,14 +517,20 @@ def open_without_links(path: str | os.PathLike[str], flags: int) -> int:
         os.close(dfd)
 
 
-def end_of_links(p: Path, owners: Collection[int], *, found: list[tuple[os.stat_result, str]] | None = None) -> Path:
+def end_of_links(
+    p: Path,
+    owners: Collection[int],
+    *,
+    found: list[tuple[os.stat_result, str]] | None = None,
+    links: list[str] | None = None,
+) -> Path:
     """Where the name ``p`` leads: itself, or the path its links end at, each link (and a named pipe or socket found
     at the end) checked to be of ``owners`` (:class:`UnsafeFile` otherwise). A link into ``/proc`` (``/dev/stdout``
     to a pipe) ends at a name that is no path: the walk stops there, and the kernel follows it when it is opened.
     The one walk of links to a file: :func:`write_private`'s, and :func:`.keys.read_key_file`'s (a secret volume's
     key is root's link into its ``..data`` folder). ``found``, where given, gets what the walk ended at: its status
     and the path it was looked at by (for a link into ``/proc``, the status of what that link leads to, and the
-    link); nothing where the walk ended at a missing name."""
+    link); nothing where the walk ended at a missing name. ``links``, where given, gets each link followed, in order."""
     cur, last = str(p), ""
     for _ in range(MAX_LINKS):
         try:
@@ -513,6 +557,8 @@ def end_of_links(p: Path, owners: Collection[int], *, found: list[tuple[os.stat_
             if found is not None:
                 found.append((st, cur))
             return Path(cur)
+        if links is not None:
+            links.append(cur)
         last, cur = cur, os.path.join(os.path.dirname(cur), os.readlink(cur))
     raise UnsafeFile(p, f"a symbolic link in a loop (more than {MAX_LINKS} links)", "write to another name")
 
