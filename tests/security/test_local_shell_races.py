@@ -638,3 +638,107 @@ def test_dev_stdout_writes_into_this_process_own_descriptor_whoever_owns_what_it
     assert res.returncode == 0, log.read_text()[-2000:]
     assert log.read_text() == "earlier line\nproof\n"
     assert os.stat(log).st_uid == OTHER  # the same file, not a new one in its place
+
+
+def test_an_output_is_not_sent_to_a_descriptor_through_another_users_folder_link(tmp_path: Path) -> None:
+    """Re-review R19: an output whose walk of links reached this process's own descriptor was written there before
+    any folder was checked: in a 0777 folder another user put their link ``prod -> staging`` in the place of
+    ``prod/``, and ``prod``'s output went to the descriptor ``staging``'s own link names (``/dev/stderr`` there; a
+    pipe here), reported written. The folders on the way are checked first, as for any output."""
+    from flytekitplugins.aios_audit.private_files import write_private
+
+    read_end, write_end = os.pipe()
+    os.set_blocking(read_end, False)
+    try:
+        drop = tmp_path / "drop"
+        drop.mkdir()
+        drop.chmod(0o777)
+        for name in ("prod", "staging"):
+            (drop / name).mkdir(mode=0o700)
+        os.mkfifo(drop / "prod" / "out.fifo", 0o600)
+        (drop / "staging" / "out.fifo").symlink_to(f"/dev/fd/{write_end}")  # staging's own: to its collector
+        os.rename(drop / "prod", drop / "prod.moved")
+        (drop / "prod").symlink_to(drop / "staging")
+        os.lchown(drop / "prod", OTHER, OTHER)
+        with pytest.raises(UnsafeFile):
+            write_private(drop / "prod" / "out.fifo", "prod's audit report")
+        with pytest.raises(BlockingIOError):  # nothing reached staging's collector
+            os.read(read_end, 100)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+def test_a_group_a_directory_names_only_by_number_is_not_the_owners_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Re-review R19: R18's fix counted the members of the group entries ``grp.getgrall`` lists, and dropped those
+    ``grp.getgrgid`` names: a directory that cannot be listed (sssd's default) names its members only there, and the
+    folder counted as the owner's own group's again. Both count now."""
+    import grp as grp_module
+
+    import flytekitplugins.aios_audit.private_files as pf
+
+    uid, own = os.geteuid(), own_private_group()
+    above = tmp_path / "above"
+    above.mkdir()
+    os.chown(above, uid, own)
+    above.chmod(0o770)
+    pf._private_group.cache_clear()
+    real = grp_module.getgrgid(own)
+    listed = grp_module.struct_group((real.gr_name, real.gr_passwd, own, [*real.gr_mem, "mallory"]))
+    monkeypatch.setattr(grp_module, "getgrgid", lambda gid: listed if gid == own else real)
+    monkeypatch.setattr(grp_module, "getgrall", lambda: [])  # a directory that cannot be listed
+    try:
+        with pytest.raises(UnsafeFile, match=re.escape(f"{above} is a folder others may write without the sticky")):
+            pf.private_dir(above / "state")
+    finally:
+        monkeypatch.undo()
+        pf._private_group.cache_clear()
+
+
+def _run_child(code: str, **kw: Any) -> Any:
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-c", code], timeout=120, **kw)
+
+
+def test_dev_stdout_is_not_refused_for_a_name_another_user_made_like_its_deleted_file(tmp_path: Path) -> None:
+    """Re-review R19: the walk of ``/dev/stdout`` went on past ``/proc/self/fd/1`` into the text of that link: for a
+    standard output whose file was deleted (log rotation), ``/tmp/x.log (deleted)``, which another user had made (a
+    pipe of theirs), and the output was refused. The walk stops at the descriptor; the output goes where it points."""
+    import subprocess
+
+    shared = _shared(tmp_path)
+    log = shared / "job.log"
+    theirs = shared / "job.log (deleted)"
+    os.mkfifo(theirs, 0o666)
+    _theirs(theirs, 0o666)
+    code = (
+        "import os, sys; from flytekitplugins.aios_audit.private_files import write_private; "
+        f"os.unlink({str(log)!r}); write_private('/dev/stdout', 'proof'); print(os.fstat(1).st_size, file=sys.stderr)"
+    )
+    with log.open("wb") as f:
+        res = _run_child(code, stdout=f, stderr=subprocess.PIPE)
+    assert res.returncode == 0, res.stderr.decode()[-2000:]
+    assert res.stderr.decode().split() == ["5"]
+
+
+def test_dev_stdout_that_is_non_blocking_gets_the_whole_output(tmp_path: Path) -> None:
+    """Re-review R19: written into the process's own descriptor, a standard output its caller made non-blocking took
+    65,536 bytes of 200,000 and the rest was an error. The write waits for room now, as an opened ``/dev/stdout``
+    (a descriptor of its own, blocking) did."""
+    import subprocess
+    import sys
+    import time
+
+    code = (
+        "import os; from flytekitplugins.aios_audit.private_files import write_private; "
+        "os.set_blocking(1, False); write_private('/dev/stdout', b'x' * 200_000)"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(3)  # the pipe fills while no one reads
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == 0, err.decode()[-2000:]
+    assert len(out) == 200_000

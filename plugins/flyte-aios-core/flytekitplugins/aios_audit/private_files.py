@@ -23,9 +23,9 @@ import functools
 import grp
 import os
 import pwd
+import select
 import stat
 import tempfile
-import threading
 from collections.abc import Collection
 from pathlib import Path
 from typing import NoReturn
@@ -222,15 +222,38 @@ def _private_group(uid: int, gid: int) -> bool:
     accepts them the same way. Looked up once a process (NSS); False where the user or the group is unknown."""
     try:
         user = pwd.getpwuid(uid)
-        grp.getgrgid(gid)
+        first = grp.getgrgid(gid)
     except KeyError:
         return False
-    # every entry of that number, not the first only (getgrgid): a second group sharing the gid (groupadd -o, or a
-    # local and a directory group) gave its members the folder, while its first entry listed none (re-review R18)
-    members = [m for g in grp.getgrall() if g.gr_gid == gid for m in g.gr_mem]
+    # every entry of that number, not the first only: a second group sharing the gid (groupadd -o, or a local and a
+    # directory group) gave its members the folder, while its first entry listed none (re-review R18); and the first
+    # one's members too, which a directory that cannot be listed (getgrall) names only there (R19)
+    entries = [first, *(g for g in grp.getgrall() if g.gr_gid == gid)]
+    members = [m for g in entries for m in g.gr_mem]
     if user.pw_gid != gid or any(m != user.pw_name for m in members):
         return False
+    if _shadow_group_others({g.gr_name for g in entries}, user.pw_name):
+        return False
     return not any(other.pw_gid == gid and other.pw_uid != uid for other in pwd.getpwall())
+
+
+def _shadow_group_others(names: set[str], user: str) -> bool:
+    """Whether ``/etc/gshadow`` (where this process may read it) gives groups ``names`` to someone else: a member
+    listed there alone, or a group password (``newgrp``/``sg`` take the group with it). Re-review R19: a member in
+    ``/etc/gshadow`` only took the group with ``sg``, no password asked."""
+    try:
+        lines = Path("/etc/gshadow").read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:  # not readable here (not root): NSS's members are all there is to go by
+        return False
+    for line in lines:
+        name, _, rest = line.partition(":")
+        if name not in names:
+            continue
+        password, _, rest = rest.partition(":")
+        _admins, _, members = rest.partition(":")
+        if password not in ("", "!", "!!", "*") or any(m and m != user for m in members.split(",")):
+            return True
+    return False
 
 
 def touch_private(path: str | os.PathLike[str], *, companions: tuple[str, ...] = ()) -> Path:
@@ -369,30 +392,32 @@ def write_private(path: str | os.PathLike[str], data: str | bytes) -> Path:
     planted there made the write truncate and overwrite the file it named. The target's folder is checked as
     :func:`private_dir` checks one, except that it may be a sticky folder others write (``/tmp``).
     """
-    p = Path(path)
+    asked = Path(path)
     raw = data.encode() if isinstance(data, str) else data
     try:
-        special = not stat.S_ISREG(os.stat(p).st_mode)  # follows links: what the name leads to
+        special = not stat.S_ISREG(os.stat(asked).st_mode)  # follows links: what the name leads to
     except FileNotFoundError:
         special = False
     except OSError as e:
-        raise type(e)(e.errno, e.strerror, str(p)) from None
+        raise type(e)(e.errno, e.strerror, str(asked)) from None
     found: list[tuple[os.stat_result, str]] = []
     links: list[str] = []
-    end = end_of_links(p, trusted_owners(), found=found, links=links)  # after the stat: a pipe or link made since
-    own = next((n for n in map(_own_descriptor, links) if n is not None), None)
+    end = end_of_links(asked, trusted_owners(), found=found, links=links)  # after the stat: a pipe or link made since
+    own = _own_descriptor(links[-1]) if links else None  # (the walk stops at a link of /proc)
+    if own is not None or special:  # the folders on the way, the links' too, as a regular output's are (R18, R19)
+        _check_output_folders(asked, [str(asked), *links, *(f for _, f in found)])
     if own is not None:  # /dev/stdout, /dev/fd/N: this process's own descriptor, where its caller pointed it
-        _write_all(p, own, raw)
-        return p
+        _write_all(asked, own, raw)
+        return asked
     if special:
-        _write_special(p, [str(p), *links, *(f for _, f in found)], found, raw)
-        return p
+        _write_special(asked, found, raw)
+        return asked
     p = end  # a link: the file it names (a dangling link: the file it would name)
-    _check_dirs(p.parent, shared=True)
+    _check_output_folders(asked, [str(p)], create=True)
     try:
         fd, name = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     except OSError as e:  # the error names the file asked for, not the temporary one beside it
-        raise type(e)(e.errno, e.strerror, str(p)) from None
+        raise type(e)(e.errno, e.strerror, str(asked)) from None
     tmp = Path(name)
     try:
         os.fchmod(fd, FILE_MODE)
@@ -409,34 +434,52 @@ def write_private(path: str | os.PathLike[str], data: str | bytes) -> Path:
 
 def _own_descriptor(link: str) -> int | None:
     """``N`` where ``link`` is this process's own descriptor ``N`` in ``/proc`` (``/proc/self/fd/N``, reached from
-    ``/dev/stdout`` or ``/dev/fd/N``; its thread's too), else None."""
+    ``/dev/stdout`` or ``/dev/fd/N``; its thread's too), else None. Compared with where ``/proc/self`` leads, not
+    with the process id: in a pid namespace that sees its parent's ``/proc`` the two differ (re-review R19)."""
     name = os.path.basename(link)
     if not name.isdigit():
         return None
     folder = os.path.realpath(os.path.dirname(link))  # /proc/self and /proc/thread-self: the kernel's own links
-    pid = os.getpid()
-    own = (f"/proc/{pid}/fd", f"/proc/{pid}/task/{threading.get_native_id()}/fd")
+    own = {os.path.realpath("/proc/self/fd"), os.path.realpath("/proc/thread-self/fd")}
     return int(name) if folder in own else None
 
 
 def _write_all(p: Path, fd: int, raw: bytes) -> None:
-    """Write ``raw`` to the descriptor ``fd`` (left open), whole: an error names ``p``, the path asked for."""
+    """Write ``raw`` to the descriptor ``fd`` (left open), whole, waiting where it is non-blocking and full (a caller's
+    standard output set ``O_NONBLOCK``: 65,536 bytes of 200,000 were written, then an error; re-review R19); an
+    error names ``p``, the path asked for."""
     try:
         view = memoryview(raw)
         while view:  # a pipe takes what fits: the rest on the next write
-            view = view[os.write(fd, view) :]
+            try:
+                view = view[os.write(fd, view) :]
+            except BlockingIOError:
+                select.select([], [fd], [])
     except OSError as e:  # a full device, a closed pipe: named by the path asked for
         raise type(e)(e.errno, e.strerror, str(p)) from None
 
 
-def _write_special(p: Path, names: list[str], found: list[tuple[os.stat_result, str]], raw: bytes) -> None:
-    """:func:`write_private`'s write into the device or pipe ``p`` leads to, where ``names`` are the names its walk
-    of links (:func:`end_of_links`) went through, ``p`` first, and ``found`` holds what it judged at the end (its
-    status, and where it was looked at).
+def _check_output_folders(asked: Path, names: list[str], *, create: bool = False) -> None:
+    """Hold the folder of each of ``names`` (the output ``asked``, the links its walk followed, where it ended) to the
+    rule for an output's folder (:func:`_check_dirs`, ``shared``: this user's or root's, one others may write only
+    with the sticky bit); ``create``: make missing folders 0700."""
+    fix = f"nothing was written to {asked}; write to a folder only this user can write (or to /dev/stdout)"
+    for folder in dict.fromkeys(os.path.dirname(n) or "." for n in names):
+        try:
+            _check_dirs(Path(folder), shared=True, create=create)
+        except FileNotFoundError:
+            raise UnsafeFile(asked, f"changed while it was checked ({folder} is gone)", fix) from None
+        except UnsafeFolder as e:
+            raise UnsafeFolder(e.path, e.reason, fix) from None
+
+
+def _write_special(p: Path, found: list[tuple[os.stat_result, str]], raw: bytes) -> None:
+    """:func:`write_private`'s write into the device or pipe ``p`` leads to, where ``found`` holds what its walk of
+    links (:func:`end_of_links`) judged at the end (its status, and where it was looked at).
 
     What is written into is the very object judged, reached through folders no one else may change. The folders
-    holding each of ``names`` are held to the rule for an output's folder (:func:`_check_dirs`, ``shared``: this
-    user's or root's, one others may write only with the sticky bit), as a regular output's is: in a 0777 folder
+    holding the name, each link followed and the end were held to the rule for an output's folder
+    (:func:`_check_output_folders`) before, as a regular output's are: in a 0777 folder
     another user renamed this user's own link to ``/dev/null`` over this user's pipe, or put their link to the
     ``staging`` deployment's folder in the place of ``prod``'s, and the output went to ``/dev/null`` or into
     ``staging``'s pipe, reported written (re-review R18). The name is then opened with ``O_PATH`` (no device's or
@@ -447,11 +490,6 @@ def _write_special(p: Path, names: list[str], found: list[tuple[os.stat_result, 
     turn with a file of theirs at the name diverted 508 writes in 30,000 to ``/dev/null``, each reported written, and
     their named pipe swapped in blocked the command; a check walking the name again was itself raced."""
     fix = "nothing was written; write to a folder of your own"
-    for folder in dict.fromkeys(os.path.dirname(n) or "." for n in names):
-        try:
-            _check_dirs(Path(folder), shared=True, create=False)
-        except FileNotFoundError:
-            raise UnsafeFile(p, f"changed while it was checked ({folder} is gone)", fix) from None
     try:
         fd = os.open(p, os.O_PATH | os.O_CLOEXEC)  # follows the links, as the walk did
     except OSError as e:
@@ -517,6 +555,14 @@ def open_without_links(path: str | os.PathLike[str], flags: int) -> int:
         os.close(dfd)
 
 
+def _proc_device() -> int | None:
+    """The device number of ``/proc`` (None where it is not mounted)."""
+    try:
+        return os.lstat("/proc").st_dev
+    except OSError:
+        return None
+
+
 def end_of_links(
     p: Path,
     owners: Collection[int],
@@ -530,16 +576,16 @@ def end_of_links(
     The one walk of links to a file: :func:`write_private`'s, and :func:`.keys.read_key_file`'s (a secret volume's
     key is root's link into its ``..data`` folder). ``found``, where given, gets what the walk ended at: its status
     and the path it was looked at by (for a link into ``/proc``, the status of what that link leads to, and the
-    link); nothing where the walk ended at a missing name. ``links``, where given, gets each link followed, in order."""
-    cur, last = str(p), ""
+    link); nothing where the walk ended at a missing name. ``links``, where given, gets each link followed, in order.
+
+    The walk stops at a link of ``/proc`` (``/proc/self/fd/1``, which ``/dev/stdout`` names): the kernel follows it
+    when it is opened, to the very object, where its text is only a name that may be anyone's now (a deleted file's
+    ``/tmp/x.log (deleted)``, which another user made, refused ``--out /dev/stdout``; re-review R19)."""
+    cur = str(p)
     for _ in range(MAX_LINKS):
         try:
             st = os.lstat(cur)
         except (FileNotFoundError, NotADirectoryError):
-            if found is not None and last:  # a link into /proc: a process's own descriptor, no one else's to change
-                with contextlib.suppress(OSError):
-                    if os.lstat(last).st_dev == os.lstat("/proc").st_dev:
-                        found.append((os.stat(last), last))
             return Path(cur)
         if stat.S_ISLNK(st.st_mode):
             kind = "a symbolic link"
@@ -559,7 +605,12 @@ def end_of_links(
             return Path(cur)
         if links is not None:
             links.append(cur)
-        last, cur = cur, os.path.join(os.path.dirname(cur), os.readlink(cur))
+        if st.st_dev == _proc_device():  # what it leads to, as the kernel follows it (a process's own descriptor)
+            if found is not None:
+                with contextlib.suppress(OSError):
+                    found.append((os.stat(cur), cur))
+            return Path(cur)
+        cur = os.path.join(os.path.dirname(cur), os.readlink(cur))
     raise UnsafeFile(p, f"a symbolic link in a loop (more than {MAX_LINKS} links)", "write to another name")
 
 
