@@ -742,3 +742,82 @@ def test_dev_stdout_that_is_non_blocking_gets_the_whole_output(tmp_path: Path) -
     out, err = child.communicate(timeout=120)
     assert child.returncode == 0, err.decode()[-2000:]
     assert len(out) == 200_000
+
+
+# ---- re-review R20 of the fixes above ------------------------------------------------------------------------------
+
+
+def test_an_output_through_this_users_link_in_a_folder_others_may_write_is_refused(tmp_path: Path) -> None:
+    """Re-review R20: a regular output had only the folder its links end in checked: in a 0777 folder holding this
+    user's links ``prod.pem`` and ``staging.pem``, another user renamed ``staging.pem`` over ``prod.pem`` and
+    ``prod``'s output replaced ``staging``'s file, reported written. The folder holding the link is checked too."""
+    from flytekitplugins.aios_audit.private_files import write_private
+
+    files = tmp_path / "files"
+    files.mkdir(mode=0o700)
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    drop.chmod(0o777)
+    for name in ("prod", "staging"):
+        (files / f"{name}.pem").write_text(f"{name}'s key\n")
+        (drop / f"{name}.pem").symlink_to(files / f"{name}.pem")
+    os.replace(drop / "staging.pem", drop / "prod.pem")  # what the other user did
+    with pytest.raises(UnsafeFile, match=re.escape(f"{drop} is a folder others may write without the sticky bit")):
+        write_private(drop / "prod.pem", "prod's public key\n")
+    assert (files / "staging.pem").read_text() == "staging's key\n"
+
+
+def test_a_non_blocking_descriptor_past_1023_gets_the_whole_output() -> None:
+    """Re-review R20: the wait for room used ``select``, which takes no descriptor past 1023: ``/dev/fd/1500``,
+    non-blocking, got 65,536 bytes of 200,000 and an unexpected ``ValueError``."""
+    import subprocess
+    import sys
+    import time
+
+    code = (
+        "import os; from flytekitplugins.aios_audit.private_files import write_private; "
+        "os.dup2(1, 1500); os.set_blocking(1500, False); write_private('/dev/fd/1500', b'x' * 200_000)"
+    )
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(3)  # the pipe fills while no one reads
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == 0, err.decode()[-2000:]
+    assert len(out) == 200_000
+
+
+@pytest.mark.parametrize("case", ["a shared primary group", "a group administrator"])
+def test_a_group_others_may_take_is_not_the_owners_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    """Re-review R20: a primary group shared with users a directory does not list (Active Directory's "Domain
+    Users") passed as the owner's own, and so did one whose ``/etc/gshadow`` entry names another user as its
+    administrator (who may add themself, take the group with ``sg`` and leave again): in both, that user swapped
+    this user's deployments in a 0770 folder above a key. The own group must be named as the user (the
+    user-private-group scheme), and its administrators count as members."""
+    import grp as grp_module
+
+    import flytekitplugins.aios_audit.private_files as pf
+
+    uid, own = os.geteuid(), own_private_group()
+    above = tmp_path / "above"
+    above.mkdir()
+    os.chown(above, uid, own)
+    above.chmod(0o770)
+    real = grp_module.getgrgid(own)
+    if case == "a shared primary group":
+        shared = grp_module.struct_group(("domain users", real.gr_passwd, own, list(real.gr_mem)))
+        by_number = grp_module.getgrgid
+        monkeypatch.setattr(grp_module, "getgrgid", lambda gid: shared if gid == own else by_number(gid))
+        monkeypatch.setattr(grp_module, "getgrall", lambda: [shared])
+    else:
+        gshadow = tmp_path / "gshadow"
+        gshadow.write_text(f"{real.gr_name}:!:mallory:\n")
+        monkeypatch.setattr(pf, "GSHADOW", gshadow, raising=False)
+    pf._private_group.cache_clear()
+    try:
+        with pytest.raises(UnsafeFile, match=re.escape(f"{above} is a folder others may write without the sticky")):
+            pf.private_dir(above / "state")
+    finally:
+        monkeypatch.undo()
+        pf._private_group.cache_clear()
+    assert pf.private_dir(above / "state") == above / "state"  # the owner's own group alone: accepted

@@ -78,10 +78,13 @@ def own_private_group() -> int:
     otherwise."""
     uid = os.geteuid()
     own = pwd.getpwuid(uid).pw_gid
-    if any(m for m in grp.getgrgid(own).gr_mem if m != pwd.getpwuid(uid).pw_name) or any(
-        u.pw_gid == own and u.pw_uid != uid for u in pwd.getpwall()
+    name = pwd.getpwuid(uid).pw_name
+    if (
+        grp.getgrgid(own).gr_name != name
+        or any(m for m in grp.getgrgid(own).gr_mem if m != name)
+        or any(u.pw_gid == own and u.pw_uid != uid for u in pwd.getpwall())
     ):
-        pytest.skip("this user's primary group has other members here")
+        pytest.skip("this user's primary group is not a user-private group here (other members, or another name)")
     return own
 
 

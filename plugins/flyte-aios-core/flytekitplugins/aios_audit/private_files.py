@@ -230,11 +230,17 @@ def _private_group(uid: int, gid: int) -> bool:
     # one's members too, which a directory that cannot be listed (getgrall) names only there (R19)
     entries = [first, *(g for g in grp.getgrall() if g.gr_gid == gid)]
     members = [m for g in entries for m in g.gr_mem]
-    if user.pw_gid != gid or any(m != user.pw_name for m in members):
+    # the user-private-group scheme names the group as the user: a shared primary group ("Domain Users") whose other
+    # users a directory does not list (getpwall) is not one (re-review R20)
+    if user.pw_gid != gid or first.gr_name != user.pw_name or any(m != user.pw_name for m in members):
         return False
     if _shadow_group_others({g.gr_name for g in entries}, user.pw_name):
         return False
     return not any(other.pw_gid == gid and other.pw_uid != uid for other in pwd.getpwall())
+
+
+GSHADOW = Path("/etc/gshadow")
+"""The shadow group file (:func:`_shadow_group_others`)."""
 
 
 def _shadow_group_others(names: set[str], user: str) -> bool:
@@ -242,7 +248,7 @@ def _shadow_group_others(names: set[str], user: str) -> bool:
     listed there alone, or a group password (``newgrp``/``sg`` take the group with it). Re-review R19: a member in
     ``/etc/gshadow`` only took the group with ``sg``, no password asked."""
     try:
-        lines = Path("/etc/gshadow").read_text(encoding="utf-8", errors="replace").splitlines()
+        lines = GSHADOW.read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:  # not readable here (not root): NSS's members are all there is to go by
         return False
     for line in lines:
@@ -250,8 +256,9 @@ def _shadow_group_others(names: set[str], user: str) -> bool:
         if name not in names:
             continue
         password, _, rest = rest.partition(":")
-        _admins, _, members = rest.partition(":")
-        if password not in ("", "!", "!!", "*") or any(m and m != user for m in members.split(",")):
+        admins, _, members = rest.partition(":")
+        # (an administrator may add themself, take the group with sg and leave again: re-review R20)
+        if password not in ("", "!", "!!", "*") or any(m and m != user for m in f"{admins},{members}".split(",")):
             return True
     return False
 
@@ -403,9 +410,17 @@ def write_private(path: str | os.PathLike[str], data: str | bytes) -> Path:
     found: list[tuple[os.stat_result, str]] = []
     links: list[str] = []
     end = end_of_links(asked, trusted_owners(), found=found, links=links)  # after the stat: a pipe or link made since
+    if _proc_device() is None and any(n.startswith("/proc/") for n in (*links, str(end))):
+        # /proc not mounted (a chroot): /dev/stdout would be a file made at /proc/self/fd/1 (re-review R20)
+        fix = f"nothing was written to {asked}; name a file instead"
+        raise UnsafeFile(asked, "a name that leads into /proc, which is not mounted here", fix)
     own = _own_descriptor(links[-1]) if links else None  # (the walk stops at a link of /proc)
-    if own is not None or special:  # the folders on the way, the links' too, as a regular output's are (R18, R19)
-        _check_output_folders(asked, [str(asked), *links, *(f for _, f in found)])
+    # the folders on the way to the name, to each link followed and to the end, whatever the output is (R18-R20: in a
+    # 0777 folder another user renamed this user's links or folders into each other's places, and the output went
+    # to another deployment's file, pipe or descriptor, reported written)
+    # (the name is the first link, or what the walk found; a name not there yet has its folder checked, and made,
+    # below)
+    _check_output_folders(asked, [*links, *(f for _, f in found)])
     if own is not None:  # /dev/stdout, /dev/fd/N: this process's own descriptor, where its caller pointed it
         _write_all(asked, own, raw)
         return asked
@@ -413,7 +428,7 @@ def write_private(path: str | os.PathLike[str], data: str | bytes) -> Path:
         _write_special(asked, found, raw)
         return asked
     p = end  # a link: the file it names (a dangling link: the file it would name)
-    _check_output_folders(asked, [str(p)], create=True)
+    _check_output_folders(asked, [str(p)], create=True)  # (its missing folders made 0700)
     try:
         fd, name = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     except OSError as e:  # the error names the file asked for, not the temporary one beside it
@@ -453,8 +468,10 @@ def _write_all(p: Path, fd: int, raw: bytes) -> None:
         while view:  # a pipe takes what fits: the rest on the next write
             try:
                 view = view[os.write(fd, view) :]
-            except BlockingIOError:
-                select.select([], [fd], [])
+            except BlockingIOError:  # poll, not select: a descriptor past 1023 (re-review R20)
+                waiter = select.poll()
+                waiter.register(fd, select.POLLOUT)
+                waiter.poll()
     except OSError as e:  # a full device, a closed pipe: named by the path asked for
         raise type(e)(e.errno, e.strerror, str(p)) from None
 
@@ -464,7 +481,11 @@ def _check_output_folders(asked: Path, names: list[str], *, create: bool = False
     rule for an output's folder (:func:`_check_dirs`, ``shared``: this user's or root's, one others may write only
     with the sticky bit); ``create``: make missing folders 0700."""
     fix = f"nothing was written to {asked}; write to a folder only this user can write (or to /dev/stdout)"
+    proc = _proc_device()
     for folder in dict.fromkeys(os.path.dirname(n) or "." for n in names):
+        with contextlib.suppress(OSError):
+            if proc is not None and os.stat(folder).st_dev == proc:
+                continue  # /proc/self/fd: the kernel's, shown owned by nobody in a user namespace (re-review R20)
         try:
             _check_dirs(Path(folder), shared=True, create=create)
         except FileNotFoundError:
@@ -556,9 +577,9 @@ def open_without_links(path: str | os.PathLike[str], flags: int) -> int:
 
 
 def _proc_device() -> int | None:
-    """The device number of ``/proc`` (None where it is not mounted)."""
+    """The device number of ``/proc`` (None where no process file system is mounted there: no ``/proc/self``)."""
     try:
-        return os.lstat("/proc").st_dev
+        return os.lstat("/proc").st_dev if os.path.islink("/proc/self") else None
     except OSError:
         return None
 
