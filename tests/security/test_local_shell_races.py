@@ -588,6 +588,27 @@ def test_an_output_pipe_is_not_reached_through_another_users_folder_link(tmp_pat
     assert got == [b""], "prod's output went into staging's pipe"
 
 
+def _own_group_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plant: Any) -> None:
+    """A 0770 folder of this user's own private group, refused while ``plant(own_gid, pf)`` (monkeypatches of what NSS
+    or ``/etc/gshadow`` say) holds, and accepted again once they are undone."""
+    import flytekitplugins.aios_audit.private_files as pf
+
+    uid, own = os.geteuid(), own_private_group()
+    above = tmp_path / "above"
+    above.mkdir()
+    os.chown(above, uid, own)
+    above.chmod(0o770)
+    plant(own, pf)
+    pf._private_group.cache_clear()
+    try:
+        with pytest.raises(UnsafeFile, match=re.escape(f"{above} is a folder others may write without the sticky")):
+            pf.private_dir(above / "state")
+    finally:
+        monkeypatch.undo()
+        pf._private_group.cache_clear()
+    assert pf.private_dir(above / "state") == above / "state"  # the owner's own group alone: accepted
+
+
 def test_a_second_group_of_the_same_number_is_not_the_owners_own_group(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -597,24 +618,12 @@ def test_a_second_group_of_the_same_number_is_not_the_owners_own_group(
     key. Every entry of that number counts now."""
     import grp as grp_module
 
-    import flytekitplugins.aios_audit.private_files as pf
+    def plant(own: int, pf: Any) -> None:
+        real = grp_module.getgrall
+        twin = grp_module.struct_group(("r18dup", "x", own, ["mallory"]))
+        monkeypatch.setattr(grp_module, "getgrall", lambda: [*real(), twin])
 
-    uid, own = os.geteuid(), own_private_group()
-    above = tmp_path / "above"
-    above.mkdir()
-    os.chown(above, uid, own)
-    above.chmod(0o770)
-    pf._private_group.cache_clear()
-    real = grp_module.getgrall
-    twin = grp_module.struct_group(("r18dup", "x", own, ["mallory"]))
-    monkeypatch.setattr(grp_module, "getgrall", lambda: [*real(), twin])
-    try:
-        with pytest.raises(UnsafeFile, match=re.escape(f"{above} is a folder others may write without the sticky")):
-            pf.private_dir(above / "state")
-    finally:
-        monkeypatch.undo()
-        pf._private_group.cache_clear()
-    assert pf.private_dir(above / "state") == above / "state"  # the owner's own group alone: accepted
+    _own_group_refused(tmp_path, monkeypatch, plant)
 
 
 @pytest.mark.parametrize("fd", [1, 2])
@@ -677,24 +686,13 @@ def test_a_group_a_directory_names_only_by_number_is_not_the_owners_own(
     folder counted as the owner's own group's again. Both count now."""
     import grp as grp_module
 
-    import flytekitplugins.aios_audit.private_files as pf
+    def plant(own: int, pf: Any) -> None:
+        real = grp_module.getgrgid(own)
+        listed = grp_module.struct_group((real.gr_name, real.gr_passwd, own, [*real.gr_mem, "mallory"]))
+        monkeypatch.setattr(grp_module, "getgrgid", lambda gid: listed if gid == own else real)
+        monkeypatch.setattr(grp_module, "getgrall", lambda: [])  # a directory that cannot be listed
 
-    uid, own = os.geteuid(), own_private_group()
-    above = tmp_path / "above"
-    above.mkdir()
-    os.chown(above, uid, own)
-    above.chmod(0o770)
-    pf._private_group.cache_clear()
-    real = grp_module.getgrgid(own)
-    listed = grp_module.struct_group((real.gr_name, real.gr_passwd, own, [*real.gr_mem, "mallory"]))
-    monkeypatch.setattr(grp_module, "getgrgid", lambda gid: listed if gid == own else real)
-    monkeypatch.setattr(grp_module, "getgrall", lambda: [])  # a directory that cannot be listed
-    try:
-        with pytest.raises(UnsafeFile, match=re.escape(f"{above} is a folder others may write without the sticky")):
-            pf.private_dir(above / "state")
-    finally:
-        monkeypatch.undo()
-        pf._private_group.cache_clear()
+    _own_group_refused(tmp_path, monkeypatch, plant)
 
 
 def _run_child(code: str, **kw: Any) -> Any:
@@ -725,17 +723,20 @@ def test_dev_stdout_is_not_refused_for_a_name_another_user_made_like_its_deleted
     assert res.stderr.decode().split() == ["5"]
 
 
-def test_dev_stdout_that_is_non_blocking_gets_the_whole_output(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fd", [1, 1500])
+def test_a_non_blocking_standard_output_gets_the_whole_output(fd: int) -> None:
     """Re-review R19: written into the process's own descriptor, a standard output its caller made non-blocking took
-    65,536 bytes of 200,000 and the rest was an error. The write waits for room now, as an opened ``/dev/stdout``
-    (a descriptor of its own, blocking) did."""
+    65,536 bytes of 200,000 and the rest was an error; the write waits for room now, as an opened ``/dev/stdout`` (a
+    descriptor of its own, blocking) did. Re-review R20: that wait used ``select``, which takes no descriptor past
+    1023: ``/dev/fd/1500`` got 65,536 bytes and an unexpected ``ValueError``."""
     import subprocess
     import sys
     import time
 
+    name = "/dev/stdout" if fd == 1 else f"/dev/fd/{fd}"
     code = (
-        "import os; from flytekitplugins.aios_audit.private_files import write_private; "
-        "os.set_blocking(1, False); write_private('/dev/stdout', b'x' * 200_000)"
+        f"import os; from flytekitplugins.aios_audit.private_files import write_private; os.dup2(1, {fd}); "
+        f"os.set_blocking({fd}, False); write_private({name!r}, b'x' * 200_000)"
     )
     child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     time.sleep(3)  # the pipe fills while no one reads
@@ -767,24 +768,6 @@ def test_an_output_through_this_users_link_in_a_folder_others_may_write_is_refus
     assert (files / "staging.pem").read_text() == "staging's key\n"
 
 
-def test_a_non_blocking_descriptor_past_1023_gets_the_whole_output() -> None:
-    """Re-review R20: the wait for room used ``select``, which takes no descriptor past 1023: ``/dev/fd/1500``,
-    non-blocking, got 65,536 bytes of 200,000 and an unexpected ``ValueError``."""
-    import subprocess
-    import sys
-    import time
-
-    code = (
-        "import os; from flytekitplugins.aios_audit.private_files import write_private; "
-        "os.dup2(1, 1500); os.set_blocking(1500, False); write_private('/dev/fd/1500', b'x' * 200_000)"
-    )
-    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(3)  # the pipe fills while no one reads
-    out, err = child.communicate(timeout=120)
-    assert child.returncode == 0, err.decode()[-2000:]
-    assert len(out) == 200_000
-
-
 @pytest.mark.parametrize("case", ["a shared primary group", "a group administrator"])
 def test_a_group_others_may_take_is_not_the_owners_own(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
@@ -796,28 +779,16 @@ def test_a_group_others_may_take_is_not_the_owners_own(
     user-private-group scheme), and its administrators count as members."""
     import grp as grp_module
 
-    import flytekitplugins.aios_audit.private_files as pf
+    def plant(own: int, pf: Any) -> None:
+        real = grp_module.getgrgid(own)
+        if case == "a shared primary group":
+            shared = grp_module.struct_group(("domain users", real.gr_passwd, own, list(real.gr_mem)))
+            by_number = grp_module.getgrgid
+            monkeypatch.setattr(grp_module, "getgrgid", lambda gid: shared if gid == own else by_number(gid))
+            monkeypatch.setattr(grp_module, "getgrall", lambda: [shared])
+        else:
+            gshadow = tmp_path / "gshadow"
+            gshadow.write_text(f"{real.gr_name}:!:mallory:\n")
+            monkeypatch.setattr(pf, "GSHADOW", gshadow, raising=False)
 
-    uid, own = os.geteuid(), own_private_group()
-    above = tmp_path / "above"
-    above.mkdir()
-    os.chown(above, uid, own)
-    above.chmod(0o770)
-    real = grp_module.getgrgid(own)
-    if case == "a shared primary group":
-        shared = grp_module.struct_group(("domain users", real.gr_passwd, own, list(real.gr_mem)))
-        by_number = grp_module.getgrgid
-        monkeypatch.setattr(grp_module, "getgrgid", lambda gid: shared if gid == own else by_number(gid))
-        monkeypatch.setattr(grp_module, "getgrall", lambda: [shared])
-    else:
-        gshadow = tmp_path / "gshadow"
-        gshadow.write_text(f"{real.gr_name}:!:mallory:\n")
-        monkeypatch.setattr(pf, "GSHADOW", gshadow, raising=False)
-    pf._private_group.cache_clear()
-    try:
-        with pytest.raises(UnsafeFile, match=re.escape(f"{above} is a folder others may write without the sticky")):
-            pf.private_dir(above / "state")
-    finally:
-        monkeypatch.undo()
-        pf._private_group.cache_clear()
-    assert pf.private_dir(above / "state") == above / "state"  # the owner's own group alone: accepted
+    _own_group_refused(tmp_path, monkeypatch, plant)
