@@ -543,11 +543,16 @@ def _collector(fifo: Path) -> tuple[Any, list[bytes]]:
     return reader, got
 
 
-def _release(fifo: Path, reader: Any) -> None:
-    """End a collector's wait for a writer that never came."""
-    with contextlib.suppress(OSError):
-        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-    reader.join(timeout=10)
+def release_reader(fifo: Path, reader: Any) -> None:
+    """End a reader's wait for a writer that never came: open ``fifo`` for writing (which fails until the reader's
+    thread has opened it: tried again until it ends) and close it, an end of file."""
+    import time
+
+    deadline = time.monotonic() + 30
+    while reader.is_alive() and time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        reader.join(timeout=0.05)
 
 
 def test_an_output_pipe_in_a_folder_others_may_write_is_refused(tmp_path: Path) -> None:
@@ -584,7 +589,7 @@ def test_an_output_pipe_is_not_reached_through_another_users_folder_link(tmp_pat
     reader, got = _collector(drop / "staging" / "out.fifo")
     with pytest.raises(UnsafeFile):
         write_private(drop / "prod" / "out.fifo", "prod's audit report")
-    _release(drop / "staging" / "out.fifo", reader)
+    release_reader(drop / "staging" / "out.fifo", reader)
     assert got == [b""], "prod's output went into staging's pipe"
 
 
@@ -792,3 +797,47 @@ def test_a_group_others_may_take_is_not_the_owners_own(
             monkeypatch.setattr(pf, "GSHADOW", gshadow, raising=False)
 
     _own_group_refused(tmp_path, monkeypatch, plant)
+
+
+# ---- re-review R21 of the fixes above ------------------------------------------------------------------------------
+
+
+def test_a_link_to_proc_in_a_folder_others_may_write_is_not_skipped(tmp_path: Path) -> None:
+    """Re-review R21: R20 skipped the check of an output's folder when following its name reached ``/proc``, and so
+    skipped everything above it too: this user's link ``fd -> /proc/self/fd`` in a 0777 folder was written through,
+    and another user swapping their own links at ``fd`` (one to ``/proc/self/fd``, one to this user's other
+    deployment's folder) had 541 of 3,000 outputs written into that deployment's pipe. Only a folder the walk itself
+    reaches in ``/proc`` is the kernel's now."""
+    from flytekitplugins.aios_audit.private_files import write_private
+
+    read_end, write_end = os.pipe()
+    os.set_blocking(read_end, False)
+    try:
+        drop = tmp_path / "drop"
+        drop.mkdir()
+        drop.chmod(0o777)
+        (drop / "fd").symlink_to("/proc/self/fd")
+        with pytest.raises(UnsafeFile, match=re.escape(f"{drop} is a folder others may write without the sticky")):
+            write_private(drop / "fd" / str(write_end), "the audit report")
+        with pytest.raises(BlockingIOError):  # nothing was written
+            os.read(read_end, 100)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
+def test_an_output_that_cannot_replace_the_name_is_named_by_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Re-review R21: where the rename over the name failed (another user's file in a sticky folder, for a user who
+    is not root), the error named the temporary file beside it (``/tmp/.NAME.kj78bxhx.tmp``), not the output."""
+    import flytekitplugins.aios_audit.private_files as pf
+
+    out = _shared(tmp_path) / "report.json"
+
+    def refused(src: Any, dst: Any) -> None:
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(pf.os, "replace", refused)
+    with pytest.raises(PermissionError) as caught:
+        pf.write_private(out, "the audit report")
+    assert caught.value.filename == str(out)
+    assert not list(out.parent.glob(".report.json.*"))  # the temporary file is gone

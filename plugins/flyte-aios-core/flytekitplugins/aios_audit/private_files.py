@@ -177,6 +177,11 @@ def _check_folder(path: str, st: os.stat_result, owners: Collection[int], *, fin
     with the sticky bit they may, unless it is the ``final`` one (where the pack keeps its files)."""
     if not stat.S_ISDIR(st.st_mode):
         raise UnsafeFolder(path, "not a folder", "move it away, " + STATE_FOLDER_FIX)
+    if st.st_dev == _proc_device():
+        # a folder of /proc, reached by the walk itself (/proc/self/fd): the kernel's, where no one makes or renames
+        # anything; a user namespace shows it owned by nobody (re-review R20: --out /dev/stdout was refused there; a
+        # skip decided by following the folder's name instead let another user swap a link above it, R21)
+        return
     if st.st_uid not in owners:
         fix = "chown it to this user, " + STATE_FOLDER_FIX
         raise UnsafeFolder(
@@ -410,7 +415,8 @@ def write_private(path: str | os.PathLike[str], data: str | bytes) -> Path:
     found: list[tuple[os.stat_result, str]] = []
     links: list[str] = []
     end = end_of_links(asked, trusted_owners(), found=found, links=links)  # after the stat: a pipe or link made since
-    if _proc_device() is None and any(n.startswith("/proc/") for n in (*links, str(end))):
+    # (where the names lead, not how they are spelled: /dev/fd/1, //proc/..., proc/... from /; re-review R21)
+    if _proc_device() is None and any(_in_proc(os.path.realpath(n)) for n in (*links, str(end))):
         # /proc not mounted (a chroot): /dev/stdout would be a file made at /proc/self/fd/1 (re-review R20)
         fix = f"nothing was written to {asked}; name a file instead"
         raise UnsafeFile(asked, "a name that leads into /proc, which is not mounted here", fix)
@@ -441,6 +447,9 @@ def write_private(path: str | os.PathLike[str], data: str | bytes) -> Path:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, p)
+    except OSError as e:  # named by the path asked for, not the temporary file (re-review R21)
+        tmp.unlink(missing_ok=True)
+        raise type(e)(e.errno, e.strerror, str(asked)) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -481,11 +490,7 @@ def _check_output_folders(asked: Path, names: list[str], *, create: bool = False
     rule for an output's folder (:func:`_check_dirs`, ``shared``: this user's or root's, one others may write only
     with the sticky bit); ``create``: make missing folders 0700."""
     fix = f"nothing was written to {asked}; write to a folder only this user can write (or to /dev/stdout)"
-    proc = _proc_device()
     for folder in dict.fromkeys(os.path.dirname(n) or "." for n in names):
-        with contextlib.suppress(OSError):
-            if proc is not None and os.stat(folder).st_dev == proc:
-                continue  # /proc/self/fd: the kernel's, shown owned by nobody in a user namespace (re-review R20)
         try:
             _check_dirs(Path(folder), shared=True, create=create)
         except FileNotFoundError:
@@ -576,8 +581,14 @@ def open_without_links(path: str | os.PathLike[str], flags: int) -> int:
         os.close(dfd)
 
 
+def _in_proc(path: str) -> bool:
+    return path == "/proc" or path.startswith("/proc/")
+
+
+@functools.lru_cache(maxsize=1)
 def _proc_device() -> int | None:
-    """The device number of ``/proc`` (None where no process file system is mounted there: no ``/proc/self``)."""
+    """The device number of ``/proc`` (None where no process file system is mounted there: no ``/proc/self``); looked
+    up once a process."""
     try:
         return os.lstat("/proc").st_dev if os.path.islink("/proc/self") else None
     except OSError:
