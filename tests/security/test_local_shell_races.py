@@ -841,3 +841,30 @@ def test_an_output_that_cannot_replace_the_name_is_named_by_it(tmp_path: Path, m
         pf.write_private(out, "the audit report")
     assert caught.value.filename == str(out)
     assert not list(out.parent.glob(".report.json.*"))  # the temporary file is gone
+
+
+# ---- re-review R22 of the fixes above ------------------------------------------------------------------------------
+
+
+def test_dev_stdout_is_written_in_a_rootless_container() -> None:
+    """Re-reviews R20 and R22: in an unprivileged user namespace (rootless podman or docker, a pod with ``hostUsers:
+    false``, ``unshare -r``) the kernel's ``/proc`` folders and its links ``/proc/self`` and ``/proc/thread-self``
+    show as nobody's: ``--out /dev/stdout`` was refused there, first for ``/proc`` (R20), then, once folders of
+    ``/proc`` were the kernel's, for ``/proc/self`` (R22). Both are the kernel's now."""
+    import subprocess
+    import sys
+    import tempfile
+
+    # the container's root: a folder the namespace's user (the host's nobody) may reach, unlike pytest's 0700 ones
+    root = Path(tempfile.mkdtemp(prefix="aios-userns-", dir="/tmp"))
+    try:
+        root.chmod(0o755)
+        child = Path(__file__).with_name("userns_stdout_child.py")
+        res = subprocess.run([sys.executable, str(child), str(root)], capture_output=True, timeout=120)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    if res.returncode == 77:
+        pytest.skip("no user namespaces on this host")
+    assert res.returncode == 0, res.stderr.decode()[-3000:]
+    names = ("/dev/stdout", "/dev/fd/1", "/proc/self/fd/1", "/proc/thread-self/fd/1")
+    assert res.stdout.decode().splitlines() == [f"written to {n}" for n in names]

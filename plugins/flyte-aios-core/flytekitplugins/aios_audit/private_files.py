@@ -154,7 +154,10 @@ def _check_dirs(path: Path, *, shared: bool, resolve_only: bool = False, create:
             cur, last = nxt, DIR_MODE
             continue
         if stat.S_ISLNK(st.st_mode):
-            if st.st_uid not in owners:
+            # /proc/self and /proc/thread-self are the kernel's own links, which a user namespace shows owned by
+            # nobody (re-review R22: --out /dev/stdout was refused there); no other link of /proc is exempt
+            kernel = cur == "/proc" and name in ("self", "thread-self") and st.st_dev == _proc_device()
+            if st.st_uid not in owners and not kernel:
                 fix = "remove it, or name the folder it leads to if that is where it should be, " + STATE_FOLDER_FIX
                 raise UnsafeFolder(nxt, _owned_by_other(st.st_uid, "a symbolic link"), fix)
             hops += 1
@@ -585,12 +588,32 @@ def _in_proc(path: str) -> bool:
     return path == "/proc" or path.startswith("/proc/")
 
 
+PROC_SUPER_MAGIC = 0x9FA0
+"""``statfs``'s file system type of a process file system (linux/magic.h)."""
+
+
+def _is_procfs(path: str) -> bool:
+    """Whether ``path`` is on a process file system, by ``statfs``'s type: a plain folder with a ``self`` link in it
+    at ``/proc`` passed the check of that link alone, and every folder on the same device was taken for the
+    kernel's (re-review R22)."""
+    import ctypes
+
+    buf = ctypes.create_string_buffer(256)  # struct statfs (120 bytes on 64-bit Linux); f_type comes first
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.statfs(os.fsencode(path), buf) != 0:
+            return False
+    except (OSError, AttributeError):
+        return False
+    return ctypes.c_long.from_buffer(buf).value == PROC_SUPER_MAGIC
+
+
 @functools.lru_cache(maxsize=1)
 def _proc_device() -> int | None:
-    """The device number of ``/proc`` (None where no process file system is mounted there: no ``/proc/self``); looked
-    up once a process."""
+    """The device number of ``/proc`` (None where no process file system is mounted there); looked up once a
+    process."""
     try:
-        return os.lstat("/proc").st_dev if os.path.islink("/proc/self") else None
+        return os.lstat("/proc").st_dev if _is_procfs("/proc") else None
     except OSError:
         return None
 

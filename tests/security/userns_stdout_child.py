@@ -1,0 +1,59 @@
+"""Run by ``test_local_shell_races.test_dev_stdout_is_written_in_a_rootless_container``: ``write_private`` of
+``/dev/stdout`` inside an unprivileged user namespace with its own root, ``/dev`` and ``/proc``, as a rootless container
+runtime makes them (the namespace's root mapped to the host's ``nobody``). Exit 77: no user namespaces here."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+
+from flytekitplugins.aios_audit.private_files import write_private
+
+NOBODY = 65534
+CLONE_NEWUSER, CLONE_NEWNS, CLONE_NEWPID = 0x10000000, 0x00020000, 0x20000000
+MS_BIND, MS_REC, MS_PRIVATE = 0x1000, 0x4000, 0x40000
+
+
+def main() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    ready, go = os.pipe(), os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.setgroups([])
+        os.setgid(NOBODY)
+        os.setuid(NOBODY)
+        libc.prctl(4, 1, 0, 0, 0)  # PR_SET_DUMPABLE: the parent writes the maps
+        if libc.unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID) != 0:
+            os._exit(77)
+        os.write(ready[1], b"u")
+        os.read(go[0], 1)
+        inner = os.fork()
+        if inner == 0:
+            libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None)
+            root = sys.argv[1].encode()
+            assert libc.mount(b"tmpfs", root, b"tmpfs", 0, b"mode=755") == 0, ctypes.get_errno()
+            for d in (b"/dev", b"/proc"):
+                os.mkdir(root + d, 0o755)
+            assert libc.mount(b"tmpfs", root + b"/dev", b"tmpfs", 0, b"mode=755") == 0, ctypes.get_errno()
+            os.symlink("/proc/self/fd/1", root + b"/dev/stdout")
+            os.symlink("/proc/self/fd", root + b"/dev/fd")
+            assert libc.mount(b"proc", root + b"/proc", b"proc", 0, None) == 0, ctypes.get_errno()
+            os.chroot(root)
+            os.chdir("/")
+            for name in ("/dev/stdout", "/dev/fd/1", "/proc/self/fd/1", "/proc/thread-self/fd/1"):
+                write_private(name, f"written to {name}\n")
+            os._exit(0)
+        _, status = os.waitpid(inner, 0)
+        os._exit(os.waitstatus_to_exitcode(status))
+    os.read(ready[0], 1)
+    for name, text in (("setgroups", "deny"), ("uid_map", f"0 {NOBODY} 1"), ("gid_map", f"0 {NOBODY} 1")):
+        with open(f"/proc/{pid}/{name}", "w") as f:
+            f.write(text)
+    os.write(go[1], b"g")
+    _, status = os.waitpid(pid, 0)
+    sys.exit(os.waitstatus_to_exitcode(status))
+
+
+if __name__ == "__main__":
+    main()
