@@ -17,6 +17,7 @@ import re
 import shutil
 import sqlite3
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -654,6 +655,24 @@ def test_dev_stdout_writes_into_this_process_own_descriptor_whoever_owns_what_it
     assert os.stat(log).st_uid == OTHER  # the same file, not a new one in its place
 
 
+@contextlib.contextmanager
+def _drop_and_collector(tmp_path: Path) -> Iterator[tuple[Path, int]]:
+    """A 0777 folder ``drop`` others may write, and the writing end of a pipe (another deployment's collector), which
+    must have received nothing once the test's block is done."""
+    read_end, write_end = os.pipe()
+    os.set_blocking(read_end, False)
+    try:
+        drop = tmp_path / "drop"
+        drop.mkdir()
+        drop.chmod(0o777)
+        yield drop, write_end
+        with pytest.raises(BlockingIOError):  # nothing reached the collector
+            os.read(read_end, 100)
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+
+
 def test_an_output_is_not_sent_to_a_descriptor_through_another_users_folder_link(tmp_path: Path) -> None:
     """Re-review R19: an output whose walk of links reached this process's own descriptor was written there before
     any folder was checked: in a 0777 folder another user put their link ``prod -> staging`` in the place of
@@ -661,26 +680,16 @@ def test_an_output_is_not_sent_to_a_descriptor_through_another_users_folder_link
     pipe here), reported written. The folders on the way are checked first, as for any output."""
     from flytekitplugins.aios_audit.private_files import write_private
 
-    read_end, write_end = os.pipe()
-    os.set_blocking(read_end, False)
-    try:
-        drop = tmp_path / "drop"
-        drop.mkdir()
-        drop.chmod(0o777)
+    with _drop_and_collector(tmp_path) as (drop, collector):
         for name in ("prod", "staging"):
             (drop / name).mkdir(mode=0o700)
         os.mkfifo(drop / "prod" / "out.fifo", 0o600)
-        (drop / "staging" / "out.fifo").symlink_to(f"/dev/fd/{write_end}")  # staging's own: to its collector
+        (drop / "staging" / "out.fifo").symlink_to(f"/dev/fd/{collector}")  # staging's own: to its collector
         os.rename(drop / "prod", drop / "prod.moved")
         (drop / "prod").symlink_to(drop / "staging")
         os.lchown(drop / "prod", OTHER, OTHER)
         with pytest.raises(UnsafeFile):
             write_private(drop / "prod" / "out.fifo", "prod's audit report")
-        with pytest.raises(BlockingIOError):  # nothing reached staging's collector
-            os.read(read_end, 100)
-    finally:
-        os.close(read_end)
-        os.close(write_end)
 
 
 def test_a_group_a_directory_names_only_by_number_is_not_the_owners_own(
@@ -810,20 +819,10 @@ def test_a_link_to_proc_in_a_folder_others_may_write_is_not_skipped(tmp_path: Pa
     reaches in ``/proc`` is the kernel's now."""
     from flytekitplugins.aios_audit.private_files import write_private
 
-    read_end, write_end = os.pipe()
-    os.set_blocking(read_end, False)
-    try:
-        drop = tmp_path / "drop"
-        drop.mkdir()
-        drop.chmod(0o777)
+    with _drop_and_collector(tmp_path) as (drop, collector):
         (drop / "fd").symlink_to("/proc/self/fd")
         with pytest.raises(UnsafeFile, match=re.escape(f"{drop} is a folder others may write without the sticky")):
-            write_private(drop / "fd" / str(write_end), "the audit report")
-        with pytest.raises(BlockingIOError):  # nothing was written
-            os.read(read_end, 100)
-    finally:
-        os.close(read_end)
-        os.close(write_end)
+            write_private(drop / "fd" / str(collector), "the audit report")
 
 
 def test_an_output_that_cannot_replace_the_name_is_named_by_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
