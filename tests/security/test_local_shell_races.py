@@ -867,3 +867,45 @@ def test_dev_stdout_is_written_in_a_rootless_container() -> None:
     assert res.returncode == 0, res.stderr.decode()[-3000:]
     names = ("/dev/stdout", "/dev/fd/1", "/proc/self/fd/1", "/proc/thread-self/fd/1")
     assert res.stdout.decode().splitlines() == [f"written to {n}" for n in names]
+
+
+# ---- re-review R23 of the fixes above ------------------------------------------------------------------------------
+
+
+def test_proc_is_recognized_without_ctypes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Re-review R23: ``ctypes`` was imported when ``/proc`` was first judged: a process that had changed its user or
+    root since it imported the pack (or a Python without ``_ctypes``) failed every output with an unexpected
+    ``ModuleNotFoundError``. It is imported with the module now, and without it the mount table decides."""
+    import sys
+
+    import flytekitplugins.aios_audit.private_files as pf
+
+    monkeypatch.setitem(sys.modules, "ctypes", None)  # an import of it fails from here on
+    monkeypatch.setattr(pf, "ctypes", None, raising=False)
+    pf._proc_device.cache_clear()
+    try:
+        assert pf._proc_device() == os.lstat("/proc").st_dev
+        assert not pf._is_procfs("/tmp")
+    finally:
+        monkeypatch.undo()
+        pf._proc_device.cache_clear()
+
+
+def test_proc_as_a_link_is_not_the_kernels(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Re-review R23: where ``/proc`` was a link to the process file system (an image made so), ``statfs`` followed
+    it while the device taken was the link's own, the root file system's, and every folder on it (another user's 0777
+    one too) passed as the kernel's. ``/proc`` must be the folder itself."""
+    import flytekitplugins.aios_audit.private_files as pf
+
+    link = tmp_path / "proc"
+    link.symlink_to("/proc")
+    as_link = os.lstat(link)
+    real = os.lstat
+    monkeypatch.setattr(pf.os, "lstat", lambda p, *a, **k: as_link if str(p) == "/proc" else real(p, *a, **k))
+    pf._proc_device.cache_clear()
+    try:
+        assert pf._proc_device() is None
+    finally:
+        monkeypatch.undo()
+        pf._proc_device.cache_clear()
+    assert pf._proc_device() == os.lstat("/proc").st_dev

@@ -32,6 +32,11 @@ from typing import NoReturn
 
 from flytekitplugins.aios_core.errors import AiosError, GovernanceDenied
 
+try:  # imported with the module: a process that then changes its user or root may no longer read the library
+    import ctypes
+except ImportError:  # a Python built without _ctypes: /proc is judged by the mount table instead
+    ctypes = None  # type: ignore[assignment]
+
 FILE_MODE = 0o600
 DIR_MODE = 0o700
 MAX_LINKS = 40  # links followed on one path, as the kernel's own limit: more is a loop
@@ -595,9 +600,10 @@ PROC_SUPER_MAGIC = 0x9FA0
 def _is_procfs(path: str) -> bool:
     """Whether ``path`` is on a process file system, by ``statfs``'s type: a plain folder with a ``self`` link in it
     at ``/proc`` passed the check of that link alone, and every folder on the same device was taken for the
-    kernel's (re-review R22)."""
-    import ctypes
-
+    kernel's (re-review R22). Without ``ctypes``, by the process's mount table (re-review R23: imported here, after
+    a change of user or root, the import failed every output)."""
+    if ctypes is None:
+        return _mounted_as_proc(path)
     buf = ctypes.create_string_buffer(256)  # struct statfs (120 bytes on 64-bit Linux); f_type comes first
     try:
         libc = ctypes.CDLL(None, use_errno=True)
@@ -608,14 +614,34 @@ def _is_procfs(path: str) -> bool:
     return ctypes.c_long.from_buffer(buf).value == PROC_SUPER_MAGIC
 
 
+def _mounted_as_proc(path: str) -> bool:
+    """Whether the mount table (``/proc/self/mountinfo``) has a ``proc`` file system mounted at ``path`` last, of the
+    device ``path`` is on."""
+    try:
+        dev = os.lstat(path).st_dev
+        lines = Path("/proc/self/mountinfo").read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return False
+    fstype = ""
+    for line in lines:
+        left, _, right = line.partition(" - ")
+        fields = left.split()
+        if len(fields) >= 5 and fields[4] == path and fields[2] == f"{os.major(dev)}:{os.minor(dev)}":
+            fstype = right.split(" ", 1)[0]
+    return fstype == "proc"
+
+
 @functools.lru_cache(maxsize=1)
 def _proc_device() -> int | None:
     """The device number of ``/proc`` (None where no process file system is mounted there); looked up once a
     process."""
     try:
-        return os.lstat("/proc").st_dev if _is_procfs("/proc") else None
+        st = os.lstat("/proc")
     except OSError:
         return None
+    # a folder, not a link to one: statfs follows a link, and the link's own device (the root file system's) had every
+    # folder on it taken for the kernel's (re-review R23)
+    return st.st_dev if stat.S_ISDIR(st.st_mode) and _is_procfs("/proc") else None
 
 
 def end_of_links(
