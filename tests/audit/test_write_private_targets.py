@@ -79,3 +79,44 @@ def test_dev_stdout_is_written_into_a_pipe_or_a_file(tmp_path: Path, stdout: str
         res = subprocess.run([sys.executable, "-c", code], stdout=f, stderr=subprocess.PIPE, timeout=120)
     assert res.returncode == 0, res.stderr.decode()[-2000:]
     assert out.read_bytes() == b"proof"
+
+
+def _aios_to(stdout: Path, *args: str) -> str:
+    """Run ``aios`` in a process of its own whose standard output is the file ``stdout``; return its stderr."""
+    import subprocess
+    import sys
+
+    code = "from flytekitplugins.aios_core.cli import cli; cli()"
+    with stdout.open("wb") as f:
+        res = subprocess.run([sys.executable, "-c", code, *args], stdout=f, stderr=subprocess.PIPE, timeout=300)
+    assert res.returncode == 0, res.stderr.decode()[-2000:]
+    return res.stderr.decode()
+
+
+def test_what_a_command_says_about_its_output_stays_out_of_it_when_that_is_stdout(
+    aios_env: Path, tmp_path: Path
+) -> None:
+    """``--out /dev/stdout`` sends the output to the command's standard output; the line saying where it was written
+    goes to stderr then. It followed the output into the same stream: ``aios audit public-key --out /dev/stdout >
+    key.pem`` ended the PEM with "public key ... written to /dev/stdout", and a proof or checkpoint sent there was no
+    longer one. Named as a file, the output's line stays on stdout."""
+    import json
+
+    from flytekitplugins.aios_audit import AuditEvent, audit_log
+    from flytekitplugins.aios_audit.checkpoint import Checkpoint, load_signing_key, public_pem
+    from flytekitplugins.aios_core.settings import get_settings
+
+    ids = [audit_log(get_settings()).append(AuditEvent(kind="task", actor=f"a{i}")).record_id for i in range(5)]
+    got = tmp_path / "stdout.bin"
+    err = _aios_to(got, "audit", "public-key", "--out", "/dev/stdout")
+    assert got.read_text() == public_pem(load_signing_key(get_settings().signing_key))
+    assert "written to /dev/stdout" in err
+    err = _aios_to(got, "audit", "checkpoint", "--out", "/dev/stdout")
+    checkpoint = tmp_path / "cp.json"
+    checkpoint.write_bytes(got.read_bytes())
+    assert Checkpoint.load(checkpoint).tree_size == 5 and "checkpoint: 5 records" in err
+    err = _aios_to(got, "audit", "prove", ids[2], "--checkpoint", str(checkpoint), "--out", "/dev/stdout", "--json")
+    assert json.loads(got.read_text())["checkpoint"]["tree_size"] == 5  # the proof alone
+    assert json.loads(err.strip().splitlines()[-1])["out"] == "/dev/stdout"
+    err = _aios_to(got, "audit", "public-key", "--out", str(tmp_path / "key.pem"))  # a file: the line on stdout
+    assert got.read_text().startswith("public key ") and "written to" not in err

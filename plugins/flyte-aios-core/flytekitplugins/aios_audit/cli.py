@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from flytekitplugins.aios_core.cli import settings_from
-from flytekitplugins.aios_core.cli_output import Column, compact_time
+from flytekitplugins.aios_core.cli_output import Column, compact_time, names_stdout
 from flytekitplugins.aios_core.errors import AiosError
 from flytekitplugins.aios_core.visible import visible
 
@@ -464,6 +464,7 @@ def checkpoint(ctx: click.Context, out: str, deep: bool, as_json: bool) -> None:
     with working("verifying", store.size() - after, unit="records", json_mode=as_json) as progress:
         workers = verify_workers(settings.verify_workers)
         cp = make_checkpoint(store, settings.signing_key, previous, deep=deep, progress=progress, workers=workers)
+    err = names_stdout(out)  # what follows goes beside the checkpoint, not into it
     cp.save(out)
     cp.save(checkpoints_dir(settings) / f"{cp.tree_size:012d}.json")
     with working("storing tree levels", cp.tree_size, unit="records", json_mode=as_json) as progress:
@@ -472,19 +473,22 @@ def checkpoint(ctx: click.Context, out: str, deep: bool, as_json: bool) -> None:
     if as_json:
         doc = {"tree_size": cp.tree_size, "root_hash": cp.root_hash, "key_id": cp.key_id, "out": out}
         doc |= {"levels_stored_through": min(levels, cp.tree_size), "levels_note": why_not}
-        click.echo(json.dumps({**doc, "key_trusted": not untrusted, "verified_after": after}, sort_keys=True))
+        click.echo(json.dumps({**doc, "key_trusted": not untrusted, "verified_after": after}, sort_keys=True), err=err)
         return
-    click.echo(f"checkpoint: {cp.tree_size} records, root {cp.root_hash}, key {cp.key_name}+{cp.key_id} -> {out}")
+    what = f"checkpoint: {cp.tree_size} records, root {cp.root_hash}, key {cp.key_name}+{cp.key_id}"
+    click.echo(f"{what} -> {out}", err=err)
     if previous is not None:
         how = f"records {after + 1}..{cp.tree_size} verified" if after < cp.tree_size else "no record appended since"
         how = "every record walked (--deep)" if deep else how
-        click.echo(f"{how}; extends the checkpoint of {previous.tree_size} records this key signed before")
-    click.echo(f"verifier key (C2SP): {_vkey(settings.signing_key)}")
+        click.echo(f"{how}; extends the checkpoint of {previous.tree_size} records this key signed before", err=err)
+    click.echo(f"verifier key (C2SP): {_vkey(settings.signing_key)}", err=err)
     if why_not:
-        click.echo(f"note: {why_not}; the first proof against this checkpoint integrates them (or reads every leaf)")
+        after_note = "the first proof against this checkpoint integrates them (or reads every leaf)"
+        click.echo(f"note: {why_not}; {after_note}", err=err)
     if untrusted:
         click.echo(
-            f"note: key {cp.key_id} is not in trusted_checkpoint_keys, so verifiers will refuse it: {HOW_TO_TRUST}"
+            f"note: key {cp.key_id} is not in trusted_checkpoint_keys, so verifiers will refuse it: {HOW_TO_TRUST}",
+            err=err,
         )
 
 
@@ -555,8 +559,10 @@ def _write(doc: dict[str, Any], out: str | None, as_json: bool = False) -> None:
     if out:
         from flytekitplugins.aios_audit.private_files import write_private
 
+        err = names_stdout(out)  # the line saying so goes beside the output, not into it
         write_private(out, text + "\n")
-        click.echo(json.dumps({"out": out, "proof": doc}, sort_keys=True) if as_json else f"proof written to {out}")
+        said = json.dumps({"out": out, "proof": doc}, sort_keys=True) if as_json else f"proof written to {out}"
+        click.echo(said, err=err)
     else:
         click.echo(text)
 
@@ -572,7 +578,8 @@ def public_key(ctx: click.Context, out: str | None) -> None:
     if out:
         from flytekitplugins.aios_audit.private_files import write_private
 
+        err = names_stdout(out)  # the line saying so goes beside the PEM, not into it
         write_private(out, pem)
-        click.echo(f"public key {key_id(pem)} written to {out}")
+        click.echo(f"public key {key_id(pem)} written to {out}", err=err)
     else:
         click.echo(pem, nl=False)

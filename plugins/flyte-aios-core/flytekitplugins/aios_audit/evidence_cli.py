@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from flytekitplugins.aios_core.cli import settings_from
+from flytekitplugins.aios_core.cli_output import names_stdout
 
 
 @click.group()
@@ -33,13 +34,15 @@ def export(ctx: click.Context, execution: str, document: str, model: str, out: P
         raise click.UsageError("name exactly one of --execution, --document or --model")
     scope = f"execution {execution}" if execution else f"document {document}" if document else f"model {model}"
     tracer = tracer_for(ctx, url)
+    err = names_stdout(out)  # the line saying so goes beside the bundle, not into it
     try:
         ids = select(tracer, execution=execution, document=document, model=model)
         manifest = write_bundle(tracer, settings_from(ctx), ids, scope, out)
     except (EvidenceError, ProofError) as e:
         raise click.ClickException(str(e)) from None
     click.echo(
-        f"evidence: {len(manifest['records'])} records of {scope}, checkpoint of {manifest['tree_size']} -> {out}"
+        f"evidence: {len(manifest['records'])} records of {scope}, checkpoint of {manifest['tree_size']} -> {out}",
+        err=err,
     )
 
 

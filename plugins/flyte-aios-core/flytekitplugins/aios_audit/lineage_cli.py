@@ -168,13 +168,15 @@ def report(
     with working("writing the report", None):
         page, n = build_report(tracer, result, settings, execution=execution, document=document, limit=limit)
     from flytekitplugins.aios_audit.private_files import write_private
+    from flytekitplugins.aios_core.cli_output import names_stdout
 
     # as every --out: it was written into another user's file (theirs to edit then) and through their link (R14); a
     # missing folder is made 0700 (mkdir(parents=True) made it 0777 under umask 0, and then refused it: R15)
+    err = names_stdout(out)  # the line saying so goes beside the report, not into it
     try:
         write_private(out, page)
     except OSError as e:  # a full disk names no file: say which output could not be written
         raise OSError(e.errno, e.strerror, e.filename or str(out)) from None
-    click.echo(f"report: {n} records, verification {'OK' if result.ok else 'FAILED'} -> {out}")
+    click.echo(f"report: {n} records, verification {'OK' if result.ok else 'FAILED'} -> {out}", err=err)
     if not result.ok:
         sys.exit(1)

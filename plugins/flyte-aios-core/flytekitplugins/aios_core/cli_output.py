@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import json
 import os
 import sys
@@ -40,6 +41,18 @@ class InternalError(UserError):
     """An unexpected exception (a bug): one line, exit 4."""
 
     exit_code = EXIT_INTERNAL
+
+
+def names_stdout(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` leads to this process's standard output (``--out /dev/stdout``, ``/dev/fd/1``, the terminal or
+    the file it was sent to). Check it before writing there: a command's line saying what it wrote goes to stderr
+    then, as it must not follow the output into the same stream (``aios audit public-key --out /dev/stdout > key.pem``
+    put "public key ... written to /dev/stdout" into the PEM file)."""
+    try:
+        named, stdout = os.stat(path), os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):  # not there yet; stdout closed or in memory
+        return False
+    return (named.st_dev, named.st_ino) == (stdout.st_dev, stdout.st_ino)
 
 
 def echo_json(doc: Any) -> None:
