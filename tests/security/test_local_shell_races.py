@@ -845,11 +845,9 @@ def test_an_output_that_cannot_replace_the_name_is_named_by_it(tmp_path: Path, m
 # ---- re-review R22 of the fixes above ------------------------------------------------------------------------------
 
 
-def test_dev_stdout_is_written_in_a_rootless_container() -> None:
-    """Re-reviews R20 and R22: in an unprivileged user namespace (rootless podman or docker, a pod with ``hostUsers:
-    false``, ``unshare -r``) the kernel's ``/proc`` folders and its links ``/proc/self`` and ``/proc/thread-self``
-    show as nobody's: ``--out /dev/stdout`` was refused there, first for ``/proc`` (R20), then, once folders of
-    ``/proc`` were the kernel's, for ``/proc/self`` (R22). Both are the kernel's now."""
+def _in_rootless_container(*args: str) -> str:
+    """Run ``userns_stdout_child.py`` (a write inside an unprivileged user namespace with its own root, ``/dev`` and
+    ``/proc``) with ``args`` after the root; its standard output (skipped where this host has no user namespaces)."""
     import subprocess
     import sys
     import tempfile
@@ -859,14 +857,31 @@ def test_dev_stdout_is_written_in_a_rootless_container() -> None:
     try:
         root.chmod(0o755)
         child = Path(__file__).with_name("userns_stdout_child.py")
-        res = subprocess.run([sys.executable, str(child), str(root)], capture_output=True, timeout=120)
+        res = subprocess.run([sys.executable, str(child), str(root), *args], capture_output=True, timeout=120)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     if res.returncode == 77:
         pytest.skip("no user namespaces on this host")
     assert res.returncode == 0, res.stderr.decode()[-3000:]
+    return res.stdout.decode()
+
+
+def test_dev_stdout_is_written_in_a_rootless_container() -> None:
+    """Re-reviews R20 and R22: in an unprivileged user namespace (rootless podman or docker, a pod with ``hostUsers:
+    false``, ``unshare -r``) the kernel's ``/proc`` folders and its links ``/proc/self`` and ``/proc/thread-self``
+    show as nobody's: ``--out /dev/stdout`` was refused there, first for ``/proc`` (R20), then, once folders of
+    ``/proc`` were the kernel's, for ``/proc/self`` (R22). Both are the kernel's now."""
     names = ("/dev/stdout", "/dev/fd/1", "/proc/self/fd/1", "/proc/thread-self/fd/1")
-    assert res.stdout.decode().splitlines() == [f"written to {n}" for n in names]
+    assert _in_rootless_container().splitlines() == [f"written to {n}" for n in names]
+
+
+def test_dev_null_is_an_output_in_a_rootless_container() -> None:
+    """A rootless container's ``/dev/null`` is the host's device bound into its ``/dev``, and shows as nobody's there:
+    ``--out /dev/null`` was refused as "a device owned by uid 65534". The null device (character device 1:3) is the
+    kernel's wherever its node is and whoever the node shows as owning it (a user namespace may make no device node),
+    and nothing written into it can be read: it is written into. Any other device or pipe of another user's is still
+    refused."""
+    assert _in_rootless_container("null").splitlines() == ["written to /dev/null, owned by uid 65534 here"]
 
 
 # ---- re-review R23 of the fixes above ------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
-"""Run by ``test_local_shell_races.test_dev_stdout_is_written_in_a_rootless_container``: ``write_private`` of
-``/dev/stdout`` inside an unprivileged user namespace with its own root, ``/dev`` and ``/proc``, as a rootless container
-runtime makes them (the namespace's root mapped to the host's ``nobody``). Exit 77: no user namespaces here."""
+"""Run by ``test_local_shell_races.test_dev_stdout_is_written_in_a_rootless_container`` (and, with ``null`` after the
+root, by ``test_dev_null_is_an_output_in_a_rootless_container``): ``write_private`` of ``/dev/stdout`` (or of the
+host's ``/dev/null``, bound into the container's ``/dev``) inside an unprivileged user namespace with its own root,
+``/dev`` and ``/proc``, as a rootless container runtime makes them (the namespace's root mapped to the host's
+``nobody``). Exit 77: no user namespaces here."""
 
 from __future__ import annotations
 
@@ -38,9 +40,15 @@ def main() -> None:
             assert libc.mount(b"tmpfs", root + b"/dev", b"tmpfs", 0, b"mode=755") == 0, ctypes.get_errno()
             os.symlink("/proc/self/fd/1", root + b"/dev/stdout")
             os.symlink("/proc/self/fd", root + b"/dev/fd")
+            os.close(os.open(root + b"/dev/null", os.O_CREAT | os.O_WRONLY, 0o666))  # the host's, bound over it
+            assert libc.mount(b"/dev/null", root + b"/dev/null", None, MS_BIND, None) == 0, ctypes.get_errno()
             assert libc.mount(b"proc", root + b"/proc", b"proc", 0, None) == 0, ctypes.get_errno()
             os.chroot(root)
             os.chdir("/")
+            if sys.argv[2:] == ["null"]:  # the host's null device, shown as nobody's here
+                write_private("/dev/null", "a proof\n")
+                os.write(1, f"written to /dev/null, owned by uid {os.stat('/dev/null').st_uid} here\n".encode())
+                os._exit(0)
             for name in ("/dev/stdout", "/dev/fd/1", "/proc/self/fd/1", "/proc/thread-self/fd/1"):
                 write_private(name, f"written to {name}\n")
             os._exit(0)

@@ -534,7 +534,7 @@ def _write_special(p: Path, found: list[tuple[os.stat_result, str]], raw: bytes)
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(p))
         if stat.S_ISREG(st.st_mode):
             raise UnsafeFile(p, "a regular file put there since it was checked", fix)
-        if st.st_uid not in trusted_owners():
+        if st.st_uid not in trusted_owners() and not _is_null_device(st):
             raise UnsafeFile(p, _owned_by_other(st.st_uid, "a named pipe or device"), fix)
         judged = found[0][0] if found else None
         if judged is None or (judged.st_dev, judged.st_ino) != (st.st_dev, st.st_ino):
@@ -549,6 +549,14 @@ def _write_special(p: Path, found: list[tuple[os.stat_result, str]], raw: bytes)
         _write_all(p, wfd, raw)
     finally:
         os.close(wfd)
+
+
+def _is_null_device(st: os.stat_result) -> bool:
+    """Whether ``st`` is the null device (character device 1:3). It is the kernel's wherever its node is and whoever
+    the node shows as owning it: only the initial user namespace's root may make a device node, and nothing written
+    into it can be read. A rootless container's ``/dev/null`` is the host's, bound into its ``/dev`` and shown as
+    nobody's there, and ``--out /dev/null`` was refused as another user's device."""
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3)
 
 
 def open_without_links(path: str | os.PathLike[str], flags: int) -> int:
