@@ -403,6 +403,30 @@ def test_a_key_file_is_read_only_when_no_other_user_chose_it(tmp_path: Path, pla
         ed25519_pem(f"file:{key}", what="signing key")
 
 
+@pytest.mark.parametrize("name", ["/dev/fd/{fd}", "/proc/self/fd/{fd}", "a link of ours to /dev/fd/{fd}"])
+def test_a_key_named_through_a_descriptor_is_refused_saying_so(tmp_path: Path, name: str) -> None:
+    """A key file named through a process's open descriptor (``file:/dev/fd/3`` with ``3<key.pem``, ``/dev/stdin``)
+    is refused, as it was, but the refusal said "a symbolic link put there since it was checked", a race that never
+    happened. It names the descriptor now, and what to use instead."""
+    key = _keys(tmp_path) / "checkpoint-ed25519.pem"
+    key.write_bytes(_pem())
+    key.chmod(0o600)
+    fd = os.open(key, os.O_RDONLY)
+    try:
+        spec = name.format(fd=fd)
+        if spec.startswith("a link"):
+            link = tmp_path / "state" / "keys" / "via-fd.pem"
+            link.symlink_to(f"/dev/fd/{fd}")
+            spec = str(link)
+        with pytest.raises(ConfigError) as err:
+            ed25519_pem(f"file:{spec}", what="signing key")
+    finally:
+        os.close(fd)
+    msg = str(err.value)
+    assert f"refusing the signing key file {spec}: it names a process's open descriptor" in msg, msg
+    assert "file:PATH" in msg and "env:VAR" in msg and "since it was checked" not in msg
+
+
 def test_a_trusted_checkpoint_key_another_user_planted_is_not_trusted(tmp_path: Path) -> None:
     """The local profile trusts the key in the state folder (``trusted_checkpoint_keys``): one another user planted
     there was trusted by ``aios audit verify --checkpoint``. A configured key file is read as a signing key is; a

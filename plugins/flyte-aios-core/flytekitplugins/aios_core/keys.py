@@ -96,7 +96,15 @@ def read_key_file(path: Path, what: str, *, warn_shared: bool = True) -> bytes |
     try:  # the links on the way, each of this user's or root's: the folders' (another user's link to a folder of
         # this user's other deployment had its key read, re-review R14), then the file's (the walk write_private makes)
         first = checked_folder(path.parent) / path.name  # the folders too (R17: this user's links in a 0777 folder)
-        end = end_of_links(first, owners)
+        links: list[str] = []
+        end = end_of_links(first, owners, links=links)
+        if links and str(end) == links[-1]:  # the walk stopped at a link of /proc: a process's descriptor
+            raise ConfigError(
+                f"refusing the {what} file {path}: it names a process's open descriptor (/dev/fd/N, /dev/stdin, "
+                "/proc/<pid>/fd/N), not a file, and a key is read only from a file whose owner and folders can be "
+                "checked; nothing was signed or verified with it. Name the key's file (file:PATH) or pass the PEM in "
+                "an environment variable (env:VAR)"
+            )
         cur = str(end if end == first else checked_folder(end.parent) / end.name)  # (first's folder: walked above)
     except (FileNotFoundError, NotADirectoryError):
         return None
