@@ -118,5 +118,9 @@ def test_what_a_command_says_about_its_output_stays_out_of_it_when_that_is_stdou
     err = _aios_to(got, "audit", "prove", ids[2], "--checkpoint", str(checkpoint), "--out", "/dev/stdout", "--json")
     assert json.loads(got.read_text())["checkpoint"]["tree_size"] == 5  # the proof alone
     assert json.loads(err.strip().splitlines()[-1])["out"] == "/dev/stdout"
+    for spelled in ("/dev/stdout/", "/dev/stdout/.", "/dev/fd/1/"):  # the name as written: /dev/stdout (R24)
+        err = _aios_to(got, "audit", "public-key", "--out", spelled)
+        assert got.read_text() == public_pem(load_signing_key(get_settings().signing_key)), spelled
+        assert f"written to {spelled}" in err
     err = _aios_to(got, "audit", "public-key", "--out", str(tmp_path / "key.pem"))  # a file: the line on stdout
     assert got.read_text().startswith("public key ") and "written to" not in err

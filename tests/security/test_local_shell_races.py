@@ -924,3 +924,76 @@ def test_proc_as_a_link_is_not_the_kernels(tmp_path: Path, monkeypatch: pytest.M
         monkeypatch.undo()
         pf._proc_device.cache_clear()
     assert pf._proc_device() == os.lstat("/proc").st_dev
+
+
+# ---- re-review R24 of the fixes above ------------------------------------------------------------------------------
+
+
+def test_an_output_to_a_descriptor_not_passed_in_is_refused_and_the_store_is_untouched(
+    aios_env: Path, tmp_path: Path
+) -> None:
+    """Re-review R24: ``--out /dev/fd/N`` for a number its caller did not pass (Python's ``subprocess`` and sudo close
+    those above 2) named the command's own open file: ``aios audit checkpoint --out /dev/fd/6`` wrote the checkpoint
+    over the SQLite audit store's database, exit 0, and the store no longer opened. Only a descriptor the process was
+    started with is written into (the pack's own files are close-on-exec); one passed in still is."""
+    import subprocess
+    import sys
+
+    from flytekitplugins.aios_audit import AuditEvent, audit_log
+
+    for i in range(3):
+        audit_log(get_settings()).append(AuditEvent(kind="task", actor=f"a{i}"))
+    database = aios_env / "audit.db"
+    before = database.read_bytes()[:16]
+    aios = [sys.executable, "-c", "from flytekitplugins.aios_core.cli import cli; cli()"]
+    for n in range(3, 13):  # whichever number the store, its -wal, -shm or lock files take in the child
+        res = subprocess.run([*aios, "audit", "checkpoint", "--out", f"/dev/fd/{n}"], capture_output=True, timeout=300)
+        assert res.returncode != 0, (n, res.stdout.decode()[-500:])
+        assert b"Traceback" not in res.stderr, res.stderr.decode()[-2000:]
+    assert database.read_bytes()[:16] == before == b"SQLite format 3\x00"
+    res = subprocess.run([*aios, "audit", "verify"], capture_output=True, timeout=300)
+    assert res.returncode == 0, res.stderr.decode()[-2000:]
+    wanted = tmp_path / "cp.txt"
+    fd = os.open(wanted, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:  # passed in: written there
+        cmd = [*aios, "audit", "checkpoint", "--out", f"/dev/fd/{fd}"]
+        res = subprocess.run(cmd, capture_output=True, timeout=300, pass_fds=(fd,))
+    finally:
+        os.close(fd)
+    assert res.returncode == 0, res.stderr.decode()[-2000:]
+    assert wanted.read_text().startswith("aios-audit/")
+
+
+def test_an_out_option_never_asks_to_read_its_name() -> None:
+    """Re-review R24: click's path type checks by default that a name which exists may be read: ``--out /dev/stdout``
+    was refused ("File '/dev/stdout' is not readable") where standard output is a pipe or terminal the user may write
+    but not read (one another user opened, after ``su`` or ``runuser`` to a service user), before the write that
+    would have gone there. No output option of any command asks that."""
+    import click
+
+    def options(command: click.Command, path: str) -> Iterator[tuple[str, click.Parameter]]:
+        for param in command.params:
+            yield path, param
+        if isinstance(command, click.Group):  # (its commands are loaded as they are asked for)
+            ctx = click.Context(command)
+            for name in command.list_commands(ctx):
+                sub = command.get_command(ctx, name)
+                if sub is not None:
+                    yield from options(sub, f"{path} {name}")
+
+    outs = [
+        (p, o)
+        for p, o in options(cli, "aios")
+        if isinstance(o, click.Option) and "--out" in o.opts and isinstance(o.type, click.Path) and not o.type.dir_okay
+    ]  # the outputs that are files (the demo's --out is a folder)
+    assert len(outs) >= 6, outs  # checkpoint, prove, consistency, public-key, evidence export, lineage report
+    for path, option in outs:
+        assert isinstance(option.type, click.Path) and not option.type.readable, (path, option.opts)
+
+
+def test_without_ctypes_a_plain_proc_folder_with_a_forged_mount_table_is_not_the_kernels() -> None:
+    """Re-review R24: a Python without ``ctypes`` judged ``/proc`` by the mount table, read through whatever ``/proc``
+    is: a plain folder there (an image made so) whose ``self`` led to a table saying the root file system was a
+    process file system made every folder on it the kernel's again, as R22 had found, and another user's 0777 folder
+    took the output. The table counts now only at a mount point whose ``self`` names this process."""
+    assert _in_rootless_container("fakeproc").splitlines() == ["refused"]

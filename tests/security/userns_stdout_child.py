@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+from typing import NoReturn
 
 from flytekitplugins.aios_audit.private_files import write_private
 
@@ -42,6 +43,8 @@ def main() -> None:
             os.symlink("/proc/self/fd", root + b"/dev/fd")
             os.close(os.open(root + b"/dev/null", os.O_CREAT | os.O_WRONLY, 0o666))  # the host's, bound over it
             assert libc.mount(b"/dev/null", root + b"/dev/null", None, MS_BIND, None) == 0, ctypes.get_errno()
+            if sys.argv[2:] == ["fakeproc"]:  # a plain /proc whose self link leads to a forged mount table
+                _fake_proc(root)
             assert libc.mount(b"proc", root + b"/proc", b"proc", 0, None) == 0, ctypes.get_errno()
             os.chroot(root)
             os.chdir("/")
@@ -61,6 +64,32 @@ def main() -> None:
     os.write(go[1], b"g")
     _, status = os.waitpid(pid, 0)
     sys.exit(os.waitstatus_to_exitcode(status))
+
+
+def _fake_proc(root: bytes) -> NoReturn:
+    """``/proc`` a plain folder of the image whose ``self`` leads to a mount table saying the root file system is a
+    process file system mounted there; ``write_private`` into a 0777 folder of that file system, judged without
+    ``ctypes`` (by the mount table): "refused" or "written"."""
+    import flytekitplugins.aios_audit.private_files as pf
+
+    dev = os.stat(root).st_dev
+    os.makedirs(root + b"/fakeself/fd")
+    os.symlink("/fakeself", root + b"/proc/self")
+    with open(root + b"/fakeself/mountinfo", "w") as f:
+        f.write(f"1 0 {os.major(dev)}:{os.minor(dev)} / /proc rw - proc proc rw\n")
+    os.mkdir(root + b"/shared", 0o777)
+    os.chmod(root + b"/shared", 0o777)
+    os.chroot(root)
+    os.chdir("/")
+    pf.ctypes = None  # type: ignore[assignment]  # a Python without _ctypes: the mount table decides
+    pf._proc_device.cache_clear()
+    try:
+        write_private("/shared/out.txt", "the audit report")
+    except pf.UnsafeFile:
+        os.write(1, b"refused\n")
+    else:
+        os.write(1, b"written\n")
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from typing import Any
 import click
 
 from flytekitplugins.aios_core.cli import settings_from
-from flytekitplugins.aios_core.cli_output import Column, compact_time, names_stdout
+from flytekitplugins.aios_core.cli_output import Column, compact_time, names_stdout, output_path
 from flytekitplugins.aios_core.errors import AiosError
 from flytekitplugins.aios_core.visible import visible
 
@@ -435,7 +435,7 @@ def _show_row(r: Any) -> list[str]:
 
 
 @audit.command()
-@click.option("--out", "out", type=click.Path(dir_okay=False), required=True, help="Where to write the checkpoint.")
+@click.option("--out", "out", type=output_path(), required=True, help="Where to write the checkpoint.")
 @click.option(
     "--deep",
     is_flag=True,
@@ -502,7 +502,7 @@ def _vkey(signing_key: str) -> str:
 @audit.command()
 @click.argument("record")
 @click.option("--checkpoint", "checkpoint_file", type=click.Path(exists=True, dir_okay=False), default=None)
-@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the proof here (default stdout).")
+@click.option("--out", type=output_path(), default=None, help="Write the proof here (default stdout).")
 @click.option("--json", "as_json", is_flag=True, help="With --out: print {out, proof} as JSON, not a sentence.")
 @click.pass_context
 def prove(ctx: click.Context, record: str, checkpoint_file: str | None, out: str | None, as_json: bool) -> None:
@@ -517,7 +517,7 @@ def prove(ctx: click.Context, record: str, checkpoint_file: str | None, out: str
 
 @audit.command()
 @click.option("--from", "old_file", type=click.Path(exists=True, dir_okay=False), required=True)
-@click.option("--out", type=click.Path(dir_okay=False), default=None)
+@click.option("--out", type=output_path(), default=None)
 @click.option("--json", "as_json", is_flag=True, help="With --out: print {out, proof} as JSON, not a sentence.")
 @click.pass_context
 def consistency(ctx: click.Context, old_file: str, out: str | None, as_json: bool) -> None:
@@ -568,7 +568,7 @@ def _write(doc: dict[str, Any], out: str | None, as_json: bool = False) -> None:
 
 
 @audit.command("public-key")
-@click.option("--out", type=click.Path(dir_okay=False), default=None, help="Write the PEM here (default stdout).")
+@click.option("--out", type=output_path(), default=None, help="Write the PEM here (default stdout).")
 @click.pass_context
 def public_key(ctx: click.Context, out: str | None) -> None:
     """The public key of the checkpoint signing key: what verifiers list in trusted_checkpoint_keys."""

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from flytekitplugins.aios_core.cli import settings_from
-from flytekitplugins.aios_core.cli_output import names_stdout
+from flytekitplugins.aios_core.cli_output import names_stdout, output_path
 
 
 @click.group()
@@ -20,7 +20,7 @@ def evidence() -> None:
 @click.option("--execution", default="", help="Every record of this execution (name or project/domain/name).")
 @click.option("--document", default="", help="The decision trail of this document (sha256: digest).")
 @click.option("--model", default="", help="The lineage of this model version (name@version).")
-@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Zip file to write.")
+@click.option("-o", "--out", type=output_path(path_type=Path), required=True, help="Zip file to write.")
 @click.option("--store", "url", default=None, help="Audit store URL (default: AIOS_AUDIT_STORE).")
 @click.pass_context
 def export(ctx: click.Context, execution: str, document: str, model: str, out: Path, url: str | None) -> None:

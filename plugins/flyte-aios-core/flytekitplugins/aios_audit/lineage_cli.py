@@ -10,6 +10,7 @@ import click
 
 from flytekitplugins.aios_audit.cli import BACKLOG_SHOWN, PUBLIC_KEY_OPTION, catch_up_ids, trusted_for
 from flytekitplugins.aios_core.cli import settings_from
+from flytekitplugins.aios_core.cli_output import output_path
 from flytekitplugins.aios_core.settings import Settings
 
 REF_HELP = (
@@ -110,7 +111,7 @@ def trace(ctx: click.Context, ref: str, url: str | None, as_json: bool, sor: str
 
 
 @lineage.command()
-@click.option("--out", type=click.Path(dir_okay=False), required=True, help="HTML file to write.")
+@click.option("--out", type=output_path(), required=True, help="HTML file to write.")
 @click.option("--store", "url", default=None, help="Audit store URL (default: AIOS_AUDIT_STORE).")
 @click.option("--execution", default=None, help="Only this execution (name or project/domain/name); drawn as a graph.")
 @click.option(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import functools
 import grp
 import os
@@ -436,6 +437,7 @@ def write_private(path: str | os.PathLike[str], data: str | bytes) -> Path:
     # below)
     _check_output_folders(asked, [*links, *(f for _, f in found)])
     if own is not None:  # /dev/stdout, /dev/fd/N: this process's own descriptor, where its caller pointed it
+        _check_passed_in(asked, own)
         _write_all(asked, own, raw)
         return asked
     if special:
@@ -474,6 +476,22 @@ def _own_descriptor(link: str) -> int | None:
     folder = os.path.realpath(os.path.dirname(link))  # /proc/self and /proc/thread-self: the kernel's own links
     own = {os.path.realpath("/proc/self/fd"), os.path.realpath("/proc/thread-self/fd")}
     return int(name) if folder in own else None
+
+
+def _check_passed_in(asked: Path, fd: int) -> None:
+    """Refuse the descriptor ``fd`` unless the process was started with it (its caller passed it: ``3>FILE``,
+    standard output). Every file the pack opens itself is close-on-exec (Python's default, SQLite's): a number its
+    caller did not pass (Python's ``subprocess`` and sudo close those above 2) was the audit store's own, and
+    ``--out /dev/fd/6`` wrote the checkpoint over the store's database, reported written (re-review R24). A
+    descriptor inherited through ``exec`` cannot be close-on-exec."""
+    try:
+        flags = fcntl.fcntl(fd, fcntl.F_GETFD)
+    except OSError as e:
+        raise type(e)(e.errno, e.strerror, str(asked)) from None
+    if flags & fcntl.FD_CLOEXEC:
+        why = f"descriptor {fd}, a file this process opened itself (its audit store, say), not one passed to it"
+        fix = "nothing was written; start the command with that descriptor open (3>FILE), or name a file"
+        raise UnsafeFile(asked, why, fix)
 
 
 def _write_all(p: Path, fd: int, raw: bytes) -> None:
@@ -624,10 +642,16 @@ def _is_procfs(path: str) -> bool:
 
 def _mounted_as_proc(path: str) -> bool:
     """Whether the mount table (``/proc/self/mountinfo``) has a ``proc`` file system mounted at ``path`` last, of the
-    device ``path`` is on."""
+    device ``path`` is on, where ``path`` is a mount point (its device is not its parent folder's) whose ``self``
+    names this process. The table is read through ``path`` itself: a plain folder there holding a ``self`` link to a
+    forged table made the root file system the kernel's again (re-review R24, as R22 had found with ``statfs``)."""
     try:
         dev = os.lstat(path).st_dev
-        lines = Path("/proc/self/mountinfo").read_text(encoding="utf-8", errors="replace").splitlines()
+        if dev == os.lstat(os.path.dirname(path.rstrip("/")) or "/").st_dev:  # no mount point: a plain folder
+            return False
+        if os.readlink(os.path.join(path, "self")) != str(os.getpid()):  # the kernel's link names its reader
+            return False
+        lines = Path(path, "self", "mountinfo").read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return False
     fstype = ""

@@ -18,6 +18,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import IO, Any
 
 import click
@@ -43,13 +44,22 @@ class InternalError(UserError):
     exit_code = EXIT_INTERNAL
 
 
+def output_path(**kwargs: Any) -> click.Path:
+    """The type of an ``--out`` option: a name that is not a folder, never checked for reading. click's default
+    (``readable=True``) refused ``--out /dev/stdout`` where standard output is a pipe or terminal the user may write
+    but not read (one another user opened, after ``su`` or ``runuser`` to a service user), before the write that
+    would have gone there (re-review R24); where the name may be written is :func:`.private_files.write_private`'s
+    to judge."""
+    return click.Path(dir_okay=False, readable=False, **kwargs)
+
+
 def names_stdout(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` leads to this process's standard output (``--out /dev/stdout``, ``/dev/fd/1``, the terminal or
     the file it was sent to). Check it before writing there: a command's line saying what it wrote goes to stderr
     then, as it must not follow the output into the same stream (``aios audit public-key --out /dev/stdout > key.pem``
     put "public key ... written to /dev/stdout" into the PEM file)."""
-    try:
-        named, stdout = os.stat(path), os.fstat(sys.stdout.fileno())
+    try:  # the name as write_private takes it (a Path: "/dev/stdout/" and "/dev/stdout/." are /dev/stdout; R24)
+        named, stdout = os.stat(Path(path)), os.fstat(sys.stdout.fileno())
     except (OSError, ValueError, AttributeError, io.UnsupportedOperation):  # not there yet; stdout closed or in memory
         return False
     return (named.st_dev, named.st_ino) == (stdout.st_dev, stdout.st_ino)
