@@ -455,6 +455,31 @@ def test_a_folder_with_an_acl_for_another_user_is_not_the_owners_own_group(tmp_p
         private_dir(above / "state")
 
 
+@pytest.mark.parametrize("attribute", ["system.nfs4_acl", "system.richacl"])
+def test_a_folder_with_an_nfs4_acl_is_not_the_owners_own_group(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, attribute: str
+) -> None:
+    """An NFSv4 ACL (an NFS mount: ``nfs4_setfacl -a A::other@domain:rwaDx``) grants another user write with the mode
+    bits unchanged, as a POSIX one does, but only POSIX's was read: such a folder above the state folder passed as its
+    owner's own group's. Any access ACL takes the allowance away (NFSv4's is looked for by its attribute's name; this
+    host has no NFS mount to set one on)."""
+    import flytekitplugins.aios_audit.private_files as pf
+
+    above = tmp_path / "above"
+    above.mkdir()
+    os.chown(above, os.geteuid(), own_private_group())
+    above.chmod(0o770)
+    assert pf.private_dir(above / "state") == above / "state"  # the owner's own group alone: accepted
+    real = os.listxattr
+    monkeypatch.setattr(
+        pf.os,
+        "listxattr",
+        lambda p, *a, **k: [*real(p, *a, **k), attribute] if str(p) == str(above) else real(p, *a, **k),
+    )
+    with pytest.raises(UnsafeFile, match=re.escape(f"{above} is a folder others may write without the sticky bit")):
+        pf.private_dir(above / "state2")
+
+
 def _swapped_during_the_walk(monkeypatch: pytest.MonkeyPatch, out: Path, then: Any) -> None:
     """Another user's entry at ``out`` in a shared folder, swapped as R16's and R17's loops did: a file of theirs while
     ``write_private`` walks the name's links, then ``then(out)`` in its place once the walk is over."""

@@ -220,10 +220,16 @@ def _check_folder(path: str, st: os.stat_result, owners: Collection[int], *, fin
         raise UnsafeFolder(path, f"a folder others may write without the sticky bit (mode {mode:04o})", fix)
 
 
+ACL_ATTRIBUTES = frozenset({"system.posix_acl_access", "system.nfs4_acl", "system.richacl"})
+"""Extended attributes that carry an access ACL: POSIX's, NFSv4's (an NFS mount; ``nfs4_setfacl`` grants another
+user write there with the mode bits unchanged) and richacl's."""
+
+
 def _has_acl(path: str) -> bool:
-    """Whether the folder ``path`` carries a POSIX access ACL (whose extra entries its mode bits do not show)."""
+    """Whether the folder ``path`` carries an access ACL (whose extra entries its mode bits do not show), POSIX's or
+    NFSv4's: read only POSIX's, an NFSv4 ACL granting another user write passed a folder as its owner's own group's."""
     try:
-        return "system.posix_acl_access" in os.listxattr(path, follow_symlinks=False)
+        return not ACL_ATTRIBUTES.isdisjoint(os.listxattr(path, follow_symlinks=False))
     except OSError:  # no extended attributes here (or none readable): no ACL this process could see either
         return False
 
