@@ -640,6 +640,24 @@ def _own_group_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, plant: A
     assert pf.private_dir(above / "state") == above / "state"  # the owner's own group alone: accepted
 
 
+def test_a_group_password_in_the_group_entry_itself_is_not_the_owners_own_group(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A group whose password is in its ``/etc/group`` entry itself (no ``/etc/gshadow`` entry: ``newgrp`` and ``sg``
+    read it there) is anyone's who knows the password, but only gshadow's was looked at: such a group passed as its
+    owner's own. A password in either place takes the allowance away."""
+    import grp as grp_module
+
+    def plant(own: int, pf: Any) -> None:
+        real = grp_module.getgrgid(own)
+        with_password = grp_module.struct_group((real.gr_name, "$6$salt$hashedgrouppassword", own, real.gr_mem))
+        monkeypatch.setattr(grp_module, "getgrgid", lambda gid: with_password if gid == own else real)
+        everyone = grp_module.getgrall()
+        monkeypatch.setattr(grp_module, "getgrall", lambda: [g for g in everyone if g.gr_gid != own])
+
+    _own_group_refused(tmp_path, monkeypatch, plant)
+
+
 def test_a_second_group_of_the_same_number_is_not_the_owners_own_group(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

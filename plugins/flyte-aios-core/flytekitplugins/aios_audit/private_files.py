@@ -254,6 +254,10 @@ def _private_group(uid: int, gid: int) -> bool:
     # users a directory does not list (getpwall) is not one (re-review R20)
     if user.pw_gid != gid or first.gr_name != user.pw_name or any(m != user.pw_name for m in members):
         return False
+    # a password in the group entry itself (no /etc/gshadow entry for it): newgrp and sg give the group to whoever
+    # knows it, as they do with one in /etc/gshadow
+    if any(g.gr_passwd not in ("", "x", "!", "!!", "*") for g in entries):
+        return False
     if _shadow_group_others({g.gr_name for g in entries}, user.pw_name):
         return False
     return not any(other.pw_gid == gid and other.pw_uid != uid for other in pwd.getpwall())
