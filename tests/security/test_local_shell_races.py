@@ -924,7 +924,8 @@ def test_dev_null_is_an_output_in_a_rootless_container() -> None:
     kernel's wherever its node is and whoever the node shows as owning it (a user namespace may make no device node),
     and nothing written into it can be read: it is written into. Any other device or pipe of another user's is still
     refused."""
-    assert _in_rootless_container("null").splitlines() == ["written to /dev/null, owned by uid 65534 here"]
+    written = [f"written to {d}, owned by uid 65534 here" for d in ("/dev/null", "/dev/zero", "/dev/urandom")]
+    assert _in_rootless_container("null").splitlines() == written  # (zero and urandom since re-review R25)
 
 
 # ---- re-review R23 of the fixes above ------------------------------------------------------------------------------
@@ -1040,3 +1041,63 @@ def test_without_ctypes_a_plain_proc_folder_with_a_forged_mount_table_is_not_the
     process file system made every folder on it the kernel's again, as R22 had found, and another user's 0777 folder
     took the output. The table counts now only at a mount point whose ``self`` names this process."""
     assert _in_rootless_container("fakeproc").splitlines() == ["refused"]
+
+
+# ---- re-review R25 of the fixes above ------------------------------------------------------------------------------
+
+
+SECOND_PROC = """
+import ctypes, os, sys
+from flytekitplugins.aios_audit.private_files import UnsafeFile, write_private
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.unshare(0x00020000) != 0:  # CLONE_NEWNS: the mount below is this process's alone
+    sys.exit(77)
+assert libc.mount(b"none", b"/", None, 0x4000 | 0x40000, None) == 0  # MS_REC | MS_PRIVATE
+folder = sys.argv[1]
+os.mkdir(folder + "/proc2", 0o755)
+assert libc.mount(b"proc", (folder + "/proc2").encode(), b"proc", 0, None) == 0, ctypes.get_errno()
+with open(folder + "/audit.db", "w") as f:
+    f.write("the audit store")
+fd = os.open(folder + "/audit.db", os.O_RDONLY)
+try:
+    write_private(f"{folder}/proc2/self/fd/{fd}", "a checkpoint")
+except UnsafeFile as e:
+    print("refused:", e, file=sys.stderr)
+with open(folder + "/audit.db") as f:
+    print(f.read())
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a second process file system (root, in a mount namespace)")
+def test_a_descriptor_named_through_a_second_process_file_system_is_refused(tmp_path: Path) -> None:
+    """Re-review R25: the walk of an output's links stopped at a link of ``/proc``'s own device only: through a
+    second process file system (the host's ``/proc`` bound at ``/host/proc``, as monitoring agents run, root's),
+    ``/host/proc/self/fd/6`` was followed by its text to the file descriptor 6 had open, the audit store's database,
+    and the checkpoint replaced it. The walk stops at a link of any process file system, and one that is not this
+    process's own descriptor is refused (in a rootless container too, where that mount shows as nobody's)."""
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-c", SECOND_PROC, str(tmp_path)], capture_output=True, timeout=120)
+    if res.returncode == 77:
+        pytest.skip("no mount namespaces here")
+    assert res.returncode == 0, res.stderr.decode()[-2000:]
+    assert res.stdout.decode().splitlines() == ["the audit store"]
+    assert "a link of a process file system" in res.stderr.decode()
+    assert _in_rootless_container("proc2").splitlines() == ["refused", "the audit store"]
+
+
+def test_without_ctypes_proc_counts_where_its_self_is_another_pid_namespaces(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Re-review R25: without ``ctypes``, R24's check required ``/proc/self`` to read as ``os.getpid()``; where
+    ``/proc`` is the parent pid namespace's (``bwrap``, ``unshare -p`` without a new one) the two differ, and
+    ``--out /dev/stdout`` was refused. The check is now that ``/proc/self/fd`` shows this process its own pipe."""
+    import flytekitplugins.aios_audit.private_files as pf
+
+    monkeypatch.setattr(pf, "ctypes", None)
+    monkeypatch.setattr(pf.os, "getpid", lambda: 1)  # this process's id in its own pid namespace
+    pf._proc_device.cache_clear()
+    try:
+        assert pf._proc_device() == os.lstat("/proc").st_dev
+    finally:
+        monkeypatch.undo()
+        pf._proc_device.cache_clear()

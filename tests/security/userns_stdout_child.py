@@ -41,17 +41,24 @@ def main() -> None:
             assert libc.mount(b"tmpfs", root + b"/dev", b"tmpfs", 0, b"mode=755") == 0, ctypes.get_errno()
             os.symlink("/proc/self/fd/1", root + b"/dev/stdout")
             os.symlink("/proc/self/fd", root + b"/dev/fd")
-            os.close(os.open(root + b"/dev/null", os.O_CREAT | os.O_WRONLY, 0o666))  # the host's, bound over it
-            assert libc.mount(b"/dev/null", root + b"/dev/null", None, MS_BIND, None) == 0, ctypes.get_errno()
+            for device in (b"/dev/null", b"/dev/zero", b"/dev/urandom"):  # the host's, bound over empty files
+                os.close(os.open(root + device, os.O_CREAT | os.O_WRONLY, 0o666))
+                assert libc.mount(device, root + device, None, MS_BIND, None) == 0, ctypes.get_errno()
             if sys.argv[2:] == ["fakeproc"]:  # a plain /proc whose self link leads to a forged mount table
                 _fake_proc(root)
             assert libc.mount(b"proc", root + b"/proc", b"proc", 0, None) == 0, ctypes.get_errno()
+            if sys.argv[2:] == ["proc2"]:  # a second process file system, as the host's bound at /host/proc
+                os.makedirs(root + b"/host/proc")
+                assert libc.mount(b"proc", root + b"/host/proc", b"proc", 0, None) == 0, ctypes.get_errno()
             os.chroot(root)
             os.chdir("/")
-            if sys.argv[2:] == ["null"]:  # the host's null device, shown as nobody's here
-                write_private("/dev/null", "a proof\n")
-                os.write(1, f"written to /dev/null, owned by uid {os.stat('/dev/null').st_uid} here\n".encode())
+            if sys.argv[2:] == ["null"]:  # the host's devices, shown as nobody's here
+                for device in ("/dev/null", "/dev/zero", "/dev/urandom"):
+                    write_private(device, "a proof\n")
+                    os.write(1, f"written to {device}, owned by uid {os.stat(device).st_uid} here\n".encode())
                 os._exit(0)
+            if sys.argv[2:] == ["proc2"]:
+                _second_proc()
             for name in ("/dev/stdout", "/dev/fd/1", "/proc/self/fd/1", "/proc/thread-self/fd/1"):
                 write_private(name, f"written to {name}\n")
             os._exit(0)
@@ -64,6 +71,26 @@ def main() -> None:
     os.write(go[1], b"g")
     _, status = os.waitpid(pid, 0)
     sys.exit(os.waitstatus_to_exitcode(status))
+
+
+def _second_proc() -> NoReturn:
+    """``write_private`` of ``/host/proc/self/fd/N``, ``N`` this process's own open file ``/victim.txt``: "refused" or
+    "written", then that file's text."""
+    from flytekitplugins.aios_audit.private_files import UnsafeFile
+
+    with open("/victim.txt", "w") as f:
+        f.write("the audit store\n")
+    fd = os.open("/victim.txt", os.O_RDONLY)
+    try:
+        write_private(f"/host/proc/self/fd/{fd}", "a checkpoint\n")
+    except UnsafeFile as e:
+        os.write(1, b"refused\n")
+        os.write(2, f"{e}\n".encode())
+    else:
+        os.write(1, b"written\n")
+    with open("/victim.txt") as f:
+        os.write(1, f.read().encode())
+    os._exit(0)
 
 
 def _fake_proc(root: bytes) -> NoReturn:

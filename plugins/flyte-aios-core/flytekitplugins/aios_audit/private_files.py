@@ -440,6 +440,9 @@ def write_private(path: str | os.PathLike[str], data: str | bytes) -> Path:
         fix = f"nothing was written to {asked}; name a file instead"
         raise UnsafeFile(asked, "a name that leads into /proc, which is not mounted here", fix)
     own = _own_descriptor(links[-1]) if links else None  # (the walk stops at a link of /proc)
+    if own is None and links and Path(links[-1]) == end:  # it stopped at a process file system's link, not ours
+        why = f"a link of a process file system ({links[-1]}) other than this process's own descriptors"
+        raise UnsafeFile(asked, why, f"nothing was written to {asked}; name /dev/fd/N or a file instead")
     # the folders on the way to the name, to each link followed and to the end, whatever the output is (R18-R20: in a
     # 0777 folder another user renamed this user's links or folders into each other's places, and the output went
     # to another deployment's file, pipe or descriptor, reported written)
@@ -562,7 +565,7 @@ def _write_special(p: Path, found: list[tuple[os.stat_result, str]], raw: bytes)
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(p))
         if stat.S_ISREG(st.st_mode):
             raise UnsafeFile(p, "a regular file put there since it was checked", fix)
-        if st.st_uid not in trusted_owners() and not _is_null_device(st):
+        if st.st_uid not in trusted_owners() and not _is_kernel_sink(st):
             raise UnsafeFile(p, _owned_by_other(st.st_uid, "a named pipe or device"), fix)
         judged = found[0][0] if found else None
         if judged is None or (judged.st_dev, judged.st_ino) != (st.st_dev, st.st_ino):
@@ -579,12 +582,17 @@ def _write_special(p: Path, found: list[tuple[os.stat_result, str]], raw: bytes)
         os.close(wfd)
 
 
-def _is_null_device(st: os.stat_result) -> bool:
-    """Whether ``st`` is the null device (character device 1:3). It is the kernel's wherever its node is and whoever
-    the node shows as owning it: only the initial user namespace's root may make a device node, and nothing written
-    into it can be read. A rootless container's ``/dev/null`` is the host's, bound into its ``/dev`` and shown as
-    nobody's there, and ``--out /dev/null`` was refused as another user's device."""
-    return stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(1, 3)
+KERNEL_SINKS = frozenset({(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0)})
+"""Character devices (major, minor) written into whoever their node shows as owning it: null, zero, full, random,
+urandom (nothing written there can be read back) and ``/dev/tty`` (always the writer's own controlling terminal)."""
+
+
+def _is_kernel_sink(st: os.stat_result) -> bool:
+    """Whether ``st`` is one of :data:`KERNEL_SINKS`. Such a device is the kernel's wherever its node is: only the
+    initial user namespace's root may make a device node. A rootless container's ``/dev/null``, ``/dev/zero``,
+    ``/dev/urandom`` and ``/dev/tty`` are the host's, bound into its ``/dev`` and shown as nobody's there, and
+    ``--out /dev/null`` (then, re-review R25, the others) was refused as another user's device."""
+    return stat.S_ISCHR(st.st_mode) and (os.major(st.st_rdev), os.minor(st.st_rdev)) in KERNEL_SINKS
 
 
 def open_without_links(path: str | os.PathLike[str], flags: int) -> int:
@@ -650,16 +658,33 @@ def _is_procfs(path: str) -> bool:
     return ctypes.c_long.from_buffer(buf).value == PROC_SUPER_MAGIC
 
 
+def _leads_to_own_pipe(path: str) -> bool:
+    """Whether ``path/self/fd/N`` leads to this process's pipe ``N``: only the kernel's process file system shows a
+    process its own descriptors there, in any pid namespace (its ``self`` names the pid the mount's namespace sees:
+    comparing it with ``os.getpid()`` refused ``/dev/stdout`` where ``/proc`` was the parent pid namespace's, re-review
+    R25), and no plain folder leads to a pipe that has no name."""
+    read, write = os.pipe()
+    try:
+        named, own = os.stat(os.path.join(path, "self", "fd", str(read))), os.fstat(read)
+        return (named.st_dev, named.st_ino) == (own.st_dev, own.st_ino)
+    except OSError:
+        return False
+    finally:
+        os.close(read)
+        os.close(write)
+
+
 def _mounted_as_proc(path: str) -> bool:
     """Whether the mount table (``/proc/self/mountinfo``) has a ``proc`` file system mounted at ``path`` last, of the
     device ``path`` is on, where ``path`` is a mount point (its device is not its parent folder's) whose ``self``
-    names this process. The table is read through ``path`` itself: a plain folder there holding a ``self`` link to a
-    forged table made the root file system the kernel's again (re-review R24, as R22 had found with ``statfs``)."""
+    shows this process its own descriptors (:func:`_leads_to_own_pipe`). The table is read through ``path`` itself:
+    a plain folder there holding a ``self`` link to a forged table made the root file system the kernel's again
+    (re-review R24, as R22 had found with ``statfs``)."""
     try:
         dev = os.lstat(path).st_dev
         if dev == os.lstat(os.path.dirname(path.rstrip("/")) or "/").st_dev:  # no mount point: a plain folder
             return False
-        if os.readlink(os.path.join(path, "self")) != str(os.getpid()):  # the kernel's link names its reader
+        if not _leads_to_own_pipe(path):
             return False
         lines = Path(path, "self", "mountinfo").read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
@@ -728,7 +753,10 @@ def end_of_links(
             return Path(cur)
         if links is not None:
             links.append(cur)
-        if st.st_dev == _proc_device():  # what it leads to, as the kernel follows it (a process's own descriptor)
+        # what it leads to, as the kernel follows it (a process's own descriptor); on any process file system, not
+        # /proc's alone: through a second one (the host's bound at /host/proc) the walk followed the text of
+        # /host/proc/self/fd/6 to the audit store's path, and the output replaced the database (re-review R25)
+        if st.st_dev == _proc_device() or _is_procfs(os.path.dirname(cur) or "/"):
             if found is not None:
                 with contextlib.suppress(OSError):
                     found.append((os.stat(cur), cur))
