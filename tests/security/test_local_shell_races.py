@@ -455,7 +455,7 @@ def test_a_folder_with_an_acl_for_another_user_is_not_the_owners_own_group(tmp_p
         private_dir(above / "state")
 
 
-@pytest.mark.parametrize("attribute", ["system.nfs4_acl", "system.richacl"])
+@pytest.mark.parametrize("attribute", ["system.nfs4_acl", "system.nfs4_acl_xdr", "system.richacl"])
 def test_a_folder_with_an_nfs4_acl_is_not_the_owners_own_group(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, attribute: str
 ) -> None:
@@ -1048,7 +1048,10 @@ def test_without_ctypes_a_plain_proc_folder_with_a_forged_mount_table_is_not_the
 
 SECOND_PROC = """
 import ctypes, os, sys
+import flytekitplugins.aios_audit.private_files as pf
 from flytekitplugins.aios_audit.private_files import UnsafeFile, write_private
+if sys.argv[2:] == ["noctypes"]:  # a Python without _ctypes: the mount table decides
+    pf.ctypes = None
 libc = ctypes.CDLL(None, use_errno=True)
 if libc.unshare(0x00020000) != 0:  # CLONE_NEWNS: the mount below is this process's alone
     sys.exit(77)
@@ -1078,12 +1081,16 @@ def test_a_descriptor_named_through_a_second_process_file_system_is_refused(tmp_
     import subprocess
     import sys
 
-    res = subprocess.run([sys.executable, "-c", SECOND_PROC, str(tmp_path)], capture_output=True, timeout=120)
-    if res.returncode == 77:
-        pytest.skip("no mount namespaces here")
-    assert res.returncode == 0, res.stderr.decode()[-2000:]
-    assert res.stdout.decode().splitlines() == ["the audit store"]
-    assert "a link of a process file system" in res.stderr.decode()
+    for mode in ("ctypes", "noctypes"):  # (without ctypes since re-review R26: the mount table, by device)
+        folder = tmp_path / mode
+        folder.mkdir()
+        cmd = [sys.executable, "-c", SECOND_PROC, str(folder), mode]
+        res = subprocess.run(cmd, capture_output=True, timeout=120)
+        if res.returncode == 77:
+            pytest.skip("no mount namespaces here")
+        assert res.returncode == 0, res.stderr.decode()[-2000:]
+        assert res.stdout.decode().splitlines() == ["the audit store"], mode
+        assert "a link of a process file system" in res.stderr.decode(), mode
     assert _in_rootless_container("proc2").splitlines() == ["refused", "the audit store"]
 
 
@@ -1101,3 +1108,103 @@ def test_without_ctypes_proc_counts_where_its_self_is_another_pid_namespaces(mon
     finally:
         monkeypatch.undo()
         pf._proc_device.cache_clear()
+
+
+# ---- re-review R26 of the fixes above ------------------------------------------------------------------------------
+
+SHARED_MOUNT = """
+import ctypes, os, sys
+import flytekitplugins.aios_audit.private_files as pf
+pf.ctypes = None  # a Python without _ctypes: the mount table decides
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.unshare(0x00020000) != 0:  # CLONE_NEWNS
+    sys.exit(77)
+assert libc.mount(b"none", b"/", None, 0x4000 | 0x40000, None) == 0  # MS_REC | MS_PRIVATE
+folder = sys.argv[1]
+mt = folder + "/shm"
+os.mkdir(mt)
+assert libc.mount(b"tmpfs", mt.encode(), b"tmpfs", 0, b"mode=1777") == 0, ctypes.get_errno()
+dev = os.stat(mt).st_dev
+os.mkdir(mt + "/self")  # another user's, in a shared mount point: this process's own descriptors, a forged table
+os.symlink("/proc/self/fd", mt + "/self/fd")
+with open(mt + "/self/mountinfo", "w") as f:
+    f.write(f"1 0 {os.major(dev)}:{os.minor(dev)} / {mt} rw - proc proc rw\\n")
+os.mkdir(folder + "/private", 0o700)
+os.symlink(folder + "/private/out.txt", mt + "/out")  # this user's link, in the shared folder
+pf.write_private(mt + "/out", "the report")
+print(open(folder + "/private/out.txt").read())
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounts a tmpfs (root, in a mount namespace)")
+def test_without_ctypes_a_shared_mount_point_is_not_made_a_process_file_system(tmp_path: Path) -> None:
+    """Re-review R26: without ``ctypes``, R25 judged a folder by the ``self`` and the mount table read through it:
+    in a shared mount point (``/dev/shm``) another user's ``self/fd -> /proc/self/fd`` and forged ``self/mountinfo``
+    made it a process file system, and this user's link there was refused (with a pipe there, the command hung; with
+    ``/dev/zero``, it read until memory ran out). A folder counts by its device in ``/proc``'s own mount table."""
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-c", SHARED_MOUNT, str(tmp_path)], capture_output=True, timeout=120)
+    if res.returncode == 77:
+        pytest.skip("no mount namespaces here")
+    assert res.returncode == 0, res.stderr.decode()[-2000:]
+    assert res.stdout.decode().splitlines() == ["the report"]
+
+
+def test_another_processs_pipe_named_through_proc_is_written_and_its_file_is_not_replaced(tmp_path: Path) -> None:
+    """Re-review R26: R25's fix refused every name that stops at a link of a process file system other than this
+    process's own descriptor, and ``--out /proc/1/fd/1`` (a job in a container writing to its main process's
+    standard output, what ``docker logs`` shows) was refused. Such a link to a pipe, socket or device is written as
+    any such output is (its owner and identity checked); one to a regular file is still refused, never replaced."""
+    import subprocess
+
+    from flytekitplugins.aios_audit.private_files import write_private
+
+    logger = subprocess.Popen(["sleep", "60"], stdout=subprocess.PIPE)
+    try:
+        write_private(f"/proc/{logger.pid}/fd/1", "a line for the log\n")
+        assert logger.stdout is not None
+        assert logger.stdout.read(19) == b"a line for the log\n"
+    finally:
+        logger.kill()
+        logger.wait()
+    log = tmp_path / "job.log"
+    with log.open("w") as f:
+        logger = subprocess.Popen(["sleep", "60"], stdout=f)
+    try:
+        with pytest.raises(UnsafeFile, match=r"a link of a process file system .* to a file"):
+            write_private(f"/proc/{logger.pid}/fd/1", "replaced")
+    finally:
+        logger.kill()
+        logger.wait()
+    assert log.read_text() == ""  # (and still the file it was)
+
+
+def test_a_locked_group_password_is_no_password(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Re-review R26: ``/etc/gshadow``'s ``!*`` (systemd-sysusers writes it) and a locked hash ``!$6$...`` were taken
+    for group passwords, and run as root the owner's own group lost its allowance. A field beginning ``!`` or ``*``
+    is locked: no password matches it."""
+    import grp as grp_module
+
+    import flytekitplugins.aios_audit.private_files as pf
+
+    uid, own = os.geteuid(), own_private_group()
+    above = tmp_path / "above"
+    above.mkdir()
+    os.chown(above, uid, own)
+    above.chmod(0o770)
+    gshadow = tmp_path / "gshadow"
+    monkeypatch.setattr(pf, "GSHADOW", gshadow)
+    name = grp_module.getgrgid(own).gr_name
+    for field in ("!*", "!$6$salt$lockedhash", "*"):
+        gshadow.write_text(f"{name}:{field}::\n")
+        pf._private_group.cache_clear()
+        assert pf.private_dir(above / "state") == above / "state", field
+    gshadow.write_text(f"{name}:$6$salt$hash::\n")  # a password: anyone who knows it takes the group
+    pf._private_group.cache_clear()
+    try:
+        with pytest.raises(UnsafeFile):
+            pf.private_dir(above / "state2")
+    finally:
+        pf._private_group.cache_clear()

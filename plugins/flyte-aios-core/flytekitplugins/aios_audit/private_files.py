@@ -220,9 +220,11 @@ def _check_folder(path: str, st: os.stat_result, owners: Collection[int], *, fin
         raise UnsafeFolder(path, f"a folder others may write without the sticky bit (mode {mode:04o})", fix)
 
 
-ACL_ATTRIBUTES = frozenset({"system.posix_acl_access", "system.nfs4_acl", "system.richacl"})
+ACL_ATTRIBUTES = frozenset({"system.posix_acl_access", "system.nfs4_acl", "system.nfs4_acl_xdr", "system.richacl"})
 """Extended attributes that carry an access ACL: POSIX's, NFSv4's (an NFS mount; ``nfs4_setfacl`` grants another
-user write there with the mode bits unchanged) and richacl's."""
+user write there with the mode bits unchanged; OpenZFS names it ``system.nfs4_acl_xdr``) and richacl's. The NFS client
+shows ``system.nfs4_acl`` on every file of a server that supports ACLs, so there no group-writable folder passes as
+its owner's own group's (it is refused, naming the fix): the ACL is not parsed."""
 
 
 def _has_acl(path: str) -> bool:
@@ -256,7 +258,7 @@ def _private_group(uid: int, gid: int) -> bool:
         return False
     # a password in the group entry itself (no /etc/gshadow entry for it): newgrp and sg give the group to whoever
     # knows it, as they do with one in /etc/gshadow
-    if any(g.gr_passwd not in ("", "x", "!", "!!", "*") for g in entries):
+    if any(_group_password(g.gr_passwd or "", in_group_file=True) for g in entries):
         return False
     if _shadow_group_others({g.gr_name for g in entries}, user.pw_name):
         return False
@@ -265,6 +267,8 @@ def _private_group(uid: int, gid: int) -> bool:
 
 GSHADOW = Path("/etc/gshadow")
 """The shadow group file (:func:`_shadow_group_others`)."""
+GSHADOW_MARK = frozenset({"x"})
+"""``/etc/group``'s password field where the password is in :data:`GSHADOW`."""
 
 
 def _shadow_group_others(names: set[str], user: str) -> bool:
@@ -282,9 +286,19 @@ def _shadow_group_others(names: set[str], user: str) -> bool:
         password, _, rest = rest.partition(":")
         admins, _, members = rest.partition(":")
         # (an administrator may add themself, take the group with sg and leave again: re-review R20)
-        if password not in ("", "!", "!!", "*") or any(m and m != user for m in f"{admins},{members}".split(",")):
+        if _group_password(password) or any(m and m != user for m in f"{admins},{members}".split(",")):
             return True
     return False
+
+
+def _group_password(field: str, *, in_group_file: bool = False) -> bool:
+    """Whether a group's password field holds a password ``newgrp`` and ``sg`` accept: not empty, and not locked
+    (``!`` or ``*`` first, as ``!``, ``!!``, ``*``, systemd-sysusers' ``!*`` and a locked hash ``!$6$...``: no hash
+    begins so, so no password matches; re-review R26 found ``!*`` taken for a password). In ``/etc/group``, ``x``
+    says the password is in ``/etc/gshadow``."""
+    if in_group_file and field in GSHADOW_MARK:
+        return False
+    return bool(field) and not field.startswith(("!", "*"))
 
 
 def touch_private(path: str | os.PathLike[str], *, companions: tuple[str, ...] = ()) -> Path:
@@ -440,8 +454,11 @@ def write_private(path: str | os.PathLike[str], data: str | bytes) -> Path:
         fix = f"nothing was written to {asked}; name a file instead"
         raise UnsafeFile(asked, "a name that leads into /proc, which is not mounted here", fix)
     own = _own_descriptor(links[-1]) if links else None  # (the walk stops at a link of /proc)
-    if own is None and links and Path(links[-1]) == end:  # it stopped at a process file system's link, not ours
-        why = f"a link of a process file system ({links[-1]}) other than this process's own descriptors"
+    if own is None and links and Path(links[-1]) == end and not special:
+        # it stopped at a process file system's link to a file, not this process's descriptor: not a name to replace
+        # (through a second process file system the output replaced the audit store's database, re-review R25); one
+        # to a pipe, socket or device (/proc/1/fd/1, a container's log) is written as any such output (R26)
+        why = f"a link of a process file system ({links[-1]}) to a file, not one of this process's own descriptors"
         raise UnsafeFile(asked, why, f"nothing was written to {asked}; name /dev/fd/N or a file instead")
     # the folders on the way to the name, to each link followed and to the end, whatever the output is (R18-R20: in a
     # 0777 folder another user renamed this user's links or folders into each other's places, and the output went
@@ -645,9 +662,9 @@ def _is_procfs(path: str) -> bool:
     """Whether ``path`` is on a process file system, by ``statfs``'s type: a plain folder with a ``self`` link in it
     at ``/proc`` passed the check of that link alone, and every folder on the same device was taken for the
     kernel's (re-review R22). Without ``ctypes``, by the process's mount table (re-review R23: imported here, after
-    a change of user or root, the import failed every output)."""
+    a change of user or root, the import failed every output; :func:`_on_a_proc_mount`)."""
     if ctypes is None:
-        return _mounted_as_proc(path)
+        return _on_a_proc_mount(path)
     buf = ctypes.create_string_buffer(256)  # struct statfs (120 bytes on 64-bit Linux); f_type comes first
     try:
         libc = ctypes.CDLL(None, use_errno=True)
@@ -672,6 +689,29 @@ def _leads_to_own_pipe(path: str) -> bool:
     finally:
         os.close(read)
         os.close(write)
+
+
+def _on_a_proc_mount(path: str) -> bool:
+    """Without ``ctypes``: whether ``path`` is on the device of a ``proc`` mount, by the mount table of ``/proc``
+    (:func:`_proc_device`: a process file system there, itself judged by :func:`_mounted_as_proc`). Nothing is read
+    through ``path``: judging a folder by the table and the ``self`` read through it, a second process file system
+    (``/host/proc``) passed as none, and its ``self/fd/6`` was followed to the audit store's database, which the
+    output replaced; and another user's ``self`` and table in a shared mount point (``/dev/shm``) made it one
+    (re-review R26)."""
+    if _proc_device() is None:
+        return False
+    try:
+        dev = os.stat(path).st_dev
+        lines = Path("/proc/self/mountinfo").read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return False
+    here = f"{os.major(dev)}:{os.minor(dev)}"
+    for line in lines:
+        left, _, right = line.partition(" - ")
+        fields = left.split()
+        if len(fields) >= 5 and fields[2] == here and right.split(" ", 1)[0] == "proc":
+            return True
+    return False
 
 
 def _mounted_as_proc(path: str) -> bool:
@@ -708,7 +748,9 @@ def _proc_device() -> int | None:
         return None
     # a folder, not a link to one: statfs follows a link, and the link's own device (the root file system's) had every
     # folder on it taken for the kernel's (re-review R23)
-    return st.st_dev if stat.S_ISDIR(st.st_mode) and _is_procfs("/proc") else None
+    if not stat.S_ISDIR(st.st_mode):
+        return None
+    return st.st_dev if (_mounted_as_proc("/proc") if ctypes is None else _is_procfs("/proc")) else None
 
 
 def end_of_links(
@@ -756,7 +798,7 @@ def end_of_links(
         # what it leads to, as the kernel follows it (a process's own descriptor); on any process file system, not
         # /proc's alone: through a second one (the host's bound at /host/proc) the walk followed the text of
         # /host/proc/self/fd/6 to the audit store's path, and the output replaced the database (re-review R25)
-        if st.st_dev == _proc_device() or _is_procfs(os.path.dirname(cur) or "/"):
+        if st.st_dev == _proc_device() or _is_procfs(os.path.dirname(cur) or "."):
             if found is not None:
                 with contextlib.suppress(OSError):
                     found.append((os.stat(cur), cur))
