@@ -1208,3 +1208,92 @@ def test_a_locked_group_password_is_no_password(tmp_path: Path, monkeypatch: pyt
             pf.private_dir(above / "state2")
     finally:
         pf._private_group.cache_clear()
+
+
+# ---- re-review R27 of the fixes above ------------------------------------------------------------------------------
+
+NO_PROC = """
+import ctypes, os, sys
+import flytekitplugins.aios_audit.private_files as pf
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.unshare(0x00020000) != 0:  # CLONE_NEWNS
+    sys.exit(77)
+assert libc.mount(b"none", b"/", None, 0x4000 | 0x40000, None) == 0  # MS_REC | MS_PRIVATE
+folder = sys.argv[1]
+os.mkdir(folder + "/P", 0o755)
+assert libc.mount(b"proc", (folder + "/P").encode(), b"proc", 0, None) == 0, ctypes.get_errno()
+with open(folder + "/audit.db", "w") as f:
+    f.write("the audit store")
+fd = os.open(folder + "/audit.db", os.O_RDONLY)
+assert libc.umount2(b"/proc", 2) == 0, ctypes.get_errno()  # MNT_DETACH: no /proc here, a process file system at P
+pf.ctypes = None  # a Python without _ctypes
+pf._proc_device.cache_clear()
+try:
+    pf.write_private(f"{folder}/P/self/fd/{fd}", "a checkpoint")
+except pf.UnsafeFile as e:
+    print("refused:", e, file=sys.stderr)
+with open(folder + "/audit.db") as f:
+    print(f.read())
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="unmounts /proc and mounts another (root, in a mount namespace)")
+def test_without_ctypes_or_proc_a_descriptor_link_elsewhere_is_not_followed(tmp_path: Path) -> None:
+    """Re-review R27: without ``ctypes`` and with no ``/proc`` mounted (a chroot, a build root), a process file
+    system mounted elsewhere was judged by nothing, and ``--out <it>/self/fd/6`` was followed by its text to the
+    audit store's database, which the checkpoint replaced. There a link whose mode is not 0777 (a descriptor's shows
+    its open mode) is taken for the kernel's, and one to a file is refused."""
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-c", NO_PROC, str(tmp_path)], capture_output=True, timeout=120)
+    if res.returncode == 77:
+        pytest.skip("no mount namespaces here")
+    assert res.returncode == 0, res.stderr.decode()[-2000:]
+    assert res.stdout.decode().splitlines() == ["the audit store"]
+    assert "refused: " in res.stderr.decode()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="runs a process as another user (root)")
+def test_a_descriptor_of_another_users_process_is_refused_even_where_it_looks_like_roots() -> None:
+    """Re-review R27: a non-dumpable process shows its descriptor links as root's; another user's such process whose
+    standard output was a pipe root had made (a cron job's, ``su -c``) took root's report through ``--out
+    /proc/<its pid>/fd/1``, every owner check passing. Another process's descriptor is written only where all of
+    that process's user ids are this user's or root's (read through the process folder the descriptor is opened
+    through)."""
+    import signal
+    import time
+
+    from flytekitplugins.aios_audit.private_files import write_private
+
+    read_end, write_end = os.pipe()  # root's pipe, which the other user's process writes to and they read
+    ready_read, ready_write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the other user's process: root's fork, its ids changed (which makes it non-dumpable), no exec
+        try:
+            os.dup2(write_end, 1)
+            os.setgroups([])
+            os.setgid(OTHER)
+            os.setuid(OTHER)
+            os.write(ready_write, b"r")
+            time.sleep(60)
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    try:
+        assert os.read(ready_read, 1) == b"r"
+        with open(f"/proc/{pid}/status") as f:  # its descriptor links show as root's
+            assert [line.split()[1:] for line in f if line.startswith("Uid:")] == [[str(OTHER)] * 4]
+        assert os.lstat(f"/proc/{pid}/fd/1").st_uid == 0
+        with pytest.raises(UnsafeFile, match="a descriptor of another user's process"):
+            write_private(f"/proc/{pid}/fd/1", "root's audit report")
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        os.close(ready_read)
+        os.close(ready_write)
+    os.set_blocking(read_end, False)
+    try:
+        assert os.read(read_end, 100) == b""  # nothing reached them (the pipe is closed, and empty)
+    finally:
+        os.close(read_end)

@@ -470,6 +470,13 @@ def write_private(path: str | os.PathLike[str], data: str | bytes) -> Path:
         _check_passed_in(asked, own)
         _write_all(asked, own, raw)
         return asked
+    if special and own is None and links and Path(links[-1]) == end:  # another process's descriptor (/proc/1/fd/1)
+        process = _other_process(asked, links[-1])
+        try:
+            _write_special(asked, found, raw, at=(process, os.path.join("fd", os.path.basename(links[-1]))))
+        finally:
+            os.close(process)
+        return asked
     if special:
         _write_special(asked, found, raw)
         return asked
@@ -555,7 +562,41 @@ def _check_output_folders(asked: Path, names: list[str], *, create: bool = False
             raise UnsafeFolder(e.path, e.reason, fix) from None
 
 
-def _write_special(p: Path, found: list[tuple[os.stat_result, str]], raw: bytes) -> None:
+def _other_process(asked: Path, link: str) -> int:
+    """The process folder (``/proc/<pid>``, opened) of the descriptor link ``link`` names (``.../fd/N``), refused
+    unless every user id of that process (real, effective, saved, file system) is this process's user's or root's.
+    A non-dumpable process shows its descriptor links as root's: another user's such process whose standard output
+    was a pipe root had made (a cron job's, ``su -c``) took root's report through ``--out /proc/<its pid>/fd/1``
+    (re-review R27). The descriptor is then opened through this folder, so that a process id used again since names
+    nothing else."""
+    fix = f"nothing was written to {asked}; name a descriptor of this command (/dev/fd/N) or a file instead"
+    if os.path.basename(os.path.dirname(link)) != "fd":
+        raise UnsafeFile(asked, f"a link of a process file system ({link}) other than a descriptor", fix)
+    try:
+        folder = os.open(os.path.dirname(os.path.dirname(link)), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise type(e)(e.errno, e.strerror, str(asked)) from None
+    try:
+        status = os.open("status", os.O_RDONLY | os.O_CLOEXEC, dir_fd=folder)
+        with os.fdopen(status, "rb") as f:
+            lines = f.read().decode("utf-8", errors="replace").splitlines()
+        uids = next((line.split()[1:] for line in lines if line.startswith("Uid:")), [])
+        owners = trusted_owners()
+        if len(uids) != 4 or any(not u.isdigit() or int(u) not in owners for u in uids):
+            why = f"a descriptor of another user's process ({link}; its user ids {' '.join(uids) or 'unknown'})"
+            raise UnsafeFile(asked, why, fix)
+    except OSError as e:
+        os.close(folder)
+        raise type(e)(e.errno, e.strerror, str(asked)) from None
+    except BaseException:
+        os.close(folder)
+        raise
+    return folder
+
+
+def _write_special(
+    p: Path, found: list[tuple[os.stat_result, str]], raw: bytes, *, at: tuple[int, str] | None = None
+) -> None:
     """:func:`write_private`'s write into the device or pipe ``p`` leads to, where ``found`` holds what its walk of
     links (:func:`end_of_links`) judged at the end (its status, and where it was looked at).
 
@@ -572,8 +613,12 @@ def _write_special(p: Path, found: list[tuple[os.stat_result, str]], raw: bytes)
     turn with a file of theirs at the name diverted 508 writes in 30,000 to ``/dev/null``, each reported written, and
     their named pipe swapped in blocked the command; a check walking the name again was itself raced."""
     fix = "nothing was written; write to a folder of your own"
-    try:
-        fd = os.open(p, os.O_PATH | os.O_CLOEXEC)  # follows the links, as the walk did
+    try:  # (``at``: another process's descriptor, opened through its process folder, judged already)
+        fd = (
+            os.open(p, os.O_PATH | os.O_CLOEXEC)
+            if at is None
+            else os.open(at[1], os.O_PATH | os.O_CLOEXEC, dir_fd=at[0])
+        )
     except OSError as e:
         raise type(e)(e.errno, e.strerror, str(p)) from None
     try:
@@ -691,6 +736,14 @@ def _leads_to_own_pipe(path: str) -> bool:
         os.close(write)
 
 
+def _unverified_kernel_link(st: os.stat_result) -> bool:
+    """Without ``ctypes`` and without a ``/proc`` known to be the kernel's, whether the link ``st`` is a process's
+    descriptor by its mode: ``symlink`` makes every link 0777, a descriptor's link shows its open mode
+    (``lr-x------``). There a process file system mounted elsewhere was judged by nothing, and ``--out
+    <it>/self/fd/6`` was followed to the audit store's database, which the checkpoint replaced (re-review R27)."""
+    return ctypes is None and _proc_device() is None and stat.S_IMODE(st.st_mode) != 0o777
+
+
 def _on_a_proc_mount(path: str) -> bool:
     """Without ``ctypes``: whether ``path`` is on the device of a ``proc`` mount, by the mount table of ``/proc``
     (:func:`_proc_device`: a process file system there, itself judged by :func:`_mounted_as_proc`). Nothing is read
@@ -703,8 +756,8 @@ def _on_a_proc_mount(path: str) -> bool:
     try:
         dev = os.stat(path).st_dev
         lines = Path("/proc/self/mountinfo").read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return False
+    except OSError:  # not judged: taken for one, so that its links are not followed (re-review R27)
+        return True
     here = f"{os.major(dev)}:{os.minor(dev)}"
     for line in lines:
         left, _, right = line.partition(" - ")
@@ -798,7 +851,7 @@ def end_of_links(
         # what it leads to, as the kernel follows it (a process's own descriptor); on any process file system, not
         # /proc's alone: through a second one (the host's bound at /host/proc) the walk followed the text of
         # /host/proc/self/fd/6 to the audit store's path, and the output replaced the database (re-review R25)
-        if st.st_dev == _proc_device() or _is_procfs(os.path.dirname(cur) or "."):
+        if st.st_dev == _proc_device() or _is_procfs(os.path.dirname(cur) or ".") or _unverified_kernel_link(st):
             if found is not None:
                 with contextlib.suppress(OSError):
                     found.append((os.stat(cur), cur))
