@@ -1152,33 +1152,42 @@ def test_without_ctypes_a_shared_mount_point_is_not_made_a_process_file_system(t
     assert res.stdout.decode().splitlines() == ["the report"]
 
 
-def test_another_processs_pipe_named_through_proc_is_written_and_its_file_is_not_replaced(tmp_path: Path) -> None:
+TO_PARENT = """
+import subprocess, sys
+child = "import os; from flytekitplugins.aios_audit.private_files import write_private; "
+child += "write_private(f'/proc/{os.getppid()}/fd/1', 'a line for the log\\\\n')"
+res = subprocess.run([sys.executable, "-c", child], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+sys.stderr.write(res.stderr.decode())
+"""
+
+
+def test_a_parents_pipe_named_through_proc_is_written_and_another_processs_is_not(tmp_path: Path) -> None:
     """Re-review R26: R25's fix refused every name that stops at a link of a process file system other than this
     process's own descriptor, and ``--out /proc/1/fd/1`` (a job in a container writing to its main process's
-    standard output, what ``docker logs`` shows) was refused. Such a link to a pipe, socket or device is written as
-    any such output is (its owner and identity checked); one to a regular file is still refused, never replaced."""
+    standard output, what ``docker logs`` shows) or its parent's standard output was refused. Such a link to a pipe,
+    socket or device is written as any such output is; one to a regular file is still refused, never replaced.
+    Re-review R28: only PID 1's and the processes' this command runs under: a child of root's whose standard output
+    was relayed to another user (inetd's, a cron job's mail) took root's report, its ids all root's."""
     import subprocess
+    import sys
 
     from flytekitplugins.aios_audit.private_files import write_private
 
-    logger = subprocess.Popen(["sleep", "60"], stdout=subprocess.PIPE)
-    try:
-        write_private(f"/proc/{logger.pid}/fd/1", "a line for the log\n")
-        assert logger.stdout is not None
-        assert logger.stdout.read(19) == b"a line for the log\n"
-    finally:
-        logger.kill()
-        logger.wait()
+    res = subprocess.run([sys.executable, "-c", TO_PARENT], capture_output=True, timeout=120)
+    assert res.stdout == b"a line for the log\n", res.stderr.decode()[-2000:]  # the parent's pipe
     log = tmp_path / "job.log"
-    with log.open("w") as f:
-        logger = subprocess.Popen(["sleep", "60"], stdout=f)
+    with log.open("w") as f:  # the parent's standard output a file: refused, not replaced
+        res = subprocess.run([sys.executable, "-c", TO_PARENT], stdout=f, stderr=subprocess.PIPE, timeout=120)
+    assert "a link of a process file system" in res.stderr.decode() and "to a file" in res.stderr.decode()
+    assert log.read_text() == ""
+    relay = subprocess.Popen(["sleep", "60"], stdout=subprocess.PIPE)  # root's child, read by someone else
     try:
-        with pytest.raises(UnsafeFile, match=r"a link of a process file system .* to a file"):
-            write_private(f"/proc/{logger.pid}/fd/1", "replaced")
+        with pytest.raises(UnsafeFile, match="neither PID 1 nor one this command runs under"):
+            write_private(f"/proc/{relay.pid}/fd/1", "root's audit report")
     finally:
-        logger.kill()
-        logger.wait()
-    assert log.read_text() == ""  # (and still the file it was)
+        relay.kill()
+        relay.wait()
+    assert relay.stdout is not None and relay.stdout.read() == b""
 
 
 def test_a_locked_group_password_is_no_password(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -1297,3 +1306,40 @@ def test_a_descriptor_of_another_users_process_is_refused_even_where_it_looks_li
         assert os.read(read_end, 100) == b""  # nothing reached them (the pipe is closed, and empty)
     finally:
         os.close(read_end)
+
+
+# ---- re-review R28 of the fixes above ------------------------------------------------------------------------------
+
+
+def test_this_processs_own_descriptor_through_another_threads_folder_is_not_written() -> None:
+    """Re-review R28: this process's own descriptor named through another thread's folder
+    (``/proc/self/task/<tid>/fd/N``) went the way of another process's, past the check that a descriptor was passed
+    in, and a close-on-exec pipe of its own was written. It is refused as what it is: neither PID 1 nor a process
+    this command runs under."""
+    import threading
+
+    from flytekitplugins.aios_audit.private_files import write_private
+
+    read_end, write_end = os.pipe()  # close-on-exec: the process's own, not passed in
+    started, done = threading.Event(), threading.Event()
+    tid: list[int] = []
+
+    def other_thread() -> None:
+        tid.append(threading.get_native_id())
+        started.set()
+        done.wait(30)
+
+    thread = threading.Thread(target=other_thread, daemon=True)
+    thread.start()
+    try:
+        assert started.wait(30)
+        with pytest.raises(UnsafeFile, match="neither PID 1 nor one this command runs under"):
+            write_private(f"/proc/self/task/{tid[0]}/fd/{write_end}", "a checkpoint")
+        os.set_blocking(read_end, False)
+        with pytest.raises(BlockingIOError):  # nothing was written into it
+            os.read(read_end, 100)
+    finally:
+        done.set()
+        thread.join(30)
+        os.close(read_end)
+        os.close(write_end)

@@ -585,6 +585,14 @@ def _other_process(asked: Path, link: str) -> int:
         if len(uids) != 4 or any(not u.isdigit() or int(u) not in owners for u in uids):
             why = f"a descriptor of another user's process ({link}; its user ids {' '.join(uids) or 'unknown'})"
             raise UnsafeFile(asked, why, fix)
+        # and only PID 1 (a container's log) or a process this command runs under: root's service child relaying its
+        # standard output to another user (inetd, a cron job's mail) took root's report, its ids all root's (R28)
+        tgid = _status_field(lines, "Tgid:")
+        if os.fstat(folder).st_dev != _proc_device() or tgid is None or tgid not in _ancestors():
+            why = f"a descriptor of a process that is neither PID 1 nor one this command runs under ({link})"
+            raise UnsafeFile(asked, why, fix)
+        if tgid == _status_field(_own_status(), "Tgid:"):  # this process itself, through its thread's folder (R28)
+            _check_passed_in(asked, int(os.path.basename(link)))
     except OSError as e:
         os.close(folder)
         raise type(e)(e.errno, e.strerror, str(asked)) from None
@@ -592,6 +600,32 @@ def _other_process(asked: Path, link: str) -> int:
         os.close(folder)
         raise
     return folder
+
+
+def _status_field(lines: list[str], name: str) -> int | None:
+    """The number after ``name`` in a process's ``status`` lines (None where there is none)."""
+    value = next((line.split()[1:2] for line in lines if line.startswith(name)), [])
+    return int(value[0]) if value and value[0].isdigit() else None
+
+
+def _own_status() -> list[str]:
+    return Path("/proc/self/status").read_text(encoding="utf-8", errors="replace").splitlines()
+
+
+def _ancestors() -> set[int]:
+    """PID 1 and the processes this one runs under (its parent, theirs, ...), as ``/proc`` numbers them; this process
+    itself where it is PID 1 (a container's first process)."""
+    out, lines = {1}, _own_status()
+    if _status_field(lines, "Tgid:") == 1:
+        return out
+    parent = _status_field(lines, "PPid:")
+    while parent and parent not in out:
+        out.add(parent)
+        try:
+            parent = _status_field(Path(f"/proc/{parent}/status").read_text(errors="replace").splitlines(), "PPid:")
+        except OSError:  # gone, or hidden (hidepid): the chain ends there
+            break
+    return out
 
 
 def _write_special(
@@ -736,12 +770,16 @@ def _leads_to_own_pipe(path: str) -> bool:
         os.close(write)
 
 
-def _unverified_kernel_link(st: os.stat_result) -> bool:
+def _unverified_kernel_link(cur: str, st: os.stat_result) -> bool:
     """Without ``ctypes`` and without a ``/proc`` known to be the kernel's, whether the link ``st`` is a process's
     descriptor by its mode: ``symlink`` makes every link 0777, a descriptor's link shows its open mode
-    (``lr-x------``). There a process file system mounted elsewhere was judged by nothing, and ``--out
-    <it>/self/fd/6`` was followed to the audit store's database, which the checkpoint replaced (re-review R27)."""
-    return ctypes is None and _proc_device() is None and stat.S_IMODE(st.st_mode) != 0o777
+    (``lr-x------``), and is named ``.../fd/N``. There a process file system mounted elsewhere was judged by nothing,
+    and ``--out <it>/self/fd/6`` was followed to the audit store's database, which the checkpoint replaced (re-review
+    R27)."""
+    if not (ctypes is None and _proc_device() is None) or stat.S_IMODE(st.st_mode) == 0o777:
+        return False
+    # a descriptor's name (``.../fd/N``): a plain link of a file system that shows other modes is followed (R28)
+    return os.path.basename(os.path.dirname(cur)) == "fd" and os.path.basename(cur).isdigit()
 
 
 def _on_a_proc_mount(path: str) -> bool:
@@ -851,7 +889,7 @@ def end_of_links(
         # what it leads to, as the kernel follows it (a process's own descriptor); on any process file system, not
         # /proc's alone: through a second one (the host's bound at /host/proc) the walk followed the text of
         # /host/proc/self/fd/6 to the audit store's path, and the output replaced the database (re-review R25)
-        if st.st_dev == _proc_device() or _is_procfs(os.path.dirname(cur) or ".") or _unverified_kernel_link(st):
+        if st.st_dev == _proc_device() or _is_procfs(os.path.dirname(cur) or ".") or _unverified_kernel_link(cur, st):
             if found is not None:
                 with contextlib.suppress(OSError):
                     found.append((os.stat(cur), cur))
