@@ -1243,6 +1243,18 @@ except pf.UnsafeFile as e:
     print("refused:", e, file=sys.stderr)
 with open(folder + "/audit.db") as f:
     print(f.read())
+import mmap  # a file the process maps (as SQLite maps its -shm), named through map_files (re-review R29)
+with open(folder + "/audit.db-shm", "wb") as f:
+    f.write(b"the shared memory".ljust(4096, b"."))
+shm = open(folder + "/audit.db-shm", "r+b")
+mapped = mmap.mmap(shm.fileno(), 4096)
+with open(f"{folder}/P/self/maps") as f:
+    (span,) = [line.split()[0] for line in f if line.rstrip().endswith("/audit.db-shm")]
+try:
+    pf.write_private(f"{folder}/P/self/map_files/{span}", "a checkpoint")
+except pf.UnsafeFile as e:
+    print("refused:", e, file=sys.stderr)
+print(bytes(mapped[:17]).decode(), os.stat(folder + "/audit.db-shm").st_ino == os.fstat(shm.fileno()).st_ino)
 """
 
 
@@ -1259,8 +1271,8 @@ def test_without_ctypes_or_proc_a_descriptor_link_elsewhere_is_not_followed(tmp_
     if res.returncode == 77:
         pytest.skip("no mount namespaces here")
     assert res.returncode == 0, res.stderr.decode()[-2000:]
-    assert res.stdout.decode().splitlines() == ["the audit store"]
-    assert "refused: " in res.stderr.decode()
+    assert res.stdout.decode().splitlines() == ["the audit store", "the shared memory True"]
+    assert res.stderr.decode().count("refused: ") == 2
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="runs a process as another user (root)")
@@ -1314,8 +1326,8 @@ def test_a_descriptor_of_another_users_process_is_refused_even_where_it_looks_li
 def test_this_processs_own_descriptor_through_another_threads_folder_is_not_written() -> None:
     """Re-review R28: this process's own descriptor named through another thread's folder
     (``/proc/self/task/<tid>/fd/N``) went the way of another process's, past the check that a descriptor was passed
-    in, and a close-on-exec pipe of its own was written. It is refused as what it is: neither PID 1 nor a process
-    this command runs under."""
+    in, and a close-on-exec pipe of its own was written. It is this process's descriptor, held to that check
+    (re-review R29: refused as another process's, the standard output passed in was refused too)."""
     import threading
 
     from flytekitplugins.aios_audit.private_files import write_private
@@ -1333,7 +1345,7 @@ def test_this_processs_own_descriptor_through_another_threads_folder_is_not_writ
     thread.start()
     try:
         assert started.wait(30)
-        with pytest.raises(UnsafeFile, match="neither PID 1 nor one this command runs under"):
+        with pytest.raises(UnsafeFile, match="a file this process opened itself"):  # (the check R24 added)
             write_private(f"/proc/self/task/{tid[0]}/fd/{write_end}", "a checkpoint")
         os.set_blocking(read_end, False)
         with pytest.raises(BlockingIOError):  # nothing was written into it
@@ -1343,3 +1355,33 @@ def test_this_processs_own_descriptor_through_another_threads_folder_is_not_writ
         thread.join(30)
         os.close(read_end)
         os.close(write_end)
+
+
+# ---- re-review R29 of the fixes above ------------------------------------------------------------------------------
+
+OWN_STDOUT_VIA_THREAD = """
+import threading
+from flytekitplugins.aios_audit.private_files import write_private
+tid, started, done = [], threading.Event(), threading.Event()
+def other():
+    tid.append(threading.get_native_id())
+    started.set()
+    done.wait(30)
+thread = threading.Thread(target=other, daemon=True)
+thread.start()
+started.wait(30)
+write_private(f"/proc/self/task/{tid[0]}/fd/1", "written through another thread's folder")
+done.set()
+"""
+
+
+def test_this_processs_standard_output_through_another_threads_folder_is_written() -> None:
+    """Re-review R29: R28's fix took this process's own descriptor named through another thread's folder
+    (``/proc/self/task/<tid>/fd/1``) for another process's, and refused the standard output it was started with.
+    It is this process's descriptor: written where it was passed in, refused where it was not."""
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-c", OWN_STDOUT_VIA_THREAD], capture_output=True, timeout=120)
+    assert res.returncode == 0, res.stderr.decode()[-2000:]
+    assert res.stdout == b"written through another thread's folder"

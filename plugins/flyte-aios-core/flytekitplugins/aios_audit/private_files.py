@@ -588,11 +588,13 @@ def _other_process(asked: Path, link: str) -> int:
         # and only PID 1 (a container's log) or a process this command runs under: root's service child relaying its
         # standard output to another user (inetd, a cron job's mail) took root's report, its ids all root's (R28)
         tgid = _status_field(lines, "Tgid:")
-        if os.fstat(folder).st_dev != _proc_device() or tgid is None or tgid not in _ancestors():
+        on_proc = os.fstat(folder).st_dev == _proc_device()
+        if on_proc and tgid is not None and tgid == _status_field(_own_status(), "Tgid:"):
+            # this process itself, through another thread's folder: its descriptor, passed in or not (R28, R29)
+            _check_passed_in(asked, int(os.path.basename(link)))
+        elif not on_proc or tgid is None or tgid not in _ancestors():
             why = f"a descriptor of a process that is neither PID 1 nor one this command runs under ({link})"
             raise UnsafeFile(asked, why, fix)
-        if tgid == _status_field(_own_status(), "Tgid:"):  # this process itself, through its thread's folder (R28)
-            _check_passed_in(asked, int(os.path.basename(link)))
     except OSError as e:
         os.close(folder)
         raise type(e)(e.errno, e.strerror, str(asked)) from None
@@ -778,8 +780,10 @@ def _unverified_kernel_link(cur: str, st: os.stat_result) -> bool:
     R27)."""
     if not (ctypes is None and _proc_device() is None) or stat.S_IMODE(st.st_mode) == 0o777:
         return False
-    # a descriptor's name (``.../fd/N``): a plain link of a file system that shows other modes is followed (R28)
-    return os.path.basename(os.path.dirname(cur)) == "fd" and os.path.basename(cur).isdigit()
+    # a descriptor's name (``.../fd/N``) or a mapped file's (``.../map_files/<range>``, which led to the store's
+    # -shm file, replaced while mapped: R29); a plain link of a file system that shows other modes is followed (R28)
+    folder, name = os.path.basename(os.path.dirname(cur)), os.path.basename(cur)
+    return (folder == "fd" and name.isdigit()) or folder == "map_files"
 
 
 def _on_a_proc_mount(path: str) -> bool:
