@@ -1237,12 +1237,14 @@ fd = os.open(folder + "/audit.db", os.O_RDONLY)
 assert libc.umount2(b"/proc", 2) == 0, ctypes.get_errno()  # MNT_DETACH: no /proc here, a process file system at P
 pf.ctypes = None  # a Python without _ctypes
 pf._proc_device.cache_clear()
-try:
-    pf.write_private(f"{folder}/P/self/fd/{fd}", "a checkpoint")
-except pf.UnsafeFile as e:
-    print("refused:", e, file=sys.stderr)
-with open(folder + "/audit.db") as f:
-    print(f.read())
+os.symlink(f"{folder}/P/self/fd", folder + "/fds")  # a link of this user's to that folder (re-review R30)
+for name in (f"{folder}/P/self/fd/{fd}", f"{folder}/fds/{fd}"):
+    try:
+        pf.write_private(name, "a checkpoint")
+    except pf.UnsafeFile as e:
+        print("refused:", e, file=sys.stderr)
+    with open(folder + "/audit.db") as f:
+        print(f.read())
 import mmap  # a file the process maps (as SQLite maps its -shm), named through map_files (re-review R29)
 with open(folder + "/audit.db-shm", "wb") as f:
     f.write(b"the shared memory".ljust(4096, b"."))
@@ -1271,8 +1273,8 @@ def test_without_ctypes_or_proc_a_descriptor_link_elsewhere_is_not_followed(tmp_
     if res.returncode == 77:
         pytest.skip("no mount namespaces here")
     assert res.returncode == 0, res.stderr.decode()[-2000:]
-    assert res.stdout.decode().splitlines() == ["the audit store", "the shared memory True"]
-    assert res.stderr.decode().count("refused: ") == 2
+    assert res.stdout.decode().splitlines() == ["the audit store", "the audit store", "the shared memory True"]
+    assert res.stderr.decode().count("refused: ") == 3
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="runs a process as another user (root)")

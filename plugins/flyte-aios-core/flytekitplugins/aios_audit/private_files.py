@@ -782,7 +782,8 @@ def _unverified_kernel_link(cur: str, st: os.stat_result) -> bool:
         return False
     # a descriptor's name (``.../fd/N``) or a mapped file's (``.../map_files/<range>``, which led to the store's
     # -shm file, replaced while mapped: R29); a plain link of a file system that shows other modes is followed (R28)
-    folder, name = os.path.basename(os.path.dirname(cur)), os.path.basename(cur)
+    # (the folder where the names lead, not as spelled: through a link of this user's to <proc>/self/fd, R30)
+    folder, name = os.path.basename(os.path.realpath(os.path.dirname(cur) or ".")), os.path.basename(cur)
     return (folder == "fd" and name.isdigit()) or folder == "map_files"
 
 
