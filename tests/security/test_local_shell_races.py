@@ -1046,29 +1046,40 @@ def test_without_ctypes_a_plain_proc_folder_with_a_forged_mount_table_is_not_the
 # ---- re-review R25 of the fixes above ------------------------------------------------------------------------------
 
 
-SECOND_PROC = """
+OWN_MOUNTS = """
 import ctypes, os, sys
 import flytekitplugins.aios_audit.private_files as pf
-from flytekitplugins.aios_audit.private_files import UnsafeFile, write_private
-if sys.argv[2:] == ["noctypes"]:  # a Python without _ctypes: the mount table decides
-    pf.ctypes = None
 libc = ctypes.CDLL(None, use_errno=True)
-if libc.unshare(0x00020000) != 0:  # CLONE_NEWNS: the mount below is this process's alone
+if libc.unshare(0x00020000) != 0:  # CLONE_NEWNS: the mounts below are this process's alone
     sys.exit(77)
 assert libc.mount(b"none", b"/", None, 0x4000 | 0x40000, None) == 0  # MS_REC | MS_PRIVATE
 folder = sys.argv[1]
-os.mkdir(folder + "/proc2", 0o755)
-assert libc.mount(b"proc", (folder + "/proc2").encode(), b"proc", 0, None) == 0, ctypes.get_errno()
+"""
+"""The start of a child script (run as root) with a mount namespace of its own, its folder ``folder``."""
+
+STORE_AND_PROC = """
+os.mkdir(folder + "/P", 0o755)
+assert libc.mount(b"proc", (folder + "/P").encode(), b"proc", 0, None) == 0, ctypes.get_errno()
 with open(folder + "/audit.db", "w") as f:
     f.write("the audit store")
 fd = os.open(folder + "/audit.db", os.O_RDONLY)
+"""
+"""Then a second process file system at ``folder/P`` and an "audit store" open as ``fd``."""
+
+SECOND_PROC = (
+    OWN_MOUNTS
+    + STORE_AND_PROC
+    + """
+if sys.argv[2:] == ["noctypes"]:  # a Python without _ctypes: the mount table decides
+    pf.ctypes = None
 try:
-    write_private(f"{folder}/proc2/self/fd/{fd}", "a checkpoint")
-except UnsafeFile as e:
+    pf.write_private(f"{folder}/P/self/fd/{fd}", "a checkpoint")
+except pf.UnsafeFile as e:
     print("refused:", e, file=sys.stderr)
 with open(folder + "/audit.db") as f:
     print(f.read())
 """
+)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounts a second process file system (root, in a mount namespace)")
@@ -1112,15 +1123,10 @@ def test_without_ctypes_proc_counts_where_its_self_is_another_pid_namespaces(mon
 
 # ---- re-review R26 of the fixes above ------------------------------------------------------------------------------
 
-SHARED_MOUNT = """
-import ctypes, os, sys
-import flytekitplugins.aios_audit.private_files as pf
+SHARED_MOUNT = (
+    OWN_MOUNTS
+    + """
 pf.ctypes = None  # a Python without _ctypes: the mount table decides
-libc = ctypes.CDLL(None, use_errno=True)
-if libc.unshare(0x00020000) != 0:  # CLONE_NEWNS
-    sys.exit(77)
-assert libc.mount(b"none", b"/", None, 0x4000 | 0x40000, None) == 0  # MS_REC | MS_PRIVATE
-folder = sys.argv[1]
 mt = folder + "/shm"
 os.mkdir(mt)
 assert libc.mount(b"tmpfs", mt.encode(), b"tmpfs", 0, b"mode=1777") == 0, ctypes.get_errno()
@@ -1134,6 +1140,7 @@ os.symlink(folder + "/private/out.txt", mt + "/out")  # this user's link, in the
 pf.write_private(mt + "/out", "the report")
 print(open(folder + "/private/out.txt").read())
 """
+)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounts a tmpfs (root, in a mount namespace)")
@@ -1221,19 +1228,10 @@ def test_a_locked_group_password_is_no_password(tmp_path: Path, monkeypatch: pyt
 
 # ---- re-review R27 of the fixes above ------------------------------------------------------------------------------
 
-NO_PROC = """
-import ctypes, os, sys
-import flytekitplugins.aios_audit.private_files as pf
-libc = ctypes.CDLL(None, use_errno=True)
-if libc.unshare(0x00020000) != 0:  # CLONE_NEWNS
-    sys.exit(77)
-assert libc.mount(b"none", b"/", None, 0x4000 | 0x40000, None) == 0  # MS_REC | MS_PRIVATE
-folder = sys.argv[1]
-os.mkdir(folder + "/P", 0o755)
-assert libc.mount(b"proc", (folder + "/P").encode(), b"proc", 0, None) == 0, ctypes.get_errno()
-with open(folder + "/audit.db", "w") as f:
-    f.write("the audit store")
-fd = os.open(folder + "/audit.db", os.O_RDONLY)
+NO_PROC = (
+    OWN_MOUNTS
+    + STORE_AND_PROC
+    + """
 assert libc.umount2(b"/proc", 2) == 0, ctypes.get_errno()  # MNT_DETACH: no /proc here, a process file system at P
 pf.ctypes = None  # a Python without _ctypes
 pf._proc_device.cache_clear()
@@ -1258,6 +1256,7 @@ except pf.UnsafeFile as e:
     print("refused:", e, file=sys.stderr)
 print(bytes(mapped[:17]).decode(), os.stat(folder + "/audit.db-shm").st_ino == os.fstat(shm.fileno()).st_ino)
 """
+)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="unmounts /proc and mounts another (root, in a mount namespace)")
