@@ -10,7 +10,7 @@ import click
 
 from flytekitplugins.aios_audit.cli import BACKLOG_SHOWN, PUBLIC_KEY_OPTION, catch_up_ids, trusted_for
 from flytekitplugins.aios_core.cli import settings_from
-from flytekitplugins.aios_core.cli_output import output_path
+from flytekitplugins.aios_core.cli_output import names_stdout, output_path
 from flytekitplugins.aios_core.settings import Settings
 
 REF_HELP = (
@@ -169,7 +169,6 @@ def report(
     with working("writing the report", None):
         page, n = build_report(tracer, result, settings, execution=execution, document=document, limit=limit)
     from flytekitplugins.aios_audit.private_files import write_private
-    from flytekitplugins.aios_core.cli_output import names_stdout
 
     # as every --out: it was written into another user's file (theirs to edit then) and through their link (R14); a
     # missing folder is made 0700 (mkdir(parents=True) made it 0777 under umask 0, and then refused it: R15)

@@ -27,7 +27,7 @@ import pwd
 import select
 import stat
 import tempfile
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -453,8 +453,9 @@ def write_private(path: str | os.PathLike[str], data: str | bytes) -> Path:
         # /proc not mounted (a chroot): /dev/stdout would be a file made at /proc/self/fd/1 (re-review R20)
         fix = f"nothing was written to {asked}; name a file instead"
         raise UnsafeFile(asked, "a name that leads into /proc, which is not mounted here", fix)
-    own = _own_descriptor(links[-1]) if links else None  # (the walk stops at a link of /proc)
-    if own is None and links and Path(links[-1]) == end and not special:
+    stopped = bool(links) and Path(links[-1]) == end  # the walk stopped at a process file system's link
+    own = _own_descriptor(links[-1]) if stopped else None
+    if own is None and stopped and not special:
         # it stopped at a process file system's link to a file, not this process's descriptor: not a name to replace
         # (through a second process file system the output replaced the audit store's database, re-review R25); one
         # to a pipe, socket or device (/proc/1/fd/1, a container's log) is written as any such output (R26)
@@ -470,7 +471,7 @@ def write_private(path: str | os.PathLike[str], data: str | bytes) -> Path:
         _check_passed_in(asked, own)
         _write_all(asked, own, raw)
         return asked
-    if special and own is None and links and Path(links[-1]) == end:  # another process's descriptor (/proc/1/fd/1)
+    if special and own is None and stopped:  # another process's descriptor (/proc/1/fd/1)
         process = _other_process(asked, links[-1])
         try:
             _write_special(asked, found, raw, at=(process, os.path.join("fd", os.path.basename(links[-1]))))
@@ -587,12 +588,12 @@ def _other_process(asked: Path, link: str) -> int:
             raise UnsafeFile(asked, why, fix)
         # and only PID 1 (a container's log) or a process this command runs under: root's service child relaying its
         # standard output to another user (inetd, a cron job's mail) took root's report, its ids all root's (R28)
-        tgid = _status_field(lines, "Tgid:")
+        tgid, own = _status_field(lines, "Tgid:"), _own_status()
         on_proc = os.fstat(folder).st_dev == _proc_device()
-        if on_proc and tgid is not None and tgid == _status_field(_own_status(), "Tgid:"):
+        if on_proc and tgid is not None and tgid == _status_field(own, "Tgid:"):
             # this process itself, through another thread's folder: its descriptor, passed in or not (R28, R29)
             _check_passed_in(asked, int(os.path.basename(link)))
-        elif not on_proc or tgid is None or tgid not in _ancestors():
+        elif not on_proc or tgid is None or tgid not in _ancestors(own):
             why = f"a descriptor of a process that is neither PID 1 nor one this command runs under ({link})"
             raise UnsafeFile(asked, why, fix)
     except OSError as e:
@@ -614,10 +615,10 @@ def _own_status() -> list[str]:
     return Path("/proc/self/status").read_text(encoding="utf-8", errors="replace").splitlines()
 
 
-def _ancestors() -> set[int]:
-    """PID 1 and the processes this one runs under (its parent, theirs, ...), as ``/proc`` numbers them; this process
-    itself where it is PID 1 (a container's first process)."""
-    out, lines = {1}, _own_status()
+def _ancestors(lines: list[str]) -> set[int]:
+    """PID 1 and the processes this one runs under (its parent, theirs, ...), as ``/proc`` numbers them, from this
+    process's ``status`` ``lines``; this process itself where it is PID 1 (a container's first process)."""
+    out = {1}
     if _status_field(lines, "Tgid:") == 1:
         return out
     parent = _status_field(lines, "PPid:")
@@ -802,12 +803,16 @@ def _on_a_proc_mount(path: str) -> bool:
     except OSError:  # not judged: taken for one, so that its links are not followed (re-review R27)
         return True
     here = f"{os.major(dev)}:{os.minor(dev)}"
+    return any(device == here and fstype == "proc" for device, _, fstype in _mounts(lines))
+
+
+def _mounts(lines: list[str]) -> Iterator[tuple[str, str, str]]:
+    """(device ``major:minor``, mount point, file system type) of each line of a ``mountinfo`` table, in order."""
     for line in lines:
         left, _, right = line.partition(" - ")
         fields = left.split()
-        if len(fields) >= 5 and fields[2] == here and right.split(" ", 1)[0] == "proc":
-            return True
-    return False
+        if len(fields) >= 5:
+            yield fields[2], fields[4], right.split(" ", 1)[0]
 
 
 def _mounted_as_proc(path: str) -> bool:
@@ -825,13 +830,9 @@ def _mounted_as_proc(path: str) -> bool:
         lines = Path(path, "self", "mountinfo").read_text(encoding="utf-8", errors="replace").splitlines()
     except OSError:
         return False
-    fstype = ""
-    for line in lines:
-        left, _, right = line.partition(" - ")
-        fields = left.split()
-        if len(fields) >= 5 and fields[4] == path and fields[2] == f"{os.major(dev)}:{os.minor(dev)}":
-            fstype = right.split(" ", 1)[0]
-    return fstype == "proc"
+    here = f"{os.major(dev)}:{os.minor(dev)}"
+    last = [fstype for device, point, fstype in _mounts(lines) if point == path and device == here]
+    return bool(last) and last[-1] == "proc"  # the last one mounted there
 
 
 @functools.lru_cache(maxsize=1)
