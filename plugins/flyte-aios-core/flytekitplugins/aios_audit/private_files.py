@@ -453,7 +453,7 @@ def write_private(path: str | os.PathLike[str], data: str | bytes) -> Path:
         # /proc not mounted (a chroot): /dev/stdout would be a file made at /proc/self/fd/1 (re-review R20)
         fix = f"nothing was written to {asked}; name a file instead"
         raise UnsafeFile(asked, "a name that leads into /proc, which is not mounted here", fix)
-    stopped = bool(links) and Path(links[-1]) == end  # the walk stopped at a process file system's link
+    stopped = walk_stopped_at_link(links, end)
     own = _own_descriptor(links[-1]) if stopped else None
     if own is None and stopped and not special:
         # it stopped at a process file system's link to a file, not this process's descriptor: not a name to replace
@@ -740,6 +740,12 @@ PROC_SUPER_MAGIC = 0x9FA0
 """``statfs``'s file system type of a process file system (linux/magic.h)."""
 
 
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    """The C library of this process, opened once (it was opened again for each link a walk judged)."""
+    return ctypes.CDLL(None, use_errno=True)
+
+
 def _is_procfs(path: str) -> bool:
     """Whether ``path`` is on a process file system, by ``statfs``'s type: a plain folder with a ``self`` link in it
     at ``/proc`` passed the check of that link alone, and every folder on the same device was taken for the
@@ -749,8 +755,7 @@ def _is_procfs(path: str) -> bool:
         return _on_a_proc_mount(path)
     buf = ctypes.create_string_buffer(256)  # struct statfs (120 bytes on 64-bit Linux); f_type comes first
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.statfs(os.fsencode(path), buf) != 0:
+        if _libc().statfs(os.fsencode(path), buf) != 0:
             return False
     except (OSError, AttributeError):
         return False
@@ -848,6 +853,12 @@ def _proc_device() -> int | None:
     if not stat.S_ISDIR(st.st_mode):
         return None
     return st.st_dev if (_mounted_as_proc("/proc") if ctypes is None else _is_procfs("/proc")) else None
+
+
+def walk_stopped_at_link(links: list[str], end: Path) -> bool:
+    """Whether :func:`end_of_links` stopped at the last link it passed (the ``links`` it filled, the ``end`` it
+    returned) instead of following it: a link of a process file system (``/proc/<pid>/fd/N``, ``/dev/stdout``)."""
+    return bool(links) and Path(links[-1]) == end
 
 
 def end_of_links(

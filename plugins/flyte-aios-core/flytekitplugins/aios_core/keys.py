@@ -90,6 +90,7 @@ def read_key_file(path: Path, what: str, *, warn_shared: bool = True) -> bytes |
         open_without_links,
         state_file_problem,
         trusted_owners,
+        walk_stopped_at_link,
     )
 
     owners = trusted_owners()
@@ -98,7 +99,7 @@ def read_key_file(path: Path, what: str, *, warn_shared: bool = True) -> bytes |
         first = checked_folder(path.parent) / path.name  # the folders too (R17: this user's links in a 0777 folder)
         links: list[str] = []
         end = end_of_links(first, owners, links=links)
-        if links and Path(links[-1]) == end:  # the walk stopped at a link of /proc: a process's descriptor
+        if walk_stopped_at_link(links, end):  # at a link of a process file system: a process's descriptor
             raise ConfigError(
                 f"refusing the {what} file {path}: it names a process's open descriptor (/dev/fd/N, /dev/stdin, "
                 "/proc/<pid>/fd/N), not a file, and a key is read only from a file whose owner and folders can be "
