@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 
 import psycopg
 import pytest
@@ -140,28 +141,32 @@ def test_iter_sql_fetches_through_a_server_side_cursor(pg_url: str, monkeypatch:
     from flytekitplugins.aios_audit.stores import postgres as pg
 
     monkeypatch.setattr(pg, "SCAN_PAGE", 3)
-    store = open_store(pg_url)
+    # this test's sessions by their own application name: the server's other sessions (another test's scans, a
+    # benchmark's writers) neither pass the checks below nor keep them waiting
+    tag = f"aios_test_{uuid.uuid4().hex[:10]}"
+    store = open_store(f"{pg_url}&application_name={tag}")
     store.append_many([AuditEvent(kind="task", actor=f"a{i}") for i in range(8)])
     rows = store.iter_sql("SELECT seq FROM audit_log WHERE seq > ? ORDER BY seq", (1,))
     assert next(rows) == (2,)
     assert store.size() == 8  # the store's own connection is free
     with psycopg.connect(pg_url, autocommit=True) as conn:
         fetching = conn.execute(
-            "SELECT query FROM pg_stat_activity WHERE query LIKE 'FETCH FORWARD 3 FROM%%' AND pid <> pg_backend_pid()"
+            "SELECT query FROM pg_stat_activity WHERE query LIKE 'FETCH FORWARD 3 FROM%%' AND application_name = %s",
+            (tag,),
         ).fetchall()
     assert fetching, "no session fetching pages of a server-side cursor"
     assert [r[0] for r in rows] == list(range(3, 9))
     partial = store.iter_sql("SELECT seq FROM audit_log ORDER BY seq")
     assert next(partial) == (1,)
-    # this test's own cursor session (other clients of the server, a benchmark's writer say, are not counted)
-    mine = "SELECT pid FROM pg_stat_activity WHERE query LIKE '%%aios_iter_sql%%' AND pid <> pg_backend_pid()"
+    mine = "SELECT pid FROM pg_stat_activity WHERE query LIKE '%%aios_iter_sql%%' AND application_name = %s"
     with psycopg.connect(pg_url, autocommit=True) as conn:
-        open_cursors = {r[0] for r in conn.execute(mine + " AND state LIKE 'idle in transaction%%'").fetchall()}
+        idle = conn.execute(mine + " AND state LIKE 'idle in transaction%%'", (tag,)).fetchall()
+        open_cursors = {r[0] for r in idle}
     assert open_cursors, "the abandoned scan's session was not found"
     partial.close()  # abandoned: its connection is closed, nothing stays open
     with psycopg.connect(pg_url, autocommit=True) as conn:
         for _ in range(50):  # the server ends the backend as the socket closes; give it a moment under load
-            still = open_cursors & {r[0] for r in conn.execute(mine).fetchall()}
+            still = open_cursors & {r[0] for r in conn.execute(mine, (tag,)).fetchall()}
             if not still:
                 break
             time.sleep(0.1)

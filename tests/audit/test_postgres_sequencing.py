@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -664,7 +665,8 @@ def test_an_append_cut_off_after_staging_says_it_may_be_in_and_is_sequenced_once
     """An append whose connection is lost while it waits for an integrator, after the server committed its staged
     row: the error says the events may be in and must not be appended again (it said "The action was not recorded",
     so a caller that retried recorded them twice), and the next integrator sequences them exactly once."""
-    store = open_store(pg_url)
+    tag = f"aios_test_{uuid.uuid4().hex[:10]}"  # this test's sessions: another test's waiting append is not cut off
+    store = open_store(f"{pg_url}&application_name={tag}")
     store.append_many([AuditEvent(kind="task", actor="a", subject="first")])
     errors: list[BaseException] = []
 
@@ -683,7 +685,7 @@ def test_an_append_cut_off_after_staging_says_it_may_be_in_and_is_sequenced_once
             assert time.monotonic() < deadline, "the append never staged its row"
             time.sleep(0.01)
         waiting = "SELECT pid FROM pg_stat_activity WHERE state = 'active' AND query LIKE 'CALL aios_audit_append%%'"
-        (pid,) = holder.execute(waiting).fetchone()
+        (pid,) = holder.execute(waiting + " AND application_name = %s", (tag,)).fetchone()
         holder.execute("SELECT pg_terminate_backend(%s)", (pid,))  # the connection is lost while it waits
         writer.join(30)
         holder.execute(f"SELECT pg_advisory_unlock({pgi.LOCK})")
