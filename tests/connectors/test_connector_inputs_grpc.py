@@ -266,7 +266,9 @@ def test_a_served_call_posts_only_to_the_tables_the_service_allows(channel, shar
 def test_what_an_anonymous_caller_claims_is_kept_bounded(channel, shared_state) -> None:
     """Second review of 2026-12-06 (D4): each anonymous call appended a ``connector_refused`` record keeping the
     claimed principal whole: a 3 MB principal made 4 MB records in the append-only trail. What a refused caller
-    claims is now kept up to 256 characters, with the digest of the whole."""
+    claims is now kept up to 256 characters, with the digest of the whole. Review R31b: the policy connector decoded
+    an anonymous caller's inputs (1.3 s of the service's event loop for 3.9 MB) before it refused the call; an
+    anonymous call is now refused before its inputs are read, so its record holds no claim at all."""
     from flytekitplugins.aios_audit import audit_log
     from flytekitplugins.aios_connectors import PolicyDecisionTask
 
@@ -277,22 +279,24 @@ def test_what_an_anonymous_caller_claims_is_kept_bounded(channel, shared_state) 
     )
     task = PolicyDecisionTask(name="grpc_flood")
 
-    def stream() -> Any:
-        header = agent_pb2.CreateRequestHeader(
-            template=template_of(task), task_execution_metadata=agent_pb2.TaskExecutionMetadata()
-        )
+    def stream(meta: Any) -> Any:
+        header = agent_pb2.CreateRequestHeader(template=template_of(task), task_execution_metadata=meta)
         yield agent_pb2.ExecuteTaskSyncRequest(header=header)
         yield agent_pb2.ExecuteTaskSyncRequest(inputs=inputs)
 
-    (response,) = list(agent_pb2_grpc.SyncAgentServiceStub(channel).ExecuteTaskSync(stream(), timeout=30))
-    assert response.header.resource.phase == TaskExecution.FAILED
+    stub = agent_pb2_grpc.SyncAgentServiceStub(channel)
+    for meta in (agent_pb2.TaskExecutionMetadata(), execution_metadata(execution="flood-run-1")):
+        (response,) = list(stub.ExecuteTaskSync(stream(meta), timeout=30))
+        assert response.header.resource.phase == TaskExecution.FAILED
     from flytekitplugins.aios_audit.records import entry_bytes
     from flytekitplugins.aios_core.settings import get_settings
 
     store = audit_log(get_settings())
     refusals = [r for r in store.scan() if r.event.kind == "connector_refused" and r.event.subject == "grpc_flood"]
-    assert refusals and all(len(entry_bytes(r.seq, r.recorded_at, r.event)) < 4096 for r in refusals)
-    kept = refusals[-1].event.attributes["claimed_principal"]
+    assert len(refusals) == 2 and all(len(entry_bytes(r.seq, r.recorded_at, r.event)) < 4096 for r in refusals)
+    anonymous, mapped = refusals
+    assert anonymous.event.status == "no_identity" and "claimed_principal" not in anonymous.event.attributes
+    kept = mapped.event.attributes["claimed_principal"]  # the pipeline's account claiming another principal
     assert kept.startswith("user:xxx") and "1000005 characters, sha256:" in kept
 
 

@@ -209,10 +209,19 @@ def private_copy(path: Path, dirs: list[Path], into: Path) -> Path:
 
 
 async def to_python(
-    inputs: LiteralMap | None, types: dict[str, type], *, served: bool, input_dirs: str = ""
+    inputs: LiteralMap | None,
+    types: dict[str, type],
+    *,
+    served: bool,
+    input_dirs: str = "",
+    max_rows: int | None = None,
 ) -> dict[str, Any]:
     """Python values of the inputs present in ``inputs`` (absent optional inputs are left out), decoded only after
-    :func:`check_raw` let them through (``input_dirs``: the operator's folders a served call may name files in)."""
+    :func:`check_raw` let them through (``input_dirs``: the operator's folders a served call may name files in).
+
+    ``max_rows``: a served call's data frame at a local path is refused when its Parquet footers count more rows, or
+    more than :data:`MAX_FRAME_BYTES` bytes uncompressed, before it is decoded (a 22 KB file of 600,000 rows, review
+    R31b). A frame in an object store is downloaded and decoded by flytekit: the caller checks the decoded frame."""
     frames = frozenset(k for k, t in types.items() if _is_frame(t))
     check_raw(inputs, served=served, frames=frames, input_dirs=input_dirs)
     if inputs is None or not inputs.literals:
@@ -226,14 +235,17 @@ async def to_python(
 
     private = Path(tempfile.mkdtemp(prefix="aios-connector-input-"))  # 0700, the service's own
     try:  # the copy in a worker thread: the event loop keeps answering every other caller meanwhile
-        copies = await asyncio.to_thread(_local_copies, inputs, frames, input_dirs, private)
+        copies = await asyncio.to_thread(_local_copies, inputs, frames, input_dirs, private, max_rows)
         return await literal_map_to_kwargs(ctx, copies, python_types=present)
     finally:
         shutil.rmtree(private, ignore_errors=True)
 
 
-def _local_copies(inputs: LiteralMap, frames: frozenset[str], input_dirs: str, private: Path) -> LiteralMap:
-    """``inputs`` with each data frame at a local path replaced by its :func:`private_copy` in ``private``."""
+def _local_copies(
+    inputs: LiteralMap, frames: frozenset[str], input_dirs: str, private: Path, max_rows: int | None = None
+) -> LiteralMap:
+    """``inputs`` with each data frame at a local path replaced by its :func:`private_copy` in ``private``, each
+    copy's Parquet footers within ``max_rows`` rows and :data:`MAX_FRAME_BYTES` (:func:`check_footers`)."""
     from flytekit.models.literals import Literal, Scalar, StructuredDataset
 
     dirs = _folders(input_dirs)
@@ -245,8 +257,35 @@ def _local_copies(inputs: LiteralMap, frames: frozenset[str], input_dirs: str, p
         place = private / name
         place.mkdir(mode=0o700)
         copy = private_copy(_local_path(str(dataset.uri)), dirs, place)
+        if max_rows is not None:
+            check_footers(copy, max_rows)
         literals[name] = Literal(scalar=Scalar(structured_dataset=StructuredDataset(str(copy), dataset.metadata)))
     return LiteralMap(literals)
+
+
+MAX_FRAME_BYTES = 256 * 1024 * 1024
+"""Bytes a served call's data frame may hold uncompressed, as its Parquet footers count them."""
+
+
+def check_footers(copy: Path, max_rows: int) -> None:
+    """Refuse the private copy of a served data frame (a Parquet file, or a folder of them) whose footers count more
+    than ``max_rows`` rows or :data:`MAX_FRAME_BYTES` bytes uncompressed, reading nothing but the footers."""
+    import pyarrow.parquet as pq
+
+    files = [copy] if copy.is_file() else sorted(p for p in copy.rglob("*") if p.is_file())
+    rows = size = 0
+    for f in files:
+        try:
+            meta = pq.ParquetFile(f).metadata
+        except Exception as e:  # not Parquet: the decoder would fail on it the same way
+            raise UnsafeInput(f"a served data frame's local input is refused: {f.name!r} is not a Parquet file") from e
+        rows += meta.num_rows
+        size += sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
+        if rows > max_rows or size > MAX_FRAME_BYTES:
+            raise UnsafeInput(
+                f"a served data frame's local input is refused: its Parquet footers count more than {max_rows} rows or "
+                f"{MAX_FRAME_BYTES} bytes uncompressed; split it"
+            )
 
 
 def _folders(input_dirs: str) -> list[Path]:

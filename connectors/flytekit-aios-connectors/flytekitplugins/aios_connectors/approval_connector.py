@@ -34,10 +34,11 @@ from flytekitplugins.aios_connectors import _flytekit_compat
 from flytekitplugins.aios_connectors._literals import to_literals, to_python
 from flytekitplugins.aios_connectors.approval_task import APPROVAL_INPUTS, APPROVAL_OUTPUTS, ApprovalNotificationConfig
 from flytekitplugins.aios_connectors.constants import APPROVAL_NOTIFICATION_TASK_TYPE
-from flytekitplugins.aios_connectors.identity import Caller, IdentityRefused, bounded, establish, refuse
+from flytekitplugins.aios_connectors.identity import Caller, IdentityRefused, establish, refuse
 from flytekitplugins.aios_connectors.webhook import RetryPolicy, load_target, post_json
+from flytekitplugins.aios_core.redact import one_line_error
 from flytekitplugins.aios_core.settings import Settings, get_settings
-from flytekitplugins.aios_core.visible import visible
+from flytekitplugins.aios_core.visible import bounded, visible
 
 log = logging.getLogger(__name__)
 
@@ -255,16 +256,24 @@ class ApprovalNotificationConnector(AsyncConnectorBase):
         """
         cfg = ApprovalNotificationConfig.from_custom(task_template.custom)
         served = task_execution_metadata is not None
-        request_id = str((await to_python(inputs, APPROVAL_INPUTS, served=served)).get("request_id", ""))
-        if not request_id:
-            msg = "input request_id is empty: pass the id returned by open_request()"
-            raise ValueError(msg)
         task_name = bounded(task_template.id.name) if task_template.id else "?"  # the caller's text
         from flytekitplugins.aios_approvals.evaluate import Env
 
         settings = get_settings()  # the connector call is an entry point: settings resolved once, passed down
-        try:
+        request_id = ""
+        try:  # who calls, before a byte of the inputs is decoded (review R31b: an anonymous call's inputs were first)
             caller = await asyncio.to_thread(establish, task_execution_metadata, settings)
+            try:
+                request_id = str((await to_python(inputs, APPROVAL_INPUTS, served=served)).get("request_id", ""))
+            except ValueError as e:  # an input refused (UnsafeInput): audited under the established caller
+                if not served:
+                    raise
+                raise IdentityRefused(
+                    f"input refused: {one_line_error(e)}", code="input_refused", actor=caller.principal
+                ) from e
+            if not request_id:
+                msg = "input request_id is empty: pass the id returned by open_request()"
+                raise ValueError(msg)
             env = await asyncio.to_thread(Env.load, settings)
             req = await asyncio.to_thread(_request_details, request_id, env)
             _check_owner(caller, req)

@@ -29,6 +29,7 @@ import yaml
 
 from flytekitplugins.aios_connectors.constants import CONNECTOR_IDENTITIES_FILE
 from flytekitplugins.aios_core.errors import AiosError, ConfigError
+from flytekitplugins.aios_core.visible import bounded
 
 if TYPE_CHECKING:
     from flytekit.models.task import TaskExecutionMetadata
@@ -168,23 +169,6 @@ def establish(meta: TaskExecutionMetadata | None, settings: Settings, claimed: s
         msg = f"connector call refused: input principal {claimed} is not the caller's identity {mapped} ({ns}/{sa})"
         raise IdentityRefused(msg, code="identity_mismatch", actor=mapped)
     return Caller(principal=mapped, source="propagated", execution=execution_of(meta), service_account=f"{ns}/{sa}")
-
-
-def bounded(text: str, limit: int = 256) -> str:
-    """``text`` as a refusal keeps it, in at most ``limit`` characters: whole when it fits, else its start and the
-    length and digest of the whole. Bounding a bounded text again changes nothing (the connectors bound the caller's
-    task name when a call comes in, and the refusal path bounds what it is handed).
-
-    What an unauthenticated caller claims (a principal, a task name) is kept in the append-only trail: a 3 MB
-    principal made each anonymous call a 4 MB record (review of 2026-12-06), a disk filled by whoever reaches the port.
-    """
-    if len(text) <= limit:
-        return text
-    import hashlib
-
-    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-    tail = f"... ({len(text)} characters, sha256:{digest})"
-    return text[: max(limit - len(tail), 0)] + tail
 
 
 def audit_refusal(

@@ -25,12 +25,12 @@ from flytekit.models.task import TaskExecutionMetadata, TaskTemplate
 from flytekitplugins.aios_connectors import _flytekit_compat
 from flytekitplugins.aios_connectors._literals import to_literals, to_python
 from flytekitplugins.aios_connectors.constants import POLICY_DECISION_TASK_TYPE
-from flytekitplugins.aios_connectors.identity import Caller, IdentityRefused, bounded, establish, refuse
+from flytekitplugins.aios_connectors.identity import Caller, IdentityRefused, establish, refuse
 from flytekitplugins.aios_connectors.policy_task import POLICY_INPUTS, POLICY_OUTPUTS, PolicyDecisionConfig
 from flytekitplugins.aios_core.redact import one_line_error
 from flytekitplugins.aios_core.settings import Settings, get_settings
 from flytekitplugins.aios_core.types import PolicyDecision
-from flytekitplugins.aios_core.visible import visible
+from flytekitplugins.aios_core.visible import bounded, visible
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,17 @@ class PolicyDecisionConnector(SyncConnectorBase):
         claimed = ""
         try:
             cfg = PolicyDecisionConfig.from_custom(task_template.custom)
-            values = await to_python(inputs, POLICY_INPUTS, served=task_execution_metadata is not None)
+            served = task_execution_metadata is not None
+            if served:  # who calls, before a byte of the inputs is decoded (review R31b: an anonymous call's 3.9 MB
+                # input held the service's event loop for 1.3 s before its refusal)
+                first = await asyncio.to_thread(establish, task_execution_metadata, settings)
+                try:
+                    values = await to_python(inputs, POLICY_INPUTS, served=True)
+                except ValueError as e:  # an input refused (UnsafeInput): audited under the established caller
+                    why = f"input refused: {one_line_error(e)}"
+                    raise IdentityRefused(why, code="input_refused", actor=first.principal) from e
+            else:
+                values = await to_python(inputs, POLICY_INPUTS, served=False)
             claimed = str(values.get("principal") or "")
             caller = await asyncio.to_thread(establish, task_execution_metadata, settings, claimed)
         except IdentityRefused as e:

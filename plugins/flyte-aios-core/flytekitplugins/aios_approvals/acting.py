@@ -58,6 +58,7 @@ from flytekitplugins.aios_audit.stores import CLAIMS_ATTR, ClaimTaken, claim
 from flytekitplugins.aios_core.context import ExecutionRef, current_execution
 from flytekitplugins.aios_core.digest import digest_value
 from flytekitplugins.aios_core.errors import GovernanceDenied
+from flytekitplugins.aios_core.visible import bounded
 
 log = logging.getLogger(__name__)
 POLICY_ACTION = "act_on_document"
@@ -478,14 +479,18 @@ def _event(
     parents: Sequence[str] = (),
     **extra: Any,
 ) -> AuditEvent:
-    attributes = {"action": c.action, "action_key": c.action_key, "request_id": c.request_id, **extra}
+    # the caller's text bounded (review R31b: a launcher's rows of 4 MiB ids made each refused row a 4 MiB record, a
+    # 3.6 KB input 945 MB of trail); an authorized row's values are the sealed decision's, short, kept whole
+    attributes = {"action": bounded(c.action), "action_key": bounded(c.action_key), "request_id": bounded(c.request_id)}
+    attributes |= {k: bounded(v, 1024) if isinstance(v, str) else v for k, v in extra.items()}
+    subject = bounded(c.subject)
     return AuditEvent(
         kind=kind,
-        actor=actor,
+        actor=bounded(actor),
         status=status,
-        subject=c.subject,
+        subject=subject,
         execution=execution,
-        inputs={"document": c.subject},
+        inputs={"document": subject},
         attributes=attributes,
         parents=list(parents),
     )

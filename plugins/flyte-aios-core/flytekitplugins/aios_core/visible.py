@@ -21,9 +21,26 @@ def visible(text: str) -> str:
     return _UNSEEN.sub(_escape_one, text)
 
 
+def bounded(text: str, limit: int = 256) -> str:
+    """``text`` as a record keeps it, in at most ``limit`` characters: whole when it fits, else its start and the
+    length and digest of the whole. Bounding a bounded text again changes nothing.
+
+    What a caller chose (a claimed principal, a task name, a row's ids) is kept in the append-only trail: a 3 MB
+    principal made each anonymous connector call a 4 MB record (review of 2026-12-06), and a row's 4 MiB ids made
+    each refused row a 4 MiB record (review R31b): a disk filled by whoever reaches the port or launches a task.
+    """
+    if len(text) <= limit:
+        return text
+    import hashlib
+
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    tail = f"... ({len(text)} characters, sha256:{digest})"
+    return text[: max(limit - len(tail), 0)] + tail
+
+
 def _escape_one(m: re.Match[str]) -> str:
     code = ord(m.group())
     return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
 
-__all__ = ["visible"]
+__all__ = ["bounded", "visible"]

@@ -1,0 +1,192 @@
+"""What a caller with launch rights (or with the metadata of a mapped account) hands a served connector call is bounded
+before it costs the service or the audit trail more than the call is worth, and every refusal of a served call is
+audited (review R31b, 2026-12-07). Real ``pyflyte serve connector`` (the session's server), real SQLite stores.
+
+* A 3.6 KB Parquet file of 16 rows whose ids were 4 MiB strings made 16 refusal records of 59 MB each (945 MB of trail)
+  and took the service from 180 MB to 1.1 GB; a 22 KB file of 600,000 short rows took 73 s, 3.7 GB and 1.75 GB of trail.
+* A mapped caller's refused table, refused URL or refused input left no record in the trail (only the identity
+  refusals were audited).
+* The policy connector decoded an anonymous caller's inputs before it refused the call.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from flyteidl.admin import agent_pb2
+from flyteidl.core import literals_pb2
+from flyteidl.core.execution_pb2 import TaskExecution
+from flyteidl.service import agent_pb2_grpc
+from google.protobuf import struct_pb2
+
+from tests.connectors.protos import execution_metadata, literal_map, template_of
+
+pytestmark = pytest.mark.slow
+
+
+def _sync(channel: grpc.Channel, task: Any, inputs: Any, meta: Any) -> Any:
+    def stream() -> Any:
+        header = agent_pb2.CreateRequestHeader(template=template_of(task), task_execution_metadata=meta)
+        yield agent_pb2.ExecuteTaskSyncRequest(header=header)
+        yield agent_pb2.ExecuteTaskSyncRequest(inputs=inputs)
+
+    (response,) = list(agent_pb2_grpc.SyncAgentServiceStub(channel).ExecuteTaskSync(stream(), timeout=60))
+    return response.header.resource
+
+
+def _records(kind: str, subject: str | None = None) -> list[Any]:
+    from flytekitplugins.aios_audit import audit_log
+    from flytekitplugins.aios_core.settings import get_settings
+
+    store = audit_log(get_settings())
+    return [r for r in store.scan() if r.event.kind == kind and (subject is None or r.event.subject == subject)]
+
+
+def _frame_at(path: Path, table: pa.Table) -> Any:
+    """The ``actions`` input of a system-of-record call, naming the Parquet file ``path`` (written from ``table``)."""
+    pq.write_table(table, path, compression="zstd")
+    inputs = literal_map({"actions": pd.DataFrame({"action_key": ["k"]})}, {"actions": pd.DataFrame})
+    inputs.literals["actions"].scalar.structured_dataset.uri = str(path)
+    return inputs
+
+
+def _rows(n: int, text: str) -> pa.Table:
+    column = pa.array([text] * n).dictionary_encode()  # a few bytes on disk whatever ``n`` and the text's length
+    return pa.table(
+        {
+            "action_key": column,
+            "doc_digest": column,
+            "decision_digest": column,
+            "action": column,
+            "doc_type": ["invoice"] * n,
+            "amount": [1.0] * n,
+            "currency": ["EUR"] * n,
+            "request_id": column,
+            "policy_record": column,
+            "principal": ["service:document-pipeline"] * n,
+        }
+    )
+
+
+def _pickled_policy_inputs() -> Any:
+    """A policy call's inputs whose ``resource`` is a literal flytekit would unpickle (a file that is not there)."""
+    generic = struct_pb2.Struct()
+    generic.update({"pickle_file": "/nonexistent/p.pkl"})
+    pickled = literals_pb2.Literal(scalar=literals_pb2.Scalar(generic=generic), metadata={"format": "pickle"})
+    inputs = literal_map(
+        {"principal": "service:document-pipeline", "action": "run_task"}, {"principal": str, "action": str}
+    )
+    inputs.literals["resource"].CopyFrom(pickled)
+    return inputs
+
+
+def test_a_frame_of_more_rows_than_a_call_posts_is_refused_from_its_footer_in_one_record(
+    channel, shared_state, tmp_path: Path
+) -> None:
+    from flytekitplugins.aios_connectors.system_of_record import (
+        MAX_SERVED_ROWS,
+        SystemOfRecordConfig,
+        SystemOfRecordTask,
+    )
+
+    name = "grpc_rows_" + secrets.token_hex(4)
+    task = SystemOfRecordTask(name=name, config=SystemOfRecordConfig(table="document_actions"))
+    inputs = _frame_at(tmp_path / "many.parquet", _rows(MAX_SERVED_ROWS + 1, "x"))
+    assert (tmp_path / "many.parquet").stat().st_size < 64_000
+    res = _sync(channel, task, inputs, execution_metadata(execution="rows-run-1"))
+    assert res.phase == TaskExecution.FAILED, res.message
+    assert f"more than {MAX_SERVED_ROWS} rows" in res.message and "audit record" in res.message, res.message
+    (refusal,) = _records("connector_refused", name)
+    assert refusal.event.status == "input_refused" and refusal.event.actor == "service:document-pipeline"
+    assert not [r for r in _records("action_refused") if r.event.execution and "rows-run-1" in str(r.event.execution)]
+
+
+def test_a_frame_of_long_values_is_refused_whole_in_one_small_record(channel, shared_state, tmp_path: Path) -> None:
+    from flytekitplugins.aios_audit.records import entry_bytes
+    from flytekitplugins.aios_connectors.system_of_record import (
+        MAX_SERVED_CELL,
+        SystemOfRecordConfig,
+        SystemOfRecordTask,
+    )
+
+    name = "grpc_cells_" + secrets.token_hex(4)
+    task = SystemOfRecordTask(name=name, config=SystemOfRecordConfig(table="document_actions"))
+    refused_before = len(_records("action_refused"))
+    inputs = _frame_at(tmp_path / "long.parquet", _rows(16, "A" * (MAX_SERVED_CELL + 1)))
+    res = _sync(channel, task, inputs, execution_metadata(execution="cells-run-1"))
+    assert res.phase == TaskExecution.FAILED and f"at most {MAX_SERVED_CELL}" in res.message, res.message
+    (refusal,) = _records("connector_refused", name)
+    assert refusal.event.status == "input_refused"
+    assert len(entry_bytes(refusal.seq, refusal.recorded_at, refusal.event)) < 4096
+    assert len(_records("action_refused")) == refused_before  # no row was read, none refused one by one
+
+
+def test_a_mapped_callers_refused_table_and_input_are_audited(channel, shared_state) -> None:
+    from flytekitplugins.aios_connectors import PolicyDecisionTask
+    from flytekitplugins.aios_connectors.system_of_record import SystemOfRecordConfig, SystemOfRecordTask
+
+    name = "grpc_decoy_" + secrets.token_hex(4)
+    decoy = SystemOfRecordTask(name=name, config=SystemOfRecordConfig(table="decoy_x"))
+    rows = literal_map({"actions": pd.DataFrame({"action_key": ["k"]})}, {"actions": pd.DataFrame})
+    res = _sync(channel, decoy, rows, execution_metadata(execution="decoy-run-1"))
+    assert res.phase == TaskExecution.FAILED and "AIOS_SYSTEM_OF_RECORD_TABLES" in res.message, res.message
+    (refusal,) = _records("connector_refused", name)
+    assert (refusal.event.status, refusal.event.actor) == ("input_refused", "service:document-pipeline")
+    assert "decoy_x" in refusal.event.attributes["reason"]
+
+    # a literal the service will not decode (pickle), from a mapped caller: refused and audited under its identity
+    policy = PolicyDecisionTask(name="grpc_pickle_" + secrets.token_hex(4))
+    inputs = _pickled_policy_inputs()
+    res = _sync(channel, policy, inputs, execution_metadata(execution="pickle-run-1"))
+    assert res.phase == TaskExecution.FAILED and "input refused" in res.message, res.message
+    (refusal,) = _records("connector_refused", policy.name)
+    assert (refusal.event.status, refusal.event.actor) == ("input_refused", "service:document-pipeline")
+
+
+def test_an_anonymous_policy_call_is_refused_before_its_inputs_are_decoded(channel, shared_state) -> None:
+    from flytekitplugins.aios_connectors import PolicyDecisionTask
+
+    policy = PolicyDecisionTask(name="grpc_anon_pickle_" + secrets.token_hex(4))
+    inputs = _pickled_policy_inputs()  # decoding would refuse it as an unsafe input
+    res = _sync(channel, policy, inputs, agent_pb2.TaskExecutionMetadata())
+    assert res.phase == TaskExecution.FAILED and "no propagated identity" in res.message, res.message
+    (refusal,) = _records("connector_refused", policy.name)
+    assert refusal.event.status == "no_identity"
+
+
+def test_refused_rows_are_recorded_with_their_text_bounded(aios_env: Path) -> None:
+    """The acting point's backstop (a local call, no service): each refused row's record keeps the row's text bounded,
+    whatever called it."""
+    from flytekitplugins.aios_audit.records import entry_bytes
+    from flytekitplugins.aios_connectors.system_of_record import SystemOfRecordConfig, act
+    from flytekitplugins.aios_core.settings import get_settings
+
+    long = "B" * 100_000
+    rows = [
+        {
+            "action_key": long,
+            "doc_digest": long,
+            "decision_digest": long,
+            "action": long,
+            "doc_type": "invoice",
+            "amount": 1.0,
+            "currency": "EUR",
+            "request_id": long,
+            "policy_record": long,
+            "principal": "service:document-pipeline",
+        }
+    ] * 3
+    posted, _, refused = act(SystemOfRecordConfig(table="test_actions"), rows, get_settings())
+    assert (posted, refused) == (0, 3)
+    records = _records("action_refused")
+    assert len(records) == 3
+    for r in records:
+        assert len(entry_bytes(r.seq, r.recorded_at, r.event)) < 8192
+        assert "100000 characters, sha256:" in r.event.attributes["action_key"]
