@@ -257,8 +257,8 @@ def _local_copies(
         place = private / name
         place.mkdir(mode=0o700)
         copy = private_copy(_local_path(str(dataset.uri)), dirs, place)
-        if max_rows is not None:
-            check_footers(copy, max_rows)
+        if max_rows is not None and str(dataset.metadata.structured_dataset_type.format or "parquet") == "parquet":
+            check_footers(copy, max_rows)  # (a CSV frame has no footer: bounded by its bytes, then by the caller)
         literals[name] = Literal(scalar=Scalar(structured_dataset=StructuredDataset(str(copy), dataset.metadata)))
     return LiteralMap(literals)
 
