@@ -124,3 +124,14 @@ def test_what_a_command_says_about_its_output_stays_out_of_it_when_that_is_stdou
         assert f"written to {spelled}" in err
     err = _aios_to(got, "audit", "public-key", "--out", str(tmp_path / "key.pem"))  # a file: the line on stdout
     assert got.read_text().startswith("public key ") and "written to" not in err
+
+
+def test_a_long_output_name_is_written_and_leaves_no_temporary_file(tmp_path: Path) -> None:
+    """R31a F3: the temporary file beside a 250-character output, ``.NAME.XXXXXXXX.tmp``, exceeded the file system's
+    255 bytes and the output (which ``echo x > NAME`` writes) was refused with "File name too long"."""
+    folder = tmp_path / "reports"
+    folder.mkdir(mode=0o700)
+    out = folder / ("r" * 250)
+    write_private(out, "the report")
+    assert out.read_text() == "the report" and stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert [p.name for p in folder.iterdir()] == [out.name]

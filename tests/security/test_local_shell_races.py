@@ -427,6 +427,33 @@ def test_a_key_is_not_read_through_this_users_links_in_a_folder_others_may_write
     assert read_key_file(links / "prod.pem", "approvals signing key") == b"the staging key"
 
 
+def test_a_key_is_not_read_through_a_second_link_in_a_folder_others_may_write(tmp_path: Path) -> None:
+    """R31a F1: the key named through this user's link to a second link of theirs, kept in a folder others may write
+    without the sticky bit: the folder of the name and the key's own folder were checked, not the middle link's, so
+    another user renamed the links there into each other's places and staging's key was read as prod's."""
+    from flytekitplugins.aios_core.keys import read_key_file
+
+    private = tmp_path / "private"
+    for name in ("prod", "staging"):
+        (private / name).mkdir(parents=True, mode=0o700)
+        key = private / name / "signing.pem"
+        key.write_bytes(f"the {name} key".encode())
+        key.chmod(0o600)
+    private.chmod(0o700)
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "current.pem").symlink_to(private / "staging" / "signing.pem")  # as the other user left it, swapped
+    shared.chmod(0o777)
+    cfg = tmp_path / "cfg"
+    cfg.mkdir(mode=0o700)
+    (cfg / "signing.pem").symlink_to(shared / "current.pem")  # the profile names cfg/signing.pem
+    said = f"{shared} is a folder others may write without the sticky bit (mode 0777)"
+    with pytest.raises(ConfigError, match=re.escape(said)):
+        read_key_file(cfg / "signing.pem", "signing key")
+    shared.chmod(0o1777)  # sticky: no one else may rename this user's links
+    assert read_key_file(cfg / "signing.pem", "signing key") == b"the staging key"
+
+
 def test_a_folder_with_an_acl_for_another_user_is_not_the_owners_own_group(tmp_path: Path) -> None:
     """R17 F3 (F): a folder above the state folder may be written by the owner's own group alone (umask 002), judged
     by its mode bits; with an access ACL ``user:<other>:rwx`` the group bits show the ACL's mask (0770) and the folder

@@ -484,7 +484,7 @@ def write_private(path: str | os.PathLike[str], data: str | bytes) -> Path:
     p = end  # a link: the file it names (a dangling link: the file it would name)
     _check_output_folders(asked, [str(p)], create=True)  # (its missing folders made 0700)
     try:
-        fd, name = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+        fd, name = tempfile.mkstemp(prefix=f".{_short(p.name)}.", suffix=".tmp", dir=p.parent)
     except OSError as e:  # the error names the file asked for, not the temporary one beside it
         raise type(e)(e.errno, e.strerror, str(asked)) from None
     tmp = Path(name)
@@ -547,6 +547,17 @@ def _write_all(p: Path, fd: int, raw: bytes) -> None:
                 waiter.poll()
     except OSError as e:  # a full device, a closed pipe: named by the path asked for
         raise type(e)(e.errno, e.strerror, str(p)) from None
+
+
+def _short(name: str) -> str:
+    """``name`` as the start of its temporary file's name: whole up to 64 characters, else its first 32 and a digest
+    of the whole (the temporary name of a 250-character output exceeded the file system's 255 bytes, and an output
+    ``echo x > NAME`` writes was refused, re-review R31a)."""
+    if len(name) <= 64:
+        return name
+    import hashlib
+
+    return f"{name[:32]}-{hashlib.sha256(os.fsencode(name)).hexdigest()[:16]}"
 
 
 def _check_output_folders(asked: Path, names: list[str], *, create: bool = False) -> None:

@@ -106,6 +106,10 @@ def read_key_file(path: Path, what: str, *, warn_shared: bool = True) -> bytes |
                 "checked; nothing was signed or verified with it. Name the key's file (file:PATH) or pass the PEM in "
                 "an environment variable (env:VAR)"
             )
+        for link in links[1:]:  # the folders holding the links followed (the first's: walked above): through two
+            # of this user's links, the middle one in a 0777 folder, another user renamed them into each other's
+            # places and the staging deployment's key was read as prod's (re-review R31a; write_private checks them)
+            checked_folder(os.path.dirname(link) or ".")
         cur = str(end if end == first else checked_folder(end.parent) / end.name)  # (first's folder: walked above)
     except (FileNotFoundError, NotADirectoryError):
         return None
