@@ -49,6 +49,15 @@ def _enforce(request: dict[str, Any], task_name: str, caller: Caller, settings: 
         return enforce(request, raise_on_deny=False, attributes=attributes, settings=settings)
 
 
+def _claimed_principal(inputs: LiteralMap | None) -> str:
+    """The ``principal`` input as its literal holds it (a plain string), without decoding any input; "" otherwise."""
+    literal = inputs.literals.get("principal") if inputs is not None and inputs.literals else None
+    scalar = getattr(literal, "scalar", None)
+    primitive = getattr(scalar, "primitive", None)
+    value = getattr(primitive, "string_value", None)
+    return value if isinstance(value, str) else ""
+
+
 def _failed(task_name: str, message: str) -> Resource:
     """A failed task carrying ``message``, logged; what the caller sent is shown escaped (:func:`.visible.visible`)."""
     message = visible(message)
@@ -97,8 +106,10 @@ class PolicyDecisionConnector(SyncConnectorBase):
             cfg = PolicyDecisionConfig.from_custom(task_template.custom)
             served = task_execution_metadata is not None
             if served:  # who calls, before a byte of the inputs is decoded (review R31b: an anonymous call's 3.9 MB
-                # input held the service's event loop for 1.3 s before its refusal)
-                first = await asyncio.to_thread(establish, task_execution_metadata, settings)
+                # input held the service's event loop for 1.3 s before its refusal); the principal it claims is read
+                # off its literal as sent, so that a refusal still records it
+                claimed = _claimed_principal(inputs)
+                first = await asyncio.to_thread(establish, task_execution_metadata, settings, claimed)
                 try:
                     values = await to_python(inputs, POLICY_INPUTS, served=True)
                 except ValueError as e:  # an input refused (UnsafeInput): audited under the established caller
