@@ -135,3 +135,43 @@ def test_a_long_output_name_is_written_and_leaves_no_temporary_file(tmp_path: Pa
     write_private(out, "the report")
     assert out.read_text() == "the report" and stat.S_IMODE(out.stat().st_mode) == 0o600
     assert [p.name for p in folder.iterdir()] == [out.name]
+
+
+def test_a_name_of_many_bytes_in_few_characters_is_written(tmp_path: Path) -> None:
+    """Re-review R32b: the temporary name was shortened by characters, so a 64-character name of 244 bytes (emoji)
+    was still refused "File name too long"."""
+    folder = tmp_path / "reports"
+    folder.mkdir(mode=0o700)
+    out = folder / ("\U0001f600" * 60 + ".pem")
+    assert len(out.name) == 64 and len(os.fsencode(out.name)) == 244
+    write_private(out, "x")
+    assert out.read_text() == "x" and [p.name for p in folder.iterdir()] == [out.name]
+
+
+def test_a_named_pipe_others_may_open_is_not_written_into() -> None:
+    """Re-reviews R31a, R32b: ``mkfifo`` under umask 022 makes a 0644 pipe; in a folder others may enter, another
+    user who opened it for reading first read the whole report. Such a pipe is refused, nothing written; this user's
+    alone (0600) is written into."""
+    import shutil
+    import tempfile
+
+    from flytekitplugins.aios_audit.private_files import UnsafeFile
+
+    folder = Path(tempfile.mkdtemp(prefix="aios-fifo-", dir="/tmp"))  # /tmp: every folder above lets others through
+    try:
+        folder.chmod(0o755)
+        fifo = folder / "report.fifo"
+        os.mkfifo(fifo, 0o600)
+        fifo.chmod(0o644)
+        refused = r"a named pipe other users may open and read \(mode 0644\).*mkfifo -m 600"
+        with pytest.raises(UnsafeFile, match=refused):
+            write_private(fifo, "the report")
+        fifo.chmod(0o600)
+        got: list[bytes] = []
+        reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
+        reader.start()
+        write_private(fifo, "the report")
+        reader.join(timeout=10)
+        assert got == [b"the report"]
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -37,3 +37,30 @@ def test_a_shared_key_file_is_used_with_a_warning_and_a_missing_named_key_is_nev
         with pytest.raises(ConfigError, match="does not exist"):
             load(settings)
     assert not missing.exists() and not missing.parent.exists()
+
+
+def test_a_key_generated_under_a_long_name_or_a_tilde_path_lands_where_it_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Re-review R32b: a key file name of 240 characters (which the shell makes) could not be generated, its temporary
+    name beside it exceeding 255 bytes, and the error named the temporary file; and ``file:~/keys/signing.pem`` was
+    generated in a folder named ``~`` under the current folder while a trusted checkpoint key of the same spelling is
+    read from the home folder."""
+    from flytekitplugins.aios_audit.trust import _read
+    from flytekitplugins.aios_core.keys import ed25519_pem
+
+    keys = tmp_path / "keys"
+    keys.mkdir(mode=0o700)
+    long = keys / ("k" * 236 + ".pem")
+    pem = ed25519_pem(f"file:{long}", what="signing key")
+    assert pem is not None and long.read_bytes() == pem and [p.name for p in keys.iterdir()] == [long.name]
+
+    home, work = tmp_path / "a-home", tmp_path / "a-work"
+    home.mkdir(mode=0o700)
+    work.mkdir(mode=0o700)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    pem = ed25519_pem("file:~/keys/signing.pem", what="signing key")
+    assert pem is not None and (home / "keys" / "signing.pem").read_bytes() == pem
+    assert not (work / "~").exists()
+    assert _read("file:~/keys/signing.pem") == (pem, str(home / "keys" / "signing.pem"))  # where a verifier reads it

@@ -484,7 +484,7 @@ def write_private(path: str | os.PathLike[str], data: str | bytes) -> Path:
     p = end  # a link: the file it names (a dangling link: the file it would name)
     _check_output_folders(asked, [str(p)], create=True)  # (its missing folders made 0700)
     try:
-        fd, name = tempfile.mkstemp(prefix=f".{_short(p.name)}.", suffix=".tmp", dir=p.parent)
+        fd, name = tempfile.mkstemp(prefix=f".{short_name(p.name)}.", suffix=".tmp", dir=p.parent)
     except OSError as e:  # the error names the file asked for, not the temporary one beside it
         raise type(e)(e.errno, e.strerror, str(asked)) from None
     tmp = Path(name)
@@ -549,15 +549,17 @@ def _write_all(p: Path, fd: int, raw: bytes) -> None:
         raise type(e)(e.errno, e.strerror, str(p)) from None
 
 
-def _short(name: str) -> str:
-    """``name`` as the start of its temporary file's name: whole up to 64 characters, else its first 32 and a digest
-    of the whole (the temporary name of a 250-character output exceeded the file system's 255 bytes, and an output
-    ``echo x > NAME`` writes was refused, re-review R31a)."""
-    if len(name) <= 64:
+def short_name(name: str) -> str:
+    """``name`` as the start of a temporary file's name beside it: whole up to 64 bytes, else its first 32 bytes and a
+    digest of the whole (the temporary name of a 250-character output exceeded the file system's 255 bytes, and an
+    output ``echo x > NAME`` writes was refused, re-review R31a; counted in characters, a name of 64 four-byte
+    characters still was, R32b). A prefix that splits a character comes back through ``surrogateescape``."""
+    raw = os.fsencode(name)
+    if len(raw) <= 64:
         return name
     import hashlib
 
-    return f"{name[:32]}-{hashlib.sha256(os.fsencode(name)).hexdigest()[:16]}"
+    return f"{os.fsdecode(raw[:32])}-{hashlib.sha256(raw).hexdigest()[:16]}"
 
 
 def _check_output_folders(asked: Path, names: list[str], *, create: bool = False) -> None:
@@ -677,6 +679,11 @@ def _write_special(
             raise UnsafeFile(p, "a regular file put there since it was checked", fix)
         if st.st_uid not in trusted_owners() and not _is_kernel_sink(st):
             raise UnsafeFile(p, _owned_by_other(st.st_uid, "a named pipe or device"), fix)
+        if at is None and stat.S_ISFIFO(st.st_mode) and _others_may_read(st, found[0][1] if found else str(p)):
+            # (re-reviews R31a, R32b: mkfifo under umask 022 makes 0644, and another user who opened it first read
+            # the whole report; an output is written for this user alone)
+            why = f"a named pipe other users may open and read (mode {stat.S_IMODE(st.st_mode):04o})"
+            raise UnsafeFile(p, why, "nothing was written; make it this user's alone (chmod 600, or mkfifo -m 600)")
         judged = found[0][0] if found else None
         if judged is None or (judged.st_dev, judged.st_ino) != (st.st_dev, st.st_ino):
             raise UnsafeFile(p, "changed while it was checked (it leads elsewhere than the links judged)", fix)
@@ -690,6 +697,30 @@ def _write_special(
         _write_all(p, wfd, raw)
     finally:
         os.close(wfd)
+
+
+def _others_may_read(st: os.stat_result, where: str) -> bool:
+    """Whether a user other than this one may open the named pipe ``where`` (status ``st``) for reading: its mode lets
+    others read it, or a group other than its owner's own private group, and every folder above it lets them through
+    (search permission for others, or for a group: a group's member is assumed). A pipe in a folder only its owner may
+    enter is theirs alone whatever its mode."""
+    others = bool(st.st_mode & stat.S_IROTH)
+    group = bool(st.st_mode & stat.S_IRGRP) and not _private_group(st.st_uid, st.st_gid)
+    if not (others or group):
+        return False
+    folder = os.path.dirname(os.path.abspath(where))
+    while True:
+        try:
+            mode = os.stat(folder).st_mode
+        except OSError:
+            return True  # not known: taken as reachable (refused, nothing written)
+        through = stat.S_IXOTH | (stat.S_IXGRP if group else 0)
+        if not mode & through:
+            return False
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            return True
+        folder = parent
 
 
 KERNEL_SINKS = frozenset({(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0)})

@@ -57,7 +57,8 @@ def ed25519_pem(spec: str, *, what: str, generate: bool = True) -> bytes | None:
         raise ConfigError(msg)
     if spec.startswith("env:"):
         return resolve_env_ref(spec, what=what, fix="mount the Flyte secret holding the PEM").encode()
-    path = Path(spec.removeprefix("file:"))
+    path = Path(spec.removeprefix("file:")).expanduser()  # as a trusted checkpoint key's (re-review R32b: the signer
+    # made ./~/keys/... where the verifier read $HOME/keys/...)
     pem = read_key_file(path, what)
     if pem is not None or not generate:
         return pem
@@ -167,14 +168,19 @@ def _create_key_file(path: Path) -> None:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    from flytekitplugins.aios_audit.private_files import private_dir
+    from flytekitplugins.aios_audit.private_files import private_dir, short_name
 
     private_dir(path.parent)  # 0700 whatever the umask; one another user owns or may write is refused (review R9)
     pem = Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}-{secrets.token_hex(6)}")  # unique per thread too
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    # unique per thread too; a long name's start and digest (re-review R32b: beside a 240-character key file name the
+    # temporary one exceeded 255 bytes)
+    tmp = path.with_name(f"{short_name(path.name)}.tmp{os.getpid()}-{secrets.token_hex(6)}")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except OSError as e:  # named as the key asked for, not the temporary file beside it
+        raise type(e)(e.errno, e.strerror, str(path)) from None
     with os.fdopen(fd, "wb") as f:
         f.write(pem)
         f.flush()
