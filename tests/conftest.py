@@ -118,6 +118,7 @@ _CACHES: tuple[tuple[str, Callable[[Any], None]], ...] = (
     ("flytekitplugins.aios_audit.api", lambda m: m.close_all()),  # flushes lineage, closes the open stores
     ("flytekitplugins.aios_core.settings", lambda m: m.reset_settings()),
     ("flytekitplugins.aios_policy.cedar_load", lambda m: m.clear_cache()),
+    ("flytekitplugins.aios_policy.cedar_engine", lambda m: m.clear_verdicts()),
     ("flytekitplugins.aios_policy.record", lambda m: m._versions.clear()),
     ("flytekitplugins.aios_audit.recorder", lambda m: m._code_version.cache_clear()),
     ("flytekitplugins.aios_catalog.catalog", lambda m: m._catalogs.clear()),

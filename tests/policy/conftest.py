@@ -36,11 +36,14 @@ def policy_records() -> list[Any]:
 
 @pytest.fixture(autouse=True)
 def _fresh_policy_cache() -> Iterator[None]:
+    from flytekitplugins.aios_policy.cedar_engine import clear_verdicts
     from flytekitplugins.aios_policy.cedar_load import clear_cache
 
     clear_cache()
+    clear_verdicts()
     yield
     clear_cache()
+    clear_verdicts()
 
 
 @pytest.fixture
