@@ -190,3 +190,45 @@ def test_refused_rows_are_recorded_with_their_text_bounded(aios_env: Path) -> No
     for r in records:
         assert len(entry_bytes(r.seq, r.recorded_at, r.event)) < 8192
         assert "100000 characters, sha256:" in r.event.attributes["action_key"]
+
+
+def test_a_dictionary_of_one_long_value_or_list_cells_are_refused_before_decoding(
+    channel, shared_state, tmp_path: Path
+) -> None:
+    """Re-review R32a: the footers' sizes count a dictionary's value once, so a 1.2 KB file of 2,000 rows naming one
+    8 MiB value passed them and expanded to 16.8 GB in the decoder; and one-element lists carried long text past the
+    decoded frame's bound of a cell (a 2.3 KB file: 4.8 GB, every row at the acting point)."""
+    from flytekitplugins.aios_connectors.system_of_record import SystemOfRecordConfig, SystemOfRecordTask
+
+    name = "grpc_dict_" + secrets.token_hex(4)
+    task = SystemOfRecordTask(name=name, config=SystemOfRecordConfig(table="document_actions"))
+    inputs = _frame_at(tmp_path / "dictionary.parquet", _rows(2_000, "D" * 65_536))
+    assert (tmp_path / "dictionary.parquet").stat().st_size < 16_000
+    res = _sync(channel, task, inputs, execution_metadata(execution="dict-run-1"))
+    assert res.phase == TaskExecution.FAILED and "a value of 65536 bytes" in res.message, res.message
+
+    listed = _rows(10, "x").append_column("note", pa.array([["L" * 5_000]] * 10))
+    inputs = _frame_at(tmp_path / "lists.parquet", listed)
+    res = _sync(channel, task, inputs, execution_metadata(execution="list-run-1"))
+    assert res.phase == TaskExecution.FAILED and "'note' is not flat" in res.message, res.message
+    assert [r.event.status for r in _records("connector_refused", name)] == ["input_refused", "input_refused"]
+
+
+def test_a_mapped_caller_probing_for_approval_ids_is_audited(channel, shared_state) -> None:
+    """Re-review R32a: an empty or unknown request id from a mapped caller failed the call and left no record."""
+    from flytekitplugins.aios_connectors import ApprovalNotificationTask
+    from flytekitplugins.aios_connectors.approval_task import APPROVAL_INPUTS
+
+    task = ApprovalNotificationTask(name="grpc_probe_" + secrets.token_hex(4))
+    for rid in ("apr-" + "0" * 20, ""):
+        req = agent_pb2.CreateTaskRequest(
+            template=template_of(task),
+            inputs=literal_map({"request_id": rid}, APPROVAL_INPUTS),
+            output_prefix="/tmp/o",
+            task_execution_metadata=execution_metadata(execution="probe-run-1"),
+        )
+        with pytest.raises(grpc.RpcError):
+            agent_pb2_grpc.AsyncAgentServiceStub(channel).CreateTask(req, timeout=20)
+    refusals = _records("connector_refused", task.name)
+    assert [(r.event.status, r.event.actor) for r in refusals] == [("input_refused", "service:document-pipeline")] * 2
+    assert "no approval request" in refusals[0].event.attributes["reason"]

@@ -215,13 +215,15 @@ async def to_python(
     served: bool,
     input_dirs: str = "",
     max_rows: int | None = None,
+    max_cell: int = 1024,
 ) -> dict[str, Any]:
     """Python values of the inputs present in ``inputs`` (absent optional inputs are left out), decoded only after
     :func:`check_raw` let them through (``input_dirs``: the operator's folders a served call may name files in).
 
-    ``max_rows``: a served call's data frame at a local path is refused when its Parquet footers count more rows, or
-    more than :data:`MAX_FRAME_BYTES` bytes uncompressed, before it is decoded (a 22 KB file of 600,000 rows, review
-    R31b). A frame in an object store is downloaded and decoded by flytekit: the caller checks the decoded frame."""
+    ``max_rows``, ``max_cell``: a served call's Parquet data frame at a local path is refused before it is decoded
+    when it holds more rows, a column that is not flat, a longer text value or more than :data:`MAX_FRAME_BYTES` once
+    decoded (:func:`check_footers`; a 22 KB file of 600,000 rows, review R31b). A frame in an object store is
+    downloaded and decoded by flytekit: the caller checks the decoded frame."""
     frames = frozenset(k for k, t in types.items() if _is_frame(t))
     check_raw(inputs, served=served, frames=frames, input_dirs=input_dirs)
     if inputs is None or not inputs.literals:
@@ -235,14 +237,19 @@ async def to_python(
 
     private = Path(tempfile.mkdtemp(prefix="aios-connector-input-"))  # 0700, the service's own
     try:  # the copy in a worker thread: the event loop keeps answering every other caller meanwhile
-        copies = await asyncio.to_thread(_local_copies, inputs, frames, input_dirs, private, max_rows)
+        copies = await asyncio.to_thread(_local_copies, inputs, frames, input_dirs, private, max_rows, max_cell)
         return await literal_map_to_kwargs(ctx, copies, python_types=present)
     finally:
         shutil.rmtree(private, ignore_errors=True)
 
 
 def _local_copies(
-    inputs: LiteralMap, frames: frozenset[str], input_dirs: str, private: Path, max_rows: int | None = None
+    inputs: LiteralMap,
+    frames: frozenset[str],
+    input_dirs: str,
+    private: Path,
+    max_rows: int | None = None,
+    max_cell: int = 1024,
 ) -> LiteralMap:
     """``inputs`` with each data frame at a local path replaced by its :func:`private_copy` in ``private``, each
     copy's Parquet footers within ``max_rows`` rows and :data:`MAX_FRAME_BYTES` (:func:`check_footers`)."""
@@ -257,35 +264,77 @@ def _local_copies(
         place = private / name
         place.mkdir(mode=0o700)
         copy = private_copy(_local_path(str(dataset.uri)), dirs, place)
+        # (a CSV frame has no footer: bounded by its bytes, then by the caller)
         if max_rows is not None and str(dataset.metadata.structured_dataset_type.format or "parquet") == "parquet":
-            check_footers(copy, max_rows)  # (a CSV frame has no footer: bounded by its bytes, then by the caller)
+            check_footers(copy, max_rows, max_cell)
         literals[name] = Literal(scalar=Scalar(structured_dataset=StructuredDataset(str(copy), dataset.metadata)))
     return LiteralMap(literals)
 
 
 MAX_FRAME_BYTES = 256 * 1024 * 1024
-"""Bytes a served call's data frame may hold uncompressed, as its Parquet footers count them."""
+"""Bytes a served call's data frame may hold once decoded: its Parquet column chunks uncompressed, and its text
+values as they will be expanded (a value a dictionary holds once counts once a row that names it)."""
 
 
-def check_footers(copy: Path, max_rows: int) -> None:
-    """Refuse the private copy of a served data frame (a Parquet file, or a folder of them) whose footers count more
-    than ``max_rows`` rows or :data:`MAX_FRAME_BYTES` bytes uncompressed, reading nothing but the footers."""
+def check_footers(copy: Path, max_rows: int, max_cell: int) -> None:
+    """Refuse the private copy of a served data frame (a Parquet file, or a folder of them) before it is decoded: more
+    than ``max_rows`` rows, a column that is not flat (lists, structs, maps), a text value of more than ``max_cell``
+    characters (4 bytes each at most), or more than :data:`MAX_FRAME_BYTES` bytes once decoded.
+
+    Read from the footers, then from the text columns kept dictionary-encoded (their lengths summed a row at a time,
+    never expanded): the footers' sizes count a dictionary's value once, and a 1.2 KB file of 2,000 rows naming one
+    8 MiB value expanded to 16.8 GB in the decoder; one-element lists carried long text past the decoded frame's bound
+    of a cell (re-review R32a)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
+    def refuse(why: str) -> UnsafeInput:
+        return UnsafeInput(f"a served data frame's local input is refused: {why}")
+
     files = [copy] if copy.is_file() else sorted(p for p in copy.rglob("*") if p.is_file())
-    rows = size = 0
+    rows = size = decoded = 0
     for f in files:
         try:
-            meta = pq.ParquetFile(f).metadata
+            parquet = pq.ParquetFile(f)
+            meta, schema = parquet.metadata, parquet.schema_arrow
         except Exception as e:  # not Parquet: the decoder would fail on it the same way
-            raise UnsafeInput(f"a served data frame's local input is refused: {f.name!r} is not a Parquet file") from e
+            raise refuse(f"{f.name!r} is not a Parquet file") from e
         rows += meta.num_rows
         size += sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
         if rows > max_rows or size > MAX_FRAME_BYTES:
-            raise UnsafeInput(
-                f"a served data frame's local input is refused: its Parquet footers count more than {max_rows} rows or "
-                f"{MAX_FRAME_BYTES} bytes uncompressed; split it"
+            raise refuse(
+                f"its footers count more than {max_rows} rows or {MAX_FRAME_BYTES} bytes uncompressed; split it"
             )
+        nested = [n for n, t in zip(schema.names, schema.types, strict=True) if pa.types.is_nested(t)]
+        if nested:
+            raise refuse(f"column {nested[0][:64]!r} is not flat (a list, a struct or a map): a row holds plain values")
+        text = [
+            n
+            for n, t in zip(schema.names, schema.types, strict=True)
+            if pa.types.is_string(t)
+            or pa.types.is_large_string(t)
+            or pa.types.is_binary(t)
+            or pa.types.is_large_binary(t)
+            or pa.types.is_dictionary(t)
+        ]
+        if not text:
+            continue
+        kept = pq.ParquetFile(f, read_dictionary=text)
+        for batch in kept.iter_batches(batch_size=8192, columns=text):
+            for column in batch.columns:
+                if isinstance(column, pa.DictionaryArray):
+                    lengths = pc.take(pc.binary_length(column.dictionary.cast(pa.large_binary())), column.indices)
+                else:
+                    lengths = pc.binary_length(column.cast(pa.large_binary()))
+                longest, total = pc.max(lengths).as_py() or 0, pc.sum(lengths).as_py() or 0
+                decoded += total
+                if longest > 4 * max_cell:
+                    raise refuse(
+                        f"it holds a value of {longest} bytes; a row's values are at most {max_cell} characters"
+                    )
+                if decoded > MAX_FRAME_BYTES:
+                    raise refuse(f"its text would take more than {MAX_FRAME_BYTES} bytes once decoded; split it")
 
 
 def _folders(input_dirs: str) -> list[Path]:

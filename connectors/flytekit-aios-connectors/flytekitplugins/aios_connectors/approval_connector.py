@@ -263,19 +263,30 @@ class ApprovalNotificationConnector(AsyncConnectorBase):
         request_id = ""
         try:  # who calls, before a byte of the inputs is decoded (review R31b: an anonymous call's inputs were first)
             caller = await asyncio.to_thread(establish, task_execution_metadata, settings)
+            from flytekitplugins.aios_approvals import ApprovalNotFound
+
             try:
                 request_id = str((await to_python(inputs, APPROVAL_INPUTS, served=served)).get("request_id", ""))
-            except ValueError as e:  # an input refused (UnsafeInput): audited under the established caller
-                if not served:
-                    raise
-                raise IdentityRefused(
-                    f"input refused: {one_line_error(e)}", code="input_refused", actor=caller.principal
-                ) from e
-            if not request_id:
-                msg = "input request_id is empty: pass the id returned by open_request()"
-                raise ValueError(msg)
-            env = await asyncio.to_thread(Env.load, settings)
-            req = await asyncio.to_thread(_request_details, request_id, env)
+                if not request_id:
+                    msg = "input request_id is empty: pass the id returned by open_request()"
+                    raise ValueError(msg)
+                env = await asyncio.to_thread(Env.load, settings)
+                req = await asyncio.to_thread(_request_details, request_id, env)
+            except (ValueError, ApprovalNotFound) as e:  # an input refused (UnsafeInput, an empty or unknown request
+                # id): audited under the established caller, then failed as before (re-review R32a: a caller probing
+                # for ids left no record)
+                if served:
+                    why = f"input refused: {one_line_error(e)}"
+                    await asyncio.to_thread(
+                        refuse,
+                        IdentityRefused(why, code="input_refused", actor=caller.principal),
+                        connector=self.name,
+                        task_name=task_name,
+                        claimed="",
+                        meta=task_execution_metadata,
+                        settings=settings,
+                    )
+                raise
             _check_owner(caller, req)
             _check_execution(caller, req)
         except IdentityRefused as e:

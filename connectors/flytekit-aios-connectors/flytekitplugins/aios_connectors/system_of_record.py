@@ -427,6 +427,7 @@ class SystemOfRecordConnector(SyncConnectorBase):
                 served=served,
                 input_dirs=settings.connector_input_dirs,
                 max_rows=MAX_SERVED_ROWS,
+                max_cell=MAX_SERVED_CELL,
             )
             frame = values.get("actions")
             if served:
@@ -483,6 +484,12 @@ def _check_served_frame(frame: Any) -> None:
     if columns > MAX_SERVED_COLUMNS:
         raise UnsafeInput(f"a served call's frame has at most {MAX_SERVED_COLUMNS} columns; this one has {columns}")
     for name in frame.columns:
+        nested = next((v for v in frame[name] if isinstance(v, list | tuple | dict | set) or hasattr(v, "shape")), None)
+        if nested is not None:  # (re-review R32a: one-element lists carried long text past the bound below)
+            shown = visible(bounded(str(name), 64))
+            raise UnsafeInput(
+                f"column {shown!r} of a served call's frame holds {type(nested).__name__} values: plain ones only"
+            )
         longest = max((len(v) for v in frame[name] if isinstance(v, str | bytes)), default=0)
         if longest > MAX_SERVED_CELL or len(str(name)) > MAX_SERVED_CELL:
             shown = visible(bounded(str(name), 64))
