@@ -439,23 +439,15 @@ class SystemOfRecordConnector(SyncConnectorBase):
             if served:  # and then that the rows name it
                 caller = await asyncio.to_thread(establish, task_execution_metadata, settings, claimed)
             posted, skipped, refused = await asyncio.to_thread(_act_for, caller, config, rows, settings)
-        except IdentityRefused as e:
-            why = await asyncio.to_thread(
-                refuse,
-                e,
-                connector=self.name,
-                task_name=task_name,
-                claimed=claimed,
-                meta=task_execution_metadata,
-                settings=settings,
-            )
-            return Resource(phase=TaskExecution.FAILED, message=f"system of record: {why}")
         except Exception as e:  # fail the task in one masked line: no row data, no traceback, no secret
-            if who and isinstance(e, ValueError):  # an established caller's input refused (a table, a URL, a frame)
-                input_refused = IdentityRefused(f"input refused: {one_line_error(e)}", code="input_refused", actor=who)
+            refusal = e if isinstance(e, IdentityRefused) else None
+            if refusal is None and who and isinstance(e, ValueError):  # an established caller's input refused (a
+                # table, a URL, a frame): audited under that caller too
+                refusal = IdentityRefused(f"input refused: {one_line_error(e)}", code="input_refused", actor=who)
+            if refusal is not None:
                 why = await asyncio.to_thread(
                     refuse,
-                    input_refused,
+                    refusal,
                     connector=self.name,
                     task_name=task_name,
                     claimed=claimed,
