@@ -276,6 +276,16 @@ MAX_FRAME_BYTES = 256 * 1024 * 1024
 values as they will be expanded (a value a dictionary holds once counts once a row that names it)."""
 
 
+def _text_type(t: Any) -> bool:
+    """Whether the Arrow type ``t`` holds text or bytes (a dictionary of them too): what decoding can expand."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(t):
+        return _text_type(t.value_type)
+    kinds = (pa.types.is_string, pa.types.is_large_string, pa.types.is_binary, pa.types.is_large_binary)
+    return any(k(t) for k in (*kinds, pa.types.is_fixed_size_binary))
+
+
 def check_footers(copy: Path, max_rows: int, max_cell: int) -> None:
     """Refuse the private copy of a served data frame (a Parquet file, or a folder of them) before it is decoded: more
     than ``max_rows`` rows, a column that is not flat (lists, structs, maps), a text value of more than ``max_cell``
@@ -309,32 +319,26 @@ def check_footers(copy: Path, max_rows: int, max_cell: int) -> None:
         nested = [n for n, t in zip(schema.names, schema.types, strict=True) if pa.types.is_nested(t)]
         if nested:
             raise refuse(f"column {nested[0][:64]!r} is not flat (a list, a struct or a map): a row holds plain values")
-        text = [
-            n
-            for n, t in zip(schema.names, schema.types, strict=True)
-            if pa.types.is_string(t)
-            or pa.types.is_large_string(t)
-            or pa.types.is_binary(t)
-            or pa.types.is_large_binary(t)
-            or pa.types.is_dictionary(t)
-        ]
+        text = [n for n, t in zip(schema.names, schema.types, strict=True) if _text_type(t)]
         if not text:
             continue
-        kept = pq.ParquetFile(f, read_dictionary=text)
-        for batch in kept.iter_batches(batch_size=8192, columns=text):
-            for column in batch.columns:
-                if isinstance(column, pa.DictionaryArray):
-                    lengths = pc.take(pc.binary_length(column.dictionary.cast(pa.large_binary())), column.indices)
-                else:
-                    lengths = pc.binary_length(column.cast(pa.large_binary()))
-                longest, total = pc.max(lengths).as_py() or 0, pc.sum(lengths).as_py() or 0
-                decoded += total
-                if longest > 4 * max_cell:
-                    raise refuse(
-                        f"it holds a value of {longest} bytes; a row's values are at most {max_cell} characters"
-                    )
-                if decoded > MAX_FRAME_BYTES:
-                    raise refuse(f"its text would take more than {MAX_FRAME_BYTES} bytes once decoded; split it")
+        try:
+            kept = pq.ParquetFile(f, read_dictionary=text)
+            for batch in kept.iter_batches(batch_size=8192, columns=text):
+                for column in batch.columns:
+                    if isinstance(column, pa.DictionaryArray):
+                        lengths = pc.take(pc.binary_length(column.dictionary.cast(pa.large_binary())), column.indices)
+                    else:
+                        lengths = pc.binary_length(column.cast(pa.large_binary()))
+                    longest, total = pc.max(lengths).as_py() or 0, pc.sum(lengths).as_py() or 0
+                    decoded += total
+                    if longest > 4 * max_cell:
+                        why = f"it holds a value of {longest} bytes; a row's values are at most {max_cell} characters"
+                        raise refuse(why)
+                    if decoded > MAX_FRAME_BYTES:
+                        raise refuse(f"its text would take more than {MAX_FRAME_BYTES} bytes once decoded; split it")
+        except pa.ArrowException as e:  # a page the reader cannot read: nothing of it is decoded further
+            raise refuse(f"its text columns could not be measured ({type(e).__name__})") from None
 
 
 def _folders(input_dirs: str) -> list[Path]:
