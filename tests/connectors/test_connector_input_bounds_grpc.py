@@ -210,7 +210,7 @@ def test_a_dictionary_of_one_long_value_or_list_cells_are_refused_before_decodin
     listed = _rows(10, "x").append_column("note", pa.array([["L" * 5_000]] * 10))
     inputs = _frame_at(tmp_path / "lists.parquet", listed)
     res = _sync(channel, task, inputs, execution_metadata(execution="list-run-1"))
-    assert res.phase == TaskExecution.FAILED and "'note' is not flat" in res.message, res.message
+    assert res.phase == TaskExecution.FAILED and "column 'note' is of type list" in res.message, res.message
     assert [r.event.status for r in _records("connector_refused", name)] == ["input_refused", "input_refused"]
 
 
@@ -232,3 +232,29 @@ def test_a_mapped_caller_probing_for_approval_ids_is_audited(channel, shared_sta
     refusals = _records("connector_refused", task.name)
     assert [(r.event.status, r.event.actor) for r in refusals] == [("input_refused", "service:document-pipeline")] * 2
     assert "no approval request" in refusals[0].event.attributes["reason"]
+
+
+def test_a_frame_of_odd_types_or_too_many_columns_is_refused_before_decoding(
+    channel, shared_state, tmp_path: Path
+) -> None:
+    """Re-review R33: a JSON extension column or a string view naming one 8 MiB value 2,000 times (a 1.1-1.3 KB file)
+    passed the check of nested types and took the service past 5 GB in the decoder, as did a tensor column and a frame
+    of thousands of constant integer columns (the footers counted 1.5 MB). A served frame's columns are at most 64, of
+    plain types only, before anything is decoded."""
+    from flytekitplugins.aios_connectors.system_of_record import SystemOfRecordConfig, SystemOfRecordTask
+
+    name = "grpc_types_" + secrets.token_hex(4)
+    task = SystemOfRecordTask(name=name, config=SystemOfRecordConfig(table="document_actions"))
+    odd = {
+        "json": pa.array(['"x"'] * 10, type=pa.json_()),
+        "view": pa.array(["x"] * 10, type=pa.string_view()),
+        "tensor": pa.FixedShapeTensorArray.from_numpy_ndarray(__import__("numpy").zeros((10, 2, 2), dtype="int8")),
+    }
+    for i, (column, values) in enumerate(odd.items()):
+        inputs = _frame_at(tmp_path / f"{column}.parquet", _rows(10, "x").append_column(column, values))
+        res = _sync(channel, task, inputs, execution_metadata(execution=f"types-run-{i}"))
+        assert res.phase == TaskExecution.FAILED and f"column '{column}' is of type" in res.message, res.message
+    wide = pa.table({f"c{i}": [i] * 10 for i in range(65)})
+    res = _sync(channel, task, _frame_at(tmp_path / "wide.parquet", wide), execution_metadata(execution="wide-run"))
+    assert res.phase == TaskExecution.FAILED and "it has 65 columns" in res.message, res.message
+    assert [r.event.status for r in _records("connector_refused", name)] == ["input_refused"] * 4
