@@ -163,7 +163,7 @@ def test_a_named_pipe_others_may_open_is_not_written_into() -> None:
         fifo = folder / "report.fifo"
         os.mkfifo(fifo, 0o600)
         fifo.chmod(0o644)
-        refused = r"a named pipe other users may open and read \(mode 0644\).*mkfifo -m 600"
+        refused = r"a named pipe other users may open and read \(mode 0644, or an ACL\).*mkfifo -m 600"
         with pytest.raises(UnsafeFile, match=refused):
             write_private(fifo, "the report")
         fifo.chmod(0o600)
@@ -175,3 +175,27 @@ def test_a_named_pipe_others_may_open_is_not_written_into() -> None:
         assert got == [b"the report"]
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_named_pipe_with_an_acl_is_not_written_into(tmp_path: Path) -> None:
+    """Re-review R33: the check read the mode bits alone, so a 0600 pipe whose ACL let another user read it (as a
+    shared folder's default ACL gives one) was written into, and that user, who had opened it first, read the report.
+    A pipe carrying an ACL is refused, nothing written."""
+    import struct
+
+    from flytekitplugins.aios_audit.private_files import UnsafeFile
+
+    fifo = tmp_path / "report.fifo"
+    os.mkfifo(fifo, 0o600)
+    fifo.chmod(0o600)
+    entry = struct.Struct("<HHI")
+    everyone = 0xFFFFFFFF
+    acl = struct.pack("<I", 2) + b"".join(
+        entry.pack(*e) for e in ((0x01, 6, everyone), (0x02, 4, 65534), (0x04, 0, everyone), (0x10, 4, everyone))
+    )
+    try:
+        os.setxattr(fifo, "system.posix_acl_access", acl + entry.pack(0x20, 0, everyone))
+    except OSError as e:
+        pytest.skip(f"no POSIX ACLs on this file system: {e}")
+    with pytest.raises(UnsafeFile, match="a named pipe other users may open and read"):
+        write_private(fifo, "the report")

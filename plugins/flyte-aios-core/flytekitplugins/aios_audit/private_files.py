@@ -682,8 +682,9 @@ def _write_special(
         if at is None and stat.S_ISFIFO(st.st_mode) and _others_may_read(st, found[0][1] if found else str(p)):
             # (re-reviews R31a, R32b: mkfifo under umask 022 makes 0644, and another user who opened it first read
             # the whole report; an output is written for this user alone)
-            why = f"a named pipe other users may open and read (mode {stat.S_IMODE(st.st_mode):04o})"
-            raise UnsafeFile(p, why, "nothing was written; make it this user's alone (chmod 600, or mkfifo -m 600)")
+            why = f"a named pipe other users may open and read (mode {stat.S_IMODE(st.st_mode):04o}, or an ACL)"
+            fix = "nothing was written; make it this user's alone (mkfifo -m 600, or chmod 600; setfacl -b for an ACL)"
+            raise UnsafeFile(p, why, fix)
         judged = found[0][0] if found else None
         if judged is None or (judged.st_dev, judged.st_ino) != (st.st_dev, st.st_ino):
             raise UnsafeFile(p, "changed while it was checked (it leads elsewhere than the links judged)", fix)
@@ -700,22 +701,26 @@ def _write_special(
 
 
 def _others_may_read(st: os.stat_result, where: str) -> bool:
-    """Whether a user other than this one may open the named pipe ``where`` (status ``st``) for reading: its mode lets
-    others read it, or a group other than its owner's own private group, and every folder above it lets them through
-    (search permission for others, or for a group: a group's member is assumed). A pipe in a folder only its owner may
-    enter is theirs alone whatever its mode."""
+    """Whether a user other than this one may open the named pipe ``where`` (status ``st``) for reading: it carries
+    an ACL, or its mode lets others read it, or a group other than its owner's own private group, and every folder
+    above it (where its name leads) lets them through (search permission for others, or for a group: a group's member
+    is assumed; a folder with an ACL lets anyone through). A pipe in a folder only its owner may enter is theirs alone
+    whatever its mode (re-review R33: an ACL on the pipe, ``u:other:r``, or on a 0700 folder above it, ``u:other:x``,
+    let another user read what the mode bits kept from them)."""
+    if _has_acl(where):
+        return True
     others = bool(st.st_mode & stat.S_IROTH)
     group = bool(st.st_mode & stat.S_IRGRP) and not _private_group(st.st_uid, st.st_gid)
     if not (others or group):
         return False
-    folder = os.path.dirname(os.path.abspath(where))
+    folder = os.path.realpath(os.path.dirname(os.path.abspath(where)))
     while True:
         try:
             mode = os.stat(folder).st_mode
         except OSError:
             return True  # not known: taken as reachable (refused, nothing written)
         through = stat.S_IXOTH | (stat.S_IXGRP if group else 0)
-        if not mode & through:
+        if not mode & through and not _has_acl(folder):
             return False
         parent = os.path.dirname(folder)
         if parent == folder:
