@@ -199,3 +199,32 @@ def test_a_named_pipe_with_an_acl_is_not_written_into(tmp_path: Path) -> None:
         pytest.skip(f"no POSIX ACLs on this file system: {e}")
     with pytest.raises(UnsafeFile, match="a named pipe other users may open and read"):
         write_private(fifo, "the report")
+
+
+def test_a_named_pipe_in_a_folder_a_shared_group_may_enter_is_not_written_into() -> None:
+    """Re-review R34: a 0644 pipe in a 0710 folder whose group is shared (not its owner's own) was judged out of others'
+    reach, and a member of that group, who had opened it first, read the report."""
+    import grp
+    import shutil
+    import tempfile
+
+    from flytekitplugins.aios_audit.private_files import UnsafeFile
+
+    try:
+        shared = grp.getgrnam("nogroup").gr_gid
+    except KeyError:
+        pytest.skip("no group 'nogroup' here")
+    top = Path(tempfile.mkdtemp(prefix="aios-fifo-", dir="/tmp"))  # /tmp: every folder above lets others through
+    try:
+        top.chmod(0o755)
+        team = top / "team"
+        team.mkdir()
+        os.chown(team, os.getuid(), shared)
+        team.chmod(0o710)
+        fifo = team / "report.fifo"
+        os.mkfifo(fifo, 0o600)
+        fifo.chmod(0o644)
+        with pytest.raises(UnsafeFile, match="a named pipe other users may open and read"):
+            write_private(fifo, "the report")
+    finally:
+        shutil.rmtree(top, ignore_errors=True)

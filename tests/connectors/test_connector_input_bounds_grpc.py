@@ -185,11 +185,38 @@ def test_refused_rows_are_recorded_with_their_text_bounded(aios_env: Path) -> No
     ] * 3
     posted, _, refused = act(SystemOfRecordConfig(table="test_actions"), rows, get_settings())
     assert (posted, refused) == (0, 3)
-    records = _records("action_refused")
-    assert len(records) == 3
-    for r in records:
-        assert len(entry_bytes(r.seq, r.recorded_at, r.event)) < 8192
-        assert "100000 characters, sha256:" in r.event.attributes["action_key"]
+    first, repeats = _records("action_refused")  # the first refusal of its kind, then one record of the repeats
+    assert all(len(entry_bytes(r.seq, r.recorded_at, r.event)) < 8192 for r in (first, repeats))
+    assert "100000 characters, sha256:" in first.event.attributes["action_key"]
+    assert repeats.event.attributes["rows"] == 2 and repeats.event.status == first.event.status
+
+
+def test_rows_naming_made_up_decisions_are_refused_in_two_records(aios_env: Path) -> None:
+    """Re-review R32a: 50,000 rows within every bound, each naming a decision the trail does not hold, made 50,000
+    refusal records (about 260 MB of trail from a 53 KB file). The first refusal of a kind in a call has its record,
+    the rest are counted in one; every row is still refused, none posted."""
+    from flytekitplugins.aios_connectors.system_of_record import SystemOfRecordConfig, act
+    from flytekitplugins.aios_core.settings import get_settings
+
+    rows = [
+        {
+            "action_key": f"sha256:{i:064x}",
+            "doc_digest": f"sha256:{i + 1:064x}",
+            "decision_digest": f"sha256:{i + 2:064x}",
+            "action": "post_payment",
+            "doc_type": "invoice",
+            "amount": 1.0,
+            "currency": "EUR",
+            "request_id": "",
+            "policy_record": f"{i:064x}",
+            "principal": "service:document-pipeline",
+        }
+        for i in range(2_000)
+    ]
+    assert act(SystemOfRecordConfig(table="test_actions"), rows, get_settings()) == (0, 0, 2_000)
+    first, repeats = _records("action_refused")
+    assert first.event.status == repeats.event.status
+    assert repeats.event.attributes["rows"] == 1_999 and len(repeats.event.attributes["first_action_keys"]) == 5
 
 
 def test_a_dictionary_of_one_long_value_or_list_cells_are_refused_before_decoding(
@@ -258,3 +285,38 @@ def test_a_frame_of_odd_types_or_too_many_columns_is_refused_before_decoding(
     res = _sync(channel, task, _frame_at(tmp_path / "wide.parquet", wide), execution_metadata(execution="wide-run"))
     assert res.phase == TaskExecution.FAILED and "it has 65 columns" in res.message, res.message
     assert [r.event.status for r in _records("connector_refused", name)] == ["input_refused"] * 4
+
+
+def test_the_rows_a_frame_holds_are_counted_from_its_row_groups(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Re-review R34: a file whose footer said 1 row held row groups of 67 million rows of nulls (6.4 GB once decoded);
+    the file's own count was summed. The row groups' counts, which the decoder reads, are."""
+    from flytekitplugins.aios_connectors._literals import UnsafeInput, check_footers
+
+    path = tmp_path / "rows.parquet"
+    pq.write_table(pa.table({"action_key": pa.nulls(10)}), path)
+    real = pq.ParquetFile
+
+    class Lying:  # the file's own count patched to 1, as the review's file did through its footer
+        def __init__(self, source: Any, **kwargs: Any) -> None:
+            self._file = real(source, **kwargs)
+            self.schema_arrow = self._file.schema_arrow
+
+        @property
+        def metadata(self) -> Any:
+            meta = self._file.metadata
+
+            class Meta:
+                num_rows = 1
+                num_row_groups = meta.num_row_groups
+                row_group = staticmethod(meta.row_group)
+
+            return Meta()
+
+        def iter_batches(self, **kwargs: Any) -> Any:
+            return self._file.iter_batches(**kwargs)
+
+    monkeypatch.setattr(pq, "ParquetFile", Lying)
+    with pytest.raises(UnsafeInput, match="more than 5 rows"):
+        check_footers(path, 5, 1024)

@@ -45,7 +45,7 @@ import logging
 import math
 import numbers
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -517,12 +517,24 @@ def holder_of(action_key: str, destination: str) -> str:
 
 
 def _one_pass(
-    env: Env, claims: Sequence[ActionClaim], found: list[_Found], actor: str, destination: str
+    env: Env,
+    claims: Sequence[ActionClaim],
+    found: list[_Found],
+    actor: str,
+    destination: str,
+    known: Collection[str] = (),
 ) -> tuple[list[Verdict], list[AuditEvent]]:
+    """The verdicts on ``claims`` and the records to append; ``known``: the policy decision records the trail holds
+    of those the claims name."""
     keys = [k for f in found for k in (*f.keys, *f.held_elsewhere)]
     holders = env.store.claim_holders(keys) if keys else {}
     verdicts: list[Verdict] = []
     events: list[AuditEvent] = []
+    # refusals of one kind in one call: for the same decision, or naming none the trail holds (re-review R32a: a
+    # launcher's 50,000 rows naming made-up decisions, each refused, wrote 260 MB of refusal records a call); the first
+    # has its record, the rest are counted in one summary record (an honest call's rows each name a decision of their
+    # own)
+    repeats: dict[tuple[str, str], list[str]] = {}
     execution = current_execution()  # the execution this call serves: the same for every record it writes
     for c, f in zip(claims, found, strict=True):
         problem, holder = f.problem, holder_of(c.action_key, destination)
@@ -534,7 +546,11 @@ def _one_pass(
             problem = ("already_used", why)
         if problem is not None:
             verdicts.append(Verdict(c.action_key, False, *problem))
-            events.append(_event("action_refused", f.principal or actor, problem[0], c, execution, reason=problem[1]))
+            group = (problem[0], c.policy_record if c.policy_record in known else "")
+            if len(repeats.setdefault(group, [])) < 1:  # the first of its kind: a record of its own
+                refusal = _event("action_refused", f.principal or actor, problem[0], c, execution, reason=problem[1])
+                events.append(refusal)
+            repeats[group].append(c.action_key)
             continue
         free = [k for k in f.keys if k not in holders]
         for k in free:  # the same key twice in one call: the first claim wins, the second row is a retry of it
@@ -545,7 +561,25 @@ def _one_pass(
             extra = {CLAIMS_ATTR: [claim(k, holder) for k in free], "policy_record": c.policy_record}
             extra["destination"] = destination
             events.append(_event("action_authorized", f.principal, "authorized", c, execution, f.parents, **extra))
+    events += [_repeated(code, record, keys, actor, execution) for (code, record), keys in repeats.items() if keys[1:]]
     return verdicts, events
+
+
+def _repeated(code: str, policy_record: str, keys: list[str], actor: str, execution: ExecutionRef) -> AuditEvent:
+    """One record for the refusals of a kind after the first in one call (:func:`_one_pass`): how many, the digest of
+    their action keys (bounded, in order) and the first few."""
+    rest = [bounded(k) for k in keys[1:]]
+    attributes = {
+        "repeats_of": code,
+        "rows": len(rest),
+        "action_keys_digest": digest_value(rest),
+        "first_action_keys": rest[:5],
+    }
+    if policy_record:
+        attributes["policy_record"] = bounded(policy_record)
+    return AuditEvent(
+        kind="action_refused", actor=bounded(actor), status=code, execution=execution, attributes=attributes
+    )
 
 
 def authorize(
@@ -583,7 +617,7 @@ def authorize(
             seal = sealed.get(classification_record(rec.event)) if rec is not None else None
             found.append(_find(env, c, rec, requests, caller, in_force, seal))
     for _attempt in range(8):
-        verdicts, events = _one_pass(env, claims, found, actor, destination)
+        verdicts, events = _one_pass(env, claims, found, actor, destination, decisions.keys())
         try:
             records = env.store.append_many(events) if events else []
         except ClaimTaken as e:

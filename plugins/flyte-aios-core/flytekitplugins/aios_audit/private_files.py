@@ -716,11 +716,13 @@ def _others_may_read(st: os.stat_result, where: str) -> bool:
     folder = os.path.realpath(os.path.dirname(os.path.abspath(where)))
     while True:
         try:
-            mode = os.stat(folder).st_mode
+            fst = os.stat(folder)
         except OSError:
             return True  # not known: taken as reachable (refused, nothing written)
-        through = stat.S_IXOTH | (stat.S_IXGRP if group else 0)
-        if not mode & through and not _has_acl(folder):
+        # search for others; or for the folder's group, when that is not its owner's own private group (re-review
+        # R34: a 0710 folder of a shared group let that group's members reach a 0644 pipe in it)
+        shared_group = bool(fst.st_mode & stat.S_IXGRP) and (group or not _private_group(fst.st_uid, fst.st_gid))
+        if not fst.st_mode & stat.S_IXOTH and not shared_group and not _has_acl(folder):
             return False
         parent = os.path.dirname(folder)
         if parent == folder:
