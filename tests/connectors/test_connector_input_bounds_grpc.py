@@ -292,7 +292,7 @@ def test_the_rows_a_frame_holds_are_counted_from_its_row_groups(
 ) -> None:
     """Re-review R34: a file whose footer said 1 row held row groups of 67 million rows of nulls (6.4 GB once decoded);
     the file's own count was summed. The row groups' counts, which the decoder reads, are."""
-    from flytekitplugins.aios_connectors._literals import UnsafeInput, check_footers
+    from flytekitplugins.aios_connectors._literals import FrameBounds, UnsafeInput, check_footers
 
     path = tmp_path / "rows.parquet"
     pq.write_table(pa.table({"action_key": pa.nulls(10)}), path)
@@ -319,4 +319,4 @@ def test_the_rows_a_frame_holds_are_counted_from_its_row_groups(
 
     monkeypatch.setattr(pq, "ParquetFile", Lying)
     with pytest.raises(UnsafeInput, match="more than 5 rows"):
-        check_footers(path, 5, 1024)
+        check_footers(path, FrameBounds(rows=5, columns=64, cell=1024))

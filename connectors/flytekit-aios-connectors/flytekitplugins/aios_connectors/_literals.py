@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -214,15 +215,14 @@ async def to_python(
     *,
     served: bool,
     input_dirs: str = "",
-    max_rows: int | None = None,
-    max_cell: int = 1024,
+    bounds: FrameBounds | None = None,
 ) -> dict[str, Any]:
     """Python values of the inputs present in ``inputs`` (absent optional inputs are left out), decoded only after
     :func:`check_raw` let them through (``input_dirs``: the operator's folders a served call may name files in).
 
-    ``max_rows``, ``max_cell``: a served call's Parquet data frame at a local path is refused before it is decoded
-    when it holds more rows, a column that is not flat, a longer text value or more than :data:`MAX_FRAME_BYTES` once
-    decoded (:func:`check_footers`; a 22 KB file of 600,000 rows, review R31b). A frame in an object store is
+    ``bounds``: a served call's Parquet data frame at a local path is refused before it is decoded when it holds more
+    rows or columns, a column of a type that is not plain, a longer text value or more than :data:`MAX_FRAME_BYTES`
+    once decoded (:func:`check_footers`; a 22 KB file of 600,000 rows, review R31b). A frame in an object store is
     downloaded and decoded by flytekit: the caller checks the decoded frame."""
     frames = frozenset(k for k, t in types.items() if _is_frame(t))
     check_raw(inputs, served=served, frames=frames, input_dirs=input_dirs)
@@ -237,7 +237,7 @@ async def to_python(
 
     private = Path(tempfile.mkdtemp(prefix="aios-connector-input-"))  # 0700, the service's own
     try:  # the copy in a worker thread: the event loop keeps answering every other caller meanwhile
-        copies = await asyncio.to_thread(_local_copies, inputs, frames, input_dirs, private, max_rows, max_cell)
+        copies = await asyncio.to_thread(_local_copies, inputs, frames, input_dirs, private, bounds)
         return await literal_map_to_kwargs(ctx, copies, python_types=present)
     finally:
         shutil.rmtree(private, ignore_errors=True)
@@ -248,11 +248,10 @@ def _local_copies(
     frames: frozenset[str],
     input_dirs: str,
     private: Path,
-    max_rows: int | None = None,
-    max_cell: int = 1024,
+    bounds: FrameBounds | None = None,
 ) -> LiteralMap:
     """``inputs`` with each data frame at a local path replaced by its :func:`private_copy` in ``private``, each
-    copy's Parquet footers within ``max_rows`` rows and :data:`MAX_FRAME_BYTES` (:func:`check_footers`)."""
+    Parquet copy within ``bounds`` (:func:`check_footers`)."""
     from flytekit.models.literals import Literal, Scalar, StructuredDataset
 
     dirs = _folders(input_dirs)
@@ -265,20 +264,24 @@ def _local_copies(
         place.mkdir(mode=0o700)
         copy = private_copy(_local_path(str(dataset.uri)), dirs, place)
         # (a CSV frame has no footer: bounded by its bytes, then by the caller)
-        if max_rows is not None and str(dataset.metadata.structured_dataset_type.format or "parquet") == "parquet":
-            check_footers(copy, max_rows, max_cell)
+        if bounds is not None and str(dataset.metadata.structured_dataset_type.format or "parquet") == "parquet":
+            check_footers(copy, bounds)
         literals[name] = Literal(scalar=Scalar(structured_dataset=StructuredDataset(str(copy), dataset.metadata)))
     return LiteralMap(literals)
+
+
+@dataclass(frozen=True)
+class FrameBounds:
+    """What a served call's data frame may hold, as its connector sets it: rows, columns, characters of a text value."""
+
+    rows: int
+    columns: int
+    cell: int
 
 
 MAX_FRAME_BYTES = 256 * 1024 * 1024
 """Bytes a served call's data frame may hold once decoded: its Parquet column chunks uncompressed, and its text
 values as they will be expanded (a value a dictionary holds once counts once a row that names it)."""
-
-
-MAX_FRAME_COLUMNS = 64
-"""Columns a served call's data frame may have (an action row has a dozen): a footer of 50,000 rows of thousands of
-constant integer columns counted 1.5 MB and decoded to 2.4 GB (re-review R33)."""
 
 
 def _plain_type(t: Any) -> bool:
@@ -287,8 +290,6 @@ def _plain_type(t: Any) -> bool:
     views, extension types such as JSON or tensors) is refused before it is decoded."""
     import pyarrow as pa
 
-    if pa.types.is_dictionary(t):
-        return _text_type(t.value_type)
     simple = (pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean, pa.types.is_null, pa.types.is_timestamp)
     return not isinstance(t, pa.ExtensionType) and (_text_type(t) or any(k(t) for k in simple))
 
@@ -303,11 +304,12 @@ def _text_type(t: Any) -> bool:
     return any(k(t) for k in (*kinds, pa.types.is_fixed_size_binary))
 
 
-def check_footers(copy: Path, max_rows: int, max_cell: int) -> None:
+def check_footers(copy: Path, bounds: FrameBounds) -> None:
     """Refuse the private copy of a served data frame (a Parquet file, or a folder of them) before it is decoded: more
-    than ``max_rows`` rows or :data:`MAX_FRAME_COLUMNS` columns, a column of a type that is not plain
-    (:func:`_plain_type`), a text value of more than ``max_cell`` characters (4 bytes each at most), or more than
-    :data:`MAX_FRAME_BYTES` bytes once decoded.
+    rows or columns than ``bounds`` allow, a column of a type that is not plain (:func:`_plain_type`), a text value of
+    more than ``bounds.cell`` characters (4 bytes each at most), or more than :data:`MAX_FRAME_BYTES` bytes once
+    decoded (a footer of 50,000 rows of thousands of constant integer columns counted 1.5 MB and decoded to 2.4 GB,
+    re-review R33).
 
     Read from the footers, then from the text columns kept dictionary-encoded (their lengths summed a row at a time,
     never expanded): the footers' sizes count a dictionary's value once, and a 1.2 KB file of 2,000 rows naming one
@@ -333,12 +335,12 @@ def check_footers(copy: Path, max_rows: int, max_cell: int) -> None:
         # held row groups of 67 million rows of nulls, 6.4 GB once decoded)
         rows += max(meta.num_rows, sum(g.num_rows for g in groups))
         size += sum(g.total_byte_size for g in groups)
-        if rows > max_rows or size > MAX_FRAME_BYTES:
+        if rows > bounds.rows or size > MAX_FRAME_BYTES:
             raise refuse(
-                f"its footers count more than {max_rows} rows or {MAX_FRAME_BYTES} bytes uncompressed; split it"
+                f"its footers count more than {bounds.rows} rows or {MAX_FRAME_BYTES} bytes uncompressed; split it"
             )
-        if len(schema.names) > MAX_FRAME_COLUMNS:
-            raise refuse(f"it has {len(schema.names)} columns; a served frame has at most {MAX_FRAME_COLUMNS}")
+        if len(schema.names) > bounds.columns:
+            raise refuse(f"it has {len(schema.names)} columns; a served frame has at most {bounds.columns}")
         odd = [(n, t) for n, t in zip(schema.names, schema.types, strict=True) if not _plain_type(t)]
         if odd:  # (re-review R33: extension types, string views and tensors passed the check of nested types)
             name, kind = odd[0]
@@ -358,8 +360,10 @@ def check_footers(copy: Path, max_rows: int, max_cell: int) -> None:
                         lengths = pc.binary_length(column.cast(pa.large_binary()))
                     longest, total = pc.max(lengths).as_py() or 0, pc.sum(lengths).as_py() or 0
                     decoded += total
-                    if longest > 4 * max_cell:
-                        why = f"it holds a value of {longest} bytes; a row's values are at most {max_cell} characters"
+                    if longest > 4 * bounds.cell:
+                        why = (
+                            f"it holds a value of {longest} bytes; a row's values are at most {bounds.cell} characters"
+                        )
                         raise refuse(why)
                     if decoded > MAX_FRAME_BYTES:
                         raise refuse(f"its text would take more than {MAX_FRAME_BYTES} bytes once decoded; split it")

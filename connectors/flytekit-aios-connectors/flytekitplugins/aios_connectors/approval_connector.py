@@ -34,9 +34,8 @@ from flytekitplugins.aios_connectors import _flytekit_compat
 from flytekitplugins.aios_connectors._literals import to_literals, to_python
 from flytekitplugins.aios_connectors.approval_task import APPROVAL_INPUTS, APPROVAL_OUTPUTS, ApprovalNotificationConfig
 from flytekitplugins.aios_connectors.constants import APPROVAL_NOTIFICATION_TASK_TYPE
-from flytekitplugins.aios_connectors.identity import Caller, IdentityRefused, establish, refuse
+from flytekitplugins.aios_connectors.identity import Caller, IdentityRefused, establish, input_refused, refuse
 from flytekitplugins.aios_connectors.webhook import RetryPolicy, load_target, post_json
-from flytekitplugins.aios_core.redact import one_line_error
 from flytekitplugins.aios_core.settings import Settings, get_settings
 from flytekitplugins.aios_core.visible import bounded, visible
 
@@ -276,10 +275,9 @@ class ApprovalNotificationConnector(AsyncConnectorBase):
                 # id): audited under the established caller, then failed as before (re-review R32a: a caller probing
                 # for ids left no record)
                 if served:
-                    why = f"input refused: {one_line_error(e)}"
                     await asyncio.to_thread(
                         refuse,
-                        IdentityRefused(why, code="input_refused", actor=caller.principal),
+                        input_refused(e, caller.principal),
                         connector=self.name,
                         task_name=task_name,
                         claimed="",

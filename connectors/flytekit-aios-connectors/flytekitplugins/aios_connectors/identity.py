@@ -171,6 +171,14 @@ def establish(meta: TaskExecutionMetadata | None, settings: Settings, claimed: s
     return Caller(principal=mapped, source="propagated", execution=execution_of(meta), service_account=f"{ns}/{sa}")
 
 
+def input_refused(err: BaseException, actor: str) -> IdentityRefused:
+    """The refusal of an established caller's input (``err``: a table, URL or literal it may not hand in, an unknown
+    request id), to audit under that caller (``actor``) as ``input_refused`` (:func:`refuse`)."""
+    from flytekitplugins.aios_core.redact import one_line_error
+
+    return IdentityRefused(f"input refused: {one_line_error(err)}", code="input_refused", actor=actor)
+
+
 def audit_refusal(
     err: IdentityRefused,
     *,

@@ -25,7 +25,7 @@ from flytekit.models.task import TaskExecutionMetadata, TaskTemplate
 from flytekitplugins.aios_connectors import _flytekit_compat
 from flytekitplugins.aios_connectors._literals import to_literals, to_python
 from flytekitplugins.aios_connectors.constants import POLICY_DECISION_TASK_TYPE
-from flytekitplugins.aios_connectors.identity import Caller, IdentityRefused, establish, refuse
+from flytekitplugins.aios_connectors.identity import Caller, IdentityRefused, establish, input_refused, refuse
 from flytekitplugins.aios_connectors.policy_task import POLICY_INPUTS, POLICY_OUTPUTS, PolicyDecisionConfig
 from flytekitplugins.aios_core.redact import one_line_error
 from flytekitplugins.aios_core.settings import Settings, get_settings
@@ -113,8 +113,7 @@ class PolicyDecisionConnector(SyncConnectorBase):
                 try:
                     values = await to_python(inputs, POLICY_INPUTS, served=True)
                 except ValueError as e:  # an input refused (UnsafeInput): audited under the established caller
-                    why = f"input refused: {one_line_error(e)}"
-                    raise IdentityRefused(why, code="input_refused", actor=first.principal) from e
+                    raise input_refused(e, first.principal) from e
             else:
                 values = await to_python(inputs, POLICY_INPUTS, served=False)
             claimed = str(values.get("principal") or "")

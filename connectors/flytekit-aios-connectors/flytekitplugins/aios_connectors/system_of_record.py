@@ -63,7 +63,8 @@ MAX_SERVED_ROWS = 50_000
 Parquet file of 600,000 rows, each refused, took 73 s, 3.7 GB of the service's memory and 1.75 GB of audit trail.
 Checked on the file's own footer before a local input is decoded, and on the decoded frame for any other."""
 MAX_SERVED_COLUMNS = 64
-"""Columns a served call's frame may have (an action row has a dozen)."""
+"""Columns a served call's frame may have (an action row has a dozen): a footer of 50,000 rows of thousands of
+constant integer columns counted 1.5 MB and decoded to 2.4 GB (re-review R33)."""
 MAX_SERVED_CELL = 1024
 """Characters one text value of a served row may hold (digests, ids, an action's name: under 100 in an honest row):
 review R31b's 16 rows of 4 MiB ids made 945 MB of refusal records from a 3.6 KB input."""
@@ -404,8 +405,8 @@ class SystemOfRecordConnector(SyncConnectorBase):
         decision's principal. In-process local runs have no metadata; the acting point then checks each row's
         principal (which it must name) against its policy decision record.
         """
-        from flytekitplugins.aios_connectors._literals import to_literals, to_python
-        from flytekitplugins.aios_connectors.identity import IdentityRefused, establish, refuse
+        from flytekitplugins.aios_connectors._literals import FrameBounds, to_literals, to_python
+        from flytekitplugins.aios_connectors.identity import IdentityRefused, establish, input_refused, refuse
         from flytekitplugins.aios_core.redact import one_line_error
         from flytekitplugins.aios_core.settings import get_settings
 
@@ -426,8 +427,7 @@ class SystemOfRecordConnector(SyncConnectorBase):
                 _interface_types()[0],
                 served=served,
                 input_dirs=settings.connector_input_dirs,
-                max_rows=MAX_SERVED_ROWS,
-                max_cell=MAX_SERVED_CELL,
+                bounds=FrameBounds(MAX_SERVED_ROWS, MAX_SERVED_COLUMNS, MAX_SERVED_CELL),
             )
             frame = values.get("actions")
             if served:
@@ -443,7 +443,7 @@ class SystemOfRecordConnector(SyncConnectorBase):
             refusal = e if isinstance(e, IdentityRefused) else None
             if refusal is None and who and isinstance(e, ValueError):  # an established caller's input refused (a
                 # table, a URL, a frame): audited under that caller too
-                refusal = IdentityRefused(f"input refused: {one_line_error(e)}", code="input_refused", actor=who)
+                refusal = input_refused(e, who)
             if refusal is not None:
                 why = await asyncio.to_thread(
                     refuse,

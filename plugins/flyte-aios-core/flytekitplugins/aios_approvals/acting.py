@@ -547,10 +547,10 @@ def _one_pass(
         if problem is not None:
             verdicts.append(Verdict(c.action_key, False, *problem))
             group = (problem[0], c.policy_record if c.policy_record in known else "")
-            if len(repeats.setdefault(group, [])) < 1:  # the first of its kind: a record of its own
+            if group not in repeats:  # the first of its kind: a record of its own
                 refusal = _event("action_refused", f.principal or actor, problem[0], c, execution, reason=problem[1])
                 events.append(refusal)
-            repeats[group].append(c.action_key)
+            repeats.setdefault(group, []).append(c.action_key)
             continue
         free = [k for k in f.keys if k not in holders]
         for k in free:  # the same key twice in one call: the first claim wins, the second row is a retry of it
