@@ -223,24 +223,36 @@ async def to_python(
     ``bounds``: a served call's Parquet data frame at a local path is refused before it is decoded when it holds more
     rows or columns, a column of a type that is not plain, a longer text value or more than :data:`MAX_FRAME_BYTES`
     once decoded (:func:`check_footers`; a 22 KB file of 600,000 rows, review R31b). A frame in an object store is
-    downloaded and decoded by flytekit: the caller checks the decoded frame."""
+    downloaded and decoded by flytekit: the caller checks the decoded frame.
+
+    A served call's inputs are copied and decoded in a worker thread, on an event loop of its own
+    (:func:`_decoded_apart`): the service's loop keeps answering every other caller meanwhile (a mapped caller's frame
+    of 256 MiB of text held it for seconds). A call made in the process itself (not served) is decoded on its loop."""
     frames = frozenset(k for k, t in types.items() if _is_frame(t))
     check_raw(inputs, served=served, frames=frames, input_dirs=input_dirs)
     if inputs is None or not inputs.literals:
         return {}
     ctx = FlyteContextManager.current_context()
     present = {k: t for k, t in types.items() if k in inputs.literals}
-    if not served or not input_dirs:
+    if not served:
         return await literal_map_to_kwargs(ctx, inputs, python_types=present)
+    if not input_dirs:
+        return await asyncio.to_thread(_decoded_apart, ctx, inputs, present)
     import shutil
     import tempfile
 
     private = Path(tempfile.mkdtemp(prefix="aios-connector-input-"))  # 0700, the service's own
     try:  # the copy in a worker thread: the event loop keeps answering every other caller meanwhile
         copies = await asyncio.to_thread(_local_copies, inputs, frames, input_dirs, private, bounds)
-        return await literal_map_to_kwargs(ctx, copies, python_types=present)
+        return await asyncio.to_thread(_decoded_apart, ctx, copies, present)
     finally:
         shutil.rmtree(private, ignore_errors=True)
+
+
+def _decoded_apart(ctx: Any, inputs: LiteralMap, present: dict[str, type]) -> dict[str, Any]:
+    """``inputs`` decoded on an event loop of this worker thread's own (flytekit's decoders, a data frame's Parquet
+    read and conversion included, run synchronously inside its coroutines: on the service's loop they stopped it)."""
+    return asyncio.run(literal_map_to_kwargs(ctx, inputs, python_types=present))
 
 
 def _local_copies(
