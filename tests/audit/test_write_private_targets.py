@@ -34,7 +34,8 @@ def test_a_dangling_link_creates_the_file_it_names(tmp_path: Path) -> None:
 
 def test_a_fifo_is_written_into_not_replaced(tmp_path: Path) -> None:
     fifo = tmp_path / "out.fifo"
-    os.mkfifo(fifo)
+    os.mkfifo(fifo, 0o600)
+    fifo.chmod(0o600)  # whatever the umask
     got: list[bytes] = []
     reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()), daemon=True)
     reader.start()
@@ -163,7 +164,7 @@ def test_a_named_pipe_others_may_open_is_not_written_into() -> None:
         fifo = folder / "report.fifo"
         os.mkfifo(fifo, 0o600)
         fifo.chmod(0o644)
-        refused = r"a named pipe other users may open and read \(mode 0644, or an ACL\).*mkfifo -m 600"
+        refused = r"a named pipe others may open \(mode 0644, 1 link\(s\), or an ACL\).*mkfifo -m 600"
         with pytest.raises(UnsafeFile, match=refused):
             write_private(fifo, "the report")
         fifo.chmod(0o600)
@@ -197,7 +198,7 @@ def test_a_named_pipe_with_an_acl_is_not_written_into(tmp_path: Path) -> None:
         os.setxattr(fifo, "system.posix_acl_access", acl + entry.pack(0x20, 0, everyone))
     except OSError as e:
         pytest.skip(f"no POSIX ACLs on this file system: {e}")
-    with pytest.raises(UnsafeFile, match="a named pipe other users may open and read"):
+    with pytest.raises(UnsafeFile, match="a named pipe others may open"):
         write_private(fifo, "the report")
 
 
@@ -224,7 +225,31 @@ def test_a_named_pipe_in_a_folder_a_shared_group_may_enter_is_not_written_into()
         fifo = team / "report.fifo"
         os.mkfifo(fifo, 0o600)
         fifo.chmod(0o644)
-        with pytest.raises(UnsafeFile, match="a named pipe other users may open and read"):
+        with pytest.raises(UnsafeFile, match="a named pipe others may open"):
             write_private(fifo, "the report")
     finally:
         shutil.rmtree(top, ignore_errors=True)
+
+
+@pytest.mark.parametrize("reach", ["folder of this user's alone", "second hard link", "owner's own group"])
+def test_a_named_pipe_is_written_into_only_when_it_is_0600_with_one_name(tmp_path: Path, reach: str) -> None:
+    """Re-review R35: the folders above a pipe did not keep other users out. A 0644 pipe in a 0700 folder was read
+    through a bind mount of that folder (a container's volume), a 0600 pipe through a second hard link to it, and a
+    0640 pipe of the owner's own private group by a process given that group at run time (``setgroups``, as
+    Kubernetes' ``supplementalGroups`` does, nothing in ``/etc/group``). Each is refused now, nothing written."""
+    from flytekitplugins.aios_audit.private_files import UnsafeFile
+
+    folder = tmp_path / "private"
+    folder.mkdir(mode=0o700)
+    fifo = folder / "report.fifo"
+    os.mkfifo(fifo, 0o600)
+    fifo.chmod({"folder of this user's alone": 0o644, "second hard link": 0o600, "owner's own group": 0o640}[reach])
+    if reach == "second hard link":
+        os.link(fifo, tmp_path / "elsewhere.fifo")
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # a reader that opened it first: nothing may reach it
+    try:
+        with pytest.raises(UnsafeFile, match=r"a named pipe others may open .*mkfifo -m 600"):
+            write_private(fifo, "the report")
+        assert os.read(reader, 100) == b""
+    finally:
+        os.close(reader)

@@ -191,10 +191,13 @@ def test_refused_rows_are_recorded_with_their_text_bounded(aios_env: Path) -> No
     assert repeats.event.attributes["rows"] == 2 and repeats.event.status == first.event.status
 
 
-def test_rows_naming_made_up_decisions_are_refused_in_two_records(aios_env: Path) -> None:
+def test_rows_naming_made_up_decisions_are_refused_in_two_records(
+    aios_env: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """Re-review R32a: 50,000 rows within every bound, each naming a decision the trail does not hold, made 50,000
     refusal records (about 260 MB of trail from a 53 KB file). The first refusal of a kind in a call has its record,
-    the rest are counted in one; every row is still refused, none posted."""
+    the rest are counted in one; every row is still refused, none posted. Re-review R35: the service still logged a
+    line a row (190 MB of log for such a call): the first of a kind has its line, the rest one line."""
     from flytekitplugins.aios_connectors.system_of_record import SystemOfRecordConfig, act
     from flytekitplugins.aios_core.settings import get_settings
 
@@ -213,10 +216,52 @@ def test_rows_naming_made_up_decisions_are_refused_in_two_records(aios_env: Path
         }
         for i in range(2_000)
     ]
-    assert act(SystemOfRecordConfig(table="test_actions"), rows, get_settings()) == (0, 0, 2_000)
+    with caplog.at_level("WARNING", logger="flytekitplugins.aios_connectors.system_of_record"):
+        assert act(SystemOfRecordConfig(table="test_actions"), rows, get_settings()) == (0, 0, 2_000)
     first, repeats = _records("action_refused")
     assert first.event.status == repeats.event.status
     assert repeats.event.attributes["rows"] == 1_999 and len(repeats.event.attributes["first_action_keys"]) == 5
+    lines = [r.getMessage() for r in caplog.records if r.name.endswith("system_of_record")]
+    assert len(lines) == 2, len(lines)
+    assert (
+        "refused action sha256:" in lines[0]
+        and f"refused 1999 more actions of this call: {first.event.status}" in lines[1]
+    )
+
+
+def test_rows_naming_records_that_are_not_decisions_are_refused_in_two_records(aios_env: Path) -> None:
+    """Re-review R35: any record id the trail holds counted as a known decision, so rows each naming an existing
+    record that is not a policy decision (a refusal's id, which every refused call hands back) kept one refusal
+    record each: 2,000 such rows wrote 2,000 records a call. Only a policy decision record is a decision now."""
+    from flytekitplugins.aios_audit import AuditEvent, audit_log
+    from flytekitplugins.aios_connectors.system_of_record import SystemOfRecordConfig, act
+    from flytekitplugins.aios_core.settings import get_settings
+
+    events = [
+        AuditEvent(kind="connector_refused", actor="anonymous", status="no_identity", attributes={"n": i})
+        for i in range(2_000)
+    ]
+    ids = [r.record_id for r in audit_log(get_settings()).append_many(events)]
+    rows = [
+        {
+            "action_key": f"sha256:{i:064x}",
+            "doc_digest": f"sha256:{i + 1:064x}",
+            "decision_digest": f"sha256:{i + 2:064x}",
+            "action": "post_payment",
+            "doc_type": "invoice",
+            "amount": 1.0,
+            "currency": "EUR",
+            "request_id": "",
+            "policy_record": record_id,
+            "principal": "service:document-pipeline",
+        }
+        for i, record_id in enumerate(ids)
+    ]
+    for _ in range(2):
+        assert act(SystemOfRecordConfig(table="test_actions"), rows, get_settings()) == (0, 0, 2_000)
+    refusals = _records("action_refused")
+    assert len(refusals) == 4, len(refusals)  # per call: the first refusal, then one record of the other 1,999
+    assert [r.event.attributes.get("rows") for r in refusals] == [None, 1_999, None, 1_999]
 
 
 def test_a_dictionary_of_one_long_value_or_list_cells_are_refused_before_decoding(

@@ -617,7 +617,10 @@ def authorize(
             seal = sealed.get(classification_record(rec.event)) if rec is not None else None
             found.append(_find(env, c, rec, requests, caller, in_force, seal))
     for _attempt in range(8):
-        verdicts, events = _one_pass(env, claims, found, actor, destination, decisions.keys())
+        # a decision the trail holds is a policy decision record: any other record id (a refusal's, which every
+        # refused call hands back) grouped nothing, so each row naming one kept a record of its own (review R35)
+        known = {k for k, r in decisions.items() if r.event.kind == "policy_decision"}
+        verdicts, events = _one_pass(env, claims, found, actor, destination, known)
         try:
             records = env.store.append_many(events) if events else []
         except ClaimTaken as e:

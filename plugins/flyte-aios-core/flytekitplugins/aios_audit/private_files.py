@@ -679,11 +679,18 @@ def _write_special(
             raise UnsafeFile(p, "a regular file put there since it was checked", fix)
         if st.st_uid not in trusted_owners() and not _is_kernel_sink(st):
             raise UnsafeFile(p, _owned_by_other(st.st_uid, "a named pipe or device"), fix)
-        if at is None and stat.S_ISFIFO(st.st_mode) and _others_may_read(st, found[0][1] if found else str(p)):
+        if at is None and stat.S_ISFIFO(st.st_mode) and _others_may_open(st, found[0][1] if found else str(p)):
             # (re-reviews R31a, R32b: mkfifo under umask 022 makes 0644, and another user who opened it first read
-            # the whole report; an output is written for this user alone)
-            why = f"a named pipe other users may open and read (mode {stat.S_IMODE(st.st_mode):04o}, or an ACL)"
-            fix = "nothing was written; make it this user's alone (mkfifo -m 600, or chmod 600; setfacl -b for an ACL)"
+            # the whole report; R35: through a bind mount, a second hard link or a group held only at run time, the
+            # folders above did not keep them out: an output is written for this user alone)
+            why = (
+                f"a named pipe others may open (mode {stat.S_IMODE(st.st_mode):04o}, {st.st_nlink} link(s), or an "
+                "ACL): only a pipe of mode 0600 with one name and no ACL is written into"
+            )
+            fix = (
+                "nothing was written; remove it and make it again with mkfifo -m 600 (chmod does not take it back "
+                "from a reader that opened it already)"
+            )
             raise UnsafeFile(p, why, fix)
         judged = found[0][0] if found else None
         if judged is None or (judged.st_dev, judged.st_ino) != (st.st_dev, st.st_ino):
@@ -700,34 +707,18 @@ def _write_special(
         os.close(wfd)
 
 
-def _others_may_read(st: os.stat_result, where: str) -> bool:
-    """Whether a user other than this one may open the named pipe ``where`` (status ``st``) for reading: it carries
-    an ACL, or its mode lets others read it, or a group other than its owner's own private group, and every folder
-    above it (where its name leads) lets them through (search permission for others, or for a group: a group's member
-    is assumed; a folder with an ACL lets anyone through). A pipe in a folder only its owner may enter is theirs alone
-    whatever its mode (re-review R33: an ACL on the pipe, ``u:other:r``, or on a 0700 folder above it, ``u:other:x``,
-    let another user read what the mode bits kept from them)."""
-    if _has_acl(where):
-        return True
-    others = bool(st.st_mode & stat.S_IROTH)
-    group = bool(st.st_mode & stat.S_IRGRP) and not _private_group(st.st_uid, st.st_gid)
-    if not (others or group):
-        return False
-    folder = os.path.realpath(os.path.dirname(os.path.abspath(where)))
-    while True:
-        try:
-            fst = os.stat(folder)
-        except OSError:
-            return True  # not known: taken as reachable (refused, nothing written)
-        # search for others; or for the folder's group, when that is not its owner's own private group (re-review
-        # R34: a 0710 folder of a shared group let that group's members reach a 0644 pipe in it)
-        shared_group = bool(fst.st_mode & stat.S_IXGRP) and (group or not _private_group(fst.st_uid, fst.st_gid))
-        if not fst.st_mode & stat.S_IXOTH and not shared_group and not _has_acl(folder):
-            return False
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            return True
-        folder = parent
+def _others_may_open(st: os.stat_result, where: str) -> bool:
+    """Whether a user other than the owner (root aside) may open the named pipe ``where`` (status ``st``): its mode
+    grants its group or others anything, it has more than one name (a hard link elsewhere), or it carries an ACL.
+
+    The folders above it are not judged: re-review R35 reached a 0644 pipe in a 0700 folder through a bind mount of
+    that folder (as a container's volume gives) and through a second hard link, and a 0640 pipe of the owner's own
+    private group through that group held only at run time (``setgroups``, as Kubernetes' ``supplementalGroups``
+    gives, with nothing in ``/etc/group``); earlier reviews, through ACLs on the pipe or its folders (R33) and a
+    shared group's 0710 folder (R34). A pipe of mode 0600 with one name and no ACL is its owner's alone wherever it
+    is. A reader that opened it before its mode was narrowed keeps it: nothing here can see that (the refusal says
+    to make the pipe again)."""
+    return bool(st.st_mode & 0o077) or st.st_nlink != 1 or _has_acl(where)
 
 
 KERNEL_SINKS = frozenset({(1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0)})
