@@ -355,6 +355,7 @@ def test_the_rows_a_frame_holds_are_counted_from_its_row_groups(
             class Meta:
                 num_rows = 1
                 num_row_groups = meta.num_row_groups
+                num_columns = meta.num_columns
                 row_group = staticmethod(meta.row_group)
 
             return Meta()
@@ -365,3 +366,122 @@ def test_the_rows_a_frame_holds_are_counted_from_its_row_groups(
     monkeypatch.setattr(pq, "ParquetFile", Lying)
     with pytest.raises(UnsafeInput, match="more than 5 rows"):
         check_footers(path, FrameBounds(rows=5, columns=64, cell=1024))
+
+
+def test_a_frame_of_many_row_groups_is_refused_from_its_footer(channel, shared_state, tmp_path: Path) -> None:
+    """Re-review R35: row groups were not counted, only rows: 20,000 row groups of no rows at all (64 columns, 70 MB)
+    passed every check and took the service from 188 MB to 6.7 GB, and the call succeeded. Row groups times columns
+    (each file counting one at least) are bounded now, before the frame is decoded, and the refusal audited."""
+    from flytekitplugins.aios_connectors._literals import MAX_COLUMN_CHUNKS
+    from flytekitplugins.aios_connectors.system_of_record import SystemOfRecordConfig, SystemOfRecordTask
+
+    name = "grpc_groups_" + secrets.token_hex(4)
+    task = SystemOfRecordTask(name=name, config=SystemOfRecordConfig(table="document_actions"))
+    empty = pa.table({f"c{i}": pa.array([], pa.int8()) for i in range(64)})
+    path = tmp_path / "groups.parquet"
+    with pq.ParquetWriter(path, empty.schema, compression="none", write_statistics=False) as writer:
+        for _ in range(MAX_COLUMN_CHUNKS // 64 + 1):
+            writer.write_table(empty)
+    assert pq.ParquetFile(path).metadata.num_rows == 0
+    inputs = literal_map({"actions": pd.DataFrame({"action_key": ["k"]})}, {"actions": pd.DataFrame})
+    inputs.literals["actions"].scalar.structured_dataset.uri = str(path)
+    res = _sync(channel, task, inputs, execution_metadata(execution="groups-run-1"))
+    assert res.phase == TaskExecution.FAILED, res.message
+    assert f"more than {MAX_COLUMN_CHUNKS} column chunks" in res.message, res.message
+    assert [r.event.status for r in _records("connector_refused", name)] == ["input_refused"]
+
+
+def _forged_sizes(path: Path, size: int, forged: int) -> None:
+    """A Parquet file of one row whose one value is ``size`` zero bytes (a few KB compressed), its footer's row-group
+    and column-chunk sizes forged down to ``forged`` (the page's own header keeps the true size)."""
+
+    def varint(n: int) -> bytes:
+        n, out = n << 1, bytearray()  # zigzag of a positive number
+        while n >= 0x80:
+            out.append((n & 0x7F) | 0x80)
+            n >>= 7
+        return bytes([*out, n])
+
+    table = pa.table({"action_key": pa.array([bytes(size)], pa.binary())})
+    pq.write_table(table, path, compression="zstd", write_statistics=False, data_page_size=1 << 30)
+    del table
+    honest = pq.ParquetFile(path).metadata.row_group(0).total_byte_size
+    data = bytearray(path.read_bytes())
+    length = int.from_bytes(data[-8:-4], "little")
+    footer = bytes(data[-8 - length : -8])
+    assert len(varint(honest)) == len(varint(forged)) and varint(honest) in footer
+    data[-8 - length : -8] = footer.replace(varint(honest), varint(forged))
+    path.write_bytes(bytes(data))
+    assert pq.ParquetFile(path).metadata.row_group(0).total_byte_size == forged
+
+
+def test_a_frame_whose_footer_understates_its_pages_is_refused_before_a_page_is_decompressed(
+    channel, shared_state, tmp_path: Path
+) -> None:
+    """Re-review R35: the footer's sizes were trusted. A 31 KB file whose footer said 134 MB over a page of 1 GB (one
+    value of zeros, compressed) took the service to 4.1 GB before its text was measured: the decoder allocates what
+    the page's own header says. Each page's header is read now, and their sizes summed, before anything is decoded."""
+    from flytekitplugins.aios_connectors._literals import MAX_FRAME_BYTES
+    from flytekitplugins.aios_connectors.system_of_record import SystemOfRecordConfig, SystemOfRecordTask
+
+    name = "grpc_pages_" + secrets.token_hex(4)
+    task = SystemOfRecordTask(name=name, config=SystemOfRecordConfig(table="document_actions"))
+    path = tmp_path / "forged.parquet"
+    _forged_sizes(path, MAX_FRAME_BYTES + (64 << 20), 1 << 27)  # 128 MiB: within the bound, as the footer says
+    assert path.stat().st_size < 64_000
+    inputs = literal_map({"actions": pd.DataFrame({"action_key": ["k"]})}, {"actions": pd.DataFrame})
+    inputs.literals["actions"].scalar.structured_dataset.uri = str(path)
+    res = _sync(channel, task, inputs, execution_metadata(execution="pages-run-1"))
+    assert res.phase == TaskExecution.FAILED, res.message
+    assert f"its pages take more than {MAX_FRAME_BYTES} bytes uncompressed" in res.message, res.message
+    assert [r.event.status for r in _records("connector_refused", name)] == ["input_refused"]
+
+
+def test_a_frame_whose_footers_are_too_long_is_refused_before_they_are_parsed(tmp_path: Path) -> None:
+    """Re-review R35: 50,000 one-row row groups made a 340 MB file whose footer alone took 3 GB and 3.7 s to parse.
+    The footers' lengths, read from each file's last bytes, are bounded before a footer is parsed; and a file whose
+    footer says it is longer than the file is not Parquet."""
+    from flytekitplugins.aios_connectors._literals import MAX_FOOTER_BYTES, FrameBounds, UnsafeInput, check_footers
+
+    path = tmp_path / "footer.parquet"
+    pq.write_table(pa.table({"action_key": ["k"]}), path)
+    data = bytearray(path.read_bytes())
+    data[-8:-4] = (MAX_FOOTER_BYTES + 1).to_bytes(4, "little")
+    path.write_bytes(bytes(data) + b"")
+    with pytest.raises(UnsafeInput, match="footer is longer than the file"):
+        check_footers(path, FrameBounds(rows=5, columns=64, cell=1024))
+    padded = tmp_path / "padded.parquet"  # a footer really that long: zeros before it make the file long enough
+    padded.write_bytes(b"PAR1" + bytes(MAX_FOOTER_BYTES + 16) + bytes(data[-8:]))
+    with pytest.raises(UnsafeInput, match=f"footers take more than {MAX_FOOTER_BYTES} bytes"):
+        check_footers(padded, FrameBounds(rows=5, columns=64, cell=1024))
+
+
+def test_a_csv_frame_of_more_lines_than_a_call_posts_is_refused_before_it_is_decoded(
+    channel, shared_state, tmp_path: Path
+) -> None:
+    """Re-review R35: a CSV frame had no bound before it was decoded (its docstring said its bytes bounded it): a 64 MB
+    file of 1,000,000 rows of empty cells took the service to 1.3 GB before its rows were counted. Its lines, bytes
+    and header are bounded now, before it is decoded, and the refusal audited."""
+    from flytekitplugins.aios_connectors.system_of_record import (
+        MAX_SERVED_ROWS,
+        SystemOfRecordConfig,
+        SystemOfRecordTask,
+    )
+
+    name = "grpc_csv_" + secrets.token_hex(4)
+    task = SystemOfRecordTask(name=name, config=SystemOfRecordConfig(table="document_actions"))
+    frame = tmp_path / "frame"
+    frame.mkdir()
+    (frame / ".csv").write_text("action_key,amount\n" + ",\n" * (MAX_SERVED_ROWS + 10))
+    inputs = literal_map({"actions": pd.DataFrame({"action_key": ["k"]})}, {"actions": pd.DataFrame})
+    dataset = inputs.literals["actions"].scalar.structured_dataset
+    dataset.metadata.structured_dataset_type.format = "csv"
+    dataset.uri = str(frame)
+    res = _sync(channel, task, inputs, execution_metadata(execution="csv-run-1"))
+    assert res.phase == TaskExecution.FAILED, res.message
+    assert f"its CSV files hold more than {MAX_SERVED_ROWS} rows (lines)" in res.message, res.message
+    assert [r.event.status for r in _records("connector_refused", name)] == ["input_refused"]
+
+    (frame / ".csv").write_text(",".join(f"c{i}" for i in range(65)) + "\n" + "," * 64 + "\n")
+    res = _sync(channel, task, inputs, execution_metadata(execution="csv-run-2"))
+    assert res.phase == TaskExecution.FAILED and "it has 65 columns" in res.message, res.message

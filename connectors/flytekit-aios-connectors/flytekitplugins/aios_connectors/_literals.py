@@ -275,9 +275,11 @@ def _local_copies(
         place = private / name
         place.mkdir(mode=0o700)
         copy = private_copy(_local_path(str(dataset.uri)), dirs, place)
-        # (a CSV frame has no footer: bounded by its bytes, then by the caller)
-        if bounds is not None and str(dataset.metadata.structured_dataset_type.format or "parquet") == "parquet":
+        kind = str(dataset.metadata.structured_dataset_type.format or "parquet")
+        if bounds is not None and kind == "parquet":
             check_footers(copy, bounds)
+        elif bounds is not None and kind == "csv":  # no footer: its lines and bytes (re-review R35)
+            check_lines(copy, bounds)
         literals[name] = Literal(scalar=Scalar(structured_dataset=StructuredDataset(str(copy), dataset.metadata)))
     return LiteralMap(literals)
 
@@ -292,8 +294,19 @@ class FrameBounds:
 
 
 MAX_FRAME_BYTES = 256 * 1024 * 1024
-"""Bytes a served call's data frame may hold once decoded: its Parquet column chunks uncompressed, and its text
-values as they will be expanded (a value a dictionary holds once counts once a row that names it)."""
+"""Bytes a served call's data frame may hold once decoded: its Parquet pages uncompressed (as their own headers say,
+which is what the decoder allocates), and its text values as they will be expanded (a value a dictionary holds once
+counts once a row that names it)."""
+MAX_FOOTER_BYTES = 8 * 1024 * 1024
+"""Bytes of Parquet footers a served call's data frame may hold, all its files together, checked before a footer is
+parsed (re-review R35: 50,000 one-row row groups made a 340 MB file whose footer alone took 3 GB to read)."""
+MAX_COLUMN_CHUNKS = 4096
+"""Column chunks (row groups times columns, each file counting one row group at least) a served call's data frame may
+hold: a frame of 50,000 rows is one row group a file as pandas and Flyte write it. Re-review R35: 20,000 row groups of
+no rows at all (70 MB) took the service to 6.7 GB, and 10,000 of one row to 3.3 GB, however few their rows."""
+MAX_PAGES = 65_536
+"""Pages a served call's data frame may hold, all its column chunks together (each page's header is read before the
+frame is decoded)."""
 
 
 def _plain_type(t: Any) -> bool:
@@ -335,13 +348,24 @@ def check_footers(copy: Path, bounds: FrameBounds) -> None:
         return UnsafeInput(f"a served data frame's local input is refused: {why}")
 
     files = [copy] if copy.is_file() else sorted(p for p in copy.rglob("*") if p.is_file())
-    rows = size = decoded = 0
+    rows = size = decoded = footers = chunks = 0
+    pages = _Pages(refuse)
     for f in files:
+        footers += _footer_length(f, refuse)
+        if footers > MAX_FOOTER_BYTES:  # before a footer is parsed: parsing it is what costs
+            raise refuse(f"its Parquet footers take more than {MAX_FOOTER_BYTES} bytes; split it")
         try:
             parquet = pq.ParquetFile(f)
             meta, schema = parquet.metadata, parquet.schema_arrow
         except Exception as e:  # not Parquet: the decoder would fail on it the same way
             raise refuse(f"{f.name!r} is not a Parquet file") from e
+        # every row group costs the decoder, an empty one too (re-review R35)
+        chunks += max(1, meta.num_row_groups) * max(1, meta.num_columns)
+        if chunks > MAX_COLUMN_CHUNKS:
+            raise refuse(
+                f"it holds more than {MAX_COLUMN_CHUNKS} column chunks (row groups times columns); write it as one "
+                "row group a file"
+            )
         groups = [meta.row_group(i) for i in range(meta.num_row_groups)]
         # the row groups' counts, which the decoder reads, not the file's own (re-review R34: a file claiming 1 row
         # held row groups of 67 million rows of nulls, 6.4 GB once decoded)
@@ -353,6 +377,9 @@ def check_footers(copy: Path, bounds: FrameBounds) -> None:
             )
         if len(schema.names) > bounds.columns:
             raise refuse(f"it has {len(schema.names)} columns; a served frame has at most {bounds.columns}")
+        # the pages' own sizes, which the decoder allocates, not the footer's (re-review R35: a footer forged to say
+        # 134 MB over a page of 1 GB compressed to 31 KB took the service to 4.1 GB before the text was measured)
+        pages.walk(f, groups)
         odd = [(n, t) for n, t in zip(schema.names, schema.types, strict=True) if not _plain_type(t)]
         if odd:  # (re-review R33: extension types, string views and tensors passed the check of nested types)
             name, kind = odd[0]
@@ -381,6 +408,181 @@ def check_footers(copy: Path, bounds: FrameBounds) -> None:
                         raise refuse(f"its text would take more than {MAX_FRAME_BYTES} bytes once decoded; split it")
         except pa.ArrowException as e:  # a page the reader cannot read: nothing of it is decoded further
             raise refuse(f"its text columns could not be measured ({type(e).__name__})") from None
+
+
+def check_lines(copy: Path, bounds: FrameBounds) -> None:
+    """Refuse the private copy of a served CSV data frame (a file, or a folder of them) before it is decoded: more than
+    :data:`MAX_FRAME_BYTES` bytes, more lines than ``bounds.rows`` and a header each (a quoted value's line breaks
+    count too), or a header of more than ``bounds.columns`` fields. Re-review R35: a 64 MB file of 1,000,000 rows of
+    empty cells was decoded (1.3 GB) before its rows were counted; empty cells decode to 8 bytes each."""
+    import csv
+
+    def refuse(why: str) -> UnsafeInput:
+        return UnsafeInput(f"a served data frame's local input is refused: {why}")
+
+    files = [copy] if copy.is_file() else sorted(p for p in copy.rglob("*") if p.is_file())
+    size = lines = 0
+    for f in files:
+        size += f.stat().st_size
+        if size > MAX_FRAME_BYTES:
+            raise refuse(f"its CSV files hold more than {MAX_FRAME_BYTES} bytes; split it")
+        with open(f, "rb") as fh:
+            first = fh.readline(1 << 20)
+            lines += first.count(b"\n")
+            while chunk := fh.read(1 << 20):
+                lines += chunk.count(b"\n")
+                if lines > bounds.rows + len(files):
+                    raise refuse(f"its CSV files hold more than {bounds.rows} rows (lines); split it")
+        header = next(csv.reader([first.decode("utf-8", "replace")]), [])
+        if len(header) > bounds.columns:
+            raise refuse(f"it has {len(header)} columns; a served frame has at most {bounds.columns}")
+    if lines > bounds.rows + len(files):
+        raise refuse(f"its CSV files hold more than {bounds.rows} rows (lines); split it")
+
+
+def _footer_length(f: Path, refuse: Any) -> int:
+    """The length of Parquet file ``f``'s footer, read from its last 8 bytes (before the footer is parsed)."""
+    with open(f, "rb") as fh:
+        end = fh.seek(0, 2)
+        if end < 12:
+            raise refuse(f"{f.name!r} is not a Parquet file")
+        fh.seek(end - 8)
+        tail = fh.read(8)
+    if tail[4:] != b"PAR1":  # (an encrypted footer, PARE, is refused too: it cannot be checked)
+        raise refuse(f"{f.name!r} is not a Parquet file with a plain footer")
+    length = int.from_bytes(tail[:4], "little")
+    if length > end - 12:
+        raise refuse(f"{f.name!r} is not a Parquet file (its footer is longer than the file)")
+    return length
+
+
+class _Pages:
+    """Walks a Parquet file's pages as the decoder reads them (each column chunk from its dictionary page, or its
+    first data page, through its compressed length), reading each page's Thrift header (compact protocol) and
+    summing the uncompressed sizes it gives: the decoder allocates that much for each page before it decompresses
+    it, whatever the footer says."""
+
+    def __init__(self, refuse: Any) -> None:
+        self.refuse, self.count, self.total = refuse, 0, 0
+
+    def walk(self, f: Path, groups: list[Any]) -> None:
+        with open(f, "rb") as fh:
+            end = fh.seek(0, 2)
+            for g in groups:
+                for i in range(g.num_columns):
+                    c = g.column(i)
+                    start = c.data_page_offset
+                    if c.has_dictionary_page and c.dictionary_page_offset:
+                        start = min(start, c.dictionary_page_offset)
+                    self._chunk(fh, start, min(start + max(c.total_compressed_size, 0), end))
+
+    def _chunk(self, fh: Any, pos: int, stop: int) -> None:
+        """Every page of the column chunk from ``pos`` to ``stop``, counted and its uncompressed size summed."""
+        while 0 <= pos < stop:
+            uncompressed, compressed, pos = self._header(fh, pos)
+            self.count += 1
+            self.total += max(uncompressed, 0)
+            if self.count > MAX_PAGES:
+                raise self.refuse(f"it holds more than {MAX_PAGES} pages; write it with fewer, larger ones")
+            if self.total > MAX_FRAME_BYTES:
+                raise self.refuse(f"its pages take more than {MAX_FRAME_BYTES} bytes uncompressed; split it")
+            pos += max(compressed, 0)
+
+    def _header(self, fh: Any, pos: int) -> tuple[int, int, int]:
+        """(uncompressed size, compressed size, offset after the header) of the page header at ``pos``."""
+        fh.seek(pos)
+        data = fh.read(65536)
+        reader = _Compact(data, self.refuse)
+        fields = reader.struct(top=True)
+        uncompressed, compressed = fields.get(2), fields.get(3)
+        if uncompressed is None or compressed is None:
+            raise self.refuse("a page header gives no sizes: it is not a Parquet page")
+        return uncompressed, compressed, pos + reader.at
+
+
+class _Compact:
+    """Just enough of Thrift's compact protocol to read a Parquet page header's top-level integers and skip the rest
+    (a header is at most 64 KiB here: one longer is refused)."""
+
+    def __init__(self, data: bytes, refuse: Any) -> None:
+        self.data, self.at, self.refuse, self.depth = data, 0, refuse, 0
+
+    def byte(self) -> int:
+        if self.at >= len(self.data):
+            raise self.refuse("a page header runs past 64 KiB or the file's end")
+        b = self.data[self.at]
+        self.at += 1
+        return b
+
+    def varint(self) -> int:
+        n = shift = 0
+        while True:
+            b = self.byte()
+            n |= (b & 0x7F) << shift
+            if not b & 0x80:
+                return n
+            shift += 7
+            if shift > 63:
+                raise self.refuse("a page header holds a malformed number")
+
+    def zigzag(self) -> int:
+        n = self.varint()
+        return (n >> 1) ^ -(n & 1)
+
+    def value(self, kind: int) -> int | None:
+        """Read (integers) or skip (everything else) one value of compact type ``kind``."""
+        if kind in (1, 2):  # a boolean field's value is in its type
+            return None
+        if kind == 3:
+            self.byte()
+        elif kind in (4, 5, 6):
+            return self.zigzag()
+        elif kind == 7:
+            self.skip(8)
+        elif kind == 8:
+            self.skip(self.varint())
+        elif kind in (9, 10):
+            head = self.byte()
+            size, element = head >> 4, head & 0x0F
+            if size == 15:
+                size = self.varint()
+            for _ in range(size):
+                self.byte() if element in (1, 2) else self.value(element)
+        elif kind == 11:
+            size = self.varint()
+            if size:
+                types = self.byte()
+                for _ in range(size):
+                    self.value(types >> 4)
+                    self.value(types & 0x0F)
+        elif kind == 12:
+            self.struct()
+        else:
+            raise self.refuse("a page header holds a value of no Thrift type: it is not a Parquet page")
+        return None
+
+    def skip(self, n: int) -> None:
+        if n < 0 or self.at + n > len(self.data):
+            raise self.refuse("a page header runs past 64 KiB or the file's end")
+        self.at += n
+
+    def struct(self, top: bool = False) -> dict[int, int | None]:
+        self.depth += 1
+        if self.depth > 16:
+            raise self.refuse("a page header is nested too deep")
+        fields: dict[int, int | None] = {}
+        field = 0
+        while True:
+            head = self.byte()
+            kind = head & 0x0F
+            if kind == 0:
+                self.depth -= 1
+                return fields
+            delta = head >> 4
+            field = field + delta if delta else self.zigzag()
+            got = self.value(kind)
+            if top:
+                fields[field] = got
 
 
 def _folders(input_dirs: str) -> list[Path]:
