@@ -8,7 +8,8 @@ editable install leaves the pack as source (a wheel's installer compiles it; ``s
 Both arms run with bytecode writing off and read the same compiled standard library and third-party modules (a
 cache folder primed by one run of each command, ``PYTHONPYCACHEPREFIX``); they differ only in the pack's own
 modules: ``source`` lacks them (compiled at each start: the baseline, a setup before this change), ``bytecode``
-has them (``scripts/setup.sh``'s ``compileall``). The floor is ``python -c pass``.
+has them (``scripts/setup.sh``'s ``compileall``). The floors are ``python -c pass``, ``import pydantic`` and one
+pydantic model class built (``pydantic, one model``): every command that reads settings or records pays the last.
 
 The commands run against a small trail this script builds in a temporary folder (1,000 records through the pack's
 own append API) or, with ``--trail``, the store the environment names (``AIOS_AUDIT_STORE``, ``AIOS_STATE_DIR``,
@@ -63,6 +64,9 @@ def _small_trail(state: Path) -> dict[str, str]:
     }
 
 
+PYDANTIC_MODEL = "from pydantic import BaseModel\nclass Floor(BaseModel):\n    a: int = 1\n"
+
+
 def _newest_id(env: dict[str, str]) -> str:
     """The id of the trail's newest record (``aios audit show --json`` prints JSON lines)."""
     cmd = [str(AIOS), "audit", "show", "--limit", "1", "--json"]
@@ -98,6 +102,10 @@ def main() -> None:
         record = _newest_id(env)
         commands = {
             "python -c pass": [sys.executable, "-c", "pass"],
+            # the floor of every command that reads settings or records (both pydantic models): pydantic imported,
+            # then its first model class built (which imports the rest of pydantic and scans for its plugins)
+            "import pydantic": [sys.executable, "-c", "import pydantic"],
+            "pydantic, one model": [sys.executable, "-c", PYDANTIC_MODEL],
             "aios --help": [str(AIOS), "--help"],
             "aios lineage trace": [str(AIOS), "lineage", "trace", record],
             "aios audit show --limit 50": [str(AIOS), "audit", "show", "--limit", "50"],
