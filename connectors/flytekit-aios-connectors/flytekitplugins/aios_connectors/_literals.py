@@ -124,6 +124,11 @@ MAX_LOCAL_DEPTH = 32
 """Folders a served call's local input may nest (a RecursionError escaped at 1,200)."""
 
 
+def refuse(why: str) -> UnsafeInput:
+    """The refusal of a served data frame's local input, for ``why``."""
+    return UnsafeInput(f"a served data frame's local input is refused: {why}")
+
+
 def private_copy(path: Path, dirs: list[Path], into: Path) -> Path:
     """Copy the local input ``path`` (checked by :func:`_local_input`) into the private folder ``into``; return what
     the decoder is to read there.
@@ -149,9 +154,6 @@ def private_copy(path: Path, dirs: list[Path], into: Path) -> Path:
     parts = Path(os.path.normpath(path)).relative_to(top).parts
     budget = [MAX_LOCAL_FILES, MAX_LOCAL_BYTES]
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
-
-    def refuse(why: str) -> UnsafeInput:
-        return UnsafeInput(f"a served data frame's local input is refused: {why}")
 
     def charge(files: int, size: int) -> None:
         budget[0] -= files
@@ -344,14 +346,11 @@ def check_footers(copy: Path, bounds: FrameBounds) -> None:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    def refuse(why: str) -> UnsafeInput:
-        return UnsafeInput(f"a served data frame's local input is refused: {why}")
-
     files = [copy] if copy.is_file() else sorted(p for p in copy.rglob("*") if p.is_file())
     rows = size = decoded = footers = chunks = 0
-    pages = _Pages(refuse)
+    pages = _Pages()
     for f in files:
-        footers += _footer_length(f, refuse)
+        footers += _footer_length(f)
         if footers > MAX_FOOTER_BYTES:  # before a footer is parsed: parsing it is what costs
             raise refuse(f"its Parquet footers take more than {MAX_FOOTER_BYTES} bytes; split it")
         try:
@@ -417,9 +416,6 @@ def check_lines(copy: Path, bounds: FrameBounds) -> None:
     empty cells was decoded (1.3 GB) before its rows were counted; empty cells decode to 8 bytes each."""
     import csv
 
-    def refuse(why: str) -> UnsafeInput:
-        return UnsafeInput(f"a served data frame's local input is refused: {why}")
-
     files = [copy] if copy.is_file() else sorted(p for p in copy.rglob("*") if p.is_file())
     size = lines = 0
     for f in files:
@@ -440,7 +436,7 @@ def check_lines(copy: Path, bounds: FrameBounds) -> None:
         raise refuse(f"its CSV files hold more than {bounds.rows} rows (lines); split it")
 
 
-def _footer_length(f: Path, refuse: Any) -> int:
+def _footer_length(f: Path) -> int:
     """The length of Parquet file ``f``'s footer, read from its last 8 bytes (before the footer is parsed)."""
     with open(f, "rb") as fh:
         end = fh.seek(0, 2)
@@ -462,8 +458,8 @@ class _Pages:
     summing the uncompressed sizes it gives: the decoder allocates that much for each page before it decompresses
     it, whatever the footer says."""
 
-    def __init__(self, refuse: Any) -> None:
-        self.refuse, self.count, self.total = refuse, 0, 0
+    def __init__(self) -> None:
+        self.count = self.total = 0
 
     def walk(self, f: Path, groups: list[Any]) -> None:
         with open(f, "rb") as fh:
@@ -483,20 +479,20 @@ class _Pages:
             self.count += 1
             self.total += max(uncompressed, 0)
             if self.count > MAX_PAGES:
-                raise self.refuse(f"it holds more than {MAX_PAGES} pages; write it with fewer, larger ones")
+                raise refuse(f"it holds more than {MAX_PAGES} pages; write it with fewer, larger ones")
             if self.total > MAX_FRAME_BYTES:
-                raise self.refuse(f"its pages take more than {MAX_FRAME_BYTES} bytes uncompressed; split it")
+                raise refuse(f"its pages take more than {MAX_FRAME_BYTES} bytes uncompressed; split it")
             pos += max(compressed, 0)
 
     def _header(self, fh: Any, pos: int) -> tuple[int, int, int]:
         """(uncompressed size, compressed size, offset after the header) of the page header at ``pos``."""
         fh.seek(pos)
         data = fh.read(65536)
-        reader = _Compact(data, self.refuse)
+        reader = _Compact(data)
         fields = reader.struct(top=True)
         uncompressed, compressed = fields.get(2), fields.get(3)
         if uncompressed is None or compressed is None:
-            raise self.refuse("a page header gives no sizes: it is not a Parquet page")
+            raise refuse("a page header gives no sizes: it is not a Parquet page")
         return uncompressed, compressed, pos + reader.at
 
 
@@ -504,12 +500,12 @@ class _Compact:
     """Just enough of Thrift's compact protocol to read a Parquet page header's top-level integers and skip the rest
     (a header is at most 64 KiB here: one longer is refused)."""
 
-    def __init__(self, data: bytes, refuse: Any) -> None:
-        self.data, self.at, self.refuse, self.depth = data, 0, refuse, 0
+    def __init__(self, data: bytes) -> None:
+        self.data, self.at, self.depth = data, 0, 0
 
     def byte(self) -> int:
         if self.at >= len(self.data):
-            raise self.refuse("a page header runs past 64 KiB or the file's end")
+            raise refuse("a page header runs past 64 KiB or the file's end")
         b = self.data[self.at]
         self.at += 1
         return b
@@ -523,7 +519,7 @@ class _Compact:
                 return n
             shift += 7
             if shift > 63:
-                raise self.refuse("a page header holds a malformed number")
+                raise refuse("a page header holds a malformed number")
 
     def zigzag(self) -> int:
         n = self.varint()
@@ -558,18 +554,18 @@ class _Compact:
         elif kind == 12:
             self.struct()
         else:
-            raise self.refuse("a page header holds a value of no Thrift type: it is not a Parquet page")
+            raise refuse("a page header holds a value of no Thrift type: it is not a Parquet page")
         return None
 
     def skip(self, n: int) -> None:
         if n < 0 or self.at + n > len(self.data):
-            raise self.refuse("a page header runs past 64 KiB or the file's end")
+            raise refuse("a page header runs past 64 KiB or the file's end")
         self.at += n
 
     def struct(self, top: bool = False) -> dict[int, int | None]:
         self.depth += 1
         if self.depth > 16:
-            raise self.refuse("a page header is nested too deep")
+            raise refuse("a page header is nested too deep")
         fields: dict[int, int | None] = {}
         field = 0
         while True:
