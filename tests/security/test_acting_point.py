@@ -81,6 +81,24 @@ def test_a_row_naming_a_real_decision_for_another_amount_is_refused(sor: Path) -
     assert _posted(sor) == [(row["doc_digest"], "pay_invoice", 120.0, "EUR", "")]
 
 
+def test_what_a_refused_row_asked_for_is_recorded_even_when_it_repeats_a_refusal(sor: Path) -> None:
+    """Re-review R35: a decoy row (121) ahead of the real attempt (250,000), both naming one real decision, put the
+    attempt in the call's summary of repeats, where its amount, document and request were in no record at all. The
+    first refusal's record and the summary's first rows now carry what each row asked for."""
+    (row,) = action_rows(decided_docs(1, "amt", amount=120.0))
+    assert _post([dict(row, amount=121.0), dict(row, amount=250_000.0)]) == (
+        0,
+        0,
+        2,
+    )
+    first, repeats = [r.event for r in audit_log(get_settings()).scan() if r.event.kind == "action_refused"]
+    assert first.status == "amount_mismatch" and first.attributes["amount"] == 121.0
+    assert first.attributes["currency"] == row["currency"]
+    (attempt,) = repeats.attributes["first_rows"]
+    assert repeats.attributes["repeats_of"] == "amount_mismatch" and attempt["amount"] == 250_000.0
+    assert attempt["document"] == row["doc_digest"] and attempt["action"] == row["action"]
+
+
 def test_a_decision_for_another_document_or_a_task_record_is_refused(sor: Path) -> None:
     a, b = action_rows(decided_docs(2, "doc"))
     swapped = dict(a, policy_record=b["policy_record"])

@@ -534,7 +534,7 @@ def _one_pass(
     # launcher's 50,000 rows naming made-up decisions, each refused, wrote 260 MB of refusal records a call); the first
     # has its record, the rest are counted in one summary record (an honest call's rows each name a decision of their
     # own)
-    repeats: dict[tuple[str, str], list[str]] = {}
+    repeats: dict[tuple[str, str], list[ActionClaim]] = {}
     execution = current_execution()  # the execution this call serves: the same for every record it writes
     for c, f in zip(claims, found, strict=True):
         problem, holder = f.problem, holder_of(c.action_key, destination)
@@ -547,10 +547,10 @@ def _one_pass(
         if problem is not None:
             verdicts.append(Verdict(c.action_key, False, *problem))
             group = (problem[0], c.policy_record if c.policy_record in known else "")
-            if group not in repeats:  # the first of its kind: a record of its own
-                refusal = _event("action_refused", f.principal or actor, problem[0], c, execution, reason=problem[1])
-                events.append(refusal)
-            repeats.setdefault(group, []).append(c.action_key)
+            if group not in repeats:  # the first of its kind: a record of its own, with what the row asked for
+                who, why = f.principal or actor, problem[1]
+                events.append(_event("action_refused", who, problem[0], c, execution, reason=why, **_attempted(c)))
+            repeats.setdefault(group, []).append(c)
             continue
         free = [k for k in f.keys if k not in holders]
         for k in free:  # the same key twice in one call: the first claim wins, the second row is a retry of it
@@ -561,19 +561,35 @@ def _one_pass(
             extra = {CLAIMS_ATTR: [claim(k, holder) for k in free], "policy_record": c.policy_record}
             extra["destination"] = destination
             events.append(_event("action_authorized", f.principal, "authorized", c, execution, f.parents, **extra))
-    events += [_repeated(code, record, keys, actor, execution) for (code, record), keys in repeats.items() if keys[1:]]
+    events += [_repeated(code, record, rows, actor, execution) for (code, record), rows in repeats.items() if rows[1:]]
     return verdicts, events
 
 
-def _repeated(code: str, policy_record: str, keys: list[str], actor: str, execution: ExecutionRef) -> AuditEvent:
+def _attempted(c: ActionClaim) -> dict[str, Any]:
+    """The amount and currency a refused row asked for (re-review R35: an attempt of 250,000 where the decision said
+    121 was in no record at all; a refusal's record names the row's document, action and request already)."""
+    amount = c.amount if c.amount is not None and math.isfinite(c.amount) else None
+    return {"amount": amount, "currency": bounded(c.currency)}
+
+
+def _repeated(
+    code: str, policy_record: str, rows: list[ActionClaim], actor: str, execution: ExecutionRef
+) -> AuditEvent:
     """One record for the refusals of a kind after the first in one call (:func:`_one_pass`): how many, the digest of
-    their action keys (bounded, in order) and the first few."""
-    rest = [bounded(k) for k in keys[1:]]
+    their action keys (bounded, in order), the first few keys and what those rows asked for."""
+    rest = [bounded(c.action_key) for c in rows[1:]]
+    first = [
+        {"action_key": bounded(c.action_key), "document": bounded(c.subject), "action": bounded(c.action)}
+        | {"request_id": bounded(c.request_id)}
+        | _attempted(c)
+        for c in rows[1:6]
+    ]
     attributes = {
         "repeats_of": code,
         "rows": len(rest),
         "action_keys_digest": digest_value(rest),
         "first_action_keys": rest[:5],
+        "first_rows": first,
     }
     if policy_record:
         attributes["policy_record"] = bounded(policy_record)
