@@ -75,6 +75,25 @@ def _rows(n: int, text: str) -> pa.Table:
     )
 
 
+def _claims(policy_records: list[str]) -> list[dict[str, Any]]:
+    """Rows within every bound of a served call, the i-th naming ``policy_records[i]`` as its decision's record."""
+    return [
+        {
+            "action_key": f"sha256:{i:064x}",
+            "doc_digest": f"sha256:{i + 1:064x}",
+            "decision_digest": f"sha256:{i + 2:064x}",
+            "action": "post_payment",
+            "doc_type": "invoice",
+            "amount": 1.0,
+            "currency": "EUR",
+            "request_id": "",
+            "policy_record": record,
+            "principal": "service:document-pipeline",
+        }
+        for i, record in enumerate(policy_records)
+    ]
+
+
 def _pickled_policy_inputs() -> Any:
     """A policy call's inputs whose ``resource`` is a literal flytekit would unpickle (a file that is not there)."""
     generic = struct_pb2.Struct()
@@ -201,21 +220,7 @@ def test_rows_naming_made_up_decisions_are_refused_in_two_records(
     from flytekitplugins.aios_connectors.system_of_record import SystemOfRecordConfig, act
     from flytekitplugins.aios_core.settings import get_settings
 
-    rows = [
-        {
-            "action_key": f"sha256:{i:064x}",
-            "doc_digest": f"sha256:{i + 1:064x}",
-            "decision_digest": f"sha256:{i + 2:064x}",
-            "action": "post_payment",
-            "doc_type": "invoice",
-            "amount": 1.0,
-            "currency": "EUR",
-            "request_id": "",
-            "policy_record": f"{i:064x}",
-            "principal": "service:document-pipeline",
-        }
-        for i in range(2_000)
-    ]
+    rows = _claims([f"{i:064x}" for i in range(2_000)])
     with caplog.at_level("WARNING", logger="flytekitplugins.aios_connectors.system_of_record"):
         assert act(SystemOfRecordConfig(table="test_actions"), rows, get_settings()) == (0, 0, 2_000)
     first, repeats = _records("action_refused")
@@ -242,21 +247,7 @@ def test_rows_naming_records_that_are_not_decisions_are_refused_in_two_records(a
         for i in range(2_000)
     ]
     ids = [r.record_id for r in audit_log(get_settings()).append_many(events)]
-    rows = [
-        {
-            "action_key": f"sha256:{i:064x}",
-            "doc_digest": f"sha256:{i + 1:064x}",
-            "decision_digest": f"sha256:{i + 2:064x}",
-            "action": "post_payment",
-            "doc_type": "invoice",
-            "amount": 1.0,
-            "currency": "EUR",
-            "request_id": "",
-            "policy_record": record_id,
-            "principal": "service:document-pipeline",
-        }
-        for i, record_id in enumerate(ids)
-    ]
+    rows = _claims(ids)
     for _ in range(2):
         assert act(SystemOfRecordConfig(table="test_actions"), rows, get_settings()) == (0, 0, 2_000)
     refusals = _records("action_refused")
@@ -373,22 +364,29 @@ def test_a_frame_of_many_row_groups_is_refused_from_its_footer(channel, shared_s
     passed every check and took the service from 188 MB to 6.7 GB, and the call succeeded. Row groups times columns
     (each file counting one at least) are bounded now, before the frame is decoded, and the refusal audited."""
     from flytekitplugins.aios_connectors._literals import MAX_COLUMN_CHUNKS
-    from flytekitplugins.aios_connectors.system_of_record import SystemOfRecordConfig, SystemOfRecordTask
 
-    name = "grpc_groups_" + secrets.token_hex(4)
-    task = SystemOfRecordTask(name=name, config=SystemOfRecordConfig(table="document_actions"))
     empty = pa.table({f"c{i}": pa.array([], pa.int8()) for i in range(64)})
     path = tmp_path / "groups.parquet"
     with pq.ParquetWriter(path, empty.schema, compression="none", write_statistics=False) as writer:
         for _ in range(MAX_COLUMN_CHUNKS // 64 + 1):
             writer.write_table(empty)
     assert pq.ParquetFile(path).metadata.num_rows == 0
+    assert f"more than {MAX_COLUMN_CHUNKS} column chunks" in _refusal_of(channel, path, "groups-run-1")
+
+
+def _refusal_of(channel: grpc.Channel, path: Path, execution: str) -> str:
+    """The message of a served system-of-record call refused for the Parquet file ``path`` (its one audited refusal
+    checked)."""
+    from flytekitplugins.aios_connectors.system_of_record import SystemOfRecordConfig, SystemOfRecordTask
+
+    name = "grpc_frame_" + secrets.token_hex(4)
+    task = SystemOfRecordTask(name=name, config=SystemOfRecordConfig(table="document_actions"))
     inputs = literal_map({"actions": pd.DataFrame({"action_key": ["k"]})}, {"actions": pd.DataFrame})
     inputs.literals["actions"].scalar.structured_dataset.uri = str(path)
-    res = _sync(channel, task, inputs, execution_metadata(execution="groups-run-1"))
+    res = _sync(channel, task, inputs, execution_metadata(execution=execution))
     assert res.phase == TaskExecution.FAILED, res.message
-    assert f"more than {MAX_COLUMN_CHUNKS} column chunks" in res.message, res.message
     assert [r.event.status for r in _records("connector_refused", name)] == ["input_refused"]
+    return str(res.message)
 
 
 def _forged_sizes(path: Path, size: int, forged: int) -> None:
@@ -422,19 +420,12 @@ def test_a_frame_whose_footer_understates_its_pages_is_refused_before_a_page_is_
     value of zeros, compressed) took the service to 4.1 GB before its text was measured: the decoder allocates what
     the page's own header says. Each page's header is read now, and their sizes summed, before anything is decoded."""
     from flytekitplugins.aios_connectors._literals import MAX_FRAME_BYTES
-    from flytekitplugins.aios_connectors.system_of_record import SystemOfRecordConfig, SystemOfRecordTask
 
-    name = "grpc_pages_" + secrets.token_hex(4)
-    task = SystemOfRecordTask(name=name, config=SystemOfRecordConfig(table="document_actions"))
     path = tmp_path / "forged.parquet"
     _forged_sizes(path, MAX_FRAME_BYTES + (64 << 20), 1 << 27)  # 128 MiB: within the bound, as the footer says
     assert path.stat().st_size < 64_000
-    inputs = literal_map({"actions": pd.DataFrame({"action_key": ["k"]})}, {"actions": pd.DataFrame})
-    inputs.literals["actions"].scalar.structured_dataset.uri = str(path)
-    res = _sync(channel, task, inputs, execution_metadata(execution="pages-run-1"))
-    assert res.phase == TaskExecution.FAILED, res.message
-    assert f"its pages take more than {MAX_FRAME_BYTES} bytes uncompressed" in res.message, res.message
-    assert [r.event.status for r in _records("connector_refused", name)] == ["input_refused"]
+    refusal = _refusal_of(channel, path, "pages-run-1")
+    assert f"its pages take more than {MAX_FRAME_BYTES} bytes uncompressed" in refusal
 
 
 def test_a_frame_whose_footers_are_too_long_is_refused_before_they_are_parsed(tmp_path: Path) -> None:
