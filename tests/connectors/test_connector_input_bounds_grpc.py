@@ -476,3 +476,97 @@ def test_a_csv_frame_of_more_lines_than_a_call_posts_is_refused_before_it_is_dec
     (frame / ".csv").write_text(",".join(f"c{i}" for i in range(65)) + "\n" + "," * 64 + "\n")
     res = _sync(channel, task, inputs, execution_metadata(execution="csv-run-2"))
     assert res.phase == TaskExecution.FAILED and "it has 65 columns" in res.message, res.message
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    return bytes([*out, n])
+
+
+def test_a_page_header_is_read_as_thrift_reads_it() -> None:
+    """Re-review R36: the page reader read a 32-bit size as a 64-bit number and kept a size of the wrong type, where
+    Thrift's reader (Arrow's) truncates the one and skips the other: a page's compressed size written with bit 33 set
+    jumped the walk past the next page, which the decoder read (a 31 KB file took the service to 3.14 GB). Nesting of
+    lists counted nothing, and 5,000 nested lists escaped as a RecursionError, unaudited."""
+    from flytekitplugins.aios_connectors._literals import UnsafeInput, _Compact
+
+    def i32_field(delta: int, value: int) -> bytes:
+        return bytes([delta << 4 | 5]) + _varint(value)
+
+    real = 40
+    zigzag = real << 1
+    header = i32_field(1, 0) + i32_field(1, 1_000 << 1) + i32_field(1, zigzag | 1 << 33) + b"\x00"
+    assert _Compact(header).struct(top=True) == {1: 0, 2: 1_000, 3: real}  # truncated to 32 bits, as Thrift does
+
+    as_i64 = i32_field(1, 0) + i32_field(1, 2_000) + bytes([1 << 4 | 6]) + _varint(zigzag) + b"\x00"
+    assert 3 not in _Compact(as_i64).struct(top=True)  # a size of another type is skipped: no size, refused
+
+    nested = bytes([1 << 4 | 9]) + bytes([1 << 4 | 9]) * 5_000 + bytes([0]) + b"\x00"
+    with pytest.raises(UnsafeInput, match="nested too deep"):
+        _Compact(nested).struct(top=True)
+
+
+def test_column_chunks_that_overlap_are_refused_before_their_pages_are_read(tmp_path: Path) -> None:
+    """Re-review R36: 4,096 column chunks pointing at the same 64 KiB page header made the walk read it 4,096 times in
+    Python (141 s of the service's CPU for a 419 KB file). Chunks must lie apart, inside the file, and their pages end
+    where they do; the header bytes read are bounded."""
+    import dataclasses
+
+    from flytekitplugins.aios_connectors._literals import UnsafeInput, _Pages
+
+    path = tmp_path / "two.parquet"
+    pq.write_table(pa.table({"a": ["x"] * 10, "b": ["y"] * 10}), path)
+    meta = pq.ParquetFile(path).metadata
+    group = meta.row_group(0)
+    _Pages().walk(path, [group])  # as written: passes
+
+    @dataclasses.dataclass
+    class Chunk:
+        data_page_offset: int
+        total_compressed_size: int
+        has_dictionary_page: bool = False
+        dictionary_page_offset: int | None = None
+
+    first = group.column(0)
+    start = first.dictionary_page_offset if first.has_dictionary_page else first.data_page_offset
+
+    class Same:  # both chunks at the first one's bytes, as the review's file had them
+        num_columns = 2
+
+        def column(self, i: int) -> Chunk:
+            return Chunk(start, first.total_compressed_size)
+
+    with pytest.raises(UnsafeInput, match="two of its column chunks overlap"):
+        _Pages().walk(path, [Same()])
+
+    class Short:  # a chunk whose pages run past its end
+        num_columns = 1
+
+        def column(self, i: int) -> Chunk:
+            return Chunk(start, 3)
+
+    with pytest.raises(UnsafeInput, match="do not end where the chunk does"):
+        _Pages().walk(path, [Short()])
+
+
+def test_a_csv_frame_of_lines_ending_at_carriage_returns_is_counted(tmp_path: Path) -> None:
+    """Re-review R36: only ``\\n`` was counted, and the decoder ends a line at ``\\r`` too: 8 MB of ``,\\r`` rows
+    took the service to 4.2 GB. ``\\r``, ``\\n`` and ``\\r\\n`` each end one line now (a ``\\r\\n`` split
+    between two reads too), and a header ending at ``\\r`` is read as one line (it raised ``csv.Error``)."""
+    from flytekitplugins.aios_connectors._literals import FrameBounds, UnsafeInput, check_lines
+
+    bounds = FrameBounds(rows=1_000, columns=64, cell=1024)
+    path = tmp_path / "cr.csv"
+    path.write_bytes(b"a,b\r" + b",\r" * 1_001)
+    with pytest.raises(UnsafeInput, match="more than 1000 rows"):
+        check_lines(path, bounds)
+    path.write_bytes(b"a,b\r\n" + b"1,2\r\n" * 1_000)  # 1,000 rows of CRLF lines: within the bound
+    check_lines(path, bounds)
+    split = b"a,b\n" + b"x" * ((1 << 20) - 5) + b"\r\n" + b"1,2\r\n" * 998  # a CRLF across the 1 MiB read
+    path.write_bytes(split)
+    check_lines(path, bounds)
+    path.write_bytes(b"a,b\r1,2\r")
+    check_lines(path, bounds)

@@ -33,6 +33,7 @@ class _SlowTransformer(TypeTransformer[_Slow]):
     def __init__(self) -> None:
         super().__init__("aios-test-slow", _Slow)
         self.threads: list[int] = []
+        self.names: list[str] = []
 
     def get_literal_type(self, t: type[_Slow]) -> LiteralType:
         return LiteralType(simple=SimpleType.STRING)
@@ -42,6 +43,7 @@ class _SlowTransformer(TypeTransformer[_Slow]):
 
     def to_python_value(self, ctx: Any, lv: Literal, expected_python_type: Any) -> _Slow:
         self.threads.append(threading.get_ident())
+        self.names.append(threading.current_thread().name)
         time.sleep(DECODE_S)  # a decoder's synchronous work (a large frame's Parquet read and conversion)
         return _Slow(lv.scalar.primitive.string_value)
 
@@ -88,6 +90,9 @@ def test_a_served_call_is_decoded_off_the_event_loop_which_keeps_answering(slow:
         values, ticks, loop_thread = asyncio.run(_decode_with_ticker(served=True))
     assert values["big"].text == "payload"
     assert slow.threads and loop_thread not in slow.threads, "the served call was decoded on the service's loop"
+    # in the decode pool, not the loop's default one, where the service checks every caller's identity (re-review
+    # R36: seven slow calls took the default pool's six threads and another caller waited 127 s)
+    assert all(n.startswith("aios-connector-decode") for n in slow.names), slow.names
     # 0.4 s of decoding: the loop answered its other work meanwhile (on the loop it would have ticked once or twice)
     assert ticks >= 10, ticks
 

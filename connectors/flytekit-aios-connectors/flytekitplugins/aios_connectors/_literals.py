@@ -239,16 +239,37 @@ async def to_python(
     if not served:
         return await literal_map_to_kwargs(ctx, inputs, python_types=present)
     if not input_dirs:
-        return await asyncio.to_thread(_decoded_apart, ctx, inputs, present)
+        return await _in_decode_pool(_decoded_apart, ctx, inputs, present)
     import shutil
     import tempfile
 
     private = Path(tempfile.mkdtemp(prefix="aios-connector-input-"))  # 0700, the service's own
     try:  # the copy in a worker thread: the event loop keeps answering every other caller meanwhile
-        copies = await asyncio.to_thread(_local_copies, inputs, frames, input_dirs, private, bounds)
-        return await asyncio.to_thread(_decoded_apart, ctx, copies, present)
+        copies = await _in_decode_pool(_local_copies, inputs, frames, input_dirs, private, bounds)
+        return await _in_decode_pool(_decoded_apart, ctx, copies, present)
     finally:
         shutil.rmtree(private, ignore_errors=True)
+
+
+DECODE_THREADS = 2
+"""Threads that copy, check and decode served calls' inputs, apart from the event loop's default pool (re-review R36:
+seven calls naming slow inputs took all six of the default pool's threads on a 2-core host, and another caller's
+identity check, which runs there too, waited 127 s)."""
+_decode_pool: Any = None
+
+
+async def _in_decode_pool(fn: Any, *args: Any) -> Any:
+    """``fn(*args)`` in a thread of the decode pool (:data:`DECODE_THREADS`), in a copy of this task's context (as
+    ``asyncio.to_thread`` does: flytekit's context is a context variable)."""
+    import contextvars
+    import functools
+    from concurrent.futures import ThreadPoolExecutor
+
+    global _decode_pool
+    if _decode_pool is None:
+        _decode_pool = ThreadPoolExecutor(DECODE_THREADS, thread_name_prefix="aios-connector-decode")
+    call = functools.partial(contextvars.copy_context().run, fn, *args)
+    return await asyncio.get_running_loop().run_in_executor(_decode_pool, call)
 
 
 def _decoded_apart(ctx: Any, inputs: LiteralMap, present: dict[str, type]) -> dict[str, Any]:
@@ -278,10 +299,15 @@ def _local_copies(
         place.mkdir(mode=0o700)
         copy = private_copy(_local_path(str(dataset.uri)), dirs, place)
         kind = str(dataset.metadata.structured_dataset_type.format or "parquet")
-        if bounds is not None and kind == "parquet":
-            check_footers(copy, bounds)
-        elif bounds is not None and kind == "csv":  # no footer: its lines and bytes (re-review R35)
-            check_lines(copy, bounds)
+        try:
+            if bounds is not None and kind == "parquet":
+                check_footers(copy, bounds)
+            elif bounds is not None and kind == "csv":  # no footer: its lines and bytes (re-review R35)
+                check_lines(copy, bounds)
+        except UnsafeInput:
+            raise
+        except Exception as e:  # (re-review R36: a malformed input escaped the checks unaudited, RecursionError)
+            raise refuse(f"it could not be checked before decoding ({type(e).__name__})") from None
         literals[name] = Literal(scalar=Scalar(structured_dataset=StructuredDataset(str(copy), dataset.metadata)))
     return LiteralMap(literals)
 
@@ -411,29 +437,36 @@ def check_footers(copy: Path, bounds: FrameBounds) -> None:
 
 def check_lines(copy: Path, bounds: FrameBounds) -> None:
     """Refuse the private copy of a served CSV data frame (a file, or a folder of them) before it is decoded: more than
-    :data:`MAX_FRAME_BYTES` bytes, more lines than ``bounds.rows`` and a header each (a quoted value's line breaks
-    count too), or a header of more than ``bounds.columns`` fields. Re-review R35: a 64 MB file of 1,000,000 rows of
-    empty cells was decoded (1.3 GB) before its rows were counted; empty cells decode to 8 bytes each."""
+    :data:`MAX_FRAME_BYTES` bytes, more lines than ``bounds.rows`` and a header each (a line ends at ``\\n``, ``\\r`` or
+    ``\\r\\n``, as the decoder reads it; a quoted value's line breaks count too), or a header of more than
+    ``bounds.columns`` fields. Re-review R35: a 64 MB file of 1,000,000 rows of empty cells was decoded (1.3 GB) before
+    its rows were counted; R36: lines ending at ``\\r`` alone were not counted (8 MB of them: 4.2 GB)."""
     import csv
 
     files = [copy] if copy.is_file() else sorted(p for p in copy.rglob("*") if p.is_file())
     size = lines = 0
+    most = bounds.rows + len(files)
     for f in files:
         size += f.stat().st_size
         if size > MAX_FRAME_BYTES:
             raise refuse(f"its CSV files hold more than {MAX_FRAME_BYTES} bytes; split it")
         with open(f, "rb") as fh:
-            first = fh.readline(1 << 20)
-            lines += first.count(b"\n")
-            while chunk := fh.read(1 << 20):
-                lines += chunk.count(b"\n")
-                if lines > bounds.rows + len(files):
+            head = fh.read(1 << 20)
+            chunk, cr_before = head, False
+            while chunk:
+                lines += chunk.count(b"\n") + chunk.count(b"\r") - chunk.count(b"\r\n")
+                lines -= cr_before and chunk.startswith(b"\n")  # a \r\n split between two reads is one end
+                cr_before = chunk.endswith(b"\r")
+                if lines > most:
                     raise refuse(f"its CSV files hold more than {bounds.rows} rows (lines); split it")
-        header = next(csv.reader([first.decode("utf-8", "replace")]), [])
+                chunk = fh.read(1 << 20)
+        first = head.splitlines()[0] if head else b""
+        try:
+            header = next(csv.reader([first.decode("utf-8", "replace")]), [])
+        except csv.Error as e:  # (re-review R36: it escaped as another error, unaudited)
+            raise refuse(f"its header line could not be read as CSV ({e})") from None
         if len(header) > bounds.columns:
             raise refuse(f"it has {len(header)} columns; a served frame has at most {bounds.columns}")
-    if lines > bounds.rows + len(files):
-        raise refuse(f"its CSV files hold more than {bounds.rows} rows (lines); split it")
 
 
 def _footer_length(f: Path) -> int:
@@ -452,60 +485,92 @@ def _footer_length(f: Path) -> int:
     return length
 
 
+MAX_PAGE_HEADER = 16 * 1024
+"""Bytes one Parquet page header may take (a header holds sizes, encodings and, at most, a page's statistics)."""
+MAX_PAGE_HEADERS = 4 * 1024 * 1024
+"""Bytes of page headers a served call's data frame may hold, all its pages together: they are read in Python before
+the frame is decoded (re-review R36: 4,096 column chunks pointing at the same 64 KiB header took 141 s of CPU)."""
+
+
 class _Pages:
     """Walks a Parquet file's pages as the decoder reads them (each column chunk from its dictionary page, or its
-    first data page, through its compressed length), reading each page's Thrift header (compact protocol) and
-    summing the uncompressed sizes it gives: the decoder allocates that much for each page before it decompresses
-    it, whatever the footer says."""
+    first data page, through its compressed length), reading each page's Thrift header (compact protocol, read as
+    Thrift's own reader reads it) and summing the uncompressed sizes it gives: the decoder allocates that much for
+    each page before it decompresses it, whatever the footer says. The column chunks must not overlap, and their pages
+    must end exactly where their chunk does; anything else is refused (re-review R36: overlapping chunks made the
+    walk read one header thousands of times, and a size read otherwise than Thrift reads it jumped the walk past a
+    page the decoder then read)."""
 
     def __init__(self) -> None:
-        self.count = self.total = 0
+        self.count = self.total = self.headers = 0
 
     def walk(self, f: Path, groups: list[Any]) -> None:
+        from itertools import pairwise
+
         with open(f, "rb") as fh:
             end = fh.seek(0, 2)
+            ranges = []
             for g in groups:
                 for i in range(g.num_columns):
                     c = g.column(i)
                     start = c.data_page_offset
-                    if c.has_dictionary_page and c.dictionary_page_offset:
+                    if c.has_dictionary_page and c.dictionary_page_offset and c.dictionary_page_offset > 0:
                         start = min(start, c.dictionary_page_offset)
-                    self._chunk(fh, start, min(start + max(c.total_compressed_size, 0), end))
+                    length = c.total_compressed_size
+                    if start < 4 or length < 0 or start + length > end - 8:
+                        raise refuse("a column chunk lies outside its file: it is not a Parquet file as written")
+                    ranges.append((start, start + length))
+            ranges.sort()
+            for (_, stop), (start, _) in pairwise(ranges):
+                if start < stop:
+                    raise refuse("two of its column chunks overlap: it is not a Parquet file as written")
+            for start, stop in ranges:
+                self._chunk(fh, start, stop)
 
     def _chunk(self, fh: Any, pos: int, stop: int) -> None:
         """Every page of the column chunk from ``pos`` to ``stop``, counted and its uncompressed size summed."""
-        while 0 <= pos < stop:
-            uncompressed, compressed, pos = self._header(fh, pos)
+        while pos < stop:
+            uncompressed, compressed, after = self._header(fh, pos)
             self.count += 1
-            self.total += max(uncompressed, 0)
+            self.total += uncompressed
+            self.headers += after - pos
             if self.count > MAX_PAGES:
                 raise refuse(f"it holds more than {MAX_PAGES} pages; write it with fewer, larger ones")
             if self.total > MAX_FRAME_BYTES:
                 raise refuse(f"its pages take more than {MAX_FRAME_BYTES} bytes uncompressed; split it")
-            pos += max(compressed, 0)
+            if self.headers > MAX_PAGE_HEADERS:
+                raise refuse(f"its page headers take more than {MAX_PAGE_HEADERS} bytes; write fewer pages")
+            if uncompressed < 0 or compressed < 0:
+                raise refuse("a page header gives a negative size: it is not a Parquet page")
+            pos = after + compressed
+        if pos != stop:  # (the decoder reads a chunk's pages until its values are read, inside the chunk)
+            raise refuse("a column chunk's pages do not end where the chunk does: it is not a Parquet file as written")
 
     def _header(self, fh: Any, pos: int) -> tuple[int, int, int]:
         """(uncompressed size, compressed size, offset after the header) of the page header at ``pos``."""
         fh.seek(pos)
-        data = fh.read(65536)
-        reader = _Compact(data)
+        reader = _Compact(fh.read(MAX_PAGE_HEADER))
         fields = reader.struct(top=True)
         uncompressed, compressed = fields.get(2), fields.get(3)
-        if uncompressed is None or compressed is None:
+        if uncompressed is None or compressed is None:  # (Thrift's reader refuses a header without them)
             raise refuse("a page header gives no sizes: it is not a Parquet page")
         return uncompressed, compressed, pos + reader.at
 
 
 class _Compact:
-    """Just enough of Thrift's compact protocol to read a Parquet page header's top-level integers and skip the rest
-    (a header is at most 64 KiB here: one longer is refused)."""
+    """Just enough of Thrift's compact protocol to read a Parquet page header's top-level 32-bit integers as Thrift's
+    own reader does (a varint truncated to 32 bits, then unzigzagged; a field of another type than its declared one
+    skipped) and skip the rest, nesting of structs, lists, sets and maps counted together (a header is at most
+    :data:`MAX_PAGE_HEADER` bytes here: one longer is refused)."""
+
+    I32 = 5
 
     def __init__(self, data: bytes) -> None:
         self.data, self.at, self.depth = data, 0, 0
 
     def byte(self) -> int:
         if self.at >= len(self.data):
-            raise refuse("a page header runs past 64 KiB or the file's end")
+            raise refuse(f"a page header runs past {MAX_PAGE_HEADER} bytes or the file's end")
         b = self.data[self.at]
         self.at += 1
         return b
@@ -521,8 +586,8 @@ class _Compact:
             if shift > 63:
                 raise refuse("a page header holds a malformed number")
 
-    def zigzag(self) -> int:
-        n = self.varint()
+    def zigzag(self, bits: int = 64) -> int:
+        n = self.varint() & ((1 << bits) - 1)
         return (n >> 1) ^ -(n & 1)
 
     def value(self, kind: int) -> int | None:
@@ -531,53 +596,61 @@ class _Compact:
             return None
         if kind == 3:
             self.byte()
-        elif kind in (4, 5, 6):
-            return self.zigzag()
+        elif kind == 4:
+            return self.zigzag(16)
+        elif kind == self.I32:
+            return self.zigzag(32)
+        elif kind == 6:
+            return self.zigzag(64)
         elif kind == 7:
             self.skip(8)
         elif kind == 8:
             self.skip(self.varint())
-        elif kind in (9, 10):
+        elif kind in (9, 10, 11, 12):
+            self.nested(kind)
+        else:
+            raise refuse("a page header holds a value of no Thrift type: it is not a Parquet page")
+        return None
+
+    def nested(self, kind: int) -> None:
+        """Skip one list, set, map or struct, counting its nesting."""
+        self.depth += 1
+        if self.depth > 16:
+            raise refuse("a page header is nested too deep")
+        if kind == 12:
+            self.struct()
+        elif kind == 11:
+            size = self.varint()
+            types = self.byte() if size else 0
+            for _ in range(size):
+                self.value(types >> 4)
+                self.value(types & 0x0F)
+        else:
             head = self.byte()
             size, element = head >> 4, head & 0x0F
             if size == 15:
                 size = self.varint()
             for _ in range(size):
                 self.byte() if element in (1, 2) else self.value(element)
-        elif kind == 11:
-            size = self.varint()
-            if size:
-                types = self.byte()
-                for _ in range(size):
-                    self.value(types >> 4)
-                    self.value(types & 0x0F)
-        elif kind == 12:
-            self.struct()
-        else:
-            raise refuse("a page header holds a value of no Thrift type: it is not a Parquet page")
-        return None
+        self.depth -= 1
 
     def skip(self, n: int) -> None:
         if n < 0 or self.at + n > len(self.data):
-            raise refuse("a page header runs past 64 KiB or the file's end")
+            raise refuse(f"a page header runs past {MAX_PAGE_HEADER} bytes or the file's end")
         self.at += n
 
-    def struct(self, top: bool = False) -> dict[int, int | None]:
-        self.depth += 1
-        if self.depth > 16:
-            raise refuse("a page header is nested too deep")
-        fields: dict[int, int | None] = {}
+    def struct(self, top: bool = False) -> dict[int, int]:
+        fields: dict[int, int] = {}
         field = 0
         while True:
             head = self.byte()
             kind = head & 0x0F
             if kind == 0:
-                self.depth -= 1
                 return fields
             delta = head >> 4
-            field = field + delta if delta else self.zigzag()
+            field = field + delta if delta else self.zigzag(16)
             got = self.value(kind)
-            if top:
+            if top and kind == self.I32 and got is not None:  # the page sizes are i32: another type is skipped
                 fields[field] = got
 
 
