@@ -508,6 +508,19 @@ def test_a_page_header_is_read_as_thrift_reads_it() -> None:
     with pytest.raises(UnsafeInput, match="nested too deep"):
         _Compact(nested).struct(top=True)
 
+    # re-review R37: a long-form field id (0x10004 is field 2 cut to 16 bits before it is unzigzagged, field -32766
+    # to Thrift) and ids that wrap past 32767 were read as another field than Thrift reads: the header's own fields
+    # must have the plain layout (short-form ids 1 to 8, increasing)
+    long_form = i32_field(1, 0) + bytes([5]) + _varint(0x10004 << 1) + _varint(22) + i32_field(1, 80) + b"\x00"
+    with pytest.raises(UnsafeInput, match="not laid out as a writer lays them out"):
+        _Compact(long_form).struct(top=True)
+    # and booleans inside a map are a byte each, as Thrift reads them (the reader read none, then those bytes as
+    # fields): field 5, a struct holding a map of three booleans to booleans, read to its end and no further
+    header = i32_field(1, 0) + i32_field(1, 2_000) + i32_field(1, 80) + bytes([2 << 4 | 12, 1 << 4 | 11])
+    header += _varint(3) + bytes([0x11]) + bytes([1, 2]) * 3 + b"\x00" + b"\x00"
+    reader = _Compact(header + b"page data")
+    assert reader.struct(top=True) == {1: 0, 2: 1_000, 3: 40} and reader.at == len(header)
+
 
 def test_column_chunks_that_overlap_are_refused_before_their_pages_are_read(tmp_path: Path) -> None:
     """Re-review R36: 4,096 column chunks pointing at the same 64 KiB page header made the walk read it 4,096 times in
@@ -570,3 +583,7 @@ def test_a_csv_frame_of_lines_ending_at_carriage_returns_is_counted(tmp_path: Pa
     check_lines(path, bounds)
     path.write_bytes(b"a,b\r1,2\r")
     check_lines(path, bounds)
+    # re-review R37: a quoted line break in the header hid the columns after it (2 counted, 5,001 decoded)
+    path.write_bytes(b'x,"\n",' + b",".join(b"c%d" % i for i in range(5_000)) + b"\n1\n")
+    with pytest.raises(UnsafeInput, match="header line holds a quote"):
+        check_lines(path, bounds)

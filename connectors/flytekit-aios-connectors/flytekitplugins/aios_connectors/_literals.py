@@ -461,6 +461,8 @@ def check_lines(copy: Path, bounds: FrameBounds) -> None:
                     raise refuse(f"its CSV files hold more than {bounds.rows} rows (lines); split it")
                 chunk = fh.read(1 << 20)
         first = head.splitlines()[0] if head else b""
+        if b'"' in first:  # (re-review R37: a quoted line break in the header hid 5,000 columns after it)
+            raise refuse("its header line holds a quote: name the columns without quotes or line breaks")
         try:
             header = next(csv.reader([first.decode("utf-8", "replace")]), [])
         except csv.Error as e:  # (re-review R36: it escaped as another error, unaudited)
@@ -557,11 +559,20 @@ class _Pages:
         return uncompressed, compressed, pos + reader.at
 
 
+def _int(n: int, bits: int) -> int:
+    """``n`` cast to a signed integer of ``bits`` bits, as C++ casts it (Thrift's reader, Arrow's)."""
+    n &= (1 << bits) - 1
+    return n - (1 << bits) if n >> (bits - 1) else n
+
+
 class _Compact:
-    """Just enough of Thrift's compact protocol to read a Parquet page header's top-level 32-bit integers as Thrift's
-    own reader does (a varint truncated to 32 bits, then unzigzagged; a field of another type than its declared one
-    skipped) and skip the rest, nesting of structs, lists, sets and maps counted together (a header is at most
-    :data:`MAX_PAGE_HEADER` bytes here: one longer is refused)."""
+    """Thrift's compact protocol, read exactly as Thrift's C++ reader (Arrow's) reads it, for a Parquet page header:
+    varints cut to 32 bits before they are unzigzagged, 16-bit field ids (a long-form id cut to 16 bits, a delta added
+    and wrapped in 16 bits), a boolean in a list, set or map one byte, a field of another type than its declared one
+    skipped; nesting of every kind counted. The header's own fields must have the plain layout every writer gives them
+    (short-form ids from 1 to 8, increasing, no repeats), else it is refused: re-reviews R36 and R37 had a size read
+    otherwise than Thrift reads it (bit 33 set, a long-form or wrapping field id, booleans in a map) jump the walk
+    past a page the decoder then read. A header is at most :data:`MAX_PAGE_HEADER` bytes here."""
 
     I32 = 5
 
@@ -586,13 +597,23 @@ class _Compact:
             if shift > 63:
                 raise refuse("a page header holds a malformed number")
 
-    def zigzag(self, bits: int = 64) -> int:
-        n = self.varint() & ((1 << bits) - 1)
-        return (n >> 1) ^ -(n & 1)
+    def zigzag(self, bits: int) -> int:
+        """A zigzag varint of ``bits`` (16, 32 or 64) as Thrift reads one: 16 and 32 bits from a varint cut to 32."""
+        n = self.varint() & ((1 << (64 if bits == 64 else 32)) - 1)
+        return _int((n >> 1) ^ -(n & 1), bits)
 
-    def value(self, kind: int) -> int | None:
-        """Read (integers) or skip (everything else) one value of compact type ``kind``."""
-        if kind in (1, 2):  # a boolean field's value is in its type
+    def size(self) -> int:
+        n = _int(self.varint(), 32)
+        if n < 0:
+            raise refuse("a page header holds a negative size: it is not a Parquet page")
+        return n
+
+    def value(self, kind: int, element: bool = False) -> int | None:
+        """Read (integers) or skip (everything else) one value of compact type ``kind``; ``element``: inside a list,
+        set or map, where a boolean is a byte of its own (a field's is in its type)."""
+        if kind in (1, 2):
+            if element:
+                self.byte()
             return None
         if kind == 3:
             self.byte()
@@ -605,7 +626,7 @@ class _Compact:
         elif kind == 7:
             self.skip(8)
         elif kind == 8:
-            self.skip(self.varint())
+            self.skip(self.size())
         elif kind in (9, 10, 11, 12):
             self.nested(kind)
         else:
@@ -620,18 +641,18 @@ class _Compact:
         if kind == 12:
             self.struct()
         elif kind == 11:
-            size = self.varint()
+            size = self.size()
             types = self.byte() if size else 0
             for _ in range(size):
-                self.value(types >> 4)
-                self.value(types & 0x0F)
+                self.value(types >> 4, element=True)
+                self.value(types & 0x0F, element=True)
         else:
             head = self.byte()
             size, element = head >> 4, head & 0x0F
             if size == 15:
-                size = self.varint()
+                size = self.size()
             for _ in range(size):
-                self.byte() if element in (1, 2) else self.value(element)
+                self.value(element, element=True)
         self.depth -= 1
 
     def skip(self, n: int) -> None:
@@ -648,7 +669,9 @@ class _Compact:
             if kind == 0:
                 return fields
             delta = head >> 4
-            field = field + delta if delta else self.zigzag(16)
+            if top and (not delta or not field < field + delta <= 8):
+                raise refuse("a page header's fields are not laid out as a writer lays them out: not a Parquet page")
+            field = _int(field + delta, 16) if delta else self.zigzag(16)
             got = self.value(kind)
             if top and kind == self.I32 and got is not None:  # the page sizes are i32: another type is skipped
                 fields[field] = got
