@@ -372,7 +372,7 @@ def check_footers(copy: Path, bounds: FrameBounds) -> None:
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    files = [copy] if copy.is_file() else sorted(p for p in copy.rglob("*") if p.is_file())
+    files = _frame_files(copy)
     rows = size = decoded = footers = chunks = 0
     pages = _Pages()
     for f in files:
@@ -443,7 +443,7 @@ def check_lines(copy: Path, bounds: FrameBounds) -> None:
     its rows were counted; R36: lines ending at ``\\r`` alone were not counted (8 MB of them: 4.2 GB)."""
     import csv
 
-    files = [copy] if copy.is_file() else sorted(p for p in copy.rglob("*") if p.is_file())
+    files = _frame_files(copy)
     size = lines = 0
     most = bounds.rows + len(files)
     for f in files:
@@ -469,6 +469,11 @@ def check_lines(copy: Path, bounds: FrameBounds) -> None:
             raise refuse(f"its header line could not be read as CSV ({e})") from None
         if len(header) > bounds.columns:
             raise refuse(f"it has {len(header)} columns; a served frame has at most {bounds.columns}")
+
+
+def _frame_files(copy: Path) -> list[Path]:
+    """The files of a served frame's private copy: the file itself, or every file under the folder, in order."""
+    return [copy] if copy.is_file() else sorted(p for p in copy.rglob("*") if p.is_file())
 
 
 def _footer_length(f: Path) -> int:
@@ -669,7 +674,7 @@ class _Compact:
             if kind == 0:
                 return fields
             delta = head >> 4
-            if top and (not delta or not field < field + delta <= 8):
+            if top and (not delta or field + delta > 8):  # short form only: ids increase by its delta
                 raise refuse("a page header's fields are not laid out as a writer lays them out: not a Parquet page")
             field = _int(field + delta, 16) if delta else self.zigzag(16)
             got = self.value(kind)
